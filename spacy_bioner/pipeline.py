@@ -1,0 +1,343 @@
+"""The `bio_ner` component: a per-token IOB2 tagger with well-formed decoding."""
+
+from collections import Counter
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model
+from thinc.types import Floats2d, Ints1d
+from wasabi import msg
+
+from .annotation import SCORES_ATTR, gold_spans, merge_into_ents
+from .decoding import (
+    OUTSIDE,
+    log_softmax,
+    make_tags,
+    pad_batch,
+    tags_to_spans,
+    transition_mask,
+    viterbi,
+)
+from .layers import crf_negative_log_likelihood, crf_scores, forward_backward
+from .losses import ClassWeightedCrossentropy
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy_bioner.TokenTagger.v1"
+crf = false
+dropout = 0.1
+
+[model.tok2vec]
+@architectures = "spacy.Tok2Vec.v2"
+
+[model.tok2vec.embed]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 96
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [5000, 1000, 2500, 2500]
+include_static_vectors = false
+
+[model.tok2vec.encode]
+@architectures = "spacy.MaxoutWindowEncoder.v2"
+width = 96
+depth = 4
+window_size = 1
+maxout_pieces = 3
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+
+
+@Language.factory(
+    "bio_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "loss": {
+            "@losses": "spacy_bioner.ClassWeightedCrossentropy.v1",
+            "scheme": "none",
+            "granularity": "bio",
+            "beta": 0.999,
+        },
+        "spans_key": "ents",
+        "scorer": {"@scorers": "spacy_bioner.bio_ner_scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_bio_ner(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], List[Floats2d]],
+    loss: ClassWeightedCrossentropy,
+    spans_key: str,
+    scorer: Optional[Callable],
+) -> "BioNER":
+    """Create a `bio_ner` head.
+
+    model: a TokenTagger: tag scores per token.
+    loss: the class-weighted cross-entropy (its weights also scale the CRF
+        gradient when the model has a CRF).
+    spans_key: the head's span group: predictions go to doc.spans[spans_key]
+        with their scores, and training reads gold entities from there.
+    scorer: reports ents_* and spans_<spans_key>_*.
+    """
+    return BioNER(nlp.vocab, model, name, loss=loss, spans_key=spans_key, scorer=scorer)
+
+
+class BioNER(TrainablePipe):
+    """Tags tokens with IOB2 tags and writes the entities to doc.ents and doc.spans."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "bio_ner",
+        *,
+        loss: ClassWeightedCrossentropy,
+        spans_key: str = "ents",
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.loss = loss
+        self.scorer = scorer
+        self.cfg: Dict[str, Any] = {"labels": [], "spans_key": spans_key, "class_weights": None}
+        # Labels of gold entities outside the head's label set, warned once each.
+        self._unknown_labels: set = set()
+        self._warned_labels: set = set()
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def tags(self) -> List[str]:
+        return make_tags(self.labels)
+
+    @property
+    def spans_key(self) -> str:
+        return self.cfg["spans_key"]
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    @property
+    def _crf(self) -> Optional[Model]:
+        return self.model.get_ref("crf") if self.model.has_ref("crf") else None
+
+    def add_label(self, label: str) -> int:
+        if label in self.labels:
+            return 0
+        self._allow_extra_label()
+        self.cfg["labels"] = sorted([*self.labels, label])
+        self.vocab.strings.add(label)
+        return 1
+
+    def _allow_extra_label(self) -> None:
+        if self.model.has_dim("nO") and self.model.get_dim("nO") is not None:
+            raise ValueError(
+                f"Cannot add labels to the initialised bio_ner component {self.name!r}: "
+                "retrain it (spacy train) with the new labels in the corpus."
+            )
+
+    # Inference ---------------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """Per doc: the decoded tag ids and each token's confidence in its tag."""
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return [(np.zeros((len(d),), dtype="i"), np.ones((len(d),), dtype="f")) for d in docs]
+        scores = [self.model.ops.to_numpy(s) for s in self.model.predict(docs)]
+        mask = transition_mask(self.tags)
+        if self._crf is not None:
+            transitions, start, end = crf_scores(self._crf, mask)
+            potentials = scores
+        else:
+            (transitions, start), end = mask, np.zeros((len(self.tags),), dtype="f")
+            potentials = [log_softmax(s) for s in scores]
+        paths = viterbi(potentials, transitions, start, end)
+        confidences = self._confidences(potentials, paths, transitions, start, end)
+        return list(zip(paths, confidences))
+
+    def _confidences(self, potentials, paths, transitions, start, end) -> List[np.ndarray]:
+        """Each token's probability of its decoded tag: softmax, or CRF marginals."""
+        if self._crf is None:
+            return [np.exp(p[np.arange(len(path)), path]) for p, path in zip(potentials, paths)]
+        keep = [i for i, p in enumerate(potentials) if len(p)]
+        confidences = [np.ones((len(path),), dtype="f") for path in paths]
+        padded, lengths = pad_batch([potentials[i].astype("float64") for i in keep])
+        _, marginals, _ = forward_backward(padded, lengths, transitions, start, end)
+        for row, i in enumerate(keep):
+            confidences[i] = marginals[row, np.arange(lengths[row]), paths[i]].astype("f")
+        return confidences
+
+    def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
+        tags = self.tags
+        for doc, (path, confidence) in zip(docs, predictions):
+            spans, scores = [], []
+            for start, end, label in tags_to_spans([tags[i] for i in path]):
+                spans.append(Span(doc, start, end, label=label))
+                scores.append(float(confidence[start:end].mean()))
+            group = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={SCORES_ATTR: scores})
+            doc.spans[self.spans_key] = group
+            merge_into_ents(doc, list(group), scores)
+
+    # Training ----------------------------------------------------------------
+
+    def _gold_tags(self, example: Example, unknown_labels: set) -> np.ndarray:
+        """Gold tag id per predicted token; -1 where unknown or unannotated.
+
+        Entities whose label is not among the head's labels are added to
+        `unknown_labels`, and their tokens count as unannotated.
+        """
+        n_tokens = len(example.predicted)
+        spans = gold_spans(example.reference, self.spans_key)
+        if spans is None:
+            return np.full((n_tokens,), -1, dtype="i")
+        tag_ids = {tag: i for i, tag in enumerate(self.tags)}
+        reference = np.zeros((len(example.reference),), dtype="i")
+        for span in spans:
+            if span.label_ not in self.labels:
+                unknown_labels.add(span.label_)
+                reference[span.start : span.end] = -1
+                continue
+            reference[span.start] = tag_ids[f"B-{span.label_}"]
+            reference[span.start + 1 : span.end] = tag_ids[f"I-{span.label_}"]
+        if _same_tokens(example):
+            return reference
+        # Only tokens aligned one-to-one with a reference token carry its tag.
+        x2y, y2x = example.alignment.x2y, example.alignment.y2x
+        gold = np.full((n_tokens,), -1, dtype="i")
+        one_to_one = np.flatnonzero(x2y.lengths == 1)
+        targets = x2y.data[np.cumsum(x2y.lengths)[one_to_one] - 1]
+        single = y2x.lengths[targets] == 1
+        gold[one_to_one[single]] = reference[targets[single]]
+        return gold
+
+    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
+        validate_examples(examples, "BioNER.get_loss")
+        truths = [self._gold_tags(eg, self._unknown_labels) for eg in examples]
+        if self._crf is not None:
+            weights = self.loss.token_weights(truths)
+            return crf_negative_log_likelihood(
+                self._crf, scores, truths, weights, transition_mask(self.tags)
+            )
+        d_scores, loss = self.loss(scores, truths)
+        return loss, d_scores
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd=None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BioNER.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        self._warn_unknown_labels()
+        return losses
+
+    def _warn_unknown_labels(self) -> None:
+        new = self._unknown_labels - self._warned_labels
+        self._unknown_labels.clear()
+        if new:
+            self._warned_labels.update(new)
+            msg.warn(
+                f"{self.name}: gold entities labelled {sorted(new)} are not among this head's "
+                f"labels {list(self.labels)}; their tokens are treated as unannotated. "
+                "Add the labels to the corpus the head is initialised on, or check "
+                f"the span key {self.spans_key!r}."
+            )
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Collect labels and tag counts, fit the class weights, shape the model.
+
+        labels: the head's entity labels; by default every label of the gold
+            entities in documents annotated for this head.
+        """
+        validate_get_examples(get_examples, "BioNER.initialize")
+        annotated = [
+            (eg, spans)
+            for eg in get_examples()
+            if (spans := gold_spans(eg.reference, self.spans_key)) is not None
+        ]
+        if labels is None:
+            labels = sorted({span.label_ for _, spans in annotated for span in spans})
+        if not labels:
+            raise ValueError(
+                f"No entity labels for bio_ner component {self.name!r}: no training document "
+                f"has doc.spans[{self.spans_key!r}] or doc.ents. Convert the corpus with "
+                "`python -m spacy_bioner convert`, or set the component's spans_key."
+            )
+        self.cfg["labels"] = sorted(labels)
+        for label in self.labels:
+            self.vocab.strings.add(label)
+        tag_counts = Counter(
+            self.tags[t] for eg, _ in annotated for t in self._gold_tags(eg, set()) if t >= 0
+        )
+        self.cfg["class_weights"] = self.loss.fit(tag_counts, self.tags)
+        self._print_class_weights(tag_counts)
+        n_tags = len(self.tags)
+        self.model.get_ref("output_layer").set_dim("nO", n_tags)
+        if self._crf is not None:
+            self._crf.set_dim("nO", n_tags)
+        sample = [eg.predicted for eg, _ in islice(annotated, 10)] or [
+            eg.predicted for eg in islice(get_examples(), 10)
+        ]
+        self.model.initialize(X=sample)
+
+    def _print_class_weights(self, tag_counts: Counter) -> None:
+        msg.info(
+            f"{self.name}: class weights ({self.loss.scheme}, {self.loss.granularity}) "
+            f"for {len(self.labels)} labels"
+        )
+        rows = [(tag, tag_counts.get(tag, 0), f"{w:.4f}") for tag, w in zip(self.tags, self.cfg["class_weights"])]
+        msg.table(rows, header=("tag", "train tokens", "weight"), divider=True)
+
+    # Serialization -------------------------------------------------------------
+
+    def _restore_loss_weights(self) -> None:
+        if self.cfg.get("class_weights") is not None:
+            self.loss.class_weights = np.asarray(self.cfg["class_weights"], dtype="f")
+
+    def from_disk(self, path, *, exclude=tuple()) -> "BioNER":
+        super().from_disk(path, exclude=exclude)
+        self._restore_loss_weights()
+        return self
+
+    def from_bytes(self, bytes_data, *, exclude=tuple()) -> "BioNER":
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._restore_loss_weights()
+        return self
+
+
+def _same_tokens(example: Example) -> bool:
+    predicted, reference = example.predicted, example.reference
+    return len(predicted) == len(reference) and all(
+        p.text == r.text for p, r in zip(predicted, reference)
+    )
