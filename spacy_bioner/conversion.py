@@ -1,0 +1,196 @@
+"""Conversion reports, DocBin writing and DocBin -> IOB export.
+
+A corpus conversion must say what it changed: the readers record every
+entity they repaired, moved to token boundaries or dropped in a
+`ConversionReport`, and the `convert` command refuses to write a corpus that
+lost more than a given fraction of its entities.
+"""
+
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+from spacy.tokens import Doc, DocBin, Span
+from spacy.util import filter_spans
+
+
+class ConversionError(ValueError):
+    """Bad input; the message is one line naming the file and line or PMID."""
+
+
+# Kinds of `Issue`. "repaired", "expanded" and "dropped" change the entities;
+# "composite" and "relation" only say what was kept as is or skipped.
+REPAIRED = "repaired"
+EXPANDED = "expanded"
+DROPPED = "dropped"
+COMPOSITE = "composite"
+RELATION = "relation"
+
+_KIND_TITLES = {
+    REPAIRED: "repaired I-/E- tags",
+    EXPANDED: "misaligned, expanded",
+    DROPPED: "dropped",
+    COMPOSITE: "composite, kept whole",
+    RELATION: "relations, ignored",
+}
+
+
+@dataclass
+class Issue:
+    """One thing a reader changed or skipped, and where."""
+
+    kind: str
+    where: str
+    reason: str
+    label: str = ""
+    doc_index: int = -1
+
+
+@dataclass
+class ConversionReport:
+    """What a reader produced from one input file, and what it changed."""
+
+    source: str
+    documents: int = 0
+    sentences: int = 0
+    tokens: int = 0
+    entities: Counter = field(default_factory=Counter)
+    issues: List[Issue] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> List[Issue]:
+        return [issue for issue in self.issues if issue.kind == kind]
+
+    @property
+    def repaired(self) -> List[Issue]:
+        return self.of_kind(REPAIRED)
+
+    @property
+    def expanded(self) -> List[Issue]:
+        return self.of_kind(EXPANDED)
+
+    @property
+    def dropped(self) -> List[Issue]:
+        return self.of_kind(DROPPED)
+
+    @property
+    def input_entities(self) -> int:
+        """Entities in the input: the converted ones plus the dropped ones."""
+        return sum(self.entities.values()) + len(self.dropped)
+
+    @property
+    def loss_fraction(self) -> float:
+        """Fraction of input entities not kept exactly: dropped or expanded."""
+        total = self.input_entities
+        return (len(self.dropped) + len(self.expanded)) / total if total else 0.0
+
+    def count_docs(self, docs: Sequence[Doc], spans_key: Optional[str] = None) -> None:
+        """Set the document, sentence, token and entity counts from `docs`."""
+        self.documents = len(docs)
+        self.sentences = sum(_n_sents(doc) for doc in docs)
+        self.tokens = sum(len(doc) for doc in docs)
+        self.entities = Counter(
+            span.label_ for doc in docs for span in _get_spans(doc, spans_key)
+        )
+
+    def subset(
+        self, docs: Sequence[Doc], start: int, end: int, spans_key: Optional[str] = None
+    ) -> "ConversionReport":
+        """The report of documents [start, end) of this conversion (`docs`)."""
+        report = ConversionReport(source=self.source)
+        report.count_docs(docs[start:end], spans_key)
+        report.issues = [i for i in self.issues if start <= i.doc_index < end]
+        return report
+
+    def table(self, title: str = "", max_examples: int = 10) -> str:
+        """A printable summary: counts, then what was changed and why."""
+        rows = [
+            ("documents", self.documents),
+            ("sentences", self.sentences),
+            ("tokens", self.tokens),
+            ("entities", sum(self.entities.values())),
+        ]
+        rows += [(f"  {label}", n) for label, n in sorted(self.entities.items())]
+        rows += [(title_, len(self.of_kind(kind))) for kind, title_ in _KIND_TITLES.items()]
+        width = max(len(name) for name, _ in rows + [("lost (dropped+expanded)", 0)])
+        lines = [f"{title}  (from {self.source})" if title else self.source]
+        lines += [f"  {name:<{width}}  {n:>9,}" for name, n in rows]
+        lines.append(f"  {'lost (dropped+expanded)':<{width}}  {self.loss_fraction:>9.3%}")
+        for kind in (REPAIRED, EXPANDED, DROPPED, COMPOSITE):
+            issues = self.of_kind(kind)
+            for issue in issues[:max_examples]:
+                label = f" {issue.label}" if issue.label else ""
+                lines.append(f"  {kind}{label} at {issue.where}: {issue.reason}")
+            if len(issues) > max_examples:
+                lines.append(f"  ... and {len(issues) - max_examples} more {kind}")
+        return "\n".join(lines)
+
+
+def _n_sents(doc: Doc) -> int:
+    if len(doc) == 0:
+        return 0
+    if doc.has_annotation("SENT_START"):
+        return sum(1 for _ in doc.sents)
+    return 1
+
+
+def _get_spans(doc: Doc, spans_key: Optional[str]) -> Iterable[Span]:
+    if spans_key is None:
+        return doc.ents
+    return doc.spans[spans_key] if spans_key in doc.spans else []
+
+
+def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
+    """Write `docs` (with user_data) to a .spacy file, atomically.
+
+    The file appears complete or not at all: it is written to a temporary
+    file in the same directory and then renamed over `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = DocBin(docs=docs, store_user_data=True).to_bytes()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file_:
+            file_.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def docs_to_iob(
+    docs: Iterable[Doc], spans_key: Optional[str] = None
+) -> List[List[Tuple[str, str]]]:
+    """Sentences of (token text, IOB2 tag), for round trips and seqeval.
+
+    Entities come from `doc.spans[spans_key]` (a doc without the key has no
+    entities), or from `doc.ents` when `spans_key` is None. Overlapping spans
+    are reduced with `spacy.util.filter_spans` (longest first). A doc without
+    sentence boundaries is one sentence; an entity that crosses a sentence
+    boundary restarts with B- in the next sentence, so every sequence is
+    valid IOB2.
+    """
+    sentences: List[List[Tuple[str, str]]] = []
+    for doc in docs:
+        tags = ["O"] * len(doc)
+        for span in filter_spans(list(_get_spans(doc, spans_key))):
+            tags[span.start] = f"B-{span.label_}"
+            for i in range(span.start + 1, span.end):
+                tags[i] = f"I-{span.label_}"
+        bounds = (
+            [(sent.start, sent.end) for sent in doc.sents]
+            if doc.has_annotation("SENT_START")
+            else [(0, len(doc))]
+        )
+        for start, end in bounds:
+            if start == end:
+                continue
+            sent = [(doc[i].text, tags[i]) for i in range(start, end)]
+            if sent[0][1].startswith("I-"):
+                sent[0] = (sent[0][0], "B-" + sent[0][1][2:])
+            sentences.append(sent)
+    return sentences
