@@ -84,8 +84,10 @@ class ClassWeightedCrossentropy(Loss):
         """Set the weights from training tag counts, in the order of `tags`."""
         counts = {tag: tag_counts.get(tag, 0) for tag in tags}
         weights = compute_class_weights(counts, self.scheme, self.granularity, self.beta)
-        self.class_weights = np.asarray([weights[tag] for tag in tags], dtype="f")
-        return self.class_weights.tolist()
+        # 6 significant digits survive the JSON of the component's cfg exactly.
+        rounded = [float(f"{weights[tag]:.6g}") for tag in tags]
+        self.class_weights = np.asarray(rounded, dtype="f")
+        return rounded
 
     def token_weights(self, truths: Sequence[np.ndarray]) -> List[np.ndarray]:
         """The weight of each token's gold tag; 1 where the gold is missing."""

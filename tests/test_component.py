@@ -1,0 +1,162 @@
+import numpy as np
+import pytest
+import spacy
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from thinc.api import Adam
+
+from spacy_bioner.decoding import is_well_formed
+from toy import TRANSFORMER_PIPELINE_CONFIG, make_tiny_bert, toy_examples
+
+SCHEMES = ["none", "inverse_frequency", "welt", "ens"]
+SMALL_TOK2VEC = {
+    "@architectures": "spacy.HashEmbedCNN.v2",
+    "width": 64,
+    "depth": 2,
+    "embed_size": 500,
+    "window_size": 1,
+    "maxout_pieces": 2,
+    "subword_features": True,
+    "pretrained_vectors": None,
+}
+
+
+def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba"):
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "bio_ner",
+        name=name,
+        config={
+            "spans_key": spans_key,
+            "model": {"crf": crf, "tok2vec": SMALL_TOK2VEC},
+            "loss": {"scheme": scheme},
+        },
+    )
+    return nlp
+
+
+def train(nlp, examples, steps, lr=0.01):
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(lr)
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer)
+    return nlp
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_toy_corpus_is_learned_perfectly(scheme, crf):
+    nlp = make_nlp(scheme, crf)
+    examples = toy_examples(nlp, 40)
+    train(nlp, examples, steps=60)
+    scores = nlp.evaluate(examples)
+    assert scores["ents_f"] == 1.0
+    assert scores["spans_jnlpba_f"] == 1.0
+    assert nlp.get_pipe("jnlpba").labels == ("cell_type", "protein")
+
+
+def test_predictions_are_well_formed_and_scored_even_untrained():
+    nlp = make_nlp(crf=True)
+    examples = toy_examples(nlp, 10)
+    nlp.initialize(lambda: examples)
+    ner = nlp.get_pipe("jnlpba")
+    for doc in nlp.pipe(eg.reference.text for eg in examples):
+        path = [t.ent_iob_ + ("-" + t.ent_type_ if t.ent_type_ else "") for t in doc]
+        assert is_well_formed(["O" if t == "O" else t for t in path])
+        group = doc.spans["jnlpba"]
+        assert len(group.attrs["scores"]) == len(group)
+        assert all(0.0 <= s <= 1.0 for s in group.attrs["scores"])
+    assert ner.cfg["class_weights"] is not None
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_serialization_round_trip(tmp_path, crf):
+    nlp = make_nlp("welt", crf)
+    examples = toy_examples(nlp, 30)
+    train(nlp, examples, steps=5)
+    texts = [eg.reference.text for eg in examples]
+    before = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+    weights = nlp.get_pipe("jnlpba").loss.class_weights.copy()
+    nlp.to_disk(tmp_path / "nlp")
+    for loaded in (spacy.load(tmp_path / "nlp"), make_nlp("welt", crf).from_bytes(nlp.to_bytes())):
+        ner = loaded.get_pipe("jnlpba")
+        assert np.array_equal(ner.loss.class_weights, weights)
+        assert np.array_equal(np.asarray(ner.cfg["class_weights"], dtype="f"), weights)
+        after = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in loaded.pipe(texts)]
+        assert after == before
+
+
+def test_head_does_not_learn_from_documents_without_its_annotation():
+    """The BC5CDR head must learn nothing from JNLPBA documents, and vice versa."""
+    nlp = make_nlp(spans_key="jnlpba", name="jnlpba")
+    nlp.add_pipe(
+        "bio_ner", name="bc5cdr", config={"spans_key": "bc5cdr", "model": {"tok2vec": SMALL_TOK2VEC}}
+    )
+    jnlpba = toy_examples(nlp, 20, spans_key="jnlpba")
+    bc5cdr = []
+    for words, label in [(["aspirin", "causes", "nausea"], None)] * 10:
+        ref = Doc(nlp.vocab, words=words)
+        spans = [Span(ref, 0, 1, "Chemical"), Span(ref, 2, 3, "Disease")]
+        ref.ents = spans
+        ref.spans["bc5cdr"] = spans
+        bc5cdr.append(Example(Doc(nlp.vocab, words=words), ref))
+    nlp.initialize(lambda: jnlpba + bc5cdr)
+    assert nlp.get_pipe("jnlpba").labels == ("cell_type", "protein")
+    assert nlp.get_pipe("bc5cdr").labels == ("Chemical", "Disease")
+    head = nlp.get_pipe("bc5cdr")
+    params = {
+        (node.id, name): node.get_param(name).copy()
+        for node in head.model.walk()
+        for name in node.param_names
+        if node.has_param(name)
+    }
+    losses = nlp.update(jnlpba, sgd=Adam(0.01))
+    assert losses["bc5cdr"] == 0.0
+    assert losses["jnlpba"] > 0.0
+    for node in head.model.walk():
+        for name in node.param_names:
+            if node.has_param(name):
+                assert np.array_equal(node.get_param(name), params[(node.id, name)]), name
+
+
+def test_entities_outside_the_label_set_are_reported_not_learned(capsys):
+    nlp = make_nlp()
+    examples = toy_examples(nlp, 10)
+    nlp.initialize(lambda: examples)
+    words = ["aspirin", "activates", "IL-2"]
+    ref = Doc(nlp.vocab, words=words)
+    ref.spans["jnlpba"] = [Span(ref, 0, 1, "Chemical"), Span(ref, 2, 3, "protein")]
+    example = Example(Doc(nlp.vocab, words=words), ref)
+    head = nlp.get_pipe("jnlpba")
+    unknown = set()
+    gold = head._gold_tags(example, unknown)
+    assert unknown == {"Chemical"}
+    assert gold[0] == -1 and gold[1] == 0 and head.tags[gold[2]] == "B-protein"
+    nlp.update([example], sgd=Adam(0.01))
+    assert "Chemical" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_transformer_pipeline_learns_and_covers_long_documents(tiny_bert, tmp_path, crf):
+    config = spacy.util.load_config_from_str(
+        TRANSFORMER_PIPELINE_CONFIG.format(encoder=tiny_bert, crf=str(crf).lower())
+    )
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    examples = toy_examples(nlp, 30)
+    train(nlp, examples, steps=40, lr=0.005)
+    assert nlp.evaluate(examples)["ents_f"] >= 0.95
+    # An entity after 1,000 tokens: far past the 16-token window and any
+    # encoder limit, found because strided windows cover the whole document.
+    filler = ["the", "expression", "of"] * 340
+    words = filler + ["IL-2", "activates", "T", "cells"]
+    doc = nlp(Doc(nlp.vocab, words=words))
+    assert (len(filler), len(filler) + 1, "protein") in [(e.start, e.end, e.label_) for e in doc.ents]
+    nlp.to_disk(tmp_path / "trf")
+    reloaded = spacy.load(tmp_path / "trf")
+    again = reloaded(Doc(reloaded.vocab, words=words))
+    assert [(e.start, e.end, e.label_) for e in again.ents] == [(e.start, e.end, e.label_) for e in doc.ents]

@@ -1,0 +1,91 @@
+import itertools
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from spacy_bioner.decoding import (
+    is_well_formed,
+    make_tags,
+    tags_to_spans,
+    transition_mask,
+    viterbi,
+)
+
+LABEL_SETS = [["X"], ["DNA", "protein"], ["Chemical", "Disease", "RNA"]]
+
+
+@st.composite
+def score_batches(draw):
+    tags = make_tags(draw(st.sampled_from(LABEL_SETS)))
+    lengths = draw(st.lists(st.integers(0, 9), min_size=1, max_size=4))
+    scores = [
+        draw(arrays("f", (n, len(tags)), elements=st.floats(-20, 20, width=32)))
+        for n in lengths
+    ]
+    return tags, scores
+
+
+def path_score(path, scores, transitions, start, end):
+    total = start[path[0]] + end[path[-1]] + sum(scores[t, k] for t, k in enumerate(path))
+    return total + sum(transitions[a, b] for a, b in zip(path, path[1:]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(score_batches())
+def test_constrained_viterbi_is_always_well_formed(batch):
+    tags, scores = batch
+    transitions, start = transition_mask(tags)
+    paths = viterbi(scores, transitions, start, np.zeros(len(tags), dtype="f"))
+    assert [len(p) for p in paths] == [len(s) for s in scores]
+    for path in paths:
+        assert is_well_formed([tags[i] for i in path])
+
+
+@settings(max_examples=200, deadline=None)
+@given(score_batches())
+def test_viterbi_without_constraints_is_argmax(batch):
+    tags, scores = batch
+    n = len(tags)
+    paths = viterbi(scores, np.zeros((n, n), "f"), np.zeros(n, "f"), np.zeros(n, "f"))
+    for path, score in zip(paths, scores):
+        if len(path):
+            # Near-ties may be broken either way: compare the scores reached.
+            reached = score[np.arange(len(path)), path]
+            np.testing.assert_allclose(reached, score.max(axis=1), atol=1e-4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(score_batches(), st.integers(0, 2**31 - 1))
+def test_viterbi_finds_the_best_valid_path(batch, seed):
+    tags, scores = batch
+    rng = np.random.default_rng(seed)
+    n = len(tags)
+    mask, start_mask = transition_mask(tags)
+    transitions = mask + rng.normal(size=(n, n)).astype("f")
+    start = start_mask + rng.normal(size=n).astype("f")
+    end = rng.normal(size=n).astype("f")
+    for path, score in zip(viterbi(scores, transitions, start, end), scores):
+        if len(score) == 0 or len(score) > 4:
+            continue
+        best = max(
+            path_score(p, score, transitions, start, end)
+            for p in itertools.product(range(n), repeat=len(score))
+        )
+        assert abs(path_score(list(path), score, transitions, start, end) - best) < 1e-2
+
+
+def test_tags_to_spans():
+    tags = ["B-DNA", "I-DNA", "O", "B-protein", "B-protein", "I-protein", "I-protein"]
+    assert tags_to_spans(tags) == [(0, 2, "DNA"), (3, 4, "protein"), (4, 7, "protein")]
+    assert tags_to_spans([]) == []
+
+
+def test_transition_mask_forbids_only_invalid_continuations():
+    tags = make_tags(["A", "B"])  # O B-A B-B I-A I-B
+    transitions, start = transition_mask(tags)
+    allowed = {(tags[i], tags[j]) for i in range(5) for j in range(5) if transitions[i, j] == 0}
+    assert ("B-A", "I-A") in allowed and ("I-A", "I-A") in allowed
+    assert ("O", "I-A") not in allowed and ("B-B", "I-A") not in allowed
+    assert [t for t, s in zip(tags, start) if s < 0] == ["I-A", "I-B"]

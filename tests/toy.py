@@ -1,0 +1,118 @@
+"""A toy corpus and a tiny random BERT, shared by the component tests.
+
+The BERT is built from a config with a vocabulary of the toy words: nothing
+is downloaded.
+"""
+
+import random
+from pathlib import Path
+from typing import List, Tuple
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+
+PROTEINS = [["IL-2"], ["NF-kappa", "B"], ["p53"], ["c-Rel"]]
+CELLS = [["T", "cells"], ["monocytes"], ["B", "lymphocytes"]]
+FILLER = ["the", "activates", "in", "expression", "of", "was", "induced", "by", "human"]
+
+
+def toy_sentences(n: int, seed: int = 0) -> List[Tuple[List[str], List[Tuple[int, int, str]]]]:
+    """Sentences like 'the p53 expression in T cells was induced by IL-2'."""
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(n):
+        words: List[str] = []
+        ents = []
+        for _ in range(rng.randint(2, 4)):
+            words.extend(rng.sample(FILLER, rng.randint(1, 2)))
+            label, options = rng.choice([("protein", PROTEINS), ("cell_type", CELLS)])
+            mention = rng.choice(options)
+            ents.append((len(words), len(words) + len(mention), label))
+            words.extend(mention)
+        words.append(rng.choice(FILLER))
+        sentences.append((words, ents))
+    return sentences
+
+
+def toy_examples(nlp: Language, n: int = 40, spans_key: str = "jnlpba", seed: int = 0) -> List[Example]:
+    examples = []
+    for words, ents in toy_sentences(n, seed):
+        reference = Doc(nlp.vocab, words=words)
+        spans = [Span(reference, s, e, label=label) for s, e, label in ents]
+        reference.ents = spans
+        reference.spans[spans_key] = spans
+        examples.append(Example(Doc(nlp.vocab, words=words), reference))
+    return examples
+
+
+def all_words() -> List[str]:
+    words = set(FILLER)
+    for mention in PROTEINS + CELLS:
+        words.update(mention)
+    return sorted(words)
+
+
+def make_tiny_bert(path: Path, extra_words: List[str] = ()) -> Path:
+    """Save a randomly initialised 2-layer BERT and its WordPiece vocab."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    pieces = set()
+    for word in list(all_words()) + list(extra_words):
+        for piece in word.replace("-", " - ").split():
+            pieces.add(piece)
+            pieces.add(piece.lower())
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "-"] + sorted(pieces - {"-"})
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=False)
+    tokenizer.model_max_length = 512
+    tokenizer.save_pretrained(str(path))
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(str(path))
+    return path
+
+
+TRANSFORMER_PIPELINE_CONFIG = """
+[nlp]
+lang = "en"
+pipeline = ["transformer", "jnlpba"]
+
+[components]
+
+[components.transformer]
+factory = "transformer"
+
+[components.transformer.model]
+@architectures = "spacy_bioner.Transformer.v1"
+name = "{encoder}"
+fallback = ""
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 16
+stride = 12
+
+[components.jnlpba]
+factory = "bio_ner"
+spans_key = "jnlpba"
+
+[components.jnlpba.model]
+@architectures = "spacy_bioner.TokenTagger.v1"
+crf = {crf}
+
+[components.jnlpba.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "transformer"
+
+[components.jnlpba.model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+"""
