@@ -1,0 +1,400 @@
+"""Readers: the embedded corpora convert with the published counts, bad
+input fails with a one-line message, and random input either converts
+faithfully or raises ConversionError."""
+
+import gzip
+from collections import Counter
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spacy_bioner.conversion import ConversionError, docs_to_iob
+from spacy_bioner.readers import read_iob, read_jnlpba, read_lines, read_pubtator
+from spacy_bioner.tokenizer import make_bio_nlp
+
+ASSETS = Path(__file__).parent.parent / "assets"
+JNLPBA_TRAIN = ASSETS / "jnlpba" / "Genia4ERtask2.iob2.gz"
+JNLPBA_TEST = ASSETS / "jnlpba" / "Genia4EReval2.iob2.gz"
+PUBTATOR = {
+    split: ASSETS / "bc5cdr" / "pubtator" / f"CDR_{name}.PubTator.txt.gz"
+    for split, name in [("train", "TrainingSet"), ("dev", "DevelopmentSet"), ("test", "TestSet")]
+}
+BC5CDR_IOB = {split: ASSETS / "bc5cdr" / "iob" / f"{split}.tsv.gz" for split in ("train", "devel", "test")}
+
+NLP = make_bio_nlp()
+
+
+def iob_sentences(path: Path) -> List[List[Tuple[str, str]]]:
+    """The (token, tag) sentences of an IOB file, read independently of read_iob."""
+    sentences, sent = [], []
+    for line in gzip.open(path, "rt", encoding="utf8"):
+        line = line.rstrip("\n")
+        if not line or line.startswith("###MEDLINE:"):
+            if sent:
+                sentences.append(sent)
+                sent = []
+            continue
+        token, tag = line.split("\t")
+        sent.append((token, tag))
+    if sent:
+        sentences.append(sent)
+    return sentences
+
+
+def pubtator_mentions(path: Path) -> List[Tuple[str, int, int, str]]:
+    """(pmid, start, end, label) of every mention line, read independently."""
+    mentions = []
+    for line in gzip.open(path, "rt", encoding="utf8"):
+        fields = line.rstrip("\n").split("\t")
+        if len(fields) >= 6 and fields[1].isdigit():
+            mentions.append((fields[0], int(fields[1]), int(fields[2]), fields[4]))
+    return mentions
+
+
+# --- the embedded corpora ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jnlpba_train():
+    return read_jnlpba(JNLPBA_TRAIN, NLP.vocab)
+
+
+def test_jnlpba_train_dev_split(jnlpba_train):
+    docs, report = jnlpba_train
+    assert len(docs) == report.documents == 2000
+    n_sents = [len(list(doc.sents)) for doc in docs]
+    assert sum(n_sents[:1800]) == 16807
+    assert sum(n_sents[1800:]) == 1739
+    assert report.sentences == 18546 and report.tokens == 492551
+    assert report.entities == {
+        "protein": 30269, "DNA": 9533, "RNA": 951, "cell_line": 3830, "cell_type": 6718
+    }
+    assert not report.repaired and not report.dropped and not report.expanded
+    assert all(doc.user_data["pmid"].isdigit() for doc in docs)
+    # The spans contract: doc.ents and doc.spans["jnlpba"] are the same spans.
+    for doc in docs[:50]:
+        assert [(s.start, s.end, s.label_) for s in doc.spans["jnlpba"]] == [
+            (s.start, s.end, s.label_) for s in doc.ents
+        ]
+
+
+def test_jnlpba_test():
+    docs, report = read_jnlpba(JNLPBA_TEST, NLP.vocab)
+    assert len(docs) == 404 and report.sentences == 3856 and report.tokens == 101039
+    assert report.entities == {
+        "protein": 5067, "DNA": 1056, "RNA": 118, "cell_line": 500, "cell_type": 1921
+    }
+
+
+def test_jnlpba_round_trip_iob(jnlpba_train):
+    docs, _ = jnlpba_train
+    assert docs_to_iob(docs, spans_key="jnlpba") == iob_sentences(JNLPBA_TRAIN)
+
+
+@pytest.mark.parametrize(
+    "split,chemical,disease", [("train", 5203, 4182), ("dev", 5347, 4244), ("test", 5385, 4424)]
+)
+def test_bc5cdr_pubtator(split, chemical, disease):
+    path = PUBTATOR[split]
+    mentions = pubtator_mentions(path)
+    in_file = Counter(label for *_, label in mentions)
+    assert in_file == {"Chemical": chemical, "Disease": disease}
+
+    docs, report = read_pubtator(path, NLP)
+    assert len(docs) == report.documents == 500
+    # Converted entities plus the reported drops account for every mention.
+    dropped = Counter(issue.label for issue in report.dropped)
+    for label in in_file:
+        assert report.entities[label] + dropped[label] == in_file[label]
+    # Exact alignment, measured against the file's offsets.
+    exact = set()
+    for doc in docs:
+        assert doc.has_annotation("SENT_START")
+        assert list(doc.spans["bc5cdr"]) == list(doc.ents)
+        exact.update(
+            (doc.user_data["pmid"], e.start_char, e.end_char, e.label_) for e in doc.ents
+        )
+    aligned = sum(1 for m in mentions if m in exact)
+    assert aligned / len(mentions) >= 0.995
+    assert aligned + len(report.expanded) + len(report.dropped) == len(mentions)
+    assert len(report.of_kind("relation")) > 1000
+    assert report.loss_fraction < 0.005
+
+
+def test_pubtator_kb_ids_and_composites():
+    docs, report = read_pubtator(PUBTATOR["train"], NLP)
+    first = docs[0]
+    assert first.user_data["pmid"] == "227508"
+    assert (first.ents[0].text, first.ents[0].label_, first.ents[0].kb_id_) == (
+        "Naloxone", "Chemical", "D009270"
+    )
+    assert any(e.kb_id_ == "" for e in first.ents)  # "-1": no MeSH id
+    composites = report.of_kind("composite")
+    assert composites and all("|" in issue.reason for issue in composites)
+
+
+@pytest.mark.parametrize("split,n_sents", [("train", 4560), ("devel", 4581), ("test", 4797)])
+def test_bc5cdr_iob(split, n_sents):
+    path = BC5CDR_IOB[split]
+    docs, report = read_iob(path, NLP.vocab, spans_key="bc5cdr")
+    assert len(docs) == report.sentences == n_sents
+    sentences = iob_sentences(path)
+    b_tags = Counter(tag[2:] for sent in sentences for _, tag in sent if tag.startswith("B-"))
+    assert report.entities == b_tags
+    assert docs_to_iob(docs, spans_key="bc5cdr") == sentences
+
+
+def test_iob_n_sents_groups_sentences():
+    docs, report = read_iob(BC5CDR_IOB["train"], NLP.vocab, n_sents=10)
+    assert len(docs) == 456 and report.sentences == 4560
+    assert docs_to_iob(docs, spans_key="ents") == iob_sentences(BC5CDR_IOB["train"])
+
+
+# --- small inputs: schemes, repairs, errors ----------------------------------
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def ents(doc):
+    return [(e.start, e.end, e.label_) for e in doc.ents]
+
+
+@pytest.mark.parametrize(
+    "tags,scheme",
+    [
+        ("B-P I-P O B-D B-D", "iob2"),
+        ("I-P I-P O I-D B-D", "iob1"),
+        ("B-P E-P O S-D S-D", "bioes"),
+        ("B-P L-P O U-D U-D", "bioes"),
+    ],
+)
+def test_iob_schemes(tmp_path, tags, scheme):
+    lines = "".join(f"w{i}\t{tag}\n" for i, tag in enumerate(tags.split()))
+    path = write(tmp_path, "x.iob", lines.encode())
+    for given in ("auto", scheme):
+        docs, report = read_iob(path, NLP.vocab, scheme=given)
+        assert ents(docs[0]) == [(0, 2, "P"), (3, 4, "D"), (4, 5, "D")]
+        assert not report.repaired
+
+
+def test_iob_repairs_dangling_inside_tag(tmp_path):
+    path = write(tmp_path, "x.iob", b"a\tO\nb\tI-P\nc\tI-P\nd\tB-D\ne\tI-P\n")
+    with pytest.warns(UserWarning, match="x.iob"):
+        docs, report = read_iob(path, NLP.vocab, scheme="iob2")
+    assert ents(docs[0]) == [(1, 3, "P"), (3, 4, "D"), (4, 5, "P")]
+    assert [issue.where for issue in report.repaired] == [f"{path}:2", f"{path}:5"]
+
+
+def test_iob_documents_and_columns(tmp_path):
+    data = b"-DOCSTART- -X- O O\n\nEU NNP B-ORG\nrejects VBZ O\n\n-DOCSTART- -X- O O\n\nPeter NNP B-PER\n"
+    docs, report = read_iob(write(tmp_path, "c.conll", data), NLP.vocab)
+    assert [d.text.split() for d in docs] == [["EU", "rejects"], ["Peter"]]
+    assert report.entities == {"ORG": 1, "PER": 1}
+    assert all("ents" in d.spans for d in docs)
+
+
+def test_crlf_and_bom_accepted(tmp_path):
+    iob = write(tmp_path, "a.iob", "\ufeffIL-2\tB-protein\r\ngene\tI-protein\r\n\r\nx\tO\r\n".encode())
+    docs, _ = read_iob(iob, NLP.vocab)
+    assert [d.text.split() for d in docs] == [["IL-2", "gene"], ["x"]]
+    assert ents(docs[0]) == [(0, 2, "protein")]
+    pubtator = write(
+        tmp_path,
+        "a.pubtator",
+        "\ufeff1|t|Aspirin toxicity.\r\n1|a|None.\r\n1\t0\t7\tAspirin\tChemical\tD001241\r\n\r\n".encode(),
+    )
+    docs, _ = read_pubtator(pubtator, NLP)
+    assert docs[0].text == "Aspirin toxicity. None."
+    assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Aspirin", "D001241")]
+
+
+def test_gzip_detected_by_magic_bytes(tmp_path):
+    path = write(tmp_path, "plain-name.txt", gzip.compress(b"a\tB-X\n"))
+    docs, _ = read_iob(path, NLP.vocab)
+    assert ents(docs[0]) == [(0, 1, "X")]
+
+
+PUBTATOR_DOC = "7|t|Cocaine and heart.\n7|a|It hurts.\n"
+
+BAD_INPUTS = [
+    ("notag.iob", b"a\tO\nlonely\n", "iob", ":2:", "no tag"),
+    ("prefix.iob", b"a\tO\nb\tX-protein\n", "iob", ":2:", "unknown tag"),
+    ("empty.iob", b"", "iob", ":1:", "empty"),
+    ("blank.iob", b"\n\n  \n", "iob", ":1:", "empty"),
+    ("latin1.iob", b"a\tO\n\xe9t\xe9\tO\n", "iob", ":2:", "UTF-8"),
+    ("range.pubtator", (PUBTATOR_DOC + "7\t0\t99\tCocaine\tChemical\t-1\n").encode(), "pubtator", ":3: PMID 7", "outside"),
+    ("neg.pubtator", (PUBTATOR_DOC + "7\t-1\t7\tCocaine\tChemical\t-1\n").encode(), "pubtator", ":3: PMID 7", "outside"),
+    ("text.pubtator", (PUBTATOR_DOC + "7\t0\t7\tcocaine\tChemical\t-1\n").encode(), "pubtator", ":3: PMID 7", "does not match"),
+    ("pmid.pubtator", (PUBTATOR_DOC + "8\t0\t7\tCocaine\tChemical\t-1\n").encode(), "pubtator", ":3: PMID 8", "another document"),
+    ("garbage.pubtator", (PUBTATOR_DOC + "hello\n").encode(), "pubtator", ":3:", "unrecognized"),
+    ("empty.pubtator", b"\n", "pubtator", ":1:", "empty"),
+]
+
+
+@pytest.mark.parametrize("name,data,fmt,where,problem", BAD_INPUTS)
+def test_bad_input_one_line_message(tmp_path, name, data, fmt, where, problem):
+    path = write(tmp_path, name, data)
+    with pytest.raises(ConversionError) as excinfo:
+        if fmt == "iob":
+            read_iob(path, NLP.vocab)
+        else:
+            read_pubtator(path, NLP)
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert f"{path}{where}" in message
+    assert problem in message
+    assert isinstance(excinfo.value, ValueError)
+
+
+def test_truncated_gz(tmp_path):
+    data = gzip.compress(b"".join(b"w%d\tO\n" % i for i in range(2000)))
+    path = write(tmp_path, "cut.iob.gz", data[: len(data) // 2])
+    with pytest.raises(ConversionError, match=r"cut\.iob\.gz:\d+: truncated"):
+        read_lines(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConversionError, match="nope.iob"):
+        read_iob(tmp_path / "nope.iob", NLP.vocab)
+
+
+def test_pubtator_overlaps_and_misalignment(tmp_path):
+    text = "Na+/K+-ATPase and heart failure."
+    lines = [
+        f"9|t|{text}",
+        "9|a|",
+        "9\t0\t2\tNa\tChemical\tD1",
+        "9\t18\t31\theart failure\tDisease\tD2",
+        "9\t24\t31\tfailure\tDisease\tD3",  # inside the longer mention: dropped
+        "9\t20\t27\tart fai\tDisease\tD4",  # mid-token: expanded, then overlaps: dropped
+        "9\tCID\tD1\tD2",
+    ]
+    path = write(tmp_path, "o.pubtator", ("\n".join(lines) + "\n").encode())
+    docs, report = read_pubtator(path, NLP)
+    assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Na", "D1"), ("heart failure", "D2")]
+    assert len(report.dropped) == 2 and len(report.expanded) == 1
+    assert len(report.of_kind("relation")) == 1
+    assert report.input_entities == 4
+    assert report.loss_fraction == pytest.approx(3 / 4)
+    assert "o.pubtator:5 PMID 9" in report.table()
+
+
+# --- fuzzing -------------------------------------------------------------------
+
+LABELS = ["A", "B_c", "cell-type"]
+WORD = st.text(alphabet="abcxyzABC0123", min_size=1, max_size=6)
+
+
+@st.composite
+def tagged_sentences(draw):
+    """Sentences as (words, entities) with non-overlapping (start, end, label)."""
+    sentences = []
+    for _ in range(draw(st.integers(1, 4))):
+        n = draw(st.integers(1, 10))
+        words = draw(st.lists(WORD, min_size=n, max_size=n))
+        entities, i = [], 0
+        while i < n:
+            if draw(st.booleans()):
+                length = draw(st.integers(1, n - i))
+                entities.append((i, i + length, draw(st.sampled_from(LABELS))))
+                i += length
+            else:
+                i += 1
+        sentences.append((words, entities))
+    return sentences
+
+
+def render(words, entities, scheme):
+    tags = ["O"] * len(words)
+    prev_end, prev_label = -1, None
+    for start, end, label in entities:
+        for i in range(start, end):
+            tags[i] = f"I-{label}"
+        if scheme == "iob2" or (scheme == "iob1" and prev_end == start and prev_label == label):
+            tags[start] = f"B-{label}"
+        if scheme == "bioes":
+            tags[start] = f"B-{label}" if end - start > 1 else f"S-{label}"
+            if end - start > 1:
+                tags[end - 1] = f"E-{label}"
+        prev_end, prev_label = end, label
+    return tags
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sentences=tagged_sentences(),
+    scheme=st.sampled_from(["iob1", "iob2", "bioes"]),
+    corruption=st.one_of(st.none(), st.sampled_from(["notag", "badprefix", "nolabel"])),
+    where=st.integers(0, 100),
+)
+def test_fuzz_read_iob(tmp_path, sentences, scheme, corruption, where):
+    lines = []
+    for words, entities in sentences:
+        lines += [f"{w}\t{t}" for w, t in zip(words, render(words, entities, scheme))] + [""]
+    bad_line = None
+    if corruption:
+        bad_line = where % len(lines) + 1
+        lines.insert(bad_line - 1, {"notag": "word", "badprefix": "w\tX-A", "nolabel": "w\tB-"}[corruption])
+    path = write(tmp_path, "fuzz.iob", ("\n".join(lines) + "\n").encode())
+    if bad_line is not None:
+        with pytest.raises(ConversionError, match=f"fuzz.iob:{bad_line}:"):
+            read_iob(path, NLP.vocab, spans_key="k")
+        return
+    docs, report = read_iob(path, NLP.vocab, spans_key="k")
+    assert [(d.text.split(), ents(d)) for d in docs] == [(w, e) for w, e in sentences]
+    assert [[(s.start, s.end, s.label_) for s in d.spans["k"]] for d in docs] == [e for _, e in sentences]
+    assert not report.repaired
+
+
+@st.composite
+def pubtator_docs(draw):
+    words = draw(st.lists(st.text(alphabet="abcdefgh", min_size=1, max_size=6), min_size=2, max_size=15))
+    n_title = draw(st.integers(1, len(words) - 1))
+    title, abstract = " ".join(words[:n_title]), " ".join(words[n_title:])
+    text = f"{title} {abstract}"
+    starts = [0]
+    for w in words[:-1]:
+        starts.append(starts[-1] + len(w) + 1)
+    mentions = []
+    for _ in range(draw(st.integers(0, 6))):
+        i = draw(st.integers(0, len(words) - 1))
+        j = draw(st.integers(i, min(len(words) - 1, i + 3)))
+        mentions.append((starts[i], starts[j] + len(words[j]), draw(st.sampled_from(["Chemical", "Disease"]))))
+    return title, abstract, text, mentions
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=pubtator_docs(), corruption=st.one_of(st.none(), st.sampled_from(["range", "text"])), which=st.integers(0, 10))
+def test_fuzz_read_pubtator(tmp_path, doc, corruption, which):
+    title, abstract, text, mentions = doc
+    lines = [f"42|t|{title}", f"42|a|{abstract}"]
+    lines += [f"42\t{s}\t{e}\t{text[s:e]}\t{label}\tD{k}" for k, (s, e, label) in enumerate(mentions)]
+    bad_line = None
+    if corruption and mentions:
+        k = which % len(mentions)
+        s, e, label = mentions[k]
+        fields = [str(s), str(len(text) + 1), text[s:e]] if corruption == "range" else [str(s), str(e), text[s:e] + "x"]
+        lines[2 + k] = "\t".join(["42", *fields, label, "-1"])
+        bad_line = 3 + k
+    path = write(tmp_path, "fuzz.pubtator", ("\n".join(lines) + "\n").encode())
+    if bad_line is not None:
+        with pytest.raises(ConversionError, match=f"fuzz.pubtator:{bad_line}: PMID 42"):
+            read_pubtator(path, NLP)
+        return
+    docs, report = read_pubtator(path, NLP)
+    (parsed,) = docs
+    assert parsed.text == text
+    kept = [(e.start_char, e.end_char, e.label_) for e in parsed.ents]
+    assert set(kept) <= set(mentions)
+    assert len(kept) + len(report.dropped) == len(mentions)
+    assert not report.expanded  # whole words always align
+    for issue in report.dropped:  # each dropped mention overlaps a kept one
+        assert "overlaps" in issue.reason or "duplicates" in issue.reason
+    assert [(s.start, s.end, s.label_) for s in parsed.spans["bc5cdr"]] == ents(parsed)
