@@ -34,14 +34,14 @@ counted ("relation").
 import re
 import warnings
 import zlib
-from itertools import chain
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, Span
-from spacy.training import Corpus, Example
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
 from spacy.vocab import Vocab
 
 from .conversion import (
@@ -407,10 +407,16 @@ def read_pubtator(
 
 
 def _examples_from_pretokenized(nlp: Language, docs: Iterable[Doc]) -> Iterator[Example]:
+    """Examples whose predicted docs keep the reference tokens and sentences.
+
+    spacy.Corpus would re-tokenize the text (losing GENIA tokens) or, with
+    gold_preproc, cut documents into sentences (losing document context).
+    """
     for ref in docs:
         words = [t.text for t in ref]
         spaces = [bool(t.whitespace_) for t in ref]
-        yield Example(Doc(nlp.vocab, words=words, spaces=spaces), ref)
+        sent_starts = [t.is_sent_start for t in ref] if ref.has_annotation("SENT_START") else None
+        yield Example(Doc(nlp.vocab, words=words, spaces=spaces, sent_starts=sent_starts), ref)
 
 
 def _select(docs: List[Doc], dev_docs: int, part: str) -> List[Doc]:
@@ -488,9 +494,12 @@ def configure_multi_corpus(
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         raise ValueError(f"MultiCorpus: no such corpus: {', '.join(missing)}")
-    corpora = [Corpus(p, limit=limit, max_length=max_length) for p in paths]
 
     def read(nlp: Language) -> Iterator[Example]:
-        return chain.from_iterable(corpus(nlp) for corpus in corpora)
+        for path in paths:
+            docs = DocBin().from_disk(path).get_docs(nlp.vocab)
+            if max_length:
+                docs = (doc for doc in docs if len(doc) <= max_length)
+            yield from _examples_from_pretokenized(nlp, islice(docs, limit or None))
 
     return read
