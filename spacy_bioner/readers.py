@@ -422,11 +422,7 @@ def _examples_from_pretokenized(nlp: Language, docs: Iterable[Doc]) -> Iterator[
 def _select(docs: List[Doc], dev_docs: int, part: str) -> List[Doc]:
     if part == "all" or dev_docs == 0:
         return docs
-    if part == "train":
-        return docs[:-dev_docs]
-    if part == "dev":
-        return docs[-dev_docs:]
-    raise ValueError(f"part must be 'all', 'train' or 'dev', got {part!r}")
+    return docs[:-dev_docs] if part == "train" else docs[-dev_docs:]
 
 
 @spacy.registry.readers("spacy_bioner.IOB.v1")

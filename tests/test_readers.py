@@ -178,8 +178,8 @@ def ents(doc):
 def test_iob_schemes(tmp_path, tags, scheme):
     lines = "".join(f"w{i}\t{tag}\n" for i, tag in enumerate(tags.split()))
     path = write(tmp_path, "x.iob", lines.encode())
-    for given in ("auto", scheme):
-        docs, report = read_iob(path, NLP.vocab, scheme=given)
+    for scheme_arg in ("auto", scheme):
+        docs, report = read_iob(path, NLP.vocab, scheme=scheme_arg)
         assert ents(docs[0]) == [(0, 2, "P"), (3, 4, "D"), (4, 5, "D")]
         assert not report.repaired
 
