@@ -165,7 +165,7 @@ def train_and_evaluate(
     label2id = {label: i for i, label in enumerate(labels)}
     model = AutoModelForTokenClassification.from_pretrained(
         encoder, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id
-    )
+    ).float()  # fp32 master weights even where the checkpoint dtype is kept (transformers 5 loads "auto")
     tokenizer_kwargs = {"add_prefix_space": True} if model.config.model_type in _PREFIX_SPACE_MODEL_TYPES else {}
     tokenizer = AutoTokenizer.from_pretrained(encoder, **tokenizer_kwargs)
     model.to(torch_device)
@@ -187,9 +187,10 @@ def train_and_evaluate(
     model.train()
     for epoch in range(1, epochs + 1):
         order = torch.randperm(len(features), generator=generator).tolist()
-        epoch_loss = 0.0
+        epoch_loss = torch.zeros((), device=torch_device)  # summed on device: no per-step sync
         for step in range(steps_per_epoch):
-            batch = _collate([features[i] for i in order[step * batch_size : (step + 1) * batch_size]], tokenizer.pad_token_id)
+            indices = order[step * batch_size : (step + 1) * batch_size]
+            batch = _collate([features[i] for i in indices], tokenizer.pad_token_id)
             batch = {key: value.to(torch_device) for key, value in batch.items()}
             gold = batch.pop("labels")
             with _autocast(torch_device):
@@ -200,8 +201,9 @@ def train_and_evaluate(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            epoch_loss += loss.item()
-        log(f"epoch {epoch}/{epochs} loss {epoch_loss / steps_per_epoch:.4f} elapsed {time.perf_counter() - start:.1f}s")
+            epoch_loss += loss.detach()
+        mean_loss = epoch_loss.item() / steps_per_epoch
+        log(f"epoch {epoch}/{epochs} loss {mean_loss:.4f} elapsed {time.perf_counter() - start:.1f}s")
     _sync(torch_device)
     train_seconds = time.perf_counter() - start
     peak_train = torch.cuda.max_memory_allocated(torch_device) / 2**20 if torch_device.type == "cuda" else None

@@ -57,7 +57,8 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
     words = {w for group in PROTEINS + CELLS for w in group} | set(FILLERS) | {"."}
     words = sorted(words - {"interleukin"}) + ["inter", "##leukin"]
     (path / "vocab.txt").write_text("\n".join(SPECIAL + words) + "\n", encoding="utf8")
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512)
+    # from_pretrained reads vocab.txt in both transformers 4 and 5 (5 ignores a ``vocab_file`` argument).
+    tokenizer = BertTokenizerFast.from_pretrained(str(path), do_lower_case=True, model_max_length=512)
     assert tokenizer.tokenize("interleukin") == ["inter", "##leukin"]
     torch.manual_seed(0)
     config = BertConfig(
@@ -105,7 +106,8 @@ def test_truncated_words_are_counted_and_tagged_o(tiny_bert: str) -> None:
         n_pieces += 2 if long_words[n_kept] == "interleukin" else 1
         n_kept += 1
     result = train_and_evaluate(
-        train, [(long_words, long_tags)], tiny_bert, epochs=1, batch_size=4, max_length=10, device="cpu", log=lambda _: None
+        train, [(long_words, long_tags)], tiny_bert, epochs=1, batch_size=4, max_length=10, device="cpu",
+        log=lambda _: None,
     )
     assert result["n_truncated_words"] == len(long_words) - n_kept
     (predicted,) = result["test_predictions"]
