@@ -128,7 +128,7 @@ class ClassWeightedCrossentropy(Loss):
         d_logits = (probs - ops.asarray2f(target)) * scale
         gold_probs = ops.to_numpy((probs * ops.asarray2f(target)).sum(axis=-1))
         loss = float(-(np.log(gold_probs + 1e-12) * weights).sum()) / normalizer
-        return loss, ops.unflatten(d_logits, ops.asarray1i([len(g) for g in guesses]))
+        return loss, ops.unflatten(d_logits, np.asarray([len(g) for g in guesses], dtype="i"))
 
 
 @registry.losses("spacy_bioner.ClassWeightedCrossentropy.v1")

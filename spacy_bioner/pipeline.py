@@ -154,7 +154,11 @@ class BioNER(TrainablePipe):
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return [(np.zeros((len(d),), dtype="i"), np.ones((len(d),), dtype="f")) for d in docs]
-        scores = [self.model.ops.to_numpy(s) for s in self.model.predict(docs)]
+        ops = self.model.ops
+        output = self.model.predict(docs)
+        # One device-to-host copy for the batch; decoding runs on the CPU.
+        flat = ops.to_numpy(ops.flatten(output))
+        scores = np.split(flat, np.cumsum([len(s) for s in output])[:-1])
         mask = transition_mask(self.tags)
         if self._crf is not None:
             transitions, start, end = crf_scores(self._crf, mask)

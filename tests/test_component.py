@@ -3,7 +3,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
-from thinc.api import Adam
+from thinc.api import Adam, fix_random_seed
 
 from spacy_bioner.decoding import is_well_formed
 from toy import TRANSFORMER_PIPELINE_CONFIG, make_tiny_bert, toy_examples
@@ -22,6 +22,7 @@ SMALL_TOK2VEC = {
 
 
 def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba"):
+    fix_random_seed(0)
     nlp = spacy.blank("en")
     nlp.add_pipe(
         "bio_ner",

