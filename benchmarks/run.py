@@ -90,7 +90,6 @@ def spacy_config(
     steps_per_epoch: int,
     overrides: Dict[str, Any],
     limit: int,
-    use_gpu: bool,
 ) -> Config:
     """The shipped config cut down to one head (or spaCy's `ner` in its place)."""
     # Interpolated first: the BC5CDR head's settings refer to the JNLPBA head's.
@@ -99,7 +98,6 @@ def spacy_config(
         del config["components"][other]
     config["nlp"]["pipeline"] = ["transformer", head]
     config["components"]["transformer"]["model"]["name"] = encoder
-    config["components"]["transformer"]["model"]["mixed_precision"] = use_gpu
     if system == "spacy_transition_ner":
         listener = config["components"][head]["model"]["tok2vec"]
         config["components"][head] = Config(TRANSITION_NER)
@@ -144,10 +142,10 @@ def run_spacy_system(
 ) -> Dict[str, Any]:
     corpus_dir = ROOT / CORPORA[corpus][0]
     head = CORPORA[corpus][1]
-    probe = spacy_config(system, corpus_dir, head, encoder, epochs, 1, overrides, limit, gpu_id >= 0)
+    probe = spacy_config(system, corpus_dir, head, encoder, epochs, 1, overrides, limit)
     train_docs = load_docs(corpus_dir / "train.spacy", spacy.blank("en").vocab, limit)
     steps = count_batches(probe, [gold_token_doc(spacy.blank("en").vocab, d) for d in train_docs])
-    config = spacy_config(system, corpus_dir, head, encoder, epochs, steps, overrides, limit, gpu_id >= 0)
+    config = spacy_config(system, corpus_dir, head, encoder, epochs, steps, overrides, limit)
     _reset_gpu_peak()
     nlp = init_nlp(config, use_gpu=gpu_id)
     start = time.perf_counter()

@@ -5,6 +5,7 @@ from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+from spacy.attrs import ORTH
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
@@ -342,6 +343,6 @@ class BioNER(TrainablePipe):
 
 def _same_tokens(example: Example) -> bool:
     predicted, reference = example.predicted, example.reference
-    return len(predicted) == len(reference) and all(
-        p.text == r.text for p, r in zip(predicted, reference)
+    return len(predicted) == len(reference) and np.array_equal(
+        predicted.to_array(ORTH), reference.to_array(ORTH)
     )
