@@ -107,7 +107,7 @@ def spacy_config(
         weights = {f"spans_{head}_f": 1.0, f"spans_{head}_p": 0.0, f"spans_{head}_r": 0.0, "ents_f": 0.0}
     config["training"]["score_weights"] = weights
     for split, key in (("train", "train"), ("dev", "dev")):
-        config["corpora"][key]["paths"] = [str(corpus_dir / f"{split}.spacy")]
+        config["corpora"][key]["paths"] = {head: str(corpus_dir / f"{split}.spacy")}
         config["corpora"][key]["limit"] = limit
     config["training"]["max_epochs"] = epochs
     total = max(epochs * steps_per_epoch, 1)

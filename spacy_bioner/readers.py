@@ -36,7 +36,7 @@ import warnings
 import zlib
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.language import Language
@@ -481,18 +481,23 @@ def configure_pubtator_reader(
 
 @spacy.registry.readers("spacy_bioner.MultiCorpus.v1")
 def configure_multi_corpus(
-    paths: List[str], limit: int = 0, max_length: int = 0
+    paths: Dict[str, str], limit: int = 0, max_length: int = 0
 ) -> Callable[[Language], Iterable[Example]]:
     """Chain several .spacy corpora (e.g. JNLPBA and BC5CDR) into one.
 
-    `limit` (first N docs) and `max_length` apply to each path separately.
+    paths: corpus name -> DocBin path. A dict, not a list, because config
+    interpolation (`${paths.x}`) works on whole values, not inside lists.
+    `limit` (first N docs) and `max_length` apply to each corpus separately.
     """
-    missing = [p for p in paths if not Path(p).exists()]
+    missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).exists()]
     if missing:
-        raise ValueError(f"MultiCorpus: no such corpus: {', '.join(missing)}")
+        raise ValueError(
+            f"MultiCorpus: no such corpus: {', '.join(missing)}. "
+            "Convert the corpora first (`python -m spacy_bioner convert`, or `spacy project run convert`)."
+        )
 
     def read(nlp: Language) -> Iterator[Example]:
-        for path in paths:
+        for path in paths.values():
             docs = DocBin().from_disk(path).get_docs(nlp.vocab)
             if max_length:
                 docs = (doc for doc in docs if len(doc) <= max_length)

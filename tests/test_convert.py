@@ -137,12 +137,12 @@ def test_registered_readers(jnlpba_converted, tmp_path):
     docs, _ = read_iob(BC5CDR_IOB["devel"], nlp.vocab, n_sents=100, spans_key="bc5cdr")
     write_docbin(docs, small)
     multi = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")(
-        [str(out / "dev.spacy"), str(small)], limit=5
+        {"jnlpba": str(out / "dev.spacy"), "bc5cdr": str(small)}, limit=5
     )
     keys = [next(iter(eg.reference.spans)) for eg in multi(nlp)]
     assert keys == ["jnlpba"] * 5 + ["bc5cdr"] * 5
     with pytest.raises(ValueError, match="missing.spacy"):
-        spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")([str(tmp_path / "missing.spacy")])
+        spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")({"x": str(tmp_path / "missing.spacy")})
 
 
 def test_displacy_colors_cover_all_labels():
