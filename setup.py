@@ -49,5 +49,6 @@ setup(
             "spacy_bioner.MultiCorpus.v1 = spacy_bioner.readers:configure_multi_corpus",
         ],
         "spacy_displacy_colors": ["spacy_bioner = spacy_bioner.visualize:DISPLACY_COLORS"],
+        "spacy_callbacks": ["spacy_bioner.record_encoder.v1 = spacy_bioner.packaging:make_record_encoder"],
     },
 )

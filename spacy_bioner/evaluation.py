@@ -1,0 +1,251 @@
+"""Test-set evaluation with gold tokenization: seqeval and spaCy's scorer.
+
+Each corpus is scored on the head whose span key its documents carry
+(JNLPBA -> doc.spans["jnlpba"], both BC5CDR forms -> doc.spans["bc5cdr"]).
+The pipeline runs on copies of the reference documents (same tokens and
+sentence starts, no annotation), so the scores do not depend on the
+tokenizer. Entity-level scores use seqeval's default (conlleval-compatible)
+mode: it is what the published JNLPBA/BC5CDR numbers and the Hugging Face
+``run_ner.py`` recipe report. spaCy's own scorer (``spans_<key>_*``) is
+reported next to them.
+"""
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+from spacy.language import Language
+from spacy.scorer import Scorer
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+
+from .conversion import docs_to_iob
+
+
+def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, Any]:
+    """Micro P/R/F1 and per-type P/R/F1/support over IOB2 tag sequences."""
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+
+    report = classification_report(gold, pred, output_dict=True, zero_division=0)
+    per_type = {
+        name: {
+            "p": float(row["precision"]),
+            "r": float(row["recall"]),
+            "f1": float(row["f1-score"]),
+            "support": int(row["support"]),
+        }
+        for name, row in report.items()
+        if not name.endswith(" avg")
+    }
+    return {
+        "p": float(precision_score(gold, pred, zero_division=0)),
+        "r": float(recall_score(gold, pred, zero_division=0)),
+        "f1": float(f1_score(gold, pred, zero_division=0)),
+        "per_type": per_type,
+    }
+
+
+def gold_token_doc(vocab, reference: Doc) -> Doc:
+    """An unannotated copy with the reference's tokens and sentence starts."""
+    return Doc(
+        vocab,
+        words=[t.text for t in reference],
+        spaces=[bool(t.whitespace_) for t in reference],
+        sent_starts=[t.is_sent_start for t in reference] if reference.has_annotation("SENT_START") else None,
+    )
+
+
+def iob_tags(docs: Iterable[Doc], spans_key: Optional[str]) -> List[List[str]]:
+    """IOB2 tag sequences, one per sentence (see conversion.docs_to_iob)."""
+    return [[tag for _, tag in sent] for sent in docs_to_iob(docs, spans_key=spans_key)]
+
+
+def head_keys(nlp: Language) -> Dict[str, str]:
+    """spans_key -> component name, for the pipeline's bio_ner heads."""
+    keys = {}
+    for name, pipe in nlp.pipeline:
+        key = getattr(pipe, "spans_key", None)
+        if key is not None and hasattr(pipe, "tags"):
+            keys[key] = name
+    return keys
+
+
+def detect_spans_key(nlp: Language, docs: Sequence[Doc], path: str = "") -> str:
+    """The span key of `docs` that one of the pipeline's heads predicts."""
+    keys = head_keys(nlp)
+    found = {key for doc in docs[:50] for key in doc.spans if key in keys}
+    if len(found) != 1:
+        raise ValueError(
+            f"{path}: cannot tell which head to score: the documents carry span keys "
+            f"{sorted({k for d in docs[:50] for k in d.spans})}, the heads predict {sorted(keys)}"
+        )
+    return found.pop()
+
+
+def load_docs(path: Path, vocab, limit: int = 0) -> List[Doc]:
+    docs = list(DocBin().from_disk(path).get_docs(vocab))
+    return docs[:limit] if limit else docs
+
+
+def evaluate_corpus(
+    nlp: Language,
+    name: str,
+    path: Path,
+    *,
+    spans_key: Optional[str] = None,
+    batch_size: int = 32,
+    limit: int = 0,
+    log: Callable[[str], None] = lambda text: None,
+) -> Dict[str, Any]:
+    """Run `nlp` on a test corpus with gold tokens and score the corpus's head."""
+    references = load_docs(Path(path), nlp.vocab, limit)
+    key = spans_key or detect_spans_key(nlp, references, str(path))
+    n_words = sum(len(doc) for doc in references)
+    log(f"{name}: {len(references)} docs, {n_words:,} words from {path} (head {head_keys(nlp).get(key)!r})")
+    inputs = [gold_token_doc(nlp.vocab, doc) for doc in references]
+    predicted: List[Doc] = []
+    start = time.perf_counter()
+    step = max(len(inputs) // 10, 1)
+    for i, doc in enumerate(nlp.pipe(inputs, batch_size=batch_size), 1):
+        predicted.append(doc)
+        if i % step == 0 or i == len(inputs):
+            elapsed = time.perf_counter() - start
+            words = sum(len(d) for d in predicted)
+            log(f"{name}: {i}/{len(inputs)} docs, {words / max(elapsed, 1e-9):,.0f} words/s")
+    seconds = time.perf_counter() - start
+    gold_tags = iob_tags(references, key)
+    pred_tags = iob_tags(predicted, key)
+    seqeval = seqeval_scores(gold_tags, pred_tags)
+    examples = [Example(pred, ref) for pred, ref in zip(predicted, references)]
+    spacy_scores = Scorer(nlp).score(examples)
+    prefix = f"spans_{key}"
+    result = {
+        "corpus": name,
+        "path": str(path),
+        "spans_key": key,
+        "head": head_keys(nlp).get(key),
+        "documents": len(references),
+        "sentences": len(gold_tags),
+        "words": n_words,
+        "seconds": round(seconds, 1),
+        "words_per_second": round(n_words / max(seconds, 1e-9)),
+        "seqeval": seqeval,
+        "spacy": {
+            "p": _float(spacy_scores.get(f"{prefix}_p")),
+            "r": _float(spacy_scores.get(f"{prefix}_r")),
+            "f1": _float(spacy_scores.get(f"{prefix}_f")),
+            "per_type": {
+                label: {"p": row["p"], "r": row["r"], "f1": row["f"]}
+                for label, row in (spacy_scores.get(f"{prefix}_per_type") or {}).items()
+            },
+            # The union in doc.ents against this corpus's entities: the other
+            # head's labels count as false positives here.
+            "ents_p": _float(spacy_scores.get("ents_p")),
+            "ents_r": _float(spacy_scores.get("ents_r")),
+            "ents_f1": _float(spacy_scores.get("ents_f")),
+        },
+    }
+    log(
+        f"{name}: seqeval P {seqeval['p']:.4f} R {seqeval['r']:.4f} F1 {seqeval['f1']:.4f}; "
+        f"spaCy F1 {result['spacy']['f1'] or 0:.4f} ({seconds:.0f} s)"
+    )
+    return result
+
+
+def _float(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+def markdown_table(results: Dict[str, Dict[str, Any]]) -> str:
+    """Micro P/R/F1 (seqeval and spaCy) per corpus, then per-type seqeval scores."""
+    lines = [
+        "| corpus | head | docs | words | seqeval P | seqeval R | seqeval F1 | spaCy P | spaCy R | spaCy F1 |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results.items():
+        s, sp = r["seqeval"], r["spacy"]
+        lines.append(
+            f"| {name} | `{r['spans_key']}` | {r['documents']:,} | {r['words']:,} | {s['p']:.4f} | {s['r']:.4f} | "
+            f"**{s['f1']:.4f}** | {_fmt(sp['p'])} | {_fmt(sp['r'])} | {_fmt(sp['f1'])} |"
+        )
+    lines += [
+        "",
+        "Per type (seqeval P / R / F1, support):",
+        "",
+        "| corpus | type | P | R | F1 | support | spaCy F1 |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results.items():
+        for label, row in sorted(r["seqeval"]["per_type"].items()):
+            spacy_f = r["spacy"]["per_type"].get(label, {}).get("f1")
+            lines.append(
+                f"| {name} | {label} | {row['p']:.4f} | {row['r']:.4f} | {row['f1']:.4f} | "
+                f"{row['support']:,} | {_fmt(spacy_f)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def plot_per_type_f1(results: Dict[str, Dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Horizontal bars of the per-type seqeval F1 of every corpus, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .visualize import DISPLACY_COLORS
+
+    rows = [
+        (f"{name}: {label}", row["f1"], DISPLACY_COLORS.get(label, "#dddddd"))
+        for name, r in results.items()
+        for label, row in sorted(r["seqeval"]["per_type"].items())
+    ]
+    rows += [(f"{name}: micro", r["seqeval"]["f1"], "#888888") for name, r in results.items()]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    labels = [row[0] for row in rows][::-1]
+    values = [row[1] for row in rows][::-1]
+    colors = [row[2] for row in rows][::-1]
+    bars = ax.barh(labels, values, color=colors, edgecolor="#444444", linewidth=0.5)
+    for bar, value in zip(bars, values):
+        ax.text(min(value, 1.0) + 0.01, bar.get_y() + bar.get_height() / 2, f"{value:.3f}", va="center", fontsize=8)
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("F1 (seqeval, entity level, test set)")
+    ax.set_title(title or "Per-type test F1")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_metrics(
+    results: Dict[str, Dict[str, Any]], output_dir: Path, encoder: str = "", command: str = ""
+) -> List[Path]:
+    """metrics/<corpus>.json, metrics/scores.md and metrics/per_type_f1.png."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, result in results.items():
+        path = output_dir / f"{name}.json"
+        path.write_text(json.dumps(dict(result, encoder=encoder), indent=2), encoding="utf8")
+        written.append(path)
+    header = ["# Test scores", ""]
+    if encoder:
+        header += [f"Encoder: {encoder}", ""]
+    if command:
+        header += ["Command:", "", f"    {command}", ""]
+    header += [
+        "Entity-level micro scores: seqeval (default, conlleval-compatible mode) on gold "
+        "tokenization, and spaCy's scorer for the corpus's head (`spans_<key>_*`).",
+        "",
+    ]
+    md = output_dir / "scores.md"
+    md.write_text("\n".join(header) + markdown_table(results), encoding="utf8")
+    written.append(md)
+    written.append(plot_per_type_f1(results, output_dir / "per_type_f1.png", title=f"Per-type test F1 ({encoder})" if encoder else ""))
+    return written
