@@ -32,8 +32,7 @@ from spacy.util import load_config, registry
 from thinc.api import Config
 
 from spacy_bioner.conversion import docs_to_iob
-
-from .metrics import seqeval_scores
+from spacy_bioner.evaluation import gold_token_doc, seqeval_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("spacy_bioner", "hf_token_classification", "spacy_transition_ner")
@@ -65,16 +64,6 @@ def log(message: str) -> None:
 def load_docs(path: Path, vocab, limit: int = 0) -> List[Doc]:
     docs = list(DocBin().from_disk(path).get_docs(vocab))
     return docs[:limit] if limit else docs
-
-
-def gold_token_doc(vocab, reference: Doc) -> Doc:
-    """An unannotated copy with the reference's tokens and sentence starts."""
-    return Doc(
-        vocab,
-        words=[t.text for t in reference],
-        spaces=[bool(t.whitespace_) for t in reference],
-        sent_starts=[t.is_sent_start for t in reference] if reference.has_annotation("SENT_START") else None,
-    )
 
 
 def iob_sentences(docs: Iterable[Doc]) -> List[Tuple[List[str], List[str]]]:
