@@ -51,10 +51,16 @@ def _loadable(name: str, timeout: float) -> bool:
     """Whether `name` is a local model directory, cached, or on a reachable hub."""
     if Path(name).is_dir():
         return (Path(name) / "config.json").exists()
+    if _is_path(name):
+        return False
     from huggingface_hub import HfApi, try_to_load_from_cache
 
-    if isinstance(try_to_load_from_cache(name, "config.json"), str):
-        return True
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return True
+    except ValueError as err:  # not a valid hub name (HFValidationError)
+        logger.debug("Encoder %s is not a hub name: %s", name, err)
+        return False
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
     try:
@@ -67,18 +73,41 @@ def _loadable(name: str, timeout: float) -> bool:
     return True
 
 
+def _is_path(name: str) -> bool:
+    """Whether `name` is meant as a local path rather than a hub name ("org/model")."""
+    return (
+        Path(name).is_absolute()
+        or name.startswith((".", "~"))
+        or "\\" in name
+        or name.count("/") > 1
+    )
+
+
 def resolve_encoder(name: str, fallback: Optional[str], timeout: float = 5.0) -> str:
     """The name or path to load: `name` if loadable, else the fallback's path."""
     if _loadable(name, timeout):
         return name
     if not fallback:
+        problem = (
+            "is not a model directory (no such directory, or no config.json in it)"
+            if _is_path(name) or Path(name).exists()
+            else "is neither a local model directory nor reachable on the Hugging Face hub "
+            "(no network, or HF_HUB_OFFLINE=1)"
+        )
         raise EncoderNotFound(
-            f"The encoder {name!r} is neither a local model directory nor reachable on the "
-            "Hugging Face hub (no network, or HF_HUB_OFFLINE=1). Pass a local path "
+            f"The encoder {name!r} {problem}. Pass a local path "
             "(`--vars.transformer /path/to/model` in the project, or "
             "`--components.transformer.model.name` to spacy train), or set a fallback."
         )
-    path = fallback if Path(fallback).is_dir() else str(packaged_encoder_path(fallback))
+    if Path(fallback).is_dir():
+        path = fallback
+    elif _is_path(fallback):
+        raise EncoderNotFound(
+            f"The encoder {name!r} cannot be loaded here and its fallback {fallback!r} is not "
+            "a directory. Pass a local model path or an installed encoder package as the fallback."
+        )
+    else:
+        path = str(packaged_encoder_path(fallback))
     msg.warn(f"Encoder {name!r} cannot be loaded here: using the fallback {fallback!r} ({path})")
     return path
 

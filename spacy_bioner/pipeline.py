@@ -331,14 +331,29 @@ class BioNER(TrainablePipe):
             self.loss.class_weights = np.asarray(self.cfg["class_weights"], dtype="f")
 
     def from_disk(self, path, *, exclude=tuple()) -> "BioNER":
-        super().from_disk(path, exclude=exclude)
+        try:
+            super().from_disk(path, exclude=exclude)
+        except (ValueError, OSError) as err:
+            raise self._load_error(f"from {path}", err) from err
         self._restore_loss_weights()
         return self
 
     def from_bytes(self, bytes_data, *, exclude=tuple()) -> "BioNER":
-        super().from_bytes(bytes_data, exclude=exclude)
+        try:
+            super().from_bytes(bytes_data, exclude=exclude)
+        except (ValueError, OSError) as err:
+            raise self._load_error("from bytes", err) from err
         self._restore_loss_weights()
         return self
+
+    def _load_error(self, source: str, err: Exception) -> ValueError:
+        """One line instead of a traceback from deep inside srsly or thinc."""
+        detail = (str(err).strip().splitlines() or [""])[0]
+        return ValueError(
+            f"Cannot load the bio_ner component {self.name!r} {source}: its files are missing, "
+            f"truncated or corrupted ({type(err).__name__}: {detail}). "
+            "Re-download or retrain the pipeline."
+        )
 
 
 def _same_tokens(example: Example) -> bool:

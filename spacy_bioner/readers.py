@@ -24,8 +24,9 @@ BioTokenizer). A mention is placed by its offsets with
 expanded to them (reported as "expanded"). A composite mention (7th column,
 "cardiovascular, and respiratory depression") is kept as ONE span with the
 composite MeSH ids ("D002318|D012131") as `kb_id_` (reported as
-"composite"). Overlapping mentions: the longer one is kept (ties: the
-earlier one) and the other is dropped and reported, so `doc.ents` and
+"composite"). Mention columns after the 7th are ignored. Overlapping
+mentions: the longer one is kept (ties: the earlier one) and the other is
+dropped and reported, so `doc.ents` and
 `doc.spans[key]` hold one consistent non-overlapping tagging. A MeSH id of
 "-1" (none) becomes an empty `kb_id_`. CID relation lines are ignored and
 counted ("relation").
@@ -131,6 +132,8 @@ def _parse_iob_lines(path: Path, lines: Sequence[str]) -> List[Tuple[Optional[st
             continue
         parts = line.split("\t") if "\t" in line else line.split()
         parts = [p.strip() for p in parts]
+        while len(parts) > 1 and not parts[-1]:  # trailing empty columns ("tok\tB-X\t")
+            parts.pop()
         if len(parts) < 2 or not parts[0] or not parts[-1]:
             raise ConversionError(f"{path}:{lineno}: no tag (expected 'token<TAB>tag'): {line[:60]!r}")
         tag = parts[-1]
@@ -201,6 +204,10 @@ def read_iob(
     spans_key: str = DEFAULT_SPANS_KEY,
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a `token<TAB>tag` (or whitespace-separated, tag last) file.
+
+    Columns: the first is the token and the last non-empty one the tag;
+    columns in between (POS, chunk tags: CoNLL) and empty trailing columns
+    (a trailing tab) are ignored. A line with one column has no tag: error.
 
     `-DOCSTART-` and `###MEDLINE:<pmid>` lines start a new document (one Doc
     per document, `doc.user_data["pmid"]` from the marker). A file without
