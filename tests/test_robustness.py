@@ -389,6 +389,20 @@ def test_entities_after_1000_tokens_are_found(trained_nlp):
     assert (start + 15, start + 22, "cell_type") in char_ents(doc)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known limitation: the strided windows count spaCy tokens, not wordpieces. A window "
+    "of more than 512 wordpieces (here one 2,000-piece '....' token) is truncated by "
+    "spacy-transformers and the tokens after the cut get no vectors, so 'T cells' is lost. "
+    "Needs a wordpiece-aware span getter.",
+)
+def test_window_longer_than_512_wordpieces(trained_nlp):
+    text = "IL-2 activates " + "." * 2000 + " T cells"
+    doc = trained_nlp(text)
+    assert_faithful(doc, text)
+    assert [(e.text, e.label_) for e in doc.ents] == [("IL-2", "protein"), ("T cells", "cell_type")]
+
+
 def test_200k_character_document(trained_nlp):
     sentences = [SENTENCE, "5 µM ± 2\u00a0µg of α-IL-2 🧬", "IL-2\r\nactivates monocytes .\n"]
     parts, total = [], 0
