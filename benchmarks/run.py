@@ -98,6 +98,8 @@ def spacy_config(
     for split, key in (("train", "train"), ("dev", "dev")):
         config["corpora"][key]["paths"] = {head: str(corpus_dir / f"{split}.spacy")}
         config["corpora"][key]["limit"] = limit
+        # Gold tokens, as the HF recipe and published scores use.
+        config["corpora"][key]["gold_tokens"] = True
     config["training"]["max_epochs"] = epochs
     total = max(epochs * steps_per_epoch, 1)
     schedule = config["training"]["optimizer"]["learn_rate"]

@@ -5,7 +5,6 @@ from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from spacy.attrs import ORTH
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
@@ -199,31 +198,27 @@ class BioNER(TrainablePipe):
     def _gold_tags(self, example: Example, unknown_labels: set) -> np.ndarray:
         """Gold tag id per predicted token; -1 where unknown or unannotated.
 
-        Entities whose label is not among the head's labels are added to
-        `unknown_labels`, and their tokens count as unannotated.
+        Gold spans are projected onto the predicted tokens through the
+        example's alignment, so the head also learns when the pipeline's
+        tokenizer splits a reference token (GENIA's "IL-2" into "IL - 2"):
+        every piece of an entity is inside it. Entities whose label is not
+        among the head's labels are added to `unknown_labels`, and their
+        tokens count as unannotated.
         """
-        n_tokens = len(example.predicted)
+        gold = np.full((len(example.predicted),), -1, dtype="i")
         spans = gold_spans(example.reference, self.spans_key)
         if spans is None:
-            return np.full((n_tokens,), -1, dtype="i")
+            return gold
+        gold[:] = 0
+        known = [span for span in spans if span.label_ in self.labels]
+        unknown = [span for span in spans if span.label_ not in self.labels]
+        unknown_labels.update(span.label_ for span in unknown)
         tag_ids = {tag: i for i, tag in enumerate(self.tags)}
-        reference = np.zeros((len(example.reference),), dtype="i")
-        for span in spans:
-            if span.label_ not in self.labels:
-                unknown_labels.add(span.label_)
-                reference[span.start : span.end] = -1
-                continue
-            reference[span.start] = tag_ids[f"B-{span.label_}"]
-            reference[span.start + 1 : span.end] = tag_ids[f"I-{span.label_}"]
-        if _same_tokens(example):
-            return reference
-        # Only tokens aligned one-to-one with a reference token carry its tag.
-        x2y, y2x = example.alignment.x2y, example.alignment.y2x
-        gold = np.full((n_tokens,), -1, dtype="i")
-        one_to_one = np.flatnonzero(x2y.lengths == 1)
-        targets = x2y.data[np.cumsum(x2y.lengths)[one_to_one] - 1]
-        single = y2x.lengths[targets] == 1
-        gold[one_to_one[single]] = reference[targets[single]]
+        for span in example.get_aligned_spans_y2x(known, allow_overlap=True):
+            gold[span.start] = tag_ids[f"B-{span.label_}"]
+            gold[span.start + 1 : span.end] = tag_ids[f"I-{span.label_}"]
+        for span in example.get_aligned_spans_y2x(unknown, allow_overlap=True):
+            gold[span.start : span.end] = -1
         return gold
 
     def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
@@ -355,9 +350,3 @@ class BioNER(TrainablePipe):
             "Re-download or retrain the pipeline."
         )
 
-
-def _same_tokens(example: Example) -> bool:
-    predicted, reference = example.predicted, example.reference
-    return len(predicted) == len(reference) and np.array_equal(
-        predicted.to_array(ORTH), reference.to_array(ORTH)
-    )

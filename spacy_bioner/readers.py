@@ -488,13 +488,16 @@ def configure_pubtator_reader(
 
 @spacy.registry.readers("spacy_bioner.MultiCorpus.v1")
 def configure_multi_corpus(
-    paths: Dict[str, str], limit: int = 0, max_length: int = 0
+    paths: Dict[str, str], limit: int = 0, max_length: int = 0, gold_tokens: bool = True
 ) -> Callable[[Language], Iterable[Example]]:
     """Chain several .spacy corpora (e.g. JNLPBA and BC5CDR) into one.
 
     paths: corpus name -> DocBin path. A dict, not a list, because config
-    interpolation (`${paths.x}`) works on whole values, not inside lists.
-    `limit` (first N docs) and `max_length` apply to each corpus separately.
+        interpolation (`${paths.x}`) works on whole values, not inside lists.
+    limit, max_length: the first N documents, and a length cap, per corpus.
+    gold_tokens: keep the corpus's tokens and sentences (evaluation on gold
+        tokens, as published scores are); False tokenizes the text with the
+        pipeline's tokenizer, as it will see raw text after training.
     """
     missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).exists()]
     if missing:
@@ -508,6 +511,10 @@ def configure_multi_corpus(
             docs = DocBin().from_disk(path).get_docs(nlp.vocab)
             if max_length:
                 docs = (doc for doc in docs if len(doc) <= max_length)
-            yield from _examples_from_pretokenized(nlp, islice(docs, limit or None))
+            docs = islice(docs, limit or None)
+            if gold_tokens:
+                yield from _examples_from_pretokenized(nlp, docs)
+            else:
+                yield from (Example(nlp.make_doc(doc.text), doc) for doc in docs)
 
     return read

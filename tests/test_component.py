@@ -161,3 +161,18 @@ def test_transformer_pipeline_learns_and_covers_long_documents(tiny_bert, tmp_pa
     reloaded = spacy.load(tmp_path / "trf")
     again = reloaded(Doc(reloaded.vocab, words=words))
     assert [(e.start, e.end, e.label_) for e in again.ents] == [(e.start, e.end, e.label_) for e in doc.ents]
+
+
+def test_gold_entities_follow_the_pipelines_own_tokenization():
+    """GENIA keeps "IL-2" whole; the BioTokenizer splits it. Every piece is gold."""
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "spacy_bioner.BioTokenizer.v1"}}})
+    nlp.add_pipe("bio_ner", name="jnlpba", config={"spans_key": "jnlpba", "model": {"tok2vec": SMALL_TOK2VEC}})
+    words = ["IL-2", "activates", "NF-kappa", "B", "."]
+    reference = Doc(nlp.vocab, words=words, spaces=[True, True, True, False, False])
+    reference.spans["jnlpba"] = [Span(reference, 0, 1, "protein"), Span(reference, 2, 4, "protein")]
+    example = Example(nlp.make_doc(reference.text), reference)
+    nlp.initialize(lambda: [example])
+    head = nlp.get_pipe("jnlpba")
+    tags = [head.tags[i] for i in head._gold_tags(example, set())]
+    assert [t.text for t in example.predicted] == ["IL", "-", "2", "activates", "NF", "-", "kappa", "B", "."]
+    assert tags == ["B-protein", "I-protein", "I-protein", "O", "B-protein", "I-protein", "I-protein", "I-protein", "O"]
