@@ -191,7 +191,7 @@ def _record(system, corpus, epochs, train_seconds, speed, encoder, gold, pred) -
         "system": system,
         "corpus": corpus,
         "epochs": epochs,
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(train_seconds, 3),
         "words_per_second": {k: round(v) for k, v in speed.items()},
         "peak_gpu_mb": _gpu_peak(),
         # A local model directory is named by its folder (all-MiniLM-L6-v2).

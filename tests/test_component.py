@@ -62,8 +62,7 @@ def test_predictions_are_well_formed_and_scored_even_untrained():
     nlp.initialize(lambda: examples)
     ner = nlp.get_pipe("jnlpba")
     for doc in nlp.pipe(eg.reference.text for eg in examples):
-        path = [t.ent_iob_ + ("-" + t.ent_type_ if t.ent_type_ else "") for t in doc]
-        assert is_well_formed(["O" if t == "O" else t for t in path])
+        assert is_well_formed([t.ent_iob_ if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}" for t in doc])
         group = doc.spans["jnlpba"]
         assert len(group.attrs["scores"]) == len(group)
         assert all(0.0 <= s <= 1.0 for s in group.attrs["scores"])
