@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.util import registry
 from spacy_transformers.data_classes import FullTransformerBatch
 from spacy_transformers.layers.transformer_model import init as transformer_init
@@ -112,6 +112,47 @@ def resolve_encoder(name: str, fallback: Optional[str], timeout: float = 5.0) ->
     return path
 
 
+def split_oversize_windows(spans: List[List[Span]], model: Model) -> List[List[Span]]:
+    """Cut windows the encoder would truncate into consecutive pieces that fit.
+
+    Span getters count spaCy tokens, and spacy-transformers silently cuts a
+    window at the encoder's maximum length: every token after the cut would
+    get no vector and its entities would be lost (a 2,000-character run of
+    dots is one token of 2,000 wordpieces). A window can only be too long if
+    it has more characters than the encoder has positions (a WordPiece covers
+    at least one character), so only those windows are tokenized here.
+    """
+    tokenizer = model.tokenizer
+    limit = _max_pieces(model)
+    return [
+        [piece for window in doc_spans for piece in _fit(window, tokenizer, limit)]
+        for doc_spans in spans
+    ]
+
+
+def _max_pieces(model: Model) -> int:
+    tokenizer = model.tokenizer
+    positions = getattr(model.transformer.config, "max_position_embeddings", tokenizer.model_max_length)
+    return min(tokenizer.model_max_length, positions) - tokenizer.num_special_tokens_to_add(pair=False)
+
+
+def _fit(window: Span, tokenizer, limit: int) -> List[Span]:
+    if sum(len(token.text) for token in window) <= limit:
+        return [window]
+    counts = [len(ids) for ids in tokenizer([t.text for t in window], add_special_tokens=False)["input_ids"]]
+    if sum(counts) <= limit:
+        return [window]
+    pieces, start, used = [], 0, 0
+    for i, count in enumerate(counts):
+        # A single token longer than the limit gets a window of its own.
+        if used + count > limit and i > start:
+            pieces.append(window[start:i])
+            start, used = i, 0
+        used += count
+    pieces.append(window[start:])
+    return pieces
+
+
 @registry.architectures("spacy_bioner.Transformer.v1")
 def build_transformer_with_fallback(
     name: str,
@@ -131,7 +172,7 @@ def build_transformer_with_fallback(
     """
     model = TransformerModel(
         name,
-        get_spans=get_spans,
+        get_spans=lambda docs: split_oversize_windows(get_spans(docs), model),
         tokenizer_config=tokenizer_config,
         transformer_config=transformer_config,
         mixed_precision=mixed_precision,

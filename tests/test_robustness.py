@@ -389,13 +389,21 @@ def test_entities_after_1000_tokens_are_found(trained_nlp):
     assert (start + 15, start + 22, "cell_type") in char_ents(doc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known limitation: the strided windows count spaCy tokens, not wordpieces. A window "
-    "of more than 512 wordpieces (here one 2,000-piece '....' token) is truncated by "
-    "spacy-transformers and the tokens after the cut get no vectors, so 'T cells' is lost. "
-    "Needs a wordpiece-aware span getter.",
-)
+def test_oversize_windows_are_cut_into_fitting_consecutive_pieces(trained_nlp):
+    """Every token stays covered, in order, and no piece exceeds the limit."""
+    from spacy_bioner.encoders import _fit
+
+    tokenizer = trained_nlp.get_pipe("transformer").model.tokenizer
+    doc = trained_nlp.make_doc("IL-2 " * 40 + "." * 300 + " T cells " * 30)
+    pieces = _fit(doc[:], tokenizer, limit=50)
+    assert [t.i for piece in pieces for t in piece] == list(range(len(doc)))
+    for piece in pieces:
+        n = len(tokenizer([t.text for t in piece], add_special_tokens=False, is_split_into_words=True)["input_ids"])
+        assert n <= 50 or len(piece) == 1  # one token longer than the limit stands alone
+    assert any(len(piece) == 1 and piece.text == "." * 300 for piece in pieces)
+    assert _fit(doc[:5], tokenizer, limit=50) == [doc[:5]]
+
+
 def test_window_longer_than_512_wordpieces(trained_nlp):
     text = "IL-2 activates " + "." * 2000 + " T cells"
     doc = trained_nlp(text)
