@@ -21,7 +21,7 @@ from transformers import (
     set_seed,
 )
 
-from .metrics import seqeval_scores
+from spacy_bioner.evaluation import seqeval_scores
 
 Example = Tuple[List[str], List[str]]
 

@@ -20,19 +20,19 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import spacy
 import typer
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as spacy_train
 from spacy.util import load_config, registry
 from thinc.api import Config
 
-from spacy_bioner.conversion import docs_to_iob
-from spacy_bioner.evaluation import gold_token_doc, seqeval_scores
+from spacy_bioner.conversion import docs_to_iob, gold_token_doc
+from spacy_bioner.evaluation import load_docs, seqeval_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("spacy_bioner", "hf_token_classification", "spacy_transition_ner")
@@ -59,11 +59,6 @@ app = typer.Typer(add_completion=False)
 
 def log(message: str) -> None:
     print(f"[benchmark {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def load_docs(path: Path, vocab, limit: int = 0) -> List[Doc]:
-    docs = list(DocBin().from_disk(path).get_docs(vocab))
-    return docs[:limit] if limit else docs
 
 
 def iob_sentences(docs: Iterable[Doc]) -> List[Tuple[List[str], List[str]]]:

@@ -162,6 +162,16 @@ def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
     return path
 
 
+def gold_token_doc(vocab, reference: Doc) -> Doc:
+    """An unannotated copy with the reference's tokens and sentence starts."""
+    return Doc(
+        vocab,
+        words=[t.text for t in reference],
+        spaces=[bool(t.whitespace_) for t in reference],
+        sent_starts=[t.is_sent_start for t in reference] if reference.has_annotation("SENT_START") else None,
+    )
+
+
 def docs_to_iob(
     docs: Iterable[Doc], spans_key: Optional[str] = None
 ) -> List[List[Tuple[str, str]]]:

@@ -20,7 +20,7 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
-from .conversion import docs_to_iob
+from .conversion import docs_to_iob, gold_token_doc
 
 
 def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, Any]:
@@ -44,16 +44,6 @@ def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, An
         "f1": float(f1_score(gold, pred, zero_division=0)),
         "per_type": per_type,
     }
-
-
-def gold_token_doc(vocab, reference: Doc) -> Doc:
-    """An unannotated copy with the reference's tokens and sentence starts."""
-    return Doc(
-        vocab,
-        words=[t.text for t in reference],
-        spaces=[bool(t.whitespace_) for t in reference],
-        sent_starts=[t.is_sent_start for t in reference] if reference.has_annotation("SENT_START") else None,
-    )
 
 
 def iob_tags(docs: Iterable[Doc], spans_key: Optional[str]) -> List[List[str]]:

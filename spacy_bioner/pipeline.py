@@ -11,12 +11,11 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
-from thinc.types import Floats2d, Ints1d
+from thinc.types import Floats2d
 from wasabi import msg
 
 from .annotation import SCORES_ATTR, gold_spans, merge_into_ents
 from .decoding import (
-    OUTSIDE,
     log_softmax,
     make_tags,
     pad_batch,

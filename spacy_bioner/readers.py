@@ -54,6 +54,7 @@ from .conversion import (
     ConversionError,
     ConversionReport,
     Issue,
+    gold_token_doc,
 )
 from .tokenizer import set_sentence_starts
 
@@ -420,10 +421,7 @@ def _examples_from_pretokenized(nlp: Language, docs: Iterable[Doc]) -> Iterator[
     gold_preproc, cut documents into sentences (losing document context).
     """
     for ref in docs:
-        words = [t.text for t in ref]
-        spaces = [bool(t.whitespace_) for t in ref]
-        sent_starts = [t.is_sent_start for t in ref] if ref.has_annotation("SENT_START") else None
-        yield Example(Doc(nlp.vocab, words=words, spaces=spaces, sent_starts=sent_starts), ref)
+        yield Example(gold_token_doc(nlp.vocab, ref), ref)
 
 
 def _select(docs: List[Doc], dev_docs: int, part: str) -> List[Doc]:

@@ -17,7 +17,7 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.hf_token_classification import pipeline_words_per_second, train_and_evaluate  # noqa: E402
-from benchmarks.metrics import seqeval_scores  # noqa: E402
+from spacy_bioner.evaluation import seqeval_scores  # noqa: E402
 
 PROTEINS = [["p53"], ["interleukin", "2"], ["nf", "kappa", "b"], ["kinase"]]
 CELLS = [["t", "cells"], ["monocytes"], ["human", "b", "cells"]]
