@@ -15,7 +15,6 @@ random BERT (tests/toy.py): nothing is downloaded.
 """
 
 import gzip
-import os
 import shutil
 import sys
 import time
