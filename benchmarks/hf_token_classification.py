@@ -245,18 +245,26 @@ def pipeline_words_per_second(
     batch_size: int,
     device: str = DEFAULT_DEVICE,
     tokenizer: Optional[PreTrainedTokenizerBase] = None,
+    stride: Optional[int] = None,
 ) -> float:
     """Whitespace words per second of ``pipeline("ner", aggregation_strategy="simple")`` on raw texts.
 
     This is how a typical user serves the model, so it is the fair point of
     comparison for the spaCy pipeline's inference speed. A model object needs
-    its ``tokenizer``; a directory supplies its own.
+    its ``tokenizer``; a directory supplies its own. Without ``stride`` the
+    pipeline truncates each text at the tokenizer's ``model_max_length``; with
+    it, long texts are read in chunks that overlap by ``stride`` pieces.
     """
     if tokenizer is None and isinstance(model_dir_or_model, str):
         tokenizer = AutoTokenizer.from_pretrained(model_dir_or_model)
     torch_device = torch.device(device)
     ner = pipeline(
-        "ner", model=model_dir_or_model, tokenizer=tokenizer, aggregation_strategy="simple", device=torch_device
+        "ner",
+        model=model_dir_or_model,
+        tokenizer=tokenizer,
+        aggregation_strategy="simple",
+        device=torch_device,
+        stride=stride,
     )
     ner(texts[:batch_size], batch_size=batch_size)  # warm-up
     _sync(torch_device)

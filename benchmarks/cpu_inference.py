@@ -1,0 +1,227 @@
+"""CPU inference speed: a spaCy pipeline's `nlp.pipe` against the Hugging Face
+`pipeline("ner")` on the same encoder, in one process.
+
+    HF_HUB_OFFLINE=1 python -m benchmarks.cpu_inference --model en_bioner_scibert
+
+Both systems read the same raw texts, the first N test documents of JNLPBA
+(abstracts) and BC5CDR (10-sentence documents), and are credited with the same
+number of words (whitespace-separated). The Hugging Face side is
+`AutoModelForTokenClassification` on the pipeline's own transformer (its
+fine-tuned weights and tokenizer, unless `--encoder` names another one) with
+one classification head over all the IOB tags the spaCy heads predict. That
+head is untrained: inference speed does not depend on its weights, so its
+entities are meaningless and only the timings count.
+
+Both systems run on the CPU with torch's default number of threads, and every
+timing is preceded by a warm-up batch. The systems take turns going first from
+one batch size (and repeat) to the next, so that neither is always measured on
+a warmer machine. Results go to benchmarks/results/<date>-cpu-inference.json
+(a list of records) and a .md table.
+"""
+
+import datetime
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import spacy
+import torch
+import typer
+from spacy.language import Language
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    set_seed,
+)
+
+from spacy_bioner.encoders import PACKAGED_ENCODERS, packaged_encoder_path
+from spacy_bioner.evaluation import head_keys, load_docs
+from spacy_bioner.packaging import ENCODER_META_KEY, describe_encoder, encoder_name
+
+from .hf_token_classification import pipeline_words_per_second
+from .run import CORPORA, INFERENCE_BATCH_SIZES, ROOT, device_name, log, versions
+
+SYSTEMS = ("spacy_bioner", "hf_pipeline_ner")
+HF_HEAD_NOTE = "untrained classification head: speed only, its predictions are meaningless"
+
+app = typer.Typer(add_completion=False)
+
+
+def load_texts(corpus_root: Path, n_docs: int) -> List[str]:
+    """The raw text of the first `n_docs` test documents of each corpus (0: all)."""
+    vocab = spacy.blank("en").vocab
+    return [
+        doc.text
+        for directory, _ in CORPORA.values()
+        for doc in load_docs(corpus_root / directory / "test.spacy", vocab, n_docs)
+    ]
+
+
+def head_tags(nlp: Language) -> List[str]:
+    """The IOB tags the pipeline's bio_ner heads predict, "O" counted once."""
+    tags = [tag for name in head_keys(nlp).values() for tag in nlp.get_pipe(name).tags]
+    if not tags:
+        raise typer.BadParameter(f"the pipeline has no bio_ner heads: {nlp.pipe_names}")
+    return list(dict.fromkeys(tags))
+
+
+def hf_token_classifier(source: str, tags: List[str]) -> Tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """`AutoModelForTokenClassification` with a fresh head over `tags`, and its tokenizer."""
+    set_seed(0)  # the head is random: the same one every run
+    model = AutoModelForTokenClassification.from_pretrained(
+        source, num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)}
+    ).float()  # fp32 like the spaCy pipeline (transformers 5 keeps a checkpoint's own dtype)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    # Some tokenizers (SciBERT's) declare no maximum length: the pipeline would
+    # then pass a long text whole and the position embeddings would overflow.
+    positions = getattr(model.config, "max_position_embeddings", tokenizer.model_max_length)
+    tokenizer.model_max_length = min(tokenizer.model_max_length, positions)
+    return model.eval(), tokenizer
+
+
+def pipeline_token_classifier(nlp: Language, tags: List[str]) -> Tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """`hf_token_classifier` on the spaCy pipeline's own transformer: same weights, same tokenizer."""
+    if "transformer" not in nlp.pipe_names:
+        raise typer.BadParameter("the pipeline has no `transformer` component: pass --encoder")
+    transformer = nlp.get_pipe("transformer").model
+    with tempfile.TemporaryDirectory() as exported:
+        transformer.transformer.save_pretrained(exported)
+        transformer.tokenizer.save_pretrained(exported)
+        return hf_token_classifier(exported, tags)
+
+
+def hf_stride(tokenizer: PreTrainedTokenizerBase) -> int:
+    """Overlap between the chunks of a text longer than the encoder's limit.
+
+    Without a stride, `pipeline("ner")` truncates such a text at
+    `model_max_length` pieces and returns no entity past the cut; with one, it
+    reads the whole text in overlapping chunks and merges their entities. A
+    quarter of the chunk, the same share as the spaCy config's strided windows
+    (128 tokens, 32 shared). Texts that fit are read in one chunk either way.
+    """
+    return tokenizer.model_max_length // 4
+
+
+def spacy_words_per_second(nlp: Language, texts: List[str], batch_size: int) -> float:
+    """Whitespace words per second of `nlp.pipe` on raw texts, after a warm-up batch."""
+    for _ in nlp.pipe(texts[:batch_size], batch_size=batch_size):
+        pass
+    start = time.perf_counter()
+    for _ in nlp.pipe(texts, batch_size=batch_size):
+        pass
+    return sum(len(text.split()) for text in texts) / (time.perf_counter() - start)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf8").splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+
+
+def markdown_table(records: List[Dict[str, Any]]) -> str:
+    first = records[0]
+    lines = [
+        f"Model `{first['model']}`, encoder `{first['encoder']}` ({first['hf_labels']} tags on the Hugging Face side, "
+        f"{HF_HEAD_NOTE}); {first['device']}, {first['threads']} torch threads; {first['docs']} documents.",
+        "",
+        "| system | batch size | words | seconds | words/s |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in records:
+        lines.append(
+            f"| {r['system']} | {r['batch_size']} | {r['words']:,} | {r['seconds']:.2f} | "
+            f"**{r['words_per_second']:,}** |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+def main(
+    model: str = typer.Option("en_bioner_scibert", help="spaCy pipeline: an installed package name or a directory."),
+    encoder: Optional[str] = typer.Option(
+        None,
+        help="Encoder of the Hugging Face pipeline: a hub name (cached), a directory or an encoder package name. "
+        "Default: the spaCy pipeline's own transformer (weights and tokenizer).",
+    ),
+    corpus_root: Path = typer.Option(
+        ROOT / "corpus", help="Converted corpora: <root>/jnlpba/test.spacy and <root>/bc5cdr-iob/test.spacy."
+    ),
+    n_docs: int = typer.Option(100, help="Test documents per corpus (0: all)."),
+    batch_sizes: List[int] = typer.Option(list(INFERENCE_BATCH_SIZES), "--batch-size", help="Repeatable."),
+    repeats: int = typer.Option(1, min=1, help="Timings per system and batch size; the median is reported."),
+    output_dir: Path = typer.Option(ROOT / "benchmarks" / "results", help="Where the JSON and table go."),
+    tag: str = typer.Option("", help="Suffix for the output file names."),
+) -> None:
+    """Time `nlp.pipe` and `pipeline("ner")` on the same texts, on the CPU."""
+    nlp = spacy.load(model)
+    tags = head_tags(nlp)
+    texts = load_texts(corpus_root, n_docs)
+    n_words = sum(len(text.split()) for text in texts)
+    if encoder is None:
+        hf_model, tokenizer = pipeline_token_classifier(nlp, tags)
+        encoder_used = nlp.meta.get(ENCODER_META_KEY) or describe_encoder(encoder_name(nlp))["encoder"]
+    else:
+        source = str(packaged_encoder_path(encoder)) if encoder in PACKAGED_ENCODERS else encoder
+        hf_model, tokenizer = hf_token_classifier(source, tags)
+        encoder_used = describe_encoder(source)["encoder"]
+    stride = hf_stride(tokenizer)
+    log(f"{len(texts)} texts, {n_words:,} words; {len(tags)} tags; {torch.get_num_threads()} torch threads")
+
+    def timed(system: str, batch_size: int) -> float:
+        if system == "spacy_bioner":
+            return spacy_words_per_second(nlp, texts, batch_size)
+        return pipeline_words_per_second(hf_model, texts, batch_size, device="cpu", tokenizer=tokenizer, stride=stride)
+
+    seconds: Dict[Tuple[str, int], List[float]] = {(s, b): [] for s in SYSTEMS for b in batch_sizes}
+    for repeat in range(repeats):
+        for i, batch_size in enumerate(batch_sizes):
+            # Who goes first alternates from one batch size and one repeat to the next.
+            for system in SYSTEMS if (repeat + i) % 2 == 0 else SYSTEMS[::-1]:
+                wps = timed(system, batch_size)
+                seconds[system, batch_size].append(n_words / wps)
+                log(f"{system} batch {batch_size} (run {repeat + 1}/{repeats}): {wps:,.0f} words/s")
+
+    shared = {
+        "model": model,
+        "encoder": encoder_used,
+        "encoder_weights": "the spaCy pipeline's" if encoder is None else "the encoder's own",
+        "hf_labels": len(tags),
+        "hf_head": HF_HEAD_NOTE,
+        "hf_stride": stride,
+        "hf_max_length": tokenizer.model_max_length,
+        "docs": len(texts),
+        "repeats": repeats,
+        "device": f"{cpu_model()} {device_name()}".strip(),
+        "threads": torch.get_num_threads(),
+        "versions": versions(),
+    }
+    records = []
+    for (system, batch_size), runs in seconds.items():
+        median = statistics.median(runs)
+        records.append({
+            "system": system,
+            "batch_size": batch_size,
+            "words": n_words,
+            "seconds": round(median, 3),
+            "words_per_second": round(n_words / median),
+            "runs_seconds": [round(s, 3) for s in runs],
+            **shared,
+        })
+    stem = f"{datetime.date.today().isoformat()}-cpu-inference{'-' + tag if tag else ''}"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{stem}.json").write_text(json.dumps(records, indent=2), encoding="utf8")
+    (output_dir / f"{stem}.md").write_text(markdown_table(records), encoding="utf8")
+    print(markdown_table(records))
+    log(f"wrote {output_dir / stem}.json and .md")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,90 @@
+"""The CPU inference benchmark on a tiny random BERT: both systems timed on the
+same words at both batch sizes, and the Hugging Face side reads texts longer
+than the encoder's limit to the end. Keeps `python -m benchmarks.cpu_inference` working."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+import torch
+from spacy.tokens import Doc
+from transformers import BertModel, BertTokenizerFast, pipeline
+from typer.testing import CliRunner
+
+# benchmarks/ is a repository folder, not part of the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.cpu_inference import app, hf_stride, hf_token_classifier  # noqa: E402
+from spacy_bioner.conversion import write_docbin  # noqa: E402
+from toy import TRANSFORMER_PIPELINE_CONFIG, make_tiny_bert, toy_examples, toy_sentences  # noqa: E402
+
+# More pieces than the tiny BERT's 512 positions.
+LONG_WORDS = ["the", "expression", "of"] * 200 + ["IL-2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A transformer and one bio_ner head, initialised (untrained) and saved."""
+    config = spacy.util.load_config_from_str(TRANSFORMER_PIPELINE_CONFIG.format(encoder=tiny_bert, crf="false"))
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    nlp.initialize(lambda: toy_examples(nlp, 10))
+    path = tmp_path_factory.mktemp("pipeline") / "model"
+    nlp.to_disk(path)
+    return path
+
+
+def test_both_systems_are_timed_on_the_same_words(tiny_pipeline: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    vocab = spacy.blank("en").vocab
+    docs = [Doc(vocab, words=words) for words, _ in toy_sentences(8)] + [Doc(vocab, words=LONG_WORDS)]
+    write_docbin(docs[:3] + docs[-1:], tmp_path / "corpus" / "jnlpba" / "test.spacy")
+    write_docbin(docs[3:-1], tmp_path / "corpus" / "bc5cdr-iob" / "test.spacy")
+    args = [
+        "--model", str(tiny_pipeline), "--corpus-root", str(tmp_path / "corpus"), "--n-docs", "0",
+        "--output-dir", str(tmp_path / "results"), "--tag", "toy",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    [path] = (tmp_path / "results").glob("*-cpu-inference-toy.json")
+    records = json.loads(path.read_text(encoding="utf8"))
+    assert [(r["system"], r["batch_size"]) for r in records] == [
+        (system, batch_size) for system in ("spacy_bioner", "hf_pipeline_ner") for batch_size in (32, 128)
+    ]
+    n_words = sum(len(doc.text.split()) for doc in docs)
+    for record in records:
+        assert record["words"] == n_words and record["docs"] == len(docs)
+        assert record["words_per_second"] > 0 and record["seconds"] > 0
+        assert record["model"] == str(tiny_pipeline)
+        # The pipeline's own encoder; one head over O and B-/I- of its two labels.
+        assert record["encoder"] == tiny_bert.name and record["encoder_weights"] == "the spaCy pipeline's"
+        assert record["hf_labels"] == 5 and record["hf_stride"] == 128 and record["hf_max_length"] == 512
+        assert record["threads"] == torch.get_num_threads() and record["device"]
+        assert {"spacy", "transformers", "torch"} <= set(record["versions"])
+    table = path.with_suffix(".md").read_text(encoding="utf8")
+    assert table.count("| spacy_bioner |") == 2 and table.count("| hf_pipeline_ner |") == 2
+    assert table in result.output
+
+
+def test_hf_pipeline_reads_long_texts_to_the_end(tiny_bert: Path, tmp_path: Path) -> None:
+    """A tokenizer that declares no maximum length (as SciBERT's) is capped at the
+    model's positions; the stride then carries the pipeline past the cut."""
+    BertModel.from_pretrained(tiny_bert).save_pretrained(tmp_path)
+    BertTokenizerFast(vocab_file=str(tiny_bert / "vocab.txt"), do_lower_case=False).save_pretrained(tmp_path)
+    model, tokenizer = hf_token_classifier(str(tmp_path), ["O", "B-protein", "I-protein"])
+    assert tokenizer.model_max_length == 512
+    text = " ".join(LONG_WORDS)
+    assert len(tokenizer(text)["input_ids"]) > 512
+
+    def last_offset(**options: int) -> int:
+        ner = pipeline("ner", model=model, tokenizer=tokenizer, aggregation_strategy="simple", device="cpu", **options)
+        # Every group, "O" included: the last one ends where the pipeline stopped reading.
+        return max(entity["end"] for entity in ner(text, ignore_labels=[]))
+
+    assert last_offset(stride=hf_stride(tokenizer)) == len(text)
+    assert last_offset() < len(text)  # what the pipeline does without a stride
