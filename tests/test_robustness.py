@@ -390,17 +390,21 @@ def test_entities_after_1000_tokens_are_found(trained_nlp):
 
 def test_oversize_windows_are_cut_into_fitting_consecutive_pieces(trained_nlp):
     """Every token stays covered, in order, and no piece exceeds the limit."""
-    from spacy_bioner.encoders import _fit
+    from spacy_bioner.encoders import WindowSplitter, _max_pieces
 
-    tokenizer = trained_nlp.get_pipe("transformer").model.tokenizer
-    doc = trained_nlp.make_doc("IL-2 " * 40 + "." * 300 + " T cells " * 30)
-    pieces = _fit(doc[:], tokenizer, limit=50)
-    assert [t.i for piece in pieces for t in piece] == list(range(len(doc)))
-    for piece in pieces:
-        n = len(tokenizer([t.text for t in piece], add_special_tokens=False, is_split_into_words=True)["input_ids"])
-        assert n <= 50 or len(piece) == 1  # one token longer than the limit stands alone
-    assert any(len(piece) == 1 and piece.text == "." * 300 for piece in pieces)
-    assert _fit(doc[:5], tokenizer, limit=50) == [doc[:5]]
+    model = trained_nlp.get_pipe("transformer").model
+    tokenizer, limit = model.tokenizer, _max_pieces(model)
+    long_doc = trained_nlp.make_doc("IL-2 " * limit + "." * (limit + 100) + " T cells " * limit)
+    short_doc = trained_nlp.make_doc("IL-2 activates T cells")
+    split = WindowSplitter()
+    for _ in range(2):  # the second time from cached piece counts
+        pieces, short_pieces = split([[long_doc[:]], [short_doc[:]]], model)
+        assert [t.i for piece in pieces for t in piece] == list(range(len(long_doc)))
+        for piece in pieces:
+            n = len(tokenizer([t.text for t in piece], add_special_tokens=False, is_split_into_words=True)["input_ids"])
+            assert n <= limit or len(piece) == 1  # one token longer than the limit stands alone
+        assert any(len(piece) == 1 and len(piece.text) == limit + 100 for piece in pieces)
+        assert short_pieces == [short_doc[:]]
 
 
 def test_window_longer_than_512_wordpieces(trained_nlp):
