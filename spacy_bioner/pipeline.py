@@ -10,7 +10,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model
+from thinc.api import Config, Model, Optimizer
 from thinc.types import Floats2d
 from wasabi import msg
 
@@ -77,6 +77,7 @@ def _same_tokens(example: Example) -> bool:
             "beta": 0.999,
         },
         "spans_key": "ents",
+        "learn_rate_scale": 1.0,
         "scorer": {"@scorers": "spacy_bioner.bio_ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -87,6 +88,7 @@ def make_bio_ner(
     model: Model[List[Doc], List[Floats2d]],
     loss: ClassWeightedCrossentropy,
     spans_key: str,
+    learn_rate_scale: float,
     scorer: Optional[Callable],
 ) -> "BioNER":
     """Create a `bio_ner` head.
@@ -96,9 +98,16 @@ def make_bio_ner(
         gradient when the model has a CRF).
     spans_key: the head's span group: predictions go to doc.spans[spans_key]
         with their scores, and training reads gold entities from there.
+    learn_rate_scale: the learning rate of the component's own weights as a
+        multiple of the optimizer's (which a shared transformer uses). The
+        output layer starts at zero and Adam moves a weight by about one
+        learning rate per step, so at a fine-tuning rate the head needs
+        thousands of steps.
     scorer: reports ents_* and spans_<spans_key>_*.
     """
-    return BioNER(nlp.vocab, model, name, loss=loss, spans_key=spans_key, scorer=scorer)
+    return BioNER(
+        nlp.vocab, model, name, loss=loss, spans_key=spans_key, learn_rate_scale=learn_rate_scale, scorer=scorer
+    )
 
 
 class BioNER(TrainablePipe):
@@ -112,6 +121,7 @@ class BioNER(TrainablePipe):
         *,
         loss: ClassWeightedCrossentropy,
         spans_key: str = "ents",
+        learn_rate_scale: float = 1.0,
         scorer: Optional[Callable] = None,
     ) -> None:
         self.vocab = vocab
@@ -119,6 +129,7 @@ class BioNER(TrainablePipe):
         self.name = name
         self.loss = loss
         self.scorer = scorer
+        self.learn_rate_scale = learn_rate_scale
         self.cfg: Dict[str, Any] = {"labels": [], "spans_key": spans_key, "class_weights": None}
         # Labels of gold entities outside the head's label set, warned once each.
         self._unknown_labels: set = set()
@@ -270,6 +281,24 @@ class BioNER(TrainablePipe):
         losses[self.name] += loss
         self._warn_unknown_labels()
         return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Update the head's weights at `learn_rate_scale` times the optimizer's rate.
+
+        A shared transformer's weights are not among them: its component
+        updates them, at the optimizer's own rate, as does any PyTorch shim here.
+        """
+        for node in self.model.walk():
+            for shim in node.shims:
+                shim.finish_update(sgd)
+        for node in self.model.walk():
+            for name in node.param_names:
+                if node.has_grad(name):
+                    param, grad = sgd(
+                        (node.id, name), node.get_param(name), node.get_grad(name), lr_scale=self.learn_rate_scale
+                    )
+                    node.set_param(name, param)
+                    node.set_grad(name, grad)
 
     def _warn_unknown_labels(self) -> None:
         new = self._unknown_labels - self._warned_labels

@@ -3,7 +3,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
-from thinc.api import Adam, fix_random_seed
+from thinc.api import Adam, Optimizer, fix_random_seed
 
 from spacy_bioner.decoding import is_well_formed
 from toy import TRANSFORMER_PIPELINE_CONFIG, make_tiny_bert, toy_examples
@@ -160,6 +160,43 @@ def test_transformer_pipeline_learns_and_covers_long_documents(tiny_bert, tmp_pa
     reloaded = spacy.load(tmp_path / "trf")
     again = reloaded(Doc(reloaded.vocab, words=words))
     assert [(e.start, e.end, e.label_) for e in again.ents] == [(e.start, e.end, e.label_) for e in doc.ents]
+
+
+class RecordingSGD(Optimizer):
+    """thinc's plain SGD, noting the learning-rate scale each parameter was updated with."""
+
+    def __init__(self, learn_rate: float) -> None:
+        super().__init__(learn_rate, L2=0.0, grad_clip=0.0, beta1=0.0, beta2=0.0, use_averages=False)
+        self.scales = {}
+
+    def __call__(self, key, weights, gradient, *, lr_scale=1.0):
+        self.scales[key] = lr_scale
+        return super().__call__(key, weights, gradient, lr_scale=lr_scale)
+
+
+def test_learn_rate_scale_speeds_up_the_head_not_the_shared_transformer(tiny_bert):
+    steps = {}
+    for scale in (1.0, 10.0):
+        config = spacy.util.load_config_from_str(TRANSFORMER_PIPELINE_CONFIG.format(encoder=tiny_bert, crf="true"))
+        config["components"]["jnlpba"]["learn_rate_scale"] = scale
+        fix_random_seed(0)
+        nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+        examples = toy_examples(nlp, 8)
+        nlp.initialize(lambda: examples)
+        head = nlp.get_pipe("jnlpba").model
+        before = head.get_ref("output_layer").get_param("W").copy()
+        sgd = RecordingSGD(0.1)
+        nlp.update(examples, sgd=sgd, drop=0.0)
+        steps[scale] = head.get_ref("output_layer").get_param("W") - before
+        # The zero-initialised output layer passes no gradient down on the first
+        # update; on the second the transformer learns too.
+        nlp.update(examples, sgd=sgd, drop=0.0)
+        head_keys = {(node.id, name) for node in head.walk() for name in node.param_names}
+        assert {sgd.scales[key] for key in head_keys} == {scale}  # output layer and CRF
+        transformer_keys = set(sgd.scales) - head_keys
+        assert transformer_keys and {sgd.scales[key] for key in transformer_keys} == {1.0}
+    assert np.abs(steps[1.0]).max() > 0
+    np.testing.assert_allclose(steps[10.0], 10 * steps[1.0], rtol=1e-4, atol=1e-8)
 
 
 def test_gold_entities_follow_the_pipelines_own_tokenization():
