@@ -40,13 +40,9 @@ def trained(tmp_path_factory):
         sys.executable, "-m", "spacy", "train", str(ROOT / "configs" / "bioner.cfg"),
         "--output", str(tmp / "training"),
         *[arg for key, path in paths.items() for arg in (f"--paths.{key}", str(path))],
-        # Class weights make the heads predict entities after few updates; with
-        # uniform weights the first few hundred updates predict only "O".
-        "--components.jnlpba.loss.scheme", "inverse_frequency",
         "--training.max_epochs", "3",
         "--training.eval_frequency", "30",
         "--training.batcher.size", "400",
-        "--training.optimizer.learn_rate.initial_rate", "0.0005",
         "--training.optimizer.learn_rate.warmup_steps", "10",
         "--training.optimizer.learn_rate.total_steps", "150",
     ]
