@@ -77,21 +77,20 @@ def viterbi(
     best = emissions[:, 0] + start
     for t in range(1, n_steps):
         candidates = best[:, :, None] + transitions[None, :, :]
-        step_best = candidates.max(axis=1) + emissions[:, t]
         backpointers[:, t] = candidates.argmax(axis=1)
+        step_best = np.take_along_axis(candidates, backpointers[:, t, None, :], axis=1)[:, 0] + emissions[:, t]
         # Finished documents keep their score; their backpointers are unused.
         active = (t < lengths)[:, None]
         best = np.where(active, step_best, best)
-    last = (best + end).argmax(axis=1)
-    paths = []
-    for i, length in enumerate(lengths):
-        path = np.zeros((length,), dtype="i")
-        if length:
-            path[-1] = last[i]
-            for t in range(length - 1, 0, -1):
-                path[t - 1] = backpointers[i, t, path[t]]
-        paths.append(path)
-    return paths
+    # Backtrack all documents at once, each from its own last token.
+    docs = np.arange(n_docs)
+    last = lengths - 1
+    paths = np.zeros((n_docs, n_steps), dtype="i")
+    paths[docs, last] = (best + end).argmax(axis=1)
+    for t in range(n_steps - 1, 0, -1):
+        previous = backpointers[docs, t, paths[:, t]]
+        paths[:, t - 1] = np.where(t <= last, previous, paths[:, t - 1])
+    return [paths[i, :length] for i, length in enumerate(lengths)]
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
