@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import List, Tuple
 
+import numpy
 import pytest
 import spacy
 from hypothesis import HealthCheck, given, settings
@@ -405,6 +406,31 @@ def test_oversize_windows_are_cut_into_fitting_consecutive_pieces(trained_nlp):
             assert n <= limit or len(piece) == 1  # one token longer than the limit stands alone
         assert any(len(piece) == 1 and len(piece.text) == limit + 100 for piece in pieces)
         assert short_pieces == [short_doc[:]]
+
+
+@pytest.mark.parametrize("remember", [False, True])
+def test_wordpiece_encoder_matches_spacy_transformers(trained_nlp, remember):
+    """The same wordpieces, alignment and vectors as spacy-transformers' own
+    forward pass, for odd and long texts, when encoded and when remembered."""
+    from spacy_transformers.layers.transformer_model import forward as spacy_transformers_forward
+
+    model = trained_nlp.get_pipe("transformer").model
+    texts = [t for t in ODD_TEXTS.values() if t.strip()] + ["IL-2 activates " + "." * 600 + " T cells"]
+    docs = [trained_nlp.make_doc(text) for text in texts]
+    for _ in range(2):  # the second time from the remembered encodings
+        ours, _ = model._func(model, docs, remember)
+        theirs, _ = spacy_transformers_forward(model, docs, False)
+        assert ours.wordpieces.strings == theirs.wordpieces.strings
+        assert ours.wordpieces.lengths == theirs.wordpieces.lengths
+        numpy.testing.assert_array_equal(ours.wordpieces.input_ids, theirs.wordpieces.input_ids)
+        numpy.testing.assert_array_equal(ours.wordpieces.attention_mask, theirs.wordpieces.attention_mask)
+        numpy.testing.assert_array_equal(ours.align.data, theirs.align.data)
+        numpy.testing.assert_array_equal(ours.align.lengths, theirs.align.lengths)
+        if remember:
+            continue  # remembering is for training, where dropout changes the vectors
+        numpy.testing.assert_allclose(
+            ours.model_output.last_hidden_state, theirs.model_output.last_hidden_state, atol=1e-6
+        )
 
 
 def test_window_longer_than_512_wordpieces(trained_nlp):
