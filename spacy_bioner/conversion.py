@@ -155,6 +155,11 @@ def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
     try:
         with os.fdopen(fd, "wb") as file_:
             file_.write(data)
+        # mkstemp creates the file readable by its owner only; give it the
+        # mode any new file gets here (umask), as a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

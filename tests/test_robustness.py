@@ -15,7 +15,9 @@ random BERT (tests/toy.py): nothing is downloaded.
 """
 
 import gzip
+import os
 import shutil
+import stat
 import sys
 import time
 from pathlib import Path
@@ -159,6 +161,16 @@ def test_write_docbin_failure_leaves_no_partial_file(tmp_path, monkeypatch):
         write_docbin([NLP("IL-2 activates T cells")], out)
     assert [p.name for p in tmp_path.iterdir()] == ["train.spacy"]
     assert out.read_bytes() == b"previous corpus"
+
+
+def test_written_corpus_has_the_usual_file_mode(tmp_path):
+    """Readable by whoever may read a file created here, not just its owner."""
+    umask = os.umask(0o022)
+    try:
+        out = write_docbin([NLP("IL-2 activates T cells")], tmp_path / "train.spacy")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
 
 
 def test_stray_columns(tmp_path):
