@@ -153,16 +153,9 @@ def crf_negative_log_likelihood(
     if not keep:
         return 0.0, gradients
     free, lengths = pad_batch([ops.to_numpy(emissions[i]).astype("float64") for i in keep])
-    allowed = np.zeros_like(free)
-    for row, i in enumerate(keep):
-        gold = ops.to_numpy(truths[i])
-        known = gold >= 0
-        allowed[row, : len(gold)][known] = FORBIDDEN
-        allowed[row, np.flatnonzero(known), gold[known]] = 0.0
+    golds = [ops.to_numpy(truths[i]) for i in keep]
     log_z, marginals, pairwise = forward_backward(free, lengths, transitions, start, end)
-    log_z_gold, gold_marginals, gold_pairwise = forward_backward(
-        free + allowed, lengths, transitions, start, end
-    )
+    log_z_gold, gold_marginals, gold_pairwise = _gold_statistics(free, lengths, golds, transitions, start, end)
     weights, _ = pad_batch([np.asarray(token_weights[i], dtype="f")[:, None] for i in keep])
     normalizer = max(float(weights.sum()), 1.0)
     d_emissions = weights * (marginals - gold_marginals) / normalizer
@@ -176,3 +169,46 @@ def crf_negative_log_likelihood(
         gradients[i] = ops.asarray2f(d_emissions[row, : lengths[row]])
     loss = float((log_z - log_z_gold).sum()) / normalizer
     return loss, gradients
+
+
+def _gold_statistics(
+    emissions: np.ndarray,
+    lengths: np.ndarray,
+    golds: Sequence[np.ndarray],
+    transitions: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """forward_backward over the paths that agree with the known gold tags.
+
+    A fully annotated document has one such path, whose statistics are read
+    off directly; only documents with missing tags need the constrained
+    forward-backward pass.
+    """
+    log_z = np.zeros((len(golds),))
+    marginals = np.zeros_like(emissions)
+    pairwise = np.zeros_like(transitions)
+    partial = [row for row, gold in enumerate(golds) if (gold < 0).any()]
+    for row, gold in enumerate(golds):
+        if (gold < 0).any():
+            continue
+        steps = np.arange(len(gold))
+        log_z[row] = (
+            emissions[row, steps, gold].sum() + start[gold[0]] + end[gold[-1]] + transitions[gold[:-1], gold[1:]].sum()
+        )
+        marginals[row, steps, gold] = 1.0
+        np.add.at(pairwise, (gold[:-1], gold[1:]), 1.0)
+    if partial:
+        # Tags other than the known gold one are excluded where it is known.
+        allowed = np.zeros((len(partial),) + emissions.shape[1:])
+        for subrow, row in enumerate(partial):
+            known = np.flatnonzero(golds[row] >= 0)
+            allowed[subrow, known] = FORBIDDEN
+            allowed[subrow, known, golds[row][known]] = 0.0
+        sub_log_z, sub_marginals, sub_pairwise = forward_backward(
+            emissions[partial] + allowed, lengths[partial], transitions, start, end
+        )
+        log_z[partial] = sub_log_z
+        marginals[partial] = sub_marginals
+        pairwise += sub_pairwise
+    return log_z, marginals, pairwise

@@ -112,12 +112,23 @@ def test_crf_nll_equals_enumeration_and_ignores_missing_gold():
     assert loss == pytest.approx(0.0, abs=1e-6)
 
 
-def test_crf_gradients_match_finite_differences():
+@pytest.mark.parametrize(
+    "gold",
+    [
+        [[1, 2], [0], [0, 0, 1]],  # fully annotated: the gold path read off directly
+        [[1, -1], [0], [-1, 0, -1]],  # missing tags: constrained forward-backward
+    ],
+)
+def test_crf_gradients_match_finite_differences(gold):
     crf = make_crf(seed=1)
     ops = NumpyOps()
-    emissions = [np.array([[0.5, 1.0, -0.3], [0.2, 0.1, 0.9]], "f"), np.array([[0.3, 0.0, 0.1]], "f")]
-    gold = [np.array([1, 2], "i"), np.array([0], "i")]
-    weights = [np.ones(2, "f"), np.ones(1, "f")]
+    emissions = [
+        np.array([[0.5, 1.0, -0.3], [0.2, 0.1, 0.9]], "f"),
+        np.array([[0.3, 0.0, 0.1]], "f"),
+        np.array([[0.1, -0.4, 0.6], [1.2, 0.3, -0.2], [0.0, 0.8, 0.4]], "f"),
+    ]
+    gold = [np.array(g, "i") for g in gold]
+    weights = [np.ones(len(g), "f") for g in gold]
     mask = transition_mask(TAGS)
 
     def loss_at(emissions, crf):
