@@ -104,6 +104,8 @@ def spacy_config(
     # step): the final model is the one tested, and the HF recipe evaluates nothing
     # while its clock runs either.
     config["training"]["eval_frequency"] = total
+    # With a single evaluation at the end, spaCy's progress bar spans the whole run.
+    config["training"]["logger"]["progress_bar"] = True
     for key, value in overrides.items():
         node = config
         parts = key.replace("HEAD", head).split(".")

