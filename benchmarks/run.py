@@ -263,10 +263,14 @@ def markdown_table(records: List[Dict[str, Any]]) -> str:
 
 
 def parse_variant(text: str) -> Tuple[str, Dict[str, Any]]:
-    """'name:key=value,key=value' -> (name, {key: value}); values are JSON or strings."""
+    """'name:key=value,key=value' -> (name, {key: value}); values are JSON or strings.
+
+    A comma starts a new assignment only where a `key=` follows, so values may
+    be JSON lists and objects: 'feat:components.HEAD.model.features={"width": 64, ...}'.
+    """
     name, _, assignments = text.partition(":")
     overrides = {}
-    for assignment in filter(None, assignments.split(",")):
+    for assignment in filter(None, re.split(r",(?=\s*[\w.]+=)", assignments)):
         key, _, value = assignment.partition("=")
         try:
             overrides[key] = json.loads(value)

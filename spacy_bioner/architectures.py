@@ -4,7 +4,7 @@ from typing import List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Dropout, Linear, Model, chain, with_array, zero_init
+from thinc.api import Dropout, Linear, Model, chain, concatenate, with_array, zero_init
 from thinc.types import Floats2d
 
 from .layers import CRFTransitions
@@ -16,6 +16,7 @@ def build_token_tagger(
     nO: Optional[int] = None,
     crf: bool = False,
     dropout: float = 0.1,
+    features: Optional[Model[List[Doc], List[Floats2d]]] = None,
 ) -> Model[List[Doc], List[Floats2d]]:
     """Per-token IOB2 tag scores (logits) over a tok2vec layer.
 
@@ -26,11 +27,16 @@ def build_token_tagger(
         likelihood and used in decoding. Without it, tokens are scored with a
         softmax and decoded with Viterbi over the valid IOB2 transitions.
     dropout: on the token vectors, before the output layer.
+    features: optional per-token vectors concatenated to tok2vec's, learned
+        by the head itself: e.g. `spacy.MultiHashEmbed.v2` over NORM, PREFIX,
+        SUFFIX and SHAPE, the spelling cues (-ine, -mab, digits, capitals) of
+        biomedical names, for an encoder that was not trained on them.
     """
-    width = tok2vec.maybe_get_dim("nO")
+    vectors = tok2vec if features is None else concatenate(tok2vec, features)
     # Zero-initialised, like spaCy's tagger: all tags start equally likely.
-    output_layer = Linear(nO=nO, nI=width, init_W=zero_init)
-    layers = [tok2vec, with_array(chain(Dropout(dropout), output_layer))]
+    # Its input width is inferred at initialisation.
+    output_layer = Linear(nO=nO, init_W=zero_init)
+    layers = [vectors, with_array(chain(Dropout(dropout), output_layer))]
     crf_layer = CRFTransitions(nO=nO) if crf else None
     if crf_layer is not None:
         layers.append(crf_layer)

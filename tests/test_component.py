@@ -56,6 +56,27 @@ def test_toy_corpus_is_learned_perfectly(scheme, crf):
     assert nlp.get_pipe("jnlpba").labels == ("cell_type", "protein")
 
 
+def test_features_are_concatenated_and_learned_by_the_head():
+    """A tok2vec that gives every token the same vector cannot tell entities
+    apart; spelling features concatenated to it can (all but the ambiguous
+    "B" of "NF-kappa B" and "B lymphocytes", which needs context)."""
+    blind = {"@architectures": "spacy.MultiHashEmbed.v2", "width": 8, "attrs": ["IS_SPACE"], "rows": [10],
+             "include_static_vectors": False}
+    spelling = {"@architectures": "spacy.MultiHashEmbed.v2", "width": 16, "attrs": ["NORM", "SHAPE"],
+                "rows": [500, 50], "include_static_vectors": False}
+    f_scores = {}
+    for name, features in (("blind", None), ("with features", spelling)):
+        fix_random_seed(0)
+        nlp = spacy.blank("en")
+        nlp.add_pipe("bio_ner", name="jnlpba", config={"spans_key": "jnlpba", "model": {"tok2vec": blind, "features": features}})
+        examples = toy_examples(nlp, 40)
+        train(nlp, examples, steps=60)
+        f_scores[name] = nlp.evaluate(examples)["ents_f"]
+    assert f_scores["blind"] < 0.5
+    assert f_scores["with features"] > 0.75
+    assert nlp.get_pipe("jnlpba").model.get_ref("output_layer").get_dim("nI") == 8 + 16
+
+
 def test_predictions_are_well_formed_and_scored_even_untrained():
     nlp = make_nlp(crf=True)
     examples = toy_examples(nlp, 10)
