@@ -25,6 +25,7 @@ from spacy_transformers.layers import TransformerModel
 from spacy_transformers.layers.transformer_model import forward as transformer_forward
 from spacy_transformers.layers.transformer_model import init as transformer_init
 from spacy_transformers.truncate import truncate_oversize_splits
+from spacy_transformers.util import maybe_flush_pytorch_cache
 from thinc.api import Model
 from transformers import PreTrainedTokenizerFast
 from wasabi import msg
@@ -254,6 +255,8 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
     if not flat_spans or not isinstance(tokenizer, PreTrainedTokenizerFast):
         # Slow tokenizers have no offsets: spacy-transformers aligns by strings.
         return transformer_forward(model, docs, is_train)
+    # As spacy-transformers does (a no-op unless flush_cache_chance is set).
+    maybe_flush_pytorch_cache(chance=model.attrs.get("flush_cache_chance", 0))
     encode = model.attrs["encode_wordpieces"]
     wordpieces, offsets = encode(tokenizer, [span.text for span in flat_spans], remember=is_train)
     align = get_alignment_via_offset_mapping(flat_spans, offsets)
