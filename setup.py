@@ -3,10 +3,13 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+# The version lives in spacy_bioner/about.py only.
+ABOUT: dict = {}
+exec((HERE / "spacy_bioner" / "about.py").read_text(encoding="utf8"), ABOUT)
 
 setup(
     name="spacy-bioner",
-    version="0.1.0",
+    version=ABOUT["__version__"],
     description="Biomedical named-entity recognition for spaCy: a transformer tagger "
     "with class-weighted loss and well-formed (constrained Viterbi / CRF) decoding",
     long_description=(HERE / "README.md").read_text(encoding="utf8"),

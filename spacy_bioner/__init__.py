@@ -5,4 +5,6 @@ the `bio_ner` factory, architectures, losses, readers and scorers without a
 `--code` file.
 """
 
-__version__ = "0.1.0"
+from .about import __version__
+
+__all__ = ["__version__"]

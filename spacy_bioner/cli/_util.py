@@ -1,0 +1,59 @@
+"""The typer app and what every command shares: errors, logging, loading."""
+
+import time
+from pathlib import Path
+from typing import List, Tuple
+
+import typer
+from spacy.language import Language
+
+app = typer.Typer(
+    name="spacy_bioner",
+    help="Biomedical named-entity recognition for spaCy: corpus conversion, evaluation, "
+    "packaging and annotation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Biomedical named-entity recognition for spaCy: corpus conversion, evaluation,
+    packaging and annotation."""
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `Error: message` on stderr; raise the returned exit (status 1)."""
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def log(text: str) -> None:
+    """A progress line with the time of day."""
+    typer.echo(f"[{time.strftime('%H:%M:%S')}] {text}")
+
+
+def load_pipeline(model: str, gpu_id: int = -1) -> Language:
+    """spacy.load on the CPU or GPU `gpu_id`; a clear error if it cannot load."""
+    import spacy
+
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    try:
+        return spacy.load(model)
+    except (OSError, IOError, ValueError) as e:
+        raise fail(f"cannot load pipeline {model!r}: {e}") from None
+
+
+def named_paths(values: List[str], option: str) -> List[Tuple[str, Path]]:
+    """NAME=PATH option values, each path checked to exist."""
+    named = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise fail(f"{option} takes NAME=PATH, got {value!r}")
+        if not Path(path).exists():
+            raise fail(f"{option} {name}: no such file: {path}")
+        named.append((name, Path(path)))
+    return named

@@ -1,0 +1,116 @@
+"""`python -m spacy_bioner convert`: a corpus file to a DocBin, with a report."""
+
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import typer
+from spacy.tokens import Doc
+
+from ._util import app, fail
+from ..conversion import ConversionError, ConversionReport, write_docbin
+from ..readers import (
+    BC5CDR_SPANS_KEY,
+    DEFAULT_SPANS_KEY,
+    JNLPBA_SPANS_KEY,
+    read_iob,
+    read_pubtator,
+)
+from ..tokenizer import make_bio_nlp
+
+class CorpusFormat(str, Enum):
+    jnlpba = "jnlpba"
+    pubtator = "pubtator"
+    iob = "iob"
+
+
+class Scheme(str, Enum):
+    auto = "auto"
+    iob1 = "iob1"
+    iob2 = "iob2"
+    bioes = "bioes"
+
+
+_DEFAULT_KEYS = {
+    CorpusFormat.jnlpba: JNLPBA_SPANS_KEY,
+    CorpusFormat.pubtator: BC5CDR_SPANS_KEY,
+    CorpusFormat.iob: DEFAULT_SPANS_KEY,
+}
+
+
+def _read(
+    fmt: CorpusFormat, path: Path, spans_key: str, n_sents: int, scheme: Scheme
+) -> Tuple[List[Doc], ConversionReport]:
+    if fmt == CorpusFormat.pubtator:
+        return read_pubtator(path, make_bio_nlp(), spans_key=spans_key)
+    # JNLPBA is IOB2 (read_jnlpba); --scheme and --n-sents still apply.
+    scheme_name = "iob2" if fmt == CorpusFormat.jnlpba and scheme == Scheme.auto else scheme.value
+    return read_iob(path, make_bio_nlp().vocab, scheme=scheme_name, n_sents=n_sents, spans_key=spans_key)
+
+
+@app.command()
+def convert(
+    fmt: CorpusFormat = typer.Argument(
+        ..., metavar="FORMAT", help="Input format: jnlpba (Genia4*2.iob2 with ###MEDLINE: markers), "
+        "pubtator (BC5CDR PubTator) or iob (token<TAB>tag, IOB1/IOB2/BIOES)."
+    ),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="Input file, plain or .gz."),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help="Output .spacy (DocBin) file."),
+    dev_docs: int = typer.Option(
+        0, "--dev-docs", min=0, help="Write the LAST N documents of INPUT to --dev-output instead of OUTPUT "
+        "(JNLPBA standard dev split: 200)."
+    ),
+    dev_output: Optional[Path] = typer.Option(
+        None, "--dev-output", help="Output .spacy file for the --dev-docs documents."
+    ),
+    n_sents: int = typer.Option(
+        1, "--n-sents", min=1, help="iob/jnlpba without document markers: sentences per Doc."
+    ),
+    spans_key: Optional[str] = typer.Option(
+        None, "--spans-key", help="doc.spans key for the entities (default: jnlpba, bc5cdr for "
+        "pubtator, ents for iob). The bio_ner head with this key learns from them."
+    ),
+    max_loss: float = typer.Option(
+        0.005, "--max-loss", min=0.0, max=1.0, help="Fail (exit 1, nothing written) if more than this "
+        "fraction of an output's entities is dropped or moved to other token boundaries."
+    ),
+    scheme: Scheme = typer.Option(
+        Scheme.auto, "--scheme", help="Tagging scheme of iob input; auto detects it per file."
+    ),
+) -> None:
+    """Convert a corpus to spaCy's DocBin format and print what was converted.
+
+    Both doc.ents and doc.spans[SPANS_KEY] hold the entities. A table per
+    output lists documents, sentences, tokens, entities per label and every
+    entity that was repaired, expanded to token boundaries or dropped.
+    """
+    if (dev_docs > 0) != (dev_output is not None):
+        raise fail("--dev-docs and --dev-output must be given together")
+    if dev_output is not None and dev_output.resolve() == output.resolve():
+        raise fail("--dev-output must differ from OUTPUT")
+    key = spans_key or _DEFAULT_KEYS[fmt]
+    try:
+        docs, report = _read(fmt, input_path, key, n_sents, scheme)
+    except ConversionError as e:
+        raise fail(str(e)) from None
+    if dev_docs >= len(docs):
+        raise fail(f"{input_path}: --dev-docs {dev_docs} leaves no training documents ({len(docs)} in all)")
+    split = len(docs) - dev_docs
+    outputs = [(output, docs[:split], report.subset(docs, 0, split, key))]
+    if dev_output is not None:
+        outputs.append((dev_output, docs[split:], report.subset(docs, split, len(docs), key)))
+    for path, _, part in outputs:
+        typer.echo(part.table(title=str(path)))
+        typer.echo("")
+    for path, _, part in outputs:
+        if part.loss_fraction > max_loss:
+            raise fail(
+                f"{path}: {part.loss_fraction:.3%} of the entities would be lost "
+                f"(more than --max-loss {max_loss:.3%}); nothing written"
+            )
+    try:
+        for path, part_docs, _ in outputs:
+            write_docbin(part_docs, path)
+    except OSError as e:
+        raise fail(f"cannot write output: {e}") from None
+    typer.echo("Wrote " + ", ".join(f"{path} ({len(part_docs)} docs)" for path, part_docs, _ in outputs))

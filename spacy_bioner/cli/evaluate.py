@@ -1,0 +1,81 @@
+"""`evaluate` (seqeval and spaCy's scorer per head) and `visualize` (displaCy)."""
+
+from pathlib import Path
+from typing import List
+
+import typer
+
+from ._util import app, fail, load_pipeline, log, named_paths
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Argument(..., help="Trained pipeline: directory or installed package name."),
+    corpus: List[str] = typer.Option(
+        ..., "--corpus", "-c", help="NAME=PATH of a test .spacy file (repeatable). The head scored is "
+        "the one whose spans_key the documents carry (jnlpba, bc5cdr)."
+    ),
+    output_dir: Path = typer.Option(Path("metrics"), "--output-dir", "-o", help="Where the metrics go."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Documents per nlp.pipe batch."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Only the first N documents of each corpus (0: all)."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU."),
+    command: str = typer.Option("", "--command", help="The command that produced the pipeline, for the table."),
+) -> None:
+    """Score each head on its corpus's test set, with gold tokenization.
+
+    Writes OUTPUT_DIR/<NAME>.json (seqeval micro and per-type P/R/F1 in the
+    default conlleval-compatible mode, and spaCy's scorer), OUTPUT_DIR/scores.md
+    (a Markdown table) and OUTPUT_DIR/per_type_f1.png (per-type F1 bars).
+    """
+    from ..evaluation import evaluate_corpus, write_metrics
+    from ..packaging import describe_encoder, encoder_name
+
+    corpora = named_paths(corpus, "--corpus")
+    log(f"loading {model}")
+    nlp = load_pipeline(model, gpu_id)
+    encoder = nlp.meta.get("spacy_bioner_encoder") or describe_encoder(encoder_name(nlp) or "?")["encoder"]
+    log(f"pipeline {nlp.pipe_names}, encoder {encoder}")
+    results = {}
+    for name, path in corpora:
+        try:
+            results[name] = evaluate_corpus(nlp, name, path, batch_size=batch_size, limit=limit, log=log)
+        except ValueError as e:
+            raise fail(str(e)) from None
+    for path in write_metrics(results, output_dir, encoder=encoder, command=command):
+        log(f"wrote {path}")
+    typer.echo((output_dir / "scores.md").read_text(encoding="utf8"))
+
+
+@app.command()
+def visualize(
+    model: str = typer.Argument(..., help="Trained pipeline: directory or installed package name."),
+    test: str = typer.Argument(..., metavar="TEST", help="Test .spacy file(s), comma-separated."),
+    output: Path = typer.Argument(..., help="Output HTML file."),
+    n: int = typer.Option(5, "--n", min=1, help="Abstracts per test file."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU."),
+) -> None:
+    """Render N test abstracts with displaCy: gold and predicted entities side by side."""
+    from spacy.tokens import DocBin
+
+    from ..conversion import gold_token_doc
+    from ..visualize import render_side_by_side
+
+    paths = [Path(p) for p in test.split(",") if p]
+    for path in paths:
+        if not path.exists():
+            raise fail(f"no such file: {path}")
+    nlp = load_pipeline(model, gpu_id)
+    pairs = []
+    for path in paths:
+        gold = []
+        for doc in DocBin().from_disk(path).get_docs(nlp.vocab):
+            gold.append(doc)
+            if len(gold) >= n:
+                break
+        predicted = nlp.pipe([gold_token_doc(nlp.vocab, doc) for doc in gold])
+        for i, (ref, pred) in enumerate(zip(gold, predicted)):
+            pairs.append((f"{path} #{i + 1}", ref, pred))
+        log(f"{path}: rendered {len(gold)} documents")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_side_by_side(pairs), encoding="utf8")
+    log(f"wrote {output}")
