@@ -13,11 +13,41 @@ teach the BC5CDR head that its chemicals are "O". The rule:
   skipped when the head is scored.
 """
 
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span
 
 SCORES_ATTR = "scores"
+
+
+def select_non_overlapping(
+    spans: Sequence[Span], priority: Callable[[Span], Any]
+) -> Tuple[List[Span], List[Tuple[Span, Span]]]:
+    """Greedy selection of non-overlapping spans, best `priority` (lowest) first.
+
+    Returns the kept spans in document order, and each dropped span with the
+    kept span it clashes with. spaCy's `filter_spans` is the special case
+    `priority=lambda s: (-len(s), s.start)` without the clashes.
+    """
+    owner: Dict[int, Span] = {}
+    kept: List[Span] = []
+    dropped: List[Tuple[Span, Span]] = []
+    for span in sorted(spans, key=priority):
+        clash = next((owner[i] for i in range(span.start, span.end) if i in owner), None)
+        if clash is not None:
+            dropped.append((span, clash))
+            continue
+        kept.append(span)
+        owner.update((i, span) for i in range(span.start, span.end))
+    kept.sort(key=lambda span: span.start)
+    return kept, dropped
+
+
+def spans_of(doc: Doc, spans_key: Optional[str]) -> Sequence[Span]:
+    """`doc.spans[spans_key]` (empty if absent), or `doc.ents` when the key is None."""
+    if spans_key is None:
+        return doc.ents
+    return doc.spans[spans_key] if spans_key in doc.spans else []
 
 
 def gold_spans(doc: Doc, spans_key: str) -> Optional[List[Span]]:
@@ -48,20 +78,12 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
             continue
         for span, score in zip(group, group_scores):
             known_scores[(span.start, span.end, span.label_)] = score
-    candidates = [
-        (known_scores.get((ent.start, ent.end, ent.label_), float("inf")), ent)
-        for ent in doc.ents
-    ]
-    candidates.extend(zip(scores, spans))
-    candidates.sort(key=lambda item: (-item[0], -(item[1].end - item[1].start), item[1].start))
-    taken = [False] * len(doc)
-    chosen = []
-    for _, span in candidates:
-        if any(taken[span.start : span.end]):
-            continue
-        taken[span.start : span.end] = [True] * (span.end - span.start)
-        chosen.append(span)
-    doc.ents = sorted(chosen, key=lambda span: span.start)
+    ents = list(doc.ents)
+    score_of = {id(ent): known_scores.get((ent.start, ent.end, ent.label_), float("inf")) for ent in ents}
+    score_of.update((id(span), score) for span, score in zip(spans, scores))
+    doc.ents, _ = select_non_overlapping(
+        ents + list(spans), priority=lambda span: (-score_of[id(span)], -len(span), span.start)
+    )
 
 
 def spans_with_scores(doc: Doc, spans_key: str) -> Iterable[Tuple[Span, float]]:

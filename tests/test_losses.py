@@ -3,11 +3,14 @@ import math
 
 import numpy as np
 import pytest
-from thinc.api import NumpyOps
 
-from spacy_bioner.decoding import make_tags, transition_mask
-from spacy_bioner.layers import CRFTransitions, crf_negative_log_likelihood, crf_scores
-from spacy_bioner.losses import ClassWeightedCrossentropy, compute_class_weights
+from spacy_bioner.layers.crf import CRFTransitions, TagScores
+from spacy_bioner.losses import (
+    ClassWeightedCrossentropy,
+    CRFLoss,
+    compute_class_weights,
+)
+from spacy_bioner.tags import make_tags, transition_mask
 
 TAGS = make_tags(["X"])  # O, B-X, I-X
 COUNTS = {"O": 8, "B-X": 1, "I-X": 1}
@@ -51,21 +54,22 @@ GOLD = [np.array([0, 1], "i"), np.array([-1], "i")]  # the last token's gold is 
 @pytest.mark.parametrize("scheme", sorted(EXPECTED_WEIGHTS))
 def test_weighted_crossentropy_by_hand(scheme):
     loss_fn = ClassWeightedCrossentropy(scheme=scheme, beta=0.9)
-    loss_fn.fit(COUNTS, TAGS)
+    loss_fn.fit(TAGS, COUNTS)
     w = EXPECTED_WEIGHTS[scheme]
     p0 = softmax(LOGITS[0][0].tolist())[0]
     p1 = softmax(LOGITS[0][1].tolist())[1]
     expected = (-w[0] * math.log(p0) - w[1] * math.log(p1)) / (w[0] + w[1])
-    grads, loss = loss_fn(LOGITS, GOLD)
+    d_scores, loss = loss_fn(TagScores(LOGITS), GOLD)
     assert loss == pytest.approx(expected, rel=1e-5)
-    assert np.all(grads[1] == 0), "a token with missing gold must not contribute"
+    assert np.all(d_scores.emissions[1] == 0), "a token with missing gold must not contribute"
+    assert not d_scores.has_transitions
 
 
 @pytest.mark.parametrize("scheme", sorted(EXPECTED_WEIGHTS))
 def test_weighted_crossentropy_gradient_matches_finite_differences(scheme):
     loss_fn = ClassWeightedCrossentropy(scheme=scheme, beta=0.9)
-    loss_fn.fit(COUNTS, TAGS)
-    grads = loss_fn.get_grad(LOGITS, GOLD)
+    loss_fn.fit(TAGS, COUNTS)
+    grads = loss_fn.get_grad(TagScores(LOGITS), GOLD).emissions
     eps = 1e-3
     for d, doc in enumerate(LOGITS):
         for index in np.ndindex(doc.shape):
@@ -73,22 +77,28 @@ def test_weighted_crossentropy_gradient_matches_finite_differences(scheme):
             minus = [x.astype("float64").copy() for x in LOGITS]
             plus[d][index] += eps
             minus[d][index] -= eps
-            numeric = (loss_fn.get_loss(plus, GOLD) - loss_fn.get_loss(minus, GOLD)) / (2 * eps)
+            numeric = (loss_fn.get_loss(TagScores(plus), GOLD) - loss_fn.get_loss(TagScores(minus), GOLD)) / (2 * eps)
             assert grads[d][index] == pytest.approx(numeric, abs=2e-3)
 
 
-def make_crf(seed=0):
-    crf = CRFTransitions(nO=len(TAGS))
-    crf.initialize()
+def crf_params(seed=0, dtype="float64"):
+    """Random learned (transitions, start, end), as the CRF layer would hold them."""
     rng = np.random.default_rng(seed)
-    for name in ("transitions", "start", "end"):
-        crf.set_param(name, rng.normal(size=crf.get_param(name).shape).astype("f"))
-    return crf
+    return [rng.normal(size=shape).astype(dtype) for shape in ((3, 3), (3,), (3,))]
 
 
-def brute_force_nll(crf, emissions, gold):
+def crf_loss(weights=None):
+    loss = CRFLoss()
+    loss.fit(TAGS, COUNTS)
+    if weights is not None:
+        loss.set_weights(TAGS, weights)
+    return loss
+
+
+def brute_force_nll(params, emissions, gold):
     """-log p(gold-compatible paths) by enumerating every valid path."""
-    transitions, start, end = crf_scores(crf, transition_mask(TAGS))
+    mask_transitions, mask_start = transition_mask(TAGS)
+    transitions, start, end = params[0] + mask_transitions, params[1] + mask_start, params[2]
     total, compatible = [], []
     for path in itertools.product(range(len(TAGS)), repeat=len(gold)):
         score = start[path[0]] + end[path[-1]] + sum(emissions[t, k] for t, k in enumerate(path))
@@ -101,15 +111,18 @@ def brute_force_nll(crf, emissions, gold):
 
 
 def test_crf_nll_equals_enumeration_and_ignores_missing_gold():
-    crf = make_crf()
-    emissions = [np.array([[0.5, 1.0, -0.3], [0.2, 0.1, 0.9], [1.0, -1.0, 0.0]], "f")]
-    mask = transition_mask(TAGS)
+    params = crf_params()
+    emissions = [np.array([[0.5, 1.0, -0.3], [0.2, 0.1, 0.9], [1.0, -1.0, 0.0]], "float64")]
     for gold in ([0, 1, 2], [1, -1, 0], [-1, -1, -1]):
-        weights = [np.ones(3, "f")]
-        loss, _ = crf_negative_log_likelihood(crf, emissions, [np.array(gold, "i")], weights, mask)
-        assert loss * 3 == pytest.approx(brute_force_nll(crf, emissions[0], gold), abs=1e-4)
+        _, loss = crf_loss()(TagScores(emissions, *params), [np.array(gold, "i")])
+        assert loss * 3 == pytest.approx(brute_force_nll(params, emissions[0], gold), abs=1e-9)
     # With no gold at all, every path is compatible: nothing to learn.
-    assert loss == pytest.approx(0.0, abs=1e-6)
+    assert loss == pytest.approx(0.0, abs=1e-9)
+
+
+def test_crf_loss_needs_transitions():
+    with pytest.raises(ValueError, match="crf = true"):
+        crf_loss()(TagScores(LOGITS), GOLD)
 
 
 @pytest.mark.parametrize(
@@ -120,43 +133,53 @@ def test_crf_nll_equals_enumeration_and_ignores_missing_gold():
     ],
 )
 def test_crf_gradients_match_finite_differences(gold):
-    crf = make_crf(seed=1)
-    ops = NumpyOps()
+    params = crf_params(seed=1)
     emissions = [
-        np.array([[0.5, 1.0, -0.3], [0.2, 0.1, 0.9]], "f"),
-        np.array([[0.3, 0.0, 0.1]], "f"),
-        np.array([[0.1, -0.4, 0.6], [1.2, 0.3, -0.2], [0.0, 0.8, 0.4]], "f"),
+        np.array([[0.5, 1.0, -0.3], [0.2, 0.1, 0.9]], "float64"),
+        np.array([[0.3, 0.0, 0.1]], "float64"),
+        np.array([[0.1, -0.4, 0.6], [1.2, 0.3, -0.2], [0.0, 0.8, 0.4]], "float64"),
     ]
     gold = [np.array(g, "i") for g in gold]
-    weights = [np.ones(len(g), "f") for g in gold]
-    mask = transition_mask(TAGS)
+    # Unequal class weights: they scale the emission gradients, not the transitions'.
+    loss_fn = crf_loss(weights=[1.0, 2.0, 0.5])
+    mask_transitions, _ = transition_mask(TAGS)
 
-    def loss_at(emissions, crf):
-        probe = make_crf()
-        for name in ("transitions", "start", "end"):
-            probe.set_param(name, crf.get_param(name).copy())
-        return crf_negative_log_likelihood(probe, emissions, gold, weights, mask)[0]
+    def loss_at(emissions, params):
+        return loss_fn(TagScores(emissions, *params), gold)[1]
 
-    _, d_emissions = crf_negative_log_likelihood(crf, emissions, gold, weights, mask)
-    eps = 1e-2
+    d_scores, _ = loss_fn(TagScores(emissions, *params), gold)
+    eps = 1e-5
     for d, doc in enumerate(emissions):
         for index in np.ndindex(doc.shape):
             plus = [e.copy() for e in emissions]
             minus = [e.copy() for e in emissions]
             plus[d][index] += eps
             minus[d][index] -= eps
-            numeric = (loss_at(plus, crf) - loss_at(minus, crf)) / (2 * eps)
-            assert d_emissions[d][index] == pytest.approx(numeric, abs=1e-3)
-    for name in ("transitions", "start", "end"):
-        grad = ops.to_numpy(crf.get_grad(name))
-        param = crf.get_param(name)
-        for index in np.ndindex(param.shape):
-            if name == "transitions" and mask[0][index] < 0:
-                continue  # forbidden transitions never occur: their gradient is 0
-            original = param[index]
-            param[index] = original + eps
-            plus = loss_at(emissions, crf)
-            param[index] = original - eps
-            minus = loss_at(emissions, crf)
-            param[index] = original
-            assert grad[index] == pytest.approx((plus - minus) / (2 * eps), abs=1e-3)
+            numeric = (loss_at(plus, params) - loss_at(minus, params)) / (2 * eps)
+            weight = loss_fn.token_weights(gold, missing=1.0)[d][index[0]]
+            # The emission gradient is the likelihood's, scaled by the token's class weight.
+            assert d_scores.emissions[d][index] == pytest.approx(weight * numeric, abs=1e-6)
+    for p, name in enumerate(("transitions", "start", "end")):
+        grad = getattr(d_scores, name)
+        for index in np.ndindex(params[p].shape):
+            if name == "transitions" and mask_transitions[index] < 0:
+                assert grad[index] == pytest.approx(0.0, abs=1e-12)  # forbidden: never taken
+                continue
+            plus = [q.copy() for q in params]
+            minus = [q.copy() for q in params]
+            plus[p][index] += eps
+            minus[p][index] -= eps
+            numeric = (loss_at(emissions, plus) - loss_at(emissions, minus)) / (2 * eps)
+            assert grad[index] == pytest.approx(numeric, abs=1e-6)
+
+
+def test_crf_layer_passes_its_parameters_and_adds_their_gradients():
+    layer = CRFTransitions(nO=len(TAGS))
+    layer.initialize()
+    emissions = [np.ones((2, 3), "f")]
+    scores, backprop = layer(emissions, is_train=True)
+    assert scores.has_transitions and scores.emissions is emissions
+    d_transitions = np.full((3, 3), 0.5, "f")
+    d_emissions = backprop(TagScores([np.full((2, 3), 2.0, "f")], d_transitions, np.ones(3, "f"), np.ones(3, "f")))
+    assert np.all(d_emissions[0] == 2.0)
+    np.testing.assert_array_equal(layer.get_grad("transitions"), d_transitions)

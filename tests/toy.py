@@ -80,7 +80,7 @@ def make_tiny_bert(path: Path, extra_words: List[str] = ()) -> Path:
     return path
 
 
-TRANSFORMER_PIPELINE_CONFIG = """
+_TRANSFORMER_PIPELINE_CONFIG = """
 [nlp]
 lang = "en"
 pipeline = ["transformer", "jnlpba"]
@@ -108,6 +108,9 @@ spans_key = "jnlpba"
 @architectures = "spacy_bioner.TokenTagger.v1"
 crf = {crf}
 
+[components.jnlpba.loss]
+@losses = "{loss}"
+
 [components.jnlpba.model.tok2vec]
 @architectures = "spacy-transformers.TransformerListener.v1"
 grad_factor = 1.0
@@ -116,3 +119,9 @@ upstream = "transformer"
 [components.jnlpba.model.tok2vec.pooling]
 @layers = "reduce_mean.v1"
 """
+
+
+def transformer_pipeline_config(encoder, crf: bool = True) -> str:
+    """The config of a tiny transformer pipeline with one head, "jnlpba"."""
+    loss = "spacy_bioner.CRFLoss.v1" if crf else "spacy_bioner.ClassWeightedCrossentropy.v1"
+    return _TRANSFORMER_PIPELINE_CONFIG.format(encoder=encoder, crf=str(crf).lower(), loss=loss)

@@ -7,16 +7,20 @@ from typing import List, Optional, Tuple
 import typer
 from spacy.tokens import Doc
 
-from ._util import app, fail
-from ..conversion import ConversionError, ConversionReport, write_docbin
-from ..readers import (
+from ..corpora import (
     BC5CDR_SPANS_KEY,
     DEFAULT_SPANS_KEY,
+    IOB_SCHEMES,
     JNLPBA_SPANS_KEY,
+    ConversionError,
+    ConversionReport,
     read_iob,
     read_pubtator,
+    write_docbin,
 )
 from ..tokenizer import make_bio_nlp
+from ._util import app, fail
+
 
 class CorpusFormat(str, Enum):
     jnlpba = "jnlpba"
@@ -24,11 +28,8 @@ class CorpusFormat(str, Enum):
     iob = "iob"
 
 
-class Scheme(str, Enum):
-    auto = "auto"
-    iob1 = "iob1"
-    iob2 = "iob2"
-    bioes = "bioes"
+# The tagging schemes of iob input, as choices of --scheme.
+Scheme = Enum("Scheme", {name: name for name in IOB_SCHEMES}, type=str)
 
 
 _DEFAULT_KEYS = {

@@ -57,7 +57,7 @@ def visualize(
     """Render N test abstracts with displaCy: gold and predicted entities side by side."""
     from spacy.tokens import DocBin
 
-    from ..conversion import gold_token_doc
+    from ..corpora import gold_token_doc
     from ..visualize import render_side_by_side
 
     paths = [Path(p) for p in test.split(",") if p]

@@ -1,4 +1,12 @@
-"""The `bio_ner` component: a per-token IOB2 tagger with well-formed decoding."""
+"""The `bio_ner` component: a per-token IOB2 tagger with well-formed decoding.
+
+A head scores each token's tags with its model (a `TagScores`: emissions, and
+a CRF's learned transitions where the model has them), learns through one
+loss object chosen in the config (softmax cross-entropy or the CRF
+likelihood, both class-weighted) and decodes through one decoder
+(constrained Viterbi). Predictions go to `doc.spans[spans_key]`, with a
+score per span, and into `doc.ents` without overlaps.
+"""
 
 from collections import Counter
 from itertools import islice
@@ -10,21 +18,14 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer
-from thinc.types import Floats2d
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from wasabi import msg
 
 from .annotation import SCORES_ATTR, gold_spans, merge_into_ents
-from .decoding import (
-    log_softmax,
-    make_tags,
-    pad_batch,
-    tags_to_spans,
-    transition_mask,
-    viterbi,
-)
-from .layers import crf_negative_log_likelihood, crf_scores, forward_backward
-from .losses import ClassWeightedCrossentropy
+from .decoding import ConstrainedViterbi
+from .layers.crf import TagScores
+from .losses import ClassWeightedTaggingLoss
+from .tags import make_tags, spans_to_tags, tags_to_spans
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -85,17 +86,17 @@ def _same_tokens(example: Example) -> bool:
 def make_bio_ner(
     nlp: Language,
     name: str,
-    model: Model[List[Doc], List[Floats2d]],
-    loss: ClassWeightedCrossentropy,
+    model: Model[List[Doc], TagScores],
+    loss: ClassWeightedTaggingLoss,
     spans_key: str,
     learn_rate_scale: float,
     scorer: Optional[Callable],
 ) -> "BioNER":
     """Create a `bio_ner` head.
 
-    model: a TokenTagger: tag scores per token.
-    loss: the class-weighted cross-entropy (its weights also scale the CRF
-        gradient when the model has a CRF).
+    model: a TokenTagger: tag scores per token (and CRF transitions with crf = true).
+    loss: `spacy_bioner.ClassWeightedCrossentropy.v1` for a softmax tagger,
+        `spacy_bioner.CRFLoss.v1` for a tagger with a CRF; both class-weighted.
     spans_key: the head's span group: predictions go to doc.spans[spans_key]
         with their scores, and training reads gold entities from there.
     learn_rate_scale: the learning rate of the component's own weights as a
@@ -119,7 +120,7 @@ class BioNER(TrainablePipe):
         model: Model,
         name: str = "bio_ner",
         *,
-        loss: ClassWeightedCrossentropy,
+        loss: ClassWeightedTaggingLoss,
         spans_key: str = "ents",
         learn_rate_scale: float = 1.0,
         scorer: Optional[Callable] = None,
@@ -137,25 +138,33 @@ class BioNER(TrainablePipe):
 
     @property
     def labels(self) -> Tuple[str, ...]:
+        """The head's entity labels, sorted."""
         return tuple(self.cfg["labels"])
 
     @property
     def tags(self) -> List[str]:
+        """The head's IOB2 tags: O, then B- and I- per label."""
         return make_tags(self.labels)
 
     @property
     def spans_key(self) -> str:
+        """The doc.spans key the head reads gold entities from and writes predictions to."""
         return self.cfg["spans_key"]
 
     @property
     def label_data(self) -> List[str]:
+        """The labels, for `spacy init labels`."""
         return list(self.labels)
 
     @property
-    def _crf(self) -> Optional[Model]:
-        return self.model.get_ref("crf") if self.model.has_ref("crf") else None
+    def decoder(self) -> ConstrainedViterbi:
+        """The constrained Viterbi decoder over this head's tags."""
+        if getattr(self, "_decoder", None) is None or self._decoder.tags != self.tags:
+            self._decoder = ConstrainedViterbi(self.tags)
+        return self._decoder
 
     def add_label(self, label: str) -> int:
+        """Add an entity label before initialisation; 1 if it is new, else 0."""
         if label in self.labels:
             return 0
         self._allow_extra_label()
@@ -173,39 +182,17 @@ class BioNER(TrainablePipe):
     # Inference ---------------------------------------------------------------
 
     def predict(self, docs: Iterable[Doc]) -> List[Tuple[np.ndarray, np.ndarray]]:
-        """Per doc: the decoded tag ids and each token's confidence in its tag."""
+        """Per doc: the decoded tag id of each token and its confidence in that tag."""
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return [(np.zeros((len(d),), dtype="i"), np.ones((len(d),), dtype="f")) for d in docs]
-        ops = self.model.ops
-        output = self.model.predict(docs)
-        # One device-to-host copy for the batch; decoding runs on the CPU.
-        flat = ops.to_numpy(ops.flatten(output))
-        scores = np.split(flat, np.cumsum([len(s) for s in output])[:-1])
-        mask = transition_mask(self.tags)
-        if self._crf is not None:
-            transitions, start, end = crf_scores(self._crf, mask)
-            potentials = scores
-        else:
-            (transitions, start), end = mask, np.zeros((len(self.tags),), dtype="f")
-            potentials = [log_softmax(s) for s in scores]
-        paths = viterbi(potentials, transitions, start, end)
-        confidences = self._confidences(potentials, paths, transitions, start, end)
+        scores = self.model.predict(docs)
+        paths, confidences = self.decoder(self.model.ops, scores)
         return list(zip(paths, confidences))
 
-    def _confidences(self, potentials, paths, transitions, start, end) -> List[np.ndarray]:
-        """Each token's probability of its decoded tag: softmax, or CRF marginals."""
-        if self._crf is None:
-            return [np.exp(p[np.arange(len(path)), path]) for p, path in zip(potentials, paths)]
-        keep = [i for i, p in enumerate(potentials) if len(p)]
-        confidences = [np.ones((len(path),), dtype="f") for path in paths]
-        padded, lengths = pad_batch([potentials[i].astype("float64") for i in keep])
-        _, marginals, _ = forward_backward(padded, lengths, transitions, start, end)
-        for row, i in enumerate(keep):
-            confidences[i] = marginals[row, np.arange(lengths[row]), paths[i]].astype("f")
-        return confidences
-
-    def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[np.ndarray, np.ndarray]]) -> None:
+        """Write each doc's entities to doc.spans[spans_key] (with a mean
+        confidence per span) and merge them into doc.ents."""
         tags = self.tags
         for doc, (path, confidence) in zip(docs, predictions):
             spans, scores = [], []
@@ -218,44 +205,36 @@ class BioNER(TrainablePipe):
 
     # Training ----------------------------------------------------------------
 
-    def _gold_tags(self, example: Example, unknown_labels: set) -> np.ndarray:
+    def gold_tags(self, example: Example) -> np.ndarray:
         """Gold tag id per predicted token; -1 where unknown or unannotated.
 
         Gold spans are projected onto the predicted tokens through the
         example's alignment, so the head also learns when the pipeline's
         tokenizer splits a reference token (GENIA's "IL-2" into "IL - 2"):
         every piece of an entity is inside it. Entities whose label is not
-        among the head's labels are added to `unknown_labels`, and their
+        among the head's labels are noted (and warned about once) and their
         tokens count as unannotated.
         """
         gold = np.full((len(example.predicted),), -1, dtype="i")
         spans = gold_spans(example.reference, self.spans_key)
         if spans is None:
             return gold
-        gold[:] = 0
         known = [span for span in spans if span.label_ in self.labels]
         unknown = [span for span in spans if span.label_ not in self.labels]
-        unknown_labels.update(span.label_ for span in unknown)
+        self._unknown_labels.update(span.label_ for span in unknown)
         if not _same_tokens(example):
             known = example.get_aligned_spans_y2x(known, allow_overlap=True)
             unknown = example.get_aligned_spans_y2x(unknown, allow_overlap=True)
         tag_ids = {tag: i for i, tag in enumerate(self.tags)}
-        for span in known:
-            gold[span.start] = tag_ids[f"B-{span.label_}"]
-            gold[span.start + 1 : span.end] = tag_ids[f"I-{span.label_}"]
+        gold[:] = [tag_ids[tag] for tag in spans_to_tags(len(gold), known)]
         for span in unknown:
             gold[span.start : span.end] = -1
         return gold
 
-    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
+    def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
+        """The head's loss on `examples` and its gradient w.r.t. `scores`."""
         validate_examples(examples, "BioNER.get_loss")
-        truths = [self._gold_tags(eg, self._unknown_labels) for eg in examples]
-        if self._crf is not None:
-            weights = self.loss.token_weights(truths)
-            return crf_negative_log_likelihood(
-                self._crf, scores, truths, weights, transition_mask(self.tags)
-            )
-        d_scores, loss = self.loss(scores, truths)
+        d_scores, loss = self.loss(scores, [self.gold_tags(eg) for eg in examples])
         return loss, d_scores
 
     def update(
@@ -266,6 +245,7 @@ class BioNER(TrainablePipe):
         sgd=None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
+        """Learn from a batch: forward, loss, backprop, and an optimizer step if `sgd`."""
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
@@ -273,6 +253,7 @@ class BioNER(TrainablePipe):
         validate_examples(examples, "BioNER.update")
         if not any(len(eg.predicted) for eg in examples):
             return losses
+        set_dropout_rate(self.model, drop)
         scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_scores = self.get_loss(examples, scores)
         backprop(d_scores)
@@ -341,15 +322,20 @@ class BioNER(TrainablePipe):
         self.cfg["labels"] = sorted(labels)
         for label in self.labels:
             self.vocab.strings.add(label)
-        tag_counts = Counter(
-            self.tags[t] for eg, _ in annotated for t in self._gold_tags(eg, set()) if t >= 0
-        )
-        self.cfg["class_weights"] = self.loss.fit(tag_counts, self.tags)
+        has_transitions = self.model.has_ref("crf")
+        if self.loss.needs_transitions != has_transitions:
+            raise ValueError(
+                f"bio_ner component {self.name!r}: the loss {type(self.loss).__name__} "
+                + ("needs a model with a CRF: set `crf = true` in its model." if self.loss.needs_transitions
+                   else "trains no CRF transitions: use spacy_bioner.CRFLoss.v1, or set `crf = false`.")
+            )
+        tag_counts = Counter(self.tags[t] for eg, _ in annotated for t in self.gold_tags(eg) if t >= 0)
+        self._unknown_labels.clear()
+        self.cfg["class_weights"] = self.loss.fit(self.tags, tag_counts)
         self._print_class_weights(tag_counts)
-        n_tags = len(self.tags)
-        self.model.get_ref("output_layer").set_dim("nO", n_tags)
-        if self._crf is not None:
-            self._crf.set_dim("nO", n_tags)
+        for ref in ("output_layer", "crf"):
+            if self.model.has_ref(ref):
+                self.model.get_ref(ref).set_dim("nO", len(self.tags))
         sample = [eg.predicted for eg, _ in islice(annotated, 10)] or [
             eg.predicted for eg in islice(get_examples(), 10)
         ]
@@ -367,9 +353,10 @@ class BioNER(TrainablePipe):
 
     def _restore_loss_weights(self) -> None:
         if self.cfg.get("class_weights") is not None:
-            self.loss.class_weights = np.asarray(self.cfg["class_weights"], dtype="f")
+            self.loss.set_weights(self.tags, self.cfg["class_weights"])
 
     def from_disk(self, path, *, exclude=tuple()) -> "BioNER":
+        """Load the component; a one-line error if its files are damaged."""
         try:
             super().from_disk(path, exclude=exclude)
         except (ValueError, OSError) as err:
@@ -378,6 +365,7 @@ class BioNER(TrainablePipe):
         return self
 
     def from_bytes(self, bytes_data, *, exclude=tuple()) -> "BioNER":
+        """Load the component from bytes; a one-line error if they are damaged."""
         try:
             super().from_bytes(bytes_data, exclude=exclude)
         except (ValueError, OSError) as err:

@@ -1,66 +1,63 @@
-"""thinc layers: the linear-chain CRF transition scores and its likelihood.
+"""The NumPy (float64) CRF and Viterbi that the device code replaced, kept as a test oracle.
 
-thinc has no CRF layer, and the PyPI CRF packages (pytorch-crf and the like)
-are unmaintained and know nothing of spaCy's missing annotation. The CRF here
-is small: a layer holding the transition parameters, which passes the
-per-token emission scores through unchanged, and a forward-backward pass that
-gives the negative log-likelihood and its gradients.
-
-The likelihood is the *partial-annotation* CRF likelihood: the gold score is
-the log-sum over all valid paths that agree with the gold tags where they are
-known. With complete annotation this is the usual CRF NLL; tokens with missing
-annotation simply stay unconstrained, so they teach nothing.
+The package's `layers/crf.py` runs the same recursions on the model's device
+in the scores' precision; the parity tests compare the two on random batches.
 """
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
-from thinc.api import Model
-from thinc.types import Floats2d, Ints1d
 
-from .decoding import FORBIDDEN, pad_batch
-
-CRF_PARAMS = ("transitions", "start", "end")
-# Floor of a normaliser: a token whose every tag is excluded (an impossible
-# gold sequence) gives a huge but finite loss instead of a NaN.
+FORBIDDEN = -1e4
 _TINY = 1e-300
 
 
-def CRFTransitions(nO: Optional[int] = None) -> Model[List[Floats2d], List[Floats2d]]:
-    """Learned tag-to-tag, start and end scores; the forward pass is identity.
+def pad_batch(arrays: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """Stack (T_i, K) arrays into (B, max T, K) zero-padded, with the lengths."""
+    lengths = np.asarray([len(a) for a in arrays], dtype="i")
+    n_tags = arrays[0].shape[1] if arrays else 0
+    padded = np.zeros((len(arrays), int(lengths.max(initial=0)), n_tags), dtype="float64")
+    for i, array in enumerate(arrays):
+        padded[i, : len(array)] = array
+    return padded, lengths
 
-    The parameters are read by decoding and trained through
-    :func:`crf_negative_log_likelihood`, which adds their gradients.
+
+def viterbi(
+    scores: Sequence[np.ndarray],
+    transitions: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+) -> List[np.ndarray]:
+    """Best tag sequence per document under additive transition scores.
+
+    scores: per document, (T_i, K) emission scores (log-probabilities or CRF
+    potentials). transitions (K, K), start (K,), end (K,): added to the path
+    score, with FORBIDDEN entries excluding a transition.
     """
-    return Model(
-        "crf",
-        _identity_forward,
-        init=_init_crf,
-        dims={"nO": nO},
-        params={name: None for name in CRF_PARAMS},
-    )
-
-
-def _identity_forward(model: Model, X: List[Floats2d], is_train: bool):
-    return X, lambda dY: dY
-
-
-def _init_crf(model: Model, X=None, Y=None) -> None:
-    if Y is not None and Y and model.get_dim("nO") is None:
-        model.set_dim("nO", Y[0].shape[1])
-    n_tags = model.get_dim("nO")
-    model.set_param("transitions", model.ops.alloc2f(n_tags, n_tags))
-    model.set_param("start", model.ops.alloc1f(n_tags))
-    model.set_param("end", model.ops.alloc1f(n_tags))
-
-
-def crf_scores(
-    model: Model, mask: Tuple[np.ndarray, np.ndarray]
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(transitions, start, end) as NumPy arrays, with the IOB2 mask added."""
-    mask_transitions, mask_start = mask
-    transitions, start, end = (model.ops.to_numpy(model.get_param(p)) for p in CRF_PARAMS)
-    return transitions + mask_transitions, start + mask_start, end
+    if not scores:
+        return []
+    emissions, lengths = pad_batch(scores)
+    n_docs, n_steps, n_tags = emissions.shape
+    if n_steps == 0:
+        return [np.zeros((0,), dtype="i") for _ in scores]
+    backpointers = np.zeros((n_docs, n_steps, n_tags), dtype="i")
+    best = emissions[:, 0] + start
+    for t in range(1, n_steps):
+        candidates = best[:, :, None] + transitions[None, :, :]
+        backpointers[:, t] = candidates.argmax(axis=1)
+        step_best = np.take_along_axis(candidates, backpointers[:, t, None, :], axis=1)[:, 0] + emissions[:, t]
+        # Finished documents keep their score; their backpointers are unused.
+        active = (t < lengths)[:, None]
+        best = np.where(active, step_best, best)
+    # Backtrack all documents at once, each from its own last token.
+    docs = np.arange(n_docs)
+    last = lengths - 1
+    paths = np.zeros((n_docs, n_steps), dtype="i")
+    paths[docs, last] = (best + end).argmax(axis=1)
+    for t in range(n_steps - 1, 0, -1):
+        previous = backpointers[docs, t, paths[:, t]]
+        paths[:, t - 1] = np.where(t <= last, previous, paths[:, t - 1])
+    return [paths[i, :length] for i, length in enumerate(lengths)]
 
 
 def forward_backward(
@@ -130,13 +127,13 @@ def forward_backward(
 
 
 def crf_negative_log_likelihood(
-    model: Model,
-    emissions: Sequence[Floats2d],
-    truths: Sequence[Ints1d],
+    params: Tuple[np.ndarray, np.ndarray, np.ndarray],
+    emissions: Sequence[np.ndarray],
+    truths: Sequence[np.ndarray],
     token_weights: Sequence[np.ndarray],
     mask: Tuple[np.ndarray, np.ndarray],
-) -> Tuple[float, List[Floats2d]]:
-    """Partial-annotation CRF NLL; adds the CRF parameter gradients to `model`.
+):
+    """Partial-annotation CRF NLL, its emission gradients and the (transitions, start, end) gradients.
 
     truths: per document, the gold tag id per token, -1 where missing.
     token_weights: per document, a weight per token (class weights of the gold
@@ -146,29 +143,27 @@ def crf_negative_log_likelihood(
     divided by the total token weight, as the softmax loss is.
     Returns the loss and the gradient per document w.r.t. the emissions.
     """
-    ops = model.ops
-    transitions, start, end = crf_scores(model, mask)
-    gradients = [ops.alloc2f(*e.shape) for e in emissions]
+    learned_transitions, learned_start, learned_end = (np.asarray(p, dtype="float64") for p in params)
+    transitions, start, end = learned_transitions + mask[0], learned_start + mask[1], learned_end
+    gradients = [np.zeros(e.shape) for e in emissions]
     keep = [i for i, e in enumerate(emissions) if e.shape[0]]
     if not keep:
-        return 0.0, gradients
-    free, lengths = pad_batch([ops.to_numpy(emissions[i]).astype("float64") for i in keep])
-    golds = [ops.to_numpy(truths[i]) for i in keep]
+        return 0.0, gradients, None
+    free, lengths = pad_batch([np.asarray(emissions[i], dtype="float64") for i in keep])
+    golds = [np.asarray(truths[i]) for i in keep]
     log_z, marginals, pairwise = forward_backward(free, lengths, transitions, start, end)
     log_z_gold, gold_marginals, gold_pairwise = _gold_statistics(free, lengths, golds, transitions, start, end)
-    weights, _ = pad_batch([np.asarray(token_weights[i], dtype="f")[:, None] for i in keep])
+    weights, _ = pad_batch([np.asarray(token_weights[i], dtype="float64")[:, None] for i in keep])
     normalizer = max(float(weights.sum()), 1.0)
     d_emissions = weights * (marginals - gold_marginals) / normalizer
     first = marginals[:, 0] - gold_marginals[:, 0]
     last_index = (np.arange(len(keep)), lengths - 1)
     final = marginals[last_index] - gold_marginals[last_index]
-    model.inc_grad("transitions", ops.asarray2f((pairwise - gold_pairwise) / normalizer))
-    model.inc_grad("start", ops.asarray1f(first.sum(axis=0) / normalizer))
-    model.inc_grad("end", ops.asarray1f(final.sum(axis=0) / normalizer))
+    param_grads = ((pairwise - gold_pairwise) / normalizer, first.sum(axis=0) / normalizer, final.sum(axis=0) / normalizer)
     for row, i in enumerate(keep):
-        gradients[i] = ops.asarray2f(d_emissions[row, : lengths[row]])
+        gradients[i] = d_emissions[row, : lengths[row]]
     loss = float((log_z - log_z_gold).sum()) / normalizer
-    return loss, gradients
+    return loss, gradients, param_grads
 
 
 def _gold_statistics(

@@ -1,4 +1,4 @@
-"""Conversion reports, DocBin writing and DocBin -> IOB export.
+"""Conversion reports: what a reader produced, and what it changed.
 
 A corpus conversion must say what it changed: the readers record every
 entity they repaired, moved to token boundaries or dropped in a
@@ -6,15 +6,13 @@ entity they repaired, moved to token boundaries or dropped in a
 lost more than a given fraction of its entities.
 """
 
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence
 
-from spacy.tokens import Doc, DocBin, Span
-from spacy.util import filter_spans
+from spacy.tokens import Doc
+
+from ..annotation import spans_of
 
 
 class ConversionError(ValueError):
@@ -92,7 +90,7 @@ class ConversionReport:
         self.sentences = sum(_n_sents(doc) for doc in docs)
         self.tokens = sum(len(doc) for doc in docs)
         self.entities = Counter(
-            span.label_ for doc in docs for span in _get_spans(doc, spans_key)
+            span.label_ for doc in docs for span in spans_of(doc, spans_key)
         )
 
     def subset(
@@ -134,78 +132,3 @@ def _n_sents(doc: Doc) -> int:
     if doc.has_annotation("SENT_START"):
         return sum(1 for _ in doc.sents)
     return 1
-
-
-def _get_spans(doc: Doc, spans_key: Optional[str]) -> Iterable[Span]:
-    if spans_key is None:
-        return doc.ents
-    return doc.spans[spans_key] if spans_key in doc.spans else []
-
-
-def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
-    """Write `docs` (with user_data) to a .spacy file, atomically.
-
-    The file appears complete or not at all: it is written to a temporary
-    file in the same directory and then renamed over `path`.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = DocBin(docs=docs, store_user_data=True).to_bytes()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file_:
-            file_.write(data)
-        # mkstemp creates the file readable by its owner only; give it the
-        # mode any new file gets here (umask), as a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
-
-
-def gold_token_doc(vocab, reference: Doc) -> Doc:
-    """An unannotated copy with the reference's tokens and sentence starts."""
-    return Doc(
-        vocab,
-        words=[t.text for t in reference],
-        spaces=[bool(t.whitespace_) for t in reference],
-        sent_starts=[t.is_sent_start for t in reference] if reference.has_annotation("SENT_START") else None,
-    )
-
-
-def docs_to_iob(
-    docs: Iterable[Doc], spans_key: Optional[str] = None
-) -> List[List[Tuple[str, str]]]:
-    """Sentences of (token text, IOB2 tag), for round trips and seqeval.
-
-    Entities come from `doc.spans[spans_key]` (a doc without the key has no
-    entities), or from `doc.ents` when `spans_key` is None. Overlapping spans
-    are reduced with `spacy.util.filter_spans` (longest first). A doc without
-    sentence boundaries is one sentence; an entity that crosses a sentence
-    boundary restarts with B- in the next sentence, so every sequence is
-    valid IOB2.
-    """
-    sentences: List[List[Tuple[str, str]]] = []
-    for doc in docs:
-        tags = ["O"] * len(doc)
-        for span in filter_spans(list(_get_spans(doc, spans_key))):
-            tags[span.start] = f"B-{span.label_}"
-            for i in range(span.start + 1, span.end):
-                tags[i] = f"I-{span.label_}"
-        bounds = (
-            [(sent.start, sent.end) for sent in doc.sents]
-            if doc.has_annotation("SENT_START")
-            else [(0, len(doc))]
-        )
-        for start, end in bounds:
-            if start == end:
-                continue
-            sent = [(doc[i].text, tags[i]) for i in range(start, end)]
-            if sent[0][1].startswith("I-"):
-                sent[0] = (sent[0][0], "B-" + sent[0][1][2:])
-            sentences.append(sent)
-    return sentences

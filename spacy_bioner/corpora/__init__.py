@@ -1,0 +1,34 @@
+"""Biomedical NER corpora to spaCy Docs: one module per format, the conversion
+report, DocBin files and the registered spaCy readers."""
+
+from .docbin import gold_token_doc, load_docs, write_docbin
+from .iob import (
+    BC5CDR_SPANS_KEY,
+    DEFAULT_SPANS_KEY,
+    IOB_SCHEMES,
+    JNLPBA_SPANS_KEY,
+    detect_scheme,
+    read_iob,
+    read_jnlpba,
+)
+from .pubtator import read_pubtator
+from .report import ConversionError, ConversionReport, Issue
+from .text import read_lines
+
+__all__ = [
+    "BC5CDR_SPANS_KEY",
+    "DEFAULT_SPANS_KEY",
+    "IOB_SCHEMES",
+    "JNLPBA_SPANS_KEY",
+    "ConversionError",
+    "ConversionReport",
+    "Issue",
+    "detect_scheme",
+    "gold_token_doc",
+    "load_docs",
+    "read_iob",
+    "read_jnlpba",
+    "read_lines",
+    "read_pubtator",
+    "write_docbin",
+]

