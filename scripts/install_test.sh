@@ -2,17 +2,20 @@
 # Install the built pipeline package in a fresh virtual environment and load it
 # offline: the transformer weights must come from the package, never the hub.
 #
-#   bash scripts/install_test.sh en_bioner_scibert 0.1.0
+#   bash scripts/install_test.sh en_bioner_scibert
+#
+# The wheels are the newest ones `spacy project run package` built: the
+# pipeline's under packages/<name>-<version>/dist/, spacy_bioner's under
+# packages/dist/.
 set -euo pipefail
 
 PACKAGE="${1:-en_bioner_scibert}"
-VERSION="${2:-0.1.0}"
 VENV="${VENV:-.venv-install-test}"
-MODEL_WHEEL="packages/${PACKAGE}-${VERSION}/dist/${PACKAGE}-${VERSION}-py3-none-any.whl"
-BIONER_WHEEL="$(ls packages/spacy_bioner-*-py3-none-any.whl | sort -V | tail -n 1)"
+MODEL_WHEEL="$(ls packages/"${PACKAGE}"-*/dist/"${PACKAGE}"-*-py3-none-any.whl 2>/dev/null | sort -V | tail -n 1)"
+BIONER_WHEEL="$(ls packages/dist/spacy_bioner-*-py3-none-any.whl 2>/dev/null | sort -V | tail -n 1)"
 
 for wheel in "$MODEL_WHEEL" "$BIONER_WHEEL"; do
-  [ -f "$wheel" ] || { echo "install-test: missing $wheel (run: spacy project run package)" >&2; exit 1; }
+  [ -n "$wheel" ] && [ -f "$wheel" ] || { echo "install-test: a wheel is missing under packages/ (run: spacy project run package)" >&2; exit 1; }
 done
 
 echo "install-test: fresh virtual environment $VENV"

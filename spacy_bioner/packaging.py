@@ -1,17 +1,17 @@
-"""Recording the encoder actually used, and preparing a pipeline for `spacy package`.
+"""Recording the encoder actually used, and the package metadata for `spacy package`.
 
 The encoder is resolved when a pipeline is initialised (SciBERT, or the
 offline fallback where SciBERT cannot be loaded: see encoders.py). The
 `spacy_bioner.record_encoder.v1` callback, run as `[initialize.after_init]`,
 prints the resolved encoder in the training log and writes it to
 `nlp.meta["sources"]` and `nlp.meta["description"]`, which `spacy train`
-saves in the trained pipeline's meta.json. `prepare_package` then turns a
-trained pipeline and its measured scores into a package directory: meta.json
-(name, version, requirements, sources, scores) and a README model card.
+saves in the trained pipeline's meta.json. `package_meta` then adds the
+project's own metadata file (configs/meta.json), this library's version and
+the measured test scores, for `spacy package --meta-path`, which writes the
+model card from it.
 """
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -19,12 +19,9 @@ from spacy.language import Language
 from spacy.util import registry
 from wasabi import msg
 
+from .about import __version__
+
 ENCODER_META_KEY = "spacy_bioner_encoder"
-PACKAGE_REQUIREMENTS = ["spacy-bioner>=0.1.0", "spacy-transformers>=1.4,<1.5"]
-HEAD_LABELS = {
-    "jnlpba": ["protein", "DNA", "RNA", "cell_line", "cell_type"],
-    "bc5cdr": ["Chemical", "Disease"],
-}
 
 
 def encoder_name(nlp: Language, component: str = "transformer") -> Optional[str]:
@@ -109,58 +106,77 @@ def make_record_encoder(component: str = "transformer") -> Callable[[Language], 
 
 
 # ---------------------------------------------------------------------------
-# Package preparation
+# Package metadata
 
 
-def prepare_package(
-    model_dir: Path,
-    metrics_dir: Path,
-    output_dir: Path,
-    name: str,
-    version: str,
-    command: str = "",
-) -> Dict[str, Any]:
-    """Copy a trained pipeline to `output_dir` with a package meta.json and README.
+def package_meta(model_dir: Path, project_meta: Dict[str, Any], metrics_dir: Path, command: str = "") -> Dict[str, Any]:
+    """The meta.json for `spacy package --meta-path`: the trained pipeline's meta,
+    the project's (name, description, license, sources, notes), this library's
+    version and requirement, and the measured test scores.
 
-    The measured test scores (metrics/<corpus>.json written by `evaluate`)
-    go into meta.json ("performance") and the model card. Returns the meta.
+    Scores go under spaCy's standard "performance" keys: each head's
+    `spans_<key>_p/r/f/per_type` from its corpus's test set, and `ents_p/r/f`
+    and `ents_per_type` pooled over the heads. The description ends with the
+    test F1 of each corpus, which `spacy info` shows.
     """
-    meta = json.loads((model_dir / "meta.json").read_text(encoding="utf8"))
-    metrics = load_metrics(metrics_dir)
-    sources = [s for s in meta.get("sources", []) if s.get("encoder")]
-    encoder = meta.get(ENCODER_META_KEY) or (sources[0]["encoder"] if sources else None)
-    if encoder is None:
+    meta = json.loads((Path(model_dir) / "meta.json").read_text(encoding="utf8"))
+    encoder_sources = [s for s in meta.get("sources", []) if s.get("encoder")]
+    if not encoder_sources:
         raise ValueError(
             f"{model_dir}/meta.json does not name the encoder used: train with "
             "[initialize.after_init] = spacy_bioner.record_encoder.v1 (configs/bioner.cfg)"
         )
-    encoder_full = sources[0]["name"] if sources else encoder
-    meta["name"] = name
-    meta["version"] = version
-    meta["description"] = (
-        "Biomedical named-entity recognition (spacy-bioner): one shared transformer and two "
-        "bio_ner heads, JNLPBA (protein, DNA, RNA, cell_line, cell_type) -> "
-        "doc.spans['jnlpba'] and BC5CDR (Chemical, Disease) -> doc.spans['bc5cdr']; "
-        f"doc.ents holds their union without overlaps. Encoder: {encoder_full}."
+    metrics = load_metrics(metrics_dir)
+    meta.update({k: v for k, v in project_meta.items() if k not in ("sources", "requirements")})
+    meta["version"] = __version__
+    requirements = [f"spacy-bioner>={__version__}", "spacy-transformers>=1.4,<1.5"]
+    meta["requirements"] = requirements + [
+        r for r in meta.get("requirements", []) if not _same_requirement(r, requirements)
+    ]
+    meta["sources"] = encoder_sources + list(project_meta.get("sources", []))
+    meta["performance"] = performance(metrics)
+    scores = ", ".join(f"{name} {m['seqeval']['f1']:.3f}" for name, m in metrics.items())
+    encoder = encoder_sources[0]["name"]
+    meta["description"] = f"{project_meta.get('description', '').strip()} Encoder: {encoder}. " + (
+        f"Test F1 (seqeval, gold tokens): {scores}." if scores else "Not evaluated."
     )
-    meta.setdefault("license", "MIT")
-    meta["author"] = meta.get("author") or "spacy-bioner"
-    requirements = [r for r in meta.get("requirements", []) if not _same_requirement(r, PACKAGE_REQUIREMENTS)]
-    meta["requirements"] = PACKAGE_REQUIREMENTS + requirements
-    meta["sources"] = sources + CORPUS_SOURCES
     if metrics:
-        meta["test_scores"] = {
-            corpus: {k: m["seqeval"][k] for k in ("p", "r", "f1")} for corpus, m in metrics.items()
-        }
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    shutil.copytree(model_dir, output_dir)
-    (output_dir / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf8")
-    package_name = f"{meta['lang']}_{name}"
-    (output_dir / "README.md").write_text(
-        model_card(meta, package_name, encoder_full, metrics, command), encoding="utf8"
-    )
+        from .evaluation import markdown_table
+
+        measured = ["### Test scores", "", markdown_table(metrics)]
+        if command:
+            measured += ["Measured with:", "", f"    {command}", ""]
+        meta["notes"] = "\n\n".join(filter(None, [project_meta.get("notes", ""), "\n".join(measured)]))
     return meta
+
+
+def performance(metrics: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """spaCy's performance keys from `evaluate`'s metrics (seqeval on each test set).
+
+    A head is scored on the first corpus evaluated for it; `ents_*` pool the
+    heads' true and false positives (their labels are disjoint).
+    """
+    scores: Dict[str, Any] = {}
+    true_pos = false_pos = false_neg = 0.0
+    per_type: Dict[str, Dict[str, float]] = {}
+    for result in metrics.values():
+        key = result["spans_key"]
+        if f"spans_{key}_f" in scores:
+            continue
+        seqeval = result["seqeval"]
+        rows = {label: {"p": r["p"], "r": r["r"], "f": r["f1"]} for label, r in seqeval["per_type"].items()}
+        scores.update({f"spans_{key}_p": seqeval["p"], f"spans_{key}_r": seqeval["r"], f"spans_{key}_f": seqeval["f1"]})
+        scores[f"spans_{key}_per_type"] = rows
+        per_type.update(rows)
+        support = sum(r["support"] for r in seqeval["per_type"].values())
+        found = seqeval["r"] * support
+        true_pos += found
+        false_neg += support - found
+        false_pos += found / seqeval["p"] - found if seqeval["p"] else 0.0
+    if true_pos:
+        p, r = true_pos / (true_pos + false_pos), true_pos / (true_pos + false_neg)
+        scores.update({"ents_p": p, "ents_r": r, "ents_f": 2 * p * r / (p + r), "ents_per_type": per_type})
+    return scores
 
 
 def _same_requirement(req: str, reqs: List[str]) -> bool:
@@ -169,88 +185,11 @@ def _same_requirement(req: str, reqs: List[str]) -> bool:
     return split_requirement(req)[0] in {split_requirement(r)[0] for r in reqs}
 
 
-CORPUS_SOURCES = [
-    {
-        "name": "JNLPBA (BioNLP/JNLPBA 2004 shared task, GENIA 3.02)",
-        "url": "http://www.nactem.ac.uk/GENIA/current/Shared-tasks/JNLPBA/",
-        "license": "GENIA Project licence",
-    },
-    {
-        "name": "BC5CDR (BioCreative V Chemical-Disease Relation corpus)",
-        "url": "https://biocreative.bioinformatics.udel.edu/tasks/biocreative-v/track-3-cdr/",
-        "license": "research use (BioCreative)",
-    },
-]
-
-
 def load_metrics(metrics_dir: Path) -> Dict[str, Dict[str, Any]]:
-    """metrics/<corpus>.json files written by `evaluate`, by corpus."""
+    """metrics/<corpus>.json files written by `evaluate`, by corpus, in file order."""
     found = {}
     for path in sorted(Path(metrics_dir).glob("*.json")):
         data = json.loads(path.read_text(encoding="utf8"))
         if isinstance(data, dict) and "seqeval" in data:
             found[data.get("corpus", path.stem)] = data
     return found
-
-
-def model_card(
-    meta: Dict[str, Any], package_name: str, encoder: str, metrics: Dict[str, Dict[str, Any]], command: str
-) -> str:
-    from .evaluation import markdown_table
-
-    lines = [
-        f"# {package_name} {meta['version']}",
-        "",
-        "Biomedical named-entity recognition for spaCy, built with "
-        "[spacy-bioner](https://pypi.org/project/spacy-bioner/): a shared transformer and one "
-        "`bio_ner` head per corpus, finding seven entity types in one pass.",
-        "",
-        f"**Encoder used:** {encoder}",
-        "",
-        "| head (`doc.spans` key) | corpus | labels |",
-        "| --- | --- | --- |",
-        f"| `jnlpba` | JNLPBA | {', '.join(HEAD_LABELS['jnlpba'])} |",
-        f"| `bc5cdr` | BC5CDR | {', '.join(HEAD_LABELS['bc5cdr'])} |",
-        "",
-        "`doc.ents` holds the union of both heads without overlaps (higher score wins, then the "
-        "longer span); each head's spans, with a confidence per span, are in "
-        "`doc.spans[key]` and `doc.spans[key].attrs['scores']`.",
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "import spacy",
-        "",
-        f'nlp = spacy.load("{package_name}")',
-        'doc = nlp("Naloxone reverses the antihypertensive effect of clonidine in IL-2 treated T cells.")',
-        "print([(ent.text, ent.label_) for ent in doc.ents])",
-        'group = doc.spans["bc5cdr"]',
-        'print(list(zip([s.text for s in group], group.attrs["scores"])))',
-        "```",
-        "",
-        "The transformer weights are inside the package: loading never contacts the Hugging Face hub.",
-        "",
-        "## Test scores",
-        "",
-    ]
-    if metrics:
-        lines += [
-            "Entity-level micro P/R/F1 with seqeval (default, conlleval-compatible mode) on each "
-            "corpus's test set with gold tokenization; each corpus is scored on its own head.",
-            "",
-            markdown_table(metrics),
-        ]
-        if command:
-            lines += ["Measured with:", "", f"    {command}", ""]
-    else:
-        lines += ["Not measured.", ""]
-    lines += [
-        "## Details",
-        "",
-        f"- spaCy: {meta.get('spacy_version', '')}",
-        f"- Pipeline: {', '.join(meta.get('pipeline', []))}",
-        f"- Requirements: {', '.join(meta.get('requirements', []))}",
-        "- Sources: " + "; ".join(s["name"] for s in meta.get("sources", [])),
-        "",
-    ]
-    return "\n".join(lines)

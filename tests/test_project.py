@@ -10,14 +10,14 @@ import spacy
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training.initialize import init_nlp
 from thinc.api import Adam, Config, fix_random_seed
+from toy import make_tiny_bert, toy_examples, toy_sentences, transformer_pipeline_config
 from typer.testing import CliRunner
 
+from spacy_bioner.about import __version__
 from spacy_bioner.cli import app
-from spacy_bioner.conversion import docs_to_iob
-from spacy_bioner.evaluation import evaluate_corpus, seqeval_scores
-from spacy_bioner.packaging import describe_encoder, prepare_package, record_encoder
+from spacy_bioner.evaluation import docs_to_iob, evaluate_corpus, seqeval_scores
+from spacy_bioner.packaging import describe_encoder, record_encoder
 from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side
-from toy import TRANSFORMER_PIPELINE_CONFIG, make_tiny_bert, toy_examples, toy_sentences
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_TOK2VEC = {
@@ -49,9 +49,7 @@ def test_project_yml_parses_and_has_the_workflow():
     for name in ("convert", "train", "evaluate", "visualize", "package"):
         assert commands[name]["outputs"], name
     train = " ".join(commands["train"]["script"])
-    assert "--gpu-id -1" in train and "configs/bioner.cfg" in train
-    for var in ("transformer", "gpu_id", "max_steps", "max_epochs", "weighting", "package_name", "package_version"):
-        assert var in project["vars"], var
+    assert "--gpu-id -1" in train and "configs/bioner-cpu.cfg" in train
     assert project["vars"]["transformer"] == "allenai/scibert_scivocab_cased"
     # Every asset is embedded and its checksum matches CHECKSUMS.md5.
     sums = dict(
@@ -72,21 +70,47 @@ def test_project_overrides_reach_the_train_command():
     assert args[args.index("--paths.transformer") + 1] == "/models/x"
 
 
-def test_project_train_overrides_are_valid_for_the_config():
-    """Every --section.key override of the train command exists in configs/bioner.cfg."""
+def test_train_takes_every_setting_from_the_config_but_the_encoder():
+    """One source of truth: the train command overrides only the encoder paths."""
     from weasel.util import load_project_config
 
     project = load_project_config(ROOT)
     train = next(c for c in project["commands"] if c["name"] == "train")
     args = shlex.split(" ".join(train["script"]))
-    config = Config().from_disk(ROOT / "configs" / "bioner.cfg", interpolate=False)
-    overrides = [a[2:] for a in args if a.startswith("--") and "." in a]
-    assert overrides
-    for key in overrides:
-        node = config
-        for part in key.split("."):
-            assert part in node, key
-            node = node[part]
+    assert sorted(a for a in args if a.startswith("--") and "." in a) == ["--paths.fallback", "--paths.transformer"]
+
+
+def _flat(config, prefix=""):
+    for key, value in config.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_cpu_config_is_the_gpu_config_with_a_smaller_budget():
+    gpu = dict(_flat(Config().from_disk(ROOT / "configs" / "bioner.cfg", interpolate=False)))
+    cpu = dict(_flat(Config().from_disk(ROOT / "configs" / "bioner-cpu.cfg", interpolate=False)))
+    assert gpu.keys() == cpu.keys()
+    differ = {key for key in gpu if gpu[key] != cpu[key]}
+    assert differ == {
+        "corpora.dev.limit",
+        "training.max_epochs",
+        "training.max_steps",
+        "training.eval_frequency",
+        "training.batcher.size",
+        "training.optimizer.learn_rate.warmup_steps",
+        "training.optimizer.learn_rate.total_steps",
+    }
+
+
+def test_the_version_is_written_once():
+    from spacy_bioner.about import __version__
+
+    files = [p for p in ROOT.rglob("*") if p.suffix in {".py", ".cfg", ".yml", ".toml", ".sh"} or p.name == "meta.json"]
+    files = [p for p in files if not any(part.startswith(".") or part in {"build", "packages", "training"} for part in p.relative_to(ROOT).parts)]
+    holders = [str(p.relative_to(ROOT)) for p in files if __version__ in p.read_text(encoding="utf8", errors="replace")]
+    assert holders == ["spacy_bioner/about.py"]
 
 
 def test_config_records_the_encoder_after_init():
@@ -110,7 +134,7 @@ def _corpus_docs(vocab, n, seed, spans_key, labels=None):
 
 
 @pytest.fixture(scope="module")
-def tiny_pipeline(tmp_path_factory):
+def hash_pipeline(tmp_path_factory):
     """Two bio_ner heads on a HashEmbedCNN tok2vec, trained a few steps."""
     fix_random_seed(0)
     nlp = spacy.blank("en")
@@ -130,8 +154,8 @@ def tiny_pipeline(tmp_path_factory):
     return path, test_path
 
 
-def test_evaluate_matches_a_direct_seqeval_computation(tiny_pipeline):
-    model, test_path = tiny_pipeline
+def test_evaluate_matches_a_direct_seqeval_computation(hash_pipeline):
+    model, test_path = hash_pipeline
     nlp = spacy.load(model)
     result = evaluate_corpus(nlp, "toy", test_path)
     assert result["spans_key"] == "jnlpba" and result["head"] == "jnlpba"
@@ -148,8 +172,8 @@ def test_evaluate_matches_a_direct_seqeval_computation(tiny_pipeline):
     assert result["spacy"]["f1"] == pytest.approx(scores["spans_jnlpba_f"])
 
 
-def test_evaluate_command_writes_json_markdown_and_png(tiny_pipeline, tmp_path):
-    model, test_path = tiny_pipeline
+def test_evaluate_command_writes_json_markdown_and_png(hash_pipeline, tmp_path):
+    model, test_path = hash_pipeline
     out = tmp_path / "metrics"
     result = CliRunner().invoke(
         app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(out), "--command", "make it"]
@@ -163,8 +187,8 @@ def test_evaluate_command_writes_json_markdown_and_png(tiny_pipeline, tmp_path):
     assert (out / "per_type_f1.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_evaluate_without_matplotlib_writes_the_scores_and_says_why_no_chart(tiny_pipeline, tmp_path, monkeypatch):
-    model, test_path = tiny_pipeline
+def test_evaluate_without_matplotlib_writes_the_scores_and_says_why_no_chart(hash_pipeline, tmp_path, monkeypatch):
+    model, test_path = hash_pipeline
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without it gives
     out = tmp_path / "metrics"
     with pytest.warns(UserWarning, match=r"spacy-bioner\[plots\]"):
@@ -174,16 +198,16 @@ def test_evaluate_without_matplotlib_writes_the_scores_and_says_why_no_chart(tin
     assert not (out / "per_type_f1.png").exists()
 
 
-def test_evaluate_command_rejects_bad_corpus_arguments(tiny_pipeline, tmp_path):
-    model, _ = tiny_pipeline
+def test_evaluate_command_rejects_bad_corpus_arguments(hash_pipeline, tmp_path):
+    model, _ = hash_pipeline
     result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", "nothing-here"])
     assert result.exit_code == 1 and "NAME=PATH" in result.output
     result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"x={tmp_path / 'missing.spacy'}"])
     assert result.exit_code == 1 and "no such file" in result.output
 
 
-def test_visualize_writes_html_with_the_label_colours(tiny_pipeline, tmp_path):
-    model, test_path = tiny_pipeline
+def test_visualize_writes_html_with_the_label_colours(hash_pipeline, tmp_path):
+    model, test_path = hash_pipeline
     out = tmp_path / "samples.html"
     result = CliRunner().invoke(app, ["visualize", str(model), str(test_path), str(out), "--n", "2"])
     assert result.exit_code == 0, result.output
@@ -210,7 +234,7 @@ def test_displacy_uses_the_registered_colours_without_options():
 
 def test_record_encoder_callback_writes_meta_during_init(tmp_path):
     bert = make_tiny_bert(tmp_path / "tiny-bert")
-    config = Config().from_str(TRANSFORMER_PIPELINE_CONFIG.format(encoder=bert, crf="false"))
+    config = Config().from_str(transformer_pipeline_config(bert, crf=False))
     config["initialize"] = {"after_init": {"@callbacks": "spacy_bioner.record_encoder.v1"}}
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     examples = toy_examples(nlp, 8)
@@ -234,7 +258,7 @@ def test_record_encoder_callback_writes_meta_during_init(tmp_path):
 
 def test_init_nlp_runs_the_callback(tmp_path):
     bert = make_tiny_bert(tmp_path / "tiny-bert")
-    config = Config().from_str(TRANSFORMER_PIPELINE_CONFIG.format(encoder=bert, crf="false"))
+    config = Config().from_str(transformer_pipeline_config(bert, crf=False))
     nlp0 = spacy.blank("en")
     train_path = tmp_path / "train.spacy"
     DocBin(docs=_corpus_docs(nlp0.vocab, 6, 0, "jnlpba"), store_user_data=True).to_disk(train_path)
@@ -261,30 +285,42 @@ def test_describe_encoder_names_hub_models_and_the_packaged_fallback():
     assert "all-MiniLM-L6-v2" in source["name"]
 
 
-def test_prepare_package_writes_meta_and_model_card(tiny_pipeline, tmp_path):
-    model, test_path = tiny_pipeline
+def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipeline, tmp_path):
+    from spacy.cli.info import info_model
+    from spacy.cli.package import generate_readme
+
+    model, test_path = hash_pipeline
     metrics = tmp_path / "metrics"
     result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"jnlpba={test_path}", "--output-dir", str(metrics)])
     assert result.exit_code == 0, result.output
-    out = tmp_path / "package-input"
-    meta = prepare_package(model, metrics, out, "bioner_test", "0.2.0", command="spacy project run all")
-    assert meta["name"] == "bioner_test" and meta["version"] == "0.2.0"
-    assert "spacy-bioner>=0.1.0" in meta["requirements"]
-    assert "Encoder: tiny" in meta["description"]
-    saved = json.loads((out / "meta.json").read_text())
-    assert saved["test_scores"]["jnlpba"]["f1"] == json.loads((metrics / "jnlpba.json").read_text())["seqeval"]["f1"]
-    card = (out / "README.md").read_text()
-    assert "en_bioner_test" in card and "Encoder used:** tiny" in card and "spacy project run all" in card
-    assert spacy.load(out).pipe_names == ["jnlpba", "bc5cdr"]
+    out = tmp_path / "package-meta.json"
+    args = ["package-meta", str(model), str(ROOT / "configs" / "meta.json"), str(out), "--metrics", str(metrics),
+            "--command", "spacy project run all"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = json.loads(out.read_text())
+    seqeval = json.loads((metrics / "jnlpba.json").read_text())["seqeval"]
+    assert meta["name"] == "bioner_scibert" and meta["version"] == __version__
+    assert f"spacy-bioner>={__version__}" in meta["requirements"]
+    assert "GENIA" in meta["license"] and "BioCreative" in meta["license"]
+    performance = meta["performance"]
+    assert performance["spans_jnlpba_f"] == seqeval["f1"] and performance["ents_f"] == pytest.approx(seqeval["f1"])
+    assert set(performance["ents_per_type"]) == set(seqeval["per_type"])
+    # spacy package's model card shows the scores and the command; spacy info the description with the F1.
+    readme = generate_readme(meta)
+    assert "Accuracy" in readme and "spacy project run all" in readme and "Encoder: tiny" in readme
+    (model / "meta.json").write_text(json.dumps(meta))
+    assert f"jnlpba {seqeval['f1']:.3f}" in info_model(str(model))["description"]
 
 
-def test_prepare_package_refuses_a_pipeline_without_encoder_record(tiny_pipeline, tmp_path):
-    model, _ = tiny_pipeline
+def test_package_meta_refuses_a_pipeline_without_encoder_record(hash_pipeline, tmp_path):
+    model, _ = hash_pipeline
     bare = tmp_path / "bare"
     spacy.load(model).to_disk(bare)
     meta = json.loads((bare / "meta.json").read_text())
     meta.pop("spacy_bioner_encoder")
     meta["sources"] = []
     (bare / "meta.json").write_text(json.dumps(meta))
-    result = CliRunner().invoke(app, ["prepare-package", str(bare), str(tmp_path / "out"), "--metrics", str(tmp_path)])
+    args = ["package-meta", str(bare), str(ROOT / "configs" / "meta.json"), str(tmp_path / "out.json"), "--metrics", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "does not name the encoder" in result.output

@@ -1,5 +1,6 @@
-"""`prepare-package`: a trained pipeline plus its scores, ready for `spacy package`."""
+"""`package-meta`: the meta.json that `spacy package --meta-path` builds the package from."""
 
+import json
 from pathlib import Path
 
 import typer
@@ -7,28 +8,27 @@ import typer
 from ._util import app, fail, log
 
 
-@app.command("prepare-package")
-def prepare_package_cli(
+@app.command("package-meta")
+def package_meta_cli(
     model_dir: Path = typer.Argument(..., help="Trained pipeline directory (training/model-best)."),
-    output_dir: Path = typer.Argument(..., help="Where the package input (pipeline + meta + README) goes."),
+    project_meta: Path = typer.Argument(..., help="The project's metadata (configs/meta.json): name, "
+                                        "description, license, sources, notes."),
+    output: Path = typer.Argument(..., help="Where the merged meta.json goes."),
     metrics_dir: Path = typer.Option(Path("metrics"), "--metrics", help="Metrics written by `evaluate`."),
-    name: str = typer.Option("bioner_scibert", "--name", help="Package name without the language prefix."),
-    version: str = typer.Option("0.1.0", "--version", help="Package version."),
-    command: str = typer.Option("", "--command", help="The command that produced the scores, for the card."),
+    command: str = typer.Option("", "--command", help="The command that produced the scores, for the model card."),
 ) -> None:
-    """Copy a trained pipeline with a package meta.json and a README model card.
-
-    meta.json gets the name, version, requirements (spacy-bioner,
-    spacy-transformers), the encoder used (sources, description) and the
-    measured test scores; README.md is the model card. Then run
-    `spacy package OUTPUT_DIR packages --build sdist,wheel`.
+    """Merge a trained pipeline's meta.json with the project's metadata, this
+    library's version and requirement, and the measured test scores (spaCy's
+    `performance` keys); then run `spacy package MODEL_DIR packages --meta-path OUTPUT`.
     """
-    from ..packaging import prepare_package
+    from ..packaging import package_meta
 
     if not (model_dir / "meta.json").exists():
         raise fail(f"{model_dir} is not a trained pipeline (no meta.json)")
     try:
-        meta = prepare_package(model_dir, metrics_dir, output_dir, name, version, command)
-    except ValueError as e:
+        meta = package_meta(model_dir, json.loads(project_meta.read_text(encoding="utf8")), metrics_dir, command)
+    except (OSError, ValueError) as e:
         raise fail(str(e)) from None
-    log(f"wrote {output_dir} ({meta['lang']}_{meta['name']} {meta['version']}): {meta['description']}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(meta, indent=2), encoding="utf8")
+    log(f"wrote {output} ({meta['lang']}_{meta['name']} {meta['version']}): {meta['description']}")
