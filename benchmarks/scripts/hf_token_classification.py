@@ -6,6 +6,7 @@ cross-entropy, AdamW, linear warm-up schedule, gradient clipping, bf16 autocast
 on GPU) in a plain torch loop, because the benchmark machine has no
 ``accelerate`` and therefore cannot run ``Trainer``.
 """
+import functools
 import math
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -29,7 +30,8 @@ DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # run_ner.py sets add_prefix_space for byte-level BPE tokenizers so that
 # pre-split words are encoded as they would be inside running text.
 _PREFIX_SPACE_MODEL_TYPES = {"bloom", "gpt2", "roberta"}
-_INFERENCE_BATCH_SIZES = (32, 128)
+# Inference batch sizes timed by every benchmark.
+INFERENCE_BATCH_SIZES = (32, 128)
 # Trainer defaults.
 _WEIGHT_DECAY = 0.0
 _MAX_GRAD_NORM = 1.0
@@ -120,19 +122,14 @@ def _predict(
     return predictions, n_truncated, n_untokenized
 
 
-def _timed_predict(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    sentences: Sequence[List[str]],
-    batch_size: int,
-    device: torch.device,
-    max_length: int,
-) -> Tuple[float, Tuple[List[List[str]], int, int]]:
-    """Words/s of tokenization + forward + decoding over the whole set, after a warm-up batch."""
-    _predict(model, tokenizer, sentences[:batch_size], batch_size, device, max_length)
+def _timed(
+    predict: Callable[[Sequence[List[str]]], Any], sentences: Sequence[List[str]], batch_size: int, device: torch.device
+) -> Tuple[float, Any]:
+    """Words/s of ``predict`` over the whole set, after a warm-up batch, and its result."""
+    predict(sentences[:batch_size])
     _sync(device)
     start = time.perf_counter()
-    result = _predict(model, tokenizer, sentences, batch_size, device, max_length)
+    result = predict(sentences)
     _sync(device)
     n_words = sum(len(words) for words in sentences)
     return n_words / (time.perf_counter() - start), result
@@ -210,11 +207,12 @@ def train_and_evaluate(
 
     test_words = [words for words, _ in test]
     words_per_second, runs = {}, {}
-    for size in _INFERENCE_BATCH_SIZES:
-        words_per_second[str(size)], runs[size] = _timed_predict(
-            model, tokenizer, test_words, size, torch_device, max_length
+    for size in INFERENCE_BATCH_SIZES:
+        predict = functools.partial(
+            _predict, model, tokenizer, batch_size=size, device=torch_device, max_length=max_length
         )
-    predictions, n_truncated, n_untokenized = runs[_INFERENCE_BATCH_SIZES[0]]  # score the batch-32 run
+        words_per_second[str(size)], runs[size] = _timed(predict, test_words, size, torch_device)
+    predictions, n_truncated, n_untokenized = runs[INFERENCE_BATCH_SIZES[0]]  # score the batch-32 run
     scores = seqeval_scores([tags for _, tags in test], predictions)
     log(f"test P {scores['p']:.4f} R {scores['r']:.4f} F1 {scores['f1']:.4f}; words/s {words_per_second}")
 

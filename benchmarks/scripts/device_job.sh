@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One whole benchmark job for the GPU machine (the `device` tool; see
+# ../shared/device/README.md): unpack the carried spaCy stack and encoder,
+# install this package, convert the two benchmark corpora (the benchmark
+# project's convert commands, in parallel), then run scripts/run.py on GPU 0
+# with the arguments given. Records and the console log go to $OUT (the device
+# tool's output folder) or, elsewhere, to benchmarks/results/.
+#
+# Stage first with `../shared/device/stage.sh` (from the repository root), then
+# call the device tool with
+#
+#   carry: [".device"]
+#   command: bash benchmarks/scripts/device_job.sh --corpus bc5cdr --epochs 5
+#
+# It runs from any folder. The machine has no spaCy and no network, so nothing
+# here downloads.
+set -euo pipefail
+
+BENCHMARKS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$(dirname "$BENCHMARKS")"
+OUT="${OUT:-$BENCHMARKS/results}"
+
+mkdir -p /tmp/site "$OUT"
+tar -xJf "$REPO/.device/spacy-gpu-site-cp312.tar.xz" -C /tmp/site
+tar -xJf "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" -C /tmp
+export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+# Not editable: an editable install fails with the carried setuptools.
+python3 -m pip install -q --no-deps --no-build-isolation --no-index "$REPO"
+
+cd "$BENCHMARKS"
+pids=()
+for command in convert-jnlpba convert-bc5cdr; do
+  python3 -m spacy project run "$command" . > /dev/null & pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done  # one failed conversion stops the job
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 scripts/run.py --gpu-id 0 --encoder /tmp/all-MiniLM-L6-v2 --corpus-root corpus \
+  --output-dir "$OUT" "$@" 2>&1 | tee "$OUT/benchmark.log"
