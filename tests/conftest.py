@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.language import Language
-from thinc.api import Adam, fix_random_seed
-
-from toy import make_tiny_bert, toy_examples, transformer_pipeline_config
+from thinc.api import fix_random_seed
+from toy import make_tiny_bert, train_two_heads, transformer_pipeline_config
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +37,7 @@ def tiny_pipeline(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """A saved pipeline: the tiny transformer and two CRF heads ("jnlpba", "bc5cdr"),
     trained 20 steps on the toy corpus, so that it finds entities."""
     fix_random_seed(0)
-    nlp = transformer_pipeline(tiny_bert, heads=("jnlpba", "bc5cdr"))
-    examples = toy_examples(nlp, 20, spans_key="jnlpba") + toy_examples(nlp, 20, spans_key="bc5cdr", seed=1)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(0.005)
-    for _ in range(20):
-        nlp.update(examples, sgd=optimizer)
+    nlp = train_two_heads(transformer_pipeline(tiny_bert, heads=("jnlpba", "bc5cdr")))
     path = tmp_path_factory.mktemp("tiny-pipeline") / "model"
     nlp.to_disk(path)
     return path

@@ -4,7 +4,7 @@ import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam, Optimizer, fix_random_seed
-from toy import make_tiny_bert, toy_examples, transformer_pipeline_config
+from toy import toy_examples, transformer_pipeline_config
 
 from spacy_bioner.losses import WEIGHTING_SCHEMES
 from spacy_bioner.tags import is_well_formed
@@ -156,30 +156,28 @@ def test_entities_outside_the_label_set_are_reported_not_learned(capsys):
     assert "Chemical" in capsys.readouterr().out
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
 def test_transformer_pipeline_learns_and_covers_long_documents(tiny_bert, tmp_path, crf):
-    config = spacy.util.load_config_from_str(
-        transformer_pipeline_config(tiny_bert, crf)
-    )
+    config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf))
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     examples = toy_examples(nlp, 30)
     train(nlp, examples, steps=40, lr=0.005)
     assert nlp.evaluate(examples)["ents_f"] >= 0.95
     # An entity after 1,000 tokens: far past the 16-token window and any
     # encoder limit, found because strided windows cover the whole document.
-    filler = ["the", "expression", "of"] * 340
+    assert_long_document_entity_survives_saving(nlp, tmp_path)
+
+
+def assert_long_document_entity_survives_saving(nlp, tmp_path, n_filler=1020):
+    """The entity after `n_filler` tokens is found, before and after a save and load."""
+    filler = (["the", "expression", "of"] * n_filler)[:n_filler]
     words = filler + ["IL-2", "activates", "T", "cells"]
     doc = nlp(Doc(nlp.vocab, words=words))
-    assert (len(filler), len(filler) + 1, "protein") in [(e.start, e.end, e.label_) for e in doc.ents]
-    nlp.to_disk(tmp_path / "trf")
-    reloaded = spacy.load(tmp_path / "trf")
-    again = reloaded(Doc(reloaded.vocab, words=words))
-    assert [(e.start, e.end, e.label_) for e in again.ents] == [(e.start, e.end, e.label_) for e in doc.ents]
+    found = [(e.start, e.end, e.label_) for e in doc.ents]
+    assert (len(filler), len(filler) + 1, "protein") in found
+    nlp.to_disk(tmp_path / "model")
+    reloaded = spacy.load(tmp_path / "model")
+    assert [(e.start, e.end, e.label_) for e in reloaded(Doc(reloaded.vocab, words=words)).ents] == found
 
 
 class RecordingSGD(Optimizer):
@@ -266,11 +264,4 @@ def test_replaced_listener_keeps_the_window_splitting_through_training_and_savin
     optimizer = Adam(0.005)
     for _ in range(30):
         nlp.update(examples, sgd=optimizer)
-    filler = ["the", "expression", "of"] * 300
-    words = filler + ["IL-2", "activates", "T", "cells"]
-    doc = nlp(Doc(nlp.vocab, words=words))
-    assert (len(filler), len(filler) + 1, "protein") in [(e.start, e.end, e.label_) for e in doc.ents]
-    nlp.to_disk(tmp_path / "model")
-    reloaded = spacy.load(tmp_path / "model")
-    again = reloaded(Doc(reloaded.vocab, words=words))
-    assert [(e.start, e.end, e.label_) for e in again.ents] == [(e.start, e.end, e.label_) for e in doc.ents]
+    assert_long_document_entity_survives_saving(nlp, tmp_path, n_filler=900)

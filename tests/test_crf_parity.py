@@ -1,4 +1,4 @@
-"""The device CRF, Viterbi and losses against the NumPy float64 oracle (tests/oracle.py).
+"""The device CRF, Viterbi and losses against the float64 log-space oracle (tests/oracle.py).
 
 The package computes in the scores' precision on their device; on NumPy this
 checks float64 to 1e-9 and float32 to 1e-4 of each array's scale, with the
@@ -70,9 +70,12 @@ def test_marginals_and_paths_match_the_oracle(seed, dtype):
     padded, lengths = pad(OPS, [e.astype(dtype) for e in emissions])
     cast = [a.astype(dtype) for a in (transitions, start, end)]
     log_z, marginals, pairwise = forward_backward(padded, lengths, *cast)
-    expected = oracle.forward_backward(oracle.pad_batch(emissions)[0], lengths, transitions, start, end)
-    for actual, reference in zip((log_z, marginals, pairwise), expected):
-        assert_close(actual, reference, dtype)
+    expected = [oracle.forward_backward_one(e, transitions, start, end) for e in emissions]
+    assert_close(log_z, [log_z for log_z, _, _ in expected], dtype)
+    for row, (_, reference, _) in enumerate(expected):
+        assert_close(marginals[row, : lengths[row]], reference, dtype)
+        assert not marginals[row, lengths[row] :].any()
+    assert_close(pairwise, sum(pairs for _, _, pairs in expected), dtype)
     paths = viterbi(padded, lengths, *cast)
     for row, reference in enumerate(oracle.viterbi(emissions, transitions, start, end)):
         np.testing.assert_array_equal(paths[row, : lengths[row]], reference)
@@ -84,9 +87,9 @@ def test_decoder_confidences_are_crf_marginals_or_softmax_probabilities():
     mask_transitions, mask_start = transition_mask(TAGS)
     transitions, start, end = params[0] + mask_transitions, params[1] + mask_start, params[2]
     paths, confidences = decoder(OPS, TagScores(emissions, *params))
-    _, marginals, _ = oracle.forward_backward(oracle.pad_batch(emissions)[0], np.asarray([len(e) for e in emissions]), transitions, start, end)
-    for row, (path, confidence) in enumerate(zip(paths, confidences)):
-        np.testing.assert_allclose(confidence, marginals[row, np.arange(len(path)), path], rtol=1e-6)
+    for scores, path, confidence in zip(emissions, paths, confidences):
+        _, marginals, _ = oracle.forward_backward_one(scores, transitions, start, end)
+        np.testing.assert_allclose(confidence, marginals[np.arange(len(path)), path], rtol=1e-6)
     paths, confidences = decoder(OPS, TagScores(emissions))
     for scores, path, confidence in zip(emissions, paths, confidences):
         probs = np.exp(scores - scores.max(axis=1, keepdims=True))

@@ -9,8 +9,14 @@ import pytest
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training.initialize import init_nlp
-from thinc.api import Adam, Config, fix_random_seed
-from toy import make_tiny_bert, toy_examples, toy_sentences, transformer_pipeline_config
+from thinc.api import Config, fix_random_seed
+from toy import (
+    make_tiny_bert,
+    toy_examples,
+    toy_sentences,
+    train_two_heads,
+    transformer_pipeline_config,
+)
 from typer.testing import CliRunner
 
 from spacy_bioner.about import __version__
@@ -140,11 +146,7 @@ def hash_pipeline(tmp_path_factory):
     nlp = spacy.blank("en")
     for name in ("jnlpba", "bc5cdr"):
         nlp.add_pipe("bio_ner", name=name, config={"spans_key": name, "model": {"tok2vec": SMALL_TOK2VEC}})
-    examples = toy_examples(nlp, 30, spans_key="jnlpba") + toy_examples(nlp, 30, spans_key="bc5cdr", seed=1)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(0.01)
-    for _ in range(8):
-        nlp.update(examples, sgd=optimizer)
+    train_two_heads(nlp, n=30, steps=8, learn_rate=0.01)
     path = tmp_path_factory.mktemp("pipeline") / "model"
     nlp.meta["sources"] = [{"name": "tiny (local directory)", "encoder": "tiny", "url": ""}]
     nlp.meta["spacy_bioner_encoder"] = "tiny"

@@ -125,3 +125,15 @@ def transformer_pipeline_config(encoder, crf: bool = True) -> str:
     """The config of a tiny transformer pipeline with one head, "jnlpba"."""
     loss = "spacy_bioner.CRFLoss.v1" if crf else "spacy_bioner.ClassWeightedCrossentropy.v1"
     return _TRANSFORMER_PIPELINE_CONFIG.format(encoder=encoder, crf=str(crf).lower(), loss=loss)
+
+
+def train_two_heads(nlp: Language, n: int = 20, steps: int = 20, learn_rate: float = 0.005) -> Language:
+    """Initialise and train the "jnlpba" and "bc5cdr" heads of `nlp` on toy examples."""
+    from thinc.api import Adam
+
+    examples = toy_examples(nlp, n, spans_key="jnlpba") + toy_examples(nlp, n, spans_key="bc5cdr", seed=1)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(learn_rate)
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer)
+    return nlp
