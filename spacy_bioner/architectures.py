@@ -23,7 +23,7 @@ def build_token_tagger(
 ) -> Model[List[Doc], TagScores]:
     """Per-token IOB2 tag scores over a tok2vec layer, as `TagScores`.
 
-    tok2vec: any layer giving one vector per token: in the shipped configs a
+    tok2vec: any layer giving one vector per token: in configs/bioner.cfg a
         TransformerListener over a shared `transformer` component.
     nO: the number of tags; set by the component from its labels.
     crf: add learned linear-chain CRF transition scores (train them with

@@ -60,7 +60,7 @@ def _same_tokens(example: Example) -> bool:
 
     Then gold spans need no alignment. spaCy rebuilds an example's alignment
     (token by token, in Python) every time examples are copied, i.e. on every
-    update; on a GPU that was a sizeable share of a training step.
+    update: a sizeable share of a training step on a GPU.
     """
     x, y = example.predicted, example.reference
     return len(x) == len(y) and np.array_equal(x.to_array(_TOKEN_ATTRS), y.to_array(_TOKEN_ATTRS))

@@ -222,7 +222,7 @@ class WordpieceEncoder:
 
     spacy-transformers tokenizes every window on every step through the
     Hugging Face tokenizer's Python front end, then converts every id back to
-    its string one call at a time: on an H100 that was a quarter of a
+    its string one call at a time: on an H100, a quarter of a
     training step and half of the CPU work of `nlp.pipe`. This gives the same
     ids, offsets, strings and mask (tests compare them) at half the cost, and
     in training remembers each window's encoding: the strided windows of a
