@@ -1,5 +1,12 @@
-"""The `convert` command, DocBin writing and the registered spaCy readers."""
+"""The `convert` command, DocBin writing and the registered spaCy readers.
 
+What each reader accepts and rejects is tested in test_readers.py; here, what
+the command does with it: one-line errors, exit codes, --max-loss, and files
+written whole or not at all.
+"""
+
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -7,15 +14,14 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.tokens import DocBin
+from toy import BC5CDR_IOB, JNLPBA_TRAIN, PUBTATOR, iob_sentences
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
-from spacy_bioner.conversion import docs_to_iob, write_docbin
-from spacy_bioner.readers import read_iob
+from spacy_bioner.corpora import read_iob, write_docbin
+from spacy_bioner.evaluation import docs_to_iob
 from spacy_bioner.tokenizer import make_bio_nlp
 from spacy_bioner.visualize import DISPLACY_COLORS
-
-from test_readers import BC5CDR_IOB, JNLPBA_TRAIN, PUBTATOR, iob_sentences
 
 ROOT = Path(__file__).parent.parent
 runner = CliRunner()
@@ -24,6 +30,19 @@ NLP = make_bio_nlp()
 
 def load(path: Path):
     return list(DocBin().from_disk(path).get_docs(NLP.vocab))
+
+
+def invoke_convert(fmt, src, out, *args):
+    result = runner.invoke(app, ["convert", fmt, str(src), str(out), *map(str, args)])
+    return result, result.stderr.strip().splitlines()
+
+
+def assert_failed_cleanly(result, lines, *expected):
+    assert result.exit_code == 1
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for text in expected:
+        assert text in lines[0]
+    assert "Traceback" not in result.output
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +56,7 @@ def jnlpba_converted(tmp_path_factory):
     return result, out
 
 
+@pytest.mark.slow
 def test_convert_jnlpba_with_dev_split(jnlpba_converted):
     result, out = jnlpba_converted
     assert result.exit_code == 0, result.output
@@ -49,6 +69,7 @@ def test_convert_jnlpba_with_dev_split(jnlpba_converted):
     assert all("jnlpba" in doc.spans for doc in train + dev)
 
 
+@pytest.mark.slow
 def test_docbin_round_trip_reproduces_jnlpba_tags(jnlpba_converted):
     _, out = jnlpba_converted
     docs = load(out / "train.spacy") + load(out / "dev.spacy")
@@ -65,14 +86,10 @@ def test_docbin_round_trip_reproduces_bc5cdr_iob_tags(tmp_path):
     assert docs_to_iob(load(tmp_path / "test.spacy"), "bc5cdr") == iob_sentences(BC5CDR_IOB["test"])
 
 
-def test_convert_pubtator_and_max_loss(tmp_path):
+@pytest.mark.slow
+def test_convert_pubtator_test_split(tmp_path):
     out = tmp_path / "test.spacy"
     # The test split loses 13 of 9,809 mentions (0.13%) to token boundaries.
-    result = runner.invoke(app, ["convert", "pubtator", str(PUBTATOR["test"]), str(out), "--max-loss", "0.0001"])
-    assert result.exit_code == 1
-    assert "--max-loss" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert not out.exists()
-
     result = runner.invoke(app, ["convert", "pubtator", str(PUBTATOR["test"]), str(out)])
     assert result.exit_code == 0, result.output
     assert "expanded Chemical" in result.stdout and "composite" in result.stdout
@@ -84,10 +101,8 @@ def test_convert_pubtator_and_max_loss(tmp_path):
 @pytest.mark.parametrize(
     "fmt,data,args,message",
     [
-        ("iob", b"a\tO\nb\n", [], ":2: no tag"),
-        ("iob", b"a\tO\nb\tZ-X\n", [], ":2: unknown tag"),
-        ("pubtator", b"1|t|Hi.\n1\t0\t5\tHi.xx\tChemical\t-1\n", [], ":2: PMID 1: offsets"),
-        ("iob", b"", [], ":1: empty file"),
+        # One reader error: each reader's own errors are in test_readers.py.
+        ("jnlpba", b"###MEDLINE:1\n\nIL-2\tB-protein\nx\n", [], "in.txt:4: no tag"),
         ("iob", b"a\tO\n", ["--dev-docs", "1", "--dev-output", "DEV"], "leaves no training documents"),
         ("iob", b"a\tO\n", ["--dev-docs", "1"], "--dev-docs and --dev-output"),
     ],
@@ -95,16 +110,85 @@ def test_convert_pubtator_and_max_loss(tmp_path):
 def test_convert_errors_are_one_line(tmp_path, fmt, data, args, message):
     src = tmp_path / "in.txt"
     src.write_bytes(data)
-    out, dev = tmp_path / "out.spacy", tmp_path / "dev.spacy"
-    args = [str(dev) if a == "DEV" else a for a in args]
-    result = runner.invoke(app, ["convert", fmt, str(src), str(out), *args])
-    assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
-    assert "Traceback" not in result.output
-    assert not out.exists() and not dev.exists()
+    out, dev = tmp_path / "out" / "out.spacy", tmp_path / "out" / "dev.spacy"
+    args = [dev if a == "DEV" else a for a in args]
+    result, lines = invoke_convert(fmt, src, out, *args)
+    assert_failed_cleanly(result, lines, message)
+    # Nothing written, not even a temporary file.
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["in.txt"]
 
 
+def pubtator_with_misaligned(n_aligned: int, n_misaligned: int) -> bytes:
+    """One abstract per mention: aligned ones, then ones inside a token ("expanded")."""
+    lines = []
+    for i in range(n_aligned + n_misaligned):
+        pmid = 100 + i
+        lines += [f"{pmid}|t|Cocaine and Na+/K+-ATPase.", f"{pmid}|a|It hurts."]
+        if i < n_aligned:
+            lines.append(f"{pmid}\t0\t7\tCocaine\tChemical\tD1")
+        else:
+            lines.append(f"{pmid}\t1\t7\tocaine\tChemical\tD1")  # not at a token start
+        lines.append("")
+    return "\n".join(lines).encode()
+
+
+def test_convert_default_max_loss_is_half_a_percent(tmp_path):
+    src = tmp_path / "in.pubtator"
+    out = tmp_path / "train.spacy"
+    # 1 of 200 entities moved (0.5%, not more than 0.5%): written.
+    src.write_bytes(pubtator_with_misaligned(199, 1))
+    result, _ = invoke_convert("pubtator", src, out)
+    assert result.exit_code == 0, result.output
+    assert "misaligned, expanded" in result.stdout and "'ocaine' [1:7] -> 'Cocaine'" in result.stdout
+    before = out.read_bytes()
+    # 1 of 150 (0.67%): refused, with the expanded entity listed, and the
+    # existing output left as it was.
+    src.write_bytes(pubtator_with_misaligned(149, 1))
+    result, lines = invoke_convert("pubtator", src, out)
+    assert_failed_cleanly(result, lines, str(out), "0.667% of the entities would be lost", "--max-loss 0.500%")
+    assert "expanded Chemical at" in result.stdout
+    assert out.read_bytes() == before
+    # A larger --max-loss lets it through.
+    result, _ = invoke_convert("pubtator", src, out, "--max-loss", "0.01")
+    assert result.exit_code == 0
+    assert len(load(out)) == 150
+
+
+def test_convert_max_loss_checks_dev_output_and_writes_neither(tmp_path):
+    src = tmp_path / "in.pubtator"
+    # The training part is clean; the last (dev) document loses its entity.
+    src.write_bytes(pubtator_with_misaligned(300, 1))
+    train, dev = tmp_path / "train.spacy", tmp_path / "dev.spacy"
+    result, lines = invoke_convert("pubtator", src, train, "--dev-docs", 1, "--dev-output", dev)
+    assert_failed_cleanly(result, lines, str(dev), "100.000% of the entities would be lost")
+    assert not train.exists() and not dev.exists()
+
+
+def test_write_docbin_failure_leaves_no_partial_file(tmp_path, monkeypatch):
+    out = tmp_path / "train.spacy"
+    out.write_bytes(b"previous corpus")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_docbin([NLP("IL-2 activates T cells")], out)
+    assert [p.name for p in tmp_path.iterdir()] == ["train.spacy"]
+    assert out.read_bytes() == b"previous corpus"
+
+
+def test_written_corpus_has_the_usual_file_mode(tmp_path):
+    """Readable by whoever may read a file created here, not just its owner."""
+    umask = os.umask(0o022)
+    try:
+        out = write_docbin([NLP("IL-2 activates T cells")], tmp_path / "train.spacy")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+@pytest.mark.slow
 def test_module_entry_point_help():
     result = subprocess.run(
         [sys.executable, "-m", "spacy_bioner", "convert", "--help"],
@@ -115,6 +199,7 @@ def test_module_entry_point_help():
         assert option in result.stdout
 
 
+@pytest.mark.slow
 def test_registered_readers(jnlpba_converted, tmp_path):
     _, out = jnlpba_converted
     nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "spacy_bioner.BioTokenizer.v1"}}})

@@ -10,38 +10,19 @@ from typing import List, Tuple
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from toy import BC5CDR_IOB, JNLPBA_TEST, JNLPBA_TRAIN, PUBTATOR, iob_sentences
 
-from spacy_bioner.conversion import ConversionError, docs_to_iob
-from spacy_bioner.readers import read_iob, read_jnlpba, read_lines, read_pubtator
+from spacy_bioner.corpora import (
+    ConversionError,
+    read_iob,
+    read_jnlpba,
+    read_lines,
+    read_pubtator,
+)
+from spacy_bioner.evaluation import docs_to_iob
 from spacy_bioner.tokenizer import make_bio_nlp
 
-ASSETS = Path(__file__).parent.parent / "assets"
-JNLPBA_TRAIN = ASSETS / "jnlpba" / "Genia4ERtask2.iob2.gz"
-JNLPBA_TEST = ASSETS / "jnlpba" / "Genia4EReval2.iob2.gz"
-PUBTATOR = {
-    split: ASSETS / "bc5cdr" / "pubtator" / f"CDR_{name}.PubTator.txt.gz"
-    for split, name in [("train", "TrainingSet"), ("dev", "DevelopmentSet"), ("test", "TestSet")]
-}
-BC5CDR_IOB = {split: ASSETS / "bc5cdr" / "iob" / f"{split}.tsv.gz" for split in ("train", "devel", "test")}
-
 NLP = make_bio_nlp()
-
-
-def iob_sentences(path: Path) -> List[List[Tuple[str, str]]]:
-    """The (token, tag) sentences of an IOB file, read independently of read_iob."""
-    sentences, sent = [], []
-    for line in gzip.open(path, "rt", encoding="utf8"):
-        line = line.rstrip("\n")
-        if not line or line.startswith("###MEDLINE:"):
-            if sent:
-                sentences.append(sent)
-                sent = []
-            continue
-        token, tag = line.split("\t")
-        sent.append((token, tag))
-    if sent:
-        sentences.append(sent)
-    return sentences
 
 
 def pubtator_mentions(path: Path) -> List[Tuple[str, int, int, str]]:
@@ -215,6 +196,24 @@ def test_crlf_and_bom_accepted(tmp_path):
     assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Aspirin", "D001241")]
 
 
+def test_stray_columns(tmp_path):
+    """IOB: the first column is the token and the last the tag; columns in
+    between (POS, chunk) and empty trailing columns are ignored. PubTator:
+    columns after the 7th (composite) are ignored."""
+    iob = write(tmp_path, "x.iob", b"IL-2\tNN\tB-NP\tB-protein\t\r\ngene NN I-protein  \r\nx\tO\t\t\n")
+    docs, _ = read_iob(iob, NLP.vocab)
+    assert [t.text for t in docs[0]] == ["IL-2", "gene", "x"]
+    assert [(e.text, e.label_) for e in docs[0].ents] == [("IL-2 gene", "protein")]
+    pubtator = write(
+        tmp_path,
+        "x.pubtator",
+        b"1|t|Aspirin toxicity.\n1|a|None.\n1\t0\t7\tAspirin\tChemical\tD001241\t\tstray\textra\n",
+    )
+    docs, report = read_pubtator(pubtator, NLP)
+    assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Aspirin", "D001241")]
+    assert not report.issues
+
+
 def test_gzip_detected_by_magic_bytes(tmp_path):
     path = write(tmp_path, "plain-name.txt", gzip.compress(b"a\tB-X\n"))
     docs, _ = read_iob(path, NLP.vocab)
@@ -354,10 +353,18 @@ def test_fuzz_read_iob(tmp_path, sentences, scheme, corruption, where):
 
 
 @st.composite
-def pubtator_docs(draw):
-    words = draw(st.lists(st.text(alphabet="abcdefgh", min_size=1, max_size=6), min_size=2, max_size=15))
+def pubtator_words(draw, alphabet: str, max_words: int):
+    """Words of a PubTator document, split into a title and an abstract; the
+    document's text is the two joined by a space."""
+    words = draw(st.lists(st.text(alphabet=alphabet, min_size=1, max_size=6), min_size=2, max_size=max_words))
     n_title = draw(st.integers(1, len(words) - 1))
-    title, abstract = " ".join(words[:n_title]), " ".join(words[n_title:])
+    return " ".join(words[:n_title]), " ".join(words[n_title:]), words
+
+
+@st.composite
+def pubtator_docs(draw):
+    """A document whose mentions are runs of whole words."""
+    title, abstract, words = draw(pubtator_words("abcdefgh", 15))
     text = f"{title} {abstract}"
     starts = [0]
     for w in words[:-1]:
@@ -398,3 +405,89 @@ def test_fuzz_read_pubtator(tmp_path, doc, corruption, which):
     for issue in report.dropped:  # each dropped mention overlaps a kept one
         assert "overlaps" in issue.reason or "duplicates" in issue.reason
     assert [(s.start, s.end, s.label_) for s in parsed.spans["bc5cdr"]] == ents(parsed)
+
+
+def assert_one_line_error(err: ConversionError, path: Path) -> None:
+    message = str(err)
+    assert "\n" not in message and message.startswith(f"{path}:")
+
+
+LINE = st.text(alphabet="ab -\tBIOESX|t0123456789\r\ufeff\xa0µ", max_size=14)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINE, max_size=12))
+def test_fuzz_iob_random_lines(tmp_path, lines):
+    """Random lines: a clear error, or every token line becomes one token and
+    every entity is a run of tokens tagged with its label."""
+    path = write(tmp_path, "random.iob", "\n".join(lines).encode())
+    try:
+        docs, _ = read_iob(path, NLP.vocab, spans_key="k")
+    except ConversionError as err:
+        assert_one_line_error(err, path)
+        return
+    rows = []
+    for line in "\n".join(lines).removeprefix("\ufeff").split("\n"):
+        line = line[:-1] if line.endswith("\r") else line
+        if line.strip() and not line.strip().startswith(("-DOCSTART-", "###MEDLINE:")):
+            parts = [p.strip() for p in (line.split("\t") if "\t" in line else line.split())]
+            rows.append((parts[0], [p for p in parts if p][-1]))
+    assert [t.text for doc in docs for t in doc] == [word for word, _ in rows]
+    offset = 0
+    for doc in docs:
+        assert list(doc.spans["k"]) == list(doc.ents)
+        tags = [tag for _, tag in rows[offset : offset + len(doc)]]
+        # Tokens tagged O are outside entities; the others inside one of their label.
+        assert [t.ent_type_ or "O" for t in doc] == [tag if tag == "O" else tag[2:] for tag in tags]
+        offset += len(doc)
+
+
+@st.composite
+def pubtator_random_offsets(draw):
+    """A document whose mentions have random offsets, mostly with the text at
+    those offsets, sometimes with another."""
+    title, abstract, _ = draw(pubtator_words("abcαµ±-()", 8))
+    text = f"{title} {abstract}"
+    mentions = []
+    for _ in range(draw(st.integers(0, 5))):
+        start = draw(st.integers(-3, len(text) + 3))
+        end = draw(st.integers(-3, len(text) + 3))
+        real = text[max(start, 0) : max(end, 0)]
+        mention = draw(st.sampled_from([real, real, real, real + "x", "Cocaine"]))
+        mentions.append((start, end, mention.replace("\t", " "), draw(st.sampled_from(["Chemical", "Disease"]))))
+    return title, abstract, text, mentions
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=pubtator_random_offsets())
+def test_fuzz_pubtator_random_offsets(tmp_path, doc):
+    """Random offsets: a clear error naming the line and PMID, or each mention
+    is kept exactly, kept expanded to token boundaries, or dropped, and each
+    change is reported."""
+    title, abstract, text, mentions = doc
+    lines = [f"42|t|{title}", f"42|a|{abstract}"]
+    lines += [f"42\t{s}\t{e}\t{m}\t{label}\tD{k}" for k, (s, e, m, label) in enumerate(mentions)]
+    path = write(tmp_path, "random.pubtator", ("\r\n".join(lines) + "\r\n").encode())
+    bad = [k for k, (s, e, m, _) in enumerate(mentions) if not (0 <= s < e <= len(text) and text[s:e] == m)]
+    if bad:
+        with pytest.raises(ConversionError) as excinfo:
+            read_pubtator(path, NLP)
+        assert_one_line_error(excinfo.value, path)
+        assert f"{path}:{3 + bad[0]}: PMID 42:" in str(excinfo.value)
+        return
+    (parsed,), report = read_pubtator(path, NLP)
+    assert parsed.text == text
+    assert list(parsed.spans["bc5cdr"]) == list(parsed.ents)
+    exact = {(s, e, label) for s, e, _, label in mentions}
+    kept = [(e.start_char, e.end_char, e.label_) for e in parsed.ents]
+    n_exact = sum(1 for ent in kept if ent in exact)
+    assert n_exact + len(report.expanded) + len(report.dropped) >= len(mentions)
+    assert len(kept) + len(report.dropped) == len(mentions)
+    for ent in parsed.ents:
+        assert text[ent.start_char : ent.end_char] == ent.text
+        if (ent.start_char, ent.end_char, ent.label_) not in exact:
+            # Expanded to token boundaries: covers a mention (less its spaces).
+            assert any(
+                ent.start_char <= s + len(m) - len(m.lstrip()) and e - len(m) + len(m.rstrip()) <= ent.end_char
+                for s, e, m, _ in mentions
+            )

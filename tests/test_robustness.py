@@ -1,49 +1,36 @@
-"""Robustness (issue #6): wild corpora, odd text at inference, awkward training
-data and broken pipelines or encoders. Everything runs on the CPU with a tiny
-random BERT (tests/toy.py): nothing is downloaded.
+"""Robustness: odd text at inference, awkward training data and broken
+pipelines or encoders. Everything runs on the CPU with a tiny random BERT
+(tests/toy.py): nothing is downloaded. Bad corpus files are tested in
+test_readers.py (what the readers reject) and test_convert.py (what the
+command does then).
 
-1. Readers and `convert` (the rest is in test_readers.py / test_convert.py):
-   errors through the command line, --max-loss with its default, stray
-   columns, atomic writes, and fuzzing with random lines and offsets.
-2. Inference: empty, whitespace, one character, 200,000 characters, Greek
+1. Inference: empty, whitespace, one character, 200,000 characters, Greek
    letters, µ, ±, NBSP, emoji, control and zero-width characters, mixed
    newlines; entities far past the encoder's first window; nlp.pipe with
    batch sizes 1 and 256.
-3. Training: a DocBin with a document longer than the encoder window, one
+2. Training: a DocBin with a document longer than the encoder window, one
    with no entities, an empty one and one with a label the head lacks.
-4. Loading: a missing or corrupted pipeline, an encoder that cannot be found.
+3. Loading: a missing or corrupted pipeline, an encoder that cannot be found.
 """
 
-import gzip
-import os
 import shutil
-import stat
 import sys
-import time
 from pathlib import Path
 from typing import List, Tuple
 
 import numpy
 import pytest
 import spacy
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from spacy.tokens import Doc, DocBin, Span
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
-from typer.testing import CliRunner
+from toy import toy_sentences, transformer_pipeline_config
 
-from spacy_bioner import conversion
-from spacy_bioner.cli import app
-from spacy_bioner.conversion import ConversionError, write_docbin
-from spacy_bioner.decoding import is_well_formed
+from spacy_bioner.corpora import write_docbin
 from spacy_bioner.encoders import EncoderNotFound
-from spacy_bioner.readers import read_iob, read_pubtator
+from spacy_bioner.layers.transformer import WindowSplitter
+from spacy_bioner.tags import is_well_formed
 from spacy_bioner.tokenizer import make_bio_nlp
-from toy import TRANSFORMER_PIPELINE_CONFIG, make_tiny_bert, toy_sentences
-
-runner = CliRunner()
-NLP = make_bio_nlp()
 
 BIO_TOKENIZER = """
 [nlp.tokenizer]
@@ -55,244 +42,13 @@ def char_ents(doc) -> List[Tuple[int, int, str]]:
     return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
 
 
-# --- 1. readers and convert --------------------------------------------------
-
-
-def invoke_convert(fmt, src, out, *args):
-    result = runner.invoke(app, ["convert", fmt, str(src), str(out), *map(str, args)])
-    return result, result.stderr.strip().splitlines()
-
-
-def assert_failed_cleanly(result, lines, *expected):
-    assert result.exit_code == 1
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for text in expected:
-        assert text in lines[0]
-    assert "Traceback" not in result.output
-
-
-CONVERT_ERRORS = [
-    # format, file name, data, where, problem
-    ("iob", "latin1.iob", b"a\tO\n\xe9t\xe9\tO\n", ":2:", "not UTF-8"),
-    ("pubtator", "latin1.pubtator", b"1|t|Caf\xe9.\n", ":1:", "not UTF-8"),
-    ("jnlpba", "notag.iob2", b"###MEDLINE:1\n\nIL-2\tB-protein\nx\n", ":4:", "no tag"),
-    ("jnlpba", "prefix.iob2", b"###MEDLINE:1\n\nIL-2\tQ-protein\n", ":3:", "unknown tag"),
-    ("pubtator", "text.pubtator", b"7|t|Cocaine.\n7|a|x\n7\t0\t7\tcocaine\tChemical\t-1\n", ":3: PMID 7", "does not match"),
-    ("pubtator", "range.pubtator", b"7|t|Cocaine.\n7|a|x\n7\t3\t70\tCocaine\tChemical\t-1\n", ":3: PMID 7", "outside the text"),
-    ("jnlpba", "empty.iob2", b"", ":1:", "empty file"),
-    ("pubtator", "blank.pubtator", b"\r\n\r\n", ":1:", "empty file"),
-]
-
-
-@pytest.mark.parametrize("fmt,name,data,where,problem", CONVERT_ERRORS)
-def test_convert_bad_input_one_line_exit_1_nothing_written(tmp_path, fmt, name, data, where, problem):
-    src = tmp_path / name
-    src.write_bytes(data)
-    out = tmp_path / "out" / "train.spacy"
-    result, lines = invoke_convert(fmt, src, out)
-    assert_failed_cleanly(result, lines, f"{src}{where}", problem)
-    assert not out.parent.exists() or not any(out.parent.iterdir())
-
-
-def test_convert_truncated_gz(tmp_path):
-    data = gzip.compress(b"###MEDLINE:1\n\n" + b"".join(b"w%d\tO\n" % i for i in range(3000)))
-    src = tmp_path / "Genia.iob2.gz"
-    src.write_bytes(data[: len(data) // 2])
-    result, lines = invoke_convert("jnlpba", src, tmp_path / "train.spacy")
-    assert_failed_cleanly(result, lines, f"{src}:", "truncated .gz")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["Genia.iob2.gz"]
-
-
-def pubtator_with_misaligned(n_aligned: int, n_misaligned: int) -> bytes:
-    """One abstract per mention: aligned ones, then ones inside a token ("expanded")."""
-    lines = []
-    for i in range(n_aligned + n_misaligned):
-        pmid = 100 + i
-        lines += [f"{pmid}|t|Cocaine and Na+/K+-ATPase.", f"{pmid}|a|It hurts."]
-        if i < n_aligned:
-            lines.append(f"{pmid}\t0\t7\tCocaine\tChemical\tD1")
-        else:
-            lines.append(f"{pmid}\t1\t7\tocaine\tChemical\tD1")  # not at a token start
-        lines.append("")
-    return "\n".join(lines).encode()
-
-
-def test_convert_default_max_loss_is_half_a_percent(tmp_path):
-    src = tmp_path / "in.pubtator"
-    out = tmp_path / "train.spacy"
-    # 1 of 200 entities moved (0.5%, not more than 0.5%): written.
-    src.write_bytes(pubtator_with_misaligned(199, 1))
-    result, _ = invoke_convert("pubtator", src, out)
-    assert result.exit_code == 0, result.output
-    assert "misaligned, expanded" in result.stdout and "'ocaine' [1:7] -> 'Cocaine'" in result.stdout
-    before = out.read_bytes()
-    # 1 of 150 (0.67%): refused, with the expanded entity listed, and the
-    # existing output left as it was.
-    src.write_bytes(pubtator_with_misaligned(149, 1))
-    result, lines = invoke_convert("pubtator", src, out)
-    assert_failed_cleanly(result, lines, str(out), "0.667% of the entities would be lost", "--max-loss 0.500%")
-    assert "expanded Chemical at" in result.stdout
-    assert out.read_bytes() == before
-    # A larger --max-loss lets it through.
-    result, _ = invoke_convert("pubtator", src, out, "--max-loss", "0.01")
-    assert result.exit_code == 0
-    assert len(list(DocBin().from_disk(out).get_docs(NLP.vocab))) == 150
-
-
-def test_convert_max_loss_checks_dev_output_and_writes_neither(tmp_path):
-    src = tmp_path / "in.pubtator"
-    # The training part is clean; the last (dev) document loses its entity.
-    src.write_bytes(pubtator_with_misaligned(300, 1))
-    train, dev = tmp_path / "train.spacy", tmp_path / "dev.spacy"
-    result, lines = invoke_convert("pubtator", src, train, "--dev-docs", 1, "--dev-output", dev)
-    assert_failed_cleanly(result, lines, str(dev), "100.000% of the entities would be lost")
-    assert not train.exists() and not dev.exists()
-
-
-def test_write_docbin_failure_leaves_no_partial_file(tmp_path, monkeypatch):
-    out = tmp_path / "train.spacy"
-    out.write_bytes(b"previous corpus")
-
-    def broken_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(conversion.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
-        write_docbin([NLP("IL-2 activates T cells")], out)
-    assert [p.name for p in tmp_path.iterdir()] == ["train.spacy"]
-    assert out.read_bytes() == b"previous corpus"
-
-
-def test_written_corpus_has_the_usual_file_mode(tmp_path):
-    """Readable by whoever may read a file created here, not just its owner."""
-    umask = os.umask(0o022)
-    try:
-        out = write_docbin([NLP("IL-2 activates T cells")], tmp_path / "train.spacy")
-    finally:
-        os.umask(umask)
-    assert stat.S_IMODE(out.stat().st_mode) == 0o644
-
-
-def test_stray_columns(tmp_path):
-    """IOB: the first column is the token and the last the tag; columns in
-    between (POS, chunk) and empty trailing columns are ignored. PubTator:
-    columns after the 7th (composite) are ignored."""
-    iob = tmp_path / "x.iob"
-    iob.write_bytes(b"IL-2\tNN\tB-NP\tB-protein\t\r\ngene NN I-protein  \r\nx\tO\t\t\n")
-    docs, _ = read_iob(iob, NLP.vocab)
-    assert [t.text for t in docs[0]] == ["IL-2", "gene", "x"]
-    assert [(e.text, e.label_) for e in docs[0].ents] == [("IL-2 gene", "protein")]
-    pubtator = tmp_path / "x.pubtator"
-    pubtator.write_bytes(
-        b"1|t|Aspirin toxicity.\n1|a|None.\n1\t0\t7\tAspirin\tChemical\tD001241\t\tstray\textra\n"
-    )
-    docs, report = read_pubtator(pubtator, NLP)
-    assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Aspirin", "D001241")]
-    assert not report.issues
-
-
-def assert_one_line_error(err: ConversionError, path: Path) -> None:
-    message = str(err)
-    assert "\n" not in message and message.startswith(f"{path}:")
-
-
-LINE = st.text(alphabet="ab -\tBIOESX|t0123456789\r\ufeff\xa0µ", max_size=14)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(LINE, max_size=12))
-def test_fuzz_iob_random_lines(tmp_path, lines):
-    """Random lines: a clear error, or every token line becomes one token and
-    every entity is a run of tokens tagged with its label."""
-    path = tmp_path / "random.iob"
-    path.write_bytes("\n".join(lines).encode())
-    try:
-        docs, _ = read_iob(path, NLP.vocab, spans_key="k")
-    except ConversionError as err:
-        assert_one_line_error(err, path)
-        return
-    rows = []
-    for line in "\n".join(lines).removeprefix("\ufeff").split("\n"):
-        line = line[:-1] if line.endswith("\r") else line
-        if line.strip() and not line.strip().startswith(("-DOCSTART-", "###MEDLINE:")):
-            parts = [p.strip() for p in (line.split("\t") if "\t" in line else line.split())]
-            rows.append((parts[0], [p for p in parts if p][-1]))
-    assert [t.text for doc in docs for t in doc] == [word for word, _ in rows]
-    offset = 0
-    for doc in docs:
-        assert list(doc.spans["k"]) == list(doc.ents)
-        tags = [tag for _, tag in rows[offset : offset + len(doc)]]
-        # Tokens tagged O are outside entities; the others inside one of their label.
-        assert [t.ent_type_ or "O" for t in doc] == [tag if tag == "O" else tag[2:] for tag in tags]
-        offset += len(doc)
-
-
-@st.composite
-def pubtator_random_offsets(draw):
-    words = draw(st.lists(st.text(alphabet="abcαµ±-()", min_size=1, max_size=5), min_size=2, max_size=8))
-    n_title = draw(st.integers(1, len(words) - 1))
-    title, abstract = " ".join(words[:n_title]), " ".join(words[n_title:])
-    text = f"{title} {abstract}"
-    mentions = []
-    for _ in range(draw(st.integers(0, 5))):
-        start = draw(st.integers(-3, len(text) + 3))
-        end = draw(st.integers(-3, len(text) + 3))
-        # Mostly the real text at those offsets, sometimes a wrong one.
-        real = text[max(start, 0) : max(end, 0)]
-        mention = draw(st.sampled_from([real, real, real, real + "x", "Cocaine"]))
-        mentions.append((start, end, mention.replace("\t", " "), draw(st.sampled_from(["Chemical", "Disease"]))))
-    return title, abstract, text, mentions
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(doc=pubtator_random_offsets())
-def test_fuzz_pubtator_random_offsets(tmp_path, doc):
-    """Random offsets: a clear error naming the line and PMID, or each mention
-    is kept exactly, kept expanded to token boundaries, or dropped, and each
-    change is reported."""
-    title, abstract, text, mentions = doc
-    lines = [f"42|t|{title}", f"42|a|{abstract}"]
-    lines += [f"42\t{s}\t{e}\t{m}\t{label}\tD{k}" for k, (s, e, m, label) in enumerate(mentions)]
-    path = tmp_path / "random.pubtator"
-    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
-    bad = [k for k, (s, e, m, _) in enumerate(mentions) if not (0 <= s < e <= len(text) and text[s:e] == m)]
-    if bad:
-        with pytest.raises(ConversionError) as excinfo:
-            read_pubtator(path, NLP)
-        assert_one_line_error(excinfo.value, path)
-        assert f"{path}:{3 + bad[0]}: PMID 42:" in str(excinfo.value)
-        return
-    (parsed,), report = read_pubtator(path, NLP)
-    assert parsed.text == text
-    assert list(parsed.spans["bc5cdr"]) == list(parsed.ents)
-    exact = {(s, e, label) for s, e, _, label in mentions}
-    kept = char_ents(parsed)
-    n_exact = sum(1 for ent in kept if ent in exact)
-    assert n_exact + len(report.expanded) + len(report.dropped) >= len(mentions)
-    assert len(kept) + len(report.dropped) == len(mentions)
-    for ent in parsed.ents:
-        assert text[ent.start_char : ent.end_char] == ent.text
-        if (ent.start_char, ent.end_char, ent.label_) not in exact:
-            # Expanded to token boundaries: covers a mention (less its spaces).
-            assert any(
-                ent.start_char <= s + len(m) - len(m.lstrip()) and e - len(m) + len(m.rstrip()) <= ent.end_char
-                for s, e, m, _ in mentions
-            )
-
-
-# --- 2. inference -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    fix_random_seed(0)
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+# --- 1. inference -----------------------------------------------------------
 
 
 def transformer_nlp(encoder: Path, extra: str = ""):
     fix_random_seed(0)
     config = spacy.util.load_config_from_str(
-        TRANSFORMER_PIPELINE_CONFIG.format(encoder=encoder, crf="false") + BIO_TOKENIZER + extra
+        transformer_pipeline_config(encoder, crf=False) + BIO_TOKENIZER + extra
     )
     return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
 
@@ -363,6 +119,7 @@ def assert_faithful(doc: Doc, text: str) -> None:
     assert is_well_formed(tags)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ODD_TEXTS)
 def test_odd_text_gives_faithful_doc(trained_nlp, name):
     text = ODD_TEXTS[name]
@@ -378,6 +135,7 @@ def test_odd_text_gives_faithful_doc(trained_nlp, name):
         assert not doc.ents
 
 
+@pytest.mark.slow
 def test_tokens_without_wordpieces_get_vectors(trained_nlp):
     """Control, zero-width and soft-hyphen tokens produce no wordpieces in the
     BERT tokenizer; they are still tagged (O), and their neighbours found."""
@@ -388,6 +146,7 @@ def test_tokens_without_wordpieces_get_vectors(trained_nlp):
     assert [(e.text, e.label_) for e in doc.ents] == [("IL-2", "protein"), ("T cells", "cell_type")]
 
 
+@pytest.mark.slow
 def test_entities_after_1000_tokens_are_found(trained_nlp):
     filler = "the expression of " * 340
     text = filler + "IL-2 activates T cells ."
@@ -401,36 +160,44 @@ def test_entities_after_1000_tokens_are_found(trained_nlp):
     assert (start + 15, start + 22, "cell_type") in char_ents(doc)
 
 
+@pytest.mark.slow
 def test_oversize_windows_are_cut_into_fitting_consecutive_pieces(trained_nlp):
-    """Every token stays covered, in order, and no piece exceeds the limit."""
-    from spacy_bioner.encoders import WindowSplitter, _max_pieces
-
+    """Every token stays covered, in order, and every piece fits the encoder:
+    its wordpieces and the special tokens within the encoder's maximum length."""
     model = trained_nlp.get_pipe("transformer").model
-    tokenizer, limit = model.tokenizer, _max_pieces(model)
-    long_doc = trained_nlp.make_doc("IL-2 " * limit + "." * (limit + 100) + " T cells " * limit)
+    tokenizer = model.tokenizer
+    max_length = min(tokenizer.model_max_length, model.transformer.config.max_position_embeddings)
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+    long_doc = trained_nlp.make_doc("IL-2 " * room + "." * (room + 100) + " T cells " * room)
     short_doc = trained_nlp.make_doc("IL-2 activates T cells")
     split = WindowSplitter()
     for _ in range(2):  # the second time from cached piece counts
         pieces, short_pieces = split([[long_doc[:]], [short_doc[:]]], model)
         assert [t.i for piece in pieces for t in piece] == list(range(len(long_doc)))
+        assert len(pieces) > 3
         for piece in pieces:
             n = len(tokenizer([t.text for t in piece], add_special_tokens=False, is_split_into_words=True)["input_ids"])
-            assert n <= limit or len(piece) == 1  # one token longer than the limit stands alone
-        assert any(len(piece) == 1 and len(piece.text) == limit + 100 for piece in pieces)
+            assert n <= room or len(piece) == 1  # one token longer than the limit stands alone
+        assert any(len(piece) == 1 and len(piece.text) == room + 100 for piece in pieces)
         assert short_pieces == [short_doc[:]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("remember", [False, True])
 def test_wordpiece_encoder_matches_spacy_transformers(trained_nlp, remember):
     """The same wordpieces, alignment and vectors as spacy-transformers' own
-    forward pass, for odd and long texts, when encoded and when remembered."""
-    from spacy_transformers.layers.transformer_model import forward as spacy_transformers_forward
+    forward pass, for odd and long texts, when encoded and when remembered (in
+    training). The texts' windows fit the encoder: where one does not,
+    spacy-transformers truncates it and this layer splits it (tested above)."""
+    from spacy_transformers.layers.transformer_model import (
+        forward as spacy_transformers_forward,
+    )
 
     model = trained_nlp.get_pipe("transformer").model
-    texts = [t for t in ODD_TEXTS.values() if t.strip()] + ["IL-2 activates " + "." * 600 + " T cells"]
+    texts = [t for t in ODD_TEXTS.values() if t.strip()] + ["the expression of " * 60 + "IL-2 activates T cells"]
     docs = [trained_nlp.make_doc(text) for text in texts]
     for _ in range(2):  # the second time from the remembered encodings
-        ours, _ = model._func(model, docs, remember)
+        ours, _ = model(docs, is_train=remember)
         theirs, _ = spacy_transformers_forward(model, docs, False)
         assert ours.wordpieces.strings == theirs.wordpieces.strings
         assert ours.wordpieces.lengths == theirs.wordpieces.lengths
@@ -445,6 +212,7 @@ def test_wordpiece_encoder_matches_spacy_transformers(trained_nlp, remember):
         )
 
 
+@pytest.mark.slow
 def test_window_longer_than_512_wordpieces(trained_nlp):
     text = "IL-2 activates " + "." * 2000 + " T cells"
     doc = trained_nlp(text)
@@ -452,6 +220,7 @@ def test_window_longer_than_512_wordpieces(trained_nlp):
     assert [(e.text, e.label_) for e in doc.ents] == [("IL-2", "protein"), ("T cells", "cell_type")]
 
 
+@pytest.mark.slow
 def test_200k_character_document(trained_nlp):
     sentences = [SENTENCE, "5 µM ± 2\u00a0µg of α-IL-2 🧬", "IL-2\r\nactivates monocytes .\n"]
     parts, total = [], 0
@@ -459,12 +228,8 @@ def test_200k_character_document(trained_nlp):
         parts.append(sentences[len(parts) % 3])
         total += len(parts[-1]) + 1
     text = " ".join(parts)[:200_000]
-    started = time.perf_counter()
     doc = trained_nlp(text)
-    elapsed = time.perf_counter() - started
     assert_faithful(doc, text)
-    print(f"200,000 characters, {len(doc):,} tokens: {elapsed:.1f} s")
-    assert elapsed < 60
     # Every toy mention of a full SENTENCE is found, first window to last.
     found = set(char_ents(doc))
     offset, missed, checked = 0, 0, 0
@@ -478,6 +243,7 @@ def test_200k_character_document(trained_nlp):
     assert checked > 5_000 and missed == 0
 
 
+@pytest.mark.slow
 def test_pipe_batch_sizes_agree_with_one_by_one(trained_nlp):
     texts = list(ODD_TEXTS.values()) + [SENTENCE * 80, "the expression of " * 340 + "IL-2 activates T cells ."]
     one_by_one = [char_ents(trained_nlp(text)) for text in texts]
@@ -488,7 +254,7 @@ def test_pipe_batch_sizes_agree_with_one_by_one(trained_nlp):
         assert [char_ents(doc) for doc in docs] == one_by_one
 
 
-# --- 3. training input --------------------------------------------------------
+# --- 2. training input --------------------------------------------------------
 
 TRAINING_CONFIG = """
 [paths]
@@ -530,6 +296,7 @@ labels = ["cell_type", "protein"]
 """
 
 
+@pytest.mark.slow
 def test_training_on_awkward_docbin(tiny_bert, tmp_path, capsys):
     nlp = make_bio_nlp()
     docs = [text_reference(nlp, w, e) for w, e in toy_sentences(6)]
@@ -546,7 +313,7 @@ def test_training_on_awkward_docbin(tiny_bert, tmp_path, capsys):
     assert len(long_doc) > 1000
 
     config = spacy.util.load_config_from_str(
-        TRANSFORMER_PIPELINE_CONFIG.format(encoder=tiny_bert, crf="false") + BIO_TOKENIZER + TRAINING_CONFIG,
+        transformer_pipeline_config(tiny_bert, crf=False) + BIO_TOKENIZER + TRAINING_CONFIG,
         overrides={"paths.train": str(tmp_path / "train.spacy")},
     )
     from spacy.training.initialize import init_nlp
@@ -565,7 +332,7 @@ def test_training_on_awkward_docbin(tiny_bert, tmp_path, capsys):
     assert "treated as unannotated" in out
     # The unknown entity's tokens carry no gold tag; the rest do.
     example = Example(nlp.make_doc(unknown.text), unknown)
-    gold = head._gold_tags(example, set())
+    gold = head.gold_tags(example)
     assert [head.tags[t] if t >= 0 else None for t in gold] == [
         None, "O", "B-protein", "I-protein", "I-protein"
     ]
@@ -573,7 +340,7 @@ def test_training_on_awkward_docbin(tiny_bert, tmp_path, capsys):
     assert losses["jnlpba"] > 0
 
 
-# --- 4. loading ----------------------------------------------------------------
+# --- 3. loading ----------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -588,6 +355,7 @@ def test_load_missing_directory(tmp_path):
         spacy.load(tmp_path / "no-such-pipeline")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "deleted"])
 def test_load_corrupted_head(saved_pipeline, tmp_path, damage):
     path = tmp_path / "trf"
@@ -607,6 +375,7 @@ def test_load_corrupted_head(saved_pipeline, tmp_path, damage):
     assert "Re-download or retrain the pipeline" in message
 
 
+@pytest.mark.slow
 def test_load_corrupted_head_from_bytes(trained_nlp):
     head = trained_nlp.get_pipe("jnlpba")
     data = head.to_bytes()
@@ -629,7 +398,7 @@ ENCODER_ERRORS = [
 def test_encoder_not_found(tmp_path, monkeypatch, name, fallback, expected):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never ask the hub
     name, fallback = name.format(tmp=tmp_path), fallback.format(tmp=tmp_path)
-    config = TRANSFORMER_PIPELINE_CONFIG.format(encoder=name, crf="false").replace(
+    config = transformer_pipeline_config(name, crf=False).replace(
         'fallback = ""', f'fallback = "{fallback}"'
     )
     nlp = spacy.util.load_model_from_config(spacy.util.load_config_from_str(config), auto_fill=True)

