@@ -56,8 +56,36 @@ def describe_encoder(name: str) -> Dict[str, str]:
             }
     if path.is_dir():
         model = _model_id(path) or path.name
-        return {"name": f"{model} (local directory {path})", "url": "", "encoder": model}
+        source = {"name": f"{model} (local directory {path})", "url": "", "encoder": model}
+        pretraining = _pretraining_record(path)
+        if pretraining:
+            source["pretraining"] = pretraining
+            source["name"] = (
+                f"{model} (local directory {path}): {pretraining['base_encoder']} with domain-adaptive "
+                f"masked-LM pretraining, {pretraining['steps']:,} steps, {pretraining['tokens_seen']:,} tokens, "
+                f"held-out perplexity {pretraining['heldout_perplexity_before']:.1f} -> "
+                f"{pretraining['heldout_perplexity_after']:.1f}"
+            )
+        return source
     return {"name": name, "url": f"https://huggingface.co/{name}", "encoder": name}
+
+
+def _pretraining_record(path: Path) -> Optional[Dict[str, Any]]:
+    """What `python -m spacy_bioner pretrain` did to the encoder in `path`, if anything."""
+    from .pretraining import RESULTS_FILE
+
+    record = path / RESULTS_FILE
+    if not record.exists():
+        return None
+    data = json.loads(record.read_text(encoding="utf8"))
+    heldout = data.get("heldout") or {}
+    return {
+        "base_encoder": data.get("base_encoder"),
+        "steps": data.get("steps", 0),
+        "tokens_seen": data.get("tokens_seen", 0),
+        "heldout_perplexity_before": (heldout.get("before") or {}).get("perplexity", float("nan")),
+        "heldout_perplexity_after": (heldout.get("after") or {}).get("perplexity", float("nan")),
+    }
 
 
 def _model_id(path: Path) -> Optional[str]:

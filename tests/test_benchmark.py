@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-
 from run import HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant
+
 from spacy_bioner.corpora import read_iob, read_jnlpba, write_docbin
 from spacy_bioner.tokenizer import make_bio_nlp
 

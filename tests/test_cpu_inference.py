@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import spacy
 import torch
+from cpu_inference import app, hf_stride, hf_token_classifier
 from spacy.tokens import Doc
+from toy import toy_sentences
 from transformers import BertModel, BertTokenizerFast, pipeline
 from typer.testing import CliRunner
 
-from cpu_inference import app, hf_stride, hf_token_classifier
 from spacy_bioner.corpora import write_docbin
-from toy import toy_sentences
 
 # More pieces than the tiny BERT's 512 positions.
 LONG_WORDS = ["the", "expression", "of"] * 200 + ["IL-2"]

@@ -10,12 +10,12 @@ from typing import List, Optional, Tuple
 
 import pytest
 import spacy
-from transformers import AutoTokenizer
-
 from hf_token_classification import pipeline_words_per_second, train_and_evaluate
 from run import iob_sentences
-from spacy_bioner.evaluation import seqeval_scores
 from toy import toy_examples
+from transformers import AutoTokenizer
+
+from spacy_bioner.evaluation import seqeval_scores
 
 
 def toy_corpus(n: int, seed: int) -> List[Tuple[List[str], List[str]]]:

@@ -4,6 +4,7 @@ The BERT is built from a config with a vocabulary of the toy words: nothing
 is downloaded.
 """
 
+import copy
 import gzip
 import random
 from pathlib import Path
@@ -165,3 +166,16 @@ def iob_sentences(path: Path) -> List[List[Tuple[str, str]]]:
     if sent:
         sentences.append(sent)
     return sentences
+
+
+def transformer_pipeline(encoder: Path, crf: bool = True, heads=("jnlpba",)) -> Language:
+    """A blank pipeline: the tiny transformer and one bio_ner head per key in `heads`."""
+    import spacy
+
+    config = spacy.util.load_config_from_str(transformer_pipeline_config(encoder, crf))
+    for key in heads:
+        if key not in config["components"]:
+            config["components"][key] = copy.deepcopy(config["components"]["jnlpba"])
+            config["components"][key]["spans_key"] = key
+            config["nlp"]["pipeline"].append(key)
+    return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)

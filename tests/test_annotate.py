@@ -1,0 +1,304 @@
+"""`python -m spacy_bioner annotate`: readers, accounting, offsets, resume, engines, CLI.
+
+Runs use the tiny trained pipeline of conftest.py on the real PubMed samples
+(assets/pubmed) and on toy abstracts made of the words it was trained on.
+"""
+
+import gzip
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from toy import toy_sentences
+from typer.testing import CliRunner
+
+from spacy_bioner.annotate import AnnotateError, Options, annotate, read_table
+from spacy_bioner.annotate.engine import char_batches
+from spacy_bioner.annotate.output import SHARDS_DIR, TABLES
+from spacy_bioner.annotate.sources import (
+    BAD_JSON,
+    EMPTY_TEXT,
+    MALFORMED_XML,
+    MISSING_TEXT,
+    TOO_LONG,
+    TRUNCATED,
+    UNDECODABLE,
+    Deleted,
+    Record,
+    Reject,
+    read_items,
+)
+from spacy_bioner.cli import app
+
+PUBMED = Path(__file__).parent.parent / "assets" / "pubmed"
+BASELINE = PUBMED / "pubmed26n1334.xml.gz"
+UPDATE = PUBMED / "pubmed26n1335.xml.gz"
+
+
+def toy_jsonl(path: Path, n: int = 40, seed: int = 0) -> Path:
+    """Toy abstracts of three or four sentences each, one JSON object per line."""
+    sentences = [" ".join(words) + " ." for words, _ in toy_sentences(4 * n, seed)]
+    with open(path, "w", encoding="utf8") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"toy{i}", "text": " ".join(sentences[4 * i: 4 * i + 3 + i % 2])}) + "\n")
+    return path
+
+
+def tables(output: Path, fmt: str = "parquet") -> Dict[str, List[dict]]:
+    return {table: read_table(output, table, fmt) for table in TABLES}
+
+
+# ---------------------------------------------------------------- readers
+
+
+def test_pubmed_reader_on_the_real_samples() -> None:
+    baseline = list(read_items(BASELINE))
+    update = list(read_items(UPDATE))
+    records = [item for item in baseline + update if isinstance(item, Record)]
+    assert len(records) == 59
+    # The one baseline record with an empty ArticleTitle (only a VernacularTitle) and no abstract.
+    assert [(r.record, r.kind) for r in baseline if isinstance(r, Reject)] == [("PMID 41605226", EMPTY_TEXT)]
+    assert [d.pmid for d in update if isinstance(d, Deleted)] == [
+        "41456105", "41557076", "41616784", "41618748", "41618749", "41618779"]
+    first = update[0]
+    assert first.doc_id == "26228458"
+    title = "Obesity risk in rural, urban and rural-to-urban migrants: prospective results of the PERU MIGRANT study."
+    assert first.text.startswith(title + " Although migration and urbanization")
+    # Structured abstract: sections joined by one space, labels left out.
+    assert "urban subjects. Prospective data from the PERU MIGRANT Study" in first.text
+    assert "BACKGROUND" not in first.text and "METHODS" not in first.text
+    # Inline markup reduced to its text.
+    marked = [r for r in records if "In Vitro" in r.text]
+    assert marked and not any(re.search(r"</?(i|b|sup|sub)>", r.text) for r in records)
+    assert "External Biotransformation Systems in In Vitro" in marked[0].text
+
+
+def test_pubmed_reader_recovers_from_a_malformed_record(tmp_path: Path) -> None:
+    xml = gzip.decompress(BASELINE.read_bytes())
+    broken = xml.replace(b"</ArticleTitle>", b"</Title>", 1)  # the first record only
+    path = tmp_path / "broken.xml"
+    path.write_bytes(broken)
+    items = list(read_items(path))
+    assert len(items) == 30
+    assert isinstance(items[0], Reject) and items[0].kind == MALFORMED_XML
+    assert items[0].record == f"PMID {list(read_items(BASELINE))[0].doc_id}"
+    assert sum(isinstance(item, Record) for item in items) == 28
+
+
+def test_batches_bound_characters_and_overlong_documents_are_rejected(tmp_path: Path) -> None:
+    records = [Record(str(i), "x" * n, "s", str(i)) for i, n in enumerate([10, 10, 50, 200, 10])]
+    batches = [[r.doc_id for r in batch] for batch in char_batches(records, batch_size=4, max_chars=60)]
+    assert batches == [["0", "1"], ["2"], ["3"], ["4"]]
+    path = tmp_path / "long.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": "IL-2 " * 10}) + "\n" + json.dumps({"id": "b", "text": "p53"}) + "\n")
+    items = list(read_items(path, max_chars=20))
+    assert isinstance(items[0], Reject) and items[0].kind == TOO_LONG and items[0].doc_id == "a"
+    assert isinstance(items[1], Record) and items[1].text == "p53"
+
+
+# ---------------------------------------------------------------- a run
+
+
+def bad_inputs(folder: Path) -> Dict[str, Path]:
+    """One input per kind of bad record, each also holding good records."""
+    folder.mkdir()
+    xml = gzip.decompress(BASELINE.read_bytes())
+    first_close = xml.index(b"</PubmedArticle>")
+    malformed = folder / "malformed.xml"
+    malformed.write_bytes(xml[:first_close].replace(b"</ArticleTitle>", b"</Title>", 1) + xml[first_close:])
+    truncated = folder / "truncated.xml.gz"
+    truncated.write_bytes(BASELINE.read_bytes()[: len(BASELINE.read_bytes()) // 2])
+    good = toy_jsonl(folder / "good.jsonl", n=6).read_text(encoding="utf8")
+    jsonl = folder / "bad.jsonl"
+    jsonl.write_bytes(
+        good.encode("utf8")
+        + b'{"id": "broken", "text": \n'
+        + b'{"id": "latin1", "text": "caf\xe9 IL-2"}\n'
+        + b'{"id": "blank", "text": "   "}\n'
+        + b'{"id": "no-text"}\n'
+    )
+    return {"malformed": malformed, "truncated": truncated, "jsonl": jsonl}
+
+
+@pytest.mark.slow
+def test_every_record_is_annotated_or_rejected(tiny_pipeline: Path, tmp_path: Path) -> None:
+    inputs = bad_inputs(tmp_path / "in")
+    expected_records = {  # counted independently of the readers
+        str(inputs["malformed"]): 30,
+        str(inputs["jsonl"]): 10,
+    }
+    output = tmp_path / "out"
+    summary = annotate(str(tiny_pipeline), list(inputs.values()), output, Options(shard_size=8))
+    kinds = {(Path(r["source"]).name, r["kind"]) for r in summary["rejects"]}
+    assert ("malformed.xml", MALFORMED_XML) in kinds
+    assert ("truncated.xml.gz", TRUNCATED) in kinds
+    assert {("bad.jsonl", BAD_JSON), ("bad.jsonl", UNDECODABLE), ("bad.jsonl", EMPTY_TEXT),
+            ("bad.jsonl", MISSING_TEXT)} <= kinds
+    by_record = {(Path(r["source"]).name, r["record"]): r["kind"] for r in summary["rejects"]}
+    assert by_record[("bad.jsonl", "line 7")] == BAD_JSON
+    assert by_record[("bad.jsonl", "line 8")] == UNDECODABLE
+    assert by_record[("malformed.xml", f"PMID {next(read_items(BASELINE)).doc_id}")] == MALFORMED_XML
+    # The counts add up: per input, and over the run, and the tables agree.
+    per_input = {entry["path"]: entry for entry in summary["inputs"]}
+    for path, n in expected_records.items():
+        assert per_input[path]["records"] == n
+    assert all(e["records"] == e["documents"] + e["rejected"] for e in summary["inputs"])
+    assert summary["records"] == summary["documents"] + summary["rejected"] == sum(
+        e["records"] for e in summary["inputs"])
+    out = tables(output)
+    assert len(out["documents"]) == summary["records"]
+    assert sum(row["status"] == "rejected" for row in out["documents"]) == len(out["rejects"]) == summary["rejected"]
+    assert summary["rejects_by_kind"][EMPTY_TEXT] == 2  # the blank JSON text and the title-less PubMed record
+    assert json.loads((output / "summary.json").read_text(encoding="utf8"))["records"] == summary["records"]
+
+
+@pytest.mark.slow
+def test_offsets_index_the_document_text(tiny_pipeline: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    summary = annotate(str(tiny_pipeline), [toy_jsonl(tmp_path / "toy.jsonl"), UPDATE], output, Options())
+    out = tables(output)
+    texts = {row["doc_id"]: row["text"] for row in out["documents"]}
+    assert out["entities"], "the tiny pipeline finds entities in toy abstracts"
+    assert {row["spans_key"] for row in out["entities"]} == {"jnlpba", "bc5cdr"}
+    for row in out["entities"]:
+        assert texts[row["doc_id"]][row["start_char"]:row["end_char"]] == row["text"]
+        assert 0.0 <= row["score"] <= 1.0
+    assert summary["entities"] == len(out["entities"]) == sum(summary["entities_per_label"].values())
+    assert len(summary["deleted"]) == 6
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_gives_the_same_tables(tiny_pipeline: Path, tmp_path: Path) -> None:
+    inputs = [toy_jsonl(tmp_path / "toy.jsonl"), BASELINE, UPDATE]
+    options = Options(shard_size=7, batch_size=4)
+    whole = tmp_path / "whole"
+    annotate(str(tiny_pipeline), inputs, whole, options)
+    expected = tables(whole)
+
+    killed = tmp_path / "killed"
+    summary = annotate(str(tiny_pipeline), inputs, killed, options, stop_after_shards=5)
+    assert summary["status"] == "stopped" and summary["shards"] == 5
+    # A kill while writing the 5th shard: its manifest never landed, a table is half written,
+    # and a temporary file is left behind.
+    fifth = sorted((killed / SHARDS_DIR).glob("*.json"))[-1]
+    fifth.unlink()
+    (killed / "entities" / f"{fifth.stem}.parquet").write_bytes(b"PAR1 truncated")
+    (killed / "documents" / f".{fifth.stem}.parquet.tmp-12345").write_bytes(b"partial")
+    resumed = annotate(str(tiny_pipeline), inputs, killed, options, resume=True)
+    assert resumed["status"] == "complete"
+    assert resumed["this_invocation"]["shards_skipped"] == 4
+    assert tables(killed) == expected
+    assert resumed["records"] == json.loads((whole / "summary.json").read_text(encoding="utf8"))["records"]
+
+    # A rerun of a complete run writes nothing and changes nothing.
+    rerun = annotate(str(tiny_pipeline), inputs, killed, options)
+    assert rerun["this_invocation"]["shards_written"] == 0
+    assert tables(killed) == expected
+
+
+@pytest.mark.slow
+def test_output_of_another_run_is_refused(tiny_pipeline: Path, tmp_path: Path) -> None:
+    inputs = [toy_jsonl(tmp_path / "toy.jsonl", n=5)]
+    output = tmp_path / "out"
+    with pytest.raises(AnnotateError, match="no run to resume"):
+        annotate(str(tiny_pipeline), inputs, output, Options(), resume=True)
+    annotate(str(tiny_pipeline), inputs, output, Options())
+    with pytest.raises(AnnotateError, match="shard_size"):
+        annotate(str(tiny_pipeline), inputs, output, Options(shard_size=2))
+    other_model = tmp_path / "other-model"
+    shutil.copytree(tiny_pipeline, other_model)
+    with pytest.raises(AnnotateError, match="model"):
+        annotate(str(other_model), inputs, output, Options())
+    summary = annotate(str(tiny_pipeline), inputs, output, Options(shard_size=2), overwrite=True)
+    assert summary["shards"] == 3 and summary["documents"] == 5
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(AnnotateError, match="not empty"):
+        annotate(str(tiny_pipeline), inputs, tmp_path / "busy", Options())
+
+
+@pytest.mark.slow
+def test_jsonl_format_and_other_inputs(tiny_pipeline: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    rows = [json.loads(line) for line in toy_jsonl(tmp_path / "toy.jsonl", n=4).read_text().splitlines()]
+    for row in rows:
+        (folder / f"{row['id']}.txt").write_text(row["text"], encoding="utf8")
+    (folder / "empty.txt").write_text("")
+    parquet = tmp_path / "toy.parquet"
+    pq.write_table(pa.table({"pmid": [r["id"] for r in rows], "abstract": [r["text"] for r in rows]}), parquet)
+    out_jsonl = tmp_path / "jsonl"
+    annotate(str(tiny_pipeline), [folder], out_jsonl, Options(fmt="jsonl"))
+    out_parquet = tmp_path / "parquet"
+    annotate(str(tiny_pipeline), [parquet], out_parquet, Options(id_key="pmid", text_key="abstract"))
+    from_txt, from_parquet = tables(out_jsonl, "jsonl"), tables(out_parquet)
+    assert [r["record"] for r in from_txt["rejects"]] == ["empty.txt"]
+    assert from_txt["entities"] == from_parquet["entities"] and from_txt["entities"]
+    assert list((out_jsonl / "entities").glob("*.jsonl")) and not list(out_jsonl.rglob("*.parquet"))
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_same_tables(tiny_pipeline: Path, tmp_path: Path) -> None:
+    inputs = [toy_jsonl(tmp_path / "toy.jsonl"), BASELINE, UPDATE]
+    annotate(str(tiny_pipeline), inputs, tmp_path / "one", Options(shard_size=16, batch_size=8))
+    annotate(str(tiny_pipeline), inputs, tmp_path / "two", Options(shard_size=16, batch_size=8, n_process=2))
+    assert tables(tmp_path / "two") == tables(tmp_path / "one")
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_same_tables(tiny_pipeline: Path, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    inputs = [BASELINE, UPDATE, toy_jsonl(tmp_path / "toy.jsonl")]
+    options = Options(shard_size=16, batch_size=8)
+    annotate(str(tiny_pipeline), inputs, tmp_path / "local", options)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        ray_options = Options(shard_size=16, batch_size=8, engine="ray", n_process=2)
+        summary = annotate(str(tiny_pipeline), inputs, tmp_path / "ray", ray_options)
+    finally:
+        ray.shutdown()
+    local, on_ray = tables(tmp_path / "local"), tables(tmp_path / "ray")
+    assert on_ray == local
+    assert local["entities"]
+    assert summary["records"] == 59 + 1 + 40
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_help_explains_every_option() -> None:
+    result = CliRunner().invoke(app, ["annotate", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = re.sub(r"\s+", " ", result.output)
+    for option in ("--output", "--format", "--engine", "--address", "--n-process", "--gpu-id", "--batch-size",
+                   "--max-batch-chars", "--max-doc-chars", "--shard-size", "--id-key", "--text-key",
+                   "--max-rejects", "--resume", "--overwrite", "--progress", "--show"):
+        assert option in text
+
+
+@pytest.mark.slow
+def test_cli_fails_past_max_rejects(tiny_pipeline: Path, tmp_path: Path) -> None:
+    inputs = bad_inputs(tmp_path / "in")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
+                             str(tmp_path / "ok"), "--no-progress", "--max-rejects", "4"])
+    assert ok.exit_code == 0, ok.output
+    assert "4 rejected" in ok.output
+    shown = read_table(tmp_path / "ok", "entities", limit=1)
+    assert shown
+    again = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
+                                str(tmp_path / "ok"), "--no-progress", "--max-rejects", "4", "--show", "1"])
+    assert again.exit_code == 0, again.output
+    assert shown[0]["text"] in again.output and "shards already done" in again.output
+    failed = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
+                                 str(tmp_path / "failed"), "--no-progress", "--max-rejects", "3"])
+    assert failed.exit_code == 1
+    assert "more than --max-rejects 3" in failed.output
+    summary = json.loads((tmp_path / "failed" / "summary.json").read_text(encoding="utf8"))
+    assert summary["status"].startswith("failed") and summary["rejected"] == 4

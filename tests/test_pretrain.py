@@ -1,0 +1,299 @@
+"""Domain-adaptive pretraining (`python -m spacy_bioner pretrain`), on the
+tiny random BERT: nothing is downloaded, nothing is mocked."""
+
+import json
+from pathlib import Path
+from typing import Dict, List, Set
+
+import pytest
+import torch
+from thinc.api import Adam, fix_random_seed
+from toy import toy_examples, toy_sentences, transformer_pipeline
+from typer.testing import CliRunner
+
+from spacy_bioner.cli import app
+from spacy_bioner.pretraining import (
+    BC5CDR_TRAIN,
+    CHECKPOINT_DIR,
+    DEFAULT_ASSETS,
+    DEFAULT_TEXT,
+    JNLPBA_DEV_DOCS,
+    JNLPBA_TRAIN,
+    RESULTS_FILE,
+    PretrainError,
+    PretrainSettings,
+    check_output_dir,
+    load_encoder,
+    masked_lm_loss,
+    pack_sequences,
+    pretrain,
+    read_text_file,
+    task_training_text,
+)
+
+ROOT = Path(__file__).parent.parent
+runner = CliRunner()
+
+
+def toy_text(n: int = 200) -> List[str]:
+    """Repetitive sentences in the tiny BERT's vocabulary: easy to learn."""
+    return [" ".join(words) for words, _ in toy_sentences(n, seed=3)]
+
+
+def settings(encoder: Path, **overrides) -> PretrainSettings:
+    values = dict(
+        encoder=str(encoder), max_length=32, batch_size=8, steps=6, learn_rate=1e-3, warmup=0.1,
+        heldout_fraction=0.1, checkpoint_every=2,
+    )
+    values.update(overrides)
+    return PretrainSettings(**values)
+
+
+def run(encoder: Path, output: Path, **kwargs) -> Dict:
+    options = {k: kwargs.pop(k) for k in list(kwargs) if k in ("resume", "stop_at_step")}
+    return pretrain(settings(encoder, **kwargs), toy_text(), output, progress=False, log=lambda _: None, **options)
+
+
+@pytest.fixture(scope="module")
+def adapted(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT after a few masked-LM steps."""
+    output = tmp_path_factory.mktemp("adapted") / "encoder"
+    run(tiny_bert, output)
+    return output
+
+
+def test_new_mlm_head_is_tied_to_the_input_embeddings(tiny_bert: Path) -> None:
+    # The tiny BERT is a bare BertModel: the MLM head is new.
+    tokenizer, model = load_encoder(str(tiny_bert))
+    assert type(model).__name__ == "BertForMaskedLM"
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    assert tokenizer.mask_token_id is not None
+
+
+@pytest.mark.parametrize("architecture", ["bert", "roberta", "distilbert"])
+def test_masked_lm_loss_equals_the_models_own(architecture: str) -> None:
+    # BERT and RoBERTa take the masked-positions-only path; DistilBERT falls back.
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    torch.manual_seed(0)
+    sizes = dict(vocab_size=60, max_position_embeddings=40)
+    if architecture == "distilbert":
+        sizes.update(dim=32, n_layers=1, n_heads=2, hidden_dim=37)
+    else:
+        sizes.update(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    model = AutoModelForMaskedLM.from_config(AutoConfig.for_model(architecture, **sizes)).eval()
+    input_ids = torch.randint(5, 60, (3, 12))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[2, 8:] = 0
+    labels = torch.full_like(input_ids, -100)
+    labels[0, 3], labels[1, 0], labels[1, 7], labels[2, 5] = 7, 8, 9, 10
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    with torch.no_grad():
+        torch.testing.assert_close(masked_lm_loss(model, batch), model(**batch).loss)
+
+
+def test_pack_sequences_keeps_the_stream_in_full_blocks(tiny_bert: Path) -> None:
+    tokenizer, _ = load_encoder(str(tiny_bert))
+    lines = toy_text(50)
+    sequences = pack_sequences(lines, tokenizer, max_length=20)
+    assert all(len(ids) <= 20 for ids in sequences)
+    assert all(len(ids) == 20 for ids in sequences[:-1])  # only the last may be short
+    assert all(ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id for ids in sequences)
+    content = [t for ids in sequences for t in ids[1:-1] if t != tokenizer.sep_token_id]
+    expected = [t for line in lines for t in tokenizer(line, add_special_tokens=False)["input_ids"]]
+    assert content == expected
+
+
+def test_read_text_file_reads_the_embedded_collection() -> None:
+    lines = read_text_file(ROOT / DEFAULT_TEXT)
+    assert len(lines) == 71504
+    assert sum(len(line.split()) for line in lines) == 2040783
+
+
+@pytest.mark.slow
+def test_heldout_loss_decreases(tiny_bert: Path, tmp_path: Path) -> None:
+    results = run(tiny_bert, tmp_path / "out", steps=40, checkpoint_every=100)
+    before, after = results["heldout"]["before"], results["heldout"]["after"]
+    assert before["masked_tokens"] == after["masked_tokens"] > 0  # the same fixed masking
+    assert after["loss"] < before["loss"]
+    assert results["steps"] == 40 and results["tokens_seen"] > 0
+
+
+@pytest.mark.slow
+def test_whole_word_masking_trains(tiny_bert: Path, tmp_path: Path) -> None:
+    results = run(tiny_bert, tmp_path / "out", steps=3, whole_word_mask=True)
+    assert results["complete"] and results["heldout"]["after"]["masked_tokens"] > 0
+
+
+@pytest.mark.slow
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny_bert: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForMaskedLM
+
+    straight = run(tiny_bert, tmp_path / "straight", steps=7)
+    partial = run(tiny_bert, tmp_path / "resumed", steps=7, stop_at_step=3)
+    assert partial == {"complete": False, "steps": 3, "total_steps": 7}
+    assert not (tmp_path / "resumed" / RESULTS_FILE).exists()
+    resumed = run(tiny_bert, tmp_path / "resumed", steps=7, resume=True)
+    assert resumed["steps"] == straight["steps"] == 7
+    assert resumed["tokens_seen"] == straight["tokens_seen"]
+    assert resumed["heldout"]["before"] == straight["heldout"]["before"]
+    a = AutoModelForMaskedLM.from_pretrained(tmp_path / "straight").state_dict()
+    b = AutoModelForMaskedLM.from_pretrained(tmp_path / "resumed").state_dict()
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+    # ...and the weights did move from the base encoder.
+    base = AutoModelForMaskedLM.from_pretrained(tiny_bert).state_dict()
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(base[name], a[name])
+
+
+@pytest.mark.slow
+def test_resume_refuses_changed_settings(tiny_bert: Path, tmp_path: Path) -> None:
+    run(tiny_bert, tmp_path / "out", steps=4, stop_at_step=2)
+    with pytest.raises(PretrainError, match="learn_rate"):
+        run(tiny_bert, tmp_path / "out", steps=4, learn_rate=5e-4, resume=True)
+
+
+def test_refuses_a_foreign_output_directory(tiny_bert: Path, tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine", encoding="utf8")
+    with pytest.raises(PretrainError, match="holds no pretraining output"):
+        check_output_dir(foreign)
+    with pytest.raises(PretrainError, match="holds no pretraining output"):
+        run(tiny_bert, foreign)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]  # untouched
+    # An encoder directory is no pretraining output either.
+    with pytest.raises(PretrainError):
+        check_output_dir(tiny_bert)
+    check_output_dir(tmp_path / "new")  # new or empty: fine
+
+
+@pytest.mark.slow
+def test_output_loads_as_an_encoder(adapted: Path) -> None:
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+    results = json.loads((adapted / RESULTS_FILE).read_text(encoding="utf8"))
+    assert results["complete"] and results["steps"] == 6
+    assert (adapted / CHECKPOINT_DIR / "trainer_state.json").is_file()
+    check_output_dir(adapted)  # a previous output may be overwritten or resumed
+    base = AutoModel.from_pretrained(adapted)
+    assert type(base).__name__ == "BertModel"
+    assert AutoTokenizer.from_pretrained(adapted).mask_token == "[MASK]"
+    # AutoModel takes the encoder out of the saved masked-LM model.
+    mlm = AutoModelForMaskedLM.from_pretrained(adapted)
+    for name, value in base.state_dict().items():
+        if not name.startswith("pooler."):  # a masked-LM model has no pooler
+            torch.testing.assert_close(value, mlm.state_dict()[f"bert.{name}"])
+
+
+@pytest.mark.slow
+def test_output_initialises_trains_saves_and_is_recorded_in_a_spacy_pipeline(adapted: Path, tmp_path: Path) -> None:
+    """pretrain -> train -> save -> load: the adapted weights travel inside the
+    pipeline, and meta.json names the base encoder and the pretraining."""
+    import spacy
+
+    from spacy_bioner.packaging import record_encoder
+
+    fix_random_seed(0)
+    nlp = transformer_pipeline(adapted)
+    examples = toy_examples(nlp, 8)
+    nlp.initialize(lambda: examples)
+    losses = nlp.update(examples, sgd=Adam(0.001))
+    assert losses["jnlpba"] > 0
+    record_encoder(nlp)
+    record = json.loads((adapted / "pretraining.json").read_text())
+    pretraining = nlp.meta["sources"][-1]["pretraining"]
+    assert pretraining["steps"] == record["steps"] > 0 and pretraining["base_encoder"] == record["base_encoder"]
+    assert "masked-LM pretraining" in nlp.meta["description"]
+    nlp.to_disk(tmp_path / "model")
+    reloaded = spacy.load(tmp_path / "model")
+    words = "p53 activates IL-2 in T cells".split()
+    before = nlp.get_pipe("transformer").model.transformer.state_dict()
+    after = reloaded.get_pipe("transformer").model.transformer.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert [s.text for s in reloaded(" ".join(words)).spans["jnlpba"]] == [s.text for s in nlp(" ".join(words)).spans["jnlpba"]]
+
+
+@pytest.mark.slow
+def test_task_text_has_no_dev_or_test_text() -> None:
+    from spacy_bioner.corpora import read_iob, read_jnlpba, read_pubtator
+    from spacy_bioner.tokenizer import make_bio_nlp
+
+    def norm(text: str) -> str:
+        return "".join(text.split()).lower()
+
+    assets = ROOT / DEFAULT_ASSETS
+    nlp = make_bio_nlp()
+    collected = task_training_text(assets)
+    collected_norm: Set[str] = {norm(line) for line in collected}
+
+    jnlpba, _ = read_jnlpba(assets / JNLPBA_TRAIN, nlp.vocab)
+    jnlpba_test, _ = read_jnlpba(assets / "jnlpba/Genia4EReval2.iob2.gz", nlp.vocab)
+    train_sents = {norm(s.text) for doc in jnlpba[:-JNLPBA_DEV_DOCS] for s in doc.sents}
+    held_sents = {norm(s.text) for doc in jnlpba[-JNLPBA_DEV_DOCS:] + jnlpba_test for s in doc.sents}
+    for split in ("devel", "test"):
+        docs, _ = read_iob(assets / f"bc5cdr/iob/{split}.tsv.gz", nlp.vocab)
+        held_sents |= {norm(s.text) for doc in docs for s in doc.sents}
+    # A sentence may occur in both a training and a held-out abstract
+    # (boilerplate); only the held-out ones that are not training text count.
+    held_only = held_sents - train_sents
+    assert train_sents <= collected_norm  # the comparison works: training text is found
+    assert not held_only & collected_norm
+
+    # BC5CDR: whole documents; no dev/test document, nor its title, in the text.
+    train_docs, _ = read_pubtator(assets / BC5CDR_TRAIN, nlp)
+    assert {norm(doc.text) for doc in train_docs} <= collected_norm
+    prefixes = {line[:80] for line in collected_norm}
+    for split in ("Development", "Test"):
+        docs, _ = read_pubtator(assets / f"bc5cdr/pubtator/CDR_{split}Set.PubTator.txt.gz", nlp)
+        assert not {norm(doc.text) for doc in docs} & collected_norm
+        assert not {norm(doc.text)[:80] for doc in docs} & prefixes
+
+    # The embedded collection is filtered too (assets/unlabeled/README.md).
+    embedded = {norm(line) for line in read_text_file(ROOT / DEFAULT_TEXT)}
+    assert not held_only & embedded
+
+
+def test_cli_help_explains_the_options() -> None:
+    result = runner.invoke(app, ["pretrain", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    for option in ("--text", "--include-task-text", "--steps", "--epochs", "--batch-size", "--max-length",
+                   "--learn-rate", "--warmup", "--whole-word-mask", "--seed", "--gpu-id",
+                   "--heldout-fraction", "--resume"):
+        assert option in result.output
+
+
+def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(toy_text(20)), encoding="utf8")
+    base = ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text", str(text), "--no-include-task-text"]
+    result = runner.invoke(app, base + ["--steps", "2", "--epochs", "1"])
+    assert result.exit_code == 1 and "not both" in result.output
+    result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text",
+                                 str(tmp_path / "missing.txt"), "--no-include-task-text"])
+    assert result.exit_code == 1 and "no such file" in result.output
+    result = runner.invoke(app, base[:2] + [str(tiny_bert)] + base[3:])  # the encoder itself as output
+    assert result.exit_code == 1 and "holds no pretraining output" in result.output
+    result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",
+                                 str(text), "--no-include-task-text"])
+    assert result.exit_code == 1 and "not a model directory" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_cli_writes_an_encoder(tiny_bert: Path, tmp_path: Path) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(toy_text(60)), encoding="utf8")
+    out = tmp_path / "out"
+    args = ["pretrain", str(tiny_bert), str(out), "--text", str(text), "--no-include-task-text",
+            "--steps", "3", "--batch-size", "4", "--max-length", "32", "--heldout-fraction", "0.1", "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / RESULTS_FILE).read_text(encoding="utf8"))
+    assert results["steps"] == 3 and results["text"][0]["lines"] == 60
+    assert results["heldout"]["before"]["perplexity"] > 1
+    # Rerunning over its own output starts afresh; --resume over a finished run is a no-op run.
+    assert runner.invoke(app, args + ["--resume"]).exit_code == 0
+    assert runner.invoke(app, args).exit_code == 0
