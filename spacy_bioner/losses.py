@@ -120,9 +120,11 @@ class ClassWeightedTaggingLoss(Loss):
         return [padded[np.asarray(truth)] for truth in truths]
 
     def get_grad(self, scores: TagScores, truths: Sequence[Ints1d]) -> TagScores:
+        """The gradient alone (thinc's Loss API); `__call__` gives both at once."""
         return self(scores, truths)[0]
 
     def get_loss(self, scores: TagScores, truths: Sequence[Ints1d]) -> float:
+        """The loss alone (thinc's Loss API); `__call__` gives both at once."""
         return self(scores, truths)[1]
 
 
@@ -135,6 +137,7 @@ class ClassWeightedCrossentropy(ClassWeightedTaggingLoss):
     """
 
     def __call__(self, scores: TagScores, truths: Sequence[Ints1d]) -> Tuple[TagScores, float]:
+        """The gradient w.r.t. the emissions and the loss, in one pass."""
         guesses = scores.emissions
         if not guesses:
             return TagScores([]), 0.0
@@ -168,6 +171,7 @@ class CRFLoss(ClassWeightedTaggingLoss):
     needs_transitions = True
 
     def __call__(self, scores: TagScores, truths: Sequence[Ints1d]) -> Tuple[TagScores, float]:
+        """The gradients w.r.t. the emissions and the CRF scores, and the loss, in one pass."""
         if not scores.has_transitions:
             raise ValueError(
                 "spacy_bioner.CRFLoss.v1 needs learned transition scores: set `crf = true` in the "

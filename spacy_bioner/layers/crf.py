@@ -50,6 +50,7 @@ class TagScores:
 
     @property
     def has_transitions(self) -> bool:
+        """Whether these are a CRF's scores (learned transitions beside the emissions)."""
         return self.transitions is not None
 
 
