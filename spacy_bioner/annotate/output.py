@@ -1,0 +1,337 @@
+"""The output directory of an annotation run: sharded tables, a manifest per shard, a summary.
+
+Layout under `--output DIR`::
+
+    run.json                 what produced the tables (model, inputs, options)
+    entities/<shard>.parquet doc_id, start_char, end_char, text, label, spans_key, score
+    documents/<shard>.parquet one row per input record: doc_id, source, record, text,
+                             n_chars, n_words, n_entities, status ("annotated"/"rejected")
+    rejects/<shard>.parquet  source, record, doc_id, kind, reason
+    shards/<shard>.json      the shard's counts; written last, it marks the shard done
+    summary.json             the run: counts that add up, rejects, deletions, speed
+
+(`.jsonl` instead of `.parquet` with `--format jsonl`.)
+
+A shard is a fixed slice of one input: items `k * shard_size` to
+`(k + 1) * shard_size - 1` of that input, named `<input name>-<hash of its
+path>-<k>`. Names depend only on the inputs and the shard size, so a rerun
+computes the same shards. Every file is written to a temporary name and
+renamed (`os.replace`, atomic on POSIX), and the shard's manifest is renamed
+last: a run killed at any point leaves complete shards, which a rerun skips,
+and incomplete ones, which it writes again (over any partial table).
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+
+from .sources import Deleted, Item, Reject
+
+TABLES = ("entities", "documents", "rejects")
+FORMATS = ("parquet", "jsonl")
+RUN_FILE = "run.json"
+SUMMARY_FILE = "summary.json"
+SHARDS_DIR = "shards"
+SUMMARY_REJECTS = 1000  # rejects listed in summary.json; the rejects table has them all
+
+
+class OutputError(Exception):
+    """The output directory cannot be used for this run (the message says why)."""
+
+
+@dataclass
+class Result:
+    """One input item after the engine: its shard, position and, for a Record, its entities."""
+
+    shard: str
+    position: int
+    item: Item
+    entities: List[Dict[str, Any]] = field(default_factory=list)
+    n_words: int = 0
+
+
+def shard_prefix(path: Path) -> str:
+    """`<file name>-<8 hex of the resolved path>`: stable across reruns, distinct per input."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", path.name) or "input"
+    digest = hashlib.sha1(str(path.resolve()).encode("utf8")).hexdigest()[:8]
+    return f"{name}-{digest}"
+
+
+def shard_name(prefix: str, position: int, shard_size: int) -> str:
+    """The shard of the item at `position` (0-based) of an input."""
+    return f"{prefix}-{position // shard_size:06d}"
+
+
+def sharded(items: Iterable[Item], prefix: str, shard_size: int) -> Iterator[Tuple[str, int, Item]]:
+    """(shard name, position, item) for the items of one input."""
+    for position, item in enumerate(items):
+        yield shard_name(prefix, position, shard_size), position, item
+
+
+def entity_rows(doc: Any, doc_id: str, heads: Sequence[str]) -> List[Dict[str, Any]]:
+    """The entities of an annotated Doc: one row per span of each head, in head then text order.
+
+    `score` comes from `doc.spans[key].attrs["scores"]` (None when a head
+    writes no scores). Offsets index `doc.text`.
+    """
+    rows = []
+    for key in heads:
+        if key not in doc.spans:
+            continue
+        group = doc.spans[key]
+        scores = group.attrs.get("scores")
+        for i, span in enumerate(group):
+            rows.append({
+                "doc_id": doc_id,
+                "start_char": span.start_char,
+                "end_char": span.end_char,
+                "text": span.text,
+                "label": span.label_,
+                "spans_key": key,
+                "score": float(scores[i]) if scores is not None else None,
+            })
+    return rows
+
+
+def _schemas() -> Dict[str, Any]:
+    import pyarrow as pa
+
+    return {
+        "entities": pa.schema([
+            ("doc_id", pa.string()), ("start_char", pa.int64()), ("end_char", pa.int64()),
+            ("text", pa.string()), ("label", pa.string()), ("spans_key", pa.string()),
+            ("score", pa.float64()),
+        ]),
+        "documents": pa.schema([
+            ("doc_id", pa.string()), ("source", pa.string()), ("record", pa.string()),
+            ("text", pa.string()), ("n_chars", pa.int64()), ("n_words", pa.int64()),
+            ("n_entities", pa.int64()), ("status", pa.string()),
+        ]),
+        "rejects": pa.schema([
+            ("source", pa.string()), ("record", pa.string()), ("doc_id", pa.string()),
+            ("kind", pa.string()), ("reason", pa.string()),
+        ]),
+    }
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call `write(tmp_path)`, then rename the temporary file to `path`."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf8"))
+
+
+def _write_table(path: Path, rows: List[Dict[str, Any]], schema: Any, fmt: str) -> None:
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(rows, schema=schema)
+        _atomic_write(path, lambda tmp: pq.write_table(table, str(tmp)))
+    else:
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", encoding="utf8") as f:
+                for row in rows:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+        _atomic_write(path, write)
+
+
+def shard_tables(results: Sequence[Result]) -> Tuple[Dict[str, List[Dict[str, Any]]], Dict[str, Any]]:
+    """The three tables of a shard and its manifest (counts), from its results in any order."""
+    tables: Dict[str, List[Dict[str, Any]]] = {name: [] for name in TABLES}
+    labels: Counter = Counter()
+    kinds: Counter = Counter()
+    deleted: List[str] = []
+    words = chars = 0
+    for result in sorted(results, key=lambda r: r.position):
+        item = result.item
+        if isinstance(item, Deleted):
+            deleted.append(item.pmid)
+        elif isinstance(item, Reject):
+            tables["rejects"].append({"source": item.source, "record": item.record, "doc_id": item.doc_id,
+                                      "kind": item.kind, "reason": item.reason})
+            tables["documents"].append({"doc_id": item.doc_id, "source": item.source, "record": item.record,
+                                        "text": None, "n_chars": 0, "n_words": 0, "n_entities": 0,
+                                        "status": "rejected"})
+            kinds[item.kind] += 1
+        else:
+            tables["entities"].extend(result.entities)
+            tables["documents"].append({"doc_id": item.doc_id, "source": item.source, "record": item.record,
+                                        "text": item.text, "n_chars": len(item.text), "n_words": result.n_words,
+                                        "n_entities": len(result.entities), "status": "annotated"})
+            labels.update(f"{row['spans_key']}/{row['label']}" for row in result.entities)
+            words += result.n_words
+            chars += len(item.text)
+    manifest = {
+        "documents": sum(1 for row in tables["documents"] if row["status"] == "annotated"),
+        "rejected": len(tables["rejects"]),
+        "rejects_by_kind": dict(sorted(kinds.items())),
+        "deleted": deleted,
+        "entities": len(tables["entities"]),
+        "entities_per_label": dict(sorted(labels.items())),
+        "words": words,
+        "chars": chars,
+    }
+    return tables, manifest
+
+
+class OutputDir:
+    """The tables and manifests of one run under `path` (see the module docstring).
+
+    `run` describes what produces the tables. An existing directory is used
+    only for the same run: with `resume` it must hold one; without, it may be
+    new or empty, or hold the same run (a rerun: finished shards are
+    skipped). `overwrite` deletes this package's files of a previous run first.
+    """
+
+    def __init__(self, path: Path, fmt: str, run: Dict[str, Any], resume: bool = False, overwrite: bool = False):
+        if fmt not in FORMATS:
+            raise OutputError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+        self.path = path
+        self.fmt = fmt
+        self.run = run
+        self.schemas = _schemas()
+        run_file = path / RUN_FILE
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"{path} is a file, not a directory")
+        if overwrite and path.exists():
+            self._remove_previous()
+        previous = json.loads(run_file.read_text(encoding="utf8")) if run_file.exists() else None
+        if previous is None:
+            if resume:
+                raise OutputError(f"--resume: {path} holds no run to resume (no {RUN_FILE})")
+            if path.exists() and any(path.iterdir()):
+                raise OutputError(f"{path} is not empty and holds no annotation run; choose a new directory")
+        elif previous != run:
+            changed = sorted(k for k in set(previous) | set(run) if previous.get(k) != run.get(k))
+            raise OutputError(
+                f"{path} holds a run with a different {', '.join(changed)}; "
+                "use --overwrite to replace it or choose a new directory"
+            )
+        for sub in TABLES + (SHARDS_DIR,):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        if previous is None:
+            _write_json(run_file, run)
+
+    def _remove_previous(self) -> None:
+        for sub in TABLES + (SHARDS_DIR,):
+            if (self.path / sub).is_dir():
+                shutil.rmtree(self.path / sub)
+        for name in (RUN_FILE, SUMMARY_FILE):
+            if (self.path / name).exists():
+                (self.path / name).unlink()
+
+    def table_path(self, table: str, shard: str) -> Path:
+        return self.path / table / f"{shard}.{self.fmt}"
+
+    def manifest_path(self, shard: str) -> Path:
+        return self.path / SHARDS_DIR / f"{shard}.json"
+
+    def finished(self) -> Set[str]:
+        """The shards whose manifest and three tables are all there."""
+        done = set()
+        for manifest in (self.path / SHARDS_DIR).glob("*.json"):
+            shard = manifest.stem
+            if all(self.table_path(table, shard).exists() for table in TABLES):
+                done.add(shard)
+        return done
+
+    def manifests(self) -> Dict[str, Dict[str, Any]]:
+        """shard -> manifest of every finished shard."""
+        return {
+            shard: json.loads(self.manifest_path(shard).read_text(encoding="utf8"))
+            for shard in sorted(self.finished())
+        }
+
+    def write_shard(self, shard: str, source: str, results: Sequence[Result]) -> Dict[str, Any]:
+        """Write the shard's tables, then its manifest; return the manifest."""
+        tables, manifest = shard_tables(results)
+        manifest = {"shard": shard, "source": source, **manifest}
+        for table in TABLES:
+            _write_table(self.table_path(table, shard), tables[table], self.schemas[table], self.fmt)
+        _write_json(self.manifest_path(shard), manifest)
+        return manifest
+
+    def write_summary(self, inputs: Sequence[str], status: str, stats: Dict[str, Any]) -> Dict[str, Any]:
+        """Aggregate the manifests of finished shards into summary.json; return it."""
+        manifests = list(self.manifests().values())
+        per_input = []
+        for source in inputs:
+            own = [m for m in manifests if m["source"] == source]
+            documents = sum(m["documents"] for m in own)
+            rejected = sum(m["rejected"] for m in own)
+            per_input.append({"path": source, "shards": len(own), "records": documents + rejected,
+                              "documents": documents, "rejected": rejected,
+                              "deleted": sum(len(m["deleted"]) for m in own)})
+        labels: Counter = Counter()
+        kinds: Counter = Counter()
+        for m in manifests:
+            labels.update(m["entities_per_label"])
+            kinds.update(m["rejects_by_kind"])
+        rejects = self.read_table("rejects", limit=SUMMARY_REJECTS)
+        documents = sum(m["documents"] for m in manifests)
+        rejected = sum(m["rejected"] for m in manifests)
+        summary = {
+            "status": status,
+            "output": str(self.path),
+            "format": self.fmt,
+            "run": self.run,
+            "inputs": per_input,
+            "shards": len(manifests),
+            "records": documents + rejected,
+            "documents": documents,
+            "rejected": rejected,
+            "rejects_by_kind": dict(sorted(kinds.items())),
+            "rejects": rejects,
+            "rejects_listed": f"first {len(rejects)} of {rejected}; all in rejects/",
+            "deleted": [pmid for m in manifests for pmid in m["deleted"]],
+            "entities": sum(m["entities"] for m in manifests),
+            "entities_per_label": dict(sorted(labels.items())),
+            "words": sum(m["words"] for m in manifests),
+            "chars": sum(m["chars"] for m in manifests),
+            **stats,
+        }
+        _write_json(self.path / SUMMARY_FILE, summary)
+        return summary
+
+    def read_table(self, table: str, limit: Optional[int] = None) -> List[Dict[str, Any]]:
+        """The rows of a table over all finished shards, in shard order."""
+        return read_table(self.path, table, self.fmt, sorted(self.finished()), limit)
+
+
+def read_table(
+    path: Path, table: str, fmt: str = "parquet", shards: Optional[Sequence[str]] = None, limit: Optional[int] = None
+) -> List[Dict[str, Any]]:
+    """The rows of `table` under an output directory, shard by shard in name order."""
+    if shards is None:
+        shards = sorted(p.stem for p in (path / SHARDS_DIR).glob("*.json"))
+    rows: List[Dict[str, Any]] = []
+    for shard in shards:
+        file = path / table / f"{shard}.{fmt}"
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            rows.extend(pq.read_table(str(file)).to_pylist())
+        else:
+            with open(file, encoding="utf8") as f:
+                rows.extend(json.loads(line) for line in f if line.strip())
+        if limit is not None and len(rows) >= limit:
+            return rows[:limit]
+    return rows

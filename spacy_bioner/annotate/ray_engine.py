@@ -1,0 +1,123 @@
+"""The Ray Data engine (`--engine ray`): the same results as the local engine, on a cluster.
+
+The dataflow:
+
+1. one row per input file; `flat_map` reads and parses each file in a CPU
+   task (the same readers as the local engine) into one row per shard (its
+   items as JSON); finished shards are dropped there;
+2. `map_batches` with a callable class, one shard per call: a pool of
+   actors (`ActorPoolStrategy`), each loading the pipeline once in its constructor
+   (`num_gpus=1` per actor with `--gpu-id`), annotates a whole shard with the
+   same batches as the local engine (`engine.annotate_shard`), so the
+   numbers are the same to the bit. Rows per shard rather than a
+   `groupby("shard")` avoid a shuffle;
+3. the driver hands each complete shard to the writer of `output.py`, which
+   writes it atomically with its manifest: the same files, resume and
+   accounting as the local engine.
+
+On a cluster with fewer CPUs than `--n-process` + 1, the actor pool is
+shrunk to leave one CPU for the parsing tasks (else nothing gets parsed).
+A `spacy.Language` is never shipped to a worker: actors load the pipeline by
+name or path, which must therefore be readable on every node (an installed
+package or a shared path). Ray is an optional extra: `pip install
+spacy-bioner[ray]`.
+"""
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
+
+from .engine import BatchAnnotator, annotate_shard, shards_of
+from .output import Result, shard_prefix, sharded
+from .sources import Deleted, Item, Record, Reject, read_items
+
+def item_row(shard: str, position: int, item: Item) -> Dict[str, Any]:
+    """A flat row for an item (strings, never None, so that blocks share one schema)."""
+    row = {"shard": shard, "position": position, "kind": "", "doc_id": "", "text": "", "source": item.source,
+           "record": "", "reject_kind": "", "reason": ""}
+    if isinstance(item, Record):
+        row.update(kind="record", doc_id=item.doc_id, text=item.text, record=item.record)
+    elif isinstance(item, Reject):
+        row.update(kind="reject", doc_id=item.doc_id, record=item.record, reject_kind=item.kind, reason=item.reason)
+    else:
+        row.update(kind="deleted", doc_id=item.pmid)
+    return row
+
+
+def row_item(row: Dict[str, Any]) -> Item:
+    """The item of a row made by `item_row`."""
+    kind = row["kind"]
+    if kind == "record":
+        return Record(row["doc_id"], row["text"], row["source"], row["record"])
+    if kind == "reject":
+        return Reject(row["source"], row["record"], row["reject_kind"], row["reason"], row["doc_id"])
+    return Deleted(row["source"], row["doc_id"])
+
+
+def _parse_input(row: Dict[str, Any], id_key: str, text_key: str, max_chars: int, shard_size: int,
+                 finished: List[str]) -> Iterator[Dict[str, Any]]:
+    """flat_map: one row per unfinished shard of an input file, its items as JSON."""
+    done = set(finished)
+    items = read_items(Path(row["path"]), id_key, text_key, max_chars)
+    for shard, group in shards_of(sharded(items, row["prefix"], shard_size)):
+        if shard not in done:
+            yield {"shard": shard, "items": json.dumps([item_row(shard, position, item) for position, item in group])}
+
+
+class _ShardAnnotator:
+    """map_batches: an actor that loads the pipeline once and annotates whole shards."""
+
+    def __init__(self, model: str, gpu_id: int, batch_size: int, max_chars: int):
+        self.annotate = BatchAnnotator(model, 0 if gpu_id >= 0 else -1)
+        self.batch_size = batch_size
+        self.max_chars = max_chars
+
+    def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        out: Dict[str, List[Any]] = {"shard": [], "results": []}
+        for shard, items in zip(batch["shard"], batch["items"]):
+            rows = json.loads(str(items))
+            pairs = [(row["position"], row_item(row)) for row in rows]
+            results = annotate_shard(self.annotate, str(shard), pairs, self.batch_size, self.max_chars)
+            out["shard"].append(str(shard))
+            out["results"].append(json.dumps([
+                dict(row, entities=[dict(e, doc_id="") for e in r.entities], n_words=r.n_words)
+                for row, r in zip(rows, results)
+            ]))
+        return out
+
+
+def ray_results(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
+                shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
+                actors: int = 1, gpu_id: int = -1, address: Optional[str] = None,
+                log: Callable[[str], None] = lambda text: None) -> Iterator[Result]:
+    """The results of every unfinished shard, one complete shard after another (in any shard order)."""
+    import ray
+
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(include_dashboard=False)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    if gpu_id < 0 and actors >= cpus:
+        log(f"Ray has {cpus} CPUs: {max(1, cpus - 1)} annotator actors, leaving a CPU to read the inputs")
+        actors = max(1, cpus - 1)
+    files = [{"path": str(path), "prefix": shard_prefix(path)} for path in inputs]
+    ds = ray.data.from_items(files, override_num_blocks=max(1, len(files)))
+    ds = ds.flat_map(_parse_input, fn_kwargs={"id_key": id_key, "text_key": text_key, "max_chars": max_chars,
+                                              "shard_size": shard_size, "finished": sorted(finished)})
+    ds = ds.map_batches(
+        _ShardAnnotator,
+        fn_constructor_kwargs={"model": model, "gpu_id": gpu_id, "batch_size": batch_size,
+                               "max_chars": max_batch_chars},
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=1,
+        num_gpus=1 if gpu_id >= 0 else 0,
+        batch_format="numpy",
+    )
+    for row in ds.iter_rows():
+        for result in json.loads(row["results"]):
+            item = row_item(result)
+            entities = [dict(e, doc_id=item.doc_id) for e in result["entities"]]
+            yield Result(str(row["shard"]), int(result["position"]), item, entities, int(result["n_words"]))

@@ -1,0 +1,211 @@
+"""One annotation run: plan the shards, run an engine, write shards, summarise."""
+
+import hashlib
+import time
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from .engine import head_keys, local_results
+from .output import OutputDir, Result, shard_prefix, sharded
+from .sources import count_records, expand_inputs, read_items
+
+ENGINES = ("local", "ray")
+
+
+class AnnotateError(Exception):
+    """A run that cannot start or go on; the message is for the user."""
+
+
+class TooManyRejects(AnnotateError):
+    """More rejected records than `max_rejects`; `summary` is what was written."""
+
+    def __init__(self, message: str, summary: Dict[str, Any]):
+        super().__init__(message)
+        self.summary = summary
+
+
+@dataclass
+class Options:
+    """What a run does (the fields of `run.json` marked below also decide its tables)."""
+
+    engine: str = "local"
+    fmt: str = "parquet"
+    shard_size: int = 10_000
+    batch_size: int = 64
+    max_batch_chars: int = 100_000
+    max_doc_chars: int = 0  # 0: the pipeline's nlp.max_length
+    n_process: int = 1
+    gpu_id: int = -1
+    id_key: str = "id"
+    text_key: str = "text"
+    max_rejects: int = 1000
+    address: Optional[str] = None
+    progress: bool = False
+
+
+def model_fingerprint(model: str, nlp: Any) -> Dict[str, Any]:
+    """What identifies the pipeline: name, version, components, encoder and a digest.
+
+    The digest covers every file of a pipeline directory (weights included),
+    or the package name and version of an installed pipeline.
+    """
+    meta = nlp.meta
+    digest = hashlib.md5()
+    path = Path(model)
+    if path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(file.relative_to(path)).encode("utf8"))
+            with open(file, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+    else:
+        digest.update(f"{meta.get('name')}-{meta.get('version')}".encode("utf8"))
+    return {
+        "model": model,
+        "name": f"{meta.get('lang', '')}_{meta.get('name', '')}",
+        "version": meta.get("version", ""),
+        "pipeline": list(nlp.pipe_names),
+        "heads": head_keys(nlp),
+        "encoder": meta.get("spacy_bioner_encoder", "unknown"),
+        "digest": digest.hexdigest(),
+    }
+
+
+def plan(inputs: Sequence[Path], options: Options, max_chars: int, skip: Iterable[str]) -> Iterator[Tuple[str, int, Any]]:
+    """(shard, position, item) of every input item, those of `skip` shards left out."""
+    skip = set(skip)
+    for path in inputs:
+        items = read_items(path, options.id_key, options.text_key, max_chars)
+        for shard, position, item in sharded(items, shard_prefix(path), options.shard_size):
+            if shard not in skip:
+                yield shard, position, item
+
+
+def annotate(
+    model: str,
+    inputs: Sequence[Path],
+    output: Path,
+    options: Options,
+    resume: bool = False,
+    overwrite: bool = False,
+    log: Callable[[str], None] = lambda text: None,
+    stop_after_shards: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Annotate `inputs` into `output`; return the summary (also in `output/summary.json`).
+
+    `stop_after_shards` ends the run after writing that many shards, as a
+    kill between two shards would (for tests). Raises AnnotateError when the
+    run cannot start and TooManyRejects past `options.max_rejects`.
+    """
+    import spacy
+
+    if options.engine not in ENGINES:
+        raise AnnotateError(f"unknown engine {options.engine!r} (expected one of {', '.join(ENGINES)})")
+    if options.n_process > 1 and options.gpu_id >= 0 and options.engine == "local":
+        raise AnnotateError("--n-process > 1 runs on the CPU only; with --gpu-id use one process, "
+                            "or --engine ray (one actor per GPU)")
+    try:
+        paths = expand_inputs(inputs)
+    except ValueError as e:
+        raise AnnotateError(str(e)) from None
+    if options.gpu_id >= 0 and options.engine == "local":
+        spacy.require_gpu(options.gpu_id)
+    try:
+        nlp = spacy.load(model)
+    except (OSError, IOError, ValueError) as e:
+        raise AnnotateError(f"cannot load pipeline {model!r}: {e}") from None
+    if not head_keys(nlp):
+        raise AnnotateError(f"{model!r} has no NER head (a component with spans_key and labels)")
+    max_chars = options.max_doc_chars or nlp.max_length
+    run_info = {
+        "model": model_fingerprint(model, nlp),
+        "inputs": [str(path.resolve()) for path in paths],
+        "shard_size": options.shard_size,
+        "format": options.fmt,
+        "id_key": options.id_key,
+        "text_key": options.text_key,
+        "max_doc_chars": max_chars,
+        "max_batch_chars": options.max_batch_chars,
+        "batch_size": options.batch_size,
+    }
+    from .output import OutputError
+
+    try:
+        out = OutputDir(output, options.fmt, run_info, resume=resume, overwrite=overwrite)
+    except OutputError as e:
+        raise AnnotateError(str(e)) from None
+    previous = out.manifests()
+    if previous:
+        log(f"{output}: {len(previous)} shards already done, skipped")
+    rejected = sum(m["rejected"] for m in previous.values())
+    if options.engine == "ray":
+        from .ray_engine import ray_results
+
+        results: Iterator[Result] = ray_results(
+            model, paths, id_key=options.id_key, text_key=options.text_key, max_chars=max_chars,
+            shard_size=options.shard_size, finished=set(previous), batch_size=options.batch_size,
+            max_batch_chars=options.max_batch_chars, actors=options.n_process, gpu_id=options.gpu_id,
+            address=options.address, log=log)
+    else:
+        results = local_results(model, plan(paths, options, max_chars, previous), options.batch_size,
+                                options.max_batch_chars, options.n_process, options.gpu_id,
+                                nlp=nlp if options.n_process == 1 else None)
+    bar = _progress_bar(paths, options, previous) if options.progress else None
+    start = time.perf_counter()
+    words = documents = written = 0
+    status = "complete"
+    try:
+        for shard, shard_results in _by_shard(results):
+            manifest = out.write_shard(shard, shard_results[0].item.source, shard_results)
+            written += 1
+            words += manifest["words"]
+            documents += manifest["documents"]
+            rejected += manifest["rejected"]
+            if bar is not None:
+                bar.update(manifest["documents"] + manifest["rejected"])
+                bar.set_postfix(words_per_s=f"{words / max(time.perf_counter() - start, 1e-9):,.0f}")
+            if rejected > options.max_rejects:
+                status = "failed: too many rejects"
+                break
+            if stop_after_shards is not None and written >= stop_after_shards:
+                status = "stopped"
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        if hasattr(results, "close"):
+            results.close()
+    wall = time.perf_counter() - start
+    stats = {
+        "engine": options.engine,
+        "n_process": options.n_process,
+        "batch_size": options.batch_size,
+        "gpu_id": options.gpu_id,
+        "this_invocation": {"shards_written": written, "shards_skipped": len(previous), "documents": documents,
+                            "words": words, "wall_time_s": round(wall, 3),
+                            "words_per_s": round(words / wall, 1) if wall > 0 else None},
+    }
+    summary = out.write_summary([str(path) for path in paths], status, stats)
+    if status.startswith("failed"):
+        raise TooManyRejects(
+            f"{rejected} records rejected, more than --max-rejects {options.max_rejects}; stopped after "
+            f"{summary['shards']} shards (see {output}/rejects and {output}/summary.json)", summary)
+    return summary
+
+
+def _by_shard(results: Iterable[Result]) -> Iterator[Tuple[str, List[Result]]]:
+    """Consecutive results of the same shard, together."""
+    for shard, group in groupby(results, key=lambda result: result.shard):
+        yield shard, list(group)
+
+
+def _progress_bar(paths: Sequence[Path], options: Options, previous: Dict[str, Dict[str, Any]]) -> Any:
+    """A tqdm bar over input records (annotated or rejected), with words/s and ETA."""
+    from tqdm import tqdm
+
+    counts = [count_records(path, options.id_key, options.text_key) for path in paths]
+    total = None if any(c is None for c in counts) else sum(counts)  # type: ignore[arg-type]
+    done = sum(m["documents"] + m["rejected"] for m in previous.values())
+    return tqdm(total=total, initial=done, unit="doc", desc="annotate", dynamic_ncols=True)

@@ -1,0 +1,390 @@
+"""Input readers: PubMed/MEDLINE XML, JSON Lines, a folder of `.txt` files, Parquet.
+
+Every reader turns one input into a stream of items, in input order: a
+`Record` (an id and a text to annotate), a `Reject` (a record that cannot be
+annotated, with where it is and why) or a `Deleted` PMID (a `DeleteCitation`
+of a PubMed update file). Nothing is silently dropped: every record of the
+input is either a `Record` or a `Reject`, so the counts of a run add up.
+
+PubMed XML
+----------
+A PubMed file is a flat `PubmedArticleSet` of `PubmedArticle`,
+`PubmedBookArticle` and `DeleteCitation` elements. The reader frames the
+decompressed byte stream at the opening tag of each of these and parses each
+record on its own with `lxml.etree.fromstring` (the standard library's
+ElementTree when lxml is missing). Memory is one record at a time, never the
+file. Why not `lxml.etree.iterparse` over the whole file: libxml2 stops at the
+first syntax error, so one malformed record would lose every record after it;
+framed records isolate the error to the record that has it, which is then
+rejected with its PMID. Why not `pubmed-parser` (on PyPI, 0.5.1):
+`parse_medline_xml` does stream with `iterparse`, but it only opens gzip files,
+stops at the first malformed record, writes the section labels into the
+abstract text, keeps only one level of inline markup (`stringify_children`),
+does not report `DeleteCitation` PMIDs, and pulls in `requests`, `unidecode`
+and `six`.
+
+Document text (the PubTator convention of BC5CDR): `ArticleTitle + " " +
+abstract`. A structured abstract's `AbstractText` sections are joined in
+order with one space; their labels (BACKGROUND, METHODS, ...) are not part of
+the text. Inline markup (`<i>`, `<sup>`, `<b>`, MathML) is reduced to its
+text. Whitespace inside the title and abstract is kept as NLM wrote it, so
+the text is reproducible from the XML. A record without an abstract is
+annotated on its title alone; a record without a title and abstract is
+rejected as empty.
+"""
+
+import gzip
+import json
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterator, List, Optional, Sequence, Union
+
+try:
+    from lxml import etree as _etree
+
+    _XMLError = _etree.XMLSyntaxError
+except ImportError:  # pragma: no cover - lxml is an install requirement of the extra
+    import xml.etree.ElementTree as _etree  # type: ignore[no-redef]
+
+    _XMLError = _etree.ParseError  # type: ignore[misc]
+
+READ_CHUNK = 1 << 20
+XML_SUFFIXES = (".xml", ".xml.gz")
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+PARQUET_SUFFIXES = (".parquet",)
+
+# Reject kinds: the first field of every reject, counted in the summary.
+MALFORMED_XML = "malformed_xml"
+BAD_JSON = "bad_json"
+UNDECODABLE = "undecodable_bytes"
+TRUNCATED = "truncated_input"
+UNREADABLE = "unreadable_file"
+EMPTY_TEXT = "empty_text"
+MISSING_TEXT = "missing_text"
+MISSING_ID = "missing_id"
+TOO_LONG = "too_long"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A document to annotate. `record` locates it in its source (PMID, line, file, row)."""
+
+    doc_id: str
+    text: str
+    source: str
+    record: str
+
+
+@dataclass(frozen=True)
+class Reject:
+    """An input record that cannot be annotated, where it is and why."""
+
+    source: str
+    record: str
+    kind: str
+    reason: str
+    doc_id: str = ""
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """A PMID listed in a `DeleteCitation` of a PubMed update file."""
+
+    source: str
+    pmid: str
+
+
+Item = Union[Record, Reject, Deleted]
+
+
+def input_kind(path: Path) -> str:
+    """'pubmed', 'jsonl', 'txt' (a folder) or 'parquet'; ValueError for anything else."""
+    name = path.name.lower()
+    if path.is_dir():
+        return "txt"
+    if name.endswith(XML_SUFFIXES):
+        return "pubmed"
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    raise ValueError(
+        f"{path}: unknown input type (expected .xml[.gz], .jsonl[.gz], .parquet or a folder of .txt files)"
+    )
+
+
+def read_items(path: Path, id_key: str = "id", text_key: str = "text", max_chars: int = 0) -> Iterator[Item]:
+    """The items of one input, in order. Records longer than `max_chars` (if > 0) are rejected."""
+    kind = input_kind(path)
+    if kind == "pubmed":
+        items = read_pubmed(path)
+    elif kind == "jsonl":
+        items = read_jsonl(path, id_key, text_key)
+    elif kind == "txt":
+        items = read_txt_folder(path)
+    else:
+        items = read_parquet(path, id_key, text_key)
+    for item in items:
+        if max_chars > 0 and isinstance(item, Record) and len(item.text) > max_chars:
+            yield Reject(item.source, item.record, TOO_LONG,
+                         f"{len(item.text)} characters, more than --max-doc-chars {max_chars}", item.doc_id)
+        else:
+            yield item
+
+
+def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Optional[int]:
+    """A cheap count of an input's records (for a progress bar's total), or None if unknown.
+
+    Deletions are not records; a `.gz` is decompressed once more for this.
+    """
+    try:
+        kind = input_kind(path)
+        if kind == "txt":
+            return sum(1 for _ in sorted(path.glob("*.txt")))
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(str(path)).metadata.num_rows
+        count = 0
+        with _open(path) as f:
+            if kind == "jsonl":
+                return sum(1 for line in f if line.strip())
+            tail = b""
+            for chunk in iter(lambda: f.read(READ_CHUNK), b""):
+                data = tail + chunk
+                count += len(_ARTICLE_START.findall(data)) - len(_ARTICLE_START.findall(tail))
+                tail = data[-32:]
+            return count
+    except (OSError, EOFError, zlib.error, ValueError):
+        return None
+
+
+def _open(path: Path) -> IO[bytes]:
+    """The decompressed bytes of a `.gz` file, the bytes of any other."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _read_error(error: Exception) -> str:
+    """The reject kind of an error raised while reading a (possibly compressed) file."""
+    return TRUNCATED if isinstance(error, EOFError) else UNREADABLE
+
+
+# ---------------------------------------------------------------- PubMed XML
+
+_RECORD_START = re.compile(rb"<(?:PubmedArticle|PubmedBookArticle|DeleteCitation)(?=[\s>])")
+_ARTICLE_START = re.compile(rb"<(?:PubmedArticle|PubmedBookArticle)(?=[\s>])")
+_SET_END = re.compile(rb"</PubmedArticleSet>\s*$")
+_PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
+
+
+def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
+    """The bytes of each top-level record of a PubmedArticleSet, the header dropped.
+
+    A read error (a truncated `.gz`) propagates after the complete records
+    before it; the partial record is attached to the exception as `partial`.
+    """
+    buffer = b""
+    started = False
+    while True:
+        try:
+            chunk = f.read(READ_CHUNK)
+        except (EOFError, OSError, zlib.error) as e:
+            e.partial = buffer if started else b""  # type: ignore[attr-defined]
+            raise
+        if not chunk:
+            break
+        buffer += chunk
+        starts = [m.start() for m in _RECORD_START.finditer(buffer)]
+        if not started:
+            if not starts:
+                buffer = buffer[-64:]
+                continue
+            buffer = buffer[starts[0]:]
+            starts = [s - starts[0] for s in starts]
+            started = True
+        for begin, end in zip(starts, starts[1:]):
+            yield buffer[begin:end]
+        buffer = buffer[starts[-1]:] if starts else buffer
+    if started and buffer.strip():
+        yield _SET_END.sub(b"", buffer)
+
+
+def _text_of(element: Optional["_etree._Element"]) -> str:
+    """All text inside `element` (inline markup reduced to its text); '' if None."""
+    return "".join(element.itertext()) if element is not None else ""
+
+
+def pubmed_text(article: "_etree._Element") -> str:
+    """Title + ' ' + abstract of a `PubmedArticle`/`PubmedBookArticle` element.
+
+    The abstract's `AbstractText` sections are joined in order with one space,
+    without their labels. Empty parts are left out, so there is no stray space.
+    """
+    root = article.find("MedlineCitation/Article")
+    if root is None:
+        root = article.find("BookDocument")
+    if root is None:
+        return ""
+    title = root.find("ArticleTitle")
+    if title is None and root.tag == "BookDocument":
+        title = root.find("Book/BookTitle")
+    sections = [_text_of(section) for section in root.findall("Abstract/AbstractText")]
+    parts = [_text_of(title)] + sections
+    return " ".join(part for part in parts if part.strip())
+
+
+def _pmid(article: "_etree._Element") -> str:
+    pmid = article.find("MedlineCitation/PMID")
+    if pmid is None:
+        pmid = article.find("BookDocument/PMID")
+    return (pmid.text or "").strip() if pmid is not None else ""
+
+
+def read_pubmed(path: Path) -> Iterator[Item]:
+    """The records and deletions of a PubMed/MEDLINE XML file (`.xml` or `.xml.gz`)."""
+    source = str(path)
+    n = 0
+    try:
+        with _open(path) as f:
+            for raw in _framed_records(f):
+                n += 1
+                yield from _pubmed_record(raw, source, n)
+    except (EOFError, OSError, zlib.error) as e:
+        partial = getattr(e, "partial", b"")
+        match = _PMID.search(partial)
+        where = f"PMID {match.group(1).decode()}" if match else f"record {n + 1}"
+        yield Reject(source, where, _read_error(e),
+                     f"the file ends or cannot be read after {n} complete records: {e}",
+                     match.group(1).decode() if match else "")
+
+
+def _pubmed_record(raw: bytes, source: str, n: int) -> Iterator[Item]:
+    """The items of one framed PubMed record: a Record, a Reject or Deleted PMIDs."""
+    match = _PMID.search(raw)
+    pmid = match.group(1).decode() if match else ""
+    where = f"PMID {pmid}" if pmid else f"record {n}"
+    try:
+        element = _etree.fromstring(raw)
+    except _XMLError as e:
+        kind = UNDECODABLE if "utf-8" in str(e).lower() or "encoding" in str(e).lower() else MALFORMED_XML
+        yield Reject(source, where, kind, f"{kind.replace('_', ' ')}: {e}", pmid)
+        return
+    if element.tag == "DeleteCitation":
+        for deleted in element.findall("PMID"):
+            yield Deleted(source, (deleted.text or "").strip())
+        return
+    pmid = _pmid(element) or pmid
+    where = f"PMID {pmid}" if pmid else f"record {n}"
+    if not pmid:
+        yield Reject(source, where, MISSING_ID, "no PMID in the record")
+        return
+    text = pubmed_text(element)
+    if not text.strip():
+        yield Reject(source, where, EMPTY_TEXT, "no title and no abstract", pmid)
+        return
+    yield Record(pmid, text, source, where)
+
+
+# ---------------------------------------------------------------- JSON Lines
+
+
+def read_jsonl(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
+    """One record per non-blank line `{id_key: ..., text_key: ...}` of a `.jsonl[.gz]` file."""
+    source = str(path)
+    line_no = 0
+    try:
+        with _open(path) as f:
+            for line_no, raw in enumerate(f, 1):
+                if not raw.strip():
+                    continue
+                yield _json_record(raw, source, f"line {line_no}", id_key, text_key)
+    except (EOFError, OSError, zlib.error) as e:
+        yield Reject(source, f"line {line_no + 1}", _read_error(e),
+                     f"the file ends or cannot be read after line {line_no}: {e}")
+
+
+def _json_record(raw: bytes, source: str, where: str, id_key: str, text_key: str) -> Item:
+    try:
+        line = raw.decode("utf8")
+    except UnicodeDecodeError as e:
+        return Reject(source, where, UNDECODABLE, f"not UTF-8: {e}")
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        return Reject(source, where, BAD_JSON, f"bad JSON: {e}")
+    if not isinstance(obj, dict):
+        return Reject(source, where, BAD_JSON, f"a JSON {type(obj).__name__}, not an object")
+    return _checked_record(obj.get(id_key), obj.get(text_key), source, where, id_key, text_key)
+
+
+def _checked_record(doc_id: object, text: object, source: str, where: str, id_key: str, text_key: str) -> Item:
+    """A Record when `doc_id` and `text` are usable, else the Reject that says why."""
+    if doc_id is None or str(doc_id) == "":
+        return Reject(source, where, MISSING_ID, f"no {id_key!r}")
+    doc_id = str(doc_id)
+    if text is None:
+        return Reject(source, where, MISSING_TEXT, f"no {text_key!r}", doc_id)
+    if not isinstance(text, str):
+        return Reject(source, where, MISSING_TEXT, f"{text_key!r} is a {type(text).__name__}, not a string", doc_id)
+    if not text.strip():
+        return Reject(source, where, EMPTY_TEXT, f"empty {text_key!r}", doc_id)
+    return Record(doc_id, text, source, where)
+
+
+# ---------------------------------------------------------------- .txt folder
+
+
+def read_txt_folder(path: Path) -> Iterator[Item]:
+    """One record per `*.txt` file of a folder, by file name; id = the name without `.txt`."""
+    for file in sorted(path.glob("*.txt")):
+        where = file.name
+        try:
+            text = file.read_bytes().decode("utf8")
+        except UnicodeDecodeError as e:
+            yield Reject(str(path), where, UNDECODABLE, f"not UTF-8: {e}", file.stem)
+            continue
+        except OSError as e:
+            yield Reject(str(path), where, UNREADABLE, str(e), file.stem)
+            continue
+        yield _checked_record(file.stem, text, str(path), where, "file name", "file content")
+
+
+# ---------------------------------------------------------------- Parquet
+
+
+def read_parquet(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
+    """One record per row of a Parquet file with columns `id_key` and `text_key`."""
+    import pyarrow.parquet as pq
+
+    source = str(path)
+    row = 0
+    try:
+        parquet = pq.ParquetFile(str(path))
+        missing = [key for key in (id_key, text_key) if key not in parquet.schema_arrow.names]
+        if missing:
+            yield Reject(source, "-", MISSING_TEXT if text_key in missing else MISSING_ID,
+                         f"no column {missing[0]!r} (columns: {', '.join(parquet.schema_arrow.names)})")
+            return
+        for batch in parquet.iter_batches(columns=[id_key, text_key], batch_size=4096):
+            ids = batch.column(0).to_pylist()
+            texts = batch.column(1).to_pylist()
+            for doc_id, text in zip(ids, texts):
+                row += 1
+                yield _checked_record(doc_id, text, source, f"row {row}", id_key, text_key)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowIOError / ArrowInvalid (a corrupt file)
+        yield Reject(source, f"row {row + 1}", UNREADABLE, f"cannot read Parquet after row {row}: {e}")
+
+
+def expand_inputs(inputs: Sequence[Path]) -> List[Path]:
+    """The inputs in the order given, each checked to exist and to be of a known type."""
+    paths = []
+    for path in inputs:
+        if not path.exists():
+            raise ValueError(f"no such input: {path}")
+        input_kind(path)
+        paths.append(path)
+    return paths

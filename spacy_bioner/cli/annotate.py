@@ -1,0 +1,118 @@
+"""`annotate`: run a pipeline over a literature collection into entity tables."""
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._util import app, fail, log
+
+
+@app.command()
+def annotate(
+    model: str = typer.Argument(..., help="Pipeline: installed package name or directory."),
+    inputs: List[Path] = typer.Argument(
+        ...,
+        help="Inputs, in order: PubMed/MEDLINE XML (.xml, .xml.gz), JSON Lines (.jsonl, .jsonl.gz), "
+        "Parquet (.parquet) or a folder of .txt files (id = file name without .txt).",
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Output directory: tables, shard manifests, summary.json."),
+    fmt: str = typer.Option("parquet", "--format", help="Table format: parquet or jsonl."),
+    engine: str = typer.Option(
+        "local", "--engine", help="local (this machine) or ray (Ray Data; needs spacy-bioner[ray])."
+    ),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="--engine ray: address of a running Ray cluster (default: start a local Ray)."
+    ),
+    n_process: int = typer.Option(
+        1, "--n-process", "-n",
+        help="local: CPU processes, each loading the pipeline once (spawned, not forked); "
+        "ray: annotator actors.",
+    ),
+    gpu_id: int = typer.Option(
+        -1, "--gpu-id", "-g",
+        help="GPU to use (-1: CPU). local: one process on that GPU; ray: one GPU per actor.",
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Documents per nlp.pipe batch at most."),
+    max_batch_chars: int = typer.Option(
+        100_000, "--max-batch-chars",
+        help="Characters per batch at most (a longer document goes alone): bounds the memory of a forward pass.",
+    ),
+    max_doc_chars: int = typer.Option(
+        0, "--max-doc-chars", help="Reject documents longer than this (0: the pipeline's nlp.max_length)."
+    ),
+    shard_size: int = typer.Option(
+        10_000, "--shard-size",
+        help="Input items per shard: each input is written in shards of this many records, the unit of resume.",
+    ),
+    id_key: str = typer.Option("id", "--id-key", help="JSON Lines/Parquet: the field or column of the id."),
+    text_key: str = typer.Option("text", "--text-key", help="JSON Lines/Parquet: the field or column of the text."),
+    max_rejects: int = typer.Option(
+        1000, "--max-rejects",
+        help="Fail (exit 1) once more records than this are rejected; rejects up to then are written.",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume",
+        help="Continue the run in --output (it must hold one, with the same model, inputs and options); "
+        "finished shards are skipped. Without --resume, --output must be new or empty, or hold the same "
+        "run, which is then completed the same way.",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Delete the tables of a previous run in --output and start again."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar: documents, words/s, ETA."),
+    show: int = typer.Option(0, "--show", help="Print the first N rows of the entity table at the end."),
+) -> None:
+    """Annotate a literature collection: PubMed XML, JSON Lines, text or Parquet to entity tables.
+
+    Writes, under --output, an entity table (doc_id, start_char, end_char,
+    text, label, spans_key, score; offsets index the document text), a
+    document table (one row per input record, annotated or rejected), a
+    rejects table (file, record, reason) and summary.json. A PubMed document
+    is "ArticleTitle + space + abstract", structured-abstract sections
+    joined by spaces without their labels. Bad records are rejected and the
+    run goes on; a killed run resumes with --resume.
+    """
+    from ..annotate import AnnotateError, Options, TooManyRejects
+    from ..annotate import annotate as run_annotate
+
+    if resume and overwrite:
+        raise fail("--resume and --overwrite exclude each other")
+    options = Options(
+        engine=engine, fmt=fmt, shard_size=shard_size, batch_size=batch_size, max_batch_chars=max_batch_chars,
+        max_doc_chars=max_doc_chars, n_process=n_process, gpu_id=gpu_id, id_key=id_key, text_key=text_key,
+        max_rejects=max_rejects, address=address, progress=progress,
+    )
+    for name, value in (("--batch-size", batch_size), ("--shard-size", shard_size), ("--n-process", n_process),
+                        ("--max-batch-chars", max_batch_chars)):
+        if value < 1:
+            raise fail(f"{name} must be at least 1")
+    if engine == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise fail("--engine ray needs Ray: pip install 'spacy-bioner[ray]'") from None
+    try:
+        summary = run_annotate(model, inputs, output, options, resume=resume, overwrite=overwrite, log=log)
+    except TooManyRejects as e:
+        raise fail(str(e)) from None
+    except AnnotateError as e:
+        raise fail(str(e)) from None
+    speed = summary["this_invocation"]
+    log(
+        f"{summary['records']} records: {summary['documents']} annotated, {summary['rejected']} rejected, "
+        f"{len(summary['deleted'])} deletions; {summary['entities']} entities; "
+        f"{speed['words_per_s'] or 0:,.0f} words/s this run"
+    )
+    for label, count in summary["entities_per_label"].items():
+        typer.echo(f"  {label:30} {count}")
+    if summary["rejected"]:
+        typer.echo(f"rejects by kind: {summary['rejects_by_kind']} (all in {output}/rejects)")
+    if show > 0:
+        from ..annotate import read_table
+
+        for row in read_table(output, "entities", fmt, limit=show):
+            score = "-" if row["score"] is None else f"{row['score']:.3f}"
+            typer.echo(f"  {row['doc_id']:>10} {row['start_char']:>5}-{row['end_char']:<5} {row['spans_key']:8} "
+                       f"{row['label']:10} {score:>6}  {row['text']}")
+    log(f"wrote {output}/summary.json")
