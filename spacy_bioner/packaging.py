@@ -181,7 +181,8 @@ def package_meta(model_dir: Path, project_meta: Dict[str, Any], metrics_dir: Pat
 def performance(metrics: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """spaCy's performance keys from `evaluate`'s metrics (seqeval on each test set).
 
-    A head is scored on the first corpus evaluated for it; `ents_*` pool the
+    A head is scored on the first of its corpora in file-name order (BC5CDR:
+    the IOB form, where published scores are reported); `ents_*` pool the
     heads' true and false positives (their labels are disjoint).
     """
     scores: Dict[str, Any] = {}
