@@ -1,4 +1,5 @@
-"""Which entities a document declares for a head, and how heads share doc.ents.
+"""Heads and their spans: which heads a pipeline has, which entities a document
+declares for a head, and how heads share doc.ents without overlaps.
 
 One pipeline may hold several `bio_ner` heads, each trained on a corpus
 annotated for its own labels (JNLPBA: proteins, DNA...; BC5CDR: chemicals and
@@ -15,6 +16,7 @@ teach the BC5CDR head that its chemicals are "O". The rule:
 
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 SCORES_ATTR = "scores"
@@ -86,7 +88,19 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
     )
 
 
-def spans_with_scores(doc: Doc, spans_key: str) -> Iterable[Tuple[Span, float]]:
+def spans_with_scores(doc: Doc, spans_key: str) -> Iterable[Tuple[Span, Optional[float]]]:
+    """Each span of `doc.spans[spans_key]` with its score (None where none was written)."""
     group = doc.spans.get(spans_key, [])
     scores = group.attrs.get(SCORES_ATTR, [None] * len(group)) if len(group) else []
     return zip(group, scores)
+
+
+def head_keys(nlp: Language) -> Dict[str, str]:
+    """spans_key -> component name, for the pipeline's NER heads (components
+    with a `spans_key` and tags, as `bio_ner` has)."""
+    keys = {}
+    for name, pipe in nlp.pipeline:
+        key = getattr(pipe, "spans_key", None)
+        if key is not None and hasattr(pipe, "tags"):
+            keys[key] = name
+    return keys

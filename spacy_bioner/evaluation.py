@@ -21,7 +21,7 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .annotation import select_non_overlapping, spans_of
+from .annotation import head_keys, select_non_overlapping, spans_of
 from .corpora.docbin import gold_token_doc, load_docs
 from .tags import spans_to_tags
 
@@ -88,16 +88,6 @@ def docs_to_iob(
 def iob_tags(docs: Iterable[Doc], spans_key: Optional[str]) -> List[List[str]]:
     """IOB2 tag sequences, one per sentence (see docs_to_iob)."""
     return [[tag for _, tag in sent] for sent in docs_to_iob(docs, spans_key=spans_key)]
-
-
-def head_keys(nlp: Language) -> Dict[str, str]:
-    """spans_key -> component name, for the pipeline's bio_ner heads."""
-    keys = {}
-    for name, pipe in nlp.pipeline:
-        key = getattr(pipe, "spans_key", None)
-        if key is not None and hasattr(pipe, "tags"):
-            keys[key] = name
-    return keys
 
 
 def detect_spans_key(nlp: Language, docs: Sequence[Doc], path: str = "") -> str:

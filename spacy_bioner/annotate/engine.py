@@ -22,15 +22,11 @@ from collections import deque
 from itertools import groupby
 from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from ..annotation import head_keys
 from .output import Result
 from .sources import Record
 
 Annotation = Tuple[List[Dict[str, Any]], int]  # entity rows, words
-
-
-def head_keys(nlp: Any) -> List[str]:
-    """The spans keys of the pipeline's NER heads: components with `spans_key` and `labels`."""
-    return [pipe.spans_key for _, pipe in nlp.pipeline if hasattr(pipe, "spans_key") and hasattr(pipe, "labels")]
 
 
 def char_batches(records: Iterable[Record], batch_size: int, max_chars: int) -> Iterator[List[Record]]:
@@ -56,7 +52,7 @@ class BatchAnnotator:
         if gpu_id >= 0:
             spacy.require_gpu(gpu_id)
         self.nlp = nlp if nlp is not None else spacy.load(model)
-        self.heads = head_keys(self.nlp)
+        self.heads = list(head_keys(self.nlp))
 
     def __call__(self, texts: Sequence[str]) -> List[Annotation]:
         """Entity rows (without `doc_id`) and the number of words of each text."""

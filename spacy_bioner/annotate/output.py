@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
+from ..annotation import spans_with_scores
 from .sources import Deleted, Item, Reject
 
 TABLES = ("entities", "documents", "rejects")
@@ -77,16 +78,12 @@ def sharded(items: Iterable[Item], prefix: str, shard_size: int) -> Iterator[Tup
 def entity_rows(doc: Any, doc_id: str, heads: Sequence[str]) -> List[Dict[str, Any]]:
     """The entities of an annotated Doc: one row per span of each head, in head then text order.
 
-    `score` comes from `doc.spans[key].attrs["scores"]` (None when a head
-    writes no scores). Offsets index `doc.text`.
+    `score` is the head's score of the span (None when a head writes no
+    scores). Offsets index `doc.text`.
     """
     rows = []
     for key in heads:
-        if key not in doc.spans:
-            continue
-        group = doc.spans[key]
-        scores = group.attrs.get("scores")
-        for i, span in enumerate(group):
+        for span, score in spans_with_scores(doc, key):
             rows.append({
                 "doc_id": doc_id,
                 "start_char": span.start_char,
@@ -94,7 +91,7 @@ def entity_rows(doc: Any, doc_id: str, heads: Sequence[str]) -> List[Dict[str, A
                 "text": span.text,
                 "label": span.label_,
                 "spans_key": key,
-                "score": float(scores[i]) if scores is not None else None,
+                "score": None if score is None else float(score),
             })
     return rows
 

@@ -31,6 +31,7 @@ from .engine import BatchAnnotator, annotate_shard, shards_of
 from .output import Result, shard_prefix, sharded
 from .sources import Deleted, Item, Record, Reject, read_items
 
+
 def item_row(shard: str, position: int, item: Item) -> Dict[str, Any]:
     """A flat row for an item (strings, never None, so that blocks share one schema)."""
     row = {"shard": shard, "position": position, "kind": "", "doc_id": "", "text": "", "source": item.source,

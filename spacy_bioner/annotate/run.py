@@ -5,9 +5,20 @@ import time
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
-from .engine import head_keys, local_results
+from ..annotation import head_keys
+from .engine import local_results
 from .output import OutputDir, Result, shard_prefix, sharded
 from .sources import count_records, expand_inputs, read_items
 
@@ -67,7 +78,7 @@ def model_fingerprint(model: str, nlp: Any) -> Dict[str, Any]:
         "name": f"{meta.get('lang', '')}_{meta.get('name', '')}",
         "version": meta.get("version", ""),
         "pipeline": list(nlp.pipe_names),
-        "heads": head_keys(nlp),
+        "heads": list(head_keys(nlp)),
         "encoder": meta.get("spacy_bioner_encoder", "unknown"),
         "digest": digest.hexdigest(),
     }
