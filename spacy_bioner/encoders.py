@@ -78,7 +78,10 @@ def _is_path(name: str) -> bool:
 
 
 def resolve_encoder(name: str, fallback: Optional[str], timeout: float = 5.0) -> str:
-    """The name or path to load: `name` if loadable, else the fallback's path."""
+    """The name or path to load: an installed encoder package's directory,
+    `name` itself if loadable, else the fallback's path."""
+    if name in PACKAGED_ENCODERS:
+        return str(packaged_encoder_path(name))
     if _loadable(name, timeout):
         return name
     if not fallback:

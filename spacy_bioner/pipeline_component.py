@@ -135,6 +135,8 @@ class BioNER(TrainablePipe):
         # Labels of gold entities outside the head's label set, warned once each.
         self._unknown_labels: set = set()
         self._warned_labels: set = set()
+        # Built from the labels when first needed (they are known only after initialize or loading).
+        self._decoder: Optional[ConstrainedViterbi] = None
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -159,7 +161,7 @@ class BioNER(TrainablePipe):
     @property
     def decoder(self) -> ConstrainedViterbi:
         """The constrained Viterbi decoder over this head's tags."""
-        if getattr(self, "_decoder", None) is None or self._decoder.tags != self.tags:
+        if self._decoder is None or self._decoder.tags != self.tags:
             self._decoder = ConstrainedViterbi(self.tags)
         return self._decoder
 

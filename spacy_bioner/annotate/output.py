@@ -23,7 +23,6 @@ and incomplete ones, which it writes again (over any partial table).
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from collections import Counter
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..annotation import spans_with_scores
+from ..files import atomic_write
 from .sources import Deleted, Item, Reject
 
 TABLES = ("entities", "documents", "rejects")
@@ -117,21 +117,8 @@ def _schemas() -> Dict[str, Any]:
     }
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call `write(tmp_path)`, then rename the temporary file to `path`."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf8"))
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf8"))
 
 
 def _write_table(path: Path, rows: List[Dict[str, Any]], schema: Any, fmt: str) -> None:
@@ -140,14 +127,14 @@ def _write_table(path: Path, rows: List[Dict[str, Any]], schema: Any, fmt: str) 
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pylist(rows, schema=schema)
-        _atomic_write(path, lambda tmp: pq.write_table(table, str(tmp)))
+        atomic_write(path, lambda tmp: pq.write_table(table, str(tmp)))
     else:
         def write(tmp: Path) -> None:
             with open(tmp, "w", encoding="utf8") as f:
                 for row in rows:
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-        _atomic_write(path, write)
+        atomic_write(path, write)
 
 
 def shard_tables(results: Sequence[Result]) -> Tuple[Dict[str, List[Dict[str, Any]]], Dict[str, Any]]:

@@ -1,12 +1,12 @@
 """DocBin files: written atomically, read back, and copied without annotation."""
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, List, Union
 
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
+
+from ..files import atomic_write
 
 
 def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
@@ -18,19 +18,7 @@ def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = DocBin(docs=docs, store_user_data=True).to_bytes()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file_:
-            file_.write(data)
-        # mkstemp creates the file readable by its owner only; give it the
-        # mode any new file gets here (umask), as a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
     return path
 
 

@@ -27,6 +27,8 @@ IOB_SCHEMES = ("auto", "iob1", "iob2", "bioes")
 DEFAULT_SPANS_KEY = "ents"
 JNLPBA_SPANS_KEY = "jnlpba"
 BC5CDR_SPANS_KEY = "bc5cdr"
+# The standard JNLPBA dev split (BioBERT, BLURB): the last 200 abstracts of the training file.
+JNLPBA_DEV_DOCS = 200
 
 _TAG_RE = re.compile(r"^([BIESLU])-(\S.*)$")
 _DOC_MARKERS = ("-DOCSTART-", "###MEDLINE:")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from thinc.api import Model
+from thinc.api import Model, get_array_module
 from thinc.types import Floats1d, Floats2d, Floats3d, Ints2d
 
 from ..tags import FORBIDDEN
@@ -116,7 +116,7 @@ def forward_backward(
     token's scores are shifted by their maximum before exp(), so nothing
     overflows; forbidden transitions (FORBIDDEN) become exact zeros.
     """
-    xp = _xp(emissions)
+    xp = get_array_module(emissions)
     dtype = emissions.dtype
     tiny = xp.finfo(dtype).tiny
     n_docs, n_steps, _ = emissions.shape
@@ -179,7 +179,7 @@ def constrained_statistics(
     annotated document has one such path, whose statistics are read off it
     directly; only the partial rows need the constrained recursions.
     """
-    xp = _xp(emissions)
+    xp = get_array_module(emissions)
     n_docs, n_steps, n_tags = emissions.shape
     inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
     one_hot = (golds[:, :, None] == xp.arange(n_tags)[None, None, :]).astype(emissions.dtype)
@@ -226,7 +226,7 @@ def viterbi(
     the path score, FORBIDDEN entries excluding a transition. Entries past a
     document's end are meaningless.
     """
-    xp = _xp(emissions)
+    xp = get_array_module(emissions)
     n_docs, n_steps, n_tags = emissions.shape
     lengths_dev = xp.asarray(lengths)
     backpointers = xp.zeros((n_docs, n_steps, n_tags), dtype="int32")
@@ -251,9 +251,3 @@ def viterbi(
 def pad(ops, arrays: Sequence[Floats2d]) -> Tuple[Floats3d, np.ndarray]:
     """(T_i, K) arrays as one zero-padded (B, max T, K) array, and the lengths (host)."""
     return ops.pad(list(arrays)), np.asarray([len(a) for a in arrays], dtype="int64")
-
-
-def _xp(array):
-    from thinc.api import get_array_module
-
-    return get_array_module(array)

@@ -1,0 +1,23 @@
+"""Writing files atomically: complete or not at all, whatever interrupts the writer."""
+
+import os
+from pathlib import Path
+from typing import Callable
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`.
+
+    The rename is atomic on POSIX, so readers (and a resumed run) see the old
+    file or the new one, never a partial one. The temporary file gets the
+    usual mode of a new file (umask) and is removed if writing fails.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as file_:
+            os.fsync(file_.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
