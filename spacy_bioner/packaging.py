@@ -4,7 +4,9 @@ The encoder is resolved when a pipeline is initialised (SciBERT, or the
 offline fallback where SciBERT cannot be loaded: see encoders.py). The
 `spacy_bioner.record_encoder.v1` callback, run as `[initialize.after_init]`,
 prints the resolved encoder in the training log and writes it to
-`nlp.meta["sources"]` and `nlp.meta["description"]`, which `spacy train`
+`nlp.meta["sources"]` and `nlp.meta["description"]` (and, for an encoder
+made by `pretrain`, its pretraining record to `nlp.meta["spacy_bioner_pretraining"]`:
+spaCy's meta schema allows only strings in a source), which `spacy train`
 saves in the trained pipeline's meta.json. `package_meta` then adds the
 project's own metadata file (configs/meta.json), this library's version and
 the measured test scores, for `spacy package --meta-path`, which writes the
@@ -22,6 +24,7 @@ from wasabi import msg
 from .about import __version__
 
 ENCODER_META_KEY = "spacy_bioner_encoder"
+PRETRAINING_META_KEY = "spacy_bioner_pretraining"
 
 
 def encoder_name(nlp: Language, component: str = "transformer") -> Optional[str]:
@@ -57,9 +60,8 @@ def describe_encoder(name: str) -> Dict[str, str]:
     if path.is_dir():
         model = _model_id(path) or path.name
         source = {"name": f"{model} (local directory {path})", "url": "", "encoder": model}
-        pretraining = _pretraining_record(path)
+        pretraining = pretraining_record(path)
         if pretraining:
-            source["pretraining"] = pretraining
             source["name"] = (
                 f"{model} (local directory {path}): {pretraining['base_encoder']} with domain-adaptive "
                 f"masked-LM pretraining, {pretraining['steps']:,} steps, {pretraining['tokens_seen']:,} tokens, "
@@ -70,7 +72,7 @@ def describe_encoder(name: str) -> Dict[str, str]:
     return {"name": name, "url": f"https://huggingface.co/{name}", "encoder": name}
 
 
-def _pretraining_record(path: Path) -> Optional[Dict[str, Any]]:
+def pretraining_record(path: Path) -> Optional[Dict[str, Any]]:
     """What `python -m spacy_bioner pretrain` did to the encoder in `path`, if anything."""
     from .pretraining import RESULTS_FILE
 
@@ -111,6 +113,11 @@ def record_encoder(nlp: Language, component: str = "transformer") -> Language:
     source = describe_encoder(name)
     msg.info(f"Encoder used by {component!r}: {source['name']}")
     nlp.meta[ENCODER_META_KEY] = source["encoder"]
+    pretraining = pretraining_record(Path(name)) if Path(name).is_dir() else None
+    if pretraining:
+        nlp.meta[PRETRAINING_META_KEY] = pretraining
+    else:
+        nlp.meta.pop(PRETRAINING_META_KEY, None)
     sources = [s for s in nlp.meta.get("sources", []) if not s.get("encoder")]
     nlp.meta["sources"] = sources + [source]
     description = nlp.meta.get("description") or ""

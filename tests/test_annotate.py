@@ -8,6 +8,8 @@ import gzip
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -33,7 +35,8 @@ from spacy_bioner.annotate.sources import (
 )
 from spacy_bioner.cli import app
 
-PUBMED = Path(__file__).parent.parent / "assets" / "pubmed"
+REPO = Path(__file__).parent.parent
+PUBMED = REPO / "assets" / "pubmed"
 BASELINE = PUBMED / "pubmed26n1334.xml.gz"
 UPDATE = PUBMED / "pubmed26n1335.xml.gz"
 
@@ -302,3 +305,58 @@ def test_cli_fails_past_max_rejects(tiny_pipeline: Path, tmp_path: Path) -> None
     assert "more than --max-rejects 3" in failed.output
     summary = json.loads((tmp_path / "failed" / "summary.json").read_text(encoding="utf8"))
     assert summary["status"].startswith("failed") and summary["rejected"] == 4
+
+
+# `python -m spacy_bioner ARGS` in a fresh interpreter where pyarrow cannot be
+# imported (None in sys.modules: `import pyarrow` raises ModuleNotFoundError and
+# importlib.util.find_spec finds nothing), as on a machine without it.
+WITHOUT_PYARROW = """
+import runpy, sys
+sys.modules["pyarrow"] = None
+sys.argv = ["python -m spacy_bioner"] + sys.argv[1:]
+runpy.run_module("spacy_bioner", run_name="__main__", alter_sys=True)
+"""
+
+
+def cli_without_pyarrow(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WITHOUT_PYARROW, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_jsonl_output_needs_no_pyarrow(tiny_pipeline: Path, tmp_path: Path) -> None:
+    inputs = [str(toy_jsonl(tmp_path / "toy.jsonl", n=10)), str(UPDATE)]
+    options = ["--shard-size", "8", "--batch-size", "4", "--no-progress"]
+    output = tmp_path / "jsonl"
+    run = cli_without_pyarrow("annotate", str(tiny_pipeline), *inputs, "--output", str(output),
+                              "--format", "jsonl", *options, "--show", "2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "wrote" in run.stdout and "summary.json" in run.stdout
+    assert list((output / "entities").glob("*.jsonl")) and not list(output.rglob("*.parquet"))
+    # The same tables and counts as a run where pyarrow is there.
+    expected_output = tmp_path / "expected"
+    expected = annotate(str(tiny_pipeline), [Path(p) for p in inputs], expected_output,
+                        Options(fmt="jsonl", shard_size=8, batch_size=4))
+    out = tables(output, "jsonl")
+    assert out == tables(expected_output, "jsonl") and out["entities"]
+    summary = json.loads((output / "summary.json").read_text(encoding="utf8"))
+    for key in ("records", "documents", "rejected", "entities", "entities_per_label", "deleted", "format"):
+        assert summary[key] == expected[key], key
+    assert summary["format"] == "jsonl" and summary["documents"] == 10 + 30
+
+    # Resume after a kill that lost the last shard's manifest and half wrote a table.
+    last = sorted((output / SHARDS_DIR).glob("*.json"))[-1]
+    last.unlink()
+    (output / "entities" / f"{last.stem}.jsonl").write_text('{"doc_id": "trunc', encoding="utf8")
+    resumed = cli_without_pyarrow("annotate", str(tiny_pipeline), *inputs, "--output", str(output),
+                                  "--format", "jsonl", *options, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "shards already done" in resumed.stdout
+    assert tables(output, "jsonl") == out
+    assert json.loads((output / "summary.json").read_text(encoding="utf8"))["this_invocation"]["shards_written"] == 1
+
+    # The blocker works: Parquet, which does need pyarrow, is refused with a clear message.
+    parquet = cli_without_pyarrow("annotate", str(tiny_pipeline), *inputs, "--output", str(tmp_path / "parquet"),
+                                  *options)
+    assert parquet.returncode == 1
+    assert "--format parquet needs pyarrow" in parquet.stderr and "Traceback" not in parquet.stderr

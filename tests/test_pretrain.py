@@ -7,11 +7,13 @@ from typing import Dict, List, Set
 
 import pytest
 import torch
+from spacy.schemas import ModelMetaSchema, validate
 from thinc.api import Adam, fix_random_seed
 from toy import toy_examples, toy_sentences, transformer_pipeline
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
+from spacy_bioner.packaging import PRETRAINING_META_KEY
 from spacy_bioner.pretraining import (
     BC5CDR_TRAIN,
     CHECKPOINT_DIR,
@@ -204,9 +206,11 @@ def test_output_initialises_trains_saves_and_is_recorded_in_a_spacy_pipeline(ada
     assert losses["jnlpba"] > 0
     record_encoder(nlp)
     record = json.loads((adapted / "pretraining.json").read_text())
-    pretraining = nlp.meta["sources"][-1]["pretraining"]
+    pretraining = nlp.meta[PRETRAINING_META_KEY]
     assert pretraining["steps"] == record["steps"] > 0 and pretraining["base_encoder"] == record["base_encoder"]
     assert "masked-LM pretraining" in nlp.meta["description"]
+    # spacy package validates meta.json: a source holds strings only.
+    assert not validate(ModelMetaSchema, nlp.meta)
     nlp.to_disk(tmp_path / "model")
     reloaded = spacy.load(tmp_path / "model")
     words = "p53 activates IL-2 in T cells".split()
@@ -261,7 +265,7 @@ def test_cli_help_explains_the_options() -> None:
     assert result.exit_code == 0
     for option in ("--text", "--include-task-text", "--steps", "--epochs", "--batch-size", "--max-length",
                    "--learn-rate", "--warmup", "--whole-word-mask", "--seed", "--gpu-id",
-                   "--heldout-fraction", "--resume"):
+                   "--heldout-fraction", "--resume", "--task-text-only"):
         assert option in result.output
 
 
@@ -279,6 +283,8 @@ def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",
                                  str(text), "--no-include-task-text"])
     assert result.exit_code == 1 and "not a model directory" in result.output
+    result = runner.invoke(app, base + ["--task-text-only"])
+    assert result.exit_code == 1 and "task text alone" in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -297,3 +303,16 @@ def test_cli_writes_an_encoder(tiny_bert: Path, tmp_path: Path) -> None:
     # Rerunning over its own output starts afresh; --resume over a finished run is a no-op run.
     assert runner.invoke(app, args + ["--resume"]).exit_code == 0
     assert runner.invoke(app, args).exit_code == 0
+
+
+@pytest.mark.slow
+def test_cli_task_text_only(tiny_bert: Path, tmp_path: Path) -> None:
+    """TAPT: the embedded task training text and nothing else."""
+    out = tmp_path / "out"
+    args = ["pretrain", str(tiny_bert), str(out), "--task-text-only", "--assets", str(ROOT / "assets"),
+            "--steps", "1", "--batch-size", "2", "--max-length", "32", "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    sources = json.loads((out / RESULTS_FILE).read_text(encoding="utf8"))["text"]
+    assert len(sources) == 1 and "unlabeled" not in sources[0]["path"]
+    assert sources[0]["lines"] == len(task_training_text(ROOT / "assets"))

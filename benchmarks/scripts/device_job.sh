@@ -20,12 +20,8 @@ BENCHMARKS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO="$(dirname "$BENCHMARKS")"
 OUT="${OUT:-$BENCHMARKS/results}"
 
-mkdir -p /tmp/site "$OUT"
-tar -xJf "$REPO/.device/spacy-gpu-site-cp312.tar.xz" -C /tmp/site
-tar -xJf "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" -C /tmp
-export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
-# Not editable: an editable install fails with the carried setuptools.
-python3 -m pip install -q --no-deps --no-build-isolation --no-index "$REPO"
+mkdir -p "$OUT"
+source "$BENCHMARKS/scripts/device_env.sh"
 
 cd "$BENCHMARKS"
 pids=()
@@ -34,6 +30,5 @@ for command in convert-jnlpba convert-bc5cdr; do
 done
 for pid in "${pids[@]}"; do wait "$pid"; done  # one failed conversion stops the job
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 scripts/run.py --gpu-id 0 --encoder /tmp/all-MiniLM-L6-v2 --corpus-root corpus \
   --output-dir "$OUT" "$@" 2>&1 | tee "$OUT/benchmark.log"

@@ -10,7 +10,9 @@ Layout under `--output DIR`::
     shards/<shard>.json      the shard's counts; written last, it marks the shard done
     summary.json             the run: counts that add up, rejects, deletions, speed
 
-(`.jsonl` instead of `.parquet` with `--format jsonl`.)
+(`.jsonl` instead of `.parquet` with `--format jsonl`. Only Parquet needs
+pyarrow: with `--format jsonl` it is never imported, for writing or for
+reading back the tables of a resumed run.)
 
 A shard is a fixed slice of one input: items `k * shard_size` to
 `(k + 1) * shard_size - 1` of that input, named `<input name>-<hash of its
@@ -97,7 +99,13 @@ def entity_rows(doc: Any, doc_id: str, heads: Sequence[str]) -> List[Dict[str, A
 
 
 def _schemas() -> Dict[str, Any]:
-    import pyarrow as pa
+    """The Arrow schema of each table (Parquet output only: this imports pyarrow)."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise OutputError(
+            "--format parquet needs pyarrow (pip install pyarrow); use --format jsonl without it"
+        ) from None
 
     return {
         "entities": pa.schema([
@@ -191,7 +199,9 @@ class OutputDir:
         self.path = path
         self.fmt = fmt
         self.run = run
-        self.schemas = _schemas()
+        # Only Parquet needs pyarrow; built before anything is written, so that a
+        # missing pyarrow stops the run here rather than at the first shard.
+        self.schemas: Dict[str, Any] = _schemas() if fmt == "parquet" else {}
         run_file = path / RUN_FILE
         if path.exists() and not path.is_dir():
             raise OutputError(f"{path} is a file, not a directory")
@@ -249,7 +259,7 @@ class OutputDir:
         tables, manifest = shard_tables(results)
         manifest = {"shard": shard, "source": source, **manifest}
         for table in TABLES:
-            _write_table(self.table_path(table, shard), tables[table], self.schemas[table], self.fmt)
+            _write_table(self.table_path(table, shard), tables[table], self.schemas.get(table), self.fmt)
         _write_json(self.manifest_path(shard), manifest)
         return manifest
 
@@ -303,7 +313,10 @@ class OutputDir:
 def read_table(
     path: Path, table: str, fmt: str = "parquet", shards: Optional[Sequence[str]] = None, limit: Optional[int] = None
 ) -> List[Dict[str, Any]]:
-    """The rows of `table` under an output directory, shard by shard in name order."""
+    """The rows of `table` under an output directory, shard by shard in name order.
+
+    Only `fmt="parquet"` imports pyarrow.
+    """
     if shards is None:
         shards = sorted(p.stem for p in (path / SHARDS_DIR).glob("*.json"))
     rows: List[Dict[str, Any]] = []

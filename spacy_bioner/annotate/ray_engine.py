@@ -17,6 +17,10 @@ The dataflow:
 
 On a cluster with fewer CPUs than `--n-process` + 1, the actor pool is
 shrunk to leave one CPU for the parsing tasks (else nothing gets parsed).
+Each actor reserves one CPU, and Ray limits its torch threads to what it
+reserved; on the CPU an actor instead runs torch on its share of the
+cluster's CPUs (CPUs / actors, at most its node's cores), as the local
+engine's processes do: the parsing tasks need little of their CPU.
 A `spacy.Language` is never shipped to a worker: actors load the pipeline by
 name or path, which must therefore be readable on every node (an installed
 package or a shared path). Ray is an optional extra: `pip install
@@ -24,6 +28,7 @@ spacy-bioner[ray]`.
 """
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
 
@@ -68,7 +73,11 @@ def _parse_input(row: Dict[str, Any], id_key: str, text_key: str, max_chars: int
 class _ShardAnnotator:
     """map_batches: an actor that loads the pipeline once and annotates whole shards."""
 
-    def __init__(self, model: str, gpu_id: int, batch_size: int, max_chars: int):
+    def __init__(self, model: str, gpu_id: int, batch_size: int, max_chars: int, threads: int = 0):
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(min(threads, os.cpu_count() or threads))
         self.annotate = BatchAnnotator(model, 0 if gpu_id >= 0 else -1)
         self.batch_size = batch_size
         self.max_chars = max_chars
@@ -110,7 +119,7 @@ def ray_results(model: str, inputs: Sequence[Path], *, id_key: str, text_key: st
     ds = ds.map_batches(
         _ShardAnnotator,
         fn_constructor_kwargs={"model": model, "gpu_id": gpu_id, "batch_size": batch_size,
-                               "max_chars": max_batch_chars},
+                               "max_chars": max_batch_chars, "threads": 0 if gpu_id >= 0 else max(1, cpus // actors)},
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=1,

@@ -39,6 +39,11 @@ def pretrain_command(
         True, "--include-task-text/--no-include-task-text",
         help="Also train on the raw text of the JNLPBA and BC5CDR training splits (never dev or test).",
     ),
+    task_text_only: bool = typer.Option(
+        False, "--task-text-only",
+        help="Pretrain on the JNLPBA and BC5CDR training text alone (task-adaptive pretraining, "
+        "TAPT), without the unlabeled collection; not with --text or --no-include-task-text.",
+    ),
     assets: Path = typer.Option(DEFAULT_ASSETS, "--assets", help="The embedded corpora, for the task text."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (instead of --epochs)."),
     epochs: Optional[float] = typer.Option(
@@ -99,7 +104,12 @@ def pretrain_command(
     try:
         # Before reading the text: a wrong directory should fail at once.
         check_output_dir(output_dir)
-        lines, sources = collect_text(text if text else [DEFAULT_TEXT], include_task_text, assets)
+        if task_text_only and (text or not include_task_text):
+            raise PretrainError(
+                "--task-text-only trains on the task text alone: drop --text and --no-include-task-text"
+            )
+        text_files = [] if task_text_only else (text or [DEFAULT_TEXT])
+        lines, sources = collect_text(text_files, include_task_text, assets)
         log(f"Text: {len(lines):,} lines from {len(sources)} source(s)")
         pretrain(settings, lines, output_dir, sources=sources, resume=resume, gpu_id=gpu_id,
                  progress=progress, log=log)

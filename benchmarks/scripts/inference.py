@@ -1,7 +1,8 @@
-"""CPU inference speed: a spaCy pipeline's `nlp.pipe` against the Hugging Face
-`pipeline("ner")` on the same encoder, in one process.
+"""Inference speed: a spaCy pipeline's `nlp.pipe` against the Hugging Face
+`pipeline("ner")` on the same encoder, in one process, on the CPU or a GPU.
 
-    HF_HUB_OFFLINE=1 python scripts/cpu_inference.py --model en_bioner_scibert   # from benchmarks/
+    HF_HUB_OFFLINE=1 python scripts/inference.py --model en_bioner_scibert              # from benchmarks/
+    HF_HUB_OFFLINE=1 python scripts/inference.py --model en_bioner_scibert --gpu-id 0   # both on GPU 0
 
 Both systems read the same raw texts, the first N test documents of JNLPBA
 (abstracts) and BC5CDR (10-sentence documents), and are credited with the same
@@ -12,15 +13,23 @@ one classification head over all the IOB tags the spaCy heads predict. That
 head is untrained: inference speed does not depend on its weights, so its
 entities are meaningless and only the timings count.
 
-Both systems run on the CPU with torch's default number of threads, and every
+By default both systems run on the CPU with torch's default number of threads.
+With `--gpu-id N` both run on GPU N: spaCy through `spacy.require_gpu` (thinc's
+CuPy memory served by PyTorch's allocator, as in training), the Hugging Face
+model in fp32 on `cuda:N`; the device is synchronised before every clock
+reading, and each record gets the peak GPU memory allocated during its
+system's timings (both models' weights stay resident throughout). Every
 timing is preceded by a warm-up batch. The systems take turns going first from
 one batch size (and repeat) to the next, so that neither is always measured on
-a warmer machine. Results go to benchmarks/results/<date>-cpu-inference[-<tag>].json
-(a list of records); the table is printed.
+a warmer machine. Results go to
+benchmarks/results/<date>-<cpu|gpu>-inference[-<tag>].json (a list of
+records); the table is printed.
 """
 
 import datetime
 import json
+import os
+import platform
 import statistics
 import tempfile
 import time
@@ -31,6 +40,7 @@ import spacy
 import torch
 import typer
 from spacy.language import Language
+from thinc.api import set_gpu_allocator
 from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
@@ -40,7 +50,7 @@ from transformers import (
 )
 
 from hf_token_classification import INFERENCE_BATCH_SIZES, pipeline_words_per_second
-from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, device_name, log, versions
+from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, log, versions
 from spacy_bioner.corpora import load_docs
 from spacy_bioner.encoders import resolve_encoder
 from spacy_bioner.evaluation import head_keys
@@ -107,14 +117,39 @@ def hf_stride(tokenizer: PreTrainedTokenizerBase) -> int:
     return tokenizer.model_max_length // 4
 
 
-def spacy_words_per_second(nlp: Language, texts: List[str], batch_size: int) -> float:
+def synchronize(gpu_id: int) -> None:
+    """Wait for the GPU's queued work (nothing on the CPU), so that clock readings are honest."""
+    if gpu_id >= 0:
+        torch.cuda.synchronize(gpu_id)
+
+
+def spacy_words_per_second(nlp: Language, texts: List[str], batch_size: int, gpu_id: int = -1) -> float:
     """Whitespace words per second of `nlp.pipe` on raw texts, after a warm-up batch."""
     for _ in nlp.pipe(texts[:batch_size], batch_size=batch_size):
         pass
+    synchronize(gpu_id)
     start = time.perf_counter()
     for _ in nlp.pipe(texts, batch_size=batch_size):
         pass
+    synchronize(gpu_id)
     return sum(len(text.split()) for text in texts) / (time.perf_counter() - start)
+
+
+def use_gpu(gpu_id: int) -> str:
+    """Make GPU `gpu_id` the device of spaCy (thinc) and torch; its name.
+
+    A clean usage error (exit code 2) where spaCy or torch has no such GPU.
+    """
+    if torch.cuda.is_available() and gpu_id >= torch.cuda.device_count():
+        raise typer.BadParameter(f"No GPU {gpu_id}: torch sees {torch.cuda.device_count()}.", param_hint="--gpu-id")
+    try:
+        spacy.require_gpu(gpu_id)
+    except ValueError as error:  # thinc: "Cannot use GPU, CuPy is not installed", "No GPU devices detected"
+        raise typer.BadParameter(f"No GPU for spaCy: {error}.", param_hint="--gpu-id") from error
+    if not torch.cuda.is_available():
+        raise typer.BadParameter(f"No GPU for torch {torch.__version__}.", param_hint="--gpu-id")
+    set_gpu_allocator("pytorch")  # one pool, so torch's peak covers spaCy's arrays too
+    return torch.cuda.get_device_name(gpu_id)
 
 
 def cpu_model() -> str:
@@ -126,19 +161,25 @@ def cpu_model() -> str:
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
 
 
+def host_description() -> str:
+    """The CPU, as in the CPU records: "AMD EPYC CPU (x86_64, 2 cores)"."""
+    return f"{cpu_model()} CPU ({platform.machine()}, {os.cpu_count()} cores)".strip()
+
+
 def markdown_table(records: List[Dict[str, Any]]) -> str:
     first = records[0]
+    gpu = "peak_gpu_mb" in first
     lines = [
         f"Model `{first['model']}`, encoder `{first['encoder']}` ({first['hf_labels']} tags on the Hugging Face side, "
         f"{HF_HEAD_NOTE}); {first['device']}, {first['threads']} torch threads; {first['docs']} documents.",
         "",
-        "| system | batch size | words | seconds | words/s |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| system | batch size | words | seconds | words/s |" + (" peak GPU MB |" if gpu else ""),
+        "| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if gpu else ""),
     ]
     for r in records:
         lines.append(
             f"| {r['system']} | {r['batch_size']} | {r['words']:,} | {r['seconds']:.2f} | "
-            f"**{r['words_per_second']:,}** |"
+            f"**{r['words_per_second']:,}** |" + (f" {r['peak_gpu_mb']:,} |" if gpu else "")
         )
     return "\n".join(lines) + "\n"
 
@@ -159,8 +200,10 @@ def main(
     repeats: int = typer.Option(1, min=1, help="Timings per system and batch size; the median is reported."),
     output_dir: Path = typer.Option(BENCHMARKS / "results", help="Where the JSON records go."),
     tag: str = typer.Option("", help="Suffix for the output file names."),
+    gpu_id: int = typer.Option(-1, help="GPU for both systems (-1: the CPU)."),
 ) -> None:
-    """Time `nlp.pipe` and `pipeline("ner")` on the same texts, on the CPU."""
+    """Time `nlp.pipe` and `pipeline("ner")` on the same texts, on the CPU or a GPU."""
+    gpu_name = use_gpu(gpu_id) if gpu_id >= 0 else ""  # before the pipeline loads
     nlp = spacy.load(model)
     tags = head_tags(nlp)
     texts = load_texts(corpus_root, n_docs)
@@ -173,20 +216,32 @@ def main(
         hf_model, tokenizer = hf_token_classifier(source, tags)
         encoder_used = describe_encoder(source)["encoder"]
     stride = hf_stride(tokenizer)
-    log(f"{len(texts)} texts, {n_words:,} words; {len(tags)} tags; {torch.get_num_threads()} torch threads")
+    device = "cpu" if gpu_id < 0 else f"cuda:{gpu_id}"
+    log(
+        f"{len(texts)} texts, {n_words:,} words; {len(tags)} tags; {torch.get_num_threads()} torch threads; "
+        f"{device}{' (' + gpu_name + ')' if gpu_name else ''}"
+    )
 
     def timed(system: str, batch_size: int) -> float:
         if system == "spacy_bioner":
-            return spacy_words_per_second(nlp, texts, batch_size)
-        return pipeline_words_per_second(hf_model, texts, batch_size, device="cpu", tokenizer=tokenizer, stride=stride)
+            return spacy_words_per_second(nlp, texts, batch_size, gpu_id)
+        # Synchronises CUDA before each clock reading itself.
+        return pipeline_words_per_second(hf_model, texts, batch_size, device=device, tokenizer=tokenizer, stride=stride)
 
     seconds: Dict[Tuple[str, int], List[float]] = {(s, b): [] for s in SYSTEMS for b in batch_sizes}
+    peak_mb: Dict[Tuple[str, int], int] = {}
     for repeat in range(repeats):
         for i, batch_size in enumerate(batch_sizes):
             # Who goes first alternates from one batch size and one repeat to the next.
             for system in SYSTEMS if (repeat + i) % 2 == 0 else SYSTEMS[::-1]:
+                if gpu_id >= 0:
+                    synchronize(gpu_id)
+                    torch.cuda.reset_peak_memory_stats(gpu_id)
                 wps = timed(system, batch_size)
                 seconds[system, batch_size].append(n_words / wps)
+                if gpu_id >= 0:
+                    peak = round(torch.cuda.max_memory_allocated(gpu_id) / 2**20)
+                    peak_mb[system, batch_size] = max(peak, peak_mb.get((system, batch_size), 0))
                 log(f"{system} batch {batch_size} (run {repeat + 1}/{repeats}): {wps:,.0f} words/s")
 
     shared = {
@@ -199,7 +254,7 @@ def main(
         "hf_max_length": tokenizer.model_max_length,
         "docs": len(texts),
         "repeats": repeats,
-        "device": f"{cpu_model()} {device_name()}".strip(),
+        "device": f"{gpu_name} ({device}), host {host_description()}" if gpu_name else host_description(),
         "threads": torch.get_num_threads(),
         "versions": versions(),
     }
@@ -214,8 +269,9 @@ def main(
             "words_per_second": round(n_words / median),
             "runs_seconds": [round(s, 3) for s in runs],
             **shared,
+            **({"peak_gpu_mb": peak_mb[system, batch_size]} if gpu_id >= 0 else {}),
         })
-    stem = f"{datetime.date.today().isoformat()}-cpu-inference{'-' + tag if tag else ''}"
+    stem = f"{datetime.date.today().isoformat()}-{'cpu' if gpu_id < 0 else 'gpu'}-inference{'-' + tag if tag else ''}"
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{stem}.json").write_text(json.dumps(records, indent=2), encoding="utf8")
     print(markdown_table(records))

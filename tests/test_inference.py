@@ -1,6 +1,7 @@
-"""The CPU inference benchmark on a tiny random BERT: both systems timed on the
-same words at both batch sizes, and the Hugging Face side reads texts longer
-than the encoder's limit to the end. Keeps `python scripts/cpu_inference.py` working."""
+"""The inference benchmark on a tiny random BERT, on the CPU: both systems timed
+on the same words at both batch sizes, the Hugging Face side reads texts longer
+than the encoder's limit to the end, and `--gpu-id` without a GPU is a clean
+usage error. Keeps `python scripts/inference.py` working."""
 
 import json
 from pathlib import Path
@@ -8,8 +9,9 @@ from pathlib import Path
 import pytest
 import spacy
 import torch
-from cpu_inference import app, hf_stride, hf_token_classifier
+from inference import app, hf_stride, hf_token_classifier
 from spacy.tokens import Doc
+from thinc.util import has_cupy_gpu
 from toy import toy_sentences
 from transformers import BertModel, BertTokenizerFast, pipeline
 from typer.testing import CliRunner
@@ -46,6 +48,7 @@ def test_both_systems_are_timed_on_the_same_words(tiny_pipeline: Path, tiny_bert
         assert record["encoder"] == tiny_bert.name and record["encoder_weights"] == "the spaCy pipeline's"
         assert record["hf_labels"] == 5 and record["hf_stride"] == 128 and record["hf_max_length"] == 512
         assert record["threads"] == torch.get_num_threads() and record["device"]
+        assert "peak_gpu_mb" not in record  # the CPU records keep their format
         assert {"spacy", "transformers", "torch"} <= set(record["versions"])
     assert result.output.count("| spacy_bioner |") == 2 and result.output.count("| hf_pipeline_ner |") == 2
 
@@ -67,3 +70,13 @@ def test_hf_pipeline_reads_long_texts_to_the_end(tiny_bert: Path, tmp_path: Path
 
     assert last_offset(stride=hf_stride(tokenizer)) == len(text)
     assert last_offset() < len(text)  # what the pipeline does without a stride
+
+
+@pytest.mark.skipif(has_cupy_gpu and torch.cuda.is_available(), reason="a GPU is present")
+def test_gpu_id_without_a_gpu_is_a_usage_error(tmp_path: Path) -> None:
+    """Checked before the pipeline loads (this one does not exist) and before any file is written."""
+    args = ["--model", str(tmp_path / "no-pipeline"), "--gpu-id", "0", "--output-dir", str(tmp_path / "results")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    assert "--gpu-id" in result.output and "No GPU" in result.output
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,12 @@
+# Sourced by the GPU-machine jobs: unpack the carried spaCy stack and encoder
+# (../shared/device/README.md; staged into .device/ by ../shared/device/stage.sh)
+# and install this package. Needs REPO set to the repository root. The machine
+# has no spaCy and no network, so nothing here downloads. The encoder lands in
+# /tmp/all-MiniLM-L6-v2.
+mkdir -p /tmp/site
+tar -xJf "$REPO/.device/spacy-gpu-site-cp312.tar.xz" -C /tmp/site
+tar -xJf "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" -C /tmp
+export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+# Not editable: an editable install fails with the carried setuptools.
+python3 -m pip install -q --no-deps --no-build-isolation --no-index "$REPO"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

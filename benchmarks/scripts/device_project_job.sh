@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The main project's GPU recipe on the GPU machine, command by command:
+#
+#   spacy project run all . --vars.config bioner --vars.gpu_id 0
+#
+# on the carried encoder (/tmp/all-MiniLM-L6-v2), through `package`
+# (install-test is left out: the machine cannot build a virtual environment
+# without a registry), then GPU inference words/s of the trained pipeline
+# against the Hugging Face pipeline at batch 32 and 128, and `annotate`
+# (local engine) against plain nlp.pipe on 2,000 abstracts. Stage with
+# `../shared/device/stage.sh`, then call the device tool with
+#
+#   carry: [".device"]
+#   command: bash benchmarks/scripts/device_project_job.sh [more --vars.NAME VALUE]
+#
+# To $OUT (the device tool's output folder; elsewhere training/device/): times.tsv
+# (command, seconds, exit status), each command's log, metrics/, the
+# pipeline's meta.json, the built wheels' sizes and the two speed records.
+set -uo pipefail
+
+BENCHMARKS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$(dirname "$BENCHMARKS")"
+OUT="${OUT:-$REPO/training/device}"
+mkdir -p "$OUT"
+(set -e; source "$BENCHMARKS/scripts/device_env.sh") || exit 1
+export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+
+cd "$REPO"
+vars=(--vars.config bioner --vars.gpu_id 0 --vars.transformer /tmp/all-MiniLM-L6-v2 "$@")
+printf 'command\tseconds\texit\n' > "$OUT/times.tsv"
+timed() {  # timed NAME COMMAND...: run, log to $OUT/NAME.log, append the time; returns the exit status
+  local name=$1 start status tenths
+  shift
+  start=$(date +%s%N)
+  "$@" > "$OUT/$name.log" 2>&1
+  status=$?
+  tenths=$(( ($(date +%s%N) - start) / 100000000 ))
+  printf '%s\t%d.%d\t%d\n' "$name" $(( tenths / 10 )) $(( tenths % 10 )) "$status" >> "$OUT/times.tsv"
+  return "$status"
+}
+for command in convert train evaluate visualize package; do
+  # A failed package still leaves the scores; any other failure ends the run.
+  timed "$command" python3 -m spacy project run "$command" . "${vars[@]}" || [ "$command" = package ] || break
+done
+cp -r metrics "$OUT/" 2>/dev/null
+cp training/model-best/meta.json "$OUT/meta.json" 2>/dev/null
+find packages -name '*.whl' -printf '%s\t%p\n' > "$OUT/wheels.tsv" 2>/dev/null
+if [ -d training/model-best ]; then
+  timed inference python3 benchmarks/scripts/inference.py --model training/model-best --gpu-id 0 \
+    --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --output-dir "$OUT"
+  timed annotate-speed python3 benchmarks/scripts/annotate_speed.py --model training/model-best --gpu-id 0 \
+    --n-docs 2000 --out "$OUT/annotate-speed-gpu.json"
+fi
+cat "$OUT/times.tsv"
