@@ -34,11 +34,12 @@ def encoder_name(nlp: Language, component: str = "transformer") -> Optional[str]
     return nlp.get_pipe(component).model.attrs.get("name")
 
 
-def describe_encoder(name: str) -> Dict[str, str]:
+def describe_encoder(name: str, pretraining: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
     """A meta.json "sources" entry for an encoder name or local path.
 
     A local directory inside an installed encoder package (the offline
-    fallback) is named by the package; any other directory by its path.
+    fallback) is named by the package; any other directory by its path, and
+    by its `pretraining_record` (read here unless given).
     """
     from .encoders import PACKAGED_ENCODERS, packaged_encoder_path
 
@@ -60,7 +61,7 @@ def describe_encoder(name: str) -> Dict[str, str]:
     if path.is_dir():
         model = _model_id(path) or path.name
         source = {"name": f"{model} (local directory {path})", "url": "", "encoder": model}
-        pretraining = pretraining_record(path)
+        pretraining = pretraining or pretraining_record(path)
         if pretraining:
             source["name"] = (
                 f"{model} (local directory {path}): {pretraining['base_encoder']} with domain-adaptive "
@@ -110,10 +111,10 @@ def record_encoder(nlp: Language, component: str = "transformer") -> Language:
     name = encoder_name(nlp, component)
     if name is None:
         return nlp
-    source = describe_encoder(name)
+    pretraining = pretraining_record(Path(name)) if Path(name).is_dir() else None
+    source = describe_encoder(name, pretraining)
     msg.info(f"Encoder used by {component!r}: {source['name']}")
     nlp.meta[ENCODER_META_KEY] = source["encoder"]
-    pretraining = pretraining_record(Path(name)) if Path(name).is_dir() else None
     if pretraining:
         nlp.meta[PRETRAINING_META_KEY] = pretraining
     else:

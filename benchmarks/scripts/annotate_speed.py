@@ -113,25 +113,6 @@ def engine_run(model: Path, data: Path, out: Path, **options: Any) -> Dict[str, 
             "documents": summary["documents"]}
 
 
-def device_name(gpu_id: int) -> str:
-    """The GPU's name (torch, else CuPy), or "cpu"; never fails (it only labels the record)."""
-    if gpu_id < 0:
-        return "cpu"
-    try:
-        import torch
-
-        return torch.cuda.get_device_name(gpu_id)
-    except Exception:  # no torch, or no CUDA in it: ask CuPy
-        pass
-    try:
-        import cupy
-
-        name = cupy.cuda.runtime.getDeviceProperties(gpu_id)["name"]
-        return name.decode() if isinstance(name, bytes) else str(name)
-    except Exception:
-        return f"GPU {gpu_id} (name unknown)"
-
-
 def parquet_available() -> bool:
     """Whether the engine can write Parquet (pyarrow importable)."""
     try:
@@ -187,6 +168,8 @@ def main() -> None:
     fmt = "parquet" if parquet_available() else "jsonl"
     if fmt == "jsonl":
         print("pyarrow is not importable: the engine runs write --format jsonl", flush=True)
+    from run import device_name  # the benchmarks' one device label
+
     device = device_name(args.gpu_id)
     print(f"device: {device}", flush=True)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="annotate-speed-"))

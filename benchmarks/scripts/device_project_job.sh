@@ -22,8 +22,9 @@ BENCHMARKS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO="$(dirname "$BENCHMARKS")"
 OUT="${OUT:-$REPO/training/device}"
 mkdir -p "$OUT"
-(set -e; source "$BENCHMARKS/scripts/device_env.sh") || exit 1
-export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+set -e  # a failed unpack or install ends the job; after it, each command's status is recorded
+source "$BENCHMARKS/scripts/device_env.sh"
+set +e
 
 cd "$REPO"
 vars=(--vars.config bioner --vars.gpu_id 0 --vars.transformer /tmp/all-MiniLM-L6-v2 "$@")

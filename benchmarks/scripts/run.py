@@ -236,11 +236,12 @@ def _gpu_peak() -> Optional[float]:
     return round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None
 
 
-def device_name() -> str:
+def device_name(gpu_id: int = 0) -> str:
+    """GPU `gpu_id`'s name where torch sees one (gpu_id >= 0), else the CPU's."""
     import torch
 
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
+    if gpu_id >= 0 and torch.cuda.is_available():
+        return torch.cuda.get_device_name(gpu_id)
     return f"CPU ({platform.machine()}, {__import__('os').cpu_count()} cores)"
 
 
