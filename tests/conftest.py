@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 from thinc.api import fix_random_seed
-from toy import make_tiny_bert, train_two_heads, transformer_pipeline
+from toy import ASSETS, make_tiny_bert, train_two_heads, transformer_pipeline
+
+from spacy_bioner.corpora import read_iob, read_jnlpba, write_docbin
+from spacy_bioner.tokenizer import make_bio_nlp
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +31,17 @@ def tiny_pipeline(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     path = tmp_path_factory.mktemp("tiny-pipeline") / "model"
     nlp.to_disk(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A benchmark corpus root as benchmarks/ converts it (jnlpba/ and
+    bc5cdr-iob/), with three real documents per split."""
+    root = tmp_path_factory.mktemp("benchmark-corpus")
+    vocab = make_bio_nlp().vocab
+    jnlpba, _ = read_jnlpba(ASSETS / "jnlpba" / "Genia4EReval2.iob2.gz", vocab)
+    bc5cdr, _ = read_iob(ASSETS / "bc5cdr" / "iob" / "test.tsv.gz", vocab, n_sents=10, spans_key="bc5cdr")
+    for name, docs in (("jnlpba", jnlpba), ("bc5cdr-iob", bc5cdr)):
+        for i, split in enumerate(("train", "dev", "test")):
+            write_docbin(docs[3 * i : 3 * i + 3], root / name / f"{split}.spacy")
+    return root

@@ -12,11 +12,8 @@ from typing import Any, Dict, List
 import pytest
 from run import HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant
 
-from spacy_bioner.corpora import read_iob, read_jnlpba, write_docbin
-from spacy_bioner.tokenizer import make_bio_nlp
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSETS = ROOT / "assets"
 SCRIPTS = ROOT / "benchmarks" / "scripts"
 REQUIRED_KEYS = {
     "system", "corpus", "test_p", "test_r", "test_f1", "per_type_f1", "epochs", "train_seconds",
@@ -24,19 +21,6 @@ REQUIRED_KEYS = {
 }
 # A head flipped from the shipped CRF to softmax: both the model and its loss.
 SOFTMAX = "softmax:components.HEAD.model.crf=false,components.HEAD.loss.@losses=spacy_bioner.ClassWeightedCrossentropy.v1"
-
-
-@pytest.fixture(scope="module")
-def corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three documents per split of both corpora."""
-    root = tmp_path_factory.mktemp("benchmark-corpus")
-    vocab = make_bio_nlp().vocab
-    jnlpba, _ = read_jnlpba(ASSETS / "jnlpba" / "Genia4EReval2.iob2.gz", vocab)
-    bc5cdr, _ = read_iob(ASSETS / "bc5cdr" / "iob" / "test.tsv.gz", vocab, n_sents=10, spans_key="bc5cdr")
-    for name, docs in (("jnlpba", jnlpba), ("bc5cdr-iob", bc5cdr)):
-        for i, split in enumerate(("train", "dev", "test")):
-            write_docbin(docs[3 * i : 3 * i + 3], root / name / f"{split}.spacy")
-    return root
 
 
 def run_script(script: str, arguments: List[str]) -> str:

@@ -93,7 +93,7 @@ pipeline = ["transformer", "jnlpba"]
 factory = "transformer"
 
 [components.transformer.model]
-@architectures = "spacy_bioner.Transformer.v1"
+@architectures = "spacy_bioner.Transformer.v2"
 name = "{encoder}"
 fallback = ""
 

@@ -2,15 +2,17 @@
 # One whole benchmark job for the GPU machine (the `device` tool; see
 # ../shared/device/README.md): unpack the carried spaCy stack and encoder,
 # install this package, convert the two benchmark corpora (the benchmark
-# project's convert commands, in parallel), then run scripts/run.py on GPU 0
-# with the arguments given. Records and the console log go to $OUT (the device
-# tool's output folder) or, elsewhere, to benchmarks/results/.
+# project's convert commands, in parallel), then run a script of scripts/ on
+# GPU 0 with the arguments given: run.py (the systems; the default) or
+# step_profile.py. Records and the console log go to $OUT (the device tool's
+# output folder) or, elsewhere, to benchmarks/results/.
 #
 # Stage first with `../shared/device/stage.sh` (from the repository root), then
 # call the device tool with
 #
 #   carry: [".device"]
 #   command: bash benchmarks/scripts/device_job.sh --corpus bc5cdr --epochs 5
+#   command: bash benchmarks/scripts/device_job.sh step_profile.py --corpus bc5cdr --variant ...
 #
 # It runs from any folder. The machine has no spaCy and no network, so nothing
 # here downloads.
@@ -30,5 +32,11 @@ for command in convert-jnlpba convert-bc5cdr; do
 done
 for pid in "${pids[@]}"; do wait "$pid"; done  # one failed conversion stops the job
 
-python3 scripts/run.py --gpu-id 0 --encoder /tmp/all-MiniLM-L6-v2 --corpus-root corpus \
-  --output-dir "$OUT" "$@" 2>&1 | tee "$OUT/benchmark.log"
+script=run.py
+case "${1:-}" in *.py) script=$1; shift ;; esac
+case "$script" in
+  run.py) output=(--output-dir "$OUT") ;;
+  *) output=(--output "$OUT/${script%.py}.json") ;;
+esac
+python3 "scripts/$script" --gpu-id 0 --encoder /tmp/all-MiniLM-L6-v2 --corpus-root corpus \
+  "${output[@]}" "$@" 2>&1 | tee "$OUT/${script%.py}.log"

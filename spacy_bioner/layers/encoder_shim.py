@@ -1,0 +1,185 @@
+"""The encoder's shim: spacy-transformers' HFShim with two training-step options.
+
+- **bfloat16 autocast** (`precision="bfloat16"`). thinc's PyTorchShim only
+  autocasts to float16 on CUDA, which needs its gradient scaler: a loop over
+  every parameter and a host synchronisation each step to look for overflows.
+  bfloat16 has float32's range, so it needs no scaler. The hidden states leave
+  the shim as float32 (CuPy has no bfloat16, and the heads' CRF runs in the
+  scores' precision).
+- **One fused optimizer step** (`fused_update=True`). thinc's shim hands each
+  of the encoder's ~100 tensors to the thinc optimizer in turn: per tensor a
+  DLPack conversion, a gradient-norm clip and an Adam kernel, all launched from
+  Python. Here one `torch.optim.AdamW` step (fused on CUDA, multi-tensor on the
+  CPU) updates them all, with the hyperparameters read from the thinc
+  optimizer at every step, so the training config stays the one source of
+  truth: its learning rate (and schedule), betas, eps, decoupled weight decay
+  (`L2` with `L2_is_weight_decay`) and `grad_clip`, applied per tensor as
+  thinc does. The update is thinc's Adam's, to rounding (tested). Settings torch's AdamW cannot reproduce (RAdam, plain SGD,
+  coupled L2, parameter averages) are refused with a message.
+
+Both are off by default: they change how a step is computed, not the model,
+and are chosen by measurement (benchmarks/README.md).
+"""
+
+import contextlib
+import math
+from typing import Any, List, Optional, Tuple
+
+import torch
+from spacy_transformers.data_classes import HFObjects
+from spacy_transformers.layers.hf_shim import HFShim
+from thinc.api import Optimizer
+from thinc.types import ArgsKwargs
+from thinc.util import convert_recursive
+
+PRECISIONS = ("float32", "float16", "bfloat16")
+
+
+class EncoderShim(HFShim):
+    """HFShim with bfloat16 autocast and an optional fused optimizer step.
+
+    precision: "float32"; "float16" (thinc's CUDA autocast with its gradient
+        scaler, spacy-transformers' `mixed_precision`); or "bfloat16" (autocast
+        on the model's device, no scaler).
+    fused_update: update the encoder with one torch AdamW step (see the module
+        docstring) instead of thinc's per-tensor optimizer calls.
+    grad_scaler_config: PyTorchGradScaler's arguments (float16 only).
+    """
+
+    def __init__(
+        self,
+        hf_model: HFObjects,
+        *,
+        precision: str = "float32",
+        fused_update: bool = False,
+        grad_scaler_config: dict = {},
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        # A copy: HFShim writes its default into the dict it is given.
+        super().__init__(
+            hf_model, mixed_precision=precision == "float16", grad_scaler_config=dict(grad_scaler_config)
+        )
+        self.precision = precision
+        self.fused_update = fused_update
+        self._adamw: Optional[torch.optim.AdamW] = None
+        self._fused_steps = 0
+
+    def _bfloat16_autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision != "bfloat16":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def predict(self, inputs: ArgsKwargs) -> Any:
+        if self.precision != "bfloat16":
+            return super().predict(inputs)
+        self._model.eval()
+        with torch.no_grad(), self._bfloat16_autocast():
+            outputs = self._model(*inputs.args, **inputs.kwargs)
+        self._model.train()
+        return _float32_outputs(outputs)
+
+    def begin_update(self, inputs: ArgsKwargs) -> Tuple[Any, Any]:
+        if self.precision != "bfloat16":
+            return super().begin_update(inputs)
+        self._model.train()
+        with self._bfloat16_autocast():
+            output = self._model(*inputs.args, **inputs.kwargs)
+        output = _float32_outputs(output)
+
+        def backprop(grads: ArgsKwargs) -> Any:
+            torch.autograd.backward(*grads.args, **grads.kwargs)
+            return convert_recursive(lambda x: hasattr(x, "grad"), lambda x: x.grad, inputs)
+
+        return output, backprop
+
+    def finish_update(self, optimizer: Optimizer) -> None:
+        if not self.fused_update:
+            return super().finish_update(optimizer)
+        check_fusable(optimizer)
+        params = [param for param in self._model.parameters() if param.requires_grad]
+        # A float16 step whose gradients overflowed is skipped, as thinc does.
+        if any(param.grad is not None for param in params) and not self._grad_scaler.found_inf:
+            self._fused_step(optimizer, params)
+        for param in params:
+            param.grad = None
+        self._grad_scaler.update()
+
+    def _fused_step(self, optimizer: Optimizer, params: List[torch.Tensor]) -> None:
+        if self._adamw is None or not _aliases_of(self._adamw.param_groups[0]["params"], params):
+            # First step, or the parameters were replaced or moved (loading, to_device):
+            # new moments.
+            # The optimizer holds `.data` aliases: `nlp.update(sgd=...)` runs the
+            # transformer's finish_update between its forward pass and the heads'
+            # backward pass into it (spacy train does not), and in-place updates
+            # of the parameters themselves would fail autograd's version check
+            # there. thinc's shim writes the same storage through DLPack.
+            on_cuda = params[0].device.type == "cuda"
+            aliases = [param.data for param in params]
+            self._adamw = torch.optim.AdamW(aliases, fused=on_cuda, foreach=not on_cuda)
+            self._fused_steps = 0
+        self._fused_steps += 1
+        beta2 = float(optimizer.b2)
+        group = self._adamw.param_groups[0]
+        group.update(
+            lr=float(optimizer.learn_rate),
+            betas=(float(optimizer.b1), beta2),
+            # thinc adds eps to sqrt(v) before the bias correction, torch after it:
+            # this eps makes torch's update thinc's.
+            eps=float(optimizer.eps) / math.sqrt(1.0 - beta2**self._fused_steps),
+            weight_decay=float(optimizer.L2),
+        )
+        if optimizer.grad_clip:
+            clip_per_tensor([param.grad for param in params if param.grad is not None], float(optimizer.grad_clip))
+        for alias, param in zip(group["params"], params):
+            alias.grad = param.grad
+        self._adamw.step()
+        self._adamw.zero_grad(set_to_none=True)
+
+
+def check_fusable(optimizer: Optimizer) -> None:
+    """Raise if the thinc optimizer's update is not torch AdamW's."""
+    problems = []
+    if getattr(optimizer, "use_radam", False):
+        problems.append("RAdam")
+    if not (optimizer.b1 > 0 and optimizer.b2 > 0):
+        problems.append("an optimizer without both Adam moments (beta1, beta2 > 0)")
+    if optimizer.L2 and not optimizer.L2_is_weight_decay:
+        problems.append("L2 as a gradient penalty (L2_is_weight_decay = false)")
+    if optimizer.averages is not None:
+        problems.append("parameter averages (use_averages = true)")
+    if problems:
+        raise ValueError(
+            "The encoder's fused_update is torch's AdamW with decoupled weight decay and "
+            f"no parameter averages; [training.optimizer] asks for {' and '.join(problems)}. "
+            "Use Adam.v1 with use_averages = false and L2_is_weight_decay = true, "
+            "or set fused_update = false."
+        )
+
+
+def clip_per_tensor(grads: List[torch.Tensor], max_norm: float) -> None:
+    """Scale each gradient to an L2 norm of at most `max_norm`, in place: thinc's
+    per-parameter `clip_gradient`, without a host synchronisation."""
+    norms = torch.stack(torch._foreach_norm(grads)).clamp_min_(1e-12)
+    factors = norms.clamp(max=max_norm) / norms
+    torch._foreach_mul_(grads, list(factors.unbind()))
+
+
+def _aliases_of(aliases: List[torch.Tensor], params: List[torch.Tensor]) -> bool:
+    """Whether `aliases` are the parameters' current storage, in order."""
+    return len(aliases) == len(params) and all(
+        alias.data_ptr() == param.data_ptr() and alias.shape == param.shape for alias, param in zip(aliases, params)
+    )
+
+
+def _float32_outputs(output: Any) -> Any:
+    """The model output with its floating-point tensors in float32 (a ModelOutput or tuple)."""
+    if isinstance(output, torch.Tensor):
+        return output.float() if output.is_floating_point() else output
+    if hasattr(output, "keys"):
+        for key in list(output.keys()):
+            output[key] = _float32_outputs(output[key])
+        return output
+    if isinstance(output, (tuple, list)):
+        return type(output)(_float32_outputs(item) for item in output)
+    return output

@@ -1,0 +1,146 @@
+"""The encoder shim's training-step options: the fused AdamW update against
+thinc's per-tensor optimizer, bfloat16 autocast, and the settings through
+saving, `replace_listeners` and v1 configs."""
+
+import numpy as np
+import pytest
+import spacy
+import torch
+from thinc.api import Adam, NumpyOps, RAdam, fix_random_seed
+from toy import toy_examples, transformer_pipeline_config
+
+from spacy_bioner.layers.encoder_shim import EncoderShim, clip_per_tensor
+
+
+def _pipeline(encoder, **transformer_settings) -> spacy.Language:
+    """The tiny one-head pipeline with these transformer settings, initialised."""
+    config = spacy.util.load_config_from_str(transformer_pipeline_config(encoder, crf=True))
+    config["components"]["transformer"]["model"].update(transformer_settings)
+    fix_random_seed(0)
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    nlp.initialize(lambda: toy_examples(nlp, 20))
+    return nlp
+
+
+def _shim(nlp: spacy.Language) -> EncoderShim:
+    [shim] = [shim for node in nlp.get_pipe("transformer").model.walk() for shim in node.shims]
+    return shim
+
+
+def _encoder_weights(nlp: spacy.Language) -> dict:
+    return {name: p.detach().numpy().copy() for name, p in _shim(nlp)._model.named_parameters()}
+
+
+def _train(nlp: spacy.Language, optimizer, steps: int, train_loop: bool = True) -> None:
+    """Train on toy examples as `spacy train` does (`nlp.update` without an
+    optimizer, then each component's finish_update), or with `nlp.update(sgd=...)`,
+    which updates the transformer after its forward pass, before the heads'
+    backward pass into it."""
+    examples = toy_examples(nlp, 20)
+    fix_random_seed(1)  # the same dropout masks in every run
+    for _ in range(steps):
+        if train_loop:
+            nlp.update(examples, sgd=False)
+            for _, component in nlp.pipeline:
+                component.finish_update(optimizer)
+        else:
+            nlp.update(examples, sgd=optimizer)
+        optimizer.step_schedules()
+
+
+def test_clip_per_tensor_is_thincs_clip_gradient():
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=shape).astype("float32") * scale for shape, scale in [((5, 3), 1.0), ((7,), 1e-3), ((2, 2), 9.0)]]
+    expected = [NumpyOps().clip_gradient(g.copy(), 0.5) for g in grads]
+    tensors = [torch.from_numpy(g.copy()) for g in grads]
+    clip_per_tensor(tensors, 0.5)
+    for got, want in zip(tensors, expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    # The small gradient is below the threshold and left alone.
+    np.testing.assert_array_equal(tensors[1].numpy(), grads[1])
+
+
+@pytest.mark.parametrize("grad_clip, train_loop", [(0.0, True), (0.05, True), (0.05, False)])
+def test_fused_update_matches_thincs_per_tensor_adam(tiny_bert, grad_clip, train_loop):
+    """Same pipeline, seed and batches: the encoder's weights after 6 steps of
+    the fused AdamW step are thinc's Adam's (with decoupled weight decay, the
+    learning-rate schedule, and per-tensor clipping where it binds), both in
+    spaCy's training loop and through `nlp.update(sgd=...)`."""
+    runs = {}
+    for fused in (False, True):
+        nlp = _pipeline(tiny_bert, fused_update=fused)
+        schedule = [0.002, 0.004, 0.006, 0.004, 0.002, 0.001]
+        optimizer = Adam(iter(schedule), L2=0.01, L2_is_weight_decay=True, grad_clip=grad_clip, use_averages=False)
+        _train(nlp, optimizer, steps=len(schedule), train_loop=train_loop)
+        runs[fused] = nlp
+    initial = _encoder_weights(_pipeline(tiny_bert))
+    thinc_weights, fused_weights = _encoder_weights(runs[False]), _encoder_weights(runs[True])
+    assert thinc_weights.keys() == fused_weights.keys() == initial.keys()
+    moved = max(np.abs(thinc_weights[k] - initial[k]).max() for k in initial)
+    assert moved > 1e-3  # the steps did train the encoder
+    for name in initial:
+        np.testing.assert_allclose(fused_weights[name], thinc_weights[name], atol=1e-3 * moved, err_msg=name)  # float32 rounding
+    # The heads are thinc layers, updated by the thinc optimizer either way.
+    for a, b in zip(runs[False].get_pipe("jnlpba").model.walk(), runs[True].get_pipe("jnlpba").model.walk()):
+        for param in a.param_names:
+            if a.has_param(param):
+                np.testing.assert_allclose(b.get_param(param), a.get_param(param), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "optimizer, refused",
+    [
+        (RAdam(0.001, use_averages=False), "RAdam"),
+        (Adam(0.001, use_averages=True), "use_averages"),
+        (Adam(0.001, L2=0.01, L2_is_weight_decay=False, use_averages=False), "L2_is_weight_decay"),
+    ],
+)
+def test_fused_update_refuses_what_adamw_cannot_do(tiny_bert, optimizer, refused):
+    nlp = _pipeline(tiny_bert, fused_update=True)
+    with pytest.raises(ValueError, match=refused):
+        _train(nlp, optimizer, steps=1)
+
+
+def test_bfloat16_autocast_trains_and_hands_float32_to_the_heads(tiny_bert):
+    nlp = _pipeline(tiny_bert, precision="bfloat16")
+    reference = _pipeline(tiny_bert)
+    before = _encoder_weights(nlp)
+    _train(nlp, Adam(0.005, use_averages=False), steps=3)
+    assert any(np.abs(w - before[k]).max() > 0 for k, w in _encoder_weights(nlp).items())
+    docs = [eg.predicted for eg in toy_examples(nlp, 4)]
+    # Same weights, two precisions: float32 out of both, close to each other.
+    _shim(reference)._model.load_state_dict(_shim(nlp)._model.state_dict())
+    ours = nlp.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state
+    exact = reference.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state
+    assert ours.dtype == exact.dtype == torch.float32
+    np.testing.assert_allclose(ours.numpy(), exact.numpy(), atol=0.1)
+    assert (ours - exact).abs().max() > 0  # the autocast did run in bfloat16
+
+
+def test_settings_survive_saving_and_replacing_listeners(tiny_bert, tmp_path):
+    nlp = _pipeline(tiny_bert, precision="bfloat16", fused_update=True)
+    _train(nlp, Adam(0.005, use_averages=False), steps=1)
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert (_shim(loaded).precision, _shim(loaded).fused_update) == ("bfloat16", True)
+    loaded.replace_listeners("transformer", "jnlpba", ["model.tok2vec"])
+    architecture = loaded.config["components"]["jnlpba"]["model"]["tok2vec"]["@architectures"]
+    assert architecture == "spacy_bioner.Tok2VecTransformer.v2"
+    [copied] = [shim for node in loaded.get_pipe("jnlpba").model.walk() for shim in node.shims]
+    assert (copied.precision, copied.fused_update) == ("bfloat16", True)
+
+
+def test_v1_configs_still_build(tiny_bert):
+    config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf=True))
+    config["components"]["transformer"]["model"].update(
+        {"@architectures": "spacy_bioner.Transformer.v1", "mixed_precision": True}
+    )
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    assert (_shim(nlp).precision, _shim(nlp).fused_update) == ("float16", False)
+
+
+def test_an_unknown_precision_is_refused(tiny_bert):
+    config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf=True))
+    config["components"]["transformer"]["model"]["precision"] = "fp8"
+    with pytest.raises(ValueError, match="bfloat16"):
+        spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
