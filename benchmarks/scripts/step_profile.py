@@ -3,6 +3,7 @@ steps, then the same number of steps split into phases at the encoder's edges.
 
     python scripts/step_profile.py --gpu-id 0 --output results/step-profile.json   # from benchmarks/
     python scripts/step_profile.py --gpu-id 0 --variant fused:components.transformer.model.fused_update=true
+    python scripts/step_profile.py --gpu-id 0 --trace-steps 5
 
 Each configuration (the shipped config cut down to one head, as `run.py`
 trains it, and each `--variant`, config overrides parsed as in `run.py`) is
@@ -34,6 +35,11 @@ component, then the schedules):
    The phases add up to the split step exactly (they are differences of
    consecutive timestamps); the synchronisations make a split step a little
    slower than a plain one, so both are reported.
+
+3. With `--trace-steps N`, N more steps under `torch.profiler`: the GPU
+   kernels' time per step against the wall time (a low share means the step
+   waits on the host, not the GPU) and the table of the operators that took
+   the time.
 
 The batches are the config's batcher over the training corpus, epoch after
 epoch, reshuffled; a record counts the timed steps that were first-epoch ones.
@@ -445,11 +451,12 @@ def main(
         )
         print_record(record)
         records.append(record)
+        if output is not None:
+            # After every configuration, so a time-out loses only the one in progress.
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(records, indent=2), encoding="utf8")
+            log(f"wrote {output}")
         _release_memory(gpu_id)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(records, indent=2), encoding="utf8")
-        log(f"wrote {output}")
 
 
 def _release_memory(gpu_id: int) -> None:
