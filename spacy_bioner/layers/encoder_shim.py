@@ -21,7 +21,6 @@ Both are off by default: they change how a step is computed, not the model,
 and are chosen by measurement (benchmarks/README.md).
 """
 
-import contextlib
 import math
 from typing import Any, List, Optional, Tuple
 
@@ -65,9 +64,8 @@ class EncoderShim(HFShim):
         self._adamw: Optional[torch.optim.AdamW] = None
         self._fused_steps = 0
 
-    def _bfloat16_autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision != "bfloat16":
-            return contextlib.nullcontext()
+    def _bfloat16_autocast(self) -> torch.autocast:
+        # On the model's device: thinc's float16 autocast is CUDA only.
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     def predict(self, inputs: ArgsKwargs) -> Any:
