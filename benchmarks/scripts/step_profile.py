@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import spacy
+import torch
 import typer
 from spacy.language import Language
 from spacy.schemas import ConfigSchemaTraining
@@ -91,10 +92,13 @@ app = typer.Typer(add_completion=False)
 def now(cuda: bool) -> float:
     """`time.perf_counter()`, after the GPU's queued work has finished when `cuda`."""
     if cuda:
-        import torch
-
         torch.cuda.synchronize()
     return time.perf_counter()
+
+
+def on_cuda(module: torch.nn.Module) -> bool:
+    """Whether the module's weights are on a GPU."""
+    return any(parameter.is_cuda for parameter in module.parameters())
 
 
 def hf_module(nlp: Language):
@@ -114,7 +118,7 @@ class EncoderClock:
 
     def __init__(self, module) -> None:
         self.module = module
-        self.cuda = any(parameter.is_cuda for parameter in module.parameters())
+        self.cuda = on_cuda(module)
         self.forward_starts: List[float] = []
         self.forward_ends: List[float] = []
         self.backward_starts: List[float] = []
@@ -249,7 +253,7 @@ def prepare(
         dropout=training["dropout"],
         exclude=training["frozen_components"],
         annotates=training["annotating_components"],
-        cuda=EncoderClock(hf_module(nlp)).cuda,
+        cuda=on_cuda(hf_module(nlp)),
     )
 
 
@@ -463,8 +467,6 @@ def _release_memory(gpu_id: int) -> None:
     """Let the next configuration start without the last one's GPU memory."""
     gc.collect()
     if gpu_id >= 0:
-        import torch
-
         torch.cuda.empty_cache()
 
 
