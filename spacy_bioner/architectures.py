@@ -13,13 +13,14 @@ from .layers.crf import CRFTransitions, TagScores, tag_scores_layer
 from .layers.transformer import BioTransformerModel
 
 
-@registry.architectures("spacy_bioner.TokenTagger.v1")
+@registry.architectures("spacy_bioner.TokenTagger.v2")
 def build_token_tagger(
     tok2vec: Model[List[Doc], List[Floats2d]],
     nO: Optional[int] = None,
     crf: bool = False,
     dropout: float = 0.1,
     features: Optional[Model[List[Doc], List[Floats2d]]] = None,
+    recursion: str = "auto",
 ) -> Model[List[Doc], TagScores]:
     """Per-token IOB2 tag scores over a tok2vec layer, as `TagScores`.
 
@@ -35,12 +36,16 @@ def build_token_tagger(
         by the head itself: e.g. `spacy.MultiHashEmbed.v2` over NORM, PREFIX,
         SUFFIX and SHAPE, the spelling cues (-ine, -mab, digits, capitals) of
         biomedical names, for an encoder that was not trained on them.
+    recursion: how the CRF likelihood, its marginals and the Viterbi path are
+        computed: "sequential" (one step per token), "parallel" (log-depth
+        scans: far fewer, larger operations, for a GPU) or "auto" (parallel
+        on a GPU, sequential on the CPU). See layers/crf.py.
     """
     vectors = tok2vec if features is None else concatenate(tok2vec, features)
     # Zero-initialised, like spaCy's tagger: all tags start equally likely.
     # Its input width is inferred at initialisation.
     output_layer = Linear(nO=nO, init_W=zero_init)
-    scores_layer = CRFTransitions(nO=nO) if crf else tag_scores_layer()
+    scores_layer = CRFTransitions(nO=nO, recursion=recursion) if crf else tag_scores_layer(recursion)
     model = chain(vectors, with_array(chain(Dropout(dropout), output_layer)), scores_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
@@ -149,3 +154,15 @@ def build_tok2vec_transformer_v1(
         name, get_spans, pooling, grad_factor, fallback, tokenizer_config, transformer_config, precision, False,
         grad_scaler_config,
     )
+
+
+@registry.architectures("spacy_bioner.TokenTagger.v1")
+def build_token_tagger_v1(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    nO: Optional[int] = None,
+    crf: bool = False,
+    dropout: float = 0.1,
+    features: Optional[Model[List[Doc], List[Floats2d]]] = None,
+) -> Model[List[Doc], TagScores]:
+    """TokenTagger.v2 with `recursion = "auto"`."""
+    return build_token_tagger(tok2vec, nO, crf, dropout, features, "auto")

@@ -46,13 +46,13 @@ class ConstrainedViterbi:
             transitions = transitions + scores.transitions
             start = start + scores.start
             end = scores.end
-            best = viterbi(padded, lengths, transitions, start, end)
-            _, marginals, _ = forward_backward(padded, lengths, transitions, start, end)
+            best = viterbi(padded, lengths, transitions, start, end, scores.recursion)
+            _, marginals, _ = forward_backward(padded, lengths, transitions, start, end, scores.recursion)
             chosen = xp.take_along_axis(marginals, best[:, :, None].astype("int64"), axis=2)[:, :, 0]
         else:
             log_probs = padded - padded.max(axis=2, keepdims=True)
             log_probs -= xp.log(xp.exp(log_probs).sum(axis=2, keepdims=True))
-            best = viterbi(log_probs, lengths, transitions, start, xp.zeros_like(start))
+            best = viterbi(log_probs, lengths, transitions, start, xp.zeros_like(start), scores.recursion)
             chosen = xp.exp(xp.take_along_axis(log_probs, best[:, :, None].astype("int64"), axis=2)[:, :, 0])
         best_host = ops.to_numpy(best)
         chosen_host = ops.to_numpy(chosen).astype("f")

@@ -175,13 +175,17 @@ class CRFLoss(ClassWeightedTaggingLoss):
         if not scores.has_transitions:
             raise ValueError(
                 "spacy_bioner.CRFLoss.v1 needs learned transition scores: set `crf = true` in the "
-                "head's model (spacy_bioner.TokenTagger.v1), or use spacy_bioner.ClassWeightedCrossentropy.v1."
+                "head's model (spacy_bioner.TokenTagger.v2), or use spacy_bioner.ClassWeightedCrossentropy.v1."
             )
         emissions = scores.emissions
         ops = get_array_ops(scores.transitions)
         xp = ops.xp
         d_emissions = [ops.xp.zeros_like(e) for e in emissions]
-        keep = [i for i, e in enumerate(emissions) if len(e)]
+        # A document with no known tag (one the head is not trained on) adds
+        # nothing to the loss or the gradients, only its tokens' weight of 1
+        # to the normalizer: its recursions are skipped.
+        keep = [i for i, e in enumerate(emissions) if len(e) and (np.asarray(truths[i]) >= 0).any()]
+        unannotated_tokens = sum(len(e) for e in emissions) - sum(len(emissions[i]) for i in keep)
         if not keep:
             zero = TagScores(d_emissions, *(xp.zeros_like(a) for a in (scores.transitions, scores.start, scores.end)))
             return zero, 0.0
@@ -198,11 +202,12 @@ class CRFLoss(ClassWeightedTaggingLoss):
             golds_host[row, : lengths[row]] = truths[i]
             weights_host[row, : lengths[row]] = token_weights[row]
         partial = [row for row, i in enumerate(keep) if (np.asarray(truths[i]) < 0).any()]
-        log_z, marginals, pairwise = forward_backward(free, lengths, transitions, start, end)
+        recursion = scores.recursion
+        log_z, marginals, pairwise = forward_backward(free, lengths, transitions, start, end, recursion)
         gold_log_z, gold_marginals, gold_pairwise = constrained_statistics(
-            free, lengths, xp.asarray(golds_host), partial, transitions, start, end
+            free, lengths, xp.asarray(golds_host), partial, transitions, start, end, recursion
         )
-        normalizer = max(float(weights_host.sum(dtype="float64")), 1.0)
+        normalizer = max(float(weights_host.sum(dtype="float64")) + unannotated_tokens, 1.0)
         weights = xp.asarray(weights_host, dtype=dtype)[:, :, None]
         gradient = weights * (marginals - gold_marginals) / normalizer
         docs = xp.arange(len(keep))

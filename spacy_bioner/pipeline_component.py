@@ -29,7 +29,7 @@ from .tags import make_tags, spans_to_tags, tags_to_spans
 
 DEFAULT_MODEL_CONFIG = """
 [model]
-@architectures = "spacy_bioner.TokenTagger.v1"
+@architectures = "spacy_bioner.TokenTagger.v2"
 crf = false
 dropout = 0.1
 

@@ -8,16 +8,20 @@ paths identical, on random batches with missing annotation.
 import numpy as np
 import oracle
 import pytest
-from thinc.api import NumpyOps
+from spacy.util import registry
+from thinc.api import NumpyOps, noop
 
 from spacy_bioner.decoding import ConstrainedViterbi
-from spacy_bioner.layers.crf import TagScores, forward_backward, pad, viterbi
+from spacy_bioner.architectures import build_token_tagger
+from spacy_bioner.layers import crf
+from spacy_bioner.layers.crf import TagScores, constrained_statistics, forward_backward, pad, viterbi
 from spacy_bioner.losses import CRFLoss
 from spacy_bioner.tags import make_tags, transition_mask
 
 TAGS = make_tags(["DNA", "protein"])  # 5 tags
 OPS = NumpyOps()
 TOLERANCES = {"float64": 1e-9, "float32": 1e-4}
+SCHEDULES = ["sequential", "parallel"]
 
 
 def random_batch(seed: int):
@@ -33,6 +37,7 @@ def random_batch(seed: int):
     golds = [g.astype("i") for g in golds]
     for gold in golds[::2]:  # every other document has missing tags
         gold[rng.random(len(gold)) < 0.4] = -1
+    golds[1][:] = -1  # and one has none: the loss skips it, except in its normalizer
     return emissions, params, golds
 
 
@@ -42,14 +47,16 @@ def assert_close(actual, expected, dtype):
     np.testing.assert_allclose(np.asarray(actual, dtype="float64"), expected, rtol=TOLERANCES[dtype], atol=TOLERANCES[dtype] * scale)
 
 
+@pytest.mark.parametrize("recursion", SCHEDULES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("seed", range(5))
-def test_crf_loss_and_gradients_match_the_oracle(seed, dtype):
+def test_crf_loss_and_gradients_match_the_oracle(seed, dtype, recursion):
     emissions, params, golds = random_batch(seed)
     loss_fn = CRFLoss(scheme="inverse_frequency")
     counts = {tag: 1 + 10 * i for i, tag in enumerate(TAGS)}
     loss_fn.fit(TAGS, counts)
-    d_scores, loss = loss_fn(TagScores([e.astype(dtype) for e in emissions], *(p.astype(dtype) for p in params)), golds)
+    scores = TagScores([e.astype(dtype) for e in emissions], *(p.astype(dtype) for p in params), recursion=recursion)
+    d_scores, loss = loss_fn(scores, golds)
     expected_loss, expected_d, expected_params = oracle.crf_negative_log_likelihood(
         params, emissions, golds, loss_fn.token_weights(golds, missing=1.0), transition_mask(TAGS)
     )
@@ -61,37 +68,112 @@ def test_crf_loss_and_gradients_match_the_oracle(seed, dtype):
         assert_close(actual, expected, dtype)
 
 
+@pytest.mark.parametrize("recursion", SCHEDULES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("seed", range(5))
-def test_marginals_and_paths_match_the_oracle(seed, dtype):
+def test_marginals_and_paths_match_the_oracle(seed, dtype, recursion):
     emissions, params, _ = random_batch(seed)
     mask_transitions, mask_start = transition_mask(TAGS)
     transitions, start, end = params[0] + mask_transitions, params[1] + mask_start, params[2]
     padded, lengths = pad(OPS, [e.astype(dtype) for e in emissions])
     cast = [a.astype(dtype) for a in (transitions, start, end)]
-    log_z, marginals, pairwise = forward_backward(padded, lengths, *cast)
+    log_z, marginals, pairwise = forward_backward(padded, lengths, *cast, recursion=recursion)
     expected = [oracle.forward_backward_one(e, transitions, start, end) for e in emissions]
     assert_close(log_z, [log_z for log_z, _, _ in expected], dtype)
     for row, (_, reference, _) in enumerate(expected):
         assert_close(marginals[row, : lengths[row]], reference, dtype)
         assert not marginals[row, lengths[row] :].any()
     assert_close(pairwise, sum(pairs for _, _, pairs in expected), dtype)
-    paths = viterbi(padded, lengths, *cast)
+    paths = viterbi(padded, lengths, *cast, recursion=recursion)
     for row, reference in enumerate(oracle.viterbi(emissions, transitions, start, end)):
         np.testing.assert_array_equal(paths[row, : lengths[row]], reference)
 
 
-def test_decoder_confidences_are_crf_marginals_or_softmax_probabilities():
+@pytest.mark.parametrize("recursion", SCHEDULES)
+def test_decoder_confidences_are_crf_marginals_or_softmax_probabilities(recursion):
     emissions, params, _ = random_batch(0)
     decoder = ConstrainedViterbi(TAGS)
     mask_transitions, mask_start = transition_mask(TAGS)
     transitions, start, end = params[0] + mask_transitions, params[1] + mask_start, params[2]
-    paths, confidences = decoder(OPS, TagScores(emissions, *params))
+    paths, confidences = decoder(OPS, TagScores(emissions, *params, recursion=recursion))
     for scores, path, confidence in zip(emissions, paths, confidences):
         _, marginals, _ = oracle.forward_backward_one(scores, transitions, start, end)
         np.testing.assert_allclose(confidence, marginals[np.arange(len(path)), path], rtol=1e-6)
-    paths, confidences = decoder(OPS, TagScores(emissions))
+    paths, confidences = decoder(OPS, TagScores(emissions, recursion=recursion))
     for scores, path, confidence in zip(emissions, paths, confidences):
         probs = np.exp(scores - scores.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         np.testing.assert_allclose(confidence, probs[np.arange(len(path)), path], rtol=1e-6)
+
+
+def long_batch(seed: int, lengths, dtype: str):
+    """Scores of the size a head sees: abstracts of hundreds of tokens, 11 tags,
+    emissions spread as a trained head's are."""
+    tags = make_tags(["DNA", "RNA", "cell_line", "cell_type", "protein"])
+    rng = np.random.default_rng(seed)
+    n_tags = len(tags)
+    mask_transitions, mask_start = transition_mask(tags)
+    padded = rng.normal(scale=8.0, size=(len(lengths), max(lengths), n_tags)).astype(dtype)
+    params = (
+        (mask_transitions + rng.normal(scale=3.0, size=(n_tags, n_tags))).astype(dtype),
+        (mask_start + rng.normal(size=n_tags)).astype(dtype),
+        rng.normal(size=n_tags).astype(dtype),
+    )
+    return padded, np.asarray(lengths), params
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("lengths", [[1], [1, 1, 1], [2, 1], [300, 17, 1, 256, 299]])
+def test_parallel_schedule_equals_the_sequential_one(lengths, dtype):
+    padded, lengths, params = long_batch(len(lengths), lengths, dtype)
+    expected = forward_backward(padded, lengths, *params, recursion="sequential")
+    for actual, reference in zip(forward_backward(padded, lengths, *params, recursion="parallel"), expected):
+        assert actual.dtype == padded.dtype
+        assert_close(actual, reference, dtype)
+    golds = np.where(np.random.default_rng(0).random(padded.shape[:2]) < 0.5, -1, viterbi(padded, lengths, *params))
+    golds[np.arange(padded.shape[1])[None, :] >= lengths[:, None]] = -1
+    partial = list(range(len(lengths)))
+    expected = constrained_statistics(padded, lengths, golds, partial, *params, recursion="sequential")
+    actual = constrained_statistics(padded, lengths, golds, partial, *params, recursion="parallel")
+    for array, reference in zip(actual, expected):
+        assert_close(array, reference, dtype)
+    paths = viterbi(padded, lengths, *params, recursion="parallel")
+    reference = viterbi(padded, lengths, *params, recursion="sequential")
+    for row, length in enumerate(lengths):
+        np.testing.assert_array_equal(paths[row, :length], reference[row, :length])
+
+
+def test_parallel_viterbi_in_chunks_of_documents_gives_the_same_paths(monkeypatch):
+    padded, lengths, params = long_batch(1, [40, 3, 39, 12], "float32")
+    whole = viterbi(padded, lengths, *params, recursion="parallel")
+    monkeypatch.setattr(crf, "MAX_PLUS_CHUNK", 1)  # one document at a time
+    np.testing.assert_array_equal(viterbi(padded, lengths, *params, recursion="parallel"), whole)
+
+
+def test_auto_is_the_sequential_schedule_on_the_cpu():
+    padded, lengths, params = long_batch(2, [30, 7], "float32")
+    for auto, sequential in zip(
+        forward_backward(padded, lengths, *params, recursion="auto"),
+        forward_backward(padded, lengths, *params, recursion="sequential"),
+    ):
+        np.testing.assert_array_equal(auto, sequential)
+
+
+def test_an_unknown_recursion_is_refused_when_the_model_is_built():
+    with pytest.raises(ValueError, match="'sequential', 'parallel'"):
+        build_token_tagger(tok2vec=noop(), crf=True, recursion="scan")
+    with pytest.raises(ValueError, match="'sequential', 'parallel'"):
+        build_token_tagger(tok2vec=noop(), crf=False, recursion="scan")
+
+
+@pytest.mark.parametrize("crf_head", [True, False])
+def test_the_heads_schedule_reaches_its_scores(crf_head):
+    model = build_token_tagger(tok2vec=noop(), nO=len(TAGS), crf=crf_head, recursion="parallel")
+    vectors = [np.ones((n, 4), dtype="f") for n in (3, 1)]
+    model.initialize(X=vectors)
+    scores = model.predict(vectors)
+    assert scores.recursion == "parallel" and scores.has_transitions == crf_head
+    # TokenTagger.v1 (older pipelines) builds with the default, "auto".
+    older = registry.architectures.get("spacy_bioner.TokenTagger.v1")(tok2vec=noop(), nO=len(TAGS), crf=crf_head)
+    older.initialize(X=vectors)
+    assert older.predict(vectors).recursion == "auto"

@@ -107,7 +107,7 @@ factory = "bio_ner"
 spans_key = "jnlpba"
 
 [components.jnlpba.model]
-@architectures = "spacy_bioner.TokenTagger.v1"
+@architectures = "spacy_bioner.TokenTagger.v2"
 crf = {crf}
 
 [components.jnlpba.loss]

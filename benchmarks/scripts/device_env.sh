@@ -3,10 +3,18 @@
 # and install this package. Needs REPO set to the repository root. The machine
 # has no spaCy and no network, so nothing here downloads. The encoder lands in
 # /tmp/all-MiniLM-L6-v2.
-mkdir -p /tmp/site
-tar -xJf "$REPO/.device/spacy-gpu-site-cp312.tar.xz" -C /tmp/site
-tar -xJf "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" -C /tmp
+# A second job in the same call finds all of it done and skips it.
+if [ ! -d /tmp/site/spacy ]; then
+  mkdir -p /tmp/site
+  tar -xJf "$REPO/.device/spacy-gpu-site-cp312.tar.xz" -C /tmp/site
+fi
+[ -d /tmp/all-MiniLM-L6-v2 ] || tar -xJf "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" -C /tmp
 export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
-# Not editable: an editable install fails with the carried setuptools.
-python3 -m pip install -q --no-deps --no-build-isolation --no-index "$REPO"
+# Not editable: an editable install fails with the carried setuptools. Done
+# again whenever the package's sources differ from those last installed.
+stamp=$(cd "$REPO" && cat setup.py $(find spacy_bioner -name '*.py' | sort) | sha1sum | cut -c1-40)
+if [ "$(cat /tmp/spacy-bioner.installed 2>/dev/null)" != "$stamp" ]; then
+  python3 -m pip install -q --no-deps --no-build-isolation --no-index "$REPO"
+  echo "$stamp" > /tmp/spacy-bioner.installed
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

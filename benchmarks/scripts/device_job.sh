@@ -3,9 +3,10 @@
 # ../shared/device/README.md): unpack the carried spaCy stack and encoder,
 # install this package, convert the two benchmark corpora (the benchmark
 # project's convert commands, in parallel), then run a script of scripts/ on
-# GPU 0 with the arguments given: run.py (the systems; the default) or
-# step_profile.py. Records and the console log go to $OUT (the device tool's
-# output folder) or, elsewhere, to benchmarks/results/.
+# GPU 0 with the arguments given: run.py (the systems; the default),
+# step_profile.py or crf_schedules.py. Records and the console log go to $OUT
+# (the device tool's output folder) or, elsewhere, to benchmarks/results/.
+# Jobs chained in one call (`job A; job B`) unpack and install only once.
 #
 # Stage first with `../shared/device/stage.sh` (from the repository root), then
 # call the device tool with
@@ -13,6 +14,7 @@
 #   carry: [".device"]
 #   command: bash benchmarks/scripts/device_job.sh --corpus bc5cdr --epochs 5
 #   command: bash benchmarks/scripts/device_job.sh step_profile.py --corpus bc5cdr --variant ...
+#   command: bash benchmarks/scripts/device_job.sh crf_schedules.py
 #
 # It runs from any folder. The machine has no spaCy and no network, so nothing
 # here downloads.
@@ -34,9 +36,11 @@ for pid in "${pids[@]}"; do wait "$pid"; done  # one failed conversion stops the
 
 script=run.py
 case "${1:-}" in *.py) script=$1; shift ;; esac
+# The scripts that train get the carried encoder and the converted corpora.
+trains=(--encoder /tmp/all-MiniLM-L6-v2 --corpus-root corpus)
 case "$script" in
-  run.py) output=(--output-dir "$OUT") ;;
-  *) output=(--output "$OUT/${script%.py}.json") ;;
+  run.py) args=("${trains[@]}" --output-dir "$OUT") ;;
+  step_profile.py) args=("${trains[@]}" --output "$OUT/${script%.py}.json") ;;
+  *) args=(--output "$OUT/${script%.py}.json") ;;
 esac
-python3 "scripts/$script" --gpu-id 0 --encoder /tmp/all-MiniLM-L6-v2 --corpus-root corpus \
-  "${output[@]}" "$@" 2>&1 | tee "$OUT/${script%.py}.log"
+python3 "scripts/$script" --gpu-id 0 "${args[@]}" "$@" 2>&1 | tee "$OUT/${script%.py}.log"

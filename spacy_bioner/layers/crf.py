@@ -12,8 +12,21 @@ is written here, small:
 - `forward_backward`, `constrained_statistics`, `viterbi`: the recursions,
   written against the array module of the scores (`ops.xp`: NumPy on the
   CPU, CuPy on a GPU) in the scores' own precision, over a padded batch
-  (B documents, T tokens, K tags): one vectorised step per token position.
-  Nothing is copied to the host.
+  (B documents, T tokens, K tags). Nothing is copied to the host.
+
+Each recursion comes in two schedules (`recursion`), equal up to rounding:
+
+- "sequential": one vectorised step per token position, about a dozen
+  array operations each. On the CPU an operation on (B, K) arrays costs
+  microseconds; on a GPU each is a kernel launch, a dozen times T of them
+  in a row for every batch (T, the longest document, is hundreds of tokens
+  for an abstract).
+- "parallel": the same quantities as products of the per-token (K, K)
+  transfer matrices, combined by a Hillis-Steele scan: log2(T) rounds of
+  batched matrix products (sum-product for the marginals, max-plus for
+  Viterbi, whose backpointers are then followed by pointer jumping). More
+  arithmetic (T log T K^3) in far fewer operations.
+- "auto" (the default): parallel on a GPU, sequential on the CPU.
 
 The likelihood is the *partial-annotation* CRF likelihood: the gold score is
 the log-sum over all paths that agree with the gold tags where they are
@@ -26,7 +39,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from thinc.api import Model, get_array_module
-from thinc.types import Floats1d, Floats2d, Floats3d, Ints2d
+from thinc.types import Floats1d, Floats2d, Floats3d, Floats4d, Ints2d
 
 from ..tags import FORBIDDEN
 
@@ -40,6 +53,8 @@ class TagScores:
     emissions: per document, (n_tokens, n_tags).
     transitions (n_tags, n_tags), start (n_tags,), end (n_tags,): the CRF's
         learned scores, without the IOB2 constraints; None without a CRF.
+    recursion: how sums and maxima over tag paths are computed from these
+        scores (see RECURSIONS), set by the layer that made them.
     The gradient of a loss with respect to the scores has the same form.
     """
 
@@ -47,6 +62,7 @@ class TagScores:
     transitions: Optional[Floats2d] = None
     start: Optional[Floats1d] = None
     end: Optional[Floats1d] = None
+    recursion: str = "auto"
 
     @property
     def has_transitions(self) -> bool:
@@ -54,19 +70,19 @@ class TagScores:
         return self.transitions is not None
 
 
-def tag_scores_layer() -> Model[List[Floats2d], TagScores]:
+def tag_scores_layer(recursion: str = "auto") -> Model[List[Floats2d], TagScores]:
     """Wraps emission scores as `TagScores` (a tagger without a CRF)."""
-    return Model("tag_scores", _emissions_forward)
+    return Model("tag_scores", _emissions_forward, attrs={"recursion": check_recursion(recursion)})
 
 
 def _emissions_forward(model: Model, X: List[Floats2d], is_train: bool) -> Tuple[TagScores, Callable]:
     def backprop(dY: TagScores) -> List[Floats2d]:
         return dY.emissions
 
-    return TagScores(X), backprop
+    return TagScores(X, recursion=model.attrs["recursion"]), backprop
 
 
-def CRFTransitions(nO: Optional[int] = None) -> Model[List[Floats2d], TagScores]:
+def CRFTransitions(nO: Optional[int] = None, recursion: str = "auto") -> Model[List[Floats2d], TagScores]:
     """Learned tag-to-tag, start and end scores, returned beside the emissions."""
     return Model(
         "crf",
@@ -74,11 +90,13 @@ def CRFTransitions(nO: Optional[int] = None) -> Model[List[Floats2d], TagScores]
         init=_init_crf,
         dims={"nO": nO},
         params={name: None for name in CRF_PARAMS},
+        attrs={"recursion": check_recursion(recursion)},
     )
 
 
 def _crf_forward(model: Model, X: List[Floats2d], is_train: bool) -> Tuple[TagScores, Callable]:
-    scores = TagScores(X, *(model.get_param(name) for name in CRF_PARAMS))
+    params = (model.get_param(name) for name in CRF_PARAMS)
+    scores = TagScores(X, *params, recursion=model.attrs["recursion"])
 
     def backprop(dY: TagScores) -> List[Floats2d]:
         if dY.has_transitions:
@@ -99,18 +117,49 @@ def _init_crf(model: Model, X=None, Y=None) -> None:
 # ---------------------------------------------------------------------------
 # The recursions
 
+RECURSIONS = ("auto", "sequential", "parallel")
+
+# Elements of the max-plus scan's (documents, matrices, K, K, K) intermediate
+# computed at once: 64M (256 MB in float32); more documents go in chunks.
+MAX_PLUS_CHUNK = 1 << 26
+
+
+def check_recursion(recursion: str) -> str:
+    """`recursion` if it names one of RECURSIONS, else a ValueError that lists them."""
+    if recursion not in RECURSIONS:
+        raise ValueError(f"Unknown CRF recursion {recursion!r}: use one of {list(RECURSIONS)}.")
+    return recursion
+
+
+def _parallel(recursion: str, xp) -> bool:
+    return check_recursion(recursion) == "parallel" or (recursion == "auto" and xp is not np)
+
 
 def forward_backward(
-    emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
+    emissions: Floats3d,
+    lengths: np.ndarray,
+    transitions: Floats2d,
+    start: Floats1d,
+    end: Floats1d,
+    recursion: str = "sequential",
 ) -> Tuple[Floats1d, Floats3d, Floats2d]:
     """Log-partition, token marginals and summed pairwise marginals.
 
     emissions: (B, T, K) padded; lengths (B,) on the host, each >= 1.
+    recursion: one of RECURSIONS (module docstring).
     Returns log_z (B,), marginals (B, T, K) (zero on padding) and the
     expected transition counts (K, K) summed over the batch, all on the
     emissions' device and in their precision.
+    """
+    if _parallel(recursion, get_array_module(emissions)):
+        return _forward_backward_parallel(emissions, lengths, transitions, start, end)
+    return _forward_backward_sequential(emissions, lengths, transitions, start, end)
 
-    The recursions run in probability space, each step normalised (the
+
+def _forward_backward_sequential(
+    emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
+) -> Tuple[Floats1d, Floats3d, Floats2d]:
+    """One step per token, in probability space, each step normalised (the
     scaled forward-backward of HMMs): a (B, K) x (K, K) product per token
     instead of a log-sum-exp over (B, K, K), several times faster. Each
     token's scores are shifted by their maximum before exp(), so nothing
@@ -163,6 +212,100 @@ def forward_backward(
     return log_z, marginals, pairwise
 
 
+def _forward_backward_parallel(
+    emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
+) -> Tuple[Floats1d, Floats3d, Floats2d]:
+    """The forward and backward probabilities as prefix and suffix products of
+    the transfer matrices M_t = exp(transitions) * exp(emissions[t]) (columns),
+    in probability space like the sequential schedule, each product kept
+    normalised to a largest entry of 1 beside its log scale. The start scores
+    are folded into the first matrix and the end scores into each document's
+    last, so that what normalisation flushes to zero is negligible against
+    the paths that count. Past a document's end the matrices are identities.
+    """
+    xp = get_array_module(emissions)
+    dtype = emissions.dtype
+    tiny = xp.finfo(dtype).tiny
+    n_docs, n_steps, n_tags = emissions.shape
+    docs = xp.arange(n_docs)
+    last = xp.asarray(lengths - 1)
+    inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
+    shift = emissions.max(axis=2, keepdims=True)
+    potentials = xp.exp(emissions - shift)
+    step_transitions = xp.exp(transitions - transitions.max())
+    first = potentials[:, 0] * xp.exp(start - start.max())
+    final = xp.exp(end - end.max())
+    # steps[:, t - 1] = M_t, for t = 1 .. T - 1.
+    identity = xp.eye(n_tags, dtype=dtype)
+    steps = xp.where(inside[:, 1:, None, None], step_transitions * potentials[:, 1:, None, :], identity)
+    into, out_of = steps.copy(), steps.copy()
+    if n_steps > 1:
+        into[:, 0] *= first[:, :, None]
+        closing = np.flatnonzero(lengths >= 2)  # on the host: no device sync
+        out_of[xp.asarray(closing), xp.asarray(lengths[closing] - 2)] *= final
+    prefix, prefix_log = _scan_products(into, reverse=False)
+    suffix, suffix_log = _scan_products(out_of, reverse=True)
+    # alpha[:, t] = first @ M_1 ... M_t; beta[:, t] = M_t+1 ... M_last @ final.
+    alpha, alpha_log = _normalise(
+        xp.concatenate([first[:, None], prefix.sum(axis=2)], axis=1),
+        xp.concatenate([xp.zeros((n_docs, 1), dtype=dtype), prefix_log], axis=1),
+    )
+    beta = xp.concatenate([suffix.sum(axis=3), xp.ones((n_docs, 1, n_tags), dtype=dtype)], axis=1)
+    beta_log = xp.concatenate([suffix_log, xp.zeros((n_docs, 1), dtype=dtype)], axis=1)
+    beta[docs, last] = final
+    beta_log[docs, last] = 0
+    beta, beta_log = _normalise(beta, beta_log)
+    # alpha[:, t] . beta[:, t] is the partition function at every t.
+    joint = alpha * beta
+    total = xp.maximum(joint.sum(axis=2), tiny)
+    marginals = xp.where(inside[:, :, None], joint / total[:, :, None], 0)
+    log_z = (
+        xp.log(total[:, 0])
+        + alpha_log[:, 0]
+        + beta_log[:, 0]
+        + xp.where(inside, shift[:, :, 0], 0).sum(axis=1)
+        + start.max()
+        + end.max()
+        + transitions.max() * last.astype(dtype)
+    )
+    # Each (t, t + 1) pair's marginals sum to 1: normalise, then add up.
+    pairs = alpha[:, :-1, :, None] * steps * beta[:, 1:, None, :]
+    weights = xp.where(inside[:, 1:], 1 / xp.maximum(pairs.sum(axis=(2, 3)), tiny), 0)
+    pairwise = xp.einsum("btij,bt->ij", pairs, weights)
+    return log_z, marginals, pairwise
+
+
+def _scan_products(matrices: Floats4d, reverse: bool) -> Tuple[Floats4d, Floats2d]:
+    """Inclusive prefix products (suffix products if `reverse`) of each
+    document's (K, K) matrices, in log2(n) rounds (Hillis-Steele).
+
+    matrices: (B, n, K, K), non-negative. Returns the products, each scaled
+    to a largest entry of 1, and the log of each scale, (B, n).
+    """
+    xp = get_array_module(matrices)
+    tiny = xp.finfo(matrices.dtype).tiny
+    top = xp.maximum(matrices.max(axis=(2, 3)), tiny)
+    products = matrices / top[:, :, None, None]
+    log_scale = xp.log(top)
+    n_matrices, offset = matrices.shape[1], 1
+    while offset < n_matrices:
+        combined = products[:, :-offset] @ products[:, offset:]
+        top = xp.maximum(combined.max(axis=(2, 3)), tiny)
+        scales = log_scale[:, :-offset] + log_scale[:, offset:] + xp.log(top)
+        target = slice(0, n_matrices - offset) if reverse else slice(offset, n_matrices)
+        products[:, target] = combined / top[:, :, None, None]
+        log_scale[:, target] = scales
+        offset *= 2
+    return products, log_scale
+
+
+def _normalise(vectors: Floats3d, log_scale: Floats2d) -> Tuple[Floats3d, Floats2d]:
+    """Scale each vector (last axis) to sum to 1, adding the log of its sum to `log_scale`."""
+    xp = get_array_module(vectors)
+    total = xp.maximum(vectors.sum(axis=-1), xp.finfo(vectors.dtype).tiny)
+    return vectors / total[..., None], log_scale + xp.log(total)
+
+
 def constrained_statistics(
     emissions: Floats3d,
     lengths: np.ndarray,
@@ -171,6 +314,7 @@ def constrained_statistics(
     transitions: Floats2d,
     start: Floats1d,
     end: Floats1d,
+    recursion: str = "sequential",
 ) -> Tuple[Floats1d, Floats3d, Floats2d]:
     """`forward_backward` over only the paths that agree with the known gold tags.
 
@@ -209,6 +353,7 @@ def constrained_statistics(
             transitions,
             start,
             end,
+            recursion=recursion,
         )
         log_z[rows] = sub_log_z
         marginals[rows] = sub_marginals
@@ -217,15 +362,31 @@ def constrained_statistics(
 
 
 def viterbi(
-    emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
+    emissions: Floats3d,
+    lengths: np.ndarray,
+    transitions: Floats2d,
+    start: Floats1d,
+    end: Floats1d,
+    recursion: str = "sequential",
 ) -> Ints2d:
     """The best tag sequence of each padded document, (B, T), on the scores' device.
 
     emissions: (B, T, K) log-probabilities or CRF potentials; lengths (B,) on
     the host, each >= 1; transitions (K, K), start (K,), end (K,) are added to
     the path score, FORBIDDEN entries excluding a transition. Entries past a
-    document's end are meaningless.
+    document's end are meaningless. recursion: one of RECURSIONS; the two
+    schedules add the same scores in a different order, so they can part only
+    where two paths tie to within rounding.
     """
+    if _parallel(recursion, get_array_module(emissions)):
+        return _viterbi_parallel(emissions, lengths, transitions, start, end)
+    return _viterbi_sequential(emissions, lengths, transitions, start, end)
+
+
+def _viterbi_sequential(
+    emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
+) -> Ints2d:
+    """One max-plus step per token, then one backtracking step per token."""
     xp = get_array_module(emissions)
     n_docs, n_steps, n_tags = emissions.shape
     lengths_dev = xp.asarray(lengths)
@@ -246,6 +407,60 @@ def viterbi(
         previous = backpointers[docs, t, paths[:, t]]
         paths[:, t - 1] = xp.where(t <= last, previous, paths[:, t - 1])
     return paths
+
+
+def _viterbi_parallel(
+    emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
+) -> Ints2d:
+    """Each token's best score per tag as max-plus prefix products of the
+    step matrices W_t = transitions + emissions[t] (columns), the start scores
+    folded into the first; then every backpointer at once, and the path by
+    composing them (pointer jumping): both in log2(T) rounds.
+    """
+    xp = get_array_module(emissions)
+    dtype = emissions.dtype
+    n_docs, n_steps, n_tags = emissions.shape
+    docs = xp.arange(n_docs)
+    last = xp.asarray(lengths - 1)
+    inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
+    first = emissions[:, 0] + start
+    # The max-plus identity past a document's end.
+    identity = xp.where(xp.eye(n_tags, dtype=bool), 0, -xp.inf).astype(dtype)
+    steps = xp.where(inside[:, 1:, None, None], transitions + emissions[:, 1:, None, :], identity)
+    if n_steps > 1:
+        steps[:, 0] += first[:, :, None]
+    best = xp.concatenate([first[:, None], _max_plus_prefix(steps).max(axis=2)], axis=1)
+    # pointers[:, t][j]: the best tag at t before tag j at t + 1; then, after
+    # round r, the tag at t reached from tag j at t + 2^r.
+    pointers = (best[:, :-1, :, None] + transitions).argmax(axis=2)
+    pointers = xp.where(inside[:, 1:, None], pointers, xp.arange(n_tags))
+    offset = 1
+    while offset < n_steps - 1:
+        pointers[:, :-offset] = xp.take_along_axis(pointers[:, :-offset], pointers[:, offset:], axis=2)
+        offset *= 2
+    final = (best[docs, last] + end).argmax(axis=1)
+    paths = xp.empty((n_docs, n_steps), dtype="int32")
+    paths[:, -1] = final
+    ends = xp.broadcast_to(final[:, None, None], (n_docs, n_steps - 1, 1))
+    paths[:, :-1] = xp.take_along_axis(pointers, ends, axis=2)[:, :, 0]
+    return paths
+
+
+def _max_plus_prefix(matrices: Floats4d) -> Floats4d:
+    """Inclusive max-plus prefix products of each document's (K, K) matrices,
+    (B, n, K, K), in log2(n) rounds; documents in chunks (MAX_PLUS_CHUNK)."""
+    xp = get_array_module(matrices)
+    n_docs, n_matrices, n_tags, _ = matrices.shape
+    per_doc = max(n_matrices * n_tags**3, 1)
+    chunk = max(MAX_PLUS_CHUNK // per_doc, 1)
+    products = matrices.copy()
+    for rows in range(0, n_docs, chunk):
+        part = products[rows : rows + chunk]
+        offset = 1
+        while offset < n_matrices:
+            part[:, offset:] = (part[:, :-offset, :, :, None] + part[:, offset:, None, :, :]).max(axis=3)
+            offset *= 2
+    return products
 
 
 def pad(ops, arrays: Sequence[Floats2d]) -> Tuple[Floats3d, np.ndarray]:

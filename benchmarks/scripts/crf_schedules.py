@@ -1,0 +1,158 @@
+"""The CRF's two schedules side by side: forward-backward and Viterbi, sequential
+(one step per token) against parallel (log-depth scans), on the CPU or a GPU.
+
+    python scripts/crf_schedules.py                          # from benchmarks/, on the CPU
+    python scripts/crf_schedules.py --gpu-id 0 --output results/crf-schedules.json
+
+Random scores of the heads' shape (JNLPBA's 11 IOB2 tags, the IOB2
+constraints plus learned-size transition scores) for batches of B documents
+of up to T tokens: a training step's (16 x 128 to 8 x 256 at 2,000 words)
+and `nlp.pipe`'s (128 documents). Each call is timed after a warm-up call,
+the device synchronised before every clock reading; the median of
+`--repeats` is kept. Beside the times, how far the schedules agree: the
+largest difference of log Z, marginals and pairwise marginals relative to
+each array's scale, and the share of identical Viterbi paths. On a GPU that
+is also the check that the CuPy code paths compute what the NumPy ones do.
+"""
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import spacy
+import typer
+from thinc.api import get_current_ops
+
+from run import device_name, log, versions
+from spacy_bioner.layers.crf import forward_backward, viterbi
+from spacy_bioner.tags import make_tags, transition_mask
+
+SCHEDULES = ("sequential", "parallel")
+LABELS = ["DNA", "RNA", "cell_line", "cell_type", "protein"]
+DEFAULT_SHAPES = ["16x128", "8x256", "128x256", "128x512"]
+
+
+def parse_shape(text: str) -> Tuple[int, int]:
+    """'BxT' as (documents, longest document in tokens)."""
+    try:
+        n_docs, n_steps = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: a shape is DOCUMENTSxTOKENS, e.g. 8x256") from None
+    if n_docs < 1 or n_steps < 1:
+        raise typer.BadParameter(f"{text!r}: both sizes must be at least 1")
+    return n_docs, n_steps
+
+
+def random_scores(ops, n_docs: int, n_steps: int, seed: int = 0):
+    """Padded float32 emissions on the ops' device, host lengths (T/2 to T,
+    one of them T), and the transition, start and end scores."""
+    rng = np.random.default_rng(seed)
+    tags = make_tags(LABELS)
+    n_tags = len(tags)
+    lengths = rng.integers(max(n_steps // 2, 1), n_steps + 1, size=n_docs)
+    lengths[0] = n_steps
+    mask_transitions, mask_start = transition_mask(tags)
+    host = (
+        rng.normal(scale=8.0, size=(n_docs, n_steps, n_tags)),
+        mask_transitions + rng.normal(scale=3.0, size=(n_tags, n_tags)),
+        mask_start + rng.normal(size=n_tags),
+        rng.normal(size=n_tags),
+    )
+    emissions, transitions, start, end = (ops.asarray(a.astype("float32")) for a in host)
+    return emissions, lengths, transitions, start, end
+
+
+def synchronize(xp) -> None:
+    if xp is not np:
+        xp.cuda.Device().synchronize()
+
+
+def median_ms(call: Callable[[], Any], xp, repeats: int) -> float:
+    """Median wall time of `call` in ms, after one untimed call."""
+    call()
+    times = []
+    for _ in range(repeats):
+        synchronize(xp)
+        start = time.perf_counter()
+        call()
+        synchronize(xp)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def relative_difference(actual, expected) -> float:
+    actual, expected = (np.asarray(a, dtype="float64") for a in (actual, expected))
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
+    return float(np.abs(actual - expected).max(initial=0.0)) / scale
+
+
+def measure_shape(ops, n_docs: int, n_steps: int, repeats: int) -> Dict[str, Any]:
+    """Times of both schedules on one shape, and how far their results agree."""
+    xp = ops.xp
+    scores = random_scores(ops, n_docs, n_steps)
+    lengths = scores[1]
+    record: Dict[str, Any] = {"documents": n_docs, "tokens": n_steps, "words": int(lengths.sum())}
+    results = {}
+    for schedule in SCHEDULES:
+        record[f"forward_backward_{schedule}_ms"] = median_ms(
+            lambda: forward_backward(*scores, recursion=schedule), xp, repeats
+        )
+        record[f"viterbi_{schedule}_ms"] = median_ms(lambda: viterbi(*scores, recursion=schedule), xp, repeats)
+        results[schedule] = [ops.to_numpy(a) for a in forward_backward(*scores, recursion=schedule)]
+        results[schedule].append(ops.to_numpy(viterbi(*scores, recursion=schedule)))
+    for name in ("forward_backward", "viterbi"):
+        record[f"{name}_speedup"] = record[f"{name}_sequential_ms"] / max(record[f"{name}_parallel_ms"], 1e-9)
+    sequential, parallel = results["sequential"], results["parallel"]
+    for name, index in (("log_z", 0), ("marginals", 1), ("pairwise", 2)):
+        record[f"{name}_max_relative_difference"] = relative_difference(parallel[index], sequential[index])
+    same = [np.array_equal(a[:n], b[:n]) for a, b, n in zip(parallel[3], sequential[3], lengths)]
+    record["identical_paths"] = sum(same) / len(same)
+    return record
+
+
+def print_records(records: List[Dict[str, Any]]) -> None:
+    print(
+        "shape      words   fb seq ms   fb par ms   speedup   vit seq ms   vit par ms   speedup"
+        "   max rel diff   same paths"
+    )
+    for r in records:
+        diff = max(r[f"{n}_max_relative_difference"] for n in ("log_z", "marginals", "pairwise"))
+        print(
+            f"{r['documents']:>4}x{r['tokens']:<5} {r['words']:>6}   {r['forward_backward_sequential_ms']:>9.2f}"
+            f"   {r['forward_backward_parallel_ms']:>9.2f}   {r['forward_backward_speedup']:>7.2f}"
+            f"   {r['viterbi_sequential_ms']:>10.2f}   {r['viterbi_parallel_ms']:>10.2f}   {r['viterbi_speedup']:>7.2f}"
+            f"   {diff:>12.1e}   {r['identical_paths']:>10.1%}"
+        )
+
+
+def main(
+    gpu_id: int = typer.Option(-1, help="GPU to use; -1 for the CPU."),
+    shape: Optional[List[str]] = typer.Option(
+        None, help=f"A batch as DOCUMENTSxTOKENS (repeatable; default: {' '.join(DEFAULT_SHAPES)})."
+    ),
+    repeats: int = typer.Option(5, min=1, help="Timed calls per function, schedule and shape (median kept)."),
+    output: Optional[Path] = typer.Option(None, help="Also write the record here as JSON."),
+) -> None:
+    """Time the CRF's sequential and parallel schedules and check that they agree."""
+    shapes = [parse_shape(text) for text in (shape or DEFAULT_SHAPES)]
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    ops = get_current_ops()
+    device = device_name(gpu_id)
+    records = []
+    for n_docs, n_steps in shapes:
+        log(f"{n_docs} x {n_steps} on {device}")
+        records.append(measure_shape(ops, n_docs, n_steps, repeats))
+    print_records(records)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        record = {"device": device, "repeats": repeats, "versions": versions(), "shapes": records}
+        output.write_text(json.dumps(record, indent=2) + "\n", encoding="utf8")
+        log(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
