@@ -4,7 +4,8 @@
   (`WindowSplitter`): spacy-transformers silently drops every token past the
   encoder's maximum length, and their entities with them.
 - Windows are tokenized through the tokenizer's Rust backend, and in
-  training each window's encoding is remembered (`WordpieceEncoder`).
+  training each window's encoding is remembered (`WordpieceEncoder`); tokens
+  are aligned to wordpieces by their offsets in NumPy (alignment.py).
 - The encoder runs in this package's shim (`EncoderShim`): bfloat16 autocast
   and a fused optimizer step as options.
 
@@ -19,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from spacy.tokens import Doc, Span
-from spacy_transformers.align import get_alignment, get_alignment_via_offset_mapping
+from spacy_transformers.align import get_alignment
 from spacy_transformers.data_classes import (
     FullTransformerBatch,
     HFObjects,
@@ -41,6 +42,7 @@ from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from transformers import PreTrainedTokenizerFast
 
 from ..encoders import resolve_encoder
+from .alignment import align_by_offsets
 from .encoder_shim import EncoderShim
 
 
@@ -153,7 +155,7 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
     texts = [span.text for span in flat_spans]
     if isinstance(tokenizer, PreTrainedTokenizerFast) and flat_spans:
         wordpieces, offsets = model.encode_wordpieces(tokenizer, texts, remember=is_train)
-        align = get_alignment_via_offset_mapping(flat_spans, offsets)
+        align = align_by_offsets(flat_spans, offsets)
     else:
         # Slow tokenizers have no offsets: spacy-transformers aligns by strings.
         batch_encoding = huggingface_tokenize(tokenizer, texts)
