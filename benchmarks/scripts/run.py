@@ -200,6 +200,7 @@ def _scores(scores: Dict[str, Any]) -> Dict[str, Any]:
         "test_p": scores["p"],
         "test_r": scores["r"],
         "test_f1": scores["f1"],
+        "test_macro_f1": scores["macro_f1"],
         "per_type_f1": {label: row["f1"] for label, row in scores["per_type"].items()},
     }
 
@@ -259,15 +260,15 @@ def versions() -> Dict[str, str]:
 
 def markdown_table(records: List[Dict[str, Any]]) -> str:
     lines = [
-        "| system | variant | corpus | epochs | dev F1 | P | R | F1 | train s | words/s (32 / 128) | peak GPU MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| system | variant | corpus | epochs | dev F1 | P | R | F1 | macro F1 | train s | words/s (32 / 128) | peak GPU MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in records:
         wps = r["words_per_second"]
         lines.append(
             f"| {r['system']} | {r.get('variant', '')} | {r['corpus']} | {r['epochs']} | "
             f"{format(r['dev_f1'], '.3f') if 'dev_f1' in r else ''} | {r['test_p']:.3f} | "
-            f"{r['test_r']:.3f} | **{r['test_f1']:.3f}** | {r['train_seconds']} | "
+            f"{r['test_r']:.3f} | **{r['test_f1']:.3f}** | {r['test_macro_f1']:.3f} | {r['train_seconds']} | "
             f"{wps.get('32', '')} / {wps.get('128', '')} | {r['peak_gpu_mb'] or ''} |"
         )
     return "\n".join(lines) + "\n"
