@@ -123,7 +123,7 @@ def long_batch(seed: int, lengths, dtype: str):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("lengths", [[1], [1, 1, 1], [2, 1], [300, 17, 1, 256, 299]])
+@pytest.mark.parametrize("lengths", [[1], [1, 1, 1], [2, 1], [300, 17, 1, 256, 299], [1000, 3]])
 def test_parallel_schedule_equals_the_sequential_one(lengths, dtype):
     padded, lengths, params = long_batch(len(lengths), lengths, dtype)
     expected = forward_backward(padded, lengths, *params, recursion="sequential")

@@ -12,7 +12,8 @@ is written here, small:
 - `forward_backward`, `constrained_statistics`, `viterbi`: the recursions,
   written against the array module of the scores (`ops.xp`: NumPy on the
   CPU, CuPy on a GPU) in the scores' own precision, over a padded batch
-  (B documents, T tokens, K tags). Nothing is copied to the host.
+  (B documents, T tokens, K tags). Nothing is copied to the host. The sums
+  over paths run in probability space on `ScaledScores`.
 
 Each recursion comes in two schedules (`recursion`), equal up to rounding:
 
@@ -39,7 +40,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from thinc.api import Model, get_array_module
-from thinc.types import Floats1d, Floats2d, Floats3d, Floats4d, Ints2d
+from thinc.types import ArrayXd, Floats1d, Floats2d, Floats3d, Floats4d, Ints1d, Ints2d
 
 from ..tags import FORBIDDEN
 
@@ -150,58 +151,101 @@ def forward_backward(
     Returns log_z (B,), marginals (B, T, K) (zero on padding) and the
     expected transition counts (K, K) summed over the batch, all on the
     emissions' device and in their precision.
+
+    Both schedules run in probability space: each token's scores are shifted
+    by their maximum before exp(), and so are the transition, start and end
+    scores (`ScaledScores`), so nothing overflows and forbidden transitions
+    (FORBIDDEN) become exact zeros; the shifts are added back to log Z.
     """
+    scaled = ScaledScores.of(emissions, lengths, transitions, start, end)
     if _parallel(recursion, get_array_module(emissions)):
-        return _forward_backward_parallel(emissions, lengths, transitions, start, end)
-    return _forward_backward_sequential(emissions, lengths, transitions, start, end)
+        log_z, marginals, pairwise = _forward_backward_parallel(scaled)
+    else:
+        log_z, marginals, pairwise = _forward_backward_sequential(scaled)
+    return log_z + scaled.log_shift, marginals, pairwise
 
 
-def _forward_backward_sequential(
-    emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
-) -> Tuple[Floats1d, Floats3d, Floats2d]:
-    """One step per token, in probability space, each step normalised (the
-    scaled forward-backward of HMMs): a (B, K) x (K, K) product per token
-    instead of a log-sum-exp over (B, K, K), several times faster. Each
-    token's scores are shifted by their maximum before exp(), so nothing
-    overflows; forbidden transitions (FORBIDDEN) become exact zeros.
+@dataclass
+class ScaledScores:
+    """A padded batch's CRF scores as probabilities, each factor at most 1.
+
+    potentials (B, T, K): exp(emissions - each token's maximum).
+    transitions (K, K), first (B, K), final (K,): exp(transitions), the first
+        token's potentials times exp(start), and exp(end), each shifted by its
+        maximum likewise.
+    lengths (B,): on the host; inside (B, T, bool): within the document;
+        last (B,): its last token.
+    log_shift (B,): what the shifts took off each document's log Z.
     """
-    xp = get_array_module(emissions)
-    dtype = emissions.dtype
+
+    potentials: Floats3d
+    transitions: Floats2d
+    first: Floats2d
+    final: Floats1d
+    lengths: np.ndarray
+    inside: ArrayXd
+    last: Ints1d
+    log_shift: Floats1d
+
+    @classmethod
+    def of(
+        cls, emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
+    ) -> "ScaledScores":
+        """The scaled scores of padded `emissions` (B, T, K) with host `lengths`."""
+        xp = get_array_module(emissions)
+        n_steps = emissions.shape[1]
+        last = xp.asarray(lengths - 1)
+        inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
+        shift = emissions.max(axis=2, keepdims=True)
+        potentials = xp.exp(emissions - shift)
+        log_shift = (
+            xp.where(inside, shift[:, :, 0], 0).sum(axis=1)
+            + start.max()
+            + end.max()
+            + transitions.max() * last.astype(emissions.dtype)
+        )
+        return cls(
+            potentials=potentials,
+            transitions=xp.exp(transitions - transitions.max()),
+            first=potentials[:, 0] * xp.exp(start - start.max()),
+            final=xp.exp(end - end.max()),
+            lengths=lengths,
+            inside=inside,
+            last=last,
+            log_shift=log_shift,
+        )
+
+
+def _forward_backward_sequential(scores: ScaledScores) -> Tuple[Floats1d, Floats3d, Floats2d]:
+    """One step per token, each step normalised (the scaled forward-backward
+    of HMMs): a (B, K) x (K, K) product per token instead of a log-sum-exp
+    over (B, K, K), several times faster. Returns the scaled log Z."""
+    potentials, step_transitions, last = scores.potentials, scores.transitions, scores.last
+    xp = get_array_module(potentials)
+    dtype = potentials.dtype
     tiny = xp.finfo(dtype).tiny
-    n_docs, n_steps, _ = emissions.shape
+    n_docs, n_steps, _ = potentials.shape
     docs = xp.arange(n_docs)
-    last = xp.asarray(lengths - 1)
-    inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
     # Padding gets potentials of 1: the recursions run over it unmasked, and
     # what they compute there is never read.
-    shift = emissions.max(axis=2, keepdims=True)
-    potentials = xp.exp(emissions - shift)
-    step_transitions = xp.exp(transitions - transitions.max())
     # alpha[:, t]: forward probabilities, normalised to sum to 1 by scale[:, t].
-    alpha = xp.empty_like(emissions)
+    alpha = xp.empty_like(potentials)
     scale = xp.empty((n_docs, n_steps), dtype=dtype)
-    step = potentials[:, 0] * xp.exp(start - start.max())
+    step = scores.first
     for t in range(n_steps):
         if t:
             step = (alpha[:, t - 1] @ step_transitions) * potentials[:, t]
         scale[:, t] = xp.maximum(step.sum(axis=1), tiny)
         alpha[:, t] = step / scale[:, t, None]
-    final = xp.exp(end - end.max())
-    closing = xp.maximum((alpha[docs, last] * final).sum(axis=1), tiny)
-    log_z = (
-        xp.where(inside, xp.log(scale) + shift[:, :, 0], 0).sum(axis=1)
-        + xp.log(closing)
-        + start.max()
-        + end.max()
-        + transitions.max() * last.astype(dtype)
-    )
+    closing = xp.maximum((alpha[docs, last] * scores.final).sum(axis=1), tiny)
+    log_z = xp.where(scores.inside, xp.log(scale), 0).sum(axis=1) + xp.log(closing)
     # beta[:, t]: backward probabilities in alpha's scaling, so that alpha *
     # beta are the token marginals; zero past the end of a document.
     # ahead[:, t]: what stepping into token t contributes to beta[:, t - 1].
-    beta = xp.zeros_like(emissions)
-    beta[docs, last] = final / closing[:, None]
-    potentials /= scale[:, :, None]
-    ahead = xp.empty_like(emissions)
+    beta = xp.zeros_like(potentials)
+    beta[docs, last] = scores.final / closing[:, None]
+    potentials = potentials / scale[:, :, None]
+    ahead = xp.empty_like(potentials)
     ahead[:, -1] = potentials[:, -1] * beta[:, -1]
     for t in range(n_steps - 2, -1, -1):
         beta[:, t] = xp.where((t < last)[:, None], ahead[:, t + 1] @ step_transitions.T, beta[:, t])
@@ -212,42 +256,34 @@ def _forward_backward_sequential(
     return log_z, marginals, pairwise
 
 
-def _forward_backward_parallel(
-    emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
-) -> Tuple[Floats1d, Floats3d, Floats2d]:
+def _forward_backward_parallel(scores: ScaledScores) -> Tuple[Floats1d, Floats3d, Floats2d]:
     """The forward and backward probabilities as prefix and suffix products of
-    the transfer matrices M_t = exp(transitions) * exp(emissions[t]) (columns),
-    in probability space like the sequential schedule, each product kept
-    normalised to a largest entry of 1 beside its log scale. The start scores
-    are folded into the first matrix and the end scores into each document's
-    last, so that what normalisation flushes to zero is negligible against
-    the paths that count. Past a document's end the matrices are identities.
+    the transfer matrices M_t = transitions * potentials[t] (columns), each
+    product kept normalised to a largest entry of 1 beside its log scale. The
+    start scores are folded into the first matrix and the end scores into
+    each document's last, so that what normalisation flushes to zero is
+    negligible against the paths that count. Past a document's end the
+    matrices are identities. Returns the scaled log Z.
     """
-    xp = get_array_module(emissions)
-    dtype = emissions.dtype
+    potentials, inside, last, final = scores.potentials, scores.inside, scores.last, scores.final
+    xp = get_array_module(potentials)
+    dtype = potentials.dtype
     tiny = xp.finfo(dtype).tiny
-    n_docs, n_steps, n_tags = emissions.shape
+    n_docs, n_steps, n_tags = potentials.shape
     docs = xp.arange(n_docs)
-    last = xp.asarray(lengths - 1)
-    inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
-    shift = emissions.max(axis=2, keepdims=True)
-    potentials = xp.exp(emissions - shift)
-    step_transitions = xp.exp(transitions - transitions.max())
-    first = potentials[:, 0] * xp.exp(start - start.max())
-    final = xp.exp(end - end.max())
     # steps[:, t - 1] = M_t, for t = 1 .. T - 1.
     identity = xp.eye(n_tags, dtype=dtype)
-    steps = xp.where(inside[:, 1:, None, None], step_transitions * potentials[:, 1:, None, :], identity)
+    steps = xp.where(inside[:, 1:, None, None], scores.transitions * potentials[:, 1:, None, :], identity)
     into, out_of = steps.copy(), steps.copy()
     if n_steps > 1:
-        into[:, 0] *= first[:, :, None]
-        closing = np.flatnonzero(lengths >= 2)  # on the host: no device sync
-        out_of[xp.asarray(closing), xp.asarray(lengths[closing] - 2)] *= final
+        into[:, 0] *= scores.first[:, :, None]
+        closing = np.flatnonzero(scores.lengths >= 2)  # on the host: no device sync
+        out_of[xp.asarray(closing), xp.asarray(scores.lengths[closing] - 2)] *= final
     prefix, prefix_log = _scan_products(into, reverse=False)
     suffix, suffix_log = _scan_products(out_of, reverse=True)
     # alpha[:, t] = first @ M_1 ... M_t; beta[:, t] = M_t+1 ... M_last @ final.
     alpha, alpha_log = _normalise(
-        xp.concatenate([first[:, None], prefix.sum(axis=2)], axis=1),
+        xp.concatenate([scores.first[:, None], prefix.sum(axis=2)], axis=1),
         xp.concatenate([xp.zeros((n_docs, 1), dtype=dtype), prefix_log], axis=1),
     )
     beta = xp.concatenate([suffix.sum(axis=3), xp.ones((n_docs, 1, n_tags), dtype=dtype)], axis=1)
@@ -259,15 +295,7 @@ def _forward_backward_parallel(
     joint = alpha * beta
     total = xp.maximum(joint.sum(axis=2), tiny)
     marginals = xp.where(inside[:, :, None], joint / total[:, :, None], 0)
-    log_z = (
-        xp.log(total[:, 0])
-        + alpha_log[:, 0]
-        + beta_log[:, 0]
-        + xp.where(inside, shift[:, :, 0], 0).sum(axis=1)
-        + start.max()
-        + end.max()
-        + transitions.max() * last.astype(dtype)
-    )
+    log_z = xp.log(total[:, 0]) + alpha_log[:, 0] + beta_log[:, 0]
     # Each (t, t + 1) pair's marginals sum to 1: normalise, then add up.
     pairs = alpha[:, :-1, :, None] * steps * beta[:, 1:, None, :]
     weights = xp.where(inside[:, 1:], 1 / xp.maximum(pairs.sum(axis=(2, 3)), tiny), 0)
