@@ -124,7 +124,6 @@ def test_cpu_config_is_the_gpu_config_with_a_smaller_budget():
         "training.max_epochs",
         "training.max_steps",
         "training.eval_frequency",
-        "training.batcher.size",
         "training.optimizer.learn_rate.warmup_steps",
         "training.optimizer.learn_rate.total_steps",
     }
