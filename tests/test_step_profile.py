@@ -10,6 +10,7 @@ import pytest
 import step_profile
 import typer
 from run import CORPORA
+from spacy.util import load_config
 from typer.testing import CliRunner
 
 SMALL = "small:training.batcher.size=200"
@@ -25,7 +26,8 @@ def test_profile_splits_steps_into_phases(corpus_root: Path, tiny_bert: Path) ->
     assert [(r["variant"], r["overrides"]) for r in records] == [
         ("default", {}), ("small", {"training.batcher.size": 200})
     ]
-    assert [r["batch_words"] for r in records] == [2000, 200]
+    shipped = load_config(step_profile.DEFAULT_CONFIG)["training"]["batcher"]["size"]
+    assert [r["batch_words"] for r in records] == [shipped, 200]
     for record in records:
         assert record["steps"] == 4 and record["warmup"] == 2
         # One batch an epoch (default) or three: the warm-up runs on into epoch 2 either way.
