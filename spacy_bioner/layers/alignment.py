@@ -28,14 +28,15 @@ def align_by_offsets(spans: List[Span], offsets: Ints3d) -> Ragged:
     """For each token of the windows' documents, its wordpieces' indices in the
     flattened padded batch, in increasing order.
 
-    spans: the batch's windows, those of a document consecutive.
+    spans: the batch's windows.
     offsets: (windows, width, 2) character offsets of each wordpiece in its
         window's text, (0, 0) for special and padding pieces.
     """
     if len(spans) != len(offsets):
         raise ValueError(f"Cannot align {len(spans)} windows with the offsets of {len(offsets)}.")
     n_windows = len(spans)
-    n_pieces = n_windows * (offsets.shape[1] if n_windows else 0)
+    width = max(offsets.shape[1], 1) if n_windows else 1
+    n_pieces = n_windows * width
     # Per document: where its tokens and characters start in the batch; the
     # characters of consecutive documents are kept apart by one.
     seen = {}
@@ -62,7 +63,7 @@ def align_by_offsets(spans: List[Span], offsets: Ints3d) -> Ragged:
     # Every character of every wordpiece: its piece, window and place in the window.
     counts = np.maximum(offsets[:, :, 1] - offsets[:, :, 0], 0).ravel()
     piece = np.repeat(np.arange(n_pieces), counts)
-    window = piece // offsets.shape[1]
+    window = piece // width
     piece_starts = offsets[:, :, 0].ravel()
     in_window = np.arange(piece.size) - np.repeat(np.cumsum(counts) - counts, counts) + piece_starts[piece]
     char = windows[window, 2] + in_window
@@ -76,5 +77,5 @@ def align_by_offsets(spans: List[Span], offsets: Ints3d) -> Ragged:
     # (token, piece) pair is a run of neighbours: keep one of each run.
     if keys.size:
         keys = np.sort(keys[np.r_[True, keys[1:] != keys[:-1]]])
-    token_of_key, piece_of_key = np.divmod(keys, max(n_pieces, 1))
+    token_of_key, piece_of_key = np.divmod(keys, n_pieces)
     return Ragged(piece_of_key.astype("i"), np.bincount(token_of_key, minlength=n_tokens).astype("i"))
