@@ -184,7 +184,8 @@ class CRFLoss(ClassWeightedTaggingLoss):
         # A document with no known tag (one the head is not trained on) adds
         # nothing to the loss or the gradients, only its tokens' weight of 1
         # to the normalizer: its recursions are skipped.
-        keep = [i for i, e in enumerate(emissions) if len(e) and (np.asarray(truths[i]) >= 0).any()]
+        truths = [np.asarray(truth) for truth in truths]
+        keep = [i for i, e in enumerate(emissions) if len(e) and (truths[i] >= 0).any()]
         unannotated_tokens = sum(len(e) for e in emissions) - sum(len(emissions[i]) for i in keep)
         if not keep:
             zero = TagScores(d_emissions, *(xp.zeros_like(a) for a in (scores.transitions, scores.start, scores.end)))
@@ -201,7 +202,7 @@ class CRFLoss(ClassWeightedTaggingLoss):
         for row, i in enumerate(keep):
             golds_host[row, : lengths[row]] = truths[i]
             weights_host[row, : lengths[row]] = token_weights[row]
-        partial = [row for row, i in enumerate(keep) if (np.asarray(truths[i]) < 0).any()]
+        partial = [row for row, i in enumerate(keep) if (truths[i] < 0).any()]
         recursion = scores.recursion
         log_z, marginals, pairwise = forward_backward(free, lengths, transitions, start, end, recursion)
         gold_log_z, gold_marginals, gold_pairwise = constrained_statistics(

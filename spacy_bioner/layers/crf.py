@@ -132,6 +132,11 @@ def check_recursion(recursion: str) -> str:
     return recursion
 
 
+def _inside(xp, lengths: np.ndarray, n_steps: int):
+    """(B, T) bool on xp's device: whether each padded position is within its document."""
+    return xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
+
+
 def _parallel(recursion: str, xp) -> bool:
     return check_recursion(recursion) == "parallel" or (recursion == "auto" and xp is not np)
 
@@ -195,7 +200,7 @@ class ScaledScores:
         xp = get_array_module(emissions)
         n_steps = emissions.shape[1]
         last = xp.asarray(lengths - 1)
-        inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
+        inside = _inside(xp, lengths, n_steps)
         shift = emissions.max(axis=2, keepdims=True)
         potentials = xp.exp(emissions - shift)
         log_shift = (
@@ -353,7 +358,7 @@ def constrained_statistics(
     """
     xp = get_array_module(emissions)
     n_docs, n_steps, n_tags = emissions.shape
-    inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
+    inside = _inside(xp, lengths, n_steps)
     one_hot = (golds[:, :, None] == xp.arange(n_tags)[None, None, :]).astype(emissions.dtype)
     known = golds >= 0
     safe = xp.where(known, golds, 0)
@@ -450,7 +455,7 @@ def _viterbi_parallel(
     n_docs, n_steps, n_tags = emissions.shape
     docs = xp.arange(n_docs)
     last = xp.asarray(lengths - 1)
-    inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
+    inside = _inside(xp, lengths, n_steps)
     first = emissions[:, 0] + start
     # The max-plus identity past a document's end.
     identity = xp.where(xp.eye(n_tags, dtype=bool), 0, -xp.inf).astype(dtype)
