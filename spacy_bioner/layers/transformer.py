@@ -5,7 +5,8 @@
   encoder's maximum length, and their entities with them.
 - Windows are tokenized through the tokenizer's Rust backend, and in
   training each window's encoding is remembered (`WordpieceEncoder`); tokens
-  are aligned to wordpieces by their offsets in NumPy (alignment.py).
+  are aligned to wordpieces by their offsets in NumPy (alignment.py), and the
+  output is split per document without visiting its tokens (batch.py).
 - The encoder runs in this package's shim (`EncoderShim`): bfloat16 autocast
   and a fused optimizer step as options.
 
@@ -43,6 +44,7 @@ from transformers import PreTrainedTokenizerFast
 
 from ..encoders import resolve_encoder
 from .alignment import align_by_offsets
+from .batch import BioTransformerBatch
 from .encoder_shim import EncoderShim
 
 
@@ -163,7 +165,7 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
         align = get_alignment(flat_spans, wordpieces.strings, tokenizer.all_special_tokens)
     wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
     model_output, backprop_tensors = model.layers[0](wordpieces, is_train)
-    output = FullTransformerBatch(spans=nested_spans, wordpieces=wordpieces, model_output=model_output, align=align)
+    output = BioTransformerBatch(spans=nested_spans, wordpieces=wordpieces, model_output=model_output, align=align)
 
     def backprop(d_output: FullTransformerBatch) -> List[Doc]:
         backprop_tensors(d_output.model_output)
