@@ -6,7 +6,10 @@
 # GPU 0 with the arguments given: run.py (the systems; the default),
 # step_profile.py or crf_schedules.py. Records and the console log go to $OUT
 # (the device tool's output folder) or, elsewhere, to benchmarks/results/.
-# Jobs chained in one call (`job A; job B`) unpack and install only once.
+# Jobs chained in one call (`job A; job B`) unpack and install only once;
+# jobs started side by side (`job A & job B & wait`, e.g. runs whose F1, not
+# time, is wanted) take turns to unpack, install and convert, and log to
+# run-TAG.log by their --tag.
 #
 # Stage first with `../shared/device/stage.sh` (from the repository root), then
 # call the device tool with
@@ -25,6 +28,10 @@ REPO="$(dirname "$BENCHMARKS")"
 OUT="${OUT:-$BENCHMARKS/results}"
 
 mkdir -p "$OUT"
+# The first job unpacks, installs and converts; one started beside it waits,
+# then finds all of it done (spaCy skips a conversion whose outputs are there).
+exec 9> /tmp/device-job.lock
+flock 9
 source "$BENCHMARKS/scripts/device_env.sh"
 
 cd "$BENCHMARKS"
@@ -33,6 +40,7 @@ for command in convert-jnlpba convert-bc5cdr; do
   python3 -m spacy project run "$command" . > /dev/null & pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done  # one failed conversion stops the job
+exec 9>&-
 
 script=run.py
 case "${1:-}" in *.py) script=$1; shift ;; esac
@@ -43,4 +51,7 @@ case "$script" in
   step_profile.py) args=("${trains[@]}" --output "$OUT/${script%.py}.json") ;;
   *) args=(--output "$OUT/${script%.py}.json") ;;
 esac
-python3 "scripts/$script" --gpu-id 0 "${args[@]}" "$@" 2>&1 | tee "$OUT/${script%.py}.log"
+tag=""
+previous=""
+for arg in "$@"; do [ "$previous" = --tag ] && tag=$arg; previous=$arg; done
+python3 "scripts/$script" --gpu-id 0 "${args[@]}" "$@" 2>&1 | tee "$OUT/${script%.py}${tag:+-$tag}.log"
