@@ -64,16 +64,26 @@ class BatchAnnotator:
         ]
 
 
+def shard_batches(shard: str, items: Sequence[Tuple[int, Any]], batch_size: int,
+                  max_chars: int) -> Tuple[List[Result], List[List[Result]]]:
+    """The results of one shard's (position, item) pairs, and its records' results cut into `char_batches`."""
+    results = [Result(shard, position, item) for position, item in items]
+    records = [result for result in results if isinstance(result.item, Record)]
+    batches: List[List[Result]] = []
+    done = 0
+    for batch in char_batches((r.item for r in records), batch_size, max_chars):
+        batches.append(records[done:done + len(batch)])
+        done += len(batch)
+    return results, batches
+
+
 def annotate_shard(annotate: Any, shard: str, items: Sequence[Tuple[int, Any]], batch_size: int,
                    max_chars: int) -> List[Result]:
     """The results of one shard's (position, item) pairs, annotating its records with `annotate`."""
-    results = [Result(shard, position, item) for position, item in items]
-    records = [result for result in results if isinstance(result.item, Record)]
-    done = 0
-    for batch in char_batches((r.item for r in records), batch_size, max_chars):
-        for result, annotation in zip(records[done:done + len(batch)], annotate([r.text for r in batch])):
+    results, batches = shard_batches(shard, items, batch_size, max_chars)
+    for batch in batches:
+        for result, annotation in zip(batch, annotate([r.item.text for r in batch])):
             _fill(result, annotation)
-        done += len(batch)
     return results
 
 
@@ -107,47 +117,46 @@ def _worker_annotate(texts: List[str]) -> List[Annotation]:
     return _WORKER(texts)
 
 
-def local_results(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
-                  n_process: int = 1, gpu_id: int = -1, nlp: Any = None) -> Iterator[Result]:
-    """The results of the planned items, shard after shard, in input order.
+def local_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
+                 n_process: int = 1, gpu_id: int = -1, nlp: Any = None) -> Iterator[Tuple[str, List[Result]]]:
+    """(shard, its results) of the planned items, shard after shard, in input order.
 
-    `nlp`, if given, is used instead of loading `model` (one process only).
+    A shard is yielded as soon as it is annotated, before the next one is
+    (with processes, before any result of the next one is awaited), so that
+    it is written first. `nlp`, if given, is used instead of loading `model`
+    (one process only).
     """
     if n_process < 1:
         raise ValueError("--n-process must be at least 1")
     if n_process == 1:
         annotator = BatchAnnotator(model, gpu_id, nlp)
         for shard, items in shards_of(planned):
-            yield from annotate_shard(annotator, shard, items, batch_size, max_chars)
+            yield shard, annotate_shard(annotator, shard, items, batch_size, max_chars)
         return
-    yield from _pool_results(model, planned, batch_size, max_chars, n_process)
+    yield from _pool_shards(model, planned, batch_size, max_chars, n_process)
 
 
-def _pool_results(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
-                  n_process: int) -> Iterator[Result]:
-    """`local_results` on a spawn pool: batches in flight are bounded (2 per process)."""
+def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
+                 n_process: int) -> Iterator[Tuple[str, List[Result]]]:
+    """`local_shards` on a spawn pool: batches in flight are bounded (2 per process)."""
     threads = max(1, (os.cpu_count() or 1) // n_process)
     context = multiprocessing.get_context("spawn")
     with context.Pool(n_process, initializer=_init_worker, initargs=(model, threads)) as pool:
-        window: Deque[Tuple[List[Result], List[Result], Any, bool]] = deque()
+        window: Deque[Tuple[str, List[Result], List[Result], Any, bool]] = deque()
 
-        def drain(limit: int) -> Iterator[Result]:
+        def drain(limit: int) -> Iterator[Tuple[str, List[Result]]]:
             while len(window) > limit:
-                results, records, pending, last = window.popleft()
-                for result, annotation in zip(records, pending.get()):
+                shard, results, batch, pending, last = window.popleft()
+                for result, annotation in zip(batch, pending.get()):
                     _fill(result, annotation)
                 if last:
-                    yield from results
+                    yield shard, results
 
         for shard, items in shards_of(planned):
-            results = [Result(shard, position, item) for position, item in items]
-            records = [result for result in results if isinstance(result.item, Record)]
-            batches = list(char_batches((r.item for r in records), batch_size, max_chars)) or [[]]
-            done = 0
+            results, batches = shard_batches(shard, items, batch_size, max_chars)
+            batches = batches or [[]]  # a shard of rejects only still goes through the window, in order
             for i, batch in enumerate(batches):
-                chunk = records[done:done + len(batch)]
-                done += len(batch)
-                pending = pool.apply_async(_worker_annotate, ([r.text for r in batch],))
-                window.append((results, chunk, pending, i == len(batches) - 1))
+                pending = pool.apply_async(_worker_annotate, ([r.item.text for r in batch],))
+                window.append((shard, results, batch, pending, i == len(batches) - 1))
                 yield from drain(2 * n_process)
         yield from drain(0)

@@ -190,7 +190,8 @@ class OutputDir:
     `run` describes what produces the tables. An existing directory is used
     only for the same run: with `resume` it must hold one; without, it may be
     new or empty, or hold the same run (a rerun: finished shards are
-    skipped). `overwrite` deletes this package's files of a previous run first.
+    skipped). `overwrite` deletes this package's files of a previous run
+    first, and only where there is one (a `run.json`).
     """
 
     def __init__(self, path: Path, fmt: str, run: Dict[str, Any], resume: bool = False, overwrite: bool = False):
@@ -205,14 +206,16 @@ class OutputDir:
         run_file = path / RUN_FILE
         if path.exists() and not path.is_dir():
             raise OutputError(f"{path} is a file, not a directory")
-        if overwrite and path.exists():
-            self._remove_previous()
         previous = json.loads(run_file.read_text(encoding="utf8")) if run_file.exists() else None
         if previous is None:
             if resume:
                 raise OutputError(f"--resume: {path} holds no run to resume (no {RUN_FILE})")
             if path.exists() and any(path.iterdir()):
                 raise OutputError(f"{path} is not empty and holds no annotation run; choose a new directory")
+        elif overwrite:
+            # Only a directory that holds a run: anything else in it is not ours to delete.
+            self._remove_previous()
+            previous = None
         elif previous != run:
             changed = sorted(k for k in set(previous) | set(run) if previous.get(k) != run.get(k))
             raise OutputError(
@@ -263,15 +266,18 @@ class OutputDir:
         _write_json(self.manifest_path(shard), manifest)
         return manifest
 
-    def write_summary(self, inputs: Sequence[str], status: str, stats: Dict[str, Any]) -> Dict[str, Any]:
+    def write_summary(self, inputs: Sequence[Path], status: str, stats: Dict[str, Any]) -> Dict[str, Any]:
         """Aggregate the manifests of finished shards into summary.json; return it."""
         manifests = list(self.manifests().values())
         per_input = []
-        for source in inputs:
-            own = [m for m in manifests if m["source"] == source]
+        for path in inputs:
+            # By shard name, from the resolved path: a manifest's `source` is the
+            # path as typed by the invocation that wrote it, perhaps spelt otherwise.
+            prefix = shard_prefix(path)
+            own = [m for m in manifests if m["shard"].rpartition("-")[0] == prefix]
             documents = sum(m["documents"] for m in own)
             rejected = sum(m["rejected"] for m in own)
-            per_input.append({"path": source, "shards": len(own), "records": documents + rejected,
+            per_input.append({"path": str(path), "shards": len(own), "records": documents + rejected,
                               "documents": documents, "rejected": rejected,
                               "deleted": sum(len(m["deleted"]) for m in own)})
         labels: Counter = Counter()

@@ -30,7 +30,7 @@ spacy-bioner[ray]`.
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .engine import BatchAnnotator, annotate_shard, shards_of
 from .output import Result, shard_prefix, sharded
@@ -96,11 +96,11 @@ class _ShardAnnotator:
         return out
 
 
-def ray_results(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
-                shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
-                actors: int = 1, gpu_id: int = -1, address: Optional[str] = None,
-                log: Callable[[str], None] = lambda text: None) -> Iterator[Result]:
-    """The results of every unfinished shard, one complete shard after another (in any shard order)."""
+def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
+               shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
+               actors: int = 1, gpu_id: int = -1, address: Optional[str] = None,
+               log: Callable[[str], None] = lambda text: None) -> Iterator[Tuple[str, List[Result]]]:
+    """(shard, its results) of every unfinished shard, each as soon as it arrives (in any shard order)."""
     import ray
 
     if not ray.is_initialized():
@@ -126,8 +126,11 @@ def ray_results(model: str, inputs: Sequence[Path], *, id_key: str, text_key: st
         num_gpus=1 if gpu_id >= 0 else 0,
         batch_format="numpy",
     )
-    for row in ds.iter_rows():
+    for row in ds.iter_rows():  # one row per shard (see _ShardAnnotator)
+        shard = str(row["shard"])
+        results = []
         for result in json.loads(row["results"]):
             item = row_item(result)
             entities = [dict(e, doc_id=item.doc_id) for e in result["entities"]]
-            yield Result(str(row["shard"]), int(result["position"]), item, entities, int(result["n_words"]))
+            results.append(Result(shard, int(result["position"]), item, entities, int(result["n_words"])))
+        yield shard, results

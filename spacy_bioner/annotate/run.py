@@ -3,7 +3,6 @@
 import hashlib
 import time
 from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 from typing import (
     Any,
@@ -18,8 +17,8 @@ from typing import (
 )
 
 from ..annotation import head_keys
-from .engine import local_results
-from .output import OutputDir, Result, shard_prefix, sharded
+from .engine import local_shards
+from .output import FORMATS, OutputDir, Result, shard_prefix, sharded
 from .sources import count_records, expand_inputs, read_items
 
 ENGINES = ("local", "ray")
@@ -39,7 +38,12 @@ class TooManyRejects(AnnotateError):
 
 @dataclass
 class Options:
-    """What a run does (the fields of `run.json` marked below also decide its tables)."""
+    """What a run does.
+
+    Those that decide its tables (`fmt`, `shard_size`, `batch_size`,
+    `max_batch_chars`, `max_doc_chars`, `id_key`, `text_key`) are recorded in
+    `run.json`: a rerun or `--resume` must give the same.
+    """
 
     engine: str = "local"
     fmt: str = "parquet"
@@ -60,12 +64,14 @@ def model_fingerprint(model: str, nlp: Any) -> Dict[str, Any]:
     """What identifies the pipeline: name, version, components, encoder and a digest.
 
     The digest covers every file of a pipeline directory (weights included),
-    or the package name and version of an installed pipeline.
+    or the package name and version of an installed pipeline. A directory is
+    named by its resolved path, however it was spelt.
     """
     meta = nlp.meta
     digest = hashlib.md5()
     path = Path(model)
     if path.is_dir():
+        model = str(path.resolve())
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
             digest.update(str(file.relative_to(path)).encode("utf8"))
             with open(file, "rb") as f:
@@ -82,6 +88,23 @@ def model_fingerprint(model: str, nlp: Any) -> Dict[str, Any]:
         "encoder": meta.get("spacy_bioner_encoder", "unknown"),
         "digest": digest.hexdigest(),
     }
+
+
+def input_state(path: Path) -> Dict[str, Any]:
+    """An input's resolved path, size and modification time (ns), for `run.json`.
+
+    A rerun refuses an input whose size or time changed (records appended
+    after a run would otherwise be skipped with their shard). A folder's
+    size is that of its .txt files, its time the latest of theirs and its own.
+    """
+    if path.is_dir():
+        files = [file.stat() for file in path.glob("*.txt")]
+        size = sum(stat.st_size for stat in files)
+        mtime_ns = max([path.stat().st_mtime_ns] + [stat.st_mtime_ns for stat in files])
+    else:
+        stat = path.stat()
+        size, mtime_ns = stat.st_size, stat.st_mtime_ns
+    return {"path": str(path.resolve()), "size": size, "mtime_ns": mtime_ns}
 
 
 def plan(inputs: Sequence[Path], options: Options, max_chars: int, skip: Iterable[str]) -> Iterator[Tuple[str, int, Any]]:
@@ -114,15 +137,20 @@ def annotate(
 
     if options.engine not in ENGINES:
         raise AnnotateError(f"unknown engine {options.engine!r} (expected one of {', '.join(ENGINES)})")
+    if options.fmt not in FORMATS:
+        raise AnnotateError(f"unknown format {options.fmt!r} (expected one of {', '.join(FORMATS)})")
     if options.n_process > 1 and options.gpu_id >= 0 and options.engine == "local":
         raise AnnotateError("--n-process > 1 runs on the CPU only; with --gpu-id use one process, "
                             "or --engine ray (one actor per GPU)")
     try:
-        paths = expand_inputs(inputs)
+        paths = expand_inputs(inputs, options.id_key, options.text_key)
     except ValueError as e:
         raise AnnotateError(str(e)) from None
     if options.gpu_id >= 0 and options.engine == "local":
-        spacy.require_gpu(options.gpu_id)
+        try:
+            spacy.require_gpu(options.gpu_id)
+        except ValueError as e:  # no CuPy or no GPU
+            raise AnnotateError(f"--gpu-id {options.gpu_id}: {e}; use -1 for the CPU") from None
     try:
         nlp = spacy.load(model)
     except (OSError, IOError, ValueError) as e:
@@ -132,7 +160,7 @@ def annotate(
     max_chars = options.max_doc_chars or nlp.max_length
     run_info = {
         "model": model_fingerprint(model, nlp),
-        "inputs": [str(path.resolve()) for path in paths],
+        "inputs": [input_state(path) for path in paths],
         "shard_size": options.shard_size,
         "format": options.fmt,
         "id_key": options.id_key,
@@ -152,23 +180,23 @@ def annotate(
         log(f"{output}: {len(previous)} shards already done, skipped")
     rejected = sum(m["rejected"] for m in previous.values())
     if options.engine == "ray":
-        from .ray_engine import ray_results
+        from .ray_engine import ray_shards
 
-        results: Iterator[Result] = ray_results(
+        shards: Iterator[Tuple[str, List[Result]]] = ray_shards(
             model, paths, id_key=options.id_key, text_key=options.text_key, max_chars=max_chars,
             shard_size=options.shard_size, finished=set(previous), batch_size=options.batch_size,
             max_batch_chars=options.max_batch_chars, actors=options.n_process, gpu_id=options.gpu_id,
             address=options.address, log=log)
     else:
-        results = local_results(model, plan(paths, options, max_chars, previous), options.batch_size,
-                                options.max_batch_chars, options.n_process, options.gpu_id,
-                                nlp=nlp if options.n_process == 1 else None)
+        shards = local_shards(model, plan(paths, options, max_chars, previous), options.batch_size,
+                              options.max_batch_chars, options.n_process, options.gpu_id,
+                              nlp=nlp if options.n_process == 1 else None)
     bar = _progress_bar(paths, options, previous) if options.progress else None
     start = time.perf_counter()
     words = documents = written = 0
-    status = "complete"
+    stopped = False
     try:
-        for shard, shard_results in _by_shard(results):
+        for shard, shard_results in shards:
             manifest = out.write_shard(shard, shard_results[0].item.source, shard_results)
             written += 1
             words += manifest["words"]
@@ -177,17 +205,14 @@ def annotate(
             if bar is not None:
                 bar.update(manifest["documents"] + manifest["rejected"])
                 bar.set_postfix(words_per_s=f"{words / max(time.perf_counter() - start, 1e-9):,.0f}")
-            if rejected > options.max_rejects:
-                status = "failed: too many rejects"
-                break
-            if stop_after_shards is not None and written >= stop_after_shards:
-                status = "stopped"
+            if rejected > options.max_rejects or (stop_after_shards is not None and written >= stop_after_shards):
+                stopped = True
                 break
     finally:
         if bar is not None:
             bar.close()
-        if hasattr(results, "close"):
-            results.close()
+        if hasattr(shards, "close"):
+            shards.close()
     wall = time.perf_counter() - start
     stats = {
         "engine": options.engine,
@@ -198,18 +223,17 @@ def annotate(
                             "words": words, "wall_time_s": round(wall, 3),
                             "words_per_s": round(words / wall, 1) if wall > 0 else None},
     }
-    summary = out.write_summary([str(path) for path in paths], status, stats)
-    if status.startswith("failed"):
+    # `rejected` counts every finished shard, those of earlier invocations too (as
+    # the summary does): the same output fails the same way, however it was reached.
+    too_many = rejected > options.max_rejects
+    status = "failed: too many rejects" if too_many else "stopped" if stopped else "complete"
+    summary = out.write_summary(paths, status, stats)
+    if too_many:
+        where = f"; stopped after {summary['shards']} shards" if stopped else ""
         raise TooManyRejects(
-            f"{rejected} records rejected, more than --max-rejects {options.max_rejects}; stopped after "
-            f"{summary['shards']} shards (see {output}/rejects and {output}/summary.json)", summary)
+            f"{summary['rejected']} records rejected, more than --max-rejects {options.max_rejects}{where} "
+            f"(see {output}/rejects and {output}/summary.json)", summary)
     return summary
-
-
-def _by_shard(results: Iterable[Result]) -> Iterator[Tuple[str, List[Result]]]:
-    """Consecutive results of the same shard, together."""
-    for shard, group in groupby(results, key=lambda result: result.shard):
-        yield shard, list(group)
 
 
 def _progress_bar(paths: Sequence[Path], options: Options, previous: Dict[str, Dict[str, Any]]) -> Any:

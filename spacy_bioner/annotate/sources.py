@@ -33,13 +33,14 @@ annotated on its title alone; a record without a title and abstract is
 rejected as empty.
 """
 
+import codecs
 import gzip
 import json
 import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, List, Optional, Sequence, Union
+from typing import IO, Dict, Iterator, List, Optional, Sequence, Union
 
 try:
     from lxml import etree as _etree
@@ -129,7 +130,8 @@ def read_items(path: Path, id_key: str = "id", text_key: str = "text", max_chars
     for item in items:
         if max_chars > 0 and isinstance(item, Record) and len(item.text) > max_chars:
             yield Reject(item.source, item.record, TOO_LONG,
-                         f"{len(item.text)} characters, more than --max-doc-chars {max_chars}", item.doc_id)
+                         f"{len(item.text)} characters, longer than the limit of {max_chars} characters "
+                         "(--max-doc-chars, default nlp.max_length)", item.doc_id)
         else:
             yield item
 
@@ -177,21 +179,24 @@ def _read_error(error: Exception) -> str:
 
 _RECORD_START = re.compile(rb"<(?:PubmedArticle|PubmedBookArticle|DeleteCitation)(?=[\s>])")
 _ARTICLE_START = re.compile(rb"<(?:PubmedArticle|PubmedBookArticle)(?=[\s>])")
-_SET_END = re.compile(rb"</PubmedArticleSet>\s*$")
+_SET_END = re.compile(rb"</PubmedArticleSet\s*>")
 _PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
 
 
 def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
     """The bytes of each top-level record of a PubmedArticleSet, the header dropped.
 
-    A read error (a truncated `.gz`) propagates after the complete records
+    A frame ends at the next record or at `</PubmedArticleSet>`, so that what
+    follows a set's end (the header of a second, concatenated set) is dropped
+    too. A read error (a truncated `.gz`) propagates after the complete records
     before it; the partial record is attached to the exception as `partial`.
     """
     buffer = b""
     started = False
     while True:
         try:
-            chunk = f.read(READ_CHUNK)
+            # read1: on a truncated .gz, read(n) drops all it decompressed in the call.
+            chunk = f.read1(READ_CHUNK)  # type: ignore[attr-defined]
         except (EOFError, OSError, zlib.error) as e:
             e.partial = buffer if started else b""  # type: ignore[attr-defined]
             raise
@@ -207,10 +212,15 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
             starts = [s - starts[0] for s in starts]
             started = True
         for begin, end in zip(starts, starts[1:]):
-            yield buffer[begin:end]
+            yield _before_set_end(buffer[begin:end])
         buffer = buffer[starts[-1]:] if starts else buffer
     if started and buffer.strip():
-        yield _SET_END.sub(b"", buffer)
+        yield _before_set_end(buffer)
+
+
+def _before_set_end(frame: bytes) -> bytes:
+    match = _SET_END.search(frame)
+    return frame[: match.start()] if match else frame
 
 
 def _text_of(element: Optional["_etree._Element"]) -> str:
@@ -253,6 +263,9 @@ def read_pubmed(path: Path) -> Iterator[Item]:
             for raw in _framed_records(f):
                 n += 1
                 yield from _pubmed_record(raw, source, n)
+        if n == 0:
+            yield Reject(source, "-", MALFORMED_XML, "no PubMed records (PubmedArticle, PubmedBookArticle or "
+                         "DeleteCitation) found in the file: not a PubMed XML file?")
     except (EOFError, OSError, zlib.error) as e:
         partial = getattr(e, "partial", b"")
         match = _PMID.search(partial)
@@ -299,6 +312,8 @@ def read_jsonl(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
     try:
         with _open(path) as f:
             for line_no, raw in enumerate(f, 1):
+                if line_no == 1:
+                    raw = raw.removeprefix(codecs.BOM_UTF8)
                 if not raw.strip():
                     continue
                 yield _json_record(raw, source, f"line {line_no}", id_key, text_key)
@@ -330,6 +345,12 @@ def _checked_record(doc_id: object, text: object, source: str, where: str, id_ke
         return Reject(source, where, MISSING_TEXT, f"no {text_key!r}", doc_id)
     if not isinstance(text, str):
         return Reject(source, where, MISSING_TEXT, f"{text_key!r} is a {type(text).__name__}, not a string", doc_id)
+    for key, value in ((id_key, doc_id), (text_key, text)):
+        try:
+            value.encode("utf8")
+        except UnicodeEncodeError as e:  # a lone surrogate of a JSON "\ud83d" escape: the output cannot hold it
+            return Reject(source, where, UNDECODABLE, f"{key!r} cannot be encoded as UTF-8: {e}",
+                          "" if key == id_key else doc_id)
     if not text.strip():
         return Reject(source, where, EMPTY_TEXT, f"empty {text_key!r}", doc_id)
     return Record(doc_id, text, source, where)
@@ -364,11 +385,11 @@ def read_parquet(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
     row = 0
     try:
         parquet = pq.ParquetFile(str(path))
-        missing = [key for key in (id_key, text_key) if key not in parquet.schema_arrow.names]
-        if missing:
-            yield Reject(source, "-", MISSING_TEXT if text_key in missing else MISSING_ID,
-                         f"no column {missing[0]!r} (columns: {', '.join(parquet.schema_arrow.names)})")
-            return
+    except (OSError, ValueError) as e:
+        yield Reject(source, f"row {row + 1}", UNREADABLE, f"cannot read Parquet after row {row}: {e}")
+        return
+    _check_columns(path, parquet.schema_arrow.names, id_key, text_key)
+    try:
         for batch in parquet.iter_batches(columns=[id_key, text_key], batch_size=4096):
             ids = batch.column(0).to_pylist()
             texts = batch.column(1).to_pylist()
@@ -379,12 +400,40 @@ def read_parquet(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
         yield Reject(source, f"row {row + 1}", UNREADABLE, f"cannot read Parquet after row {row}: {e}")
 
 
-def expand_inputs(inputs: Sequence[Path]) -> List[Path]:
-    """The inputs in the order given, each checked to exist and to be of a known type."""
+def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str) -> None:
+    """ValueError if a Parquet file lacks the id or text column: no row of it could be read."""
+    for key, what, option in ((text_key, "text", "--text-key"), (id_key, "id", "--id-key")):
+        if key not in names:
+            raise ValueError(f"{path}: no column {key!r} for the document {what} (columns: {', '.join(names)}); "
+                             f"name the {what} column with {option}")
+
+
+def expand_inputs(inputs: Sequence[Path], id_key: Optional[str] = None,
+                  text_key: Optional[str] = None) -> List[Path]:
+    """The inputs in the order given, each checked to exist, to be of a known type and to be given once.
+
+    With `id_key` and `text_key`, a Parquet input must also have these columns.
+    ValueError says what is wrong.
+    """
     paths = []
+    seen: Dict[Path, Path] = {}
     for path in inputs:
         if not path.exists():
             raise ValueError(f"no such input: {path}")
-        input_kind(path)
+        kind = input_kind(path)
+        resolved = path.resolve()
+        if resolved in seen:
+            raise ValueError(f"input given twice: {path} (the same as {seen[resolved]}); "
+                             "its records would be annotated twice")
+        seen[resolved] = path
+        if kind == "parquet" and id_key is not None and text_key is not None:
+            import pyarrow.parquet as pq
+
+            try:
+                names = pq.read_schema(str(path)).names
+            except (OSError, ValueError):
+                pass  # a corrupt file: the reader rejects it
+            else:
+                _check_columns(path, names, id_key, text_key)
         paths.append(path)
     return paths

@@ -1,11 +1,17 @@
 """`annotate`: run a pipeline over a literature collection into entity tables."""
 
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from ._util import app, fail, log
+
+
+class TableFormat(str, Enum):
+    parquet = "parquet"
+    jsonl = "jsonl"
 
 
 @app.command()
@@ -17,9 +23,13 @@ def annotate(
         "Parquet (.parquet) or a folder of .txt files (id = file name without .txt).",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Output directory: tables, shard manifests, summary.json."),
-    fmt: str = typer.Option("parquet", "--format", help="Table format: parquet or jsonl."),
+    fmt: TableFormat = typer.Option(
+        # A short metavar: the choices would narrow --help's option column and cut names.
+        TableFormat.parquet, "--format", metavar="<format>", help="Table format: parquet or jsonl."
+    ),
     engine: str = typer.Option(
-        "local", "--engine", help="local (this machine) or ray (Ray Data; needs spacy-bioner[ray])."
+        # \[ keeps rich markup from taking "[ray]" for a style tag in --help.
+        "local", "--engine", help="local (this machine) or ray (Ray Data; needs spacy-bioner\\[ray])."
     ),
     address: Optional[str] = typer.Option(
         None, "--address", help="--engine ray: address of a running Ray cluster (default: start a local Ray)."
@@ -68,18 +78,18 @@ def annotate(
     Writes, under --output, an entity table (doc_id, start_char, end_char,
     text, label, spans_key, score; offsets index the document text), a
     document table (one row per input record, annotated or rejected), a
-    rejects table (file, record, reason) and summary.json. A PubMed document
+    rejects table (source, record, doc_id, kind, reason) and summary.json. A PubMed document
     is "ArticleTitle + space + abstract", structured-abstract sections
     joined by spaces without their labels. Bad records are rejected and the
     run goes on; a killed run resumes with --resume.
     """
-    from ..annotate import AnnotateError, Options, TooManyRejects
+    from ..annotate import AnnotateError, Options
     from ..annotate import annotate as run_annotate
 
     if resume and overwrite:
         raise fail("--resume and --overwrite exclude each other")
     options = Options(
-        engine=engine, fmt=fmt, shard_size=shard_size, batch_size=batch_size, max_batch_chars=max_batch_chars,
+        engine=engine, fmt=fmt.value, shard_size=shard_size, batch_size=batch_size, max_batch_chars=max_batch_chars,
         max_doc_chars=max_doc_chars, n_process=n_process, gpu_id=gpu_id, id_key=id_key, text_key=text_key,
         max_rejects=max_rejects, address=address, progress=progress,
     )
@@ -94,9 +104,7 @@ def annotate(
             raise fail("--engine ray needs Ray: pip install 'spacy-bioner[ray]'") from None
     try:
         summary = run_annotate(model, inputs, output, options, resume=resume, overwrite=overwrite, log=log)
-    except TooManyRejects as e:
-        raise fail(str(e)) from None
-    except AnnotateError as e:
+    except AnnotateError as e:  # TooManyRejects too
         raise fail(str(e)) from None
     speed = summary["this_invocation"]
     log(
@@ -111,7 +119,7 @@ def annotate(
     if show > 0:
         from ..annotate import read_table
 
-        for row in read_table(output, "entities", fmt, limit=show):
+        for row in read_table(output, "entities", fmt.value, limit=show):
             score = "-" if row["score"] is None else f"{row['score']:.3f}"
             typer.echo(f"  {row['doc_id']:>10} {row['start_char']:>5}-{row['end_char']:<5} {row['spans_key']:8} "
                        f"{row['label']:10} {score:>6}  {row['text']}")

@@ -1,0 +1,133 @@
+"""The input readers of `annotate` on awkward inputs: every record is read once,
+and every record is either a Record or a Reject that says why.
+
+Readers only (no pipeline): the real PubMed sample (assets/pubmed) and small
+hand-made files.
+"""
+
+import gzip
+import json
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from spacy_bioner.annotate.sources import (
+    _ARTICLE_START,
+    BAD_JSON,
+    MALFORMED_XML,
+    TOO_LONG,
+    TRUNCATED,
+    UNDECODABLE,
+    Record,
+    Reject,
+    expand_inputs,
+    read_items,
+)
+
+BASELINE = Path(__file__).parent.parent / "assets" / "pubmed" / "pubmed26n1334.xml.gz"
+
+
+def write_jsonl(path: Path, *rows: dict) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf8")
+    return path
+
+
+def test_the_same_input_twice_is_refused(tmp_path: Path) -> None:
+    toy = write_jsonl(tmp_path / "toy.jsonl", {"id": "a", "text": "IL-2"})
+    other = write_jsonl(tmp_path / "other.jsonl", {"id": "b", "text": "p53"})
+    assert expand_inputs([toy, other]) == [toy, other]
+    with pytest.raises(ValueError, match="given twice.*toy.jsonl"):
+        expand_inputs([toy, other, tmp_path / "." / "toy.jsonl"])
+
+
+def test_truncated_gz_keeps_every_complete_record_before_the_cut(tmp_path: Path) -> None:
+    full = list(read_items(BASELINE))
+    cut = BASELINE.read_bytes()
+    cut = cut[: len(cut) * 3 // 4]
+    prefix = zlib.decompressobj(wbits=31).decompress(cut)
+    # The last record that starts before the cut is the partial one.
+    complete = len(_ARTICLE_START.findall(prefix)) - 1
+    assert 10 < complete < len(full)
+    path = tmp_path / "truncated.xml.gz"
+    path.write_bytes(cut)
+    items = list(read_items(path))
+    assert items[:-1] == [replace(item, source=str(path)) for item in full[:complete]]
+    last = items[-1]
+    assert isinstance(last, Reject) and last.kind == TRUNCATED
+    assert last.doc_id == full[complete].doc_id  # type: ignore[union-attr]
+    assert f"after {complete} complete records" in last.reason
+
+
+def test_a_lone_surrogate_is_rejected_as_undecodable(tmp_path: Path) -> None:
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text('{"id": "ok", "text": "IL-2"}\n'
+                    '{"id": "bad", "text": "IL-2 \\ud83d receptor"}\n'
+                    '{"id": "\\udc00", "text": "p53"}\n', encoding="utf8")
+    items = list(read_items(path))
+    assert [type(item) for item in items] == [Record, Reject, Reject]
+    for reject in items[1:]:
+        assert reject.kind == UNDECODABLE and "UTF-8" in reject.reason  # type: ignore[union-attr]
+        json.dumps(reject.__dict__, ensure_ascii=False).encode("utf8")  # writable as it is
+    assert items[1].doc_id == "bad" and "'text'" in items[1].reason  # type: ignore[union-attr]
+    assert "'id'" in items[2].reason  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("content", [
+    b"",
+    b'<?xml version="1.0"?>\n<article><front><article-meta/></front><body><p>IL-2</p></body></article>\n',
+    b"<html><body><h1>502 Bad Gateway</h1></body></html>\n",
+])
+def test_xml_without_pubmed_records_is_rejected(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "not-pubmed.xml"
+    path.write_bytes(content)
+    items = list(read_items(path))
+    assert len(items) == 1
+    assert isinstance(items[0], Reject) and items[0].kind == MALFORMED_XML
+    assert "no PubMed records" in items[0].reason
+
+
+def test_parquet_without_the_text_or_id_column_is_an_error(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "abstracts.parquet"
+    pq.write_table(pa.table({"pmid": ["1", "2"], "abstract": ["IL-2", "p53"]}), path)
+    assert expand_inputs([path], id_key="pmid", text_key="abstract") == [path]
+    assert len(list(read_items(path, "pmid", "abstract"))) == 2
+    with pytest.raises(ValueError, match=r"no column 'text'.*pmid, abstract.*--text-key"):
+        expand_inputs([path], id_key="pmid", text_key="text")
+    with pytest.raises(ValueError, match=r"no column 'id'.*pmid, abstract.*--id-key"):
+        expand_inputs([path], id_key="id", text_key="abstract")
+    with pytest.raises(ValueError, match=r"no column 'text'.*--text-key"):
+        next(iter(read_items(path, "pmid", "text")))
+
+
+def test_concatenated_article_sets_are_read_whole(tmp_path: Path) -> None:
+    xml = gzip.decompress(BASELINE.read_bytes())
+    once = list(read_items(BASELINE))
+    path = tmp_path / "joined.xml"
+    path.write_bytes(xml + xml)
+    twice = list(read_items(path))
+    assert len(twice) == 2 * len(once)
+    assert [(type(i), i.doc_id, getattr(i, "kind", "")) for i in twice] == \
+        2 * [(type(i), i.doc_id, getattr(i, "kind", "")) for i in once]  # type: ignore[union-attr]
+    assert not [i for i in twice if isinstance(i, Reject) and i.kind == MALFORMED_XML]
+
+
+def test_jsonl_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "text": "IL-2"}\n{"id": "b", "text": "p53"}\n')
+    items = list(read_items(path))
+    assert [(type(i), i.doc_id) for i in items] == [(Record, "a"), (Record, "b")]  # type: ignore[union-attr]
+    # A BOM anywhere but at the start of the file is still bad JSON.
+    path.write_bytes(b'{"id": "a", "text": "IL-2"}\n\xef\xbb\xbf{"id": "b", "text": "p53"}\n')
+    assert [getattr(i, "kind", "") for i in read_items(path)] == ["", BAD_JSON]
+
+
+def test_too_long_reason_does_not_claim_the_option_was_given(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "long.jsonl", {"id": "a", "text": "IL-2 " * 10})
+    (reject,) = read_items(path, max_chars=20)
+    assert isinstance(reject, Reject) and reject.kind == TOO_LONG
+    assert "more than --max-doc-chars" not in reject.reason
+    assert reject.reason.startswith("50 characters, longer than the limit of 20 characters")

@@ -1,0 +1,151 @@
+"""`annotate` run bookkeeping: overwrite, shard timing, rejects, changed inputs, paths, GPU, help.
+
+Runs use the tiny trained pipeline of conftest.py on toy abstracts; each is
+a few documents, so that the file stays fast.
+"""
+
+import json
+import re
+from pathlib import Path
+from typing import List
+
+import pytest
+from toy import toy_sentences
+from typer.testing import CliRunner
+
+from spacy_bioner.annotate import AnnotateError, Options, TooManyRejects, annotate
+from spacy_bioner.annotate.engine import BatchAnnotator
+from spacy_bioner.annotate.output import SHARDS_DIR
+from spacy_bioner.cli import app
+
+
+def toy_texts(n: int) -> List[str]:
+    """`n` toy abstracts of three sentences, made of the words the tiny pipeline knows."""
+    sentences = [" ".join(words) + " ." for words, _ in toy_sentences(3 * n, 1)]
+    return [" ".join(sentences[3 * i: 3 * i + 3]) for i in range(n)]
+
+
+def write_jsonl(path: Path, texts: List[str], extra: str = "") -> Path:
+    lines = [json.dumps({"id": f"toy{i}", "text": text}) for i, text in enumerate(texts)]
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf8")
+    return path
+
+
+def done_shards(output: Path) -> List[str]:
+    return sorted(p.stem for p in (output / SHARDS_DIR).glob("*.json"))
+
+
+@pytest.mark.slow
+def test_overwrite_deletes_nothing_where_there_is_no_run(tiny_pipeline: Path, tmp_path: Path) -> None:
+    inputs = [write_jsonl(tmp_path / "toy.jsonl", toy_texts(2))]
+    busy = tmp_path / "busy"
+    (busy / "documents").mkdir(parents=True)
+    (busy / "documents" / "thesis.tex").write_text("years of work")
+    with pytest.raises(AnnotateError, match="not empty and holds no annotation run"):
+        annotate(str(tiny_pipeline), inputs, busy, Options(), overwrite=True)
+    assert (busy / "documents" / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.slow
+def test_a_shard_is_written_before_the_next_is_annotated(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = toy_texts(6)
+    inputs = [write_jsonl(tmp_path / "toy.jsonl", texts)]
+    options = Options(shard_size=3, batch_size=2)
+    annotated: List[str] = []
+    real_call = BatchAnnotator.__call__
+
+    def crash_in_second_shard(self: BatchAnnotator, batch: List[str]) -> list:
+        # The real pipeline, but a crash (say CUDA out of memory) in the second shard.
+        annotated.extend(batch)
+        if set(batch) & set(texts[3:]):
+            raise RuntimeError("simulated crash in the second shard")
+        return real_call(self, batch)
+
+    monkeypatch.setattr(BatchAnnotator, "__call__", crash_in_second_shard)
+    # Stopping after one shard annotates nothing of the next one.
+    stopped = annotate(str(tiny_pipeline), inputs, tmp_path / "stopped", options, stop_after_shards=1)
+    assert stopped["status"] == "stopped" and stopped["shards"] == 1
+    assert set(annotated) == set(texts[:3])
+    # A crash in shard 2 keeps shard 1, which a rerun then skips.
+    crashed = tmp_path / "crashed"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        annotate(str(tiny_pipeline), inputs, crashed, options)
+    assert len(done_shards(crashed)) == 1 and done_shards(crashed)[0].endswith("-000000")
+    monkeypatch.undo()
+    resumed = annotate(str(tiny_pipeline), inputs, crashed, options, resume=True)
+    assert resumed["status"] == "complete" and resumed["documents"] == 6
+    assert resumed["this_invocation"]["shards_skipped"] == 1
+
+
+@pytest.mark.slow
+def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_path: Path) -> None:
+    bad = '{"id": "broken", "text": \n{"id": "blank", "text": " "}\n{"id": "no-text"}\n'
+    inputs = [write_jsonl(tmp_path / "bad.jsonl", toy_texts(2), extra=bad)]
+    output = tmp_path / "out"
+    with pytest.raises(TooManyRejects, match="3 records rejected, more than --max-rejects 2"):
+        annotate(str(tiny_pipeline), inputs, output, Options(max_rejects=2))
+    # A rerun writes nothing (every shard is done) and fails as the first run did.
+    with pytest.raises(TooManyRejects, match="more than --max-rejects 2") as rerun:
+        annotate(str(tiny_pipeline), inputs, output, Options(max_rejects=2))
+    assert "stopped after" not in str(rerun.value)
+    assert rerun.value.summary["this_invocation"]["shards_written"] == 0
+    assert rerun.value.summary["status"].startswith("failed")
+
+
+@pytest.mark.slow
+def test_a_changed_input_is_refused(tiny_pipeline: Path, tmp_path: Path) -> None:
+    texts = toy_texts(3)
+    path = write_jsonl(tmp_path / "toy.jsonl", texts[:2])
+    output = tmp_path / "out"
+    annotate(str(tiny_pipeline), [path], output, Options())
+    write_jsonl(path, texts)  # a record appended after the run
+    with pytest.raises(AnnotateError, match="different inputs.*--overwrite"):
+        annotate(str(tiny_pipeline), [path], output, Options())
+    assert annotate(str(tiny_pipeline), [path], output, Options(), overwrite=True)["documents"] == 3
+
+
+@pytest.mark.slow
+def test_resume_with_other_spellings_of_the_same_paths(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_jsonl(tmp_path / "toy.jsonl", toy_texts(4))
+    output = tmp_path / "out"
+    options = Options(shard_size=2, fmt="jsonl")
+    annotate(str(tiny_pipeline), [path], output, options, stop_after_shards=1)
+    # The model as a directory with a trailing slash is the same model.
+    annotate(str(tiny_pipeline) + "/", [path], output, options, resume=True)
+    (output / SHARDS_DIR / f"{done_shards(output)[-1]}.json").unlink()
+    # The input by a relative path is the same input: its earlier shards count in the summary.
+    monkeypatch.chdir(tmp_path)
+    summary = annotate(str(tiny_pipeline), [Path("toy.jsonl")], output, options, resume=True)
+    assert summary["this_invocation"]["shards_written"] == 1
+    assert summary["inputs"] == [{"path": "toy.jsonl", "shards": 2, "records": 4, "documents": 4, "rejected": 0,
+                                  "deleted": 0}]
+
+
+def test_gpu_id_without_a_gpu_is_one_line(tiny_pipeline: Path, tmp_path: Path) -> None:
+    from thinc.util import gpu_is_available
+
+    if gpu_is_available():
+        pytest.skip("a GPU is usable here")
+    inputs = [write_jsonl(tmp_path / "toy.jsonl", toy_texts(1))]
+    with pytest.raises(AnnotateError, match="--gpu-id 0: .*use -1 for the CPU"):
+        annotate(str(tiny_pipeline), inputs, tmp_path / "out", Options(gpu_id=0))
+    result = CliRunner().invoke(app, ["annotate", str(tiny_pipeline), str(inputs[0]), "--output",
+                                      str(tmp_path / "out"), "--gpu-id", "0", "--no-progress"])
+    assert result.exit_code == 1 and "Error: --gpu-id 0:" in result.output
+    assert not isinstance(result.exception, ValueError) and "Traceback" not in result.output
+
+
+def test_help_names_the_ray_extra_and_format_is_checked_first(tmp_path: Path) -> None:
+    # Wide enough (rich reads COLUMNS) that no help text is cut short.
+    result = CliRunner().invoke(app, ["annotate", "--help"], env={"COLUMNS": "240"})
+    assert result.exit_code == 0
+    assert "needs spacy-bioner[ray])" in re.sub(r"\s+", " ", result.output)
+    # An unknown --format is refused before the (here missing) model is loaded.
+    path = write_jsonl(tmp_path / "toy.jsonl", toy_texts(1))
+    bad = CliRunner().invoke(app, ["annotate", str(tmp_path / "no-model"), str(path), "--output",
+                                   str(tmp_path / "out"), "--format", "csv"])
+    assert bad.exit_code == 2 and "csv" in bad.output and "cannot load" not in bad.output
