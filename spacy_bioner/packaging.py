@@ -65,16 +65,21 @@ def describe_encoder(name: str, pretraining: Optional[Dict[str, Any]] = None) ->
         if pretraining:
             source["name"] = (
                 f"{model} (local directory {path}): {pretraining['base_encoder']} with domain-adaptive "
-                f"masked-LM pretraining, {pretraining['steps']:,} steps, {pretraining['tokens_seen']:,} tokens, "
-                f"held-out perplexity {pretraining['heldout_perplexity_before']:.1f} -> "
-                f"{pretraining['heldout_perplexity_after']:.1f}"
+                f"masked-LM pretraining, {pretraining['steps']:,} steps, {pretraining['tokens_seen']:,} tokens"
             )
+            before, after = pretraining["heldout_perplexity_before"], pretraining["heldout_perplexity_after"]
+            if before is not None and after is not None:
+                source["name"] += f", held-out perplexity {before:.1f} -> {after:.1f}"
         return source
     return {"name": name, "url": f"https://huggingface.co/{name}", "encoder": name}
 
 
 def pretraining_record(path: Path) -> Optional[Dict[str, Any]]:
-    """What `python -m spacy_bioner pretrain` did to the encoder in `path`, if anything."""
+    """What `python -m spacy_bioner pretrain` did to the encoder in `path`, if anything.
+
+    The held-out perplexities are None where nothing was held out (NaN would
+    not survive meta.json: srsly refuses to write it).
+    """
     from .pretraining import RESULTS_FILE
 
     record = path / RESULTS_FILE
@@ -86,8 +91,8 @@ def pretraining_record(path: Path) -> Optional[Dict[str, Any]]:
         "base_encoder": data.get("base_encoder"),
         "steps": data.get("steps", 0),
         "tokens_seen": data.get("tokens_seen", 0),
-        "heldout_perplexity_before": (heldout.get("before") or {}).get("perplexity", float("nan")),
-        "heldout_perplexity_after": (heldout.get("after") or {}).get("perplexity", float("nan")),
+        "heldout_perplexity_before": (heldout.get("before") or {}).get("perplexity"),
+        "heldout_perplexity_after": (heldout.get("after") or {}).get("perplexity"),
     }
 
 

@@ -50,14 +50,13 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from .corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_lines, read_pubtator
+from .corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_lines, read_pubtator, split_dev
+from .corpora.text import PathLike
 from .encoders import resolve_encoder
-
-PathLike = Union[str, Path]
 
 # Relative to the project root: the embedded collection (assets/unlabeled/README.md).
 DEFAULT_TEXT = Path("assets/unlabeled/biomed-sentences.txt.gz")
@@ -65,6 +64,8 @@ DEFAULT_ASSETS = Path("assets")
 # The training splits only, relative to the assets directory.
 JNLPBA_TRAIN = Path("jnlpba/Genia4ERtask2.iob2.gz")
 BC5CDR_TRAIN = Path("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz")
+# Read only for its PMIDs: the training file holds some of its abstracts.
+JNLPBA_TEST = Path("jnlpba/Genia4EReval2.iob2.gz")
 
 RESULTS_FILE = "pretraining.json"
 CHECKPOINT_DIR = "checkpoint"
@@ -118,19 +119,25 @@ def task_training_text(assets: PathLike = DEFAULT_ASSETS) -> List[str]:
     """The raw text of the JNLPBA and BC5CDR *training* splits, never dev or test.
 
     JNLPBA: the sentences of the training file except its last 200 abstracts
-    (the dev split), tokens joined with spaces. BC5CDR: title + " " + abstract
-    of each training-set document.
+    (the dev split) and the abstracts whose PMID is in the test file (the
+    official training file shares some with it), tokens joined with spaces.
+    BC5CDR: title + " " + abstract of each training-set document.
     """
     from .tokenizer import make_bio_nlp
 
     assets = Path(assets)
     nlp = make_bio_nlp()
     jnlpba_docs, _ = read_jnlpba(assets / JNLPBA_TRAIN, nlp.vocab)
-    if len(jnlpba_docs) <= JNLPBA_DEV_DOCS:
-        raise PretrainError(f"{assets / JNLPBA_TRAIN}: fewer than {JNLPBA_DEV_DOCS + 1} abstracts")
+    try:
+        train_docs, dev_docs = split_dev(jnlpba_docs, JNLPBA_DEV_DOCS)
+    except ValueError as e:
+        raise PretrainError(f"{assets / JNLPBA_TRAIN}: {e}") from None
+    test_docs, _ = read_jnlpba(assets / JNLPBA_TEST, nlp.vocab)
+    held_out = {doc.user_data.get("pmid") for doc in dev_docs + test_docs} - {None}
     lines = [
         " ".join(token.text for token in sent)
-        for doc in jnlpba_docs[:-JNLPBA_DEV_DOCS]
+        for doc in train_docs
+        if doc.user_data.get("pmid") not in held_out
         for sent in doc.sents
     ]
     bc5cdr_docs, _ = read_pubtator(assets / BC5CDR_TRAIN, nlp)
@@ -157,7 +164,8 @@ def collect_text(
         task_lines = task_training_text(assets)
         sources.append(
             {
-                "path": f"{Path(assets) / JNLPBA_TRAIN} (minus the last {JNLPBA_DEV_DOCS} abstracts), "
+                "path": f"{Path(assets) / JNLPBA_TRAIN} (minus the last {JNLPBA_DEV_DOCS} abstracts "
+                f"and those in {Path(assets) / JNLPBA_TEST}), "
                 f"{Path(assets) / BC5CDR_TRAIN}",
                 "lines": len(task_lines),
             }
@@ -406,7 +414,8 @@ def _optimizer(model: Any, settings: PretrainSettings) -> torch.optim.Optimizer:
 
 
 def total_steps(settings: PretrainSettings, n_train: int) -> int:
-    """`steps`, or `epochs` passes over the training sequences (1 by default)."""
+    """`steps`, or `epochs` passes over the training sequences (1 by default);
+    an epoch is `steps_per_epoch` batches, the last one short."""
     if settings.steps is not None and settings.epochs is not None:
         raise PretrainError("give --steps or --epochs, not both")
     if settings.steps is not None:
@@ -416,14 +425,18 @@ def total_steps(settings: PretrainSettings, n_train: int) -> int:
     epochs = 1.0 if settings.epochs is None else settings.epochs
     if epochs <= 0:
         raise PretrainError(f"--epochs must be positive, got {epochs}")
-    return max(1, math.ceil(epochs * n_train / settings.batch_size))
+    return max(1, math.ceil(epochs * steps_per_epoch(n_train, settings.batch_size)))
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Batches in one pass over `n_train` sequences (the last may be short)."""
+    return math.ceil(n_train / batch_size)
 
 
 def _batch_indices(step: int, train: Sequence[int], batch_size: int, seed: int) -> List[int]:
     """The training sequences of `step`: each epoch a fresh permutation that
     depends only on (seed, epoch), so a resumed run sees the same batches."""
-    steps_per_epoch = math.ceil(len(train) / batch_size)
-    epoch, position = divmod(step, steps_per_epoch)
+    epoch, position = divmod(step, steps_per_epoch(len(train), batch_size))
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
     return [train[i] for i in order[position * batch_size : (position + 1) * batch_size].tolist()]
 
@@ -654,7 +667,7 @@ def pretrain(
         "requested_encoder": settings.encoder,
         "steps": state["step"],
         "total_steps": n_steps,
-        "epochs": round(state["step"] * settings.batch_size / len(train), 4),
+        "epochs": round(state["step"] / steps_per_epoch(len(train), settings.batch_size), 4),
         "tokens_seen": state["tokens_seen"],
         "sequence_length": max_length,
         "train_sequences": len(train),

@@ -104,6 +104,9 @@ def test_convert_pubtator_test_split(tmp_path):
         # One reader error: each reader's own errors are in test_readers.py.
         ("jnlpba", b"###MEDLINE:1\n\nIL-2\tB-protein\nx\n", [], "in.txt:4: no tag"),
         ("iob", b"a\tO\n", ["--dev-docs", "1", "--dev-output", "DEV"], "leaves no training documents"),
+        ("iob", b"a\tO\n\nb\tO\n", ["--dev-docs", "5", "--dev-output", "DEV"],
+         "--dev-docs 5 leaves no training documents (2 in all): set --dev-docs to the number of documents "
+         "at the end to hold out as dev, from 1 to 1"),
         ("iob", b"a\tO\n", ["--dev-docs", "1"], "--dev-docs and --dev-output"),
     ],
 )

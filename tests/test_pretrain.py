@@ -2,6 +2,7 @@
 tiny random BERT: nothing is downloaded, nothing is mocked."""
 
 import json
+import math
 from pathlib import Path
 from typing import Dict, List, Set
 
@@ -31,6 +32,7 @@ from spacy_bioner.pretraining import (
     pretrain,
     read_text_file,
     task_training_text,
+    total_steps,
 )
 
 ROOT = Path(__file__).parent.parent
@@ -157,6 +159,45 @@ def test_resume_refuses_changed_settings(tiny_bert: Path, tmp_path: Path) -> Non
         run(tiny_bert, tmp_path / "out", steps=4, learn_rate=5e-4, resume=True)
 
 
+def test_epochs_count_whole_passes() -> None:
+    # 100 sequences in batches of 32: 4 batches an epoch, the last one short.
+    assert total_steps(PretrainSettings(encoder="x", batch_size=32, epochs=2), 100) == 8
+    assert total_steps(PretrainSettings(encoder="x", batch_size=32, epochs=0.5), 100) == 2
+    assert total_steps(PretrainSettings(encoder="x", batch_size=32), 100) == 4
+
+
+@pytest.mark.slow
+def test_epochs_run_every_training_sequence_that_many_times(tiny_bert: Path, tmp_path: Path) -> None:
+    results = run(tiny_bert, tmp_path / "out", steps=None, epochs=2, heldout_fraction=0.0, checkpoint_every=100)
+    assert results["train_sequences"] % 8  # a short last batch each epoch
+    assert results["steps"] == results["total_steps"] == 2 * math.ceil(results["train_sequences"] / 8)
+    assert results["epochs"] == 2
+    tokenizer, _ = load_encoder(str(tiny_bert))
+    assert results["tokens_seen"] == 2 * sum(len(ids) for ids in pack_sequences(toy_text(), tokenizer, 32))
+
+
+@pytest.mark.slow
+def test_pretraining_without_heldout_is_recorded_and_the_pipeline_saves(tiny_bert: Path, tmp_path: Path) -> None:
+    """--heldout-fraction 0: no perplexity to record, and the meta still saves."""
+    import spacy
+
+    from spacy_bioner.packaging import record_encoder
+
+    encoder = tmp_path / "encoder"
+    results = run(tiny_bert, encoder, steps=2, heldout_fraction=0.0)
+    assert results["heldout"] == {"before": None, "after": None}
+    fix_random_seed(0)
+    nlp = transformer_pipeline(encoder)
+    nlp.initialize(lambda: toy_examples(nlp, 4))
+    record_encoder(nlp)
+    pretraining = nlp.meta[PRETRAINING_META_KEY]
+    assert pretraining["heldout_perplexity_before"] is None and pretraining["heldout_perplexity_after"] is None
+    assert "masked-LM pretraining" in nlp.meta["description"] and "perplexity" not in nlp.meta["description"]
+    assert not validate(ModelMetaSchema, nlp.meta)
+    nlp.to_disk(tmp_path / "model")
+    assert spacy.load(tmp_path / "model").meta[PRETRAINING_META_KEY] == pretraining
+
+
 def test_refuses_a_foreign_output_directory(tiny_bert: Path, tmp_path: Path) -> None:
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -235,15 +276,21 @@ def test_task_text_has_no_dev_or_test_text() -> None:
 
     jnlpba, _ = read_jnlpba(assets / JNLPBA_TRAIN, nlp.vocab)
     jnlpba_test, _ = read_jnlpba(assets / "jnlpba/Genia4EReval2.iob2.gz", nlp.vocab)
-    train_sents = {norm(s.text) for doc in jnlpba[:-JNLPBA_DEV_DOCS] for s in doc.sents}
-    held_sents = {norm(s.text) for doc in jnlpba[-JNLPBA_DEV_DOCS:] + jnlpba_test for s in doc.sents}
+    held_docs = jnlpba[-JNLPBA_DEV_DOCS:] + jnlpba_test
     for split in ("devel", "test"):
-        docs, _ = read_iob(assets / f"bc5cdr/iob/{split}.tsv.gz", nlp.vocab)
-        held_sents |= {norm(s.text) for doc in docs for s in doc.sents}
-    # A sentence may occur in both a training and a held-out abstract
-    # (boilerplate); only the held-out ones that are not training text count.
-    held_only = held_sents - train_sents
+        held_docs += read_iob(assets / f"bc5cdr/iob/{split}.tsv.gz", nlp.vocab)[0]
+    held_sents = {norm(s.text) for doc in held_docs for s in doc.sents}
+    # The official training file holds some test abstracts (by PMID): only
+    # the others are training text.
+    held_pmids = {doc.user_data["pmid"] for doc in jnlpba[-JNLPBA_DEV_DOCS:] + jnlpba_test}
+    train_docs = [doc for doc in jnlpba[:-JNLPBA_DEV_DOCS] if doc.user_data["pmid"] not in held_pmids]
+    assert len(train_docs) < len(jnlpba) - JNLPBA_DEV_DOCS
+    train_sents = {norm(s.text) for doc in train_docs for s in doc.sents}
     assert train_sents <= collected_norm  # the comparison works: training text is found
+    # No task-text sentence is in a dev or test document, except the few that
+    # are also in a training document (boilerplate: "(ABSTRACT TRUNCATED ...)").
+    held_only = held_sents - train_sents
+    assert len(held_sents & train_sents) < 20
     assert not held_only & collected_norm
 
     # BC5CDR: whole documents; no dev/test document, nor its title, in the text.
@@ -285,6 +332,25 @@ def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "not a model directory" in result.output
     result = runner.invoke(app, base + ["--task-text-only"])
     assert result.exit_code == 1 and "task text alone" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_explains_missing_default_paths(tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default --text and --assets are relative to the project directory."""
+    monkeypatch.chdir(tmp_path)
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(toy_text(20)), encoding="utf8")
+    base = ["pretrain", str(tiny_bert), str(tmp_path / "out")]
+    result = runner.invoke(app, base + ["--no-include-task-text"])
+    assert result.exit_code == 1
+    assert f"default text {DEFAULT_TEXT} was not found" in result.output
+    assert "project directory" in result.output and "--text FILE" in result.output
+    result = runner.invoke(app, base + ["--text", str(text)])
+    assert result.exit_code == 1
+    assert f"default assets directory {DEFAULT_ASSETS}" in result.output
+    assert "--assets DIR" in result.output and "--no-include-task-text" in result.output
+    result = runner.invoke(app, base + ["--task-text-only"])
+    assert result.exit_code == 1 and "--assets DIR" in result.output
     assert not (tmp_path / "out").exists()
 
 

@@ -16,6 +16,7 @@ from ..corpora import (
     ConversionReport,
     read_iob,
     read_pubtator,
+    split_dev,
     write_docbin,
 )
 from ..tokenizer import make_bio_nlp
@@ -94,12 +95,17 @@ def convert(
         docs, report = _read(fmt, input_path, key, n_sents, scheme)
     except ConversionError as e:
         raise fail(str(e)) from None
-    if dev_docs >= len(docs):
-        raise fail(f"{input_path}: --dev-docs {dev_docs} leaves no training documents ({len(docs)} in all)")
-    split = len(docs) - dev_docs
-    outputs = [(output, docs[:split], report.subset(docs, 0, split, key))]
-    if dev_output is not None:
-        outputs.append((dev_output, docs[split:], report.subset(docs, split, len(docs), key)))
+    if dev_output is None:
+        outputs = [(output, docs, report.subset(docs, 0, len(docs), key))]
+    else:
+        try:
+            train, dev = split_dev(docs, dev_docs, name="--dev-docs")
+        except ValueError as e:
+            raise fail(f"{input_path}: {e}") from None
+        outputs = [
+            (output, train, report.subset(docs, 0, len(train), key)),
+            (dev_output, dev, report.subset(docs, len(train), len(docs), key)),
+        ]
     for path, _, part in outputs:
         typer.echo(part.table(title=str(path)))
         typer.echo("")

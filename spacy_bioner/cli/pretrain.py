@@ -9,8 +9,11 @@ import typer
 from ..corpora import ConversionError
 from ..encoders import EncoderNotFound
 from ..pretraining import (
+    BC5CDR_TRAIN,
     DEFAULT_ASSETS,
     DEFAULT_TEXT,
+    JNLPBA_TEST,
+    JNLPBA_TRAIN,
     PretrainError,
     PretrainSettings,
     check_output_dir,
@@ -44,7 +47,9 @@ def pretrain_command(
         help="Pretrain on the JNLPBA and BC5CDR training text alone (task-adaptive pretraining, "
         "TAPT), without the unlabeled collection; not with --text or --no-include-task-text.",
     ),
-    assets: Path = typer.Option(DEFAULT_ASSETS, "--assets", help="The embedded corpora, for the task text."),
+    assets: Optional[Path] = typer.Option(
+        None, "--assets", help=f"The embedded corpora, for the task text. Default: {DEFAULT_ASSETS}."
+    ),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (instead of --epochs)."),
     epochs: Optional[float] = typer.Option(
         None, "--epochs", help="Passes over the training sequences (default 1; instead of --steps)."
@@ -109,7 +114,8 @@ def pretrain_command(
                 "--task-text-only trains on the task text alone: drop --text and --no-include-task-text"
             )
         text_files = [] if task_text_only else (text or [DEFAULT_TEXT])
-        lines, sources = collect_text(text_files, include_task_text, assets)
+        _check_default_paths(not text and not task_text_only, include_task_text and assets is None, task_text_only)
+        lines, sources = collect_text(text_files, include_task_text, assets or DEFAULT_ASSETS)
         log(f"Text: {len(lines):,} lines from {len(sources)} source(s)")
         pretrain(settings, lines, output_dir, sources=sources, resume=resume, gpu_id=gpu_id,
                  progress=progress, log=log)
@@ -117,3 +123,24 @@ def pretrain_command(
         raise fail(str(err)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _check_default_paths(default_text: bool, default_assets: bool, task_text_only: bool) -> None:
+    """Say so where a default path is missing: the defaults are relative to the
+    project directory, and an error naming only the path reads as if the user
+    had passed it."""
+    if default_text and not DEFAULT_TEXT.is_file():
+        raise PretrainError(
+            f"the default text {DEFAULT_TEXT} was not found (a path relative to the project directory): "
+            "run from the project directory, or pass --text FILE"
+        )
+    if default_assets:
+        missing = [DEFAULT_ASSETS / name for name in (JNLPBA_TRAIN, JNLPBA_TEST, BC5CDR_TRAIN)
+                   if not (DEFAULT_ASSETS / name).is_file()]
+        if missing:
+            alternative = "" if task_text_only else ", or --no-include-task-text"
+            raise PretrainError(
+                f"the task text is not in the default assets directory {DEFAULT_ASSETS} ({missing[0]} not "
+                f"found; a path relative to the project directory): run from the project directory, or pass "
+                f"--assets DIR{alternative}"
+            )

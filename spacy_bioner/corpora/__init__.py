@@ -1,5 +1,5 @@
 """Biomedical NER corpora to spaCy Docs: one module per format, the conversion
-report, DocBin files and the registered spaCy readers."""
+report, DocBin files, the dev split and the registered spaCy readers."""
 
 from .docbin import gold_token_doc, load_docs, write_docbin
 from .iob import (
@@ -14,6 +14,7 @@ from .iob import (
 )
 from .pubtator import read_pubtator
 from .report import ConversionError, ConversionReport, Issue
+from .split import split_dev
 from .text import read_lines
 
 __all__ = [
@@ -32,5 +33,6 @@ __all__ = [
     "read_jnlpba",
     "read_lines",
     "read_pubtator",
+    "split_dev",
     "write_docbin",
 ]

@@ -3,7 +3,7 @@ or from converted DocBins (several corpora, one per head, chained)."""
 
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List
+from typing import Callable, Dict, Iterable, Iterator
 
 import spacy
 from spacy.language import Language
@@ -14,11 +14,13 @@ from .docbin import gold_token_doc
 from .iob import (
     BC5CDR_SPANS_KEY,
     DEFAULT_SPANS_KEY,
+    JNLPBA_DEV_DOCS,
     JNLPBA_SPANS_KEY,
     read_iob,
     read_jnlpba,
 )
 from .pubtator import read_pubtator
+from .split import split_dev
 
 
 def _examples_from_pretokenized(nlp: Language, docs: Iterable[Doc]) -> Iterator[Example]:
@@ -29,12 +31,6 @@ def _examples_from_pretokenized(nlp: Language, docs: Iterable[Doc]) -> Iterator[
     """
     for ref in docs:
         yield Example(gold_token_doc(nlp.vocab, ref), ref)
-
-
-def _select(docs: List[Doc], dev_docs: int, part: str) -> List[Doc]:
-    if part == "all" or dev_docs == 0:
-        return docs
-    return docs[:-dev_docs] if part == "train" else docs[-dev_docs:]
 
 
 @spacy.registry.readers("spacy_bioner.IOB.v1")
@@ -64,14 +60,27 @@ def configure_jnlpba_reader(
 
     `part="train"` leaves out the last `dev_docs` abstracts and `part="dev"`
     keeps only them (the standard dev split: `dev_docs=200` on the training
-    file).
+    file); both need 1 <= dev_docs < the number of abstracts (ValueError).
     """
     if part not in ("all", "train", "dev"):
         raise ValueError(f"part must be 'all', 'train' or 'dev', got {part!r}")
+    # Checked here too, before the file is read: a config that leaves out
+    # dev_docs must fail when resolved, not at the first evaluation.
+    if part != "all" and dev_docs < 1:
+        raise ValueError(
+            f"spacy_bioner.JNLPBA.v1: part={part!r} needs dev_docs, the number of abstracts at the end "
+            f"of {path} held out as dev (the standard split: dev_docs = {JNLPBA_DEV_DOCS}), got {dev_docs}"
+        )
 
     def read(nlp: Language) -> Iterator[Example]:
         docs, _ = read_jnlpba(path, nlp.vocab, spans_key=spans_key)
-        yield from _examples_from_pretokenized(nlp, _select(docs, dev_docs, part))
+        if part != "all":
+            try:
+                train, dev = split_dev(docs, dev_docs)
+            except ValueError as e:
+                raise ValueError(f"{path}: {e}") from None
+            docs = train if part == "train" else dev
+        yield from _examples_from_pretokenized(nlp, docs)
 
     return read
 
