@@ -66,6 +66,8 @@ JNLPBA_TRAIN = Path("jnlpba/Genia4ERtask2.iob2.gz")
 BC5CDR_TRAIN = Path("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz")
 # Read only for its PMIDs: the training file holds some of its abstracts.
 JNLPBA_TEST = Path("jnlpba/Genia4EReval2.iob2.gz")
+# What task_training_text reads.
+TASK_TEXT_FILES = (JNLPBA_TRAIN, JNLPBA_TEST, BC5CDR_TRAIN)
 
 RESULTS_FILE = "pretraining.json"
 CHECKPOINT_DIR = "checkpoint"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-from toy import toy_sentences
+from toy import toy_sentences, write_jsonl
 from typer.testing import CliRunner
 
 from spacy_bioner.annotate import AnnotateError, Options, annotate, read_table
@@ -44,10 +44,8 @@ UPDATE = PUBMED / "pubmed26n1335.xml.gz"
 def toy_jsonl(path: Path, n: int = 40, seed: int = 0) -> Path:
     """Toy abstracts of three or four sentences each, one JSON object per line."""
     sentences = [" ".join(words) + " ." for words, _ in toy_sentences(4 * n, seed)]
-    with open(path, "w", encoding="utf8") as f:
-        for i in range(n):
-            f.write(json.dumps({"id": f"toy{i}", "text": " ".join(sentences[4 * i: 4 * i + 3 + i % 2])}) + "\n")
-    return path
+    rows = ({"id": f"toy{i}", "text": " ".join(sentences[4 * i: 4 * i + 3 + i % 2])} for i in range(n))
+    return write_jsonl(path, rows)
 
 
 def tables(output: Path, fmt: str = "parquet") -> Dict[str, List[dict]]:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from toy import write_jsonl
 
 from spacy_bioner.annotate.sources import (
     _ARTICLE_START,
@@ -29,14 +30,10 @@ from spacy_bioner.annotate.sources import (
 BASELINE = Path(__file__).parent.parent / "assets" / "pubmed" / "pubmed26n1334.xml.gz"
 
 
-def write_jsonl(path: Path, *rows: dict) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf8")
-    return path
-
 
 def test_the_same_input_twice_is_refused(tmp_path: Path) -> None:
-    toy = write_jsonl(tmp_path / "toy.jsonl", {"id": "a", "text": "IL-2"})
-    other = write_jsonl(tmp_path / "other.jsonl", {"id": "b", "text": "p53"})
+    toy = write_jsonl(tmp_path / "toy.jsonl", [{"id": "a", "text": "IL-2"}])
+    other = write_jsonl(tmp_path / "other.jsonl", [{"id": "b", "text": "p53"}])
     assert expand_inputs([toy, other]) == [toy, other]
     with pytest.raises(ValueError, match="given twice.*toy.jsonl"):
         expand_inputs([toy, other, tmp_path / "." / "toy.jsonl"])
@@ -126,7 +123,7 @@ def test_jsonl_with_a_byte_order_mark(tmp_path: Path) -> None:
 
 
 def test_too_long_reason_does_not_claim_the_option_was_given(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "long.jsonl", {"id": "a", "text": "IL-2 " * 10})
+    path = write_jsonl(tmp_path / "long.jsonl", [{"id": "a", "text": "IL-2 " * 10}])
     (reject,) = read_items(path, max_chars=20)
     assert isinstance(reject, Reject) and reject.kind == TOO_LONG
     assert "more than --max-doc-chars" not in reject.reason

@@ -4,13 +4,12 @@ Runs use the tiny trained pipeline of conftest.py on toy abstracts; each is
 a few documents, so that the file stays fast.
 """
 
-import json
 import re
 from pathlib import Path
 from typing import List
 
 import pytest
-from toy import toy_sentences
+from toy import toy_abstracts, write_jsonl
 from typer.testing import CliRunner
 
 from spacy_bioner.annotate import AnnotateError, Options, TooManyRejects, annotate
@@ -19,16 +18,8 @@ from spacy_bioner.annotate.output import SHARDS_DIR
 from spacy_bioner.cli import app
 
 
-def toy_texts(n: int) -> List[str]:
-    """`n` toy abstracts of three sentences, made of the words the tiny pipeline knows."""
-    sentences = [" ".join(words) + " ." for words, _ in toy_sentences(3 * n, 1)]
-    return [" ".join(sentences[3 * i: 3 * i + 3]) for i in range(n)]
-
-
-def write_jsonl(path: Path, texts: List[str], extra: str = "") -> Path:
-    lines = [json.dumps({"id": f"toy{i}", "text": text}) for i, text in enumerate(texts)]
-    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf8")
-    return path
+def write_texts(path: Path, texts: List[str], extra: str = "") -> Path:
+    return write_jsonl(path, ({"id": f"toy{i}", "text": text} for i, text in enumerate(texts)), extra)
 
 
 def done_shards(output: Path) -> List[str]:
@@ -37,7 +28,7 @@ def done_shards(output: Path) -> List[str]:
 
 @pytest.mark.slow
 def test_overwrite_deletes_nothing_where_there_is_no_run(tiny_pipeline: Path, tmp_path: Path) -> None:
-    inputs = [write_jsonl(tmp_path / "toy.jsonl", toy_texts(2))]
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(2, seed=1))]
     busy = tmp_path / "busy"
     (busy / "documents").mkdir(parents=True)
     (busy / "documents" / "thesis.tex").write_text("years of work")
@@ -50,8 +41,8 @@ def test_overwrite_deletes_nothing_where_there_is_no_run(tiny_pipeline: Path, tm
 def test_a_shard_is_written_before_the_next_is_annotated(
     tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    texts = toy_texts(6)
-    inputs = [write_jsonl(tmp_path / "toy.jsonl", texts)]
+    texts = toy_abstracts(6, seed=1)
+    inputs = [write_texts(tmp_path / "toy.jsonl", texts)]
     options = Options(shard_size=3, batch_size=2)
     annotated: List[str] = []
     real_call = BatchAnnotator.__call__
@@ -82,7 +73,7 @@ def test_a_shard_is_written_before_the_next_is_annotated(
 @pytest.mark.slow
 def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_path: Path) -> None:
     bad = '{"id": "broken", "text": \n{"id": "blank", "text": " "}\n{"id": "no-text"}\n'
-    inputs = [write_jsonl(tmp_path / "bad.jsonl", toy_texts(2), extra=bad)]
+    inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(2, seed=1), extra=bad)]
     output = tmp_path / "out"
     with pytest.raises(TooManyRejects, match="3 records rejected, more than --max-rejects 2"):
         annotate(str(tiny_pipeline), inputs, output, Options(max_rejects=2))
@@ -96,11 +87,11 @@ def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_p
 
 @pytest.mark.slow
 def test_a_changed_input_is_refused(tiny_pipeline: Path, tmp_path: Path) -> None:
-    texts = toy_texts(3)
-    path = write_jsonl(tmp_path / "toy.jsonl", texts[:2])
+    texts = toy_abstracts(3, seed=1)
+    path = write_texts(tmp_path / "toy.jsonl", texts[:2])
     output = tmp_path / "out"
     annotate(str(tiny_pipeline), [path], output, Options())
-    write_jsonl(path, texts)  # a record appended after the run
+    write_texts(path, texts)  # a record appended after the run
     with pytest.raises(AnnotateError, match="different inputs.*--overwrite"):
         annotate(str(tiny_pipeline), [path], output, Options())
     assert annotate(str(tiny_pipeline), [path], output, Options(), overwrite=True)["documents"] == 3
@@ -110,7 +101,7 @@ def test_a_changed_input_is_refused(tiny_pipeline: Path, tmp_path: Path) -> None
 def test_resume_with_other_spellings_of_the_same_paths(
     tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write_jsonl(tmp_path / "toy.jsonl", toy_texts(4))
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(4, seed=1))
     output = tmp_path / "out"
     options = Options(shard_size=2, fmt="jsonl")
     annotate(str(tiny_pipeline), [path], output, options, stop_after_shards=1)
@@ -130,7 +121,7 @@ def test_gpu_id_without_a_gpu_is_one_line(tiny_pipeline: Path, tmp_path: Path) -
 
     if gpu_is_available():
         pytest.skip("a GPU is usable here")
-    inputs = [write_jsonl(tmp_path / "toy.jsonl", toy_texts(1))]
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(1, seed=1))]
     with pytest.raises(AnnotateError, match="--gpu-id 0: .*use -1 for the CPU"):
         annotate(str(tiny_pipeline), inputs, tmp_path / "out", Options(gpu_id=0))
     result = CliRunner().invoke(app, ["annotate", str(tiny_pipeline), str(inputs[0]), "--output",
@@ -145,7 +136,7 @@ def test_help_names_the_ray_extra_and_format_is_checked_first(tmp_path: Path) ->
     assert result.exit_code == 0
     assert "needs spacy-bioner[ray])" in re.sub(r"\s+", " ", result.output)
     # An unknown --format is refused before the (here missing) model is loaded.
-    path = write_jsonl(tmp_path / "toy.jsonl", toy_texts(1))
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(1, seed=1))
     bad = CliRunner().invoke(app, ["annotate", str(tmp_path / "no-model"), str(path), "--output",
                                    str(tmp_path / "out"), "--format", "csv"])
     assert bad.exit_code == 2 and "csv" in bad.output and "cannot load" not in bad.output

@@ -6,9 +6,10 @@ is downloaded.
 
 import copy
 import gzip
+import json
 import random
 from pathlib import Path
-from typing import List, Tuple
+from typing import Iterable, List, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -179,3 +180,15 @@ def transformer_pipeline(encoder: Path, crf: bool = True, heads=("jnlpba",)) -> 
             config["components"][key]["spans_key"] = key
             config["nlp"]["pipeline"].append(key)
     return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+
+
+def toy_abstracts(n: int, seed: int = 0, sentences: int = 3) -> List[str]:
+    """`n` toy abstracts of `sentences` toy sentences each (words the tiny pipeline knows)."""
+    lines = [" ".join(words) + " ." for words, _ in toy_sentences(sentences * n, seed)]
+    return [" ".join(lines[sentences * i : sentences * (i + 1)]) for i in range(n)]
+
+
+def write_jsonl(path: Path, rows: Iterable[dict], extra: str = "") -> Path:
+    """One JSON object per line, then `extra` verbatim (e.g. broken lines)."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows) + extra, encoding="utf8")
+    return path

@@ -408,12 +408,9 @@ def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str)
                              f"name the {what} column with {option}")
 
 
-def expand_inputs(inputs: Sequence[Path], id_key: Optional[str] = None,
-                  text_key: Optional[str] = None) -> List[Path]:
-    """The inputs in the order given, each checked to exist, to be of a known type and to be given once.
-
-    With `id_key` and `text_key`, a Parquet input must also have these columns.
-    ValueError says what is wrong.
+def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "text") -> List[Path]:
+    """The inputs in the order given, each checked to exist, to be of a known type and to be given once;
+    a Parquet input, to have the `id_key` and `text_key` columns. ValueError says what is wrong.
     """
     paths = []
     seen: Dict[Path, Path] = {}
@@ -426,7 +423,7 @@ def expand_inputs(inputs: Sequence[Path], id_key: Optional[str] = None,
             raise ValueError(f"input given twice: {path} (the same as {seen[resolved]}); "
                              "its records would be annotated twice")
         seen[resolved] = path
-        if kind == "parquet" and id_key is not None and text_key is not None:
+        if kind == "parquet":
             import pyarrow.parquet as pq
 
             try:

@@ -9,11 +9,9 @@ import typer
 from ..corpora import ConversionError
 from ..encoders import EncoderNotFound
 from ..pretraining import (
-    BC5CDR_TRAIN,
     DEFAULT_ASSETS,
     DEFAULT_TEXT,
-    JNLPBA_TEST,
-    JNLPBA_TRAIN,
+    TASK_TEXT_FILES,
     PretrainError,
     PretrainSettings,
     check_output_dir,
@@ -135,8 +133,7 @@ def _check_default_paths(default_text: bool, default_assets: bool, task_text_onl
             "run from the project directory, or pass --text FILE"
         )
     if default_assets:
-        missing = [DEFAULT_ASSETS / name for name in (JNLPBA_TRAIN, JNLPBA_TEST, BC5CDR_TRAIN)
-                   if not (DEFAULT_ASSETS / name).is_file()]
+        missing = [DEFAULT_ASSETS / name for name in TASK_TEXT_FILES if not (DEFAULT_ASSETS / name).is_file()]
         if missing:
             alternative = "" if task_text_only else ", or --no-include-task-text"
             raise PretrainError(

@@ -482,7 +482,6 @@ def _viterbi_parallel(
 def _max_plus_prefix(matrices: Floats4d) -> Floats4d:
     """Inclusive max-plus prefix products of each document's (K, K) matrices,
     (B, n, K, K), in log2(n) rounds; documents in chunks (MAX_PLUS_CHUNK)."""
-    xp = get_array_module(matrices)
     n_docs, n_matrices, n_tags, _ = matrices.shape
     per_doc = max(n_matrices * n_tags**3, 1)
     chunk = max(MAX_PLUS_CHUNK // per_doc, 1)
