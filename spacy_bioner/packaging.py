@@ -150,13 +150,20 @@ def make_record_encoder(component: str = "transformer") -> Callable[[Language], 
 # Package metadata
 
 
-def package_meta(model_dir: Path, project_meta: Dict[str, Any], metrics_dir: Path, command: str = "") -> Dict[str, Any]:
+def package_meta(
+    model_dir: Path,
+    project_meta: Dict[str, Any],
+    metrics_dir: Path,
+    command: str = "",
+    primary: Optional[Dict[str, str]] = None,
+) -> Dict[str, Any]:
     """The meta.json for `spacy package --meta-path`: the trained pipeline's meta,
     the project's (name, description, license, sources, notes), this library's
     version and requirement, and the measured test scores.
 
     Scores go under spaCy's standard "performance" keys: each head's
-    `spans_<key>_p/r/f/per_type` from its corpus's test set, and `ents_p/r/f`
+    `spans_<key>_p/r/f/per_type` from its corpus's test set (`primary`: the
+    corpus of a head scored on several, see `performance`), and `ents_p/r/f`
     and `ents_per_type` pooled over the heads. The description ends with the
     test F1 of each corpus, which `spacy info` shows.
     """
@@ -175,7 +182,7 @@ def package_meta(model_dir: Path, project_meta: Dict[str, Any], metrics_dir: Pat
         r for r in meta.get("requirements", []) if not _same_requirement(r, requirements)
     ]
     meta["sources"] = encoder_sources + list(project_meta.get("sources", []))
-    meta["performance"] = performance(metrics)
+    meta["performance"] = performance(metrics, primary)
     scores = ", ".join(f"{name} {m['seqeval']['f1']:.3f}" for name, m in metrics.items())
     encoder = encoder_sources[0]["name"]
     meta["description"] = f"{project_meta.get('description', '').strip()} Encoder: {encoder}. " + (
@@ -191,21 +198,31 @@ def package_meta(model_dir: Path, project_meta: Dict[str, Any], metrics_dir: Pat
     return meta
 
 
-def performance(metrics: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+def performance(metrics: Dict[str, Dict[str, Any]], primary: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """spaCy's performance keys from `evaluate`'s metrics (seqeval on each test set).
 
-    A head is scored on the first of its corpora in file-name order (BC5CDR:
-    the IOB form, where published scores are reported); `ents_*` pool the
-    heads' true and false positives (their labels are disjoint).
+    Each head is scored on its test corpus; a head evaluated on several (BC5CDR
+    from PubTator and in the IOB form) is scored on the one `primary` names for
+    its spans key, and one not named is refused rather than picked by chance.
+    `ents_*` pool the heads' true and false positives (their labels are disjoint).
     """
+    primary = primary or {}
+    by_head: Dict[str, List[str]] = {}
+    for name, result in metrics.items():
+        by_head.setdefault(result["spans_key"], []).append(name)
+    unknown = sorted(set(primary) - set(by_head))
+    if unknown:
+        raise ValueError(f"--performance names heads without test scores: {', '.join(unknown)} "
+                         f"(scored heads: {', '.join(sorted(by_head))})")
     scores: Dict[str, Any] = {}
     true_pos = false_pos = false_neg = 0.0
     per_type: Dict[str, Dict[str, float]] = {}
-    for result in metrics.values():
-        key = result["spans_key"]
-        if f"spans_{key}_f" in scores:
-            continue
-        seqeval = result["seqeval"]
+    for key, names in by_head.items():
+        name = primary.get(key, names[0])
+        if name not in names or (len(names) > 1 and key not in primary):
+            raise ValueError(f"head {key!r} was evaluated on {', '.join(names)}: name the corpus for its "
+                             f"performance scores with --performance {key}=CORPUS")
+        seqeval = metrics[name]["seqeval"]
         rows = {label: {"p": r["p"], "r": r["r"], "f": r["f1"]} for label, r in seqeval["per_type"].items()}
         scores.update({f"spans_{key}_p": seqeval["p"], f"spans_{key}_r": seqeval["r"], f"spans_{key}_f": seqeval["f1"]})
         scores[f"spans_{key}_per_type"] = rows

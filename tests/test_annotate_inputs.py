@@ -21,8 +21,10 @@ from spacy_bioner.annotate.sources import (
     TOO_LONG,
     TRUNCATED,
     UNDECODABLE,
+    Deleted,
     Record,
     Reject,
+    count_records,
     expand_inputs,
     read_items,
 )
@@ -83,6 +85,21 @@ def test_xml_without_pubmed_records_is_rejected(tmp_path: Path, content: bytes) 
     assert len(items) == 1
     assert isinstance(items[0], Reject) and items[0].kind == MALFORMED_XML
     assert "no PubMed records" in items[0].reason
+    assert count_records(path) == 1  # the progress bar's total counts the reject
+
+
+def test_count_records_counts_what_the_readers_yield_deletions_aside(tmp_path: Path) -> None:
+    bad_lines = '{"id": "a", "text": "IL-2"}\n\n{"id": "broken", "text": \n{"id": "b"}\n'
+    (tmp_path / "mixed.jsonl").write_text(bad_lines, encoding="utf8")
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("p53 in T cells", encoding="utf8")
+    (folder / "empty.txt").write_text("", encoding="utf8")
+    update = BASELINE.with_name("pubmed26n1335.xml.gz")  # holds a DeleteCitation
+    for path in (BASELINE, update, tmp_path / "mixed.jsonl", folder):
+        items = list(read_items(path))
+        assert count_records(path) == sum(not isinstance(item, Deleted) for item in items), path
+    assert any(isinstance(item, Deleted) for item in read_items(update))
 
 
 def test_parquet_without_the_text_or_id_column_is_an_error(tmp_path: Path) -> None:

@@ -75,12 +75,14 @@ def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_p
     bad = '{"id": "broken", "text": \n{"id": "blank", "text": " "}\n{"id": "no-text"}\n'
     inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(2, seed=1), extra=bad)]
     output = tmp_path / "out"
-    with pytest.raises(TooManyRejects, match="3 records rejected, more than --max-rejects 2"):
+    with pytest.raises(TooManyRejects, match="3 records rejected, more than --max-rejects 2") as first:
         annotate(str(tiny_pipeline), inputs, output, Options(max_rejects=2))
+    # The limit was passed on the only shard: nothing was left undone, so nothing "stopped".
+    assert "stopped" not in str(first.value) and "shards written: 1" in str(first.value)
     # A rerun writes nothing (every shard is done) and fails as the first run did.
     with pytest.raises(TooManyRejects, match="more than --max-rejects 2") as rerun:
         annotate(str(tiny_pipeline), inputs, output, Options(max_rejects=2))
-    assert "stopped after" not in str(rerun.value)
+    assert "shards written" not in str(rerun.value)
     assert rerun.value.summary["this_invocation"]["shards_written"] == 0
     assert rerun.value.summary["status"].startswith("failed")
 

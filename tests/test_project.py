@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from spacy_bioner.about import __version__
 from spacy_bioner.cli import app
 from spacy_bioner.evaluation import docs_to_iob, evaluate_corpus, seqeval_scores
-from spacy_bioner.packaging import describe_encoder, record_encoder
+from spacy_bioner.packaging import describe_encoder, performance, record_encoder
 from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -335,6 +335,57 @@ def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipe
     assert "Accuracy" in readme and "spacy project run all" in readme and "Encoder: tiny" in readme
     (model / "meta.json").write_text(json.dumps(meta))
     assert f"jnlpba {seqeval['f1']:.3f}" in info_model(str(model))["description"]
+
+
+def test_every_command_that_loads_a_pipeline_refuses_a_missing_gpu_in_one_line(hash_pipeline, tmp_path):
+    from thinc.util import gpu_is_available
+
+    if gpu_is_available():
+        pytest.skip("a GPU is usable here")
+    model, test_path = hash_pipeline
+    for args in (["evaluate", str(model), "--corpus", f"jnlpba={test_path}", "--output-dir", str(tmp_path)],
+                 ["visualize", str(model), str(test_path), str(tmp_path / "out.html")]):
+        result = CliRunner().invoke(app, args + ["--gpu-id", "0"])
+        assert result.exit_code == 1 and "Error: --gpu-id 0:" in result.output, args[0]
+        assert "use -1 for the CPU" in result.output and not isinstance(result.exception, ValueError)
+    result = CliRunner().invoke(app, ["demo", str(tmp_path / "no-such-pipeline")])
+    assert result.exit_code == 1 and "cannot load pipeline" in result.output
+
+
+def _seqeval_metrics(key: str, f1: float) -> dict:
+    per_type = {"Chemical": {"p": f1, "r": f1, "f1": f1, "support": 10}}
+    return {"spans_key": key, "seqeval": {"p": f1, "r": f1, "f1": f1, "per_type": per_type}}
+
+
+def test_performance_of_a_head_with_several_test_corpora_is_chosen_not_guessed():
+    metrics = {"bc5cdr-iob": _seqeval_metrics("bc5cdr", 0.8), "bc5cdr": _seqeval_metrics("bc5cdr", 0.7),
+               "jnlpba": _seqeval_metrics("jnlpba", 0.6)}
+    with pytest.raises(ValueError, match="bc5cdr-iob, bc5cdr: .*--performance bc5cdr=CORPUS"):
+        performance(metrics)
+    for chosen, f1 in (("bc5cdr", 0.7), ("bc5cdr-iob", 0.8)):
+        scores = performance(metrics, {"bc5cdr": chosen})
+        assert scores["spans_bc5cdr_f"] == f1 and scores["spans_jnlpba_f"] == 0.6
+    with pytest.raises(ValueError, match="bc5cdr"):
+        performance(metrics, {"bc5cdr": "jnlpba"})  # another head's corpus
+    with pytest.raises(ValueError, match="without test scores: ncbi"):
+        performance(metrics, {"bc5cdr": "bc5cdr", "ncbi": "ncbi"})
+
+
+def test_package_meta_performance_option(hash_pipeline, tmp_path):
+    model, test_path = hash_pipeline
+    metrics = tmp_path / "metrics"
+    corpora = ["--corpus", f"jnlpba={test_path}", "--corpus", f"jnlpba-again={test_path}"]
+    result = CliRunner().invoke(app, ["evaluate", str(model), *corpora, "--output-dir", str(metrics)])
+    assert result.exit_code == 0, result.output
+    args = ["package-meta", str(model), str(ROOT / "configs" / "meta.json"), str(tmp_path / "out.json"),
+            "--metrics", str(metrics)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "--performance jnlpba=CORPUS" in result.output
+    result = CliRunner().invoke(app, args + ["--performance", "jnlpba"])
+    assert result.exit_code == 1 and "takes NAME=VALUE" in result.output
+    result = CliRunner().invoke(app, args + ["--performance", "jnlpba=jnlpba-again"])
+    assert result.exit_code == 0, result.output
+    assert "spans_jnlpba_f" in json.loads((tmp_path / "out.json").read_text())["performance"]
 
 
 def test_package_meta_refuses_a_pipeline_without_encoder_record(hash_pipeline, tmp_path):

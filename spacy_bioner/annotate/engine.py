@@ -23,6 +23,7 @@ from itertools import groupby
 from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..annotation import head_keys
+from ..loading import load_pipeline
 from .output import Result
 from .sources import Record
 
@@ -47,11 +48,7 @@ class BatchAnnotator:
     """A loaded pipeline that annotates batches of texts: one per process or Ray actor."""
 
     def __init__(self, model: str, gpu_id: int = -1, nlp: Any = None):
-        import spacy
-
-        if gpu_id >= 0:
-            spacy.require_gpu(gpu_id)
-        self.nlp = nlp if nlp is not None else spacy.load(model)
+        self.nlp = nlp if nlp is not None else load_pipeline(model, gpu_id)
         self.heads = list(head_keys(self.nlp))
 
     def __call__(self, texts: Sequence[str]) -> List[Annotation]:

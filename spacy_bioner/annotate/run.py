@@ -17,6 +17,7 @@ from typing import (
 )
 
 from ..annotation import head_keys
+from ..loading import PipelineLoadError, load_pipeline
 from .engine import local_shards
 from .output import FORMATS, OutputDir, Result, shard_prefix, sharded
 from .sources import count_records, expand_inputs, read_items
@@ -133,8 +134,6 @@ def annotate(
     kill between two shards would (for tests). Raises AnnotateError when the
     run cannot start and TooManyRejects past `options.max_rejects`.
     """
-    import spacy
-
     if options.engine not in ENGINES:
         raise AnnotateError(f"unknown engine {options.engine!r} (expected one of {', '.join(ENGINES)})")
     if options.fmt not in FORMATS:
@@ -146,17 +145,11 @@ def annotate(
         paths = expand_inputs(inputs, options.id_key, options.text_key)
     except ValueError as e:
         raise AnnotateError(str(e)) from None
-    if options.gpu_id >= 0 and options.engine == "local":
-        try:
-            spacy.require_gpu(options.gpu_id)
-        except ValueError as e:  # no CuPy or no GPU
-            raise AnnotateError(f"--gpu-id {options.gpu_id}: {e}; use -1 for the CPU") from None
     try:
-        nlp = spacy.load(model)
-    except (OSError, IOError, ValueError) as e:
-        raise AnnotateError(f"cannot load pipeline {model!r}: {e}") from None
-    if not head_keys(nlp):
-        raise AnnotateError(f"{model!r} has no NER head (a component with spans_key and labels)")
+        # The Ray engine's actors take the GPUs; here the pipeline only plans the run.
+        nlp = load_pipeline(model, options.gpu_id if options.engine == "local" else -1, need_heads=True)
+    except PipelineLoadError as e:
+        raise AnnotateError(str(e)) from None
     max_chars = options.max_doc_chars or nlp.max_length
     run_info = {
         "model": model_fingerprint(model, nlp),
@@ -229,7 +222,8 @@ def annotate(
     status = "failed: too many rejects" if too_many else "stopped" if stopped else "complete"
     summary = out.write_summary(paths, status, stats)
     if too_many:
-        where = f"; stopped after {summary['shards']} shards" if stopped else ""
+        # Not "stopped early": the limit may have been passed on the last shard.
+        where = f"; the run ended there (shards written: {summary['shards']})" if stopped else ""
         raise TooManyRejects(
             f"{summary['rejected']} records rejected, more than --max-rejects {options.max_rejects}{where} "
             f"(see {output}/rejects and {output}/summary.json)", summary)

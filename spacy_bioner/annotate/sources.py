@@ -149,16 +149,18 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
             import pyarrow.parquet as pq
 
             return pq.ParquetFile(str(path)).metadata.num_rows
-        count = 0
+        articles = records = 0
         with _open(path) as f:
             if kind == "jsonl":
                 return sum(1 for line in f if line.strip())
             tail = b""
             for chunk in iter(lambda: f.read(READ_CHUNK), b""):
                 data = tail + chunk
-                count += len(_ARTICLE_START.findall(data)) - len(_ARTICLE_START.findall(tail))
+                articles += len(_ARTICLE_START.findall(data)) - len(_ARTICLE_START.findall(tail))
+                records += len(_RECORD_START.findall(data)) - len(_RECORD_START.findall(tail))
                 tail = data[-32:]
-            return count
+            # A file without any PubMed record is one reject (`read_pubmed`).
+            return articles if records else 1
     except (OSError, EOFError, zlib.error, ValueError):
         return None
 

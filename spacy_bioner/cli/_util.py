@@ -35,24 +35,33 @@ def log(text: str) -> None:
 
 
 def load_pipeline(model: str, gpu_id: int = -1) -> Language:
-    """spacy.load on the CPU or GPU `gpu_id`; a clear error if it cannot load."""
-    import spacy
+    """spacy.load on the CPU or GPU `gpu_id`; a one-line error if it cannot load."""
+    from ..loading import PipelineLoadError
+    from ..loading import load_pipeline as load
 
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
     try:
-        return spacy.load(model)
-    except (OSError, IOError, ValueError) as e:
-        raise fail(f"cannot load pipeline {model!r}: {e}") from None
+        return load(model, gpu_id)
+    except PipelineLoadError as e:
+        raise fail(str(e)) from None
+
+
+def named_values(values: List[str], option: str) -> List[Tuple[str, str]]:
+    """NAME=VALUE option values, each name once."""
+    named: List[Tuple[str, str]] = []
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise fail(f"{option} takes NAME=VALUE, got {value!r}")
+        if name in dict(named):
+            raise fail(f"{option}: {name} given twice")
+        named.append((name, rest))
+    return named
 
 
 def named_paths(values: List[str], option: str) -> List[Tuple[str, Path]]:
     """NAME=PATH option values, each path checked to exist."""
     named = []
-    for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise fail(f"{option} takes NAME=PATH, got {value!r}")
+    for name, path in named_values(values, option):
         if not Path(path).exists():
             raise fail(f"{option} {name}: no such file: {path}")
         named.append((name, Path(path)))

@@ -2,10 +2,11 @@
 
 import json
 from pathlib import Path
+from typing import List
 
 import typer
 
-from ._util import app, fail, log
+from ._util import app, fail, log, named_values
 
 
 @app.command("package-meta")
@@ -16,6 +17,11 @@ def package_meta_cli(
     output: Path = typer.Argument(..., help="Where the merged meta.json goes."),
     metrics_dir: Path = typer.Option(Path("metrics"), "--metrics", help="Metrics written by `evaluate`."),
     command: str = typer.Option("", "--command", help="The command that produced the scores, for the model card."),
+    performance: List[str] = typer.Option(
+        [], "--performance", metavar="KEY=CORPUS",
+        help="For a head evaluated on several test corpora: the corpus whose scores fill meta.json's "
+        "performance keys (e.g. bc5cdr=bc5cdr-iob). Repeatable.",
+    ),
 ) -> None:
     """Merge a trained pipeline's meta.json with the project's metadata, this
     library's version and requirement, and the measured test scores (spaCy's
@@ -23,10 +29,11 @@ def package_meta_cli(
     """
     from ..packaging import package_meta
 
+    primary = dict(named_values(performance, "--performance"))
     if not (model_dir / "meta.json").exists():
         raise fail(f"{model_dir} is not a trained pipeline (no meta.json)")
     try:
-        meta = package_meta(model_dir, json.loads(project_meta.read_text(encoding="utf8")), metrics_dir, command)
+        meta = package_meta(model_dir, json.loads(project_meta.read_text(encoding="utf8")), metrics_dir, command, primary)
     except (OSError, ValueError) as e:
         raise fail(str(e)) from None
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,37 @@
+"""Loading a trained pipeline on the CPU or a GPU, with one error for what goes wrong.
+
+Every command that runs a pipeline (`evaluate`, `visualize`, `demo`,
+`annotate` and its workers) loads it here, so they all refuse a missing
+pipeline, a missing GPU or a pipeline without heads with the same message.
+"""
+
+from spacy.language import Language
+
+from .annotation import head_keys
+
+
+class PipelineLoadError(ValueError):
+    """The pipeline cannot be loaded or used; the message says what to do."""
+
+
+def load_pipeline(model: str, gpu_id: int = -1, need_heads: bool = False) -> Language:
+    """`spacy.load(model)` on GPU `gpu_id` (-1: the CPU).
+
+    Raises PipelineLoadError when the GPU cannot be used, the pipeline cannot
+    be loaded, or, with `need_heads`, it has no NER head (a component with a
+    `spans_key` and labels).
+    """
+    import spacy
+
+    if gpu_id >= 0:
+        try:
+            spacy.require_gpu(gpu_id)
+        except ValueError as e:  # no CuPy, or no such GPU
+            raise PipelineLoadError(f"--gpu-id {gpu_id}: {e}; use -1 for the CPU") from None
+    try:
+        nlp = spacy.load(model)
+    except (OSError, ValueError) as e:
+        raise PipelineLoadError(f"cannot load pipeline {model!r}: {e}") from None
+    if need_heads and not head_keys(nlp):
+        raise PipelineLoadError(f"{model!r} has no NER head (a component with spans_key and labels)")
+    return nlp
