@@ -1,10 +1,11 @@
 """Domain-adaptive pretraining (`python -m spacy_bioner pretrain`), on the
 tiny random BERT: nothing is downloaded, nothing is mocked."""
 
+import bisect
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Set
+from typing import Dict, List, Sequence, Set, Tuple
 
 import pytest
 import torch
@@ -110,8 +111,8 @@ def test_pack_sequences_keeps_the_stream_in_full_blocks(tiny_bert: Path) -> None
 
 def test_read_text_file_reads_the_embedded_collection() -> None:
     lines = read_text_file(ROOT / DEFAULT_TEXT)
-    assert len(lines) == 71504
-    assert sum(len(line.split()) for line in lines) == 2040783
+    assert len(lines) == 71490
+    assert sum(len(line.split()) for line in lines) == 2040264
 
 
 @pytest.mark.slow
@@ -305,6 +306,94 @@ def test_task_text_has_no_dev_or_test_text() -> None:
     # The embedded collection is filtered too (assets/unlabeled/README.md).
     embedded = {norm(line) for line in read_text_file(ROOT / DEFAULT_TEXT)}
     assert not held_only & embedded
+
+
+# The embedded collection against evaluation text by containment, both ways
+# (scripts/filter_unlabeled.py made it so). Written independently of that
+# script: the strings are anchored at their *last* MIN_CHARS characters.
+MIN_CHARS = 40
+# Per source of dev or test text: (documents, or sentences where a corpus has
+# no documents; sentences), normalised.
+Evaluation = Dict[str, Tuple[List[str], List[str]]]
+
+
+def leak_norm(text: str) -> str:
+    """Lower-cased, no whitespace, JNLPBA's `` and '' read as the collection's "."""
+    return "".join(text.split()).lower().replace("``", '"').replace("''", '"')
+
+
+@pytest.fixture(scope="module")
+def evaluation_text() -> Evaluation:
+    """The JNLPBA and BC5CDR dev and test text, read with the package's readers."""
+    from spacy_bioner.corpora import read_iob, read_jnlpba, read_pubtator
+    from spacy_bioner.tokenizer import make_bio_nlp
+
+    assets = ROOT / DEFAULT_ASSETS
+    nlp = make_bio_nlp()
+    groups = {
+        "JNLPBA dev": read_jnlpba(assets / JNLPBA_TRAIN, nlp.vocab)[0][-JNLPBA_DEV_DOCS:],
+        "JNLPBA test": read_jnlpba(assets / "jnlpba/Genia4EReval2.iob2.gz", nlp.vocab)[0],
+    }
+    for name, pubtator, iob in (("dev", "Development", "devel"), ("test", "Test", "test")):
+        groups[f"BC5CDR {name} PubTator"] = read_pubtator(assets / f"bc5cdr/pubtator/CDR_{pubtator}Set.PubTator.txt.gz", nlp)[0]
+        groups[f"BC5CDR {name} IOB"] = read_iob(assets / f"bc5cdr/iob/{iob}.tsv.gz", nlp.vocab)[0]
+    return {
+        name: ([leak_norm(doc.text) for doc in docs], [leak_norm(s.text) for doc in docs for s in doc.sents])
+        for name, docs in groups.items()
+    }
+
+
+def _ends_in(needles: Sequence[str], haystacks: Sequence[str]) -> List[Tuple[int, int]]:
+    """(needle index, haystack index) for each needle of >= MIN_CHARS characters
+    that is a substring of a haystack."""
+    by_end: Dict[str, List[int]] = {}
+    for i, needle in enumerate(needles):
+        if len(needle) >= MIN_CHARS:
+            by_end.setdefault(needle[-MIN_CHARS:], []).append(i)
+    text = "\0".join(haystacks)
+    starts = [0]
+    for haystack in haystacks:
+        starts.append(starts[-1] + len(haystack) + 1)
+    found = []
+    for end in [e for e in range(MIN_CHARS, len(text) + 1) if text[e - MIN_CHARS : e] in by_end]:
+        for i in by_end[text[end - MIN_CHARS : end]]:
+            if text[max(0, end - len(needles[i])) : end] == needles[i]:
+                found.append((i, bisect.bisect_right(starts, end - 1) - 1))
+    return found
+
+
+def leaks(lines: Sequence[str], evaluation: Evaluation) -> List[str]:
+    """Each line that lies inside an evaluation document or sentence, or that
+    holds an evaluation sentence (both of >= MIN_CHARS normalised characters)."""
+    normalised = [leak_norm(line) for line in lines]
+    documents = [(name, doc) for name, (docs, _) in evaluation.items() for doc in docs]
+    sentences = [(name, sent) for name, (_, sents) in evaluation.items() for sent in sents]
+    found = [f"line {i + 1} inside {documents[j][0]}: {lines[i][:80]}"
+             for i, j in _ends_in(normalised, [doc for _, doc in documents])]
+    found += [f"line {i + 1} holds a {sentences[j][0]} sentence: {sentences[j][1][:80]}"
+              for j, i in _ends_in([sent for _, sent in sentences], normalised)]
+    return sorted(set(found))
+
+
+def test_leak_check_finds_containment_both_ways(evaluation_text: Evaluation) -> None:
+    dev_abstract = evaluation_text["JNLPBA dev"][0][7]
+    test_sentence = next(s for s in evaluation_text["BC5CDR test IOB"][1] if len(s) > 60)
+    lines = [
+        dev_abstract[30:100].upper(),  # a piece of a dev abstract
+        "Before " + test_sentence + " and after",  # holds a test sentence
+        " ".join(dev_abstract[: MIN_CHARS - 1]),  # inside, but too short to count
+        "Nothing from any corpus here, however long this line may be .",
+    ]
+    found = {f.split(":")[0] for f in leaks(lines, evaluation_text)}
+    assert "line 1 inside JNLPBA dev" in found
+    assert "line 2 holds a BC5CDR test IOB sentence" in found
+    assert {f.split()[1] for f in found} == {"1", "2"}
+
+
+def test_embedded_collection_has_no_dev_or_test_text(evaluation_text: Evaluation) -> None:
+    """No line of the pretraining collection lies inside a JNLPBA or BC5CDR dev or
+    test sentence or document, nor holds such a sentence (assets/unlabeled/README.md)."""
+    assert leaks(read_text_file(ROOT / DEFAULT_TEXT), evaluation_text) == []
 
 
 def test_cli_help_explains_the_options() -> None:
