@@ -163,9 +163,16 @@ class CRFLoss(ClassWeightedTaggingLoss):
     The likelihood is the partial-annotation one (tokens with missing
     annotation are left free; see layers/crf.py). A sequence likelihood does
     not split into per-token terms, so the class weight of a token's gold tag
-    scales its emission gradient (1 where the tag is missing); the transition
-    gradient is unweighted. Loss and gradients are divided by the total token
-    weight, as the softmax loss is.
+    scales its emission gradient (1 where the tag is missing), divided by the
+    summed weight, as in the softmax loss; the loss and the gradients of the
+    transition, start and end scores are unweighted and divided by the number
+    of tokens. Both are over the documents annotated for the head only, so
+    neither the weights' overall scale nor the share of other corpora's
+    documents in a batch changes the size of an update.
+
+    Gold tags must be a well-formed IOB2 sequence where they are known (the
+    component makes them so); one that is not has no path, and is refused
+    rather than turned into NaN.
     """
 
     needs_transitions = True
@@ -175,18 +182,18 @@ class CRFLoss(ClassWeightedTaggingLoss):
         if not scores.has_transitions:
             raise ValueError(
                 "spacy_bioner.CRFLoss.v1 needs learned transition scores: set `crf = true` in the "
-                "head's model (spacy_bioner.TokenTagger.v2), or use spacy_bioner.ClassWeightedCrossentropy.v1."
+                "head's model (spacy_bioner.TokenTagger.v3), or use spacy_bioner.ClassWeightedCrossentropy.v1."
             )
         emissions = scores.emissions
         ops = get_array_ops(scores.transitions)
         xp = ops.xp
         d_emissions = [ops.xp.zeros_like(e) for e in emissions]
         # A document with no known tag (one the head is not trained on) adds
-        # nothing to the loss or the gradients, only its tokens' weight of 1
-        # to the normalizer: its recursions are skipped.
+        # nothing to the loss, the gradients or the normalizers: its
+        # recursions are skipped.
         truths = [np.asarray(truth) for truth in truths]
         keep = [i for i, e in enumerate(emissions) if len(e) and (truths[i] >= 0).any()]
-        unannotated_tokens = sum(len(e) for e in emissions) - sum(len(emissions[i]) for i in keep)
+        self._check_gold_paths([truths[i] for i in keep], keep)
         if not keep:
             zero = TagScores(d_emissions, *(xp.zeros_like(a) for a in (scores.transitions, scores.start, scores.end)))
             return zero, 0.0
@@ -208,20 +215,39 @@ class CRFLoss(ClassWeightedTaggingLoss):
         gold_log_z, gold_marginals, gold_pairwise = constrained_statistics(
             free, lengths, xp.asarray(golds_host), partial, transitions, start, end, recursion
         )
-        normalizer = max(float(weights_host.sum(dtype="float64")) + unannotated_tokens, 1.0)
-        weights = xp.asarray(weights_host, dtype=dtype)[:, :, None]
-        gradient = weights * (marginals - gold_marginals) / normalizer
+        n_tokens = float(lengths.sum())
+        weights = xp.asarray(weights_host / weights_host.sum(dtype="float64"), dtype=dtype)[:, :, None]
+        gradient = weights * (marginals - gold_marginals)
         docs = xp.arange(len(keep))
         last = xp.asarray(lengths - 1)
         for row, i in enumerate(keep):
             d_emissions[i] = gradient[row, : lengths[row]]
         d_scores = TagScores(
             d_emissions,
-            (pairwise - gold_pairwise) / normalizer,
-            (marginals[:, 0] - gold_marginals[:, 0]).sum(axis=0) / normalizer,
-            (marginals[docs, last] - gold_marginals[docs, last]).sum(axis=0) / normalizer,
+            (pairwise - gold_pairwise) / n_tokens,
+            (marginals[:, 0] - gold_marginals[:, 0]).sum(axis=0) / n_tokens,
+            (marginals[docs, last] - gold_marginals[docs, last]).sum(axis=0) / n_tokens,
         )
-        return d_scores, float((log_z - gold_log_z).sum()) / normalizer
+        return d_scores, float((log_z - gold_log_z).sum()) / n_tokens
+
+    def _check_gold_paths(self, truths: Sequence[np.ndarray], docs: Sequence[int]) -> None:
+        """Refuse gold tags that no IOB2 path agrees with (on the host, where they are).
+
+        A missing tag can always be filled in (O or B-X fits anywhere, and
+        B-X before I-X), so only two known tags side by side, or a known
+        first tag, can break the constraints.
+        """
+        mask_transitions, mask_start = self._mask
+        for truth, doc in zip(truths, docs):
+            pairs = (truth[:-1] >= 0) & (truth[1:] >= 0)
+            bad = np.flatnonzero(pairs & (mask_transitions[truth[:-1], truth[1:]] != 0))
+            if bad.size or (truth[0] >= 0 and mask_start[truth[0]] != 0):
+                at = int(bad[0]) + 1 if bad.size else 0
+                window = [self.tags[t] if t >= 0 else None for t in truth[max(at - 1, 0) : at + 1]]
+                raise ValueError(
+                    f"Gold tags of document {doc} are not a well-formed IOB2 sequence at token {at} "
+                    f"({window}): I-X must follow B-X or I-X. Overlapping gold spans cause this."
+                )
 
 
 @registry.losses("spacy_bioner.ClassWeightedCrossentropy.v1")

@@ -68,14 +68,17 @@ def crf_negative_log_likelihood(
 ):
     """The partial-annotation NLL and its gradients, as CRFLoss defines them.
 
-    Loss and gradients are divided by the total token weight; a token's class
-    weight scales its emission gradient. Returns (loss, emission gradients,
-    (d_transitions, d_start, d_end)).
+    Over the documents with a known tag only: a token's class weight scales
+    its emission gradient, divided by their summed token weight; the loss and
+    the transition, start and end gradients are divided by their number of
+    tokens. Returns (loss, emission gradients, (d_transitions, d_start, d_end)).
     """
     transitions = np.asarray(params[0], "float64") + mask[0]
     start = np.asarray(params[1], "float64") + mask[1]
     end = np.asarray(params[2], "float64")
-    normalizer = max(float(sum(np.asarray(w, "float64").sum() for w in token_weights)), 1.0)
+    annotated = [(np.asarray(gold) >= 0).any() for gold in truths]
+    total_weight = sum(np.asarray(w, "float64").sum() for w, a in zip(token_weights, annotated) if a)
+    n_tokens = sum(len(gold) for gold, a in zip(truths, annotated) if a)
     loss = 0.0
     d_emissions = []
     d_transitions = np.zeros_like(transitions)
@@ -91,10 +94,13 @@ def crf_negative_log_likelihood(
         gold_log_z, gold_marginals, gold_pairwise = forward_backward_one(
             doc + np.where(excluded, FORBIDDEN, 0.0), transitions, start, end
         )
-        loss += (log_z - gold_log_z) / normalizer
+        if not (gold >= 0).any():  # the unconstrained and the gold sums are the same
+            d_emissions.append(np.zeros(doc.shape))
+            continue
+        loss += (log_z - gold_log_z) / n_tokens
         difference = marginals - gold_marginals
-        d_emissions.append(np.asarray(weights, "float64")[:, None] * difference / normalizer)
-        d_transitions += (pairwise - gold_pairwise) / normalizer
-        d_start += difference[0] / normalizer
-        d_end += difference[-1] / normalizer
+        d_emissions.append(np.asarray(weights, "float64")[:, None] * difference / total_weight)
+        d_transitions += (pairwise - gold_pairwise) / n_tokens
+        d_start += difference[0] / n_tokens
+        d_end += difference[-1] / n_tokens
     return loss, d_emissions, (d_transitions, d_start, d_end)

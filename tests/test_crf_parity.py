@@ -37,7 +37,7 @@ def random_batch(seed: int):
     golds = [g.astype("i") for g in golds]
     for gold in golds[::2]:  # every other document has missing tags
         gold[rng.random(len(gold)) < 0.4] = -1
-    golds[1][:] = -1  # and one has none: the loss skips it, except in its normalizer
+    golds[1][:] = -1  # and one has none: the loss skips it
     return emissions, params, golds
 
 

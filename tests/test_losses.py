@@ -156,9 +156,11 @@ def test_crf_gradients_match_finite_differences(gold):
             plus[d][index] += eps
             minus[d][index] -= eps
             numeric = (loss_at(plus, params) - loss_at(minus, params)) / (2 * eps)
-            weight = loss_fn.token_weights(gold, missing=1.0)[d][index[0]]
-            # The emission gradient is the likelihood's, scaled by the token's class weight.
-            assert d_scores.emissions[d][index] == pytest.approx(weight * numeric, abs=1e-6)
+            weights = loss_fn.token_weights(gold, missing=1.0)
+            mean_weight = np.concatenate(weights).mean()
+            # The emission gradient is the likelihood's, scaled by the token's class
+            # weight relative to the batch's mean token weight.
+            assert d_scores.emissions[d][index] == pytest.approx(weights[d][index[0]] / mean_weight * numeric, abs=1e-6)
     for p, name in enumerate(("transitions", "start", "end")):
         grad = getattr(d_scores, name)
         for index in np.ndindex(params[p].shape):
@@ -183,3 +185,43 @@ def test_crf_layer_passes_its_parameters_and_adds_their_gradients():
     d_emissions = backprop(TagScores([np.full((2, 3), 2.0, "f")], d_transitions, np.ones(3, "f"), np.ones(3, "f")))
     assert np.all(d_emissions[0] == 2.0)
     np.testing.assert_array_equal(layer.get_grad("transitions"), d_transitions)
+
+
+@pytest.mark.parametrize("loss_class", [CRFLoss, ClassWeightedCrossentropy])
+def test_neither_other_corpora_nor_the_weights_scale_change_an_update(loss_class):
+    """A document the head is not trained on, or weights times a constant, leave loss and gradients as they are."""
+    params = crf_params(seed=2, dtype="f") if loss_class is CRFLoss else []
+    gold = [np.array([0, 1], "i"), np.array([-1], "i")]
+    unannotated = np.array([[0.4, -0.2, 0.9]] * 5, "f")
+
+    def run(weights, emissions, truths):
+        loss_fn = loss_class()
+        loss_fn.fit(TAGS, COUNTS)
+        loss_fn.set_weights(TAGS, weights)
+        d_scores, loss = loss_fn(TagScores(emissions, *params), truths)
+        return loss, d_scores
+
+    loss, d_scores = run([1.0, 2.0, 0.5], LOGITS, gold)
+    for weights, emissions, truths in (
+        ([1.0, 2.0, 0.5], LOGITS + [unannotated], gold + [np.full(5, -1, "i")]),
+        ([3.0, 6.0, 1.5], LOGITS, gold),
+    ):
+        other_loss, other_d = run(weights, emissions, truths)
+        assert other_loss == pytest.approx(loss, rel=1e-6)
+        for mine, theirs in zip(d_scores.emissions, other_d.emissions):
+            np.testing.assert_allclose(theirs, mine, rtol=1e-5, atol=1e-7)
+        if loss_class is CRFLoss:
+            np.testing.assert_allclose(other_d.transitions, d_scores.transitions, rtol=1e-5, atol=1e-7)
+
+
+def test_crf_loss_refuses_gold_with_no_allowed_path():
+    # B-X then I-X is a path; O then I-X (overlapping spans written in turn) is none.
+    loss_fn = crf_loss()
+    params = crf_params(dtype="f")
+    emissions = [np.zeros((3, 3), "f"), np.zeros((4, 3), "f")]
+    _, loss = loss_fn(TagScores(emissions, *params), [np.array([1, 2, -1], "i"), np.array([-1, 2, -1, 0], "i")])
+    assert np.isfinite(loss)
+    with pytest.raises(ValueError, match=r"document 1 .* token 2 \(\['O', 'I-X'\]\)"):
+        loss_fn(TagScores(emissions, *params), [np.array([1, 2, -1], "i"), np.array([-1, 0, 2, 0], "i")])
+    with pytest.raises(ValueError, match=r"document 0 .* token 0"):
+        loss_fn(TagScores(emissions, *params), [np.array([2, 2, -1], "i"), np.array([0, 0, 0, 0], "i")])
