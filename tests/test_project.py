@@ -382,7 +382,7 @@ def test_package_meta_performance_option(hash_pipeline, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "--performance jnlpba=CORPUS" in result.output
     result = CliRunner().invoke(app, args + ["--performance", "jnlpba"])
-    assert result.exit_code == 1 and "takes NAME=VALUE" in result.output
+    assert result.exit_code == 1 and "takes KEY=CORPUS" in result.output
     result = CliRunner().invoke(app, args + ["--performance", "jnlpba=jnlpba-again"])
     assert result.exit_code == 0, result.output
     assert "spans_jnlpba_f" in json.loads((tmp_path / "out.json").read_text())["performance"]

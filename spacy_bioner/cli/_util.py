@@ -45,13 +45,13 @@ def load_pipeline(model: str, gpu_id: int = -1) -> Language:
         raise fail(str(e)) from None
 
 
-def named_values(values: List[str], option: str) -> List[Tuple[str, str]]:
+def named_values(values: List[str], option: str, metavar: str = "NAME=VALUE") -> List[Tuple[str, str]]:
     """NAME=VALUE option values, each name once."""
     named: List[Tuple[str, str]] = []
     for value in values:
         name, sep, rest = value.partition("=")
         if not sep or not name or not rest:
-            raise fail(f"{option} takes NAME=VALUE, got {value!r}")
+            raise fail(f"{option} takes {metavar}, got {value!r}")
         if name in dict(named):
             raise fail(f"{option}: {name} given twice")
         named.append((name, rest))
@@ -61,7 +61,7 @@ def named_values(values: List[str], option: str) -> List[Tuple[str, str]]:
 def named_paths(values: List[str], option: str) -> List[Tuple[str, Path]]:
     """NAME=PATH option values, each path checked to exist."""
     named = []
-    for name, path in named_values(values, option):
+    for name, path in named_values(values, option, "NAME=PATH"):
         if not Path(path).exists():
             raise fail(f"{option} {name}: no such file: {path}")
         named.append((name, Path(path)))

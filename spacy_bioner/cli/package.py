@@ -29,7 +29,7 @@ def package_meta_cli(
     """
     from ..packaging import package_meta
 
-    primary = dict(named_values(performance, "--performance"))
+    primary = dict(named_values(performance, "--performance", "KEY=CORPUS"))
     if not (model_dir / "meta.json").exists():
         raise fail(f"{model_dir} is not a trained pipeline (no meta.json)")
     try:
