@@ -45,7 +45,8 @@ setup(
         "spacy_factories": ["bio_ner = spacy_bioner.pipeline_component:make_bio_ner"],
         "spacy_architectures": [
             "spacy_bioner.TokenTagger.v1 = spacy_bioner.architectures:build_token_tagger_v1",
-            "spacy_bioner.TokenTagger.v2 = spacy_bioner.architectures:build_token_tagger",
+            "spacy_bioner.TokenTagger.v2 = spacy_bioner.architectures:build_token_tagger_v2",
+            "spacy_bioner.TokenTagger.v3 = spacy_bioner.architectures:build_token_tagger",
             "spacy_bioner.Transformer.v1 = spacy_bioner.architectures:build_transformer_v1",
             "spacy_bioner.Transformer.v2 = spacy_bioner.architectures:build_transformer",
             "spacy_bioner.Tok2VecTransformer.v1 = spacy_bioner.architectures:build_tok2vec_transformer_v1",

@@ -11,7 +11,20 @@ teach the BC5CDR head that its chemicals are "O". The rule:
 - A document with no span groups at all but with NER annotation (a corpus
   made by ``spacy convert``, say) is annotated through ``doc.ents``.
 - Any other document is unannotated for the head: it adds no loss and is
-  skipped when the head is scored.
+  skipped when the head is scored. A document whose ``doc.ents`` go unused
+  because it carries other span groups is counted and reported when the
+  head is initialised (`span_groups_hiding_ents`).
+
+Within an annotated document:
+
+- Overlapping gold spans (nested GENIA entities, a spancat-style group) are
+  made non-overlapping as spaCy's ``filter_spans`` does: the longest first,
+  then the earliest. The head warns about the dropped ones.
+- Tokens whose gold is unknown are unannotated (no loss): those of entities
+  outside the head's labels, those of entities that cannot be projected onto
+  the pipeline's tokens, and, when the gold comes from ``doc.ents``, tokens
+  whose NER annotation is missing (``ent_iob == 0``), as in spaCy's
+  ``Example.get_aligned_ner``.
 """
 
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -59,6 +72,15 @@ def gold_spans(doc: Doc, spans_key: str) -> Optional[List[Span]]:
     if not doc.spans and doc.has_annotation("ENT_IOB"):
         return list(doc.ents)
     return None
+
+
+def span_groups_hiding_ents(doc: Doc, spans_key: str) -> List[str]:
+    """The span groups that keep `doc`'s NER annotation in doc.ents from being
+    the head's gold: those of a document with doc.ents annotation and span
+    groups, none of them `spans_key`. Empty for any other document."""
+    if spans_key in doc.spans or not doc.spans or not doc.has_annotation("ENT_IOB"):
+        return []
+    return list(doc.spans)
 
 
 def is_annotated(doc: Doc, spans_key: str) -> bool:

@@ -13,12 +13,11 @@ from .layers.crf import CRFTransitions, TagScores, tag_scores_layer
 from .layers.transformer import BioTransformerModel
 
 
-@registry.architectures("spacy_bioner.TokenTagger.v2")
+@registry.architectures("spacy_bioner.TokenTagger.v3")
 def build_token_tagger(
     tok2vec: Model[List[Doc], List[Floats2d]],
     nO: Optional[int] = None,
     crf: bool = False,
-    dropout: float = 0.1,
     features: Optional[Model[List[Doc], List[Floats2d]]] = None,
     recursion: str = "auto",
 ) -> Model[List[Doc], TagScores]:
@@ -31,7 +30,6 @@ def build_token_tagger(
         `spacy_bioner.CRFLoss.v1`); decoding adds them to the IOB2
         constraints. Without them the head is a softmax tagger
         (`spacy_bioner.ClassWeightedCrossentropy.v1`).
-    dropout: on the token vectors, before the output layer.
     features: optional per-token vectors concatenated to tok2vec's, learned
         by the head itself: e.g. `spacy.MultiHashEmbed.v2` over NORM, PREFIX,
         SUFFIX and SHAPE, the spelling cues (-ine, -mab, digits, capitals) of
@@ -40,13 +38,17 @@ def build_token_tagger(
         computed: "sequential" (one step per token), "parallel" (log-depth
         scans: far fewer, larger operations, for a GPU) or "auto" (parallel
         on a GPU, sequential on the CPU). See layers/crf.py.
+
+    The token vectors pass a dropout layer before the output layer; its rate
+    is the training's (`[training] dropout`, set on every layer at each
+    update, as for spaCy's own taggers).
     """
     vectors = tok2vec if features is None else concatenate(tok2vec, features)
     # Zero-initialised, like spaCy's tagger: all tags start equally likely.
     # Its input width is inferred at initialisation.
     output_layer = Linear(nO=nO, init_W=zero_init)
     scores_layer = CRFTransitions(nO=nO, recursion=recursion) if crf else tag_scores_layer(recursion)
-    model = chain(vectors, with_array(chain(Dropout(dropout), output_layer)), scores_layer)
+    model = chain(vectors, with_array(chain(Dropout(), output_layer)), scores_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     if crf:
@@ -156,6 +158,20 @@ def build_tok2vec_transformer_v1(
     )
 
 
+@registry.architectures("spacy_bioner.TokenTagger.v2")
+def build_token_tagger_v2(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    nO: Optional[int] = None,
+    crf: bool = False,
+    dropout: float = 0.1,
+    features: Optional[Model[List[Doc], List[Floats2d]]] = None,
+    recursion: str = "auto",
+) -> Model[List[Doc], TagScores]:
+    """TokenTagger.v3 with a `dropout` argument, accepted and ignored: training
+    sets the dropout rate of every layer to `[training] dropout`."""
+    return build_token_tagger(tok2vec, nO, crf, features, recursion)
+
+
 @registry.architectures("spacy_bioner.TokenTagger.v1")
 def build_token_tagger_v1(
     tok2vec: Model[List[Doc], List[Floats2d]],
@@ -165,4 +181,4 @@ def build_token_tagger_v1(
     features: Optional[Model[List[Doc], List[Floats2d]]] = None,
 ) -> Model[List[Doc], TagScores]:
     """TokenTagger.v2 with `recursion = "auto"`."""
-    return build_token_tagger(tok2vec, nO, crf, dropout, features, "auto")
+    return build_token_tagger(tok2vec, nO, crf, features, "auto")

@@ -21,7 +21,14 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from wasabi import msg
 
-from .annotation import SCORES_ATTR, gold_spans, merge_into_ents
+from .annotation import (
+    SCORES_ATTR,
+    gold_spans,
+    head_keys,
+    merge_into_ents,
+    select_non_overlapping,
+    span_groups_hiding_ents,
+)
 from .decoding import ConstrainedViterbi
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
@@ -29,9 +36,8 @@ from .tags import make_tags, spans_to_tags, tags_to_spans
 
 DEFAULT_MODEL_CONFIG = """
 [model]
-@architectures = "spacy_bioner.TokenTagger.v2"
+@architectures = "spacy_bioner.TokenTagger.v3"
 crf = false
-dropout = 0.1
 
 [model.tok2vec]
 @architectures = "spacy.Tok2Vec.v2"
@@ -135,6 +141,9 @@ class BioNER(TrainablePipe):
         # Labels of gold entities outside the head's label set, warned once each.
         self._unknown_labels: set = set()
         self._warned_labels: set = set()
+        # Overlapping gold entities dropped, by (dropped label, kept label), warned once per pair.
+        self._overlaps: Counter = Counter()
+        self._warned_overlaps: set = set()
         # Built from the labels when first needed (they are known only after initialize or loading).
         self._decoder: Optional[ConstrainedViterbi] = None
 
@@ -166,7 +175,11 @@ class BioNER(TrainablePipe):
         return self._decoder
 
     def add_label(self, label: str) -> int:
-        """Add an entity label before initialisation; 1 if it is new, else 0."""
+        """Add an entity label before initialisation; 1 if it is new, else 0.
+
+        `initialize` keeps the labels added (with those of the data, unless
+        it is given its labels).
+        """
         if label in self.labels:
             return 0
         self._allow_extra_label()
@@ -174,8 +187,16 @@ class BioNER(TrainablePipe):
         self.vocab.strings.add(label)
         return 1
 
+    def _model_n_tags(self) -> Optional[int]:
+        """The number of tags the model's output is shaped for; None before initialisation."""
+        for ref in ("output_layer", "crf"):
+            if self.model.has_ref(ref) and self.model.get_ref(ref).has_dim("nO"):
+                return self.model.get_ref(ref).get_dim("nO")
+        return None
+
     def _allow_extra_label(self) -> None:
-        if self.model.has_dim("nO") and self.model.get_dim("nO") is not None:
+        # As spaCy's TrainablePipe: the output layer's nO, once set, is fixed (thinc).
+        if self._model_n_tags() is not None:
             raise ValueError(
                 f"Cannot add labels to the initialised bio_ner component {self.name!r}: "
                 "retrain it (spacy train) with the new labels in the corpus."
@@ -194,11 +215,22 @@ class BioNER(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[np.ndarray, np.ndarray]]) -> None:
         """Write each doc's entities to doc.spans[spans_key] (with a mean
-        confidence per span) and merge them into doc.ents."""
+        confidence per span) and merge them into doc.ents.
+
+        Whitespace tokens at either end of an entity are left out of it, as
+        spaCy's `ner` never starts or ends one on whitespace; an entity of
+        whitespace alone is dropped.
+        """
         tags = self.tags
         for doc, (path, confidence) in zip(docs, predictions):
             spans, scores = [], []
             for start, end, label in tags_to_spans([tags[i] for i in path]):
+                while start < end and doc[start].is_space:
+                    start += 1
+                while end > start and doc[end - 1].is_space:
+                    end -= 1
+                if start == end:
+                    continue
                 spans.append(Span(doc, start, end, label=label))
                 scores.append(float(confidence[start:end].mean()))
             group = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={SCORES_ATTR: scores})
@@ -213,24 +245,46 @@ class BioNER(TrainablePipe):
         Gold spans are projected onto the predicted tokens through the
         example's alignment, so the head also learns when the pipeline's
         tokenizer splits a reference token (GENIA's "IL-2" into "IL - 2"):
-        every piece of an entity is inside it. Entities whose label is not
-        among the head's labels are noted (and warned about once) and their
-        tokens count as unannotated.
+        every piece of an entity is inside it. Overlapping entities are made
+        non-overlapping as spaCy's `filter_spans` does (the longest, then the
+        earliest, is kept; the others are noted and warned about once).
+        Unannotated (-1), as in spaCy's `Example.get_aligned_ner`: the tokens
+        of entities whose label is not among the head's labels (noted and
+        warned about once), of entities that cannot be projected onto the
+        predicted tokens, and, when the gold comes from doc.ents, of
+        reference tokens whose NER annotation is missing.
         """
+        reference = example.reference
         gold = np.full((len(example.predicted),), -1, dtype="i")
-        spans = gold_spans(example.reference, self.spans_key)
+        spans = gold_spans(reference, self.spans_key)
         if spans is None:
             return gold
         known = [span for span in spans if span.label_ in self.labels]
         unknown = [span for span in spans if span.label_ not in self.labels]
         self._unknown_labels.update(span.label_ for span in unknown)
-        if not _same_tokens(example):
-            known = example.get_aligned_spans_y2x(known, allow_overlap=True)
-            unknown = example.get_aligned_spans_y2x(unknown, allow_overlap=True)
+        known, dropped = select_non_overlapping(known, priority=lambda span: (-len(span), span.start))
+        self._overlaps.update((span.label_, kept.label_) for span, kept in dropped)
+        # Reference tokens without gold for this head.
+        missing = np.zeros((len(reference),), dtype=bool)
+        for span in unknown:
+            missing[span.start : span.end] = True
+        if self.spans_key not in reference.spans:  # the gold is doc.ents
+            missing |= reference.to_array("ENT_IOB") == 0
+        if _same_tokens(example):
+            missing_x = missing
+        else:
+            projected = []
+            for span in known:
+                aligned = example.get_aligned_spans_y2x([span], allow_overlap=True)
+                projected.extend(aligned)
+                if not aligned:
+                    missing[span.start : span.end] = True
+            known = projected
+            y2x = example.alignment.y2x
+            missing_x = y2x.data[np.repeat(missing, y2x.lengths)]
         tag_ids = {tag: i for i, tag in enumerate(self.tags)}
         gold[:] = [tag_ids[tag] for tag in spans_to_tags(len(gold), known)]
-        for span in unknown:
-            gold[span.start : span.end] = -1
+        gold[missing_x] = -1
         return gold
 
     def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
@@ -259,10 +313,11 @@ class BioNER(TrainablePipe):
         scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_scores = self.get_loss(examples, scores)
         backprop(d_scores)
-        if sgd is not None:
+        if sgd not in (None, False):
             self.finish_update(sgd)
         losses[self.name] += loss
         self._warn_unknown_labels()
+        self._warn_overlaps()
         return losses
 
     def finish_update(self, sgd: Optimizer) -> None:
@@ -295,6 +350,19 @@ class BioNER(TrainablePipe):
                 f"the span key {self.spans_key!r}."
             )
 
+    def _warn_overlaps(self) -> None:
+        new = set(self._overlaps) - self._warned_overlaps
+        if new:
+            self._warned_overlaps.update(new)
+            counts = ", ".join(
+                f"{n} {dropped} overlapping a {kept}" for (dropped, kept), n in sorted(self._overlaps.items())
+            )
+            msg.warn(
+                f"{self.name}: some gold entities overlap; kept the longest (then the earliest) of "
+                f"overlapping entities, as spaCy's filter_spans does, and dropped {counts}."
+            )
+        self._overlaps.clear()
+
     def initialize(
         self,
         get_examples: Callable[[], Iterable[Example]],
@@ -304,26 +372,43 @@ class BioNER(TrainablePipe):
     ) -> None:
         """Collect labels and tag counts, fit the class weights, shape the model.
 
-        labels: the head's entity labels; by default every label of the gold
-            entities in documents annotated for this head.
+        labels: the head's entity labels; by default those added with
+            `add_label` and every label of the gold entities in documents
+            annotated for this head.
+
+        An initialised head keeps its number of tags (thinc does not resize
+        an initialised layer): it may be initialised again for as many tags,
+        and refuses any other label set before changing anything.
         """
         validate_get_examples(get_examples, "BioNER.initialize")
-        annotated = [
-            (eg, spans)
-            for eg in get_examples()
-            if (spans := gold_spans(eg.reference, self.spans_key)) is not None
-        ]
+        # Span groups of the pipeline's other heads annotate documents for them.
+        other_keys = set(head_keys(nlp)) - {self.spans_key} if nlp is not None else set()
+        annotated = []
+        hidden = Counter()  # documents whose doc.ents are unused, by their span groups
+        for eg in get_examples():
+            spans = gold_spans(eg.reference, self.spans_key)
+            if spans is not None:
+                annotated.append((eg, spans))
+            elif (groups := span_groups_hiding_ents(eg.reference, self.spans_key)) and not other_keys & set(groups):
+                hidden[tuple(groups)] += 1
         if labels is None:
-            labels = sorted({span.label_ for _, spans in annotated for span in spans})
+            labels = {*self.labels, *(span.label_ for _, spans in annotated for span in spans)}
+        labels = sorted(labels)
         if not labels:
             raise ValueError(
-                f"No entity labels for bio_ner component {self.name!r}: no training document "
-                f"has doc.spans[{self.spans_key!r}] or doc.ents. Convert the corpus with "
-                "`python -m spacy_bioner convert`, or set the component's spans_key."
+                f"No entity labels for bio_ner component {self.name!r}: "
+                + (self._hidden_ents_note(hidden) if hidden else
+                   f"no training document has doc.spans[{self.spans_key!r}] or doc.ents. Convert the corpus "
+                   "with `python -m spacy_bioner convert`, or set the component's spans_key.")
             )
-        self.cfg["labels"] = sorted(labels)
-        for label in self.labels:
-            self.vocab.strings.add(label)
+        n_tags = self._model_n_tags()
+        if n_tags is not None and n_tags != len(make_tags(labels)):
+            raise ValueError(
+                f"bio_ner component {self.name!r} was initialised for {n_tags} tags (labels "
+                f"{list(self.labels)}) and cannot be initialised again for {len(make_tags(labels))} "
+                f"(labels {labels}): thinc does not resize an initialised output layer. Initialise it "
+                "with the same labels, or replace it with a new bio_ner component for the new labels."
+            )
         has_transitions = self.model.has_ref("crf")
         if self.loss.needs_transitions != has_transitions:
             raise ValueError(
@@ -331,8 +416,14 @@ class BioNER(TrainablePipe):
                 + ("needs a model with a CRF: set `crf = true` in its model." if self.loss.needs_transitions
                    else "trains no CRF transitions: use spacy_bioner.CRFLoss.v1, or set `crf = false`.")
             )
+        if hidden:
+            msg.warn(f"{self.name}: {self._hidden_ents_note(hidden)}")
+        self.cfg["labels"] = labels
+        for label in self.labels:
+            self.vocab.strings.add(label)
         tag_counts = Counter(self.tags[t] for eg, _ in annotated for t in self.gold_tags(eg) if t >= 0)
         self._unknown_labels.clear()
+        self._warn_overlaps()
         self.cfg["class_weights"] = self.loss.fit(self.tags, tag_counts)
         self._print_class_weights(tag_counts)
         for ref in ("output_layer", "crf"):
@@ -342,6 +433,16 @@ class BioNER(TrainablePipe):
             eg.predicted for eg in islice(get_examples(), 10)
         ]
         self.model.initialize(X=sample)
+
+    def _hidden_ents_note(self, hidden: Counter) -> str:
+        """What to do about documents whose doc.ents are unused (counted by their span groups)."""
+        groups = sorted({group for key in hidden for group in key})
+        return (
+            f"{sum(hidden.values())} training documents have entities in doc.ents but are not annotated "
+            f"for this head: they carry other span groups ({groups}) and no doc.spans[{self.spans_key!r}]. "
+            f"Store their gold entities under doc.spans[{self.spans_key!r}] too, or set the component's "
+            "spans_key to the span group that holds them."
+        )
 
     def _print_class_weights(self, tag_counts: Counter) -> None:
         msg.info(

@@ -238,9 +238,22 @@ def test_update_passes_the_dropout_rate_to_the_head():
     nlp.initialize(lambda: examples)
     head = nlp.get_pipe("jnlpba").model
     rates = lambda: {node.attrs["dropout_rate"] for node in head.walk() if node.name == "dropout"}
-    assert 0.1 in rates()  # the head's own configured rate
     nlp.update(examples, sgd=Adam(0.01), drop=0.7)
     assert rates() == {0.7}
+    nlp.update(examples, sgd=Adam(0.01), drop=0.2)
+    assert rates() == {0.2}
+
+
+def test_token_tagger_v2_configs_still_build_and_v3_has_no_dropout_argument():
+    """v3 dropped `dropout` (training sets every layer's rate); v2 accepts and ignores it."""
+    from spacy.util import registry
+    from thinc.api import noop
+
+    v2 = registry.architectures.get("spacy_bioner.TokenTagger.v2")(tok2vec=noop(), nO=3, crf=True, dropout=0.5)
+    v3 = registry.architectures.get("spacy_bioner.TokenTagger.v3")(tok2vec=noop(), nO=3, crf=True)
+    assert [node.name for node in v2.walk()] == [node.name for node in v3.walk()]
+    with pytest.raises(TypeError, match="dropout"):
+        registry.architectures.get("spacy_bioner.TokenTagger.v3")(tok2vec=noop(), nO=3, dropout=0.5)
 
 
 @pytest.mark.slow
@@ -265,3 +278,174 @@ def test_replaced_listener_keeps_the_window_splitting_through_training_and_savin
     for _ in range(30):
         nlp.update(examples, sgd=optimizer)
     assert_long_document_entity_survives_saving(nlp, tmp_path, n_filler=900)
+
+
+# --- Gold entities: overlaps, projection, missing annotation ---------------------
+
+
+def tags_of(head, gold):
+    return [head.tags[t] if t >= 0 else None for t in gold]
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_overlapping_gold_entities_keep_the_longest_and_are_reported_once(capsys, crf):
+    """Nested and crossing spans in a span group (GENIA, spancat data) would
+    give an ill-formed IOB sequence: the CRF's partition beside a missing tag
+    is then zero and one update makes every weight NaN."""
+    nlp = make_nlp(crf=crf)
+    words = "NF-kappa B activates the IL-2 receptor gene in T cells".split()
+    ref = Doc(nlp.vocab, words=words)
+    # Nested (cell_type inside protein), crossing (protein over protein), and an unknown label.
+    ref.spans["jnlpba"] = [
+        Span(ref, 3, 7, "protein"), Span(ref, 4, 5, "cell_type"), Span(ref, 0, 2, "protein"),
+        Span(ref, 1, 3, "protein"), Span(ref, 8, 10, "RNA"),
+    ]
+    overlapping = Example(Doc(nlp.vocab, words=words), ref)
+    examples = toy_examples(nlp, 10)
+    nlp.initialize(lambda: examples)
+    examples.append(overlapping)
+    head = nlp.get_pipe("jnlpba")
+    optimizer = Adam(0.01)
+    for _ in range(3):
+        losses = nlp.update(examples, sgd=optimizer)
+    assert np.isfinite(losses["jnlpba"])
+    for node in head.model.walk():
+        for name in node.param_names:
+            if node.has_param(name):
+                assert np.isfinite(node.get_param(name)).all(), (node.name, name)
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("some gold entities overlap") == 1, out  # once, not per step
+    assert "kept the longest (then the earliest)" in out
+    assert "1 cell_type overlapping a protein, 1 protein overlapping a protein" in out
+    assert tags_of(head, head.gold_tags(overlapping)) == [
+        "B-protein", "I-protein", "O", "B-protein", "I-protein", "I-protein", "I-protein", "O", None, None
+    ]
+
+
+def test_gold_entities_that_cannot_be_projected_are_unannotated_not_o():
+    """As in spaCy's Example.get_aligned_ner: "IL2" of the reference is part
+    of the pipeline's "IL2R" token, so that token's gold is unknown, not O."""
+    nlp = make_nlp()
+    nlp.initialize(lambda: toy_examples(nlp, 10))
+    head = nlp.get_pipe("jnlpba")
+    for key in ("jnlpba", None):  # gold from doc.spans, and from doc.ents alone
+        ref = Doc(nlp.vocab, words=["IL2", "R", "binds", "p53"], spaces=[False, True, True, False])
+        ref.ents = [Span(ref, 0, 1, "protein"), Span(ref, 3, 4, "protein")]
+        if key:
+            ref.spans[key] = list(ref.ents)
+        example = Example(Doc(nlp.vocab, words=["IL2R", "binds", "p53"], spaces=[True, True, False]), ref)
+        assert tags_of(head, head.gold_tags(example)) == [None, "O", "B-protein"]
+        assert example.get_aligned_ner() == [None, "O", "U-protein"]
+
+
+def test_missing_ner_annotation_in_doc_ents_is_unannotated_not_o():
+    """Tokens whose doc.ents annotation is missing (ent_iob 0) teach nothing,
+    with the same tokens on both sides and with different ones."""
+    nlp = make_nlp(spans_key="ents")
+    nlp.initialize(lambda: toy_examples(nlp, 10, spans_key="ents"))
+    head = nlp.get_pipe("jnlpba")
+    words = ["IL-2", "activates", "p53", "in", "T", "cells"]
+    ref = Doc(nlp.vocab, words=words, ents=["B-protein", "O", None, None, "B-cell_type", "I-cell_type"])
+    example = Example(Doc(nlp.vocab, words=words), ref)
+    assert tags_of(head, head.gold_tags(example)) == ["B-protein", "O", None, None, "B-cell_type", "I-cell_type"]
+    assert [tag is None for tag in example.get_aligned_ner()] == [False, False, True, True, False, False]
+    split = Doc(nlp.vocab, words=["IL", "-", "2", "activates", "p53", "in", "T", "cells"],
+                spaces=[False, False, True, True, True, True, True, False])
+    example = Example(split, ref)
+    assert tags_of(head, head.gold_tags(example)) == [
+        "B-protein", "I-protein", "I-protein", "O", None, None, "B-cell_type", "I-cell_type"
+    ]
+
+
+def test_documents_whose_doc_ents_are_hidden_by_other_span_groups_are_reported(capsys):
+    """A document with doc.spans is annotated for a head only through
+    doc.spans[spans_key]: its doc.ents go unused, and the user is told why."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bio_ner", config={"model": {"tok2vec": SMALL_TOK2VEC}})  # spans_key "ents"
+    examples = toy_examples(nlp, 10, spans_key="sc")  # doc.ents, and an unrelated span group
+    for example in examples[:5]:
+        del example.reference.spans["sc"]
+    nlp.initialize(lambda: examples)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "5 training documents have entities in doc.ents but are not annotated for this head" in out
+    assert "span groups (['sc'])" in out and "doc.spans['ents']" in out
+    fresh = spacy.blank("en")
+    fresh.add_pipe("bio_ner", config={"model": {"tok2vec": SMALL_TOK2VEC}})
+    with pytest.raises(ValueError, match=r"No entity labels.*5 training documents have entities in doc.ents.*\['sc'\]"):
+        fresh.initialize(lambda: examples[5:])
+
+
+def test_other_heads_annotation_is_not_reported_as_hidden_doc_ents(capsys):
+    """Converted documents hold doc.ents and doc.spans[<their head>]: not a
+    mistake for the pipeline's other head."""
+    nlp = make_nlp(spans_key="jnlpba", name="jnlpba")
+    nlp.add_pipe("bio_ner", name="bc5cdr", config={"spans_key": "bc5cdr", "model": {"tok2vec": SMALL_TOK2VEC}})
+    bc5cdr = toy_examples(nlp, 5, spans_key="bc5cdr")
+    nlp.initialize(lambda: toy_examples(nlp, 5, spans_key="jnlpba") + bc5cdr)
+    assert "not annotated for this head" not in capsys.readouterr().out
+
+
+# --- Labels ----------------------------------------------------------------------
+
+
+def test_labels_added_before_initialize_are_kept():
+    nlp = make_nlp(crf=True)
+    head = nlp.get_pipe("jnlpba")
+    assert head.add_label("Gene") == 1
+    nlp.initialize(lambda: toy_examples(nlp, 10))
+    assert head.labels == ("Gene", "cell_type", "protein")
+    assert len(head.cfg["class_weights"]) == len(head.tags) == 7
+    nlp("IL-2 activates Gene")
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_labels_cannot_change_after_initialisation(crf):
+    nlp = make_nlp(crf=crf)
+    examples = toy_examples(nlp, 10)
+    nlp.initialize(lambda: examples)
+    head = nlp.get_pipe("jnlpba")
+    weights = list(head.cfg["class_weights"])
+    with pytest.raises(ValueError, match="Cannot add labels to the initialised bio_ner component 'jnlpba'"):
+        head.add_label("Gene")
+    with pytest.raises(ValueError, match=r"initialised for 5 tags .* cannot be initialised again for 3"):
+        head.initialize(lambda: examples, nlp=nlp, labels=["protein"])
+    assert head.labels == ("cell_type", "protein")
+    assert head.cfg["class_weights"] == weights and list(head.loss.class_weights) == weights
+    nlp("IL-2 activates T cells")  # still a working head
+    head.initialize(lambda: examples, nlp=nlp)  # the same labels: allowed
+    assert head.labels == ("cell_type", "protein")
+
+
+# --- Predictions and updates -----------------------------------------------------
+
+
+def test_entities_never_start_or_end_on_whitespace():
+    """As spaCy's ner: whitespace tokens at an entity's ends are left out, an
+    entity of whitespace alone is dropped; the score is the mean confidence
+    of the tokens left."""
+    nlp = make_nlp()
+    nlp.initialize(lambda: toy_examples(nlp, 10))
+    head = nlp.get_pipe("jnlpba")
+    doc = Doc(nlp.vocab, words=["\n", "p53", "\n", "in", "T", "\n", "cells", " ", "\n"])
+    tags = ["B-protein", "I-protein", "I-protein", "O", "B-cell_type", "I-cell_type", "I-cell_type",
+            "I-cell_type", "B-protein"]
+    path = np.asarray([head.tags.index(tag) for tag in tags], dtype="i")
+    confidence = np.asarray([0.1, 0.9, 0.2, 1.0, 0.5, 0.6, 0.7, 0.3, 0.4], dtype="f")
+    head.set_annotations([doc], [(path, confidence)])
+    expected = [(1, 2, "protein"), (4, 7, "cell_type")]
+    assert [(s.start, s.end, s.label_) for s in doc.spans["jnlpba"]] == expected
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == expected
+    assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx([0.9, 0.6])
+
+
+def test_update_without_an_optimizer_changes_no_weight():
+    """sgd=False, as spaCy's pipes accept it: gradients, no step."""
+    nlp = make_nlp(crf=True)
+    examples = toy_examples(nlp, 4)
+    nlp.initialize(lambda: examples)
+    head = nlp.get_pipe("jnlpba")
+    before = head.model.get_ref("output_layer").get_param("W").copy()
+    for sgd in (None, False):
+        losses = head.update(examples, sgd=sgd)
+        assert losses["jnlpba"] > 0
+    assert np.array_equal(head.model.get_ref("output_layer").get_param("W"), before)

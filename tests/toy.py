@@ -108,7 +108,7 @@ factory = "bio_ner"
 spans_key = "jnlpba"
 
 [components.jnlpba.model]
-@architectures = "spacy_bioner.TokenTagger.v2"
+@architectures = "spacy_bioner.TokenTagger.v3"
 crf = {crf}
 
 [components.jnlpba.loss]
