@@ -22,7 +22,7 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .annotation import head_keys, select_non_overlapping, spans_of
+from .annotation import head_keys, is_annotated, select_non_overlapping, spans_of
 from .corpora.docbin import gold_token_doc, load_docs
 from .tags import spans_to_tags
 
@@ -99,15 +99,31 @@ def iob_tags(docs: Iterable[Doc], spans_key: Optional[str]) -> List[List[str]]:
 
 
 def detect_spans_key(nlp: Language, docs: Sequence[Doc], path: str = "") -> str:
-    """The span key of `docs` that one of the pipeline's heads predicts."""
+    """The span key of `docs` that one of the pipeline's heads predicts.
+
+    Every document is looked at (unannotated ones may come first). Documents
+    annotated only through doc.ents (no span groups) are scored on the
+    pipeline's head when it has exactly one.
+    """
     keys = head_keys(nlp)
-    found = {key for doc in docs[:50] for key in doc.spans if key in keys}
+    carried = {key for doc in docs for key in doc.spans}
+    found = carried & set(keys)
+    if not carried and len(keys) == 1 and any(doc.has_annotation("ENT_IOB") for doc in docs):
+        found = set(keys)
     if len(found) != 1:
         raise ValueError(
             f"{path}: cannot tell which head to score: the documents carry span keys "
-            f"{sorted({k for d in docs[:50] for k in d.spans})}, the heads predict {sorted(keys)}"
+            f"{sorted(carried)}, the heads predict {sorted(keys)}; name the head's span key "
+            "(evaluate --spans-key)"
         )
     return found.pop()
+
+
+def gold_iob_tags(docs: Iterable[Doc], spans_key: str) -> List[List[str]]:
+    """IOB2 tag sequences of each document's gold for the head with `spans_key`:
+    its span group, or doc.ents for a document annotated only there (as the
+    head learns from them: `annotation.gold_spans`)."""
+    return [tags for doc in docs for tags in iob_tags([doc], spans_key if spans_key in doc.spans else None)]
 
 
 def evaluate_corpus(
@@ -123,6 +139,8 @@ def evaluate_corpus(
     """Run `nlp` on a test corpus with gold tokens and score the corpus's head."""
     references = load_docs(Path(path), nlp.vocab, limit)
     key = spans_key or detect_spans_key(nlp, references, str(path))
+    if key not in head_keys(nlp):
+        raise ValueError(f"{path}: no head of the pipeline predicts spans_key {key!r} (heads: {sorted(head_keys(nlp))})")
     n_words = sum(len(doc) for doc in references)
     log(f"{name}: {len(references)} docs, {n_words:,} words from {path} (head {head_keys(nlp).get(key)!r})")
     inputs = [gold_token_doc(nlp.vocab, doc) for doc in references]
@@ -136,10 +154,15 @@ def evaluate_corpus(
             words = sum(len(d) for d in predicted)
             log(f"{name}: {i}/{len(inputs)} docs, {words / max(elapsed, 1e-9):,.0f} words/s")
     seconds = time.perf_counter() - start
-    gold_tags = iob_tags(references, key)
-    pred_tags = iob_tags(predicted, key)
+    # Documents not annotated for this head (another corpus's, mixed in) are
+    # left out: their entities are unknown, not absent.
+    pairs = [(ref, pred) for ref, pred in zip(references, predicted) if is_annotated(ref, key)]
+    if len(pairs) < len(references):
+        log(f"{name}: {len(references) - len(pairs)} documents not annotated for head {key!r}, not scored")
+    gold_tags = gold_iob_tags([ref for ref, _ in pairs], key)
+    pred_tags = iob_tags([pred for _, pred in pairs], key)
     seqeval = seqeval_scores(gold_tags, pred_tags)
-    examples = [Example(pred, ref) for pred, ref in zip(predicted, references)]
+    examples = [Example(pred, ref) for ref, pred in pairs]
     spacy_scores = Scorer(nlp).score(examples)
     prefix = f"spans_{key}"
     result = {
@@ -147,7 +170,8 @@ def evaluate_corpus(
         "path": str(path),
         "spans_key": key,
         "head": head_keys(nlp).get(key),
-        "documents": len(references),
+        "documents": len(pairs),
+        "documents_not_annotated": len(references) - len(pairs),
         "sentences": len(gold_tags),
         "words": n_words,
         "seconds": round(seconds, 1),

@@ -193,6 +193,46 @@ def test_evaluate_matches_a_direct_seqeval_computation(hash_pipeline):
     assert result["spacy"]["f1"] == pytest.approx(scores["spans_jnlpba_f"])
 
 
+def test_evaluate_leaves_out_documents_not_annotated_for_the_head(hash_pipeline, tmp_path):
+    """Unannotated documents (unannotated ones first) neither hide the head nor count as false positives."""
+    model, test_path = hash_pipeline
+    nlp = spacy.load(model)
+    annotated = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    unannotated = []
+    for doc in _corpus_docs(nlp.vocab, 60, 3, "jnlpba"):
+        bare = Doc(nlp.vocab, words=[t.text for t in doc], sent_starts=[t.is_sent_start for t in doc])
+        bare.spans["other"] = []  # annotated for some other task, not for the head
+        unannotated.append(bare)
+    mixed = tmp_path / "mixed.spacy"
+    DocBin(docs=unannotated + annotated, store_user_data=True).to_disk(mixed)
+    alone = evaluate_corpus(nlp, "toy", test_path)
+    result = evaluate_corpus(nlp, "mixed", mixed)
+    assert result["spans_key"] == "jnlpba" and result["documents_not_annotated"] == 60
+    assert result["seqeval"] == alone["seqeval"] and result["documents"] == 25
+
+
+def test_evaluate_scores_a_corpus_annotated_in_doc_ents_only(hash_pipeline, tmp_path):
+    model, test_path = hash_pipeline
+    nlp = spacy.load(model)
+    ents_only = []
+    for doc in DocBin().from_disk(test_path).get_docs(nlp.vocab):
+        copy = Doc(nlp.vocab, words=[t.text for t in doc], sent_starts=[t.is_sent_start for t in doc])
+        copy.ents = [Span(copy, e.start, e.end, label=e.label_) for e in doc.spans["jnlpba"]]
+        ents_only.append(copy)
+    path = tmp_path / "ents.spacy"
+    DocBin(docs=ents_only).to_disk(path)
+    with pytest.raises(ValueError, match="--spans-key"):  # two heads: which one is meant?
+        evaluate_corpus(nlp, "ents", path)
+    assert evaluate_corpus(nlp, "ents", path, spans_key="jnlpba")["seqeval"] == evaluate_corpus(nlp, "toy", test_path)["seqeval"]
+    out = tmp_path / "metrics"
+    args = ["evaluate", str(model), "--corpus", f"ents={path}", "--output-dir", str(out)]
+    result = CliRunner().invoke(app, args + ["--spans-key", "ents=jnlpba"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "ents.json").read_text())["seqeval"]["per_type"]
+    result = CliRunner().invoke(app, args + ["--spans-key", "ents=ncbi"])
+    assert result.exit_code == 1 and "no head of the pipeline predicts spans_key 'ncbi'" in result.output
+
+
 def test_evaluate_command_writes_json_markdown_and_png(hash_pipeline, tmp_path):
     model, test_path = hash_pipeline
     out = tmp_path / "metrics"
@@ -222,11 +262,16 @@ def test_evaluate_without_matplotlib_writes_the_scores_and_says_why_no_chart(has
 
 
 def test_evaluate_command_rejects_bad_corpus_arguments(hash_pipeline, tmp_path):
-    model, _ = hash_pipeline
+    model, test_path = hash_pipeline
     result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", "nothing-here"])
     assert result.exit_code == 1 and "NAME=PATH" in result.output
     result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"x={tmp_path / 'missing.spacy'}"])
     assert result.exit_code == 1 and "no such file" in result.output
+    # The name is a file name (OUTPUT_DIR/<NAME>.json): refused before anything is scored.
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"jnlpba/test={test_path}"])
+    assert result.exit_code == 1 and "without slashes" in result.output
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--spans-key", "x=jnlpba"])
+    assert result.exit_code == 1 and "--spans-key names no --corpus: x" in result.output
 
 
 def test_visualize_writes_html_with_the_label_colours(hash_pipeline, tmp_path):

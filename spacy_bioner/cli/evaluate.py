@@ -5,7 +5,7 @@ from typing import List
 
 import typer
 
-from ._util import app, fail, load_pipeline, log, named_paths
+from ._util import app, fail, load_pipeline, log, named_paths, named_values
 
 
 @app.command()
@@ -20,6 +20,10 @@ def evaluate(
     limit: int = typer.Option(0, "--limit", min=0, help="Only the first N documents of each corpus (0: all)."),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU."),
     command: str = typer.Option("", "--command", help="The command that produced the pipeline, for the table."),
+    spans_key: List[str] = typer.Option(
+        [], "--spans-key", metavar="NAME=KEY", help="The head to score on corpus NAME, by its spans_key, where "
+        "the documents do not say (e.g. a corpus annotated in doc.ents only). Repeatable."
+    ),
 ) -> None:
     """Score each head on its corpus's test set, with gold tokenization.
 
@@ -31,6 +35,13 @@ def evaluate(
     from ..packaging import describe_encoder, encoder_name
 
     corpora = named_paths(corpus, "--corpus")
+    for name, _ in corpora:
+        if "/" in name or "\\" in name or name in (".", ".."):  # it names OUTPUT_DIR/<NAME>.json
+            raise fail(f"--corpus {name}: the name is used as a file name; use one without slashes")
+    keys = dict(named_values(spans_key, "--spans-key", "NAME=KEY"))
+    unknown = sorted(set(keys) - {name for name, _ in corpora})
+    if unknown:
+        raise fail(f"--spans-key names no --corpus: {', '.join(unknown)}")
     log(f"loading {model}")
     nlp = load_pipeline(model, gpu_id)
     encoder = nlp.meta.get("spacy_bioner_encoder") or describe_encoder(encoder_name(nlp) or "?")["encoder"]
@@ -38,7 +49,9 @@ def evaluate(
     results = {}
     for name, path in corpora:
         try:
-            results[name] = evaluate_corpus(nlp, name, path, batch_size=batch_size, limit=limit, log=log)
+            results[name] = evaluate_corpus(
+                nlp, name, path, spans_key=keys.get(name), batch_size=batch_size, limit=limit, log=log
+            )
         except ValueError as e:
             raise fail(str(e)) from None
     for path in write_metrics(results, output_dir, encoder=encoder, command=command):
