@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from run import HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant
+from run import HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant, spacy_config
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +44,15 @@ def test_variants_parse_registry_keys_and_json_values() -> None:
     assert parse_variant('feat:components.HEAD.model.features={"width": 64, "attrs": ["NORM", "SHAPE"]},x.y=8') == (
         "feat", {"components.HEAD.model.features": {"width": 64, "attrs": ["NORM", "SHAPE"]}, "x.y": 8}
     )
+
+
+@pytest.mark.parametrize("system", ["spacy_bioner", "spacy_transition_ner"])
+def test_spacy_training_is_timed_without_dev_evaluation(system: str, tmp_path: Path) -> None:
+    """spaCy scores the dev corpus after the first step and at the last: one document, as
+    the HF recipe's clock holds no evaluation; the training data stays whole."""
+    config = spacy_config(system, tmp_path, "bc5cdr", "encoder", 5, 130, {}, 0)
+    assert config["corpora"]["dev"]["limit"] == 1 and config["corpora"]["train"]["limit"] == 0
+    assert config["training"]["eval_frequency"] == 5 * 130
 
 
 @pytest.mark.slow

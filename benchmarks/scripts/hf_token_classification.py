@@ -1,10 +1,14 @@
 """The usual Hugging Face token-classification recipe, as a benchmark anchor.
 
-This reproduces what ``examples/pytorch/token-classification/run_ner.py`` with
-``transformers.Trainer`` defaults does (first-sub-token labels, softmax
-cross-entropy, AdamW, linear warm-up schedule, gradient clipping, bf16 autocast
-on GPU) in a plain torch loop, because the benchmark machine has no
-``accelerate`` and therefore cannot run ``Trainer``.
+This does what ``examples/pytorch/token-classification/run_ner.py`` does with
+``--per_device_train_batch_size 32 --warmup_ratio 0.1 --bf16`` (on a GPU)
+and otherwise ``transformers.Trainer``'s defaults: first-sub-token labels,
+softmax cross-entropy, AdamW at 5e-5 without weight decay, a linear schedule,
+gradient clipping at 1.0, the model of the last step. In a plain torch loop,
+because the benchmark machine has no ``accelerate`` and therefore cannot run
+``Trainer``. Untuned: the anchor is the usual recipe, not its best settings.
+bf16 autocast runs on CUDA only, so its scores on a GPU and on the CPU come
+from different arithmetic.
 """
 import functools
 import math
@@ -32,7 +36,7 @@ DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 _PREFIX_SPACE_MODEL_TYPES = {"bloom", "gpt2", "roberta"}
 # Inference batch sizes timed by every benchmark.
 INFERENCE_BATCH_SIZES = (32, 128)
-# Trainer defaults.
+# Trainer's defaults.
 _WEIGHT_DECAY = 0.0
 _MAX_GRAD_NORM = 1.0
 

@@ -115,10 +115,12 @@ def spacy_config(
     schedule = config["training"]["optimizer"]["learn_rate"]
     schedule["total_steps"] = total
     schedule["warmup_steps"] = max(total // 10, 1)
-    # No dev evaluation during training (spaCy still scores once, after the first
-    # step): the final model is the one tested, and the HF recipe evaluates nothing
-    # while its clock runs either.
+    # No dev evaluation while the clock runs, as in the HF recipe: spaCy scores
+    # the dev corpus after the first step and at the last whatever the frequency,
+    # so it gets one document; the final model is the one tested, and its dev F1
+    # is computed on the whole dev set after training (run_spacy_system).
     config["training"]["eval_frequency"] = total
+    config["corpora"]["dev"]["limit"] = 1
     # With a single evaluation at the end, spaCy's progress bar spans the whole run.
     config["training"]["logger"]["progress_bar"] = True
     for key, value in overrides.items():
