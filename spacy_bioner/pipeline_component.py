@@ -462,7 +462,7 @@ class BioNER(TrainablePipe):
         """Load the component; a one-line error if its files are damaged."""
         try:
             super().from_disk(path, exclude=exclude)
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, KeyError) as err:
             raise self._load_error(f"from {path}", err) from err
         self._restore_loss_weights()
         return self
@@ -471,7 +471,7 @@ class BioNER(TrainablePipe):
         """Load the component from bytes; a one-line error if they are damaged."""
         try:
             super().from_bytes(bytes_data, exclude=exclude)
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, KeyError) as err:
             raise self._load_error("from bytes", err) from err
         self._restore_loss_weights()
         return self
@@ -479,6 +479,12 @@ class BioNER(TrainablePipe):
     def _load_error(self, source: str, err: Exception) -> ValueError:
         """One line instead of a traceback from deep inside srsly or thinc."""
         detail = (str(err).strip().splitlines() or [""])[0]
+        if isinstance(err, KeyError):  # thinc: the saved layers are not this model's
+            return ValueError(
+                f"Cannot load the bio_ner component {self.name!r} {source}: it was saved with another "
+                f"model ({detail}), e.g. a CRF head loaded into a softmax one. Give the component the "
+                "model config it was trained with (its config.cfg), or load the whole pipeline with spacy.load."
+            )
         return ValueError(
             f"Cannot load the bio_ner component {self.name!r} {source}: its files are missing, "
             f"truncated or corrupted ({type(err).__name__}: {detail}). "

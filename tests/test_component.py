@@ -449,3 +449,13 @@ def test_update_without_an_optimizer_changes_no_weight():
         losses = head.update(examples, sgd=sgd)
         assert losses["jnlpba"] > 0
     assert np.array_equal(head.model.get_ref("output_layer").get_param("W"), before)
+
+
+def test_loading_a_head_saved_with_another_model_says_so(tmp_path):
+    crf = make_nlp(crf=True)
+    crf.initialize(lambda: toy_examples(crf, 4))
+    crf.get_pipe("jnlpba").to_disk(tmp_path / "crf-head")
+    softmax = make_nlp(crf=False)
+    with pytest.raises(ValueError, match="saved with another model .*CRF head loaded into a softmax one") as error:
+        softmax.get_pipe("jnlpba").from_disk(tmp_path / "crf-head")
+    assert "\n" not in str(error.value)
