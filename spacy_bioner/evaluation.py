@@ -137,12 +137,18 @@ def evaluate_corpus(
     log: Callable[[str], None] = lambda text: None,
 ) -> Dict[str, Any]:
     """Run `nlp` on a test corpus with gold tokens and score the corpus's head."""
-    references = load_docs(Path(path), nlp.vocab, limit)
-    key = spans_key or detect_spans_key(nlp, references, str(path))
-    if key not in head_keys(nlp):
-        raise ValueError(f"{path}: no head of the pipeline predicts spans_key {key!r} (heads: {sorted(head_keys(nlp))})")
+    loaded = load_docs(Path(path), nlp.vocab, limit)
+    heads = head_keys(nlp)
+    key = spans_key or detect_spans_key(nlp, loaded, str(path))
+    if key not in heads:
+        raise ValueError(f"{path}: no head of the pipeline predicts spans_key {key!r} (heads: {sorted(heads)})")
+    # Documents not annotated for this head (another corpus's, mixed in) are
+    # left out before prediction: their entities are unknown, not absent.
+    references = [doc for doc in loaded if is_annotated(doc, key)]
+    if len(references) < len(loaded):
+        log(f"{name}: {len(loaded) - len(references)} documents not annotated for head {key!r}, not scored")
     n_words = sum(len(doc) for doc in references)
-    log(f"{name}: {len(references)} docs, {n_words:,} words from {path} (head {head_keys(nlp).get(key)!r})")
+    log(f"{name}: {len(references)} docs, {n_words:,} words from {path} (head {heads[key]!r})")
     inputs = [gold_token_doc(nlp.vocab, doc) for doc in references]
     predicted: List[Doc] = []
     start = time.perf_counter()
@@ -154,24 +160,19 @@ def evaluate_corpus(
             words = sum(len(d) for d in predicted)
             log(f"{name}: {i}/{len(inputs)} docs, {words / max(elapsed, 1e-9):,.0f} words/s")
     seconds = time.perf_counter() - start
-    # Documents not annotated for this head (another corpus's, mixed in) are
-    # left out: their entities are unknown, not absent.
-    pairs = [(ref, pred) for ref, pred in zip(references, predicted) if is_annotated(ref, key)]
-    if len(pairs) < len(references):
-        log(f"{name}: {len(references) - len(pairs)} documents not annotated for head {key!r}, not scored")
-    gold_tags = gold_iob_tags([ref for ref, _ in pairs], key)
-    pred_tags = iob_tags([pred for _, pred in pairs], key)
+    gold_tags = gold_iob_tags(references, key)
+    pred_tags = iob_tags(predicted, key)
     seqeval = seqeval_scores(gold_tags, pred_tags)
-    examples = [Example(pred, ref) for ref, pred in pairs]
+    examples = [Example(pred, ref) for pred, ref in zip(predicted, references)]
     spacy_scores = Scorer(nlp).score(examples)
     prefix = f"spans_{key}"
     result = {
         "corpus": name,
         "path": str(path),
         "spans_key": key,
-        "head": head_keys(nlp).get(key),
-        "documents": len(pairs),
-        "documents_not_annotated": len(references) - len(pairs),
+        "head": heads[key],
+        "documents": len(references),
+        "documents_not_annotated": len(loaded) - len(references),
         "sentences": len(gold_tags),
         "words": n_words,
         "seconds": round(seconds, 1),
