@@ -153,7 +153,9 @@ class ClassWeightedCrossentropy(ClassWeightedTaggingLoss):
         d_logits = probs * (weights / normalizer)[:, None]
         d_logits[rows, gold] -= weights / normalizer
         loss = -(xp.log(probs[rows, gold] + 1e-12) * weights).sum() / normalizer
-        lengths = ops.asarray1i([len(g) for g in guesses])
+        # On the host, as thinc's with_array keeps them: CupyOps.unflatten
+        # splits by host lengths and would copy device ones back (a sync).
+        lengths = np.asarray([len(g) for g in guesses], dtype="i")
         return TagScores(ops.unflatten(d_logits, lengths)), float(loss)
 
 

@@ -1,0 +1,177 @@
+"""The heads' device code (CRF recursions, decoder, losses) on a strict stand-in
+for CuPy (tests/strict_device.py): what would call NumPy on a device array,
+mix host and device arrays, or wait for the device on a GPU fails or is
+counted here, on the CPU. The results must equal the host computation's.
+"""
+
+import numpy as np
+import oracle
+import pytest
+from strict_device import DEVICE_XP, HOST_NUMPY, SYNCS, TRANSFERS, DeviceArray, on_host, strict_device, to_device
+from thinc.api import NumpyOps
+
+from spacy_bioner.decoding import ConstrainedViterbi
+from spacy_bioner.layers import crf
+from spacy_bioner.layers.crf import CRFTransitions, TagScores, constrained_statistics, forward_backward, pad, viterbi
+from spacy_bioner.losses import ClassWeightedCrossentropy, CRFLoss
+from spacy_bioner.tags import make_tags, transition_mask
+
+TAGS = make_tags(["DNA", "protein"])
+RECURSIONS = ["sequential", "parallel", "auto"]
+TOLERANCE = 1e-4  # float32, relative to each array's scale
+
+
+def batch(lengths, seed: int = 0):
+    """float32 emissions, learned CRF scores and valid gold paths, some tags missing."""
+    rng = np.random.default_rng(seed)
+    n_tags = len(TAGS)
+    emissions = [rng.normal(scale=3.0, size=(n, n_tags)).astype("f") for n in lengths]
+    params = [rng.normal(size=shape).astype("f") for shape in ((n_tags, n_tags), (n_tags,), (n_tags,))]
+    mask_transitions, mask_start = transition_mask(TAGS)
+    constraints = [mask_transitions.astype("float64"), mask_start.astype("float64"), np.zeros(n_tags)]
+    golds = [
+        oracle.viterbi([rng.normal(size=(n, n_tags))], *constraints)[0].astype("i") if n else np.zeros((0,), "i")
+        for n in lengths
+    ]
+    for gold in golds[::2]:
+        gold[rng.random(len(gold)) < 0.4] = -1
+    golds[-1][:] = -1  # a document the head is not trained on
+    return emissions, params, golds
+
+
+def assert_close(actual, expected):
+    assert not isinstance(expected, DeviceArray)
+    expected = np.asarray(expected, dtype="float64")
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
+    np.testing.assert_allclose(on_host(actual), expected, rtol=TOLERANCE, atol=TOLERANCE * scale)
+
+
+def assert_on_device(*arrays, dtype="float32"):
+    for array in arrays:
+        assert isinstance(array, DeviceArray), type(array)
+        assert array.dtype == np.dtype(dtype)
+
+
+@pytest.fixture
+def device_ops(monkeypatch):
+    ops = strict_device(monkeypatch)
+    yield ops
+    del SYNCS[:], TRANSFERS[:]
+
+
+BATCHES = [[5, 1, 3, 7, 4], [1, 1], [1], [12, 2]]
+
+
+def test_the_stand_in_is_strict(device_ops):
+    """What CuPy refuses is refused here, and a sync is recorded: else a pass means nothing."""
+    x = to_device(np.ones((2, 3), "f"))
+    with pytest.raises(TypeError):
+        HOST_NUMPY.asarray(x)
+    with pytest.raises(TypeError):
+        HOST_NUMPY.concatenate([x, x])
+    with pytest.raises(TypeError):
+        np.concatenate([x, x])  # through __array_function__
+    with pytest.raises(TypeError):
+        x + np.ones(3, "f")
+    with pytest.raises(TypeError):
+        DEVICE_XP.where(np.ones((2, 3), bool), x, 0)
+    with pytest.raises(TypeError):
+        x[0] = np.zeros(3, "f")
+    assert isinstance(x.sum(), DeviceArray) and isinstance(x[0, 0], DeviceArray)
+    float(x.sum())
+    x[x > 0]
+    DEVICE_XP.flatnonzero(x)
+    assert [what for what, _ in SYNCS] == ["float()", "boolean mask index", "xp.flatnonzero"]
+    x.get()
+    assert [what for what, _ in TRANSFERS] == [".get()"]
+    assert isinstance(DEVICE_XP.asarray(np.ones(2)), DeviceArray)
+    assert crf._parallel("auto", DEVICE_XP)  # "auto" is the parallel schedule on the device
+
+
+@pytest.mark.parametrize("recursion", RECURSIONS)
+@pytest.mark.parametrize("lengths", BATCHES)
+def test_recursions_stay_on_the_device(device_ops, recursion, lengths):
+    emissions, params, golds = batch(lengths)
+    padded, host_lengths = pad(NumpyOps(), emissions)
+    mask_transitions, mask_start = transition_mask(TAGS)
+    host_params = [params[0] + mask_transitions, params[1] + mask_start, params[2]]
+    host_golds = np.full(padded.shape[:2], -1, dtype="int64")
+    for row, gold in enumerate(golds):
+        host_golds[row, : len(gold)] = gold
+    partial = [row for row, gold in enumerate(golds) if (gold < 0).any()]
+    expected_fb = forward_backward(padded, host_lengths, *host_params, recursion="sequential")
+    expected_paths = viterbi(padded, host_lengths, *host_params, recursion="sequential")
+    expected_gold = constrained_statistics(
+        padded, host_lengths, host_golds, partial, *host_params, recursion="sequential"
+    )
+    del SYNCS[:], TRANSFERS[:]
+
+    device_padded, device_params = to_device(padded), to_device(host_params)
+    actual_fb = forward_backward(device_padded, host_lengths, *device_params, recursion=recursion)
+    paths = viterbi(device_padded, host_lengths, *device_params, recursion=recursion)
+    actual_gold = constrained_statistics(
+        device_padded, host_lengths, to_device(host_golds), partial, *device_params, recursion=recursion
+    )
+    assert SYNCS == [] and TRANSFERS == []
+    for actual, expected in zip(actual_fb + actual_gold, expected_fb + expected_gold):
+        assert_on_device(actual)
+        assert_close(actual, expected)
+    assert isinstance(paths, DeviceArray) and paths.dtype.kind == "i"
+    for row, length in enumerate(host_lengths):
+        np.testing.assert_array_equal(on_host(paths)[row, :length], expected_paths[row, :length])
+
+
+@pytest.mark.parametrize("recursion", RECURSIONS)
+@pytest.mark.parametrize("with_crf", [True, False])
+def test_the_decoder_copies_only_paths_and_confidences_to_the_host(device_ops, recursion, with_crf):
+    emissions, params, _ = batch([5, 1, 0, 3, 7])  # an empty document too
+    decoder = ConstrainedViterbi(TAGS)
+    expected_paths, expected_confidences = decoder(NumpyOps(), TagScores(emissions, *(params if with_crf else [])))
+    del SYNCS[:], TRANSFERS[:]
+    scores = TagScores(to_device(emissions), *(to_device(params) if with_crf else []), recursion=recursion)
+    paths, confidences = decoder(device_ops, scores)
+    assert SYNCS == []
+    assert [what for what, _ in TRANSFERS] == ["to_numpy", "to_numpy"]
+    for path, confidence, expected_path, expected_confidence in zip(
+        paths, confidences, expected_paths, expected_confidences
+    ):
+        assert type(path) is np.ndarray and type(confidence) is np.ndarray
+        np.testing.assert_array_equal(path, expected_path)
+        np.testing.assert_allclose(confidence, expected_confidence, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("recursion", RECURSIONS)
+@pytest.mark.parametrize("loss_class", [CRFLoss, ClassWeightedCrossentropy])
+def test_the_losses_copy_only_the_loss_to_the_host(device_ops, recursion, loss_class):
+    emissions, params, golds = batch([5, 1, 3, 7, 4])
+    loss_fn = loss_class(scheme="inverse_frequency")
+    loss_fn.fit(TAGS, {tag: 1 + 10 * i for i, tag in enumerate(TAGS)})
+    crf_params = params if loss_class is CRFLoss else []
+    expected_d, expected_loss = loss_fn(TagScores(emissions, *crf_params, recursion="sequential"), golds)
+    del SYNCS[:], TRANSFERS[:]
+    d_scores, loss = loss_fn(TagScores(to_device(emissions), *to_device(crf_params), recursion=recursion), golds)
+    # The scalar loss is the one value that reaches the host.
+    assert [what for what, _ in SYNCS] == ["float()"] and TRANSFERS == []
+    assert type(loss) is float and loss == pytest.approx(expected_loss, rel=TOLERANCE)
+    for actual, expected in zip(d_scores.emissions, expected_d.emissions):
+        assert_on_device(actual)
+        assert_close(actual, expected)
+    if loss_class is CRFLoss:
+        for name in ("transitions", "start", "end"):
+            assert_on_device(getattr(d_scores, name))
+            assert_close(getattr(d_scores, name), getattr(expected_d, name))
+
+
+def test_the_crf_layer_keeps_its_parameters_and_gradients_on_the_device(device_ops):
+    layer = CRFTransitions(nO=len(TAGS))
+    layer.ops = device_ops
+    layer.initialize()
+    emissions = to_device([np.ones((2, len(TAGS)), "f")])
+    scores, backprop = layer(emissions, is_train=True)
+    assert_on_device(scores.transitions, scores.start, scores.end)
+    d_params = to_device([np.full((len(TAGS), len(TAGS)), 0.5, "f"), np.ones(len(TAGS), "f"), np.ones(len(TAGS), "f")])
+    backprop(TagScores(emissions, *d_params))
+    backprop(TagScores(emissions, *d_params))
+    assert_on_device(layer.get_grad("transitions"), layer.get_grad("start"), layer.get_grad("end"))
+    np.testing.assert_array_equal(on_host(layer.get_grad("transitions")), np.full((len(TAGS), len(TAGS)), 1.0))
+    assert SYNCS == [] and TRANSFERS == []
