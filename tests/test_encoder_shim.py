@@ -101,6 +101,31 @@ def test_fused_update_refuses_what_adamw_cannot_do(tiny_bert, optimizer, refused
         _train(nlp, optimizer, steps=1)
 
 
+def test_parameter_averages_reach_the_encoder(tiny_bert):
+    """With `use_averages = true`, `nlp.use_params(optimizer.averages)` (spaCy's
+    evaluation and saving) puts the optimizer's averages into the encoder,
+    not only into the heads, and restores the trained weights afterwards."""
+    nlp = _pipeline(tiny_bert)
+    optimizer = Adam(0.01, use_averages=True)
+    _train(nlp, optimizer, steps=4)
+    shim = _shim(nlp)
+    trained = _encoder_weights(nlp)
+    # Parameters that never had a gradient (the unused pooler) have no averages.
+    averaged = {name: optimizer.averages[(shim.id, name)] for name in trained if (shim.id, name) in optimizer.averages}
+    assert "embeddings.word_embeddings.weight" in averaged
+    assert max(np.abs(averaged[k] - trained[k]).max() for k in averaged) > 1e-4
+    docs = [eg.predicted for eg in toy_examples(nlp, 4)]
+    hidden = lambda: nlp.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state.numpy()
+    before = hidden()
+    with nlp.use_params(optimizer.averages):
+        for name, weights in _encoder_weights(nlp).items():
+            np.testing.assert_array_equal(weights, averaged.get(name, trained[name]), err_msg=name)
+        assert np.abs(hidden() - before).max() > 1e-5
+    for name, weights in _encoder_weights(nlp).items():
+        np.testing.assert_array_equal(weights, trained[name], err_msg=name)
+    np.testing.assert_array_equal(hidden(), before)
+
+
 def test_bfloat16_autocast_trains_and_hands_float32_to_the_heads(tiny_bert):
     nlp = _pipeline(tiny_bert, precision="bfloat16")
     reference = _pipeline(tiny_bert)

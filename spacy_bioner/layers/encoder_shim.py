@@ -1,4 +1,5 @@
-"""The encoder's shim: spacy-transformers' HFShim with two training-step options.
+"""The encoder's shim: spacy-transformers' HFShim with two training-step options,
+and parameter averages that reach the encoder.
 
 - **bfloat16 autocast** (`precision="bfloat16"`). thinc's PyTorchShim only
   autocasts to float16 on CUDA, which needs its gradient scaler: a loop over
@@ -19,17 +20,25 @@
 
 Both are off by default: they change how a step is computed, not the model,
 and are chosen by measurement (benchmarks/README.md).
+
+**Parameter averages** (`use_averages = true`). thinc's optimizer keeps the
+encoder's averages under `(shim id, parameter name)`, but thinc's
+`PyTorchShim.use_params` looks for `"pytorch_{id}_{name}"` keys, so
+`nlp.use_params(optimizer.averages)` (spaCy's evaluation and its saved
+pipelines) averaged the heads and silently left the encoder as it was.
+`EncoderShim.use_params` reads the optimizer's keys.
 """
 
+import contextlib
 import math
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from spacy_transformers.data_classes import HFObjects
 from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Optimizer
 from thinc.types import ArgsKwargs
-from thinc.util import convert_recursive
+from thinc.util import convert_recursive, xp2torch
 
 PRECISIONS = ("float32", "float16", "bfloat16")
 
@@ -90,6 +99,29 @@ class EncoderShim(HFShim):
             return convert_recursive(lambda x: hasattr(x, "grad"), lambda x: x.grad, inputs)
 
         return output, backprop
+
+    @contextlib.contextmanager
+    def use_params(self, params: Dict[Any, Any]) -> Iterator[None]:
+        """Use the parameters in `params` (e.g. the optimizer's averages, keyed
+        `(shim id, name)`) for the context, then restore the current ones."""
+        replacements = {
+            name: param for name, param in self._model.named_parameters() if (self.id, name) in params
+        }
+        if not replacements:
+            with super().use_params(params):
+                yield
+            return
+        # In place, so that anything holding the parameters (the fused AdamW) keeps them.
+        backup = {name: param.detach().clone() for name, param in replacements.items()}
+        with torch.no_grad():
+            for name, param in replacements.items():
+                param.copy_(xp2torch(params[(self.id, name)], device=param.device))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, param in replacements.items():
+                    param.copy_(backup[name])
 
     def finish_update(self, optimizer: Optimizer) -> None:
         if not self.fused_update:
