@@ -265,22 +265,23 @@ def strict_device(monkeypatch) -> DeviceOps:
     return ops
 
 
+def _copied(value: Any) -> Any:
+    """Plain copies of arrays (also in lists and tuples)."""
+    if isinstance(value, np.ndarray):
+        return np.array(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copied(v) for v in value)
+    return value
+
+
 def to_device(value: Any) -> Any:
     """Host arrays (also in lists and tuples) copied to the stand-in device."""
-    if isinstance(value, np.ndarray):
-        return np.array(value).view(DeviceArray)
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_device(v) for v in value)
-    return value
+    return _to_device(_copied(value))
 
 
 def on_host(value: Any) -> Any:
     """Device arrays as plain host copies (for comparing results; not recorded)."""
-    if isinstance(value, DeviceArray):
-        return np.array(value.view(np.ndarray))
-    if isinstance(value, (list, tuple)):
-        return type(value)(on_host(v) for v in value)
-    return value
+    return _copied(_to_host(value))
 
 
 __all__ = [
