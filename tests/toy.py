@@ -94,7 +94,7 @@ pipeline = ["transformer", "jnlpba"]
 factory = "transformer"
 
 [components.transformer.model]
-@architectures = "spacy_bioner.Transformer.v2"
+@architectures = "spacy_bioner.Transformer.v3"
 name = "{encoder}"
 fallback = ""
 

@@ -1,4 +1,4 @@
-"""The encoder's shim: spacy-transformers' HFShim with two training-step options,
+"""The encoder's shim: spacy-transformers' HFShim with three training-step options,
 and parameter averages that reach the encoder.
 
 - **bfloat16 autocast** (`precision="bfloat16"`). thinc's PyTorchShim only
@@ -18,8 +18,17 @@ and parameter averages that reach the encoder.
   thinc does. The update is thinc's Adam's, to rounding (tested). Settings torch's AdamW cannot reproduce (RAdam, plain SGD,
   coupled L2, parameter averages) are refused with a message.
 
-Both are off by default: they change how a step is computed, not the model,
-and are chosen by measurement (benchmarks/README.md).
+- **Layer-wise learning-rate decay** (`layer_lr_decay`). The top layer
+  learns at the optimizer's rate, each layer below at `layer_lr_decay` times
+  the rate of the one above, the embeddings last (Howard and Ruder's
+  discriminative fine-tuning; ELECTRA's "layerwise LR decay"): the lower,
+  more general layers move less. thinc's optimizer takes an `lr_scale` per
+  call but the shim it inherits never passes one; the fused step gives each
+  depth its own AdamW parameter group.
+
+All are off by default (1.0 is no decay): the first two change how a step is
+computed, not the model, and all three are chosen by measurement
+(benchmarks/README.md).
 
 **Parameter averages** (`use_averages = true`). thinc's optimizer keeps the
 encoder's averages under `(shim id, parameter name)`, but thinc's
@@ -31,6 +40,7 @@ pipelines) averaged the heads and silently left the encoder as it was.
 
 import contextlib
 import math
+import re
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
@@ -38,7 +48,7 @@ from spacy_transformers.data_classes import HFObjects
 from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Optimizer
 from thinc.types import ArgsKwargs
-from thinc.util import convert_recursive, xp2torch
+from thinc.util import convert_recursive, torch2xp, xp2torch
 
 PRECISIONS = ("float32", "float16", "bfloat16")
 
@@ -51,6 +61,8 @@ class EncoderShim(HFShim):
         on the model's device, no scaler).
     fused_update: update the encoder with one torch AdamW step (see the module
         docstring) instead of thinc's per-tensor optimizer calls.
+    layer_lr_decay: each layer's learning rate as a fraction of the one above
+        (1.0: the optimizer's rate everywhere).
     grad_scaler_config: PyTorchGradScaler's arguments (float16 only).
     """
 
@@ -60,17 +72,22 @@ class EncoderShim(HFShim):
         *,
         precision: str = "float32",
         fused_update: bool = False,
+        layer_lr_decay: float = 1.0,
         grad_scaler_config: dict = {},
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        if not 0.0 < layer_lr_decay <= 1.0:
+            raise ValueError(f"layer_lr_decay must be in (0, 1] (1.0: no decay), not {layer_lr_decay!r}")
         # A copy: HFShim writes its default into the dict it is given.
         super().__init__(
             hf_model, mixed_precision=precision == "float16", grad_scaler_config=dict(grad_scaler_config)
         )
         self.precision = precision
         self.fused_update = fused_update
+        self.layer_lr_decay = layer_lr_decay
         self._adamw: Optional[torch.optim.AdamW] = None
+        self._fused_aliases: List[torch.Tensor] = []
         self._fused_steps = 0
 
     def _bfloat16_autocast(self) -> torch.autocast:
@@ -123,20 +140,41 @@ class EncoderShim(HFShim):
                 for name, param in replacements.items():
                     param.copy_(backup[name])
 
+    def lr_scales(self) -> Dict[str, float]:
+        """Each parameter's learning rate as a fraction of the optimizer's (layer_lr_decay)."""
+        names = [name for name, _ in self._model.named_parameters()]
+        if self.layer_lr_decay == 1.0:
+            return dict.fromkeys(names, 1.0)
+        depths = encoder_depths(names)
+        top = max(depths.values())
+        return {name: self.layer_lr_decay ** (top - depth) for name, depth in depths.items()}
+
     def finish_update(self, optimizer: Optimizer) -> None:
-        if not self.fused_update:
-            return super().finish_update(optimizer)
-        check_fusable(optimizer)
-        params = [param for param in self._model.parameters() if param.requires_grad]
+        named = [(name, param) for name, param in self._model.named_parameters() if param.requires_grad]
         # A float16 step whose gradients overflowed is skipped, as thinc does.
-        if any(param.grad is not None for param in params) and not self._grad_scaler.found_inf:
-            self._fused_step(optimizer, params)
-        for param in params:
+        if any(param.grad is not None for _, param in named) and not self._grad_scaler.found_inf:
+            if self.fused_update:
+                check_fusable(optimizer)
+                self._fused_step(optimizer, named)
+            else:
+                self._per_tensor_step(optimizer, named)
+        for _, param in named:
             param.grad = None
         self._grad_scaler.update()
 
-    def _fused_step(self, optimizer: Optimizer, params: List[torch.Tensor]) -> None:
-        if self._adamw is None or not _aliases_of(self._adamw.param_groups[0]["params"], params):
+    def _per_tensor_step(self, optimizer: Optimizer, named: List[Tuple[str, torch.Tensor]]) -> None:
+        # thinc's PyTorchShim.finish_update, with each tensor's learning-rate scale.
+        lr_scales = self.lr_scales()
+        for name, param in named:
+            if param.grad is not None:
+                data, _ = optimizer(
+                    (self.id, name), torch2xp(param.data), torch2xp(param.grad), lr_scale=lr_scales[name]
+                )
+                param.data = xp2torch(data, requires_grad=True, device=param.device)
+
+    def _fused_step(self, optimizer: Optimizer, named: List[Tuple[str, torch.Tensor]]) -> None:
+        params = [param for _, param in named]
+        if self._adamw is None or not _aliases_of(self._fused_aliases, params):
             # First step, or the parameters were replaced or moved (loading, to_device):
             # new moments.
             # The optimizer holds `.data` aliases: `nlp.update(sgd=...)` runs the
@@ -145,26 +183,50 @@ class EncoderShim(HFShim):
             # of the parameters themselves would fail autograd's version check
             # there. thinc's shim writes the same storage through DLPack.
             on_cuda = params[0].device.type == "cuda"
-            aliases = [param.data for param in params]
-            self._adamw = torch.optim.AdamW(aliases, fused=on_cuda, foreach=not on_cuda)
+            self._fused_aliases = [param.data for param in params]
+            lr_scales = self.lr_scales()
+            groups: Dict[float, List[torch.Tensor]] = {}
+            for (name, _), alias in zip(named, self._fused_aliases):
+                groups.setdefault(lr_scales[name], []).append(alias)
+            self._adamw = torch.optim.AdamW(
+                [{"params": aliases, "lr_scale": scale} for scale, aliases in groups.items()],
+                fused=on_cuda,
+                foreach=not on_cuda,
+            )
             self._fused_steps = 0
         self._fused_steps += 1
         beta2 = float(optimizer.b2)
-        group = self._adamw.param_groups[0]
-        group.update(
-            lr=float(optimizer.learn_rate),
-            betas=(float(optimizer.b1), beta2),
-            # thinc adds eps to sqrt(v) before the bias correction, torch after it:
-            # this eps makes torch's update thinc's.
-            eps=float(optimizer.eps) / math.sqrt(1.0 - beta2**self._fused_steps),
-            weight_decay=float(optimizer.L2),
-        )
+        for group in self._adamw.param_groups:
+            group.update(
+                lr=float(optimizer.learn_rate) * group["lr_scale"],
+                betas=(float(optimizer.b1), beta2),
+                # thinc adds eps to sqrt(v) before the bias correction, torch after it:
+                # this eps makes torch's update thinc's.
+                eps=float(optimizer.eps) / math.sqrt(1.0 - beta2**self._fused_steps),
+                weight_decay=float(optimizer.L2),
+            )
         if optimizer.grad_clip:
             clip_per_tensor([param.grad for param in params if param.grad is not None], float(optimizer.grad_clip))
-        for alias, param in zip(group["params"], params):
+        for alias, param in zip(self._fused_aliases, params):
             alias.grad = param.grad
         self._adamw.step()
         self._adamw.zero_grad(set_to_none=True)
+
+
+_LAYER_INDEX = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
+
+
+def encoder_depths(names: List[str]) -> Dict[str, int]:
+    """Each parameter's depth in the encoder, from its name: 0 for the
+    embeddings (`embeddings.` in BERT, `embed_tokens` in others), i + 1 for
+    layer i (`encoder.layer.i.`, `layers.i.`), and the last layer's depth for
+    what sits on top (the pooler, a final norm)."""
+    indices = {name: _LAYER_INDEX.search(name) for name in names}
+    top = max((int(match.group(1)) + 1 for match in indices.values() if match), default=0)
+    return {
+        name: int(match.group(1)) + 1 if match else 0 if "embed" in name else top
+        for name, match in indices.items()
+    }
 
 
 def check_fusable(optimizer: Optimizer) -> None:

