@@ -142,19 +142,17 @@ class EncoderShim(HFShim):
 
     def lr_scales(self) -> Dict[str, float]:
         """Each parameter's learning rate as a fraction of the optimizer's (layer_lr_decay)."""
-        names = [name for name, _ in self._model.named_parameters()]
-        if self.layer_lr_decay == 1.0:
-            return dict.fromkeys(names, 1.0)
-        depths = encoder_depths(names)
+        depths = encoder_depths([name for name, _ in self._model.named_parameters()])
         top = max(depths.values())
         return {name: self.layer_lr_decay ** (top - depth) for name, depth in depths.items()}
 
     def finish_update(self, optimizer: Optimizer) -> None:
+        if self.fused_update:
+            check_fusable(optimizer)
         named = [(name, param) for name, param in self._model.named_parameters() if param.requires_grad]
         # A float16 step whose gradients overflowed is skipped, as thinc does.
         if any(param.grad is not None for _, param in named) and not self._grad_scaler.found_inf:
             if self.fused_update:
-                check_fusable(optimizer)
                 self._fused_step(optimizer, named)
             else:
                 self._per_tensor_step(optimizer, named)
