@@ -140,9 +140,9 @@ class EncoderShim(HFShim):
                 for name, param in replacements.items():
                     param.copy_(backup[name])
 
-    def lr_scales(self) -> Dict[str, float]:
-        """Each parameter's learning rate as a fraction of the optimizer's (layer_lr_decay)."""
-        depths = encoder_depths([name for name, _ in self._model.named_parameters()])
+    def lr_scales(self, names: List[str]) -> Dict[str, float]:
+        """Each named parameter's learning rate as a fraction of the optimizer's (layer_lr_decay)."""
+        depths = encoder_depths(names)
         top = max(depths.values())
         return {name: self.layer_lr_decay ** (top - depth) for name, depth in depths.items()}
 
@@ -162,7 +162,7 @@ class EncoderShim(HFShim):
 
     def _per_tensor_step(self, optimizer: Optimizer, named: List[Tuple[str, torch.Tensor]]) -> None:
         # thinc's PyTorchShim.finish_update, with each tensor's learning-rate scale.
-        lr_scales = self.lr_scales()
+        lr_scales = self.lr_scales([name for name, _ in named])
         for name, param in named:
             if param.grad is not None:
                 data, _ = optimizer(
@@ -182,7 +182,7 @@ class EncoderShim(HFShim):
             # there. thinc's shim writes the same storage through DLPack.
             on_cuda = params[0].device.type == "cuda"
             self._fused_aliases = [param.data for param in params]
-            lr_scales = self.lr_scales()
+            lr_scales = self.lr_scales([name for name, _ in named])
             groups: Dict[float, List[torch.Tensor]] = {}
             for (name, _), alias in zip(named, self._fused_aliases):
                 groups.setdefault(lr_scales[name], []).append(alias)
