@@ -21,14 +21,14 @@ def build_token_tagger(
     features: Optional[Model[List[Doc], List[Floats2d]]] = None,
     recursion: str = "auto",
 ) -> Model[List[Doc], TagScores]:
-    """Per-token IOB2 tag scores over a tok2vec layer, as `TagScores`.
+    """Per-token tag scores (the head's tag scheme) over a tok2vec layer, as `TagScores`.
 
     tok2vec: any layer giving one vector per token: in configs/bioner.cfg a
         TransformerListener over a shared `transformer` component.
     nO: the number of tags; set by the component from its labels.
     crf: add learned linear-chain CRF transition scores (train them with
-        `spacy_bioner.CRFLoss.v1`); decoding adds them to the IOB2
-        constraints. Without them the head is a softmax tagger
+        `spacy_bioner.CRFLoss.v1`); decoding adds them to the tag
+        scheme's constraints. Without them the head is a softmax tagger
         (`spacy_bioner.ClassWeightedCrossentropy.v1`).
     features: optional per-token vectors concatenated to tok2vec's, learned
         by the head itself: e.g. `spacy.MultiHashEmbed.v2` over NORM, PREFIX,

@@ -1,10 +1,10 @@
-"""Decoding: tag scores to well-formed IOB2 tag paths, each tag with a confidence.
+"""Decoding: tag scores to well-formed tag paths, each tag with a confidence.
 
 A softmax tagger decoded with a per-token argmax can emit ``O I-DNA`` or
 ``B-protein I-DNA``: sequences that no entity reading explains. The decoder
-runs Viterbi over the valid IOB2 transitions only, so every output is well
-formed; with a CRF the learned transition scores are added to the same
-constraints. It runs on the scores' device; only the integer paths and the
+runs Viterbi over the valid paths of the tag scheme only (IOB2 or BILUO:
+tags.py), so every output is well formed; with a CRF the learned transition
+scores are added to the same constraints. It runs on the scores' device; only the integer paths and the
 confidences are copied to the host.
 """
 
@@ -13,14 +13,14 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 from .layers.crf import TagScores, forward_backward, pad, viterbi
-from .tags import transition_mask
+from .tags import tag_constraints
 
 
 class ConstrainedViterbi:
     """The best well-formed tag path of each document, and each tag's confidence.
 
     Without learned transitions the tokens' log-softmax scores are decoded
-    under the IOB2 constraints, and a tag's confidence is its softmax
+    under the scheme's constraints, and a tag's confidence is its softmax
     probability. With them (a CRF) the emissions are decoded with the learned
     scores plus the constraints, and a tag's confidence is its CRF marginal
     probability.
@@ -28,7 +28,7 @@ class ConstrainedViterbi:
 
     def __init__(self, tags: Sequence[str]) -> None:
         self.tags = list(tags)
-        self.mask_transitions, self.mask_start = transition_mask(self.tags)
+        self.mask = tag_constraints(self.tags)
 
     def __call__(self, ops, scores: TagScores) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         """Per document: the tag id of each token, and its confidence (host arrays)."""
@@ -40,19 +40,18 @@ class ConstrainedViterbi:
             return paths, confidences
         padded, lengths = pad(ops, [emissions[i] for i in keep])
         xp, dtype = ops.xp, padded.dtype
-        transitions = ops.asarray(self.mask_transitions).astype(dtype)
-        start = ops.asarray(self.mask_start).astype(dtype)
+        transitions, start, end = (ops.asarray(m).astype(dtype) for m in self.mask)
         if scores.has_transitions:
             transitions = transitions + scores.transitions
             start = start + scores.start
-            end = scores.end
+            end = end + scores.end
             best = viterbi(padded, lengths, transitions, start, end, scores.recursion)
             _, marginals, _ = forward_backward(padded, lengths, transitions, start, end, scores.recursion)
             chosen = xp.take_along_axis(marginals, best[:, :, None].astype("int64"), axis=2)[:, :, 0]
         else:
             log_probs = padded - padded.max(axis=2, keepdims=True)
             log_probs -= xp.log(xp.exp(log_probs).sum(axis=2, keepdims=True))
-            best = viterbi(log_probs, lengths, transitions, start, xp.zeros_like(start), scores.recursion)
+            best = viterbi(log_probs, lengths, transitions, start, end, scores.recursion)
             chosen = xp.exp(xp.take_along_axis(log_probs, best[:, :, None].astype("int64"), axis=2)[:, :, 0])
         best_host = ops.to_numpy(best)
         chosen_host = ops.to_numpy(chosen).astype("f")

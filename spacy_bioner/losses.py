@@ -20,9 +20,10 @@ empirical question, so every scheme is a config option:
 - ``ens``: effective number of samples (Cui et al. 2019), w_c proportional to
   (1 - beta) / (1 - beta ** n_c), scaled to sum to C.
 
-Classes are the IOB prefixes O, B, I (``granularity = "bio"``) or every tag
-(``granularity = "tag"``). Weights are computed from the training tag counts
-when the component is initialised and stored in the component's config.
+Classes are the tag prefixes (O, B, I, and L, U in BILUO: ``granularity =
+"bio"``) or every tag (``granularity = "tag"``). Weights are computed from
+the training tag counts when the component is initialised and stored in the
+component's config.
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -34,7 +35,7 @@ from thinc.loss import Loss
 from thinc.types import Ints1d
 
 from .layers.crf import TagScores, constrained_statistics, forward_backward, pad
-from .tags import transition_mask
+from .tags import scheme_of, tag_constraints
 
 # How a loss weights the classes of gold tags.
 WEIGHTING_SCHEMES = ("none", "inverse_frequency", "welt", "ens")
@@ -42,7 +43,7 @@ GRANULARITIES = ("bio", "tag")
 
 
 def tag_class(tag: str, granularity: str) -> str:
-    """The class a tag is weighted as: its IOB prefix ("bio") or the tag itself ("tag")."""
+    """The class a tag is weighted as: its prefix ("bio") or the tag itself ("tag")."""
     return tag.split("-", 1)[0] if granularity == "bio" else tag
 
 
@@ -110,7 +111,7 @@ class ClassWeightedTaggingLoss(Loss):
         """Restore the tag inventory and weights (from a saved component's cfg)."""
         self.tags = list(tags)
         self.class_weights = np.asarray(class_weights, dtype="f")
-        self._mask = transition_mask(self.tags)
+        self._mask = tag_constraints(self.tags)
 
     def token_weights(self, truths: Sequence[np.ndarray], missing: float) -> List[np.ndarray]:
         """The class weight of each token's gold tag; `missing` where it is unknown."""
@@ -172,9 +173,9 @@ class CRFLoss(ClassWeightedTaggingLoss):
     neither the weights' overall scale nor the share of other corpora's
     documents in a batch changes the size of an update.
 
-    Gold tags must be a well-formed IOB2 sequence where they are known (the
-    component makes them so); one that is not has no path, and is refused
-    rather than turned into NaN.
+    Gold tags must be a well-formed sequence of the scheme where they are
+    known (the component makes them so); one that is not has no path, and is
+    refused rather than turned into NaN.
     """
 
     needs_transitions = True
@@ -201,10 +202,10 @@ class CRFLoss(ClassWeightedTaggingLoss):
             return zero, 0.0
         free, lengths = pad(ops, [emissions[i] for i in keep])
         dtype = free.dtype
-        mask_transitions, mask_start = (ops.asarray(m).astype(dtype) for m in self._mask)
+        mask_transitions, mask_start, mask_end = (ops.asarray(m).astype(dtype) for m in self._mask)
         transitions = scores.transitions + mask_transitions
         start = scores.start + mask_start
-        end = scores.end
+        end = scores.end + mask_end
         golds_host = np.full(free.shape[:2], -1, dtype="int64")
         weights_host = np.zeros(free.shape[:2], dtype="f")
         token_weights = self.token_weights([truths[i] for i in keep], missing=1.0)
@@ -233,23 +234,50 @@ class CRFLoss(ClassWeightedTaggingLoss):
         return d_scores, float((log_z - gold_log_z).sum()) / n_tokens
 
     def _check_gold_paths(self, truths: Sequence[np.ndarray], docs: Sequence[int]) -> None:
-        """Refuse gold tags that no IOB2 path agrees with (on the host, where they are).
+        """Refuse gold tags that no path of the scheme agrees with (on the host, where they are).
 
-        A missing tag can always be filled in (O or B-X fits anywhere, and
-        B-X before I-X), so only two known tags side by side, or a known
-        first tag, can break the constraints.
+        In IOB2 a missing tag can always be filled in (O or B-X fits
+        anywhere, and B-X before I-X), so known tags side by side and the
+        first and last known tags decide; in BILUO a gap can be too short
+        (B-X, one missing tag, I-Y), so documents with missing tags are
+        followed token by token.
         """
-        mask_transitions, mask_start = self._mask
         for truth, doc in zip(truths, docs):
-            pairs = (truth[:-1] >= 0) & (truth[1:] >= 0)
-            bad = np.flatnonzero(pairs & (mask_transitions[truth[:-1], truth[1:]] != 0))
-            if bad.size or (truth[0] >= 0 and mask_start[truth[0]] != 0):
-                at = int(bad[0]) + 1 if bad.size else 0
+            at = self._first_break(truth)
+            if at is not None:
                 window = [self.tags[t] if t >= 0 else None for t in truth[max(at - 1, 0) : at + 1]]
                 raise ValueError(
-                    f"Gold tags of document {doc} are not a well-formed IOB2 sequence at token {at} "
-                    f"({window}): I-X must follow B-X or I-X. Overlapping gold spans cause this."
+                    f"Gold tags of document {doc} are not a well-formed {scheme_of(self.tags)} sequence at "
+                    f"token {at} ({window}): I-X must follow B-X or I-X"
+                    + (", and B-X and I-X be followed by I-X or L-X" if scheme_of(self.tags) == "BILUO" else "")
+                    + ". Overlapping gold spans cause this."
                 )
+
+    def _first_break(self, truth: np.ndarray) -> Optional[int]:
+        """The first token at which no allowed path agrees with `truth` (-1: missing); None if one does."""
+        mask = self._mask
+        known = truth >= 0
+        if known.all() or scheme_of(self.tags) == "IOB2":
+            pairs = known[:-1] & known[1:]
+            bad = np.flatnonzero(pairs & (mask.transitions[truth[:-1], truth[1:]] != 0))
+            if known[0] and mask.start[truth[0]] != 0:
+                return 0
+            if bad.size:
+                return int(bad[0]) + 1
+            if known[-1] and mask.end[truth[-1]] != 0:
+                return len(truth) - 1
+            return None
+        allowed = mask.transitions == 0
+        # reachable[k]: some allowed path that agrees with truth so far ends in tag k.
+        reachable = mask.start == 0
+        for t, tag in enumerate(truth):
+            if t:
+                reachable = (reachable[:, None] & allowed).any(axis=0)
+            if tag >= 0:
+                reachable = reachable & (np.arange(len(reachable)) == tag)
+            if not reachable.any():
+                return t
+        return None if (reachable & (mask.end == 0)).any() else len(truth) - 1
 
 
 @registry.losses("spacy_bioner.ClassWeightedCrossentropy.v1")

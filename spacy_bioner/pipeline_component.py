@@ -1,4 +1,4 @@
-"""The `bio_ner` component: a per-token IOB2 tagger with well-formed decoding.
+"""The `bio_ner` component: a per-token tagger (IOB2 or BILUO) with well-formed decoding.
 
 A head scores each token's tags with its model (a `TagScores`: emissions, and
 a CRF's learned transitions where the model has them), learns through one
@@ -32,7 +32,7 @@ from .annotation import (
 from .decoding import ConstrainedViterbi
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
-from .tags import make_tags, spans_to_tags, tags_to_spans
+from .tags import check_tag_scheme, make_tags, spans_to_tags, tags_to_spans
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -84,6 +84,7 @@ def _same_tokens(example: Example) -> bool:
             "beta": 0.999,
         },
         "spans_key": "ents",
+        "tag_scheme": "IOB2",
         "learn_rate_scale": 1.0,
         "scorer": {"@scorers": "spacy_bioner.bio_ner_scorer.v1"},
     },
@@ -95,6 +96,7 @@ def make_bio_ner(
     model: Model[List[Doc], TagScores],
     loss: ClassWeightedTaggingLoss,
     spans_key: str,
+    tag_scheme: str,
     learn_rate_scale: float,
     scorer: Optional[Callable],
 ) -> "BioNER":
@@ -105,6 +107,8 @@ def make_bio_ner(
         `spacy_bioner.CRFLoss.v1` for a tagger with a CRF; both class-weighted.
     spans_key: the head's span group: predictions go to doc.spans[spans_key]
         with their scores, and training reads gold entities from there.
+    tag_scheme: "IOB2" (O, B-, I-) or "BILUO" (also L- for an entity's last
+        token and U- for an entity of one token; twice the entity tags).
     learn_rate_scale: the learning rate of the component's own weights as a
         multiple of the optimizer's (which a shared transformer uses). The
         output layer starts at zero and Adam moves a weight by about one
@@ -113,12 +117,19 @@ def make_bio_ner(
     scorer: reports ents_* and spans_<spans_key>_*.
     """
     return BioNER(
-        nlp.vocab, model, name, loss=loss, spans_key=spans_key, learn_rate_scale=learn_rate_scale, scorer=scorer
+        nlp.vocab,
+        model,
+        name,
+        loss=loss,
+        spans_key=spans_key,
+        tag_scheme=tag_scheme,
+        learn_rate_scale=learn_rate_scale,
+        scorer=scorer,
     )
 
 
 class BioNER(TrainablePipe):
-    """Tags tokens with IOB2 tags and writes the entities to doc.ents and doc.spans."""
+    """Tags tokens (IOB2 or BILUO) and writes the entities to doc.ents and doc.spans."""
 
     def __init__(
         self,
@@ -128,6 +139,7 @@ class BioNER(TrainablePipe):
         *,
         loss: ClassWeightedTaggingLoss,
         spans_key: str = "ents",
+        tag_scheme: str = "IOB2",
         learn_rate_scale: float = 1.0,
         scorer: Optional[Callable] = None,
     ) -> None:
@@ -137,6 +149,7 @@ class BioNER(TrainablePipe):
         self.loss = loss
         self.scorer = scorer
         self.learn_rate_scale = learn_rate_scale
+        self.tag_scheme = check_tag_scheme(tag_scheme)
         self.cfg: Dict[str, Any] = {"labels": [], "spans_key": spans_key, "class_weights": None}
         # Labels of gold entities outside the head's label set, warned once each.
         self._unknown_labels: set = set()
@@ -154,8 +167,8 @@ class BioNER(TrainablePipe):
 
     @property
     def tags(self) -> List[str]:
-        """The head's IOB2 tags: O, then B- and I- per label."""
-        return make_tags(self.labels)
+        """The head's tags: O, then each prefix of its scheme per label."""
+        return make_tags(self.labels, self.tag_scheme)
 
     @property
     def spans_key(self) -> str:
@@ -283,7 +296,7 @@ class BioNER(TrainablePipe):
             y2x = example.alignment.y2x
             missing_x = y2x.data[np.repeat(missing, y2x.lengths)]
         tag_ids = {tag: i for i, tag in enumerate(self.tags)}
-        gold[:] = [tag_ids[tag] for tag in spans_to_tags(len(gold), known)]
+        gold[:] = [tag_ids[tag] for tag in spans_to_tags(len(gold), known, self.tag_scheme)]
         gold[missing_x] = -1
         return gold
 
@@ -402,10 +415,11 @@ class BioNER(TrainablePipe):
                    "with `python -m spacy_bioner convert`, or set the component's spans_key.")
             )
         n_tags = self._model_n_tags()
-        if n_tags is not None and n_tags != len(make_tags(labels)):
+        new_tags = make_tags(labels, self.tag_scheme)
+        if n_tags is not None and n_tags != len(new_tags):
             raise ValueError(
                 f"bio_ner component {self.name!r} was initialised for {n_tags} tags (labels "
-                f"{list(self.labels)}) and cannot be initialised again for {len(make_tags(labels))} "
+                f"{list(self.labels)}) and cannot be initialised again for {len(new_tags)} "
                 f"(labels {labels}): thinc does not resize an initialised output layer. Initialise it "
                 "with the same labels, or replace it with a new bio_ner component for the new labels."
             )

@@ -64,7 +64,7 @@ def crf_negative_log_likelihood(
     emissions: Sequence[np.ndarray],
     truths: Sequence[np.ndarray],
     token_weights: Sequence[np.ndarray],
-    mask: Tuple[np.ndarray, np.ndarray],
+    mask: Tuple[np.ndarray, np.ndarray, np.ndarray],
 ):
     """The partial-annotation NLL and its gradients, as CRFLoss defines them.
 
@@ -75,7 +75,7 @@ def crf_negative_log_likelihood(
     """
     transitions = np.asarray(params[0], "float64") + mask[0]
     start = np.asarray(params[1], "float64") + mask[1]
-    end = np.asarray(params[2], "float64")
+    end = np.asarray(params[2], "float64") + mask[2]
     annotated = [(np.asarray(gold) >= 0).any() for gold in truths]
     total_weight = sum(np.asarray(w, "float64").sum() for w, a in zip(token_weights, annotated) if a)
     n_tokens = sum(len(gold) for gold, a in zip(truths, annotated) if a)

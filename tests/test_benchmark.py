@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+import spacy
 from run import HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant, spacy_config
 
 
@@ -87,12 +88,18 @@ def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, 
     arguments = ["--epochs", "1", "--limit", "3", "--encoder", str(tiny_bert), "--corpus-root", str(corpus_root)]
     arguments += ["--corpus", "bc5cdr", "--only-variants", "--no-measure-speed"]
     arguments += ["--variant", "welt:components.HEAD.loss.scheme=welt", "--variant", "big:training.batcher.size=8000"]
+    arguments += ["--variant", "biluo:components.HEAD.tag_scheme=BILUO", "--save-pipelines", str(tmp_path / "saved")]
     records = run_harness(arguments, tmp_path)
     assert [(r["variant"], r["overrides"]) for r in records] == [
         ("welt", {"components.HEAD.loss.scheme": "welt"}),
         ("big", {"training.batcher.size": 8000}),
+        ("biluo", {"components.HEAD.tag_scheme": "BILUO"}),
     ]
     assert all(r["system"] == "spacy_bioner" and r["words_per_second"] == {} for r in records)
+    assert sorted(path.name for path in (tmp_path / "saved").iterdir()) == ["bc5cdr-big", "bc5cdr-biluo", "bc5cdr-welt"]
+    saved = spacy.load(tmp_path / "saved" / "bc5cdr-biluo")
+    assert saved.get_pipe("bc5cdr").tag_scheme == "BILUO"
+    assert saved.get_pipe("bc5cdr").loss.scheme == "none"
 
 
 @pytest.mark.slow

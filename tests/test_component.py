@@ -7,7 +7,7 @@ from thinc.api import Adam, Optimizer, fix_random_seed
 from toy import toy_examples, transformer_pipeline_config
 
 from spacy_bioner.losses import WEIGHTING_SCHEMES
-from spacy_bioner.tags import is_well_formed
+from spacy_bioner.tags import is_well_formed, tags_to_spans
 
 LOSSES = {False: "spacy_bioner.ClassWeightedCrossentropy.v1", True: "spacy_bioner.CRFLoss.v1"}
 SMALL_TOK2VEC = {
@@ -22,7 +22,7 @@ SMALL_TOK2VEC = {
 }
 
 
-def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba"):
+def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba", tag_scheme="IOB2"):
     fix_random_seed(0)
     nlp = spacy.blank("en")
     nlp.add_pipe(
@@ -30,6 +30,7 @@ def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba"):
         name=name,
         config={
             "spans_key": spans_key,
+            "tag_scheme": tag_scheme,
             "model": {"crf": crf, "tok2vec": SMALL_TOK2VEC},
             "loss": {"@losses": LOSSES[crf], "scheme": scheme},
         },
@@ -106,6 +107,31 @@ def test_serialization_round_trip(tmp_path, crf):
         assert np.array_equal(np.asarray(ner.cfg["class_weights"], dtype="f"), weights)
         after = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in loaded.pipe(texts)]
         assert after == before
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_a_biluo_head_learns_saves_and_loads_in_its_scheme(tmp_path, crf):
+    nlp = make_nlp(crf=crf, tag_scheme="BILUO")
+    examples = toy_examples(nlp, 40)
+    train(nlp, examples, steps=60)
+    head = nlp.get_pipe("jnlpba")
+    assert head.tags == ["O"] + [f"{p}-{label}" for p in "BILU" for label in ("cell_type", "protein")]
+    gold = [[head.tags[t] for t in head.gold_tags(eg)] for eg in examples]
+    assert any(tag.startswith("U-") for tags in gold for tag in tags)  # one-token entities
+    assert all(tags_to_spans(tags) == [(e.start, e.end, e.label_) for e in eg.reference.ents]
+               for tags, eg in zip(gold, examples))
+    assert nlp.evaluate(examples)["ents_f"] == 1.0
+    texts = [eg.reference.text for eg in examples]
+    before = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+    nlp.to_disk(tmp_path / "nlp")
+    loaded = spacy.load(tmp_path / "nlp")
+    assert loaded.get_pipe("jnlpba").tag_scheme == "BILUO"
+    assert [[(e.start, e.end, e.label_) for e in doc.ents] for doc in loaded.pipe(texts)] == before
+
+
+def test_an_unknown_tag_scheme_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"Unknown tag scheme 'BIOES': use one of \['IOB2', 'BILUO'\]"):
+        make_nlp(tag_scheme="BIOES")
 
 
 def test_head_does_not_learn_from_documents_without_its_annotation():

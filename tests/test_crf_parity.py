@@ -2,7 +2,8 @@
 
 The package computes in the scores' precision on their device; on NumPy this
 checks float64 to 1e-9 and float32 to 1e-4 of each array's scale, with the
-paths identical, on random batches with missing annotation.
+paths identical, on random batches with missing annotation, in both tag
+schemes (BILUO adds constraints on the last tag).
 """
 
 import numpy as np
@@ -16,24 +17,24 @@ from spacy_bioner.architectures import build_token_tagger
 from spacy_bioner.layers import crf
 from spacy_bioner.layers.crf import TagScores, constrained_statistics, forward_backward, pad, viterbi
 from spacy_bioner.losses import CRFLoss
-from spacy_bioner.tags import make_tags, transition_mask
+from spacy_bioner.tags import TAG_SCHEMES, make_tags, tag_constraints
 
 TAGS = make_tags(["DNA", "protein"])  # 5 tags
+SCHEMES = list(TAG_SCHEMES)
 OPS = NumpyOps()
 TOLERANCES = {"float64": 1e-9, "float32": 1e-4}
 SCHEDULES = ["sequential", "parallel"]
 
 
-def random_batch(seed: int):
+def random_batch(seed: int, tags=TAGS):
     """Emissions, learned CRF scores and valid gold paths with some tags missing."""
     rng = np.random.default_rng(seed)
-    n_tags = len(TAGS)
+    n_tags = len(tags)
     lengths = rng.integers(1, 14, size=7)
     emissions = [rng.normal(scale=3.0, size=(n, n_tags)) for n in lengths]
     params = [rng.normal(size=(n_tags, n_tags)), rng.normal(size=n_tags), rng.normal(size=n_tags)]
-    mask_transitions, mask_start = transition_mask(TAGS)
     gold_scores = [rng.normal(size=(n, n_tags)) for n in lengths]
-    golds = oracle.viterbi(gold_scores, mask_transitions.astype("float64"), mask_start.astype("float64"), np.zeros(n_tags))
+    golds = oracle.viterbi(gold_scores, *(m.astype("float64") for m in tag_constraints(tags)))
     golds = [g.astype("i") for g in golds]
     for gold in golds[::2]:  # every other document has missing tags
         gold[rng.random(len(gold)) < 0.4] = -1
@@ -47,18 +48,25 @@ def assert_close(actual, expected, dtype):
     np.testing.assert_allclose(np.asarray(actual, dtype="float64"), expected, rtol=TOLERANCES[dtype], atol=TOLERANCES[dtype] * scale)
 
 
+def masked(params, tags):
+    """Learned CRF scores plus the tag scheme's constraints."""
+    return [p + m for p, m in zip(params, tag_constraints(tags))]
+
+
+@pytest.mark.parametrize("tag_scheme", SCHEMES)
 @pytest.mark.parametrize("recursion", SCHEDULES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("seed", range(5))
-def test_crf_loss_and_gradients_match_the_oracle(seed, dtype, recursion):
-    emissions, params, golds = random_batch(seed)
+def test_crf_loss_and_gradients_match_the_oracle(seed, dtype, recursion, tag_scheme):
+    tags = make_tags(["DNA", "protein"], tag_scheme)
+    emissions, params, golds = random_batch(seed, tags)
     loss_fn = CRFLoss(scheme="inverse_frequency")
-    counts = {tag: 1 + 10 * i for i, tag in enumerate(TAGS)}
-    loss_fn.fit(TAGS, counts)
+    counts = {tag: 1 + 10 * i for i, tag in enumerate(tags)}
+    loss_fn.fit(tags, counts)
     scores = TagScores([e.astype(dtype) for e in emissions], *(p.astype(dtype) for p in params), recursion=recursion)
     d_scores, loss = loss_fn(scores, golds)
     expected_loss, expected_d, expected_params = oracle.crf_negative_log_likelihood(
-        params, emissions, golds, loss_fn.token_weights(golds, missing=1.0), transition_mask(TAGS)
+        params, emissions, golds, loss_fn.token_weights(golds, missing=1.0), tag_constraints(tags)
     )
     assert loss == pytest.approx(expected_loss, rel=TOLERANCES[dtype])
     for actual, expected in zip(d_scores.emissions, expected_d):
@@ -68,13 +76,14 @@ def test_crf_loss_and_gradients_match_the_oracle(seed, dtype, recursion):
         assert_close(actual, expected, dtype)
 
 
+@pytest.mark.parametrize("tag_scheme", SCHEMES)
 @pytest.mark.parametrize("recursion", SCHEDULES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("seed", range(5))
-def test_marginals_and_paths_match_the_oracle(seed, dtype, recursion):
-    emissions, params, _ = random_batch(seed)
-    mask_transitions, mask_start = transition_mask(TAGS)
-    transitions, start, end = params[0] + mask_transitions, params[1] + mask_start, params[2]
+def test_marginals_and_paths_match_the_oracle(seed, dtype, recursion, tag_scheme):
+    tags = make_tags(["DNA", "protein"], tag_scheme)
+    emissions, params, _ = random_batch(seed, tags)
+    transitions, start, end = masked(params, tags)
     padded, lengths = pad(OPS, [e.astype(dtype) for e in emissions])
     cast = [a.astype(dtype) for a in (transitions, start, end)]
     log_z, marginals, pairwise = forward_backward(padded, lengths, *cast, recursion=recursion)
@@ -89,12 +98,13 @@ def test_marginals_and_paths_match_the_oracle(seed, dtype, recursion):
         np.testing.assert_array_equal(paths[row, : lengths[row]], reference)
 
 
+@pytest.mark.parametrize("tag_scheme", SCHEMES)
 @pytest.mark.parametrize("recursion", SCHEDULES)
-def test_decoder_confidences_are_crf_marginals_or_softmax_probabilities(recursion):
-    emissions, params, _ = random_batch(0)
-    decoder = ConstrainedViterbi(TAGS)
-    mask_transitions, mask_start = transition_mask(TAGS)
-    transitions, start, end = params[0] + mask_transitions, params[1] + mask_start, params[2]
+def test_decoder_confidences_are_crf_marginals_or_softmax_probabilities(recursion, tag_scheme):
+    tags = make_tags(["DNA", "protein"], tag_scheme)
+    emissions, params, _ = random_batch(0, tags)
+    decoder = ConstrainedViterbi(tags)
+    transitions, start, end = masked(params, tags)
     paths, confidences = decoder(OPS, TagScores(emissions, *params, recursion=recursion))
     for scores, path, confidence in zip(emissions, paths, confidences):
         _, marginals, _ = oracle.forward_backward_one(scores, transitions, start, end)
@@ -112,7 +122,7 @@ def long_batch(seed: int, lengths, dtype: str):
     tags = make_tags(["DNA", "RNA", "cell_line", "cell_type", "protein"])
     rng = np.random.default_rng(seed)
     n_tags = len(tags)
-    mask_transitions, mask_start = transition_mask(tags)
+    mask_transitions, mask_start, _ = tag_constraints(tags)
     padded = rng.normal(scale=8.0, size=(len(lengths), max(lengths), n_tags)).astype(dtype)
     params = (
         (mask_transitions + rng.normal(scale=3.0, size=(n_tags, n_tags))).astype(dtype),

@@ -1,6 +1,7 @@
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -8,20 +9,23 @@ from thinc.api import NumpyOps
 
 from spacy_bioner.layers.crf import pad
 from spacy_bioner.layers.crf import viterbi as padded_viterbi
-from spacy_bioner.tags import is_well_formed, make_tags, tags_to_spans, transition_mask
+from spacy.training import biluo_to_iob, iob_to_biluo
+
+from spacy_bioner.tags import TAG_SCHEMES, is_well_formed, make_tags, tag_constraints, tags_to_spans
 
 LABEL_SETS = [["X"], ["DNA", "protein"], ["Chemical", "Disease", "RNA"]]
 
 
 @st.composite
 def score_batches(draw):
-    tags = make_tags(draw(st.sampled_from(LABEL_SETS)))
+    scheme = draw(st.sampled_from(list(TAG_SCHEMES)))
+    tags = make_tags(draw(st.sampled_from(LABEL_SETS)), scheme)
     lengths = draw(st.lists(st.integers(0, 9), min_size=1, max_size=4))
     scores = [
         draw(arrays("f", (n, len(tags)), elements=st.floats(-20, 20, width=32)))
         for n in lengths
     ]
-    return tags, scores
+    return scheme, tags, scores
 
 
 def viterbi(scores, transitions, start, end):
@@ -56,18 +60,17 @@ def path_score(path, scores, transitions, start, end):
 @settings(max_examples=200, deadline=None)
 @given(score_batches())
 def test_constrained_viterbi_is_always_well_formed(batch):
-    tags, scores = batch
-    transitions, start = transition_mask(tags)
-    paths = viterbi(scores, transitions, start, np.zeros(len(tags), dtype="f"))
+    scheme, tags, scores = batch
+    paths = viterbi(scores, *tag_constraints(tags))
     assert [len(p) for p in paths] == [len(s) for s in scores]
     for path in paths:
-        assert is_well_formed([tags[i] for i in path])
+        assert is_well_formed([tags[i] for i in path], scheme)
 
 
 @settings(max_examples=200, deadline=None)
 @given(score_batches())
 def test_viterbi_without_constraints_is_argmax(batch):
-    tags, scores = batch
+    _, tags, scores = batch
     n = len(tags)
     paths = viterbi(scores, np.zeros((n, n), "f"), np.zeros(n, "f"), np.zeros(n, "f"))
     for path, score in zip(paths, scores):
@@ -80,13 +83,13 @@ def test_viterbi_without_constraints_is_argmax(batch):
 @settings(max_examples=60, deadline=None)
 @given(score_batches(), st.integers(0, 2**31 - 1))
 def test_viterbi_finds_the_best_valid_path(batch, seed):
-    tags, scores = batch
+    _, tags, scores = batch
     rng = np.random.default_rng(seed)
     n = len(tags)
-    mask, start_mask = transition_mask(tags)
-    transitions = mask + rng.normal(size=(n, n)).astype("f")
-    start = start_mask + rng.normal(size=n).astype("f")
-    end = rng.normal(size=n).astype("f")
+    mask = tag_constraints(tags)
+    transitions = mask.transitions + rng.normal(size=(n, n)).astype("f")
+    start = mask.start + rng.normal(size=n).astype("f")
+    end = mask.end + rng.normal(size=n).astype("f")
     for path, score in zip(viterbi(scores, transitions, start, end), scores):
         if len(score) == 0 or len(score) > 4:
             continue
@@ -105,8 +108,35 @@ def test_tags_to_spans():
 
 def test_transition_mask_forbids_only_invalid_continuations():
     tags = make_tags(["A", "B"])  # O B-A B-B I-A I-B
-    transitions, start = transition_mask(tags)
+    transitions, start, end = tag_constraints(tags)
     allowed = {(tags[i], tags[j]) for i in range(5) for j in range(5) if transitions[i, j] == 0}
     assert ("B-A", "I-A") in allowed and ("I-A", "I-A") in allowed
     assert ("O", "I-A") not in allowed and ("B-B", "I-A") not in allowed
     assert [t for t, s in zip(tags, start) if s < 0] == ["I-A", "I-B"]
+    assert not end.any()  # IOB2: an entity may end anywhere
+
+
+def test_tags_to_spans_reads_biluo():
+    tags = ["B-DNA", "L-DNA", "O", "U-protein", "B-protein", "I-protein", "L-protein"]
+    assert tags_to_spans(tags) == [(0, 2, "DNA"), (3, 4, "protein"), (4, 7, "protein")]
+
+
+@pytest.mark.parametrize("scheme", list(TAG_SCHEMES))
+def test_constraints_allow_exactly_the_sequences_spacy_reads(scheme):
+    """Every sequence of up to 4 tags over two labels is allowed by the
+    constraints iff spaCy would write it for some entities (IOB2: no I- after
+    O or another label; BILUO: also spaCy's iob_to_biluo of its IOB2 form)."""
+    tags = make_tags(["A", "B"], scheme)
+    n_allowed = 0
+    for n in range(1, 5):
+        for sequence in itertools.product(tags, repeat=n):
+            iob = biluo_to_iob(sequence)
+            reads = all(
+                not tag.startswith("I-") or (previous != "O" and previous[2:] == tag[2:])
+                for previous, tag in zip(["O"] + iob, iob)
+            )
+            if scheme == "BILUO":
+                reads = reads and iob_to_biluo(iob) == list(sequence)
+            assert is_well_formed(list(sequence), scheme) == reads, sequence
+            n_allowed += reads
+    assert n_allowed > 20

@@ -14,7 +14,7 @@ from spacy_bioner.decoding import ConstrainedViterbi
 from spacy_bioner.layers import crf
 from spacy_bioner.layers.crf import CRFTransitions, TagScores, constrained_statistics, forward_backward, pad, viterbi
 from spacy_bioner.losses import ClassWeightedCrossentropy, CRFLoss
-from spacy_bioner.tags import make_tags, transition_mask
+from spacy_bioner.tags import make_tags, tag_constraints
 
 TAGS = make_tags(["DNA", "protein"])
 RECURSIONS = ["sequential", "parallel", "auto"]
@@ -27,8 +27,7 @@ def batch(lengths, seed: int = 0):
     n_tags = len(TAGS)
     emissions = [rng.normal(scale=3.0, size=(n, n_tags)).astype("f") for n in lengths]
     params = [rng.normal(size=shape).astype("f") for shape in ((n_tags, n_tags), (n_tags,), (n_tags,))]
-    mask_transitions, mask_start = transition_mask(TAGS)
-    constraints = [mask_transitions.astype("float64"), mask_start.astype("float64"), np.zeros(n_tags)]
+    constraints = [m.astype("float64") for m in tag_constraints(TAGS)]
     golds = [
         oracle.viterbi([rng.normal(size=(n, n_tags))], *constraints)[0].astype("i") if n else np.zeros((0,), "i")
         for n in lengths
@@ -93,8 +92,7 @@ def test_the_stand_in_is_strict(device_ops):
 def test_recursions_stay_on_the_device(device_ops, recursion, lengths):
     emissions, params, golds = batch(lengths)
     padded, host_lengths = pad(NumpyOps(), emissions)
-    mask_transitions, mask_start = transition_mask(TAGS)
-    host_params = [params[0] + mask_transitions, params[1] + mask_start, params[2]]
+    host_params = [p + m for p, m in zip(params, tag_constraints(TAGS))]
     host_golds = np.full(padded.shape[:2], -1, dtype="int64")
     for row, gold in enumerate(golds):
         host_golds[row, : len(gold)] = gold

@@ -10,7 +10,7 @@ from spacy_bioner.losses import (
     CRFLoss,
     compute_class_weights,
 )
-from spacy_bioner.tags import make_tags, transition_mask
+from spacy_bioner.tags import make_tags, tag_constraints
 
 TAGS = make_tags(["X"])  # O, B-X, I-X
 COUNTS = {"O": 8, "B-X": 1, "I-X": 1}
@@ -95,12 +95,11 @@ def crf_loss(weights=None):
     return loss
 
 
-def brute_force_nll(params, emissions, gold):
+def brute_force_nll(params, emissions, gold, tags=TAGS):
     """-log p(gold-compatible paths) by enumerating every valid path."""
-    mask_transitions, mask_start = transition_mask(TAGS)
-    transitions, start, end = params[0] + mask_transitions, params[1] + mask_start, params[2]
+    transitions, start, end = (p + m for p, m in zip(params, tag_constraints(tags)))
     total, compatible = [], []
-    for path in itertools.product(range(len(TAGS)), repeat=len(gold)):
+    for path in itertools.product(range(len(tags)), repeat=len(gold)):
         score = start[path[0]] + end[path[-1]] + sum(emissions[t, k] for t, k in enumerate(path))
         score += sum(transitions[a, b] for a, b in zip(path, path[1:]))
         total.append(score)
@@ -118,6 +117,19 @@ def test_crf_nll_equals_enumeration_and_ignores_missing_gold():
         assert loss * 3 == pytest.approx(brute_force_nll(params, emissions[0], gold), abs=1e-9)
     # With no gold at all, every path is compatible: nothing to learn.
     assert loss == pytest.approx(0.0, abs=1e-9)
+
+
+def test_biluo_crf_nll_equals_enumeration_over_its_paths():
+    tags = make_tags(["X"], "BILUO")  # O, B-X, I-X, L-X, U-X
+    loss_fn = CRFLoss()
+    loss_fn.fit(tags, {tag: 1 for tag in tags})
+    rng = np.random.default_rng(3)
+    params = [rng.normal(size=shape) for shape in ((5, 5), (5,), (5,))]
+    emissions = [rng.normal(size=(4, 5))]
+    # B-X I-X L-X O; a gap the end constraint decides (B-X, then L-X somewhere); none known.
+    for gold in ([1, 2, 3, 0], [1, -1, -1, -1], [-1, -1, -1, -1]):
+        _, loss = loss_fn(TagScores(emissions, *params), [np.array(gold, "i")])
+        assert loss * 4 == pytest.approx(brute_force_nll(params, emissions[0], gold, tags), abs=1e-9)
 
 
 def test_crf_loss_needs_transitions():
@@ -142,7 +154,7 @@ def test_crf_gradients_match_finite_differences(gold):
     gold = [np.array(g, "i") for g in gold]
     # Unequal class weights: they scale the emission gradients, not the transitions'.
     loss_fn = crf_loss(weights=[1.0, 2.0, 0.5])
-    mask_transitions, _ = transition_mask(TAGS)
+    mask_transitions = tag_constraints(TAGS).transitions
 
     def loss_at(emissions, params):
         return loss_fn(TagScores(emissions, *params), gold)[1]
@@ -225,3 +237,29 @@ def test_crf_loss_refuses_gold_with_no_allowed_path():
         loss_fn(TagScores(emissions, *params), [np.array([1, 2, -1], "i"), np.array([-1, 0, 2, 0], "i")])
     with pytest.raises(ValueError, match=r"document 0 .* token 0"):
         loss_fn(TagScores(emissions, *params), [np.array([2, 2, -1], "i"), np.array([0, 0, 0, 0], "i")])
+
+
+def test_biluo_crf_loss_refuses_gold_that_no_biluo_path_fits():
+    tags = make_tags(["X", "Y"], "BILUO")  # O, B-X, B-Y, I-X, I-Y, L-X, L-Y, U-X, U-Y
+    loss_fn = CRFLoss()
+    loss_fn.fit(tags, {tag: 1 for tag in tags})
+    rng = np.random.default_rng(0)
+    params = [rng.normal(size=shape).astype("f") for shape in ((9, 9), (9,), (9,))]
+    emissions = [np.zeros((5, 9), "f")]
+    ids = {tag: i for i, tag in enumerate(tags)}
+
+    def loss_of(*gold):
+        truth = np.array([ids[t] if t else -1 for t in gold], "i")
+        return loss_fn(TagScores(emissions, *params), [truth])[1]
+
+    # A gap long enough to close X and open Y, and one tag missing at the end: paths exist.
+    assert np.isfinite(loss_of("B-X", None, None, "I-Y", "L-Y"))
+    assert np.isfinite(loss_of("O", "O", "B-X", "I-X", None))
+    # One missing tag cannot both close X and open Y (IOB2 would fill in B-Y).
+    with pytest.raises(ValueError, match=r"not a well-formed BILUO sequence at token 2"):
+        loss_of("B-X", None, "I-Y", "L-Y", "O")
+    # An entity left open at the end of the document.
+    with pytest.raises(ValueError, match=r"BILUO sequence at token 4"):
+        loss_of("O", "O", "O", "O", "B-X")
+    with pytest.raises(ValueError, match=r"BILUO sequence at token 1 .*followed by I-X or L-X"):
+        loss_of("B-X", "O", None, None, None)

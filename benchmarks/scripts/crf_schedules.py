@@ -28,7 +28,7 @@ from thinc.api import get_current_ops
 
 from run import device_name, log, versions
 from spacy_bioner.layers.crf import forward_backward, viterbi
-from spacy_bioner.tags import make_tags, transition_mask
+from spacy_bioner.tags import make_tags, tag_constraints
 
 SCHEDULES = ("sequential", "parallel")
 LABELS = ["DNA", "RNA", "cell_line", "cell_type", "protein"]
@@ -54,7 +54,7 @@ def random_scores(ops, n_docs: int, n_steps: int, seed: int = 0):
     n_tags = len(tags)
     lengths = rng.integers(max(n_steps // 2, 1), n_steps + 1, size=n_docs)
     lengths[0] = n_steps
-    mask_transitions, mask_start = transition_mask(tags)
+    mask_transitions, mask_start, _ = tag_constraints(tags)
     host = (
         rng.normal(scale=8.0, size=(n_docs, n_steps, n_tags)),
         mask_transitions + rng.normal(scale=3.0, size=(n_tags, n_tags)),

@@ -149,6 +149,7 @@ def words_per_second(nlp: Language, docs: Sequence[Doc], batch_size: int) -> flo
 def run_spacy_system(
     system: str, corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int,
     overrides: Dict[str, Any], measure_speed: bool = True, config_path: Path = DEFAULT_CONFIG,
+    save_to: Optional[Path] = None,
 ) -> Dict[str, Any]:
     head = CORPORA[corpus][1]
     probe = spacy_config(system, corpus_dir, head, encoder, epochs, 1, overrides, limit, config_path)
@@ -167,6 +168,9 @@ def run_spacy_system(
         train_seconds = time.perf_counter() - start
         if saved is not None:
             nlp = spacy.load(saved)
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        nlp.to_disk(save_to)
     test_docs = load_docs(corpus_dir / "test.spacy", nlp.vocab, limit)
     gold, pred = _tagged(nlp, test_docs)
     speed = {str(b): words_per_second(nlp, test_docs, b) for b in INFERENCE_BATCH_SIZES} if measure_speed else {}
@@ -324,6 +328,9 @@ def main(
     measure_speed: bool = typer.Option(
         True, help="Time spaCy inference at batch 32 and 128 (two more test passes; skip for CPU ablations)."
     ),
+    save_pipelines: Optional[Path] = typer.Option(
+        None, help="Save each trained spaCy pipeline to <dir>/<corpus>-<system or variant>, after the clock stops."
+    ),
 ) -> None:
     """Train and evaluate the selected systems on the selected corpora."""
     unknown = set(systems) - set(SYSTEMS)
@@ -344,8 +351,10 @@ def main(
             if system == "hf_token_classification":
                 record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit)
             else:
+                save_to = save_pipelines / f"{corpus}-{name or system}" if save_pipelines else None
                 record = run_spacy_system(
-                    system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, overrides, measure_speed, config_path
+                    system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, overrides, measure_speed,
+                    config_path, save_to,
                 )
             record["variant"] = name or "default"
             record["overrides"] = overrides

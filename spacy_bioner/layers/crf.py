@@ -53,7 +53,7 @@ class TagScores:
 
     emissions: per document, (n_tokens, n_tags).
     transitions (n_tags, n_tags), start (n_tags,), end (n_tags,): the CRF's
-        learned scores, without the IOB2 constraints; None without a CRF.
+        learned scores, without the tag scheme's constraints; None without a CRF.
     recursion: how sums and maxima over tag paths are computed from these
         scores (see RECURSIONS), set by the layer that made them.
     The gradient of a loss with respect to the scores has the same form.
