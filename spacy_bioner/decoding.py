@@ -4,8 +4,8 @@ A softmax tagger decoded with a per-token argmax can emit ``O I-DNA`` or
 ``B-protein I-DNA``: sequences that no entity reading explains. The decoder
 runs Viterbi over the valid paths of the tag scheme only (IOB2 or BILUO:
 tags.py), so every output is well formed; with a CRF the learned transition
-scores are added to the same constraints. It runs on the scores' device; only the integer paths and the
-confidences are copied to the host.
+scores are added to the same constraints. It runs on the scores' device;
+only the integer paths and the confidences are copied to the host.
 """
 
 from typing import List, Sequence, Tuple
