@@ -112,6 +112,7 @@ class ClassWeightedTaggingLoss(Loss):
         self.tags = list(tags)
         self.class_weights = np.asarray(class_weights, dtype="f")
         self._mask = tag_constraints(self.tags)
+        self._scheme = scheme_of(self.tags)
 
     def token_weights(self, truths: Sequence[np.ndarray], missing: float) -> List[np.ndarray]:
         """The class weight of each token's gold tag; `missing` where it is unknown."""
@@ -247,9 +248,9 @@ class CRFLoss(ClassWeightedTaggingLoss):
             if at is not None:
                 window = [self.tags[t] if t >= 0 else None for t in truth[max(at - 1, 0) : at + 1]]
                 raise ValueError(
-                    f"Gold tags of document {doc} are not a well-formed {scheme_of(self.tags)} sequence at "
+                    f"Gold tags of document {doc} are not a well-formed {self._scheme} sequence at "
                     f"token {at} ({window}): I-X must follow B-X or I-X"
-                    + (", and B-X and I-X be followed by I-X or L-X" if scheme_of(self.tags) == "BILUO" else "")
+                    + (", and B-X and I-X be followed by I-X or L-X" if self._scheme == "BILUO" else "")
                     + ". Overlapping gold spans cause this."
                 )
 
@@ -257,7 +258,7 @@ class CRFLoss(ClassWeightedTaggingLoss):
         """The first token at which no allowed path agrees with `truth` (-1: missing); None if one does."""
         mask = self._mask
         known = truth >= 0
-        if known.all() or scheme_of(self.tags) == "IOB2":
+        if known.all() or self._scheme == "IOB2":
             pairs = known[:-1] & known[1:]
             bad = np.flatnonzero(pairs & (mask.transitions[truth[:-1], truth[1:]] != 0))
             if known[0] and mask.start[truth[0]] != 0:

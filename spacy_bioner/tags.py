@@ -77,12 +77,12 @@ def tag_constraints(tags: Sequence[str]) -> Constraints:
     prefix = [tag.split("-", 1)[0] for tag in tags]
     label = [tag.split("-", 1)[1] if "-" in tag else None for tag in tags]
     for j in range(n_tags):
-        if prefix[j] in _CONTINUES:
+        continues = prefix[j] in _CONTINUES
+        if continues:
             start[j] = FORBIDDEN
         if explicit_ends and prefix[j] in _OPENS:
             end[j] = FORBIDDEN
         for i in range(n_tags):
-            continues = prefix[j] in _CONTINUES
             opened = prefix[i] in _OPENS
             same = label[i] == label[j]
             if continues and not (opened and same):
