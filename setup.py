@@ -42,7 +42,10 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5", "ray[data]>=2.9"],
     },
     entry_points={
-        "spacy_factories": ["bio_ner = spacy_bioner.pipeline_component:make_bio_ner"],
+        "spacy_factories": [
+            "bio_ner = spacy_bioner.pipeline_component:make_bio_ner",
+            "bio_ner_abbreviations = spacy_bioner.abbreviations:make_abbreviation_consistency",
+        ],
         "spacy_architectures": [
             "spacy_bioner.TokenTagger.v1 = spacy_bioner.architectures:build_token_tagger_v1",
             "spacy_bioner.TokenTagger.v2 = spacy_bioner.architectures:build_token_tagger_v2",

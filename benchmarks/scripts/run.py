@@ -91,12 +91,24 @@ def spacy_config(
     limit: int,
     config_path: Path = DEFAULT_CONFIG,
 ) -> Config:
-    """The shipped config cut down to one head (or spaCy's `ner` in its place)."""
+    """The shipped config cut down to one head (or spaCy's `ner` in its place).
+
+    spacy_bioner keeps the components that follow the heads (abbreviation
+    consistency); spaCy's `ner` runs alone on the transformer, as shipped by spaCy.
+    """
     # Interpolated first: the BC5CDR head's settings refer to the JNLPBA head's.
     config = load_config(config_path, interpolate=True)
-    for other in [name for name in config["nlp"]["pipeline"] if name not in ("transformer", head)]:
-        del config["components"][other]
-    config["nlp"]["pipeline"] = ["transformer", head]
+    components = config["components"]
+    if system == "spacy_transition_ner":
+        keep = ["transformer", head]
+    else:
+        keep = [
+            name for name in config["nlp"]["pipeline"]
+            if name == head or components[name].get("factory") != "bio_ner"
+        ]
+    for other in [name for name in config["nlp"]["pipeline"] if name not in keep]:
+        del components[other]
+    config["nlp"]["pipeline"] = keep
     config["components"]["transformer"]["model"]["name"] = encoder
     if system == "spacy_transition_ner":
         listener = config["components"][head]["model"]["tok2vec"]

@@ -1,0 +1,273 @@
+"""Abbreviation consistency: each mention of a short form takes its long form's label.
+
+An abstract defines an abbreviation once, "haloperidol (HAL)", and then uses
+the short form alone. A tagger decides each mention of "HAL" from its own
+context, so mentions of one abbreviation come out with different labels, or
+some with none. The annotation guidelines of BC5CDR and GENIA label a short
+form as its long form is labelled, so the `bio_ner_abbreviations` component,
+placed after the heads, makes each head's mentions of a short form agree with
+the head's prediction for the long form:
+
+- the long form is an entity of the head: every mention of the short form
+  becomes an entity of that label (a mention already an entity of another
+  label is relabelled; one that overlaps another entity is left alone);
+- the long form is not an entity of the head: mentions of the short form
+  that the head predicted as entities are dropped.
+
+Each step is a setting, as each was measured on dev (benchmarks/README.md).
+Spans that the component adds or relabels take the long form's score.
+
+Definitions are found with the algorithm of Schwartz and Hearst (2003, "A
+simple algorithm for identifying abbreviation definitions in biomedical
+text"), on spaCy tokens, with the candidate rules of scispacy's
+`AbbreviationDetector`. It is written here because scispacy (0.6) pins
+numpy < 2 and brings nmslib, more than a pipeline package should impose on
+its users, and PyPI's `abbreviations` works on strings, whose results would
+have to be mapped back onto tokens.
+"""
+
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Sequence, Set, Tuple
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span, SpanGroup
+
+from .annotation import SCORES_ATTR, head_keys, merge_into_ents, spans_with_scores
+
+# At most this many tokens between the parentheses of a definition.
+MAX_PARENTHESIS_TOKENS = 8
+# Up to this many tokens inside the parentheses are a short form,
+# "haloperidol (HAL)"; more are a long form, "HAL (haloperidol ...)".
+MAX_SHORT_FORM_TOKENS = 3
+
+
+@dataclass(frozen=True)
+class Abbreviation:
+    """A short form defined in a document: its long form and every mention of it."""
+
+    long_form: Span
+    mentions: Tuple[Span, ...]
+
+    @property
+    def short_form(self) -> str:
+        return self.mentions[0].text
+
+
+def is_short_form(span: Span) -> bool:
+    """Schwartz and Hearst's filter on a short-form candidate: words of 2 to 9
+    characters, at least half of them letters, and a letter first."""
+    text = span.text
+    return (
+        all(2 <= len(token) < 10 for token in span)
+        and sum(c.isalpha() for c in text) >= len(text) / 2
+        and text[0].isalpha()
+    )
+
+
+def best_long_form(candidate: Span, short_form: Span) -> Optional[Span]:
+    """The shortest end of `candidate` that `short_form` abbreviates, or None.
+
+    Schwartz and Hearst: the short form's letters and digits are matched,
+    from the last, against the candidate's characters in order, from the
+    right; the first must begin a word of the long form.
+    """
+    long_text = " ".join(token.text for token in candidate)
+    short_text = " ".join(token.text for token in short_form)
+    li = len(long_text) - 1
+    for si in range(len(short_text) - 1, -1, -1):
+        char = short_text[si].lower()
+        if not char.isalnum():
+            continue
+        while li >= 0 and (
+            long_text[li].lower() != char or (si == 0 and li > 0 and long_text[li - 1].isalnum())
+        ):
+            li -= 1
+        if li < 0:
+            return None
+        li -= 1
+    # li + 1 is where the long form starts; it starts with the token holding it.
+    offset = 0
+    for i, token in enumerate(candidate):
+        offset += len(token.text) + 1
+        if offset > li + 1:
+            return candidate[i:]
+    return None
+
+
+def _closing_parenthesis(doc: Doc, start: int) -> Optional[int]:
+    """The index of the ")" closing the "(" at `start`, if it comes soon enough."""
+    depth = 0
+    for i in range(start, min(len(doc), start + MAX_PARENTHESIS_TOKENS + 2)):
+        depth += {"(": 1, ")": -1}.get(doc[i].text, 0)
+        if depth == 0:
+            return i
+    return None
+
+
+def _definitions(doc: Doc) -> Iterable[Tuple[Span, Span]]:
+    """(long form, short form) of each definition in `doc`, in order."""
+    for token in doc:
+        if token.text != "(" or token.i == 0:
+            continue
+        close = _closing_parenthesis(doc, token.i)
+        if close is None or close == token.i + 1:
+            continue
+        inside = doc[token.i + 1 : close]
+        if len(inside) > MAX_SHORT_FORM_TOKENS:  # "HAL (haloperidol ...)"
+            short, candidate = doc[token.i - 1 : token.i], inside
+        else:  # "haloperidol (HAL)": at most min(|SF| + 5, 2|SF|) words back
+            n_chars = sum(len(t) for t in inside)
+            short = inside
+            candidate = doc[max(token.i - min(n_chars + 5, 2 * n_chars), 0) : token.i]
+        if len(candidate) == 0 or not is_short_form(short):
+            continue
+        long_form = best_long_form(candidate, short)
+        if long_form is not None:
+            yield long_form, short
+
+
+def find_abbreviations(doc: Doc) -> List[Abbreviation]:
+    """The abbreviations defined in `doc`, each with all mentions of its short form.
+
+    A short form or a long form defined twice keeps its first definition.
+    Mentions are the token sequences equal to the short form, the one in the
+    definition included.
+    """
+    texts = [token.text for token in doc]
+    seen_long, seen_short = set(), set()
+    found = []
+    for long_form, short in _definitions(doc):
+        if long_form.text in seen_long or short.text in seen_short:
+            continue
+        seen_long.add(long_form.text)
+        seen_short.add(short.text)
+        words = texts[short.start : short.end]
+        n = len(words)
+        mentions = tuple(
+            doc[i : i + n]
+            for i in range(len(doc) - n + 1)
+            if texts[i : i + n] == words and not (long_form.start <= i and i + n <= long_form.end)
+        )
+        found.append(Abbreviation(long_form, mentions))
+    return found
+
+
+@Language.factory(
+    "bio_ner_abbreviations",
+    assigns=["doc.ents", "doc.spans"],
+    requires=["doc.spans"],
+    default_config={"spans_keys": None, "add_missing": True, "relabel": True, "remove_unsupported": True},
+)
+def make_abbreviation_consistency(
+    nlp: Language,
+    name: str,
+    spans_keys: Optional[List[str]],
+    add_missing: bool,
+    relabel: bool,
+    remove_unsupported: bool,
+) -> "AbbreviationConsistency":
+    """Create the component that makes short forms agree with their long forms.
+
+    spans_keys: the heads (span keys) to correct; None for every bio_ner head
+        of the pipeline, [] for none.
+    add_missing: mentions of a short form whose long form is an entity become
+        entities too.
+    relabel: mentions predicted with another label take the long form's.
+    remove_unsupported: mentions predicted as entities are dropped when the
+        long form is not an entity of the head.
+    """
+    return AbbreviationConsistency(
+        nlp,
+        name,
+        spans_keys=spans_keys,
+        add_missing=add_missing,
+        relabel=relabel,
+        remove_unsupported=remove_unsupported,
+    )
+
+
+class AbbreviationConsistency:
+    """Makes each head's mentions of a short form agree with its long form."""
+
+    def __init__(
+        self,
+        nlp: Language,
+        name: str = "bio_ner_abbreviations",
+        *,
+        spans_keys: Optional[Sequence[str]] = None,
+        add_missing: bool = True,
+        relabel: bool = True,
+        remove_unsupported: bool = True,
+    ) -> None:
+        self.nlp = nlp
+        self.name = name
+        self._spans_keys = None if spans_keys is None else list(spans_keys)
+        self.add_missing = add_missing
+        self.relabel = relabel
+        self.remove_unsupported = remove_unsupported
+
+    @property
+    def spans_keys(self) -> List[str]:
+        """The span keys of the heads this component corrects."""
+        if self._spans_keys is None:
+            return list(head_keys(self.nlp))
+        return self._spans_keys
+
+    def __call__(self, doc: Doc) -> Doc:
+        keys = [key for key in self.spans_keys if key in doc.spans]
+        abbreviations = find_abbreviations(doc) if keys else []
+        if not abbreviations:
+            return doc
+        gone: Set[Tuple[int, int, str]] = set()
+        added: List[Tuple[Span, float]] = []
+        for key in keys:
+            key_gone, key_added = self._correct(doc, key, abbreviations)
+            gone |= key_gone
+            added += key_added
+        # All heads first, then doc.ents: a head's new entity may clash with
+        # one that another head has just dropped.
+        if gone:
+            doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in gone]
+        if added:
+            merge_into_ents(doc, [span for span, _ in added], [score for _, score in added])
+        return doc
+
+    def _correct(
+        self, doc: Doc, key: str, abbreviations: List[Abbreviation]
+    ) -> Tuple[Set[Tuple[int, int, str]], List[Tuple[Span, float]]]:
+        """Correct doc.spans[key]; return the (start, end, label) of the spans
+        it lost, and the spans it gained with their scores."""
+        has_scores = SCORES_ATTR in doc.spans[key].attrs
+        before = {(span.start, span.end): (span.label_, score) for span, score in spans_with_scores(doc, key)}
+        entities = dict(before)
+        for abbreviation in abbreviations:
+            long_form = abbreviation.long_form
+            # The head's entity that ends the long form ("of haloperidol" or "haloperidol").
+            long_entities = [
+                (start, end) for start, end in entities if end == long_form.end and long_form.start <= start
+            ]
+            for mention in abbreviation.mentions:
+                span = (mention.start, mention.end)
+                if len(long_entities) != 1:
+                    if self.remove_unsupported and span in entities:
+                        del entities[span]
+                elif span in entities:
+                    if self.relabel:
+                        entities[span] = entities[long_entities[0]]
+                elif self.add_missing and not any(s < span[1] and span[0] < e for s, e in entities):
+                    entities[span] = entities[long_entities[0]]
+        if entities == before:
+            return set(), []
+        ordered = sorted(entities.items())
+        spans = [Span(doc, start, end, label=label) for (start, end), (label, _) in ordered]
+        scores = [score for _, (_, score) in ordered]
+        doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={SCORES_ATTR: scores} if has_scores else {})
+        old = {(start, end, label) for (start, end), (label, _) in before.items()}
+        new = {(span.start, span.end, span.label_) for span in spans}
+        # A span without a score (a group not written by bio_ner) gives way to scored ones.
+        added = [
+            (span, 0.0 if score is None else score)
+            for span, score in zip(spans, scores)
+            if (span.start, span.end, span.label_) not in old
+        ]
+        return old - new, added

@@ -1,0 +1,161 @@
+"""Abbreviation definitions (Schwartz and Hearst) and the component that makes
+each head's mentions of a short form agree with its long form."""
+
+import pytest
+import spacy
+from spacy.tokens import Doc, Span, SpanGroup
+
+from spacy_bioner.abbreviations import find_abbreviations
+from spacy_bioner.annotation import SCORES_ATTR, head_keys, merge_into_ents
+
+TEXT = (
+    "Haloperidol ( HAL ) induced catalepsy in rats with Parkinson disease ( PD ) . "
+    "HAL was given twice ; PD worsened , and HAL - treated rats lost weight ."
+)
+
+
+def make_doc(nlp, text=TEXT):
+    return Doc(nlp.vocab, words=text.split(" "))
+
+
+def set_head(doc, key, entities, scores=None):
+    """Write a head's predictions, as bio_ner does: a scored span group, merged into doc.ents."""
+    spans = [Span(doc, start, end, label=label) for start, end, label in entities]
+    scores = scores or [0.9] * len(spans)
+    doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={SCORES_ATTR: scores})
+    merge_into_ents(doc, spans, scores)
+
+
+def triples(spans):
+    return sorted((span.start, span.end, span.label_) for span in spans)
+
+
+@pytest.fixture
+def nlp():
+    """A pipeline with two bio_ner heads (not trained: the component reads only their keys)."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bio_ner", name="bc5cdr", config={"spans_key": "bc5cdr"})
+    nlp.add_pipe("bio_ner", name="jnlpba", config={"spans_key": "jnlpba"})
+    return nlp
+
+
+def test_definitions_and_mentions(nlp):
+    doc = make_doc(nlp)
+    found = {a.short_form: a for a in find_abbreviations(doc)}
+    assert set(found) == {"HAL", "PD"}
+    assert found["HAL"].long_form.text == "Haloperidol"
+    assert found["PD"].long_form.text == "Parkinson disease"
+    assert [m.start for m in found["HAL"].mentions] == [2, 15, 24]
+    assert [m.start for m in found["PD"].mentions] == [12, 20]
+
+
+@pytest.mark.parametrize(
+    "text,short,long",
+    [
+        ("rats given 6 - hydroxydopamine ( 6 - OHDA ) lesions", None, None),  # "-" is no word of 2+ characters
+        ("treated with nitric oxide synthase ( NOS ) inhibitors", "NOS", "nitric oxide synthase"),
+        # The long form inside the parentheses, the short form before them.
+        ("the TNF ( tumour necrosis factor in serum ) levels", "TNF", "tumour necrosis factor in serum"),
+        ("the effect was larger ( p < 0.05 ) in women", None, None),
+        ("as in group ( 1 ) above", None, None),
+        ("a drug ( aspirin ) was given", None, None),  # letters that the words before cannot spell
+    ],
+)
+def test_schwartz_hearst_candidates(nlp, text, short, long):
+    found = find_abbreviations(make_doc(nlp, text))
+    assert [(a.short_form, a.long_form.text) for a in found] == ([(short, long)] if short else [])
+
+
+def test_a_short_form_keeps_its_first_definition(nlp):
+    doc = make_doc(nlp, "heart failure ( HF ) and high fat ( HF ) diets ; HF")
+    (abbreviation,) = find_abbreviations(doc)
+    assert abbreviation.long_form.text == "heart failure"
+    assert len(abbreviation.mentions) == 3
+
+
+def test_mentions_take_the_long_forms_label(nlp):
+    """Added where missing, relabelled where wrong, with the long form's score; doc.ents follows."""
+    doc = make_doc(nlp)
+    # Haloperidol: Chemical; the first HAL missed, the second one a Disease.
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (15, 16, "Disease")], scores=[0.8, 0.6])
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    assert triples(doc.spans["bc5cdr"]) == [(0, 1, "Chemical"), (2, 3, "Chemical"), (15, 16, "Chemical"), (24, 25, "Chemical")]
+    assert doc.spans["bc5cdr"].attrs[SCORES_ATTR] == [0.8, 0.8, 0.8, 0.8]
+    assert triples(doc.ents) == triples(doc.spans["bc5cdr"])
+
+
+def test_mentions_without_a_long_form_entity_are_dropped(nlp):
+    doc = make_doc(nlp)
+    # "Parkinson disease" not predicted, its short form twice.
+    set_head(doc, "bc5cdr", [(12, 13, "Disease"), (20, 21, "Disease"), (5, 6, "Disease")])
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    assert triples(doc.spans["bc5cdr"]) == [(5, 6, "Disease")]
+    assert triples(doc.ents) == [(5, 6, "Disease")]
+
+
+def test_overlapping_entities_are_left_alone(nlp):
+    doc = make_doc(nlp)
+    # "HAL - treated" is an entity: the HAL inside it is not added.
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (24, 27, "Chemical")])
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    assert triples(doc.spans["bc5cdr"]) == [(0, 1, "Chemical"), (2, 3, "Chemical"), (15, 16, "Chemical"), (24, 27, "Chemical")]
+
+
+@pytest.mark.parametrize(
+    "setting,expected",
+    [
+        ({"add_missing": False}, [(0, 1, "Chemical"), (15, 16, "Chemical")]),
+        ({"relabel": False}, [(0, 1, "Chemical"), (2, 3, "Chemical"), (15, 16, "Disease"), (24, 25, "Chemical")]),
+        (
+            {"remove_unsupported": False},
+            [(0, 1, "Chemical"), (2, 3, "Chemical"), (15, 16, "Chemical"), (20, 21, "Disease"), (24, 25, "Chemical")],
+        ),
+    ],
+)
+def test_each_correction_is_a_setting(nlp, setting, expected):
+    doc = make_doc(nlp)
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (15, 16, "Disease"), (20, 21, "Disease")])
+    nlp.add_pipe("bio_ner_abbreviations", config=setting)(doc)
+    assert triples(doc.spans["bc5cdr"]) == expected
+
+
+def test_each_head_is_corrected_on_its_own(nlp):
+    """The long form is an entity for one head only: that head gains the mentions,
+    the other loses its own; doc.ents keeps the best-scored of clashing entities."""
+    doc = make_doc(nlp)
+    set_head(doc, "jnlpba", [(0, 1, "protein")], scores=[0.7])
+    set_head(doc, "bc5cdr", [(2, 3, "Chemical"), (15, 16, "Chemical")], scores=[0.9, 0.95])
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    assert triples(doc.spans["jnlpba"]) == [(0, 1, "protein"), (2, 3, "protein"), (15, 16, "protein"), (24, 25, "protein")]
+    assert triples(doc.spans["bc5cdr"]) == []
+    assert triples(doc.ents) == triples(doc.spans["jnlpba"])
+
+
+def test_only_the_configured_heads(nlp):
+    doc = make_doc(nlp)
+    set_head(doc, "jnlpba", [(0, 1, "protein")])
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical")])
+    nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": ["bc5cdr"]})(doc)
+    assert triples(doc.spans["jnlpba"]) == [(0, 1, "protein")]
+    assert len(doc.spans["bc5cdr"]) == 4
+    unchanged = make_doc(nlp)
+    set_head(unchanged, "bc5cdr", [(0, 1, "Chemical")])
+    nlp.remove_pipe("bio_ner_abbreviations")
+    nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": []})(unchanged)
+    assert triples(unchanged.spans["bc5cdr"]) == [(0, 1, "Chemical")]
+
+
+def test_in_a_trained_pipeline_saved_and_loaded(tiny_pipeline, tmp_path):
+    """After the heads of a real pipeline; it survives to_disk / spacy.load."""
+    nlp = spacy.load(tiny_pipeline)
+    nlp.add_pipe("bio_ner_abbreviations", config={"add_missing": True})
+    nlp.to_disk(tmp_path / "nlp")
+    loaded = spacy.load(tmp_path / "nlp")
+    assert loaded.pipe_names[-1] == "bio_ner_abbreviations"
+    assert loaded.get_pipe("bio_ner_abbreviations").spans_keys == ["jnlpba", "bc5cdr"] == list(head_keys(loaded))
+    doc = loaded("Haloperidol (HAL) induced catalepsy. HAL was given twice.")
+    for key in loaded.get_pipe("bio_ner_abbreviations").spans_keys:
+        labels = {span.label_ for span in doc.spans[key] if span.text == "HAL"}
+        long_labels = {span.label_ for span in doc.spans[key] if span.text == "Haloperidol"}
+        # Every HAL agrees with Haloperidol: both unlabelled, or both with its label.
+        assert labels == long_labels
