@@ -11,7 +11,12 @@ from typing import Any, Dict, List
 
 import pytest
 import spacy
+from spacy.tokens import DocBin
+from abbreviation_settings import SETTINGS
 from run import HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant, spacy_config
+
+from spacy_bioner.corpora import gold_token_doc
+from spacy_bioner.evaluation import iob_tags, seqeval_scores
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,3 +138,18 @@ def test_step_overhead_times_both_heads(corpus_root: Path, tiny_bert: Path, tmp_
         assert record["steps"] == 1
         assert 0 < record["words_per_step"] <= 300
         assert set(record["words_per_second"]) == {"32", "128"}
+
+
+def test_abbreviation_settings_on_a_saved_pipeline(tiny_pipeline: Path, corpus_root: Path, tmp_path: Path) -> None:
+    """Every setting on every split, from one prediction; "none" scores the heads alone."""
+    arguments = [str(tiny_pipeline), "--corpus", "bc5cdr", "--corpus-root", str(corpus_root)]
+    run_script("abbreviation_settings.py", [*arguments, "--split", "dev", "--split", "test", "--output-dir", str(tmp_path)])
+    [results] = list(tmp_path.glob("*-abbreviations.json"))
+    records = json.loads(results.read_text())
+    assert [(r["split"], r["setting"]) for r in records] == [(s, name) for s in ("dev", "test") for name in SETTINGS]
+    nlp = spacy.load(tiny_pipeline)
+    docs = list(DocBin().from_disk(corpus_root / "bc5cdr-iob" / "test.spacy").get_docs(nlp.vocab))
+    predicted = nlp.pipe(gold_token_doc(nlp.vocab, doc) for doc in docs)
+    gold, pred = iob_tags(docs, "bc5cdr"), iob_tags(predicted, "bc5cdr")
+    alone = next(r for r in records if (r["split"], r["setting"]) == ("test", "none"))
+    assert alone["f1"] == pytest.approx(seqeval_scores(gold, pred)["f1"])

@@ -272,6 +272,12 @@ def device_name(gpu_id: int = 0) -> str:
     return f"CPU ({platform.machine()}, {__import__('os').cpu_count()} cores)"
 
 
+def results_stem(tag: str = "") -> str:
+    """A results file's name without its suffix: <date>-<device>[-<tag>]."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name()).strip("-").lower()
+    return f"{datetime.date.today().isoformat()}-{slug}{'-' + tag if tag else ''}"
+
+
 def versions() -> Dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -353,8 +359,7 @@ def main(
         spacy.require_gpu(gpu_id)
     runs: List[Tuple[str, str, Dict[str, Any]]] = [] if only_variants else [(s, "", {}) for s in systems]
     runs += [("spacy_bioner", *parse_variant(v)) for v in variant]
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name()).strip("-").lower()
-    stem = f"{datetime.date.today().isoformat()}-{slug}{'-' + tag if tag else ''}"
+    stem = results_stem(tag)
     records: List[Dict[str, Any]] = []
     for corpus in corpora:
         for system, name, overrides in runs:
