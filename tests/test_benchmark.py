@@ -44,11 +44,11 @@ def run_harness(arguments: List[str], output_dir: Path) -> List[Dict[str, Any]]:
     return records
 
 
-NO_ABBREVIATIONS = ("components.abbreviations.spans_keys", [])
+NO_ABBREVIATIONS = ("components.HEAD_abbreviations.spans_keys", [])
 
 
 def test_variants_parse_registry_keys_and_json_values() -> None:
-    assert parse_variant("no-abbr:components.abbreviations.spans_keys=[]") == ("no-abbr", dict([NO_ABBREVIATIONS]))
+    assert parse_variant("no-abbr:components.HEAD_abbreviations.spans_keys=[]") == ("no-abbr", dict([NO_ABBREVIATIONS]))
     assert parse_variant(SOFTMAX) == ("softmax", head_type_overrides(False))
     assert head_type_overrides(True)["components.HEAD.loss.@losses"] == HEAD_LOSSES[True]
     assert parse_variant('feat:components.HEAD.model.features={"width": 64, "attrs": ["NORM", "SHAPE"]},x.y=8') == (
@@ -70,13 +70,14 @@ def test_one_head_keeps_the_components_after_the_heads(head: str, other: str, tm
     """spacy_bioner is benchmarked as shipped, abbreviation consistency included;
     spaCy's `ner` alone on the transformer, as spaCy ships it."""
     bioner = spacy_config("spacy_bioner", tmp_path, head, "encoder", 5, 130, {}, 0)
-    assert bioner["nlp"]["pipeline"] == ["transformer", head, "abbreviations"]
-    assert other not in bioner["components"]
+    assert bioner["nlp"]["pipeline"] == ["transformer", head, f"{head}_abbreviations"]
+    assert bioner["components"][f"{head}_abbreviations"]["spans_keys"] == [head]
+    assert other not in bioner["components"] and f"{other}_abbreviations" not in bioner["components"]
     ner = spacy_config("spacy_transition_ner", tmp_path, head, "encoder", 5, 130, {}, 0)
     assert ner["nlp"]["pipeline"] == ["transformer", head]
     assert set(ner["components"]) == {"transformer", head}
     off = spacy_config("spacy_bioner", tmp_path, head, "encoder", 5, 130, dict([NO_ABBREVIATIONS]), 0)
-    assert off["components"]["abbreviations"]["spans_keys"] == []
+    assert off["components"][f"{head}_abbreviations"]["spans_keys"] == []
 
 
 @pytest.mark.slow

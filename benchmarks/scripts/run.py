@@ -94,17 +94,19 @@ def spacy_config(
     """The shipped config cut down to one head (or spaCy's `ner` in its place).
 
     spacy_bioner keeps the components that follow the heads (abbreviation
-    consistency); spaCy's `ner` runs alone on the transformer, as shipped by spaCy.
+    consistency) where they apply to `head`; spaCy's `ner` runs alone on the
+    transformer, as shipped by spaCy.
     """
     # Interpolated first: the BC5CDR head's settings refer to the JNLPBA head's.
     config = load_config(config_path, interpolate=True)
     components = config["components"]
     if system == "spacy_transition_ner":
         keep = ["transformer", head]
-    else:
+    else:  # not the other heads, nor components set to correct only them
         keep = [
             name for name in config["nlp"]["pipeline"]
-            if name == head or components[name].get("factory") != "bio_ner"
+            if name == head
+            or components[name].get("factory") != "bio_ner" and head in (components[name].get("spans_keys") or [head])
         ]
     for other in [name for name in config["nlp"]["pipeline"] if name not in keep]:
         del components[other]
