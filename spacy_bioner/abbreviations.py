@@ -39,6 +39,7 @@ MAX_PARENTHESIS_TOKENS = 8
 # Up to this many tokens inside the parentheses are a short form,
 # "haloperidol (HAL)"; more are a long form, "HAL (haloperidol ...)".
 MAX_SHORT_FORM_TOKENS = 3
+_PARENTHESIS_DEPTH = {"(": 1, ")": -1}
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _closing_parenthesis(doc: Doc, start: int) -> Optional[int]:
     """The index of the ")" closing the "(" at `start`, if it comes soon enough."""
     depth = 0
     for i in range(start, min(len(doc), start + MAX_PARENTHESIS_TOKENS + 2)):
-        depth += {"(": 1, ")": -1}.get(doc[i].text, 0)
+        depth += _PARENTHESIS_DEPTH.get(doc[i].text, 0)
         if depth == 0:
             return i
     return None

@@ -48,6 +48,7 @@ def main(
     if corpus not in CORPORA:
         raise typer.BadParameter(f"unknown corpus {corpus!r}; choose from {list(CORPORA)}")
     folder, head = CORPORA[corpus]
+    device = device_name()
     records: List[Dict[str, Any]] = []
     for path in pipelines:
         nlp = spacy.load(path)
@@ -67,7 +68,7 @@ def main(
                 scores = seqeval_scores(gold, pred)
                 records.append({
                     "pipeline": path.name, "corpus": corpus, "split": split, "setting": setting,
-                    "options": options, "device": device_name(),
+                    "options": options, "device": device,
                     **{key: scores[key] for key in ("p", "r", "f1", "macro_f1")},
                 })
     output = output_dir / f"{results_stem(tag)}.json"

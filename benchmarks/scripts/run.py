@@ -102,12 +102,8 @@ def spacy_config(
     components = config["components"]
     if system == "spacy_transition_ner":
         keep = ["transformer", head]
-    else:  # not the other heads, nor components set to correct only them
-        keep = [
-            name for name in config["nlp"]["pipeline"]
-            if name == head
-            or components[name].get("factory") != "bio_ner" and head in (components[name].get("spans_keys") or [head])
-        ]
+    else:
+        keep = [name for name in config["nlp"]["pipeline"] if name == head or _serves(components[name], head)]
     for other in [name for name in config["nlp"]["pipeline"] if name not in keep]:
         del components[other]
     config["nlp"]["pipeline"] = keep
@@ -145,6 +141,13 @@ def spacy_config(
             node = node[part]
         node[parts[-1]] = value
     return config
+
+
+def _serves(component: Config, head: str) -> bool:
+    """Whether a component other than `head` belongs in `head`'s pipeline: not
+    another head, nor a component set to correct other heads only."""
+    spans_keys = component.get("spans_keys")
+    return component.get("factory") != "bio_ner" and (spans_keys is None or head in spans_keys)
 
 
 def count_batches(config: Config, n_words: List[int]) -> int:
