@@ -47,14 +47,19 @@ def tag_class(tag: str, granularity: str) -> str:
     return tag.split("-", 1)[0] if granularity == "bio" else tag
 
 
-def compute_class_weights(
-    tag_counts: Dict[str, int], scheme: str, granularity: str = "bio", beta: float = 0.999
-) -> Dict[str, float]:
-    """A weight per tag, from the number of training tokens with each tag."""
+def check_weighting(scheme: str, granularity: str) -> None:
+    """Refuse an unknown weighting scheme or granularity, naming the known ones."""
     if scheme not in WEIGHTING_SCHEMES:
         raise ValueError(f"Unknown class-weighting scheme {scheme!r}: use one of {WEIGHTING_SCHEMES}")
     if granularity not in GRANULARITIES:
         raise ValueError(f"Unknown granularity {granularity!r}: use one of {GRANULARITIES}")
+
+
+def compute_class_weights(
+    tag_counts: Dict[str, int], scheme: str, granularity: str = "bio", beta: float = 0.999
+) -> Dict[str, float]:
+    """A weight per tag, from the number of training tokens with each tag."""
+    check_weighting(scheme, granularity)
     class_counts: Dict[str, int] = {}
     for tag, count in tag_counts.items():
         key = tag_class(tag, granularity)
@@ -88,10 +93,7 @@ class ClassWeightedTaggingLoss(Loss):
     needs_transitions = False
 
     def __init__(self, scheme: str = "none", granularity: str = "bio", beta: float = 0.999) -> None:
-        if scheme not in WEIGHTING_SCHEMES:
-            raise ValueError(f"Unknown class-weighting scheme {scheme!r}: use one of {WEIGHTING_SCHEMES}")
-        if granularity not in GRANULARITIES:
-            raise ValueError(f"Unknown granularity {granularity!r}: use one of {GRANULARITIES}")
+        check_weighting(scheme, granularity)
         self.scheme = scheme
         self.granularity = granularity
         self.beta = beta

@@ -59,7 +59,7 @@ from .corpora.text import PathLike
 from .encoders import resolve_encoder
 
 # Relative to the project root: the embedded collection (assets/unlabeled/README.md).
-DEFAULT_TEXT = Path("assets/unlabeled/biomed-sentences.txt.gz")
+DEFAULT_TEXT = Path("assets/unlabeled/biomed-sentences.txt.xz")
 DEFAULT_ASSETS = Path("assets")
 # The training splits only, relative to the assets directory.
 JNLPBA_TRAIN = Path("jnlpba/Genia4ERtask2.iob2.gz")
@@ -112,7 +112,7 @@ class PretrainSettings:
 
 
 def read_text_file(path: PathLike) -> List[str]:
-    """The non-blank lines of a plain or gzipped UTF-8 text file (one sentence
+    """The non-blank lines of a plain, gzipped or xz-compressed UTF-8 text file (one sentence
     or document a line)."""
     return [line.strip() for line in read_lines(path) if line.strip()]
 

@@ -3,6 +3,7 @@ input fails with a one-line message, and random input either converts
 faithfully or raises ConversionError."""
 
 import gzip
+import lzma
 from collections import Counter
 from pathlib import Path
 from typing import List, Tuple
@@ -214,10 +215,19 @@ def test_stray_columns(tmp_path):
     assert not report.issues
 
 
-def test_gzip_detected_by_magic_bytes(tmp_path):
-    path = write(tmp_path, "plain-name.txt", gzip.compress(b"a\tB-X\n"))
+@pytest.mark.parametrize("compress", [gzip.compress, lzma.compress], ids=["gzip", "xz"])
+def test_compression_detected_by_magic_bytes(tmp_path, compress):
+    path = write(tmp_path, "plain-name.txt", compress(b"a\tB-X\n"))
     docs, _ = read_iob(path, NLP.vocab)
     assert ents(docs[0]) == [(0, 1, "X")]
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, lzma.compress], ids=["gzip", "xz"])
+def test_concatenated_members_all_read(tmp_path, compress):
+    """`cat a.gz b.gz` (or two xz streams, with xz's NUL padding) is one file of both texts."""
+    lines = [b"w%d\tO\n" % i for i in range(10)]
+    data = compress(b"".join(lines[:4])) + compress(b"".join(lines[4:])) + b"\x00" * 4
+    assert read_lines(write(tmp_path, "two.txt", data)) == [line.decode().rstrip("\n") for line in lines]
 
 
 PUBTATOR_DOC = "7|t|Cocaine and heart.\n7|a|It hurts.\n"
@@ -252,10 +262,16 @@ def test_bad_input_one_line_message(tmp_path, name, data, fmt, where, problem):
     assert isinstance(excinfo.value, ValueError)
 
 
-def test_truncated_gz(tmp_path):
-    data = gzip.compress(b"".join(b"w%d\tO\n" % i for i in range(2000)))
-    path = write(tmp_path, "cut.iob.gz", data[: len(data) // 2])
-    with pytest.raises(ConversionError, match=r"cut\.iob\.gz:\d+: truncated"):
+@pytest.mark.parametrize("compress,name", [(gzip.compress, "gzip"), (lzma.compress, "xz")], ids=["gzip", "xz"])
+def test_truncated_or_corrupt_compressed_file(tmp_path, compress, name):
+    data = compress(b"".join(b"w%d\tO\n" % i for i in range(2000)))
+    path = write(tmp_path, "cut.iob", data[: len(data) // 2])
+    with pytest.raises(ConversionError, match=rf"cut\.iob:\d+: truncated {name} file"):
+        read_lines(path)
+    corrupt = bytearray(data)
+    corrupt[len(data) // 2] ^= 0xFF
+    path = write(tmp_path, "bad.iob", bytes(corrupt))
+    with pytest.raises(ConversionError, match=rf"bad\.iob:\d+: corrupt {name} data"):
         read_lines(path)
 
 

@@ -33,7 +33,7 @@ def pretrain_command(
         "(replaced, unless --resume)."
     ),
     text: Optional[List[Path]] = typer.Option(
-        None, "--text", help="Text file (plain or .gz, one sentence or document a line); repeat for "
+        None, "--text", help="Text file (plain, .gz or .xz, one sentence or document a line); repeat for "
         f"several. Default: {DEFAULT_TEXT}."
     ),
     include_task_text: bool = typer.Option(

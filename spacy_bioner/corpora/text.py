@@ -1,12 +1,14 @@
-"""Reading corpus files: plain or gzipped UTF-8, CRLF line ends, a BOM.
+"""Reading corpus files: plain, gzipped or xz-compressed UTF-8, CRLF line ends, a BOM.
 
-Bad input raises `ConversionError` with a one-line message naming the file
-and line; a truncated or corrupt `.gz` is an error, never a silent cut.
+The compression is told by the file's first bytes, not its name. Bad input
+raises `ConversionError` with a one-line message naming the file and line; a
+truncated or corrupt `.gz` or `.xz` is an error, never a silent cut.
 """
 
+import lzma
 import zlib
 from pathlib import Path
-from typing import List, Union
+from typing import Callable, Dict, List, Tuple, Type, Union
 
 from .report import ConversionError
 
@@ -14,14 +16,15 @@ PathLike = Union[str, Path]
 
 
 def read_lines(path: PathLike) -> List[str]:
-    """The lines of a plain or gzipped UTF-8 file, without line ends or BOM."""
+    """The lines of a plain, gzipped or xz-compressed UTF-8 file, without line ends or BOM."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise ConversionError(f"{path}: cannot read file: {e.strerror or e}") from None
-    if data[:2] == b"\x1f\x8b":
-        data = _gunzip(path, data)
+    for magic, (name, make_decompressor, error) in _COMPRESSIONS.items():
+        if data.startswith(magic):
+            data = _decompress(path, data, name, make_decompressor, error)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -37,18 +40,26 @@ def read_lines(path: PathLike) -> List[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _gunzip(path: Path, data: bytes) -> bytes:
-    """Decompress all gzip members; a truncated or corrupt file is an error."""
+# Leading bytes -> (name in messages, a decompressor for one stream or member, its error).
+_COMPRESSIONS: Dict[bytes, Tuple[str, Callable, Type[Exception]]] = {
+    b"\x1f\x8b": ("gzip", lambda: zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), zlib.error),
+    b"\xfd7zXZ\x00": ("xz", lzma.LZMADecompressor, lzma.LZMAError),
+}
+
+
+def _decompress(path: Path, data: bytes, name: str, make_decompressor: Callable, error: Type[Exception]) -> bytes:
+    """Decompress every member (gzip) or stream (xz); a truncated or corrupt file is an error."""
     out: List[bytes] = []
     while data:
-        decomp = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        decompressor = make_decompressor()
         try:
-            out.append(decomp.decompress(data))
-        except zlib.error as e:
+            out.append(decompressor.decompress(data))
+        except error as e:
             line = b"".join(out).count(b"\n") + 1
-            raise ConversionError(f"{path}:{line}: corrupt gzip data ({e})") from None
-        if not decomp.eof:
+            raise ConversionError(f"{path}:{line}: corrupt {name} data ({e})") from None
+        if not decompressor.eof:
             line = b"".join(out).count(b"\n") + 1
-            raise ConversionError(f"{path}:{line}: truncated .gz file (ends inside line {line})")
-        data = decomp.unused_data.lstrip(b"\x00")
+            raise ConversionError(f"{path}:{line}: truncated {name} file (ends inside line {line})")
+        # Padding between members/streams: NULs (gzip in the wild, xz's stream padding).
+        data = decompressor.unused_data.lstrip(b"\x00")
     return b"".join(out)
