@@ -56,7 +56,7 @@ def convert(
         ..., metavar="FORMAT", help="Input format: jnlpba (Genia4*2.iob2 with ###MEDLINE: markers), "
         "pubtator (BC5CDR PubTator) or iob (token<TAB>tag, IOB1/IOB2/BIOES)."
     ),
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="Input file, plain, .gz or .xz."),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="Input file: plain text, .gz or .xz."),
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output .spacy (DocBin) file."),
     dev_docs: int = typer.Option(
         0, "--dev-docs", min=0, help="Write the LAST N documents of INPUT to --dev-output instead of OUTPUT "

@@ -23,7 +23,9 @@ def package_meta_cli(
         "performance keys (e.g. bc5cdr=bc5cdr-iob). Repeatable.",
     ),
 ) -> None:
-    """Merge a trained pipeline's meta.json with the project's metadata, this
+    """Write the meta.json for `spacy package`: the pipeline's, the project's and the measured scores.
+
+    Merges a trained pipeline's meta.json with the project's metadata, this
     library's version and requirement, and the measured test scores (spaCy's
     `performance` keys); then run `spacy package MODEL_DIR packages --meta-path OUTPUT`.
     """

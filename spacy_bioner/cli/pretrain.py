@@ -82,8 +82,9 @@ def pretrain_command(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Continue the masked-LM pretraining of an encoder on biomedical text and
-    write an encoder directory that `--vars.transformer` accepts. The held-out
+    """Domain-adaptive pretraining: continue an encoder's masked-LM training on biomedical text.
+
+    Writes an encoder directory that `--vars.transformer` accepts. The held-out
     masked-LM loss and perplexity before and after, the tokens seen and the
     settings go to OUTPUT_DIR/pretraining.json."""
     if steps is not None and epochs is not None:
