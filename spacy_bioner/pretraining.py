@@ -102,6 +102,7 @@ class PretrainSettings:
     checkpoint_every: int = field(default=500, compare=False)
 
     def identity(self) -> Dict[str, Any]:
+        """The settings a resumed run must share with the run it resumes."""
         data = asdict(self)
         data.pop("checkpoint_every")
         return data

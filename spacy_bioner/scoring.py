@@ -31,4 +31,5 @@ def score_bio_ner(examples: Iterable[Example], *, spans_key: str, **kwargs) -> D
 
 @registry.scorers("spacy_bioner.bio_ner_scorer.v1")
 def make_bio_ner_scorer() -> Callable[..., Dict[str, Any]]:
+    """The scorer of `bio_ner` heads, named in their config (`score_bio_ner`)."""
     return score_bio_ner

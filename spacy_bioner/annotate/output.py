@@ -236,9 +236,11 @@ class OutputDir:
                 (self.path / name).unlink()
 
     def table_path(self, table: str, shard: str) -> Path:
+        """Where one shard of one table is written."""
         return self.path / table / f"{shard}.{self.fmt}"
 
     def manifest_path(self, shard: str) -> Path:
+        """Where a finished shard's manifest is written (last, after its tables)."""
         return self.path / SHARDS_DIR / f"{shard}.json"
 
     def finished(self) -> Set[str]:

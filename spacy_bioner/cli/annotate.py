@@ -10,6 +10,8 @@ from ._util import app, fail, log
 
 
 class TableFormat(str, Enum):
+    """The file format of the output tables."""
+
     parquet = "parquet"
     jsonl = "jsonl"
 

@@ -24,6 +24,8 @@ from ._util import app, fail
 
 
 class CorpusFormat(str, Enum):
+    """The input formats `convert` reads."""
+
     jnlpba = "jnlpba"
     pubtator = "pubtator"
     iob = "iob"

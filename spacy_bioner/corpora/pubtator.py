@@ -52,6 +52,7 @@ class _PubTatorDoc:
 
     @property
     def text(self) -> str:
+        """Title, a space, abstract: the text the mention offsets index."""
         return self.title if self.abstract is None else f"{self.title} {self.abstract}"
 
 

@@ -59,6 +59,7 @@ class ConversionReport:
     issues: List[Issue] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> List[Issue]:
+        """The issues of one kind (REPAIRED, EXPANDED, DROPPED)."""
         return [issue for issue in self.issues if issue.kind == kind]
 
     @property
