@@ -111,6 +111,15 @@ def _model_id(path: Path) -> Optional[str]:
     return None
 
 
+def pipeline_encoder(nlp: Language) -> str:
+    """The encoder a trained pipeline names (as `record_encoder` stored it), else
+    the one its transformer was initialised from; "unknown" without either."""
+    if nlp.meta.get(ENCODER_META_KEY):
+        return nlp.meta[ENCODER_META_KEY]
+    name = encoder_name(nlp)
+    return describe_encoder(name)["encoder"] if name else "unknown"
+
+
 def record_encoder(nlp: Language, component: str = "transformer") -> Language:
     """Log the resolved encoder and store it in nlp.meta (sources, description)."""
     name = encoder_name(nlp, component)

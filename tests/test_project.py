@@ -13,6 +13,7 @@ from spacy.training.initialize import init_nlp
 from thinc.api import Config, fix_random_seed
 from toy import (
     make_tiny_bert,
+    toy_abstracts,
     toy_examples,
     toy_sentences,
     train_two_heads,
@@ -395,6 +396,26 @@ def test_every_command_that_loads_a_pipeline_refuses_a_missing_gpu_in_one_line(h
         assert "use -1 for the CPU" in result.output and not isinstance(result.exception, ValueError)
     result = CliRunner().invoke(app, ["demo", str(tmp_path / "no-such-pipeline")])
     assert result.exit_code == 1 and "cannot load pipeline" in result.output
+
+
+def test_demo_prints_each_heads_spans_with_scores_and_the_ents(tiny_pipeline):
+    text = toy_abstracts(1)[0]
+    doc = spacy.load(tiny_pipeline)(text)
+    assert doc.ents, "the tiny pipeline should find entities in its own toy text"
+    result = CliRunner().invoke(app, ["demo", str(tiny_pipeline), "--text", text])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "'transformer', 'jnlpba', 'bc5cdr'" in lines[0]
+    assert lines[1].startswith("encoder: ") and "unknown" not in lines[1]
+    assert lines[2] == f"doc.ents ({len(doc.ents)}):"
+    for ent in doc.ents:
+        assert f"  {ent.text!r:40} {ent.label_}" in lines
+    for key in ("jnlpba", "bc5cdr"):
+        group = doc.spans[key]
+        shown = lines[lines.index(f"doc.spans[{key!r}]:") + 1 :][: len(group)]
+        assert shown == [
+            f"  {span.text!r:40} {span.label_:10} {score:.3f}" for span, score in zip(group, group.attrs["scores"])
+        ]
 
 
 def _seqeval_metrics(key: str, f1: float) -> dict:

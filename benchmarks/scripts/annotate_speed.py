@@ -124,10 +124,12 @@ def parquet_available() -> bool:
 
 def pipeline_description(model: Path) -> str:
     """A trained pipeline directory: its path, name, version and encoder (from meta.json)."""
+    from spacy_bioner.packaging import ENCODER_META_KEY
+
     meta_file = model / "meta.json"
     meta = json.loads(meta_file.read_text(encoding="utf8")) if meta_file.exists() else {}
     name = f"{meta.get('lang', '')}_{meta.get('name', '')} {meta.get('version', '')}".strip()
-    return f"{model} ({name}, encoder {meta.get('spacy_bioner_encoder', 'unknown')})"
+    return f"{model} ({name}, encoder {meta.get(ENCODER_META_KEY, 'unknown')})"
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from typing import (
 
 from ..annotation import head_keys
 from ..loading import PipelineLoadError, load_pipeline
+from ..packaging import pipeline_encoder
 from .engine import local_shards
 from .output import FORMATS, OutputDir, Result, shard_prefix, sharded
 from .sources import count_records, expand_inputs, read_items
@@ -86,7 +87,7 @@ def model_fingerprint(model: str, nlp: Any) -> Dict[str, Any]:
         "version": meta.get("version", ""),
         "pipeline": list(nlp.pipe_names),
         "heads": list(head_keys(nlp)),
-        "encoder": meta.get("spacy_bioner_encoder", "unknown"),
+        "encoder": pipeline_encoder(nlp),
         "digest": digest.hexdigest(),
     }
 

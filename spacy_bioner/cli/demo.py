@@ -13,20 +13,19 @@ SAMPLE_ABSTRACT = (
 )
 
 
-
 @app.command()
 def demo(
     model: str = typer.Argument("en_bioner_scibert", help="Pipeline: installed package name or directory."),
     text: str = typer.Option(SAMPLE_ABSTRACT, "--text", help="Text to annotate (default: a sample abstract)."),
 ) -> None:
     """Load a pipeline and print the entities it finds in a sample abstract."""
-    from ..annotation import spans_with_scores
-    from ..evaluation import head_keys
+    from ..annotation import head_keys, spans_with_scores
+    from ..packaging import pipeline_encoder
 
     nlp = load_pipeline(model, -1)
     doc = nlp(text)
     typer.echo(f"{model} {nlp.meta.get('version', '')}: {nlp.pipe_names}")
-    typer.echo(f"encoder: {nlp.meta.get('spacy_bioner_encoder', 'unknown')}")
+    typer.echo(f"encoder: {pipeline_encoder(nlp)}")
     typer.echo(f"doc.ents ({len(doc.ents)}):")
     for ent in doc.ents:
         typer.echo(f"  {ent.text!r:40} {ent.label_}")

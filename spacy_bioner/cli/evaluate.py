@@ -32,7 +32,7 @@ def evaluate(
     (a Markdown table) and OUTPUT_DIR/per_type_f1.png (per-type F1 bars).
     """
     from ..evaluation import evaluate_corpus, write_metrics
-    from ..packaging import describe_encoder, encoder_name
+    from ..packaging import pipeline_encoder
 
     corpora = named_paths(corpus, "--corpus")
     for name, _ in corpora:
@@ -44,7 +44,7 @@ def evaluate(
         raise fail(f"--spans-key names no --corpus: {', '.join(unknown)}")
     log(f"loading {model}")
     nlp = load_pipeline(model, gpu_id)
-    encoder = nlp.meta.get("spacy_bioner_encoder") or describe_encoder(encoder_name(nlp) or "?")["encoder"]
+    encoder = pipeline_encoder(nlp)
     log(f"pipeline {nlp.pipe_names}, encoder {encoder}")
     results = {}
     for name, path in corpora:
