@@ -39,6 +39,7 @@ from hf_token_classification import INFERENCE_BATCH_SIZES, train_and_evaluate
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.encoders import resolve_encoder
 from spacy_bioner.evaluation import docs_to_iob, seqeval_scores
+from spacy_bioner.packaging import describe_encoder
 
 BENCHMARKS = Path(__file__).resolve().parent.parent
 REPO = BENCHMARKS.parent
@@ -244,8 +245,8 @@ def _record(system, corpus, epochs, train_seconds, speed, encoder, gold, pred) -
         "train_seconds": round(train_seconds, 3),
         "words_per_second": {k: round(v) for k, v in speed.items()},
         "peak_gpu_mb": _gpu_peak(),
-        # A local model directory is named by its folder (all-MiniLM-L6-v2).
-        "encoder": Path(encoder).name if Path(encoder).is_dir() else encoder,
+        # The model's own name, also for an encoder package's directory ("model").
+        "encoder": describe_encoder(encoder)["encoder"],
         "device": device_name(),
         "versions": versions(),
     }
