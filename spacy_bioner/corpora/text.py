@@ -14,6 +14,12 @@ from .report import ConversionError
 
 PathLike = Union[str, Path]
 
+# Leading bytes -> (name in messages, a decompressor for one stream or member, its error).
+_COMPRESSIONS: Dict[bytes, Tuple[str, Callable, Type[Exception]]] = {
+    b"\x1f\x8b": ("gzip", lambda: zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), zlib.error),
+    b"\xfd7zXZ\x00": ("xz", lzma.LZMADecompressor, lzma.LZMAError),
+}
+
 
 def read_lines(path: PathLike) -> List[str]:
     """The lines of a plain, gzipped or xz-compressed UTF-8 file, without line ends or BOM."""
@@ -25,6 +31,7 @@ def read_lines(path: PathLike) -> List[str]:
     for magic, (name, make_decompressor, error) in _COMPRESSIONS.items():
         if data.startswith(magic):
             data = _decompress(path, data, name, make_decompressor, error)
+            break  # one layer of compression, as `gzip -d` or `xz -d` would undo
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -38,13 +45,6 @@ def read_lines(path: PathLike) -> List[str]:
     if lines[-1] == "":
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
-# Leading bytes -> (name in messages, a decompressor for one stream or member, its error).
-_COMPRESSIONS: Dict[bytes, Tuple[str, Callable, Type[Exception]]] = {
-    b"\x1f\x8b": ("gzip", lambda: zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), zlib.error),
-    b"\xfd7zXZ\x00": ("xz", lzma.LZMADecompressor, lzma.LZMAError),
-}
 
 
 def _decompress(path: Path, data: bytes, name: str, make_decompressor: Callable, error: Type[Exception]) -> bytes:
