@@ -50,16 +50,18 @@ def read_lines(path: PathLike) -> List[str]:
 def _decompress(path: Path, data: bytes, name: str, make_decompressor: Callable, error: Type[Exception]) -> bytes:
     """Decompress every member (gzip) or stream (xz); a truncated or corrupt file is an error."""
     out: List[bytes] = []
+
+    def line() -> int:  # the line the decompressed text has reached
+        return sum(chunk.count(b"\n") for chunk in out) + 1
+
     while data:
         decompressor = make_decompressor()
         try:
             out.append(decompressor.decompress(data))
         except error as e:
-            line = b"".join(out).count(b"\n") + 1
-            raise ConversionError(f"{path}:{line}: corrupt {name} data ({e})") from None
+            raise ConversionError(f"{path}:{line()}: corrupt {name} data ({e})") from None
         if not decompressor.eof:
-            line = b"".join(out).count(b"\n") + 1
-            raise ConversionError(f"{path}:{line}: truncated {name} file (ends inside line {line})")
+            raise ConversionError(f"{path}:{line()}: truncated {name} file (ends inside line {line()})")
         # Padding between members/streams: NULs (gzip in the wild, xz's stream padding).
         data = decompressor.unused_data.lstrip(b"\x00")
     return b"".join(out)
