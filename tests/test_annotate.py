@@ -161,11 +161,15 @@ def test_offsets_index_the_document_text(tiny_pipeline: Path, tmp_path: Path) ->
     output = tmp_path / "out"
     summary = annotate(str(tiny_pipeline), [toy_jsonl(tmp_path / "toy.jsonl"), UPDATE], output, Options())
     out = tables(output)
-    texts = {row["doc_id"]: row["text"] for row in out["documents"]}
+    # (source, record) is a document's key: an id may repeat (a PMID revised in a later update file).
+    texts = {(row["source"], row["record"]): (row["doc_id"], row["text"]) for row in out["documents"]}
+    assert len(texts) == len(out["documents"])
     assert out["entities"], "the tiny pipeline finds entities in toy abstracts"
     assert {row["spans_key"] for row in out["entities"]} == {"jnlpba", "bc5cdr"}
     for row in out["entities"]:
-        assert texts[row["doc_id"]][row["start_char"]:row["end_char"]] == row["text"]
+        doc_id, text = texts[(row["source"], row["record"])]
+        assert row["doc_id"] == doc_id
+        assert text[row["start_char"]:row["end_char"]] == row["text"]
         assert 0.0 <= row["score"] <= 1.0
     assert summary["entities"] == len(out["entities"]) == sum(summary["entities_per_label"].values())
     assert len(summary["deleted"]) == 6
@@ -240,7 +244,12 @@ def test_jsonl_format_and_other_inputs(tiny_pipeline: Path, tmp_path: Path) -> N
     annotate(str(tiny_pipeline), [parquet], out_parquet, Options(id_key="pmid", text_key="abstract"))
     from_txt, from_parquet = tables(out_jsonl, "jsonl"), tables(out_parquet)
     assert [r["record"] for r in from_txt["rejects"]] == ["empty.txt"]
-    assert from_txt["entities"] == from_parquet["entities"] and from_txt["entities"]
+    # The same entities of the same documents; only where each record was read from differs.
+    def located_apart(rows: List[dict]) -> List[dict]:
+        return [{key: value for key, value in row.items() if key not in ("source", "record")} for row in rows]
+
+    assert located_apart(from_txt["entities"]) == located_apart(from_parquet["entities"]) and from_txt["entities"]
+    assert {row["source"] for row in from_parquet["entities"]} == {str(parquet)}
     assert list((out_jsonl / "entities").glob("*.jsonl")) and not list(out_jsonl.rglob("*.parquet"))
 
 
@@ -262,6 +271,11 @@ def test_ray_engine_gives_the_same_tables(tiny_pipeline: Path, tmp_path: Path) -
     try:
         ray_options = Options(shard_size=16, batch_size=8, engine="ray", n_process=2)
         summary = annotate(str(tiny_pipeline), inputs, tmp_path / "ray", ray_options)
+        # A GPU the cluster does not have stops the run before anything is written.
+        with pytest.raises(AnnotateError, match="--gpu-id 0: the Ray cluster has no GPU"):
+            annotate(str(tiny_pipeline), inputs, tmp_path / "ray-gpu", Options(engine="ray", gpu_id=0))
+        assert not (tmp_path / "ray-gpu").exists()
+        assert ray.is_initialized(), "a Ray the run did not start is left running"
     finally:
         ray.shutdown()
     local, on_ray = tables(tmp_path / "local"), tables(tmp_path / "ray")

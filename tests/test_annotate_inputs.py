@@ -41,6 +41,18 @@ def test_the_same_input_twice_is_refused(tmp_path: Path) -> None:
         expand_inputs([toy, other, tmp_path / "." / "toy.jsonl"])
 
 
+def test_a_folder_without_text_files_is_refused_and_says_what_it_holds(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        expand_inputs([tmp_path / "empty"])
+    (tmp_path / "pubmed").mkdir()
+    (tmp_path / "pubmed" / BASELINE.name).write_bytes(BASELINE.read_bytes())
+    with pytest.raises(ValueError, match=r"holds none \(it holds 1 \.xml\.gz\).*pubmed/\*\.xml\.gz"):
+        expand_inputs([tmp_path / "pubmed"])
+    (tmp_path / "pubmed" / "note.txt").write_text("IL-2 binds .", encoding="utf8")
+    assert expand_inputs([tmp_path / "pubmed"]) == [tmp_path / "pubmed"]
+
+
 def test_truncated_gz_keeps_every_complete_record_before_the_cut(tmp_path: Path) -> None:
     full = list(read_items(BASELINE))
     cut = BASELINE.read_bytes()

@@ -13,8 +13,9 @@ from toy import toy_abstracts, write_jsonl
 from typer.testing import CliRunner
 
 from spacy_bioner.annotate import AnnotateError, Options, TooManyRejects, annotate
-from spacy_bioner.annotate.engine import BatchAnnotator
+from spacy_bioner.annotate.engine import BatchAnnotator, local_shards
 from spacy_bioner.annotate.output import SHARDS_DIR
+from spacy_bioner.annotate.sources import Record
 from spacy_bioner.cli import app
 
 
@@ -88,6 +89,45 @@ def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_p
 
 
 @pytest.mark.slow
+def test_a_rerun_past_max_rejects_annotates_nothing_more(tiny_pipeline: Path, tmp_path: Path) -> None:
+    # Three shards of two records: two toy abstracts, two bad lines, then one more bad line.
+    bad = '{"id": "broken", "text": \n{"id": "blank", "text": " "}\n{"id": "no-text"}\n'
+    inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(2, seed=1), extra=bad)]
+    output = tmp_path / "out"
+    options = Options(shard_size=2, max_rejects=1)
+    with pytest.raises(TooManyRejects, match="2 records rejected.*shards written: 2"):
+        annotate(str(tiny_pipeline), inputs, output, options)
+    assert len(done_shards(output)) == 2
+    with pytest.raises(TooManyRejects, match="2 records rejected, more than --max-rejects 1") as rerun:
+        annotate(str(tiny_pipeline), inputs, output, options)
+    assert len(done_shards(output)) == 2, "the third shard is left undone"
+    assert rerun.value.summary["this_invocation"]["shards_written"] == 0
+
+
+@pytest.mark.parametrize("field, value", [("shard_size", 0), ("batch_size", 0), ("max_batch_chars", 0),
+                                          ("n_process", 0), ("max_doc_chars", -1), ("max_rejects", -1),
+                                          ("engine", "spark"), ("fmt", "csv")])
+def test_options_no_run_can_use_are_refused(field: str, value: object) -> None:
+    with pytest.raises(AnnotateError, match=str(value)):
+        Options(**{field: value})
+
+
+def test_max_doc_chars_above_the_pipeline_max_length_is_refused(tiny_pipeline: Path, tmp_path: Path) -> None:
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(1, seed=1))]
+    with pytest.raises(AnnotateError, match="--max-doc-chars 2,000,000 is more than the pipeline's nlp.max_length"):
+        annotate(str(tiny_pipeline), inputs, tmp_path / "out", Options(max_doc_chars=2_000_000))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_start_fails_the_run_instead_of_hanging(tmp_path: Path) -> None:
+    # Each spawned worker loads the model itself: here it cannot, and the pool breaks.
+    planned = [("shard-000000", 0, Record("toy0", "IL-2 binds .", "toy.jsonl", "line 1"))]
+    with pytest.raises(AnnotateError, match="an annotation process ended abruptly.*--resume"):
+        list(local_shards(str(tmp_path / "no-model"), planned, batch_size=8, max_chars=1000, n_process=2))
+
+
+@pytest.mark.slow
 def test_a_changed_input_is_refused(tiny_pipeline: Path, tmp_path: Path) -> None:
     texts = toy_abstracts(3, seed=1)
     path = write_texts(tmp_path / "toy.jsonl", texts[:2])
@@ -142,3 +182,6 @@ def test_help_names_the_ray_extra_and_format_is_checked_first(tmp_path: Path) ->
     bad = CliRunner().invoke(app, ["annotate", str(tmp_path / "no-model"), str(path), "--output",
                                    str(tmp_path / "out"), "--format", "csv"])
     assert bad.exit_code == 2 and "csv" in bad.output and "cannot load" not in bad.output
+    engine = CliRunner().invoke(app, ["annotate", str(tmp_path / "no-model"), str(path), "--output",
+                                      str(tmp_path / "out"), "--engine", "spark"])
+    assert engine.exit_code == 2 and "spark" in engine.output and "cannot load" not in engine.output

@@ -8,7 +8,8 @@ produce identical tables; and the character budget, with the strided windows
 of the transformer, bounds the memory of one forward pass. A document longer
 than `max_doc_chars` is rejected rather than risked.
 
-More than one CPU process (`n_process > 1`) uses a `multiprocessing` pool
+More than one CPU process (`n_process > 1`) uses a process pool
+(`concurrent.futures`, which fails rather than hangs when a worker dies)
 started with *spawn*, each worker loading the pipeline once from its name or
 path: forking a process that has already run torch can deadlock in its
 thread pools (and breaks CUDA), and a spaCy `Language` with a transformer
@@ -19,11 +20,14 @@ torch threads. `n_process > 1` with a GPU is refused (`run.annotate`).
 import multiprocessing
 import os
 from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import groupby
-from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..annotation import head_keys
 from ..loading import load_pipeline
+from .errors import AnnotateError
 from .output import Result
 from .sources import Record
 
@@ -52,11 +56,11 @@ class BatchAnnotator:
         self.heads = list(head_keys(self.nlp))
 
     def __call__(self, texts: Sequence[str]) -> List[Annotation]:
-        """Entity rows (without `doc_id`) and the number of words of each text."""
+        """The entity rows and the number of words of each text."""
         from .output import entity_rows
 
         return [
-            (entity_rows(doc, "", self.heads), len(doc))
+            (entity_rows(doc, self.heads), len(doc))
             for doc in self.nlp.pipe(texts, batch_size=max(1, len(texts)))
         ]
 
@@ -74,20 +78,18 @@ def shard_batches(shard: str, items: Sequence[Tuple[int, Any]], batch_size: int,
     return results, batches
 
 
-def annotate_shard(annotate: Any, shard: str, items: Sequence[Tuple[int, Any]], batch_size: int,
-                   max_chars: int) -> List[Result]:
-    """The results of one shard's (position, item) pairs, annotating its records with `annotate`."""
+def annotate_shard(annotator: Callable[[Sequence[str]], List[Annotation]], shard: str,
+                   items: Sequence[Tuple[int, Any]], batch_size: int, max_chars: int) -> List[Result]:
+    """The results of one shard's (position, item) pairs, annotating its records with `annotator`."""
     results, batches = shard_batches(shard, items, batch_size, max_chars)
     for batch in batches:
-        for result, annotation in zip(batch, annotate([r.item.text for r in batch])):
+        for result, annotation in zip(batch, annotator([r.item.text for r in batch])):
             _fill(result, annotation)
     return results
 
 
 def _fill(result: Result, annotation: Annotation) -> None:
-    rows, n_words = annotation
-    result.entities = [dict(row, doc_id=result.item.doc_id) for row in rows]
-    result.n_words = n_words
+    result.entities, result.n_words = annotation
 
 
 def shards_of(planned: Iterable[Tuple[str, int, Any]]) -> Iterator[Tuple[str, List[Tuple[int, Any]]]]:
@@ -135,25 +137,37 @@ def local_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size
 
 def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
                  n_process: int) -> Iterator[Tuple[str, List[Result]]]:
-    """`local_shards` on a spawn pool: batches in flight are bounded (2 per process)."""
+    """`local_shards` on a spawn pool: batches in flight are bounded (2 per process).
+
+    A worker that dies (killed for memory, or unable to load the pipeline)
+    breaks the pool: AnnotateError, with the shards written so far kept.
+    """
     threads = max(1, (os.cpu_count() or 1) // n_process)
     context = multiprocessing.get_context("spawn")
-    with context.Pool(n_process, initializer=_init_worker, initargs=(model, threads)) as pool:
-        window: Deque[Tuple[str, List[Result], List[Result], Any, bool]] = deque()
+    pool = ProcessPoolExecutor(n_process, mp_context=context, initializer=_init_worker, initargs=(model, threads))
+    window: Deque[Tuple[str, List[Result], List[Result], "Future[List[Annotation]]", bool]] = deque()
 
-        def drain(limit: int) -> Iterator[Tuple[str, List[Result]]]:
-            while len(window) > limit:
-                shard, results, batch, pending, last = window.popleft()
-                for result, annotation in zip(batch, pending.get()):
-                    _fill(result, annotation)
-                if last:
-                    yield shard, results
+    def drain(limit: int) -> Iterator[Tuple[str, List[Result]]]:
+        while len(window) > limit:
+            shard, results, batch, pending, last = window.popleft()
+            for result, annotation in zip(batch, pending.result()):
+                _fill(result, annotation)
+            if last:
+                yield shard, results
 
+    try:
         for shard, items in shards_of(planned):
             results, batches = shard_batches(shard, items, batch_size, max_chars)
             batches = batches or [[]]  # a shard of rejects only still goes through the window, in order
             for i, batch in enumerate(batches):
-                pending = pool.apply_async(_worker_annotate, ([r.item.text for r in batch],))
+                pending = pool.submit(_worker_annotate, [r.item.text for r in batch])
                 window.append((shard, results, batch, pending, i == len(batches) - 1))
                 yield from drain(2 * n_process)
         yield from drain(0)
+    except BrokenProcessPool:
+        raise AnnotateError(
+            f"an annotation process ended abruptly (out of memory, or it could not load {model!r}); "
+            "the shards written are kept: rerun with --resume, perhaps with fewer --n-process"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

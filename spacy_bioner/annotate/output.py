@@ -3,7 +3,8 @@
 Layout under `--output DIR`::
 
     run.json                 what produced the tables (model, inputs, options)
-    entities/<shard>.parquet doc_id, start_char, end_char, text, label, spans_key, score
+    entities/<shard>.parquet doc_id, source, record, start_char, end_char, text, label,
+                             spans_key, score
     documents/<shard>.parquet one row per input record: doc_id, source, record, text,
                              n_chars, n_words, n_entities, status ("annotated"/"rejected")
     rejects/<shard>.parquet  source, record, doc_id, kind, reason
@@ -50,7 +51,7 @@ class OutputError(Exception):
 
 @dataclass
 class Result:
-    """One input item after the engine: its shard, position and, for a Record, its entities."""
+    """One input item after the engine: its shard, position and, for a Record, its `entity_rows`."""
 
     shard: str
     position: int
@@ -77,17 +78,17 @@ def sharded(items: Iterable[Item], prefix: str, shard_size: int) -> Iterator[Tup
         yield shard_name(prefix, position, shard_size), position, item
 
 
-def entity_rows(doc: Any, doc_id: str, heads: Sequence[str]) -> List[Dict[str, Any]]:
+def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:
     """The entities of an annotated Doc: one row per span of each head, in head then text order.
 
     `score` is the head's score of the span (None when a head writes no
-    scores). Offsets index `doc.text`.
+    scores). Offsets index `doc.text`. The record's keys (`doc_id`, `source`,
+    `record`) are added when its shard's tables are made.
     """
     rows = []
     for key in heads:
         for span, score in spans_with_scores(doc, key):
             rows.append({
-                "doc_id": doc_id,
                 "start_char": span.start_char,
                 "end_char": span.end_char,
                 "text": span.text,
@@ -109,7 +110,8 @@ def _schemas() -> Dict[str, Any]:
 
     return {
         "entities": pa.schema([
-            ("doc_id", pa.string()), ("start_char", pa.int64()), ("end_char", pa.int64()),
+            ("doc_id", pa.string()), ("source", pa.string()), ("record", pa.string()),
+            ("start_char", pa.int64()), ("end_char", pa.int64()),
             ("text", pa.string()), ("label", pa.string()), ("spans_key", pa.string()),
             ("score", pa.float64()),
         ]),
@@ -164,7 +166,8 @@ def shard_tables(results: Sequence[Result]) -> Tuple[Dict[str, List[Dict[str, An
                                         "status": "rejected"})
             kinds[item.kind] += 1
         else:
-            tables["entities"].extend(result.entities)
+            keys = {"doc_id": item.doc_id, "source": item.source, "record": item.record}
+            tables["entities"].extend({**keys, **row} for row in result.entities)
             tables["documents"].append({"doc_id": item.doc_id, "source": item.source, "record": item.record,
                                         "text": item.text, "n_chars": len(item.text), "n_words": result.n_words,
                                         "n_entities": len(result.entities), "status": "annotated"})

@@ -29,10 +29,12 @@ spacy-bioner[ray]`.
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .engine import BatchAnnotator, annotate_shard, shards_of
+from .errors import AnnotateError
 from .output import Result, shard_prefix, sharded
 from .sources import Deleted, Item, Record, Reject, read_items
 
@@ -78,7 +80,7 @@ class _ShardAnnotator:
             import torch
 
             torch.set_num_threads(min(threads, os.cpu_count() or threads))
-        self.annotate = BatchAnnotator(model, 0 if gpu_id >= 0 else -1)
+        self.annotator = BatchAnnotator(model, 0 if gpu_id >= 0 else -1)
         self.batch_size = batch_size
         self.max_chars = max_chars
 
@@ -87,27 +89,58 @@ class _ShardAnnotator:
         for shard, items in zip(batch["shard"], batch["items"]):
             rows = json.loads(str(items))
             pairs = [(row["position"], row_item(row)) for row in rows]
-            results = annotate_shard(self.annotate, str(shard), pairs, self.batch_size, self.max_chars)
+            results = annotate_shard(self.annotator, str(shard), pairs, self.batch_size, self.max_chars)
             out["shard"].append(str(shard))
             out["results"].append(json.dumps([
-                dict(row, entities=[dict(e, doc_id="") for e in r.entities], n_words=r.n_words)
+                dict(row, entities=r.entities, n_words=r.n_words)
                 for row, r in zip(rows, results)
             ]))
         return out
 
 
-def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
-               shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
-               actors: int = 1, gpu_id: int = -1, address: Optional[str] = None,
-               log: Callable[[str], None] = lambda text: None) -> Iterator[Tuple[str, List[Result]]]:
-    """(shard, its results) of every unfinished shard, each as soon as it arrives (in any shard order)."""
+@contextmanager
+def ray_session(address: Optional[str] = None, gpu_id: int = -1,
+                log: Callable[[str], None] = lambda text: None) -> Iterator[None]:
+    """Ray for one run: the running one, the cluster at `address`, or a local Ray started (and shut down) here.
+
+    AnnotateError, with Ray shut down again, when the cluster cannot be
+    reached, or has no GPU while `gpu_id` asks for one (its actors would wait
+    for one forever).
+    """
     import ray
 
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address)
-        else:
-            ray.init(include_dashboard=False)
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if address:
+                ray.init(address=address)
+            else:
+                ray.init(include_dashboard=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            where = f"the Ray cluster at --address {address}" if address else "a local Ray"
+            detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise AnnotateError(f"cannot start or reach {where}: {detail}") from None
+    resources = ray.cluster_resources()
+    log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
+    try:
+        if gpu_id >= 0 and resources.get("GPU", 0) < 1:
+            raise AnnotateError(f"--gpu-id {gpu_id}: the Ray cluster has no GPU; use --gpu-id -1 for its CPUs")
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
+               shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
+               actors: int = 1, gpu_id: int = -1,
+               log: Callable[[str], None] = lambda text: None) -> Iterator[Tuple[str, List[Result]]]:
+    """(shard, its results) of every unfinished shard, each as soon as it arrives (in any shard order).
+
+    Ray must be running (`ray_session`).
+    """
+    import ray
+
     cpus = int(ray.cluster_resources().get("CPU", 1))
     if gpu_id < 0 and actors >= cpus:
         log(f"Ray has {cpus} CPUs: {max(1, cpus - 1)} annotator actors, leaving a CPU to read the inputs")
@@ -130,7 +163,6 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
         shard = str(row["shard"])
         results = []
         for result in json.loads(row["results"]):
-            item = row_item(result)
-            entities = [dict(e, doc_id=item.doc_id) for e in result["entities"]]
-            results.append(Result(shard, int(result["position"]), item, entities, int(result["n_words"])))
+            results.append(Result(shard, int(result["position"]), row_item(result), result["entities"],
+                                  int(result["n_words"])))
         yield shard, results

@@ -2,6 +2,7 @@
 
 import hashlib
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
@@ -20,22 +21,11 @@ from ..annotation import head_keys
 from ..loading import PipelineLoadError, load_pipeline
 from ..packaging import pipeline_encoder
 from .engine import local_shards
-from .output import FORMATS, OutputDir, Result, shard_prefix, sharded
+from .errors import AnnotateError, TooManyRejects
+from .output import FORMATS, OutputDir, OutputError, Result, shard_prefix, sharded
 from .sources import count_records, expand_inputs, read_items
 
 ENGINES = ("local", "ray")
-
-
-class AnnotateError(Exception):
-    """A run that cannot start or go on; the message is for the user."""
-
-
-class TooManyRejects(AnnotateError):
-    """More rejected records than `max_rejects`; `summary` is what was written."""
-
-    def __init__(self, message: str, summary: Dict[str, Any]):
-        super().__init__(message)
-        self.summary = summary
 
 
 @dataclass
@@ -60,6 +50,22 @@ class Options:
     max_rejects: int = 1000
     address: Optional[str] = None
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse options no run can use, before anything is loaded or written."""
+        if self.engine not in ENGINES:
+            raise AnnotateError(f"unknown engine {self.engine!r} (expected one of {', '.join(ENGINES)})")
+        if self.fmt not in FORMATS:
+            raise AnnotateError(f"unknown format {self.fmt!r} (expected one of {', '.join(FORMATS)})")
+        for option, value, least in (("--shard-size", self.shard_size, 1), ("--batch-size", self.batch_size, 1),
+                                     ("--max-batch-chars", self.max_batch_chars, 1),
+                                     ("--n-process", self.n_process, 1), ("--max-doc-chars", self.max_doc_chars, 0),
+                                     ("--max-rejects", self.max_rejects, 0)):
+            if value < least:
+                raise AnnotateError(f"{option} must be at least {least}, not {value}")
+        if self.n_process > 1 and self.gpu_id >= 0 and self.engine == "local":
+            raise AnnotateError("--n-process > 1 runs on the CPU only; with --gpu-id use one process, "
+                                "or --engine ray (one actor per GPU)")
 
 
 def model_fingerprint(model: str, nlp: Any) -> Dict[str, Any]:
@@ -135,13 +141,6 @@ def annotate(
     kill between two shards would (for tests). Raises AnnotateError when the
     run cannot start and TooManyRejects past `options.max_rejects`.
     """
-    if options.engine not in ENGINES:
-        raise AnnotateError(f"unknown engine {options.engine!r} (expected one of {', '.join(ENGINES)})")
-    if options.fmt not in FORMATS:
-        raise AnnotateError(f"unknown format {options.fmt!r} (expected one of {', '.join(FORMATS)})")
-    if options.n_process > 1 and options.gpu_id >= 0 and options.engine == "local":
-        raise AnnotateError("--n-process > 1 runs on the CPU only; with --gpu-id use one process, "
-                            "or --engine ray (one actor per GPU)")
     try:
         paths = expand_inputs(inputs, options.id_key, options.text_key)
     except ValueError as e:
@@ -151,6 +150,9 @@ def annotate(
         nlp = load_pipeline(model, options.gpu_id if options.engine == "local" else -1, need_heads=True)
     except PipelineLoadError as e:
         raise AnnotateError(str(e)) from None
+    if options.max_doc_chars > nlp.max_length:
+        raise AnnotateError(f"--max-doc-chars {options.max_doc_chars:,} is more than the pipeline's nlp.max_length "
+                            f"({nlp.max_length:,}), which spaCy does not let a document exceed; use at most that")
     max_chars = options.max_doc_chars or nlp.max_length
     run_info = {
         "model": model_fingerprint(model, nlp),
@@ -163,72 +165,80 @@ def annotate(
         "max_batch_chars": options.max_batch_chars,
         "batch_size": options.batch_size,
     }
-    from .output import OutputError
+    with ExitStack() as session:
+        if options.engine == "ray":
+            from .ray_engine import ray_session
 
-    try:
-        out = OutputDir(output, options.fmt, run_info, resume=resume, overwrite=overwrite)
-    except OutputError as e:
-        raise AnnotateError(str(e)) from None
-    previous = out.manifests()
-    if previous:
-        log(f"{output}: {len(previous)} shards already done, skipped")
-    rejected = sum(m["rejected"] for m in previous.values())
-    if options.engine == "ray":
-        from .ray_engine import ray_shards
+            # Before anything is written: a cluster that cannot be reached, or has no GPU for --gpu-id.
+            session.enter_context(ray_session(options.address, options.gpu_id, log))
+        try:
+            out = OutputDir(output, options.fmt, run_info, resume=resume, overwrite=overwrite)
+        except OutputError as e:
+            raise AnnotateError(str(e)) from None
+        previous = out.manifests()
+        if previous:
+            log(f"{output}: {len(previous)} shards already done, skipped")
+        rejected = sum(m["rejected"] for m in previous.values())
+        # Processes and actors load their own pipeline: this one is kept only to annotate in this process.
+        local_nlp = nlp if options.engine == "local" and options.n_process == 1 else None
+        del nlp
+        if rejected > options.max_rejects:
+            # Finished shards already pass the limit: fail as the run that wrote them did, annotating nothing more.
+            shards: Iterator[Tuple[str, List[Result]]] = iter(())
+        elif options.engine == "ray":
+            from .ray_engine import ray_shards
 
-        shards: Iterator[Tuple[str, List[Result]]] = ray_shards(
-            model, paths, id_key=options.id_key, text_key=options.text_key, max_chars=max_chars,
-            shard_size=options.shard_size, finished=set(previous), batch_size=options.batch_size,
-            max_batch_chars=options.max_batch_chars, actors=options.n_process, gpu_id=options.gpu_id,
-            address=options.address, log=log)
-    else:
-        shards = local_shards(model, plan(paths, options, max_chars, previous), options.batch_size,
-                              options.max_batch_chars, options.n_process, options.gpu_id,
-                              nlp=nlp if options.n_process == 1 else None)
-    bar = _progress_bar(paths, options, previous) if options.progress else None
-    start = time.perf_counter()
-    words = documents = written = 0
-    stopped = False
-    try:
-        for shard, shard_results in shards:
-            manifest = out.write_shard(shard, shard_results[0].item.source, shard_results)
-            written += 1
-            words += manifest["words"]
-            documents += manifest["documents"]
-            rejected += manifest["rejected"]
+            shards = ray_shards(
+                model, paths, id_key=options.id_key, text_key=options.text_key, max_chars=max_chars,
+                shard_size=options.shard_size, finished=set(previous), batch_size=options.batch_size,
+                max_batch_chars=options.max_batch_chars, actors=options.n_process, gpu_id=options.gpu_id, log=log)
+        else:
+            shards = local_shards(model, plan(paths, options, max_chars, previous), options.batch_size,
+                                  options.max_batch_chars, options.n_process, options.gpu_id, nlp=local_nlp)
+        bar = _progress_bar(paths, options, previous) if options.progress else None
+        start = time.perf_counter()
+        words = documents = written = 0
+        stopped = False
+        try:
+            for shard, shard_results in shards:
+                manifest = out.write_shard(shard, shard_results[0].item.source, shard_results)
+                written += 1
+                words += manifest["words"]
+                documents += manifest["documents"]
+                rejected += manifest["rejected"]
+                if bar is not None:
+                    bar.update(manifest["documents"] + manifest["rejected"])
+                    bar.set_postfix(words_per_s=f"{words / max(time.perf_counter() - start, 1e-9):,.0f}")
+                if rejected > options.max_rejects or (stop_after_shards is not None and written >= stop_after_shards):
+                    stopped = True
+                    break
+        finally:
             if bar is not None:
-                bar.update(manifest["documents"] + manifest["rejected"])
-                bar.set_postfix(words_per_s=f"{words / max(time.perf_counter() - start, 1e-9):,.0f}")
-            if rejected > options.max_rejects or (stop_after_shards is not None and written >= stop_after_shards):
-                stopped = True
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-        if hasattr(shards, "close"):
-            shards.close()
-    wall = time.perf_counter() - start
-    stats = {
-        "engine": options.engine,
-        "n_process": options.n_process,
-        "batch_size": options.batch_size,
-        "gpu_id": options.gpu_id,
-        "this_invocation": {"shards_written": written, "shards_skipped": len(previous), "documents": documents,
-                            "words": words, "wall_time_s": round(wall, 3),
-                            "words_per_s": round(words / wall, 1) if wall > 0 else None},
-    }
-    # `rejected` counts every finished shard, those of earlier invocations too (as
-    # the summary does): the same output fails the same way, however it was reached.
-    too_many = rejected > options.max_rejects
-    status = "failed: too many rejects" if too_many else "stopped" if stopped else "complete"
-    summary = out.write_summary(paths, status, stats)
-    if too_many:
-        # Not "stopped early": the limit may have been passed on the last shard.
-        where = f"; the run ended there (shards written: {summary['shards']})" if stopped else ""
-        raise TooManyRejects(
-            f"{summary['rejected']} records rejected, more than --max-rejects {options.max_rejects}{where} "
-            f"(see {output}/rejects and {output}/summary.json)", summary)
-    return summary
+                bar.close()
+            if hasattr(shards, "close"):
+                shards.close()
+        wall = time.perf_counter() - start
+        stats = {
+            "engine": options.engine,
+            "n_process": options.n_process,
+            "batch_size": options.batch_size,
+            "gpu_id": options.gpu_id,
+            "this_invocation": {"shards_written": written, "shards_skipped": len(previous), "documents": documents,
+                                "words": words, "wall_time_s": round(wall, 3),
+                                "words_per_s": round(words / wall, 1) if wall > 0 else None},
+        }
+        # `rejected` counts every finished shard, those of earlier invocations too (as
+        # the summary does): the same output fails the same way, however it was reached.
+        too_many = rejected > options.max_rejects
+        status = "failed: too many rejects" if too_many else "stopped" if stopped else "complete"
+        summary = out.write_summary(paths, status, stats)
+        if too_many:
+            # Not "stopped early": the limit may have been passed on the last shard.
+            where = f"; the run ended there (shards written: {summary['shards']})" if stopped else ""
+            raise TooManyRejects(
+                f"{summary['rejected']} records rejected, more than --max-rejects {options.max_rejects}{where} "
+                f"(see {output}/rejects and {output}/summary.json)", summary)
+        return summary
 
 
 def _progress_bar(paths: Sequence[Path], options: Options, previous: Dict[str, Dict[str, Any]]) -> Any:

@@ -38,6 +38,7 @@ import gzip
 import json
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Union
@@ -425,6 +426,14 @@ def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "t
             raise ValueError(f"input given twice: {path} (the same as {seen[resolved]}); "
                              "its records would be annotated twice")
         seen[resolved] = path
+        if kind == "txt" and not any(path.glob("*.txt")):
+            held = Counter("".join(file.suffixes) for file in path.iterdir() if file.is_file())
+            if not held:
+                raise ValueError(f"{path}: a folder input is read for its .txt files, and this folder is empty")
+            suffix, _ = held.most_common(1)[0]
+            what = ", ".join(f"{n} {suffix or 'without suffix'}" for suffix, n in held.most_common(3))
+            raise ValueError(f"{path}: a folder input is read for its .txt files, and this one holds none "
+                             f"(it holds {what}); give other inputs by their file names, e.g. {path / '*'}{suffix}")
         if kind == "parquet":
             import pyarrow.parquet as pq
 

@@ -2,7 +2,7 @@
 
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import typer
 from spacy.language import Language
@@ -27,6 +27,11 @@ def fail(message: str) -> typer.Exit:
     """Print `Error: message` on stderr; raise the returned exit (status 1)."""
     typer.echo(f"Error: {message}", err=True)
     return typer.Exit(1)
+
+
+def score_text(score: Optional[float]) -> str:
+    """A span's score for printing: three decimals, or "-" where the head gives none."""
+    return "-" if score is None else f"{score:.3f}"
 
 
 def log(text: str) -> None:

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from ._util import app, fail, log
+from ._util import app, fail, log, score_text
 
 
 class TableFormat(str, Enum):
@@ -14,6 +14,13 @@ class TableFormat(str, Enum):
 
     parquet = "parquet"
     jsonl = "jsonl"
+
+
+class Engine(str, Enum):
+    """Where the pipeline runs."""
+
+    local = "local"
+    ray = "ray"
 
 
 @app.command()
@@ -29,9 +36,10 @@ def annotate(
         # A short metavar: the choices would narrow --help's option column and cut names.
         TableFormat.parquet, "--format", metavar="<format>", help="Table format: parquet or jsonl."
     ),
-    engine: str = typer.Option(
+    engine: Engine = typer.Option(
         # \[ keeps rich markup from taking "[ray]" for a style tag in --help.
-        "local", "--engine", help="local (this machine) or ray (Ray Data; needs spacy-bioner\\[ray])."
+        Engine.local, "--engine", metavar="<engine>",
+        help="local (this machine) or ray (Ray Data; needs spacy-bioner\\[ray]).",
     ),
     address: Optional[str] = typer.Option(
         None, "--address", help="--engine ray: address of a running Ray cluster (default: start a local Ray)."
@@ -77,10 +85,11 @@ def annotate(
 ) -> None:
     """Annotate a literature collection: PubMed XML, JSON Lines, text or Parquet to entity tables.
 
-    Writes, under --output, an entity table (doc_id, start_char, end_char,
-    text, label, spans_key, score; offsets index the document text), a
-    document table (one row per input record, annotated or rejected), a
-    rejects table (source, record, doc_id, kind, reason) and summary.json. A PubMed document
+    Writes, under --output, an entity table (doc_id, source, record,
+    start_char, end_char, text, label, spans_key, score; offsets index the
+    document text), a document table (one row per input record, annotated
+    or rejected), a rejects table (source, record, doc_id, kind, reason)
+    and summary.json. A PubMed document
     is "ArticleTitle + space + abstract", structured-abstract sections
     joined by spaces without their labels. Bad records are rejected and the
     run goes on; a killed run resumes with --resume.
@@ -90,24 +99,24 @@ def annotate(
 
     if resume and overwrite:
         raise fail("--resume and --overwrite exclude each other")
-    options = Options(
-        engine=engine, fmt=fmt.value, shard_size=shard_size, batch_size=batch_size, max_batch_chars=max_batch_chars,
-        max_doc_chars=max_doc_chars, n_process=n_process, gpu_id=gpu_id, id_key=id_key, text_key=text_key,
-        max_rejects=max_rejects, address=address, progress=progress,
-    )
-    for name, value in (("--batch-size", batch_size), ("--shard-size", shard_size), ("--n-process", n_process),
-                        ("--max-batch-chars", max_batch_chars)):
-        if value < 1:
-            raise fail(f"{name} must be at least 1")
-    if engine == "ray":
+    if engine == Engine.ray:
         try:
             import ray  # noqa: F401
         except ImportError:
             raise fail("--engine ray needs Ray: pip install 'spacy-bioner[ray]'") from None
     try:
+        options = Options(
+            engine=engine.value, fmt=fmt.value, shard_size=shard_size, batch_size=batch_size,
+            max_batch_chars=max_batch_chars, max_doc_chars=max_doc_chars, n_process=n_process, gpu_id=gpu_id,
+            id_key=id_key, text_key=text_key, max_rejects=max_rejects, address=address, progress=progress,
+        )
         summary = run_annotate(model, inputs, output, options, resume=resume, overwrite=overwrite, log=log)
     except AnnotateError as e:  # TooManyRejects too
         raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        typer.echo(f"Interrupted: the shards written to {output} are kept; the same command finishes the run.",
+                   err=True)
+        raise typer.Exit(130) from None
     speed = summary["this_invocation"]
     log(
         f"{summary['records']} records: {summary['documents']} annotated, {summary['rejected']} rejected, "
@@ -122,7 +131,6 @@ def annotate(
         from ..annotate import read_table
 
         for row in read_table(output, "entities", fmt.value, limit=show):
-            score = "-" if row["score"] is None else f"{row['score']:.3f}"
             typer.echo(f"  {row['doc_id']:>10} {row['start_char']:>5}-{row['end_char']:<5} {row['spans_key']:8} "
-                       f"{row['label']:10} {score:>6}  {row['text']}")
+                       f"{row['label']:10} {score_text(row['score']):>6}  {row['text']}")
     log(f"wrote {output}/summary.json")

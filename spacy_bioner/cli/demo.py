@@ -2,7 +2,7 @@
 
 import typer
 
-from ._util import app, load_pipeline
+from ._util import app, load_pipeline, score_text
 
 SAMPLE_ABSTRACT = (
     "Naloxone reverses the antihypertensive effect of clonidine. In unanesthetized, "
@@ -32,4 +32,4 @@ def demo(
     for key in head_keys(nlp):
         typer.echo(f"doc.spans[{key!r}]:")
         for span, score in spans_with_scores(doc, key):
-            typer.echo(f"  {span.text!r:40} {span.label_:10} {score:.3f}")
+            typer.echo(f"  {span.text!r:40} {span.label_:10} {score_text(score)}")
