@@ -3,7 +3,8 @@
 Both losses take the head's `TagScores` and the gold tag ids of each
 document (-1 where the annotation is missing: no loss, no gradient from
 those tokens) and return ``(d_scores, loss)`` in thinc's order, computed in
-one pass on the scores' device; only the scalar loss reaches the host.
+one pass on the scores' device; only the scalar loss reaches the host
+(and the CRF's flags of documents needing log-space sums: `forward_backward`).
 
 - `spacy_bioner.ClassWeightedCrossentropy.v1`: a softmax over each token's
   tags, decoded with constrained Viterbi.
@@ -35,7 +36,7 @@ from thinc.loss import Loss
 from thinc.types import Ints1d
 
 from .layers.crf import TagScores, constrained_statistics, forward_backward, pad
-from .tags import scheme_of, tag_constraints
+from .tags import Constraints, scheme_of, tag_constraints
 
 # How a loss weights the classes of gold tags.
 WEIGHTING_SCHEMES = ("none", "inverse_frequency", "welt", "ens")
@@ -99,6 +100,8 @@ class ClassWeightedTaggingLoss(Loss):
         self.beta = beta
         self.tags: List[str] = []
         self.class_weights: Optional[np.ndarray] = None
+        self._mask: Optional[Constraints] = None
+        self._scheme: Optional[str] = None
 
     def fit(self, tags: Sequence[str], tag_counts: Dict[str, int]) -> List[float]:
         """Set the tag inventory and the weights from training tag counts (in `tags` order)."""
@@ -116,10 +119,13 @@ class ClassWeightedTaggingLoss(Loss):
         self._mask = tag_constraints(self.tags)
         self._scheme = scheme_of(self.tags)
 
-    def token_weights(self, truths: Sequence[np.ndarray], missing: float) -> List[np.ndarray]:
-        """The class weight of each token's gold tag; `missing` where it is unknown."""
+    def _check_fitted(self) -> None:
         if self.class_weights is None:
             raise ValueError("Class weights are not set: initialize the component first.")
+
+    def token_weights(self, truths: Sequence[np.ndarray], missing: float) -> List[np.ndarray]:
+        """The class weight of each token's gold tag; `missing` where it is unknown."""
+        self._check_fitted()
         padded = np.concatenate([self.class_weights, np.asarray([missing], dtype="f")])
         return [padded[np.asarray(truth)] for truth in truths]
 
@@ -152,11 +158,13 @@ class ClassWeightedCrossentropy(ClassWeightedTaggingLoss):
         gold = xp.asarray(np.maximum(np.concatenate([np.asarray(t) for t in truths]), 0).astype("int64"))
         weights = xp.asarray(weights_host, dtype=logits.dtype)
         normalizer = max(float(weights_host.sum(dtype="float64")), 1e-8)
-        probs = ops.softmax(logits, axis=-1)
+        # Log-softmax, so that the loss of a confidently wrong token is exact rather than capped.
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
         rows = xp.arange(len(gold))
-        d_logits = probs * (weights / normalizer)[:, None]
+        d_logits = xp.exp(log_probs) * (weights / normalizer)[:, None]
         d_logits[rows, gold] -= weights / normalizer
-        loss = -(xp.log(probs[rows, gold] + 1e-12) * weights).sum() / normalizer
+        loss = -(log_probs[rows, gold] * weights).sum() / normalizer
         # On the host, as thinc's with_array keeps them: CupyOps.unflatten
         # splits by host lengths and would copy device ones back (a sync).
         lengths = np.asarray([len(g) for g in guesses], dtype="i")
@@ -190,6 +198,7 @@ class CRFLoss(ClassWeightedTaggingLoss):
                 "spacy_bioner.CRFLoss.v1 needs learned transition scores: set `crf = true` in the "
                 "head's model (spacy_bioner.TokenTagger.v3), or use spacy_bioner.ClassWeightedCrossentropy.v1."
             )
+        self._check_fitted()
         emissions = scores.emissions
         ops = get_array_ops(scores.transitions)
         xp = ops.xp

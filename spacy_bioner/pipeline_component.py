@@ -435,7 +435,8 @@ class BioNER(TrainablePipe):
         self.cfg["labels"] = labels
         for label in self.labels:
             self.vocab.strings.add(label)
-        tag_counts = Counter(self.tags[t] for eg, _ in annotated for t in self.gold_tags(eg) if t >= 0)
+        tags = self.tags
+        tag_counts = Counter(tags[t] for eg, _ in annotated for t in self.gold_tags(eg) if t >= 0)
         self._unknown_labels.clear()
         self._warn_overlaps()
         self.cfg["class_weights"] = self.loss.fit(self.tags, tag_counts)

@@ -259,9 +259,10 @@ def strict_device(monkeypatch) -> DeviceOps:
     # crf._parallel's `xp is not np` then holds for DEVICE_XP as for cupy.
     monkeypatch.setattr(crf, "get_array_module", device_array_module)
     ops = DeviceOps()
-    monkeypatch.setattr(
-        losses, "get_array_ops", lambda array: ops if isinstance(array, DeviceArray) else get_array_ops(array)
-    )
+    for module in (losses, crf):
+        monkeypatch.setattr(
+            module, "get_array_ops", lambda array: ops if isinstance(array, DeviceArray) else get_array_ops(array)
+        )
     return ops
 
 

@@ -153,6 +153,61 @@ def test_parallel_schedule_equals_the_sequential_one(lengths, dtype):
         np.testing.assert_array_equal(paths[row, :length], reference[row, :length])
 
 
+@pytest.mark.parametrize("recursion", SCHEDULES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_scores_of_a_trained_heads_range_need_no_log_space_fallback(dtype, recursion):
+    padded, lengths, params = long_batch(3, [300, 17, 1, 256, 299], dtype)
+    fast = crf._forward_backward_parallel if recursion == "parallel" else crf._forward_backward_sequential
+    trusted = fast(crf.ScaledScores.of(padded, lengths, *params))[3]
+    assert trusted.all()
+
+
+def confused_batch(tags, gap: float, seed: int = 2):
+    """Emissions whose best tag at every token ignores the scheme, `gap` nats
+    ahead of the rest: where the scheme forbids it, every allowed path is
+    that far behind, beyond the range of float32 products for large gaps."""
+    rng = np.random.default_rng(seed)
+    lengths = np.asarray([200, 150, 37, 1])
+    emissions = rng.normal(size=(len(lengths), lengths.max(), len(tags)))
+    np.put_along_axis(emissions, rng.integers(0, len(tags), size=emissions.shape[:2])[:, :, None], gap, axis=2)
+    return emissions, lengths
+
+
+@pytest.mark.parametrize("tag_scheme", SCHEMES)
+@pytest.mark.parametrize("recursion", SCHEDULES)
+@pytest.mark.parametrize("gap", [40, 60, 200])
+def test_scores_beyond_float32_products_fall_back_to_log_space_and_match_the_oracle(gap, recursion, tag_scheme):
+    tags = make_tags(["A", "B", "C", "D"], tag_scheme)
+    emissions, lengths = confused_batch(tags, gap)
+    constraints = [m.astype("float64") for m in tag_constraints(tags)]
+    padded = emissions.astype("float32")
+    log_z, marginals, pairwise = forward_backward(
+        padded, lengths, *(m.astype("float32") for m in constraints), recursion=recursion
+    )
+    assert log_z.dtype == marginals.dtype == pairwise.dtype == np.float32
+    expected = [oracle.forward_backward_one(padded[b, :n].astype("float64"), *constraints)
+                for b, n in enumerate(lengths)]
+    assert_close(log_z, [z for z, _, _ in expected], "float32")
+    for row, (_, reference, _) in enumerate(expected):
+        assert_close(marginals[row, : lengths[row]], reference, "float32")
+    assert_close(pairwise, sum(pairs for _, _, pairs in expected), "float32")
+
+
+@pytest.mark.parametrize("tag_scheme", SCHEMES)
+def test_the_log_space_recursion_matches_the_oracle(tag_scheme):
+    tags = make_tags(["DNA", "protein"], tag_scheme)
+    emissions, params, _ = random_batch(4, tags)
+    transitions, start, end = masked(params, tags)
+    padded, lengths = pad(OPS, emissions)
+    log_z, marginals, pairwise = crf._forward_backward_log(padded, lengths, transitions, start, end)
+    expected = [oracle.forward_backward_one(e, transitions, start, end) for e in emissions]
+    assert_close(log_z, [z for z, _, _ in expected], "float64")
+    for row, (_, reference, _) in enumerate(expected):
+        assert_close(marginals[row, : lengths[row]], reference, "float64")
+        assert not marginals[row, lengths[row]:].any()
+    assert_close(pairwise, sum(pairs for _, _, pairs in expected), "float64")
+
+
 def test_parallel_viterbi_in_chunks_of_documents_gives_the_same_paths(monkeypatch):
     padded, lengths, params = long_batch(1, [40, 3, 39, 12], "float32")
     whole = viterbi(padded, lengths, *params, recursion="parallel")

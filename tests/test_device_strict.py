@@ -4,6 +4,8 @@ mix host and device arrays, or wait for the device on a GPU fails or is
 counted here, on the CPU. The results must equal the host computation's.
 """
 
+import inspect
+
 import numpy as np
 import oracle
 import pytest
@@ -87,6 +89,14 @@ def test_the_stand_in_is_strict(device_ops):
     assert crf._parallel("auto", DEVICE_XP)  # "auto" is the parallel schedule on the device
 
 
+def trust_checks(n: int):
+    """The syncs of `n` calls of forward_backward: each reads one flag, whether
+    some document needs the log-space recursions (none does here)."""
+    source, first = inspect.getsourcelines(crf.forward_backward)
+    offset = next(i for i, text in enumerate(source) if "bool(trusted.all())" in text)
+    return [("bool()", f"crf.py:{first + offset}")] * n
+
+
 @pytest.mark.parametrize("recursion", RECURSIONS)
 @pytest.mark.parametrize("lengths", BATCHES)
 def test_recursions_stay_on_the_device(device_ops, recursion, lengths):
@@ -110,13 +120,31 @@ def test_recursions_stay_on_the_device(device_ops, recursion, lengths):
     actual_gold = constrained_statistics(
         device_padded, host_lengths, to_device(host_golds), partial, *device_params, recursion=recursion
     )
-    assert SYNCS == [] and TRANSFERS == []
+    # One flag per forward-backward (whether a document needs the log-space
+    # recursions): here, the whole batch's and the partially annotated rows'.
+    assert SYNCS == trust_checks(1 + bool(partial)) and TRANSFERS == []
     for actual, expected in zip(actual_fb + actual_gold, expected_fb + expected_gold):
         assert_on_device(actual)
         assert_close(actual, expected)
     assert isinstance(paths, DeviceArray) and paths.dtype.kind == "i"
     for row, length in enumerate(host_lengths):
         np.testing.assert_array_equal(on_host(paths)[row, :length], expected_paths[row, :length])
+
+
+@pytest.mark.parametrize("recursion", ["sequential", "parallel"])
+def test_the_log_space_fallback_stays_on_the_device(device_ops, recursion):
+    emissions, params, _ = batch([40, 7, 1])
+    emissions = [e.copy() for e in emissions]
+    emissions[1][:, 3] = 200.0  # an I- tag far ahead everywhere: beyond float32 products
+    padded, host_lengths = pad(NumpyOps(), emissions)
+    host_params = [p + m for p, m in zip(params, tag_constraints(TAGS))]
+    expected = forward_backward(padded, host_lengths, *host_params, recursion=recursion)
+    del SYNCS[:], TRANSFERS[:]
+    actual = forward_backward(to_device(padded), host_lengths, *to_device(host_params), recursion=recursion)
+    assert SYNCS == trust_checks(1) and [what for what, _ in TRANSFERS] == ["to_numpy"]  # which rows to redo
+    for array, reference in zip(actual, expected):
+        assert_on_device(array)
+        assert_close(array, reference)
 
 
 @pytest.mark.parametrize("recursion", RECURSIONS)
@@ -128,7 +156,7 @@ def test_the_decoder_copies_only_paths_and_confidences_to_the_host(device_ops, r
     del SYNCS[:], TRANSFERS[:]
     scores = TagScores(to_device(emissions), *(to_device(params) if with_crf else []), recursion=recursion)
     paths, confidences = decoder(device_ops, scores)
-    assert SYNCS == []
+    assert SYNCS == trust_checks(1 if with_crf else 0)
     assert [what for what, _ in TRANSFERS] == ["to_numpy", "to_numpy"]
     for path, confidence, expected_path, expected_confidence in zip(
         paths, confidences, expected_paths, expected_confidences
@@ -148,8 +176,11 @@ def test_the_losses_copy_only_the_loss_to_the_host(device_ops, recursion, loss_c
     expected_d, expected_loss = loss_fn(TagScores(emissions, *crf_params, recursion="sequential"), golds)
     del SYNCS[:], TRANSFERS[:]
     d_scores, loss = loss_fn(TagScores(to_device(emissions), *to_device(crf_params), recursion=recursion), golds)
-    # The scalar loss is the one value that reaches the host.
-    assert [what for what, _ in SYNCS] == ["float()"] and TRANSFERS == []
+    # The scalar loss is the one value that reaches the host, beside the CRF's
+    # flags (all documents and those partially annotated).
+    n_checks = 2 if loss_class is CRFLoss else 0
+    assert SYNCS[:n_checks] == trust_checks(n_checks) and [what for what, _ in SYNCS[n_checks:]] == ["float()"]
+    assert TRANSFERS == []
     assert type(loss) is float and loss == pytest.approx(expected_loss, rel=TOLERANCE)
     for actual, expected in zip(d_scores.emissions, expected_d.emissions):
         assert_on_device(actual)

@@ -199,6 +199,32 @@ def test_crf_layer_passes_its_parameters_and_adds_their_gradients():
     np.testing.assert_array_equal(layer.get_grad("transitions"), d_transitions)
 
 
+def test_the_recursion_comes_from_the_config_not_from_the_saved_weights():
+    saved = CRFTransitions(nO=len(TAGS), recursion="parallel")
+    saved.initialize()
+    loaded = CRFTransitions(nO=len(TAGS), recursion="sequential").from_bytes(saved.to_bytes())
+    emissions = [np.ones((2, 3), "f")]
+    assert loaded.predict(emissions).recursion == "sequential"
+    assert saved.copy().predict(emissions).recursion == "parallel"
+
+
+@pytest.mark.parametrize("loss_class", [CRFLoss, ClassWeightedCrossentropy])
+def test_a_loss_before_its_weights_are_fitted_says_to_initialize(loss_class):
+    scores = CRFTransitions(nO=len(TAGS))
+    scores.initialize()
+    with pytest.raises(ValueError, match="initialize the component first"):
+        loss_class()(scores.predict([np.zeros((2, 3), "f")]), [np.asarray([1, 2])])
+
+
+def test_crossentropy_of_a_confidently_wrong_token_is_exact():
+    loss = ClassWeightedCrossentropy()
+    loss.fit(TAGS, COUNTS)
+    logits = np.asarray([[0.0, 60.0, 0.0]], dtype="f")  # gold O, 60 nats below B-X
+    _, value = loss(TagScores([logits]), [np.asarray([0])])
+    expected = -(0.0 - np.logaddexp.reduce(logits[0].astype("float64")))
+    assert value == pytest.approx(expected, rel=1e-6)
+
+
 @pytest.mark.parametrize("loss_class", [CRFLoss, ClassWeightedCrossentropy])
 def test_neither_other_corpora_nor_the_weights_scale_change_an_update(loss_class):
     """A document the head is not trained on, or weights times a constant, leave loss and gradients as they are."""

@@ -2,9 +2,9 @@
 
 spacy-transformers' `get_alignment_via_offset_mapping` gives each spaCy token
 of a batch the wordpieces whose characters it covers, building a Python set
-per token and a Token object per token of each window: on the CPU 2 to 7
-microseconds a word, about a fifth of `nlp.pipe` once the encoder runs on a
-GPU. `align_by_offsets` computes the same Ragged (tests compare them) from
+per token and a Token object per token of each window: host work on every
+batch that grows with the text and that a GPU cannot take over
+(benchmarks/README.md measures it). `align_by_offsets` computes the same Ragged (tests compare them) from
 the documents' token offsets (`Doc.to_array`), the windows' bounds and the
 tokenizer's offsets, for all windows at once.
 

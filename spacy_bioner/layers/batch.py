@@ -3,8 +3,7 @@
 spacy-transformers' `FullTransformerBatch.split_by_doc` finds each document's
 rows of the alignment by numbering every token of every document in a dict
 keyed by Token objects (`get_token_positions`), for every predicted batch
-and every training step: host work a GPU cannot take over (0.27 µs a token
-on a 2-core CPU, against 0.03 here). The numbering is simple (every token of
+and every training step: host work a GPU cannot take over. The numbering is simple (every token of
 each document, documents in the order of their first window), so a
 document's rows follow from its windows' token range and the lengths of the
 documents before it: `BioTransformerBatch` computes them so. The pieces of

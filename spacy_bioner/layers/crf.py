@@ -12,10 +12,13 @@ is written here, small:
 - `forward_backward`, `constrained_statistics`, `viterbi`: the recursions,
   written against the array module of the scores (`ops.xp`: NumPy on the
   CPU, CuPy on a GPU) in the scores' own precision, over a padded batch
-  (B documents, T tokens, K tags). Nothing is copied to the host. The sums
-  over paths run in probability space on `ScaledScores`.
+  (B documents, T tokens, K tags). Nothing is copied to the host but one
+  flag per forward-backward. The sums over paths run in probability space
+  on `ScaledScores`, in log space where that would underflow.
 
-Each recursion comes in two schedules (`recursion`), equal up to rounding:
+Each recursion comes in two schedules (`recursion`), equal up to rounding
+(documents whose scores exceed the range of probability products are
+computed in log space by both; see `forward_backward`):
 
 - "sequential": one vectorised step per token position, about a dozen
   array operations each. On the CPU an operation on (B, K) arrays costs
@@ -36,10 +39,12 @@ missing annotation stay unconstrained, so they teach nothing.
 """
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from thinc.api import Model, get_array_module
+from thinc.backends import get_array_ops
 from thinc.types import ArrayXd, Floats1d, Floats2d, Floats3d, Floats4d, Ints1d, Ints2d
 
 from ..tags import FORBIDDEN
@@ -71,33 +76,37 @@ class TagScores:
         return self.transitions is not None
 
 
+# `recursion` is bound to the forward function rather than kept in the model's
+# attrs: thinc saves attrs with the weights, and a saved value would then
+# override the config a pipeline is loaded with.
+
+
 def tag_scores_layer(recursion: str = "auto") -> Model[List[Floats2d], TagScores]:
     """Wraps emission scores as `TagScores` (a tagger without a CRF)."""
-    return Model("tag_scores", _emissions_forward, attrs={"recursion": check_recursion(recursion)})
+    return Model("tag_scores", partial(_emissions_forward, recursion=check_recursion(recursion)))
 
 
-def _emissions_forward(model: Model, X: List[Floats2d], is_train: bool) -> Tuple[TagScores, Callable]:
+def _emissions_forward(model: Model, X: List[Floats2d], is_train: bool, recursion: str) -> Tuple[TagScores, Callable]:
     def backprop(dY: TagScores) -> List[Floats2d]:
         return dY.emissions
 
-    return TagScores(X, recursion=model.attrs["recursion"]), backprop
+    return TagScores(X, recursion=recursion), backprop
 
 
 def CRFTransitions(nO: Optional[int] = None, recursion: str = "auto") -> Model[List[Floats2d], TagScores]:
     """Learned tag-to-tag, start and end scores, returned beside the emissions."""
     return Model(
         "crf",
-        _crf_forward,
+        partial(_crf_forward, recursion=check_recursion(recursion)),
         init=_init_crf,
         dims={"nO": nO},
         params={name: None for name in CRF_PARAMS},
-        attrs={"recursion": check_recursion(recursion)},
     )
 
 
-def _crf_forward(model: Model, X: List[Floats2d], is_train: bool) -> Tuple[TagScores, Callable]:
+def _crf_forward(model: Model, X: List[Floats2d], is_train: bool, recursion: str) -> Tuple[TagScores, Callable]:
     params = (model.get_param(name) for name in CRF_PARAMS)
-    scores = TagScores(X, *params, recursion=model.attrs["recursion"])
+    scores = TagScores(X, *params, recursion=recursion)
 
     def backprop(dY: TagScores) -> List[Floats2d]:
         if dY.has_transitions:
@@ -161,13 +170,41 @@ def forward_backward(
     by their maximum before exp(), and so are the transition, start and end
     scores (`ScaledScores`), so nothing overflows and forbidden transitions
     (FORBIDDEN) become exact zeros; the shifts are added back to log Z.
+
+    Probability space has the range of the floating-point type: where every
+    path allowed through a token scores far below the token's best tag (a
+    tag the scheme forbids there, some 40 nats ahead in float32), the
+    products underflow. Each schedule reports the documents where that may
+    have happened (`_trusted_sequential`, `_trusted_parallel`), and those are
+    computed again in log space (`_forward_backward_log`): exact over any
+    range and slower, which is why it is the fallback only (a trained head's
+    emissions span far less). Asking costs one device synchronisation.
     """
+    parallel = _parallel(recursion, get_array_module(emissions))
+    fast = _forward_backward_parallel if parallel else _forward_backward_sequential
     scaled = ScaledScores.of(emissions, lengths, transitions, start, end)
-    if _parallel(recursion, get_array_module(emissions)):
-        log_z, marginals, pairwise = _forward_backward_parallel(scaled)
-    else:
-        log_z, marginals, pairwise = _forward_backward_sequential(scaled)
-    return log_z + scaled.log_shift, marginals, pairwise
+    # Where products overflow or underflow, NumPy warns; those documents are computed again below.
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        log_z, marginals, pairwise, trusted = fast(scaled)
+    log_z = log_z + scaled.log_shift
+    if bool(trusted.all()):
+        return log_z, marginals, pairwise
+    trusted_host = get_array_ops(trusted).to_numpy(trusted)
+    redo, keep = np.flatnonzero(~trusted_host), np.flatnonzero(trusted_host)
+    xp = get_array_module(emissions)
+    redo_rows = xp.asarray(redo)
+    # In float64: the unscaled log scores of a long document are large, and
+    # float32 would resolve their differences only to about 1e-3.
+    wide = [a.astype("float64") for a in (emissions[redo_rows], transitions, start, end)]
+    redo_log_z, redo_marginals, pairwise = _forward_backward_log(wide[0], lengths[redo], *wide[1:])
+    log_z[redo_rows] = redo_log_z
+    marginals[redo_rows] = redo_marginals
+    pairwise = pairwise.astype(emissions.dtype)
+    if keep.size:
+        # The batch's pairwise sum again, over the trusted documents alone.
+        kept = ScaledScores.of(emissions[xp.asarray(keep)], lengths[keep], transitions, start, end)
+        pairwise = pairwise + fast(kept)[2]
+    return log_z, marginals, pairwise
 
 
 @dataclass
@@ -221,10 +258,11 @@ class ScaledScores:
         )
 
 
-def _forward_backward_sequential(scores: ScaledScores) -> Tuple[Floats1d, Floats3d, Floats2d]:
+def _forward_backward_sequential(scores: ScaledScores) -> Tuple[Floats1d, Floats3d, Floats2d, ArrayXd]:
     """One step per token, each step normalised (the scaled forward-backward
     of HMMs): a (B, K) x (K, K) product per token instead of a log-sum-exp
-    over (B, K, K), several times faster. Returns the scaled log Z."""
+    over (B, K, K), several times faster. Returns the scaled log Z, and
+    which documents the result can be trusted for."""
     potentials, step_transitions, last = scores.potentials, scores.transitions, scores.last
     xp = get_array_module(potentials)
     dtype = potentials.dtype
@@ -258,17 +296,18 @@ def _forward_backward_sequential(scores: ScaledScores) -> Tuple[Floats1d, Floats
     marginals = alpha * beta
     # Marginals of each (t, t + 1) pair, summed over t and the batch.
     pairwise = step_transitions * xp.einsum("bti,btj->ij", alpha[:, :-1], ahead[:, 1:])
-    return log_z, marginals, pairwise
+    return log_z, marginals, pairwise, _trusted_sequential(scale, closing, scores.inside)
 
 
-def _forward_backward_parallel(scores: ScaledScores) -> Tuple[Floats1d, Floats3d, Floats2d]:
+def _forward_backward_parallel(scores: ScaledScores) -> Tuple[Floats1d, Floats3d, Floats2d, ArrayXd]:
     """The forward and backward probabilities as prefix and suffix products of
     the transfer matrices M_t = transitions * potentials[t] (columns), each
     product kept normalised to a largest entry of 1 beside its log scale. The
     start scores are folded into the first matrix and the end scores into
     each document's last, so that what normalisation flushes to zero is
     negligible against the paths that count. Past a document's end the
-    matrices are identities. Returns the scaled log Z.
+    matrices are identities. Returns the scaled log Z, and which documents
+    the result can be trusted for.
     """
     potentials, inside, last, final = scores.potentials, scores.inside, scores.last, scores.final
     xp = get_array_module(potentials)
@@ -300,11 +339,78 @@ def _forward_backward_parallel(scores: ScaledScores) -> Tuple[Floats1d, Floats3d
     joint = alpha * beta
     total = xp.maximum(joint.sum(axis=2), tiny)
     marginals = xp.where(inside[:, :, None], joint / total[:, :, None], 0)
-    log_z = xp.log(total[:, 0]) + alpha_log[:, 0] + beta_log[:, 0]
+    log_z_at = xp.log(total) + alpha_log + beta_log
+    log_z = log_z_at[:, 0]
     # Each (t, t + 1) pair's marginals sum to 1: normalise, then add up.
     pairs = alpha[:, :-1, :, None] * steps * beta[:, 1:, None, :]
     weights = xp.where(inside[:, 1:], 1 / xp.maximum(pairs.sum(axis=(2, 3)), tiny), 0)
     pairwise = xp.einsum("btij,bt->ij", pairs, weights)
+    return log_z, marginals, pairwise, _trusted_parallel(log_z_at, total, inside)
+
+
+def _trusted_sequential(scale: Floats2d, closing: Floats1d, inside: ArrayXd) -> ArrayXd:
+    """(B,) bool: no step of a document lost its paths to underflow.
+
+    A step's normaliser is the share of the token's best score that allowed
+    paths reach; below the square root of the smallest normal number (about
+    e^-44 in float32) the products have lost precision, or everything.
+    """
+    xp = get_array_module(scale)
+    floor = xp.finfo(scale.dtype).tiny ** 0.5
+    return (xp.where(inside, scale, 1).min(axis=1) > floor) & (closing > floor)
+
+
+def _trusted_parallel(log_z_at: Floats2d, total: Floats2d, inside: ArrayXd) -> ArrayXd:
+    """(B,) bool: alpha . beta did not underflow, and gave the same log Z at
+    every token of a document.
+
+    What the scan's normalisations flush to zero differs from token to token,
+    so a flushed product shows as a log Z that moves along the document.
+    """
+    xp = get_array_module(log_z_at)
+    floor = xp.finfo(total.dtype).tiny ** 0.5
+    first = log_z_at[:, :1]
+    drift = xp.where(inside, xp.abs(log_z_at - first), 0).max(axis=1)
+    tolerance = 1e-2 + 1e-5 * xp.abs(first[:, 0])
+    return (xp.where(inside, total, 1).min(axis=1) > floor) & xp.isfinite(first[:, 0]) & (drift <= tolerance)
+
+
+def _logsumexp(scores: ArrayXd, axis: int) -> ArrayXd:
+    xp = get_array_module(scores)
+    top = scores.max(axis=axis, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, 0)
+    return xp.log(xp.exp(scores - top).sum(axis=axis)) + xp.squeeze(top, axis=axis)
+
+
+def _forward_backward_log(
+    emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
+) -> Tuple[Floats1d, Floats3d, Floats2d]:
+    """`forward_backward` in log space, one (B, K, K) log-sum-exp per token:
+    exact whatever the range of the scores, several times slower. Returns the
+    unscaled log Z."""
+    xp = get_array_module(emissions)
+    n_docs, n_steps, _ = emissions.shape
+    inside = _inside(xp, lengths, n_steps)
+    docs = xp.arange(n_docs)
+    last = xp.asarray(lengths - 1)
+    # alpha past a document's end keeps its last value; beta there is unused.
+    alpha = xp.empty_like(emissions)
+    alpha[:, 0] = emissions[:, 0] + start
+    for t in range(1, n_steps):
+        step = _logsumexp(alpha[:, t - 1, :, None] + transitions, axis=1) + emissions[:, t]
+        alpha[:, t] = xp.where(inside[:, t, None], step, alpha[:, t - 1])
+    log_z = _logsumexp(alpha[docs, last] + end, axis=1)
+    beta = xp.zeros_like(emissions)
+    beta[docs, last] = end
+    for t in range(n_steps - 2, -1, -1):
+        step = _logsumexp(transitions + (emissions[:, t + 1] + beta[:, t + 1])[:, None, :], axis=2)
+        beta[:, t] = xp.where((t < last)[:, None], step, beta[:, t])
+    marginals = xp.where(inside[:, :, None], xp.exp(alpha + beta - log_z[:, None, None]), 0)
+    pairs = (
+        alpha[:, :-1, :, None] + transitions + (emissions[:, 1:] + beta[:, 1:])[:, :, None, :]
+        - log_z[:, None, None, None]
+    )
+    pairwise = xp.where(inside[:, 1:, None, None], xp.exp(pairs), 0).sum(axis=(0, 1))
     return log_z, marginals, pairwise
 
 

@@ -126,7 +126,9 @@ class BioTransformerModel(TransformerModel):
             self.attrs["name"], self.attrs["get_spans"], self.attrs["fallback"], **self._init_args
         )
         copied.attrs.update({key: value for key, value in self.attrs.items() if key != "get_spans"})
-        copied._dims = copy.deepcopy(self._dims)
+        for name in self.dim_names:
+            if self.has_dim(name):
+                copied.set_dim(name, self.get_dim(name), force=True)
         copied.layers[0] = copy.deepcopy(self.layers[0])
         for name in self.param_names:
             copied.set_param(name, self.get_param(name).copy() if self.has_param(name) else None)
@@ -245,8 +247,8 @@ class WordpieceEncoder:
 
     spacy-transformers tokenizes every window on every step through the
     Hugging Face tokenizer's Python front end, then converts every id back to
-    its string one call at a time: on an H100, a quarter of a
-    training step and half of the CPU work of `nlp.pipe`. This gives the same
+    its string one call at a time: a large share of the host work of a
+    training step and of `nlp.pipe` (benchmarks/README.md). This gives the same
     ids, offsets, strings and mask (tests compare them) at half the cost, and
     in training remembers each window's encoding: the strided windows of a
     training document are the same every epoch.
