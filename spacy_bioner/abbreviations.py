@@ -216,6 +216,7 @@ class AbbreviationConsistency:
         return self._spans_keys
 
     def __call__(self, doc: Doc) -> Doc:
+        """Make each head's mentions of the doc's short forms agree with their long forms."""
         keys = [key for key in self.spans_keys if key in doc.spans]
         abbreviations = find_abbreviations(doc) if keys else []
         if not abbreviations:

@@ -11,6 +11,7 @@ only the integer paths and the confidences are copied to the host.
 from typing import List, Sequence, Tuple
 
 import numpy as np
+from thinc.api import Ops
 
 from .layers.crf import TagScores, forward_backward, pad, viterbi
 from .tags import tag_constraints
@@ -30,7 +31,7 @@ class ConstrainedViterbi:
         self.tags = list(tags)
         self.mask = tag_constraints(self.tags)
 
-    def __call__(self, ops, scores: TagScores) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    def __call__(self, ops: Ops, scores: TagScores) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         """Per document: the tag id of each token, and its confidence (host arrays)."""
         emissions = scores.emissions
         paths = [np.zeros((len(e),), dtype="i") for e in emissions]

@@ -10,7 +10,8 @@ score per span, and into `doc.ents` without overlaps.
 
 from collections import Counter
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from spacy.language import Language
@@ -311,7 +312,7 @@ class BioNER(TrainablePipe):
         examples: Iterable[Example],
         *,
         drop: float = 0.0,
-        sgd=None,
+        sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
         """Learn from a batch: forward, loss, backprop, and an optimizer step if `sgd`."""
@@ -473,7 +474,7 @@ class BioNER(TrainablePipe):
         if self.cfg.get("class_weights") is not None:
             self.loss.set_weights(self.tags, self.cfg["class_weights"])
 
-    def from_disk(self, path, *, exclude=tuple()) -> "BioNER":
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "BioNER":
         """Load the component; a one-line error if its files are damaged."""
         try:
             super().from_disk(path, exclude=exclude)
@@ -482,7 +483,7 @@ class BioNER(TrainablePipe):
         self._restore_loss_weights()
         return self
 
-    def from_bytes(self, bytes_data, *, exclude=tuple()) -> "BioNER":
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "BioNER":
         """Load the component from bytes; a one-line error if they are damaged."""
         try:
             super().from_bytes(bytes_data, exclude=exclude)

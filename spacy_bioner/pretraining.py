@@ -292,6 +292,7 @@ class MaskingRNG:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
+        """Within the block, torch's and Python's random numbers come from this state (then kept)."""
         python_outside = random.getstate()
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self.torch_state)
@@ -304,9 +305,11 @@ class MaskingRNG:
                 random.setstate(python_outside)
 
     def state_dict(self) -> Dict[str, Any]:
+        """The state, for a checkpoint."""
         return {"torch": self.torch_state, "python": self.python_state}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore the state of a checkpoint."""
         self.torch_state = state["torch"]
         self.python_state = state["python"]
 
@@ -327,6 +330,7 @@ class Batcher:
         self.collator = cls(tokenizer=tokenizer, mlm=True, mlm_probability=mlm_probability, return_tensors="pt")
 
     def __call__(self, sequences: Sequence[List[int]], rng: MaskingRNG) -> Dict[str, torch.Tensor]:
+        """A masked, padded batch of `sequences`, masked with `rng`'s random numbers."""
         with rng.active():
             batch = self.collator([list(ids) for ids in sequences])
         width = batch["input_ids"].shape[1]

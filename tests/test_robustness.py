@@ -24,7 +24,7 @@ import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
-from toy import toy_sentences, transformer_pipeline_config
+from toy import make_tiny_bert, toy_sentences, transformer_pipeline_config
 
 from spacy_bioner.corpora import write_docbin
 from spacy_bioner.encoders import EncoderNotFound
@@ -180,6 +180,32 @@ def test_oversize_windows_are_cut_into_fitting_consecutive_pieces(trained_nlp):
             assert n <= room or len(piece) == 1  # one token longer than the limit stands alone
         assert any(len(piece) == 1 and len(piece.text) == room + 100 for piece in pieces)
         assert short_pieces == [short_doc[:]]
+
+
+@pytest.mark.slow
+def test_windows_longer_in_context_than_counted_are_cut_again(tmp_path):
+    """A token glued to the one before it can take more pieces in context than
+    alone: with "##k" and "##b" but no "##kb" in the vocabulary, "5kb" is
+    5 ##k ##b, while "5" and "kb" are one piece each. Windows the splitter
+    passed on its counts are cut again after encoding, and every token keeps
+    its wordpieces."""
+    encoder = make_tiny_bert(tmp_path / "bert", extra_words=["5", "kb", "##k", "##b"])
+    nlp = transformer_nlp(encoder)
+    examples = [Example(nlp.make_doc(ref.text), ref) for ref in (text_reference(nlp, w, e) for w, e in toy_sentences(4))]
+    nlp.initialize(lambda: examples)
+    model = nlp.get_pipe("transformer").model
+    # 12 pieces of text: the splitter cuts the 16-token windows (stride 12) at
+    # 12 tokens by its counts, and 12 tokens encode to 18 pieces; truncated,
+    # tokens 8 to 11 of each window would be in no window at all.
+    model.tokenizer.model_max_length = 14
+    doc = Doc(nlp.vocab, words=["5", "kb"] * 40, spaces=[False, True] * 40)
+    assert model.tokenizer.tokenize("5kb") == ["5", "##k", "##b"]
+    for is_train in (False, True):
+        output, _ = model([doc], is_train=is_train)
+        assert max(output.wordpieces.lengths) <= 14
+        assert (output.align.lengths >= 1).all(), "a token lost its wordpieces to truncation"
+        covered = sorted({t.i for window in output.spans[0] for t in window})
+        assert covered == list(range(len(doc)))
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from thinc.api import Model, get_array_module
+from thinc.api import Model, Ops, get_array_module
 from thinc.backends import get_array_ops
 from thinc.types import ArrayXd, Floats1d, Floats2d, Floats3d, Floats4d, Ints1d, Ints2d
 
@@ -601,6 +601,6 @@ def _max_plus_prefix(matrices: Floats4d) -> Floats4d:
     return products
 
 
-def pad(ops, arrays: Sequence[Floats2d]) -> Tuple[Floats3d, np.ndarray]:
+def pad(ops: Ops, arrays: Sequence[Floats2d]) -> Tuple[Floats3d, np.ndarray]:
     """(T_i, K) arrays as one zero-padded (B, max T, K) array, and the lengths (host)."""
     return ops.pad(list(arrays)), np.asarray([len(a) for a in arrays], dtype="int64")

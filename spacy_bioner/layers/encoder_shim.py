@@ -95,6 +95,7 @@ class EncoderShim(HFShim):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     def predict(self, inputs: ArgsKwargs) -> Any:
+        """The encoder's outputs, under bfloat16 autocast if set (returned in float32)."""
         if self.precision != "bfloat16":
             return super().predict(inputs)
         self._model.eval()
@@ -104,6 +105,7 @@ class EncoderShim(HFShim):
         return _float32_outputs(outputs)
 
     def begin_update(self, inputs: ArgsKwargs) -> Tuple[Any, Any]:
+        """The outputs and their backprop, under bfloat16 autocast if set."""
         if self.precision != "bfloat16":
             return super().begin_update(inputs)
         self._model.train()
@@ -147,6 +149,7 @@ class EncoderShim(HFShim):
         return {name: self.layer_lr_decay ** (top - depth) for name, depth in depths.items()}
 
     def finish_update(self, optimizer: Optimizer) -> None:
+        """One optimizer step over the encoder's parameters: fused, or thinc's per tensor."""
         if self.fused_update:
             check_fusable(optimizer)
         named = [(name, param) for name, param in self._model.named_parameters() if param.requires_grad]

@@ -165,6 +165,15 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
     texts = [span.text for span in flat_spans]
     if isinstance(tokenizer, PreTrainedTokenizerFast) and flat_spans:
         wordpieces, offsets = model.encode_wordpieces(tokenizer, texts, remember=is_train)
+        # The splitter counts each token's pieces alone; in context a token
+        # glued to the one before it can take more ("5kb": 5 ##k ##b, but
+        # "5" and "kb" alone). Windows that came out too long are cut again
+        # where their pieces overflow, until every window fits.
+        while (recut := model.split_oversize.recut(nested_spans, wordpieces.lengths, offsets, model)) is not None:
+            nested_spans = recut
+            flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
+            texts = [span.text for span in flat_spans]
+            wordpieces, offsets = model.encode_wordpieces(tokenizer, texts, remember=is_train)
         align = align_by_offsets(flat_spans, offsets)
     else:
         # Slow tokenizers have no offsets: spacy-transformers aligns by strings.
@@ -191,6 +200,10 @@ class WindowSplitter:
     dots is one token of 2,000 wordpieces). Each distinct token string is
     tokenized once and its piece count kept, so checking the windows of a
     batch costs dictionary lookups, not a second tokenization every step.
+    A token's count alone can fall short of its pieces in context (a token
+    glued to the one before it: "5kb" is 5 ##k ##b, "5" and "kb" one piece
+    each), so the layer checks the encoded windows and `recut`s those that
+    came out too long.
     """
 
     # Bounds the memory of a long-running service fed open-ended text.
@@ -201,6 +214,7 @@ class WindowSplitter:
         self._counts: Dict[int, int] = {}
 
     def __call__(self, spans: List[List[Span]], model: Model) -> List[List[Span]]:
+        """Each document's windows, those the encoder would truncate cut into pieces that fit."""
         tokenizer = model.tokenizer
         if tokenizer is not self._tokenizer or len(self._counts) > self.max_cached:
             self._tokenizer, self._counts = tokenizer, {}
@@ -210,6 +224,40 @@ class WindowSplitter:
             counts = self._piece_counts(doc_spans[0].doc) if doc_spans else []
             output.append([piece for window in doc_spans for piece in _fit(window, counts, limit)])
         return output
+
+    def recut(
+        self, spans: List[List[Span]], lengths: List[int], offsets: np.ndarray, model: Model
+    ) -> Optional[List[List[Span]]]:
+        """The windows again, those longer than the encoder's limit once
+        encoded cut before the token where their pieces overflow; None if no
+        window was cut (every window fits, or only windows of one token
+        do not).
+
+        lengths: the encoded length of each window (special tokens
+        included), in the order of the flattened `spans`; offsets: (n,
+        width, 2) the character offsets of each window's pieces in its text.
+        A window whose first token alone overflows keeps it alone (it is cut
+        after it), as `__call__` does; a window of one token is left as it is.
+        """
+        limit = _max_length(model)
+        if max(lengths, default=0) <= limit:
+            return None
+        output, row, cut_any = [], 0, False
+        for doc_spans in spans:
+            windows = []
+            for window in doc_spans:
+                if lengths[row] > limit and len(window) > 1:
+                    cut_any = True
+                    # Pieces 1 .. limit - 2 fit beside [CLS] and [SEP]; piece limit - 1 is the first that does not.
+                    overflow = offsets[row, limit - 1, 0]
+                    starts = window.doc.to_array("IDX")[window.start : window.end] - window.start_char
+                    cut = max(int(np.searchsorted(starts, overflow, side="right")) - 1, 1)
+                    windows.extend([window[:cut], window[cut:]])
+                else:
+                    windows.append(window)
+                row += 1
+            output.append(windows)
+        return output if cut_any else None
 
     def _piece_counts(self, doc: Doc) -> List[int]:
         """Wordpieces per token of `doc` (special tokens not included)."""
@@ -221,10 +269,16 @@ class WindowSplitter:
         return [self._counts[orth] for orth in orths]
 
 
-def _max_pieces(model: Model) -> int:
+def _max_length(model: Model) -> int:
+    """The most wordpieces the encoder takes in one sequence, special tokens included."""
     tokenizer = model.tokenizer
     positions = getattr(model.transformer.config, "max_position_embeddings", tokenizer.model_max_length)
-    return min(tokenizer.model_max_length, positions) - tokenizer.num_special_tokens_to_add(pair=False)
+    return min(tokenizer.model_max_length, positions)
+
+
+def _max_pieces(model: Model) -> int:
+    """The most wordpieces of text in one sequence, beside the special tokens."""
+    return _max_length(model) - model.tokenizer.num_special_tokens_to_add(pair=False)
 
 
 def _fit(window: Span, counts: List[int], limit: int) -> List[Span]:
