@@ -41,7 +41,7 @@ class ConstrainedViterbi:
             return paths, confidences
         padded, lengths = pad(ops, [emissions[i] for i in keep])
         xp, dtype = ops.xp, padded.dtype
-        transitions, start, end = (ops.asarray(m).astype(dtype) for m in self.mask)
+        transitions, start, end = self.mask.on_device(ops, dtype)
         if scores.has_transitions:
             transitions = transitions + scores.transitions
             start = start + scores.start

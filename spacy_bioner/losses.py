@@ -36,7 +36,7 @@ from thinc.loss import Loss
 from thinc.types import Ints1d
 
 from .layers.crf import TagScores, constrained_statistics, forward_backward, pad
-from .tags import Constraints, scheme_of, tag_constraints
+from .tags import Constraints, first_break, scheme_of, split_tag, tag_constraints
 
 # How a loss weights the classes of gold tags.
 WEIGHTING_SCHEMES = ("none", "inverse_frequency", "welt", "ens")
@@ -45,7 +45,7 @@ GRANULARITIES = ("bio", "tag")
 
 def tag_class(tag: str, granularity: str) -> str:
     """The class a tag is weighted as: its prefix ("bio") or the tag itself ("tag")."""
-    return tag.split("-", 1)[0] if granularity == "bio" else tag
+    return split_tag(tag)[0] if granularity == "bio" else tag
 
 
 def check_weighting(scheme: str, granularity: str) -> None:
@@ -214,7 +214,7 @@ class CRFLoss(ClassWeightedTaggingLoss):
             return zero, 0.0
         free, lengths = pad(ops, [emissions[i] for i in keep])
         dtype = free.dtype
-        mask_transitions, mask_start, mask_end = (ops.asarray(m).astype(dtype) for m in self._mask)
+        mask_transitions, mask_start, mask_end = self._mask.on_device(ops, dtype)
         transitions = scores.transitions + mask_transitions
         start = scores.start + mask_start
         end = scores.end + mask_end
@@ -246,16 +246,10 @@ class CRFLoss(ClassWeightedTaggingLoss):
         return d_scores, float((log_z - gold_log_z).sum()) / n_tokens
 
     def _check_gold_paths(self, truths: Sequence[np.ndarray], docs: Sequence[int]) -> None:
-        """Refuse gold tags that no path of the scheme agrees with (on the host, where they are).
-
-        In IOB2 a missing tag can always be filled in (O or B-X fits
-        anywhere, and B-X before I-X), so known tags side by side and the
-        first and last known tags decide; in BILUO a gap can be too short
-        (B-X, one missing tag, I-Y), so documents with missing tags are
-        followed token by token.
-        """
+        """Refuse gold tags that no path of the scheme agrees with (`tags.first_break`;
+        on the host, where they are)."""
         for truth, doc in zip(truths, docs):
-            at = self._first_break(truth)
+            at = first_break(truth, self._mask, self._scheme)
             if at is not None:
                 window = [self.tags[t] if t >= 0 else None for t in truth[max(at - 1, 0) : at + 1]]
                 raise ValueError(
@@ -264,32 +258,6 @@ class CRFLoss(ClassWeightedTaggingLoss):
                     + (", and B-X and I-X be followed by I-X or L-X" if self._scheme == "BILUO" else "")
                     + ". Overlapping gold spans cause this."
                 )
-
-    def _first_break(self, truth: np.ndarray) -> Optional[int]:
-        """The first token at which no allowed path agrees with `truth` (-1: missing); None if one does."""
-        mask = self._mask
-        known = truth >= 0
-        if known.all() or self._scheme == "IOB2":
-            pairs = known[:-1] & known[1:]
-            bad = np.flatnonzero(pairs & (mask.transitions[truth[:-1], truth[1:]] != 0))
-            if known[0] and mask.start[truth[0]] != 0:
-                return 0
-            if bad.size:
-                return int(bad[0]) + 1
-            if known[-1] and mask.end[truth[-1]] != 0:
-                return len(truth) - 1
-            return None
-        allowed = mask.transitions == 0
-        # reachable[k]: some allowed path that agrees with truth so far ends in tag k.
-        reachable = mask.start == 0
-        for t, tag in enumerate(truth):
-            if t:
-                reachable = (reachable[:, None] & allowed).any(axis=0)
-            if tag >= 0:
-                reachable = reachable & (np.arange(len(reachable)) == tag)
-            if not reachable.any():
-                return t
-        return None if (reachable & (mask.end == 0)).any() else len(truth) - 1
 
 
 @registry.losses("spacy_bioner.ClassWeightedCrossentropy.v1")

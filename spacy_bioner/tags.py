@@ -15,11 +15,13 @@ decoder need nothing but the tags. Conversions between the schemes are
 spaCy's own (`iob_to_biluo`, `biluo_to_iob`).
 """
 
-from typing import Iterable, List, NamedTuple, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.tokens import Span
 from spacy.training import biluo_to_iob, iob_to_biluo
+from thinc.api import Ops
+from thinc.types import Floats1d, Floats2d
 
 OUTSIDE = "O"
 # Added to the scores of forbidden transitions. Finite, so that arithmetic on
@@ -33,6 +35,12 @@ _CONTINUES = ("I", "L")
 _OPENS = ("B", "I")
 
 
+def split_tag(tag: str) -> Tuple[str, Optional[str]]:
+    """A tag's prefix and label: ("B", "DNA") for B-DNA, ("O", None) for O."""
+    prefix, _, label = tag.partition("-")
+    return prefix, label or None
+
+
 class Constraints(NamedTuple):
     """Additive constraints of a tag inventory: 0 where allowed, FORBIDDEN where not.
 
@@ -42,6 +50,11 @@ class Constraints(NamedTuple):
     transitions: np.ndarray
     start: np.ndarray
     end: np.ndarray
+
+    def on_device(self, ops: Ops, dtype: str) -> Tuple[Floats2d, Floats1d, Floats1d]:
+        """The three arrays copied to `ops`' device, in `dtype` (the scores')."""
+        transitions, start, end = (ops.asarray(array).astype(dtype) for array in self)
+        return transitions, start, end
 
 
 def check_tag_scheme(scheme: str) -> str:
@@ -74,8 +87,7 @@ def tag_constraints(tags: Sequence[str]) -> Constraints:
     transitions = np.zeros((n_tags, n_tags), dtype="f")
     start = np.zeros((n_tags,), dtype="f")
     end = np.zeros((n_tags,), dtype="f")
-    prefix = [tag.split("-", 1)[0] for tag in tags]
-    label = [tag.split("-", 1)[1] if "-" in tag else None for tag in tags]
+    prefix, label = zip(*map(split_tag, tags)) if tags else ((), ())
     for j in range(n_tags):
         continues = prefix[j] in _CONTINUES
         if continues:
@@ -120,14 +132,42 @@ def is_well_formed(tag_names: Sequence[str], scheme: str = "IOB2") -> bool:
     """Whether a tag sequence satisfies the scheme's `tag_constraints`."""
     if not tag_names:
         return True
-    labels = {tag.split("-", 1)[1] for tag in tag_names if tag != OUTSIDE}
+    labels = {split_tag(tag)[1] for tag in tag_names if tag != OUTSIDE}
     inventory = make_tags(labels, scheme)
     if not set(tag_names) <= set(inventory):
         return False
-    ids = [inventory.index(tag) for tag in tag_names]
-    mask = tag_constraints(inventory)
-    return bool(
-        mask.start[ids[0]] == 0
-        and mask.end[ids[-1]] == 0
-        and all(mask.transitions[a, b] == 0 for a, b in zip(ids, ids[1:]))
-    )
+    ids = np.asarray([inventory.index(tag) for tag in tag_names])
+    return first_break(ids, tag_constraints(inventory), scheme) is None
+
+
+def first_break(ids: np.ndarray, constraints: Constraints, scheme: str) -> Optional[int]:
+    """The first position at which no path allowed by `constraints` agrees with
+    the tag `ids` (-1: unknown, any tag); None if one does.
+
+    In IOB2 an unknown tag can always be filled in (O or B-X fits anywhere,
+    and B-X before I-X), so known tags side by side and the first and last
+    known tags decide; in BILUO a gap can be too short (B-X, one unknown tag,
+    I-Y), so a sequence with unknown tags is followed token by token.
+    """
+    known = ids >= 0
+    if known.all() or scheme == "IOB2":
+        pairs = known[:-1] & known[1:]
+        bad = np.flatnonzero(pairs & (constraints.transitions[ids[:-1], ids[1:]] != 0))
+        if known[0] and constraints.start[ids[0]] != 0:
+            return 0
+        if bad.size:
+            return int(bad[0]) + 1
+        if known[-1] and constraints.end[ids[-1]] != 0:
+            return len(ids) - 1
+        return None
+    allowed = constraints.transitions == 0
+    # reachable[k]: some allowed path that agrees with the ids so far ends in tag k.
+    reachable = constraints.start == 0
+    for t, tag in enumerate(ids):
+        if t:
+            reachable = (reachable[:, None] & allowed).any(axis=0)
+        if tag >= 0:
+            reachable = reachable & (np.arange(len(reachable)) == tag)
+        if not reachable.any():
+            return t
+    return None if (reachable & (constraints.end == 0)).any() else len(ids) - 1
