@@ -72,10 +72,15 @@ def shard_name(prefix: str, position: int, shard_size: int) -> str:
     return f"{prefix}-{position // shard_size:06d}"
 
 
-def sharded(items: Iterable[Item], prefix: str, shard_size: int) -> Iterator[Tuple[str, int, Item]]:
-    """(shard name, position, item) for the items of one input."""
+def sharded(
+    items: Iterable[Item], prefix: str, shard_size: int, skip: Iterable[str] = ()
+) -> Iterator[Tuple[str, int, Item]]:
+    """(shard name, position, item) for the items of one input, those of the `skip` shards left out."""
+    skip = set(skip)
     for position, item in enumerate(items):
-        yield shard_name(prefix, position, shard_size), position, item
+        shard = shard_name(prefix, position, shard_size)
+        if shard not in skip:
+            yield shard, position, item
 
 
 def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:

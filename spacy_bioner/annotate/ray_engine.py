@@ -65,11 +65,9 @@ def row_item(row: Dict[str, Any]) -> Item:
 def _parse_input(row: Dict[str, Any], id_key: str, text_key: str, max_chars: int, shard_size: int,
                  finished: List[str]) -> Iterator[Dict[str, Any]]:
     """flat_map: one row per unfinished shard of an input file, its items as JSON."""
-    done = set(finished)
     items = read_items(Path(row["path"]), id_key, text_key, max_chars)
-    for shard, group in shards_of(sharded(items, row["prefix"], shard_size)):
-        if shard not in done:
-            yield {"shard": shard, "items": json.dumps([item_row(shard, position, item) for position, item in group])}
+    for shard, group in shards_of(sharded(items, row["prefix"], shard_size, skip=finished)):
+        yield {"shard": shard, "items": json.dumps([item_row(shard, position, item) for position, item in group])}
 
 
 class _ShardAnnotator:

@@ -120,9 +120,7 @@ def plan(inputs: Sequence[Path], options: Options, max_chars: int, skip: Iterabl
     skip = set(skip)
     for path in inputs:
         items = read_items(path, options.id_key, options.text_key, max_chars)
-        for shard, position, item in sharded(items, shard_prefix(path), options.shard_size):
-            if shard not in skip:
-                yield shard, position, item
+        yield from sharded(items, shard_prefix(path), options.shard_size, skip)
 
 
 def annotate(
