@@ -372,3 +372,10 @@ def test_jsonl_output_needs_no_pyarrow(tiny_pipeline: Path, tmp_path: Path) -> N
                                   *options)
     assert parquet.returncode == 1
     assert "--format parquet needs pyarrow" in parquet.stderr and "Traceback" not in parquet.stderr
+    # So is a Parquet input, before the model is loaded.
+    table = tmp_path / "in.parquet"
+    table.write_bytes(b"PAR1")
+    parquet_input = cli_without_pyarrow("annotate", str(tmp_path / "no-model"), str(table), "--output",
+                                        str(tmp_path / "from-parquet"), "--format", "jsonl", *options)
+    assert parquet_input.returncode == 1 and "Traceback" not in parquet_input.stderr
+    assert "in.parquet: a Parquet input needs pyarrow" in parquet_input.stderr

@@ -435,8 +435,10 @@ def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "t
             raise ValueError(f"{path}: a folder input is read for its .txt files, and this one holds none "
                              f"(it holds {what}); give other inputs by their file names, e.g. {path / '*'}{suffix}")
         if kind == "parquet":
-            import pyarrow.parquet as pq
-
+            try:
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise ValueError(f"{path}: a Parquet input needs pyarrow (pip install pyarrow)") from None
             try:
                 names = pq.read_schema(str(path)).names
             except (OSError, ValueError):
