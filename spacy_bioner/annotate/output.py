@@ -76,7 +76,7 @@ def sharded(
     items: Iterable[Item], prefix: str, shard_size: int, skip: Iterable[str] = ()
 ) -> Iterator[Tuple[str, int, Item]]:
     """(shard name, position, item) for the items of one input, those of the `skip` shards left out."""
-    skip = set(skip)
+    skip = frozenset(skip)
     for position, item in enumerate(items):
         shard = shard_name(prefix, position, shard_size)
         if shard not in skip:

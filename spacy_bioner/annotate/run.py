@@ -117,7 +117,7 @@ def input_state(path: Path) -> Dict[str, Any]:
 
 def plan(inputs: Sequence[Path], options: Options, max_chars: int, skip: Iterable[str]) -> Iterator[Tuple[str, int, Any]]:
     """(shard, position, item) of every input item, those of `skip` shards left out."""
-    skip = set(skip)
+    skip = frozenset(skip)  # read once for all inputs (sharded() takes a frozenset as it is)
     for path in inputs:
         items = read_items(path, options.id_key, options.text_key, max_chars)
         yield from sharded(items, shard_prefix(path), options.shard_size, skip)
