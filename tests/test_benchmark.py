@@ -139,6 +139,41 @@ def test_step_overhead_times_both_heads(corpus_root: Path, tiny_bert: Path, tmp_
         assert record["steps"] == 1
         assert 0 < record["words_per_step"] <= 300
         assert set(record["words_per_second"]) == {"32", "128"}
+        assert record["median_ms_per_step_repeat"] > 0
+
+
+@pytest.mark.slow
+def test_step_ab_alternates_the_base_trees_function_with_the_working_one(
+    corpus_root: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    """The base tree's crf.py is the working one with forward_backward
+    counting its calls in a file: the base side must be the one called."""
+    base_tree, calls = tmp_path / "base", tmp_path / "base-calls"
+    base_crf = base_tree / "spacy_bioner" / "layers" / "crf.py"
+    base_crf.parent.mkdir(parents=True)
+    working = (ROOT / "spacy_bioner" / "layers" / "crf.py").read_text()
+    base_crf.write_text(working + f"""
+
+_forward_backward = forward_backward
+
+
+def forward_backward(*args, **kwargs):
+    with open({str(calls)!r}, "a") as calls:
+        calls.write("called\\n")
+    return _forward_backward(*args, **kwargs)
+""")
+    output = tmp_path / "ab.json"
+    run_script("step_ab.py", [
+        str(base_tree), "--swap", "spacy_bioner.layers.crf:forward_backward", "--corpus-root", str(corpus_root),
+        "--tokenizer", str(tiny_bert), "--batch-words", "300", "--batches", "2", "--rounds", "2",
+        "--output", str(output),
+    ])
+    record = json.loads(output.read_text())
+    assert (record["batches"], record["rounds"]) == (2, 2)
+    # Each batch is timed once a side; the base side's CRF loss called its forward_backward.
+    assert calls.read_text().count("called") == 2
+    assert set(record["ms_inside"]["spacy_bioner.layers.crf:forward_backward"]) == {"base", "working"}
+    assert set(record["paired_difference_ms"]) == {"mean", "standard_error", "median"}
 
 
 def test_abbreviation_settings_on_a_saved_pipeline(tiny_pipeline: Path, corpus_root: Path, tmp_path: Path) -> None:

@@ -215,6 +215,36 @@ def test_parallel_viterbi_in_chunks_of_documents_gives_the_same_paths(monkeypatc
     np.testing.assert_array_equal(viterbi(padded, lengths, *params, recursion="parallel"), whole)
 
 
+@pytest.mark.parametrize("block", [1, 5, 64])
+def test_parallel_viterbi_in_blocks_of_one_long_document_gives_the_same_paths(monkeypatch, block):
+    padded, lengths, params = long_batch(3, [300, 41, 1], "float64")
+    n_tags = padded.shape[2]
+    expected = viterbi(padded, lengths, *params, recursion="sequential")
+    monkeypatch.setattr(crf, "MAX_PLUS_CHUNK", block * n_tags**3)  # `block` matrices at a time
+    paths = viterbi(padded, lengths, *params, recursion="parallel")
+    for row, length in enumerate(lengths):  # past a document's end the entries are meaningless
+        np.testing.assert_array_equal(paths[row, :length], expected[row, :length])
+
+
+def test_the_max_plus_scan_of_one_long_document_stays_within_its_chunk(monkeypatch):
+    """NumPy reports its buffers to tracemalloc: the largest intermediate of
+    the scan is bounded by MAX_PLUS_CHUNK, not by the document's length."""
+    import tracemalloc
+
+    matrices = np.random.default_rng(0).normal(size=(1, 2000, 11, 11))
+    chunk = 8 * 11**3
+    monkeypatch.setattr(crf, "MAX_PLUS_CHUNK", chunk)
+    tracemalloc.start()
+    try:
+        crf._max_plus_prefix(matrices)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The copy it returns, plus a few chunk-sized temporaries; one round over
+    # the whole document would take 2000 * 11^3 * 8 bytes (21 MB) at once.
+    assert peak < matrices.nbytes + 4 * chunk * matrices.itemsize
+
+
 def test_auto_is_the_sequential_schedule_on_the_cpu():
     padded, lengths, params = long_batch(2, [30, 7], "float32")
     for auto, sequential in zip(

@@ -130,7 +130,7 @@ def _init_crf(model: Model, X=None, Y=None) -> None:
 RECURSIONS = ("auto", "sequential", "parallel")
 
 # Elements of the max-plus scan's (documents, matrices, K, K, K) intermediate
-# computed at once: 64M (256 MB in float32); more documents go in chunks.
+# computed at once: 64M (256 MB in float32); more go in chunks.
 MAX_PLUS_CHUNK = 1 << 26
 
 
@@ -585,19 +585,36 @@ def _viterbi_parallel(
     return paths
 
 
+def _max_plus_product(left: ArrayXd, right: ArrayXd) -> ArrayXd:
+    """Max-plus matrix products over the last two axes: max over k of left[i, k] + right[k, j]."""
+    return (left[..., :, :, None] + right[..., None, :, :]).max(axis=-2)
+
+
 def _max_plus_prefix(matrices: Floats4d) -> Floats4d:
     """Inclusive max-plus prefix products of each document's (K, K) matrices,
-    (B, n, K, K), in log2(n) rounds; documents in chunks (MAX_PLUS_CHUNK)."""
+    (B, n, K, K), in log2(n) rounds.
+
+    A round's intermediate has K^3 elements per matrix; it is kept under
+    MAX_PLUS_CHUNK by taking documents in chunks and, where one document
+    alone is longer than that allows (a whole book in `annotate`), its
+    matrices in blocks: each block is scanned, then led by the product of
+    every matrix before it.
+    """
     n_docs, n_matrices, n_tags, _ = matrices.shape
-    per_doc = max(n_matrices * n_tags**3, 1)
-    chunk = max(MAX_PLUS_CHUNK // per_doc, 1)
+    per_matrix = n_tags**3
+    block = max(min(MAX_PLUS_CHUNK // per_matrix, n_matrices), 1)
+    chunk = max(MAX_PLUS_CHUNK // (block * per_matrix), 1)
     products = matrices.copy()
     for rows in range(0, n_docs, chunk):
         part = products[rows : rows + chunk]
-        offset = 1
-        while offset < n_matrices:
-            part[:, offset:] = (part[:, :-offset, :, :, None] + part[:, offset:, None, :, :]).max(axis=3)
-            offset *= 2
+        for begin in range(0, n_matrices, block):
+            piece = part[:, begin : begin + block]
+            offset = 1
+            while offset < piece.shape[1]:
+                piece[:, offset:] = _max_plus_product(piece[:, :-offset], piece[:, offset:])
+                offset *= 2
+            if begin:
+                piece[...] = _max_plus_product(part[:, begin - 1, None], piece)
     return products
 
 

@@ -1,0 +1,173 @@
+"""Whether a change to functions of the package changes the CPU training
+step, measured in one process, so that the drift of a shared machine hits
+both sides alike.
+
+    git worktree add /tmp/base REV
+    python scripts/step_ab.py /tmp/base --swap spacy_bioner.layers.crf:forward_backward   # from benchmarks/
+
+Runs of one commit by `step_overhead.py`, a process each, differ by up to a
+third on the 2-core machine (other tenants of its cores), more than the
+changes it is asked about. Here the pipeline of `step_overhead.py` (JNLPBA,
+the CRF head, a 1-layer 8-wide BERT) trains one untimed pass over its
+batches; then each batch is trained on `--rounds` times more, alternating
+from batch to batch between the base tree's version of each `--swap`
+function and the working tree's. The result is the paired difference of
+step time per batch (working tree minus base), and the time spent inside
+the swapped functions on each side.
+
+A swap names a module-level function; every module of the package that
+imported it by name is patched too. The base version is loaded from the base
+tree's file into the working tree's package, so what it imports relatively is
+the working tree's.
+"""
+
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import typer
+
+from run import DEFAULT_CONFIG, DEFAULT_ENCODER, device_name, log, versions
+from spacy_bioner.encoders import resolve_encoder
+from step_overhead import tiny_encoder, training_setup
+
+app = typer.Typer(add_completion=False)
+SIDES = ("base", "working")
+
+
+def base_function(base_tree: Path, swap: str) -> Callable:
+    """The function `module:name` as the base tree's file defines it."""
+    module_name, name = swap.split(":")
+    path = base_tree.joinpath(*module_name.split(".")).with_suffix(".py")
+    spec = importlib.util.spec_from_file_location(f"{module_name}__base", path)
+    if spec is None or not path.exists():
+        raise typer.BadParameter(f"{path} does not exist: is {base_tree} a tree of this repository?", param_hint="--swap")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def call_sites(function: Callable) -> List[Tuple[Any, str]]:
+    """Every (module, attribute) of the package that holds `function`."""
+    return [
+        (module, name)
+        for module_name, module in list(sys.modules.items())
+        if module_name.split(".")[0] == "spacy_bioner"
+        for name, value in vars(module).items()
+        if value is function
+    ]
+
+
+def timed(function: Callable, seconds: List[float]) -> Callable:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        seconds.append(time.perf_counter() - start)
+        return result
+
+    return wrapper
+
+
+def commit_of(tree: Path) -> str:
+    described = subprocess.run(
+        ["git", "-C", str(tree), "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
+    )
+    return described.stdout.strip() or "unknown"
+
+
+@dataclass
+class Swap:
+    """One swapped function: where the package holds it, its two versions
+    (each timed into `seconds`)."""
+
+    name: str
+    sites: List[Tuple[Any, str]]
+    versions: Dict[str, Callable]
+    seconds: Dict[str, List[float]]
+
+    @classmethod
+    def of(cls, base_tree: Path, swap: str) -> "Swap":
+        module_name, _, name = swap.partition(":")
+        working = getattr(importlib.import_module(module_name), name)
+        seconds: Dict[str, List[float]] = {side: [] for side in SIDES}
+        versions = {"base": base_function(base_tree, swap), "working": working}
+        timed_versions = {side: timed(function, seconds[side]) for side, function in versions.items()}
+        return cls(swap, call_sites(working), timed_versions, seconds)
+
+    def use(self, side: str) -> None:
+        for module, name in self.sites:
+            setattr(module, name, self.versions[side])
+
+
+@app.command()
+def main(
+    base_tree: Path = typer.Argument(..., exists=True, file_okay=False, help="A checkout of the base commit (git worktree add)."),
+    swaps: List[str] = typer.Option(..., "--swap", help="module:function to take from the base tree (repeatable)."),
+    corpus_root: Path = typer.Option(Path("corpus"), help="Converted corpora: <root>/jnlpba/train.spacy."),
+    config_path: Path = typer.Option(DEFAULT_CONFIG, "--config", help="The pipeline config to cut down."),
+    tokenizer: str = typer.Option(DEFAULT_ENCODER, help="Whose tokenizer the tiny BERT uses (a path or a hub name)."),
+    batch_words: int = typer.Option(8000, help="Training batch size in padded words."),
+    batches: int = typer.Option(60, min=2, help="Training batches (at most one epoch's)."),
+    rounds: int = typer.Option(4, min=2, help="Timed passes over the batches; each batch is timed rounds/2 times a side."),
+    output: Optional[Path] = typer.Option(None, help="Also write the record here as JSON."),
+) -> None:
+    """Time training steps with functions of the base tree against the working tree's, batch by batch."""
+    step_ms: Dict[Tuple[int, str], List[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = tiny_encoder(resolve_encoder(tokenizer, DEFAULT_ENCODER), Path(tmp) / "tiny-bert")
+        nlp, train_batches, optimizer = training_setup(corpus_root / "jnlpba", encoder, True, batch_words, batches, config_path)
+        for batch in train_batches:  # first sight, untimed
+            nlp.update(batch, sgd=optimizer)
+        # After the pipeline is built, when every module that imports a swapped function is loaded.
+        patches = [Swap.of(base_tree, swap) for swap in swaps]
+        for round_ in range(rounds):
+            for i, batch in enumerate(train_batches):
+                side = SIDES[(i + round_) % 2]
+                for patch in patches:
+                    patch.use(side)
+                start = time.perf_counter()
+                nlp.update(batch, sgd=optimizer)
+                step_ms.setdefault((i, side), []).append(1000 * (time.perf_counter() - start))
+    n = len(train_batches)
+    differences = [statistics.mean(step_ms[i, "working"]) - statistics.mean(step_ms[i, "base"]) for i in range(n)]
+    record = {
+        "base": commit_of(base_tree),
+        "working": commit_of(Path(__file__).parent),
+        "swaps": swaps,
+        "batches": n,
+        "rounds": rounds,
+        "batch_words": batch_words,
+        "ms_per_step": {
+            side: round(statistics.mean(t for i in range(n) for t in step_ms[i, side]), 1) for side in SIDES
+        },
+        "paired_difference_ms": {
+            "mean": round(statistics.mean(differences), 1),
+            "standard_error": round(statistics.stdev(differences) / n**0.5, 1),
+            "median": round(statistics.median(differences), 1),
+        },
+        "ms_inside": {
+            patch.name: {side: round(1000 * statistics.mean(patch.seconds[side]), 2) for side in SIDES}
+            for patch in patches
+        },
+        "device": device_name(),
+        "versions": versions(),
+    }
+    log(
+        f"{record['ms_per_step']['base']} ms/step (base, {record['base']}) against {record['ms_per_step']['working']} "
+        f"(working, {record['working']}); paired difference {record['paired_difference_ms']}; inside {record['ms_inside']}"
+    )
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(record, indent=2), encoding="utf8")
+        log(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    app()
