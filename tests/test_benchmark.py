@@ -6,6 +6,7 @@ each other are tested too."""
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -142,37 +143,43 @@ def test_step_overhead_times_both_heads(corpus_root: Path, tiny_bert: Path, tmp_
         assert record["median_ms_per_step_repeat"] > 0
 
 
+COUNT_CALL = """
+with open({path!r}, "a") as calls:
+    calls.write({label!r} + "\\n")
+"""
+
+
 @pytest.mark.slow
-def test_step_ab_alternates_the_base_trees_function_with_the_working_one(
+def test_step_ab_alternates_the_base_trees_versions_with_the_working_ones(
     corpus_root: Path, tiny_bert: Path, tmp_path: Path
 ) -> None:
-    """The base tree's crf.py is the working one with forward_backward
-    counting its calls in a file: the base side must be the one called."""
+    """The base tree is the working one with the CRF's forward_backward and
+    the CRF loss's __call__ each noting their calls in a file: on the base
+    side both are called, the function also from the base class's method."""
     base_tree, calls = tmp_path / "base", tmp_path / "base-calls"
-    base_crf = base_tree / "spacy_bioner" / "layers" / "crf.py"
-    base_crf.parent.mkdir(parents=True)
-    working = (ROOT / "spacy_bioner" / "layers" / "crf.py").read_text()
-    base_crf.write_text(working + f"""
-
-_forward_backward = forward_backward
-
-
-def forward_backward(*args, **kwargs):
-    with open({str(calls)!r}, "a") as calls:
-        calls.write("called\\n")
-    return _forward_backward(*args, **kwargs)
-""")
+    (base_tree / "spacy_bioner" / "layers").mkdir(parents=True)
+    crf = (ROOT / "spacy_bioner" / "layers" / "crf.py").read_text()
+    crf += "\n\n_forward_backward = forward_backward\n\n\ndef forward_backward(*args, **kwargs):"
+    crf += textwrap.indent(COUNT_CALL.format(path=str(calls), label="forward_backward"), "    ")
+    crf += "    return _forward_backward(*args, **kwargs)\n"
+    (base_tree / "spacy_bioner" / "layers" / "crf.py").write_text(crf)
+    losses = (ROOT / "spacy_bioner" / "losses.py").read_text()
+    docstring = '"""The gradients w.r.t. the emissions and the CRF scores, and the loss, in one pass."""\n'
+    assert docstring in losses
+    counted = docstring + textwrap.indent(COUNT_CALL.format(path=str(calls), label="CRFLoss"), " " * 8)
+    (base_tree / "spacy_bioner" / "losses.py").write_text(losses.replace(docstring, counted))
     output = tmp_path / "ab.json"
     run_script("step_ab.py", [
-        str(base_tree), "--swap", "spacy_bioner.layers.crf:forward_backward", "--corpus-root", str(corpus_root),
-        "--tokenizer", str(tiny_bert), "--batch-words", "300", "--batches", "2", "--rounds", "2",
-        "--output", str(output),
+        str(base_tree), "--swap", "spacy_bioner.layers.crf:forward_backward", "--swap", "spacy_bioner.losses:CRFLoss",
+        "--corpus-root", str(corpus_root), "--tokenizer", str(tiny_bert), "--batch-words", "300", "--batches", "2",
+        "--rounds", "2", "--output", str(output),
     ])
     record = json.loads(output.read_text())
     assert (record["batches"], record["rounds"]) == (2, 2)
-    # Each batch is timed once a side; the base side's CRF loss called its forward_backward.
-    assert calls.read_text().count("called") == 2
-    assert set(record["ms_inside"]["spacy_bioner.layers.crf:forward_backward"]) == {"base", "working"}
+    # Each batch is timed once a side: two base steps, each one loss and one forward-backward.
+    assert sorted(calls.read_text().split()) == ["CRFLoss"] * 2 + ["forward_backward"] * 2
+    assert set(record["ms_inside"]["spacy_bioner.layers.crf:forward_backward"]["forward_backward"]) == {"base", "working"}
+    assert "CRFLoss.__call__" in record["ms_inside"]["spacy_bioner.losses:CRFLoss"]
     assert set(record["paired_difference_ms"]) == {"mean", "standard_error", "median"}
 
 

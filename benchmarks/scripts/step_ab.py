@@ -15,13 +15,15 @@ function and the working tree's. The result is the paired difference of
 step time per batch (working tree minus base), and the time spent inside
 the swapped functions on each side.
 
-A swap names a module-level function; every module of the package that
-imported it by name is patched too. The base version is loaded from the base
-tree's file into the working tree's package, so what it imports relatively is
-the working tree's.
+A swap names a module-level function or class (`module:name`). A function
+is replaced wherever the package holds it (every module that imported it by
+name); a class takes the methods of its base version. The base versions are
+loaded from the base tree's files into the working tree's package, so what
+they import is the working tree's, with the other swaps applied.
 """
 
 import importlib.util
+import inspect
 import json
 import statistics
 import subprocess
@@ -30,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import typer
@@ -42,16 +45,20 @@ app = typer.Typer(add_completion=False)
 SIDES = ("base", "working")
 
 
-def base_function(base_tree: Path, swap: str) -> Callable:
-    """The function `module:name` as the base tree's file defines it."""
-    module_name, name = swap.split(":")
-    path = base_tree.joinpath(*module_name.split(".")).with_suffix(".py")
-    spec = importlib.util.spec_from_file_location(f"{module_name}__base", path)
-    if spec is None or not path.exists():
-        raise typer.BadParameter(f"{path} does not exist: is {base_tree} a tree of this repository?", param_hint="--swap")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, name)
+def base_module(base_tree: Path, module_name: str) -> ModuleType:
+    """The base tree's file of `module_name`, loaded once into the working
+    tree's package as `<module_name>__base` (so that a swapped function it
+    imported is swapped there too)."""
+    key = f"{module_name}__base"
+    if key not in sys.modules:
+        path = base_tree.joinpath(*module_name.split(".")).with_suffix(".py")
+        if not path.exists():
+            raise typer.BadParameter(f"{path} does not exist: is {base_tree} a tree of this repository?", param_hint="--swap")
+        spec = importlib.util.spec_from_file_location(key, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 
 
 def call_sites(function: Callable) -> List[Tuple[Any, str]]:
@@ -82,34 +89,69 @@ def commit_of(tree: Path) -> str:
     return described.stdout.strip() or "unknown"
 
 
+# An attribute one side does not have.
+ABSENT = object()
+
+
 @dataclass
 class Swap:
-    """One swapped function: where the package holds it, its two versions
-    (each timed into `seconds`)."""
+    """One `--swap`: each (holder, attribute) to set, with its value on each
+    side, the callables timed into `seconds` by (label, side).
+
+    A function is set wherever the package holds it; a class keeps its
+    identity (the pipeline's instances are of it) and takes the methods its
+    base version defines."""
 
     name: str
-    sites: List[Tuple[Any, str]]
-    versions: Dict[str, Callable]
-    seconds: Dict[str, List[float]]
+    patches: List[Tuple[Any, str, Dict[str, Any]]]
+    seconds: Dict[Tuple[str, str], List[float]]
 
     @classmethod
     def of(cls, base_tree: Path, swap: str) -> "Swap":
         module_name, _, name = swap.partition(":")
         working = getattr(importlib.import_module(module_name), name)
-        seconds: Dict[str, List[float]] = {side: [] for side in SIDES}
-        versions = {"base": base_function(base_tree, swap), "working": working}
-        timed_versions = {side: timed(function, seconds[side]) for side, function in versions.items()}
-        return cls(swap, call_sites(working), timed_versions, seconds)
+        base = getattr(base_module(base_tree, module_name), name)
+        seconds: Dict[Tuple[str, str], List[float]] = {}
+
+        def sides(label: str, base_value: Any, working_value: Any) -> Dict[str, Any]:
+            values = {"base": base_value, "working": working_value}
+            return {
+                side: timed(value, seconds.setdefault((label, side), [])) if callable(value) else value
+                for side, value in values.items()
+            }
+
+        if isinstance(working, type):
+            methods = sorted(k for k, v in {**vars(base), **vars(working)}.items() if inspect.isfunction(v))
+            patches = [
+                (working, method, sides(f"{name}.{method}", vars(base).get(method, ABSENT), vars(working).get(method, ABSENT)))
+                for method in methods
+            ]
+        else:
+            versions = sides(name, base, working)
+            patches = [(holder, attribute, versions) for holder, attribute in call_sites(working)]
+        return cls(swap, patches, seconds)
 
     def use(self, side: str) -> None:
-        for module, name in self.sites:
-            setattr(module, name, self.versions[side])
+        for holder, attribute, values in self.patches:
+            if values[side] is not ABSENT:
+                setattr(holder, attribute, values[side])
+            elif attribute in vars(holder):
+                delattr(holder, attribute)
+
+    def ms_inside(self) -> Dict[str, Dict[str, float]]:
+        """Mean milliseconds a call, by function or method, of those called on both sides."""
+        labels = {label for label, _ in self.seconds}
+        return {
+            label: {side: round(1000 * statistics.mean(self.seconds[label, side]), 2) for side in SIDES}
+            for label in sorted(labels)
+            if all(self.seconds[label, side] for side in SIDES)
+        }
 
 
 @app.command()
 def main(
     base_tree: Path = typer.Argument(..., exists=True, file_okay=False, help="A checkout of the base commit (git worktree add)."),
-    swaps: List[str] = typer.Option(..., "--swap", help="module:function to take from the base tree (repeatable)."),
+    swaps: List[str] = typer.Option(..., "--swap", help="module:function or module:Class to take from the base tree (repeatable)."),
     corpus_root: Path = typer.Option(Path("corpus"), help="Converted corpora: <root>/jnlpba/train.spacy."),
     config_path: Path = typer.Option(DEFAULT_CONFIG, "--config", help="The pipeline config to cut down."),
     tokenizer: str = typer.Option(DEFAULT_ENCODER, help="Whose tokenizer the tiny BERT uses (a path or a hub name)."),
@@ -126,6 +168,8 @@ def main(
         for batch in train_batches:  # first sight, untimed
             nlp.update(batch, sgd=optimizer)
         # After the pipeline is built, when every module that imports a swapped function is loaded.
+        for swap in swaps:  # every base module first, so that each function swap finds them all
+            base_module(base_tree, swap.partition(":")[0])
         patches = [Swap.of(base_tree, swap) for swap in swaps]
         for round_ in range(rounds):
             for i, batch in enumerate(train_batches):
@@ -152,10 +196,7 @@ def main(
             "standard_error": round(statistics.stdev(differences) / n**0.5, 1),
             "median": round(statistics.median(differences), 1),
         },
-        "ms_inside": {
-            patch.name: {side: round(1000 * statistics.mean(patch.seconds[side]), 2) for side in SIDES}
-            for patch in patches
-        },
+        "ms_inside": {patch.name: patch.ms_inside() for patch in patches},
         "device": device_name(),
         "versions": versions(),
     }
