@@ -144,7 +144,7 @@ class Swap:
         return {
             label: {side: round(1000 * statistics.mean(self.seconds[label, side]), 2) for side in SIDES}
             for label in sorted(labels)
-            if all(self.seconds[label, side] for side in SIDES)
+            if all(self.seconds.get((label, side)) for side in SIDES)
         }
 
 
