@@ -11,14 +11,13 @@ The settings are chosen on dev; test only reports. The records go to
 results/<date>-<device>-<tag>.json.
 """
 
-import json
 from pathlib import Path
 from typing import Any, Dict, List
 
 import spacy
 import typer
 
-from run import BENCHMARKS, CORPORA, device_name, log, results_stem
+from run import BENCHMARKS, CORPORA, device_name, log, results_stem, write_json
 from spacy_bioner.abbreviations import AbbreviationConsistency
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.evaluation import iob_tags, seqeval_scores
@@ -72,8 +71,7 @@ def main(
                     **{key: scores[key] for key in ("p", "r", "f1", "macro_f1")},
                 })
     output = output_dir / f"{results_stem(tag)}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(records, indent=2), encoding="utf8")
+    write_json(output, records)
     print(markdown_table(records))
     log(f"wrote {output}")
 

@@ -15,7 +15,6 @@ each array's scale, and the share of identical Viterbi paths. On a GPU that
 is also the check that the CuPy code paths compute what the NumPy ones do.
 """
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import spacy
 import typer
 from thinc.api import get_current_ops
 
-from run import device_name, log, versions
+from run import device_name, log, versions, write_json
 from spacy_bioner.layers.crf import forward_backward, viterbi
 from spacy_bioner.tags import make_tags, tag_constraints
 
@@ -148,9 +147,7 @@ def main(
         records.append(measure_shape(ops, n_docs, n_steps, repeats))
     print_records(records)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        record = {"device": device, "repeats": repeats, "versions": versions(), "shapes": records}
-        output.write_text(json.dumps(record, indent=2) + "\n", encoding="utf8")
+        write_json(output, {"device": device, "repeats": repeats, "versions": versions(), "shapes": records})
         log(f"wrote {output}")
 
 

@@ -27,7 +27,6 @@ records); the table is printed.
 """
 
 import datetime
-import json
 import os
 import platform
 import statistics
@@ -50,7 +49,7 @@ from transformers import (
 )
 
 from hf_token_classification import INFERENCE_BATCH_SIZES, pipeline_words_per_second
-from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, log, versions
+from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, log, versions, write_results
 from spacy_bioner.corpora import load_docs
 from spacy_bioner.encoders import resolve_encoder
 from spacy_bioner.evaluation import head_keys
@@ -272,8 +271,7 @@ def main(
             **({"peak_gpu_mb": peak_mb[system, batch_size]} if gpu_id >= 0 else {}),
         })
     stem = f"{datetime.date.today().isoformat()}-{'cpu' if gpu_id < 0 else 'gpu'}-inference{'-' + tag if tag else ''}"
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{stem}.json").write_text(json.dumps(records, indent=2), encoding="utf8")
+    write_results(records, output_dir, stem)
     print(markdown_table(records))
     log(f"wrote {output_dir / stem}.json")
 

@@ -389,9 +389,14 @@ def main(
     log(f"wrote {output_dir / stem}.json")
 
 
+def write_json(path: Path, data: Any) -> None:
+    """`data` as indented JSON at `path`, its folder made if need be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf8")
+
+
 def write_results(records: List[Dict[str, Any]], output_dir: Path, stem: str) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{stem}.json").write_text(json.dumps(records, indent=2), encoding="utf8")
+    write_json(output_dir / f"{stem}.json", records)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ they import is the working tree's, with the other swaps applied.
 
 import importlib.util
 import inspect
-import json
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import typer
 
-from run import DEFAULT_CONFIG, DEFAULT_ENCODER, device_name, log, versions
+from run import DEFAULT_CONFIG, DEFAULT_ENCODER, device_name, log, versions, write_json
 from spacy_bioner.encoders import resolve_encoder
 from step_overhead import tiny_encoder, training_setup
 
@@ -205,8 +204,7 @@ def main(
         f"(working, {record['working']}); paired difference {record['paired_difference_ms']}; inside {record['ms_inside']}"
     )
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(record, indent=2), encoding="utf8")
+        write_json(output, record)
         log(f"wrote {output}")
 
 

@@ -15,7 +15,6 @@ tags `--infer-docs` test documents at batch 32 and 128. Each setting is run
 with the CRF and with the softmax head.
 """
 
-import json
 import statistics
 import tempfile
 import time
@@ -41,6 +40,7 @@ from run import (
     log,
     spacy_config,
     versions,
+    write_json,
 )
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.encoders import resolve_encoder
@@ -143,8 +143,7 @@ def main(
             )
             records.append(record)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(records, indent=2), encoding="utf8")
+        write_json(output, records)
         log(f"wrote {output}")
 
 

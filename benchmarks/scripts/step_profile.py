@@ -49,7 +49,6 @@ on a GPU, so the same script profiles the CPU.
 
 import gc
 import itertools
-import json
 import math
 import statistics
 import time
@@ -80,6 +79,7 @@ from run import (
     parse_variant,
     spacy_config,
     versions,
+    write_json,
 )
 from spacy_bioner.corpora import load_docs
 from spacy_bioner.encoders import resolve_encoder
@@ -457,8 +457,7 @@ def main(
         records.append(record)
         if output is not None:
             # After every configuration, so a time-out loses only the one in progress.
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(json.dumps(records, indent=2), encoding="utf8")
+            write_json(output, records)
             log(f"wrote {output}")
         _release_memory(gpu_id)
 
