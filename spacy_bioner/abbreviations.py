@@ -26,8 +26,9 @@ its users, and PyPI's `abbreviations` works on strings, whose results would
 have to be mapped back onto tokens.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
@@ -136,6 +137,11 @@ def find_abbreviations(doc: Doc) -> List[Abbreviation]:
     definition included.
     """
     texts = [token.text for token in doc]
+    # Where each token text occurs: a mention starts at one of its first word's
+    # positions, so a long document is not scanned again for every definition.
+    positions: Dict[str, List[int]] = defaultdict(list)
+    for i, text in enumerate(texts):
+        positions[text].append(i)
     seen_long, seen_short = set(), set()
     found = []
     for long_form, short in _definitions(doc):
@@ -147,7 +153,7 @@ def find_abbreviations(doc: Doc) -> List[Abbreviation]:
         n = len(words)
         mentions = tuple(
             doc[i : i + n]
-            for i in range(len(doc) - n + 1)
+            for i in positions[words[0]]
             if texts[i : i + n] == words and not (long_form.start <= i and i + n <= long_form.end)
         )
         found.append(Abbreviation(long_form, mentions))

@@ -66,6 +66,28 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
     assert [(a.short_form, a.long_form.text) for a in found] == ([(short, long)] if short else [])
 
 
+def test_mentions_are_every_match_of_the_short_form_in_a_long_document(nlp):
+    """Many definitions, multi-word short forms and mentions up to the last
+    token, against a scan of every position."""
+    parts = []
+    for i in range(40):
+        parts.append(f"heat shock protein {i} ( HSP {i} ) binds HSP {(i * 7) % 40} ; HSP")
+    doc = make_doc(nlp, " ; ".join(parts) + " ; HSP 39")
+    found = find_abbreviations(doc)
+    assert len(found) >= 20 and "HSP 39" in {a.short_form for a in found}
+    texts = [token.text for token in doc]
+    for abbreviation in found:
+        words, long_form = abbreviation.short_form.split(" "), abbreviation.long_form
+        expected = [
+            (i, i + len(words))
+            for i in range(len(doc))
+            if texts[i : i + len(words)] == words and not (long_form.start <= i < long_form.end)
+        ]
+        assert [(m.start, m.end) for m in abbreviation.mentions] == expected
+        if abbreviation.short_form == "HSP 39":
+            assert expected[-1] == (len(doc) - 2, len(doc))
+
+
 def test_a_short_form_keeps_its_first_definition(nlp):
     doc = make_doc(nlp, "heart failure ( HF ) and high fat ( HF ) diets ; HF")
     (abbreviation,) = find_abbreviations(doc)

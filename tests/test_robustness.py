@@ -239,6 +239,27 @@ def test_wordpiece_encoder_matches_spacy_transformers(trained_nlp, remember):
 
 
 @pytest.mark.slow
+def test_prediction_in_passes_of_a_few_windows_gives_the_same_output(trained_nlp, monkeypatch):
+    """A long document's windows go through the encoder a few at a time in
+    prediction: the same vectors and entities as in one pass."""
+    from spacy_bioner.layers import transformer
+
+    model = trained_nlp.get_pipe("transformer").model
+    texts = ["IL-2 activates T cells and the expression of IL-2 in T cells . " * 12, "IL-2 activates T cells"]
+    whole, _ = model([trained_nlp.make_doc(text) for text in texts], is_train=False)
+    expected_ents = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in trained_nlp.pipe(texts)]
+    monkeypatch.setattr(transformer, "MAX_WINDOWS_PER_PASS", 3)
+    passes = []
+    monkeypatch.setattr(transformer, "_join", lambda values, join=transformer._join: passes.append(len(values)) or join(values))
+    parts, _ = model([trained_nlp.make_doc(text) for text in texts], is_train=False)
+    n_windows = len(whole.wordpieces.lengths)
+    assert passes and passes[0] == -(-n_windows // 3) > 1
+    assert parts.wordpieces.lengths == whole.wordpieces.lengths
+    numpy.testing.assert_allclose(parts.model_output.last_hidden_state, whole.model_output.last_hidden_state, atol=1e-5)
+    assert [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in trained_nlp.pipe(texts)] == expected_ents
+
+
+@pytest.mark.slow
 def test_window_longer_than_512_wordpieces(trained_nlp):
     text = "IL-2 activates " + "." * 2000 + " T cells"
     doc = trained_nlp(text)

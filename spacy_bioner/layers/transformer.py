@@ -9,6 +9,9 @@
   output is split per document without visiting its tokens (batch.py).
 - The encoder runs in this package's shim (`EncoderShim`): bfloat16 autocast,
   a fused optimizer step and layer-wise learning-rate decay as options.
+- In prediction the encoder takes at most MAX_WINDOWS_PER_PASS windows at a
+  time, so that one long document (a book in `annotate`) needs no more
+  memory than a batch of abstracts.
 
 All are behaviour of the layer class, `BioTransformerModel`, a subclass of
 `TransformerModel`: its `copy()` (which `nlp.replace_listeners` uses) keeps
@@ -17,9 +20,10 @@ offline fallback, see encoders.py) when the layer is initialised.
 """
 
 import copy
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+import torch
 from spacy.tokens import Doc, Span
 from spacy_transformers.align import get_alignment
 from spacy_transformers.data_classes import (
@@ -41,11 +45,18 @@ from spacy_transformers.util import maybe_flush_pytorch_cache
 from thinc.api import Model
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from transformers import PreTrainedTokenizerFast
+from transformers.utils import ModelOutput
 
 from ..encoders import resolve_encoder
 from .alignment import align_by_offsets
 from .batch import BioTransformerBatch
 from .encoder_shim import EncoderShim
+
+# Windows the encoder takes in one pass in prediction. A pass's activations
+# grow with its windows, and past a few hundred the CPU slows down too (its
+# caches overflow: benchmarks/README.md); 128 windows of 128 tokens keep a
+# GPU busy.
+MAX_WINDOWS_PER_PASS = 128
 
 
 class BioTransformerModel(TransformerModel):
@@ -181,7 +192,10 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
         wordpieces = WordpieceBatch.from_batch_encoding(batch_encoding)
         align = get_alignment(flat_spans, wordpieces.strings, tokenizer.all_special_tokens)
     wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
-    model_output, backprop_tensors = model.layers[0](wordpieces, is_train)
+    if is_train:
+        model_output, backprop_tensors = model.layers[0](wordpieces, is_train)
+    else:
+        model_output, backprop_tensors = _predict_in_passes(model.layers[0], wordpieces)
     output = BioTransformerBatch(spans=nested_spans, wordpieces=wordpieces, model_output=model_output, align=align)
 
     def backprop(d_output: FullTransformerBatch) -> List[Doc]:
@@ -189,6 +203,29 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
         return docs
 
     return output, backprop
+
+
+def _predict_in_passes(encoder: Model, wordpieces: WordpieceBatch) -> Tuple[ModelOutput, Callable]:
+    """The encoder's output for all windows, computed MAX_WINDOWS_PER_PASS
+    windows at a time. The slices keep the batch's padded width, so their
+    outputs are joined along the windows as they are."""
+    n_windows = len(wordpieces.lengths)
+    if n_windows <= MAX_WINDOWS_PER_PASS:
+        return encoder(wordpieces, False)
+    parts = [encoder(wordpieces[i : i + MAX_WINDOWS_PER_PASS], False)[0] for i in range(0, n_windows, MAX_WINDOWS_PER_PASS)]
+    joined = {key: _join([part[key] for part in parts]) for key in parts[0].keys()}
+    return type(parts[0])(**joined), _no_backprop
+
+
+def _join(values: List[Any]) -> Any:
+    """Per-window outputs of several passes, joined along the windows (tuples item by item)."""
+    if isinstance(values[0], tuple):
+        return tuple(_join(list(items)) for items in zip(*values))
+    return torch.cat(values, dim=0)
+
+
+def _no_backprop(d_output: Any) -> None:
+    raise ValueError("The transformer's output in prediction has no backprop.")
 
 
 class WindowSplitter:
