@@ -199,3 +199,14 @@ def test_abbreviation_settings_on_a_saved_pipeline(tiny_pipeline: Path, corpus_r
     gold, pred = iob_tags(docs, "bc5cdr"), iob_tags(predicted, "bc5cdr")
     alone = next(r for r in records if (r["split"], r["setting"]) == ("test", "none"))
     assert alone["f1"] == pytest.approx(seqeval_scores(gold, pred)["f1"])
+
+
+def test_long_document_record(tiny_pipeline: Path, corpus_root: Path, tmp_path: Path) -> None:
+    output = tmp_path / "long.json"
+    run_script("long_document.py", [
+        str(tiny_pipeline), "--chars", "3000", "--corpus-root", str(corpus_root), "--output", str(output),
+    ])
+    record = json.loads(output.read_text())
+    assert record["chars"] == 3000
+    assert record["tokens"] > 300
+    assert record["peak_rss_gb"] >= record["loaded_rss_gb"] > 0
