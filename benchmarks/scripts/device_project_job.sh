@@ -6,8 +6,9 @@
 # on the carried encoder (/tmp/all-MiniLM-L6-v2), through `package`
 # (install-test is left out: the machine cannot build a virtual environment
 # without a registry), then GPU inference words/s of the trained pipeline
-# against the Hugging Face pipeline at batch 32 and 128, and `annotate`
-# (local engine) against plain nlp.pipe on 2,000 abstracts. Stage with
+# against the Hugging Face pipeline at batch 32 and 128, `annotate`
+# (local engine) against plain nlp.pipe on 2,000 abstracts, and the time and
+# GPU memory of one 1,000,000-character document. Stage with
 # `../shared/device/stage.sh`, then call the device tool with
 #
 #   carry: [".device"]
@@ -15,7 +16,7 @@
 #
 # To $OUT (the device tool's output folder; elsewhere training/device/): times.tsv
 # (command, seconds, exit status), each command's log, metrics/, the
-# pipeline's meta.json, the built wheels' sizes and the two speed records.
+# pipeline's meta.json, the built wheels' sizes and the three speed records.
 set -uo pipefail
 
 BENCHMARKS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,5 +52,7 @@ if [ -d training/model-best ]; then
     --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --output-dir "$OUT"
   timed annotate-speed python3 benchmarks/scripts/annotate_speed.py --model training/model-best --gpu-id 0 \
     --n-docs 2000 --out "$OUT/annotate-speed-gpu.json"
+  timed long-document python3 benchmarks/scripts/long_document.py training/model-best --gpu-id 0 \
+    --chars 1000000 --corpus-root corpus --output "$OUT/long-document-gpu.json"
 fi
 cat "$OUT/times.tsv"

@@ -5,7 +5,7 @@
 The document is the corpus's test text repeated up to `--chars` characters;
 `nlp(text)` runs once in this process after a short warm-up. Peak memory is
 the process's peak resident set (`resource`), and on a GPU torch's peak
-allocation.
+allocation (spaCy's arrays in torch's pool, as in inference.py).
 """
 
 import resource
@@ -16,6 +16,7 @@ from typing import Optional
 import spacy
 import typer
 
+from inference import use_gpu
 from run import BENCHMARKS, CORPORA, device_name, log, versions, write_json
 from spacy_bioner.corpora import load_docs
 
@@ -35,7 +36,7 @@ def main(
     if corpus not in CORPORA:
         raise typer.BadParameter(f"use one of {list(CORPORA)}", param_hint="--corpus")
     if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+        use_gpu(gpu_id)  # before the pipeline loads; torch's peak then covers spaCy's arrays too
     nlp = spacy.load(pipeline)
     loaded_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     directory, _ = CORPORA[corpus]
