@@ -53,9 +53,9 @@ from .batch import BioTransformerBatch
 from .encoder_shim import EncoderShim
 
 # Windows the encoder takes in one pass in prediction. A pass's activations
-# grow with its windows, and past a few hundred the CPU slows down too (its
-# caches overflow: benchmarks/README.md); 128 windows of 128 tokens keep a
-# GPU busy.
+# grow with its windows, and past a few hundred each window costs the CPU
+# more (benchmarks/README.md, "One long document"); 128 windows of 128 tokens
+# are some 20,000 wordpieces, a full batch for a GPU too.
 MAX_WINDOWS_PER_PASS = 128
 
 
