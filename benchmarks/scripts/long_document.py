@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import spacy
+import torch
 import typer
 
 from inference import use_gpu
@@ -44,8 +45,6 @@ def main(
     text = (text * (chars // len(text) + 1))[:chars]
     nlp(text[:2000])
     if gpu_id >= 0:
-        import torch
-
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     doc = nlp(text)
@@ -63,8 +62,6 @@ def main(
         "versions": versions(),
     }
     if gpu_id >= 0:
-        import torch
-
         record["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 2)
     log(f"{chars:,} characters, {len(doc):,} tokens, {len(doc.ents):,} entities: {seconds:.0f} s, "
         f"peak RSS {record['peak_rss_gb']} GB (loaded: {record['loaded_rss_gb']} GB)")
