@@ -16,7 +16,9 @@ Design choices, and why:
   own data loader. The loop is short, and it makes resuming exact: the batch
   order is a function of (seed, epoch) and the RNG states (dropout, masking)
   are saved with the model, optimizer and scheduler, so `--resume` ends with
-  the same weights as an uninterrupted run.
+  the same weights as an uninterrupted run. A finished run removes its
+  checkpoint (`keep_checkpoint` keeps it): the output is used as an encoder
+  directory, and the checkpoint would triple its size.
 * **Packing.** All lines (sentences, or whole abstracts) are tokenized into
   one stream with the separator token between lines, cut into blocks of
   `max_length` tokens and wrapped with the encoder's special tokens (RoBERTa's
@@ -32,7 +34,13 @@ Design choices, and why:
 * **Held-out loss.** A fixed 1% of the packed sequences (chosen with a
   constant seed, independent of `seed`, so runs with different seeds are
   compared on the same sequences) with a fixed masking, so that "before" and
-  "after" differ only by the weights. The loss is the mean over masked tokens;
+  "after" differ only by the weights. The held-out sequences are cut from the
+  same stream as the training ones, so the sentences next to them (often of
+  the same abstract) are trained on: the loss measures how well the encoder
+  models this text, not text it has never seen. Splitting the lines before
+  packing would not change that for one-sentence-a-line text (every held-out
+  sentence would keep its neighbours in training) and would pack unrelated
+  sentences together, unlike training. The loss is the mean over masked tokens;
   the perplexity is its exponential. For an encoder without an MLM head the
   "before" loss is that of the new, untrained head: expect it to be high.
 * **Masking RNG.** The collators draw from torch's global RNG (and, for whole
@@ -100,12 +108,27 @@ class PretrainSettings:
     fallback: str = ""
     # Not part of the run's identity (may differ on resume).
     checkpoint_every: int = field(default=500, compare=False)
+    keep_checkpoint: bool = field(default=False, compare=False)
 
     def identity(self) -> Dict[str, Any]:
         """The settings a resumed run must share with the run it resumes."""
         data = asdict(self)
-        data.pop("checkpoint_every")
+        for name in _NOT_IDENTITY:
+            data.pop(name)
         return data
+
+    def check(self) -> None:
+        """Refuse values that no run could use, before anything is loaded."""
+        check_heldout_fraction(self.heldout_fraction)
+
+
+_NOT_IDENTITY = ("checkpoint_every", "keep_checkpoint")
+
+
+def check_heldout_fraction(fraction: float) -> None:
+    """`fraction` must be in [0, 1): some sequences must be left to train on."""
+    if not 0 <= fraction < 1:
+        raise PretrainError(f"--heldout-fraction must be in [0, 1), got {fraction}")
 
 
 # ---------------------------------------------------------------------------
@@ -213,6 +236,28 @@ def load_encoder(name_or_path: str) -> Tuple[Any, Any]:
     return tokenizer, model
 
 
+def is_wordpiece(tokenizer: Any) -> bool:
+    """Whether `tokenizer` marks a word's continuation pieces with "##", as
+    BERT's WordPiece does: what whole-word masking reads words from."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        model = backend.model
+        return type(model).__name__ == "WordPiece" and getattr(model, "continuing_subword_prefix", None) == "##"
+    return hasattr(tokenizer, "wordpiece_tokenizer")  # slow BERT-style tokenizers
+
+
+def check_whole_word_mask(tokenizer: Any, encoder: str) -> None:
+    """Refuse whole-word masking with a tokenizer that is not WordPiece-style:
+    transformers' collator finds words by the "##" prefix and, for any other
+    tokenizer, only warns and masks single pieces."""
+    if not is_wordpiece(tokenizer):
+        raise PretrainError(
+            f"--whole-word-mask needs a WordPiece tokenizer (BERT-style, \"##\" marks a word's continuation "
+            f"pieces); encoder {encoder!r} has {type(tokenizer).__name__}, whose words it cannot find: "
+            "drop --whole-word-mask to mask single pieces"
+        )
+
+
 def sequence_length(tokenizer: Any, model: Any, max_length: int) -> int:
     """`max_length`, capped at what the encoder's positions and tokenizer allow."""
     limits = [max_length, getattr(model.config, "max_position_embeddings", max_length)]
@@ -223,39 +268,44 @@ def sequence_length(tokenizer: Any, model: Any, max_length: int) -> int:
 
 
 def pack_sequences(lines: Sequence[str], tokenizer: Any, max_length: int, batch_size: int = 1000) -> List[List[int]]:
-    """The lines as one token stream, with the separator token between lines,
-    cut into blocks of `max_length` tokens including the encoder's special
-    tokens ([CLS] ... [SEP] for BERT). Only the last block is shorter."""
+    """The lines as one token stream, cut into blocks of `max_length` tokens
+    including the encoder's special tokens ([CLS] ... [SEP] for BERT).
+
+    Inside a block, exactly one separator token stands between two lines; a
+    block boundary between two lines replaces the separator, so a block never
+    starts or ends on one. A line may continue from one block into the next.
+    Every block but the last is full, except where a line ends on a block's
+    last-but-one content slot: the separator would be its last token and the
+    next line's first token would follow it in the next block, so that block
+    ends with the line, one token short (filling the slot with the next line's
+    first token instead would join two lines without a separator).
+    """
     separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     n_special = tokenizer.num_special_tokens_to_add(pair=False)
     content = max_length - n_special
     if content < 8:
         raise PretrainError(f"--max-length {max_length} is too short")
-    stream: List[int] = []
+    sequences: List[List[int]] = []
+    chunk: List[int] = []
     for start in range(0, len(lines), batch_size):
         # verbose=False: long abstracts exceed the model length before packing.
         encoded = tokenizer(list(lines[start : start + batch_size]), add_special_tokens=False, verbose=False)
         for ids in encoded["input_ids"]:
-            if ids:
-                if stream and separator is not None:
-                    stream.append(separator)
-                stream.extend(ids)
-    # A block never starts or ends on a line boundary's separator, and every
-    # block but the last is full.
-    sequences: List[List[int]] = []
-    chunk: List[int] = []
-    for token in stream:
-        if token == separator and not chunk:
-            continue
-        chunk.append(token)
-        if len(chunk) == content:
-            if token == separator:
-                chunk.pop()
+            if not ids:
                 continue
-            sequences.append(tokenizer.build_inputs_with_special_tokens(chunk))
-            chunk = []
-    while chunk and chunk[-1] == separator:
-        chunk.pop()
+            if chunk and separator is not None:
+                if len(chunk) + 1 == content:  # room for the separator only
+                    sequences.append(tokenizer.build_inputs_with_special_tokens(chunk))
+                    chunk = []
+                else:
+                    chunk.append(separator)
+            while ids:
+                room = content - len(chunk)
+                chunk.extend(ids[:room])
+                ids = ids[room:]
+                if len(chunk) == content:
+                    sequences.append(tokenizer.build_inputs_with_special_tokens(chunk))
+                    chunk = []
     if chunk:
         sequences.append(tokenizer.build_inputs_with_special_tokens(chunk))
     return sequences
@@ -273,8 +323,7 @@ def fingerprint(sequences: Sequence[Sequence[int]]) -> str:
 def split_heldout(n: int, fraction: float) -> Tuple[List[int], List[int]]:
     """(train indices, held-out indices): a fixed `fraction` of `n` sequences,
     at least one where the fraction is positive and there are two or more."""
-    if not 0 <= fraction < 1:
-        raise PretrainError(f"--heldout-fraction must be in [0, 1), got {fraction}")
+    check_heldout_fraction(fraction)
     n_heldout = 0 if fraction == 0 or n < 2 else max(1, round(n * fraction))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(HELDOUT_SEED)).tolist()
     heldout = set(order[:n_heldout])
@@ -305,13 +354,16 @@ class MaskingRNG:
                 random.setstate(python_outside)
 
     def state_dict(self) -> Dict[str, Any]:
-        """The state, for a checkpoint."""
-        return {"torch": self.torch_state, "python": self.python_state}
+        """The state, for a checkpoint: tensors and plain lists, which
+        `torch.load(weights_only=True)` reads."""
+        version, internal, gauss_next = self.python_state
+        return {"torch": self.torch_state, "python": [version, list(internal), gauss_next]}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore the state of a checkpoint."""
+        version, internal, gauss_next = state["python"]
         self.torch_state = state["torch"]
-        self.python_state = state["python"]
+        self.python_state = (version, tuple(internal), gauss_next)
 
 
 class Batcher:
@@ -325,6 +377,8 @@ class Batcher:
             DataCollatorForWholeWordMask,
         )
 
+        if whole_word_mask:
+            check_whole_word_mask(tokenizer, tokenizer.name_or_path)
         cls = DataCollatorForWholeWordMask if whole_word_mask else DataCollatorForLanguageModeling
         self.tokenizer = tokenizer
         self.collator = cls(tokenizer=tokenizer, mlm=True, mlm_probability=mlm_probability, return_tensors="pt")
@@ -345,8 +399,16 @@ class Batcher:
         }
 
 
+def _bf16(device: torch.device) -> bool:
+    """Whether `device` is a GPU with native bf16 (the current GPU: `pretrain`
+    selects it). Emulated bf16, on older GPUs, has no fast matrix units."""
+    return device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    if device.type == "cuda":
+    """bf16 autocast where the GPU has bf16; float32 elsewhere (fp16 would
+    need loss scaling)."""
+    if _bf16(device):
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -507,6 +569,54 @@ def _read_checkpoint_state(output: Path) -> Optional[Dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf8")) if path.is_file() else None
 
 
+def _load_checkpoint_file(path: Path, **kwargs: Any) -> Any:
+    """A checkpoint's torch file, read with `weights_only=True`: tensors and
+    plain containers, never arbitrary pickled objects (which could run code)."""
+    try:
+        return torch.load(path, weights_only=True, **kwargs)
+    except Exception as err:  # pickle.UnpicklingError, or RuntimeError for a damaged file
+        raise PretrainError(
+            f"cannot resume from {path}: not a checkpoint this version can read safely "
+            f"({type(err).__name__}); rerun without --resume to start afresh"
+        ) from None
+
+
+def _finished_results(output: Path) -> Optional[Dict[str, Any]]:
+    """The results of a finished run in `output`, if it holds one."""
+    path = output / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text(encoding="utf8"))
+    except ValueError:
+        return None
+    return results if isinstance(results, dict) and results.get("complete") else None
+
+
+def _check_finished_run(output: Path, results: Dict[str, Any], settings: PretrainSettings,
+                        sources: Optional[List[Dict[str, Any]]]) -> None:
+    """Refuse to treat a finished run as the one `--resume` asks for when its
+    settings or text differ: without its checkpoint it cannot be continued."""
+    recorded = results.get("settings", {})
+    differences = [
+        f"{key}: finished run {recorded.get(key)!r}, now {value!r}"
+        for key, value in settings.identity().items()
+        if recorded.get(key) != value
+    ]
+
+    def contents(text: Sequence[Dict[str, Any]]) -> List[Tuple[Any, Any]]:
+        # Not the paths: the same files may be named from another directory.
+        return [(source.get("md5"), source.get("lines")) for source in text]
+
+    if sources is not None and contents(results.get("text", [])) != contents(sources):
+        differences.append("the text differs")
+    if differences:
+        raise PretrainError(
+            f"cannot resume {output}: it holds a finished run that differs from this one "
+            f"({'; '.join(differences)}); rerun without --resume to start afresh"
+        )
+
+
 def _clear_output(output: Path) -> None:
     """Empty a previous pretraining output (checked by `check_output_dir`)."""
     for child in output.iterdir():
@@ -537,9 +647,13 @@ def pretrain(
     plus `pretraining.json` to `output_dir`.
 
     With `resume`, a checkpoint in `output_dir` is continued (its settings and
-    data must match); without one the run starts afresh. `stop_at_step` ends
-    the run early after checkpointing (the returned dict then has
-    "complete": False). Returns the results written to pretraining.json.
+    data must match); without one the run starts afresh. Resuming a finished
+    run (pretraining.json written) changes nothing and returns its results
+    (refused where its settings or text differ: it has no checkpoint to continue).
+    `stop_at_step` ends the run early after checkpointing (the returned dict
+    then has "complete": False). The checkpoint (a second copy of the model,
+    plus the optimizer state) is removed once the run is finished, unless
+    `settings.keep_checkpoint`. Returns the results written to pretraining.json.
     """
     from transformers import (
         AutoModelForMaskedLM,
@@ -547,10 +661,19 @@ def pretrain(
         get_linear_schedule_with_warmup,
     )
 
+    settings.check()
     output = Path(output_dir)
     check_output_dir(output)
+    if resume:
+        finished = _finished_results(output)
+        if finished is not None:
+            _check_finished_run(output, finished, settings, sources)
+            log(f"{output} holds a finished run ({finished.get('steps', 0):,} steps): nothing to resume")
+            return finished
     started = time.time()
     device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # what torch.cuda.is_bf16_supported asks about
     base = resolve_encoder(settings.encoder, settings.fallback or None)
     checkpoint_state = _read_checkpoint_state(output) if resume and output.is_dir() else None
     if resume and checkpoint_state is None:
@@ -563,6 +686,8 @@ def pretrain(
         tokenizer = AutoTokenizer.from_pretrained(output / CHECKPOINT_DIR / "model")
         model = AutoModelForMaskedLM.from_pretrained(output / CHECKPOINT_DIR / "model")
     max_length = sequence_length(tokenizer, model, settings.max_length)
+    if settings.whole_word_mask:
+        check_whole_word_mask(tokenizer, base)
     log(f"Encoder {base}: packing {len(lines):,} lines into sequences of {max_length} tokens")
     sequences = pack_sequences(lines, tokenizer, max_length)
     train, heldout = split_heldout(len(sequences), settings.heldout_fraction)
@@ -591,6 +716,8 @@ def pretrain(
         _clear_output(output)
     output.mkdir(parents=True, exist_ok=True)
 
+    if device.type == "cuda" and not _bf16(device):
+        log("This GPU has no bf16: training in float32")
     model.to(device)
     model.train()
     batcher = Batcher(tokenizer, settings.whole_word_mask, settings.mlm_probability)
@@ -604,9 +731,9 @@ def pretrain(
         state = {"step": 0, "tokens_seen": 0, "seconds": 0.0, "before": before}
     else:
         ckpt = output / CHECKPOINT_DIR
-        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
-        scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt"))
-        rng_state = torch.load(ckpt / "rng.pt", weights_only=False)
+        optimizer.load_state_dict(_load_checkpoint_file(ckpt / "optimizer.pt", map_location=device))
+        scheduler.load_state_dict(_load_checkpoint_file(ckpt / "scheduler.pt"))
+        rng_state = _load_checkpoint_file(ckpt / "rng.pt")
         masking_rng.load_state_dict(rng_state["masking"])
         torch.set_rng_state(rng_state["torch"])
         if "cuda" in rng_state and device.type == "cuda":
@@ -685,9 +812,14 @@ def pretrain(
         "seconds_training": state["seconds"],
         "seconds_total_this_run": round(time.time() - started, 3),
         "device": str(device),
+        "precision": "bf16" if _bf16(device) else "float32",
         "versions": {"torch": torch.__version__, "transformers": _transformers_version()},
     }
     (output / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
+    if not settings.keep_checkpoint:
+        # The run is finished: the checkpoint would only add ~3x the model's
+        # size to the directory used as the encoder.
+        shutil.rmtree(output / CHECKPOINT_DIR)
     if after is not None:
         log(f"Held-out masked-LM loss after: {after['loss']:.4f} (perplexity {after['perplexity']:.1f})")
     log(f"Wrote {output} ({state['tokens_seen']:,} tokens seen in {state['step']:,} steps)")

@@ -4,6 +4,9 @@ tiny random BERT: nothing is downloaded, nothing is mocked."""
 import bisect
 import json
 import math
+import os
+import random
+import warnings
 from pathlib import Path
 from typing import Dict, List, Sequence, Set, Tuple
 
@@ -11,7 +14,7 @@ import pytest
 import torch
 from spacy.schemas import ModelMetaSchema, validate
 from thinc.api import Adam, fix_random_seed
-from toy import toy_examples, toy_sentences, transformer_pipeline
+from toy import FILLER, make_tiny_bert, toy_examples, toy_sentences, transformer_pipeline
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
@@ -97,16 +100,59 @@ def test_masked_lm_loss_equals_the_models_own(architecture: str) -> None:
         torch.testing.assert_close(masked_lm_loss(model, batch), model(**batch).loss)
 
 
-def test_pack_sequences_keeps_the_stream_in_full_blocks(tiny_bert: Path) -> None:
+def assert_packed_by_lines(sequences: List[List[int]], lines: Sequence[str], tokenizer, max_length: int) -> None:
+    """Each block is [CLS] content [SEP]; the blocks' contents, read in order,
+    are the lines' tokens with exactly one separator between two lines inside a
+    block and none at a block's edge; every block but the last is full, or one
+    token short where its last line ends on the last-but-one slot."""
+    sep = tokenizer.sep_token_id
+    line_ids = [ids for ids in (tokenizer(line, add_special_tokens=False)["input_ids"] for line in lines) if ids]
+    line, offset = 0, 0  # where the next content token should come from
+    for n, ids in enumerate(sequences):
+        assert ids[0] == tokenizer.cls_token_id and ids[-1] == sep
+        parts: List[List[int]] = [[]]
+        for token in ids[1:-1]:
+            if token == sep:
+                parts.append([])
+            else:
+                parts[-1].append(token)
+        assert all(parts), f"block {n} starts or ends on a separator, or holds two in a row"
+        for k, part in enumerate(parts):
+            if k:
+                assert offset == 0, f"block {n}: a separator inside line {line}"
+            assert part == line_ids[line][offset : offset + len(part)], f"block {n}: line {line} glued to the next"
+            offset += len(part)
+            if offset == len(line_ids[line]):
+                line, offset = line + 1, 0
+        if n < len(sequences) - 1:
+            assert len(ids) == max_length or (len(ids) == max_length - 1 and offset == 0), f"block {n} not full"
+    assert (line, offset) == (len(line_ids), 0)  # every token of every line, once
+
+
+@pytest.mark.parametrize("max_length", [10, 11, 12, 13, 20])
+def test_pack_sequences_keeps_the_stream_in_full_blocks(tiny_bert: Path, max_length: int) -> None:
     tokenizer, _ = load_encoder(str(tiny_bert))
     lines = toy_text(50)
-    sequences = pack_sequences(lines, tokenizer, max_length=20)
-    assert all(len(ids) <= 20 for ids in sequences)
-    assert all(len(ids) == 20 for ids in sequences[:-1])  # only the last may be short
-    assert all(ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id for ids in sequences)
+    sequences = pack_sequences(lines, tokenizer, max_length=max_length)
+    assert all(len(ids) <= max_length for ids in sequences)
+    assert sum(len(ids) < max_length for ids in sequences[:-1]) < len(sequences) // 4  # mostly full
     content = [t for ids in sequences for t in ids[1:-1] if t != tokenizer.sep_token_id]
     expected = [t for line in lines for t in tokenizer(line, add_special_tokens=False)["input_ids"]]
     assert content == expected
+    assert_packed_by_lines(sequences, lines, tokenizer, max_length)
+
+
+def test_pack_sequences_never_joins_two_lines(tiny_bert: Path) -> None:
+    # 8 content slots: the first line ends on the 7th, where only its separator would fit.
+    tokenizer, _ = load_encoder(str(tiny_bert))
+    lines = [" ".join(["the"] * 7), "p53 p53 p53", "in in"]
+    sequences = pack_sequences(lines, tokenizer, max_length=10)
+    tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in sequences]
+    assert tokens == [
+        ["[CLS]"] + ["the"] * 7 + ["[SEP]"],
+        ["[CLS]", "p53", "p53", "p53", "[SEP]", "in", "in", "[SEP]"],
+    ]
+    assert_packed_by_lines(sequences, lines, tokenizer, 10)
 
 
 def test_read_text_file_reads_the_embedded_collection() -> None:
@@ -128,6 +174,78 @@ def test_heldout_loss_decreases(tiny_bert: Path, tmp_path: Path) -> None:
 def test_whole_word_masking_trains(tiny_bert: Path, tmp_path: Path) -> None:
     results = run(tiny_bert, tmp_path / "out", steps=3, whole_word_mask=True)
     assert results["complete"] and results["heldout"]["after"]["masked_tokens"] > 0
+
+
+def word_starts(tokens: Sequence[str]) -> List[int]:
+    """Per token, the index of the piece its word starts at ("##" continues a
+    word), -1 for the special tokens."""
+    starts: List[int] = []
+    for i, token in enumerate(tokens):
+        if token in ("[CLS]", "[SEP]", "[PAD]"):
+            starts.append(-1)
+        elif token.startswith("##") and i and starts[-1] >= 0:
+            starts.append(starts[-1])
+        else:
+            starts.append(i)
+    return starts
+
+
+def test_whole_word_masking_masks_every_piece_of_a_word_or_none(tmp_path: Path) -> None:
+    from spacy_bioner.pretraining import Batcher, MaskingRNG
+
+    stems, endings = ["alpha", "beta", "gamma"], ["##ase", "##ine", "##ol"]
+    bert = make_tiny_bert(tmp_path / "bert", extra_words=stems + endings)
+    tokenizer, _ = load_encoder(str(bert))
+    rng = random.Random(0)
+    words = FILLER + [stem + ending[2:] for stem in stems for ending in endings]  # e.g. alphaase: alpha ##ase
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 12))) for _ in range(200)]
+    sequences = pack_sequences(lines, tokenizer, max_length=32)
+
+    def split_words(whole_word_mask: bool) -> Tuple[int, int]:
+        """(multi-piece words masked in full, multi-piece words masked in part)."""
+        batch = Batcher(tokenizer, whole_word_mask, 0.15)(sequences, MaskingRNG(0))
+        full = partial = 0
+        for ids, labels in zip(sequences, batch["labels"].tolist()):
+            groups: Dict[int, List[bool]] = {}
+            for i, start in enumerate(word_starts(tokenizer.convert_ids_to_tokens(ids))):
+                if start >= 0:
+                    groups.setdefault(start, []).append(labels[i] != -100)
+            for masked in groups.values():
+                if len(masked) > 1 and any(masked):
+                    full, partial = (full + 1, partial) if all(masked) else (full, partial + 1)
+        return full, partial
+
+    assert any(t.startswith("##") for ids in sequences for t in tokenizer.convert_ids_to_tokens(ids))
+    full, partial = split_words(whole_word_mask=True)
+    assert full > 20 and partial == 0
+    # The vocabulary tells the two apart: masking single pieces splits words.
+    assert split_words(whole_word_mask=False)[1] > 0
+
+
+def make_tiny_roberta(path: Path) -> Path:
+    """A saved 1-layer random RoBERTa with a byte-level BPE tokenizer trained on the toy text."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    path.mkdir(parents=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(toy_text(), vocab_size=400, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    bpe.save_model(str(path))
+    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"))
+    tokenizer.save_pretrained(str(path))
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=37, max_position_embeddings=80)
+    RobertaModel(config).save_pretrained(str(path))
+    return path
+
+
+def test_whole_word_masking_refuses_a_tokenizer_without_wordpieces(tmp_path: Path) -> None:
+    # transformers' collator would only warn and mask single BPE pieces.
+    roberta = make_tiny_roberta(tmp_path / "roberta")
+    with pytest.raises(PretrainError, match="WordPiece tokenizer.*drop --whole-word-mask"):
+        run(roberta, tmp_path / "out", whole_word_mask=True)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
@@ -153,11 +271,94 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny_bert: Path, tmp_p
     assert not torch.allclose(base[name], a[name])
 
 
+def snapshot(directory: Path) -> Dict[str, Tuple[bytes, int]]:
+    """Every file under `directory`: its bytes and modification time."""
+    return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_resume_over_a_finished_run_changes_nothing(tiny_bert: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = run(tiny_bert, out, steps=3)
+    assert not (out / CHECKPOINT_DIR).exists() and results["precision"] == "float32"
+    before = snapshot(out)
+    messages: List[str] = []
+    again = pretrain(settings(tiny_bert, steps=3), toy_text(), out, resume=True, progress=False, log=messages.append)
+    assert again == results and again["steps"] == 3
+    assert snapshot(out) == before  # the weights, the results: not a byte rewritten
+    assert any("nothing to resume" in message for message in messages)
+    # A finished run cannot be continued with other settings: no checkpoint.
+    with pytest.raises(PretrainError, match="finished run.*steps: finished run 3, now 5"):
+        run(tiny_bert, out, steps=5, resume=True)
+    assert snapshot(out) == before
+
+
+@pytest.mark.slow
+def test_keep_checkpoint_keeps_it(tiny_bert: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = run(tiny_bert, out, steps=3, keep_checkpoint=True)
+    state = json.loads((out / CHECKPOINT_DIR / "trainer_state.json").read_text(encoding="utf8"))
+    assert state["step"] == results["steps"] == 3
+    before = snapshot(out)
+    assert run(tiny_bert, out, steps=3, keep_checkpoint=True, resume=True) == results
+    assert snapshot(out) == before
+
+
+class _Payload:
+    """Pickled, it calls os.mkdir(path) when unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+@pytest.mark.slow
+def test_resume_reads_no_pickled_objects(tiny_bert: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(tiny_bert, out, steps=4, stop_at_step=2)
+    rng_file = out / CHECKPOINT_DIR / "rng.pt"
+    assert set(torch.load(rng_file, weights_only=True)) >= {"masking", "torch"}
+    marker = tmp_path / "code-ran"
+    torch.save({"masking": _Payload(marker), "torch": torch.get_rng_state()}, rng_file)
+    with pytest.raises(PretrainError, match="rng.pt"):
+        run(tiny_bert, out, steps=4, resume=True)
+    assert not marker.exists()
+
+
 @pytest.mark.slow
 def test_resume_refuses_changed_settings(tiny_bert: Path, tmp_path: Path) -> None:
     run(tiny_bert, tmp_path / "out", steps=4, stop_at_step=2)
     with pytest.raises(PretrainError, match="learn_rate"):
         run(tiny_bert, tmp_path / "out", steps=4, learn_rate=5e-4, resume=True)
+
+
+def test_autocast_is_bf16_only_where_the_gpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    from spacy_bioner.pretraining import _autocast
+
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert isinstance(_autocast(cuda), contextlib.nullcontext)  # float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available" on a machine without one
+        context = _autocast(cuda)
+    assert isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16
+    assert isinstance(_autocast(torch.device("cpu")), contextlib.nullcontext)
+
+
+def test_heldout_fraction_is_checked_before_anything_is_loaded(tmp_path: Path) -> None:
+    # The encoder does not exist and the text file neither: the fraction is refused first.
+    with pytest.raises(PretrainError, match="--heldout-fraction must be in"):
+        run(tmp_path / "no-encoder", tmp_path / "out", heldout_fraction=1.0)
+    result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",
+                                 str(tmp_path / "missing.txt"), "--no-include-task-text", "--heldout-fraction", "1"])
+    assert result.exit_code == 1 and "--heldout-fraction must be in [0, 1), got 1.0" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_epochs_count_whole_passes() -> None:
@@ -220,7 +421,8 @@ def test_output_loads_as_an_encoder(adapted: Path) -> None:
 
     results = json.loads((adapted / RESULTS_FILE).read_text(encoding="utf8"))
     assert results["complete"] and results["steps"] == 6
-    assert (adapted / CHECKPOINT_DIR / "trainer_state.json").is_file()
+    # The finished run keeps no checkpoint in the encoder directory.
+    assert not [p.name for p in adapted.iterdir() if p.name.startswith(CHECKPOINT_DIR)]
     check_output_dir(adapted)  # a previous output may be overwritten or resumed
     base = AutoModel.from_pretrained(adapted)
     assert type(base).__name__ == "BertModel"
@@ -401,7 +603,7 @@ def test_cli_help_explains_the_options() -> None:
     assert result.exit_code == 0
     for option in ("--text", "--include-task-text", "--steps", "--epochs", "--batch-size", "--max-length",
                    "--learn-rate", "--warmup", "--whole-word-mask", "--seed", "--gpu-id",
-                   "--heldout-fraction", "--resume", "--task-text-only"):
+                   "--heldout-fraction", "--resume", "--task-text-only", "--keep-checkpoint"):
         assert option in result.output
 
 
@@ -455,9 +657,15 @@ def test_cli_writes_an_encoder(tiny_bert: Path, tmp_path: Path) -> None:
     results = json.loads((out / RESULTS_FILE).read_text(encoding="utf8"))
     assert results["steps"] == 3 and results["text"][0]["lines"] == 60
     assert results["heldout"]["before"]["perplexity"] > 1
-    # Rerunning over its own output starts afresh; --resume over a finished run is a no-op run.
-    assert runner.invoke(app, args + ["--resume"]).exit_code == 0
-    assert runner.invoke(app, args).exit_code == 0
+    assert not (out / CHECKPOINT_DIR).exists()
+    # --resume over a finished run changes nothing and says so.
+    before = snapshot(out)
+    result = runner.invoke(app, args + ["--resume"])
+    assert result.exit_code == 0 and "nothing to resume" in result.output
+    assert snapshot(out) == before
+    # Rerunning over its own output starts afresh.
+    assert runner.invoke(app, args + ["--keep-checkpoint"]).exit_code == 0
+    assert (out / CHECKPOINT_DIR / "trainer_state.json").is_file()
 
 
 @pytest.mark.slow

@@ -29,8 +29,8 @@ def pretrain_command(
     ),
     output_dir: Path = typer.Argument(
         ..., metavar="OUTPUT_DIR", help="Where to write the adapted encoder (config, weights, tokenizer, "
-        "pretraining.json, checkpoint/): a new or empty directory, or a previous pretrain output "
-        "(replaced, unless --resume)."
+        "pretraining.json; checkpoint/ while training): a new or empty directory, or a previous "
+        "pretrain output (replaced, unless --resume)."
     ),
     text: Optional[List[Path]] = typer.Option(
         None, "--text", help="Text file (plain, .gz or .xz, one sentence or document a line); repeat for "
@@ -61,10 +61,13 @@ def pretrain_command(
         0.06, "--warmup", help="Linear warm-up, as a fraction of the steps; then linear decay to 0."
     ),
     whole_word_mask: bool = typer.Option(
-        False, "--whole-word-mask", help="Mask whole words rather than word pieces (BERT-style tokenizers)."
+        False, "--whole-word-mask", help="Mask whole words rather than word pieces; WordPiece (BERT-style, "
+        "\"##\") tokenizers only, refused for others."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for the MLM head, the batch order, masking and dropout."),
-    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to train on (bf16 autocast); -1 for the CPU."),
+    gpu_id: int = typer.Option(
+        -1, "--gpu-id", help="GPU to train on (bf16 autocast where the GPU has bf16, else float32); -1 for the CPU."
+    ),
     heldout_fraction: float = typer.Option(
         0.01, "--heldout-fraction", help="Fraction of the packed sequences held out for the masked-LM "
         "loss before and after (a fixed selection and masking); 0 for none."
@@ -72,9 +75,13 @@ def pretrain_command(
     checkpoint_every: int = typer.Option(
         500, "--checkpoint-every", help="Steps between checkpoints in OUTPUT_DIR/checkpoint (also at the end)."
     ),
+    keep_checkpoint: bool = typer.Option(
+        False, "--keep-checkpoint", help="Keep OUTPUT_DIR/checkpoint (a second copy of the model plus the "
+        "optimizer state, ~3x the model's size) after the run has finished; removed by default."
+    ),
     resume: bool = typer.Option(
         False, "--resume/--no-resume", help="Continue from OUTPUT_DIR/checkpoint (same settings and "
-        "text); start afresh if there is none."
+        "text); start afresh if there is none; do nothing if the run in OUTPUT_DIR has finished."
     ),
     fallback: str = typer.Option(
         "", "--fallback", help="Encoder to use where ENCODER cannot be loaded (offline): a local path "
@@ -95,6 +102,8 @@ def pretrain_command(
             raise fail(f"{name} must be positive, got {value}")
     if not 0 <= warmup <= 1:
         raise fail(f"--warmup is a fraction of the steps in [0, 1], got {warmup}")
+    if not 0 <= heldout_fraction < 1:
+        raise fail(f"--heldout-fraction must be in [0, 1), got {heldout_fraction}")
     if gpu_id >= 0:
         import torch
 
@@ -104,6 +113,7 @@ def pretrain_command(
         encoder=encoder, max_length=max_length, batch_size=batch_size, steps=steps, epochs=epochs,
         learn_rate=learn_rate, warmup=warmup, whole_word_mask=whole_word_mask, seed=seed,
         heldout_fraction=heldout_fraction, fallback=fallback, checkpoint_every=checkpoint_every,
+        keep_checkpoint=keep_checkpoint,
     )
     try:
         # Before reading the text: a wrong directory should fail at once.
