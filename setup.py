@@ -38,8 +38,8 @@ setup(
         # The per-type F1 chart of `python -m spacy_bioner evaluate`.
         "plots": ["matplotlib>=3.5"],
         # `annotate --engine ray`: Ray Data on one machine or a cluster.
-        "ray": ["ray[data]>=2.9"],
-        "test": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5", "ray[data]>=2.9"],
+        "ray": ["ray[data]>=2.10"],
+        "test": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5", "ray[data]>=2.10"],
     },
     entry_points={
         "spacy_factories": [

@@ -6,6 +6,7 @@ Runs use the tiny trained pipeline of conftest.py on the real PubMed samples
 
 import gzip
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from typer.testing import CliRunner
 from spacy_bioner.annotate import AnnotateError, Options, annotate, read_table
 from spacy_bioner.annotate.engine import char_batches
 from spacy_bioner.annotate.output import SHARDS_DIR, TABLES
+from spacy_bioner.annotate.ray_engine import ray_shards
 from spacy_bioner.annotate.sources import (
     BAD_JSON,
     EMPTY_TEXT,
@@ -262,11 +264,14 @@ def test_two_processes_give_the_same_tables(tiny_pipeline: Path, tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_ray_engine_gives_the_same_tables(tiny_pipeline: Path, tmp_path: Path) -> None:
+def test_ray_engine_gives_the_same_tables(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ray = pytest.importorskip("ray")
     inputs = [BASELINE, UPDATE, toy_jsonl(tmp_path / "toy.jsonl")]
     options = Options(shard_size=16, batch_size=8)
     annotate(str(tiny_pipeline), inputs, tmp_path / "local", options)
+    # Ray's workers keep the working directory Ray started in, as a cluster's workers have their own.
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         ray_options = Options(shard_size=16, batch_size=8, engine="ray", n_process=2)
@@ -275,11 +280,27 @@ def test_ray_engine_gives_the_same_tables(tiny_pipeline: Path, tmp_path: Path) -
         with pytest.raises(AnnotateError, match="--gpu-id 0: the Ray cluster has no GPU"):
             annotate(str(tiny_pipeline), inputs, tmp_path / "ray-gpu", Options(engine="ray", gpu_id=0))
         assert not (tmp_path / "ray-gpu").exists()
+        # Model and inputs by paths relative to the driver's working directory, not the workers'.
+        monkeypatch.chdir(tmp_path)
+        relative_model = os.path.relpath(tiny_pipeline, tmp_path)
+        assert not (REPO / relative_model).exists()
+        relative = annotate(relative_model, [Path(os.path.relpath(p, tmp_path)) for p in inputs],
+                            tmp_path / "ray-relative", ray_options)
+        assert relative["status"] == "complete" and relative["rejected"] == 1
+        # A task or an actor that fails is one line, what failed in it.
+        kwargs = dict(id_key="id", text_key="text", max_chars=1000, shard_size=16, finished=set(), batch_size=8,
+                      max_batch_chars=1000)
+        with pytest.raises(AnnotateError, match=r"^[^\n]*gone.jsonl: cannot be read: [^\n]*--resume[^\n]*$"):
+            list(ray_shards(str(tiny_pipeline), [tmp_path / "gone.jsonl"], **kwargs))
+        with pytest.raises(AnnotateError, match=r"^a Ray task or annotator actor failed: "
+                                                r"[^\n]*cannot load pipeline [^\n]*no-model[^\n]*--resume[^\n]*$"):
+            list(ray_shards(str(tmp_path / "no-model"), inputs[2:], **kwargs))
         assert ray.is_initialized(), "a Ray the run did not start is left running"
     finally:
         ray.shutdown()
     local, on_ray = tables(tmp_path / "local"), tables(tmp_path / "ray")
     assert on_ray == local
+    assert tables(tmp_path / "ray-relative") == local
     assert local["entities"]
     assert summary["records"] == 59 + 1 + 40
 
@@ -304,7 +325,8 @@ def test_cli_fails_past_max_rejects(tiny_pipeline: Path, tmp_path: Path) -> None
     ok = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
                              str(tmp_path / "ok"), "--no-progress", "--max-rejects", "4"])
     assert ok.exit_code == 0, ok.output
-    assert "4 rejected" in ok.output
+    # The blank text is rejected, but it is no bad input: 3 count against --max-rejects.
+    assert "4 rejected (3 bad input, counted against --max-rejects; 1 without text)" in re.sub(r"\s+", " ", ok.output)
     shown = read_table(tmp_path / "ok", "entities", limit=1)
     assert shown
     again = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
@@ -312,11 +334,12 @@ def test_cli_fails_past_max_rejects(tiny_pipeline: Path, tmp_path: Path) -> None
     assert again.exit_code == 0, again.output
     assert shown[0]["text"] in again.output and "shards already done" in again.output
     failed = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
-                                 str(tmp_path / "failed"), "--no-progress", "--max-rejects", "3"])
+                                 str(tmp_path / "failed"), "--no-progress", "--max-rejects", "2"])
     assert failed.exit_code == 1
-    assert "more than --max-rejects 3" in failed.output
+    assert "3 records rejected as bad input, more than --max-rejects 2" in failed.output
     summary = json.loads((tmp_path / "failed" / "summary.json").read_text(encoding="utf8"))
     assert summary["status"].startswith("failed") and summary["rejected"] == 4
+    assert (summary["rejected_bad_input"], summary["rejected_no_text"]) == (3, 1)
 
 
 # `python -m spacy_bioner ARGS` in a fresh interpreter where pyarrow cannot be

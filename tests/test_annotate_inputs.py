@@ -5,32 +5,67 @@ Readers only (no pipeline): the real PubMed sample (assets/pubmed) and small
 hand-made files.
 """
 
+import errno
 import gzip
+import io
 import json
 import zlib
 from dataclasses import replace
 from pathlib import Path
+from typing import IO
 
 import pytest
 from toy import write_jsonl
 
+from spacy_bioner.annotate import AnnotateError, sources
 from spacy_bioner.annotate.sources import (
     _ARTICLE_START,
     BAD_JSON,
     MALFORMED_XML,
+    MISSING_ID,
     TOO_LONG,
     TRUNCATED,
     UNDECODABLE,
+    UNREADABLE,
     Deleted,
     Record,
     Reject,
     count_records,
     expand_inputs,
     read_items,
+    txt_files,
 )
 
 BASELINE = Path(__file__).parent.parent / "assets" / "pubmed" / "pubmed26n1334.xml.gz"
 
+
+class FailingFile(io.BytesIO):
+    """A file whose reads fail with an I/O error (a disk or a network share) once `good` bytes are read."""
+
+    def __init__(self, data: bytes, good: int):
+        super().__init__(data)
+        self.good = good
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        if self.tell() >= self.good:
+            raise OSError(errno.EIO, "Input/output error")
+        return super().read(self.good - self.tell() if size < 0 else min(size, self.good - self.tell()))
+
+    read1 = read  # type: ignore[assignment]
+
+    def readline(self, size: int = -1) -> bytes:  # type: ignore[override]
+        if self.tell() >= self.good:
+            raise OSError(errno.EIO, "Input/output error")
+        return super().readline(size)
+
+    def __iter__(self) -> "FailingFile":
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
 
 
 def test_the_same_input_twice_is_refused(tmp_path: Path) -> None:
@@ -129,6 +164,21 @@ def test_parquet_without_the_text_or_id_column_is_an_error(tmp_path: Path) -> No
         next(iter(read_items(path, "pmid", "text")))
 
 
+def test_jsonl_whose_first_record_lacks_the_text_or_id_key_is_an_error(tmp_path: Path) -> None:
+    """The usual mistake, a file with other key names, stops the run up front
+    (as for Parquet) instead of rejecting every record."""
+    path = write_jsonl(tmp_path / "abstracts.jsonl", [{"pmid": "1", "abstract": "IL-2"}, {"pmid": "2"}])
+    assert expand_inputs([path], id_key="pmid", text_key="abstract") == [path]
+    with pytest.raises(ValueError, match=r"no key 'text'.*pmid, abstract.*--text-key"):
+        expand_inputs([path], id_key="pmid", text_key="text")
+    with pytest.raises(ValueError, match=r"no key 'id'.*pmid, abstract.*--id-key"):
+        expand_inputs([path], id_key="id", text_key="abstract")
+    # A first line that is no JSON object is the reader's to reject, record by record.
+    broken = write_jsonl(tmp_path / "broken.jsonl", [{"id": "1", "text": "p53"}])
+    broken.write_text("[1, 2]\n" + broken.read_text(encoding="utf8"), encoding="utf8")
+    assert expand_inputs([broken]) == [broken]
+
+
 def test_concatenated_article_sets_are_read_whole(tmp_path: Path) -> None:
     xml = gzip.decompress(BASELINE.read_bytes())
     once = list(read_items(BASELINE))
@@ -157,3 +207,95 @@ def test_too_long_reason_does_not_claim_the_option_was_given(tmp_path: Path) -> 
     assert isinstance(reject, Reject) and reject.kind == TOO_LONG
     assert "more than --max-doc-chars" not in reject.reason
     assert reject.reason.startswith("50 characters, longer than the limit of 20 characters")
+
+
+def test_an_error_of_the_system_reading_an_input_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jsonl = write_jsonl(tmp_path / "toy.jsonl", [{"id": f"a{i}", "text": "IL-2"} for i in range(4)])
+    xml = tmp_path / "baseline.xml"
+    xml.write_bytes(gzip.decompress(BASELINE.read_bytes()))
+
+    def failing_open(path: Path) -> IO[bytes]:
+        data = path.read_bytes()
+        return FailingFile(data, len(data) // 2)
+
+    monkeypatch.setattr(sources, "_open", failing_open)
+    for path in (jsonl, xml):
+        items = read_items(path)
+        assert isinstance(next(items), Record)  # what was read before the error
+        with pytest.raises(AnnotateError, match=f"{path}: cannot be read: .*Input/output error.*--resume"):
+            list(items)
+    monkeypatch.undo()
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("IL-2", encoding="utf8")
+    (folder / "b.txt").write_text("p53", encoding="utf8")
+    real_read_bytes = Path.read_bytes
+
+    def denied(self: Path) -> bytes:  # as `chmod 0` does (but not for root, who may run the tests)
+        if self.name == "b.txt":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(AnnotateError, match="b.txt: cannot be read: .*Permission denied"):
+        list(read_items(folder))
+    # A missing input is refused before any reading; a file that is not gzip is the file's fault: a reject.
+    with pytest.raises(ValueError, match="no such input"):
+        expand_inputs([tmp_path / "gone.jsonl"])
+    not_gzip = tmp_path / "plain.xml.gz"
+    not_gzip.write_bytes(xml.read_bytes()[:100])
+    (reject,) = read_items(not_gzip)
+    assert isinstance(reject, Reject) and reject.kind == UNREADABLE and "gzip" in reject.reason
+
+
+def test_a_record_without_its_own_pmid_is_not_annotated_under_one_it_cites(tmp_path: Path) -> None:
+    xml = gzip.decompress(BASELINE.read_bytes())
+    first = xml.index(b"<PubmedArticle>")
+    own = xml.index(b"<PMID", first)
+    own_end = xml.index(b"</PMID>", own) + len(b"</PMID>")
+    pmid = xml[own:own_end].split(b">")[1].split(b"<")[0].decode()
+    cited = b"<CommentsCorrectionsList><CommentsCorrections RefType=\"CommentOn\"><RefSource>x</RefSource>" \
+            b"<PMID Version=\"1\">12345678</PMID></CommentsCorrections></CommentsCorrectionsList>"
+    # The first record loses its PMID and cites another article.
+    close = xml.index(b"</MedlineCitation>", first)
+    path = tmp_path / "no-pmid.xml"
+    path.write_bytes(xml[:own] + xml[own_end:close] + cited + xml[close:])
+    items = list(read_items(path))
+    assert len(items) == len(list(read_items(BASELINE)))
+    first_item = items[0]
+    assert isinstance(first_item, Reject) and first_item.kind == MISSING_ID
+    assert first_item.doc_id == "" and first_item.record == "record 1"
+    assert not [item for item in items if isinstance(item, Record) and item.doc_id in ("12345678", pmid)]
+
+
+def test_a_folder_is_read_for_its_txt_files_in_any_case_and_says_what_it_skips(tmp_path: Path) -> None:
+    folder = tmp_path / "texts"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "c.txt").write_text("p53", encoding="utf8")
+    (folder / "a.txt").write_bytes(b"\xef\xbb\xbfIL-2 binds .")
+    (folder / "b.TXT").write_text("p53 binds .", encoding="utf8")
+    (folder / "notes.md").write_text("not a document", encoding="utf8")
+    items = list(read_items(folder))
+    assert [(type(item), item.doc_id, item.text) for item in items] == [  # type: ignore[union-attr]
+        (Record, "a", "IL-2 binds ."), (Record, "b", "p53 binds .")]
+    files, skipped = txt_files(folder)
+    assert [f.name for f in files] == ["a.txt", "b.TXT"] and [f.name for f in skipped] == ["notes.md", "sub"]
+    assert count_records(folder) == 2
+
+
+def test_ids_are_strings_or_integers(tmp_path: Path) -> None:
+    rows = [{"id": "a", "text": "IL-2"}, {"id": 7, "text": "IL-2"}, {"id": 1.0, "text": "IL-2"},
+            {"id": True, "text": "IL-2"}, {"id": {"x": 1}, "text": "IL-2"}, {"id": [1], "text": "IL-2"}]
+    items = list(read_items(write_jsonl(tmp_path / "ids.jsonl", rows)))
+    assert [(type(item), item.doc_id) for item in items[:2]] == [(Record, "a"), (Record, "7")]  # type: ignore
+    assert [(item.kind, item.doc_id) for item in items[2:]] == 4 * [(MISSING_ID, "")]  # type: ignore
+    assert [item.reason for item in items[2:]] == [  # type: ignore[union-attr]
+        f"'id' is a {name}, not a string or an integer" for name in ("float", "bool", "dict", "list")]
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({"id": [1.0, 2.5], "text": ["IL-2", "p53"]}), path)
+    assert [(item.kind, item.reason) for item in read_items(path)] == 2 * [  # type: ignore[union-attr]
+        (MISSING_ID, "'id' is a float, not a string or an integer")]

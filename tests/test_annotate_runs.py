@@ -4,19 +4,33 @@ Runs use the tiny trained pipeline of conftest.py on toy abstracts; each is
 a few documents, so that the file stays fast.
 """
 
+import errno
+import io
+import json
 import re
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
 import pytest
 from toy import toy_abstracts, write_jsonl
 from typer.testing import CliRunner
 
-from spacy_bioner.annotate import AnnotateError, Options, TooManyRejects, annotate
+import spacy_bioner.annotate
+from spacy_bioner.annotate import (
+    AnnotateError,
+    Options,
+    TooManyRejects,
+    annotate,
+    read_table,
+    sources,
+)
 from spacy_bioner.annotate.engine import BatchAnnotator, local_shards
-from spacy_bioner.annotate.output import SHARDS_DIR
-from spacy_bioner.annotate.sources import Record
+from spacy_bioner.annotate.output import SHARDS_DIR, OutputDir, OutputError
+from spacy_bioner.annotate.sources import EMPTY_TEXT, Record
 from spacy_bioner.cli import app
+
+REPO = Path(__file__).parent.parent
+BASELINE = REPO / "assets" / "pubmed" / "pubmed26n1334.xml.gz"
 
 
 def write_texts(path: Path, texts: List[str], extra: str = "") -> Path:
@@ -73,10 +87,10 @@ def test_a_shard_is_written_before_the_next_is_annotated(
 
 @pytest.mark.slow
 def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_path: Path) -> None:
-    bad = '{"id": "broken", "text": \n{"id": "blank", "text": " "}\n{"id": "no-text"}\n'
+    bad = '{"id": "broken", "text": \n{"id": "number", "text": 5}\n{"id": "no-text"}\n'
     inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(2, seed=1), extra=bad)]
     output = tmp_path / "out"
-    with pytest.raises(TooManyRejects, match="3 records rejected, more than --max-rejects 2") as first:
+    with pytest.raises(TooManyRejects, match="3 records rejected as bad input, more than --max-rejects 2") as first:
         annotate(str(tiny_pipeline), inputs, output, Options(max_rejects=2))
     # The limit was passed on the only shard: nothing was left undone, so nothing "stopped".
     assert "stopped" not in str(first.value) and "shards written: 1" in str(first.value)
@@ -91,14 +105,14 @@ def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_p
 @pytest.mark.slow
 def test_a_rerun_past_max_rejects_annotates_nothing_more(tiny_pipeline: Path, tmp_path: Path) -> None:
     # Three shards of two records: two toy abstracts, two bad lines, then one more bad line.
-    bad = '{"id": "broken", "text": \n{"id": "blank", "text": " "}\n{"id": "no-text"}\n'
+    bad = '{"id": "broken", "text": \n{"id": "number", "text": 5}\n{"id": "no-text"}\n'
     inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(2, seed=1), extra=bad)]
     output = tmp_path / "out"
     options = Options(shard_size=2, max_rejects=1)
     with pytest.raises(TooManyRejects, match="2 records rejected.*shards written: 2"):
         annotate(str(tiny_pipeline), inputs, output, options)
     assert len(done_shards(output)) == 2
-    with pytest.raises(TooManyRejects, match="2 records rejected, more than --max-rejects 1") as rerun:
+    with pytest.raises(TooManyRejects, match="2 records rejected as bad input, more than --max-rejects 1") as rerun:
         annotate(str(tiny_pipeline), inputs, output, options)
     assert len(done_shards(output)) == 2, "the third shard is left undone"
     assert rerun.value.summary["this_invocation"]["shards_written"] == 0
@@ -156,6 +170,10 @@ def test_resume_with_other_spellings_of_the_same_paths(
     assert summary["this_invocation"]["shards_written"] == 1
     assert summary["inputs"] == [{"path": "toy.jsonl", "shards": 2, "records": 4, "documents": 4, "rejected": 0,
                                   "deleted": 0}]
+    # Every row names the input as run.json does, whichever spelling wrote it.
+    recorded = json.loads((output / "run.json").read_text(encoding="utf8"))["inputs"][0]["path"]
+    for table in ("documents", "entities"):
+        assert {row["source"] for row in read_table(output, table, "jsonl")} == {recorded}, table
 
 
 def test_gpu_id_without_a_gpu_is_one_line(tiny_pipeline: Path, tmp_path: Path) -> None:
@@ -185,3 +203,107 @@ def test_help_names_the_ray_extra_and_format_is_checked_first(tmp_path: Path) ->
     engine = CliRunner().invoke(app, ["annotate", str(tmp_path / "no-model"), str(path), "--output",
                                       str(tmp_path / "out"), "--engine", "spark"])
     assert engine.exit_code == 2 and "spark" in engine.output and "cannot load" not in engine.output
+
+
+@pytest.mark.slow
+def test_an_input_that_cannot_be_read_stops_the_run_and_a_rerun_reads_it(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(6, seed=1))
+    lines = path.read_bytes().splitlines(keepends=True)
+    options = Options(shard_size=2)
+
+    class Lines(io.BytesIO):
+        """The file until the network share it is on goes away: a read error, not the file's fault."""
+
+        def __iter__(self) -> Any:
+            yield from lines[:3]
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sources, "_open", lambda file: Lines())
+    output = tmp_path / "out"
+    with pytest.raises(AnnotateError, match="toy.jsonl: cannot be read: .*Input/output error.*--resume"):
+        annotate(str(tiny_pipeline), [path], output, options)
+    # The first shard (lines 1-2) is done; the second, cut short, is not, nor does it hold a reject.
+    assert len(done_shards(output)) == 1
+    monkeypatch.undo()
+    resumed = annotate(str(tiny_pipeline), [path], output, options, resume=True)
+    assert resumed["status"] == "complete" and resumed["documents"] == 6 and resumed["rejected"] == 0
+
+
+@pytest.mark.slow
+def test_records_without_text_are_rejected_but_not_counted_against_max_rejects(
+    tiny_pipeline: Path, tmp_path: Path
+) -> None:
+    # The real baseline sample: 1 of its 30 records has only a VernacularTitle.
+    output = tmp_path / "out"
+    summary = annotate(str(tiny_pipeline), [BASELINE], output, Options(max_rejects=0))
+    assert summary["status"] == "complete"
+    assert summary["records"] == 30 and summary["documents"] == 29
+    assert summary["rejected"] == summary["rejected_no_text"] == summary["rejects_by_kind"][EMPTY_TEXT] == 1
+    assert summary["rejected_bad_input"] == 0
+    assert [row["kind"] for row in read_table(output, "rejects")] == [EMPTY_TEXT]
+    # Bad input still counts, and the message tells the two apart.
+    bad = '{"id": "blank", "text": " "}\n{"id": "broken", "text": \n'
+    inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(1, seed=1), extra=bad)]
+    with pytest.raises(TooManyRejects, match="1 records rejected as bad input, more than --max-rejects 0.*"
+                                             "1 without text, not counted") as failed:
+        annotate(str(tiny_pipeline), inputs, tmp_path / "bad", Options(max_rejects=0))
+    assert failed.value.summary["rejected"] == 2 and failed.value.summary["rejected_bad_input"] == 1
+
+
+def test_options_that_contradict_each_other_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(AnnotateError, match="--id-key and --text-key both name 'text'"):
+        Options(id_key="text", text_key="text")
+    with pytest.raises(AnnotateError, match="--address ray://head:10001 .*--engine ray only"):
+        Options(address="ray://head:10001")
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(1, seed=1))
+    for args in (["--id-key", "text", "--text-key", "text"], ["--address", "ray://head:10001"]):
+        result = CliRunner().invoke(app, ["annotate", str(tmp_path / "no-model"), str(path), "--output",
+                                          str(tmp_path / "out"), "--no-progress", *args])
+        assert result.exit_code == 1 and "Error: --" in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_corrupt_run_json_is_one_line_and_overwrite_replaces_it(tmp_path: Path) -> None:
+    run = {"model": {"digest": "x"}, "inputs": []}
+    output = tmp_path / "out"
+    OutputDir(output, "jsonl", run)
+    (output / "run.json").write_text('{"model": {"dig', encoding="utf8")  # cut short
+    with pytest.raises(OutputError, match="run.json cannot be read .*--overwrite"):
+        OutputDir(output, "jsonl", run)
+    with pytest.raises(OutputError, match="run.json cannot be read .*--overwrite"):
+        OutputDir(output, "jsonl", run, resume=True)
+    OutputDir(output, "jsonl", run, overwrite=True)
+    assert json.loads((output / "run.json").read_text(encoding="utf8")) == run
+
+
+def test_progress_is_on_by_default_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: List[bool] = []
+
+    def run(model: str, inputs: List[Path], output: Path, options: Options, **kwargs: Any) -> Any:
+        seen.append(options.progress)
+        raise AnnotateError("stop here")
+
+    monkeypatch.setattr(spacy_bioner.annotate, "annotate", run)
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(1, seed=1))
+    for args in ([], ["--progress"], ["--no-progress"]):
+        result = CliRunner().invoke(app, ["annotate", "model", str(path), "--output", str(tmp_path / "out"), *args])
+        assert "stop here" in result.output
+    assert seen == [False, True, False]  # CliRunner's stderr is no terminal
+
+
+def test_help_says_what_offsets_gpu_id_address_max_rejects_and_folders_mean() -> None:
+    result = CliRunner().invoke(app, ["annotate", "--help"], env={"COLUMNS": "240"})
+    text = re.sub(r"\s+", " ", result.output)
+    for said in ("Python code-point offsets into the document text", "Only with --engine ray",
+                 "the one Ray assigns it", "rejected too, but not counted", "default: on when stderr is a terminal",
+                 "named *.txt in any case; subfolders and other files are skipped"):
+        assert said in text, said
+
+
+def test_the_ray_extra_requires_the_ray_the_engine_needs() -> None:
+    # ray_engine calls ray.data.from_items(..., override_num_blocks=...), new in Ray 2.10.
+    setup = (REPO / "setup.py").read_text(encoding="utf8")
+    (version,) = re.findall(r'"ray": \["ray\[data\]>=([\d.]+)"\]', setup)
+    assert tuple(int(part) for part in version.split(".")) >= (2, 10)

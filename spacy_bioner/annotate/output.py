@@ -35,7 +35,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
 
 from ..annotation import spans_with_scores
 from ..files import atomic_write
-from .sources import Deleted, Item, Reject
+from .sources import NOT_BAD_INPUT, Deleted, Item, Reject
 
 TABLES = ("entities", "documents", "rejects")
 FORMATS = ("parquet", "jsonl")
@@ -83,12 +83,18 @@ def sharded(
             yield shard, position, item
 
 
+def bad_input_rejects(manifest: Dict[str, Any]) -> int:
+    """The rejects of a shard that count against --max-rejects: all but those of the `NOT_BAD_INPUT` kinds."""
+    return manifest["rejected"] - sum(manifest["rejects_by_kind"].get(kind, 0) for kind in NOT_BAD_INPUT)
+
+
 def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:
     """The entities of an annotated Doc: one row per span of each head, in head then text order.
 
     `score` is the head's score of the span (None when a head writes no
-    scores). Offsets index `doc.text`. The record's keys (`doc_id`, `source`,
-    `record`) are added when its shard's tables are made.
+    scores). Offsets index `doc.text` in code points (Python `str` indices).
+    The record's keys (`doc_id`, `source`, `record`) are added when its
+    shard's tables are made.
     """
     rows = []
     for key in heads:
@@ -214,7 +220,19 @@ class OutputDir:
         run_file = path / RUN_FILE
         if path.exists() and not path.is_dir():
             raise OutputError(f"{path} is a file, not a directory")
-        previous = json.loads(run_file.read_text(encoding="utf8")) if run_file.exists() else None
+        previous: Optional[Dict[str, Any]] = None
+        if run_file.exists():
+            try:
+                previous = json.loads(run_file.read_text(encoding="utf8"))
+                if not isinstance(previous, dict):
+                    raise ValueError(f"a JSON {type(previous).__name__}, not an object")
+            except ValueError as e:  # JSONDecodeError, UnicodeDecodeError: cut short or not ours
+                if not overwrite:
+                    raise OutputError(
+                        f"{run_file} cannot be read ({e}), so what the run there was is unknown; "
+                        "use --overwrite to replace that run or choose a new directory"
+                    ) from None
+                previous = {}  # a run all the same, which --overwrite replaces
         if previous is None:
             if resume:
                 raise OutputError(f"--resume: {path} holds no run to resume (no {RUN_FILE})")
@@ -281,8 +299,8 @@ class OutputDir:
         manifests = list(self.manifests().values())
         per_input = []
         for path in inputs:
-            # By shard name, from the resolved path: a manifest's `source` is the
-            # path as typed by the invocation that wrote it, perhaps spelt otherwise.
+            # By shard name, from the resolved path: the input may be spelt otherwise than
+            # by the invocation that wrote a manifest (its `source` is the resolved path).
             prefix = shard_prefix(path)
             own = [m for m in manifests if m["shard"].rpartition("-")[0] == prefix]
             documents = sum(m["documents"] for m in own)
@@ -298,6 +316,7 @@ class OutputDir:
         rejects = self.read_table("rejects", limit=SUMMARY_REJECTS)
         documents = sum(m["documents"] for m in manifests)
         rejected = sum(m["rejected"] for m in manifests)
+        bad_input = sum(bad_input_rejects(m) for m in manifests)
         summary = {
             "status": status,
             "output": str(self.path),
@@ -308,6 +327,9 @@ class OutputDir:
             "records": documents + rejected,
             "documents": documents,
             "rejected": rejected,
+            # What --max-rejects counts, and the rest (records without text to annotate).
+            "rejected_bad_input": bad_input,
+            "rejected_no_text": rejected - bad_input,
             "rejects_by_kind": dict(sorted(kinds.items())),
             "rejects": rejects,
             "rejects_listed": f"first {len(rejects)} of {rejected}; all in rejects/",

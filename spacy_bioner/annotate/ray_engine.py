@@ -23,12 +23,16 @@ cluster's CPUs (CPUs / actors, at most its node's cores), as the local
 engine's processes do: the parsing tasks need little of their CPU.
 A `spacy.Language` is never shipped to a worker: actors load the pipeline by
 name or path, which must therefore be readable on every node (an installed
-package or a shared path). Ray is an optional extra: `pip install
-spacy-bioner[ray]`.
+package or a shared path), as must the inputs. Paths go to Ray resolved in the
+driver: a worker's working directory is not the driver's. A task or actor
+that fails (an input that cannot be read, a pipeline that cannot be loaded)
+ends the run with a one-line AnnotateError, the shards written kept. Ray is an
+optional extra: `pip install spacy-bioner[ray]`.
 """
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
@@ -129,13 +133,47 @@ def ray_session(address: Optional[str] = None, gpu_id: int = -1,
             ray.shutdown()
 
 
+def _absolute_model(model: str) -> str:
+    """`model` as a worker finds it: a directory by its absolute path, an installed package by its name.
+
+    spaCy loads a package before a directory of the same name, and so does this.
+    """
+    from spacy.util import is_package
+
+    path = Path(model)
+    return str(path.resolve()) if not is_package(model) and path.exists() else model
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAISED = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception): ")
+
+
+def _ray_failure(error: Exception) -> AnnotateError:
+    """A one-line AnnotateError for a failed Ray task or actor (Ray's message holds tracebacks)."""
+    cause = getattr(error, "cause", None)  # a task's exception (RayTaskError)
+    if isinstance(cause, AnnotateError):
+        # A reader's own message (an input that cannot be read); Ray appends lines to it.
+        return AnnotateError(str(cause).splitlines()[0])
+    if cause is not None:
+        detail = f"{type(cause).__name__}: {(str(cause).splitlines() or [''])[0]}"
+    else:
+        # An actor that died: the error that ended it is the last one its traceback names.
+        lines = [_ANSI.sub("", line).strip() for line in str(error).splitlines() if line.strip()]
+        raised = [line for line in lines if _RAISED.match(line)]
+        detail = raised[-1] if raised else lines[0] if lines else type(error).__name__
+    return AnnotateError(f"a Ray task or annotator actor failed: {detail}; "
+                         "the shards written are kept: rerun with --resume once that is fixed")
+
+
 def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
                shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
                actors: int = 1, gpu_id: int = -1,
                log: Callable[[str], None] = lambda text: None) -> Iterator[Tuple[str, List[Result]]]:
     """(shard, its results) of every unfinished shard, each as soon as it arrives (in any shard order).
 
-    Ray must be running (`ray_session`).
+    Ray must be running (`ray_session`). Inputs are read by their resolved
+    path, each item's `source`, as in the local engine. AnnotateError when a
+    task or actor fails.
     """
     import ray
 
@@ -143,13 +181,13 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
     if gpu_id < 0 and actors >= cpus:
         log(f"Ray has {cpus} CPUs: {max(1, cpus - 1)} annotator actors, leaving a CPU to read the inputs")
         actors = max(1, cpus - 1)
-    files = [{"path": str(path), "prefix": shard_prefix(path)} for path in inputs]
+    files = [{"path": str(path.resolve()), "prefix": shard_prefix(path)} for path in inputs]
     ds = ray.data.from_items(files, override_num_blocks=max(1, len(files)))
     ds = ds.flat_map(_parse_input, fn_kwargs={"id_key": id_key, "text_key": text_key, "max_chars": max_chars,
                                               "shard_size": shard_size, "finished": sorted(finished)})
     ds = ds.map_batches(
         _ShardAnnotator,
-        fn_constructor_kwargs={"model": model, "gpu_id": gpu_id, "batch_size": batch_size,
+        fn_constructor_kwargs={"model": _absolute_model(model), "gpu_id": gpu_id, "batch_size": batch_size,
                                "max_chars": max_batch_chars, "threads": 0 if gpu_id >= 0 else max(1, cpus // actors)},
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -157,10 +195,13 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
         num_gpus=1 if gpu_id >= 0 else 0,
         batch_format="numpy",
     )
-    for row in ds.iter_rows():  # one row per shard (see _ShardAnnotator)
-        shard = str(row["shard"])
-        results = []
-        for result in json.loads(row["results"]):
-            results.append(Result(shard, int(result["position"]), row_item(result), result["entities"],
-                                  int(result["n_words"])))
-        yield shard, results
+    try:
+        for row in ds.iter_rows():  # one row per shard (see _ShardAnnotator)
+            shard = str(row["shard"])
+            results = []
+            for result in json.loads(row["results"]):
+                results.append(Result(shard, int(result["position"]), row_item(result), result["entities"],
+                                      int(result["n_words"])))
+            yield shard, results
+    except ray.exceptions.RayError as e:
+        raise _ray_failure(e) from None

@@ -22,8 +22,16 @@ from ..loading import PipelineLoadError, load_pipeline
 from ..packaging import pipeline_encoder
 from .engine import local_shards
 from .errors import AnnotateError, TooManyRejects
-from .output import FORMATS, OutputDir, OutputError, Result, shard_prefix, sharded
-from .sources import count_records, expand_inputs, read_items
+from .output import (
+    FORMATS,
+    OutputDir,
+    OutputError,
+    Result,
+    bad_input_rejects,
+    shard_prefix,
+    sharded,
+)
+from .sources import count_records, expand_inputs, read_items, txt_files
 
 ENGINES = ("local", "ray")
 
@@ -63,6 +71,12 @@ class Options:
                                      ("--max-rejects", self.max_rejects, 0)):
             if value < least:
                 raise AnnotateError(f"{option} must be at least {least}, not {value}")
+        if self.id_key == self.text_key:
+            raise AnnotateError(f"--id-key and --text-key both name {self.id_key!r}: "
+                                "the id and the text of a record are two fields")
+        if self.address is not None and self.engine != "ray":
+            raise AnnotateError(f"--address {self.address} names a Ray cluster, for --engine ray only; "
+                                f"--engine {self.engine} runs on this machine")
         if self.n_process > 1 and self.gpu_id >= 0 and self.engine == "local":
             raise AnnotateError("--n-process > 1 runs on the CPU only; with --gpu-id use one process, "
                                 "or --engine ray (one actor per GPU)")
@@ -103,10 +117,10 @@ def input_state(path: Path) -> Dict[str, Any]:
 
     A rerun refuses an input whose size or time changed (records appended
     after a run would otherwise be skipped with their shard). A folder's
-    size is that of its .txt files, its time the latest of theirs and its own.
+    size is that of the files it is read for, its time the latest of theirs and its own.
     """
     if path.is_dir():
-        files = [file.stat() for file in path.glob("*.txt")]
+        files = [file.stat() for file in txt_files(path)[0]]
         size = sum(stat.st_size for stat in files)
         mtime_ns = max([path.stat().st_mtime_ns] + [stat.st_mtime_ns for stat in files])
     else:
@@ -116,10 +130,13 @@ def input_state(path: Path) -> Dict[str, Any]:
 
 
 def plan(inputs: Sequence[Path], options: Options, max_chars: int, skip: Iterable[str]) -> Iterator[Tuple[str, int, Any]]:
-    """(shard, position, item) of every input item, those of `skip` shards left out."""
+    """(shard, position, item) of every input item, those of `skip` shards left out.
+
+    Inputs are read by their resolved path, each item's `source`, as `run.json` records it.
+    """
     skip = frozenset(skip)  # read once for all inputs (sharded() takes a frozenset as it is)
     for path in inputs:
-        items = read_items(path, options.id_key, options.text_key, max_chars)
+        items = read_items(path.resolve(), options.id_key, options.text_key, max_chars)
         yield from sharded(items, shard_prefix(path), options.shard_size, skip)
 
 
@@ -137,12 +154,20 @@ def annotate(
 
     `stop_after_shards` ends the run after writing that many shards, as a
     kill between two shards would (for tests). Raises AnnotateError when the
-    run cannot start and TooManyRejects past `options.max_rejects`.
+    run cannot start or an input cannot be read, and TooManyRejects past
+    `options.max_rejects` records rejected as bad input (`bad_input_rejects`).
     """
     try:
         paths = expand_inputs(inputs, options.id_key, options.text_key)
     except ValueError as e:
         raise AnnotateError(str(e)) from None
+    for path in paths:
+        skipped = txt_files(path)[1] if path.is_dir() else []
+        if skipped:
+            names = ", ".join(entry.name + ("/" if entry.is_dir() else "") for entry in skipped[:5])
+            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            log(f"{path}: a folder input is read for its .txt files only; skipped {len(skipped)} other "
+                f"entries: {names}{more}")
     try:
         # The Ray engine's actors take the GPUs; here the pipeline only plans the run.
         nlp = load_pipeline(model, options.gpu_id if options.engine == "local" else -1, need_heads=True)
@@ -176,11 +201,11 @@ def annotate(
         previous = out.manifests()
         if previous:
             log(f"{output}: {len(previous)} shards already done, skipped")
-        rejected = sum(m["rejected"] for m in previous.values())
+        bad_input = sum(bad_input_rejects(m) for m in previous.values())
         # Processes and actors load their own pipeline: this one is kept only to annotate in this process.
         local_nlp = nlp if options.engine == "local" and options.n_process == 1 else None
         del nlp
-        if rejected > options.max_rejects:
+        if bad_input > options.max_rejects:
             # Finished shards already pass the limit: fail as the run that wrote them did, annotating nothing more.
             shards: Iterator[Tuple[str, List[Result]]] = iter(())
         elif options.engine == "ray":
@@ -203,11 +228,11 @@ def annotate(
                 written += 1
                 words += manifest["words"]
                 documents += manifest["documents"]
-                rejected += manifest["rejected"]
+                bad_input += bad_input_rejects(manifest)
                 if bar is not None:
                     bar.update(manifest["documents"] + manifest["rejected"])
                     bar.set_postfix(words_per_s=f"{words / max(time.perf_counter() - start, 1e-9):,.0f}")
-                if rejected > options.max_rejects or (stop_after_shards is not None and written >= stop_after_shards):
+                if bad_input > options.max_rejects or (stop_after_shards is not None and written >= stop_after_shards):
                     stopped = True
                     break
         finally:
@@ -225,17 +250,18 @@ def annotate(
                                 "words": words, "wall_time_s": round(wall, 3),
                                 "words_per_s": round(words / wall, 1) if wall > 0 else None},
         }
-        # `rejected` counts every finished shard, those of earlier invocations too (as
-        # the summary does): the same output fails the same way, however it was reached.
-        too_many = rejected > options.max_rejects
+        # `bad_input` counts every finished shard's bad input, those of earlier invocations
+        # too (as the summary does): the same output fails the same way, however it was reached.
+        too_many = bad_input > options.max_rejects
         status = "failed: too many rejects" if too_many else "stopped" if stopped else "complete"
         summary = out.write_summary(paths, status, stats)
         if too_many:
             # Not "stopped early": the limit may have been passed on the last shard.
             where = f"; the run ended there (shards written: {summary['shards']})" if stopped else ""
             raise TooManyRejects(
-                f"{summary['rejected']} records rejected, more than --max-rejects {options.max_rejects}{where} "
-                f"(see {output}/rejects and {output}/summary.json)", summary)
+                f"{summary['rejected_bad_input']} records rejected as bad input, more than --max-rejects "
+                f"{options.max_rejects}{where} (and {summary['rejected_no_text']} without text, not counted; "
+                f"see {output}/rejects and {output}/summary.json)", summary)
         return summary
 
 

@@ -29,8 +29,19 @@ order with one space; their labels (BACKGROUND, METHODS, ...) are not part of
 the text. Inline markup (`<i>`, `<sup>`, `<b>`, MathML) is reduced to its
 text. Whitespace inside the title and abstract is kept as NLM wrote it, so
 the text is reproducible from the XML. A record without an abstract is
-annotated on its title alone; a record without a title and abstract is
-rejected as empty.
+annotated on its title alone; a record without a title and abstract (one
+with only a `VernacularTitle`) is rejected as `empty_text`. A record's id is
+its own `MedlineCitation/PMID` (`BookDocument/PMID`); a record without one is
+rejected as `missing_id`, never annotated under a PMID it cites.
+
+Errors
+------
+What is wrong with a file's content (bad XML or JSON, a truncated or
+corrupt `.gz`, a corrupt Parquet file) is a reject: it would be the same on
+every run. An error of the system reading it (permission denied, an I/O
+error, a file gone from a network share) is an `AnnotateError` naming the
+file: it may pass, so the run stops before the shard is finished and a rerun
+reads the file again.
 """
 
 import codecs
@@ -41,7 +52,9 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Dict, Iterator, List, Optional, Sequence, Union
+from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+from .errors import AnnotateError
 
 try:
     from lxml import etree as _etree
@@ -67,6 +80,10 @@ EMPTY_TEXT = "empty_text"
 MISSING_TEXT = "missing_text"
 MISSING_ID = "missing_id"
 TOO_LONG = "too_long"
+# Well-formed records with nothing to annotate (a PubMed record with a title in
+# another language only): rejected, so that every record is accounted for, but
+# not bad input, so not counted against --max-rejects.
+NOT_BAD_INPUT = frozenset({EMPTY_TEXT})
 
 
 @dataclass(frozen=True)
@@ -118,7 +135,12 @@ def input_kind(path: Path) -> str:
 
 
 def read_items(path: Path, id_key: str = "id", text_key: str = "text", max_chars: int = 0) -> Iterator[Item]:
-    """The items of one input, in order. Records longer than `max_chars` (if > 0) are rejected."""
+    """The items of one input, in order. Records longer than `max_chars` (if > 0) are rejected.
+
+    Each item's `source` is `str(path)`: a run passes the resolved path. An
+    error of the system reading the input raises AnnotateError (see the module
+    docstring).
+    """
     kind = input_kind(path)
     if kind == "pubmed":
         items = read_pubmed(path)
@@ -145,7 +167,7 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
     try:
         kind = input_kind(path)
         if kind == "txt":
-            return sum(1 for _ in sorted(path.glob("*.txt")))
+            return len(txt_files(path)[0])
         if kind == "parquet":
             import pyarrow.parquet as pq
 
@@ -173,8 +195,17 @@ def _open(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _read_error(error: Exception) -> str:
-    """The reject kind of an error raised while reading a (possibly compressed) file."""
+def _read_error(path: Path, error: Exception) -> str:
+    """The reject kind of an error raised while reading a (possibly compressed) file.
+
+    AnnotateError instead for an error of the system: an OSError with an
+    errno (a corrupt file's errors carry none: gzip's BadGzipFile, pyarrow's).
+    """
+    if isinstance(error, OSError) and error.errno is not None:
+        raise AnnotateError(
+            f"{path}: cannot be read: {error}; the shards written so far are kept: "
+            "once it can be read, rerun with --resume to annotate the rest"
+        ) from None
     return TRUNCATED if isinstance(error, EOFError) else UNREADABLE
 
 
@@ -273,13 +304,15 @@ def read_pubmed(path: Path) -> Iterator[Item]:
         partial = getattr(e, "partial", b"")
         match = _PMID.search(partial)
         where = f"PMID {match.group(1).decode()}" if match else f"record {n + 1}"
-        yield Reject(source, where, _read_error(e),
+        yield Reject(source, where, _read_error(path, e),
                      f"the file ends or cannot be read after {n} complete records: {e}",
                      match.group(1).decode() if match else "")
 
 
 def _pubmed_record(raw: bytes, source: str, n: int) -> Iterator[Item]:
     """The items of one framed PubMed record: a Record, a Reject or Deleted PMIDs."""
+    # The first <PMID> of the bytes, to locate a record that does not parse: usually
+    # its own, but it may be one it cites (CommentsCorrections), so never its id.
     match = _PMID.search(raw)
     pmid = match.group(1).decode() if match else ""
     where = f"PMID {pmid}" if pmid else f"record {n}"
@@ -293,14 +326,15 @@ def _pubmed_record(raw: bytes, source: str, n: int) -> Iterator[Item]:
         for deleted in element.findall("PMID"):
             yield Deleted(source, (deleted.text or "").strip())
         return
-    pmid = _pmid(element) or pmid
-    where = f"PMID {pmid}" if pmid else f"record {n}"
+    pmid = _pmid(element)
     if not pmid:
-        yield Reject(source, where, MISSING_ID, "no PMID in the record")
+        yield Reject(source, f"record {n}", MISSING_ID,
+                     "no PMID of its own (MedlineCitation/PMID or BookDocument/PMID) in the record")
         return
+    where = f"PMID {pmid}"
     text = pubmed_text(element)
     if not text.strip():
-        yield Reject(source, where, EMPTY_TEXT, "no title and no abstract", pmid)
+        yield Reject(source, where, EMPTY_TEXT, "no (English) title and no abstract", pmid)
         return
     yield Record(pmid, text, source, where)
 
@@ -321,7 +355,7 @@ def read_jsonl(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
                     continue
                 yield _json_record(raw, source, f"line {line_no}", id_key, text_key)
     except (EOFError, OSError, zlib.error) as e:
-        yield Reject(source, f"line {line_no + 1}", _read_error(e),
+        yield Reject(source, f"line {line_no + 1}", _read_error(path, e),
                      f"the file ends or cannot be read after line {line_no}: {e}")
 
 
@@ -340,9 +374,16 @@ def _json_record(raw: bytes, source: str, where: str, id_key: str, text_key: str
 
 
 def _checked_record(doc_id: object, text: object, source: str, where: str, id_key: str, text_key: str) -> Item:
-    """A Record when `doc_id` and `text` are usable, else the Reject that says why."""
-    if doc_id is None or str(doc_id) == "":
+    """A Record when `doc_id` and `text` are usable, else the Reject that says why.
+
+    An id is a string or an integer: any other value (a float, a bool, an
+    object) has no canonical text, and its Python repr would not be an id.
+    """
+    if doc_id is None or doc_id == "":
         return Reject(source, where, MISSING_ID, f"no {id_key!r}")
+    if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+        return Reject(source, where, MISSING_ID,
+                      f"{id_key!r} is a {type(doc_id).__name__}, not a string or an integer")
     doc_id = str(doc_id)
     if text is None:
         return Reject(source, where, MISSING_TEXT, f"no {text_key!r}", doc_id)
@@ -362,19 +403,35 @@ def _checked_record(doc_id: object, text: object, source: str, where: str, id_ke
 # ---------------------------------------------------------------- .txt folder
 
 
+def txt_files(path: Path) -> Tuple[List[Path], List[Path]]:
+    """The files a folder input is read for, by name, and what it skips.
+
+    Read: the plain files directly in it whose suffix is `.txt` in any case
+    (`b.TXT` too). Skipped: subfolders (not read recursively) and other files.
+    """
+    files, skipped = [], []
+    for entry in sorted(path.iterdir()):
+        (files if entry.suffix.lower() == ".txt" and entry.is_file() else skipped).append(entry)
+    return files, skipped
+
+
 def read_txt_folder(path: Path) -> Iterator[Item]:
-    """One record per `*.txt` file of a folder, by file name; id = the name without `.txt`."""
-    for file in sorted(path.glob("*.txt")):
+    """One record per `.txt` file of a folder (`txt_files`), by file name; id = the name without its suffix.
+
+    The text is UTF-8, a byte order mark at its start dropped (as in JSON Lines).
+    """
+    source = str(path)
+    for file in txt_files(path)[0]:
         where = file.name
         try:
-            text = file.read_bytes().decode("utf8")
+            text = file.read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            yield Reject(str(path), where, UNDECODABLE, f"not UTF-8: {e}", file.stem)
+            yield Reject(source, where, UNDECODABLE, f"not UTF-8: {e}", file.stem)
             continue
         except OSError as e:
-            yield Reject(str(path), where, UNREADABLE, str(e), file.stem)
+            yield Reject(source, where, _read_error(file, e), str(e), file.stem)
             continue
-        yield _checked_record(file.stem, text, str(path), where, "file name", "file content")
+        yield _checked_record(file.stem, text, source, where, "file name", "file content")
 
 
 # ---------------------------------------------------------------- Parquet
@@ -389,7 +446,7 @@ def read_parquet(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
     try:
         parquet = pq.ParquetFile(str(path))
     except (OSError, ValueError) as e:
-        yield Reject(source, f"row {row + 1}", UNREADABLE, f"cannot read Parquet after row {row}: {e}")
+        yield Reject(source, f"row {row + 1}", _read_error(path, e), f"cannot read Parquet after row {row}: {e}")
         return
     _check_columns(path, parquet.schema_arrow.names, id_key, text_key)
     try:
@@ -400,20 +457,35 @@ def read_parquet(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
                 row += 1
                 yield _checked_record(doc_id, text, source, f"row {row}", id_key, text_key)
     except (OSError, ValueError) as e:  # pyarrow's ArrowIOError / ArrowInvalid (a corrupt file)
-        yield Reject(source, f"row {row + 1}", UNREADABLE, f"cannot read Parquet after row {row}: {e}")
+        yield Reject(source, f"row {row + 1}", _read_error(path, e), f"cannot read Parquet after row {row}: {e}")
 
 
-def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str) -> None:
-    """ValueError if a Parquet file lacks the id or text column: no row of it could be read."""
+def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str, field: str = "column") -> None:
+    """ValueError if a Parquet file lacks the id or text column (or a JSON Lines
+    file's first record the key): no row of it could be read."""
     for key, what, option in ((text_key, "text", "--text-key"), (id_key, "id", "--id-key")):
         if key not in names:
-            raise ValueError(f"{path}: no column {key!r} for the document {what} (columns: {', '.join(names)}); "
-                             f"name the {what} column with {option}")
+            raise ValueError(f"{path}: no {field} {key!r} for the document {what} ({field}s: {', '.join(names)}); "
+                             f"name the {what} {field} with {option}")
+
+
+def _first_json_keys(path: Path) -> Optional[List[str]]:
+    """The keys of a JSON Lines file's first record; None where it is no JSON object (the reader rejects it)."""
+    try:
+        with _open(path) as f:
+            for raw in f:
+                if raw.strip():
+                    obj = json.loads(raw.removeprefix(codecs.BOM_UTF8).decode("utf8"))
+                    return list(obj) if isinstance(obj, dict) else None
+    except (EOFError, OSError, zlib.error, ValueError):  # ValueError: bad JSON or UTF-8
+        pass
+    return None
 
 
 def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "text") -> List[Path]:
     """The inputs in the order given, each checked to exist, to be of a known type and to be given once;
-    a Parquet input, to have the `id_key` and `text_key` columns. ValueError says what is wrong.
+    a Parquet input, to have the `id_key` and `text_key` columns, and a JSON Lines input's first
+    record, those keys (the usual mistake is a file with other names). ValueError says what is wrong.
     """
     paths = []
     seen: Dict[Path, Path] = {}
@@ -426,7 +498,7 @@ def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "t
             raise ValueError(f"input given twice: {path} (the same as {seen[resolved]}); "
                              "its records would be annotated twice")
         seen[resolved] = path
-        if kind == "txt" and not any(path.glob("*.txt")):
+        if kind == "txt" and not txt_files(path)[0]:
             held = Counter("".join(file.suffixes) for file in path.iterdir() if file.is_file())
             if not held:
                 raise ValueError(f"{path}: a folder input is read for its .txt files, and this folder is empty")
@@ -445,5 +517,9 @@ def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "t
                 pass  # a corrupt file: the reader rejects it
             else:
                 _check_columns(path, names, id_key, text_key)
+        if kind == "jsonl":
+            keys = _first_json_keys(path)
+            if keys is not None:
+                _check_columns(path, keys, id_key, text_key, field="key")
         paths.append(path)
     return paths

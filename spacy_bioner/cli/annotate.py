@@ -1,5 +1,6 @@
 """`annotate`: run a pipeline over a literature collection into entity tables."""
 
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -29,7 +30,9 @@ def annotate(
     inputs: List[Path] = typer.Argument(
         ...,
         help="Inputs, in order: PubMed/MEDLINE XML (.xml, .xml.gz), JSON Lines (.jsonl, .jsonl.gz), "
-        "Parquet (.parquet) or a folder of .txt files (id = file name without .txt).",
+        "Parquet (.parquet) or a folder of .txt files (UTF-8; id = file name without .txt). A folder is read "
+        "for the files directly in it named *.txt in any case; subfolders and other files are skipped, and "
+        "listed in the log.",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Output directory: tables, shard manifests, summary.json."),
     fmt: TableFormat = typer.Option(
@@ -42,7 +45,8 @@ def annotate(
         help="local (this machine) or ray (Ray Data; needs spacy-bioner\\[ray]).",
     ),
     address: Optional[str] = typer.Option(
-        None, "--address", help="--engine ray: address of a running Ray cluster (default: start a local Ray)."
+        None, "--address",
+        help="Only with --engine ray: address of a running Ray cluster (default: start a local Ray).",
     ),
     n_process: int = typer.Option(
         1, "--n-process", "-n",
@@ -51,7 +55,8 @@ def annotate(
     ),
     gpu_id: int = typer.Option(
         -1, "--gpu-id", "-g",
-        help="GPU to use (-1: CPU). local: one process on that GPU; ray: one GPU per actor.",
+        help="GPU to use (-1: CPU). local: one process on that GPU; ray: any value >= 0 gives each actor "
+        "one GPU, the one Ray assigns it (the value names no device there).",
     ),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Documents per nlp.pipe batch at most."),
     max_batch_chars: int = typer.Option(
@@ -69,7 +74,9 @@ def annotate(
     text_key: str = typer.Option("text", "--text-key", help="JSON Lines/Parquet: the field or column of the text."),
     max_rejects: int = typer.Option(
         1000, "--max-rejects",
-        help="Fail (exit 1) once more records than this are rejected; rejects up to then are written.",
+        help="Fail (exit 1) once more records than this are rejected as bad input; rejects up to then are "
+        "written. Records with no text to annotate (empty_text: e.g. a PubMed record with a title in another "
+        "language only) are rejected too, but not counted.",
     ),
     resume: bool = typer.Option(
         False, "--resume",
@@ -80,16 +87,21 @@ def annotate(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Delete the tables of a previous run in --output and start again."
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar: documents, words/s, ETA."),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress",
+        help="Progress bar: documents, words/s, ETA (default: on when stderr is a terminal).",
+        show_default=False,
+    ),
     show: int = typer.Option(0, "--show", help="Print the first N rows of the entity table at the end."),
 ) -> None:
     """Annotate a literature collection: PubMed XML, JSON Lines, text or Parquet to entity tables.
 
     Writes, under --output, an entity table (doc_id, source, record,
-    start_char, end_char, text, label, spans_key, score; offsets index the
-    document text), a document table (one row per input record, annotated
-    or rejected), a rejects table (source, record, doc_id, kind, reason)
-    and summary.json. A PubMed document
+    start_char, end_char, text, label, spans_key, score; start_char and
+    end_char are Python code-point offsets into the document text, not
+    bytes), a document table (one row per input record, annotated or
+    rejected), a rejects table (source, record, doc_id, kind, reason) and
+    summary.json; source is the input's resolved path. A PubMed document
     is "ArticleTitle + space + abstract", structured-abstract sections
     joined by spaces without their labels. Bad records are rejected and the
     run goes on; a killed run resumes with --resume.
@@ -108,7 +120,8 @@ def annotate(
         options = Options(
             engine=engine.value, fmt=fmt.value, shard_size=shard_size, batch_size=batch_size,
             max_batch_chars=max_batch_chars, max_doc_chars=max_doc_chars, n_process=n_process, gpu_id=gpu_id,
-            id_key=id_key, text_key=text_key, max_rejects=max_rejects, address=address, progress=progress,
+            id_key=id_key, text_key=text_key, max_rejects=max_rejects, address=address,
+            progress=sys.stderr.isatty() if progress is None else progress,
         )
         summary = run_annotate(model, inputs, output, options, resume=resume, overwrite=overwrite, log=log)
     except AnnotateError as e:  # TooManyRejects too
@@ -119,8 +132,10 @@ def annotate(
         raise typer.Exit(130) from None
     speed = summary["this_invocation"]
     log(
-        f"{summary['records']} records: {summary['documents']} annotated, {summary['rejected']} rejected, "
-        f"{len(summary['deleted'])} deletions; {summary['entities']} entities; "
+        f"{summary['records']} records: {summary['documents']} annotated, {summary['rejected']} rejected "
+        f"({summary['rejected_bad_input']} bad input, counted against --max-rejects; "
+        f"{summary['rejected_no_text']} without text), {len(summary['deleted'])} deletions; "
+        f"{summary['entities']} entities; "
         f"{speed['words_per_s'] or 0:,.0f} words/s this run"
     )
     for label, count in summary["entities_per_label"].items():
