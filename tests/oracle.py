@@ -3,14 +3,54 @@
 The package's `layers/crf.py` runs scaled probability-space recursions over a
 padded batch, on the model's device, in the scores' precision. This oracle is
 the textbook form: log-space forward-backward (log-sum-exp) and Viterbi, per
-document, in float64. The parity tests compare the two on random batches.
+document, in float64. The parity tests compare the two on random batches
+(`random_batch`, `assert_close`: shared by test_crf_parity.py and
+test_device_strict.py).
 """
 
-from typing import List, Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
 FORBIDDEN = -1e4
+# How close the package's results must be to the oracle's, relative to each array's scale.
+TOLERANCES = {"float64": 1e-9, "float32": 1e-4}
+
+
+def assert_close(actual, expected, dtype: str) -> None:
+    """`actual` (host values) equals the oracle's float64 `expected` to the
+    tolerance of `dtype`, relative to the largest magnitude of `expected`."""
+    # A device array (an ndarray subclass) as the reference would compare
+    # nothing of the host computation.
+    assert not isinstance(expected, np.ndarray) or type(expected) is np.ndarray, type(expected)
+    expected = np.asarray(expected, dtype="float64")
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
+    tolerance = TOLERANCES[dtype]
+    np.testing.assert_allclose(np.asarray(actual, dtype="float64"), expected, rtol=tolerance, atol=tolerance * scale)
+
+
+def random_batch(lengths: Union[int, Sequence[int]], constraints, seed: int = 0, dtype: str = "float64"):
+    """Emissions, learned CRF scores (transitions, start, end) and gold paths
+    valid under `constraints` (a tag scheme's masks, `tags.tag_constraints`).
+
+    lengths: each document's (0 for an empty one), or how many documents of
+    1 to 13 tokens to draw. Every other document has some tags missing (-1);
+    the last has none known (a head not trained on it: the loss skips it).
+    """
+    rng = np.random.default_rng(seed)
+    if isinstance(lengths, int):
+        lengths = rng.integers(1, 14, size=lengths)
+    masks = [np.asarray(m, dtype="float64") for m in constraints]
+    n_tags = len(masks[1])
+    emissions = [rng.normal(scale=3.0, size=(n, n_tags)).astype(dtype) for n in lengths]
+    params = [rng.normal(size=shape).astype(dtype) for shape in ((n_tags, n_tags), (n_tags,), (n_tags,))]
+    golds = [
+        viterbi_one(rng.normal(size=(n, n_tags)), *masks).astype("i") if n else np.zeros((0,), "i") for n in lengths
+    ]
+    for gold in golds[::2]:
+        gold[rng.random(len(gold)) < 0.4] = -1
+    golds[-1][:] = -1
+    return emissions, params, golds
 
 
 def logsumexp(scores: np.ndarray, axis: int) -> np.ndarray:

@@ -9,6 +9,7 @@ schemes (BILUO adds constraints on the last tag).
 import numpy as np
 import oracle
 import pytest
+from oracle import TOLERANCES, assert_close, random_batch
 from spacy.util import registry
 from thinc.api import NumpyOps, noop
 
@@ -22,30 +23,8 @@ from spacy_bioner.tags import TAG_SCHEMES, make_tags, tag_constraints
 TAGS = make_tags(["DNA", "protein"])  # 5 tags
 SCHEMES = list(TAG_SCHEMES)
 OPS = NumpyOps()
-TOLERANCES = {"float64": 1e-9, "float32": 1e-4}
 SCHEDULES = ["sequential", "parallel"]
-
-
-def random_batch(seed: int, tags=TAGS):
-    """Emissions, learned CRF scores and valid gold paths with some tags missing."""
-    rng = np.random.default_rng(seed)
-    n_tags = len(tags)
-    lengths = rng.integers(1, 14, size=7)
-    emissions = [rng.normal(scale=3.0, size=(n, n_tags)) for n in lengths]
-    params = [rng.normal(size=(n_tags, n_tags)), rng.normal(size=n_tags), rng.normal(size=n_tags)]
-    gold_scores = [rng.normal(size=(n, n_tags)) for n in lengths]
-    golds = oracle.viterbi(gold_scores, *(m.astype("float64") for m in tag_constraints(tags)))
-    golds = [g.astype("i") for g in golds]
-    for gold in golds[::2]:  # every other document has missing tags
-        gold[rng.random(len(gold)) < 0.4] = -1
-    golds[1][:] = -1  # and one has none: the loss skips it
-    return emissions, params, golds
-
-
-def assert_close(actual, expected, dtype):
-    expected = np.asarray(expected, dtype="float64")
-    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
-    np.testing.assert_allclose(np.asarray(actual, dtype="float64"), expected, rtol=TOLERANCES[dtype], atol=TOLERANCES[dtype] * scale)
+N_DOCS = 7  # in a random batch
 
 
 def masked(params, tags):
@@ -59,7 +38,7 @@ def masked(params, tags):
 @pytest.mark.parametrize("seed", range(5))
 def test_crf_loss_and_gradients_match_the_oracle(seed, dtype, recursion, tag_scheme):
     tags = make_tags(["DNA", "protein"], tag_scheme)
-    emissions, params, golds = random_batch(seed, tags)
+    emissions, params, golds = random_batch(N_DOCS, tag_constraints(tags), seed)
     loss_fn = CRFLoss(scheme="inverse_frequency")
     counts = {tag: 1 + 10 * i for i, tag in enumerate(tags)}
     loss_fn.fit(tags, counts)
@@ -82,7 +61,7 @@ def test_crf_loss_and_gradients_match_the_oracle(seed, dtype, recursion, tag_sch
 @pytest.mark.parametrize("seed", range(5))
 def test_marginals_and_paths_match_the_oracle(seed, dtype, recursion, tag_scheme):
     tags = make_tags(["DNA", "protein"], tag_scheme)
-    emissions, params, _ = random_batch(seed, tags)
+    emissions, params, _ = random_batch(N_DOCS, tag_constraints(tags), seed)
     transitions, start, end = masked(params, tags)
     padded, lengths = pad(OPS, [e.astype(dtype) for e in emissions])
     cast = [a.astype(dtype) for a in (transitions, start, end)]
@@ -102,7 +81,7 @@ def test_marginals_and_paths_match_the_oracle(seed, dtype, recursion, tag_scheme
 @pytest.mark.parametrize("recursion", SCHEDULES)
 def test_decoder_confidences_are_crf_marginals_or_softmax_probabilities(recursion, tag_scheme):
     tags = make_tags(["DNA", "protein"], tag_scheme)
-    emissions, params, _ = random_batch(0, tags)
+    emissions, params, _ = random_batch(N_DOCS, tag_constraints(tags), 0)
     decoder = ConstrainedViterbi(tags)
     transitions, start, end = masked(params, tags)
     paths, confidences = decoder(OPS, TagScores(emissions, *params, recursion=recursion))
@@ -196,7 +175,7 @@ def test_scores_beyond_float32_products_fall_back_to_log_space_and_match_the_ora
 @pytest.mark.parametrize("tag_scheme", SCHEMES)
 def test_the_log_space_recursion_matches_the_oracle(tag_scheme):
     tags = make_tags(["DNA", "protein"], tag_scheme)
-    emissions, params, _ = random_batch(4, tags)
+    emissions, params, _ = random_batch(N_DOCS, tag_constraints(tags), 4)
     transitions, start, end = masked(params, tags)
     padded, lengths = pad(OPS, emissions)
     log_z, marginals, pairwise = crf._forward_backward_log(padded, lengths, transitions, start, end)

@@ -71,11 +71,6 @@ def test_jnlpba_test():
     }
 
 
-def test_jnlpba_round_trip_iob(jnlpba_train):
-    docs, _ = jnlpba_train
-    assert docs_to_iob(docs, spans_key="jnlpba") == iob_sentences(JNLPBA_TRAIN)
-
-
 @pytest.mark.parametrize(
     "split,chemical,disease", [("train", 5203, 4182), ("dev", 5347, 4244), ("test", 5385, 4424)]
 )
