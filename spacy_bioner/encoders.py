@@ -3,7 +3,9 @@
 The default encoder, SciBERT, lives on the Hugging Face hub. On a machine that
 cannot reach it (and has no cached copy) training would fail, so the encoder
 is resolved in this one place: a local path or a loadable hub name is used as
-given; otherwise the `fallback` is used and the substitution is logged loudly.
+given; a hub name that cannot be loaded is replaced by the `fallback`, and
+the substitution is logged loudly. A local path that is not a model directory
+is an error, fallback or not: it is a typo, not a network problem.
 The resolved name is written back into the transformer layer's attrs, from
 where `spacy_bioner.record_encoder.v1` copies it into meta.json.
 Resolution happens when the pipeline is *initialised*, never when a trained
@@ -84,17 +86,19 @@ def resolve_encoder(name: str, fallback: Optional[str], timeout: float = 5.0) ->
         return str(packaged_encoder_path(name))
     if _loadable(name, timeout):
         return name
-    if not fallback:
+    is_path = _is_path(name) or Path(name).exists()
+    if is_path or not fallback:
         problem = (
             "is not a model directory (no such directory, or no config.json in it)"
-            if _is_path(name) or Path(name).exists()
+            if is_path
             else "is neither a local model directory nor reachable on the Hugging Face hub "
             "(no network, or HF_HUB_OFFLINE=1)"
         )
         raise EncoderNotFound(
             f"The encoder {name!r} {problem}. Pass a local path "
             "(`--vars.transformer /path/to/model` in the project, or "
-            "`--components.transformer.model.name` to spacy train), or set a fallback."
+            "`--components.transformer.model.name` to spacy train)"
+            + (", or set a fallback." if not is_path else "; the fallback stands in only for hub names.")
         )
     if Path(fallback).is_dir():
         path = fallback

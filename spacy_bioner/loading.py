@@ -19,7 +19,7 @@ def load_pipeline(model: str, gpu_id: int = -1, need_heads: bool = False) -> Lan
 
     Raises PipelineLoadError when the GPU cannot be used, the pipeline cannot
     be loaded, or, with `need_heads`, it has no NER head (a component with a
-    `spans_key` and labels).
+    `spans_key` and tags, as `bio_ner` has).
     """
     import spacy
 
@@ -31,7 +31,11 @@ def load_pipeline(model: str, gpu_id: int = -1, need_heads: bool = False) -> Lan
     try:
         nlp = spacy.load(model)
     except (OSError, ValueError) as e:
-        raise PipelineLoadError(f"cannot load pipeline {model!r}: {e}") from None
+        raise PipelineLoadError(
+            f"cannot load pipeline {model!r}: {e}. Give a trained pipeline's folder (e.g. "
+            "training/model-best) or the name of an installed pipeline package (pip install the "
+            "wheels that `spacy project run package` builds, see the README)"
+        ) from None
     if need_heads and not head_keys(nlp):
-        raise PipelineLoadError(f"{model!r} has no NER head (a component with spans_key and labels)")
+        raise PipelineLoadError(f"{model!r} has no NER head (a bio_ner component)")
     return nlp

@@ -8,6 +8,7 @@ likelihood, both class-weighted) and decodes through one decoder
 score per span, and into `doc.ents` without overlaps.
 """
 
+import warnings
 from collections import Counter
 from itertools import islice
 from pathlib import Path
@@ -20,7 +21,8 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
-from wasabi import msg
+from spacy.util import logger
+from wasabi import table
 
 from .annotation import (
     SCORES_ATTR,
@@ -33,6 +35,7 @@ from .annotation import (
 from .decoding import ConstrainedViterbi
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
+from .scoring import score_bio_ner
 from .tags import check_tag_scheme, make_tags, spans_to_tags, tags_to_spans
 
 DEFAULT_MODEL_CONFIG = """
@@ -142,7 +145,7 @@ class BioNER(TrainablePipe):
         spans_key: str = "ents",
         tag_scheme: str = "IOB2",
         learn_rate_scale: float = 1.0,
-        scorer: Optional[Callable] = None,
+        scorer: Optional[Callable] = score_bio_ner,
     ) -> None:
         self.vocab = vocab
         self.model = model
@@ -151,7 +154,13 @@ class BioNER(TrainablePipe):
         self.scorer = scorer
         self.learn_rate_scale = learn_rate_scale
         self.tag_scheme = check_tag_scheme(tag_scheme)
-        self.cfg: Dict[str, Any] = {"labels": [], "spans_key": spans_key, "class_weights": None}
+        # The tag scheme is saved with the weights, to refuse loading them under another.
+        self.cfg: Dict[str, Any] = {
+            "labels": [],
+            "spans_key": spans_key,
+            "class_weights": None,
+            "tag_scheme": self.tag_scheme,
+        }
         # Labels of gold entities outside the head's label set, warned once each.
         self._unknown_labels: set = set()
         self._warned_labels: set = set()
@@ -303,6 +312,7 @@ class BioNER(TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
         """The head's loss on `examples` and its gradient w.r.t. `scores`."""
+        examples = list(examples)
         validate_examples(examples, "BioNER.get_loss")
         d_scores, loss = self.loss(scores, [self.gold_tags(eg) for eg in examples])
         return loss, d_scores
@@ -357,7 +367,7 @@ class BioNER(TrainablePipe):
         self._unknown_labels.clear()
         if new:
             self._warned_labels.update(new)
-            msg.warn(
+            warnings.warn(
                 f"{self.name}: gold entities labelled {sorted(new)} are not among this head's "
                 f"labels {list(self.labels)}; their tokens are treated as unannotated. "
                 "Add the labels to the corpus the head is initialised on, or check "
@@ -371,7 +381,7 @@ class BioNER(TrainablePipe):
             counts = ", ".join(
                 f"{n} {dropped} overlapping a {kept}" for (dropped, kept), n in sorted(self._overlaps.items())
             )
-            msg.warn(
+            warnings.warn(
                 f"{self.name}: some gold entities overlap; kept the longest (then the earliest) of "
                 f"overlapping entities, as spaCy's filter_spans does, and dropped {counts}."
             )
@@ -391,8 +401,9 @@ class BioNER(TrainablePipe):
             annotated for this head.
 
         An initialised head keeps its number of tags (thinc does not resize
-        an initialised layer): it may be initialised again for as many tags,
-        and refuses any other label set before changing anything.
+        an initialised layer): it may be initialised again for as many tags
+        (its weights are then initialised anew), and refuses a label set with
+        another number of tags before changing anything.
         """
         validate_get_examples(get_examples, "BioNER.initialize")
         # Span groups of the pipeline's other heads annotate documents for them.
@@ -419,7 +430,7 @@ class BioNER(TrainablePipe):
         new_tags = make_tags(labels, self.tag_scheme)
         if n_tags is not None and n_tags != len(new_tags):
             raise ValueError(
-                f"bio_ner component {self.name!r} was initialised for {n_tags} tags (labels "
+                f"bio_ner component {self.name!r} has a model shaped for {n_tags} tags (labels "
                 f"{list(self.labels)}) and cannot be initialised again for {len(new_tags)} "
                 f"(labels {labels}): thinc does not resize an initialised output layer. Initialise it "
                 "with the same labels, or replace it with a new bio_ner component for the new labels."
@@ -432,7 +443,7 @@ class BioNER(TrainablePipe):
                    else "trains no CRF transitions: use spacy_bioner.CRFLoss.v1, or set `crf = false`.")
             )
         if hidden:
-            msg.warn(f"{self.name}: {self._hidden_ents_note(hidden)}")
+            warnings.warn(f"{self.name}: {self._hidden_ents_note(hidden)}")
         self.cfg["labels"] = labels
         for label in self.labels:
             self.vocab.strings.add(label)
@@ -441,7 +452,7 @@ class BioNER(TrainablePipe):
         self._unknown_labels.clear()
         self._warn_overlaps()
         self.cfg["class_weights"] = self.loss.fit(self.tags, tag_counts)
-        self._print_class_weights(tag_counts)
+        self._log_class_weights(tag_counts)
         for ref in ("output_layer", "crf"):
             if self.model.has_ref(ref):
                 self.model.get_ref(ref).set_dim("nO", len(self.tags))
@@ -460,13 +471,14 @@ class BioNER(TrainablePipe):
             "spans_key to the span group that holds them."
         )
 
-    def _print_class_weights(self, tag_counts: Counter) -> None:
-        msg.info(
-            f"{self.name}: class weights ({self.loss.scheme}, {self.loss.granularity}) "
-            f"for {len(self.labels)} labels"
-        )
+    def _log_class_weights(self, tag_counts: Counter) -> None:
+        """The class weights, at INFO on spaCy's logger (`spacy train --verbose` shows them)."""
         rows = [(tag, tag_counts.get(tag, 0), f"{w:.4f}") for tag, w in zip(self.tags, self.cfg["class_weights"])]
-        msg.table(rows, header=("tag", "train tokens", "weight"), divider=True)
+        logger.info(
+            "%s: class weights (%s, %s) for %d labels\n%s",
+            self.name, self.loss.scheme, self.loss.granularity, len(self.labels),
+            table(rows, header=("tag", "train tokens", "weight"), divider=True),
+        )
 
     # Serialization -------------------------------------------------------------
 
@@ -480,6 +492,7 @@ class BioNER(TrainablePipe):
             super().from_disk(path, exclude=exclude)
         except (ValueError, OSError, KeyError) as err:
             raise self._load_error(f"from {path}", err) from err
+        self._check_loaded(f"from {path}")
         self._restore_loss_weights()
         return self
 
@@ -489,18 +502,38 @@ class BioNER(TrainablePipe):
             super().from_bytes(bytes_data, exclude=exclude)
         except (ValueError, OSError, KeyError) as err:
             raise self._load_error("from bytes", err) from err
+        self._check_loaded("from bytes")
         self._restore_loss_weights()
         return self
+
+    def _check_loaded(self, source: str) -> None:
+        """Refuse weights that load without an error but do not fit this
+        head's config: thinc matches saved layers to the model's by position."""
+        saved_scheme = self.cfg.get("tag_scheme", self.tag_scheme)
+        if saved_scheme != self.tag_scheme:
+            raise ValueError(
+                f"Cannot load the bio_ner component {self.name!r} {source}: its config has tag_scheme "
+                f"{self.tag_scheme!r} but it was trained with {saved_scheme!r}. Set tag_scheme = "
+                f"\"{saved_scheme}\" in its config, or load the whole pipeline with spacy.load."
+            )
+        if self.model.has_ref("crf") and not self.model.get_ref("crf").has_param("transitions"):
+            raise self._other_model_error(source, "no CRF transitions saved")
+        n_tags = self._model_n_tags()
+        if n_tags is not None and n_tags != len(self.tags):
+            raise self._other_model_error(source, f"{n_tags} tags saved, {len(self.tags)} configured")
+
+    def _other_model_error(self, source: str, detail: str) -> ValueError:
+        return ValueError(
+            f"Cannot load the bio_ner component {self.name!r} {source}: it was saved with another "
+            f"model ({detail}), e.g. a CRF head loaded into a softmax one or the reverse. Give the component "
+            "the model config it was trained with (its config.cfg), or load the whole pipeline with spacy.load."
+        )
 
     def _load_error(self, source: str, err: Exception) -> ValueError:
         """One line instead of a traceback from deep inside srsly or thinc."""
         detail = (str(err).strip().splitlines() or [""])[0]
         if isinstance(err, KeyError):  # thinc: the saved layers are not this model's
-            return ValueError(
-                f"Cannot load the bio_ner component {self.name!r} {source}: it was saved with another "
-                f"model ({detail}), e.g. a CRF head loaded into a softmax one. Give the component the "
-                "model config it was trained with (its config.cfg), or load the whole pipeline with spacy.load."
-            )
+            return self._other_model_error(source, detail)
         return ValueError(
             f"Cannot load the bio_ner component {self.name!r} {source}: its files are missing, "
             f"truncated or corrupted ({type(err).__name__}: {detail}). "

@@ -5,9 +5,9 @@ compounds together ("[3H]-naloxone", "Na+/K+-ATPase", "CaCl(2)-treated",
 "thallium-201"), so many BC5CDR mentions ("naloxone", "Na", "CaCl(2)",
 "thallium") would start or end inside a token and could not be represented
 as token spans. The extra rules below split on the characters that separate
-the parts of such names. They were tuned on the BC5CDR PubTator training set
-(and checked on dev and test): more than 99.5% of the mentions of each split
-align exactly with token boundaries (spaCy's English tokenizer: about 98.7%).
+the parts of such names. They were written on the BC5CDR PubTator training
+set, where every mention then falls on token boundaries (tested; dev and test
+in benchmarks/README.md).
 
 Pre-tokenized corpora (JNLPBA, BC5CDR IOB) keep their own tokens; this
 tokenizer is for raw text (PubTator documents and inference).
@@ -25,8 +25,8 @@ from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix
 # Split inside a token (never at its first or last character: lookarounds).
 # spaCy already splits "dopamine,noradrenaline"; commas between digits
 # ("1,2-dichloroethane") stay inside the name. Letters glued to digits
-# ("5-HT6", "Ca2+", "CD28") are not split: that would break gene names and
-# costs only ~0.1% of BC5CDR mentions.
+# ("5-HT6", "Ca2+", "CD28") are not split: that would break gene names, for
+# the few BC5CDR mentions that end inside such a token.
 BIO_INFIXES = [
     # Hyphens, slashes and plus signs join the parts of chemical names and ion
     # lists: "[3H]-naloxone", "thallium-201", "Na+/K+", "GSPE+drug". spaCy

@@ -7,6 +7,7 @@ from thinc.api import Adam, Optimizer, fix_random_seed
 from toy import toy_examples, transformer_pipeline_config
 
 from spacy_bioner.losses import WEIGHTING_SCHEMES
+from spacy_bioner.pipeline_component import BioNER
 from spacy_bioner.tags import is_well_formed, tags_to_spans
 
 LOSSES = {False: "spacy_bioner.ClassWeightedCrossentropy.v1", True: "spacy_bioner.CRFLoss.v1"}
@@ -167,7 +168,7 @@ def test_head_does_not_learn_from_documents_without_its_annotation():
                 assert np.array_equal(node.get_param(name), params[(node.id, name)]), name
 
 
-def test_entities_outside_the_label_set_are_reported_not_learned(capsys):
+def test_entities_outside_the_label_set_are_reported_not_learned():
     nlp = make_nlp()
     examples = toy_examples(nlp, 10)
     nlp.initialize(lambda: examples)
@@ -178,8 +179,8 @@ def test_entities_outside_the_label_set_are_reported_not_learned(capsys):
     head = nlp.get_pipe("jnlpba")
     gold = head.gold_tags(example)
     assert gold[0] == -1 and gold[1] == 0 and head.tags[gold[2]] == "B-protein"
-    nlp.update([example], sgd=Adam(0.01))
-    assert "Chemical" in capsys.readouterr().out
+    with pytest.warns(UserWarning, match=r"labelled \['Chemical'\] are not among this head's labels"):
+        nlp.update([example], sgd=Adam(0.01))
 
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
@@ -314,7 +315,7 @@ def tags_of(head, gold):
 
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
-def test_overlapping_gold_entities_keep_the_longest_and_are_reported_once(capsys, crf):
+def test_overlapping_gold_entities_keep_the_longest_and_are_reported_once(recwarn, crf):
     """Nested and crossing spans in a span group (GENIA, spancat data) would
     give an ill-formed IOB sequence: the CRF's partition beside a missing tag
     is then zero and one update makes every weight NaN."""
@@ -339,10 +340,10 @@ def test_overlapping_gold_entities_keep_the_longest_and_are_reported_once(capsys
         for name in node.param_names:
             if node.has_param(name):
                 assert np.isfinite(node.get_param(name)).all(), (node.name, name)
-    out = " ".join(capsys.readouterr().out.split())
-    assert out.count("some gold entities overlap") == 1, out  # once, not per step
-    assert "kept the longest (then the earliest)" in out
-    assert "1 cell_type overlapping a protein, 1 protein overlapping a protein" in out
+    overlaps = [str(w.message) for w in recwarn if "some gold entities overlap" in str(w.message)]
+    assert len(overlaps) == 1, overlaps  # once, not per step
+    assert "kept the longest (then the earliest)" in overlaps[0]
+    assert "1 cell_type overlapping a protein, 1 protein overlapping a protein" in overlaps[0]
     assert tags_of(head, head.gold_tags(overlapping)) == [
         "B-protein", "I-protein", "O", "B-protein", "I-protein", "I-protein", "I-protein", "O", None, None
     ]
@@ -383,7 +384,7 @@ def test_missing_ner_annotation_in_doc_ents_is_unannotated_not_o():
     ]
 
 
-def test_documents_whose_doc_ents_are_hidden_by_other_span_groups_are_reported(capsys):
+def test_documents_whose_doc_ents_are_hidden_by_other_span_groups_are_reported():
     """A document with doc.spans is annotated for a head only through
     doc.spans[spans_key]: its doc.ents go unused, and the user is told why."""
     nlp = spacy.blank("en")
@@ -391,8 +392,9 @@ def test_documents_whose_doc_ents_are_hidden_by_other_span_groups_are_reported(c
     examples = toy_examples(nlp, 10, spans_key="sc")  # doc.ents, and an unrelated span group
     for example in examples[:5]:
         del example.reference.spans["sc"]
-    nlp.initialize(lambda: examples)
-    out = " ".join(capsys.readouterr().out.split())
+    with pytest.warns(UserWarning) as record:
+        nlp.initialize(lambda: examples)
+    out = " ".join(str(w.message) for w in record)
     assert "5 training documents have entities in doc.ents but are not annotated for this head" in out
     assert "span groups (['sc'])" in out and "doc.spans['ents']" in out
     fresh = spacy.blank("en")
@@ -401,14 +403,14 @@ def test_documents_whose_doc_ents_are_hidden_by_other_span_groups_are_reported(c
         fresh.initialize(lambda: examples[5:])
 
 
-def test_other_heads_annotation_is_not_reported_as_hidden_doc_ents(capsys):
+def test_other_heads_annotation_is_not_reported_as_hidden_doc_ents(recwarn):
     """Converted documents hold doc.ents and doc.spans[<their head>]: not a
     mistake for the pipeline's other head."""
     nlp = make_nlp(spans_key="jnlpba", name="jnlpba")
     nlp.add_pipe("bio_ner", name="bc5cdr", config={"spans_key": "bc5cdr", "model": {"tok2vec": SMALL_TOK2VEC}})
     bc5cdr = toy_examples(nlp, 5, spans_key="bc5cdr")
     nlp.initialize(lambda: toy_examples(nlp, 5, spans_key="jnlpba") + bc5cdr)
-    assert "not annotated for this head" not in capsys.readouterr().out
+    assert not [w for w in recwarn if "not annotated for this head" in str(w.message)]
 
 
 # --- Labels ----------------------------------------------------------------------
@@ -433,7 +435,7 @@ def test_labels_cannot_change_after_initialisation(crf):
     weights = list(head.cfg["class_weights"])
     with pytest.raises(ValueError, match="Cannot add labels to the initialised bio_ner component 'jnlpba'"):
         head.add_label("Gene")
-    with pytest.raises(ValueError, match=r"initialised for 5 tags .* cannot be initialised again for 3"):
+    with pytest.raises(ValueError, match=r"shaped for 5 tags .* cannot be initialised again for 3"):
         head.initialize(lambda: examples, nlp=nlp, labels=["protein"])
     assert head.labels == ("cell_type", "protein")
     assert head.cfg["class_weights"] == weights and list(head.loss.class_weights) == weights
@@ -485,3 +487,54 @@ def test_loading_a_head_saved_with_another_model_says_so(tmp_path):
     with pytest.raises(ValueError, match="saved with another model .*CRF head loaded into a softmax one") as error:
         softmax.get_pipe("jnlpba").from_disk(tmp_path / "crf-head")
     assert "\n" not in str(error.value)
+
+
+def test_loading_a_softmax_head_into_a_crf_one_says_so(tmp_path):
+    softmax = make_nlp(crf=False)
+    softmax.initialize(lambda: toy_examples(softmax, 4))
+    softmax.get_pipe("jnlpba").to_disk(tmp_path / "softmax-head")
+    crf = make_nlp(crf=True)
+    with pytest.raises(ValueError, match="saved with another model") as error:
+        crf.get_pipe("jnlpba").from_disk(tmp_path / "softmax-head")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("via", ["disk", "bytes"])
+def test_loading_a_head_under_another_tag_scheme_says_so(tmp_path, via):
+    iob2 = make_nlp(crf=True, tag_scheme="IOB2")
+    iob2.initialize(lambda: toy_examples(iob2, 4))
+    head = iob2.get_pipe("jnlpba")
+    biluo = make_nlp(crf=True, tag_scheme="BILUO").get_pipe("jnlpba")
+    with pytest.raises(ValueError, match="tag_scheme 'BILUO'.*IOB2") as error:
+        if via == "disk":
+            head.to_disk(tmp_path / "iob2-head")
+            biluo.from_disk(tmp_path / "iob2-head")
+        else:
+            biluo.from_bytes(head.to_bytes())
+    assert "\n" not in str(error.value)
+
+
+def test_initialize_logs_the_class_weights_and_prints_nothing(caplog, capsys):
+    nlp = make_nlp(scheme="inverse_frequency")
+    with caplog.at_level("INFO", logger="spacy"):
+        nlp.initialize(lambda: toy_examples(nlp, 10))
+    head = nlp.get_pipe("jnlpba")
+    logged = caplog.text
+    assert "jnlpba: class weights (inverse_frequency, bio)" in logged
+    for tag, weight in zip(head.tags, head.cfg["class_weights"]):
+        assert f"{weight:.4f}" in logged and tag in logged
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_a_head_built_directly_scores_as_the_factorys():
+    """As spaCy's own pipes: the scorer defaults to the component's own."""
+    nlp = make_nlp()
+    examples = toy_examples(nlp, 10)
+    nlp.initialize(lambda: examples)
+    head = nlp.get_pipe("jnlpba")
+    direct = BioNER(nlp.vocab, head.model, loss=head.loss, spans_key="jnlpba")
+    predicted = [Example(nlp(eg.reference.text), eg.reference) for eg in examples]
+    scores = direct.score(predicted)
+    assert scores == head.score(predicted)
+    assert {"spans_jnlpba_f", "ents_f"} <= set(scores)

@@ -32,9 +32,9 @@ computed, not the model, and all three are chosen by measurement
 
 **Parameter averages** (`use_averages = true`). thinc's optimizer keeps the
 encoder's averages under `(shim id, parameter name)`, but thinc's
-`PyTorchShim.use_params` looks for `"pytorch_{id}_{name}"` keys, so
-`nlp.use_params(optimizer.averages)` (spaCy's evaluation and its saved
-pipelines) averaged the heads and silently left the encoder as it was.
+`PyTorchShim.use_params` looks for `"pytorch_{id}_{name}"` keys, so under
+it `nlp.use_params(optimizer.averages)` (spaCy's evaluation and its saved
+pipelines) would average the heads and silently leave the encoder as it is.
 `EncoderShim.use_params` reads the optimizer's keys.
 """
 

@@ -1,4 +1,4 @@
-"""The transformer layer: spacy-transformers' TransformerModel with three changes.
+"""The transformer layer: spacy-transformers' TransformerModel with four changes.
 
 - Windows the encoder would truncate are cut into consecutive pieces that fit
   (`WindowSplitter`): spacy-transformers silently drops every token past the
@@ -301,7 +301,9 @@ class WindowSplitter:
         orths = doc.to_array("ORTH").tolist()
         new = [orth for orth in set(orths) if orth not in self._counts]
         if new:
-            encoded = self._tokenizer([doc.vocab.strings[o] for o in new], add_special_tokens=False)
+            # verbose=False: one token may have more pieces than the encoder takes
+            # (its window is truncated); the front end would log a warning for it.
+            encoded = self._tokenizer([doc.vocab.strings[o] for o in new], add_special_tokens=False, verbose=False)
             self._counts.update(zip(new, map(len, encoded["input_ids"])))
         return [self._counts[orth] for orth in orths]
 
