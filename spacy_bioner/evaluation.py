@@ -145,6 +145,13 @@ def evaluate_corpus(
     # Documents not annotated for this head (another corpus's, mixed in) are
     # left out before prediction: their entities are unknown, not absent.
     references = [doc for doc in loaded if is_annotated(doc, key)]
+    if not references:
+        raise ValueError(
+            f"{path}: none of its {len(loaded)} documents is annotated for head {key!r}: it reads "
+            f"doc.spans[{key!r}], or doc.ents of documents without span groups (these carry "
+            f"{sorted({k for doc in loaded for k in doc.spans})}). Convert the corpus with "
+            f"`python -m spacy_bioner convert ... --spans-key {key}`, or name another head with --spans-key"
+        )
     if len(references) < len(loaded):
         log(f"{name}: {len(loaded) - len(references)} documents not annotated for head {key!r}, not scored")
     n_words = sum(len(doc) for doc in references)

@@ -229,7 +229,8 @@ def performance(metrics: Dict[str, Dict[str, Any]], primary: Optional[Dict[str, 
     for key, names in by_head.items():
         name = primary.get(key, names[0])
         if name not in names or (len(names) > 1 and key not in primary):
-            raise ValueError(f"head {key!r} was evaluated on {', '.join(names)}: name the corpus for its "
+            given = f"--performance {key}={name}: no such corpus; " if name not in names else ""
+            raise ValueError(f"{given}head {key!r} was evaluated on {', '.join(names)}: name the corpus for its "
                              f"performance scores with --performance {key}=CORPUS")
         seqeval = metrics[name]["seqeval"]
         rows = {label: {"p": r["p"], "r": r["r"], "f": r["f1"]} for label, r in seqeval["per_type"].items()}

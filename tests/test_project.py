@@ -2,6 +2,7 @@
 
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,7 +13,6 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.training.initialize import init_nlp
 from thinc.api import Config, fix_random_seed
 from toy import (
-    make_tiny_bert,
     toy_abstracts,
     toy_examples,
     toy_sentences,
@@ -275,6 +275,35 @@ def test_evaluate_command_rejects_bad_corpus_arguments(hash_pipeline, tmp_path):
     assert result.exit_code == 1 and "--spans-key names no --corpus: x" in result.output
 
 
+def test_evaluate_says_what_to_do_when_nothing_can_be_scored(hash_pipeline, tmp_path):
+    """A corpus with no document annotated for the head named, or a file that
+    is no DocBin: one line that says what to do, never a traceback."""
+    model, test_path = hash_pipeline
+    other = "bc5cdr"  # the pipeline's other head; the corpus is annotated for jnlpba
+    args = ["evaluate", str(model), "--output-dir", str(tmp_path / "metrics")]
+    result = CliRunner().invoke(app, args + ["--corpus", f"toy={test_path}", "--spans-key", f"toy={other}"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"none of its 25 documents is annotated for head {other!r}" in result.output
+    assert f"--spans-key {other}" in result.output
+    pubmed = ROOT / "assets" / "pubmed" / "pubmed26n1334.xml.gz"
+    result = CliRunner().invoke(app, args + ["--corpus", f"pubmed={pubmed}"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"{pubmed}: not a .spacy (DocBin) file" in result.output and "spacy_bioner convert" in result.output
+
+
+def test_package_meta_refuses_a_missing_metrics_folder_and_names_a_wrong_corpus(hash_pipeline, tmp_path):
+    model, test_path = hash_pipeline
+    base = ["package-meta", str(model), str(ROOT / "configs" / "meta.json"), str(tmp_path / "out.json")]
+    result = CliRunner().invoke(app, base + ["--metrics", str(tmp_path / "no-metrics")])
+    assert result.exit_code == 1 and "no-metrics: no such folder" in result.output
+    assert not (tmp_path / "out.json").exists()
+    metrics = tmp_path / "metrics"
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(metrics)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, base + ["--metrics", str(metrics), "--performance", "jnlpba=nope"])
+    assert result.exit_code == 1 and "--performance jnlpba=nope: no such corpus" in result.output
+
+
 def test_visualize_writes_html_with_the_label_colours(hash_pipeline, tmp_path):
     model, test_path = hash_pipeline
     out = tmp_path / "samples.html"
@@ -301,9 +330,8 @@ def test_displacy_uses_the_registered_colours_without_options():
 # The encoder record and packaging
 
 
-def test_record_encoder_callback_writes_meta_during_init(tmp_path):
-    bert = make_tiny_bert(tmp_path / "tiny-bert")
-    config = Config().from_str(transformer_pipeline_config(bert, crf=False))
+def test_record_encoder_callback_writes_meta_during_init(tiny_bert, tmp_path):
+    config = Config().from_str(transformer_pipeline_config(tiny_bert, crf=False))
     config["initialize"] = {"after_init": {"@callbacks": "spacy_bioner.record_encoder.v1"}}
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     examples = toy_examples(nlp, 8)
@@ -312,8 +340,8 @@ def test_record_encoder_callback_writes_meta_during_init(tmp_path):
     callback = spacy.registry.callbacks.get("spacy_bioner.record_encoder.v1")()
     callback(nlp)
     source = nlp.meta["sources"][-1]
-    assert source["encoder"] == "tiny-bert" and str(bert) in source["name"]
-    assert nlp.meta["spacy_bioner_encoder"] == "tiny-bert"
+    assert source["encoder"] == tiny_bert.name and str(tiny_bert) in source["name"]
+    assert nlp.meta["spacy_bioner_encoder"] == tiny_bert.name
     assert "Encoder: " in nlp.meta["description"]
     # Recording twice keeps one encoder entry and one description line.
     record_encoder(nlp)
@@ -322,12 +350,11 @@ def test_record_encoder_callback_writes_meta_during_init(tmp_path):
     # The record survives serialization, and the weights load from the pipeline.
     nlp.to_disk(tmp_path / "model")
     loaded = spacy.load(tmp_path / "model")
-    assert loaded.meta["spacy_bioner_encoder"] == "tiny-bert"
+    assert loaded.meta["spacy_bioner_encoder"] == tiny_bert.name
 
 
-def test_init_nlp_runs_the_callback(tmp_path):
-    bert = make_tiny_bert(tmp_path / "tiny-bert")
-    config = Config().from_str(transformer_pipeline_config(bert, crf=False))
+def test_init_nlp_runs_the_callback(tiny_bert, tmp_path):
+    config = Config().from_str(transformer_pipeline_config(tiny_bert, crf=False))
     nlp0 = spacy.blank("en")
     train_path = tmp_path / "train.spacy"
     DocBin(docs=_corpus_docs(nlp0.vocab, 6, 0, "jnlpba"), store_user_data=True).to_disk(train_path)
@@ -338,7 +365,7 @@ def test_init_nlp_runs_the_callback(tmp_path):
     config["initialize"] = {"after_init": {"@callbacks": "spacy_bioner.record_encoder.v1"}}
     config = spacy.util.load_model_from_config(config, auto_fill=True).config
     nlp = init_nlp(config)
-    assert nlp.meta["spacy_bioner_encoder"] == "tiny-bert"
+    assert nlp.meta["spacy_bioner_encoder"] == tiny_bert.name
 
 
 def test_describe_encoder_names_hub_models_and_the_packaged_fallback():
@@ -379,8 +406,10 @@ def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipe
     # spacy package's model card shows the scores and the command; spacy info the description with the F1.
     readme = generate_readme(meta)
     assert "Accuracy" in readme and "spacy project run all" in readme and "Encoder: tiny" in readme
-    (model / "meta.json").write_text(json.dumps(meta))
-    assert f"jnlpba {seqeval['f1']:.3f}" in info_model(str(model))["description"]
+    packaged = tmp_path / "packaged"  # a copy: the module's pipeline stays as the other tests expect it
+    shutil.copytree(model, packaged)
+    (packaged / "meta.json").write_text(json.dumps(meta))
+    assert f"jnlpba {seqeval['f1']:.3f}" in info_model(str(packaged))["description"]
 
 
 def test_every_command_that_loads_a_pipeline_refuses_a_missing_gpu_in_one_line(hash_pipeline, tmp_path):
@@ -412,7 +441,7 @@ def test_demo_prints_each_heads_spans_with_scores_and_the_ents(tiny_pipeline):
         assert f"  {ent.text!r:40} {ent.label_}" in lines
     for key in ("jnlpba", "bc5cdr"):
         group = doc.spans[key]
-        shown = lines[lines.index(f"doc.spans[{key!r}]:") + 1 :][: len(group)]
+        shown = lines[lines.index(f"doc.spans[{key!r}] ({len(group)}):") + 1 :][: len(group)]
         assert shown == [
             f"  {span.text!r:40} {span.label_:10} {score:.3f}" for span, score in zip(group, group.attrs["scores"])
         ]

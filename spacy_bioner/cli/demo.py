@@ -16,7 +16,9 @@ SAMPLE_ABSTRACT = (
 @app.command()
 def demo(
     model: str = typer.Argument("en_bioner_scibert", help="Pipeline: installed package name or directory."),
-    text: str = typer.Option(SAMPLE_ABSTRACT, "--text", help="Text to annotate (default: a sample abstract)."),
+    text: str = typer.Option(
+        SAMPLE_ABSTRACT, "--text", help="Text to annotate (default: a sample abstract).", show_default=False
+    ),
 ) -> None:
     """Load a pipeline and print the entities it finds in a sample abstract."""
     from ..annotation import head_keys, spans_with_scores
@@ -30,6 +32,7 @@ def demo(
     for ent in doc.ents:
         typer.echo(f"  {ent.text!r:40} {ent.label_}")
     for key in head_keys(nlp):
-        typer.echo(f"doc.spans[{key!r}]:")
-        for span, score in spans_with_scores(doc, key):
+        spans = list(spans_with_scores(doc, key))
+        typer.echo(f"doc.spans[{key!r}] ({len(spans)}):")
+        for span, score in spans:
             typer.echo(f"  {span.text!r:40} {span.label_:10} {score_text(score)}")

@@ -34,6 +34,9 @@ def package_meta_cli(
     primary = dict(named_values(performance, "--performance", "KEY=CORPUS"))
     if not (model_dir / "meta.json").exists():
         raise fail(f"{model_dir} is not a trained pipeline (no meta.json)")
+    if not metrics_dir.is_dir():
+        # A typo here would ship a package whose card says "Not evaluated".
+        raise fail(f"--metrics {metrics_dir}: no such folder; run `evaluate` first, or name its --output-dir")
     try:
         meta = package_meta(model_dir, json.loads(project_meta.read_text(encoding="utf8")), metrics_dir, command, primary)
     except (OSError, ValueError) as e:

@@ -33,6 +33,16 @@ def gold_token_doc(vocab: Vocab, reference: Doc) -> Doc:
 
 
 def load_docs(path: Union[str, Path], vocab: Vocab, limit: int = 0) -> List[Doc]:
-    """The documents of a .spacy file (the first `limit`, if given)."""
-    docs = list(DocBin().from_disk(path).get_docs(vocab))
+    """The documents of a .spacy file (the first `limit`, if given).
+
+    Raises ValueError, naming the file, where it is not a DocBin.
+    """
+    try:
+        docs = list(DocBin().from_disk(path).get_docs(vocab))
+    except ValueError as err:
+        detail = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"{path}: not a .spacy (DocBin) file ({detail}); convert a corpus file with "
+            "`python -m spacy_bioner convert`"
+        ) from None
     return docs[:limit] if limit else docs
