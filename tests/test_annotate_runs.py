@@ -7,7 +7,10 @@ a few documents, so that the file stays fast.
 import errno
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, List
 
@@ -307,3 +310,14 @@ def test_the_ray_extra_requires_the_ray_the_engine_needs() -> None:
     setup = (REPO / "setup.py").read_text(encoding="utf8")
     (version,) = re.findall(r'"ray": \["ray\[data\]>=([\d.]+)"\]', setup)
     assert tuple(int(part) for part in version.split(".")) >= (2, 10)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_workers_threads_follow_the_cpus_the_process_may_use() -> None:
+    """A process limited to one CPU (taskset, a container) counts one, not the machine's."""
+    code = (
+        "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+        "from spacy_bioner.annotate.engine import usable_cpus; print(usable_cpus())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1"

@@ -13,7 +13,7 @@ More than one CPU process (`n_process > 1`) uses a process pool
 started with *spawn*, each worker loading the pipeline once from its name or
 path: forking a process that has already run torch can deadlock in its
 thread pools (and breaks CUDA), and a spaCy `Language` with a transformer
-should not be pickled to workers. Each worker gets `cpu_count // n_process`
+should not be pickled to workers. Each worker gets `usable_cpus() // n_process`
 torch threads. `n_process > 1` with a GPU is refused (`run.annotate`).
 """
 
@@ -103,6 +103,14 @@ def shards_of(planned: Iterable[Tuple[str, int, Any]]) -> Iterator[Tuple[str, Li
 _WORKER: Optional[BatchAnnotator] = None
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity (a container's or
+    taskset's limit), not the machine's count, which would over-subscribe."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def _init_worker(model: str, threads: int) -> None:
     global _WORKER
     import torch
@@ -142,7 +150,7 @@ def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size
     A worker that dies (killed for memory, or unable to load the pipeline)
     breaks the pool: AnnotateError, with the shards written so far kept.
     """
-    threads = max(1, (os.cpu_count() or 1) // n_process)
+    threads = max(1, usable_cpus() // n_process)
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(n_process, mp_context=context, initializer=_init_worker, initargs=(model, threads))
     window: Deque[Tuple[str, List[Result], List[Result], "Future[List[Annotation]]", bool]] = deque()

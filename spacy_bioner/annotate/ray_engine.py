@@ -31,13 +31,12 @@ optional extra: `pip install spacy-bioner[ray]`.
 """
 
 import json
-import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-from .engine import BatchAnnotator, annotate_shard, shards_of
+from .engine import BatchAnnotator, annotate_shard, shards_of, usable_cpus
 from .errors import AnnotateError
 from .output import Result, shard_prefix, sharded
 from .sources import Deleted, Item, Record, Reject, read_items
@@ -81,7 +80,7 @@ class _ShardAnnotator:
         if threads > 0:
             import torch
 
-            torch.set_num_threads(min(threads, os.cpu_count() or threads))
+            torch.set_num_threads(min(threads, usable_cpus()))
         self.annotator = BatchAnnotator(model, 0 if gpu_id >= 0 else -1)
         self.batch_size = batch_size
         self.max_chars = max_chars
