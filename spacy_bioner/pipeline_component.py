@@ -35,6 +35,7 @@ from .annotation import (
 from .decoding import ConstrainedViterbi
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
+from .messages import first_line
 from .scoring import score_bio_ner
 from .tags import check_tag_scheme, make_tags, spans_to_tags, tags_to_spans
 
@@ -531,7 +532,7 @@ class BioNER(TrainablePipe):
 
     def _load_error(self, source: str, err: Exception) -> ValueError:
         """One line instead of a traceback from deep inside srsly or thinc."""
-        detail = (str(err).strip().splitlines() or [""])[0]
+        detail = first_line(err)
         if isinstance(err, KeyError):  # thinc: the saved layers are not this model's
             return self._other_model_error(source, detail)
         return ValueError(

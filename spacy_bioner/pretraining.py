@@ -56,7 +56,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -111,18 +111,13 @@ class PretrainSettings:
     keep_checkpoint: bool = field(default=False, compare=False)
 
     def identity(self) -> Dict[str, Any]:
-        """The settings a resumed run must share with the run it resumes."""
-        data = asdict(self)
-        for name in _NOT_IDENTITY:
-            data.pop(name)
-        return data
+        """The settings a resumed run must share with the run it resumes: those compared."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
 
     def check(self) -> None:
         """Refuse values that no run could use, before anything is loaded."""
         check_heldout_fraction(self.heldout_fraction)
 
-
-_NOT_IDENTITY = ("checkpoint_every", "keep_checkpoint")
 
 
 def check_heldout_fraction(fraction: float) -> None:

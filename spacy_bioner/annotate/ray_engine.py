@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+from ..messages import first_line
 from .engine import BatchAnnotator, annotate_shard, shards_of, usable_cpus
 from .errors import AnnotateError
 from .output import Result, shard_prefix, sharded
@@ -119,7 +120,7 @@ def ray_session(address: Optional[str] = None, gpu_id: int = -1,
                 ray.init(include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = f"the Ray cluster at --address {address}" if address else "a local Ray"
-            detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            detail = first_line(e, type(e).__name__)
             raise AnnotateError(f"cannot start or reach {where}: {detail}") from None
     resources = ray.cluster_resources()
     log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
@@ -152,9 +153,9 @@ def _ray_failure(error: Exception) -> AnnotateError:
     cause = getattr(error, "cause", None)  # a task's exception (RayTaskError)
     if isinstance(cause, AnnotateError):
         # A reader's own message (an input that cannot be read); Ray appends lines to it.
-        return AnnotateError(str(cause).splitlines()[0])
+        return AnnotateError(first_line(cause))
     if cause is not None:
-        detail = f"{type(cause).__name__}: {(str(cause).splitlines() or [''])[0]}"
+        detail = f"{type(cause).__name__}: {first_line(cause)}"
     else:
         # An actor that died: the error that ended it is the last one its traceback names.
         lines = [_ANSI.sub("", line).strip() for line in str(error).splitlines() if line.strip()]

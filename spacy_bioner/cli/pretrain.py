@@ -102,8 +102,6 @@ def pretrain_command(
             raise fail(f"{name} must be positive, got {value}")
     if not 0 <= warmup <= 1:
         raise fail(f"--warmup is a fraction of the steps in [0, 1], got {warmup}")
-    if not 0 <= heldout_fraction < 1:
-        raise fail(f"--heldout-fraction must be in [0, 1), got {heldout_fraction}")
     if gpu_id >= 0:
         import torch
 
@@ -116,7 +114,8 @@ def pretrain_command(
         keep_checkpoint=keep_checkpoint,
     )
     try:
-        # Before reading the text: a wrong directory should fail at once.
+        # Before reading the text: a wrong setting or directory should fail at once.
+        settings.check()
         check_output_dir(output_dir)
         if task_text_only and (text or not include_task_text):
             raise PretrainError(
