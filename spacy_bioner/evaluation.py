@@ -12,6 +12,7 @@ reported next to them.
 
 import json
 import statistics
+from collections import Counter
 import time
 import warnings
 from pathlib import Path
@@ -119,6 +120,12 @@ def detect_spans_key(nlp: Language, docs: Sequence[Doc], path: str = "") -> str:
     return found.pop()
 
 
+def unpredictable_labels(gold_tags: List[List[str]], head_labels: Sequence[str]) -> Dict[str, int]:
+    """Entities per gold label that a head without that label can never find."""
+    counts = Counter(tag[2:] for sent in gold_tags for tag in sent if tag.startswith("B-"))
+    return {label: n for label, n in sorted(counts.items()) if label not in head_labels}
+
+
 def gold_iob_tags(docs: Iterable[Doc], spans_key: str) -> List[List[str]]:
     """IOB2 tag sequences of each document's gold for the head with `spans_key`:
     its span group, or doc.ents for a document annotated only there (as the
@@ -156,6 +163,15 @@ def evaluate_corpus(
         log(f"{name}: {len(loaded) - len(references)} documents not annotated for head {key!r}, not scored")
     n_words = sum(len(doc) for doc in references)
     log(f"{name}: {len(references)} docs, {n_words:,} words from {path} (head {heads[key]!r})")
+    gold_tags = gold_iob_tags(references, key)
+    unknown = unpredictable_labels(gold_tags, nlp.get_pipe(heads[key]).labels)
+    if unknown:
+        counts = ", ".join(f"{label} ({n:,})" for label, n in unknown.items())
+        warnings.warn(
+            f"{path}: gold labels the head {heads[key]!r} does not predict: {counts} entities, only ever "
+            f"missed (its labels: {', '.join(nlp.get_pipe(heads[key]).labels)}); was the corpus converted "
+            "with other label names, or is it scored on the wrong head (--spans-key)?"
+        )
     inputs = [gold_token_doc(nlp.vocab, doc) for doc in references]
     predicted: List[Doc] = []
     start = time.perf_counter()
@@ -167,7 +183,6 @@ def evaluate_corpus(
             words = sum(len(d) for d in predicted)
             log(f"{name}: {i}/{len(inputs)} docs, {words / max(elapsed, 1e-9):,.0f} words/s")
     seconds = time.perf_counter() - start
-    gold_tags = gold_iob_tags(references, key)
     pred_tags = iob_tags(predicted, key)
     seqeval = seqeval_scores(gold_tags, pred_tags)
     examples = [Example(pred, ref) for pred, ref in zip(predicted, references)]
@@ -180,6 +195,7 @@ def evaluate_corpus(
         "head": heads[key],
         "documents": len(references),
         "documents_not_annotated": len(loaded) - len(references),
+        "gold_labels_not_predicted": unknown,
         "sentences": len(gold_tags),
         "words": n_words,
         "seconds": round(seconds, 1),

@@ -9,6 +9,7 @@ import errno
 import gzip
 import io
 import json
+import lzma
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -104,6 +105,27 @@ def test_truncated_gz_keeps_every_complete_record_before_the_cut(tmp_path: Path)
     assert isinstance(last, Reject) and last.kind == TRUNCATED
     assert last.doc_id == full[complete].doc_id  # type: ignore[union-attr]
     assert f"after {complete} complete records" in last.reason
+
+
+def test_xz_inputs_read_as_their_gzip_twins(tmp_path: Path) -> None:
+    """.xml.xz and .jsonl.xz are read like .gz; a truncated .xz keeps the records before the cut."""
+    xml = lzma.compress(gzip.decompress(BASELINE.read_bytes()))
+    path = tmp_path / "baseline.xml.xz"
+    path.write_bytes(xml)
+    full = list(read_items(BASELINE))
+    assert list(read_items(path)) == [replace(item, source=str(path)) for item in full]
+    assert count_records(path) == count_records(BASELINE)
+
+    cut = tmp_path / "cut.xml.xz"
+    cut.write_bytes(xml[: len(xml) * 3 // 4])
+    items = list(read_items(cut))
+    assert 10 < len(items) - 1 < len(full)
+    assert items[:-1] == [replace(item, source=str(cut)) for item in full[: len(items) - 1]]
+    assert isinstance(items[-1], Reject) and items[-1].kind == TRUNCATED
+
+    jsonl = tmp_path / "docs.jsonl.xz"
+    jsonl.write_bytes(lzma.compress(b'{"id": 1, "text": "IL-2"}\n{"id": 2, "text": "p53"}\n'))
+    assert [(r.doc_id, r.text) for r in read_items(jsonl)] == [("1", "IL-2"), ("2", "p53")]  # type: ignore[union-attr]
 
 
 def test_a_lone_surrogate_is_rejected_as_undecodable(tmp_path: Path) -> None:
@@ -220,7 +242,7 @@ def test_an_error_of_the_system_reading_an_input_names_the_file(
         data = path.read_bytes()
         return FailingFile(data, len(data) // 2)
 
-    monkeypatch.setattr(sources, "_open", failing_open)
+    monkeypatch.setattr(sources, "open_bytes", failing_open)
     for path in (jsonl, xml):
         items = read_items(path)
         assert isinstance(next(items), Record)  # what was read before the error
@@ -241,13 +263,13 @@ def test_an_error_of_the_system_reading_an_input_names_the_file(
     monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(AnnotateError, match="b.txt: cannot be read: .*Permission denied"):
         list(read_items(folder))
-    # A missing input is refused before any reading; a file that is not gzip is the file's fault: a reject.
+    # A missing input is refused before any reading; a corrupt gzip file is the file's fault: a reject.
     with pytest.raises(ValueError, match="no such input"):
         expand_inputs([tmp_path / "gone.jsonl"])
-    not_gzip = tmp_path / "plain.xml.gz"
-    not_gzip.write_bytes(xml.read_bytes()[:100])
-    (reject,) = read_items(not_gzip)
-    assert isinstance(reject, Reject) and reject.kind == UNREADABLE and "gzip" in reject.reason
+    corrupt = tmp_path / "corrupt.xml.gz"
+    corrupt.write_bytes(b"\x1f\x8b" + xml.read_bytes()[:100])
+    (reject,) = read_items(corrupt)
+    assert isinstance(reject, Reject) and reject.kind == UNREADABLE and "corrupt gzip data" in reject.reason
 
 
 def test_a_record_without_its_own_pmid_is_not_annotated_under_one_it_cites(tmp_path: Path) -> None:

@@ -223,7 +223,7 @@ def test_an_input_that_cannot_be_read_stops_the_run_and_a_rerun_reads_it(
             yield from lines[:3]
             raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(sources, "_open", lambda file: Lines())
+    monkeypatch.setattr(sources, "open_bytes", lambda file: Lines())
     output = tmp_path / "out"
     with pytest.raises(AnnotateError, match="toy.jsonl: cannot be read: .*Input/output error.*--resume"):
         annotate(str(tiny_pipeline), [path], output, options)

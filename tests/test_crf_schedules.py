@@ -38,6 +38,22 @@ def test_both_schedules_are_timed_and_agree(tmp_path: Path) -> None:
     assert record["shapes"][1]["words"] == 2
 
 
+def test_on_a_device_each_schedule_is_also_compared_with_numpy(monkeypatch) -> None:
+    """On the strict CuPy stand-in (tests/strict_device.py) the device results are
+    checked against NumPy's sequential schedule on host copies; on the CPU there is
+    nothing to compare (the first test's records carry no such keys)."""
+    from strict_device import strict_device
+
+    ops = strict_device(monkeypatch)
+    monkeypatch.setattr(crf_schedules, "synchronize", lambda xp: None)  # the stand-in has no streams
+    record = crf_schedules.measure_shape(ops, 3, 20, repeats=1)
+    for schedule in crf_schedules.SCHEDULES:
+        assert record[f"{schedule}_vs_numpy_max_relative_difference"] < 1e-4
+        assert record[f"{schedule}_vs_numpy_identical_paths"] == 1.0
+    cpu = crf_schedules.measure_shape(crf_schedules.get_current_ops(), 3, 20, repeats=1)
+    assert not [key for key in cpu if "vs_numpy" in key]
+
+
 def test_a_time_is_the_median_of_the_repeats_after_an_untimed_call(monkeypatch) -> None:
     """On a clock whose readings make the timed calls take 5, 1 and 2 ms, the
     time is their median, 2 ms (the mean would be 2.67), and the first call

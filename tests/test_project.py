@@ -4,6 +4,7 @@ import json
 import shlex
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -234,6 +235,29 @@ def test_evaluate_scores_a_corpus_annotated_in_doc_ents_only(hash_pipeline, tmp_
     assert result.exit_code == 1 and "no head of the pipeline predicts spans_key 'ncbi'" in result.output
 
 
+def test_evaluate_warns_of_gold_labels_the_head_cannot_predict(hash_pipeline, tmp_path):
+    """A corpus converted with other label names scores zero recall on them: said, not silent."""
+    model, test_path = hash_pipeline
+    nlp = spacy.load(model)
+    docs = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    for doc in docs:
+        doc.spans["jnlpba"] = [
+            Span(doc, s.start, s.end, label="Gene" if i % 2 else s.label_) for i, s in enumerate(doc.spans["jnlpba"])
+        ]
+    renamed = sum(len(doc.spans["jnlpba"]) // 2 for doc in docs)
+    assert renamed > 0
+    path = tmp_path / "renamed.spacy"
+    DocBin(docs=docs, store_user_data=True).to_disk(path)
+    with pytest.warns(UserWarning, match=rf"does not predict: Gene \({renamed}\) entities"):
+        result = evaluate_corpus(nlp, "renamed", path)
+    assert result["gold_labels_not_predicted"] == {"Gene": renamed}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert evaluate_corpus(nlp, "toy", test_path)["gold_labels_not_predicted"] == {}
+    cli = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"renamed={path}", "--output-dir", str(tmp_path / "m")])
+    assert cli.exit_code == 0 and f"Warning: {path}: gold labels the head" in cli.output
+
+
 def test_evaluate_command_writes_json_markdown_and_png(hash_pipeline, tmp_path):
     model, test_path = hash_pipeline
     out = tmp_path / "metrics"
@@ -255,9 +279,9 @@ def test_evaluate_without_matplotlib_writes_the_scores_and_says_why_no_chart(has
     model, test_path = hash_pipeline
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without it gives
     out = tmp_path / "metrics"
-    with pytest.warns(UserWarning, match=r"spacy-bioner\[plots\]"):
-        result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(out)])
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(out)])
     assert result.exit_code == 0, result.output
+    assert "Warning: per_type_f1.png not drawn" in result.output and "spacy-bioner[plots]" in result.output
     assert (out / "toy.json").exists() and (out / "scores.md").exists()
     assert not (out / "per_type_f1.png").exists()
 

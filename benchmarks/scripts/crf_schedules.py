@@ -11,8 +11,10 @@ and `nlp.pipe`'s (128 documents). Each call is timed after a warm-up call,
 the device synchronised before every clock reading; the median of
 `--repeats` is kept. Beside the times, how far the schedules agree: the
 largest difference of log Z, marginals and pairwise marginals relative to
-each array's scale, and the share of identical Viterbi paths. On a GPU that
-is also the check that the CuPy code paths compute what the NumPy ones do.
+each array's scale, and the share of identical Viterbi paths. On a GPU each
+schedule is also compared with NumPy's sequential one on the same scores
+copied to the host (`*_vs_numpy_*`): the check that the CuPy code paths
+compute what the NumPy ones, tested against the oracle, do.
 """
 
 import statistics
@@ -107,9 +109,23 @@ def measure_shape(ops, n_docs: int, n_steps: int, repeats: int) -> Dict[str, Any
     sequential, parallel = results["sequential"], results["parallel"]
     for name, index in (("log_z", 0), ("marginals", 1), ("pairwise", 2)):
         record[f"{name}_max_relative_difference"] = relative_difference(parallel[index], sequential[index])
-    same = [np.array_equal(a[:n], b[:n]) for a, b, n in zip(parallel[3], sequential[3], lengths)]
-    record["identical_paths"] = sum(same) / len(same)
+    record["identical_paths"] = identical_paths(parallel[3], sequential[3], lengths)
+    if xp is not np:
+        # The same scores on the host, NumPy's sequential schedule: CuPy's arithmetic against NumPy's.
+        host = [ops.to_numpy(a) if i != 1 else a for i, a in enumerate(scores)]
+        reference = [*forward_backward(*host, recursion="sequential"), viterbi(*host, recursion="sequential")]
+        for schedule in SCHEDULES:
+            record[f"{schedule}_vs_numpy_max_relative_difference"] = max(
+                relative_difference(results[schedule][i], reference[i]) for i in range(3)
+            )
+            record[f"{schedule}_vs_numpy_identical_paths"] = identical_paths(results[schedule][3], reference[3], lengths)
     return record
+
+
+def identical_paths(paths, expected, lengths) -> float:
+    """The share of documents whose Viterbi path is `expected`'s."""
+    same = [np.array_equal(a[:n], b[:n]) for a, b, n in zip(paths, expected, lengths)]
+    return sum(same) / len(same)
 
 
 def print_records(records: List[Dict[str, Any]]) -> None:
@@ -125,6 +141,13 @@ def print_records(records: List[Dict[str, Any]]) -> None:
             f"   {r['viterbi_sequential_ms']:>10.2f}   {r['viterbi_parallel_ms']:>10.2f}   {r['viterbi_speedup']:>7.2f}"
             f"   {diff:>12.1e}   {r['identical_paths']:>10.1%}"
         )
+        for schedule in SCHEDULES:
+            if f"{schedule}_vs_numpy_max_relative_difference" in r:
+                print(
+                    f"           {schedule} against NumPy: max rel diff "
+                    f"{r[f'{schedule}_vs_numpy_max_relative_difference']:.1e}, "
+                    f"same paths {r[f'{schedule}_vs_numpy_identical_paths']:.1%}"
+                )
 
 
 def main(

@@ -37,7 +37,7 @@ rejected as `missing_id`, never annotated under a PMID it cites.
 Errors
 ------
 What is wrong with a file's content (bad XML or JSON, a truncated or
-corrupt `.gz`, a corrupt Parquet file) is a reject: it would be the same on
+corrupt `.gz` or `.xz`, a corrupt Parquet file) is a reject: it would be the same on
 every run. An error of the system reading it (permission denied, an I/O
 error, a file gone from a network share) is an `AnnotateError` naming the
 file: it may pass, so the run stops before the shard is finished and a rerun
@@ -45,15 +45,14 @@ reads the file again.
 """
 
 import codecs
-import gzip
 import json
 import re
-import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
 from .errors import AnnotateError
 
 try:
@@ -66,8 +65,8 @@ except ImportError:  # pragma: no cover - lxml is an install requirement of the 
     _XMLError = _etree.ParseError  # type: ignore[misc]
 
 READ_CHUNK = 1 << 20
-XML_SUFFIXES = (".xml", ".xml.gz")
-JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+XML_SUFFIXES = (".xml", ".xml.gz", ".xml.xz")
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.xz", ".ndjson", ".ndjson.gz", ".ndjson.xz")
 PARQUET_SUFFIXES = (".parquet",)
 
 # Reject kinds: the first field of every reject, counted in the summary.
@@ -130,7 +129,7 @@ def input_kind(path: Path) -> str:
     if name.endswith(PARQUET_SUFFIXES):
         return "parquet"
     raise ValueError(
-        f"{path}: unknown input type (expected .xml[.gz], .jsonl[.gz], .parquet or a folder of .txt files)"
+        f"{path}: unknown input type (expected .xml[.gz|.xz], .jsonl[.gz|.xz], .parquet or a folder of .txt files)"
     )
 
 
@@ -162,7 +161,7 @@ def read_items(path: Path, id_key: str = "id", text_key: str = "text", max_chars
 def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Optional[int]:
     """A cheap count of an input's records (for a progress bar's total), or None if unknown.
 
-    Deletions are not records; a `.gz` is decompressed once more for this.
+    Deletions are not records; a compressed file is decompressed once more for this.
     """
     try:
         kind = input_kind(path)
@@ -173,7 +172,7 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
 
             return pq.ParquetFile(str(path)).metadata.num_rows
         articles = records = 0
-        with _open(path) as f:
+        with open_bytes(path) as f:
             if kind == "jsonl":
                 return sum(1 for line in f if line.strip())
             tail = b""
@@ -184,15 +183,8 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
                 tail = data[-32:]
             # A file without any PubMed record is one reject (`read_pubmed`).
             return articles if records else 1
-    except (OSError, EOFError, zlib.error, ValueError):
+    except (OSError, ValueError, *DECOMPRESSION_ERRORS):
         return None
-
-
-def _open(path: Path) -> IO[bytes]:
-    """The decompressed bytes of a `.gz` file, the bytes of any other."""
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
 
 
 def _read_error(path: Path, error: Exception) -> str:
@@ -231,7 +223,7 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
         try:
             # read1: on a truncated .gz, read(n) drops all it decompressed in the call.
             chunk = f.read1(READ_CHUNK)  # type: ignore[attr-defined]
-        except (EOFError, OSError, zlib.error) as e:
+        except (OSError, *DECOMPRESSION_ERRORS) as e:
             e.partial = buffer if started else b""  # type: ignore[attr-defined]
             raise
         if not chunk:
@@ -289,23 +281,23 @@ def _pmid(article: "_etree._Element") -> str:
 
 
 def read_pubmed(path: Path) -> Iterator[Item]:
-    """The records and deletions of a PubMed/MEDLINE XML file (`.xml` or `.xml.gz`)."""
+    """The records and deletions of a PubMed/MEDLINE XML file (`.xml`, `.xml.gz` or `.xml.xz`)."""
     source = str(path)
     n = 0
     try:
-        with _open(path) as f:
+        with open_bytes(path) as f:
             for raw in _framed_records(f):
                 n += 1
                 yield from _pubmed_record(raw, source, n)
         if n == 0:
             yield Reject(source, "-", MALFORMED_XML, "no PubMed records (PubmedArticle, PubmedBookArticle or "
                          "DeleteCitation) found in the file: not a PubMed XML file?")
-    except (EOFError, OSError, zlib.error) as e:
+    except (OSError, *DECOMPRESSION_ERRORS) as e:
         partial = getattr(e, "partial", b"")
         match = _PMID.search(partial)
         where = f"PMID {match.group(1).decode()}" if match else f"record {n + 1}"
         yield Reject(source, where, _read_error(path, e),
-                     f"the file ends or cannot be read after {n} complete records: {e}",
+                     f"the file ends or cannot be read after {n} complete records: {describe_error(path, e)}",
                      match.group(1).decode() if match else "")
 
 
@@ -343,20 +335,20 @@ def _pubmed_record(raw: bytes, source: str, n: int) -> Iterator[Item]:
 
 
 def read_jsonl(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
-    """One record per non-blank line `{id_key: ..., text_key: ...}` of a `.jsonl[.gz]` file."""
+    """One record per non-blank line `{id_key: ..., text_key: ...}` of a `.jsonl` file (`.gz` or `.xz` too)."""
     source = str(path)
     line_no = 0
     try:
-        with _open(path) as f:
+        with open_bytes(path) as f:
             for line_no, raw in enumerate(f, 1):
                 if line_no == 1:
                     raw = raw.removeprefix(codecs.BOM_UTF8)
                 if not raw.strip():
                     continue
                 yield _json_record(raw, source, f"line {line_no}", id_key, text_key)
-    except (EOFError, OSError, zlib.error) as e:
+    except (OSError, *DECOMPRESSION_ERRORS) as e:
         yield Reject(source, f"line {line_no + 1}", _read_error(path, e),
-                     f"the file ends or cannot be read after line {line_no}: {e}")
+                     f"the file ends or cannot be read after line {line_no}: {describe_error(path, e)}")
 
 
 def _json_record(raw: bytes, source: str, where: str, id_key: str, text_key: str) -> Item:
@@ -472,12 +464,12 @@ def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str,
 def _first_json_keys(path: Path) -> Optional[List[str]]:
     """The keys of a JSON Lines file's first record; None where it is no JSON object (the reader rejects it)."""
     try:
-        with _open(path) as f:
+        with open_bytes(path) as f:
             for raw in f:
                 if raw.strip():
                     obj = json.loads(raw.removeprefix(codecs.BOM_UTF8).decode("utf8"))
                     return list(obj) if isinstance(obj, dict) else None
-    except (EOFError, OSError, zlib.error, ValueError):  # ValueError: bad JSON or UTF-8
+    except (OSError, ValueError, *DECOMPRESSION_ERRORS):  # ValueError: bad JSON or UTF-8
         pass
     return None
 

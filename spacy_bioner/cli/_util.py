@@ -1,8 +1,10 @@
 """The typer app and what every command shares: errors, logging, loading."""
 
+import contextlib
 import time
+import warnings
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import typer
 from spacy.language import Language
@@ -37,6 +39,17 @@ def score_text(score: Optional[float]) -> str:
 def log(text: str) -> None:
     """A progress line with the time of day."""
     typer.echo(f"[{time.strftime('%H:%M:%S')}] {text}")
+
+
+@contextlib.contextmanager
+def warnings_on_stderr() -> Iterator[None]:
+    """Print the library's warnings as `Warning: message` lines on stderr, without Python's source line."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+        typer.echo(f"Warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def load_pipeline(model: str, gpu_id: int = -1) -> Language:

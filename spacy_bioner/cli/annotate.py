@@ -29,7 +29,7 @@ def annotate(
     model: str = typer.Argument(..., help="Pipeline: installed package name or directory."),
     inputs: List[Path] = typer.Argument(
         ...,
-        help="Inputs, in order: PubMed/MEDLINE XML (.xml, .xml.gz), JSON Lines (.jsonl, .jsonl.gz), "
+        help="Inputs, in order: PubMed/MEDLINE XML (.xml, .xml.gz, .xml.xz), JSON Lines (.jsonl, .jsonl.gz, .jsonl.xz), "
         "Parquet (.parquet) or a folder of .txt files (UTF-8; id = file name without .txt). A folder is read "
         "for the files directly in it named *.txt in any case; subfolders and other files are skipped, and "
         "listed in the log.",

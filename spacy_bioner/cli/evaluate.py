@@ -5,7 +5,7 @@ from typing import List
 
 import typer
 
-from ._util import app, fail, load_pipeline, log, named_paths, named_values
+from ._util import app, fail, load_pipeline, log, named_paths, named_values, warnings_on_stderr
 
 
 @app.command()
@@ -47,15 +47,16 @@ def evaluate(
     encoder = pipeline_encoder(nlp)
     log(f"pipeline {nlp.pipe_names}, encoder {encoder}")
     results = {}
-    for name, path in corpora:
-        try:
-            results[name] = evaluate_corpus(
-                nlp, name, path, spans_key=keys.get(name), batch_size=batch_size, limit=limit, log=log
-            )
-        except ValueError as e:
-            raise fail(str(e)) from None
-    for path in write_metrics(results, output_dir, encoder=encoder, command=command):
-        log(f"wrote {path}")
+    with warnings_on_stderr():
+        for name, path in corpora:
+            try:
+                results[name] = evaluate_corpus(
+                    nlp, name, path, spans_key=keys.get(name), batch_size=batch_size, limit=limit, log=log
+                )
+            except ValueError as e:
+                raise fail(str(e)) from None
+        for path in write_metrics(results, output_dir, encoder=encoder, command=command):
+            log(f"wrote {path}")
     typer.echo((output_dir / "scores.md").read_text(encoding="utf8"))
 
 

@@ -1,37 +1,26 @@
 """Reading corpus files: plain, gzipped or xz-compressed UTF-8, CRLF line ends, a BOM.
 
-The compression is told by the file's first bytes, not its name. Bad input
-raises `ConversionError` with a one-line message naming the file and line; a
-truncated or corrupt `.gz` or `.xz` is an error, never a silent cut.
+The compression is told by the file's first bytes, not its name
+(`spacy_bioner.compressed`). Bad input raises `ConversionError` with a
+one-line message naming the file and line; a truncated or corrupt `.gz` or
+`.xz` is an error, never a silent cut.
 """
 
-import lzma
-import zlib
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple, Type, Union
+from typing import List, Union
 
+from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
 from .report import ConversionError
 
 PathLike = Union[str, Path]
 
-# Leading bytes -> (name in messages, a decompressor for one stream or member, its error).
-_COMPRESSIONS: Dict[bytes, Tuple[str, Callable, Type[Exception]]] = {
-    b"\x1f\x8b": ("gzip", lambda: zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), zlib.error),
-    b"\xfd7zXZ\x00": ("xz", lzma.LZMADecompressor, lzma.LZMAError),
-}
+READ_CHUNK = 1 << 20
 
 
 def read_lines(path: PathLike) -> List[str]:
     """The lines of a plain, gzipped or xz-compressed UTF-8 file, without line ends or BOM."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ConversionError(f"{path}: cannot read file: {e.strerror or e}") from None
-    for magic, (name, make_decompressor, error) in _COMPRESSIONS.items():
-        if data.startswith(magic):
-            data = _decompress(path, data, name, make_decompressor, error)
-            break  # one layer of compression, as `gzip -d` or `xz -d` would undo
+    data = _read_decompressed(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -47,21 +36,21 @@ def read_lines(path: PathLike) -> List[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _decompress(path: Path, data: bytes, name: str, make_decompressor: Callable, error: Type[Exception]) -> bytes:
-    """Decompress every member (gzip) or stream (xz); a truncated or corrupt file is an error."""
-    out: List[bytes] = []
+def _read_decompressed(path: Path) -> bytes:
+    """The file's decompressed bytes; a truncated or corrupt file is an error naming the line it reached."""
+    chunks: List[bytes] = []
 
     def line() -> int:  # the line the decompressed text has reached
-        return sum(chunk.count(b"\n") for chunk in out) + 1
+        return sum(chunk.count(b"\n") for chunk in chunks) + 1
 
-    while data:
-        decompressor = make_decompressor()
-        try:
-            out.append(decompressor.decompress(data))
-        except error as e:
-            raise ConversionError(f"{path}:{line()}: corrupt {name} data ({e})") from None
-        if not decompressor.eof:
-            raise ConversionError(f"{path}:{line()}: truncated {name} file (ends inside line {line()})")
-        # Padding between members/streams: NULs (gzip in the wild, xz's stream padding).
-        data = decompressor.unused_data.lstrip(b"\x00")
-    return b"".join(out)
+    try:
+        with open_bytes(path) as f:
+            # read1: what was decompressed before a truncation is kept, for the line number.
+            for chunk in iter(lambda: f.read1(READ_CHUNK), b""):  # type: ignore[attr-defined]
+                chunks.append(chunk)
+    except (OSError, *DECOMPRESSION_ERRORS) as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise ConversionError(f"{path}: cannot read file: {describe_error(path, e)}") from None
+        where = f" (ends inside line {line()})" if isinstance(e, EOFError) else ""
+        raise ConversionError(f"{path}:{line()}: {describe_error(path, e)}{where}") from None
+    return b"".join(chunks)
