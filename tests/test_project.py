@@ -140,6 +140,23 @@ def test_the_version_is_written_once():
     assert holders == ["spacy_bioner/about.py"]
 
 
+@pytest.mark.parametrize("name", ["bioner", "bioner-cpu"])
+def test_config_sets_every_training_setting_spacy_requires(name):
+    """Nothing left to spaCy's defaults (`spacy debug config` validates it): a
+    missing [training] dropout, say, would train at a rate no project file sets."""
+    from spacy.schemas import ConfigSchemaTraining
+
+    training = Config().from_disk(ROOT / "configs" / f"{name}.cfg", interpolate=False)["training"]
+    required = {key for key, field in ConfigSchemaTraining.model_fields.items() if field.is_required()}
+    assert required and not required - set(training)
+
+
+def test_cpu_budget_schedule_ends_with_the_training():
+    """The learning rate reaches zero at the last step, also when --training.max_steps changes."""
+    config = Config().from_disk(ROOT / "configs" / "bioner-cpu.cfg", overrides={"training.max_steps": 1234})
+    assert config["training"]["optimizer"]["learn_rate"]["total_steps"] == 1234
+
+
 def test_config_records_the_encoder_after_init():
     config = Config().from_disk(ROOT / "configs" / "bioner.cfg", interpolate=False)
     assert config["initialize"]["after_init"]["@callbacks"] == "spacy_bioner.record_encoder.v1"

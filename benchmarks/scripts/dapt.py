@@ -9,8 +9,8 @@ dev and test sets.
         --jobs 2 --out benchmarks/results/<date>-cpu-dapt.json
 
 Paths are relative to the repository root, where the main project's
-`convert` has written the corpora (`spacy project run dapt benchmarks` does
-it all, pretraining included). Each run is
+`convert` has written the corpora (`spacy project run pretraining benchmarks`
+does it all, pretraining included). Each run is
 `spacy train CONFIG --paths.transformer ENCODER --system.seed SEED` into
 RUN_DIR/NAME-sSEED, then `python -m spacy_bioner evaluate` on the JNLPBA and
 BC5CDR (PubTator) dev sets and the three test sets; a run whose metrics are
