@@ -237,9 +237,26 @@ class AbbreviationConsistency:
         # one that another head has just dropped.
         if gone:
             doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in gone]
+            added += self._freed(doc, gone, added)
         if added:
             merge_into_ents(doc, [span for span, _ in added], [score for _, score in added])
         return doc
+
+    def _freed(
+        self, doc: Doc, gone: Set[Tuple[int, int, str]], added: List[Tuple[Span, float]]
+    ) -> List[Tuple[Span, float]]:
+        """The spans of any head (corrected here or not) that overlap a removed
+        entity: one of them may have lost its place in doc.ents to it."""
+        offered = {(span.start, span.end, span.label_) for span, _ in added}
+        offered |= {(ent.start, ent.end, ent.label_) for ent in doc.ents}
+        freed = []
+        for key in head_keys(self.nlp):
+            for span, score in spans_with_scores(doc, key):
+                triple = (span.start, span.end, span.label_)
+                if triple not in offered and any(s < span.end and span.start < e for s, e, _ in gone):
+                    freed.append((span, 0.0 if score is None else score))
+                    offered.add(triple)
+        return freed
 
     def _correct(
         self, doc: Doc, key: str, abbreviations: List[Abbreviation]

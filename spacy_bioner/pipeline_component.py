@@ -134,7 +134,11 @@ def make_bio_ner(
 
 
 class BioNER(TrainablePipe):
-    """Tags tokens (IOB2 or BILUO) and writes the entities to doc.ents and doc.spans."""
+    """Tags tokens (IOB2 or BILUO) and writes the entities to doc.ents and doc.spans.
+
+    `rehearse` is TrainablePipe's no-op: a head's rehearsal model would be a
+    copy of its transformer listener, which the shared transformer never feeds.
+    """
 
     def __init__(
         self,

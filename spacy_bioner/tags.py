@@ -105,9 +105,14 @@ def tag_constraints(tags: Sequence[str]) -> Constraints:
 
 
 def spans_to_tags(n_tokens: int, spans: Iterable[Span], scheme: str = "IOB2") -> List[str]:
-    """The tag of each of `n_tokens` tokens for non-overlapping `spans`."""
+    """The tag of each of `n_tokens` tokens for non-overlapping `spans`.
+
+    An empty span (`doc[i:i]`, which a SpanGroup accepts) tags no token.
+    """
     tags = [OUTSIDE] * n_tokens
     for span in spans:
+        if span.start == span.end:
+            continue
         tags[span.start] = f"B-{span.label_}"
         tags[span.start + 1 : span.end] = [f"I-{span.label_}"] * (len(span) - 1)
     return iob_to_biluo(tags) if check_tag_scheme(scheme) == "BILUO" else tags

@@ -42,8 +42,10 @@ BIO_SUFFIXES = [
     # Charges and dangling hyphens: "Na+", "K+", "Diazepam- and ...".
     r"[+\-]",
     # A sentence-final period after a capital ("AmB.", "vitamin D.");
-    # spaCy only splits it after two capitals. Abbreviations such as "e.g."
-    # and "U.S." are tokenizer exceptions and are matched before affixes.
+    # spaCy only splits it after two capitals. The tokenizer exceptions
+    # ("e.g.", "i.e.", "Dr.") are matched before affixes and stay whole; other
+    # dotted abbreviations lose their last period ("U.S." -> "U.S" "."), which
+    # `set_sentence_starts` does not take for a sentence end.
     r"(?<=[A-Za-z0-9)\]])\.",
 ]
 

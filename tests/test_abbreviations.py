@@ -153,6 +153,18 @@ def test_each_head_is_corrected_on_its_own(nlp):
     assert triples(doc.ents) == triples(doc.spans["jnlpba"])
 
 
+def test_another_heads_entity_returns_to_doc_ents_when_the_one_it_lost_to_is_removed(nlp):
+    """doc.ents stays the union of the heads: bc5cdr's unsupported HAL mentions
+    go, and jnlpba's HAL, which lost to one of them, takes its place."""
+    doc = make_doc(nlp)
+    set_head(doc, "jnlpba", [(15, 16, "protein")], scores=[0.6])
+    set_head(doc, "bc5cdr", [(2, 3, "Chemical"), (15, 16, "Chemical")], scores=[0.9, 0.9])
+    assert triples(doc.ents) == [(2, 3, "Chemical"), (15, 16, "Chemical")]
+    nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": ["bc5cdr"], "remove_unsupported": True})(doc)
+    assert triples(doc.spans["bc5cdr"]) == []
+    assert triples(doc.ents) == triples(doc.spans["jnlpba"]) == [(15, 16, "protein")]
+
+
 def test_only_the_configured_heads(nlp):
     doc = make_doc(nlp)
     set_head(doc, "jnlpba", [(0, 1, "protein")])

@@ -365,6 +365,19 @@ def test_gold_entities_that_cannot_be_projected_are_unannotated_not_o():
         assert example.get_aligned_ner() == [None, "O", "U-protein"]
 
 
+def test_empty_gold_spans_tag_no_token():
+    """A SpanGroup accepts doc[i:i]: it is no entity, also at the end of the doc."""
+    nlp = make_nlp()
+    nlp.initialize(lambda: toy_examples(nlp, 10))
+    head = nlp.get_pipe("jnlpba")
+    words = ["IL-2", "binds", "p53"]
+    for start in (1, 3):
+        ref = Doc(nlp.vocab, words=words)
+        ref.spans["jnlpba"] = [Span(ref, 0, 1, "protein"), Span(ref, start, start, "protein")]
+        example = Example(Doc(nlp.vocab, words=words), ref)
+        assert tags_of(head, head.gold_tags(example)) == ["B-protein", "O", "O"]
+
+
 def test_missing_ner_annotation_in_doc_ents_is_unannotated_not_o():
     """Tokens whose doc.ents annotation is missing (ent_iob 0) teach nothing,
     with the same tokens on both sides and with different ones."""

@@ -6,6 +6,8 @@ paths identical, on random batches with missing annotation, in both tag
 schemes (BILUO adds constraints on the last tag).
 """
 
+import warnings
+
 import numpy as np
 import oracle
 import pytest
@@ -251,3 +253,23 @@ def test_the_heads_schedule_reaches_its_scores(crf_head):
     older = registry.architectures.get("spacy_bioner.TokenTagger.v1")(tok2vec=noop(), nO=len(TAGS), crf=crf_head)
     older.initialize(X=vectors)
     assert older.predict(vectors).recursion == "auto"
+
+
+@pytest.mark.parametrize("recursion", SCHEDULES)
+def test_the_range_fallback_raises_no_floating_point_warning(recursion):
+    """Batches where some documents leave float32's range and are redone in log
+    space: NumPy's overflow warnings are the recursions' own business, never the user's."""
+    rng = np.random.default_rng(0)
+    tags = make_tags(["A", "B", "C"], "BILUO")
+    constraints = tag_constraints(tags)
+    n_tags = len(tags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for _ in range(200):
+            lengths = rng.integers(1, 40, size=rng.integers(1, 5))
+            emissions = rng.normal(size=(len(lengths), lengths.max(), n_tags)) * rng.choice([1, 5, 30])
+            params = [
+                m + rng.normal(size=m.shape)
+                for m in (constraints.transitions, constraints.start, constraints.end)
+            ]
+            forward_backward(emissions.astype("f"), lengths, *(p.astype("f") for p in params), recursion=recursion)

@@ -69,7 +69,8 @@ def make_tiny_bert(path: Path, extra_words: List[str] = ()) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "-"] + sorted(pieces - {"-"})
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
     tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=False)
-    tokenizer.model_max_length = 512
+    # No model_max_length: like SciBERT's hub tokenizer, it then reports a huge default, and
+    # the encoder's limit is its max_position_embeddings alone.
     tokenizer.save_pretrained(str(path))
     config = BertConfig(
         vocab_size=len(vocab),

@@ -150,6 +150,11 @@ def _parallel(recursion: str, xp) -> bool:
     return check_recursion(recursion) == "parallel" or (recursion == "auto" and xp is not np)
 
 
+# NumPy's floating-point warnings, off where the probability-space recursions
+# check their own range (`_trusted_sequential`, `_trusted_parallel`).
+_UNCHECKED = dict(over="ignore", under="ignore", divide="ignore", invalid="ignore")
+
+
 def forward_backward(
     emissions: Floats3d,
     lengths: np.ndarray,
@@ -184,7 +189,7 @@ def forward_backward(
     fast = _forward_backward_parallel if parallel else _forward_backward_sequential
     scaled = ScaledScores.of(emissions, lengths, transitions, start, end)
     # Where products overflow or underflow, NumPy warns; those documents are computed again below.
-    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+    with np.errstate(**_UNCHECKED):
         log_z, marginals, pairwise, trusted = fast(scaled)
     log_z = log_z + scaled.log_shift
     if bool(trusted.all()):
@@ -203,7 +208,8 @@ def forward_backward(
     if keep.size:
         # The batch's pairwise sum again, over the trusted documents alone.
         kept = ScaledScores.of(emissions[xp.asarray(keep)], lengths[keep], transitions, start, end)
-        pairwise = pairwise + fast(kept)[2]
+        with np.errstate(**_UNCHECKED):  # a trusted document's products may still underflow harmlessly
+            pairwise = pairwise + fast(kept)[2]
     return log_z, marginals, pairwise
 
 

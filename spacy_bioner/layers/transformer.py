@@ -191,7 +191,7 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
         batch_encoding = huggingface_tokenize(tokenizer, texts)
         wordpieces = WordpieceBatch.from_batch_encoding(batch_encoding)
         align = get_alignment(flat_spans, wordpieces.strings, tokenizer.all_special_tokens)
-    wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
+    wordpieces, align = truncate_oversize_splits(wordpieces, align, _max_length(model))
     if is_train:
         model_output, backprop_tensors = model.layers[0](wordpieces, is_train)
     else:
