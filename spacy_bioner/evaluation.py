@@ -104,20 +104,31 @@ def detect_spans_key(nlp: Language, docs: Sequence[Doc], path: str = "") -> str:
 
     Every document is looked at (unannotated ones may come first). Documents
     annotated only through doc.ents (no span groups) are scored on the
-    pipeline's head when it has exactly one.
+    pipeline's head when it has exactly one. Where no head can be told, the
+    error says what helps: naming the head (--spans-key) where the documents
+    carry no span groups or several heads' ones; converting the corpus again
+    where they carry span groups none of which a head predicts, as a head
+    reads only its own span group in such documents (`annotation.gold_spans`).
     """
     keys = head_keys(nlp)
     carried = {key for doc in docs for key in doc.spans}
     found = carried & set(keys)
     if not carried and len(keys) == 1 and any(doc.has_annotation("ENT_IOB") for doc in docs):
         found = set(keys)
-    if len(found) != 1:
+    if len(found) == 1:
+        return found.pop()
+    if carried and not found:
         raise ValueError(
-            f"{path}: cannot tell which head to score: the documents carry span keys "
-            f"{sorted(carried)}, the heads predict {sorted(keys)}; name the head's span key "
-            "(evaluate --spans-key)"
+            f"{path}: no head can be scored: the documents carry span groups {sorted(carried)}, none of "
+            f"which a head predicts (heads: {sorted(keys)}), and a head reads only its own group in them. "
+            "Convert the corpus again with `python -m spacy_bioner convert ... --spans-key KEY`, KEY the "
+            f"key of the head to score: {', '.join(sorted(keys))}"
         )
-    return found.pop()
+    raise ValueError(
+        f"{path}: cannot tell which head to score: the documents carry span keys "
+        f"{sorted(carried)}, the heads predict {sorted(keys)}; name the head's span key "
+        "(evaluate --spans-key)"
+    )
 
 
 def unpredictable_labels(gold_tags: List[List[str]], head_labels: Sequence[str]) -> Dict[str, int]:
@@ -143,8 +154,16 @@ def evaluate_corpus(
     limit: int = 0,
     log: Callable[[str], None] = lambda text: None,
 ) -> Dict[str, Any]:
-    """Run `nlp` on a test corpus with gold tokens and score the corpus's head."""
-    loaded = load_docs(Path(path), nlp.vocab, limit)
+    """Run `nlp` on a test corpus with gold tokens and score the corpus's head.
+
+    With `limit`, only the first `limit` documents are scored; the result's
+    "limit" says so where that left documents out (None where all were scored).
+    """
+    loaded = load_docs(Path(path), nlp.vocab)
+    limit = limit if 0 < limit < len(loaded) else 0
+    if limit:
+        loaded = loaded[:limit]
+        log(f"{name}: only the first {limit:,} documents (--limit): partial scores")
     heads = head_keys(nlp)
     key = spans_key or detect_spans_key(nlp, loaded, str(path))
     if key not in heads:
@@ -194,6 +213,7 @@ def evaluate_corpus(
         "spans_key": key,
         "head": heads[key],
         "documents": len(references),
+        "limit": limit or None,
         "documents_not_annotated": len(loaded) - len(references),
         "gold_labels_not_predicted": unknown,
         "sentences": len(gold_tags),
@@ -309,6 +329,9 @@ def write_metrics(
         header += [f"Encoder: {encoder}", ""]
     if command:
         header += ["Command:", "", f"    {command}", ""]
+    for name, result in results.items():
+        if result.get("limit"):
+            header += [f"Partial scores: only the first {result['limit']:,} documents of {name} (--limit).", ""]
     header += [
         "Entity-level micro scores: seqeval (default, conlleval-compatible mode) on gold "
         "tokenization, and spaCy's scorer for the corpus's head (`spans_<key>_*`).",

@@ -8,6 +8,7 @@ pipeline, a missing GPU or a pipeline without heads with the same message.
 from spacy.language import Language
 
 from .annotation import head_keys
+from .messages import first_line
 
 
 class PipelineLoadError(ValueError):
@@ -32,9 +33,9 @@ def load_pipeline(model: str, gpu_id: int = -1, need_heads: bool = False) -> Lan
         nlp = spacy.load(model)
     except (OSError, ValueError) as e:
         raise PipelineLoadError(
-            f"cannot load pipeline {model!r}: {e}. Give a trained pipeline's folder (e.g. "
-            "training/model-best) or the name of an installed pipeline package (pip install the "
-            "wheels that `spacy project run package` builds, see the README)"
+            f"cannot load pipeline {model!r}: {first_line(e).rstrip('.')}. Give a trained pipeline's "
+            "folder (e.g. training/model-best) or the name of an installed pipeline package (pip install "
+            "the wheels that `spacy project run package` builds, see the README)"
         ) from None
     if need_heads and not head_keys(nlp):
         raise PipelineLoadError(f"{model!r} has no NER head (a bio_ner component)")

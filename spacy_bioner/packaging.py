@@ -22,6 +22,7 @@ from spacy.util import registry
 from wasabi import msg
 
 from .about import __version__
+from .messages import first_line
 
 ENCODER_META_KEY = "spacy_bioner_encoder"
 PRETRAINING_META_KEY = "spacy_bioner_pretraining"
@@ -174,16 +175,17 @@ def package_meta(
     `spans_<key>_p/r/f/per_type` from its corpus's test set (`primary`: the
     corpus of a head scored on several, see `performance`), and `ents_p/r/f`
     and `ents_per_type` pooled over the heads. The description ends with the
-    test F1 of each corpus, which `spacy info` shows.
+    test F1 of each corpus, which `spacy info` shows. Refused (ValueError)
+    without metrics or with partial ones: see `metrics_to_publish`.
     """
-    meta = json.loads((Path(model_dir) / "meta.json").read_text(encoding="utf8"))
+    meta = read_json(Path(model_dir) / "meta.json")
     encoder_sources = [s for s in meta.get("sources", []) if s.get("encoder")]
     if not encoder_sources:
         raise ValueError(
             f"{model_dir}/meta.json does not name the encoder used: train with "
             "[initialize.after_init] = spacy_bioner.record_encoder.v1 (configs/bioner.cfg)"
         )
-    metrics = load_metrics(metrics_dir)
+    metrics = metrics_to_publish(metrics_dir)
     meta.update({k: v for k, v in project_meta.items() if k not in ("sources", "requirements")})
     meta["version"] = __version__
     requirements = [f"spacy-bioner>={__version__}", "spacy-transformers>=1.4,<1.5"]
@@ -194,16 +196,16 @@ def package_meta(
     meta["performance"] = performance(metrics, primary)
     scores = ", ".join(f"{name} {m['seqeval']['f1']:.3f}" for name, m in metrics.items())
     encoder = encoder_sources[0]["name"]
-    meta["description"] = f"{project_meta.get('description', '').strip()} Encoder: {encoder}. " + (
-        f"Test F1 (seqeval, gold tokens): {scores}." if scores else "Not evaluated."
+    meta["description"] = (
+        f"{project_meta.get('description', '').strip()} Encoder: {encoder}. "
+        f"Test F1 (seqeval, gold tokens): {scores}."
     )
-    if metrics:
-        from .evaluation import markdown_table
+    from .evaluation import markdown_table
 
-        measured = ["### Test scores", "", markdown_table(metrics)]
-        if command:
-            measured += ["Measured with:", "", f"    {command}", ""]
-        meta["notes"] = "\n\n".join(filter(None, [project_meta.get("notes", ""), "\n".join(measured)]))
+    measured = ["### Test scores", "", markdown_table(metrics)]
+    if command:
+        measured += ["Measured with:", "", f"    {command}", ""]
+    meta["notes"] = "\n\n".join(filter(None, [project_meta.get("notes", ""), "\n".join(measured)]))
     return meta
 
 
@@ -254,11 +256,42 @@ def _same_requirement(req: str, reqs: List[str]) -> bool:
     return split_requirement(req)[0] in {split_requirement(r)[0] for r in reqs}
 
 
+def read_json(path: Path) -> Any:
+    """The JSON in `path`; a ValueError naming the file where it is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf8"))
+    except ValueError as e:  # JSONDecodeError (a byte-order mark, say), UnicodeDecodeError
+        raise ValueError(f"{path}: not valid JSON ({first_line(e)})") from None
+
+
+def metrics_to_publish(metrics_dir: Path) -> Dict[str, Dict[str, Any]]:
+    """The metrics `evaluate` wrote to `metrics_dir`, as the package's test scores.
+
+    Refused (ValueError) where the folder is missing or holds no metrics (a
+    typo would ship a card that says "Not evaluated"), or where a corpus was
+    scored in part (evaluate --limit): the card would publish partial scores
+    as the test F1.
+    """
+    if not Path(metrics_dir).is_dir():
+        raise ValueError(f"--metrics {metrics_dir}: no such folder; run `evaluate` first, or name its --output-dir")
+    metrics = load_metrics(metrics_dir)
+    if not metrics:
+        raise ValueError(f"--metrics {metrics_dir}: no metrics (<corpus>.json written by `evaluate`) in the "
+                         "folder; run `evaluate` first, or name its --output-dir")
+    for name, result in metrics.items():
+        if result.get("limit"):
+            raise ValueError(
+                f"--metrics {metrics_dir}: {name} was scored on its first {result['limit']:,} documents only "
+                "(evaluate --limit); evaluate it again without --limit: partial scores are not test scores"
+            )
+    return metrics
+
+
 def load_metrics(metrics_dir: Path) -> Dict[str, Dict[str, Any]]:
     """metrics/<corpus>.json files written by `evaluate`, by corpus, in file order."""
     found = {}
     for path in sorted(Path(metrics_dir).glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf8"))
+        data = read_json(path)
         if isinstance(data, dict) and "seqeval" in data:
             found[data.get("corpus", path.stem)] = data
     return found

@@ -115,8 +115,14 @@ class PretrainSettings:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
 
     def check(self) -> None:
-        """Refuse values that no run could use, before anything is loaded."""
+        """Refuse values that no run could use, before anything is loaded (or any text read)."""
         check_heldout_fraction(self.heldout_fraction)
+        if self.steps is not None and self.epochs is not None:
+            raise PretrainError("give --steps or --epochs, not both")
+        if self.steps is not None and self.steps < 1:
+            raise PretrainError(f"--steps must be positive, got {self.steps}")
+        if self.epochs is not None and not 0 < self.epochs < math.inf:
+            raise PretrainError(f"--epochs must be a positive number, got {self.epochs}")
 
 
 
@@ -479,16 +485,12 @@ def _optimizer(model: Any, settings: PretrainSettings) -> torch.optim.Optimizer:
 
 def total_steps(settings: PretrainSettings, n_train: int) -> int:
     """`steps`, or `epochs` passes over the training sequences (1 by default);
-    an epoch is `steps_per_epoch` batches, the last one short."""
-    if settings.steps is not None and settings.epochs is not None:
-        raise PretrainError("give --steps or --epochs, not both")
+    an epoch is `steps_per_epoch` batches, the last one short. The settings
+    are checked (`PretrainSettings.check`)."""
+    settings.check()
     if settings.steps is not None:
-        if settings.steps < 1:
-            raise PretrainError(f"--steps must be positive, got {settings.steps}")
         return settings.steps
     epochs = 1.0 if settings.epochs is None else settings.epochs
-    if epochs <= 0:
-        raise PretrainError(f"--epochs must be positive, got {epochs}")
     return max(1, math.ceil(epochs * steps_per_epoch(n_train, settings.batch_size)))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-from toy import toy_sentences, write_jsonl
+from toy import toy_abstracts, toy_sentences, write_jsonl
 from typer.testing import CliRunner
 
 from spacy_bioner.annotate import AnnotateError, Options, annotate, read_table
@@ -26,6 +26,7 @@ from spacy_bioner.annotate.sources import (
     BAD_JSON,
     EMPTY_TEXT,
     MALFORMED_XML,
+    MISSING_ID,
     MISSING_TEXT,
     TOO_LONG,
     TRUNCATED,
@@ -63,7 +64,10 @@ def test_pubmed_reader_on_the_real_samples() -> None:
     records = [item for item in baseline + update if isinstance(item, Record)]
     assert len(records) == 59
     # The one baseline record with an empty ArticleTitle (only a VernacularTitle) and no abstract.
-    assert [(r.record, r.kind) for r in baseline if isinstance(r, Reject)] == [("PMID 41605226", EMPTY_TEXT)]
+    # Located by its place in the file and its PMID: the 30th (and last) record.
+    assert [(r.record, r.kind) for r in baseline if isinstance(r, Reject)] == [
+        ("record 30, PMID 41605226", EMPTY_TEXT)]
+    assert update[0].record == "record 1, PMID 26228458"
     assert [d.pmid for d in update if isinstance(d, Deleted)] == [
         "41456105", "41557076", "41616784", "41618748", "41618749", "41618779"]
     first = update[0]
@@ -87,7 +91,7 @@ def test_pubmed_reader_recovers_from_a_malformed_record(tmp_path: Path) -> None:
     items = list(read_items(path))
     assert len(items) == 30
     assert isinstance(items[0], Reject) and items[0].kind == MALFORMED_XML
-    assert items[0].record == f"PMID {list(read_items(BASELINE))[0].doc_id}"
+    assert items[0].record == f"record 1, PMID {list(read_items(BASELINE))[0].doc_id}"
     assert sum(isinstance(item, Record) for item in items) == 28
 
 
@@ -100,6 +104,49 @@ def test_batches_bound_characters_and_overlong_documents_are_rejected(tmp_path: 
     items = list(read_items(path, max_chars=20))
     assert isinstance(items[0], Reject) and items[0].kind == TOO_LONG and items[0].doc_id == "a"
     assert isinstance(items[1], Record) and items[1].text == "p53"
+
+
+def pubmed_article(pmid: str, title: str, abstract: str, version: str = "1") -> str:
+    return (f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="{version}">{pmid}</PMID>'
+            f"<Article><ArticleTitle>{title}</ArticleTitle><Abstract><AbstractText>{abstract}</AbstractText>"
+            "</Abstract></Article></MedlineCitation></PubmedArticle>\n")
+
+
+def same_pmid_twice(path: Path) -> Path:
+    """An update file holding two versions of citation 1001, a malformed record that names it too,
+    a record without a PMID, another citation and a deletion."""
+    titles = toy_abstracts(5, seed=3, sentences=1)
+    abstracts = toy_abstracts(5, seed=4)
+    malformed = pubmed_article("1001", titles[2], abstracts[2], "3").replace("</ArticleTitle>", "</Title>")
+    no_pmid = pubmed_article("", titles[3], abstracts[3]).replace('<PMID Version="1"></PMID>', "")
+    path.write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<PubmedArticleSet>\n'
+        + pubmed_article("1001", titles[0], abstracts[0])
+        + pubmed_article("1001", titles[1], abstracts[1], version="2")
+        + malformed + no_pmid
+        + pubmed_article("1002", titles[4], abstracts[4])
+        + "<DeleteCitation><PMID>999</PMID></DeleteCitation>\n</PubmedArticleSet>\n", encoding="utf8")
+    return path
+
+
+def test_a_pubmed_record_is_located_by_its_place_in_the_file_and_its_pmid(tmp_path: Path) -> None:
+    items = list(read_items(same_pmid_twice(tmp_path / "update.xml")))
+    located = [(type(item).__name__, getattr(item, "record", ""), item.doc_id if not isinstance(item, Deleted)
+                else item.pmid, getattr(item, "kind", "")) for item in items]
+    assert located == [
+        ("Record", "record 1, PMID 1001", "1001", ""),
+        ("Record", "record 2, PMID 1001", "1001", ""),
+        ("Reject", "record 3, PMID 1001", "1001", MALFORMED_XML),  # by the first <PMID> of its bytes
+        ("Reject", "record 4", "", MISSING_ID),
+        ("Record", "record 5, PMID 1002", "1002", ""),
+        ("Deleted", "", "999", ""),
+    ]
+    # A file cut short: the partial record is located the same way, after the complete ones.
+    cut = tmp_path / "cut.xml.gz"
+    data = (tmp_path / "update.xml").read_bytes()
+    cut.write_bytes(gzip.compress(data, mtime=0)[:-30])
+    last = list(read_items(cut))[-1]
+    assert isinstance(last, Reject) and last.kind == TRUNCATED and last.record == "record 5, PMID 1002"
 
 
 # ---------------------------------------------------------------- a run
@@ -143,11 +190,11 @@ def test_every_record_is_annotated_or_rejected(tiny_pipeline: Path, tmp_path: Pa
     by_record = {(Path(r["source"]).name, r["record"]): r["kind"] for r in summary["rejects"]}
     assert by_record[("bad.jsonl", "line 7")] == BAD_JSON
     assert by_record[("bad.jsonl", "line 8")] == UNDECODABLE
-    assert by_record[("malformed.xml", f"PMID {next(read_items(BASELINE)).doc_id}")] == MALFORMED_XML
+    assert by_record[("malformed.xml", f"record 1, PMID {next(read_items(BASELINE)).doc_id}")] == MALFORMED_XML
     # The counts add up: per input, and over the run, and the tables agree.
     per_input = {entry["path"]: entry for entry in summary["inputs"]}
     for path, n in expected_records.items():
-        assert per_input[path]["records"] == n
+        assert per_input[str(Path(path).resolve())]["records"] == n
     assert all(e["records"] == e["documents"] + e["rejected"] for e in summary["inputs"])
     assert summary["records"] == summary["documents"] + summary["rejected"] == sum(
         e["records"] for e in summary["inputs"])
@@ -175,6 +222,25 @@ def test_offsets_index_the_document_text(tiny_pipeline: Path, tmp_path: Path) ->
         assert 0.0 <= row["score"] <= 1.0
     assert summary["entities"] == len(out["entities"]) == sum(summary["entities_per_label"].values())
     assert len(summary["deleted"]) == 6
+
+
+@pytest.mark.slow
+def test_the_same_pmid_twice_in_one_file_keeps_its_documents_apart(tiny_pipeline: Path, tmp_path: Path) -> None:
+    path = same_pmid_twice(tmp_path / "update.xml")
+    output = tmp_path / "out"
+    summary = annotate(str(tiny_pipeline), [path], output, Options())
+    out = tables(output)
+    keys = [(row["source"], row["record"]) for row in out["documents"]]
+    assert len(set(keys)) == len(keys) == summary["records"] == 5
+    assert [row["doc_id"] for row in out["documents"]] == ["1001", "1001", "1001", "", "1002"]
+    assert [(row["record"], row["kind"]) for row in out["rejects"]] == [
+        ("record 3, PMID 1001", MALFORMED_XML), ("record 4", MISSING_ID)]
+    # Every entity's offsets index its own document's text, not the other version's.
+    texts = {(row["source"], row["record"]): row["text"] for row in out["documents"]}
+    assert {row["record"] for row in out["entities"]} >= {"record 1, PMID 1001", "record 2, PMID 1001"}
+    for row in out["entities"]:
+        assert texts[(row["source"], row["record"])][row["start_char"]:row["end_char"]] == row["text"]
+    assert summary["deleted"] == ["999"]
 
 
 @pytest.mark.slow
@@ -326,7 +392,8 @@ def test_cli_fails_past_max_rejects(tiny_pipeline: Path, tmp_path: Path) -> None
                              str(tmp_path / "ok"), "--no-progress", "--max-rejects", "4"])
     assert ok.exit_code == 0, ok.output
     # The blank text is rejected, but it is no bad input: 3 count against --max-rejects.
-    assert "4 rejected (3 bad input, counted against --max-rejects; 1 without text)" in re.sub(r"\s+", " ", ok.output)
+    assert "4 rejected (3 bad input, counted against --max-rejects; 1 empty or too long, not counted)" in re.sub(
+        r"\s+", " ", ok.output)
     shown = read_table(tmp_path / "ok", "entities", limit=1)
     assert shown
     again = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
@@ -339,7 +406,7 @@ def test_cli_fails_past_max_rejects(tiny_pipeline: Path, tmp_path: Path) -> None
     assert "3 records rejected as bad input, more than --max-rejects 2" in failed.output
     summary = json.loads((tmp_path / "failed" / "summary.json").read_text(encoding="utf8"))
     assert summary["status"].startswith("failed") and summary["rejected"] == 4
-    assert (summary["rejected_bad_input"], summary["rejected_no_text"]) == (3, 1)
+    assert (summary["rejected_bad_input"], summary["rejected_not_bad_input"]) == (3, 1)
 
 
 # `python -m spacy_bioner ARGS` in a fresh interpreter where pyarrow cannot be

@@ -104,6 +104,7 @@ def test_truncated_gz_keeps_every_complete_record_before_the_cut(tmp_path: Path)
     last = items[-1]
     assert isinstance(last, Reject) and last.kind == TRUNCATED
     assert last.doc_id == full[complete].doc_id  # type: ignore[union-attr]
+    assert last.record == f"record {complete + 1}, PMID {last.doc_id}"
     assert f"after {complete} complete records" in last.reason
 
 

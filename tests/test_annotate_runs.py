@@ -29,7 +29,7 @@ from spacy_bioner.annotate import (
 )
 from spacy_bioner.annotate.engine import BatchAnnotator, local_shards
 from spacy_bioner.annotate.output import SHARDS_DIR, OutputDir, OutputError
-from spacy_bioner.annotate.sources import EMPTY_TEXT, Record
+from spacy_bioner.annotate.sources import EMPTY_TEXT, TOO_LONG, Record
 from spacy_bioner.cli import app
 
 REPO = Path(__file__).parent.parent
@@ -150,8 +150,11 @@ def test_a_changed_input_is_refused(tiny_pipeline: Path, tmp_path: Path) -> None
     path = write_texts(tmp_path / "toy.jsonl", texts[:2])
     output = tmp_path / "out"
     annotate(str(tiny_pipeline), [path], output, Options())
+    before = path.stat().st_size
     write_texts(path, texts)  # a record appended after the run
-    with pytest.raises(AnnotateError, match="different inputs.*--overwrite"):
+    with pytest.raises(AnnotateError, match=re.escape(
+            f"{output} holds another run: input {path.resolve()} changed since that run: "
+            f"{before} bytes then, {path.stat().st_size} now; use --overwrite")):
         annotate(str(tiny_pipeline), [path], output, Options())
     assert annotate(str(tiny_pipeline), [path], output, Options(), overwrite=True)["documents"] == 3
 
@@ -171,10 +174,11 @@ def test_resume_with_other_spellings_of_the_same_paths(
     monkeypatch.chdir(tmp_path)
     summary = annotate(str(tiny_pipeline), [Path("toy.jsonl")], output, options, resume=True)
     assert summary["this_invocation"]["shards_written"] == 1
-    assert summary["inputs"] == [{"path": "toy.jsonl", "shards": 2, "records": 4, "documents": 4, "rejected": 0,
-                                  "deleted": 0}]
-    # Every row names the input as run.json does, whichever spelling wrote it.
+    # Every row names the input as run.json and the summary do, whichever spelling wrote it: they join.
     recorded = json.loads((output / "run.json").read_text(encoding="utf8"))["inputs"][0]["path"]
+    assert recorded == str(path.resolve())
+    assert summary["inputs"] == [{"path": recorded, "shards": 2, "records": 4, "documents": 4, "rejected": 0,
+                                  "deleted": 0}]
     for table in ("documents", "entities"):
         assert {row["source"] for row in read_table(output, table, "jsonl")} == {recorded}, table
 
@@ -243,16 +247,79 @@ def test_records_without_text_are_rejected_but_not_counted_against_max_rejects(
     summary = annotate(str(tiny_pipeline), [BASELINE], output, Options(max_rejects=0))
     assert summary["status"] == "complete"
     assert summary["records"] == 30 and summary["documents"] == 29
-    assert summary["rejected"] == summary["rejected_no_text"] == summary["rejects_by_kind"][EMPTY_TEXT] == 1
+    assert summary["rejected"] == summary["rejected_not_bad_input"] == summary["rejects_by_kind"][EMPTY_TEXT] == 1
     assert summary["rejected_bad_input"] == 0
     assert [row["kind"] for row in read_table(output, "rejects")] == [EMPTY_TEXT]
     # Bad input still counts, and the message tells the two apart.
     bad = '{"id": "blank", "text": " "}\n{"id": "broken", "text": \n'
     inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(1, seed=1), extra=bad)]
     with pytest.raises(TooManyRejects, match="1 records rejected as bad input, more than --max-rejects 0.*"
-                                             "1 without text, not counted") as failed:
+                                             "1 empty or too long, not counted") as failed:
         annotate(str(tiny_pipeline), inputs, tmp_path / "bad", Options(max_rejects=0))
     assert failed.value.summary["rejected"] == 2 and failed.value.summary["rejected_bad_input"] == 1
+
+
+@pytest.mark.slow
+def test_records_longer_than_max_doc_chars_are_not_counted_against_max_rejects(
+    tiny_pipeline: Path, tmp_path: Path
+) -> None:
+    texts = toy_abstracts(3, seed=1)
+    limit = max(len(text) for text in texts)
+    path = write_texts(tmp_path / "toy.jsonl", texts + [texts[0] + " " + texts[1]])  # the last one is too long
+    output = tmp_path / "out"
+    result = CliRunner().invoke(app, ["annotate", str(tiny_pipeline), str(path), "--output", str(output),
+                                      "--max-doc-chars", str(limit), "--max-rejects", "0", "--no-progress"])
+    # The user's own limit is no bad input: the run completes, the long record rejected and accounted for.
+    assert result.exit_code == 0, result.output
+    assert "1 rejected (0 bad input, counted against --max-rejects; 1 empty or too long, not counted)" in \
+        re.sub(r"\s+", " ", result.output)
+    summary = json.loads((output / "summary.json").read_text(encoding="utf8"))
+    assert summary["status"] == "complete" and summary["documents"] == 3
+    assert summary["rejected"] == summary["rejected_not_bad_input"] == summary["rejects_by_kind"][TOO_LONG] == 1
+    assert summary["rejected_bad_input"] == 0
+    assert [(row["record"], row["kind"]) for row in read_table(output, "rejects")] == [("line 4", TOO_LONG)]
+
+
+@pytest.mark.slow
+def test_a_folder_input_holding_the_output_reruns_and_resumes(tiny_pipeline: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for i, text in enumerate(toy_abstracts(4, seed=1)):
+        (folder / f"doc{i}.txt").write_text(text, encoding="utf8")
+    output = folder / "out"  # created inside the folder: the folder's own time changes, not its .txt files
+    options = Options(shard_size=2, fmt="jsonl")
+    assert annotate(str(tiny_pipeline), [folder], output, options, stop_after_shards=1)["status"] == "stopped"
+    resumed = annotate(str(tiny_pipeline), [folder], output, options, resume=True)
+    assert resumed["status"] == "complete" and resumed["this_invocation"]["shards_written"] == 1
+    (folder / "notes.md").write_text("not read", encoding="utf8")  # nor is any other file
+    rerun = annotate(str(tiny_pipeline), [folder], output, options)
+    assert rerun["this_invocation"]["shards_written"] == 0 and rerun["documents"] == 4
+    # What is read changes: refused, naming the input and how it changed.
+    changed = re.escape(f"{output} holds another run: input {folder.resolve()} changed since that run: ")
+    doc = folder / "doc1.txt"
+    os.utime(doc, ns=(doc.stat().st_atime_ns, doc.stat().st_mtime_ns + 10**9))
+    with pytest.raises(AnnotateError, match=changed + re.escape("a .txt file in it was modified; use --overwrite")):
+        annotate(str(tiny_pipeline), [folder], output, options)
+    (folder / "doc4.txt").write_text("IL-2 .", encoding="utf8")
+    with pytest.raises(AnnotateError, match=changed + re.escape("4 .txt files then, 5 now")):
+        annotate(str(tiny_pipeline), [folder], output, options, resume=True)
+
+
+def test_a_changed_run_says_what_changed(tmp_path: Path) -> None:
+    run = {"model": {"model": "/models/a", "digest": "d1"}, "inputs": [{"path": "/in/a.jsonl", "size": 1,
+                                                                          "mtime_ns": 5}], "shard_size": 10}
+    OutputDir(tmp_path / "out", "jsonl", run)
+    other = {"model": {"model": "/models/a", "digest": "d2"},
+             "inputs": [{"path": "/in/a.jsonl", "size": 1, "mtime_ns": 6}, {"path": "/in/b.jsonl", "size": 1,
+                                                                            "mtime_ns": 5}],
+             "shard_size": 2}
+    with pytest.raises(OutputError) as refused:
+        OutputDir(tmp_path / "out", "jsonl", other)
+    assert str(refused.value) == (
+        f"{tmp_path / 'out'} holds another run: another model (digest \"d1\" there, \"d2\" here); "
+        "inputs that run did not read: /in/b.jsonl; "
+        "input /in/a.jsonl changed since that run: modified (its time changed, not its size); "
+        "another shard_size (10 there, 2 here); use --overwrite to replace it or choose a new directory")
 
 
 def test_options_that_contradict_each_other_are_one_line(tmp_path: Path) -> None:
@@ -301,7 +368,11 @@ def test_help_says_what_offsets_gpu_id_address_max_rejects_and_folders_mean() ->
     text = re.sub(r"\s+", " ", result.output)
     for said in ("Python code-point offsets into the document text", "Only with --engine ray",
                  "the one Ray assigns it", "rejected too, but not counted", "default: on when stderr is a terminal",
-                 "named *.txt in any case; subfolders and other files are skipped"):
+                 "named *.txt in any case; subfolders and other files are skipped",
+                 "records longer than --max-doc-chars (too_long) are rejected too, but not counted",
+                 "as too_long: your own limit, so not bad input, not counted against --max-rejects",
+                 "source is the input's resolved path (as is each input's path in summary.json)",
+                 '"record N, PMID P"'):
         assert said in text, said
 
 

@@ -173,6 +173,43 @@ def test_convert_max_loss_checks_dev_output_and_writes_neither(tmp_path):
     assert not train.exists() and not dev.exists()
 
 
+def test_convert_refuses_an_unwritable_output_before_converting(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"a\tO\n\nb\tO\n")
+    folder, a_file = tmp_path / "folder", tmp_path / "file.spacy"
+    folder.mkdir()
+    a_file.write_bytes(b"")
+    out, dev = ["--dev-docs", "1", "--dev-output"], tmp_path / "train.spacy"
+    for args, message in (
+        ([folder], f"OUTPUT {folder} is a directory"),
+        ([dev, *out, folder], f"--dev-output {folder} is a directory"),
+        ([dev, *out, a_file / "dev.spacy"], f"{a_file} is not a writable directory"),
+        ([a_file / "sub" / "train.spacy"], f"{a_file} is not a writable directory"),
+    ):
+        result, lines = invoke_convert("iob", src, *args)
+        assert_failed_cleanly(result, lines, message)
+        assert result.stdout == ""  # refused before converting (the report comes first)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["file.spacy", "in.txt"]
+
+
+def test_convert_writes_both_outputs_or_neither(tmp_path, monkeypatch):
+    """Where writing --dev-output fails, OUTPUT, written just before, is removed."""
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"a\tO\n\nb\tO\n")
+    train, dev = tmp_path / "train.spacy", tmp_path / "dev.spacy"
+    replace = os.replace
+
+    def full_disk_for_dev(src, dst):
+        if Path(dst) == dev:
+            raise OSError(28, "No space left on device")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk_for_dev)
+    result, lines = invoke_convert("iob", src, train, "--dev-docs", 1, "--dev-output", dev)
+    assert_failed_cleanly(result, lines, "No space left on device", "nothing written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
 def test_write_docbin_failure_leaves_no_partial_file(tmp_path, monkeypatch):
     out = tmp_path / "train.spacy"
     out.write_bytes(b"previous corpus")

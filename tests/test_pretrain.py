@@ -361,6 +361,24 @@ def test_heldout_fraction_is_checked_before_anything_is_loaded(tmp_path: Path) -
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("option,values,message", [
+    (["--steps", "0"], {"steps": 0}, "--steps must be positive, got 0"),
+    (["--epochs", "-1"], {"steps": None, "epochs": -1.0}, "--epochs must be a positive number, got -1.0"),
+    (["--epochs", "nan"], {"steps": None, "epochs": math.nan}, "--epochs must be a positive number, got nan"),
+    (["--steps", "2", "--epochs", "1"], {"steps": 2, "epochs": 1.0}, "give --steps or --epochs, not both"),
+])
+def test_steps_and_epochs_are_checked_before_the_text_is_read(
+    tmp_path: Path, option: List[str], values: Dict, message: str
+) -> None:
+    with pytest.raises(PretrainError, match=message):
+        settings(tmp_path / "no-encoder", **values).check()
+    # Neither the encoder nor the text file exists: reading the text would fail first.
+    result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",
+                                 str(tmp_path / "missing.txt"), "--no-include-task-text", *option])
+    assert result.exit_code == 1 and f"Error: {message}" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_epochs_count_whole_passes() -> None:
     # 100 sequences in batches of 32: 4 batches an epoch, the last one short.
     assert total_steps(PretrainSettings(encoder="x", batch_size=32, epochs=2), 100) == 8

@@ -252,6 +252,23 @@ def test_evaluate_scores_a_corpus_annotated_in_doc_ents_only(hash_pipeline, tmp_
     assert result.exit_code == 1 and "no head of the pipeline predicts spans_key 'ncbi'" in result.output
 
 
+def test_evaluate_says_to_convert_again_where_no_span_group_is_a_heads(hash_pipeline, tmp_path):
+    """`convert iob` without --spans-key writes doc.spans["ents"]: no head reads its doc.ents
+    then, so naming a head (--spans-key) cannot help; converting again can."""
+    model, test_path = hash_pipeline
+    nlp = spacy.load(model)
+    docs = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    for doc in docs:
+        doc.spans["ents"] = list(doc.spans.pop("jnlpba"))
+    path = tmp_path / "ents-key.spacy"
+    DocBin(docs=docs, store_user_data=True).to_disk(path)
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"iob={path}", "--output-dir", str(tmp_path / "m")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "span groups ['ents'], none of which a head predicts" in result.output
+    assert "convert ... --spans-key KEY" in result.output and "bc5cdr, jnlpba" in result.output
+    assert "evaluate --spans-key" not in result.output
+
+
 def test_evaluate_warns_of_gold_labels_the_head_cannot_predict(hash_pipeline, tmp_path):
     """A corpus converted with other label names scores zero recall on them: said, not silent."""
     model, test_path = hash_pipeline
@@ -284,6 +301,7 @@ def test_evaluate_command_writes_json_markdown_and_png(hash_pipeline, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads((out / "toy.json").read_text())
     assert set(data["seqeval"]) == {"p", "r", "f1", "macro_f1", "per_type"}
+    assert data["limit"] is None and data["documents"] == 25  # all scored
     per_type = [row["f1"] for row in data["seqeval"]["per_type"].values()]
     assert data["seqeval"]["macro_f1"] == pytest.approx(sum(per_type) / len(per_type))
     assert data["encoder"] == "tiny"
@@ -345,6 +363,37 @@ def test_package_meta_refuses_a_missing_metrics_folder_and_names_a_wrong_corpus(
     assert result.exit_code == 1 and "--performance jnlpba=nope: no such corpus" in result.output
 
 
+def test_package_meta_refuses_partial_or_missing_scores_and_names_a_broken_project_meta(hash_pipeline, tmp_path):
+    model, test_path = hash_pipeline
+    out = tmp_path / "out.json"
+    base = ["package-meta", str(model), str(ROOT / "configs" / "meta.json"), str(out)]
+    # A folder without metrics would ship a card that says "Not evaluated".
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, base + ["--metrics", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and "empty: no metrics" in result.output and "run `evaluate` first" in result.output
+    # Scores of the first documents only are not the test scores.
+    metrics = tmp_path / "metrics"
+    evaluate = ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(metrics)]
+    result = CliRunner().invoke(app, evaluate + ["--limit", "20"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((metrics / "toy.json").read_text())["limit"] == 20
+    assert "only the first 20 documents of toy" in (metrics / "scores.md").read_text()
+    result = CliRunner().invoke(app, base + ["--metrics", str(metrics)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "toy was scored on its first 20 documents only (evaluate --limit)" in result.output
+    assert not out.exists()
+    # A --limit that leaves nothing out scores the whole corpus.
+    result = CliRunner().invoke(app, evaluate + ["--limit", "25"])
+    assert result.exit_code == 0 and json.loads((metrics / "toy.json").read_text())["limit"] is None
+    # A project meta.json that is not JSON (a byte-order mark) is named.
+    bom = tmp_path / "meta-bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + (ROOT / "configs" / "meta.json").read_bytes())
+    args = ["package-meta", str(model), str(bom), str(out), "--metrics", str(metrics)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and f"Error: {bom}: not valid JSON (Unexpected UTF-8 BOM" in result.output
+    assert CliRunner().invoke(app, base + ["--metrics", str(metrics)]).exit_code == 0 and out.exists()
+
+
 def test_visualize_writes_html_with_the_label_colours(hash_pipeline, tmp_path):
     model, test_path = hash_pipeline
     out = tmp_path / "samples.html"
@@ -353,6 +402,25 @@ def test_visualize_writes_html_with_the_label_colours(hash_pipeline, tmp_path):
     html = out.read_text()
     assert html.count("<section>") == 2 and "gold" in html and "predicted" in html
     assert DISPLACY_COLORS["protein"] in html and DISPLACY_COLORS["Chemical"] in html
+
+
+def test_visualize_errors_are_one_line_and_write_nothing(hash_pipeline, tmp_path):
+    model, test_path = hash_pipeline
+    out = tmp_path / "samples.html"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    pubmed = ROOT / "assets" / "pubmed" / "pubmed26n1334.xml.gz"
+    for test, output, message in (
+        (str(pubmed), out, f"{pubmed}: not a .spacy (DocBin) file"),
+        (f"{test_path},{pubmed}", out, f"{pubmed}: not a .spacy (DocBin) file"),
+        (str(test_path), folder, f"OUTPUT {folder} is a directory"),
+        ("", out, "TEST names no file"),
+        (str(folder), out, f"TEST: not a file: {folder}"),
+    ):
+        result = CliRunner().invoke(app, ["visualize", str(model), test, str(output)])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (test, result.output)
+        assert f"Error: {message}" in result.output
+        assert not out.exists() and not any(folder.iterdir())
 
 
 def test_displacy_uses_the_registered_colours_without_options():
@@ -464,8 +532,13 @@ def test_every_command_that_loads_a_pipeline_refuses_a_missing_gpu_in_one_line(h
         result = CliRunner().invoke(app, args + ["--gpu-id", "0"])
         assert result.exit_code == 1 and "Error: --gpu-id 0:" in result.output, args[0]
         assert "use -1 for the CPU" in result.output and not isinstance(result.exception, ValueError)
+
+
+def test_a_pipeline_that_cannot_be_loaded_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["demo", str(tmp_path / "no-such-pipeline")])
     assert result.exit_code == 1 and "cannot load pipeline" in result.output
+    assert "data directory. Give a trained pipeline's folder" in result.output and ".." not in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_demo_prints_each_heads_spans_with_scores_and_the_ents(tiny_pipeline):

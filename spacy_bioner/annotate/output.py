@@ -88,6 +88,71 @@ def bad_input_rejects(manifest: Dict[str, Any]) -> int:
     return manifest["rejected"] - sum(manifest["rejects_by_kind"].get(kind, 0) for kind in NOT_BAD_INPUT)
 
 
+def _listed(items: Sequence[str], most: int = 3) -> str:
+    more = f" and {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more
+
+
+def _input_changes(old: Dict[str, Any], new: Dict[str, Any]) -> str:
+    """How one input (the same path) changed since the run recorded `old` (`run.input_state`)."""
+    what = f"input {new['path']} changed since that run"
+    if "files" in new:
+        if "files" not in old:  # recorded otherwise (by an earlier version): nothing to compare
+            return what
+        if old["files"] != new["files"]:
+            return f"{what}: {old['files']} .txt files then, {new['files']} now"
+        if old.get("size") != new["size"]:
+            return f"{what}: its .txt files hold {old.get('size')} bytes then, {new['size']} now"
+        if old.get("mtime_ns") != new["mtime_ns"]:
+            return f"{what}: a .txt file in it was modified"
+        return f"{what}: a .txt file in it was renamed or replaced"
+    if old.get("size") != new["size"]:
+        return f"{what}: {old.get('size')} bytes then, {new['size']} now"
+    return f"{what}: modified (its time changed, not its size)"
+
+
+def _changed_keys(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
+    """The keys whose values differ, those of `new` first, in its order."""
+    return [key for key in list(new) + [key for key in old if key not in new] if old.get(key) != new.get(key)]
+
+
+def run_differences(previous: Dict[str, Any], run: Dict[str, Any]) -> List[str]:
+    """What differs between the run recorded in `run.json` (`previous`) and `run`, one phrase each."""
+    differences = []
+    for key in _changed_keys(previous, run):
+        old, new = previous.get(key), run.get(key)
+        if key == "inputs" and isinstance(old, list) and isinstance(new, list):
+            before = {entry.get("path"): entry for entry in old if isinstance(entry, dict)}
+            paths = [entry["path"] for entry in new]
+            added = [path for path in paths if path not in before]
+            left_out = [path for path in before if path not in paths]
+            if added:
+                differences.append(f"inputs that run did not read: {_listed(added)}")
+            if left_out:
+                differences.append(f"inputs of that run not given: {_listed(left_out)}")
+            if not added and not left_out and list(before) != paths:
+                differences.append("the same inputs in another order")
+            changed = [_input_changes(before[entry["path"]], entry)
+                       for entry in new if entry["path"] in before and before[entry["path"]] != entry]
+            differences.extend(changed)
+            if not (added or left_out or changed or list(before) != paths):
+                differences.append("other inputs")  # a run.json not written as this version does
+        elif isinstance(old, dict) and isinstance(new, dict):  # the model
+            fields = (f"{field} {_then_now(old.get(field), new.get(field))}" for field in _changed_keys(old, new))
+            differences.append(f"another {key} ({'; '.join(fields)})")
+        else:
+            differences.append(f"another {key} ({_then_now(old, new)})")
+    return differences
+
+
+def _then_now(old: Any, new: Any) -> str:
+    """`old` there, `new` here: short values as JSON, others only said to differ."""
+    if old is None:
+        return "not recorded there"
+    there, here = json.dumps(old, ensure_ascii=False), json.dumps(new, ensure_ascii=False)
+    return f"{there} there, {here} here" if len(there) + len(here) <= 240 else "differs"
+
+
 def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:
     """The entities of an annotated Doc: one row per span of each head, in head then text order.
 
@@ -243,9 +308,8 @@ class OutputDir:
             self._remove_previous()
             previous = None
         elif previous != run:
-            changed = sorted(k for k in set(previous) | set(run) if previous.get(k) != run.get(k))
             raise OutputError(
-                f"{path} holds a run with a different {', '.join(changed)}; "
+                f"{path} holds another run: {'; '.join(run_differences(previous, run))}; "
                 "use --overwrite to replace it or choose a new directory"
             )
         for sub in TABLES + (SHARDS_DIR,):
@@ -300,12 +364,13 @@ class OutputDir:
         per_input = []
         for path in inputs:
             # By shard name, from the resolved path: the input may be spelt otherwise than
-            # by the invocation that wrote a manifest (its `source` is the resolved path).
+            # by the invocation that wrote a manifest. `path` is the resolved path, as every
+            # row's `source` is, so that one can join them.
             prefix = shard_prefix(path)
             own = [m for m in manifests if m["shard"].rpartition("-")[0] == prefix]
             documents = sum(m["documents"] for m in own)
             rejected = sum(m["rejected"] for m in own)
-            per_input.append({"path": str(path), "shards": len(own), "records": documents + rejected,
+            per_input.append({"path": str(path.resolve()), "shards": len(own), "records": documents + rejected,
                               "documents": documents, "rejected": rejected,
                               "deleted": sum(len(m["deleted"]) for m in own)})
         labels: Counter = Counter()
@@ -327,9 +392,9 @@ class OutputDir:
             "records": documents + rejected,
             "documents": documents,
             "rejected": rejected,
-            # What --max-rejects counts, and the rest (records without text to annotate).
+            # What --max-rejects counts, and the rest (`NOT_BAD_INPUT`: no text to annotate, or too long).
             "rejected_bad_input": bad_input,
-            "rejected_no_text": rejected - bad_input,
+            "rejected_not_bad_input": rejected - bad_input,
             "rejects_by_kind": dict(sorted(kinds.items())),
             "rejects": rejects,
             "rejects_listed": f"first {len(rejects)} of {rejected}; all in rejects/",

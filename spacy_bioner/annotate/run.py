@@ -113,20 +113,29 @@ def model_fingerprint(model: str, nlp: Any) -> Dict[str, Any]:
 
 
 def input_state(path: Path) -> Dict[str, Any]:
-    """An input's resolved path, size and modification time (ns), for `run.json`.
+    """What a rerun checks of an input, for `run.json`: its resolved path and the state of what is read.
 
-    A rerun refuses an input whose size or time changed (records appended
-    after a run would otherwise be skipped with their shard). A folder's
-    size is that of the files it is read for, its time the latest of theirs and its own.
+    A file: its size and modification time (ns). A folder: its `.txt` files
+    (`txt_files`), what is read of it: their number, total size, latest
+    time, and a digest of each one's name, size and time. Not the folder's
+    own time, which changes whenever anything else appears in it (an
+    `--output` inside it, a note). A rerun refuses an input whose state
+    changed (records appended after a run would otherwise be skipped with
+    their shard); `output.run_differences` says which and how.
     """
     if path.is_dir():
-        files = [file.stat() for file in txt_files(path)[0]]
-        size = sum(stat.st_size for stat in files)
-        mtime_ns = max([path.stat().st_mtime_ns] + [stat.st_mtime_ns for stat in files])
-    else:
-        stat = path.stat()
-        size, mtime_ns = stat.st_size, stat.st_mtime_ns
-    return {"path": str(path.resolve()), "size": size, "mtime_ns": mtime_ns}
+        files = txt_files(path)[0]
+        digest = hashlib.sha1()
+        size = mtime_ns = 0
+        for file in files:
+            stat = file.stat()
+            digest.update(f"{file.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf8", "surrogateescape"))
+            size += stat.st_size
+            mtime_ns = max(mtime_ns, stat.st_mtime_ns)
+        return {"path": str(path.resolve()), "files": len(files), "size": size, "mtime_ns": mtime_ns,
+                "digest": digest.hexdigest()}
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def plan(inputs: Sequence[Path], options: Options, max_chars: int, skip: Iterable[str]) -> Iterator[Tuple[str, int, Any]]:
@@ -155,7 +164,8 @@ def annotate(
     `stop_after_shards` ends the run after writing that many shards, as a
     kill between two shards would (for tests). Raises AnnotateError when the
     run cannot start or an input cannot be read, and TooManyRejects past
-    `options.max_rejects` records rejected as bad input (`bad_input_rejects`).
+    `options.max_rejects` records rejected as bad input (`bad_input_rejects`:
+    not those without text or longer than `max_doc_chars`).
     """
     try:
         paths = expand_inputs(inputs, options.id_key, options.text_key)
@@ -260,8 +270,8 @@ def annotate(
             where = f"; the run ended there (shards written: {summary['shards']})" if stopped else ""
             raise TooManyRejects(
                 f"{summary['rejected_bad_input']} records rejected as bad input, more than --max-rejects "
-                f"{options.max_rejects}{where} (and {summary['rejected_no_text']} without text, not counted; "
-                f"see {output}/rejects and {output}/summary.json)", summary)
+                f"{options.max_rejects}{where} (and {summary['rejected_not_bad_input']} empty or too long, "
+                f"not counted; see {output}/rejects and {output}/summary.json)", summary)
         return summary
 
 

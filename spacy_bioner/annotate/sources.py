@@ -34,6 +34,14 @@ with only a `VernacularTitle`) is rejected as `empty_text`. A record's id is
 its own `MedlineCitation/PMID` (`BookDocument/PMID`); a record without one is
 rejected as `missing_id`, never annotated under a PMID it cites.
 
+Where a record is (its `record`, with the file its `source`) is `record N,
+PMID P`: N counts the file's top-level records (`PubmedArticle`,
+`PubmedBookArticle`, `DeleteCitation`) from 1, so that (source, record) is
+unique even in a file that holds the same PMID twice (an update file may hold
+two versions of one citation); P is the record's PMID, or, for a record that
+does not parse, the first `<PMID>` in its bytes (usually its own, but it may
+be one it cites). Without any PMID it is `record N`.
+
 Errors
 ------
 What is wrong with a file's content (bad XML or JSON, a truncated or
@@ -79,15 +87,17 @@ EMPTY_TEXT = "empty_text"
 MISSING_TEXT = "missing_text"
 MISSING_ID = "missing_id"
 TOO_LONG = "too_long"
-# Well-formed records with nothing to annotate (a PubMed record with a title in
-# another language only): rejected, so that every record is accounted for, but
-# not bad input, so not counted against --max-rejects.
-NOT_BAD_INPUT = frozenset({EMPTY_TEXT})
+# Rejected, so that every record is accounted for, but not bad input, so not
+# counted against --max-rejects: well-formed records with nothing to annotate (a
+# PubMed record with a title in another language only), and those longer than
+# the user's own limit (--max-doc-chars, or the pipeline's nlp.max_length).
+NOT_BAD_INPUT = frozenset({EMPTY_TEXT, TOO_LONG})
 
 
 @dataclass(frozen=True)
 class Record:
-    """A document to annotate. `record` locates it in its source (PMID, line, file, row)."""
+    """A document to annotate. `record` locates it in its source (PubMed record number and PMID,
+    line, file name, row): (source, record) is unique, an id alone may repeat."""
 
     doc_id: str
     text: str
@@ -280,6 +290,14 @@ def _pmid(article: "_etree._Element") -> str:
     return (pmid.text or "").strip() if pmid is not None else ""
 
 
+def pubmed_locator(n: int, pmid: str) -> str:
+    """Where the `n`-th record (from 1) of a PubMed file is: `record N, PMID P`, `record N` without a PMID.
+
+    Unique within the file, however often a PMID repeats in it (see the module docstring).
+    """
+    return f"record {n}, PMID {pmid}" if pmid else f"record {n}"
+
+
 def read_pubmed(path: Path) -> Iterator[Item]:
     """The records and deletions of a PubMed/MEDLINE XML file (`.xml`, `.xml.gz` or `.xml.xz`)."""
     source = str(path)
@@ -293,12 +311,10 @@ def read_pubmed(path: Path) -> Iterator[Item]:
             yield Reject(source, "-", MALFORMED_XML, "no PubMed records (PubmedArticle, PubmedBookArticle or "
                          "DeleteCitation) found in the file: not a PubMed XML file?")
     except (OSError, *DECOMPRESSION_ERRORS) as e:
-        partial = getattr(e, "partial", b"")
-        match = _PMID.search(partial)
-        where = f"PMID {match.group(1).decode()}" if match else f"record {n + 1}"
-        yield Reject(source, where, _read_error(path, e),
-                     f"the file ends or cannot be read after {n} complete records: {describe_error(path, e)}",
-                     match.group(1).decode() if match else "")
+        match = _PMID.search(getattr(e, "partial", b""))
+        pmid = match.group(1).decode() if match else ""
+        yield Reject(source, pubmed_locator(n + 1, pmid), _read_error(path, e),
+                     f"the file ends or cannot be read after {n} complete records: {describe_error(path, e)}", pmid)
 
 
 def _pubmed_record(raw: bytes, source: str, n: int) -> Iterator[Item]:
@@ -307,7 +323,7 @@ def _pubmed_record(raw: bytes, source: str, n: int) -> Iterator[Item]:
     # its own, but it may be one it cites (CommentsCorrections), so never its id.
     match = _PMID.search(raw)
     pmid = match.group(1).decode() if match else ""
-    where = f"PMID {pmid}" if pmid else f"record {n}"
+    where = pubmed_locator(n, pmid)
     try:
         element = _etree.fromstring(raw)
     except _XMLError as e:
@@ -320,10 +336,10 @@ def _pubmed_record(raw: bytes, source: str, n: int) -> Iterator[Item]:
         return
     pmid = _pmid(element)
     if not pmid:
-        yield Reject(source, f"record {n}", MISSING_ID,
+        yield Reject(source, pubmed_locator(n, ""), MISSING_ID,
                      "no PMID of its own (MedlineCitation/PMID or BookDocument/PMID) in the record")
         return
-    where = f"PMID {pmid}"
+    where = pubmed_locator(n, pmid)
     text = pubmed_text(element)
     if not text.strip():
         yield Reject(source, where, EMPTY_TEXT, "no (English) title and no abstract", pmid)

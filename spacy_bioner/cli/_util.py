@@ -1,6 +1,7 @@
 """The typer app and what every command shares: errors, logging, loading."""
 
 import contextlib
+import os
 import time
 import warnings
 from pathlib import Path
@@ -77,10 +78,30 @@ def named_values(values: List[str], option: str, metavar: str = "NAME=VALUE") ->
 
 
 def named_paths(values: List[str], option: str) -> List[Tuple[str, Path]]:
-    """NAME=PATH option values, each path checked to exist."""
+    """NAME=PATH option values, each path checked to be a file."""
     named = []
     for name, path in named_values(values, option, "NAME=PATH"):
-        if not Path(path).exists():
-            raise fail(f"{option} {name}: no such file: {path}")
+        check_input_file(Path(path), f"{option} {name}")
         named.append((name, Path(path)))
     return named
+
+
+def check_input_file(path: Path, what: str) -> None:
+    """Refuse an input that is missing or is not a file (a directory)."""
+    if not path.is_file():
+        raise fail(f"{what}: {'not a file' if path.exists() else 'no such file'}: {path}")
+
+
+def check_output_file(path: Path, what: str) -> None:
+    """Refuse, before any work is done, an output file that could not be written:
+    a directory, or a path whose nearest existing parent is not a writable directory."""
+    try:
+        if path.is_dir():
+            raise fail(f"{what} {path} is a directory; give a file name")
+        parent = path.absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+    except OSError as e:  # a name too long, say
+        raise fail(f"{what} {path} cannot be written: {e.strerror or e}") from None
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise fail(f"{what} {path} cannot be written: {parent} is not a writable directory")

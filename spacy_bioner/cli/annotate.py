@@ -64,7 +64,9 @@ def annotate(
         help="Characters per batch at most (a longer document goes alone): bounds the memory of a forward pass.",
     ),
     max_doc_chars: int = typer.Option(
-        0, "--max-doc-chars", help="Reject documents longer than this (0: the pipeline's nlp.max_length)."
+        0, "--max-doc-chars",
+        help="Reject documents longer than this (0: the pipeline's nlp.max_length) as too_long: your own "
+        "limit, so not bad input, not counted against --max-rejects.",
     ),
     shard_size: int = typer.Option(
         10_000, "--shard-size",
@@ -76,7 +78,7 @@ def annotate(
         1000, "--max-rejects",
         help="Fail (exit 1) once more records than this are rejected as bad input; rejects up to then are "
         "written. Records with no text to annotate (empty_text: e.g. a PubMed record with a title in another "
-        "language only) are rejected too, but not counted.",
+        "language only) and records longer than --max-doc-chars (too_long) are rejected too, but not counted.",
     ),
     resume: bool = typer.Option(
         False, "--resume",
@@ -101,10 +103,13 @@ def annotate(
     end_char are Python code-point offsets into the document text, not
     bytes), a document table (one row per input record, annotated or
     rejected), a rejects table (source, record, doc_id, kind, reason) and
-    summary.json; source is the input's resolved path. A PubMed document
-    is "ArticleTitle + space + abstract", structured-abstract sections
-    joined by spaces without their labels. Bad records are rejected and the
-    run goes on; a killed run resumes with --resume.
+    summary.json; source is the input's resolved path (as is each input's
+    path in summary.json), and (source, record) is a document's key (a
+    PubMed record is "record N, PMID P", the N-th of its file, as a PMID may
+    repeat in one). A PubMed document is "ArticleTitle + space + abstract",
+    structured-abstract sections joined by spaces without their labels. Bad
+    records are rejected and the run goes on; a killed run resumes with
+    --resume.
     """
     from ..annotate import AnnotateError, Options
     from ..annotate import annotate as run_annotate
@@ -134,7 +139,7 @@ def annotate(
     log(
         f"{summary['records']} records: {summary['documents']} annotated, {summary['rejected']} rejected "
         f"({summary['rejected_bad_input']} bad input, counted against --max-rejects; "
-        f"{summary['rejected_no_text']} without text), {len(summary['deleted'])} deletions; "
+        f"{summary['rejected_not_bad_input']} empty or too long, not counted), {len(summary['deleted'])} deletions; "
         f"{summary['entities']} entities; "
         f"{speed['words_per_s'] or 0:,.0f} words/s this run"
     )

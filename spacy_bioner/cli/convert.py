@@ -20,7 +20,7 @@ from ..corpora import (
     write_docbin,
 )
 from ..tokenizer import make_bio_nlp
-from ._util import app, fail
+from ._util import app, check_output_file, fail
 
 
 class CorpusFormat(str, Enum):
@@ -92,6 +92,9 @@ def convert(
         raise fail("--dev-docs and --dev-output must be given together")
     if dev_output is not None and dev_output.resolve() == output.resolve():
         raise fail("--dev-output must differ from OUTPUT")
+    check_output_file(output, "OUTPUT")
+    if dev_output is not None:
+        check_output_file(dev_output, "--dev-output")
     key = spans_key or _DEFAULT_KEYS[fmt]
     try:
         docs, report = _read(fmt, input_path, key, n_sents, scheme)
@@ -117,9 +120,13 @@ def convert(
                 f"{path}: {part.loss_fraction:.3%} of the entities would be lost "
                 f"(more than --max-loss {max_loss:.3%}); nothing written"
             )
+    written: List[Path] = []
     try:
         for path, part_docs, _ in outputs:
             write_docbin(part_docs, path)
+            written.append(path)
     except OSError as e:
-        raise fail(f"cannot write output: {e}") from None
+        for path in written:  # all outputs or none
+            path.unlink(missing_ok=True)
+        raise fail(f"cannot write output: {e}; nothing written") from None
     typer.echo("Wrote " + ", ".join(f"{path} ({len(part_docs)} docs)" for path, part_docs, _ in outputs))

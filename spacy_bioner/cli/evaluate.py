@@ -5,7 +5,17 @@ from typing import List
 
 import typer
 
-from ._util import app, fail, load_pipeline, log, named_paths, named_values, warnings_on_stderr
+from ._util import (
+    app,
+    check_input_file,
+    check_output_file,
+    fail,
+    load_pipeline,
+    log,
+    named_paths,
+    named_values,
+    warnings_on_stderr,
+)
 
 
 @app.command()
@@ -22,7 +32,10 @@ def evaluate(
     command: str = typer.Option("", "--command", help="The command that produced the pipeline, for the table."),
     spans_key: List[str] = typer.Option(
         [], "--spans-key", metavar="NAME=KEY", help="The head to score on corpus NAME, by its spans_key, where "
-        "the documents do not say (e.g. a corpus annotated in doc.ents only). Repeatable."
+        "the documents do not say: a corpus annotated in doc.ents only (no span groups) for a pipeline with "
+        "several heads, or one carrying several heads' span groups. Documents whose span groups are all "
+        "other keys (convert iob's default, ents) are not scored this way: convert them again with "
+        "--spans-key KEY. Repeatable."
     ),
 ) -> None:
     """Score each head on its corpus's test set, with gold tokenization.
@@ -69,27 +82,31 @@ def visualize(
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU."),
 ) -> None:
     """Render N test abstracts with displaCy: gold and predicted entities side by side."""
-    from spacy.tokens import DocBin
-
-    from ..corpora import gold_token_doc
+    from ..corpora import gold_token_doc, load_docs
+    from ..files import atomic_write
     from ..visualize import render_side_by_side
 
     paths = [Path(p) for p in test.split(",") if p]
+    if not paths:
+        raise fail("TEST names no file: give one or more .spacy files, comma-separated")
     for path in paths:
-        if not path.exists():
-            raise fail(f"no such file: {path}")
+        check_input_file(path, "TEST")
+    check_output_file(output, "OUTPUT")
     nlp = load_pipeline(model, gpu_id)
     pairs = []
     for path in paths:
-        gold = []
-        for doc in DocBin().from_disk(path).get_docs(nlp.vocab):
-            gold.append(doc)
-            if len(gold) >= n:
-                break
+        try:
+            gold = load_docs(path, nlp.vocab, n)
+        except ValueError as e:
+            raise fail(str(e)) from None
         predicted = nlp.pipe([gold_token_doc(nlp.vocab, doc) for doc in gold])
         for i, (ref, pred) in enumerate(zip(gold, predicted)):
             pairs.append((f"{path} #{i + 1}", ref, pred))
         log(f"{path}: rendered {len(gold)} documents")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_side_by_side(pairs), encoding="utf8")
+    page = render_side_by_side(pairs)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(output, lambda tmp: tmp.write_text(page, encoding="utf8"))
+    except OSError as e:
+        raise fail(f"cannot write {output}: {e}") from None
     log(f"wrote {output}")

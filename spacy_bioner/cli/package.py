@@ -6,7 +6,7 @@ from typing import List
 
 import typer
 
-from ._util import app, fail, log, named_values
+from ._util import app, check_output_file, fail, log, named_values
 
 
 @app.command("package-meta")
@@ -29,18 +29,23 @@ def package_meta_cli(
     library's version and requirement, and the measured test scores (spaCy's
     `performance` keys); then run `spacy package MODEL_DIR packages --meta-path OUTPUT`.
     """
-    from ..packaging import package_meta
+    from ..files import atomic_write
+    from ..packaging import package_meta, read_json
 
     primary = dict(named_values(performance, "--performance", "KEY=CORPUS"))
     if not (model_dir / "meta.json").exists():
         raise fail(f"{model_dir} is not a trained pipeline (no meta.json)")
-    if not metrics_dir.is_dir():
-        # A typo here would ship a package whose card says "Not evaluated".
-        raise fail(f"--metrics {metrics_dir}: no such folder; run `evaluate` first, or name its --output-dir")
+    check_output_file(output, "OUTPUT")
     try:
-        meta = package_meta(model_dir, json.loads(project_meta.read_text(encoding="utf8")), metrics_dir, command, primary)
+        project = read_json(project_meta)
+        if not isinstance(project, dict):
+            raise ValueError(f"{project_meta}: not a JSON object (name, description, license, ...)")
+        meta = package_meta(model_dir, project, metrics_dir, command, primary)
     except (OSError, ValueError) as e:
         raise fail(str(e)) from None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(meta, indent=2), encoding="utf8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(output, lambda tmp: tmp.write_text(json.dumps(meta, indent=2), encoding="utf8"))
+    except OSError as e:
+        raise fail(f"cannot write {output}: {e}") from None
     log(f"wrote {output} ({meta['lang']}_{meta['name']} {meta['version']}): {meta['description']}")

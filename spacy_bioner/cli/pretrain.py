@@ -94,8 +94,6 @@ def pretrain_command(
     Writes an encoder directory that `--vars.transformer` accepts. The held-out
     masked-LM loss and perplexity before and after, the tokens seen and the
     settings go to OUTPUT_DIR/pretraining.json."""
-    if steps is not None and epochs is not None:
-        raise fail("give --steps or --epochs, not both")
     for name, value in (("--batch-size", batch_size), ("--max-length", max_length),
                         ("--checkpoint-every", checkpoint_every)):
         if value < 1:
