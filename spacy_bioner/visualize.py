@@ -29,14 +29,18 @@ def render_side_by_side(pairs, title: str = "spacy-bioner: gold vs predicted") -
     page looks the same where the entry point is not installed.
     """
     import html
+    import warnings
 
     from spacy import displacy
 
     options = {"colors": DISPLACY_COLORS}
     sections = []
     for name, gold, predicted in pairs:
-        gold_html = displacy.render(gold, style="ent", page=False, jupyter=False, options=options)
-        pred_html = displacy.render(predicted, style="ent", page=False, jupyter=False, options=options)
+        with warnings.catch_warnings():
+            # W006, "no entities to visualize": an abstract without entities is a fair sample.
+            warnings.filterwarnings("ignore", message=r"\[W006\]")
+            gold_html = displacy.render(gold, style="ent", page=False, jupyter=False, options=options)
+            pred_html = displacy.render(predicted, style="ent", page=False, jupyter=False, options=options)
         sections.append(
             f'<section><h2>{html.escape(name)}</h2><div class="pair">'
             f'<div><h3>gold</h3>{gold_html}</div><div><h3>predicted</h3>{pred_html}</div>'

@@ -400,6 +400,7 @@ def test_cli_fails_past_max_rejects(tiny_pipeline: Path, tmp_path: Path) -> None
                                 str(tmp_path / "ok"), "--no-progress", "--max-rejects", "4", "--show", "1"])
     assert again.exit_code == 0, again.output
     assert shown[0]["text"] in again.output and "shards already done" in again.output
+    assert f"{tmp_path / 'ok'}/entities, the first 1:" in again.output and "label" in again.output
     failed = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
                                  str(tmp_path / "failed"), "--no-progress", "--max-rejects", "2"])
     assert failed.exit_code == 1

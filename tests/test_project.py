@@ -435,6 +435,15 @@ def test_displacy_uses_the_registered_colours_without_options():
     assert page.count(DISPLACY_COLORS["Chemical"]) >= 2
 
 
+def test_a_sample_without_entities_renders_without_a_warning():
+    nlp = spacy.blank("en")
+    empty = nlp("no entities here")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = render_side_by_side([("empty", empty, empty)])
+    assert "no entities here" in page
+
+
 # ---------------------------------------------------------------------------
 # The encoder record and packaging
 

@@ -150,7 +150,10 @@ def annotate(
     if show > 0:
         from ..annotate import read_table
 
-        for row in read_table(output, "entities", fmt.value, limit=show):
+        rows = list(read_table(output, "entities", fmt.value, limit=show))
+        typer.echo(f"{output}/entities, the first {len(rows)}:")
+        typer.echo(f"  {'doc_id':>10} {'start':>5}-{'end':<5} {'head':8} {'label':10} {'score':>6}  text")
+        for row in rows:
             typer.echo(f"  {row['doc_id']:>10} {row['start_char']:>5}-{row['end_char']:<5} {row['spans_key']:8} "
                        f"{row['label']:10} {score_text(row['score']):>6}  {row['text']}")
     log(f"wrote {output}/summary.json")
