@@ -11,8 +11,10 @@ set -euo pipefail
 
 PACKAGE="${1:-en_bioner_scibert}"
 VENV="${VENV:-.venv-install-test}"
-MODEL_WHEEL="$(ls packages/"${PACKAGE}"-*/dist/"${PACKAGE}"-*-py3-none-any.whl 2>/dev/null | sort -V | tail -n 1)"
-BIONER_WHEEL="$(ls packages/dist/spacy_bioner-*-py3-none-any.whl 2>/dev/null | sort -V | tail -n 1)"
+# `|| true`: with pipefail, an ls that matches nothing would end the script
+# here, before the message below says what to do.
+MODEL_WHEEL="$({ ls packages/"${PACKAGE}"-*/dist/"${PACKAGE}"-*-py3-none-any.whl 2>/dev/null || true; } | sort -V | tail -n 1)"
+BIONER_WHEEL="$({ ls packages/dist/spacy_bioner-*-py3-none-any.whl 2>/dev/null || true; } | sort -V | tail -n 1)"
 
 for wheel in "$MODEL_WHEEL" "$BIONER_WHEEL"; do
   [ -n "$wheel" ] && [ -f "$wheel" ] || { echo "install-test: a wheel is missing under packages/ (run: spacy project run package)" >&2; exit 1; }

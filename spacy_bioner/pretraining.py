@@ -65,6 +65,7 @@ import torch
 from .corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_lines, read_pubtator, split_dev
 from .corpora.text import PathLike
 from .encoders import resolve_encoder
+from .layers.encoder_shim import has_bfloat16_arithmetic
 
 # Relative to the project root: the embedded collection (assets/unlabeled/README.md).
 DEFAULT_TEXT = Path("assets/unlabeled/biomed-sentences.txt.xz")
@@ -399,11 +400,25 @@ class Batcher:
             "labels": batch["labels"],
         }
 
+    def each_masked_alone(self, sequences: Sequence[List[int]], first_seed: int) -> Dict[str, torch.Tensor]:
+        """A padded batch of `sequences`, the i-th masked alone with seed `first_seed + i`:
+        the masking of a sequence does not depend on the others batched with it."""
+        singles = [self([ids], MaskingRNG(first_seed + i)) for i, ids in enumerate(sequences)]
+        width = max(single["input_ids"].shape[1] for single in singles)
+        pad_values = {"input_ids": self.tokenizer.pad_token_id, "attention_mask": 0, "labels": -100}
+
+        def padded(tensor: torch.Tensor, value: int) -> torch.Tensor:
+            extra = width - tensor.shape[1]
+            sides = (extra, 0) if self.tokenizer.padding_side == "left" else (0, extra)
+            return torch.nn.functional.pad(tensor, sides, value=value)
+
+        return {key: torch.cat([padded(single[key], value) for single in singles]) for key, value in pad_values.items()}
+
 
 def _bf16(device: torch.device) -> bool:
     """Whether `device` is a GPU with native bf16 (the current GPU: `pretrain`
     selects it). Emulated bf16, on older GPUs, has no fast matrix units."""
-    return device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cuda" and has_bfloat16_arithmetic(device)
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -446,16 +461,16 @@ def evaluate_mlm(
     model: Any, batcher: Batcher, sequences: Sequence[List[int]], batch_size: int, device: torch.device
 ) -> Optional[Dict[str, float]]:
     """Masked-LM loss (mean over masked tokens) and perplexity on `sequences`,
-    with the same masking every time; None where there is nothing to evaluate."""
+    with the same masking every time, whatever the batch size (each sequence is
+    masked alone, with a seed of its own); None where there is nothing to evaluate."""
     if not sequences:
         return None
-    rng = MaskingRNG(HELDOUT_SEED)
     was_training = model.training
     model.eval()
     total, n_masked = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(sequences), batch_size):
-            batch = batcher(sequences[start : start + batch_size], rng)
+            batch = batcher.each_masked_alone(sequences[start : start + batch_size], HELDOUT_SEED + start)
             count = int((batch["labels"] != -100).sum())
             if count == 0:
                 continue

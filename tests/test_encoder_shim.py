@@ -3,6 +3,7 @@ thinc's per-tensor optimizer, bfloat16 autocast, layer-wise learning-rate
 decay, and the settings through saving, `replace_listeners` and v1 configs."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from thinc.api import Adam, NumpyOps, RAdam, fix_random_seed
 from toy import toy_examples, transformer_pipeline_config
 
+from spacy_bioner.layers import encoder_shim
 from spacy_bioner.layers.encoder_shim import EncoderShim, clip_per_tensor, encoder_depths
 
 
@@ -170,7 +172,8 @@ def test_parameter_averages_reach_the_encoder(tiny_bert):
     np.testing.assert_array_equal(hidden(), before)
 
 
-def test_bfloat16_autocast_trains_and_hands_float32_to_the_heads(tiny_bert):
+def test_bfloat16_autocast_trains_and_hands_float32_to_the_heads(tiny_bert, monkeypatch):
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)  # as on a CPU with AVX512-BF16
     nlp = _pipeline(tiny_bert, precision="bfloat16")
     reference = _pipeline(tiny_bert)
     before = _encoder_weights(nlp)
@@ -186,6 +189,22 @@ def test_bfloat16_autocast_trains_and_hands_float32_to_the_heads(tiny_bert):
     assert (ours - exact).abs().max() > 0  # the autocast did run in bfloat16
 
 
+def test_bfloat16_without_bfloat16_arithmetic_runs_in_float32_and_says_so(tiny_bert, monkeypatch):
+    """A pipeline trained in bfloat16 on a GPU, loaded on a CPU that would only emulate it."""
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: False)
+    with pytest.warns(UserWarning, match="no bfloat16 arithmetic.*runs in float32"):
+        nlp = _pipeline(tiny_bert, precision="bfloat16")  # initialising runs the encoder
+    reference = _pipeline(tiny_bert)
+    _shim(reference)._model.load_state_dict(_shim(nlp)._model.state_dict())
+    docs = [eg.predicted for eg in toy_examples(nlp, 4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once
+        ours = nlp.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state
+    exact = reference.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state
+    torch.testing.assert_close(ours, exact, rtol=0, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore:precision 'bfloat16'")  # on a CPU without bfloat16 arithmetic
 def test_settings_survive_saving_and_replacing_listeners(tiny_bert, tmp_path):
     nlp = _pipeline(tiny_bert, precision="bfloat16", fused_update=True, layer_lr_decay=0.8)
     _train(nlp, Adam(0.005, use_averages=False), steps=1)

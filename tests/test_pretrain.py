@@ -222,6 +222,33 @@ def test_whole_word_masking_masks_every_piece_of_a_word_or_none(tmp_path: Path) 
     assert split_words(whole_word_mask=False)[1] > 0
 
 
+def test_held_out_masking_does_not_depend_on_the_batch_size(tmp_path: Path) -> None:
+    from transformers import AutoModelForMaskedLM
+
+    from spacy_bioner.pretraining import Batcher, evaluate_mlm
+
+    bert = make_tiny_bert(tmp_path / "bert")
+    tokenizer, _ = load_encoder(str(bert))
+    model = AutoModelForMaskedLM.from_pretrained(str(bert))
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(FILLER) for _ in range(rng.randint(4, 30))) for _ in range(40)]
+    sequences = pack_sequences(lines, tokenizer, max_length=24)
+    assert len({len(ids) for ids in sequences}) > 1  # batches are padded
+    batcher = Batcher(tokenizer, False, 0.15)
+    whole = batcher.each_masked_alone(sequences, 7)
+    pairs = batcher.each_masked_alone(sequences[:2], 7), batcher.each_masked_alone(sequences[2:4], 9)
+    for i, (batch, row) in enumerate([(pairs[0], 0), (pairs[0], 1), (pairs[1], 0), (pairs[1], 1)]):
+        n = len(sequences[i])
+        left = tokenizer.padding_side == "left"
+        for key in ("input_ids", "labels"):
+            mine = batch[key][row][-n:] if left else batch[key][row][:n]
+            theirs = whole[key][i][-n:] if left else whole[key][i][:n]
+            assert torch.equal(mine, theirs), key
+    by_8, by_3 = (evaluate_mlm(model, batcher, sequences, size, torch.device("cpu")) for size in (8, 3))
+    assert by_8["masked_tokens"] == by_3["masked_tokens"] > 0
+    assert by_8["loss"] == pytest.approx(by_3["loss"], rel=1e-5)
+
+
 def make_tiny_roberta(path: Path) -> Path:
     """A saved 1-layer random RoBERTa with a byte-level BPE tokenizer trained on the toy text."""
     from tokenizers import ByteLevelBPETokenizer

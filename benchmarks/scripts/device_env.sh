@@ -3,12 +3,19 @@
 # and install this package. Needs REPO set to the repository root. The machine
 # has no spaCy and no network, so nothing here downloads. The encoder lands in
 # /tmp/all-MiniLM-L6-v2.
-# A second job in the same call finds all of it done and skips it.
-if [ ! -d /tmp/site/spacy ]; then
-  mkdir -p /tmp/site
-  tar -xJf "$REPO/.device/spacy-gpu-site-cp312.tar.xz" -C /tmp/site
-fi
-[ -d /tmp/all-MiniLM-L6-v2 ] || tar -xJf "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" -C /tmp
+# A second job on the same machine finds all of it done and skips it. Each
+# archive is unpacked beside its place and moved there once complete, so an
+# unpack cut off by a timeout is done again, never taken for a finished one.
+unpack() {  # unpack ARCHIVE DEST: ARCHIVE's content as the folder DEST
+  local archive=$1 dest=$2
+  [ -d "$dest" ] && return 0
+  rm -rf "$dest.partial" && mkdir -p "$dest.partial"
+  tar -xJf "$archive" -C "$dest.partial" && mv "$dest.partial" "$dest"
+}
+unpack "$REPO/.device/spacy-gpu-site-cp312.tar.xz" /tmp/site
+# The encoder archive holds the folder all-MiniLM-L6-v2 itself.
+unpack "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" /tmp/encoder
+[ -e /tmp/all-MiniLM-L6-v2 ] || ln -s /tmp/encoder/all-MiniLM-L6-v2 /tmp/all-MiniLM-L6-v2
 export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 # Not editable: an editable install fails with the carried setuptools. Done
 # again whenever the package's sources differ from those last installed.

@@ -40,14 +40,22 @@ timed() {  # timed NAME COMMAND...: run, log to $OUT/NAME.log, append the time; 
   printf '%s\t%d.%d\t%d\n' "$name" $(( tenths / 10 )) $(( tenths % 10 )) "$status" >> "$OUT/times.tsv"
   return "$status"
 }
+# A warm machine keeps ignored outputs between calls: what a failed command
+# would leave behind must not pass for this run's.
+rm -rf training/model-best training/model-last metrics packages
+trained=0
 for command in convert train evaluate visualize package; do
   # A failed package still leaves the scores; any other failure ends the run.
-  timed "$command" python3 -m spacy project run "$command" . "${vars[@]}" || [ "$command" = package ] || break
+  if timed "$command" python3 -m spacy project run "$command" . "${vars[@]}"; then
+    [ "$command" = evaluate ] && trained=1
+  else
+    [ "$command" = package ] || break
+  fi
 done
-cp -r metrics "$OUT/" 2>/dev/null
-cp training/model-best/meta.json "$OUT/meta.json" 2>/dev/null
-find packages -name '*.whl' -printf '%s\t%p\n' > "$OUT/wheels.tsv" 2>/dev/null
-if [ -d training/model-best ]; then
+if [ "$trained" = 1 ]; then
+  cp -r metrics "$OUT/" 2>/dev/null
+  cp training/model-best/meta.json "$OUT/meta.json" 2>/dev/null
+  find packages -name '*.whl' -printf '%s\t%p\n' > "$OUT/wheels.tsv" 2>/dev/null
   timed inference python3 benchmarks/scripts/inference.py --model training/model-best --gpu-id 0 \
     --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --output-dir "$OUT"
   timed annotate-speed python3 benchmarks/scripts/annotate_speed.py --model training/model-best --gpu-id 0 \

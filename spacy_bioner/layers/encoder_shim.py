@@ -39,9 +39,12 @@ pipelines) would average the heads and silently leave the encoder as it is.
 """
 
 import contextlib
+import functools
 import math
 import re
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+import warnings
+from pathlib import Path
+from typing import Any, ContextManager, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from spacy_transformers.data_classes import HFObjects
@@ -51,6 +54,24 @@ from thinc.types import ArgsKwargs
 from thinc.util import convert_recursive, torch2xp, xp2torch
 
 PRECISIONS = ("float32", "float16", "bfloat16")
+
+
+def has_bfloat16_arithmetic(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively: a GPU that has it (not
+    emulated), or a CPU with AVX512-BF16 or AMX (Linux's /proc/cpuinfo flags).
+    Elsewhere bfloat16 is emulated, and far slower than float32 (README.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and _cpu_has_bfloat16()
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_has_bfloat16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf8", errors="replace").split()
+    except OSError:  # not Linux: no way to tell here, so no
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 class EncoderShim(HFShim):
@@ -89,10 +110,23 @@ class EncoderShim(HFShim):
         self._adamw: Optional[torch.optim.AdamW] = None
         self._fused_aliases: List[torch.Tensor] = []
         self._fused_steps = 0
+        self._warned_no_bfloat16 = False
 
-    def _bfloat16_autocast(self) -> torch.autocast:
-        # On the model's device: thinc's float16 autocast is CUDA only.
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+    def _bfloat16_autocast(self) -> ContextManager:
+        """bfloat16 autocast on the model's device (thinc's float16 autocast is
+        CUDA only), where the device has bfloat16 arithmetic; float32 elsewhere,
+        said once. The setting travels with a saved pipeline, so one trained in
+        bfloat16 on a GPU must not run emulated on the CPU of whoever loads it."""
+        if has_bfloat16_arithmetic(self.device):
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        if not self._warned_no_bfloat16:
+            self._warned_no_bfloat16 = True
+            warnings.warn(
+                f"precision 'bfloat16': the encoder's device ({self.device.type}) has no bfloat16 arithmetic "
+                "(on a CPU: avx512_bf16 or amx_bf16), where it would be far slower than float32; "
+                "the encoder runs in float32"
+            )
+        return contextlib.nullcontext()
 
     def predict(self, inputs: ArgsKwargs) -> Any:
         """The encoder's outputs, under bfloat16 autocast if set (returned in float32)."""
@@ -202,7 +236,9 @@ class EncoderShim(HFShim):
                 lr=float(optimizer.learn_rate) * group["lr_scale"],
                 betas=(float(optimizer.b1), beta2),
                 # thinc adds eps to sqrt(v) before the bias correction, torch after it:
-                # this eps makes torch's update thinc's.
+                # this eps makes torch's update thinc's. It counts the shim's steps,
+                # where thinc and torch count each tensor's: the same for every tensor
+                # that has a gradient at every step, as an encoder's do in training.
                 eps=float(optimizer.eps) / math.sqrt(1.0 - beta2**self._fused_steps),
                 weight_decay=float(optimizer.L2),
             )
