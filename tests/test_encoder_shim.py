@@ -206,17 +206,20 @@ def test_bfloat16_without_bfloat16_arithmetic_runs_in_float32_and_says_so(tiny_b
 
 @pytest.mark.filterwarnings("ignore:precision 'bfloat16'")  # on a CPU without bfloat16 arithmetic
 def test_settings_survive_saving_and_replacing_listeners(tiny_bert, tmp_path):
-    nlp = _pipeline(tiny_bert, precision="bfloat16", fused_update=True, layer_lr_decay=0.8)
+    nlp = _pipeline(tiny_bert, precision="bfloat16", fused_update=True, layer_lr_decay=0.8, max_windows_per_pass=5)
     _train(nlp, Adam(0.005, use_averages=False), steps=1)
     nlp.to_disk(tmp_path / "model")
     loaded = spacy.load(tmp_path / "model")
     settings = lambda shim: (shim.precision, shim.fused_update, shim.layer_lr_decay)
     assert settings(_shim(loaded)) == ("bfloat16", True, 0.8)
+    assert loaded.get_pipe("transformer").model.max_windows_per_pass == 5
     loaded.replace_listeners("transformer", "jnlpba", ["model.tok2vec"])
     architecture = loaded.config["components"]["jnlpba"]["model"]["tok2vec"]["@architectures"]
-    assert architecture == "spacy_bioner.Tok2VecTransformer.v3"
+    assert architecture == "spacy_bioner.Tok2VecTransformer.v4"
     [copied] = [shim for node in loaded.get_pipe("jnlpba").model.walk() for shim in node.shims]
     assert settings(copied) == ("bfloat16", True, 0.8)
+    [layer] = [node for node in loaded.get_pipe("jnlpba").model.walk() if hasattr(node, "max_windows_per_pass")]
+    assert layer.max_windows_per_pass == 5
 
 
 @pytest.mark.parametrize(
@@ -224,6 +227,7 @@ def test_settings_survive_saving_and_replacing_listeners(tiny_bert, tmp_path):
     [
         ("v1", {"mixed_precision": True}, ("float16", False, 1.0)),
         ("v2", {"precision": "bfloat16", "fused_update": True}, ("bfloat16", True, 1.0)),
+        ("v3", {"precision": "bfloat16", "layer_lr_decay": 0.8}, ("bfloat16", False, 0.8)),
     ],
 )
 def test_earlier_configs_still_build(tiny_bert, version, settings, expected):
@@ -234,6 +238,7 @@ def test_earlier_configs_still_build(tiny_bert, version, settings, expected):
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     shim = _shim(nlp)
     assert (shim.precision, shim.fused_update, shim.layer_lr_decay) == expected
+    assert nlp.get_pipe("transformer").model.max_windows_per_pass == 128
 
 
 def test_an_unknown_precision_is_refused(tiny_bert):

@@ -239,24 +239,26 @@ def test_wordpiece_encoder_matches_spacy_transformers(trained_nlp, remember):
 
 
 @pytest.mark.slow
-def test_prediction_in_passes_of_a_few_windows_gives_the_same_output(trained_nlp, monkeypatch):
+def test_prediction_in_passes_of_a_few_windows_gives_the_same_output(trained_nlp, monkeypatch, tmp_path):
     """A long document's windows go through the encoder a few at a time in
-    prediction: the same vectors and entities as in one pass."""
+    prediction (max_windows_per_pass, set here when loading): the same vectors
+    and entities as in one pass."""
     from spacy_bioner.layers import transformer
 
-    model = trained_nlp.get_pipe("transformer").model
     texts = ["IL-2 activates T cells and the expression of IL-2 in T cells . " * 12, "IL-2 activates T cells"]
+    model = trained_nlp.get_pipe("transformer").model
     whole, _ = model([trained_nlp.make_doc(text) for text in texts], is_train=False)
     expected_ents = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in trained_nlp.pipe(texts)]
-    monkeypatch.setattr(transformer, "MAX_WINDOWS_PER_PASS", 3)
+    trained_nlp.to_disk(tmp_path / "model")
+    three = spacy.load(tmp_path / "model", config={"components": {"transformer": {"model": {"max_windows_per_pass": 3}}}})
     passes = []
     monkeypatch.setattr(transformer, "_join", lambda values, join=transformer._join: passes.append(len(values)) or join(values))
-    parts, _ = model([trained_nlp.make_doc(text) for text in texts], is_train=False)
+    parts, _ = three.get_pipe("transformer").model([three.make_doc(text) for text in texts], is_train=False)
     n_windows = len(whole.wordpieces.lengths)
     assert passes and passes[0] == -(-n_windows // 3) > 1
     assert parts.wordpieces.lengths == whole.wordpieces.lengths
     numpy.testing.assert_allclose(parts.model_output.last_hidden_state, whole.model_output.last_hidden_state, atol=1e-5)
-    assert [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in trained_nlp.pipe(texts)] == expected_ents
+    assert [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in three.pipe(texts)] == expected_ents
 
 
 @pytest.mark.slow

@@ -95,7 +95,7 @@ pipeline = ["transformer", "jnlpba"]
 factory = "transformer"
 
 [components.transformer.model]
-@architectures = "spacy_bioner.Transformer.v3"
+@architectures = "spacy_bioner.Transformer.v4"
 name = "{encoder}"
 fallback = ""
 

