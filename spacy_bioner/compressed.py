@@ -44,10 +44,17 @@ def open_bytes(path: Union[str, Path]) -> IO[bytes]:
     return open(path, "rb")
 
 
+def is_system_error(error: Exception) -> bool:
+    """An error of the system reading a file (permission denied, an I/O error),
+    not of its content: an OSError with an errno. A corrupt file's errors carry
+    none (gzip's BadGzipFile, pyarrow's)."""
+    return isinstance(error, OSError) and error.errno is not None
+
+
 def describe_error(path: Union[str, Path], error: Exception) -> str:
     """What a reading error says about the file: 'truncated xz file', 'corrupt gzip data (...)', or the error."""
-    if isinstance(error, OSError) and error.errno is not None:
-        return error.strerror or str(error)
+    if is_system_error(error):
+        return error.strerror or str(error)  # type: ignore[attr-defined]
     try:
         name = compression(path) or "compressed"
     except OSError:

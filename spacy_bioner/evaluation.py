@@ -183,12 +183,13 @@ def evaluate_corpus(
     n_words = sum(len(doc) for doc in references)
     log(f"{name}: {len(references)} docs, {n_words:,} words from {path} (head {heads[key]!r})")
     gold_tags = gold_iob_tags(references, key)
-    unknown = unpredictable_labels(gold_tags, nlp.get_pipe(heads[key]).labels)
+    head_labels = nlp.get_pipe(heads[key]).labels
+    unknown = unpredictable_labels(gold_tags, head_labels)
     if unknown:
         counts = ", ".join(f"{label} ({n:,})" for label, n in unknown.items())
         warnings.warn(
             f"{path}: gold labels the head {heads[key]!r} does not predict: {counts} entities, only ever "
-            f"missed (its labels: {', '.join(nlp.get_pipe(heads[key]).labels)}); was the corpus converted "
+            f"missed (its labels: {', '.join(head_labels)}); was the corpus converted "
             "with other label names, or is it scored on the wrong head (--spans-key)?"
         )
     inputs = [gold_token_doc(nlp.vocab, doc) for doc in references]

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
+from ..compressed import DECOMPRESSION_ERRORS, describe_error, is_system_error, open_bytes
 from .errors import AnnotateError
 
 try:
@@ -200,10 +200,9 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
 def _read_error(path: Path, error: Exception) -> str:
     """The reject kind of an error raised while reading a (possibly compressed) file.
 
-    AnnotateError instead for an error of the system: an OSError with an
-    errno (a corrupt file's errors carry none: gzip's BadGzipFile, pyarrow's).
+    AnnotateError instead for an error of the system (`is_system_error`).
     """
-    if isinstance(error, OSError) and error.errno is not None:
+    if is_system_error(error):
         raise AnnotateError(
             f"{path}: cannot be read: {error}; the shards written so far are kept: "
             "once it can be read, rerun with --resume to annotate the rest"

@@ -105,3 +105,14 @@ def check_output_file(path: Path, what: str) -> None:
         raise fail(f"{what} {path} cannot be written: {e.strerror or e}") from None
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise fail(f"{what} {path} cannot be written: {parent} is not a writable directory")
+
+
+def write_output_text(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all (its folder made); a one-line error where it cannot."""
+    from ..files import atomic_write
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf8"))
+    except OSError as e:
+        raise fail(f"cannot write {path}: {e}") from None

@@ -15,6 +15,7 @@ from ._util import (
     named_paths,
     named_values,
     warnings_on_stderr,
+    write_output_text,
 )
 
 
@@ -83,7 +84,6 @@ def visualize(
 ) -> None:
     """Render N test abstracts with displaCy: gold and predicted entities side by side."""
     from ..corpora import gold_token_doc, load_docs
-    from ..files import atomic_write
     from ..visualize import render_side_by_side
 
     paths = [Path(p) for p in test.split(",") if p]
@@ -103,10 +103,5 @@ def visualize(
         for i, (ref, pred) in enumerate(zip(gold, predicted)):
             pairs.append((f"{path} #{i + 1}", ref, pred))
         log(f"{path}: rendered {len(gold)} documents")
-    page = render_side_by_side(pairs)
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(output, lambda tmp: tmp.write_text(page, encoding="utf8"))
-    except OSError as e:
-        raise fail(f"cannot write {output}: {e}") from None
+    write_output_text(output, render_side_by_side(pairs))
     log(f"wrote {output}")

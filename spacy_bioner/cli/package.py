@@ -6,7 +6,7 @@ from typing import List
 
 import typer
 
-from ._util import app, check_output_file, fail, log, named_values
+from ._util import app, check_output_file, fail, log, named_values, write_output_text
 
 
 @app.command("package-meta")
@@ -29,7 +29,6 @@ def package_meta_cli(
     library's version and requirement, and the measured test scores (spaCy's
     `performance` keys); then run `spacy package MODEL_DIR packages --meta-path OUTPUT`.
     """
-    from ..files import atomic_write
     from ..packaging import package_meta, read_json
 
     primary = dict(named_values(performance, "--performance", "KEY=CORPUS"))
@@ -43,9 +42,5 @@ def package_meta_cli(
         meta = package_meta(model_dir, project, metrics_dir, command, primary)
     except (OSError, ValueError) as e:
         raise fail(str(e)) from None
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(output, lambda tmp: tmp.write_text(json.dumps(meta, indent=2), encoding="utf8"))
-    except OSError as e:
-        raise fail(f"cannot write {output}: {e}") from None
+    write_output_text(output, json.dumps(meta, indent=2))
     log(f"wrote {output} ({meta['lang']}_{meta['name']} {meta['version']}): {meta['description']}")

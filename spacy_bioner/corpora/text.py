@@ -9,7 +9,7 @@ one-line message naming the file and line; a truncated or corrupt `.gz` or
 from pathlib import Path
 from typing import List, Union
 
-from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
+from ..compressed import DECOMPRESSION_ERRORS, describe_error, is_system_error, open_bytes
 from .report import ConversionError
 
 PathLike = Union[str, Path]
@@ -49,7 +49,7 @@ def _read_decompressed(path: Path) -> bytes:
             for chunk in iter(lambda: f.read1(READ_CHUNK), b""):  # type: ignore[attr-defined]
                 chunks.append(chunk)
     except (OSError, *DECOMPRESSION_ERRORS) as e:
-        if isinstance(e, OSError) and e.errno is not None:
+        if is_system_error(e):
             raise ConversionError(f"{path}: cannot read file: {describe_error(path, e)}") from None
         where = f" (ends inside line {line()})" if isinstance(e, EOFError) else ""
         raise ConversionError(f"{path}:{line()}: {describe_error(path, e)}{where}") from None
