@@ -20,7 +20,6 @@ from toy import write_jsonl
 
 from spacy_bioner.annotate import AnnotateError, sources
 from spacy_bioner.annotate.sources import (
-    _ARTICLE_START,
     BAD_JSON,
     MALFORMED_XML,
     MISSING_ID,
@@ -95,7 +94,7 @@ def test_truncated_gz_keeps_every_complete_record_before_the_cut(tmp_path: Path)
     cut = cut[: len(cut) * 3 // 4]
     prefix = zlib.decompressobj(wbits=31).decompress(cut)
     # The last record that starts before the cut is the partial one.
-    complete = len(_ARTICLE_START.findall(prefix)) - 1
+    complete = prefix.count(b"<PubmedArticle>") - 1
     assert 10 < complete < len(full)
     path = tmp_path / "truncated.xml.gz"
     path.write_bytes(cut)
@@ -322,3 +321,32 @@ def test_ids_are_strings_or_integers(tmp_path: Path) -> None:
     pq.write_table(pa.table({"id": [1.0, 2.5], "text": ["IL-2", "p53"]}), path)
     assert [(item.kind, item.reason) for item in read_items(path)] == 2 * [  # type: ignore[union-attr]
         (MISSING_ID, "'id' is a float, not a string or an integer")]
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_tags_inside_comments_and_cdata_are_text_not_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A `<PubmedArticle>` or `</PubmedArticleSet>` in a comment or a CDATA section
+    frames nothing, whether or not a read chunk cuts it (7 bytes: every tag is cut)."""
+    xml = gzip.decompress(BASELINE.read_bytes())
+    first = xml.index(b"<PubmedArticle>")
+    title = xml.index(b"</ArticleTitle>", first)
+    edited = (
+        xml[:first]
+        + b"<!-- <PubmedArticle> an old record, kept here </PubmedArticleSet> -->\n"
+        + xml[first:title]
+        + b"<![CDATA[ <PubmedArticle> in a title ]]><!-- <DeleteCitation> -->"
+        + xml[title:]
+    )
+    path = tmp_path / "commented.xml"
+    path.write_bytes(edited)
+    monkeypatch.setattr(sources, "READ_CHUNK", chunk)
+    items = list(read_items(path))
+    expected = list(read_items(BASELINE))
+    assert [(type(i), i.doc_id, getattr(i, "kind", "")) for i in items] == \
+        [(type(i), i.doc_id, getattr(i, "kind", "")) for i in expected]  # type: ignore[union-attr]
+    assert items[1:] == [replace(item, source=str(path)) for item in expected[1:]]
+    assert items[0].text.startswith(expected[0].text.split(". ")[0])  # type: ignore[union-attr]
+    assert "<PubmedArticle> in a title" in items[0].text  # type: ignore[union-attr]
+    assert count_records(path) == count_records(BASELINE)

@@ -10,9 +10,10 @@ PubMed XML
 ----------
 A PubMed file is a flat `PubmedArticleSet` of `PubmedArticle`,
 `PubmedBookArticle` and `DeleteCitation` elements. The reader frames the
-decompressed byte stream at the opening tag of each of these and parses each
-record on its own with `lxml.etree.fromstring` (the standard library's
-ElementTree when lxml is missing). Memory is one record at a time, never the
+decompressed byte stream at the opening tag of each of these (a tag inside a
+comment or a CDATA section is text) and parses each record on its own with
+`lxml.etree.fromstring` (the standard library's ElementTree when lxml is
+missing). Memory is one record at a time, never the
 file. Why not `lxml.etree.iterparse` over the whole file: libxml2 stops at the
 first syntax error, so one malformed record would lose every record after it;
 framed records isolate the error to the record that has it, which is then
@@ -181,18 +182,15 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
             import pyarrow.parquet as pq
 
             return pq.ParquetFile(str(path)).metadata.num_rows
-        articles = records = 0
         with open_bytes(path) as f:
             if kind == "jsonl":
                 return sum(1 for line in f if line.strip())
-            tail = b""
-            for chunk in iter(lambda: f.read(READ_CHUNK), b""):
-                data = tail + chunk
-                articles += len(_ARTICLE_START.findall(data)) - len(_ARTICLE_START.findall(tail))
-                records += len(_RECORD_START.findall(data)) - len(_RECORD_START.findall(tail))
-                tail = data[-32:]
+            frames = articles = 0
+            for frame in _framed_records(f):
+                frames += 1
+                articles += not frame.startswith(b"<DeleteCitation")
             # A file without any PubMed record is one reject (`read_pubmed`).
-            return articles if records else 1
+            return articles if frames else 1
     except (OSError, ValueError, *DECOMPRESSION_ERRORS):
         return None
 
@@ -212,9 +210,17 @@ def _read_error(path: Path, error: Exception) -> str:
 
 # ---------------------------------------------------------------- PubMed XML
 
-_RECORD_START = re.compile(rb"<(?:PubmedArticle|PubmedBookArticle|DeleteCitation)(?=[\s>])")
-_ARTICLE_START = re.compile(rb"<(?:PubmedArticle|PubmedBookArticle)(?=[\s>])")
-_SET_END = re.compile(rb"</PubmedArticleSet\s*>")
+# A comment or CDATA section is skipped whole: a tag inside one is text, not
+# markup. A bare opener (the last two alternatives) is one whose end is not
+# read yet. Each pattern starts with its "<" outside the alternation, which
+# lets the regex engine skip to the next "<" (several times faster).
+_SKIPPED = rb"!--.*?-->|!\[CDATA\[.*?\]\]>"
+_RECORD_TAG = re.compile(
+    rb"<(?:" + _SKIPPED + rb"|(PubmedArticle|PubmedBookArticle|DeleteCitation)(?=[\s>])|!--|!\[CDATA\[)", re.S)
+_SET_END = re.compile(rb"<(?:" + _SKIPPED + rb"|(/PubmedArticleSet\s*>))", re.S)
+# The longest tag the scan looks for, with the character after it: the tail of
+# a chunk that may hold the start of one cut by the chunk's end.
+_TAG_TAIL = 32
 _PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
 
 
@@ -223,39 +229,47 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
 
     A frame ends at the next record or at `</PubmedArticleSet>`, so that what
     follows a set's end (the header of a second, concatenated set) is dropped
-    too. A read error (a truncated `.gz`) propagates after the complete records
-    before it; the partial record is attached to the exception as `partial`.
+    too. Tags inside comments and CDATA sections do not count. A read error
+    (a truncated `.gz`) propagates after the complete records before it; the
+    partial record is attached to the exception as `partial`.
     """
     buffer = b""
-    started = False
+    scan = 0  # where the scan resumes in buffer
+    begin: Optional[int] = None  # where the current record starts in buffer
     while True:
         try:
             # read1: on a truncated .gz, read(n) drops all it decompressed in the call.
             chunk = f.read1(READ_CHUNK)  # type: ignore[attr-defined]
         except (OSError, *DECOMPRESSION_ERRORS) as e:
-            e.partial = buffer if started else b""  # type: ignore[attr-defined]
+            e.partial = buffer[begin:] if begin is not None else b""  # type: ignore[attr-defined]
             raise
         if not chunk:
             break
         buffer += chunk
-        starts = [m.start() for m in _RECORD_START.finditer(buffer)]
-        if not started:
-            if not starts:
-                buffer = buffer[-64:]
-                continue
-            buffer = buffer[starts[0]:]
-            starts = [s - starts[0] for s in starts]
-            started = True
-        for begin, end in zip(starts, starts[1:]):
-            yield _before_set_end(buffer[begin:end])
-        buffer = buffer[starts[-1]:] if starts else buffer
-    if started and buffer.strip():
+        for match in _RECORD_TAG.finditer(buffer, scan):
+            if match.group(1) is None:
+                if not match.group().endswith((b"-->", b"]]>")):
+                    scan = match.start()  # its end is in a later chunk
+                    break
+            else:
+                if begin is not None:
+                    yield _before_set_end(buffer[begin : match.start()])
+                begin = match.start()
+            scan = match.end()
+        else:
+            scan = max(scan, len(buffer) - _TAG_TAIL)
+        keep = scan if begin is None else begin
+        buffer, scan = buffer[keep:], scan - keep
+        begin = None if begin is None else 0
+    if begin is not None and buffer.strip():
         yield _before_set_end(buffer)
 
 
 def _before_set_end(frame: bytes) -> bytes:
-    match = _SET_END.search(frame)
-    return frame[: match.start()] if match else frame
+    for match in _SET_END.finditer(frame):
+        if match.group(1) is not None:
+            return frame[: match.start()]
+    return frame
 
 
 def _text_of(element: Optional["_etree._Element"]) -> str:
