@@ -58,6 +58,19 @@ def select_non_overlapping(
     return kept, dropped
 
 
+def longest_first(span: Span) -> Tuple[int, int]:
+    """spaCy's `filter_spans` order, for `select_non_overlapping`: the longer span, then the earlier."""
+    return (-len(span), span.start)
+
+
+def taggable_spans(spans: Iterable[Span]) -> List[Span]:
+    """The spans a token tagger can reproduce, in document order: empty ones
+    left out and overlaps resolved `longest_first`, as a head's gold and
+    seqeval's tag sequences (evaluation.py) have them."""
+    kept, _ = select_non_overlapping([span for span in spans if len(span)], priority=longest_first)
+    return kept
+
+
 def spans_of(doc: Doc, spans_key: Optional[str]) -> Sequence[Span]:
     """`doc.spans[spans_key]` (empty if absent), or `doc.ents` when the key is None."""
     if spans_key is None:

@@ -32,7 +32,7 @@ class ConstrainedViterbi:
         self.mask = tag_constraints(self.tags)
 
     def __call__(self, ops: Ops, scores: TagScores) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-        """Per document: the tag id of each token, and its confidence (host arrays)."""
+        """Per document: the tag id of each token, and its confidence in [0, 1] (host arrays)."""
         emissions = scores.emissions
         paths = [np.zeros((len(e),), dtype="i") for e in emissions]
         confidences = [np.ones((len(e),), dtype="f") for e in emissions]
@@ -54,6 +54,8 @@ class ConstrainedViterbi:
             log_probs -= xp.log(xp.exp(log_probs).sum(axis=2, keepdims=True))
             best = viterbi(log_probs, lengths, transitions, start, end, scores.recursion)
             chosen = xp.exp(xp.take_along_axis(log_probs, best[:, :, None].astype("int64"), axis=2)[:, :, 0])
+        # Float32 marginals can exceed 1 by a rounding error; a confidence is a probability.
+        chosen = xp.clip(chosen, 0.0, 1.0)
         best_host = ops.to_numpy(best)
         chosen_host = ops.to_numpy(chosen).astype("f")
         for row, i in enumerate(keep):

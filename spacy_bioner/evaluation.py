@@ -23,7 +23,7 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .annotation import head_keys, is_annotated, select_non_overlapping, spans_of
+from .annotation import head_keys, is_annotated, spans_of, taggable_spans
 from .corpora.docbin import gold_token_doc, load_docs
 from .tags import spans_to_tags
 
@@ -77,8 +77,7 @@ def docs_to_iob(
     """
     sentences: List[List[Tuple[str, str]]] = []
     for doc in docs:
-        spans, _ = select_non_overlapping(spans_of(doc, spans_key), priority=lambda s: (-len(s), s.start))
-        tags = spans_to_tags(len(doc), spans)
+        tags = spans_to_tags(len(doc), taggable_spans(spans_of(doc, spans_key)))
         bounds = (
             [(sent.start, sent.end) for sent in doc.sents]
             if doc.has_annotation("SENT_START")

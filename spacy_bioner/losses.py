@@ -48,19 +48,27 @@ def tag_class(tag: str, granularity: str) -> str:
     return split_tag(tag)[0] if granularity == "bio" else tag
 
 
-def check_weighting(scheme: str, granularity: str) -> None:
-    """Refuse an unknown weighting scheme or granularity, naming the known ones."""
+def check_weighting(scheme: str, granularity: str, beta: float = 0.999) -> None:
+    """Refuse an unknown weighting scheme or granularity, naming the known ones,
+    and an "ens" beta outside [0, 1)."""
     if scheme not in WEIGHTING_SCHEMES:
         raise ValueError(f"Unknown class-weighting scheme {scheme!r}: use one of {WEIGHTING_SCHEMES}")
     if granularity not in GRANULARITIES:
         raise ValueError(f"Unknown granularity {granularity!r}: use one of {GRANULARITIES}")
+    # Cui et al.'s beta is in [0, 1): at 1 every weight is 0 / 0 (NaN), and
+    # outside [0, 1] (1 - beta ** n) is no count of samples.
+    if scheme == "ens" and not 0.0 <= beta < 1.0:
+        raise ValueError(
+            f"beta = {beta!r} for the 'ens' class weights: use 0 <= beta < 1 (Cui et al. 2019 use "
+            "0.9 to 0.9999; 0 weighs every class 1, and beta near 1 approaches inverse_frequency)"
+        )
 
 
 def compute_class_weights(
     tag_counts: Dict[str, int], scheme: str, granularity: str = "bio", beta: float = 0.999
 ) -> Dict[str, float]:
     """A weight per tag, from the number of training tokens with each tag."""
-    check_weighting(scheme, granularity)
+    check_weighting(scheme, granularity, beta)
     class_counts: Dict[str, int] = {}
     for tag, count in tag_counts.items():
         key = tag_class(tag, granularity)
@@ -94,7 +102,7 @@ class ClassWeightedTaggingLoss(Loss):
     needs_transitions = False
 
     def __init__(self, scheme: str = "none", granularity: str = "bio", beta: float = 0.999) -> None:
-        check_weighting(scheme, granularity)
+        check_weighting(scheme, granularity, beta)
         self.scheme = scheme
         self.granularity = granularity
         self.beta = beta

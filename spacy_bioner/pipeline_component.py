@@ -28,6 +28,7 @@ from .annotation import (
     SCORES_ATTR,
     gold_spans,
     head_keys,
+    longest_first,
     merge_into_ents,
     select_non_overlapping,
     span_groups_hiding_ents,
@@ -290,7 +291,7 @@ class BioNER(TrainablePipe):
         known = [span for span in spans if span.label_ in self.labels]
         unknown = [span for span in spans if span.label_ not in self.labels]
         self._unknown_labels.update(span.label_ for span in unknown)
-        known, dropped = select_non_overlapping(known, priority=lambda span: (-len(span), span.start))
+        known, dropped = select_non_overlapping(known, priority=longest_first)
         self._overlaps.update((span.label_, kept.label_) for span, kept in dropped)
         # Reference tokens without gold for this head.
         missing = np.zeros((len(reference),), dtype=bool)

@@ -11,15 +11,16 @@ A head tags each token with one tag of its scheme:
 Only well-formed sequences have an entity reading, so decoding searches those
 alone: `tag_constraints` gives what it adds to the scores (tag to tag, first tag,
 last tag). The scheme is read off a tag inventory, so the losses and the
-decoder need nothing but the tags. Conversions between the schemes are
-spaCy's own (`iob_to_biluo`, `biluo_to_iob`).
+decoder need nothing but the tags. Spans become BILUO tags through spaCy's
+`iob_to_biluo`; tags are read back by their prefix alone, so that labels may
+hold hyphens ("CELL-LINE").
 """
 
 from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.tokens import Span
-from spacy.training import biluo_to_iob, iob_to_biluo
+from spacy.training import iob_to_biluo
 from thinc.api import Ops
 from thinc.types import Floats1d, Floats2d
 
@@ -33,6 +34,8 @@ TAG_SCHEMES = {"IOB2": ("B", "I"), "BILUO": ("B", "I", "L", "U")}
 # which the entity must go on.
 _CONTINUES = ("I", "L")
 _OPENS = ("B", "I")
+# Tags that begin an entity.
+_BEGINS = ("B", "U")
 
 
 def split_tag(tag: str) -> Tuple[str, Optional[str]]:
@@ -119,17 +122,23 @@ def spans_to_tags(n_tokens: int, spans: Iterable[Span], scheme: str = "IOB2") ->
 
 
 def tags_to_spans(tag_names: Sequence[str]) -> List[Tuple[int, int, str]]:
-    """(start, end, label) token spans of a well-formed IOB2 or BILUO sequence."""
+    """(start, end, label) token spans of a well-formed IOB2 or BILUO sequence.
+
+    B- and U- open an entity; I- and L- of the same label continue it.
+    """
     spans = []
     start = None
     label = None
-    for i, tag in enumerate(biluo_to_iob(tag_names) + [OUTSIDE]):
-        continues = tag.startswith("I-") and tag[2:] == label
+    # Not spaCy's biluo_to_iob: it rewrites the first "U-" or "L-" anywhere in
+    # a tag, so "B-CELL-LINE" would be read as an entity labelled "CELI-LINE".
+    for i, tag in enumerate(list(tag_names) + [OUTSIDE]):
+        prefix, tag_label = split_tag(tag)
+        continues = prefix in _CONTINUES and tag_label == label
         if start is not None and not continues:
             spans.append((start, i, label))
             start = label = None
-        if tag.startswith("B-"):
-            start, label = i, tag[2:]
+        if prefix in _BEGINS:
+            start, label = i, tag_label
     return spans
 
 
@@ -137,7 +146,8 @@ def is_well_formed(tag_names: Sequence[str], scheme: str = "IOB2") -> bool:
     """Whether a tag sequence satisfies the scheme's `tag_constraints`."""
     if not tag_names:
         return True
-    labels = {split_tag(tag)[1] for tag in tag_names if tag != OUTSIDE}
+    # A tag without a label ("B-", "FOO") is in no inventory: skipped here, refused below.
+    labels = {label for label in (split_tag(tag)[1] for tag in tag_names) if label is not None}
     inventory = make_tags(labels, scheme)
     if not set(tag_names) <= set(inventory):
         return False

@@ -5,13 +5,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from spacy.tokens import Doc, Span
+from spacy.training import biluo_to_iob, iob_to_biluo
+from spacy.vocab import Vocab
 from thinc.api import NumpyOps
 
-from spacy_bioner.layers.crf import pad
+from spacy_bioner.decoding import ConstrainedViterbi
+from spacy_bioner.layers.crf import TagScores, pad
 from spacy_bioner.layers.crf import viterbi as padded_viterbi
-from spacy.training import biluo_to_iob, iob_to_biluo
-
-from spacy_bioner.tags import TAG_SCHEMES, is_well_formed, make_tags, tag_constraints, tags_to_spans
+from spacy_bioner.tags import (
+    TAG_SCHEMES,
+    is_well_formed,
+    make_tags,
+    spans_to_tags,
+    tag_constraints,
+    tags_to_spans,
+)
 
 LABEL_SETS = [["X"], ["DNA", "protein"], ["Chemical", "Disease", "RNA"]]
 
@@ -140,3 +149,34 @@ def test_constraints_allow_exactly_the_sequences_spacy_reads(scheme):
             assert is_well_formed(list(sequence), scheme) == reads, sequence
             n_allowed += reads
     assert n_allowed > 20
+
+
+@pytest.mark.parametrize("scheme", list(TAG_SCHEMES))
+@pytest.mark.parametrize("label", ["CELL-LINE", "MENU-ITEM", "cell_line"])
+def test_spans_to_tags_and_back_keep_hyphenated_labels_and_edges(scheme, label):
+    """Single-token entities at both ends, adjacent entities of one label and
+    labels holding "L-" or "U-" survive spans -> tags -> spans in both schemes."""
+    doc = Doc(Vocab(), words=list("abcdefg"))
+    bounds = [(0, 1, label), (1, 3, label), (3, 4, label), (4, 6, "X"), (6, 7, label)]
+    spans = [Span(doc, start, end, name) for start, end, name in bounds]
+    tags = spans_to_tags(len(doc), spans, scheme)
+    assert is_well_formed(tags, scheme)
+    assert tags_to_spans(tags) == [(s.start, s.end, s.label_) for s in spans]
+
+
+@pytest.mark.parametrize("tags", [["B-X", "FOO"], ["B-X", "B-"], ["O", "I"]])
+def test_tags_without_a_label_are_not_well_formed(tags):
+    assert not is_well_formed(tags, "IOB2") and not is_well_formed(tags, "BILUO")
+
+
+@pytest.mark.parametrize("recursion", ["sequential", "parallel"])
+def test_crf_confidences_are_probabilities(recursion):
+    """CRF marginals in float32 can round past 1; a tag's confidence may not."""
+    tags = make_tags(["A", "B"])
+    decoder = ConstrainedViterbi(tags)
+    n = len(tags)
+    for seed in range(20):
+        emissions = [(np.random.default_rng(seed).normal(size=(12, n)) * 10).astype("f")]
+        scores = TagScores(emissions, np.zeros((n, n), "f"), np.zeros(n, "f"), np.zeros(n, "f"), recursion)
+        _, confidences = decoder(NumpyOps(), scores)
+        assert 0.0 <= confidences[0].min() and confidences[0].max() <= 1.0, seed

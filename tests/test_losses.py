@@ -298,3 +298,17 @@ def test_unknown_weighting_options_are_refused_with_the_known_ones(make):
         build(scheme="balanced", granularity="bio")
     with pytest.raises(ValueError, match=r"granularity 'label': use one of \('bio', 'tag'\)"):
         build(scheme="none", granularity="label")
+
+
+@pytest.mark.parametrize("beta", [1.0, 1.5, -0.1])
+def test_ens_beta_outside_the_unit_interval_is_refused(beta):
+    """At beta = 1 every "ens" weight would be 0 / 0: NaN losses, not an error."""
+    with pytest.raises(ValueError, match=r"use 0 <= beta < 1"):
+        compute_class_weights(COUNTS, "ens", beta=beta)
+    for loss_class in (CRFLoss, ClassWeightedCrossentropy):
+        with pytest.raises(ValueError, match=r"use 0 <= beta < 1"):
+            loss_class(scheme="ens", beta=beta)
+
+
+def test_ens_beta_zero_weighs_every_class_one():
+    assert compute_class_weights(COUNTS, "ens", beta=0.0) == pytest.approx({tag: 1.0 for tag in COUNTS})

@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from ..annotation import select_non_overlapping
+from ..annotation import longest_first, select_non_overlapping
 from ..tokenizer import set_sentence_starts
 from .iob import BC5CDR_SPANS_KEY, set_entities
 from .report import (
@@ -151,9 +151,7 @@ def read_pubtator(
                 )
             candidates.append((span, where))
         by_span = {id(span): where for span, where in candidates}
-        kept, dropped = select_non_overlapping(
-            [span for span, _ in candidates], priority=lambda span: (-len(span), span.start)
-        )
+        kept, dropped = select_non_overlapping([span for span, _ in candidates], priority=longest_first)
         for span, clash in dropped:
             same = (clash.start, clash.end, clash.label_) == (span.start, span.end, span.label_)
             reason = (

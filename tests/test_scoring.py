@@ -1,0 +1,82 @@
+"""The registered scorer against seqeval (evaluation.py) on the same spans."""
+
+import itertools
+
+import numpy as np
+import pytest
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.vocab import Vocab
+
+from spacy_bioner.evaluation import gold_iob_tags, iob_tags, seqeval_scores
+from spacy_bioner.scoring import score_bio_ner
+
+KEY = "jnlpba"
+WORDS = "IL-2 receptor alpha gene is expressed in human T cells".split()
+
+
+def doc_with(spans, vocab):
+    doc = Doc(vocab, words=WORDS)
+    doc.spans[KEY] = [Span(doc, start, end, label) for start, end, label in spans]
+    return doc
+
+
+def both_scores(gold, predicted):
+    vocab = Vocab()
+    references = [doc_with(spans, vocab) for spans in gold]
+    predictions = [doc_with(spans, vocab) for spans in predicted]
+    spacy_scores = score_bio_ner([Example(p, r) for p, r in zip(predictions, references)], spans_key=KEY)
+    seqeval = seqeval_scores(gold_iob_tags(references, KEY), iob_tags(predictions, KEY))
+    return spacy_scores, seqeval
+
+
+def assert_agree(spacy_scores, seqeval):
+    prefix = f"spans_{KEY}"
+    assert spacy_scores[f"{prefix}_p"] == pytest.approx(seqeval["p"])
+    assert spacy_scores[f"{prefix}_r"] == pytest.approx(seqeval["r"])
+    assert spacy_scores[f"{prefix}_f"] == pytest.approx(seqeval["f1"])
+    per_type = spacy_scores[f"{prefix}_per_type"]
+    assert sorted(per_type) == sorted(seqeval["per_type"])
+    for label, row in seqeval["per_type"].items():
+        assert (per_type[label]["p"], per_type[label]["r"], per_type[label]["f"]) == pytest.approx(
+            (row["p"], row["r"], row["f1"])
+        ), label
+
+
+def test_nested_gold_is_scored_as_seqeval_scores_it():
+    """GENIA nests a protein in a DNA; a tagger can find only the longer one,
+    which the head learns and seqeval scores: spaCy's scores must agree."""
+    gold = [[(0, 4, "DNA"), (0, 3, "protein"), (7, 10, "cell_type")]]
+    predicted = [[(0, 4, "DNA"), (8, 10, "cell_type")]]
+    assert_agree(*both_scores(gold, predicted))
+
+
+def test_an_empty_gold_span_is_no_entity_to_find():
+    gold = [[(2, 2, "protein"), (7, 10, "cell_type")]]
+    predicted = [[(7, 10, "cell_type")]]
+    spacy_scores, seqeval = both_scores(gold, predicted)
+    assert_agree(spacy_scores, seqeval)
+    assert spacy_scores[f"spans_{KEY}_r"] == 1.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scorer_agrees_with_seqeval_on_random_spans(seed):
+    """Random gold (overlapping, adjacent, at either end) and predictions."""
+    rng = np.random.default_rng(seed)
+    candidates = [(s, e) for s, e in itertools.combinations(range(len(WORDS) + 1), 2) if e - s <= 3]
+
+    def draw(n):
+        picks = rng.choice(len(candidates), size=n, replace=False)
+        return [(*candidates[i], str(rng.choice(["DNA", "protein", "cell-type"]))) for i in picks]
+
+    gold = [draw(int(rng.integers(1, 6))) for _ in range(4)]
+    # Predictions are a head's: never overlapping.
+    predicted = []
+    for _ in range(4):
+        spans, taken = [], set()
+        for start, end, label in draw(int(rng.integers(0, 6))):
+            if not taken & set(range(start, end)):
+                spans.append((start, end, label))
+                taken |= set(range(start, end))
+        predicted.append(spans)
+    assert_agree(*both_scores(gold, predicted))
