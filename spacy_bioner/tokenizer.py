@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 import spacy
 from spacy.lang.en import English
+from spacy.lang.tokenizer_exceptions import emoticons
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
@@ -32,6 +33,12 @@ BIO_INFIXES = [
     # lists: "[3H]-naloxone", "thallium-201", "Na+/K+", "GSPE+drug". spaCy
     # only splits a hyphen between letters.
     r"(?<=\S)[-/+](?=\S)",
+    # Comparisons glued to a value: "lithium=0.85", "P<0.01", "ALF=0/35".
+    # spaCy splits them only before a letter; GENIA has them as tokens.
+    r"(?<=\S)[=<>≤≥](?=\S)",
+    # A sentence-final period glued to a bracket: "myoglobinuria.(ABSTRACT
+    # TRUNCATED AT 250 WORDS)". The suffix rule below sees only a token's end.
+    r"(?<=[A-Za-z0-9)\]])\.(?=[(\[])",
     # Brackets inside a token: "GABA(A)", "[Na]o", "CaCl(2)-treated",
     # "(PAN)-induced". The name stays a sequence of whole tokens.
     r"(?<=\S)[()\[\]{}](?=\S)",
@@ -61,9 +68,15 @@ def create_bio_tokenizer() -> Callable[[Language], Tokenizer]:
         prefixes = list(nlp.Defaults.prefixes or English.Defaults.prefixes) + BIO_PREFIXES
         suffixes = list(nlp.Defaults.suffixes or English.Defaults.suffixes) + BIO_SUFFIXES
         infixes = list(nlp.Defaults.infixes or English.Defaults.infixes) + BIO_INFIXES
+        # No emoticons: spaCy re-joins tokens that spell one after the affix
+        # rules, so "(IL-8)" would give "8)" and "10(-8) M" "(-8".
+        rules = {
+            orth: pieces for orth, pieces in (nlp.Defaults.tokenizer_exceptions or {}).items()
+            if orth not in emoticons
+        }
         return Tokenizer(
             nlp.vocab,
-            rules=nlp.Defaults.tokenizer_exceptions,
+            rules=rules,
             prefix_search=compile_prefix_regex(prefixes).search,
             suffix_search=compile_suffix_regex(suffixes).search,
             infix_finditer=compile_infix_regex(infixes).finditer,
@@ -91,7 +104,10 @@ _ABBREVIATIONS = {"al", "fig", "figs", "vs", "approx", "ca", "no", "dr", "ref", 
 def _ends_sentence(prev: str, terminal: str, nxt: str) -> bool:
     if terminal not in _TERMINALS:
         return False
-    if terminal == "." and ("." in prev or prev.lower() in _ABBREVIATIONS):
+    # A dotted abbreviation that lost its last period ("U.S", "i.v", "p.o")
+    # ends in letters; a decimal ("... was 1.6. The") ends a sentence.
+    dotted = "." in prev and prev.rsplit(".", 1)[1].isalpha()
+    if terminal == "." and (dotted or prev.lower() in _ABBREVIATIONS):
         return False
     # A new sentence starts with a capital, a digit or an opening bracket;
     # "0.5 mg. kg" or "e.g. the" do not start one.

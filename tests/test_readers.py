@@ -296,6 +296,23 @@ def test_pubtator_overlaps_and_misalignment(tmp_path):
     assert "o.pubtator:5 PMID 9" in report.table()
 
 
+def test_pubtator_mentions_next_to_brackets_and_comparisons_align(tmp_path):
+    """BC5CDR test mentions that used to end inside a token ("CCK-8)",
+    "lithium=0.85", "myoglobinuria.(ABSTRACT") are kept exactly."""
+    title = "Cholecystokinin-octapeptide (CCK-8), serum lithium=0.85 mEq/l."
+    abstract = "Rats had myoglobinuria.(ABSTRACT TRUNCATED AT 250 WORDS)"
+    text = f"{title} {abstract}"
+    mentions = [("CCK-8", "Chemical"), ("lithium", "Chemical"), ("myoglobinuria", "Disease")]
+    lines = [f"5|t|{title}", f"5|a|{abstract}"]
+    for mention, label in mentions:
+        start = text.index(mention)
+        lines.append(f"5\t{start}\t{start + len(mention)}\t{mention}\t{label}\t-1")
+    path = write(tmp_path, "b.pubtator", ("\n".join(lines) + "\n").encode())
+    docs, report = read_pubtator(path, NLP)
+    assert [(e.text, e.label_) for e in docs[0].ents] == mentions
+    assert not report.expanded and not report.dropped
+
+
 # --- fuzzing -------------------------------------------------------------------
 
 LABELS = ["A", "B_c", "cell-type"]

@@ -33,6 +33,25 @@ def test_bio_tokenizer_splits_the_parts_of_chemical_names(text, tokens):
 
 
 @pytest.mark.parametrize(
+    "text, tokens",
+    [
+        # spaCy's emoticons "8)" and "(-8" used to re-join the pieces.
+        ("of interleukin-8 (IL-8) by", ["of", "interleukin", "-", "8", "(", "IL", "-", "8", ")", "by"]),
+        ("(CCK-8), which", ["(", "CCK", "-", "8", ")", ",", "which"]),
+        ("clonidine 10(-8) M", ["clonidine", "10", "(", "-", "8", ")", "M"]),
+        ("(n = 8) and", ["(", "n", "=", "8", ")", "and"]),
+        # Comparisons glued to their operands.
+        ("serum lithium=0.85 mEq", ["serum", "lithium", "=", "0.85", "mEq"]),
+        ("(P<0.01, n=12)", ["(", "P", "<", "0.01", ",", "n", "=", "12", ")"]),
+        # A sentence-final period glued to the next bracket.
+        ("or myoglobinuria.(ABSTRACT", ["or", "myoglobinuria", ".", "(", "ABSTRACT"]),
+    ],
+)
+def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tokens):
+    assert [t.text for t in NLP(text)] == tokens
+
+
+@pytest.mark.parametrize(
     "text, starts",
     [
         ("IL-2 binds p53. The receptor is active.", ["IL", "The"]),
@@ -42,6 +61,9 @@ def test_bio_tokenizer_splits_the_parts_of_chemical_names(text, tokens):
         ("A dose of 0.5 mg. kg was given.", ["A"]),
         ("It binds p53 vs. placebo.", ["It"]),
         ("It works. (A second test) failed! 3 rats died? Yes.", ["It", "(", "3", "Yes"]),
+        # A decimal before the period is not an abbreviation.
+        ("Activity was 1.6. Thermal ratios at E18.5. We saw it.", ["Activity", "Thermal", "We"]),
+        ("It was given i.v. Anaesthesia followed.", ["It"]),
     ],
 )
 def test_sentence_starts_follow_terminal_punctuation_not_abbreviations(text, starts):
