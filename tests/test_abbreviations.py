@@ -180,16 +180,29 @@ def test_only_the_configured_heads(nlp):
 
 
 def test_in_a_trained_pipeline_saved_and_loaded(tiny_pipeline, tmp_path):
-    """After the heads of a real pipeline; it survives to_disk / spacy.load."""
+    """After the heads of a real pipeline; it and its settings survive to_disk /
+    spacy.load, and the loaded one corrects what the trained heads predict."""
+    text = "the B lymphocytes ( BL ) activates in BL expression of BL ."
     nlp = spacy.load(tiny_pipeline)
-    nlp.add_pipe("bio_ner_abbreviations", config={"add_missing": True})
+    plain = nlp(text)
+    keys = list(head_keys(nlp))
+    for key in keys:  # the tiny heads find the long form, and miss the short one
+        assert [(s.text, s.label_) for s in plain.spans[key]] == [("B lymphocytes", "cell_type")], key
+    nlp.add_pipe("bio_ner_abbreviations", config={"remove_unsupported": False})
     nlp.to_disk(tmp_path / "nlp")
     loaded = spacy.load(tmp_path / "nlp")
+    component = loaded.get_pipe("bio_ner_abbreviations")
     assert loaded.pipe_names[-1] == "bio_ner_abbreviations"
-    assert loaded.get_pipe("bio_ner_abbreviations").spans_keys == ["jnlpba", "bc5cdr"] == list(head_keys(loaded))
-    doc = loaded("Haloperidol (HAL) induced catalepsy. HAL was given twice.")
-    for key in loaded.get_pipe("bio_ner_abbreviations").spans_keys:
-        labels = {span.label_ for span in doc.spans[key] if span.text == "HAL"}
-        long_labels = {span.label_ for span in doc.spans[key] if span.text == "Haloperidol"}
-        # Every HAL agrees with Haloperidol: both unlabelled, or both with its label.
-        assert labels == long_labels
+    assert component.spans_keys == ["jnlpba", "bc5cdr"] == keys
+    assert (component.add_missing, component.relabel, component.remove_unsupported) == (True, True, False)
+    doc = loaded(text)
+    mentions = [token.i for token in doc if token.text == "BL"]
+    assert len(mentions) == 3
+    for key in keys:
+        group = doc.spans[key]
+        assert triples(group) == sorted([(1, 3, "cell_type")] + [(i, i + 1, "cell_type") for i in mentions])
+        # Every mention takes the long form's score.
+        scores = {(s.start, s.end, s.label_): score for s, score in zip(group, group.attrs[SCORES_ATTR])}
+        long_score = plain.spans[key].attrs[SCORES_ATTR][0]
+        assert [scores[(i, i + 1, "cell_type")] for i in mentions] == pytest.approx([long_score] * 3)
+    assert triples(doc.ents) == triples(doc.spans["jnlpba"])

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
-from toy import toy_abstracts, write_jsonl
+from toy import PUBMED_BASELINE, toy_abstracts, write_jsonl
 from typer.testing import CliRunner
 
 import spacy_bioner.annotate
@@ -33,7 +33,6 @@ from spacy_bioner.annotate.sources import EMPTY_TEXT, TOO_LONG, Record
 from spacy_bioner.cli import app
 
 REPO = Path(__file__).parent.parent
-BASELINE = REPO / "assets" / "pubmed" / "pubmed26n1334.xml.gz"
 
 
 def write_texts(path: Path, texts: List[str], extra: str = "") -> Path:
@@ -244,7 +243,7 @@ def test_records_without_text_are_rejected_but_not_counted_against_max_rejects(
 ) -> None:
     # The real baseline sample: 1 of its 30 records has only a VernacularTitle.
     output = tmp_path / "out"
-    summary = annotate(str(tiny_pipeline), [BASELINE], output, Options(max_rejects=0))
+    summary = annotate(str(tiny_pipeline), [PUBMED_BASELINE], output, Options(max_rejects=0))
     assert summary["status"] == "complete"
     assert summary["records"] == 30 and summary["documents"] == 29
     assert summary["rejected"] == summary["rejected_not_bad_input"] == summary["rejects_by_kind"][EMPTY_TEXT] == 1
@@ -384,8 +383,9 @@ def test_the_ray_extra_requires_the_ray_the_engine_needs() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
-def test_workers_threads_follow_the_cpus_the_process_may_use() -> None:
-    """A process limited to one CPU (taskset, a container) counts one, not the machine's."""
+def test_usable_cpus_follow_the_cpus_the_process_may_use() -> None:
+    """A process limited to one CPU (taskset, a container) counts one, not the
+    machine's: what each worker's torch threads are sized by (usable_cpus() // n_process)."""
     code = (
         "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
         "from spacy_bioner.annotate.engine import usable_cpus; print(usable_cpus())"

@@ -4,23 +4,13 @@ import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam, Optimizer, fix_random_seed
-from toy import toy_examples, transformer_pipeline_config
+from toy import SMALL_TOK2VEC, toy_examples, transformer_pipeline
 
 from spacy_bioner.losses import WEIGHTING_SCHEMES
 from spacy_bioner.pipeline_component import BioNER
 from spacy_bioner.tags import is_well_formed, tags_to_spans
 
 LOSSES = {False: "spacy_bioner.ClassWeightedCrossentropy.v1", True: "spacy_bioner.CRFLoss.v1"}
-SMALL_TOK2VEC = {
-    "@architectures": "spacy.HashEmbedCNN.v2",
-    "width": 64,
-    "depth": 2,
-    "embed_size": 500,
-    "window_size": 1,
-    "maxout_pieces": 2,
-    "subword_features": True,
-    "pretrained_vectors": None,
-}
 
 
 def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba", tag_scheme="IOB2"):
@@ -37,6 +27,16 @@ def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba", tag_sc
         },
     )
     return nlp
+
+
+def params_of(model):
+    """A copy of every parameter of a thinc model, by (node name, node id, parameter name)."""
+    return {
+        (node.name, node.id, name): node.get_param(name).copy()
+        for node in model.walk()
+        for name in node.param_names
+        if node.has_param(name)
+    }
 
 
 def train(nlp, examples, steps, lr=0.01):
@@ -80,17 +80,37 @@ def test_features_are_concatenated_and_learned_by_the_head():
     assert nlp.get_pipe("jnlpba").model.get_ref("output_layer").get_dim("nI") == 8 + 16
 
 
-def test_predictions_are_well_formed_and_scored_even_untrained():
-    nlp = make_nlp(crf=True)
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_predictions_are_well_formed_and_scored_even_untrained(crf):
+    """Random emissions, whose per-token argmax is ill formed (an I- after an O),
+    decode to well-formed tags; every span is scored with the mean confidence
+    of its tokens, a probability."""
+    nlp = make_nlp(crf=crf)
     examples = toy_examples(nlp, 10)
     nlp.initialize(lambda: examples)
     ner = nlp.get_pipe("jnlpba")
-    for doc in nlp.pipe(eg.reference.text for eg in examples):
-        assert is_well_formed([t.ent_iob_ if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}" for t in doc])
-        group = doc.spans["jnlpba"]
-        assert len(group.attrs["scores"]) == len(group)
-        assert all(0.0 <= s <= 1.0 for s in group.attrs["scores"])
     assert ner.cfg["class_weights"] is not None
+    # The output layer starts at zero (every tag equally likely): untrained, but random.
+    output = ner.model.get_ref("output_layer")
+    rng = np.random.default_rng(0)
+    output.set_param("W", rng.normal(0.0, 1.0, output.get_param("W").shape).astype("f"))
+    output.set_param("b", rng.normal(0.0, 1.0, output.get_param("b").shape).astype("f"))
+    docs = [nlp.make_doc(eg.reference.text) for eg in examples]
+    emissions = ner.model.predict(docs).emissions
+    argmax = [[ner.tags[i] for i in e.argmax(axis=1)] for e in emissions]
+    assert not all(is_well_formed(tags) for tags in argmax)  # the decoder has something to repair
+    predictions = ner.predict(docs)
+    ner.set_annotations(docs, predictions)
+    n_spans = 0
+    for doc, (path, confidence) in zip(docs, predictions):
+        tags = [ner.tags[i] for i in path]
+        assert is_well_formed(tags), tags
+        assert ((confidence >= 0.0) & (confidence <= 1.0)).all()
+        group = doc.spans["jnlpba"]
+        assert [(s.start, s.end, s.label_) for s in group] == tags_to_spans(tags)
+        assert group.attrs["scores"] == pytest.approx([float(confidence[s.start : s.end].mean()) for s in group])
+        n_spans += len(group)
+    assert n_spans > 0
 
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
@@ -153,19 +173,14 @@ def test_head_does_not_learn_from_documents_without_its_annotation():
     assert nlp.get_pipe("jnlpba").labels == ("cell_type", "protein")
     assert nlp.get_pipe("bc5cdr").labels == ("Chemical", "Disease")
     head = nlp.get_pipe("bc5cdr")
-    params = {
-        (node.id, name): node.get_param(name).copy()
-        for node in head.model.walk()
-        for name in node.param_names
-        if node.has_param(name)
-    }
+    before = params_of(head.model)
     losses = nlp.update(jnlpba, sgd=Adam(0.01))
     assert losses["bc5cdr"] == 0.0
     assert losses["jnlpba"] > 0.0
-    for node in head.model.walk():
-        for name in node.param_names:
-            if node.has_param(name):
-                assert np.array_equal(node.get_param(name), params[(node.id, name)]), name
+    after = params_of(head.model)
+    assert before.keys() == after.keys() and len(before) > 2
+    for key, value in after.items():
+        assert np.array_equal(value, before[key]), key
 
 
 def test_entities_outside_the_label_set_are_reported_not_learned():
@@ -185,8 +200,7 @@ def test_entities_outside_the_label_set_are_reported_not_learned():
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
 def test_transformer_pipeline_learns_and_covers_long_documents(tiny_bert, tmp_path, crf):
-    config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf))
-    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    nlp = transformer_pipeline(tiny_bert, crf)
     examples = toy_examples(nlp, 30)
     train(nlp, examples, steps=40, lr=0.005)
     assert nlp.evaluate(examples)["ents_f"] >= 0.95
@@ -222,10 +236,8 @@ class RecordingSGD(Optimizer):
 def test_learn_rate_scale_speeds_up_the_head_not_the_shared_transformer(tiny_bert):
     steps = {}
     for scale in (1.0, 10.0):
-        config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf=True))
-        config["components"]["jnlpba"]["learn_rate_scale"] = scale
         fix_random_seed(0)
-        nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+        nlp = transformer_pipeline(tiny_bert, settings={"components.jnlpba.learn_rate_scale": scale})
         examples = toy_examples(nlp, 8)
         nlp.initialize(lambda: examples)
         head = nlp.get_pipe("jnlpba").model
@@ -290,11 +302,10 @@ def test_replaced_listener_keeps_the_window_splitting_through_training_and_savin
     positions in one window is split, not truncated, after training and reloading."""
     from spacy_bioner.layers.transformer import BioTransformerModel
 
-    config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf=True))
-    # One window per document: only the oversize splitting keeps a long document whole.
-    config["components"]["transformer"]["model"]["get_spans"] = {"@span_getters": "spacy-transformers.doc_spans.v1"}
     fix_random_seed(0)
-    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    # One window per document: only the oversize splitting keeps a long document whole.
+    get_spans = {"@span_getters": "spacy-transformers.doc_spans.v1"}
+    nlp = transformer_pipeline(tiny_bert, settings={"components.transformer.model.get_spans": get_spans})
     examples = toy_examples(nlp, 20)
     nlp.initialize(lambda: examples)
     nlp.replace_listeners("transformer", "jnlpba", ["model.tok2vec"])
@@ -336,10 +347,8 @@ def test_overlapping_gold_entities_keep_the_longest_and_are_reported_once(recwar
     for _ in range(3):
         losses = nlp.update(examples, sgd=optimizer)
     assert np.isfinite(losses["jnlpba"])
-    for node in head.model.walk():
-        for name in node.param_names:
-            if node.has_param(name):
-                assert np.isfinite(node.get_param(name)).all(), (node.name, name)
+    for key, value in params_of(head.model).items():
+        assert np.isfinite(value).all(), key
     overlaps = [str(w.message) for w in recwarn if "some gold entities overlap" in str(w.message)]
     assert len(overlaps) == 1, overlaps  # once, not per step
     assert "kept the longest (then the earliest)" in overlaps[0]
@@ -436,7 +445,8 @@ def test_labels_added_before_initialize_are_kept():
     nlp.initialize(lambda: toy_examples(nlp, 10))
     assert head.labels == ("Gene", "cell_type", "protein")
     assert len(head.cfg["class_weights"]) == len(head.tags) == 7
-    nlp("IL-2 activates Gene")
+    assert head.model.get_ref("output_layer").get_dim("nO") == 7  # the model is shaped for them too
+    assert "jnlpba" in nlp("IL-2 activates Gene").spans
 
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
@@ -452,7 +462,8 @@ def test_labels_cannot_change_after_initialisation(crf):
         head.initialize(lambda: examples, nlp=nlp, labels=["protein"])
     assert head.labels == ("cell_type", "protein")
     assert head.cfg["class_weights"] == weights and list(head.loss.class_weights) == weights
-    nlp("IL-2 activates T cells")  # still a working head
+    assert head.model.get_ref("output_layer").get_dim("nO") == 5
+    assert "jnlpba" in nlp("IL-2 activates T cells").spans  # still a working head
     head.initialize(lambda: examples, nlp=nlp)  # the same labels: allowed
     assert head.labels == ("cell_type", "protein")
 

@@ -10,18 +10,20 @@ import pytest
 import spacy
 import torch
 from thinc.api import Adam, NumpyOps, RAdam, fix_random_seed
-from toy import toy_examples, transformer_pipeline_config
+from toy import toy_examples, transformer_pipeline
 
 from spacy_bioner.layers import encoder_shim
 from spacy_bioner.layers.encoder_shim import EncoderShim, clip_per_tensor, encoder_depths
 
 
+def _settings(**transformer_settings) -> dict:
+    return {f"components.transformer.model.{key}": value for key, value in transformer_settings.items()}
+
+
 def _pipeline(encoder, **transformer_settings) -> spacy.Language:
     """The tiny one-head pipeline with these transformer settings, initialised."""
-    config = spacy.util.load_config_from_str(transformer_pipeline_config(encoder, crf=True))
-    config["components"]["transformer"]["model"].update(transformer_settings)
     fix_random_seed(0)
-    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    nlp = transformer_pipeline(encoder, settings=_settings(**transformer_settings))
     nlp.initialize(lambda: toy_examples(nlp, 20))
     return nlp
 
@@ -231,18 +233,13 @@ def test_settings_survive_saving_and_replacing_listeners(tiny_bert, tmp_path):
     ],
 )
 def test_earlier_configs_still_build(tiny_bert, version, settings, expected):
-    config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf=True))
-    config["components"]["transformer"]["model"].update(
-        {"@architectures": f"spacy_bioner.Transformer.{version}", **settings}
-    )
-    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    architecture = {"@architectures": f"spacy_bioner.Transformer.{version}"}
+    nlp = transformer_pipeline(tiny_bert, settings=_settings(**architecture, **settings))
     shim = _shim(nlp)
     assert (shim.precision, shim.fused_update, shim.layer_lr_decay) == expected
     assert nlp.get_pipe("transformer").model.max_windows_per_pass == 128
 
 
 def test_an_unknown_precision_is_refused(tiny_bert):
-    config = spacy.util.load_config_from_str(transformer_pipeline_config(tiny_bert, crf=True))
-    config["components"]["transformer"]["model"]["precision"] = "fp8"
     with pytest.raises(ValueError, match="bfloat16"):
-        spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+        transformer_pipeline(tiny_bert, settings=_settings(precision="fp8"))

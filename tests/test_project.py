@@ -9,17 +9,21 @@ from pathlib import Path
 
 import pytest
 import spacy
+import torch
 from spacy.schemas import ModelMetaSchema, validate
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training.initialize import init_nlp
-from thinc.api import Config, fix_random_seed
+from thinc.api import Adam, Config, fix_random_seed
 from toy import (
+    PUBMED_BASELINE,
+    SMALL_TOK2VEC,
     toy_abstracts,
     toy_examples,
     toy_sentences,
     train_two_heads,
-    transformer_pipeline_config,
+    transformer_pipeline,
 )
+from transformers import AutoModel
 from typer.testing import CliRunner
 
 from spacy_bioner.about import __version__
@@ -29,16 +33,6 @@ from spacy_bioner.packaging import describe_encoder, performance, record_encoder
 from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL_TOK2VEC = {
-    "@architectures": "spacy.HashEmbedCNN.v2",
-    "width": 32,
-    "depth": 1,
-    "embed_size": 300,
-    "window_size": 1,
-    "maxout_pieces": 2,
-    "subword_features": True,
-    "pretrained_vectors": None,
-}
 
 
 # ---------------------------------------------------------------------------
@@ -344,7 +338,7 @@ def test_evaluate_says_what_to_do_when_nothing_can_be_scored(hash_pipeline, tmp_
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert f"none of its 25 documents is annotated for head {other!r}" in result.output
     assert f"--spans-key {other}" in result.output
-    pubmed = ROOT / "assets" / "pubmed" / "pubmed26n1334.xml.gz"
+    pubmed = PUBMED_BASELINE
     result = CliRunner().invoke(app, args + ["--corpus", f"pubmed={pubmed}"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert f"{pubmed}: not a .spacy (DocBin) file" in result.output and "spacy_bioner convert" in result.output
@@ -409,7 +403,7 @@ def test_visualize_errors_are_one_line_and_write_nothing(hash_pipeline, tmp_path
     out = tmp_path / "samples.html"
     folder = tmp_path / "folder"
     folder.mkdir()
-    pubmed = ROOT / "assets" / "pubmed" / "pubmed26n1334.xml.gz"
+    pubmed = PUBMED_BASELINE
     for test, output, message in (
         (str(pubmed), out, f"{pubmed}: not a .spacy (DocBin) file"),
         (f"{test_path},{pubmed}", out, f"{pubmed}: not a .spacy (DocBin) file"),
@@ -448,13 +442,11 @@ def test_a_sample_without_entities_renders_without_a_warning():
 # The encoder record and packaging
 
 
-def test_record_encoder_callback_writes_meta_during_init(tiny_bert, tmp_path):
-    config = Config().from_str(transformer_pipeline_config(tiny_bert, crf=False))
-    config["initialize"] = {"after_init": {"@callbacks": "spacy_bioner.record_encoder.v1"}}
-    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+def test_record_encoder_callback_writes_the_encoder_into_meta(tiny_bert, tmp_path):
+    nlp = transformer_pipeline(tiny_bert, crf=False)
     examples = toy_examples(nlp, 8)
     nlp.initialize(lambda: examples)
-    # spacy train's init_nlp runs [initialize.after_init]; nlp.initialize alone does not.
+    # spacy train's init_nlp runs [initialize.after_init] (next test); nlp.initialize alone does not.
     callback = spacy.registry.callbacks.get("spacy_bioner.record_encoder.v1")()
     callback(nlp)
     source = nlp.meta["sources"][-1]
@@ -465,25 +457,32 @@ def test_record_encoder_callback_writes_meta_during_init(tiny_bert, tmp_path):
     record_encoder(nlp)
     assert sum(1 for s in nlp.meta["sources"] if s.get("encoder")) == 1
     assert nlp.meta["description"].count("Encoder: ") == 1
-    # The record survives serialization, and the weights load from the pipeline.
+    # The record survives serialization, and the weights load from the pipeline: the
+    # trained ones (three updates: the zero-initialised heads pass the encoder no
+    # gradient at first, and its step comes in the update after its gradient).
+    optimizer = Adam(0.01)
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer)
     nlp.to_disk(tmp_path / "model")
     loaded = spacy.load(tmp_path / "model")
     assert loaded.meta["spacy_bioner_encoder"] == tiny_bert.name
+    assert loaded.meta["sources"] == nlp.meta["sources"] and loaded.meta["description"] == nlp.meta["description"]
+    trained = nlp.get_pipe("transformer").model.transformer.state_dict()
+    reloaded = loaded.get_pipe("transformer").model.transformer.state_dict()
+    base = AutoModel.from_pretrained(tiny_bert).state_dict()
+    assert all(torch.equal(reloaded[name], trained[name]) for name in trained)
+    assert not all(torch.equal(reloaded[name], base[name]) for name in base)
 
 
 def test_init_nlp_runs_the_callback(tiny_bert, tmp_path):
-    config = Config().from_str(transformer_pipeline_config(tiny_bert, crf=False))
-    nlp0 = spacy.blank("en")
     train_path = tmp_path / "train.spacy"
-    DocBin(docs=_corpus_docs(nlp0.vocab, 6, 0, "jnlpba"), store_user_data=True).to_disk(train_path)
-    config["corpora"] = {
-        "train": {"@readers": "spacy_bioner.MultiCorpus.v1", "paths": {"jnlpba": str(train_path)}},
-        "dev": {"@readers": "spacy_bioner.MultiCorpus.v1", "paths": {"jnlpba": str(train_path)}},
-    }
-    config["initialize"] = {"after_init": {"@callbacks": "spacy_bioner.record_encoder.v1"}}
-    config = spacy.util.load_model_from_config(config, auto_fill=True).config
-    nlp = init_nlp(config)
+    DocBin(docs=_corpus_docs(spacy.blank("en").vocab, 6, 0, "jnlpba"), store_user_data=True).to_disk(train_path)
+    reader = {"@readers": "spacy_bioner.MultiCorpus.v1", "paths": {"jnlpba": str(train_path)}}
+    settings = {"corpora": {"train": reader, "dev": dict(reader)},
+                "initialize.after_init": {"@callbacks": "spacy_bioner.record_encoder.v1"}}
+    nlp = init_nlp(transformer_pipeline(tiny_bert, crf=False, settings=settings).config)
     assert nlp.meta["spacy_bioner_encoder"] == tiny_bert.name
+    assert nlp.meta["sources"][-1]["encoder"] == tiny_bert.name and "Encoder: " in nlp.meta["description"]
 
 
 def test_describe_encoder_names_hub_models_and_the_packaged_fallback():

@@ -9,7 +9,7 @@ import gzip
 import json
 import random
 from pathlib import Path
-from typing import Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -151,6 +151,9 @@ PUBTATOR = {
     for split, name in [("train", "TrainingSet"), ("dev", "DevelopmentSet"), ("test", "TestSet")]
 }
 BC5CDR_IOB = {split: ASSETS / "bc5cdr" / "iob" / f"{split}.tsv.gz" for split in ("train", "devel", "test")}
+# PubMed samples: a baseline file (30 records, one without text) and an update file (30 records, 6 deletions).
+PUBMED_BASELINE = ASSETS / "pubmed" / "pubmed26n1334.xml.gz"
+PUBMED_UPDATE = ASSETS / "pubmed" / "pubmed26n1335.xml.gz"
 
 
 def iob_sentences(path: Path) -> List[List[Tuple[str, str]]]:
@@ -170,11 +173,24 @@ def iob_sentences(path: Path) -> List[List[Tuple[str, str]]]:
     return sentences
 
 
-def transformer_pipeline(encoder: Path, crf: bool = True, heads=("jnlpba",)) -> Language:
-    """A blank pipeline: the tiny transformer and one bio_ner head per key in `heads`."""
+def transformer_pipeline(
+    encoder: Path, crf: bool = True, heads=("jnlpba",), settings: Optional[Dict[str, Any]] = None, extra_config: str = ""
+) -> Language:
+    """A blank pipeline: the tiny transformer and one bio_ner head per key in `heads`.
+
+    `extra_config` is appended to the config text (more sections); `settings`
+    sets config values by dotted path, e.g. {"components.jnlpba.learn_rate_scale": 10}
+    (a dict value replaces the whole section).
+    """
     import spacy
 
-    config = spacy.util.load_config_from_str(transformer_pipeline_config(encoder, crf))
+    config = spacy.util.load_config_from_str(transformer_pipeline_config(encoder, crf) + extra_config)
+    for dotted, value in (settings or {}).items():
+        *sections, key = dotted.split(".")
+        section = config
+        for name in sections:
+            section = section.setdefault(name, {})
+        section[key] = value
     for key in heads:
         if key not in config["components"]:
             config["components"][key] = copy.deepcopy(config["components"]["jnlpba"])
@@ -183,10 +199,41 @@ def transformer_pipeline(encoder: Path, crf: bool = True, heads=("jnlpba",)) -> 
     return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
 
 
+# A small, fast tok2vec for heads that need no transformer.
+SMALL_TOK2VEC = {
+    "@architectures": "spacy.HashEmbedCNN.v2",
+    "width": 64,
+    "depth": 2,
+    "embed_size": 500,
+    "window_size": 1,
+    "maxout_pieces": 2,
+    "subword_features": True,
+    "pretrained_vectors": None,
+}
+
+
 def toy_abstracts(n: int, seed: int = 0, sentences: int = 3) -> List[str]:
     """`n` toy abstracts of `sentences` toy sentences each (words the tiny pipeline knows)."""
     lines = [" ".join(words) + " ." for words, _ in toy_sentences(sentences * n, seed)]
     return [" ".join(lines[sentences * i : sentences * (i + 1)]) for i in range(n)]
+
+
+def assert_help_explains_every_option(app, command: str) -> None:
+    """`command --help` shows every argument and option of `command` with its
+    help text, whole (wide enough that rich cuts nothing)."""
+    import re
+
+    import typer
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    shown = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())  # rich's boxes, lines joined
+    for param in typer.main.get_command(app).commands[command].params:
+        explained = " ".join((param.help or "").replace("\\[", "[").split())
+        assert len(explained.split()) >= 3, f"{param.opts}: no help text"
+        assert explained in shown, param.opts
+        assert param.param_type_name == "argument" or param.opts[0] in shown, param.opts
 
 
 def write_jsonl(path: Path, rows: Iterable[dict], extra: str = "") -> Path:
