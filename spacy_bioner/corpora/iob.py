@@ -134,7 +134,8 @@ def read_iob(
 
     `-DOCSTART-` and `###MEDLINE:<pmid>` lines start a new document (one Doc
     per document, `doc.user_data["pmid"]` from the marker). A file without
-    such markers gives one Doc per `n_sents` consecutive sentences. Tokens
+    such markers, or with one `-DOCSTART-` heading it (as CoNLL files have),
+    gives one Doc per `n_sents` consecutive sentences. Tokens
     are kept as they are, each followed by a space.
     """
     path = Path(path)
