@@ -66,6 +66,7 @@ from .corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_lines, read_pubtator, sp
 from .corpora.text import PathLike
 from .encoders import resolve_encoder
 from .layers.encoder_shim import has_bfloat16_arithmetic
+from .layers.transformer import max_positions
 
 # Relative to the project root: the embedded collection (assets/unlabeled/README.md).
 DEFAULT_TEXT = Path("assets/unlabeled/biomed-sentences.txt.xz")
@@ -262,7 +263,9 @@ def check_whole_word_mask(tokenizer: Any, encoder: str) -> None:
 
 def sequence_length(tokenizer: Any, model: Any, max_length: int) -> int:
     """`max_length`, capped at what the encoder's positions and tokenizer allow."""
-    limits = [max_length, getattr(model.config, "max_position_embeddings", max_length)]
+    # base_model: the encoder inside the masked-LM model, whose embeddings say
+    # where positions start (RoBERTa's 514 take 512 tokens).
+    limits = [max_length, max_positions(model.base_model, max_length)]
     # Tokenizers without a limit report a huge sentinel (int(1e30)).
     if 0 < tokenizer.model_max_length < 1_000_000:
         limits.append(tokenizer.model_max_length)
@@ -794,9 +797,12 @@ def pretrain(
         # and scheduler steps; the last periodic checkpoint is consistent.
         bar.close()
         last = _read_checkpoint_state(output)
-        where = f"at step {last['step']:,}" if last else "none yet"
-        log(f"Interrupted at step {state['step']:,}; last checkpoint: {where} "
-            f"({output / CHECKPOINT_DIR}); rerun with --resume to continue from it")
+        if last:
+            log(f"Interrupted at step {state['step']:,}; last checkpoint: at step {last['step']:,} "
+                f"({output / CHECKPOINT_DIR}); rerun with --resume to continue from it")
+        else:
+            log(f"Interrupted at step {state['step']:,}, before the first checkpoint: "
+                "rerun the same command to start again")
         raise
     bar.close()
     checkpoint()

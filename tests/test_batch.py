@@ -1,5 +1,5 @@
 """The transformer layer's batch against spacy-transformers': the same split
-per document."""
+per document, gradients back through it, and windows that fit the encoder."""
 
 import dataclasses
 from pathlib import Path
@@ -8,6 +8,7 @@ import numpy
 import pytest
 import spacy
 from spacy_transformers.data_classes import FullTransformerBatch, TransformerData
+from spacy.training import Example
 from transformers.file_utils import ModelOutput
 
 from spacy_bioner.layers.batch import BioTransformerBatch
@@ -74,3 +75,104 @@ def test_split_by_doc_splits_every_layers_output(nlp):
     for mine, other in zip(ours, theirs):
         assert_same_data(mine, other)
     assert any(len(data.model_output["hidden_states"]) == 2 for data in ours)
+
+
+def _encoder_gradients(model, docs) -> dict:
+    """The encoder's parameter gradients of 0.5 * |hidden states|^2 over the
+    documents' windows, through split_by_doc and unsplit_by_doc as the
+    listeners take them (documents without data send no gradient)."""
+    batch, backprop = model.begin_update(docs)
+    gradients = [[data.model_output.last_hidden_state.copy()] for data in batch.split_by_doc() if data.tensors]
+    backprop(batch.unsplit_by_doc(gradients))
+    shim = model.layers[0].shims[0]
+    grads = {name: p.grad.detach().numpy().copy() for name, p in shim._model.named_parameters() if p.grad is not None}
+    shim._model.zero_grad(set_to_none=True)
+    return grads
+
+
+def test_a_document_with_an_empty_window_gets_no_gradient_and_breaks_no_update(tiny_bert):
+    """doc_spans gives an empty document one empty window: the encoder still
+    runs it, the listeners send nothing for it, and its rows' gradients must
+    be zeros, not the next document's (or a shape error)."""
+    from thinc.api import Adam, fix_random_seed
+    from toy import toy_examples, transformer_pipeline
+
+    from spacy.tokens import Doc
+
+    fix_random_seed(0)
+    settings = {
+        "components.transformer.model.get_spans": {"@span_getters": "spacy-transformers.doc_spans.v1"},
+        # No dropout: the same forward pass whatever else is in the batch.
+        "components.transformer.model.transformer_config": {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+    }
+    nlp = transformer_pipeline(tiny_bert, settings=settings)
+    examples = toy_examples(nlp, 6)
+    nlp.initialize(lambda: examples)
+    model = nlp.get_pipe("transformer").model
+    docs = [eg.predicted for eg in examples]
+    empty = Doc(nlp.vocab, words=[])
+    with_empty = _encoder_gradients(model, docs[:2] + [empty] + docs[2:])
+    without = _encoder_gradients(model, docs)
+    assert with_empty.keys() == without.keys() and len(without) > 10
+    for name in without:
+        numpy.testing.assert_allclose(with_empty[name], without[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    # And a training step through the pipeline (the listeners' own unsplit).
+    batch = examples[:2] + [Example(empty, empty.copy())] + examples[2:]
+    losses = nlp.update(batch, sgd=Adam(0.001))
+    assert losses["jnlpba"] > 0
+
+
+def make_tiny_roberta(path: Path, max_position_embeddings: int) -> Path:
+    """A saved random 2-layer RoBERTa and a byte-level BPE trained on the toy
+    words; like many hub RoBERTas, its tokenizer sets no model_max_length."""
+    from tokenizers import ByteLevelBPETokenizer
+    from toy import all_words
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe.train_from_iterator([" ".join(all_words())] * 5, vocab_size=300, min_frequency=1, special_tokens=special)
+    bpe.save_model(str(path))
+    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"))
+    tokenizer.save_pretrained(str(path))
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    RobertaModel(config).save_pretrained(str(path))
+    return path
+
+
+def test_windows_fit_an_encoder_whose_positions_start_after_padding(tmp_path):
+    """RoBERTa-style embeddings number positions from pad_token_id + 1: 34
+    position embeddings take 32 wordpieces. A window cut at 34 would index
+    past them (IndexError); every window must be cut to 32, and every token
+    keep its wordpieces."""
+    from thinc.api import Adam, fix_random_seed
+    from toy import toy_abstracts, toy_examples, transformer_pipeline
+
+    from spacy_bioner.layers.transformer import max_positions
+
+    fix_random_seed(0)
+    encoder = make_tiny_roberta(tmp_path / "roberta", max_position_embeddings=34)
+    # One window per document: the layer alone must cut it to size.
+    getter = {"@span_getters": "spacy-transformers.doc_spans.v1"}
+    nlp = transformer_pipeline(encoder, settings={"components.transformer.model.get_spans": getter})
+    examples = toy_examples(nlp, 6)
+    nlp.initialize(lambda: examples)
+    model = nlp.get_pipe("transformer").model
+    assert model.tokenizer.model_max_length > 10**6 and model.transformer.config.max_position_embeddings == 34
+    assert max_positions(model.transformer, model.tokenizer.model_max_length) == 32
+    docs = [nlp.make_doc(text) for text in toy_abstracts(3)]
+    batch = model.predict(docs)
+    assert max(batch.wordpieces.lengths) == 32 and len(batch.wordpieces.lengths) > len(docs)  # cut, and full
+    for doc, data in zip(docs, batch.split_by_doc()):
+        assert len(data.align.lengths) == len(doc) and data.align.lengths.all()
+    assert [doc.text for doc in nlp.pipe(toy_abstracts(3))] == toy_abstracts(3)
+    assert nlp.update(examples + [Example(doc, doc.copy()) for doc in docs], sgd=Adam(0.001))["jnlpba"] > 0

@@ -749,3 +749,20 @@ def test_cli_task_text_only(tiny_bert: Path, tmp_path: Path, task_text: List[str
     sources = json.loads((out / RESULTS_FILE).read_text(encoding="utf8"))["text"]
     assert len(sources) == 1 and "unlabeled" not in sources[0]["path"]
     assert sources[0]["lines"] == len(task_text)
+
+
+def test_sequences_fit_an_encoder_whose_positions_start_after_padding(tiny_bert):
+    """RoBERTa-style embeddings number positions from padding_idx + 1: 34 position
+    embeddings take 32 tokens, which blocks must not exceed."""
+    from transformers import AutoTokenizer, RobertaConfig, RobertaForMaskedLM
+
+    from spacy_bioner.pretraining import sequence_length
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert))
+    config = RobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
+        intermediate_size=8, max_position_embeddings=34, pad_token_id=1,
+    )
+    model = RobertaForMaskedLM(config)
+    assert sequence_length(tokenizer, model, 512) == 32
+    assert sequence_length(tokenizer, model, 16) == 16

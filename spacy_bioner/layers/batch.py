@@ -9,15 +9,19 @@ document's rows follow from its windows' token range and the lengths of the
 documents before it: `BioTransformerBatch` computes them so. The pieces of
 the split are the same as spacy-transformers' (tests compare them), except
 where a document's first window is empty: spacy-transformers then leaves the
-window uncounted and gives every later document its neighbour's rows.
+window uncounted and gives every later document its neighbour's rows. Such a
+document gets no data, so the listeners send no gradient for it either:
+`unsplit_by_doc` gives its windows zero gradients (spacy-transformers' would
+stack the other documents' gradients, a row short for each such window).
 """
 
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from spacy_transformers.data_classes import FullTransformerBatch, TransformerData
-from thinc.api import torch2xp
+from thinc.api import get_array_module, torch2xp, xp2torch
+from thinc.types import FloatsXd
 from transformers.file_utils import ModelOutput
 
 
@@ -60,6 +64,40 @@ class BioTransformerBatch(FullTransformerBatch):
             n_pieces += wordpieces.input_ids.size
             window = end_window
         return outputs
+
+    def unsplit_by_doc(self, arrays: List[List[FloatsXd]]) -> FullTransformerBatch:
+        """The batch's gradients from the per-document ones, as
+        FullTransformerBatch.unsplit_by_doc: `arrays` holds, for each document
+        `split_by_doc` gave data, in order, its gradients (one per output,
+        a row per window). The windows of the documents it gave none (an empty
+        first window) get zero gradients, so that every row still meets its
+        window in the encoder's backward pass.
+        """
+        rows = self._rows_with_data()
+        if len(rows) != len(arrays):
+            raise ValueError(f"Gradients of {len(arrays)} documents for a batch of {len(rows)} with data.")
+        n_windows = len(self.wordpieces.input_ids)
+        if sum(end - start for start, end in rows) == n_windows:
+            return super().unsplit_by_doc(arrays)  # every window has its document's gradient
+        xp = get_array_module(arrays[0][0])
+        model_output = ModelOutput()
+        for i, per_doc in enumerate(zip(*arrays)):
+            gradient = xp.zeros((n_windows,) + per_doc[0].shape[1:], dtype=per_doc[0].dtype)
+            for (start, end), array in zip(rows, per_doc):
+                gradient[start:end] = array
+            model_output[f"output_{i}"] = xp2torch(gradient)
+        return FullTransformerBatch(
+            spans=self.spans, wordpieces=self.wordpieces, model_output=model_output, align=self.align
+        )
+
+    def _rows_with_data(self) -> List[Tuple[int, int]]:
+        """The window rows of each document `split_by_doc` gives data, in order."""
+        rows, window = [], 0
+        for doc_spans in self.spans:
+            if doc_spans and len(doc_spans[0]):
+                rows.append((window, window + len(doc_spans)))
+            window += len(doc_spans)
+        return rows
 
 
 def _as_arrays(model_output: ModelOutput) -> ModelOutput:

@@ -320,8 +320,25 @@ class WindowSplitter:
 def _max_length(model: Model) -> int:
     """The most wordpieces the encoder takes in one sequence, special tokens included."""
     tokenizer = model.tokenizer
-    positions = getattr(model.transformer.config, "max_position_embeddings", tokenizer.model_max_length)
-    return min(tokenizer.model_max_length, positions)
+    return min(tokenizer.model_max_length, max_positions(model.transformer, tokenizer.model_max_length))
+
+
+def max_positions(transformer: torch.nn.Module, default: int) -> int:
+    """The most positions `transformer` embeds: its `max_position_embeddings`
+    (`default` if it has none), less the offset of RoBERTa-style embeddings.
+
+    Those (RoBERTa, XLM-R, MPNet, ...) number positions from `padding_idx + 1`,
+    so RoBERTa's 514 position embeddings take 512 wordpieces; their hub
+    tokenizers often leave `model_max_length` unset (a huge default), and a
+    longer window would index past the embeddings.
+    """
+    positions = getattr(transformer.config, "max_position_embeddings", None) or default
+    embeddings = getattr(transformer, "embeddings", None)
+    padding_idx = getattr(embeddings, "padding_idx", None)
+    table = getattr(embeddings, "position_embeddings", None)
+    if isinstance(padding_idx, int) and isinstance(table, torch.nn.Embedding):
+        positions = min(positions, table.num_embeddings - padding_idx - 1)
+    return positions
 
 
 def _max_pieces(model: Model) -> int:
