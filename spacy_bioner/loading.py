@@ -38,5 +38,8 @@ def load_pipeline(model: str, gpu_id: int = -1, need_heads: bool = False) -> Lan
             "the wheels that `spacy project run package` builds, see the README)"
         ) from None
     if need_heads and not head_keys(nlp):
-        raise PipelineLoadError(f"{model!r} has no NER head (a bio_ner component)")
+        raise PipelineLoadError(
+            f"{model!r} has no NER head (a bio_ner component): give a pipeline trained by this project "
+            "(e.g. training/model-best) or its installed package"
+        )
     return nlp

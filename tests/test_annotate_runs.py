@@ -392,3 +392,119 @@ def test_usable_cpus_follow_the_cpus_the_process_may_use() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1"
+
+
+def _worker_pids(parent: int) -> List[int]:
+    """The spawned worker processes (multiprocessing's spawn_main) whose parent is `parent`, from /proc."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == parent and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
+def test_ctrl_c_while_the_workers_load_is_one_line_and_ends_them(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole process group, the workers too. One
+    interrupted while it loads the pipeline printed its traceback ("Exception in
+    initializer"), one per worker; now they do not see SIGINT, and the run ends them."""
+    import signal
+    import time
+
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(6, seed=1))
+    command = [sys.executable, "-m", "spacy_bioner", "annotate", str(tiny_pipeline), str(path), "--output",
+               str(tmp_path / "out"), "--n-process", "2", "--shard-size", "1", "--no-progress"]
+
+    def own_group_default_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a shell's foreground job has it
+        os.setpgrp()
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=own_group_default_sigint)
+    try:
+        workers: List[int] = []
+        for _ in range(6000):  # until both workers are started: they then load the pipeline for a while
+            workers = _worker_pids(process.pid)
+            if len(workers) == 2 or process.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert len(workers) == 2, "the two workers never started"
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr.decode() and "Exception in initializer" not in stderr.decode(), stderr
+    assert stderr.decode().strip().splitlines() == [
+        f"Interrupted: the shards written to {tmp_path / 'out'} are kept; the same command finishes the run."]
+    assert not [pid for pid in workers if _alive(pid)], "workers left running"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """ray.init retried such an address for many minutes, a warning every few seconds."""
+    pytest.importorskip("ray")
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(1, seed=1))
+    address = f"127.0.0.1:{_closed_port()}"
+    result = CliRunner().invoke(app, ["annotate", str(tiny_pipeline), str(path), "--output", str(tmp_path / "out"),
+                                      "--engine", "ray", "--address", address, "--no-progress"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"Error: cannot reach the Ray cluster at --address {address} (127.0.0.1:" in result.output
+    assert "Connection refused" in result.output and "leave --address out" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_running_ray_cluster_is_reachable_by_its_address_and_by_loopback() -> None:
+    """The check before ray.init lets a live cluster through, however its address is spelt."""
+    ray = pytest.importorskip("ray")
+    from spacy_bioner.annotate.ray_engine import check_reachable
+
+    if ray.is_initialized():
+        pytest.skip("a Ray session is already running in this process")
+    ray.init(include_dashboard=False, num_cpus=1)
+    try:
+        address = ray.get_runtime_context().gcs_address
+        port = address.rpartition(":")[2]
+        for spelling in (address, f"127.0.0.1:{port}", f"localhost:{port}", "auto"):
+            check_reachable(spelling)
+    finally:
+        ray.shutdown()
+
+
+def test_an_output_folder_under_a_file_is_one_line(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """It was a NotADirectoryError traceback from the first mkdir, after the pipeline was loaded."""
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(1, seed=1))
+    note = tmp_path / "note.txt"
+    note.write_text("not a folder")
+    result = CliRunner().invoke(app, ["annotate", str(tiny_pipeline), str(path), "--output", str(note / "out"),
+                                      "--format", "jsonl", "--no-progress"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: --output {note / 'out'} cannot be made: {note} is a file, not a folder"]
+    with pytest.raises(AnnotateError, match=f"{note / 'out'} cannot be used as the output folder: Not a directory"):
+        annotate(str(tiny_pipeline), [path], note / "out", Options(fmt="jsonl"))
+    assert note.read_text() == "not a folder"

@@ -616,3 +616,57 @@ def test_package_meta_refuses_a_pipeline_without_encoder_record(hash_pipeline, t
     args = ["package-meta", str(bare), str(ROOT / "configs" / "meta.json"), str(tmp_path / "out.json"), "--metrics", str(tmp_path)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "does not name the encoder" in result.output
+
+
+def test_evaluate_refuses_an_output_dir_that_is_a_file_before_scoring(hash_pipeline, tmp_path):
+    """It was a FileExistsError traceback once every corpus had been scored."""
+    model, test_path = hash_pipeline
+    taken = tmp_path / "metrics"
+    taken.write_text("my notes")
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(taken)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.strip().splitlines() == [f"Error: --output-dir {taken} is a file, not a folder; give a folder"]
+    assert taken.read_text() == "my notes"
+    result = CliRunner().invoke(
+        app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(taken / "inside")]
+    )
+    assert result.exit_code == 1 and f"{taken} is a file, not a folder" in result.output
+    assert "loading" not in result.output  # refused before the pipeline is loaded
+
+
+def test_commands_that_run_the_heads_refuse_a_pipeline_without_one(hash_pipeline, tmp_path):
+    """The error of annotate, for evaluate, visualize and demo too: a blank pipeline
+    was scored as "convert the corpus again", rendered with no prediction, or demoed as nothing."""
+    _, test_path = hash_pipeline
+    blank = tmp_path / "blank"
+    spacy.blank("en").to_disk(blank)
+    html = tmp_path / "samples.html"
+    for args in (["evaluate", str(blank), "--corpus", f"toy={test_path}", "--output-dir", str(tmp_path / "metrics")],
+                 ["visualize", str(blank), str(test_path), str(html)],
+                 ["demo", str(blank)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (args[0], result.output)
+        assert f"Error: {str(blank)!r} has no NER head (a bio_ner component)" in result.output, args[0]
+        assert "Convert the corpus again" not in result.output
+    assert not html.exists() and not (tmp_path / "metrics").exists()
+
+
+def test_evaluate_warns_of_metrics_in_its_folder_that_it_did_not_write(hash_pipeline, tmp_path):
+    """package-meta publishes every <corpus>.json of the folder: an earlier run's
+    (of another pipeline, say) would go into the model card unseen."""
+    model, test_path = hash_pipeline
+    metrics = tmp_path / "metrics"
+    evaluate = ["evaluate", str(model), "--output-dir", str(metrics)]
+    assert CliRunner().invoke(app, evaluate + ["--corpus", f"old={test_path}"]).exit_code == 0
+    result = CliRunner().invoke(app, evaluate + ["--corpus", f"toy={test_path}"])
+    assert result.exit_code == 0, result.output
+    assert f"Warning: {metrics} also holds the metrics of old, not scored by this run" in result.output
+    again = CliRunner().invoke(app, evaluate + ["--corpus", f"toy={test_path}", "--corpus", f"old={test_path}"])
+    assert again.exit_code == 0 and "Warning" not in again.output
+
+
+def test_package_meta_names_a_missing_project_meta(hash_pipeline, tmp_path):
+    model, _ = hash_pipeline
+    missing = tmp_path / "no-meta.json"
+    result = CliRunner().invoke(app, ["package-meta", str(model), str(missing), str(tmp_path / "out.json")])
+    assert result.exit_code == 1 and result.output.strip() == f"Error: PROJECT_META: no such file: {missing}"

@@ -15,11 +15,17 @@ path: forking a process that has already run torch can deadlock in its
 thread pools (and breaks CUDA), and a spaCy `Language` with a transformer
 should not be pickled to workers. Each worker gets `usable_cpus() // n_process`
 torch threads. `n_process > 1` with a GPU is refused (`run.annotate`).
+Ctrl-C is this process's to handle: workers are started with SIGINT blocked
+(a terminal sends it to the whole process group, and a worker interrupted
+while it loads the pipeline prints its traceback), and are ended here when
+the run is interrupted, the shards written kept.
 """
 
 import multiprocessing
 import os
+import signal
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import groupby
@@ -143,6 +149,29 @@ def local_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size
     yield from _pool_shards(model, planned, batch_size, max_chars, n_process)
 
 
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread: what a process started meanwhile inherits (and keeps, across exec).
+
+    A SIGINT that arrives meanwhile waits, and is delivered once it is unblocked.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's processes: on Ctrl-C, rather than wait for the batches they are annotating."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
+
+
 def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
                  n_process: int) -> Iterator[Tuple[str, List[Result]]]:
     """`local_shards` on a spawn pool: batches in flight are bounded (2 per process).
@@ -168,7 +197,8 @@ def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size
             results, batches = shard_batches(shard, items, batch_size, max_chars)
             batches = batches or [[]]  # a shard of rejects only still goes through the window, in order
             for i, batch in enumerate(batches):
-                pending = pool.submit(_worker_annotate, [r.item.text for r in batch])
+                with _sigint_blocked():  # a worker is started in submit, when one is needed
+                    pending = pool.submit(_worker_annotate, [r.item.text for r in batch])
                 window.append((shard, results, batch, pending, i == len(batches) - 1))
                 yield from drain(2 * n_process)
         yield from drain(0)
@@ -177,5 +207,10 @@ def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size
             f"an annotation process ended abruptly (out of memory, or it could not load {model!r}); "
             "the shards written are kept: rerun with --resume, perhaps with fewer --n-process"
         ) from None
+    except (KeyboardInterrupt, GeneratorExit):
+        # Ctrl-C here, or in the caller (which then closes this generator), or a run ended early:
+        # what the workers are annotating would be thrown away. They do not see SIGINT (`_sigint_blocked`).
+        _end_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -312,10 +312,13 @@ class OutputDir:
                 f"{path} holds another run: {'; '.join(run_differences(previous, run))}; "
                 "use --overwrite to replace it or choose a new directory"
             )
-        for sub in TABLES + (SHARDS_DIR,):
-            (path / sub).mkdir(parents=True, exist_ok=True)
-        if previous is None:
-            _write_json(run_file, run)
+        try:
+            for sub in TABLES + (SHARDS_DIR,):
+                (path / sub).mkdir(parents=True, exist_ok=True)
+            if previous is None:
+                _write_json(run_file, run)
+        except OSError as e:  # a file where a folder should be, no permission, a read-only file system
+            raise OutputError(f"{path} cannot be used as the output folder: {e.strerror or e}: {e.filename}") from None
 
     def _remove_previous(self) -> None:
         for sub in TABLES + (SHARDS_DIR,):

@@ -100,6 +100,53 @@ class _ShardAnnotator:
         return out
 
 
+def _host_port(address: str) -> Optional[Tuple[str, int]]:
+    """(host, port) of a cluster address, HOST:PORT or ray://HOST:PORT; None for "auto" and other forms."""
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = rest.rpartition(":")
+    host = host.strip("[]")  # an IPv6 address in brackets
+    if not sep or not host or not port.isdigit():
+        return None
+    return host, int(port)
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """AnnotateError, at once, where nothing listens at the cluster address `address`.
+
+    `ray.init(address=...)` retries an address where nothing listens for many
+    minutes, printing a warning every few seconds. Ray connects to a loopback
+    address at this node's IP address, so that is tried too.
+    """
+    import socket
+
+    target = _host_port(address)
+    if target is None:
+        return
+    host, port = target
+    hosts = [host]
+    if host == "localhost" or host.startswith("127."):
+        try:
+            from ray.util import get_node_ip_address
+
+            hosts.append(get_node_ip_address())
+        except Exception:  # noqa: BLE001  (no network: the loopback address alone)
+            pass
+    reasons = []
+    for name in hosts:
+        try:
+            with socket.create_connection((name, port), timeout=timeout):
+                return
+        except socket.gaierror as e:
+            reasons.append(f"{name}: unknown host ({e.strerror or e})")
+        except OSError as e:
+            reasons.append(f"{name}:{port}: {e.strerror or type(e).__name__}")
+    raise AnnotateError(
+        f"cannot reach the Ray cluster at --address {address} ({'; '.join(reasons)}): give the address of its "
+        "head node (HOST:PORT, 6379 by default, or ray://HOST:10001 for Ray Client) once the cluster is up, "
+        "or leave --address out to start a local Ray"
+    )
+
+
 @contextmanager
 def ray_session(address: Optional[str] = None, gpu_id: int = -1,
                 log: Callable[[str], None] = lambda text: None) -> Iterator[None]:
@@ -115,6 +162,7 @@ def ray_session(address: Optional[str] = None, gpu_id: int = -1,
     if started:
         try:
             if address:
+                check_reachable(address)
                 ray.init(address=address)
             else:
                 ray.init(include_dashboard=False)

@@ -54,12 +54,13 @@ def warnings_on_stderr() -> Iterator[None]:
 
 
 def load_pipeline(model: str, gpu_id: int = -1) -> Language:
-    """spacy.load on the CPU or GPU `gpu_id`; a one-line error if it cannot load."""
+    """spacy.load on the CPU or GPU `gpu_id`; a one-line error if it cannot load
+    or has no NER head (every command that loads one runs its heads)."""
     from ..loading import PipelineLoadError
     from ..loading import load_pipeline as load
 
     try:
-        return load(model, gpu_id)
+        return load(model, gpu_id, need_heads=True)
     except PipelineLoadError as e:
         raise fail(str(e)) from None
 
@@ -105,6 +106,23 @@ def check_output_file(path: Path, what: str) -> None:
         raise fail(f"{what} {path} cannot be written: {e.strerror or e}") from None
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise fail(f"{what} {path} cannot be written: {parent} is not a writable directory")
+
+
+def check_output_dir(path: Path, what: str) -> None:
+    """Refuse, before any work is done, an output folder that could not be written:
+    an existing file, or a path whose nearest existing folder is not writable."""
+    try:
+        if path.exists() and not path.is_dir():
+            raise fail(f"{what} {path} is a file, not a folder; give a folder")
+        existing = path.absolute()
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as e:  # a name too long, say
+        raise fail(f"{what} {path} cannot be written: {e.strerror or e}") from None
+    if not existing.is_dir():
+        raise fail(f"{what} {path} cannot be made: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise fail(f"{what} {path} cannot be written: {existing} is not a writable folder")
 
 
 def write_output_text(path: Path, text: str) -> None:

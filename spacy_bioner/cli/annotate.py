@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from ._util import app, fail, log, score_text
+from ._util import app, check_output_dir, fail, log, score_text
 
 
 class TableFormat(str, Enum):
@@ -116,6 +116,7 @@ def annotate(
 
     if resume and overwrite:
         raise fail("--resume and --overwrite exclude each other")
+    check_output_dir(output, "--output")  # before the pipeline is loaded
     if engine == Engine.ray:
         try:
             import ray  # noqa: F401

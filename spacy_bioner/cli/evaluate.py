@@ -8,6 +8,7 @@ import typer
 from ._util import (
     app,
     check_input_file,
+    check_output_dir,
     check_output_file,
     fail,
     load_pipeline,
@@ -56,6 +57,7 @@ def evaluate(
     unknown = sorted(set(keys) - {name for name, _ in corpora})
     if unknown:
         raise fail(f"--spans-key names no --corpus: {', '.join(unknown)}")
+    check_output_dir(output_dir, "--output-dir")
     log(f"loading {model}")
     nlp = load_pipeline(model, gpu_id)
     encoder = pipeline_encoder(nlp)
@@ -69,9 +71,31 @@ def evaluate(
                 )
             except ValueError as e:
                 raise fail(str(e)) from None
-        for path in write_metrics(results, output_dir, encoder=encoder, command=command):
-            log(f"wrote {path}")
+        try:
+            for path in write_metrics(results, output_dir, encoder=encoder, command=command):
+                log(f"wrote {path}")
+        except OSError as e:
+            raise fail(f"cannot write the metrics to {output_dir}: {e.strerror or e}") from None
+    _warn_of_other_metrics(output_dir, list(results))
     typer.echo((output_dir / "scores.md").read_text(encoding="utf8"))
+
+
+def _warn_of_other_metrics(output_dir: Path, evaluated: List[str]) -> None:
+    """Say so where OUTPUT_DIR holds metrics of corpora this run did not score (an earlier
+    run's, perhaps of another pipeline): `package-meta --metrics` would publish them too."""
+    from ..packaging import load_metrics
+
+    try:
+        others = [name for name in load_metrics(output_dir) if name not in evaluated]
+    except (OSError, ValueError):  # a <name>.json that is not JSON: not metrics of ours
+        return
+    if others:
+        typer.echo(
+            f"Warning: {output_dir} also holds the metrics of {', '.join(others)}, not scored by this run "
+            f"(an earlier run's): `package-meta --metrics {output_dir}` would publish them too; delete them "
+            "or evaluate into another --output-dir",
+            err=True,
+        )
 
 
 @app.command()

@@ -6,7 +6,7 @@ from typing import List
 
 import typer
 
-from ._util import app, check_output_file, fail, log, named_values, write_output_text
+from ._util import app, check_input_file, check_output_file, fail, log, named_values, write_output_text
 
 
 @app.command("package-meta")
@@ -34,6 +34,7 @@ def package_meta_cli(
     primary = dict(named_values(performance, "--performance", "KEY=CORPUS"))
     if not (model_dir / "meta.json").exists():
         raise fail(f"{model_dir} is not a trained pipeline (no meta.json)")
+    check_input_file(project_meta, "PROJECT_META")
     check_output_file(output, "OUTPUT")
     try:
         project = read_json(project_meta)
