@@ -122,40 +122,13 @@ def test_a_document_with_an_empty_window_gets_no_gradient_and_breaks_no_update(t
     assert losses["jnlpba"] > 0
 
 
-def make_tiny_roberta(path: Path, max_position_embeddings: int) -> Path:
-    """A saved random 2-layer RoBERTa and a byte-level BPE trained on the toy
-    words; like many hub RoBERTas, its tokenizer sets no model_max_length."""
-    from tokenizers import ByteLevelBPETokenizer
-    from toy import all_words
-    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
-
-    path.mkdir(parents=True, exist_ok=True)
-    bpe = ByteLevelBPETokenizer()
-    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    bpe.train_from_iterator([" ".join(all_words())] * 5, vocab_size=300, min_frequency=1, special_tokens=special)
-    bpe.save_model(str(path))
-    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"))
-    tokenizer.save_pretrained(str(path))
-    config = RobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    RobertaModel(config).save_pretrained(str(path))
-    return path
-
-
 def test_windows_fit_an_encoder_whose_positions_start_after_padding(tmp_path):
     """RoBERTa-style embeddings number positions from pad_token_id + 1: 34
     position embeddings take 32 wordpieces. A window cut at 34 would index
     past them (IndexError); every window must be cut to 32, and every token
     keep its wordpieces."""
     from thinc.api import Adam, fix_random_seed
-    from toy import toy_abstracts, toy_examples, transformer_pipeline
+    from toy import make_tiny_roberta, toy_abstracts, toy_examples, transformer_pipeline
 
     from spacy_bioner.layers.transformer import max_positions
 

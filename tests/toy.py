@@ -56,6 +56,10 @@ def all_words() -> List[str]:
     return sorted(words)
 
 
+# The tiny encoders' shape: 2 layers, 32 wide.
+TINY_ENCODER_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+
+
 def make_tiny_bert(path: Path, extra_words: List[str] = ()) -> Path:
     """Save a randomly initialised 2-layer BERT and its WordPiece vocab."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -74,13 +78,33 @@ def make_tiny_bert(path: Path, extra_words: List[str] = ()) -> Path:
     tokenizer.save_pretrained(str(path))
     config = BertConfig(
         vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
+        **TINY_ENCODER_SIZES,
         max_position_embeddings=512,
     )
     BertModel(config).save_pretrained(str(path))
+    return path
+
+
+def make_tiny_roberta(path: Path, max_position_embeddings: int) -> Path:
+    """A saved random 2-layer RoBERTa and a byte-level BPE trained on the toy
+    words; like many hub RoBERTas, its tokenizer sets no model_max_length."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe.train_from_iterator([" ".join(all_words())] * 5, vocab_size=300, min_frequency=1, special_tokens=special)
+    bpe.save_model(str(path))
+    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"))
+    tokenizer.save_pretrained(str(path))
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        **TINY_ENCODER_SIZES,
+        max_position_embeddings=max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    RobertaModel(config).save_pretrained(str(path))
     return path
 
 
