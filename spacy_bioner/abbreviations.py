@@ -8,11 +8,13 @@ form as its long form is labelled, so the `bio_ner_abbreviations` component,
 placed after the heads, makes each head's mentions of a short form agree with
 the head's prediction for the long form:
 
-- the long form is an entity of the head: every mention of the short form
+- the long form is an entity of the head, or the end of one ("idiopathic
+  Parkinson's disease (PD)": Schwartz and Hearst's long form is the
+  shortest one, "Parkinson's disease"): every mention of the short form
   becomes an entity of that label (a mention already an entity of another
   label is relabelled; one that overlaps another entity is left alone);
-- the long form is not an entity of the head: mentions of the short form
-  that the head predicted as entities are dropped.
+- no entity of the head ends where the long form ends: mentions of the
+  short form that the head predicted as entities are dropped.
 
 Each step is a setting, as each was measured on dev (benchmarks/README.md).
 Spans that the component adds or relabels take the long form's score.
@@ -26,6 +28,7 @@ its users, and PyPI's `abbreviations` works on strings, whose results would
 have to be mapped back onto tokens.
 """
 
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -178,11 +181,11 @@ def make_abbreviation_consistency(
 
     spans_keys: the heads (span keys) to correct; None for every bio_ner head
         of the pipeline, [] for none.
-    add_missing: mentions of a short form whose long form is an entity become
-        entities too.
+    add_missing: mentions of a short form whose long form is an entity (or the
+        end of one) become entities too.
     relabel: mentions predicted with another label take the long form's.
-    remove_unsupported: mentions predicted as entities are dropped when the
-        long form is not an entity of the head.
+    remove_unsupported: mentions predicted as entities are dropped when no
+        entity of the head ends where the long form ends.
     """
     return AbbreviationConsistency(
         nlp,
@@ -213,6 +216,9 @@ class AbbreviationConsistency:
         self.add_missing = add_missing
         self.relabel = relabel
         self.remove_unsupported = remove_unsupported
+        # Configured keys are checked against the pipeline's heads on the first
+        # doc: the heads may be added after this component is created.
+        self._keys_checked = False
 
     @property
     def spans_keys(self) -> List[str]:
@@ -223,6 +229,8 @@ class AbbreviationConsistency:
 
     def __call__(self, doc: Doc) -> Doc:
         """Make each head's mentions of the doc's short forms agree with their long forms."""
+        if not self._keys_checked:
+            self._warn_unknown_keys()
         keys = [key for key in self.spans_keys if key in doc.spans]
         abbreviations = find_abbreviations(doc) if keys else []
         if not abbreviations:
@@ -241,6 +249,25 @@ class AbbreviationConsistency:
         if added:
             merge_into_ents(doc, [span for span, _ in added], [score for _, score in added])
         return doc
+
+    def _warn_unknown_keys(self) -> None:
+        """Warn once about configured keys that no head of the pipeline writes: a
+        misspelt or excluded head would otherwise leave its short forms silently uncorrected."""
+        self._keys_checked = True
+        if self._spans_keys is None:
+            return
+        # Disabled heads count: `select_pipes` turns them off for a while, on purpose.
+        heads = sorted(
+            pipe.spans_key for _, pipe in self.nlp.components
+            if getattr(pipe, "spans_key", None) is not None and hasattr(pipe, "tags")
+        )
+        unknown = [key for key in self._spans_keys if key not in heads]
+        if unknown:
+            warnings.warn(
+                f"{self.name}: spans_keys {unknown} name no bio_ner head of the pipeline (its heads "
+                f"write {heads}), so their short forms are not corrected. Set spans_keys to the heads' "
+                "span keys, or leave this component out with the heads it was meant for."
+            )
 
     def _freed(
         self, doc: Doc, gone: Set[Tuple[int, int, str]], added: List[Tuple[Span, float]]
@@ -268,17 +295,19 @@ class AbbreviationConsistency:
         entities = dict(before)
         for abbreviation in abbreviations:
             long_form = abbreviation.long_form
-            # The head's entity that ends the long form ("of haloperidol" or "haloperidol").
-            long_entities = [
-                (start, end) for start, end in entities if end == long_form.end and long_form.start <= start
-            ]
+            # The head's entity that ends the long form: the long form is the shortest
+            # one the letters allow, so the entity may start inside it ("of haloperidol":
+            # "haloperidol") or before it ("idiopathic Parkinson's disease": "Parkinson's disease").
+            long_entities = [(start, end) for start, end in entities if end == long_form.end]
             for mention in abbreviation.mentions:
                 span = (mention.start, mention.end)
                 if len(long_entities) != 1:
                     if self.remove_unsupported and span in entities:
                         del entities[span]
                 elif span in entities:
-                    if self.relabel:
+                    # Only another label is changed: a mention the head already labels
+                    # as the long form keeps its own score.
+                    if self.relabel and entities[span][0] != entities[long_entities[0]][0]:
                         entities[span] = entities[long_entities[0]]
                 elif self.add_missing and not any(s < span[1] and span[0] < e for s, e in entities):
                     entities[span] = entities[long_entities[0]]

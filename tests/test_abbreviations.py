@@ -206,3 +206,82 @@ def test_in_a_trained_pipeline_saved_and_loaded(tiny_pipeline, tmp_path):
         long_score = plain.spans[key].attrs[SCORES_ATTR][0]
         assert [scores[(i, i + 1, "cell_type")] for i in mentions] == pytest.approx([long_score] * 3)
     assert triples(doc.ents) == triples(doc.spans["jnlpba"])
+
+
+def test_a_head_entity_that_ends_the_long_form_and_starts_before_it_supports_the_short_form(nlp):
+    """Schwartz and Hearst's long form is the shortest one ("Parkinson disease"
+    for PD); the head's entity may start before it ("idiopathic Parkinson
+    disease"): the short form's mentions are added, not dropped."""
+    doc = make_doc(nlp, "in idiopathic Parkinson disease ( PD ) patients , PD worsened while PD - free rats")
+    (abbreviation,) = find_abbreviations(doc)
+    assert abbreviation.long_form.text == "Parkinson disease"
+    set_head(doc, "bc5cdr", [(1, 4, "Disease"), (9, 10, "Chemical")], scores=[0.7, 0.6])
+    nlp.add_pipe("bio_ner_abbreviations")(doc)  # all three corrections
+    expected = [(1, 4, "Disease"), (5, 6, "Disease"), (9, 10, "Disease"), (12, 13, "Disease")]
+    assert triples(doc.spans["bc5cdr"]) == expected
+    assert doc.spans["bc5cdr"].attrs[SCORES_ATTR] == [0.7, 0.7, 0.7, 0.7]
+    assert triples(doc.ents) == expected
+
+
+def test_an_oracle_head_keeps_its_entities_on_a_real_abstract(tmp_path):
+    """BC5CDR dev abstract 1732442 defines "Radiolabeled metaiodobenzylguanidine
+    (MIBG)"; the gold Chemical is the whole of "Radiolabeled metaiodobenzylguanidine",
+    the long form "metaiodobenzylguanidine". With the gold as a head's predictions,
+    the component (all three corrections) changes nothing: the MIBG mentions stay."""
+    import gzip
+
+    from toy import PUBTATOR
+
+    from spacy_bioner.corpora.pubtator import read_pubtator
+    from spacy_bioner.tokenizer import make_bio_nlp
+
+    with gzip.open(PUBTATOR["dev"], "rt", encoding="utf8") as lines:
+        record = [line for line in lines if line.startswith(("1732442|", "1732442\t"))]
+    (tmp_path / "abstract.txt").write_text("".join(record) + "\n", encoding="utf8")
+    nlp = make_bio_nlp()
+    nlp.add_pipe("bio_ner", name="bc5cdr", config={"spans_key": "bc5cdr"})
+    (doc,), _ = read_pubtator(tmp_path / "abstract.txt", nlp, spans_key="bc5cdr")
+    gold = triples(doc.spans["bc5cdr"])
+    mibg = [(start, end, "Chemical") for start, end, _ in gold if doc[start:end].text == "MIBG"]
+    assert len(mibg) >= 5 and set(mibg) <= set(gold)
+    assert "Radiolabeled metaiodobenzylguanidine" in {doc[start:end].text for start, end, _ in gold}
+    set_head(doc, "bc5cdr", gold)
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    assert triples(doc.spans["bc5cdr"]) == gold
+    assert triples(doc.ents) == gold
+
+
+def test_a_mention_with_the_long_forms_label_keeps_its_own_score(nlp):
+    """Only added and relabelled mentions take the long form's score: the
+    head's own prediction of the right label is not rescored (nor by relabel = false)."""
+    for relabel in (True, False):
+        doc = make_doc(nlp)
+        set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (2, 3, "Chemical")], scores=[0.8, 0.3])
+        component = nlp.add_pipe("bio_ner_abbreviations", name=f"abbreviations_{relabel}", config={"relabel": relabel})
+        component(doc)
+        scores = dict(zip(triples(doc.spans["bc5cdr"]), doc.spans["bc5cdr"].attrs[SCORES_ATTR]))
+        assert scores == {(0, 1, "Chemical"): 0.8, (2, 3, "Chemical"): 0.3, (15, 16, "Chemical"): 0.8,
+                          (24, 25, "Chemical"): 0.8}
+
+
+def test_spans_keys_naming_no_head_are_warned_about_once(nlp, recwarn):
+    """A misspelt key (or a head left out of the pipeline) would silently
+    correct nothing; a head that is only disabled is no mistake."""
+    component = nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": ["bc5cd", "jnlpba"]})
+    for _ in range(2):
+        doc = make_doc(nlp)
+        set_head(doc, "bc5cdr", [(0, 1, "Chemical")])
+        component(doc)
+        assert triples(doc.spans["bc5cdr"]) == [(0, 1, "Chemical")]
+    messages = [str(w.message) for w in recwarn if "name no bio_ner head" in str(w.message)]
+    assert messages == [
+        "bio_ner_abbreviations: spans_keys ['bc5cd'] name no bio_ner head of the pipeline (its heads write "
+        "['bc5cdr', 'jnlpba']), so their short forms are not corrected. Set spans_keys to the heads' "
+        "span keys, or leave this component out with the heads it was meant for."
+    ]
+    recwarn.clear()
+    with nlp.select_pipes(disable=["bc5cdr"]):
+        nlp.add_pipe("bio_ner_abbreviations", name="bc5cdr_abbreviations", config={"spans_keys": ["bc5cdr"]})(
+            make_doc(nlp)
+        )
+    assert not [w for w in recwarn if "name no bio_ner head" in str(w.message)]
