@@ -257,10 +257,7 @@ class AbbreviationConsistency:
         if self._spans_keys is None:
             return
         # Disabled heads count: `select_pipes` turns them off for a while, on purpose.
-        heads = sorted(
-            pipe.spans_key for _, pipe in self.nlp.components
-            if getattr(pipe, "spans_key", None) is not None and hasattr(pipe, "tags")
-        )
+        heads = sorted(head_keys(self.nlp, include_disabled=True))
         unknown = [key for key in self._spans_keys if key not in heads]
         if unknown:
             warnings.warn(

@@ -131,11 +131,12 @@ def spans_with_scores(doc: Doc, spans_key: str) -> Iterable[Tuple[Span, Optional
     return zip(group, scores)
 
 
-def head_keys(nlp: Language) -> Dict[str, str]:
+def head_keys(nlp: Language, include_disabled: bool = False) -> Dict[str, str]:
     """spans_key -> component name, for the pipeline's NER heads (components
-    with a `spans_key` and tags, as `bio_ner` has)."""
+    with a `spans_key` and tags, as `bio_ner` has); the enabled ones unless
+    `include_disabled`."""
     keys = {}
-    for name, pipe in nlp.pipeline:
+    for name, pipe in nlp.components if include_disabled else nlp.pipeline:
         key = getattr(pipe, "spans_key", None)
         if key is not None and hasattr(pipe, "tags"):
             keys[key] = name

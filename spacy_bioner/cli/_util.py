@@ -93,17 +93,26 @@ def check_input_file(path: Path, what: str) -> None:
         raise fail(f"{what}: {'not a file' if path.exists() else 'no such file'}: {path}")
 
 
+def _nearest_existing(path: Path, what: str) -> Path:
+    """`path` (absolute) or its nearest ancestor that exists; a one-line error
+    naming `what` where the path cannot even be looked at (a name too long)."""
+    try:
+        existing = path.absolute()
+        while not existing.exists():
+            existing = existing.parent
+        return existing
+    except OSError as e:  # a name too long, say
+        raise fail(f"{what} {path} cannot be written: {e.strerror or e}") from None
+
+
 def check_output_file(path: Path, what: str) -> None:
     """Refuse, before any work is done, an output file that could not be written:
     a directory, or a path whose nearest existing parent is not a writable directory."""
-    try:
-        if path.is_dir():
+    parent = _nearest_existing(path, what)
+    if parent == path.absolute():  # the path exists
+        if parent.is_dir():
             raise fail(f"{what} {path} is a directory; give a file name")
-        parent = path.absolute().parent
-        while not parent.exists():
-            parent = parent.parent
-    except OSError as e:  # a name too long, say
-        raise fail(f"{what} {path} cannot be written: {e.strerror or e}") from None
+        parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise fail(f"{what} {path} cannot be written: {parent} is not a writable directory")
 
@@ -111,14 +120,9 @@ def check_output_file(path: Path, what: str) -> None:
 def check_output_dir(path: Path, what: str) -> None:
     """Refuse, before any work is done, an output folder that could not be written:
     an existing file, or a path whose nearest existing folder is not writable."""
-    try:
-        if path.exists() and not path.is_dir():
-            raise fail(f"{what} {path} is a file, not a folder; give a folder")
-        existing = path.absolute()
-        while not existing.exists():
-            existing = existing.parent
-    except OSError as e:  # a name too long, say
-        raise fail(f"{what} {path} cannot be written: {e.strerror or e}") from None
+    existing = _nearest_existing(path, what)
+    if existing == path.absolute() and not existing.is_dir():
+        raise fail(f"{what} {path} is a file, not a folder; give a folder")
     if not existing.is_dir():
         raise fail(f"{what} {path} cannot be made: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
+from spacy.tokens import Span
 from spacy_transformers.data_classes import FullTransformerBatch, TransformerData
 from thinc.api import get_array_module, torch2xp, xp2torch
 from thinc.types import FloatsXd
@@ -49,7 +50,7 @@ class BioTransformerBatch(FullTransformerBatch):
                 n_rows += len(doc)
             end_window = window + len(doc_spans)
             wordpieces = self.wordpieces[window:end_window]
-            if len(doc_spans[0]) == 0:
+            if not _has_data(doc_spans):
                 outputs.append(TransformerData.empty())
             else:
                 align = self.align[first_rows[id(doc)] + doc_spans[0].start : first_rows[id(doc)] + doc_spans[-1].end]
@@ -94,10 +95,15 @@ class BioTransformerBatch(FullTransformerBatch):
         """The window rows of each document `split_by_doc` gives data, in order."""
         rows, window = [], 0
         for doc_spans in self.spans:
-            if doc_spans and len(doc_spans[0]):
+            if _has_data(doc_spans):
                 rows.append((window, window + len(doc_spans)))
             window += len(doc_spans)
         return rows
+
+
+def _has_data(doc_spans: List[Span]) -> bool:
+    """Whether `split_by_doc` gives a document data: it has windows, the first not empty."""
+    return bool(doc_spans) and len(doc_spans[0]) > 0
 
 
 def _as_arrays(model_output: ModelOutput) -> ModelOutput:
