@@ -180,7 +180,9 @@ def make_abbreviation_consistency(
     """Create the component that makes short forms agree with their long forms.
 
     spans_keys: the heads (span keys) to correct; None for every bio_ner head
-        of the pipeline, [] for none.
+        of the pipeline it is created in, [] for none. Sourced into another
+        pipeline, it keeps its source's heads until that pipeline is saved and
+        loaded: name the keys there.
     add_missing: mentions of a short form whose long form is an entity (or the
         end of one) become entities too.
     relabel: mentions predicted with another label take the long form's.

@@ -62,6 +62,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import torch
 
+from .about import library_versions
 from .corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_lines, read_pubtator, split_dev
 from .corpora.text import PathLike
 from .encoders import resolve_encoder
@@ -831,7 +832,7 @@ def pretrain(
         "seconds_total_this_run": round(time.time() - started, 3),
         "device": str(device),
         "precision": "bf16" if _bf16(device) else "float32",
-        "versions": {"torch": torch.__version__, "transformers": _transformers_version()},
+        "versions": library_versions(),
     }
     (output / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
     if not settings.keep_checkpoint:
@@ -843,8 +844,3 @@ def pretrain(
     log(f"Wrote {output} ({state['tokens_seen']:,} tokens seen in {state['step']:,} steps)")
     return results
 
-
-def _transformers_version() -> str:
-    import transformers
-
-    return transformers.__version__

@@ -26,6 +26,7 @@ from toy import (
 )
 from typer.testing import CliRunner
 
+from spacy_bioner import __version__
 from spacy_bioner.annotate import AnnotateError, Options, annotate, read_table
 from spacy_bioner.annotate.engine import char_batches
 from spacy_bioner.annotate.output import SHARDS_DIR, TABLES
@@ -228,6 +229,9 @@ def test_offsets_index_the_document_text(tiny_pipeline: Path, tmp_path: Path) ->
         assert 0.0 <= row["score"] <= 1.0
     assert summary["entities"] == len(out["entities"]) == sum(summary["entities_per_label"].values())
     assert len(summary["deleted"]) == 6
+    # The summary names what produced the tables: the pipeline, and the libraries' versions.
+    assert summary["run"]["model"]["heads"] == ["jnlpba", "bc5cdr"]
+    assert summary["versions"]["spacy-bioner"] == __version__ and {"spacy", "torch"} <= set(summary["versions"])
 
 
 @pytest.mark.slow

@@ -39,6 +39,7 @@ from hf_token_classification import INFERENCE_BATCH_SIZES, train_and_evaluate
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.encoders import resolve_encoder
 from spacy_bioner.evaluation import docs_to_iob, seqeval_scores
+from spacy_bioner.about import library_versions as versions
 from spacy_bioner.packaging import describe_encoder
 
 BENCHMARKS = Path(__file__).resolve().parent.parent
@@ -282,18 +283,6 @@ def results_stem(tag: str = "") -> str:
     """A results file's name without its suffix: <date>-<device>[-<tag>]."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name()).strip("-").lower()
     return f"{datetime.date.today().isoformat()}-{slug}{'-' + tag if tag else ''}"
-
-
-def versions() -> Dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for package in ("spacy", "thinc", "spacy-transformers", "transformers", "torch", "seqeval", "cupy-cuda12x", "cupy-cuda13x"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def markdown_table(records: List[Dict[str, Any]]) -> str:

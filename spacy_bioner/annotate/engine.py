@@ -167,6 +167,10 @@ def _sigint_blocked() -> Iterator[None]:
 
 def _end_workers(pool: ProcessPoolExecutor) -> None:
     """Terminate the pool's processes: on Ctrl-C, rather than wait for the batches they are annotating."""
+    if hasattr(pool, "terminate_workers"):  # Python 3.14
+        pool.terminate_workers()
+        return
+    # Before 3.14 the executor has no public way to end its workers: read its process table.
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         if process.is_alive():
             process.terminate()

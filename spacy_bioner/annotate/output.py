@@ -9,7 +9,8 @@ Layout under `--output DIR`::
                              n_chars, n_words, n_entities, status ("annotated"/"rejected")
     rejects/<shard>.parquet  source, record, doc_id, kind, reason
     shards/<shard>.json      the shard's counts; written last, it marks the shard done
-    summary.json             the run: counts that add up, rejects, deletions, speed
+    summary.json             the run: counts that add up, rejects, deletions, speed,
+                             library versions
 
 (`.jsonl` instead of `.parquet` with `--format jsonl`. Only Parquet needs
 pyarrow: with `--format jsonl` it is never imported, for writing or for
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
+from ..about import library_versions
 from ..annotation import spans_with_scores
 from ..files import atomic_write
 from .sources import NOT_BAD_INPUT, Deleted, Item, Reject
@@ -390,6 +392,7 @@ class OutputDir:
             "output": str(self.path),
             "format": self.fmt,
             "run": self.run,
+            "versions": library_versions(),
             "inputs": per_input,
             "shards": len(manifests),
             "records": documents + rejected,
