@@ -16,7 +16,9 @@ unpack "$REPO/.device/spacy-gpu-site-cp312.tar.xz" /tmp/site
 # The encoder archive holds the folder all-MiniLM-L6-v2 itself.
 unpack "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" /tmp/encoder
 [ -e /tmp/all-MiniLM-L6-v2 ] || ln -s /tmp/encoder/all-MiniLM-L6-v2 /tmp/all-MiniLM-L6-v2
-export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+# PIP_NO_INDEX: with no registry, pip fails at once instead of retrying (`spacy
+# package` then builds without `build`'s isolated environment).
+export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 PIP_NO_INDEX=1
 # Not editable: an editable install fails with the carried setuptools. Done
 # again whenever the package's sources differ from those last installed.
 stamp=$(cd "$REPO" && cat setup.py $(find spacy_bioner -name '*.py' | sort) | sha1sum | cut -c1-40)

@@ -2,7 +2,7 @@
 # One whole benchmark job for the GPU machine (the `device` tool; see
 # ../shared/device/README.md): unpack the carried spaCy stack and encoder,
 # install this package, convert the two benchmark corpora (the benchmark
-# project's convert commands, in parallel), then run a script of scripts/ on
+# project's `corpus` workflow), then run a script of scripts/ on
 # GPU 0 with the arguments given: run.py (the systems; the default),
 # step_profile.py or crf_schedules.py. Records and the console log go to $OUT
 # (the device tool's output folder) or, elsewhere, to benchmarks/results/.
@@ -35,11 +35,8 @@ flock 9
 source "$BENCHMARKS/scripts/device_env.sh"
 
 cd "$BENCHMARKS"
-pids=()
-for command in convert-jnlpba convert-bc5cdr; do
-  python3 -m spacy project run "$command" . > /dev/null & pids+=($!)
-done
-for pid in "${pids[@]}"; do wait "$pid"; done  # one failed conversion stops the job
+# One after the other: each conversion rewrites project.lock when it ends.
+python3 -m spacy project run corpus . > /dev/null
 exec 9>&-
 
 script=run.py

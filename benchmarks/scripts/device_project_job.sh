@@ -14,30 +14,37 @@
 #   carry: [".device"]
 #   command: bash benchmarks/scripts/device_project_job.sh [more --vars.NAME VALUE]
 #
-# To $OUT (the device tool's output folder; elsewhere training/device/): times.tsv
-# (command, seconds, exit status), each command's log, metrics/, the
-# pipeline's meta.json, the built wheels' sizes and the three speed records.
+# To training/device/: times.tsv (command, seconds, exit status), each
+# command's log, metrics/, the pipeline's meta.json, the built wheels' sizes
+# and the three speed records. On the device machine all of it is packed into
+# $OUT/project-job.tgz after each command, so that a job cut off keeps what
+# it has: the device tool returns 8 files at most.
 set -uo pipefail
 
 BENCHMARKS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO="$(dirname "$BENCHMARKS")"
-OUT="${OUT:-$REPO/training/device}"
-mkdir -p "$OUT"
+RESULTS="$REPO/training/device"
+rm -rf "$RESULTS" && mkdir -p "$RESULTS"
+pack() {  # the results so far, as $OUT/project-job.tgz (renamed into place once written)
+  [ -n "${OUT:-}" ] || return 0
+  tar -czf "$OUT/project-job.tgz.partial" -C "$RESULTS" . && mv "$OUT/project-job.tgz.partial" "$OUT/project-job.tgz"
+}
 set -e  # a failed unpack or install ends the job; after it, each command's status is recorded
 source "$BENCHMARKS/scripts/device_env.sh"
 set +e
 
 cd "$REPO"
 vars=(--vars.config bioner --vars.gpu_id 0 --vars.transformer /tmp/all-MiniLM-L6-v2 "$@")
-printf 'command\tseconds\texit\n' > "$OUT/times.tsv"
-timed() {  # timed NAME COMMAND...: run, log to $OUT/NAME.log, append the time; returns the exit status
+printf 'command\tseconds\texit\n' > "$RESULTS/times.tsv"
+timed() {  # timed NAME COMMAND...: run, log to NAME.log, append the time, pack; returns the exit status
   local name=$1 start status tenths
   shift
   start=$(date +%s%N)
-  "$@" > "$OUT/$name.log" 2>&1
+  "$@" > "$RESULTS/$name.log" 2>&1
   status=$?
   tenths=$(( ($(date +%s%N) - start) / 100000000 ))
-  printf '%s\t%d.%d\t%d\n' "$name" $(( tenths / 10 )) $(( tenths % 10 )) "$status" >> "$OUT/times.tsv"
+  printf '%s\t%d.%d\t%d\n' "$name" $(( tenths / 10 )) $(( tenths % 10 )) "$status" >> "$RESULTS/times.tsv"
+  pack
   return "$status"
 }
 # A warm machine keeps ignored outputs between calls: what a failed command
@@ -53,14 +60,14 @@ for command in convert train evaluate visualize package; do
   fi
 done
 if [ "$trained" = 1 ]; then
-  cp -r metrics "$OUT/" 2>/dev/null
-  cp training/model-best/meta.json "$OUT/meta.json" 2>/dev/null
-  find packages -name '*.whl' -printf '%s\t%p\n' > "$OUT/wheels.tsv" 2>/dev/null
+  cp -r metrics "$RESULTS/" 2>/dev/null
+  cp training/model-best/meta.json "$RESULTS/meta.json" 2>/dev/null
+  find packages -name '*.whl' -printf '%s\t%p\n' > "$RESULTS/wheels.tsv" 2>/dev/null
   timed inference python3 benchmarks/scripts/inference.py --model training/model-best --gpu-id 0 \
-    --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --output-dir "$OUT"
+    --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --output-dir "$RESULTS"
   timed annotate-speed python3 benchmarks/scripts/annotate_speed.py --model training/model-best --gpu-id 0 \
-    --n-docs 2000 --out "$OUT/annotate-speed-gpu.json"
+    --n-docs 2000 --out "$RESULTS/annotate-speed-gpu.json"
   timed long-document python3 benchmarks/scripts/long_document.py training/model-best --gpu-id 0 \
-    --chars 1000000 --corpus-root corpus --output "$OUT/long-document-gpu.json"
+    --chars 1000000 --corpus-root corpus --output "$RESULTS/long-document-gpu.json"
 fi
-cat "$OUT/times.tsv"
+cat "$RESULTS/times.tsv"
