@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+import spacy
 import typer
+from spacy.tokens import Span, SpanGroup
 from toy import (
     PUBMED_BASELINE,
     PUBMED_UPDATE,
@@ -29,7 +31,7 @@ from typer.testing import CliRunner
 from spacy_bioner import __version__
 from spacy_bioner.annotate import AnnotateError, Options, annotate, read_table
 from spacy_bioner.annotate.engine import char_batches
-from spacy_bioner.annotate.output import SHARDS_DIR, TABLES
+from spacy_bioner.annotate.output import SHARDS_DIR, TABLES, entity_rows
 from spacy_bioner.annotate.ray_engine import ray_shards
 from spacy_bioner.annotate.sources import (
     BAD_JSON,
@@ -100,6 +102,21 @@ def test_pubmed_reader_recovers_from_a_malformed_record(tmp_path: Path) -> None:
     assert isinstance(items[0], Reject) and items[0].kind == MALFORMED_XML
     assert items[0].record == f"record 1, PMID {list(read_items(BASELINE))[0].doc_id}"
     assert sum(isinstance(item, Record) for item in items) == 28
+
+
+def test_entity_rows_give_every_head_span_and_mark_those_of_doc_ents() -> None:
+    nlp = spacy.blank("en")
+    doc = nlp("Cisplatin induced nephrotoxicity in rats .")
+    doc.spans["jnlpba"] = SpanGroup(doc, name="jnlpba", spans=[Span(doc, 0, 1, "protein")], attrs={"scores": [0.6]})
+    doc.spans["bc5cdr"] = SpanGroup(doc, name="bc5cdr", spans=[Span(doc, 0, 1, "Chemical"),
+                                                               Span(doc, 2, 3, "Disease")], attrs={"scores": [0.9, 0.8]})
+    doc.ents = [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")]
+    rows = entity_rows(doc, ["jnlpba", "bc5cdr"])
+    assert [(r["text"], r["spans_key"], r["label"], r["score"], r["in_ents"]) for r in rows] == [
+        ("Cisplatin", "jnlpba", "protein", 0.6, False),
+        ("Cisplatin", "bc5cdr", "Chemical", 0.9, True),
+        ("nephrotoxicity", "bc5cdr", "Disease", 0.8, True),
+    ]
 
 
 def test_batches_bound_characters_and_overlong_documents_are_rejected(tmp_path: Path) -> None:
@@ -407,7 +424,8 @@ def test_cli_fails_past_max_rejects(tiny_pipeline: Path, tmp_path: Path) -> None
     again = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
                                 str(tmp_path / "ok"), "--no-progress", "--max-rejects", "4", "--show", "1"])
     assert again.exit_code == 0, again.output
-    assert shown[0]["text"] in again.output and "shards already done" in again.output
+    assert shown[0]["text"] in again.output and "1 shard already done" in again.output
+    assert "every shard was done before this run" in again.output and "words/s" not in again.output
     assert f"{tmp_path / 'ok'}/entities, the first 1:" in again.output and "label" in again.output
     failed = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
                                  str(tmp_path / "failed"), "--no-progress", "--max-rejects", "2"])

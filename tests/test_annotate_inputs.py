@@ -86,6 +86,10 @@ def test_a_folder_without_text_files_is_refused_and_says_what_it_holds(tmp_path:
         expand_inputs([tmp_path / "pubmed"])
     (tmp_path / "pubmed" / "note.txt").write_text("IL-2 binds .", encoding="utf8")
     assert expand_inputs([tmp_path / "pubmed"]) == [tmp_path / "pubmed"]
+    # A .txt file alone is read through its folder, one shard prefix for the lot, not one per file.
+    with pytest.raises(ValueError, match=r"note.txt: a \.txt file is read as part of a folder input; give its "
+                                         r"folder \(.*pubmed\)"):
+        expand_inputs([tmp_path / "pubmed" / "note.txt"])
 
 
 def test_truncated_gz_keeps_every_complete_record_before_the_cut(tmp_path: Path) -> None:
@@ -142,19 +146,32 @@ def test_a_lone_surrogate_is_rejected_as_undecodable(tmp_path: Path) -> None:
     assert "'id'" in items[2].reason  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("content", [
-    b"",
-    b'<?xml version="1.0"?>\n<article><front><article-meta/></front><body><p>IL-2</p></body></article>\n',
-    b"<html><body><h1>502 Bad Gateway</h1></body></html>\n",
+@pytest.mark.parametrize("content, found", [
+    (b"", "it does not start with an XML element"),
+    (b'<?xml version="1.0"?>\n<article><front><article-meta/></front><body><p>IL-2</p></body></article>\n',
+     "its root element is <article>"),
+    (b"<!DOCTYPE html>\n<html><body><h1>502 Bad Gateway</h1></body></html>\n", "its root element is <html>"),
 ])
-def test_xml_without_pubmed_records_is_rejected(tmp_path: Path, content: bytes) -> None:
+def test_xml_that_is_no_pubmed_file_is_refused_up_front(tmp_path: Path, content: bytes, found: str) -> None:
+    """A wrong download among the inputs stops the run before it starts, naming the file; read on
+    its own, it is one reject, so that what it holds is still accounted for."""
     path = tmp_path / "not-pubmed.xml"
     path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"not-pubmed.xml: not a PubMed XML file \\({found}, not <PubmedArticleSet>"):
+        expand_inputs([path])
     items = list(read_items(path))
     assert len(items) == 1
     assert isinstance(items[0], Reject) and items[0].kind == MALFORMED_XML
     assert "no PubMed records" in items[0].reason
     assert count_records(path) == 1  # the progress bar's total counts the reject
+
+
+def test_a_pubmed_file_is_recognised_after_its_prolog(tmp_path: Path) -> None:
+    prolog = ('<?xml version="1.0" ?>\n<!-- <html> -->\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
+              '1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n')
+    path = tmp_path / "empty-set.xml"
+    path.write_text(prolog + "<PubmedArticleSet>\n</PubmedArticleSet>\n", encoding="utf8")
+    assert expand_inputs([path, BASELINE]) == [path, BASELINE]
 
 
 def test_count_records_counts_what_the_readers_yield_deletions_aside(tmp_path: Path) -> None:
@@ -184,6 +201,20 @@ def test_parquet_without_the_text_or_id_column_is_an_error(tmp_path: Path) -> No
         expand_inputs([path], id_key="id", text_key="abstract")
     with pytest.raises(ValueError, match=r"no column 'text'.*--text-key"):
         next(iter(read_items(path, "pmid", "text")))
+
+
+def test_parquet_whose_text_column_holds_no_strings_is_an_error(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "abstracts.parquet"
+    pq.write_table(pa.table({"id": [1, 2], "text": [b"IL-2", b"p53"], "year": [1.5, 2.0],
+                             "label": pa.array(["IL-2", "p53"]).dictionary_encode()}), path)
+    with pytest.raises(ValueError, match=r"the text column 'text' holds binary values, not strings"):
+        expand_inputs([path])
+    with pytest.raises(ValueError, match=r"the id column 'year' holds double values, not strings or integers"):
+        expand_inputs([path], id_key="year", text_key="label")
+    assert expand_inputs([path], text_key="label") == [path]  # integer ids, dictionary-encoded strings
+    assert [item.text for item in read_items(path, text_key="label")] == ["IL-2", "p53"]  # type: ignore[union-attr]
 
 
 def test_jsonl_whose_first_record_lacks_the_text_or_id_key_is_an_error(tmp_path: Path) -> None:
@@ -314,13 +345,13 @@ def test_ids_are_strings_or_integers(tmp_path: Path) -> None:
     assert [(type(item), item.doc_id) for item in items[:2]] == [(Record, "a"), (Record, "7")]  # type: ignore
     assert [(item.kind, item.doc_id) for item in items[2:]] == 4 * [(MISSING_ID, "")]  # type: ignore
     assert [item.reason for item in items[2:]] == [  # type: ignore[union-attr]
-        f"'id' is a {name}, not a string or an integer" for name in ("float", "bool", "dict", "list")]
+        f"'id' is of type {name}, not a string or an integer" for name in ("float", "bool", "dict", "list")]
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     path = tmp_path / "ids.parquet"
     pq.write_table(pa.table({"id": [1.0, 2.5], "text": ["IL-2", "p53"]}), path)
     assert [(item.kind, item.reason) for item in read_items(path)] == 2 * [  # type: ignore[union-attr]
-        (MISSING_ID, "'id' is a float, not a string or an integer")]
+        (MISSING_ID, "'id' is of type float, not a string or an integer")]
 
 
 @pytest.mark.parametrize("chunk", [7, 1 << 20])

@@ -88,6 +88,35 @@ def test_a_shard_is_written_before_the_next_is_annotated(
 
 
 @pytest.mark.slow
+def test_resume_may_change_the_batches_and_each_shard_records_its_own(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """Smaller batches after running out of memory: the same entities, so --resume takes them."""
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(4, seed=1))]
+    output = tmp_path / "out"
+    first = Options(shard_size=2, batch_size=2)
+    annotate(str(tiny_pipeline), inputs, output, first, stop_after_shards=1)
+    smaller = Options(shard_size=2, batch_size=1, max_batch_chars=500)
+    with pytest.raises(AnnotateError, match=r"another batch_size \(2 there, 1 here\).*--resume to go on with these"):
+        annotate(str(tiny_pipeline), inputs, output, smaller)
+    with pytest.raises(AnnotateError, match=r"another shard_size.*use --overwrite to replace it or"):
+        annotate(str(tiny_pipeline), inputs, output, Options(shard_size=3, batch_size=1), resume=True)
+    summary = annotate(str(tiny_pipeline), inputs, output, smaller, resume=True)
+    assert summary["status"] == "complete" and summary["documents"] == 4
+    manifests = [json.loads(path.read_text(encoding="utf8")) for path in sorted((output / SHARDS_DIR).glob("*.json"))]
+    assert [m["batching"] for m in manifests] == [{"batch_size": 2, "max_batch_chars": 100_000},
+                                                  {"batch_size": 1, "max_batch_chars": 500}]
+    assert json.loads((output / "run.json").read_text(encoding="utf8"))["batch_size"] == 1
+    annotate(str(tiny_pipeline), inputs, output, smaller)  # a plain rerun with the new batches is the same run
+    whole = tmp_path / "whole"
+    annotate(str(tiny_pipeline), inputs, whole, first)
+
+    def spans(out: Path) -> List[Any]:
+        return [(r["record"], r["start_char"], r["end_char"], r["label"], r["spans_key"], r["in_ents"])
+                for r in read_table(out, "entities")]
+
+    assert spans(output) == spans(whole) and spans(whole)
+
+
+@pytest.mark.slow
 def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_path: Path) -> None:
     bad = '{"id": "broken", "text": \n{"id": "number", "text": 5}\n{"id": "no-text"}\n'
     inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(2, seed=1), extra=bad)]

@@ -558,7 +558,8 @@ def test_demo_prints_each_heads_spans_with_scores_and_the_ents(tiny_pipeline):
     lines = result.output.splitlines()
     assert "'transformer', 'jnlpba', 'bc5cdr'" in lines[0]
     assert lines[1].startswith("encoder: ") and "unknown" not in lines[1]
-    assert lines[2] == f"doc.ents ({len(doc.ents)}):"
+    assert lines[2] == f"text: {text}"
+    assert lines[3] == f"doc.ents ({len(doc.ents)}):"
     for ent in doc.ents:
         assert f"  {ent.text!r:40} {ent.label_}" in lines
     for key in ("jnlpba", "bc5cdr"):

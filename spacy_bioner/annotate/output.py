@@ -4,7 +4,8 @@ Layout under `--output DIR`::
 
     run.json                 what produced the tables (model, inputs, options)
     entities/<shard>.parquet doc_id, source, record, start_char, end_char, text, label,
-                             spans_key, score
+                             spans_key, score, in_ents (one row per head's span;
+                             in_ents: the span is one of doc.ents)
     documents/<shard>.parquet one row per input record: doc_id, source, record, text,
                              n_chars, n_words, n_entities, status ("annotated"/"rejected")
     rejects/<shard>.parquet  source, record, doc_id, kind, reason
@@ -45,6 +46,11 @@ RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 SHARDS_DIR = "shards"
 SUMMARY_REJECTS = 1000  # rejects listed in summary.json; the rejects table has them all
+# How records are grouped for the encoder: other batches give the same entities,
+# their scores different in the sixth decimal (the arithmetic over another
+# batch). `--resume` may change them (smaller batches after running out of
+# memory); each shard's manifest records those it was made with.
+BATCHING = ("batch_size", "max_batch_chars")
 
 
 class OutputError(Exception):
@@ -159,10 +165,12 @@ def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:
     """The entities of an annotated Doc: one row per span of each head, in head then text order.
 
     `score` is the head's score of the span (None when a head writes no
-    scores). Offsets index `doc.text` in code points (Python `str` indices).
-    The record's keys (`doc_id`, `source`, `record`) are added when its
-    shard's tables are made.
+    scores); `in_ents`, whether the span is one of `doc.ents` (the heads'
+    spans without overlaps), so that the table gives either view. Offsets
+    index `doc.text` in code points (Python `str` indices). The record's keys
+    (`doc_id`, `source`, `record`) are added when its shard's tables are made.
     """
+    ents = {(ent.start, ent.end, ent.label) for ent in doc.ents}
     rows = []
     for key in heads:
         for span, score in spans_with_scores(doc, key):
@@ -173,6 +181,7 @@ def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:
                 "label": span.label_,
                 "spans_key": key,
                 "score": None if score is None else float(score),
+                "in_ents": (span.start, span.end, span.label) in ents,
             })
     return rows
 
@@ -191,7 +200,7 @@ def _schemas() -> Dict[str, Any]:
             ("doc_id", pa.string()), ("source", pa.string()), ("record", pa.string()),
             ("start_char", pa.int64()), ("end_char", pa.int64()),
             ("text", pa.string()), ("label", pa.string()), ("spans_key", pa.string()),
-            ("score", pa.float64()),
+            ("score", pa.float64()), ("in_ents", pa.bool_()),
         ]),
         "documents": pa.schema([
             ("doc_id", pa.string()), ("source", pa.string()), ("record", pa.string()),
@@ -258,6 +267,7 @@ def shard_tables(results: Sequence[Result]) -> Tuple[Dict[str, List[Dict[str, An
         "rejects_by_kind": dict(sorted(kinds.items())),
         "deleted": deleted,
         "entities": len(tables["entities"]),
+        "entities_in_ents": sum(row["in_ents"] for row in tables["entities"]),
         "entities_per_label": dict(sorted(labels.items())),
         "words": words,
         "chars": chars,
@@ -310,14 +320,17 @@ class OutputDir:
             self._remove_previous()
             previous = None
         elif previous != run:
-            raise OutputError(
-                f"{path} holds another run: {'; '.join(run_differences(previous, run))}; "
-                "use --overwrite to replace it or choose a new directory"
-            )
+            batching_only = all(key in BATCHING for key in _changed_keys(previous, run))
+            if not (resume and batching_only):
+                also = ", --resume to go on with these batches" if batching_only else ""
+                raise OutputError(
+                    f"{path} holds another run: {'; '.join(run_differences(previous, run))}; "
+                    f"use --overwrite to replace it{also} or choose a new directory"
+                )
         try:
             for sub in TABLES + (SHARDS_DIR,):
                 (path / sub).mkdir(parents=True, exist_ok=True)
-            if previous is None:
+            if previous != run:
                 _write_json(run_file, run)
         except OSError as e:  # a file where a folder should be, no permission, a read-only file system
             raise OutputError(f"{path} cannot be used as the output folder: {e.strerror or e}: {e.filename}") from None
@@ -357,7 +370,8 @@ class OutputDir:
     def write_shard(self, shard: str, source: str, results: Sequence[Result]) -> Dict[str, Any]:
         """Write the shard's tables, then its manifest; return the manifest."""
         tables, manifest = shard_tables(results)
-        manifest = {"shard": shard, "source": source, **manifest}
+        batching = {key: self.run[key] for key in BATCHING if key in self.run}
+        manifest = {"shard": shard, "source": source, **manifest, "batching": batching}
         for table in TABLES:
             _write_table(self.table_path(table, shard), tables[table], self.schemas.get(table), self.fmt)
         _write_json(self.manifest_path(shard), manifest)
@@ -406,6 +420,7 @@ class OutputDir:
             "rejects_listed": f"first {len(rejects)} of {rejected}; all in rejects/",
             "deleted": [pmid for m in manifests for pmid in m["deleted"]],
             "entities": sum(m["entities"] for m in manifests),
+            "entities_in_ents": sum(m["entities_in_ents"] for m in manifests),
             "entities_per_label": dict(sorted(labels.items())),
             "words": sum(m["words"] for m in manifests),
             "chars": sum(m["chars"] for m in manifests),

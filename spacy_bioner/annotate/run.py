@@ -19,6 +19,7 @@ from typing import (
 
 from ..annotation import head_keys
 from ..loading import PipelineLoadError, load_pipeline
+from ..messages import counted
 from ..packaging import pipeline_encoder
 from .engine import local_shards
 from .errors import AnnotateError, TooManyRejects
@@ -42,7 +43,8 @@ class Options:
 
     Those that decide its tables (`fmt`, `shard_size`, `batch_size`,
     `max_batch_chars`, `max_doc_chars`, `id_key`, `text_key`) are recorded in
-    `run.json`: a rerun or `--resume` must give the same.
+    `run.json`: a rerun must give the same; `--resume` may change the
+    batches (`output.BATCHING`).
     """
 
     engine: str = "local"
@@ -210,7 +212,7 @@ def annotate(
             raise AnnotateError(str(e)) from None
         previous = out.manifests()
         if previous:
-            log(f"{output}: {len(previous)} shards already done, skipped")
+            log(f"{output}: {counted(len(previous), 'shard')} already done, skipped")
         bad_input = sum(bad_input_rejects(m) for m in previous.values())
         # Processes and actors load their own pipeline: this one is kept only to annotate in this process.
         local_nlp = nlp if options.engine == "local" and options.n_process == 1 else None

@@ -45,6 +45,12 @@ be one it cites). Without any PMID it is `record N`.
 
 Errors
 ------
+An input that cannot hold the records it is given as (an `.xml` whose root
+element is no `PubmedArticleSet`, such as an error page saved under that
+name; a Parquet file without the id and text columns, or whose text column
+holds no strings; a JSON Lines file whose first record lacks the keys) is
+refused before the run starts (`expand_inputs`): the mistake is in the
+invocation, not in a record.
 What is wrong with a file's content (bad XML or JSON, a truncated or
 corrupt `.gz` or `.xz`, a corrupt Parquet file) is a reject: it would be the same on
 every run. An error of the system reading it (permission denied, an I/O
@@ -59,7 +65,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..compressed import DECOMPRESSION_ERRORS, describe_error, is_system_error, open_bytes
 from .errors import AnnotateError
@@ -139,9 +145,11 @@ def input_kind(path: Path) -> str:
         return "jsonl"
     if name.endswith(PARQUET_SUFFIXES):
         return "parquet"
-    raise ValueError(
-        f"{path}: unknown input type (expected .xml[.gz|.xz], .jsonl[.gz|.xz], .parquet or a folder of .txt files)"
-    )
+    if name.endswith(".txt"):
+        raise ValueError(f"{path}: a .txt file is read as part of a folder input; give its folder "
+                         f"({path.parent}), which reads every .txt file in it")
+    raise ValueError(f"{path}: unknown input type (expected .xml[.gz|.xz], .jsonl or .ndjson[.gz|.xz], .parquet "
+                     "or a folder of .txt files)")
 
 
 def read_items(path: Path, id_key: str = "id", text_key: str = "text", max_chars: int = 0) -> Iterator[Item]:
@@ -263,6 +271,31 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
         begin = None if begin is None else 0
     if begin is not None and buffer.strip():
         yield _before_set_end(buffer)
+
+
+# What may come before a file's root element: the XML declaration, a DOCTYPE, comments.
+_PROLOG = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)", re.S)
+_ELEMENT = re.compile(rb"\s*<([A-Za-z_][\w.:-]*)")
+PUBMED_ROOTS = ("PubmedArticleSet", "PubmedBookArticleSet")
+_HEAD_BYTES = 1 << 16
+
+
+def xml_root(path: Path) -> Optional[str]:
+    """The name of the root element of an XML file (decompressed), from its first 64 KiB: '' when
+    they hold no element where the root should be (an empty file, not XML), None when they cannot be read."""
+    try:
+        with open_bytes(path) as f:
+            head = f.read(_HEAD_BYTES)
+    except (OSError, *DECOMPRESSION_ERRORS):
+        return None  # the reader rejects it, saying where it breaks off
+    head = head.removeprefix(codecs.BOM_UTF8)
+    at = 0
+    while match := _PROLOG.match(head, at):
+        if match.end() == at:
+            break
+        at = match.end()
+    element = _ELEMENT.match(head, at)
+    return element.group(1).decode("ascii", "replace") if element else ""
 
 
 def _before_set_end(frame: bytes) -> bytes:
@@ -391,33 +424,35 @@ def _json_record(raw: bytes, source: str, where: str, id_key: str, text_key: str
         return Reject(source, where, BAD_JSON, f"bad JSON: {e}")
     if not isinstance(obj, dict):
         return Reject(source, where, BAD_JSON, f"a JSON {type(obj).__name__}, not an object")
-    return _checked_record(obj.get(id_key), obj.get(text_key), source, where, id_key, text_key)
+    return _checked_record(obj.get(id_key), obj.get(text_key), source, where, repr(id_key), repr(text_key))
 
 
-def _checked_record(doc_id: object, text: object, source: str, where: str, id_key: str, text_key: str) -> Item:
-    """A Record when `doc_id` and `text` are usable, else the Reject that says why.
+def _checked_record(doc_id: object, text: object, source: str, where: str, id_name: str, text_name: str) -> Item:
+    """A Record when `doc_id` and `text` are usable, else the Reject that says why, naming
+    them `id_name` and `text_name` (a JSON key or Parquet column quoted, "file" for a .txt file).
 
     An id is a string or an integer: any other value (a float, a bool, an
     object) has no canonical text, and its Python repr would not be an id.
     """
     if doc_id is None or doc_id == "":
-        return Reject(source, where, MISSING_ID, f"no {id_key!r}")
+        return Reject(source, where, MISSING_ID, f"no {id_name}")
     if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
         return Reject(source, where, MISSING_ID,
-                      f"{id_key!r} is a {type(doc_id).__name__}, not a string or an integer")
+                      f"{id_name} is of type {type(doc_id).__name__}, not a string or an integer")
     doc_id = str(doc_id)
     if text is None:
-        return Reject(source, where, MISSING_TEXT, f"no {text_key!r}", doc_id)
+        return Reject(source, where, MISSING_TEXT, f"no {text_name}", doc_id)
     if not isinstance(text, str):
-        return Reject(source, where, MISSING_TEXT, f"{text_key!r} is a {type(text).__name__}, not a string", doc_id)
-    for key, value in ((id_key, doc_id), (text_key, text)):
+        return Reject(source, where, MISSING_TEXT, f"{text_name} is of type {type(text).__name__}, not a string",
+                      doc_id)
+    for name, value in ((id_name, doc_id), (text_name, text)):
         try:
             value.encode("utf8")
         except UnicodeEncodeError as e:  # a lone surrogate of a JSON "\ud83d" escape: the output cannot hold it
-            return Reject(source, where, UNDECODABLE, f"{key!r} cannot be encoded as UTF-8: {e}",
-                          "" if key == id_key else doc_id)
+            return Reject(source, where, UNDECODABLE, f"{name} cannot be encoded as UTF-8: {e}",
+                          "" if name == id_name else doc_id)
     if not text.strip():
-        return Reject(source, where, EMPTY_TEXT, f"empty {text_key!r}", doc_id)
+        return Reject(source, where, EMPTY_TEXT, f"empty {text_name}", doc_id)
     return Record(doc_id, text, source, where)
 
 
@@ -452,7 +487,7 @@ def read_txt_folder(path: Path) -> Iterator[Item]:
         except OSError as e:
             yield Reject(source, where, _read_error(file, e), str(e), file.stem)
             continue
-        yield _checked_record(file.stem, text, source, where, "file name", "file content")
+        yield _checked_record(file.stem, text, source, where, "file name", "file")
 
 
 # ---------------------------------------------------------------- Parquet
@@ -476,7 +511,7 @@ def read_parquet(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
             texts = batch.column(1).to_pylist()
             for doc_id, text in zip(ids, texts):
                 row += 1
-                yield _checked_record(doc_id, text, source, f"row {row}", id_key, text_key)
+                yield _checked_record(doc_id, text, source, f"row {row}", repr(id_key), repr(text_key))
     except (OSError, ValueError) as e:  # pyarrow's ArrowIOError / ArrowInvalid (a corrupt file)
         yield Reject(source, f"row {row + 1}", _read_error(path, e), f"cannot read Parquet after row {row}: {e}")
 
@@ -488,6 +523,28 @@ def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str,
         if key not in names:
             raise ValueError(f"{path}: no {field} {key!r} for the document {what} ({field}s: {', '.join(names)}); "
                              f"name the {what} {field} with {option}")
+
+
+def _check_column_types(path: Path, schema: Any, id_key: str, text_key: str) -> None:
+    """ValueError if a Parquet file's text column does not hold strings, or its id column strings or
+    integers: every row would be rejected (binary text is the usual case: decode it first)."""
+    import pyarrow as pa
+
+    def values(key: str) -> Any:
+        kind = schema.field(key).type
+        return kind.value_type if pa.types.is_dictionary(kind) else kind
+
+    def is_string(kind: Any) -> bool:
+        return pa.types.is_string(kind) or pa.types.is_large_string(kind) or str(kind) == "string_view"
+
+    for key, what, usable, wanted in ((text_key, "text", is_string, "strings"),
+                                      (id_key, "id", lambda k: is_string(k) or pa.types.is_integer(k),
+                                       "strings or integers")):
+        kind = values(key)
+        if not usable(kind):
+            raise ValueError(f"{path}: the {what} column {key!r} holds {kind} values, not {wanted}; "
+                             f"convert it (e.g. decode binary text to UTF-8 strings) or name another with "
+                             f"--{what}-key")
 
 
 def _first_json_keys(path: Path) -> Optional[List[str]]:
@@ -527,17 +584,24 @@ def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "t
             what = ", ".join(f"{n} {suffix or 'without suffix'}" for suffix, n in held.most_common(3))
             raise ValueError(f"{path}: a folder input is read for its .txt files, and this one holds none "
                              f"(it holds {what}); give other inputs by their file names, e.g. {path / '*'}{suffix}")
+        if kind == "pubmed":
+            root = xml_root(path)
+            if root is not None and root not in PUBMED_ROOTS:
+                found = f"its root element is <{root}>" if root else "it does not start with an XML element"
+                raise ValueError(f"{path}: not a PubMed XML file ({found}, not <PubmedArticleSet>); "
+                                 "leave it out of the inputs")
         if kind == "parquet":
             try:
                 import pyarrow.parquet as pq
             except ImportError:
                 raise ValueError(f"{path}: a Parquet input needs pyarrow (pip install pyarrow)") from None
             try:
-                names = pq.read_schema(str(path)).names
+                schema = pq.read_schema(str(path))
             except (OSError, ValueError):
                 pass  # a corrupt file: the reader rejects it
             else:
-                _check_columns(path, names, id_key, text_key)
+                _check_columns(path, schema.names, id_key, text_key)
+                _check_column_types(path, schema, id_key, text_key)
         if kind == "jsonl":
             keys = _first_json_keys(path)
             if keys is not None:

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from ..messages import counted
 from ._util import app, check_output_dir, fail, log, score_text
 
 
@@ -29,7 +30,8 @@ def annotate(
     model: str = typer.Argument(..., help="Pipeline: installed package name or directory."),
     inputs: List[Path] = typer.Argument(
         ...,
-        help="Inputs, in order: PubMed/MEDLINE XML (.xml, .xml.gz, .xml.xz), JSON Lines (.jsonl, .jsonl.gz, .jsonl.xz), "
+        help="Inputs, in order: PubMed/MEDLINE XML (.xml, .xml.gz, .xml.xz), JSON Lines (.jsonl or .ndjson; "
+        ".gz, .xz too), "
         "Parquet (.parquet) or a folder of .txt files (UTF-8; id = file name without .txt). A folder is read "
         "for the files directly in it named *.txt in any case; subfolders and other files are skipped, and "
         "listed in the log.",
@@ -82,9 +84,10 @@ def annotate(
     ),
     resume: bool = typer.Option(
         False, "--resume",
-        help="Continue the run in --output (it must hold one, with the same model, inputs and options); "
-        "finished shards are skipped. Without --resume, --output must be new or empty, or hold the same "
-        "run, which is then completed the same way.",
+        help="Continue the run in --output (it must hold one, with the same model, inputs and options, but "
+        "--batch-size and --max-batch-chars may change, e.g. to smaller batches after running out of memory: "
+        "the same entities, scores different in the sixth decimal); finished shards are skipped. Without "
+        "--resume, --output must be new or empty, or hold the same run, which is then completed the same way.",
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Delete the tables of a previous run in --output and start again."
@@ -99,9 +102,10 @@ def annotate(
     """Annotate a literature collection: PubMed XML, JSON Lines, text or Parquet to entity tables.
 
     Writes, under --output, an entity table (doc_id, source, record,
-    start_char, end_char, text, label, spans_key, score; start_char and
-    end_char are Python code-point offsets into the document text, not
-    bytes), a document table (one row per input record, annotated or
+    start_char, end_char, text, label, spans_key, score, in_ents: one row per
+    span of each head, in_ents true for the spans of doc.ents, which have no
+    overlaps; start_char and end_char are Python code-point offsets into the
+    document text, not bytes), a document table (one row per input record, annotated or
     rejected), a rejects table (source, record, doc_id, kind, reason) and
     summary.json; source is the input's resolved path (as is each input's
     path in summary.json), and (source, record) is a document's key (a
@@ -137,12 +141,14 @@ def annotate(
                    err=True)
         raise typer.Exit(130) from None
     speed = summary["this_invocation"]
+    this_run = (f"{speed['words_per_s'] or 0:,.0f} words/s this run" if speed["shards_written"]
+                else "every shard was done before this run")
     log(
-        f"{summary['records']} records: {summary['documents']} annotated, {summary['rejected']} rejected "
-        f"({summary['rejected_bad_input']} bad input, counted against --max-rejects; "
-        f"{summary['rejected_not_bad_input']} empty or too long, not counted), {len(summary['deleted'])} deletions; "
-        f"{summary['entities']} entities; "
-        f"{speed['words_per_s'] or 0:,.0f} words/s this run"
+        f"{counted(summary['records'], 'record')}: {summary['documents']:,} annotated, "
+        f"{summary['rejected']:,} rejected ({summary['rejected_bad_input']:,} bad input, counted against "
+        f"--max-rejects; {summary['rejected_not_bad_input']:,} empty or too long, not counted), "
+        f"{counted(len(summary['deleted']), 'deletion')}; {counted(summary['entities'], 'entity', 'entities')} "
+        f"({counted(summary['entities_in_ents'], 'span')} of doc.ents); {this_run}"
     )
     for label, count in summary["entities_per_label"].items():
         typer.echo(f"  {label:30} {count}")

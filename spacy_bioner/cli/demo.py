@@ -28,6 +28,7 @@ def demo(
     doc = nlp(text)
     typer.echo(f"{model} {nlp.meta.get('version', '')}: {nlp.pipe_names}")
     typer.echo(f"encoder: {pipeline_encoder(nlp)}")
+    typer.echo(f"text: {text}")
     typer.echo(f"doc.ents ({len(doc.ents)}):")
     for ent in doc.ents:
         typer.echo(f"  {ent.text!r:40} {ent.label_}")

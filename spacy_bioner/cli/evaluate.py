@@ -5,6 +5,7 @@ from typing import List
 
 import typer
 
+from ..messages import counted
 from ._util import (
     app,
     check_input_file,
@@ -126,6 +127,6 @@ def visualize(
         predicted = nlp.pipe([gold_token_doc(nlp.vocab, doc) for doc in gold])
         for i, (ref, pred) in enumerate(zip(gold, predicted)):
             pairs.append((f"{path} #{i + 1}", ref, pred))
-        log(f"{path}: rendered {len(gold)} documents")
+        log(f"{path}: rendered {counted(len(gold), 'document')}")
     write_output_text(output, render_side_by_side(pairs))
     log(f"wrote {output}")
