@@ -159,8 +159,9 @@ def annotate(
 
         rows = list(read_table(output, "entities", fmt.value, limit=show))
         typer.echo(f"{output}/entities, the first {len(rows)}:")
-        typer.echo(f"  {'doc_id':>10} {'start':>5}-{'end':<5} {'head':8} {'label':10} {'score':>6}  text")
+        typer.echo(f"  {'doc_id':>10} {'start':>5}-{'end':<5} {'head':8} {'label':10} {'score':>6} {'ents':4}  text")
         for row in rows:
             typer.echo(f"  {row['doc_id']:>10} {row['start_char']:>5}-{row['end_char']:<5} {row['spans_key']:8} "
-                       f"{row['label']:10} {score_text(row['score']):>6}  {row['text']}")
+                       f"{row['label']:10} {score_text(row['score']):>6} {'yes' if row['in_ents'] else '':4}  "
+                       f"{row['text']}")
     log(f"wrote {output}/summary.json")
