@@ -14,9 +14,9 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 from abbreviation_settings import SETTINGS
-from run import HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant, spacy_config
+from run import CORPORA, HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant, spacy_config
 
-from spacy_bioner.corpora import gold_token_doc
+from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.evaluation import iob_tags, seqeval_scores
 
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "benchmarks" / "scripts"
 REQUIRED_KEYS = {
     "system", "corpus", "test_p", "test_r", "test_f1", "test_macro_f1", "per_type_f1", "epochs", "train_seconds",
-    "words_per_second", "peak_gpu_mb", "encoder", "device", "versions",
+    "words_per_second", "peak_gpu_mb", "encoder", "device", "versions", "test_f1_strict", "test_mentions", "limit",
 }
 # A head flipped from the shipped CRF to softmax: both the model and its loss.
 SOFTMAX = "softmax:components.HEAD.model.crf=false,components.HEAD.loss.@losses=spacy_bioner.ClassWeightedCrossentropy.v1"
@@ -103,7 +103,12 @@ def test_harness_runs_every_system_on_both_corpora(corpus_root: Path, tiny_bert:
         assert record["test_macro_f1"] == pytest.approx(sum(per_type) / len(per_type) if per_type else 0.0)
         assert set(record["words_per_second"]) == {"32", "128"}
         assert record["encoder"] == tiny_bert.name
-        assert record["epochs"] == 1
+        assert record["epochs"] == 1 and record["limit"] == 3
+        folder, key = CORPORA[record["corpus"]]
+        test_docs = load_docs(corpus_root / folder / "test.spacy", spacy.blank("en").vocab)
+        assert record["test_mentions"] == sum(len(doc.spans[key]) for doc in test_docs) > 0
+        if record["system"] != "hf_token_classification":  # spans make valid IOB2: both modes agree
+            assert record["test_f1_strict"] == record["test_f1"]
         assert ("dev_f1" in record) == (record["system"] != "hf_token_classification")
     assert records[-1]["overrides"] == head_type_overrides(False)
 

@@ -80,3 +80,12 @@ def test_scorer_agrees_with_seqeval_on_random_spans(seed):
                 taken |= set(range(start, end))
         predicted.append(spans)
     assert_agree(*both_scores(gold, predicted))
+
+
+def test_strict_f1_refuses_the_credit_the_default_mode_gives_ill_formed_tags():
+    gold = [["B-Chemical", "I-Chemical", "O", "B-Disease"]]
+    # A tagger's argmax may start an entity with I-: conlleval (the default) reads it as one.
+    ill_formed = [["I-Chemical", "I-Chemical", "O", "I-Disease"]]
+    scores = seqeval_scores(gold, ill_formed)
+    assert (scores["f1"], scores["f1_strict"]) == (1.0, 0.0)
+    assert seqeval_scores(gold, gold)["f1_strict"] == 1.0

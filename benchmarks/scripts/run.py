@@ -233,8 +233,11 @@ def _scores(scores: Dict[str, Any]) -> Dict[str, Any]:
         "test_p": scores["p"],
         "test_r": scores["r"],
         "test_f1": scores["f1"],
+        "test_f1_strict": scores["f1_strict"],
         "test_macro_f1": scores["macro_f1"],
         "per_type_f1": {label: row["f1"] for label, row in scores["per_type"].items()},
+        # What was scored: a smoke run (--limit) is told from a full one by these.
+        "test_mentions": sum(row["support"] for row in scores["per_type"].values()),
     }
 
 
@@ -370,6 +373,7 @@ def main(
                 )
             record["variant"] = name or "default"
             record["overrides"] = overrides
+            record["limit"] = limit
             log(f"{system} {name} on {corpus}: F1 {record['test_f1']:.4f}, {record['train_seconds']} s")
             records.append(record)
             # Written after every run, so a time-out loses only the run in progress.
