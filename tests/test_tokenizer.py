@@ -41,10 +41,10 @@ def test_bio_tokenizer_splits_the_parts_of_chemical_names(text, tokens):
         ("clonidine 10(-8) M", ["clonidine", "10", "(", "-", "8", ")", "M"]),
         ("(n = 8) and", ["(", "n", "=", "8", ")", "and"]),
         # Comparisons glued to their operands.
-        ("serum lithium=0.85 mEq", ["serum", "lithium", "=", "0.85", "mEq"]),
+        ("(>or=10.8 mg/l)", ["(", ">", "or", "=", "10.8", "mg", "/", "l", ")"]),
         ("(P<0.01, n=12)", ["(", "P", "<", "0.01", ",", "n", "=", "12", ")"]),
         # A sentence-final period glued to the next bracket.
-        ("or myoglobinuria.(ABSTRACT", ["or", "myoglobinuria", ".", "(", "ABSTRACT"]),
+        ("in rats.(ABSTRACT", ["in", "rats", ".", "(", "ABSTRACT"]),
     ],
 )
 def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tokens):
