@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from spacy_bioner.about import __version__
 from spacy_bioner.cli import app
-from spacy_bioner.evaluation import docs_to_iob, evaluate_corpus, seqeval_scores
+from spacy_bioner.evaluation import docs_to_iob, evaluate_corpus, on_reference_tokens, seqeval_scores
 from spacy_bioner.packaging import describe_encoder, performance, record_encoder
 from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side
 
@@ -191,14 +191,19 @@ def hash_pipeline(tmp_path_factory):
 def test_evaluate_matches_a_direct_seqeval_computation(hash_pipeline):
     model, test_path = hash_pipeline
     nlp = spacy.load(model)
-    result = evaluate_corpus(nlp, "toy", test_path)
-    assert result["spans_key"] == "jnlpba" and result["head"] == "jnlpba"
+    result = evaluate_corpus(nlp, "toy", test_path, gold_tokens=True)
+    assert result["spans_key"] == "jnlpba" and result["head"] == "jnlpba" and result["tokens"] == "gold"
     references = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
     predicted = [nlp(Doc(nlp.vocab, words=[t.text for t in d], sent_starts=[t.is_sent_start for t in d])) for d in references]
     gold = [[tag for _, tag in sent] for sent in docs_to_iob(references, "jnlpba")]
     pred = [[tag for _, tag in sent] for sent in docs_to_iob(predicted, "jnlpba")]
     direct = seqeval_scores(gold, pred)
     assert result["seqeval"] == direct
+    # By default the pipeline reads the text with its own tokenizer, as it was trained.
+    own = evaluate_corpus(nlp, "toy", test_path)
+    laid = [on_reference_tokens(nlp(d.text), d) for d in references]
+    assert own["tokens"] == "pipeline" and own["seqeval"] == seqeval_scores(gold, [
+        [tag for _, tag in sent] for sent in docs_to_iob(laid, "jnlpba")])
     assert result["sentences"] == len(gold) == 25
     assert 0.0 < direct["f1"] <= 1.0
     # spaCy's scorer on the same head and predictions, next to seqeval.
@@ -294,7 +299,7 @@ def test_evaluate_command_writes_json_markdown_and_png(hash_pipeline, tmp_path):
     )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "toy.json").read_text())
-    assert set(data["seqeval"]) == {"p", "r", "f1", "macro_f1", "per_type"}
+    assert set(data["seqeval"]) == {"p", "r", "f1", "f1_strict", "macro_f1", "per_type"}
     assert data["limit"] is None and data["documents"] == 25  # all scored
     per_type = [row["f1"] for row in data["seqeval"]["per_type"].values()]
     assert data["seqeval"]["macro_f1"] == pytest.approx(sum(per_type) / len(per_type))

@@ -8,7 +8,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.vocab import Vocab
 
-from spacy_bioner.evaluation import gold_iob_tags, iob_tags, seqeval_scores
+from spacy_bioner.evaluation import gold_iob_tags, iob_tags, on_reference_tokens, seqeval_scores
 from spacy_bioner.scoring import score_bio_ner
 
 KEY = "jnlpba"
@@ -89,3 +89,18 @@ def test_strict_f1_refuses_the_credit_the_default_mode_gives_ill_formed_tags():
     scores = seqeval_scores(gold, ill_formed)
     assert (scores["f1"], scores["f1_strict"]) == (1.0, 0.0)
     assert seqeval_scores(gold, gold)["f1_strict"] == 1.0
+
+
+def test_entities_predicted_on_other_tokens_are_laid_on_the_reference_tokens():
+    vocab = Vocab()
+    reference = Doc(vocab, words=["IL-2", "activates", "T", "cells", "."], spaces=[True, True, True, False, False])
+    own = Doc(vocab, words=["IL", "-", "2", "activates", "T", "cells", "."],
+              spaces=[False, False, True, True, True, False, False])
+    assert own.text == reference.text
+    own.spans[KEY] = [Span(own, 0, 1, "protein"), Span(own, 2, 3, "protein"), Span(own, 4, 6, "cell_type")]
+    own.ents = [Span(own, 0, 3, "protein")]
+    laid = on_reference_tokens(own, reference)
+    assert [t.text for t in laid] == [t.text for t in reference]
+    # "IL" and "2" both widen to "IL-2": one span, as a tagger of the reference tokens has it.
+    assert [(s.text, s.label_) for s in laid.spans[KEY]] == [("IL-2", "protein"), ("T cells", "cell_type")]
+    assert [(s.text, s.label_) for s in laid.ents] == [("IL-2", "protein")]

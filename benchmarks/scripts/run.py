@@ -202,7 +202,8 @@ def run_spacy_system(
 
 
 def _tagged(nlp: Language, docs: Sequence[Doc]) -> Tuple[list, list]:
-    """Gold and predicted IOB sentences of ``docs``, predicted on their gold tokens."""
+    """Gold and predicted IOB sentences of ``docs``, predicted on their gold tokens, which the
+    harness also trains on (`spacy_config`: gold_tokens = true)."""
     predicted = list(nlp.pipe([gold_token_doc(nlp.vocab, d) for d in docs], batch_size=64))
     return iob_sentences(docs), iob_sentences(predicted)
 

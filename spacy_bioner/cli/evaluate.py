@@ -40,8 +40,16 @@ def evaluate(
         "other keys (convert iob's default, ents) are not scored this way: convert them again with "
         "--spans-key KEY. Repeatable."
     ),
+    gold_tokens: bool = typer.Option(
+        False, "--gold-tokens", help="Run the pipeline on the corpus's gold tokens instead of its own "
+        "tokenization of the text (which it was trained on); the scores are on the gold tokens either way."
+    ),
 ) -> None:
-    """Score each head on its corpus's test set, with gold tokenization.
+    """Score each head on its corpus's test set, on the gold tokens.
+
+    The pipeline reads each document's text with its own tokenizer, as it was
+    trained, and its entities are laid on the gold tokens (--gold-tokens: it
+    reads the gold tokens).
 
     Writes OUTPUT_DIR/<NAME>.json (seqeval micro and per-type P/R/F1 in the
     default conlleval-compatible mode, and spaCy's scorer), OUTPUT_DIR/scores.md
@@ -68,7 +76,8 @@ def evaluate(
         for name, path in corpora:
             try:
                 results[name] = evaluate_corpus(
-                    nlp, name, path, spans_key=keys.get(name), batch_size=batch_size, limit=limit, log=log
+                    nlp, name, path, spans_key=keys.get(name), batch_size=batch_size, limit=limit,
+                    gold_tokens=gold_tokens, log=log,
                 )
             except ValueError as e:
                 raise fail(str(e)) from None
