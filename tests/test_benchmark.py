@@ -17,7 +17,7 @@ from abbreviation_settings import SETTINGS
 from run import CORPORA, HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant, spacy_config
 
 from spacy_bioner.corpora import gold_token_doc, load_docs
-from spacy_bioner.evaluation import iob_tags, seqeval_scores
+from spacy_bioner.evaluation import iob_tags, predict_references, seqeval_scores
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +82,22 @@ def test_one_head_keeps_the_components_after_the_heads(head: str, other: str, tm
 
 
 @pytest.mark.slow
+def test_a_variant_trained_on_its_own_tokens_is_tested_on_them(
+    corpus_root: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    own = "own:corpora.train.gold_tokens=false,corpora.dev.gold_tokens=false"
+    arguments = ["--epochs", "1", "--limit", "3", "--encoder", str(tiny_bert), "--corpus-root", str(corpus_root),
+                 "--corpus", "jnlpba", "--only-variants", "--variant", own, "--no-measure-speed",
+                 "--save-pipelines", str(tmp_path / "pipelines")]
+    [record] = run_harness(arguments, tmp_path / "results")
+    assert record["tokens"] == "pipeline"
+    nlp = spacy.load(tmp_path / "pipelines" / "jnlpba-own")
+    test_docs = load_docs(corpus_root / "jnlpba" / "test.spacy", nlp.vocab)
+    predicted = predict_references(nlp, test_docs, gold_tokens=False)
+    assert record["test_f1"] == seqeval_scores(iob_tags(test_docs, "jnlpba"), iob_tags(predicted, "jnlpba"))["f1"]
+
+
+@pytest.mark.slow
 def test_harness_runs_every_system_on_both_corpora(corpus_root: Path, tiny_bert: Path, tmp_path: Path) -> None:
     arguments = ["--epochs", "1", "--limit", "3", "--encoder", str(tiny_bert), "--corpus-root", str(corpus_root)]
     records = run_harness([*arguments, "--variant", SOFTMAX], tmp_path)
@@ -109,6 +125,7 @@ def test_harness_runs_every_system_on_both_corpora(corpus_root: Path, tiny_bert:
         assert record["test_mentions"] == sum(len(doc.spans[key]) for doc in test_docs) > 0
         if record["system"] != "hf_token_classification":  # spans make valid IOB2: both modes agree
             assert record["test_f1_strict"] == record["test_f1"]
+            assert record["tokens"] == "gold"  # trained and tested on the corpus's tokens, as HF's recipe is
         assert ("dev_f1" in record) == (record["system"] != "hf_token_classification")
     assert records[-1]["overrides"] == head_type_overrides(False)
 

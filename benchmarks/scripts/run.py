@@ -38,7 +38,7 @@ from thinc.api import Config
 from hf_token_classification import INFERENCE_BATCH_SIZES, train_and_evaluate
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.encoders import resolve_encoder
-from spacy_bioner.evaluation import docs_to_iob, seqeval_scores
+from spacy_bioner.evaluation import docs_to_iob, predict_references, seqeval_scores
 from spacy_bioner.about import library_versions as versions
 from spacy_bioner.packaging import describe_encoder
 
@@ -191,20 +191,23 @@ def run_spacy_system(
         save_to.parent.mkdir(parents=True, exist_ok=True)
         nlp.to_disk(save_to)
     test_docs = load_docs(corpus_dir / "test.spacy", nlp.vocab, limit)
-    gold, pred = _tagged(nlp, test_docs)
+    # Tested on the tokens it was trained on: the gold ones unless a variant says otherwise.
+    gold_tokens = config["corpora"]["train"]["gold_tokens"]
+    gold, pred = _tagged(nlp, test_docs, gold_tokens)
     speed = {str(b): words_per_second(nlp, test_docs, b) for b in INFERENCE_BATCH_SIZES} if measure_speed else {}
     encoder_used = nlp.get_pipe("transformer").model.attrs["name"]
     record = _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred)
     # Dev scores choose the shipped defaults among the ablations; test only reports.
-    dev_gold, dev_pred = _tagged(nlp, load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit))
+    dev_gold, dev_pred = _tagged(nlp, load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit), gold_tokens)
     record["dev_f1"] = seqeval_scores([t for _, t in dev_gold], [t for _, t in dev_pred])["f1"]
+    record["tokens"] = "gold" if gold_tokens else "pipeline"  # what it was trained and tested on
     return record
 
 
-def _tagged(nlp: Language, docs: Sequence[Doc]) -> Tuple[list, list]:
-    """Gold and predicted IOB sentences of ``docs``, predicted on their gold tokens, which the
-    harness also trains on (`spacy_config`: gold_tokens = true)."""
-    predicted = list(nlp.pipe([gold_token_doc(nlp.vocab, d) for d in docs], batch_size=64))
+def _tagged(nlp: Language, docs: Sequence[Doc], gold_tokens: bool) -> Tuple[list, list]:
+    """Gold and predicted IOB sentences of ``docs``, predicted on their gold tokens (what the harness
+    trains on: `spacy_config`) or on the pipeline's own tokenization (`evaluation.predict_references`)."""
+    predicted = list(predict_references(nlp, docs, gold_tokens=gold_tokens, batch_size=64))
     return iob_sentences(docs), iob_sentences(predicted)
 
 
