@@ -51,6 +51,7 @@ name; a Parquet file without the id and text columns, or whose text column
 holds no strings; a JSON Lines file whose first record lacks the keys) is
 refused before the run starts (`expand_inputs`): the mistake is in the
 invocation, not in a record.
+
 What is wrong with a file's content (bad XML or JSON, a truncated or
 corrupt `.gz` or `.xz`, a corrupt Parquet file) is a reject: it would be the same on
 every run. An error of the system reading it (permission denied, an I/O
