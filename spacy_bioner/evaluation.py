@@ -378,7 +378,7 @@ def write_metrics(
     for name, result in results.items():
         if result.get("limit"):
             header += [f"Partial scores: only the first {result['limit']:,} documents of {name} (--limit).", ""]
-    read = {result.get("tokens", "gold") for result in results.values()}
+    read = {result["tokens"] for result in results.values()}
     how = ("the pipeline read the gold tokens" if read == {"gold"} else
            "the pipeline read each text with its own tokenizer, its entities laid on the gold tokens"
            if read == {"pipeline"} else "see each corpus's JSON for how the pipeline read it")

@@ -291,6 +291,7 @@ class OutputDir:
         self.path = path
         self.fmt = fmt
         self.run = run
+        self.batching = {key: run[key] for key in BATCHING if key in run}  # recorded in each shard's manifest
         # Only Parquet needs pyarrow; built before anything is written, so that a
         # missing pyarrow stops the run here rather than at the first shard.
         self.schemas: Dict[str, Any] = _schemas() if fmt == "parquet" else {}
@@ -370,8 +371,7 @@ class OutputDir:
     def write_shard(self, shard: str, source: str, results: Sequence[Result]) -> Dict[str, Any]:
         """Write the shard's tables, then its manifest; return the manifest."""
         tables, manifest = shard_tables(results)
-        batching = {key: self.run[key] for key in BATCHING if key in self.run}
-        manifest = {"shard": shard, "source": source, **manifest, "batching": batching}
+        manifest = {"shard": shard, "source": source, **manifest, "batching": self.batching}
         for table in TABLES:
             _write_table(self.table_path(table, shard), tables[table], self.schemas.get(table), self.fmt)
         _write_json(self.manifest_path(shard), manifest)

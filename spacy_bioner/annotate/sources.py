@@ -291,9 +291,7 @@ def xml_root(path: Path) -> Optional[str]:
         return None  # the reader rejects it, saying where it breaks off
     head = head.removeprefix(codecs.BOM_UTF8)
     at = 0
-    while match := _PROLOG.match(head, at):
-        if match.end() == at:
-            break
+    while match := _PROLOG.match(head, at):  # each match takes at least one character
         at = match.end()
     element = _ELEMENT.match(head, at)
     return element.group(1).decode("ascii", "replace") if element else ""
@@ -531,18 +529,19 @@ def _check_column_types(path: Path, schema: Any, id_key: str, text_key: str) -> 
     integers: every row would be rejected (binary text is the usual case: decode it first)."""
     import pyarrow as pa
 
-    def values(key: str) -> Any:
+    def value_type(key: str) -> Any:  # a dictionary-encoded column's values
         kind = schema.field(key).type
         return kind.value_type if pa.types.is_dictionary(kind) else kind
 
     def is_string(kind: Any) -> bool:
         return pa.types.is_string(kind) or pa.types.is_large_string(kind) or str(kind) == "string_view"
 
-    for key, what, usable, wanted in ((text_key, "text", is_string, "strings"),
-                                      (id_key, "id", lambda k: is_string(k) or pa.types.is_integer(k),
-                                       "strings or integers")):
-        kind = values(key)
-        if not usable(kind):
+    text_type, id_type = value_type(text_key), value_type(id_key)
+    for key, what, kind, usable, wanted in (
+        (text_key, "text", text_type, is_string(text_type), "strings"),
+        (id_key, "id", id_type, is_string(id_type) or pa.types.is_integer(id_type), "strings or integers"),
+    ):
+        if not usable:
             raise ValueError(f"{path}: the {what} column {key!r} holds {kind} values, not {wanted}; "
                              f"convert it (e.g. decode binary text to UTF-8 strings) or name another with "
                              f"--{what}-key")
