@@ -117,6 +117,20 @@ def test_resume_may_change_the_batches_and_each_shard_records_its_own(tiny_pipel
 
 
 @pytest.mark.slow
+def test_an_output_written_with_other_tables_is_another_run(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """An output of an earlier version (no in_ents column, no tables_version) is not finished with new shards."""
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(4, seed=1))]
+    output = tmp_path / "out"
+    options = Options(shard_size=2)
+    annotate(str(tiny_pipeline), inputs, output, options, stop_after_shards=1)
+    run = json.loads((output / "run.json").read_text(encoding="utf8"))
+    del run["tables_version"]
+    (output / "run.json").write_text(json.dumps(run), encoding="utf8")
+    with pytest.raises(AnnotateError, match=r"another tables_version \(not recorded there\).*--overwrite"):
+        annotate(str(tiny_pipeline), inputs, output, options, resume=True)
+
+
+@pytest.mark.slow
 def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_path: Path) -> None:
     bad = '{"id": "broken", "text": \n{"id": "number", "text": 5}\n{"id": "no-text"}\n'
     inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(2, seed=1), extra=bad)]

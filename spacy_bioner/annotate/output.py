@@ -41,6 +41,9 @@ from ..files import atomic_write
 from .sources import NOT_BAD_INPUT, Deleted, Item, Reject
 
 TABLES = ("entities", "documents", "rejects")
+# The tables' columns and the manifests' counts, recorded in run.json: an output
+# written with other ones (before `in_ents`, version 2) is another run, not one to finish.
+TABLES_VERSION = 2
 FORMATS = ("parquet", "jsonl")
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"

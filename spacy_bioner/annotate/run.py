@@ -25,6 +25,7 @@ from .engine import local_shards
 from .errors import AnnotateError, TooManyRejects
 from .output import (
     FORMATS,
+    TABLES_VERSION,
     OutputDir,
     OutputError,
     Result,
@@ -194,6 +195,7 @@ def annotate(
         "inputs": [input_state(path) for path in paths],
         "shard_size": options.shard_size,
         "format": options.fmt,
+        "tables_version": TABLES_VERSION,
         "id_key": options.id_key,
         "text_key": options.text_key,
         "max_doc_chars": max_chars,
