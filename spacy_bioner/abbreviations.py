@@ -22,10 +22,11 @@ Spans that the component adds or relabels take the long form's score.
 Definitions are found with the algorithm of Schwartz and Hearst (2003, "A
 simple algorithm for identifying abbreviation definitions in biomedical
 text"), on spaCy tokens, with the candidate rules of scispacy's
-`AbbreviationDetector`. It is written here because scispacy (0.6) pins
-numpy < 2 and brings nmslib, more than a pipeline package should impose on
-its users, and PyPI's `abbreviations` works on strings, whose results would
-have to be mapped back onto tokens.
+`AbbreviationDetector` and the checks of Schwartz's reference implementation
+(ExtractAbbrev.java) on the parentheses and the long form. It is written here
+because scispacy (0.6) pins numpy < 2 and brings nmslib, more than a pipeline
+package should impose on its users, and PyPI's `abbreviations` works on
+strings, whose results would have to be mapped back onto tokens.
 """
 
 import warnings
@@ -40,9 +41,10 @@ from .annotation import SCORES_ATTR, head_keys, merge_into_ents, spans_with_scor
 
 # At most this many tokens between the parentheses of a definition.
 MAX_PARENTHESIS_TOKENS = 8
-# Up to this many tokens inside the parentheses are a short form,
-# "haloperidol (HAL)"; more are a long form, "HAL (haloperidol ...)".
-MAX_SHORT_FORM_TOKENS = 3
+# Up to this many whitespace-delimited words inside the parentheses are a
+# short form, "haloperidol (HAL)"; more are a long form, "HAL (haloperidol
+# ...)" (Schwartz's ExtractAbbrev: more than two words).
+MAX_SHORT_FORM_WORDS = 2
 _PARENTHESIS_DEPTH = {"(": 1, ")": -1}
 
 
@@ -100,6 +102,13 @@ def best_long_form(candidate: Span, short_form: Span) -> Optional[Span]:
     return None
 
 
+def is_long_form(long_form: Span, short_form: Span) -> bool:
+    """Schwartz's ExtractAbbrev checks on a found long form: no shorter than the
+    short form, and not containing it as a word ("cells (... lymphoma cells)")."""
+    long_text, short_text = " ".join(long_form.text.split()), " ".join(short_form.text.split())
+    return len(long_text) >= len(short_text) and f" {short_text} " not in f" {long_text} "
+
+
 def _closing_parenthesis(doc: Doc, start: int) -> Optional[int]:
     """The index of the ")" closing the "(" at `start`, if it comes soon enough."""
     depth = 0
@@ -119,8 +128,12 @@ def _definitions(doc: Doc) -> Iterable[Tuple[Span, Span]]:
         if close is None or close == token.i + 1:
             continue
         inside = doc[token.i + 1 : close]
-        if len(inside) > MAX_SHORT_FORM_TOKENS:  # "HAL (haloperidol ...)"
+        long_inside = len(inside.text.split()) > MAX_SHORT_FORM_WORDS
+        if long_inside:  # "HAL (haloperidol ...)"
             short, candidate = doc[token.i - 1 : token.i], inside
+            # ExtractAbbrev: a short form before the parentheses has a capital letter.
+            if not any(c.isupper() for c in short.text):
+                continue
         else:  # "haloperidol (HAL)": at most min(|SF| + 5, 2|SF|) words back
             n_chars = sum(len(t) for t in inside)
             short = inside
@@ -128,7 +141,11 @@ def _definitions(doc: Doc) -> Iterable[Tuple[Span, Span]]:
         if len(candidate) == 0 or not is_short_form(short):
             continue
         long_form = best_long_form(candidate, short)
-        if long_form is not None:
+        # Not in Schwartz and Hearst: in "SF (LF)" the long form is all of the
+        # parenthesised text, not its end ("LNNA (0.5 g/L in drinking water)").
+        if long_form is not None and long_inside and long_form.start != inside.start:
+            continue
+        if long_form is not None and is_long_form(long_form, short):
             yield long_form, short
 
 

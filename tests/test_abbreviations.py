@@ -59,11 +59,39 @@ def test_definitions_and_mentions(nlp):
         ("the effect was larger ( p < 0.05 ) in women", None, None),
         ("as in group ( 1 ) above", None, None),
         ("a drug ( aspirin ) was given", None, None),  # letters that the words before cannot spell
+        # A long form that contains the short form as a word.
+        ("the Ras protein ( Ras ) binds", None, None),
+        # Long form in the parentheses: the word before them, the short form, has a capital letter.
+        ("Namalwa cells ( human Burkitt lymphoma cells ) were", None, None),
     ],
 )
 def test_schwartz_hearst_candidates(nlp, text, short, long):
     found = find_abbreviations(make_doc(nlp, text))
     assert [(a.short_form, a.long_form.text) for a in found] == ([(short, long)] if short else [])
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # Two words in the parentheses are a short form (no "kinase"/"kinase", "alpha"/"alpha"),
+        # counted on whitespace: the BioTokenizer makes 4 tokens of "PI 3-kinase".
+        ("phosphatidylinositol 3-kinase (PI 3-kinase) and interleukin 2 receptor alpha (IL-2R alpha)", []),
+        ("Namalwa cells (human Burkitt lymphoma cells) were used", []),
+        # BC5CDR 16810074: the definition fails (letters out of order), and the dose
+        # that follows is no long form of LNNA.
+        (
+            "Nomega-nitro-L-arginine (LNNA) was given. LNNA (0.5 g/L in drinking water) lowered LNNA levels",
+            [],
+        ),
+        ("serum TNF (tumour necrosis factor in serum) rose", [("TNF", "tumour necrosis factor in serum")]),
+    ],
+)
+def test_definitions_on_bio_tokens(text, expected):
+    """On the BioTokenizer's tokens, where words and tokens differ."""
+    from spacy_bioner.tokenizer import make_bio_nlp
+
+    found = find_abbreviations(make_bio_nlp()(text))
+    assert [(a.short_form, a.long_form.text) for a in found] == expected
 
 
 def test_mentions_are_every_match_of_the_short_form_in_a_long_document(nlp):
