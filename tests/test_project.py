@@ -13,7 +13,7 @@ import torch
 from spacy.schemas import ModelMetaSchema, validate
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training.initialize import init_nlp
-from thinc.api import Adam, Config, fix_random_seed
+from thinc.api import Adam, Config, Optimizer, fix_random_seed
 from toy import (
     PUBMED_BASELINE,
     SMALL_TOK2VEC,
@@ -146,9 +146,19 @@ def test_config_sets_every_training_setting_spacy_requires(name):
 
 
 def test_cpu_budget_schedule_ends_with_the_training():
-    """The learning rate reaches zero at the last step, also when --training.max_steps changes."""
-    config = Config().from_disk(ROOT / "configs" / "bioner-cpu.cfg", overrides={"training.max_steps": 1234})
-    assert config["training"]["optimizer"]["learn_rate"]["total_steps"] == 1234
+    """The learning rate reaches zero at the last step."""
+    config = Config().from_disk(ROOT / "configs" / "bioner-cpu.cfg")
+    assert config["training"]["optimizer"]["learn_rate"]["total_steps"] == config["training"]["max_steps"]
+
+
+@pytest.mark.parametrize("name", ["bioner", "bioner-cpu"])
+def test_the_optimizer_resolves_alone_for_resume_training(name):
+    """`nlp.resume_training()` builds the optimizer from the saved config's
+    [training.optimizer] alone (Language.create_optimizer): no reference to
+    another section may remain in it."""
+    config = Config().from_disk(ROOT / "configs" / f"{name}.cfg", interpolate=False)
+    optimizer = spacy.registry.resolve({"optimizer": config["training"]["optimizer"]})["optimizer"]
+    assert isinstance(optimizer, Optimizer)
 
 
 def test_config_records_the_encoder_after_init():
