@@ -20,6 +20,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
+from spacy_transformers.layers import TransformerListener
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from spacy.util import logger
 from wasabi import table
@@ -170,6 +171,7 @@ class BioNER(TrainablePipe):
         # Labels of gold entities outside the head's label set, warned once each.
         self._unknown_labels: set = set()
         self._warned_labels: set = set()
+        self._warned_no_transformer = False
         # Overlapping gold entities dropped, by (dropped label, kept label), warned once per pair.
         self._overlaps: Counter = Counter()
         self._warned_overlaps: set = set()
@@ -238,9 +240,24 @@ class BioNER(TrainablePipe):
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return [(np.zeros((len(d),), dtype="i"), np.ones((len(d),), dtype="f")) for d in docs]
+        self._warn_if_transformer_did_not_run(docs)
         scores = self.model.predict(docs)
         paths, confidences = self.decoder(self.model.ops, scores)
         return list(zip(paths, confidences))
+
+    def _warn_if_transformer_did_not_run(self, docs: List[Doc]) -> None:
+        """A listening head reads `doc._.trf_data`, which the transformer
+        component sets; where it is missing the listener gives zeros, and the
+        head entities of no meaning."""
+        if self._warned_no_transformer or all(doc._.trf_data is not None for doc in docs if len(doc)):
+            return
+        if any(isinstance(node, TransformerListener) for node in self.model.walk()):
+            self._warned_no_transformer = True
+            warnings.warn(
+                f"The bio_ner head {self.name!r} listens to the transformer component, which has not run on "
+                "these documents (disabled, or not in this pipeline): its entities are meaningless. Enable "
+                "the transformer, or add the head with its own copy (nlp.replace_listeners)."
+            )
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[np.ndarray, np.ndarray]]) -> None:
         """Write each doc's entities to doc.spans[spans_key] (with a mean

@@ -1,15 +1,18 @@
 """Registered scorer for `bio_ner` heads."""
 
-from typing import Any, Callable, Dict, Iterable
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from spacy.scorer import Scorer, get_ner_prf
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
 from .annotation import gold_spans, is_annotated, taggable_spans
 
 
-def score_bio_ner(examples: Iterable[Example], *, spans_key: str, **kwargs) -> Dict[str, Any]:
+def score_bio_ner(
+    examples: Iterable[Example], *, spans_key: str, labels: Optional[Iterable[str]] = None, **kwargs
+) -> Dict[str, Any]:
     """spaCy's NER scores (ents_p/r/f/per_type) plus the head's own.
 
     The head's scores, ``spans_<key>_p/r/f/per_type``, count only documents
@@ -17,14 +20,40 @@ def score_bio_ner(examples: Iterable[Example], *, spans_key: str, **kwargs) -> D
     pipeline each head is judged on its own corpus. Its gold is what a
     tagger can reproduce (`annotation.taggable_spans`: overlapping entities
     reduced to the longest, empty ones left out), as the head learns it and
-    as seqeval scores it (evaluation.py). ``ents_*`` score the union in
+    as seqeval scores it (evaluation.py). With the head's `labels` (the
+    component passes its own), gold entities of other labels (another
+    head's, where the gold is doc.ents) are left out, and so are the head's
+    predictions that overlap one: the head learns those tokens as
+    unannotated (`BioNER.gold_tags`). ``ents_*`` score the union in
     doc.ents against the reference doc.ents, as spaCy's `ner` does.
     """
     examples = list(examples)
+    known = set(labels) if labels else None
+    references = {id(eg.reference) for eg in examples}
+    # Character spans of each predicted doc's gold entities of other labels.
+    others: Dict[int, List[Tuple[int, int]]] = {
+        id(eg.predicted): [
+            (span.start_char, span.end_char)
+            for span in gold_spans(eg.reference, spans_key) or []
+            if known is not None and span.label_ not in known
+        ]
+        for eg in examples
+    }
+
+    def head_spans(doc: Doc, attr: str) -> List[Span]:
+        spans = gold_spans(doc, spans_key) or []
+        if id(doc) in references:
+            kept = [span for span in spans if known is None or span.label_ in known]
+        else:
+            unannotated = others.get(id(doc), [])
+            kept = [span for span in spans if not any(span.start_char < end and start < span.end_char
+                                                      for start, end in unannotated)]
+        return taggable_spans(kept)
+
     scores = Scorer.score_spans(
         examples,
         attr=f"spans_{spans_key}",
-        getter=lambda doc, attr: taggable_spans(gold_spans(doc, spans_key) or []),
+        getter=head_spans,
         has_annotation=lambda doc: is_annotated(doc, spans_key),
         allow_overlap=False,
     )

@@ -553,3 +553,55 @@ def test_a_head_built_directly_scores_as_the_factorys():
     scores = direct.score(predicted)
     assert scores == head.score(predicted)
     assert {"spans_jnlpba_f", "ents_f"} <= set(scores)
+
+
+def test_a_forked_process_runs_torch_on_one_thread():
+    """nlp.pipe(n_process=N) forks its workers; one entering torch's OpenMP
+    pool, whose threads stayed in the parent, would wait for them forever."""
+    import multiprocessing
+
+    import torch
+
+    import spacy_bioner.layers.transformer  # noqa: F401  (what registers it)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            assert pool.apply(torch.get_num_threads) == 1
+        assert torch.get_num_threads() == 2  # the parent keeps its threads
+    finally:
+        torch.set_num_threads(threads)
+
+
+PIPE_IN_TWO_PROCESSES = """
+import sys, spacy, torch
+nlp = spacy.load(sys.argv[1])
+torch.ones(1 << 22).sum()  # the parent has used torch's threads
+texts = [f"Cisplatin {i} and IL-2 in T cells." for i in range(6)]
+one = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+two = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts, n_process=2, batch_size=2)]
+assert one == two, (one, two)
+print(len(two))
+"""
+
+
+def test_nlp_pipe_with_two_processes(tiny_pipeline):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PIPE_IN_TWO_PROCESSES, str(tiny_pipeline)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "6"
+
+
+def test_a_head_warns_once_when_the_transformer_did_not_run(tiny_pipeline, recwarn):
+    nlp = spacy.load(tiny_pipeline)
+    nlp("IL-2 in T cells.")
+    assert not [w for w in recwarn if "listens to the transformer" in str(w.message)]
+    with nlp.select_pipes(disable=["transformer"]):
+        with pytest.warns(UserWarning, match="'jnlpba' listens to the transformer component, which has not run") as caught:
+            nlp("IL-2 in T cells.")
+            nlp("Cisplatin.")
+    assert sum("'jnlpba' listens" in str(w.message) for w in caught) == 1

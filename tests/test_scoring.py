@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.vocab import Vocab
@@ -104,3 +105,28 @@ def test_entities_predicted_on_other_tokens_are_laid_on_the_reference_tokens():
     # "IL" and "2" both widen to "IL-2": one span, as a tagger of the reference tokens has it.
     assert [(s.text, s.label_) for s in laid.spans[KEY]] == [("IL-2", "protein"), ("T cells", "cell_type")]
     assert [(s.text, s.label_) for s in laid.ents] == [("IL-2", "protein")]
+
+
+def ents_gold_and_head_prediction(vocab):
+    """Gold in doc.ents for both heads (a protein, a Chemical); the JNLPBA
+    head finds the protein and tags the Chemical's tokens as a protein."""
+    reference = Doc(vocab, words=WORDS)
+    reference.ents = [Span(reference, 0, 3, "protein"), Span(reference, 8, 10, "Chemical")]
+    predicted = Doc(vocab, words=WORDS)
+    predicted.spans[KEY] = [Span(predicted, 0, 3, "protein"), Span(predicted, 9, 10, "protein")]
+    return Example(predicted, reference)
+
+
+def test_another_heads_gold_is_unannotated_for_this_head():
+    example = ents_gold_and_head_prediction(Vocab())
+    alone = score_bio_ner([example], spans_key=KEY)
+    assert (alone[f"spans_{KEY}_p"], alone[f"spans_{KEY}_r"]) == (0.5, 0.5)
+    scores = score_bio_ner([example], spans_key=KEY, labels=["DNA", "RNA", "cell_line", "cell_type", "protein"])
+    assert (scores[f"spans_{KEY}_p"], scores[f"spans_{KEY}_r"]) == (1.0, 1.0)
+    assert list(scores[f"spans_{KEY}_per_type"]) == ["protein"]
+
+
+def test_the_component_scores_with_its_labels(tiny_pipeline):
+    nlp = spacy.load(tiny_pipeline)
+    scores = nlp.get_pipe("jnlpba").score([ents_gold_and_head_prediction(nlp.vocab)])
+    assert (scores["spans_jnlpba_p"], scores["spans_jnlpba_r"]) == (1.0, 1.0)

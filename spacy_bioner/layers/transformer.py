@@ -20,6 +20,7 @@ offline fallback, see encoders.py) when the layer is initialised.
 """
 
 import copy
+import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -57,6 +58,12 @@ from .encoder_shim import EncoderShim
 # the CPU more (benchmarks/README.md, "One long document"); 128 windows of 128
 # tokens are some 20,000 wordpieces, a full batch for a GPU too.
 DEFAULT_WINDOWS_PER_PASS = 128
+
+# spaCy's nlp.pipe(n_process=N) forks its workers (on Linux). A forked child
+# that enters torch's OpenMP pool, whose threads stayed in the parent, waits
+# for them forever; so a forked child runs torch on one thread: the workers
+# are the parallelism.
+os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 
 
 class BioTransformerModel(TransformerModel):
