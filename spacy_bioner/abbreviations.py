@@ -16,6 +16,11 @@ the head's prediction for the long form:
 - no entity of the head ends where the long form ends: mentions of the
   short form that the head predicted as entities are dropped.
 
+In doc.ents, where the heads disagree on a mention, the entity that ends
+the long form there decides: a mention that is another head's entity there
+is replaced by the span of that label that a head predicted on it, so one
+abbreviation is not a Chemical in one sentence and a protein in the next.
+
 Each step is a setting, as each was measured on dev (benchmarks/README.md).
 Spans that the component adds or relabels take the long form's score.
 
@@ -184,7 +189,13 @@ def find_abbreviations(doc: Doc) -> List[Abbreviation]:
     "bio_ner_abbreviations",
     assigns=["doc.ents", "doc.spans"],
     requires=["doc.spans"],
-    default_config={"spans_keys": None, "add_missing": True, "relabel": True, "remove_unsupported": True},
+    default_config={
+        "spans_keys": None,
+        "add_missing": True,
+        "relabel": True,
+        "remove_unsupported": True,
+        "ents_follow_long_form": True,
+    },
 )
 def make_abbreviation_consistency(
     nlp: Language,
@@ -193,6 +204,7 @@ def make_abbreviation_consistency(
     add_missing: bool,
     relabel: bool,
     remove_unsupported: bool,
+    ents_follow_long_form: bool,
 ) -> "AbbreviationConsistency":
     """Create the component that makes short forms agree with their long forms.
 
@@ -205,6 +217,9 @@ def make_abbreviation_consistency(
     relabel: mentions predicted with another label take the long form's.
     remove_unsupported: mentions predicted as entities are dropped when no
         entity of the head ends where the long form ends.
+    ents_follow_long_form: in doc.ents, a mention that is an entity of
+        another label than the entity ending the long form there takes a
+        head's span of that label on the same tokens, where there is one.
     """
     return AbbreviationConsistency(
         nlp,
@@ -213,6 +228,7 @@ def make_abbreviation_consistency(
         add_missing=add_missing,
         relabel=relabel,
         remove_unsupported=remove_unsupported,
+        ents_follow_long_form=ents_follow_long_form,
     )
 
 
@@ -228,6 +244,7 @@ class AbbreviationConsistency:
         add_missing: bool = True,
         relabel: bool = True,
         remove_unsupported: bool = True,
+        ents_follow_long_form: bool = True,
     ) -> None:
         self.nlp = nlp
         self.name = name
@@ -235,6 +252,7 @@ class AbbreviationConsistency:
         self.add_missing = add_missing
         self.relabel = relabel
         self.remove_unsupported = remove_unsupported
+        self.ents_follow_long_form = ents_follow_long_form
         # Configured keys are checked against the pipeline's heads on the first
         # doc: the heads may be added after this component is created.
         self._keys_checked = False
@@ -267,7 +285,31 @@ class AbbreviationConsistency:
             added += self._freed(doc, gone, added)
         if added:
             merge_into_ents(doc, [span for span, _ in added], [score for _, score in added])
+        if self.ents_follow_long_form:
+            self._ents_follow_long_forms(doc, abbreviations)
         return doc
+
+    def _ents_follow_long_forms(self, doc: Doc, abbreviations: List[Abbreviation]) -> None:
+        """Give each mention in doc.ents the label of the doc.ents entity that
+        ends its long form, where a head predicted that label on the mention."""
+        offered: Set[Tuple[int, int, str]] = {
+            (span.start, span.end, span.label_) for key in head_keys(self.nlp) for span in doc.spans.get(key, [])
+        }
+        ents = {(ent.start, ent.end): ent for ent in doc.ents}
+        ending = {end: ent.label_ for (_, end), ent in ents.items()}
+        changed = False
+        for abbreviation in abbreviations:
+            label = ending.get(abbreviation.long_form.end)
+            for mention in abbreviation.mentions if label is not None else ():
+                span = (mention.start, mention.end)
+                current = ents.get(span)
+                # Entities no head predicted (a ruler's, the user's) stay.
+                if (current is not None and current.label_ != label and (*span, current.label_) in offered
+                        and (*span, label) in offered):
+                    ents[span] = Span(doc, *span, label=label)
+                    changed = True
+        if changed:
+            doc.ents = [ents[span] for span in sorted(ents)]
 
     def _warn_unknown_keys(self) -> None:
         """Warn once about configured keys that no head of the pipeline writes: a

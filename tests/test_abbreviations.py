@@ -193,6 +193,31 @@ def test_another_heads_entity_returns_to_doc_ents_when_the_one_it_lost_to_is_rem
     assert triples(doc.ents) == triples(doc.spans["jnlpba"]) == [(15, 16, "protein")]
 
 
+@pytest.mark.parametrize("follow", [True, False])
+def test_in_doc_ents_a_short_form_follows_its_long_forms_entity(nlp, follow):
+    """bc5cdr labels Haloperidol and every HAL Chemical; jnlpba, whose long form
+    is no entity, keeps its surer protein HALs (remove_unsupported off, as
+    shipped for it). doc.ents gives each HAL the long form's label."""
+    doc = make_doc(nlp)
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (2, 3, "Chemical"), (15, 16, "Chemical"), (24, 25, "Chemical")],
+             scores=[0.95, 0.5, 0.5, 0.5])
+    set_head(doc, "jnlpba", [(15, 16, "protein"), (24, 25, "protein")], scores=[0.8, 0.8])
+    groups = {key: triples(doc.spans[key]) for key in ("bc5cdr", "jnlpba")}
+    config = {"spans_keys": ["jnlpba"], "remove_unsupported": False, "ents_follow_long_form": follow}
+    nlp.add_pipe("bio_ner_abbreviations", config=config)(doc)
+    label = "Chemical" if follow else "protein"
+    assert triples(doc.ents) == [(0, 1, "Chemical"), (2, 3, "Chemical"), (15, 16, label), (24, 25, label)]
+    assert {key: triples(doc.spans[key]) for key in groups} == groups  # the heads' own spans stay
+
+
+def test_an_entity_no_head_predicted_stays_in_doc_ents(nlp):
+    doc = make_doc(nlp)
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (15, 16, "Chemical")])
+    doc.ents = [*doc.ents[:1], Span(doc, 15, 16, label="DRUG", kb_id="D1")]
+    nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": ["bc5cdr"]})(doc)
+    assert [(e.start, e.label_, e.kb_id_) for e in doc.ents] == [(0, "Chemical", ""), (2, "Chemical", ""), (15, "DRUG", "D1"), (24, "Chemical", "")]
+
+
 def test_only_the_configured_heads(nlp):
     doc = make_doc(nlp)
     set_head(doc, "jnlpba", [(0, 1, "protein")])
