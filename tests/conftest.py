@@ -11,7 +11,7 @@ import pytest
 from thinc.api import fix_random_seed
 from toy import ASSETS, make_tiny_bert, train_two_heads, transformer_pipeline
 
-from spacy_bioner.corpora import read_iob, read_jnlpba, write_docbin
+from spacy_bioner.corpora import read_iob, read_jnlpba, read_pubtator_texts, write_docbin
 from spacy_bioner.tokenizer import make_bio_nlp
 
 
@@ -40,7 +40,8 @@ def corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("benchmark-corpus")
     vocab = make_bio_nlp().vocab
     jnlpba, _ = read_jnlpba(ASSETS / "jnlpba" / "Genia4EReval2.iob2.gz", vocab)
-    bc5cdr, _ = read_iob(ASSETS / "bc5cdr" / "iob" / "test.tsv.gz", vocab, n_sents=10, spans_key="bc5cdr")
+    abstracts = read_pubtator_texts(ASSETS / "bc5cdr" / "pubtator" / "CDR_TestSet.PubTator.txt.gz")
+    bc5cdr, _ = read_iob(ASSETS / "bc5cdr" / "iob" / "test.tsv.gz", vocab, spans_key="bc5cdr", documents=abstracts)
     for name, docs in (("jnlpba", jnlpba), ("bc5cdr-iob", bc5cdr)):
         for i, split in enumerate(("train", "dev", "test")):
             write_docbin(docs[3 * i : 3 * i + 3], root / name / f"{split}.spacy")

@@ -5,6 +5,7 @@ the command does with it: one-line errors, exit codes, --max-loss, and files
 written whole or not at all.
 """
 
+import gzip
 import os
 import re
 import stat
@@ -88,6 +89,16 @@ def test_docbin_round_trip_reproduces_bc5cdr_iob_tags(tmp_path):
 
 
 @pytest.mark.slow
+def test_convert_iob_into_the_abstracts_of_a_pubtator_file(tmp_path):
+    out = tmp_path / "test.spacy"
+    result, _ = invoke_convert("iob", BC5CDR_IOB["test"], out, "--spans-key", "bc5cdr", "--documents", PUBTATOR["test"])
+    assert result.exit_code == 0, result.output
+    docs = load(out)
+    assert len(docs) == 500 and "(500 docs)" in result.stdout
+    titles = [line for line in gzip.open(PUBTATOR["test"], "rt", encoding="utf8") if "|t|" in line]
+    assert sorted(doc.user_data["pmid"] for doc in docs) == sorted(line.split("|")[0] for line in titles)
+
+
 def test_convert_pubtator_test_split(tmp_path):
     out = tmp_path / "test.spacy"
     # What the reader converts (the published counts) is in test_readers.py;
@@ -114,6 +125,7 @@ def test_convert_pubtator_test_split(tmp_path):
          "--dev-docs 5 leaves no training documents (2 in all): set --dev-docs to the number of documents "
          "at the end to hold out as dev, from 1 to 1"),
         ("iob", b"a\tO\n", ["--dev-docs", "1"], "--dev-docs and --dev-output"),
+        ("iob", b"a\tO\n", ["--documents", "docs.pubtator", "--n-sents", "2"], "give --documents or --n-sents, not both"),
     ],
 )
 def test_convert_errors_are_one_line(tmp_path, fmt, data, args, message):
@@ -263,6 +275,12 @@ def test_registered_readers(jnlpba_converted, tmp_path):
 
     iob = spacy.registry.readers.get("spacy_bioner.IOB.v1")(str(BC5CDR_IOB["devel"]), spans_key="bc5cdr")
     assert sum(1 for _ in iob(nlp)) == 4581
+    abstracts = spacy.registry.readers.get("spacy_bioner.IOB.v1")(
+        str(BC5CDR_IOB["devel"]), spans_key="bc5cdr", documents=str(PUBTATOR["dev"])
+    )
+    examples = list(abstracts(nlp))
+    assert len(examples) == 500 and examples[0].predicted.text == examples[0].reference.text
+    assert [t.text for t in examples[0].predicted] == [t.text for t in examples[0].reference]
 
     small = tmp_path / "bc5cdr.spacy"
     docs, _ = read_iob(BC5CDR_IOB["devel"], nlp.vocab, n_sents=100, spans_key="bc5cdr")

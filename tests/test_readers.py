@@ -4,6 +4,7 @@ faithfully or raises ConversionError."""
 
 import gzip
 import lzma
+import re
 from collections import Counter
 from pathlib import Path
 from typing import List, Tuple
@@ -19,6 +20,7 @@ from spacy_bioner.corpora import (
     read_jnlpba,
     read_lines,
     read_pubtator,
+    read_pubtator_texts,
 )
 from spacy_bioner.evaluation import docs_to_iob
 from spacy_bioner.tokenizer import make_bio_nlp
@@ -128,6 +130,49 @@ def test_iob_n_sents_groups_sentences():
     docs, report = read_iob(BC5CDR_IOB["train"], NLP.vocab, n_sents=10)
     assert len(docs) == 456 and report.sentences == 4560
     assert docs_to_iob(docs, spans_key="ents") == iob_sentences(BC5CDR_IOB["train"])
+
+
+@pytest.mark.parametrize("split,pubtator", [("train", "train"), ("devel", "dev"), ("test", "test")])
+def test_bc5cdr_iob_regrouped_into_its_abstracts(split, pubtator):
+    texts = read_pubtator_texts(PUBTATOR[pubtator])
+    docs, report = read_iob(BC5CDR_IOB[split], NLP.vocab, spans_key="bc5cdr", documents=texts)
+    # Every sentence, token and tag of the file, in its order; one Doc per abstract.
+    assert docs_to_iob(docs, spans_key="bc5cdr") == iob_sentences(BC5CDR_IOB[split])
+    assert len(docs) == 500 and sorted(doc.user_data["pmid"] for doc in docs) == sorted(dict(texts))
+    by_pmid = dict(texts)
+    squashed = [("".join(doc.text.split()), "".join(by_pmid[doc.user_data["pmid"]].split())) for doc in docs]
+    assert all(ours == theirs for ours, theirs in squashed)
+    # The abstract as PubTator writes it, but where it has a run of whitespace (one space here).
+    differ = [doc for doc in docs if doc.text != by_pmid[doc.user_data["pmid"]]]
+    assert len(differ) < 10
+    assert all(doc.text == " ".join(by_pmid[doc.user_data["pmid"]].split()) for doc in differ)
+
+
+def test_regrouped_documents_keep_their_spacing_and_order(tmp_path):
+    iob = write(tmp_path, "c.iob", b"IL\tB-protein\n-\tI-protein\n2\tI-protein\nrises\tO\n.\tO\n\n"
+                b"It\tO\nfalls\tO\n.\tO\n\nCa2\tB-Chemical\n+\tI-Chemical\nflows\tO\n")
+    texts = [("7", "Ca2+ flows"), ("3", "IL-2 rises.  It falls.")]
+    docs, _ = read_iob(iob, NLP.vocab, documents=texts)
+    assert [(doc.user_data["pmid"], doc.text) for doc in docs] == [("3", "IL-2 rises. It falls."), ("7", "Ca2+ flows")]
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in docs] == [[("IL-2", "protein")], [("Ca2+", "Chemical")]]
+    assert [s.text for s in docs[0].sents] == ["IL-2 rises.", "It falls."]
+
+
+@pytest.mark.parametrize(
+    "data,texts,message",
+    [
+        (b"a\tO\nb\tO\n\nz\tO\n", [("1", "a b c"), ("2", "z")],
+         "c.iob:4: the sentence 'z'... does not go on with document 1, whose text goes on with 'c'"),
+        (b"a\tO\n", [("1", "a b")], "the file ends before document 1 does, whose text goes on with 'b'"),
+        (b"a\tO\n\na\tO\n", [("1", "a")], "c.iob:3: the sentence 'a'... begins none of the 1 documents"),
+        (b"-DOCSTART-\n\na\tO\n\n-DOCSTART-\n\nb\tO\n", [("1", "a b")], "marks its own documents"),
+        (b"a\tO\nb\tO\n", [("1", "a b")], "give documents or n_sents, not both"),
+    ],
+)
+def test_regrouping_errors_name_the_sentence_or_document(tmp_path, data, texts, message):
+    iob = write(tmp_path, "c.iob", data)
+    with pytest.raises(ConversionError, match=re.escape(message)):
+        read_iob(iob, NLP.vocab, documents=texts, n_sents=2 if "n_sents" in message else 1)
 
 
 # --- small inputs: schemes, repairs, errors ----------------------------------

@@ -5,7 +5,7 @@
     HF_HUB_OFFLINE=1 python scripts/inference.py --model en_bioner_scibert --gpu-id 0   # both on GPU 0
 
 Both systems read the same raw texts, the first N test documents of JNLPBA
-(abstracts) and BC5CDR (10-sentence documents), and are credited with the same
+and BC5CDR (IOB form, regrouped into abstracts), and are credited with the same
 number of words (whitespace-separated). The Hugging Face side is
 `AutoModelForTokenClassification` on the pipeline's own transformer (its
 fine-tuned weights and tokenizer, unless `--encoder` names another one) with

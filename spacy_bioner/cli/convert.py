@@ -16,6 +16,7 @@ from ..corpora import (
     ConversionReport,
     read_iob,
     read_pubtator,
+    read_pubtator_texts,
     split_dev,
     write_docbin,
 )
@@ -43,13 +44,16 @@ _DEFAULT_KEYS = {
 
 
 def _read(
-    fmt: CorpusFormat, path: Path, spans_key: str, n_sents: int, scheme: Scheme
+    fmt: CorpusFormat, path: Path, spans_key: str, n_sents: int, scheme: Scheme, documents: Optional[Path]
 ) -> Tuple[List[Doc], ConversionReport]:
     if fmt == CorpusFormat.pubtator:
         return read_pubtator(path, make_bio_nlp(), spans_key=spans_key)
-    # JNLPBA is IOB2 (read_jnlpba); --scheme and --n-sents still apply.
+    # JNLPBA is IOB2 (read_jnlpba); --scheme, --n-sents and --documents still apply.
     scheme_name = "iob2" if fmt == CorpusFormat.jnlpba and scheme == Scheme.auto else scheme.value
-    return read_iob(path, make_bio_nlp().vocab, scheme=scheme_name, n_sents=n_sents, spans_key=spans_key)
+    texts = read_pubtator_texts(documents) if documents is not None else None
+    return read_iob(
+        path, make_bio_nlp().vocab, scheme=scheme_name, n_sents=n_sents, spans_key=spans_key, documents=texts
+    )
 
 
 @app.command()
@@ -69,6 +73,11 @@ def convert(
     ),
     n_sents: int = typer.Option(
         1, "--n-sents", min=1, help="iob/jnlpba without document markers: sentences per Doc."
+    ),
+    documents: Optional[Path] = typer.Option(
+        None, "--documents", help="iob without document markers: the PubTator file its sentences were cut "
+        "from (BC5CDR's CDR_*.PubTator.txt for its IOB form). One Doc per abstract, with its PMID and "
+        "the abstract's spacing, in place of --n-sents chunks, which run across abstracts.",
     ),
     spans_key: Optional[str] = typer.Option(
         None, "--spans-key", help="doc.spans key for the entities (default: jnlpba, bc5cdr for "
@@ -90,6 +99,10 @@ def convert(
     """
     if (dev_docs > 0) != (dev_output is not None):
         raise fail("--dev-docs and --dev-output must be given together")
+    if documents is not None and n_sents > 1:
+        raise fail("give --documents or --n-sents, not both")
+    if documents is not None and fmt == CorpusFormat.pubtator:
+        raise fail("--documents regroups an iob file; a pubtator file has its documents")
     if dev_output is not None and dev_output.resolve() == output.resolve():
         raise fail("--dev-output must differ from OUTPUT")
     check_output_file(output, "OUTPUT")
@@ -97,7 +110,7 @@ def convert(
         check_output_file(dev_output, "--dev-output")
     key = spans_key or _DEFAULT_KEYS[fmt]
     try:
-        docs, report = _read(fmt, input_path, key, n_sents, scheme)
+        docs, report = _read(fmt, input_path, key, n_sents, scheme, documents)
     except ConversionError as e:
         raise fail(str(e)) from None
     if dev_output is None:

@@ -12,7 +12,7 @@ from .iob import (
     read_iob,
     read_jnlpba,
 )
-from .pubtator import read_pubtator
+from .pubtator import read_pubtator, read_pubtator_texts
 from .report import ConversionError, ConversionReport, Issue
 from .split import split_dev
 from .text import read_lines
@@ -33,6 +33,7 @@ __all__ = [
     "read_jnlpba",
     "read_lines",
     "read_pubtator",
+    "read_pubtator_texts",
     "split_dev",
     "write_docbin",
 ]

@@ -6,6 +6,12 @@ I-/E- tag that does not continue an entity of its label starts a new entity,
 as conlleval reads it; in IOB2/BIOES files this is counted as "repaired" (in
 IOB1 it is the normal way to start an entity).
 
+A file without document markers (BC5CDR's IOB form) can be regrouped into
+the documents its sentences were cut from (`documents`: their texts, e.g. the
+PubTator corpus it was made from): one Doc per abstract, with its PMID and its
+text's spacing. Chunks of `n_sents` sentences would run from one abstract
+into the next, with a text of the tokens joined by spaces.
+
 Every reader sets both `doc.ents` and `doc.spans[spans_key]` to the same
 non-overlapping spans ("jnlpba" for JNLPBA, "bc5cdr" for both BC5CDR forms,
 "ents" for other corpora): the `bio_ner` head with that key learns from them.
@@ -13,8 +19,9 @@ non-overlapping spans ("jnlpba" for JNLPBA, "bc5cdr" for both BC5CDR forms,
 
 import re
 import warnings
+from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
@@ -118,6 +125,74 @@ def _chunk_sentence(
     return [(s + offset, e + offset, label) for s, e, label in entities], repairs
 
 
+def _follow(text: str, pos: int, sent: _Sentence) -> Optional[Tuple[int, List[bool]]]:
+    """Where `sent`'s words end when read in `text` from `pos` (whitespace
+    between them skipped), and whether whitespace follows each word; None
+    where they are not the text's next words."""
+    spaces: List[bool] = []
+    for word, _, _ in sent:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if not text.startswith(word, pos):
+            return None
+        pos += len(word)
+        spaces.append(pos < len(text) and text[pos].isspace())
+    return pos, spaces
+
+
+def _regroup(
+    path: Path, sents: List[_Sentence], documents: Sequence[Tuple[str, str]]
+) -> List[Tuple[str, List[_Sentence], List[bool]]]:
+    """(document id, its sentences, whether whitespace follows each token) of
+    each document the sentences were cut from, in the file's order. Each
+    sentence goes on where the previous one stopped in its document's text, or
+    begins a document not read before; each document is read to its end."""
+    by_first_char: Dict[str, List[int]] = defaultdict(list)
+    for index, (_, text) in enumerate(documents):
+        stripped = text.lstrip()
+        if stripped:
+            by_first_char[stripped[0]].append(index)
+    groups: List[Tuple[str, List[_Sentence], List[bool]]] = []
+    read = set()
+    current, pos = -1, 0
+
+    def rest() -> str:  # what the current document's text has not yet given
+        return documents[current][1][pos:].strip() if current >= 0 else ""
+
+    for sent in sents:
+        where = f"{path}:{sent[0][2]}"
+        words = " ".join(word for word, _, _ in sent[:8])
+        followed = _follow(documents[current][1], pos, sent) if current >= 0 else None
+        if followed is None and rest():
+            raise ConversionError(
+                f"{where}: the sentence {words!r}... does not go on with document {documents[current][0]}, "
+                f"whose text goes on with {rest()[:40]!r}"
+            )
+        if followed is None:
+            for index in by_first_char.get(sent[0][0][0], []):
+                if index not in read:
+                    followed = _follow(documents[index][1], 0, sent)
+                    if followed is not None:
+                        current = index
+                        read.add(index)
+                        groups.append((documents[index][0], [], []))
+                        break
+            if followed is None:
+                raise ConversionError(
+                    f"{where}: the sentence {words!r}... begins none of the {len(documents)} documents "
+                    "(each read once): are they the texts this file's sentences were cut from?"
+                )
+        pos, spaces = followed
+        groups[-1][1].append(sent)
+        groups[-1][2].extend(spaces)
+    if rest():
+        raise ConversionError(
+            f"{path}: the file ends before document {documents[current][0]} does, whose text goes on "
+            f"with {rest()[:40]!r}"
+        )
+    return groups
+
+
 def read_iob(
     path: PathLike,
     vocab: Vocab,
@@ -125,6 +200,7 @@ def read_iob(
     scheme: str = "auto",
     n_sents: int = 1,
     spans_key: str = DEFAULT_SPANS_KEY,
+    documents: Optional[Sequence[Tuple[str, str]]] = None,
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a `token<TAB>tag` (or whitespace-separated, tag last) file.
 
@@ -135,18 +211,33 @@ def read_iob(
     `-DOCSTART-` and `###MEDLINE:<pmid>` lines start a new document (one Doc
     per document, `doc.user_data["pmid"]` from the marker). A file without
     such markers, or with one `-DOCSTART-` heading it (as CoNLL files have),
-    gives one Doc per `n_sents` consecutive sentences. Tokens
-    are kept as they are, each followed by a space.
+    gives one Doc per `n_sents` consecutive sentences, or, with `documents`
+    ((id, text) of the documents its sentences were cut from, in any
+    order), one Doc per document in the file's order, with the id as
+    `doc.user_data["pmid"]` and the text's spacing (a run of whitespace as
+    one space). Tokens are kept as they are, each followed by a space where
+    `documents` do not say otherwise.
     """
     path = Path(path)
     if scheme not in IOB_SCHEMES:
         raise ConversionError(f"{path}: unknown scheme {scheme!r} (expected one of {', '.join(IOB_SCHEMES)})")
     if n_sents < 1:
         raise ConversionError(f"{path}: n_sents must be at least 1, got {n_sents}")
+    if documents is not None and n_sents > 1:
+        raise ConversionError(f"{path}: give documents or n_sents, not both")
     groups = _parse_iob_lines(path, read_lines(path))
     if not groups:
         raise ConversionError(f"{path}:1: empty file (no tokens)")
-    if len(groups) == 1 and groups[0][0] is None:
+    unmarked = len(groups) == 1 and groups[0][0] is None
+    spacing: Optional[List[List[bool]]] = None  # whether whitespace follows each token, per document
+    if documents is not None:
+        if not unmarked:
+            raise ConversionError(f"{path}: the file marks its own documents (-DOCSTART-, ###MEDLINE:); "
+                                  "regrouping by documents is for files without markers")
+        regrouped = _regroup(path, groups[0][1], documents)
+        groups = [(pmid, sents) for pmid, sents, _ in regrouped]
+        spacing = [spaces for _, _, spaces in regrouped]
+    elif unmarked:
         sents = groups[0][1]
         groups = [(None, sents[i : i + n_sents]) for i in range(0, len(sents), n_sents)]
     if scheme == "auto":
@@ -164,7 +255,8 @@ def read_iob(
                 report.issues.append(Issue(REPAIRED, f"{path}:{lineno}", reason, doc_index=doc_index))
             words.extend(word for word, _, _ in sent)
             sent_starts.extend([True] + [False] * (len(sent) - 1))
-        doc = Doc(vocab, words=words, spaces=[True] * len(words), sent_starts=sent_starts)
+        spaces = spacing[doc_index] if spacing else [True] * len(words)
+        doc = Doc(vocab, words=words, spaces=spaces, sent_starts=sent_starts)
         set_entities(doc, [Span(doc, s, e, label=label) for s, e, label in entities], spans_key)
         if pmid is not None:
             doc.user_data["pmid"] = pmid

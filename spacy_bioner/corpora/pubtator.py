@@ -112,6 +112,16 @@ def _parse_pubtator(path: Path, lines: Sequence[str]) -> List[_PubTatorDoc]:
     return docs
 
 
+def read_pubtator_texts(path: PathLike) -> List[Tuple[str, str]]:
+    """(PMID, title + " " + abstract) of each document of a PubTator file: the
+    documents to regroup the corpus's IOB form into (`read_iob`)."""
+    path = Path(path)
+    parsed = _parse_pubtator(path, read_lines(path))
+    if not parsed:
+        raise ConversionError(f"{path}:1: empty file (no |t| title lines)")
+    return [(doc.pmid, doc.text) for doc in parsed]
+
+
 def read_pubtator(
     path: PathLike, nlp: Language, *, spans_key: str = BC5CDR_SPANS_KEY
 ) -> Tuple[List[Doc], ConversionReport]:

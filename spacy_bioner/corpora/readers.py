@@ -3,7 +3,7 @@ or from converted DocBins (several corpora, one per head, chained)."""
 
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator
+from typing import Callable, Dict, Iterable, Iterator, Optional
 
 import spacy
 from spacy.language import Language
@@ -19,7 +19,7 @@ from .iob import (
     read_iob,
     read_jnlpba,
 )
-from .pubtator import read_pubtator
+from .pubtator import read_pubtator, read_pubtator_texts
 from .split import split_dev
 
 
@@ -39,11 +39,14 @@ def configure_iob_reader(
     scheme: str = "auto",
     n_sents: int = 1,
     spans_key: str = DEFAULT_SPANS_KEY,
+    documents: Optional[str] = None,
 ) -> Callable[[Language], Iterable[Example]]:
-    """Training examples from an IOB/CoNLL file (see `read_iob`)."""
+    """Training examples from an IOB/CoNLL file (see `read_iob`); `documents`:
+    the PubTator file its sentences were cut from, to regroup them into."""
 
     def read(nlp: Language) -> Iterator[Example]:
-        docs, _ = read_iob(path, nlp.vocab, scheme=scheme, n_sents=n_sents, spans_key=spans_key)
+        texts = read_pubtator_texts(documents) if documents else None
+        docs, _ = read_iob(path, nlp.vocab, scheme=scheme, n_sents=n_sents, spans_key=spans_key, documents=texts)
         yield from _examples_from_pretokenized(nlp, docs)
 
     return read
