@@ -7,7 +7,7 @@ from thinc.api import Adam, Optimizer, fix_random_seed
 from toy import SMALL_TOK2VEC, toy_examples, transformer_pipeline
 
 from spacy_bioner.losses import WEIGHTING_SCHEMES
-from spacy_bioner.pipeline_component import BioNER
+from spacy_bioner.pipeline_component import BioNER, entity_bounds
 from spacy_bioner.tags import is_well_formed, tags_to_spans
 
 LOSSES = {False: "spacy_bioner.ClassWeightedCrossentropy.v1", True: "spacy_bioner.CRFLoss.v1"}
@@ -488,6 +488,47 @@ def test_entities_never_start_or_end_on_whitespace():
     assert [(s.start, s.end, s.label_) for s in doc.spans["jnlpba"]] == expected
     assert [(e.start, e.end, e.label_) for e in doc.ents] == expected
     assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx([0.9, 0.6])
+
+
+VOCAB = spacy.blank("en").vocab  # lexical attributes: punctuation
+
+
+@pytest.mark.parametrize(
+    "words,kept",
+    [
+        ("dendritic cell ( DC", "dendritic cell"),
+        ("] heptadecanoic acid", "heptadecanoic acid"),
+        ("angiotensin-converting enzyme , ( ACE", "angiotensin-converting enzyme"),
+        ("IA ( b ) ] ,", "IA ( b )"),
+        ("interleukin ( IL ) -2", "interleukin ( IL ) -2"),  # balanced: kept whole
+        ("[ 3H ] naloxone", "[ 3H ] naloxone"),
+        ("( DC", "DC"),
+        ("( , )", "( , )"),
+        ("( )", "( )"),
+        ("[ (", ""),  # nothing left: no entity
+    ],
+)
+def test_an_entity_keeps_its_longest_stretch_without_an_unbalanced_bracket(words, kept):
+    doc = Doc(VOCAB, words=words.split(" "))
+    start, end = entity_bounds(doc, 0, len(doc), balance_brackets=True)
+    assert doc[start:end].text == kept
+    assert entity_bounds(doc, 0, len(doc), balance_brackets=False) == (0, len(doc))
+
+
+def test_a_head_balances_brackets_as_configured():
+    nlp = make_nlp()
+    nlp.initialize(lambda: toy_examples(nlp, 10))
+    head = nlp.get_pipe("jnlpba")
+    words = ["dendritic", "cell", "(", "DC", "cells"]
+    tags = ["B-cell_type", "I-cell_type", "I-cell_type", "I-cell_type", "O"]
+    path = np.asarray([head.tags.index(tag) for tag in tags], dtype="i")
+    confidence = np.asarray([0.8, 0.6, 0.1, 0.1, 1.0], dtype="f")
+    for balance, expected, score in ((True, (0, 2), 0.7), (False, (0, 4), 0.4)):
+        head.balance_brackets = balance
+        doc = Doc(nlp.vocab, words=words)
+        head.set_annotations([doc], [(path, confidence)])
+        assert [(s.start, s.end) for s in doc.spans["jnlpba"]] == [expected]
+        assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx([score])
 
 
 def test_update_without_an_optimizer_changes_no_weight():
