@@ -588,7 +588,7 @@ class BioNER(TrainablePipe):
             raise ValueError(
                 f"Cannot load the bio_ner component {self.name!r} {source}: its config has tag_scheme "
                 f"{self.tag_scheme!r} but it was trained with {saved_scheme!r}. Set tag_scheme = "
-                f"\"{saved_scheme}\" in its config, or load the whole pipeline with spacy.load."
+                f"\"{saved_scheme}\" in its config, or drop the override that changed it."
             )
         if self.model.has_ref("crf") and not self.model.get_ref("crf").has_param("transitions"):
             raise self._other_model_error(source, "no CRF transitions saved")
@@ -600,7 +600,7 @@ class BioNER(TrainablePipe):
         return ValueError(
             f"Cannot load the bio_ner component {self.name!r} {source}: it was saved with another "
             f"model ({detail}), e.g. a CRF head loaded into a softmax one or the reverse. Give the component "
-            "the model config it was trained with (its config.cfg), or load the whole pipeline with spacy.load."
+            "the model config it was trained with (its config.cfg), or drop the override that changed it."
         )
 
     def _load_error(self, source: str, err: Exception) -> ValueError:
@@ -608,9 +608,15 @@ class BioNER(TrainablePipe):
         detail = first_line(err)
         if isinstance(err, KeyError):  # thinc: the saved layers are not this model's
             return self._other_model_error(source, detail)
+        excluded = (
+            f" A pipeline saved without it (nlp.to_disk(..., exclude=[{self.name!r}])) loads with "
+            f"spacy.load(path, exclude=[{self.name!r}]) and, if it has one, the component that reads it."
+            if isinstance(err, FileNotFoundError)
+            else ""
+        )
         return ValueError(
             f"Cannot load the bio_ner component {self.name!r} {source}: its files are missing, "
-            f"truncated or corrupted ({type(err).__name__}: {detail}). "
-            "Re-download or retrain the pipeline."
+            f"truncated or corrupted ({type(err).__name__}: {detail}).{excluded} "
+            "Otherwise, re-download or retrain the pipeline."
         )
 
