@@ -16,6 +16,10 @@ the head's prediction for the long form:
 - no entity of the head ends where the long form ends: mentions of the
   short form that the head predicted as entities are dropped.
 
+A mention of a one-token short form is also its plural or singular, the
+short form with or without a final "s" ("mast cells (MCs)": "MC"), as
+abstracts use both (`plural_variants`).
+
 In doc.ents, where the heads disagree on a mention, the entity that ends
 the long form there decides: a mention that is another head's entity there
 is replaced by the span of that label that a head predicted on it, so one
@@ -154,12 +158,14 @@ def _definitions(doc: Doc) -> Iterable[Tuple[Span, Span]]:
             yield long_form, short
 
 
-def find_abbreviations(doc: Doc) -> List[Abbreviation]:
+def find_abbreviations(doc: Doc, plural_variants: bool = True) -> List[Abbreviation]:
     """The abbreviations defined in `doc`, each with all mentions of its short form.
 
     A short form or a long form defined twice keeps its first definition.
     Mentions are the token sequences equal to the short form, the one in the
-    definition included.
+    definition included; with `plural_variants`, then the tokens equal to a
+    one-token short form with or without a final "s" ("MCs" and "MC"), of 2
+    characters at least, unless that variant is defined first itself.
     """
     texts = [token.text for token in doc]
     # Where each token text occurs: a mention starts at one of its first word's
@@ -181,6 +187,15 @@ def find_abbreviations(doc: Doc) -> List[Abbreviation]:
             for i in positions[words[0]]
             if texts[i : i + n] == words and not (long_form.start <= i and i + n <= long_form.end)
         )
+        if plural_variants and n == 1:
+            variant = words[0][:-1] if words[0].endswith("s") else words[0] + "s"
+            # A one-letter variant ("T" of "Ts") is too often something else.
+            if len(variant) >= 2 and variant not in seen_short:
+                # One abbreviation owns the variant's mentions: a later definition of it is skipped.
+                seen_short.add(variant)
+                mentions += tuple(
+                    doc[i : i + 1] for i in positions.get(variant, ()) if not long_form.start <= i < long_form.end
+                )
         found.append(Abbreviation(long_form, mentions))
     return found
 
@@ -195,6 +210,7 @@ def find_abbreviations(doc: Doc) -> List[Abbreviation]:
         "relabel": True,
         "remove_unsupported": True,
         "ents_follow_long_form": True,
+        "plural_variants": True,
     },
 )
 def make_abbreviation_consistency(
@@ -205,6 +221,7 @@ def make_abbreviation_consistency(
     relabel: bool,
     remove_unsupported: bool,
     ents_follow_long_form: bool,
+    plural_variants: bool,
 ) -> "AbbreviationConsistency":
     """Create the component that makes short forms agree with their long forms.
 
@@ -220,6 +237,8 @@ def make_abbreviation_consistency(
     ents_follow_long_form: in doc.ents, a mention that is an entity of
         another label than the entity ending the long form there takes a
         head's span of that label on the same tokens, where there is one.
+    plural_variants: a one-token short form's mentions include its plural or
+        singular, with or without a final "s" ("MCs" and "MC").
     """
     return AbbreviationConsistency(
         nlp,
@@ -229,6 +248,7 @@ def make_abbreviation_consistency(
         relabel=relabel,
         remove_unsupported=remove_unsupported,
         ents_follow_long_form=ents_follow_long_form,
+        plural_variants=plural_variants,
     )
 
 
@@ -245,6 +265,7 @@ class AbbreviationConsistency:
         relabel: bool = True,
         remove_unsupported: bool = True,
         ents_follow_long_form: bool = True,
+        plural_variants: bool = True,
     ) -> None:
         self.nlp = nlp
         self.name = name
@@ -253,6 +274,7 @@ class AbbreviationConsistency:
         self.relabel = relabel
         self.remove_unsupported = remove_unsupported
         self.ents_follow_long_form = ents_follow_long_form
+        self.plural_variants = plural_variants
         # Configured keys are checked against the pipeline's heads on the first
         # doc: the heads may be added after this component is created.
         self._keys_checked = False
@@ -269,7 +291,7 @@ class AbbreviationConsistency:
         if not self._keys_checked:
             self._warn_unknown_keys()
         keys = [key for key in self.spans_keys if key in doc.spans]
-        abbreviations = find_abbreviations(doc) if keys else []
+        abbreviations = find_abbreviations(doc, self.plural_variants) if keys else []
         if not abbreviations:
             return doc
         gone: Set[Tuple[int, int, str]] = set()

@@ -338,3 +338,47 @@ def test_spans_keys_naming_no_head_are_warned_about_once(nlp, recwarn):
             make_doc(nlp)
         )
     assert not [w for w in recwarn if "name no bio_ner head" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    "text,short,mentions",
+    [
+        # Defined in the plural, mentioned in the singular, and the other way round.
+        ("mast cells ( MCs ) degranulate ; MC numbers and MCs rose", "MCs", ["MCs", "MCs", "MC"]),
+        ("high grade glioma ( HGG ) and other HGGs ; HGG", "HGG", ["HGG", "HGG", "HGGs"]),
+        # A one-letter variant is no mention.
+        ("T cells ( Ts ) and T lymphocytes", "Ts", ["Ts"]),
+    ],
+)
+def test_plural_and_singular_of_a_short_form_are_mentions(nlp, text, short, mentions):
+    (abbreviation,) = find_abbreviations(make_doc(nlp, text))
+    assert abbreviation.short_form == short
+    assert [m.text for m in abbreviation.mentions] == mentions
+
+
+def test_plural_variants_on_bio_tokens():
+    """The BioTokenizer keeps "DCs" one token, and splits it from "/DC"."""
+    from spacy_bioner.tokenizer import make_bio_nlp
+
+    (abbreviation,) = find_abbreviations(make_bio_nlp()("dendritic cells (DCs) were counted; DCs/DC ratios"))
+    assert [m.text for m in abbreviation.mentions] == ["DCs", "DCs", "DC"]
+
+
+def test_a_variant_defined_later_keeps_the_first_definition(nlp):
+    doc = make_doc(nlp, "mast cells ( MC ) and monocytes ( MCs ) ; MCs")
+    (abbreviation,) = find_abbreviations(doc)
+    assert abbreviation.long_form.text == "mast cells"
+    assert [m.start for m in abbreviation.mentions] == [3, 8, 11]
+
+
+@pytest.mark.parametrize("plural_variants", [True, False])
+def test_plural_variants_is_a_setting(nlp, plural_variants):
+    """BC5CDR-style: "osteoclasts" defined as "OCs", one "OC" missed, one "OC" mislabelled."""
+    doc = make_doc(nlp, "bone osteoclasts ( OCs ) and OC activity ; OC counts fell")
+    set_head(doc, "bc5cdr", [(1, 2, "Disease"), (9, 10, "Chemical")])
+    nlp.add_pipe("bio_ner_abbreviations", config={"plural_variants": plural_variants})(doc)
+    expected = [(1, 2, "Disease"), (3, 4, "Disease"), (6, 7, "Disease"), (9, 10, "Disease")]
+    if not plural_variants:
+        expected = [(1, 2, "Disease"), (3, 4, "Disease"), (9, 10, "Chemical")]
+    assert triples(doc.spans["bc5cdr"]) == expected
+    assert triples(doc.ents) == expected
