@@ -298,9 +298,9 @@ class BioNER(TrainablePipe):
         return list(zip(paths, confidences))
 
     def _warn_if_transformer_did_not_run(self, docs: List[Doc]) -> None:
-        """A listening head reads `doc._.trf_data`, which the transformer
-        component sets; where it is missing the listener gives zeros, and the
-        head entities of no meaning."""
+        """Warn once where a head that listens to the transformer component
+        runs without it: the listener then gives zeros for `doc._.trf_data`,
+        and the head entities of no meaning."""
         if self._warned_no_transformer:
             return
         if Doc.has_extension("trf_data") and all(doc._.trf_data is not None for doc in docs if len(doc)):
