@@ -31,8 +31,11 @@ Spans that the component adds or relabels take the long form's score.
 Definitions are found with the algorithm of Schwartz and Hearst (2003, "A
 simple algorithm for identifying abbreviation definitions in biomedical
 text"), on spaCy tokens, with the candidate rules of scispacy's
-`AbbreviationDetector` and the checks of Schwartz's reference implementation
-(ExtractAbbrev.java) on the parentheses and the long form. It is written here
+`AbbreviationDetector` and some checks of Schwartz's reference implementation
+(ExtractAbbrev.java): more than two words in the parentheses make them the
+long form, a short form before them has a capital letter, and a long form
+is no shorter than its short form and does not contain it as a word (its
+cut of the parentheses at ", " and "; " is not made). It is written here
 because scispacy (0.6) pins numpy < 2 and brings nmslib, more than a pipeline
 package should impose on its users, and PyPI's `abbreviations` works on
 strings, whose results would have to be mapped back onto tokens.
@@ -158,7 +161,7 @@ def _definitions(doc: Doc) -> Iterable[Tuple[Span, Span]]:
             yield long_form, short
 
 
-def find_abbreviations(doc: Doc, plural_variants: bool = True) -> List[Abbreviation]:
+def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbreviation]:
     """The abbreviations defined in `doc`, each with all mentions of its short form.
 
     A short form or a long form defined twice keeps its first definition.
@@ -209,8 +212,8 @@ def find_abbreviations(doc: Doc, plural_variants: bool = True) -> List[Abbreviat
         "add_missing": True,
         "relabel": True,
         "remove_unsupported": True,
-        "ents_follow_long_form": True,
-        "plural_variants": True,
+        "ents_follow_long_form": False,
+        "plural_variants": False,
     },
 )
 def make_abbreviation_consistency(
@@ -239,6 +242,8 @@ def make_abbreviation_consistency(
         head's span of that label on the same tokens, where there is one.
     plural_variants: a one-token short form's mentions include its plural or
         singular, with or without a final "s" ("MCs" and "MC").
+    The last two are off by default, so that pipelines saved before they
+    existed predict as they did; the configs set them.
     """
     return AbbreviationConsistency(
         nlp,
@@ -264,8 +269,8 @@ class AbbreviationConsistency:
         add_missing: bool = True,
         relabel: bool = True,
         remove_unsupported: bool = True,
-        ents_follow_long_form: bool = True,
-        plural_variants: bool = True,
+        ents_follow_long_form: bool = False,
+        plural_variants: bool = False,
     ) -> None:
         self.nlp = nlp
         self.name = name

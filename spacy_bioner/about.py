@@ -5,7 +5,7 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from typing import Dict
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # What a result depends on; a CuPy build is recorded where one is installed.
 RECORDED_LIBRARIES = (

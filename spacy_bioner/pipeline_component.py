@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc, Span, SpanGroup, Token
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from spacy_transformers.layers import TransformerListener
@@ -79,8 +79,9 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
     ends an entity on it. With `balance_brackets`, an entity with a bracket
     it does not balance keeps its longest stretch without one ("dendritic
     cell (DC": "dendritic cell"; "]heptadecanoic acid": "heptadecanoic
-    acid"), less the punctuation at a cut end: the gold of JNLPBA and BC5CDR
-    hardly ever has an unbalanced bracket in an entity.
+    acid"), less the punctuation and whitespace at a cut end, until none is
+    left: the gold of JNLPBA and BC5CDR hardly ever has an unbalanced
+    bracket in an entity.
     """
     while start < end and doc[start].is_space:
         start += 1
@@ -88,6 +89,24 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
         end -= 1
     if not balance_brackets:
         return start, end
+    while True:
+        cuts = _unbalanced_brackets(doc, start, end)
+        if not cuts:
+            return start, end
+        stretches = zip([start] + [i + 1 for i in cuts], cuts + [end])
+        new_start, new_end = max(stretches, key=lambda bounds: bounds[1] - bounds[0])
+        if new_end < end:
+            while new_end > new_start and _sheds(doc[new_end - 1], _CLOSING):
+                new_end -= 1
+        if new_start > start:
+            while new_start < new_end and _sheds(doc[new_start], _OPENING):
+                new_start += 1
+        # A stretch can hold brackets that crossed others ("( IL ] -2 )"): look again.
+        start, end = new_start, new_end
+
+
+def _unbalanced_brackets(doc: Doc, start: int, end: int) -> List[int]:
+    """The positions of the brackets in doc[start:end] that it does not balance."""
     opened: List[int] = []
     unbalanced: List[int] = []
     for i in range(start, end):
@@ -99,18 +118,13 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
                 opened.pop()
             else:
                 unbalanced.append(i)
-    if not opened and not unbalanced:
-        return start, end
-    cuts = sorted(opened + unbalanced)
-    stretches = zip([start] + [i + 1 for i in cuts], cuts + [end])
-    new_start, new_end = max(stretches, key=lambda bounds: bounds[1] - bounds[0])
-    if new_end < end:
-        while new_end > new_start and doc[new_end - 1].is_punct and doc[new_end - 1].text not in _CLOSING:
-            new_end -= 1
-    if new_start > start:
-        while new_start < new_end and doc[new_start].is_punct and doc[new_start].text not in _OPENING:
-            new_start += 1
-    return new_start, new_end
+    return sorted(opened + unbalanced)
+
+
+def _sheds(token: Token, keep: Dict[str, str]) -> bool:
+    """Whether a cut end of an entity drops `token`: whitespace, or punctuation
+    other than the brackets in `keep` (the ones that can close or open the rest)."""
+    return token.is_space or (token.is_punct and token.text not in keep)
 
 
 def _same_tokens(example: Example) -> bool:
@@ -138,7 +152,7 @@ def _same_tokens(example: Example) -> bool:
         "spans_key": "ents",
         "tag_scheme": "IOB2",
         "learn_rate_scale": 1.0,
-        "balance_brackets": True,
+        "balance_brackets": False,
         "scorer": {"@scorers": "spacy_bioner.bio_ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -169,7 +183,8 @@ def make_bio_ner(
         learning rate per step, so at a fine-tuning rate the head needs
         thousands of steps.
     balance_brackets: a predicted entity is cut at a bracket it does not
-        balance (`entity_bounds`).
+        balance (`entity_bounds`). Off by default, so that pipelines saved
+        before the setting existed predict as they did; the configs set it.
     scorer: reports ents_* and spans_<spans_key>_*.
     """
     return BioNER(
@@ -202,7 +217,7 @@ class BioNER(TrainablePipe):
         spans_key: str = "ents",
         tag_scheme: str = "IOB2",
         learn_rate_scale: float = 1.0,
-        balance_brackets: bool = True,
+        balance_brackets: bool = False,
         scorer: Optional[Callable] = score_bio_ner,
     ) -> None:
         self.vocab = vocab

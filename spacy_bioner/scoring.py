@@ -29,26 +29,22 @@ def score_bio_ner(
     """
     examples = list(examples)
     known = set(labels) if labels else None
-    references = {id(eg.reference) for eg in examples}
-    # Character spans of each predicted doc's gold entities of other labels.
-    others: Dict[int, List[Tuple[int, int]]] = {
-        id(eg.predicted): [
-            (span.start_char, span.end_char)
-            for span in gold_spans(eg.reference, spans_key) or []
-            if known is not None and span.label_ not in known
-        ]
-        for eg in examples
-    }
+    # The tokens of each predicted doc under gold entities of other labels.
+    unannotated: Dict[int, List[Tuple[int, int]]] = {}
+    for eg in examples:
+        others = [span for span in gold_spans(eg.reference, spans_key) or [] if known is not None
+                  and span.label_ not in known]
+        aligned = eg.get_aligned_spans_y2x(others, allow_overlap=True) if others else []
+        unannotated[id(eg.predicted)] = [(span.start, span.end) for span in aligned]
 
     def head_spans(doc: Doc, attr: str) -> List[Span]:
-        spans = gold_spans(doc, spans_key) or []
-        if id(doc) in references:
-            kept = [span for span in spans if known is None or span.label_ in known]
-        else:
-            unannotated = others.get(id(doc), [])
-            kept = [span for span in spans if not any(span.start_char < end and start < span.end_char
-                                                      for start, end in unannotated)]
-        return taggable_spans(kept)
+        skip = unannotated.get(id(doc), [])
+        return taggable_spans(
+            span
+            for span in gold_spans(doc, spans_key) or []
+            if (known is None or span.label_ in known)
+            and not any(span.start < end and start < span.end for start, end in skip)
+        )
 
     scores = Scorer.score_spans(
         examples,

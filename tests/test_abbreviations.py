@@ -214,7 +214,7 @@ def test_an_entity_no_head_predicted_stays_in_doc_ents(nlp):
     doc = make_doc(nlp)
     set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (15, 16, "Chemical")])
     doc.ents = [*doc.ents[:1], Span(doc, 15, 16, label="DRUG", kb_id="D1")]
-    nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": ["bc5cdr"]})(doc)
+    nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": ["bc5cdr"], "ents_follow_long_form": True})(doc)
     assert [(e.start, e.label_, e.kb_id_) for e in doc.ents] == [(0, "Chemical", ""), (2, "Chemical", ""), (15, "DRUG", "D1"), (24, "Chemical", "")]
 
 
@@ -351,7 +351,7 @@ def test_spans_keys_naming_no_head_are_warned_about_once(nlp, recwarn):
     ],
 )
 def test_plural_and_singular_of_a_short_form_are_mentions(nlp, text, short, mentions):
-    (abbreviation,) = find_abbreviations(make_doc(nlp, text))
+    (abbreviation,) = find_abbreviations(make_doc(nlp, text), plural_variants=True)
     assert abbreviation.short_form == short
     assert [m.text for m in abbreviation.mentions] == mentions
 
@@ -360,13 +360,13 @@ def test_plural_variants_on_bio_tokens():
     """The BioTokenizer keeps "DCs" one token, and splits it from "/DC"."""
     from spacy_bioner.tokenizer import make_bio_nlp
 
-    (abbreviation,) = find_abbreviations(make_bio_nlp()("dendritic cells (DCs) were counted; DCs/DC ratios"))
+    (abbreviation,) = find_abbreviations(make_bio_nlp()("dendritic cells (DCs) were counted; DCs/DC ratios"), plural_variants=True)
     assert [m.text for m in abbreviation.mentions] == ["DCs", "DCs", "DC"]
 
 
 def test_a_variant_defined_later_keeps_the_first_definition(nlp):
     doc = make_doc(nlp, "mast cells ( MC ) and monocytes ( MCs ) ; MCs")
-    (abbreviation,) = find_abbreviations(doc)
+    (abbreviation,) = find_abbreviations(doc, plural_variants=True)
     assert abbreviation.long_form.text == "mast cells"
     assert [m.start for m in abbreviation.mentions] == [3, 8, 11]
 
@@ -382,3 +382,10 @@ def test_plural_variants_is_a_setting(nlp, plural_variants):
         expected = [(1, 2, "Disease"), (3, 4, "Disease"), (9, 10, "Chemical")]
     assert triples(doc.spans["bc5cdr"]) == expected
     assert triples(doc.ents) == expected
+
+
+def test_settings_added_later_are_off_unless_configured(nlp):
+    """A pipeline saved before them predicts as it did: spaCy fills a missing
+    setting from the factory's defaults."""
+    component = nlp.add_pipe("bio_ner_abbreviations")
+    assert not component.ents_follow_long_form and not component.plural_variants

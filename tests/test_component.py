@@ -506,6 +506,10 @@ VOCAB = spacy.blank("en").vocab  # lexical attributes: punctuation
         ("( , )", "( , )"),
         ("( )", "( )"),
         ("[ (", ""),  # nothing left: no entity
+        ("x [ y ( z ] w ) v", "y"),  # crossing brackets: cut again (ties: the first)
+        ("( IL ] -2 )", "IL"),
+        ("( \n IL-2 receptor", "IL-2 receptor"),  # no whitespace at a cut end
+        ("IL-2 receptor \n )", "IL-2 receptor"),
     ],
 )
 def test_an_entity_keeps_its_longest_stretch_without_an_unbalanced_bracket(words, kept):
@@ -519,6 +523,7 @@ def test_a_head_balances_brackets_as_configured():
     nlp = make_nlp()
     nlp.initialize(lambda: toy_examples(nlp, 10))
     head = nlp.get_pipe("jnlpba")
+    assert not head.balance_brackets  # off unless configured: older pipelines predict as they did
     words = ["dendritic", "cell", "(", "DC", "cells"]
     tags = ["B-cell_type", "I-cell_type", "I-cell_type", "I-cell_type", "O"]
     path = np.asarray([head.tags.index(tag) for tag in tags], dtype="i")
@@ -596,20 +601,31 @@ def test_a_head_built_directly_scores_as_the_factorys():
     assert {"spans_jnlpba_f", "ents_f"} <= set(scores)
 
 
-def test_a_forked_process_runs_torch_on_one_thread():
+def _threads_after_running(path):
+    """In a forked child: torch's threads after the pipeline at `path` ran (or not)."""
+    import torch
+
+    if path is not None:
+        spacy.load(path)("IL-2 in T cells.")
+    return torch.get_num_threads()
+
+
+def test_a_forked_process_that_runs_the_encoder_runs_torch_on_one_thread(tiny_pipeline):
     """nlp.pipe(n_process=N) forks its workers; one entering torch's OpenMP
-    pool, whose threads stayed in the parent, would wait for them forever."""
+    pool, whose threads stayed in the parent, would wait for them forever.
+    A forked process that does not run the encoder keeps its threads."""
     import multiprocessing
 
     import torch
 
-    import spacy_bioner.layers.transformer  # noqa: F401  (what registers it)
-
+    spacy.load(tiny_pipeline)("Warm up.")
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         with multiprocessing.get_context("fork").Pool(1) as pool:
-            assert pool.apply(torch.get_num_threads) == 1
+            assert pool.apply(_threads_after_running, (str(tiny_pipeline),)) == 1
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            assert pool.apply(_threads_after_running, (None,)) == 2
         assert torch.get_num_threads() == 2  # the parent keeps its threads
     finally:
         torch.set_num_threads(threads)

@@ -152,7 +152,7 @@ def test_regrouped_documents_keep_their_spacing_and_order(tmp_path):
     iob = write(tmp_path, "c.iob", b"IL\tB-protein\n-\tI-protein\n2\tI-protein\nrises\tO\n.\tO\n\n"
                 b"It\tO\nfalls\tO\n.\tO\n\nCa2\tB-Chemical\n+\tI-Chemical\nflows\tO\n")
     texts = [("7", "Ca2+ flows"), ("3", "IL-2 rises.  It falls.")]
-    docs, _ = read_iob(iob, NLP.vocab, documents=texts)
+    docs, _ = read_iob(iob, NLP.vocab, documents=iter(texts))  # any iterable
     assert [(doc.user_data["pmid"], doc.text) for doc in docs] == [("3", "IL-2 rises. It falls."), ("7", "Ca2+ flows")]
     assert [[(e.text, e.label_) for e in doc.ents] for doc in docs] == [[("IL-2", "protein")], [("Ca2+", "Chemical")]]
     assert [s.text for s in docs[0].sents] == ["IL-2 rises.", "It falls."]
@@ -165,6 +165,8 @@ def test_regrouped_documents_keep_their_spacing_and_order(tmp_path):
          "c.iob:4: the sentence 'z'... does not go on with document 1, whose text goes on with 'c'"),
         (b"a\tO\n", [("1", "a b")], "the file ends before document 1 does, whose text goes on with 'b'"),
         (b"a\tO\n\na\tO\n", [("1", "a")], "c.iob:3: the sentence 'a'... begins none of the 1 documents"),
+        (b"Background\tO\n.\tO\n\nAspirin\tO\n", [("A", "Background. Ibuprofen"), ("B", "Background. Aspirin")],
+         "does not go on with document A (taken as the first of 2 documents that begin alike)"),
         (b"-DOCSTART-\n\na\tO\n\n-DOCSTART-\n\nb\tO\n", [("1", "a b")], "marks its own documents"),
         (b"a\tO\nb\tO\n", [("1", "a b")], "give documents or n_sents, not both"),
     ],

@@ -130,3 +130,15 @@ def test_the_component_scores_with_its_labels(tiny_pipeline):
     nlp = spacy.load(tiny_pipeline)
     scores = nlp.get_pipe("jnlpba").score([ents_gold_and_head_prediction(nlp.vocab)])
     assert (scores["spans_jnlpba_p"], scores["spans_jnlpba_r"]) == (1.0, 1.0)
+
+
+def test_other_heads_gold_is_found_on_predicted_tokens_that_differ():
+    """The prediction is on another tokenization (and whitespace) of the text:
+    the other head's gold is aligned onto it, not compared by offsets."""
+    vocab = Vocab()
+    reference = Doc(vocab, words=["abc", "def", "G"])
+    reference.ents = [Span(reference, 0, 1, "Chemical"), Span(reference, 1, 2, "protein")]
+    predicted = Doc(vocab, words=["a", "b", "c", "def", "G"])
+    predicted.spans["bc5cdr"] = [Span(predicted, 0, 3, "Chemical"), Span(predicted, 3, 4, "Chemical")]
+    scores = score_bio_ner([Example(predicted, reference)], spans_key="bc5cdr", labels=["Chemical", "Disease"])
+    assert (scores["spans_bc5cdr_p"], scores["spans_bc5cdr_r"]) == (1.0, 1.0)

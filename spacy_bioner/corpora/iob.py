@@ -154,7 +154,7 @@ def _regroup(
             by_first_char[stripped[0]].append(index)
     groups: List[Tuple[str, List[_Sentence], List[bool]]] = []
     read = set()
-    current, pos = -1, 0
+    current, pos, alike = -1, 0, 0
 
     def rest() -> str:  # what the current document's text has not yet given
         return documents[current][1][pos:].strip() if current >= 0 else ""
@@ -164,20 +164,21 @@ def _regroup(
         words = " ".join(word for word, _, _ in sent[:8])
         followed = _follow(documents[current][1], pos, sent) if current >= 0 else None
         if followed is None and rest():
+            also = f" (taken as the first of {alike} documents that begin alike)" if alike > 1 else ""
             raise ConversionError(
-                f"{where}: the sentence {words!r}... does not go on with document {documents[current][0]}, "
-                f"whose text goes on with {rest()[:40]!r}"
+                f"{where}: the sentence {words!r}... does not go on with document {documents[current][0]}"
+                f"{also}, whose text goes on with {rest()[:40]!r}"
             )
         if followed is None:
-            for index in by_first_char.get(sent[0][0][0], []):
-                if index not in read:
-                    followed = _follow(documents[index][1], 0, sent)
-                    if followed is not None:
-                        current = index
-                        read.add(index)
-                        groups.append((documents[index][0], [], []))
-                        break
-            if followed is None:
+            begun = [(index, _follow(documents[index][1], 0, sent))
+                     for index in by_first_char.get(sent[0][0][0], []) if index not in read]
+            begun = [(index, found) for index, found in begun if found is not None]
+            alike = len(begun)
+            if begun:
+                current, followed = begun[0]
+                read.add(current)
+                groups.append((documents[current][0], [], []))
+            else:
                 raise ConversionError(
                     f"{where}: the sentence {words!r}... begins none of the {len(documents)} documents "
                     "(each read once): are they the texts this file's sentences were cut from?"
@@ -200,7 +201,7 @@ def read_iob(
     scheme: str = "auto",
     n_sents: int = 1,
     spans_key: str = DEFAULT_SPANS_KEY,
-    documents: Optional[Sequence[Tuple[str, str]]] = None,
+    documents: Optional[Iterable[Tuple[str, str]]] = None,
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a `token<TAB>tag` (or whitespace-separated, tag last) file.
 
@@ -234,7 +235,7 @@ def read_iob(
         if not unmarked:
             raise ConversionError(f"{path}: the file marks its own documents (-DOCSTART-, ###MEDLINE:); "
                                   "regrouping by documents is for files without markers")
-        regrouped = _regroup(path, groups[0][1], documents)
+        regrouped = _regroup(path, groups[0][1], list(documents))
         groups = [(pmid, sents) for pmid, sents, _ in regrouped]
         spacing = [spaces for _, _, spaces in regrouped]
     elif unmarked:

@@ -59,11 +59,24 @@ from .encoder_shim import EncoderShim
 # tokens are some 20,000 wordpieces, a full batch for a GPU too.
 DEFAULT_WINDOWS_PER_PASS = 128
 
-# spaCy's nlp.pipe(n_process=N) forks its workers (on Linux). A forked child
-# that enters torch's OpenMP pool, whose threads stayed in the parent, waits
-# for them forever; so a forked child runs torch on one thread: the workers
-# are the parallelism.
-os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
+# The process whose torch threads this module last saw (see one_thread_if_forked).
+_threads_of_pid = os.getpid()
+
+
+def one_thread_if_forked() -> None:
+    """Run torch on one thread in a process forked from the one that imported
+    this module, before the encoder runs there.
+
+    spaCy's nlp.pipe(n_process=N) forks its workers (on Linux). A forked child
+    that enters torch's OpenMP pool, whose threads stayed in the parent, waits
+    for them forever; the workers are the parallelism. Only a process that
+    runs this encoder is touched, and a spawned one (annotate's workers)
+    imports the module afresh and keeps its threads.
+    """
+    global _threads_of_pid
+    if os.getpid() != _threads_of_pid:
+        _threads_of_pid = os.getpid()
+        torch.set_num_threads(1)
 
 
 class BioTransformerModel(TransformerModel):
@@ -184,6 +197,7 @@ def _init(model: BioTransformerModel, X=None, Y=None) -> None:
 
 def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tuple[FullTransformerBatch, Callable]:
     """spacy-transformers' forward pass over windows that fit, tokenized by WordpieceEncoder."""
+    one_thread_if_forked()
     tokenizer = model.tokenizer
     nested_spans = model.split_oversize(model.attrs["get_spans"](docs), model)
     flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
