@@ -6,7 +6,8 @@ The head scored is the corpus's (its span group, as `evaluate` scores it).
 
 Each pipeline (e.g. one kept by `run.py --save-pipelines`) predicts each split
 once, on gold tokens, with the component disabled or absent (pipelines saved
-before it existed); every setting then corrects copies of those documents.
+before it existed); every setting then corrects copies of those documents,
+with the shipped config's other settings of the component (plural_variants).
 The settings are chosen on dev; test only reports. The records go to
 results/<date>-<device>-<tag>.json.
 """
@@ -16,8 +17,9 @@ from typing import Any, Dict, List
 
 import spacy
 import typer
+from thinc.api import Config
 
-from run import BENCHMARKS, CORPORA, device_name, log, results_stem, write_json
+from run import BENCHMARKS, CORPORA, DEFAULT_CONFIG, device_name, log, results_stem, write_json
 from spacy_bioner.abbreviations import AbbreviationConsistency
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.evaluation import iob_tags, seqeval_scores
@@ -32,6 +34,13 @@ SETTINGS: Dict[str, Dict[str, bool]] = {
 }
 
 app = typer.Typer(add_completion=False)
+
+
+def shipped_options(head: str) -> Dict[str, Any]:
+    """The shipped config's other settings of the head's component (plural_variants...),
+    under which each setting of the corrections is scored."""
+    component = Config().from_disk(DEFAULT_CONFIG, interpolate=False)["components"][f"{head}_abbreviations"]
+    return {key: value for key, value in component.items() if key not in (*CORRECTIONS, "factory", "spans_keys")}
 
 
 @app.command()
@@ -61,7 +70,7 @@ def main(
             for setting, options in SETTINGS.items():
                 corrected = predicted
                 if options:
-                    component = AbbreviationConsistency(nlp, **options)
+                    component = AbbreviationConsistency(nlp, **shipped_options(head), **options)
                     corrected = [component(doc.copy()) for doc in predicted]
                 pred = iob_tags(corrected, head)
                 scores = seqeval_scores(gold, pred)
