@@ -183,22 +183,25 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
             continue
         seen_long.add(long_form.text)
         seen_short.add(short.text)
+
+        def occurrences(words: List[str]) -> Tuple[Span, ...]:
+            """The token sequences equal to `words`, outside the long form."""
+            n = len(words)
+            return tuple(
+                doc[i : i + n]
+                for i in positions.get(words[0], ())
+                if texts[i : i + n] == words and not (long_form.start <= i and i + n <= long_form.end)
+            )
+
         words = texts[short.start : short.end]
-        n = len(words)
-        mentions = tuple(
-            doc[i : i + n]
-            for i in positions[words[0]]
-            if texts[i : i + n] == words and not (long_form.start <= i and i + n <= long_form.end)
-        )
-        if plural_variants and n == 1:
+        mentions = occurrences(words)
+        if plural_variants and len(words) == 1:
             variant = words[0][:-1] if words[0].endswith("s") else words[0] + "s"
             # A one-letter variant ("T" of "Ts") is too often something else.
             if len(variant) >= 2 and variant not in seen_short:
                 # One abbreviation owns the variant's mentions: a later definition of it is skipped.
                 seen_short.add(variant)
-                mentions += tuple(
-                    doc[i : i + 1] for i in positions.get(variant, ()) if not long_form.start <= i < long_form.end
-                )
+                mentions += occurrences([variant])
         found.append(Abbreviation(long_form, mentions))
     return found
 

@@ -112,14 +112,17 @@ def _parse_pubtator(path: Path, lines: Sequence[str]) -> List[_PubTatorDoc]:
     return docs
 
 
-def read_pubtator_texts(path: PathLike) -> List[Tuple[str, str]]:
-    """(PMID, title + " " + abstract) of each document of a PubTator file: the
-    documents to regroup the corpus's IOB form into (`read_iob`)."""
-    path = Path(path)
+def _parse_file(path: Path) -> List[_PubTatorDoc]:
     parsed = _parse_pubtator(path, read_lines(path))
     if not parsed:
         raise ConversionError(f"{path}:1: empty file (no |t| title lines)")
-    return [(doc.pmid, doc.text) for doc in parsed]
+    return parsed
+
+
+def read_pubtator_texts(path: PathLike) -> List[Tuple[str, str]]:
+    """(PMID, title + " " + abstract) of each document of a PubTator file: the
+    documents to regroup the corpus's IOB form into (`read_iob`)."""
+    return [(doc.pmid, doc.text) for doc in _parse_file(Path(path))]
 
 
 def read_pubtator(
@@ -128,9 +131,7 @@ def read_pubtator(
     """Read a PubTator file: one Doc per abstract (see the module docstring
     for the alignment, composite and overlap policies)."""
     path = Path(path)
-    parsed = _parse_pubtator(path, read_lines(path))
-    if not parsed:
-        raise ConversionError(f"{path}:1: empty file (no |t| title lines)")
+    parsed = _parse_file(path)
     report = ConversionReport(source=str(path))
     docs = []
     for doc_index, pdoc in enumerate(parsed):
