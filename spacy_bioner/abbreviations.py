@@ -18,7 +18,8 @@ the head's prediction for the long form:
 
 A mention of a one-token short form is also its plural or singular, the
 short form with or without a final "s" ("mast cells (MCs)": "MC"), as
-abstracts use both (`plural_variants`).
+abstracts use both (`plural_variants`). The stem of a numbered name is no
+mention: "COX" of "COX-2" names one member of the family "COX" defines.
 
 In doc.ents, where the heads disagree on a mention, the entity that ends
 the long form there decides: a mention that is another head's entity there
@@ -121,6 +122,21 @@ def is_long_form(long_form: Span, short_form: Span) -> bool:
     return len(long_text) >= len(short_text) and f" {short_text} " not in f" {long_text} "
 
 
+_HYPHENS = {"-", "\u2010", "\u2011"}
+
+
+def stems_numbered_name(doc: Doc, end: int) -> bool:
+    """Whether the tokens before `end` are glued to a hyphen and a number, as
+    "COX" is in "COX-2": the stem of a numbered name, not a mention of it."""
+    return (
+        end + 1 < len(doc)
+        and not doc[end - 1].whitespace_
+        and doc[end].text in _HYPHENS
+        and not doc[end].whitespace_
+        and doc[end + 1].text[:1].isdigit()
+    )
+
+
 def _closing_parenthesis(doc: Doc, start: int) -> Optional[int]:
     """The index of the ")" closing the "(" at `start`, if it comes soon enough."""
     depth = 0
@@ -166,9 +182,10 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
 
     A short form or a long form defined twice keeps its first definition.
     Mentions are the token sequences equal to the short form, the one in the
-    definition included; with `plural_variants`, then the tokens equal to a
-    one-token short form with or without a final "s" ("MCs" and "MC"), of 2
-    characters at least, unless that variant is defined first itself.
+    definition included, but not those glued to a hyphen and a number
+    ("COX-2"); with `plural_variants`, then the tokens equal to a one-token
+    short form with or without a final "s" ("MCs" and "MC"), of 2 characters
+    at least, unless that variant is defined first itself.
     """
     texts = [token.text for token in doc]
     # Where each token text occurs: a mention starts at one of its first word's
@@ -185,12 +202,15 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
         seen_short.add(short.text)
 
         def occurrences(words: List[str]) -> Tuple[Span, ...]:
-            """The token sequences equal to `words`, outside the long form."""
+            """The token sequences equal to `words`, outside the long form and
+            not the stem of a numbered name."""
             n = len(words)
             return tuple(
                 doc[i : i + n]
                 for i in positions.get(words[0], ())
-                if texts[i : i + n] == words and not (long_form.start <= i and i + n <= long_form.end)
+                if texts[i : i + n] == words
+                and not (long_form.start <= i and i + n <= long_form.end)
+                and not stems_numbered_name(doc, i + n)
             )
 
         words = texts[short.start : short.end]

@@ -364,6 +364,19 @@ def test_plural_variants_on_bio_tokens():
     assert [m.text for m in abbreviation.mentions] == ["DCs", "DCs", "DC"]
 
 
+@pytest.mark.parametrize("plural_variants", [True, False])
+def test_the_stem_of_a_numbered_name_is_no_mention(plural_variants):
+    """"COX" of "COX-2" and "IL" of "IL-2" name a family's member, not the family;
+    "COX - 2", apart, and "COX-induced" keep their mention."""
+    from spacy_bioner.tokenizer import make_bio_nlp
+
+    nlp = make_bio_nlp()
+    doc = nlp("cyclooxygenase (COX) and COX-2, COX -2, COX-induced; interleukins (ILs) and IL-12 or IL")
+    cox, ils = find_abbreviations(doc, plural_variants=plural_variants)
+    assert [m.start for m in cox.mentions] == [2, 9, 13]  # the definition's, "COX -2", "COX-induced"
+    assert [m.text for m in ils.mentions] == (["ILs", "IL"] if plural_variants else ["ILs"])
+
+
 def test_a_variant_defined_later_keeps_the_first_definition(nlp):
     doc = make_doc(nlp, "mast cells ( MC ) and monocytes ( MCs ) ; MCs")
     (abbreviation,) = find_abbreviations(doc, plural_variants=True)
