@@ -32,11 +32,11 @@ Spans that the component adds or relabels take the long form's score.
 Definitions are found with the algorithm of Schwartz and Hearst (2003, "A
 simple algorithm for identifying abbreviation definitions in biomedical
 text"), on spaCy tokens, with the candidate rules of scispacy's
-`AbbreviationDetector` and some checks of Schwartz's reference implementation
-(ExtractAbbrev.java): more than two words in the parentheses make them the
-long form, a short form before them has a capital letter, and a long form
-is no shorter than its short form and does not contain it as a word (its
-cut of the parentheses at ", " and "; " is not made). It is written here
+`AbbreviationDetector` and checks of Schwartz's reference implementation
+(ExtractAbbrev.java): the parenthesised text ends at its first ", " or "; "
+("(MDS; n = 17)"), more than two words in it make it the long form, a
+short form before it has a capital letter, and a long form is no shorter
+than its short form and does not contain it as a word. It is written here
 because scispacy (0.6) pins numpy < 2 and brings nmslib, more than a pipeline
 package should impose on its users, and PyPI's `abbreviations` works on
 strings, whose results would have to be mapped back onto tokens.
@@ -76,10 +76,12 @@ class Abbreviation:
 
 def is_short_form(span: Span) -> bool:
     """Schwartz and Hearst's filter on a short-form candidate: words of 2 to 9
-    characters, at least half of them letters, and a letter first."""
+    characters, at least half of them letters, and a letter first. Words are
+    whitespace-delimited, as scispacy's tokens are: the BioTokenizer makes
+    three tokens of "cis-RA"."""
     text = span.text
     return (
-        all(2 <= len(token) < 10 for token in span)
+        all(2 <= len(word) < 10 for word in text.split())
         and sum(c.isalpha() for c in text) >= len(text) / 2
         and text[0].isalpha()
     )
@@ -147,6 +149,18 @@ def _closing_parenthesis(doc: Doc, start: int) -> Optional[int]:
     return None
 
 
+def _cut(doc: Doc, start: int, close: int) -> int:
+    """Where the parenthesised text from `start` ends for a definition: at its
+    first ", " or "; " outside nested brackets ("(MDS; n = 17)": "MDS"), as
+    ExtractAbbrev cuts it, else at `close`."""
+    depth = 0
+    for i in range(start, close):
+        depth += _PARENTHESIS_DEPTH.get(doc[i].text, 0)
+        if depth == 0 and i > start and doc[i].text in {",", ";"} and doc[i].whitespace_:
+            return i
+    return close
+
+
 def _definitions(doc: Doc) -> Iterable[Tuple[Span, Span]]:
     """(long form, short form) of each definition in `doc`, in order."""
     for token in doc:
@@ -155,7 +169,7 @@ def _definitions(doc: Doc) -> Iterable[Tuple[Span, Span]]:
         close = _closing_parenthesis(doc, token.i)
         if close is None or close == token.i + 1:
             continue
-        inside = doc[token.i + 1 : close]
+        inside = doc[token.i + 1 : _cut(doc, token.i + 1, close)]
         long_inside = len(inside.text.split()) > MAX_SHORT_FORM_WORDS
         if long_inside:  # "HAL (haloperidol ...)"
             short, candidate = doc[token.i - 1 : token.i], inside

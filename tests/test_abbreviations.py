@@ -74,8 +74,13 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
     "text,expected",
     [
         # Two words in the parentheses are a short form (no "kinase"/"kinase", "alpha"/"alpha"),
-        # counted on whitespace: the BioTokenizer makes 4 tokens of "PI 3-kinase".
-        ("phosphatidylinositol 3-kinase (PI 3-kinase) and interleukin 2 receptor alpha (IL-2R alpha)", []),
+        # counted on whitespace: the BioTokenizer makes 4 tokens of "PI 3-kinase" and of "IL-2R alpha",
+        # whose "-" is no word of its own.
+        (
+            "phosphatidylinositol 3-kinase (PI 3-kinase) and interleukin 2 receptor alpha (IL-2R alpha)",
+            [("PI 3-kinase", "phosphatidylinositol 3-kinase"), ("IL-2R alpha", "interleukin 2 receptor alpha")],
+        ),
+        ("13-cis-retinoic acid (cis-RA) and cis-RA", [("cis-RA", "cis-retinoic acid")]),
         ("Namalwa cells (human Burkitt lymphoma cells) were used", []),
         # BC5CDR 16810074: the definition fails (letters out of order), and the dose
         # that follows is no long form of LNNA.
@@ -84,6 +89,13 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
             [],
         ),
         ("serum TNF (tumour necrosis factor in serum) rose", [("TNF", "tumour necrosis factor in serum")]),
+        # ExtractAbbrev's cut of the parenthesised text at ", " and "; ".
+        (
+            "myelodysplastic syndrome (MDS; n = 17) or acute myeloid leukemia (AML, n = 7)",
+            [("MDS", "myelodysplastic syndrome"), ("AML", "acute myeloid leukemia")],
+        ),
+        ("levels of nitric oxide (NO,NO2) fell", []),  # no space after the comma: no cut
+        ("an opioid (fentanyl, meperidine, or morphine) was given", []),
     ],
 )
 def test_definitions_on_bio_tokens(text, expected):
