@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc, Span, SpanGroup, Token
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from spacy_transformers.layers import TransformerListener
@@ -34,6 +34,7 @@ from .annotation import (
     select_non_overlapping,
     span_groups_hiding_ents,
 )
+from .bounds import entity_bounds, join_adjacent, take_letter_suffixes
 from .decoding import ConstrainedViterbi
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
@@ -68,65 +69,6 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 _TOKEN_ATTRS = ["ORTH", "SPACY"]
 
 
-_OPENING = {"(": ")", "[": "]", "{": "}"}
-_CLOSING = {close: opening for opening, close in _OPENING.items()}
-
-
-def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> Tuple[int, int]:
-    """The tokens a predicted entity doc[start:end] keeps.
-
-    Whitespace at either end is left out, as spaCy's `ner` never starts or
-    ends an entity on it. With `balance_brackets`, an entity with a bracket
-    it does not balance keeps its longest stretch without one ("dendritic
-    cell (DC": "dendritic cell"; "]heptadecanoic acid": "heptadecanoic
-    acid"), less the punctuation and whitespace at a cut end, until none is
-    left: the gold of JNLPBA and BC5CDR hardly ever has an unbalanced
-    bracket in an entity.
-    """
-    while start < end and doc[start].is_space:
-        start += 1
-    while end > start and doc[end - 1].is_space:
-        end -= 1
-    if not balance_brackets:
-        return start, end
-    while True:
-        cuts = _unbalanced_brackets(doc, start, end)
-        if not cuts:
-            return start, end
-        stretches = zip([start] + [i + 1 for i in cuts], cuts + [end])
-        new_start, new_end = max(stretches, key=lambda bounds: bounds[1] - bounds[0])
-        if new_end < end:
-            while new_end > new_start and _sheds(doc[new_end - 1], _CLOSING):
-                new_end -= 1
-        if new_start > start:
-            while new_start < new_end and _sheds(doc[new_start], _OPENING):
-                new_start += 1
-        # A stretch can hold brackets that crossed others ("( IL ] -2 )"): look again.
-        start, end = new_start, new_end
-
-
-def _unbalanced_brackets(doc: Doc, start: int, end: int) -> List[int]:
-    """The positions of the brackets in doc[start:end] that it does not balance."""
-    opened: List[int] = []
-    unbalanced: List[int] = []
-    for i in range(start, end):
-        text = doc[i].text
-        if text in _OPENING:
-            opened.append(i)
-        elif text in _CLOSING:
-            if opened and doc[opened[-1]].text == _CLOSING[text]:
-                opened.pop()
-            else:
-                unbalanced.append(i)
-    return sorted(opened + unbalanced)
-
-
-def _sheds(token: Token, keep: Dict[str, str]) -> bool:
-    """Whether a cut end of an entity drops `token`: whitespace, or punctuation
-    other than the brackets in `keep` (the ones that can close or open the rest)."""
-    return token.is_space or (token.is_punct and token.text not in keep)
-
-
 def _same_tokens(example: Example) -> bool:
     """Whether both sides of `example` have the same tokens and whitespace.
 
@@ -153,6 +95,8 @@ def _same_tokens(example: Example) -> bool:
         "tag_scheme": "IOB2",
         "learn_rate_scale": 1.0,
         "balance_brackets": False,
+        "letter_suffix": False,
+        "join_adjacent": [],
         "scorer": {"@scorers": "spacy_bioner.bio_ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -166,6 +110,8 @@ def make_bio_ner(
     tag_scheme: str,
     learn_rate_scale: float,
     balance_brackets: bool,
+    letter_suffix: bool,
+    join_adjacent: List[str],
     scorer: Optional[Callable],
 ) -> "BioNER":
     """Create a `bio_ner` head.
@@ -185,6 +131,11 @@ def make_bio_ner(
     balance_brackets: a predicted entity is cut at a bracket it does not
         balance (`entity_bounds`). Off by default, so that pipelines saved
         before the setting existed predict as they did; the configs set it.
+    letter_suffix: a single capital letter after a predicted entity joins it
+        ("hepatitis B"; `bounds.take_letter_suffixes`). Off by default, like
+        the next.
+    join_adjacent: labels whose predicted entities, one space apart, are
+        joined into one ("hemolytic" and "anemia"; `bounds.join_adjacent`).
     scorer: reports ents_* and spans_<spans_key>_*.
     """
     return BioNER(
@@ -196,6 +147,8 @@ def make_bio_ner(
         tag_scheme=tag_scheme,
         learn_rate_scale=learn_rate_scale,
         balance_brackets=balance_brackets,
+        letter_suffix=letter_suffix,
+        join_adjacent=join_adjacent,
         scorer=scorer,
     )
 
@@ -218,6 +171,8 @@ class BioNER(TrainablePipe):
         tag_scheme: str = "IOB2",
         learn_rate_scale: float = 1.0,
         balance_brackets: bool = False,
+        letter_suffix: bool = False,
+        join_adjacent: Sequence[str] = (),
         scorer: Optional[Callable] = score_bio_ner,
     ) -> None:
         self.vocab = vocab
@@ -227,6 +182,8 @@ class BioNER(TrainablePipe):
         self.scorer = scorer
         self.learn_rate_scale = learn_rate_scale
         self.balance_brackets = balance_brackets
+        self.letter_suffix = letter_suffix
+        self.join_adjacent = list(join_adjacent)
         self.tag_scheme = check_tag_scheme(tag_scheme)
         # The tag scheme is saved with the weights, to refuse loading them under another.
         self.cfg: Dict[str, Any] = {
@@ -334,17 +291,23 @@ class BioNER(TrainablePipe):
 
         Each entity keeps the tokens `entity_bounds` gives it (no whitespace at
         either end; with `balance_brackets`, no unbalanced bracket); an entity
-        left with none is dropped.
+        left with none is dropped. Then, with `letter_suffix`, it takes a
+        capital letter after it, and with `join_adjacent`, entities of those
+        labels one space apart become one (bounds.py).
         """
         tags = self.tags
         for doc, (path, confidence) in zip(docs, predictions):
-            spans, scores = [], []
+            entities = []
             for start, end, label in tags_to_spans([tags[i] for i in path]):
                 start, end = entity_bounds(doc, start, end, balance_brackets=self.balance_brackets)
-                if start == end:
-                    continue
-                spans.append(Span(doc, start, end, label=label))
-                scores.append(float(confidence[start:end].mean()))
+                if start < end:
+                    entities.append((start, end, label))
+            if self.letter_suffix:
+                entities = take_letter_suffixes(doc, entities)
+            if self.join_adjacent:
+                entities = join_adjacent(doc, entities, self.join_adjacent)
+            spans = [Span(doc, start, end, label=label) for start, end, label in entities]
+            scores = [float(confidence[start:end].mean()) for start, end, _ in entities]
             group = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={SCORES_ATTR: scores})
             doc.spans[self.spans_key] = group
             merge_into_ents(doc, list(group), scores)

@@ -7,7 +7,7 @@ from thinc.api import Adam, Optimizer, fix_random_seed
 from toy import SMALL_TOK2VEC, toy_examples, transformer_pipeline
 
 from spacy_bioner.losses import WEIGHTING_SCHEMES
-from spacy_bioner.pipeline_component import BioNER, entity_bounds
+from spacy_bioner.pipeline_component import BioNER
 from spacy_bioner.tags import is_well_formed, tags_to_spans
 
 LOSSES = {False: "spacy_bioner.ClassWeightedCrossentropy.v1", True: "spacy_bioner.CRFLoss.v1"}
@@ -493,32 +493,6 @@ def test_entities_never_start_or_end_on_whitespace():
 VOCAB = spacy.blank("en").vocab  # lexical attributes: punctuation
 
 
-@pytest.mark.parametrize(
-    "words,kept",
-    [
-        ("dendritic cell ( DC", "dendritic cell"),
-        ("] heptadecanoic acid", "heptadecanoic acid"),
-        ("angiotensin-converting enzyme , ( ACE", "angiotensin-converting enzyme"),
-        ("IA ( b ) ] ,", "IA ( b )"),
-        ("interleukin ( IL ) -2", "interleukin ( IL ) -2"),  # balanced: kept whole
-        ("[ 3H ] naloxone", "[ 3H ] naloxone"),
-        ("( DC", "DC"),
-        ("( , )", "( , )"),
-        ("( )", "( )"),
-        ("[ (", ""),  # nothing left: no entity
-        ("x [ y ( z ] w ) v", "y"),  # crossing brackets: cut again (ties: the first)
-        ("( IL ] -2 )", "IL"),
-        ("( \n IL-2 receptor", "IL-2 receptor"),  # no whitespace at a cut end
-        ("IL-2 receptor \n )", "IL-2 receptor"),
-    ],
-)
-def test_an_entity_keeps_its_longest_stretch_without_an_unbalanced_bracket(words, kept):
-    doc = Doc(VOCAB, words=words.split(" "))
-    start, end = entity_bounds(doc, 0, len(doc), balance_brackets=True)
-    assert doc[start:end].text == kept
-    assert entity_bounds(doc, 0, len(doc), balance_brackets=False) == (0, len(doc))
-
-
 def test_a_head_balances_brackets_as_configured():
     nlp = make_nlp()
     nlp.initialize(lambda: toy_examples(nlp, 10))
@@ -534,6 +508,27 @@ def test_a_head_balances_brackets_as_configured():
         head.set_annotations([doc], [(path, confidence)])
         assert [(s.start, s.end) for s in doc.spans["jnlpba"]] == [expected]
         assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx([score])
+
+
+def test_a_head_takes_letter_suffixes_and_joins_adjacent_entities_as_configured():
+    nlp = make_nlp()
+    nlp.initialize(lambda: toy_examples(nlp, 10))
+    head = nlp.get_pipe("jnlpba")
+    assert not head.letter_suffix and head.join_adjacent == []  # older pipelines predict as they did
+    words = ["protein", "kinase", "C", "and", "T", "helper", "cells"]
+    tags = ["B-protein", "I-protein", "O", "O", "B-cell_type", "I-cell_type", "B-cell_type"]
+    path = np.asarray([head.tags.index(tag) for tag in tags], dtype="i")
+    confidence = np.asarray([0.8, 0.6, 0.1, 1.0, 0.9, 0.7, 0.2], dtype="f")
+    for letter_suffix, join, expected, scores in (
+        (False, [], [(0, 2), (4, 6), (6, 7)], [0.7, 0.8, 0.2]),
+        (True, ["cell_type"], [(0, 3), (4, 7)], [0.5, 0.6]),
+        (True, ["protein"], [(0, 3), (4, 6), (6, 7)], [0.5, 0.8, 0.2]),
+    ):
+        head.letter_suffix, head.join_adjacent = letter_suffix, join
+        doc = Doc(nlp.vocab, words=words)
+        head.set_annotations([doc], [(path, confidence)])
+        assert [(s.start, s.end) for s in doc.spans["jnlpba"]] == expected
+        assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx(scores)
 
 
 def test_update_without_an_optimizer_changes_no_weight():

@@ -1,0 +1,120 @@
+"""Where a head's predicted entities start and end: rules on the tokens
+around a decoded entity, each a `bio_ner` setting chosen on dev
+(benchmarks/README.md).
+
+- `entity_bounds`: no whitespace at either end; with `balance_brackets`, no
+  bracket the entity does not balance ("dendritic cell (DC").
+- `take_letter_suffixes`: a single capital letter after an entity is part of
+  its name ("hepatitis B", "mitomycin C").
+- `join_adjacent`: two entities of one label with one space between them
+  are one ("hemolytic" and "anemia"): juxtaposed names of two entities are
+  parted by punctuation or a word.
+"""
+
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+from spacy.tokens import Doc, Token
+
+_OPENING = {"(": ")", "[": "]", "{": "}"}
+_CLOSING = {close: opening for opening, close in _OPENING.items()}
+
+
+def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> Tuple[int, int]:
+    """The tokens a predicted entity doc[start:end] keeps.
+
+    Whitespace at either end is left out, as spaCy's `ner` never starts or
+    ends an entity on it. With `balance_brackets`, an entity with a bracket
+    it does not balance keeps its longest stretch without one ("dendritic
+    cell (DC": "dendritic cell"; "]heptadecanoic acid": "heptadecanoic
+    acid"), less the punctuation and whitespace at a cut end, until none is
+    left: the gold of JNLPBA and BC5CDR hardly ever has an unbalanced
+    bracket in an entity.
+    """
+    while start < end and doc[start].is_space:
+        start += 1
+    while end > start and doc[end - 1].is_space:
+        end -= 1
+    if not balance_brackets:
+        return start, end
+    while True:
+        cuts = _unbalanced_brackets(doc, start, end)
+        if not cuts:
+            return start, end
+        stretches = zip([start] + [i + 1 for i in cuts], cuts + [end])
+        new_start, new_end = max(stretches, key=lambda bounds: bounds[1] - bounds[0])
+        if new_end < end:
+            while new_end > new_start and _sheds(doc[new_end - 1], _CLOSING):
+                new_end -= 1
+        if new_start > start:
+            while new_start < new_end and _sheds(doc[new_start], _OPENING):
+                new_start += 1
+        # A stretch can hold brackets that crossed others ("( IL ] -2 )"): look again.
+        start, end = new_start, new_end
+
+
+def _unbalanced_brackets(doc: Doc, start: int, end: int) -> List[int]:
+    """The positions of the brackets in doc[start:end] that it does not balance."""
+    opened: List[int] = []
+    unbalanced: List[int] = []
+    for i in range(start, end):
+        text = doc[i].text
+        if text in _OPENING:
+            opened.append(i)
+        elif text in _CLOSING:
+            if opened and doc[opened[-1]].text == _CLOSING[text]:
+                opened.pop()
+            else:
+                unbalanced.append(i)
+    return sorted(opened + unbalanced)
+
+
+def _sheds(token: Token, keep: Dict[str, str]) -> bool:
+    """Whether a cut end of an entity drops `token`: whitespace, or punctuation
+    other than the brackets in `keep` (the ones that can close or open the rest)."""
+    return token.is_space or (token.is_punct and token.text not in keep)
+
+
+def take_letter_suffixes(doc: Doc, entities: Sequence[Tuple[int, int, str]]) -> List[Tuple[int, int, str]]:
+    """`entities` (start, end, label; in order, not overlapping), each taking
+    the letter `letter_suffix_end` finds after it, unless another starts there."""
+    starts = {start for start, _, _ in entities}
+    return [(start, end if end in starts else letter_suffix_end(doc, end), label) for start, end, label in entities]
+
+
+def letter_suffix_end(doc: Doc, end: int) -> int:
+    """`end`, or `end + 1` where doc[end] is a single capital letter other
+    than "I" after a space that ends a word ("hepatitis B", but not "vitamin
+    B12", "factor B-1" or "group A (n = 4)")."""
+    if end >= len(doc) or not doc[end - 1].whitespace_:
+        return end
+    letter = doc[end]
+    if len(letter.text) != 1 or not letter.text.isupper() or letter.text == "I":
+        return end
+    if not letter.whitespace_ and end + 1 < len(doc):
+        following = doc[end + 1].text[0]
+        if following.isalnum() or following in "-(":
+            return end
+    return end + 1
+
+
+def join_adjacent(
+    doc: Doc, entities: Sequence[Tuple[int, int, str]], labels: Iterable[str]
+) -> List[Tuple[int, int, str]]:
+    """`entities` (start, end, label; in order, not overlapping) with each run
+    of `labels` entities that follow one another with one space between them
+    joined into one."""
+    joinable = set(labels)
+    joined: List[Tuple[int, int, str]] = []
+    for start, end, label in entities:
+        if joined:
+            prev_start, prev_end, prev_label = joined[-1]
+            if (
+                label == prev_label
+                and label in joinable
+                and prev_end == start
+                and doc[prev_end - 1].whitespace_ == " "
+            ):
+                joined[-1] = (prev_start, end, label)
+                continue
+        joined.append((start, end, label))
+    return joined

@@ -1,0 +1,90 @@
+"""Where a head's predicted entities start and end (bounds.py)."""
+
+import pytest
+import spacy
+from spacy.tokens import Doc
+
+from spacy_bioner.bounds import entity_bounds, join_adjacent, take_letter_suffixes
+from spacy_bioner.tokenizer import make_bio_nlp
+
+VOCAB = spacy.blank("en").vocab  # lexical attributes: punctuation
+
+
+@pytest.mark.parametrize(
+    "words,kept",
+    [
+        ("dendritic cell ( DC", "dendritic cell"),
+        ("] heptadecanoic acid", "heptadecanoic acid"),
+        ("angiotensin-converting enzyme , ( ACE", "angiotensin-converting enzyme"),
+        ("IA ( b ) ] ,", "IA ( b )"),
+        ("interleukin ( IL ) -2", "interleukin ( IL ) -2"),  # balanced: kept whole
+        ("[ 3H ] naloxone", "[ 3H ] naloxone"),
+        ("( DC", "DC"),
+        ("( , )", "( , )"),
+        ("( )", "( )"),
+        ("[ (", ""),  # nothing left: no entity
+        ("x [ y ( z ] w ) v", "y"),  # crossing brackets: cut again (ties: the first)
+        ("( IL ] -2 )", "IL"),
+        ("( \n IL-2 receptor", "IL-2 receptor"),  # no whitespace at a cut end
+        ("IL-2 receptor \n )", "IL-2 receptor"),
+    ],
+)
+def test_an_entity_keeps_its_longest_stretch_without_an_unbalanced_bracket(words, kept):
+    doc = Doc(VOCAB, words=words.split(" "))
+    start, end = entity_bounds(doc, 0, len(doc), balance_brackets=True)
+    assert doc[start:end].text == kept
+    assert entity_bounds(doc, 0, len(doc), balance_brackets=False) == (0, len(doc))
+
+
+@pytest.fixture(scope="module")
+def bio_nlp():
+    return make_bio_nlp()
+
+
+@pytest.mark.parametrize(
+    "text,entity,expected",
+    [
+        ("chronic hepatitis B infection", "hepatitis", "hepatitis B"),
+        ("mitomycin C, then", "mitomycin", "mitomycin C"),
+        ("with amphotericin B.", "amphotericin", "amphotericin B"),
+        ("protein kinase C (PKC)", "protein kinase", "protein kinase C"),
+        ("factor B(1) binds", "factor", "factor"),  # a bracket glued to the letter
+        ("vitamin B12 levels", "vitamin", "vitamin"),  # no single letter
+        ("factor B-1 binds", "factor", "factor"),
+        ("type I collagen", "type", "type"),  # "I" is too often a numeral or a pronoun
+        ("aspirin A and B", "aspirin", "aspirin A"),
+        ("ends with hepatitis B", "hepatitis", "hepatitis B"),  # the last token
+    ],
+)
+def test_a_single_capital_letter_after_an_entity_is_part_of_it(bio_nlp, text, entity, expected):
+    doc = bio_nlp(text)
+    start = text.index(entity)
+    span = doc.char_span(start, start + len(entity))
+    assert span is not None
+    ((s, e, label),) = take_letter_suffixes(doc, [(span.start, span.end, "X")])
+    assert (doc[s:e].text, label) == (expected, "X")
+
+
+def test_a_letter_that_starts_another_entity_stays_with_it(bio_nlp):
+    doc = bio_nlp("hepatitis B virus")
+    assert take_letter_suffixes(doc, [(0, 1, "Disease"), (1, 3, "Organism")]) == [(0, 1, "Disease"), (1, 3, "Organism")]
+
+
+@pytest.mark.parametrize(
+    "text,entities,labels,expected",
+    [
+        # "hemolytic" and "anemia" are one Disease; a run of three joins too.
+        ("hemolytic anemia was seen", [(0, 1, "D"), (1, 2, "D")], ["D"], [(0, 2, "D")]),
+        ("a b c", [(0, 1, "D"), (1, 2, "D"), (2, 3, "D")], ["D"], [(0, 3, "D")]),
+        # Other labels, labels not listed, and entities parted by more than one space, a word or punctuation stay apart.
+        ("hemolytic anemia", [(0, 1, "C"), (1, 2, "D")], ["C", "D"], [(0, 1, "C"), (1, 2, "D")]),
+        ("hemolytic anemia", [(0, 1, "C"), (1, 2, "C")], ["D"], [(0, 1, "C"), (1, 2, "C")]),
+        ("hemolytic  anemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
+        ("hemolytic and anemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
+        ("anemia, fever", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
+        ("IL-2 receptor", [(0, 3, "D"), (3, 4, "D")], ["D"], [(0, 4, "D")]),
+    ],
+)
+def test_entities_of_a_label_one_space_apart_are_joined(bio_nlp, text, entities, labels, expected):
+    doc = bio_nlp(text)
+    assert join_adjacent(doc, entities, labels) == expected
