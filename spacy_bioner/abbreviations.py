@@ -51,6 +51,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 
 from .annotation import SCORES_ATTR, head_keys, merge_into_ents, spans_with_scores
+from .tokenizer import HYPHENS
 
 # At most this many tokens between the parentheses of a definition.
 MAX_PARENTHESIS_TOKENS = 8
@@ -124,16 +125,13 @@ def is_long_form(long_form: Span, short_form: Span) -> bool:
     return len(long_text) >= len(short_text) and f" {short_text} " not in f" {long_text} "
 
 
-_HYPHENS = {"-", "\u2010", "\u2011"}
-
-
 def stems_numbered_name(doc: Doc, end: int) -> bool:
     """Whether the tokens before `end` are glued to a hyphen and a number, as
     "COX" is in "COX-2": the stem of a numbered name, not a mention of it."""
     return (
         end + 1 < len(doc)
         and not doc[end - 1].whitespace_
-        and doc[end].text in _HYPHENS
+        and doc[end].text in HYPHENS
         and not doc[end].whitespace_
         and doc[end + 1].text[:1].isdigit()
     )

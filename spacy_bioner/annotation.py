@@ -106,9 +106,10 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
 
     Conflicts are resolved greedily: higher score first, then the longer
     span, then the earlier one (the score first kept more of each corpus's
-    entities on dev than the longer span first). Entities already in doc.ents keep the score
-    recorded for them in any span group (another head's); entities set by
-    something else (an entity ruler, the user) have no score and always win.
+    entities on dev than the longer span first). Entities already in
+    doc.ents keep the score recorded for them in any span group (another
+    head's); entities set by something else (an entity ruler, the user) have
+    no score and always win.
     """
     known_scores: Dict[Tuple[int, int, str], float] = {}
     for group in doc.spans.values():

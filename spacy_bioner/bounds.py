@@ -4,16 +4,19 @@ around a decoded entity, each a `bio_ner` setting chosen on dev
 
 - `entity_bounds`: no whitespace at either end; with `balance_brackets`, no
   bracket the entity does not balance ("dendritic cell (DC").
-- `take_letter_suffixes`: a single capital letter after an entity is part of
-  its name ("hepatitis B", "mitomycin C").
 - `join_adjacent`: two entities of one label with one space between them
   are one ("hemolytic" and "anemia"): juxtaposed names of two entities are
   parted by punctuation or a word.
+- `take_letter_suffixes`: a single capital letter after an entity is part of
+  its name ("hepatitis B", "mitomycin C"). It comes after the join, which
+  thus joins only entities the model decoded side by side.
 """
 
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 from spacy.tokens import Doc, Token
+
+from .tokenizer import HYPHENS
 
 _OPENING = {"(": ")", "[": "]", "{": "}"}
 _CLOSING = {close: opening for opening, close in _OPENING.items()}
@@ -84,7 +87,7 @@ def take_letter_suffixes(doc: Doc, entities: Sequence[Tuple[int, int, str]]) -> 
 def letter_suffix_end(doc: Doc, end: int) -> int:
     """`end`, or `end + 1` where doc[end] is a single capital letter other
     than "I" after a space that ends a word ("hepatitis B", but not "vitamin
-    B12", "factor B-1" or "group A (n = 4)")."""
+    B12", "factor B-1" or "factor B(1)")."""
     if end >= len(doc) or not doc[end - 1].whitespace_:
         return end
     letter = doc[end]
@@ -92,7 +95,7 @@ def letter_suffix_end(doc: Doc, end: int) -> int:
         return end
     if not letter.whitespace_ and end + 1 < len(doc):
         following = doc[end + 1].text[0]
-        if following.isalnum() or following in "-(":
+        if following.isalnum() or following == "(" or following in HYPHENS:
             return end
     return end + 1
 

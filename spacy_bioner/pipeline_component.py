@@ -34,7 +34,7 @@ from .annotation import (
     select_non_overlapping,
     span_groups_hiding_ents,
 )
-from .bounds import entity_bounds, join_adjacent, take_letter_suffixes
+from . import bounds
 from .decoding import ConstrainedViterbi
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
@@ -129,7 +129,7 @@ def make_bio_ner(
         learning rate per step, so at a fine-tuning rate the head needs
         thousands of steps.
     balance_brackets: a predicted entity is cut at a bracket it does not
-        balance (`entity_bounds`). Off by default, so that pipelines saved
+        balance (`bounds.entity_bounds`). Off by default, so that pipelines saved
         before the setting existed predict as they did; the configs set it.
     letter_suffix: a single capital letter after a predicted entity joins it
         ("hepatitis B"; `bounds.take_letter_suffixes`). Off by default, like
@@ -183,6 +183,8 @@ class BioNER(TrainablePipe):
         self.learn_rate_scale = learn_rate_scale
         self.balance_brackets = balance_brackets
         self.letter_suffix = letter_suffix
+        if isinstance(join_adjacent, str):
+            raise ValueError(f"bio_ner component {name!r}: join_adjacent is a list of labels, e.g. [{join_adjacent!r}]")
         self.join_adjacent = list(join_adjacent)
         self.tag_scheme = check_tag_scheme(tag_scheme)
         # The tag scheme is saved with the weights, to refuse loading them under another.
@@ -291,23 +293,27 @@ class BioNER(TrainablePipe):
 
         Each entity keeps the tokens `entity_bounds` gives it (no whitespace at
         either end; with `balance_brackets`, no unbalanced bracket); an entity
-        left with none is dropped. Then, with `letter_suffix`, it takes a
-        capital letter after it, and with `join_adjacent`, entities of those
-        labels one space apart become one (bounds.py).
+        left with none is dropped. Then, with `join_adjacent`, entities of
+        those labels one space apart become one, and with `letter_suffix`, an
+        entity takes a capital letter after it (bounds.py). A span's score is
+        the mean confidence of its tokens decoded as an entity: a letter it
+        took was decoded outside one.
         """
         tags = self.tags
         for doc, (path, confidence) in zip(docs, predictions):
             entities = []
+            decoded = np.zeros(len(doc), dtype=bool)
             for start, end, label in tags_to_spans([tags[i] for i in path]):
-                start, end = entity_bounds(doc, start, end, balance_brackets=self.balance_brackets)
+                start, end = bounds.entity_bounds(doc, start, end, balance_brackets=self.balance_brackets)
                 if start < end:
                     entities.append((start, end, label))
-            if self.letter_suffix:
-                entities = take_letter_suffixes(doc, entities)
+                    decoded[start:end] = True
             if self.join_adjacent:
-                entities = join_adjacent(doc, entities, self.join_adjacent)
+                entities = bounds.join_adjacent(doc, entities, self.join_adjacent)
+            if self.letter_suffix:
+                entities = bounds.take_letter_suffixes(doc, entities)
             spans = [Span(doc, start, end, label=label) for start, end, label in entities]
-            scores = [float(confidence[start:end].mean()) for start, end, _ in entities]
+            scores = [float(confidence[start:end][decoded[start:end]].mean()) for start, end, _ in entities]
             group = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={SCORES_ATTR: scores})
             doc.spans[self.spans_key] = group
             merge_into_ents(doc, list(group), scores)
@@ -494,6 +500,7 @@ class BioNER(TrainablePipe):
                 + ("needs a model with a CRF: set `crf = true` in its model." if self.loss.needs_transitions
                    else "trains no CRF transitions: use spacy_bioner.CRFLoss.v1, or set `crf = false`.")
             )
+        self._check_join_adjacent(labels, "at initialize")
         if hidden:
             warnings.warn(f"{self.name}: {self._hidden_ents_note(hidden)}")
         self.cfg["labels"] = labels
@@ -573,6 +580,16 @@ class BioNER(TrainablePipe):
         n_tags = self._model_n_tags()
         if n_tags is not None and n_tags != len(self.tags):
             raise self._other_model_error(source, f"{n_tags} tags saved, {len(self.tags)} configured")
+        self._check_join_adjacent(self.labels, source)
+
+    def _check_join_adjacent(self, labels: Sequence[str], source: str) -> None:
+        """Refuse a join_adjacent label the head does not have (a typo would join nothing)."""
+        unknown = sorted(set(self.join_adjacent) - set(labels))
+        if unknown:
+            raise ValueError(
+                f"bio_ner component {self.name!r} {source}: join_adjacent names {unknown}, which are not "
+                f"among its labels {list(labels)}. Name some of its labels, or drop the override."
+            )
 
     def _other_model_error(self, source: str, detail: str) -> ValueError:
         return ValueError(

@@ -63,6 +63,10 @@ BIO_SUFFIXES = [
 # Split at the start of a token: "+/-", "-induced" after a bracket.
 BIO_PREFIXES = [r"[+\-]"]
 
+# A hyphen as a token, in this tokenizer's output or a corpus's own tokens:
+# ASCII's, and Unicode's hyphen and non-breaking hyphen.
+HYPHENS = frozenset({"-", "\u2010", "\u2011"})
+
 
 @spacy.registry.tokenizers("spacy_bioner.BioTokenizer.v1")
 def create_bio_tokenizer() -> Callable[[Language], Tokenizer]:

@@ -65,6 +65,18 @@ def test_a_single_capital_letter_after_an_entity_is_part_of_it(bio_nlp, text, en
     assert (doc[s:e].text, label) == (expected, "X")
 
 
+def test_a_letter_before_unicodes_hyphen_is_no_suffix():
+    """On a corpus's own tokens, where Unicode's hyphen is a token too."""
+    doc = Doc(VOCAB, words=["factor", "B", "\u2010", "1", "binds"], spaces=[True, False, False, True, False])
+    assert take_letter_suffixes(doc, [(0, 1, "protein")]) == [(0, 1, "protein")]
+
+
+def test_no_entities_no_change(bio_nlp):
+    doc = bio_nlp("hepatitis B and hemolytic anemia")
+    assert take_letter_suffixes(doc, []) == [] and join_adjacent(doc, [], ["D"]) == []
+    assert take_letter_suffixes(bio_nlp(""), []) == []
+
+
 def test_a_letter_that_starts_another_entity_stays_with_it(bio_nlp):
     doc = bio_nlp("hepatitis B virus")
     assert take_letter_suffixes(doc, [(0, 1, "Disease"), (1, 3, "Organism")]) == [(0, 1, "Disease"), (1, 3, "Organism")]

@@ -490,7 +490,6 @@ def test_entities_never_start_or_end_on_whitespace():
     assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx([0.9, 0.6])
 
 
-VOCAB = spacy.blank("en").vocab  # lexical attributes: punctuation
 
 
 def test_a_head_balances_brackets_as_configured():
@@ -519,16 +518,31 @@ def test_a_head_takes_letter_suffixes_and_joins_adjacent_entities_as_configured(
     tags = ["B-protein", "I-protein", "O", "O", "B-cell_type", "I-cell_type", "B-cell_type"]
     path = np.asarray([head.tags.index(tag) for tag in tags], dtype="i")
     confidence = np.asarray([0.8, 0.6, 0.1, 1.0, 0.9, 0.7, 0.2], dtype="f")
+    # A span's score is the mean of its tokens decoded as an entity: not the letter's.
     for letter_suffix, join, expected, scores in (
         (False, [], [(0, 2), (4, 6), (6, 7)], [0.7, 0.8, 0.2]),
-        (True, ["cell_type"], [(0, 3), (4, 7)], [0.5, 0.6]),
-        (True, ["protein"], [(0, 3), (4, 6), (6, 7)], [0.5, 0.8, 0.2]),
+        (True, ["cell_type"], [(0, 3), (4, 7)], [0.7, 0.6]),
+        (True, ["protein"], [(0, 3), (4, 6), (6, 7)], [0.7, 0.8, 0.2]),
     ):
         head.letter_suffix, head.join_adjacent = letter_suffix, join
         doc = Doc(nlp.vocab, words=words)
         head.set_annotations([doc], [(path, confidence)])
         assert [(s.start, s.end) for s in doc.spans["jnlpba"]] == expected
         assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx(scores)
+    # Joined first, then the letters: entities the model decoded apart stay apart.
+    path = np.asarray([head.tags.index(tag) for tag in ["B-protein", "O", "B-protein"]], dtype="i")
+    doc = Doc(nlp.vocab, words=["hepatitis", "B", "cirrhosis"])
+    head.set_annotations([doc], [(path, confidence[:3])])
+    assert [(s.start, s.end) for s in doc.spans["jnlpba"]] == [(0, 2), (2, 3)]
+
+
+def test_join_adjacent_names_labels_of_the_head():
+    nlp = make_nlp()
+    nlp.get_pipe("jnlpba").join_adjacent = ["Disease"]
+    with pytest.raises(ValueError, match=r"join_adjacent names \['Disease'\], which are not among its labels"):
+        nlp.initialize(lambda: toy_examples(nlp, 10))
+    with pytest.raises(ValueError, match=r"join_adjacent is a list of labels, e.g. \['protein'\]"):
+        BioNER(nlp.vocab, nlp.get_pipe("jnlpba").model, loss=nlp.get_pipe("jnlpba").loss, join_adjacent="protein")
 
 
 def test_update_without_an_optimizer_changes_no_weight():
