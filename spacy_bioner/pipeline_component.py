@@ -25,6 +25,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from spacy.util import logger
 from wasabi import table
 
+from . import bounds
 from .annotation import (
     SCORES_ATTR,
     gold_spans,
@@ -34,7 +35,6 @@ from .annotation import (
     select_non_overlapping,
     span_groups_hiding_ents,
 )
-from . import bounds
 from .decoding import ConstrainedViterbi
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
