@@ -492,48 +492,53 @@ def test_entities_never_start_or_end_on_whitespace():
 
 
 
-def test_a_head_balances_brackets_as_configured():
+def initialized_head() -> BioNER:
     nlp = make_nlp()
     nlp.initialize(lambda: toy_examples(nlp, 10))
-    head = nlp.get_pipe("jnlpba")
+    return nlp.get_pipe("jnlpba")
+
+
+def written_spans(head: BioNER, words, tags, confidence):
+    """The (start, end) and scores `head` writes for a decoded path, by set_annotations alone."""
+    path = np.asarray([head.tags.index(tag) for tag in tags], dtype="i")
+    doc = Doc(head.vocab, words=words)
+    head.set_annotations([doc], [(path, np.asarray(confidence, dtype="f"))])
+    group = doc.spans[head.spans_key]
+    return [(s.start, s.end) for s in group], group.attrs["scores"]
+
+
+def test_a_head_balances_brackets_as_configured():
+    head = initialized_head()
     assert not head.balance_brackets  # off unless configured: older pipelines predict as they did
     words = ["dendritic", "cell", "(", "DC", "cells"]
     tags = ["B-cell_type", "I-cell_type", "I-cell_type", "I-cell_type", "O"]
-    path = np.asarray([head.tags.index(tag) for tag in tags], dtype="i")
-    confidence = np.asarray([0.8, 0.6, 0.1, 0.1, 1.0], dtype="f")
+    confidence = [0.8, 0.6, 0.1, 0.1, 1.0]
     for balance, expected, score in ((True, (0, 2), 0.7), (False, (0, 4), 0.4)):
         head.balance_brackets = balance
-        doc = Doc(nlp.vocab, words=words)
-        head.set_annotations([doc], [(path, confidence)])
-        assert [(s.start, s.end) for s in doc.spans["jnlpba"]] == [expected]
-        assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx([score])
+        spans, scores = written_spans(head, words, tags, confidence)
+        assert spans == [expected]
+        assert scores == pytest.approx([score])
 
 
 def test_a_head_takes_letter_suffixes_and_joins_adjacent_entities_as_configured():
-    nlp = make_nlp()
-    nlp.initialize(lambda: toy_examples(nlp, 10))
-    head = nlp.get_pipe("jnlpba")
+    head = initialized_head()
     assert not head.letter_suffix and head.join_adjacent == []  # older pipelines predict as they did
     words = ["protein", "kinase", "C", "and", "T", "helper", "cells"]
     tags = ["B-protein", "I-protein", "O", "O", "B-cell_type", "I-cell_type", "B-cell_type"]
-    path = np.asarray([head.tags.index(tag) for tag in tags], dtype="i")
-    confidence = np.asarray([0.8, 0.6, 0.1, 1.0, 0.9, 0.7, 0.2], dtype="f")
+    confidence = [0.8, 0.6, 0.1, 1.0, 0.9, 0.7, 0.2]
     # A span's score is the mean of its tokens decoded as an entity: not the letter's.
-    for letter_suffix, join, expected, scores in (
+    for letter_suffix, join, expected, expected_scores in (
         (False, [], [(0, 2), (4, 6), (6, 7)], [0.7, 0.8, 0.2]),
         (True, ["cell_type"], [(0, 3), (4, 7)], [0.7, 0.6]),
         (True, ["protein"], [(0, 3), (4, 6), (6, 7)], [0.7, 0.8, 0.2]),
     ):
         head.letter_suffix, head.join_adjacent = letter_suffix, join
-        doc = Doc(nlp.vocab, words=words)
-        head.set_annotations([doc], [(path, confidence)])
-        assert [(s.start, s.end) for s in doc.spans["jnlpba"]] == expected
-        assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx(scores)
+        spans, scores = written_spans(head, words, tags, confidence)
+        assert spans == expected
+        assert scores == pytest.approx(expected_scores)
     # Joined first, then the letters: entities the model decoded apart stay apart.
-    path = np.asarray([head.tags.index(tag) for tag in ["B-protein", "O", "B-protein"]], dtype="i")
-    doc = Doc(nlp.vocab, words=["hepatitis", "B", "cirrhosis"])
-    head.set_annotations([doc], [(path, confidence[:3])])
-    assert [(s.start, s.end) for s in doc.spans["jnlpba"]] == [(0, 2), (2, 3)]
+    spans, _ = written_spans(head, ["hepatitis", "B", "cirrhosis"], ["B-protein", "O", "B-protein"], confidence[:3])
+    assert spans == [(0, 2), (2, 3)]
 
 
 def test_join_adjacent_names_labels_of_the_head():

@@ -56,6 +56,7 @@ def main(
     if corpus not in CORPORA:
         raise typer.BadParameter(f"unknown corpus {corpus!r}; choose from {list(CORPORA)}")
     folder, head = CORPORA[corpus]
+    shipped = shipped_options(head)
     device = device_name()
     records: List[Dict[str, Any]] = []
     for path in pipelines:
@@ -70,7 +71,7 @@ def main(
             for setting, options in SETTINGS.items():
                 corrected = predicted
                 if options:
-                    component = AbbreviationConsistency(nlp, **shipped_options(head), **options)
+                    component = AbbreviationConsistency(nlp, **shipped, **options)
                     corrected = [component(doc.copy()) for doc in predicted]
                 pred = iob_tags(corrected, head)
                 scores = seqeval_scores(gold, pred)
