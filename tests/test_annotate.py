@@ -388,7 +388,7 @@ def test_ray_engine_gives_the_same_tables(
         with pytest.raises(AnnotateError, match=r"^a Ray task or annotator actor failed: "
                                                 r"[^\n]*cannot load pipeline [^\n]*no-model[^\n]*--resume[^\n]*$"):
             list(ray_shards(str(tmp_path / "no-model"), inputs[2:], **kwargs))
-        assert ray.is_initialized(), "a Ray the run did not start is left running"
+        assert ray.is_initialized(), "a Ray the run did not start was shut down by it"
     finally:
         ray.shutdown()
     local, on_ray = tables(tmp_path / "local"), tables(tmp_path / "ray")
@@ -396,6 +396,25 @@ def test_ray_engine_gives_the_same_tables(
     assert tables(tmp_path / "ray-relative") == local
     assert local["entities"]
     assert summary["records"] == 59 + 1 + 40
+
+
+@pytest.mark.slow
+def test_a_shard_that_kills_its_ray_actor_ends_the_run(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """Ray Data restarts a dead actor and retries its shard without end by default: the run never ended."""
+    ray = pytest.importorskip("ray")
+    tried = tmp_path / "tried.txt"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
+        "env_vars": {"PYTHONPATH": str(Path(__file__).parent), "DYING_SHARD_LOG": str(tried)},
+        "worker_process_setup_hook": "ray_faults.die_on_second_shard"})
+    try:
+        with pytest.raises(AnnotateError, match=r"^a Ray task or annotator actor failed: [^\n]*--resume[^\n]*$"):
+            annotate(str(tiny_pipeline), [BASELINE], tmp_path / "out", Options(shard_size=16, engine="ray"))
+    finally:
+        ray.shutdown()
+    (shard,) = set(tried.read_text().split())
+    assert shard.endswith("-000001") and len(tried.read_text().split()) == 3  # tried, then retried twice
+    written = {path.name.split(".")[0] for path in (tmp_path / "out").rglob("*.parquet")}
+    assert shard not in written
 
 
 # ---------------------------------------------------------------- CLI

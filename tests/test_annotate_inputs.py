@@ -381,3 +381,57 @@ def test_tags_inside_comments_and_cdata_are_text_not_records(
     assert items[0].text.startswith(expected[0].text.split(". ")[0])  # type: ignore[union-attr]
     assert "<PubmedArticle> in a title" in items[0].text  # type: ignore[union-attr]
     assert count_records(path) == count_records(BASELINE)
+
+
+def test_json_the_decoder_refuses_beyond_its_syntax_is_a_reject(tmp_path: Path) -> None:
+    """An integer of over 4,300 digits (ValueError) and arrays nested past the recursion limit
+    (RecursionError) ended the run with a traceback, the first line's even before it started."""
+    huge = '{"id": "huge", "text": "IL-2", "n": ' + "1" * 5000 + "}"
+    deep = "[" * 100_000 + "]" * 100_000
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join([deep, '{"id": "a", "text": "p53"}', huge, '{"id": "b", "text": "IL-2"}']) + "\n",
+                    encoding="utf8")
+    assert expand_inputs([path]) == [path]
+    items = list(read_items(path))
+    assert [(type(i).__name__, i.record, getattr(i, "kind", "")) for i in items] == [
+        ("Reject", "line 1", BAD_JSON), ("Record", "line 2", ""), ("Reject", "line 3", BAD_JSON),
+        ("Record", "line 4", "")]
+    assert count_records(path) == len(items)
+
+
+def test_a_string_that_is_not_utf8_in_parquet_rejects_its_row_only(tmp_path: Path) -> None:
+    """pyarrow does not check another writer's strings; one bad value failed its whole batch, and every
+    row after it was lost in one `unreadable_file` reject."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "abstracts.parquet"
+    texts = pa.array([b"IL-2", b"caf\xe9", b"p53", None], pa.binary()).view(pa.string())
+    ids = pa.array([b"1", b"2", b"\xff", b"4"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"id": ids, "text": texts}), path)
+    items = list(read_items(path))
+    assert [(type(i).__name__, i.record, getattr(i, "kind", "")) for i in items] == [
+        ("Record", "row 1", ""), ("Reject", "row 2", UNDECODABLE), ("Reject", "row 3", UNDECODABLE),
+        ("Reject", "row 4", "missing_text")]
+    assert items[1].doc_id == "2" and "'text' value is not UTF-8" in items[1].reason  # type: ignore[union-attr]
+    assert items[2].doc_id == "" and "'id' value is not UTF-8" in items[2].reason  # type: ignore[union-attr]
+    assert count_records(path) == len(items)
+
+
+def test_book_sets_and_empty_sets_are_read_as_pubmed_files(tmp_path: Path) -> None:
+    """A PubmedBookArticleSet's end tag was left in its last record, which then did not parse; a set
+    without records (what a search that found nothing saves) was one malformed reject."""
+    book = ("<PubmedBookArticle><BookDocument><PMID>{0}</PMID><ArticleTitle>Book {0}</ArticleTitle>"
+            "</BookDocument></PubmedBookArticle>")
+    books = tmp_path / "books.xml"
+    books.write_text(f"<?xml version='1.0'?>\n<PubmedBookArticleSet>{book.format(5)}{book.format(6)}"
+                     "</PubmedBookArticleSet>\n", encoding="utf8")
+    assert expand_inputs([books]) == [books]
+    items = list(read_items(books))
+    assert [(type(i).__name__, i.doc_id, i.text) for i in items] == [  # type: ignore[union-attr]
+        ("Record", "5", "Book 5"), ("Record", "6", "Book 6")]
+    assert count_records(books) == 2
+    for content in ("<PubmedArticleSet/>", "<PubmedArticleSet>\n</PubmedArticleSet>\n"):
+        empty = tmp_path / "empty.xml"
+        empty.write_text(f"<?xml version='1.0'?>\n{content}", encoding="utf8")
+        assert expand_inputs([empty]) == [empty]
+        assert list(read_items(empty)) == [] and count_records(empty) == 0

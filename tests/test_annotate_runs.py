@@ -187,6 +187,50 @@ def test_a_worker_that_cannot_start_fails_the_run_instead_of_hanging(tmp_path: P
 
 
 @pytest.mark.slow
+def test_shards_read_before_an_input_that_cannot_be_read_are_still_written(tiny_pipeline: Path) -> None:
+    """With processes, the shards in flight when reading failed were thrown away (work lost, not records)."""
+    texts = toy_abstracts(3, seed=1)
+
+    def planned() -> Any:
+        for position, text in enumerate(texts):
+            yield f"toy-{position:06d}", position, Record(f"toy{position}", text, "toy.jsonl", f"line {position + 1}")
+        raise AnnotateError("toy.jsonl: cannot be read: Input/output error")
+
+    done = []
+    with pytest.raises(AnnotateError, match="cannot be read"):
+        for shard, results in local_shards(str(tiny_pipeline), planned(), batch_size=8, max_chars=1000, n_process=2):
+            done.append((shard, [result.n_words > 0 for result in results]))
+    # The last shard is not known to be whole (its next item never came), so it is not written.
+    assert done == [(f"toy-{position:06d}", [True]) for position in range(2)]
+
+
+def test_a_shard_that_cannot_be_written_is_one_line_and_resume_goes_on(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk was a traceback."""
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(3, seed=1))
+    write_table = spacy_bioner.annotate.output._write_table
+
+    def full_disk(target: Path, *args: Any) -> None:
+        if target.stem.endswith("-000001"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        write_table(target, *args)
+
+    monkeypatch.setattr(spacy_bioner.annotate.output, "_write_table", full_disk)
+    output = tmp_path / "out"
+    result = CliRunner().invoke(app, ["annotate", str(tiny_pipeline), str(path), "--output", str(output),
+                                      "--shard-size", "1", "--no-progress"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {output}: shard {done_shards(output)[0][:-1]}1 cannot be written (No space left on device); "
+        "the shards written so far are kept: rerun with --resume once it can be")
+    assert len(done_shards(output)) == 1
+    monkeypatch.setattr(spacy_bioner.annotate.output, "_write_table", write_table)
+    summary = annotate(str(tiny_pipeline), [path], output, Options(shard_size=1), resume=True)
+    assert summary["status"] == "complete" and summary["documents"] == 3 and len(done_shards(output)) == 3
+
+
+@pytest.mark.slow
 def test_a_changed_input_is_refused(tiny_pipeline: Path, tmp_path: Path) -> None:
     texts = toy_abstracts(3, seed=1)
     path = write_texts(tmp_path / "toy.jsonl", texts[:2])
@@ -521,8 +565,11 @@ def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tiny_pipeline: 
 
 
 @pytest.mark.slow
-def test_a_running_ray_cluster_is_reachable_by_its_address_and_by_loopback() -> None:
-    """The check before ray.init lets a live cluster through, however its address is spelt."""
+def test_a_running_ray_cluster_is_reachable_and_one_of_a_single_cpu_is_refused(
+    tiny_pipeline: Path, tmp_path: Path
+) -> None:
+    """The check before ray.init lets a live cluster through, however its address is spelt. On one
+    CPU the annotator actor took the CPU the parsing tasks wait for, and the run never ended."""
     ray = pytest.importorskip("ray")
     from spacy_bioner.annotate.ray_engine import check_reachable
 
@@ -534,6 +581,10 @@ def test_a_running_ray_cluster_is_reachable_by_its_address_and_by_loopback() -> 
         port = address.rpartition(":")[2]
         for spelling in (address, f"127.0.0.1:{port}", f"localhost:{port}", "auto"):
             check_reachable(spelling)
+        path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(1, seed=1))
+        with pytest.raises(AnnotateError, match="the Ray cluster has 1 CPU: .* use --engine local"):
+            annotate(str(tiny_pipeline), [path], tmp_path / "out", Options(engine="ray"))
+        assert not (tmp_path / "out").exists()
     finally:
         ray.shutdown()
 

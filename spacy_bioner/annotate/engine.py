@@ -197,14 +197,19 @@ def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size
                 yield shard, results
 
     try:
-        for shard, items in shards_of(planned):
-            results, batches = shard_batches(shard, items, batch_size, max_chars)
-            batches = batches or [[]]  # a shard of rejects only still goes through the window, in order
-            for i, batch in enumerate(batches):
-                with _sigint_blocked():  # a worker is started in submit, when one is needed
-                    pending = pool.submit(_worker_annotate, [r.item.text for r in batch])
-                window.append((shard, results, batch, pending, i == len(batches) - 1))
-                yield from drain(2 * n_process)
+        try:
+            for shard, items in shards_of(planned):
+                results, batches = shard_batches(shard, items, batch_size, max_chars)
+                batches = batches or [[]]  # a shard of rejects only still goes through the window, in order
+                for i, batch in enumerate(batches):
+                    with _sigint_blocked():  # a worker is started in submit, when one is needed
+                        pending = pool.submit(_worker_annotate, [r.item.text for r in batch])
+                    window.append((shard, results, batch, pending, i == len(batches) - 1))
+                    yield from drain(2 * n_process)
+        except AnnotateError:
+            # An input that cannot be read: the shards read before it are still annotated and written.
+            yield from drain(0)
+            raise
         yield from drain(0)
     except BrokenProcessPool:
         raise AnnotateError(

@@ -332,10 +332,12 @@ class OutputDir:
                     f"use --overwrite to replace it{also} or choose a new directory"
                 )
         try:
-            for sub in TABLES + (SHARDS_DIR,):
-                (path / sub).mkdir(parents=True, exist_ok=True)
+            # run.json first: a folder left with the subfolders alone would be refused as not a run.
+            path.mkdir(parents=True, exist_ok=True)
             if previous != run:
                 _write_json(run_file, run)
+            for sub in TABLES + (SHARDS_DIR,):
+                (path / sub).mkdir(exist_ok=True)
         except OSError as e:  # a file where a folder should be, no permission, a read-only file system
             raise OutputError(f"{path} cannot be used as the output folder: {e.strerror or e}: {e.filename}") from None
 

@@ -15,12 +15,16 @@ The dataflow:
    writes it atomically with its manifest: the same files, resume and
    accounting as the local engine.
 
-On a cluster with fewer CPUs than `--n-process` + 1, the actor pool is
-shrunk to leave one CPU for the parsing tasks (else nothing gets parsed).
-Each actor reserves one CPU, and Ray limits its torch threads to what it
+Each actor reserves one CPU (Ray's default, also beside a GPU), so on a
+cluster with fewer CPUs than `--n-process` + 1 the actor pool is shrunk to
+leave one CPU for the parsing tasks (else nothing gets parsed), and a
+cluster of one CPU is refused. Ray limits an actor's torch threads to what it
 reserved; on the CPU an actor instead runs torch on its share of the
 cluster's CPUs (CPUs / actors, at most its node's cores), as the local
 engine's processes do: the parsing tasks need little of their CPU.
+Ray Data restarts a dead actor and retries its shard without end by default;
+here a shard is retried `shard_retries` times (a node lost), so that a shard
+that kills its actor each time (out of memory, a CUDA fault) ends the run.
 A `spacy.Language` is never shipped to a worker: actors load the pipeline by
 name or path, which must therefore be readable on every node (an installed
 package or a shared path), as must the inputs. Paths go to Ray resolved in the
@@ -32,6 +36,7 @@ optional extra: `pip install spacy-bioner[ray]`.
 
 import json
 import re
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
@@ -153,8 +158,8 @@ def ray_session(address: Optional[str] = None, gpu_id: int = -1,
     """Ray for one run: the running one, the cluster at `address`, or a local Ray started (and shut down) here.
 
     AnnotateError, with Ray shut down again, when the cluster cannot be
-    reached, or has no GPU while `gpu_id` asks for one (its actors would wait
-    for one forever).
+    reached, has a single CPU, or has no GPU while `gpu_id` asks for one: its
+    actors or the parsing tasks would wait forever.
     """
     import ray
 
@@ -173,6 +178,10 @@ def ray_session(address: Optional[str] = None, gpu_id: int = -1,
     resources = ray.cluster_resources()
     log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
     try:
+        if resources.get("CPU", 0) < 2:
+            raise AnnotateError(f"the Ray cluster has {resources.get('CPU', 0):g} CPU: the Ray engine needs 2 or "
+                                "more (one to read the inputs, one for each annotator actor); use --engine local "
+                                "on a single CPU")
         if gpu_id >= 0 and resources.get("GPU", 0) < 1:
             raise AnnotateError(f"--gpu-id {gpu_id}: the Ray cluster has no GPU; use --gpu-id -1 for its CPUs")
         yield
@@ -215,34 +224,43 @@ def _ray_failure(error: Exception) -> AnnotateError:
 
 def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
                shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
-               actors: int = 1, gpu_id: int = -1,
+               actors: int = 1, gpu_id: int = -1, shard_retries: int = 2,
                log: Callable[[str], None] = lambda text: None) -> Iterator[Tuple[str, List[Result]]]:
     """(shard, its results) of every unfinished shard, each as soon as it arrives (in any shard order).
 
     Ray must be running (`ray_session`). Inputs are read by their resolved
-    path, each item's `source`, as in the local engine. AnnotateError when a
-    task or actor fails.
+    path, each item's `source`, as in the local engine. A shard whose actor
+    dies is tried again up to `shard_retries` times. AnnotateError when a task
+    or actor fails.
     """
     import ray
 
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    if gpu_id < 0 and actors >= cpus:
-        log(f"Ray has {cpus} CPUs: {max(1, cpus - 1)} annotator actors, leaving a CPU to read the inputs")
-        actors = max(1, cpus - 1)
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if actors >= cpus:
+        log(f"Ray has {cpus} CPUs: {cpus - 1} annotator actors, leaving a CPU to read the inputs")
+        actors = cpus - 1
     files = [{"path": str(path.resolve()), "prefix": shard_prefix(path)} for path in inputs]
     ds = ray.data.from_items(files, override_num_blocks=max(1, len(files)))
     ds = ds.flat_map(_parse_input, fn_kwargs={"id_key": id_key, "text_key": text_key, "max_chars": max_chars,
                                               "shard_size": shard_size, "finished": sorted(finished)})
-    ds = ds.map_batches(
-        _ShardAnnotator,
-        fn_constructor_kwargs={"model": _absolute_model(model), "gpu_id": gpu_id, "batch_size": batch_size,
-                               "max_chars": max_batch_chars, "threads": 0 if gpu_id >= 0 else max(1, cpus // actors)},
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=1,
-        num_gpus=1 if gpu_id >= 0 else 0,
-        batch_format="numpy",
-    )
+    with warnings.catch_warnings():
+        # Ray 2.60 takes the retry limits only among its ray_remote_args, which it deprecates
+        # without a named parameter for them yet.
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        ds = ds.map_batches(
+            _ShardAnnotator,
+            fn_constructor_kwargs={"model": _absolute_model(model), "gpu_id": gpu_id, "batch_size": batch_size,
+                                   "max_chars": max_batch_chars,
+                                   "threads": 0 if gpu_id >= 0 else max(1, cpus // actors)},
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            # One CPU an actor either way: Ray Data reserves one beside a GPU when num_cpus is not
+            # given, and warns that giving both is experimental.
+            **({"num_gpus": 1} if gpu_id >= 0 else {"num_cpus": 1}),
+            max_restarts=-1,
+            max_task_retries=shard_retries,
+            batch_format="numpy",
+        )
     try:
         for row in ds.iter_rows():  # one row per shard (see _ShardAnnotator)
             shard = str(row["shard"])

@@ -238,7 +238,12 @@ def annotate(
         stopped = False
         try:
             for shard, shard_results in shards:
-                manifest = out.write_shard(shard, shard_results[0].item.source, shard_results)
+                try:
+                    manifest = out.write_shard(shard, shard_results[0].item.source, shard_results)
+                except OSError as e:  # a full disk, a quota, a folder removed meanwhile
+                    raise AnnotateError(
+                        f"{output}: shard {shard} cannot be written ({e.strerror or e}); the shards written "
+                        "so far are kept: rerun with --resume once it can be") from None
                 written += 1
                 words += manifest["words"]
                 documents += manifest["documents"]

@@ -198,8 +198,8 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
             for frame in _framed_records(f):
                 frames += 1
                 articles += not frame.startswith(b"<DeleteCitation")
-            # A file without any PubMed record is one reject (`read_pubmed`).
-            return articles if frames else 1
+            # A file without any PubMed record is one reject, unless it is an empty set (`read_pubmed`).
+            return articles if frames or _is_empty_set(path) else 1
     except (OSError, ValueError, *DECOMPRESSION_ERRORS):
         return None
 
@@ -226,7 +226,7 @@ def _read_error(path: Path, error: Exception) -> str:
 _SKIPPED = rb"!--.*?-->|!\[CDATA\[.*?\]\]>"
 _RECORD_TAG = re.compile(
     rb"<(?:" + _SKIPPED + rb"|(PubmedArticle|PubmedBookArticle|DeleteCitation)(?=[\s>])|!--|!\[CDATA\[)", re.S)
-_SET_END = re.compile(rb"<(?:" + _SKIPPED + rb"|(/PubmedArticleSet\s*>))", re.S)
+_SET_END = re.compile(rb"<(?:" + _SKIPPED + rb"|(/(?:PubmedArticleSet|PubmedBookArticleSet)\s*>))", re.S)
 # The longest tag the scan looks for, with the character after it: the tail of
 # a chunk that may hold the start of one cut by the chunk's end.
 _TAG_TAIL = 32
@@ -297,6 +297,12 @@ def xml_root(path: Path) -> Optional[str]:
     return element.group(1).decode("ascii", "replace") if element else ""
 
 
+def _is_empty_set(path: Path) -> bool:
+    """Whether a file in which no record was found is a PubMed set that holds none (what a search
+    that found nothing saves): no input record, so nothing to reject."""
+    return xml_root(path) in PUBMED_ROOTS
+
+
 def _before_set_end(frame: bytes) -> bytes:
     for match in _SET_END.finditer(frame):
         if match.group(1) is not None:
@@ -352,7 +358,7 @@ def read_pubmed(path: Path) -> Iterator[Item]:
             for raw in _framed_records(f):
                 n += 1
                 yield from _pubmed_record(raw, source, n)
-        if n == 0:
+        if n == 0 and not _is_empty_set(path):
             yield Reject(source, "-", MALFORMED_XML, "no PubMed records (PubmedArticle, PubmedBookArticle or "
                          "DeleteCitation) found in the file: not a PubMed XML file?")
     except (OSError, *DECOMPRESSION_ERRORS) as e:
@@ -419,7 +425,7 @@ def _json_record(raw: bytes, source: str, where: str, id_key: str, text_key: str
         return Reject(source, where, UNDECODABLE, f"not UTF-8: {e}")
     try:
         obj = json.loads(line)
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # also an integer of over 4,300 digits, arrays nested too deep
         return Reject(source, where, BAD_JSON, f"bad JSON: {e}")
     if not isinstance(obj, dict):
         return Reject(source, where, BAD_JSON, f"a JSON {type(obj).__name__}, not an object")
@@ -506,13 +512,44 @@ def read_parquet(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
     _check_columns(path, parquet.schema_arrow.names, id_key, text_key)
     try:
         for batch in parquet.iter_batches(columns=[id_key, text_key], batch_size=4096):
-            ids = batch.column(0).to_pylist()
-            texts = batch.column(1).to_pylist()
-            for doc_id, text in zip(ids, texts):
+            for doc_id, text in zip(_parquet_values(batch.column(0)), _parquet_values(batch.column(1))):
                 row += 1
-                yield _checked_record(doc_id, text, source, f"row {row}", repr(id_key), repr(text_key))
+                where = f"row {row}"
+                if isinstance(doc_id, _NotUTF8) or isinstance(text, _NotUTF8):
+                    key, value = (id_key, doc_id) if isinstance(doc_id, _NotUTF8) else (text_key, text)
+                    yield Reject(source, where, UNDECODABLE, f"the {key!r} value is not UTF-8: {value.error}",
+                                 "" if key == id_key else str(doc_id))
+                    continue
+                yield _checked_record(doc_id, text, source, where, repr(id_key), repr(text_key))
     except (OSError, ValueError) as e:  # pyarrow's ArrowIOError / ArrowInvalid (a corrupt file)
         yield Reject(source, f"row {row + 1}", _read_error(path, e), f"cannot read Parquet after row {row}: {e}")
+
+
+@dataclass(frozen=True)
+class _NotUTF8:
+    """A Parquet string value that is not UTF-8, and why."""
+
+    error: str
+
+
+def _parquet_values(column: Any) -> List[Any]:
+    """A column of a Parquet batch as Python values. pyarrow does not check that the strings
+    another writer wrote are UTF-8, and one that is not would fail the whole batch: each is then
+    decoded on its own, and one that is not UTF-8 is a `_NotUTF8`, so that only its row is rejected."""
+    try:
+        return column.to_pylist()
+    except UnicodeDecodeError:
+        import pyarrow as pa
+
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        values: List[Any] = []
+        for raw in column.cast(pa.large_binary()).to_pylist():
+            try:
+                values.append(None if raw is None else raw.decode("utf8"))
+            except UnicodeDecodeError as e:
+                values.append(_NotUTF8(str(e)))
+        return values
 
 
 def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str, field: str = "column") -> None:
@@ -555,7 +592,7 @@ def _first_json_keys(path: Path) -> Optional[List[str]]:
                 if raw.strip():
                     obj = json.loads(raw.removeprefix(codecs.BOM_UTF8).decode("utf8"))
                     return list(obj) if isinstance(obj, dict) else None
-    except (OSError, ValueError, *DECOMPRESSION_ERRORS):  # ValueError: bad JSON or UTF-8
+    except (OSError, ValueError, RecursionError, *DECOMPRESSION_ERRORS):  # ValueError: bad JSON or UTF-8
         pass
     return None
 

@@ -72,7 +72,8 @@ def annotate(
     ),
     shard_size: int = typer.Option(
         10_000, "--shard-size",
-        help="Input items per shard: each input is written in shards of this many records, the unit of resume.",
+        help="Input items per shard: each input is written in shards of this many records (a PubMed "
+        "DeleteCitation takes a place too), the unit of resume.",
     ),
     id_key: str = typer.Option("id", "--id-key", help="JSON Lines/Parquet: the field or column of the id."),
     text_key: str = typer.Option("text", "--text-key", help="JSON Lines/Parquet: the field or column of the text."),
