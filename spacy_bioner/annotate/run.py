@@ -1,6 +1,7 @@
 """One annotation run: plan the shards, run an engine, write shards, summarise."""
 
 import hashlib
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -285,10 +286,21 @@ def annotate(
 
 
 def _progress_bar(paths: Sequence[Path], options: Options, previous: Dict[str, Dict[str, Any]]) -> Any:
-    """A tqdm bar over input records (annotated or rejected), with words/s and ETA."""
+    """A tqdm bar over input records (annotated or rejected), with words/s, and an ETA once the total is known.
+
+    The total is counted in a thread while the run goes on: counting decompresses
+    and frames every PubMed file once more, minutes for a whole baseline.
+    """
     from tqdm import tqdm
 
-    counts = [count_records(path, options.id_key, options.text_key) for path in paths]
-    total = None if any(c is None for c in counts) else sum(counts)  # type: ignore[arg-type]
     done = sum(m["documents"] + m["rejected"] for m in previous.values())
-    return tqdm(total=total, initial=done, unit="doc", desc="annotate", dynamic_ncols=True)
+    bar = tqdm(total=None, initial=done, unit="doc", desc="annotate", dynamic_ncols=True)
+
+    def count_total() -> None:
+        counts = [count_records(path, options.id_key, options.text_key) for path in paths]
+        if all(c is not None for c in counts) and not bar.disable:  # disabled once closed
+            bar.total = sum(counts)  # type: ignore[arg-type]
+            bar.refresh()
+
+    threading.Thread(target=count_total, name="annotate-progress-total", daemon=True).start()
+    return bar
