@@ -137,6 +137,19 @@ def stems_numbered_name(doc: Doc, end: int) -> bool:
     )
 
 
+def words_back(doc: Doc, end: int, n_words: int) -> int:
+    """Where the last `n_words` words before token `end` start. Words are
+    Schwartz and Hearst's, cut at whitespace, not tokens: the BioTokenizer's
+    hyphens would spend the window of "1-methyl-4-phenyl-1,2,3,6-tetrahydropyridine
+    (MPTP)" within its one word."""
+    start = end
+    words = 0
+    while start > 0 and words < n_words:
+        start -= 1
+        words += start == 0 or bool(doc[start - 1].whitespace_)  # doc[start] begins a word
+    return start
+
+
 def _closing_parenthesis(doc: Doc, start: int) -> Optional[int]:
     """The index of the ")" closing the "(" at `start`, if it comes soon enough."""
     depth = 0
@@ -177,7 +190,7 @@ def _definitions(doc: Doc) -> Iterable[Tuple[Span, Span]]:
         else:  # "haloperidol (HAL)": at most min(|SF| + 5, 2|SF|) words back
             n_chars = sum(len(t) for t in inside)
             short = inside
-            candidate = doc[max(token.i - min(n_chars + 5, 2 * n_chars), 0) : token.i]
+            candidate = doc[words_back(doc, token.i, min(n_chars + 5, 2 * n_chars)) : token.i]
         if len(candidate) == 0 or not is_short_form(short):
             continue
         long_form = best_long_form(candidate, short)
