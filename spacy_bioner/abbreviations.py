@@ -50,7 +50,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 
-from .annotation import SCORES_ATTR, head_keys, merge_into_ents, spans_with_scores
+from .annotation import SCORES_ATTR, head_ents, head_keys, merge_into_ents, set_ents, spans_with_scores
 from .tokenizer import HYPHENS
 
 # At most this many tokens between the parentheses of a definition.
@@ -356,7 +356,10 @@ class AbbreviationConsistency:
         # All heads first, then doc.ents: a head's new entity may clash with
         # one that another head has just dropped.
         if gone:
-            doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in gone]
+            # Only the heads' entities go: one set by a ruler or the user stays.
+            placed = head_ents(doc)
+            gone &= placed.keys()
+            set_ents(doc, [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in gone], placed)
             added += self._freed(doc, gone, added)
         if added:
             merge_into_ents(doc, [span for span, _ in added], [score for _, score in added])
@@ -367,9 +370,11 @@ class AbbreviationConsistency:
     def _ents_follow_long_forms(self, doc: Doc, abbreviations: List[Abbreviation]) -> None:
         """Give each mention in doc.ents the label of the doc.ents entity that
         ends its long form, where a head predicted that label on the mention."""
-        offered: Set[Tuple[int, int, str]] = {
-            (span.start, span.end, span.label_) for key in head_keys(self.nlp) for span in doc.spans.get(key, [])
+        offered: Dict[Tuple[int, int, str], float] = {
+            (span.start, span.end, span.label_): 0.0 if score is None else score
+            for key in head_keys(self.nlp) for span, score in spans_with_scores(doc, key)
         }
+        placed = head_ents(doc)
         ents = {(ent.start, ent.end): ent for ent in doc.ents}
         ending = {end: ent.label_ for (_, end), ent in ents.items()}
         changed = False
@@ -378,13 +383,15 @@ class AbbreviationConsistency:
             for mention in abbreviation.mentions if label is not None else ():
                 span = (mention.start, mention.end)
                 current = ents.get(span)
-                # Entities no head predicted (a ruler's, the user's) stay.
-                if (current is not None and current.label_ != label and (*span, current.label_) in offered
+                # Entities no head placed (a ruler's, the user's) stay.
+                if (current is not None and current.label_ != label and (*span, current.label_) in placed
                         and (*span, label) in offered):
                     ents[span] = Span(doc, *span, label=label)
+                    del placed[(*span, current.label_)]
+                    placed[(*span, label)] = offered[(*span, label)]
                     changed = True
         if changed:
-            doc.ents = [ents[span] for span in sorted(ents)]
+            set_ents(doc, [ents[span] for span in sorted(ents)], placed)
 
     def _warn_unknown_keys(self) -> None:
         """Warn once about configured keys that no head of the pipeline writes: a

@@ -27,12 +27,16 @@ Within an annotated document:
   ``Example.get_aligned_ner``.
 """
 
+import math
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 SCORES_ATTR = "scores"
+# doc.user_data key of the doc.ents entities the heads placed, as [start, end, label, score]
+# lists (msgpack-friendly, so that Doc.to_bytes and DocBin keep them).
+HEAD_ENTS = ("spacy_bioner", "head_ents")
 
 
 def select_non_overlapping(
@@ -106,24 +110,39 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
 
     Conflicts are resolved greedily: higher score first, then the longer
     span, then the earlier one (the score first kept more of each corpus's
-    entities on dev than the longer span first). Entities already in
-    doc.ents keep the score recorded for them in any span group (another
-    head's); entities set by something else (an entity ruler, the user) have
-    no score and always win.
+    entities on dev than the longer span first). Entities a head placed
+    before keep their scores (`head_ents`); entities set by something else
+    (an entity ruler, the user) have no score and always win, even where a
+    head predicted the same span and label.
     """
-    known_scores: Dict[Tuple[int, int, str], float] = {}
-    for group in doc.spans.values():
-        group_scores = group.attrs.get(SCORES_ATTR)
-        if group_scores is None:
-            continue
-        for span, score in zip(group, group_scores):
-            known_scores[(span.start, span.end, span.label_)] = score
+    placed = head_ents(doc)
     ents = list(doc.ents)
-    score_of = {id(ent): known_scores.get((ent.start, ent.end, ent.label_), float("inf")) for ent in ents}
-    score_of.update((id(span), score) for span, score in zip(spans, scores))
-    doc.ents, _ = select_non_overlapping(
+    score_of = {id(ent): placed.get(_triple(ent), math.inf) for ent in ents}
+    score_of.update((id(span), float(score)) for span, score in zip(spans, scores))
+    kept, _ = select_non_overlapping(
         ents + list(spans), priority=lambda span: (-score_of[id(span)], -len(span), span.start)
     )
+    set_ents(doc, kept, {_triple(span): score_of[id(span)] for span in kept if score_of[id(span)] != math.inf})
+
+
+def head_ents(doc: Doc) -> Dict[Tuple[int, int, str], float]:
+    """(start, end, label) -> score of the entities of doc.ents that the heads
+    placed (`set_ents` records them in doc.user_data); an entity of doc.ents
+    that is not among them was set by something else."""
+    ents = {_triple(ent) for ent in doc.ents}
+    recorded = doc.user_data.get(HEAD_ENTS, ())
+    return {(start, end, label): score for start, end, label, score in recorded if (start, end, label) in ents}
+
+
+def set_ents(doc: Doc, ents: Sequence[Span], placed: Dict[Tuple[int, int, str], float]) -> None:
+    """Set doc.ents to `ents` and record which of them the heads placed (`placed`: their scores)."""
+    doc.ents = ents
+    kept = {_triple(ent) for ent in doc.ents}
+    doc.user_data[HEAD_ENTS] = [[*triple, score] for triple, score in sorted(placed.items()) if triple in kept]
+
+
+def _triple(span: Span) -> Tuple[int, int, str]:
+    return span.start, span.end, span.label_
 
 
 def spans_with_scores(doc: Doc, spans_key: str) -> Iterable[Tuple[Span, Optional[float]]]:

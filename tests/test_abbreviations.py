@@ -96,6 +96,11 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
         ),
         ("levels of nitric oxide (NO,NO2) fell", []),  # no space after the comma: no cut
         ("an opioid (fentanyl, meperidine, or morphine) was given", []),
+        # The window before "(" is counted in words: this name is 11 tokens, one word.
+        (
+            "rats given 1-methyl-4-phenyl-1,2,3,6-tetrahydropyridine (MPTP) lost MPTP",
+            [("MPTP", "methyl-4-phenyl-1,2,3,6-tetrahydropyridine")],
+        ),
     ],
 )
 def test_definitions_on_bio_tokens(text, expected):
@@ -414,3 +419,19 @@ def test_settings_added_later_are_off_unless_configured(nlp):
     setting from the factory's defaults."""
     component = nlp.add_pipe("bio_ner_abbreviations")
     assert not component.ents_follow_long_form and not component.plural_variants
+
+
+def test_a_ruler_entity_a_head_also_predicted_keeps_its_place(nlp):
+    """A ruler's entity took the score of the head's span of the same tokens and label (the
+    heads were told apart from others by their span groups): a surer entity of the other head
+    then replaced it, its kb_id lost, and the abbreviation step could drop or relabel it."""
+    doc = make_doc(nlp)
+    doc.ents = [Span(doc, 9, 11, label="Disease", kb_id="MESH:D010300"), Span(doc, 20, 21, label="Disease", kb_id="PD")]
+    ruled = [(9, 11, "Disease", "MESH:D010300"), (20, 21, "Disease", "PD")]
+    set_head(doc, "bc5cdr", [(9, 10, "Disease"), (20, 21, "Disease")], scores=[0.5, 0.5])
+    set_head(doc, "jnlpba", [(20, 21, "protein")], scores=[0.9])
+    assert [(e.start, e.end, e.label_, e.kb_id_) for e in doc.ents] == ruled
+    # No head's entity ends the long form "Parkinson disease": each drops its PD, the ruler's stays.
+    nlp.add_pipe("bio_ner_abbreviations", config={"ents_follow_long_form": True})(doc)
+    assert triples(doc.spans["bc5cdr"]) == [(9, 10, "Disease")] and triples(doc.spans["jnlpba"]) == []
+    assert [(e.start, e.end, e.label_, e.kb_id_) for e in doc.ents] == ruled
