@@ -5,8 +5,9 @@ Each corpus is scored on the head whose span key its documents carry
 The pipeline reads each document's text with its own tokenizer, as it was
 trained (`gold_tokens = false` in the configs) and as it reads raw text;
 its entities are then laid on the gold tokens, each widened to the tokens
-it touches (`on_reference_tokens`, what spaCy's Example alignment does for
-the dev scores of training), and scored there. `gold_tokens=True` runs the
+it touches (`on_reference_tokens`), and scored there. (spaCy's scorer, which
+gives the dev scores of training, instead leaves out an entity that cuts a
+gold token: neither a hit nor a false positive.) `gold_tokens=True` runs the
 pipeline on copies of the gold tokens instead: a head trained on its own
 tokens then meets tokens it never saw ("IL-2" whole where it learnt "IL",
 "-", "2"), 6% of JNLPBA's test tokens. Entity-level scores use seqeval's

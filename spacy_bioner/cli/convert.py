@@ -11,6 +11,7 @@ from ..corpora import (
     BC5CDR_SPANS_KEY,
     DEFAULT_SPANS_KEY,
     IOB_SCHEMES,
+    JNLPBA_DEV_DOCS,
     JNLPBA_SPANS_KEY,
     ConversionError,
     ConversionReport,
@@ -66,7 +67,7 @@ def convert(
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output .spacy (DocBin) file."),
     dev_docs: int = typer.Option(
         0, "--dev-docs", min=0, help="Write the LAST N documents of INPUT to --dev-output instead of OUTPUT "
-        "(JNLPBA standard dev split: 200)."
+        f"(JNLPBA standard dev split: {JNLPBA_DEV_DOCS})."
     ),
     dev_output: Optional[Path] = typer.Option(
         None, "--dev-output", help="Output .spacy file for the --dev-docs documents."

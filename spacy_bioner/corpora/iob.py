@@ -235,9 +235,18 @@ def read_iob(
         if not unmarked:
             raise ConversionError(f"{path}: the file marks its own documents (-DOCSTART-, ###MEDLINE:); "
                                   "regrouping by documents is for files without markers")
-        regrouped = _regroup(path, groups[0][1], list(documents))
+        documents = list(documents)
+        regrouped = _regroup(path, groups[0][1], documents)
         groups = [(pmid, sents) for pmid, sents, _ in regrouped]
+        read = {pmid for pmid, _ in groups}
+        unread = [doc_id for doc_id, _ in documents if doc_id not in read]
+        if unread:
+            warnings.warn(f"{path}: no sentence of {len(unread)} of the {len(documents)} documents is in the file "
+                          f"(first: {unread[0]}), so they are left out: are they the texts its sentences were cut from?")
         spacing = [spaces for _, _, spaces in regrouped]
+    elif not unmarked and n_sents > 1:
+        raise ConversionError(f"{path}: the file marks its own documents (-DOCSTART-, ###MEDLINE:); "
+                              "n_sents groups the sentences of files without markers")
     elif unmarked:
         sents = groups[0][1]
         groups = [(None, sents[i : i + n_sents]) for i in range(0, len(sents), n_sents)]

@@ -142,35 +142,37 @@ def read_pubtator(
             report.issues.append(
                 Issue(RELATION, f"{path}:{lineno} PMID {pdoc.pmid}", "relation line ignored", doc_index=doc_index)
             )
-        candidates: List[Tuple[Span, str]] = []
+        candidates: List[Tuple[Span, str, str]] = []
         for start, end, text, label, kb_id, composite, lineno in pdoc.mentions:
             where = f"{path}:{lineno} PMID {pdoc.pmid}"
+            mention = f"{text!r} [{start}:{end}]"
             span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="strict")
             if span is None:
                 span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="expand")
                 if span is None or len(span) == 0:
                     report.issues.append(
-                        Issue(DROPPED, where, f"{text!r} [{start}:{end}] covers no token", label, doc_index)
+                        Issue(DROPPED, where, f"{mention} covers no token", label, doc_index)
                     )
                     continue
                 report.issues.append(
-                    Issue(EXPANDED, where, f"{text!r} [{start}:{end}] -> {span.text!r}", label, doc_index)
+                    Issue(EXPANDED, where, f"{mention} -> {span.text!r}", label, doc_index)
                 )
             if composite:
                 report.issues.append(
                     Issue(COMPOSITE, where, f"{text!r} kept as one span ({kb_id})", label, doc_index)
                 )
-            candidates.append((span, where))
-        by_span = {id(span): where for span, where in candidates}
-        kept, dropped = select_non_overlapping([span for span, _ in candidates], priority=longest_first)
+            candidates.append((span, where, mention))
+        by_span = {id(span): (where, mention) for span, where, mention in candidates}
+        kept, dropped = select_non_overlapping([span for span, _, _ in candidates], priority=longest_first)
         for span, clash in dropped:
+            where, mention = by_span[id(span)]
             same = (clash.start, clash.end, clash.label_) == (span.start, span.end, span.label_)
             reason = (
-                f"{span.text!r} duplicates another mention"
+                f"{mention} duplicates another mention"
                 if same
-                else f"{span.text!r} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the longer or earlier mention kept"
+                else f"{mention} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the longer or earlier mention kept"
             )
-            report.issues.append(Issue(DROPPED, by_span[id(span)], reason, span.label_, doc_index))
+            report.issues.append(Issue(DROPPED, where, reason, span.label_, doc_index))
         set_entities(doc, kept, spans_key)
         # A sentence boundary never falls inside an entity.
         for span in kept:

@@ -1,6 +1,7 @@
 """The registered spaCy readers: training examples straight from the corpus files
 or from converted DocBins (several corpora, one per head, chained)."""
 
+import warnings
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, Optional
@@ -96,7 +97,15 @@ def configure_pubtator_reader(
     tokenizer (use the BioTokenizer so that the mentions align)."""
 
     def read(nlp: Language) -> Iterator[Example]:
-        docs, _ = read_pubtator(path, nlp, spans_key=spans_key)
+        docs, report = read_pubtator(path, nlp, spans_key=spans_key)
+        if report.dropped or report.expanded:  # `convert` prints them, and refuses past --max-loss
+            first = (report.dropped + report.expanded)[0]
+            warnings.warn(
+                f"{path}: {len(report.dropped)} mentions dropped and {len(report.expanded)} widened to the "
+                f"pipeline's tokens, {report.loss_fraction:.3%} of them (first at {first.where}: {first.reason}); "
+                "the BioTokenizer splits where BC5CDR's mentions start and end, and `python -m spacy_bioner "
+                "convert pubtator` lists each"
+            )
         for ref in docs:
             yield Example(nlp.make_doc(ref.text), ref)
 

@@ -81,9 +81,11 @@ class ConversionReport:
 
     @property
     def loss_fraction(self) -> float:
-        """Fraction of input entities not kept exactly: dropped or expanded."""
+        """Fraction of input entities not kept exactly: dropped or expanded. One
+        mention expanded and then dropped counts once (its issues share their `where`)."""
         total = self.input_entities
-        return (len(self.dropped) + len(self.expanded)) / total if total else 0.0
+        lost = {issue.where for issue in self.issues if issue.kind in (DROPPED, EXPANDED)}
+        return len(lost) / total if total else 0.0
 
     def count_docs(self, docs: Sequence[Doc], spans_key: Optional[str] = None) -> None:
         """Set the document, sentence, token and entity counts from `docs`."""
