@@ -8,6 +8,7 @@ likelihood, both class-weighted) and decodes through one decoder
 score per span, and into `doc.ents` without overlaps.
 """
 
+import copy
 import warnings
 from collections import Counter
 from itertools import islice
@@ -546,20 +547,26 @@ class BioNER(TrainablePipe):
             self.loss.set_weights(self.tags, self.cfg["class_weights"])
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "BioNER":
-        """Load the component; a one-line error if its files are damaged."""
+        """Load the component; a one-line error if its files are damaged or another model's
+        (its config is then kept; its weights may be part replaced: load it again)."""
+        cfg = copy.deepcopy(self.cfg)
         try:
             super().from_disk(path, exclude=exclude)
         except (ValueError, OSError, KeyError) as err:
+            self.cfg = cfg
             raise self._load_error(f"from {path}", err) from err
         self._check_loaded(f"from {path}")
         self._restore_loss_weights()
         return self
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "BioNER":
-        """Load the component from bytes; a one-line error if they are damaged."""
+        """Load the component from bytes; a one-line error if they are damaged or another
+        model's (as `from_disk`)."""
+        cfg = copy.deepcopy(self.cfg)
         try:
             super().from_bytes(bytes_data, exclude=exclude)
         except (ValueError, OSError, KeyError) as err:
+            self.cfg = cfg
             raise self._load_error("from bytes", err) from err
         self._check_loaded("from bytes")
         self._restore_loss_weights()
@@ -594,14 +601,15 @@ class BioNER(TrainablePipe):
     def _other_model_error(self, source: str, detail: str) -> ValueError:
         return ValueError(
             f"Cannot load the bio_ner component {self.name!r} {source}: it was saved with another "
-            f"model ({detail}), e.g. a CRF head loaded into a softmax one or the reverse. Give the component "
+            f"model ({detail}), e.g. another head's, or a CRF head loaded into a softmax one. Give the component "
             "the model config it was trained with (its config.cfg), or drop the override that changed it."
         )
 
     def _load_error(self, source: str, err: Exception) -> ValueError:
         """One line instead of a traceback from deep inside srsly or thinc."""
         detail = first_line(err)
-        if isinstance(err, KeyError):  # thinc: the saved layers are not this model's
+        # thinc: the saved layers are not this model's, or their sizes are not (another label set).
+        if isinstance(err, KeyError) or detail.startswith("Attempt to change dimension"):
             return self._other_model_error(source, detail)
         excluded = (
             f" A pipeline saved without it (nlp.to_disk(..., exclude=[{self.name!r}])) loads with "

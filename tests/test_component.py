@@ -574,6 +574,19 @@ def test_loading_a_head_saved_with_another_model_says_so(tmp_path, saved_crf):
     assert "\n" not in str(error.value)
 
 
+def test_loading_another_heads_weights_says_so_and_keeps_the_config():
+    """It said the files were corrupted, and left the other head's labels with this head's model."""
+    saved = make_nlp(crf=True)
+    saved.initialize(lambda: toy_examples(saved, 4))
+    other = make_nlp(crf=True)
+    head = other.get_pipe("jnlpba")
+    head.initialize(lambda: toy_examples(other, 4), nlp=other, labels=["DNA", "cell_type", "protein"])
+    with pytest.raises(ValueError, match=r"saved with another model \(Attempt to change dimension .*another head's"):
+        head.from_bytes(saved.get_pipe("jnlpba").to_bytes())
+    assert list(head.labels) == ["DNA", "cell_type", "protein"]
+    assert list(saved.get_pipe("jnlpba").labels) == ["cell_type", "protein"]
+
+
 @pytest.mark.parametrize("via", ["disk", "bytes"])
 def test_loading_a_head_under_another_tag_scheme_says_so(tmp_path, via):
     iob2 = make_nlp(crf=True, tag_scheme="IOB2")
