@@ -47,6 +47,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+import numpy as np
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 
@@ -416,11 +417,14 @@ class AbbreviationConsistency:
         entity: one of them may have lost its place in doc.ents to it."""
         offered = {(span.start, span.end, span.label_) for span, _ in added}
         offered |= {(ent.start, ent.end, ent.label_) for ent in doc.ents}
+        was_gone = np.zeros(len(doc), dtype=bool)
+        for start, end, _ in gone:
+            was_gone[start:end] = True
         freed = []
         for key in head_keys(self.nlp):
             for span, score in spans_with_scores(doc, key):
                 triple = (span.start, span.end, span.label_)
-                if triple not in offered and any(s < span.end and span.start < e for s, e, _ in gone):
+                if triple not in offered and was_gone[span.start : span.end].any():
                     freed.append((span, 0.0 if score is None else score))
                     offered.add(triple)
         return freed
@@ -433,24 +437,40 @@ class AbbreviationConsistency:
         has_scores = SCORES_ATTR in doc.spans[key].attrs
         before = {(span.start, span.end): (span.label_, score) for span, score in spans_with_scores(doc, key)}
         entities = dict(before)
+        # Kept up to date with `entities`, so that a long document is not scanned for every mention.
+        covered = np.zeros(len(doc), dtype=np.int32)  # entities on each token
+        starts_by_end: Dict[int, Set[int]] = defaultdict(set)
+
+        def add(span: Tuple[int, int], value: Tuple[str, Optional[float]]) -> None:
+            entities[span] = value
+            covered[span[0] : span[1]] += 1
+            starts_by_end[span[1]].add(span[0])
+
+        def remove(span: Tuple[int, int]) -> None:
+            del entities[span]
+            covered[span[0] : span[1]] -= 1
+            starts_by_end[span[1]].discard(span[0])
+
+        for span, value in before.items():
+            add(span, value)
         for abbreviation in abbreviations:
             long_form = abbreviation.long_form
             # The head's entity that ends the long form: the long form is the shortest
             # one the letters allow, so the entity may start inside it ("of haloperidol":
             # "haloperidol") or before it ("idiopathic Parkinson's disease": "Parkinson's disease").
-            long_entities = [(start, end) for start, end in entities if end == long_form.end]
+            long_entities = [(start, long_form.end) for start in starts_by_end[long_form.end]]
             for mention in abbreviation.mentions:
                 span = (mention.start, mention.end)
                 if len(long_entities) != 1:
                     if self.remove_unsupported and span in entities:
-                        del entities[span]
+                        remove(span)
                 elif span in entities:
                     # Only another label is changed: a mention the head already labels
                     # as the long form keeps its own score.
                     if self.relabel and entities[span][0] != entities[long_entities[0]][0]:
                         entities[span] = entities[long_entities[0]]
-                elif self.add_missing and not any(s < span[1] and span[0] < e for s, e in entities):
-                    entities[span] = entities[long_entities[0]]
+                elif self.add_missing and not covered[span[0] : span[1]].any():
+                    add(span, entities[long_entities[0]])
         if entities == before:
             return set(), []
         ordered = sorted(entities.items())
