@@ -292,7 +292,9 @@ def make_abbreviation_consistency(
     plural_variants: a one-token short form's mentions include its plural or
         singular, with or without a final "s" ("MCs" and "MC").
     The last two are off by default, so that pipelines saved before they
-    existed predict as they did; the configs set them.
+    existed predict as they did; the configs set them. Like the heads' bounds
+    settings, these are the pipeline's config (`spacy.load(path, config=...)`
+    changes them; an attribute changed at runtime is not saved).
     """
     return AbbreviationConsistency(
         nlp,

@@ -138,6 +138,11 @@ def make_bio_ner(
     join_adjacent: labels whose predicted entities, one space apart, are
         joined into one ("hemolytic" and "anemia"; `bounds.join_adjacent`).
     scorer: reports ents_* and spans_<spans_key>_*.
+
+    The three bounds settings are the pipeline's config: a saved pipeline
+    takes others with `spacy.load(path, config={"components": {name: {...}}})`;
+    an attribute changed at runtime holds until the pipeline is saved, which
+    keeps the config.
     """
     return BioNER(
         nlp.vocab,
