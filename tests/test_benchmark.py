@@ -30,15 +30,15 @@ REQUIRED_KEYS = {
 SOFTMAX = "softmax:components.HEAD.model.crf=false,components.HEAD.loss.@losses=spacy_bioner.ClassWeightedCrossentropy.v1"
 
 
-def run_script(script: str, arguments: List[str]) -> str:
+def run_script(script: str, arguments: List[str], returncode: int = 0) -> str:
     command = [sys.executable, str(SCRIPTS / script), *arguments]
     result = subprocess.run(command, capture_output=True, text=True, cwd=SCRIPTS.parent)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == returncode, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
 
-def run_harness(arguments: List[str], output_dir: Path) -> List[Dict[str, Any]]:
-    stdout = run_script("run.py", [*arguments, "--output-dir", str(output_dir)])
+def run_harness(arguments: List[str], output_dir: Path, returncode: int = 0) -> List[Dict[str, Any]]:
+    stdout = run_script("run.py", [*arguments, "--output-dir", str(output_dir)], returncode)
     [results] = list(output_dir.glob("*.json"))
     records = json.loads(results.read_text())
     assert markdown_table(records) in stdout
@@ -135,13 +135,18 @@ def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, 
     arguments = ["--epochs", "1", "--limit", "3", "--encoder", str(tiny_bert), "--corpus-root", str(corpus_root)]
     arguments += ["--corpus", "bc5cdr", "--only-variants", "--no-measure-speed"]
     arguments += ["--variant", "welt:components.HEAD.loss.scheme=welt", "--variant", "big:training.batcher.size=8000"]
+    # A run that fails is recorded with its error, the next ones still run, and the script then exits 1.
+    arguments += ["--variant", "broken:components.HEAD.tag_scheme=BIOES"]
     arguments += ["--variant", "biluo:components.HEAD.tag_scheme=BILUO", "--save-pipelines", str(tmp_path / "saved")]
-    records = run_harness(arguments, tmp_path)
+    records = run_harness(arguments, tmp_path, returncode=1)
     assert [(r["variant"], r["overrides"]) for r in records] == [
         ("welt", {"components.HEAD.loss.scheme": "welt"}),
         ("big", {"training.batcher.size": 8000}),
+        ("broken", {"components.HEAD.tag_scheme": "BIOES"}),
         ("biluo", {"components.HEAD.tag_scheme": "BILUO"}),
     ]
+    broken = records.pop(2)
+    assert "BIOES" in broken["error"] and "Traceback" in broken["traceback"]
     assert all(r["system"] == "spacy_bioner" and r["words_per_second"] == {} for r in records)
     assert sorted(path.name for path in (tmp_path / "saved").iterdir()) == ["bc5cdr-big", "bc5cdr-biluo", "bc5cdr-welt"]
     saved = spacy.load(tmp_path / "saved" / "bc5cdr-biluo")

@@ -23,6 +23,7 @@ import re
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -298,6 +299,9 @@ def markdown_table(records: List[Dict[str, Any]]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in records:
+        if "error" in r:
+            lines.append(f"| {r['system']} | {r.get('variant', '')} | {r['corpus']} | failed: {r['error']} |")
+            continue
         wps = r["words_per_second"]
         lines.append(
             f"| {r['system']} | {r.get('variant', '')} | {r['corpus']} | {r['epochs']} | "
@@ -367,23 +371,35 @@ def main(
         for system, name, overrides in runs:
             log(f"{system} {name} on {corpus}")
             corpus_dir = corpus_root / CORPORA[corpus][0]
-            if system == "hf_token_classification":
-                record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit)
-            else:
-                save_to = save_pipelines / f"{corpus}-{name or system}" if save_pipelines else None
-                record = run_spacy_system(
-                    system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, overrides, measure_speed,
-                    config_path, save_to,
-                )
+            try:
+                if system == "hf_token_classification":
+                    record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit)
+                else:
+                    save_to = save_pipelines / f"{corpus}-{name or system}" if save_pipelines else None
+                    record = run_spacy_system(
+                        system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, overrides, measure_speed,
+                        config_path, save_to,
+                    )
+            except Exception as e:  # noqa: BLE001  one system's failure must not cost the others their runs
+                error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                record = {"system": system, "corpus": corpus, "epochs": epochs, "error": error,
+                          "traceback": traceback.format_exc()}
+                log(f"{system} {name} on {corpus} failed: {error}")
+                traceback.print_exc()
             record["variant"] = name or "default"
             record["overrides"] = overrides
             record["limit"] = limit
-            log(f"{system} {name} on {corpus}: F1 {record['test_f1']:.4f}, {record['train_seconds']} s")
+            if "error" not in record:
+                log(f"{system} {name} on {corpus}: F1 {record['test_f1']:.4f}, {record['train_seconds']} s")
             records.append(record)
             # Written after every run, so a time-out loses only the run in progress.
             write_results(records, output_dir, stem)
     print(markdown_table(records))
     log(f"wrote {output_dir / stem}.json")
+    failed = [f"{r['system']} {r['variant']} on {r['corpus']}" for r in records if "error" in r]
+    if failed:
+        log(f"failed: {'; '.join(failed)} (their tracebacks are in the records)")
+        raise typer.Exit(1)
 
 
 def write_json(path: Path, data: Any) -> None:
