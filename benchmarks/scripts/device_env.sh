@@ -1,5 +1,5 @@
 # Sourced by the GPU-machine jobs: unpack the carried spaCy stack and encoder
-# (../shared/device/README.md; staged into .device/ by ../shared/device/stage.sh)
+# (../shared/device/README.md; staged into .device/ by stage_device.sh)
 # and install this package. Needs REPO set to the repository root. The machine
 # has no spaCy and no network, so nothing here downloads. The encoder lands in
 # /tmp/all-MiniLM-L6-v2.
@@ -19,11 +19,24 @@ unpack "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" /tmp/encoder
 # PIP_NO_INDEX: with no registry, pip fails at once instead of retrying (`spacy
 # package` then builds without `build`'s isolated environment).
 export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 PIP_NO_INDEX=1
-# Not editable: an editable install fails with the carried setuptools. Done
-# again whenever the package's sources differ from those last installed.
-stamp=$(cd "$REPO" && cat setup.py $(find spacy_bioner -name '*.py' | sort) | sha1sum | cut -c1-40)
+# Done again whenever the package's sources differ from those last installed.
+# The wheel staged by stage_device.sh from these very sources is unpacked into
+# /tmp/site (its entry points in its dist-info): no pip build, no setuptools.
+# Without it, pip builds the package with the machine's setuptools, and failing
+# that installs it editable (../shared/device/README.md's way).
+source "$REPO/benchmarks/scripts/package_stamp.sh"
+stamp=$(package_stamp "$REPO")
 if [ "$(cat /tmp/spacy-bioner.installed 2>/dev/null)" != "$stamp" ]; then
-  python3 -m pip install -q --no-deps --no-build-isolation --no-index "$REPO"
+  wheel=$(ls "$REPO"/.device/spacy_bioner-*.whl 2>/dev/null | head -n 1)
+  if [ -n "$wheel" ] && [ "$(cat "$REPO/.device/spacy-bioner.stamp" 2>/dev/null)" = "$stamp" ]; then
+    rm -rf /tmp/site/spacy_bioner /tmp/site/spacy_bioner-*.dist-info
+    python3 -m zipfile -e "$wheel" /tmp/site
+  else
+    echo "device_env: no wheel of these sources in .device/ (benchmarks/scripts/stage_device.sh): pip install" >&2
+    python3 -m pip install -q --no-deps --no-build-isolation --no-index "$REPO" \
+      || python3 -m pip install -q --no-deps --no-build-isolation --no-index -e "$REPO"
+  fi
   echo "$stamp" > /tmp/spacy-bioner.installed
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import spacy_bioner, sys; print('spacy_bioner', spacy_bioner.__version__, 'from', spacy_bioner.__file__)"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true

@@ -11,7 +11,7 @@
 # time, is wanted) take turns to unpack, install and convert, and log to
 # run-TAG.log by their --tag.
 #
-# Stage first with `../shared/device/stage.sh` (from the repository root), then
+# Stage first with `bash benchmarks/scripts/stage_device.sh`, then
 # call the device tool with
 #
 #   carry: [".device"]
@@ -30,8 +30,10 @@ OUT="${OUT:-$BENCHMARKS/results}"
 mkdir -p "$OUT"
 # The first job unpacks, installs and converts; one started beside it waits,
 # then finds all of it done (spaCy skips a conversion whose outputs are there).
-exec 9> /tmp/device-job.lock
-flock 9
+if command -v flock > /dev/null; then
+  exec 9> /tmp/device-job.lock
+  flock 9
+fi
 source "$BENCHMARKS/scripts/device_env.sh"
 
 cd "$BENCHMARKS"

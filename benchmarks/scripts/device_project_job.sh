@@ -9,7 +9,7 @@
 # against the Hugging Face pipeline at batch 32 and 128, `annotate`
 # (local engine) against plain nlp.pipe on 2,000 abstracts, and the time and
 # GPU memory of one 1,000,000-character document. Stage with
-# `../shared/device/stage.sh`, then call the device tool with
+# `bash benchmarks/scripts/stage_device.sh`, then call the device tool with
 #
 #   carry: [".device"]
 #   command: bash benchmarks/scripts/device_project_job.sh [more --vars.NAME VALUE]
@@ -17,8 +17,8 @@
 # To training/device/: times.tsv (command, seconds, exit status), each
 # command's log, metrics/, the pipeline's meta.json, the built wheels' sizes
 # and the three speed records. On the device machine all of it is packed into
-# $OUT/project-job.tgz after each command, so that a job cut off keeps what
-# it has: the device tool returns 8 files at most.
+# $OUT/project-job.tgz after each command and every 30 s during one, so that a
+# job cut off keeps what it has: the device tool returns 8 files at most.
 set -uo pipefail
 
 BENCHMARKS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +27,9 @@ RESULTS="$REPO/training/device"
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 pack() {  # the results so far, as $OUT/project-job.tgz (renamed into place once written)
   [ -n "${OUT:-}" ] || return 0
-  tar -czf "$OUT/project-job.tgz.partial" -C "$RESULTS" . && mv "$OUT/project-job.tgz.partial" "$OUT/project-job.tgz"
+  # Status 1: a log changed while it was read (a command still running), which is fine.
+  tar -czf "$OUT/project-job.tgz.partial" -C "$RESULTS" . 2> /dev/null
+  [ $? -le 1 ] && mv "$OUT/project-job.tgz.partial" "$OUT/project-job.tgz"
 }
 set -e  # a failed unpack or install ends the job; after it, each command's status is recorded
 source "$BENCHMARKS/scripts/device_env.sh"
@@ -37,11 +39,16 @@ cd "$REPO"
 vars=(--vars.config bioner --vars.gpu_id 0 --vars.transformer /tmp/all-MiniLM-L6-v2 "$@")
 printf 'command\tseconds\texit\n' > "$RESULTS/times.tsv"
 timed() {  # timed NAME COMMAND...: run, log to NAME.log, append the time, pack; returns the exit status
-  local name=$1 start status tenths
+  local name=$1 start status tenths packer
   shift
   start=$(date +%s%N)
+  # Packed every 30 s meanwhile: a command cut off by the call's time limit (train) keeps its log so far.
+  ( while sleep 30; do pack; done ) &
+  packer=$!
   "$@" > "$RESULTS/$name.log" 2>&1
   status=$?
+  kill "$packer" 2> /dev/null
+  wait "$packer" 2> /dev/null
   tenths=$(( ($(date +%s%N) - start) / 100000000 ))
   printf '%s\t%d.%d\t%d\n' "$name" $(( tenths / 10 )) $(( tenths % 10 )) "$status" >> "$RESULTS/times.tsv"
   pack

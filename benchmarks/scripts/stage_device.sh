@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Stage what a GPU-machine job carries in .device/ (git-ignored): the shared
+# bundles (../shared/device/stage.sh: the spaCy stack and the encoder) and a
+# wheel of this package built here, with the stamp of the sources it was built
+# from. device_env.sh installs that wheel by unpacking it, so that the machine,
+# which has no registry, needs neither pip's build step nor setuptools. Run
+# from anywhere in the repository, before each device call whose sources
+# changed; then call the device tool with carry [".device"].
+set -euo pipefail
+REPO="$(git rev-parse --show-toplevel)"
+cd "$REPO"
+bash ../shared/device/stage.sh
+rm -f .device/spacy_bioner-*.whl
+# (setuptools' build/ folder is git-ignored, so it does not travel.)
+python -m pip wheel -q --no-deps --no-build-isolation -w .device "$REPO" 2>&1 | grep -v "^WARNING: Running pip as" || true
+ls .device/spacy_bioner-*.whl > /dev/null
+source benchmarks/scripts/package_stamp.sh
+package_stamp "$REPO" > .device/spacy-bioner.stamp
+ls -l .device
