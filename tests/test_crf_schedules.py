@@ -47,6 +47,7 @@ def test_on_a_device_each_schedule_is_also_compared_with_numpy(monkeypatch) -> N
     ops = strict_device(monkeypatch)
     monkeypatch.setattr(crf_schedules, "synchronize", lambda xp: None)  # the stand-in has no streams
     record = crf_schedules.measure_shape(ops, 3, 20, repeats=1)
+    assert (record["tag_scheme"], record["tags"]) == ("BILUO", 21)  # the shipped heads' scheme, JNLPBA's labels
     for schedule in crf_schedules.SCHEDULES:
         assert record[f"{schedule}_vs_numpy_max_relative_difference"] < 1e-4
         assert record[f"{schedule}_vs_numpy_identical_paths"] == 1.0

@@ -4,8 +4,10 @@
     python scripts/crf_schedules.py                          # from benchmarks/, on the CPU
     python scripts/crf_schedules.py --gpu-id 0 --output results/crf-schedules.json
 
-Random scores of the heads' shape (JNLPBA's 11 IOB2 tags, the IOB2
-constraints plus learned-size transition scores) for batches of B documents
+Random scores of a head's shape (JNLPBA's labels in the shipped BILUO
+scheme, 21 tags, or in IOB2, 11: `--tag-scheme`; the scheme's constraints
+plus learned-size transition scores; the parallel schedule's work grows with
+the cube of the tags) for batches of B documents
 of up to T tokens: a training step's (16 x 128 to 8 x 256 at 2,000 words)
 and `nlp.pipe`'s (128 documents). Each call is timed after a warm-up call,
 the device synchronised before every clock reading; the median of
@@ -47,20 +49,20 @@ def parse_shape(text: str) -> Tuple[int, int]:
     return n_docs, n_steps
 
 
-def random_scores(ops, n_docs: int, n_steps: int, seed: int = 0):
+def random_scores(ops, n_docs: int, n_steps: int, seed: int = 0, tag_scheme: str = "BILUO"):
     """Padded float32 emissions on the ops' device, host lengths (T/2 to T,
     one of them T), and the transition, start and end scores."""
     rng = np.random.default_rng(seed)
-    tags = make_tags(LABELS)
+    tags = make_tags(LABELS, tag_scheme)
     n_tags = len(tags)
     lengths = rng.integers(max(n_steps // 2, 1), n_steps + 1, size=n_docs)
     lengths[0] = n_steps
-    mask_transitions, mask_start, _ = tag_constraints(tags)
+    mask_transitions, mask_start, mask_end = tag_constraints(tags)
     host = (
         rng.normal(scale=8.0, size=(n_docs, n_steps, n_tags)),
         mask_transitions + rng.normal(scale=3.0, size=(n_tags, n_tags)),
         mask_start + rng.normal(size=n_tags),
-        rng.normal(size=n_tags),
+        mask_end + rng.normal(size=n_tags),
     )
     emissions, transitions, start, end = (ops.asarray(a.astype("float32")) for a in host)
     return emissions, lengths, transitions, start, end
@@ -90,12 +92,13 @@ def relative_difference(actual, expected) -> float:
     return float(np.abs(actual - expected).max(initial=0.0)) / scale
 
 
-def measure_shape(ops, n_docs: int, n_steps: int, repeats: int) -> Dict[str, Any]:
+def measure_shape(ops, n_docs: int, n_steps: int, repeats: int, tag_scheme: str = "BILUO") -> Dict[str, Any]:
     """Times of both schedules on one shape, and how far their results agree."""
     xp = ops.xp
-    scores = random_scores(ops, n_docs, n_steps)
+    scores = random_scores(ops, n_docs, n_steps, tag_scheme=tag_scheme)
     lengths = scores[1]
-    record: Dict[str, Any] = {"documents": n_docs, "tokens": n_steps, "words": int(lengths.sum())}
+    record: Dict[str, Any] = {"documents": n_docs, "tokens": n_steps, "words": int(lengths.sum()),
+                              "tag_scheme": tag_scheme, "tags": int(scores[0].shape[2])}
     results = {}
     for schedule in SCHEDULES:
         record[f"forward_backward_{schedule}_ms"] = median_ms(
@@ -156,6 +159,7 @@ def main(
         None, help=f"A batch as DOCUMENTSxTOKENS (repeatable; default: {' '.join(DEFAULT_SHAPES)})."
     ),
     repeats: int = typer.Option(5, min=1, help="Timed calls per function, schedule and shape (median kept)."),
+    tag_scheme: str = typer.Option("BILUO", help="BILUO (shipped: 21 tags of JNLPBA's labels) or IOB2 (11)."),
     output: Optional[Path] = typer.Option(None, help="Also write the record here as JSON."),
 ) -> None:
     """Time the CRF's sequential and parallel schedules and check that they agree."""
@@ -167,7 +171,7 @@ def main(
     records = []
     for n_docs, n_steps in shapes:
         log(f"{n_docs} x {n_steps} on {device}")
-        records.append(measure_shape(ops, n_docs, n_steps, repeats))
+        records.append(measure_shape(ops, n_docs, n_steps, repeats, tag_scheme))
     print_records(records)
     if output is not None:
         write_json(output, {"device": device, "repeats": repeats, "versions": versions(), "shapes": records})
