@@ -267,7 +267,7 @@ def test_the_range_fallback_raises_no_floating_point_warning(recursion):
         warnings.simplefilter("error", RuntimeWarning)
         for _ in range(200):
             lengths = rng.integers(1, 40, size=rng.integers(1, 5))
-            emissions = rng.normal(size=(len(lengths), lengths.max(), n_tags)) * rng.choice([1, 5, 30])
+            emissions = rng.normal(size=(len(lengths), lengths.max(), n_tags)) * rng.choice([1, 5, 30, 300])
             params = [
                 m + rng.normal(size=m.shape)
                 for m in (constraints.transitions, constraints.start, constraints.end)

@@ -117,3 +117,25 @@ def test_cli_writes_records_and_names_a_missing_corpus(
     assert result.exit_code == 2
     with pytest.raises(typer.BadParameter, match=r"jnlpba/train\.spacy is missing: `spacy project run convert-jnlpba`"):
         step_profile.corpus_dir_of(tmp_path, "jnlpba")
+
+
+def test_the_crfs_log_space_fallbacks_are_counted_silently(capsys: pytest.CaptureFixture) -> None:
+    """Documents redone in log space cost a float64 recursion each, and nothing showed them."""
+    import numpy as np
+
+    from spacy_bioner.layers.crf import forward_backward
+    from spacy_bioner.tags import make_tags, tag_constraints
+
+    rng = np.random.default_rng(0)
+    tags = make_tags(["A", "B"], "BILUO")
+    params = [m.astype("f") for m in tag_constraints(tags)]
+    lengths = np.array([30, 12, 25])
+    counts = []
+    for scale in (1.0, 300.0):  # a trained head's range; far beyond float32's
+        emissions = (rng.normal(size=(3, 30, len(tags))) * scale).astype("f")
+        with step_profile.counting_log_space() as redone:
+            forward_backward(emissions, lengths, *params, recursion="sequential")
+        counts.append((redone.batches, redone.documents))
+    assert counts[0] == (0, 0)
+    assert counts[1][0] == 1 and 1 <= counts[1][1] <= 3
+    assert capsys.readouterr() == ("", "")

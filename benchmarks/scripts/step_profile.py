@@ -49,9 +49,11 @@ on a GPU, so the same script profiles the CPU.
 
 import gc
 import itertools
+import logging
 import math
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -83,6 +85,7 @@ from run import (
 )
 from spacy_bioner.corpora import load_docs
 from spacy_bioner.encoders import resolve_encoder
+from spacy_bioner.layers import crf
 
 PHASES = ("host_before_encoder", "encoder_forward", "heads_and_loss", "encoder_backward", "optimizer")
 
@@ -358,6 +361,36 @@ def operator_trace(trainer: Trainer, steps: int) -> Dict[str, Any]:
     }
 
 
+class LogSpaceCount(logging.Handler):
+    """The documents the CRF computed again in log space (layers/crf.py's DEBUG records):
+    each costs a float64 recursion of a kernel launch or more per token."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.documents = 0
+        self.batches = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.documents += getattr(record, "log_space_documents", 0)
+        self.batches += 1
+
+
+@contextmanager
+def counting_log_space() -> Iterator[LogSpaceCount]:
+    """Count the CRF's log-space fallbacks meanwhile, printing nothing."""
+    count = LogSpaceCount()
+    level, propagate = crf.logger.level, crf.logger.propagate
+    crf.logger.addHandler(count)
+    crf.logger.setLevel(logging.DEBUG)
+    crf.logger.propagate = False
+    try:
+        yield count
+    finally:
+        crf.logger.removeHandler(count)
+        crf.logger.setLevel(level)
+        crf.logger.propagate = propagate
+
+
 def measure(
     corpus_dir: Path, corpus: str, encoder: str, name: str, overrides: Dict[str, Any], warmup: int, steps: int,
     gpu_id: int = -1, config_path: Path = DEFAULT_CONFIG, warm_cache: bool = True, trace_steps: int = 0,
@@ -372,8 +405,9 @@ def measure(
     total = warmup + 2 * steps + trace_steps
     trainer = prepare(corpus_dir, corpus, loadable, overrides, total, gpu_id, config_path, warm_cache)
     warmup_steps = trainer.warm_up(warmup, warm_cache)
-    plain = plain_pass(trainer, steps)
-    split = split_pass(trainer, steps, EncoderClock(hf_module(trainer.nlp)))
+    with counting_log_space() as redone:
+        plain = plain_pass(trainer, steps)
+        split = split_pass(trainer, steps, EncoderClock(hf_module(trainer.nlp)))
     trace = operator_trace(trainer, trace_steps) if trace_steps else {}
     used = trainer.nlp.get_pipe("transformer").model.attrs["name"]
     return {
@@ -392,6 +426,9 @@ def measure(
         "steps": steps,
         **plain,
         **split,
+        # In the two timed passes: the batches whose forward-backward redid documents, and how many.
+        "log_space_batches": redone.batches,
+        "log_space_documents": redone.documents,
         **trace,
     }
 
@@ -402,7 +439,8 @@ def print_record(record: Dict[str, Any]) -> None:
         f"{record['ms_per_step']:.1f} ms/step, {record['train_words_per_second']:,.0f} words/s "
         f"({record['words_per_step']:,.0f} words/step); split pass {record['split_ms_per_step']:.1f} ms/step "
         f"({record['split_words_per_step']:,.0f} words/step); after {record['warmup_steps']} warm-up steps, "
-        f"first-epoch steps timed: {record['first_epoch_steps']} plain, {record['split_first_epoch_steps']} split"
+        f"first-epoch steps timed: {record['first_epoch_steps']} plain, {record['split_first_epoch_steps']} split; "
+        f"CRF documents redone in log space: {record['log_space_documents']} in {record['log_space_batches']} batches"
     )
     rows: List[Tuple[Any, ...]] = [
         (phase, f"{p['mean_ms']:.2f}", f"{p['median_ms']:.2f}", f"{100 * p['share']:.1f}%")

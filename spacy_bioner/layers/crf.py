@@ -38,6 +38,7 @@ known. With complete annotation this is the usual CRF NLL; tokens with
 missing annotation stay unconstrained, so they teach nothing.
 """
 
+import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -48,6 +49,9 @@ from thinc.backends import get_array_ops
 from thinc.types import ArrayXd, Floats1d, Floats2d, Floats3d, Floats4d, Ints1d, Ints2d
 
 from ..tags import FORBIDDEN
+
+# DEBUG records of the documents redone in log space (benchmarks/scripts/step_profile.py counts them).
+logger = logging.getLogger(__name__)
 
 CRF_PARAMS = ("transitions", "start", "end")
 
@@ -196,6 +200,8 @@ def forward_backward(
         return log_z, marginals, pairwise
     trusted_host = get_array_ops(trusted).to_numpy(trusted)
     redo, keep = np.flatnonzero(~trusted_host), np.flatnonzero(trusted_host)
+    logger.debug("forward-backward: %d of %d documents redone in log space", redo.size, trusted_host.size,
+                 extra={"log_space_documents": int(redo.size)})
     xp = get_array_module(emissions)
     redo_rows = xp.asarray(redo)
     # In float64: the unscaled log scores of a long document are large, and
@@ -411,12 +417,13 @@ def _forward_backward_log(
     for t in range(n_steps - 2, -1, -1):
         step = _logsumexp(transitions + (emissions[:, t + 1] + beta[:, t + 1])[:, None, :], axis=2)
         beta[:, t] = xp.where((t < last)[:, None], step, beta[:, t])
-    marginals = xp.where(inside[:, :, None], xp.exp(alpha + beta - log_z[:, None, None]), 0)
+    # Padding is masked before exp, not after: its scores are no log probabilities and may overflow.
+    marginals = xp.exp(xp.where(inside[:, :, None], alpha + beta - log_z[:, None, None], -xp.inf))
     pairs = (
         alpha[:, :-1, :, None] + transitions + (emissions[:, 1:] + beta[:, 1:])[:, :, None, :]
         - log_z[:, None, None, None]
     )
-    pairwise = xp.where(inside[:, 1:, None, None], xp.exp(pairs), 0).sum(axis=(0, 1))
+    pairwise = xp.exp(xp.where(inside[:, 1:, None, None], pairs, -xp.inf)).sum(axis=(0, 1))
     return log_z, marginals, pairwise
 
 
