@@ -51,7 +51,7 @@ import numpy as np
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 
-from .annotation import SCORES_ATTR, head_ents, head_keys, merge_into_ents, set_ents, spans_with_scores
+from .annotation import SCORES_ATTR, head_ents, head_keys, merge_into_ents, spans_with_scores
 from .tokenizer import HYPHENS
 
 # At most this many tokens between the parentheses of a definition.
@@ -147,7 +147,9 @@ def words_back(doc: Doc, end: int, n_words: int) -> int:
     words = 0
     while start > 0 and words < n_words:
         start -= 1
-        words += start == 0 or bool(doc[start - 1].whitespace_)  # doc[start] begins a word
+        # doc[start] begins a word: it is no whitespace token ("\n"), and whitespace or nothing is before it.
+        before = doc[start - 1] if start else None
+        words += not doc[start].is_space and (before is None or bool(before.whitespace_) or before.is_space)
     return start
 
 
@@ -350,6 +352,8 @@ class AbbreviationConsistency:
         abbreviations = find_abbreviations(doc, self.plural_variants) if keys else []
         if not abbreviations:
             return doc
+        # Read before the heads' span groups change: which entities of doc.ents are theirs.
+        placed = head_ents(doc)
         gone: Set[Tuple[int, int, str]] = set()
         added: List[Tuple[Span, float]] = []
         for key in keys:
@@ -360,9 +364,8 @@ class AbbreviationConsistency:
         # one that another head has just dropped.
         if gone:
             # Only the heads' entities go: one set by a ruler or the user stays.
-            placed = head_ents(doc)
             gone &= placed.keys()
-            set_ents(doc, [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in gone], placed)
+            doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in gone]
             added += self._freed(doc, gone, added)
         if added:
             merge_into_ents(doc, [span for span, _ in added], [score for _, score in added])
@@ -373,9 +376,8 @@ class AbbreviationConsistency:
     def _ents_follow_long_forms(self, doc: Doc, abbreviations: List[Abbreviation]) -> None:
         """Give each mention in doc.ents the label of the doc.ents entity that
         ends its long form, where a head predicted that label on the mention."""
-        offered: Dict[Tuple[int, int, str], float] = {
-            (span.start, span.end, span.label_): 0.0 if score is None else score
-            for key in head_keys(self.nlp) for span, score in spans_with_scores(doc, key)
+        offered: Set[Tuple[int, int, str]] = {
+            (span.start, span.end, span.label_) for key in head_keys(self.nlp) for span in doc.spans.get(key, [])
         }
         placed = head_ents(doc)
         ents = {(ent.start, ent.end): ent for ent in doc.ents}
@@ -390,11 +392,9 @@ class AbbreviationConsistency:
                 if (current is not None and current.label_ != label and (*span, current.label_) in placed
                         and (*span, label) in offered):
                     ents[span] = Span(doc, *span, label=label)
-                    del placed[(*span, current.label_)]
-                    placed[(*span, label)] = offered[(*span, label)]
                     changed = True
         if changed:
-            set_ents(doc, [ents[span] for span in sorted(ents)], placed)
+            doc.ents = [ents[span] for span in sorted(ents)]
 
     def _warn_unknown_keys(self) -> None:
         """Warn once about configured keys that no head of the pipeline writes: a

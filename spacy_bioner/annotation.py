@@ -34,9 +34,6 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 SCORES_ATTR = "scores"
-# doc.user_data key of the doc.ents entities the heads placed, as [start, end, label, score]
-# lists (msgpack-friendly, so that Doc.to_bytes and DocBin keep them).
-HEAD_ENTS = ("spacy_bioner", "head_ents")
 
 
 def select_non_overlapping(
@@ -112,37 +109,40 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
     span, then the earlier one (the score first kept more of each corpus's
     entities on dev than the longer span first). Entities a head placed
     before keep their scores (`head_ents`); entities set by something else
-    (an entity ruler, the user) have no score and always win, even where a
-    head predicted the same span and label.
+    (an entity ruler, the user) have no score and always win.
     """
     placed = head_ents(doc)
     ents = list(doc.ents)
-    score_of = {id(ent): placed.get(_triple(ent), math.inf) for ent in ents}
-    score_of.update((id(span), float(score)) for span, score in zip(spans, scores))
-    kept, _ = select_non_overlapping(
+    score_of = {id(ent): placed.get((ent.start, ent.end, ent.label_), math.inf) for ent in ents}
+    score_of.update((id(span), score) for span, score in zip(spans, scores))
+    doc.ents, _ = select_non_overlapping(
         ents + list(spans), priority=lambda span: (-score_of[id(span)], -len(span), span.start)
     )
-    set_ents(doc, kept, {_triple(span): score_of[id(span)] for span in kept if score_of[id(span)] != math.inf})
 
 
 def head_ents(doc: Doc) -> Dict[Tuple[int, int, str], float]:
-    """(start, end, label) -> score of the entities of doc.ents that the heads
-    placed (`set_ents` records them in doc.user_data); an entity of doc.ents
-    that is not among them was set by something else."""
-    ents = {_triple(ent) for ent in doc.ents}
-    recorded = doc.user_data.get(HEAD_ENTS, ())
-    return {(start, end, label): score for start, end, label, score in recorded if (start, end, label) in ents}
+    """(start, end, label) -> score of the entities of doc.ents that a head placed.
 
-
-def set_ents(doc: Doc, ents: Sequence[Span], placed: Dict[Tuple[int, int, str], float]) -> None:
-    """Set doc.ents to `ents` and record which of them the heads placed (`placed`: their scores)."""
-    doc.ents = ents
-    kept = {_triple(ent) for ent in doc.ents}
-    doc.user_data[HEAD_ENTS] = [[*triple, score] for triple, score in sorted(placed.items()) if triple in kept]
-
-
-def _triple(span: Span) -> Tuple[int, int, str]:
-    return span.start, span.end, span.label_
+    An entity is a head's where a scored span group holds a span of its
+    tokens and label, and it has neither a kb_id nor an id: a head sets
+    neither, an entity ruler's pattern with an "id" sets the id, an entity
+    linker the kb_id. Any other entity was set by something else (one with
+    no id on exactly a head's span and label is taken for the head's). Read
+    off the doc, not kept aside, so that it holds for docs copied, merged or
+    read back from a DocBin.
+    """
+    scored: Dict[Tuple[int, int, str], float] = {}
+    for group in doc.spans.values():
+        group_scores = group.attrs.get(SCORES_ATTR)
+        if group_scores is None:
+            continue
+        for span, score in zip(group, group_scores):
+            scored[(span.start, span.end, span.label_)] = score
+    return {
+        (ent.start, ent.end, ent.label_): scored[(ent.start, ent.end, ent.label_)]
+        for ent in doc.ents
+        if not ent.kb_id and not ent.id and (ent.start, ent.end, ent.label_) in scored
+    }
 
 
 def spans_with_scores(doc: Doc, spans_key: str) -> Iterable[Tuple[Span, Optional[float]]]:

@@ -422,16 +422,30 @@ def test_settings_added_later_are_off_unless_configured(nlp):
 
 
 def test_a_ruler_entity_a_head_also_predicted_keeps_its_place(nlp):
-    """A ruler's entity took the score of the head's span of the same tokens and label (the
-    heads were told apart from others by their span groups): a surer entity of the other head
-    then replaced it, its kb_id lost, and the abbreviation step could drop or relabel it."""
+    """A ruler's entity took the score of the head's span of the same tokens and label: a surer
+    entity of the other head then replaced it, its id lost, and the abbreviation step could
+    drop or relabel it."""
     doc = make_doc(nlp)
-    doc.ents = [Span(doc, 9, 11, label="Disease", kb_id="MESH:D010300"), Span(doc, 20, 21, label="Disease", kb_id="PD")]
+    # Told apart from a head's by their ids: a linker's kb_id, an entity ruler pattern's id.
+    doc.ents = [Span(doc, 9, 11, label="Disease", kb_id="MESH:D010300"), Span(doc, 20, 21, label="Disease", span_id="PD")]
     ruled = [(9, 11, "Disease", "MESH:D010300"), (20, 21, "Disease", "PD")]
     set_head(doc, "bc5cdr", [(9, 10, "Disease"), (20, 21, "Disease")], scores=[0.5, 0.5])
     set_head(doc, "jnlpba", [(20, 21, "protein")], scores=[0.9])
-    assert [(e.start, e.end, e.label_, e.kb_id_) for e in doc.ents] == ruled
+    assert [(e.start, e.end, e.label_, e.kb_id_ or e.id_) for e in doc.ents] == ruled
     # No head's entity ends the long form "Parkinson disease": each drops its PD, the ruler's stays.
     nlp.add_pipe("bio_ner_abbreviations", config={"ents_follow_long_form": True})(doc)
     assert triples(doc.spans["bc5cdr"]) == [(9, 10, "Disease")] and triples(doc.spans["jnlpba"]) == []
-    assert [(e.start, e.end, e.label_, e.kb_id_) for e in doc.ents] == ruled
+    assert [(e.start, e.end, e.label_, e.kb_id_ or e.id_) for e in doc.ents] == ruled
+
+
+def test_the_window_counts_whitespace_words_and_a_line_break_ends_one():
+    """Words are cut at whitespace, a whitespace token ("\\n") included; a hyphenated name is one word."""
+    from spacy_bioner.abbreviations import words_back
+    from spacy_bioner.tokenizer import make_bio_nlp
+
+    doc = make_bio_nlp()("in Parkinson disease.\nProtein kinase C (PKC) and 1-methyl-4-phenyl (MP)")
+    first, second = [token.i for token in doc if token.text == "("]
+    assert doc[words_back(doc, first, 3) : first].text == "Protein kinase C"
+    assert doc[words_back(doc, first, 4) : first].text == "disease.\nProtein kinase C"
+    assert doc[words_back(doc, second, 1) : second].text == "1-methyl-4-phenyl"
+    assert words_back(doc, first, 100) == 0

@@ -430,8 +430,14 @@ def test_book_sets_and_empty_sets_are_read_as_pubmed_files(tmp_path: Path) -> No
     assert [(type(i).__name__, i.doc_id, i.text) for i in items] == [  # type: ignore[union-attr]
         ("Record", "5", "Book 5"), ("Record", "6", "Book 6")]
     assert count_records(books) == 2
-    for content in ("<PubmedArticleSet/>", "<PubmedArticleSet>\n</PubmedArticleSet>\n"):
+    for content in ("<PubmedArticleSet/>", "<PubmedArticleSet>\n<!-- none -->\n</PubmedArticleSet>\n"):
         empty = tmp_path / "empty.xml"
         empty.write_text(f"<?xml version='1.0'?>\n{content}", encoding="utf8")
         assert expand_inputs([empty]) == [empty]
         assert list(read_items(empty)) == [] and count_records(empty) == 0
+    # A set cut short, or one holding something else, is still one reject.
+    for content in ("<PubmedArticleSet>\n", "<PubmedArticleSet><Article><PMID>1</PMID></Article></PubmedArticleSet>"):
+        cut = tmp_path / "cut.xml"
+        cut.write_text(f"<?xml version='1.0'?>\n{content}", encoding="utf8")
+        assert [getattr(item, "kind", None) for item in read_items(cut)] == [MALFORMED_XML]
+        assert count_records(cut) == 1

@@ -27,9 +27,10 @@ export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFF
 source "$REPO/benchmarks/scripts/package_stamp.sh"
 stamp=$(package_stamp "$REPO")
 if [ "$(cat /tmp/spacy-bioner.installed 2>/dev/null)" != "$stamp" ]; then
-  wheel=$(ls "$REPO"/.device/spacy_bioner-*.whl 2>/dev/null | head -n 1)
+  wheel=$(compgen -G "$REPO/.device/spacy_bioner-*.whl" | head -n 1 || true)
+  # A copy unpacked before would shadow any other install (PYTHONPATH comes first).
+  rm -rf /tmp/site/spacy_bioner /tmp/site/spacy_bioner-*.dist-info
   if [ -n "$wheel" ] && [ "$(cat "$REPO/.device/spacy-bioner.stamp" 2>/dev/null)" = "$stamp" ]; then
-    rm -rf /tmp/site/spacy_bioner /tmp/site/spacy_bioner-*.dist-info
     python3 -m zipfile -e "$wheel" /tmp/site
   else
     echo "device_env: no wheel of these sources in .device/ (benchmarks/scripts/stage_device.sh): pip install" >&2

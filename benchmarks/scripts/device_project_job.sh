@@ -43,7 +43,8 @@ timed() {  # timed NAME COMMAND...: run, log to NAME.log, append the time, pack;
   shift
   start=$(date +%s%N)
   # Packed every 30 s meanwhile: a command cut off by the call's time limit (train) keeps its log so far.
-  ( while sleep 30; do pack; done ) &
+  # Stopped between two packs, never during one (its trap runs once tar is done), and waited for.
+  ( trap 'kill $(jobs -p) 2> /dev/null; exit 0' TERM; while :; do sleep 30 & wait $!; pack; done ) &
   packer=$!
   "$@" > "$RESULTS/$name.log" 2>&1
   status=$?

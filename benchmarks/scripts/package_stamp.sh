@@ -2,5 +2,5 @@
 # sources, so that the GPU machine installs the carried wheel only if it was
 # built from the sources it runs with.
 package_stamp() {  # package_stamp REPO: 40 hex digits
-  (cd "$1" && cat setup.py $(find spacy_bioner -name '*.py' | sort) | sha1sum | cut -c1-40)
+  (cd "$1" && cat setup.py $(find spacy_bioner -name '*.py' | LC_ALL=C sort) | sha1sum | cut -c1-40)
 }

@@ -159,7 +159,8 @@ def ray_session(address: Optional[str] = None, gpu_id: int = -1,
 
     AnnotateError, with Ray shut down again, when the cluster cannot be
     reached, has a single CPU, or has no GPU while `gpu_id` asks for one: its
-    actors or the parsing tasks would wait forever.
+    actors or the parsing tasks would wait forever. (A cluster of no CPU yet,
+    whose head node runs none, is left to its autoscaler.)
     """
     import ray
 
@@ -178,10 +179,11 @@ def ray_session(address: Optional[str] = None, gpu_id: int = -1,
     resources = ray.cluster_resources()
     log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
     try:
-        if resources.get("CPU", 0) < 2:
-            raise AnnotateError(f"the Ray cluster has {resources.get('CPU', 0):g} CPU: the Ray engine needs 2 or "
-                                "more (one to read the inputs, one for each annotator actor); use --engine local "
-                                "on a single CPU")
+        if resources.get("CPU", 0) == 1:
+            raise AnnotateError("the Ray cluster has 1 CPU: the Ray engine needs 2 or more (one to read the "
+                                "inputs, one for each annotator actor); use --engine local on a single CPU")
+        if not resources.get("CPU", 0):
+            log("Ray: no CPU in the cluster yet; the run waits for its autoscaler to add some")
         if gpu_id >= 0 and resources.get("GPU", 0) < 1:
             raise AnnotateError(f"--gpu-id {gpu_id}: the Ray cluster has no GPU; use --gpu-id -1 for its CPUs")
         yield
@@ -245,7 +247,7 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
                                               "shard_size": shard_size, "finished": sorted(finished)})
     with warnings.catch_warnings():
         # Ray 2.60 takes the retry limits only among its ray_remote_args, which it deprecates
-        # without a named parameter for them yet.
+        # without a named parameter for them yet (the extra stays below 2.64, which removes them).
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         ds = ds.map_batches(
             _ShardAnnotator,

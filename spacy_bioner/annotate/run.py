@@ -289,16 +289,28 @@ def _progress_bar(paths: Sequence[Path], options: Options, previous: Dict[str, D
     """A tqdm bar over input records (annotated or rejected), with words/s, and an ETA once the total is known.
 
     The total is counted in a thread while the run goes on: counting decompresses
-    and frames every PubMed file once more, minutes for a whole baseline.
+    and frames every PubMed file once more, minutes for a whole baseline. Closing
+    the bar stops the count after the file it is reading.
     """
     from tqdm import tqdm
 
     done = sum(m["documents"] + m["rejected"] for m in previous.values())
-    bar = tqdm(total=None, initial=done, unit="doc", desc="annotate", dynamic_ncols=True)
+    stop = threading.Event()
+
+    class CountedBar(tqdm):  # type: ignore[misc, valid-type]
+        def close(self) -> None:
+            stop.set()
+            super().close()
+
+    bar = CountedBar(total=None, initial=done, unit="doc", desc="annotate", dynamic_ncols=True)
 
     def count_total() -> None:
-        counts = [count_records(path, options.id_key, options.text_key) for path in paths]
-        if all(c is not None for c in counts) and not bar.disable:  # disabled once closed
+        counts = []
+        for path in paths:
+            if stop.is_set():
+                return
+            counts.append(count_records(path, options.id_key, options.text_key))
+        if all(c is not None for c in counts) and not stop.is_set():
             bar.total = sum(counts)  # type: ignore[arg-type]
             bar.refresh()
 

@@ -290,17 +290,36 @@ def xml_root(path: Path) -> Optional[str]:
     except (OSError, *DECOMPRESSION_ERRORS):
         return None  # the reader rejects it, saying where it breaks off
     head = head.removeprefix(codecs.BOM_UTF8)
-    at = 0
-    while match := _PROLOG.match(head, at):  # each match takes at least one character
-        at = match.end()
-    element = _ELEMENT.match(head, at)
+    element = _ELEMENT.match(head, _after_prolog(head))
     return element.group(1).decode("ascii", "replace") if element else ""
 
 
+def _after_prolog(head: bytes) -> int:
+    """Where the root element may start in `head`, past the XML declaration, DOCTYPE and comments."""
+    at = 0
+    while match := _PROLOG.match(head, at):  # each match takes at least one character
+        at = match.end()
+    return at
+
+
+# A whole PubMed set with nothing in it but whitespace and comments.
+_EMPTY_SET = re.compile(
+    rb"\s*<(PubmedArticleSet|PubmedBookArticleSet)\b[^>]*?(?:/>|>(?:\s|<!--.*?-->)*</\1\s*>)\s*", re.S)
+
+
 def _is_empty_set(path: Path) -> bool:
-    """Whether a file in which no record was found is a PubMed set that holds none (what a search
-    that found nothing saves): no input record, so nothing to reject."""
-    return xml_root(path) in PUBMED_ROOTS
+    """Whether a file in which no record was found is a whole PubMed set that holds none (what a
+    search that found nothing saves): no input record, so nothing to reject. A set cut short, or one
+    with other content, is not."""
+    try:
+        with open_bytes(path) as f:
+            head = f.read(_HEAD_BYTES + 1)
+    except (OSError, *DECOMPRESSION_ERRORS):
+        return False
+    if len(head) > _HEAD_BYTES:
+        return False
+    head = head.removeprefix(codecs.BOM_UTF8)
+    return _EMPTY_SET.fullmatch(head, _after_prolog(head)) is not None
 
 
 def _before_set_end(frame: bytes) -> bytes:
