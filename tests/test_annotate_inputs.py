@@ -441,3 +441,35 @@ def test_book_sets_and_empty_sets_are_read_as_pubmed_files(tmp_path: Path) -> No
         cut.write_text(f"<?xml version='1.0'?>\n{content}", encoding="utf8")
         assert [getattr(item, "kind", None) for item in read_items(cut)] == [MALFORMED_XML]
         assert count_records(cut) == 1
+
+
+@pytest.mark.parametrize("kind", ["pubmed", "jsonl", "txt"])
+def test_a_resume_does_not_parse_the_records_of_finished_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               kind: str) -> None:
+    """Parsing is most of reading (about 0.1 ms a PubMed record): a resumed run re-parsed every record of
+    its finished shards. The other shards get the same items at the same positions, DeleteCitations too."""
+    from spacy_bioner.annotate.output import input_shards, shard_name
+
+    if kind == "pubmed":
+        path = BASELINE.with_name("pubmed26n1335.xml.gz")  # holds a DeleteCitation
+        parser = "_pubmed_record"
+    elif kind == "jsonl":
+        path = write_jsonl(tmp_path / "toy.jsonl", ({"id": str(i), "text": f"IL-{i}"} for i in range(10)))
+        path.write_text(path.read_text(encoding="utf8").replace("\n", "\n\n", 3), encoding="utf8")  # blank lines
+        parser = "_json_record"
+    else:
+        path = tmp_path / "texts"
+        path.mkdir()
+        for i in range(10):
+            (path / f"doc{i}.txt").write_text(f"p53 binds {i}", encoding="utf8")
+        parser = "_checked_record"
+    every = list(input_shards(path, "in", 3))
+    finished = {shard_name("in", position, 3) for position in range(0, len(every), 6)}
+    parsed = []
+    parse = getattr(sources, parser)
+    monkeypatch.setattr(sources, parser, lambda *args, **kwargs: parsed.append(1) or parse(*args, **kwargs))
+    resumed = list(input_shards(path, "in", 3, finished))
+    assert resumed == [(shard, position, item) for shard, position, item in every if shard not in finished]
+    assert len(resumed) < len(every) and len(parsed) < len(every)
+    if kind != "pubmed":  # there a DeleteCitation of a finished shard is parsed all the same
+        assert len(parsed) == len(resumed)

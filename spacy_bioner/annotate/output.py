@@ -38,7 +38,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
 from ..about import library_versions
 from ..annotation import spans_with_scores
 from ..files import atomic_write
-from .sources import NOT_BAD_INPUT, Deleted, Item, Reject
+from .sources import NOT_BAD_INPUT, SKIPPED, Deleted, Item, Reject, read_items
 
 TABLES = ("entities", "documents", "rejects")
 # The tables' columns and the manifests' counts, recorded in run.json: an output
@@ -84,14 +84,28 @@ def shard_name(prefix: str, position: int, shard_size: int) -> str:
 
 
 def sharded(
-    items: Iterable[Item], prefix: str, shard_size: int, skip: Iterable[str] = ()
+    items: Iterable[Any], prefix: str, shard_size: int, skip: Iterable[str] = ()
 ) -> Iterator[Tuple[str, int, Item]]:
     """(shard name, position, item) for the items of one input, those of the `skip` shards left out."""
     skip = frozenset(skip)
     for position, item in enumerate(items):
         shard = shard_name(prefix, position, shard_size)
         if shard not in skip:
+            if item is SKIPPED:
+                raise RuntimeError(f"{shard}: item {position} was skipped, but the shard is not finished")
             yield shard, position, item
+
+
+def input_shards(
+    path: Path, prefix: str, shard_size: int, skip: Iterable[str] = (),
+    id_key: str = "id", text_key: str = "text", max_chars: int = 0,
+) -> Iterator[Tuple[str, int, Item]]:
+    """`sharded` over the items of the input `path` (`read_items`), the records of
+    the `skip` shards (finished before a resume) not even parsed."""
+    skip = frozenset(skip)
+    items = read_items(path, id_key, text_key, max_chars,
+                       skip=lambda position: shard_name(prefix, position, shard_size) in skip)
+    return sharded(items, prefix, shard_size, skip)
 
 
 def bad_input_rejects(manifest: Dict[str, Any]) -> int:

@@ -44,8 +44,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set,
 from ..messages import first_line
 from .engine import BatchAnnotator, annotate_shard, shards_of, usable_cpus
 from .errors import AnnotateError
-from .output import Result, shard_prefix, sharded
-from .sources import Deleted, Item, Record, Reject, read_items
+from .output import Result, input_shards, shard_prefix
+from .sources import Deleted, Item, Record, Reject
 
 
 def item_row(shard: str, position: int, item: Item) -> Dict[str, Any]:
@@ -74,8 +74,8 @@ def row_item(row: Dict[str, Any]) -> Item:
 def _parse_input(row: Dict[str, Any], id_key: str, text_key: str, max_chars: int, shard_size: int,
                  finished: List[str]) -> Iterator[Dict[str, Any]]:
     """flat_map: one row per unfinished shard of an input file, its items as JSON."""
-    items = read_items(Path(row["path"]), id_key, text_key, max_chars)
-    for shard, group in shards_of(sharded(items, row["prefix"], shard_size, skip=finished)):
+    planned = input_shards(Path(row["path"]), row["prefix"], shard_size, finished, id_key, text_key, max_chars)
+    for shard, group in shards_of(planned):
         yield {"shard": shard, "items": json.dumps([item_row(shard, position, item) for position, item in group])}
 
 

@@ -31,10 +31,10 @@ from .output import (
     OutputError,
     Result,
     bad_input_rejects,
+    input_shards,
     shard_prefix,
-    sharded,
 )
-from .sources import count_records, expand_inputs, read_items, txt_files
+from .sources import count_records, expand_inputs, txt_files
 
 ENGINES = ("local", "ray")
 
@@ -147,10 +147,10 @@ def plan(inputs: Sequence[Path], options: Options, max_chars: int, skip: Iterabl
 
     Inputs are read by their resolved path, each item's `source`, as `run.json` records it.
     """
-    skip = frozenset(skip)  # read once for all inputs (sharded() takes a frozenset as it is)
+    skip = frozenset(skip)  # made once for all inputs (input_shards takes a frozenset as it is)
     for path in inputs:
-        items = read_items(path.resolve(), options.id_key, options.text_key, max_chars)
-        yield from sharded(items, shard_prefix(path), options.shard_size, skip)
+        yield from input_shards(path.resolve(), shard_prefix(path), options.shard_size, skip,
+                                options.id_key, options.text_key, max_chars)
 
 
 def annotate(

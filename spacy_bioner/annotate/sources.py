@@ -66,7 +66,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..compressed import DECOMPRESSION_ERRORS, describe_error, is_system_error, open_bytes
 from .errors import AnnotateError
@@ -135,6 +135,18 @@ class Deleted:
 Item = Union[Record, Reject, Deleted]
 
 
+class _Skipped:
+    """In place of a record `read_items` was told to skip (one of a finished shard), unparsed:
+    it keeps the positions of the items after it."""
+
+    def __repr__(self) -> str:
+        return "SKIPPED"
+
+
+SKIPPED = _Skipped()
+Skip = Optional[Callable[[int], bool]]  # whether the item at a position (from 0) is skipped
+
+
 def input_kind(path: Path) -> str:
     """'pubmed', 'jsonl', 'txt' (a folder) or 'parquet'; ValueError for anything else."""
     name = path.name.lower()
@@ -153,20 +165,25 @@ def input_kind(path: Path) -> str:
                      "or a folder of .txt files)")
 
 
-def read_items(path: Path, id_key: str = "id", text_key: str = "text", max_chars: int = 0) -> Iterator[Item]:
+def read_items(
+    path: Path, id_key: str = "id", text_key: str = "text", max_chars: int = 0, skip: Skip = None
+) -> Iterator[Union[Item, _Skipped]]:
     """The items of one input, in order. Records longer than `max_chars` (if > 0) are rejected.
 
     Each item's `source` is `str(path)`: a run passes the resolved path. An
     error of the system reading the input raises AnnotateError (see the module
-    docstring).
+    docstring). Where `skip(position)` is true, a PubMed, JSON Lines or text
+    file record is `SKIPPED` instead, read but not parsed (a resumed run's
+    finished shards: parsing is most of reading); a PubMed DeleteCitation is
+    parsed all the same, as it may hold several PMIDs, each an item.
     """
     kind = input_kind(path)
     if kind == "pubmed":
-        items = read_pubmed(path)
+        items = read_pubmed(path, skip)
     elif kind == "jsonl":
-        items = read_jsonl(path, id_key, text_key)
+        items = read_jsonl(path, id_key, text_key, skip)
     elif kind == "txt":
-        items = read_txt_folder(path)
+        items = read_txt_folder(path, skip)
     else:
         items = read_parquet(path, id_key, text_key)
     for item in items:
@@ -368,15 +385,22 @@ def pubmed_locator(n: int, pmid: str) -> str:
     return f"record {n}, PMID {pmid}" if pmid else f"record {n}"
 
 
-def read_pubmed(path: Path) -> Iterator[Item]:
+def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]]:
     """The records and deletions of a PubMed/MEDLINE XML file (`.xml`, `.xml.gz` or `.xml.xz`)."""
     source = str(path)
-    n = 0
+    n = position = 0
     try:
         with open_bytes(path) as f:
             for raw in _framed_records(f):
                 n += 1
-                yield from _pubmed_record(raw, source, n)
+                # A record is one item; a DeleteCitation, one per PMID it lists.
+                if skip is not None and not raw.startswith(b"<DeleteCitation") and skip(position):
+                    position += 1
+                    yield SKIPPED
+                    continue
+                for item in _pubmed_record(raw, source, n):
+                    position += 1
+                    yield item
         if n == 0 and not _is_empty_set(path):
             yield Reject(source, "-", MALFORMED_XML, "no PubMed records (PubmedArticle, PubmedBookArticle or "
                          "DeleteCitation) found in the file: not a PubMed XML file?")
@@ -420,10 +444,10 @@ def _pubmed_record(raw: bytes, source: str, n: int) -> Iterator[Item]:
 # ---------------------------------------------------------------- JSON Lines
 
 
-def read_jsonl(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
+def read_jsonl(path: Path, id_key: str, text_key: str, skip: Skip = None) -> Iterator[Union[Item, _Skipped]]:
     """One record per non-blank line `{id_key: ..., text_key: ...}` of a `.jsonl` file (`.gz` or `.xz` too)."""
     source = str(path)
-    line_no = 0
+    line_no = position = 0
     try:
         with open_bytes(path) as f:
             for line_no, raw in enumerate(f, 1):
@@ -431,7 +455,11 @@ def read_jsonl(path: Path, id_key: str, text_key: str) -> Iterator[Item]:
                     raw = raw.removeprefix(codecs.BOM_UTF8)
                 if not raw.strip():
                     continue
-                yield _json_record(raw, source, f"line {line_no}", id_key, text_key)
+                position += 1
+                if skip is not None and skip(position - 1):
+                    yield SKIPPED
+                else:
+                    yield _json_record(raw, source, f"line {line_no}", id_key, text_key)
     except (OSError, *DECOMPRESSION_ERRORS) as e:
         yield Reject(source, f"line {line_no + 1}", _read_error(path, e),
                      f"the file ends or cannot be read after line {line_no}: {describe_error(path, e)}")
@@ -495,13 +523,16 @@ def txt_files(path: Path) -> Tuple[List[Path], List[Path]]:
     return files, skipped
 
 
-def read_txt_folder(path: Path) -> Iterator[Item]:
+def read_txt_folder(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]]:
     """One record per `.txt` file of a folder (`txt_files`), by file name; id = the name without its suffix.
 
     The text is UTF-8, a byte order mark at its start dropped (as in JSON Lines).
     """
     source = str(path)
-    for file in txt_files(path)[0]:
+    for position, file in enumerate(txt_files(path)[0]):
+        if skip is not None and skip(position):
+            yield SKIPPED
+            continue
         where = file.name
         try:
             text = file.read_bytes().decode("utf-8-sig")
