@@ -31,6 +31,7 @@ from .annotation import (
     SCORES_ATTR,
     gold_spans,
     head_keys,
+    is_annotated,
     longest_first,
     merge_into_ents,
     select_non_overlapping,
@@ -472,16 +473,18 @@ class BioNER(TrainablePipe):
         validate_get_examples(get_examples, "BioNER.initialize")
         # Span groups of the pipeline's other heads annotate documents for them.
         other_keys = set(head_keys(nlp)) - {self.spans_key} if nlp is not None else set()
-        annotated = []
+        # Two passes over the examples, as spaCy's own pipes make, instead of keeping them all:
+        # the labels first, then the tag counts (a tag needs the label set).
+        gold_labels = set()
         hidden = Counter()  # documents whose doc.ents are unused, by their span groups
         for eg in get_examples():
             spans = gold_spans(eg.reference, self.spans_key)
             if spans is not None:
-                annotated.append((eg, spans))
+                gold_labels.update(span.label_ for span in spans)
             elif (groups := span_groups_hiding_ents(eg.reference, self.spans_key)) and not other_keys & set(groups):
                 hidden[tuple(groups)] += 1
         if labels is None:
-            labels = {*self.labels, *(span.label_ for _, spans in annotated for span in spans)}
+            labels = {*self.labels, *gold_labels}
         labels = sorted(labels)
         if not labels:
             raise ValueError(
@@ -513,7 +516,13 @@ class BioNER(TrainablePipe):
         for label in self.labels:
             self.vocab.strings.add(label)
         tags = self.tags
-        tag_counts = Counter(tags[t] for eg, _ in annotated for t in self.gold_tags(eg) if t >= 0)
+        tag_counts: Counter = Counter()
+        annotated_sample: List[Doc] = []  # the model's initialisation sample: annotated documents first
+        for eg in get_examples():
+            if is_annotated(eg.reference, self.spans_key):
+                tag_counts.update(tags[t] for t in self.gold_tags(eg) if t >= 0)
+                if len(annotated_sample) < 10:
+                    annotated_sample.append(eg.predicted)
         self._unknown_labels.clear()
         self._warn_overlaps()
         self.cfg["class_weights"] = self.loss.fit(self.tags, tag_counts)
@@ -521,9 +530,7 @@ class BioNER(TrainablePipe):
         for ref in ("output_layer", "crf"):
             if self.model.has_ref(ref):
                 self.model.get_ref(ref).set_dim("nO", len(self.tags))
-        sample = [eg.predicted for eg, _ in islice(annotated, 10)] or [
-            eg.predicted for eg in islice(get_examples(), 10)
-        ]
+        sample = annotated_sample or [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=sample)
 
     def _hidden_ents_note(self, hidden: Counter) -> str:
