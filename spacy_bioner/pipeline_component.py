@@ -561,26 +561,22 @@ class BioNER(TrainablePipe):
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "BioNER":
         """Load the component; a one-line error if its files are damaged or another model's
         (its config is then kept; its weights may be part replaced: load it again)."""
-        cfg = copy.deepcopy(self.cfg)
-        try:
-            super().from_disk(path, exclude=exclude)
-        except (ValueError, OSError, KeyError) as err:
-            self.cfg = cfg
-            raise self._load_error(f"from {path}", err) from err
-        self._check_loaded(f"from {path}")
-        self._restore_loss_weights()
-        return self
+        return self._load(lambda: super(BioNER, self).from_disk(path, exclude=exclude), f"from {path}")
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "BioNER":
         """Load the component from bytes; a one-line error if they are damaged or another
         model's (as `from_disk`)."""
+        return self._load(lambda: super(BioNER, self).from_bytes(bytes_data, exclude=exclude), "from bytes")
+
+    def _load(self, load: Callable[[], Any], source: str) -> "BioNER":
+        """Run TrainablePipe's `load`, then check what it loaded against this head's config."""
         cfg = copy.deepcopy(self.cfg)
         try:
-            super().from_bytes(bytes_data, exclude=exclude)
+            load()
         except (ValueError, OSError, KeyError) as err:
             self.cfg = cfg
-            raise self._load_error("from bytes", err) from err
-        self._check_loaded("from bytes")
+            raise self._load_error(source, err) from err
+        self._check_loaded(source)
         self._restore_loss_weights()
         return self
 

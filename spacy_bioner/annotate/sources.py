@@ -455,11 +455,11 @@ def read_jsonl(path: Path, id_key: str, text_key: str, skip: Skip = None) -> Ite
                     raw = raw.removeprefix(codecs.BOM_UTF8)
                 if not raw.strip():
                     continue
-                position += 1
-                if skip is not None and skip(position - 1):
+                if skip is not None and skip(position):
                     yield SKIPPED
                 else:
                     yield _json_record(raw, source, f"line {line_no}", id_key, text_key)
+                position += 1
     except (OSError, *DECOMPRESSION_ERRORS) as e:
         yield Reject(source, f"line {line_no + 1}", _read_error(path, e),
                      f"the file ends or cannot be read after line {line_no}: {describe_error(path, e)}")
