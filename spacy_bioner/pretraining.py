@@ -85,6 +85,8 @@ CHECKPOINT_DIR = "checkpoint"
 _STATE_FILE = "trainer_state.json"
 # Held-out selection and masking: constant, so every run is measured alike.
 HELDOUT_SEED = 1234
+# The fewest tokens of text a packed sequence holds, besides the special tokens.
+MIN_CONTENT_TOKENS = 8
 
 
 class PretrainError(Exception):
@@ -126,7 +128,20 @@ class PretrainSettings:
             raise PretrainError(f"--steps must be positive, got {self.steps}")
         if self.epochs is not None and not 0 < self.epochs < math.inf:
             raise PretrainError(f"--epochs must be a positive number, got {self.epochs}")
-
+        for option, value in (("--batch-size", self.batch_size), ("--max-length", self.max_length),
+                              ("--checkpoint-every", self.checkpoint_every)):
+            if value < 1:
+                raise PretrainError(f"{option} must be positive, got {value}")
+        if not 0 < self.learn_rate < math.inf:
+            raise PretrainError(f"--learn-rate must be a positive number, got {self.learn_rate}")
+        if not 0 <= self.warmup <= 1:
+            raise PretrainError(f"--warmup is a fraction of the steps in [0, 1], got {self.warmup}")
+        if not 0 < self.mlm_probability < 1:
+            raise PretrainError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}")
+        if not 0 <= self.weight_decay < math.inf or not 0 < self.max_grad_norm < math.inf:
+            raise PretrainError(
+                f"weight_decay must be >= 0 and max_grad_norm > 0, got {self.weight_decay} and {self.max_grad_norm}"
+            )
 
 
 def check_heldout_fraction(fraction: float) -> None:
@@ -289,8 +304,11 @@ def pack_sequences(lines: Sequence[str], tokenizer: Any, max_length: int, batch_
     separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     n_special = tokenizer.num_special_tokens_to_add(pair=False)
     content = max_length - n_special
-    if content < 8:
-        raise PretrainError(f"--max-length {max_length} is too short")
+    if content < MIN_CONTENT_TOKENS:
+        raise PretrainError(
+            f"--max-length {max_length} is too short: at least {MIN_CONTENT_TOKENS + n_special} for this encoder "
+            f"({MIN_CONTENT_TOKENS} tokens of text and {n_special} special tokens)"
+        )
     sequences: List[List[int]] = []
     chunk: List[int] = []
     for start in range(0, len(lines), batch_size):
@@ -377,14 +395,16 @@ class Batcher:
     attention mask from the true lengths (the whole-word collator returns none,
     and a token replaced at random may be the pad token)."""
 
-    def __init__(self, tokenizer: Any, whole_word_mask: bool, mlm_probability: float) -> None:
+    def __init__(self, tokenizer: Any, whole_word_mask: bool, mlm_probability: float,
+                 encoder: Optional[str] = None) -> None:
+        """`encoder` names the encoder in an error (default: the tokenizer's name_or_path)."""
         from transformers import (
             DataCollatorForLanguageModeling,
             DataCollatorForWholeWordMask,
         )
 
         if whole_word_mask:
-            check_whole_word_mask(tokenizer, tokenizer.name_or_path)
+            check_whole_word_mask(tokenizer, encoder or tokenizer.name_or_path)
         cls = DataCollatorForWholeWordMask if whole_word_mask else DataCollatorForLanguageModeling
         self.tokenizer = tokenizer
         self.collator = cls(tokenizer=tokenizer, mlm=True, mlm_probability=mlm_probability, return_tensors="pt")
@@ -504,9 +524,7 @@ def _optimizer(model: Any, settings: PretrainSettings) -> torch.optim.Optimizer:
 
 def total_steps(settings: PretrainSettings, n_train: int) -> int:
     """`steps`, or `epochs` passes over the training sequences (1 by default);
-    an epoch is `steps_per_epoch` batches, the last one short. The settings
-    are checked (`PretrainSettings.check`)."""
-    settings.check()
+    an epoch is `steps_per_epoch` batches, the last one short."""
     if settings.steps is not None:
         return settings.steps
     epochs = 1.0 if settings.epochs is None else settings.epochs
@@ -546,6 +564,21 @@ def check_output_dir(path: PathLike) -> None:
         raise PretrainError(
             f"output directory {path} is not empty and holds no pretraining output "
             f"({RESULTS_FILE} or {CHECKPOINT_DIR}/{_STATE_FILE}); choose an empty or new directory"
+        )
+
+
+def check_encoder_outside_output(encoder: str, output: PathLike) -> None:
+    """Refuse an encoder directory that is the output directory or inside it: a
+    run replaces its output before the first step, which would delete the
+    encoder it starts from (and a resumed run could not find it)."""
+    encoder_path, output = Path(encoder), Path(output)
+    if not encoder_path.exists() or not output.exists():
+        return
+    encoder_path, output = encoder_path.resolve(), output.resolve()
+    if encoder_path == output or output in encoder_path.parents:
+        raise PretrainError(
+            f"the encoder {encoder} is in the output directory {output}, which the run replaces: "
+            "write to another directory (an adapted encoder can be adapted further into a new one)"
         )
 
 
@@ -593,7 +626,7 @@ def _load_checkpoint_file(path: Path, **kwargs: Any) -> Any:
     except Exception as err:  # pickle.UnpicklingError, or RuntimeError for a damaged file
         raise PretrainError(
             f"cannot resume from {path}: not a checkpoint this version can read safely "
-            f"({type(err).__name__}); rerun without --resume to start afresh"
+            f"({type(err).__name__}); rerun without --resume, or remove the directory, to start afresh"
         ) from None
 
 
@@ -629,7 +662,7 @@ def _check_finished_run(output: Path, results: Dict[str, Any], settings: Pretrai
     if differences:
         raise PretrainError(
             f"cannot resume {output}: it holds a finished run that differs from this one "
-            f"({'; '.join(differences)}); rerun without --resume to start afresh"
+            f"({'; '.join(differences)}); rerun without --resume, or remove the directory, to start afresh"
         )
 
 
@@ -691,6 +724,7 @@ def pretrain(
     if device.type == "cuda":
         torch.cuda.set_device(device)  # what torch.cuda.is_bf16_supported asks about
     base = resolve_encoder(settings.encoder, settings.fallback or None)
+    check_encoder_outside_output(base, output)
     checkpoint_state = _read_checkpoint_state(output) if resume and output.is_dir() else None
     if resume and checkpoint_state is None:
         log(f"No checkpoint in {output}: starting afresh")
@@ -702,8 +736,8 @@ def pretrain(
         tokenizer = AutoTokenizer.from_pretrained(output / CHECKPOINT_DIR / "model")
         model = AutoModelForMaskedLM.from_pretrained(output / CHECKPOINT_DIR / "model")
     max_length = sequence_length(tokenizer, model, settings.max_length)
-    if settings.whole_word_mask:
-        check_whole_word_mask(tokenizer, base)
+    # Before packing: it refuses whole-word masking with a tokenizer that has no words.
+    batcher = Batcher(tokenizer, settings.whole_word_mask, settings.mlm_probability, encoder=base)
     log(f"Encoder {base}: packing {len(lines):,} lines into sequences of {max_length} tokens")
     sequences = pack_sequences(lines, tokenizer, max_length)
     train, heldout = split_heldout(len(sequences), settings.heldout_fraction)
@@ -726,9 +760,13 @@ def pretrain(
         if differences:
             raise PretrainError(
                 f"cannot resume {output}: the run differs from the checkpoint's ({'; '.join(differences)}); "
-                "rerun without --resume to start afresh"
+                "rerun without --resume, or remove the directory, to start afresh"
             )
-    elif output.is_dir():
+    elif output.is_dir() and any(output.iterdir()):
+        previous = _read_checkpoint_state(output)
+        kept = f" and its checkpoint at step {previous['step']:,}" if previous else ""
+        log(f"Replacing the previous pretraining output in {output}{kept}" +
+            ("" if resume else " (--resume continues a checkpoint of the same run)"))
         _clear_output(output)
     output.mkdir(parents=True, exist_ok=True)
 
@@ -736,7 +774,6 @@ def pretrain(
         log("This GPU has no bf16: training in float32")
     model.to(device)
     model.train()
-    batcher = Batcher(tokenizer, settings.whole_word_mask, settings.mlm_probability)
     heldout_sequences = [sequences[i] for i in heldout]
     optimizer = _optimizer(model, settings)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(settings.warmup * n_steps), n_steps)

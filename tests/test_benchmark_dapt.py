@@ -8,20 +8,23 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-from dapt import DEV_SETS, TEST_SETS, main, markdown_table, named
+from dapt import DEFAULT_CONFIG, DEV_SETS, TEST_SETS, main, markdown_table, named, run_identity
 
 from spacy_bioner.evaluation import seqeval_scores
 
 GOLD = [["B-Chemical", "O", "B-Disease", "I-Disease"], ["B-RNA", "O", "O", "B-protein"]]
 
 
-def write_run(run_dir: Path, name: str, seed: int, pred: List[List[str]]) -> Dict[str, float]:
-    """A finished run's metrics, as `spacy_bioner evaluate` writes them; returns micro-F1 per set."""
+def write_run(run_dir: Path, name: str, seed: int, pred: List[List[str]], encoder: str = "no/such/encoder",
+              config: Path = DEFAULT_CONFIG) -> Dict[str, float]:
+    """A finished run's metrics, as `spacy_bioner evaluate` writes them, and its
+    identity; returns the seqeval scores."""
     metrics = run_dir / f"{name}-s{seed}" / "metrics"
     metrics.mkdir(parents=True)
     scores = seqeval_scores(GOLD, pred)
     for key in {**DEV_SETS, **TEST_SETS}:
         (metrics / f"{key}.json").write_text(json.dumps({"corpus": key, "seqeval": scores}), encoding="utf8")
+    (metrics.parent / "run.json").write_text(json.dumps(run_identity(encoder, seed, config)), encoding="utf8")
     return scores
 
 
@@ -53,3 +56,20 @@ def test_named_argument() -> None:
     assert named("a=encoder/x=y") == ("a", "encoder/x=y")
     with pytest.raises(Exception, match="NAME=ENCODER"):
         named("encoder/x")
+
+
+def test_a_run_is_trained_again_when_its_encoder_was_pretrained_again(tmp_path: Path) -> None:
+    encoder, config, run_dir = tmp_path / "adapted", tmp_path / "ner.cfg", tmp_path / "runs"
+    encoder.mkdir()
+    (encoder / "pretraining.json").write_text('{"steps": 300}', encoding="utf8")
+    config.write_text("not a config: any training fails at once", encoding="utf8")
+    write_run(run_dir, "adapted", 0, GOLD, encoder=str(encoder), config=config)
+    args = ["--encoder", f"adapted={encoder}", "--seeds", "0", "--config", str(config), "--run-dir", str(run_dir)]
+    main(args + ["--out", str(tmp_path / "first.json")])
+    assert not (run_dir / "adapted-s0" / "train.log").exists()  # reused
+    (encoder / "pretraining.json").write_text('{"steps": 600}', encoding="utf8")
+    with pytest.raises(SystemExit, match="train.log"):
+        main(args + ["--out", str(tmp_path / "second.json")])
+    # Trained again (and failed): the old scores are gone, not reported as the new encoder's.
+    assert (run_dir / "adapted-s0" / "train.log").exists()
+    assert not (run_dir / "adapted-s0" / "metrics").exists() and not (run_dir / "adapted-s0" / "run.json").exists()

@@ -463,6 +463,61 @@ def test_refuses_a_foreign_output_directory(tiny_bert: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+def test_refuses_to_write_over_its_own_encoder(tiny_bert: Path, tmp_path: Path) -> None:
+    """A previous output, or a folder inside it, is no encoder to adapt in place:
+    the run would replace it before its first step."""
+    out = tmp_path / "out"
+    run(tiny_bert, out, steps=2, keep_checkpoint=True)
+    before = snapshot(out)
+    for encoder in (out, out / CHECKPOINT_DIR / "model"):
+        with pytest.raises(PretrainError, match="in the output directory"):
+            run(encoder, out, steps=2)
+        result = runner.invoke(app, ["pretrain", str(encoder), str(out), "--text", str(tmp_path / "missing.txt"),
+                                     "--no-include-task-text"])
+        assert result.exit_code == 1 and "which the run replaces" in result.output  # before reading the text
+    assert snapshot(out) == before
+    run(out, tmp_path / "further", steps=2)  # adapted further into a new folder: fine
+
+
+@pytest.mark.slow
+def test_replacing_a_previous_output_is_logged(tiny_bert: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(tiny_bert, out, steps=4, stop_at_step=2)
+    messages: List[str] = []
+    pretrain(settings(tiny_bert, steps=4), toy_text(), out, progress=False, log=messages.append)
+    assert any("Replacing the previous pretraining output" in m and "checkpoint at step 2" in m for m in messages)
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"learn_rate": -1.0}, "--learn-rate must be a positive number, got -1.0"),
+    ({"learn_rate": 0.0}, "--learn-rate must be a positive number, got 0.0"),
+    ({"batch_size": 0}, "--batch-size must be positive, got 0"),
+    ({"checkpoint_every": 0}, "--checkpoint-every must be positive, got 0"),
+    ({"max_length": 0}, "--max-length must be positive, got 0"),
+    ({"warmup": 3.0}, r"--warmup is a fraction of the steps in \[0, 1\], got 3.0"),
+    ({"mlm_probability": 0.0}, r"mlm_probability must be in \(0, 1\)"),
+])
+def test_every_setting_is_checked_before_anything_is_loaded(tmp_path: Path, values: Dict, message: str) -> None:
+    # The encoder does not exist: the settings are refused first, by the API as by the CLI.
+    with pytest.raises(PretrainError, match=message):
+        run(tmp_path / "no-encoder", tmp_path / "out", **values)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_a_negative_learning_rate_before_reading_the_text(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",
+                                 str(tmp_path / "missing.txt"), "--no-include-task-text", "--learn-rate", "-1"])
+    assert result.exit_code == 1 and "Error: --learn-rate must be a positive number, got -1.0" in result.output
+
+
+def test_max_length_too_short_names_the_minimum(tiny_bert: Path) -> None:
+    tokenizer, _ = load_encoder(str(tiny_bert))
+    with pytest.raises(PretrainError, match="--max-length 9 is too short: at least 10 for this encoder"):
+        pack_sequences(toy_text(4), tokenizer, 9)
+    assert pack_sequences(toy_text(4), tokenizer, 10)
+
+
+@pytest.mark.slow
 def test_output_loads_as_an_encoder(adapted: Path) -> None:
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
@@ -692,6 +747,8 @@ def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "not a model directory" in result.output
     result = runner.invoke(app, base + ["--task-text-only"])
     assert result.exit_code == 1 and "task text alone" in result.output
+    result = runner.invoke(app, base + ["--assets", str(tmp_path)])
+    assert result.exit_code == 1 and "--assets is where the task text is read" in result.output
     assert not (tmp_path / "out").exists()
 
 

