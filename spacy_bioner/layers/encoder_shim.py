@@ -39,6 +39,7 @@ pipelines) would average the heads and silently leave the encoder as it is.
 """
 
 import contextlib
+import copy
 import functools
 import math
 import re
@@ -50,6 +51,7 @@ import torch
 from spacy_transformers.data_classes import HFObjects
 from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Optimizer
+from thinc.shims import Shim
 from thinc.types import ArgsKwargs
 from thinc.util import convert_recursive, torch2xp, xp2torch
 
@@ -111,6 +113,18 @@ class EncoderShim(HFShim):
         self._fused_aliases: List[torch.Tensor] = []
         self._fused_steps = 0
         self._warned_no_bfloat16 = False
+
+    def copy(self) -> "EncoderShim":
+        """A deep copy with an id of its own and no optimizer state. thinc's
+        optimizer keys its moments and parameter averages by (shim id, name), and
+        Shim.copy is a plain deepcopy that keeps the id: the copy that
+        `nlp.replace_listeners` makes would share them with the original."""
+        copied = copy.deepcopy(self)
+        with Shim.global_id_lock:
+            Shim.global_id += 1
+            copied.id = Shim.global_id
+        copied._adamw, copied._fused_aliases, copied._fused_steps = None, [], 0
+        return copied
 
     def _bfloat16_autocast(self) -> ContextManager:
         """bfloat16 autocast on the model's device (thinc's float16 autocast is

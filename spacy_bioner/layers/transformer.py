@@ -19,7 +19,6 @@ them, and so do saving and loading. The encoder name is resolved (with the
 offline fallback, see encoders.py) when the layer is initialised.
 """
 
-import copy
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -156,20 +155,22 @@ class BioTransformerModel(TransformerModel):
             fused_update=fused_update,
             layer_lr_decay=layer_lr_decay,
             grad_scaler_config=grad_scaler_config,
-            max_windows_per_pass=max_windows_per_pass,
         )
 
     def copy(self) -> "BioTransformerModel":
         """A copy with its own parameters and encoder (TransformerModel.copy
         would rebuild a plain TransformerModel from the layer's name)."""
         copied = BioTransformerModel(
-            self.attrs["name"], self.attrs["get_spans"], self.attrs["fallback"], **self._init_args
+            self.attrs["name"], self.attrs["get_spans"], self.attrs["fallback"],
+            max_windows_per_pass=self.max_windows_per_pass, **self._init_args
         )
         copied.attrs.update({key: value for key, value in self.attrs.items() if key != "get_spans"})
         for name in self.dim_names:
             if self.has_dim(name):
                 copied.set_dim(name, self.get_dim(name), force=True)
-        copied.layers[0] = copy.deepcopy(self.layers[0])
+        # Model.copy: new ids for the wrapper and its shim (EncoderShim.copy), so
+        # that an optimizer keeps the copy's state apart from the original's.
+        copied.layers[0] = self.layers[0].copy()
         for name in self.param_names:
             copied.set_param(name, self.get_param(name).copy() if self.has_param(name) else None)
         return copied
