@@ -185,8 +185,8 @@ class CRFLoss(ClassWeightedTaggingLoss):
     The likelihood is the partial-annotation one (tokens with missing
     annotation are left free; see layers/crf.py). A sequence likelihood does
     not split into per-token terms, so the class weight of a token's gold tag
-    scales its emission gradient (1 where the tag is missing), divided by the
-    summed weight, as in the softmax loss; the loss and the gradients of the
+    scales its emission gradient (where the tag is missing, the mean weight of
+    the batch's known tags), divided by the summed weight, as in the softmax loss; the loss and the gradients of the
     transition, start and end scores are unweighted and divided by the number
     of tokens. Both are over the documents annotated for the head only, so
     neither the weights' overall scale nor the share of other corpora's
@@ -227,11 +227,15 @@ class CRFLoss(ClassWeightedTaggingLoss):
         start = scores.start + mask_start
         end = scores.end + mask_end
         golds_host = np.full(free.shape[:2], -1, dtype="int64")
-        weights_host = np.zeros(free.shape[:2], dtype="f")
-        token_weights = self.token_weights([truths[i] for i in keep], missing=1.0)
+        weights_host = np.zeros(free.shape[:2], dtype="float64")
+        token_weights = self.token_weights([truths[i] for i in keep], missing=np.nan)
+        # A token whose tag is missing weighs what the batch's known tokens weigh
+        # on average: a fixed weight would make the size of an update depend on
+        # the weights' scale and on how much of the batch is missing.
+        missing_weight = np.nanmean(np.concatenate(token_weights), dtype="float64")
         for row, i in enumerate(keep):
             golds_host[row, : lengths[row]] = truths[i]
-            weights_host[row, : lengths[row]] = token_weights[row]
+            weights_host[row, : lengths[row]] = np.where(truths[i] >= 0, token_weights[row], missing_weight)
         partial = [row for row, i in enumerate(keep) if (truths[i] < 0).any()]
         recursion = scores.recursion
         log_z, marginals, pairwise = forward_backward(free, lengths, transitions, start, end, recursion)
@@ -239,7 +243,7 @@ class CRFLoss(ClassWeightedTaggingLoss):
             free, lengths, xp.asarray(golds_host), partial, transitions, start, end, recursion
         )
         n_tokens = float(lengths.sum())
-        weights = xp.asarray(weights_host / weights_host.sum(dtype="float64"), dtype=dtype)[:, :, None]
+        weights = xp.asarray(weights_host / weights_host.sum(), dtype=dtype)[:, :, None]
         gradient = weights * (marginals - gold_marginals)
         docs = xp.arange(len(keep))
         last = xp.asarray(lengths - 1)
@@ -264,7 +268,8 @@ class CRFLoss(ClassWeightedTaggingLoss):
                     f"Gold tags of document {doc} are not a well-formed {self._scheme} sequence at "
                     f"token {at} ({window}): I-X must follow B-X or I-X"
                     + (", and B-X and I-X be followed by I-X or L-X" if self._scheme == "BILUO" else "")
-                    + ". Overlapping gold spans cause this."
+                    + ". The bio_ner component makes its gold tags so (overlapping spans resolved); "
+                    "tags given to the loss directly must be so too."
                 )
 
 

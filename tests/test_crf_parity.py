@@ -46,8 +46,12 @@ def test_crf_loss_and_gradients_match_the_oracle(seed, dtype, recursion, tag_sch
     loss_fn.fit(tags, counts)
     scores = TagScores([e.astype(dtype) for e in emissions], *(p.astype(dtype) for p in params), recursion=recursion)
     d_scores, loss = loss_fn(scores, golds)
+    # A missing tag weighs the mean class weight of the batch's known tags.
+    weights = loss_fn.token_weights(golds, missing=np.nan)
+    missing_weight = np.nanmean(np.concatenate(weights), dtype="float64")
+    weights = [np.where(gold >= 0, w, missing_weight) for w, gold in zip(weights, golds)]
     expected_loss, expected_d, expected_params = oracle.crf_negative_log_likelihood(
-        params, emissions, golds, loss_fn.token_weights(golds, missing=1.0), tag_constraints(tags)
+        params, emissions, golds, weights, tag_constraints(tags)
     )
     assert loss == pytest.approx(expected_loss, rel=TOLERANCES[dtype])
     for actual, expected in zip(d_scores.emissions, expected_d):
@@ -174,6 +178,43 @@ def test_scores_beyond_float32_products_fall_back_to_log_space_and_match_the_ora
     assert_close(pairwise, sum(pairs for _, _, pairs in expected), "float32")
 
 
+def path_flushed_while_behind(kind: str) -> np.ndarray:
+    """(1, T, 3) emissions over O, B-X, I-X whose best paths start far behind:
+    "two-steps", 60 nats down at each of two tokens (the forward pass flushes
+    them, each step's total stays in range); "one-potential", a B-X 110 nats
+    down, whose potential exp() flushes to zero in float32. Then I-X leads."""
+    if kind == "two-steps":
+        emissions = np.zeros((1, 12, 3))
+        emissions[0, 0], emissions[0, 1], emissions[0, 2:] = [0, -60, -80], [0, -200, -60], [-25, -200, 0]
+    else:
+        emissions = np.zeros((1, 20, 3))
+        emissions[0, :, 0], emissions[0, :, 1] = -30, -110
+    return emissions
+
+
+@pytest.mark.parametrize("recursion", SCHEDULES)
+@pytest.mark.parametrize("kind", ["two-steps", "one-potential"])
+def test_paths_flushed_while_far_behind_fall_back_to_log_space(kind, recursion):
+    """Each step's total in range, yet the best paths lost: log Z, the marginals,
+    the loss's gradients and the decoder's confidences follow the oracle, not NaN."""
+    tags = make_tags(["X"])
+    constraints = [m.astype("float64") for m in tag_constraints(tags)]
+    emissions = path_flushed_while_behind(kind).astype("float32")
+    lengths = np.asarray([emissions.shape[1]])
+    log_z, marginals, _ = forward_backward(emissions, lengths, *(m.astype("f") for m in constraints), recursion=recursion)
+    expected_z, expected_marginals, _ = oracle.forward_backward_one(emissions[0].astype("float64"), *constraints)
+    assert_close(log_z, [expected_z], "float32")
+    assert_close(marginals[0], expected_marginals, "float32")
+    zeros = [np.zeros(shape, "f") for shape in ((3, 3), (3,), (3,))]
+    loss = CRFLoss()
+    loss.fit(tags, {tag: 1 for tag in tags})
+    gold = np.array([1] + [2] * (emissions.shape[1] - 1), "i")
+    d_scores, value = loss(TagScores([emissions[0]], *zeros, recursion=recursion), [gold])
+    assert value >= 0 and np.isfinite(d_scores.emissions[0]).all() and np.isfinite(d_scores.transitions).all()
+    _, [confidence] = ConstrainedViterbi(tags)(OPS, TagScores([emissions[0]], *zeros, recursion=recursion))
+    assert_close(confidence, expected_marginals.max(axis=1), "float32")
+
+
 @pytest.mark.parametrize("tag_scheme", SCHEMES)
 def test_the_log_space_recursion_matches_the_oracle(tag_scheme):
     tags = make_tags(["DNA", "protein"], tag_scheme)
@@ -187,6 +228,19 @@ def test_the_log_space_recursion_matches_the_oracle(tag_scheme):
         assert_close(marginals[row, : lengths[row]], reference, "float64")
         assert not marginals[row, lengths[row]:].any()
     assert_close(pairwise, sum(pairs for _, _, pairs in expected), "float64")
+
+
+@pytest.mark.parametrize("recursion", SCHEDULES)
+def test_float32_viterbi_of_a_long_document_finds_the_float64_path(recursion):
+    """Path scores summed over 20,000 tokens of uncentred emissions (a head's
+    are not centred) outgrow float32's resolution unless renormalised."""
+    tags = make_tags(["A", "B"])
+    rng = np.random.default_rng(0)
+    emissions = (rng.normal(scale=2.0, size=(1, 20_000, len(tags))) + 12.0).astype("float32")
+    params = [(m + rng.normal(size=m.shape)).astype("float32") for m in tag_constraints(tags)]
+    lengths = np.asarray([emissions.shape[1]])
+    expected = viterbi(emissions.astype("float64"), lengths, *(p.astype("float64") for p in params))
+    np.testing.assert_array_equal(viterbi(emissions, lengths, *params, recursion=recursion), expected)
 
 
 def test_parallel_viterbi_in_chunks_of_documents_gives_the_same_paths(monkeypatch):
@@ -272,4 +326,11 @@ def test_the_range_fallback_raises_no_floating_point_warning(recursion):
                 m + rng.normal(size=m.shape)
                 for m in (constraints.transitions, constraints.start, constraints.end)
             ]
-            forward_backward(emissions.astype("f"), lengths, *(p.astype("f") for p in params), recursion=recursion)
+            log_z, _, _ = forward_backward(
+                emissions.astype("f"), lengths, *(p.astype("f") for p in params), recursion=recursion
+            )
+            # ...and every document's log Z is right, trusted or redone.
+            wide = [p.astype("f").astype("float64") for p in params]
+            expected = [oracle.forward_backward_one(emissions[b, :n].astype("f").astype("float64"), *wide)[0]
+                        for b, n in enumerate(lengths)]
+            assert_close(log_z, expected, "float32")

@@ -168,7 +168,9 @@ def test_crf_gradients_match_finite_differences(gold):
             plus[d][index] += eps
             minus[d][index] -= eps
             numeric = (loss_at(plus, params) - loss_at(minus, params)) / (2 * eps)
-            weights = loss_fn.token_weights(gold, missing=1.0)
+            weights = loss_fn.token_weights(gold, missing=np.nan)
+            # A missing tag weighs the mean weight of the known ones.
+            weights = [np.where(g >= 0, w, np.nanmean(np.concatenate(weights))) for w, g in zip(weights, gold)]
             mean_weight = np.concatenate(weights).mean()
             # The emission gradient is the likelihood's, scaled by the token's class
             # weight relative to the batch's mean token weight.
@@ -226,10 +228,12 @@ def test_crossentropy_of_a_confidently_wrong_token_is_exact():
 
 
 @pytest.mark.parametrize("loss_class", [CRFLoss, ClassWeightedCrossentropy])
-def test_neither_other_corpora_nor_the_weights_scale_change_an_update(loss_class):
-    """A document the head is not trained on, or weights times a constant, leave loss and gradients as they are."""
+@pytest.mark.parametrize("first_gold", [[0, 1], [1, -1]], ids=["annotated", "partial"])
+def test_neither_other_corpora_nor_the_weights_scale_change_an_update(loss_class, first_gold):
+    """A document the head is not trained on, or weights times a constant, leave
+    loss and gradients as they are, also where some tags are missing."""
     params = crf_params(seed=2, dtype="f") if loss_class is CRFLoss else []
-    gold = [np.array([0, 1], "i"), np.array([-1], "i")]
+    gold = [np.array(first_gold, "i"), np.array([-1], "i")]
     unannotated = np.array([[0.4, -0.2, 0.9]] * 5, "f")
 
     def run(weights, emissions, truths):

@@ -39,6 +39,7 @@ missing annotation stay unconstrained, so they teach nothing.
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -154,6 +155,10 @@ def _parallel(recursion: str, xp) -> bool:
     return check_recursion(recursion) == "parallel" or (recursion == "auto" and xp is not np)
 
 
+# How far a token's marginals may sum from 1 in a trusted document: a relative
+# error of log Z of that size, far above float32's rounding over long documents.
+MARGINAL_TOLERANCE = 1e-3
+
 # NumPy's floating-point warnings, off where the probability-space recursions
 # check their own range (`_trusted_sequential`, `_trusted_parallel`).
 _UNCHECKED = dict(over="ignore", under="ignore", divide="ignore", invalid="ignore")
@@ -195,6 +200,7 @@ def forward_backward(
     # Where products overflow or underflow, NumPy warns; those documents are computed again below.
     with np.errstate(**_UNCHECKED):
         log_z, marginals, pairwise, trusted = fast(scaled)
+    trusted = trusted & ~scaled.flushed
     log_z = log_z + scaled.log_shift
     if bool(trusted.all()):
         return log_z, marginals, pairwise
@@ -230,6 +236,9 @@ class ScaledScores:
     lengths (B,): on the host; inside (B, T, bool): within the document;
         last (B,): its last token.
     log_shift (B,): what the shifts took off each document's log Z.
+    flushed (B,) bool: a score that no constraint forbids became zero in
+        exp() (it lies more than the type's range below its maximum), so the
+        paths through it are lost to both recursions, whatever they would weigh.
     """
 
     potentials: Floats3d
@@ -240,6 +249,7 @@ class ScaledScores:
     inside: ArrayXd
     last: Ints1d
     log_shift: Floats1d
+    flushed: ArrayXd
 
     @classmethod
     def of(
@@ -251,7 +261,11 @@ class ScaledScores:
         last = xp.asarray(lengths - 1)
         inside = _inside(xp, lengths, n_steps)
         shift = emissions.max(axis=2, keepdims=True)
-        potentials = xp.exp(emissions - shift)
+        gap = emissions - shift
+        potentials = xp.exp(gap)
+        flushed = (_flushed(gap, emissions).any(axis=2) & inside).any(axis=1)
+        for scores in (transitions, start, end):
+            flushed = flushed | _flushed(scores - scores.max(), scores).any()
         log_shift = (
             xp.where(inside, shift[:, :, 0], 0).sum(axis=1)
             + start.max()
@@ -267,7 +281,16 @@ class ScaledScores:
             inside=inside,
             last=last,
             log_shift=log_shift,
+            flushed=flushed,
         )
+
+
+def _flushed(gap: ArrayXd, scores: ArrayXd) -> ArrayXd:
+    """Where exp(gap), a score's distance below its maximum, underflows to zero
+    (or to a subnormal) though no constraint forbids the score: FORBIDDEN-level
+    scores are meant to vanish."""
+    xp = get_array_module(gap)
+    return (gap < math.log(xp.finfo(gap.dtype).tiny)) & (scores > FORBIDDEN / 2)
 
 
 def _forward_backward_sequential(scores: ScaledScores) -> Tuple[Floats1d, Floats3d, Floats2d, ArrayXd]:
@@ -308,7 +331,7 @@ def _forward_backward_sequential(scores: ScaledScores) -> Tuple[Floats1d, Floats
     marginals = alpha * beta
     # Marginals of each (t, t + 1) pair, summed over t and the batch.
     pairwise = step_transitions * xp.einsum("bti,btj->ij", alpha[:, :-1], ahead[:, 1:])
-    return log_z, marginals, pairwise, _trusted_sequential(scale, closing, scores.inside)
+    return log_z, marginals, pairwise, _trusted_sequential(scale, closing, marginals, scores.inside)
 
 
 def _forward_backward_parallel(scores: ScaledScores) -> Tuple[Floats1d, Floats3d, Floats2d, ArrayXd]:
@@ -360,16 +383,22 @@ def _forward_backward_parallel(scores: ScaledScores) -> Tuple[Floats1d, Floats3d
     return log_z, marginals, pairwise, _trusted_parallel(log_z_at, total, inside)
 
 
-def _trusted_sequential(scale: Floats2d, closing: Floats1d, inside: ArrayXd) -> ArrayXd:
+def _trusted_sequential(scale: Floats2d, closing: Floats1d, marginals: Floats3d, inside: ArrayXd) -> ArrayXd:
     """(B,) bool: no step of a document lost its paths to underflow.
 
     A step's normaliser is the share of the token's best score that allowed
     paths reach; below the square root of the smallest normal number (about
-    e^-44 in float32) the products have lost precision, or everything.
+    e^-44 in float32) the products have lost precision, or everything. A path
+    the forward pass flushed while far behind, which later tokens make the
+    best, escapes that test but not the backward pass, which starts from the
+    end: the tokens' marginals then do not sum to 1 (or are NaN, where the
+    backward values overflowed against a flushed zero).
     """
     xp = get_array_module(scale)
     floor = xp.finfo(scale.dtype).tiny ** 0.5
-    return (xp.where(inside, scale, 1).min(axis=1) > floor) & (closing > floor)
+    total = xp.where(inside, marginals.sum(axis=2), 1)
+    consistent = (xp.abs(total - 1) <= MARGINAL_TOLERANCE).all(axis=1)  # False where NaN
+    return (xp.where(inside, scale, 1).min(axis=1) > floor) & (closing > floor) & consistent
 
 
 def _trusted_parallel(log_z_at: Floats2d, total: Floats2d, inside: ArrayXd) -> ArrayXd:
@@ -548,6 +577,9 @@ def _viterbi_sequential(
         candidates = best[:, :, None] + transitions[None, :, :]
         backpointers[:, t] = candidates.argmax(axis=1)
         step_best = candidates.max(axis=1) + emissions[:, t]
+        # Renormalised (the best path is the same): unnormalised sums grow with
+        # the document, and float32 resolves them only to ~1e-7 of their size.
+        step_best -= step_best.max(axis=1, keepdims=True)
         # Finished documents keep their score; their backpointers are unused.
         best = xp.where((t < lengths_dev)[:, None], step_best, best)
     # Backtrack all documents at once, each from its own last token.
@@ -605,7 +637,9 @@ def _max_plus_product(left: ArrayXd, right: ArrayXd) -> ArrayXd:
 
 def _max_plus_prefix(matrices: Floats4d) -> Floats4d:
     """Inclusive max-plus prefix products of each document's (K, K) matrices,
-    (B, n, K, K), in log2(n) rounds.
+    (B, n, K, K), in log2(n) rounds, each up to a constant of its own: every
+    product is renormalised to a largest entry of 0, which changes no argmax
+    and keeps long documents' sums within float32's resolution.
 
     A round's intermediate has K^3 elements per matrix; it is kept under
     MAX_PLUS_CHUNK by taking documents in chunks and, where one document
@@ -624,11 +658,16 @@ def _max_plus_prefix(matrices: Floats4d) -> Floats4d:
             piece = part[:, begin : begin + block]
             offset = 1
             while offset < piece.shape[1]:
-                piece[:, offset:] = _max_plus_product(piece[:, :-offset], piece[:, offset:])
+                piece[:, offset:] = _renormalised(_max_plus_product(piece[:, :-offset], piece[:, offset:]))
                 offset *= 2
             if begin:
-                piece[...] = _max_plus_product(part[:, begin - 1, None], piece)
+                piece[...] = _renormalised(_max_plus_product(part[:, begin - 1, None], piece))
     return products
+
+
+def _renormalised(products: ArrayXd) -> ArrayXd:
+    """Max-plus matrices (..., K, K) shifted to a largest entry of 0 each."""
+    return products - products.max(axis=(-2, -1), keepdims=True)
 
 
 def pad(ops: Ops, arrays: Sequence[Floats2d]) -> Tuple[Floats3d, np.ndarray]:
