@@ -1,5 +1,6 @@
-"""The package version (the one place setup.py, the CLI, packaging and
-project.yml read it from), and the versions a run records beside its results."""
+"""The package version (the one place setup.py, `spacy_bioner.__version__` and
+package-meta's meta.json read it from), and the versions a run records beside
+its results."""
 
 import platform
 from importlib.metadata import PackageNotFoundError, version

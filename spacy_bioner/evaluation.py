@@ -36,7 +36,8 @@ from .tags import spans_to_tags
 
 def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, Any]:
     """Micro P/R/F1, macro F1 over types, and per-type P/R/F1/support over IOB2 tag sequences;
-    `f1_strict`, micro F1 in seqeval's strict IOB2 mode.
+    `f1_strict`, micro F1 in seqeval's strict IOB2 mode; `entities`, the micro counts
+    (gold, predicted, correct) that scores of several corpora are pooled from.
 
     The default mode reads ill-formed tags as conlleval does ("I-X" after "O"
     starts an entity), which credits a tagger's invalid sequences; the strict
@@ -49,9 +50,11 @@ def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, An
         precision_score,
         recall_score,
     )
+    from seqeval.metrics.sequence_labeling import get_entities
     from seqeval.scheme import IOB2
 
     report = classification_report(gold, pred, output_dict=True, zero_division=0)
+    gold_entities, pred_entities = set(get_entities(gold)), set(get_entities(pred))
     per_type = {
         name: {
             "p": float(row["precision"]),
@@ -69,6 +72,9 @@ def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, An
         "f1_strict": float(f1_score(gold, pred, mode="strict", scheme=IOB2, zero_division=0)),
         "macro_f1": macro_f1(per_type),
         "per_type": per_type,
+        # The default mode's entities, as its P and R count them: P = correct / predicted.
+        "entities": {"gold": len(gold_entities), "predicted": len(pred_entities),
+                     "correct": len(gold_entities & pred_entities)},
     }
 
 

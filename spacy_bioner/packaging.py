@@ -13,6 +13,7 @@ the measured test scores, for `spacy package --meta-path`, which writes the
 model card from it.
 """
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -26,6 +27,8 @@ from .messages import first_line
 
 ENCODER_META_KEY = "spacy_bioner_encoder"
 PRETRAINING_META_KEY = "spacy_bioner_pretraining"
+# The `[initialize.after_init]` callback that records the encoder.
+RECORD_ENCODER = "spacy_bioner.record_encoder.v1"
 
 
 def encoder_name(nlp: Language, component: str = "transformer") -> Optional[str]:
@@ -146,7 +149,7 @@ def _with_encoder(description: str, encoder: str) -> str:
     return "\n".join(lines + [f"Encoder: {encoder}"]).strip()
 
 
-@registry.callbacks("spacy_bioner.record_encoder.v1")
+@registry.callbacks(RECORD_ENCODER)
 def make_record_encoder(component: str = "transformer") -> Callable[[Language], Language]:
     """`[initialize.after_init]` callback: log and record the encoder used."""
 
@@ -176,16 +179,23 @@ def package_meta(
     corpus of a head scored on several, see `performance`), and `ents_p/r/f`
     and `ents_per_type` pooled over the heads. The description ends with the
     test F1 of each corpus, which `spacy info` shows. Refused (ValueError)
-    without metrics or with partial ones: see `metrics_to_publish`.
+    for a pipeline without bio_ner heads or without the encoder's record, and
+    without metrics of this pipeline: see `metrics_to_publish`.
     """
     meta = read_json(Path(model_dir) / "meta.json")
+    components = _pipeline_config(model_dir)["components"]
+    if not any(component.get("factory") == "bio_ner" for component in components.values()):
+        raise ValueError(
+            f"{model_dir} is not a spacy-bioner pipeline: none of its components ({', '.join(components) or 'none'}) "
+            "is a bio_ner head; give a pipeline trained by this project (e.g. training/model-best)"
+        )
     encoder_sources = [s for s in meta.get("sources", []) if s.get("encoder")]
     if not encoder_sources:
         raise ValueError(
-            f"{model_dir}/meta.json does not name the encoder used: train with "
-            "[initialize.after_init] = spacy_bioner.record_encoder.v1 (configs/bioner.cfg)"
+            f"{model_dir}/meta.json does not name the encoder used: train with a config whose "
+            f'[initialize.after_init] section has @callbacks = "{RECORD_ENCODER}", as configs/bioner.cfg does'
         )
-    metrics = metrics_to_publish(metrics_dir)
+    metrics = metrics_to_publish(metrics_dir, model_dir)
     meta.update({k: v for k, v in project_meta.items() if k not in ("sources", "requirements")})
     meta["version"] = __version__
     requirements = [f"spacy-bioner>={__version__}", "spacy-transformers>=1.4,<1.5"]
@@ -215,7 +225,7 @@ def performance(metrics: Dict[str, Dict[str, Any]], primary: Optional[Dict[str, 
     Each head is scored on its test corpus; a head evaluated on several (BC5CDR
     from PubTator and in the IOB form) is scored on the one `primary` names for
     its spans key, and one not named is refused rather than picked by chance.
-    `ents_*` pool the heads' true and false positives (their labels are disjoint).
+    `ents_*` pool the heads' entity counts (their labels are disjoint).
     """
     primary = primary or {}
     by_head: Dict[str, List[str]] = {}
@@ -226,7 +236,7 @@ def performance(metrics: Dict[str, Dict[str, Any]], primary: Optional[Dict[str, 
         raise ValueError(f"--performance names heads without test scores: {', '.join(unknown)} "
                          f"(scored heads: {', '.join(sorted(by_head))})")
     scores: Dict[str, Any] = {}
-    true_pos = false_pos = false_neg = 0.0
+    pooled = {"gold": 0, "predicted": 0, "correct": 0}
     per_type: Dict[str, Dict[str, float]] = {}
     for key, names in by_head.items():
         name = primary.get(key, names[0])
@@ -239,13 +249,10 @@ def performance(metrics: Dict[str, Dict[str, Any]], primary: Optional[Dict[str, 
         scores.update({f"spans_{key}_p": seqeval["p"], f"spans_{key}_r": seqeval["r"], f"spans_{key}_f": seqeval["f1"]})
         scores[f"spans_{key}_per_type"] = rows
         per_type.update(rows)
-        support = sum(r["support"] for r in seqeval["per_type"].values())
-        found = seqeval["r"] * support
-        true_pos += found
-        false_neg += support - found
-        false_pos += found / seqeval["p"] - found if seqeval["p"] else 0.0
-    if true_pos:
-        p, r = true_pos / (true_pos + false_pos), true_pos / (true_pos + false_neg)
+        for count in pooled:
+            pooled[count] += seqeval["entities"][count]
+    if pooled["correct"]:
+        p, r = pooled["correct"] / pooled["predicted"], pooled["correct"] / pooled["gold"]
         scores.update({"ents_p": p, "ents_r": r, "ents_f": 2 * p * r / (p + r), "ents_per_type": per_type})
     return scores
 
@@ -264,13 +271,15 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"{path}: not valid JSON ({first_line(e)})") from None
 
 
-def metrics_to_publish(metrics_dir: Path) -> Dict[str, Dict[str, Any]]:
-    """The metrics `evaluate` wrote to `metrics_dir`, as the package's test scores.
+def metrics_to_publish(metrics_dir: Path, model_dir: Path) -> Dict[str, Dict[str, Any]]:
+    """The metrics `evaluate` wrote to `metrics_dir`, as the test scores of the pipeline in `model_dir`.
 
     Refused (ValueError) where the folder is missing or holds no metrics (a
-    typo would ship a card that says "Not evaluated"), or where a corpus was
+    typo would ship a card that says "Not evaluated"), where a corpus was
     scored in part (evaluate --limit): the card would publish partial scores
-    as the test F1.
+    as the test F1, or where the metrics are not of this pipeline as it is now
+    (`pipeline_sha256`: a train run after `evaluate` would ship the previous
+    model's scores) or lack the entity counts that `performance` pools.
     """
     if not Path(metrics_dir).is_dir():
         raise ValueError(f"--metrics {metrics_dir}: no such folder; run `evaluate` first, or name its --output-dir")
@@ -284,7 +293,56 @@ def metrics_to_publish(metrics_dir: Path) -> Dict[str, Dict[str, Any]]:
                 f"--metrics {metrics_dir}: {name} was scored on its first {result['limit']:,} documents only "
                 "(evaluate --limit); evaluate it again without --limit: partial scores are not test scores"
             )
+    scored = pipeline_sha256(model_dir)
+    for name, result in metrics.items():
+        if "pipeline_sha256" not in result:
+            why = "does not record the pipeline it was measured on (an older `evaluate` wrote it)"
+        elif result["pipeline_sha256"] != scored:
+            why = (f"was not measured on {model_dir} as it is now (it scored {result.get('pipeline')}: another "
+                   "pipeline, or this one before it was trained again)")
+        elif "entities" not in result["seqeval"]:
+            why = "has no entity counts to pool (an older `evaluate` wrote it)"
+        else:
+            continue
+        raise ValueError(
+            f"--metrics {metrics_dir}: {name} {why}; evaluate {model_dir} again "
+            f"(`python -m spacy_bioner evaluate {model_dir} ...`, or `spacy project run evaluate`)"
+        )
     return metrics
+
+
+def _pipeline_config(model_dir: Path) -> Dict[str, Any]:
+    """A saved pipeline's config.cfg, uninterpolated; a ValueError naming a pipeline without one."""
+    from thinc.api import Config
+
+    path = Path(model_dir) / "config.cfg"
+    if not path.is_file():
+        raise ValueError(f"{model_dir} is not a trained pipeline (no config.cfg)")
+    return Config().from_disk(path, interpolate=False)
+
+
+def pipeline_sha256(model_dir: Path) -> str:
+    """What `evaluate` records of the pipeline it scored, for `package-meta` to tell it from another:
+    the SHA-256 of the files the predictions are loaded from (config.cfg, the tokenizer and each
+    component's files), not of meta.json (notes) nor vocab/ (its strings grow as text is read).
+
+    A copy of the folder has the same; a pipeline loaded and saved again may not (a transformer's
+    saved config names the temporary folder it was loaded from).
+    """
+    model_dir = Path(model_dir)
+    files: List[Path] = []
+    for name in ["config.cfg", "tokenizer", *_pipeline_config(model_dir)["nlp"]["pipeline"]]:
+        path = model_dir / name
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for path in files:
+        if not path.is_file():  # a component that saves nothing
+            continue
+        digest.update(f"{path.relative_to(model_dir).as_posix()}\0{path.stat().st_size}\0".encode("utf8"))
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def load_metrics(metrics_dir: Path) -> Dict[str, Dict[str, Any]]:

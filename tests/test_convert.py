@@ -158,6 +158,26 @@ def pubtator_with_misaligned(n_aligned: int, n_misaligned: int) -> bytes:
     return "\n".join(lines).encode()
 
 
+@pytest.mark.parametrize(
+    "args,refused",
+    [
+        (["--scheme", "iob1"], "--scheme does"),
+        (["--n-sents", "2"], "--n-sents does"),
+        (["--documents", "IN"], "--documents does"),
+        (["--scheme", "auto", "--n-sents", "1"], "--n-sents and --scheme do"),  # given, even as the defaults
+    ],
+)
+def test_convert_refuses_options_that_do_not_apply_to_the_format(tmp_path, args, refused):
+    """A PubTator file has its documents and entity offsets: no scheme to read nor sentences to group."""
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator_with_misaligned(2, 0))
+    out = tmp_path / "out.spacy"
+    result, lines = invoke_convert("pubtator", src, out, *[src if arg == "IN" else arg for arg in args])
+    assert_failed_cleanly(result, lines, f"{refused} not apply to pubtator input", "leave")
+    assert not out.exists()
+    assert invoke_convert("pubtator", src, out)[0].exit_code == 0
+
+
 def test_convert_default_max_loss_is_half_a_percent(tmp_path):
     src = tmp_path / "in.pubtator"
     out = tmp_path / "train.spacy"

@@ -1,10 +1,13 @@
 """The spaCy project: project.yml, evaluation, the encoder record, packaging, displaCy."""
 
 import json
+import re
 import shlex
 import shutil
+import subprocess
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -28,8 +31,14 @@ from typer.testing import CliRunner
 
 from spacy_bioner.about import __version__
 from spacy_bioner.cli import app
-from spacy_bioner.evaluation import docs_to_iob, evaluate_corpus, on_reference_tokens, seqeval_scores
-from spacy_bioner.packaging import describe_encoder, performance, record_encoder
+from spacy_bioner.evaluation import (
+    docs_to_iob,
+    evaluate_corpus,
+    on_reference_tokens,
+    predict_references,
+    seqeval_scores,
+)
+from spacy_bioner.packaging import describe_encoder, performance, pipeline_sha256, record_encoder
 from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,6 +125,52 @@ def test_adapted_workflow_trains_on_what_pretrain_writes():
     assert adapted[encoder] == "encoder/x"
     assert adapted[:encoder] + adapted[encoder + 1:] == train[:encoder] + train[encoder + 1:]
     assert commands["train-adapted"]["outputs"] == commands["train"]["outputs"]
+
+
+def test_scores_and_model_card_record_one_command_with_every_var():
+    """evaluate (scores.md) and package (the model card) record the same reproduction
+    command, which sets every var: pretrain_epochs, say, changes the adapted pipeline."""
+    from weasel.util import load_project_config
+
+    overrides = {"pretrain_epochs": 7, "workflow": "all-adapted"}
+    project = load_project_config(ROOT, overrides={f"vars.{name}": value for name, value in overrides.items()})
+    commands = {command["name"]: command for command in project["commands"]}
+    recorded = set()
+    for name in ("evaluate", "package"):
+        args = shlex.split(" ".join(commands[name]["script"]))
+        recorded.add(args[args.index("--command") + 1])
+    (command,) = recorded
+    args = shlex.split(command)
+    assert args[:5] == ["spacy", "project", "run", "all-adapted", "."]
+    given = dict(zip(args[5::2], args[6::2]))
+    values = {**project["vars"], **overrides}  # project["vars"] is the file's, without the overrides
+    assert given == {f"--vars.{name}": str(value) for name, value in values.items() if name != "reproduce"}
+    assert given["--vars.pretrain_epochs"] == "7"
+
+
+@pytest.mark.slow
+def test_package_builds_the_library_wheel_without_stale_build_files(tmp_path):
+    """A module deleted from the source but left under build/lib by an earlier
+    build is not shipped: the project's wheel command builds from an sdist."""
+    from weasel.util import load_project_config
+
+    project = load_project_config(ROOT)
+    package = next(command for command in project["commands"] if command["name"] == "package")
+    (line,) = [line for line in package["script"] if "packages/dist" in line]
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "spacy_bioner", src / "spacy_bioner", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    stale = src / "build" / "lib" / "spacy_bioner" / "deleted_module.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("")
+    args = shlex.split(line)
+    args[0] = sys.executable if args[0] == "python" else args[0]  # as weasel runs it
+    built = subprocess.run(args, cwd=src, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (src / "packages" / "dist").glob("spacy_bioner-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "spacy_bioner/evaluation.py" in names and "spacy_bioner/deleted_module.py" not in names
 
 
 def _flat(config, prefix=""):
@@ -325,8 +380,13 @@ def test_evaluate_command_writes_json_markdown_and_png(hash_pipeline, tmp_path):
     )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "toy.json").read_text())
-    assert set(data["seqeval"]) == {"p", "r", "f1", "f1_strict", "macro_f1", "per_type"}
+    assert set(data["seqeval"]) == {"p", "r", "f1", "f1_strict", "macro_f1", "per_type", "entities"}
     assert data["limit"] is None and data["documents"] == 25  # all scored
+    counts = data["seqeval"]["entities"]
+    assert counts["gold"] == sum(row["support"] for row in data["seqeval"]["per_type"].values())
+    assert data["seqeval"]["p"] == counts["correct"] / counts["predicted"]
+    assert data["seqeval"]["r"] == counts["correct"] / counts["gold"]
+    assert data["pipeline"] == str(model) and data["pipeline_sha256"] == pipeline_sha256(model)
     per_type = [row["f1"] for row in data["seqeval"]["per_type"].values()]
     assert data["seqeval"]["macro_f1"] == pytest.approx(sum(per_type) / len(per_type))
     assert data["encoder"] == "tiny"
@@ -427,6 +487,32 @@ def test_visualize_writes_html_with_the_label_colours(hash_pipeline, tmp_path):
     html = out.read_text()
     assert html.count("<section>") == 2 and "gold" in html and "predicted" in html
     assert DISPLACY_COLORS["protein"] in html and DISPLACY_COLORS["Chemical"] in html
+
+
+def test_visualize_predicts_as_evaluate_does(hash_pipeline, tmp_path):
+    """On the pipeline's own tokenization of the text (or, with --gold-tokens, on the gold
+    tokens): an entity that only its tokenization finds ("NF", "-", "kappa", the gold
+    token "NF-kappa") is shown, laid on the gold token, as evaluate scores it."""
+    model, _ = hash_pipeline
+    nlp = spacy.load(model)
+    ruler = nlp.add_pipe("entity_ruler", config={"overwrite_ents": True})
+    ruler.add_patterns([{"label": "SPLIT", "pattern": [{"ORTH": "NF"}, {"ORTH": "-"}, {"ORTH": "kappa"}]}])
+    ruled = tmp_path / "ruled"
+    nlp.to_disk(ruled)
+    gold = Doc(nlp.vocab, words=["NF-kappa", "B", "activates", "p53"])
+    gold.ents = [Span(gold, 0, 2, label="protein")]
+    gold.spans["jnlpba"] = list(gold.ents)
+    test = tmp_path / "test.spacy"
+    DocBin(docs=[gold], store_user_data=True).to_disk(test)
+    pages = {}
+    for flags in ([], ["--gold-tokens"]):
+        out = tmp_path / f"samples{len(flags)}.html"
+        result = CliRunner().invoke(app, ["visualize", str(ruled), str(test), str(out), *flags])
+        assert result.exit_code == 0, result.output
+        pages[tuple(flags)] = out.read_text()
+    predicted = next(predict_references(spacy.load(ruled), [gold]))
+    assert [(ent.text, ent.label_) for ent in predicted.ents][0] == ("NF-kappa", "SPLIT")
+    assert "SPLIT" in pages[()] and "SPLIT" not in pages[("--gold-tokens",)]
 
 
 def test_visualize_errors_are_one_line_and_write_nothing(hash_pipeline, tmp_path):
@@ -601,14 +687,17 @@ def test_demo_prints_each_heads_spans_with_scores_and_the_ents(tiny_pipeline):
         ]
 
 
-def _seqeval_metrics(key: str, f1: float) -> dict:
-    per_type = {"Chemical": {"p": f1, "r": f1, "f1": f1, "support": 10}}
-    return {"spans_key": key, "seqeval": {"p": f1, "r": f1, "f1": f1, "per_type": per_type}}
+def _seqeval_metrics(key: str, gold: int, predicted: int, correct: int) -> dict:
+    """evaluate's metrics of head `key` that found `correct` of `gold` entities (one type) with `predicted`."""
+    p, r, f1 = correct / predicted if predicted else 0.0, correct / gold, 2 * correct / (gold + predicted)
+    per_type = {key.upper(): {"p": p, "r": r, "f1": f1, "support": gold}}
+    entities = {"gold": gold, "predicted": predicted, "correct": correct}
+    return {"spans_key": key, "seqeval": {"p": p, "r": r, "f1": f1, "per_type": per_type, "entities": entities}}
 
 
 def test_performance_of_a_head_with_several_test_corpora_is_chosen_not_guessed():
-    metrics = {"bc5cdr-iob": _seqeval_metrics("bc5cdr", 0.8), "bc5cdr": _seqeval_metrics("bc5cdr", 0.7),
-               "jnlpba": _seqeval_metrics("jnlpba", 0.6)}
+    metrics = {"bc5cdr-iob": _seqeval_metrics("bc5cdr", 10, 10, 8), "bc5cdr": _seqeval_metrics("bc5cdr", 10, 10, 7),
+               "jnlpba": _seqeval_metrics("jnlpba", 10, 10, 6)}
     with pytest.raises(ValueError, match="bc5cdr-iob, bc5cdr: .*--performance bc5cdr=CORPUS"):
         performance(metrics)
     for chosen, f1 in (("bc5cdr", 0.7), ("bc5cdr-iob", 0.8)):
@@ -618,6 +707,14 @@ def test_performance_of_a_head_with_several_test_corpora_is_chosen_not_guessed()
         performance(metrics, {"bc5cdr": "jnlpba"})  # another head's corpus
     with pytest.raises(ValueError, match="without test scores: ncbi"):
         performance(metrics, {"bc5cdr": "bc5cdr", "ncbi": "ncbi"})
+
+
+def test_pooled_ents_scores_count_the_predictions_of_a_head_that_found_nothing():
+    """A head with P = 0 predicted entities all the same: they are false positives of the union."""
+    metrics = {"jnlpba": _seqeval_metrics("jnlpba", 100, 50, 0), "bc5cdr": _seqeval_metrics("bc5cdr", 100, 100, 100)}
+    scores = performance(metrics)
+    assert scores["ents_p"] == 100 / 150 and scores["ents_r"] == 100 / 200
+    assert scores["ents_f"] == pytest.approx(2 * 100 / (150 + 200))
 
 
 def test_package_meta_performance_option(hash_pipeline, tmp_path):
@@ -648,6 +745,16 @@ def test_package_meta_refuses_a_pipeline_without_encoder_record(hash_pipeline, t
     args = ["package-meta", str(bare), str(ROOT / "configs" / "meta.json"), str(tmp_path / "out.json"), "--metrics", str(tmp_path)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "does not name the encoder" in result.output
+    # The advice is the config's own section and setting.
+    after_init = Config().from_disk(ROOT / "configs" / "bioner.cfg", interpolate=False)["initialize"]["after_init"]
+    assert f'[initialize.after_init] section has @callbacks = "{after_init["@callbacks"]}"' in result.output
+    # A pipeline without bio_ner heads is no pipeline of this library's, encoder or not.
+    ruler_only = spacy.blank("en")
+    ruler_only.add_pipe("entity_ruler")
+    ruler_only.to_disk(bare)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and f"{bare} is not a spacy-bioner pipeline" in result.output
+    assert "entity_ruler" in result.output and "encoder" not in result.output
 
 
 def test_evaluate_refuses_an_output_dir_that_is_a_file_before_scoring(hash_pipeline, tmp_path):
@@ -695,6 +802,60 @@ def test_evaluate_warns_of_metrics_in_its_folder_that_it_did_not_write(hash_pipe
     assert f"Warning: {metrics} also holds the metrics of old, not scored by this run" in result.output
     again = CliRunner().invoke(app, evaluate + ["--corpus", f"toy={test_path}", "--corpus", f"old={test_path}"])
     assert again.exit_code == 0 and "Warning" not in again.output
+
+
+def test_package_meta_publishes_only_metrics_of_the_pipeline_it_packages(hash_pipeline, tmp_path):
+    """`spacy project run train` then `package`: the metrics of the pipeline before the
+    training would be published for the new one. Metrics record the pipeline they scored."""
+    model, test_path = hash_pipeline
+    pipeline = tmp_path / "model-best"
+    shutil.copytree(model, pipeline)
+    metrics = tmp_path / "metrics"
+    evaluate = ["evaluate", str(pipeline), "--corpus", f"toy={test_path}", "--output-dir", str(metrics)]
+    assert CliRunner().invoke(app, evaluate).exit_code == 0
+    out = tmp_path / "out.json"
+
+    def package_meta(model_dir: Path):
+        meta = str(ROOT / "configs" / "meta.json")
+        return CliRunner().invoke(app, ["package-meta", str(model_dir), meta, str(out), "--metrics", str(metrics)])
+
+    # The pipeline scored, a copy of it (as spacy package makes) and it saved again (no transformer) are one.
+    resaved = tmp_path / "resaved"
+    spacy.load(pipeline).to_disk(resaved)
+    for same in (pipeline, model, resaved):
+        result = package_meta(same)
+        assert result.exit_code == 0, result.output
+    # Trained again after evaluate: refused until it is evaluated again.
+    nlp = spacy.load(pipeline)
+    nlp.update(toy_examples(nlp, 10), sgd=Adam(0.01))
+    nlp.to_disk(pipeline)
+    result = package_meta(pipeline)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"toy was not measured on {pipeline} as it is now" in result.output
+    assert "spacy project run evaluate" in result.output
+    assert CliRunner().invoke(app, evaluate).exit_code == 0
+    assert package_meta(pipeline).exit_code == 0
+    # Metrics of an older evaluate, without the pipeline's record or the entity counts, are refused too.
+    path = metrics / "toy.json"
+    scores = json.loads(path.read_text())
+    for key, message in (("pipeline_sha256", "does not record the pipeline it was measured on"),
+                         ("entities", "has no entity counts to pool")):
+        older = json.loads(json.dumps(scores))
+        (older["seqeval"] if key == "entities" else older).pop(key)
+        path.write_text(json.dumps(older))
+        result = package_meta(pipeline)
+        assert result.exit_code == 1 and f"toy {message}" in result.output and "evaluate" in result.output
+
+
+@pytest.mark.parametrize("command,arguments", [
+    ("evaluate", ["MODEL"]), ("visualize", ["MODEL", "TEST", "OUTPUT"]),
+    ("package-meta", ["MODEL_DIR", "PROJECT_META", "OUTPUT"]),
+])
+def test_help_names_the_arguments_as_the_docstrings_do(command, arguments):
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+    assert re.findall(r"\w+", usage.split("[OPTIONS]")[1]) == arguments
 
 
 def test_package_meta_names_a_missing_project_meta(hash_pipeline, tmp_path):

@@ -43,6 +43,26 @@ _DEFAULT_KEYS = {
     CorpusFormat.iob: DEFAULT_SPANS_KEY,
 }
 
+# The options (by parameter name) that a format has no use for, and why.
+_OPTIONS_NOT_FOR = {
+    CorpusFormat.pubtator: (
+        ("n_sents", "scheme", "documents"),
+        "a PubTator file has its documents and its entities' offsets, no tags or sentences",
+    ),
+}
+
+
+def _refuse_options_not_for(ctx: typer.Context, fmt: CorpusFormat) -> None:
+    """Refuse, in one message, the options given that `fmt` has no use for (rather than ignore them)."""
+    names, why = _OPTIONS_NOT_FOR.get(fmt, ((), ""))
+    # By the source's name: typer may bundle a click of its own, with its own ParameterSource.
+    given = [param.opts[0] for param in ctx.command.params
+             if param.name in names and ctx.get_parameter_source(param.name).name != "DEFAULT"]
+    if given:
+        options = " and ".join(filter(None, [", ".join(given[:-1]), given[-1]]))
+        raise fail(f"{options} {'does' if len(given) == 1 else 'do'} not apply to {fmt.value} input ({why}): "
+                   f"leave {'it' if len(given) == 1 else 'them'} out")
+
 
 def _read(
     fmt: CorpusFormat, path: Path, spans_key: str, n_sents: int, scheme: Scheme, documents: Optional[Path]
@@ -59,6 +79,7 @@ def _read(
 
 @app.command()
 def convert(
+    ctx: typer.Context,
     fmt: CorpusFormat = typer.Argument(
         ..., metavar="FORMAT", help="Input format: jnlpba (Genia4*2.iob2 with ###MEDLINE: markers), "
         "pubtator (BC5CDR PubTator) or iob (token<TAB>tag, IOB1/IOB2/BIOES)."
@@ -98,12 +119,11 @@ def convert(
     output lists documents, sentences, tokens, entities per label and every
     entity that was repaired, expanded to token boundaries or dropped.
     """
+    _refuse_options_not_for(ctx, fmt)
     if (dev_docs > 0) != (dev_output is not None):
         raise fail("--dev-docs and --dev-output must be given together")
     if documents is not None and n_sents > 1:
         raise fail("give --documents or --n-sents, not both")
-    if documents is not None and fmt == CorpusFormat.pubtator:
-        raise fail("--documents regroups an iob file; a pubtator file has its documents")
     if dev_output is not None and dev_output.resolve() == output.resolve():
         raise fail("--dev-output must differ from OUTPUT")
     check_output_file(output, "OUTPUT")

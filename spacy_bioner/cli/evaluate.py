@@ -20,10 +20,17 @@ from ._util import (
     write_output_text,
 )
 
+MODEL = typer.Argument(..., metavar="MODEL", help="Trained pipeline: directory or installed package name.")
+GOLD_TOKENS = typer.Option(
+    False, "--gold-tokens", help="Run the pipeline on the corpus's gold tokens instead of its own "
+    "tokenization of the text (which it was trained on); either way its entities are shown and scored on the "
+    "gold tokens."
+)
+
 
 @app.command()
 def evaluate(
-    model: str = typer.Argument(..., help="Trained pipeline: directory or installed package name."),
+    model: str = MODEL,
     corpus: List[str] = typer.Option(
         ..., "--corpus", "-c", help="NAME=PATH of a test .spacy file (repeatable). The head scored is "
         "the one whose spans_key the documents carry (jnlpba, bc5cdr)."
@@ -40,10 +47,7 @@ def evaluate(
         "other keys (convert iob's default, ents) are not scored this way: convert them again with "
         "--spans-key KEY. Repeatable."
     ),
-    gold_tokens: bool = typer.Option(
-        False, "--gold-tokens", help="Run the pipeline on the corpus's gold tokens instead of its own "
-        "tokenization of the text (which it was trained on); the scores are on the gold tokens either way."
-    ),
+    gold_tokens: bool = GOLD_TOKENS,
 ) -> None:
     """Score each head on its corpus's test set, on the gold tokens.
 
@@ -51,12 +55,13 @@ def evaluate(
     trained, and its entities are laid on the gold tokens (--gold-tokens: it
     reads the gold tokens).
 
-    Writes OUTPUT_DIR/<NAME>.json (seqeval micro and per-type P/R/F1 in the
-    default conlleval-compatible mode, and spaCy's scorer), OUTPUT_DIR/scores.md
+    Writes OUTPUT_DIR/<NAME>.json (seqeval micro and per-type P/R/F1 and the
+    entity counts in the default conlleval-compatible mode, spaCy's scorer, and
+    the pipeline's SHA-256, which package-meta checks), OUTPUT_DIR/scores.md
     (a Markdown table) and OUTPUT_DIR/per_type_f1.png (per-type F1 bars).
     """
     from ..evaluation import evaluate_corpus, write_metrics
-    from ..packaging import pipeline_encoder
+    from ..packaging import pipeline_encoder, pipeline_sha256
 
     corpora = named_paths(corpus, "--corpus")
     for name, _ in corpora:
@@ -71,6 +76,8 @@ def evaluate(
     nlp = load_pipeline(model, gpu_id)
     encoder = pipeline_encoder(nlp)
     log(f"pipeline {nlp.pipe_names}, encoder {encoder}")
+    # Which pipeline the metrics are of: package-meta publishes them for this one only.
+    scored = {"pipeline": str(nlp.path), "pipeline_sha256": pipeline_sha256(nlp.path)}
     results = {}
     with warnings_on_stderr():
         for name, path in corpora:
@@ -79,6 +86,7 @@ def evaluate(
                     nlp, name, path, spans_key=keys.get(name), batch_size=batch_size, limit=limit,
                     gold_tokens=gold_tokens, log=log,
                 )
+                results[name].update(scored)
             except ValueError as e:
                 raise fail(str(e)) from None
         try:
@@ -110,14 +118,21 @@ def _warn_of_other_metrics(output_dir: Path, evaluated: List[str]) -> None:
 
 @app.command()
 def visualize(
-    model: str = typer.Argument(..., help="Trained pipeline: directory or installed package name."),
+    model: str = MODEL,
     test: str = typer.Argument(..., metavar="TEST", help="Test .spacy file(s), comma-separated."),
-    output: Path = typer.Argument(..., help="Output HTML file."),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help="Output HTML file."),
     n: int = typer.Option(5, "--n", min=1, help="Abstracts per test file."),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU."),
+    gold_tokens: bool = GOLD_TOKENS,
 ) -> None:
-    """Render N test abstracts with displaCy: gold and predicted entities side by side."""
-    from ..corpora import gold_token_doc, load_docs
+    """Render N test abstracts with displaCy: gold and predicted entities side by side.
+
+    The predictions are made as `evaluate` makes them: on the pipeline's own
+    tokenization of each text, laid on the gold tokens (--gold-tokens: on the
+    gold tokens).
+    """
+    from ..corpora import load_docs
+    from ..evaluation import predict_references
     from ..visualize import render_side_by_side
 
     paths = [Path(p) for p in test.split(",") if p]
@@ -133,7 +148,7 @@ def visualize(
             gold = load_docs(path, nlp.vocab, n)
         except ValueError as e:
             raise fail(str(e)) from None
-        predicted = nlp.pipe([gold_token_doc(nlp.vocab, doc) for doc in gold])
+        predicted = predict_references(nlp, gold, gold_tokens=gold_tokens)
         for i, (ref, pred) in enumerate(zip(gold, predicted)):
             pairs.append((f"{path} #{i + 1}", ref, pred))
         log(f"{path}: rendered {counted(len(gold), 'document')}")

@@ -11,10 +11,14 @@ from ._util import app, check_input_file, check_output_file, fail, log, named_va
 
 @app.command("package-meta")
 def package_meta_cli(
-    model_dir: Path = typer.Argument(..., help="Trained pipeline directory (training/model-best)."),
-    project_meta: Path = typer.Argument(..., help="The project's metadata (configs/meta.json): name, "
-                                        "description, license, sources, notes."),
-    output: Path = typer.Argument(..., help="Where the merged meta.json goes."),
+    model_dir: Path = typer.Argument(
+        ..., metavar="MODEL_DIR", help="Trained pipeline directory (training/model-best)."
+    ),
+    project_meta: Path = typer.Argument(
+        ..., metavar="PROJECT_META", help="The project's metadata (configs/meta.json): name, description, "
+        "license, sources, notes."
+    ),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help="Where the merged meta.json goes."),
     metrics_dir: Path = typer.Option(Path("metrics"), "--metrics", help="Metrics written by `evaluate`."),
     command: str = typer.Option("", "--command", help="The command that produced the scores, for the model card."),
     performance: List[str] = typer.Option(
