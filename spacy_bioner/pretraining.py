@@ -722,7 +722,7 @@ def pretrain(
     started = time.time()
     device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
     if device.type == "cuda":
-        torch.cuda.set_device(device)  # what torch.cuda.is_bf16_supported asks about
+        torch.cuda.set_device(device)
     base = resolve_encoder(settings.encoder, settings.fallback or None)
     check_encoder_outside_output(base, output)
     checkpoint_state = _read_checkpoint_state(output) if resume and output.is_dir() else None

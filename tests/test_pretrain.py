@@ -370,9 +370,11 @@ def test_autocast_is_bf16_only_where_the_gpu_has_it(monkeypatch: pytest.MonkeyPa
     from spacy_bioner.pretraining import _autocast
 
     cuda = torch.device("cuda", 0)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    # A GPU's answer, without a GPU: Turing (7.5) emulates bfloat16, Ampere (8.0) has it.
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *args, **kwargs: (7, 5))
     assert isinstance(_autocast(cuda), contextlib.nullcontext)  # float32
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *args, **kwargs: (8, 0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "CUDA is not available" on a machine without one
         context = _autocast(cuda)

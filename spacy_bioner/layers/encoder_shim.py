@@ -63,7 +63,9 @@ def has_bfloat16_arithmetic(device: torch.device) -> bool:
     emulated), or a CPU with AVX512-BF16 or AMX (Linux's /proc/cpuinfo flags).
     Elsewhere bfloat16 is emulated, and far slower than float32 (README.md)."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+        # As torch.cuda.is_bf16_supported(including_emulation=False), which torch < 2.3
+        # lacks: every ROCm GPU, and NVIDIA's from compute capability 8.0 (Ampere) on.
+        return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
     return device.type == "cpu" and _cpu_has_bfloat16()
 
 
