@@ -139,3 +139,19 @@ def test_the_crfs_log_space_fallbacks_are_counted_silently(capsys: pytest.Captur
     assert counts[0] == (0, 0)
     assert counts[1][0] == 1 and 1 <= counts[1][1] <= 3
     assert capsys.readouterr() == ("", "")
+
+
+def test_gpu_busy_time_counts_each_kernel_once():
+    """torch's profiler lists a kernel on its own row and again under the operator
+    that launched it: events built as its parser builds them, one 100-us kernel."""
+    from torch.autograd import DeviceType
+    from torch.autograd.profiler_util import EventList, FunctionEvent
+
+    operator = FunctionEvent(id=1, name="aten::mm", thread=0, start_us=0, end_us=150, use_device="cuda", stack=[],
+                             device_type=DeviceType.CPU)
+    operator.append_kernel("sgemm", 0, 100)
+    kernel = FunctionEvent(id=2, name="sgemm", thread=0, start_us=10, end_us=110, use_device="cuda", stack=[],
+                           device_type=DeviceType.CUDA, device_index=0)
+    events = EventList([operator, kernel], use_device="cuda")
+    events._build_tree()
+    assert step_profile.kernel_microseconds(events.key_averages()) == 100

@@ -57,7 +57,7 @@ def main(
         raise typer.BadParameter(f"unknown corpus {corpus!r}; choose from {list(CORPORA)}")
     folder, head = CORPORA[corpus]
     shipped = shipped_options(head)
-    device = device_name()
+    device = device_name(-1)  # the heads run on the CPU here
     records: List[Dict[str, Any]] = []
     for path in pipelines:
         nlp = spacy.load(path)
@@ -80,7 +80,7 @@ def main(
                     "options": options, "device": device,
                     **{key: scores[key] for key in ("p", "r", "f1", "macro_f1")},
                 })
-    output = output_dir / f"{results_stem(tag)}.json"
+    output = output_dir / f"{results_stem(tag, -1)}.json"
     write_json(output, records)
     print(markdown_table(records))
     log(f"wrote {output}")

@@ -6,6 +6,11 @@
 # A second job on the same machine finds all of it done and skips it. Each
 # archive is unpacked beside its place and moved there once complete, so an
 # unpack cut off by a timeout is done again, never taken for a finished one.
+# The bundle is CPython 3.12's (its compiled modules), and it travels in .device/.
+python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' \
+  || { echo "device_env: the carried spaCy stack is for CPython 3.12; python3 here is $(python3 -V 2>&1)" >&2; exit 1; }
+[ -f "$REPO/.device/spacy-gpu-site-cp312.tar.xz" ] \
+  || { echo "device_env: no .device/ bundles: run benchmarks/scripts/stage_device.sh, and carry [\".device\"]" >&2; exit 1; }
 unpack() {  # unpack ARCHIVE DEST: ARCHIVE's content as the folder DEST
   local archive=$1 dest=$2
   [ -d "$dest" ] && return 0

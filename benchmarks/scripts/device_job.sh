@@ -48,9 +48,14 @@ trains=(--encoder /tmp/all-MiniLM-L6-v2 --corpus-root corpus)
 case "$script" in
   run.py) args=("${trains[@]}" --output-dir "$OUT") ;;
   step_profile.py) args=("${trains[@]}" --output "$OUT/${script%.py}.json") ;;
-  *) args=(--output "$OUT/${script%.py}.json") ;;
+  crf_schedules.py) args=(--output "$OUT/${script%.py}.json") ;;
+  *) args=() ;;  # the others name their outputs in their own arguments
 esac
 tag=""
 previous=""
-for arg in "$@"; do [ "$previous" = --tag ] && tag=$arg; previous=$arg; done
+for arg in "$@"; do
+  [ "$previous" = --tag ] && tag=$arg
+  case "$arg" in --tag=*) tag=${arg#--tag=} ;; esac
+  previous=$arg
+done
 python3 "scripts/$script" --gpu-id 0 "${args[@]}" "$@" 2>&1 | tee "$OUT/${script%.py}${tag:+-$tag}.log"

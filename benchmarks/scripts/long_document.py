@@ -58,7 +58,7 @@ def main(
         # ru_maxrss is in kilobytes on Linux.
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
         "loaded_rss_gb": round(loaded_rss / 1e6, 2),
-        "device": device_name(),
+        "device": device_name(gpu_id),
         "versions": versions(),
     }
     if gpu_id >= 0:

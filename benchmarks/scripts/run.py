@@ -197,7 +197,7 @@ def run_spacy_system(
     gold, pred = _tagged(nlp, test_docs, gold_tokens)
     speed = {str(b): words_per_second(nlp, test_docs, b) for b in INFERENCE_BATCH_SIZES} if measure_speed else {}
     encoder_used = nlp.get_pipe("transformer").model.attrs["name"]
-    record = _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred)
+    record = _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred, gpu_id)
     # Dev scores choose the shipped defaults among the ablations; test only reports.
     dev_gold, dev_pred = _tagged(nlp, load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit), gold_tokens)
     record["dev_f1"] = seqeval_scores([t for _, t in dev_gold], [t for _, t in dev_pred])["f1"]
@@ -225,7 +225,7 @@ def run_hf_system(
     gold = [tags for _, tags in test]
     record = _record(
         "hf_token_classification", corpus, epochs, result["train_seconds"],
-        {k: float(v) for k, v in result["words_per_second"].items()}, encoder, None, None,
+        {k: float(v) for k, v in result["words_per_second"].items()}, encoder, None, None, gpu_id,
     )
     scores = seqeval_scores(gold, result["test_predictions"])
     record.update(_scores(scores))
@@ -246,7 +246,12 @@ def _scores(scores: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def _record(system, corpus, epochs, train_seconds, speed, encoder, gold, pred) -> Dict[str, Any]:
+def _record(
+    system: str, corpus: str, epochs: int, train_seconds: float, speed: Dict[str, float], encoder: str,
+    gold: Optional[list], pred: Optional[list], gpu_id: int,
+) -> Dict[str, Any]:
+    """A system's record: what ran where, its training time and words/s, and its test scores
+    where `gold` and `pred` (IOB sentences) are given."""
     record = {
         "system": system,
         "corpus": corpus,
@@ -256,7 +261,7 @@ def _record(system, corpus, epochs, train_seconds, speed, encoder, gold, pred) -
         "peak_gpu_mb": _gpu_peak(),
         # The model's own name, also for an encoder package's directory ("model").
         "encoder": describe_encoder(encoder)["encoder"],
-        "device": device_name(),
+        "device": device_name(gpu_id),
         "versions": versions(),
     }
     if gold is not None:
@@ -278,7 +283,7 @@ def _gpu_peak() -> Optional[float]:
     return round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None
 
 
-def device_name(gpu_id: int = 0) -> str:
+def device_name(gpu_id: int) -> str:
     """GPU `gpu_id`'s name where torch sees one (gpu_id >= 0), else the CPU's."""
     import torch
 
@@ -287,9 +292,9 @@ def device_name(gpu_id: int = 0) -> str:
     return f"CPU ({platform.machine()}, {__import__('os').cpu_count()} cores)"
 
 
-def results_stem(tag: str = "") -> str:
-    """A results file's name without its suffix: <date>-<device>[-<tag>]."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name()).strip("-").lower()
+def results_stem(tag: str, gpu_id: int) -> str:
+    """A results file's name without its suffix: <date>-<device>[-<tag>], the device that of `gpu_id`."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(gpu_id)).strip("-").lower()
     return f"{datetime.date.today().isoformat()}-{slug}{'-' + tag if tag else ''}"
 
 
@@ -365,7 +370,7 @@ def main(
         spacy.require_gpu(gpu_id)
     runs: List[Tuple[str, str, Dict[str, Any]]] = [] if only_variants else [(s, "", {}) for s in systems]
     runs += [("spacy_bioner", *parse_variant(v)) for v in variant]
-    stem = results_stem(tag)
+    stem = results_stem(tag, gpu_id)
     records: List[Dict[str, Any]] = []
     for corpus in corpora:
         for system, name, overrides in runs:

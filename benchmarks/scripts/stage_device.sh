@@ -11,9 +11,16 @@ REPO="$(git rev-parse --show-toplevel)"
 cd "$REPO"
 bash ../shared/device/stage.sh
 rm -f .device/spacy_bioner-*.whl
-# (setuptools' build/ folder is git-ignored, so it does not travel.)
+# pip builds in the tree and would pack what an earlier build left in build/lib
+# (a module since deleted); build/ is git-ignored, so it does not travel.
+rm -rf build
 python -m pip wheel -q --no-deps --no-build-isolation -w .device "$REPO" 2>&1 | grep -v "^WARNING: Running pip as" || true
 ls .device/spacy_bioner-*.whl > /dev/null
 source benchmarks/scripts/package_stamp.sh
 package_stamp "$REPO" > .device/spacy-bioner.stamp
 ls -l .device
+# What a call carries: the tracked files, the untracked ones git does not ignore, and .device.
+limit=$((64 * 1024 * 1024))
+total=$(( $(git ls-files -z --cached --others --exclude-standard | xargs -0 cat | wc -c) + $(du -sb .device | cut -f1) ))
+echo "a call carries $total bytes; $((limit - total)) left of the device tool's 64 MiB"
+[ "$total" -lt "$limit" ] || { echo "stage_device: over the device tool's 64 MiB" >&2; exit 1; }

@@ -196,7 +196,7 @@ def main(
             "median": round(statistics.median(differences), 1),
         },
         "ms_inside": {patch.name: patch.ms_inside() for patch in patches},
-        "device": device_name(),
+        "device": device_name(-1),
         "versions": versions(),
     }
     log(

@@ -134,7 +134,7 @@ def main(
         encoder = tiny_encoder(source, Path(tmp) / "tiny-bert")
         for crf in heads.crf_settings():
             record = measure(corpus_root / "jnlpba", encoder, crf, batch_words, steps, infer_docs, config_path)
-            record.update(device=device_name(), versions=versions())
+            record.update(device=device_name(-1), versions=versions())
             log(
                 f"{'CRF' if crf else 'softmax'}: {record['ms_per_step_first_sight']} ms/step (first sight), "
                 f"{record['ms_per_step_repeat']} ms/step (repeat), medians {record['median_ms_per_step_first_sight']} "

@@ -330,6 +330,18 @@ def split_pass(trainer: Trainer, steps: int, clock: EncoderClock) -> Dict[str, A
     }
 
 
+def kernel_microseconds(averages: Sequence[Any]) -> float:
+    """The GPU's busy time in torch.profiler's `key_averages()`: the kernels' own
+    rows, as torch's table totals "Self CUDA"; an operator's row repeats the
+    time of the kernels it launched."""
+    from torch.autograd import DeviceType
+
+    return sum(
+        event.self_device_time_total for event in averages
+        if event.device_type == DeviceType.CUDA and not getattr(event, "is_user_annotation", False)
+    )
+
+
 def operator_trace(trainer: Trainer, steps: int) -> Dict[str, Any]:
     """`steps` more steps under torch.profiler: how busy the GPU was (its kernels'
     time against the wall time of the steps) and the operators that took it.
@@ -348,8 +360,7 @@ def operator_trace(trainer: Trainer, steps: int) -> Dict[str, Any]:
         seconds = now(trainer.cuda) - start
     averages = profiler.key_averages()
     wall_ms = 1000 * seconds / steps
-    # "Self" times do not count a child's time twice: their sum is the total.
-    kernel_ms = sum(event.self_device_time_total for event in averages) / 1000 / steps
+    kernel_ms = kernel_microseconds(averages) / 1000 / steps
     sort_by = "self_device_time_total" if trainer.cuda else "self_cpu_time_total"
     return {
         "trace_steps": steps,
