@@ -24,16 +24,21 @@ def score_bio_ner(
     component passes its own), gold entities of other labels (another
     head's, where the gold is doc.ents) are left out, and so are the head's
     predictions that overlap one: the head learns those tokens as
-    unannotated (`BioNER.gold_tags`). ``ents_*`` score the union in
+    unannotated (`BioNER.gold_tags`), as it does the tokens whose NER
+    annotation is missing where the gold is doc.ents (spaCy's `get_ner_prf`
+    leaves predictions there out too). ``ents_*`` score the union in
     doc.ents against the reference doc.ents, as spaCy's `ner` does.
     """
     examples = list(examples)
     known = set(labels) if labels else None
-    # The tokens of each predicted doc under gold entities of other labels.
+    # The tokens of each predicted doc without gold for the head: under gold
+    # entities of other labels, or without NER annotation.
     unannotated: Dict[int, List[Tuple[int, int]]] = {}
     for eg in examples:
         others = [span for span in gold_spans(eg.reference, spans_key) or [] if known is not None
                   and span.label_ not in known]
+        if spans_key not in eg.reference.spans and is_annotated(eg.reference, spans_key):
+            others += _missing_annotation(eg.reference)
         aligned = eg.get_aligned_spans_y2x(others, allow_overlap=True) if others else []
         unannotated[id(eg.predicted)] = [(span.start, span.end) for span in aligned]
 
@@ -55,6 +60,19 @@ def score_bio_ner(
     )
     scores.update(get_ner_prf(examples))
     return scores
+
+
+def _missing_annotation(doc: Doc) -> List[Span]:
+    """The runs of tokens of `doc` whose NER annotation is missing (ENT_IOB 0)."""
+    missing = doc.to_array("ENT_IOB") == 0
+    runs, start = [], None
+    for i, flag in enumerate([*missing, False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append(doc[start:i])
+            start = None
+    return runs
 
 
 @registry.scorers("spacy_bioner.bio_ner_scorer.v1")

@@ -17,7 +17,7 @@ Pre-tokenized corpora (JNLPBA, BC5CDR IOB) keep their own tokens; this
 tokenizer is for raw text (PubTator documents and inference).
 """
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, List
 
 import spacy
 from spacy.lang.en import English
@@ -105,8 +105,13 @@ def make_bio_nlp() -> Language:
 # Sentence ends: a token that is only terminal punctuation.
 _TERMINALS = {".", "!", "?"}
 # Words that a period follows without ending the sentence ("et al. 1990",
-# "Fig. 2", "i.v. 10 mg" (tokenized "i.v" "."), "vs. placebo").
-_ABBREVIATIONS = {"al", "fig", "figs", "vs", "approx", "ca", "no", "dr", "ref", "resp", "eq"}
+# "Fig. 2", "i.v. 10 mg" (tokenized "i.v" "."), "vs. placebo"), in the cases
+# they take: "Al.", "Ca." and "NO." end sentences about aluminium, calcium and
+# nitric oxide.
+_ABBREVIATIONS = {"al", "ca"} | {
+    form for word in ("fig", "figs", "vs", "approx", "no", "dr", "ref", "resp", "eq")
+    for form in (word, word.capitalize())
+}
 
 
 def _ends_sentence(prev: str, terminal: str, nxt: str) -> bool:
@@ -115,7 +120,7 @@ def _ends_sentence(prev: str, terminal: str, nxt: str) -> bool:
     # A dotted abbreviation that lost its last period ("U.S", "i.v", "p.o")
     # ends in letters; a decimal ("... was 1.6. The") ends a sentence.
     dotted = "." in prev and prev.rsplit(".", 1)[1].isalpha()
-    if terminal == "." and (dotted or prev.lower() in _ABBREVIATIONS):
+    if terminal == "." and (dotted or prev in _ABBREVIATIONS):
         return False
     # A new sentence starts with a capital, a digit or an opening bracket;
     # "0.5 mg. kg" or "e.g. the" do not start one.
@@ -131,11 +136,16 @@ def set_sentence_starts(doc: Doc, forced: Iterable[int] = ()) -> Doc:
     so they never end a sentence.
     """
     forced_set = set(forced)
+    # The last two tokens that are not whitespace ("works." "\n" "The": the
+    # whitespace stays with the sentence it follows).
+    before: List[str] = []
     for i, token in enumerate(doc):
         if i == 0 or i in forced_set:
             token.is_sent_start = True
-        elif i >= 2:
-            token.is_sent_start = _ends_sentence(doc[i - 2].text, doc[i - 1].text, token.text)
-        else:
+        elif token.is_space or len(before) < 2:
             token.is_sent_start = False
+        else:
+            token.is_sent_start = _ends_sentence(before[-2], before[-1], token.text)
+        if not token.is_space:
+            before = [*before[-1:], token.text]
     return doc

@@ -126,6 +126,19 @@ def test_another_heads_gold_is_unannotated_for_this_head():
     assert list(scores[f"spans_{KEY}_per_type"]) == ["protein"]
 
 
+def test_tokens_without_ner_annotation_are_unannotated_for_the_head():
+    """Gold from doc.ents with missing annotation (ent_iob 0): the head learns those
+    tokens as unannotated, and a prediction there is no false positive, as in spaCy's ents_*."""
+    vocab = Vocab()
+    words = "IL-2 binds receptor in human T cells".split()
+    reference = Doc(vocab, words=words, ents=["B-protein", "O", "O", "O", None, None, None])
+    predicted = Doc(vocab, words=words)
+    predicted.spans["jnlpba"] = [Span(predicted, 0, 1, "protein"), Span(predicted, 5, 7, "cell_type")]
+    predicted.ents = list(predicted.spans["jnlpba"])
+    scores = score_bio_ner([Example(predicted, reference)], spans_key="jnlpba", labels=["protein", "cell_type"])
+    assert scores["spans_jnlpba_p"] == scores["ents_p"] == 1.0 and scores["spans_jnlpba_r"] == 1.0
+
+
 def test_the_component_scores_with_its_labels(tiny_pipeline):
     nlp = spacy.load(tiny_pipeline)
     scores = nlp.get_pipe("jnlpba").score([ents_gold_and_head_prediction(nlp.vocab)])

@@ -64,6 +64,11 @@ def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tok
         # A decimal before the period is not an abbreviation.
         ("Activity was 1.6. Thermal ratios at E18.5. We saw it.", ["Activity", "Thermal", "We"]),
         ("It was given i.v. Anaesthesia followed.", ["It"]),
+        # Whitespace after the period, of any kind, ends the sentence all the same.
+        ("It works.\nThe next.  One more.\u00a0Last.", ["It", "The", "One", "Last"]),
+        # Element symbols and nitric oxide are no abbreviations; the words they look like are.
+        ("Rats were exposed to Al. Brain levels rose. Production of NO. It fell.", ["Rats", "Brain", "Production", "It"]),
+        ("See fig. 2 and No. 3.", ["See"]),
     ],
 )
 def test_sentence_starts_follow_terminal_punctuation_not_abbreviations(text, starts):
