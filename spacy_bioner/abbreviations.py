@@ -51,7 +51,7 @@ import numpy as np
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 
-from .annotation import SCORES_ATTR, head_ents, head_keys, merge_into_ents, spans_with_scores
+from .annotation import SCORES_ATTR, group_scores, head_ents, head_keys, merge_into_ents, spans_with_scores
 from .tokenizer import HYPHENS
 
 # At most this many tokens between the parentheses of a definition.
@@ -436,7 +436,8 @@ class AbbreviationConsistency:
     ) -> Tuple[Set[Tuple[int, int, str]], List[Tuple[Span, float]]]:
         """Correct doc.spans[key]; return the (start, end, label) of the spans
         it lost, and the spans it gained with their scores."""
-        has_scores = SCORES_ATTR in doc.spans[key].attrs
+        # Scores that still fit the group (group_scores): a group changed since has none.
+        has_scores = group_scores(doc.spans[key]) is not None
         before = {(span.start, span.end): (span.label_, score) for span, score in spans_with_scores(doc, key)}
         entities = dict(before)
         # Kept up to date with `entities`, so that a long document is not scanned for every mention.

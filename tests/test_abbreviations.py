@@ -334,6 +334,22 @@ def test_a_mention_with_the_long_forms_label_keeps_its_own_score(nlp):
                           (24, 25, "Chemical"): 0.8}
 
 
+def test_a_group_changed_after_the_head_scored_it_is_corrected_without_scores(nlp):
+    """A span added by the user: which score is whose is unknown (annotation.group_scores),
+    so the corrected group has none, and the next merge into doc.ents does not fail on them."""
+    doc = make_doc(nlp)
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (5, 6, "Disease")])
+    doc.spans["bc5cdr"].append(Span(doc, 9, 11, label="Disease"))
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    assert triples(doc.spans["bc5cdr"]) == [
+        (0, 1, "Chemical"), (2, 3, "Chemical"), (5, 6, "Disease"), (9, 11, "Disease"), (12, 13, "Disease"),
+        (15, 16, "Chemical"), (20, 21, "Disease"), (24, 25, "Chemical"),
+    ]
+    assert SCORES_ATTR not in doc.spans["bc5cdr"].attrs
+    merge_into_ents(doc, [Span(doc, 7, 8, label="Disease")], [0.5])
+    assert (7, 8, "Disease") in triples(doc.ents)
+
+
 def test_spans_keys_naming_no_head_are_warned_about_once(nlp, recwarn):
     """A misspelt key (or a head left out of the pipeline) would silently
     correct nothing; a head that is only disabled is no mistake."""
