@@ -186,9 +186,9 @@ class CRFLoss(ClassWeightedTaggingLoss):
     annotation are left free; see layers/crf.py). A sequence likelihood does
     not split into per-token terms, so the class weight of a token's gold tag
     scales its emission gradient (where the tag is missing, the mean weight of
-    the batch's known tags), divided by the summed weight, as in the softmax loss; the loss and the gradients of the
-    transition, start and end scores are unweighted and divided by the number
-    of tokens. Both are over the documents annotated for the head only, so
+    the batch's known tags), divided by the summed weight, as in the softmax
+    loss; the loss and the gradients of the transition, start and end scores
+    are unweighted and divided by the number of tokens. Both are over the documents annotated for the head only, so
     neither the weights' overall scale nor the share of other corpora's
     documents in a batch changes the size of an update.
 
