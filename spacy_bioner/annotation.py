@@ -120,6 +120,28 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
     )
 
 
+def ents_from_heads(doc: Doc, spans_keys: Sequence[str], placed: Dict[Tuple[int, int, str], float]) -> None:
+    """Make doc.ents again from the spans of the heads' groups (`spans_keys`),
+    higher score first (`merge_into_ents`), beside the entities that no head
+    placed: `placed` (`head_ents`, read before the groups changed) names the
+    heads' entities, which go, and the rest stay. Merging a head's new spans
+    into doc.ents instead would not bring back a span that lost only to an
+    entity they push out."""
+    doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in placed]
+    spans, scores = [], []
+    for key in spans_keys:
+        for span, score in spans_with_scores(doc, key):
+            spans.append(span)
+            # A span without a score (a group not written by bio_ner) gives way to scored ones.
+            scores.append(0.0 if score is None else score)
+    merge_into_ents(doc, spans, scores)
+
+
+def scored_span_keys(doc: Doc) -> List[str]:
+    """The keys of `doc`'s span groups that hold a head's scored spans (`group_scores`)."""
+    return [key for key, group in doc.spans.items() if group_scores(group) is not None]
+
+
 def head_ents(doc: Doc) -> Dict[Tuple[int, int, str], float]:
     """(start, end, label) -> score of the entities of doc.ents that a head placed.
 

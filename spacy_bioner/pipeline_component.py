@@ -30,11 +30,13 @@ from wasabi import table
 from . import bounds
 from .annotation import (
     SCORES_ATTR,
+    ents_from_heads,
     gold_spans,
+    head_ents,
     head_keys,
     is_annotated,
     longest_first,
-    merge_into_ents,
+    scored_span_keys,
     select_non_overlapping,
     span_groups_hiding_ents,
 )
@@ -318,7 +320,8 @@ class BioNER(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[np.ndarray, np.ndarray]]) -> None:
         """Write each doc's entities to doc.spans[spans_key] (with a mean
-        confidence per span) and merge them into doc.ents.
+        confidence per span) and make doc.ents the union of the heads' spans
+        (`annotation.ents_from_heads`).
 
         Each entity keeps the tokens `entity_bounds` gives it (no whitespace at
         either end; with `balance_brackets`, no unbalanced bracket); an entity
@@ -343,9 +346,9 @@ class BioNER(TrainablePipe):
                 entities = bounds.take_letter_suffixes(doc, entities)
             spans = [Span(doc, start, end, label=label) for start, end, label in entities]
             scores = [float(confidence[start:end][decoded[start:end]].mean()) for start, end, _ in entities]
-            group = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={SCORES_ATTR: scores})
-            doc.spans[self.spans_key] = group
-            merge_into_ents(doc, list(group), scores)
+            placed = head_ents(doc)  # before this head's group is (re)written
+            doc.spans[self.spans_key] = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={SCORES_ATTR: scores})
+            ents_from_heads(doc, scored_span_keys(doc), placed)
 
     # Training ----------------------------------------------------------------
 

@@ -350,6 +350,18 @@ def test_a_group_changed_after_the_head_scored_it_is_corrected_without_scores(nl
     assert (7, 8, "Disease") in triples(doc.ents)
 
 
+def test_doc_ents_stay_the_heads_union_when_an_added_mention_displaces_an_entity(nlp):
+    """The step's "HAL" (0.9) pushes "HAL dementia" (0.7) out of doc.ents; "dementia",
+    which had lost only to it, comes back: doc.ents are the heads' spans, higher score first."""
+    doc = Doc(nlp.vocab, words="haloperidol ( HAL ) was given ; HAL dementia rose".split())
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (8, 9, "Disease")], scores=[0.9, 0.3])
+    set_head(doc, "jnlpba", [(7, 9, "cell_type")], scores=[0.7])
+    assert triples(doc.ents) == [(0, 1, "Chemical"), (7, 9, "cell_type")]
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    assert (7, 8, "Chemical") in triples(doc.spans["bc5cdr"])
+    assert triples(doc.ents) == [(0, 1, "Chemical"), (2, 3, "Chemical"), (7, 8, "Chemical"), (8, 9, "Disease")]
+
+
 def test_spans_keys_naming_no_head_are_warned_about_once(nlp, recwarn):
     """A misspelt key (or a head left out of the pipeline) would silently
     correct nothing; a head that is only disabled is no mistake."""
