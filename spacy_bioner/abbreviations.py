@@ -353,11 +353,12 @@ class AbbreviationConsistency:
         if not abbreviations:
             return doc
         # Read before the heads' span groups change: which entities of doc.ents are theirs.
-        placed = head_ents(doc)
+        heads = list(dict.fromkeys([*head_keys(self.nlp), *keys]))
+        placed = head_ents(doc, heads)
         changed = [key for key in keys if self._correct(doc, key, abbreviations)]
         if changed:
             # All heads first, then doc.ents, made again as the heads' union.
-            ents_from_heads(doc, list(head_keys(self.nlp)), placed)
+            ents_from_heads(doc, heads, placed)
         if self.ents_follow_long_form:
             self._ents_follow_long_forms(doc, abbreviations)
         return doc

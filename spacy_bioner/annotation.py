@@ -122,11 +122,11 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
 
 def ents_from_heads(doc: Doc, spans_keys: Sequence[str], placed: Dict[Tuple[int, int, str], float]) -> None:
     """Make doc.ents again from the spans of the heads' groups (`spans_keys`),
-    higher score first (`merge_into_ents`), beside the entities that no head
-    placed: `placed` (`head_ents`, read before the groups changed) names the
-    heads' entities, which go, and the rest stay. Merging a head's new spans
-    into doc.ents instead would not bring back a span that lost only to an
-    entity they push out."""
+    higher score first (`merge_into_ents`), beside the entities that these
+    heads did not place: `placed` (`head_ents(doc, spans_keys)`, read before
+    the groups changed) names the heads' entities, which go, and the rest
+    stay. Merging changed spans into doc.ents instead would not bring back a
+    span that lost only to an entity they push out."""
     doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in placed]
     spans, scores = [], []
     for key in spans_keys:
@@ -137,13 +137,9 @@ def ents_from_heads(doc: Doc, spans_keys: Sequence[str], placed: Dict[Tuple[int,
     merge_into_ents(doc, spans, scores)
 
 
-def scored_span_keys(doc: Doc) -> List[str]:
-    """The keys of `doc`'s span groups that hold a head's scored spans (`group_scores`)."""
-    return [key for key, group in doc.spans.items() if group_scores(group) is not None]
-
-
-def head_ents(doc: Doc) -> Dict[Tuple[int, int, str], float]:
-    """(start, end, label) -> score of the entities of doc.ents that a head placed.
+def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tuple[int, int, str], float]:
+    """(start, end, label) -> score of the entities of doc.ents that a head placed
+    (with `spans_keys`, one of the heads that write those keys).
 
     An entity is a head's where a scored span group holds a span of its
     tokens and label, and it has neither a kb_id nor an id: a head sets
@@ -155,7 +151,9 @@ def head_ents(doc: Doc) -> Dict[Tuple[int, int, str], float]:
     scores, so a merged doc's entities count as set by something else.
     """
     scored: Dict[Tuple[int, int, str], float] = {}
-    for group in doc.spans.values():
+    for key, group in doc.spans.items():
+        if spans_keys is not None and key not in spans_keys:
+            continue
         for span, score in zip(group, group_scores(group) or ()):
             scored[(span.start, span.end, span.label_)] = score
     return {

@@ -30,13 +30,11 @@ from wasabi import table
 from . import bounds
 from .annotation import (
     SCORES_ATTR,
-    ents_from_heads,
     gold_spans,
-    head_ents,
     head_keys,
     is_annotated,
     longest_first,
-    scored_span_keys,
+    merge_into_ents,
     select_non_overlapping,
     span_groups_hiding_ents,
 )
@@ -320,8 +318,7 @@ class BioNER(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[np.ndarray, np.ndarray]]) -> None:
         """Write each doc's entities to doc.spans[spans_key] (with a mean
-        confidence per span) and make doc.ents the union of the heads' spans
-        (`annotation.ents_from_heads`).
+        confidence per span) and merge them into doc.ents.
 
         Each entity keeps the tokens `entity_bounds` gives it (no whitespace at
         either end; with `balance_brackets`, no unbalanced bracket); an entity
@@ -346,9 +343,9 @@ class BioNER(TrainablePipe):
                 entities = bounds.take_letter_suffixes(doc, entities)
             spans = [Span(doc, start, end, label=label) for start, end, label in entities]
             scores = [float(confidence[start:end][decoded[start:end]].mean()) for start, end, _ in entities]
-            placed = head_ents(doc)  # before this head's group is (re)written
-            doc.spans[self.spans_key] = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={SCORES_ATTR: scores})
-            ents_from_heads(doc, scored_span_keys(doc), placed)
+            group = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={SCORES_ATTR: scores})
+            doc.spans[self.spans_key] = group
+            merge_into_ents(doc, list(group), scores)
 
     # Training ----------------------------------------------------------------
 

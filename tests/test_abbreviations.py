@@ -362,6 +362,19 @@ def test_doc_ents_stay_the_heads_union_when_an_added_mention_displaces_an_entity
     assert triples(doc.ents) == [(0, 1, "Chemical"), (2, 3, "Chemical"), (7, 8, "Chemical"), (8, 9, "Disease")]
 
 
+def test_doc_ents_are_made_again_from_the_heads_spans_only(nlp):
+    """A scored group that no head writes (spancat's "sc", overlapping spans) stays out
+    of doc.ents, and an entity set by something else stays in."""
+    doc = make_doc(nlp)
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical")])
+    doc.spans["sc"] = SpanGroup(doc, name="sc", spans=[Span(doc, 4, 6, "X"), Span(doc, 5, 6, "Y")],
+                                attrs={SCORES_ATTR: [0.99, 0.98]})
+    doc.ents = [*doc.ents, Span(doc, 7, 8, label="ANIMAL")]
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    assert triples(doc.ents) == [(0, 1, "Chemical"), (2, 3, "Chemical"), (7, 8, "ANIMAL"),
+                                 (15, 16, "Chemical"), (24, 25, "Chemical")]
+
+
 def test_spans_keys_naming_no_head_are_warned_about_once(nlp, recwarn):
     """A misspelt key (or a head left out of the pipeline) would silently
     correct nothing; a head that is only disabled is no mistake."""

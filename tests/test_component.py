@@ -755,19 +755,3 @@ def test_a_head_warns_once_when_the_transformer_did_not_run(tiny_pipeline, recwa
             nlp("Cisplatin.")
     assert sum("'jnlpba' listens" in str(w.message) for w in caught) == 1
     assert "annotating_components" in str(next(w for w in caught if "'jnlpba' listens" in str(w.message)).message)
-
-
-def test_doc_ents_are_the_union_of_three_heads_higher_score_first():
-    """Each head makes doc.ents again from every head's spans: C's span pushes A's
-    out, and B's, which had lost only to A's, comes back (merging C's spans into
-    doc.ents as they were would not bring it back)."""
-    nlp = spacy.blank("en")
-    doc = Doc(nlp.vocab, words="a b c d e".split())
-    predicted = {"a": (1, 3, "X", 0.5), "b": (2, 4, "Y", 0.4), "c": (0, 2, "Z", 0.9)}  # in pipeline order
-    for key, (start, end, label, score) in predicted.items():
-        head = nlp.add_pipe("bio_ner", name=key, config={"spans_key": key, "model": {"tok2vec": SMALL_TOK2VEC}})
-        head.cfg["labels"] = [label]
-        path = np.zeros(len(doc), dtype="i")  # IOB2 tags: O, then B- and I- of the label
-        path[start], path[start + 1 : end] = head.tags.index(f"B-{label}"), head.tags.index(f"I-{label}")
-        head.set_annotations([doc], [(path, np.full(len(doc), score, dtype="f"))])
-    assert [(ent.start, ent.end, ent.label_) for ent in doc.ents] == [(0, 2, "Z"), (2, 4, "Y")]
