@@ -51,7 +51,7 @@ import numpy as np
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 
-from .annotation import SCORES_ATTR, ents_from_heads, group_scores, head_ents, head_keys, spans_with_scores
+from .annotation import SCORES_ATTR, group_scores, head_ents, head_keys, merge_into_ents, spans_with_scores
 from .tokenizer import HYPHENS
 
 # At most this many tokens between the parentheses of a definition.
@@ -352,24 +352,35 @@ class AbbreviationConsistency:
         abbreviations = find_abbreviations(doc, self.plural_variants) if keys else []
         if not abbreviations:
             return doc
-        # Read before the heads' span groups change: which entities of doc.ents are theirs.
         heads = list(dict.fromkeys([*head_keys(self.nlp), *keys]))
+        # Read before the heads' span groups change: which entities of doc.ents are theirs.
         placed = head_ents(doc, heads)
-        changed = [key for key in keys if self._correct(doc, key, abbreviations)]
-        if changed:
-            # All heads first, then doc.ents, made again as the heads' union.
-            ents_from_heads(doc, heads, placed)
+        gone: Set[Tuple[int, int, str]] = set()
+        added: List[Tuple[Span, float]] = []
+        for key in keys:
+            key_gone, key_added = self._correct(doc, key, abbreviations)
+            gone |= key_gone
+            added += key_added
+        # All heads first, then doc.ents: a head's new entity may clash with
+        # one that another head has just dropped.
+        if gone:
+            # Only the heads' entities go: one set by a ruler or the user stays.
+            gone &= placed.keys()
+            doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in gone]
+            added += self._freed(doc, heads, gone, added)
+        if added:
+            merge_into_ents(doc, [span for span, _ in added], [score for _, score in added])
         if self.ents_follow_long_form:
-            self._ents_follow_long_forms(doc, abbreviations)
+            self._ents_follow_long_forms(doc, heads, abbreviations)
         return doc
 
-    def _ents_follow_long_forms(self, doc: Doc, abbreviations: List[Abbreviation]) -> None:
+    def _ents_follow_long_forms(self, doc: Doc, heads: List[str], abbreviations: List[Abbreviation]) -> None:
         """Give each mention in doc.ents the label of the doc.ents entity that
         ends its long form, where a head predicted that label on the mention."""
         offered: Set[Tuple[int, int, str]] = {
-            (span.start, span.end, span.label_) for key in head_keys(self.nlp) for span in doc.spans.get(key, [])
+            (span.start, span.end, span.label_) for key in heads for span in doc.spans.get(key, [])
         }
-        placed = head_ents(doc)
+        placed = head_ents(doc, heads)
         ents = {(ent.start, ent.end): ent for ent in doc.ents}
         ending = {end: ent.label_ for (_, end), ent in ents.items()}
         changed = False
@@ -402,8 +413,30 @@ class AbbreviationConsistency:
                 "span keys, or leave this component out with the heads it was meant for."
             )
 
-    def _correct(self, doc: Doc, key: str, abbreviations: List[Abbreviation]) -> bool:
-        """Correct doc.spans[key]; whether it changed."""
+    def _freed(
+        self, doc: Doc, heads: List[str], gone: Set[Tuple[int, int, str]], added: List[Tuple[Span, float]]
+    ) -> List[Tuple[Span, float]]:
+        """The spans of any head (corrected here or not) that overlap a removed
+        entity: one of them may have lost its place in doc.ents to it."""
+        offered = {(span.start, span.end, span.label_) for span, _ in added}
+        offered |= {(ent.start, ent.end, ent.label_) for ent in doc.ents}
+        was_gone = np.zeros(len(doc), dtype=bool)
+        for start, end, _ in gone:
+            was_gone[start:end] = True
+        freed = []
+        for key in heads:
+            for span, score in spans_with_scores(doc, key):
+                triple = (span.start, span.end, span.label_)
+                if triple not in offered and was_gone[span.start : span.end].any():
+                    freed.append((span, 0.0 if score is None else score))
+                    offered.add(triple)
+        return freed
+
+    def _correct(
+        self, doc: Doc, key: str, abbreviations: List[Abbreviation]
+    ) -> Tuple[Set[Tuple[int, int, str]], List[Tuple[Span, float]]]:
+        """Correct doc.spans[key]; return the (start, end, label) of the spans
+        it lost, and the spans it gained with their scores."""
         # Scores that still fit the group (group_scores): a group changed since has none.
         has_scores = group_scores(doc.spans[key]) is not None
         before = {(span.start, span.end): (span.label_, score) for span, score in spans_with_scores(doc, key)}
@@ -443,9 +476,17 @@ class AbbreviationConsistency:
                 elif self.add_missing and not covered[span[0] : span[1]].any():
                     add(span, entities[long_entities[0]])
         if entities == before:
-            return False
+            return set(), []
         ordered = sorted(entities.items())
         spans = [Span(doc, start, end, label=label) for (start, end), (label, _) in ordered]
         scores = [score for _, (_, score) in ordered]
         doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={SCORES_ATTR: scores} if has_scores else {})
-        return True
+        old = {(start, end, label) for (start, end), (label, _) in before.items()}
+        new = {(span.start, span.end, span.label_) for span in spans}
+        # A span without a score (a group not written by bio_ner) gives way to scored ones.
+        added = [
+            (span, 0.0 if score is None else score)
+            for span, score in zip(spans, scores)
+            if (span.start, span.end, span.label_) not in old
+        ]
+        return old - new, added

@@ -120,26 +120,8 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
     )
 
 
-def ents_from_heads(doc: Doc, spans_keys: Sequence[str], placed: Dict[Tuple[int, int, str], float]) -> None:
-    """Make doc.ents again from the spans of the heads' groups (`spans_keys`),
-    higher score first (`merge_into_ents`), beside the entities that these
-    heads did not place: `placed` (`head_ents(doc, spans_keys)`, read before
-    the groups changed) names the heads' entities, which go, and the rest
-    stay. Merging changed spans into doc.ents instead would not bring back a
-    span that lost only to an entity they push out."""
-    doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in placed]
-    spans, scores = [], []
-    for key in spans_keys:
-        for span, score in spans_with_scores(doc, key):
-            spans.append(span)
-            # A span without a score (a group not written by bio_ner) gives way to scored ones.
-            scores.append(0.0 if score is None else score)
-    merge_into_ents(doc, spans, scores)
-
-
 def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tuple[int, int, str], float]:
-    """(start, end, label) -> score of the entities of doc.ents that a head placed
-    (with `spans_keys`, one of the heads that write those keys).
+    """(start, end, label) -> score of the entities of doc.ents that a head placed.
 
     An entity is a head's where a scored span group holds a span of its
     tokens and label, and it has neither a kb_id nor an id: a head sets
@@ -149,12 +131,20 @@ def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tupl
     off the doc, not kept aside, so that it holds for docs copied or read
     back from a DocBin; `Doc.from_docs` keeps span groups but not their
     scores, so a merged doc's entities count as set by something else.
+
+    With `spans_keys`, the heads are those that write these keys, scores or
+    not (a group changed after its head scored it has none: its spans count
+    with a score of 0).
     """
     scored: Dict[Tuple[int, int, str], float] = {}
     for key, group in doc.spans.items():
-        if spans_keys is not None and key not in spans_keys:
+        if spans_keys is None:
+            scores = group_scores(group) or ()
+        elif key in spans_keys:
+            scores = group_scores(group) or [0.0] * len(group)
+        else:
             continue
-        for span, score in zip(group, group_scores(group) or ()):
+        for span, score in zip(group, scores):
             scored[(span.start, span.end, span.label_)] = score
     return {
         (ent.start, ent.end, ent.label_): scored[(ent.start, ent.end, ent.label_)]

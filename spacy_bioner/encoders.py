@@ -60,7 +60,8 @@ def _loadable(name: str, timeout: float) -> bool:
         return False
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    # huggingface_hub.utils has them from the oldest hub transformers 4.30 allows (0.14) on.
+    from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError
 
     try:
         # One request with a short timeout: transformers' own loader retries
@@ -73,7 +74,8 @@ def _loadable(name: str, timeout: float) -> bool:
         # The hub answered: the name is wrong, which no fallback mends.
         raise EncoderNotFound(
             f"The encoder {name!r} is not on the Hugging Face hub (it answered that no such model "
-            "exists): check the name, or pass a local path."
+            "exists, or none this machine may see): check the name, log in to the hub for a "
+            "private model, or pass a local path."
         ) from None
     except Exception as err:  # offline, timeout, server error...
         logger.debug("Encoder %s not reachable: %s", name, err)

@@ -106,11 +106,11 @@ def make_bio_nlp() -> Language:
 _TERMINALS = {".", "!", "?"}
 # Words that a period follows without ending the sentence ("et al. 1990",
 # "Fig. 2", "i.v. 10 mg" (tokenized "i.v" "."), "vs. placebo"), in the cases
-# they take: "Al.", "Ca." and "NO." end sentences about aluminium, calcium and
-# nitric oxide.
-_ABBREVIATIONS = {"al", "ca"} | {
-    form for word in ("fig", "figs", "vs", "approx", "no", "dr", "ref", "resp", "eq")
-    for form in (word, word.capitalize())
+# they take, upper case included (titles in capitals: "FIG. 2", "ET AL."):
+# "Al.", "Ca." and "NO." end sentences about aluminium, calcium and nitric oxide.
+_ABBREVIATIONS = {"al", "AL", "ca", "no", "No"} | {
+    form for word in ("fig", "figs", "vs", "approx", "dr", "ref", "resp", "eq")
+    for form in (word, word.capitalize(), word.upper())
 }
 
 

@@ -88,6 +88,15 @@ def test_jnlpba_dev_split_is_the_one_pretraining_leaves_out(project_dir: Path) -
         assert args[args.index("--dev-docs") + 1] == str(JNLPBA_DEV_DOCS)
 
 
+def test_rerunning_the_projects_pretrain_continues_it():
+    """Without --resume, a rerun of `spacy project run pretrain` after an interruption
+    would replace the output and its checkpoint (hours of GPU time)."""
+    from weasel.util import load_project_config
+
+    pretrain = next(c for c in load_project_config(ROOT)["commands"] if c["name"] == "pretrain")
+    assert "--resume" in shlex.split(" ".join(pretrain["script"]))
+
+
 def test_project_overrides_reach_the_train_command():
     from weasel.util import load_project_config
 

@@ -457,7 +457,7 @@ def test_a_relative_path_not_written_yet_is_no_hub_name(tmp_path, monkeypatch):
 def test_a_name_the_hub_does_not_have_is_an_error_not_a_fallback(monkeypatch):
     """Online, the hub's "no such model" is a typo; only an unreachable hub calls for the fallback."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.utils import RepositoryNotFoundError
 
     def model_info(self, name, **kwargs):  # the hub's answer, without the network
         raise RepositoryNotFoundError(f"404 Client Error: Repository Not Found for url: .../{name}")

@@ -121,11 +121,13 @@ class EncoderShim(HFShim):
         optimizer keys its moments and parameter averages by (shim id, name), and
         Shim.copy is a plain deepcopy that keeps the id: the copy that
         `nlp.replace_listeners` makes would share them with the original."""
-        copied = copy.deepcopy(self)
+        # The optimizer's state is not copied: deepcopy's memo leaves it out.
+        memo = {id(self._adamw): None, id(self._fused_aliases): []}
+        copied = copy.deepcopy(self, memo)
         with Shim.global_id_lock:
             Shim.global_id += 1
             copied.id = Shim.global_id
-        copied._adamw, copied._fused_aliases, copied._fused_steps = None, [], 0
+        copied._fused_steps = 0
         return copied
 
     def _bfloat16_autocast(self) -> ContextManager:
