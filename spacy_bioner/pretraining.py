@@ -87,6 +87,8 @@ _STATE_FILE = "trainer_state.json"
 HELDOUT_SEED = 1234
 # The fewest tokens of text a packed sequence holds, besides the special tokens.
 MIN_CONTENT_TOKENS = 8
+# What to do where a run cannot be resumed (the project's `pretrain` always passes --resume).
+START_AFRESH = "rerun without --resume, or remove the directory, to start afresh"
 
 
 class PretrainError(Exception):
@@ -626,7 +628,7 @@ def _load_checkpoint_file(path: Path, **kwargs: Any) -> Any:
     except Exception as err:  # pickle.UnpicklingError, or RuntimeError for a damaged file
         raise PretrainError(
             f"cannot resume from {path}: not a checkpoint this version can read safely "
-            f"({type(err).__name__}); rerun without --resume, or remove the directory, to start afresh"
+            f"({type(err).__name__}); {START_AFRESH}"
         ) from None
 
 
@@ -662,7 +664,7 @@ def _check_finished_run(output: Path, results: Dict[str, Any], settings: Pretrai
     if differences:
         raise PretrainError(
             f"cannot resume {output}: it holds a finished run that differs from this one "
-            f"({'; '.join(differences)}); rerun without --resume, or remove the directory, to start afresh"
+            f"({'; '.join(differences)}); {START_AFRESH}"
         )
 
 
@@ -760,12 +762,12 @@ def pretrain(
         if differences:
             raise PretrainError(
                 f"cannot resume {output}: the run differs from the checkpoint's ({'; '.join(differences)}); "
-                "rerun without --resume, or remove the directory, to start afresh"
+                f"{START_AFRESH}"
             )
     elif output.is_dir() and any(output.iterdir()):
         previous = _read_checkpoint_state(output)
-        kept = f" and its checkpoint at step {previous['step']:,}" if previous else ""
-        log(f"Replacing the previous pretraining output in {output}{kept}" +
+        discarded = f" and its checkpoint at step {previous['step']:,}" if previous else ""
+        log(f"Replacing the previous pretraining output in {output}{discarded}" +
             ("" if resume else " (--resume continues a checkpoint of the same run)"))
         _clear_output(output)
     output.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,7 @@ from hf_token_classification import INFERENCE_BATCH_SIZES, train_and_evaluate
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.encoders import resolve_encoder
 from spacy_bioner.evaluation import docs_to_iob, predict_references, seqeval_scores
+from spacy_bioner.messages import first_line
 from spacy_bioner.about import library_versions as versions
 from spacy_bioner.packaging import describe_encoder
 
@@ -386,7 +387,7 @@ def main(
                         config_path, save_to,
                     )
             except Exception as e:  # noqa: BLE001  one system's failure must not cost the others their runs
-                error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                error = f"{type(e).__name__}: {first_line(e)}"
                 record = {"system": system, "corpus": corpus, "epochs": epochs, "error": error,
                           "traceback": traceback.format_exc()}
                 log(f"{system} {name} on {corpus} failed: {error}")

@@ -230,11 +230,12 @@ def read_iob(
     if not groups:
         raise ConversionError(f"{path}:1: empty file (no tokens)")
     unmarked = len(groups) == 1 and groups[0][0] is None
+    if not unmarked and (documents is not None or n_sents > 1):
+        grouping = "regrouping by documents" if documents is not None else "grouping sentences by n_sents"
+        raise ConversionError(f"{path}: the file marks its own documents (-DOCSTART-, ###MEDLINE:); "
+                              f"{grouping} is for files without markers")
     spacing: Optional[List[List[bool]]] = None  # whether whitespace follows each token, per document
     if documents is not None:
-        if not unmarked:
-            raise ConversionError(f"{path}: the file marks its own documents (-DOCSTART-, ###MEDLINE:); "
-                                  "regrouping by documents is for files without markers")
         documents = list(documents)
         regrouped = _regroup(path, groups[0][1], documents)
         groups = [(pmid, sents) for pmid, sents, _ in regrouped]
@@ -244,9 +245,6 @@ def read_iob(
             warnings.warn(f"{path}: no sentence of {len(unread)} of the {len(documents)} documents is in the file "
                           f"(first: {unread[0]}), so they are left out: are they the texts its sentences were cut from?")
         spacing = [spaces for _, _, spaces in regrouped]
-    elif not unmarked and n_sents > 1:
-        raise ConversionError(f"{path}: the file marks its own documents (-DOCSTART-, ###MEDLINE:); "
-                              "n_sents groups the sentences of files without markers")
     elif unmarked:
         sents = groups[0][1]
         groups = [(None, sents[i : i + n_sents]) for i in range(0, len(sents), n_sents)]
