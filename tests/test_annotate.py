@@ -119,6 +119,20 @@ def test_entity_rows_give_every_head_span_and_mark_those_of_doc_ents() -> None:
     ]
 
 
+def test_entity_rows_mark_an_entity_two_heads_found_once() -> None:
+    """Two heads of one label set (e.g. two Disease corpora) find the same span: doc.ents holds it
+    once, and so do the rows marked in_ents, on the head of the higher score."""
+    nlp = spacy.blank("en")
+    doc = nlp("Aspirin causes headache and nausea .")
+    doc.spans["bc5cdr"] = SpanGroup(doc, name="bc5cdr", spans=[Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")],
+                                    attrs={"scores": [0.7, 0.9]})
+    doc.spans["ncbi"] = SpanGroup(doc, name="ncbi", spans=[Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")],
+                                  attrs={"scores": [0.8, 0.9]})
+    doc.ents = [Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")]
+    rows = entity_rows(doc, ["bc5cdr", "ncbi"])
+    assert [(r["text"], r["spans_key"]) for r in rows if r["in_ents"]] == [("nausea", "bc5cdr"), ("headache", "ncbi")]
+
+
 def test_batches_bound_characters_and_overlong_documents_are_rejected(tmp_path: Path) -> None:
     records = [Record(str(i), "x" * n, "s", str(i)) for i, n in enumerate([10, 10, 50, 200, 10])]
     batches = [[r.doc_id for r in batch] for batch in char_batches(records, batch_size=4, max_chars=60)]
@@ -246,6 +260,9 @@ def test_offsets_index_the_document_text(tiny_pipeline: Path, tmp_path: Path) ->
         assert 0.0 <= row["score"] <= 1.0
     assert summary["entities"] == len(out["entities"]) == sum(summary["entities_per_label"].values())
     assert len(summary["deleted"]) == 6
+    # Each deleted PMID under its file: an update file may delete what another adds back.
+    assert [(Path(i["path"]).name, len(i["deleted"])) for i in summary["inputs"]] == [
+        ("toy.jsonl", 0), (UPDATE.name, 6)]
     # The summary names what produced the tables: the pipeline, and the libraries' versions.
     assert summary["run"]["model"]["heads"] == ["jnlpba", "bc5cdr"]
     assert summary["versions"]["spacy-bioner"] == __version__ and {"spacy", "torch"} <= set(summary["versions"])

@@ -23,6 +23,7 @@ from spacy_bioner.annotate.sources import (
     BAD_JSON,
     MALFORMED_XML,
     MISSING_ID,
+    MISSING_TEXT,
     TOO_LONG,
     TRUNCATED,
     UNDECODABLE,
@@ -217,15 +218,23 @@ def test_parquet_whose_text_column_holds_no_strings_is_an_error(tmp_path: Path) 
     assert [item.text for item in read_items(path, text_key="label")] == ["IL-2", "p53"]  # type: ignore[union-attr]
 
 
-def test_jsonl_whose_first_record_lacks_the_text_or_id_key_is_an_error(tmp_path: Path) -> None:
+def test_jsonl_whose_first_records_lack_the_text_or_id_key_is_an_error(tmp_path: Path) -> None:
     """The usual mistake, a file with other key names, stops the run up front
-    (as for Parquet) instead of rejecting every record."""
-    path = write_jsonl(tmp_path / "abstracts.jsonl", [{"pmid": "1", "abstract": "IL-2"}, {"pmid": "2"}])
+    (as for Parquet) instead of rejecting every record; a first record without
+    its text (an exporter that leaves out null fields) is only a reject."""
+    path = write_jsonl(tmp_path / "abstracts.jsonl", [{"pmid": "1"}, {"pmid": "2", "abstract": "IL-2"}])
     assert expand_inputs([path], id_key="pmid", text_key="abstract") == [path]
-    with pytest.raises(ValueError, match=r"no key 'text'.*pmid, abstract.*--text-key"):
+    assert [item.kind if isinstance(item, Reject) else item.doc_id
+            for item in read_items(path, id_key="pmid", text_key="abstract")] == [MISSING_TEXT, "2"]
+    with pytest.raises(ValueError, match=r"no key 'text' for the document text in its first 100 records "
+                                         r"\(keys: pmid, abstract\).*--text-key"):
         expand_inputs([path], id_key="pmid", text_key="text")
     with pytest.raises(ValueError, match=r"no key 'id'.*pmid, abstract.*--id-key"):
         expand_inputs([path], id_key="id", text_key="abstract")
+    # Past the first 100 records, a key first seen is not looked for.
+    late = write_jsonl(tmp_path / "late.jsonl", [{"pmid": str(i)} for i in range(100)] + [{"pmid": "x", "abstract": "p53"}])
+    with pytest.raises(ValueError, match="no key 'abstract'"):
+        expand_inputs([late], id_key="pmid", text_key="abstract")
     # A first line that is no JSON object is the reader's to reject, record by record.
     broken = write_jsonl(tmp_path / "broken.jsonl", [{"id": "1", "text": "p53"}])
     broken.write_text("[1, 2]\n" + broken.read_text(encoding="utf8"), encoding="utf8")

@@ -55,6 +55,28 @@ def test_overwrite_deletes_nothing_where_there_is_no_run(tiny_pipeline: Path, tm
 
 
 @pytest.mark.slow
+def test_file_names_that_are_not_utf8(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """A .txt file whose name is not UTF-8 is a reject named with escapes, and its folder's other
+    files are annotated (its name in the tables stopped the shard, at every rerun); an input whose
+    path is not UTF-8 is refused before anything runs."""
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("p53 binds DNA .", encoding="utf8")
+    (folder / os.fsdecode(b"\xff\xfe.txt")).write_text("IL-2 .", encoding="utf8")
+    output = tmp_path / "out"
+    summary = annotate(str(tiny_pipeline), [folder], output, Options(fmt="jsonl"))
+    assert summary["status"] == "complete" and (summary["documents"], summary["rejected"]) == (1, 1)
+    [reject] = read_table(output, "rejects", "jsonl")
+    assert (reject["record"], reject["kind"]) == ("\\xff\\xfe.txt", "undecodable_bytes")
+    assert [row["doc_id"] for row in read_table(output, "documents", "jsonl") if row["status"] == "annotated"] == ["ok"]
+    odd = tmp_path / os.fsdecode(b"caf\xe9.jsonl")
+    write_texts(odd, ["p53 ."])
+    with pytest.raises(AnnotateError, match=r"caf\\xe9.jsonl: the input's path is not UTF-8"):
+        annotate(str(tiny_pipeline), [odd], tmp_path / "out2", Options(fmt="jsonl"))
+    assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.slow
 def test_a_shard_is_written_before_the_next_is_annotated(
     tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -264,7 +286,7 @@ def test_resume_with_other_spellings_of_the_same_paths(
     recorded = json.loads((output / "run.json").read_text(encoding="utf8"))["inputs"][0]["path"]
     assert recorded == str(path.resolve())
     assert summary["inputs"] == [{"path": recorded, "shards": 2, "records": 4, "documents": 4, "rejected": 0,
-                                  "deleted": 0}]
+                                  "deleted": []}]
     for table in ("documents", "entities"):
         assert {row["source"] for row in read_table(output, table, "jsonl")} == {recorded}, table
 
@@ -552,6 +574,22 @@ def test_ctrl_c_while_the_workers_load_is_one_line_and_ends_them(tiny_pipeline: 
     assert not [pid for pid in workers if _alive(pid)], "workers left running"
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_interrupted_run_says_how_to_finish_it(tmp_path: Path, monkeypatch: Any, overwrite: bool) -> None:
+    """After Ctrl-C the message names the command that finishes the run: with --overwrite, the same
+    command would delete the shards written, so it says --resume instead."""
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(spacy_bioner.annotate, "annotate", interrupted)
+    path = write_jsonl(tmp_path / "toy.jsonl", [{"id": "1", "text": "Aspirin."}])
+    args = ["annotate", str(tmp_path / "model"), str(path), "--output", str(tmp_path / "out"), "--no-progress"]
+    result = CliRunner().invoke(app, args + (["--overwrite"] if overwrite else []))
+    assert result.exit_code == 130
+    finish = "the same command with --resume instead of --overwrite" if overwrite else "the same command"
+    assert result.stderr.strip() == f"Interrupted: the shards written to {tmp_path / 'out'} are kept; {finish} finishes the run."
+
+
 def _closed_port() -> int:
     import socket
 
@@ -571,6 +609,16 @@ def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tiny_pipeline: 
     assert f"Error: cannot reach the Ray cluster at --address {address} (127.0.0.1:" in result.output
     assert "Connection refused" in result.output and "leave --address out" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_ray_annotator_actors_leave_a_cpu_to_read_and_wait_for_an_autoscaler() -> None:
+    """At most one actor fewer than the cluster's CPUs; a cluster of no CPU yet (its autoscaler
+    adds them) gets the actors asked for, not a pool of -1."""
+    from spacy_bioner.annotate.ray_engine import annotator_actors
+
+    assert [annotator_actors(2, cpus) for cpus in (2, 3, 8)] == [1, 2, 2]
+    assert annotator_actors(4, 4) == 3
+    assert annotator_actors(2, 0) == 2
 
 
 @pytest.mark.slow

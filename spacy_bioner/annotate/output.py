@@ -183,24 +183,42 @@ def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:
 
     `score` is the head's score of the span (None when a head writes no
     scores); `in_ents`, whether the span is one of `doc.ents` (the heads'
-    spans without overlaps), so that the table gives either view. Offsets
-    index `doc.text` in code points (Python `str` indices). The record's keys
-    (`doc_id`, `source`, `record`) are added when its shard's tables are made.
+    spans without overlaps), so that the table gives either view: where two
+    heads found the same span with the same label, only the row of the
+    higher score (the first head's on a tie) is marked, so that the marked
+    rows are `doc.ents` once each. Offsets index `doc.text` in code points
+    (Python `str` indices). The record's keys (`doc_id`, `source`, `record`)
+    are added when its shard's tables are made.
     """
     ents = {(ent.start, ent.end, ent.label) for ent in doc.ents}
     rows = []
+    marked: Dict[Tuple[int, int, int], Dict[str, Any]] = {}
     for key in heads:
         for span, score in spans_with_scores(doc, key):
-            rows.append({
+            row = {
                 "start_char": span.start_char,
                 "end_char": span.end_char,
                 "text": span.text,
                 "label": span.label_,
                 "spans_key": key,
                 "score": None if score is None else float(score),
-                "in_ents": (span.start, span.end, span.label) in ents,
-            })
+                "in_ents": False,
+            }
+            rows.append(row)
+            entity = (span.start, span.end, span.label)
+            if entity in ents and (entity not in marked or _outscores(row, marked[entity])):
+                marked[entity] = row
+    for row in marked.values():
+        row["in_ents"] = True
     return rows
+
+
+def _outscores(row: Dict[str, Any], other: Dict[str, Any]) -> bool:
+    """Whether `row`'s score is higher than `other`'s (a missing score is the lowest)."""
+    def value(r: Dict[str, Any]) -> float:
+        return float("-inf") if r["score"] is None else r["score"]
+
+    return value(row) > value(other)
 
 
 def _schemas() -> Dict[str, Any]:
@@ -410,7 +428,7 @@ class OutputDir:
             rejected = sum(m["rejected"] for m in own)
             per_input.append({"path": str(path.resolve()), "shards": len(own), "records": documents + rejected,
                               "documents": documents, "rejected": rejected,
-                              "deleted": sum(len(m["deleted"]) for m in own)})
+                              "deleted": [pmid for m in own for pmid in m["deleted"]]})
         labels: Counter = Counter()
         kinds: Counter = Counter()
         for m in manifests:

@@ -224,6 +224,13 @@ def _ray_failure(error: Exception) -> AnnotateError:
                          "the shards written are kept: rerun with --resume once that is fixed")
 
 
+def annotator_actors(requested: int, cpus: int) -> int:
+    """How many annotator actors to start: `requested`, but at most one fewer than the
+    cluster's `cpus`, so that a CPU is left to read the inputs. A cluster of no CPU yet
+    (its autoscaler adds them) gets the actors requested, which wait for CPUs."""
+    return cpus - 1 if 0 < cpus <= requested else requested
+
+
 def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
                shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
                actors: int = 1, gpu_id: int = -1, shard_retries: int = 2,
@@ -238,9 +245,9 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
     import ray
 
     cpus = int(ray.cluster_resources().get("CPU", 0))
-    if actors >= cpus:
-        log(f"Ray has {cpus} CPUs: {cpus - 1} annotator actors, leaving a CPU to read the inputs")
-        actors = cpus - 1
+    if actors != annotator_actors(actors, cpus):
+        actors = annotator_actors(actors, cpus)
+        log(f"Ray has {cpus} CPUs: {actors} annotator actors, leaving a CPU to read the inputs")
     files = [{"path": str(path.resolve()), "prefix": shard_prefix(path)} for path in inputs]
     ds = ray.data.from_items(files, override_num_blocks=max(1, len(files)))
     ds = ds.flat_map(_parse_input, fn_kwargs={"id_key": id_key, "text_key": text_key, "max_chars": max_chars,

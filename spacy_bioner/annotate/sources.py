@@ -48,7 +48,7 @@ Errors
 An input that cannot hold the records it is given as (an `.xml` whose root
 element is no `PubmedArticleSet`, such as an error page saved under that
 name; a Parquet file without the id and text columns, or whose text column
-holds no strings; a JSON Lines file whose first record lacks the keys) is
+holds no strings; a JSON Lines file none of whose first 100 records has the keys) is
 refused before the run starts (`expand_inputs`): the mistake is in the
 invocation, not in a record.
 
@@ -62,6 +62,7 @@ reads the file again.
 
 import codecs
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -84,6 +85,9 @@ READ_CHUNK = 1 << 20
 XML_SUFFIXES = (".xml", ".xml.gz", ".xml.xz")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.xz", ".ndjson", ".ndjson.gz", ".ndjson.xz")
 PARQUET_SUFFIXES = (".parquet",)
+# A JSON Lines input whose first records all lack the id or text key is refused before the run
+# (a wrong --text-key); a record without them further on is a reject.
+JSON_KEY_SAMPLE = 100
 
 # Reject kinds: the first field of every reject, counted in the summary.
 MALFORMED_XML = "malformed_xml"
@@ -508,6 +512,20 @@ def _checked_record(doc_id: object, text: object, source: str, where: str, id_na
     return Record(doc_id, text, source, where)
 
 
+def is_utf8(name: str) -> bool:
+    """Whether a file name (as Python decodes it, undecodable bytes as surrogates) is UTF-8."""
+    try:
+        name.encode("utf8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(name: str) -> str:
+    """A file name with its undecodable bytes as backslash escapes: a string every output can hold."""
+    return os.fsencode(name).decode("utf8", "backslashreplace")
+
+
 # ---------------------------------------------------------------- .txt folder
 
 
@@ -534,6 +552,9 @@ def read_txt_folder(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skip
             yield SKIPPED
             continue
         where = file.name
+        if not is_utf8(where):
+            yield Reject(source, printable(where), UNDECODABLE, "the file name is not UTF-8")
+            continue
         try:
             text = file.read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError as e:
@@ -602,13 +623,14 @@ def _parquet_values(column: Any) -> List[Any]:
         return values
 
 
-def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str, field: str = "column") -> None:
-    """ValueError if a Parquet file lacks the id or text column (or a JSON Lines
-    file's first record the key): no row of it could be read."""
+def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str, field: str = "column",
+                   where: str = "") -> None:
+    """ValueError if a Parquet file lacks the id or text column (or the first
+    records of a JSON Lines file, the key): no row of it could be read."""
     for key, what, option in ((text_key, "text", "--text-key"), (id_key, "id", "--id-key")):
         if key not in names:
-            raise ValueError(f"{path}: no {field} {key!r} for the document {what} ({field}s: {', '.join(names)}); "
-                             f"name the {what} {field} with {option}")
+            raise ValueError(f"{path}: no {field} {key!r} for the document {what}{where} ({field}s: "
+                             f"{', '.join(names)}); name the {what} {field} with {option}")
 
 
 def _check_column_types(path: Path, schema: Any, id_key: str, text_key: str) -> None:
@@ -634,17 +656,25 @@ def _check_column_types(path: Path, schema: Any, id_key: str, text_key: str) -> 
                              f"--{what}-key")
 
 
-def _first_json_keys(path: Path) -> Optional[List[str]]:
-    """The keys of a JSON Lines file's first record; None where it is no JSON object (the reader rejects it)."""
+def _json_keys(path: Path, records: int = JSON_KEY_SAMPLE) -> Optional[List[str]]:
+    """The keys found in the JSON objects among a JSON Lines file's first `records` lines, in the
+    order first seen; None where none of them is a JSON object (the reader rejects each)."""
+    keys: Dict[str, None] = {}
+    found = False
     try:
         with open_bytes(path) as f:
-            for raw in f:
-                if raw.strip():
+            lines = (raw for raw in f if raw.strip())
+            for _, raw in zip(range(records), lines):
+                try:
                     obj = json.loads(raw.removeprefix(codecs.BOM_UTF8).decode("utf8"))
-                    return list(obj) if isinstance(obj, dict) else None
-    except (OSError, ValueError, RecursionError, *DECOMPRESSION_ERRORS):  # ValueError: bad JSON or UTF-8
+                except (ValueError, RecursionError):  # bad JSON or UTF-8: a reject of the reader's
+                    continue
+                if isinstance(obj, dict):
+                    found = True
+                    keys.update(dict.fromkeys(obj))
+    except (OSError, *DECOMPRESSION_ERRORS):  # the reader reports it, with what it read before
         pass
-    return None
+    return list(keys) if found else None
 
 
 def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "text") -> List[Path]:
@@ -655,6 +685,9 @@ def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "t
     paths = []
     seen: Dict[Path, Path] = {}
     for path in inputs:
+        if not is_utf8(str(path.resolve())):
+            raise ValueError(f"{printable(str(path))}: the input's path is not UTF-8, and the tables name each "
+                             "record's input by it; rename the file or folder")
         if not path.exists():
             raise ValueError(f"no such input: {path}")
         kind = input_kind(path)
@@ -690,8 +723,9 @@ def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "t
                 _check_columns(path, schema.names, id_key, text_key)
                 _check_column_types(path, schema, id_key, text_key)
         if kind == "jsonl":
-            keys = _first_json_keys(path)
+            keys = _json_keys(path)
             if keys is not None:
-                _check_columns(path, keys, id_key, text_key, field="key")
+                _check_columns(path, keys, id_key, text_key, field="key",
+                               where=f" in its first {JSON_KEY_SAMPLE} records")
         paths.append(path)
     return paths

@@ -73,7 +73,7 @@ def annotate(
     shard_size: int = typer.Option(
         10_000, "--shard-size",
         help="Input items per shard: each input is written in shards of this many records (a PubMed "
-        "DeleteCitation takes a place too), the unit of resume.",
+        "DeleteCitation takes a place for each PMID it lists), the unit of resume.",
     ),
     id_key: str = typer.Option("id", "--id-key", help="JSON Lines/Parquet: the field or column of the id."),
     text_key: str = typer.Option("text", "--text-key", help="JSON Lines/Parquet: the field or column of the text."),
@@ -138,8 +138,9 @@ def annotate(
     except AnnotateError as e:  # TooManyRejects too
         raise fail(str(e)) from None
     except KeyboardInterrupt:
-        typer.echo(f"Interrupted: the shards written to {output} are kept; the same command finishes the run.",
-                   err=True)
+        # Rerunning with --overwrite would delete the shards just written.
+        finish = "the same command with --resume instead of --overwrite" if overwrite else "the same command"
+        typer.echo(f"Interrupted: the shards written to {output} are kept; {finish} finishes the run.", err=True)
         raise typer.Exit(130) from None
     speed = summary["this_invocation"]
     this_run = (f"{speed['words_per_s'] or 0:,.0f} words/s this run" if speed["shards_written"]
