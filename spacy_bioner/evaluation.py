@@ -80,7 +80,7 @@ def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, An
 
 def macro_f1(per_type: Dict[str, Dict[str, float]]) -> float:
     """Unweighted mean of the types' F1 (0 without types): what the rare types
-    (JNLPBA's RNA, 118 test mentions) move and micro F1 hides."""
+    (JNLPBA's RNA) move and micro F1 hides."""
     return statistics.fmean(row["f1"] for row in per_type.values()) if per_type else 0.0
 
 
@@ -94,9 +94,8 @@ def docs_to_iob(
     are reduced to the longest (then earliest) ones. A doc without
     sentence boundaries is one sentence; an entity that crosses a sentence
     boundary restarts with B- in the next sentence, so every sequence is
-    valid IOB2. Gold entities never cross one; a predicted one would be
-    scored as two (the heads' decoding knows no sentences, but predicted none
-    among the 27,291 spans of the CPU project pipeline on the three test sets).
+    valid IOB2. Gold entities never cross one; the heads' decoding knows no
+    sentences, so a predicted entity may, and is then scored as two.
     """
     sentences: List[List[Tuple[str, str]]] = []
     for doc in docs:
@@ -207,14 +206,13 @@ def evaluate_corpus(
     """Run `nlp` on a test corpus and score the corpus's head on the gold tokens
     (`predict_references`; the result's "tokens" says how it read them).
 
-    With `limit`, only the first `limit` documents are scored; the result's
-    "limit" says so where that left documents out (None where all were scored).
+    With `limit`, only the first `limit` documents annotated for the head are
+    scored; the result's "limit" says so where that left documents out (None
+    where all were scored).
     """
     loaded = load_docs(Path(path), nlp.vocab)
-    limit = limit if 0 < limit < len(loaded) else 0
-    if limit:
-        loaded = loaded[:limit]
-        log(f"{name}: only the first {limit:,} documents (--limit): partial scores")
+    if not loaded:
+        raise ValueError(f"{path}: no documents")
     heads = head_keys(nlp)
     key = spans_key or detect_spans_key(nlp, loaded, str(path))
     if key not in heads:
@@ -231,6 +229,10 @@ def evaluate_corpus(
         )
     if len(references) < len(loaded):
         log(f"{name}: {len(loaded) - len(references)} documents not annotated for head {key!r}, not scored")
+    limit = limit if 0 < limit < len(references) else 0
+    if limit:
+        references = references[:limit]
+        log(f"{name}: only the first {limit:,} documents (--limit): partial scores")
     n_words = sum(len(doc) for doc in references)
     log(f"{name}: {len(references)} docs, {n_words:,} words from {path} (head {heads[key]!r})")
     gold_tags = gold_iob_tags(references, key)

@@ -20,25 +20,29 @@ def score_bio_ner(
     pipeline each head is judged on its own corpus. Its gold is what a
     tagger can reproduce (`annotation.taggable_spans`: overlapping entities
     reduced to the longest, empty ones left out), as the head learns it and
-    as seqeval scores it (evaluation.py). With the head's `labels` (the
-    component passes its own), gold entities of other labels (another
-    head's, where the gold is doc.ents) are left out, and so are the head's
-    predictions that overlap one: the head learns those tokens as
-    unannotated (`BioNER.gold_tags`), as it does the tokens whose NER
-    annotation is missing where the gold is doc.ents (spaCy's `get_ner_prf`
-    leaves predictions there out too). ``ents_*`` score the union in
-    doc.ents against the reference doc.ents, as spaCy's `ner` does.
+    as seqeval scores it (evaluation.py). Where the gold is doc.ents, which
+    may hold every head's entities, and the head's `labels` are given (the
+    component passes its own), gold entities of other labels are left out,
+    and so are the head's predictions that overlap one: the head learns
+    those tokens as unannotated (`BioNER.gold_tags`), as it does the tokens
+    whose NER annotation is missing there (spaCy's `get_ner_prf` leaves
+    predictions there out too). In the head's own span group every entity
+    is the head's to find: one of a label it lacks is a miss, as in seqeval.
+    ``ents_*`` score the union in doc.ents against the reference doc.ents,
+    as spaCy's `ner` does.
     """
     examples = list(examples)
     known = set(labels) if labels else None
-    # The tokens of each predicted doc without gold for the head: under gold
-    # entities of other labels, or without NER annotation.
+    # The reference docs whose gold for the head is their doc.ents.
+    gold_in_ents = {id(eg.reference) for eg in examples if spans_key not in eg.reference.spans}
+    # The tokens of each predicted doc without gold for the head, where the gold is doc.ents:
+    # under entities of other labels, or without NER annotation.
     unannotated: Dict[int, List[Tuple[int, int]]] = {}
     for eg in examples:
-        others = [span for span in gold_spans(eg.reference, spans_key) or [] if known is not None
-                  and span.label_ not in known]
-        if spans_key not in eg.reference.spans and is_annotated(eg.reference, spans_key):
-            others += _missing_annotation(eg.reference)
+        if id(eg.reference) not in gold_in_ents or not is_annotated(eg.reference, spans_key):
+            continue
+        others = [span for span in eg.reference.ents if known is not None and span.label_ not in known]
+        others += _missing_annotation(eg.reference)
         aligned = eg.get_aligned_spans_y2x(others, allow_overlap=True) if others else []
         unannotated[id(eg.predicted)] = [(span.start, span.end) for span in aligned]
 
@@ -47,7 +51,7 @@ def score_bio_ner(
         return taggable_spans(
             span
             for span in gold_spans(doc, spans_key) or []
-            if (known is None or span.label_ in known)
+            if (known is None or id(doc) not in gold_in_ents or span.label_ in known)
             and not any(span.start < end and start < span.end for start, end in skip)
         )
 

@@ -125,6 +125,12 @@ def test_convert_pubtator_test_split(tmp_path):
     [
         # One reader error: each reader's own errors are in test_readers.py.
         ("jnlpba", b"###MEDLINE:1\n\nIL-2\tB-protein\nx\n", [], "in.txt:4: no tag"),
+        # A file of sentences (Genia4ERtask1): --dev-docs would hold out sentences, not abstracts.
+        ("jnlpba", b"IL-2\tB-protein\n\nx\tO\n", ["--dev-docs", "1", "--dev-output", "DEV"],
+         "has no ###MEDLINE: markers"),
+        ("jnlpba", b"x\tO\n\n###MEDLINE:1\nIL-2\tB-protein\n", [], "has sentences before its first ###MEDLINE:"),
+        ("jnlpba", b"###MEDLINE:1\nIL-2\tB-protein\n", ["--n-sents", "2", "--scheme", "iob1"],
+         "--n-sents and --scheme do not apply to jnlpba input"),
         ("iob", b"a\tO\n", ["--dev-docs", "1", "--dev-output", "DEV"], "leaves no training documents"),
         ("iob", b"a\tO\n\nb\tO\n", ["--dev-docs", "5", "--dev-output", "DEV"],
          "--dev-docs 5 leaves no training documents (2 in all): set --dev-docs to the number of documents "
@@ -142,6 +148,27 @@ def test_convert_errors_are_one_line(tmp_path, fmt, data, args, message):
     assert_failed_cleanly(result, lines, message)
     # Nothing written, not even a temporary file.
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["in.txt"]
+
+
+@pytest.mark.parametrize("replaced", ["INPUT", "--documents"])
+def test_convert_refuses_to_write_over_what_it_reads(tmp_path, replaced):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"a\tO\n")
+    pubtator = tmp_path / "docs.pubtator"
+    pubtator.write_bytes(b"1|t|a\n1|a|\n\n")
+    out = src if replaced == "INPUT" else pubtator
+    result, lines = invoke_convert("iob", src, out, "--documents", pubtator)
+    assert_failed_cleanly(result, lines, f"OUTPUT is {replaced}: writing it would replace a file")
+    assert src.read_bytes() == b"a\tO\n" and pubtator.read_bytes() == b"1|t|a\n1|a|\n\n"
+
+
+def test_convert_prints_a_readers_warning_as_one_line(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"a\tO\nb\tI-X\n")
+    result, lines = invoke_convert("iob", src, tmp_path / "out.spacy", "--scheme", "iob2")
+    assert result.exit_code == 0, result.output
+    assert lines == [f"Warning: {src}: 1 I-/E- tags did not continue an entity and were read as entity starts "
+                     f"(first at {src}:2)"]
 
 
 def pubtator_with_misaligned(n_aligned: int, n_misaligned: int) -> bytes:

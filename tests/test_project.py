@@ -317,6 +317,15 @@ def test_evaluate_leaves_out_documents_not_annotated_for_the_head(hash_pipeline,
     result = evaluate_corpus(nlp, "mixed", mixed)
     assert result["spans_key"] == "jnlpba" and result["documents_not_annotated"] == 60
     assert result["seqeval"] == alone["seqeval"] and result["documents"] == 25
+    # --limit counts the documents scored, not those left out before them.
+    first = evaluate_corpus(nlp, "mixed", mixed, limit=10)
+    assert first["documents"] == first["limit"] == 10
+    assert first["seqeval"] == evaluate_corpus(nlp, "toy", test_path, limit=10)["seqeval"]
+    # An empty corpus says so, not which head to name.
+    empty = tmp_path / "empty.spacy"
+    DocBin().to_disk(empty)
+    with pytest.raises(ValueError, match=r"^.*empty\.spacy: no documents$"):
+        evaluate_corpus(nlp, "empty", empty)
 
 
 def test_evaluate_scores_a_corpus_annotated_in_doc_ents_only(hash_pipeline, tmp_path):

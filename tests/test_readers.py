@@ -256,6 +256,14 @@ def test_crlf_and_bom_accepted(tmp_path):
     assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Aspirin", "D001241")]
 
 
+def test_space_separated_columns_keep_a_no_break_space_inside_a_token(tmp_path):
+    """Space-separated IOB splits on ASCII spaces only: "5\u00a0mg" is one token, not "5" with "mg" lost."""
+    iob = write(tmp_path, "nbsp.iob", "5\u00a0mg B-Chemical\ndaily O\n".encode())
+    docs, _ = read_iob(iob, NLP.vocab)
+    assert [t.text for t in docs[0]] == ["5\u00a0mg", "daily"]
+    assert ents(docs[0]) == [(0, 1, "Chemical")]
+
+
 def test_stray_columns(tmp_path):
     """IOB: the first column is the token and the last the tag; columns in
     between (POS, chunk) and empty trailing columns are ignored. PubTator:

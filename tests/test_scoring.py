@@ -155,3 +155,15 @@ def test_other_heads_gold_is_found_on_predicted_tokens_that_differ():
     predicted.spans["bc5cdr"] = [Span(predicted, 0, 3, "Chemical"), Span(predicted, 3, 4, "Chemical")]
     scores = score_bio_ner([Example(predicted, reference)], spans_key="bc5cdr", labels=["Chemical", "Disease"])
     assert (scores["spans_bc5cdr_p"], scores["spans_bc5cdr_r"]) == (1.0, 1.0)
+
+
+def test_gold_in_the_heads_span_group_of_a_label_it_lacks_is_a_miss():
+    """In the head's own span group every entity is the head's to find (a corpus labelled
+    "Protein" for a head of "protein"): the scorer counts it missed, as seqeval does."""
+    gold = [[(0, 1, "Protein"), (8, 10, "cell_type")]]
+    predicted = [[(0, 1, "protein"), (8, 10, "cell_type")]]
+    vocab = Vocab()
+    example = Example(doc_with(predicted[0], vocab), doc_with(gold[0], vocab))
+    scores = score_bio_ner([example], spans_key=KEY, labels=["protein", "cell_type"])
+    assert (scores[f"spans_{KEY}_p"], scores[f"spans_{KEY}_r"]) == (0.5, 0.5)
+    assert_agree(scores, seqeval_scores(gold_iob_tags([example.reference], KEY), iob_tags([example.predicted], KEY)))

@@ -16,13 +16,14 @@ from ..corpora import (
     ConversionError,
     ConversionReport,
     read_iob,
+    read_jnlpba,
     read_pubtator,
     read_pubtator_texts,
     split_dev,
     write_docbin,
 )
 from ..tokenizer import make_bio_nlp
-from ._util import app, check_output_file, fail
+from ._util import app, check_output_file, fail, warnings_on_stderr
 
 
 class CorpusFormat(str, Enum):
@@ -49,6 +50,10 @@ _OPTIONS_NOT_FOR = {
         ("n_sents", "scheme", "documents"),
         "a PubTator file has its documents and its entities' offsets, no tags or sentences",
     ),
+    CorpusFormat.jnlpba: (
+        ("n_sents", "scheme", "documents"),
+        "a JNLPBA file is IOB2 and marks its abstracts; `convert iob` reads other IOB files",
+    ),
 }
 
 
@@ -69,11 +74,11 @@ def _read(
 ) -> Tuple[List[Doc], ConversionReport]:
     if fmt == CorpusFormat.pubtator:
         return read_pubtator(path, make_bio_nlp(), spans_key=spans_key)
-    # JNLPBA is IOB2 (read_jnlpba); --scheme, --n-sents and --documents still apply.
-    scheme_name = "iob2" if fmt == CorpusFormat.jnlpba and scheme == Scheme.auto else scheme.value
+    if fmt == CorpusFormat.jnlpba:
+        return read_jnlpba(path, make_bio_nlp().vocab, spans_key=spans_key)
     texts = read_pubtator_texts(documents) if documents is not None else None
     return read_iob(
-        path, make_bio_nlp().vocab, scheme=scheme_name, n_sents=n_sents, spans_key=spans_key, documents=texts
+        path, make_bio_nlp().vocab, scheme=scheme.value, n_sents=n_sents, spans_key=spans_key, documents=texts
     )
 
 
@@ -94,7 +99,7 @@ def convert(
         None, "--dev-output", help="Output .spacy file for the --dev-docs documents."
     ),
     n_sents: int = typer.Option(
-        1, "--n-sents", min=1, help="iob/jnlpba without document markers: sentences per Doc."
+        1, "--n-sents", min=1, help="iob without document markers: sentences per Doc."
     ),
     documents: Optional[Path] = typer.Option(
         None, "--documents", help="iob without document markers: the PubTator file its sentences were cut "
@@ -126,12 +131,17 @@ def convert(
         raise fail("give --documents or --n-sents, not both")
     if dev_output is not None and dev_output.resolve() == output.resolve():
         raise fail("--dev-output must differ from OUTPUT")
+    read_paths = {input_path.resolve(): "INPUT", **({documents.resolve(): "--documents"} if documents else {})}
+    for path, name in ((output, "OUTPUT"), (dev_output, "--dev-output")):
+        if path is not None and path.resolve() in read_paths:
+            raise fail(f"{name} is {read_paths[path.resolve()]}: writing it would replace a file the conversion reads")
     check_output_file(output, "OUTPUT")
     if dev_output is not None:
         check_output_file(dev_output, "--dev-output")
     key = spans_key or _DEFAULT_KEYS[fmt]
     try:
-        docs, report = _read(fmt, input_path, key, n_sents, scheme, documents)
+        with warnings_on_stderr():
+            docs, report = _read(fmt, input_path, key, n_sents, scheme, documents)
     except ConversionError as e:
         raise fail(str(e)) from None
     if dev_output is None:

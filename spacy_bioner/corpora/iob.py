@@ -60,7 +60,8 @@ def _parse_iob_lines(path: Path, lines: Sequence[str]) -> List[Tuple[Optional[st
             elif stripped.startswith("-DOCSTART-"):
                 docs.append((None, []))
             continue
-        parts = line.split("\t") if "\t" in line else line.split()
+        # Columns split on tabs, else on ASCII spaces: str.split() would also cut a token at a no-break space.
+        parts = line.split("\t") if "\t" in line else [part for part in line.split(" ") if part]
         parts = [p.strip() for p in parts]
         while len(parts) > 1 and not parts[-1]:  # trailing empty columns ("tok\tB-X\t")
             parts.pop()
@@ -281,8 +282,18 @@ def read_iob(
 def read_jnlpba(
     path: PathLike, vocab: Vocab, *, spans_key: str = JNLPBA_SPANS_KEY
 ) -> Tuple[List[Doc], ConversionReport]:
-    """Read a JNLPBA `Genia4*2.iob2` file: one Doc per `###MEDLINE:` abstract."""
-    return read_iob(path, vocab, scheme="iob2", spans_key=spans_key)
+    """Read a JNLPBA `Genia4*2.iob2` file: one Doc per `###MEDLINE:` abstract.
+
+    ConversionError where a sentence stands outside the abstracts (a file
+    without markers, as Genia4ERtask1 is): a dev split counts abstracts.
+    """
+    docs, report = read_iob(path, vocab, scheme="iob2", spans_key=spans_key)
+    unmarked = sum(doc.user_data.get("pmid") is None for doc in docs)
+    if unmarked:
+        where = "has no ###MEDLINE: markers" if unmarked == len(docs) else "has sentences before its first ###MEDLINE:"
+        raise ConversionError(f"{path}: {where}; a JNLPBA file (Genia4ERtask2.iob2, Genia4EReval2.iob2) marks "
+                              "each abstract with one. Convert a file of sentences with `convert iob` instead")
+    return docs, report
 
 
 def set_entities(doc: Doc, spans: List[Span], spans_key: str) -> None:
