@@ -213,6 +213,9 @@ def package_meta(
     from .evaluation import markdown_table
 
     measured = ["### Test scores", "", markdown_table(metrics)]
+    if "ents_f" in meta["performance"]:
+        measured += ["(The Accuracy table's `ENTS_*` pool the heads' counts on their test sets, "
+                     "not the entities of `doc.ents`.)", ""]
     if command:
         measured += ["Measured with:", "", f"    {command}", ""]
     meta["notes"] = "\n\n".join(filter(None, [project_meta.get("notes", ""), "\n".join(measured)]))

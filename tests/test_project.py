@@ -660,6 +660,7 @@ def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipe
     # spacy package's model card shows the scores and the command; spacy info the description with the F1.
     readme = generate_readme(meta)
     assert "Accuracy" in readme and "spacy project run all" in readme and "Encoder: tiny" in readme
+    assert "`ENTS_*` pool the heads' counts on their test sets, not the entities of `doc.ents`" in readme
     packaged = tmp_path / "packaged"  # a copy: the module's pipeline stays as the other tests expect it
     shutil.copytree(model, packaged)
     (packaged / "meta.json").write_text(json.dumps(meta))
