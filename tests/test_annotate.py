@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 from spacy_bioner import __version__
 from spacy_bioner.annotate import AnnotateError, Options, annotate, read_table
 from spacy_bioner.annotate.engine import char_batches
-from spacy_bioner.annotate.output import SHARDS_DIR, TABLES, entity_rows
+from spacy_bioner.annotate.output import SHARDS_DIR, TABLES, entity_rows, first_entity_rows
 from spacy_bioner.annotate.ray_engine import ray_shards
 from spacy_bioner.annotate.sources import (
     BAD_JSON,
@@ -462,7 +462,13 @@ def test_cli_fails_past_max_rejects(tiny_pipeline: Path, tmp_path: Path) -> None
     assert again.exit_code == 0, again.output
     assert shown[0]["text"] in again.output and "1 shard already done" in again.output
     assert "every shard was done before this run" in again.output and "words/s" not in again.output
-    assert f"{tmp_path / 'ok'}/entities, the first 1:" in again.output and "label" in again.output
+    assert f"{tmp_path / 'ok'}/entities, the first 1 in text order" in again.output and "label" in again.output
+    # --show lists a document's entities by offset, every head's together (the table holds them head by head).
+    table = read_table(tmp_path / "ok", "entities")
+    first_doc = [row for row in table if (row["source"], row["record"]) == (table[0]["source"], table[0]["record"])]
+    assert len({row["spans_key"] for row in first_doc}) == 2, "the tiny pipeline's heads both find entities"
+    in_text_order = sorted(first_doc, key=lambda row: (row["start_char"], row["end_char"]))
+    assert first_entity_rows(tmp_path / "ok", "parquet", len(first_doc)) == in_text_order != first_doc
     failed = runner.invoke(app, ["annotate", str(tiny_pipeline), str(inputs["jsonl"]), "--output",
                                  str(tmp_path / "failed"), "--no-progress", "--max-rejects", "2"])
     assert failed.exit_code == 1

@@ -493,3 +493,20 @@ def read_table(
         if limit is not None and len(rows) >= limit:
             return rows[:limit]
     return rows
+
+
+def first_entity_rows(path: Path, fmt: str, n: int) -> List[Dict[str, Any]]:
+    """The first `n` rows of the entity table in text order: document by document, each
+    document's rows by offset, every head's together (the table holds a document's rows head
+    by head)."""
+    rows: List[Dict[str, Any]] = []
+    for shard in sorted(p.stem for p in (path / SHARDS_DIR).glob("*.json")):
+        if len(rows) >= n:
+            break
+        rows.extend(read_table(path, "entities", fmt, [shard]))
+    documents: Dict[Tuple[str, str], int] = {}
+    for row in rows:
+        documents.setdefault((row["source"], row["record"]), len(documents))
+    rows.sort(key=lambda row: (documents[(row["source"], row["record"])], row["start_char"], row["end_char"]))
+    return rows[:n]
+

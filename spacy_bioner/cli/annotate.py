@@ -157,13 +157,13 @@ def annotate(
     if summary["rejected"]:
         typer.echo(f"rejects by kind: {summary['rejects_by_kind']} (all in {output}/rejects)")
     if show > 0:
-        from ..annotate import read_table
+        from ..annotate.output import first_entity_rows
 
-        rows = list(read_table(output, "entities", fmt.value, limit=show))
-        typer.echo(f"{output}/entities, the first {len(rows)}:")
+        rows = first_entity_rows(output, fmt.value, show)
+        typer.echo(f"{output}/entities, the first {len(rows)} in text order (ents: the span is in doc.ents):")
         typer.echo(f"  {'doc_id':>10} {'start':>5}-{'end':<5} {'head':8} {'label':10} {'score':>6} {'ents':4}  text")
         for row in rows:
             typer.echo(f"  {row['doc_id']:>10} {row['start_char']:>5}-{row['end_char']:<5} {row['spans_key']:8} "
-                       f"{row['label']:10} {score_text(row['score']):>6} {'yes' if row['in_ents'] else '':4}  "
+                       f"{row['label']:10} {score_text(row['score']):>6} {'yes' if row['in_ents'] else 'no':4}  "
                        f"{row['text']}")
     log(f"wrote {output}/summary.json")
