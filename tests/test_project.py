@@ -451,6 +451,7 @@ def test_evaluate_says_what_to_do_when_nothing_can_be_scored(hash_pipeline, tmp_
     result = CliRunner().invoke(app, args + ["--corpus", f"pubmed={pubmed}"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert f"{pubmed}: not a .spacy (DocBin) file" in result.output and "spacy_bioner convert" in result.output
+    assert "spacy convert" not in result.output  # spaCy's advice, for its v2 JSON, not for these corpora
 
 
 def test_package_meta_refuses_a_missing_metrics_folder_and_names_a_wrong_corpus(hash_pipeline, tmp_path):

@@ -7,7 +7,6 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
 from ..files import atomic_write
-from ..messages import first_line
 
 
 def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
@@ -40,9 +39,9 @@ def load_docs(path: Union[str, Path], vocab: Vocab, limit: int = 0) -> List[Doc]
     """
     try:
         docs = list(DocBin().from_disk(path).get_docs(vocab))
-    except ValueError as err:
+    except ValueError:
+        # Not spaCy's message: it advises `spacy convert`, which reads none of these corpora.
         raise ValueError(
-            f"{path}: not a .spacy (DocBin) file ({first_line(err)}); convert a corpus file with "
-            "`python -m spacy_bioner convert`"
+            f"{path}: not a .spacy (DocBin) file; convert a corpus file with `python -m spacy_bioner convert`"
         ) from None
     return docs[:limit] if limit else docs
