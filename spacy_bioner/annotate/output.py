@@ -509,4 +509,3 @@ def first_entity_rows(path: Path, fmt: str, n: int) -> List[Dict[str, Any]]:
         documents.setdefault((row["source"], row["record"]), len(documents))
     rows.sort(key=lambda row: (documents[(row["source"], row["record"])], row["start_char"], row["end_char"]))
     return rows[:n]
-

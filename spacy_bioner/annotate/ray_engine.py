@@ -245,9 +245,10 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
     import ray
 
     cpus = int(ray.cluster_resources().get("CPU", 0))
-    if actors != annotator_actors(actors, cpus):
-        actors = annotator_actors(actors, cpus)
-        log(f"Ray has {cpus} CPUs: {actors} annotator actors, leaving a CPU to read the inputs")
+    pool = annotator_actors(actors, cpus)
+    if pool != actors:
+        log(f"Ray has {cpus} CPUs: {pool} annotator actors, leaving a CPU to read the inputs")
+        actors = pool
     files = [{"path": str(path.resolve()), "prefix": shard_prefix(path)} for path in inputs]
     ds = ray.data.from_items(files, override_num_blocks=max(1, len(files)))
     ds = ds.flat_map(_parse_input, fn_kwargs={"id_key": id_key, "text_key": text_key, "max_chars": max_chars,

@@ -48,9 +48,9 @@ Errors
 An input that cannot hold the records it is given as (an `.xml` whose root
 element is no `PubmedArticleSet`, such as an error page saved under that
 name; a Parquet file without the id and text columns, or whose text column
-holds no strings; a JSON Lines file none of whose first 100 records has the keys) is
-refused before the run starts (`expand_inputs`): the mistake is in the
-invocation, not in a record.
+holds no strings; a JSON Lines file none of whose first 100 records has the
+keys; a path that is not UTF-8) is refused before the run starts
+(`expand_inputs`): the mistake is in the invocation, not in a record.
 
 What is wrong with a file's content (bad XML or JSON, a truncated or
 corrupt `.gz` or `.xz`, a corrupt Parquet file) is a reject: it would be the same on
