@@ -8,11 +8,21 @@ on the toy corpus.
 from pathlib import Path
 
 import pytest
+from spacy.language import Language
 from thinc.api import fix_random_seed
-from toy import ASSETS, make_tiny_bert, train_two_heads, transformer_pipeline
+from toy import BC5CDR_IOB, JNLPBA_TEST, PUBTATOR, make_tiny_bert, train_two_heads, transformer_pipeline
 
 from spacy_bioner.corpora import read_iob, read_jnlpba, read_pubtator_texts, write_docbin
 from spacy_bioner.tokenizer import make_bio_nlp
+
+
+@pytest.fixture(scope="session")
+def bio_nlp() -> Language:
+    """The package's blank pipeline with the biomedical tokenizer (no components).
+
+    Shared by the whole session: tests only tokenize with it and read
+    corpora into its vocab, which changes nothing another test sees."""
+    return make_bio_nlp()
 
 
 @pytest.fixture(scope="session")
@@ -34,14 +44,14 @@ def tiny_pipeline(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
-def corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def corpus_root(bio_nlp: Language, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A benchmark corpus root as benchmarks/ converts it (jnlpba/ and
     bc5cdr-iob/), with three real documents per split."""
     root = tmp_path_factory.mktemp("benchmark-corpus")
-    vocab = make_bio_nlp().vocab
-    jnlpba, _ = read_jnlpba(ASSETS / "jnlpba" / "Genia4EReval2.iob2.gz", vocab)
-    abstracts = read_pubtator_texts(ASSETS / "bc5cdr" / "pubtator" / "CDR_TestSet.PubTator.txt.gz")
-    bc5cdr, _ = read_iob(ASSETS / "bc5cdr" / "iob" / "test.tsv.gz", vocab, spans_key="bc5cdr", documents=abstracts)
+    vocab = bio_nlp.vocab
+    jnlpba, _ = read_jnlpba(JNLPBA_TEST, vocab)
+    abstracts = read_pubtator_texts(PUBTATOR["test"])
+    bc5cdr, _ = read_iob(BC5CDR_IOB["test"], vocab, spans_key="bc5cdr", documents=abstracts)
     for name, docs in (("jnlpba", jnlpba), ("bc5cdr-iob", bc5cdr)):
         for i, split in enumerate(("train", "dev", "test")):
             write_docbin(docs[3 * i : 3 * i + 3], root / name / f"{split}.spacy")

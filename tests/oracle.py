@@ -2,10 +2,10 @@
 
 The package's `layers/crf.py` runs scaled probability-space recursions over a
 padded batch, on the model's device, in the scores' precision. This oracle is
-the textbook form: log-space forward-backward (log-sum-exp) and Viterbi, per
-document, in float64. The parity tests compare the two on random batches
-(`random_batch`, `assert_close`: shared by test_crf_parity.py and
-test_device_strict.py).
+the textbook form: log-space forward-backward (log-sum-exp), Viterbi and a
+path's score, per document, in float64. The parity tests compare the two on
+random batches (`random_batch`, `assert_close`: shared by test_crf_parity.py
+and test_device_strict.py).
 """
 
 from typing import List, Sequence, Tuple, Union
@@ -51,6 +51,13 @@ def random_batch(lengths: Union[int, Sequence[int]], constraints, seed: int = 0,
         gold[rng.random(len(gold)) < 0.4] = -1
     golds[-1][:] = -1
     return emissions, params, golds
+
+
+def path_score(path: Sequence[int], emissions: np.ndarray, transitions, start, end) -> float:
+    """The unnormalised log score of one tag path through one document's
+    emissions (T, K): its start, emission, transition and end scores summed."""
+    total = start[path[0]] + end[path[-1]] + sum(emissions[t, k] for t, k in enumerate(path))
+    return total + sum(transitions[a, b] for a, b in zip(path, path[1:]))
 
 
 def logsumexp(scores: np.ndarray, axis: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from toy import write_jsonl
+from toy import PUBMED_BASELINE, write_jsonl
 
 from spacy_bioner.annotate import AnnotateError, sources
 from spacy_bioner.annotate.sources import (
@@ -37,7 +37,7 @@ from spacy_bioner.annotate.sources import (
     txt_files,
 )
 
-BASELINE = Path(__file__).parent.parent / "assets" / "pubmed" / "pubmed26n1334.xml.gz"
+BASELINE = PUBMED_BASELINE
 
 
 class FailingFile(io.BytesIO):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
-from toy import PUBMED_BASELINE, toy_abstracts, write_jsonl
+from toy import PUBMED_BASELINE, toy_abstracts, write_jsonl, write_texts
 from typer.testing import CliRunner
 
 import spacy_bioner.annotate
@@ -31,13 +31,6 @@ from spacy_bioner.annotate.engine import BatchAnnotator, local_shards
 from spacy_bioner.annotate.output import SHARDS_DIR, OutputDir, OutputError
 from spacy_bioner.annotate.sources import EMPTY_TEXT, TOO_LONG, Record
 from spacy_bioner.cli import app
-
-REPO = Path(__file__).parent.parent
-
-
-def write_texts(path: Path, texts: List[str], extra: str = "") -> Path:
-    return write_jsonl(path, ({"id": f"toy{i}", "text": text} for i, text in enumerate(texts)), extra)
-
 
 def done_shards(output: Path) -> List[str]:
     return sorted(p.stem for p in (output / SHARDS_DIR).glob("*.json"))
@@ -318,6 +311,20 @@ def test_help_names_the_ray_extra_and_format_is_checked_first(tmp_path: Path) ->
     engine = CliRunner().invoke(app, ["annotate", str(tmp_path / "no-model"), str(path), "--output",
                                       str(tmp_path / "out"), "--engine", "spark"])
     assert engine.exit_code == 2 and "spark" in engine.output and "cannot load" not in engine.output
+
+
+def test_several_processes_on_a_gpu_are_refused_before_the_model_loads(tmp_path: Path) -> None:
+    """--n-process forks workers that run on the CPU: with --gpu-id, one error line and nothing written."""
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(1, seed=1))
+    result = CliRunner().invoke(app, ["annotate", str(tmp_path / "no-model"), str(path), "--output",
+                                      str(tmp_path / "out"), "--n-process", "2", "--gpu-id", "0", "--no-progress"])
+    assert result.exit_code == 1, result.output
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: --n-process > 1 runs on the CPU only") and "--engine ray" in line
+    assert not (tmp_path / "out").exists()
+    # What the message offers stays allowed: one process on the GPU, or one Ray actor per GPU.
+    Options(n_process=1, gpu_id=0)
+    Options(n_process=2, gpu_id=0, engine="ray")
 
 
 @pytest.mark.slow

@@ -15,12 +15,11 @@ import spacy
 from spacy.tokens import DocBin
 from abbreviation_settings import SETTINGS
 from run import CORPORA, HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant, spacy_config
+from toy import ROOT
 
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.evaluation import iob_tags, predict_references, seqeval_scores
 
-
-ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "benchmarks" / "scripts"
 REQUIRED_KEYS = {
     "system", "corpus", "test_p", "test_r", "test_f1", "test_macro_f1", "per_type_f1", "epochs", "train_seconds",

@@ -5,7 +5,6 @@ import spacy
 from spacy.tokens import Doc
 
 from spacy_bioner.bounds import entity_bounds, join_adjacent, take_letter_suffixes
-from spacy_bioner.tokenizer import make_bio_nlp
 
 VOCAB = spacy.blank("en").vocab  # lexical attributes: punctuation
 
@@ -34,11 +33,6 @@ def test_an_entity_keeps_its_longest_stretch_without_an_unbalanced_bracket(words
     start, end = entity_bounds(doc, 0, len(doc), balance_brackets=True)
     assert doc[start:end].text == kept
     assert entity_bounds(doc, 0, len(doc), balance_brackets=False) == (0, len(doc))
-
-
-@pytest.fixture(scope="module")
-def bio_nlp():
-    return make_bio_nlp()
 
 
 @pytest.mark.parametrize(

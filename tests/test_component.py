@@ -731,7 +731,7 @@ texts = [f"Cisplatin {i} and IL-2 in T cells." for i in range(6)]
 one = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
 two = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts, n_process=2, batch_size=2)]
 assert one == two, (one, two)
-print(len(two))
+print(sum(map(len, two)))  # the entities found: equal lists of no entities would show nothing
 """
 
 
@@ -742,7 +742,7 @@ def test_nlp_pipe_with_two_processes(tiny_pipeline):
     done = subprocess.run([sys.executable, "-c", PIPE_IN_TWO_PROCESSES, str(tiny_pipeline)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-1] == "6"
+    assert int(done.stdout.split()[-1]) > 0, done.stdout
 
 
 def test_a_head_warns_once_when_the_transformer_did_not_run(tiny_pipeline, recwarn):

@@ -16,22 +16,21 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.tokens import DocBin
-from toy import BC5CDR_IOB, JNLPBA_TRAIN, PUBTATOR, iob_sentences
+from spacy.vocab import Vocab
+from toy import BC5CDR_IOB, JNLPBA_TRAIN, PUBTATOR, ROOT, iob_sentences
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
 from spacy_bioner.corpora import read_iob, write_docbin
 from spacy_bioner.evaluation import docs_to_iob
-from spacy_bioner.tokenizer import make_bio_nlp
 from spacy_bioner.visualize import DISPLACY_COLORS
 
-ROOT = Path(__file__).parent.parent
 runner = CliRunner()
-NLP = make_bio_nlp()
 
 
 def load(path: Path):
-    return list(DocBin().from_disk(path).get_docs(NLP.vocab))
+    # The strings travel in the DocBin: any vocab reads it back.
+    return list(DocBin().from_disk(path).get_docs(Vocab()))
 
 
 def invoke_convert(fmt, src, out, *args):
@@ -87,8 +86,8 @@ def test_docbin_round_trip_reproduces_jnlpba_tags(jnlpba_converted):
     ]
 
 
-def test_docbin_round_trip_reproduces_bc5cdr_iob_tags(tmp_path):
-    docs, _ = read_iob(BC5CDR_IOB["test"], NLP.vocab, n_sents=50, spans_key="bc5cdr")
+def test_docbin_round_trip_reproduces_bc5cdr_iob_tags(tmp_path, bio_nlp):
+    docs, _ = read_iob(BC5CDR_IOB["test"], bio_nlp.vocab, n_sents=50, spans_key="bc5cdr")
     write_docbin(docs, tmp_path / "test.spacy")
     assert docs_to_iob(load(tmp_path / "test.spacy"), "bc5cdr") == iob_sentences(BC5CDR_IOB["test"])
 
@@ -274,7 +273,7 @@ def test_convert_writes_both_outputs_or_neither(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
 
 
-def test_write_docbin_failure_leaves_no_partial_file(tmp_path, monkeypatch):
+def test_write_docbin_failure_leaves_no_partial_file(tmp_path, monkeypatch, bio_nlp):
     out = tmp_path / "train.spacy"
     out.write_bytes(b"previous corpus")
 
@@ -283,16 +282,16 @@ def test_write_docbin_failure_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        write_docbin([NLP("IL-2 activates T cells")], out)
+        write_docbin([bio_nlp("IL-2 activates T cells")], out)
     assert [p.name for p in tmp_path.iterdir()] == ["train.spacy"]
     assert out.read_bytes() == b"previous corpus"
 
 
-def test_written_corpus_has_the_usual_file_mode(tmp_path):
+def test_written_corpus_has_the_usual_file_mode(tmp_path, bio_nlp):
     """Readable by whoever may read a file created here, not just its owner."""
     umask = os.umask(0o022)
     try:
-        out = write_docbin([NLP("IL-2 activates T cells")], tmp_path / "train.spacy")
+        out = write_docbin([bio_nlp("IL-2 activates T cells")], tmp_path / "train.spacy")
     finally:
         os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o644

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from oracle import path_score
 from spacy.tokens import Doc, Span
 from spacy.training import biluo_to_iob, iob_to_biluo
 from spacy.vocab import Vocab
@@ -59,11 +60,6 @@ def assert_same_or_tied(path, other, scores, transitions, start, end):
     if not np.array_equal(path, other):
         first, second = (path_score(p, scores, transitions, start, end) for p in (path, other))
         assert abs(first - second) <= 1e-3 * max(abs(first), 1.0)
-
-
-def path_score(path, scores, transitions, start, end):
-    total = start[path[0]] + end[path[-1]] + sum(scores[t, k] for t, k in enumerate(path))
-    return total + sum(transitions[a, b] for a, b in zip(path, path[1:]))
 
 
 @settings(max_examples=200, deadline=None)

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from toy import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "benchmarks" / "scripts"
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="the job scripts are bash")

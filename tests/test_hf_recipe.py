@@ -5,6 +5,7 @@ check trains on the toy corpus and scores the same data, so it only passes if
 the loop really fits the labels through first-sub-token alignment (the toy
 words "IL-2", "NF-kappa" and "c-Rel" take three word pieces each).
 """
+import math
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -44,7 +45,8 @@ def test_recipe_learns_toy_corpus(tiny_bert: Path, tmp_path: Path) -> None:
     assert sum(line.startswith("epoch ") for line in logs) == 20
     # The saved model serves through pipeline("ner") as a user would load it.
     texts = [" ".join(words) for words, _ in train]
-    assert isinstance(pipeline_words_per_second(str(tmp_path), texts, batch_size=8, device="cpu"), float)
+    speed = pipeline_words_per_second(str(tmp_path), texts, batch_size=8, device="cpu")
+    assert isinstance(speed, float) and math.isfinite(speed) and speed > 0, speed
 
 
 @pytest.mark.slow

@@ -14,9 +14,22 @@ import numpy as np
 import pytest
 import torch
 import typer
+from spacy.language import Language
 from spacy.schemas import ModelMetaSchema, validate
 from thinc.api import Adam, fix_random_seed
-from toy import FILLER, assert_help_explains_every_option, make_tiny_bert, toy_examples, toy_sentences, transformer_pipeline
+from toy import (
+    BC5CDR_IOB,
+    FILLER,
+    JNLPBA_TEST,
+    PUBTATOR,
+    ROOT,
+    assert_help_explains_every_option,
+    make_tiny_bert,
+    make_tiny_roberta,
+    toy_examples,
+    toy_sentences,
+    transformer_pipeline,
+)
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
@@ -41,7 +54,6 @@ from spacy_bioner.pretraining import (
     total_steps,
 )
 
-ROOT = Path(__file__).parent.parent
 runner = CliRunner()
 
 
@@ -251,27 +263,9 @@ def test_held_out_masking_does_not_depend_on_the_batch_size(tmp_path: Path) -> N
     assert by_8["loss"] == pytest.approx(by_3["loss"], rel=1e-5)
 
 
-def make_tiny_roberta(path: Path) -> Path:
-    """A saved 1-layer random RoBERTa with a byte-level BPE tokenizer trained on the toy text."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
-
-    path.mkdir(parents=True)
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(toy_text(), vocab_size=400, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
-    bpe.save_model(str(path))
-    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"))
-    tokenizer.save_pretrained(str(path))
-    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           intermediate_size=37, max_position_embeddings=80)
-    RobertaModel(config).save_pretrained(str(path))
-    return path
-
-
 def test_whole_word_masking_refuses_a_tokenizer_without_wordpieces(tmp_path: Path) -> None:
     # transformers' collator would only warn and mask single BPE pieces.
-    roberta = make_tiny_roberta(tmp_path / "roberta")
+    roberta = make_tiny_roberta(tmp_path / "roberta", max_position_embeddings=80)
     with pytest.raises(PretrainError, match="WordPiece tokenizer.*drop --whole-word-mask"):
         run(roberta, tmp_path / "out", whole_word_mask=True)
     assert not (tmp_path / "out").exists()
@@ -583,23 +577,22 @@ def test_output_initialises_trains_saves_and_is_recorded_in_a_spacy_pipeline(
 
 
 @pytest.fixture(scope="module")
-def corpora() -> Dict[str, list]:
+def corpora(bio_nlp: Language) -> Dict[str, list]:
     """The documents of the embedded corpora, read once with the package's readers:
     JNLPBA's training file (its last JNLPBA_DEV_DOCS are the dev set) and test
     file, BC5CDR's PubTator and IOB splits."""
     from spacy_bioner.corpora import read_iob, read_jnlpba, read_pubtator
-    from spacy_bioner.tokenizer import make_bio_nlp
 
+    # The training files as the package names them (what the task text is made from).
     assets = ROOT / DEFAULT_ASSETS
-    nlp = make_bio_nlp()
     docs = {
-        "JNLPBA train": read_jnlpba(assets / JNLPBA_TRAIN, nlp.vocab)[0],
-        "JNLPBA test": read_jnlpba(assets / "jnlpba/Genia4EReval2.iob2.gz", nlp.vocab)[0],
-        "BC5CDR train PubTator": read_pubtator(assets / BC5CDR_TRAIN, nlp)[0],
+        "JNLPBA train": read_jnlpba(assets / JNLPBA_TRAIN, bio_nlp.vocab)[0],
+        "JNLPBA test": read_jnlpba(JNLPBA_TEST, bio_nlp.vocab)[0],
+        "BC5CDR train PubTator": read_pubtator(assets / BC5CDR_TRAIN, bio_nlp)[0],
     }
-    for name, pubtator, iob in (("dev", "Development", "devel"), ("test", "Test", "test")):
-        docs[f"BC5CDR {name} PubTator"] = read_pubtator(assets / f"bc5cdr/pubtator/CDR_{pubtator}Set.PubTator.txt.gz", nlp)[0]
-        docs[f"BC5CDR {name} IOB"] = read_iob(assets / f"bc5cdr/iob/{iob}.tsv.gz", nlp.vocab)[0]
+    for name, iob in (("dev", "devel"), ("test", "test")):
+        docs[f"BC5CDR {name} PubTator"] = read_pubtator(PUBTATOR[name], bio_nlp)[0]
+        docs[f"BC5CDR {name} IOB"] = read_iob(BC5CDR_IOB[iob], bio_nlp.vocab)[0]
     return docs
 
 
@@ -754,6 +747,21 @@ def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_refuses_a_missing_gpu_in_one_line_and_writes_nothing(tiny_bert: Path, tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is usable here")
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(toy_text(20)), encoding="utf8")
+    # Settings that run on the CPU: only --gpu-id stops it.
+    result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text", str(text),
+                                 "--no-include-task-text", "--steps", "1", "--batch-size", "2", "--max-length", "32",
+                                 "--heldout-fraction", "0", "--no-progress", "--gpu-id", "0"])
+    assert result.exit_code == 1, result.output
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: --gpu-id 0:") and line.endswith("use -1 for the CPU")
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_explains_missing_default_paths(tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The default --text and --assets are relative to the project directory."""
     monkeypatch.chdir(tmp_path)
@@ -797,6 +805,28 @@ def test_cli_writes_an_encoder(tiny_bert: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_cli_seed_sets_the_run(tiny_bert: Path, tmp_path: Path) -> None:
+    """The same --seed gives the same weights; another, other weights (two steps suffice)."""
+    from transformers import AutoModelForMaskedLM
+
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(toy_text(20)), encoding="utf8")
+    weights = []
+    for name, seed in (("first", "0"), ("again", "0"), ("other", "1")):
+        result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / name), "--text", str(text),
+                                     "--no-include-task-text", "--steps", "2", "--batch-size", "2", "--max-length",
+                                     "32", "--heldout-fraction", "0", "--no-progress", "--seed", seed])
+        assert result.exit_code == 0, result.output
+        weights.append(AutoModelForMaskedLM.from_pretrained(tmp_path / name).state_dict())
+    first, again, other = weights
+    for name in first:
+        torch.testing.assert_close(again[name], first[name], rtol=0, atol=0, msg=name)
+    # An encoder weight, not only the new MLM head (whose initialisation the seed also sets).
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(other[name], first[name])
+
+
+@pytest.mark.slow
 def test_cli_task_text_only(tiny_bert: Path, tmp_path: Path, task_text: List[str]) -> None:
     """TAPT: the embedded task training text and nothing else."""
     out = tmp_path / "out"
@@ -810,18 +840,12 @@ def test_cli_task_text_only(tiny_bert: Path, tmp_path: Path, task_text: List[str
     assert sources[0]["lines"] == len(task_text)
 
 
-def test_sequences_fit_an_encoder_whose_positions_start_after_padding(tiny_bert):
+def test_sequences_fit_an_encoder_whose_positions_start_after_padding(tmp_path: Path) -> None:
     """RoBERTa-style embeddings number positions from padding_idx + 1: 34 position
     embeddings take 32 tokens, which blocks must not exceed."""
-    from transformers import AutoTokenizer, RobertaConfig, RobertaForMaskedLM
-
     from spacy_bioner.pretraining import sequence_length
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert))
-    config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
-        intermediate_size=8, max_position_embeddings=34, pad_token_id=1,
-    )
-    model = RobertaForMaskedLM(config)
+    # Its tokenizer sets no model_max_length: the positions alone are the limit.
+    tokenizer, model = load_encoder(str(make_tiny_roberta(tmp_path / "roberta", max_position_embeddings=34)))
     assert sequence_length(tokenizer, model, 512) == 32
     assert sequence_length(tokenizer, model, 16) == 16

@@ -19,6 +19,7 @@ from spacy.training.initialize import init_nlp
 from thinc.api import Adam, Config, Optimizer, fix_random_seed
 from toy import (
     PUBMED_BASELINE,
+    ROOT,
     SMALL_TOK2VEC,
     toy_abstracts,
     toy_examples,
@@ -41,7 +42,6 @@ from spacy_bioner.evaluation import (
 from spacy_bioner.packaging import describe_encoder, performance, pipeline_sha256, record_encoder
 from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------------------

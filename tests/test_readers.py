@@ -23,9 +23,6 @@ from spacy_bioner.corpora import (
     read_pubtator_texts,
 )
 from spacy_bioner.evaluation import docs_to_iob
-from spacy_bioner.tokenizer import make_bio_nlp
-
-NLP = make_bio_nlp()
 
 
 def pubtator_mentions(path: Path) -> List[Tuple[str, int, int, str]]:
@@ -42,8 +39,8 @@ def pubtator_mentions(path: Path) -> List[Tuple[str, int, int, str]]:
 
 
 @pytest.fixture(scope="module")
-def jnlpba_train():
-    return read_jnlpba(JNLPBA_TRAIN, NLP.vocab)
+def jnlpba_train(bio_nlp):
+    return read_jnlpba(JNLPBA_TRAIN, bio_nlp.vocab)
 
 
 def test_jnlpba_train_dev_split(jnlpba_train):
@@ -65,8 +62,8 @@ def test_jnlpba_train_dev_split(jnlpba_train):
         ]
 
 
-def test_jnlpba_test():
-    docs, report = read_jnlpba(JNLPBA_TEST, NLP.vocab)
+def test_jnlpba_test(bio_nlp):
+    docs, report = read_jnlpba(JNLPBA_TEST, bio_nlp.vocab)
     assert len(docs) == 404 and report.sentences == 3856 and report.tokens == 101039
     assert report.entities == {
         "protein": 5067, "DNA": 1056, "RNA": 118, "cell_line": 500, "cell_type": 1921
@@ -76,13 +73,13 @@ def test_jnlpba_test():
 @pytest.mark.parametrize(
     "split,chemical,disease", [("train", 5203, 4182), ("dev", 5347, 4244), ("test", 5385, 4424)]
 )
-def test_bc5cdr_pubtator(split, chemical, disease):
+def test_bc5cdr_pubtator(split, chemical, disease, bio_nlp):
     path = PUBTATOR[split]
     mentions = pubtator_mentions(path)
     in_file = Counter(label for *_, label in mentions)
     assert in_file == {"Chemical": chemical, "Disease": disease}
 
-    docs, report = read_pubtator(path, NLP)
+    docs, report = read_pubtator(path, bio_nlp)
     assert len(docs) == report.documents == 500
     # Converted entities plus the reported drops account for every mention.
     dropped = Counter(issue.label for issue in report.dropped)
@@ -103,8 +100,8 @@ def test_bc5cdr_pubtator(split, chemical, disease):
     assert report.loss_fraction < 0.005
 
 
-def test_pubtator_kb_ids_and_composites():
-    docs, report = read_pubtator(PUBTATOR["train"], NLP)
+def test_pubtator_kb_ids_and_composites(bio_nlp):
+    docs, report = read_pubtator(PUBTATOR["train"], bio_nlp)
     first = docs[0]
     assert first.user_data["pmid"] == "227508"
     assert (first.ents[0].text, first.ents[0].label_, first.ents[0].kb_id_) == (
@@ -116,9 +113,9 @@ def test_pubtator_kb_ids_and_composites():
 
 
 @pytest.mark.parametrize("split,n_sents", [("train", 4560), ("devel", 4581), ("test", 4797)])
-def test_bc5cdr_iob(split, n_sents):
+def test_bc5cdr_iob(split, n_sents, bio_nlp):
     path = BC5CDR_IOB[split]
-    docs, report = read_iob(path, NLP.vocab, spans_key="bc5cdr")
+    docs, report = read_iob(path, bio_nlp.vocab, spans_key="bc5cdr")
     assert len(docs) == report.sentences == n_sents
     sentences = iob_sentences(path)
     b_tags = Counter(tag[2:] for sent in sentences for _, tag in sent if tag.startswith("B-"))
@@ -126,16 +123,16 @@ def test_bc5cdr_iob(split, n_sents):
     assert docs_to_iob(docs, spans_key="bc5cdr") == sentences
 
 
-def test_iob_n_sents_groups_sentences():
-    docs, report = read_iob(BC5CDR_IOB["train"], NLP.vocab, n_sents=10)
+def test_iob_n_sents_groups_sentences(bio_nlp):
+    docs, report = read_iob(BC5CDR_IOB["train"], bio_nlp.vocab, n_sents=10)
     assert len(docs) == 456 and report.sentences == 4560
     assert docs_to_iob(docs, spans_key="ents") == iob_sentences(BC5CDR_IOB["train"])
 
 
 @pytest.mark.parametrize("split,pubtator", [("train", "train"), ("devel", "dev"), ("test", "test")])
-def test_bc5cdr_iob_regrouped_into_its_abstracts(split, pubtator):
+def test_bc5cdr_iob_regrouped_into_its_abstracts(split, pubtator, bio_nlp):
     texts = read_pubtator_texts(PUBTATOR[pubtator])
-    docs, report = read_iob(BC5CDR_IOB[split], NLP.vocab, spans_key="bc5cdr", documents=texts)
+    docs, report = read_iob(BC5CDR_IOB[split], bio_nlp.vocab, spans_key="bc5cdr", documents=texts)
     # Every sentence, token and tag of the file, in its order; one Doc per abstract.
     assert docs_to_iob(docs, spans_key="bc5cdr") == iob_sentences(BC5CDR_IOB[split])
     assert len(docs) == 500 and sorted(doc.user_data["pmid"] for doc in docs) == sorted(dict(texts))
@@ -148,31 +145,31 @@ def test_bc5cdr_iob_regrouped_into_its_abstracts(split, pubtator):
     assert all(doc.text == " ".join(by_pmid[doc.user_data["pmid"]].split()) for doc in differ)
 
 
-def test_regrouped_documents_keep_their_spacing_and_order(tmp_path):
+def test_regrouped_documents_keep_their_spacing_and_order(tmp_path, bio_nlp):
     iob = write(tmp_path, "c.iob", b"IL\tB-protein\n-\tI-protein\n2\tI-protein\nrises\tO\n.\tO\n\n"
                 b"It\tO\nfalls\tO\n.\tO\n\nCa2\tB-Chemical\n+\tI-Chemical\nflows\tO\n")
     texts = [("7", "Ca2+ flows"), ("3", "IL-2 rises.  It falls.")]
-    docs, _ = read_iob(iob, NLP.vocab, documents=iter(texts))  # any iterable
+    docs, _ = read_iob(iob, bio_nlp.vocab, documents=iter(texts))  # any iterable
     assert [(doc.user_data["pmid"], doc.text) for doc in docs] == [("3", "IL-2 rises. It falls."), ("7", "Ca2+ flows")]
     assert [[(e.text, e.label_) for e in doc.ents] for doc in docs] == [[("IL-2", "protein")], [("Ca2+", "Chemical")]]
     assert [s.text for s in docs[0].sents] == ["IL-2 rises.", "It falls."]
 
 
-def test_documents_without_a_sentence_in_the_file_are_named(tmp_path):
+def test_documents_without_a_sentence_in_the_file_are_named(tmp_path, bio_nlp):
     """They were left out without a word."""
     iob = write(tmp_path, "c.iob", b"Ca2\tB-Chemical\n+\tI-Chemical\nflows\tO\n")
     texts = [("3", "IL-2 rises."), ("7", "Ca2+ flows"), ("9", "p53 binds.")]
     with pytest.warns(UserWarning, match=r"c\.iob: no sentence of 2 of the 3 documents is in the file \(first: 3\)"):
-        docs, _ = read_iob(iob, NLP.vocab, documents=texts)
+        docs, _ = read_iob(iob, bio_nlp.vocab, documents=texts)
     assert [doc.user_data["pmid"] for doc in docs] == ["7"]
 
 
-def test_n_sents_of_a_file_with_document_markers_is_an_error(tmp_path):
+def test_n_sents_of_a_file_with_document_markers_is_an_error(tmp_path, bio_nlp):
     """It was ignored: one Doc per marked document all the same."""
     iob = write(tmp_path, "c.iob", b"###MEDLINE:1\n\na\tO\n\nb\tO\n\n###MEDLINE:2\n\nc\tO\n")
     with pytest.raises(ConversionError, match="marks its own documents"):
-        read_iob(iob, NLP.vocab, n_sents=2)
-    assert len(read_iob(iob, NLP.vocab)[0]) == 2
+        read_iob(iob, bio_nlp.vocab, n_sents=2)
+    assert len(read_iob(iob, bio_nlp.vocab)[0]) == 2
 
 
 @pytest.mark.parametrize(
@@ -188,10 +185,10 @@ def test_n_sents_of_a_file_with_document_markers_is_an_error(tmp_path):
         (b"a\tO\nb\tO\n", [("1", "a b")], "give documents or n_sents, not both"),
     ],
 )
-def test_regrouping_errors_name_the_sentence_or_document(tmp_path, data, texts, message):
+def test_regrouping_errors_name_the_sentence_or_document(tmp_path, data, texts, message, bio_nlp):
     iob = write(tmp_path, "c.iob", data)
     with pytest.raises(ConversionError, match=re.escape(message)):
-        read_iob(iob, NLP.vocab, documents=texts, n_sents=2 if "n_sents" in message else 1)
+        read_iob(iob, bio_nlp.vocab, documents=texts, n_sents=2 if "n_sents" in message else 1)
 
 
 # --- small inputs: schemes, repairs, errors ----------------------------------
@@ -216,34 +213,34 @@ def ents(doc):
         ("B-P L-P O U-D U-D", "bioes"),
     ],
 )
-def test_iob_schemes(tmp_path, tags, scheme):
+def test_iob_schemes(tmp_path, tags, scheme, bio_nlp):
     lines = "".join(f"w{i}\t{tag}\n" for i, tag in enumerate(tags.split()))
     path = write(tmp_path, "x.iob", lines.encode())
     for scheme_arg in ("auto", scheme):
-        docs, report = read_iob(path, NLP.vocab, scheme=scheme_arg)
+        docs, report = read_iob(path, bio_nlp.vocab, scheme=scheme_arg)
         assert ents(docs[0]) == [(0, 2, "P"), (3, 4, "D"), (4, 5, "D")]
         assert not report.repaired
 
 
-def test_iob_repairs_dangling_inside_tag(tmp_path):
+def test_iob_repairs_dangling_inside_tag(tmp_path, bio_nlp):
     path = write(tmp_path, "x.iob", b"a\tO\nb\tI-P\nc\tI-P\nd\tB-D\ne\tI-P\n")
     with pytest.warns(UserWarning, match="x.iob"):
-        docs, report = read_iob(path, NLP.vocab, scheme="iob2")
+        docs, report = read_iob(path, bio_nlp.vocab, scheme="iob2")
     assert ents(docs[0]) == [(1, 3, "P"), (3, 4, "D"), (4, 5, "P")]
     assert [issue.where for issue in report.repaired] == [f"{path}:2", f"{path}:5"]
 
 
-def test_iob_documents_and_columns(tmp_path):
+def test_iob_documents_and_columns(tmp_path, bio_nlp):
     data = b"-DOCSTART- -X- O O\n\nEU NNP B-ORG\nrejects VBZ O\n\n-DOCSTART- -X- O O\n\nPeter NNP B-PER\n"
-    docs, report = read_iob(write(tmp_path, "c.conll", data), NLP.vocab)
+    docs, report = read_iob(write(tmp_path, "c.conll", data), bio_nlp.vocab)
     assert [d.text.split() for d in docs] == [["EU", "rejects"], ["Peter"]]
     assert report.entities == {"ORG": 1, "PER": 1}
     assert all("ents" in d.spans for d in docs)
 
 
-def test_crlf_and_bom_accepted(tmp_path):
+def test_crlf_and_bom_accepted(tmp_path, bio_nlp):
     iob = write(tmp_path, "a.iob", "\ufeffIL-2\tB-protein\r\ngene\tI-protein\r\n\r\nx\tO\r\n".encode())
-    docs, _ = read_iob(iob, NLP.vocab)
+    docs, _ = read_iob(iob, bio_nlp.vocab)
     assert [d.text.split() for d in docs] == [["IL-2", "gene"], ["x"]]
     assert ents(docs[0]) == [(0, 2, "protein")]
     pubtator = write(
@@ -251,25 +248,25 @@ def test_crlf_and_bom_accepted(tmp_path):
         "a.pubtator",
         "\ufeff1|t|Aspirin toxicity.\r\n1|a|None.\r\n1\t0\t7\tAspirin\tChemical\tD001241\r\n\r\n".encode(),
     )
-    docs, _ = read_pubtator(pubtator, NLP)
+    docs, _ = read_pubtator(pubtator, bio_nlp)
     assert docs[0].text == "Aspirin toxicity. None."
     assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Aspirin", "D001241")]
 
 
-def test_space_separated_columns_keep_a_no_break_space_inside_a_token(tmp_path):
+def test_space_separated_columns_keep_a_no_break_space_inside_a_token(tmp_path, bio_nlp):
     """Space-separated IOB splits on ASCII spaces only: "5\u00a0mg" is one token, not "5" with "mg" lost."""
     iob = write(tmp_path, "nbsp.iob", "5\u00a0mg B-Chemical\ndaily O\n".encode())
-    docs, _ = read_iob(iob, NLP.vocab)
+    docs, _ = read_iob(iob, bio_nlp.vocab)
     assert [t.text for t in docs[0]] == ["5\u00a0mg", "daily"]
     assert ents(docs[0]) == [(0, 1, "Chemical")]
 
 
-def test_stray_columns(tmp_path):
+def test_stray_columns(tmp_path, bio_nlp):
     """IOB: the first column is the token and the last the tag; columns in
     between (POS, chunk) and empty trailing columns are ignored. PubTator:
     columns after the 7th (composite) are ignored."""
     iob = write(tmp_path, "x.iob", b"IL-2\tNN\tB-NP\tB-protein\t\r\ngene NN I-protein  \r\nx\tO\t\t\n")
-    docs, _ = read_iob(iob, NLP.vocab)
+    docs, _ = read_iob(iob, bio_nlp.vocab)
     assert [t.text for t in docs[0]] == ["IL-2", "gene", "x"]
     assert [(e.text, e.label_) for e in docs[0].ents] == [("IL-2 gene", "protein")]
     pubtator = write(
@@ -277,15 +274,15 @@ def test_stray_columns(tmp_path):
         "x.pubtator",
         b"1|t|Aspirin toxicity.\n1|a|None.\n1\t0\t7\tAspirin\tChemical\tD001241\t\tstray\textra\n",
     )
-    docs, report = read_pubtator(pubtator, NLP)
+    docs, report = read_pubtator(pubtator, bio_nlp)
     assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Aspirin", "D001241")]
     assert not report.issues
 
 
 @pytest.mark.parametrize("compress", [gzip.compress, lzma.compress], ids=["gzip", "xz"])
-def test_compression_detected_by_magic_bytes(tmp_path, compress):
+def test_compression_detected_by_magic_bytes(tmp_path, compress, bio_nlp):
     path = write(tmp_path, "plain-name.txt", compress(b"a\tB-X\n"))
-    docs, _ = read_iob(path, NLP.vocab)
+    docs, _ = read_iob(path, bio_nlp.vocab)
     assert ents(docs[0]) == [(0, 1, "X")]
 
 
@@ -315,13 +312,13 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("name,data,fmt,where,problem", BAD_INPUTS)
-def test_bad_input_one_line_message(tmp_path, name, data, fmt, where, problem):
+def test_bad_input_one_line_message(tmp_path, name, data, fmt, where, problem, bio_nlp):
     path = write(tmp_path, name, data)
     with pytest.raises(ConversionError) as excinfo:
         if fmt == "iob":
-            read_iob(path, NLP.vocab)
+            read_iob(path, bio_nlp.vocab)
         else:
-            read_pubtator(path, NLP)
+            read_pubtator(path, bio_nlp)
     message = str(excinfo.value)
     assert "\n" not in message
     assert f"{path}{where}" in message
@@ -342,12 +339,12 @@ def test_truncated_or_corrupt_compressed_file(tmp_path, compress, name):
         read_lines(path)
 
 
-def test_missing_file(tmp_path):
+def test_missing_file(tmp_path, bio_nlp):
     with pytest.raises(ConversionError, match="nope.iob"):
-        read_iob(tmp_path / "nope.iob", NLP.vocab)
+        read_iob(tmp_path / "nope.iob", bio_nlp.vocab)
 
 
-def test_pubtator_overlaps_and_misalignment(tmp_path):
+def test_pubtator_overlaps_and_misalignment(tmp_path, bio_nlp):
     text = "Na+/K+-ATPase and heart failure."
     lines = [
         f"9|t|{text}",
@@ -359,7 +356,7 @@ def test_pubtator_overlaps_and_misalignment(tmp_path):
         "9\tCID\tD1\tD2",
     ]
     path = write(tmp_path, "o.pubtator", ("\n".join(lines) + "\n").encode())
-    docs, report = read_pubtator(path, NLP)
+    docs, report = read_pubtator(path, bio_nlp)
     assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Na", "D1"), ("heart failure", "D2")]
     assert len(report.dropped) == 2 and len(report.expanded) == 1
     assert len(report.of_kind("relation")) == 1
@@ -370,7 +367,7 @@ def test_pubtator_overlaps_and_misalignment(tmp_path):
     assert "'art fai' [20:27] duplicates another mention" in [issue.reason for issue in report.dropped]
 
 
-def test_pubtator_mentions_next_to_brackets_and_comparisons_align(tmp_path):
+def test_pubtator_mentions_next_to_brackets_and_comparisons_align(tmp_path, bio_nlp):
     """BC5CDR test mentions that used to end inside a token ("CCK-8)",
     "lithium=0.85", "myoglobinuria.(ABSTRACT") are kept exactly."""
     title = "Cholecystokinin-octapeptide (CCK-8), serum lithium=0.85 mEq/l."
@@ -382,7 +379,7 @@ def test_pubtator_mentions_next_to_brackets_and_comparisons_align(tmp_path):
         start = text.index(mention)
         lines.append(f"5\t{start}\t{start + len(mention)}\t{mention}\t{label}\t-1")
     path = write(tmp_path, "b.pubtator", ("\n".join(lines) + "\n").encode())
-    docs, report = read_pubtator(path, NLP)
+    docs, report = read_pubtator(path, bio_nlp)
     assert [(e.text, e.label_) for e in docs[0].ents] == mentions
     assert not report.expanded and not report.dropped
 
@@ -435,7 +432,7 @@ def render(words, entities, scheme):
     corruption=st.one_of(st.none(), st.sampled_from(["notag", "badprefix", "nolabel"])),
     where=st.integers(0, 100),
 )
-def test_fuzz_read_iob(tmp_path, sentences, scheme, corruption, where):
+def test_fuzz_read_iob(tmp_path, sentences, scheme, corruption, where, bio_nlp):
     lines = []
     for words, entities in sentences:
         lines += [f"{w}\t{t}" for w, t in zip(words, render(words, entities, scheme))] + [""]
@@ -446,9 +443,9 @@ def test_fuzz_read_iob(tmp_path, sentences, scheme, corruption, where):
     path = write(tmp_path, "fuzz.iob", ("\n".join(lines) + "\n").encode())
     if bad_line is not None:
         with pytest.raises(ConversionError, match=f"fuzz.iob:{bad_line}:"):
-            read_iob(path, NLP.vocab, spans_key="k")
+            read_iob(path, bio_nlp.vocab, spans_key="k")
         return
-    docs, report = read_iob(path, NLP.vocab, spans_key="k")
+    docs, report = read_iob(path, bio_nlp.vocab, spans_key="k")
     assert [(d.text.split(), ents(d)) for d in docs] == [(w, e) for w, e in sentences]
     assert [[(s.start, s.end, s.label_) for s in d.spans["k"]] for d in docs] == [e for _, e in sentences]
     assert not report.repaired
@@ -481,7 +478,7 @@ def pubtator_docs(draw):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=pubtator_docs(), corruption=st.one_of(st.none(), st.sampled_from(["range", "text"])), which=st.integers(0, 10))
-def test_fuzz_read_pubtator(tmp_path, doc, corruption, which):
+def test_fuzz_read_pubtator(tmp_path, doc, corruption, which, bio_nlp):
     title, abstract, text, mentions = doc
     lines = [f"42|t|{title}", f"42|a|{abstract}"]
     lines += [f"42\t{s}\t{e}\t{text[s:e]}\t{label}\tD{k}" for k, (s, e, label) in enumerate(mentions)]
@@ -495,9 +492,9 @@ def test_fuzz_read_pubtator(tmp_path, doc, corruption, which):
     path = write(tmp_path, "fuzz.pubtator", ("\n".join(lines) + "\n").encode())
     if bad_line is not None:
         with pytest.raises(ConversionError, match=f"fuzz.pubtator:{bad_line}: PMID 42"):
-            read_pubtator(path, NLP)
+            read_pubtator(path, bio_nlp)
         return
-    docs, report = read_pubtator(path, NLP)
+    docs, report = read_pubtator(path, bio_nlp)
     (parsed,) = docs
     assert parsed.text == text
     kept = [(e.start_char, e.end_char, e.label_) for e in parsed.ents]
@@ -514,55 +511,119 @@ def assert_one_line_error(err: ConversionError, path: Path) -> None:
     assert "\n" not in message and message.startswith(f"{path}:")
 
 
+# Random IOB files, built from parts so that most convert: token lines (a
+# token, one or more separators, a tag), sentence breaks and document markers;
+# a file may also hold one line from BAD_LINE, or one random line.
+TOKEN = st.builds(
+    lambda head, tail: head + tail,
+    st.text(alphabet="ab-µ|0X", min_size=1, max_size=4),
+    st.sampled_from(["", "", "\xa0", "\xa0b"]),  # a no-break space is part of a token, never a separator
+)
+SEPARATOR = st.sampled_from([" ", "  ", "\t", "\t\t", " \t"])
+TAG = st.sampled_from(["O", "O", "B-X", "I-X", "B-Y", "I-Y"])
+
+
+@st.composite
+def token_lines(draw) -> str:
+    """A valid token line, sometimes with trailing whitespace (a trailing tab
+    only where tabs separate the columns: after spaces it would end the only column)."""
+    sep = draw(SEPARATOR)
+    end = draw(st.sampled_from(["", "", " ", "\xa0"] + (["\t"] if "\t" in sep else [])))
+    return f"{draw(TOKEN)}{sep}{draw(TAG)}{end}"
+
+
+TOKEN_LINE = token_lines()
+BREAK_LINE = st.sampled_from(["", " ", "\xa0", "###MEDLINE:7", " ###MEDLINE:8 "])
+BAD_LINE = st.one_of(
+    st.builds(lambda token, sep: token + sep, TOKEN, st.sampled_from(["", " ", "\t"])),  # no tag
+    st.builds(lambda sep, tag: sep + tag, SEPARATOR, TAG),  # no token
+    st.builds(lambda token, sep, tag: token + sep + tag, TOKEN, SEPARATOR, st.sampled_from(["Q-X", "B-", "b-X", "o", "BX"])),
+)
 LINE = st.text(alphabet="ab -\tBIOESX|t0123456789\r\ufeff\xa0µ", max_size=14)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(LINE, max_size=12))
-def test_fuzz_iob_random_lines(tmp_path, lines):
-    """Random lines: a clear error, or every token line becomes one token and
-    every entity is a run of tokens tagged with its label."""
-    path = write(tmp_path, "random.iob", "\n".join(lines).encode())
-    try:
-        docs, _ = read_iob(path, NLP.vocab, spans_key="k")
-    except ConversionError as err:
-        assert_one_line_error(err, path)
-        return
+@st.composite
+def iob_files(draw) -> str:
+    """The text of a random IOB file (lines, BOM and line ends vary)."""
+    # sampled_from weighs its elements evenly (one_of would not weigh repeated strategies).
+    kinds = draw(st.lists(st.sampled_from(["token", "token", "token", "break"]), min_size=1, max_size=12))
+    lines = [draw(TOKEN_LINE if kind == "token" else BREAK_LINE) for kind in kinds]
+    odd = draw(st.sampled_from([None, None, None, None, BAD_LINE, LINE]))
+    if odd is not None:
+        lines.insert(draw(st.integers(0, len(lines))), draw(odd))
+    return draw(st.sampled_from(["", "\ufeff"])) + draw(st.sampled_from(["\n", "\r\n"])).join(lines)
+
+
+def iob_rows(text: str) -> List[Tuple[str, str]]:
+    """(token, tag) of each token line, split as the reader documents it: on
+    tabs, else on ASCII spaces; the first column is the token, the last
+    non-empty one the tag."""
     rows = []
-    for line in "\n".join(lines).removeprefix("\ufeff").split("\n"):
+    for line in text.removeprefix("\ufeff").split("\n"):
         line = line[:-1] if line.endswith("\r") else line
         if line.strip() and not line.strip().startswith(("-DOCSTART-", "###MEDLINE:")):
-            parts = [p.strip() for p in (line.split("\t") if "\t" in line else line.split())]
+            parts = line.split("\t") if "\t" in line else [p for p in line.split(" ") if p]
+            parts = [p.strip() for p in parts]
             rows.append((parts[0], [p for p in parts if p][-1]))
-    assert [t.text for doc in docs for t in doc] == [word for word, _ in rows]
-    offset = 0
-    for doc in docs:
-        assert list(doc.spans["k"]) == list(doc.ents)
-        tags = [tag for _, tag in rows[offset : offset + len(doc)]]
-        # Tokens tagged O are outside entities; the others inside one of their label.
-        assert [t.ent_type_ or "O" for t in doc] == [tag if tag == "O" else tag[2:] for tag in tags]
-        offset += len(doc)
+    return rows
+
+
+@pytest.mark.filterwarnings("ignore:.*did not continue an entity")  # I- after O: repaired, as expected
+def test_fuzz_iob_random_lines(tmp_path, bio_nlp):
+    """Random lines: a clear error, or every token line becomes one token and
+    every entity is a run of tokens tagged with its label. Both happen."""
+    outcomes = Counter()
+
+    @settings(max_examples=150, deadline=None)
+    @given(text=iob_files())
+    def check(text):
+        path = write(tmp_path, "random.iob", text.encode())
+        try:
+            docs, _ = read_iob(path, bio_nlp.vocab, spans_key="k")
+        except ConversionError as err:
+            assert_one_line_error(err, path)
+            outcomes["error"] += 1
+            return
+        outcomes["converted"] += 1
+        rows = iob_rows(text)
+        assert [t.text for doc in docs for t in doc] == [word for word, _ in rows]
+        offset = 0
+        for doc in docs:
+            assert list(doc.spans["k"]) == list(doc.ents)
+            tags = [tag for _, tag in rows[offset : offset + len(doc)]]
+            # Tokens tagged O are outside entities; the others inside one of their label.
+            assert [t.ent_type_ or "O" for t in doc] == [tag if tag == "O" else tag[2:] for tag in tags]
+            offset += len(doc)
+
+    check()
+    # An assertion over the examples: random lines alone never converted, and must reach both branches.
+    assert outcomes["converted"] and outcomes["error"], outcomes
 
 
 @st.composite
 def pubtator_random_offsets(draw):
-    """A document whose mentions have random offsets, mostly with the text at
-    those offsets, sometimes with another."""
+    """A document whose mentions have random offsets, mostly a non-empty range
+    of the text with the text at those offsets, sometimes any offsets or another text."""
     title, abstract, _ = draw(pubtator_words("abcαµ±-()", 8))
     text = f"{title} {abstract}"
     mentions = []
     for _ in range(draw(st.integers(0, 5))):
-        start = draw(st.integers(-3, len(text) + 3))
-        end = draw(st.integers(-3, len(text) + 3))
+        # Mostly in range, so that most documents convert (and mentions are kept, expanded or dropped).
+        if draw(st.sampled_from([True] * 9 + [False])):
+            start = draw(st.integers(0, len(text) - 1))
+            end = draw(st.integers(start + 1, min(len(text), start + 12)))
+        else:
+            start = draw(st.integers(-3, len(text) + 3))
+            end = draw(st.integers(-3, len(text) + 3))
         real = text[max(start, 0) : max(end, 0)]
-        mention = draw(st.sampled_from([real, real, real, real + "x", "Cocaine"]))
+        mention = draw(st.sampled_from([real] * 8 + [real + "x", "Cocaine"]))
         mentions.append((start, end, mention.replace("\t", " "), draw(st.sampled_from(["Chemical", "Disease"]))))
     return title, abstract, text, mentions
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=pubtator_random_offsets())
-def test_fuzz_pubtator_random_offsets(tmp_path, doc):
+def test_fuzz_pubtator_random_offsets(tmp_path, doc, bio_nlp):
     """Random offsets: a clear error naming the line and PMID, or each mention
     is kept exactly, kept expanded to token boundaries, or dropped, and each
     change is reported."""
@@ -573,11 +634,11 @@ def test_fuzz_pubtator_random_offsets(tmp_path, doc):
     bad = [k for k, (s, e, m, _) in enumerate(mentions) if not (0 <= s < e <= len(text) and text[s:e] == m)]
     if bad:
         with pytest.raises(ConversionError) as excinfo:
-            read_pubtator(path, NLP)
+            read_pubtator(path, bio_nlp)
         assert_one_line_error(excinfo.value, path)
         assert f"{path}:{3 + bad[0]}: PMID 42:" in str(excinfo.value)
         return
-    (parsed,), report = read_pubtator(path, NLP)
+    (parsed,), report = read_pubtator(path, bio_nlp)
     assert parsed.text == text
     assert list(parsed.spans["bc5cdr"]) == list(parsed.ents)
     exact = {(s, e, label) for s, e, _, label in mentions}

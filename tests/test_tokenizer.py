@@ -1,16 +1,12 @@
 """The biomedical tokenizer's splits and the sentence rules (tokenizer.py)."""
 
-from pathlib import Path
-
 import pytest
 import spacy
+from toy import PUBTATOR
 
 from spacy_bioner.corpora.pubtator import _parse_pubtator
 from spacy_bioner.corpora.text import read_lines
-from spacy_bioner.tokenizer import make_bio_nlp, set_sentence_starts
-
-ROOT = Path(__file__).parent.parent
-NLP = make_bio_nlp()
+from spacy_bioner.tokenizer import set_sentence_starts
 
 
 @pytest.mark.parametrize(
@@ -28,8 +24,8 @@ NLP = make_bio_nlp()
         ("5-HT6 and Ca2 e.g. rats", ["5", "-", "HT6", "and", "Ca2", "e.g.", "rats"]),
     ],
 )
-def test_bio_tokenizer_splits_the_parts_of_chemical_names(text, tokens):
-    assert [t.text for t in NLP(text)] == tokens
+def test_bio_tokenizer_splits_the_parts_of_chemical_names(text, tokens, bio_nlp):
+    assert [t.text for t in bio_nlp(text)] == tokens
 
 
 @pytest.mark.parametrize(
@@ -47,8 +43,8 @@ def test_bio_tokenizer_splits_the_parts_of_chemical_names(text, tokens):
         ("in rats.(ABSTRACT", ["in", "rats", ".", "(", "ABSTRACT"]),
     ],
 )
-def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tokens):
-    assert [t.text for t in NLP(text)] == tokens
+def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tokens, bio_nlp):
+    assert [t.text for t in bio_nlp(text)] == tokens
 
 
 @pytest.mark.parametrize(
@@ -72,20 +68,20 @@ def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tok
         ("AS SHOWN IN FIG. 2 (SMITH ET AL. 2001) IT ROSE.", ["AS"]),
     ],
 )
-def test_sentence_starts_follow_terminal_punctuation_not_abbreviations(text, starts):
-    doc = set_sentence_starts(NLP(text))
+def test_sentence_starts_follow_terminal_punctuation_not_abbreviations(text, starts, bio_nlp):
+    doc = set_sentence_starts(bio_nlp(text))
     assert [sent[0].text for sent in doc.sents] == starts
 
 
-def test_forced_sentence_starts_begin_a_sentence_whatever_precedes_them():
-    doc = NLP("Haloperidol and rats haloperidol induced catalepsy.")
+def test_forced_sentence_starts_begin_a_sentence_whatever_precedes_them(bio_nlp):
+    doc = bio_nlp("Haloperidol and rats haloperidol induced catalepsy.")
     doc = set_sentence_starts(doc, forced=[3])
     assert [sent.text for sent in doc.sents] == ["Haloperidol and rats", "haloperidol induced catalepsy."]
 
 
 def _aligned_mentions(nlp, split: str) -> float:
     """The share of a BC5CDR split's mentions that are whole tokens under `nlp`."""
-    path = ROOT / "assets" / "bc5cdr" / "pubtator" / f"CDR_{split}Set.PubTator.txt.gz"
+    path = PUBTATOR[split]
     docs = _parse_pubtator(path, read_lines(path))
     total = aligned = 0
     for record in docs:
@@ -97,8 +93,8 @@ def _aligned_mentions(nlp, split: str) -> float:
 
 
 @pytest.mark.slow
-def test_bio_tokenizer_puts_bc5cdr_mentions_on_token_boundaries():
+def test_bio_tokenizer_puts_bc5cdr_mentions_on_token_boundaries(bio_nlp):
     """The rules were written on the training set: every mention there is
     whole tokens; on dev, more than under spaCy's English tokenizer."""
-    assert _aligned_mentions(NLP, "Training") == 1.0
-    assert _aligned_mentions(NLP, "Development") > _aligned_mentions(spacy.blank("en"), "Development")
+    assert _aligned_mentions(bio_nlp, "train") == 1.0
+    assert _aligned_mentions(bio_nlp, "dev") > _aligned_mentions(spacy.blank("en"), "dev")

@@ -9,15 +9,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from toy import ASSETS
+from toy import JNLPBA_TRAIN, PUBTATOR, ROOT
 
 from spacy_bioner.corpora import read_jnlpba, read_pubtator, write_docbin
-from spacy_bioner.tokenizer import make_bio_nlp
 
-ROOT = Path(__file__).resolve().parent.parent
 N_TRAIN_DOCS = 20  # about 190 sentences per corpus
 N_DEV_DOCS = 10
 
@@ -26,11 +23,10 @@ pytestmark = pytest.mark.slow  # runs `spacy train` and `spacy evaluate`
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, bio_nlp):
     tmp = tmp_path_factory.mktemp("smoke")
-    nlp = make_bio_nlp()
-    jnlpba, _ = read_jnlpba(ASSETS / "jnlpba" / "Genia4ERtask2.iob2.gz", nlp.vocab)
-    bc5cdr, _ = read_pubtator(ASSETS / "bc5cdr" / "pubtator" / "CDR_TrainingSet.PubTator.txt.gz", nlp)
+    jnlpba, _ = read_jnlpba(JNLPBA_TRAIN, bio_nlp.vocab)
+    bc5cdr, _ = read_pubtator(PUBTATOR["train"], bio_nlp)
     paths = {}
     for name, docs in (("jnlpba", jnlpba), ("bc5cdr", bc5cdr)):
         paths[f"{name}_train"] = write_docbin(docs[:N_TRAIN_DOCS], tmp / f"{name}-train.spacy")

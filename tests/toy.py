@@ -167,7 +167,8 @@ def train_two_heads(nlp: Language, n: int = 20, steps: int = 20, learn_rate: flo
     return nlp
 
 
-ASSETS = Path(__file__).parent.parent / "assets"
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+ASSETS = ROOT / "assets"
 JNLPBA_TRAIN = ASSETS / "jnlpba" / "Genia4ERtask2.iob2.gz"
 JNLPBA_TEST = ASSETS / "jnlpba" / "Genia4EReval2.iob2.gz"
 PUBTATOR = {
@@ -264,3 +265,8 @@ def write_jsonl(path: Path, rows: Iterable[dict], extra: str = "") -> Path:
     """One JSON object per line, then `extra` verbatim (e.g. broken lines)."""
     path.write_text("".join(json.dumps(row) + "\n" for row in rows) + extra, encoding="utf8")
     return path
+
+
+def write_texts(path: Path, texts: Iterable[str], extra: str = "") -> Path:
+    """An `annotate` input: {"id": "toy<i>", "text": ...} per line, then `extra` verbatim."""
+    return write_jsonl(path, ({"id": f"toy{i}", "text": text} for i, text in enumerate(texts)), extra)

@@ -99,7 +99,8 @@ def pretrain_command(
         import torch
 
         if not torch.cuda.is_available() or gpu_id >= torch.cuda.device_count():
-            raise fail(f"--gpu-id {gpu_id}: no such GPU")
+            raise fail(f"--gpu-id {gpu_id}: no such GPU (torch sees {torch.cuda.device_count()}); "
+                       "use -1 for the CPU")
     settings = PretrainSettings(
         encoder=encoder, max_length=max_length, batch_size=batch_size, steps=steps, epochs=epochs,
         learn_rate=learn_rate, warmup=warmup, whole_word_mask=whole_word_mask, seed=seed,
