@@ -146,6 +146,22 @@ def test_an_output_written_with_other_tables_is_another_run(tiny_pipeline: Path,
 
 
 @pytest.mark.slow
+def test_an_output_of_another_library_version_is_another_run(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """The code after the model (bounds, abbreviations, doc.ents) sets the entities: a resume after
+    an upgrade would finish the tables with another version's, so it is refused, saying why."""
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(4, seed=1))]
+    output = tmp_path / "out"
+    options = Options(shard_size=2)
+    annotate(str(tiny_pipeline), inputs, output, options, stop_after_shards=1)
+    run = json.loads((output / "run.json").read_text(encoding="utf8"))
+    assert run["spacy_bioner_version"] == spacy_bioner.__version__
+    run["spacy_bioner_version"] = "0.0.1"
+    (output / "run.json").write_text(json.dumps(run), encoding="utf8")
+    with pytest.raises(AnnotateError, match=r'another spacy_bioner_version \("0.0.1" there, "[^"]+" here\).*--overwrite'):
+        annotate(str(tiny_pipeline), inputs, output, options, resume=True)
+
+
+@pytest.mark.slow
 def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_path: Path) -> None:
     bad = '{"id": "broken", "text": \n{"id": "number", "text": 5}\n{"id": "no-text"}\n'
     inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(2, seed=1), extra=bad)]

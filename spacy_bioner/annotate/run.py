@@ -18,6 +18,7 @@ from typing import (
     Tuple,
 )
 
+from ..about import __version__
 from ..annotation import head_keys
 from ..loading import PipelineLoadError, load_pipeline
 from ..messages import counted
@@ -197,6 +198,9 @@ def annotate(
         "shard_size": options.shard_size,
         "format": options.fmt,
         "tables_version": TABLES_VERSION,
+        # The code that sets the entities after the model (bounds, abbreviations, doc.ents):
+        # a resume after an upgrade would mix two versions' tables.
+        "spacy_bioner_version": __version__,
         "id_key": options.id_key,
         "text_key": options.text_key,
         "max_doc_chars": max_chars,

@@ -85,7 +85,8 @@ def annotate(
     ),
     resume: bool = typer.Option(
         False, "--resume",
-        help="Continue the run in --output (it must hold one, with the same model, inputs and options, but "
+        help="Continue the run in --output (it must hold one, with the same model, inputs, options and "
+        "spacy-bioner version, but "
         "--batch-size and --max-batch-chars may change, e.g. to smaller batches after running out of memory: "
         "the same entities, scores different in the sixth decimal); finished shards are skipped. Without "
         "--resume, --output must be new or empty, or hold the same run, which is then completed the same way.",
