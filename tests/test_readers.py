@@ -230,6 +230,20 @@ def test_iob_repairs_dangling_inside_tag(tmp_path, bio_nlp):
     assert [issue.where for issue in report.repaired] == [f"{path}:2", f"{path}:5"]
 
 
+def test_bioes_entities_not_closed_by_an_end_tag_are_repaired_and_noted(tmp_path, bio_nlp):
+    """BIOES ends an entity with E- (or L-): a B- run cut by O, another entity or the sentence
+    end is read to its last tag, and noted as I-/E- repairs are, not taken silently."""
+    path = write(tmp_path, "x.bioes", b"a\tB-P\nb\tO\nc\tB-P\nd\tI-P\ne\tS-D\nf\tB-D\ng\tE-D\nh\tB-P\n")
+    with pytest.warns(UserWarning, match=r"x\.bioes: 3 tags broke the BIOES scheme and were repaired"):
+        docs, report = read_iob(path, bio_nlp.vocab, scheme="bioes")
+    assert ents(docs[0]) == [(0, 1, "P"), (2, 4, "P"), (4, 5, "D"), (5, 7, "D"), (7, 8, "P")]
+    assert [(issue.where, issue.reason) for issue in report.repaired] == [
+        (f"{path}:1", "B-P not closed by E-P (next: O): read as an entity ending at B-P"),
+        (f"{path}:3", "B-P not closed by E-P (next: S-D): read as an entity ending at I-P"),
+        (f"{path}:8", "B-P not closed by E-P (next: sentence end): read as an entity ending at B-P"),
+    ]
+
+
 def test_iob_documents_and_columns(tmp_path, bio_nlp):
     data = b"-DOCSTART- -X- O O\n\nEU NNP B-ORG\nrejects VBZ O\n\n-DOCSTART- -X- O O\n\nPeter NNP B-PER\n"
     docs, report = read_iob(write(tmp_path, "c.conll", data), bio_nlp.vocab)
@@ -568,7 +582,7 @@ def iob_rows(text: str) -> List[Tuple[str, str]]:
     return rows
 
 
-@pytest.mark.filterwarnings("ignore:.*did not continue an entity")  # I- after O: repaired, as expected
+@pytest.mark.filterwarnings("ignore:.*were repaired")  # I- after O: repaired, as expected
 def test_fuzz_iob_random_lines(tmp_path, bio_nlp):
     """Random lines: a clear error, or every token line becomes one token and
     every entity is a run of tokens tagged with its label. Both happen."""

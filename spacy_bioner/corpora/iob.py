@@ -107,8 +107,18 @@ def _chunk_sentence(
     entities: List[Tuple[int, int, str]] = []
     repairs: List[Tuple[int, str]] = []
     current: Optional[List] = None  # [start, end, label], open for continuation
+    opened = 0  # the line of the open entity's first tag
+
+    def close(before: str) -> None:
+        """In BIOES an entity ends with E- (or L-): one that does not is read to its last tag."""
+        if current is not None and scheme == "bioes":
+            last = sent[current[1] - 1][1]
+            repairs.append((opened, f"{sent[current[0]][1]} not closed by E-{current[2]} (next: {before}): "
+                                    f"read as an entity ending at {last}"))
+
     for i, (_, tag, lineno) in enumerate(sent):
         if tag == "O":
+            close(tag)
             current = None
             continue
         prefix, label = tag[0], tag[2:]
@@ -116,13 +126,16 @@ def _chunk_sentence(
         if prefix in "IEL" and continues:
             current[1] = i + 1
         else:
+            close(tag)
             if prefix in "IEL" and scheme != "iob1":
                 prev = sent[i - 1][1] if i else "sentence start"
                 repairs.append((lineno, f"{tag} after {prev} read as the start of an entity"))
             current = [i, i + 1, label]
+            opened = lineno
             entities.append(current)  # type: ignore[arg-type]
         if prefix in "ESLU":
             current = None
+    close("sentence end")
     return [(s + offset, e + offset, label) for s, e, label in entities], repairs
 
 
@@ -272,10 +285,9 @@ def read_iob(
         docs.append(doc)
     report.count_docs(docs, spans_key)
     if report.repaired:
-        warnings.warn(
-            f"{path}: {len(report.repaired)} I-/E- tags did not continue an entity "
-            f"and were read as entity starts (first at {report.repaired[0].where})"
-        )
+        first = report.repaired[0]
+        warnings.warn(f"{path}: {len(report.repaired)} tags broke the {scheme.upper()} scheme and were repaired "
+                      f"(first at {first.where}: {first.reason})")
     return docs, report
 
 

@@ -28,7 +28,7 @@ COMPOSITE = "composite"
 RELATION = "relation"
 
 _KIND_TITLES = {
-    REPAIRED: "repaired I-/E- tags",
+    REPAIRED: "repaired tags",
     EXPANDED: "misaligned, expanded",
     DROPPED: "dropped",
     COMPOSITE: "composite, kept whole",
