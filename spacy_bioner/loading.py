@@ -5,6 +5,9 @@ Every command that runs a pipeline (`evaluate`, `visualize`, `demo`,
 pipeline, a missing GPU or a pipeline without heads with the same message.
 """
 
+from pathlib import Path
+from typing import Optional
+
 from spacy.language import Language
 
 from .annotation import head_keys
@@ -43,3 +46,12 @@ def load_pipeline(model: str, gpu_id: int = -1, need_heads: bool = False) -> Lan
             "(e.g. training/model-best) or its installed package"
         )
     return nlp
+
+
+def pipeline_directory(model: str) -> Optional[Path]:
+    """The directory `spacy.load(model)` reads, resolved; None where it loads an installed
+    package (spaCy tries a package of that name before a directory)."""
+    from spacy.util import is_package
+
+    path = Path(model)
+    return None if is_package(model) or not path.is_dir() else path.resolve()

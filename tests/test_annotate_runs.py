@@ -634,6 +634,20 @@ def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tiny_pipeline: 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_pipeline_is_fingerprinted_where_spacy_loads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """spaCy loads an installed package before a folder of the same name: the run names and
+    hashes what was loaded, and a Ray worker loads the same."""
+    from spacy_bioner.annotate.ray_engine import _absolute_model
+    from spacy_bioner.loading import pipeline_directory
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pytest").mkdir()  # a folder named as an installed package
+    (tmp_path / "model").mkdir()
+    assert pipeline_directory("pytest") is None and _absolute_model("pytest") == "pytest"
+    assert pipeline_directory("model") == tmp_path / "model" and _absolute_model("model") == str(tmp_path / "model")
+    assert pipeline_directory("missing") is None
+
+
 def test_ray_annotator_actors_leave_a_cpu_to_read_and_wait_for_an_autoscaler() -> None:
     """At most one actor fewer than the cluster's CPUs; a cluster of no CPU yet (its autoscaler
     adds them) gets the actors asked for, not a pool of -1."""

@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+from ..loading import pipeline_directory
 from ..messages import first_line
 from .engine import BatchAnnotator, annotate_shard, shards_of, usable_cpus
 from .errors import AnnotateError
@@ -193,14 +194,9 @@ def ray_session(address: Optional[str] = None, gpu_id: int = -1,
 
 
 def _absolute_model(model: str) -> str:
-    """`model` as a worker finds it: a directory by its absolute path, an installed package by its name.
-
-    spaCy loads a package before a directory of the same name, and so does this.
-    """
-    from spacy.util import is_package
-
-    path = Path(model)
-    return str(path.resolve()) if not is_package(model) and path.exists() else model
+    """`model` as a worker finds it: a directory by its absolute path, an installed package by its name."""
+    directory = pipeline_directory(model)
+    return model if directory is None else str(directory)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

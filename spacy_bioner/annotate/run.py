@@ -20,7 +20,7 @@ from typing import (
 
 from ..about import __version__
 from ..annotation import head_keys
-from ..loading import PipelineLoadError, load_pipeline
+from ..loading import PipelineLoadError, load_pipeline, pipeline_directory
 from ..messages import counted
 from ..packaging import pipeline_encoder
 from .engine import local_shards
@@ -91,14 +91,15 @@ def model_fingerprint(model: str, nlp: Any) -> Dict[str, Any]:
     """What identifies the pipeline: name, version, components, encoder and a digest.
 
     The digest covers every file of a pipeline directory (weights included),
-    or the package name and version of an installed pipeline. A directory is
-    named by its resolved path, however it was spelt.
+    or the package name and version of an installed pipeline, whichever
+    spaCy loaded (`pipeline_directory`). A directory is named by its resolved
+    path, however it was spelt.
     """
     meta = nlp.meta
     digest = hashlib.md5()
-    path = Path(model)
-    if path.is_dir():
-        model = str(path.resolve())
+    path = pipeline_directory(model)
+    if path is not None:
+        model = str(path)
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
             digest.update(str(file.relative_to(path)).encode("utf8"))
             with open(file, "rb") as f:
