@@ -212,7 +212,7 @@ def evaluate_corpus(
     """
     loaded = load_docs(Path(path), nlp.vocab)
     if not loaded:
-        raise ValueError(f"{path}: no documents")
+        raise ValueError(f"{path}: no documents; convert the corpus again (`python -m spacy_bioner convert`)")
     heads = head_keys(nlp)
     key = spans_key or detect_spans_key(nlp, loaded, str(path))
     if key not in heads:

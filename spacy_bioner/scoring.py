@@ -27,7 +27,8 @@ def score_bio_ner(
     those tokens as unannotated (`BioNER.gold_tags`), as it does the tokens
     whose NER annotation is missing there (spaCy's `get_ner_prf` leaves
     predictions there out too). In the head's own span group every entity
-    is the head's to find: one of a label it lacks is a miss, as in seqeval.
+    is the head's to find: one of a label it lacks is a miss, as in seqeval
+    (though the head learns its tokens as unannotated).
     ``ents_*`` score the union in doc.ents against the reference doc.ents,
     as spaCy's `ner` does.
     """

@@ -609,7 +609,7 @@ def test_interrupted_run_says_how_to_finish_it(tmp_path: Path, monkeypatch: Any,
     args = ["annotate", str(tmp_path / "model"), str(path), "--output", str(tmp_path / "out"), "--no-progress"]
     result = CliRunner().invoke(app, args + (["--overwrite"] if overwrite else []))
     assert result.exit_code == 130
-    finish = "the same command with --resume instead of --overwrite" if overwrite else "the same command"
+    finish = "the same command without --overwrite" if overwrite else "the same command"
     assert result.stderr.strip() == f"Interrupted: the shards written to {tmp_path / 'out'} are kept; {finish} finishes the run."
 
 
@@ -637,7 +637,10 @@ def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tiny_pipeline: 
 def test_a_pipeline_is_fingerprinted_where_spacy_loads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """spaCy loads an installed package before a folder of the same name: the run names and
     hashes what was loaded, and a Ray worker loads the same."""
+    import spacy
+
     from spacy_bioner.annotate.ray_engine import _absolute_model
+    from spacy_bioner.annotate.run import model_fingerprint
     from spacy_bioner.loading import pipeline_directory
 
     monkeypatch.chdir(tmp_path)
@@ -646,6 +649,14 @@ def test_a_pipeline_is_fingerprinted_where_spacy_loads_it(tmp_path: Path, monkey
     assert pipeline_directory("pytest") is None and _absolute_model("pytest") == "pytest"
     assert pipeline_directory("model") == tmp_path / "model" and _absolute_model("model") == str(tmp_path / "model")
     assert pipeline_directory("missing") is None
+    # The run's record: the package by its name and version, not the folder's files.
+    (tmp_path / "pytest" / "weights.bin").write_bytes(b"not the package")
+    nlp = spacy.blank("en")
+    package = model_fingerprint("pytest", nlp)
+    assert package["model"] == "pytest"
+    (tmp_path / "pytest" / "weights.bin").write_bytes(b"still not the package")
+    assert model_fingerprint("pytest", nlp) == package
+    assert model_fingerprint("model", nlp)["model"] == str(tmp_path / "model")
 
 
 def test_ray_annotator_actors_leave_a_cpu_to_read_and_wait_for_an_autoscaler() -> None:

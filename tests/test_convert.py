@@ -166,7 +166,7 @@ def test_convert_prints_a_readers_warning_as_one_line(tmp_path):
     src.write_bytes(b"a\tO\nb\tI-X\n")
     result, lines = invoke_convert("iob", src, tmp_path / "out.spacy", "--scheme", "iob2")
     assert result.exit_code == 0, result.output
-    assert lines == [f"Warning: {src}: 1 tags broke the IOB2 scheme and were repaired (first at {src}:2: "
+    assert lines == [f"Warning: {src}: 1 entities broke the IOB2 scheme and were repaired (first at {src}:2: "
                      "I-X after O read as the start of an entity)"]
 
 

@@ -234,7 +234,7 @@ def test_bioes_entities_not_closed_by_an_end_tag_are_repaired_and_noted(tmp_path
     """BIOES ends an entity with E- (or L-): a B- run cut by O, another entity or the sentence
     end is read to its last tag, and noted as I-/E- repairs are, not taken silently."""
     path = write(tmp_path, "x.bioes", b"a\tB-P\nb\tO\nc\tB-P\nd\tI-P\ne\tS-D\nf\tB-D\ng\tE-D\nh\tB-P\n")
-    with pytest.warns(UserWarning, match=r"x\.bioes: 3 tags broke the BIOES scheme and were repaired"):
+    with pytest.warns(UserWarning, match=r"x\.bioes: 3 entities broke the BIOES scheme and were repaired"):
         docs, report = read_iob(path, bio_nlp.vocab, scheme="bioes")
     assert ents(docs[0]) == [(0, 1, "P"), (2, 4, "P"), (4, 5, "D"), (5, 7, "D"), (7, 8, "P")]
     assert [(issue.where, issue.reason) for issue in report.repaired] == [
@@ -242,6 +242,11 @@ def test_bioes_entities_not_closed_by_an_end_tag_are_repaired_and_noted(tmp_path
         (f"{path}:3", "B-P not closed by E-P (next: S-D): read as an entity ending at I-P"),
         (f"{path}:8", "B-P not closed by E-P (next: sentence end): read as an entity ending at B-P"),
     ]
+    # A dangling I- that starts an unclosed entity is one repair, not two.
+    dangling = write(tmp_path, "y.bioes", b"a\tI-P\nb\tO\nc\tS-D\n")
+    with pytest.warns(UserWarning, match="1 entities broke"):
+        _, report = read_iob(dangling, bio_nlp.vocab, scheme="bioes")
+    assert [issue.reason for issue in report.repaired] == ["I-P after sentence start read as the start of an entity"]
 
 
 def test_iob_documents_and_columns(tmp_path, bio_nlp):

@@ -455,7 +455,7 @@ class OutputDir:
             "rejects_by_kind": dict(sorted(kinds.items())),
             "rejects": rejects,
             "rejects_listed": f"first {len(rejects)} of {rejected}; all in rejects/",
-            "deleted": [pmid for m in manifests for pmid in m["deleted"]],
+            "deleted": sum(len(m["deleted"]) for m in manifests),  # the PMIDs: under each input
             "entities": sum(m["entities"] for m in manifests),
             "entities_in_ents": sum(m["entities_in_ents"] for m in manifests),
             "entities_per_label": dict(sorted(labels.items())),

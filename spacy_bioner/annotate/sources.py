@@ -679,8 +679,9 @@ def _json_keys(path: Path, records: int = JSON_KEY_SAMPLE) -> Optional[List[str]
 
 def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "text") -> List[Path]:
     """The inputs in the order given, each checked to exist, to be of a known type and to be given once;
-    a Parquet input, to have the `id_key` and `text_key` columns, and a JSON Lines input's first
-    record, those keys (the usual mistake is a file with other names). ValueError says what is wrong.
+    a Parquet input, to have the `id_key` and `text_key` columns, and a JSON Lines input, those keys
+    among its first JSON_KEY_SAMPLE records (the usual mistake is a file with other names); every path,
+    to be UTF-8. ValueError says what is wrong.
     """
     paths = []
     seen: Dict[Path, Path] = {}

@@ -139,8 +139,9 @@ def annotate(
     except AnnotateError as e:  # TooManyRejects too
         raise fail(str(e)) from None
     except KeyboardInterrupt:
-        # Rerunning with --overwrite would delete the shards just written.
-        finish = "the same command with --resume instead of --overwrite" if overwrite else "the same command"
+        # Rerunning with --overwrite would delete the shards just written; without it, the same
+        # command completes this run (or, where none was started, starts it).
+        finish = "the same command without --overwrite" if overwrite else "the same command"
         typer.echo(f"Interrupted: the shards written to {output} are kept; {finish} finishes the run.", err=True)
         raise typer.Exit(130) from None
     speed = summary["this_invocation"]
@@ -150,7 +151,7 @@ def annotate(
         f"{counted(summary['records'], 'record')}: {summary['documents']:,} annotated, "
         f"{summary['rejected']:,} rejected ({summary['rejected_bad_input']:,} bad input, counted against "
         f"--max-rejects; {summary['rejected_not_bad_input']:,} empty or too long, not counted), "
-        f"{counted(len(summary['deleted']), 'deletion')}; {counted(summary['entities'], 'entity', 'entities')} "
+        f"{counted(summary['deleted'], 'deletion')}; {counted(summary['entities'], 'entity', 'entities')} "
         f"({counted(summary['entities_in_ents'], 'span')} of doc.ents); {this_run}"
     )
     for label, count in summary["entities_per_label"].items():

@@ -37,7 +37,8 @@ def evaluate(
     ),
     output_dir: Path = typer.Option(Path("metrics"), "--output-dir", "-o", help="Where the metrics go."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Documents per nlp.pipe batch."),
-    limit: int = typer.Option(0, "--limit", min=0, help="Only the first N documents of each corpus (0: all)."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Only the first N documents of each corpus annotated for its head (0: all): partial scores, "
+        "which package-meta refuses."),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU."),
     command: str = typer.Option("", "--command", help="The command that produced the pipeline, for the table."),
     spans_key: List[str] = typer.Option(

@@ -4,7 +4,8 @@ Columns: the first is the token and the last non-empty one the tag. Tags are
 IOB1, IOB2 or BIOES (BILUO letters accepted), auto-detected per file. An
 I-/E- tag that does not continue an entity of its label starts a new entity,
 as conlleval reads it; in IOB2/BIOES files this is counted as "repaired" (in
-IOB1 it is the normal way to start an entity).
+IOB1 it is the normal way to start an entity). In BIOES, an entity that no
+E-/L- tag closes is read to its last tag, and counted as repaired too.
 
 A file without document markers (BC5CDR's IOB form) can be regrouped into
 the documents its sentences were cut from (`documents`: their texts, e.g. the
@@ -108,10 +109,11 @@ def _chunk_sentence(
     repairs: List[Tuple[int, str]] = []
     current: Optional[List] = None  # [start, end, label], open for continuation
     opened = 0  # the line of the open entity's first tag
+    started_by_repair = False  # its first tag was a dangling I-/E-, already counted
 
     def close(before: str) -> None:
         """In BIOES an entity ends with E- (or L-): one that does not is read to its last tag."""
-        if current is not None and scheme == "bioes":
+        if current is not None and scheme == "bioes" and not started_by_repair:
             last = sent[current[1] - 1][1]
             repairs.append((opened, f"{sent[current[0]][1]} not closed by E-{current[2]} (next: {before}): "
                                     f"read as an entity ending at {last}"))
@@ -127,7 +129,8 @@ def _chunk_sentence(
             current[1] = i + 1
         else:
             close(tag)
-            if prefix in "IEL" and scheme != "iob1":
+            started_by_repair = prefix in "IEL" and scheme != "iob1"
+            if started_by_repair:
                 prev = sent[i - 1][1] if i else "sentence start"
                 repairs.append((lineno, f"{tag} after {prev} read as the start of an entity"))
             current = [i, i + 1, label]
@@ -286,7 +289,7 @@ def read_iob(
     report.count_docs(docs, spans_key)
     if report.repaired:
         first = report.repaired[0]
-        warnings.warn(f"{path}: {len(report.repaired)} tags broke the {scheme.upper()} scheme and were repaired "
+        warnings.warn(f"{path}: {len(report.repaired)} entities broke the {scheme.upper()} scheme and were repaired "
                       f"(first at {first.where}: {first.reason})")
     return docs, report
 

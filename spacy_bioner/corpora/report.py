@@ -28,7 +28,7 @@ COMPOSITE = "composite"
 RELATION = "relation"
 
 _KIND_TITLES = {
-    REPAIRED: "repaired tags",
+    REPAIRED: "entities with repaired tags",
     EXPANDED: "misaligned, expanded",
     DROPPED: "dropped",
     COMPOSITE: "composite, kept whole",
