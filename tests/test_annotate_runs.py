@@ -645,7 +645,7 @@ def test_a_pipeline_is_fingerprinted_where_spacy_loads_it(tmp_path: Path, monkey
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pytest").mkdir()  # a folder named as an installed package
-    (tmp_path / "model").mkdir()
+    spacy.blank("en").to_disk(tmp_path / "model")
     assert pipeline_directory("pytest") is None and _absolute_model("pytest") == "pytest"
     assert pipeline_directory("model") == tmp_path / "model" and _absolute_model("model") == str(tmp_path / "model")
     assert pipeline_directory("missing") is None

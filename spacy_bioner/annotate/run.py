@@ -22,7 +22,7 @@ from ..about import __version__
 from ..annotation import head_keys
 from ..loading import PipelineLoadError, load_pipeline, pipeline_directory
 from ..messages import counted
-from ..packaging import pipeline_encoder
+from ..packaging import pipeline_encoder, pipeline_sha256
 from .engine import local_shards
 from .errors import AnnotateError, TooManyRejects
 from .output import (
@@ -90,23 +90,19 @@ class Options:
 def model_fingerprint(model: str, nlp: Any) -> Dict[str, Any]:
     """What identifies the pipeline: name, version, components, encoder and a digest.
 
-    The digest covers every file of a pipeline directory (weights included),
-    or the package name and version of an installed pipeline, whichever
-    spaCy loaded (`pipeline_directory`). A directory is named by its resolved
-    path, however it was spelt.
+    The digest is that of a pipeline directory's files that predictions are
+    loaded from (`pipeline_sha256`, as `evaluate` records it), or of the
+    package name and version of an installed pipeline, whichever spaCy loaded
+    (`pipeline_directory`). A directory is named by its resolved path,
+    however it was spelt.
     """
     meta = nlp.meta
-    digest = hashlib.md5()
     path = pipeline_directory(model)
     if path is not None:
         model = str(path)
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(str(file.relative_to(path)).encode("utf8"))
-            with open(file, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
+        digest = pipeline_sha256(path)
     else:
-        digest.update(f"{meta.get('name')}-{meta.get('version')}".encode("utf8"))
+        digest = hashlib.sha256(f"{meta.get('name')}-{meta.get('version')}".encode("utf8")).hexdigest()
     return {
         "model": model,
         "name": f"{meta.get('lang', '')}_{meta.get('name', '')}",
@@ -114,7 +110,7 @@ def model_fingerprint(model: str, nlp: Any) -> Dict[str, Any]:
         "pipeline": list(nlp.pipe_names),
         "heads": list(head_keys(nlp)),
         "encoder": pipeline_encoder(nlp),
-        "digest": digest.hexdigest(),
+        "digest": digest,
     }
 
 

@@ -131,7 +131,9 @@ def convert(
         raise fail("give --documents or --n-sents, not both")
     if dev_output is not None and dev_output.resolve() == output.resolve():
         raise fail("--dev-output must differ from OUTPUT")
-    read_paths = {input_path.resolve(): "INPUT", **({documents.resolve(): "--documents"} if documents else {})}
+    read_paths = {input_path.resolve(): "INPUT"}
+    if documents is not None:
+        read_paths[documents.resolve()] = "--documents"
     for path, name in ((output, "OUTPUT"), (dev_output, "--dev-output")):
         if path is not None and path.resolve() in read_paths:
             raise fail(f"{name} is {read_paths[path.resolve()]}: writing it would replace a file the conversion reads")
