@@ -9,6 +9,7 @@ import sys
 import warnings
 import zipfile
 from pathlib import Path
+from typing import List
 
 import pytest
 import spacy
@@ -510,11 +511,11 @@ def test_visualize_writes_html_with_the_label_colours(hash_pipeline, tmp_path):
 
 def test_visualize_predicts_as_evaluate_does(hash_pipeline, tmp_path):
     """On the pipeline's own tokenization of the text (or, with --gold-tokens, on the gold
-    tokens): an entity that only its tokenization finds ("NF", "-", "kappa", the gold
-    token "NF-kappa") is shown, laid on the gold token, as evaluate scores it."""
+    tokens): an entity of the head that only its tokenization finds ("NF", "-", "kappa",
+    the gold token "NF-kappa") is shown, laid on the gold token, as evaluate scores it."""
     model, _ = hash_pipeline
     nlp = spacy.load(model)
-    ruler = nlp.add_pipe("entity_ruler", config={"overwrite_ents": True})
+    ruler = nlp.add_pipe("span_ruler", config={"spans_key": "jnlpba", "overwrite": True})
     ruler.add_patterns([{"label": "SPLIT", "pattern": [{"ORTH": "NF"}, {"ORTH": "-"}, {"ORTH": "kappa"}]}])
     ruled = tmp_path / "ruled"
     nlp.to_disk(ruled)
@@ -530,8 +531,30 @@ def test_visualize_predicts_as_evaluate_does(hash_pipeline, tmp_path):
         assert result.exit_code == 0, result.output
         pages[tuple(flags)] = out.read_text()
     predicted = next(predict_references(spacy.load(ruled), [gold]))
-    assert [(ent.text, ent.label_) for ent in predicted.ents][0] == ("NF-kappa", "SPLIT")
+    assert [(span.text, span.label_) for span in predicted.spans["jnlpba"]] == [("NF-kappa", "SPLIT")]
     assert "SPLIT" in pages[()] and "SPLIT" not in pages[("--gold-tokens",)]
+
+
+def test_visualize_shows_the_heads_a_sample_is_annotated_for():
+    """A JNLPBA abstract shows the JNLPBA head's spans, not the other head's entities of
+    doc.ents, which its gold knows nothing of; one with no head's group shows doc.ents."""
+    nlp = spacy.blank("en")
+    gold = nlp("IL-2 binds aspirin")
+    gold.ents = [Span(gold, 0, 1, label="protein")]
+    gold.spans["jnlpba"] = list(gold.ents)
+    predicted = nlp("IL-2 binds aspirin")
+    predicted.spans["jnlpba"] = [Span(predicted, 0, 1, label="protein")]
+    predicted.spans["bc5cdr"] = [Span(predicted, 2, 3, label="Chemical")]
+    predicted.ents = [*predicted.spans["jnlpba"], *predicted.spans["bc5cdr"]]
+
+    def marked(page: str) -> List[str]:  # the labels of displaCy's marks, gold column first
+        return re.findall(r">([\w-]+)</span>\s*</mark>", page)
+
+    page = render_side_by_side([("one", gold, predicted)], heads=["jnlpba", "bc5cdr"])
+    assert marked(page) == ["protein", "protein"] and "predicted (jnlpba)" in page
+    del gold.spans["jnlpba"]
+    page = render_side_by_side([("one", gold, predicted)], heads=["jnlpba", "bc5cdr"])
+    assert marked(page) == ["protein", "protein", "Chemical"] and "predicted (doc.ents)" in page
 
 
 def test_visualize_errors_are_one_line_and_write_nothing(hash_pipeline, tmp_path):

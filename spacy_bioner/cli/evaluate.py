@@ -128,10 +128,12 @@ def visualize(
 ) -> None:
     """Render N test abstracts with displaCy: gold and predicted entities side by side.
 
-    The predictions are made as `evaluate` makes them: on the pipeline's own
-    tokenization of each text, laid on the gold tokens (--gold-tokens: on the
-    gold tokens).
+    What `evaluate` scores is shown: the entities of the heads an abstract is
+    annotated for (its span groups), predicted on the pipeline's own
+    tokenization of each text and laid on the gold tokens (--gold-tokens: on
+    the gold tokens). An abstract with no head's span group shows doc.ents.
     """
+    from ..annotation import head_keys
     from ..corpora import load_docs
     from ..evaluation import predict_references
     from ..visualize import render_side_by_side
@@ -153,5 +155,5 @@ def visualize(
         for i, (ref, pred) in enumerate(zip(gold, predicted)):
             pairs.append((f"{path} #{i + 1}", ref, pred))
         log(f"{path}: rendered {counted(len(gold), 'document')}")
-    write_output_text(output, render_side_by_side(pairs))
+    write_output_text(output, render_side_by_side(pairs, heads=list(head_keys(nlp))))
     log(f"wrote {output}")
