@@ -315,6 +315,18 @@ def test_resume_after_a_kill_gives_the_same_tables(tiny_pipeline: Path, tmp_path
     assert tables(killed) == expected
 
 
+@pytest.mark.parametrize("resume", [True, False])
+def test_an_output_folder_no_run_can_use_is_refused_before_the_pipeline_loads(tmp_path: Path, resume: bool) -> None:
+    # The model does not exist: the folder's fault is the one reported, without waiting for a load.
+    inputs = [toy_jsonl(tmp_path / "toy.jsonl", n=2)]
+    output = tmp_path / "out"
+    if not resume:
+        output.mkdir()
+        (output / "notes.txt").write_text("mine")
+    with pytest.raises(AnnotateError, match="no run to resume" if resume else "not empty"):
+        annotate(str(tmp_path / "no-such-model"), inputs, output, Options(), resume=resume)
+
+
 @pytest.mark.slow
 def test_output_of_another_run_is_refused(tiny_pipeline: Path, tmp_path: Path) -> None:
     inputs = [toy_jsonl(tmp_path / "toy.jsonl", n=5)]

@@ -310,6 +310,41 @@ def shard_tables(results: Sequence[Result]) -> Tuple[Dict[str, List[Dict[str, An
     return tables, manifest
 
 
+
+def previous_run(path: Path, resume: bool = False, overwrite: bool = False) -> Optional[Dict[str, Any]]:
+    """The run recorded in `path` (its `run.json`; {} when that cannot be read
+    and `overwrite` replaces it), or None where there is none.
+
+    Raises OutputError where `path` cannot hold this run whatever the model:
+    a file, a `run.json` that cannot be read (without `overwrite`), no run to
+    `resume`, or a folder with other things in it and no run. `annotate`
+    calls it before the pipeline is loaded, so that such a folder is refused
+    at once; `OutputDir` checks the rest.
+    """
+    run_file = path / RUN_FILE
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path} is a file, not a directory")
+    previous: Optional[Dict[str, Any]] = None
+    if run_file.exists():
+        try:
+            previous = json.loads(run_file.read_text(encoding="utf8"))
+            if not isinstance(previous, dict):
+                raise ValueError(f"a JSON {type(previous).__name__}, not an object")
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError: cut short or not ours
+            if not overwrite:
+                raise OutputError(
+                    f"{run_file} cannot be read ({e}), so what the run there was is unknown; "
+                    "use --overwrite to replace that run or choose a new directory"
+                ) from None
+            previous = {}  # a run all the same, which --overwrite replaces
+    if previous is None:
+        if resume:
+            raise OutputError(f"--resume: {path} holds no run to resume (no {RUN_FILE})")
+        if path.exists() and any(path.iterdir()):
+            raise OutputError(f"{path} is not empty and holds no annotation run; choose a new directory")
+    return previous
+
+
 class OutputDir:
     """The tables and manifests of one run under `path` (see the module docstring).
 
@@ -331,31 +366,12 @@ class OutputDir:
         # missing pyarrow stops the run here rather than at the first shard.
         self.schemas: Dict[str, Any] = _schemas() if fmt == "parquet" else {}
         run_file = path / RUN_FILE
-        if path.exists() and not path.is_dir():
-            raise OutputError(f"{path} is a file, not a directory")
-        previous: Optional[Dict[str, Any]] = None
-        if run_file.exists():
-            try:
-                previous = json.loads(run_file.read_text(encoding="utf8"))
-                if not isinstance(previous, dict):
-                    raise ValueError(f"a JSON {type(previous).__name__}, not an object")
-            except ValueError as e:  # JSONDecodeError, UnicodeDecodeError: cut short or not ours
-                if not overwrite:
-                    raise OutputError(
-                        f"{run_file} cannot be read ({e}), so what the run there was is unknown; "
-                        "use --overwrite to replace that run or choose a new directory"
-                    ) from None
-                previous = {}  # a run all the same, which --overwrite replaces
-        if previous is None:
-            if resume:
-                raise OutputError(f"--resume: {path} holds no run to resume (no {RUN_FILE})")
-            if path.exists() and any(path.iterdir()):
-                raise OutputError(f"{path} is not empty and holds no annotation run; choose a new directory")
-        elif overwrite:
+        previous = previous_run(path, resume, overwrite)
+        if previous is not None and overwrite:
             # Only a directory that holds a run: anything else in it is not ours to delete.
             self._remove_previous()
             previous = None
-        elif previous != run:
+        elif previous is not None and previous != run:
             batching_only = all(key in BATCHING for key in _changed_keys(previous, run))
             if not (resume and batching_only):
                 also = ", --resume to go on with these batches" if batching_only else ""

@@ -33,6 +33,7 @@ from .output import (
     Result,
     bad_input_rejects,
     input_shards,
+    previous_run,
     shard_prefix,
 )
 from .sources import count_records, expand_inputs, txt_files
@@ -180,6 +181,10 @@ def annotate(
             more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
             log(f"{path}: a folder input is read for its .txt files only; skipped {len(skipped)} other "
                 f"entries: {names}{more}")
+    try:
+        previous_run(output, resume, overwrite)  # a folder no run can use, refused before the pipeline loads
+    except OutputError as e:
+        raise AnnotateError(str(e)) from None
     try:
         # The Ray engine's actors take the GPUs; here the pipeline only plans the run.
         nlp = load_pipeline(model, options.gpu_id if options.engine == "local" else -1, need_heads=True)
