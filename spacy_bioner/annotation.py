@@ -120,6 +120,26 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
     )
 
 
+def drop_head_ents(doc: Doc, spans_key: str) -> None:
+    """Take out of doc.ents the entities the head writing `spans_key` placed
+    there (those of its group, by `head_ents`), before it annotates `doc`
+    again: its new spans replace them, where the old ones, whose group is
+    gone, would count as set by something else and always win. One that
+    another head's scored group also holds stays."""
+    placed = head_ents(doc, [spans_key])
+    if not placed:
+        return
+    others = {
+        (span.start, span.end, span.label_)
+        for key, group in doc.spans.items()
+        if key != spans_key and group_scores(group) is not None
+        for span in group
+    }
+    doc.ents = [
+        ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in placed or (ent.start, ent.end, ent.label_) in others
+    ]
+
+
 def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tuple[int, int, str], float]:
     """(start, end, label) -> score of the entities of doc.ents that a head placed.
 

@@ -30,6 +30,7 @@ from wasabi import table
 from . import bounds
 from .annotation import (
     SCORES_ATTR,
+    drop_head_ents,
     gold_spans,
     head_keys,
     is_annotated,
@@ -344,6 +345,7 @@ class BioNER(TrainablePipe):
             spans = [Span(doc, start, end, label=label) for start, end, label in entities]
             scores = [float(confidence[start:end][decoded[start:end]].mean()) for start, end, _ in entities]
             group = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={SCORES_ATTR: scores})
+            drop_head_ents(doc, self.spans_key)  # a doc this head annotated before
             doc.spans[self.spans_key] = group
             merge_into_ents(doc, list(group), scores)
 
@@ -508,7 +510,7 @@ class BioNER(TrainablePipe):
                 hidden[tuple(groups)] += 1
         if labels is None:
             labels = {*self.labels, *gold_labels}
-        labels = sorted(labels)
+        labels = sorted(set(labels))  # one tag per label, however often it is given
         self._check_labels(labels, "the gold entities or the labels given")
         if not labels:
             raise ValueError(

@@ -3,7 +3,7 @@ import copy
 import numpy as np
 import pytest
 import spacy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 from thinc.api import Adam, Optimizer, fix_random_seed
 from toy import SMALL_TOK2VEC, toy_examples, transformer_pipeline
@@ -494,6 +494,36 @@ def test_labels_added_before_initialize_are_kept():
     assert len(head.cfg["class_weights"]) == len(head.tags) == 7
     assert head.model.get_ref("output_layer").get_dim("nO") == 7  # the model is shaped for them too
     assert "jnlpba" in nlp("IL-2 activates Gene").spans
+
+
+def test_labels_given_twice_make_one_tag_each():
+    nlp = make_nlp(crf=True)
+    head = nlp.get_pipe("jnlpba")
+    examples = toy_examples(nlp, 10)
+    head.initialize(lambda: examples, nlp=nlp, labels=["protein", "protein", "cell_type"])
+    assert head.labels == ("cell_type", "protein")
+    assert len(head.tags) == len(set(head.tags)) == 5
+    assert head.model.get_ref("output_layer").get_dim("nO") == 5
+
+
+def test_a_doc_annotated_again_holds_only_the_heads_new_entities():
+    """A head that annotates a doc it annotated before replaces its old entities in
+    doc.ents too, as on a fresh doc: they are no longer in its group, so they would
+    count as set by something else and always win. A ruler's entity stays."""
+    nlp = train(make_nlp(crf=True), toy_examples(make_nlp(), 40), steps=20)
+    text = "IL-2 activates T cells"
+    fresh = nlp(text)
+    doc = nlp.make_doc(text)
+    old = [Span(doc, 0, len(doc), label="cell_type")]  # what an earlier run of the head placed
+    doc.spans["jnlpba"] = SpanGroup(doc, name="jnlpba", spans=old, attrs={"scores": [0.9]})
+    doc.ents = old
+    again = nlp(doc)
+    assert [(e.start, e.end, e.label_) for e in again.ents] == [(e.start, e.end, e.label_) for e in fresh.ents]
+    assert list(again.spans["jnlpba"]) == list(again.ents) != old
+
+    ruled = nlp.make_doc(text)
+    ruled.ents = [Span(ruled, 0, 1, label="GENE")]  # set by something else: stays, and wins
+    assert [(e.text, e.label_) for e in nlp(ruled).ents if e.start == 0] == [("IL-2", "GENE")]
 
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
