@@ -14,6 +14,7 @@ from toy import toy_examples, transformer_pipeline
 
 from spacy_bioner.layers import encoder_shim
 from spacy_bioner.layers.encoder_shim import EncoderShim, clip_per_tensor, encoder_depths
+from spacy_bioner.layers.transformer import BioTransformerModel
 
 
 def _settings(**transformer_settings) -> dict:
@@ -243,6 +244,24 @@ def test_a_copied_encoder_keeps_its_optimizer_state_apart(tiny_bert):
     assert optimizer.nr_update[(shims[1].id, name)] == 3 and (shims[0].id, name) in optimizer.nr_update
     weights = [dict(shim._model.named_parameters())[name] for shim in shims]
     assert not torch.equal(weights[0], weights[1])
+
+
+def test_a_head_that_holds_the_encoder_copies_whole(tiny_bert):
+    """A copy of a head's model after replace_listeners (thinc copies nested layers with
+    `_copy`) holds an encoder of this package's class, with its own shim, and predicts as
+    the original does."""
+    nlp = transformer_pipeline(tiny_bert)
+    examples = toy_examples(nlp, 4)
+    nlp.initialize(lambda: examples)
+    nlp.replace_listeners("transformer", "jnlpba", ["model.tok2vec"])
+    model = nlp.get_pipe("jnlpba").model
+    copied = model.copy()
+    encoders = [node for m in (model, copied) for node in m.walk() if isinstance(node, BioTransformerModel)]
+    assert len(encoders) == 2 and encoders[0].layers[0].shims[0].id != encoders[1].layers[0].shims[0].id
+    docs = [eg.predicted for eg in examples]
+    expected, got = model.predict(docs), copied.predict(docs)
+    for a, b in zip(expected.emissions, got.emissions):
+        np.testing.assert_allclose(b, a, rtol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -158,8 +158,15 @@ class BioTransformerModel(TransformerModel):
         )
 
     def copy(self) -> "BioTransformerModel":
-        """A copy with its own parameters and encoder (TransformerModel.copy
-        would rebuild a plain TransformerModel from the layer's name)."""
+        """thinc's `Model.copy` (TransformerModel.copy would rebuild a plain TransformerModel)."""
+        return self._copy()
+
+    def _copy(self, seen: Optional[Dict[int, Any]] = None) -> "BioTransformerModel":
+        """A copy with its own parameters and encoder, for `copy()` and for a
+        copy of a model that holds this layer (a head after
+        nlp.replace_listeners), which copies its layers with `_copy`: thinc's
+        would rebuild a plain Model."""
+        seen = {} if seen is None else seen
         copied = BioTransformerModel(
             self.attrs["name"], self.attrs["get_spans"], self.attrs["fallback"],
             max_windows_per_pass=self.max_windows_per_pass, **self._init_args
@@ -170,7 +177,10 @@ class BioTransformerModel(TransformerModel):
                 copied.set_dim(name, self.get_dim(name), force=True)
         # Model.copy: new ids for the wrapper and its shim (EncoderShim.copy), so
         # that an optimizer keeps the copy's state apart from the original's.
-        copied.layers[0] = self.layers[0].copy()
+        wrapper = self.layers[0]
+        if id(wrapper) not in seen:
+            seen[id(wrapper)] = wrapper._copy(seen)
+        copied.layers[0] = seen[id(wrapper)]
         for name in self.param_names:
             copied.set_param(name, self.get_param(name).copy() if self.has_param(name) else None)
         return copied
