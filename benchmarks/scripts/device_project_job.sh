@@ -59,7 +59,7 @@ timed() {  # timed NAME COMMAND...: run, log to NAME.log, append the time, pack;
 # would leave behind must not pass for this run's.
 rm -rf training/model-best training/model-last metrics packages
 trained=0
-for command in convert train evaluate visualize package; do
+for command in stamp convert train evaluate visualize package; do
   # A failed package still leaves the scores; any other failure ends the run.
   if timed "$command" python3 -m spacy project run "$command" . "${vars[@]}"; then
     [ "$command" = evaluate ] && trained=1

@@ -16,7 +16,7 @@ rm -f .device/spacy_bioner-*.whl
 rm -rf build
 python -m pip wheel -q --no-deps --no-build-isolation -w .device "$REPO" 2>&1 | grep -v "^WARNING: Running pip as" || true
 ls .device/spacy_bioner-*.whl > /dev/null
-source benchmarks/scripts/package_stamp.sh
+source scripts/package_stamp.sh
 package_stamp "$REPO" > .device/spacy-bioner.stamp
 ls -l .device
 # What a call carries: the tracked files, the untracked ones git does not ignore, and .device.

@@ -93,6 +93,22 @@ def check_input_file(path: Path, what: str) -> None:
         raise fail(f"{what}: {'not a file' if path.exists() else 'no such file'}: {path}")
 
 
+COMMAND_FILE = typer.Option(
+    None, "--command-file", metavar="FILE", help="A file that holds that command (the project's "
+    "training/reproduce.txt, which its train command writes); instead of --command."
+)
+
+
+def command_text(command: str, command_file: Optional[Path]) -> str:
+    """The command line given by --command or read from --command-file (one of them)."""
+    if command_file is None:
+        return command
+    if command:
+        raise fail("--command and --command-file both give the command: give one of them")
+    check_input_file(command_file, "--command-file")
+    return " ".join(command_file.read_text(encoding="utf8").split())
+
+
 def _nearest_existing(path: Path, what: str) -> Path:
     """`path` (absolute) or its nearest ancestor that exists; a one-line error
     naming `what` where the path cannot even be looked at (a name too long)."""

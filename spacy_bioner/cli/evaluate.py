@@ -1,16 +1,18 @@
 """`evaluate` (seqeval and spaCy's scorer per head) and `visualize` (displaCy)."""
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
 from ..messages import counted
 from ._util import (
+    COMMAND_FILE,
     app,
     check_input_file,
     check_output_dir,
     check_output_file,
+    command_text,
     fail,
     load_pipeline,
     log,
@@ -41,6 +43,7 @@ def evaluate(
         "which package-meta refuses."),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU."),
     command: str = typer.Option("", "--command", help="The command that produced the pipeline, for the table."),
+    command_file: Optional[Path] = COMMAND_FILE,
     spans_key: List[str] = typer.Option(
         [], "--spans-key", metavar="NAME=KEY", help="The head to score on corpus NAME, by its spans_key, where "
         "the documents do not say: a corpus annotated in doc.ents only (no span groups) for a pipeline with "
@@ -62,8 +65,9 @@ def evaluate(
     (a Markdown table) and OUTPUT_DIR/per_type_f1.png (per-type F1 bars).
     """
     from ..evaluation import evaluate_corpus, write_metrics
-    from ..packaging import pipeline_encoder, pipeline_sha256
+    from ..packaging import pipeline_encoder, pipeline_sha256, reproduction_command
 
+    command = command_text(command, command_file)
     corpora = named_paths(corpus, "--corpus")
     for name, _ in corpora:
         if "/" in name or "\\" in name or name in (".", ".."):  # it names OUTPUT_DIR/<NAME>.json
@@ -91,6 +95,7 @@ def evaluate(
             except ValueError as e:
                 raise fail(str(e)) from None
         try:
+            command = reproduction_command(command, nlp.meta)
             for path in write_metrics(results, output_dir, encoder=encoder, command=command):
                 log(f"wrote {path}")
         except OSError as e:

@@ -2,11 +2,21 @@
 
 import json
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
-from ._util import app, check_input_file, check_output_file, fail, log, named_values, write_output_text
+from ._util import (
+    COMMAND_FILE,
+    app,
+    check_input_file,
+    check_output_file,
+    command_text,
+    fail,
+    log,
+    named_values,
+    write_output_text,
+)
 
 
 @app.command("package-meta")
@@ -21,6 +31,7 @@ def package_meta_cli(
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Where the merged meta.json goes."),
     metrics_dir: Path = typer.Option(Path("metrics"), "--metrics", help="Metrics written by `evaluate`."),
     command: str = typer.Option("", "--command", help="The command that produced the scores, for the model card."),
+    command_file: Optional[Path] = COMMAND_FILE,
     performance: List[str] = typer.Option(
         [], "--performance", metavar="KEY=CORPUS",
         help="For a head evaluated on several test corpora: the corpus whose scores fill meta.json's "
@@ -35,6 +46,7 @@ def package_meta_cli(
     """
     from ..packaging import package_meta, read_json
 
+    command = command_text(command, command_file)
     primary = dict(named_values(performance, "--performance", "KEY=CORPUS"))
     if not (model_dir / "meta.json").exists():
         raise fail(f"{model_dir} is not a trained pipeline (no meta.json)")
