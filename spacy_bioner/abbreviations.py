@@ -61,6 +61,13 @@ MAX_PARENTHESIS_TOKENS = 8
 # ...)" (Schwartz's ExtractAbbrev: more than two words).
 MAX_SHORT_FORM_WORDS = 2
 _PARENTHESIS_DEPTH = {"(": 1, ")": -1}
+# Latin abbreviations of running text, in any case: "(e.g., valproate)" and
+# "(i.e. the dose)" define no short form.
+LATIN_ABBREVIATIONS = ("e.g.", "i.e.", "cf.", "vs.", "etc.", "et al.")
+# The letter match reads a Greek letter as the Latin initial of its name, as short
+# forms spell it: "γ-aminobutyric acid (GABA)", "α-synuclein (aSyn)". "µ", the
+# micro sign, is written for mu.
+_GREEK_INITIALS = str.maketrans("αβγδεζηθικλμνξοπρσςτυφχψωµ", "abgdezetiklmnxoprsstupcpom")
 
 
 @dataclass(frozen=True)
@@ -80,13 +87,21 @@ def is_short_form(span: Span) -> bool:
     """Schwartz and Hearst's filter on a short-form candidate: words of 2 to 9
     characters, at least half of them letters, and a letter first. Words are
     whitespace-delimited, as scispacy's tokens are: the BioTokenizer makes
-    three tokens of "cis-RA"."""
+    three tokens of "cis-RA". Text that starts with a Latin abbreviation
+    ("e.g.") passes that filter but is no short form."""
     text = span.text
+    words = " ".join(text.lower().split()) + " "
     return (
         all(2 <= len(word) < 10 for word in text.split())
         and sum(c.isalpha() for c in text) >= len(text) / 2
         and text[0].isalpha()
+        and not any(words.startswith(latin + " ") for latin in LATIN_ABBREVIATIONS)
     )
+
+
+def _letter(char: str) -> str:
+    """`char` as the letter match compares it."""
+    return char.lower().translate(_GREEK_INITIALS)
 
 
 def best_long_form(candidate: Span, short_form: Span) -> Optional[Span]:
@@ -94,17 +109,18 @@ def best_long_form(candidate: Span, short_form: Span) -> Optional[Span]:
 
     Schwartz and Hearst: the short form's letters and digits are matched,
     from the last, against the candidate's characters in order, from the
-    right; the first must begin a word of the long form.
+    right; the first must begin a word of the long form. Case is ignored,
+    and a Greek letter matches the initial of its name (`_GREEK_INITIALS`).
     """
     long_text = " ".join(token.text for token in candidate)
     short_text = " ".join(token.text for token in short_form)
     li = len(long_text) - 1
     for si in range(len(short_text) - 1, -1, -1):
-        char = short_text[si].lower()
+        char = _letter(short_text[si])
         if not char.isalnum():
             continue
         while li >= 0 and (
-            long_text[li].lower() != char or (si == 0 and li > 0 and long_text[li - 1].isalnum())
+            _letter(long_text[li]) != char or (si == 0 and li > 0 and long_text[li - 1].isalnum())
         ):
             li -= 1
         if li < 0:
@@ -183,17 +199,24 @@ def _definitions(doc: Doc) -> Iterable[Tuple[Span, Span]]:
         close = _closing_parenthesis(doc, token.i)
         if close is None or close == token.i + 1:
             continue
+        # The text before "(" ends at its last word: no entity ends on whitespace
+        # ("haloperidol\n(HAL)"), so a long form ending there would support no mention.
+        before = token.i
+        while before > 0 and doc[before - 1].is_space:
+            before -= 1
+        if before == 0:
+            continue
         inside = doc[token.i + 1 : _cut(doc, token.i + 1, close)]
         long_inside = len(inside.text.split()) > MAX_SHORT_FORM_WORDS
         if long_inside:  # "HAL (haloperidol ...)"
-            short, candidate = doc[token.i - 1 : token.i], inside
+            short, candidate = doc[before - 1 : before], inside
             # ExtractAbbrev: a short form before the parentheses has a capital letter.
             if not any(c.isupper() for c in short.text):
                 continue
         else:  # "haloperidol (HAL)": at most min(|SF| + 5, 2|SF|) words back
             n_chars = sum(len(t) for t in inside)
             short = inside
-            candidate = doc[words_back(doc, token.i, min(n_chars + 5, 2 * n_chars)) : token.i]
+            candidate = doc[words_back(doc, before, min(n_chars + 5, 2 * n_chars)) : before]
         if len(candidate) == 0 or not is_short_form(short):
             continue
         long_form = best_long_form(candidate, short)

@@ -17,6 +17,7 @@ Pre-tokenized corpora (JNLPBA, BC5CDR IOB) keep their own tokens; this
 tokenizer is for raw text (PubTator documents and inference).
 """
 
+import re
 from typing import Callable, Iterable, List
 
 import spacy
@@ -27,6 +28,14 @@ from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
+# The characters that join the parts of a name as ASCII's hyphen does, split as
+# it is by the rules below, so each is a token of its own (as in a corpus's own
+# tokens): Unicode's hyphen and non-breaking hyphen (U+2010, U+2011), and the en dash,
+# which typeset text has in compounds and ranges ("Na+–K+", "thallium–201",
+# "10–20") where plain text has "-".
+HYPHENS = frozenset({"-", "\u2010", "\u2011", "\u2013"})
+_HYPHEN = "".join(re.escape(hyphen) for hyphen in sorted(HYPHENS))
+
 # Split inside a token (never at its first or last character: lookarounds).
 # spaCy already splits "dopamine,noradrenaline"; commas between digits
 # ("1,2-dichloroethane") stay inside the name. Letters glued to digits
@@ -35,8 +44,8 @@ from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix
 BIO_INFIXES = [
     # Hyphens, slashes and plus signs join the parts of chemical names and ion
     # lists: "[3H]-naloxone", "thallium-201", "Na+/K+", "GSPE+drug". spaCy
-    # only splits a hyphen between letters.
-    r"(?<=\S)[-/+](?=\S)",
+    # only splits a hyphen before a letter.
+    rf"(?<=\S)[{_HYPHEN}/+](?=\S)",
     # Comparisons glued to a value: "P<0.01", "(>or=10.8", "n=12".
     # spaCy splits them only before a letter; GENIA has them as tokens.
     r"(?<=\S)[=<>≤≥](?=\S)",
@@ -51,7 +60,7 @@ BIO_INFIXES = [
 # Split at the end of a token.
 BIO_SUFFIXES = [
     # Charges and dangling hyphens: "Na+", "K+", "Diazepam- and ...".
-    r"[+\-]",
+    rf"[+{_HYPHEN}]",
     # A sentence-final period after a capital ("AmB.", "vitamin D.");
     # spaCy only splits it after two capitals. The tokenizer exceptions
     # ("e.g.", "i.e.", "Dr.") are matched before affixes and stay whole; other
@@ -61,11 +70,7 @@ BIO_SUFFIXES = [
 ]
 
 # Split at the start of a token: "+/-", "-induced" after a bracket.
-BIO_PREFIXES = [r"[+\-]"]
-
-# A hyphen as a token, in this tokenizer's output or a corpus's own tokens:
-# ASCII's, and Unicode's hyphen and non-breaking hyphen.
-HYPHENS = frozenset({"-", "\u2010", "\u2011"})
+BIO_PREFIXES = [rf"[+{_HYPHEN}]"]
 
 
 @spacy.registry.tokenizers("spacy_bioner.BioTokenizer.v1")

@@ -101,6 +101,14 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
             "rats given 1-methyl-4-phenyl-1,2,3,6-tetrahydropyridine (MPTP) lost MPTP",
             [("MPTP", "methyl-4-phenyl-1,2,3,6-tetrahydropyridine")],
         ),
+        # A Greek letter of the long form matches its name's Latin initial.
+        ("Levels of γ-aminobutyric acid (GABA) rose", [("GABA", "γ-aminobutyric acid")]),
+        ("Aggregation of α-synuclein (aSyn) causes PD", [("aSyn", "α-synuclein")]),
+        ("Tumor necrosis factor-α (TNF-α) rose", [("TNF-α", "Tumor necrosis factor-α")]),
+        # Latin abbreviations of running text define nothing; "CF" is no "cf.".
+        ("Patients on anti-epileptic drugs (e.g., valproate) and lithium", []),
+        ("If agitation becomes marked, high-potency neuroleptics (i.e., haloperidol) help", []),
+        ("Other drugs (E.g. lithium) and cystic fibrosis (CF)", [("CF", "cystic fibrosis")]),
     ],
 )
 def test_definitions_on_bio_tokens(text, expected):
@@ -491,3 +499,19 @@ def test_the_window_counts_whitespace_words_and_a_line_break_ends_one():
     assert doc[words_back(doc, first, 4) : first].text == "disease.\nProtein kinase C"
     assert doc[words_back(doc, second, 1) : second].text == "1-methyl-4-phenyl"
     assert words_back(doc, first, 100) == 0
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u2009", "\n", " \n "])
+def test_a_long_form_ends_at_its_last_word_before_whitespace_and_the_parenthesis(nlp, space):
+    """No entity ends on a whitespace token: a long form ending on one would
+    support no mention, and the head's mentions of the short form would be dropped."""
+    from spacy_bioner.tokenizer import make_bio_nlp
+
+    doc = make_bio_nlp()(f"We gave haloperidol{space}(HAL) to rats. HAL caused catalepsy.")
+    (abbreviation,) = find_abbreviations(doc)
+    assert abbreviation.long_form.text == "haloperidol"
+    entities = [(token.i, token.i + 1, "Chemical") for token in doc if token.text in {"haloperidol", "HAL"}]
+    set_head(doc, "bc5cdr", entities)
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    assert triples(doc.spans["bc5cdr"]) == entities
+    assert triples(doc.ents) == entities

@@ -6,7 +6,7 @@ from toy import PUBTATOR
 
 from spacy_bioner.corpora.pubtator import _parse_pubtator
 from spacy_bioner.corpora.text import read_lines
-from spacy_bioner.tokenizer import set_sentence_starts
+from spacy_bioner.tokenizer import HYPHENS, set_sentence_starts
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,21 @@ from spacy_bioner.tokenizer import set_sentence_starts
 )
 def test_bio_tokenizer_splits_the_parts_of_chemical_names(text, tokens, bio_nlp):
     assert [t.text for t in bio_nlp(text)] == tokens
+
+
+@pytest.mark.parametrize("hyphen", ["\u2010", "\u2011", "\u2013"])
+@pytest.mark.parametrize(
+    "text",
+    ["[3H]-naloxone binding", "Na+/K+-ATPase", "IL-2 and CD28", "thallium-201", "Diazepam- and lorazepam",
+     "(-)-nicotine", "10-20 mg"],
+)
+def test_unicode_hyphens_and_the_en_dash_split_as_the_ascii_hyphen(text, hyphen, bio_nlp):
+    """Typeset text has U+2010, U+2011 or an en dash (U+2013) where plain text
+    has "-": each splits as "-" does, into a token of its own, and is one of
+    HYPHENS, by which the other rules know a hyphen token."""
+    ascii_tokens = [t.text for t in bio_nlp(text)]
+    assert [t.text for t in bio_nlp(text.replace("-", hyphen))] == [t.replace("-", hyphen) for t in ascii_tokens]
+    assert hyphen in HYPHENS
 
 
 @pytest.mark.parametrize(
