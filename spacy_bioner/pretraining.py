@@ -25,7 +25,8 @@ Design choices, and why:
   "full-sentences" packing). Neighbouring lines of one source are real
   context, the separator marks a boundary as in BERT's own pretraining, and
   nothing is spent on padding (sentences average ~30 word pieces: one
-  sentence per sequence would be mostly padding).
+  sentence per sequence would be mostly padding). The sequences are held in
+  one int32 array (`PackedSequences`): 4 bytes a token.
 * **Logits only where masked.** For BERT- and RoBERTa-style models the loss
   runs the model's own prediction head on the masked positions only
   (`masked_lm_loss`; the same value as the model's loss, tested), instead of
@@ -50,16 +51,22 @@ Design choices, and why:
 """
 
 import contextlib
+import functools
 import hashlib
+import itertools
 import json
 import math
 import random
 import shutil
 import time
+from collections.abc import Sequence as SequenceABC
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union, overload,
+)
 
+import numpy as np
 import torch
 
 from .about import library_versions
@@ -82,6 +89,10 @@ TASK_TEXT_FILES = (JNLPBA_TRAIN, JNLPBA_TEST, BC5CDR_TRAIN)
 
 RESULTS_FILE = "pretraining.json"
 CHECKPOINT_DIR = "checkpoint"
+# Where a checkpoint is written before it replaces the previous one.
+CHECKPOINT_TMP = CHECKPOINT_DIR + ".tmp"
+# The results file's key for the packed text's fingerprint.
+DATA_FINGERPRINT = "data_fingerprint"
 _STATE_FILE = "trainer_state.json"
 # Held-out selection and masking: constant, so every run is measured alike.
 HELDOUT_SEED = 1234
@@ -112,8 +123,9 @@ class PretrainSettings:
     whole_word_mask: bool = False
     seed: int = 0
     heldout_fraction: float = 0.01
-    fallback: str = ""
-    # Not part of the run's identity (may differ on resume).
+    # Not part of the run's identity (may differ on resume). The fallback
+    # matters only through the encoder it resolves to, which is compared.
+    fallback: str = field(default="", compare=False)
     checkpoint_every: int = field(default=500, compare=False)
     keep_checkpoint: bool = field(default=False, compare=False)
 
@@ -197,15 +209,14 @@ def collect_text(
 ) -> Tuple[List[str], List[Dict[str, Any]]]:
     """All lines to pretrain on, and a description of each source (for the
     results file): the text files in order, then the task training text."""
+    paths = [Path(path) for path in text_files]
+    for path in paths:  # all of them before any is read
+        _check_text_file(path)
     lines: List[str] = []
     sources: List[Dict[str, Any]] = []
-    for path in text_files:
-        path = Path(path)
-        if not path.is_file():
-            raise PretrainError(f"--text {path}: no such file")
+    for path in paths:
         file_lines = read_text_file(path)
-        md5 = hashlib.md5(path.read_bytes()).hexdigest()
-        sources.append({"path": str(path), "md5": md5, "lines": len(file_lines)})
+        sources.append({"path": str(path), "md5": _md5(path), "lines": len(file_lines)})
         lines.extend(file_lines)
     if include_task_text:
         task_lines = task_training_text(assets)
@@ -221,6 +232,27 @@ def collect_text(
     if not lines:
         raise PretrainError("no text to pretrain on: pass --text FILE or --include-task-text")
     return lines, sources
+
+
+def _check_text_file(path: Path) -> None:
+    """Refuse a `--text` path that is no file, saying what to pass instead."""
+    if path.is_dir():
+        example = next((child for child in sorted(path.iterdir()) if child.is_file()), path / "FILE")
+        raise PretrainError(
+            f"--text {path} is a folder: pass the text files in it, each with its own --text "
+            f"(e.g. --text {example})"
+        )
+    if not path.is_file():
+        raise PretrainError(f"--text {path}: no such file")
+
+
+def _md5(path: Path) -> str:
+    """The md5 of a file's bytes, read in chunks (a compressed collection may be large)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------
@@ -290,9 +322,80 @@ def sequence_length(tokenizer: Any, model: Any, max_length: int) -> int:
     return min(limits)
 
 
-def pack_sequences(lines: Sequence[str], tokenizer: Any, max_length: int, batch_size: int = 1000) -> List[List[int]]:
+class PackedSequences(SequenceABC):
+    """Packed token sequences, held compactly: all their tokens in one flat
+    int32 array, and where each sequence starts in it.
+
+    A list of lists of Python ints costs about 40 bytes a token (a pointer and
+    an int object); this costs 4, plus 8 a sequence, so that a few hundred
+    million tokens fit in a few GiB. One flat array rather than one per
+    sequence: an array's own overhead (~100 bytes) would add about a byte a
+    token. A sequence is read as a list of ints (what the collators take).
+    """
+
+    def __init__(self, tokens: np.ndarray, offsets: np.ndarray) -> None:
+        """`tokens`: int32; `offsets`: int64, one more than there are sequences,
+        the i-th sequence being tokens[offsets[i]:offsets[i + 1]]."""
+        self.tokens = tokens
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> List[int]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> List[List[int]]: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Union[List[int], List[List[int]]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.tokens[self.offsets[index] : self.offsets[index + 1]].tolist()
+
+    def __iter__(self) -> Iterator[List[int]]:
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def n_tokens(self) -> int:
+        """The tokens of all sequences, special tokens included."""
+        return int(self.offsets[-1])
+
+    def select(self, indices: Sequence[int]) -> "PackedSequences":
+        """The sequences at `indices`, in that order."""
+        where = np.asarray(indices, dtype=np.int64)
+        starts, ends = self.offsets[where], self.offsets[where + 1]
+        tokens = [self.tokens[start:end] for start, end in zip(starts.tolist(), ends.tolist())]
+        return PackedSequences(np.concatenate([np.zeros(0, dtype=np.int32)] + tokens), _offsets(ends - starts))
+
+    @classmethod
+    def from_lists(cls, sequences: Sequence[Sequence[int]]) -> "PackedSequences":
+        """Sequences given as lists of token ids."""
+        lengths = np.fromiter((len(ids) for ids in sequences), dtype=np.int64, count=len(sequences))
+        tokens = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int32, count=int(lengths.sum()))
+        return cls(tokens, _offsets(lengths))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["PackedSequences"]) -> "PackedSequences":
+        """The sequences of `parts`, one after the other."""
+        lengths = np.concatenate([np.zeros(0, dtype=np.int64)] + [np.diff(part.offsets) for part in parts])
+        return cls(np.concatenate([np.zeros(0, dtype=np.int32)] + [part.tokens for part in parts]), _offsets(lengths))
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """Where each of sequences of these lengths starts in a flat array, and where the last ends."""
+    return np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(lengths, dtype=np.int64)])
+
+
+def pack_sequences(lines: Iterable[str], tokenizer: Any, max_length: int, batch_size: int = 1000) -> PackedSequences:
     """The lines as one token stream, cut into blocks of `max_length` tokens
     including the encoder's special tokens ([CLS] ... [SEP] for BERT).
+    `lines` is read once, `batch_size` lines at a time: an iterator that drops
+    the lines it has given lets their memory go while they are packed.
 
     Inside a block, exactly one separator token stands between two lines; a
     block boundary between two lines replaces the separator, so a block never
@@ -311,38 +414,56 @@ def pack_sequences(lines: Sequence[str], tokenizer: Any, max_length: int, batch_
             f"--max-length {max_length} is too short: at least {MIN_CONTENT_TOKENS + n_special} for this encoder "
             f"({MIN_CONTENT_TOKENS} tokens of text and {n_special} special tokens)"
         )
-    sequences: List[List[int]] = []
+    # The blocks of each batch of lines go into compact storage at once.
+    parts: List[PackedSequences] = []
+    blocks: List[List[int]] = []
     chunk: List[int] = []
-    for start in range(0, len(lines), batch_size):
+    lines = iter(lines)
+    while True:
+        batch = list(itertools.islice(lines, batch_size))
+        if not batch:
+            break
         # verbose=False: long abstracts exceed the model length before packing.
-        encoded = tokenizer(list(lines[start : start + batch_size]), add_special_tokens=False, verbose=False)
+        encoded = tokenizer(batch, add_special_tokens=False, verbose=False)
+        del batch
         for ids in encoded["input_ids"]:
             if not ids:
                 continue
             if chunk and separator is not None:
                 if len(chunk) + 1 == content:  # room for the separator only
-                    sequences.append(tokenizer.build_inputs_with_special_tokens(chunk))
+                    blocks.append(tokenizer.build_inputs_with_special_tokens(chunk))
                     chunk = []
                 else:
                     chunk.append(separator)
-            while ids:
+            start = 0  # an index, not ids = ids[room:]: a long line would be copied once per block
+            while start < len(ids):
                 room = content - len(chunk)
-                chunk.extend(ids[:room])
-                ids = ids[room:]
+                chunk.extend(ids[start : start + room])
+                start += room
                 if len(chunk) == content:
-                    sequences.append(tokenizer.build_inputs_with_special_tokens(chunk))
+                    blocks.append(tokenizer.build_inputs_with_special_tokens(chunk))
                     chunk = []
+        parts.append(PackedSequences.from_lists(blocks))
+        blocks = []
     if chunk:
-        sequences.append(tokenizer.build_inputs_with_special_tokens(chunk))
-    return sequences
+        parts.append(PackedSequences.from_lists([tokenizer.build_inputs_with_special_tokens(chunk)]))
+    return PackedSequences.concatenate(parts)
 
 
-def fingerprint(sequences: Sequence[Sequence[int]]) -> str:
-    """A hash of the packed data: a resumed run must see the same sequences."""
+def fingerprint(sequences: PackedSequences) -> str:
+    """A hash of the packed data: a resumed run must see the same sequences.
+    Each sequence's length (4 bytes, little-endian), then its ids as int64."""
     digest = hashlib.sha256()
-    for ids in sequences:
-        digest.update(len(ids).to_bytes(4, "little"))
-        digest.update(torch.tensor(ids, dtype=torch.int64).numpy().tobytes())
+    offsets = sequences.offsets
+    step = 1 << 16  # sequences converted to int64 at a time
+    for first in range(0, len(sequences), step):
+        last = min(first + step, len(sequences))
+        base = offsets[first]
+        view = memoryview(sequences.tokens[base : offsets[last]].astype("<i8").tobytes())
+        bounds = (offsets[first : last + 1] - base).tolist()
+        for start, end in zip(bounds, bounds[1:]):
+            digest.update((end - start).to_bytes(4, "little"))
+            digest.update(view[8 * start : 8 * end])
     return digest.hexdigest()
 
 
@@ -542,8 +663,15 @@ def _batch_indices(step: int, train: Sequence[int], batch_size: int, seed: int) 
     """The training sequences of `step`: each epoch a fresh permutation that
     depends only on (seed, epoch), so a resumed run sees the same batches."""
     epoch, position = divmod(step, steps_per_epoch(len(train), batch_size))
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    order = _epoch_order(len(train), seed, epoch)
     return [train[i] for i in order[position * batch_size : (position + 1) * batch_size].tolist()]
+
+
+@functools.lru_cache(maxsize=1)
+def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """A permutation of range(n) for `epoch`, drawn once an epoch (every step reads it:
+    drawing millions of indices a step would cost more than a small model's step)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
 # ---------------------------------------------------------------------------
@@ -551,9 +679,13 @@ def _batch_indices(step: int, train: Sequence[int], batch_size: int, seed: int) 
 
 
 def is_pretraining_output(path: Path) -> bool:
-    """Whether `path` holds a (finished or interrupted) output of `pretrain`."""
-    return (path / RESULTS_FILE).is_file() or any(
-        (path / name / _STATE_FILE).is_file() for name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old")
+    """Whether `path` holds a (finished or interrupted) output of `pretrain`:
+    its results, a checkpoint, or a checkpoint being written (a run stopped
+    while saving its first checkpoint leaves only that)."""
+    return (
+        (path / RESULTS_FILE).is_file()
+        or (path / CHECKPOINT_TMP).is_dir()
+        or any((path / name / _STATE_FILE).is_file() for name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old"))
     )
 
 
@@ -589,7 +721,7 @@ def _save_checkpoint(output: Path, model: Any, tokenizer: Any, optimizer: Any, s
     """Write the checkpoint next to the old one, then swap, so that an
     interruption while saving leaves the previous checkpoint intact."""
     final = output / CHECKPOINT_DIR
-    tmp = output / (CHECKPOINT_DIR + ".tmp")
+    tmp = output / CHECKPOINT_TMP
     old = output / (CHECKPOINT_DIR + ".old")
     for stale in (tmp, old):
         if stale.exists():
@@ -644,37 +776,80 @@ def _finished_results(output: Path) -> Optional[Dict[str, Any]]:
     return results if isinstance(results, dict) and results.get("complete") else None
 
 
-def _check_finished_run(output: Path, results: Dict[str, Any], settings: PretrainSettings,
-                        sources: Optional[List[Dict[str, Any]]]) -> None:
-    """Refuse to treat a finished run as the one `--resume` asks for when its
-    settings or text differ: without its checkpoint it cannot be continued."""
-    recorded = results.get("settings", {})
+class RunRecord(NamedTuple):
+    """What tells whether a recorded run (a checkpoint, a finished run) is this run."""
+
+    identity: Dict[str, Any]  # run_identity
+    data: Optional[str]  # the packed text's fingerprint; None where a results file predates it
+    text: Optional[List[Dict[str, Any]]] = None  # the text sources; compared only where `data` is None
+
+    @classmethod
+    def of_checkpoint(cls, state: Dict[str, Any]) -> "RunRecord":
+        """The run a checkpoint's state records."""
+        return cls(state["settings"], state["data"])
+
+    @classmethod
+    def of_results(cls, results: Dict[str, Any]) -> "RunRecord":
+        """The run a results file records."""
+        identity = dict(results.get("settings", {}), base_encoder=results.get("base_encoder"),
+                        sequence_length=results.get("sequence_length"))
+        return cls(identity, results.get(DATA_FINGERPRINT), results.get("text"))
+
+
+def run_identity(settings: PretrainSettings, base_encoder: str, sequence_length: int) -> Dict[str, Any]:
+    """What a run must share with a recorded one to be the same run, besides its
+    packed text: the settings compared, the encoder it resolved to, the length
+    of its sequences."""
+    return dict(settings.identity(), base_encoder=base_encoder, sequence_length=sequence_length)
+
+
+def check_same_run(output: Path, what: str, recorded: RunRecord, current: RunRecord) -> None:
+    """Refuse to resume `output` from its `what` ("checkpoint", "finished run")
+    unless it is this run: the same identity and the same packed text. A
+    results file written before the text's fingerprint was recorded has its
+    text files compared instead (md5 and lines, not paths: the same files may
+    be named from another directory), where the caller names them."""
     differences = [
-        f"{key}: finished run {recorded.get(key)!r}, now {value!r}"
-        for key, value in settings.identity().items()
-        if recorded.get(key) != value
+        f"{key}: {what} {recorded.identity.get(key)!r}, now {value!r}"
+        for key, value in current.identity.items()
+        if recorded.identity.get(key) != value
     ]
 
     def contents(text: Sequence[Dict[str, Any]]) -> List[Tuple[Any, Any]]:
-        # Not the paths: the same files may be named from another directory.
         return [(source.get("md5"), source.get("lines")) for source in text]
 
-    if sources is not None and contents(results.get("text", [])) != contents(sources):
+    if recorded.data is not None:
+        if recorded.data != current.data:
+            differences.append("the packed text differs")
+    elif current.text is not None and contents(recorded.text or []) != contents(current.text):
         differences.append("the text differs")
     if differences:
         raise PretrainError(
-            f"cannot resume {output}: it holds a finished run that differs from this one "
-            f"({'; '.join(differences)}); {START_AFRESH}"
+            f"cannot resume {output}: this run differs from its {what} ({'; '.join(differences)}); {START_AFRESH}"
         )
 
 
 def _clear_output(output: Path) -> None:
-    """Empty a previous pretraining output (checked by `check_output_dir`)."""
+    """Empty a previous pretraining output (checked by `check_output_dir`).
+    What marks it as one goes last, a checkpoint renamed to `CHECKPOINT_TMP`
+    before it is removed: stopped halfway, it is still recognised."""
+    tmp = output / CHECKPOINT_TMP
+    markers = [output / name for name in (CHECKPOINT_DIR + ".old", CHECKPOINT_DIR)]
     for child in output.iterdir():
+        if child in markers + [tmp, output / RESULTS_FILE]:
+            continue
         if child.is_dir():
             shutil.rmtree(child)
         else:
             child.unlink()
+    for marker in markers:
+        if marker.is_dir():
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            marker.rename(tmp)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (output / RESULTS_FILE).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------
@@ -683,7 +858,7 @@ def _clear_output(output: Path) -> None:
 
 def pretrain(
     settings: PretrainSettings,
-    lines: Sequence[str],
+    lines: Iterable[str],
     output_dir: PathLike,
     *,
     sources: Optional[List[Dict[str, Any]]] = None,
@@ -695,12 +870,14 @@ def pretrain(
 ) -> Dict[str, Any]:
     """Continue the masked-LM training of `settings.encoder` on `lines` and
     write an encoder directory (config, weights with the MLM head, tokenizer)
-    plus `pretraining.json` to `output_dir`.
+    plus `pretraining.json` to `output_dir`. `lines` is read once, when packed
+    (an iterator that drops what it has given lets the text's memory go).
 
     With `resume`, a checkpoint in `output_dir` is continued (its settings and
-    data must match); without one the run starts afresh. Resuming a finished
-    run (pretraining.json written) changes nothing and returns its results
-    (refused where its settings or text differ: it has no checkpoint to continue).
+    data must match: `check_same_run`); without one the run starts afresh.
+    Resuming a finished run (pretraining.json written) changes nothing and
+    returns its results (refused where its settings or packed text differ: it
+    has no checkpoint to continue; the text is packed to be compared).
     `stop_at_step` ends the run early after checkpointing (the returned dict
     then has "complete": False). The checkpoint (a second copy of the model,
     plus the optimizer state) is removed once the run is finished, unless
@@ -715,56 +892,47 @@ def pretrain(
     settings.check()
     output = Path(output_dir)
     check_output_dir(output)
-    if resume:
-        finished = _finished_results(output)
-        if finished is not None:
-            _check_finished_run(output, finished, settings, sources)
-            log(f"{output} holds a finished run ({finished.get('steps', 0):,} steps): nothing to resume")
-            return finished
+    finished = _finished_results(output) if resume else None
     started = time.time()
     device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     base = resolve_encoder(settings.encoder, settings.fallback or None)
     check_encoder_outside_output(base, output)
-    checkpoint_state = _read_checkpoint_state(output) if resume and output.is_dir() else None
-    if resume and checkpoint_state is None:
+    checkpoint_state = _read_checkpoint_state(output) if resume and finished is None and output.is_dir() else None
+    if resume and finished is None and checkpoint_state is None:
         log(f"No checkpoint in {output}: starting afresh")
 
     torch.manual_seed(settings.seed)
-    if checkpoint_state is None:
+    # The model to continue: the finished run's (only compared), the checkpoint's, or the base encoder.
+    saved = output if finished is not None else output / CHECKPOINT_DIR / "model" if checkpoint_state else None
+    if saved is None:
         tokenizer, model = load_encoder(base)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(output / CHECKPOINT_DIR / "model")
-        model = AutoModelForMaskedLM.from_pretrained(output / CHECKPOINT_DIR / "model")
+        tokenizer = AutoTokenizer.from_pretrained(saved)
+        model = AutoModelForMaskedLM.from_pretrained(saved)
     max_length = sequence_length(tokenizer, model, settings.max_length)
     # Before packing: it refuses whole-word masking with a tokenizer that has no words.
     batcher = Batcher(tokenizer, settings.whole_word_mask, settings.mlm_probability, encoder=base)
-    log(f"Encoder {base}: packing {len(lines):,} lines into sequences of {max_length} tokens")
+    log(f"Encoder {base}: packing the text into sequences of {max_length} tokens")
     sequences = pack_sequences(lines, tokenizer, max_length)
+    data_hash = fingerprint(sequences)
+    identity = run_identity(settings, base, max_length)
+    if finished is not None or checkpoint_state is not None:
+        recorded = RunRecord.of_results(finished) if finished else RunRecord.of_checkpoint(checkpoint_state)
+        check_same_run(output, "finished run" if finished else "checkpoint", recorded,
+                       RunRecord(identity, data_hash, sources))
+    if finished is not None:
+        log(f"{output} holds a finished run ({finished.get('steps', 0):,} steps): nothing to resume")
+        return finished
     train, heldout = split_heldout(len(sequences), settings.heldout_fraction)
     if not train:
         raise PretrainError("the text is too short: no training sequences")
     n_steps = total_steps(settings, len(train))
-    data_hash = fingerprint(sequences)
-    identity = dict(settings.identity(), base_encoder=base, sequence_length=max_length)
-    log(f"{len(train):,} training and {len(heldout):,} held-out sequences; {n_steps:,} steps "
-        f"of {settings.batch_size}")
+    log(f"{len(sequences):,} sequences ({sequences.n_tokens:,} tokens): {len(train):,} training and "
+        f"{len(heldout):,} held-out; {n_steps:,} steps of {settings.batch_size}")
 
-    if checkpoint_state is not None:
-        differences = [
-            f"{key}: checkpoint {checkpoint_state['settings'].get(key)!r}, now {value!r}"
-            for key, value in identity.items()
-            if checkpoint_state["settings"].get(key) != value
-        ]
-        if checkpoint_state["data"] != data_hash:
-            differences.append("the packed text differs")
-        if differences:
-            raise PretrainError(
-                f"cannot resume {output}: the run differs from the checkpoint's ({'; '.join(differences)}); "
-                f"{START_AFRESH}"
-            )
-    elif output.is_dir() and any(output.iterdir()):
+    if checkpoint_state is None and output.is_dir() and any(output.iterdir()):
         previous = _read_checkpoint_state(output)
         discarded = f" and its checkpoint at step {previous['step']:,}" if previous else ""
         log(f"Replacing the previous pretraining output in {output}{discarded}" +
@@ -776,7 +944,7 @@ def pretrain(
         log("This GPU has no bf16: training in float32")
     model.to(device)
     model.train()
-    heldout_sequences = [sequences[i] for i in heldout]
+    heldout_sequences = sequences.select(heldout)
     optimizer = _optimizer(model, settings)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(settings.warmup * n_steps), n_steps)
     masking_rng = MaskingRNG(settings.seed)
@@ -865,6 +1033,7 @@ def pretrain(
         "train_sequences": len(train),
         "heldout_sequences": len(heldout),
         "text": sources or [],
+        DATA_FINGERPRINT: data_hash,
         "heldout": {"before": state["before"], "after": after},
         "settings": asdict(settings),
         "seconds_training": state["seconds"],

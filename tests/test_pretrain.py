@@ -2,10 +2,13 @@
 tiny random BERT: nothing is downloaded, nothing is mocked."""
 
 import bisect
+import gc
+import hashlib
 import json
 import math
 import os
 import random
+import tracemalloc
 import warnings
 from pathlib import Path
 from typing import Dict, List, Sequence, Set, Tuple
@@ -33,18 +36,23 @@ from toy import (
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
+from spacy_bioner.cli.pretrain import consumed
 from spacy_bioner.packaging import PRETRAINING_META_KEY
 from spacy_bioner.pretraining import (
     BC5CDR_TRAIN,
     CHECKPOINT_DIR,
+    CHECKPOINT_TMP,
+    DATA_FINGERPRINT,
     DEFAULT_ASSETS,
     DEFAULT_TEXT,
     JNLPBA_DEV_DOCS,
     JNLPBA_TRAIN,
     RESULTS_FILE,
+    PackedSequences,
     PretrainError,
     PretrainSettings,
     check_output_dir,
+    fingerprint,
     load_encoder,
     masked_lm_loss,
     pack_sequences,
@@ -73,7 +81,9 @@ def settings(encoder: Path, **overrides) -> PretrainSettings:
 
 def run(encoder: Path, output: Path, **kwargs) -> Dict:
     options = {k: kwargs.pop(k) for k in list(kwargs) if k in ("resume", "stop_at_step")}
-    return pretrain(settings(encoder, **kwargs), toy_text(), output, progress=False, log=lambda _: None, **options)
+    # An iterator, as the command line passes: the text is read once.
+    return pretrain(settings(encoder, **kwargs), iter(toy_text()), output, progress=False, log=lambda _: None,
+                    **options)
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +177,56 @@ def test_pack_sequences_never_joins_two_lines(tiny_bert: Path) -> None:
         ["[CLS]", "p53", "p53", "p53", "[SEP]", "in", "in", "[SEP]"],
     ]
     assert_packed_by_lines(sequences, lines, tokenizer, 10)
+
+
+def test_packed_sequences_take_about_four_bytes_a_token(tiny_bert: Path) -> None:
+    """Held as int32 arrays, not lists of Python ints (~40 bytes a token)."""
+    tokenizer, _ = load_encoder(str(tiny_bert))
+    lines = toy_text(6000)
+    pack_sequences(lines[:10], tokenizer, 32)  # whatever the first call sets up is not counted
+    tracemalloc.start()
+    try:
+        sequences = pack_sequences(lines, tokenizer, 32)
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()  # 4 bytes a token, and some fixed costs
+    finally:
+        tracemalloc.stop()
+    n_tokens = sum(len(ids) for ids in sequences)
+    assert n_tokens > 80_000 and held / n_tokens < 6
+
+
+def test_packed_sequences_read_and_hash_as_lists() -> None:
+    """Their fingerprint is the one checkpoints recorded (each length, then the int64 ids),
+    across the chunks it is computed in."""
+    rng = random.Random(0)
+    lists = [[rng.randrange(30_000) for _ in range(rng.randint(1, 5))] for _ in range(70_000)]
+    packed = PackedSequences.from_lists(lists)
+    digest = hashlib.sha256()
+    for ids in lists:
+        digest.update(len(ids).to_bytes(4, "little"))
+        digest.update(torch.tensor(ids, dtype=torch.int64).numpy().tobytes())
+    assert fingerprint(packed) == digest.hexdigest()
+    assert len(packed) == len(lists) and packed[-1] == lists[-1] and packed[3:7] == lists[3:7]
+    assert list(packed.select([5, 2])) == [lists[5], lists[2]] and len(packed.select([])) == 0
+    assert list(PackedSequences.concatenate([packed.select([1]), packed.select([]), packed.select([0])])) == [
+        lists[1], lists[0]]
+
+
+def test_the_command_lines_text_goes_as_it_is_packed(tiny_bert: Path) -> None:
+    tokenizer, _ = load_encoder(str(tiny_bert))
+    lines = toy_text(50)
+    expected = list(pack_sequences(list(lines), tokenizer, 32))
+    assert list(pack_sequences(consumed(lines), tokenizer, 32)) == expected
+    assert lines == []
+
+
+def test_one_long_line_is_cut_into_full_blocks(tiny_bert: Path) -> None:
+    """A line far longer than a block (a file without newlines) fills block after block."""
+    tokenizer, _ = load_encoder(str(tiny_bert))
+    line = " ".join([" ".join(FILLER)] * 2_000)
+    sequences = list(pack_sequences([line], tokenizer, 10))
+    assert len(sequences) > 100 and all(len(ids) == 10 for ids in sequences[:-1])
+    assert_packed_by_lines(sequences, [line], tokenizer, 10)
 
 
 def test_read_text_file_reads_the_embedded_collection() -> None:
@@ -287,7 +347,7 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny_bert: Path, tmp_p
     b = AutoModelForMaskedLM.from_pretrained(tmp_path / "resumed").state_dict()
     assert a.keys() == b.keys()
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+        assert torch.equal(a[name], b[name]), name  # bit for bit
     # ...and the weights did move from the base encoder.
     base = AutoModelForMaskedLM.from_pretrained(tiny_bert).state_dict()
     name = "bert.encoder.layer.0.attention.self.query.weight"
@@ -315,6 +375,105 @@ def test_resume_over_a_finished_run_changes_nothing(tiny_bert: Path, tmp_path: P
     with pytest.raises(PretrainError, match="finished run.*steps: finished run 3, now 5"):
         run(tiny_bert, out, steps=5, resume=True)
     assert snapshot(out) == before
+
+
+@pytest.mark.slow
+def test_resume_over_a_finished_run_compares_its_packed_text(tiny_bert: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = run(tiny_bert, out, steps=2)
+    other = [" ".join(words) for words, _ in toy_sentences(300, seed=7)]
+    with pytest.raises(PretrainError, match="finished run.*the packed text differs"):
+        pretrain(settings(tiny_bert, steps=2), other, out, resume=True, progress=False, log=lambda _: None)
+    assert len(results[DATA_FINGERPRINT]) == 64  # what was compared
+    # What the encoder makes of the settings is compared too.
+    with pytest.raises(PretrainError, match="sequence_length: finished run 32, now 24"):
+        run(tiny_bert, out, steps=2, max_length=24, resume=True)
+    # A results file without the fingerprint (an earlier version's): the text
+    # files it names are compared where the caller names them; else nothing.
+    legacy = dict(results)
+    del legacy[DATA_FINGERPRINT]
+    (out / RESULTS_FILE).write_text(json.dumps(legacy), encoding="utf8")
+    with pytest.raises(PretrainError, match="the text differs"):
+        pretrain(settings(tiny_bert, steps=2), other, out, resume=True, progress=False, log=lambda _: None,
+                 sources=[{"path": "other.txt", "md5": "0" * 32, "lines": 300}])
+    assert run(tiny_bert, out, steps=2, resume=True) == legacy
+
+
+@pytest.mark.slow
+def test_the_fallback_is_not_compared_on_resume(tiny_bert: Path, tmp_path: Path) -> None:
+    """The encoder it resolves to is: here, the encoder itself, whatever the fallback."""
+    out = tmp_path / "out"
+    run(tiny_bert, out, steps=4, stop_at_step=2)
+    results = run(tiny_bert, out, steps=4, resume=True, fallback=str(tmp_path / "elsewhere"))
+    assert results["complete"] and results["steps"] == 4
+    assert run(tiny_bert, out, steps=4, resume=True, fallback="") == results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_run_stopped_in_its_first_checkpoint_can_be_rerun(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resume: bool
+) -> None:
+    out = tmp_path / "out"
+    save = torch.save
+
+    def interrupted(obj, path, *args, **kwargs):  # Ctrl-C while the first checkpoint is written
+        if Path(path).name == "optimizer.pt":
+            raise KeyboardInterrupt
+        save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_bert, out, steps=4)
+    monkeypatch.undo()
+    assert [p.name for p in out.iterdir()] == [CHECKPOINT_TMP]
+    check_output_dir(out)
+    results = run(tiny_bert, out, steps=4, resume=resume)
+    assert results["complete"] and not (out / CHECKPOINT_TMP).exists()
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_replacing_an_output_stopped_anywhere_leaves_it_recognised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, finished: bool
+) -> None:
+    """Whatever step of emptying a previous output is interrupted (a folder
+    removal halfway), what is left is still a pretraining output, or nothing."""
+    import shutil
+
+    from spacy_bioner.pretraining import _clear_output
+
+    out = tmp_path / "out"
+    names = ["config.json", "model.safetensors", f"{CHECKPOINT_DIR}/trainer_state.json",
+             f"{CHECKPOINT_DIR}/model/config.json"] + ([RESULTS_FILE] if finished else [])
+    for name in names:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("{}", encoding="utf8")
+    rmtree, unlink, rename = shutil.rmtree, Path.unlink, Path.rename
+    for stop_at in range(20):
+        calls = []
+
+        def counted(real, partly=False):
+            def call(path, *args, **kwargs):
+                calls.append(path)
+                if len(calls) > stop_at:
+                    if partly:  # one file of the folder removed, then stopped
+                        unlink(next(p for p in sorted(Path(path).rglob("*")) if p.is_file()))
+                    raise KeyboardInterrupt
+                return real(path, *args, **kwargs)
+            return call
+
+        monkeypatch.setattr(shutil, "rmtree", counted(rmtree, partly=True))
+        monkeypatch.setattr(Path, "unlink", counted(unlink))
+        monkeypatch.setattr(Path, "rename", counted(rename))
+        try:
+            _clear_output(out)
+        except KeyboardInterrupt:
+            monkeypatch.undo()
+            check_output_dir(out)  # recognised, or empty
+        else:
+            break
+    monkeypatch.undo()
+    assert list(out.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -402,6 +561,28 @@ def test_steps_and_epochs_are_checked_before_the_text_is_read(
                                  str(tmp_path / "missing.txt"), "--no-include-task-text", *option])
     assert result.exit_code == 1 and f"Error: {message}" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_each_epochs_order_is_drawn_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once an epoch, not once a step; the batches are those of the order drawn
+    each step before (resumed runs depend on them)."""
+    from spacy_bioner.pretraining import _batch_indices
+
+    randperm, draws = torch.randperm, []
+
+    def counted(n, *args, **kwargs):
+        draws.append(n)
+        return randperm(n, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "randperm", counted)
+    train, seed = list(range(0, 300, 3)), 987  # 100 sequences: 4 batches of 32 an epoch
+    batches = [_batch_indices(step, train, 32, seed) for step in range(12)]
+    assert draws == [100] * 3
+    for step, batch in enumerate(batches):
+        epoch, position = divmod(step, 4)
+        order = randperm(100, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        assert batch == [train[i] for i in order[position * 32 : (position + 1) * 32].tolist()]
+    assert _batch_indices(5, train, 32, seed) == batches[5]  # resumed in an earlier epoch
 
 
 def test_epochs_count_whole_passes() -> None:
@@ -735,6 +916,15 @@ def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text",
                                  str(tmp_path / "missing.txt"), "--no-include-task-text"])
     assert result.exit_code == 1 and "no such file" in result.output
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("\n".join(toy_text(20)), encoding="utf8")
+    result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text", str(folder),
+                                 "--no-include-task-text"])
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert f"--text {folder} is a folder" in line
+    assert line.endswith(f"each with its own --text (e.g. --text {folder / 'a.txt'})")
     result = runner.invoke(app, base[:2] + [str(tiny_bert)] + base[3:])  # the encoder itself as output
     assert result.exit_code == 1 and "holds no pretraining output" in result.output
     result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",

@@ -2,7 +2,7 @@
 of an encoder (see spacy_bioner.pretraining for the design)."""
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import typer
 
@@ -123,12 +123,20 @@ def pretrain_command(
         _check_default_paths(not text and not task_text_only, include_task_text and assets is None, task_text_only)
         lines, sources = collect_text(text_files, include_task_text, assets or DEFAULT_ASSETS)
         log(f"Text: {len(lines):,} lines from {len(sources)} source(s)")
-        pretrain(settings, lines, output_dir, sources=sources, resume=resume, gpu_id=gpu_id,
+        pretrain(settings, consumed(lines), output_dir, sources=sources, resume=resume, gpu_id=gpu_id,
                  progress=progress, log=log)
     except (PretrainError, ConversionError, EncoderNotFound) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def consumed(lines: List[str]) -> Iterator[str]:
+    """The lines in order, each removed from `lines` as it is given: the text's
+    memory goes while it is packed, not at the end of the run."""
+    lines.reverse()  # popped from the end: O(1) a line
+    while lines:
+        yield lines.pop()
 
 
 def _check_default_paths(default_text: bool, default_assets: bool, task_text_only: bool) -> None:
