@@ -91,6 +91,8 @@ RESULTS_FILE = "pretraining.json"
 CHECKPOINT_DIR = "checkpoint"
 # Where a checkpoint is written before it replaces the previous one.
 CHECKPOINT_TMP = CHECKPOINT_DIR + ".tmp"
+# Written when a run starts: the folder is this command's to replace.
+RUN_MARKER = ".spacy_bioner_pretraining"
 # The results file's key for the packed text's fingerprint.
 DATA_FINGERPRINT = "data_fingerprint"
 _STATE_FILE = "trainer_state.json"
@@ -680,11 +682,12 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 def is_pretraining_output(path: Path) -> bool:
     """Whether `path` holds a (finished or interrupted) output of `pretrain`:
-    its results, a checkpoint, or a checkpoint being written (a run stopped
-    while saving its first checkpoint leaves only that)."""
+    the marker a run writes when it starts (a run stopped before its first
+    checkpoint leaves little else), its results, or a checkpoint (outputs
+    written before the marker)."""
     return (
-        (path / RESULTS_FILE).is_file()
-        or (path / CHECKPOINT_TMP).is_dir()
+        (path / RUN_MARKER).is_file()
+        or (path / RESULTS_FILE).is_file()
         or any((path / name / _STATE_FILE).is_file() for name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old"))
     )
 
@@ -697,7 +700,7 @@ def check_output_dir(path: PathLike) -> None:
     if path.is_dir() and any(path.iterdir()) and not is_pretraining_output(path):
         raise PretrainError(
             f"output directory {path} is not empty and holds no pretraining output "
-            f"({RESULTS_FILE} or {CHECKPOINT_DIR}/{_STATE_FILE}); choose an empty or new directory"
+            f"({RUN_MARKER}, {RESULTS_FILE} or {CHECKPOINT_DIR}/{_STATE_FILE}); choose an empty or new directory"
         )
 
 
@@ -830,26 +833,25 @@ def check_same_run(output: Path, what: str, recorded: RunRecord, current: RunRec
 
 
 def _clear_output(output: Path) -> None:
-    """Empty a previous pretraining output (checked by `check_output_dir`).
-    What marks it as one goes last, a checkpoint renamed to `CHECKPOINT_TMP`
-    before it is removed: stopped halfway, it is still recognised."""
-    tmp = output / CHECKPOINT_TMP
-    markers = [output / name for name in (CHECKPOINT_DIR + ".old", CHECKPOINT_DIR)]
+    """Empty a previous pretraining output (checked by `check_output_dir`) but
+    for its `RUN_MARKER`, written first: stopped halfway, it is still
+    recognised, and the run that replaces it keeps the marker."""
+    _mark_output(output)
     for child in output.iterdir():
-        if child in markers + [tmp, output / RESULTS_FILE]:
+        if child.name == RUN_MARKER:
             continue
         if child.is_dir():
             shutil.rmtree(child)
         else:
             child.unlink()
-    for marker in markers:
-        if marker.is_dir():
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            marker.rename(tmp)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (output / RESULTS_FILE).unlink(missing_ok=True)
+
+
+def _mark_output(output: Path) -> None:
+    """Mark `output` as a pretraining output from the start of a run (`RUN_MARKER`)."""
+    output.mkdir(parents=True, exist_ok=True)
+    marker = output / RUN_MARKER
+    if not marker.exists():
+        marker.write_text("The output of python -m spacy_bioner pretrain, which may replace it.\n", encoding="utf8")
 
 
 # ---------------------------------------------------------------------------
@@ -904,13 +906,13 @@ def pretrain(
         log(f"No checkpoint in {output}: starting afresh")
 
     torch.manual_seed(settings.seed)
-    # The model to continue: the finished run's (only compared), the checkpoint's, or the base encoder.
-    saved = output if finished is not None else output / CHECKPOINT_DIR / "model" if checkpoint_state else None
-    if saved is None:
+    # The checkpoint's model, or the base encoder (a finished run's text is packed with
+    # the base's tokenizer to be compared: its own weights are not needed for that).
+    if checkpoint_state is None:
         tokenizer, model = load_encoder(base)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(saved)
-        model = AutoModelForMaskedLM.from_pretrained(saved)
+        tokenizer = AutoTokenizer.from_pretrained(output / CHECKPOINT_DIR / "model")
+        model = AutoModelForMaskedLM.from_pretrained(output / CHECKPOINT_DIR / "model")
     max_length = sequence_length(tokenizer, model, settings.max_length)
     # Before packing: it refuses whole-word masking with a tokenizer that has no words.
     batcher = Batcher(tokenizer, settings.whole_word_mask, settings.mlm_probability, encoder=base)
@@ -938,7 +940,7 @@ def pretrain(
         log(f"Replacing the previous pretraining output in {output}{discarded}" +
             ("" if resume else " (--resume continues a checkpoint of the same run)"))
         _clear_output(output)
-    output.mkdir(parents=True, exist_ok=True)
+    _mark_output(output)
 
     if device.type == "cuda" and not _bf16(device):
         log("This GPU has no bf16: training in float32")

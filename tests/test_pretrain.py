@@ -42,6 +42,7 @@ from spacy_bioner.pretraining import (
     BC5CDR_TRAIN,
     CHECKPOINT_DIR,
     CHECKPOINT_TMP,
+    RUN_MARKER,
     DATA_FINGERPRINT,
     DEFAULT_ASSETS,
     DEFAULT_TEXT,
@@ -397,6 +398,12 @@ def test_resume_over_a_finished_run_compares_its_packed_text(tiny_bert: Path, tm
         pretrain(settings(tiny_bert, steps=2), other, out, resume=True, progress=False, log=lambda _: None,
                  sources=[{"path": "other.txt", "md5": "0" * 32, "lines": 300}])
     assert run(tiny_bert, out, steps=2, resume=True) == legacy
+    # Comparing does not read the finished run's weights: gone, it still resumes to its results.
+    weights = [path for path in out.iterdir() if path.suffix in (".safetensors", ".bin")]
+    assert weights
+    for path in weights:
+        path.unlink()
+    assert run(tiny_bert, out, steps=2, resume=True) == legacy
 
 
 @pytest.mark.slow
@@ -426,18 +433,31 @@ def test_a_run_stopped_in_its_first_checkpoint_can_be_rerun(
     with pytest.raises(KeyboardInterrupt):
         run(tiny_bert, out, steps=4)
     monkeypatch.undo()
-    assert [p.name for p in out.iterdir()] == [CHECKPOINT_TMP]
+    assert sorted(p.name for p in out.iterdir()) == sorted([RUN_MARKER, CHECKPOINT_TMP])
     check_output_dir(out)
     results = run(tiny_bert, out, steps=4, resume=resume)
     assert results["complete"] and not (out / CHECKPOINT_TMP).exists()
+
+
+def test_a_folder_of_other_files_is_not_taken_for_an_output(tmp_path: Path) -> None:
+    """Only what a run writes marks a folder as its own to empty: a folder that merely
+    has a checkpoint.tmp/ beside other files is refused, and its files stay."""
+    out = tmp_path / "out"
+    (out / CHECKPOINT_TMP).mkdir(parents=True)
+    (out / "mydata.csv").write_text("a,b\n", encoding="utf8")
+    with pytest.raises(PretrainError, match="holds no pretraining output"):
+        check_output_dir(out)
+    assert (out / "mydata.csv").exists()
 
 
 @pytest.mark.parametrize("finished", [True, False])
 def test_replacing_an_output_stopped_anywhere_leaves_it_recognised(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, finished: bool
 ) -> None:
-    """Whatever step of emptying a previous output is interrupted (a folder
-    removal halfway), what is left is still a pretraining output, or nothing."""
+    """Whatever step of emptying a previous output (one written before the run
+    marker) is interrupted (a folder removal halfway), what is left is still a
+    pretraining output; once emptied, it holds the marker alone, for the run
+    that replaces it."""
     import shutil
 
     from spacy_bioner.pretraining import _clear_output
@@ -469,11 +489,11 @@ def test_replacing_an_output_stopped_anywhere_leaves_it_recognised(
             _clear_output(out)
         except KeyboardInterrupt:
             monkeypatch.undo()
-            check_output_dir(out)  # recognised, or empty
+            check_output_dir(out)  # recognised
         else:
             break
     monkeypatch.undo()
-    assert list(out.iterdir()) == []
+    assert [path.name for path in out.iterdir()] == [RUN_MARKER]
 
 
 @pytest.mark.slow
