@@ -2,28 +2,32 @@
 # Install the built pipeline package in a fresh virtual environment and load it
 # offline: the transformer weights must come from the package, never the hub.
 #
-#   bash scripts/install_test.sh [RECORD]
+#   bash scripts/install_test.sh [--record FILE]
 #
-# The package is the one `spacy project run package` built: named by the
-# training/package-meta.json it was built from (lang_name), its wheel the
-# newest under packages/<name>-<version>/dist/, spacy_bioner's the newest under
-# packages/dist/. What the loaded pipeline found is written to RECORD when given (the project's
-# output, so that `spacy project run` does not install again for packages it
-# has tested).
+# The package is the one `spacy project run package` built from
+# training/package-meta.json: its name (lang_name) and version name the
+# wheels, packages/<name>-<version>/dist/<name>-<version>-py3-none-any.whl and
+# packages/dist/spacy_bioner-<version>-py3-none-any.whl. What the loaded
+# pipeline found is written to FILE with --record (the project's output, so
+# that `spacy project run` does not install again packages it has tested).
 set -euo pipefail
 
-RECORD="${1:-}"
+RECORD=""
+case "${1:-}" in
+  "") ;;
+  --record) RECORD="${2:?--record needs a file}" ;;
+  *) echo "install-test: unknown argument $1 (usage: bash scripts/install_test.sh [--record FILE])" >&2; exit 2 ;;
+esac
 META=training/package-meta.json
 [ -f "$META" ] || { echo "install-test: no $META (run: spacy project run package)" >&2; exit 1; }
-PACKAGE="$(python -c 'import json, sys; meta = json.load(open(sys.argv[1])); print(meta["lang"] + "_" + meta["name"])' "$META")"
+read -r PACKAGE VERSION < <(python -c 'import json, sys
+meta = json.load(open(sys.argv[1]))
+print(meta["lang"] + "_" + meta["name"], meta["version"])' "$META")
 VENV="${VENV:-.venv-install-test}"
-# `|| true`: with pipefail, an ls that matches nothing would end the script
-# here, before the message below says what to do.
-MODEL_WHEEL="$({ ls packages/"${PACKAGE}"-*/dist/"${PACKAGE}"-*-py3-none-any.whl 2>/dev/null || true; } | sort -V | tail -n 1)"
-BIONER_WHEEL="$({ ls packages/dist/spacy_bioner-*-py3-none-any.whl 2>/dev/null || true; } | sort -V | tail -n 1)"
-
+MODEL_WHEEL="packages/${PACKAGE}-${VERSION}/dist/${PACKAGE}-${VERSION}-py3-none-any.whl"
+BIONER_WHEEL="packages/dist/spacy_bioner-${VERSION}-py3-none-any.whl"
 for wheel in "$MODEL_WHEEL" "$BIONER_WHEEL"; do
-  [ -n "$wheel" ] && [ -f "$wheel" ] || { echo "install-test: a wheel is missing under packages/ (run: spacy project run package)" >&2; exit 1; }
+  [ -f "$wheel" ] || { echo "install-test: $wheel is missing (run: spacy project run package)" >&2; exit 1; }
 done
 
 echo "install-test: fresh virtual environment $VENV"

@@ -217,19 +217,9 @@ def package_meta(
         measured += ["(The Accuracy table's `ENTS_*` pool the heads' counts on their test sets, "
                      "not the entities of `doc.ents`.)", ""]
     if command:
-        measured += ["Measured with:", "", f"    {reproduction_command(command, meta)}", ""]
+        measured += ["Measured with:", "", f"    {command}", ""]
     meta["notes"] = "\n\n".join(filter(None, [project_meta.get("notes", ""), "\n".join(measured)]))
     return meta
-
-
-def reproduction_command(command: str, meta: Dict[str, Any]) -> str:
-    """`command` as the scores and the model card record it for a pipeline
-    with `meta`: run offline (HF_HUB_OFFLINE=1) where its encoder came from
-    an installed encoder package (the offline fallback), so that the command
-    trains on that encoder again rather than on a hub encoder it names."""
-    if command and any(source.get("encoder") and source.get("package") for source in meta.get("sources", [])):
-        return f"HF_HUB_OFFLINE=1 {command}"
-    return command
 
 
 def performance(metrics: Dict[str, Dict[str, Any]], primary: Optional[Dict[str, str]] = None) -> Dict[str, Any]:

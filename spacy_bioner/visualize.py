@@ -25,10 +25,11 @@ DISPLACY_COLORS: Dict[str, str] = {
 
 
 def shown_entities(gold: Doc, predicted: Doc, heads: Sequence[str]) -> Tuple[str, List[Span], List[Span]]:
-    """What a sample shows, as `evaluate` scores it: the spans of the heads
-    (`heads`, their span keys) whose group `gold` carries, gold and predicted,
-    each side without overlaps (`taggable_spans`); where it carries none, both
-    docs' doc.ents. Returns a caption naming which, and the two span lists.
+    """What a sample shows: the spans of the heads (`heads`, their span keys)
+    whose group `gold` carries, gold and predicted, each side without overlaps
+    (`taggable_spans`), which is what `evaluate` scores; where it carries none
+    (a corpus with doc.ents only), both docs' doc.ents. Returns a caption
+    naming which, and the two span lists.
 
     Not the predicted doc.ents as they are: they hold every head's entities,
     so a JNLPBA abstract would show the BC5CDR head's chemicals as errors.

@@ -65,7 +65,7 @@ def evaluate(
     (a Markdown table) and OUTPUT_DIR/per_type_f1.png (per-type F1 bars).
     """
     from ..evaluation import evaluate_corpus, write_metrics
-    from ..packaging import pipeline_encoder, pipeline_sha256, reproduction_command
+    from ..packaging import pipeline_encoder, pipeline_sha256
 
     command = command_text(command, command_file)
     corpora = named_paths(corpus, "--corpus")
@@ -95,7 +95,6 @@ def evaluate(
             except ValueError as e:
                 raise fail(str(e)) from None
         try:
-            command = reproduction_command(command, nlp.meta)
             for path in write_metrics(results, output_dir, encoder=encoder, command=command):
                 log(f"wrote {path}")
         except OSError as e:
@@ -133,8 +132,8 @@ def visualize(
 ) -> None:
     """Render N test abstracts with displaCy: gold and predicted entities side by side.
 
-    What `evaluate` scores is shown: the entities of the heads an abstract is
-    annotated for (its span groups), predicted on the pipeline's own
+    Shown are the entities of the heads an abstract carries the span groups of
+    (what `evaluate` scores), predicted on the pipeline's own
     tokenization of each text and laid on the gold tokens (--gold-tokens: on
     the gold tokens). An abstract with no head's span group shows doc.ents.
     """

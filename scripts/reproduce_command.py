@@ -1,0 +1,63 @@
+"""Write the command line that reproduces a trained pipeline, which `evaluate`
+(metrics/scores.md) and `package` (the model card) record:
+
+    python scripts/reproduce_command.py [--pretraining FILE] OUTPUT PIPELINE COMMAND...
+
+COMMAND is the workflow's command line with the vars the pipeline depends on,
+as the training command ran. Two of them are written as the run resolved them:
+
+- the encoder (`--vars.transformer`): where the run used an installed encoder
+  package, the offline fallback, that package, which `--vars.transformer`
+  accepts by name (a hub name would train another encoder wherever the hub, or
+  a cache of it, can be reached);
+- with `--pretraining` (the adapted workflow), the encoder and the epochs
+  (`--vars.pretrain_epochs`) of the pretraining run that made the encoder,
+  from its pretraining.json, which may have run with other vars.
+"""
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+from typing import List, Optional
+
+from spacy_bioner.packaging import describe_encoder
+
+
+def encoder_package(pipeline: Path) -> Optional[str]:
+    """The encoder package the pipeline in `pipeline` was trained on, if it was one."""
+    meta = json.loads((pipeline / "meta.json").read_text(encoding="utf8"))
+    return next((s.get("package") for s in meta.get("sources", []) if s.get("encoder")), None)
+
+
+def with_var(command: List[str], name: str, value: str) -> List[str]:
+    """`command` with `--vars.NAME` set to `value` (added where it is not given)."""
+    option = f"--vars.{name}"
+    if option not in command:
+        return command + [option, value]
+    at = command.index(option) + 1
+    return command[:at] + [value] + command[at + 1:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("output", type=Path, help="Where the command line goes (training/reproduce.txt).")
+    parser.add_argument("pipeline", type=Path, help="The trained pipeline (training/model-best).")
+    parser.add_argument("--pretraining", type=Path, help="The adapted encoder's pretraining.json.")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="The workflow's command line.")
+    args = parser.parse_args()
+    command = list(args.command)
+    if args.pretraining is not None:
+        record = json.loads(args.pretraining.read_text(encoding="utf8"))
+        package = describe_encoder(record["base_encoder"]).get("package")
+        command = with_var(command, "transformer", package or record["requested_encoder"])
+        command = with_var(command, "pretrain_epochs", str(record["settings"]["epochs"]))
+    else:
+        package = encoder_package(args.pipeline)
+        if package:
+            command = with_var(command, "transformer", package)
+    args.output.write_text(shlex.join(command) + "\n", encoding="utf8")
+
+
+if __name__ == "__main__":
+    main()
