@@ -71,7 +71,9 @@ def pretrain_command(
     ),
     heldout_fraction: float = typer.Option(
         0.01, "--heldout-fraction", help="Fraction of the packed sequences held out for the masked-LM "
-        "loss before and after (a fixed selection and masking); 0 for none."
+        "loss before and after (a fixed selection and masking); 0 for none. Cut from the same stream, "
+        "their neighbouring text (often of the same abstract) is trained on: the loss says how well the "
+        "encoder models this text, not text it has never seen."
     ),
     checkpoint_every: int = typer.Option(
         500, "--checkpoint-every", help="Steps between checkpoints in OUTPUT_DIR/checkpoint (also at the end)."
