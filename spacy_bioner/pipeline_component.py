@@ -145,7 +145,9 @@ def make_bio_ner(
     The three bounds settings are the pipeline's config: a saved pipeline
     takes others with `spacy.load(path, config={"components": {name: {...}}})`;
     an attribute changed at runtime holds until the pipeline is saved, which
-    keeps the config.
+    keeps the config. `spans_key` and `tag_scheme` are saved with the weights
+    (as spancat saves its spans_key): a saved head keeps its spans_key
+    whatever the config says, and a tag_scheme other than its own is refused.
     """
     return BioNER(
         nlp.vocab,
