@@ -5,6 +5,8 @@ each other are tested too."""
 
 import json
 import math
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +43,13 @@ def run_harness(arguments: List[str], output_dir: Path, returncode: int = 0) -> 
     [results] = list(output_dir.glob("*.json"))
     records = json.loads(results.read_text())
     assert markdown_table(records) in stdout
+    # A spaCy system's training logs its progress (its progress bar is off without a terminal).
+    if any(r["system"] != "hf_token_classification" and "error" not in r for r in records):
+        assert re.search(r"^step 0 \(epoch 0\): [\d.,]+ s$", stdout, re.MULTILINE), stdout[-2000:]
+    for record in records:  # how to run it again
+        assert shlex.split(record["command"])[:2] == ["python", str(SCRIPTS / "run.py")]
+        assert shlex.split(record["command"])[2:] == [*arguments, "--output-dir", str(output_dir)]
+        assert Path(record["config"]).is_file()
     return records
 
 

