@@ -109,7 +109,9 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
     span, then the earlier one (the score first kept more of each corpus's
     entities on dev than the longer span first). Entities a head placed
     before keep their scores (`head_ents`); entities set by something else
-    (an entity ruler, the user) have no score and always win.
+    (an entity ruler, the user) have no score and always win, but for one
+    without an id or kb_id on exactly a head's span and label, which
+    `head_ents` takes for the head's.
     """
     placed = head_ents(doc)
     ents = list(doc.ents)
