@@ -8,6 +8,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from .annotation import gold_spans, is_annotated, taggable_spans
+from .evaluation import on_reference_tokens
 
 
 def score_bio_ner(
@@ -29,10 +30,16 @@ def score_bio_ner(
     predictions there out too). In the head's own span group every entity
     is the head's to find: one of a label it lacks is a miss, as in seqeval
     (though the head learns its tokens as unannotated).
+    The head's predictions are scored on the gold tokens, each widened to
+    the gold tokens it touches (`evaluation.on_reference_tokens`), as
+    `evaluate` scores them with seqeval: spaCy's alignment would leave out
+    one whose edge falls inside a gold token.
     ``ents_*`` score the union in doc.ents against the reference doc.ents,
     as spaCy's `ner` does.
     """
     examples = list(examples)
+    ents_scores = get_ner_prf(examples)
+    examples = [_on_gold_tokens(eg) for eg in examples]
     known = set(labels) if labels else None
     # The reference docs whose gold for the head is their doc.ents.
     gold_in_ents = {id(eg.reference) for eg in examples if spans_key not in eg.reference.spans}
@@ -63,8 +70,20 @@ def score_bio_ner(
         has_annotation=lambda doc: is_annotated(doc, spans_key),
         allow_overlap=False,
     )
-    scores.update(get_ner_prf(examples))
+    scores.update(ents_scores)
     return scores
+
+
+def _on_gold_tokens(example: Example) -> Example:
+    """`example` with its predictions laid on the reference's tokens, where the two
+    tokenize the same text differently (with the same tokens, or another text, as it is)."""
+    predicted, reference = example.predicted, example.reference
+    same_tokens = len(predicted) == len(reference) and all(
+        p.idx == r.idx and len(p) == len(r) for p, r in zip(predicted, reference)
+    )
+    if same_tokens or predicted.text != reference.text:
+        return example
+    return Example(on_reference_tokens(predicted, reference), reference)
 
 
 def _missing_annotation(doc: Doc) -> List[Span]:

@@ -167,3 +167,18 @@ def test_gold_in_the_heads_span_group_of_a_label_it_lacks_is_a_miss():
     scores = score_bio_ner([example], spans_key=KEY, labels=["protein", "cell_type"])
     assert (scores[f"spans_{KEY}_p"], scores[f"spans_{KEY}_r"]) == (0.5, 0.5)
     assert_agree(scores, seqeval_scores(gold_iob_tags([example.reference], KEY), iob_tags([example.predicted], KEY)))
+
+
+def test_a_prediction_whose_edge_falls_inside_a_gold_token_is_scored_on_the_gold_tokens():
+    """The pipeline splits "NF-kappa" where the gold does not: its "kappa B" is widened to
+    the gold tokens it touches and counted, as `evaluate` (seqeval) counts it, not left out."""
+    vocab = Vocab()
+    reference = Doc(vocab, words=["NF-kappa", "B", "binds", "p50"], spaces=[True, True, True, False])
+    reference.spans[KEY] = [Span(reference, 0, 2, "protein"), Span(reference, 3, 4, "protein")]
+    predicted = Doc(vocab, words=["NF", "-", "kappa", "B", "binds", "p50"], spaces=[False, False, True, True, True, False])
+    predicted.spans[KEY] = [Span(predicted, 2, 4, "protein"), Span(predicted, 4, 5, "protein")]
+    assert predicted.text == reference.text
+    scores = score_bio_ner([Example(predicted, reference)], spans_key=KEY)
+    assert (scores[f"spans_{KEY}_p"], scores[f"spans_{KEY}_r"]) == (0.5, 0.5)
+    laid = on_reference_tokens(predicted, reference)
+    assert_agree(scores, seqeval_scores(gold_iob_tags([reference], KEY), iob_tags([laid], KEY)))
