@@ -32,14 +32,16 @@ def score_bio_ner(
     (though the head learns its tokens as unannotated).
     The head's predictions are scored on the gold tokens, each widened to
     the gold tokens it touches (`evaluation.on_reference_tokens`), as
-    `evaluate` scores them with seqeval: spaCy's alignment would leave out
-    one whose edge falls inside a gold token.
+    `evaluate` scores them with seqeval and `ents_*` do: spaCy's span
+    alignment alone would leave out one whose edge falls inside a gold
+    token. (seqeval, on tags, also cuts an entity at a gold sentence
+    boundary; spans here are not cut.)
     ``ents_*`` score the union in doc.ents against the reference doc.ents,
     as spaCy's `ner` does.
     """
     examples = list(examples)
     ents_scores = get_ner_prf(examples)
-    examples = [_on_gold_tokens(eg) for eg in examples]
+    examples = [_on_gold_tokens(eg) if is_annotated(eg.reference, spans_key) else eg for eg in examples]
     known = set(labels) if labels else None
     # The reference docs whose gold for the head is their doc.ents.
     gold_in_ents = {id(eg.reference) for eg in examples if spans_key not in eg.reference.spans}

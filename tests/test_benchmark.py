@@ -49,7 +49,7 @@ def run_harness(arguments: List[str], output_dir: Path, returncode: int = 0) -> 
     for record in records:  # how to run it again
         assert shlex.split(record["command"])[:2] == ["python", str(SCRIPTS / "run.py")]
         assert shlex.split(record["command"])[2:] == [*arguments, "--output-dir", str(output_dir)]
-        assert Path(record["config"]).is_file()
+        assert Path(record["config"]).is_file() and Path(record["cwd"]) == SCRIPTS.parent
     return records
 
 
@@ -158,6 +158,8 @@ def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, 
     assert all(r["system"] == "spacy_bioner" and r["words_per_second"] == {} for r in records)
     assert sorted(path.name for path in (tmp_path / "saved").iterdir()) == ["bc5cdr-big", "bc5cdr-biluo", "bc5cdr-welt"]
     saved = spacy.load(tmp_path / "saved" / "bc5cdr-biluo")
+    # The harness's progress callback, registered by run.py only, is not left in the saved config.
+    assert saved.config["training"]["before_update"] is None
     assert saved.get_pipe("bc5cdr").tag_scheme == "BILUO"
     assert saved.get_pipe("bc5cdr").loss.scheme == "none"
 

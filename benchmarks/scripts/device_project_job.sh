@@ -78,8 +78,8 @@ for command in stamp convert train evaluate visualize package; do
     case "$command" in visualize | package) ;; *) break ;; esac
   fi
 done
-if [ -d packages ]; then
-  find packages -name '*.whl' -printf '%s\t%p\n' > "$RESULTS/wheels.tsv" 2>/dev/null
-  pack
-fi
+# Again after the loop: visualize adds metrics/samples.html.
+[ -d metrics ] && cp -r metrics "$RESULTS/" 2>/dev/null
+[ -d packages ] && find packages -name '*.whl' -printf '%s\t%p\n' > "$RESULTS/wheels.tsv" 2>/dev/null
+pack
 cat "$RESULTS/times.tsv"

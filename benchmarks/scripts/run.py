@@ -210,6 +210,11 @@ def run_spacy_system(
     if save_to is not None:
         save_to.parent.mkdir(parents=True, exist_ok=True)
         nlp.to_disk(save_to)
+        # Without the harness's progress callback, which only this script registers:
+        # `spacy train` on the saved config would not find it.
+        saved_config = load_config(save_to / "config.cfg", interpolate=False)
+        saved_config["training"]["before_update"] = None
+        saved_config.to_disk(save_to / "config.cfg")
     test_docs = load_docs(corpus_dir / "test.spacy", nlp.vocab, limit)
     # Tested on the tokens it was trained on: the gold ones unless a variant says otherwise.
     gold_tokens = config["corpora"]["train"]["gold_tokens"]
@@ -414,8 +419,9 @@ def main(
             record["variant"] = name or "default"
             record["overrides"] = overrides
             record["limit"] = limit
-            # How to run it again: the exact command line and the config it cut down.
+            # How to run it again: the command line, where it ran, and the config it cut down.
             record["command"] = command
+            record["cwd"] = str(Path.cwd())
             record["config"] = str(config_path)
             if "error" not in record:
                 log(f"{system} {name} on {corpus}: F1 {record['test_f1']:.4f}, {record['train_seconds']} s")
