@@ -30,10 +30,13 @@ Within an annotated document:
 import math
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import numpy as np
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example
 
 SCORES_ATTR = "scores"
+_TOKEN_ATTRS = ["ORTH", "SPACY"]
 
 
 def select_non_overlapping(
@@ -70,6 +73,17 @@ def taggable_spans(spans: Iterable[Span]) -> List[Span]:
     seqeval's tag sequences (evaluation.py) have them."""
     kept, _ = select_non_overlapping([span for span in spans if len(span)], priority=longest_first)
     return kept
+
+
+def same_tokens(example: Example) -> bool:
+    """Whether both sides of `example` have the same tokens and whitespace.
+
+    Then spans need no alignment. spaCy rebuilds an example's alignment
+    (token by token, in Python) every time examples are copied, i.e. on every
+    update: a sizeable share of a training step on a GPU.
+    """
+    x, y = example.predicted, example.reference
+    return len(x) == len(y) and np.array_equal(x.to_array(_TOKEN_ATTRS), y.to_array(_TOKEN_ATTRS))
 
 
 def spans_of(doc: Doc, spans_key: Optional[str]) -> Sequence[Span]:
@@ -128,6 +142,8 @@ def drop_head_ents(doc: Doc, spans_key: str) -> None:
     again: its new spans replace them, where the old ones, whose group is
     gone, would count as set by something else and always win. One that
     another head's scored group also holds stays."""
+    if spans_key not in doc.spans:  # a doc this head has not annotated
+        return
     placed = head_ents(doc, [spans_key])
     if not placed:
         return
@@ -137,9 +153,7 @@ def drop_head_ents(doc: Doc, spans_key: str) -> None:
         if key != spans_key and group_scores(group) is not None
         for span in group
     }
-    doc.ents = [
-        ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in placed or (ent.start, ent.end, ent.label_) in others
-    ]
+    doc.ents = [ent for ent in doc.ents if (key := (ent.start, ent.end, ent.label_)) not in placed or key in others]
 
 
 def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tuple[int, int, str], float]:

@@ -1,8 +1,17 @@
-"""Writing files atomically: complete or not at all, whatever interrupts the writer."""
+"""Writing files atomically: complete or not at all, whatever interrupts the
+writer; digesting a file without reading it into memory."""
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+
+def update_digest(digest: Any, path: Path) -> Any:
+    """Feed the bytes of `path` to a hashlib `digest`, a MiB at a time (a file may be large); return it."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -23,6 +23,7 @@ from spacy.util import registry
 from wasabi import msg
 
 from .about import __version__
+from .files import update_digest
 from .messages import first_line
 
 ENCODER_META_KEY = "spacy_bioner_encoder"
@@ -355,9 +356,7 @@ def pipeline_sha256(model_dir: Path) -> str:
         if not path.is_file():  # a component that saves nothing
             continue
         digest.update(f"{path.relative_to(model_dir).as_posix()}\0{path.stat().st_size}\0".encode("utf8"))
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        update_digest(digest, path)
     return digest.hexdigest()
 
 

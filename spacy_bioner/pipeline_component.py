@@ -36,6 +36,7 @@ from .annotation import (
     is_annotated,
     longest_first,
     merge_into_ents,
+    same_tokens,
     select_non_overlapping,
     span_groups_hiding_ents,
 )
@@ -70,20 +71,6 @@ maxout_pieces = 3
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 # Equal on both sides of an example: the same tokens, the same text.
-_TOKEN_ATTRS = ["ORTH", "SPACY"]
-
-
-def _same_tokens(example: Example) -> bool:
-    """Whether both sides of `example` have the same tokens and whitespace.
-
-    Then gold spans need no alignment. spaCy rebuilds an example's alignment
-    (token by token, in Python) every time examples are copied, i.e. on every
-    update: a sizeable share of a training step on a GPU.
-    """
-    x, y = example.predicted, example.reference
-    return len(x) == len(y) and np.array_equal(x.to_array(_TOKEN_ATTRS), y.to_array(_TOKEN_ATTRS))
-
-
 @Language.factory(
     "bio_ner",
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
@@ -384,7 +371,7 @@ class BioNER(TrainablePipe):
             missing[span.start : span.end] = True
         if self.spans_key not in reference.spans:  # the gold is doc.ents
             missing |= reference.to_array("ENT_IOB") == 0
-        if _same_tokens(example):
+        if same_tokens(example):
             missing_x = missing
         else:
             projected = []

@@ -73,6 +73,7 @@ from .about import library_versions
 from .corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_lines, read_pubtator, split_dev
 from .corpora.text import PathLike
 from .encoders import resolve_encoder
+from .files import update_digest
 from .layers.encoder_shim import has_bfloat16_arithmetic
 from .layers.transformer import max_positions
 
@@ -89,8 +90,10 @@ TASK_TEXT_FILES = (JNLPBA_TRAIN, JNLPBA_TEST, BC5CDR_TRAIN)
 
 RESULTS_FILE = "pretraining.json"
 CHECKPOINT_DIR = "checkpoint"
-# Where a checkpoint is written before it replaces the previous one.
+# Where a checkpoint is written before it replaces the previous one, which
+# waits as CHECKPOINT_OLD until the new one is in place.
 CHECKPOINT_TMP = CHECKPOINT_DIR + ".tmp"
+CHECKPOINT_OLD = CHECKPOINT_DIR + ".old"
 # Written when a run starts: the folder is this command's to replace.
 RUN_MARKER = ".spacy_bioner_pretraining"
 # The results file's key for the packed text's fingerprint.
@@ -218,7 +221,7 @@ def collect_text(
     sources: List[Dict[str, Any]] = []
     for path in paths:
         file_lines = read_text_file(path)
-        sources.append({"path": str(path), "md5": _md5(path), "lines": len(file_lines)})
+        sources.append({"path": str(path), "md5": update_digest(hashlib.md5(), path).hexdigest(), "lines": len(file_lines)})
         lines.extend(file_lines)
     if include_task_text:
         task_lines = task_training_text(assets)
@@ -246,15 +249,6 @@ def _check_text_file(path: Path) -> None:
         )
     if not path.is_file():
         raise PretrainError(f"--text {path}: no such file")
-
-
-def _md5(path: Path) -> str:
-    """The md5 of a file's bytes, read in chunks (a compressed collection may be large)."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------
@@ -688,7 +682,7 @@ def is_pretraining_output(path: Path) -> bool:
     return (
         (path / RUN_MARKER).is_file()
         or (path / RESULTS_FILE).is_file()
-        or any((path / name / _STATE_FILE).is_file() for name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old"))
+        or any((path / name / _STATE_FILE).is_file() for name in (CHECKPOINT_DIR, CHECKPOINT_OLD))
     )
 
 
@@ -725,7 +719,7 @@ def _save_checkpoint(output: Path, model: Any, tokenizer: Any, optimizer: Any, s
     interruption while saving leaves the previous checkpoint intact."""
     final = output / CHECKPOINT_DIR
     tmp = output / CHECKPOINT_TMP
-    old = output / (CHECKPOINT_DIR + ".old")
+    old = output / CHECKPOINT_OLD
     for stale in (tmp, old):
         if stale.exists():
             shutil.rmtree(stale)
@@ -748,7 +742,7 @@ def _save_checkpoint(output: Path, model: Any, tokenizer: Any, optimizer: Any, s
 
 
 def _read_checkpoint_state(output: Path) -> Optional[Dict[str, Any]]:
-    final, old = output / CHECKPOINT_DIR, output / (CHECKPOINT_DIR + ".old")
+    final, old = output / CHECKPOINT_DIR, output / CHECKPOINT_OLD
     if not final.exists() and (old / _STATE_FILE).is_file():
         old.rename(final)  # interrupted between the two renames of _save_checkpoint
     path = final / _STATE_FILE
@@ -901,9 +895,11 @@ def pretrain(
         torch.cuda.set_device(device)
     base = resolve_encoder(settings.encoder, settings.fallback or None)
     check_encoder_outside_output(base, output)
-    checkpoint_state = _read_checkpoint_state(output) if resume and finished is None and output.is_dir() else None
-    if resume and finished is None and checkpoint_state is None:
-        log(f"No checkpoint in {output}: starting afresh")
+    checkpoint_state = None
+    if resume and finished is None:
+        checkpoint_state = _read_checkpoint_state(output) if output.is_dir() else None
+        if checkpoint_state is None:
+            log(f"No checkpoint in {output}: starting afresh")
 
     torch.manual_seed(settings.seed)
     # The checkpoint's model, or the base encoder (a finished run's text is packed with

@@ -7,7 +7,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
-from .annotation import gold_spans, is_annotated, taggable_spans
+from .annotation import gold_spans, is_annotated, same_tokens, taggable_spans
 from .evaluation import on_reference_tokens
 
 
@@ -80,10 +80,7 @@ def _on_gold_tokens(example: Example) -> Example:
     """`example` with its predictions laid on the reference's tokens, where the two
     tokenize the same text differently (with the same tokens, or another text, as it is)."""
     predicted, reference = example.predicted, example.reference
-    same_tokens = len(predicted) == len(reference) and all(
-        p.idx == r.idx and len(p) == len(r) for p, r in zip(predicted, reference)
-    )
-    if same_tokens or predicted.text != reference.text:
+    if predicted.text != reference.text or same_tokens(example):
         return example
     return Example(on_reference_tokens(predicted, reference), reference)
 

@@ -209,12 +209,10 @@ def run_spacy_system(
             nlp = spacy.load(saved)
     if save_to is not None:
         save_to.parent.mkdir(parents=True, exist_ok=True)
-        nlp.to_disk(save_to)
         # Without the harness's progress callback, which only this script registers:
         # `spacy train` on the saved config would not find it.
-        saved_config = load_config(save_to / "config.cfg", interpolate=False)
-        saved_config["training"]["before_update"] = None
-        saved_config.to_disk(save_to / "config.cfg")
+        nlp.config["training"]["before_update"] = None
+        nlp.to_disk(save_to)
     test_docs = load_docs(corpus_dir / "test.spacy", nlp.vocab, limit)
     # Tested on the tokens it was trained on: the gold ones unless a variant says otherwise.
     gold_tokens = config["corpora"]["train"]["gold_tokens"]

@@ -310,7 +310,6 @@ def shard_tables(results: Sequence[Result]) -> Tuple[Dict[str, List[Dict[str, An
     return tables, manifest
 
 
-
 def previous_run(path: Path, resume: bool = False, overwrite: bool = False) -> Optional[Dict[str, Any]]:
     """The run recorded in `path` (its `run.json`; {} when that cannot be read
     and `overwrite` replaces it), or None where there is none.
@@ -367,18 +366,19 @@ class OutputDir:
         self.schemas: Dict[str, Any] = _schemas() if fmt == "parquet" else {}
         run_file = path / RUN_FILE
         previous = previous_run(path, resume, overwrite)
-        if previous is not None and overwrite:
-            # Only a directory that holds a run: anything else in it is not ours to delete.
-            self._remove_previous()
-            previous = None
-        elif previous is not None and previous != run:
-            batching_only = all(key in BATCHING for key in _changed_keys(previous, run))
-            if not (resume and batching_only):
-                also = ", --resume to go on with these batches" if batching_only else ""
-                raise OutputError(
-                    f"{path} holds another run: {'; '.join(run_differences(previous, run))}; "
-                    f"use --overwrite to replace it{also} or choose a new directory"
-                )
+        if previous is not None:
+            if overwrite:
+                # Only a directory that holds a run: anything else in it is not ours to delete.
+                self._remove_previous()
+                previous = None
+            elif previous != run:
+                batching_only = all(key in BATCHING for key in _changed_keys(previous, run))
+                if not (resume and batching_only):
+                    also = ", --resume to go on with these batches" if batching_only else ""
+                    raise OutputError(
+                        f"{path} holds another run: {'; '.join(run_differences(previous, run))}; "
+                        f"use --overwrite to replace it{also} or choose a new directory"
+                    )
         try:
             # run.json first: a folder left with the subfolders alone would be refused as not a run.
             path.mkdir(parents=True, exist_ok=True)
@@ -487,6 +487,11 @@ class OutputDir:
         return read_table(self.path, table, self.fmt, sorted(self.finished()), limit)
 
 
+def shard_names(path: Path) -> List[str]:
+    """The shards under an output directory that have a manifest, in name order."""
+    return sorted(p.stem for p in (path / SHARDS_DIR).glob("*.json"))
+
+
 def read_table(
     path: Path, table: str, fmt: str = "parquet", shards: Optional[Sequence[str]] = None, limit: Optional[int] = None
 ) -> List[Dict[str, Any]]:
@@ -495,7 +500,7 @@ def read_table(
     Only `fmt="parquet"` imports pyarrow.
     """
     if shards is None:
-        shards = sorted(p.stem for p in (path / SHARDS_DIR).glob("*.json"))
+        shards = shard_names(path)
     rows: List[Dict[str, Any]] = []
     for shard in shards:
         file = path / table / f"{shard}.{fmt}"
@@ -516,7 +521,7 @@ def first_entity_rows(path: Path, fmt: str, n: int) -> List[Dict[str, Any]]:
     document's rows by offset, every head's together (the table holds a document's rows head
     by head)."""
     rows: List[Dict[str, Any]] = []
-    for shard in sorted(p.stem for p in (path / SHARDS_DIR).glob("*.json")):
+    for shard in shard_names(path):
         if len(rows) >= n:
             break
         rows.extend(read_table(path, "entities", fmt, [shard]))
