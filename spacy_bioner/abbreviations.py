@@ -51,7 +51,15 @@ import numpy as np
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 
-from .annotation import SCORES_ATTR, group_scores, head_ents, head_keys, merge_into_ents, spans_with_scores
+from .annotation import (
+    SCORES_ATTR,
+    group_scores,
+    head_ents,
+    head_keys,
+    merge_into_ents,
+    spans_with_scores,
+    token_array,
+)
 from .tokenizer import HYPHENS
 
 # At most this many tokens between the parentheses of a definition.
@@ -191,22 +199,23 @@ def _cut(doc: Doc, start: int, close: int) -> int:
     return close
 
 
-def _definitions(doc: Doc) -> Iterable[Tuple[Span, Span]]:
-    """(long form, short form) of each definition in `doc`, in order."""
-    for token in doc:
-        if token.text != "(" or token.i == 0:
+def _definitions(doc: Doc, openings: Iterable[int]) -> Iterable[Tuple[Span, Span]]:
+    """(long form, short form) of each definition in `doc`, in order, from
+    the positions of its "(" tokens."""
+    for opening in openings:
+        if opening == 0:
             continue
-        close = _closing_parenthesis(doc, token.i)
-        if close is None or close == token.i + 1:
+        close = _closing_parenthesis(doc, opening)
+        if close is None or close == opening + 1:
             continue
         # The text before "(" ends at its last word: no entity ends on whitespace
         # ("haloperidol\n(HAL)"), so a long form ending there would support no mention.
-        before = token.i
+        before = opening
         while before > 0 and doc[before - 1].is_space:
             before -= 1
         if before == 0:
             continue
-        inside = doc[token.i + 1 : _cut(doc, token.i + 1, close)]
+        inside = doc[opening + 1 : _cut(doc, opening + 1, close)]
         long_inside = len(inside.text.split()) > MAX_SHORT_FORM_WORDS
         if long_inside:  # "HAL (haloperidol ...)"
             short, candidate = doc[before - 1 : before], inside
@@ -246,7 +255,7 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
         positions[text].append(i)
     seen_long, seen_short = set(), set()
     found = []
-    for long_form, short in _definitions(doc):
+    for long_form, short in _definitions(doc, positions.get("(", ())):
         if long_form.text in seen_long or short.text in seen_short:
             continue
         seen_long.add(long_form.text)
@@ -275,6 +284,30 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
                 mentions += occurrences([variant])
         found.append(Abbreviation(long_form, mentions))
     return found
+
+
+class _LastDocument:
+    """The abbreviations found in the last document, kept for the next
+    component that asks: a pipeline holds one abbreviation component per
+    head, and each runs on a document right after the one before it. They
+    are given again only for the same Doc object with the same tokens, and
+    the same `plural_variants`."""
+
+    def __init__(self) -> None:
+        self._last: Optional[Tuple[Doc, np.ndarray, bool, List[Abbreviation]]] = None
+
+    def find(self, doc: Doc, plural_variants: bool) -> List[Abbreviation]:
+        """`find_abbreviations(doc, plural_variants)`, found once for the components of one document."""
+        tokens = token_array(doc)
+        last = self._last  # one read: another thread may replace it meanwhile
+        if last is not None and last[0] is doc and last[2] == plural_variants and np.array_equal(last[1], tokens):
+            return last[3]
+        found = find_abbreviations(doc, plural_variants)
+        self._last = (doc, tokens, plural_variants, found)
+        return found
+
+
+_last_document = _LastDocument()
 
 
 @Language.factory(
@@ -372,12 +405,10 @@ class AbbreviationConsistency:
         if not self._keys_checked:
             self._warn_unknown_keys()
         keys = [key for key in self.spans_keys if key in doc.spans]
-        abbreviations = find_abbreviations(doc, self.plural_variants) if keys else []
+        abbreviations = _last_document.find(doc, self.plural_variants) if keys else []
         if not abbreviations:
             return doc
         heads = list(dict.fromkeys([*head_keys(self.nlp), *keys]))
-        # Read before the heads' span groups change: which entities of doc.ents are theirs.
-        placed = head_ents(doc, heads)
         gone: Set[Tuple[int, int, str]] = set()
         added: List[Tuple[Span, float]] = []
         for key in keys:
@@ -387,9 +418,12 @@ class AbbreviationConsistency:
         # All heads first, then doc.ents: a head's new entity may clash with
         # one that another head has just dropped.
         if gone:
-            # Only the heads' entities go: one set by a ruler or the user stays.
-            gone &= placed.keys()
-            doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in gone]
+            # Only the heads' entities go: one set by a ruler or the user stays. A
+            # span gone from a head's group is the head's in doc.ents where `head_ents`
+            # took it for the head's before: there, with neither an id nor a kb_id.
+            ents = doc.ents
+            gone &= {(ent.start, ent.end, ent.label_) for ent in ents if not ent.kb_id and not ent.id}
+            doc.ents = [ent for ent in ents if (ent.start, ent.end, ent.label_) not in gone]
             added += self._freed(doc, heads, gone, added)
         if added:
             merge_into_ents(doc, [span for span, _ in added], [score for _, score in added])
@@ -400,23 +434,28 @@ class AbbreviationConsistency:
     def _ents_follow_long_forms(self, doc: Doc, heads: List[str], abbreviations: List[Abbreviation]) -> None:
         """Give each mention in doc.ents the label of the doc.ents entity that
         ends its long form, where a head predicted that label on the mention."""
+        ents = {(ent.start, ent.end): ent for ent in doc.ents}
+        ending = {end: ent.label_ for (_, end), ent in ents.items()}
+        # Mentions whose entity has another label than the one ending their long form.
+        disagreeing = [
+            (span, label)
+            for abbreviation in abbreviations
+            if (label := ending.get(abbreviation.long_form.end)) is not None
+            for span in ((mention.start, mention.end) for mention in abbreviation.mentions)
+            if span in ents and ents[span].label_ != label
+        ]
+        if not disagreeing:
+            return
         offered: Set[Tuple[int, int, str]] = {
             (span.start, span.end, span.label_) for key in heads for span in doc.spans.get(key, [])
         }
         placed = head_ents(doc, heads)
-        ents = {(ent.start, ent.end): ent for ent in doc.ents}
-        ending = {end: ent.label_ for (_, end), ent in ents.items()}
         changed = False
-        for abbreviation in abbreviations:
-            label = ending.get(abbreviation.long_form.end)
-            for mention in abbreviation.mentions if label is not None else ():
-                span = (mention.start, mention.end)
-                current = ents.get(span)
-                # Entities no head placed (a ruler's, the user's) stay.
-                if (current is not None and current.label_ != label and (*span, current.label_) in placed
-                        and (*span, label) in offered):
-                    ents[span] = Span(doc, *span, label=label)
-                    changed = True
+        for span, label in disagreeing:
+            # Entities no head placed (a ruler's, the user's) stay.
+            if (*span, ents[span].label_) in placed and (*span, label) in offered:
+                ents[span] = Span(doc, *span, label=label)
+                changed = True
         if changed:
             doc.ents = [ents[span] for span in sorted(ents)]
 

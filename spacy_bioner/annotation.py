@@ -39,6 +39,11 @@ SCORES_ATTR = "scores"
 _TOKEN_ATTRS = ["ORTH", "SPACY"]
 
 
+def token_array(doc: Doc) -> np.ndarray:
+    """`doc`'s tokens as an array: each token's text and whether a space follows it."""
+    return doc.to_array(_TOKEN_ATTRS)
+
+
 def select_non_overlapping(
     spans: Sequence[Span], priority: Callable[[Span], Any]
 ) -> Tuple[List[Span], List[Tuple[Span, Span]]]:
@@ -83,7 +88,7 @@ def same_tokens(example: Example) -> bool:
     update: a sizeable share of a training step on a GPU.
     """
     x, y = example.predicted, example.reference
-    return len(x) == len(y) and np.array_equal(x.to_array(_TOKEN_ATTRS), y.to_array(_TOKEN_ATTRS))
+    return len(x) == len(y) and np.array_equal(token_array(x), token_array(y))
 
 
 def spans_of(doc: Doc, spans_key: Optional[str]) -> Sequence[Span]:
@@ -172,6 +177,9 @@ def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tupl
     not (a group changed after its head scored it has none: its spans count
     with a score of 0).
     """
+    candidates = [(ent.start, ent.end, ent.label_) for ent in doc.ents if not ent.kb_id and not ent.id]
+    if not candidates:
+        return {}
     scored: Dict[Tuple[int, int, str], float] = {}
     for key, group in doc.spans.items():
         if spans_keys is None:
@@ -182,11 +190,7 @@ def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tupl
             continue
         for span, score in zip(group, scores):
             scored[(span.start, span.end, span.label_)] = score
-    return {
-        (ent.start, ent.end, ent.label_): scored[(ent.start, ent.end, ent.label_)]
-        for ent in doc.ents
-        if not ent.kb_id and not ent.id and (ent.start, ent.end, ent.label_) in scored
-    }
+    return {triple: scored[triple] for triple in candidates if triple in scored}
 
 
 def group_scores(group: SpanGroup) -> Optional[List[float]]:

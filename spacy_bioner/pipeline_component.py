@@ -45,7 +45,7 @@ from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
 from .messages import first_line
 from .scoring import score_bio_ner
-from .tags import check_tag_scheme, make_tags, spans_to_tags, tags_to_spans
+from .tags import check_tag_scheme, make_tags, spans_to_tags, tag_ids_to_spans
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -322,7 +322,7 @@ class BioNER(TrainablePipe):
         for doc, (path, confidence) in zip(docs, predictions):
             entities = []
             decoded = np.zeros(len(doc), dtype=bool)
-            for start, end, label in tags_to_spans([tags[i] for i in path]):
+            for start, end, label in tag_ids_to_spans(path, tags):
                 start, end = bounds.entity_bounds(doc, start, end, balance_brackets=self.balance_brackets)
                 if start < end:
                     entities.append((start, end, label))

@@ -126,19 +126,34 @@ def tags_to_spans(tag_names: Sequence[str]) -> List[Tuple[int, int, str]]:
 
     B- and U- open an entity; I- and L- of the same label continue it.
     """
+    inventory = list(dict.fromkeys([OUTSIDE, *tag_names]))
+    index = {tag: i for i, tag in enumerate(inventory)}
+    return tag_ids_to_spans(np.asarray([index[tag] for tag in tag_names], dtype="i"), inventory)
+
+
+def tag_ids_to_spans(tag_ids: np.ndarray, tags: Sequence[str]) -> List[Tuple[int, int, str]]:
+    """`tags_to_spans` of the tags that `tag_ids` index in `tags`, visiting
+    only the tokens not tagged O (a document's decoded path is mostly O)."""
+    ids = np.asarray(tag_ids)
+    parts = [split_tag(tag) for tag in tags]
+    outside = tags.index(OUTSIDE) if OUTSIDE in tags else -1
     spans = []
-    start = None
-    label = None
+    start = label = None
+    previous = -1
     # Not spaCy's biluo_to_iob: it rewrites the first "U-" or "L-" anywhere in
     # a tag, so "B-CELL-LINE" would be read as an entity labelled "CELI-LINE".
-    for i, tag in enumerate(list(tag_names) + [OUTSIDE]):
-        prefix, tag_label = split_tag(tag)
-        continues = prefix in _CONTINUES and tag_label == label
+    for i in np.flatnonzero(ids != outside).tolist():
+        prefix, tag_label = parts[ids[i]]
+        # An O before token i ends any entity, as does a tag that does not continue it.
+        continues = i == previous + 1 and prefix in _CONTINUES and tag_label == label
         if start is not None and not continues:
-            spans.append((start, i, label))
+            spans.append((start, previous + 1, label))
             start = label = None
         if prefix in _BEGINS:
             start, label = i, tag_label
+        previous = i
+    if start is not None:
+        spans.append((start, previous + 1, label))
     return spans
 
 

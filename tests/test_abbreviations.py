@@ -5,7 +5,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc, Span, SpanGroup
 
-from spacy_bioner.abbreviations import find_abbreviations
+from spacy_bioner.abbreviations import _LastDocument, find_abbreviations
 from spacy_bioner.annotation import SCORES_ATTR, head_keys, merge_into_ents
 
 TEXT = (
@@ -47,6 +47,22 @@ def test_definitions_and_mentions(nlp):
     assert found["PD"].long_form.text == "Parkinson disease"
     assert [m.start for m in found["HAL"].mentions] == [2, 15, 24]
     assert [m.start for m in found["PD"].mentions] == [12, 20]
+
+
+def test_definitions_are_found_once_per_document_while_its_tokens_stay(nlp):
+    """The components of several heads ask for one document's abbreviations in
+    turn: they are found once, and found again once the tokens change."""
+    last = _LastDocument()
+    doc = make_doc(nlp)
+    first = last.find(doc, plural_variants=True)
+    assert last.find(doc, plural_variants=True) is first
+    assert last.find(make_doc(nlp), plural_variants=True) is not first  # another Doc, the same text
+    assert last.find(doc, plural_variants=False) is not first
+    with doc.retokenize() as retokenizer:  # "rats with" becomes one token
+        retokenizer.merge(doc[7:9])
+    found = {a.short_form: a for a in last.find(doc, plural_variants=False)}
+    assert found["PD"].long_form.start == 8 and found["PD"].long_form.text == "Parkinson disease"
+    assert [m.start for m in found["PD"].mentions] == [11, 19]
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from spacy_bioner.tags import (
     make_tags,
     spans_to_tags,
     tag_constraints,
+    tag_ids_to_spans,
     tags_to_spans,
 )
 
@@ -109,6 +110,35 @@ def test_tags_to_spans():
     tags = ["B-DNA", "I-DNA", "O", "B-protein", "B-protein", "I-protein", "I-protein"]
     assert tags_to_spans(tags) == [(0, 2, "DNA"), (3, 4, "protein"), (4, 7, "protein")]
     assert tags_to_spans([]) == []
+
+
+def spans_token_by_token(tag_names):
+    """The reading `tags_to_spans` gives, one token at a time: B- and U- open an
+    entity, I- and L- of its label continue it, anything else ends it."""
+    spans, start, label = [], None, None
+    for i, tag in enumerate(list(tag_names) + ["O"]):
+        prefix, _, tag_label = tag.partition("-")
+        if start is not None and not (prefix in ("I", "L") and tag_label == label):
+            spans.append((start, i, label))
+            start = label = None
+        if prefix in ("B", "U"):
+            start, label = i, tag_label
+    return spans
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scheme=st.sampled_from(list(TAG_SCHEMES)),
+    labels=st.sampled_from(LABEL_SETS + [["cell-line", "B"]]),
+    data=st.data(),
+)
+def test_tag_ids_to_spans_reads_any_sequence_token_by_token(scheme, labels, data):
+    """Skipping the O tokens reads every sequence, ill-formed ones too ("I-X" after
+    O, "L-X" then "I-X", a label with a hyphen), as the token-by-token loop does."""
+    tags = make_tags(labels, scheme)
+    ids = np.asarray(data.draw(st.lists(st.integers(0, len(tags) - 1), max_size=12)), dtype="i")
+    names = [tags[i] for i in ids]
+    assert tag_ids_to_spans(ids, tags) == spans_token_by_token(names) == tags_to_spans(names)
 
 
 def test_transition_mask_forbids_only_invalid_continuations():

@@ -6,6 +6,7 @@ usage error. Keeps `python scripts/inference.py` working."""
 import json
 from pathlib import Path
 
+import pipe_profile
 import pytest
 import spacy
 import torch
@@ -16,7 +17,7 @@ from toy import toy_sentences
 from transformers import BertModel, BertTokenizerFast, pipeline
 from typer.testing import CliRunner
 
-from spacy_bioner.corpora import write_docbin
+from spacy_bioner.corpora import load_docs, write_docbin
 
 # More pieces than the tiny BERT's 512 positions.
 LONG_WORDS = ["the", "expression", "of"] * 200 + ["IL-2"]
@@ -51,6 +52,34 @@ def test_both_systems_are_timed_on_the_same_words(tiny_pipeline: Path, tiny_bert
         assert "peak_gpu_mb" not in record  # the CPU records keep their format
         assert {"spacy", "transformers", "torch"} <= set(record["versions"])
     assert result.output.count("| spacy_bioner |") == 2 and result.output.count("| hf_pipeline_ner |") == 2
+
+
+@pytest.mark.slow
+def test_pipe_profile_times_every_component_and_the_encoder_apart(
+    tiny_pipeline: Path, corpus_root: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(pipe_profile.app, [
+        "--model", str(tiny_pipeline), "--corpus-root", str(corpus_root), "--repeats", "2",
+        "--output-dir", str(tmp_path), "--tag", "toy",
+    ])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    [path] = tmp_path.glob("*-cpu-pipe-profile-toy.json")
+    records = json.loads(path.read_text(encoding="utf8"))
+    assert [r["batch_size"] for r in records] == [32, 128]
+    pipe_names = spacy.load(tiny_pipeline).pipe_names
+    vocab = spacy.blank("en").vocab
+    texts = [doc.text for name in ("jnlpba", "bc5cdr-iob") for doc in load_docs(corpus_root / name / "test.spacy", vocab)]
+    for record in records:
+        parts = record["us_per_word"]
+        assert list(parts) == ["tokenizer", "transformer", "encoder", *pipe_names[1:]]
+        # The torch hooks timed the encoder's forward passes; the rest is the component's own work.
+        assert parts["encoder"] > 0 and all(value >= 0 for value in parts.values())
+        outside = sum(value for part, value in parts.items() if part != "encoder")
+        assert record["outside_encoder_us_per_word"] == pytest.approx(outside, abs=0.01)
+        assert record["words_per_second_bound"] == round(1e6 / record["outside_encoder_us_per_word"])
+        assert record["words"] == sum(len(text.split()) for text in texts) and record["docs"] == len(texts)
+        assert record["pipe_words_per_second"] > 0 and record["repeats"] == 2
+    assert result.output.count("| 32 |") == result.output.count("| 128 |") == 1
 
 
 def test_hf_pipeline_reads_long_texts_to_the_end(tiny_bert: Path, tmp_path: Path) -> None:

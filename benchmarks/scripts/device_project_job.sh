@@ -7,6 +7,7 @@
 # (install-test is left out: the machine cannot build a virtual environment
 # without a registry); right after `evaluate`, GPU inference words/s of the
 # trained pipeline against the Hugging Face pipeline at batch 32 and 128,
+# where its nlp.pipe time goes (the host's work against the encoder's),
 # `annotate` (local engine) against plain nlp.pipe on 2,000 abstracts, and
 # the time and GPU memory of one 1,000,000-character document. Stage with
 # `bash benchmarks/scripts/stage_device.sh`, then call the device tool with
@@ -16,7 +17,7 @@
 #
 # To training/device/: times.tsv (command, seconds, exit status), each
 # command's log, metrics/, the pipeline's meta.json, the built wheels' sizes
-# and the three speed records. On the device machine all of it is packed into
+# and the four speed records. On the device machine all of it is packed into
 # $OUT/project-job.tgz after each command and every 30 s during one, so that a
 # job cut off keeps what it has: the device tool returns 8 files at most.
 set -uo pipefail
@@ -65,6 +66,8 @@ measure_speed() {
   cp training/model-best/meta.json "$RESULTS/meta.json" 2>/dev/null
   timed inference python3 benchmarks/scripts/inference.py --model training/model-best --gpu-id 0 \
     --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --output-dir "$RESULTS"
+  timed pipe-profile python3 benchmarks/scripts/pipe_profile.py --model training/model-best --gpu-id 0 \
+    --corpus-root corpus --output-dir "$RESULTS"
   timed annotate-speed python3 benchmarks/scripts/annotate_speed.py --model training/model-best --gpu-id 0 \
     --n-docs 2000 --out "$RESULTS/annotate-speed-gpu.json"
   timed long-document python3 benchmarks/scripts/long_document.py training/model-best --gpu-id 0 \
