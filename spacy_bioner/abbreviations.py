@@ -43,6 +43,7 @@ strings, whose results would have to be mapped back onto tokens.
 """
 
 import warnings
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -291,19 +292,25 @@ class _LastDocument:
     component that asks: a pipeline holds one abbreviation component per
     head, and each runs on a document right after the one before it. They
     are given again only for the same Doc object with the same tokens, and
-    the same `plural_variants`."""
+    the same `plural_variants`. The Doc is held weakly and the abbreviations
+    as token offsets, so that a document the caller has let go (its tensors,
+    its `_.trf_data`) is freed as it would be without this."""
 
     def __init__(self) -> None:
-        self._last: Optional[Tuple[Doc, np.ndarray, bool, List[Abbreviation]]] = None
+        self._last: Optional[Tuple[weakref.ref, np.ndarray, bool, List[Tuple[Tuple[int, int], ...]]]] = None
 
     def find(self, doc: Doc, plural_variants: bool) -> List[Abbreviation]:
         """`find_abbreviations(doc, plural_variants)`, found once for the components of one document."""
         tokens = token_array(doc)
         last = self._last  # one read: another thread may replace it meanwhile
-        if last is not None and last[0] is doc and last[2] == plural_variants and np.array_equal(last[1], tokens):
-            return last[3]
+        if last is not None and last[0]() is doc and last[2] == plural_variants and np.array_equal(last[1], tokens):
+            return [Abbreviation(doc[slice(*bounds[0])], tuple(doc[slice(*b)] for b in bounds[1:])) for bounds in last[3]]
         found = find_abbreviations(doc, plural_variants)
-        self._last = (doc, tokens, plural_variants, found)
+        offsets = [
+            tuple((span.start, span.end) for span in (abbreviation.long_form, *abbreviation.mentions))
+            for abbreviation in found
+        ]
+        self._last = (weakref.ref(doc), tokens, plural_variants, offsets)
         return found
 
 

@@ -1,6 +1,9 @@
 """Abbreviation definitions (Schwartz and Hearst) and the component that makes
 each head's mentions of a short form agree with its long form."""
 
+import gc
+import weakref
+
 import pytest
 import spacy
 from spacy.tokens import Doc, Span, SpanGroup
@@ -55,14 +58,32 @@ def test_definitions_are_found_once_per_document_while_its_tokens_stay(nlp):
     last = _LastDocument()
     doc = make_doc(nlp)
     first = last.find(doc, plural_variants=True)
-    assert last.find(doc, plural_variants=True) is first
-    assert last.find(make_doc(nlp), plural_variants=True) is not first  # another Doc, the same text
-    assert last.find(doc, plural_variants=False) is not first
+    kept = last._last
+    assert last.find(doc, plural_variants=True) == first == find_abbreviations(doc, plural_variants=True)
+    assert last._last is kept  # given again, not searched again
+    other = make_doc(nlp)  # another Doc, the same text
+    assert last.find(other, plural_variants=True) == find_abbreviations(other, plural_variants=True)
+    assert last._last is not kept
+    kept = last._last
+    assert last.find(other, plural_variants=False) == find_abbreviations(other, plural_variants=False)
+    assert last._last is not kept
     with doc.retokenize() as retokenizer:  # "rats with" becomes one token
         retokenizer.merge(doc[7:9])
     found = {a.short_form: a for a in last.find(doc, plural_variants=False)}
     assert found["PD"].long_form.start == 8 and found["PD"].long_form.text == "Parkinson disease"
     assert [m.start for m in found["PD"].mentions] == [11, 19]
+
+
+def test_the_last_document_is_not_kept_alive(nlp):
+    """A document the caller lets go is freed (its tensors with it), though
+    its abbreviations were the last found."""
+    last = _LastDocument()
+    doc = make_doc(nlp)
+    assert last.find(doc, plural_variants=False)
+    freed = weakref.ref(doc)
+    del doc
+    gc.collect()
+    assert freed() is None
 
 
 @pytest.mark.parametrize(

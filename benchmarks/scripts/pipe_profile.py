@@ -8,8 +8,9 @@ On a GPU the encoder is fast, and what the pipeline does per word on the host
 (spaCy's tokenizer; cutting windows and wordpieces; turning tags into spans,
 bounds and doc.ents; the abbreviation step) bounds words/s however fast the
 encoder gets: `words_per_second_bound` is 10^6 over the microseconds a word
-spends outside the encoder. On the CPU that includes the heads' mathematics;
-on a GPU their kernels run there, and their launches and copies count.
+spends outside the encoder. That time includes the heads' mathematics: on
+the CPU all of it, on a GPU their kernels' time as well as their launches
+and copies (each component is timed to a synchronisation).
 
 The texts are `inference.py`'s (the first `--n-docs` test documents of each
 corpus, whitespace words). For each batch size, `--repeats` times: spaCy's
@@ -19,10 +20,12 @@ to end (synchronised on a GPU); a run of components without one document by
 document, each call timed, as `nlp.pipe` hands them each document in turn.
 The components with `pipe` take all documents one after another rather than
 batch by batch as in `nlp.pipe`: the same work, so the shares hold
-(`pipe_words_per_second`, timed by `nlp.pipe` itself, is beside them). The transformer component's time
-is split by torch hooks on the Hugging Face module (`step_profile.EncoderClock`)
-into `encoder` (its forward passes) and `transformer` (the rest). Medians over
-the repeats, in microseconds per word; results to
+(`pipe_words_per_second`, timed by `nlp.pipe` itself, is beside them). The
+transformer component's time is split by torch hooks on the Hugging Face
+module (`step_profile.EncoderClock`) into `encoder` (its forward passes) and
+`transformer` (the rest): the pipeline needs its shared `transformer`
+component (not heads whose listeners were replaced by copies). Each part's
+median over the repeats, in microseconds per word; results to
 results/<date>-<cpu|gpu>-pipe-profile[-<tag>].json.
 """
 
@@ -127,6 +130,12 @@ def main(
     """Time each component of `nlp.pipe` on raw texts, the encoder's forward apart."""
     gpu_name = use_gpu(gpu_id) if gpu_id >= 0 else ""  # before the pipeline loads
     nlp = spacy.load(model)
+    if "transformer" not in nlp.pipe_names:
+        raise typer.BadParameter(
+            f"{model} has no shared 'transformer' component (its pipes: {', '.join(nlp.pipe_names)}); "
+            "the encoder's forward passes are timed on that one",
+            param_hint="--model",
+        )
     texts = load_texts(corpus_root, n_docs)
     n_words = sum(len(text.split()) for text in texts)
     device = f"{gpu_name} (cuda:{gpu_id}), host {host_description()}" if gpu_name else host_description()
