@@ -33,7 +33,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Annotated, Any, Dict, List, Optional, Tuple
 
 import spacy
 import torch
@@ -59,6 +59,15 @@ SYSTEMS = ("spacy_bioner", "hf_pipeline_ner")
 HF_HEAD_NOTE = "untrained classification head: speed only, its predictions are meaningless"
 
 app = typer.Typer(add_completion=False)
+
+
+# The options of the scripts that time `load_texts`' texts (this one and pipe_profile.py).
+ModelOption = Annotated[str, typer.Option(help="spaCy pipeline: an installed package name or a directory.")]
+CorpusRootOption = Annotated[
+    Path, typer.Option(help="Converted corpora: <root>/jnlpba/test.spacy and <root>/bc5cdr-iob/test.spacy.")
+]
+NDocsOption = Annotated[int, typer.Option(help="Test documents per corpus (0: all).")]
+BatchSizesOption = Annotated[List[int], typer.Option("--batch-size", help="Repeatable.")]
 
 
 def load_texts(corpus_root: Path, n_docs: int) -> List[str]:
@@ -185,17 +194,15 @@ def markdown_table(records: List[Dict[str, Any]]) -> str:
 
 @app.command()
 def main(
-    model: str = typer.Option("en_bioner_scibert", help="spaCy pipeline: an installed package name or a directory."),
+    model: ModelOption = "en_bioner_scibert",
     encoder: Optional[str] = typer.Option(
         None,
         help="Encoder of the Hugging Face pipeline: a hub name (cached) or a directory. "
         "Default: the spaCy pipeline's own transformer (weights and tokenizer).",
     ),
-    corpus_root: Path = typer.Option(
-        BENCHMARKS / "corpus", help="Converted corpora: <root>/jnlpba/test.spacy and <root>/bc5cdr-iob/test.spacy."
-    ),
-    n_docs: int = typer.Option(100, help="Test documents per corpus (0: all)."),
-    batch_sizes: List[int] = typer.Option(list(INFERENCE_BATCH_SIZES), "--batch-size", help="Repeatable."),
+    corpus_root: CorpusRootOption = BENCHMARKS / "corpus",
+    n_docs: NDocsOption = 100,
+    batch_sizes: BatchSizesOption = list(INFERENCE_BATCH_SIZES),
     repeats: int = typer.Option(1, min=1, help="Timings per system and batch size; the median is reported."),
     output_dir: Path = typer.Option(BENCHMARKS / "results", help="Where the JSON records go."),
     tag: str = typer.Option("", help="Suffix for the output file names."),

@@ -45,7 +45,17 @@ import typer
 from spacy.language import Language
 
 from hf_token_classification import INFERENCE_BATCH_SIZES
-from inference import host_description, load_texts, spacy_words_per_second, synchronize, use_gpu
+from inference import (
+    BatchSizesOption,
+    CorpusRootOption,
+    ModelOption,
+    NDocsOption,
+    host_description,
+    load_texts,
+    spacy_words_per_second,
+    synchronize,
+    use_gpu,
+)
 from run import BENCHMARKS, log, versions, write_results
 from step_profile import EncoderClock, hf_module
 
@@ -116,12 +126,10 @@ def markdown_table(records: List[Dict[str, Any]]) -> str:
 
 @app.command()
 def main(
-    model: str = typer.Option("en_bioner_scibert", help="spaCy pipeline: an installed package name or a directory."),
-    corpus_root: Path = typer.Option(
-        BENCHMARKS / "corpus", help="Converted corpora: <root>/jnlpba/test.spacy and <root>/bc5cdr-iob/test.spacy."
-    ),
-    n_docs: int = typer.Option(100, help="Test documents per corpus (0: all)."),
-    batch_sizes: List[int] = typer.Option(list(INFERENCE_BATCH_SIZES), "--batch-size", help="Repeatable."),
+    model: ModelOption = "en_bioner_scibert",
+    corpus_root: CorpusRootOption = BENCHMARKS / "corpus",
+    n_docs: NDocsOption = 100,
+    batch_sizes: BatchSizesOption = list(INFERENCE_BATCH_SIZES),
     repeats: int = typer.Option(3, min=1, help="Timings per batch size; medians are reported."),
     output_dir: Path = typer.Option(BENCHMARKS / "results", help="Where the JSON records go."),
     tag: str = typer.Option("", help="Suffix for the output file name."),
