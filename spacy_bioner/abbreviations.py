@@ -57,6 +57,7 @@ from .annotation import (
     group_scores,
     head_ents,
     head_keys,
+    may_be_head_ent,
     merge_into_ents,
     spans_with_scores,
     token_array,
@@ -427,9 +428,9 @@ class AbbreviationConsistency:
         if gone:
             # Only the heads' entities go: one set by a ruler or the user stays. A
             # span gone from a head's group is the head's in doc.ents where `head_ents`
-            # took it for the head's before: there, with neither an id nor a kb_id.
+            # took it for the head's before (`may_be_head_ent`).
             ents = doc.ents
-            gone &= {(ent.start, ent.end, ent.label_) for ent in ents if not ent.kb_id and not ent.id}
+            gone &= {(ent.start, ent.end, ent.label_) for ent in ents if may_be_head_ent(ent)}
             doc.ents = [ent for ent in ents if (ent.start, ent.end, ent.label_) not in gone]
             added += self._freed(doc, heads, gone, added)
         if added:

@@ -177,7 +177,7 @@ def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tupl
     not (a group changed after its head scored it has none: its spans count
     with a score of 0).
     """
-    candidates = [(ent.start, ent.end, ent.label_) for ent in doc.ents if not ent.kb_id and not ent.id]
+    candidates = [(ent.start, ent.end, ent.label_) for ent in doc.ents if may_be_head_ent(ent)]
     if not candidates:
         return {}
     scored: Dict[Tuple[int, int, str], float] = {}
@@ -191,6 +191,12 @@ def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tupl
         for span, score in zip(group, scores):
             scored[(span.start, span.end, span.label_)] = score
     return {triple: scored[triple] for triple in candidates if triple in scored}
+
+
+def may_be_head_ent(ent: Span) -> bool:
+    """Whether an entity of doc.ents may be one a head placed: a head sets
+    neither a kb_id nor an id (`head_ents`)."""
+    return not ent.kb_id and not ent.id
 
 
 def group_scores(group: SpanGroup) -> Optional[List[float]]:
