@@ -387,6 +387,9 @@ def write_metrics(
     for name, result in results.items():
         if result.get("limit"):
             header += [f"Partial scores: only the first {result['limit']:,} documents of {name} (--limit).", ""]
+    overridden = {result["precision"] for result in results.values() if result.get("precision")}
+    if overridden:
+        header += [f"Encoder precision: {', '.join(sorted(overridden))}, set at loading (--precision).", ""]
     read = {result["tokens"] for result in results.values()}
     how = ("the pipeline read the gold tokens" if read == {"gold"} else
            "the pipeline read each text with its own tokenizer, its entities laid on the gold tokens"

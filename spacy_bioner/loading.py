@@ -6,46 +6,113 @@ pipeline, a missing GPU or a pipeline without heads with the same message.
 """
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from spacy.language import Language
 
 from .annotation import head_keys
 from .messages import first_line
 
+# The precisions a loaded pipeline's encoder may be given in place of its own:
+# those measured (benchmarks/README.md, "bfloat16 in prediction").
+LOAD_PRECISIONS = ("float32", "bfloat16")
+
 
 class PipelineLoadError(ValueError):
     """The pipeline cannot be loaded or used; the message says what to do."""
 
 
-def load_pipeline(model: str, gpu_id: int = -1, need_heads: bool = False) -> Language:
+def load_pipeline(
+    model: str,
+    gpu_id: int = -1,
+    need_heads: bool = False,
+    precision: Optional[str] = None,
+    check_device: bool = True,
+) -> Language:
     """`spacy.load(model)` on GPU `gpu_id` (-1: the CPU).
+
+    precision: the shared transformer's precision in place of the one the
+        pipeline was saved with (its `[components.transformer.model]
+        precision`, a config override): "bfloat16" runs the encoder under
+        bfloat16 autocast, "float32" without; None keeps the pipeline's.
+    check_device: refuse "bfloat16" where the device has no bfloat16
+        arithmetic; False where the pipeline is loaded here only to be
+        inspected, and runs elsewhere (the Ray engine's driver).
 
     Raises PipelineLoadError when the GPU cannot be used, the pipeline cannot
     be loaded, or, with `need_heads`, it has no NER head (a component with a
-    `spans_key` and tags, as `bio_ner` has).
+    `spans_key` and tags, as `bio_ner` has); with `precision`, when the
+    pipeline has no transformer of this package to set it on, or the device
+    has no bfloat16 arithmetic for "bfloat16" (the shim would run float32
+    with a warning: a run asked for bfloat16 must not silently be another).
     """
     import spacy
+    from confection import ConfigValidationError
 
     if gpu_id >= 0:
         try:
             spacy.require_gpu(gpu_id)
         except ValueError as e:  # no CuPy, or no such GPU
             raise PipelineLoadError(f"--gpu-id {gpu_id}: {e}; use -1 for the CPU") from None
+    if precision is not None and precision not in LOAD_PRECISIONS:
+        raise PipelineLoadError(f"precision {precision!r}: use one of {', '.join(LOAD_PRECISIONS)}")
+    overrides = {} if precision is None else {"components": {"transformer": {"model": {"precision": precision}}}}
     try:
-        nlp = spacy.load(model)
+        nlp = spacy.load(model, config=overrides)
     except (OSError, ValueError) as e:
+        if precision is not None and isinstance(e, ConfigValidationError):
+            # The saved config was valid: the override is what does not fit it.
+            raise _no_precision_setting(model, precision) from None
         raise PipelineLoadError(
             f"cannot load pipeline {model!r}: {first_line(e).rstrip('.')}. Give a trained pipeline's "
             "folder (e.g. training/model-best) or the name of an installed pipeline package (pip install "
             "the wheels that `spacy project run package` builds, see the README)"
         ) from None
+    if precision is not None:
+        _check_precision(nlp, model, precision, check_device)
     if need_heads and not head_keys(nlp):
         raise PipelineLoadError(
             f"{model!r} has no NER head (a bio_ner component): give a pipeline trained by this project "
             "(e.g. training/model-best) or its installed package"
         )
     return nlp
+
+
+def _no_precision_setting(model: str, precision: str) -> PipelineLoadError:
+    return PipelineLoadError(
+        f"precision {precision!r}: {model!r} has no `transformer` component built by this package's "
+        "spacy_bioner.Transformer (v4 or later), whose precision could be set; load it without a precision"
+    )
+
+
+def _bio_transformer(nlp: Language) -> Any:
+    """The model of the pipeline's `transformer` component if this package's layer builds it, else None."""
+    from .layers.transformer import BioTransformerModel
+
+    model = nlp.get_pipe("transformer").model if "transformer" in nlp.component_names else None
+    return model if isinstance(model, BioTransformerModel) else None
+
+
+def encoder_precision(nlp: Language) -> Optional[str]:
+    """The precision the pipeline's shared transformer runs at; None where this package's layer does not build it."""
+    encoder = _bio_transformer(nlp)
+    return None if encoder is None else encoder.encoder_shim.precision
+
+
+def _check_precision(nlp: Language, model: str, precision: str, check_device: bool) -> None:
+    from .layers.encoder_shim import has_bfloat16_arithmetic
+
+    encoder = _bio_transformer(nlp)
+    if encoder is None:
+        raise _no_precision_setting(model, precision)
+    device = encoder.encoder_shim.device
+    if check_device and precision == "bfloat16" and not has_bfloat16_arithmetic(device):
+        where = ("this CPU has no bfloat16 arithmetic (neither avx512_bf16 nor amx_bf16)" if device.type == "cpu"
+                 else f"{device} has no bfloat16 arithmetic (compute capability below 8.0)")
+        raise PipelineLoadError(
+            f"precision 'bfloat16': {where}, and the encoder would run in float32 all the same; "
+            "use float32, or leave the precision as the pipeline has it"
+        )
 
 
 def pipeline_directory(model: str) -> Optional[Path]:

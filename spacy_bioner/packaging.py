@@ -294,7 +294,8 @@ def metrics_to_publish(metrics_dir: Path, model_dir: Path) -> Dict[str, Dict[str
     Refused (ValueError) where the folder is missing or holds no metrics (a
     typo would ship a card that says "Not evaluated"), where a corpus was
     scored in part (evaluate --limit): the card would publish partial scores
-    as the test F1, or where the metrics are not of this pipeline as it is now
+    as the test F1, or at another precision than the pipeline's own
+    (evaluate --precision), or where the metrics are not of this pipeline as it is now
     (`pipeline_sha256`: a train run after `evaluate` would ship the previous
     model's scores) or lack the entity counts that `performance` pools.
     """
@@ -309,6 +310,12 @@ def metrics_to_publish(metrics_dir: Path, model_dir: Path) -> Dict[str, Dict[str
             raise ValueError(
                 f"--metrics {metrics_dir}: {name} was scored on its first {result['limit']:,} documents only "
                 "(evaluate --limit); evaluate it again without --limit: partial scores are not test scores"
+            )
+        if result.get("precision"):
+            raise ValueError(
+                f"--metrics {metrics_dir}: {name} was scored with the encoder's precision set at loading "
+                f"(evaluate --precision {result['precision']}), not as the package runs it; evaluate it again "
+                "without --precision"
             )
     scored = pipeline_sha256(model_dir)
     for name, result in metrics.items():

@@ -50,6 +50,7 @@ def test_both_systems_are_timed_on_the_same_words(tiny_pipeline: Path, tiny_bert
         assert record["hf_labels"] == 5 and record["hf_stride"] == 128 and record["hf_max_length"] == 512
         assert record["threads"] == torch.get_num_threads() and record["device"]
         assert "peak_gpu_mb" not in record  # the CPU records keep their format
+        assert record["precision"] == "float32"
         assert {"spacy", "transformers", "torch"} <= set(record["versions"])
     assert result.output.count("| spacy_bioner |") == 2 and result.output.count("| hf_pipeline_ner |") == 2
 
@@ -109,3 +110,28 @@ def test_gpu_id_without_a_gpu_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output + repr(result.exception)
     assert "--gpu-id" in result.output and "No GPU" in result.output
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_both_systems_run_under_bfloat16_autocast_where_asked(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spacy_bioner.layers import encoder_shim
+
+    vocab = spacy.blank("en").vocab
+    for name in ("jnlpba", "bc5cdr-iob"):
+        write_docbin([Doc(vocab, words=words) for words, _ in toy_sentences(2)], tmp_path / "corpus" / name / "test.spacy")
+    args = ["--model", str(tiny_pipeline), "--corpus-root", str(tmp_path / "corpus"), "--batch-size", "32",
+            "--output-dir", str(tmp_path / "results"), "--precision", "bfloat16"]
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: False)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "no bfloat16 arithmetic" in result.output, result.output
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    [path] = (tmp_path / "results").glob("*-cpu-inference.json")
+    records = json.loads(path.read_text(encoding="utf8"))
+    assert [(r["system"], r["precision"]) for r in records] == [
+        ("spacy_bioner", "bfloat16"), ("hf_pipeline_ner", "bfloat16")
+    ]
+    assert "encoders in bfloat16" in result.output

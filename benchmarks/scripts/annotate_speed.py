@@ -21,6 +21,9 @@ pyarrow the engine writes `--format jsonl` (the record says so).
     python benchmarks/scripts/annotate_speed.py --gpu-id 0 --n-docs 2000 \
         --encoder /tmp/all-MiniLM-L6-v2 --out $OUT/annotate-speed-gpu.json
 
+`--precision bfloat16` loads every run's pipeline with its encoder under
+bfloat16 autocast (`annotate --precision`).
+
 `words` are spaCy tokens; an engine's words/s is over the whole call,
 model loading in workers and actors included (Ray's own start-up is not).
 Every timing ends once the last Doc is annotated (its spans are on the host),
@@ -86,13 +89,12 @@ def build_input(path: Path, n_docs: int) -> List[str]:
     return texts
 
 
-def plain_pipe(model: Path, texts: List[str], batch_size: int, gpu_id: int = -1) -> Dict[str, Any]:
+def plain_pipe(model: Path, texts: List[str], batch_size: int, gpu_id: int = -1,
+               precision: Optional[str] = None) -> Dict[str, Any]:
     """The baseline: `nlp.pipe` over the texts, nothing else (the model already loaded)."""
-    import spacy
+    from spacy_bioner.loading import load_pipeline
 
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-    nlp = spacy.load(model)
+    nlp = load_pipeline(str(model), gpu_id, precision=precision)
     list(nlp.pipe(texts[:8]))  # warm-up
     start = time.perf_counter()
     # Consumed to the last Doc: the clock stops once every batch is annotated.
@@ -133,6 +135,8 @@ def pipeline_description(model: Path) -> str:
 
 
 def main() -> None:
+    from spacy_bioner.loading import LOAD_PRECISIONS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-docs", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -141,6 +145,8 @@ def main() -> None:
                         help=f"comma-separated subset of {','.join(RUNS)} (default: all on the CPU, "
                         "plain,local1 on a GPU)")
     parser.add_argument("--gpu-id", type=int, default=-1, help="GPU for plain and local1 (-1: the CPU)")
+    parser.add_argument("--precision", choices=LOAD_PRECISIONS, default=None,
+                        help="the encoder's precision in every run (default: the pipeline's own)")
     parser.add_argument("--model", type=Path, default=None,
                         help="a trained pipeline directory to time (default: build the untrained real-size one)")
     parser.add_argument("--encoder", default=None,
@@ -189,7 +195,7 @@ def main() -> None:
     texts = build_input(data, args.n_docs)
     results: Dict[str, Any] = {}
     if "plain" in runs:
-        results["plain nlp.pipe"] = plain_pipe(model, texts, args.batch_size, args.gpu_id)
+        results["plain nlp.pipe"] = plain_pipe(model, texts, args.batch_size, args.gpu_id, args.precision)
         print("plain", results["plain nlp.pipe"], flush=True)
     for name, options in (("local1", {"n_process": 1}), ("localN", {"n_process": args.n_process})):
         if name in runs:
@@ -197,7 +203,7 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)
             label = f"annotate local, {options['n_process']} process(es)"
             results[label] = engine_run(model, data, out, batch_size=args.batch_size, progress=False,
-                                        gpu_id=args.gpu_id, fmt=fmt, **options)
+                                        gpu_id=args.gpu_id, precision=args.precision, fmt=fmt, **options)
             print(label, results[label], flush=True)
     if "ray" in runs:
         import ray
@@ -208,7 +214,7 @@ def main() -> None:
         actors = max(1, (os.cpu_count() or 1) - 1)
         label = f"annotate ray, {actors} actor(s)"
         results[label] = engine_run(model, data, out, batch_size=args.batch_size, engine="ray",
-                                    n_process=actors, progress=False, fmt=fmt)
+                                    n_process=actors, progress=False, precision=args.precision, fmt=fmt)
         ray.shutdown()
         print(label, results[label], flush=True)
     report = {
@@ -219,6 +225,7 @@ def main() -> None:
         "output_format": fmt if fmt == "parquet" else "jsonl (pyarrow not importable)",
         "documents": args.n_docs,
         "batch_size": args.batch_size,
+        "precision": args.precision or "the pipeline's own",
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,9 @@ measure_speed() {
     --n-docs 2000 --out "$RESULTS/annotate-speed-gpu.json"
   timed long-document python3 benchmarks/scripts/long_document.py training/model-best --gpu-id 0 \
     --chars 1000000 --corpus-root corpus --output "$RESULTS/long-document-gpu.json"
+  timed inference-bfloat16 python3 benchmarks/scripts/inference.py --model training/model-best --gpu-id 0 \
+    --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --precision bfloat16 --tag bfloat16 \
+    --output-dir "$RESULTS"
 }
 for command in stamp convert train evaluate visualize package; do
   # A failed visualize or package still leaves the scores; any other failure ends the run.

@@ -14,6 +14,9 @@ head is untrained: inference speed does not depend on its weights, so its
 entities are meaningless and only the timings count.
 
 By default both systems run on the CPU with torch's default number of threads.
+With `--precision bfloat16` both run their encoder under bfloat16 autocast:
+the spaCy pipeline loaded with that precision (`spacy_bioner.loading`), the
+Hugging Face pipeline's calls inside `torch.autocast`.
 With `--gpu-id N` both run on GPU N: spaCy through `spacy.require_gpu` (thinc's
 CuPy memory served by PyTorch's allocator, as in training), the Hugging Face
 model in fp32 on `cuda:N`; the device is synchronised before every clock
@@ -26,6 +29,7 @@ benchmarks/results/<date>-<cpu|gpu>-inference[-<tag>].json (a list of
 records); the table is printed.
 """
 
+import contextlib
 import datetime
 import os
 import platform
@@ -53,6 +57,7 @@ from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, log, versions, write_resul
 from spacy_bioner.corpora import load_docs
 from spacy_bioner.encoders import resolve_encoder
 from spacy_bioner.evaluation import head_keys
+from spacy_bioner.loading import LOAD_PRECISIONS, PipelineLoadError, load_pipeline
 from spacy_bioner.packaging import ENCODER_META_KEY, describe_encoder, encoder_name
 
 SYSTEMS = ("spacy_bioner", "hf_pipeline_ner")
@@ -179,7 +184,8 @@ def markdown_table(records: List[Dict[str, Any]]) -> str:
     gpu = "peak_gpu_mb" in first
     lines = [
         f"Model `{first['model']}`, encoder `{first['encoder']}` ({first['hf_labels']} tags on the Hugging Face side, "
-        f"{HF_HEAD_NOTE}); {first['device']}, {first['threads']} torch threads; {first['docs']} documents.",
+        f"{HF_HEAD_NOTE}); {first['device']}, {first['threads']} torch threads; {first['docs']} documents; "
+        f"encoders in {first.get('precision', 'float32')}.",
         "",
         "| system | batch size | words | seconds | words/s |" + (" peak GPU MB |" if gpu else ""),
         "| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if gpu else ""),
@@ -207,10 +213,17 @@ def main(
     output_dir: Path = typer.Option(BENCHMARKS / "results", help="Where the JSON records go."),
     tag: str = typer.Option("", help="Suffix for the output file names."),
     gpu_id: int = typer.Option(-1, help="GPU for both systems (-1: the CPU)."),
+    precision: str = typer.Option(
+        "float32", help=f"Both encoders' precision: {' or '.join(LOAD_PRECISIONS)} (autocast)."
+    ),
 ) -> None:
     """Time `nlp.pipe` and `pipeline("ner")` on the same texts, on the CPU or a GPU."""
     gpu_name = use_gpu(gpu_id) if gpu_id >= 0 else ""  # before the pipeline loads
-    nlp = spacy.load(model)
+    try:
+        # use_gpu has made the GPU spaCy's device: -1 here loads onto it.
+        nlp = load_pipeline(model, precision=precision)
+    except PipelineLoadError as error:
+        raise typer.BadParameter(str(error), param_hint="--model or --precision") from error
     tags = head_tags(nlp)
     texts = load_texts(corpus_root, n_docs)
     n_words = sum(len(text.split()) for text in texts)
@@ -231,8 +244,12 @@ def main(
     def timed(system: str, batch_size: int) -> float:
         if system == "spacy_bioner":
             return spacy_words_per_second(nlp, texts, batch_size, gpu_id)
-        # Synchronises CUDA before each clock reading itself.
-        return pipeline_words_per_second(hf_model, texts, batch_size, device=device, tokenizer=tokenizer, stride=stride)
+        autocast = (torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+                    if precision == "bfloat16" else contextlib.nullcontext())
+        with autocast:  # pipeline_words_per_second synchronises CUDA before each clock reading itself
+            return pipeline_words_per_second(
+                hf_model, texts, batch_size, device=device, tokenizer=tokenizer, stride=stride
+            )
 
     seconds: Dict[Tuple[str, int], List[float]] = {(s, b): [] for s in SYSTEMS for b in batch_sizes}
     peak_mb: Dict[Tuple[str, int], int] = {}
@@ -254,6 +271,7 @@ def main(
         "model": model,
         "encoder": encoder_used,
         "encoder_weights": "the spaCy pipeline's" if encoder is None else "the encoder's own",
+        "precision": precision,
         "hf_labels": len(tags),
         "hf_head": HF_HEAD_NOTE,
         "hf_stride": stride,

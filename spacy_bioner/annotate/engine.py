@@ -57,8 +57,8 @@ def char_batches(records: Iterable[Record], batch_size: int, max_chars: int) -> 
 class BatchAnnotator:
     """A loaded pipeline that annotates batches of texts: one per process or Ray actor."""
 
-    def __init__(self, model: str, gpu_id: int = -1, nlp: Any = None):
-        self.nlp = nlp if nlp is not None else load_pipeline(model, gpu_id)
+    def __init__(self, model: str, gpu_id: int = -1, nlp: Any = None, precision: Optional[str] = None):
+        self.nlp = nlp if nlp is not None else load_pipeline(model, gpu_id, precision=precision)
         self.heads = list(head_keys(self.nlp))
 
     def __call__(self, texts: Sequence[str]) -> List[Annotation]:
@@ -117,12 +117,12 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _init_worker(model: str, threads: int) -> None:
+def _init_worker(model: str, threads: int, precision: Optional[str]) -> None:
     global _WORKER
     import torch
 
     torch.set_num_threads(threads)
-    _WORKER = BatchAnnotator(model)
+    _WORKER = BatchAnnotator(model, precision=precision)
 
 
 def _worker_annotate(texts: List[str]) -> List[Annotation]:
@@ -131,22 +131,23 @@ def _worker_annotate(texts: List[str]) -> List[Annotation]:
 
 
 def local_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
-                 n_process: int = 1, gpu_id: int = -1, nlp: Any = None) -> Iterator[Tuple[str, List[Result]]]:
+                 n_process: int = 1, gpu_id: int = -1, nlp: Any = None,
+                 precision: Optional[str] = None) -> Iterator[Tuple[str, List[Result]]]:
     """(shard, its results) of the planned items, shard after shard, in input order.
 
     A shard is yielded as soon as it is annotated, before the next one is
     (with processes, before any result of the next one is awaited), so that
     it is written first. `nlp`, if given, is used instead of loading `model`
-    (one process only).
+    (one process only); each process loads it at `precision` (`load_pipeline`).
     """
     if n_process < 1:
         raise ValueError("--n-process must be at least 1")
     if n_process == 1:
-        annotator = BatchAnnotator(model, gpu_id, nlp)
+        annotator = BatchAnnotator(model, gpu_id, nlp, precision)
         for shard, items in shards_of(planned):
             yield shard, annotate_shard(annotator, shard, items, batch_size, max_chars)
         return
-    yield from _pool_shards(model, planned, batch_size, max_chars, n_process)
+    yield from _pool_shards(model, planned, batch_size, max_chars, n_process, precision)
 
 
 @contextmanager
@@ -177,7 +178,7 @@ def _end_workers(pool: ProcessPoolExecutor) -> None:
 
 
 def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
-                 n_process: int) -> Iterator[Tuple[str, List[Result]]]:
+                 n_process: int, precision: Optional[str] = None) -> Iterator[Tuple[str, List[Result]]]:
     """`local_shards` on a spawn pool: batches in flight are bounded (2 per process).
 
     A worker that dies (killed for memory, or unable to load the pipeline)
@@ -185,7 +186,8 @@ def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size
     """
     threads = max(1, usable_cpus() // n_process)
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(n_process, mp_context=context, initializer=_init_worker, initargs=(model, threads))
+    pool = ProcessPoolExecutor(n_process, mp_context=context, initializer=_init_worker,
+                               initargs=(model, threads, precision))
     window: Deque[Tuple[str, List[Result], List[Result], "Future[List[Annotation]]", bool]] = deque()
 
     def drain(limit: int) -> Iterator[Tuple[str, List[Result]]]:

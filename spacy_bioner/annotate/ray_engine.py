@@ -83,12 +83,13 @@ def _parse_input(row: Dict[str, Any], id_key: str, text_key: str, max_chars: int
 class _ShardAnnotator:
     """map_batches: an actor that loads the pipeline once and annotates whole shards."""
 
-    def __init__(self, model: str, gpu_id: int, batch_size: int, max_chars: int, threads: int = 0):
+    def __init__(self, model: str, gpu_id: int, batch_size: int, max_chars: int, threads: int = 0,
+                 precision: Optional[str] = None):
         if threads > 0:
             import torch
 
             torch.set_num_threads(min(threads, usable_cpus()))
-        self.annotator = BatchAnnotator(model, 0 if gpu_id >= 0 else -1)
+        self.annotator = BatchAnnotator(model, 0 if gpu_id >= 0 else -1, precision=precision)
         self.batch_size = batch_size
         self.max_chars = max_chars
 
@@ -229,7 +230,7 @@ def annotator_actors(requested: int, cpus: int) -> int:
 
 def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
                shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
-               actors: int = 1, gpu_id: int = -1, shard_retries: int = 2,
+               actors: int = 1, gpu_id: int = -1, shard_retries: int = 2, precision: Optional[str] = None,
                log: Callable[[str], None] = lambda text: None) -> Iterator[Tuple[str, List[Result]]]:
     """(shard, its results) of every unfinished shard, each as soon as it arrives (in any shard order).
 
@@ -257,7 +258,8 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
             _ShardAnnotator,
             fn_constructor_kwargs={"model": _absolute_model(model), "gpu_id": gpu_id, "batch_size": batch_size,
                                    "max_chars": max_batch_chars,
-                                   "threads": 0 if gpu_id >= 0 else max(1, cpus // actors)},
+                                   "threads": 0 if gpu_id >= 0 else max(1, cpus // actors),
+                                   "precision": precision},
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=actors),
             # One CPU an actor either way: Ray Data reserves one beside a GPU when num_cpus is not

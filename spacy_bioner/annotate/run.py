@@ -20,7 +20,7 @@ from typing import (
 
 from ..about import __version__
 from ..annotation import head_keys
-from ..loading import PipelineLoadError, load_pipeline, pipeline_directory
+from ..loading import PipelineLoadError, encoder_precision, load_pipeline, pipeline_directory
 from ..messages import counted
 from ..packaging import pipeline_encoder, pipeline_sha256
 from .engine import local_shards
@@ -46,9 +46,10 @@ class Options:
     """What a run does.
 
     Those that decide its tables (`fmt`, `shard_size`, `batch_size`,
-    `max_batch_chars`, `max_doc_chars`, `id_key`, `text_key`) are recorded in
-    `run.json`: a rerun must give the same; `--resume` may change the
-    batches (`output.BATCHING`).
+    `max_batch_chars`, `max_doc_chars`, `id_key`, `text_key`, and the
+    encoder's precision that `precision` sets in place of the pipeline's
+    own) are recorded in `run.json`: a rerun must give the same; `--resume`
+    may change the batches (`output.BATCHING`).
     """
 
     engine: str = "local"
@@ -59,6 +60,7 @@ class Options:
     max_doc_chars: int = 0  # 0: the pipeline's nlp.max_length
     n_process: int = 1
     gpu_id: int = -1
+    precision: Optional[str] = None
     id_key: str = "id"
     text_key: str = "text"
     max_rejects: int = 1000
@@ -186,8 +188,10 @@ def annotate(
     except OutputError as e:
         raise AnnotateError(str(e)) from None
     try:
-        # The Ray engine's actors take the GPUs; here the pipeline only plans the run.
-        nlp = load_pipeline(model, options.gpu_id if options.engine == "local" else -1, need_heads=True)
+        # The Ray engine's actors take the GPUs (and check their bfloat16); here the pipeline only plans the run.
+        here = options.engine == "local"
+        nlp = load_pipeline(model, options.gpu_id if here else -1, need_heads=True, precision=options.precision,
+                            check_device=here)
     except PipelineLoadError as e:
         raise AnnotateError(str(e)) from None
     if options.max_doc_chars > nlp.max_length:
@@ -196,6 +200,7 @@ def annotate(
     max_chars = options.max_doc_chars or nlp.max_length
     run_info = {
         "model": model_fingerprint(model, nlp),
+        "precision": encoder_precision(nlp),
         "inputs": [input_state(path) for path in paths],
         "shard_size": options.shard_size,
         "format": options.fmt,
@@ -235,10 +240,12 @@ def annotate(
             shards = ray_shards(
                 model, paths, id_key=options.id_key, text_key=options.text_key, max_chars=max_chars,
                 shard_size=options.shard_size, finished=set(previous), batch_size=options.batch_size,
-                max_batch_chars=options.max_batch_chars, actors=options.n_process, gpu_id=options.gpu_id, log=log)
+                max_batch_chars=options.max_batch_chars, actors=options.n_process, gpu_id=options.gpu_id,
+                precision=options.precision, log=log)
         else:
             shards = local_shards(model, plan(paths, options, max_chars, previous), options.batch_size,
-                                  options.max_batch_chars, options.n_process, options.gpu_id, nlp=local_nlp)
+                                  options.max_batch_chars, options.n_process, options.gpu_id, nlp=local_nlp,
+                                  precision=options.precision)
         bar = _progress_bar(paths, options, previous) if options.progress else None
         start = time.perf_counter()
         words = documents = written = 0

@@ -4,11 +4,14 @@ import contextlib
 import os
 import time
 import warnings
+from enum import Enum
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 import typer
 from spacy.language import Language
+
+from ..loading import LOAD_PRECISIONS
 
 app = typer.Typer(
     name="spacy_bioner",
@@ -53,14 +56,26 @@ def warnings_on_stderr() -> Iterator[None]:
         yield
 
 
-def load_pipeline(model: str, gpu_id: int = -1) -> Language:
-    """spacy.load on the CPU or GPU `gpu_id`; a one-line error if it cannot load
-    or has no NER head (every command that loads one runs its heads)."""
+# --precision's choices: the precisions load_pipeline gives a pipeline's encoder.
+Precision = Enum("Precision", {name: name for name in LOAD_PRECISIONS}, type=str)  # type: ignore[misc]
+
+PRECISION = typer.Option(
+    None, "--precision", metavar="<precision>", show_default=False,
+    help="The encoder's precision in place of the pipeline's own (float32 unless it was trained otherwise): "
+    "bfloat16 (autocast; needs a CPU with avx512_bf16 or amx_bf16, or a GPU of compute capability 8.0 or "
+    "later): faster, its entities and scores a little different from float32's (README: Using the "
+    "pipeline); or float32.",
+)
+
+
+def load_pipeline(model: str, gpu_id: int = -1, precision: Optional[Precision] = None) -> Language:
+    """spacy.load on the CPU or GPU `gpu_id`, the encoder at `precision` if given; a one-line
+    error if it cannot load or has no NER head (every command that loads one runs its heads)."""
     from ..loading import PipelineLoadError
     from ..loading import load_pipeline as load
 
     try:
-        return load(model, gpu_id, need_heads=True)
+        return load(model, gpu_id, need_heads=True, precision=None if precision is None else precision.value)
     except PipelineLoadError as e:
         raise fail(str(e)) from None
 

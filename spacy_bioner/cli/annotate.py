@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..messages import counted
-from ._util import app, check_output_dir, fail, log, score_text
+from ._util import PRECISION, Precision, app, check_output_dir, fail, log, score_text
 
 
 class TableFormat(str, Enum):
@@ -60,6 +60,7 @@ def annotate(
         help="GPU to use (-1: CPU). local: one process on that GPU; ray: any value >= 0 gives each actor "
         "one GPU, the one Ray assigns it (the value names no device there).",
     ),
+    precision: Optional[Precision] = PRECISION,
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Documents per nlp.pipe batch at most."),
     max_batch_chars: int = typer.Option(
         100_000, "--max-batch-chars",
@@ -132,6 +133,7 @@ def annotate(
         options = Options(
             engine=engine.value, fmt=fmt.value, shard_size=shard_size, batch_size=batch_size,
             max_batch_chars=max_batch_chars, max_doc_chars=max_doc_chars, n_process=n_process, gpu_id=gpu_id,
+            precision=None if precision is None else precision.value,
             id_key=id_key, text_key=text_key, max_rejects=max_rejects, address=address,
             progress=sys.stderr.isatty() if progress is None else progress,
         )

@@ -8,6 +8,8 @@ import typer
 from ..messages import counted
 from ._util import (
     COMMAND_FILE,
+    PRECISION,
+    Precision,
     app,
     check_input_file,
     check_output_dir,
@@ -52,6 +54,7 @@ def evaluate(
         "--spans-key KEY. Repeatable."
     ),
     gold_tokens: bool = GOLD_TOKENS,
+    precision: Optional[Precision] = PRECISION,
 ) -> None:
     """Score each head on its corpus's test set, on the gold tokens.
 
@@ -78,11 +81,13 @@ def evaluate(
         raise fail(f"--spans-key names no --corpus: {', '.join(unknown)}")
     check_output_dir(output_dir, "--output-dir")
     log(f"loading {model}")
-    nlp = load_pipeline(model, gpu_id)
+    nlp = load_pipeline(model, gpu_id, precision)
     encoder = pipeline_encoder(nlp)
     log(f"pipeline {nlp.pipe_names}, encoder {encoder}")
     # Which pipeline the metrics are of: package-meta publishes them for this one only.
-    scored = {"pipeline": str(nlp.path), "pipeline_sha256": pipeline_sha256(nlp.path)}
+    scored = {"pipeline": str(nlp.path), "pipeline_sha256": pipeline_sha256(nlp.path),
+              # A load-time override (None: the pipeline's own), which package-meta does not publish.
+              "precision": None if precision is None else precision.value}
     results = {}
     with warnings_on_stderr():
         for name, path in corpora:

@@ -167,9 +167,14 @@ class BioTransformerModel(TransformerModel):
             grad_scaler_config=grad_scaler_config,
         )
 
+    @property
+    def encoder_shim(self) -> EncoderShim:
+        """The shim that runs the Hugging Face encoder (its device, precision, training-step options)."""
+        return self.layers[0].shims[0]
+
     def windows_per_pass(self) -> int:
         """The windows the encoder takes at a time in prediction, on the device it is on now."""
-        if self.layers[0].shims[0].device.type == "cpu":
+        if self.encoder_shim.device.type == "cpu":
             return min(self.cpu_windows_per_pass, self.max_windows_per_pass)
         return self.max_windows_per_pass
 

@@ -1,0 +1,119 @@
+"""Loading a pipeline with its encoder at another precision (`load_pipeline(precision=...)`,
+`--precision` of `evaluate` and `annotate`).
+
+bfloat16 runs only where the device has bfloat16 arithmetic; the tests set the
+CPU's answer (`encoder_shim._cpu_has_bfloat16`), so that they run the same on
+any CPU: with it, autocast runs in bfloat16 whether the arithmetic is native
+or emulated.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spacy
+from toy import toy_abstracts, write_texts
+
+from spacy_bioner.annotate import AnnotateError, Options, annotate
+from spacy_bioner.annotate.engine import BatchAnnotator
+from spacy_bioner.annotate.ray_engine import _ShardAnnotator
+from spacy_bioner.layers import encoder_shim
+from spacy_bioner.loading import PipelineLoadError, encoder_precision, load_pipeline
+
+
+def hidden_states(nlp: spacy.Language, texts):
+    transformer = nlp.get_pipe("transformer")
+    return transformer.model.predict([nlp.make_doc(text) for text in texts]).model_output.last_hidden_state
+
+
+def test_bfloat16_runs_the_encoder_under_autocast(tiny_pipeline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)
+    texts = toy_abstracts(3, seed=2)
+    saved = load_pipeline(str(tiny_pipeline))
+    as_bfloat16 = load_pipeline(str(tiny_pipeline), precision="bfloat16")
+    as_float32 = load_pipeline(str(tiny_pipeline), precision="float32")
+    assert [encoder_precision(nlp) for nlp in (saved, as_bfloat16, as_float32)] == ["float32", "bfloat16", "float32"]
+    exact, ours = hidden_states(saved, texts), hidden_states(as_bfloat16, texts)
+    np.testing.assert_array_equal(hidden_states(as_float32, texts).numpy(), exact.numpy())
+    assert ours.dtype == exact.dtype  # the heads still get float32
+    np.testing.assert_allclose(ours.numpy(), exact.numpy(), atol=0.1)
+    assert (ours - exact).abs().max() > 0  # computed in bfloat16
+    # The override is the loaded pipeline's, not the saved one's.
+    assert spacy.load(tiny_pipeline).config["components"]["transformer"]["model"]["precision"] == "float32"
+
+
+def test_bfloat16_without_bfloat16_arithmetic_is_refused(tiny_pipeline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shim would run float32 with a warning: a run asked for bfloat16 would silently be another."""
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: False)
+    with pytest.raises(PipelineLoadError, match="this CPU has no bfloat16 arithmetic .*use float32"):
+        load_pipeline(str(tiny_pipeline), precision="bfloat16")
+    # Loaded only to be inspected (the Ray engine's driver): not refused.
+    nlp = load_pipeline(str(tiny_pipeline), precision="bfloat16", check_device=False)
+    assert encoder_precision(nlp) == "bfloat16"
+
+
+def test_a_precision_needs_this_packages_transformer(tmp_path: Path) -> None:
+    spacy.blank("en").to_disk(tmp_path / "blank")
+    with pytest.raises(PipelineLoadError, match="has no `transformer` component built by this package's"):
+        load_pipeline(str(tmp_path / "blank"), precision="float32")
+    assert encoder_precision(spacy.load(tmp_path / "blank")) is None
+    with pytest.raises(PipelineLoadError, match="precision 'float16': use one of float32, bfloat16"):
+        load_pipeline(str(tmp_path / "blank"), precision="float16")
+
+
+@pytest.mark.slow
+def test_annotate_records_the_precision_and_a_resume_must_keep_it(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)
+    assert encoder_precision(BatchAnnotator(str(tiny_pipeline), precision="bfloat16").nlp) == "bfloat16"
+    # What a Ray actor loads (the class, without Ray): the same.
+    actor = _ShardAnnotator(str(tiny_pipeline), -1, batch_size=8, max_chars=1000, precision="bfloat16")
+    assert encoder_precision(actor.annotator.nlp) == "bfloat16"
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(4, seed=1))]
+    output = tmp_path / "out"
+    annotate(str(tiny_pipeline), inputs, output, Options(shard_size=2, precision="bfloat16"), stop_after_shards=1)
+    assert json.loads((output / "run.json").read_text(encoding="utf8"))["precision"] == "bfloat16"
+    with pytest.raises(AnnotateError, match=r'another precision \("bfloat16" there, "float32" here\)'):
+        annotate(str(tiny_pipeline), inputs, output, Options(shard_size=2), resume=True)
+    summary = annotate(str(tiny_pipeline), inputs, output, Options(shard_size=2, precision="bfloat16"), resume=True)
+    assert summary["status"] == "complete" and summary["run"]["precision"] == "bfloat16"
+    # Without --precision the run records the pipeline's own.
+    plain = annotate(str(tiny_pipeline), inputs, tmp_path / "plain", Options(shard_size=2))
+    assert plain["run"]["precision"] == "float32"
+
+
+@pytest.mark.slow
+def test_evaluate_at_another_precision_says_so_and_is_not_published(
+    tiny_pipeline: Path, corpus_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from spacy_bioner.cli import app
+
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)
+    model = tmp_path / "model"
+    shutil.copytree(tiny_pipeline, model)
+    meta = json.loads((model / "meta.json").read_text())  # what package-meta needs besides the scores
+    meta.update(sources=[{"name": "tiny (local directory)", "encoder": "tiny", "url": ""}], spacy_bioner_encoder="tiny")
+    (model / "meta.json").write_text(json.dumps(meta))
+    metrics = tmp_path / "metrics"
+    evaluate = ["evaluate", str(model), "--corpus", f"toy={corpus_root / 'jnlpba' / 'test.spacy'}",
+                "--output-dir", str(metrics)]
+    result = CliRunner().invoke(app, evaluate + ["--precision", "bfloat16"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((metrics / "toy.json").read_text())["precision"] == "bfloat16"
+    assert "Encoder precision: bfloat16, set at loading (--precision)." in (metrics / "scores.md").read_text()
+    out = tmp_path / "meta.json"
+    package_meta = ["package-meta", str(model), str(Path(__file__).parents[1] / "configs" / "meta.json"),
+                    str(out), "--metrics", str(metrics)]
+    result = CliRunner().invoke(app, package_meta)
+    assert result.exit_code == 1 and "(evaluate --precision bfloat16), not as the package runs it" in result.output
+    assert not out.exists()
+    result = CliRunner().invoke(app, evaluate)
+    assert result.exit_code == 0 and json.loads((metrics / "toy.json").read_text())["precision"] is None
+    assert "Encoder precision" not in (metrics / "scores.md").read_text()
+    result = CliRunner().invoke(app, package_meta)
+    assert result.exit_code == 0, result.output
