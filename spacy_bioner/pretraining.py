@@ -74,8 +74,6 @@ from .corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_lines, read_pubtator, sp
 from .corpora.text import PathLike
 from .encoders import resolve_encoder
 from .files import update_digest
-from .layers.encoder_shim import has_bfloat16_arithmetic
-from .layers.transformer import max_positions
 
 # Relative to the project root: the embedded collection (assets/unlabeled/README.md).
 DEFAULT_TEXT = Path("assets/unlabeled/biomed-sentences.txt.xz")
@@ -309,6 +307,10 @@ def check_whole_word_mask(tokenizer: Any, encoder: str) -> None:
 
 def sequence_length(tokenizer: Any, model: Any, max_length: int) -> int:
     """`max_length`, capped at what the encoder's positions and tokenizer allow."""
+    # Imported here, as in _bf16: the layers import spacy-transformers, seconds of
+    # start-up for every command of the CLI, which imports this module for pretrain's options.
+    from .layers.transformer import max_positions
+
     # base_model: the encoder inside the masked-LM model, whose embeddings say
     # where positions start (RoBERTa's 514 take 512 tokens).
     limits = [max_length, max_positions(model.base_model, max_length)]
@@ -561,6 +563,8 @@ class Batcher:
 def _bf16(device: torch.device) -> bool:
     """Whether `device` is a GPU with native bf16 (the current GPU: `pretrain`
     selects it). Emulated bf16, on older GPUs, has no fast matrix units."""
+    from .layers.encoder_shim import has_bfloat16_arithmetic  # see sequence_length
+
     return device.type == "cuda" and has_bfloat16_arithmetic(device)
 
 

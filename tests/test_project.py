@@ -986,6 +986,15 @@ def test_help_names_the_arguments_as_the_docstrings_do(command, arguments):
     assert re.findall(r"\w+", usage.split("[OPTIONS]")[1]) == arguments
 
 
+def test_the_cli_starts_without_the_transformer_stack():
+    """Every command (`--help` too) imports every command's module; none needs spacy-transformers or
+    the Hugging Face stack to start (pretrain's options once pulled them in: seconds of start-up)."""
+    code = ("import sys, spacy_bioner.cli; "
+            "print(sorted(m for m in ('spacy_transformers', 'transformers', 'spacy_bioner.layers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_package_meta_names_a_missing_project_meta(hash_pipeline, tmp_path):
     model, _ = hash_pipeline
     missing = tmp_path / "no-meta.json"
