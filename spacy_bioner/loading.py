@@ -1,4 +1,5 @@
-"""Loading a trained pipeline on the CPU or a GPU, with one error for what goes wrong.
+"""Loading a trained pipeline on the CPU or a GPU, its encoder at the precision it
+was saved with or another, with one error for what goes wrong.
 
 Every command that runs a pipeline (`evaluate`, `visualize`, `demo`,
 `annotate` and its workers) loads it here, so they all refuse a missing
@@ -6,12 +7,15 @@ pipeline, a missing GPU or a pipeline without heads with the same message.
 """
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from spacy.language import Language
 
 from .annotation import head_keys
 from .messages import first_line
+
+if TYPE_CHECKING:
+    from .layers.transformer import BioTransformerModel
 
 # The precisions a loaded pipeline's encoder may be given in place of its own:
 # those measured (benchmarks/README.md, "bfloat16 in prediction").
@@ -85,7 +89,7 @@ def _no_precision_setting(model: str, precision: str) -> PipelineLoadError:
     )
 
 
-def _bio_transformer(nlp: Language) -> Any:
+def _bio_transformer(nlp: Language) -> Optional["BioTransformerModel"]:
     """The model of the pipeline's `transformer` component if this package's layer builds it, else None."""
     from .layers.transformer import BioTransformerModel
 
