@@ -85,7 +85,7 @@ def load_pipeline(
 def _no_precision_setting(model: str, precision: str) -> PipelineLoadError:
     return PipelineLoadError(
         f"precision {precision!r}: {model!r} has no `transformer` component built by this package's "
-        "spacy_bioner.Transformer (v4 or later), whose precision could be set; load it without a precision"
+        "spacy_bioner.Transformer (v2 or later), whose precision could be set; load it without a precision"
     )
 
 
@@ -97,10 +97,22 @@ def _bio_transformer(nlp: Language) -> Optional["BioTransformerModel"]:
     return model if isinstance(model, BioTransformerModel) else None
 
 
-def encoder_precision(nlp: Language) -> Optional[str]:
-    """The precision the pipeline's shared transformer runs at; None where this package's layer does not build it."""
+def encoder_precision(nlp: Language, effective: bool = True) -> Optional[str]:
+    """The precision of the pipeline's shared transformer; None where this package's layer does not build it.
+
+    effective: the precision it computes in on the device it is on now, float32 where it is set to
+        bfloat16 but the device has no bfloat16 arithmetic (the shim then runs float32, with a
+        warning); False: the precision it is set to.
+    """
+    from .layers.encoder_shim import has_bfloat16_arithmetic
+
     encoder = _bio_transformer(nlp)
-    return None if encoder is None else encoder.encoder_shim.precision
+    if encoder is None:
+        return None
+    shim = encoder.encoder_shim
+    if effective and shim.precision == "bfloat16" and not has_bfloat16_arithmetic(shim.device):
+        return "float32"
+    return shim.precision
 
 
 def _check_precision(nlp: Language, model: str, precision: str, check_device: bool) -> None:

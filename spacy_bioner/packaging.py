@@ -311,11 +311,11 @@ def metrics_to_publish(metrics_dir: Path, model_dir: Path) -> Dict[str, Dict[str
                 f"--metrics {metrics_dir}: {name} was scored on its first {result['limit']:,} documents only "
                 "(evaluate --limit); evaluate it again without --limit: partial scores are not test scores"
             )
-        if result.get("precision"):
+        if result.get("precision") and result["precision"] != _saved_precision(model_dir):
             raise ValueError(
-                f"--metrics {metrics_dir}: {name} was scored with the encoder's precision set at loading "
-                f"(evaluate --precision {result['precision']}), not as the package runs it; evaluate it again "
-                "without --precision"
+                f"--metrics {metrics_dir}: {name} was scored with the encoder at {result['precision']} "
+                f"(evaluate --precision), not at {_saved_precision(model_dir)} as the package runs it; evaluate "
+                "it again without --precision"
             )
     scored = pipeline_sha256(model_dir)
     for name, result in metrics.items():
@@ -333,6 +333,12 @@ def metrics_to_publish(metrics_dir: Path, model_dir: Path) -> Dict[str, Dict[str
             f"(`python -m spacy_bioner evaluate {model_dir} ...`, or `spacy project run evaluate`)"
         )
     return metrics
+
+
+def _saved_precision(model_dir: Path) -> str:
+    """The precision a saved pipeline's shared transformer is set to (float32 where its config names none)."""
+    transformer = _pipeline_config(model_dir)["components"].get("transformer", {})
+    return str(transformer.get("model", {}).get("precision", "float32"))
 
 
 def _pipeline_config(model_dir: Path) -> Dict[str, Any]:

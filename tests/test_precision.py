@@ -49,9 +49,10 @@ def test_bfloat16_without_bfloat16_arithmetic_is_refused(tiny_pipeline: Path, mo
     monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: False)
     with pytest.raises(PipelineLoadError, match="this CPU has no bfloat16 arithmetic .*use float32"):
         load_pipeline(str(tiny_pipeline), precision="bfloat16")
-    # Loaded only to be inspected (the Ray engine's driver): not refused.
+    # Loaded only to be inspected (the Ray engine's driver): not refused. Set to bfloat16, it
+    # would compute in float32 here.
     nlp = load_pipeline(str(tiny_pipeline), precision="bfloat16", check_device=False)
-    assert encoder_precision(nlp) == "bfloat16"
+    assert encoder_precision(nlp, effective=False) == "bfloat16" and encoder_precision(nlp) == "float32"
 
 
 def test_a_precision_needs_this_packages_transformer(tmp_path: Path) -> None:
@@ -85,6 +86,36 @@ def test_annotate_records_the_precision_and_a_resume_must_keep_it(
     assert plain["run"]["precision"] == "float32"
 
 
+def test_every_engine_loads_its_pipelines_at_the_precision(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes and Ray actors load their own pipeline: the precision goes to them (their
+    loading, `BatchAnnotator` and `_ShardAnnotator`, is tested above)."""
+    import contextlib
+
+    from spacy_bioner.annotate import engine, ray_engine
+
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)
+    given = {}
+
+    def pool_shards(model, planned, batch_size, max_chars, n_process, precision=None):
+        given["processes"] = precision
+        return iter(())
+
+    def ray_shards(model, inputs, **options):
+        given["ray"] = options.get("precision")
+        return iter(())
+
+    monkeypatch.setattr(engine, "_pool_shards", pool_shards)
+    monkeypatch.setattr(ray_engine, "ray_shards", ray_shards)
+    monkeypatch.setattr(ray_engine, "ray_session", lambda *args: contextlib.nullcontext())
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(2, seed=1))]
+    for engine_name, n_process in (("local", 2), ("ray", 1)):
+        options = Options(engine=engine_name, n_process=n_process, precision="bfloat16")
+        annotate(str(tiny_pipeline), inputs, tmp_path / engine_name, options)
+    assert given == {"processes": "bfloat16", "ray": "bfloat16"}
+
+
 @pytest.mark.slow
 def test_evaluate_at_another_precision_says_so_and_is_not_published(
     tiny_pipeline: Path, corpus_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -110,10 +141,12 @@ def test_evaluate_at_another_precision_says_so_and_is_not_published(
     package_meta = ["package-meta", str(model), str(Path(__file__).parents[1] / "configs" / "meta.json"),
                     str(out), "--metrics", str(metrics)]
     result = CliRunner().invoke(app, package_meta)
-    assert result.exit_code == 1 and "(evaluate --precision bfloat16), not as the package runs it" in result.output
+    assert result.exit_code == 1 and "at bfloat16 (evaluate --precision), not at float32 as the package" in result.output
     assert not out.exists()
-    result = CliRunner().invoke(app, evaluate)
-    assert result.exit_code == 0 and json.loads((metrics / "toy.json").read_text())["precision"] is None
+    # The pipeline's own precision, asked for or not, is how the package runs.
+    for own in (["--precision", "float32"], []):
+        result = CliRunner().invoke(app, evaluate + own)
+        assert result.exit_code == 0 and json.loads((metrics / "toy.json").read_text())["precision"] == (own or [None])[-1]
+        result = CliRunner().invoke(app, package_meta)
+        assert result.exit_code == 0, result.output
     assert "Encoder precision" not in (metrics / "scores.md").read_text()
-    result = CliRunner().invoke(app, package_meta)
-    assert result.exit_code == 0, result.output

@@ -16,7 +16,8 @@ entities are meaningless and only the timings count.
 By default both systems run on the CPU with torch's default number of threads.
 With `--precision bfloat16` both run their encoder under bfloat16 autocast:
 the spaCy pipeline loaded with that precision (`spacy_bioner.loading`), the
-Hugging Face pipeline's calls inside `torch.autocast`.
+Hugging Face pipeline's calls inside `torch.autocast`. By default both run
+at the spaCy pipeline's own precision.
 With `--gpu-id N` both run on GPU N: spaCy through `spacy.require_gpu` (thinc's
 CuPy memory served by PyTorch's allocator, as in training), the Hugging Face
 model in fp32 on `cuda:N`; the device is synchronised before every clock
@@ -57,7 +58,7 @@ from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, log, versions, write_resul
 from spacy_bioner.corpora import load_docs
 from spacy_bioner.encoders import resolve_encoder
 from spacy_bioner.evaluation import head_keys
-from spacy_bioner.loading import LOAD_PRECISIONS, PipelineLoadError, load_pipeline
+from spacy_bioner.loading import LOAD_PRECISIONS, PipelineLoadError, encoder_precision, load_pipeline
 from spacy_bioner.packaging import ENCODER_META_KEY, describe_encoder, encoder_name
 
 SYSTEMS = ("spacy_bioner", "hf_pipeline_ner")
@@ -213,8 +214,9 @@ def main(
     output_dir: Path = typer.Option(BENCHMARKS / "results", help="Where the JSON records go."),
     tag: str = typer.Option("", help="Suffix for the output file names."),
     gpu_id: int = typer.Option(-1, help="GPU for both systems (-1: the CPU)."),
-    precision: str = typer.Option(
-        "float32", help=f"Both encoders' precision: {' or '.join(LOAD_PRECISIONS)} (autocast)."
+    precision: Optional[str] = typer.Option(
+        None, help=f"Both encoders' precision: {' or '.join(LOAD_PRECISIONS)} (autocast); default: the "
+        "spaCy pipeline's own.",
     ),
 ) -> None:
     """Time `nlp.pipe` and `pipeline("ner")` on the same texts, on the CPU or a GPU."""
@@ -224,6 +226,7 @@ def main(
         nlp = load_pipeline(model, precision=precision)
     except PipelineLoadError as error:
         raise typer.BadParameter(str(error), param_hint="--model or --precision") from error
+    running_precision = encoder_precision(nlp) or "float32"  # what both systems compute in
     tags = head_tags(nlp)
     texts = load_texts(corpus_root, n_docs)
     n_words = sum(len(text.split()) for text in texts)
@@ -245,7 +248,7 @@ def main(
         if system == "spacy_bioner":
             return spacy_words_per_second(nlp, texts, batch_size, gpu_id)
         autocast = (torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-                    if precision == "bfloat16" else contextlib.nullcontext())
+                    if running_precision == "bfloat16" else contextlib.nullcontext())
         with autocast:  # pipeline_words_per_second synchronises CUDA before each clock reading itself
             return pipeline_words_per_second(
                 hf_model, texts, batch_size, device=device, tokenizer=tokenizer, stride=stride
@@ -271,7 +274,7 @@ def main(
         "model": model,
         "encoder": encoder_used,
         "encoder_weights": "the spaCy pipeline's" if encoder is None else "the encoder's own",
-        "precision": precision,
+        "precision": running_precision,
         "hf_labels": len(tags),
         "hf_head": HF_HEAD_NOTE,
         "hf_stride": stride,

@@ -190,8 +190,11 @@ def annotate(
     try:
         # The Ray engine's actors take the GPUs (and check their bfloat16); here the pipeline only plans the run.
         here = options.engine == "local"
+        # Where the pipeline computes on this machine's device as loaded here (a local Ray on its CPUs too),
+        # a precision it cannot compute in is refused before anything is written, and the one it runs at recorded.
+        on_this_device = here or (options.address is None and options.gpu_id < 0)
         nlp = load_pipeline(model, options.gpu_id if here else -1, need_heads=True, precision=options.precision,
-                            check_device=here)
+                            check_device=on_this_device)
     except PipelineLoadError as e:
         raise AnnotateError(str(e)) from None
     if options.max_doc_chars > nlp.max_length:
@@ -200,7 +203,7 @@ def annotate(
     max_chars = options.max_doc_chars or nlp.max_length
     run_info = {
         "model": model_fingerprint(model, nlp),
-        "precision": encoder_precision(nlp),
+        "precision": encoder_precision(nlp, effective=on_this_device),
         "inputs": [input_state(path) for path in paths],
         "shard_size": options.shard_size,
         "format": options.fmt,
