@@ -112,9 +112,51 @@ def test_passes_of_a_few_windows_join_every_output(tiny_bert):
             numpy.testing.assert_allclose(mine[row, :, :n, :n], other[row, :, :n, :n], atol=1e-5)
 
 
-def test_an_output_without_known_dimensions_is_not_joined():
-    with pytest.raises(ValueError, match="'logits'"):
-        transformer._place(None, torch.zeros(1, 2), numpy.array([0]), "logits", batch_shape=(1, 2))
+@pytest.mark.parametrize("tokenizer_config", [{"use_fast": False}, {"use_fast": False, "padding_side": "left"}])
+def test_passes_with_a_slow_tokenizer_read_every_piece(tiny_bert, tokenizer_config):
+    """A slow tokenizer's batch counts a window's pieces by their strings, and "[PAD]" in the
+    text is the pad token's: a pass cut to that count lost the window's last pieces. Left
+    padding puts each window's pieces at the end of its row."""
+    settings = {"components.transformer.model.tokenizer_config": tokenizer_config}
+    nlp = transformer_pipeline(tiny_bert, settings=settings)
+    nlp.initialize(lambda: toy_examples(nlp, 4))
+    model = nlp.get_pipe("transformer").model
+    texts = ["IL-2 activates T cells [PAD] [PAD] p53", "p53 in T cells", "the IL-2 expression",
+             "c-Rel activates monocytes in human T cells .", "IL-2 in T cells"]
+    docs = [nlp.make_doc(text) for text in texts]
+    model.cpu_windows_per_pass = model.max_windows_per_pass = 1000
+    whole, _ = model(docs, is_train=False)
+    model.cpu_windows_per_pass = 1
+    parts, _ = model(docs, is_train=False)
+    mask = torch.as_tensor(whole.wordpieces.attention_mask).bool()
+    assert mask[0].sum() > whole.wordpieces.lengths[0]  # the count falls short
+    ours, theirs = parts.model_output.last_hidden_state, whole.model_output.last_hidden_state
+    for row in range(len(docs)):
+        numpy.testing.assert_allclose(ours[row][mask[row]], theirs[row][mask[row]], atol=1e-5)
+
+
+def test_an_encoder_with_an_output_passes_cannot_join_runs_in_one_pass(tmp_path):
+    """XLNet returns `mems`, whose dimensions over the wordpieces are not known: the batch
+    goes through in one pass, however many windows it has. Its `max_position_embeddings`
+    of -1 means no limit: windows are cut at the tokenizer's."""
+    from thinc.api import fix_random_seed
+    from toy import make_tiny_roberta
+    from transformers import XLNetConfig, XLNetModel
+
+    fix_random_seed(0)
+    path = make_tiny_roberta(tmp_path / "xlnet", max_position_embeddings=40)  # its tokenizer
+    XLNetModel(XLNetConfig(vocab_size=300, d_model=32, n_layer=2, n_head=2, d_inner=37)).save_pretrained(path)
+    nlp = transformer_pipeline(path)
+    nlp.initialize(lambda: toy_examples(nlp, 4))
+    model = nlp.get_pipe("transformer").model
+    text = "the expression of IL-2 in T cells was induced by p53 ."
+    docs = [nlp.make_doc(text) for _ in range(9)]
+    model.cpu_windows_per_pass = 2
+    batch = model.predict(docs)
+    assert "mems" in batch.model_output and len(batch.wordpieces.lengths) == len(docs)  # one window each
+    model.cpu_windows_per_pass = model.max_windows_per_pass = 1000
+    whole = model.predict(docs)
+    numpy.testing.assert_array_equal(batch.model_output.last_hidden_state, whole.model_output.last_hidden_state)
 
 
 @pytest.mark.parametrize("setting", ["max_windows_per_pass", "cpu_windows_per_pass"])

@@ -272,16 +272,24 @@ def _predict_in_passes(encoder: Model, wordpieces: WordpieceBatch, per_pass: int
     """The encoder's output for all windows, computed `per_pass` windows at a
     time: the longest first, each pass cut to its longest window. Each pass's
     output goes to its windows' place in the batch's order and width (zeros
-    past a pass's) as soon as it is computed."""
+    past a pass's) as soon as it is computed. An encoder with an output that
+    cannot be joined (`_PIECE_DIMS`) takes the batch in one pass."""
     n_windows, width = wordpieces.input_ids.shape
     if n_windows <= per_pass:
         return encoder(wordpieces, False)
-    lengths = np.asarray(wordpieces.lengths)
-    order = np.argsort(-lengths, kind="stable")
+    # Where each window's pieces end, from its attention mask: `lengths` counts the
+    # pieces whose string is not the pad token's (a slow tokenizer makes a "[PAD]"
+    # in the text one), and a left-padded window ends at the batch's width.
+    mask = np.asarray(wordpieces.attention_mask) != 0
+    ends = np.where(mask.any(axis=1), width - np.argmax(mask[:, ::-1], axis=1), 0)
+    order = np.argsort(-ends, kind="stable")
     joined: Dict[str, Any] = {}
     for start in range(0, n_windows, per_pass):
         rows = order[start : start + per_pass]
-        output, _ = encoder(_windows(wordpieces, rows, int(lengths[rows[0]])), False)
+        output, _ = encoder(_windows(wordpieces, rows, int(ends[rows[0]])), False)
+        if start == 0 and not set(output.keys()) <= _PIECE_DIMS.keys():
+            # XLNet's `mems`, say: which dimensions run over the wordpieces is not known.
+            return encoder(wordpieces, False)
         for key, value in output.items():
             joined[key] = _place(joined.get(key), value, rows, key, (n_windows, width))
     return type(output)(**joined), _no_backprop
@@ -305,16 +313,11 @@ _PIECE_DIMS = {"last_hidden_state": (1,), "hidden_states": (1,), "attentions": (
 def _place(joined: Any, value: Any, rows: np.ndarray, key: str, batch_shape: Tuple[int, int]) -> Any:
     """`joined` (the output `key` of all windows: zeros of the batch's
     (windows, width) made from the first pass's `value` when None) with
-    `value`, the output of the windows `rows`, in their place; tuples item by item."""
+    `value`, the output of the windows `rows`, in their place; tuples item by
+    item. `key` must be one of `_PIECE_DIMS`."""
     if isinstance(value, tuple):
         items = joined if joined is not None else (None,) * len(value)
         return tuple(_place(item, part, rows, key, batch_shape) for item, part in zip(items, value))
-    if key not in _PIECE_DIMS:
-        raise ValueError(
-            f"The encoder's output {key!r} cannot be joined from several passes (which of its dimensions run "
-            "over the wordpieces is not known): leave it out of the encoder's outputs (transformer_config), "
-            "or raise the transformer's max_windows_per_pass and cpu_windows_per_pass above a batch's windows."
-        )
     n_windows, width = batch_shape
     dims = _PIECE_DIMS[key]
     if joined is None:
@@ -417,14 +420,17 @@ def _max_length(model: Model) -> int:
 
 def max_positions(transformer: torch.nn.Module, default: int) -> int:
     """The most positions `transformer` embeds: its `max_position_embeddings`
-    (`default` if it has none), less the offset of RoBERTa-style embeddings.
+    (`default` if it has none, or none above 0: XLNet's -1), less the offset
+    of RoBERTa-style embeddings.
 
     Those (RoBERTa, XLM-R, MPNet, ...) number positions from `padding_idx + 1`,
     so RoBERTa's 514 position embeddings take 512 wordpieces; their hub
     tokenizers often leave `model_max_length` unset (a huge default), and a
     longer window would index past the embeddings.
     """
-    positions = getattr(transformer.config, "max_position_embeddings", None) or default
+    positions = getattr(transformer.config, "max_position_embeddings", None)
+    # None, or XLNet's -1: no limit of the encoder's own.
+    positions = positions if isinstance(positions, int) and positions > 0 else default
     embeddings = getattr(transformer, "embeddings", None)
     padding_idx = getattr(embeddings, "padding_idx", None)
     table = getattr(embeddings, "position_embeddings", None)
