@@ -116,13 +116,11 @@ def encoder_precision(nlp: Language, effective: bool = True) -> Optional[str]:
 
 
 def _check_precision(nlp: Language, model: str, precision: str, check_device: bool) -> None:
-    from .layers.encoder_shim import has_bfloat16_arithmetic
-
     encoder = _bio_transformer(nlp)
     if encoder is None:
         raise _no_precision_setting(model, precision)
-    device = encoder.encoder_shim.device
-    if check_device and precision == "bfloat16" and not has_bfloat16_arithmetic(device):
+    if check_device and encoder_precision(nlp) != precision:  # only bfloat16 can fall back
+        device = encoder.encoder_shim.device
         where = ("this CPU has no bfloat16 arithmetic (neither avx512_bf16 nor amx_bf16)" if device.type == "cpu"
                  else f"{device} has no bfloat16 arithmetic (compute capability below 8.0)")
         raise PipelineLoadError(

@@ -305,16 +305,18 @@ def metrics_to_publish(metrics_dir: Path, model_dir: Path) -> Dict[str, Dict[str
     if not metrics:
         raise ValueError(f"--metrics {metrics_dir}: no metrics (<corpus>.json written by `evaluate`) in the "
                          "folder; run `evaluate` first, or name its --output-dir")
+    overridden = any(result.get("precision") for result in metrics.values())
+    saved_precision = _saved_precision(model_dir) if overridden else None
     for name, result in metrics.items():
         if result.get("limit"):
             raise ValueError(
                 f"--metrics {metrics_dir}: {name} was scored on its first {result['limit']:,} documents only "
                 "(evaluate --limit); evaluate it again without --limit: partial scores are not test scores"
             )
-        if result.get("precision") and result["precision"] != _saved_precision(model_dir):
+        if result.get("precision") and result["precision"] != saved_precision:
             raise ValueError(
                 f"--metrics {metrics_dir}: {name} was scored with the encoder at {result['precision']} "
-                f"(evaluate --precision), not at {_saved_precision(model_dir)} as the package runs it; evaluate "
+                f"(evaluate --precision), not at {saved_precision} as the package runs it; evaluate "
                 "it again without --precision"
             )
     scored = pipeline_sha256(model_dir)
