@@ -1,5 +1,5 @@
 """Loading a pipeline with its encoder at another precision (`load_pipeline(precision=...)`,
-`--precision` of `evaluate` and `annotate`).
+`--precision` of the commands that load one).
 
 bfloat16 runs only where the device has bfloat16 arithmetic; the tests set the
 CPU's answer (`encoder_shim._cpu_has_bfloat16`), so that they run the same on
@@ -114,6 +114,54 @@ def test_every_engine_loads_its_pipelines_at_the_precision(
         options = Options(engine=engine_name, n_process=n_process, precision="bfloat16")
         annotate(str(tiny_pipeline), inputs, tmp_path / engine_name, options)
     assert given == {"processes": "bfloat16", "ray": "bfloat16"}
+
+
+def test_demo_and_visualize_load_the_pipeline_at_the_precision(
+    tiny_pipeline: Path, corpus_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from spacy_bioner.cli import app
+
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: False)
+    test = corpus_root / "jnlpba" / "test.spacy"
+    for command in (["demo", str(tiny_pipeline)], ["visualize", str(tiny_pipeline), str(test), str(tmp_path / "out.html")]):
+        result = CliRunner().invoke(app, command + ["--precision", "bfloat16"])
+        assert result.exit_code == 1 and "this CPU has no bfloat16 arithmetic" in result.output, result.output
+        assert CliRunner().invoke(app, command + ["--precision", "float32"]).exit_code == 0
+
+
+def test_each_worker_process_loads_its_pipeline_at_the_precision(
+    tiny_pipeline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_pool_shards` hands the precision to each worker's initializer. The pool here is one thread,
+    which runs the real initializer and annotator in this process (and so sees the patched CPU)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from spacy_bioner.annotate import engine
+    from spacy_bioner.annotate.sources import Record
+
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(engine, "_WORKER", None)
+    monkeypatch.setattr(engine, "ProcessPoolExecutor",
+                        lambda n, mp_context, initializer, initargs: ThreadPoolExecutor(1, initializer=initializer, initargs=initargs))
+    planned = [(f"toy-{i:06d}", i, Record(f"toy{i}", text, "toy.jsonl", f"line {i + 1}"))
+               for i, text in enumerate(toy_abstracts(4, seed=3))]
+
+    def entities(n_process: int) -> list:
+        shards = engine.local_shards(str(tiny_pipeline), planned, batch_size=2, max_chars=1000,
+                                     n_process=n_process, precision="bfloat16")
+        return [result.entities for _, results in shards for result in results]
+
+    threads = torch.get_num_threads()
+    try:
+        in_pool = entities(2)
+    finally:
+        torch.set_num_threads(threads)  # the initializer sizes this process's threads, as a worker's
+    assert engine._WORKER is not None and encoder_precision(engine._WORKER.nlp) == "bfloat16"
+    assert in_pool == entities(1) and any(in_pool)
 
 
 @pytest.mark.slow

@@ -56,6 +56,8 @@ def warnings_on_stderr() -> Iterator[None]:
         yield
 
 
+GPU_ID = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU.")
+
 # --precision's choices: the precisions load_pipeline gives a pipeline's encoder.
 Precision = Enum("Precision", {name: name for name in LOAD_PRECISIONS}, type=str)  # type: ignore[misc]
 

@@ -1,8 +1,10 @@
 """`demo`: load a pipeline and print what it finds in a sample abstract."""
 
+from typing import Optional
+
 import typer
 
-from ._util import app, load_pipeline, score_text
+from ._util import GPU_ID, PRECISION, Precision, app, load_pipeline, score_text
 
 SAMPLE_ABSTRACT = (
     "Naloxone reverses the antihypertensive effect of clonidine. In unanesthetized, "
@@ -19,12 +21,14 @@ def demo(
     text: str = typer.Option(
         SAMPLE_ABSTRACT, "--text", help="Text to annotate (default: a sample abstract).", show_default=False
     ),
+    gpu_id: int = GPU_ID,
+    precision: Optional[Precision] = PRECISION,
 ) -> None:
     """Load a pipeline and print the entities it finds in a sample abstract."""
     from ..annotation import head_keys, spans_with_scores
     from ..packaging import pipeline_encoder
 
-    nlp = load_pipeline(model, -1)
+    nlp = load_pipeline(model, gpu_id, precision)
     doc = nlp(text)
     typer.echo(f"{model} {nlp.meta.get('version', '')}: {nlp.pipe_names}")
     typer.echo(f"encoder: {pipeline_encoder(nlp)}")

@@ -8,6 +8,7 @@ import typer
 from ..messages import counted
 from ._util import (
     COMMAND_FILE,
+    GPU_ID,
     PRECISION,
     Precision,
     app,
@@ -43,7 +44,7 @@ def evaluate(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Documents per nlp.pipe batch."),
     limit: int = typer.Option(0, "--limit", min=0, help="Only the first N documents of each corpus annotated for its head (0: all): partial scores, "
         "which package-meta refuses."),
-    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU."),
+    gpu_id: int = GPU_ID,
     command: str = typer.Option("", "--command", help="The command that produced the pipeline, for the table."),
     command_file: Optional[Path] = COMMAND_FILE,
     spans_key: List[str] = typer.Option(
@@ -132,8 +133,9 @@ def visualize(
     test: str = typer.Argument(..., metavar="TEST", help="Test .spacy file(s), comma-separated."),
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output HTML file."),
     n: int = typer.Option(5, "--n", min=1, help="Abstracts per test file."),
-    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU."),
+    gpu_id: int = GPU_ID,
     gold_tokens: bool = GOLD_TOKENS,
+    precision: Optional[Precision] = PRECISION,
 ) -> None:
     """Render N test abstracts with displaCy: gold and predicted entities side by side.
 
@@ -153,7 +155,7 @@ def visualize(
     for path in paths:
         check_input_file(path, "TEST")
     check_output_file(output, "OUTPUT")
-    nlp = load_pipeline(model, gpu_id)
+    nlp = load_pipeline(model, gpu_id, precision)
     pairs = []
     for path in paths:
         try:
