@@ -8,10 +8,11 @@ from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.data_classes import FullTransformerBatch
 from spacy_transformers.layers import split_trf_batch, trfs2arrays
-from thinc.api import Dropout, Linear, Model, chain, concatenate, with_array, zero_init
+from thinc.api import Dropout, Linear, Model, chain, with_array, zero_init
 from thinc.types import Floats2d, Ragged
 
 from .layers.crf import CRFTransitions, TagScores, tag_scores_layer
+from .layers.features import concatenate_features
 from .layers.transformer import DEFAULT_CPU_WINDOWS_PER_PASS, DEFAULT_WINDOWS_PER_PASS, BioTransformerModel
 
 
@@ -45,7 +46,7 @@ def build_token_tagger(
     is the training's (`[training] dropout`, set on every layer at each
     update, as for spaCy's own taggers).
     """
-    vectors = tok2vec if features is None else concatenate(tok2vec, features)
+    vectors = tok2vec if features is None else concatenate_features(tok2vec, features)
     # Zero-initialised, like spaCy's tagger: all tags start equally likely.
     # Its input width is inferred at initialisation.
     output_layer = Linear(nO=nO, init_W=zero_init)

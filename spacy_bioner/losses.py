@@ -115,7 +115,7 @@ class ClassWeightedTaggingLoss(Loss):
         """Set the tag inventory and the weights from training tag counts (in `tags` order)."""
         counts = {tag: tag_counts.get(tag, 0) for tag in tags}
         weights = compute_class_weights(counts, self.scheme, self.granularity, self.beta)
-        # 6 significant digits survive the JSON of the component's cfg exactly.
+        # 6 significant digits: readable in the component's cfg; the loss holds float32.
         rounded = [float(f"{weights[tag]:.6g}") for tag in tags]
         self.set_weights(tags, rounded)
         return rounded

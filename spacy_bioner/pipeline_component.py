@@ -196,11 +196,14 @@ class BioNER(TrainablePipe):
                 + ("needs a model with a CRF: set `crf = true` in its model." if loss.needs_transitions
                    else "trains no CRF transitions: use spacy_bioner.CRFLoss.v1, or set `crf = false`.")
             )
-        # The tag scheme is saved with the weights, to refuse loading them under another.
+        # The tag scheme is saved with the weights, to refuse loading them under another. The
+        # training tag counts (in `tags` order) are saved for the loss to weigh them as configured
+        # at loading, which may differ from the loss that was trained (resume_training, sourcing).
         self.cfg: Dict[str, Any] = {
             "labels": [],
             "spans_key": spans_key,
             "class_weights": None,
+            "tag_counts": None,
             "tag_scheme": self.tag_scheme,
         }
         # Labels of gold entities outside the head's label set, warned once each.
@@ -533,6 +536,7 @@ class BioNER(TrainablePipe):
                     annotated_sample.append(eg.predicted)
         self._unknown_labels.clear()
         self._warn_overlaps()
+        self.cfg["tag_counts"] = [tag_counts.get(tag, 0) for tag in tags]
         self.cfg["class_weights"] = self.loss.fit(self.tags, tag_counts)
         self._log_class_weights(tag_counts)
         for ref in ("output_layer", "crf"):
@@ -563,7 +567,11 @@ class BioNER(TrainablePipe):
     # Serialization -------------------------------------------------------------
 
     def _restore_loss_weights(self) -> None:
-        if self.cfg.get("class_weights") is not None:
+        """The loss's weights, fitted to the saved tag counts as the loss is configured now; a head
+        saved without its counts (by an earlier version) restores the weights it was trained with."""
+        if self.cfg.get("tag_counts") is not None:
+            self.cfg["class_weights"] = self.loss.fit(self.tags, dict(zip(self.tags, self.cfg["tag_counts"])))
+        elif self.cfg.get("class_weights") is not None:
             self.loss.set_weights(self.tags, self.cfg["class_weights"])
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "BioNER":
@@ -621,15 +629,18 @@ class BioNER(TrainablePipe):
     def _other_model_error(self, source: str, detail: str) -> ValueError:
         return ValueError(
             f"Cannot load the bio_ner component {self.name!r} {source}: it was saved with another "
-            f"model ({detail}), e.g. another head's, or a CRF head loaded into a softmax one. Give the component "
+            f"model ({detail}), e.g. another head's, a CRF head loaded into a softmax one, or one with features "
+            "loaded into one without. Give the component "
             "the model config it was trained with (its config.cfg), or drop the override that changed it."
         )
 
     def _load_error(self, source: str, err: Exception) -> ValueError:
         """One line instead of a traceback from deep inside srsly or thinc."""
         detail = first_line(err)
-        # thinc: the saved layers are not this model's, or their sizes are not (another label set).
-        if isinstance(err, KeyError) or detail.startswith("Attempt to change dimension"):
+        # thinc: the saved layers are not this model's (another number of them, e.g. features
+        # added or dropped), or their sizes are not (another label set).
+        if (isinstance(err, KeyError) or detail.startswith("Attempt to change dimension")
+                or "mismatched structure" in detail):
             return self._other_model_error(source, detail)
         excluded = (
             f" A pipeline saved without it (nlp.to_disk(..., exclude=[{self.name!r}])) loads with "

@@ -1,12 +1,14 @@
 import copy
+import json
 
 import numpy as np
 import pytest
 import spacy
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
+from spacy.util import registry
 from thinc.api import Adam, Optimizer, fix_random_seed
-from toy import SMALL_TOK2VEC, toy_examples, transformer_pipeline
+from toy import SMALL_TOK2VEC, toy_examples, train_two_heads, transformer_pipeline
 
 from spacy_bioner.annotation import head_ents, spans_with_scores
 from spacy_bioner.losses import WEIGHTING_SCHEMES
@@ -62,16 +64,18 @@ def test_toy_corpus_is_learned_perfectly(scheme, crf):
     assert nlp.get_pipe("jnlpba").labels == ("cell_type", "protein")
 
 
+SPELLING = {"@architectures": "spacy.MultiHashEmbed.v2", "width": 16, "attrs": ["NORM", "SHAPE"],
+            "rows": [500, 50], "include_static_vectors": False}
+
+
 def test_features_are_concatenated_and_learned_by_the_head():
     """A tok2vec that gives every token the same vector cannot tell entities
     apart; spelling features concatenated to it can (all but the ambiguous
     "B" of "NF-kappa B" and "B lymphocytes", which needs context)."""
     blind = {"@architectures": "spacy.MultiHashEmbed.v2", "width": 8, "attrs": ["IS_SPACE"], "rows": [10],
              "include_static_vectors": False}
-    spelling = {"@architectures": "spacy.MultiHashEmbed.v2", "width": 16, "attrs": ["NORM", "SHAPE"],
-                "rows": [500, 50], "include_static_vectors": False}
     f_scores = {}
-    for name, features in (("blind", None), ("with features", spelling)):
+    for name, features in (("blind", None), ("with features", SPELLING)):
         fix_random_seed(0)
         nlp = spacy.blank("en")
         nlp.add_pipe("bio_ner", name="jnlpba", config={"spans_key": "jnlpba", "model": {"tok2vec": blind, "features": features}})
@@ -81,6 +85,44 @@ def test_features_are_concatenated_and_learned_by_the_head():
     assert f_scores["blind"] < 0.5
     assert f_scores["with features"] > 0.75
     assert nlp.get_pipe("jnlpba").model.get_ref("output_layer").get_dim("nI") == 8 + 16
+
+
+def test_features_beside_every_listener_of_a_shared_transformer(tiny_bert, tmp_path):
+    """Only the transformer's last listener returns the docs from its backprop; the others
+    return None, which thinc's `concatenate` failed to add up."""
+    settings = {f"components.{key}.model.features": SPELLING for key in ("jnlpba", "bc5cdr")}
+    nlp = train_two_heads(transformer_pipeline(tiny_bert, heads=("jnlpba", "bc5cdr"), settings=settings), steps=3)
+    assert list(nlp.get_pipe("transformer").listener_map) == ["jnlpba", "bc5cdr"]
+    for key in ("jnlpba", "bc5cdr"):
+        assert nlp.get_pipe(key).model.get_ref("output_layer").get_dim("nI") == 32 + 16
+    texts = ["", "IL-2 activates NF-kappa B in T cells .", " "]  # empty docs: the transformer gives (0, 0)
+    docs = list(nlp.pipe(texts))
+    assert len(docs[0]) == 0 and docs[1].spans["jnlpba"] is not None
+    nlp.to_disk(tmp_path / "model")
+    again = list(spacy.load(tmp_path / "model").pipe(texts))
+    assert [doc.spans["jnlpba"].attrs["scores"] for doc in again] == [doc.spans["jnlpba"].attrs["scores"] for doc in docs]
+
+
+def test_a_head_saved_with_thincs_concatenate_loads():
+    """The features layer has the nodes of `concatenate(tok2vec, features)`, in order."""
+    from thinc.api import concatenate
+
+    from spacy_bioner.layers.features import concatenate_features
+
+    docs = [spacy.blank("en")(text) for text in ("IL-2 binds", "", "the IL-2 receptor alpha")]
+
+    def built(join):
+        tok2vec, features = (registry.resolve({"x": config})["x"] for config in (SMALL_TOK2VEC, SPELLING))
+        return join(tok2vec, features)
+
+    fix_random_seed(0)
+    saved = built(concatenate)
+    saved.initialize(X=docs)
+    loaded = built(concatenate_features).from_bytes(saved.to_bytes())
+    outputs = loaded.predict(docs)
+    assert [y.shape for y in outputs] == [(2, 64 + 16), (0, 64 + 16), (4, 64 + 16)]
+    for ours, theirs in zip(outputs, saved.predict(docs)):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
@@ -526,6 +568,29 @@ def test_a_doc_annotated_again_holds_only_the_heads_new_entities():
     assert [(e.text, e.label_) for e in nlp(ruled).ents if e.start == 0] == [("IL-2", "GENE")]
 
 
+def test_a_loaded_head_weighs_its_training_counts_as_its_loss_is_configured(tmp_path):
+    """The loss may be configured anew at loading (to resume training, or in a pipeline that
+    sources the head); the saved weights were the trained loss's."""
+    examples = toy_examples(make_nlp(), 30)
+    weights = {}
+    for scheme in ("welt", "inverse_frequency"):
+        nlp = make_nlp(scheme)
+        nlp.initialize(lambda: examples)
+        weights[scheme] = list(nlp.get_pipe("jnlpba").cfg["class_weights"])
+    assert weights["welt"] != weights["inverse_frequency"]
+    nlp.to_disk(tmp_path / "model")
+    as_welt = {"components": {"jnlpba": {"loss": {"scheme": "welt"}}}}
+    head = spacy.load(tmp_path / "model", config=as_welt).get_pipe("jnlpba")
+    assert head.loss.scheme == "welt" and head.cfg["class_weights"] == weights["welt"]
+    assert list(head.loss.class_weights) == pytest.approx(weights["welt"])
+    # A head saved without its counts (by an earlier version) keeps the weights it was trained with.
+    cfg_file = tmp_path / "model" / "jnlpba" / "cfg"
+    cfg_file.write_text(json.dumps({k: v for k, v in json.loads(cfg_file.read_text()).items() if k != "tag_counts"}))
+    head = spacy.load(tmp_path / "model", config=as_welt).get_pipe("jnlpba")
+    assert head.cfg["class_weights"] == pytest.approx(weights["inverse_frequency"], rel=1e-12)
+    assert list(head.loss.class_weights) == pytest.approx(weights["inverse_frequency"])
+
+
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
 def test_labels_cannot_change_after_initialisation(crf):
     nlp = make_nlp(crf=crf)
@@ -649,6 +714,18 @@ def test_loading_a_head_saved_with_another_model_says_so(tmp_path, saved_crf):
     with pytest.raises(ValueError, match="saved with another model .*CRF head loaded into a softmax one") as error:
         other.get_pipe("jnlpba").from_disk(tmp_path / "head")
     assert "\n" not in str(error.value)
+
+
+def test_loading_a_head_saved_with_features_into_one_without_says_so(tmp_path):
+    """thinc's "mismatched structure" (another number of layers) was reported as corrupted files."""
+    heads = []
+    for features in (SPELLING, None):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("bio_ner", name="jnlpba", config={"spans_key": "jnlpba", "model": {"tok2vec": SMALL_TOK2VEC, "features": features}})
+        nlp.initialize(lambda: toy_examples(nlp, 4))
+        heads.append(nlp.get_pipe("jnlpba"))
+    with pytest.raises(ValueError, match=r"saved with another model \(Cannot deserialize model: mismatched structure\), .*features"):
+        heads[1].from_bytes(heads[0].to_bytes())
 
 
 def test_loading_another_heads_weights_says_so_and_keeps_the_config():

@@ -205,22 +205,22 @@ def transformer_pipeline(
 
     `extra_config` is appended to the config text (more sections); `settings`
     sets config values by dotted path, e.g. {"components.jnlpba.learn_rate_scale": 10}
-    (a dict value replaces the whole section).
+    (a dict value replaces the whole section), those of any head in `heads`.
     """
     import spacy
 
     config = spacy.util.load_config_from_str(transformer_pipeline_config(encoder, crf) + extra_config)
+    for key in heads:
+        if key not in config["components"]:
+            config["components"][key] = copy.deepcopy(config["components"]["jnlpba"])
+            config["components"][key]["spans_key"] = key
+            config["nlp"]["pipeline"].append(key)
     for dotted, value in (settings or {}).items():
         *sections, key = dotted.split(".")
         section = config
         for name in sections:
             section = section.setdefault(name, {})
         section[key] = value
-    for key in heads:
-        if key not in config["components"]:
-            config["components"][key] = copy.deepcopy(config["components"]["jnlpba"])
-            config["components"][key]["spans_key"] = key
-            config["nlp"]["pipeline"].append(key)
     return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
 
 
