@@ -354,7 +354,8 @@ class BioNER(TrainablePipe):
         earliest, is kept; the others are noted and warned about once).
         Unannotated (-1), as in spaCy's `Example.get_aligned_ner`: the tokens
         of entities whose label is not among the head's labels (noted and
-        warned about once), of entities that cannot be projected onto the
+        warned about once), those of dropped overlapping entities outside the
+        kept ones, of entities that cannot be projected onto the
         predicted tokens, and, when the gold comes from doc.ents, of
         reference tokens whose NER annotation is missing.
         """
@@ -372,6 +373,12 @@ class BioNER(TrainablePipe):
         missing = np.zeros((len(reference),), dtype=bool)
         for span in unknown:
             missing[span.start : span.end] = True
+        if dropped:  # a dropped entity's tokens are in an entity: not O, where no kept one has them
+            in_kept = np.zeros((len(reference),), dtype=bool)
+            for span in known:
+                in_kept[span.start : span.end] = True
+            for span, _ in dropped:
+                missing[span.start : span.end] |= ~in_kept[span.start : span.end]
         if self.spans_key not in reference.spans:  # the gold is doc.ents
             missing |= reference.to_array("ENT_IOB") == 0
         if same_tokens(example):
@@ -464,7 +471,8 @@ class BioNER(TrainablePipe):
             )
             warnings.warn(
                 f"{self.name}: some gold entities overlap; kept the longest (then the earliest) of "
-                f"overlapping entities, as spaCy's filter_spans does, and dropped {counts}."
+                f"overlapping entities, as spaCy's filter_spans does, and dropped {counts} (their tokens "
+                "outside the kept entities are left unannotated, not O)."
             )
         self._overlaps.clear()
 
