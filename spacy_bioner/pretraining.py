@@ -57,6 +57,7 @@ import itertools
 import json
 import math
 import random
+import re
 import shutil
 import time
 from collections.abc import Sequence as SequenceABC
@@ -678,6 +679,27 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 # Output directory and checkpoints
 
 
+# What `save_pretrained` writes for an encoder and its tokenizer (transformers 4.x), recognised in an
+# output whose results do not list its files (a run stopped while saving them, or an earlier version).
+_ENCODER_FILES = frozenset({
+    "config.json", "generation_config.json", "model.safetensors", "pytorch_model.bin",
+    "model.safetensors.index.json", "pytorch_model.bin.index.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
+    "sentencepiece.bpe.model", "chat_template.jinja",
+})
+_WEIGHT_SHARD = re.compile(r"(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)")
+
+
+def _written_by_a_run(output: Path) -> Callable[[str], bool]:
+    """Whether a name in `output` is one a pretraining run writes: its marker, results and
+    checkpoints, and the encoder's files (those its results list, or transformers' names)."""
+    names = {RUN_MARKER, RESULTS_FILE, CHECKPOINT_DIR, CHECKPOINT_TMP, CHECKPOINT_OLD} | _ENCODER_FILES
+    results = _read_results(output)
+    if results is not None and isinstance(results.get("files"), list):
+        names.update(name for name in results["files"] if isinstance(name, str))
+    return lambda name: name in names or _WEIGHT_SHARD.fullmatch(name) is not None
+
+
 def is_pretraining_output(path: Path) -> bool:
     """Whether `path` holds a (finished or interrupted) output of `pretrain`:
     the marker a run writes when it starts (a run stopped before its first
@@ -700,21 +722,46 @@ def check_output_dir(path: PathLike) -> None:
             f"output directory {path} is not empty and holds no pretraining output "
             f"({RUN_MARKER}, {RESULTS_FILE} or {CHECKPOINT_DIR}/{_STATE_FILE}); choose an empty or new directory"
         )
+    if path.is_dir():
+        # A run replaces its output: it may hold nothing a run did not write.
+        written = _written_by_a_run(path)
+        others = sorted(child.name for child in path.iterdir() if not written(child.name))
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise PretrainError(
+                f"output directory {path} holds a pretraining output and {shown}, which no run wrote: "
+                "a run replaces the directory; move them out, or choose an empty or new directory"
+            )
+
+
+def _inside(path: PathLike, output: PathLike) -> bool:
+    """Whether `path` is the directory `output` or inside it (both existing)."""
+    path, output = Path(path), Path(output)
+    if not path.exists() or not output.exists():
+        return False
+    path, output = path.resolve(), output.resolve()
+    return path == output or output in path.parents
 
 
 def check_encoder_outside_output(encoder: str, output: PathLike) -> None:
     """Refuse an encoder directory that is the output directory or inside it: a
     run replaces its output before the first step, which would delete the
     encoder it starts from (and a resumed run could not find it)."""
-    encoder_path, output = Path(encoder), Path(output)
-    if not encoder_path.exists() or not output.exists():
-        return
-    encoder_path, output = encoder_path.resolve(), output.resolve()
-    if encoder_path == output or output in encoder_path.parents:
+    if _inside(encoder, output):
         raise PretrainError(
             f"the encoder {encoder} is in the output directory {output}, which the run replaces: "
             "write to another directory (an adapted encoder can be adapted further into a new one)"
         )
+
+
+def check_inputs_outside_output(inputs: Sequence[Tuple[str, PathLike]], output: PathLike) -> None:
+    """Refuse text to read, as (option, path), in the output directory, which the run replaces."""
+    for option, path in inputs:
+        if _inside(path, output):
+            raise PretrainError(
+                f"{option} {path} is in the output directory {output}, which the run replaces: "
+                "move it out, or write to another directory"
+            )
 
 
 def _save_checkpoint(output: Path, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any,
@@ -765,8 +812,8 @@ def _load_checkpoint_file(path: Path, **kwargs: Any) -> Any:
         ) from None
 
 
-def _finished_results(output: Path) -> Optional[Dict[str, Any]]:
-    """The results of a finished run in `output`, if it holds one."""
+def _read_results(output: Path) -> Optional[Dict[str, Any]]:
+    """The results file in `output`, if it holds a readable one."""
     path = output / RESULTS_FILE
     if not path.is_file():
         return None
@@ -774,7 +821,13 @@ def _finished_results(output: Path) -> Optional[Dict[str, Any]]:
         results = json.loads(path.read_text(encoding="utf8"))
     except ValueError:
         return None
-    return results if isinstance(results, dict) and results.get("complete") else None
+    return results if isinstance(results, dict) else None
+
+
+def _finished_results(output: Path) -> Optional[Dict[str, Any]]:
+    """The results of a finished run in `output`, if it holds one."""
+    results = _read_results(output)
+    return results if results is not None and results.get("complete") else None
 
 
 class RunRecord(NamedTuple):
@@ -831,12 +884,13 @@ def check_same_run(output: Path, what: str, recorded: RunRecord, current: RunRec
 
 
 def _clear_output(output: Path) -> None:
-    """Empty a previous pretraining output (checked by `check_output_dir`) but
-    for its `RUN_MARKER`, written first: stopped halfway, it is still
+    """Empty a previous pretraining output (checked by `check_output_dir`) of what a run
+    wrote, but for its `RUN_MARKER`, written first: stopped halfway, it is still
     recognised, and the run that replaces it keeps the marker."""
+    written = _written_by_a_run(output)
     _mark_output(output)
     for child in output.iterdir():
-        if child.name == RUN_MARKER:
+        if child.name == RUN_MARKER or not written(child.name):
             continue
         if child.is_dir():
             shutil.rmtree(child)
@@ -1021,6 +1075,7 @@ def pretrain(
         return {"complete": False, "steps": state["step"], "total_steps": n_steps}
 
     after = evaluate_mlm(model, batcher, heldout_sequences, settings.batch_size, device)
+    before_saving = {child.name for child in output.iterdir()}
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     results = {
@@ -1035,6 +1090,8 @@ def pretrain(
         "train_sequences": len(train),
         "heldout_sequences": len(heldout),
         "text": sources or [],
+        # The encoder's files: what a later run may replace (check_output_dir).
+        "files": sorted(child.name for child in output.iterdir() if child.name not in before_saving),
         DATA_FINGERPRINT: data_hash,
         "heldout": {"before": state["before"], "after": after},
         "settings": asdict(settings),

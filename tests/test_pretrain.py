@@ -8,6 +8,7 @@ import json
 import math
 import os
 import random
+import shutil
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -450,6 +451,42 @@ def test_a_folder_of_other_files_is_not_taken_for_an_output(tmp_path: Path) -> N
     assert (out / "mydata.csv").exists()
 
 
+def test_an_output_that_holds_other_files_is_refused_and_they_stay(adapted: Path, tmp_path: Path) -> None:
+    """A run replaces its output, which may hold only what a run wrote: the encoder's files
+    (listed in the results), results, checkpoints. A folder that merely holds a copied
+    pretraining.json beside other files was emptied, subfolders too."""
+    results = json.loads((adapted / RESULTS_FILE).read_text(encoding="utf8"))
+    assert "config.json" in results["files"] and RESULTS_FILE not in results["files"]
+    reports = tmp_path / "reports"
+    (reports / "figures").mkdir(parents=True)
+    shutil.copy(adapted / RESULTS_FILE, reports)
+    (reports / "notes.md").write_text("mine", encoding="utf8")
+    output = tmp_path / "output"
+    shutil.copytree(adapted, output)
+    (output / "README.md").write_text("mine", encoding="utf8")
+    for folder, shown in ((reports, "figures, notes.md, which no run wrote"), (output, "README.md, which")):
+        before = snapshot(folder)
+        with pytest.raises(PretrainError, match=f"holds a pretraining output and {shown}"):
+            check_output_dir(folder)
+        result = runner.invoke(app, ["pretrain", str(adapted), str(folder), "--text", str(tmp_path / "missing.txt"),
+                                     "--no-include-task-text"])
+        assert result.exit_code == 1 and "move them out" in result.output
+        assert snapshot(folder) == before
+    (output / "README.md").unlink()
+    check_output_dir(output)  # what a run wrote, alone: replaceable
+
+
+def test_text_in_the_output_directory_is_refused(adapted: Path, tmp_path: Path) -> None:
+    output = tmp_path / "output"
+    shutil.copytree(adapted, output)
+    text = output / "checkpoint" / "corpus.txt"  # in a folder a run writes, so not refused as a stranger
+    text.parent.mkdir()
+    text.write_text("\n".join(toy_text()), encoding="utf8")
+    result = runner.invoke(app, ["pretrain", str(adapted), str(output), "--text", str(text), "--no-include-task-text"])
+    assert result.exit_code == 1 and f"--text {text} is in the output directory" in result.output
+    assert text.exists()
+
+
 @pytest.mark.parametrize("finished", [True, False])
 def test_replacing_an_output_stopped_anywhere_leaves_it_recognised(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, finished: bool
@@ -458,8 +495,6 @@ def test_replacing_an_output_stopped_anywhere_leaves_it_recognised(
     marker) is interrupted (a folder removal halfway), what is left is still a
     pretraining output; once emptied, it holds the marker alone, for the run
     that replaces it."""
-    import shutil
-
     from spacy_bioner.pretraining import _clear_output
 
     out = tmp_path / "out"

@@ -15,6 +15,7 @@ from ..pretraining import (
     PretrainError,
     PretrainSettings,
     check_encoder_outside_output,
+    check_inputs_outside_output,
     check_output_dir,
     collect_text,
     pretrain,
@@ -123,6 +124,10 @@ def pretrain_command(
                                 "drop one of them")
         text_files = [] if task_text_only else (text or [DEFAULT_TEXT])
         _check_default_paths(not text and not task_text_only, include_task_text and assets is None, task_text_only)
+        check_inputs_outside_output(
+            [("--text", path) for path in text_files]
+            + ([("--assets", assets or DEFAULT_ASSETS)] if include_task_text else []), output_dir
+        )
         lines, sources = collect_text(text_files, include_task_text, assets or DEFAULT_ASSETS)
         log(f"Text: {len(lines):,} lines from {len(sources)} source(s)")
         pretrain(settings, consumed(lines), output_dir, sources=sources, resume=resume, gpu_id=gpu_id,
