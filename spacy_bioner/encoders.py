@@ -17,7 +17,7 @@ import importlib
 import logging
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 from wasabi import msg
 
@@ -95,9 +95,21 @@ def _is_path(name: str) -> bool:
     )
 
 
-def resolve_encoder(name: str, fallback: Optional[str], timeout: float = 5.0) -> str:
+# Where a training run is given its encoder and fallback, for resolve_encoder's errors.
+TRAINING_OPTIONS = (
+    "`--vars.transformer /path/to/model` in the project, or `--components.transformer.model.name` to spacy train",
+    "a fallback",
+)
+
+
+def resolve_encoder(
+    name: str, fallback: Optional[str], timeout: float = 5.0, options: Tuple[str, str] = TRAINING_OPTIONS
+) -> str:
     """The name or path to load: an installed encoder package's directory,
-    `name` itself if loadable, else the fallback's path."""
+    `name` itself if loadable, else the fallback's path.
+
+    options: where the caller's user names the encoder and sets its fallback, as the error says.
+    """
     if name in PACKAGED_ENCODERS:
         return str(packaged_encoder_path(name))
     if _loadable(name, timeout):
@@ -111,10 +123,8 @@ def resolve_encoder(name: str, fallback: Optional[str], timeout: float = 5.0) ->
             "(no network, or HF_HUB_OFFLINE=1)"
         )
         raise EncoderNotFound(
-            f"The encoder {name!r} {problem}. Pass a local path "
-            "(`--vars.transformer /path/to/model` in the project, or "
-            "`--components.transformer.model.name` to spacy train)"
-            + (", or set a fallback." if not is_path else "; the fallback stands in only for hub names.")
+            f"The encoder {name!r} {problem}. Pass a local path ({options[0]})"
+            + (f", or set {options[1]}." if not is_path else "; the fallback stands in only for hub names.")
         )
     if Path(fallback).is_dir():
         path = fallback

