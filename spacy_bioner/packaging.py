@@ -209,7 +209,7 @@ def package_meta(
     encoder = encoder_sources[0]["name"]
     meta["description"] = (
         f"{project_meta.get('description', '').strip()} Encoder: {encoder}. "
-        f"Test F1 (seqeval, gold tokens): {scores}."
+        f"Test F1 (seqeval on the corpus's tokens, the pipeline reading the raw text): {scores}."
     )
     from .evaluation import markdown_table
 
@@ -295,7 +295,7 @@ def metrics_to_publish(metrics_dir: Path, model_dir: Path) -> Dict[str, Dict[str
     typo would ship a card that says "Not evaluated"), where a corpus was
     scored in part (evaluate --limit): the card would publish partial scores
     as the test F1, or at another precision than the pipeline's own
-    (evaluate --precision), or where the metrics are not of this pipeline as it is now
+    (evaluate --precision), or on the corpus's own tokens (evaluate --gold-tokens), or where the metrics are not of this pipeline as it is now
     (`pipeline_sha256`: a train run after `evaluate` would ship the previous
     model's scores) or lack the entity counts that `performance` pools.
     """
@@ -312,6 +312,12 @@ def metrics_to_publish(metrics_dir: Path, model_dir: Path) -> Dict[str, Dict[str
             raise ValueError(
                 f"--metrics {metrics_dir}: {name} was scored on its first {result['limit']:,} documents only "
                 "(evaluate --limit); evaluate it again without --limit: partial scores are not test scores"
+            )
+        if result.get("tokens") == "gold":
+            raise ValueError(
+                f"--metrics {metrics_dir}: {name} was scored with the pipeline reading the corpus's own tokens "
+                "(evaluate --gold-tokens), not the raw text as the package reads it; evaluate it again "
+                "without --gold-tokens"
             )
         if result.get("precision") and result["precision"] != saved_precision:
             raise ValueError(

@@ -570,6 +570,11 @@ def test_package_meta_refuses_partial_or_missing_scores_and_names_a_broken_proje
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert "toy was scored on its first 20 documents only (evaluate --limit)" in result.output
     assert not out.exists()
+    # Nor are scores of the pipeline reading the gold tokens: the package reads raw text.
+    assert CliRunner().invoke(app, evaluate + ["--gold-tokens"]).exit_code == 0
+    result = CliRunner().invoke(app, base + ["--metrics", str(metrics)])
+    assert result.exit_code == 1 and "toy was scored with the pipeline reading the corpus's own tokens" in result.output
+    assert not out.exists()
     # A --limit that leaves nothing out scores the whole corpus.
     result = CliRunner().invoke(app, evaluate + ["--limit", "25"])
     assert result.exit_code == 0 and json.loads((metrics / "toy.json").read_text())["limit"] is None

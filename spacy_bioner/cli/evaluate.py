@@ -28,8 +28,7 @@ from ._util import (
 MODEL = typer.Argument(..., metavar="MODEL", help="Trained pipeline: directory or installed package name.")
 GOLD_TOKENS = typer.Option(
     False, "--gold-tokens", help="Run the pipeline on the corpus's gold tokens instead of its own "
-    "tokenization of the text (which it was trained on); either way its entities are shown and scored on the "
-    "gold tokens."
+    "tokenization of the text (which it was trained on); either way its entities are laid on the gold tokens."
 )
 
 
@@ -57,7 +56,7 @@ def evaluate(
     gold_tokens: bool = GOLD_TOKENS,
     precision: Optional[Precision] = PRECISION,
 ) -> None:
-    """Score each head on its corpus's test set, on the gold tokens.
+    """Score each head on its corpus's test set with seqeval (entities compared on the corpus's tokens).
 
     The pipeline reads each document's text with its own tokenizer, as it was
     trained, and its entities are laid on the gold tokens (--gold-tokens: it
