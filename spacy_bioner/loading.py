@@ -26,6 +26,14 @@ class PipelineLoadError(ValueError):
     """The pipeline cannot be loaded or used; the message says what to do."""
 
 
+def check_gpu(gpu_id: int) -> None:
+    """ValueError where torch sees no GPU `gpu_id` (before thinc, which would blame a missing CuPy)."""
+    import torch
+
+    if not torch.cuda.is_available() or gpu_id >= torch.cuda.device_count():
+        raise ValueError(f"no such GPU (torch sees {torch.cuda.device_count()})")
+
+
 def load_pipeline(
     model: str,
     gpu_id: int = -1,
@@ -55,8 +63,9 @@ def load_pipeline(
 
     if gpu_id >= 0:
         try:
+            check_gpu(gpu_id)
             spacy.require_gpu(gpu_id)
-        except ValueError as e:  # no CuPy, or no such GPU
+        except ValueError as e:  # no such GPU, or no CuPy
             raise PipelineLoadError(f"--gpu-id {gpu_id}: {e}; use -1 for the CPU") from None
     if precision is not None and precision not in LOAD_PRECISIONS:
         raise PipelineLoadError(f"precision {precision!r}: use one of {', '.join(LOAD_PRECISIONS)}")

@@ -99,11 +99,12 @@ def pretrain_command(
     masked-LM loss and perplexity before and after, the tokens seen and the
     settings go to OUTPUT_DIR/pretraining.json."""
     if gpu_id >= 0:
-        import torch
+        from ..loading import check_gpu
 
-        if not torch.cuda.is_available() or gpu_id >= torch.cuda.device_count():
-            raise fail(f"--gpu-id {gpu_id}: no such GPU (torch sees {torch.cuda.device_count()}); "
-                       "use -1 for the CPU")
+        try:
+            check_gpu(gpu_id)
+        except ValueError as e:
+            raise fail(f"--gpu-id {gpu_id}: {e}; use -1 for the CPU") from None
     settings = PretrainSettings(
         encoder=encoder, max_length=max_length, batch_size=batch_size, steps=steps, epochs=epochs,
         learn_rate=learn_rate, warmup=warmup, whole_word_mask=whole_word_mask, seed=seed,
