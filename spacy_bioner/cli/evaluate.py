@@ -36,7 +36,7 @@ GOLD_TOKENS = typer.Option(
 def evaluate(
     model: str = MODEL,
     corpus: List[str] = typer.Option(
-        ..., "--corpus", "-c", help="NAME=PATH of a test .spacy file (repeatable). The head scored is "
+        ..., "--corpus", "-c", metavar="NAME=PATH", help="NAME=PATH of a test .spacy file (repeatable). The head scored is "
         "the one whose spans_key the documents carry (jnlpba, bc5cdr)."
     ),
     output_dir: Path = typer.Option(Path("metrics"), "--output-dir", "-o", help="Where the metrics go."),

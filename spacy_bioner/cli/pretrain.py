@@ -35,7 +35,7 @@ def pretrain_command(
         "pretrain output (replaced, unless --resume)."
     ),
     text: Optional[List[Path]] = typer.Option(
-        None, "--text", help="Text file (plain, .gz or .xz, one sentence or document a line); repeat for "
+        None, "--text", metavar="FILE", help="Text file (plain, .gz or .xz, one sentence or document a line); repeat for "
         f"several. Default: {DEFAULT_TEXT}."
     ),
     include_task_text: bool = typer.Option(
