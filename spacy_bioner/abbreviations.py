@@ -62,7 +62,8 @@ from .annotation import (
     spans_with_scores,
     token_array,
 )
-from .tokenizer import HYPHENS
+from .bounds import unbalanced_brackets
+from .tokenizer import HYPHENS, starts_sentence
 
 # At most this many tokens between the parentheses of a definition.
 MAX_PARENTHESIS_TOKENS = 8
@@ -71,6 +72,8 @@ MAX_PARENTHESIS_TOKENS = 8
 # ...)" (Schwartz's ExtractAbbrev: more than two words).
 MAX_SHORT_FORM_WORDS = 2
 _PARENTHESIS_DEPTH = {"(": 1, ")": -1}
+# Brackets right before a definition's "(" end no long form: "propionate [(TP)", "nitrosoure] (BCNU)".
+_SKIPPED_BEFORE = {"[", "]", "{", "}"}
 # Latin abbreviations of running text, in any case: "(e.g., valproate)" and
 # "(i.e. the dose)" define no short form.
 LATIN_ABBREVIATIONS = ("e.g.", "i.e.", "cf.", "vs.", "etc.", "et al.")
@@ -147,9 +150,15 @@ def best_long_form(candidate: Span, short_form: Span) -> Optional[Span]:
 
 def is_long_form(long_form: Span, short_form: Span) -> bool:
     """Schwartz's ExtractAbbrev checks on a found long form: no shorter than the
-    short form, and not containing it as a word ("cells (... lymphoma cells)")."""
+    short form, and not containing it as a word ("cells (... lymphoma cells)");
+    and, not in ExtractAbbrev, with its brackets balanced ("Group PS, LS) or
+    rocuronium (GPR)"), as a name's are."""
     long_text, short_text = " ".join(long_form.text.split()), " ".join(short_form.text.split())
-    return len(long_text) >= len(short_text) and f" {short_text} " not in f" {long_text} "
+    return (
+        len(long_text) >= len(short_text)
+        and f" {short_text} " not in f" {long_text} "
+        and not unbalanced_brackets(long_form.doc, long_form.start, long_form.end)
+    )
 
 
 def stems_numbered_name(doc: Doc, end: int) -> bool:
@@ -211,9 +220,10 @@ def _definitions(doc: Doc, openings: Iterable[int]) -> Iterable[Tuple[Span, Span
         if close is None or close == opening + 1:
             continue
         # The text before "(" ends at its last word: no entity ends on whitespace
-        # ("haloperidol\n(HAL)"), so a long form ending there would support no mention.
+        # ("haloperidol\n(HAL)") or on a bracket before it, so a long form ending
+        # there would support no mention.
         before = opening
-        while before > 0 and doc[before - 1].is_space:
+        while before > 0 and (doc[before - 1].is_space or doc[before - 1].text in _SKIPPED_BEFORE):
             before -= 1
         if before == 0:
             continue
@@ -227,7 +237,11 @@ def _definitions(doc: Doc, openings: Iterable[int]) -> Iterable[Tuple[Span, Span
         else:  # "haloperidol (HAL)": at most min(|SF| + 5, 2|SF|) words back
             n_chars = sum(len(t) for t in inside)
             short = inside
-            candidate = doc[words_back(doc, before, min(n_chars + 5, 2 * n_chars)) : before]
+            start = words_back(doc, before, min(n_chars + 5, 2 * n_chars))
+            # Not in Schwartz and Hearst: within the sentence ("alternatives. Two patients treated
+            # with parenteral paramethasone (Triniol)").
+            start = next((i for i in range(before - 1, start, -1) if starts_sentence(doc, i)), start)
+            candidate = doc[start:before]
         if len(candidate) == 0 or not is_short_form(short):
             continue
         long_form = best_long_form(candidate, short)

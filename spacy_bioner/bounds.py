@@ -40,7 +40,7 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
     if not balance_brackets:
         return start, end
     while True:
-        cuts = _unbalanced_brackets(doc, start, end)
+        cuts = unbalanced_brackets(doc, start, end)
         if not cuts:
             return start, end
         stretches = zip([start] + [i + 1 for i in cuts], cuts + [end])
@@ -55,7 +55,7 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
         start, end = new_start, new_end
 
 
-def _unbalanced_brackets(doc: Doc, start: int, end: int) -> List[int]:
+def unbalanced_brackets(doc: Doc, start: int, end: int) -> List[int]:
     """The positions of the brackets in doc[start:end] that it does not balance."""
     opened: List[int] = []
     unbalanced: List[int] = []

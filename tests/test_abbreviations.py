@@ -146,6 +146,21 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
         ("Patients on anti-epileptic drugs (e.g., valproate) and lithium", []),
         ("If agitation becomes marked, high-potency neuroleptics (i.e., haloperidol) help", []),
         ("Other drugs (E.g. lithium) and cystic fibrosis (CF)", [("CF", "cystic fibrosis")]),
+        # A bracket right before "(" ends no long form (BC5CDR 17572393, 3461217: every gold
+        # mention of the short form was removed, as no entity ended on the bracket) ...
+        (
+            "Rats were given carmustine-[1,3-bis (2-chloroethyl)-1-nitrosoure] (BCNU). BCNU was toxic.",
+            [("BCNU", "bis (2-chloroethyl)-1-nitrosoure")],
+        ),
+        ("Rats received testosterone propionate [(TP) CAS 57-85-2] daily", [("TP", "testosterone propionate")]),
+        # ... a long form's brackets are balanced (BC5CDR 12452237: "Group PR" became a Chemical) ...
+        ("Patients were given pancuronium (Group PS, LS) or rocuronium (GPR). GPR was fast.", []),
+        # ... and a long form stays within its sentence (BC5CDR's title and abstract here).
+        (
+            "Allergy to corticosteroids: diagnosis and alternatives. Two patients treated with parenteral "
+            "paramethasone (Triniol) reacted.",
+            [],
+        ),
     ],
 )
 def test_definitions_on_bio_tokens(text, expected):

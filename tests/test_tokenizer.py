@@ -6,7 +6,7 @@ from toy import PUBTATOR
 
 from spacy_bioner.corpora.pubtator import _parse_pubtator
 from spacy_bioner.corpora.text import read_lines
-from spacy_bioner.tokenizer import HYPHENS, set_sentence_starts
+from spacy_bioner.tokenizer import HYPHENS, set_sentence_starts, starts_sentence
 
 
 @pytest.mark.parametrize(
@@ -81,11 +81,15 @@ def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tok
         ("Rats were exposed to Al. Brain levels rose. Production of NO. It fell.", ["Rats", "Brain", "Production", "It"]),
         ("See fig. 2 and No. 3.", ["See"]),
         ("AS SHOWN IN FIG. 2 (SMITH ET AL. 2001) IT ROSE.", ["AS"]),
+        # A unit's period ends a sentence: spaCy's exceptions for initials ("h.") are dropped.
+        ("It lasted 24 h. Few rats died in 2 d. Doses were 3 g. Levels rose.", ["It", "Few", "Doses", "Levels"]),
     ],
 )
 def test_sentence_starts_follow_terminal_punctuation_not_abbreviations(text, starts, bio_nlp):
     doc = set_sentence_starts(bio_nlp(text))
     assert [sent[0].text for sent in doc.sents] == starts
+    # The same rules, read token by token where a doc's sentences are not set.
+    assert [starts_sentence(bio_nlp(text), i) for i in range(len(doc))] == [token.is_sent_start for token in doc]
 
 
 def test_forced_sentence_starts_begin_a_sentence_whatever_precedes_them(bio_nlp):
