@@ -39,6 +39,7 @@ from typer.testing import CliRunner
 from spacy_bioner.cli import app
 from spacy_bioner.cli.pretrain import consumed
 from spacy_bioner.packaging import PRETRAINING_META_KEY
+from spacy_bioner.corpora import JNLPBA_DEV_DOCS
 from spacy_bioner.pretraining import (
     BC5CDR_TRAIN,
     CHECKPOINT_DIR,
@@ -46,7 +47,6 @@ from spacy_bioner.pretraining import (
     DATA_FINGERPRINT,
     DEFAULT_ASSETS,
     DEFAULT_TEXT,
-    JNLPBA_DEV_DOCS,
     JNLPBA_TRAIN,
     RESULTS_FILE,
     RUN_MARKER,
@@ -495,7 +495,7 @@ def test_replacing_an_output_stopped_anywhere_leaves_it_recognised(
     marker) is interrupted (a folder removal halfway), what is left is still a
     pretraining output; once emptied, it holds the marker alone, for the run
     that replaces it."""
-    from spacy_bioner.pretraining import _clear_output
+    from spacy_bioner.pretraining.output import clear_output
 
     out = tmp_path / "out"
     names = ["config.json", "model.safetensors", f"{CHECKPOINT_DIR}/trainer_state.json",
@@ -521,7 +521,7 @@ def test_replacing_an_output_stopped_anywhere_leaves_it_recognised(
         monkeypatch.setattr(Path, "unlink", counted(unlink))
         monkeypatch.setattr(Path, "rename", counted(rename))
         try:
-            _clear_output(out)
+            clear_output(out)
         except KeyboardInterrupt:
             monkeypatch.undo()
             check_output_dir(out)  # recognised
@@ -575,7 +575,7 @@ def test_resume_refuses_changed_settings(tiny_bert: Path, tmp_path: Path) -> Non
 def test_autocast_is_bf16_only_where_the_gpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import contextlib
 
-    from spacy_bioner.pretraining import _autocast
+    from spacy_bioner.pretraining.training import _autocast
 
     cuda = torch.device("cuda", 0)
     # A GPU's answer, without a GPU: Turing (7.5) emulates bfloat16, Ampere (8.0) has it.
@@ -621,7 +621,7 @@ def test_steps_and_epochs_are_checked_before_the_text_is_read(
 def test_each_epochs_order_is_drawn_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Once an epoch, not once a step; the batches are those of the order drawn
     each step before (resumed runs depend on them)."""
-    from spacy_bioner.pretraining import _batch_indices
+    from spacy_bioner.pretraining.training import _batch_indices
 
     randperm, draws = torch.randperm, []
 
