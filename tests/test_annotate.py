@@ -387,7 +387,7 @@ def test_two_processes_give_the_same_tables(tiny_pipeline: Path, tmp_path: Path)
 
 @pytest.mark.slow
 def test_ray_engine_gives_the_same_tables(
-    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     ray = pytest.importorskip("ray")
     inputs = [BASELINE, UPDATE, toy_jsonl(tmp_path / "toy.jsonl")]
@@ -397,7 +397,13 @@ def test_ray_engine_gives_the_same_tables(
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         ray_options = Options(shard_size=16, batch_size=8, engine="ray", n_process=2)
+        capfd.readouterr()
         summary = annotate(str(tiny_pipeline), inputs, tmp_path / "ray", ray_options)
+        # Without progress (--no-progress), Ray Data shows no bars, nor the progress lines it logs in their
+        # place where stdout is no terminal (as here), nor a notice that they are off.
+        said = capfd.readouterr()
+        assert "Total Progress" not in said.err + said.out and "Running Dataset" not in said.err + said.out
+        assert "Progress bars disabled" not in said.err + said.out
         # A GPU the cluster does not have stops the run before anything is written.
         with pytest.raises(AnnotateError, match="--gpu-id 0: the Ray cluster has no GPU"):
             annotate(str(tiny_pipeline), inputs, tmp_path / "ray-gpu", Options(engine="ray", gpu_id=0))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from toy import PUBMED_BASELINE, write_jsonl
+from toy import PUBMED_BASELINE, PUBMED_UPDATE, write_jsonl
 
 from spacy_bioner.annotate import AnnotateError, sources
 from spacy_bioner.annotate.sources import (
@@ -93,6 +93,70 @@ def test_a_folder_without_text_files_is_refused_and_says_what_it_holds(tmp_path:
         expand_inputs([tmp_path / "pubmed" / "note.txt"])
 
 
+def test_a_folder_without_text_files_suggests_only_inputs_annotate_reads(tmp_path: Path) -> None:
+    """The hint named the folder's commonest suffix, e.g. DIR/*.md, which is then an unknown input type."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for name in ("a.md", "b.md", "c.md", "papers.JSONL", "papers.tsv"):
+        (notes / name).write_text("{}", encoding="utf8")
+    with pytest.raises(ValueError) as refused:
+        expand_inputs([notes])
+    message = str(refused.value)
+    assert "it holds 3 .md, 1 .JSONL, 1 .tsv" in message
+    assert message.endswith(f"give other inputs by their file names, e.g. {notes / '*.JSONL'}")
+    (notes / "papers.JSONL").unlink()
+    with pytest.raises(ValueError) as refused:
+        expand_inputs([notes])
+    message = str(refused.value)
+    assert "*.md" not in message and "*.tsv" not in message
+    assert message.endswith("none of its files is an input annotate reads (.xml[.gz|.xz], .jsonl or "
+                            ".ndjson[.gz|.xz], .parquet or a folder of .txt files)")
+    # The types named are those read: a file of each is an input of its own.
+    for name in ("x.xml.xz", "x.ndjson.gz", "x.parquet"):
+        sources.input_kind(tmp_path / name)
+
+
+def test_plain_xml_cut_before_the_end_of_its_set_is_a_truncated_input(tmp_path: Path) -> None:
+    """A plain .xml cut right after a </PubmedArticle> read as complete: the records after the cut were lost
+    without a word, where a cut .gz is a truncated_input reject."""
+    from spacy_bioner.annotate.output import input_shards, shard_name
+
+    xml = gzip.decompress(BASELINE.read_bytes())
+    full = list(read_items(BASELINE))
+    whole = tmp_path / "whole.xml"
+    whole.write_bytes(xml)
+    assert [replace(item, source="") for item in read_items(whole)] == [replace(item, source="") for item in full]
+    end = xml.index(b"</PubmedArticle>", len(xml) // 2) + len(b"</PubmedArticle>")
+    complete = xml[:end].count(b"<PubmedArticle>")
+    assert 10 < complete < len(full)
+    for cut_at, kept in ((end, complete), (end + 1, complete), (end - 20, complete - 1)):
+        path = tmp_path / "cut.xml"
+        path.write_bytes(xml[:cut_at])
+        items = list(read_items(path))
+        assert items[:-1] == [replace(item, source=str(path)) for item in full[:kept]]
+        last = items[-1]
+        assert isinstance(last, Reject) and last.kind == TRUNCATED
+        assert last.reason.startswith(f"the file ends before </PubmedArticleSet>, after {kept} complete records")
+        # Cut inside a record, it is the one rejected, by its PMID; cut after one, the next is missing.
+        assert last.doc_id == ("" if kept == complete else full[kept].doc_id)  # type: ignore[union-attr]
+        assert last.record == f"record {kept + 1}" + (f", PMID {last.doc_id}" if last.doc_id else "")
+        assert count_records(path) == len(items)
+    # A resume skips the records of finished shards, the last whole one too, at the same positions.
+    path.write_bytes(xml[:end])
+    every = list(input_shards(path, "in", 4))
+    finished = {shard_name("in", position, 4) for position in range(0, len(every), 8)}
+    finished.add(shard_name("in", len(every) - 2, 4))  # that of the last record
+    resumed = list(input_shards(path, "in", 4, finished))
+    assert resumed == [(shard, position, item) for shard, position, item in every if shard not in finished]
+    # An update file whose DeleteCitation is its last record, cut before the end of the set.
+    update = gzip.decompress(PUBMED_UPDATE.read_bytes())
+    path.write_bytes(update[: update.rindex(b"</PubmedArticleSet>")])
+    items = list(read_items(path))
+    assert [type(i) for i in items[:-1]] == [type(i) for i in read_items(PUBMED_UPDATE)]
+    assert isinstance(items[-1], Reject) and items[-1].kind == TRUNCATED
+    assert count_records(path) == sum(not isinstance(item, Deleted) for item in items)
+
+
 def test_truncated_gz_keeps_every_complete_record_before_the_cut(tmp_path: Path) -> None:
     full = list(read_items(BASELINE))
     cut = BASELINE.read_bytes()
@@ -110,6 +174,7 @@ def test_truncated_gz_keeps_every_complete_record_before_the_cut(tmp_path: Path)
     assert last.doc_id == full[complete].doc_id  # type: ignore[union-attr]
     assert last.record == f"record {complete + 1}, PMID {last.doc_id}"
     assert f"after {complete} complete records" in last.reason
+    assert count_records(path) == len(items)  # the reject in place of the cut record counted, as read
 
 
 def test_xz_inputs_read_as_their_gzip_twins(tmp_path: Path) -> None:
@@ -268,7 +333,10 @@ def test_too_long_reason_does_not_claim_the_option_was_given(tmp_path: Path) -> 
     (reject,) = read_items(path, max_chars=20)
     assert isinstance(reject, Reject) and reject.kind == TOO_LONG
     assert "more than --max-doc-chars" not in reject.reason
-    assert reject.reason.startswith("50 characters, longer than the limit of 20 characters")
+    assert reject.reason == "50 characters, longer than the limit of 20 characters"
+    # The reason names the limit's source as the run gives it, not "--max-doc-chars, default nlp.max_length".
+    (reject,) = read_items(path, max_chars=20, limit_name="--max-doc-chars")
+    assert reject.reason == "50 characters, longer than the limit of 20 characters (--max-doc-chars)"
 
 
 def test_an_error_of_the_system_reading_an_input_names_the_file(

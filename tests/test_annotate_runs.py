@@ -29,7 +29,7 @@ from spacy_bioner.annotate import (
 )
 from spacy_bioner.annotate.engine import BatchAnnotator, local_shards
 from spacy_bioner.annotate.output import SHARDS_DIR, OutputDir, OutputError
-from spacy_bioner.annotate.sources import EMPTY_TEXT, TOO_LONG, Record
+from spacy_bioner.annotate.sources import EMPTY_TEXT, TOO_LONG, TRUNCATED, Record
 from spacy_bioner.cli import app
 
 def done_shards(output: Path) -> List[str]:
@@ -592,7 +592,10 @@ def test_ctrl_c_while_the_workers_load_is_one_line_and_ends_them(tiny_pipeline: 
             process.communicate()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr.decode() and "Exception in initializer" not in stderr.decode(), stderr
-    assert stderr.decode().strip().splitlines() == [
+    # The line --no-progress prints as the pipeline loads, then the one of the interrupt.
+    lines = stderr.decode().strip().splitlines()
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] loading the pipeline " + re.escape(str(tiny_pipeline)), lines[0]), lines
+    assert lines[1:] == [
         f"Interrupted: the shards written to {tmp_path / 'out'} are kept; the same command finishes the run."]
     assert not [pid for pid in workers if _alive(pid)], "workers left running"
 
@@ -707,3 +710,95 @@ def test_an_output_folder_under_a_file_is_one_line(tiny_pipeline: Path, tmp_path
     with pytest.raises(AnnotateError, match=f"{note / 'out'} cannot be used as the output folder: Not a directory"):
         annotate(str(tiny_pipeline), [path], note / "out", Options(fmt="jsonl"))
     assert note.read_text() == "not a folder"
+
+
+@pytest.mark.slow
+def test_without_the_bar_a_run_logs_its_progress_on_stderr(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """With stderr no terminal (a batch job, `2>&1 | tee`), the bar is off, and nothing was printed until the end."""
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(5, seed=1))
+    args = ["annotate", str(tiny_pipeline), str(path), "--shard-size", "2"]
+    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path / "plain")])  # CliRunner's stderr: no terminal
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    time_of_day = r"\[\d\d:\d\d:\d\d\] "
+    assert re.fullmatch(time_of_day + "loading the pipeline " + re.escape(str(tiny_pipeline)), lines[0])
+    shards = [line for line in lines if " written (" in line]
+    assert len(shards) == 3, lines
+    entities = 0
+    for line, (records, done) in zip(shards, [("2 records", 2), ("2 records", 4), ("1 record", 5)]):
+        # The records done of all, and of how many once they are counted (a thread counts them meanwhile).
+        match = re.fullmatch(time_of_day + r"shard toy\.jsonl-\w+-00000\d written \(" + records +
+                             rf", ([\d,]+) entit(?:y|ies)\): {done}(?:/5)? records done, [\d,]+ words/s", line)
+        assert match, line
+        entities += int(match.group(1).replace(",", ""))
+    summary = json.loads((tmp_path / "plain" / "summary.json").read_text(encoding="utf8"))
+    assert entities == summary["entities"] > 0
+    assert "written (" not in result.stdout and "loading the pipeline" not in result.stdout
+    # With the bar, the bar alone: no line of its own for each shard.
+    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path / "bar"), "--progress"])
+    assert result.exit_code == 0, result.output
+    assert "written (" not in result.output and "loading the pipeline" not in result.output
+    assert "annotate:" in result.stderr  # tqdm's bar
+
+
+@pytest.mark.slow
+def test_inputs_without_records_are_said_so_not_done_before(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """An empty input on a new output said "every shard was done before this run", of no shard at all."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf8")
+    command = ["annotate", str(tiny_pipeline), str(empty), "--output", str(tmp_path / "out"), "--no-progress"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert f"Warning: the inputs hold no records: there was nothing to annotate ({empty})" in result.stderr
+    assert "done before" not in result.output
+    assert "0 records: 0 annotated, 0 rejected" in result.stdout
+    # A finished run run again: its shards were done before, and it has records.
+    toy = write_texts(tmp_path / "toy.jsonl", toy_abstracts(2, seed=1))
+    command = ["annotate", str(tiny_pipeline), str(toy), "--output", str(tmp_path / "toy"), "--no-progress"]
+    first = CliRunner().invoke(app, command)
+    again = CliRunner().invoke(app, command)
+    assert first.exit_code == again.exit_code == 0, (first.output, again.output)
+    assert "done before" not in first.output and "words/s this run" in first.stdout
+    assert "2 records: 2 annotated" in again.stdout and "every shard was done before this run" in again.stdout
+    assert "Warning" not in first.output + again.output
+
+
+@pytest.mark.slow
+def test_too_long_names_the_limit_it_was_longer_than(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """The reason said "(--max-doc-chars, default nlp.max_length)" whichever limit it was."""
+    import spacy
+
+    max_length = spacy.load(tiny_pipeline).max_length
+    long = "p53 " * (max_length // 4 + 1)
+    path = write_texts(tmp_path / "toy.jsonl", ["IL-2 binds p53 .", long])
+    reasons = {}
+    for name, options in (("default", Options()), ("given", Options(max_doc_chars=10))):
+        summary = annotate(str(tiny_pipeline), [path], tmp_path / name, options)
+        assert summary["rejects_by_kind"] == {TOO_LONG: 1 if name == "default" else 2}
+        reasons[name] = [row["reason"] for row in read_table(tmp_path / name, "rejects")]
+    assert reasons["default"] == [f"{len(long)} characters, longer than the limit of {max_length} characters "
+                                  "(the pipeline's nlp.max_length)"]
+    assert reasons["given"] == ["16 characters, longer than the limit of 10 characters (--max-doc-chars)",
+                                f"{len(long)} characters, longer than the limit of 10 characters (--max-doc-chars)"]
+
+
+@pytest.mark.slow
+def test_a_plain_xml_cut_before_the_end_of_its_set_is_counted_as_truncated(
+    tiny_pipeline: Path, tmp_path: Path
+) -> None:
+    """Its records after the cut were lost without a word; a cut .gz was a truncated_input reject."""
+    import gzip
+
+    xml = gzip.decompress(PUBMED_BASELINE.read_bytes())
+    end = xml.index(b"</PubmedArticle>", len(xml) // 2) + len(b"</PubmedArticle>")
+    path = tmp_path / "cut.xml"
+    path.write_bytes(xml[:end])
+    summary = annotate(str(tiny_pipeline), [path], tmp_path / "out", Options())
+    records = xml[:end].count(b"<PubmedArticle>")
+    assert summary["status"] == "complete"
+    # The records before the cut, and one reject for what is missing after it.
+    assert summary["records"] == records + 1 == summary["documents"] + summary["rejected"]
+    assert summary["rejects_by_kind"][TRUNCATED] == 1 and summary["rejected_bad_input"] == 1
+    (reject,) = [row for row in read_table(tmp_path / "out", "rejects") if row["kind"] == TRUNCATED]
+    assert reject["record"] == f"record {records + 1}"
+    assert reject["reason"].startswith("the file ends before </PubmedArticleSet>")

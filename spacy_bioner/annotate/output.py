@@ -98,13 +98,15 @@ def sharded(
 
 def input_shards(
     path: Path, prefix: str, shard_size: int, skip: Iterable[str] = (),
-    id_key: str = "id", text_key: str = "text", max_chars: int = 0,
+    id_key: str = "id", text_key: str = "text", max_chars: int = 0, limit_name: str = "",
 ) -> Iterator[Tuple[str, int, Item]]:
-    """`sharded` over the items of the input `path` (`read_items`), the records of
-    the `skip` shards (finished before a resume) not even parsed."""
+    """`sharded` over the items of the input `path` (`read_items`, `max_chars` named
+    `limit_name` in a too_long reason), the records of the `skip` shards (finished
+    before a resume) not even parsed."""
     skip = frozenset(skip)
     items = read_items(path, id_key, text_key, max_chars,
-                       skip=lambda position: shard_name(prefix, position, shard_size) in skip)
+                       skip=lambda position: shard_name(prefix, position, shard_size) in skip,
+                       limit_name=limit_name)
     return sharded(items, prefix, shard_size, skip)
 
 

@@ -73,9 +73,10 @@ def row_item(row: Dict[str, Any]) -> Item:
 
 
 def _parse_input(row: Dict[str, Any], id_key: str, text_key: str, max_chars: int, shard_size: int,
-                 finished: List[str]) -> Iterator[Dict[str, Any]]:
+                 finished: List[str], limit_name: str = "") -> Iterator[Dict[str, Any]]:
     """flat_map: one row per unfinished shard of an input file, its items as JSON."""
-    planned = input_shards(Path(row["path"]), row["prefix"], shard_size, finished, id_key, text_key, max_chars)
+    planned = input_shards(Path(row["path"]), row["prefix"], shard_size, finished, id_key, text_key, max_chars,
+                           limit_name)
     for shard, group in shards_of(planned):
         yield {"shard": shard, "items": json.dumps([item_row(shard, position, item) for position, item in group])}
 
@@ -231,13 +232,23 @@ def annotator_actors(requested: int, cpus: int) -> int:
 def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
                shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
                actors: int = 1, gpu_id: int = -1, shard_retries: int = 2, precision: Optional[str] = None,
-               log: Callable[[str], None] = lambda text: None) -> Iterator[Tuple[str, List[Result]]]:
+               log: Callable[[str], None] = lambda text: None, limit_name: str = "",
+               progress: bool = True) -> Iterator[Tuple[str, List[Result]]]:
     """(shard, its results) of every unfinished shard, each as soon as it arrives (in any shard order).
 
     Ray must be running (`ray_session`). Inputs are read by their resolved
     path, each item's `source`, as in the local engine. A shard whose actor
     dies is tried again up to `shard_retries` times. AnnotateError when a task
-    or actor fails.
+    or actor fails. Without `progress`, Ray Data shows no progress bars (nor,
+    where stdout is no terminal, the progress lines it logs in their place):
+    `DataContext.enable_progress_bars` of this dataset's context.
+
+    The actors keep Ray Data's restarts (`max_restarts=-1`): a dead actor is
+    restarted so that its shard is retried. Ray's driver therefore logs an
+    error-level line once an actor starts, "... has constructor arguments in
+    the object store and max_restarts > 0 ...": the arguments in the object
+    store are Ray Data's own (its context and the map function), not this
+    engine's, so only `max_restarts=0` would avoid it, and with it the retries.
     """
     import ray
 
@@ -249,7 +260,8 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
     files = [{"path": str(path.resolve()), "prefix": shard_prefix(path)} for path in inputs]
     ds = ray.data.from_items(files, override_num_blocks=max(1, len(files)))
     ds = ds.flat_map(_parse_input, fn_kwargs={"id_key": id_key, "text_key": text_key, "max_chars": max_chars,
-                                              "shard_size": shard_size, "finished": sorted(finished)})
+                                              "shard_size": shard_size, "finished": sorted(finished),
+                                              "limit_name": limit_name})
     with warnings.catch_warnings():
         # Ray 2.60 takes the retry limits only among its ray_remote_args, which it deprecates
         # without a named parameter for them yet (the extra stays below 2.64, which removes them).
@@ -269,13 +281,32 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
             max_task_retries=shard_retries,
             batch_format="numpy",
         )
+    # This dataset's own context (a copy of the driver's current one, made as the dataset was).
+    ds.context.enable_progress_bars = progress
+    with _quiet_progress_notice(progress):
+        try:
+            for row in ds.iter_rows():  # one row per shard (see _ShardAnnotator)
+                shard = str(row["shard"])
+                results = []
+                for result in json.loads(row["results"]):
+                    results.append(Result(shard, int(result["position"]), row_item(result), result["entities"],
+                                          int(result["n_words"])))
+                yield shard, results
+        except ray.exceptions.RayError as e:
+            raise _ray_failure(e) from None
+
+
+@contextmanager
+def _quiet_progress_notice(progress: bool) -> Iterator[None]:
+    """Without `progress`, leave out the warning Ray Data logs once a run without progress
+    bars starts, to say how to turn them on: --no-progress asked for them to be off."""
+    import logging
+
+    progress_logger = logging.getLogger("ray.data._internal.progress")
+    level = progress_logger.level
+    if not progress:
+        progress_logger.setLevel(logging.ERROR)
     try:
-        for row in ds.iter_rows():  # one row per shard (see _ShardAnnotator)
-            shard = str(row["shard"])
-            results = []
-            for result in json.loads(row["results"]):
-                results.append(Result(shard, int(result["position"]), row_item(result), result["entities"],
-                                      int(result["n_words"])))
-            yield shard, results
-    except ray.exceptions.RayError as e:
-        raise _ray_failure(e) from None
+        yield
+    finally:
+        progress_logger.setLevel(level)

@@ -143,6 +143,11 @@ def input_state(path: Path) -> Dict[str, Any]:
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def limit_name(options: Options) -> str:
+    """Where the limit of a document's characters comes from, for a too_long reject's reason."""
+    return "--max-doc-chars" if options.max_doc_chars else "the pipeline's nlp.max_length"
+
+
 def plan(inputs: Sequence[Path], options: Options, max_chars: int, skip: Iterable[str]) -> Iterator[Tuple[str, int, Any]]:
     """(shard, position, item) of every input item, those of `skip` shards left out.
 
@@ -151,7 +156,7 @@ def plan(inputs: Sequence[Path], options: Options, max_chars: int, skip: Iterabl
     skip = frozenset(skip)  # made once for all inputs (input_shards takes a frozenset as it is)
     for path in inputs:
         yield from input_shards(path.resolve(), shard_prefix(path), options.shard_size, skip,
-                                options.id_key, options.text_key, max_chars)
+                                options.id_key, options.text_key, max_chars, limit_name(options))
 
 
 def annotate(
@@ -163,9 +168,15 @@ def annotate(
     overwrite: bool = False,
     log: Callable[[str], None] = lambda text: None,
     stop_after_shards: Optional[int] = None,
+    progress_log: Optional[Callable[[str], None]] = None,
 ) -> Dict[str, Any]:
     """Annotate `inputs` into `output`; return the summary (also in `output/summary.json`).
 
+    With `options.progress` a progress bar shows how the run goes on; without
+    it, `progress_log` (default: `log`) is given a line as the pipeline loads
+    and one for each shard written (its records and entities, the records
+    done so far of all, once counted, and the words per second), so that a
+    run whose stderr is no terminal shows it is alive.
     `stop_after_shards` ends the run after writing that many shards, as a
     kill between two shards would (for tests). Raises AnnotateError when the
     run cannot start or an input cannot be read, and TooManyRejects past
@@ -187,6 +198,9 @@ def annotate(
         previous_run(output, resume, overwrite)  # a folder no run can use, refused before the pipeline loads
     except OutputError as e:
         raise AnnotateError(str(e)) from None
+    progress_log = progress_log or log
+    if not options.progress:
+        progress_log(f"loading the pipeline {model}")
     try:
         # The Ray engine's actors take the GPUs (and check their bfloat16); here the pipeline only plans the run.
         here = options.engine == "local"
@@ -244,12 +258,14 @@ def annotate(
                 model, paths, id_key=options.id_key, text_key=options.text_key, max_chars=max_chars,
                 shard_size=options.shard_size, finished=set(previous), batch_size=options.batch_size,
                 max_batch_chars=options.max_batch_chars, actors=options.n_process, gpu_id=options.gpu_id,
-                precision=options.precision, log=log)
+                precision=options.precision, log=log, limit_name=limit_name(options), progress=options.progress)
         else:
             shards = local_shards(model, plan(paths, options, max_chars, previous), options.batch_size,
                                   options.max_batch_chars, options.n_process, options.gpu_id, nlp=local_nlp,
                                   precision=options.precision)
         bar = _progress_bar(paths, options, previous) if options.progress else None
+        total = None if options.progress else _RecordTotal(paths, options)
+        done = sum(m["documents"] + m["rejected"] for m in previous.values())
         start = time.perf_counter()
         words = documents = written = 0
         stopped = False
@@ -265,15 +281,25 @@ def annotate(
                 words += manifest["words"]
                 documents += manifest["documents"]
                 bad_input += bad_input_rejects(manifest)
+                records = manifest["documents"] + manifest["rejected"]
+                done += records
+                words_per_s = words / max(time.perf_counter() - start, 1e-9)
                 if bar is not None:
-                    bar.update(manifest["documents"] + manifest["rejected"])
-                    bar.set_postfix(words_per_s=f"{words / max(time.perf_counter() - start, 1e-9):,.0f}")
+                    bar.update(records)
+                    bar.set_postfix(words_per_s=f"{words_per_s:,.0f}")
+                else:
+                    of = f"/{total.value:,}" if total is not None and total.value is not None else ""
+                    progress_log(f"shard {shard} written ({counted(records, 'record')}, "
+                                 f"{counted(manifest['entities'], 'entity', 'entities')}): {done:,}{of} records "
+                                 f"done, {words_per_s:,.0f} words/s")
                 if bad_input > options.max_rejects or (stop_after_shards is not None and written >= stop_after_shards):
                     stopped = True
                     break
         finally:
             if bar is not None:
                 bar.close()
+            if total is not None:
+                total.stop()
             if hasattr(shards, "close"):
                 shards.close()
         wall = time.perf_counter() - start
@@ -311,24 +337,46 @@ def _progress_bar(paths: Sequence[Path], options: Options, previous: Dict[str, D
     from tqdm import tqdm
 
     done = sum(m["documents"] + m["rejected"] for m in previous.values())
-    stop = threading.Event()
 
     class CountedBar(tqdm):  # type: ignore[misc, valid-type]
         def close(self) -> None:
-            stop.set()
+            counter.stop()
             super().close()
 
     bar = CountedBar(total=None, initial=done, unit="doc", desc="annotate", dynamic_ncols=True)
 
-    def count_total() -> None:
-        counts = []
-        for path in paths:
-            if stop.is_set():
-                return
-            counts.append(count_records(path, options.id_key, options.text_key))
-        if all(c is not None for c in counts) and not stop.is_set():
-            bar.total = sum(counts)  # type: ignore[arg-type]
-            bar.refresh()
+    def show_total(total: int) -> None:
+        bar.total = total
+        bar.refresh()
 
-    threading.Thread(target=count_total, name="annotate-progress-total", daemon=True).start()
+    counter = _RecordTotal(paths, options, show_total)
     return bar
+
+
+class _RecordTotal:
+    """The number of input records (`count_records`), counted in a thread while the run goes on:
+    `value` is None until it is known, or for good where an input's count is unknown.
+
+    Counting decompresses and frames every PubMed file once more, minutes for a
+    whole baseline. `stop` ends the count after the file it is reading.
+    """
+
+    def __init__(self, paths: Sequence[Path], options: Options,
+                 on_known: Callable[[int], None] = lambda total: None):
+        self.value: Optional[int] = None
+        self._stop = threading.Event()
+
+        def count() -> None:
+            counts = []
+            for path in paths:
+                if self._stop.is_set():
+                    return
+                counts.append(count_records(path, options.id_key, options.text_key))
+            if all(c is not None for c in counts) and not self._stop.is_set():
+                self.value = sum(counts)  # type: ignore[arg-type]
+                on_known(self.value)
+
+        threading.Thread(target=count, name="annotate-progress-total", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -53,7 +53,8 @@ keys; a path that is not UTF-8) is refused before the run starts
 (`expand_inputs`): the mistake is in the invocation, not in a record.
 
 What is wrong with a file's content (bad XML or JSON, a truncated or
-corrupt `.gz` or `.xz`, a corrupt Parquet file) is a reject: it would be the same on
+corrupt `.gz` or `.xz`, a PubMed file that ends before its
+`</PubmedArticleSet>`, a corrupt Parquet file) is a reject: it would be the same on
 every run. An error of the system reading it (permission denied, an I/O
 error, a file gone from a network share) is an `AnnotateError` naming the
 file: it may pass, so the run stops before the shard is finished and a rerun
@@ -85,6 +86,7 @@ READ_CHUNK = 1 << 20
 XML_SUFFIXES = (".xml", ".xml.gz", ".xml.xz")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.xz", ".ndjson", ".ndjson.gz", ".ndjson.xz")
 PARQUET_SUFFIXES = (".parquet",)
+INPUT_TYPES = ".xml[.gz|.xz], .jsonl or .ndjson[.gz|.xz], .parquet or a folder of .txt files"
 # A JSON Lines input whose first records all lack the id or text key is refused before the run
 # (a wrong --text-key); a record without them further on is a reject.
 JSON_KEY_SAMPLE = 100
@@ -165,14 +167,25 @@ def input_kind(path: Path) -> str:
     if name.endswith(".txt"):
         raise ValueError(f"{path}: a .txt file is read as part of a folder input; give its folder "
                          f"({path.parent}), which reads every .txt file in it")
-    raise ValueError(f"{path}: unknown input type (expected .xml[.gz|.xz], .jsonl or .ndjson[.gz|.xz], .parquet "
-                     "or a folder of .txt files)")
+    raise ValueError(f"{path}: unknown input type (expected {INPUT_TYPES})")
+
+
+def _input_suffix(name: str) -> str:
+    """The ending of a file name that makes it an input of its own (`.xml.gz`, `.jsonl`, `.parquet`,
+    ... as spelt in the name, in any case), or '' for a file annotate does not read as one."""
+    lower = name.lower()
+    for suffix in sorted(XML_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES, key=len, reverse=True):
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[-len(suffix):]
+    return ""
 
 
 def read_items(
-    path: Path, id_key: str = "id", text_key: str = "text", max_chars: int = 0, skip: Skip = None
+    path: Path, id_key: str = "id", text_key: str = "text", max_chars: int = 0, skip: Skip = None,
+    limit_name: str = "",
 ) -> Iterator[Union[Item, _Skipped]]:
-    """The items of one input, in order. Records longer than `max_chars` (if > 0) are rejected.
+    """The items of one input, in order. Records longer than `max_chars` (if > 0) are rejected,
+    the reason naming where the limit comes from, `limit_name` (e.g. "--max-doc-chars"), if given.
 
     Each item's `source` is `str(path)`: a run passes the resolved path. An
     error of the system reading the input raises AnnotateError (see the module
@@ -192,9 +205,10 @@ def read_items(
         items = read_parquet(path, id_key, text_key)
     for item in items:
         if max_chars > 0 and isinstance(item, Record) and len(item.text) > max_chars:
+            where = f" ({limit_name})" if limit_name else ""
             yield Reject(item.source, item.record, TOO_LONG,
-                         f"{len(item.text)} characters, longer than the limit of {max_chars} characters "
-                         "(--max-doc-chars, default nlp.max_length)", item.doc_id)
+                         f"{len(item.text)} characters, longer than the limit of {max_chars} characters{where}",
+                         item.doc_id)
         else:
             yield item
 
@@ -216,9 +230,16 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
             if kind == "jsonl":
                 return sum(1 for line in f if line.strip())
             frames = articles = 0
-            for frame in _framed_records(f):
-                frames += 1
-                articles += not frame.startswith(b"<DeleteCitation")
+            try:
+                for frame in _framed_records(f):
+                    frames += 1
+                    articles += not frame.startswith(b"<DeleteCitation")
+            except SetNotEnded as e:
+                # Its last record, if whole, and one truncated_input reject (`read_pubmed`).
+                last = _whole_record(e.partial)
+                return articles + (last is not None and not last.startswith(b"<DeleteCitation")) + 1
+            except DECOMPRESSION_ERRORS:
+                return articles + 1  # the records before the error, and one reject in place of the rest
             # A file without any PubMed record is one reject, unless it is an empty set (`read_pubmed`).
             return articles if frames or _is_empty_set(path) else 1
     except (OSError, ValueError, *DECOMPRESSION_ERRORS):
@@ -254,6 +275,14 @@ _TAG_TAIL = 32
 _PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
 
 
+class SetNotEnded(EOFError):
+    """A PubMed file that ends before the `</PubmedArticleSet>` of its last record: cut short
+    (a plain `.xml` cut at a record's end reads as well-formed records). `partial` holds the
+    bytes of its last record, which may be whole."""
+
+    partial = b""
+
+
 def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
     """The bytes of each top-level record of a PubmedArticleSet, the header dropped.
 
@@ -261,7 +290,9 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
     follows a set's end (the header of a second, concatenated set) is dropped
     too. Tags inside comments and CDATA sections do not count. A read error
     (a truncated `.gz`) propagates after the complete records before it; the
-    partial record is attached to the exception as `partial`.
+    partial record is attached to the exception as `partial`. A file whose
+    last record is not followed by the end of its set raises `SetNotEnded`
+    in place of that record, its bytes as `partial`.
     """
     buffer = b""
     scan = 0  # where the scan resumes in buffer
@@ -292,7 +323,12 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
         buffer, scan = buffer[keep:], scan - keep
         begin = None if begin is None else 0
     if begin is not None and buffer.strip():
-        yield _before_set_end(buffer)
+        frame = _before_set_end(buffer)
+        if len(frame) == len(buffer):  # no end of the set after the last record
+            error = SetNotEnded("the file ends before </PubmedArticleSet>")
+            error.partial = frame
+            raise error
+        yield frame
 
 
 # What may come before a file's root element: the XML declaration, a DOCTYPE, comments.
@@ -389,25 +425,62 @@ def pubmed_locator(n: int, pmid: str) -> str:
     return f"record {n}, PMID {pmid}" if pmid else f"record {n}"
 
 
+def _whole_record(frame: bytes) -> Optional[bytes]:
+    """The last record of a file cut short (`SetNotEnded.partial`), up to its end tag, if it is whole
+    (it parses); None for a record cut inside."""
+    name = re.match(rb"<(\w+)", frame)
+    if name is None:
+        return None
+    ends = list(re.finditer(rb"</" + name.group(1) + rb"\s*>", frame))
+    if not ends:
+        return None
+    record = frame[: ends[-1].end()]
+    try:
+        _etree.fromstring(record)
+    except _XMLError:
+        return None
+    return record
+
+
 def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]]:
-    """The records and deletions of a PubMed/MEDLINE XML file (`.xml`, `.xml.gz` or `.xml.xz`)."""
+    """The records and deletions of a PubMed/MEDLINE XML file (`.xml`, `.xml.gz` or `.xml.xz`).
+
+    A file that ends before its `</PubmedArticleSet>` (`SetNotEnded`) ends
+    with a `truncated_input` reject, as a truncated `.gz` does: in place of
+    its last record where that one is cut, after it where it is whole.
+    """
     source = str(path)
     n = position = 0
+
+    def items(raw: bytes) -> Iterator[Union[Item, _Skipped]]:
+        nonlocal position
+        # A record is one item; a DeleteCitation, one per PMID it lists.
+        if skip is not None and not raw.startswith(b"<DeleteCitation") and skip(position):
+            position += 1
+            yield SKIPPED
+            return
+        for item in _pubmed_record(raw, source, n):
+            position += 1
+            yield item
+
     try:
         with open_bytes(path) as f:
             for raw in _framed_records(f):
                 n += 1
-                # A record is one item; a DeleteCitation, one per PMID it lists.
-                if skip is not None and not raw.startswith(b"<DeleteCitation") and skip(position):
-                    position += 1
-                    yield SKIPPED
-                    continue
-                for item in _pubmed_record(raw, source, n):
-                    position += 1
-                    yield item
+                yield from items(raw)
         if n == 0 and not _is_empty_set(path):
             yield Reject(source, "-", MALFORMED_XML, "no PubMed records (PubmedArticle, PubmedBookArticle or "
                          "DeleteCitation) found in the file: not a PubMed XML file?")
+    except SetNotEnded as e:
+        last = _whole_record(e.partial)
+        if last is not None:
+            n += 1
+            yield from items(last)
+        match = _PMID.search(e.partial) if last is None else None
+        pmid = match.group(1).decode() if match else ""
+        yield Reject(source, pubmed_locator(n + 1, pmid), TRUNCATED,
+                     f"the file ends before </PubmedArticleSet>, after {n} complete records (cut short: "
+                     "any records after them are missing)", pmid)
     except (OSError, *DECOMPRESSION_ERRORS) as e:
         match = _PMID.search(getattr(e, "partial", b""))
         pmid = match.group(1).decode() if match else ""
@@ -701,10 +774,17 @@ def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "t
             held = Counter("".join(file.suffixes) for file in path.iterdir() if file.is_file())
             if not held:
                 raise ValueError(f"{path}: a folder input is read for its .txt files, and this folder is empty")
-            suffix, _ = held.most_common(1)[0]
             what = ", ".join(f"{n} {suffix or 'without suffix'}" for suffix, n in held.most_common(3))
+            # Only files of a type read as an input of their own are worth naming (`input_kind`).
+            readable = Counter(suffix for file in path.iterdir() if file.is_file()
+                               if (suffix := _input_suffix(file.name)))
+            if readable:
+                suffix, _ = readable.most_common(1)[0]
+                hint = f"give other inputs by their file names, e.g. {path / '*'}{suffix}"
+            else:
+                hint = f"none of its files is an input annotate reads ({INPUT_TYPES})"
             raise ValueError(f"{path}: a folder input is read for its .txt files, and this one holds none "
-                             f"(it holds {what}); give other inputs by their file names, e.g. {path / '*'}{suffix}")
+                             f"(it holds {what}); {hint}")
         if kind == "pubmed":
             root = xml_root(path)
             if root is not None and root not in PUBMED_ROOTS:

@@ -40,9 +40,9 @@ def score_text(score: Optional[float]) -> str:
     return "-" if score is None else f"{score:.3f}"
 
 
-def log(text: str) -> None:
-    """A progress line with the time of day."""
-    typer.echo(f"[{time.strftime('%H:%M:%S')}] {text}")
+def log(text: str, err: bool = False) -> None:
+    """A progress line with the time of day (on stderr with `err`)."""
+    typer.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=err)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 import sys
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
@@ -97,7 +98,8 @@ def annotate(
     ),
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress",
-        help="Progress bar: documents, words/s, ETA (default: on when stderr is a terminal).",
+        help="Progress bar: documents, words/s, ETA (default: on when stderr is a terminal). Off: a line on "
+        "stderr for each shard written instead, and no Ray Data progress bars.",
         show_default=False,
     ),
     show: int = typer.Option(0, "--show", help="Print the first N rows of the entity table at the end."),
@@ -137,7 +139,8 @@ def annotate(
             id_key=id_key, text_key=text_key, max_rejects=max_rejects, address=address,
             progress=sys.stderr.isatty() if progress is None else progress,
         )
-        summary = run_annotate(model, inputs, output, options, resume=resume, overwrite=overwrite, log=log)
+        summary = run_annotate(model, inputs, output, options, resume=resume, overwrite=overwrite, log=log,
+                               progress_log=partial(log, err=True))
     except AnnotateError as e:  # TooManyRejects too
         raise fail(str(e)) from None
     except KeyboardInterrupt:
@@ -147,8 +150,15 @@ def annotate(
         typer.echo(f"Interrupted: the shards written to {output} are kept; {finish} finishes the run.", err=True)
         raise typer.Exit(130) from None
     speed = summary["this_invocation"]
-    this_run = (f"{speed['words_per_s'] or 0:,.0f} words/s this run" if speed["shards_written"]
-                else "every shard was done before this run")
+    if not summary["records"] and not summary["deleted"]:
+        typer.echo(f"Warning: the inputs hold no records: there was nothing to annotate "
+                   f"({', '.join(str(path) for path in inputs)})", err=True)
+    if speed["shards_written"]:
+        this_run = f"{speed['words_per_s'] or 0:,.0f} words/s this run"
+    elif speed["shards_skipped"]:
+        this_run = "every shard was done before this run"
+    else:
+        this_run = "nothing annotated this run"
     log(
         f"{counted(summary['records'], 'record')}: {summary['documents']:,} annotated, "
         f"{summary['rejected']:,} rejected ({summary['rejected_bad_input']:,} bad input, counted against "
