@@ -69,9 +69,6 @@ BIO_SUFFIXES = [
     r"(?<=[A-Za-z0-9)\]])\.",
 ]
 
-# spaCy's exceptions for initials ("a." to "z.", "ä.", "ö.", "ü."), which the tokenizer drops.
-_LETTER_PERIOD = re.compile(r"[^\W\d_]\.")
-
 # Split at the start of a token: "+/-", "-induced" after a bracket.
 BIO_PREFIXES = [rf"[+{_HYPHEN}]"]
 
@@ -85,12 +82,10 @@ def create_bio_tokenizer() -> Callable[[Language], Tokenizer]:
         suffixes = list(nlp.Defaults.suffixes or English.Defaults.suffixes) + BIO_SUFFIXES
         infixes = list(nlp.Defaults.infixes or English.Defaults.infixes) + BIO_INFIXES
         # No emoticons: spaCy re-joins tokens that spell one after the affix
-        # rules, so "(IL-8)" would give "8)" and "10(-8) M" "(-8". No single
-        # letter with a period ("h.", "d.", "g."): units end sentences ("for
-        # 24 h. Few rats died": 41 of BC5CDR's sentence ends were hidden) and names ("S-312-d.").
+        # rules, so "(IL-8)" would give "8)" and "10(-8) M" "(-8".
         rules = {
             orth: pieces for orth, pieces in (nlp.Defaults.tokenizer_exceptions or {}).items()
-            if orth not in emoticons and not _LETTER_PERIOD.fullmatch(orth)
+            if orth not in emoticons
         }
         return Tokenizer(
             nlp.vocab,
