@@ -70,7 +70,8 @@ window_size = 1
 maxout_pieces = 3
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
-# Equal on both sides of an example: the same tokens, the same text.
+
+
 @Language.factory(
     "bio_ner",
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],

@@ -32,6 +32,7 @@ from spacy_bioner.annotate.output import SHARDS_DIR, OutputDir, OutputError
 from spacy_bioner.annotate.sources import EMPTY_TEXT, TOO_LONG, TRUNCATED, Record
 from spacy_bioner.cli import app
 
+
 def done_shards(output: Path) -> List[str]:
     return sorted(p.stem for p in (output / SHARDS_DIR).glob("*.json"))
 

@@ -633,8 +633,6 @@ def test_entities_never_start_or_end_on_whitespace():
     assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx([0.9, 0.6])
 
 
-
-
 def initialized_head() -> BioNER:
     nlp = make_nlp()
     nlp.initialize(lambda: toy_examples(nlp, 10))

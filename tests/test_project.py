@@ -52,7 +52,6 @@ from spacy_bioner.packaging import (
 from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side
 
 
-
 # ---------------------------------------------------------------------------
 # project.yml
 

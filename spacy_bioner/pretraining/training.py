@@ -23,6 +23,7 @@ from .output import (
 )
 from .settings import HELDOUT_SEED, PretrainError, PretrainSettings
 
+
 def _bf16(device: torch.device) -> bool:
     """Whether `device` is a GPU with native bf16 (the current GPU: `pretrain`
     selects it). Emulated bf16, on older GPUs, has no fast matrix units."""
