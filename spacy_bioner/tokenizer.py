@@ -133,13 +133,14 @@ def _ends_sentence(prev: str, terminal: str, nxt: str) -> bool:
 
 
 def starts_sentence(doc: Doc, i: int) -> bool:
-    """Whether token `i` starts a sentence by `set_sentence_starts`' rules (no forced starts),
-    for a doc whose sentences are not set."""
+    """Whether token `i` starts a sentence by the rules above, forced starts aside: after
+    terminal punctuation, by the last two tokens before it that are not whitespace ("works."
+    "\n" "The": the whitespace stays with the sentence it follows)."""
     if i == 0:
         return True
     if doc[i].is_space:
         return False
-    before = []
+    before: List[str] = []
     j = i - 1
     while j >= 0 and len(before) < 2:
         if not doc[j].is_space:
@@ -149,7 +150,7 @@ def starts_sentence(doc: Doc, i: int) -> bool:
 
 
 def set_sentence_starts(doc: Doc, forced: Iterable[int] = ()) -> Doc:
-    """Set `is_sent_start` on every token by the rules above.
+    """Set `is_sent_start` on every token by the rules above (`starts_sentence`).
 
     `forced` are token indices that always start a sentence (e.g. the first
     token of a PubTator abstract, whatever the title ends with). Decimal
@@ -157,16 +158,6 @@ def set_sentence_starts(doc: Doc, forced: Iterable[int] = ()) -> Doc:
     so they never end a sentence.
     """
     forced_set = set(forced)
-    # The last two tokens that are not whitespace ("works." "\n" "The": the
-    # whitespace stays with the sentence it follows).
-    before: List[str] = []
-    for i, token in enumerate(doc):
-        if i == 0 or i in forced_set:
-            token.is_sent_start = True
-        elif token.is_space or len(before) < 2:
-            token.is_sent_start = False
-        else:
-            token.is_sent_start = _ends_sentence(before[-2], before[-1], token.text)
-        if not token.is_space:
-            before = [*before[-1:], token.text]
+    for token in doc:
+        token.is_sent_start = token.i in forced_set or starts_sentence(doc, token.i)
     return doc

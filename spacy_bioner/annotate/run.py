@@ -263,9 +263,9 @@ def annotate(
             shards = local_shards(model, plan(paths, options, max_chars, previous), options.batch_size,
                                   options.max_batch_chars, options.n_process, options.gpu_id, nlp=local_nlp,
                                   precision=options.precision)
-        bar = _progress_bar(paths, options, previous) if options.progress else None
-        total = None if options.progress else _RecordTotal(paths, options)
         done = sum(m["documents"] + m["rejected"] for m in previous.values())
+        bar = _progress_bar(paths, options, done) if options.progress else None
+        total = None if options.progress else _RecordTotal(paths, options)
         start = time.perf_counter()
         words = documents = written = 0
         stopped = False
@@ -327,16 +327,15 @@ def annotate(
         return summary
 
 
-def _progress_bar(paths: Sequence[Path], options: Options, previous: Dict[str, Dict[str, Any]]) -> Any:
-    """A tqdm bar over input records (annotated or rejected), with words/s, and an ETA once the total is known.
+def _progress_bar(paths: Sequence[Path], options: Options, done: int) -> Any:
+    """A tqdm bar over input records (annotated or rejected), from `done` (those of the shards
+    finished before), with words/s, and an ETA once the total is known.
 
     The total is counted in a thread while the run goes on: counting decompresses
     and frames every PubMed file once more, minutes for a whole baseline. Closing
     the bar stops the count after the file it is reading.
     """
     from tqdm import tqdm
-
-    done = sum(m["documents"] + m["rejected"] for m in previous.values())
 
     class CountedBar(tqdm):  # type: ignore[misc, valid-type]
         def close(self) -> None:

@@ -86,10 +86,7 @@ def check_output_dir(path: PathLike) -> None:
 def _inside(path: PathLike, output: PathLike) -> bool:
     """Whether `path` is the directory `output` or inside it (both existing)."""
     path, output = Path(path), Path(output)
-    if not path.exists() or not output.exists():
-        return False
-    path, output = path.resolve(), output.resolve()
-    return path == output or output in path.parents
+    return path.exists() and output.exists() and path.resolve().is_relative_to(output.resolve())
 
 
 def check_encoder_outside_output(encoder: str, output: PathLike) -> None:
