@@ -180,12 +180,14 @@ def package_meta(
     corpus of a head scored on several, see `performance`), and `ents_p/r/f`
     and `ents_per_type` pooled over the heads. The description ends with the
     test F1 of each corpus, which `spacy info` shows. Refused (ValueError)
-    for a pipeline without bio_ner heads or without the encoder's record, and
-    without metrics of this pipeline: see `metrics_to_publish`.
+    for a pipeline without bio_ner heads or without the encoder's record,
+    without metrics of this pipeline (see `metrics_to_publish`), and where a
+    head has no test scores.
     """
     meta = read_json(Path(model_dir) / "meta.json")
     components = _pipeline_config(model_dir)["components"]
-    if not any(component.get("factory") == "bio_ner" for component in components.values()):
+    heads = {name: component for name, component in components.items() if component.get("factory") == "bio_ner"}
+    if not heads:
         raise ValueError(
             f"{model_dir} is not a spacy-bioner pipeline: none of its components ({', '.join(components) or 'none'}) "
             "is a bio_ner head; give a pipeline trained by this project (e.g. training/model-best)"
@@ -205,6 +207,14 @@ def package_meta(
     ]
     meta["sources"] = encoder_sources + list(project_meta.get("sources", []))
     meta["performance"] = performance(metrics, primary)
+    scored = {result["spans_key"] for result in metrics.values()}
+    unscored = [name for name, head in heads.items() if head["spans_key"] not in scored]
+    if unscored:
+        raise ValueError(
+            f"--metrics {metrics_dir}: no test scores of head{'s' * (len(unscored) > 1)} {', '.join(unscored)}; "
+            f"the model card would publish the other heads' alone. Evaluate {model_dir} on a test corpus of "
+            f"every head (`python -m spacy_bioner evaluate {model_dir} --corpus NAME=TEST ...`)"
+        )
     scores = ", ".join(f"{name} {m['seqeval']['f1']:.3f}" for name, m in metrics.items())
     encoder = encoder_sources[0]["name"]
     meta["description"] = (

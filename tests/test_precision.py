@@ -180,7 +180,7 @@ def test_evaluate_at_another_precision_says_so_and_is_not_published(
     (model / "meta.json").write_text(json.dumps(meta))
     metrics = tmp_path / "metrics"
     evaluate = ["evaluate", str(model), "--corpus", f"toy={corpus_root / 'jnlpba' / 'test.spacy'}",
-                "--output-dir", str(metrics)]
+                "--corpus", f"bc5cdr={corpus_root / 'bc5cdr-iob' / 'test.spacy'}", "--output-dir", str(metrics)]
     result = CliRunner().invoke(app, evaluate + ["--precision", "bfloat16"])
     assert result.exit_code == 0, result.output
     assert json.loads((metrics / "toy.json").read_text())["precision"] == "bfloat16"

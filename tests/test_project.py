@@ -346,7 +346,18 @@ def hash_pipeline(tmp_path_factory):
     nlp.to_disk(path)
     test_path = path.parent / "test.spacy"
     DocBin(docs=_corpus_docs(nlp.vocab, 25, 7, "jnlpba"), store_user_data=True).to_disk(test_path)
+    DocBin(docs=_corpus_docs(nlp.vocab, 25, 8, "bc5cdr"), store_user_data=True).to_disk(_bc5cdr_test(test_path))
     return path, test_path
+
+
+def _bc5cdr_test(test_path: Path) -> Path:
+    """The test corpus of hash_pipeline's second head, beside the first's."""
+    return test_path.with_name("test-bc5cdr.spacy")
+
+
+def _other_head(test_path: Path) -> list:
+    """evaluate's arguments that score hash_pipeline's second head too, as package-meta asks."""
+    return ["--corpus", f"bc5cdr={_bc5cdr_test(test_path)}"]
 
 
 def test_evaluate_matches_a_direct_seqeval_computation(hash_pipeline):
@@ -583,6 +594,11 @@ def test_package_meta_refuses_partial_or_missing_scores_and_names_a_broken_proje
     args = ["package-meta", str(model), str(bom), str(out), "--metrics", str(metrics)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and f"Error: {bom}: not valid JSON (Unexpected UTF-8 BOM" in result.output
+    # Nor is a card with one head's scores for a pipeline of two.
+    result = CliRunner().invoke(app, base + ["--metrics", str(metrics)])
+    assert result.exit_code == 1 and "no test scores of head bc5cdr; the model card would publish" in result.output
+    assert not out.exists()
+    assert CliRunner().invoke(app, evaluate + _other_head(test_path)).exit_code == 0
     assert CliRunner().invoke(app, base + ["--metrics", str(metrics)]).exit_code == 0 and out.exists()
 
 
@@ -750,7 +766,8 @@ def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipe
 
     model, test_path = hash_pipeline
     metrics = tmp_path / "metrics"
-    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"jnlpba={test_path}", "--output-dir", str(metrics)])
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"jnlpba={test_path}", *_other_head(test_path),
+                                      "--output-dir", str(metrics)])
     assert result.exit_code == 0, result.output
     out = tmp_path / "package-meta.json"
     args = ["package-meta", str(model), str(ROOT / "configs" / "meta.json"), str(out), "--metrics", str(metrics),
@@ -759,15 +776,18 @@ def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipe
     assert result.exit_code == 0, result.output
     meta = json.loads(out.read_text())
     assert not validate(ModelMetaSchema, meta)  # what spacy package checks first
-    seqeval = json.loads((metrics / "jnlpba.json").read_text())["seqeval"]
+    seqeval, other = (json.loads((metrics / f"{name}.json").read_text())["seqeval"] for name in ("jnlpba", "bc5cdr"))
     assert meta["name"] == "bioner_scibert" and meta["version"] == __version__
     major, minor, _ = __version__.split(".")
     assert f"spacy-bioner>={__version__},<{major}.{int(minor) + 1}.0" in meta["requirements"]
     assert any(r.startswith("spacy-transformers>=1.4.") and r.endswith(",<1.5.0") for r in meta["requirements"])
     assert "GENIA" in meta["license"] and "BioCreative" in meta["license"]
     performance = meta["performance"]
-    assert performance["spans_jnlpba_f"] == seqeval["f1"] and performance["ents_f"] == pytest.approx(seqeval["f1"])
-    assert set(performance["ents_per_type"]) == set(seqeval["per_type"])
+    assert performance["spans_jnlpba_f"] == seqeval["f1"] and performance["spans_bc5cdr_f"] == other["f1"]
+    # ents_* pool the two heads' counts.
+    counts = {k: seqeval["entities"][k] + other["entities"][k] for k in ("gold", "predicted", "correct")}
+    assert performance["ents_f"] == pytest.approx(2 * counts["correct"] / (counts["gold"] + counts["predicted"]))
+    assert set(performance["ents_per_type"]) == set(seqeval["per_type"]) | set(other["per_type"])
     # spacy package's model card shows the scores and the command; spacy info the description with the F1.
     readme = generate_readme(meta)
     assert "Accuracy" in readme and "spacy project run all" in readme and "Encoder: tiny" in readme
@@ -855,7 +875,7 @@ def test_pooled_ents_scores_count_the_predictions_of_a_head_that_found_nothing()
 def test_package_meta_performance_option(hash_pipeline, tmp_path):
     model, test_path = hash_pipeline
     metrics = tmp_path / "metrics"
-    corpora = ["--corpus", f"jnlpba={test_path}", "--corpus", f"jnlpba-again={test_path}"]
+    corpora = ["--corpus", f"jnlpba={test_path}", "--corpus", f"jnlpba-again={test_path}", *_other_head(test_path)]
     result = CliRunner().invoke(app, ["evaluate", str(model), *corpora, "--output-dir", str(metrics)])
     assert result.exit_code == 0, result.output
     args = ["package-meta", str(model), str(ROOT / "configs" / "meta.json"), str(tmp_path / "out.json"),
@@ -946,7 +966,8 @@ def test_package_meta_publishes_only_metrics_of_the_pipeline_it_packages(hash_pi
     pipeline = tmp_path / "model-best"
     shutil.copytree(model, pipeline)
     metrics = tmp_path / "metrics"
-    evaluate = ["evaluate", str(pipeline), "--corpus", f"toy={test_path}", "--output-dir", str(metrics)]
+    evaluate = ["evaluate", str(pipeline), "--corpus", f"toy={test_path}", *_other_head(test_path),
+                "--output-dir", str(metrics)]
     assert CliRunner().invoke(app, evaluate).exit_code == 0
     out = tmp_path / "out.json"
 
@@ -966,7 +987,7 @@ def test_package_meta_publishes_only_metrics_of_the_pipeline_it_packages(hash_pi
     nlp.to_disk(pipeline)
     result = package_meta(pipeline)
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-    assert f"toy was not measured on {pipeline} as it is now" in result.output
+    assert f"bc5cdr was not measured on {pipeline} as it is now" in result.output
     assert "spacy project run evaluate" in result.output
     assert CliRunner().invoke(app, evaluate).exit_code == 0
     assert package_meta(pipeline).exit_code == 0
