@@ -46,6 +46,7 @@ from spacy_bioner.annotate.sources import (
     Deleted,
     Record,
     Reject,
+    pubmed_text,
     read_items,
 )
 from spacy_bioner.cli import app
@@ -81,14 +82,41 @@ def test_pubmed_reader_on_the_real_samples() -> None:
     first = update[0]
     assert first.doc_id == "26228458"
     title = "Obesity risk in rural, urban and rural-to-urban migrants: prospective results of the PERU MIGRANT study."
-    assert first.text.startswith(title + " Although migration and urbanization")
-    # Structured abstract: sections joined by one space, labels left out.
-    assert "urban subjects. Prospective data from the PERU MIGRANT Study" in first.text
-    assert "BACKGROUND" not in first.text and "METHODS" not in first.text
+    # Structured abstract: sections joined by one space, each after its label, as PubTator writes them.
+    assert first.text.startswith(title + " BACKGROUND: Although migration and urbanization")
+    assert "urban subjects. METHODS: Prospective data from the PERU MIGRANT Study" in first.text
+    by_id = {r.doc_id: r.text for r in records}
+    assert "Introduction: " in by_id["41583336"] and "Introdução" not in by_id["41583336"]  # no other language
+    # Without an Abstract, the English OtherAbstract (a plain-language summary) follows the title.
+    assert "This secret shopper study assesses current capacity to provide abortion care" in by_id["41411010"]
+    # A summary beside an Abstract is left out.
+    assert "Temperatures are increasing globally" not in by_id["41588158"]
     # Inline markup reduced to its text.
     marked = [r for r in records if "In Vitro" in r.text]
     assert marked and not any(re.search(r"</?(i|b|sup|sub)>", r.text) for r in records)
     assert "External Biotransformation Systems in In Vitro" in marked[0].text
+
+
+def test_pubmed_text_labels_sections_and_reads_an_english_other_abstract() -> None:
+    from lxml import etree
+
+    def text(abstract: str = "", other_abstracts: str = "") -> str:
+        """The text of a record; its OtherAbstracts sit in MedlineCitation, after the Article."""
+        return pubmed_text(etree.fromstring(
+            "<PubmedArticle><MedlineCitation><PMID>1</PMID><Article><ArticleTitle>Title.</ArticleTitle>"
+            f"{abstract}</Article>{other_abstracts}</MedlineCitation></PubmedArticle>"))
+
+    def other(body: str, language: str = "") -> str:
+        attribute = f' Language="{language}"' if language else ""  # the DTD's default is "eng"
+        return f'<OtherAbstract Type="Publisher"{attribute}><AbstractText>{body}</AbstractText></OtherAbstract>'
+
+    structured = ('<Abstract><AbstractText Label="UNLABELLED">Unlabelled part.</AbstractText>'
+                  '<AbstractText Label="Methods">We <i>did</i> it.</AbstractText>'
+                  '<AbstractText Label="RESULTS"> </AbstractText><AbstractText>Plain.</AbstractText></Abstract>')
+    assert text(structured, other("Summary.")) == "Title. Unlabelled part. Methods: We did it. Plain."
+    assert text(other_abstracts=other("Resumo.", "por")) == "Title."
+    assert text(other_abstracts=other("Resumo.", "por") + other("Summary.")) == "Title. Summary."
+    assert text(other_abstracts=other("Summary.", "eng") + other("Second.", "eng")) == "Title. Summary."
 
 
 def test_pubmed_reader_recovers_from_a_malformed_record(tmp_path: Path) -> None:

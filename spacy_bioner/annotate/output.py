@@ -41,9 +41,10 @@ from ..files import atomic_write
 from .sources import NOT_BAD_INPUT, SKIPPED, Deleted, Item, Reject, read_items
 
 TABLES = ("entities", "documents", "rejects")
-# The tables' columns and the manifests' counts, recorded in run.json: an output
-# written with other ones (before `in_ents`, version 2) is another run, not one to finish.
-TABLES_VERSION = 2
+# The tables' columns, the document text their offsets index, and the manifests' counts,
+# recorded in run.json: an output written with other ones (before `in_ents`, version 2;
+# before PubMed sections kept their labels, version 3) is another run, not one to finish.
+TABLES_VERSION = 3
 FORMATS = ("parquet", "jsonl")
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"

@@ -19,15 +19,17 @@ first syntax error, so one malformed record would lose every record after it;
 framed records isolate the error to the record that has it, which is then
 rejected with its PMID. Why not `pubmed-parser` (on PyPI, 0.5.1):
 `parse_medline_xml` does stream with `iterparse`, but it only opens gzip files,
-stops at the first malformed record, writes the section labels into the
-abstract text, keeps only one level of inline markup (`stringify_children`),
+stops at the first malformed record, keeps only one level of inline markup
+(`stringify_children`),
 does not report `DeleteCitation` PMIDs, and pulls in `requests`, `unidecode`
 and `six`.
 
 Document text (the PubTator convention of BC5CDR): `ArticleTitle + " " +
 abstract`. A structured abstract's `AbstractText` sections are joined in
-order with one space; their labels (BACKGROUND, METHODS, ...) are not part of
-the text. Inline markup (`<i>`, `<sup>`, `<b>`, MathML) is reduced to its
+order with one space, each after its label as PubTator writes them
+("BACKGROUND: ... METHODS: ..."), so the heads read the text as they were
+trained. A record without an `Abstract` takes its first English
+`OtherAbstract` (a plain-language summary, a publisher's abstract). Inline markup (`<i>`, `<sup>`, `<b>`, MathML) is reduced to its
 text. Whitespace inside the title and abstract is kept as NLM wrote it, so
 the text is reproducible from the XML. A record without an abstract is
 annotated on its title alone; a record without a title and abstract (one
@@ -395,7 +397,9 @@ def pubmed_text(article: "_etree._Element") -> str:
     """Title + ' ' + abstract of a `PubmedArticle`/`PubmedBookArticle` element.
 
     The abstract's `AbstractText` sections are joined in order with one space,
-    without their labels. Empty parts are left out, so there is no stray space.
+    a labelled one as "LABEL: text" (see `_section_text`). A record without an
+    `Abstract` takes its first English `OtherAbstract` (a plain-language
+    summary, say). Empty parts are left out, so there is no stray space.
     """
     root = article.find("MedlineCitation/Article")
     if root is None:
@@ -405,9 +409,24 @@ def pubmed_text(article: "_etree._Element") -> str:
     title = root.find("ArticleTitle")
     if title is None and root.tag == "BookDocument":
         title = root.find("Book/BookTitle")
-    sections = [_text_of(section) for section in root.findall("Abstract/AbstractText")]
+    abstract = root.find("Abstract")
+    if abstract is None:
+        others = article.findall("MedlineCitation/OtherAbstract")
+        # The DTD's default Language is "eng".
+        abstract = next((other for other in others if other.get("Language", "eng") == "eng"), None)
+    sections = [_section_text(section) for section in abstract.findall("AbstractText")] if abstract is not None else []
     parts = [_text_of(title)] + sections
     return " ".join(part for part in parts if part.strip())
+
+
+def _section_text(section: "_etree._Element") -> str:
+    """An `AbstractText` as PubTator (and so BC5CDR, which the heads learnt from) writes it:
+    "LABEL: text" where it has a `Label` ("BACKGROUND", "Methods"; not NLM's "UNLABELLED")."""
+    text = _text_of(section)
+    label = (section.get("Label") or "").strip()
+    if not label or label.upper() == "UNLABELLED" or not text.strip():
+        return text
+    return f"{label}: {text}"
 
 
 def _pmid(article: "_etree._Element") -> str:

@@ -116,7 +116,7 @@ def annotate(
     path in summary.json), and (source, record) is a document's key (a
     PubMed record is "record N, PMID P", the N-th of its file, as a PMID may
     repeat in one). A PubMed document is "ArticleTitle + space + abstract",
-    structured-abstract sections joined by spaces without their labels. Bad
+    structured-abstract sections joined by spaces as "LABEL: text". Bad
     records are rejected and the run goes on; a killed run resumes with
     --resume.
     """
