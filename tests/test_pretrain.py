@@ -3,7 +3,9 @@ tiny random BERT: nothing is downloaded, nothing is mocked."""
 
 import bisect
 import gc
+import gzip
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -37,7 +39,6 @@ from toy import (
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
-from spacy_bioner.cli.pretrain import consumed
 from spacy_bioner.packaging import PRETRAINING_META_KEY
 from spacy_bioner.corpora import JNLPBA_DEV_DOCS
 from spacy_bioner.pretraining import (
@@ -53,6 +54,7 @@ from spacy_bioner.pretraining import (
     PackedSequences,
     PretrainError,
     PretrainSettings,
+    PretrainText,
     check_output_dir,
     fingerprint,
     load_encoder,
@@ -214,12 +216,25 @@ def test_packed_sequences_read_and_hash_as_lists() -> None:
         lists[1], lists[0]]
 
 
-def test_the_command_lines_text_goes_as_it_is_packed(tiny_bert: Path) -> None:
+def test_the_text_is_read_as_it_is_packed(tiny_bert: Path, tmp_path: Path) -> None:
+    """The command line's text is never in memory whole: a file is read as its lines are packed,
+    the next one once it is done; the sources' line counts are complete at the end."""
     tokenizer, _ = load_encoder(str(tiny_bert))
     lines = toy_text(50)
-    expected = list(pack_sequences(list(lines), tokenizer, 32))
-    assert list(pack_sequences(consumed(lines), tokenizer, 32)) == expected
-    assert lines == []
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt.gz"
+    first.write_text("\n".join(lines[:20]) + "\n\n", encoding="utf8")
+    second.write_bytes(gzip.compress("\n".join(lines[20:]).encode("utf8")))
+    text = PretrainText([first, second], include_task_text=False)
+    reading = iter(text)
+    assert next(reading) == lines[0] and [source["path"] for source in text.sources] == [str(first)]
+    assert list(itertools.islice(reading, 19)) == lines[1:20] and len(text.sources) == 1
+    second_md5 = hashlib.md5(second.read_bytes()).hexdigest()
+    expected = list(pack_sequences(lines, tokenizer, 32))
+    assert list(pack_sequences(itertools.chain(lines[:20], reading), tokenizer, 32)) == expected
+    assert [(source["lines"], source.get("md5")) for source in text.sources] == [
+        (20, hashlib.md5(first.read_bytes()).hexdigest()), (30, second_md5)]
+    with pytest.raises(RuntimeError, match="read once"):
+        iter(text).__next__()
 
 
 def test_one_long_line_is_cut_into_full_blocks(tiny_bert: Path) -> None:
@@ -438,6 +453,35 @@ def test_a_run_stopped_in_its_first_checkpoint_can_be_rerun(
     check_output_dir(out)
     results = run(tiny_bert, out, steps=4, resume=resume)
     assert results["complete"] and not (out / CHECKPOINT_TMP).exists()
+
+
+@pytest.mark.slow
+def test_a_run_stopped_while_removing_its_checkpoint_leaves_no_checkpoint(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finished run's checkpoint was deleted in place: Ctrl-C halfway left a partial
+    checkpoint/ in the encoder directory for good."""
+    from spacy_bioner.pretraining import output as pretraining_output
+
+    out = tmp_path / "out"
+    rmtree = shutil.rmtree
+
+    def interrupted(path, *args, **kwargs):  # Ctrl-C after the first file is deleted
+        if Path(path).name == CHECKPOINT_TMP:
+            next(p for p in Path(path).rglob("*") if p.is_file()).unlink()
+            raise KeyboardInterrupt
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(pretraining_output.shutil, "rmtree", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_bert, out, steps=3)
+    monkeypatch.undo()
+    assert not (out / CHECKPOINT_DIR).exists() and (out / CHECKPOINT_TMP).is_dir()
+    results = json.loads((out / RESULTS_FILE).read_text(encoding="utf8"))
+    assert results["complete"]
+    assert run(tiny_bert, out, steps=3, resume=True) == results  # finished: the leftover goes
+    assert not (out / CHECKPOINT_TMP).exists() and not (out / CHECKPOINT_DIR).exists()
+    assert {p.name for p in out.iterdir()} == {RUN_MARKER, RESULTS_FILE, *results["files"]}
 
 
 def test_a_folder_of_other_files_is_not_taken_for_an_output(tmp_path: Path) -> None:

@@ -358,6 +358,28 @@ def test_truncated_or_corrupt_compressed_file(tmp_path, compress, name):
         read_lines(path)
 
 
+def test_lines_are_read_a_chunk_at_a_time_as_the_whole_file_reads(tmp_path, monkeypatch):
+    """Lines and chunks cut anywhere: a BOM, CRLF, multi-byte characters split between chunks, a line
+    longer than a chunk, no line end at the end; an undecodable byte is found at its line and offset."""
+    from spacy_bioner.corpora import text
+
+    data = "\ufeffα β\r\nlong line " + "γ" * 20 + "\n\n  \nlast é"
+    expected = data[1:].replace("\r\n", "\n").split("\n")
+    path = write(tmp_path, "lines.txt", data.encode())
+    for size in (1, 2, 3, 7, 1 << 20):
+        monkeypatch.setattr(text, "READ_CHUNK", size)
+        assert list(text.iter_lines(path)) == expected, size
+    bad = write(tmp_path, "bad.txt", "é\nok\nxx\xff\n".encode("utf-8").replace(b"\xc3\xbf", b"\xff"))
+    for size in (1, 4, 1 << 20):
+        monkeypatch.setattr(text, "READ_CHUNK", size)
+        with pytest.raises(ConversionError, match=r"bad\.txt:3: not UTF-8 text \(byte 0xff at offset 8\)"):
+            list(text.iter_lines(bad))
+    # Read as given: the lines before the bad one come first, from chunks of their own.
+    monkeypatch.setattr(text, "READ_CHUNK", 1)
+    lines = text.iter_lines(bad)
+    assert [next(lines), next(lines)] == ["é", "ok"]
+
+
 def test_missing_file(tmp_path, bio_nlp):
     with pytest.raises(ConversionError, match="nope.iob"):
         read_iob(tmp_path / "nope.iob", bio_nlp.vocab)

@@ -2,7 +2,7 @@
 of an encoder (see spacy_bioner.pretraining for the design)."""
 
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import typer
 
@@ -14,10 +14,10 @@ from ..pretraining import (
     TASK_TEXT_FILES,
     PretrainError,
     PretrainSettings,
+    PretrainText,
     check_encoder_outside_output,
     check_inputs_outside_output,
     check_output_dir,
-    collect_text,
     pretrain,
 )
 from ._util import app, fail, log
@@ -129,22 +129,14 @@ def pretrain_command(
             [("--text", path) for path in text_files]
             + ([("--assets", assets or DEFAULT_ASSETS)] if include_task_text else []), output_dir
         )
-        lines, sources = collect_text(text_files, include_task_text, assets or DEFAULT_ASSETS)
-        log(f"Text: {len(lines):,} lines from {len(sources)} source(s)")
-        pretrain(settings, consumed(lines), output_dir, sources=sources, resume=resume, gpu_id=gpu_id,
+        text = PretrainText(text_files, include_task_text, assets or DEFAULT_ASSETS)
+        log(f"Text: {text.describe()} (read as it is packed)")
+        pretrain(settings, text, output_dir, sources=text.sources, resume=resume, gpu_id=gpu_id,
                  progress=progress, log=log)
     except (PretrainError, ConversionError, EncoderNotFound) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-
-
-def consumed(lines: List[str]) -> Iterator[str]:
-    """The lines in order, each removed from `lines` as it is given: the text's
-    memory goes while it is packed, not at the end of the run."""
-    lines.reverse()  # popped from the end: O(1) a line
-    while lines:
-        yield lines.pop()
 
 
 def _check_default_paths(default_text: bool, default_assets: bool, task_text_only: bool) -> None:

@@ -6,8 +6,10 @@ one-line message naming the file and line; a truncated or corrupt `.gz` or
 `.xz` is an error, never a silent cut.
 """
 
+import codecs
+import contextlib
 from pathlib import Path
-from typing import List, Union
+from typing import IO, Iterator, List, Union
 
 from ..compressed import DECOMPRESSION_ERRORS, describe_error, is_system_error, open_bytes
 from .report import ConversionError
@@ -19,38 +21,73 @@ READ_CHUNK = 1 << 20
 
 def read_lines(path: PathLike) -> List[str]:
     """The lines of a plain, gzipped or xz-compressed UTF-8 file, without line ends or BOM."""
+    return list(iter_lines(path))
+
+
+def iter_lines(path: PathLike) -> Iterator[str]:
+    """The lines of a plain, gzipped or xz-compressed UTF-8 file, without line
+    ends or BOM, read a MiB at a time: the file is never in memory whole. Its
+    errors are `ConversionError`s naming the line (an empty file is one, raised
+    once the file has been read)."""
     path = Path(path)
-    data = _read_decompressed(path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ConversionError(
-            f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})"
-        ) from None
-    if not text.strip():
+    offset = 0  # decompressed bytes decoded so far
+    line = 1  # the line the decoded text has reached
+    pending: List[bytes] = []  # a line begun but not ended in the chunks read
+    blank = True
+    with _open(path) as f:
+        while True:
+            chunk = _read_chunk(path, f, line + sum(part.count(b"\n") for part in pending))
+            end = chunk.rfind(b"\n") + 1 if chunk else len(chunk)
+            if chunk and not end:
+                pending.append(chunk)
+                continue
+            block = b"".join(pending) + chunk[:end]  # whole lines; the last one, at the end of the file
+            pending = [chunk[end:]] if chunk[end:] else []
+            if offset == 0 and block.startswith(codecs.BOM_UTF8):
+                block, offset = block[len(codecs.BOM_UTF8):], len(codecs.BOM_UTF8)
+            lines = _decode(path, block, offset, line).split("\n")
+            if lines[-1] == "":  # after the block's last line end
+                lines.pop()
+            for text in lines:
+                blank = blank and not text.strip()
+                yield text[:-1] if text.endswith("\r") else text
+            offset += len(block)
+            line += block.count(b"\n")
+            if not chunk:
+                break
+    if blank:
         raise ConversionError(f"{path}:1: empty file")
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _read_decompressed(path: Path) -> bytes:
-    """The file's decompressed bytes; a truncated or corrupt file is an error naming the line it reached."""
-    chunks: List[bytes] = []
-
-    def line() -> int:  # the line the decompressed text has reached
-        return sum(chunk.count(b"\n") for chunk in chunks) + 1
-
+def _decode(path: Path, block: bytes, offset: int, line: int) -> str:
+    """`block`, whole lines of the file from byte `offset` and `line`, as text."""
     try:
-        with open_bytes(path) as f:
-            # read1: what was decompressed before a truncation is kept, for the line number.
-            for chunk in iter(lambda: f.read1(READ_CHUNK), b""):  # type: ignore[attr-defined]
-                chunks.append(chunk)
+        return block.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line += block[: e.start].count(b"\n")
+        raise ConversionError(
+            f"{path}:{line}: not UTF-8 text (byte {block[e.start]:#04x} at offset {offset + e.start})"
+        ) from None
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[IO[bytes]]:
+    try:
+        f = open_bytes(path)
+    except OSError as e:
+        raise ConversionError(f"{path}: cannot read file: {describe_error(path, e)}") from None
+    with f:
+        yield f
+
+
+def _read_chunk(path: Path, f: IO[bytes], line: int) -> bytes:
+    """The next decompressed chunk (b"" at the end); a truncated or corrupt file is an error naming
+    the `line` the text has reached."""
+    try:
+        # read1: what was decompressed before a truncation is kept, for the line number.
+        return f.read1(READ_CHUNK)  # type: ignore[attr-defined]
     except (OSError, *DECOMPRESSION_ERRORS) as e:
         if is_system_error(e):
             raise ConversionError(f"{path}: cannot read file: {describe_error(path, e)}") from None
-        where = f" (ends inside line {line()})" if isinstance(e, EOFError) else ""
-        raise ConversionError(f"{path}:{line()}: {describe_error(path, e)}{where}") from None
-    return b"".join(chunks)
+        where = f" (ends inside line {line})" if isinstance(e, EOFError) else ""
+        raise ConversionError(f"{path}:{line}: {describe_error(path, e)}{where}") from None

@@ -25,8 +25,9 @@ Design choices, and why:
   "full-sentences" packing). Neighbouring lines of one source are real
   context, the separator marks a boundary as in BERT's own pretraining, and
   nothing is spent on padding (sentences average ~30 word pieces: one
-  sentence per sequence would be mostly padding). The sequences are held in
-  one int32 array (`PackedSequences`): 4 bytes a token.
+  sentence per sequence would be mostly padding). The text files are read
+  as they are packed (`PretrainText`), and the sequences are held in one
+  int32 array (`PackedSequences`): 4 bytes a token, never the text itself.
 * **Logits only where masked.** For BERT- and RoBERTa-style models the loss
   runs the model's own prediction head on the masked positions only
   (`masked_lm_loss`; the same value as the model's loss, tested), instead of
@@ -86,7 +87,7 @@ from .text import (
     JNLPBA_TEST,
     JNLPBA_TRAIN,
     TASK_TEXT_FILES,
-    collect_text,
+    PretrainText,
     read_text_file,
     task_training_text,
 )
@@ -95,8 +96,8 @@ from .training import evaluate_mlm, masked_lm_loss, pretrain, steps_per_epoch, t
 __all__ = [
     "BC5CDR_TRAIN", "CHECKPOINT_DIR", "CHECKPOINT_OLD", "CHECKPOINT_TMP", "DATA_FINGERPRINT", "DEFAULT_ASSETS",
     "DEFAULT_TEXT", "JNLPBA_TEST", "JNLPBA_TRAIN", "RESULTS_FILE", "RUN_MARKER", "TASK_TEXT_FILES", "Batcher",
-    "MaskingRNG", "PackedSequences", "PretrainError", "PretrainSettings", "check_encoder_outside_output",
-    "check_inputs_outside_output", "check_output_dir", "check_whole_word_mask", "collect_text", "evaluate_mlm",
+    "MaskingRNG", "PackedSequences", "PretrainError", "PretrainText", "PretrainSettings", "check_encoder_outside_output",
+    "check_inputs_outside_output", "check_output_dir", "check_whole_word_mask", "evaluate_mlm",
     "fingerprint", "is_pretraining_output", "is_wordpiece", "load_encoder", "masked_lm_loss", "pack_sequences",
     "pretrain", "read_text_file", "sequence_length", "split_heldout", "steps_per_epoch", "task_training_text",
     "total_steps",

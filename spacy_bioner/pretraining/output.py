@@ -117,9 +117,7 @@ def save_checkpoint(output: Path, model: Any, tokenizer: Any, optimizer: Any, sc
     final = output / CHECKPOINT_DIR
     tmp = output / CHECKPOINT_TMP
     old = output / CHECKPOINT_OLD
-    for stale in (tmp, old):
-        if stale.exists():
-            shutil.rmtree(stale)
+    remove_stale_checkpoints(output)
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp / "model")
     tokenizer.save_pretrained(tmp / "model")
@@ -136,6 +134,24 @@ def save_checkpoint(output: Path, model: Any, tokenizer: Any, optimizer: Any, sc
     tmp.rename(final)
     if old.exists():
         shutil.rmtree(old)
+
+
+def remove_stale_checkpoints(output: Path) -> None:
+    """Delete a checkpoint left half-written (`CHECKPOINT_TMP`) or replaced (`CHECKPOINT_OLD`)."""
+    for name in (CHECKPOINT_TMP, CHECKPOINT_OLD):
+        if (output / name).exists():
+            shutil.rmtree(output / name)
+
+
+def remove_checkpoint(output: Path) -> None:
+    """Delete the checkpoint of a finished run, and any stale one. It is renamed
+    `CHECKPOINT_TMP` first, which no run resumes from, then deleted: an
+    interruption leaves no half-deleted `checkpoint/` behind, and the next run
+    or `--resume` of this one removes what is left."""
+    remove_stale_checkpoints(output)
+    if (output / CHECKPOINT_DIR).exists():
+        (output / CHECKPOINT_DIR).rename(output / CHECKPOINT_TMP)
+    remove_stale_checkpoints(output)
 
 
 def read_checkpoint_state(output: Path) -> Optional[Dict[str, Any]]:

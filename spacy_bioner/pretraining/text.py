@@ -2,10 +2,10 @@
 
 import hashlib
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Sequence
 
-from ..corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_lines, read_pubtator, split_dev
-from ..corpora.text import PathLike
+from ..corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_pubtator, split_dev
+from ..corpora.text import PathLike, iter_lines
 from ..files import update_digest
 from .settings import PretrainError
 
@@ -24,7 +24,12 @@ TASK_TEXT_FILES = (JNLPBA_TRAIN, JNLPBA_TEST, BC5CDR_TRAIN)
 def read_text_file(path: PathLike) -> List[str]:
     """The non-blank lines of a plain, gzipped or xz-compressed UTF-8 text file (one sentence
     or document a line)."""
-    return [line.strip() for line in read_lines(path) if line.strip()]
+    return list(text_file_lines(path))
+
+
+def text_file_lines(path: PathLike) -> Iterator[str]:
+    """`read_text_file`'s lines, read as they are given."""
+    return (line.strip() for line in iter_lines(path) if line.strip())
 
 
 def task_training_text(assets: PathLike = DEFAULT_ASSETS) -> List[str]:
@@ -57,34 +62,49 @@ def task_training_text(assets: PathLike = DEFAULT_ASSETS) -> List[str]:
     return [line for line in lines if line.strip()]
 
 
-def collect_text(
-    text_files: Sequence[PathLike], include_task_text: bool = True, assets: PathLike = DEFAULT_ASSETS
-) -> Tuple[List[str], List[Dict[str, Any]]]:
-    """All lines to pretrain on, and a description of each source (for the
-    results file): the text files in order, then the task training text."""
-    paths = [Path(path) for path in text_files]
-    for path in paths:  # all of them before any is read
-        _check_text_file(path)
-    lines: List[str] = []
-    sources: List[Dict[str, Any]] = []
-    for path in paths:
-        file_lines = read_text_file(path)
-        sources.append({"path": str(path), "md5": update_digest(hashlib.md5(), path).hexdigest(), "lines": len(file_lines)})
-        lines.extend(file_lines)
-    if include_task_text:
-        task_lines = task_training_text(assets)
-        sources.append(
-            {
-                "path": f"{Path(assets) / JNLPBA_TRAIN} (minus the last {JNLPBA_DEV_DOCS} abstracts "
-                f"and those in {Path(assets) / JNLPBA_TEST}), "
-                f"{Path(assets) / BC5CDR_TRAIN}",
+class PretrainText:
+    """The lines to pretrain on: the text files in order, then the task training
+    text. They are read as they are iterated, once (the text of a large
+    collection is never in memory whole: `pack_sequences` keeps its tokens
+    alone). `sources` describes each source for the results file; its line
+    counts are complete once the text has been read."""
+
+    def __init__(self, text_files: Sequence[PathLike], include_task_text: bool = True,
+                 assets: PathLike = DEFAULT_ASSETS) -> None:
+        """Refuses (PretrainError) a path that is no file, and no text at all, before anything is read."""
+        self.paths = [Path(path) for path in text_files]
+        for path in self.paths:
+            _check_text_file(path)
+        if not self.paths and not include_task_text:
+            raise PretrainError("no text to pretrain on: pass --text FILE or --include-task-text")
+        self.include_task_text = include_task_text
+        self.assets = Path(assets)
+        self.sources: List[Dict[str, Any]] = []
+        self._started = False
+
+    def describe(self) -> str:
+        """The sources, in a line."""
+        names = [str(path) for path in self.paths] + ["the task training text"] * self.include_task_text
+        return ", ".join(names)
+
+    def __iter__(self) -> Iterator[str]:
+        if self._started:
+            raise RuntimeError("PretrainText is read once: make another for a second pass")
+        self._started = True
+        for path in self.paths:
+            source = {"path": str(path), "md5": update_digest(hashlib.md5(), path).hexdigest(), "lines": 0}
+            self.sources.append(source)
+            for line in text_file_lines(path):
+                source["lines"] += 1
+                yield line
+        if self.include_task_text:
+            task_lines = task_training_text(self.assets)
+            self.sources.append({
+                "path": f"{self.assets / JNLPBA_TRAIN} (minus the last {JNLPBA_DEV_DOCS} abstracts "
+                        f"and those in {self.assets / JNLPBA_TEST}), {self.assets / BC5CDR_TRAIN}",
                 "lines": len(task_lines),
-            }
-        )
-        lines.extend(task_lines)
-    if not lines:
-        raise PretrainError("no text to pretrain on: pass --text FILE or --include-task-text")
-    return lines, sources
+            })
+            yield from task_lines
 
 
 def _check_text_file(path: Path) -> None:

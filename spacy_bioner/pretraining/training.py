@@ -4,7 +4,6 @@ import contextlib
 import functools
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +18,7 @@ from .data import Batcher, MaskingRNG, fingerprint, load_encoder, pack_sequences
 from .output import (
     CHECKPOINT_DIR, DATA_FINGERPRINT, RESULTS_FILE, RunRecord, check_encoder_outside_output, check_output_dir,
     check_same_run, clear_output, finished_results, load_checkpoint_file, mark_output, read_checkpoint_state,
-    run_identity, save_checkpoint,
+    remove_checkpoint, remove_stale_checkpoints, run_identity, save_checkpoint,
 )
 from .settings import HELDOUT_SEED, PretrainError, PretrainSettings
 
@@ -153,7 +152,9 @@ def pretrain(
     """Continue the masked-LM training of `settings.encoder` on `lines` and
     write an encoder directory (config, weights with the MLM head, tokenizer)
     plus `pretraining.json` to `output_dir`. `lines` is read once, when packed
-    (an iterator that drops what it has given lets the text's memory go).
+    (a `PretrainText` reads its files as it goes). `sources`, the text's
+    description for the results, is read after packing: a `PretrainText`'s
+    own, whose line counts its reading completes.
 
     With `resume`, a checkpoint in `output_dir` is continued (its settings and
     data must match: `check_same_run`); without one the run starts afresh.
@@ -201,6 +202,8 @@ def pretrain(
     batcher = Batcher(tokenizer, settings.whole_word_mask, settings.mlm_probability, encoder=base)
     log(f"Encoder {base}: packing the text into sequences of {max_length} tokens")
     sequences = pack_sequences(lines, tokenizer, max_length)
+    if sources:
+        log(f"Text: {sum(source.get('lines', 0) for source in sources):,} lines from {len(sources)} source(s)")
     data_hash = fingerprint(sequences)
     identity = run_identity(settings, base, max_length)
     if finished is not None or checkpoint_state is not None:
@@ -209,6 +212,7 @@ def pretrain(
                        RunRecord(identity, data_hash, sources))
     if finished is not None:
         log(f"{output} holds a finished run ({finished.get('steps', 0):,} steps): nothing to resume")
+        remove_stale_checkpoints(output)  # one whose removal was interrupted
         return finished
     train, heldout = split_heldout(len(sequences), settings.heldout_fraction)
     if not train:
@@ -334,7 +338,7 @@ def pretrain(
     if not settings.keep_checkpoint:
         # The run is finished: the checkpoint would only add ~3x the model's
         # size to the directory used as the encoder.
-        shutil.rmtree(output / CHECKPOINT_DIR)
+        remove_checkpoint(output)
     if after is not None:
         log(f"Held-out masked-LM loss after: {after['loss']:.4f} (perplexity {after['perplexity']:.1f})")
     log(f"Wrote {output} ({state['tokens_seen']:,} tokens seen in {state['step']:,} steps)")
