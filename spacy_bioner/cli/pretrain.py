@@ -130,7 +130,7 @@ def pretrain_command(
             + ([("--assets", assets or DEFAULT_ASSETS)] if include_task_text else []), output_dir
         )
         text = PretrainText(text_files, include_task_text, assets or DEFAULT_ASSETS)
-        log(f"Text: {text.describe()} (read as it is packed)")
+        log(f"Text: {text.describe()}")
         pretrain(settings, text, output_dir, sources=text.sources, resume=resume, gpu_id=gpu_id,
                  progress=progress, log=log)
     except (PretrainError, ConversionError, EncoderNotFound) as err:

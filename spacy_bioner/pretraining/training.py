@@ -202,8 +202,6 @@ def pretrain(
     batcher = Batcher(tokenizer, settings.whole_word_mask, settings.mlm_probability, encoder=base)
     log(f"Encoder {base}: packing the text into sequences of {max_length} tokens")
     sequences = pack_sequences(lines, tokenizer, max_length)
-    if sources:
-        log(f"Text: {sum(source.get('lines', 0) for source in sources):,} lines from {len(sources)} source(s)")
     data_hash = fingerprint(sequences)
     identity = run_identity(settings, base, max_length)
     if finished is not None or checkpoint_state is not None:
@@ -218,7 +216,8 @@ def pretrain(
     if not train:
         raise PretrainError("the text is too short: no training sequences")
     n_steps = total_steps(settings, len(train))
-    log(f"{len(sequences):,} sequences ({sequences.n_tokens:,} tokens): {len(train):,} training and "
+    read = f" from {sum(source.get('lines', 0) for source in sources):,} lines" if sources else ""
+    log(f"{len(sequences):,} sequences ({sequences.n_tokens:,} tokens){read}: {len(train):,} training and "
         f"{len(heldout):,} held-out; {n_steps:,} steps of {settings.batch_size}")
 
     if checkpoint_state is None and output.is_dir() and any(output.iterdir()):
