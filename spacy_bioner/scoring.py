@@ -7,7 +7,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
-from .annotation import gold_spans, is_annotated, same_tokens, taggable_spans
+from .annotation import gold_spans, group_scores, head_ents, is_annotated, same_tokens, taggable_spans
 from .evaluation import on_reference_tokens
 
 
@@ -36,11 +36,14 @@ def score_bio_ner(
     alignment alone would leave out one whose edge falls inside a gold
     token. (seqeval, on tags, also cuts an entity at a gold sentence
     boundary; spans here are not cut.)
-    ``ents_*`` score the union in doc.ents against the reference doc.ents,
-    as spaCy's `ner` does.
+    ``ents_*`` score doc.ents against the reference doc.ents, as spaCy's `ner`
+    does, but for the entities of heads the reference is not annotated for
+    (`ents_of_annotated_heads`): on a test set of one corpus, `spacy evaluate`'s
+    NER scores are those of its heads, not lowered by every entity of
+    another's.
     """
     examples = list(examples)
-    ents_scores = get_ner_prf(examples)
+    ents_scores = get_ner_prf([ents_of_annotated_heads(eg) for eg in examples])
     examples = [_on_gold_tokens(eg) if is_annotated(eg.reference, spans_key) else eg for eg in examples]
     known = set(labels) if labels else None
     # The reference docs whose gold for the head is their doc.ents.
@@ -74,6 +77,26 @@ def score_bio_ner(
     )
     scores.update(ents_scores)
     return scores
+
+
+def ents_of_annotated_heads(example: Example) -> Example:
+    """`example` with the predicted doc.ents left without the entities of the
+    heads (the scored span groups, `head_ents`) that its reference is not
+    annotated for (`is_annotated`): a document of one corpus has no gold for
+    another's labels, and would count each of that head's entities as wrong.
+    Entities set by something else (an entity ruler) stay."""
+    predicted, reference = example.predicted, example.reference
+    heads = [key for key, group in predicted.spans.items() if group_scores(group) is not None]
+    others = [key for key in heads if not is_annotated(reference, key)]
+    if not others:
+        return example
+    kept = head_ents(predicted, [key for key in heads if key not in others])
+    dropped = set(head_ents(predicted, others)) - set(kept)
+    if not dropped:
+        return example
+    doc = predicted.copy()
+    doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in dropped]
+    return Example(doc, reference)
 
 
 def _on_gold_tokens(example: Example) -> Example:
