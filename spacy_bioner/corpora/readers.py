@@ -125,14 +125,16 @@ def configure_multi_corpus(
         tokens, as published scores are); False tokenizes the text with the
         pipeline's tokenizer, as it will see raw text after training.
     """
-    missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).exists()]
-    if missing:
-        raise ValueError(
-            f"MultiCorpus: no such corpus: {', '.join(missing)}. "
-            "Convert the corpora first (`python -m spacy_bioner convert`, or `spacy project run convert`)."
-        )
 
     def read(nlp: Language) -> Iterator[Example]:
+        # Checked when read, as spaCy's Corpus does: `spacy debug config` resolves a saved
+        # pipeline's config, whose corpora need not be there.
+        missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).exists()]
+        if missing:
+            raise ValueError(
+                f"MultiCorpus: no such corpus: {', '.join(missing)}. "
+                "Convert the corpora first (`python -m spacy_bioner convert`, or `spacy project run convert`)."
+            )
         for path in paths.values():
             docs = DocBin().from_disk(path).get_docs(nlp.vocab)
             if max_length:
