@@ -2,8 +2,11 @@
 around a decoded entity, each a `bio_ner` setting chosen on dev
 (benchmarks/README.md).
 
-- `entity_bounds`: no whitespace at either end; with `balance_brackets`, no
-  bracket the entity does not balance ("dendritic cell (DC").
+- `paragraph_pieces`: an entity never crosses a blank line.
+- `entity_bounds`: no whitespace, and no token of symbols or invisible
+  characters alone (an emoji, a BOM), at either end; with
+  `balance_brackets`, no bracket the entity does not balance ("dendritic
+  cell (DC").
 - `join_adjacent`: two entities of one label with one space between them
   are one ("hemolytic" and "anemia"): juxtaposed names of two entities are
   parted by punctuation or a word.
@@ -12,6 +15,8 @@ around a decoded entity, each a `bio_ner` setting chosen on dev
   thus joins only entities the model decoded side by side.
 """
 
+import re
+import unicodedata
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 from spacy.tokens import Doc, Token
@@ -26,16 +31,17 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
     """The tokens a predicted entity doc[start:end] keeps.
 
     Whitespace at either end is left out, as spaCy's `ner` never starts or
-    ends an entity on it. With `balance_brackets`, an entity with a bracket
+    ends an entity on it, and so is a token of symbols or invisible characters
+    alone (`_no_content`). With `balance_brackets`, an entity with a bracket
     it does not balance keeps its longest stretch without one ("dendritic
     cell (DC": "dendritic cell"; "]heptadecanoic acid": "heptadecanoic
     acid"), less the punctuation and whitespace at a cut end, until none is
     left: the gold of JNLPBA and BC5CDR hardly ever has an unbalanced
     bracket in an entity.
     """
-    while start < end and doc[start].is_space:
+    while start < end and _no_content(doc[start]):
         start += 1
-    while end > start and doc[end - 1].is_space:
+    while end > start and _no_content(doc[end - 1]):
         end -= 1
     if not balance_brackets:
         return start, end
@@ -53,6 +59,34 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
                 new_start += 1
         # A stretch can hold brackets that crossed others ("( IL ] -2 )"): look again.
         start, end = new_start, new_end
+
+
+# Symbols (emoji, ®), private-use, format (BOM, zero-width space), control and unassigned
+# characters, and emoji's modifiers (variation selectors, skin tones): no entity of the
+# corpora starts or ends on one (none holds any), and the encoder reads them as [UNK] or nothing.
+_NO_CONTENT_CATEGORIES = {"So", "Co", "Cf", "Cc", "Cs", "Cn"}
+_EMOJI_MODIFIERS = re.compile("[\ufe00-\ufe0f\U0001f3fb-\U0001f3ff]")
+
+
+def _no_content(token: Token) -> bool:
+    """Whether `token` is whitespace, or symbols and invisible characters alone."""
+    return token.is_space or all(
+        unicodedata.category(char) in _NO_CONTENT_CATEGORIES or _EMOJI_MODIFIERS.match(char) for char in token.text
+    )
+
+
+# A blank line: two line ends with nothing but spaces between them.
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+
+
+def paragraph_pieces(doc: Doc, start: int, end: int) -> List[Tuple[int, int]]:
+    """doc[start:end] cut at each whitespace token that holds a blank line: the
+    pieces of a decoded entity that runs from one paragraph into the next
+    ("tardive\n\ndyskinesia"), each an entity of its own. A single line end
+    (text wrapped in lines) cuts nothing."""
+    cuts = [i for i in range(start, end) if doc[i].is_space and _BLANK_LINE.search(doc[i].text)]
+    bounds = zip([start] + [i + 1 for i in cuts], cuts + [end])
+    return [(piece_start, piece_end) for piece_start, piece_end in bounds if piece_start < piece_end]
 
 
 def unbalanced_brackets(doc: Doc, start: int, end: int) -> List[int]:

@@ -314,9 +314,10 @@ class BioNER(TrainablePipe):
         """Write each doc's entities to doc.spans[spans_key] (with a mean
         confidence per span) and merge them into doc.ents.
 
-        Each entity keeps the tokens `entity_bounds` gives it (no whitespace at
-        either end; with `balance_brackets`, no unbalanced bracket); an entity
-        left with none is dropped. Then, with `join_adjacent`, entities of
+        An entity that crosses a blank line is cut there (`paragraph_pieces`).
+        Each keeps the tokens `entity_bounds` gives it (no whitespace or lone
+        symbols at either end; with `balance_brackets`, no unbalanced bracket);
+        an entity left with none is dropped. Then, with `join_adjacent`, entities of
         those labels one space apart become one, and with `letter_suffix`, an
         entity takes a capital letter after it (bounds.py). A span's score is
         the mean confidence of its tokens decoded as an entity: a letter it
@@ -326,11 +327,12 @@ class BioNER(TrainablePipe):
         for doc, (path, confidence) in zip(docs, predictions):
             entities = []
             decoded = np.zeros(len(doc), dtype=bool)
-            for start, end, label in tag_ids_to_spans(path, tags):
-                start, end = bounds.entity_bounds(doc, start, end, balance_brackets=self.balance_brackets)
-                if start < end:
-                    entities.append((start, end, label))
-                    decoded[start:end] = True
+            for decoded_start, decoded_end, label in tag_ids_to_spans(path, tags):
+                for piece in bounds.paragraph_pieces(doc, decoded_start, decoded_end):
+                    start, end = bounds.entity_bounds(doc, *piece, balance_brackets=self.balance_brackets)
+                    if start < end:
+                        entities.append((start, end, label))
+                        decoded[start:end] = True
             if self.join_adjacent:
                 entities = bounds.join_adjacent(doc, entities, self.join_adjacent)
             if self.letter_suffix:

@@ -4,7 +4,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 
-from spacy_bioner.bounds import entity_bounds, join_adjacent, take_letter_suffixes
+from spacy_bioner.bounds import entity_bounds, join_adjacent, paragraph_pieces, take_letter_suffixes
 
 VOCAB = spacy.blank("en").vocab  # lexical attributes: punctuation
 
@@ -33,6 +33,28 @@ def test_an_entity_keeps_its_longest_stretch_without_an_unbalanced_bracket(words
     start, end = entity_bounds(doc, 0, len(doc), balance_brackets=True)
     assert doc[start:end].text == kept
     assert entity_bounds(doc, 0, len(doc), balance_brackets=False) == (0, len(doc))
+
+
+@pytest.mark.parametrize(
+    "words,kept",
+    [
+        (["\ufeff", "asthma", "\u200b"], "asthma"),  # a BOM, a zero-width space
+        # Private use; emoji, one with a skin tone, one with a variation selector.
+        (["\ue000", "Aspirin", "💊", "👍🏽", "❤️"], "Aspirin"),
+        (["Na", "+"], "Na +"), (["°", "C"], "C"), (["Prozac®"], "Prozac®"),  # punctuation stays; so do glued symbols
+        (["💊"], ""),
+    ],
+)
+def test_an_entity_sheds_tokens_of_symbols_or_invisible_characters_at_its_ends(words, kept):
+    doc = Doc(VOCAB, words=words)
+    start, end = entity_bounds(doc, 0, len(doc), balance_brackets=False)
+    assert doc[start:end].text == kept
+
+
+def test_an_entity_is_cut_at_each_blank_line():
+    doc = Doc(VOCAB, words=["a", "\n\n", "b", "\n", "c", " \n \t\n", "d", "\n\n"])
+    assert paragraph_pieces(doc, 0, len(doc)) == [(0, 1), (2, 5), (6, 7)]
+    assert paragraph_pieces(doc, 2, 5) == [(2, 5)] and paragraph_pieces(doc, 1, 2) == []
 
 
 @pytest.mark.parametrize(

@@ -648,6 +648,19 @@ def written_spans(head: BioNER, words, tags, confidence):
     return [(s.start, s.end) for s in group], group.attrs["scores"]
 
 
+def test_entities_are_cut_at_a_blank_line_and_shed_symbols_at_their_ends():
+    """Found on user text: "tardive\n\ndyskinesia" was one Disease, "Aspirin 💊" kept the emoji
+    (read as [UNK]), and private-use or BOM characters stood at an entity's ends."""
+    head = initialized_head()
+    words = ["tardive", "\n\n", "dyskinesia", "p53", "\n", "gene", "\ue000", "IL-2", "💊", "\ufeff", "®"]
+    tags = ["B-protein", "I-protein", "I-protein", "B-cell_type", "I-cell_type", "I-cell_type", "B-protein",
+            "I-protein", "I-protein", "I-protein", "B-protein"]
+    spans, scores = written_spans(head, words, tags, [0.5, 0.1, 0.7, 0.4, 0.6, 0.8, 0.2, 0.9, 0.3, 0.3, 0.5])
+    # One line end (text wrapped in lines) cuts nothing; a token of symbols alone is no entity.
+    assert spans == [(0, 1), (2, 3), (3, 6), (7, 8)]
+    assert scores == pytest.approx([0.5, 0.7, 0.6, 0.9])
+
+
 def test_a_head_balances_brackets_as_configured():
     head = initialized_head()
     assert not head.balance_brackets  # off unless configured: older pipelines predict as they did
