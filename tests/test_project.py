@@ -766,8 +766,8 @@ def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipe
 
     model, test_path = hash_pipeline
     metrics = tmp_path / "metrics"
-    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"jnlpba={test_path}", *_other_head(test_path),
-                                      "--output-dir", str(metrics)])
+    evaluate = ["evaluate", str(model), "--corpus", f"jnlpba={test_path}", *_other_head(test_path)]
+    result = CliRunner().invoke(app, evaluate + ["--output-dir", str(metrics)])
     assert result.exit_code == 0, result.output
     out = tmp_path / "package-meta.json"
     args = ["package-meta", str(model), str(ROOT / "configs" / "meta.json"), str(out), "--metrics", str(metrics),

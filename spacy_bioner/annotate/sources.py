@@ -29,9 +29,10 @@ abstract`. A structured abstract's `AbstractText` sections are joined in
 order with one space, each after its label as PubTator writes them
 ("BACKGROUND: ... METHODS: ..."), so the heads read the text as they were
 trained. A record without an `Abstract` takes its first English
-`OtherAbstract` (a plain-language summary, a publisher's abstract). Inline markup (`<i>`, `<sup>`, `<b>`, MathML) is reduced to its
-text. Whitespace inside the title and abstract is kept as NLM wrote it, so
-the text is reproducible from the XML. A record without an abstract is
+`OtherAbstract` (a plain-language summary, a publisher's abstract). Inline
+markup (`<i>`, `<sup>`, `<b>`, MathML) is reduced to its text. Whitespace
+inside the title and abstract is kept as NLM wrote it, so the text is
+reproducible from the XML. A record without an abstract is
 annotated on its title alone; a record without a title and abstract (one
 with only a `VernacularTitle`) is rejected as `empty_text`. A record's id is
 its own `MedlineCitation/PMID` (`BookDocument/PMID`); a record without one is

@@ -29,7 +29,9 @@ def package_meta_cli(
         "license, sources, notes."
     ),
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Where the merged meta.json goes."),
-    metrics_dir: Path = typer.Option(Path("metrics"), "--metrics", help="Metrics written by `evaluate`, with the scores of every head."),
+    metrics_dir: Path = typer.Option(
+        Path("metrics"), "--metrics", help="Metrics written by `evaluate`, with the scores of every head."
+    ),
     command: str = typer.Option("", "--command", help="The command that produced the scores, for the model card."),
     command_file: Optional[Path] = COMMAND_FILE,
     performance: List[str] = typer.Option(
