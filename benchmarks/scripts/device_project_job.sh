@@ -17,9 +17,10 @@
 #
 # To training/device/: times.tsv (command, seconds, exit status), each
 # command's log, metrics/, the pipeline's meta.json, the built wheels' sizes
-# and the four speed records. On the device machine all of it is packed into
+# and the five speed records. On the device machine all of it is packed into
 # $OUT/project-job.tgz after each command and every 30 s during one, so that a
-# job cut off keeps what it has: the device tool returns 8 files at most.
+# job cut off keeps what it has: the device tool returns 8 files at most. The job
+# exits 1 where any command failed (times.tsv says which).
 set -uo pipefail
 
 BENCHMARKS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,22 +66,24 @@ measure_speed() {
   cp -r metrics "$RESULTS/" 2>/dev/null
   cp training/model-best/meta.json "$RESULTS/meta.json" 2>/dev/null
   timed inference python3 benchmarks/scripts/inference.py --model training/model-best --gpu-id 0 \
-    --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --output-dir "$RESULTS"
+    --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --output-dir "$RESULTS" || failed=1
   timed pipe-profile python3 benchmarks/scripts/pipe_profile.py --model training/model-best --gpu-id 0 \
-    --corpus-root corpus --output-dir "$RESULTS"
+    --corpus-root corpus --output-dir "$RESULTS" || failed=1
   timed annotate-speed python3 benchmarks/scripts/annotate_speed.py --model training/model-best --gpu-id 0 \
-    --n-docs 2000 --out "$RESULTS/annotate-speed-gpu.json"
+    --n-docs 2000 --out "$RESULTS/annotate-speed-gpu.json" || failed=1
   timed long-document python3 benchmarks/scripts/long_document.py training/model-best --gpu-id 0 \
-    --chars 1000000 --corpus-root corpus --output "$RESULTS/long-document-gpu.json"
+    --chars 1000000 --corpus-root corpus --output "$RESULTS/long-document-gpu.json" || failed=1
   timed inference-bfloat16 python3 benchmarks/scripts/inference.py --model training/model-best --gpu-id 0 \
     --corpus-root corpus --batch-size 32 --batch-size 128 --repeats 3 --precision bfloat16 --tag bfloat16 \
-    --output-dir "$RESULTS"
+    --output-dir "$RESULTS" || failed=1
 }
+failed=0
 for command in stamp convert train evaluate visualize package; do
   # A failed visualize or package still leaves the scores; any other failure ends the run.
   if timed "$command" python3 -m spacy project run "$command" . "${vars[@]}"; then
     [ "$command" = evaluate ] && measure_speed
   else
+    failed=1
     case "$command" in visualize | package) ;; *) break ;; esac
   fi
 done
@@ -89,3 +92,4 @@ done
 [ -d packages ] && find packages -name '*.whl' -printf '%s\t%p\n' > "$RESULTS/wheels.tsv" 2>/dev/null
 pack
 cat "$RESULTS/times.tsv"
+exit "$failed"
