@@ -108,8 +108,27 @@ def test_gpu_id_without_a_gpu_is_a_usage_error(tmp_path: Path) -> None:
     args = ["--model", str(tmp_path / "no-pipeline"), "--gpu-id", "0", "--output-dir", str(tmp_path / "results")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output + repr(result.exception)
-    assert "--gpu-id" in result.output and "No GPU" in result.output
+    assert "--gpu-id" in result.output and "no such GPU (torch sees" in result.output
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_every_benchmark_script_refuses_a_missing_gpu_as_a_usage_error(corpus_root: Path, tmp_path: Path) -> None:
+    """run.py, step_profile.py and crf_schedules.py ended in a traceback that blamed a missing CuPy."""
+    import crf_schedules
+    import run
+    import step_profile
+    import typer
+
+    schedules = typer.Typer()
+    schedules.command()(crf_schedules.main)  # a script of typer.run
+    for name, app_, args in (("run", run.app, ["--corpus-root", str(corpus_root), "--output-dir", str(tmp_path)]),
+                             ("step_profile", step_profile.app, ["--corpus-root", str(corpus_root)]),
+                             ("crf_schedules", schedules, [])):
+        result = CliRunner().invoke(app_, [*args, "--gpu-id", "0"], env={"COLUMNS": "200"})
+        assert result.exit_code == 2, (name, result.output)
+        assert "no such GPU (torch sees 0); use -1 for the CPU" in result.output, name
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import spacy
 import step_profile
 import torch
 import typer
-from run import CORPORA
+from run import CORPORA, check_corpus
 from spacy.util import load_config
 from typer.testing import CliRunner
 
@@ -25,7 +25,7 @@ SMALL = "small:training.batcher.size=200"
 
 @pytest.mark.slow
 def test_profile_splits_steps_into_phases(corpus_root: Path, tiny_bert: Path) -> None:
-    corpus_dir = step_profile.corpus_dir_of(corpus_root, "bc5cdr")
+    corpus_dir = check_corpus(corpus_root, "bc5cdr", ("train", "dev"))
     records = [
         step_profile.measure(corpus_dir, "bc5cdr", str(tiny_bert), name, overrides, warmup=2, steps=4)
         for name, overrides in [("default", {}), step_profile.parse_variant(SMALL)]
@@ -84,7 +84,7 @@ def test_the_split_pass_refuses_phases_it_cannot_trust(
     """No phases from hooks that did not fire (a clock on another module), nor
     from timestamps out of order (a clock that runs backwards)."""
     trainer = step_profile.prepare(
-        step_profile.corpus_dir_of(corpus_root, "bc5cdr"), "bc5cdr", str(tiny_bert), {"training.batcher.size": 200}, 2
+        check_corpus(corpus_root, "bc5cdr", ("train", "dev")), "bc5cdr", str(tiny_bert), {"training.batcher.size": 200}, 2
     )
     with pytest.raises(RuntimeError, match="the encoder hooks did not all fire"):
         step_profile.split_pass(trainer, 1, step_profile.EncoderClock(torch.nn.Linear(2, 2)))
@@ -115,8 +115,10 @@ def test_cli_writes_records_and_names_a_missing_corpus(
     # A usage error (rich wraps its message in a box, so the message is checked at its source).
     result = CliRunner().invoke(step_profile.app, ["--corpus-root", str(tmp_path), "--corpus", "jnlpba"])
     assert result.exit_code == 2
-    with pytest.raises(typer.BadParameter, match=r"jnlpba/train\.spacy is missing: `spacy project run convert-jnlpba`"):
-        step_profile.corpus_dir_of(tmp_path, "jnlpba")
+    with pytest.raises(typer.BadParameter, match=r"jnlpba has no train\.spacy, dev\.spacy: convert the corpora first"):
+        check_corpus(tmp_path, "jnlpba", ("train", "dev"))
+    with pytest.raises(typer.BadParameter, match=r"unknown corpus 'bc5'; choose from \['bc5cdr', 'jnlpba'\]"):
+        check_corpus(tmp_path, "bc5", ("train",))
 
 
 def test_the_crfs_log_space_fallbacks_are_counted_silently(capsys: pytest.CaptureFixture) -> None:

@@ -135,11 +135,12 @@ def pipeline_description(model: Path) -> str:
 
 
 def main() -> None:
-    from spacy_bioner.loading import LOAD_PRECISIONS
+    from spacy_bioner.loading import LOAD_PRECISIONS, check_gpu
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-docs", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--n-docs", type=int, default=2000,
+                        help="abstracts to annotate, repeated from the embedded PubMed files (default: 2000)")
+    parser.add_argument("--batch-size", type=int, default=64, help="nlp.pipe's batch size in every run (default: 64)")
     parser.add_argument("--n-process", type=int, default=2, help="processes of the multi-process local run")
     parser.add_argument("--runs", default=None,
                         help=f"comma-separated subset of {','.join(RUNS)} (default: all on the CPU, "
@@ -155,6 +156,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="results JSON (a .md table is written beside it)")
     args = parser.parse_args()
     gpu = args.gpu_id >= 0
+    if gpu:
+        try:  # before the inputs are built
+            check_gpu(args.gpu_id)
+        except ValueError as error:
+            parser.error(f"--gpu-id {args.gpu_id}: {error}; use -1 for the CPU")
     if args.runs is None:
         runs = [run for run in RUNS if not (gpu and run in CPU_ONLY_RUNS)]
         if gpu:

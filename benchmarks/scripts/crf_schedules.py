@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-import spacy
 import typer
 from thinc.api import get_current_ops
 
-from run import device_name, log, versions, write_json
+from run import device_name, log, require_gpu, versions, write_json
 from spacy_bioner.layers.crf import forward_backward, viterbi
 from spacy_bioner.tags import make_tags, tag_constraints
 
@@ -165,7 +164,7 @@ def main(
     """Time the CRF's sequential and parallel schedules and check that they agree."""
     shapes = [parse_shape(text) for text in (shape or DEFAULT_SHAPES)]
     if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+        require_gpu(gpu_id)
     ops = get_current_ops()
     device = device_name(gpu_id)
     records = []

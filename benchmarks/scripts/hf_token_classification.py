@@ -274,3 +274,8 @@ def pipeline_words_per_second(
     ner(texts, batch_size=batch_size)
     _sync(torch_device)
     return sum(len(text.split()) for text in texts) / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    raise SystemExit("hf_token_classification.py is a module of run.py: python scripts/run.py "
+                     "--system hf_token_classification (see run.py --help)")

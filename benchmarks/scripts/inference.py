@@ -54,7 +54,7 @@ from transformers import (
 )
 
 from hf_token_classification import INFERENCE_BATCH_SIZES, pipeline_words_per_second
-from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, log, versions, write_results
+from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, log, require_gpu, versions, write_results
 from spacy_bioner.corpora import load_docs
 from spacy_bioner.encoders import resolve_encoder
 from spacy_bioner.evaluation import head_keys
@@ -152,16 +152,9 @@ def spacy_words_per_second(nlp: Language, texts: List[str], batch_size: int, gpu
 def use_gpu(gpu_id: int) -> str:
     """Make GPU `gpu_id` the device of spaCy (thinc) and torch; its name.
 
-    A clean usage error (exit code 2) where spaCy or torch has no such GPU.
+    A clean usage error (exit code 2) where spaCy or torch has no such GPU (`run.require_gpu`).
     """
-    if torch.cuda.is_available() and gpu_id >= torch.cuda.device_count():
-        raise typer.BadParameter(f"No GPU {gpu_id}: torch sees {torch.cuda.device_count()}.", param_hint="--gpu-id")
-    try:
-        spacy.require_gpu(gpu_id)
-    except ValueError as error:  # thinc: "Cannot use GPU, CuPy is not installed", "No GPU devices detected"
-        raise typer.BadParameter(f"No GPU for spaCy: {error}.", param_hint="--gpu-id") from error
-    if not torch.cuda.is_available():
-        raise typer.BadParameter(f"No GPU for torch {torch.__version__}.", param_hint="--gpu-id")
+    require_gpu(gpu_id)
     set_gpu_allocator("pytorch")  # one pool, so torch's peak covers spaCy's arrays too
     return torch.cuda.get_device_name(gpu_id)
 

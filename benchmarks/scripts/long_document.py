@@ -29,7 +29,9 @@ def main(
     pipeline: Path = typer.Argument(..., exists=True, help="A trained pipeline (a folder nlp.to_disk wrote)."),
     chars: int = typer.Option(400_000, min=1, help="Characters in the document."),
     corpus: str = typer.Option("jnlpba", help=f"Whose test text is repeated: one of {list(CORPORA)}."),
-    corpus_root: Path = typer.Option(BENCHMARKS / "corpus", help="Converted corpora: <root>/<corpus>/test.spacy."),
+    corpus_root: Path = typer.Option(
+        BENCHMARKS / "corpus", help="Converted corpora: <root>/jnlpba/test.spacy and <root>/bc5cdr-iob/test.spacy."
+    ),
     gpu_id: int = typer.Option(-1, help="GPU to run on (-1: the CPU)."),
     output: Optional[Path] = typer.Option(None, help="Also write the record here as JSON."),
 ) -> None:

@@ -178,7 +178,12 @@ def count_batches(config: Config, n_words: List[int]) -> int:
 
 
 def words_per_second(nlp: Language, docs: Sequence[Doc], batch_size: int) -> float:
+    """nlp.pipe's words/s on the gold tokens of `docs`, after a warm-up batch, as the HF
+    recipe's are timed (`hf_token_classification._timed`). The docs' annotations are read
+    back from the device, so the clock stops once the work is done."""
     inputs = [gold_token_doc(nlp.vocab, doc) for doc in docs]
+    for _ in nlp.pipe(inputs[:batch_size], batch_size=batch_size):
+        pass
     start = time.perf_counter()
     for _ in nlp.pipe(inputs, batch_size=batch_size):
         pass
@@ -339,6 +344,36 @@ def markdown_table(records: List[Dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_corpus(corpus_root: Path, corpus: str, splits: Sequence[str]) -> Path:
+    """The converted corpus directory of `corpus`; a clean usage error (exit code 2) for an
+    unknown corpus, or one whose splits are not converted yet."""
+    if corpus not in CORPORA:
+        raise typer.BadParameter(f"unknown corpus {corpus!r}; choose from {sorted(CORPORA)}", param_hint="--corpus")
+    corpus_dir = corpus_root / CORPORA[corpus][0]
+    missing = [f"{split}.spacy" for split in splits if not (corpus_dir / f"{split}.spacy").exists()]
+    if missing:
+        raise typer.BadParameter(
+            f"{corpus_dir} has no {', '.join(missing)}: convert the corpora first "
+            "(`spacy project run corpus` in benchmarks/), or pass --corpus-root", param_hint="--corpus"
+        )
+    return corpus_dir
+
+
+def require_gpu(gpu_id: int) -> None:
+    """Make GPU `gpu_id` spaCy's (thinc's) device: a clean usage error (exit code 2) where
+    torch or spaCy has no such GPU (torch first: thinc blames a missing CuPy for a missing GPU)."""
+    from spacy_bioner.loading import check_gpu
+
+    try:
+        check_gpu(gpu_id)
+    except ValueError as error:
+        raise typer.BadParameter(f"{error}; use -1 for the CPU.", param_hint="--gpu-id") from error
+    try:
+        spacy.require_gpu(gpu_id)
+    except ValueError as error:  # thinc: "Cannot use GPU, CuPy is not installed"
+        raise typer.BadParameter(f"No GPU for spaCy: {error}.", param_hint="--gpu-id") from error
+
+
 def parse_variant(text: str) -> Tuple[str, Dict[str, Any]]:
     """'name:key=value,key=value' -> (name, {key: value}); values are JSON or strings.
 
@@ -387,9 +422,11 @@ def main(
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         raise typer.BadParameter(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
+    for corpus in corpora:
+        check_corpus(corpus_root, corpus, ("train", "dev", "test"))
     encoder = resolve_encoder(encoder, DEFAULT_ENCODER)
     if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+        require_gpu(gpu_id)
     runs: List[Tuple[str, str, Dict[str, Any]]] = [] if only_variants else [(s, "", {}) for s in systems]
     runs += [("spacy_bioner", *parse_variant(v)) for v in variant]
     stem = results_stem(tag, gpu_id)

@@ -75,10 +75,12 @@ from run import (
     CORPORA,
     DEFAULT_CONFIG,
     DEFAULT_ENCODER,
+    check_corpus,
     count_batches,
     device_name,
     log,
     parse_variant,
+    require_gpu,
     spacy_config,
     versions,
     write_json,
@@ -207,18 +209,6 @@ class Trainer:
         return taken
 
 
-def corpus_dir_of(corpus_root: Path, corpus: str) -> Path:
-    """The converted corpus directory, checked for its training and dev files."""
-    corpus_dir = corpus_root / CORPORA[corpus][0]
-    for split in ("train", "dev"):
-        path = corpus_dir / f"{split}.spacy"
-        if not path.exists():
-            raise typer.BadParameter(
-                f"{path} is missing: `spacy project run convert-{corpus}` in benchmarks/ makes it."
-            )
-    return corpus_dir
-
-
 def prepare(
     corpus_dir: Path, corpus: str, encoder: str, overrides: Dict[str, Any], steps: int,
     gpu_id: int = -1, config_path: Path = DEFAULT_CONFIG, plus_epoch: bool = False,
@@ -229,7 +219,7 @@ def prepare(
     over which the learning-rate schedule warms up and decays.
     """
     if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+        require_gpu(gpu_id)
     head = CORPORA[corpus][1]
     if plus_epoch:
         # Batches in one epoch, counted as run.py counts them.
@@ -491,9 +481,7 @@ def main(
     output: Optional[Path] = typer.Option(None, help="Also write the records here as JSON."),
 ) -> None:
     """Profile steady-state training steps of the shipped config and each variant."""
-    if corpus not in CORPORA:
-        raise typer.BadParameter(f"unknown corpus {corpus!r}; choose from {sorted(CORPORA)}")
-    corpus_dir = corpus_dir_of(corpus_root, corpus)
+    corpus_dir = check_corpus(corpus_root, corpus, ("train", "dev"))
     configurations = [("default", {})] + [parse_variant(v) for v in variant]
     records: List[Dict[str, Any]] = []
     for name, overrides in configurations:
