@@ -20,9 +20,8 @@ framed records isolate the error to the record that has it, which is then
 rejected with its PMID. Why not `pubmed-parser` (on PyPI, 0.5.1):
 `parse_medline_xml` does stream with `iterparse`, but it only opens gzip files,
 stops at the first malformed record, keeps only one level of inline markup
-(`stringify_children`),
-does not report `DeleteCitation` PMIDs, and pulls in `requests`, `unidecode`
-and `six`.
+(`stringify_children`), does not report `DeleteCitation` PMIDs, and pulls in
+`requests`, `unidecode` and `six`.
 
 Document text (the PubTator convention of BC5CDR): `ArticleTitle + " " +
 abstract`. A structured abstract's `AbstractText` sections are joined in

@@ -32,11 +32,11 @@ def iter_lines(path: PathLike) -> Iterator[str]:
     path = Path(path)
     offset = 0  # decompressed bytes decoded so far
     line = 1  # the line the decoded text has reached
-    pending: List[bytes] = []  # a line begun but not ended in the chunks read
+    pending: List[bytes] = []  # a line begun but not ended in the chunks read (no line end in them)
     blank = True
     with _open(path) as f:
         while True:
-            chunk = _read_chunk(path, f, line + sum(part.count(b"\n") for part in pending))
+            chunk = _read_chunk(path, f, line)
             end = chunk.rfind(b"\n") + 1 if chunk else len(chunk)
             if chunk and not end:
                 pending.append(chunk)
