@@ -63,3 +63,52 @@ def test_the_source_stamp_changes_with_a_file_renamed(tmp_path):
     assert len(before) == 40 and stamp(tmp_path) == before
     (tmp_path / "spacy_bioner" / "a.py").rename(tmp_path / "spacy_bioner" / "b.py")
     assert stamp(tmp_path) != before
+
+
+def install(repo: Path, site: Path, marker: Path, path: str) -> subprocess.CompletedProcess:
+    """device_install.sh's install_package, as device_env.sh calls it."""
+    return subprocess.run(
+        ["bash", "-c", f'set -euo pipefail; source "{SCRIPTS}/device_install.sh"; '
+                       f'install_package "{repo}" "{site}" "{marker}"'],
+        env={"PATH": path}, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_the_package_installs_from_the_tree_and_its_staged_metadata(tmp_path):
+    """What the GPU machine does: the tree's modules and the dist-info of a wheel built from
+    them, without pip; spaCy finds `bio_ner` by the entry points there. Sources changed since
+    staging are installed by pip instead."""
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "spacy_bioner", repo / "spacy_bioner", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.py", "pyproject.toml", "README.md", "LICENSE", "scripts/package_stamp.sh"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, repo / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "wheels"), str(repo)], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "wheels").glob("spacy_bioner-*.whl")
+    (repo / ".device").mkdir()
+    stage = (f'source "{SCRIPTS}/device_install.sh"; stage_metadata "{wheel}" "{repo}/.device"; '
+             f'source "{ROOT}/scripts/package_stamp.sh"; package_stamp "{repo}" > "{repo}/.device/spacy-bioner.stamp"')
+    subprocess.run(["bash", "-c", stage], check=True, timeout=60)
+    assert [p.name for p in (repo / ".device").iterdir() if p.is_dir()] == [f"{wheel.name.split('-py3')[0]}.dist-info"]
+    site, marker = tmp_path / "site", tmp_path / "installed"
+    path = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    result = install(repo, site, marker, path)
+    assert result.returncode == 0 and "pip install" not in result.stderr, result.stderr
+    code = ("import importlib.metadata as m, spacy_bioner; "
+            f"eps = [e.name for d in m.distributions(path=[{str(site)!r}]) for e in d.entry_points "
+            "if e.group == 'spacy_factories']; print(spacy_bioner.__file__); print(sorted(eps))")
+    found = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(site), "PATH": path},
+                           cwd=tmp_path, capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
+    assert found[0] == str(site / "spacy_bioner" / "__init__.py") and "bio_ner" in found[1]
+    # Sources changed after staging: the staged metadata is not theirs, so pip installs them.
+    (repo / "spacy_bioner" / "about.py").write_text((repo / "spacy_bioner" / "about.py").read_text() + "\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python3").write_text(f'#!/bin/sh\necho "$@" > "{tmp_path}/pip-args"\n')
+    (fake / "python3").chmod(0o755)
+    result = install(repo, site, marker, f"{fake}:/usr/bin:/bin")
+    assert result.returncode == 0 and "no metadata of these sources in .device/" in result.stderr
+    assert (tmp_path / "pip-args").read_text().split()[:3] == ["-m", "pip", "install"]
+    assert not (site / "spacy_bioner").exists()  # the stale copy is gone

@@ -24,25 +24,7 @@ unpack "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" /tmp/encoder
 # PIP_NO_INDEX: with no registry, pip fails at once instead of retrying (`spacy
 # package` then builds without `build`'s isolated environment).
 export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 PIP_NO_INDEX=1
-# Done again whenever the package's sources differ from those last installed.
-# The wheel staged by stage_device.sh from these very sources is unpacked into
-# /tmp/site (its entry points in its dist-info): no pip build, no setuptools.
-# Without it, pip builds the package with the machine's setuptools, and failing
-# that installs it editable (../shared/device/README.md's way).
-source "$REPO/scripts/package_stamp.sh"
-stamp=$(package_stamp "$REPO")
-if [ "$(cat /tmp/spacy-bioner.installed 2>/dev/null)" != "$stamp" ]; then
-  wheel=$(compgen -G "$REPO/.device/spacy_bioner-*.whl" | head -n 1 || true)
-  # A copy unpacked before would shadow any other install (PYTHONPATH comes first).
-  rm -rf /tmp/site/spacy_bioner /tmp/site/spacy_bioner-*.dist-info
-  if [ -n "$wheel" ] && [ "$(cat "$REPO/.device/spacy-bioner.stamp" 2>/dev/null)" = "$stamp" ]; then
-    python3 -m zipfile -e "$wheel" /tmp/site
-  else
-    echo "device_env: no wheel of these sources in .device/ (benchmarks/scripts/stage_device.sh): pip install" >&2
-    python3 -m pip install -q --no-deps --no-build-isolation --no-index "$REPO" \
-      || python3 -m pip install -q --no-deps --no-build-isolation --no-index -e "$REPO"
-  fi
-  echo "$stamp" > /tmp/spacy-bioner.installed
-fi
+source "$REPO/benchmarks/scripts/device_install.sh"
+install_package "$REPO" /tmp/site /tmp/spacy-bioner.installed
 python3 -c "import spacy_bioner, sys; print('spacy_bioner', spacy_bioner.__version__, 'from', spacy_bioner.__file__)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
