@@ -270,3 +270,24 @@ def test_long_document_record(tiny_pipeline: Path, corpus_root: Path, tmp_path: 
     assert record["chars"] == 3000
     assert record["tokens"] > 300
     assert record["peak_rss_gb"] >= record["loaded_rss_gb"] > 0
+
+
+def test_records_name_the_revision_of_the_sources_they_measured(tmp_path, monkeypatch):
+    """None of the harness's records named the commit it ran; on the GPU machine, a copy of the
+    tree without git, the sources' stamp stands in for it."""
+    import shutil
+
+    import run
+
+    head = subprocess.run(["git", "-C", str(run.REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert re.fullmatch(re.escape(head) + r"(\+modified)?", run.versions()["spacy-bioner-source"])
+    copy = tmp_path / "tree"
+    shutil.copytree(run.REPO / "spacy_bioner", copy / "spacy_bioner", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.py", "scripts/package_stamp.sh"):
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run.REPO / name, copy / name)
+    monkeypatch.setattr(run, "REPO", copy)
+    stamp = subprocess.run(["bash", "-c", f'source "{copy}/scripts/package_stamp.sh"; package_stamp "{copy}"'],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert run.source_revision() == f"sources {stamp}" and len(stamp) == 40

@@ -21,6 +21,7 @@ import json
 import platform
 import re
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +43,7 @@ from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.encoders import resolve_encoder
 from spacy_bioner.evaluation import docs_to_iob, predict_references, seqeval_scores
 from spacy_bioner.messages import first_line
-from spacy_bioner.about import library_versions as versions
+from spacy_bioner.about import library_versions
 from spacy_bioner.packaging import describe_encoder
 
 BENCHMARKS = Path(__file__).resolve().parent.parent
@@ -342,6 +343,30 @@ def markdown_table(records: List[Dict[str, Any]]) -> str:
             f"{wps.get('32', '')} / {wps.get('128', '')} | {r['peak_gpu_mb'] or ''} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def versions() -> Dict[str, str]:
+    """What a record was measured with: the libraries' versions, and the revision of this
+    package's sources (`source_revision`)."""
+    return {**library_versions(), "spacy-bioner-source": source_revision()}
+
+
+def source_revision() -> str:
+    """The commit of the repository ("+modified" where the package, the configs or the
+    benchmark scripts differ from it), or, outside a git checkout (the GPU machine gets a
+    copy of the tree), the stamp of the package's sources (scripts/package_stamp.sh)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True,
+                              timeout=60).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        changed = git("status", "--porcelain", "--", "spacy_bioner", "setup.py", "configs", "benchmarks/scripts")
+        return commit + ("+modified" if changed else "")
+    except (OSError, subprocess.SubprocessError):
+        stamp = subprocess.run(["bash", "-c", f'source "{REPO}/scripts/package_stamp.sh"; package_stamp "{REPO}"'],
+                               capture_output=True, text=True, timeout=60).stdout.strip()
+        return f"sources {stamp}" if stamp else "unknown"
 
 
 def check_corpus(corpus_root: Path, corpus: str, splits: Sequence[str]) -> Path:
