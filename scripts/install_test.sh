@@ -23,16 +23,24 @@ META=training/package-meta.json
 read -r PACKAGE VERSION < <(python -c 'import json, sys
 meta = json.load(open(sys.argv[1]))
 print(meta["lang"] + "_" + meta["name"], meta["version"])' "$META")
-VENV="${VENV:-.venv-install-test}"
+# Its own folder, emptied each time: never one a generic VENV variable names.
+VENV="${INSTALL_TEST_VENV:-.venv-install-test}"
+MARKER="$VENV/.spacy-bioner-install-test"
 MODEL_WHEEL="packages/${PACKAGE}-${VERSION}/dist/${PACKAGE}-${VERSION}-py3-none-any.whl"
 BIONER_WHEEL="packages/dist/spacy_bioner-${VERSION}-py3-none-any.whl"
 for wheel in "$MODEL_WHEEL" "$BIONER_WHEEL"; do
   [ -f "$wheel" ] || { echo "install-test: $wheel is missing (run: spacy project run package)" >&2; exit 1; }
 done
 
+if [ -e "$VENV" ] && [ ! -f "$MARKER" ]; then
+  echo "install-test: $VENV exists and is not a virtual environment this script made, which it would" \
+    "replace; move it away, or set INSTALL_TEST_VENV to another folder" >&2
+  exit 1
+fi
 echo "install-test: fresh virtual environment $VENV"
 rm -rf "$VENV"
 python -m venv "$VENV"
+touch "$MARKER"
 PY="$(cd "$VENV" && pwd)/bin/python"
 "$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch first, pinned: on the build machines pip finds 2.13.0's CPU build on

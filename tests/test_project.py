@@ -1028,3 +1028,25 @@ def test_package_meta_names_a_missing_project_meta(hash_pipeline, tmp_path):
     missing = tmp_path / "no-meta.json"
     result = CliRunner().invoke(app, ["package-meta", str(model), str(missing), str(tmp_path / "out.json")])
     assert result.exit_code == 1 and result.output.strip() == f"Error: PROJECT_META: no such file: {missing}"
+
+
+def test_install_test_never_replaces_a_folder_it_did_not_make(tmp_path):
+    """It took its venv from a VENV variable and emptied it first: a user's folder was lost."""
+    meta = {"lang": "en", "name": "bioner_scibert", "version": "0.0.1"}
+    (tmp_path / "training").mkdir()
+    (tmp_path / "training" / "package-meta.json").write_text(json.dumps(meta))
+    for wheel in ("packages/en_bioner_scibert-0.0.1/dist/en_bioner_scibert-0.0.1-py3-none-any.whl",
+                  "packages/dist/spacy_bioner-0.0.1-py3-none-any.whl"):
+        (tmp_path / wheel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / wheel).write_text("")
+    mine = tmp_path / "my-env"
+    mine.mkdir()
+    (mine / "MY_WORK.txt").write_text("precious")
+    for env in ({"VENV": str(mine)}, {"INSTALL_TEST_VENV": str(mine)}):
+        result = subprocess.run(["bash", str(ROOT / "scripts" / "install_test.sh")], cwd=tmp_path, text=True,
+                                capture_output=True, env={"PATH": os.environ["PATH"], **env}, timeout=60)
+        if "VENV" in env:  # the generic variable is not read: its own folder is made instead
+            assert (tmp_path / ".venv-install-test" / ".spacy-bioner-install-test").exists()
+            continue
+        assert result.returncode == 1 and "is not a virtual environment this script made" in result.stderr
+    assert (mine / "MY_WORK.txt").read_text() == "precious"
