@@ -1095,6 +1095,19 @@ def test_cli_writes_an_encoder(tiny_bert: Path, tmp_path: Path) -> None:
     # Rerunning over its own output starts afresh.
     assert runner.invoke(app, args + ["--keep-checkpoint"]).exit_code == 0
     assert (out / CHECKPOINT_DIR / "trainer_state.json").is_file()
+    # The project's pretrain always resumes, and weasel runs it again when a var changes: --resume
+    # refuses a run of other settings, --restart-if-changed replaces it (text read again, line counts right).
+    other = [arg if arg != "3" else "4" for arg in args] + ["--resume"]
+    result = runner.invoke(app, other)
+    assert result.exit_code == 1 and "cannot resume" in result.output
+    assert "steps: finished run 3, now 4" in result.output
+    result = runner.invoke(app, other + ["--restart-if-changed"])
+    assert result.exit_code == 0, result.output
+    assert "holds another run (finished run: steps: finished run 3, now 4): replacing it" in result.output
+    results = json.loads((out / RESULTS_FILE).read_text(encoding="utf8"))
+    assert results["steps"] == 4 and results["text"][0]["lines"] == 60
+    result = runner.invoke(app, args + ["--restart-if-changed"])
+    assert result.exit_code == 1 and "--restart-if-changed goes with --resume" in result.output
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from ..pretraining import (
     DEFAULT_ASSETS,
     DEFAULT_TEXT,
     TASK_TEXT_FILES,
+    OtherRun,
     PretrainError,
     PretrainSettings,
     PretrainText,
@@ -87,6 +88,11 @@ def pretrain_command(
         False, "--resume/--no-resume", help="Continue from OUTPUT_DIR/checkpoint (same settings and "
         "text); start afresh if there is none; do nothing if the run in OUTPUT_DIR has finished."
     ),
+    restart_if_changed: bool = typer.Option(
+        False, "--restart-if-changed", help="With --resume: where OUTPUT_DIR holds a run of other settings "
+        "or text, replace it with a fresh run instead of stopping (the project's pretrain, which weasel "
+        "runs again when its vars change)."
+    ),
     fallback: str = typer.Option(
         "", "--fallback", help="Encoder to use where ENCODER cannot be loaded (offline): a local path "
         "or an encoder package, as in the project's vars.fallback."
@@ -129,10 +135,24 @@ def pretrain_command(
             [("--text", path) for path in text_files]
             + ([("--assets", assets or DEFAULT_ASSETS)] if include_task_text else []), output_dir
         )
-        text = PretrainText(text_files, include_task_text, assets or DEFAULT_ASSETS)
-        log(f"Text: {text.describe()}")
-        pretrain(settings, text, output_dir, sources=text.sources, resume=resume, gpu_id=gpu_id,
-                 progress=progress, log=log)
+        if restart_if_changed and not resume:
+            raise PretrainError("--restart-if-changed goes with --resume: without it, a run always starts afresh")
+
+        def run(resume: bool) -> None:
+            text = PretrainText(text_files, include_task_text, assets or DEFAULT_ASSETS)
+            log(f"Text: {text.describe()}")
+            pretrain(settings, text, output_dir, sources=text.sources, resume=resume, gpu_id=gpu_id,
+                     progress=progress, log=log)
+
+        try:
+            run(resume)
+        except OtherRun as err:
+            if not restart_if_changed:
+                raise
+            # The text was read to be compared: it is read again for the fresh run.
+            log(f"{output_dir} holds another run ({err.what}: {'; '.join(err.differences)}): replacing it "
+                "with a fresh run (--restart-if-changed)")
+            run(False)
     except (PretrainError, ConversionError, EncoderNotFound) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:

@@ -79,7 +79,7 @@ from .output import (
     check_output_dir,
     is_pretraining_output,
 )
-from .settings import PretrainError, PretrainSettings
+from .settings import OtherRun, PretrainError, PretrainSettings
 from .text import (
     BC5CDR_TRAIN,
     DEFAULT_ASSETS,
@@ -96,7 +96,7 @@ from .training import evaluate_mlm, masked_lm_loss, pretrain, steps_per_epoch, t
 __all__ = [
     "BC5CDR_TRAIN", "CHECKPOINT_DIR", "CHECKPOINT_OLD", "CHECKPOINT_TMP", "DATA_FINGERPRINT", "DEFAULT_ASSETS",
     "DEFAULT_TEXT", "JNLPBA_TEST", "JNLPBA_TRAIN", "RESULTS_FILE", "RUN_MARKER", "TASK_TEXT_FILES", "Batcher",
-    "MaskingRNG", "PackedSequences", "PretrainError", "PretrainSettings", "PretrainText",
+    "MaskingRNG", "OtherRun", "PackedSequences", "PretrainError", "PretrainSettings", "PretrainText",
     "check_encoder_outside_output", "check_inputs_outside_output", "check_output_dir", "check_whole_word_mask",
     "evaluate_mlm",
     "fingerprint", "is_pretraining_output", "is_wordpiece", "load_encoder", "masked_lm_loss", "pack_sequences",

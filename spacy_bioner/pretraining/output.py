@@ -11,7 +11,7 @@ import torch
 
 from ..corpora.text import PathLike
 from .data import MaskingRNG
-from .settings import PretrainError, PretrainSettings
+from .settings import OtherRun, PretrainError, PretrainSettings
 
 RESULTS_FILE = "pretraining.json"
 CHECKPOINT_DIR = "checkpoint"
@@ -240,8 +240,9 @@ def check_same_run(output: Path, what: str, recorded: RunRecord, current: RunRec
     elif current.text is not None and contents(recorded.text or []) != contents(current.text):
         differences.append("the text differs")
     if differences:
-        raise PretrainError(
-            f"cannot resume {output}: this run differs from its {what} ({'; '.join(differences)}); {START_AFRESH}"
+        raise OtherRun(
+            f"cannot resume {output}: this run differs from its {what} ({'; '.join(differences)}); {START_AFRESH}",
+            what, differences,
         )
 
 

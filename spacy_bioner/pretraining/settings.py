@@ -2,7 +2,7 @@
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 # Held-out selection and masking: constant, so every run is measured alike.
 HELDOUT_SEED = 1234
@@ -10,6 +10,16 @@ HELDOUT_SEED = 1234
 
 class PretrainError(Exception):
     """A problem with the input or the output directory; the message says what."""
+
+
+class OtherRun(PretrainError):
+    """`--resume` over an output of another run (other settings or text): `check_same_run`.
+    `what` is the recorded run ("checkpoint", "finished run"), `differences` how it differs."""
+
+    def __init__(self, message: str, what: str = "", differences: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.what = what
+        self.differences = list(differences)
 
 
 @dataclass
