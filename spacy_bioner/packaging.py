@@ -206,6 +206,8 @@ def package_meta(
         r for r in meta.get("requirements", []) if not _same_requirement(r, requirements)
     ]
     meta["sources"] = encoder_sources + list(project_meta.get("sources", []))
+    if "spacy_version" not in project_meta:
+        meta["spacy_version"] = spacy_minor_range()
     meta["performance"] = performance(metrics, primary)
     scored = {result["spans_key"] for result in metrics.values()}
     unscored = [name for name, head in heads.items() if head["spans_key"] not in scored]
@@ -282,6 +284,16 @@ def library_requirements() -> List[str]:
         f"spacy-bioner{get_minor_version_range(__version__)}",
         f"spacy-transformers{get_minor_version_range(get_package_version('spacy-transformers'))}",
     ]
+
+
+def spacy_minor_range() -> str:
+    """The packaged pipeline's spaCy: the minor version it was built with, from its first
+    patch, as this library requires (setup.py); spaCy's own meta names the patch it ran
+    (">=3.8.18"), which would refuse a 3.8 that this library accepts."""
+    from spacy import about
+
+    major, minor = about.__version__.split(".")[:2]
+    return f">={major}.{minor}.0,<{major}.{int(minor) + 1}.0"
 
 
 def _same_requirement(req: str, reqs: List[str]) -> bool:

@@ -781,6 +781,9 @@ def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipe
     major, minor, _ = __version__.split(".")
     assert f"spacy-bioner>={__version__},<{major}.{int(minor) + 1}.0" in meta["requirements"]
     assert any(r.startswith("spacy-transformers>=1.4.") and r.endswith(",<1.5.0") for r in meta["requirements"])
+    # spaCy's minor version from its first patch, as setup.py asks, not the patch it was trained with.
+    assert meta["spacy_version"] == ">=3.8.0,<3.9.0" and json.loads((model / "meta.json").read_text())[
+        "spacy_version"] == f">={spacy.about.__version__},<3.9.0"
     assert "GENIA" in meta["license"] and "BioCreative" in meta["license"]
     performance = meta["performance"]
     assert performance["spans_jnlpba_f"] == seqeval["f1"] and performance["spans_bc5cdr_f"] == other["f1"]
