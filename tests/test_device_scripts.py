@@ -112,3 +112,18 @@ def test_the_package_installs_from_the_tree_and_its_staged_metadata(tmp_path):
     assert result.returncode == 0 and "no metadata of these sources in .device/" in result.stderr
     assert (tmp_path / "pip-args").read_text().split()[:3] == ["-m", "pip", "install"]
     assert not (site / "spacy_bioner").exists()  # the stale copy is gone
+
+
+def test_the_source_stamp_fails_without_a_sha1_tool(tmp_path):
+    """Without sha1sum (macOS has shasum), the stamp was empty and exit 0: library changes then
+    reran nothing that depends on it."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("find", "sort", "cut", "cat"):
+        (tools / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run(
+        [shutil.which("bash"), "-c", f'source "{ROOT}/scripts/package_stamp.sh"; package_stamp "{ROOT}"'],
+        env={"PATH": str(tools)}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0 and result.stdout == ""
+    assert "package_stamp: needs sha1sum or shasum" in result.stderr
