@@ -1,5 +1,6 @@
 """The spaCy project: project.yml, evaluation, the encoder record, packaging, displaCy."""
 
+import gzip
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+import srsly
 import spacy
 import torch
 from spacy.schemas import ModelMetaSchema, validate
@@ -1053,3 +1055,25 @@ def test_install_test_never_replaces_a_folder_it_did_not_make(tmp_path):
             continue
         assert result.returncode == 1 and "is not a virtual environment this script made" in result.stderr
     assert (mine / "MY_WORK.txt").read_text() == "precious"
+
+
+def test_convert_refuses_assets_that_differ_from_their_checksums(tmp_path):
+    """spacy project assets only warned, and convert wrote a BC5CDR test set 30 lines short, exit 0."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from check_assets import changed_assets, main
+    finally:
+        sys.path.pop(0)
+    shutil.copy(ROOT / "project.yml", tmp_path / "project.yml")
+    dest = "assets/bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz"
+    (tmp_path / dest).parent.mkdir(parents=True)
+    shutil.copy(ROOT / dest, tmp_path / dest)
+    assert changed_assets(tmp_path, [dest]) == [] and main([str(tmp_path), dest]) == 0
+    assert "assets/jnlpba/Genia4ERtask2.iob2.gz" in changed_assets(tmp_path)  # missing
+    (tmp_path / dest).write_bytes(gzip.compress(gzip.decompress((ROOT / dest).read_bytes())[:-1000]))
+    assert changed_assets(tmp_path, [dest]) == [dest] and main([str(tmp_path), dest]) == 1
+    # The project's convert checks every asset it reads before it converts one.
+    convert = next(c for c in srsly.read_yaml(ROOT / "project.yml")["commands"] if c["name"] == "convert")
+    checked = convert["script"][0].split()[3:]
+    assert convert["script"][0].startswith("python scripts/check_assets.py")
+    assert sorted(checked) == sorted(dep for dep in convert["deps"] if dep.startswith("assets/"))

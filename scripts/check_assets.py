@@ -1,0 +1,42 @@
+"""Refuse assets that differ from their checksums in project.yml.
+
+`spacy project assets` only warns of a wrong checksum, and `convert` reads
+whatever the file holds: a changed test file would change the gold test set
+without a word. The project's `convert` runs this first, with the same
+checksum as weasel's (`weasel.util.get_checksum`).
+
+    python scripts/check_assets.py [PROJECT_DIR] [ASSET ...]
+
+checks the named assets (paths as project.yml's `dest`), or all of them.
+"""
+
+import sys
+from pathlib import Path
+from typing import List, Sequence
+
+import srsly
+from weasel.util import get_checksum
+
+
+def changed_assets(project_dir: Path, names: Sequence[str] = ()) -> List[str]:
+    """The assets of project.yml (those named, or all) that are missing or differ from their checksum."""
+    assets = [asset for asset in srsly.read_yaml(project_dir / "project.yml").get("assets", [])
+              if asset.get("checksum") and (not names or asset["dest"] in names)]
+    return [asset["dest"] for asset in assets
+            if not (project_dir / asset["dest"]).exists()
+            or get_checksum(project_dir / asset["dest"]) != asset["checksum"]]
+
+
+def main(argv: Sequence[str]) -> int:
+    project_dir = Path(argv[0]) if argv else Path(".")
+    changed = changed_assets(project_dir, argv[1:])
+    if changed:
+        print(f"check_assets: {', '.join(changed)}: missing, or not the file project.yml's checksum names; "
+              "restore it (git checkout -- FILE), or, for a deliberate change, update its checksum in "
+              "project.yml", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
