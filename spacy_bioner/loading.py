@@ -26,12 +26,20 @@ class PipelineLoadError(ValueError):
     """The pipeline cannot be loaded or used; the message says what to do."""
 
 
-def check_gpu(gpu_id: int) -> None:
-    """ValueError where torch sees no GPU `gpu_id` (before thinc, which would blame a missing CuPy)."""
+def require_gpu(gpu_id: int, for_spacy: bool = True) -> None:
+    """Check that GPU `gpu_id` is there and, with `for_spacy`, make it spaCy's (thinc's)
+    device. ValueError saying why not, and to use -1 for the CPU: torch is asked first,
+    since thinc blames a missing CuPy for a missing GPU."""
+    import spacy
     import torch
 
     if not torch.cuda.is_available() or gpu_id >= torch.cuda.device_count():
-        raise ValueError(f"no such GPU (torch sees {torch.cuda.device_count()})")
+        raise ValueError(f"no such GPU (torch sees {torch.cuda.device_count()}); use -1 for the CPU")
+    if for_spacy:
+        try:
+            spacy.require_gpu(gpu_id)
+        except ValueError as e:  # thinc: "Cannot use GPU, CuPy is not installed"
+            raise ValueError(f"{e}; use -1 for the CPU") from None
 
 
 def load_pipeline(
@@ -63,10 +71,9 @@ def load_pipeline(
 
     if gpu_id >= 0:
         try:
-            check_gpu(gpu_id)
-            spacy.require_gpu(gpu_id)
-        except ValueError as e:  # no such GPU, or no CuPy
-            raise PipelineLoadError(f"--gpu-id {gpu_id}: {e}; use -1 for the CPU") from None
+            require_gpu(gpu_id)
+        except ValueError as e:
+            raise PipelineLoadError(f"--gpu-id {gpu_id}: {e}") from None
     if precision is not None and precision not in LOAD_PRECISIONS:
         raise PipelineLoadError(f"precision {precision!r}: use one of {', '.join(LOAD_PRECISIONS)}")
     overrides = {} if precision is None else {"components": {"transformer": {"model": {"precision": precision}}}}

@@ -135,7 +135,7 @@ def pipeline_description(model: Path) -> str:
 
 
 def main() -> None:
-    from spacy_bioner.loading import LOAD_PRECISIONS, check_gpu
+    from spacy_bioner.loading import LOAD_PRECISIONS, require_gpu
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-docs", type=int, default=2000,
@@ -158,9 +158,9 @@ def main() -> None:
     gpu = args.gpu_id >= 0
     if gpu:
         try:  # before the inputs are built
-            check_gpu(args.gpu_id)
+            require_gpu(args.gpu_id, for_spacy=False)  # each run makes it spaCy's device as it loads
         except ValueError as error:
-            parser.error(f"--gpu-id {args.gpu_id}: {error}; use -1 for the CPU")
+            parser.error(f"--gpu-id {args.gpu_id}: {error}")
     if args.runs is None:
         runs = [run for run in RUNS if not (gpu and run in CPU_ONLY_RUNS)]
         if gpu:

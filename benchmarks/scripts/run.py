@@ -385,18 +385,14 @@ def check_corpus(corpus_root: Path, corpus: str, splits: Sequence[str]) -> Path:
 
 
 def require_gpu(gpu_id: int) -> None:
-    """Make GPU `gpu_id` spaCy's (thinc's) device: a clean usage error (exit code 2) where
-    torch or spaCy has no such GPU (torch first: thinc blames a missing CuPy for a missing GPU)."""
-    from spacy_bioner.loading import check_gpu
+    """Make GPU `gpu_id` spaCy's (thinc's) device (`loading.require_gpu`): a clean usage
+    error (exit code 2) where torch or spaCy has no such GPU."""
+    from spacy_bioner import loading
 
     try:
-        check_gpu(gpu_id)
+        loading.require_gpu(gpu_id)
     except ValueError as error:
-        raise typer.BadParameter(f"{error}; use -1 for the CPU.", param_hint="--gpu-id") from error
-    try:
-        spacy.require_gpu(gpu_id)
-    except ValueError as error:  # thinc: "Cannot use GPU, CuPy is not installed"
-        raise typer.BadParameter(f"No GPU for spaCy: {error}.", param_hint="--gpu-id") from error
+        raise typer.BadParameter(f"{error}.", param_hint="--gpu-id") from error
 
 
 def parse_variant(text: str) -> Tuple[str, Dict[str, Any]]:

@@ -105,12 +105,12 @@ def pretrain_command(
     masked-LM loss and perplexity before and after, the tokens seen and the
     settings go to OUTPUT_DIR/pretraining.json."""
     if gpu_id >= 0:
-        from ..loading import check_gpu
+        from ..loading import require_gpu
 
         try:
-            check_gpu(gpu_id)
+            require_gpu(gpu_id, for_spacy=False)  # pretraining runs on torch alone
         except ValueError as e:
-            raise fail(f"--gpu-id {gpu_id}: {e}; use -1 for the CPU") from None
+            raise fail(f"--gpu-id {gpu_id}: {e}") from None
     settings = PretrainSettings(
         encoder=encoder, max_length=max_length, batch_size=batch_size, steps=steps, epochs=epochs,
         learn_rate=learn_rate, warmup=warmup, whole_word_mask=whole_word_mask, seed=seed,
