@@ -793,6 +793,18 @@ def test_max_length_too_short_names_the_minimum(tiny_bert: Path) -> None:
     assert pack_sequences(toy_text(4), tokenizer, 10)
 
 
+def test_the_project_lists_what_pretrain_writes(adapted: Path) -> None:
+    """weasel reruns `pretrain` when an output is missing and `spacy project push`
+    uploads the outputs: they must be files a run writes, the weights among them."""
+    from weasel.util import load_project_config
+
+    project = load_project_config(ROOT, overrides={"vars.adapted_encoder": str(adapted)})
+    (pretrain,) = [command for command in project["commands"] if command["name"] == "pretrain"]
+    written = {str(path) for path in adapted.iterdir()}
+    assert set(pretrain["outputs"]) <= written
+    assert {RESULTS_FILE, "model.safetensors"} <= {Path(output).name for output in pretrain["outputs"]}
+
+
 @pytest.mark.slow
 def test_output_loads_as_an_encoder(adapted: Path) -> None:
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer

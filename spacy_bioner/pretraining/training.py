@@ -23,6 +23,11 @@ from .output import (
 from .settings import HELDOUT_SEED, PretrainError, PretrainSettings
 
 
+def _count(n: int, noun: str) -> str:
+    """"1 sequence", "2,048 sequences"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _bf16(device: torch.device) -> bool:
     """Whether `device` is a GPU with native bf16 (the current GPU: `pretrain`
     selects it). Emulated bf16, on older GPUs, has no fast matrix units."""
@@ -217,8 +222,8 @@ def pretrain(
         raise PretrainError("the text is too short: no training sequences")
     n_steps = total_steps(settings, len(train))
     read = f" from {sum(source.get('lines', 0) for source in sources):,} lines" if sources else ""
-    log(f"{len(sequences):,} sequences ({sequences.n_tokens:,} tokens){read}: {len(train):,} training and "
-        f"{len(heldout):,} held-out; {n_steps:,} steps of {settings.batch_size}")
+    log(f"{_count(len(sequences), 'sequence')} ({sequences.n_tokens:,} tokens){read}: {len(train):,} training "
+        f"and {len(heldout):,} held-out; {_count(n_steps, 'step')} of {settings.batch_size}")
 
     if checkpoint_state is None and output.is_dir() and any(output.iterdir()):
         previous = read_checkpoint_state(output)
