@@ -16,20 +16,21 @@ JNLPBA/BC5CDR numbers and the Hugging Face ``run_ner.py`` recipe report.
 spaCy's own scorer (``spans_<key>_*``) is reported next to them.
 """
 
+import itertools
 import json
 import statistics
-from collections import Counter
 import time
+from collections import Counter
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.scorer import Scorer
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 
-from .annotation import head_keys, is_annotated, spans_of, taggable_spans
+from .annotation import SCORES_ATTR, group_scores, head_keys, is_annotated, spans_of, taggable_spans
 from .corpora.docbin import gold_token_doc, load_docs
 from .tags import spans_to_tags
 
@@ -168,16 +169,25 @@ def gold_iob_tags(docs: Iterable[Doc], spans_key: str) -> List[List[str]]:
 def on_reference_tokens(predicted: Doc, reference: Doc) -> Doc:
     """`predicted`'s entities (every span group and doc.ents) on a copy of `reference`'s tokens,
     for a prediction made on its own tokenization of the same text: each span widened to the
-    reference tokens it touches, overlaps then resolved `longest_first`, as for tags."""
+    reference tokens it touches, overlaps then resolved `longest_first`, as for tags. A head's
+    group keeps its scores (`group_scores`), by which the scorer tells a head's entities apart."""
     doc = gold_token_doc(predicted.vocab, reference)
 
-    def laid(spans: Iterable[Span]) -> List[Span]:
-        widened = (doc.char_span(s.start_char, s.end_char, label=s.label, alignment_mode="expand") for s in spans)
-        return taggable_spans(span for span in widened if span is not None)
+    def laid(spans: Sequence[Span], scores: Optional[List[float]] = None) -> Dict[Span, Optional[float]]:
+        """The spans kept on `doc`'s tokens, each with its score (the best of those widened to it)."""
+        widened: Dict[Span, Optional[float]] = {}
+        for span, score in zip(spans, scores or itertools.repeat(None)):
+            on_doc = doc.char_span(span.start_char, span.end_char, label=span.label, alignment_mode="expand")
+            if on_doc is not None:
+                widened[on_doc] = score if widened.get(on_doc) is None else max(score, widened[on_doc])
+        return {span: widened[span] for span in taggable_spans(widened)}
 
     for key, group in predicted.spans.items():
-        doc.spans[key] = laid(group)
-    doc.ents = laid(predicted.ents)
+        scores = group_scores(group)
+        spans = laid(group, scores)
+        attrs = {} if scores is None else {SCORES_ATTR: list(spans.values())}
+        doc.spans[key] = SpanGroup(doc, name=key, spans=list(spans), attrs=attrs)
+    doc.ents = list(laid(predicted.ents))
     return doc
 
 
@@ -284,8 +294,8 @@ def evaluate_corpus(
                 label: {"p": row["p"], "r": row["r"], "f1": row["f"]}
                 for label, row in (spacy_scores.get(f"{prefix}_per_type") or {}).items()
             },
-            # The union in doc.ents against this corpus's entities: the other
-            # head's labels count as false positives here.
+            # doc.ents against this corpus's entities, without those of heads
+            # it is not annotated for (scoring.ents_of_annotated_heads).
             "ents_p": _float(spacy_scores.get("ents_p")),
             "ents_r": _float(spacy_scores.get("ents_r")),
             "ents_f1": _float(spacy_scores.get("ents_f")),

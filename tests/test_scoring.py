@@ -107,6 +107,31 @@ def test_entities_predicted_on_other_tokens_are_laid_on_the_reference_tokens():
     assert [(s.text, s.label_) for s in laid.ents] == [("IL-2", "protein")]
 
 
+def test_a_heads_scores_are_laid_with_its_spans_and_its_entities_stay_out_of_others_ents_scores():
+    """`evaluate` scores predictions laid on the gold tokens: the scores mark a head's group, by
+    which ents_* leave out the entities of a head the reference is not annotated for."""
+    from spacy.tokens import SpanGroup
+
+    vocab = Vocab()
+    reference = Doc(vocab, words=["Aspirin", "blocks", "IL-2", "."], spaces=[True, True, False, False])
+    reference.spans["jnlpba"] = [Span(reference, 2, 3, "protein")]
+    reference.ents = list(reference.spans["jnlpba"])
+    own = Doc(vocab, words=["Aspirin", "blocks", "IL", "-", "2", "."], spaces=[True, True, False, False, False, False])
+    heads = {"jnlpba": ([(2, 3, "protein"), (4, 5, "protein")], [0.6, 0.8]), "bc5cdr": ([(0, 1, "Chemical")], [0.7])}
+    for key, (spans, scores) in heads.items():
+        group = [Span(own, start, end, label) for start, end, label in spans]
+        own.spans[key] = SpanGroup(own, name=key, spans=group, attrs={"scores": scores})
+    own.spans["other"] = [Span(own, 1, 2, "X")]  # no scores: no head's
+    own.ents = [*own.spans["bc5cdr"], Span(own, 2, 5, "protein")]
+    laid = on_reference_tokens(own, reference)
+    # "IL" and "2" widen to one "IL-2", with the better score.
+    assert [(s.text, s.label_) for s in laid.spans["jnlpba"]] == [("IL-2", "protein")]
+    assert laid.spans["jnlpba"].attrs["scores"] == [0.8]
+    assert laid.spans["bc5cdr"].attrs["scores"] == [0.7]
+    assert "scores" not in laid.spans["other"].attrs
+    assert score_bio_ner([Example(laid, reference)], spans_key="jnlpba")["ents_p"] == 1.0
+
+
 def ents_gold_and_head_prediction(vocab):
     """Gold in doc.ents for both heads (a protein, a Chemical); the JNLPBA
     head finds the protein and tags the Chemical's tokens as a protein."""
