@@ -13,7 +13,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 from thinc.api import Ops
 
-from .layers.crf import TagScores, forward_backward, pad, viterbi
+from .layers.crf import TagScores, forward_backward, log_softmax, pad, viterbi
 from .tags import tag_constraints
 
 
@@ -50,8 +50,7 @@ class ConstrainedViterbi:
             _, marginals, _ = forward_backward(padded, lengths, transitions, start, end, scores.recursion)
             chosen = xp.take_along_axis(marginals, best[:, :, None].astype("int64"), axis=2)[:, :, 0]
         else:
-            log_probs = padded - padded.max(axis=2, keepdims=True)
-            log_probs -= xp.log(xp.exp(log_probs).sum(axis=2, keepdims=True))
+            log_probs = log_softmax(padded, axis=2)
             best = viterbi(log_probs, lengths, transitions, start, end, scores.recursion)
             chosen = xp.exp(xp.take_along_axis(log_probs, best[:, :, None].astype("int64"), axis=2)[:, :, 0])
         # Float32 marginals can exceed 1 by a rounding error; a confidence is a probability.

@@ -35,7 +35,7 @@ from thinc.backends import get_array_ops
 from thinc.loss import Loss
 from thinc.types import Ints1d
 
-from .layers.crf import TagScores, constrained_statistics, forward_backward, pad
+from .layers.crf import TagScores, constrained_statistics, forward_backward, log_softmax, pad
 from .tags import Constraints, first_break, scheme_of, split_tag, tag_constraints
 
 # How a loss weights the classes of gold tags.
@@ -166,9 +166,7 @@ class ClassWeightedCrossentropy(ClassWeightedTaggingLoss):
         gold = xp.asarray(np.maximum(np.concatenate([np.asarray(t) for t in truths]), 0).astype("int64"))
         weights = xp.asarray(weights_host, dtype=logits.dtype)
         normalizer = max(float(weights_host.sum(dtype="float64")), 1e-8)
-        # Log-softmax, so that the loss of a confidently wrong token is exact rather than capped.
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+        log_probs = log_softmax(logits)  # the loss of a confidently wrong token is exact, not capped
         rows = xp.arange(len(gold))
         d_logits = xp.exp(log_probs) * (weights / normalizer)[:, None]
         d_logits[rows, gold] -= weights / normalizer

@@ -14,17 +14,17 @@ import warnings
 from collections import Counter
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import logger
 from spacy.vocab import Vocab
 from spacy_transformers.layers import TransformerListener
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
-from spacy.util import logger
 from wasabi import table
 
 from . import bounds
@@ -162,7 +162,7 @@ class BioNER(TrainablePipe):
     def __init__(
         self,
         vocab: Vocab,
-        model: Model,
+        model: Model[List[Doc], TagScores],
         name: str = "bio_ner",
         *,
         loss: ClassWeightedTaggingLoss,
@@ -208,8 +208,8 @@ class BioNER(TrainablePipe):
             "tag_scheme": self.tag_scheme,
         }
         # Labels of gold entities outside the head's label set, warned once each.
-        self._unknown_labels: set = set()
-        self._warned_labels: set = set()
+        self._unknown_labels: Set[str] = set()
+        self._warned_labels: Set[str] = set()
         self._warned_no_transformer = False
         # Overlapping gold entities dropped, by (dropped label, kept label), warned once per pair.
         self._overlaps: Counter = Counter()
@@ -436,7 +436,8 @@ class BioNER(TrainablePipe):
         return losses
 
     def finish_update(self, sgd: Optimizer) -> None:
-        """Update the head's weights at `learn_rate_scale` times the optimizer's rate.
+        """Update the head's weights at `learn_rate_scale` times the optimizer's rate
+        (thinc's `Model.finish_update` with the optimizer's `lr_scale`).
 
         A shared transformer's weights are not among them: its component
         updates them, at the optimizer's own rate, as does any PyTorch shim here.
@@ -447,11 +448,10 @@ class BioNER(TrainablePipe):
         for node in self.model.walk():
             for name in node.param_names:
                 if node.has_grad(name):
-                    param, grad = sgd(
+                    param, _ = sgd(
                         (node.id, name), node.get_param(name), node.get_grad(name), lr_scale=self.learn_rate_scale
                     )
-                    node.set_param(name, param)
-                    node.set_grad(name, grad)
+                    node.set_param(name, param)  # the optimizer zeroes the gradient in place
 
     def _warn_unknown_labels(self) -> None:
         new = self._unknown_labels - self._warned_labels

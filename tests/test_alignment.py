@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 
 from spacy_bioner.encoders import packaged_encoder_path
 from spacy_bioner.layers.alignment import align_by_offsets
-from spacy_bioner.layers.transformer import WordpieceEncoder
+from spacy_bioner.layers.wordpieces import WordpieceEncoder
 from spacy_bioner.tokenizer import make_bio_nlp
 
 TEXTS = [

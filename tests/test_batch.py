@@ -218,7 +218,7 @@ def test_windows_fit_an_encoder_whose_positions_start_after_padding(tmp_path):
     from thinc.api import Adam, fix_random_seed
     from toy import make_tiny_roberta, toy_abstracts
 
-    from spacy_bioner.layers.transformer import max_positions
+    from spacy_bioner.layers.windows import max_positions
 
     fix_random_seed(0)
     encoder = make_tiny_roberta(tmp_path / "roberta", max_position_embeddings=34)

@@ -307,3 +307,29 @@ def test_earlier_configs_still_build(tiny_bert, version, settings, expected):
 def test_an_unknown_precision_is_refused(tiny_bert):
     with pytest.raises(ValueError, match="bfloat16"):
         transformer_pipeline(tiny_bert, settings=_settings(precision="fp8"))
+
+
+def test_the_layer_has_every_attr_of_spacy_transformers_model():
+    """BioTransformerModel builds itself as TransformerModel.__init__ would, with its own
+    forward and init: an attr a new spacy-transformers adds, which its functions
+    would read, must not be missing here."""
+    from spacy_transformers.layers import TransformerModel
+    from spacy_transformers.span_getters import get_doc_spans
+
+    ours = BioTransformerModel("encoder", get_doc_spans)
+    theirs = TransformerModel("encoder", get_doc_spans)
+    assert set(ours.attrs) == set(theirs.attrs) | {"fallback"}
+    assert set(ours.layers[0].attrs) == set(theirs.layers[0].attrs)
+    assert ours.dim_names == theirs.dim_names and ours.layers[0].dim_names == theirs.layers[0].dim_names
+
+
+def test_loading_writes_into_no_config_the_caller_holds(tiny_bert):
+    """spacy-transformers writes into the transformer config it loads with: a dict
+    the caller passed (or a default every model shares) must stay as it was."""
+    from spacy_transformers.span_getters import get_doc_spans
+
+    shared = {"output_hidden_states": False}
+    model = BioTransformerModel(str(tiny_bert), get_doc_spans, transformer_config=shared)
+    model.initialize()
+    assert model.attrs["has_transformer"]
+    assert shared == {"output_hidden_states": False}

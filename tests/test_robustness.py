@@ -28,7 +28,7 @@ from toy import make_tiny_bert, toy_sentences, transformer_pipeline
 
 from spacy_bioner.corpora import write_docbin
 from spacy_bioner.encoders import EncoderNotFound, packaged_encoder_path, resolve_encoder
-from spacy_bioner.layers.transformer import WindowSplitter
+from spacy_bioner.layers.windows import WindowSplitter
 from spacy_bioner.tokenizer import make_bio_nlp
 
 BIO_TOKENIZER = """

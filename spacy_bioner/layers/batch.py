@@ -23,7 +23,7 @@ from spacy.tokens import Span
 from spacy_transformers.data_classes import FullTransformerBatch, TransformerData
 from thinc.api import get_array_module, torch2xp, xp2torch
 from thinc.types import FloatsXd
-from transformers.file_utils import ModelOutput
+from transformers.utils import ModelOutput
 
 
 @dataclass

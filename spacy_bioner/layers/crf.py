@@ -419,6 +419,14 @@ def _trusted_parallel(log_z_at: Floats2d, total: Floats2d, inside: ArrayXd) -> A
     return (xp.where(inside, total, 1).min(axis=1) > floor) & xp.isfinite(first[:, 0]) & (drift <= tolerance)
 
 
+def log_softmax(scores: ArrayXd, axis: int = -1) -> ArrayXd:
+    """The log of the softmax of `scores` along `axis`, computed from the shifted scores:
+    exact for a confidently wrong tag, where the log of a softmax would underflow."""
+    xp = get_array_module(scores)
+    shifted = scores - scores.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
 def _logsumexp(scores: ArrayXd, axis: int) -> ArrayXd:
     xp = get_array_module(scores)
     top = scores.max(axis=axis, keepdims=True)

@@ -1,12 +1,12 @@
 """The transformer layer: spacy-transformers' TransformerModel with four changes.
 
-- Windows the encoder would truncate are cut into consecutive pieces that fit
-  (`WindowSplitter`): spacy-transformers silently drops every token past the
-  encoder's maximum length, and their entities with them.
-- Windows are tokenized through the tokenizer's Rust backend, and in
-  training each window's encoding is remembered (`WordpieceEncoder`); tokens
-  are aligned to wordpieces by their offsets in NumPy (alignment.py), and the
-  output is split per document without visiting its tokens (batch.py).
+- Windows the encoder would truncate are cut into consecutive pieces that
+  fit (`WindowSplitter`, windows.py): spacy-transformers silently drops every
+  token past the encoder's maximum length, and their entities with them.
+- Windows are tokenized through the tokenizer's Rust backend, and in training
+  each window's encoding is remembered (`WordpieceEncoder`, wordpieces.py);
+  tokens are aligned to wordpieces by their offsets in NumPy (alignment.py),
+  and the output is split per document without visiting its tokens (batch.py).
 - The encoder runs in this package's shim (`EncoderShim`): bfloat16 autocast,
   a fused optimizer step and layer-wise learning-rate decay as options.
 - In prediction the encoder takes the windows a few at a time, longest
@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy_transformers.align import get_alignment
 from spacy_transformers.data_classes import (
     FullTransformerBatch,
@@ -54,6 +54,8 @@ from ..encoders import resolve_encoder
 from .alignment import align_by_offsets
 from .batch import BioTransformerBatch
 from .encoder_shim import EncoderShim
+from .windows import WindowSplitter, max_length
+from .wordpieces import WordpieceEncoder
 
 # Windows the encoder takes in one pass in prediction, by default. A pass's
 # activations grow with its windows; 128 windows of 128 tokens are some
@@ -118,6 +120,8 @@ class BioTransformerModel(TransformerModel):
         # TransformerModel.__init__ fixes the forward and init functions, so
         # the model is built here the same way with this layer's own. The
         # wrapper is HFWrapper's, around this package's shim.
+        # Copies: spacy-transformers writes into the configs it loads with.
+        tokenizer_config, transformer_config = dict(tokenizer_config), dict(transformer_config)
         hf_model = HFObjects(None, None, None, tokenizer_config, transformer_config)
         shim = EncoderShim(
             hf_model,
@@ -254,7 +258,7 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
         batch_encoding = huggingface_tokenize(tokenizer, texts)
         wordpieces = WordpieceBatch.from_batch_encoding(batch_encoding)
         align = get_alignment(flat_spans, wordpieces.strings, tokenizer.all_special_tokens)
-    wordpieces, align = truncate_oversize_splits(wordpieces, align, _max_length(model))
+    wordpieces, align = truncate_oversize_splits(wordpieces, align, max_length(model))
     if is_train:
         model_output, backprop_tensors = model.layers[0](wordpieces, is_train)
     else:
@@ -330,199 +334,3 @@ def _place(joined: Any, value: Any, rows: np.ndarray, key: str, batch_shape: Tup
 
 def _no_backprop(d_output: Any) -> None:
     raise ValueError("The transformer's output in prediction has no backprop.")
-
-
-class WindowSplitter:
-    """Cut windows the encoder would truncate into consecutive pieces that fit.
-
-    Span getters count spaCy tokens, and spacy-transformers silently cuts a
-    window at the encoder's maximum length: every token after the cut would
-    get no vector and its entities would be lost (a 2,000-character run of
-    dots is one token of 2,000 wordpieces). Each distinct token string is
-    tokenized once and its piece count kept, so checking the windows of a
-    batch costs dictionary lookups, not a second tokenization every step.
-    A token's count alone can fall short of its pieces in context (a token
-    glued to the one before it: "5kb" is 5 ##k ##b, "5" and "kb" one piece
-    each), so the layer checks the encoded windows and `recut`s those that
-    came out too long.
-    """
-
-    # Bounds the memory of a long-running service fed open-ended text.
-    max_cached = 1_000_000
-
-    def __init__(self) -> None:
-        self._tokenizer = None
-        self._counts: Dict[int, int] = {}
-
-    def __call__(self, spans: List[List[Span]], model: Model) -> List[List[Span]]:
-        """Each document's windows, those the encoder would truncate cut into pieces that fit."""
-        tokenizer = model.tokenizer
-        if tokenizer is not self._tokenizer or len(self._counts) > self.max_cached:
-            self._tokenizer, self._counts = tokenizer, {}
-        limit = _max_pieces(model)
-        output = []
-        for doc_spans in spans:
-            counts = self._piece_counts(doc_spans[0].doc) if doc_spans else []
-            output.append([piece for window in doc_spans for piece in _fit(window, counts, limit)])
-        return output
-
-    def recut(
-        self, spans: List[List[Span]], lengths: List[int], offsets: np.ndarray, model: Model
-    ) -> Optional[List[List[Span]]]:
-        """The windows again, those longer than the encoder's limit once
-        encoded cut before the token where their pieces overflow; None if no
-        window was cut (every window fits, or only windows of one token
-        do not).
-
-        lengths: the encoded length of each window (special tokens
-        included), in the order of the flattened `spans`; offsets: (n,
-        width, 2) the character offsets of each window's pieces in its text.
-        A window whose first token alone overflows keeps it alone (it is cut
-        after it), as `__call__` does; a window of one token is left as it is.
-        """
-        limit = _max_length(model)
-        if max(lengths, default=0) <= limit:
-            return None
-        output, row, cut_any = [], 0, False
-        for doc_spans in spans:
-            windows = []
-            for window in doc_spans:
-                if lengths[row] > limit and len(window) > 1:
-                    cut_any = True
-                    # Pieces 1 .. limit - 2 fit beside [CLS] and [SEP]; piece limit - 1 is the first that does not.
-                    overflow = offsets[row, limit - 1, 0]
-                    starts = window.doc.to_array("IDX")[window.start : window.end] - window.start_char
-                    cut = max(int(np.searchsorted(starts, overflow, side="right")) - 1, 1)
-                    windows.extend([window[:cut], window[cut:]])
-                else:
-                    windows.append(window)
-                row += 1
-            output.append(windows)
-        return output if cut_any else None
-
-    def _piece_counts(self, doc: Doc) -> List[int]:
-        """Wordpieces per token of `doc` (special tokens not included)."""
-        orths = doc.to_array("ORTH").tolist()
-        new = [orth for orth in set(orths) if orth not in self._counts]
-        if new:
-            # verbose=False: one token may have more pieces than the encoder takes
-            # (its window is truncated); the front end would log a warning for it.
-            encoded = self._tokenizer([doc.vocab.strings[o] for o in new], add_special_tokens=False, verbose=False)
-            self._counts.update(zip(new, map(len, encoded["input_ids"])))
-        return [self._counts[orth] for orth in orths]
-
-
-def _max_length(model: Model) -> int:
-    """The most wordpieces the encoder takes in one sequence, special tokens included."""
-    tokenizer = model.tokenizer
-    return min(tokenizer.model_max_length, max_positions(model.transformer, tokenizer.model_max_length))
-
-
-def max_positions(transformer: torch.nn.Module, default: int) -> int:
-    """The most positions `transformer` embeds: its `max_position_embeddings`
-    (`default` if it has none, or none above 0: XLNet's -1), less the offset
-    of RoBERTa-style embeddings.
-
-    Those (RoBERTa, XLM-R, MPNet, ...) number positions from `padding_idx + 1`,
-    so RoBERTa's 514 position embeddings take 512 wordpieces; their hub
-    tokenizers often leave `model_max_length` unset (a huge default), and a
-    longer window would index past the embeddings.
-    """
-    positions = getattr(transformer.config, "max_position_embeddings", None)
-    # None, or XLNet's -1: no limit of the encoder's own.
-    positions = positions if isinstance(positions, int) and positions > 0 else default
-    embeddings = getattr(transformer, "embeddings", None)
-    padding_idx = getattr(embeddings, "padding_idx", None)
-    table = getattr(embeddings, "position_embeddings", None)
-    if isinstance(padding_idx, int) and isinstance(table, torch.nn.Embedding):
-        positions = min(positions, table.num_embeddings - padding_idx - 1)
-    return positions
-
-
-def _max_pieces(model: Model) -> int:
-    """The most wordpieces of text in one sequence, beside the special tokens."""
-    return _max_length(model) - model.tokenizer.num_special_tokens_to_add(pair=False)
-
-
-def _fit(window: Span, counts: List[int], limit: int) -> List[Span]:
-    window_counts = counts[window.start : window.end]
-    if sum(window_counts) <= limit:
-        return [window]
-    pieces, start, used = [], 0, 0
-    for i, count in enumerate(window_counts):
-        # A single token longer than the limit gets a window of its own.
-        if used + count > limit and i > start:
-            pieces.append(window[start:i])
-            start, used = i, 0
-        used += count
-    pieces.append(window[start:])
-    return pieces
-
-
-class WordpieceEncoder:
-    """Window texts to wordpiece arrays, through the tokenizer's Rust backend.
-
-    spacy-transformers tokenizes every window on every step through the
-    Hugging Face tokenizer's Python front end, then converts every id back to
-    its string one call at a time: a large share of the host work of a
-    training step and of `nlp.pipe` (benchmarks/README.md). This gives the same
-    ids, offsets, strings and mask (tests compare them) at half the cost, and
-    in training remembers each window's encoding: the strided windows of a
-    training document are the same every epoch.
-    """
-
-    # Windows remembered in training (ids and offsets, ~2 kB each); JNLPBA and
-    # BC5CDR together have about 10,000.
-    max_cached = 50_000
-
-    def __init__(self) -> None:
-        self._tokenizer = None
-        self._cache: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
-
-    def _bind(self, tokenizer: PreTrainedTokenizerFast) -> None:
-        from tokenizers import Tokenizer
-
-        # A private copy of the backend: the front end leaves its padding and
-        # truncation settings on the shared one after every call.
-        self._backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-        self._backend.no_padding()
-        self._backend.no_truncation()
-        self._strings = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        self._with_type_ids = "token_type_ids" in tokenizer.model_input_names
-        self._tokenizer, self._cache = tokenizer, {}
-
-    def __call__(
-        self, tokenizer: PreTrainedTokenizerFast, texts: List[str], remember: bool
-    ) -> Tuple[WordpieceBatch, np.ndarray]:
-        """The padded batch, and the (n, width, 2) character offsets of each piece."""
-        if tokenizer is not self._tokenizer:
-            self._bind(tokenizer)
-        cache = self._cache if remember else {}
-        new = list({text: None for text in texts if text not in cache})
-        for text, encoding in zip(new, self._backend.encode_batch(new, add_special_tokens=True)):
-            cache[text] = (
-                np.asarray(encoding.ids, dtype="int64"),
-                np.asarray(encoding.offsets, dtype="int64").reshape(-1, 2),
-            )
-        encoded = [cache[text] for text in texts]
-        if len(self._cache) > self.max_cached:
-            self._cache = {}
-        lengths = [len(ids) for ids, _ in encoded]
-        width = max(lengths)
-        input_ids = np.full((len(texts), width), tokenizer.pad_token_id, dtype="int64")
-        attention_mask = np.zeros((len(texts), width), dtype="float32")
-        offsets = np.zeros((len(texts), width, 2), dtype="int64")
-        for row, (ids, piece_offsets) in enumerate(encoded):
-            input_ids[row, : len(ids)] = ids
-            attention_mask[row, : len(ids)] = 1.0
-            offsets[row, : len(ids)] = piece_offsets
-        strings = self._strings
-        wordpieces = WordpieceBatch(
-            strings=[[strings[i] for i in row] for row in input_ids.tolist()],
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            lengths=lengths,
-            # One sequence per window: type 0 throughout, as the tokenizer gives.
-            token_type_ids=np.zeros_like(input_ids) if self._with_type_ids else None,
-        )
-        return wordpieces, offsets

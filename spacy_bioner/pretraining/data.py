@@ -72,7 +72,7 @@ def sequence_length(tokenizer: Any, model: Any, max_length: int) -> int:
     """`max_length`, capped at what the encoder's positions and tokenizer allow."""
     # Imported here, as in training._bf16: the layers import spacy-transformers, seconds of
     # start-up for every command of the CLI, which imports this package for pretrain's options.
-    from ..layers.transformer import max_positions
+    from ..layers.windows import max_positions
 
     # base_model: the encoder inside the masked-LM model, whose embeddings say
     # where positions start (RoBERTa's 514 take 512 tokens).
