@@ -64,6 +64,17 @@ def tables(output: Path, fmt: str = "parquet") -> Dict[str, List[dict]]:
     return {table: read_table(output, table, fmt) for table in TABLES}
 
 
+def assert_same_tables(actual: Dict[str, List[dict]], expected: Dict[str, List[dict]]) -> None:
+    """The same rows, but for scores within float32 rounding: processes that run torch on
+    another number of threads sum in another order (the entities are the same)."""
+    assert actual.keys() == expected.keys()
+    for name, rows in expected.items():
+        assert len(actual[name]) == len(rows), name
+        for got, row in zip(actual[name], rows):
+            assert {**got, "score": None} == {**row, "score": None}, name
+            assert got.get("score") == pytest.approx(row.get("score"), rel=1e-5, abs=1e-6), name
+
+
 # ---------------------------------------------------------------- readers
 
 
@@ -129,6 +140,24 @@ def test_pubmed_reader_recovers_from_a_malformed_record(tmp_path: Path) -> None:
     assert isinstance(items[0], Reject) and items[0].kind == MALFORMED_XML
     assert items[0].record == f"record 1, PMID {list(read_items(BASELINE))[0].doc_id}"
     assert sum(isinstance(item, Record) for item in items) == 28
+
+
+def test_a_malformed_record_is_never_named_by_a_pmid_it_cites(tmp_path: Path) -> None:
+    """Bytes that do not parse are located by the record's own PMID, the first element of its
+    MedlineCitation; without one, by its number alone, not by a PMID its CommentsCorrections cite."""
+    cites = (b"<CommentsCorrectionsList><CommentsCorrections RefType=\"ErratumFor\">"
+             b"<RefSource>x</RefSource><PMID Version=\"1\">777</PMID></CommentsCorrections>"
+             b"</CommentsCorrectionsList>")
+    record = (b"<PubmedArticle><MedlineCitation Status=\"MEDLINE\">%s<Article><ArticleTitle>IL-2</Title>"
+              b"</Article>" + cites + b"</MedlineCitation></PubmedArticle>")
+    path = tmp_path / "broken.xml"
+    path.write_bytes(b"<PubmedArticleSet>" + record % b'<PMID Version="1">42</PMID>' + record % b"" +
+                     b"</PubmedArticleSet>")
+    own, none = list(read_items(path))
+    assert isinstance(own, Reject) and own.kind == MALFORMED_XML
+    assert (own.record, own.doc_id) == ("record 1, PMID 42", "42")
+    assert isinstance(none, Reject) and none.kind == MALFORMED_XML
+    assert (none.record, none.doc_id) == ("record 2", "")
 
 
 def test_entity_rows_give_every_head_span_and_mark_those_of_doc_ents() -> None:
@@ -410,7 +439,8 @@ def test_two_processes_give_the_same_tables(tiny_pipeline: Path, tmp_path: Path)
     annotate(str(tiny_pipeline), inputs, tmp_path / "one", Options(shard_size=16, batch_size=8))
     annotate(str(tiny_pipeline), inputs, tmp_path / "two", Options(shard_size=16, batch_size=8, n_process=2))
     one = tables(tmp_path / "one")
-    assert tables(tmp_path / "two") == one and one["entities"]  # equal, and not for want of entities
+    assert_same_tables(tables(tmp_path / "two"), one)
+    assert one["entities"]  # not for want of entities
 
 
 @pytest.mark.slow
@@ -455,8 +485,8 @@ def test_ray_engine_gives_the_same_tables(
     finally:
         ray.shutdown()
     local, on_ray = tables(tmp_path / "local"), tables(tmp_path / "ray")
-    assert on_ray == local
-    assert tables(tmp_path / "ray-relative") == local
+    assert_same_tables(on_ray, local)
+    assert_same_tables(tables(tmp_path / "ray-relative"), local)
     assert local["entities"]
     assert summary["records"] == 59 + 1 + 40
 

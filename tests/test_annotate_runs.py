@@ -146,6 +146,22 @@ def test_an_output_written_with_other_tables_is_another_run(tiny_pipeline: Path,
         annotate(str(tiny_pipeline), inputs, output, options, resume=True)
 
 
+def test_keys_are_part_of_a_run_only_where_an_input_has_keys(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """--text-key changes nothing a PubMed input gives, so a rerun with another is the same run;
+    with a JSON Lines input it reads other text, so a rerun with another is refused."""
+    pubmed = tmp_path / "pubmed"
+    annotate(str(tiny_pipeline), [PUBMED_BASELINE], pubmed, Options(shard_size=10), stop_after_shards=1)
+    assert json.loads((pubmed / "run.json").read_text(encoding="utf8"))["text_key"] is None
+    summary = annotate(str(tiny_pipeline), [PUBMED_BASELINE], pubmed, Options(shard_size=10, text_key="abstract"),
+                       resume=True)
+    assert summary["status"] == "complete" and summary["records"] == 30
+    jsonl = write_jsonl(tmp_path / "toy.jsonl", [{"id": "1", "text": "IL-2", "abstract": "p53"}])
+    keyed = tmp_path / "keyed"
+    annotate(str(tiny_pipeline), [jsonl], keyed, Options())
+    with pytest.raises(AnnotateError, match=r'another text_key \("text" there, "abstract" here\)'):
+        annotate(str(tiny_pipeline), [jsonl], keyed, Options(text_key="abstract"))
+
+
 @pytest.mark.slow
 def test_an_output_of_another_library_version_is_another_run(tiny_pipeline: Path, tmp_path: Path) -> None:
     """The code after the model (bounds, abbreviations, doc.ents) sets the entities: a resume after
@@ -437,6 +453,19 @@ def test_a_folder_input_holding_the_output_reruns_and_resumes(tiny_pipeline: Pat
         annotate(str(tiny_pipeline), [folder], output, options, resume=True)
 
 
+def test_another_run_is_refused_before_the_pipeline_loads(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """A rerun with other settings was refused only once the pipeline had loaded (a minute for a
+    large one): here the model named cannot even load, and the refusal is of the settings."""
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(4, seed=1))]
+    output = tmp_path / "out"
+    annotate(str(tiny_pipeline), inputs, output, Options(shard_size=2), stop_after_shards=1)
+    with pytest.raises(AnnotateError, match=r"holds another run: another shard_size \(2 there, 3 here\)"):
+        annotate(str(tmp_path / "no-such-pipeline"), inputs, output, Options(shard_size=3))
+    # Only the batches differ: --resume may go on with them, so the pipeline is loaded to know the rest.
+    with pytest.raises(AnnotateError, match="no-such-pipeline"):
+        annotate(str(tmp_path / "no-such-pipeline"), inputs, output, Options(shard_size=2, batch_size=3), resume=True)
+
+
 def test_a_changed_run_says_what_changed(tmp_path: Path) -> None:
     run = {"model": {"model": "/models/a", "digest": "d1"}, "inputs": [{"path": "/in/a.jsonl", "size": 1,
                                                                           "mtime_ns": 5}], "shard_size": 10}
@@ -597,7 +626,43 @@ def test_ctrl_c_while_the_workers_load_is_one_line_and_ends_them(tiny_pipeline: 
     lines = stderr.decode().strip().splitlines()
     assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] loading the pipeline " + re.escape(str(tiny_pipeline)), lines[0]), lines
     assert lines[1:] == [
-        f"Interrupted: the shards written to {tmp_path / 'out'} are kept; the same command finishes the run."]
+        f"Interrupted before any shard was written to {tmp_path / 'out'}; the same command starts the run."]
+    assert not [pid for pid in workers if _alive(pid)], "workers left running"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
+def test_workers_end_when_the_run_is_killed(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """A run killed outright (SIGKILL, the OOM killer, a job's time limit) cannot end its
+    pool: its workers, waiting for their next batch, lived on with their pipelines."""
+    import signal
+    import time
+
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(400, seed=1))
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "spacy_bioner", "annotate", str(tiny_pipeline), str(path), "--output",
+               str(output), "--n-process", "2", "--shard-size", "1", "--batch-size", "1", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=os.setpgrp)
+    workers: List[int] = []
+    try:
+        for _ in range(30000):  # until the workers have annotated a shard
+            if process.poll() is not None:
+                break
+            if len(workers) < 2:
+                workers = _worker_pids(process.pid)
+            if len(workers) == 2 and any((output / SHARDS_DIR).glob("*")):
+                break
+            time.sleep(0.01)
+        assert process.poll() is None and len(workers) == 2, "the run ended before it was killed"
+        process.kill()  # the run alone, not its workers
+        process.wait()
+        for _ in range(12000):
+            if not any(_alive(pid) for pid in workers):
+                break
+            time.sleep(0.01)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left, for the next tests
     assert not [pid for pid in workers if _alive(pid)], "workers left running"
 
 
@@ -611,7 +676,14 @@ def test_interrupted_run_says_how_to_finish_it(tmp_path: Path, monkeypatch: Any,
     monkeypatch.setattr(spacy_bioner.annotate, "annotate", interrupted)
     path = write_jsonl(tmp_path / "toy.jsonl", [{"id": "1", "text": "Aspirin."}])
     args = ["annotate", str(tmp_path / "model"), str(path), "--output", str(tmp_path / "out"), "--no-progress"]
-    result = CliRunner().invoke(app, args + (["--overwrite"] if overwrite else []))
+    args += ["--overwrite"] if overwrite else []
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 130
+    assert result.stderr.strip() == (
+        f"Interrupted before any shard was written to {tmp_path / 'out'}; the same command starts the run.")
+    (tmp_path / "out" / SHARDS_DIR).mkdir(parents=True)
+    (tmp_path / "out" / SHARDS_DIR / "toy.jsonl-0-000000.json").write_text("{}", encoding="utf8")  # one written
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 130
     finish = "the same command without --overwrite" if overwrite else "the same command"
     assert result.stderr.strip() == f"Interrupted: the shards written to {tmp_path / 'out'} are kept; {finish} finishes the run."
@@ -735,10 +807,10 @@ def test_without_the_bar_a_run_logs_its_progress_on_stderr(tiny_pipeline: Path, 
     summary = json.loads((tmp_path / "plain" / "summary.json").read_text(encoding="utf8"))
     assert entities == summary["entities"] > 0
     assert "written (" not in result.stdout and "loading the pipeline" not in result.stdout
-    # With the bar, the bar alone: no line of its own for each shard.
+    # With the bar: the line as the pipeline loads (the bar starts after it), no line for each shard.
     result = CliRunner().invoke(app, [*args, "--output", str(tmp_path / "bar"), "--progress"])
     assert result.exit_code == 0, result.output
-    assert "written (" not in result.output and "loading the pipeline" not in result.output
+    assert "written (" not in result.output and result.stderr.count("loading the pipeline") == 1
     assert "annotate:" in result.stderr  # tqdm's bar
 
 
@@ -750,7 +822,7 @@ def test_inputs_without_records_are_said_so_not_done_before(tiny_pipeline: Path,
     command = ["annotate", str(tiny_pipeline), str(empty), "--output", str(tmp_path / "out"), "--no-progress"]
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
-    assert f"Warning: the inputs hold no records: there was nothing to annotate ({empty})" in result.stderr
+    assert f"Warning: 1 input without records (there was nothing to annotate): {empty}" in result.stderr
     assert "done before" not in result.output
     assert "0 records: 0 annotated, 0 rejected" in result.stdout
     # A finished run run again: its shards were done before, and it has records.
@@ -762,6 +834,13 @@ def test_inputs_without_records_are_said_so_not_done_before(tiny_pipeline: Path,
     assert "done before" not in first.output and "words/s this run" in first.stdout
     assert "2 records: 2 annotated" in again.stdout and "every shard was done before this run" in again.stdout
     assert "Warning" not in first.output + again.output
+    # An empty input among others (a download that failed) is named, not passed over.
+    command = ["annotate", str(tiny_pipeline), str(toy), str(empty), "--output", str(tmp_path / "both"),
+               "--no-progress"]
+    both = CliRunner().invoke(app, command)
+    assert both.exit_code == 0, both.output
+    assert f"Warning: 1 input without records (the others were read): {empty}" in both.stderr
+    assert "2 records: 2 annotated" in both.stdout
 
 
 @pytest.mark.slow

@@ -18,17 +18,20 @@ torch threads. `n_process > 1` with a GPU is refused (`run.annotate`).
 Ctrl-C is this process's to handle: workers are started with SIGINT blocked
 (a terminal sends it to the whole process group, and a worker interrupted
 while it loads the pipeline prints its traceback), and are ended here when
-the run is interrupted, the shards written kept.
+the run is interrupted, the shards written kept. A worker whose parent is
+killed ends itself.
 """
 
 import multiprocessing
 import os
 import signal
+import threading
 from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import groupby
+from multiprocessing.connection import wait
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..annotation import head_keys
@@ -117,10 +120,29 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def _exit_with_parent() -> None:
+    """End this worker when the process that started it ends, however it ends.
+
+    A parent killed (SIGTERM, SIGKILL, the OOM killer, a job's time limit) has
+    no chance to end its pool, and a worker waiting for its next batch would
+    otherwise live on, holding its pipeline's memory.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def wait_for_parent() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=wait_for_parent, name="exit-with-parent", daemon=True).start()
+
+
 def _init_worker(model: str, threads: int, precision: Optional[str]) -> None:
     global _WORKER
     import torch
 
+    _exit_with_parent()
     torch.set_num_threads(threads)
     _WORKER = BatchAnnotator(model, precision=precision)
 

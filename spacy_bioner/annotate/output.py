@@ -347,6 +347,19 @@ def previous_run(path: Path, resume: bool = False, overwrite: bool = False) -> O
     return previous
 
 
+def refuse_another_run(path: Path, previous: Dict[str, Any], run: Dict[str, Any], resume: bool = False) -> None:
+    """Raise OutputError, saying what differs, unless the run recorded in `path` (`previous`) is
+    `run`, or differs in its batches only (`BATCHING`) and the run is resumed. `annotate` checks what
+    it knows of a run before the pipeline is loaded, with those entries of `previous` alone."""
+    if previous == run:
+        return
+    batching_only = all(key in BATCHING for key in _changed_keys(previous, run))
+    if not (resume and batching_only):
+        also = ", --resume to go on with these batches" if batching_only else ""
+        raise OutputError(f"{path} holds another run: {'; '.join(run_differences(previous, run))}; "
+                          f"use --overwrite to replace it{also} or choose a new directory")
+
+
 class OutputDir:
     """The tables and manifests of one run under `path` (see the module docstring).
 
@@ -374,14 +387,8 @@ class OutputDir:
                 # Only a directory that holds a run: anything else in it is not ours to delete.
                 self._remove_previous()
                 previous = None
-            elif previous != run:
-                batching_only = all(key in BATCHING for key in _changed_keys(previous, run))
-                if not (resume and batching_only):
-                    also = ", --resume to go on with these batches" if batching_only else ""
-                    raise OutputError(
-                        f"{path} holds another run: {'; '.join(run_differences(previous, run))}; "
-                        f"use --overwrite to replace it{also} or choose a new directory"
-                    )
+            else:
+                refuse_another_run(path, previous, run, resume)
         try:
             # run.json first: a folder left with the subfolders alone would be refused as not a run.
             path.mkdir(parents=True, exist_ok=True)

@@ -34,9 +34,10 @@ from .output import (
     bad_input_rejects,
     input_shards,
     previous_run,
+    refuse_another_run,
     shard_prefix,
 )
-from .sources import count_records, expand_inputs, txt_files
+from .sources import KEYED_KINDS, count_records, expand_inputs, input_kind, txt_files
 
 ENGINES = ("local", "ray")
 
@@ -46,10 +47,11 @@ class Options:
     """What a run does.
 
     Those that decide its tables (`fmt`, `shard_size`, `batch_size`,
-    `max_batch_chars`, `max_doc_chars`, `id_key`, `text_key`, and the
-    encoder's precision that `precision` sets in place of the pipeline's
-    own) are recorded in `run.json`: a rerun must give the same; `--resume`
-    may change the batches (`output.BATCHING`).
+    `max_batch_chars`, `max_doc_chars`, `id_key` and `text_key` where an
+    input is JSON Lines or Parquet, and the encoder's precision that
+    `precision` sets in place of the pipeline's own) are recorded in
+    `run.json`: a rerun must give the same; `--resume` may change the
+    batches (`output.BATCHING`).
     """
 
     engine: str = "local"
@@ -143,6 +145,25 @@ def input_state(path: Path) -> Dict[str, Any]:
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def run_settings(paths: Sequence[Path], options: Options) -> Dict[str, Any]:
+    """What `run.json` records of a run but its pipeline (`model`, `precision`, `max_doc_chars`)."""
+    # Only where an input has keys: with PubMed or text alone they change nothing.
+    keyed = any(input_kind(path) in KEYED_KINDS for path in paths)
+    return {
+        "inputs": [input_state(path) for path in paths],
+        "shard_size": options.shard_size,
+        "format": options.fmt,
+        "tables_version": TABLES_VERSION,
+        # The code that sets the entities after the model (bounds, abbreviations, doc.ents):
+        # a resume after an upgrade would mix two versions' tables.
+        "spacy_bioner_version": __version__,
+        "id_key": options.id_key if keyed else None,
+        "text_key": options.text_key if keyed else None,
+        "max_batch_chars": options.max_batch_chars,
+        "batch_size": options.batch_size,
+    }
+
+
 def limit_name(options: Options) -> str:
     """Where the limit of a document's characters comes from, for a too_long reject's reason."""
     return "--max-doc-chars" if options.max_doc_chars else "the pipeline's nlp.max_length"
@@ -172,9 +193,9 @@ def annotate(
 ) -> Dict[str, Any]:
     """Annotate `inputs` into `output`; return the summary (also in `output/summary.json`).
 
-    With `options.progress` a progress bar shows how the run goes on; without
-    it, `progress_log` (default: `log`) is given a line as the pipeline loads
-    and one for each shard written (its records and entities, the records
+    `progress_log` (default: `log`) is given a line as the pipeline loads.
+    With `options.progress` a progress bar then shows how the run goes on;
+    without it, `progress_log` is given a line for each shard written (its records and entities, the records
     done so far of all, once counted, and the words per second), so that a
     run whose stderr is no terminal shows it is alive.
     `stop_after_shards` ends the run after writing that many shards, as a
@@ -194,13 +215,16 @@ def annotate(
             more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
             log(f"{path}: a folder input is read for its .txt files only; skipped {len(skipped)} other "
                 f"entries: {names}{more}")
+    settings = run_settings(paths, options)
     try:
-        previous_run(output, resume, overwrite)  # a folder no run can use, refused before the pipeline loads
+        # Before the pipeline loads: a folder no run can use, or a run these settings differ from.
+        recorded = previous_run(output, resume, overwrite)
+        if recorded and not overwrite:
+            refuse_another_run(output, {key: recorded.get(key) for key in settings}, settings, resume)
     except OutputError as e:
         raise AnnotateError(str(e)) from None
     progress_log = progress_log or log
-    if not options.progress:
-        progress_log(f"loading the pipeline {model}")
+    progress_log(f"loading the pipeline {model}")  # the bar starts once it is loaded
     try:
         # The Ray engine's actors take the GPUs (and check their bfloat16); here the pipeline only plans the run.
         here = options.engine == "local"
@@ -218,18 +242,8 @@ def annotate(
     run_info = {
         "model": model_fingerprint(model, nlp),
         "precision": encoder_precision(nlp, effective=on_this_device),
-        "inputs": [input_state(path) for path in paths],
-        "shard_size": options.shard_size,
-        "format": options.fmt,
-        "tables_version": TABLES_VERSION,
-        # The code that sets the entities after the model (bounds, abbreviations, doc.ents):
-        # a resume after an upgrade would mix two versions' tables.
-        "spacy_bioner_version": __version__,
-        "id_key": options.id_key,
-        "text_key": options.text_key,
+        **settings,
         "max_doc_chars": max_chars,
-        "max_batch_chars": options.max_batch_chars,
-        "batch_size": options.batch_size,
     }
     with ExitStack() as session:
         if options.engine == "ray":

@@ -155,6 +155,10 @@ SKIPPED = _Skipped()
 Skip = Optional[Callable[[int], bool]]  # whether the item at a position (from 0) is skipped
 
 
+# The kinds of input whose records are read by --id-key and --text-key.
+KEYED_KINDS = ("jsonl", "parquet")
+
+
 def input_kind(path: Path) -> str:
     """'pubmed', 'jsonl', 'txt' (a folder) or 'parquet'; ValueError for anything else."""
     name = path.name.lower()
@@ -274,7 +278,9 @@ _SET_END = re.compile(rb"<(?:" + _SKIPPED + rb"|(/(?:PubmedArticleSet|PubmedBook
 # The longest tag the scan looks for, with the character after it: the tail of
 # a chunk that may hold the start of one cut by the chunk's end.
 _TAG_TAIL = 32
-_PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
+# A record's own PMID, in bytes that do not parse: the DTD makes it the first element of its
+# MedlineCitation or BookDocument. Any other <PMID> is one the record cites (CommentsCorrections).
+_OWN_PMID = re.compile(rb"<(?:MedlineCitation|BookDocument)\b[^>]*>\s*<PMID\b[^>]*>\s*(\d+)\s*</PMID>")
 
 
 class SetNotEnded(EOFError):
@@ -495,13 +501,13 @@ def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]
         if last is not None:
             n += 1
             yield from items(last)
-        match = _PMID.search(e.partial) if last is None else None
+        match = _OWN_PMID.search(e.partial) if last is None else None
         pmid = match.group(1).decode() if match else ""
         yield Reject(source, pubmed_locator(n + 1, pmid), TRUNCATED,
                      f"the file ends before </PubmedArticleSet>, after {n} complete records (cut short: "
                      "any records after them are missing)", pmid)
     except (OSError, *DECOMPRESSION_ERRORS) as e:
-        match = _PMID.search(getattr(e, "partial", b""))
+        match = _OWN_PMID.search(getattr(e, "partial", b""))
         pmid = match.group(1).decode() if match else ""
         yield Reject(source, pubmed_locator(n + 1, pmid), _read_error(path, e),
                      f"the file ends or cannot be read after {n} complete records: {describe_error(path, e)}", pmid)
@@ -509,9 +515,7 @@ def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]
 
 def _pubmed_record(raw: bytes, source: str, n: int) -> Iterator[Item]:
     """The items of one framed PubMed record: a Record, a Reject or Deleted PMIDs."""
-    # The first <PMID> of the bytes, to locate a record that does not parse: usually
-    # its own, but it may be one it cites (CommentsCorrections), so never its id.
-    match = _PMID.search(raw)
+    match = _OWN_PMID.search(raw)  # where the record does not parse
     pmid = match.group(1).decode() if match else ""
     where = pubmed_locator(n, pmid)
     try:

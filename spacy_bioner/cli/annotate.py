@@ -144,15 +144,22 @@ def annotate(
     except AnnotateError as e:  # TooManyRejects too
         raise fail(str(e)) from None
     except KeyboardInterrupt:
+        from ..annotate.output import SHARDS_DIR
+
+        if not any((output / SHARDS_DIR).glob("*.json")):  # a shard's manifest, written last
+            typer.echo(f"Interrupted before any shard was written to {output}; the same command starts the run.",
+                       err=True)
+            raise typer.Exit(130) from None
         # Rerunning with --overwrite would delete the shards just written; without it, the same
-        # command completes this run (or, where none was started, starts it).
+        # command completes this run.
         finish = "the same command without --overwrite" if overwrite else "the same command"
         typer.echo(f"Interrupted: the shards written to {output} are kept; {finish} finishes the run.", err=True)
         raise typer.Exit(130) from None
     speed = summary["this_invocation"]
-    if not summary["records"] and not summary["deleted"]:
-        typer.echo(f"Warning: the inputs hold no records: there was nothing to annotate "
-                   f"({', '.join(str(path) for path in inputs)})", err=True)
+    empty = [entry["path"] for entry in summary["inputs"] if not entry["records"] and not entry["deleted"]]
+    if empty and summary["status"] == "complete":  # an empty file, a download that failed
+        what = "there was nothing to annotate" if len(empty) == len(summary["inputs"]) else "the others were read"
+        typer.echo(f"Warning: {counted(len(empty), 'input')} without records ({what}): {', '.join(empty)}", err=True)
     if speed["shards_written"]:
         this_run = f"{speed['words_per_s'] or 0:,.0f} words/s this run"
     elif speed["shards_skipped"]:

@@ -14,6 +14,7 @@ import torch
 from ..about import library_versions
 from ..corpora.text import PathLike
 from ..encoders import resolve_encoder
+from ..messages import counted
 from .data import Batcher, MaskingRNG, fingerprint, load_encoder, pack_sequences, sequence_length, split_heldout
 from .output import (
     CHECKPOINT_DIR, DATA_FINGERPRINT, RESULTS_FILE, RunRecord, check_encoder_outside_output, check_output_dir,
@@ -21,11 +22,6 @@ from .output import (
     remove_checkpoint, remove_stale_checkpoints, run_identity, save_checkpoint,
 )
 from .settings import HELDOUT_SEED, PretrainError, PretrainSettings
-
-
-def _count(n: int, noun: str) -> str:
-    """"1 sequence", "2,048 sequences"."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _bf16(device: torch.device) -> bool:
@@ -222,8 +218,8 @@ def pretrain(
         raise PretrainError("the text is too short: no training sequences")
     n_steps = total_steps(settings, len(train))
     read = f" from {sum(source.get('lines', 0) for source in sources):,} lines" if sources else ""
-    log(f"{_count(len(sequences), 'sequence')} ({sequences.n_tokens:,} tokens){read}: {len(train):,} training "
-        f"and {len(heldout):,} held-out; {_count(n_steps, 'step')} of {settings.batch_size}")
+    log(f"{counted(len(sequences), 'sequence')} ({sequences.n_tokens:,} tokens){read}: {len(train):,} training "
+        f"and {len(heldout):,} held-out; {counted(n_steps, 'step')} of {settings.batch_size}")
 
     if checkpoint_state is None and output.is_dir() and any(output.iterdir()):
         previous = read_checkpoint_state(output)
