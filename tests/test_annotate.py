@@ -360,11 +360,17 @@ def test_resume_after_a_kill_gives_the_same_tables(tiny_pipeline: Path, tmp_path
     fifth.unlink()
     (killed / "entities" / f"{fifth.stem}.parquet").write_bytes(b"PAR1 truncated")
     (killed / "documents" / f".{fifth.stem}.parquet.tmp-12345").write_bytes(b"partial")
+    done_before = [json.loads(path.read_text(encoding="utf8")) for path in sorted((killed / SHARDS_DIR).glob("*.json"))]
     resumed = annotate(str(tiny_pipeline), inputs, killed, options, resume=True)
     assert resumed["status"] == "complete"
     assert resumed["this_invocation"]["shards_skipped"] == 4
     assert tables(killed) == expected
     assert resumed["records"] == json.loads((whole / "summary.json").read_text(encoding="utf8"))["records"]
+    # What this invocation annotated (its words/s): the documents and words of the shards it wrote.
+    this_run = resumed["this_invocation"]
+    annotated = [row for row in expected["documents"] if row["status"] == "annotated"]
+    assert this_run["documents"] == len(annotated) - sum(m["documents"] for m in done_before) > 0
+    assert this_run["words"] == sum(row["n_words"] for row in annotated) - sum(m["words"] for m in done_before) > 0
 
     # A rerun of a complete run writes nothing and changes nothing.
     rerun = annotate(str(tiny_pipeline), inputs, killed, options)

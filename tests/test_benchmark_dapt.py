@@ -2,6 +2,7 @@
 finished runs are reused, seeds are averaged, macro-F1 is the unweighted mean
 over types. Training itself is the main project's `spacy train`, tested elsewhere."""
 
+import argparse
 import json
 import statistics
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_finished_runs_are_reused_and_averaged(tmp_path: Path) -> None:
 
 def test_named_argument() -> None:
     assert named("a=encoder/x=y") == ("a", "encoder/x=y")
-    with pytest.raises(Exception, match="NAME=ENCODER"):
+    with pytest.raises(argparse.ArgumentTypeError, match="NAME=ENCODER"):
         named("encoder/x")
 
 

@@ -328,6 +328,20 @@ def test_update_passes_the_dropout_rate_to_the_head():
     assert rates() == {0.2}
 
 
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_update_adds_its_loss_to_the_losses_it_is_given(crf):
+    """spaCy's training loop sums each component's loss over the steps it logs."""
+    nlp = make_nlp(crf=crf)
+    examples = toy_examples(nlp, 4)
+    nlp.initialize(lambda: examples)
+    head = nlp.get_pipe("jnlpba")
+    losses = head.update(examples, drop=0.0, sgd=None)
+    once = losses["jnlpba"]
+    assert once > 0
+    assert head.update(examples, drop=0.0, sgd=None, losses=losses) is losses
+    assert losses["jnlpba"] == pytest.approx(2 * once)
+
+
 def test_token_tagger_v2_configs_still_build_and_v3_has_no_dropout_argument():
     """v3 dropped `dropout` (training sets every layer's rate); v2 accepts and ignores it."""
     from spacy.util import registry

@@ -343,6 +343,19 @@ def test_registered_readers(jnlpba_converted, tmp_path):
     )
     keys = [next(iter(eg.reference.spans)) for eg in multi(nlp)]
     assert keys == ["jnlpba"] * 5 + ["bc5cdr"] * 5
+    # gold_tokens=False: the pipeline's tokenizer reads the text (as the configs train), and max_length
+    # leaves out longer documents, per corpus.
+    read_multi = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")
+    retokenized = list(read_multi({"jnlpba": str(out / "dev.spacy")}, limit=20, gold_tokens=False)(nlp))
+    assert all(eg.predicted.text == eg.reference.text for eg in retokenized)
+    assert any(len(eg.predicted) != len(eg.reference) for eg in retokenized)
+    assert all([t.text for t in eg.predicted] == [t.text for t in nlp.make_doc(eg.reference.text)]
+               for eg in retokenized)
+    lengths = sorted(len(eg.reference) for eg in multi(nlp))
+    cap = lengths[len(lengths) // 2]
+    capped = list(read_multi({"jnlpba": str(out / "dev.spacy"), "bc5cdr": str(small)}, max_length=cap)(nlp))
+    assert capped and all(len(eg.reference) <= cap for eg in capped)
+    assert len(capped) < sum(1 for _ in read_multi({"jnlpba": str(out / "dev.spacy"), "bc5cdr": str(small)})(nlp))
     # Refused when read (with the advice), not when the config is resolved (`spacy debug config`).
     missing = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")({"x": str(tmp_path / "missing.spacy")})
     with pytest.raises(ValueError, match="no such corpus: x=.*missing.spacy. Convert the corpora first"):

@@ -215,6 +215,45 @@ def test_paths_flushed_while_far_behind_fall_back_to_log_space(kind, recursion):
     assert_close(confidence, expected_marginals.max(axis=1), "float32")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_each_check_of_a_scaled_result_refuses_it_alone(dtype):
+    """What sends a document to the log-space recursion, check by check: the cases above
+    trip several at once. Two documents of three tokens, the second padding after two."""
+    inside = np.array([[True, True, True], [True, True, False]])
+    below_floor = np.finfo(dtype).tiny ** 0.5 / 2
+
+    def sequential(scale=None, closing=None, marginals=None):
+        scale = np.ones((2, 3), dtype) if scale is None else scale
+        closing = np.ones(2, dtype) if closing is None else closing
+        if marginals is None:
+            marginals = np.zeros((2, 3, 3), dtype)
+            marginals[..., 0] = 1
+        return crf._trusted_sequential(scale, closing, marginals, inside).tolist()
+
+    assert sequential() == [True, True]
+    lost = np.ones((2, 3), dtype)
+    lost[1, 1] = below_floor
+    assert sequential(scale=lost) == [True, False]
+    lost[1, 1], lost[1, 2] = 1, below_floor  # padding: never read
+    assert sequential(scale=lost) == [True, True]
+    assert sequential(closing=np.array([1, below_floor], dtype)) == [True, False]
+    half = np.zeros((2, 3, 3), dtype)
+    half[..., 0] = 1
+    half[0, 1, 0] = 0.5  # a token whose marginals do not sum to 1
+    assert sequential(marginals=half) == [False, True]
+
+    def parallel(log_z_at=None, total=None):
+        log_z_at = np.full((2, 3), 7, dtype) if log_z_at is None else log_z_at
+        total = np.ones((2, 3), dtype) if total is None else total
+        return crf._trusted_parallel(log_z_at, total, inside).tolist()
+
+    assert parallel() == [True, True]
+    assert parallel(total=np.array([[1, below_floor, 1], [1, 1, 1]], dtype)) == [False, True]
+    assert parallel(log_z_at=np.array([[7, 7, 7], [7, 9, 7]], dtype)) == [True, False]  # log Z drifts
+    assert parallel(log_z_at=np.array([[7, 7, 7], [7, 7, 9]], dtype)) == [True, True]  # in padding
+    assert parallel(log_z_at=np.array([[np.nan] * 3, [7, 7, 7]], dtype)) == [False, True]
+
+
 @pytest.mark.slow
 def test_a_long_document_in_range_needs_no_log_space_fallback():
     """float32 rounding drifts the marginals' sums along a document (about 6e-9 a

@@ -2,7 +2,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from oracle import path_score
@@ -90,6 +90,7 @@ def test_viterbi_without_constraints_is_argmax(batch):
 @given(score_batches(), st.integers(0, 2**31 - 1))
 def test_viterbi_finds_the_best_valid_path(batch, seed):
     _, tags, scores = batch
+    assume(any(0 < len(score) <= 4 for score in scores))  # a document short enough to enumerate
     rng = np.random.default_rng(seed)
     n = len(tags)
     mask = tag_constraints(tags)
