@@ -331,10 +331,8 @@ def test_update_passes_the_dropout_rate_to_the_head():
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
 def test_update_adds_its_loss_to_the_losses_it_is_given(crf):
     """spaCy's training loop sums each component's loss over the steps it logs."""
-    nlp = make_nlp(crf=crf)
-    examples = toy_examples(nlp, 4)
-    nlp.initialize(lambda: examples)
-    head = nlp.get_pipe("jnlpba")
+    head = initialized_head(crf)
+    examples = toy_examples(head, 4)  # in the head's vocab
     losses = head.update(examples, drop=0.0, sgd=None)
     once = losses["jnlpba"]
     assert once > 0
@@ -647,8 +645,9 @@ def test_entities_never_start_or_end_on_whitespace():
     assert doc.spans["jnlpba"].attrs["scores"] == pytest.approx([0.9, 0.6])
 
 
-def initialized_head() -> BioNER:
-    nlp = make_nlp()
+def initialized_head(crf: bool = False) -> BioNER:
+    """The "jnlpba" head of `make_nlp`, initialised on 10 toy examples."""
+    nlp = make_nlp(crf=crf)
     nlp.initialize(lambda: toy_examples(nlp, 10))
     return nlp.get_pipe("jnlpba")
 
