@@ -195,9 +195,10 @@ def annotate(
 
     `progress_log` (default: `log`) is given a line as the pipeline loads.
     With `options.progress` a progress bar then shows how the run goes on;
-    without it, `progress_log` is given a line for each shard written (its records and entities, the records
-    done so far of all, once counted, and the words per second), so that a
-    run whose stderr is no terminal shows it is alive.
+    without it, `progress_log` is given a line for each shard written (its
+    records and entities, the records done so far of all, once counted, and
+    the words per second), so that a run whose stderr is no terminal shows
+    it is alive.
     `stop_after_shards` ends the run after writing that many shards, as a
     kill between two shards would (for tests). Raises AnnotateError when the
     run cannot start or an input cannot be read, and TooManyRejects past
