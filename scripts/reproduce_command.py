@@ -39,6 +39,19 @@ def with_var(command: List[str], name: str, value: str) -> List[str]:
     return command[:at] + [value] + command[at + 1:]
 
 
+def pretrain_epochs(path: Path, settings: dict) -> str:
+    """The workflow's `pretrain_epochs` of a pretraining run: its `--epochs` (1 by default).
+    A run of `--steps` the workflow cannot repeat: SystemExit, saying how to pretrain as it does."""
+    if settings.get("steps") is not None:
+        raise SystemExit(
+            f"{path}: the encoder was pretrained with --steps {settings['steps']}, which the workflow's "
+            "pretrain command (--epochs ${vars.pretrain_epochs}) cannot repeat, so no command would reproduce "
+            "this pipeline; pretrain it as the workflow does (spacy project run pretrain), or train it with "
+            "`train` and --vars.transformer naming that encoder"
+        )
+    return str(settings.get("epochs") or 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("output", type=Path, help="Where the command line goes (training/reproduce.txt).")
@@ -51,7 +64,7 @@ def main() -> None:
         record = json.loads(args.pretraining.read_text(encoding="utf8"))
         package = describe_encoder(record["base_encoder"]).get("package")
         command = with_var(command, "transformer", package or record["requested_encoder"])
-        command = with_var(command, "pretrain_epochs", str(record["settings"]["epochs"]))
+        command = with_var(command, "pretrain_epochs", pretrain_epochs(args.pretraining, record["settings"]))
     else:
         package = encoder_package(args.pipeline)
         if package:

@@ -389,8 +389,25 @@ def test_resume_over_a_finished_run_changes_nothing(tiny_bert: Path, tmp_path: P
     assert snapshot(out) == before  # the weights, the results: not a byte rewritten
     assert any("nothing to resume" in message for message in messages)
     # A finished run cannot be continued with other settings: no checkpoint.
-    with pytest.raises(PretrainError, match="finished run.*steps: finished run 3, now 5"):
+    with pytest.raises(PretrainError, match="finished run.*total_steps: finished run 3, now 5"):
         run(tiny_bert, out, steps=5, resume=True)
+    assert snapshot(out) == before
+
+
+def test_the_same_run_given_otherwise_is_resumed_not_replaced(tiny_bert: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default (one epoch), `--epochs 1`, the `--steps` of one epoch, and the encoder's
+    path spelt another way are one run: the project's `--resume --restart-if-changed` threw
+    such a finished run away and trained it again."""
+    out = tmp_path / "out"
+    results = run(tiny_bert, out, steps=None)
+    before = snapshot(out)
+    monkeypatch.chdir(tiny_bert.parent)
+    for spelling, given in ((f"./{tiny_bert.name}", {"epochs": 1.0}), (str(tiny_bert), {"steps": results["steps"]})):
+        messages: List[str] = []
+        again = pretrain(settings(Path(spelling), **{"steps": None, **given}), iter(toy_text()), out,
+                         resume=True, progress=False, log=messages.append)
+        assert again == results and any("nothing to resume" in message for message in messages), messages
     assert snapshot(out) == before
 
 
@@ -1112,10 +1129,10 @@ def test_cli_writes_an_encoder(tiny_bert: Path, tmp_path: Path) -> None:
     other = [arg if arg != "3" else "4" for arg in args] + ["--resume"]
     result = runner.invoke(app, other)
     assert result.exit_code == 1 and "cannot resume" in result.output
-    assert "steps: finished run 3, now 4" in result.output
+    assert "total_steps: finished run 3, now 4" in result.output
     result = runner.invoke(app, other + ["--restart-if-changed"])
     assert result.exit_code == 0, result.output
-    assert "holds another run (finished run: steps: finished run 3, now 4): replacing it" in result.output
+    assert "holds another run (finished run: total_steps: finished run 3, now 4): replacing it" in result.output
     results = json.loads((out / RESULTS_FILE).read_text(encoding="utf8"))
     assert results["steps"] == 4 and results["text"][0]["lines"] == 60
     result = runner.invoke(app, args + ["--restart-if-changed"])

@@ -198,6 +198,27 @@ def test_the_command_recorded_is_the_one_that_trained_the_pipeline(train, packag
         assert args[args.index("--command-file") + 1] == record and record in commands[name]["deps"]
 
 
+def test_an_encoder_pretrained_with_steps_is_not_recorded_as_the_workflows(tmp_path):
+    """The workflow's pretrain takes --epochs: an encoder pretrained by hand with --steps was
+    recorded as `--vars.pretrain_epochs None`, a command that fails, in the model card."""
+    pipeline = tmp_path / "model-best"
+    pipeline.mkdir()
+    (pipeline / "meta.json").write_text(json.dumps({"sources": []}))
+    record = tmp_path / "pretraining.json"
+    record.write_text(json.dumps({"base_encoder": "org/base", "requested_encoder": "org/base",
+                                  "settings": {"steps": 40, "epochs": None}}))
+    command = [sys.executable, str(ROOT / "scripts" / "reproduce_command.py"), "--pretraining", str(record),
+               str(tmp_path / "reproduce.txt"), str(pipeline), "spacy", "project", "run", "all-adapted", "."]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and not (tmp_path / "reproduce.txt").exists()
+    assert "pretrained with --steps 40" in result.stderr and "spacy project run pretrain" in result.stderr
+    # Neither --steps nor --epochs: one epoch, the default.
+    record.write_text(json.dumps({"base_encoder": "org/base", "requested_encoder": "org/base",
+                                  "settings": {"steps": None, "epochs": None}}))
+    subprocess.run(command, check=True, timeout=60)
+    assert (tmp_path / "reproduce.txt").read_text().split()[-2:] == ["--vars.pretrain_epochs", "1"]
+
+
 def test_the_commands_that_run_the_library_rerun_when_its_sources_change(tmp_path):
     """The commands that run a trained pipeline depend on the stamp of spacy_bioner's
     sources, which the bytecode caches Python writes beside them do not change

@@ -26,11 +26,13 @@ class OtherRun(PretrainError):
 class PretrainSettings:
     """What defines a pretraining run; a resumed run must match it."""
 
-    encoder: str
+    # The encoder, steps and epochs are compared as what they resolve to (`output.run_identity`):
+    # the encoder loaded, however its path is spelt, and the number of steps, however it is given.
+    encoder: str = field(compare=False)
     max_length: int = 128
     batch_size: int = 32
-    steps: Optional[int] = None
-    epochs: Optional[float] = None
+    steps: Optional[int] = field(default=None, compare=False)
+    epochs: Optional[float] = field(default=None, compare=False)
     learn_rate: float = 5e-5
     warmup: float = 0.06
     weight_decay: float = 0.01

@@ -204,20 +204,22 @@ def pretrain(
     log(f"Encoder {base}: packing the text into sequences of {max_length} tokens")
     sequences = pack_sequences(lines, tokenizer, max_length)
     data_hash = fingerprint(sequences)
-    identity = run_identity(settings, base, max_length)
+    train, heldout = split_heldout(len(sequences), settings.heldout_fraction)
+    if not train:
+        why = (f"--heldout-fraction {settings.heldout_fraction} holds out all {counted(len(sequences), 'sequence')}"
+               if len(sequences) else "the text packs into no sequence")
+        raise PretrainError(f"no training sequences: {why}")
+    n_steps = total_steps(settings, len(train))
+    identity = run_identity(settings, base, max_length, n_steps)
     if finished is not None or checkpoint_state is not None:
         recorded = RunRecord.of_results(finished) if finished else RunRecord.of_checkpoint(checkpoint_state)
         check_same_run(output, "finished run" if finished else "checkpoint", recorded,
                        RunRecord(identity, data_hash, sources))
     if finished is not None:
-        log(f"{output} holds a finished run ({finished.get('steps', 0):,} steps): nothing to resume")
+        log(f"{output} holds a finished run ({counted(finished.get('steps', 0), 'step')}): nothing to resume")
         remove_stale_checkpoints(output)  # one whose removal was interrupted
         return finished
-    train, heldout = split_heldout(len(sequences), settings.heldout_fraction)
-    if not train:
-        raise PretrainError("the text is too short: no training sequences")
-    n_steps = total_steps(settings, len(train))
-    read = f" from {sum(source.get('lines', 0) for source in sources):,} lines" if sources else ""
+    read = f" from {counted(sum(source.get('lines', 0) for source in sources), 'line')}" if sources else ""
     log(f"{counted(len(sequences), 'sequence')} ({sequences.n_tokens:,} tokens){read}: {len(train):,} training "
         f"and {len(heldout):,} held-out; {counted(n_steps, 'step')} of {settings.batch_size}")
 
@@ -341,5 +343,5 @@ def pretrain(
         remove_checkpoint(output)
     if after is not None:
         log(f"Held-out masked-LM loss after: {after['loss']:.4f} (perplexity {after['perplexity']:.1f})")
-    log(f"Wrote {output} ({state['tokens_seen']:,} tokens seen in {state['step']:,} steps)")
+    log(f"Wrote {output} ({counted(state['tokens_seen'], 'token')} seen in {counted(state['step'], 'step')})")
     return results
