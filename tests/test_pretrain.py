@@ -439,6 +439,17 @@ def test_resume_over_a_finished_run_compares_its_packed_text(tiny_bert: Path, tm
     assert run(tiny_bert, out, steps=2, resume=True) == legacy
 
 
+def test_a_run_killed_while_saving_the_encoder_lists_all_its_files_once_resumed(tiny_bert: Path,
+                                                                                 tmp_path: Path) -> None:
+    """The files saved before the kill were left out of the resumed run's `files`."""
+    out = tmp_path / "out"
+    run(tiny_bert, out, steps=4, stop_at_step=3)  # a checkpoint written, the encoder not yet saved
+    (out / "config.json").write_text("{}", encoding="utf8")  # as the killed save left it
+    results = run(tiny_bert, out, steps=4, resume=True)
+    assert results["complete"] and "config.json" in results["files"]
+    assert set(results["files"]) == {p.name for p in out.iterdir()} - {RUN_MARKER, RESULTS_FILE}
+
+
 @pytest.mark.slow
 def test_the_fallback_is_not_compared_on_resume(tiny_bert: Path, tmp_path: Path) -> None:
     """The encoder it resolves to is: here, the encoder itself, whatever the fallback."""

@@ -21,6 +21,8 @@ CHECKPOINT_TMP = CHECKPOINT_DIR + ".tmp"
 CHECKPOINT_OLD = CHECKPOINT_DIR + ".old"
 # Written when a run starts: the folder is this command's to replace.
 RUN_MARKER = ".spacy_bioner_pretraining"
+# What a run writes besides the encoder.
+_RUN_FILES = frozenset({RUN_MARKER, RESULTS_FILE, CHECKPOINT_DIR, CHECKPOINT_TMP, CHECKPOINT_OLD})
 # The results file's key for the packed text's fingerprint.
 DATA_FINGERPRINT = "data_fingerprint"
 _STATE_FILE = "trainer_state.json"
@@ -39,10 +41,16 @@ _ENCODER_FILES = frozenset({
 _WEIGHT_SHARD = re.compile(r"(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)")
 
 
+def encoder_files(output: Path) -> List[str]:
+    """The names in a run's `output` (which holds nothing else: `check_output_dir`) that are not
+    the run's marker, results or checkpoints: the encoder's files, once it is saved."""
+    return sorted(child.name for child in output.iterdir() if child.name not in _RUN_FILES)
+
+
 def _written_by_a_run(output: Path) -> Callable[[str], bool]:
     """Whether a name in `output` is one a pretraining run writes: its marker, results and
     checkpoints, and the encoder's files (those its results list, or transformers' names)."""
-    names = {RUN_MARKER, RESULTS_FILE, CHECKPOINT_DIR, CHECKPOINT_TMP, CHECKPOINT_OLD} | _ENCODER_FILES
+    names = set(_RUN_FILES | _ENCODER_FILES)
     results = _read_results(output)
     if results is not None and isinstance(results.get("files"), list):
         names.update(name for name in results["files"] if isinstance(name, str))

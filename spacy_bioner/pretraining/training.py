@@ -18,7 +18,8 @@ from ..messages import counted
 from .data import Batcher, MaskingRNG, fingerprint, load_encoder, pack_sequences, sequence_length, split_heldout
 from .output import (
     CHECKPOINT_DIR, DATA_FINGERPRINT, RESULTS_FILE, RunRecord, check_encoder_outside_output, check_output_dir,
-    check_same_run, clear_output, finished_results, load_checkpoint_file, mark_output, read_checkpoint_state,
+    check_same_run, clear_output, encoder_files, finished_results, load_checkpoint_file, mark_output,
+    read_checkpoint_state,
     remove_checkpoint, remove_stale_checkpoints, run_identity, save_checkpoint,
 )
 from .settings import HELDOUT_SEED, PretrainError, PretrainSettings
@@ -310,7 +311,6 @@ def pretrain(
         return {"complete": False, "steps": state["step"], "total_steps": n_steps}
 
     after = evaluate_mlm(model, batcher, heldout_sequences, settings.batch_size, device)
-    before_saving = {child.name for child in output.iterdir()}
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     results = {
@@ -326,7 +326,7 @@ def pretrain(
         "heldout_sequences": len(heldout),
         "text": sources or [],
         # The encoder's files: what a later run may replace (check_output_dir).
-        "files": sorted(child.name for child in output.iterdir() if child.name not in before_saving),
+        "files": encoder_files(output),
         DATA_FINGERPRINT: data_hash,
         "heldout": {"before": state["before"], "after": after},
         "settings": asdict(settings),
