@@ -68,8 +68,11 @@ def describe_encoder(name: str, pretraining: Optional[Dict[str, Any]] = None) ->
         source = {"name": f"{model} (local directory {path})", "url": "", "encoder": model}
         pretraining = pretraining or pretraining_record(path)
         if pretraining:
+            base = pretraining["base_encoder"]
+            # The base by its package where it is the offline fallback, not a site-packages path.
+            base = describe_encoder(base)["name"] if isinstance(base, str) else base
             source["name"] = (
-                f"{model} (local directory {path}): {pretraining['base_encoder']} with domain-adaptive "
+                f"{model} (local directory {path}): {base} with domain-adaptive "
                 f"masked-LM pretraining, {pretraining['steps']:,} steps, {pretraining['tokens_seen']:,} tokens"
             )
             before, after = pretraining["heldout_perplexity_before"], pretraining["heldout_perplexity_after"]

