@@ -8,7 +8,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Adam, Optimizer, fix_random_seed
-from toy import SMALL_TOK2VEC, toy_examples, train_two_heads, transformer_pipeline
+from toy import SMALL_TOK2VEC, toy_examples, train, train_two_heads, transformer_pipeline
 
 from spacy_bioner.annotation import head_ents, spans_with_scores
 from spacy_bioner.losses import WEIGHTING_SCHEMES
@@ -42,14 +42,6 @@ def params_of(model):
         for name in node.param_names
         if node.has_param(name)
     }
-
-
-def train(nlp, examples, steps, lr=0.01):
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(lr)
-    for _ in range(steps):
-        nlp.update(examples, sgd=optimizer)
-    return nlp
 
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
@@ -247,7 +239,7 @@ def test_entities_outside_the_label_set_are_reported_not_learned():
 def test_transformer_pipeline_learns_and_covers_long_documents(tiny_bert, tmp_path, crf):
     nlp = transformer_pipeline(tiny_bert, crf)
     examples = toy_examples(nlp, 30)
-    train(nlp, examples, steps=40, lr=0.005)
+    train(nlp, examples, steps=40, learn_rate=0.005)
     assert nlp.evaluate(examples)["ents_f"] >= 0.95
     # An entity after 1,000 tokens: far past the 16-token window and any
     # encoder limit, found because strided windows cover the whole document.

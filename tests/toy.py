@@ -155,16 +155,21 @@ def transformer_pipeline_config(encoder, crf: bool = True) -> str:
     return _TRANSFORMER_PIPELINE_CONFIG.format(encoder=encoder, crf=str(crf).lower(), loss=loss)
 
 
-def train_two_heads(nlp: Language, n: int = 20, steps: int = 20, learn_rate: float = 0.005) -> Language:
-    """Initialise and train the "jnlpba" and "bc5cdr" heads of `nlp` on toy examples."""
+def train(nlp: Language, examples: List[Example], steps: int, learn_rate: float = 0.01) -> Language:
+    """Initialise `nlp` on `examples`, then `steps` Adam updates on all of them."""
     from thinc.api import Adam
 
-    examples = toy_examples(nlp, n, spans_key="jnlpba") + toy_examples(nlp, n, spans_key="bc5cdr", seed=1)
     nlp.initialize(lambda: examples)
     optimizer = Adam(learn_rate)
     for _ in range(steps):
         nlp.update(examples, sgd=optimizer)
     return nlp
+
+
+def train_two_heads(nlp: Language, n: int = 20, steps: int = 20, learn_rate: float = 0.005) -> Language:
+    """Initialise and train the "jnlpba" and "bc5cdr" heads of `nlp` on toy examples."""
+    examples = toy_examples(nlp, n, spans_key="jnlpba") + toy_examples(nlp, n, spans_key="bc5cdr", seed=1)
+    return train(nlp, examples, steps, learn_rate)
 
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
