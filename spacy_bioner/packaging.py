@@ -78,6 +78,8 @@ def describe_encoder(name: str, pretraining: Optional[Dict[str, Any]] = None) ->
             before, after = pretraining["heldout_perplexity_before"], pretraining["heldout_perplexity_after"]
             if before is not None and after is not None:
                 source["name"] += f", held-out perplexity {before:.1f} -> {after:.1f}"
+                if pretraining.get("new_head"):
+                    source["name"] += " (before: a new masked-LM head's, the base had none)"
         return source
     return {"name": name, "url": f"https://huggingface.co/{name}", "encoder": name}
 
@@ -101,6 +103,7 @@ def pretraining_record(path: Path) -> Optional[Dict[str, Any]]:
         "tokens_seen": data.get("tokens_seen", 0),
         "heldout_perplexity_before": (heldout.get("before") or {}).get("perplexity"),
         "heldout_perplexity_after": (heldout.get("after") or {}).get("perplexity"),
+        "new_head": bool((heldout.get("before") or {}).get("new_head")),
     }
 
 

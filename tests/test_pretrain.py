@@ -98,10 +98,15 @@ def adapted(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output
 
 
-def test_new_mlm_head_is_tied_to_the_input_embeddings(tiny_bert: Path) -> None:
+def test_new_mlm_head_is_tied_to_the_input_embeddings(tiny_bert: Path, adapted: Path) -> None:
     # The tiny BERT is a bare BertModel: the MLM head is new.
-    tokenizer, model = load_encoder(str(tiny_bert))
-    assert type(model).__name__ == "BertForMaskedLM"
+    tokenizer, model, new_head = load_encoder(str(tiny_bert))
+    assert new_head and type(model).__name__ == "BertForMaskedLM"
+    # The perplexity before training is the new head's, and the results say so; an adapted
+    # encoder is saved with its head.
+    results = json.loads((adapted / RESULTS_FILE).read_text(encoding="utf8"))
+    assert results["heldout"]["before"]["new_head"] is True
+    assert not load_encoder(str(adapted)).new_head
     assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
     assert tokenizer.mask_token_id is not None
 
@@ -159,7 +164,7 @@ def assert_packed_by_lines(sequences: List[List[int]], lines: Sequence[str], tok
 
 @pytest.mark.parametrize("max_length", [10, 11, 12, 13, 20])
 def test_pack_sequences_keeps_the_stream_in_full_blocks(tiny_bert: Path, max_length: int) -> None:
-    tokenizer, _ = load_encoder(str(tiny_bert))
+    tokenizer = load_encoder(str(tiny_bert)).tokenizer
     lines = toy_text(50)
     sequences = pack_sequences(lines, tokenizer, max_length=max_length)
     assert all(len(ids) <= max_length for ids in sequences)
@@ -172,7 +177,7 @@ def test_pack_sequences_keeps_the_stream_in_full_blocks(tiny_bert: Path, max_len
 
 def test_pack_sequences_never_joins_two_lines(tiny_bert: Path) -> None:
     # 8 content slots: the first line ends on the 7th, where only its separator would fit.
-    tokenizer, _ = load_encoder(str(tiny_bert))
+    tokenizer = load_encoder(str(tiny_bert)).tokenizer
     lines = [" ".join(["the"] * 7), "p53 p53 p53", "in in"]
     sequences = pack_sequences(lines, tokenizer, max_length=10)
     tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in sequences]
@@ -185,7 +190,7 @@ def test_pack_sequences_never_joins_two_lines(tiny_bert: Path) -> None:
 
 def test_packed_sequences_take_about_four_bytes_a_token(tiny_bert: Path) -> None:
     """Held as int32 arrays, not lists of Python ints (~40 bytes a token)."""
-    tokenizer, _ = load_encoder(str(tiny_bert))
+    tokenizer = load_encoder(str(tiny_bert)).tokenizer
     lines = toy_text(6000)
     pack_sequences(lines[:10], tokenizer, 32)  # whatever the first call sets up is not counted
     tracemalloc.start()
@@ -219,7 +224,7 @@ def test_packed_sequences_read_and_hash_as_lists() -> None:
 def test_the_text_is_read_as_it_is_packed(tiny_bert: Path, tmp_path: Path) -> None:
     """The command line's text is never in memory whole: a file is read as its lines are packed,
     the next one once it is done; the sources' line counts are complete at the end."""
-    tokenizer, _ = load_encoder(str(tiny_bert))
+    tokenizer = load_encoder(str(tiny_bert)).tokenizer
     lines = toy_text(50)
     first, second = tmp_path / "first.txt", tmp_path / "second.txt.gz"
     first.write_text("\n".join(lines[:20]) + "\n\n", encoding="utf8")
@@ -239,7 +244,7 @@ def test_the_text_is_read_as_it_is_packed(tiny_bert: Path, tmp_path: Path) -> No
 
 def test_one_long_line_is_cut_into_full_blocks(tiny_bert: Path) -> None:
     """A line far longer than a block (a file without newlines) fills block after block."""
-    tokenizer, _ = load_encoder(str(tiny_bert))
+    tokenizer = load_encoder(str(tiny_bert)).tokenizer
     line = " ".join([" ".join(FILLER)] * 2_000)
     sequences = list(pack_sequences([line], tokenizer, 10))
     assert len(sequences) > 100 and all(len(ids) == 10 for ids in sequences[:-1])
@@ -286,7 +291,7 @@ def test_whole_word_masking_masks_every_piece_of_a_word_or_none(tmp_path: Path) 
 
     stems, endings = ["alpha", "beta", "gamma"], ["##ase", "##ine", "##ol"]
     bert = make_tiny_bert(tmp_path / "bert", extra_words=stems + endings)
-    tokenizer, _ = load_encoder(str(bert))
+    tokenizer = load_encoder(str(bert)).tokenizer
     rng = random.Random(0)
     words = FILLER + [stem + ending[2:] for stem in stems for ending in endings]  # e.g. alphaase: alpha ##ase
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 12))) for _ in range(200)]
@@ -319,7 +324,7 @@ def test_held_out_masking_does_not_depend_on_the_batch_size(tmp_path: Path) -> N
     from spacy_bioner.pretraining import Batcher, evaluate_mlm
 
     bert = make_tiny_bert(tmp_path / "bert")
-    tokenizer, _ = load_encoder(str(bert))
+    tokenizer = load_encoder(str(bert)).tokenizer
     model = AutoModelForMaskedLM.from_pretrained(str(bert))
     rng = random.Random(0)
     lines = [" ".join(rng.choice(FILLER) for _ in range(rng.randint(4, 30))) for _ in range(40)]
@@ -725,7 +730,7 @@ def test_epochs_run_every_training_sequence_that_many_times(tiny_bert: Path, tmp
     assert results["train_sequences"] % 8  # a short last batch each epoch
     assert results["steps"] == results["total_steps"] == 2 * math.ceil(results["train_sequences"] / 8)
     assert results["epochs"] == 2
-    tokenizer, _ = load_encoder(str(tiny_bert))
+    tokenizer = load_encoder(str(tiny_bert)).tokenizer
     assert results["tokens_seen"] == 2 * sum(len(ids) for ids in pack_sequences(toy_text(), tokenizer, 32))
 
 
@@ -815,7 +820,7 @@ def test_cli_refuses_a_negative_learning_rate_before_reading_the_text(tmp_path: 
 
 
 def test_max_length_too_short_names_the_minimum(tiny_bert: Path) -> None:
-    tokenizer, _ = load_encoder(str(tiny_bert))
+    tokenizer = load_encoder(str(tiny_bert)).tokenizer
     with pytest.raises(PretrainError, match="--max-length 9 is too short: at least 10 for this encoder"):
         pack_sequences(toy_text(4), tokenizer, 9)
     assert pack_sequences(toy_text(4), tokenizer, 10)
@@ -1192,6 +1197,6 @@ def test_sequences_fit_an_encoder_whose_positions_start_after_padding(tmp_path: 
     from spacy_bioner.pretraining import sequence_length
 
     # Its tokenizer sets no model_max_length: the positions alone are the limit.
-    tokenizer, model = load_encoder(str(make_tiny_roberta(tmp_path / "roberta", max_position_embeddings=34)))
+    tokenizer, model, _ = load_encoder(str(make_tiny_roberta(tmp_path / "roberta", max_position_embeddings=34)))
     assert sequence_length(tokenizer, model, 512) == 32
     assert sequence_length(tokenizer, model, 16) == 16

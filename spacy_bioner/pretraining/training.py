@@ -194,8 +194,9 @@ def pretrain(
     torch.manual_seed(settings.seed)
     # The checkpoint's model, or the base encoder (a finished run's text is packed with
     # the base's tokenizer to be compared: its own weights are not needed for that).
+    new_head = False
     if checkpoint_state is None:
-        tokenizer, model = load_encoder(base)
+        tokenizer, model, new_head = load_encoder(base)
     else:
         tokenizer = AutoTokenizer.from_pretrained(output / CHECKPOINT_DIR / "model")
         model = AutoModelForMaskedLM.from_pretrained(output / CHECKPOINT_DIR / "model")
@@ -243,6 +244,8 @@ def pretrain(
 
     if checkpoint_state is None:
         before = evaluate_mlm(model, batcher, heldout_sequences, settings.batch_size, device)
+        if before is not None:
+            before["new_head"] = new_head  # then the new head's perplexity, not the encoder's
         state = {"step": 0, "tokens_seen": 0, "seconds": 0.0, "before": before}
     else:
         ckpt = output / CHECKPOINT_DIR
@@ -256,8 +259,9 @@ def pretrain(
         state = {k: checkpoint_state[k] for k in ("step", "tokens_seen", "seconds", "before")}
         log(f"Resuming {output} at step {state['step']:,} of {n_steps:,}")
     if state["before"] is not None:
+        new = ", a new masked-LM head's: the encoder was saved without one" if state["before"].get("new_head") else ""
         log(f"Held-out masked-LM loss before: {state['before']['loss']:.4f} "
-            f"(perplexity {state['before']['perplexity']:.1f})")
+            f"(perplexity {state['before']['perplexity']:.1f}{new})")
 
     clock = {"since": time.time()}
 
