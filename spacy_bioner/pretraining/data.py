@@ -27,8 +27,8 @@ class LoadedEncoder(NamedTuple):
 
 
 def load_encoder(name_or_path: str) -> LoadedEncoder:
-    """(tokenizer, masked-LM model) for `name_or_path`. An encoder saved
-    without an MLM head gets a new one, whose decoder must be tied to the
+    """The tokenizer and masked-LM model of `name_or_path`. An encoder saved
+    without an MLM head gets a new one (`new_head`), whose decoder must be tied to the
     input embeddings (otherwise a whole vocabulary-sized matrix would start
     from random)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer

@@ -210,14 +210,14 @@ class RunRecord(NamedTuple):
     @classmethod
     def of_checkpoint(cls, state: Dict[str, Any]) -> "RunRecord":
         """The run a checkpoint's state records."""
-        return cls(dict(state["settings"], total_steps=state.get("total_steps")), state["data"])
+        return cls(_canonical(dict(state["settings"], total_steps=state.get("total_steps"))), state["data"])
 
     @classmethod
     def of_results(cls, results: Dict[str, Any]) -> "RunRecord":
         """The run a results file records."""
         identity = dict(results.get("settings", {}), base_encoder=results.get("base_encoder"),
                         sequence_length=results.get("sequence_length"), total_steps=results.get("total_steps"))
-        return cls(identity, results.get(DATA_FINGERPRINT), results.get("text"))
+        return cls(_canonical(identity), results.get(DATA_FINGERPRINT), results.get("text"))
 
 
 def run_identity(settings: PretrainSettings, base_encoder: str, sequence_length: int,
@@ -226,14 +226,16 @@ def run_identity(settings: PretrainSettings, base_encoder: str, sequence_length:
     packed text: the settings compared, the encoder it resolved to, the length
     of its sequences, its number of steps (`--epochs 1` is the default, and the
     `--steps` of one epoch)."""
-    return dict(settings.identity(), base_encoder=base_encoder, sequence_length=sequence_length,
-                total_steps=n_steps)
+    return _canonical(dict(settings.identity(), base_encoder=base_encoder, sequence_length=sequence_length,
+                           total_steps=n_steps))
 
 
-def _local_or_name(encoder: str) -> str:
-    """An encoder's folder as its resolved path; a hub name as it is."""
-    path = Path(encoder)
-    return str(path.resolve()) if path.is_dir() else encoder
+def _canonical(identity: Dict[str, Any]) -> Dict[str, Any]:
+    """`identity` with its encoder folder as its resolved path, however it was spelt (a hub name as it is)."""
+    encoder = identity.get("base_encoder")
+    if isinstance(encoder, str) and Path(encoder).is_dir():
+        identity = dict(identity, base_encoder=str(Path(encoder).resolve()))
+    return identity
 
 
 def check_same_run(output: Path, what: str, recorded: RunRecord, current: RunRecord) -> None:
@@ -242,15 +244,10 @@ def check_same_run(output: Path, what: str, recorded: RunRecord, current: RunRec
     results file written before the text's fingerprint was recorded has its
     text files compared instead (md5 and lines, not paths: the same files may
     be named from another directory), where the caller names them."""
-    def same(key: str, then: Any, now: Any) -> bool:
-        if key == "base_encoder" and isinstance(then, str) and isinstance(now, str):
-            return _local_or_name(then) == _local_or_name(now)  # a folder, however its path is spelt
-        return then == now
-
     differences = [
         f"{key}: {what} {recorded.identity.get(key)!r}, now {value!r}"
         for key, value in current.identity.items()
-        if not same(key, recorded.identity.get(key), value)
+        if recorded.identity.get(key) != value
     ]
 
     def contents(text: Sequence[Dict[str, Any]]) -> List[Tuple[Any, Any]]:
