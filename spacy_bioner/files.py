@@ -1,9 +1,16 @@
 """Writing files atomically: complete or not at all, whatever interrupts the
-writer; digesting a file without reading it into memory."""
+writer; digesting a file without reading it into memory; holding an output
+folder for one run at a time.
+
+The folder is held by an advisory `flock` on the folder itself, not on a lock
+file (as `filelock` takes): `annotate` and `pretrain` refuse an output folder
+that holds files their runs do not write, and a lock file would be one.
+"""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 def update_digest(digest: Any, path: Path) -> Any:
@@ -46,3 +53,43 @@ def _sync_folder(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class FolderUnavailable(Exception):
+    """An output folder cannot be made or opened, or another process holds it (`exclusive_folder`)."""
+
+
+@contextmanager
+def exclusive_folder(path: Path) -> Iterator[None]:
+    """Hold the output folder `path` for this process while the block runs, making it where it is missing.
+
+    Raises FolderUnavailable where it cannot be made or opened, or another
+    process (or another open of it here) holds it. The lock ends with the
+    block or with the process, however it ends, so a killed run leaves none
+    behind. A folder made here and empty at the end is removed again. Where
+    the system has no `flock` (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows, where a folder cannot be opened as a file either
+        fcntl = None
+    made = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY) if fcntl is not None else None
+    except OSError as e:  # a file on the way, no permission, a read-only file system
+        raise FolderUnavailable(f"{path} cannot be used as the output folder: {e.strerror or e}: {e.filename}") \
+            from None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FolderUnavailable(f"{path} is in use by another run: wait for it to end, "
+                                        "or choose another output folder") from None
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # ends the lock
+        if made and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()

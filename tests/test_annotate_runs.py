@@ -31,6 +31,7 @@ from spacy_bioner.annotate.engine import BatchAnnotator, local_shards
 from spacy_bioner.annotate.output import SHARDS_DIR, OutputDir, OutputError
 from spacy_bioner.annotate.sources import EMPTY_TEXT, TOO_LONG, TRUNCATED, Record
 from spacy_bioner.cli import app
+from spacy_bioner.files import exclusive_folder
 
 
 def done_shards(output: Path) -> List[str]:
@@ -464,6 +465,19 @@ def test_another_run_is_refused_before_the_pipeline_loads(tiny_pipeline: Path, t
     # Only the batches differ: --resume may go on with them, so the pipeline is loaded to know the rest.
     with pytest.raises(AnnotateError, match="no-such-pipeline"):
         annotate(str(tmp_path / "no-such-pipeline"), inputs, output, Options(shard_size=2, batch_size=3), resume=True)
+
+
+def test_an_output_another_run_holds_is_refused_before_the_pipeline_loads(tmp_path: Path) -> None:
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(2, seed=1))]
+    output = tmp_path / "out"
+    with exclusive_folder(output):
+        with pytest.raises(AnnotateError, match=f"{output} is in use by another run: wait for it to end"):
+            annotate(str(tmp_path / "no-such-pipeline"), inputs, output, Options())
+        assert not any(output.iterdir())
+    # A run that fails leaves no folder of its own making behind.
+    with pytest.raises(AnnotateError, match="no-such-pipeline"):
+        annotate(str(tmp_path / "no-such-pipeline"), inputs, output, Options())
+    assert not output.exists()
 
 
 def test_a_changed_run_says_what_changed(tmp_path: Path) -> None:

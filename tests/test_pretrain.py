@@ -39,6 +39,7 @@ from toy import (
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
+from spacy_bioner.files import exclusive_folder
 from spacy_bioner.packaging import PRETRAINING_META_KEY
 from spacy_bioner.corpora import JNLPBA_DEV_DOCS
 from spacy_bioner.pretraining import (
@@ -794,7 +795,16 @@ def test_replacing_a_previous_output_is_logged(tiny_bert: Path, tmp_path: Path) 
     run(tiny_bert, out, steps=4, stop_at_step=2)
     messages: List[str] = []
     pretrain(settings(tiny_bert, steps=4), toy_text(), out, progress=False, log=messages.append)
-    assert any("Replacing the previous pretraining output" in m and "checkpoint at step 2" in m for m in messages)
+    assert any("Replacing the previous pretraining output" in m and "checkpoint at step 2" in m
+               and "(--resume continues a checkpoint of the same run)" in m for m in messages)
+
+
+def test_an_output_another_run_holds_is_refused_before_anything_is_loaded(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with exclusive_folder(out):
+        with pytest.raises(PretrainError, match=f"{out} is in use by another run: wait for it to end"):
+            run(tmp_path / "no-encoder", out, steps=2)
+        assert not any(out.iterdir())
 
 
 @pytest.mark.parametrize("values,message", [
@@ -1149,6 +1159,7 @@ def test_cli_writes_an_encoder(tiny_bert: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, other + ["--restart-if-changed"])
     assert result.exit_code == 0, result.output
     assert "holds another run (finished run: total_steps: finished run 3, now 4): replacing it" in result.output
+    assert "--resume continues" not in result.output  # it was given
     results = json.loads((out / RESULTS_FILE).read_text(encoding="utf8"))
     assert results["steps"] == 4 and results["text"][0]["lines"] == 60
     result = runner.invoke(app, args + ["--restart-if-changed"])

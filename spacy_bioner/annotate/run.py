@@ -20,6 +20,7 @@ from typing import (
 
 from ..about import __version__
 from ..annotation import head_keys
+from ..files import FolderUnavailable, exclusive_folder
 from ..loading import PipelineLoadError, encoder_precision, load_pipeline, pipeline_directory
 from ..messages import counted
 from ..packaging import pipeline_encoder, pipeline_sha256
@@ -218,13 +219,31 @@ def annotate(
                 f"entries: {names}{more}")
     settings = run_settings(paths, options)
     try:
-        # Before the pipeline loads: a folder no run can use, or a run these settings differ from.
-        recorded = previous_run(output, resume, overwrite)
-        if recorded and not overwrite:
-            refuse_another_run(output, {key: recorded.get(key) for key in settings}, settings, resume)
-    except OutputError as e:
+        previous_run(output, resume, overwrite)  # a file of that name, say, before it is made a folder
+        with exclusive_folder(output):
+            # Before the pipeline loads: a folder no run can use, or a run these settings differ from.
+            recorded = previous_run(output, resume, overwrite)
+            if recorded and not overwrite:
+                refuse_another_run(output, {key: recorded.get(key) for key in settings}, settings, resume)
+            return _annotate(model, paths, output, options, settings, resume, overwrite, log,
+                             stop_after_shards, progress_log or log)
+    except (FolderUnavailable, OutputError) as e:
         raise AnnotateError(str(e)) from None
-    progress_log = progress_log or log
+
+
+def _annotate(
+    model: str,
+    paths: Sequence[Path],
+    output: Path,
+    options: Options,
+    settings: Dict[str, Any],
+    resume: bool,
+    overwrite: bool,
+    log: Callable[[str], None],
+    stop_after_shards: Optional[int],
+    progress_log: Callable[[str], None],
+) -> Dict[str, Any]:
+    """`annotate` into an output directory this process holds, whose recorded run `settings` allow."""
     progress_log(f"loading the pipeline {model}")  # the bar starts once it is loaded
     try:
         # The Ray engine's actors take the GPUs (and check their bfloat16); here the pipeline only plans the run.

@@ -138,11 +138,11 @@ def pretrain_command(
         if restart_if_changed and not resume:
             raise PretrainError("--restart-if-changed goes with --resume: without it, a run always starts afresh")
 
-        def run(resume: bool) -> None:
+        def run(resume: bool, restarted: bool = False) -> None:
             text = PretrainText(text_files, include_task_text, assets or DEFAULT_ASSETS)
             log(f"Text: {text.describe()}")
             pretrain(settings, text, output_dir, sources=text.sources, resume=resume, gpu_id=gpu_id,
-                     progress=progress, log=log)
+                     progress=progress, restarted=restarted, log=log)
 
         try:
             run(resume)
@@ -152,7 +152,7 @@ def pretrain_command(
             # The text was read to be compared: it is read again for the fresh run.
             log(f"{output_dir} holds another run ({err.what}: {'; '.join(err.differences)}): replacing it "
                 "with a fresh run (--restart-if-changed)")
-            run(False)
+            run(False, restarted=True)
     except (PretrainError, ConversionError, EncoderNotFound) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ import torch
 from ..about import library_versions
 from ..corpora.text import PathLike
 from ..encoders import resolve_encoder
+from ..files import FolderUnavailable, exclusive_folder
 from ..messages import counted
 from .data import Batcher, MaskingRNG, fingerprint, load_encoder, pack_sequences, sequence_length, split_heldout
 from .output import (
@@ -149,6 +150,7 @@ def pretrain(
     gpu_id: int = -1,
     stop_at_step: Optional[int] = None,
     progress: bool = True,
+    restarted: bool = False,
     log: Callable[[str], None] = print,
 ) -> Dict[str, Any]:
     """Continue the masked-LM training of `settings.encoder` on `lines` and
@@ -166,17 +168,42 @@ def pretrain(
     `stop_at_step` ends the run early after checkpointing (the returned dict
     then has "complete": False). The checkpoint (a second copy of the model,
     plus the optimizer state) is removed once the run is finished, unless
-    `settings.keep_checkpoint`. Returns the results written to pretraining.json.
+    `settings.keep_checkpoint`. `restarted`: the caller replaces a run of
+    other settings (`--restart-if-changed`), so the log does not suggest
+    `--resume`. Returns the results written to pretraining.json.
+
+    The run holds `output_dir` (`exclusive_folder`): where another run writes
+    to it, this one is refused (PretrainError).
     """
+    settings.check()
+    output = Path(output_dir)
+    check_output_dir(output)
+    try:
+        with exclusive_folder(output):
+            return _pretrain(settings, lines, output, sources, resume, gpu_id, stop_at_step, progress, restarted, log)
+    except FolderUnavailable as e:
+        raise PretrainError(str(e)) from None
+
+
+def _pretrain(
+    settings: PretrainSettings,
+    lines: Iterable[str],
+    output: Path,
+    sources: Optional[List[Dict[str, Any]]],
+    resume: bool,
+    gpu_id: int,
+    stop_at_step: Optional[int],
+    progress: bool,
+    restarted: bool,
+    log: Callable[[str], None],
+) -> Dict[str, Any]:
+    """`pretrain` in an output directory this process holds."""
     from transformers import (
         AutoModelForMaskedLM,
         AutoTokenizer,
         get_linear_schedule_with_warmup,
     )
 
-    settings.check()
-    output = Path(output_dir)
-    check_output_dir(output)
     finished = finished_results(output) if resume else None
     started = time.time()
     device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
@@ -229,7 +256,7 @@ def pretrain(
         previous = read_checkpoint_state(output)
         discarded = f" and its checkpoint at step {previous['step']:,}" if previous else ""
         log(f"Replacing the previous pretraining output in {output}{discarded}" +
-            ("" if resume else " (--resume continues a checkpoint of the same run)"))
+            ("" if resume or restarted else " (--resume continues a checkpoint of the same run)"))
         clear_output(output)
     mark_output(output)
 

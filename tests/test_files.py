@@ -1,0 +1,79 @@
+"""The file helpers that `annotate` and `pretrain` write their outputs with (spacy_bioner/files.py)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spacy_bioner.files import FolderUnavailable, atomic_write, exclusive_folder
+
+HOLD = """
+import sys
+from pathlib import Path
+from spacy_bioner.files import exclusive_folder
+with exclusive_folder(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_folder_is_held_by_one_process_until_it_ends_however(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderUnavailable, match="is in use by another run"):
+            with exclusive_folder(folder):
+                pass
+    finally:
+        holder.kill()  # no cleanup runs: the lock goes with the process
+        holder.wait()
+    with exclusive_folder(folder):
+        pass
+
+
+def test_a_folder_is_held_once_within_a_process_too(tmp_path: Path) -> None:
+    with exclusive_folder(tmp_path):
+        with pytest.raises(FolderUnavailable):
+            with exclusive_folder(tmp_path):
+                pass
+    with exclusive_folder(tmp_path):
+        pass
+
+
+def test_a_folder_made_and_left_empty_is_removed_and_others_stay(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        with exclusive_folder(tmp_path / "new" / "out"):
+            assert (tmp_path / "new" / "out").is_dir()
+            raise RuntimeError
+    assert not (tmp_path / "new" / "out").exists()
+    with exclusive_folder(tmp_path / "written"):
+        (tmp_path / "written" / "run.json").write_text("{}")
+    assert (tmp_path / "written" / "run.json").is_file()
+    (tmp_path / "existing").mkdir()
+    with exclusive_folder(tmp_path / "existing"):
+        pass
+    assert (tmp_path / "existing").is_dir()
+
+
+def test_a_folder_under_a_file_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "note.txt").write_text("not a folder")
+    with pytest.raises(FolderUnavailable, match="note.txt/out cannot be used as the output folder: Not a directory"):
+        with exclusive_folder(tmp_path / "note.txt" / "out"):
+            pass
+
+
+def test_atomic_write_leaves_the_old_file_where_writing_fails(tmp_path: Path) -> None:
+    path = tmp_path / "table.json"
+    atomic_write(path, lambda tmp: tmp.write_text("old"))
+
+    def fail(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, fail)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.json"]
