@@ -10,6 +10,7 @@
 # packages/dist/spacy_bioner-<version>-py3-none-any.whl. What the loaded
 # pipeline found is written to FILE with --record (the project's output, so
 # that `spacy project run` does not install again packages it has tested).
+# The environment is removed once the test passes, kept where it fails.
 set -euo pipefail
 
 RECORD=""
@@ -41,7 +42,8 @@ echo "install-test: fresh virtual environment $VENV"
 rm -rf "$VENV"
 python -m venv "$VENV"
 touch "$MARKER"
-PY="$(cd "$VENV" && pwd)/bin/python"
+VENV_PATH="$(cd "$VENV" && pwd)"
+PY="$VENV_PATH/bin/python"
 "$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch first, pinned: on the build machines pip finds 2.13.0's CPU build on
 # local disk; from PyPI on Linux the pin is the CUDA build (gigabytes), so
@@ -62,7 +64,8 @@ fi
 echo "install-test: spacy.load(\"$PACKAGE\") offline (HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1)"
 # Run outside the repository, so that nothing is imported from the work tree.
 case "$RECORD" in /* | "") ;; *) RECORD="$(pwd)/$RECORD" ;; esac
-cd "$(mktemp -d)"
+WORK="$(mktemp -d)"
+cd "$WORK"
 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$(pwd)/hf-home" \
   "$PY" -m spacy_bioner demo "$PACKAGE"
 RESULT="$(HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$(pwd)/hf-home" "$PY" - "$PACKAGE" <<'PYTHON'
@@ -82,3 +85,6 @@ PYTHON
 )"
 echo "$RESULT"
 [ -z "$RECORD" ] || printf '%s\n' "$RESULT" > "$RECORD"
+# Passed: the environment (gigabytes, with torch) is not kept in the project; one that failed is, to look into.
+rm -rf "$VENV_PATH" "$WORK"
+echo "install-test: removed $VENV"

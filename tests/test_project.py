@@ -1092,7 +1092,7 @@ def test_convert_refuses_assets_that_differ_from_their_checksums(tmp_path):
     """spacy project assets only warned, and convert wrote a BC5CDR test set 30 lines short, exit 0."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        from check_assets import changed_assets, main
+        from check_assets import UnknownAssets, changed_assets, main
     finally:
         sys.path.pop(0)
     shutil.copy(ROOT / "project.yml", tmp_path / "project.yml")
@@ -1103,6 +1103,11 @@ def test_convert_refuses_assets_that_differ_from_their_checksums(tmp_path):
     assert "assets/jnlpba/Genia4ERtask2.iob2.gz" in changed_assets(tmp_path)  # missing
     (tmp_path / dest).write_bytes(gzip.compress(gzip.decompress((ROOT / dest).read_bytes())[:-1000]))
     assert changed_assets(tmp_path, [dest]) == [dest] and main([str(tmp_path), dest]) == 1
+    # A misspelt name is refused: it would turn its check off.
+    assert main([str(tmp_path), dest.removesuffix(".gz")]) == 2
+    assert main([str(tmp_path), "./" + dest]) == 1  # the same asset
+    with pytest.raises(UnknownAssets, match="CDR_TestSet.PubTator.txt: no asset of project.yml"):
+        changed_assets(tmp_path, [dest.removesuffix(".gz")])
     # The project's convert checks every asset it reads before it converts one.
     convert = next(c for c in srsly.read_yaml(ROOT / "project.yml")["commands"] if c["name"] == "convert")
     checked = convert["script"][0].split()[3:]
