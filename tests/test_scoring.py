@@ -193,6 +193,24 @@ def test_ents_scores_leave_out_the_heads_the_reference_is_not_annotated_for():
     assert score_bio_ner([Example(predicted, reference)], spans_key="jnlpba")["ents_p"] == 2 / 4
 
 
+def test_ents_scores_of_gold_in_span_groups_alone():
+    """A corpus whose gold is in span groups alone had no ents_* scores, so spacy train, which
+    weighs ents_f by default, scored 0 at every evaluation and stopped at its patience."""
+    from spacy.tokens import SpanGroup
+
+    vocab = Vocab()
+    reference = doc_with([(0, 2, "protein"), (8, 10, "cell_type"), (7, 10, "cell_type")], vocab)
+    predicted = Doc(vocab, words=WORDS)
+    group = [Span(predicted, 0, 2, "protein"), Span(predicted, 4, 5, "protein")]
+    predicted.spans[KEY] = SpanGroup(predicted, name=KEY, spans=group, attrs={"scores": [0.9, 0.8]})
+    predicted.ents = group
+    scores = score_bio_ner([Example(predicted, reference)], spans_key=KEY)
+    # Gold: the protein and the longer of the overlapping cell types; one of two predictions right.
+    assert (scores["ents_p"], scores["ents_r"]) == (0.5, 0.5)
+    assert (scores["spans_jnlpba_p"], scores["spans_jnlpba_r"]) == (0.5, 0.5)
+    assert not reference.has_annotation("ENT_IOB")  # the reference itself is left as it is
+
+
 def test_the_component_scores_with_its_labels(tiny_pipeline):
     nlp = spacy.load(tiny_pipeline)
     scores = nlp.get_pipe("jnlpba").score([ents_gold_and_head_prediction(nlp.vocab)])

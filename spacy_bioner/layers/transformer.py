@@ -236,6 +236,9 @@ def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tup
     """spacy-transformers' forward pass over windows that fit, tokenized by WordpieceEncoder."""
     one_thread_if_forked()
     tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise ValueError("The transformer has no encoder loaded yet: initialise the pipeline first "
+                         "(nlp.initialize(), as spacy train does), or load a trained one")
     nested_spans = model.split_oversize(model.attrs["get_spans"](docs), model)
     flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
     # As spacy-transformers does (a no-op unless flush_cache_chance is set).
