@@ -117,6 +117,13 @@ def test_convert_pubtator_test_split(tmp_path):
     docs = load(out)
     assert summary == {"documents": len(docs), "entities": sum(len(doc.spans["bc5cdr"]) for doc in docs)}
     assert f"({len(docs)} docs)" in result.stdout
+    # The first ten composites of each label are listed, the others counted; --max-examples 0 lists them all.
+    listed = re.findall(r"^ +composite \w+ at ", result.stdout, re.MULTILINE)
+    composites = int(re.search(r"^ +composite, kept whole +([\d,]+)$", result.stdout, re.MULTILINE).group(1))
+    assert len(listed) == 10 < composites and f"and {composites - 10} more composite" in result.stdout
+    result = runner.invoke(app, ["convert", "pubtator", str(PUBTATOR["test"]), str(out), "--max-examples", "0"])
+    assert len(re.findall(r"^ +composite \w+ at ", result.stdout, re.MULTILINE)) == composites
+    assert "more composite" not in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -360,6 +367,11 @@ def test_registered_readers(jnlpba_converted, tmp_path):
     missing = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")({"x": str(tmp_path / "missing.spacy")})
     with pytest.raises(ValueError, match="no such corpus: x=.*missing.spacy. Convert the corpora first"):
         next(iter(missing(nlp)))
+    (tmp_path / "notes.spacy").write_text("not a DocBin")
+    other = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")({"x": str(tmp_path / "notes.spacy")})
+    with pytest.raises(ValueError, match=r"notes.spacy: not a .spacy \(DocBin\) file; convert a corpus file with "
+                                         "`python -m spacy_bioner convert`"):
+        next(iter(other(nlp)))
 
 
 def test_displacy_colors_cover_all_labels():

@@ -117,12 +117,17 @@ def convert(
     scheme: Scheme = typer.Option(
         Scheme.auto, "--scheme", help="Tagging scheme of iob input; auto detects it per file."
     ),
+    max_examples: int = typer.Option(
+        10, "--max-examples", min=0, help="Entities listed of each kind of change (repaired, expanded, dropped, "
+        "composite), each with its line or document and why; the rest are counted. 0 lists them all."
+    ),
 ) -> None:
     """Convert a corpus to spaCy's DocBin format and print what was converted.
 
     Both doc.ents and doc.spans[SPANS_KEY] hold the entities. A table per
-    output lists documents, sentences, tokens, entities per label and every
-    entity that was repaired, expanded to token boundaries or dropped.
+    output lists documents, sentences, tokens, entities per label, how many
+    entities were repaired, expanded to token boundaries or dropped, and
+    the first --max-examples of each kind.
     """
     _refuse_options_not_for(ctx, fmt)
     if (dev_docs > 0) != (dev_output is not None):
@@ -158,7 +163,7 @@ def convert(
             (dev_output, dev, report.subset(docs, len(train), len(docs), key)),
         ]
     for path, _, part in outputs:
-        typer.echo(part.table(title=str(path)))
+        typer.echo(part.table(title=str(path), max_examples=max_examples or None))
         typer.echo("")
     for path, _, part in outputs:
         if part.loss_fraction > max_loss:

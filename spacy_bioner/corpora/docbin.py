@@ -32,16 +32,24 @@ def gold_token_doc(vocab: Vocab, reference: Doc) -> Doc:
     )
 
 
+def read_docbin(path: Union[str, Path]) -> DocBin:
+    """The DocBin of the .spacy file `path`; a ValueError naming the file where it is none.
+
+    Not spaCy's message, which advises `spacy convert`: that reads the BC5CDR
+    IOB form, but neither JNLPBA's documents nor PubTator (see iob.py, pubtator.py).
+    """
+    try:
+        return DocBin().from_disk(path)
+    except ValueError:
+        raise ValueError(
+            f"{path}: not a .spacy (DocBin) file; convert a corpus file with `python -m spacy_bioner convert`"
+        ) from None
+
+
 def load_docs(path: Union[str, Path], vocab: Vocab, limit: int = 0) -> List[Doc]:
     """The documents of a .spacy file (the first `limit`, if given).
 
     Raises ValueError, naming the file, where it is not a DocBin.
     """
-    try:
-        docs = list(DocBin().from_disk(path).get_docs(vocab))
-    except ValueError:
-        # Not spaCy's message: it advises `spacy convert`, which reads none of these corpora.
-        raise ValueError(
-            f"{path}: not a .spacy (DocBin) file; convert a corpus file with `python -m spacy_bioner convert`"
-        ) from None
+    docs = list(read_docbin(path).get_docs(vocab))
     return docs[:limit] if limit else docs

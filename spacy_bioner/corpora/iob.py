@@ -16,6 +16,12 @@ into the next, with a text of the tokens joined by spaces.
 Every reader sets both `doc.ents` and `doc.spans[spans_key]` to the same
 non-overlapping spans ("jnlpba" for JNLPBA, "bc5cdr" for both BC5CDR forms,
 "ents" for other corpora): the `bio_ner` head with that key learns from them.
+
+Written here, not with spaCy's `conll_ner_to_docs` (`spacy convert -c ner`),
+which reads the BC5CDR IOB form alike: it splits documents only at
+`-DOCSTART-`, not at JNLPBA's `###MEDLINE:` lines, cannot regroup sentences
+into their abstracts, and converts ill-formed tags without a word, where
+this reader reports each with its line.
 """
 
 import re

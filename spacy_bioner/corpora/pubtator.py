@@ -11,6 +11,10 @@ ignored. Overlapping mentions: the longer one is kept (ties: the earlier one)
 and the other is dropped and reported, so `doc.ents` and `doc.spans[key]`
 hold one consistent non-overlapping tagging. A MeSH id of "-1" (none) becomes
 an empty `kb_id_`. CID relation lines are ignored and counted ("relation").
+
+Written here, not with `bioc` (PyPI), whose PubTator reader gives passages
+and annotations but no tokens: placing the mentions on the pipeline's tokens,
+with a report of those that do not fall on token boundaries, is the work.
 """
 
 import re

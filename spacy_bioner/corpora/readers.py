@@ -8,10 +8,10 @@ from typing import Callable, Dict, Iterable, Iterator, Optional
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.training import Example
 
-from .docbin import gold_token_doc
+from .docbin import gold_token_doc, read_docbin
 from .iob import (
     BC5CDR_SPANS_KEY,
     DEFAULT_SPANS_KEY,
@@ -104,7 +104,7 @@ def configure_pubtator_reader(
                 f"{path}: {len(report.dropped)} mentions dropped and {len(report.expanded)} widened to the "
                 f"pipeline's tokens, {report.loss_fraction:.3%} of them (first at {first.where}: {first.reason}); "
                 "the BioTokenizer splits where BC5CDR's mentions start and end, and `python -m spacy_bioner "
-                "convert pubtator` lists each"
+                "convert pubtator --max-examples 0` lists each"
             )
         for ref in docs:
             yield Example(nlp.make_doc(ref.text), ref)
@@ -136,7 +136,7 @@ def configure_multi_corpus(
                 "Convert the corpora first (`python -m spacy_bioner convert`, or `spacy project run convert`)."
             )
         for path in paths.values():
-            docs = DocBin().from_disk(path).get_docs(nlp.vocab)
+            docs = read_docbin(path).get_docs(nlp.vocab)
             if max_length:
                 docs = (doc for doc in docs if len(doc) <= max_length)
             docs = islice(docs, limit or None)

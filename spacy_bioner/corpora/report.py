@@ -105,8 +105,9 @@ class ConversionReport:
         report.issues = [i for i in self.issues if start <= i.doc_index < end]
         return report
 
-    def table(self, title: str = "", max_examples: int = 10) -> str:
-        """A printable summary: counts, then what was changed and why."""
+    def table(self, title: str = "", max_examples: Optional[int] = 10) -> str:
+        """A printable summary: counts, then what was changed and why (the first
+        `max_examples` of each kind, all with None)."""
         rows = [
             ("documents", self.documents),
             ("sentences", self.sentences),
@@ -124,7 +125,7 @@ class ConversionReport:
             for issue in issues[:max_examples]:
                 label = f" {issue.label}" if issue.label else ""
                 lines.append(f"  {kind}{label} at {issue.where}: {issue.reason}")
-            if len(issues) > max_examples:
+            if max_examples is not None and len(issues) > max_examples:
                 lines.append(f"  ... and {len(issues) - max_examples} more {kind}")
         return "\n".join(lines)
 
