@@ -127,3 +127,71 @@ def test_the_source_stamp_fails_without_a_sha1_tool(tmp_path):
     )
     assert result.returncode != 0 and result.stdout == ""
     assert "package_stamp: needs sha1sum or shasum" in result.stderr
+
+
+def job_calls(tmp_path: Path, job: str, *args: str) -> list:
+    """The python3 calls a GPU job script makes, each as its arguments: the script runs from a copy
+    of the benchmarks' scripts, with device_env.sh stubbed (the bundles unpacked) and a python3 that
+    records its arguments and succeeds."""
+    repo = tmp_path / "repo"
+    if not repo.exists():
+        shutil.copytree(SCRIPTS, repo / "benchmarks" / "scripts")
+        (repo / "benchmarks" / "scripts" / "device_env.sh").write_text(":\n")
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "python3").write_text(
+            f'#!/bin/sh\nprintf "%s\\037" "$@" >> "{tmp_path}/calls"\nprintf "\\n" >> "{tmp_path}/calls"\n'
+        )
+        (tmp_path / "bin" / "python3").chmod(0o755)
+        (tmp_path / "out").mkdir()
+    (tmp_path / "calls").write_text("")
+    subprocess.run(["bash", str(repo / "benchmarks" / "scripts" / job), *args], check=True, capture_output=True,
+                   env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "OUT": str(tmp_path / "out")}, timeout=120)
+    return [line.split("\x1f")[:-1] for line in (tmp_path / "calls").read_text().splitlines()]
+
+
+def test_a_job_converts_only_the_corpora_its_script_reads(tmp_path):
+    """Each conversion costs device time: crf_schedules.py reads no corpus, a BC5CDR run no JNLPBA."""
+    out = tmp_path / "out"
+    assert job_calls(tmp_path, "device_job.sh", "crf_schedules.py") == [
+        ["scripts/crf_schedules.py", "--gpu-id", "0", "--output", f"{out}/crf_schedules.json"]]
+    calls = job_calls(tmp_path, "device_job.sh", "--corpus", "bc5cdr", "--epochs", "5")
+    assert calls == [["-m", "spacy", "project", "run", "convert-bc5cdr", "."],
+                     ["scripts/run.py", "--gpu-id", "0", "--encoder", "/tmp/all-MiniLM-L6-v2", "--corpus-root",
+                      "corpus", "--output-dir", str(out), "--corpus", "bc5cdr", "--epochs", "5"]]
+    converted = [call[4] for call in job_calls(tmp_path, "device_job.sh", "step_profile.py") if call[0] == "-m"]
+    assert converted == ["convert-jnlpba", "convert-bc5cdr"]
+
+
+def planned_jobs() -> list:
+    """The GPU jobs benchmarks/README.md plans, as (job script, arguments)."""
+    import re
+    import shlex
+
+    text = (ROOT / "benchmarks" / "README.md").read_text(encoding="utf8")
+    jobs = []
+    for job, args in re.findall(r"bash benchmarks/scripts/(device_(?:project_)?job\.sh)([^;&`\n]*)", text):
+        jobs.append((job, shlex.split(args.replace("$w", "welt"))))
+    return jobs
+
+
+@pytest.mark.slow
+def test_every_option_the_planned_gpu_jobs_pass_is_one_their_scripts_take(tmp_path):
+    """A renamed option would otherwise first fail on the GPU machine, a call lost."""
+    import re
+
+    jobs = planned_jobs()
+    assert {job for job, _ in jobs} == {"device_job.sh", "device_project_job.sh"} and len(jobs) >= 6
+    helps = {}
+    for job, args in jobs:
+        for call in job_calls(tmp_path, job, *args):
+            script = next((arg for arg in call if arg.endswith(".py")), None)
+            if script is None:
+                continue
+            name = Path(script).name
+            if name not in helps:
+                helps[name] = subprocess.run([sys.executable, str(SCRIPTS / name), "--help"], capture_output=True,
+                                             text=True, check=True, timeout=120).stdout
+            options = {arg.split("=")[0] for arg in call if arg.startswith("--")}
+            unknown = [option for option in options if not re.search(re.escape(option) + r"(?![\w-])", helps[name])]
+            assert not unknown, (job, call)
+    assert {"run.py", "crf_schedules.py", "step_profile.py", "inference.py", "annotate_speed.py"} <= set(helps)

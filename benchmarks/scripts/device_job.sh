@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One whole benchmark job for the GPU machine (the `device` tool; see
 # ../shared/device/README.md): unpack the carried spaCy stack and encoder,
-# install this package, convert the two benchmark corpora (the benchmark
-# project's `corpus` workflow), then run a script of scripts/ on
+# install this package, convert the benchmark corpora the script reads (the
+# benchmark project's convert commands), then run a script of scripts/ on
 # GPU 0 with the arguments given: run.py (the systems; the default),
 # step_profile.py or crf_schedules.py. Records and the console log go to $OUT
 # (the device tool's output folder) or, elsewhere, to benchmarks/results/.
@@ -28,6 +28,22 @@ REPO="$(dirname "$BENCHMARKS")"
 OUT="${OUT:-$BENCHMARKS/results}"
 
 mkdir -p "$OUT"
+script=run.py
+case "${1:-}" in *.py) script=$1; shift ;; esac
+# The corpora to convert: those the script's --corpus options name (both where
+# none is named); none for crf_schedules.py, which reads none.
+tag=""
+corpora=()
+previous=""
+for arg in "$@"; do
+  [ "$previous" = --tag ] && tag=$arg
+  [ "$previous" = --corpus ] && corpora+=("$arg")
+  case "$arg" in --tag=*) tag=${arg#--tag=} ;; --corpus=*) corpora+=("${arg#--corpus=}") ;; esac
+  previous=$arg
+done
+[ ${#corpora[@]} -gt 0 ] || corpora=(jnlpba bc5cdr)
+[ "$script" != crf_schedules.py ] || corpora=()
+
 # The first job unpacks, installs and converts; one started beside it waits,
 # then finds all of it done (spaCy skips a conversion whose outputs are there).
 if command -v flock > /dev/null; then
@@ -37,12 +53,13 @@ fi
 source "$BENCHMARKS/scripts/device_env.sh"
 
 cd "$BENCHMARKS"
-# One after the other: each conversion rewrites project.lock when it ends.
-python3 -m spacy project run corpus . > /dev/null
+# One after the other: each conversion rewrites project.lock when it ends. A name
+# that is no corpus is left to the script, whose message lists the corpora.
+for corpus in "${corpora[@]}"; do
+  case "$corpus" in jnlpba | bc5cdr) python3 -m spacy project run "convert-$corpus" . > /dev/null ;; esac
+done
 exec 9>&-
 
-script=run.py
-case "${1:-}" in *.py) script=$1; shift ;; esac
 # The scripts that train get the carried encoder and the converted corpora.
 trains=(--encoder /tmp/all-MiniLM-L6-v2 --corpus-root corpus)
 case "$script" in
@@ -51,11 +68,4 @@ case "$script" in
   crf_schedules.py) args=(--output "$OUT/${script%.py}.json") ;;
   *) args=() ;;  # the others name their outputs in their own arguments
 esac
-tag=""
-previous=""
-for arg in "$@"; do
-  [ "$previous" = --tag ] && tag=$arg
-  case "$arg" in --tag=*) tag=${arg#--tag=} ;; esac
-  previous=$arg
-done
 python3 "scripts/$script" --gpu-id 0 "${args[@]}" "$@" 2>&1 | tee "$OUT/${script%.py}${tag:+-$tag}.log"
