@@ -5,9 +5,8 @@ Each corpus is scored on the head whose span key its documents carry
 The pipeline reads each document's text with its own tokenizer, as it was
 trained (`gold_tokens = false` in the configs) and as it reads raw text;
 its entities are then laid on the gold tokens, each widened to the tokens
-it touches (`on_reference_tokens`), and scored there. (spaCy's scorer, which
-gives the dev scores of training, instead leaves out an entity that cuts a
-gold token: neither a hit nor a false positive.) `gold_tokens=True` runs the
+it touches (`on_reference_tokens`), and scored there, as the head's scorer
+(scoring.py), which gives the dev scores of training, does too. `gold_tokens=True` runs the
 pipeline on copies of the gold tokens instead: a head trained on its own
 tokens then meets tokens it never saw ("IL-2" whole where it learnt "IL",
 "-", "2"), 6% of JNLPBA's test tokens. Entity-level scores use seqeval's
@@ -32,6 +31,7 @@ from spacy.training import Example
 
 from .annotation import SCORES_ATTR, group_scores, head_keys, is_annotated, spans_of, taggable_spans
 from .corpora.docbin import gold_token_doc, load_docs
+from .messages import counted
 from .tags import spans_to_tags
 
 
@@ -246,6 +246,12 @@ def evaluate_corpus(
     n_words = sum(len(doc) for doc in references)
     log(f"{name}: {len(references)} docs, {n_words:,} words from {path} (head {heads[key]!r})")
     gold_tags = gold_iob_tags(references, key)
+    if not any(tag != "O" for sentence in gold_tags for tag in sentence):
+        raise ValueError(
+            f"{path}: the {counted(len(references), 'document')} scored hold no gold entity of head {key!r}, "
+            "so there is nothing to score against; was the corpus converted with its entities (`python -m "
+            "spacy_bioner convert` counts them)?"
+        )
     head_labels = nlp.get_pipe(heads[key]).labels
     unknown = unpredictable_labels(gold_tags, head_labels)
     if unknown:
@@ -369,7 +375,7 @@ def plot_per_type_f1(results: Dict[str, Dict[str, Any]], path: Path, title: str 
         ax.text(min(value, 1.0) + 0.01, bar.get_y() + bar.get_height() / 2, f"{value:.3f}", va="center", fontsize=8)
     ax.set_xlim(0, 1.1)
     ax.set_xlabel("F1 (seqeval, entity level, test set)")
-    ax.set_title(title or "Per-type test F1")
+    ax.set_title(title or "Per-type test F1", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -415,8 +421,13 @@ def write_metrics(
     try:
         import matplotlib  # noqa: F401  (an optional dependency: spacy-bioner[plots])
     except ImportError:
-        warnings.warn("per_type_f1.png not drawn: matplotlib is not installed (pip install spacy-bioner[plots])")
+        warnings.warn('per_type_f1.png not drawn: matplotlib is not installed (the "plots" extra: '
+                      'pip install -e ".[plots]" in a clone of spacy-bioner, or pip install matplotlib)')
         return written
-    title = f"Per-type test F1 ({encoder})" if encoder else ""
+    partial = [name for name, result in results.items() if result.get("limit")]
+    title = " ".join(filter(None, [
+        "Per-type test F1", f"({encoder})" if encoder else "",
+        f"- partial: the first documents of {', '.join(partial)} (--limit)" if partial else "",
+    ]))
     written.append(plot_per_type_f1(results, output_dir / "per_type_f1.png", title=title))
     return written

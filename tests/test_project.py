@@ -536,7 +536,7 @@ def test_evaluate_without_matplotlib_writes_the_scores_and_says_why_no_chart(has
     out = tmp_path / "metrics"
     result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Warning: per_type_f1.png not drawn" in result.output and "spacy-bioner[plots]" in result.output
+    assert "Warning: per_type_f1.png not drawn" in result.output and 'pip install -e ".[plots]"' in result.output
     assert (out / "toy.json").exists() and (out / "scores.md").exists()
     assert not (out / "per_type_f1.png").exists()
 
@@ -569,6 +569,29 @@ def test_evaluate_says_what_to_do_when_nothing_can_be_scored(hash_pipeline, tmp_
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert f"{pubmed}: not a .spacy (DocBin) file" in result.output and "spacy_bioner convert" in result.output
     assert "spacy convert" not in result.output  # spaCy's advice, for its v2 JSON, not for these corpora
+    # Before the pipeline loads: here one that cannot.
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "no-pipeline"), "--corpus", f"pubmed={pubmed}"])
+    assert result.exit_code == 1 and f"{pubmed}: not a .spacy (DocBin) file" in result.output
+    # A corpus whose entities were lost scored F1 0.0, exit 0.
+    nlp = spacy.load(model)
+    docs = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    for doc in docs:
+        doc.spans["jnlpba"] = []
+    DocBin(docs=docs).to_disk(tmp_path / "no-entities.spacy")
+    result = CliRunner().invoke(app, args + ["--corpus", f"none={tmp_path / 'no-entities.spacy'}"])
+    assert result.exit_code == 1 and "the 25 documents scored hold no gold entity of head 'jnlpba'" in result.output
+    assert not (tmp_path / "metrics" / "none.json").exists()
+
+
+def test_evaluate_prints_its_table_alone_on_stdout(hash_pipeline, tmp_path):
+    """`evaluate ... > scores.md` held the progress lines too."""
+    model, test_path = hash_pipeline
+    result = subprocess.run([sys.executable, "-m", "spacy_bioner", "evaluate", str(model), "--corpus",
+                             f"toy={test_path}", "--output-dir", str(tmp_path / "m"), "--limit", "20"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (tmp_path / "m" / "scores.md").read_text() + "\n"
+    assert "loading" in result.stderr and "partial scores" in result.stderr
 
 
 def test_package_meta_refuses_a_missing_metrics_folder_and_names_a_wrong_corpus(hash_pipeline, tmp_path):
@@ -689,12 +712,14 @@ def test_visualize_errors_are_one_line_and_write_nothing(hash_pipeline, tmp_path
     folder = tmp_path / "folder"
     folder.mkdir()
     pubmed = PUBMED_BASELINE
+    DocBin().to_disk(tmp_path / "empty.spacy")
     for test, output, message in (
         (str(pubmed), out, f"{pubmed}: not a .spacy (DocBin) file"),
         (f"{test_path},{pubmed}", out, f"{pubmed}: not a .spacy (DocBin) file"),
         (str(test_path), folder, f"OUTPUT {folder} is a directory"),
         ("", out, "TEST names no file"),
         (str(folder), out, f"TEST: not a file: {folder}"),
+        (str(tmp_path / "empty.spacy"), out, f"{tmp_path / 'empty.spacy'}: no documents"),
     ):
         result = CliRunner().invoke(app, ["visualize", str(model), test, str(output)])
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (test, result.output)

@@ -80,10 +80,11 @@ def evaluate(
     if unknown:
         raise fail(f"--spans-key names no --corpus: {', '.join(unknown)}")
     check_output_dir(output_dir, "--output-dir")
-    log(f"loading {model}")
+    _check_docbins([path for _, path in corpora])  # before the pipeline loads
+    progress(f"loading {model}")
     nlp = load_pipeline(model, gpu_id, precision)
     encoder = pipeline_encoder(nlp)
-    log(f"pipeline {nlp.pipe_names}, encoder {encoder}")
+    progress(f"pipeline {nlp.pipe_names}, encoder {encoder}")
     # Which pipeline the metrics are of: package-meta publishes them for this one only.
     scored = {"pipeline": str(nlp.path), "pipeline_sha256": pipeline_sha256(nlp.path),
               # A load-time override (None: the pipeline's own), which package-meta does not publish.
@@ -94,18 +95,34 @@ def evaluate(
             try:
                 results[name] = evaluate_corpus(
                     nlp, name, path, spans_key=keys.get(name), batch_size=batch_size, limit=limit,
-                    gold_tokens=gold_tokens, log=log,
+                    gold_tokens=gold_tokens, log=progress,
                 )
                 results[name].update(scored)
             except ValueError as e:
                 raise fail(str(e)) from None
         try:
             for path in write_metrics(results, output_dir, encoder=encoder, command=command):
-                log(f"wrote {path}")
+                progress(f"wrote {path}")
         except OSError as e:
             raise fail(f"cannot write the metrics to {output_dir}: {e.strerror or e}") from None
     _warn_of_other_metrics(output_dir, list(results))
     typer.echo((output_dir / "scores.md").read_text(encoding="utf8"))
+
+
+def progress(text: str) -> None:
+    """A progress line, on stderr: `evaluate` prints its table on stdout."""
+    log(text, err=True)
+
+
+def _check_docbins(paths: List[Path]) -> None:
+    """Refuse a file that is no DocBin before the pipeline loads (it may take a minute)."""
+    from ..corpora.docbin import read_docbin
+
+    for path in paths:
+        try:
+            read_docbin(path)
+        except ValueError as e:
+            raise fail(str(e)) from None
 
 
 def _warn_of_other_metrics(output_dir: Path, evaluated: List[str]) -> None:
@@ -154,6 +171,7 @@ def visualize(
     for path in paths:
         check_input_file(path, "TEST")
     check_output_file(output, "OUTPUT")
+    _check_docbins(paths)
     nlp = load_pipeline(model, gpu_id, precision)
     pairs = []
     for path in paths:
@@ -161,6 +179,8 @@ def visualize(
             gold = load_docs(path, nlp.vocab, n)
         except ValueError as e:
             raise fail(str(e)) from None
+        if not gold:
+            raise fail(f"{path}: no documents; convert the corpus again (`python -m spacy_bioner convert`)")
         predicted = predict_references(nlp, gold, gold_tokens=gold_tokens)
         for i, (ref, pred) in enumerate(zip(gold, predicted)):
             pairs.append((f"{path} #{i + 1}", ref, pred))
