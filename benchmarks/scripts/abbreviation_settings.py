@@ -19,7 +19,7 @@ import spacy
 import typer
 from thinc.api import Config
 
-from run import BENCHMARKS, CORPORA, DEFAULT_CONFIG, device_name, log, results_stem, write_json
+from run import BENCHMARKS, CORPORA, DEFAULT_CONFIG, device_name, log, results_stem, versions, write_json
 from spacy_bioner.abbreviations import AbbreviationConsistency
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.evaluation import iob_tags, seqeval_scores
@@ -58,6 +58,7 @@ def main(
     folder, head = CORPORA[corpus]
     shipped = shipped_options(head)
     device = device_name(-1)  # the heads run on the CPU here
+    revision = versions()
     records: List[Dict[str, Any]] = []
     for path in pipelines:
         nlp = spacy.load(path)
@@ -77,7 +78,7 @@ def main(
                 scores = seqeval_scores(gold, pred)
                 records.append({
                     "pipeline": path.name, "corpus": corpus, "split": split, "setting": setting,
-                    "options": options, "device": device,
+                    "options": options, "device": device, "versions": revision,
                     **{key: scores[key] for key in ("p", "r", "f1", "macro_f1")},
                 })
     output = output_dir / f"{results_stem(tag, -1)}.json"

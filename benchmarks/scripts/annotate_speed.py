@@ -182,7 +182,7 @@ def main() -> None:
     fmt = "parquet" if parquet_available() else "jsonl"
     if fmt == "jsonl":
         print("pyarrow is not importable: the engine runs write --format jsonl", flush=True)
-    from run import device_name  # the benchmarks' one device label
+    from run import device_name, versions  # the benchmarks' one device label, and the revision
 
     device = device_name(args.gpu_id)
     print(f"device: {device}", flush=True)
@@ -227,6 +227,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                     "gpu_id": args.gpu_id, "device": device},
+        "versions": versions(),
         "pipeline": pipeline,
         "output_format": fmt if fmt == "parquet" else "jsonl (pyarrow not importable)",
         "documents": args.n_docs,

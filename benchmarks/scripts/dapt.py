@@ -41,6 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from run import versions
+
 from spacy_bioner.evaluation import macro_f1
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,6 +197,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "config": relative(config),
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "pretraining": {enc: rec for enc, rec in encoders.items() if rec},
+        "versions": versions(),
         "summary": rows,
         "runs": runs,
     }

@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 import spacy
 import typer
+from run import versions
 from spacy.tokens import DocBin
 
 from spacy_bioner.annotation import head_keys
@@ -54,6 +55,7 @@ def main(
         "spread": {"max": float(spreads.max()), "p99.9": float(np.percentile(spreads, 99.9)),
                    "median": float(np.median(spreads))},
         "lead": {"max": float(leads.max()), "tokens_led_by_a_forbidden_tag": int((leads > 0).sum())},
+        "versions": versions(),
     }
     typer.echo(json.dumps(result, indent=2))
 

@@ -469,7 +469,7 @@ def main(
             except Exception as e:  # noqa: BLE001  one system's failure must not cost the others their runs
                 error = f"{type(e).__name__}: {first_line(e)}"
                 record = {"system": system, "corpus": corpus, "epochs": epochs, "error": error,
-                          "traceback": traceback.format_exc()}
+                          "traceback": traceback.format_exc(), "device": device_name(gpu_id), "versions": versions()}
                 log(f"{system} {name} on {corpus} failed: {error}")
                 traceback.print_exc()
             record["variant"] = name or "default"
