@@ -263,7 +263,9 @@ def performance(metrics: Dict[str, Dict[str, Any]], primary: Optional[Dict[str, 
     for key, names in by_head.items():
         name = primary.get(key, names[0])
         if name not in names or (len(names) > 1 and key not in primary):
-            given = f"--performance {key}={name}: no such corpus; " if name not in names else ""
+            other_head = metrics[name]["spans_key"] if name in metrics else None
+            given = ("" if name in names else f"--performance {key}={name}: no such corpus; " if other_head is None
+                     else f"--performance {key}={name}: {name} is scored on head {other_head!r}; ")
             raise ValueError(f"{given}head {key!r} was evaluated on {', '.join(names)}: name the corpus for its "
                              f"performance scores with --performance {key}=CORPUS")
         seqeval = metrics[name]["seqeval"]

@@ -917,7 +917,7 @@ def test_performance_of_a_head_with_several_test_corpora_is_chosen_not_guessed()
     for chosen, f1 in (("bc5cdr", 0.7), ("bc5cdr-iob", 0.8)):
         scores = performance(metrics, {"bc5cdr": chosen})
         assert scores["spans_bc5cdr_f"] == f1 and scores["spans_jnlpba_f"] == 0.6
-    with pytest.raises(ValueError, match="bc5cdr"):
+    with pytest.raises(ValueError, match="--performance bc5cdr=jnlpba: jnlpba is scored on head 'jnlpba'"):
         performance(metrics, {"bc5cdr": "jnlpba"})  # another head's corpus
     with pytest.raises(ValueError, match="without test scores: ncbi"):
         performance(metrics, {"bc5cdr": "bc5cdr", "ncbi": "ncbi"})

@@ -17,7 +17,7 @@ SAMPLE_ABSTRACT = (
 
 @app.command()
 def demo(
-    model: str = typer.Argument("en_bioner_scibert", metavar="MODEL", help="Pipeline: installed package name or directory."),
+    model: str = typer.Argument("en_bioner_scibert", metavar="MODEL", help="Trained pipeline: directory or installed package name."),
     text: str = typer.Option(
         SAMPLE_ABSTRACT, "--text", help="Text to annotate (default: a sample abstract).", show_default=False
     ),
