@@ -6,10 +6,10 @@ The pipeline reads each document's text with its own tokenizer, as it was
 trained (`gold_tokens = false` in the configs) and as it reads raw text;
 its entities are then laid on the gold tokens, each widened to the tokens
 it touches (`on_reference_tokens`), and scored there, as the head's scorer
-(scoring.py), which gives the dev scores of training, does too. `gold_tokens=True` runs the
-pipeline on copies of the gold tokens instead: a head trained on its own
-tokens then meets tokens it never saw ("IL-2" whole where it learnt "IL",
-"-", "2"), 6% of JNLPBA's test tokens. Entity-level scores use seqeval's
+(scoring.py), which gives the dev scores of training, does too.
+`gold_tokens=True` runs the pipeline on copies of the gold tokens instead:
+a head trained on its own tokens then meets tokens it never saw ("IL-2"
+whole where it learnt "IL", "-", "2"), 6% of JNLPBA's test tokens. Entity-level scores use seqeval's
 default (conlleval-compatible) mode: it is what the published
 JNLPBA/BC5CDR numbers and the Hugging Face ``run_ner.py`` recipe report.
 spaCy's own scorer (``spans_<key>_*``) is reported next to them.
