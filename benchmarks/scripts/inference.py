@@ -32,8 +32,6 @@ records); the table is printed.
 
 import contextlib
 import datetime
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -54,7 +52,7 @@ from transformers import (
 )
 
 from hf_token_classification import INFERENCE_BATCH_SIZES, pipeline_words_per_second
-from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, log, require_gpu, versions, write_results
+from run import BENCHMARKS, CORPORA, DEFAULT_ENCODER, host_description, log, require_gpu, versions, write_results
 from spacy_bioner.corpora import load_docs
 from spacy_bioner.encoders import resolve_encoder
 from spacy_bioner.evaluation import head_keys
@@ -157,20 +155,6 @@ def use_gpu(gpu_id: int) -> str:
     require_gpu(gpu_id)
     set_gpu_allocator("pytorch")  # one pool, so torch's peak covers spaCy's arrays too
     return torch.cuda.get_device_name(gpu_id)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf8").splitlines()
-    except OSError:
-        return ""
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-
-
-def host_description() -> str:
-    """The CPU, as in the CPU records: "AMD EPYC CPU (x86_64, 2 cores)"."""
-    return f"{cpu_model()} CPU ({platform.machine()}, {os.cpu_count()} cores)".strip()
 
 
 def markdown_table(records: List[Dict[str, Any]]) -> str:

@@ -50,13 +50,12 @@ from inference import (
     CorpusRootOption,
     ModelOption,
     NDocsOption,
-    host_description,
     load_texts,
     spacy_words_per_second,
     synchronize,
     use_gpu,
 )
-from run import BENCHMARKS, log, versions, write_results
+from run import BENCHMARKS, host_description, log, versions, write_results
 from step_profile import EncoderClock, hf_module
 
 ENCODER = "encoder"

@@ -18,6 +18,7 @@ records); the table is printed.
 
 import datetime
 import json
+import os
 import platform
 import re
 import shlex
@@ -312,17 +313,39 @@ def _gpu_peak() -> Optional[float]:
 
 
 def device_name(gpu_id: int) -> str:
-    """GPU `gpu_id`'s name where torch sees one (gpu_id >= 0), else the CPU's."""
+    """GPU `gpu_id`'s name where torch sees one (gpu_id >= 0), else the CPU's (`host_description`)."""
     import torch
 
     if gpu_id >= 0 and torch.cuda.is_available():
         return torch.cuda.get_device_name(gpu_id)
-    return f"CPU ({platform.machine()}, {__import__('os').cpu_count()} cores)"
+    return host_description()
+
+
+def cpu_cores() -> str:
+    """The CPU's architecture and cores: "CPU (x86_64, 2 cores)"."""
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf8").splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+
+
+def host_description() -> str:
+    """The CPU with its model, as the records name it: "AMD EPYC ... CPU (x86_64, 2 cores)"; its
+    bfloat16 arithmetic (AVX-512 BF16 or not) depends on the model."""
+    return f"{cpu_model()} {cpu_cores()}".strip()
 
 
 def results_stem(tag: str, gpu_id: int) -> str:
-    """A results file's name without its suffix: <date>-<device>[-<tag>], the device that of `gpu_id`."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(gpu_id)).strip("-").lower()
+    """A results file's name without its suffix: <date>-<device>[-<tag>], the device that of `gpu_id`
+    (a CPU by its cores only, as the file names have always had it)."""
+    device = device_name(gpu_id) if gpu_id >= 0 else cpu_cores()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower()
     return f"{datetime.date.today().isoformat()}-{slug}{'-' + tag if tag else ''}"
 
 
@@ -379,7 +402,7 @@ def check_corpus(corpus_root: Path, corpus: str, splits: Sequence[str]) -> Path:
     if missing:
         raise typer.BadParameter(
             f"{corpus_dir} has no {', '.join(missing)}: convert the corpora first "
-            "(`spacy project run corpus` in benchmarks/), or pass --corpus-root", param_hint="--corpus"
+            "(`spacy project run corpus` in benchmarks/), or pass --corpus-root", param_hint="--corpus-root"
         )
     return corpus_dir
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import typer
 
-from run import DEFAULT_CONFIG, DEFAULT_ENCODER, device_name, log, versions, write_json
+from run import BENCHMARKS, DEFAULT_CONFIG, DEFAULT_ENCODER, check_corpus, device_name, log, versions, write_json
 from spacy_bioner.encoders import resolve_encoder
 from step_overhead import tiny_encoder, training_setup
 
@@ -151,7 +151,7 @@ class Swap:
 def main(
     base_tree: Path = typer.Argument(..., exists=True, file_okay=False, help="A checkout of the base commit (git worktree add)."),
     swaps: List[str] = typer.Option(..., "--swap", help="module:function or module:Class to take from the base tree (repeatable)."),
-    corpus_root: Path = typer.Option(Path("corpus"), help="Converted corpora: <root>/jnlpba/train.spacy."),
+    corpus_root: Path = typer.Option(BENCHMARKS / "corpus", help="Converted corpora: <root>/jnlpba/train.spacy."),
     config_path: Path = typer.Option(DEFAULT_CONFIG, "--config", help="The pipeline config to cut down."),
     tokenizer: str = typer.Option(DEFAULT_ENCODER, help="Whose tokenizer the tiny BERT uses (a path or a hub name)."),
     batch_words: int = typer.Option(8000, help="Training batch size in padded words."),
@@ -163,7 +163,8 @@ def main(
     step_ms: Dict[Tuple[int, str], List[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         encoder = tiny_encoder(resolve_encoder(tokenizer, DEFAULT_ENCODER), Path(tmp) / "tiny-bert")
-        nlp, train_batches, optimizer = training_setup(corpus_root / "jnlpba", encoder, True, batch_words, batches, config_path)
+        nlp, train_batches, optimizer = training_setup(check_corpus(corpus_root, "jnlpba", ("train",)), encoder, True,
+                                                       batch_words, batches, config_path)
         for batch in train_batches:  # first sight, untimed
             nlp.update(batch, sgd=optimizer)
         # After the pipeline is built, when every module that imports a swapped function is loaded.

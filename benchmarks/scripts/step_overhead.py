@@ -35,6 +35,7 @@ from run import (
     DEFAULT_CONFIG,
     DEFAULT_ENCODER,
     INFERENCE_BATCH_SIZES,
+    check_corpus,
     device_name,
     head_type_overrides,
     log,
@@ -128,12 +129,13 @@ def main(
     output: Optional[Path] = typer.Option(None, help="Also write the records here as JSON."),
 ) -> None:
     """Time the CPU work of training steps and inference around a negligible encoder."""
+    corpus_dir = check_corpus(corpus_root, "jnlpba", ("train", "test"))
     source = resolve_encoder(tokenizer, DEFAULT_ENCODER)
     records: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         encoder = tiny_encoder(source, Path(tmp) / "tiny-bert")
         for crf in heads.crf_settings():
-            record = measure(corpus_root / "jnlpba", encoder, crf, batch_words, steps, infer_docs, config_path)
+            record = measure(corpus_dir, encoder, crf, batch_words, steps, infer_docs, config_path)
             record.update(device=device_name(-1), versions=versions())
             log(
                 f"{'CRF' if crf else 'softmax'}: {record['ms_per_step_first_sight']} ms/step (first sight), "
