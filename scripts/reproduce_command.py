@@ -12,16 +12,23 @@ as the training command ran. Two of them are written as the run resolved them:
   a cache of it, can be reached);
 - with `--pretraining` (the adapted workflow), the encoder and the epochs
   (`--vars.pretrain_epochs`) of the pretraining run that made the encoder,
-  from its pretraining.json, which may have run with other vars.
+  from its pretraining.json, which may have run with other vars. A run the
+  workflow's `pretrain` command cannot repeat (`--steps`, another setting it
+  leaves at its default, other text) is refused: no command reproduces it.
 """
 
 import argparse
+import hashlib
 import json
 import shlex
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
+import srsly
+
+from spacy_bioner.files import update_digest
 from spacy_bioner.packaging import describe_encoder
+from spacy_bioner.pretraining import PretrainSettings
 
 
 def encoder_package(pipeline: Path) -> Optional[str]:
@@ -39,17 +46,37 @@ def with_var(command: List[str], name: str, value: str) -> List[str]:
     return command[:at] + [value] + command[at + 1:]
 
 
-def pretrain_epochs(path: Path, settings: dict) -> str:
+def pretrain_epochs(path: Path, record: Dict[str, Any], project_dir: Path = Path(".")) -> str:
     """The workflow's `pretrain_epochs` of a pretraining run: its `--epochs` (1 by default).
-    A run of `--steps` the workflow cannot repeat: SystemExit, saying how to pretrain as it does."""
+    A run the workflow's `pretrain` command cannot repeat: SystemExit, saying why and how to
+    pretrain as it does. That command gives the encoder, its fallback, the epochs and the text
+    (project.yml), and leaves every other setting at its default."""
+    settings = record.get("settings", {})
+    how = ("so no command would reproduce this pipeline; pretrain it as the workflow does (spacy project run "
+           "pretrain), or train it with `train` and --vars.transformer naming that encoder")
     if settings.get("steps") is not None:
         raise SystemExit(
             f"{path}: the encoder was pretrained with --steps {settings['steps']}, which the workflow's "
-            "pretrain command (--epochs ${vars.pretrain_epochs}) cannot repeat, so no command would reproduce "
-            "this pipeline; pretrain it as the workflow does (spacy project run pretrain), or train it with "
-            "`train` and --vars.transformer naming that encoder"
+            f"pretrain command (--epochs ${{vars.pretrain_epochs}}) cannot repeat, {how}"
         )
+    defaults = PretrainSettings(encoder="").identity()
+    other = [f"{name} {settings[name]} (default {value})" for name, value in defaults.items()
+             if name in settings and settings[name] != value]
+    text = record.get("text")
+    if text is not None and [source.get("md5") for source in text if "md5" in source] != workflow_text_md5s(project_dir):
+        other.append("other text than the workflow's --text")
+    if other:
+        raise SystemExit(f"{path}: the encoder was pretrained with {', '.join(other)}, which the workflow's "
+                         f"pretrain command does not pass, {how}")
     return str(settings.get("epochs") or 1)
+
+
+def workflow_text_md5s(project_dir: Path) -> List[str]:
+    """The MD5 of each `--text` file of project.yml's `pretrain` command, as pretraining.json records them."""
+    commands = srsly.read_yaml(project_dir / "project.yml")["commands"]
+    args = shlex.split(" ".join(next(c for c in commands if c["name"] == "pretrain")["script"]))
+    files = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--text"]
+    return [update_digest(hashlib.md5(), project_dir / name).hexdigest() for name in files]
 
 
 def main() -> None:
@@ -64,7 +91,7 @@ def main() -> None:
         record = json.loads(args.pretraining.read_text(encoding="utf8"))
         package = describe_encoder(record["base_encoder"]).get("package")
         command = with_var(command, "transformer", package or record["requested_encoder"])
-        command = with_var(command, "pretrain_epochs", pretrain_epochs(args.pretraining, record["settings"]))
+        command = with_var(command, "pretrain_epochs", pretrain_epochs(args.pretraining, record))
     else:
         package = encoder_package(args.pipeline)
         if package:

@@ -217,6 +217,23 @@ def test_an_encoder_pretrained_with_steps_is_not_recorded_as_the_workflows(tmp_p
                                   "settings": {"steps": None, "epochs": None}}))
     subprocess.run(command, check=True, timeout=60)
     assert (tmp_path / "reproduce.txt").read_text().split()[-2:] == ["--vars.pretrain_epochs", "1"]
+    # The workflow's text, and its settings but the epochs: reproduced; another setting or text: refused.
+    text = ROOT / "assets" / "unlabeled" / "biomed-sentences.txt.xz"
+    workflow = {"base_encoder": "org/base", "requested_encoder": "org/base",
+                "settings": {"steps": None, "epochs": 2, "batch_size": 32, "seed": 0},
+                "text": [{"path": str(text), "md5": hashlib.md5(text.read_bytes()).hexdigest()},
+                         {"path": "the task training text", "lines": 10}]}
+    record.write_text(json.dumps(workflow))
+    subprocess.run(command, check=True, timeout=60, cwd=ROOT)
+    assert (tmp_path / "reproduce.txt").read_text().split()[-2:] == ["--vars.pretrain_epochs", "2"]
+    for changed, message in ((("settings", "batch_size", 16), "batch_size 16 (default 32)"),
+                             (("text", 0, {"path": "mine.txt", "md5": "0" * 32}), "other text than the workflow's")):
+        (tmp_path / "reproduce.txt").unlink(missing_ok=True)
+        edited = json.loads(json.dumps(workflow))
+        edited[changed[0]][changed[1]] = changed[2]
+        record.write_text(json.dumps(edited))
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert result.returncode != 0 and message in result.stderr and not (tmp_path / "reproduce.txt").exists()
 
 
 def test_the_commands_that_run_the_library_rerun_when_its_sources_change(tmp_path):
