@@ -1,8 +1,9 @@
 """The losses of a `bio_ner` head, with class weighting, as registered thinc Losses.
 
 Both losses take the head's `TagScores` and the gold tag ids of each
-document (-1 where the annotation is missing: no loss, no gradient from
-those tokens) and return ``(d_scores, loss)`` in thinc's order, computed in
+document (-1 where the annotation is missing: the softmax loss has no term
+there; the CRF leaves such a token free, summing over its tags, so a
+partially annotated document still gives it gradients) and return ``(d_scores, loss)`` in thinc's order, computed in
 one pass on the scores' device; only the scalar loss reaches the host
 (and the CRF's flags of documents needing log-space sums: `forward_backward`).
 
@@ -188,7 +189,10 @@ class CRFLoss(ClassWeightedTaggingLoss):
     loss; the loss and the gradients of the transition, start and end scores
     are unweighted and divided by the number of tokens. Both are over the documents annotated for the head only, so
     neither the weights' overall scale nor the share of other corpora's
-    documents in a batch changes the size of an update.
+    documents in a batch changes the size of an update. With weights other
+    than `none` (the shipped scheme) this is a heuristic: the weighted
+    emission gradient is the gradient of no loss, and the loss reported is
+    the unweighted NLL.
 
     Gold tags must be a well-formed sequence of the scheme where they are
     known (the component makes them so); one that is not has no path, and is

@@ -35,7 +35,8 @@ computed in log space by both; see `forward_backward`):
 The likelihood is the *partial-annotation* CRF likelihood: the gold score is
 the log-sum over all paths that agree with the gold tags where they are
 known. With complete annotation this is the usual CRF NLL; tokens with
-missing annotation stay unconstrained, so they teach nothing.
+missing annotation stay unconstrained: no gold tag is taught there, but
+through their neighbours' gold they still get gradients.
 """
 
 import logging
@@ -563,7 +564,7 @@ def viterbi(
 ) -> Ints2d:
     """The best tag sequence of each padded document, (B, T), on the scores' device.
 
-    emissions: (B, T, K) log-probabilities or CRF potentials; lengths (B,) on
+    emissions: (B, T, K) log-probabilities or CRF log-potentials (scores); lengths (B,) on
     the host, each >= 1; transitions (K, K), start (K,), end (K,) are added to
     the path score, FORBIDDEN entries excluding a transition. Entries past a
     document's end are meaningless. recursion: one of RECURSIONS; the two
