@@ -33,8 +33,9 @@ RECORD_ENCODER = "spacy_bioner.record_encoder.v1"
 
 
 def encoder_name(nlp: Language, component: str = "transformer") -> Optional[str]:
-    """The encoder a pipeline's transformer was initialised from (name or path)."""
-    if component not in nlp.pipe_names:
+    """The encoder a pipeline's transformer was initialised from (name or path); a disabled
+    transformer's too (spacy train initialises with its sourced components disabled)."""
+    if component not in nlp.component_names:
         return None
     return nlp.get_pipe(component).model.attrs.get("name")
 
@@ -148,7 +149,20 @@ def record_encoder(nlp: Language, component: str = "transformer") -> Language:
     nlp.meta["sources"] = sources + [source]
     description = nlp.meta.get("description") or ""
     nlp.meta["description"] = _with_encoder(description, source["name"])
+    _name_fallback_in_paths(nlp, component, source)
     return nlp
+
+
+def _name_fallback_in_paths(nlp: Language, component: str, source: Dict[str, str]) -> None:
+    """Where the transformer's name is `${paths.transformer}` and an encoder package stood in
+    for it (the offline fallback), name that package there: the saved config.cfg then trains
+    the encoder the weights came from, not the one asked for."""
+    package = source.get("package")
+    paths = nlp.config.get("paths", {})
+    model = nlp.config["components"][component].get("model", {})
+    if package and model.get("name") == "${paths.transformer}" and paths.get("transformer") != package:
+        msg.info(f"[paths] transformer: {paths.get('transformer')} -> {package}, the encoder used")
+        paths["transformer"] = package
 
 
 def _with_encoder(description: str, encoder: str) -> str:

