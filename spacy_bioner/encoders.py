@@ -44,8 +44,13 @@ def packaged_encoder_path(package: str) -> Path:
     return Path(module.get_model_path())
 
 
+# A cached model has one of these beside its config.json; a config alone is what an interrupted
+# download, or AutoConfig, leaves in the cache.
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
 def _loadable(name: str, timeout: float) -> bool:
-    """Whether `name` is a local model directory, cached, or on a reachable hub."""
+    """Whether `name` is a local model directory, cached (its config and weights), or on a reachable hub."""
     if Path(name).is_dir():
         return (Path(name) / "config.json").exists()
     if _is_path(name):
@@ -53,7 +58,9 @@ def _loadable(name: str, timeout: float) -> bool:
     from huggingface_hub import HfApi, try_to_load_from_cache
 
     try:
-        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        if isinstance(try_to_load_from_cache(name, "config.json"), str) and any(
+            isinstance(try_to_load_from_cache(name, weights), str) for weights in _WEIGHT_FILES
+        ):
             return True
     except ValueError as err:  # not a valid hub name (HFValidationError)
         logger.debug("Encoder %s is not a hub name: %s", name, err)

@@ -360,7 +360,8 @@ def test_registered_readers(jnlpba_converted, tmp_path):
                for eg in retokenized)
     lengths = sorted(len(eg.reference) for eg in multi(nlp))
     cap = lengths[len(lengths) // 2]
-    capped = list(read_multi({"jnlpba": str(out / "dev.spacy"), "bc5cdr": str(small)}, max_length=cap)(nlp))
+    with pytest.warns(UserWarning, match=f"documents longer than max_length {cap} left out"):
+        capped = list(read_multi({"jnlpba": str(out / "dev.spacy"), "bc5cdr": str(small)}, max_length=cap)(nlp))
     assert capped and all(len(eg.reference) <= cap for eg in capped)
     assert len(capped) < sum(1 for _ in read_multi({"jnlpba": str(out / "dev.spacy"), "bc5cdr": str(small)})(nlp))
     # Refused when read (with the advice), not when the config is resolved (`spacy debug config`).

