@@ -72,8 +72,9 @@ MAX_PARENTHESIS_TOKENS = 8
 # ...)" (Schwartz's ExtractAbbrev: more than two words).
 MAX_SHORT_FORM_WORDS = 2
 _PARENTHESIS_DEPTH = {"(": 1, ")": -1}
-# Brackets right before a definition's "(" end no long form: "propionate [(TP)", "nitrosoure] (BCNU)".
-_SKIPPED_BEFORE = {"[", "]", "{", "}"}
+# Brackets and separating punctuation right before a definition's "(" end no long form:
+# "propionate [(TP)", "nitrosoure] (BCNU)", "dopamine-1, (DA1)".
+_SKIPPED_BEFORE = {"[", "]", "{", "}", ",", ";", ":"}
 # Latin abbreviations of running text, in any case: "(e.g., valproate)" and
 # "(i.e. the dose)" define no short form.
 LATIN_ABBREVIATIONS = ("e.g.", "i.e.", "cf.", "vs.", "etc.", "et al.")

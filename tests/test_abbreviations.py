@@ -153,6 +153,8 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
             [("BCNU", "bis (2-chloroethyl)-1-nitrosoure")],
         ),
         ("Rats received testosterone propionate [(TP) CAS 57-85-2] daily", [("TP", "testosterone propionate")]),
+        # ... nor does a comma (BC5CDR 1969772: every DA1 was removed, as no entity ended on it) ...
+        ("Specific dopamine-1, (DA1) agonists act on DA1 receptors", [("DA1", "dopamine-1")]),
         # ... a long form's brackets are balanced (BC5CDR 12452237: "Group PR" became a Chemical) ...
         ("Patients were given pancuronium (Group PS, LS) or rocuronium (GPR). GPR was fast.", []),
         # ... and a long form stays within its sentence (BC5CDR's title and abstract here).
