@@ -15,6 +15,12 @@ from the training set, where each pattern is as frequent as in the test set.
 
 Pre-tokenized corpora (JNLPBA, BC5CDR IOB) keep their own tokens; this
 tokenizer is for raw text (PubTator documents and inference).
+
+The sentence rules (`starts_sentence`) are written here too, on these
+tokens, rather than taken from pysbd (scispacy's splitter), which breaks at
+list items ("1)", "(i)") that the corpora's sentences keep whole. Against
+the sentences of BC5CDR's IOB form they miss 24 and 33 of about 4,600
+starts in train and dev (a review of 2026-12-05).
 """
 
 import re
