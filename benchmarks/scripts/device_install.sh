@@ -28,7 +28,12 @@ install_package() {  # install_package REPO SITE MARKER: done again whenever the
 }
 
 stage_metadata() {  # stage_metadata WHEEL DIR: the wheel's dist-info folder alone, into DIR
-  python -c 'import sys, zipfile
+  # METADATA without its body, the README (40 KB of the device tool's 64 MiB): what reads
+  # it here (importlib.metadata, entry points) reads the headers.
+  python -c 'import pathlib, sys, zipfile
 wheel = zipfile.ZipFile(sys.argv[1])
-wheel.extractall(sys.argv[2], [n for n in wheel.namelist() if n.split("/")[0].endswith(".dist-info")])' "$1" "$2"
+names = [n for n in wheel.namelist() if n.split("/")[0].endswith(".dist-info")]
+wheel.extractall(sys.argv[2], names)
+metadata = pathlib.Path(sys.argv[2], next(n for n in names if n.endswith("/METADATA")))
+metadata.write_text(metadata.read_text(encoding="utf8").split("\n\n", 1)[0] + "\n", encoding="utf8")' "$1" "$2"
 }
