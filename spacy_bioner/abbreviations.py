@@ -99,7 +99,8 @@ class Abbreviation:
 
 def is_short_form(span: Span) -> bool:
     """Schwartz and Hearst's filter on a short-form candidate: words of 2 to 9
-    characters, at least half of them letters, and a letter first. Words are
+    characters, at least half of them letters, and a letter or digit first
+    (ExtractAbbrev's rule: "5-FU"; scispacy asks for a letter). Words are
     whitespace-delimited, as scispacy's tokens are: the BioTokenizer makes
     three tokens of "cis-RA". Text that starts with a Latin abbreviation
     ("e.g.") passes that filter but is no short form."""
@@ -108,7 +109,7 @@ def is_short_form(span: Span) -> bool:
     return (
         all(2 <= len(word) < 10 for word in text.split())
         and sum(c.isalpha() for c in text) >= len(text) / 2
-        and text[0].isalpha()
+        and text[0].isalnum()
         and not any(words.startswith(latin + " ") for latin in LATIN_ABBREVIATIONS)
     )
 

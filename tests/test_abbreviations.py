@@ -138,6 +138,14 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
             "rats given 1-methyl-4-phenyl-1,2,3,6-tetrahydropyridine (MPTP) lost MPTP",
             [("MPTP", "methyl-4-phenyl-1,2,3,6-tetrahydropyridine")],
         ),
+        # A short form may start with a digit, as in Schwartz and Hearst's ExtractAbbrev; its
+        # letters must still appear in order ("6-OHDA" does not: O before H in "hydroxy").
+        (
+            "Patients received 5-fluorouracil (5-FU) daily; 5-FU was stopped.",
+            [("5-FU", "5-fluorouracil")],
+        ),
+        ("Rats got 6-hydroxydopamine (6-OHDA).", []),
+        ("The culture was kept at 37 degrees (37C)", []),
         # A Greek letter of the long form matches its name's Latin initial.
         ("Levels of γ-aminobutyric acid (GABA) rose", [("GABA", "γ-aminobutyric acid")]),
         ("Aggregation of α-synuclein (aSyn) causes PD", [("aSyn", "α-synuclein")]),
