@@ -67,7 +67,8 @@ def exclusive_folder(path: Path) -> Iterator[None]:
     process (or another open of it here) holds it. The lock ends with the
     block or with the process, however it ends, so a killed run leaves none
     behind. A folder made here and empty at the end is removed again. Where
-    the system has no `flock` (Windows) nothing is locked.
+    the system has no `flock` (Windows), or the file system no locks, nothing
+    is locked.
     """
     try:
         import fcntl
@@ -87,6 +88,8 @@ def exclusive_folder(path: Path) -> Iterator[None]:
             except BlockingIOError:
                 raise FolderUnavailable(f"{path} is in use by another run: wait for it to end, "
                                         "or choose another output folder") from None
+            except OSError:  # a file system without locks (some network and FUSE ones): unheld
+                pass
         yield
     finally:
         if fd is not None:

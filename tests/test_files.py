@@ -58,6 +58,20 @@ def test_a_folder_made_and_left_empty_is_removed_and_others_stay(tmp_path: Path)
     assert (tmp_path / "existing").is_dir()
 
 
+def test_a_file_system_without_locks_holds_nothing_and_runs(tmp_path: Path, monkeypatch) -> None:
+    """flock fails with ENOLCK on some network and FUSE file systems: the run goes on, unheld."""
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with exclusive_folder(tmp_path / "out"):
+        (tmp_path / "out" / "run.json").write_text("{}")
+    assert (tmp_path / "out" / "run.json").is_file()
+
+
 def test_a_folder_under_a_file_is_unavailable(tmp_path: Path) -> None:
     (tmp_path / "note.txt").write_text("not a folder")
     with pytest.raises(FolderUnavailable, match="note.txt/out cannot be used as the output folder: Not a directory"):
