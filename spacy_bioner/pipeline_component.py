@@ -296,6 +296,15 @@ class BioNER(TrainablePipe):
         self._warn_if_transformer_did_not_run(docs)
         scores = self.model.predict(docs)
         paths, confidences = self.decoder(self.model.ops, scores)
+        # Checked on the host, where the confidences are anyway: a NaN or infinite score
+        # makes every confidence of its document NaN, and its paths meaningless.
+        broken = sum(1 for confidence in confidences if not np.isfinite(confidence).all())
+        if broken:
+            raise ValueError(
+                f"bio_ner component {self.name!r}: its scores are not finite (NaN or infinite) in "
+                f"{broken} of {len(docs)} documents: the weights have diverged (a learning rate too "
+                "high?) or are damaged; train again, or load an earlier pipeline"
+            )
         return list(zip(paths, confidences))
 
     def _warn_if_transformer_did_not_run(self, docs: List[Doc]) -> None:

@@ -920,3 +920,14 @@ def test_a_transformer_run_before_initialisation_says_so(tiny_bert):
     nlp = transformer_pipeline(tiny_bert)
     with pytest.raises(ValueError, match="The transformer has no encoder loaded yet: initialise the pipeline first"):
         nlp("IL-2 activates T cells")
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_scores_that_are_not_finite_are_refused_not_decoded(crf):
+    """A diverged head's NaN scores made every confidence NaN, on which doc.ents were merged."""
+    nlp = make_nlp(crf=crf)
+    nlp.initialize(lambda: toy_examples(nlp, 4))
+    output = nlp.get_pipe("jnlpba").model.get_ref("output_layer")
+    output.set_param("b", output.get_param("b") * np.nan)
+    with pytest.raises(ValueError, match=r"'jnlpba': its scores are not finite \(NaN or infinite\) in 2 of 2"):
+        list(nlp.pipe(["IL-2 activates T cells", "NF-kappa B binds DNA"]))
