@@ -153,10 +153,7 @@ def drop_head_ents(doc: Doc, spans_key: str) -> None:
     if not placed:
         return
     others = {
-        (span.start, span.end, span.label_)
-        for key, group in doc.spans.items()
-        if key != spans_key and group_scores(group) is not None
-        for span in group
+        (span.start, span.end, span.label_) for key in scored_keys(doc) if key != spans_key for span in doc.spans[key]
     }
     doc.ents = [ent for ent in doc.ents if (key := (ent.start, ent.end, ent.label_)) not in placed or key in others]
 
@@ -205,6 +202,11 @@ def group_scores(group: SpanGroup) -> Optional[List[float]]:
     is whose is unknown."""
     scores = group.attrs.get(SCORES_ATTR)
     return list(scores) if scores is not None and len(scores) == len(group) else None
+
+
+def scored_keys(doc: Doc) -> List[str]:
+    """The keys of `doc`'s span groups that a head scored (`group_scores`): the heads that annotated it."""
+    return [key for key, group in doc.spans.items() if group_scores(group) is not None]
 
 
 def spans_with_scores(doc: Doc, spans_key: str) -> List[Tuple[Span, Optional[float]]]:

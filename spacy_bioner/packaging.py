@@ -158,8 +158,9 @@ def _name_fallback_in_paths(nlp: Language, component: str, source: Dict[str, str
     for it (the offline fallback), name that package there: the saved config.cfg then trains
     the encoder the weights came from, not the one asked for."""
     package = source.get("package")
-    paths = nlp.config.get("paths", {})
-    model = nlp.config["components"][component].get("model", {})
+    config = nlp.config  # spaCy's live config, which nlp.to_disk saves; built anew at each access
+    paths = config.get("paths", {})
+    model = config["components"][component].get("model", {})
     if package and model.get("name") == "${paths.transformer}" and paths.get("transformer") != package:
         msg.info(f"[paths] transformer: {paths.get('transformer')} -> {package}, the encoder used")
         paths["transformer"] = package
@@ -277,9 +278,11 @@ def performance(metrics: Dict[str, Dict[str, Any]], primary: Optional[Dict[str, 
     for key, names in by_head.items():
         name = primary.get(key, names[0])
         if name not in names or (len(names) > 1 and key not in primary):
-            other_head = metrics[name]["spans_key"] if name in metrics else None
-            given = ("" if name in names else f"--performance {key}={name}: no such corpus; " if other_head is None
-                     else f"--performance {key}={name}: {name} is scored on head {other_head!r}; ")
+            given = ""
+            if name not in names:
+                head = metrics[name]["spans_key"] if name in metrics else None
+                whose = f"{name} is scored on head {head!r}" if head else "no such corpus"
+                given = f"--performance {key}={name}: {whose}; "
             raise ValueError(f"{given}head {key!r} was evaluated on {', '.join(names)}: name the corpus for its "
                              f"performance scores with --performance {key}=CORPUS")
         seqeval = metrics[name]["seqeval"]

@@ -7,7 +7,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
-from .annotation import gold_spans, group_scores, head_ents, is_annotated, same_tokens, taggable_spans
+from .annotation import gold_spans, head_ents, is_annotated, same_tokens, scored_keys, taggable_spans
 from .evaluation import on_reference_tokens
 
 
@@ -90,13 +90,11 @@ def heads_gold_as_ents(example: Example) -> Example:
     reference = example.reference
     if reference.has_annotation("ENT_IOB"):
         return example
-    keys = [key for key, group in example.predicted.spans.items()
-            if group_scores(group) is not None and key in reference.spans]
+    keys = [key for key in scored_keys(example.predicted) if key in reference.spans]
     if not keys:
         return example
     gold = reference.copy()
-    spans = taggable_spans(span for key in keys for span in gold.spans[key])
-    gold.set_ents([Span(gold, span.start, span.end, span.label) for span in spans], default="outside")
+    gold.set_ents(taggable_spans(span for key in keys for span in gold.spans[key]), default="outside")
     return Example(example.predicted, gold)
 
 
@@ -107,7 +105,7 @@ def ents_of_annotated_heads(example: Example) -> Example:
     another's labels, and would count each of that head's entities as wrong.
     Entities set by something else (an entity ruler) stay."""
     predicted, reference = example.predicted, example.reference
-    heads = [key for key, group in predicted.spans.items() if group_scores(group) is not None]
+    heads = scored_keys(predicted)
     others = [key for key in heads if not is_annotated(reference, key)]
     if not others:
         return example
