@@ -6,30 +6,58 @@ runs Viterbi over the valid paths of the tag scheme only (IOB2 or BILUO:
 tags.py), so every output is well formed; with a CRF the learned transition
 scores are added to the same constraints. It runs on the scores' device;
 only the integer paths and the confidences are copied to the host.
+
+A predicted entity's score (`span_scores`) is either the probability of its
+stretch of the path, the same for each of its tokens ("segment"), or the
+mean of its tokens' own confidences ("token_mean"). The first is what a
+score should say: each token of a three-token entity can be inside an entity
+with probability 0.9 while the reading of exactly those three tokens as one
+entity of that label is far less likely, where the model is unsure where
+the entity begins or ends.
 """
 
 from typing import List, Sequence, Tuple
 
 import numpy as np
 from thinc.api import Ops
+from thinc.types import Floats2d, Floats3d, Ints2d
 
-from .layers.crf import TagScores, forward_backward, log_softmax, pad, viterbi
-from .tags import tag_constraints
+from .layers.crf import TagScores, along, log_softmax, pad, path_marginals, viterbi
+from .tags import continuations, tag_constraints
+
+SPAN_SCORES = ("segment", "token_mean")
+
+
+def check_span_scores(span_scores: str) -> str:
+    """`span_scores` if it names one of SPAN_SCORES, else a ValueError that lists them."""
+    if span_scores not in SPAN_SCORES:
+        raise ValueError(f"Unknown span_scores {span_scores!r}: use one of {list(SPAN_SCORES)}.")
+    return span_scores
 
 
 class ConstrainedViterbi:
     """The best well-formed tag path of each document, and each tag's confidence.
 
     Without learned transitions the tokens' log-softmax scores are decoded
-    under the scheme's constraints, and a tag's confidence is its softmax
-    probability. With them (a CRF) the emissions are decoded with the learned
-    scores plus the constraints, and a tag's confidence is its CRF marginal
-    probability.
+    under the scheme's constraints, and a tag's probability is its softmax
+    probability (the tokens independent). With them (a CRF) the emissions are
+    decoded with the learned scores plus the constraints, and a tag's
+    probability is its CRF marginal.
+
+    span_scores: "token_mean": each token's confidence is its tag's
+    probability. "segment": the tokens of an entity on the path each get the
+    probability that the entity is exactly that one (these tokens, this
+    label): its first tag's probability, times each next tag's conditional
+    probability given the one before (the CRF's pair marginal over the token
+    marginal), times, in IOB2, the probability that the next token does not
+    go on with it; a token outside any entity, its tag's probability.
     """
 
-    def __init__(self, tags: Sequence[str]) -> None:
+    def __init__(self, tags: Sequence[str], span_scores: str = "token_mean") -> None:
         self.tags = list(tags)
         self.mask = tag_constraints(self.tags)
+        self.span_scores = check_span_scores(span_scores)
+        self.continuations = continuations(self.tags)
 
     def __call__(self, ops: Ops, scores: TagScores) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         """Per document: the tag id of each token, and its confidence in [0, 1] (host arrays)."""
@@ -40,24 +68,55 @@ class ConstrainedViterbi:
         if not keep:
             return paths, confidences
         padded, lengths = pad(ops, [emissions[i] for i in keep])
-        xp, dtype = ops.xp, padded.dtype
-        transitions, start, end = self.mask.on_device(ops, dtype)
+        xp = ops.xp
+        transitions, start, end = self.mask.on_device(ops, padded.dtype)
         if scores.has_transitions:
             transitions = transitions + scores.transitions
             start = start + scores.start
             end = end + scores.end
             best = viterbi(padded, lengths, transitions, start, end, scores.recursion)
-            _, marginals, _ = forward_backward(padded, lengths, transitions, start, end, scores.recursion)
-            chosen = xp.take_along_axis(marginals, best[:, :, None].astype("int64"), axis=2)[:, :, 0]
+            chosen, onward = path_marginals(padded, lengths, transitions, start, end, best, scores.recursion)
+            # The next token's tags given the path's tag at t: pair over token marginal.
+            onward = onward / xp.maximum(chosen[:, :-1, None], xp.finfo(padded.dtype).tiny)
         else:
             log_probs = log_softmax(padded, axis=2)
             best = viterbi(log_probs, lengths, transitions, start, end, scores.recursion)
-            chosen = xp.exp(xp.take_along_axis(log_probs, best[:, :, None].astype("int64"), axis=2)[:, :, 0])
+            probs = xp.exp(log_probs)
+            chosen, onward = along(probs, best), probs[:, 1:]
         # Float32 marginals can exceed 1 by a rounding error; a confidence is a probability.
         chosen = xp.clip(chosen, 0.0, 1.0)
+        if self.span_scores == "segment":
+            chosen = self._segment_probabilities(ops, chosen, xp.clip(onward, 0.0, 1.0), best, lengths)
         best_host = ops.to_numpy(best)
         chosen_host = ops.to_numpy(chosen).astype("f")
         for row, i in enumerate(keep):
             paths[i] = best_host[row, : lengths[row]]
             confidences[i] = chosen_host[row, : lengths[row]]
         return paths, confidences
+
+    def _segment_probabilities(
+        self, ops: Ops, chosen: Floats2d, onward: Floats3d, paths: Ints2d, lengths: np.ndarray
+    ) -> Floats2d:
+        """Each token's probability of its stretch of the path: an entity's
+        tokens, or one token outside any (B, T), from the probabilities of the
+        path's tags (B, T) and of the next tags given them (B, T - 1, K)."""
+        xp = ops.xp
+        n_steps = chosen.shape[1]
+        inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
+        goes_on_with = ops.asarray(self.continuations)
+        here, there = paths[:, :-1].astype("int64"), paths[:, 1:].astype("int64")
+        # joined[:, t]: the path's tag at t + 1 goes on with the entity of its tag at t.
+        joined = goes_on_with[here, there] & inside[:, 1:]
+        factors = chosen.copy()
+        factors[:, 1:] = xp.where(joined, along(onward, there), chosen[:, 1:])
+        # Where the path's entity ends though the next token could go on with
+        # it (IOB2's B- or I- before O or B-): times the chance that it does not.
+        stops = 1 - (onward * goes_on_with[here]).sum(axis=2)
+        factors[:, :-1] *= xp.where(joined | ~inside[:, 1:], 1, xp.clip(stops, 0.0, 1.0))
+        log_factors = xp.log(xp.maximum(factors, xp.finfo(chosen.dtype).tiny))
+        # Stretches numbered over the flattened batch: each starts where the path is not joined.
+        starts = xp.ones(chosen.shape, dtype=bool)
+        starts[:, 1:] = ~joined
+        stretch = xp.cumsum(starts.ravel()) - 1
+        log_probabilities = xp.bincount(stretch, weights=log_factors.ravel())
+        return xp.exp(log_probabilities[stretch]).reshape(chosen.shape).astype(chosen.dtype)

@@ -40,7 +40,7 @@ from .annotation import (
     select_non_overlapping,
     span_groups_hiding_ents,
 )
-from .decoding import ConstrainedViterbi
+from .decoding import ConstrainedViterbi, check_span_scores
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
 from .messages import first_line
@@ -89,6 +89,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "balance_brackets": False,
         "letter_suffix": False,
         "join_adjacent": [],
+        "span_scores": "token_mean",
         "scorer": {"@scorers": "spacy_bioner.bio_ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -104,6 +105,7 @@ def make_bio_ner(
     balance_brackets: bool,
     letter_suffix: bool,
     join_adjacent: List[str],
+    span_scores: str,
     scorer: Optional[Callable],
 ) -> "BioNER":
     """Create a `bio_ner` head.
@@ -128,9 +130,14 @@ def make_bio_ner(
         the next.
     join_adjacent: labels whose predicted entities, one space apart, are
         joined into one ("hemolytic" and "anemia"; `bounds.join_adjacent`).
+    span_scores: an entity's score: "segment", the probability that the
+        entity is exactly this one (its tokens and label), or "token_mean",
+        the mean of its tokens' tag probabilities (decoding.py). "token_mean"
+        by default, so that pipelines saved before the setting existed score
+        as they did; the configs set "segment".
     scorer: reports ents_* and spans_<spans_key>_*.
 
-    The three bounds settings are the pipeline's config: a saved pipeline
+    The three bounds settings and span_scores are the pipeline's config: a saved pipeline
     takes others with `spacy.load(path, config={"components": {name: {...}}})`;
     an attribute changed at runtime holds until the pipeline is saved, which
     keeps the config. `spans_key` and `tag_scheme` are saved with the weights
@@ -148,6 +155,7 @@ def make_bio_ner(
         balance_brackets=balance_brackets,
         letter_suffix=letter_suffix,
         join_adjacent=join_adjacent,
+        span_scores=span_scores,
         scorer=scorer,
     )
 
@@ -172,6 +180,7 @@ class BioNER(TrainablePipe):
         balance_brackets: bool = False,
         letter_suffix: bool = False,
         join_adjacent: Sequence[str] = (),
+        span_scores: str = "token_mean",
         scorer: Optional[Callable] = score_bio_ner,
     ) -> None:
         self.vocab = vocab
@@ -191,6 +200,7 @@ class BioNER(TrainablePipe):
             raise ValueError(f"bio_ner component {name!r}: join_adjacent is a list of labels, e.g. [{join_adjacent!r}]")
         self.join_adjacent = list(join_adjacent)
         self.tag_scheme = check_tag_scheme(tag_scheme)
+        self.span_scores = check_span_scores(span_scores)
         if not model.has_ref("output_layer"):
             raise ValueError(
                 f"bio_ner component {name!r}: its model ({model.name}) is no token tagger with an output layer: "
@@ -245,8 +255,9 @@ class BioNER(TrainablePipe):
     @property
     def decoder(self) -> ConstrainedViterbi:
         """The constrained Viterbi decoder over this head's tags."""
-        if self._decoder is None or self._decoder.tags != self.tags:
-            self._decoder = ConstrainedViterbi(self.tags)
+        decoder = self._decoder
+        if decoder is None or decoder.tags != self.tags or decoder.span_scores != self.span_scores:
+            self._decoder = ConstrainedViterbi(self.tags, self.span_scores)
         return self._decoder
 
     def add_label(self, label: str) -> int:
@@ -325,8 +336,8 @@ class BioNER(TrainablePipe):
             )
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[np.ndarray, np.ndarray]]) -> None:
-        """Write each doc's entities to doc.spans[spans_key] (with a mean
-        confidence per span) and merge them into doc.ents.
+        """Write each doc's entities to doc.spans[spans_key] (with a score
+        per span) and merge them into doc.ents.
 
         An entity that crosses a blank line is cut there (`paragraph_pieces`).
         Each keeps the tokens `entity_bounds` gives it (no whitespace or lone
@@ -334,8 +345,11 @@ class BioNER(TrainablePipe):
         an entity left with none is dropped. Then, with `join_adjacent`, entities of
         those labels one space apart become one, and with `letter_suffix`, an
         entity takes a capital letter after it (bounds.py). A span's score is
-        the mean confidence of its tokens decoded as an entity: a letter it
-        took was decoded outside one.
+        the mean confidence of its tokens decoded as an entity (a letter it
+        took was decoded outside one): with span_scores = "segment", where
+        every token of a decoded entity has that entity's probability, the
+        probability of the entity it was cut from, and for entities joined,
+        the mean over their tokens.
         """
         tags = self.tags
         for doc, (path, confidence) in zip(docs, predictions):

@@ -109,6 +109,14 @@ def tag_constraints(tags: Sequence[str]) -> Constraints:
     return Constraints(transitions, start, end)
 
 
+def continuations(tags: Sequence[str]) -> np.ndarray:
+    """(K, K) bool: whether tag j after tag i goes on with i's entity (an I-
+    or L- of its label after its B- or I-). In BILUO an entity's last tag
+    (L-, U-) has none: its end is in the tag itself; in IOB2 the next tag tells."""
+    is_continuation = np.asarray([split_tag(tag)[0] in _CONTINUES for tag in tags], dtype=bool)
+    return (tag_constraints(tags).transitions == 0) & is_continuation[None, :]
+
+
 def spans_to_tags(n_tokens: int, spans: Iterable[Span], scheme: str = "IOB2") -> List[str]:
     """The tag of each of `n_tokens` tokens for non-overlapping `spans`.
 

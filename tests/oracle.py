@@ -69,6 +69,15 @@ def forward_backward_one(
     emissions: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray
 ) -> Tuple[float, np.ndarray, np.ndarray]:
     """log Z, token marginals (T, K) and pairwise marginals summed over t (K, K)."""
+    log_z, marginals, pairs = marginals_one(emissions, transitions, start, end)
+    return log_z, marginals, pairs.sum(axis=0)
+
+
+def marginals_one(
+    emissions: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> Tuple[float, np.ndarray, np.ndarray]:
+    """log Z, token marginals (T, K) and each pair's marginals (T - 1, K, K):
+    [t, i, j], tag i at t and tag j at t + 1."""
     n_steps = len(emissions)
     log_alpha = np.empty_like(emissions, dtype="float64")
     log_beta = np.empty_like(emissions, dtype="float64")
@@ -80,12 +89,10 @@ def forward_backward_one(
         log_beta[t] = logsumexp(transitions + (emissions[t + 1] + log_beta[t + 1])[None, :], axis=1)
     log_z = float(logsumexp(log_alpha[-1] + end, axis=0))
     marginals = np.exp(log_alpha + log_beta - log_z)
-    pairwise = np.zeros_like(transitions, dtype="float64")
-    for t in range(n_steps - 1):
-        pairwise += np.exp(
-            log_alpha[t][:, None] + transitions + (emissions[t + 1] + log_beta[t + 1])[None, :] - log_z
-        )
-    return log_z, marginals, pairwise
+    pairs = np.exp(
+        log_alpha[:-1, :, None] + transitions + (emissions[1:] + log_beta[1:])[:, None, :] - log_z
+    )
+    return log_z, marginals, pairs
 
 
 def viterbi_one(emissions: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -117,6 +117,14 @@ def test_a_head_saved_with_thincs_concatenate_loads():
         np.testing.assert_array_equal(ours, theirs)
 
 
+def randomize_output_layer(head: BioNER) -> None:
+    """Random weights for the output layer, which starts at zero (every tag equally likely)."""
+    output = head.model.get_ref("output_layer")
+    rng = np.random.default_rng(0)
+    output.set_param("W", rng.normal(0.0, 1.0, output.get_param("W").shape).astype("f"))
+    output.set_param("b", rng.normal(0.0, 1.0, output.get_param("b").shape).astype("f"))
+
+
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
 def test_predictions_are_well_formed_and_scored_even_untrained(crf):
     """Random emissions, whose per-token argmax is ill formed (an I- after an O),
@@ -127,11 +135,7 @@ def test_predictions_are_well_formed_and_scored_even_untrained(crf):
     nlp.initialize(lambda: examples)
     ner = nlp.get_pipe("jnlpba")
     assert ner.cfg["class_weights"] is not None
-    # The output layer starts at zero (every tag equally likely): untrained, but random.
-    output = ner.model.get_ref("output_layer")
-    rng = np.random.default_rng(0)
-    output.set_param("W", rng.normal(0.0, 1.0, output.get_param("W").shape).astype("f"))
-    output.set_param("b", rng.normal(0.0, 1.0, output.get_param("b").shape).astype("f"))
+    randomize_output_layer(ner)
     docs = [nlp.make_doc(eg.reference.text) for eg in examples]
     emissions = ner.model.predict(docs).emissions
     argmax = [[ner.tags[i] for i in e.argmax(axis=1)] for e in emissions]
@@ -148,6 +152,33 @@ def test_predictions_are_well_formed_and_scored_even_untrained(crf):
         assert group.attrs["scores"] == pytest.approx([float(confidence[s.start : s.end].mean()) for s in group])
         n_spans += len(group)
     assert n_spans > 0
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_entity_scores_are_exact_entity_probabilities_as_configured(tmp_path, crf):
+    """span_scores = "segment": the same entities, each scored with the probability
+    of exactly that entity, which no token's own probability can fall below."""
+    nlp = make_nlp(crf=crf)
+    examples = toy_examples(nlp, 10)
+    nlp.initialize(lambda: examples)
+    head = nlp.get_pipe("jnlpba")
+    assert head.span_scores == "token_mean"  # unless configured: older pipelines score as they did
+    randomize_output_layer(head)
+    texts = [eg.reference.text for eg in examples]
+
+    def scored(pipeline):
+        return [(s.start, s.end, s.label_, score) for doc in pipeline.pipe(texts) for s, score in spans_with_scores(doc, "jnlpba")]
+
+    token_mean = scored(nlp)
+    nlp.to_disk(tmp_path / "nlp")
+    loaded = spacy.load(tmp_path / "nlp", config={"components": {"jnlpba": {"span_scores": "segment"}}})
+    head.span_scores = "segment"  # at runtime, as in a loaded pipeline
+    for segment in (scored(nlp), scored(loaded)):
+        assert [entity[:3] for entity in segment] == [entity[:3] for entity in token_mean] and segment
+        assert all(0 <= new[3] <= old[3] * (1 + 1e-6) for new, old in zip(segment, token_mean))
+        assert any(new[3] < old[3] - 1e-3 for new, old in zip(segment, token_mean) if old[1] - old[0] > 1)
+    with pytest.raises(ValueError, match=r"Unknown span_scores 'mean'"):
+        BioNER(nlp.vocab, head.model, loss=head.loss, span_scores="mean")
 
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])

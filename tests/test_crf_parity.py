@@ -18,7 +18,7 @@ from thinc.api import NumpyOps, noop
 from spacy_bioner.decoding import ConstrainedViterbi
 from spacy_bioner.architectures import build_token_tagger
 from spacy_bioner.layers import crf
-from spacy_bioner.layers.crf import TagScores, constrained_statistics, forward_backward, pad, viterbi
+from spacy_bioner.layers.crf import TagScores, constrained_statistics, forward_backward, pad, path_marginals, viterbi
 from spacy_bioner.losses import CRFLoss
 from spacy_bioner.tags import TAG_SCHEMES, make_tags, tag_constraints
 
@@ -178,6 +178,48 @@ def test_scores_beyond_float32_products_fall_back_to_log_space_and_match_the_ora
     assert_close(pairwise, sum(pairs for _, _, pairs in expected), "float32")
 
 
+def assert_path_marginals_match(paths, on_path, onward, emissions, lengths, params, dtype):
+    """`path_marginals`' results against the oracle's marginals, document by document."""
+    for row, length in enumerate(lengths):
+        _, marginals, pairs = oracle.marginals_one(np.asarray(emissions[row][:length], "float64"), *params)
+        path = paths[row, :length]
+        assert_close(on_path[row, :length], marginals[np.arange(length), path], dtype)
+        assert_close(onward[row, : length - 1], pairs[np.arange(length - 1), path[:-1]], dtype)
+        assert not on_path[row, length:].any() and not onward[row, length - 1 :].any()
+
+
+@pytest.mark.parametrize("tag_scheme", SCHEMES)
+@pytest.mark.parametrize("recursion", SCHEDULES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("seed", range(3))
+def test_path_marginals_match_the_oracle(seed, dtype, recursion, tag_scheme):
+    tags = make_tags(["DNA", "protein"], tag_scheme)
+    emissions, params, _ = random_batch(N_DOCS, tag_constraints(tags), seed)
+    params = masked(params, tags)
+    padded, lengths = pad(OPS, [e.astype(dtype) for e in emissions])
+    cast = [a.astype(dtype) for a in params]
+    best = viterbi(padded, lengths, *cast, recursion=recursion)
+    # Any tag ids: random ones pass forbidden tags too, of probability 0.
+    random = np.random.default_rng(seed).integers(0, len(tags), size=padded.shape[:2]).astype("int32")
+    for paths in (best, random):
+        on_path, onward = path_marginals(padded, lengths, *cast, paths, recursion=recursion)
+        assert on_path.dtype == onward.dtype == np.dtype(dtype)
+        assert on_path.shape == padded.shape[:2] and onward.shape == (len(lengths), padded.shape[1] - 1, len(tags))
+        assert_path_marginals_match(paths, on_path, onward, emissions, lengths, params, dtype)
+
+
+@pytest.mark.parametrize("recursion", SCHEDULES)
+def test_path_marginals_of_documents_redone_in_log_space_match_the_oracle(recursion):
+    tags = make_tags(["A", "B", "C", "D"], "BILUO")
+    emissions, lengths = confused_batch(tags, 200)
+    constraints = [m.astype("float64") for m in tag_constraints(tags)]
+    padded = emissions.astype("float32")
+    cast = [m.astype("float32") for m in constraints]
+    paths = viterbi(padded, lengths, *cast, recursion=recursion)
+    on_path, onward = path_marginals(padded, lengths, *cast, paths, recursion=recursion)
+    assert_path_marginals_match(paths, on_path, onward, padded, lengths, constraints, "float32")
+
+
 def path_flushed_while_behind(kind: str) -> np.ndarray:
     """(1, T, 3) emissions over O, B-X, I-X whose best paths start far behind:
     "two-steps", 60 nats down at each of two tokens (the forward pass flushes
@@ -264,7 +306,7 @@ def test_a_long_document_in_range_needs_no_log_space_fallback():
     transitions = rng.standard_normal((n_tags, n_tags)).astype("f")
     bounds = np.zeros(n_tags, "f")
     scaled = crf.ScaledScores.of(emissions, np.asarray([length]), transitions, bounds, bounds)
-    *_, trusted = crf._forward_backward_sequential(scaled)
+    trusted = crf._forward_backward_sequential(scaled)[3]
     assert trusted.all()
 
 
@@ -274,7 +316,7 @@ def test_the_log_space_recursion_matches_the_oracle(tag_scheme):
     emissions, params, _ = random_batch(N_DOCS, tag_constraints(tags), 4)
     transitions, start, end = masked(params, tags)
     padded, lengths = pad(OPS, emissions)
-    log_z, marginals, pairwise = crf._forward_backward_log(padded, lengths, transitions, start, end)
+    log_z, marginals, pairwise, _ = crf._forward_backward_log(padded, lengths, transitions, start, end)
     expected = [oracle.forward_backward_one(e, transitions, start, end) for e in emissions]
     assert_close(log_z, [z for z, _, _ in expected], "float64")
     for row, (_, reference, _) in enumerate(expected):

@@ -1,4 +1,5 @@
 import itertools
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -207,3 +208,69 @@ def test_crf_confidences_are_probabilities(recursion):
         scores = TagScores(emissions, np.zeros((n, n), "f"), np.zeros(n, "f"), np.zeros(n, "f"), recursion)
         _, confidences = decoder(NumpyOps(), scores)
         assert 0.0 <= confidences[0].min() and confidences[0].max() <= 1.0, seed
+
+
+def entity_probabilities(emissions, transitions, start, end, tags) -> Counter:
+    """The CRF probability of each (start, end, label) that is one of a document's
+    entities on some tag path, summed over every path by enumeration."""
+    paths = list(itertools.product(range(len(tags)), repeat=len(emissions)))
+    scores = np.asarray([path_score(p, emissions, transitions, start, end) for p in paths])
+    weights = np.exp(scores - scores.max())
+    weights /= weights.sum()
+    probabilities = Counter()
+    for weight, path in zip(weights, paths):
+        for entity in tag_ids_to_spans(np.asarray(path), tags):
+            probabilities[entity] += weight
+    return probabilities
+
+
+@pytest.mark.parametrize("scheme", list(TAG_SCHEMES))
+@pytest.mark.parametrize("recursion", ["sequential", "parallel"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_crf_entitys_segment_score_is_the_probability_of_exactly_that_entity(dtype, recursion, scheme):
+    tags = make_tags(["A", "B"], scheme)
+    decoder = ConstrainedViterbi(tags, span_scores="segment")
+    rng = np.random.default_rng(0)
+    n_tags = len(tags)
+    checked = 0
+    for lengths in ([4, 2, 1, 3], [3, 4]):
+        emissions = [rng.normal(scale=1.5, size=(n, n_tags)) for n in lengths]
+        params = [rng.normal(size=shape) for shape in ((n_tags, n_tags), (n_tags,), (n_tags,))]
+        scores = TagScores([e.astype(dtype) for e in emissions], *(p.astype(dtype) for p in params), recursion=recursion)
+        paths, confidences = decoder(NumpyOps(), scores)
+        masked = [p + m for p, m in zip(params, tag_constraints(tags))]
+        for scores_of_doc, path, confidence in zip(emissions, paths, confidences):
+            probabilities = entity_probabilities(scores_of_doc, *masked, tags)
+            for begin, finish, label in tag_ids_to_spans(path, tags):
+                expected = probabilities[begin, finish, label]
+                # Confidences are float32 on the host, whatever the scores' precision.
+                np.testing.assert_allclose(confidence[begin:finish], expected, rtol=1e-4 if dtype == "float32" else 1e-6)
+                checked += 1
+    assert checked >= 5
+    # Mean token marginals, as before the setting, overstate it: the entity needs every token at once.
+    _, token_confidences = ConstrainedViterbi(tags)(NumpyOps(), scores)
+    for path, segment, tokens in zip(paths, confidences, token_confidences):
+        for begin, finish, _ in tag_ids_to_spans(path, tags):
+            assert segment[begin] <= tokens[begin:finish].min() * (1 + 1e-5)
+
+
+def test_a_softmax_entitys_segment_score_multiplies_its_tags_probabilities():
+    """The tokens of a softmax tagger are independent: an entity has the product of its
+    tags' probabilities, and in IOB2 the next token's chance not to go on with it."""
+    tags = make_tags(["A"], "IOB2")  # O, B-A, I-A
+    probabilities = np.asarray([[0.1, 0.7, 0.2], [0.2, 0.1, 0.7], [0.6, 0.1, 0.3], [0.3, 0.6, 0.1]])
+    scores = TagScores([np.log(probabilities)])
+    [path], [confidence] = ConstrainedViterbi(tags, span_scores="segment")(NumpyOps(), scores)
+    assert [tags[i] for i in path] == ["B-A", "I-A", "O", "B-A"]
+    first = 0.7 * 0.7 * (1 - 0.3)  # B-A, I-A, and the O after it not I-A
+    np.testing.assert_allclose(confidence, [first, first, 0.6, 0.6], rtol=1e-6)
+    biluo = make_tags(["A"], "BILUO")  # O, B-A, I-A, L-A, U-A: the end is in the tags
+    probabilities = np.asarray([[0.1, 0.6, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.6, 0.1]])
+    [path], [confidence] = ConstrainedViterbi(biluo, span_scores="segment")(NumpyOps(), TagScores([np.log(probabilities)]))
+    assert [biluo[i] for i in path] == ["B-A", "L-A"]
+    np.testing.assert_allclose(confidence, [0.36, 0.36], rtol=1e-6)
+
+
+def test_unknown_span_scores_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"Unknown span_scores 'mean': use one of \['segment', 'token_mean'\]"):
+        ConstrainedViterbi(make_tags(["A"]), span_scores="mean")

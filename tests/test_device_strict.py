@@ -68,7 +68,7 @@ def test_the_stand_in_is_strict(device_ops):
 def trust_checks(n: int):
     """The syncs of `n` calls of forward_backward: each reads one flag, whether
     some document needs the log-space recursions (none does here)."""
-    source, first = inspect.getsourcelines(crf.forward_backward)
+    source, first = inspect.getsourcelines(crf._forward_backward)
     offset = next(i for i, text in enumerate(source) if "bool(trusted.all())" in text)
     return [("bool()", f"crf.py:{first + offset}")] * n
 

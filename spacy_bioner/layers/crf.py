@@ -9,7 +9,7 @@ is written here, small:
   learned transition, start and end scores. The CRF layer's backprop receives
   the gradients of those scores from the loss and adds them to its
   parameters, as any thinc layer does.
-- `forward_backward`, `constrained_statistics`, `viterbi`: the recursions,
+- `forward_backward`, `path_marginals`, `constrained_statistics`, `viterbi`: the recursions,
   written against the array module of the scores (`ops.xp`: NumPy on the
   CPU, CuPy on a GPU) in the scores' own precision, over a padded batch
   (B documents, T tokens, K tags). Nothing is copied to the host but one
@@ -197,16 +197,73 @@ def forward_backward(
     range and slower, which is why it is the fallback only (a trained head's
     emissions span far less). Asking costs one device synchronisation.
     """
+    log_z, marginals, pairwise, _ = _forward_backward(emissions, lengths, transitions, start, end, recursion)
+    return log_z, marginals, pairwise
+
+
+def path_marginals(
+    emissions: Floats3d,
+    lengths: np.ndarray,
+    transitions: Floats2d,
+    start: Floats1d,
+    end: Floats1d,
+    paths: Ints2d,
+    recursion: str = "sequential",
+) -> Tuple[Floats2d, Floats3d]:
+    """Marginals along tag paths: each token's tag on `paths` (B, T), and
+    each such tag with every tag of the next token (B, T - 1, K): [b, t, j]
+    is the probability of tag paths[b, t] at t and tag j at t + 1. Zero past
+    a document's end; on the emissions' device and in their precision.
+
+    By the chain's Markov property, a stretch of a path has the probability
+    of its first tag times each next tag's conditional (pair / token
+    marginal): decoding.py scores an entity so. Arguments as
+    `forward_backward`'s, which runs the same recursions (and reads the same
+    one flag on the host).
+    """
+    _, marginals, _, onward = _forward_backward(emissions, lengths, transitions, start, end, recursion, paths)
+    return along(marginals, paths), onward
+
+
+def along(values: Floats3d, paths: Ints2d) -> Floats2d:
+    """values[b, t, paths[b, t]]: (B, T, K) values read along (B, T) tag ids."""
+    xp = get_array_module(values)
+    return xp.take_along_axis(values, paths[:, :, None].astype("int64"), axis=2)[:, :, 0]
+
+
+def _onward(before: Floats3d, transitions: ArrayXd, after: Floats3d, paths: Ints2d, inside: ArrayXd) -> Floats3d:
+    """before[b, t, i] * transitions[.., i, j] * after[b, t, j] at i = paths[b, t],
+    for every j (B, T - 1, K); zero where t + 1 is padding. before, after:
+    (B, T - 1, K); transitions: (K, K), or (B, T - 1, K, K), one per pair."""
+    xp = get_array_module(before)
+    here = paths[:, :-1].astype("int64")
+    if transitions.ndim == 2:
+        rows = transitions[here]
+    else:
+        rows = xp.take_along_axis(transitions, here[:, :, None, None], axis=2)[:, :, 0]
+    return xp.where(inside[:, 1:, None], along(before, here)[:, :, None] * rows * after, 0)
+
+
+def _forward_backward(
+    emissions: Floats3d,
+    lengths: np.ndarray,
+    transitions: Floats2d,
+    start: Floats1d,
+    end: Floats1d,
+    recursion: str,
+    paths: Optional[Ints2d] = None,
+) -> Tuple[Floats1d, Floats3d, Floats2d, Optional[Floats3d]]:
+    """`forward_backward`, and with `paths` their onward pair marginals (`path_marginals`)."""
     parallel = _parallel(recursion, get_array_module(emissions))
     fast = _forward_backward_parallel if parallel else _forward_backward_sequential
     scaled = ScaledScores.of(emissions, lengths, transitions, start, end)
     # Where products overflow or underflow, NumPy warns; those documents are computed again below.
     with np.errstate(**_UNCHECKED):
-        log_z, marginals, pairwise, trusted = fast(scaled)
+        log_z, marginals, pairwise, trusted, onward = fast(scaled, paths)
     trusted = trusted & ~scaled.flushed
     log_z = log_z + scaled.log_shift
     if bool(trusted.all()):
-        return log_z, marginals, pairwise
+        return log_z, marginals, pairwise, onward
     trusted_host = get_array_ops(trusted).to_numpy(trusted)
     redo, keep = np.flatnonzero(~trusted_host), np.flatnonzero(trusted_host)
     logger.debug("forward-backward: %d of %d documents redone in log space", redo.size, trusted_host.size,
@@ -216,16 +273,21 @@ def forward_backward(
     # In float64: the unscaled log scores of a long document are large, and
     # float32 would resolve their differences only to about 1e-3.
     wide = [a.astype("float64") for a in (emissions[redo_rows], transitions, start, end)]
-    redo_log_z, redo_marginals, pairwise = _forward_backward_log(wide[0], lengths[redo], *wide[1:])
+    redo_paths = None if paths is None else paths[redo_rows]
+    redo_log_z, redo_marginals, pairwise, redo_onward = _forward_backward_log(
+        wide[0], lengths[redo], *wide[1:], paths=redo_paths
+    )
     log_z[redo_rows] = redo_log_z
     marginals[redo_rows] = redo_marginals
+    if onward is not None:
+        onward[redo_rows] = redo_onward
     pairwise = pairwise.astype(emissions.dtype)
     if keep.size:
         # The batch's pairwise sum again, over the trusted documents alone.
         kept = ScaledScores.of(emissions[xp.asarray(keep)], lengths[keep], transitions, start, end)
         with np.errstate(**_UNCHECKED):  # a trusted document's products may still underflow harmlessly
             pairwise = pairwise + fast(kept)[2]
-    return log_z, marginals, pairwise
+    return log_z, marginals, pairwise, onward
 
 
 @dataclass
@@ -296,11 +358,14 @@ def _flushed(gap: ArrayXd, scores: ArrayXd) -> ArrayXd:
     return (gap < math.log(xp.finfo(gap.dtype).tiny)) & (scores > FORBIDDEN / 2)
 
 
-def _forward_backward_sequential(scores: ScaledScores) -> Tuple[Floats1d, Floats3d, Floats2d, ArrayXd]:
+def _forward_backward_sequential(
+    scores: ScaledScores, paths: Optional[Ints2d] = None
+) -> Tuple[Floats1d, Floats3d, Floats2d, ArrayXd, Optional[Floats3d]]:
     """One step per token, each step normalised (the scaled forward-backward
     of HMMs): a (B, K) x (K, K) product per token instead of a log-sum-exp
-    over (B, K, K), several times faster. Returns the scaled log Z, and
-    which documents the result can be trusted for."""
+    over (B, K, K), several times faster. Returns the scaled log Z, which
+    documents the result can be trusted for, and with `paths` their onward
+    pair marginals (`path_marginals`; None without)."""
     potentials, step_transitions, last = scores.potentials, scores.transitions, scores.last
     xp = get_array_module(potentials)
     dtype = potentials.dtype
@@ -334,18 +399,20 @@ def _forward_backward_sequential(scores: ScaledScores) -> Tuple[Floats1d, Floats
     marginals = alpha * beta
     # Marginals of each (t, t + 1) pair, summed over t and the batch.
     pairwise = step_transitions * xp.einsum("bti,btj->ij", alpha[:, :-1], ahead[:, 1:])
-    return log_z, marginals, pairwise, _trusted_sequential(scale, closing, marginals, scores.inside)
+    onward = None if paths is None else _onward(alpha[:, :-1], step_transitions, ahead[:, 1:], paths, scores.inside)
+    return log_z, marginals, pairwise, _trusted_sequential(scale, closing, marginals, scores.inside), onward
 
 
-def _forward_backward_parallel(scores: ScaledScores) -> Tuple[Floats1d, Floats3d, Floats2d, ArrayXd]:
+def _forward_backward_parallel(
+    scores: ScaledScores, paths: Optional[Ints2d] = None
+) -> Tuple[Floats1d, Floats3d, Floats2d, ArrayXd, Optional[Floats3d]]:
     """The forward and backward probabilities as prefix and suffix products of
     the transfer matrices M_t = transitions * potentials[t] (columns), each
     product kept normalised to a largest entry of 1 beside its log scale. The
     start scores are folded into the first matrix and the end scores into
     each document's last, so that what normalisation flushes to zero is
     negligible against the paths that count. Past a document's end the
-    matrices are identities. Returns the scaled log Z, and which documents
-    the result can be trusted for.
+    matrices are identities. Returns what `_forward_backward_sequential` does.
     """
     potentials, inside, last, final = scores.potentials, scores.inside, scores.last, scores.final
     xp = get_array_module(potentials)
@@ -383,7 +450,8 @@ def _forward_backward_parallel(scores: ScaledScores) -> Tuple[Floats1d, Floats3d
     pairs = alpha[:, :-1, :, None] * steps * beta[:, 1:, None, :]
     weights = xp.where(inside[:, 1:], 1 / xp.maximum(pairs.sum(axis=(2, 3)), tiny), 0)
     pairwise = xp.einsum("btij,bt->ij", pairs, weights)
-    return log_z, marginals, pairwise, _trusted_parallel(log_z_at, total, inside)
+    onward = None if paths is None else _onward(alpha[:, :-1], steps, beta[:, 1:], paths, inside) * weights[:, :, None]
+    return log_z, marginals, pairwise, _trusted_parallel(log_z_at, total, inside), onward
 
 
 def _trusted_sequential(scale: Floats2d, closing: Floats1d, marginals: Floats3d, inside: ArrayXd) -> ArrayXd:
@@ -436,11 +504,16 @@ def _logsumexp(scores: ArrayXd, axis: int) -> ArrayXd:
 
 
 def _forward_backward_log(
-    emissions: Floats3d, lengths: np.ndarray, transitions: Floats2d, start: Floats1d, end: Floats1d
-) -> Tuple[Floats1d, Floats3d, Floats2d]:
+    emissions: Floats3d,
+    lengths: np.ndarray,
+    transitions: Floats2d,
+    start: Floats1d,
+    end: Floats1d,
+    paths: Optional[Ints2d] = None,
+) -> Tuple[Floats1d, Floats3d, Floats2d, Optional[Floats3d]]:
     """`forward_backward` in log space, one (B, K, K) log-sum-exp per token:
     exact whatever the range of the scores, several times slower. Returns the
-    unscaled log Z."""
+    unscaled log Z, and with `paths` their onward pair marginals (None without)."""
     xp = get_array_module(emissions)
     n_docs, n_steps, _ = emissions.shape
     inside = _inside(xp, lengths, n_steps)
@@ -464,8 +537,12 @@ def _forward_backward_log(
         alpha[:, :-1, :, None] + transitions + (emissions[:, 1:] + beta[:, 1:])[:, :, None, :]
         - log_z[:, None, None, None]
     )
-    pairwise = xp.exp(xp.where(inside[:, 1:, None, None], pairs, -xp.inf)).sum(axis=(0, 1))
-    return log_z, marginals, pairwise
+    pairs = xp.exp(xp.where(inside[:, 1:, None, None], pairs, -xp.inf))
+    pairwise = pairs.sum(axis=(0, 1))
+    if paths is None:
+        return log_z, marginals, pairwise, None
+    ones = xp.ones_like(emissions[:, :-1])
+    return log_z, marginals, pairwise, _onward(ones, pairs, ones, paths, inside)
 
 
 def _scan_products(matrices: Floats4d, reverse: bool) -> Tuple[Floats4d, Floats2d]:
