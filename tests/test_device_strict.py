@@ -12,7 +12,7 @@ from oracle import TOLERANCES, assert_close, random_batch
 from strict_device import DEVICE_XP, HOST_NUMPY, SYNCS, TRANSFERS, DeviceArray, on_host, strict_device, to_device
 from thinc.api import NumpyOps
 
-from spacy_bioner.decoding import ConstrainedViterbi
+from spacy_bioner.decoding import SPAN_SCORES, ConstrainedViterbi
 from spacy_bioner.layers import crf
 from spacy_bioner.layers.crf import CRFTransitions, TagScores, constrained_statistics, forward_backward, pad, viterbi
 from spacy_bioner.losses import ClassWeightedCrossentropy, CRFLoss
@@ -123,12 +123,13 @@ def test_the_log_space_fallback_stays_on_the_device(device_ops, recursion):
         assert_close(on_host(array), reference, "float32")
 
 
+@pytest.mark.parametrize("span_scores", SPAN_SCORES)
 @pytest.mark.parametrize("recursion", RECURSIONS)
 @pytest.mark.parametrize("with_crf", [True, False])
-def test_the_decoder_copies_only_paths_and_confidences_to_the_host(device_ops, recursion, with_crf):
+def test_the_decoder_copies_only_paths_and_confidences_to_the_host(device_ops, recursion, with_crf, span_scores):
     # An empty document too.
     emissions, params, _ = random_batch([5, 1, 0, 3, 7], tag_constraints(TAGS), dtype="float32")
-    decoder = ConstrainedViterbi(TAGS)
+    decoder = ConstrainedViterbi(TAGS, span_scores)
     expected_paths, expected_confidences = decoder(NumpyOps(), TagScores(emissions, *(params if with_crf else [])))
     del SYNCS[:], TRANSFERS[:]
     scores = TagScores(to_device(emissions), *(to_device(params) if with_crf else []), recursion=recursion)
