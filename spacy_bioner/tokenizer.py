@@ -116,10 +116,11 @@ def make_bio_nlp() -> Language:
 # Sentence ends: a token that is only terminal punctuation.
 _TERMINALS = {".", "!", "?"}
 # Words that a period follows without ending the sentence ("et al. 1990",
-# "Fig. 2", "i.v. 10 mg" (tokenized "i.v" "."), "vs. placebo"), in the cases
-# they take, upper case included (titles in capitals: "FIG. 2", "ET AL."):
-# "Al.", "Ca." and "NO." end sentences about aluminium, calcium and nitric oxide.
-_ABBREVIATIONS = {"al", "AL", "ca", "no", "No"} | {
+# "Fig. 2", "i.v. 10 mg" (tokenized "i.v" "."), "vs. placebo", "cf. Fig. 2"), in
+# the cases they take, upper case included (titles in capitals: "FIG. 2", "ET AL."):
+# "Al.", "Ca.", "NO." and "CF." end sentences about aluminium, calcium, nitric
+# oxide and cystic fibrosis.
+_ABBREVIATIONS = {"al", "AL", "ca", "no", "No", "cf", "Cf"} | {
     form for word in ("fig", "figs", "vs", "approx", "dr", "ref", "resp", "eq")
     for form in (word, word.capitalize(), word.upper())
 }

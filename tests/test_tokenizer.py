@@ -80,6 +80,7 @@ def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tok
         # Element symbols and nitric oxide are no abbreviations; the words they look like are.
         ("Rats were exposed to Al. Brain levels rose. Production of NO. It fell.", ["Rats", "Brain", "Production", "It"]),
         ("See fig. 2 and No. 3.", ["See"]),
+        ("It rose (cf. Fig. 2). Patients with CF. They coughed.", ["It", "Patients", "They"]),
         ("AS SHOWN IN FIG. 2 (SMITH ET AL. 2001) IT ROSE.", ["AS"]),
     ],
 )
