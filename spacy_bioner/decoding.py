@@ -22,7 +22,7 @@ import numpy as np
 from thinc.api import Ops
 from thinc.types import Floats2d, Floats3d, Ints2d
 
-from .layers.crf import TagScores, along, log_softmax, pad, path_marginals, viterbi
+from .layers.crf import TagScores, along, forward_backward, log_softmax, pad, path_marginals, viterbi, within_documents
 from .tags import continuations, tag_constraints
 
 SPAN_SCORES = ("segment", "token_mean")
@@ -69,24 +69,30 @@ class ConstrainedViterbi:
             return paths, confidences
         padded, lengths = pad(ops, [emissions[i] for i in keep])
         xp = ops.xp
+        segments = self.span_scores == "segment"
         transitions, start, end = self.mask.on_device(ops, padded.dtype)
         if scores.has_transitions:
             transitions = transitions + scores.transitions
             start = start + scores.start
             end = end + scores.end
             best = viterbi(padded, lengths, transitions, start, end, scores.recursion)
-            chosen, onward = path_marginals(padded, lengths, transitions, start, end, best, scores.recursion)
-            # The next token's tags given the path's tag at t: pair over token marginal.
-            onward = onward / xp.maximum(chosen[:, :-1, None], xp.finfo(padded.dtype).tiny)
+            if segments:
+                chosen, pairs = path_marginals(padded, lengths, transitions, start, end, best, scores.recursion)
+                # The next token's tags given the path's tag: pair over token marginal.
+                following = pairs / xp.maximum(chosen[:, :-1, None], xp.finfo(padded.dtype).tiny)
+            else:
+                _, marginals, _ = forward_backward(padded, lengths, transitions, start, end, scores.recursion)
+                chosen = along(marginals, best)
         else:
             log_probs = log_softmax(padded, axis=2)
             best = viterbi(log_probs, lengths, transitions, start, end, scores.recursion)
-            probs = xp.exp(log_probs)
-            chosen, onward = along(probs, best), probs[:, 1:]
+            chosen = xp.exp(along(log_probs, best))
+            if segments:
+                following = xp.exp(log_probs[:, 1:])  # the tokens are independent
         # Float32 marginals can exceed 1 by a rounding error; a confidence is a probability.
         chosen = xp.clip(chosen, 0.0, 1.0)
-        if self.span_scores == "segment":
-            chosen = self._segment_probabilities(ops, chosen, xp.clip(onward, 0.0, 1.0), best, lengths)
+        if segments:
+            chosen = self._segment_probabilities(ops, chosen, xp.clip(following, 0.0, 1.0), best, lengths)
         best_host = ops.to_numpy(best)
         chosen_host = ops.to_numpy(chosen).astype("f")
         for row, i in enumerate(keep):
@@ -95,28 +101,35 @@ class ConstrainedViterbi:
         return paths, confidences
 
     def _segment_probabilities(
-        self, ops: Ops, chosen: Floats2d, onward: Floats3d, paths: Ints2d, lengths: np.ndarray
+        self, ops: Ops, chosen: Floats2d, following: Floats3d, paths: Ints2d, lengths: np.ndarray
     ) -> Floats2d:
         """Each token's probability of its stretch of the path: an entity's
         tokens, or one token outside any (B, T), from the probabilities of the
-        path's tags (B, T) and of the next tags given them (B, T - 1, K)."""
+        path's tags (B, T) and of each next tag given the path's (B, T - 1, K)."""
         xp = ops.xp
-        n_steps = chosen.shape[1]
-        inside = xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
+        inside = within_documents(xp, lengths, chosen.shape[1])
         goes_on_with = ops.asarray(self.continuations)
         here, there = paths[:, :-1].astype("int64"), paths[:, 1:].astype("int64")
         # joined[:, t]: the path's tag at t + 1 goes on with the entity of its tag at t.
         joined = goes_on_with[here, there] & inside[:, 1:]
         factors = chosen.copy()
-        factors[:, 1:] = xp.where(joined, along(onward, there), chosen[:, 1:])
+        factors[:, 1:] = xp.where(joined, along(following, there), chosen[:, 1:])
         # Where the path's entity ends though the next token could go on with
-        # it (IOB2's B- or I- before O or B-): times the chance that it does not.
-        stops = 1 - (onward * goes_on_with[here]).sum(axis=2)
-        factors[:, :-1] *= xp.where(joined | ~inside[:, 1:], 1, xp.clip(stops, 0.0, 1.0))
-        log_factors = xp.log(xp.maximum(factors, xp.finfo(chosen.dtype).tiny))
-        # Stretches numbered over the flattened batch: each starts where the path is not joined.
+        # it (IOB2's B- or I- before O or B-): times the chance that it does not,
+        # summed over the tags that do not (1 - the others would cancel in float32).
+        open_ended = goes_on_with.any(axis=1)[here] & ~joined & inside[:, 1:]
+        stops = (following * ~goes_on_with[here]).sum(axis=2)
+        factors[:, :-1] *= xp.where(open_ended, xp.clip(stops, 0.0, 1.0), 1)
+        log_factors = xp.where(inside, xp.log(xp.maximum(factors, xp.finfo(chosen.dtype).tiny)), 0)
+        # Stretches numbered over the flattened batch, each starting where the
+        # path is not joined; the ids are sorted, so a stretch's first and last
+        # position are found by binary search (bincount would wait for the host
+        # on CuPy), and its log-probability is a difference of running sums.
         starts = xp.ones(chosen.shape, dtype=bool)
         starts[:, 1:] = ~joined
         stretch = xp.cumsum(starts.ravel()) - 1
-        log_probabilities = xp.bincount(stretch, weights=log_factors.ravel())
-        return xp.exp(log_probabilities[stretch]).reshape(chosen.shape).astype(chosen.dtype)
+        running = xp.cumsum(log_factors.ravel().astype("float64"))
+        first = xp.searchsorted(stretch, stretch, side="left")
+        last = xp.searchsorted(stretch, stretch, side="right") - 1
+        log_probabilities = running[last] - running[first] + log_factors.ravel()[first]
+        return xp.exp(log_probabilities).reshape(chosen.shape).astype(chosen.dtype)

@@ -168,7 +168,7 @@ class DeviceArray(np.ndarray):
 _COPIES_HOST = {"asarray", "array", "asanyarray", "ascontiguousarray"}
 _TAKES_HOST = _COPIES_HOST | {"split", "array_split"}
 # xp functions whose output size depends on the data: CuPy reads it on the host.
-_SYNCING = {"nonzero", "flatnonzero", "argwhere", "unique", "compress", "extract"}
+_SYNCING = {"nonzero", "flatnonzero", "argwhere", "unique", "compress", "extract", "bincount"}
 
 
 class _DeviceXP(types.ModuleType):

@@ -195,12 +195,12 @@ def _note(label):
 """
 BASE_ADDITIONS = {
     Path("layers") / "crf.py": """
-_forward_backward = forward_backward
+_unnoted_forward_backward = forward_backward
 
 
 def forward_backward(*args, **kwargs):
     _note("forward_backward")
-    return _forward_backward(*args, **kwargs)
+    return _unnoted_forward_backward(*args, **kwargs)
 """,
     Path("losses.py"): """
 _unnoted_call = CRFLoss.__call__

@@ -81,6 +81,24 @@ def test_marginals_and_paths_match_the_oracle(seed, dtype, recursion, tag_scheme
     paths = viterbi(padded, lengths, *cast, recursion=recursion)
     for row, reference in enumerate(oracle.viterbi(emissions, transitions, start, end)):
         np.testing.assert_array_equal(paths[row, : lengths[row]], reference)
+    # The marginals along paths: the best ones, and any tag ids (random ones
+    # pass forbidden tags too, of probability 0).
+    random = np.random.default_rng(seed).integers(0, len(tags), size=padded.shape[:2]).astype("int32")
+    for tag_paths in (paths, random):
+        on_path, onward = path_marginals(padded, lengths, *cast, tag_paths, recursion=recursion)
+        assert on_path.dtype == onward.dtype == np.dtype(dtype)
+        assert on_path.shape == padded.shape[:2] and onward.shape == (len(lengths), padded.shape[1] - 1, len(tags))
+        assert_path_marginals_match(tag_paths, on_path, onward, emissions, lengths, (transitions, start, end), dtype)
+
+
+def assert_path_marginals_match(paths, on_path, onward, emissions, lengths, params, dtype):
+    """`path_marginals`' results against the oracle's marginals, document by document."""
+    for row, length in enumerate(lengths):
+        _, marginals, pairs = oracle.marginals_one(np.asarray(emissions[row][:length], "float64"), *params)
+        path = paths[row, :length]
+        assert_close(on_path[row, :length], marginals[np.arange(length), path], dtype)
+        assert_close(onward[row, : length - 1], pairs[np.arange(length - 1), path[:-1]], dtype)
+        assert not on_path[row, length:].any() and not onward[row, length - 1 :].any()
 
 
 @pytest.mark.parametrize("tag_scheme", SCHEMES)
@@ -176,36 +194,6 @@ def test_scores_beyond_float32_products_fall_back_to_log_space_and_match_the_ora
     for row, (_, reference, _) in enumerate(expected):
         assert_close(marginals[row, : lengths[row]], reference, "float32")
     assert_close(pairwise, sum(pairs for _, _, pairs in expected), "float32")
-
-
-def assert_path_marginals_match(paths, on_path, onward, emissions, lengths, params, dtype):
-    """`path_marginals`' results against the oracle's marginals, document by document."""
-    for row, length in enumerate(lengths):
-        _, marginals, pairs = oracle.marginals_one(np.asarray(emissions[row][:length], "float64"), *params)
-        path = paths[row, :length]
-        assert_close(on_path[row, :length], marginals[np.arange(length), path], dtype)
-        assert_close(onward[row, : length - 1], pairs[np.arange(length - 1), path[:-1]], dtype)
-        assert not on_path[row, length:].any() and not onward[row, length - 1 :].any()
-
-
-@pytest.mark.parametrize("tag_scheme", SCHEMES)
-@pytest.mark.parametrize("recursion", SCHEDULES)
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("seed", range(3))
-def test_path_marginals_match_the_oracle(seed, dtype, recursion, tag_scheme):
-    tags = make_tags(["DNA", "protein"], tag_scheme)
-    emissions, params, _ = random_batch(N_DOCS, tag_constraints(tags), seed)
-    params = masked(params, tags)
-    padded, lengths = pad(OPS, [e.astype(dtype) for e in emissions])
-    cast = [a.astype(dtype) for a in params]
-    best = viterbi(padded, lengths, *cast, recursion=recursion)
-    # Any tag ids: random ones pass forbidden tags too, of probability 0.
-    random = np.random.default_rng(seed).integers(0, len(tags), size=padded.shape[:2]).astype("int32")
-    for paths in (best, random):
-        on_path, onward = path_marginals(padded, lengths, *cast, paths, recursion=recursion)
-        assert on_path.dtype == onward.dtype == np.dtype(dtype)
-        assert on_path.shape == padded.shape[:2] and onward.shape == (len(lengths), padded.shape[1] - 1, len(tags))
-        assert_path_marginals_match(paths, on_path, onward, emissions, lengths, params, dtype)
 
 
 @pytest.mark.parametrize("recursion", SCHEDULES)

@@ -147,7 +147,7 @@ def check_recursion(recursion: str) -> str:
     return recursion
 
 
-def _inside(xp, lengths: np.ndarray, n_steps: int):
+def within_documents(xp, lengths: np.ndarray, n_steps: int) -> ArrayXd:
     """(B, T) bool on xp's device: whether each padded position is within its document."""
     return xp.arange(n_steps)[None, :] < xp.asarray(lengths)[:, None]
 
@@ -324,7 +324,7 @@ class ScaledScores:
         xp = get_array_module(emissions)
         n_steps = emissions.shape[1]
         last = xp.asarray(lengths - 1)
-        inside = _inside(xp, lengths, n_steps)
+        inside = within_documents(xp, lengths, n_steps)
         shift = emissions.max(axis=2, keepdims=True)
         gap = emissions - shift
         potentials = xp.exp(gap)
@@ -516,7 +516,7 @@ def _forward_backward_log(
     unscaled log Z, and with `paths` their onward pair marginals (None without)."""
     xp = get_array_module(emissions)
     n_docs, n_steps, _ = emissions.shape
-    inside = _inside(xp, lengths, n_steps)
+    inside = within_documents(xp, lengths, n_steps)
     docs = xp.arange(n_docs)
     last = xp.asarray(lengths - 1)
     # alpha past a document's end keeps its last value; beta there is unused.
@@ -595,7 +595,7 @@ def constrained_statistics(
     """
     xp = get_array_module(emissions)
     n_docs, n_steps, n_tags = emissions.shape
-    inside = _inside(xp, lengths, n_steps)
+    inside = within_documents(xp, lengths, n_steps)
     one_hot = (golds[:, :, None] == xp.arange(n_tags)[None, None, :]).astype(emissions.dtype)
     known = golds >= 0
     safe = xp.where(known, golds, 0)
@@ -695,7 +695,7 @@ def _viterbi_parallel(
     n_docs, n_steps, n_tags = emissions.shape
     docs = xp.arange(n_docs)
     last = xp.asarray(lengths - 1)
-    inside = _inside(xp, lengths, n_steps)
+    inside = within_documents(xp, lengths, n_steps)
     first = emissions[:, 0] + start
     # The max-plus identity past a document's end.
     identity = xp.where(xp.eye(n_tags, dtype=bool), 0, -xp.inf).astype(dtype)
