@@ -30,6 +30,8 @@ setup(
         "thinc>=8.3,<8.4",
         "numpy",
         "seqeval>=1.2",
+        # `evaluate`'s measures of the entity scores (Brier, ROC AUC); seqeval needs it too.
+        "scikit-learn>=1.0",
         "typer>=0.9",
         # `annotate`: Parquet tables and the PubMed XML reader.
         "pyarrow>=12",

@@ -13,6 +13,10 @@ whole where it learnt "IL", "-", "2"), 6% of JNLPBA's test tokens. Entity-level 
 default (conlleval-compatible) mode: it is what the published
 JNLPBA/BC5CDR numbers and the Hugging Face ``run_ner.py`` recipe report.
 spaCy's own scorer (``spans_<key>_*``) is reported next to them.
+
+Beside them, how well the head's entity scores tell right from wrong
+(`score_quality`): an entity is right where the gold holds one with its
+tokens and label; scikit-learn gives the Brier score and the ROC AUC.
 """
 
 import itertools
@@ -24,12 +28,23 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
+from sklearn.metrics import brier_score_loss, roc_auc_score
 from spacy.language import Language
 from spacy.scorer import Scorer
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 
-from .annotation import SCORES_ATTR, group_scores, head_keys, is_annotated, spans_of, taggable_spans
+from .annotation import (
+    SCORES_ATTR,
+    gold_spans,
+    group_scores,
+    head_keys,
+    is_annotated,
+    spans_of,
+    spans_with_scores,
+    taggable_spans,
+)
 from .corpora.docbin import gold_token_doc, load_docs
 from .messages import counted
 from .tags import spans_to_tags
@@ -77,6 +92,64 @@ def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, An
         "entities": {"gold": len(gold_entities), "predicted": len(pred_entities),
                      "correct": len(gold_entities & pred_entities)},
     }
+
+
+# Score thresholds at which `score_quality` reports the precision and the entities kept.
+SCORE_THRESHOLDS = (0.5, 0.9)
+CALIBRATION_BINS = 10
+
+
+def scored_entities(
+    predicted: Sequence[Doc], references: Sequence[Doc], spans_key: str
+) -> Tuple[List[float], List[bool]]:
+    """The score of each entity the head with `spans_key` predicted (on the
+    references' tokens), and whether the reference holds one with its tokens
+    and label (the head's gold: `annotation.gold_spans`, as a tagger can
+    reproduce it). Entities without a score (a group not written by a head) are left out."""
+    scores: List[float] = []
+    right: List[bool] = []
+    for doc, reference in zip(predicted, references):
+        gold = {(s.start, s.end, s.label_) for s in taggable_spans(gold_spans(reference, spans_key) or [])}
+        for span, score in spans_with_scores(doc, spans_key):
+            if score is not None:
+                scores.append(score)
+                right.append((span.start, span.end, span.label_) in gold)
+    return scores, right
+
+
+def calibration_error(scores: Sequence[float], right: Sequence[bool], bins: int = CALIBRATION_BINS) -> float:
+    """Expected calibration error: over equal-width score bins, |mean score -
+    share right|, weighted by the bin's entities (scikit-learn has the bins,
+    `calibration_curve`, but not their weights)."""
+    scores, right = np.asarray(scores, dtype="float64"), np.asarray(right, dtype=bool)
+    which = np.minimum((scores * bins).astype(int), bins - 1)
+    total = sum(
+        (which == b).sum() * abs(scores[which == b].mean() - right[which == b].mean()) for b in np.unique(which)
+    )
+    return float(total / len(scores))
+
+
+def score_quality(scores: Sequence[float], right: Sequence[bool]) -> Dict[str, Any]:
+    """How well entity scores tell right from wrong: the precision against the
+    mean score, the Brier score, the calibration error, the ROC AUC (None
+    where every entity is right, or none), and the precision and the entities
+    kept at each of SCORE_THRESHOLDS (None where none is kept)."""
+    scores, right = np.asarray(scores, dtype="float64"), np.asarray(right, dtype=bool)
+    quality: Dict[str, Any] = {"entities": int(len(scores))}
+    if not len(scores):
+        return quality
+    quality.update({
+        "precision": float(right.mean()),
+        "mean_score": float(scores.mean()),
+        "brier": float(brier_score_loss(right, scores)),
+        "calibration_error": calibration_error(scores, right),
+        "auroc": float(roc_auc_score(right, scores)) if 0 < right.sum() < len(right) else None,
+    })
+    for threshold in SCORE_THRESHOLDS:
+        kept = scores >= threshold
+        quality[f"kept_at_{threshold}"] = int(kept.sum())
+        quality[f"precision_at_{threshold}"] = float(right[kept].mean()) if kept.any() else None
+    return quality
 
 
 def macro_f1(per_type: Dict[str, Dict[str, float]]) -> float:
@@ -275,6 +348,7 @@ def evaluate_corpus(
     seqeval = seqeval_scores(gold_tags, pred_tags)
     examples = [Example(pred, ref) for pred, ref in zip(predicted, references)]
     spacy_scores = Scorer(nlp).score(examples)
+    entity_scores = score_quality(*scored_entities(predicted, references, key))
     prefix = f"spans_{key}"
     result = {
         "corpus": name,
@@ -306,6 +380,8 @@ def evaluate_corpus(
             "ents_r": _float(spacy_scores.get("ents_r")),
             "ents_f1": _float(spacy_scores.get("ents_f")),
         },
+        # The head's entity scores against whether each entity is right.
+        "entity_scores": entity_scores,
     }
     log(
         f"{name}: seqeval P {seqeval['p']:.4f} R {seqeval['r']:.4f} F1 {seqeval['f1']:.4f}; "
@@ -344,6 +420,25 @@ def markdown_table(results: Dict[str, Dict[str, Any]]) -> str:
                 f"| {name} | {label} | {row['p']:.4f} | {row['r']:.4f} | {row['f1']:.4f} | "
                 f"{row['support']:,} | {_fmt(spacy_f)} |"
             )
+    lines += [
+        "",
+        "Entity scores (the head's entities, each right or wrong; a higher score should mean right more often):",
+        "",
+        "| corpus | entities | precision | mean score | Brier | calibration error | ROC AUC | "
+        + " | ".join(f"precision (kept) at ≥ {t}" for t in SCORE_THRESHOLDS) + " |",
+        "| --- " + "| ---: " * (6 + len(SCORE_THRESHOLDS)) + "|",
+    ]
+    for name, r in results.items():
+        q = r.get("entity_scores") or {}
+        if not q.get("entities"):
+            continue
+        kept = " | ".join(
+            f"{_fmt(q[f'precision_at_{t}'])} ({q[f'kept_at_{t}']:,})" for t in SCORE_THRESHOLDS
+        )
+        lines.append(
+            f"| {name} | {q['entities']:,} | {q['precision']:.4f} | {q['mean_score']:.4f} | {q['brier']:.4f} | "
+            f"{q['calibration_error']:.4f} | {_fmt(q['auroc'])} | {kept} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -12,12 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
-import numpy as np
 import pytest
 import spacy
 from spacy.tokens import DocBin
 from abbreviation_settings import SETTINGS
-from span_scores import calibration_error, score_quality
 from run import CORPORA, HEAD_LOSSES, head_type_overrides, markdown_table, parse_variant, spacy_config
 from toy import ROOT
 
@@ -261,19 +259,6 @@ def test_abbreviation_settings_on_a_saved_pipeline(tiny_pipeline: Path, corpus_r
     gold, pred = iob_tags(docs, "bc5cdr"), iob_tags(predicted, "bc5cdr")
     alone = next(r for r in records if (r["split"], r["setting"]) == ("test", "none"))
     assert alone["f1"] == pytest.approx(seqeval_scores(gold, pred)["f1"])
-
-
-def test_calibration_error_and_score_quality_by_hand() -> None:
-    scores, right = [0.95, 0.95, 0.15, 0.15, 0.55], [True, False, False, True, True]
-    # Bins 0.9-1 (mean 0.95, half right), 0.1-0.2 (0.15, half right), 0.5-0.6 (0.55, right): weighted by 2, 2, 1.
-    assert calibration_error(np.asarray(scores), np.asarray(right)) == pytest.approx((2 * 0.45 + 2 * 0.35 + 0.45) / 5)
-    quality = score_quality(scores, right)
-    assert quality["precision"] == pytest.approx(0.6) and quality["mean_score"] == pytest.approx(0.55)
-    assert quality["brier"] == pytest.approx(np.mean((np.asarray(scores) - np.asarray(right)) ** 2))
-    assert (quality["kept_at_0.5"], quality["precision_at_0.5"]) == (3, pytest.approx(2 / 3))
-    assert (quality["kept_at_0.9"], quality["precision_at_0.9"]) == (2, pytest.approx(0.5))
-    assert quality["auroc"] == pytest.approx(0.5)  # right: 0.95, 0.15, 0.55; wrong: 0.95, 0.15
-    assert score_quality([0.2, 0.9], [True, True])["auroc"] is None
 
 
 def test_span_scores_record_each_setting_with_the_same_entities(tiny_pipeline: Path, corpus_root: Path, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import List
 
+import numpy as np
 import pytest
 import srsly
 import spacy
@@ -39,10 +40,12 @@ from typer.testing import CliRunner
 from spacy_bioner.about import __version__
 from spacy_bioner.cli import app
 from spacy_bioner.evaluation import (
+    calibration_error,
     docs_to_iob,
     evaluate_corpus,
     on_reference_tokens,
     predict_references,
+    score_quality,
     seqeval_scores,
 )
 from spacy_bioner.encoders import packaged_encoder_path
@@ -422,6 +425,27 @@ def test_evaluate_matches_a_direct_seqeval_computation(hash_pipeline):
     # spaCy's scorer on the same head and predictions, next to seqeval.
     scores = nlp.evaluate([__import__("spacy").training.Example(p, r) for p, r in zip(predicted, references)])
     assert result["spacy"]["f1"] == pytest.approx(scores["spans_jnlpba_f"])
+    # Every entity of the head is scored, and judged right as the scorer judges it.
+    quality = result["entity_scores"]
+    assert quality["entities"] == sum(len(doc.spans["jnlpba"]) for doc in predicted) > 0
+    assert quality["precision"] == pytest.approx(result["spacy"]["p"])
+    assert quality["mean_score"] == pytest.approx(
+        np.mean([score for doc in predicted for score in doc.spans["jnlpba"].attrs["scores"]]))
+
+
+def test_entity_score_quality_by_hand():
+    scores, right = [0.95, 0.95, 0.15, 0.15, 0.55], [True, False, False, True, True]
+    # Bins 0.9-1 (mean 0.95, half right), 0.1-0.2 (0.15, half right), 0.5-0.6 (0.55, right): weighted 2, 2, 1.
+    assert calibration_error(scores, right) == pytest.approx((2 * 0.45 + 2 * 0.35 + 0.45) / 5)
+    quality = score_quality(scores, right)
+    assert quality["precision"] == pytest.approx(0.6) and quality["mean_score"] == pytest.approx(0.55)
+    assert quality["brier"] == pytest.approx(np.mean((np.asarray(scores) - np.asarray(right)) ** 2))
+    assert (quality["kept_at_0.5"], quality["precision_at_0.5"]) == (3, pytest.approx(2 / 3))
+    assert (quality["kept_at_0.9"], quality["precision_at_0.9"]) == (2, pytest.approx(0.5))
+    assert quality["auroc"] == pytest.approx(0.5)  # right: 0.95, 0.15, 0.55; wrong: 0.95, 0.15
+    assert score_quality([0.2, 0.9], [True, True])["auroc"] is None
+    assert score_quality([0.2], [False])["precision_at_0.5"] is None
+    assert score_quality([], []) == {"entities": 0}
 
 
 def test_evaluate_leaves_out_documents_not_annotated_for_the_head(hash_pipeline, tmp_path):
@@ -545,6 +569,7 @@ def test_evaluate_command_writes_json_markdown_and_png(hash_pipeline, tmp_path):
     assert data["encoder"] == "tiny"
     table = (out / "scores.md").read_text()
     assert "| toy |" in table and f"{data['seqeval']['f1']:.4f}" in table and "make it" in table
+    assert f"| toy | {data['entity_scores']['entities']:,} | {data['entity_scores']['precision']:.4f} |" in table
     assert (out / "per_type_f1.png").read_bytes()[:4] == b"\x89PNG"
 
 
