@@ -300,7 +300,8 @@ class BioNER(TrainablePipe):
     # Inference ---------------------------------------------------------------
 
     def predict(self, docs: Iterable[Doc]) -> List[Tuple[np.ndarray, np.ndarray]]:
-        """Per doc: the decoded tag id of each token and its confidence in that tag."""
+        """Per doc: the decoded tag id of each token and its confidence: the tag's
+        probability, or with span_scores = "segment" that of the token's entity (decoding.py)."""
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return [(np.zeros((len(d),), dtype="i"), np.ones((len(d),), dtype="f")) for d in docs]
