@@ -395,7 +395,8 @@ def _float(value: Any) -> Optional[float]:
 
 
 def markdown_table(results: Dict[str, Dict[str, Any]]) -> str:
-    """Micro P/R/F1 (seqeval and spaCy) and seqeval's macro F1 per corpus, then per-type seqeval scores."""
+    """Micro P/R/F1 (seqeval and spaCy) and seqeval's macro F1 per corpus, then per-type seqeval
+    scores, then how the entity scores fare (where the metrics measured them)."""
     lines = [
         "| corpus | head | docs | words | seqeval P | seqeval R | seqeval F1 | macro F1 | spaCy P | spaCy R | spaCy F1 |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -420,21 +421,19 @@ def markdown_table(results: Dict[str, Dict[str, Any]]) -> str:
                 f"| {name} | {label} | {row['p']:.4f} | {row['r']:.4f} | {row['f1']:.4f} | "
                 f"{row['support']:,} | {_fmt(spacy_f)} |"
             )
-    lines += [
-        "",
-        "Entity scores (the head's entities, each right or wrong; a higher score should mean right more often):",
-        "",
-        "| corpus | entities | precision | mean score | Brier | calibration error | ROC AUC | "
-        + " | ".join(f"precision (kept) at ≥ {t}" for t in SCORE_THRESHOLDS) + " |",
-        "| --- " + "| ---: " * (6 + len(SCORE_THRESHOLDS)) + "|",
-    ]
-    for name, r in results.items():
-        q = r.get("entity_scores") or {}
-        if not q.get("entities"):
-            continue
-        kept = " | ".join(
-            f"{_fmt(q[f'precision_at_{t}'])} ({q[f'kept_at_{t}']:,})" for t in SCORE_THRESHOLDS
-        )
+    # Metrics written before evaluate measured the scores have none.
+    scored = {name: r["entity_scores"] for name, r in results.items() if (r.get("entity_scores") or {}).get("entities")}
+    if scored:
+        lines += [
+            "",
+            "Entity scores (each of the head's entities right or wrong; a higher score should mean right more often):",
+            "",
+            "| corpus | entities | precision | mean score | Brier | calibration error | ROC AUC | "
+            + " | ".join(f"precision (kept) at ≥ {t}" for t in SCORE_THRESHOLDS) + " |",
+            "| --- " + "| ---: " * (6 + len(SCORE_THRESHOLDS)) + "|",
+        ]
+    for name, q in scored.items():
+        kept = " | ".join(f"{_fmt(q[f'precision_at_{t}'])} ({q[f'kept_at_{t}']:,})" for t in SCORE_THRESHOLDS)
         lines.append(
             f"| {name} | {q['entities']:,} | {q['precision']:.4f} | {q['mean_score']:.4f} | {q['brier']:.4f} | "
             f"{q['calibration_error']:.4f} | {_fmt(q['auroc'])} | {kept} |"
