@@ -253,7 +253,8 @@ def _forward_backward(
     recursion: str,
     paths: Optional[Ints2d] = None,
 ) -> Tuple[Floats1d, Floats3d, Floats2d, Optional[Floats3d]]:
-    """`forward_backward`, and with `paths` their onward pair marginals (`path_marginals`)."""
+    """`forward_backward`'s results, and with `paths` the marginals of each path
+    tag with every next tag (`path_marginals`; None without)."""
     parallel = _parallel(recursion, get_array_module(emissions))
     fast = _forward_backward_parallel if parallel else _forward_backward_sequential
     scaled = ScaledScores.of(emissions, lengths, transitions, start, end)
