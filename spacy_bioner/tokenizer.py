@@ -115,6 +115,8 @@ def make_bio_nlp() -> Language:
 
 # Sentence ends: a token that is only terminal punctuation.
 _TERMINALS = {".", "!", "?"}
+# Quotes and brackets that can close a sentence after its terminal punctuation.
+_CLOSERS = {'"', "'", "\u201d", "\u2019", ")", "]"}
 # Words that a period follows without ending the sentence ("et al. 1990",
 # "Fig. 2", "i.v. 10 mg" (tokenized "i.v" "."), "vs. placebo", "cf. Fig. 2"), in
 # the cases they take, upper case included (titles in capitals: "FIG. 2", "ET AL."):
@@ -142,18 +144,33 @@ def _ends_sentence(prev: str, terminal: str, nxt: str) -> bool:
 def starts_sentence(doc: Doc, i: int) -> bool:
     """Whether token `i` starts a sentence by the rules above, forced starts aside: after
     terminal punctuation, by the last two tokens before it that are not whitespace ("works."
-    "\n" "The": the whitespace stays with the sentence it follows)."""
+    "\n" "The": the whitespace stays with the sentence it follows), nor quotes or brackets
+    that close the sentence, attached to its terminal punctuation ('said "it works." The':
+    the quote stays with its sentence, "The" starts the next)."""
     if i == 0:
         return True
-    if doc[i].is_space:
+    if doc[i].is_space or _closes_sentence(doc, i):
         return False
     before: List[str] = []
     j = i - 1
     while j >= 0 and len(before) < 2:
-        if not doc[j].is_space:
+        if not doc[j].is_space and not (not before and _closes_sentence(doc, j)):
             before.append(doc[j].text)
         j -= 1
     return len(before) == 2 and _ends_sentence(before[1], before[0], doc[i].text)
+
+
+def _closes_sentence(doc: Doc, i: int) -> bool:
+    """Token `i` is a closing quote or bracket attached to terminal punctuation, or to
+    such a closer ("works.\")" ): it belongs to the sentence before it."""
+    j = i - 1
+    while j >= 0 and doc[i].text in _CLOSERS and not doc[j].whitespace_:
+        if doc[j].text in _TERMINALS:
+            return True
+        if doc[j].text not in _CLOSERS:
+            return False
+        i, j = j, j - 1
+    return False
 
 
 def set_sentence_starts(doc: Doc, forced: Iterable[int] = ()) -> Doc:

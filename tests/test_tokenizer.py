@@ -81,6 +81,10 @@ def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tok
         ("Rats were exposed to Al. Brain levels rose. Production of NO. It fell.", ["Rats", "Brain", "Production", "It"]),
         ("See fig. 2 and No. 3.", ["See"]),
         ("It rose (cf. Fig. 2). Patients with CF. They coughed.", ["It", "Patients", "They"]),
+        # A quote or bracket attached to a sentence's end closes it; one after a space opens the next.
+        ('Called "meth mouth." Although rare.', ["Called", "Although"]),
+        ('It binds (see above.) The next. "The rats died." Then.', ["It", "The", '"', "Then"]),
+        ('It works.") The end.', ["It", "The"]),
         ("AS SHOWN IN FIG. 2 (SMITH ET AL. 2001) IT ROSE.", ["AS"]),
     ],
 )
