@@ -120,13 +120,12 @@ def scored_entities(
 def calibration_error(scores: Sequence[float], right: Sequence[bool], bins: int = CALIBRATION_BINS) -> float:
     """Expected calibration error: over equal-width score bins, |mean score -
     share right|, weighted by the bin's entities (scikit-learn has the bins,
-    `calibration_curve`, but not their weights)."""
-    scores, right = np.asarray(scores, dtype="float64"), np.asarray(right, dtype=bool)
+    `calibration_curve`, but not their weights): per bin, |sum of scores -
+    entities right|, over all entities."""
+    scores, right = np.asarray(scores, dtype="float64"), np.asarray(right, dtype="float64")
     which = np.minimum((scores * bins).astype(int), bins - 1)
-    total = sum(
-        (which == b).sum() * abs(scores[which == b].mean() - right[which == b].mean()) for b in np.unique(which)
-    )
-    return float(total / len(scores))
+    gaps = np.bincount(which, weights=scores, minlength=bins) - np.bincount(which, weights=right, minlength=bins)
+    return float(np.abs(gaps).sum() / len(scores))
 
 
 def score_quality(scores: Sequence[float], right: Sequence[bool]) -> Dict[str, Any]:

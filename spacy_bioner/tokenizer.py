@@ -154,23 +154,21 @@ def starts_sentence(doc: Doc, i: int) -> bool:
     before: List[str] = []
     j = i - 1
     while j >= 0 and len(before) < 2:
-        if not doc[j].is_space and not (not before and _closes_sentence(doc, j)):
+        # Until the terminal is found, the closers attached to it are passed over too.
+        passed = doc[j].is_space or (not before and _closes_sentence(doc, j))
+        if not passed:
             before.append(doc[j].text)
         j -= 1
     return len(before) == 2 and _ends_sentence(before[1], before[0], doc[i].text)
 
 
 def _closes_sentence(doc: Doc, i: int) -> bool:
-    """Token `i` is a closing quote or bracket attached to terminal punctuation, or to
-    such a closer ("works.\")" ): it belongs to the sentence before it."""
-    j = i - 1
-    while j >= 0 and doc[i].text in _CLOSERS and not doc[j].whitespace_:
-        if doc[j].text in _TERMINALS:
-            return True
-        if doc[j].text not in _CLOSERS:
-            return False
-        i, j = j, j - 1
-    return False
+    """Token `i` is a closing quote or bracket attached to terminal punctuation, directly
+    or through other such closers ("works.\")" ): it belongs to the sentence before it."""
+    j = i
+    while j > 0 and doc[j].text in _CLOSERS and not doc[j - 1].whitespace_:
+        j -= 1
+    return j < i and doc[j].text in _TERMINALS
 
 
 def set_sentence_starts(doc: Doc, forced: Iterable[int] = ()) -> Doc:
