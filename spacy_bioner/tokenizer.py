@@ -18,9 +18,9 @@ tokenizer is for raw text (PubTator documents and inference).
 
 The sentence rules (`starts_sentence`) are written here too, on these
 tokens, rather than taken from pysbd (scispacy's splitter), which breaks at
-list items ("1)", "(i)") that the corpora's sentences keep whole. Against
-the sentences of BC5CDR's IOB form they miss 24 and 33 of about 4,600
-starts in train and dev (a review of 2026-12-05).
+list items ("1)", "(i)") that the corpora's sentences keep whole. They are
+checked against the sentences of BC5CDR's IOB form and of JNLPBA
+(benchmarks/README.md, "Sentence rules").
 """
 
 import re
@@ -31,7 +31,7 @@ from spacy.lang.en import English
 from spacy.lang.tokenizer_exceptions import emoticons
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Token
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
 # The characters that join the parts of a name as ASCII's hyphen does, split as
@@ -118,27 +118,24 @@ _TERMINALS = {".", "!", "?"}
 # Quotes and brackets that can close a sentence after its terminal punctuation.
 _CLOSERS = {'"', "'", "\u201d", "\u2019", ")", "]"}
 # Words that a period follows without ending the sentence ("et al. 1990",
-# "Fig. 2", "i.v. 10 mg" (tokenized "i.v" "."), "vs. placebo", "cf. Fig. 2"), in
+# "Fig. 2", "vs. placebo", "cf. Fig. 2", "e.g. NF-kB" in a corpus's tokens), in
 # the cases they take, upper case included (titles in capitals: "FIG. 2", "ET AL."):
 # "Al.", "Ca.", "NO." and "CF." end sentences about aluminium, calcium, nitric
 # oxide and cystic fibrosis.
-_ABBREVIATIONS = {"al", "AL", "ca", "no", "No", "cf", "Cf"} | {
+_ABBREVIATIONS = {"al", "AL", "ca", "no", "No", "cf", "Cf", "e.g", "E.g", "i.e", "I.e"} | {
     form for word in ("fig", "figs", "vs", "approx", "dr", "ref", "resp", "eq")
     for form in (word, word.capitalize(), word.upper())
 }
-
-
-def _ends_sentence(prev: str, terminal: str, nxt: str) -> bool:
-    if terminal not in _TERMINALS:
-        return False
-    # A dotted abbreviation that lost its last period ("U.S", "i.v", "p.o")
-    # ends in letters; a decimal ("... was 1.6. The") ends a sentence.
-    dotted = "." in prev and prev.rsplit(".", 1)[1].isalpha()
-    if terminal == "." and (dotted or prev in _ABBREVIATIONS):
-        return False
-    # A new sentence starts with a capital, a digit or an opening bracket;
-    # "0.5 mg. kg" or "e.g. the" do not start one.
-    return nxt[:1].isupper() or nxt[:1].isdigit() or nxt[:1] in "([\"'"
+# A letter in lower case with its period, one token by spaCy's exceptions: in
+# abstracts, a unit ("within 24 h.", "554 mg/l.", "for 5 d.").
+_UNIT_WITH_PERIOD = re.compile(r"[a-z]\.")
+# Greek letters' names, with which gene and protein names begin ("alpha 4 integrins mediate").
+_GREEK_LETTERS = frozenset(
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma "
+    "tau upsilon phi chi psi omega".split()
+)
+# A word in lower case joined by a hyphen to a word: "c-myc", "dl-Sotalol" (not "kg-1").
+_HYPHENATED_WORD = re.compile(rf"[a-z]+[{_HYPHEN}][^\W\d_]")
 
 
 def starts_sentence(doc: Doc, i: int) -> bool:
@@ -151,15 +148,63 @@ def starts_sentence(doc: Doc, i: int) -> bool:
         return True
     if doc[i].is_space or _closes_sentence(doc, i):
         return False
-    before: List[str] = []
+    before: List[Token] = []
+    closed = False  # closers passed over
     j = i - 1
     while j >= 0 and len(before) < 2:
         # Until the terminal is found, the closers attached to it are passed over too.
-        passed = doc[j].is_space or (not before and _closes_sentence(doc, j))
-        if not passed:
-            before.append(doc[j].text)
+        closer = not before and _closes_sentence(doc, j)
+        closed = closed or closer
+        if not (doc[j].is_space or closer):
+            before.append(doc[j])
         j -= 1
-    return len(before) == 2 and _ends_sentence(before[1], before[0], doc[i].text)
+    return len(before) == 2 and _ends_sentence(before[1].text, before[0], doc[i], closed)
+
+
+def _ends_sentence(prev: str, terminal: Token, nxt: Token, closed: bool) -> bool:
+    """Whether `terminal`, after the word `prev`, ends a sentence that `nxt` starts, with
+    `closed` whether a quote or bracket closed it."""
+    period = terminal.text == "." or bool(_UNIT_WITH_PERIOD.fullmatch(terminal.text))
+    if period and _is_section_label(nxt):  # "by Smith et al. RESULTS: In", "5 mg/kg i.v. METHODS:"
+        return True
+    # A unit ("24 h.") or a dotted abbreviation in lower case that lost its last period to the
+    # tokenizer ("p.o" ".", "b.i.d" ".") ends a sentence only before a word in title case, with a
+    # space between ("within 24 h. Few days later", "30 mg/kg p.o. Together"): not before
+    # a bracket or a digit ("naloxone s.c. (P<0.05)"), an abbreviation ("125 mg i.v. MP
+    # before"), or inside a word ("p.Val204Asp"). "U.S" and other capitals' end none.
+    lower_abbreviation = "." in prev and prev.rsplit(".", 1)[1].isalpha() and prev.islower()
+    if _UNIT_WITH_PERIOD.fullmatch(terminal.text) or (terminal.text == "." and lower_abbreviation):
+        title_case = nxt.text[:1].isupper() and nxt.text[1:2].islower()
+        return title_case and not closed and bool(terminal.whitespace_)
+    if terminal.text not in _TERMINALS:
+        return False
+    dotted = "." in prev and prev.rsplit(".", 1)[1].isalpha()
+    if terminal.text == "." and (dotted or prev in _ABBREVIATIONS):
+        return False
+    # A decimal ("... was 1.6. The") ends a sentence; "0.5 mg. kg" does not.
+    return _opens_sentence(nxt)
+
+
+def _opens_sentence(token: Token) -> bool:
+    """Whether `token` can begin a sentence: a capital, a digit, an opening bracket or quote, or
+    a name that begins in lower case: with a capital or a digit ("mRNA", "p53", "cAMP"), a
+    Greek letter's ("alpha 4 integrins"), or joined by a hyphen to a word ("c-myc")."""
+    text = token.text
+    if text[:1].isupper() or text[:1].isdigit() or text[:1] in "([\"'":
+        return True
+    if not text[:1].islower():
+        return False
+    # The text up to the next space: "c-myc" is three tokens here, one in a corpus's own.
+    word = token.doc.text[token.idx : token.idx + 64].split(maxsplit=1)[0]
+    return (any(char.isupper() or char.isdigit() for char in text) or text in _GREEK_LETTERS
+            or bool(_HYPHENATED_WORD.match(word)))
+
+
+def _is_section_label(token: Token) -> bool:
+    """A structured abstract's label in capitals before its colon ("RESULTS:")."""
+    doc = token.doc
+    return (len(token) >= 4 and token.text.isalpha() and token.text.isupper()
+            and token.i + 1 < len(doc) and doc[token.i + 1].text == ":")
 
 
 def _closes_sentence(doc: Doc, i: int) -> bool:

@@ -275,6 +275,23 @@ def test_span_scores_record_each_setting_with_the_same_entities(tiny_pipeline: P
         assert segment["mean_score"] <= token_mean["mean_score"] + 1e-6
 
 
+def test_sentence_rules_record_each_source(tmp_path: Path) -> None:
+    stdout = run_script("sentence_rules.py", ["--limit", "4", "--show", "2", "--output-dir", str(tmp_path)])
+    [results] = list(tmp_path.glob("*-sentence-rules.json"))
+    sources = json.loads(results.read_text())["sources"]
+    assert [s["source"] for s in sources] == [
+        "bc5cdr-iob train", "bc5cdr-iob devel", "bc5cdr-iob test", "jnlpba train", "jnlpba test", "pretraining text"
+    ]
+    for source in sources:
+        assert source["documents"] == 4
+        # Abstracts of several sentences each; the rules find nearly all their starts.
+        assert source["reference_starts"] > 4 * source["documents"] > 4 * source["missed"]
+        for kind in ("missed", "extra"):
+            assert len(source["examples"][kind]) == min(2, source[kind])
+            assert all(" || " in example for example in source["examples"][kind])
+        assert f"{source['source']}: {source['reference_starts']:,} starts" in stdout
+
+
 def test_long_document_record(tiny_pipeline: Path, corpus_root: Path, tmp_path: Path) -> None:
     output = tmp_path / "long.json"
     run_script("long_document.py", [

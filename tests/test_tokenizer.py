@@ -2,6 +2,7 @@
 
 import pytest
 import spacy
+from spacy.tokens import Doc
 from toy import PUBTATOR
 
 from spacy_bioner.corpora.pubtator import _parse_pubtator
@@ -74,7 +75,20 @@ def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tok
         ("It works. (A second test) failed! 3 rats died? Yes.", ["It", "(", "3", "Yes"]),
         # A decimal before the period is not an abbreviation.
         ("Activity was 1.6. Thermal ratios at E18.5. We saw it.", ["Activity", "Thermal", "We"]),
-        ("It was given i.v. Anaesthesia followed.", ["It"]),
+        # A unit or a dotted abbreviation in lower case with its period ends a sentence
+        # before a word in title case after a space; not before a bracket, a digit, an
+        # abbreviation, nor inside a word.
+        ("It was given i.v. Anaesthesia followed.", ["It", "Anaesthesia"]),
+        ("Pain faded within 24 h. Few days later, 2.8 g. Then 30 mg/kg p.o. Together.",
+         ["Pain", "Few", "Then", "Together"]),
+        ("It was given s.c. (P<0.05) for 5 d. 10 rats got 125 mg i.v. MP before it.", ["It"]),
+        ("The mutation (p.Val204Asp) causes loss at 2 mg/kg b. w. once.", ["The"]),
+        ("It rose by 2 mg. kg-1. d-1 for weeks.", ["It"]),
+        # Names that begin in lower case begin sentences too; units do not.
+        ("It fell. mRNA rose. p53 was active. alpha 4 integrins bind. c-myc was high. dl-Sotalol too.",
+         ["It", "mRNA", "p53", "alpha", "c", "dl"]),
+        # A structured abstract's label starts a sentence, whatever the period followed.
+        ("As by Smith et al. RESULTS: It rose at 5 mg/kg i.v. METHODS: Rats.", ["As", "RESULTS", "METHODS"]),
         # Whitespace after the period, of any kind, ends the sentence all the same.
         ("It works.\nThe next.  One more.\u00a0Last.", ["It", "The", "One", "Last"]),
         # Element symbols and nitric oxide are no abbreviations; the words they look like are.
@@ -93,6 +107,13 @@ def test_sentence_starts_follow_terminal_punctuation_not_abbreviations(text, sta
     assert [sent[0].text for sent in doc.sents] == starts
     # The same rules, read token by token where a doc's sentences are not set.
     assert [starts_sentence(bio_nlp(text), i) for i in range(len(doc))] == [token.is_sent_start for token in doc]
+
+
+def test_sentence_rules_read_a_corpus_s_own_tokens(bio_nlp):
+    """GENIA splits "e.g." and keeps "c-myc" whole: the rules read its tokens alike."""
+    words = "Factors ( e.g . NF-kB ) bind . c-myc rose . cAMP fell vs . 4 +/- 1 U/mL .".split()
+    doc = set_sentence_starts(Doc(bio_nlp.vocab, words=words))
+    assert [sent[0].text for sent in doc.sents] == ["Factors", "c-myc", "cAMP"]
 
 
 def test_forced_sentence_starts_begin_a_sentence_whatever_precedes_them(bio_nlp):
