@@ -18,7 +18,8 @@ the head's prediction for the long form:
 
 A mention of a one-token short form is also its plural or singular, the
 short form with or without a final "s" ("mast cells (MCs)": "MC"), as
-abstracts use both (`plural_variants`). The stem of a numbered name is no
+abstracts use both (`plural_variants`), unless the singular is a word in
+title case ("Cas": "Ca"). The stem of a numbered name is no
 mention: "COX" of "COX-2" names one member of the family "COX" defines.
 
 In doc.ents, where the heads disagree on a mention, the entity that ends
@@ -263,7 +264,8 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
     definition included, but not those glued to a hyphen and a number
     ("COX-2"); with `plural_variants`, then the tokens equal to a one-token
     short form with or without a final "s" ("MCs" and "MC"), of 2 characters
-    at least, unless that variant is defined first itself.
+    at least and with a singular not in title case ("Cas" and "Ca" are no
+    plural and singular), unless that variant is defined first itself.
     """
     texts = [token.text for token in doc]
     # Where each token text occurs: a mention starts at one of its first word's
@@ -295,8 +297,10 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
         mentions = occurrences(words)
         if plural_variants and len(words) == 1:
             variant = words[0][:-1] if words[0].endswith("s") else words[0] + "s"
-            # A one-letter variant ("T" of "Ts") is too often something else.
-            if len(variant) >= 2 and variant not in seen_short:
+            # A one-letter variant ("T" of "Ts") is too often something else, and so is a singular
+            # in title case: "Crk-associated substrate (Cas)" names no plural of calcium's "Ca".
+            singular = min(variant, words[0], key=len)
+            if len(variant) >= 2 and not singular.istitle() and variant not in seen_short:
                 # One abbreviation owns the variant's mentions: a later definition of it is skipped.
                 seen_short.add(variant)
                 mentions += occurrences([variant])

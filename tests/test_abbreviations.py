@@ -477,6 +477,10 @@ def test_spans_keys_naming_no_head_are_warned_about_once(nlp, recwarn):
         ("high grade glioma ( HGG ) and other HGGs ; HGG", "HGG", ["HGG", "HGG", "HGGs"]),
         # A one-letter variant is no mention.
         ("T cells ( Ts ) and T lymphocytes", "Ts", ["Ts"]),
+        # Nor one whose singular is a word in title case, as an element's symbol is.
+        ("Crk-associated substrate ( Cas ) binds Ca and Cas", "Cas", ["Cas", "Cas"]),
+        # A singular with capitals after its first letter is an acronym's.
+        ("protein tyrosine phosphatases ( PTPases ) ; PTPase", "PTPases", ["PTPases", "PTPase"]),
     ],
 )
 def test_plural_and_singular_of_a_short_form_are_mentions(nlp, text, short, mentions):
