@@ -66,8 +66,9 @@ from .annotation import (
 from .bounds import unbalanced_brackets
 from .tokenizer import HYPHENS, starts_sentence
 
-# At most this many tokens between the parentheses of a definition.
-MAX_PARENTHESIS_TOKENS = 8
+# At most this many words between the parentheses of a definition: Schwartz and Hearst's
+# longest long form, for a short form of 4 characters or more.
+MAX_PARENTHESIS_WORDS = 8
 # Up to this many whitespace-delimited words inside the parentheses are a
 # short form, "haloperidol (HAL)"; more are a long form, "HAL (haloperidol
 # ...)" (Schwartz's ExtractAbbrev: more than two words).
@@ -185,19 +186,28 @@ def words_back(doc: Doc, end: int, n_words: int) -> int:
     words = 0
     while start > 0 and words < n_words:
         start -= 1
-        # doc[start] begins a word: it is no whitespace token ("\n"), and whitespace or nothing is before it.
-        before = doc[start - 1] if start else None
-        words += not doc[start].is_space and (before is None or bool(before.whitespace_) or before.is_space)
+        words += _begins_word(doc, start)
     return start
 
 
+def _begins_word(doc: Doc, i: int) -> bool:
+    """Token `i` begins a word: it is no whitespace token ("\n"), and whitespace or nothing is before it."""
+    before = doc[i - 1] if i else None
+    return not doc[i].is_space and (before is None or bool(before.whitespace_) or before.is_space)
+
+
 def _closing_parenthesis(doc: Doc, start: int) -> Optional[int]:
-    """The index of the ")" closing the "(" at `start`, if it comes soon enough."""
-    depth = 0
-    for i in range(start, min(len(doc), start + MAX_PARENTHESIS_TOKENS + 2)):
+    """The index of the ")" closing the "(" at `start`, if it comes within
+    `MAX_PARENTHESIS_WORDS` words (as `words_back` counts them)."""
+    depth = words = 0
+    for i in range(start, len(doc)):
         depth += _PARENTHESIS_DEPTH.get(doc[i].text, 0)
         if depth == 0:
             return i
+        # The first word inside follows the "(" without a space.
+        words += i == start + 1 or (i > start and _begins_word(doc, i))
+        if words > MAX_PARENTHESIS_WORDS:
+            return None
     return None
 
 

@@ -165,6 +165,12 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
         ("Specific dopamine-1, (DA1) agonists act on DA1 receptors", [("DA1", "dopamine-1")]),
         # ... a long form's brackets are balanced (BC5CDR 12452237: "Group PR" became a Chemical) ...
         ("Patients were given pancuronium (Group PS, LS) or rocuronium (GPR). GPR was fast.", []),
+        # The parentheses hold at most 8 words, however many tokens the BioTokenizer makes of them.
+        (
+            "a dose of L-3,4-dihydroxyphenylalanine (L-DOPA; 25 mg/kg i.p.) plus benserazide",
+            [("L-DOPA", "L-3,4-dihydroxyphenylalanine")],
+        ),
+        ("Levels of N-methyl-d-aspartate (NMDA, one two three four five six seven eight) rose", []),
         # ... and a long form stays within its sentence (BC5CDR's title and abstract here).
         (
             "Allergy to corticosteroids: diagnosis and alternatives. Two patients treated with parenteral "
