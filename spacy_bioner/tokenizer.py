@@ -172,13 +172,12 @@ def _ends_sentence(prev: str, terminal: Token, nxt: Token, closed: bool) -> bool
     # space between ("within 24 h. Few days later", "30 mg/kg p.o. Together"): not before
     # a bracket or a digit ("naloxone s.c. (P<0.05)"), an abbreviation ("125 mg i.v. MP
     # before"), or inside a word ("p.Val204Asp"). "U.S" and other capitals' end none.
-    lower_abbreviation = "." in prev and prev.rsplit(".", 1)[1].isalpha() and prev.islower()
-    if _UNIT_WITH_PERIOD.fullmatch(terminal.text) or (terminal.text == "." and lower_abbreviation):
+    dotted = "." in prev and prev.rsplit(".", 1)[1].isalpha()
+    if _UNIT_WITH_PERIOD.fullmatch(terminal.text) or (terminal.text == "." and dotted and prev.islower()):
         title_case = nxt.text[:1].isupper() and nxt.text[1:2].islower()
         return title_case and not closed and bool(terminal.whitespace_)
     if terminal.text not in _TERMINALS:
         return False
-    dotted = "." in prev and prev.rsplit(".", 1)[1].isalpha()
     if terminal.text == "." and (dotted or prev in _ABBREVIATIONS):
         return False
     # A decimal ("... was 1.6. The") ends a sentence; "0.5 mg. kg" does not.
@@ -194,10 +193,13 @@ def _opens_sentence(token: Token) -> bool:
         return True
     if not text[:1].islower():
         return False
-    # The text up to the next space: "c-myc" is three tokens here, one in a corpus's own.
-    word = token.doc.text[token.idx : token.idx + 64].split(maxsplit=1)[0]
-    return (any(char.isupper() or char.isdigit() for char in text) or text in _GREEK_LETTERS
-            or bool(_HYPHENATED_WORD.match(word)))
+    if any(char.isupper() or char.isdigit() for char in text) or text in _GREEK_LETTERS:
+        return True
+    # With the tokens glued to it: "c-myc" is three tokens here, one in a corpus's own.
+    glued = [token]
+    while len(glued) < 3 and not glued[-1].whitespace_ and glued[-1].i + 1 < len(token.doc):
+        glued.append(token.doc[glued[-1].i + 1])
+    return bool(_HYPHENATED_WORD.match("".join(t.text for t in glued)))
 
 
 def _is_section_label(token: Token) -> bool:
