@@ -11,6 +11,9 @@ one pass on the scores' device; only the scalar loss reaches the host
   tags, decoded with constrained Viterbi.
 - `spacy_bioner.CRFLoss.v1`: the partial-annotation linear-chain CRF
   likelihood (`layers/crf.py`); needs a tagger with `crf = true`.
+- `spacy_bioner.CostAugmentedCRFLoss.v1`: the same CRF's softmax-margin loss,
+  which weights classes through the cost of a wrong tag (a proper loss, where
+  `CRFLoss` scales its emission gradient).
 
 Biomedical corpora are mostly "O" (JNLPBA training: 383k O tokens, 951
 B-RNA), so re-weighting classes is a standard remedy. Which scheme helps is an
@@ -34,7 +37,7 @@ import numpy as np
 from thinc.api import registry
 from thinc.backends import get_array_ops
 from thinc.loss import Loss
-from thinc.types import Ints1d
+from thinc.types import Floats3d, Ints1d, Ints2d
 
 from .layers.crf import TagScores, constrained_statistics, forward_backward, log_softmax, pad
 from .tags import Constraints, first_break, scheme_of, split_tag, tag_constraints
@@ -192,7 +195,7 @@ class CRFLoss(ClassWeightedTaggingLoss):
     documents in a batch changes the size of an update. With weights other
     than `none` (the shipped scheme) this is a heuristic: the weighted
     emission gradient is the gradient of no loss, and the loss reported is
-    the unweighted NLL.
+    the unweighted NLL (`CostAugmentedCRFLoss` weighs classes by a loss).
 
     Gold tags must be a well-formed sequence of the scheme where they are
     known (the component makes them so); one that is not has no path, and is
@@ -240,13 +243,14 @@ class CRFLoss(ClassWeightedTaggingLoss):
             weights_host[row, : lengths[row]] = np.where(truths[i] >= 0, token_weights[row], missing_weight)
         partial = [row for row, i in enumerate(keep) if (truths[i] < 0).any()]
         recursion = scores.recursion
-        log_z, marginals, pairwise = forward_backward(free, lengths, transitions, start, end, recursion)
+        golds = xp.asarray(golds_host)
+        summed, shares = self._weigh(free, lengths, golds, golds_host, weights_host)
+        log_z, marginals, pairwise = forward_backward(summed, lengths, transitions, start, end, recursion)
         gold_log_z, gold_marginals, gold_pairwise = constrained_statistics(
-            free, lengths, xp.asarray(golds_host), partial, transitions, start, end, recursion
+            free, lengths, golds, partial, transitions, start, end, recursion
         )
         n_tokens = float(lengths.sum())
-        weights = xp.asarray(weights_host / weights_host.sum(), dtype=dtype)[:, :, None]
-        gradient = weights * (marginals - gold_marginals)
+        gradient = xp.asarray(shares, dtype=dtype)[:, :, None] * (marginals - gold_marginals)
         docs = xp.arange(len(keep))
         last = xp.asarray(lengths - 1)
         for row, i in enumerate(keep):
@@ -258,6 +262,14 @@ class CRFLoss(ClassWeightedTaggingLoss):
             (marginals[docs, last] - gold_marginals[docs, last]).sum(axis=0) / n_tokens,
         )
         return d_scores, float((log_z - gold_log_z).sum()) / n_tokens
+
+    def _weigh(
+        self, free: Floats3d, lengths: Ints1d, golds: Ints2d, golds_host: np.ndarray, weights_host: np.ndarray
+    ) -> Tuple[Floats3d, np.ndarray]:
+        """The emissions that the partition function sums over, and each token's share of the
+        emission gradient (host, padded): the emissions as they are, and the token's class
+        weight over the batch's summed weight (the heuristic above)."""
+        return free, weights_host / weights_host.sum()
 
     def _check_gold_paths(self, truths: Sequence[np.ndarray], docs: Sequence[int]) -> None:
         """Refuse gold tags that no path of the scheme agrees with (`tags.first_break`;
@@ -275,6 +287,39 @@ class CRFLoss(ClassWeightedTaggingLoss):
                 )
 
 
+class CostAugmentedCRFLoss(CRFLoss):
+    """The CRF's softmax-margin loss (Gimpel and Smith 2010), with class-weighted costs.
+
+    The partition function sums over paths with each path's cost added to its
+    score. A path's cost is the sum, over the tokens whose gold tag is known, of
+    `cost_scale` times the class weight of the gold tag wherever the path's tag
+    differs from it: a path that errs on a rare class must lose to the gold path
+    by a wider margin. Unlike `CRFLoss`'s weighted gradient, this is the
+    gradient of a loss (the one reported, at least the NLL): the tags expected
+    under the cost-augmented scores minus the gold's, each token counted once.
+    With scheme "none", every error costs `cost_scale` (a Hamming cost); with
+    `cost_scale` 0 it is `CRFLoss` with scheme "none". Missing tags cost nothing.
+    """
+
+    def __init__(
+        self, scheme: str = "none", granularity: str = "bio", beta: float = 0.999, cost_scale: float = 1.0
+    ) -> None:
+        super().__init__(scheme=scheme, granularity=granularity, beta=beta)
+        if not cost_scale >= 0.0:
+            raise ValueError(f"cost_scale = {cost_scale!r}: a path's cost must be 0 or more (use 0 to 2 or so)")
+        self.cost_scale = cost_scale
+
+    def _weigh(
+        self, free: Floats3d, lengths: Ints1d, golds: Ints2d, golds_host: np.ndarray, weights_host: np.ndarray
+    ) -> Tuple[Floats3d, np.ndarray]:
+        """The emissions plus each tag's cost, and every token's equal share."""
+        xp = get_array_ops(free).xp
+        costs = xp.asarray(np.where(golds_host >= 0, weights_host * self.cost_scale, 0.0), dtype=free.dtype)
+        wrong = xp.arange(free.shape[2])[None, None, :] != golds[:, :, None]
+        tokens = np.arange(free.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        return free + costs[:, :, None] * wrong, tokens / float(np.sum(lengths))
+
+
 @registry.losses("spacy_bioner.ClassWeightedCrossentropy.v1")
 def configure_class_weighted_crossentropy(
     scheme: str = "none", granularity: str = "bio", beta: float = 0.999
@@ -287,3 +332,11 @@ def configure_class_weighted_crossentropy(
 def configure_crf_loss(scheme: str = "none", granularity: str = "bio", beta: float = 0.999) -> CRFLoss:
     """The CRF likelihood; weights are fitted when the component initialises."""
     return CRFLoss(scheme=scheme, granularity=granularity, beta=beta)
+
+
+@registry.losses("spacy_bioner.CostAugmentedCRFLoss.v1")
+def configure_cost_augmented_crf_loss(
+    scheme: str = "none", granularity: str = "bio", beta: float = 0.999, cost_scale: float = 1.0
+) -> CostAugmentedCRFLoss:
+    """The CRF's softmax-margin loss; a wrong tag costs `cost_scale` times its gold tag's class weight."""
+    return CostAugmentedCRFLoss(scheme=scheme, granularity=granularity, beta=beta, cost_scale=cost_scale)

@@ -18,7 +18,7 @@ from spacy_bioner.tags import is_well_formed, make_tags, tags_to_spans
 LOSSES = {False: "spacy_bioner.ClassWeightedCrossentropy.v1", True: "spacy_bioner.CRFLoss.v1"}
 
 
-def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba", tag_scheme="IOB2"):
+def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba", tag_scheme="IOB2", loss=None):
     fix_random_seed(0)
     nlp = spacy.blank("en")
     nlp.add_pipe(
@@ -28,7 +28,7 @@ def make_nlp(scheme="none", crf=False, spans_key="jnlpba", name="jnlpba", tag_sc
             "spans_key": spans_key,
             "tag_scheme": tag_scheme,
             "model": {"crf": crf, "tok2vec": SMALL_TOK2VEC},
-            "loss": {"@losses": LOSSES[crf], "scheme": scheme},
+            "loss": {"@losses": loss or LOSSES[crf], "scheme": scheme},
         },
     )
     return nlp
@@ -54,6 +54,18 @@ def test_toy_corpus_is_learned_perfectly(scheme, crf):
     assert scores["ents_f"] == 1.0
     assert scores["spans_jnlpba_f"] == 1.0
     assert nlp.get_pipe("jnlpba").labels == ("cell_type", "protein")
+
+
+def test_the_cost_augmented_crf_loss_learns_saves_and_loads(tmp_path):
+    nlp = make_nlp("inverse_frequency", crf=True, loss="spacy_bioner.CostAugmentedCRFLoss.v1")
+    examples = toy_examples(nlp, 40)
+    train(nlp, examples, steps=60)
+    assert nlp.evaluate(examples)["spans_jnlpba_f"] == 1.0
+    nlp.to_disk(tmp_path)
+    loaded = spacy.load(tmp_path)
+    assert type(loaded.get_pipe("jnlpba").loss).__name__ == "CostAugmentedCRFLoss"
+    text = examples[0].reference.text
+    assert [(e.text, e.label_) for e in loaded(text).ents] == [(e.text, e.label_) for e in nlp(text).ents]
 
 
 SPELLING = {"@architectures": "spacy.MultiHashEmbed.v2", "width": 16, "attrs": ["NORM", "SHAPE"],

@@ -15,7 +15,7 @@ from thinc.api import NumpyOps
 from spacy_bioner.decoding import SPAN_SCORES, ConstrainedViterbi
 from spacy_bioner.layers import crf
 from spacy_bioner.layers.crf import CRFTransitions, TagScores, constrained_statistics, forward_backward, pad, viterbi
-from spacy_bioner.losses import ClassWeightedCrossentropy, CRFLoss
+from spacy_bioner.losses import ClassWeightedCrossentropy, CostAugmentedCRFLoss, CRFLoss
 from spacy_bioner.tags import make_tags, tag_constraints
 
 TAGS = make_tags(["DNA", "protein"])
@@ -145,25 +145,26 @@ def test_the_decoder_copies_only_paths_and_confidences_to_the_host(device_ops, r
 
 
 @pytest.mark.parametrize("recursion", RECURSIONS)
-@pytest.mark.parametrize("loss_class", [CRFLoss, ClassWeightedCrossentropy])
+@pytest.mark.parametrize("loss_class", [CRFLoss, CostAugmentedCRFLoss, ClassWeightedCrossentropy])
 def test_the_losses_copy_only_the_loss_to_the_host(device_ops, recursion, loss_class):
     emissions, params, golds = random_batch([5, 1, 3, 7, 4], tag_constraints(TAGS), dtype="float32")
     loss_fn = loss_class(scheme="inverse_frequency")
     loss_fn.fit(TAGS, {tag: 1 + 10 * i for i, tag in enumerate(TAGS)})
-    crf_params = params if loss_class is CRFLoss else []
+    crf = loss_class.needs_transitions
+    crf_params = params if crf else []
     expected_d, expected_loss = loss_fn(TagScores(emissions, *crf_params, recursion="sequential"), golds)
     del SYNCS[:], TRANSFERS[:]
     d_scores, loss = loss_fn(TagScores(to_device(emissions), *to_device(crf_params), recursion=recursion), golds)
     # The scalar loss is the one value that reaches the host, beside the CRF's
     # flags (all documents and those partially annotated).
-    n_checks = 2 if loss_class is CRFLoss else 0
+    n_checks = 2 if crf else 0
     assert SYNCS[:n_checks] == trust_checks(n_checks) and [what for what, _ in SYNCS[n_checks:]] == ["float()"]
     assert TRANSFERS == []
     assert type(loss) is float and loss == pytest.approx(expected_loss, rel=TOLERANCE)
     for actual, expected in zip(d_scores.emissions, expected_d.emissions):
         assert_on_device(actual)
         assert_close(on_host(actual), expected, "float32")
-    if loss_class is CRFLoss:
+    if crf:
         for name in ("transitions", "start", "end"):
             assert_on_device(getattr(d_scores, name))
             assert_close(on_host(getattr(d_scores, name)), getattr(expected_d, name), "float32")

@@ -8,6 +8,7 @@ from oracle import logsumexp, path_score
 from spacy_bioner.layers.crf import CRFTransitions, TagScores
 from spacy_bioner.losses import (
     ClassWeightedCrossentropy,
+    CostAugmentedCRFLoss,
     CRFLoss,
     compute_class_weights,
 )
@@ -96,13 +97,16 @@ def crf_loss(weights=None):
     return loss
 
 
-def brute_force_nll(params, emissions, gold, tags=TAGS):
-    """-log p(gold-compatible paths) by enumerating every valid path."""
+def brute_force_nll(params, emissions, gold, tags=TAGS, costs=None):
+    """-log p(gold-compatible paths) by enumerating every valid path; with `costs`
+    (one per token), each path's partition-function score gains the costs of the
+    tokens where it leaves the known gold tag."""
     transitions, start, end = (p + m for p, m in zip(params, tag_constraints(tags)))
     total, compatible = [], []
     for path in itertools.product(range(len(tags)), repeat=len(gold)):
         score = path_score(path, emissions, transitions, start, end)
-        total.append(score)
+        cost = sum(c for c, g, k in zip(costs, gold, path) if g >= 0 and g != k) if costs is not None else 0.0
+        total.append(score + cost)
         if all(g < 0 or g == k for g, k in zip(gold, path)):
             compatible.append(score)
     return float(logsumexp(np.asarray(total), axis=0) - logsumexp(np.asarray(compatible), axis=0))
@@ -129,6 +133,67 @@ def test_biluo_crf_nll_equals_enumeration_over_its_paths():
     for gold in ([1, 2, 3, 0], [1, -1, -1, -1], [-1, -1, -1, -1]):
         _, loss = loss_fn(TagScores(emissions, *params), [np.array(gold, "i")])
         assert loss * 4 == pytest.approx(brute_force_nll(params, emissions[0], gold, tags), abs=1e-9)
+
+
+def cost_augmented_loss(weights, cost_scale, tags=TAGS):
+    loss = CostAugmentedCRFLoss(cost_scale=cost_scale)
+    loss.set_weights(tags, weights)
+    return loss
+
+
+@pytest.mark.parametrize("gold", [[1, 2, 0, 0], [1, -1, -1, 1], [-1, -1, -1, -1]])
+def test_cost_augmented_crf_loss_equals_enumeration(gold):
+    """A path's cost: cost_scale times the class weight of each known gold tag it leaves."""
+    weights, cost_scale = [1.0, 2.0, 0.5], 0.7
+    rng = np.random.default_rng(4)
+    params = [rng.normal(size=shape) for shape in ((3, 3), (3,), (3,))]
+    emissions = [rng.normal(size=(4, 3))]
+    _, loss = cost_augmented_loss(weights, cost_scale)(TagScores(emissions, *params), [np.array(gold, "i")])
+    costs = [cost_scale * weights[g] if g >= 0 else 0.0 for g in gold]
+    assert loss * 4 == pytest.approx(brute_force_nll(params, emissions[0], gold, costs=costs), abs=1e-9)
+    # The costs only widen the partition function: at least the NLL, equal without known tags.
+    nll = brute_force_nll(params, emissions[0], gold)
+    assert loss * 4 >= nll - 1e-12 and (loss * 4 == pytest.approx(nll, abs=1e-12)) == (max(gold) < 0)
+
+
+def test_cost_augmented_crf_loss_without_cost_is_the_nll():
+    params = crf_params(seed=5)
+    emissions = [np.random.default_rng(5).normal(size=(n, 3)) for n in (3, 1, 4)]
+    gold = [np.array(g, "i") for g in ([1, 2, 0], [-1], [0, 1, -1, 0])]
+    expected_d, expected = crf_loss()(TagScores(emissions, *params), gold)
+    d_scores, loss = cost_augmented_loss([1.0, 2.0, 0.5], 0.0)(TagScores(emissions, *params), gold)
+    assert loss == pytest.approx(expected, abs=1e-12)
+    for got, want in zip(d_scores.emissions + [d_scores.transitions], expected_d.emissions + [expected_d.transitions]):
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_cost_augmented_crf_gradients_are_the_losss():
+    """No weighting of the gradient: every score's gradient is the loss's own."""
+    params = crf_params(seed=6)
+    rng = np.random.default_rng(6)
+    emissions = [rng.normal(size=(n, 3)) for n in (2, 3)]
+    gold = [np.array([1, 2], "i"), np.array([-1, 0, 1], "i")]
+    loss_fn = cost_augmented_loss([0.5, 3.0, 1.5], 1.0)
+    d_scores, _ = loss_fn(TagScores(emissions, *params), gold)
+    eps = 1e-5
+    arrays = emissions + params
+    grads = d_scores.emissions + [d_scores.transitions, d_scores.start, d_scores.end]
+    mask_transitions = tag_constraints(TAGS).transitions
+    for a, (array, grad) in enumerate(zip(arrays, grads)):
+        for index in np.ndindex(array.shape):
+            if a == len(emissions) and mask_transitions[index] < 0:
+                continue
+            moved = []
+            for step in (eps, -eps):
+                shifted = [x.copy() for x in arrays]
+                shifted[a][index] += step
+                moved.append(loss_fn(TagScores(shifted[: len(emissions)], *shifted[len(emissions):]), gold)[1])
+            assert grad[index] == pytest.approx((moved[0] - moved[1]) / (2 * eps), abs=1e-6)
+
+
+def test_a_negative_cost_is_refused():
+    with pytest.raises(ValueError, match="cost_scale"):
+        CostAugmentedCRFLoss(cost_scale=-1.0)
 
 
 def test_crf_loss_needs_transitions():
