@@ -142,13 +142,16 @@ def test_harness_runs_every_system_on_both_corpora(corpus_root: Path, tiny_bert:
 def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, tmp_path: Path) -> None:
     arguments = ["--epochs", "1", "--limit", "3", "--encoder", str(tiny_bert), "--corpus-root", str(corpus_root)]
     arguments += ["--corpus", "bc5cdr", "--only-variants", "--no-measure-speed"]
-    arguments += ["--variant", "welt:components.HEAD.loss.scheme=welt", "--variant", "big:training.batcher.size=8000"]
+    # The GPU plan's class-weighting rows: a scheme, under the cost-augmented loss.
+    cost = "cost-welt:components.HEAD.loss.@losses=spacy_bioner.CostAugmentedCRFLoss.v1,components.HEAD.loss.scheme=welt"
+    arguments += ["--variant", cost, "--variant", "big:training.batcher.size=8000"]
     # A run that fails is recorded with its error, the next ones still run, and the script then exits 1.
     arguments += ["--variant", "broken:components.HEAD.tag_scheme=BIOES"]
     arguments += ["--variant", "biluo:components.HEAD.tag_scheme=BILUO", "--save-pipelines", str(tmp_path / "saved")]
     records = run_harness(arguments, tmp_path, returncode=1)
     assert [(r["variant"], r["overrides"]) for r in records] == [
-        ("welt", {"components.HEAD.loss.scheme": "welt"}),
+        ("cost-welt", {"components.HEAD.loss.@losses": "spacy_bioner.CostAugmentedCRFLoss.v1",
+                       "components.HEAD.loss.scheme": "welt"}),
         ("big", {"training.batcher.size": 8000}),
         ("broken", {"components.HEAD.tag_scheme": "BIOES"}),
         ("biluo", {"components.HEAD.tag_scheme": "BILUO"}),
@@ -156,7 +159,9 @@ def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, 
     broken = records.pop(2)
     assert "BIOES" in broken["error"] and "Traceback" in broken["traceback"]
     assert all(r["system"] == "spacy_bioner" and r["words_per_second"] == {} for r in records)
-    assert sorted(path.name for path in (tmp_path / "saved").iterdir()) == ["bc5cdr-big", "bc5cdr-biluo", "bc5cdr-welt"]
+    assert sorted(path.name for path in (tmp_path / "saved").iterdir()) == ["bc5cdr-big", "bc5cdr-biluo", "bc5cdr-cost-welt"]
+    cost_head = spacy.load(tmp_path / "saved" / "bc5cdr-cost-welt").get_pipe("bc5cdr")
+    assert type(cost_head.loss).__name__ == "CostAugmentedCRFLoss" and cost_head.loss.scheme == "welt"
     saved = spacy.load(tmp_path / "saved" / "bc5cdr-biluo")
     # The harness's progress callback, registered by run.py only, is not left in the saved config.
     assert saved.config["training"]["before_update"] is None
