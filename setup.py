@@ -70,6 +70,7 @@ setup(
         "thinc_losses": [
             "spacy_bioner.ClassWeightedCrossentropy.v1 = spacy_bioner.losses:configure_class_weighted_crossentropy",
             "spacy_bioner.CRFLoss.v1 = spacy_bioner.losses:configure_crf_loss",
+            "spacy_bioner.CostAugmentedCRFLoss.v1 = spacy_bioner.losses:configure_cost_augmented_crf_loss",
         ],
         "spacy_scorers": ["spacy_bioner.bio_ner_scorer.v1 = spacy_bioner.scoring:make_bio_ner_scorer"],
         "spacy_tokenizers": ["spacy_bioner.BioTokenizer.v1 = spacy_bioner.tokenizer:create_bio_tokenizer"],
