@@ -199,13 +199,14 @@ def _begins_word(doc: Doc, i: int) -> bool:
 def _closing_parenthesis(doc: Doc, start: int) -> Optional[int]:
     """The index of the ")" closing the "(" at `start`, if it comes within
     `MAX_PARENTHESIS_WORDS` words (as `words_back` counts them)."""
-    depth = words = 0
-    for i in range(start, len(doc)):
+    depth = _PARENTHESIS_DEPTH.get(doc[start].text, 0)
+    words = 0
+    for i in range(start + 1, len(doc)):
         depth += _PARENTHESIS_DEPTH.get(doc[i].text, 0)
         if depth == 0:
             return i
         # The first word inside follows the "(" without a space.
-        words += i == start + 1 or (i > start and _begins_word(doc, i))
+        words += i == start + 1 or _begins_word(doc, i)
         if words > MAX_PARENTHESIS_WORDS:
             return None
     return None

@@ -164,8 +164,8 @@ def starts_sentence(doc: Doc, i: int) -> bool:
 def _ends_sentence(prev: str, terminal: Token, nxt: Token, closed: bool) -> bool:
     """Whether `terminal`, after the word `prev`, ends a sentence that `nxt` starts, with
     `closed` whether a quote or bracket closed it."""
-    period = terminal.text == "." or bool(_UNIT_WITH_PERIOD.fullmatch(terminal.text))
-    if period and _is_section_label(nxt):  # "by Smith et al. RESULTS: In", "5 mg/kg i.v. METHODS:"
+    unit = bool(_UNIT_WITH_PERIOD.fullmatch(terminal.text))
+    if (unit or terminal.text == ".") and _is_section_label(nxt):  # "et al. RESULTS: In", "i.v. METHODS:"
         return True
     # A unit ("24 h.") or a dotted abbreviation in lower case that lost its last period to the
     # tokenizer ("p.o" ".", "b.i.d" ".") ends a sentence only before a word in title case, with a
@@ -173,7 +173,7 @@ def _ends_sentence(prev: str, terminal: Token, nxt: Token, closed: bool) -> bool
     # a bracket or a digit ("naloxone s.c. (P<0.05)"), an abbreviation ("125 mg i.v. MP
     # before"), or inside a word ("p.Val204Asp"). "U.S" and other capitals' end none.
     dotted = "." in prev and prev.rsplit(".", 1)[1].isalpha()
-    if _UNIT_WITH_PERIOD.fullmatch(terminal.text) or (terminal.text == "." and dotted and prev.islower()):
+    if unit or (terminal.text == "." and dotted and prev.islower()):
         title_case = nxt.text[:1].isupper() and nxt.text[1:2].islower()
         return title_case and not closed and bool(terminal.whitespace_)
     if terminal.text not in _TERMINALS:

@@ -1,9 +1,9 @@
 """How the tokenizer's sentence rules (`spacy_bioner.tokenizer.starts_sentence`)
 agree with corpora that come in sentences:
 
-- BC5CDR's IOB form, its sentences regrouped into the PubTator abstracts, each
-  abstract read with the BioTokenizer as `read_pubtator` reads it (the
-  abstract's first word a start);
+- BC5CDR's IOB form, its sentences regrouped into the PubTator abstracts,
+  against the sentences `read_pubtator` gives each abstract (the abstract's
+  first word a start, none inside a gold mention);
 - JNLPBA on its own tokens (the abstract's first sentence after the title a
   start, as for PubTator);
 - the pretraining text (a sentence a line, tokens apart), in runs of 20 lines:
@@ -27,9 +27,8 @@ from spacy.tokens import Doc
 
 from run import REPO, log, results_stem, versions, write_json
 from spacy_bioner.corpora.iob import read_iob, read_jnlpba
-from spacy_bioner.corpora.pubtator import _parse_pubtator
-from spacy_bioner.corpora.text import read_lines
-from spacy_bioner.tokenizer import make_bio_nlp, set_sentence_starts, starts_sentence
+from spacy_bioner.corpora.pubtator import read_pubtator
+from spacy_bioner.tokenizer import make_bio_nlp, starts_sentence
 
 ASSETS = REPO / "assets"
 BC5CDR_SPLITS = {"train": "CDR_TrainingSet", "devel": "CDR_DevelopmentSet", "test": "CDR_TestSet"}
@@ -61,19 +60,21 @@ def _new_record(source: str) -> Dict[str, Any]:
 
 def bc5cdr(assets: Path, split: str, limit: int, show: int) -> Dict[str, Any]:
     nlp = make_bio_nlp()
-    path = assets / "bc5cdr" / "pubtator" / f"{BC5CDR_SPLITS[split]}.PubTator.txt.gz"
-    records = _parse_pubtator(path, read_lines(path))
-    titles = {r.pmid: r.title for r in records}
+    docs, _ = read_pubtator(assets / "bc5cdr" / "pubtator" / f"{BC5CDR_SPLITS[split]}.PubTator.txt.gz", nlp)
+    by_pmid = {doc.user_data["pmid"]: doc for doc in docs}
     iob_docs, _ = read_iob(assets / "bc5cdr" / "iob" / f"{split}.tsv.gz", nlp.vocab,
-                           documents=[(r.pmid, r.text) for r in records])
+                           documents=[(pmid, doc.text) for pmid, doc in by_pmid.items()])
     record = _new_record(f"bc5cdr-iob {split}")
     for iob_doc in iob_docs[: limit or None]:
-        # The regrouped text has the abstract's spacing, a run of whitespace as one space.
-        doc = nlp.make_doc(iob_doc.text)
-        abstract_start = len(" ".join(titles[iob_doc.user_data["pmid"]].split())) + 1
-        set_sentence_starts(doc, [t.i for t in doc if t.idx >= abstract_start][:1])
+        doc = by_pmid[iob_doc.user_data["pmid"]]
+        # The IOB form's tokens, found in order in the abstract's own text.
         by_char = {t.idx: t.i for t in doc}
-        reference = {by_char[t.idx] for t in iob_doc if t.is_sent_start and t.idx in by_char}
+        reference, position = set(), 0
+        for token in iob_doc:
+            position = doc.text.index(token.text, position)
+            if token.is_sent_start and position in by_char:
+                reference.add(by_char[position])
+            position += len(token.text)
         ours = {t.i for t in doc if t.is_sent_start}
         _compare(doc, reference, ours, set(), record, show)
         record["documents"] += 1
