@@ -69,9 +69,10 @@ def bc5cdr(assets: Path, split: str, limit: int, show: int) -> Dict[str, Any]:
         doc = by_pmid[iob_doc.user_data["pmid"]]
         # The IOB form's tokens, found in order in the abstract's own text.
         by_char = {t.idx: t.i for t in doc}
+        text = doc.text  # spaCy joins a Doc's text anew on each access
         reference, position = set(), 0
         for token in iob_doc:
-            position = doc.text.index(token.text, position)
+            position = text.index(token.text, position)
             if token.is_sent_start and position in by_char:
                 reference.add(by_char[position])
             position += len(token.text)
