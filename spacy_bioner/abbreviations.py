@@ -30,6 +30,11 @@ abbreviation is not a Chemical in one sentence and a protein in the next.
 Each step is a setting, as each was measured on dev (benchmarks/README.md).
 Spans that the component adds or relabels take the long form's score.
 
+With `correct_ents`, the same corrections apply to doc.ents itself, so that
+the entities of any NER component (spaCy's `ner`, a scispaCy model) gain
+them: `nlp.add_pipe("bio_ner_abbreviations", after="ner", config={"spans_keys":
+[], "correct_ents": True})`.
+
 Definitions are found with the algorithm of Schwartz and Hearst (2003, "A
 simple algorithm for identifying abbreviation definitions in biomedical
 text"), on spaCy tokens, with the candidate rules of scispacy's
@@ -47,7 +52,7 @@ import warnings
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import AbstractSet, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from spacy.language import Language
@@ -360,6 +365,7 @@ _last_document = _LastDocument()
         "remove_unsupported": True,
         "ents_follow_long_form": False,
         "plural_variants": False,
+        "correct_ents": False,
     },
 )
 def make_abbreviation_consistency(
@@ -371,6 +377,7 @@ def make_abbreviation_consistency(
     remove_unsupported: bool,
     ents_follow_long_form: bool,
     plural_variants: bool,
+    correct_ents: bool,
 ) -> "AbbreviationConsistency":
     """Create the component that makes short forms agree with their long forms.
 
@@ -388,10 +395,16 @@ def make_abbreviation_consistency(
         head's span of that label on the same tokens, where there is one.
     plural_variants: a one-token short form's mentions include its plural or
         singular, with or without a final "s" ("MCs" and "MC").
-    The last two are off by default, so that pipelines saved before they
-    existed predict as they did; the configs set them. Like the heads' bounds
-    settings, these are the pipeline's config (`spacy.load(path, config=...)`
-    changes them; an attribute changed at runtime is not saved).
+    correct_ents: correct doc.ents itself, as a head's group is corrected,
+        after the heads: for entities predicted by another component (spaCy's
+        `ner`, a scispaCy model); entities with an id or a kb_id (an entity
+        ruler's pattern, a linker's) stay as they are. With spans_keys [],
+        only doc.ents.
+    The last three are off by default, so that pipelines saved before they
+    existed predict as they did; the configs set the first two. Like the
+    heads' bounds settings, these are the pipeline's config
+    (`spacy.load(path, config=...)` changes them; an attribute changed at
+    runtime is not saved).
     """
     return AbbreviationConsistency(
         nlp,
@@ -402,11 +415,13 @@ def make_abbreviation_consistency(
         remove_unsupported=remove_unsupported,
         ents_follow_long_form=ents_follow_long_form,
         plural_variants=plural_variants,
+        correct_ents=correct_ents,
     )
 
 
 class AbbreviationConsistency:
-    """Makes each head's mentions of a short form agree with its long form."""
+    """Makes each head's mentions of a short form agree with its long form
+    (and those of doc.ents, with `correct_ents`)."""
 
     def __init__(
         self,
@@ -419,6 +434,7 @@ class AbbreviationConsistency:
         remove_unsupported: bool = True,
         ents_follow_long_form: bool = False,
         plural_variants: bool = False,
+        correct_ents: bool = False,
     ) -> None:
         self.nlp = nlp
         self.name = name
@@ -428,6 +444,7 @@ class AbbreviationConsistency:
         self.remove_unsupported = remove_unsupported
         self.ents_follow_long_form = ents_follow_long_form
         self.plural_variants = plural_variants
+        self.correct_ents = correct_ents
         # Configured keys are checked against the pipeline's heads on the first
         # doc: the heads may be added after this component is created.
         self._keys_checked = False
@@ -444,10 +461,20 @@ class AbbreviationConsistency:
         if not self._keys_checked:
             self._warn_unknown_keys()
         keys = [key for key in self.spans_keys if key in doc.spans]
-        abbreviations = _last_document.find(doc, self.plural_variants) if keys else []
+        abbreviations = _last_document.find(doc, self.plural_variants) if keys or self.correct_ents else []
         if not abbreviations:
             return doc
         heads = list(dict.fromkeys([*head_keys(self.nlp), *keys]))
+        if keys:
+            self._correct_heads(doc, keys, heads, abbreviations)
+        if self.correct_ents:
+            self._correct_ents(doc, abbreviations)
+        if self.ents_follow_long_form:
+            self._ents_follow_long_forms(doc, heads, abbreviations)
+        return doc
+
+    def _correct_heads(self, doc: Doc, keys: List[str], heads: List[str], abbreviations: List[Abbreviation]) -> None:
+        """Correct the groups of the heads with `keys`, then their entities in doc.ents."""
         gone: Set[Tuple[int, int, str]] = set()
         added: List[Tuple[Span, float]] = []
         for key in keys:
@@ -466,9 +493,6 @@ class AbbreviationConsistency:
             added += self._freed(doc, heads, gone, added)
         if added:
             merge_into_ents(doc, [span for span, _ in added], [score for _, score in added])
-        if self.ents_follow_long_form:
-            self._ents_follow_long_forms(doc, heads, abbreviations)
-        return doc
 
     def _ents_follow_long_forms(self, doc: Doc, heads: List[str], abbreviations: List[Abbreviation]) -> None:
         """Give each mention in doc.ents the label of the doc.ents entity that
@@ -502,10 +526,15 @@ class AbbreviationConsistency:
         """Warn once about configured keys that no head of the pipeline writes: a
         misspelt or excluded head would otherwise leave its short forms silently uncorrected."""
         self._keys_checked = True
-        if self._spans_keys is None:
-            return
         # Disabled heads count: `select_pipes` turns them off for a while, on purpose.
         heads = sorted(head_keys(self.nlp, include_disabled=True))
+        if self._spans_keys is None:
+            if not heads and not self.correct_ents:
+                warnings.warn(
+                    f"{self.name}: the pipeline has no bio_ner head, so no short form is corrected. To "
+                    "correct the entities of another NER component (spaCy's `ner`), set correct_ents = true."
+                )
+            return
         unknown = [key for key in self._spans_keys if key not in heads]
         if unknown:
             warnings.warn(
@@ -541,9 +570,51 @@ class AbbreviationConsistency:
         # Scores that still fit the group (group_scores): a group changed since has none.
         has_scores = group_scores(doc.spans[key]) is not None
         before = {(span.start, span.end): (span.label_, score) for span, score in spans_with_scores(doc, key)}
+        entities = self._consistent(len(doc), before, abbreviations)
+        if entities == before:
+            return set(), []
+        ordered = sorted(entities.items())
+        spans = [Span(doc, start, end, label=label) for (start, end), (label, _) in ordered]
+        scores = [score for _, (_, score) in ordered]
+        doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={SCORES_ATTR: scores} if has_scores else {})
+        old = {(start, end, label) for (start, end), (label, _) in before.items()}
+        new = {(span.start, span.end, span.label_) for span in spans}
+        # A span without a score (a group not written by bio_ner) gives way to scored ones.
+        added = [
+            (span, 0.0 if score is None else score)
+            for span, score in zip(spans, scores)
+            if (span.start, span.end, span.label_) not in old
+        ]
+        return old - new, added
+
+    def _correct_ents(self, doc: Doc, abbreviations: List[Abbreviation]) -> None:
+        """Correct doc.ents as a head's group is corrected. An entity with an id or
+        a kb_id (an entity ruler's pattern, a linker's) is kept as it is."""
+        ents = {(ent.start, ent.end): ent for ent in doc.ents}
+        before: Dict[Tuple[int, int], Tuple[str, Optional[float]]] = {
+            span: (ent.label_, None) for span, ent in ents.items()
+        }
+        kept = {span for span, ent in ents.items() if not may_be_head_ent(ent)}
+        entities = self._consistent(len(doc), before, abbreviations, kept)
+        if entities != before:
+            doc.ents = [
+                ents[span] if before.get(span) == value else Span(doc, *span, label=value[0])
+                for span, value in sorted(entities.items())
+            ]
+
+    def _consistent(
+        self,
+        n_tokens: int,
+        before: Dict[Tuple[int, int], Tuple[str, Optional[float]]],
+        abbreviations: List[Abbreviation],
+        kept: AbstractSet[Tuple[int, int]] = frozenset(),
+    ) -> Dict[Tuple[int, int], Tuple[str, Optional[float]]]:
+        """Non-overlapping entities, (start, end) -> (label, score), with their
+        mentions of short forms made to agree with their long forms under this
+        component's settings; those in `kept` are neither relabelled nor dropped."""
         entities = dict(before)
         # Kept up to date with `entities`, so that a long document is not scanned for every mention.
-        covered = np.zeros(len(doc), dtype=np.int32)  # entities on each token
+        covered = np.zeros(n_tokens, dtype=np.int32)  # entities on each token
         starts_by_end: Dict[int, Set[int]] = defaultdict(set)
 
         def add(span: Tuple[int, int], value: Tuple[str, Optional[float]]) -> None:
@@ -560,34 +631,22 @@ class AbbreviationConsistency:
             add(span, value)
         for abbreviation in abbreviations:
             long_form = abbreviation.long_form
-            # The head's entity that ends the long form: the long form is the shortest
+            # The entity that ends the long form: the long form is the shortest
             # one the letters allow, so the entity may start inside it ("of haloperidol":
             # "haloperidol") or before it ("idiopathic Parkinson's disease": "Parkinson's disease").
             long_entities = [(start, long_form.end) for start in starts_by_end[long_form.end]]
             for mention in abbreviation.mentions:
                 span = (mention.start, mention.end)
+                if span in kept:
+                    continue
                 if len(long_entities) != 1:
                     if self.remove_unsupported and span in entities:
                         remove(span)
                 elif span in entities:
-                    # Only another label is changed: a mention the head already labels
+                    # Only another label is changed: a mention already labelled
                     # as the long form keeps its own score.
                     if self.relabel and entities[span][0] != entities[long_entities[0]][0]:
                         entities[span] = entities[long_entities[0]]
                 elif self.add_missing and not covered[span[0] : span[1]].any():
                     add(span, entities[long_entities[0]])
-        if entities == before:
-            return set(), []
-        ordered = sorted(entities.items())
-        spans = [Span(doc, start, end, label=label) for (start, end), (label, _) in ordered]
-        scores = [score for _, (_, score) in ordered]
-        doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={SCORES_ATTR: scores} if has_scores else {})
-        old = {(start, end, label) for (start, end), (label, _) in before.items()}
-        new = {(span.start, span.end, span.label_) for span in spans}
-        # A span without a score (a group not written by bio_ner) gives way to scored ones.
-        added = [
-            (span, 0.0 if score is None else score)
-            for span, score in zip(spans, scores)
-            if (span.start, span.end, span.label_) not in old
-        ]
-        return old - new, added
+        return entities

@@ -540,7 +540,7 @@ def test_settings_added_later_are_off_unless_configured(nlp):
     """A pipeline saved before them predicts as it did: spaCy fills a missing
     setting from the factory's defaults."""
     component = nlp.add_pipe("bio_ner_abbreviations")
-    assert not component.ents_follow_long_form and not component.plural_variants
+    assert not component.ents_follow_long_form and not component.plural_variants and not component.correct_ents
 
 
 def test_a_ruler_entity_a_head_also_predicted_keeps_its_place(nlp):
@@ -587,3 +587,62 @@ def test_a_long_form_ends_at_its_last_word_before_whitespace_and_the_parenthesis
     nlp.add_pipe("bio_ner_abbreviations")(doc)
     assert triples(doc.spans["bc5cdr"]) == entities
     assert triples(doc.ents) == entities
+
+
+def ruler_pipeline(patterns):
+    """Entities from another component, a real one (spaCy's entity ruler stands in for its `ner`),
+    corrected in doc.ents by the abbreviation step of a pipeline with no bio_ner head."""
+    nlp = spacy.blank("en")
+    assert [token.text for token in nlp(TEXT)] == TEXT.split(" ")
+    nlp.add_pipe("entity_ruler").add_patterns(patterns)
+    nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": [], "correct_ents": True})
+    return nlp
+
+
+@pytest.mark.parametrize("hal", [[], [{"label": "Disease", "pattern": "HAL"}]])
+def test_correct_ents_makes_another_components_entities_agree(hal, tmp_path):
+    """Haloperidol is a Chemical: each HAL becomes one, added where missing, relabelled where a
+    Disease; no entity ends "Parkinson disease", so its short form's entities go. It survives saving."""
+    nlp = ruler_pipeline([
+        {"label": "Chemical", "pattern": "Haloperidol"},
+        {"label": "Disease", "pattern": "PD"},
+        {"label": "Disease", "pattern": "catalepsy"},
+        *hal,
+    ])
+    with nlp.select_pipes(disable=["bio_ner_abbreviations"]):
+        hals = [(start, start + 1, "Disease") for start in (2, 15, 24)] if hal else []
+        assert triples(nlp(TEXT).ents) == sorted([(0, 1, "Chemical"), (5, 6, "Disease"), (12, 13, "Disease"), (20, 21, "Disease"), *hals])
+    expected = [(0, 1, "Chemical"), (2, 3, "Chemical"), (5, 6, "Disease"), (15, 16, "Chemical"), (24, 25, "Chemical")]
+    assert triples(nlp(TEXT).ents) == expected
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.get_pipe("bio_ner_abbreviations").correct_ents
+    assert triples(loaded(TEXT).ents) == expected
+
+
+def test_correct_ents_keeps_entities_with_an_id():
+    """An entity ruler pattern with an id (or a linker's kb_id) is deliberate: not relabelled, not dropped."""
+    nlp = ruler_pipeline([
+        {"label": "Chemical", "pattern": "Haloperidol"},
+        {"label": "Disease", "pattern": "HAL", "id": "hal-disease"},
+        {"label": "Disease", "pattern": "PD", "id": "pd"},
+    ])
+    doc = nlp(TEXT)
+    assert [(e.start, e.label_, e.id_) for e in doc.ents] == [
+        (0, "Chemical", ""), (2, "Disease", "hal-disease"), (12, "Disease", "pd"), (15, "Disease", "hal-disease"),
+        (20, "Disease", "pd"), (24, "Disease", "hal-disease"),
+    ]
+
+
+def test_a_pipeline_without_heads_is_told_to_set_correct_ents(recwarn):
+    """Added after spaCy's `ner` with the default settings, the step would silently correct nothing."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "Chemical", "pattern": "Haloperidol"}])
+    nlp.add_pipe("bio_ner_abbreviations")
+    for _ in range(2):
+        assert triples(nlp(TEXT).ents) == [(0, 1, "Chemical")]
+    messages = [str(w.message) for w in recwarn if "no bio_ner head" in str(w.message)]
+    assert messages == [
+        "bio_ner_abbreviations: the pipeline has no bio_ner head, so no short form is corrected. To correct "
+        "the entities of another NER component (spaCy's `ner`), set correct_ents = true."
+    ]

@@ -266,6 +266,28 @@ def test_abbreviation_settings_on_a_saved_pipeline(tiny_pipeline: Path, corpus_r
     assert alone["f1"] == pytest.approx(seqeval_scores(gold, pred)["f1"])
 
 
+
+def test_abbreviation_settings_on_doc_ents_of_a_pipeline_without_the_head(corpus_root: Path, tmp_path: Path) -> None:
+    """A pipeline whose entities come from another component (a real entity ruler, as a
+    stand-in for spaCy's `ner`) is scored on doc.ents, which each setting corrects."""
+    nlp = spacy.blank("en")
+    docs = list(DocBin().from_disk(corpus_root / "bc5cdr-iob" / "test.spacy").get_docs(nlp.vocab))
+    ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "ORTH"})
+    ruler.add_patterns([{"label": span.label_, "pattern": span.text} for doc in docs[:1] for span in doc.spans["bc5cdr"]])
+    nlp.to_disk(tmp_path / "ruler")
+    arguments = [str(tmp_path / "ruler"), "--corpus", "bc5cdr", "--corpus-root", str(corpus_root), "--split", "test"]
+    run_script("abbreviation_settings.py", [*arguments, "--output-dir", str(tmp_path)])
+    [results] = list(tmp_path.glob("*-abbreviations.json"))
+    records = {r["setting"]: r for r in json.loads(results.read_text())}
+    assert list(records) == list(SETTINGS) and {r["scored"] for r in records.values()} == {"doc.ents"}
+    predicted = list(nlp.pipe(gold_token_doc(nlp.vocab, doc) for doc in docs))
+    gold = iob_tags(docs, "bc5cdr")
+    assert records["none"]["f1"] > 0
+    assert records["none"]["f1"] == pytest.approx(seqeval_scores(gold, iob_tags(predicted, None))["f1"])
+    component = nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": [], "correct_ents": True})
+    corrected = [component(doc) for doc in predicted]
+    assert records["all"]["f1"] == pytest.approx(seqeval_scores(gold, iob_tags(corrected, None))["f1"])
+
 def test_span_scores_record_each_setting_with_the_same_entities(tiny_pipeline: Path, corpus_root: Path, tmp_path: Path) -> None:
     run_script("span_scores.py", [str(tiny_pipeline), "--corpus-root", str(corpus_root), "--output-dir", str(tmp_path)])
     [results] = list(tmp_path.glob("*-span-scores.json"))

@@ -8,6 +8,8 @@ Each pipeline (e.g. one kept by `run.py --save-pipelines`) predicts each split
 once, on gold tokens, with the component disabled or absent (pipelines saved
 before it existed); every setting then corrects copies of those documents,
 with the shipped config's other settings of the component (plural_variants).
+A pipeline without the corpus's bio_ner head (spaCy's transition `ner`) is
+scored on doc.ents, which the component then corrects (`correct_ents`).
 The settings are chosen on dev; test only reports. The records go to
 results/<date>-<device>-<tag>.json.
 """
@@ -21,6 +23,7 @@ from thinc.api import Config
 
 from run import BENCHMARKS, CORPORA, DEFAULT_CONFIG, device_name, log, results_stem, versions, write_json
 from spacy_bioner.abbreviations import AbbreviationConsistency
+from spacy_bioner.annotation import head_keys
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.evaluation import iob_tags, seqeval_scores
 
@@ -63,6 +66,9 @@ def main(
     for path in pipelines:
         nlp = spacy.load(path)
         components = [name for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory == "bio_ner_abbreviations"]
+        # The head's group, or doc.ents for a pipeline without the head.
+        predicted_key = head if head in head_keys(nlp) else None
+        target = {} if predicted_key else {"spans_keys": [], "correct_ents": True}
         for split in splits:
             log(f"{path.name}: predicting {corpus} {split}")
             docs = load_docs(corpus_root / folder / f"{split}.spacy", nlp.vocab, 0)
@@ -72,12 +78,13 @@ def main(
             for setting, options in SETTINGS.items():
                 corrected = predicted
                 if options:
-                    component = AbbreviationConsistency(nlp, **shipped, **options)
+                    component = AbbreviationConsistency(nlp, **shipped, **target, **options)
                     corrected = [component(doc.copy()) for doc in predicted]
-                pred = iob_tags(corrected, head)
+                pred = iob_tags(corrected, predicted_key)
                 scores = seqeval_scores(gold, pred)
                 records.append({
                     "pipeline": path.name, "corpus": corpus, "split": split, "setting": setting,
+                    "scored": predicted_key or "doc.ents",
                     "options": options, "device": device, "versions": revision,
                     **{key: scores[key] for key in ("p", "r", "f1", "macro_f1")},
                 })
