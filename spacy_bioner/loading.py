@@ -48,6 +48,7 @@ def load_pipeline(
     need_heads: bool = False,
     precision: Optional[str] = None,
     check_device: bool = True,
+    need_entities: bool = False,
 ) -> Language:
     """`spacy.load(model)` on GPU `gpu_id` (-1: the CPU).
 
@@ -61,7 +62,9 @@ def load_pipeline(
 
     Raises PipelineLoadError when the GPU cannot be used, the pipeline cannot
     be loaded, or, with `need_heads`, it has no NER head (a component with a
-    `spans_key` and tags, as `bio_ner` has); with `precision`, when the
+    `spans_key` and tags, as `bio_ner` has); with `need_entities`, when it
+    has neither a head nor a component that sets doc.ents (spaCy's `ner`, an
+    entity ruler); with `precision`, when the
     pipeline has no transformer of this package to set it on, or the device
     has no bfloat16 arithmetic for "bfloat16" (the shim would run float32
     with a warning: a run asked for bfloat16 must not silently be another).
@@ -95,7 +98,18 @@ def load_pipeline(
             f"{model!r} has no NER head (a bio_ner component): give a pipeline trained by this project "
             "(e.g. training/model-best) or its installed package"
         )
+    if need_entities and not head_keys(nlp) and not sets_ents(nlp):
+        raise PipelineLoadError(
+            f"{model!r} has no component that finds entities (a bio_ner head, or one that sets doc.ents "
+            f"such as spaCy's ner; its pipeline: {', '.join(nlp.pipe_names) or 'empty'}): give a pipeline "
+            "trained by this project (e.g. training/model-best), its installed package, or another NER pipeline"
+        )
     return nlp
+
+
+def sets_ents(nlp: Language) -> bool:
+    """Whether an enabled component of the pipeline declares that it sets doc.ents (its factory's `assigns`)."""
+    return any("doc.ents" in nlp.get_pipe_meta(name).assigns for name in nlp.pipe_names)
 
 
 def _no_precision_setting(model: str, precision: str) -> PipelineLoadError:

@@ -189,6 +189,16 @@ def test_entity_rows_mark_an_entity_two_heads_found_once() -> None:
     assert [(r["text"], r["spans_key"]) for r in rows if r["in_ents"]] == [("nausea", "bc5cdr"), ("headache", "ncbi")]
 
 
+
+def test_entity_rows_of_a_pipeline_without_heads_are_doc_ents() -> None:
+    nlp = spacy.blank("en")
+    doc = nlp("Cisplatin induced nephrotoxicity in rats .")
+    doc.ents = [Span(doc, 0, 1, "CHEMICAL"), Span(doc, 2, 3, "DISEASE")]
+    rows = entity_rows(doc, [])
+    assert [(r["start_char"], r["end_char"], r["text"], r["label"], r["spans_key"], r["score"], r["in_ents"])
+            for r in rows] == [(0, 9, "Cisplatin", "CHEMICAL", None, None, True),
+                               (18, 32, "nephrotoxicity", "DISEASE", None, None, True)]
+
 def test_batches_bound_characters_and_overlong_documents_are_rejected(tmp_path: Path) -> None:
     records = [Record(str(i), "x" * n, "s", str(i)) for i, n in enumerate([10, 10, 50, 200, 10])]
     batches = [[r.doc_id for r in batch] for batch in char_batches(records, batch_size=4, max_chars=60)]
@@ -448,6 +458,36 @@ def test_two_processes_give_the_same_tables(tiny_pipeline: Path, tmp_path: Path)
     assert_same_tables(tables(tmp_path / "two"), one)
     assert one["entities"]  # not for want of entities
 
+
+
+@pytest.mark.slow
+def test_a_pipeline_without_heads_annotates_its_doc_ents(tmp_path: Path) -> None:
+    """Any spaCy NER pipeline (a real entity ruler stands in for spaCy's `ner` or a scispaCy model):
+    its doc.ents are the entity table, in one process or two; one that finds no entities is refused."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([
+        {"label": "Disease", "pattern": [{"LOWER": "cancer"}]}, {"label": "Cell", "pattern": [{"LOWER": "cells"}]},
+    ])
+    nlp.to_disk(tmp_path / "ruler")
+    inputs = [BASELINE, UPDATE]
+    summary = annotate(str(tmp_path / "ruler"), inputs, tmp_path / "one", Options(shard_size=16, batch_size=8))
+    one = tables(tmp_path / "one")
+    texts = {(row["source"], row["record"]): row["text"] for row in one["documents"]}
+    assert one["entities"], "the samples mention cancer and cells"
+    for row in one["entities"]:
+        assert row["text"].lower() in {"cancer", "cells"} and (row["spans_key"], row["score"], row["in_ents"]) == (
+            None, None, True)
+        assert texts[(row["source"], row["record"])][row["start_char"]:row["end_char"]] == row["text"]
+    labels = {label: sum(row["label"] == label for row in one["entities"]) for label in ("Disease", "Cell")}
+    assert summary["entities_per_label"] == {label: n for label, n in labels.items() if n}
+    assert summary["run"]["model"]["heads"] == []
+    annotate(str(tmp_path / "ruler"), inputs, tmp_path / "two", Options(shard_size=16, batch_size=8, n_process=2))
+    assert tables(tmp_path / "two") == one
+    spacy.blank("en").to_disk(tmp_path / "blank")
+    result = CliRunner().invoke(app, ["annotate", str(tmp_path / "blank"), str(BASELINE), "--output",
+                                      str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "has no component that finds entities (a bio_ner head, or one that sets doc.ents" in result.output
 
 @pytest.mark.slow
 def test_ray_engine_gives_the_same_tables(

@@ -5,7 +5,9 @@ Layout under `--output DIR`::
     run.json                 what produced the tables (model, inputs, options)
     entities/<shard>.parquet doc_id, source, record, start_char, end_char, text, label,
                              spans_key, score, in_ents (one row per head's span;
-                             in_ents: the span is one of doc.ents)
+                             in_ents: the span is one of doc.ents; for a
+                             pipeline without heads, one per entity of
+                             doc.ents, spans_key and score null)
     documents/<shard>.parquet one row per input record: doc_id, source, record, text,
                              n_chars, n_words, n_entities, status ("annotated"/"rejected")
     rejects/<shard>.parquet  source, record, doc_id, kind, reason
@@ -192,21 +194,18 @@ def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:
     rows are `doc.ents` once each. Offsets index `doc.text` in code points
     (Python `str` indices). The record's keys (`doc_id`, `source`, `record`)
     are added when its shard's tables are made.
+
+    Without heads (a pipeline whose entities come from spaCy's `ner`, say),
+    one row per entity of doc.ents, with no spans_key and no score.
     """
+    if not heads:
+        return [_row(ent, None, None, in_ents=True) for ent in doc.ents]
     ents = {(ent.start, ent.end, ent.label) for ent in doc.ents}
     rows = []
     marked: Dict[Tuple[int, int, int], Dict[str, Any]] = {}
     for key in heads:
         for span, score in spans_with_scores(doc, key):
-            row = {
-                "start_char": span.start_char,
-                "end_char": span.end_char,
-                "text": span.text,
-                "label": span.label_,
-                "spans_key": key,
-                "score": None if score is None else float(score),
-                "in_ents": False,
-            }
+            row = _row(span, key, score, in_ents=False)
             rows.append(row)
             entity = (span.start, span.end, span.label)
             if entity in ents and (entity not in marked or _outscores(row, marked[entity])):
@@ -214,6 +213,19 @@ def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:
     for row in marked.values():
         row["in_ents"] = True
     return rows
+
+
+def _row(span: Any, spans_key: Optional[str], score: Optional[float], in_ents: bool) -> Dict[str, Any]:
+    """A span's row of the entity table."""
+    return {
+        "start_char": span.start_char,
+        "end_char": span.end_char,
+        "text": span.text,
+        "label": span.label_,
+        "spans_key": spans_key,
+        "score": None if score is None else float(score),
+        "in_ents": in_ents,
+    }
 
 
 def _outscores(row: Dict[str, Any], other: Dict[str, Any]) -> bool:
@@ -296,7 +308,8 @@ def shard_tables(results: Sequence[Result]) -> Tuple[Dict[str, List[Dict[str, An
             tables["documents"].append({"doc_id": item.doc_id, "source": item.source, "record": item.record,
                                         "text": item.text, "n_chars": len(item.text), "n_words": result.n_words,
                                         "n_entities": len(result.entities), "status": "annotated"})
-            labels.update(f"{row['spans_key']}/{row['label']}" for row in result.entities)
+            # "head/label", or the label alone for doc.ents of a pipeline without heads.
+            labels.update("/".join(filter(None, (row["spans_key"], row["label"]))) for row in result.entities)
             words += result.n_words
             chars += len(item.text)
     manifest = {

@@ -251,7 +251,7 @@ def _annotate(
         # Where the pipeline computes on this machine's device as loaded here (a local Ray on its CPUs too),
         # a precision it cannot compute in is refused before anything is written, and the one it runs at recorded.
         on_this_device = here or (options.address is None and options.gpu_id < 0)
-        nlp = load_pipeline(model, options.gpu_id if here else -1, need_heads=True, precision=options.precision,
+        nlp = load_pipeline(model, options.gpu_id if here else -1, need_entities=True, precision=options.precision,
                             check_device=on_this_device)
     except PipelineLoadError as e:
         raise AnnotateError(str(e)) from None

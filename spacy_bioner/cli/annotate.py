@@ -28,7 +28,12 @@ class Engine(str, Enum):
 
 @app.command()
 def annotate(
-    model: str = typer.Argument(..., help="Pipeline: installed package name or directory."),
+    model: str = typer.Argument(
+        ...,
+        help="Pipeline: installed package name or directory. One trained by this project writes each head's "
+        "spans with scores; any other spaCy pipeline that sets doc.ents (spaCy's ner, a scispaCy model) "
+        "writes doc.ents, without scores.",
+    ),
     inputs: List[Path] = typer.Argument(
         ...,
         help="Inputs, in order: PubMed/MEDLINE XML (.xml, .xml.gz, .xml.xz), JSON Lines (.jsonl or .ndjson; "
@@ -107,18 +112,19 @@ def annotate(
     """Annotate a literature collection: PubMed XML, JSON Lines, text or Parquet to entity tables.
 
     Writes, under --output, an entity table (doc_id, source, record,
-    start_char, end_char, text, label, spans_key, score, in_ents: one row per
-    span of each head, in_ents true for the spans of doc.ents, which have no
-    overlaps; start_char and end_char are Python code-point offsets into the
-    document text, not bytes), a document table (one row per input record, annotated or
-    rejected), a rejects table (source, record, doc_id, kind, reason) and
-    summary.json; source is the input's resolved path (as is each input's
-    path in summary.json), and (source, record) is a document's key (a
-    PubMed record is "record N, PMID P", the N-th of its file, as a PMID may
-    repeat in one). A PubMed document is "ArticleTitle + space + abstract",
-    structured-abstract sections joined by spaces as "LABEL: text". Bad
-    records are rejected and the run goes on; a killed run resumes with
-    --resume.
+    start_char, end_char, text, label, spans_key, score, in_ents: one row
+    per span of each head, in_ents true for the spans of doc.ents, which
+    have no overlaps; for a pipeline without heads, one row per entity of
+    doc.ents, with no spans_key or score; start_char and end_char are Python
+    code-point offsets into the document text, not bytes), a document table
+    (one row per input record, annotated or rejected), a rejects table
+    (source, record, doc_id, kind, reason) and summary.json; source is the
+    input's resolved path (as is each input's path in summary.json), and
+    (source, record) is a document's key (a PubMed record is "record N, PMID
+    P", the N-th of its file, as a PMID may repeat in one). A PubMed
+    document is "ArticleTitle + space + abstract", structured-abstract
+    sections joined by spaces as "LABEL: text". Bad records are rejected and
+    the run goes on; a killed run resumes with --resume.
     """
     from ..annotate import AnnotateError, Options
     from ..annotate import annotate as run_annotate
@@ -184,7 +190,7 @@ def annotate(
         typer.echo(f"{output}/entities, the first {len(rows)} in text order (ents: the span is in doc.ents):")
         typer.echo(f"  {'doc_id':>10} {'start':>5}-{'end':<5} {'head':8} {'label':10} {'score':>6} {'ents':4}  text")
         for row in rows:
-            typer.echo(f"  {row['doc_id']:>10} {row['start_char']:>5}-{row['end_char']:<5} {row['spans_key']:8} "
+            typer.echo(f"  {row['doc_id']:>10} {row['start_char']:>5}-{row['end_char']:<5} {row['spans_key'] or '-':8} "
                        f"{row['label']:10} {score_text(row['score']):>6} {'yes' if row['in_ents'] else 'no':4}  "
                        f"{row['text']}")
     log(f"wrote {output}/summary.json")
