@@ -32,8 +32,8 @@ Spans that the component adds or relabels take the long form's score.
 
 With `correct_ents`, the same corrections apply to doc.ents itself, so that
 the entities of any NER component (spaCy's `ner`, a scispaCy model) gain
-them: `nlp.add_pipe("bio_ner_abbreviations", after="ner", config={"spans_keys":
-[], "correct_ents": True})`.
+them: `nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": [],
+"correct_ents": True, "plural_variants": True})`, last in the pipeline.
 
 Definitions are found with the algorithm of Schwartz and Hearst (2003, "A
 simple algorithm for identifying abbreviation definitions in biomedical
