@@ -135,6 +135,13 @@ def test_harness_runs_every_system_on_both_corpora(corpus_root: Path, tiny_bert:
             assert record["test_f1_strict"] == record["test_f1"]
             assert record["tokens"] == "gold"  # trained and tested on the corpus's tokens, as HF's recipe is
         assert ("dev_f1" in record) == (record["system"] != "hf_token_classification")
+        # spaCy's `ner` is scored again with the abbreviation step the corpus's head ships with.
+        assert ("abbreviation_step" in record) == (record["system"] == "spacy_transition_ner")
+        if "abbreviation_step" in record:
+            step = record["abbreviation_step"]
+            assert {"dev_f1", "test_f1", "test_macro_f1", "test_mentions"} <= set(step)
+            assert step["test_mentions"] == record["test_mentions"]
+            assert step["settings"]["remove_unsupported"] == (record["corpus"] == "bc5cdr")
     assert records[-1]["overrides"] == head_type_overrides(False)
 
 

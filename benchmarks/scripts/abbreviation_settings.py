@@ -19,9 +19,8 @@ from typing import Any, Dict, List
 
 import spacy
 import typer
-from thinc.api import Config
 
-from run import BENCHMARKS, CORPORA, DEFAULT_CONFIG, device_name, log, results_stem, versions, write_json
+from run import BENCHMARKS, CORPORA, device_name, log, results_stem, shipped_abbreviation_step, versions, write_json
 from spacy_bioner.abbreviations import AbbreviationConsistency
 from spacy_bioner.annotation import head_keys
 from spacy_bioner.corpora import gold_token_doc, load_docs
@@ -42,8 +41,8 @@ app = typer.Typer(add_completion=False)
 def shipped_options(head: str) -> Dict[str, Any]:
     """The shipped config's other settings of the head's component (plural_variants...),
     under which each setting of the corrections is scored."""
-    component = Config().from_disk(DEFAULT_CONFIG, interpolate=False)["components"][f"{head}_abbreviations"]
-    return {key: value for key, value in component.items() if key not in (*CORRECTIONS, "factory", "spans_keys")}
+    step = shipped_abbreviation_step(head)
+    return {key: value for key, value in step.items() if key not in (*CORRECTIONS, "spans_keys")}
 
 
 @app.command()

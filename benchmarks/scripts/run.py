@@ -6,6 +6,8 @@ and spaCy's transition-based `ner`, on the same splits, encoder and device.
 
 Every system trains on the same training documents (gold tokens) and is
 scored with seqeval's default (conlleval) mode on the same test sentences.
+spaCy's `ner` is scored again with spacy_bioner's abbreviation step after it
+(the head's shipped settings, on doc.ents): its record's `abbreviation_step`.
 Variants of spacy_bioner (ablations) are config overrides, where HEAD stands
 for the corpus's head component:
 
@@ -231,7 +233,37 @@ def run_spacy_system(
     dev_gold, dev_pred = _tagged(nlp, load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit), gold_tokens)
     record["dev_f1"] = seqeval_scores([t for _, t in dev_gold], [t for _, t in dev_pred])["f1"]
     record["tokens"] = "gold" if gold_tokens else "pipeline"  # what it was trained and tested on
+    if system == "spacy_transition_ner":
+        record["abbreviation_step"] = with_abbreviation_step(
+            nlp, shipped_abbreviation_step(head, config_path), test_docs, corpus_dir, limit, gold_tokens
+        )
     return record
+
+
+def shipped_abbreviation_step(head: str, config_path: Path = DEFAULT_CONFIG) -> Dict[str, Any]:
+    """The settings of `head`'s abbreviation step in the config (its component but the factory)."""
+    component = load_config(config_path, interpolate=True)["components"][f"{head}_abbreviations"]
+    return {key: value for key, value in component.items() if key != "factory"}
+
+
+def with_abbreviation_step(
+    nlp: Language, settings: Dict[str, Any], test_docs: Sequence[Doc], corpus_dir: Path, limit: int,
+    gold_tokens: bool,
+) -> Dict[str, Any]:
+    """Test and dev scores of `nlp` (spaCy's `ner`) with spacy_bioner's abbreviation step
+    after it, correcting doc.ents with the head's `settings` (`correct_ents`)."""
+    step = nlp.add_pipe("bio_ner_abbreviations", name="abbreviation_step",
+                        config={**settings, "spans_keys": [], "correct_ents": True})
+    try:
+        gold, pred = _tagged(nlp, test_docs, gold_tokens)
+        scores = _scores(seqeval_scores([t for _, t in gold], [t for _, t in pred]))
+        dev_gold, dev_pred = _tagged(nlp, load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit), gold_tokens)
+        scores["dev_f1"] = seqeval_scores([t for _, t in dev_gold], [t for _, t in dev_pred])["f1"]
+        scores["settings"] = {"add_missing": step.add_missing, "relabel": step.relabel,
+                              "remove_unsupported": step.remove_unsupported, "plural_variants": step.plural_variants}
+    finally:
+        nlp.remove_pipe("abbreviation_step")
+    return scores
 
 
 def _tagged(nlp: Language, docs: Sequence[Doc], gold_tokens: bool) -> Tuple[list, list]:
@@ -360,12 +392,19 @@ def markdown_table(records: List[Dict[str, Any]]) -> str:
             continue
         wps = r["words_per_second"]
         lines.append(
-            f"| {r['system']} | {r.get('variant', '')} | {r['corpus']} | {r['epochs']} | "
-            f"{format(r['dev_f1'], '.3f') if 'dev_f1' in r else ''} | {r['test_p']:.3f} | "
-            f"{r['test_r']:.3f} | **{r['test_f1']:.3f}** | {r['test_macro_f1']:.3f} | {r['train_seconds']} | "
-            f"{wps.get('32', '')} / {wps.get('128', '')} | {r['peak_gpu_mb'] or ''} |"
+            f"| {r['system']} | {r.get('variant', '')} | {r['corpus']} | {r['epochs']} | {_scores_cells(r)} | "
+            f"{r['train_seconds']} | {wps.get('32', '')} / {wps.get('128', '')} | {r['peak_gpu_mb'] or ''} |"
         )
+        if "abbreviation_step" in r:  # the same trained pipeline, with spacy_bioner's step after it
+            lines.append(f"| {r['system']} | + abbreviation step | {r['corpus']} | {r['epochs']} | "
+                         f"{_scores_cells(r['abbreviation_step'])} | | | |")
     return "\n".join(lines) + "\n"
+
+
+def _scores_cells(scores: Dict[str, Any]) -> str:
+    """The dev F1, P, R, F1 and macro F1 cells of a row of `markdown_table`."""
+    return (f"{format(scores['dev_f1'], '.3f') if 'dev_f1' in scores else ''} | {scores['test_p']:.3f} | "
+            f"{scores['test_r']:.3f} | **{scores['test_f1']:.3f}** | {scores['test_macro_f1']:.3f}")
 
 
 def versions() -> Dict[str, str]:
