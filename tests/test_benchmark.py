@@ -155,6 +155,8 @@ def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, 
     # A run that fails is recorded with its error, the next ones still run, and the script then exits 1.
     arguments += ["--variant", "broken:components.HEAD.tag_scheme=BIOES"]
     arguments += ["--variant", "biluo:components.HEAD.tag_scheme=BILUO", "--save-pipelines", str(tmp_path / "saved")]
+    # Every system's seed; a variant's own wins.
+    arguments += ["--seed", "3", "--variant", "seed5:training.seed=5"]
     records = run_harness(arguments, tmp_path, returncode=1)
     assert [(r["variant"], r["overrides"]) for r in records] == [
         ("cost-welt", {"components.HEAD.loss.@losses": "spacy_bioner.CostAugmentedCRFLoss.v1",
@@ -162,14 +164,19 @@ def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, 
         ("big", {"training.batcher.size": 8000}),
         ("broken", {"components.HEAD.tag_scheme": "BIOES"}),
         ("biluo", {"components.HEAD.tag_scheme": "BILUO"}),
+        ("seed5", {"training.seed": 5}),
     ]
+    assert {r["seed"] for r in records} == {3}
     broken = records.pop(2)
     assert "BIOES" in broken["error"] and "Traceback" in broken["traceback"]
     assert all(r["system"] == "spacy_bioner" and r["words_per_second"] == {} for r in records)
-    assert sorted(path.name for path in (tmp_path / "saved").iterdir()) == ["bc5cdr-big", "bc5cdr-biluo", "bc5cdr-cost-welt"]
+    assert sorted(path.name for path in (tmp_path / "saved").iterdir()) == [
+        "bc5cdr-big", "bc5cdr-biluo", "bc5cdr-cost-welt", "bc5cdr-seed5"]
+    assert spacy.load(tmp_path / "saved" / "bc5cdr-seed5").config["training"]["seed"] == 5
     cost_head = spacy.load(tmp_path / "saved" / "bc5cdr-cost-welt").get_pipe("bc5cdr")
     assert type(cost_head.loss).__name__ == "CostAugmentedCRFLoss" and cost_head.loss.scheme == "welt"
     saved = spacy.load(tmp_path / "saved" / "bc5cdr-biluo")
+    assert saved.config["training"]["seed"] == 3
     # The harness's progress callback, registered by run.py only, is not left in the saved config.
     assert saved.config["training"]["before_update"] is None
     assert saved.get_pipe("bc5cdr").tag_scheme == "BILUO"

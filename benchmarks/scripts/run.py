@@ -274,14 +274,14 @@ def _tagged(nlp: Language, docs: Sequence[Doc], gold_tokens: bool) -> Tuple[list
 
 
 def run_hf_system(
-    corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int
+    corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int, seed: int = 0
 ) -> Dict[str, Any]:
     vocab = spacy.blank("en").vocab
     train = iob_sentences(load_docs(corpus_dir / "train.spacy", vocab, limit))
     test = iob_sentences(load_docs(corpus_dir / "test.spacy", vocab, limit))
     _reset_gpu_peak()
     result = train_and_evaluate(
-        train, test, encoder, epochs=epochs, device="cuda" if gpu_id >= 0 else "cpu", log=log
+        train, test, encoder, epochs=epochs, device="cuda" if gpu_id >= 0 else "cpu", log=log, seed=seed
     )
     gold = [tags for _, tags in test]
     record = _record(
@@ -494,6 +494,7 @@ def main(
     ),
     output_dir: Path = typer.Option(BENCHMARKS / "results", help="Where the JSON records go."),
     tag: str = typer.Option("", help="Suffix for the output file names."),
+    seed: int = typer.Option(0, help="Random seed of every system (spaCy's training.seed, the HF recipe's)."),
     measure_speed: bool = typer.Option(
         True, help="Time spaCy inference at batch 32 and 128 (two more test passes; skip for CPU ablations)."
     ),
@@ -521,11 +522,13 @@ def main(
             corpus_dir = corpus_root / CORPORA[corpus][0]
             try:
                 if system == "hf_token_classification":
-                    record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit)
+                    record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit, seed)
                 else:
                     save_to = save_pipelines / f"{corpus}-{name or system}" if save_pipelines else None
+                    # A variant's own seed wins.
+                    seeded = {"system.seed": seed, "training.seed": seed, **overrides}
                     record = run_spacy_system(
-                        system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, overrides, measure_speed,
+                        system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, seeded, measure_speed,
                         config_path, save_to,
                     )
             except Exception as e:  # noqa: BLE001  one system's failure must not cost the others their runs
@@ -536,6 +539,7 @@ def main(
                 traceback.print_exc()
             record["variant"] = name or "default"
             record["overrides"] = overrides
+            record["seed"] = seed
             record["limit"] = limit
             # How to run it again: the command line, where it ran, and the config it cut down.
             record["command"] = command
