@@ -189,7 +189,6 @@ def test_entity_rows_mark_an_entity_two_heads_found_once() -> None:
     assert [(r["text"], r["spans_key"]) for r in rows if r["in_ents"]] == [("nausea", "bc5cdr"), ("headache", "ncbi")]
 
 
-
 def test_entity_rows_of_a_pipeline_without_heads_are_doc_ents() -> None:
     nlp = spacy.blank("en")
     doc = nlp("Cisplatin induced nephrotoxicity in rats .")
@@ -198,6 +197,7 @@ def test_entity_rows_of_a_pipeline_without_heads_are_doc_ents() -> None:
     assert [(r["start_char"], r["end_char"], r["text"], r["label"], r["spans_key"], r["score"], r["in_ents"])
             for r in rows] == [(0, 9, "Cisplatin", "CHEMICAL", None, None, True),
                                (18, 32, "nephrotoxicity", "DISEASE", None, None, True)]
+
 
 def test_batches_bound_characters_and_overlong_documents_are_rejected(tmp_path: Path) -> None:
     records = [Record(str(i), "x" * n, "s", str(i)) for i, n in enumerate([10, 10, 50, 200, 10])]
@@ -459,7 +459,6 @@ def test_two_processes_give_the_same_tables(tiny_pipeline: Path, tmp_path: Path)
     assert one["entities"]  # not for want of entities
 
 
-
 @pytest.mark.slow
 def test_a_pipeline_without_heads_annotates_its_doc_ents(tmp_path: Path) -> None:
     """Any spaCy NER pipeline (a real entity ruler stands in for spaCy's `ner` or a scispaCy model):
@@ -488,6 +487,7 @@ def test_a_pipeline_without_heads_annotates_its_doc_ents(tmp_path: Path) -> None
                                       str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "has no component that finds entities (a bio_ner head, or one that sets doc.ents" in result.output
+
 
 @pytest.mark.slow
 def test_ray_engine_gives_the_same_tables(

@@ -206,6 +206,7 @@ def test_step_overhead_times_both_heads(corpus_root: Path, tiny_bert: Path, tmp_
 # the copies' own code.
 NOTE_CALL = """
 
+
 def _note(label):
     with open({calls!r}, "a") as calls:
         calls.write(label + "\\n")
@@ -280,7 +281,6 @@ def test_abbreviation_settings_on_a_saved_pipeline(tiny_pipeline: Path, corpus_r
     assert alone["f1"] == pytest.approx(seqeval_scores(gold, pred)["f1"])
 
 
-
 def test_abbreviation_settings_on_doc_ents_of_a_pipeline_without_the_head(corpus_root: Path, tmp_path: Path) -> None:
     """A pipeline whose entities come from another component (a real entity ruler, as a
     stand-in for spaCy's `ner`) is scored on doc.ents, which each setting corrects."""
@@ -301,6 +301,7 @@ def test_abbreviation_settings_on_doc_ents_of_a_pipeline_without_the_head(corpus
     component = nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": [], "correct_ents": True})
     corrected = [component(doc) for doc in predicted]
     assert records["all"]["f1"] == pytest.approx(seqeval_scores(gold, iob_tags(corrected, None))["f1"])
+
 
 def test_span_scores_record_each_setting_with_the_same_entities(tiny_pipeline: Path, corpus_root: Path, tmp_path: Path) -> None:
     run_script("span_scores.py", [str(tiny_pipeline), "--corpus-root", str(corpus_root), "--output-dir", str(tmp_path)])
