@@ -98,7 +98,8 @@ def load_pipeline(
             f"{model!r} has no NER head (a bio_ner component): give a pipeline trained by this project "
             "(e.g. training/model-best) or its installed package"
         )
-    if need_entities and not head_keys(nlp) and not sets_ents(nlp):
+    # A bio_ner head declares doc.ents too.
+    if need_entities and not _sets_ents(nlp):
         raise PipelineLoadError(
             f"{model!r} has no component that finds entities (a bio_ner head, or one that sets doc.ents "
             f"such as spaCy's ner; its pipeline: {', '.join(nlp.pipe_names) or 'empty'}): give a pipeline "
@@ -107,7 +108,7 @@ def load_pipeline(
     return nlp
 
 
-def sets_ents(nlp: Language) -> bool:
+def _sets_ents(nlp: Language) -> bool:
     """Whether an enabled component of the pipeline declares that it sets doc.ents (its factory's `assigns`)."""
     return any("doc.ents" in nlp.get_pipe_meta(name).assigns for name in nlp.pipe_names)
 

@@ -230,14 +230,20 @@ def run_spacy_system(
     encoder_used = nlp.get_pipe("transformer").model.attrs["name"]
     record = _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred, gpu_id)
     # Dev scores choose the shipped defaults among the ablations; test only reports.
-    dev_gold, dev_pred = _tagged(nlp, load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit), gold_tokens)
-    record["dev_f1"] = seqeval_scores([t for _, t in dev_gold], [t for _, t in dev_pred])["f1"]
+    dev_docs = load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit)
+    record["dev_f1"] = _dev_f1(nlp, dev_docs, gold_tokens)
     record["tokens"] = "gold" if gold_tokens else "pipeline"  # what it was trained and tested on
     if system == "spacy_transition_ner":
         record["abbreviation_step"] = with_abbreviation_step(
-            nlp, shipped_abbreviation_step(head, config_path), test_docs, corpus_dir, limit, gold_tokens
+            nlp, shipped_abbreviation_step(head, config_path), test_docs, dev_docs, gold_tokens
         )
     return record
+
+
+def _dev_f1(nlp: Language, dev_docs: Sequence[Doc], gold_tokens: bool) -> float:
+    """seqeval F1 of `nlp` on the dev documents."""
+    gold, pred = _tagged(nlp, dev_docs, gold_tokens)
+    return seqeval_scores([t for _, t in gold], [t for _, t in pred])["f1"]
 
 
 def shipped_abbreviation_step(head: str, config_path: Path = DEFAULT_CONFIG) -> Dict[str, Any]:
@@ -247,8 +253,7 @@ def shipped_abbreviation_step(head: str, config_path: Path = DEFAULT_CONFIG) -> 
 
 
 def with_abbreviation_step(
-    nlp: Language, settings: Dict[str, Any], test_docs: Sequence[Doc], corpus_dir: Path, limit: int,
-    gold_tokens: bool,
+    nlp: Language, settings: Dict[str, Any], test_docs: Sequence[Doc], dev_docs: Sequence[Doc], gold_tokens: bool
 ) -> Dict[str, Any]:
     """Test and dev scores of `nlp` (spaCy's `ner`) with spacy_bioner's abbreviation step
     after it, correcting doc.ents with the head's `settings` (`correct_ents`)."""
@@ -257,8 +262,7 @@ def with_abbreviation_step(
     try:
         gold, pred = _tagged(nlp, test_docs, gold_tokens)
         scores = _scores(seqeval_scores([t for _, t in gold], [t for _, t in pred]))
-        dev_gold, dev_pred = _tagged(nlp, load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit), gold_tokens)
-        scores["dev_f1"] = seqeval_scores([t for _, t in dev_gold], [t for _, t in dev_pred])["f1"]
+        scores["dev_f1"] = _dev_f1(nlp, dev_docs, gold_tokens)
         scores["settings"] = {"add_missing": step.add_missing, "relabel": step.relabel,
                               "remove_unsupported": step.remove_unsupported, "plural_variants": step.plural_variants}
     finally:

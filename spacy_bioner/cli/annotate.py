@@ -190,7 +190,8 @@ def annotate(
         typer.echo(f"{output}/entities, the first {len(rows)} in text order (ents: the span is in doc.ents):")
         typer.echo(f"  {'doc_id':>10} {'start':>5}-{'end':<5} {'head':8} {'label':10} {'score':>6} {'ents':4}  text")
         for row in rows:
-            typer.echo(f"  {row['doc_id']:>10} {row['start_char']:>5}-{row['end_char']:<5} {row['spans_key'] or '-':8} "
+            head = row["spans_key"] or "-"  # none for doc.ents of a pipeline without heads
+            typer.echo(f"  {row['doc_id']:>10} {row['start_char']:>5}-{row['end_char']:<5} {head:8} "
                        f"{row['label']:10} {score_text(row['score']):>6} {'yes' if row['in_ents'] else 'no':4}  "
                        f"{row['text']}")
     log(f"wrote {output}/summary.json")
