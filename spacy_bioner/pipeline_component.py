@@ -2,8 +2,8 @@
 
 A head scores each token's tags with its model (a `TagScores`: emissions, and
 a CRF's learned transitions where the model has them), learns through one
-loss object chosen in the config (softmax cross-entropy or the CRF
-likelihood, both class-weighted) and decodes through one decoder
+loss object chosen in the config (softmax cross-entropy, the CRF
+likelihood or its cost-augmented form; each class-weighted) and decodes through one decoder
 (constrained Viterbi). Predictions go to `doc.spans[spans_key]`, with a
 score per span, and into `doc.ents` without overlaps.
 """
@@ -112,7 +112,8 @@ def make_bio_ner(
 
     model: a TokenTagger: tag scores per token (and CRF transitions with crf = true).
     loss: `spacy_bioner.ClassWeightedCrossentropy.v1` for a softmax tagger,
-        `spacy_bioner.CRFLoss.v1` for a tagger with a CRF; both class-weighted.
+        `spacy_bioner.CRFLoss.v1` or `spacy_bioner.CostAugmentedCRFLoss.v1` for
+        a tagger with a CRF; each class-weighted.
     spans_key: the head's span group: predictions go to doc.spans[spans_key]
         with their scores, and training reads gold entities from there.
     tag_scheme: "IOB2" (O, B-, I-) or "BILUO" (also L- for an entity's last
@@ -556,7 +557,7 @@ class BioNER(TrainablePipe):
             )
         n_tags = self._model_n_tags()
         new_tags = make_tags(labels, self.tag_scheme)
-        if n_tags is not None and n_tags != len(new_tags) and self.cfg["tag_counts"] is None:  # never initialised
+        if n_tags is not None and n_tags != len(new_tags) and not self._was_initialized():
             raise ValueError(
                 f"bio_ner component {self.name!r}: its model config sets nO = {n_tags}, but the head shapes its "
                 f"output for its tags ({len(new_tags)} for labels {labels} in {self.tag_scheme}): remove nO "
@@ -671,12 +672,18 @@ class BioNER(TrainablePipe):
                 f"{self.tag_scheme!r} but it was trained with {saved_scheme!r}. Set tag_scheme = "
                 f"\"{saved_scheme}\" in its config, or drop the override that changed it."
             )
+        if not self._was_initialized():
+            return  # saved before initialize, as spaCy's pipes may be: nothing trained to check
         if self.model.has_ref("crf") and not self.model.get_ref("crf").has_param("transitions"):
             raise self._other_model_error(source, "no CRF transitions saved")
         n_tags = self._model_n_tags()
         if n_tags is not None and n_tags != len(self.tags):
             raise self._other_model_error(source, f"{n_tags} tags saved, {len(self.tags)} configured")
         self._check_join_adjacent(self.labels, source)
+
+    def _was_initialized(self) -> bool:
+        """Whether `initialize` has run (its training counts, or, saved by an earlier version, its class weights)."""
+        return self.cfg.get("tag_counts") is not None or self.cfg.get("class_weights") is not None
 
     def _check_join_adjacent(self, labels: Sequence[str], source: str) -> None:
         """Refuse a join_adjacent label the head does not have (a typo would join nothing)."""

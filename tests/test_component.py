@@ -776,6 +776,25 @@ def test_loading_a_head_saved_with_another_model_says_so(tmp_path, saved_crf):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_a_head_saved_before_initialize_loads_and_then_learns(tmp_path, crf):
+    """As spaCy's pipes do: a blank pipeline of the configs' heads (a CRF, join_adjacent)
+    was refused on load, for "no CRF transitions saved" and a join_adjacent label it had
+    not yet learned."""
+    blank = make_nlp(crf=crf)
+    blank.get_pipe("jnlpba").join_adjacent = ["protein"]
+    blank.to_disk(tmp_path / "blank")
+    for nlp in (spacy.load(tmp_path / "blank"), make_nlp(crf=crf).from_bytes(blank.to_bytes())):
+        head = nlp.get_pipe("jnlpba")
+        assert head.labels == ()
+        examples = toy_examples(nlp, 40)
+        train(nlp, examples, steps=60)
+        assert nlp.evaluate(examples)["spans_jnlpba_f"] == 1.0
+    with pytest.raises(ValueError, match=r"join_adjacent names \['Disease'\]"):
+        spacy.load(tmp_path / "blank", config={"components": {"jnlpba": {"join_adjacent": ["Disease"]}}}).initialize(
+            lambda: toy_examples(nlp, 4))
+
+
 def test_loading_a_head_saved_with_features_into_one_without_says_so(tmp_path):
     """thinc's "mismatched structure" (another number of layers) was reported as corrupted files."""
     heads = []
