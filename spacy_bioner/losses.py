@@ -23,12 +23,22 @@ empirical question, so every scheme is a config option:
 - ``inverse_frequency``: w_c = N / (C * n_c), scikit-learn's "balanced".
 - ``welt``: the WELT paper's CW_c = 1 - n_c / N, normalised with a softmax.
 - ``ens``: effective number of samples (Cui et al. 2019), w_c proportional to
-  (1 - beta) / (1 - beta ** n_c), scaled to sum to C.
+  (1 - beta) / (1 - beta ** n_c). A class of n tokens is weighed up only where
+  beta ** n is not near 0: at token counts in the thousands, beta = 0.999
+  weighs every class alike (as ``none``); 1 - 1 / n_c of the rarest class is
+  where it begins to differ.
+
+Every scheme's weights are then scaled so that a training token weighs 1 on
+average (as ``none``'s and ``inverse_frequency``'s do): the softmax loss and
+`CRFLoss` divide by the summed weight and do not see the scale, and the
+cost-augmented loss's mean cost of an error is then `cost_scale` under every
+scheme, so that the schemes differ in how they weigh classes, not in margin.
 
 Classes are the tag prefixes (O, B, I, and L, U in BILUO: ``granularity =
 "bio"``) or every tag (``granularity = "tag"``). Weights are computed from
-the training tag counts when the component is initialised and stored in the
-component's config.
+the training tag counts when the component is initialised; the component saves
+the counts (its `cfg`) and fits the weights to them again when it loads, as
+its loss is configured then.
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -63,8 +73,9 @@ def check_weighting(scheme: str, granularity: str, beta: float = 0.999) -> None:
     # outside [0, 1] (1 - beta ** n) is no count of samples.
     if scheme == "ens" and not 0.0 <= beta < 1.0:
         raise ValueError(
-            f"beta = {beta!r} for the 'ens' class weights: use 0 <= beta < 1 (Cui et al. 2019 use "
-            "0.9 to 0.9999; 0 weighs every class 1, and beta near 1 approaches inverse_frequency)"
+            f"beta = {beta!r} for the 'ens' class weights: use 0 <= beta < 1 (0 weighs every class 1, and "
+            "beta near 1 approaches inverse_frequency; a class of n tokens is weighed up once beta is "
+            "about 1 - 1/n or more)"
         )
 
 
@@ -91,7 +102,7 @@ def compute_class_weights(
         weights /= weights.sum()
     else:
         weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
-        weights *= len(counts) / weights.sum()
+    weights *= total / (weights * counts).sum()  # a token weighs 1 on average
     by_class = dict(zip(classes, weights.tolist()))
     return {tag: by_class[tag_class(tag, granularity)] for tag in tag_counts}
 

@@ -23,14 +23,19 @@ def softmax(x):
     return [v / sum(e) for v in e]
 
 
+def a_token_weighs_one(weights):
+    """Scaled so that COUNTS' 10 tokens weigh 10 in all."""
+    return [w * 10 / (8 * weights[0] + weights[1] + weights[2]) for w in weights]
+
+
 # Expected weights for COUNTS, written out by hand (N = 10, C = 3).
 WELT = softmax([1 - 8 / 10, 1 - 1 / 10, 1 - 1 / 10])
 ENS = [0.1 / (1 - 0.9**8), 0.1 / (1 - 0.9), 0.1 / (1 - 0.9)]
 EXPECTED_WEIGHTS = {
     "none": [1.0, 1.0, 1.0],
     "inverse_frequency": [10 / (3 * 8), 10 / 3, 10 / 3],
-    "welt": WELT,
-    "ens": [w * 3 / sum(ENS) for w in ENS],
+    "welt": a_token_weighs_one(WELT),
+    "ens": a_token_weighs_one(ENS),
 }
 
 
