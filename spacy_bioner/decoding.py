@@ -14,6 +14,10 @@ score should say: each token of a three-token entity can be inside an entity
 with probability 0.9 while the reading of exactly those three tokens as one
 entity of that label is far less likely, where the model is unsure where
 the entity begins or ends.
+
+Documents are decoded as one padded batch, or, where one long document would
+pad the others past a memory budget (`padded_groups`; `annotate` may batch a
+book with abstracts), in groups of similar length.
 """
 
 from typing import List, Sequence, Tuple
@@ -35,6 +39,28 @@ def check_span_scores(span_scores: str) -> str:
     return span_scores
 
 
+# The most padded (token, tag, tag) cells one batch of the decoder holds at a
+# time: the parallel schedule keeps several (B, T, K, K) arrays (`layers/crf.py`).
+DECODE_CELLS = 1 << 24
+
+
+def padded_groups(lengths: Sequence[int], cells_per_token: int, budget: int = DECODE_CELLS) -> List[List[int]]:
+    """The non-empty documents' indices in batches whose padded size (documents
+    times the longest one's tokens, times `cells_per_token`) stays within
+    `budget`, or of one document where it alone is larger: one batch as
+    given where all fit, so that abstracts decode together; otherwise by
+    length, so that one long document does not pad every other to its length."""
+    keep = [i for i, n in enumerate(lengths) if n]
+    if len(keep) * max((lengths[i] for i in keep), default=0) * cells_per_token <= budget:
+        return [keep] if keep else []
+    groups: List[List[int]] = [[]]
+    for i in sorted(keep, key=lambda i: lengths[i]):
+        if groups[-1] and (len(groups[-1]) + 1) * lengths[i] * cells_per_token > budget:
+            groups.append([])
+        groups[-1].append(i)
+    return groups
+
+
 class ConstrainedViterbi:
     """The best well-formed tag path of each document, and each tag's confidence.
 
@@ -51,10 +77,14 @@ class ConstrainedViterbi:
     probability given the one before (the CRF's pair marginal over the token
     marginal), times, in IOB2, the probability that the next token does not
     go on with it; a token outside any entity, its tag's probability.
+
+    max_cells: the most padded (token, tag, tag) cells decoded at once
+    (`padded_groups`): a bound on the decoder's memory.
     """
 
-    def __init__(self, tags: Sequence[str], span_scores: str = "token_mean") -> None:
+    def __init__(self, tags: Sequence[str], span_scores: str = "token_mean", max_cells: int = DECODE_CELLS) -> None:
         self.tags = list(tags)
+        self.max_cells = max_cells
         self.mask = tag_constraints(self.tags)
         self.span_scores = check_span_scores(span_scores)
         self.continuations = continuations(self.tags)
@@ -64,10 +94,18 @@ class ConstrainedViterbi:
         emissions = scores.emissions
         paths = [np.zeros((len(e),), dtype="i") for e in emissions]
         confidences = [np.ones((len(e),), dtype="f") for e in emissions]
-        keep = [i for i, e in enumerate(emissions) if len(e)]
-        if not keep:
-            return paths, confidences
-        padded, lengths = pad(ops, [emissions[i] for i in keep])
+        for group in padded_groups([len(e) for e in emissions], len(self.tags) ** 2, self.max_cells):
+            best, chosen, lengths = self._decode(ops, [emissions[i] for i in group], scores)
+            for row, i in enumerate(group):
+                paths[i] = best[row, : lengths[row]]
+                confidences[i] = chosen[row, : lengths[row]]
+        return paths, confidences
+
+    def _decode(
+        self, ops: Ops, emissions: Sequence[Floats2d], scores: TagScores
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The paths and confidences of documents padded into one batch (host, (B, T)), and their lengths."""
+        padded, lengths = pad(ops, emissions)
         xp = ops.xp
         segments = self.span_scores == "segment"
         transitions, start, end = self.mask.on_device(ops, padded.dtype)
@@ -93,12 +131,7 @@ class ConstrainedViterbi:
         chosen = xp.clip(chosen, 0.0, 1.0)
         if segments:
             chosen = self._segment_probabilities(ops, chosen, xp.clip(following, 0.0, 1.0), best, lengths)
-        best_host = ops.to_numpy(best)
-        chosen_host = ops.to_numpy(chosen).astype("f")
-        for row, i in enumerate(keep):
-            paths[i] = best_host[row, : lengths[row]]
-            confidences[i] = chosen_host[row, : lengths[row]]
-        return paths, confidences
+        return ops.to_numpy(best), ops.to_numpy(chosen).astype("f"), lengths
 
     def _segment_probabilities(
         self, ops: Ops, chosen: Floats2d, following: Floats3d, paths: Ints2d, lengths: np.ndarray

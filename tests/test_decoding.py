@@ -12,7 +12,7 @@ from spacy.training import biluo_to_iob, iob_to_biluo
 from spacy.vocab import Vocab
 from thinc.api import NumpyOps
 
-from spacy_bioner.decoding import ConstrainedViterbi
+from spacy_bioner.decoding import ConstrainedViterbi, padded_groups
 from spacy_bioner.layers.crf import TagScores, pad
 from spacy_bioner.layers.crf import viterbi as padded_viterbi
 from spacy_bioner.tags import (
@@ -208,6 +208,38 @@ def test_crf_confidences_are_probabilities(recursion):
         scores = TagScores(emissions, np.zeros((n, n), "f"), np.zeros(n, "f"), np.zeros(n, "f"), recursion)
         _, confidences = decoder(NumpyOps(), scores)
         assert 0.0 <= confidences[0].min() and confidences[0].max() <= 1.0, seed
+
+
+def test_padded_groups_keep_a_batch_whole_and_set_a_long_document_apart():
+    # 3 documents of 4 tokens fit 12 padded tokens: one batch, in the order given.
+    assert padded_groups([4, 0, 3, 4], cells_per_token=1, budget=12) == [[0, 2, 3]]
+    # One of 40 tokens would pad the others to 40: by length, each batch within the budget.
+    lengths = [4, 40, 3, 4, 0, 5]
+    groups = padded_groups(lengths, cells_per_token=1, budget=12)
+    assert sorted(i for group in groups for i in group) == [0, 1, 2, 3, 5]
+    assert groups[-1] == [1]
+    assert all(len(g) * max(lengths[i] for i in g) <= 12 for g in groups[:-1])
+    assert padded_groups([0, 0], cells_per_token=1) == []
+
+
+@pytest.mark.parametrize("span_scores", ["segment", "token_mean"])
+@pytest.mark.parametrize("recursion", ["sequential", "parallel"])
+@pytest.mark.parametrize("crf", [True, False], ids=["crf", "softmax"])
+def test_decoding_in_groups_gives_what_one_batch_gives(crf, recursion, span_scores):
+    """A batch over the decoder's memory budget is decoded in groups by length:
+    each document's path and confidences are those of the whole batch at once."""
+    tags = make_tags(["A", "B"], "BILUO")
+    n = len(tags)
+    rng = np.random.default_rng(1)
+    emissions = [rng.normal(scale=2.0, size=(length, n)).astype("f") for length in (3, 60, 0, 5, 2, 7)]
+    params = [rng.normal(size=shape).astype("f") for shape in ((n, n), (n,), (n,))] if crf else []
+    scores = TagScores(emissions, *params, recursion=recursion)
+    whole = ConstrainedViterbi(tags, span_scores)(NumpyOps(), scores)
+    assert len(padded_groups([len(e) for e in emissions], n * n, 10 * n * n)) > 2
+    grouped = ConstrainedViterbi(tags, span_scores, max_cells=10 * n * n)(NumpyOps(), scores)
+    for whole_of, grouped_of in zip(whole, grouped):
+        for a, b in zip(whole_of, grouped_of):
+            np.testing.assert_array_equal(b, a) if a.dtype.kind == "i" else np.testing.assert_allclose(b, a, rtol=1e-5)
 
 
 def entity_probabilities(emissions, transitions, start, end, tags) -> Counter:
