@@ -49,6 +49,15 @@ def packaged_encoder_path(package: str) -> Path:
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
+def _hub_offline() -> bool:
+    """Whether the environment takes the hub offline, as huggingface_hub reads it (HF_HUB_OFFLINE,
+    else TRANSFORMERS_OFFLINE: 1, ON, YES or TRUE), but now: the hub reads it once, at import."""
+    from huggingface_hub.constants import ENV_VARS_TRUE_VALUES
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in ENV_VARS_TRUE_VALUES
+
+
 def _loadable(name: str, timeout: float) -> bool:
     """Whether `name` is a local model directory, cached (its config and weights), or on a reachable hub."""
     if Path(name).is_dir():
@@ -65,7 +74,7 @@ def _loadable(name: str, timeout: float) -> bool:
     except ValueError as err:  # not a valid hub name (HFValidationError)
         logger.debug("Encoder %s is not a hub name: %s", name, err)
         return False
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    if _hub_offline():
         return False
     # huggingface_hub.utils has them from the oldest hub transformers 4.30 allows (0.14) on.
     from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError

