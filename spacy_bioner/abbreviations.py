@@ -21,6 +21,8 @@ short form with or without a final "s" ("mast cells (MCs)": "MC"), as
 abstracts use both (`plural_variants`), unless the singular is a word in
 title case ("Cas": "Ca"). The stem of a numbered name is no
 mention: "COX" of "COX-2" names one member of the family "COX" defines.
+A short form defined again with another long form ("haloperidol (HAL)",
+then "hepatic artery ligation (HAL)") has that one from there on.
 
 In doc.ents, where the heads disagree on a mention, the entity that ends
 the long form there decides: a mention that is another head's entity there
@@ -79,9 +81,10 @@ MAX_PARENTHESIS_WORDS = 8
 # ...)" (Schwartz's ExtractAbbrev: more than two words).
 MAX_SHORT_FORM_WORDS = 2
 _PARENTHESIS_DEPTH = {"(": 1, ")": -1}
-# Brackets and separating punctuation right before a definition's "(" end no long form:
-# "propionate [(TP)", "nitrosoure] (BCNU)", "dopamine-1, (DA1)".
-_SKIPPED_BEFORE = {"[", "]", "{", "}", ",", ";", ":"}
+# Brackets, separating punctuation and hyphens right before a definition's "(" end no long
+# form: "propionate [(TP)", "nitrosoure] (BCNU)", "dopamine-1, (DA1)"; the hyphen of a compound
+# that the parentheses interrupt, "antibody-(PR3-ANCA) positive", "Dexamethasone- (Dex-) induced".
+_SKIPPED_BEFORE = frozenset({"[", "]", "{", "}", ",", ";", ":"} | HYPHENS)
 # Latin abbreviations of running text, in any case: "(e.g., valproate)" and
 # "(i.e. the dose)" define no short form.
 LATIN_ABBREVIATIONS = ("e.g.", "i.e.", "cf.", "vs.", "etc.", "et al.")
@@ -93,7 +96,8 @@ _GREEK_INITIALS = str.maketrans("αβγδεζηθικλμνξοπρσςτυφχ�
 
 @dataclass(frozen=True)
 class Abbreviation:
-    """A short form defined in a document: its long form and every mention of it."""
+    """A definition of a short form in a document: its long form and the mentions
+    of the short form that it defines (up to the short form's next definition)."""
 
     long_form: Span
     mentions: Tuple[Span, ...]
@@ -217,6 +221,15 @@ def _closing_parenthesis(doc: Doc, start: int) -> Optional[int]:
     return None
 
 
+def _last_word(doc: Doc, end: int) -> int:
+    """Where the word before token `end` starts (`words_back`), past the brackets
+    and quotes it opens with: "(TNF-alpha (tumor necrosis factor alpha))"."""
+    start = words_back(doc, end, 1)
+    while start < end - 1 and not doc[start].text[0].isalnum():
+        start += 1
+    return start
+
+
 def _cut(doc: Doc, start: int, close: int) -> int:
     """Where the parenthesised text from `start` ends for a definition: at its
     first ", " or "; " outside nested brackets ("(MDS; n = 17)": "MDS"), as
@@ -239,17 +252,24 @@ def _definitions(doc: Doc, openings: Iterable[int]) -> Iterable[Tuple[Span, Span
         if close is None or close == opening + 1:
             continue
         # The text before "(" ends at its last word: no entity ends on whitespace
-        # ("haloperidol\n(HAL)") or on a bracket before it, so a long form ending
+        # ("haloperidol\n(HAL)") or on a bracket or hyphen before it, so a long form ending
         # there would support no mention.
         before = opening
         while before > 0 and (doc[before - 1].is_space or doc[before - 1].text in _SKIPPED_BEFORE):
             before -= 1
         if before == 0:
             continue
-        inside = doc[opening + 1 : _cut(doc, opening + 1, close)]
+        # Where the parentheses interrupt a hyphenated compound, a hyphen ending them is that
+        # compound's: "Dexamethasone- (Dex-) induced" defines "Dex", mentioned in "Dex-induced"
+        # (but "knockout (VIP-/-)" defines "VIP-/-").
+        end = _cut(doc, opening + 1, close)
+        if any(token.text in HYPHENS for token in doc[before:opening]):
+            while end > opening + 1 and doc[end - 1].text in HYPHENS:
+                end -= 1
+        inside = doc[opening + 1 : end]
         long_inside = len(inside.text.split()) > MAX_SHORT_FORM_WORDS
         if long_inside:  # "HAL (haloperidol ...)"
-            short, candidate = doc[before - 1 : before], inside
+            short, candidate = doc[_last_word(doc, before) : before], inside
             # ExtractAbbrev: a short form before the parentheses has a capital letter.
             if not any(c.isupper() for c in short.text):
                 continue
@@ -273,9 +293,14 @@ def _definitions(doc: Doc, openings: Iterable[int]) -> Iterable[Tuple[Span, Span
 
 
 def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbreviation]:
-    """The abbreviations defined in `doc`, each with all mentions of its short form.
+    """The abbreviations defined in `doc`, each with its mentions, in the order of their definitions.
 
-    A short form or a long form defined twice keeps its first definition.
+    A short form defined again with another long form ("haloperidol (HAL)",
+    then "hepatic artery ligation (HAL)") makes one abbreviation of each
+    definition: each has the mentions from its definition to the next one of
+    the same short form, and the first also those before it. The same long
+    form again, in any case, is no new definition; a long form defined again
+    with another short form keeps its first one.
     Mentions are the token sequences equal to the short form, the one in the
     definition included, but not those glued to a hyphen and a number
     ("COX-2"); with `plural_variants`, then the tokens equal to a one-token
@@ -289,39 +314,76 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
     positions: Dict[str, List[int]] = defaultdict(list)
     for i, text in enumerate(texts):
         positions[text].append(i)
-    seen_long, seen_short = set(), set()
+    definitions = _distinct_definitions(doc, positions.get("(", ()), plural_variants)
+    # A definition's mentions end where the next definition of its short form starts.
+    ends: List[int] = []
+    next_start: Dict[str, int] = {}
+    for long_form, short, _ in reversed(definitions):
+        ends.append(next_start.get(short.text, len(doc)))
+        next_start[short.text] = min(long_form.start, short.start)
     found = []
-    for long_form, short in _definitions(doc, positions.get("(", ())):
-        if long_form.text in seen_long or short.text in seen_short:
-            continue
-        seen_long.add(long_form.text)
-        seen_short.add(short.text)
-
-        def occurrences(words: List[str]) -> Tuple[Span, ...]:
-            """The token sequences equal to `words`, outside the long form and
-            not the stem of a numbered name."""
-            n = len(words)
-            return tuple(
-                doc[i : i + n]
-                for i in positions.get(words[0], ())
-                if texts[i : i + n] == words
-                and not (long_form.start <= i and i + n <= long_form.end)
-                and not stems_numbered_name(doc, i + n)
-            )
-
-        words = texts[short.start : short.end]
-        mentions = occurrences(words)
-        if plural_variants and len(words) == 1:
-            variant = words[0][:-1] if words[0].endswith("s") else words[0] + "s"
-            # A one-letter variant ("T" of "Ts") is too often something else, and so is a singular
-            # in title case: "Crk-associated substrate (Cas)" names no plural of calcium's "Ca".
-            singular = min(variant, words[0], key=len)
-            if len(variant) >= 2 and not singular.istitle() and variant not in seen_short:
-                # One abbreviation owns the variant's mentions: a later definition of it is skipped.
-                seen_short.add(variant)
-                mentions += occurrences([variant])
+    defined: Set[str] = set()
+    for (long_form, short, mention_words), end in zip(definitions, reversed(ends)):
+        # The first definition of a short form also has the mentions before it, as in Schwartz and Hearst.
+        start = min(long_form.start, short.start) if short.text in defined else 0
+        defined.add(short.text)
+        mentions = tuple(
+            doc[i : i + len(words)]
+            for words in mention_words
+            for i in positions.get(words[0], ())
+            if start <= i < end
+            and texts[i : i + len(words)] == words
+            and not (long_form.start <= i and i + len(words) <= long_form.end)
+            and not stems_numbered_name(doc, i + len(words))
+        )
         found.append(Abbreviation(long_form, mentions))
     return found
+
+
+def _distinct_definitions(
+    doc: Doc, openings: Iterable[int], plural_variants: bool
+) -> List[Tuple[Span, Span, List[List[str]]]]:
+    """The definitions of `_definitions` that define something new, each with
+    the token texts of its short form's mentions: the short form's own, then,
+    with `plural_variants`, its plural or singular (`_plural_variant`). None
+    new: a long form defined before with another short form, a short form's
+    current long form again (in any case), a plural variant of a short form
+    defined before."""
+    short_of_long: Dict[str, str] = {}
+    current: Dict[str, str] = {}  # short form -> its last long form, lowercased
+    mention_words: Dict[str, List[List[str]]] = {}  # short form -> its mentions' token texts
+    variants: Set[str] = set()
+    distinct = []
+    for long_form, short in _definitions(doc, openings):
+        text = short.text
+        if (
+            text in variants
+            or short_of_long.setdefault(long_form.text, text) != text
+            or current.get(text) == long_form.text.lower()
+        ):
+            continue
+        current[text] = long_form.text.lower()
+        if text not in mention_words:
+            words = [token.text for token in short]
+            mention_words[text] = [words]
+            variant = _plural_variant(words) if plural_variants else None
+            # One short form has the variant's mentions: a later definition of it is skipped.
+            if variant is not None and variant not in mention_words and variant not in variants:
+                variants.add(variant)
+                mention_words[text].append([variant])
+        distinct.append((long_form, short, mention_words[text]))
+    return distinct
+
+
+def _plural_variant(words: List[str]) -> Optional[str]:
+    """A one-token short form with or without a final "s", if that is its plural or singular."""
+    if len(words) != 1:
+        return None
+    variant = words[0][:-1] if words[0].endswith("s") else words[0] + "s"
+    # A one-letter variant ("T" of "Ts") is too often something else, and so is a singular
+    # in title case: "Crk-associated substrate (Cas)" names no plural of calcium's "Ca".
+    singular = min(variant, words[0], key=len)
+    return variant if len(variant) >= 2 and not singular.istitle() else None
 
 
 class _LastDocument:

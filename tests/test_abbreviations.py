@@ -126,6 +126,10 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
             [],
         ),
         ("serum TNF (tumour necrosis factor in serum) rose", [("TNF", "tumour necrosis factor in serum")]),
+        # The short form before the parentheses is the word before them, of several BioTokenizer
+        # tokens, without the brackets it opens with.
+        ("serum TNF-alpha (tumor necrosis factor alpha) rose", [("TNF-alpha", "tumor necrosis factor alpha")]),
+        ("levels (TNF-alpha (tumor necrosis factor alpha) in serum) rose", [("TNF-alpha", "tumor necrosis factor alpha")]),
         # ExtractAbbrev's cut of the parenthesised text at ", " and "; ".
         (
             "myelodysplastic syndrome (MDS; n = 17) or acute myeloid leukemia (AML, n = 7)",
@@ -161,6 +165,15 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
             [("BCNU", "bis (2-chloroethyl)-1-nitrosoure")],
         ),
         ("Rats received testosterone propionate [(TP) CAS 57-85-2] daily", [("TP", "testosterone propionate")]),
+        # ... nor a hyphen, of a compound that the parentheses interrupt; a hyphen ending the
+        # short form is that compound's too (BC5CDR 19203554, 24587916) ...
+        (
+            "Proteinase 3-antineutrophil cytoplasmic antibody-(PR3-ANCA) positive glomerulonephritis",
+            [("PR3-ANCA", "Proteinase 3-antineutrophil cytoplasmic antibody")],
+        ),
+        ("Dexamethasone- (Dex-) induced hypertension", [("Dex", "Dexamethasone")]),
+        ("vasoactive intestinal polypeptide knockout (VIP-/-) mice", [("VIP-/-", "vasoactive intestinal polypeptide knockout")]),
+        ("Patients on dexamethasone (-) and others", []),
         # ... nor does a comma (BC5CDR 1969772: every DA1 was removed, as no entity ended on it) ...
         ("Specific dopamine-1, (DA1) agonists act on DA1 receptors", [("DA1", "dopamine-1")]),
         # ... a long form's brackets are balanced (BC5CDR 12452237: "Group PR" became a Chemical) ...
@@ -209,11 +222,36 @@ def test_mentions_are_every_match_of_the_short_form_in_a_long_document(nlp):
             assert expected[-1] == (len(doc) - 2, len(doc))
 
 
-def test_a_short_form_keeps_its_first_definition(nlp):
-    doc = make_doc(nlp, "heart failure ( HF ) and high fat ( HF ) diets ; HF")
-    (abbreviation,) = find_abbreviations(doc)
-    assert abbreviation.long_form.text == "heart failure"
-    assert len(abbreviation.mentions) == 3
+def test_a_short_form_defined_again_has_its_new_long_form_until_the_next_definition(nlp):
+    """Each definition has the mentions up to the next one of its short form, the first also
+    those before it; the current long form again, in any case, is no new definition."""
+    text = (
+        "HF rose ; heart failure ( HF ) and HF ; high fat ( HF ) diets ; HF ; High fat ( HF ) ; HF ; "
+        "heart failure ( HF ) and HF"
+    )
+    found = find_abbreviations(make_doc(nlp, text))
+    assert [(a.long_form.text, [m.start for m in a.mentions]) for a in found] == [
+        ("heart failure", [0, 6, 9]),
+        ("high fat", [14, 18, 23, 26]),
+        ("heart failure", [31, 34]),
+    ]
+
+
+def test_a_long_form_defined_again_keeps_its_first_short_form(nlp):
+    (abbreviation,) = find_abbreviations(make_doc(nlp, "heart failure ( HF ) ; heart failure ( HTF ) ; HF and HTF"))
+    assert abbreviation.short_form == "HF"
+    assert [m.start for m in abbreviation.mentions] == [3, 12]
+
+
+def test_mentions_after_a_new_definition_take_its_long_forms_label(nlp):
+    """"HAL" is haloperidol, a Chemical, then hepatic artery ligation, a Disease."""
+    doc = make_doc(nlp, "haloperidol ( HAL ) and HAL . Then hepatic artery ligation ( HAL ) and HAL .")
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (2, 3, "Chemical"), (8, 11, "Disease"), (15, 16, "Chemical")])
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    expected = [(0, 1, "Chemical"), (2, 3, "Chemical"), (5, 6, "Chemical")]
+    expected += [(8, 11, "Disease"), (12, 13, "Disease"), (15, 16, "Disease")]
+    assert triples(doc.spans["bc5cdr"]) == expected
+    assert triples(doc.ents) == expected
 
 
 def test_mentions_take_the_long_forms_label(nlp):
@@ -584,6 +622,20 @@ def test_a_long_form_ends_at_its_last_word_before_whitespace_and_the_parenthesis
     assert abbreviation.long_form.text == "haloperidol"
     entities = [(token.i, token.i + 1, "Chemical") for token in doc if token.text in {"haloperidol", "HAL"}]
     set_head(doc, "bc5cdr", entities)
+    nlp.add_pipe("bio_ner_abbreviations")(doc)
+    assert triples(doc.spans["bc5cdr"]) == entities
+    assert triples(doc.ents) == entities
+
+
+def test_a_long_form_ends_before_the_hyphen_of_a_compound_the_parenthesis_interrupts(nlp):
+    """BC5CDR 24587916: the long form ended on the hyphen, where no entity ends, so the head's
+    mentions of "Dex" were dropped and the one it missed was not added."""
+    from spacy_bioner.tokenizer import make_bio_nlp
+
+    doc = make_bio_nlp()("Dexamethasone- (Dex-) induced hypertension. Rats got Dex, and Dex-induced hypertension fell.")
+    entities = [(token.i, token.i + 1, "Chemical") for token in doc if token.text in {"Dexamethasone", "Dex"}]
+    assert len(entities) == 4
+    set_head(doc, "bc5cdr", entities[:2] + entities[3:])
     nlp.add_pipe("bio_ner_abbreviations")(doc)
     assert triples(doc.spans["bc5cdr"]) == entities
     assert triples(doc.ents) == entities
