@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from spacy.language import Language
+from spacy.pipeline import SpanRuler
 
 from .annotation import head_keys
 from .messages import first_line
@@ -64,7 +65,7 @@ def load_pipeline(
     be loaded, or, with `need_heads`, it has no NER head (a component with a
     `spans_key` and tags, as `bio_ner` has); with `need_entities`, when it
     has neither a head nor a component that sets doc.ents (spaCy's `ner`, an
-    entity ruler); with `precision`, when the
+    entity ruler, a span ruler with `annotate_ents`); with `precision`, when the
     pipeline has no transformer of this package to set it on, or the device
     has no bfloat16 arithmetic for "bfloat16" (the shim would run float32
     with a warning: a run asked for bfloat16 must not silently be another).
@@ -109,8 +110,12 @@ def load_pipeline(
 
 
 def _sets_ents(nlp: Language) -> bool:
-    """Whether an enabled component of the pipeline declares that it sets doc.ents (its factory's `assigns`)."""
-    return any("doc.ents" in nlp.get_pipe_meta(name).assigns for name in nlp.pipe_names)
+    """Whether an enabled component of the pipeline sets doc.ents: one whose factory declares it
+    (its `assigns`), or a span ruler told to (`annotate_ents`), whose factory declares doc.spans only."""
+    for name, pipe in nlp.pipeline:
+        if "doc.ents" in nlp.get_pipe_meta(name).assigns or (isinstance(pipe, SpanRuler) and pipe.annotate_ents):
+            return True
+    return False
 
 
 def _no_precision_setting(model: str, precision: str) -> PipelineLoadError:

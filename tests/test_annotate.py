@@ -199,6 +199,24 @@ def test_entity_rows_of_a_pipeline_without_heads_are_doc_ents() -> None:
                                (18, 32, "nephrotoxicity", "DISEASE", None, None, True)]
 
 
+def test_entity_rows_give_an_entity_of_doc_ents_that_no_head_found_a_row() -> None:
+    """An entity ruler beside the heads puts its own entities in doc.ents: they had no row, so the
+    rows marked in_ents were not doc.ents."""
+    nlp = spacy.blank("en")
+    doc = nlp("Cisplatin induced nephrotoxicity in rats .")
+    doc.spans["bc5cdr"] = SpanGroup(doc, name="bc5cdr", spans=[Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")],
+                                    attrs={"scores": [0.9, 0.8]})
+    # The ruler's: the head's span relabelled, and one no head found.
+    doc.ents = [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Toxicity"), Span(doc, 4, 5, "Species")]
+    rows = entity_rows(doc, ["bc5cdr"])
+    assert [(r["text"], r["label"], r["spans_key"], r["score"], r["in_ents"]) for r in rows] == [
+        ("Cisplatin", "Chemical", "bc5cdr", 0.9, True),
+        ("nephrotoxicity", "Disease", "bc5cdr", 0.8, False),
+        ("nephrotoxicity", "Toxicity", None, None, True),
+        ("rats", "Species", None, None, True),
+    ]
+
+
 def test_batches_bound_characters_and_overlong_documents_are_rejected(tmp_path: Path) -> None:
     records = [Record(str(i), "x" * n, "s", str(i)) for i, n in enumerate([10, 10, 50, 200, 10])]
     batches = [[r.doc_id for r in batch] for batch in char_batches(records, batch_size=4, max_chars=60)]
@@ -487,6 +505,46 @@ def test_a_pipeline_without_heads_annotates_its_doc_ents(tmp_path: Path) -> None
                                       str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "has no component that finds entities (a bio_ner head, or one that sets doc.ents" in result.output
+
+
+@pytest.mark.slow
+def test_an_entity_ruler_beside_the_heads_has_its_entities_in_the_table(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """The ruler's entities are in doc.ents but no head's spans: they had no row, and the summary's count of
+    doc.ents spans left them out."""
+    nlp = spacy.load(tiny_pipeline)
+    nlp.add_pipe("entity_ruler", config={"overwrite_ents": True}).add_patterns(
+        [{"label": "RULED", "pattern": [{"LOWER": "monocytes"}]}])
+    nlp.to_disk(tmp_path / "ruled")
+    texts = toy_abstracts(6, seed=2)
+    summary = annotate(str(tmp_path / "ruled"), [write_texts(tmp_path / "toy.jsonl", texts)], tmp_path / "out",
+                       Options(batch_size=8))
+    rows = tables(tmp_path / "out")["entities"]
+    ruled = [(row["record"], row["text"], row["spans_key"], row["score"]) for row in rows if row["label"] == "RULED"]
+    assert ruled and all(found[1:] == ("monocytes", None, None) for found in ruled)
+    assert len(ruled) == sum(text.split().count("monocytes") for text in texts)
+    # The rows marked in_ents are each document's doc.ents, once each.
+    for line, doc in enumerate(nlp.pipe(texts), 1):
+        marked = sorted((row["start_char"], row["end_char"], row["label"]) for row in rows
+                        if row["record"] == f"line {line}" and row["in_ents"])
+        assert marked == [(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents]
+    assert summary["entities_in_ents"] == sum(row["in_ents"] for row in rows) and summary["entities_per_label"]["RULED"]
+
+
+def test_a_span_ruler_that_sets_doc_ents_finds_entities(tmp_path: Path) -> None:
+    """spaCy's span_ruler declares doc.spans only, also when `annotate_ents` has it set doc.ents: such a
+    pipeline was refused as one that finds no entities. Without annotate_ents it is still refused."""
+    for annotate_ents in (True, False):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("span_ruler", config={"annotate_ents": annotate_ents}).add_patterns(
+            [{"label": "Cell", "pattern": [{"LOWER": "cells"}]}])
+        nlp.to_disk(tmp_path / f"ruler-{annotate_ents}")
+    inputs = [write_texts(tmp_path / "toy.jsonl", ["IL-2 activates T cells .", "p53 ."])]
+    summary = annotate(str(tmp_path / "ruler-True"), inputs, tmp_path / "out", Options(fmt="jsonl"))
+    assert [(row["text"], row["label"], row["spans_key"], row["in_ents"])
+            for row in read_table(tmp_path / "out", "entities", "jsonl")] == [("cells", "Cell", None, True)]
+    assert summary["status"] == "complete" and summary["entities_in_ents"] == 1
+    with pytest.raises(AnnotateError, match="has no component that finds entities"):
+        annotate(str(tmp_path / "ruler-False"), inputs, tmp_path / "refused", Options(fmt="jsonl"))
 
 
 @pytest.mark.slow

@@ -177,6 +177,25 @@ def test_truncated_gz_keeps_every_complete_record_before_the_cut(tmp_path: Path)
     assert count_records(path) == len(items)  # the reject in place of the cut record counted, as read
 
 
+@pytest.mark.parametrize("cut", [4, 8])
+@pytest.mark.parametrize("sample", [PUBMED_BASELINE, PUBMED_UPDATE], ids=["baseline", "update"])
+def test_a_gz_cut_in_its_trailer_keeps_its_last_record(tmp_path: Path, sample: Path, cut: int) -> None:
+    """A .gz missing (part of) its CRC and size decompresses whole: its last record (a PubmedArticle;
+    the update's, a DeleteCitation) was rejected as truncated_input. It is read, then the cut reported."""
+    xml = gzip.decompress(sample.read_bytes())
+    records = sum(xml.count(tag) for tag in (b"<PubmedArticle>", b"<PubmedBookArticle>", b"<DeleteCitation>"))
+    full = list(read_items(sample))
+    path = tmp_path / sample.name
+    path.write_bytes(sample.read_bytes()[:-cut])
+    items = list(read_items(path))
+    assert items[:-1] == [replace(item, source=str(path)) for item in full]
+    last = items[-1]
+    assert isinstance(last, Reject) and last.kind == TRUNCATED
+    assert (last.record, last.doc_id) == (f"record {records + 1}", "")  # no record is missing
+    assert last.reason == f"the file ends or cannot be read after {records} complete records: truncated gzip file"
+    assert count_records(path) == sum(not isinstance(item, Deleted) for item in items)
+
+
 def test_xz_inputs_read_as_their_gzip_twins(tmp_path: Path) -> None:
     """.xml.xz and .jsonl.xz are read like .gz; a truncated .xz keeps the records before the cut."""
     xml = lzma.compress(gzip.decompress(BASELINE.read_bytes()))

@@ -210,6 +210,31 @@ def test_a_rerun_past_max_rejects_annotates_nothing_more(tiny_pipeline: Path, tm
         annotate(str(tiny_pipeline), inputs, output, options)
     assert len(done_shards(output)) == 2, "the third shard is left undone"
     assert rerun.value.summary["this_invocation"]["shards_written"] == 0
+    assert str(rerun.value).endswith("to go on, rerun with --resume and a higher --max-rejects")
+    # As it says: the limit is the run's (run.json), and --resume may raise it.
+    summary = annotate(str(tiny_pipeline), inputs, output, Options(shard_size=2, max_rejects=3), resume=True)
+    assert summary["status"] == "complete" and summary["this_invocation"]["shards_written"] == 1
+    assert summary["rejected_bad_input"] == 3 and summary["run"]["max_rejects"] == 3
+
+
+@pytest.mark.slow
+def test_a_rerun_with_a_lower_max_rejects_leaves_a_finished_output_as_it_is(
+    tiny_pipeline: Path, tmp_path: Path
+) -> None:
+    """A rerun with a lower limit failed an output it did not change, writing a summary.json that
+    called it failed. The limit is now one of the run's settings: another one is refused, as another
+    shard size is, before the summary is touched."""
+    bad = '{"id": "broken", "text": \n{"id": "number", "text": 5}\n'
+    inputs = [write_texts(tmp_path / "bad.jsonl", toy_abstracts(2, seed=1), extra=bad)]
+    output = tmp_path / "out"
+    assert annotate(str(tiny_pipeline), inputs, output, Options(max_rejects=5))["status"] == "complete"
+    written = (output / "summary.json").read_text(encoding="utf8")
+    refusal = r"another max_rejects \(5 there, 1 here\).*--resume to go on with these settings"
+    with pytest.raises(AnnotateError, match=refusal) as refused:
+        annotate(str(tiny_pipeline), inputs, output, Options(max_rejects=1))
+    assert not isinstance(refused.value, TooManyRejects)
+    assert (output / "summary.json").read_text(encoding="utf8") == written
+    assert annotate(str(tiny_pipeline), inputs, output, Options(max_rejects=5))["status"] == "complete"
 
 
 @pytest.mark.parametrize("field, value", [("shard_size", 0), ("batch_size", 0), ("max_batch_chars", 0),
@@ -896,3 +921,21 @@ def test_a_plain_xml_cut_before_the_end_of_its_set_is_counted_as_truncated(
     (reject,) = [row for row in read_table(tmp_path / "out", "rejects") if row["kind"] == TRUNCATED]
     assert reject["record"] == f"record {records + 1}"
     assert reject["reason"].startswith("the file ends before </PubmedArticleSet>")
+
+
+@pytest.mark.slow
+def test_a_gz_cut_in_its_trailer_annotates_every_record(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """Every record of a .gz missing only its CRC and size decompresses whole: its last one was
+    rejected with the cut. Now every record is annotated (or rejected as in the whole file), and the
+    cut is one truncated_input reject after them."""
+    whole = list(sources.read_items(PUBMED_BASELINE))
+    path = tmp_path / PUBMED_BASELINE.name
+    path.write_bytes(PUBMED_BASELINE.read_bytes()[:-8])
+    summary = annotate(str(tiny_pipeline), [path], tmp_path / "out", Options(fmt="jsonl"))
+    assert summary["status"] == "complete"
+    assert summary["documents"] == sum(isinstance(item, Record) for item in whole)
+    assert summary["records"] == len(whole) + 1 == summary["documents"] + summary["rejected"]
+    assert summary["rejects_by_kind"] == {EMPTY_TEXT: 1, TRUNCATED: 1}  # the whole file's empty_text one
+    (reject,) = [row for row in read_table(tmp_path / "out", "rejects", "jsonl") if row["kind"] == TRUNCATED]
+    assert reject["record"] == f"record {len(whole) + 1}"
+    assert f"after {len(whole)} complete records" in reject["reason"]

@@ -5,9 +5,10 @@ Layout under `--output DIR`::
     run.json                 what produced the tables (model, inputs, options)
     entities/<shard>.parquet doc_id, source, record, start_char, end_char, text, label,
                              spans_key, score, in_ents (one row per head's span;
-                             in_ents: the span is one of doc.ents; for a
-                             pipeline without heads, one per entity of
-                             doc.ents, spans_key and score null)
+                             in_ents: the span is one of doc.ents; then one
+                             per entity of doc.ents that no head found, an
+                             entity ruler's, every one of a pipeline without
+                             heads: spans_key and score null)
     documents/<shard>.parquet one row per input record: doc_id, source, record, text,
                              n_chars, n_words, n_entities, status ("annotated"/"rejected")
     rejects/<shard>.parquet  source, record, doc_id, kind, reason
@@ -57,6 +58,8 @@ SUMMARY_REJECTS = 1000  # rejects listed in summary.json; the rejects table has 
 # batch). `--resume` may change them (smaller batches after running out of
 # memory); each shard's manifest records those it was made with.
 BATCHING = ("batch_size", "max_batch_chars")
+# What `--resume` may change: the batches, and the limit of bad input (to go on past it).
+RESUMABLE = BATCHING + ("max_rejects",)
 
 
 class OutputError(Exception):
@@ -184,22 +187,23 @@ def _then_now(old: Any, new: Any) -> str:
 
 
 def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:
-    """The entities of an annotated Doc: one row per span of each head, in head then text order.
+    """The entities of an annotated Doc: one row per span of each head, in head then text order,
+    then one row per entity of `doc.ents` that no head found, in text order.
 
     `score` is the head's score of the span (None when a head writes no
     scores); `in_ents`, whether the span is one of `doc.ents` (the heads'
-    spans without overlaps), so that the table gives either view: where two
-    heads found the same span with the same label, only the row of the
-    higher score (the first head's on a tie) is marked, so that the marked
-    rows are `doc.ents` once each. Offsets index `doc.text` in code points
-    (Python `str` indices). The record's keys (`doc_id`, `source`, `record`)
-    are added when its shard's tables are made.
+    spans without overlaps, as later components leave them), so that the
+    table gives either view: where two heads found the same span with the
+    same label, only the row of the higher score (the first head's on a tie)
+    is marked, so that the marked rows are `doc.ents` once each. Offsets
+    index `doc.text` in code points (Python `str` indices). The record's
+    keys (`doc_id`, `source`, `record`) are added when its shard's tables
+    are made.
 
-    Without heads (a pipeline whose entities come from spaCy's `ner`, say),
-    one row per entity of doc.ents, with no spans_key and no score.
+    An entity of doc.ents that no head found (same tokens and label: one of
+    an entity ruler beside the heads, or of spaCy's `ner` in a pipeline
+    without heads) has a row of its own, with no spans_key and no score.
     """
-    if not heads:
-        return [_row(ent, None, None, in_ents=True) for ent in doc.ents]
     ents = {(ent.start, ent.end, ent.label) for ent in doc.ents}
     rows = []
     marked: Dict[Tuple[int, int, int], Dict[str, Any]] = {}
@@ -212,6 +216,8 @@ def entity_rows(doc: Any, heads: Sequence[str]) -> List[Dict[str, Any]]:
                 marked[entity] = row
     for row in marked.values():
         row["in_ents"] = True
+    rows.extend(_row(ent, None, None, in_ents=True)
+                for ent in doc.ents if (ent.start, ent.end, ent.label) not in marked)
     return rows
 
 
@@ -308,7 +314,7 @@ def shard_tables(results: Sequence[Result]) -> Tuple[Dict[str, List[Dict[str, An
             tables["documents"].append({"doc_id": item.doc_id, "source": item.source, "record": item.record,
                                         "text": item.text, "n_chars": len(item.text), "n_words": result.n_words,
                                         "n_entities": len(result.entities), "status": "annotated"})
-            # "head/label", or the label alone for doc.ents of a pipeline without heads.
+            # "head/label", or the label alone for an entity of doc.ents that no head found.
             labels.update("/".join(filter(None, (row["spans_key"], row["label"]))) for row in result.entities)
             words += result.n_words
             chars += len(item.text)
@@ -362,13 +368,13 @@ def previous_run(path: Path, resume: bool = False, overwrite: bool = False) -> O
 
 def refuse_another_run(path: Path, previous: Dict[str, Any], run: Dict[str, Any], resume: bool = False) -> None:
     """Raise OutputError, saying what differs, unless the run recorded in `path` (`previous`) is
-    `run`, or differs in its batches only (`BATCHING`) and the run is resumed. `annotate` checks what
-    it knows of a run before the pipeline is loaded, with those entries of `previous` alone."""
+    `run`, or differs only in what `--resume` may change (`RESUMABLE`) and the run is resumed. `annotate`
+    checks what it knows of a run before the pipeline is loaded, with those entries of `previous` alone."""
     if previous == run:
         return
-    batching_only = all(key in BATCHING for key in _changed_keys(previous, run))
-    if not (resume and batching_only):
-        also = ", --resume to go on with these batches" if batching_only else ""
+    resumable = all(key in RESUMABLE for key in _changed_keys(previous, run))
+    if not (resume and resumable):
+        also = ", --resume to go on with these settings" if resumable else ""
         raise OutputError(f"{path} holds another run: {'; '.join(run_differences(previous, run))}; "
                           f"use --overwrite to replace it{also} or choose a new directory")
 

@@ -50,9 +50,9 @@ class Options:
     Those that decide its tables (`fmt`, `shard_size`, `batch_size`,
     `max_batch_chars`, `max_doc_chars`, `id_key` and `text_key` where an
     input is JSON Lines or Parquet, and the encoder's precision that
-    `precision` sets in place of the pipeline's own) are recorded in
-    `run.json`: a rerun must give the same; `--resume` may change the
-    batches (`output.BATCHING`).
+    `precision` sets in place of the pipeline's own) and its status
+    (`max_rejects`) are recorded in `run.json`: a rerun must give the same;
+    `--resume` may change the batches and the limit (`output.RESUMABLE`).
     """
 
     engine: str = "local"
@@ -162,6 +162,9 @@ def run_settings(paths: Sequence[Path], options: Options) -> Dict[str, Any]:
         "text_key": options.text_key if keyed else None,
         "max_batch_chars": options.max_batch_chars,
         "batch_size": options.batch_size,
+        # What the finished shards' rejects are judged against: a rerun with another limit
+        # would fail, or pass, an output it did not change.
+        "max_rejects": options.max_rejects,
     }
 
 
@@ -283,7 +286,7 @@ def _annotate(
         local_nlp = nlp if options.engine == "local" and options.n_process == 1 else None
         del nlp
         if bad_input > options.max_rejects:
-            # Finished shards already pass the limit: fail as the run that wrote them did, annotating nothing more.
+            # Finished shards already pass the limit: fail, annotating nothing more.
             shards: Iterator[Tuple[str, List[Result]]] = iter(())
         elif options.engine == "ray":
             from .ray_engine import ray_shards
@@ -357,7 +360,8 @@ def _annotate(
             raise TooManyRejects(
                 f"{summary['rejected_bad_input']} records rejected as bad input, more than --max-rejects "
                 f"{options.max_rejects}{where} (and {summary['rejected_not_bad_input']} empty or too long, "
-                f"not counted; see {output}/rejects and {output}/summary.json)", summary)
+                f"not counted; see {output}/rejects and {output}/summary.json); to go on, rerun with --resume "
+                "and a higher --max-rejects", summary)
         return summary
 
 

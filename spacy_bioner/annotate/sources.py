@@ -240,12 +240,10 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
                 for frame in _framed_records(f):
                     frames += 1
                     articles += not frame.startswith(b"<DeleteCitation")
-            except SetNotEnded as e:
-                # Its last record, if whole, and one truncated_input reject (`read_pubmed`).
-                last = _whole_record(e.partial)
+            except DECOMPRESSION_ERRORS as e:  # SetNotEnded too
+                # The records before the cut, its last one if whole, and one reject for the rest (`read_pubmed`).
+                last = _whole_record(getattr(e, "partial", b""))
                 return articles + (last is not None and not last.startswith(b"<DeleteCitation")) + 1
-            except DECOMPRESSION_ERRORS:
-                return articles + 1  # the records before the error, and one reject in place of the rest
             # A file without any PubMed record is one reject, unless it is an empty set (`read_pubmed`).
             return articles if frames or _is_empty_set(path) else 1
     except (OSError, ValueError, *DECOMPRESSION_ERRORS):
@@ -470,9 +468,10 @@ def _whole_record(frame: bytes) -> Optional[bytes]:
 def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]]:
     """The records and deletions of a PubMed/MEDLINE XML file (`.xml`, `.xml.gz` or `.xml.xz`).
 
-    A file that ends before its `</PubmedArticleSet>` (`SetNotEnded`) ends
-    with a `truncated_input` reject, as a truncated `.gz` does: in place of
-    its last record where that one is cut, after it where it is whole.
+    A file that ends before its `</PubmedArticleSet>` (`SetNotEnded`), or
+    whose decompression fails (a truncated or corrupt `.gz`), ends with one
+    reject (`truncated_input` for a cut): in place of its last record where
+    that one is cut, after it where it is whole.
     """
     source = str(path)
     n = position = 0
@@ -496,21 +495,22 @@ def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]
         if n == 0 and not _is_empty_set(path):
             yield Reject(source, "-", MALFORMED_XML, "no PubMed records (PubmedArticle, PubmedBookArticle or "
                          "DeleteCitation) found in the file: not a PubMed XML file?")
-    except SetNotEnded as e:
-        last = _whole_record(e.partial)
+    except (OSError, *DECOMPRESSION_ERRORS) as e:  # SetNotEnded too
+        kind = _read_error(path, e)  # raises for an error of the system, before any more is yielded
+        partial = getattr(e, "partial", b"")
+        # Its last record may end before the cut: all of it is there in a .gz cut in its trailer.
+        last = _whole_record(partial)
         if last is not None:
             n += 1
             yield from items(last)
-        match = _OWN_PMID.search(e.partial) if last is None else None
+        match = _OWN_PMID.search(partial) if last is None else None
         pmid = match.group(1).decode() if match else ""
-        yield Reject(source, pubmed_locator(n + 1, pmid), TRUNCATED,
-                     f"the file ends before </PubmedArticleSet>, after {n} complete records (cut short: "
-                     "any records after them are missing)", pmid)
-    except (OSError, *DECOMPRESSION_ERRORS) as e:
-        match = _OWN_PMID.search(getattr(e, "partial", b""))
-        pmid = match.group(1).decode() if match else ""
-        yield Reject(source, pubmed_locator(n + 1, pmid), _read_error(path, e),
-                     f"the file ends or cannot be read after {n} complete records: {describe_error(path, e)}", pmid)
+        if isinstance(e, SetNotEnded):
+            reason = (f"the file ends before </PubmedArticleSet>, after {n} complete records (cut short: "
+                      "any records after them are missing)")
+        else:
+            reason = f"the file ends or cannot be read after {n} complete records: {describe_error(path, e)}"
+        yield Reject(source, pubmed_locator(n + 1, pmid), kind, reason, pmid)
 
 
 def _pubmed_record(raw: bytes, source: str, n: int) -> Iterator[Item]:

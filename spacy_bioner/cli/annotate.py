@@ -87,15 +87,17 @@ def annotate(
     max_rejects: int = typer.Option(
         1000, "--max-rejects",
         help="Fail (exit 1) once more records than this are rejected as bad input; rejects up to then are "
-        "written. Records with no text to annotate (empty_text: e.g. a PubMed record with a title in another "
-        "language only) and records longer than --max-doc-chars (too_long) are rejected too, but not counted.",
+        "written (to go on, raise it with --resume). Records with no text to annotate (empty_text: e.g. a PubMed "
+        "record with a title in another language only) and records longer than --max-doc-chars (too_long) are "
+        "rejected too, but not counted.",
     ),
     resume: bool = typer.Option(
         False, "--resume",
         help="Continue the run in --output (it must hold one, with the same model, inputs, options and "
         "spacy-bioner version, but "
         "--batch-size and --max-batch-chars may change, e.g. to smaller batches after running out of memory: "
-        "the same entities, scores different in the sixth decimal); finished shards are skipped. Without "
+        "the same entities, scores different in the sixth decimal; and --max-rejects, to go on past it); "
+        "finished shards are skipped. Without "
         "--resume, --output must be new or empty, or hold the same run, which is then completed the same way.",
     ),
     overwrite: bool = typer.Option(
@@ -114,8 +116,9 @@ def annotate(
     Writes, under --output, an entity table (doc_id, source, record,
     start_char, end_char, text, label, spans_key, score, in_ents: one row
     per span of each head, in_ents true for the spans of doc.ents, which
-    have no overlaps; for a pipeline without heads, one row per entity of
-    doc.ents, with no spans_key or score; start_char and end_char are Python
+    have no overlaps; then one row per entity of doc.ents that no head
+    found (an entity ruler's; every one of a pipeline without heads), with
+    no spans_key or score; start_char and end_char are Python
     code-point offsets into the document text, not bytes), a document table
     (one row per input record, annotated or rejected), a rejects table
     (source, record, doc_id, kind, reason) and summary.json; source is the
