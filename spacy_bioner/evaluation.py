@@ -6,7 +6,9 @@ The pipeline reads each document's text with its own tokenizer, as it was
 trained (`gold_tokens = false` in the configs) and as it reads raw text;
 its entities are then laid on the gold tokens, each widened to the tokens
 it touches (`on_reference_tokens`), and scored there, as the head's scorer
-(scoring.py), which gives the dev scores of training, does too.
+(scoring.py), which gives the dev scores of training, does too. The result
+counts the entities so widened, scored as widened, and those dropped for
+overlapping another once widened, not scored (`laid_on_gold_tokens`).
 `gold_tokens=True` runs the pipeline on copies of the gold tokens instead:
 a head trained on its own tokens then meets tokens it never saw ("IL-2"
 whole where it learnt "IL", "-", "2"), 6% of JNLPBA's test tokens. Entity-level scores use seqeval's
@@ -238,29 +240,55 @@ def gold_iob_tags(docs: Iterable[Doc], spans_key: str) -> List[List[str]]:
     return [tags for doc in docs for tags in iob_tags([doc], spans_key if spans_key in doc.spans else None)]
 
 
+# Where `on_reference_tokens` leaves, per span group, how many of its predictions it widened and dropped.
+LAID_COUNTS = "laid_on_reference_tokens"
+
+
 def on_reference_tokens(predicted: Doc, reference: Doc) -> Doc:
     """`predicted`'s entities (every span group and doc.ents) on a copy of `reference`'s tokens,
     for a prediction made on its own tokenization of the same text: each span widened to the
     reference tokens it touches, overlaps then resolved `longest_first`, as for tags. A head's
-    group keeps its scores (`group_scores`), by which the scorer tells a head's entities apart."""
+    group keeps its scores (`group_scores`), by which the scorer tells a head's entities apart.
+
+    `doc.user_data[LAID_COUNTS][key]` counts what this did to the group `key`'s predictions
+    ("predicted"): those with a start or end inside a reference token ("widened"), scored as if
+    predicted on the reference's tokens, and those not scored ("dropped"): widened onto, or across,
+    another one kept (two halves of a reference token become one entity), or on no reference token."""
     doc = gold_token_doc(predicted.vocab, reference)
-
-    def laid(spans: Sequence[Span], scores: Optional[List[float]] = None) -> Dict[Span, Optional[float]]:
-        """The spans kept on `doc`'s tokens, each with its score (the best of those widened to it)."""
-        widened: Dict[Span, Optional[float]] = {}
-        for span, score in zip(spans, scores or itertools.repeat(None)):
-            on_doc = doc.char_span(span.start_char, span.end_char, label=span.label, alignment_mode="expand")
-            if on_doc is not None:
-                widened[on_doc] = score if widened.get(on_doc) is None else max(score, widened[on_doc])
-        return {span: widened[span] for span in taggable_spans(widened)}
-
+    counts: Dict[str, Dict[str, int]] = {}
     for key, group in predicted.spans.items():
         scores = group_scores(group)
-        spans = laid(group, scores)
+        spans, counts[key] = _laid(doc, group, scores)
         attrs = {} if scores is None else {SCORES_ATTR: list(spans.values())}
         doc.spans[key] = SpanGroup(doc, name=key, spans=list(spans), attrs=attrs)
-    doc.ents = list(laid(predicted.ents))
+    doc.ents = list(_laid(doc, predicted.ents)[0])
+    doc.user_data[LAID_COUNTS] = counts
     return doc
+
+
+def _laid(
+    doc: Doc, spans: Sequence[Span], scores: Optional[List[float]] = None
+) -> Tuple[Dict[Span, Optional[float]], Dict[str, int]]:
+    """The spans kept on `doc`'s tokens, each with its score (the best of those widened to it), and
+    the counts of `on_reference_tokens`."""
+    widened: Dict[Span, Optional[float]] = {}
+    n_widened = 0
+    for span, score in zip(spans, scores or itertools.repeat(None)):
+        on_doc = doc.char_span(span.start_char, span.end_char, label=span.label, alignment_mode="expand")
+        if on_doc is not None:
+            n_widened += (on_doc.start_char, on_doc.end_char) != (span.start_char, span.end_char)
+            widened[on_doc] = score if widened.get(on_doc) is None else max(score, widened[on_doc])
+    kept = {span: widened[span] for span in taggable_spans(widened)}
+    return kept, {"predicted": len(spans), "widened": n_widened, "dropped": len(spans) - len(kept)}
+
+
+def laid_counts(docs: Iterable[Doc], spans_key: str) -> Optional[Dict[str, int]]:
+    """The counts `on_reference_tokens` left on `docs` for the group `spans_key`, summed: None where
+    no doc was laid on reference tokens (predicted on them: nothing widened, nothing dropped)."""
+    found = [doc.user_data[LAID_COUNTS].get(spans_key, {}) for doc in docs if LAID_COUNTS in doc.user_data]
+    if not found:
+        return None
+    return {name: sum(counts.get(name, 0) for counts in found) for name in ("predicted", "widened", "dropped")}
 
 
 def predict_references(nlp: Language, references: Sequence[Doc], *, gold_tokens: bool = False,
@@ -359,6 +387,9 @@ def evaluate_corpus(
         "documents_not_annotated": len(loaded) - len(references),
         # How the pipeline read the documents: its own tokenization of their text, or the gold tokens.
         "tokens": "gold" if gold_tokens else "pipeline",
+        # Read with its own tokens: how many of the head's entities were widened to the gold tokens, and
+        # dropped as overlapping another once widened (not counted as false positives; None: gold tokens).
+        "laid_on_gold_tokens": laid_counts(predicted, key),
         "gold_labels_not_predicted": unknown,
         "sentences": len(gold_tags),
         "words": n_words,
@@ -508,6 +539,12 @@ def write_metrics(
         f"tokens ({how}), and spaCy's scorer for the corpus's head (`spans_<key>_*`).",
         "",
     ]
+    for name, result in results.items():
+        laid = result.get("laid_on_gold_tokens")  # metrics written before evaluate counted them have none
+        if laid:
+            header += [f"{name}: of the head's {laid['predicted']:,} entities, {laid['widened']:,} had an edge "
+                       f"inside a gold token and were widened to it, and {laid['dropped']:,} were dropped, "
+                       "overlapping another once widened (not scored, so not counted as false positives).", ""]
     md = output_dir / "scores.md"
     md.write_text("\n".join(header) + markdown_table(results), encoding="utf8")
     written.append(md)

@@ -36,11 +36,15 @@ from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix
 
 # The characters that join the parts of a name as ASCII's hyphen does, split as
 # it is by the rules below, so each is a token of its own (as in a corpus's own
-# tokens): Unicode's hyphen and non-breaking hyphen (U+2010, U+2011), and the en dash,
+# tokens): Unicode's hyphen and non-breaking hyphen (U+2010, U+2011), the en dash,
 # which typeset text has in compounds and ranges ("Na+–K+", "thallium–201",
-# "10–20") where plain text has "-".
-HYPHENS = frozenset({"-", "\u2010", "\u2011", "\u2013"})
+# "10–20") where plain text has "-", and the minus sign (U+2212), which it has in
+# charges, exponents and enantiomers ("Na+/K+−ATPase", "10−6 M", "(−)-nicotine").
+HYPHENS = frozenset({"-", "\u2010", "\u2011", "\u2013", "\u2212"})
 _HYPHEN = "".join(re.escape(hyphen) for hyphen in sorted(HYPHENS))
+# Comparisons, split from their operands as GENIA has them: "P<0.01", "n=12", "age ≥65".
+# spaCy splits "<", ">" and "=" off a token's start, not the others.
+_COMPARISON = "=<>≤≥≠"
 
 # Split inside a token (never at its first or last character: lookarounds).
 # spaCy already splits "dopamine,noradrenaline"; commas between digits
@@ -50,11 +54,11 @@ _HYPHEN = "".join(re.escape(hyphen) for hyphen in sorted(HYPHENS))
 BIO_INFIXES = [
     # Hyphens, slashes and plus signs join the parts of chemical names and ion
     # lists: "[3H]-naloxone", "thallium-201", "Na+/K+", "GSPE+drug". spaCy
-    # only splits a hyphen before a letter.
-    rf"(?<=\S)[{_HYPHEN}/+](?=\S)",
+    # only splits a hyphen before a letter. "±" splits as GENIA's "+/-" does ("5±2").
+    rf"(?<=\S)[{_HYPHEN}/+±](?=\S)",
     # Comparisons glued to a value: "P<0.01", "(>or=10.8", "n=12".
     # spaCy splits them only before a letter; GENIA has them as tokens.
-    r"(?<=\S)[=<>≤≥](?=\S)",
+    rf"(?<=\S)[{_COMPARISON}](?=\S)",
     # A sentence-final period glued to a bracket: "rats.(ABSTRACT TRUNCATED
     # AT 250 WORDS)". The suffix rule below sees only a token's end.
     r"(?<=[A-Za-z0-9)\]])\.(?=[(\[])",
@@ -75,8 +79,8 @@ BIO_SUFFIXES = [
     r"(?<=[A-Za-z0-9)\]])\.",
 ]
 
-# Split at the start of a token: "+/-", "-induced" after a bracket.
-BIO_PREFIXES = [rf"[+{_HYPHEN}]"]
+# Split at the start of a token: "+/-", "±5", "-induced" after a bracket, "≥65".
+BIO_PREFIXES = [rf"[+±{_HYPHEN}{_COMPARISON}]"]
 
 
 @spacy.registry.tokenizers("spacy_bioner.BioTokenizer.v1")

@@ -112,6 +112,22 @@ def test_pubtator_kb_ids_and_composites(bio_nlp):
     assert composites and all("|" in issue.reason for issue in composites)
 
 
+def test_pubtator_no_id_in_a_composite_is_empty_in_its_place(tmp_path, bio_nlp):
+    """"-1" (no MeSH id) is "" in a composite's ids too (BC5CDR's PMID 8638876 has "D002544|-1"),
+    each id in the place of its part; a composite of "-1"s has no kb_id at all."""
+    text = "Arterial and venous occlusion and liver or kidney toxicity."
+    lines = [
+        f"5|t|{text}",
+        "5|a|",
+        "5\t0\t29\tArterial and venous occlusion\tDisease\tD002544|-1\tArterial occlusion|venous occlusion",
+        "5\t34\t58\tliver or kidney toxicity\tDisease\t-1|-1\tliver toxicity|kidney toxicity",
+    ]
+    docs, _ = read_pubtator(write(tmp_path, "c.pubtator", ("\n".join(lines) + "\n").encode()), bio_nlp)
+    assert [(e.text, e.kb_id_) for e in docs[0].ents] == [
+        ("Arterial and venous occlusion", "D002544|"), ("liver or kidney toxicity", "")
+    ]
+
+
 @pytest.mark.parametrize("split,n_sents", [("train", 4560), ("devel", 4581), ("test", 4797)])
 def test_bc5cdr_iob(split, n_sents, bio_nlp):
     path = BC5CDR_IOB[split]
@@ -321,6 +337,10 @@ BAD_INPUTS = [
     ("empty.iob", b"", "iob", ":1:", "empty"),
     ("blank.iob", b"\n\n  \n", "iob", ":1:", "empty"),
     ("latin1.iob", b"a\tO\n\xe9t\xe9\tO\n", "iob", ":2:", "UTF-8"),
+    # CR line ends: "a\tO\rb\tO" read as one line would be the token "a" and the tag "O".
+    ("cr.iob", b"a\tO\rb\tO\r", "iob", ":1:", "carriage return inside a line"),
+    ("crlf-then-cr.iob", b"a\tO\r\nb\tO\rc\tO\n", "iob", ":2:", "carriage return inside a line"),
+    ("cr.pubtator", PUBTATOR_DOC.replace("\n", "\r").encode(), "pubtator", ":1:", "carriage return inside a line"),
     ("range.pubtator", (PUBTATOR_DOC + "7\t0\t99\tCocaine\tChemical\t-1\n").encode(), "pubtator", ":3: PMID 7", "outside"),
     ("neg.pubtator", (PUBTATOR_DOC + "7\t-1\t7\tCocaine\tChemical\t-1\n").encode(), "pubtator", ":3: PMID 7", "outside"),
     ("text.pubtator", (PUBTATOR_DOC + "7\t0\t7\tcocaine\tChemical\t-1\n").encode(), "pubtator", ":3: PMID 7", "does not match"),
@@ -378,6 +398,12 @@ def test_lines_are_read_a_chunk_at_a_time_as_the_whole_file_reads(tmp_path, monk
     monkeypatch.setattr(text, "READ_CHUNK", 1)
     lines = text.iter_lines(bad)
     assert [next(lines), next(lines)] == ["é", "ok"]
+    # A CRLF is one line end, however the chunks cut; a lone CR is an error at its line.
+    cr = write(tmp_path, "cr.txt", b"a\r\nb\r\nc\rd\r\n")
+    for size in (1, 2, 3, 1 << 20):
+        monkeypatch.setattr(text, "READ_CHUNK", size)
+        with pytest.raises(ConversionError, match=r"cr\.txt:3: carriage return inside a line"):
+            list(text.iter_lines(cr))
 
 
 def test_missing_file(tmp_path, bio_nlp):

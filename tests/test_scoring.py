@@ -5,11 +5,22 @@ import itertools
 import numpy as np
 import pytest
 import spacy
-from spacy.tokens import Doc, Span
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from spacy.vocab import Vocab
+from toy import SMALL_TOK2VEC
 
-from spacy_bioner.evaluation import gold_iob_tags, iob_tags, on_reference_tokens, seqeval_scores
+from spacy_bioner.evaluation import (
+    LAID_COUNTS,
+    evaluate_corpus,
+    gold_iob_tags,
+    iob_tags,
+    laid_counts,
+    on_reference_tokens,
+    seqeval_scores,
+    write_metrics,
+)
 from spacy_bioner.scoring import score_bio_ner
 
 KEY = "jnlpba"
@@ -254,3 +265,57 @@ def test_a_prediction_whose_edge_falls_inside_a_gold_token_is_scored_on_the_gold
     assert (scores[f"spans_{KEY}_p"], scores[f"spans_{KEY}_r"]) == (0.5, 0.5)
     laid = on_reference_tokens(predicted, reference)
     assert_agree(scores, seqeval_scores(gold_iob_tags([reference], KEY), iob_tags([laid], KEY)))
+
+
+# GENIA keeps "IL-2" whole; the BioTokenizer splits it.
+IL2_WORDS, IL2_SPACES = ["IL-2", "gene", "expression", "in", "T", "cells", "."], [True] * 5 + [False, False]
+# Predictions on the BioTokenizer's tokens, by their characters: "IL" and "2 gene" each end or start
+# inside the gold token "IL-2"; widened, they overlap, and "IL-2" (protein) is dropped for "IL-2 gene".
+IL2_PREDICTIONS = [(0, 2, "protein"), (3, 9, "DNA"), (24, 31, "cell_type")]
+
+
+def il2_reference(vocab):
+    reference = Doc(vocab, words=IL2_WORDS, spaces=IL2_SPACES, sent_starts=[True] + [False] * 6)
+    reference.spans[KEY] = [Span(reference, 0, 2, "DNA"), Span(reference, 4, 6, "cell_type")]
+    return reference
+
+
+@Language.component("test_scoring_il2_predictions")
+def il2_predictions(doc: Doc) -> Doc:
+    """The head's group set to IL2_PREDICTIONS, on whatever tokens the doc has."""
+    doc.spans[KEY] = [doc.char_span(s, e, label=label, alignment_mode="expand") for s, e, label in IL2_PREDICTIONS]
+    return doc
+
+
+def test_laying_predictions_on_the_reference_tokens_counts_those_widened_and_dropped():
+    """The scores stay those of the widened predictions (both kept ones are right), and the doc counts
+    what widening did: two predictions had an edge inside "IL-2", one of them was dropped."""
+    vocab = Vocab()
+    reference = il2_reference(vocab)
+    own = Doc(vocab, words=["IL", "-", "2", *IL2_WORDS[1:]], spaces=[False, False, *IL2_SPACES])
+    own.spans[KEY] = [own.char_span(s, e, label=label) for s, e, label in IL2_PREDICTIONS]
+    laid = on_reference_tokens(own, reference)
+    assert [(s.text, s.label_) for s in laid.spans[KEY]] == [("IL-2 gene", "DNA"), ("T cells", "cell_type")]
+    assert seqeval_scores(gold_iob_tags([reference], KEY), iob_tags([laid], KEY))["p"] == 1.0
+    assert laid.user_data[LAID_COUNTS][KEY] == {"predicted": 3, "widened": 2, "dropped": 1}
+    assert laid_counts([laid, laid], KEY) == {"predicted": 6, "widened": 4, "dropped": 2}
+    assert laid_counts([reference], KEY) is None  # predicted on the reference's tokens
+
+
+def test_evaluate_reports_the_predictions_widened_and_dropped_on_the_gold_tokens(tmp_path):
+    """`evaluate`'s result (and scores.md) say how many of the head's entities were widened to the
+    gold tokens and dropped there; with the gold tokens nothing is laid."""
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "spacy_bioner.BioTokenizer.v1"}}})
+    nlp.add_pipe("bio_ner", name=KEY, config={"spans_key": KEY, "model": {"tok2vec": SMALL_TOK2VEC}})
+    reference = il2_reference(nlp.vocab)
+    nlp.initialize(lambda: [Example(nlp.make_doc(reference.text), reference)])
+    nlp.add_pipe("test_scoring_il2_predictions")
+    path = tmp_path / "test.spacy"
+    DocBin(docs=[reference]).to_disk(path)
+    result = evaluate_corpus(nlp, "toy", path)
+    assert result["laid_on_gold_tokens"] == {"predicted": 3, "widened": 2, "dropped": 1}
+    assert result["seqeval"]["entities"] == {"gold": 2, "predicted": 2, "correct": 2}
+    assert evaluate_corpus(nlp, "toy", path, gold_tokens=True)["laid_on_gold_tokens"] is None
+    write_metrics({"toy": result}, tmp_path / "metrics")
+    assert ("toy: of the head's 3 entities, 2 had an edge inside a gold token and were widened to it, and 1 "
+            "were dropped, overlapping another once widened") in (tmp_path / "metrics" / "scores.md").read_text()

@@ -29,16 +29,16 @@ def test_bio_tokenizer_splits_the_parts_of_chemical_names(text, tokens, bio_nlp)
     assert [t.text for t in bio_nlp(text)] == tokens
 
 
-@pytest.mark.parametrize("hyphen", ["\u2010", "\u2011", "\u2013"])
+@pytest.mark.parametrize("hyphen", ["\u2010", "\u2011", "\u2013", "\u2212"])
 @pytest.mark.parametrize(
     "text",
     ["[3H]-naloxone binding", "Na+/K+-ATPase", "IL-2 and CD28", "thallium-201", "Diazepam- and lorazepam",
-     "(-)-nicotine", "10-20 mg"],
+     "(-)-nicotine", "10-20 mg", "10-6 M", "-5 mV", "p53-/- mice"],
 )
 def test_unicode_hyphens_and_the_en_dash_split_as_the_ascii_hyphen(text, hyphen, bio_nlp):
-    """Typeset text has U+2010, U+2011 or an en dash (U+2013) where plain text
-    has "-": each splits as "-" does, into a token of its own, and is one of
-    HYPHENS, by which the other rules know a hyphen token."""
+    """Typeset text has U+2010, U+2011, an en dash (U+2013) or a minus sign (U+2212)
+    where plain text has "-": each splits as "-" does, into a token of its own, and
+    is one of HYPHENS, by which the other rules know a hyphen token."""
     ascii_tokens = [t.text for t in bio_nlp(text)]
     assert [t.text for t in bio_nlp(text.replace("-", hyphen))] == [t.replace("-", hyphen) for t in ascii_tokens]
     assert hyphen in HYPHENS
@@ -55,6 +55,10 @@ def test_unicode_hyphens_and_the_en_dash_split_as_the_ascii_hyphen(text, hyphen,
         # Comparisons glued to their operands.
         ("(>or=10.8 mg/l)", ["(", ">", "or", "=", "10.8", "mg", "/", "l", ")"]),
         ("(P<0.01, n=12)", ["(", "P", "<", "0.01", ",", "n", "=", "12", ")"]),
+        # Typeset comparisons split off as "<" and ">" are, and "±" as GENIA's "+/-".
+        ("age ≥65 years", ["age", "≥", "65", "years"]),
+        ("(≤10 mg, P≠0)", ["(", "≤", "10", "mg", ",", "P", "≠", "0", ")"]),
+        ("5±2 and ±SD", ["5", "±", "2", "and", "±", "SD"]),
         # A sentence-final period glued to the next bracket.
         ("in rats.(ABSTRACT", ["in", "rats", ".", "(", "ABSTRACT"]),
     ],

@@ -10,7 +10,9 @@ is kept as ONE span with the composite MeSH ids ("D002318|D012131") as
 ignored. Overlapping mentions: the longer one is kept (ties: the earlier one)
 and the other is dropped and reported, so `doc.ents` and `doc.spans[key]`
 hold one consistent non-overlapping tagging. A MeSH id of "-1" (none) becomes
-an empty `kb_id_`. CID relation lines are ignored and counted ("relation").
+an empty `kb_id_`, and so does each "-1" of a composite's ids, which keep their
+places ("D002544|-1" -> "D002544|"). CID relation lines are ignored and
+counted ("relation").
 
 Written here, not with `bioc` (PyPI), whose PubTator reader gives passages
 and annotations but no tokens: placing the mentions on the pipeline's tokens,
@@ -110,10 +112,17 @@ def _parse_pubtator(path: Path, lines: Sequence[str]) -> List[_PubTatorDoc]:
         label = fields[4].strip()
         if not label:
             raise ConversionError(f"{where}: PMID {pmid}: mention has no type")
-        kb_id = fields[5].strip() if len(fields) > 5 else ""
+        kb_id = _mesh_ids(fields[5]) if len(fields) > 5 else ""
         composite = len(fields) > 6 and bool(fields[6].strip())
-        current.mentions.append((start, end, fields[3], label, "" if kb_id == "-1" else kb_id, composite, lineno))
+        current.mentions.append((start, end, fields[3], label, kb_id, composite, lineno))
     return docs
+
+
+def _mesh_ids(field: str) -> str:
+    """A mention's MeSH id, or a composite's ids joined by "|", with "-1" (none) as "": each part in its
+    place, as the composite's parts in the 7th column, and "" where no part has one."""
+    ids = ["" if part.strip() == "-1" else part.strip() for part in field.split("|")]
+    return "|".join(ids) if any(ids) else ""
 
 
 def _parse_file(path: Path) -> List[_PubTatorDoc]:

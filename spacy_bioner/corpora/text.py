@@ -28,7 +28,7 @@ def iter_lines(path: PathLike) -> Iterator[str]:
     """The lines of a plain, gzipped or xz-compressed UTF-8 file, without line
     ends or BOM, read a MiB at a time: the file is never in memory whole. Its
     errors are `ConversionError`s naming the line (an empty file is one, raised
-    once the file has been read)."""
+    once the file has been read; a carriage return other than a CRLF's is one too)."""
     path = Path(path)
     offset = 0  # decompressed bytes decoded so far
     line = 1  # the line the decoded text has reached
@@ -48,9 +48,14 @@ def iter_lines(path: PathLike) -> Iterator[str]:
             lines = _decode(path, block, offset, line).split("\n")
             if lines[-1] == "":  # after the block's last line end
                 lines.pop()
-            for text in lines:
+            for number, text in enumerate(lines, start=line):
+                text = text[:-1] if text.endswith("\r") else text
+                if "\r" in text:  # CR line ends: the lines they end would be read as one, columns lost
+                    raise ConversionError(
+                        f"{path}:{number}: carriage return inside a line: convert CR line ends to LF"
+                    )
                 blank = blank and not text.strip()
-                yield text[:-1] if text.endswith("\r") else text
+                yield text
             offset += len(block)
             line += block.count(b"\n")
             if not chunk:
