@@ -51,8 +51,8 @@ def jnlpba_converted(tmp_path_factory):
     out = tmp_path_factory.mktemp("jnlpba")
     result = runner.invoke(
         app,
-        ["convert", "jnlpba", str(JNLPBA_TRAIN), str(out / "train.spacy"),
-         "--dev-docs", "200", "--dev-output", str(out / "dev.spacy")],
+        # --dev-docs left out: jnlpba's is the standard 200, the split pretraining leaves out.
+        ["convert", "jnlpba", str(JNLPBA_TRAIN), str(out / "train.spacy"), "--dev-output", str(out / "dev.spacy")],
     )
     return result, out
 
@@ -142,6 +142,7 @@ def test_convert_pubtator_test_split(tmp_path):
          "--dev-docs 5 leaves no training documents (2 in all): set --dev-docs to the number of documents "
          "at the end to hold out as dev, from 1 to 1"),
         ("iob", b"a\tO\n", ["--dev-docs", "1"], "--dev-docs and --dev-output"),
+        ("iob", b"a\tO\n\nb\tO\n", ["--dev-output", "DEV"], "--dev-docs and --dev-output"),
         ("iob", b"a\tO\n", ["--documents", "docs.pubtator", "--n-sents", "2"], "give --documents or --n-sents, not both"),
     ],
 )

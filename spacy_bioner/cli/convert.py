@@ -91,9 +91,9 @@ def convert(
     ),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Input file: plain text, .gz or .xz."),
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output .spacy (DocBin) file."),
-    dev_docs: int = typer.Option(
-        0, "--dev-docs", min=0, help="Write the LAST N documents of INPUT to --dev-output instead of OUTPUT "
-        f"(JNLPBA standard dev split: {JNLPBA_DEV_DOCS})."
+    dev_docs: Optional[int] = typer.Option(
+        None, "--dev-docs", min=1, help="Write the LAST N documents of INPUT to --dev-output instead of OUTPUT "
+        f"(jnlpba: {JNLPBA_DEV_DOCS} unless given, the dev split the pretraining text leaves out)."
     ),
     dev_output: Optional[Path] = typer.Option(
         None, "--dev-output", help="Output .spacy file for the --dev-docs documents."
@@ -130,8 +130,11 @@ def convert(
     the first --max-examples of each kind.
     """
     _refuse_options_not_for(ctx, fmt)
-    if (dev_docs > 0) != (dev_output is not None):
-        raise fail("--dev-docs and --dev-output must be given together")
+    if dev_output is not None and dev_docs is None and fmt == CorpusFormat.jnlpba:
+        dev_docs = JNLPBA_DEV_DOCS
+    if (dev_docs is not None) != (dev_output is not None):
+        raise fail("--dev-docs and --dev-output must be given together (for jnlpba input --dev-output alone "
+                   f"holds out the standard {JNLPBA_DEV_DOCS})")
     if documents is not None and n_sents > 1:
         raise fail("give --documents or --n-sents, not both")
     if dev_output is not None and dev_output.resolve() == output.resolve():
