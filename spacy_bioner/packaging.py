@@ -223,8 +223,10 @@ def package_meta(
     meta.update({k: v for k, v in project_meta.items() if k not in ("sources", "requirements")})
     meta["version"] = __version__
     requirements = library_requirements()
+    # The pipeline's own (spacy package adds the packages of its config's functions) and the project's.
     meta["requirements"] = requirements + [
-        r for r in meta.get("requirements", []) if not _same_requirement(r, requirements)
+        r for r in dict.fromkeys([*meta.get("requirements", []), *project_meta.get("requirements", [])])
+        if not _same_requirement(r, requirements)
     ]
     meta["sources"] = encoder_sources + list(project_meta.get("sources", []))
     if "spacy_version" not in project_meta:

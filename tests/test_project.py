@@ -894,12 +894,16 @@ def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipe
     result = CliRunner().invoke(app, evaluate + ["--output-dir", str(metrics)])
     assert result.exit_code == 0, result.output
     out = tmp_path / "package-meta.json"
-    args = ["package-meta", str(model), str(ROOT / "configs" / "meta.json"), str(out), "--metrics", str(metrics),
+    # A requirement of the project's meta (a component of another library, say) reaches the package.
+    project_meta = {**json.loads((ROOT / "configs" / "meta.json").read_text()), "requirements": ["scispacy>=0.5"]}
+    (tmp_path / "meta.json").write_text(json.dumps(project_meta))
+    args = ["package-meta", str(model), str(tmp_path / "meta.json"), str(out), "--metrics", str(metrics),
             "--command", "spacy project run all"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     meta = json.loads(out.read_text())
     assert not validate(ModelMetaSchema, meta)  # what spacy package checks first
+    assert "scispacy>=0.5" in meta["requirements"]
     seqeval, other = (json.loads((metrics / f"{name}.json").read_text())["seqeval"] for name in ("jnlpba", "bc5cdr"))
     assert meta["name"] == "bioner_scibert" and meta["version"] == __version__
     major, minor, _ = __version__.split(".")
