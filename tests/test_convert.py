@@ -21,7 +21,7 @@ from toy import BC5CDR_IOB, JNLPBA_TRAIN, PUBTATOR, ROOT, iob_sentences
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
-from spacy_bioner.corpora import read_iob, write_docbin
+from spacy_bioner.corpora import JNLPBA_DEV_DOCS, read_iob, write_docbin
 from spacy_bioner.evaluation import docs_to_iob
 from spacy_bioner.visualize import DISPLACY_COLORS
 
@@ -232,6 +232,19 @@ def test_convert_default_max_loss_is_half_a_percent(tmp_path):
     result, _ = invoke_convert("pubtator", src, out, "--max-loss", "0.01")
     assert result.exit_code == 0
     assert len(load(out)) == 150
+
+
+def test_a_jnlpba_dev_split_past_the_standard_one_warns_of_the_pretraining_text(tmp_path):
+    """Pretraining leaves out the last JNLPBA_DEV_DOCS abstracts only: a larger dev set holds text an
+    adapted encoder was trained on."""
+    src = tmp_path / "in.iob2"
+    src.write_text("".join(f"###MEDLINE:{i}\n\nIL-2\tB-protein\n\n" for i in range(JNLPBA_DEV_DOCS + 3)))
+    for n, warned in ((JNLPBA_DEV_DOCS, False), (JNLPBA_DEV_DOCS + 1, True)):
+        result, lines = invoke_convert("jnlpba", src, tmp_path / f"train-{n}.spacy", "--dev-docs", n,
+                                       "--dev-output", tmp_path / f"dev-{n}.spacy")
+        assert result.exit_code == 0, result.output
+        assert any(f"--dev-docs {n}: the pretraining text leaves out the standard" in line for line in lines) == warned
+        assert len(load(tmp_path / f"dev-{n}.spacy")) == n
 
 
 def test_convert_max_loss_checks_dev_output_and_writes_neither(tmp_path):

@@ -165,6 +165,13 @@ def convert(
             (output, train, report.subset(docs, 0, len(train), key)),
             (dev_output, dev, report.subset(docs, len(train), len(docs), key)),
         ]
+        if fmt == CorpusFormat.jnlpba and dev_docs > JNLPBA_DEV_DOCS:
+            typer.echo(
+                f"Warning: --dev-docs {dev_docs}: the pretraining text leaves out the standard {JNLPBA_DEV_DOCS} "
+                f"only (pretrain's task text, and the embedded collection's filter): the {dev_docs - JNLPBA_DEV_DOCS} "
+                "abstracts before them are in it, so an adapted encoder has seen part of this dev set.",
+                err=True,
+            )
     for path, _, part in outputs:
         typer.echo(part.table(title=str(path), max_examples=max_examples or None))
         typer.echo("")

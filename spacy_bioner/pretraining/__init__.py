@@ -9,7 +9,9 @@ Design choices, and why:
   input embeddings (checked in `load_encoder`), so only the small transform
   layer and the output bias start from scratch. Masking is
   `DataCollatorForLanguageModeling` (15%, 80/10/10) or
-  `DataCollatorForWholeWordMask`; the schedule is
+  `DataCollatorForWholeWordMask` (whose 15% counts the separators between
+  packed lines too: it masks about 15.5% of the text's pieces in the
+  collection's 128-token blocks); the schedule is
   `get_linear_schedule_with_warmup`.
 * **A plain torch loop, not `Trainer`.** `Trainer` requires `accelerate`
   (an extra dependency, unwanted here) and its checkpoints are keyed to its
