@@ -144,6 +144,7 @@ def train_and_evaluate(
     test: Sequence[Example],
     encoder: str,
     *,
+    dev: Sequence[Example] = (),
     epochs: int = 5,
     batch_size: int = 32,
     lr: float = 5e-5,
@@ -159,6 +160,8 @@ def train_and_evaluate(
 
     ``class_weights`` (one per label, in ``result["labels"]`` order, i.e. the
     sorted train tags) weights the cross-entropy, for the WELT ablation.
+    With ``dev``, the trained model is also scored on it (``dev_f1``), after
+    the clock stops: what a choice of ``lr`` is made on.
     """
     torch_device = torch.device(device)
     set_seed(seed)  # before loading, so the fresh classifier head is reproducible
@@ -209,6 +212,13 @@ def train_and_evaluate(
     train_seconds = time.perf_counter() - start
     peak_train = torch.cuda.max_memory_allocated(torch_device) / 2**20 if torch_device.type == "cuda" else None
 
+    dev_f1 = None
+    if dev:
+        dev_predictions, _, _ = _predict(
+            model, tokenizer, [words for words, _ in dev], batch_size, torch_device, max_length
+        )
+        dev_f1 = seqeval_scores([tags for _, tags in dev], dev_predictions)["f1"]
+        log(f"dev F1 {dev_f1:.4f}")
     test_words = [words for words, _ in test]
     words_per_second, runs = {}, {}
     for size in INFERENCE_BATCH_SIZES:
@@ -227,6 +237,8 @@ def train_and_evaluate(
         "test_p": scores["p"],
         "test_r": scores["r"],
         "test_f1": scores["f1"],
+        "dev_f1": dev_f1,
+        "learn_rate": lr,
         "per_type_f1": {name: row["f1"] for name, row in scores["per_type"].items()},
         "per_type": scores["per_type"],
         "test_predictions": predictions,

