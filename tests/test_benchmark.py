@@ -134,7 +134,11 @@ def test_harness_runs_every_system_on_both_corpora(corpus_root: Path, tiny_bert:
         if record["system"] != "hf_token_classification":  # spans make valid IOB2: both modes agree
             assert record["test_f1_strict"] == record["test_f1"]
             assert record["tokens"] == "gold"  # trained and tested on the corpus's tokens, as HF's recipe is
-        assert ("dev_f1" in record) == (record["system"] != "hf_token_classification")
+        assert 0 <= record["dev_f1"] <= 1  # the HF recipe's too: its rate is chosen on it (--hf-learn-rate)
+        assert record.get("learn_rate", 5e-5) == 5e-5
+        # The seconds at each epoch's end, the last the whole training's.
+        assert len(record["epoch_seconds"]) == record["epochs"]
+        assert record["epoch_seconds"][-1] == pytest.approx(record["train_seconds"], abs=1e-3)
         # spaCy's `ner` is scored again with the abbreviation step the corpus's head ships with.
         assert ("abbreviation_step" in record) == (record["system"] == "spacy_transition_ner")
         if "abbreviation_step" in record:
@@ -147,7 +151,7 @@ def test_harness_runs_every_system_on_both_corpora(corpus_root: Path, tiny_bert:
 
 @pytest.mark.slow
 def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, tmp_path: Path) -> None:
-    arguments = ["--epochs", "1", "--limit", "3", "--encoder", str(tiny_bert), "--corpus-root", str(corpus_root)]
+    arguments = ["--epochs", "2", "--limit", "3", "--encoder", str(tiny_bert), "--corpus-root", str(corpus_root)]
     arguments += ["--corpus", "bc5cdr", "--only-variants", "--no-measure-speed"]
     # The GPU plan's class-weighting rows: a scheme, under the cost-augmented loss.
     cost = "cost-welt:components.HEAD.loss.@losses=spacy_bioner.CostAugmentedCRFLoss.v1,components.HEAD.loss.scheme=welt"
@@ -170,6 +174,8 @@ def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, 
     broken = records.pop(2)
     assert "BIOES" in broken["error"] and "Traceback" in broken["traceback"]
     assert all(r["system"] == "spacy_bioner" and r["words_per_second"] == {} for r in records)
+    # When the second epoch began (its first update), then the whole training.
+    assert all(len(r["epoch_seconds"]) == 2 and 0 < r["epoch_seconds"][0] < r["epoch_seconds"][1] for r in records)
     assert sorted(path.name for path in (tmp_path / "saved").iterdir()) == [
         "bc5cdr-big", "bc5cdr-biluo", "bc5cdr-cost-welt", "bc5cdr-seed5"]
     assert spacy.load(tmp_path / "saved" / "bc5cdr-seed5").config["training"]["seed"] == 5

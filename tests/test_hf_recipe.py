@@ -35,8 +35,14 @@ def test_recipe_learns_toy_corpus(tiny_bert: Path, tmp_path: Path) -> None:
     # It fits its small training set exactly, which the same model untrained does not.
     gold = [tags for _, tags in train]
     assert result["test_predictions"] == gold, result["test_f1"]
-    untrained = train_and_evaluate(train, train, str(tiny_bert), epochs=0, device="cpu", log=lambda _: None)
+    untrained = train_and_evaluate(train, train, str(tiny_bert), epochs=0, device="cpu", log=lambda _: None,
+                                   dev=train[:8], measure_speed=False)
     assert untrained["test_predictions"] != gold
+    # Scored on dev where given; without measure_speed, tagged once, untimed.
+    assert result["dev_f1"] is None and untrained["dev_f1"] == pytest.approx(
+        seqeval_scores(gold[:8], untrained["test_predictions"][:8])["f1"])
+    assert untrained["words_per_second"] == {} and untrained["epoch_seconds"] == []
+    assert len(result["epoch_seconds"]) == 20 and result["epoch_seconds"][-1] <= result["train_seconds"]
     assert result["test_f1"] == pytest.approx(seqeval_scores(gold, result["test_predictions"])["f1"])
     assert set(result["per_type_f1"]) == {"protein", "cell_type"}
     assert set(result["words_per_second"]) == {"32", "128"}

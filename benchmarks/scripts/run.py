@@ -158,15 +158,25 @@ def spacy_config(
     return config
 
 
+# Seconds from the start of the training in progress to the first update of each epoch after the
+# first (`log_steps`): a record's `epoch_seconds` tell first-use costs (CUDA's start, kernels compiled
+# on first use, all in the first epoch of the first system on a fresh GPU) from the steady pace.
+_EPOCH_STARTS: List[float] = []
+
+
 @registry.callbacks("bioner_bench.log_steps.v1")
 def log_steps(every: int = LOG_EVERY) -> Callable[[Language, Dict[str, Any]], None]:
-    """A `before_update` callback: the step, epoch and seconds since training began, every `every` steps."""
+    """A `before_update` callback: the step, epoch and seconds since training began, every `every` steps,
+    and when each epoch began (`_EPOCH_STARTS`)."""
     start = time.perf_counter()  # made when spaCy's train resolves its settings, as the loop starts
+    _EPOCH_STARTS.clear()
 
     def log(nlp: Language, info: Dict[str, Any]) -> None:
+        elapsed = time.perf_counter() - start
+        while len(_EPOCH_STARTS) < info["epoch"]:  # spaCy counts epochs from 0
+            _EPOCH_STARTS.append(elapsed)
         if info["step"] % every == 0:
-            print(f"step {info['step']:,} (epoch {info['epoch']}): {time.perf_counter() - start:,.1f} s",
-                  flush=True)
+            print(f"step {info['step']:,} (epoch {info['epoch']}): {elapsed:,.1f} s", flush=True)
 
     return log
 
@@ -231,6 +241,7 @@ def run_spacy_system(
     speed = {str(b): words_per_second(nlp, test_docs, b) for b in INFERENCE_BATCH_SIZES} if measure_speed else {}
     encoder_used = nlp.get_pipe("transformer").model.attrs["name"]
     record = _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred, gpu_id)
+    record["epoch_seconds"] = [round(t, 3) for t in [*_EPOCH_STARTS, train_seconds]]
     # Dev scores choose the shipped defaults among the ablations; test only reports.
     dev_docs = load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit)
     record["dev_f1"] = _dev_f1(nlp, dev_docs, gold_tokens)
@@ -281,7 +292,7 @@ def _tagged(nlp: Language, docs: Sequence[Doc], gold_tokens: bool) -> Tuple[list
 
 def run_hf_system(
     corpus_dir: Path, corpus: str, encoder: str, epochs: int, gpu_id: int, limit: int, seed: int = 0,
-    learn_rate: float = HF_LEARN_RATE,
+    learn_rate: float = HF_LEARN_RATE, measure_speed: bool = True,
 ) -> Dict[str, Any]:
     vocab = spacy.blank("en").vocab
     train, dev, test = (iob_sentences(load_docs(corpus_dir / f"{split}.spacy", vocab, limit))
@@ -289,7 +300,7 @@ def run_hf_system(
     _reset_gpu_peak()
     result = train_and_evaluate(
         train, test, encoder, dev=dev, epochs=epochs, lr=learn_rate, device="cuda" if gpu_id >= 0 else "cpu",
-        log=log, seed=seed,
+        log=log, seed=seed, measure_speed=measure_speed,
     )
     gold = [tags for _, tags in test]
     record = _record(
@@ -300,6 +311,7 @@ def run_hf_system(
     record.update(_scores(scores))
     record["dev_f1"] = result["dev_f1"]
     record["learn_rate"] = learn_rate
+    record["epoch_seconds"] = result["epoch_seconds"]
     record["n_truncated_words"] = result["n_truncated_words"]
     return record
 
@@ -510,7 +522,8 @@ def main(
         "transformers' run_ner.py's). Its record has its dev F1, to choose one on."
     ),
     measure_speed: bool = typer.Option(
-        True, help="Time spaCy inference at batch 32 and 128 (two more test passes; skip for CPU ablations)."
+        True, help="Time each system's inference at batch 32 and 128 (test passes of their own; skip for CPU "
+        "ablations)."
     ),
     save_pipelines: Optional[Path] = typer.Option(
         None, help="Save each trained spaCy pipeline to <dir>/<corpus>-<system or variant>, after the clock stops."
@@ -536,7 +549,9 @@ def main(
             corpus_dir = corpus_root / CORPORA[corpus][0]
             try:
                 if system == "hf_token_classification":
-                    record = run_hf_system(corpus_dir, corpus, encoder, epochs, gpu_id, limit, seed, hf_learn_rate)
+                    record = run_hf_system(
+                        corpus_dir, corpus, encoder, epochs, gpu_id, limit, seed, hf_learn_rate, measure_speed
+                    )
                 else:
                     save_to = save_pipelines / f"{corpus}-{name or system}" if save_pipelines else None
                     # A variant's own seed wins.
