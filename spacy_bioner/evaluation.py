@@ -542,9 +542,9 @@ def write_metrics(
     for name, result in results.items():
         laid = result.get("laid_on_gold_tokens")  # metrics written before evaluate counted them have none
         if laid:
-            header += [f"{name}: of the head's {laid['predicted']:,} entities, {laid['widened']:,} had an edge "
-                       f"inside a gold token and were widened to it, and {laid['dropped']:,} were dropped, "
-                       "overlapping another once widened (not scored, so not counted as false positives).", ""]
+            header += [f"{name}: the head's entities {laid['predicted']:,}; widened to the gold tokens (an edge "
+                       f"inside one) {laid['widened']:,}; dropped, overlapping another once widened (not scored, "
+                       f"so not counted as false positives) {laid['dropped']:,}.", ""]
     md = output_dir / "scores.md"
     md.write_text("\n".join(header) + markdown_table(results), encoding="utf8")
     written.append(md)
