@@ -600,7 +600,7 @@ def test_usable_cpus_follow_the_cpus_the_process_may_use() -> None:
         "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
         "from spacy_bioner.annotate.engine import usable_cpus; print(usable_cpus())"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
     assert out.strip() == "1"
 
 

@@ -46,6 +46,8 @@ def assert_same_data(ours: TransformerData, theirs: TransformerData) -> None:
     assert list(ours.model_output.keys()) == list(theirs.model_output.keys())
     for key in theirs.model_output.keys():
         mine, other = ours.model_output[key], theirs.model_output[key]
+        if isinstance(other, list):
+            assert len(mine) == len(other)
         for a, b in zip(mine, other) if isinstance(other, list) else [(mine, other)]:
             numpy.testing.assert_array_equal(a, b)
 
@@ -76,6 +78,7 @@ def test_split_by_doc_splits_every_layers_output(nlp):
     outputs = ModelOutput(last_hidden_state=hidden, hidden_states=(hidden * 2, hidden * 3))
     batch = dataclasses.replace(batch, model_output=outputs)
     ours, theirs = batch.split_by_doc(), FullTransformerBatch.split_by_doc(batch)
+    assert len(ours) == len(theirs) == len(docs)
     for mine, other in zip(ours, theirs):
         assert_same_data(mine, other)
     assert any(len(data.model_output["hidden_states"]) == 2 for data in ours)
@@ -101,6 +104,7 @@ def test_passes_of_a_few_windows_join_every_output(tiny_bert):
     assert list(parts.model_output.keys()) == list(whole.model_output.keys())
     assert set(whole.model_output.keys()) == {"last_hidden_state", "pooler_output", "hidden_states", "attentions"}
     ours, theirs = parts.model_output, whole.model_output
+    assert len(ours.hidden_states) == len(theirs.hidden_states) and len(ours.attentions) == len(theirs.attentions)
     numpy.testing.assert_allclose(ours.pooler_output, theirs.pooler_output, atol=1e-5)
     for row, n in enumerate(lengths):
         for mine, other in [(ours.last_hidden_state, theirs.last_hidden_state),

@@ -54,6 +54,7 @@ def test_crf_loss_and_gradients_match_the_oracle(seed, dtype, recursion, tag_sch
         params, emissions, golds, weights, tag_constraints(tags)
     )
     assert loss == pytest.approx(expected_loss, rel=TOLERANCES[dtype])
+    assert len(d_scores.emissions) == len(expected_d)
     for actual, expected in zip(d_scores.emissions, expected_d):
         assert actual.dtype == np.dtype(dtype)
         assert_close(actual, expected, dtype)

@@ -161,6 +161,7 @@ def test_the_losses_copy_only_the_loss_to_the_host(device_ops, recursion, loss_c
     assert SYNCS[:n_checks] == trust_checks(n_checks) and [what for what, _ in SYNCS[n_checks:]] == ["float()"]
     assert TRANSFERS == []
     assert type(loss) is float and loss == pytest.approx(expected_loss, rel=TOLERANCE)
+    assert len(d_scores.emissions) == len(expected_d.emissions)
     for actual, expected in zip(d_scores.emissions, expected_d.emissions):
         assert_on_device(actual)
         assert_close(on_host(actual), expected, "float32")

@@ -319,8 +319,11 @@ def test_neither_other_corpora_nor_the_weights_scale_change_an_update(loss_class
     ):
         other_loss, other_d = run(weights, emissions, truths)
         assert other_loss == pytest.approx(loss, rel=1e-6)
+        assert len(other_d.emissions) == len(emissions)
         for mine, theirs in zip(d_scores.emissions, other_d.emissions):
             np.testing.assert_allclose(theirs, mine, rtol=1e-5, atol=1e-7)
+        for unannotated_d in other_d.emissions[len(d_scores.emissions):]:  # no gold: no gradient
+            np.testing.assert_array_equal(unannotated_d, 0)
         if loss_class is CRFLoss:
             np.testing.assert_allclose(other_d.transitions, d_scores.transitions, rtol=1e-5, atol=1e-7)
 

@@ -45,7 +45,7 @@ def trained(tmp_path_factory, bio_nlp):
         "--training.optimizer.learn_rate.warmup_steps", "10",
         "--training.optimizer.learn_rate.total_steps", "150",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return tmp, paths, result.stdout + result.stderr, env
 
@@ -62,7 +62,7 @@ def test_spacy_evaluate_prints_per_type_scores(trained):
     tmp, paths, _, env = trained
     result = subprocess.run(
         [sys.executable, "-m", "spacy", "evaluate", str(tmp / "training" / "model-last"), str(paths["bc5cdr_dev"])],
-        capture_output=True, text=True, env=env,
+        capture_output=True, text=True, env=env, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "NER (per type)" in result.stdout
