@@ -42,7 +42,7 @@ def test_recipe_learns_toy_corpus(tiny_bert: Path, tmp_path: Path) -> None:
     assert result["dev_f1"] is None and untrained["dev_f1"] == pytest.approx(
         seqeval_scores(gold[:8], untrained["test_predictions"][:8])["f1"])
     assert untrained["words_per_second"] == {} and untrained["epoch_seconds"] == []
-    assert len(result["epoch_seconds"]) == 20 and result["epoch_seconds"][-1] <= result["train_seconds"]
+    assert len(result["epoch_seconds"]) == 20 and result["epoch_seconds"][-1] <= result["train_seconds"] + 1e-3  # ms rounding
     assert result["test_f1"] == pytest.approx(seqeval_scores(gold, result["test_predictions"])["f1"])
     assert set(result["per_type_f1"]) == {"protein", "cell_type"}
     assert set(result["words_per_second"]) == {"32", "128"}
