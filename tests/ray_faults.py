@@ -18,3 +18,11 @@ def die_on_second_shard() -> None:
         return annotate_shard(annotator, shard, *args, **kwargs)
 
     ray_engine.annotate_shard = dying
+
+
+def no_bfloat16_arithmetic() -> None:
+    """Make an actor's process see a CPU without bfloat16 arithmetic (neither avx512_bf16 nor amx_bf16),
+    as a cluster's workers may have where its driver has it."""
+    from spacy_bioner.layers import encoder_shim
+
+    encoder_shim._cpu_has_bfloat16 = lambda: False

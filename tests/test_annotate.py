@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List
 
@@ -50,6 +51,8 @@ from spacy_bioner.annotate.sources import (
     read_items,
 )
 from spacy_bioner.cli import app
+from spacy_bioner.layers import encoder_shim
+from spacy_bioner.loading import load_pipeline
 
 BASELINE, UPDATE = PUBMED_BASELINE, PUBMED_UPDATE
 
@@ -586,6 +589,12 @@ def test_ray_engine_gives_the_same_tables(
                                                 r"[^\n]*cannot load pipeline [^\n]*no-model[^\n]*--resume[^\n]*$"):
             list(ray_shards(str(tmp_path / "no-model"), inputs[2:], **kwargs))
         assert ray.is_initialized(), "a Ray the run did not start was shut down by it"
+        if encoder_shim._cpu_has_bfloat16():
+            # --precision reaches the actors: their tables are the local engine's at bfloat16, not at float32.
+            bf16 = Options(shard_size=16, batch_size=8, precision="bfloat16")
+            annotate(str(tiny_pipeline), inputs[2:], tmp_path / "local-bf16", bf16)
+            annotate(str(tiny_pipeline), inputs[2:], tmp_path / "local-f32", replace(bf16, precision=None))
+            annotate(str(tiny_pipeline), inputs[2:], tmp_path / "ray-bf16", replace(bf16, engine="ray", n_process=2))
     finally:
         ray.shutdown()
     local, on_ray = tables(tmp_path / "local"), tables(tmp_path / "ray")
@@ -593,6 +602,39 @@ def test_ray_engine_gives_the_same_tables(
     assert_same_tables(tables(tmp_path / "ray-relative"), local)
     assert local["entities"]
     assert summary["records"] == 59 + 1 + 40
+    if encoder_shim._cpu_has_bfloat16():
+        local_bf16 = tables(tmp_path / "local-bf16")
+        assert_same_tables(tables(tmp_path / "ray-bf16"), local_bf16)
+        local_f32 = tables(tmp_path / "local-f32")
+        assert [row["score"] for row in local_bf16["entities"]] != [row["score"] for row in local_f32["entities"]]
+
+
+@pytest.mark.slow
+def test_ray_actors_compute_at_the_precision_the_run_records(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver records the precision (here the pipeline's own bfloat16) and every actor loads at it: a shard
+    that an actor whose CPU has no bfloat16 arithmetic computed in float32 is refused, where it was written
+    under a run.json saying bfloat16; told float32, the actors give the local engine's tables."""
+    ray = pytest.importorskip("ray")
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)  # the driver's CPU
+    bf16_pipeline = tmp_path / "bf16-pipeline"
+    load_pipeline(str(tiny_pipeline), precision="bfloat16").to_disk(bf16_pipeline)
+    inputs = [toy_jsonl(tmp_path / "toy.jsonl", n=8)]
+    options = Options(shard_size=4, batch_size=4, engine="ray")
+    annotate(str(bf16_pipeline), inputs, tmp_path / "local", replace(options, engine="local", precision="float32"))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
+        "env_vars": {"PYTHONPATH": str(Path(__file__).parent)},
+        "worker_process_setup_hook": "ray_faults.no_bfloat16_arithmetic"})
+    try:
+        with pytest.raises(AnnotateError, match=r"^an annotator actor computes in float32, not in the bfloat16 "
+                                                r"this run records[^\n]*--precision float32[^\n]*$"):
+            annotate(str(bf16_pipeline), inputs, tmp_path / "refused", options)
+        assert not list((tmp_path / "refused").rglob("*.parquet"))
+        annotate(str(bf16_pipeline), inputs, tmp_path / "ray", replace(options, precision="float32"))
+    finally:
+        ray.shutdown()
+    assert_same_tables(tables(tmp_path / "ray"), tables(tmp_path / "local"))
 
 
 @pytest.mark.slow

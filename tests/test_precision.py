@@ -8,6 +8,7 @@ or emulated.
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 import spacy
 from toy import toy_abstracts, write_texts
 
-from spacy_bioner.annotate import AnnotateError, Options, annotate
+from spacy_bioner.annotate import AnnotateError, Options, annotate, read_table
 from spacy_bioner.annotate.engine import BatchAnnotator
 from spacy_bioner.annotate.ray_engine import _ShardAnnotator
 from spacy_bioner.layers import encoder_shim
@@ -89,8 +90,8 @@ def test_annotate_records_the_precision_and_a_resume_must_keep_it(
 def test_every_engine_loads_its_pipelines_at_the_precision(
     tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Worker processes and Ray actors load their own pipeline: the precision goes to them (their
-    loading, `BatchAnnotator` and `_ShardAnnotator`, is tested above)."""
+    """Worker processes and Ray actors load their own pipeline at the precision the run records (their
+    loading, `BatchAnnotator` and `_ShardAnnotator`, is tested above; real actors in test_annotate.py)."""
     import contextlib
 
     from spacy_bioner.annotate import engine, ray_engine
@@ -103,17 +104,45 @@ def test_every_engine_loads_its_pipelines_at_the_precision(
         return iter(())
 
     def ray_shards(model, inputs, **options):
-        given["ray"] = options.get("precision")
+        given["ray"] = options.get("precision"), options.get("expected_precision")
         return iter(())
 
     monkeypatch.setattr(engine, "_pool_shards", pool_shards)
     monkeypatch.setattr(ray_engine, "ray_shards", ray_shards)
     monkeypatch.setattr(ray_engine, "ray_session", lambda *args: contextlib.nullcontext())
     inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(2, seed=1))]
-    for engine_name, n_process in (("local", 2), ("ray", 1)):
-        options = Options(engine=engine_name, n_process=n_process, precision="bfloat16")
-        annotate(str(tiny_pipeline), inputs, tmp_path / engine_name, options)
-    assert given == {"processes": "bfloat16", "ray": "bfloat16"}
+    # Without a precision, the pipeline's own (what the run records), which the Ray driver checks.
+    for precision, expected in (("bfloat16", "bfloat16"), (None, "float32")):
+        for engine_name, n_process in (("local", 2), ("ray", 1)):
+            options = Options(engine=engine_name, n_process=n_process, precision=precision)
+            annotate(str(tiny_pipeline), inputs, tmp_path / f"{engine_name}-{precision}", options)
+        assert given == {"processes": precision, "ray": (precision, expected)}
+
+
+def earlier_architecture(pipeline: Path, to: Path) -> Path:
+    """`pipeline` as spacy_bioner.Transformer.v1 builds it: no `precision` setting (mixed_precision)."""
+    shutil.copytree(pipeline, to)
+    config = (to / "config.cfg").read_text(encoding="utf8")
+    config = re.sub(r"spacy_bioner\.Transformer\.v\d+", "spacy_bioner.Transformer.v1", config)
+    config = config.replace('precision = "float32"', "mixed_precision = false")
+    for key in ("fused_update", "layer_lr_decay", "max_windows_per_pass", "cpu_windows_per_pass"):
+        config = re.sub(rf"^{key} = .*\n", "", config, flags=re.M)
+    (to / "config.cfg").write_text(config, encoding="utf8")
+    return to
+
+
+@pytest.mark.slow
+def test_worker_processes_load_a_pipeline_of_an_earlier_architecture(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """A Transformer.v1 pipeline has no precision to set: its workers load it as it is (they were given
+    its float32 as a setting it refused), and tag as the process itself does."""
+    v1 = earlier_architecture(tiny_pipeline, tmp_path / "v1")
+    assert encoder_precision(load_pipeline(str(v1))) == "float32"
+    inputs = [write_texts(tmp_path / "toy.jsonl", toy_abstracts(6, seed=1))]
+    one = annotate(str(v1), inputs, tmp_path / "one", Options(shard_size=3, fmt="jsonl"))
+    two = annotate(str(v1), inputs, tmp_path / "two", Options(shard_size=3, fmt="jsonl", n_process=2))
+    assert one["status"] == two["status"] == "complete"
+    rows = read_table(tmp_path / "one", "entities", "jsonl")
+    assert rows and read_table(tmp_path / "two", "entities", "jsonl") == rows
 
 
 def test_demo_and_visualize_load_the_pipeline_at_the_precision(

@@ -60,8 +60,10 @@ def char_batches(records: Iterable[Record], batch_size: int, max_chars: int) -> 
 class BatchAnnotator:
     """A loaded pipeline that annotates batches of texts: one per process or Ray actor."""
 
-    def __init__(self, model: str, gpu_id: int = -1, nlp: Any = None, precision: Optional[str] = None):
-        self.nlp = nlp if nlp is not None else load_pipeline(model, gpu_id, precision=precision)
+    def __init__(self, model: str, gpu_id: int = -1, nlp: Any = None, precision: Optional[str] = None,
+                 check_device: bool = True):
+        self.nlp = nlp if nlp is not None else load_pipeline(model, gpu_id, precision=precision,
+                                                             check_device=check_device)
         self.heads = list(head_keys(self.nlp))
 
     def __call__(self, texts: Sequence[str]) -> List[Annotation]:

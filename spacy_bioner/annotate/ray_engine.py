@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-from ..loading import pipeline_directory
+from ..loading import encoder_precision, pipeline_directory
 from ..messages import first_line
 from .engine import BatchAnnotator, annotate_shard, shards_of, usable_cpus
 from .errors import AnnotateError
@@ -82,7 +82,12 @@ def _parse_input(row: Dict[str, Any], id_key: str, text_key: str, max_chars: int
 
 
 class _ShardAnnotator:
-    """map_batches: an actor that loads the pipeline once and annotates whole shards."""
+    """map_batches: an actor that loads the pipeline once and annotates whole shards.
+
+    It loads the pipeline at `precision` and says with each shard the precision
+    it computes in: where its device has no bfloat16 arithmetic that is float32,
+    which the driver refuses to write under a run that records bfloat16.
+    """
 
     def __init__(self, model: str, gpu_id: int, batch_size: int, max_chars: int, threads: int = 0,
                  precision: Optional[str] = None):
@@ -90,17 +95,19 @@ class _ShardAnnotator:
             import torch
 
             torch.set_num_threads(min(threads, usable_cpus()))
-        self.annotator = BatchAnnotator(model, 0 if gpu_id >= 0 else -1, precision=precision)
+        self.annotator = BatchAnnotator(model, 0 if gpu_id >= 0 else -1, precision=precision, check_device=False)
+        self.precision = encoder_precision(self.annotator.nlp) or ""
         self.batch_size = batch_size
         self.max_chars = max_chars
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        out: Dict[str, List[Any]] = {"shard": [], "results": []}
+        out: Dict[str, List[Any]] = {"shard": [], "results": [], "precision": []}
         for shard, items in zip(batch["shard"], batch["items"]):
             rows = json.loads(str(items))
             pairs = [(row["position"], row_item(row)) for row in rows]
             results = annotate_shard(self.annotator, str(shard), pairs, self.batch_size, self.max_chars)
             out["shard"].append(str(shard))
+            out["precision"].append(self.precision)
             out["results"].append(json.dumps([
                 dict(row, entities=r.entities, n_words=r.n_words)
                 for row, r in zip(rows, results)
@@ -232,15 +239,17 @@ def annotator_actors(requested: int, cpus: int) -> int:
 def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str, max_chars: int,
                shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
                actors: int = 1, gpu_id: int = -1, shard_retries: int = 2, precision: Optional[str] = None,
-               log: Callable[[str], None] = lambda text: None, limit_name: str = "",
-               progress: bool = True) -> Iterator[Tuple[str, List[Result]]]:
+               expected_precision: Optional[str] = None, log: Callable[[str], None] = lambda text: None,
+               limit_name: str = "", progress: bool = True) -> Iterator[Tuple[str, List[Result]]]:
     """(shard, its results) of every unfinished shard, each as soon as it arrives (in any shard order).
 
     Ray must be running (`ray_session`). Inputs are read by their resolved
     path, each item's `source`, as in the local engine. A shard whose actor
-    dies is tried again up to `shard_retries` times. AnnotateError when a task
-    or actor fails. Without `progress`, Ray Data shows no progress bars (nor,
-    where stdout is no terminal, the progress lines it logs in their place):
+    dies is tried again up to `shard_retries` times. The actors load the
+    pipeline at `precision` (None: its own). AnnotateError when a task or
+    actor fails, or, given an `expected_precision`, when an actor computes in
+    another. Without `progress`, Ray Data shows no progress bars (nor, where
+    stdout is no terminal, the progress lines it logs in their place):
     `DataContext.enable_progress_bars` of this dataset's context.
 
     The actors keep Ray Data's restarts (`max_restarts=-1`): a dead actor is
@@ -287,6 +296,11 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
         try:
             for row in ds.iter_rows():  # one row per shard (see _ShardAnnotator)
                 shard = str(row["shard"])
+                if expected_precision is not None and str(row["precision"]) != expected_precision:
+                    raise AnnotateError(
+                        f"an annotator actor computes in {row['precision']}, not in the {expected_precision} this run "
+                        "records: the device of its node has no bfloat16 arithmetic. Run again with --precision "
+                        "float32, into a new --output or with --overwrite (a run keeps one precision)")
                 results = []
                 for result in json.loads(row["results"]):
                     results.append(Result(shard, int(result["position"]), row_item(result), result["entities"],

@@ -21,7 +21,7 @@ from typing import (
 from ..about import __version__
 from ..annotation import head_keys
 from ..files import FolderUnavailable, exclusive_folder
-from ..loading import PipelineLoadError, encoder_precision, load_pipeline, pipeline_directory
+from ..loading import LOAD_PRECISIONS, PipelineLoadError, encoder_precision, load_pipeline, pipeline_directory
 from ..messages import counted
 from ..packaging import pipeline_encoder, pipeline_sha256
 from .engine import local_shards
@@ -282,7 +282,15 @@ def _annotate(
         if previous:
             log(f"{output}: {counted(len(previous), 'shard')} already done, skipped")
         bad_input = sum(bad_input_rejects(m) for m in previous.values())
-        # Processes and actors load their own pipeline: this one is kept only to annotate in this process.
+        # Processes and actors compute in the precision recorded: they load the pipeline at it where that is not
+        # the pipeline's own (an earlier architecture, without the setting, keeps its own), and the Ray engine refuses
+        # a shard that an actor computed otherwise (its device without bfloat16 arithmetic). Nothing is checked for
+        # a precision no load sets (a pipeline trained in float16, or one without this package's encoder).
+        recorded = run_info["precision"]
+        own = encoder_precision(nlp, effective=False)
+        load_precision = options.precision or (recorded if recorded != own else None)
+        expected_precision = recorded if recorded in LOAD_PRECISIONS else None
+        # They load their own pipeline: this one is kept only to annotate in this process.
         local_nlp = nlp if options.engine == "local" and options.n_process == 1 else None
         del nlp
         if bad_input > options.max_rejects:
@@ -295,11 +303,12 @@ def _annotate(
                 model, paths, id_key=options.id_key, text_key=options.text_key, max_chars=max_chars,
                 shard_size=options.shard_size, finished=set(previous), batch_size=options.batch_size,
                 max_batch_chars=options.max_batch_chars, actors=options.n_process, gpu_id=options.gpu_id,
-                precision=options.precision, log=log, limit_name=limit_name(options), progress=options.progress)
+                precision=load_precision, expected_precision=expected_precision, log=log,
+                limit_name=limit_name(options), progress=options.progress)
         else:
             shards = local_shards(model, plan(paths, options, max_chars, previous), options.batch_size,
                                   options.max_batch_chars, options.n_process, options.gpu_id, nlp=local_nlp,
-                                  precision=options.precision)
+                                  precision=load_precision)
         done = sum(m["documents"] + m["rejected"] for m in previous.values())
         bar = _progress_bar(paths, options, done) if options.progress else None
         total = None if options.progress else _RecordTotal(paths, options)
