@@ -52,6 +52,7 @@ from spacy_bioner.pretraining import (
     JNLPBA_TRAIN,
     RESULTS_FILE,
     RUN_MARKER,
+    EvaluationText,
     PackedSequences,
     PretrainError,
     PretrainSettings,
@@ -62,10 +63,12 @@ from spacy_bioner.pretraining import (
     masked_lm_loss,
     pack_sequences,
     pretrain,
+    read_eval_sources,
     read_text_file,
     task_training_text,
     total_steps,
 )
+from spacy_bioner.pretraining.evaluation_text import EvalSource
 
 runner = CliRunner()
 
@@ -973,9 +976,10 @@ def test_task_text_has_no_dev_or_test_text(corpora: Dict[str, list], task_text: 
     assert not held_only & embedded
 
 
-# The embedded collection against evaluation text by containment, both ways
-# (scripts/filter_unlabeled.py made it so). Written independently of that
-# script: the strings are anchored at their *last* MIN_CHARS characters.
+# Pretraining text against evaluation text by containment, both ways
+# (spacy_bioner/pretraining/evaluation_text.py, which also made the embedded
+# collection so). Written independently of that module: the strings are
+# anchored at their *last* MIN_CHARS characters.
 MIN_CHARS = 40
 # Per source of dev or test text: (documents, or sentences where a corpus has
 # no documents; sentences), normalised.
@@ -1032,25 +1036,84 @@ def leaks(lines: Sequence[str], evaluation: Evaluation) -> List[str]:
     return sorted(set(found))
 
 
-def test_leak_check_finds_containment_both_ways(evaluation_text: Evaluation) -> None:
-    dev_abstract = evaluation_text["JNLPBA dev"][0][7]
-    test_sentence = next(s for s in evaluation_text["BC5CDR test IOB"][1] if len(s) > 60)
-    lines = [
-        dev_abstract[30:100].upper(),  # a piece of a dev abstract
-        "Before " + test_sentence + " and after",  # holds a test sentence
-        " ".join(dev_abstract[: MIN_CHARS - 1]),  # inside, but too short to count
+def leaking_text(evaluation: Evaluation) -> List[str]:
+    """Lines of a --text file: two that overlap the evaluation text (by either rule), two that do not."""
+    dev_abstract = evaluation["JNLPBA dev"][0][7]
+    test_sentence = next(s for s in evaluation["BC5CDR test IOB"][1] if len(s) > 60)
+    return [
         "Nothing from any corpus here, however long this line may be .",
+        dev_abstract[30:100].upper(),  # a piece of a dev abstract
+        " ".join(dev_abstract[: MIN_CHARS - 1]),  # inside, but too short to count
+        "Before " + test_sentence + " and after",  # holds a test sentence
     ]
-    found = {f.split(":")[0] for f in leaks(lines, evaluation_text)}
-    assert "line 1 inside JNLPBA dev" in found
-    assert "line 2 holds a BC5CDR test IOB sentence" in found
-    assert {f.split()[1] for f in found} == {"1", "2"}
+
+
+def test_leak_check_finds_containment_both_ways(evaluation_text: Evaluation) -> None:
+    found = {f.split(":")[0] for f in leaks(leaking_text(evaluation_text), evaluation_text)}
+    assert "line 2 inside JNLPBA dev" in found
+    assert "line 4 holds a BC5CDR test IOB sentence" in found
+    assert {f.split()[1] for f in found} == {"2", "4"}
 
 
 def test_embedded_collection_has_no_dev_or_test_text(evaluation_text: Evaluation) -> None:
     """No line of the pretraining collection lies inside a JNLPBA or BC5CDR dev or
     test sentence or document, nor holds such a sentence (assets/unlabeled/README.md)."""
     assert leaks(read_text_file(ROOT / DEFAULT_TEXT), evaluation_text) == []
+
+
+@pytest.fixture(scope="module")
+def eval_sources() -> List[EvalSource]:
+    """The dev and test text as `pretrain` reads it from the embedded assets."""
+    return read_eval_sources(ROOT / DEFAULT_ASSETS)
+
+
+def test_pretrain_text_drops_what_overlaps_dev_or_test_text(
+    evaluation_text: Evaluation, eval_sources: List[EvalSource], tmp_path: Path
+) -> None:
+    """The lines the independent check above finds are those dropped, counted in their source;
+    in chunks of any size; none dropped without an evaluation text (--keep-eval-text)."""
+    lines = leaking_text(evaluation_text) + read_text_file(ROOT / DEFAULT_TEXT)[:500]
+    leaked = {int(found.split()[1]) - 1 for found in leaks(lines, evaluation_text)}
+    assert leaked == {1, 3}
+    path = tmp_path / "text.txt"
+    path.write_text("\n".join(lines), encoding="utf8")
+    for chunk_lines, chunk_chars in ((1, 10**7), (3, 10**7), (10**5, 10**7), (10**5, 150)):
+        said: List[str] = []
+        evaluation = EvaluationText(tmp_path / "no-assets", chunk_lines=chunk_lines, chunk_chars=chunk_chars,
+                                    sources=eval_sources)
+        text = PretrainText([path], include_task_text=False, evaluation_text=evaluation, log=said.append)
+        assert list(text) == [line for i, line in enumerate(lines) if i not in leaked]
+        assert text.sources[0]["lines"] == len(lines) - 2 and text.sources[0]["dropped_eval_lines"] == 2
+        assert said == [f"{path}: 2 lines dropped, overlapping the dev or test text of JNLPBA or BC5CDR "
+                        "(--keep-eval-text keeps them)"]
+    kept = PretrainText([path], include_task_text=False)
+    assert list(kept) == lines and kept.sources[0]["dropped_eval_lines"] is None
+
+
+@pytest.mark.slow
+def test_cli_drops_dev_and_test_text_unless_kept(
+    tiny_bert: Path, evaluation_text: Evaluation, tmp_path: Path
+) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(leaking_text(evaluation_text) + toy_text(40)), encoding="utf8")
+    args = ["pretrain", str(tiny_bert), "OUT", "--text", str(text), "--no-include-task-text", "--steps", "1",
+            "--batch-size", "2", "--max-length", "32", "--heldout-fraction", "0", "--no-progress"]
+    for name, extra, dropped in (("dropped", [], 2), ("kept", ["--keep-eval-text"], None)):
+        out = tmp_path / name
+        result = runner.invoke(app, [str(out) if arg == "OUT" else arg for arg in args] + extra)
+        assert result.exit_code == 0, result.output
+        (source,) = json.loads((out / RESULTS_FILE).read_text(encoding="utf8"))["text"]
+        assert source["dropped_eval_lines"] == dropped and source["lines"] == 44 - (dropped or 0)
+        assert ("2 lines dropped, overlapping the dev or test text" in result.output) == bool(dropped)
+    # A run that trained on them (an earlier version's) is another run's text: the refusal says how to resume it.
+    kept = [str(tmp_path / "kept") if arg == "OUT" else arg for arg in args] + ["--resume"]
+    result = runner.invoke(app, kept)
+    assert result.exit_code == 1 and "the packed text differs" in result.output
+    assert result.output.rstrip().endswith("This run dropped 2 lines of the text that overlap the dev or test text "
+                                           "of JNLPBA or BC5CDR: a run that trained on them resumes with "
+                                           "--keep-eval-text")
+    result = runner.invoke(app, kept + ["--keep-eval-text"])
+    assert result.exit_code == 0 and "nothing to resume" in result.output
 
 
 def test_cli_help_explains_the_options() -> None:
@@ -1090,8 +1153,9 @@ def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "Pass a local path (as ENCODER), or set --fallback, e.g." in result.output
     result = runner.invoke(app, base + ["--task-text-only"])
     assert result.exit_code == 1 and "task text alone" in result.output
-    result = runner.invoke(app, base + ["--assets", str(tmp_path)])
-    assert result.exit_code == 1 and "--assets is where the task text is read" in result.output
+    # --assets is read for the task text and for the dev and test text: with neither, refused.
+    result = runner.invoke(app, base + ["--assets", str(tmp_path), "--keep-eval-text"])
+    assert result.exit_code == 1 and "--no-include-task-text and --keep-eval-text leave out" in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -1126,6 +1190,14 @@ def test_cli_explains_missing_default_paths(tiny_bert: Path, tmp_path: Path, mon
     assert "--assets DIR" in result.output and "--no-include-task-text" in result.output
     result = runner.invoke(app, base + ["--task-text-only"])
     assert result.exit_code == 1 and "--assets DIR" in result.output
+    # The text is checked against the dev and test text, read from the assets too.
+    result = runner.invoke(app, base + ["--text", str(text), "--no-include-task-text"])
+    assert result.exit_code == 1, result.output
+    [line] = result.output.splitlines()
+    assert f"not in the default assets directory {DEFAULT_ASSETS}" in line
+    assert "--assets DIR" in line and line.endswith("or --keep-eval-text to train on the text as it is")
+    result = runner.invoke(app, base + ["--text", str(text), "--no-include-task-text", "--assets", str(tmp_path)])
+    assert result.exit_code == 1 and f"not in --assets {tmp_path}" in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -1134,7 +1206,7 @@ def test_cli_writes_an_encoder(tiny_bert: Path, tmp_path: Path) -> None:
     text = tmp_path / "text.txt"
     text.write_text("\n".join(toy_text(60)), encoding="utf8")
     out = tmp_path / "out"
-    args = ["pretrain", str(tiny_bert), str(out), "--text", str(text), "--no-include-task-text",
+    args = ["pretrain", str(tiny_bert), str(out), "--text", str(text), "--no-include-task-text", "--keep-eval-text",
             "--steps", "3", "--batch-size", "4", "--max-length", "32", "--heldout-fraction", "0.1", "--no-progress"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -1176,8 +1248,9 @@ def test_cli_seed_sets_the_run(tiny_bert: Path, tmp_path: Path) -> None:
     weights = []
     for name, seed in (("first", "0"), ("again", "0"), ("other", "1")):
         result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / name), "--text", str(text),
-                                     "--no-include-task-text", "--steps", "2", "--batch-size", "2", "--max-length",
-                                     "32", "--heldout-fraction", "0", "--no-progress", "--seed", seed])
+                                     "--no-include-task-text", "--keep-eval-text", "--steps", "2", "--batch-size",
+                                     "2", "--max-length", "32", "--heldout-fraction", "0", "--no-progress",
+                                     "--seed", seed])
         assert result.exit_code == 0, result.output
         weights.append(AutoModelForMaskedLM.from_pretrained(tmp_path / name).state_dict())
     first, again, other = weights

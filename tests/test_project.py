@@ -113,6 +113,19 @@ def test_rerunning_the_projects_pretrain_continues_it():
     assert "--resume" in shlex.split(" ".join(pretrain["script"]))
 
 
+def test_the_projects_pretrain_depends_on_every_file_it_reads():
+    """Its text, the task text and the dev and test text that the text is checked against: weasel reruns
+    it when one changes."""
+    from weasel.util import load_project_config
+
+    from spacy_bioner.pretraining import DEFAULT_ASSETS, DEFAULT_TEXT, EVALUATION_TEXT_FILES, TASK_TEXT_FILES
+
+    pretrain = next(c for c in load_project_config(ROOT)["commands"] if c["name"] == "pretrain")
+    read = {str(DEFAULT_TEXT)} | {str(DEFAULT_ASSETS / name) for name in TASK_TEXT_FILES + EVALUATION_TEXT_FILES}
+    assert read <= set(pretrain["deps"])
+    assert "--keep-eval-text" not in pretrain["script"][0]
+
+
 def test_project_overrides_reach_the_train_command():
     from weasel.util import load_project_config
 

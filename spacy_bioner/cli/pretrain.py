@@ -12,6 +12,7 @@ from ..pretraining import (
     DEFAULT_ASSETS,
     DEFAULT_TEXT,
     TASK_TEXT_FILES,
+    EvaluationText,
     OtherRun,
     PretrainError,
     PretrainSettings,
@@ -19,8 +20,10 @@ from ..pretraining import (
     check_encoder_outside_output,
     check_inputs_outside_output,
     check_output_dir,
+    missing_evaluation_files,
     pretrain,
 )
+from ..messages import counted
 from ._util import app, fail, log
 
 
@@ -48,8 +51,16 @@ def pretrain_command(
         help="Pretrain on the JNLPBA and BC5CDR training text alone (task-adaptive pretraining, "
         "TAPT), without the unlabeled collection; not with --text or --no-include-task-text.",
     ),
+    keep_eval_text: bool = typer.Option(
+        False, "--keep-eval-text", help="Train on the lines of the --text files that overlap the dev or test "
+        "text of JNLPBA or BC5CDR (read from --assets). By default they are dropped, and counted in "
+        "pretraining.json: a PubMed dump holds those abstracts, and an encoder pretrained on them is no "
+        "longer scored on unseen text. A line overlaps when it lies inside such an abstract or sentence, or "
+        "holds such a sentence, of 40 characters or more, compared without spaces or case."
+    ),
     assets: Optional[Path] = typer.Option(
-        None, "--assets", help=f"The embedded corpora, for the task text. Default: {DEFAULT_ASSETS}."
+        None, "--assets", help="The embedded corpora, for the task text and the dev and test text. "
+        f"Default: {DEFAULT_ASSETS}."
     ),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (instead of --epochs)."),
     epochs: Optional[float] = typer.Option(
@@ -126,20 +137,28 @@ def pretrain_command(
             raise PretrainError(
                 "--task-text-only trains on the task text alone: drop --text and --no-include-task-text"
             )
-        if assets is not None and not include_task_text:
-            raise PretrainError("--assets is where the task text is read, which --no-include-task-text leaves out: "
-                                "drop one of them")
         text_files = [] if task_text_only else (text or [DEFAULT_TEXT])
+        check_eval_text = bool(text_files) and not keep_eval_text
+        if assets is not None and not include_task_text and not check_eval_text:
+            raise PretrainError("--assets is where the task text and the dev and test text are read, which "
+                                "--no-include-task-text and --keep-eval-text leave out: drop one of them")
         _check_default_paths(not text and not task_text_only, include_task_text and assets is None, task_text_only)
+        if check_eval_text:
+            _check_evaluation_text(assets)
         check_inputs_outside_output(
             [("--text", path) for path in text_files]
-            + ([("--assets", assets or DEFAULT_ASSETS)] if include_task_text else []), output_dir
+            + ([("--assets", assets or DEFAULT_ASSETS)] if include_task_text or check_eval_text else []), output_dir
         )
         if restart_if_changed and not resume:
             raise PretrainError("--restart-if-changed goes with --resume: without it, a run always starts afresh")
+        # Read once, when the text first is (a run that fails before does not wait for it).
+        evaluation_text = EvaluationText(assets or DEFAULT_ASSETS, log=log) if check_eval_text else None
+
+        texts: List[PretrainText] = []
 
         def run(resume: bool, restarted: bool = False) -> None:
-            text = PretrainText(text_files, include_task_text, assets or DEFAULT_ASSETS)
+            text = PretrainText(text_files, include_task_text, assets or DEFAULT_ASSETS, evaluation_text, log)
+            texts.append(text)
             log(f"Text: {text.describe()}")
             pretrain(settings, text, output_dir, sources=text.sources, resume=resume, gpu_id=gpu_id,
                      progress=progress, restarted=restarted, log=log)
@@ -148,7 +167,7 @@ def pretrain_command(
             run(resume)
         except OtherRun as err:
             if not restart_if_changed:
-                raise
+                raise PretrainError(f"{err}{_dropped_text_hint(texts[-1], err)}") from None
             # The text was read to be compared: it is read again for the fresh run.
             log(f"{output_dir} holds another run ({err.what}: {'; '.join(err.differences)}): replacing it "
                 "with a fresh run (--restart-if-changed)")
@@ -157,6 +176,29 @@ def pretrain_command(
         raise fail(str(err)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _dropped_text_hint(text: PretrainText, refused: OtherRun) -> str:
+    """Where a run that dropped dev or test text is refused for its text: that an earlier run, which
+    did not drop it, resumes with --keep-eval-text."""
+    dropped = sum(source.get("dropped_eval_lines") or 0 for source in text.sources)
+    if not dropped or not any("text differs" in difference for difference in refused.differences):
+        return ""
+    return (f". This run dropped {counted(dropped, 'line')} of the text that overlap the dev or test text of "
+            "JNLPBA or BC5CDR: a run that trained on them resumes with --keep-eval-text")
+
+
+def _check_evaluation_text(assets: Optional[Path]) -> None:
+    """Say what to do where the dev and test text that the text is checked against is missing."""
+    missing = missing_evaluation_files(assets or DEFAULT_ASSETS)
+    if missing:
+        where = (f"the default assets directory {DEFAULT_ASSETS} (a path relative to the project directory)"
+                 if assets is None else f"--assets {assets}")
+        raise PretrainError(
+            f"the text is checked against the dev and test text of JNLPBA and BC5CDR, which is not in {where} "
+            f"({missing[0]} not found): run from the project directory, pass --assets DIR, or --keep-eval-text "
+            "to train on the text as it is"
+        )
 
 
 def _check_default_paths(default_text: bool, default_assets: bool, task_text_only: bool) -> None:

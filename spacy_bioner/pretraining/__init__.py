@@ -52,7 +52,8 @@ Design choices, and why:
   masking, dropout and evaluation never disturb one another, on any
   transformers version this package supports.
 
-The modules: `settings` (what defines a run), `text` (what it reads), `data`
+The modules: `settings` (what defines a run), `text` (what it reads),
+`evaluation_text` (the dev and test text it must not read), `data`
 (the encoder, packed sequences, masked batches), `output` (the output
 directory and checkpoints) and `training` (the run itself, `pretrain`).
 """
@@ -69,6 +70,7 @@ from .data import (
     sequence_length,
     split_heldout,
 )
+from .evaluation_text import EVALUATION_TEXT_FILES, EvaluationText, missing_evaluation_files, read_eval_sources
 from .output import (
     CHECKPOINT_DIR,
     CHECKPOINT_OLD,
@@ -97,10 +99,11 @@ from .training import evaluate_mlm, masked_lm_loss, pretrain, steps_per_epoch, t
 
 __all__ = [
     "BC5CDR_TRAIN", "CHECKPOINT_DIR", "CHECKPOINT_OLD", "CHECKPOINT_TMP", "DATA_FINGERPRINT", "DEFAULT_ASSETS",
-    "DEFAULT_TEXT", "JNLPBA_TEST", "JNLPBA_TRAIN", "RESULTS_FILE", "RUN_MARKER", "TASK_TEXT_FILES", "Batcher",
-    "MaskingRNG", "OtherRun", "PackedSequences", "PretrainError", "PretrainSettings", "PretrainText",
+    "DEFAULT_TEXT", "EVALUATION_TEXT_FILES", "JNLPBA_TEST", "JNLPBA_TRAIN", "RESULTS_FILE", "RUN_MARKER",
+    "TASK_TEXT_FILES", "Batcher", "EvaluationText", "MaskingRNG", "OtherRun", "PackedSequences", "PretrainError",
+    "PretrainSettings", "PretrainText",
     "check_encoder_outside_output", "check_inputs_outside_output", "check_output_dir", "check_whole_word_mask",
-    "evaluate_mlm",
+    "evaluate_mlm", "missing_evaluation_files", "read_eval_sources",
     "fingerprint", "is_pretraining_output", "is_wordpiece", "load_encoder", "masked_lm_loss", "pack_sequences",
     "pretrain", "read_text_file", "sequence_length", "split_heldout", "steps_per_epoch", "task_training_text",
     "total_steps",

@@ -2,12 +2,19 @@
 
 import hashlib
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
 
 from ..corpora import JNLPBA_DEV_DOCS, read_jnlpba, read_pubtator, split_dev
 from ..corpora.text import PathLike, iter_lines
 from ..files import update_digest
+from ..messages import counted
 from .settings import PretrainError
+
+if TYPE_CHECKING:
+    from .evaluation_text import EvaluationText
 
 # Relative to the project root: the embedded collection (assets/unlabeled/README.md).
 DEFAULT_TEXT = Path("assets/unlabeled/biomed-sentences.txt.xz")
@@ -32,6 +39,18 @@ def text_file_lines(path: PathLike) -> Iterator[str]:
     return (line.strip() for line in iter_lines(path) if line.strip())
 
 
+def read_jnlpba_splits(assets: Path, vocab: Vocab) -> Tuple[List[Doc], List[Doc], List[Doc]]:
+    """JNLPBA's train, dev and test documents under `assets`: the dev split is the last
+    JNLPBA_DEV_DOCS abstracts of the training file."""
+    jnlpba_docs, _ = read_jnlpba(assets / JNLPBA_TRAIN, vocab)
+    try:
+        train_docs, dev_docs = split_dev(jnlpba_docs, JNLPBA_DEV_DOCS)
+    except ValueError as e:
+        raise PretrainError(f"{assets / JNLPBA_TRAIN}: {e}") from None
+    test_docs, _ = read_jnlpba(assets / JNLPBA_TEST, vocab)
+    return train_docs, dev_docs, test_docs
+
+
 def task_training_text(assets: PathLike = DEFAULT_ASSETS) -> List[str]:
     """The raw text of the JNLPBA and BC5CDR *training* splits, never dev or test.
 
@@ -44,12 +63,7 @@ def task_training_text(assets: PathLike = DEFAULT_ASSETS) -> List[str]:
 
     assets = Path(assets)
     nlp = make_bio_nlp()
-    jnlpba_docs, _ = read_jnlpba(assets / JNLPBA_TRAIN, nlp.vocab)
-    try:
-        train_docs, dev_docs = split_dev(jnlpba_docs, JNLPBA_DEV_DOCS)
-    except ValueError as e:
-        raise PretrainError(f"{assets / JNLPBA_TRAIN}: {e}") from None
-    test_docs, _ = read_jnlpba(assets / JNLPBA_TEST, nlp.vocab)
+    train_docs, dev_docs, test_docs = read_jnlpba_splits(assets, nlp.vocab)
     held_out = {doc.user_data.get("pmid") for doc in dev_docs + test_docs} - {None}
     lines = [
         " ".join(token.text for token in sent)
@@ -67,10 +81,17 @@ class PretrainText:
     text. They are read as they are iterated, once (the text of a large
     collection is never in memory whole: `pack_sequences` keeps its tokens
     alone). `sources` describes each source for the results file; its line
-    counts are complete once the text has been read."""
+    counts are complete once the text has been read.
+
+    evaluation_text: where given, the lines of the text files that overlap it
+        (the task corpora's dev and test text) are dropped, and counted in
+        their source's `dropped_eval_lines` (None where not checked); `log`
+        names each file that had any.
+    """
 
     def __init__(self, text_files: Sequence[PathLike], include_task_text: bool = True,
-                 assets: PathLike = DEFAULT_ASSETS) -> None:
+                 assets: PathLike = DEFAULT_ASSETS, evaluation_text: Optional["EvaluationText"] = None,
+                 log: Callable[[str], None] = lambda text: None) -> None:
         """Refuses (PretrainError) a path that is no file, and no text at all, before anything is read."""
         self.paths = [Path(path) for path in text_files]
         for path in self.paths:
@@ -79,6 +100,8 @@ class PretrainText:
             raise PretrainError("no text to pretrain on: pass --text FILE or --include-task-text")
         self.include_task_text = include_task_text
         self.assets = Path(assets)
+        self.evaluation_text = evaluation_text
+        self.log = log
         self.sources: List[Dict[str, Any]] = []
         self._started = False
 
@@ -92,11 +115,24 @@ class PretrainText:
             raise RuntimeError("PretrainText is read once: make another for a second pass")
         self._started = True
         for path in self.paths:
-            source = {"path": str(path), "md5": update_digest(hashlib.md5(), path).hexdigest(), "lines": 0}
+            source = {"path": str(path), "md5": update_digest(hashlib.md5(), path).hexdigest(), "lines": 0,
+                      "dropped_eval_lines": None}
             self.sources.append(source)
-            for line in text_file_lines(path):
-                source["lines"] += 1
-                yield line
+            if self.evaluation_text is None:
+                for line in text_file_lines(path):
+                    source["lines"] += 1
+                    yield line
+                continue
+            source["dropped_eval_lines"] = 0
+            for line, overlaps in self.evaluation_text.mark(text_file_lines(path)):
+                if overlaps:
+                    source["dropped_eval_lines"] += 1
+                else:
+                    source["lines"] += 1
+                    yield line
+            if source["dropped_eval_lines"]:
+                self.log(f"{path}: {counted(source['dropped_eval_lines'], 'line')} dropped, overlapping the dev "
+                         "or test text of JNLPBA or BC5CDR (--keep-eval-text keeps them)")
         if self.include_task_text:
             task_lines = task_training_text(self.assets)
             self.sources.append({
