@@ -11,7 +11,7 @@ from typing import List, Optional, Tuple
 
 import pytest
 import spacy
-from hf_token_classification import pipeline_words_per_second, train_and_evaluate
+from hf_token_classification import _encode_train, pipeline_words_per_second, train_and_evaluate
 from run import iob_sentences
 from toy import toy_examples
 from transformers import AutoTokenizer
@@ -48,6 +48,7 @@ def test_recipe_learns_toy_corpus(tiny_bert: Path, tmp_path: Path) -> None:
     assert set(result["words_per_second"]) == {"32", "128"}
     assert result["peak_gpu_mb"] is None and result["epochs"] == 20
     assert result["n_truncated_words"] == 0 and result["n_untokenized_words"] == 0
+    assert result["n_truncated_train_words"] == 0
     assert sum(line.startswith("epoch ") for line in logs) == 20
     # The saved model serves through pipeline("ner") as a user would load it.
     texts = [" ".join(words) for words, _ in train]
@@ -72,6 +73,12 @@ def test_truncated_words_are_counted_and_tagged_o(tiny_bert: Path) -> None:
         log=lambda _: None,
     )
     assert result["n_truncated_words"] == len(long_words) - n_kept
+    # Training words cut off are counted too (they are never learnt from).
+    label2id = {tag: i for i, tag in enumerate(sorted(set(long_tags)))}
+    fitting = (long_words[:n_kept], long_tags[:n_kept])  # nothing cut
+    features, n_cut = _encode_train(tokenizer, [fitting, (long_words, long_tags)], label2id, max_length=10)
+    assert n_cut == len(long_words) - n_kept
+    assert [len(feature["input_ids"]) for feature in features] == [n_pieces + 2, 10]
     (predicted,) = result["test_predictions"]
     assert len(predicted) == len(long_words)
     assert set(predicted[n_kept:]) == {"O"}

@@ -52,15 +52,22 @@ def _autocast(device: torch.device) -> Any:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def _cut_words(word_ids: Sequence[Optional[int]], n_words: int, n_pieces: int, max_length: int) -> int:
+    """How many of a sentence's `n_words` words truncation at `max_length` pieces cut off: those after
+    the last word in its encoding (`word_ids`, `n_pieces` long without padding), where it is full."""
+    return n_words - 1 - max((i for i in word_ids if i is not None), default=-1) if n_pieces >= max_length else 0
+
+
 def _encode_train(
     tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], label2id: Dict[str, int], max_length: int
-) -> List[Dict[str, List[int]]]:
-    """Tokenize once up front; only the first sub-token of a word gets its label."""
+) -> Tuple[List[Dict[str, List[int]]], int]:
+    """Tokenize once up front; only the first sub-token of a word gets its label. Returns the
+    features and the number of training words truncation cut off (never learnt from)."""
     enc = tokenizer(
         [words for words, _ in examples], is_split_into_words=True, truncation=True, max_length=max_length
     )
-    features = []
-    for i, (_, tags) in enumerate(examples):
+    features, n_truncated = [], 0
+    for i, (words, tags) in enumerate(examples):
         labels, previous = [], None
         for word_id in enc.word_ids(i):
             labels.append(-100 if word_id is None or word_id == previous else label2id[tags[word_id]])
@@ -68,7 +75,8 @@ def _encode_train(
         feature = {key: enc[key][i] for key in enc.keys()}
         feature["labels"] = labels
         features.append(feature)
-    return features
+        n_truncated += _cut_words(enc.word_ids(i), len(words), len(labels), max_length)
+    return features, n_truncated
 
 
 def _collate(features: List[Dict[str, List[int]]], pad_token_id: int) -> Dict[str, torch.Tensor]:
@@ -119,7 +127,7 @@ def _predict(
                     if word_id is not None and word_id not in seen:
                         seen.add(word_id)
                         tags[word_id] = id2label[label_ids[i][position]]
-                cut = len(words) - 1 - max(seen, default=-1) if lengths[i] >= max_length else 0
+                cut = _cut_words(enc.word_ids(i), len(words), lengths[i], max_length)
                 n_truncated += cut
                 n_untokenized += len(words) - len(seen) - cut
                 predictions.append(tags)
@@ -178,7 +186,7 @@ def train_and_evaluate(
     if torch_device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(torch_device)
 
-    features = _encode_train(tokenizer, train, label2id, max_length)
+    features, n_truncated_train = _encode_train(tokenizer, train, label2id, max_length)
     steps_per_epoch = math.ceil(len(features) / batch_size)
     total_steps = epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=_WEIGHT_DECAY)
@@ -257,6 +265,7 @@ def train_and_evaluate(
         "peak_gpu_mb_train": peak_train,
         "epochs": epochs,
         "n_truncated_words": n_truncated,
+        "n_truncated_train_words": n_truncated_train,
         "n_untokenized_words": n_untokenized,
     }
 

@@ -313,6 +313,7 @@ def run_hf_system(
     record["learn_rate"] = learn_rate
     record["epoch_seconds"] = result["epoch_seconds"]
     record["n_truncated_words"] = result["n_truncated_words"]
+    record["n_truncated_train_words"] = result["n_truncated_train_words"]
     return record
 
 
