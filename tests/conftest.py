@@ -16,6 +16,13 @@ from spacy_bioner.corpora import read_iob, read_jnlpba, read_pubtator_texts, wri
 from spacy_bioner.tokenizer import make_bio_nlp
 
 
+@pytest.fixture(autouse=True)
+def seeded_random_state() -> None:
+    """Each test starts from the same random state (Python's, NumPy's, torch's), set after the session
+    fixtures it uses are built: what it draws does not depend on which tests ran before it."""
+    fix_random_seed(0)
+
+
 @pytest.fixture(scope="session")
 def bio_nlp() -> Language:
     """The package's blank pipeline with the biomedical tokenizer (no components).

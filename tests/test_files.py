@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,14 +23,18 @@ def test_a_folder_is_held_by_one_process_until_it_ends_however(tmp_path: Path) -
     folder = tmp_path / "out"
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
+    # The read is bounded: a holder that never takes the folder fails the test rather than hangs it
+    # (the kill below closes the pipe, which ends the read).
+    reader = ThreadPoolExecutor(1)
     try:
-        assert holder.stdout.readline().strip() == "held"
+        assert reader.submit(holder.stdout.readline).result(timeout=120).strip() == "held"
         with pytest.raises(FolderUnavailable, match="is in use by another run"):
             with exclusive_folder(folder):
                 pass
     finally:
         holder.kill()  # no cleanup runs: the lock goes with the process
         holder.wait()
+        reader.shutdown()
     with exclusive_folder(folder):
         pass
 
