@@ -204,7 +204,8 @@ def detect_spans_key(nlp: Language, docs: Sequence[Doc], path: str = "") -> str:
     error says what helps: naming the head (--spans-key) where the documents
     carry no span groups or several heads' ones; converting the corpus again
     where they carry span groups none of which a head predicts, as a head
-    reads only its own span group in such documents (`annotation.gold_spans`).
+    reads only its own span group in such documents (`annotation.gold_spans`),
+    and naming no head where none has the corpus's labels.
     """
     keys = head_keys(nlp)
     carried = {key for doc in docs for key in doc.spans}
@@ -214,11 +215,21 @@ def detect_spans_key(nlp: Language, docs: Sequence[Doc], path: str = "") -> str:
     if len(found) == 1:
         return found.pop()
     if carried and not found:
+        gold_labels = {span.label_ for doc in docs for key in carried for span in doc.spans[key]}
+        fitting = sorted(key for key, name in keys.items() if gold_labels & set(nlp.get_pipe(name).labels))
+        if gold_labels and not fitting:
+            # Another corpus: a --spans-key would only score a head on labels it never predicts.
+            raise ValueError(
+                f"{path}: no head of this pipeline predicts the corpus's labels ({', '.join(sorted(gold_labels))}; "
+                f"span groups {sorted(carried)}): its heads are "
+                + "; ".join(f"{key}: {', '.join(nlp.get_pipe(name).labels)}" for key, name in sorted(keys.items()))
+                + ". Score it with a pipeline that has a head for it"
+            )
         raise ValueError(
             f"{path}: no head can be scored: the documents carry span groups {sorted(carried)}, none of "
             f"which a head predicts (heads: {sorted(keys)}), and a head reads only its own group in them. "
             "Convert the corpus again with `python -m spacy_bioner convert ... --spans-key KEY`, KEY the "
-            f"key of the head to score: {', '.join(sorted(keys))}"
+            f"key of the head to score: {', '.join(fitting or sorted(keys))}"
         )
     raise ValueError(
         f"{path}: cannot tell which head to score: the documents carry span keys "

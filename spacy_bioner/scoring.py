@@ -1,5 +1,6 @@
 """Registered scorer for `bio_ner` heads."""
 
+import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from spacy.scorer import Scorer, get_ner_prf
@@ -7,7 +8,15 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
-from .annotation import gold_spans, head_ents, is_annotated, same_tokens, scored_keys, taggable_spans
+from .annotation import (
+    gold_spans,
+    head_ents,
+    is_annotated,
+    same_tokens,
+    scored_keys,
+    span_groups_hiding_ents,
+    taggable_spans,
+)
 from .evaluation import on_reference_tokens
 
 
@@ -44,6 +53,7 @@ def score_bio_ner(
     gold span groups (`heads_gold_as_ents`).
     """
     examples = list(examples)
+    _warn_of_unread_gold(examples)
     ents_scores = get_ner_prf([ents_of_annotated_heads(heads_gold_as_ents(eg)) for eg in examples])
     examples = [_on_gold_tokens(eg) if is_annotated(eg.reference, spans_key) else eg for eg in examples]
     known = set(labels) if labels else None
@@ -78,6 +88,27 @@ def score_bio_ner(
     )
     scores.update(ents_scores)
     return scores
+
+
+def _warn_of_unread_gold(examples: List[Example]) -> None:
+    """Warn where gold documents hold entities in doc.ents beside span groups that no head of
+    the pipeline reads (`convert iob` without --spans-key writes doc.spans["ents"]): no head is
+    annotated for them, so their doc.ents are scored without the heads' entities, 0 where
+    those are all (`spacy evaluate` printed 0.00 and nothing else)."""
+    unread = [
+        eg for eg in examples
+        if scored_keys(eg.predicted)
+        and all(span_groups_hiding_ents(eg.reference, key) for key in scored_keys(eg.predicted))
+    ]
+    if unread:
+        groups = sorted({key for eg in unread for key in eg.reference.spans})
+        heads = sorted(scored_keys(unread[0].predicted))
+        warnings.warn(
+            f"{len(unread)} of {len(examples)} gold documents hold entities in doc.ents beside span groups "
+            f"{groups}, which no head of the pipeline reads (heads: {heads}): their entities are not scored "
+            "for any head, nor their doc.ents against the heads' entities. Convert such a corpus with the "
+            "head's key (python -m spacy_bioner convert ... --spans-key KEY)"
+        )
 
 
 def heads_gold_as_ents(example: Example) -> Example:

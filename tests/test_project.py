@@ -526,8 +526,18 @@ def test_evaluate_says_to_convert_again_where_no_span_group_is_a_heads(hash_pipe
     result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"iob={path}", "--output-dir", str(tmp_path / "m")])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert "span groups ['ents'], none of which a head predicts" in result.output
-    assert "convert ... --spans-key KEY" in result.output and "bc5cdr, jnlpba" in result.output
+    # The heads whose labels the corpus has (here both: they learnt the same toy labels).
+    assert result.output.rstrip().endswith("convert ... --spans-key KEY`, KEY the key of the head to score: "
+                                           "bc5cdr, jnlpba")
     assert "evaluate --spans-key" not in result.output
+    # A corpus of labels no head predicts: converting it for a head would score that head on labels it lacks.
+    for doc in docs:
+        doc.spans["ncbi"] = [Span(doc, s.start, s.end, label="Disease_ncbi") for s in doc.spans.pop("ents")]
+    DocBin(docs=docs, store_user_data=True).to_disk(path)
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"ncbi={path}", "--output-dir", str(tmp_path / "m")])
+    assert result.exit_code == 1
+    assert "no head of this pipeline predicts the corpus's labels (Disease_ncbi; span groups ['ncbi'])" in result.output
+    assert "Score it with a pipeline that has a head for it" in result.output and "--spans-key" not in result.output
 
 
 def test_evaluate_warns_of_gold_labels_the_head_cannot_predict(hash_pipeline, tmp_path):
@@ -717,6 +727,26 @@ def test_visualize_writes_html_with_the_label_colours(hash_pipeline, tmp_path):
     html = out.read_text()
     assert html.count("<section>") == 2 and "gold" in html and "predicted" in html
     assert DISPLACY_COLORS["protein"] in html and DISPLACY_COLORS["Chemical"] in html
+    # Files listed as one reads them: spaces after the commas are no part of the names.
+    copy = tmp_path / "copy.spacy"
+    shutil.copy(test_path, copy)
+    result = CliRunner().invoke(app, ["visualize", str(model), f"{test_path}, {copy}", str(out), "--n", "2"])
+    assert result.exit_code == 0, result.output
+    assert "no head of the pipeline predicts" not in result.output
+    # A corpus no head predicts (evaluate refuses it) is shown, and said to be.
+    nlp = spacy.load(model)
+    docs = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    for doc in docs:
+        doc.spans["ncbi"] = list(doc.spans.pop("jnlpba"))
+    DocBin(docs=docs, store_user_data=True).to_disk(copy)
+    result = CliRunner().invoke(app, ["visualize", str(model), str(copy), str(out), "--n", "1"])
+    assert result.exit_code == 0, result.output
+    assert f"Warning: {copy}: no head of the pipeline predicts its span groups ['ncbi']" in result.output
+
+
+def test_the_command_line_says_its_version():
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"spacy-bioner {__version__}\n"
 
 
 def test_visualize_predicts_as_evaluate_does(hash_pipeline, tmp_path):

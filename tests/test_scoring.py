@@ -204,6 +204,34 @@ def test_ents_scores_leave_out_the_heads_the_reference_is_not_annotated_for():
     assert score_bio_ner([Example(predicted, reference)], spans_key="jnlpba")["ents_p"] == 2 / 4
 
 
+def test_gold_in_a_span_group_no_head_reads_is_warned_of():
+    """`convert iob` without --spans-key writes doc.spans["ents"] beside doc.ents: no head is annotated
+    for such a document, so `spacy evaluate` printed 0.00 for every score, and nothing else."""
+    import warnings
+
+    from spacy.tokens import SpanGroup
+
+    vocab = Vocab()
+    words = "IL-2 activates T cells".split()
+    reference = Doc(vocab, words=words)
+    reference.ents = [Span(reference, 0, 1, "protein"), Span(reference, 2, 4, "cell_type")]
+    reference.spans["ents"] = list(reference.ents)
+    predicted = Doc(vocab, words=words)
+    group = [Span(predicted, 0, 1, "protein")]
+    predicted.spans[KEY] = SpanGroup(predicted, name=KEY, spans=group, attrs={"scores": [0.9]})
+    predicted.ents = group
+    examples = [Example(predicted, reference), Example(predicted, Doc(vocab, words=words))]
+    with pytest.warns(UserWarning, match=r"^1 of 2 gold documents hold entities in doc.ents beside span groups "
+                                         r"\['ents'\], which no head of the pipeline reads \(heads: \['jnlpba'\]\)"):
+        score_bio_ner(examples, spans_key=KEY)
+    # Converted with the head's key, it is read, and nothing is said.
+    reference.spans[KEY] = reference.spans.pop("ents")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = score_bio_ner(examples, spans_key=KEY)
+    assert (scores["spans_jnlpba_p"], scores["spans_jnlpba_r"]) == (1.0, 0.5)
+
+
 def test_ents_scores_of_gold_in_span_groups_alone():
     """A corpus whose gold is in span groups alone had no ents_* scores, so spacy train, which
     weighs ents_f by default, scored 0 at every evaluation and stopped at its patience."""

@@ -23,8 +23,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(given: bool) -> None:
+    if given:
+        from ..about import __version__
+
+        typer.echo(f"spacy-bioner {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Biomedical named-entity recognition for spaCy: corpus conversion, evaluation,
     packaging and annotation."""
 

@@ -166,7 +166,7 @@ def visualize(
     from ..evaluation import predict_references
     from ..visualize import render_side_by_side
 
-    paths = [Path(p) for p in test.split(",") if p]
+    paths = [Path(p.strip()) for p in test.split(",") if p.strip()]
     if not paths:
         raise fail("TEST names no file: give one or more .spacy files, comma-separated")
     for path in paths:
@@ -182,6 +182,10 @@ def visualize(
             raise fail(str(e)) from None
         if not gold:
             raise fail(f"{path}: no documents; convert the corpus again (`python -m spacy_bioner convert`)")
+        carried = sorted({key for doc in gold for key in doc.spans})
+        if carried and not set(carried) & set(head_keys(nlp)):
+            typer.echo(f"Warning: {path}: no head of the pipeline predicts its span groups {carried} (heads: "
+                       f"{sorted(head_keys(nlp))}): its gold is shown beside every head's entities", err=True)
         predicted = predict_references(nlp, gold, gold_tokens=gold_tokens)
         for i, (ref, pred) in enumerate(zip(gold, predicted)):
             pairs.append((f"{path} #{i + 1}", ref, pred))
