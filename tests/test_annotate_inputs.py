@@ -315,6 +315,11 @@ def test_jsonl_whose_first_records_lack_the_text_or_id_key_is_an_error(tmp_path:
         expand_inputs([path], id_key="pmid", text_key="text")
     with pytest.raises(ValueError, match=r"no key 'id'.*pmid, abstract.*--id-key"):
         expand_inputs([path], id_key="id", text_key="abstract")
+    # Both missing: both said at once, not one run after the other.
+    with pytest.raises(ValueError, match=r"no key 'text' for the document text nor key 'id' for the document id "
+                                         r"in its first 100 records \(keys: pmid, abstract\); name the text key "
+                                         r"with --text-key and the id key with --id-key$"):
+        expand_inputs([path])
     # Past the first 100 records, a key first seen is not looked for.
     late = write_jsonl(tmp_path / "late.jsonl", [{"pmid": str(i)} for i in range(100)] + [{"pmid": "x", "abstract": "p53"}])
     with pytest.raises(ValueError, match="no key 'abstract'"):
@@ -345,6 +350,17 @@ def test_jsonl_with_a_byte_order_mark(tmp_path: Path) -> None:
     # A BOM anywhere but at the start of the file is still bad JSON.
     path.write_bytes(b'{"id": "a", "text": "IL-2"}\n\xef\xbb\xbf{"id": "b", "text": "p53"}\n')
     assert [getattr(i, "kind", "") for i in read_items(path)] == ["", BAD_JSON]
+
+
+def test_a_bad_json_line_says_where_in_the_line(tmp_path: Path) -> None:
+    """json's own position counts the record's line end as a second line ("line 2 column 1"),
+    which read as the file's line 2."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "text": "IL-2"\n{"id": "b", "text": "p53"} x\n', encoding="utf8")
+    assert [(i.record, i.reason) for i in read_items(path)] == [  # type: ignore[union-attr]
+        ("line 1", "bad JSON: Expecting ',' delimiter at the end of the line"),
+        ("line 2", "bad JSON: Extra data at column 28"),  # the x
+    ]
 
 
 def test_too_long_reason_does_not_claim_the_option_was_given(tmp_path: Path) -> None:

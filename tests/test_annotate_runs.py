@@ -253,6 +253,42 @@ def test_max_doc_chars_above_the_pipeline_max_length_is_refused(tiny_pipeline: P
 
 
 @pytest.mark.slow
+def test_the_progress_bar_moves_a_batch_at_a_time(tiny_pipeline: Path) -> None:
+    """A shard is 10,000 records by default: a bar that moved once a shard stood still for minutes
+    on a PubMed file. Batches move it as they are annotated, in one process or several, and each
+    shard written makes it whole (its rejects too)."""
+    import time
+
+    from tqdm import tqdm
+
+    from spacy_bioner.annotate.run import _BarMoves
+    from spacy_bioner.annotate.sources import Reject
+
+    texts = toy_abstracts(7, seed=3)
+    planned = [(f"toy-{i // 4:06d}", i % 4, Record(f"toy{i}", text, "toy.jsonl", f"line {i + 1}"))
+               for i, text in enumerate(texts)]
+    planned.append(("toy-000001", 3, Reject("toy.jsonl", "line 8", EMPTY_TEXT, "empty text", "toy7")))
+    for n_process in (1, 2):
+        bar = tqdm(total=len(planned), file=io.StringIO(), mininterval=0)
+        moving = _BarMoves(bar, time.perf_counter())
+        moved: List[Any] = []
+
+        def on_batch(batch: List[Any]) -> None:
+            moving.batch_done(batch)
+            moved.append((batch[0].shard, bar.n))
+
+        words = 0
+        for shard, results in local_shards(str(tiny_pipeline), planned, batch_size=2, max_chars=100_000,
+                                           n_process=n_process, on_batch=on_batch):
+            assert moved[-1][0] == shard  # its batches moved the bar before it was yielded
+            words += sum(result.n_words for result in results)
+            moving.shard_done(len(results), words)
+        assert moved == [("toy-000000", 2), ("toy-000000", 4), ("toy-000001", 6), ("toy-000001", 7)]
+        assert bar.n == len(planned) and moving.words == words > 0
+        bar.close()
+
+
+@pytest.mark.slow
 def test_a_worker_that_cannot_start_fails_the_run_instead_of_hanging(tmp_path: Path) -> None:
     # Each spawned worker loads the model itself: here it cannot, and the pool breaks.
     planned = [("shard-000000", 0, Record("toy0", "IL-2 binds .", "toy.jsonl", "line 1"))]

@@ -99,7 +99,7 @@ def test_every_engine_loads_its_pipelines_at_the_precision(
     monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)
     given = {}
 
-    def pool_shards(model, planned, batch_size, max_chars, n_process, precision=None):
+    def pool_shards(model, planned, batch_size, max_chars, n_process, precision=None, on_batch=None):
         given["processes"] = precision
         return iter(())
 

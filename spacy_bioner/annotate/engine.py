@@ -76,6 +76,10 @@ class BatchAnnotator:
         ]
 
 
+# Called with a batch's results once they are annotated (the progress bar's records and words).
+BatchDone = Callable[[List[Result]], None]
+
+
 def shard_batches(shard: str, items: Sequence[Tuple[int, Any]], batch_size: int,
                   max_chars: int) -> Tuple[List[Result], List[List[Result]]]:
     """The results of one shard's (position, item) pairs, and its records' results cut into `char_batches`."""
@@ -90,12 +94,16 @@ def shard_batches(shard: str, items: Sequence[Tuple[int, Any]], batch_size: int,
 
 
 def annotate_shard(annotator: Callable[[Sequence[str]], List[Annotation]], shard: str,
-                   items: Sequence[Tuple[int, Any]], batch_size: int, max_chars: int) -> List[Result]:
-    """The results of one shard's (position, item) pairs, annotating its records with `annotator`."""
+                   items: Sequence[Tuple[int, Any]], batch_size: int, max_chars: int,
+                   on_batch: Optional[BatchDone] = None) -> List[Result]:
+    """The results of one shard's (position, item) pairs, annotating its records with `annotator`;
+    `on_batch` is given each batch's results once they are filled."""
     results, batches = shard_batches(shard, items, batch_size, max_chars)
     for batch in batches:
         for result, annotation in zip(batch, annotator([r.item.text for r in batch])):
             _fill(result, annotation)
+        if on_batch is not None:
+            on_batch(batch)
     return results
 
 
@@ -155,23 +163,25 @@ def _worker_annotate(texts: List[str]) -> List[Annotation]:
 
 
 def local_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
-                 n_process: int = 1, gpu_id: int = -1, nlp: Any = None,
-                 precision: Optional[str] = None) -> Iterator[Tuple[str, List[Result]]]:
+                 n_process: int = 1, gpu_id: int = -1, nlp: Any = None, precision: Optional[str] = None,
+                 on_batch: Optional[BatchDone] = None) -> Iterator[Tuple[str, List[Result]]]:
     """(shard, its results) of the planned items, shard after shard, in input order.
 
     A shard is yielded as soon as it is annotated, before the next one is
     (with processes, before any result of the next one is awaited), so that
-    it is written first. `nlp`, if given, is used instead of loading `model`
-    (one process only); each process loads it at `precision` (`load_pipeline`).
+    it is written first; `on_batch` is given each batch's results as they come,
+    those of a shard before it is yielded. `nlp`, if given, is used instead of
+    loading `model` (one process only); each process loads it at `precision`
+    (`load_pipeline`).
     """
     if n_process < 1:
         raise ValueError("--n-process must be at least 1")
     if n_process == 1:
         annotator = BatchAnnotator(model, gpu_id, nlp, precision)
         for shard, items in shards_of(planned):
-            yield shard, annotate_shard(annotator, shard, items, batch_size, max_chars)
+            yield shard, annotate_shard(annotator, shard, items, batch_size, max_chars, on_batch)
         return
-    yield from _pool_shards(model, planned, batch_size, max_chars, n_process, precision)
+    yield from _pool_shards(model, planned, batch_size, max_chars, n_process, precision, on_batch)
 
 
 @contextmanager
@@ -202,7 +212,8 @@ def _end_workers(pool: ProcessPoolExecutor) -> None:
 
 
 def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size: int, max_chars: int,
-                 n_process: int, precision: Optional[str] = None) -> Iterator[Tuple[str, List[Result]]]:
+                 n_process: int, precision: Optional[str] = None,
+                 on_batch: Optional[BatchDone] = None) -> Iterator[Tuple[str, List[Result]]]:
     """`local_shards` on a spawn pool: batches in flight are bounded (2 per process).
 
     A worker that dies (killed for memory, or unable to load the pipeline)
@@ -219,6 +230,8 @@ def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size
             shard, results, batch, pending, last = window.popleft()
             for result, annotation in zip(batch, pending.result()):
                 _fill(result, annotation)
+            if on_batch is not None and batch:
+                on_batch(batch)
             if last:
                 yield shard, results
 

@@ -293,6 +293,14 @@ def _annotate(
         # They load their own pipeline: this one is kept only to annotate in this process.
         local_nlp = nlp if options.engine == "local" and options.n_process == 1 else None
         del nlp
+        done = sum(m["documents"] + m["rejected"] for m in previous.values())
+        bar = _progress_bar(paths, options, done) if options.progress else None
+        total = None if options.progress else _RecordTotal(paths, options)
+        start = time.perf_counter()
+        words = documents = written = 0
+        stopped = False
+        # The local engine moves the bar a batch at a time (a shard is 10,000 records by default).
+        moving = _BarMoves(bar, start)
         if bad_input > options.max_rejects:
             # Finished shards already pass the limit: fail, annotating nothing more.
             shards: Iterator[Tuple[str, List[Result]]] = iter(())
@@ -308,13 +316,7 @@ def _annotate(
         else:
             shards = local_shards(model, plan(paths, options, max_chars, previous), options.batch_size,
                                   options.max_batch_chars, options.n_process, options.gpu_id, nlp=local_nlp,
-                                  precision=load_precision)
-        done = sum(m["documents"] + m["rejected"] for m in previous.values())
-        bar = _progress_bar(paths, options, done) if options.progress else None
-        total = None if options.progress else _RecordTotal(paths, options)
-        start = time.perf_counter()
-        words = documents = written = 0
-        stopped = False
+                                  precision=load_precision, on_batch=moving.batch_done)
         try:
             for shard, shard_results in shards:
                 try:
@@ -331,8 +333,7 @@ def _annotate(
                 done += records
                 words_per_s = words / max(time.perf_counter() - start, 1e-9)
                 if bar is not None:
-                    bar.update(records)
-                    bar.set_postfix(words_per_s=f"{words_per_s:,.0f}")
+                    moving.shard_done(records, words)
                 else:
                     of = f"/{total.value:,}" if total is not None and total.value is not None else ""
                     progress_log(f"shard {shard} written ({counted(records, 'record')}, "
@@ -372,6 +373,33 @@ def _annotate(
                 f"not counted; see {output}/rejects and {output}/summary.json); to go on, rerun with --resume "
                 "and a higher --max-rejects", summary)
         return summary
+
+
+class _BarMoves:
+    """The progress bar's records and words/s, moved batch by batch (`batch_done`, the local engine)
+    and made whole as each shard is written (`shard_done`: its rejects, and the Ray engine's shards)."""
+
+    def __init__(self, bar: Any, start: float) -> None:
+        self.bar = bar
+        self.start = start
+        self.shown = 0  # records of the shard being annotated already on the bar
+        self.words = 0  # words annotated, of the shards written and of the batches shown
+
+    def batch_done(self, batch: Sequence[Any]) -> None:
+        if self.bar is None:
+            return
+        self.shown += len(batch)
+        self.words += sum(result.n_words for result in batch)
+        self.bar.update(len(batch))
+        self._show_speed()
+
+    def shard_done(self, records: int, words: int) -> None:
+        self.bar.update(records - self.shown)
+        self.shown, self.words = 0, words
+        self._show_speed()
+
+    def _show_speed(self) -> None:
+        self.bar.set_postfix(words_per_s=f"{self.words / max(time.perf_counter() - self.start, 1e-9):,.0f}")
 
 
 def _progress_bar(paths: Sequence[Path], options: Options, done: int) -> Any:

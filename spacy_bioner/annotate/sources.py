@@ -572,6 +572,10 @@ def _json_record(raw: bytes, source: str, where: str, id_key: str, text_key: str
         return Reject(source, where, UNDECODABLE, f"not UTF-8: {e}")
     try:
         obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        # Where in this line (its own "line 2" would be the line end, read as a second line).
+        at = "at the end of the line" if e.pos >= len(line.rstrip("\r\n")) else f"at column {e.pos + 1}"
+        return Reject(source, where, BAD_JSON, f"bad JSON: {e.msg} {at}")
     except (ValueError, RecursionError) as e:  # also an integer of over 4,300 digits, arrays nested too deep
         return Reject(source, where, BAD_JSON, f"bad JSON: {e}")
     if not isinstance(obj, dict):
@@ -722,11 +726,14 @@ def _parquet_values(column: Any) -> List[Any]:
 def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str, field: str = "column",
                    where: str = "") -> None:
     """ValueError if a Parquet file lacks the id or text column (or the first
-    records of a JSON Lines file, the key): no row of it could be read."""
-    for key, what, option in ((text_key, "text", "--text-key"), (id_key, "id", "--id-key")):
-        if key not in names:
-            raise ValueError(f"{path}: no {field} {key!r} for the document {what}{where} ({field}s: "
-                             f"{', '.join(names)}); name the {what} {field} with {option}")
+    records of a JSON Lines file, the key): no row of it could be read. Both
+    are named where both are missing."""
+    fields = ((text_key, "text", "--text-key"), (id_key, "id", "--id-key"))
+    missing = [(key, what, option) for key, what, option in fields if key not in names]
+    if missing:
+        lacks = " nor ".join(f"{field} {key!r} for the document {what}" for key, what, _ in missing)
+        names_them = " and ".join(f"the {what} {field} with {option}" for _, what, option in missing)
+        raise ValueError(f"{path}: no {lacks}{where} ({field}s: {', '.join(names)}); name {names_them}")
 
 
 def _check_column_types(path: Path, schema: Any, id_key: str, text_key: str) -> None:
