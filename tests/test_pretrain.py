@@ -1198,6 +1198,7 @@ def test_cli_explains_missing_default_paths(tiny_bert: Path, tmp_path: Path, mon
     assert "--assets DIR" in line and line.endswith("or --keep-eval-text to train on the text as it is")
     result = runner.invoke(app, base + ["--text", str(text), "--no-include-task-text", "--assets", str(tmp_path)])
     assert result.exit_code == 1 and f"not in --assets {tmp_path}" in result.output
+    assert "pass the project's assets as --assets DIR" in result.output and "project directory" not in result.output
     assert not (tmp_path / "out").exists()
 
 

@@ -192,12 +192,12 @@ def _check_evaluation_text(assets: Optional[Path]) -> None:
     """Say what to do where the dev and test text that the text is checked against is missing."""
     missing = missing_evaluation_files(assets or DEFAULT_ASSETS)
     if missing:
-        where = (f"the default assets directory {DEFAULT_ASSETS} (a path relative to the project directory)"
-                 if assets is None else f"--assets {assets}")
+        where, remedy = ((f"the default assets directory {DEFAULT_ASSETS} (a path relative to the project "
+                          "directory)", "run from the project directory, pass --assets DIR,")
+                         if assets is None else (f"--assets {assets}", "pass the project's assets as --assets DIR,"))
         raise PretrainError(
             f"the text is checked against the dev and test text of JNLPBA and BC5CDR, which is not in {where} "
-            f"({missing[0]} not found): run from the project directory, pass --assets DIR, or --keep-eval-text "
-            "to train on the text as it is"
+            f"({missing[0]} not found): {remedy} or --keep-eval-text to train on the text as it is"
         )
 
 
