@@ -665,6 +665,9 @@ def test_help_explains_every_option() -> None:
             "--max-batch-chars", "--max-doc-chars", "--shard-size", "--id-key", "--text-key",
             "--max-rejects", "--resume", "--overwrite", "--progress", "--show"} <= options
     assert_help_explains_every_option(app, "annotate")
+    # evaluate's name for its output folder is accepted too.
+    (output,) = [param for param in typer.main.get_command(app).commands["annotate"].params if param.name == "output"]
+    assert "--output-dir" in output.opts
 
 
 @pytest.mark.slow
