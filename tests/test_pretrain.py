@@ -1071,21 +1071,24 @@ def test_pretrain_text_drops_what_overlaps_dev_or_test_text(
     evaluation_text: Evaluation, eval_sources: List[EvalSource], tmp_path: Path
 ) -> None:
     """The lines the independent check above finds are those dropped, counted in their source;
-    in chunks of any size; none dropped without an evaluation text (--keep-eval-text)."""
-    lines = leaking_text(evaluation_text) + read_text_file(ROOT / DEFAULT_TEXT)[:500]
-    leaked = {int(found.split()[1]) - 1 for found in leaks(lines, evaluation_text)}
-    assert leaked == {1, 3}
-    path = tmp_path / "text.txt"
-    path.write_text("\n".join(lines), encoding="utf8")
-    for chunk_lines, chunk_chars in ((1, 10**7), (3, 10**7), (10**5, 10**7), (10**5, 150)):
-        said: List[str] = []
-        evaluation = EvaluationText(tmp_path / "no-assets", chunk_lines=chunk_lines, chunk_chars=chunk_chars,
-                                    sources=eval_sources)
-        text = PretrainText([path], include_task_text=False, evaluation_text=evaluation, log=said.append)
-        assert list(text) == [line for i, line in enumerate(lines) if i not in leaked]
-        assert text.sources[0]["lines"] == len(lines) - 2 and text.sources[0]["dropped_eval_lines"] == 2
-        assert said == [f"{path}: 2 lines dropped, overlapping the dev or test text of JNLPBA or BC5CDR "
-                        "(--keep-eval-text keeps them)"]
+    in chunks of any size (each small chunk passes over all the evaluation text: few lines then);
+    none dropped without an evaluation text (--keep-eval-text)."""
+    sample = read_text_file(ROOT / DEFAULT_TEXT)[:500]
+    for n_sample, chunks in ((500, [(10**5, 10**7)]), (6, [(1, 10**7), (3, 10**7), (10**5, 150)])):
+        lines = leaking_text(evaluation_text) + sample[:n_sample]
+        leaked = {int(found.split()[1]) - 1 for found in leaks(lines, evaluation_text)}
+        assert leaked == {1, 3}
+        path = tmp_path / f"text-{n_sample}.txt"
+        path.write_text("\n".join(lines), encoding="utf8")
+        for chunk_lines, chunk_chars in chunks:
+            said: List[str] = []
+            evaluation = EvaluationText(tmp_path / "no-assets", chunk_lines=chunk_lines, chunk_chars=chunk_chars,
+                                        sources=eval_sources)
+            text = PretrainText([path], include_task_text=False, evaluation_text=evaluation, log=said.append)
+            assert list(text) == [line for i, line in enumerate(lines) if i not in leaked]
+            assert text.sources[0]["lines"] == len(lines) - 2 and text.sources[0]["dropped_eval_lines"] == 2
+            assert said == [f"{path}: 2 lines dropped, overlapping the dev or test text of JNLPBA or BC5CDR "
+                            "(--keep-eval-text keeps them)"]
     kept = PretrainText([path], include_task_text=False)
     assert list(kept) == lines and kept.sources[0]["dropped_eval_lines"] is None
 
