@@ -97,8 +97,7 @@ def _warn_of_unread_gold(examples: List[Example]) -> None:
     those are all (`spacy evaluate` printed 0.00 and nothing else)."""
     unread = [
         eg for eg in examples
-        if scored_keys(eg.predicted)
-        and all(span_groups_hiding_ents(eg.reference, key) for key in scored_keys(eg.predicted))
+        if (keys := scored_keys(eg.predicted)) and all(span_groups_hiding_ents(eg.reference, key) for key in keys)
     ]
     if unread:
         groups = sorted({key for eg in unread for key in eg.reference.spans})

@@ -174,6 +174,7 @@ def visualize(
     check_output_file(output, "OUTPUT")
     _check_docbins(paths)
     nlp = load_pipeline(model, gpu_id, precision)
+    heads = list(head_keys(nlp))
     pairs = []
     for path in paths:
         try:
@@ -183,12 +184,12 @@ def visualize(
         if not gold:
             raise fail(f"{path}: no documents; convert the corpus again (`python -m spacy_bioner convert`)")
         carried = sorted({key for doc in gold for key in doc.spans})
-        if carried and not set(carried) & set(head_keys(nlp)):
+        if carried and not set(carried) & set(heads):
             typer.echo(f"Warning: {path}: no head of the pipeline predicts its span groups {carried} (heads: "
-                       f"{sorted(head_keys(nlp))}): its gold is shown beside every head's entities", err=True)
+                       f"{sorted(heads)}): its gold is shown beside every head's entities", err=True)
         predicted = predict_references(nlp, gold, gold_tokens=gold_tokens)
         for i, (ref, pred) in enumerate(zip(gold, predicted)):
             pairs.append((f"{path} #{i + 1}", ref, pred))
         log(f"{path}: rendered {counted(len(gold), 'document')}")
-    write_output_text(output, render_side_by_side(pairs, heads=list(head_keys(nlp))))
+    write_output_text(output, render_side_by_side(pairs, heads=heads))
     log(f"wrote {output}")

@@ -115,16 +115,13 @@ class PretrainText:
             raise RuntimeError("PretrainText is read once: make another for a second pass")
         self._started = True
         for path in self.paths:
+            checked = self.evaluation_text is not None
             source = {"path": str(path), "md5": update_digest(hashlib.md5(), path).hexdigest(), "lines": 0,
-                      "dropped_eval_lines": None}
+                      "dropped_eval_lines": 0 if checked else None}
             self.sources.append(source)
-            if self.evaluation_text is None:
-                for line in text_file_lines(path):
-                    source["lines"] += 1
-                    yield line
-                continue
-            source["dropped_eval_lines"] = 0
-            for line, overlaps in self.evaluation_text.mark(text_file_lines(path)):
+            lines = text_file_lines(path)
+            marked = self.evaluation_text.mark(lines) if checked else ((line, False) for line in lines)
+            for line, overlaps in marked:
                 if overlaps:
                     source["dropped_eval_lines"] += 1
                 else:
