@@ -409,6 +409,44 @@ def test_resume_after_a_kill_gives_the_same_tables(tiny_pipeline: Path, tmp_path
     assert tables(killed) == expected
 
 
+def first_records(rows: Dict[str, List[dict]], n: int) -> Dict[str, List[dict]]:
+    """The rows of the first `n` documents of each source (the tables' rows are in input order)."""
+    records: Dict[str, List[str]] = {}
+    for row in rows["documents"]:
+        records.setdefault(row["source"], []).append(row["record"])
+    kept = {(source, record) for source, listed in records.items() for record in listed[:n]}
+    return {name: [row for row in table if (row["source"], row["record"]) in kept] for name, table in rows.items()}
+
+
+@pytest.mark.slow
+def test_limit_annotates_the_first_records_of_each_input(tiny_pipeline: Path, tmp_path: Path) -> None:
+    inputs = [BASELINE, toy_jsonl(tmp_path / "toy.jsonl", n=12)]
+    annotate(str(tiny_pipeline), inputs, tmp_path / "whole", Options(shard_size=4))
+    limited = tmp_path / "limited"
+    result = CliRunner().invoke(app, ["annotate", str(tiny_pipeline), *map(str, inputs), "--output", str(limited),
+                                      "--shard-size", "4", "--limit", "6", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "--limit 6: at most the first 6 records of each input were read" in result.output
+    summary = json.loads((limited / "summary.json").read_text(encoding="utf8"))
+    assert [entry["records"] for entry in summary["inputs"]] == [6, 6] and summary["run"]["limit"] == 6
+    # The records of the whole run, the first six of each input: in the same shards, with the same entities
+    # (the scores of a shard's last batch, shorter here, within float32 rounding).
+    expected = first_records(tables(tmp_path / "whole"), 6)
+    assert len(expected["documents"]) == 12 and expected["entities"]
+    assert_same_tables(tables(limited), expected)
+    assert summary["shards"] == 4  # of each input, one of four records and one of two
+    # The limit is the run's: the same one is a rerun, another is refused.
+    rerun = annotate(str(tiny_pipeline), inputs, limited, Options(shard_size=4, limit=6))
+    assert rerun["this_invocation"]["shards_written"] == 0
+    with pytest.raises(AnnotateError, match="limit"):
+        annotate(str(tiny_pipeline), inputs, limited, Options(shard_size=4, limit=8))
+    # ... before the pipeline loads (there is none here).
+    with pytest.raises(AnnotateError, match=r"another limit \(6 there, null here\)"):
+        annotate(str(tmp_path / "no-model"), inputs, limited, Options(shard_size=4))
+    # A run without one records none, as runs did before the option.
+    assert "limit" not in json.loads((tmp_path / "whole" / "run.json").read_text(encoding="utf8"))
+
+
 @pytest.mark.parametrize("resume", [True, False])
 def test_an_output_folder_no_run_can_use_is_refused_before_the_pipeline_loads(tmp_path: Path, resume: bool) -> None:
     # The model does not exist: the folder's fault is the one reported, without waiting for a load.
@@ -569,6 +607,8 @@ def test_ray_engine_gives_the_same_tables(
         said = capfd.readouterr()
         assert "Total Progress" not in said.err + said.out and "Running Dataset" not in said.err + said.out
         assert "Progress bars disabled" not in said.err + said.out
+        # --limit reads the first records of each input on the actors as in the local engine.
+        annotate(str(tiny_pipeline), inputs, tmp_path / "ray-limited", replace(ray_options, limit=20))
         # A GPU the cluster does not have stops the run before anything is written.
         with pytest.raises(AnnotateError, match="--gpu-id 0: the Ray cluster has no GPU"):
             annotate(str(tiny_pipeline), inputs, tmp_path / "ray-gpu", Options(engine="ray", gpu_id=0))
@@ -589,24 +629,34 @@ def test_ray_engine_gives_the_same_tables(
                                                 r"[^\n]*cannot load pipeline [^\n]*no-model[^\n]*--resume[^\n]*$"):
             list(ray_shards(str(tmp_path / "no-model"), inputs[2:], **kwargs))
         assert ray.is_initialized(), "a Ray the run did not start was shut down by it"
-        if encoder_shim._cpu_has_bfloat16():
-            # --precision reaches the actors: their tables are the local engine's at bfloat16, not at float32.
-            bf16 = Options(shard_size=16, batch_size=8, precision="bfloat16")
-            annotate(str(tiny_pipeline), inputs[2:], tmp_path / "local-bf16", bf16)
-            annotate(str(tiny_pipeline), inputs[2:], tmp_path / "local-f32", replace(bf16, precision=None))
-            annotate(str(tiny_pipeline), inputs[2:], tmp_path / "ray-bf16", replace(bf16, engine="ray", n_process=2))
     finally:
         ray.shutdown()
     local, on_ray = tables(tmp_path / "local"), tables(tmp_path / "ray")
     assert_same_tables(on_ray, local)
     assert_same_tables(tables(tmp_path / "ray-relative"), local)
+    assert_same_tables(tables(tmp_path / "ray-limited"), first_records(local, 20))
     assert local["entities"]
     assert summary["records"] == 59 + 1 + 40
-    if encoder_shim._cpu_has_bfloat16():
-        local_bf16 = tables(tmp_path / "local-bf16")
-        assert_same_tables(tables(tmp_path / "ray-bf16"), local_bf16)
-        local_f32 = tables(tmp_path / "local-f32")
-        assert [row["score"] for row in local_bf16["entities"]] != [row["score"] for row in local_f32["entities"]]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not encoder_shim._cpu_has_bfloat16(), reason="this CPU has no bfloat16 arithmetic")
+def test_precision_reaches_the_ray_actors(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """--precision bfloat16: the actors' tables are the local engine's at bfloat16, not at float32."""
+    ray = pytest.importorskip("ray")
+    inputs = [toy_jsonl(tmp_path / "toy.jsonl")]
+    bf16 = Options(shard_size=16, batch_size=8, precision="bfloat16")
+    annotate(str(tiny_pipeline), inputs, tmp_path / "local-bf16", bf16)
+    annotate(str(tiny_pipeline), inputs, tmp_path / "local-f32", replace(bf16, precision=None))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        annotate(str(tiny_pipeline), inputs, tmp_path / "ray-bf16", replace(bf16, engine="ray", n_process=2))
+    finally:
+        ray.shutdown()
+    local_bf16 = tables(tmp_path / "local-bf16")
+    assert_same_tables(tables(tmp_path / "ray-bf16"), local_bf16)
+    local_f32 = tables(tmp_path / "local-f32")
+    assert [row["score"] for row in local_bf16["entities"]] != [row["score"] for row in local_f32["entities"]]
 
 
 @pytest.mark.slow

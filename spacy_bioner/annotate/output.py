@@ -30,10 +30,12 @@ and incomplete ones, which it writes again (over any partial table).
 """
 
 import hashlib
+import itertools
 import json
 import re
 import shutil
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
@@ -104,16 +106,24 @@ def sharded(
 
 def input_shards(
     path: Path, prefix: str, shard_size: int, skip: Iterable[str] = (),
-    id_key: str = "id", text_key: str = "text", max_chars: int = 0, limit_name: str = "",
+    id_key: str = "id", text_key: str = "text", max_chars: int = 0, limit_name: str = "", max_items: int = 0,
 ) -> Iterator[Tuple[str, int, Item]]:
     """`sharded` over the items of the input `path` (`read_items`, `max_chars` named
-    `limit_name` in a too_long reason), the records of the `skip` shards (finished
-    before a resume) not even parsed."""
+    `limit_name` in a too_long reason), the first `max_items` only (if > 0), the
+    records of the `skip` shards (finished before a resume) not even parsed."""
     skip = frozenset(skip)
-    items = read_items(path, id_key, text_key, max_chars,
-                       skip=lambda position: shard_name(prefix, position, shard_size) in skip,
-                       limit_name=limit_name)
+    items: Iterator[Any] = read_items(path, id_key, text_key, max_chars,
+                                      skip=lambda position: shard_name(prefix, position, shard_size) in skip,
+                                      limit_name=limit_name)
+    if max_items > 0:
+        items = _first(items, max_items)
     return sharded(items, prefix, shard_size, skip)
+
+
+def _first(items: Iterator[Any], n: int) -> Iterator[Any]:
+    """The first `n` of `items`, a generator closed after them: an input is read no further."""
+    with closing(items):
+        yield from itertools.islice(items, n)
 
 
 def bad_input_rejects(manifest: Dict[str, Any]) -> int:

@@ -73,10 +73,10 @@ def row_item(row: Dict[str, Any]) -> Item:
 
 
 def _parse_input(row: Dict[str, Any], id_key: str, text_key: str, max_chars: int, shard_size: int,
-                 finished: List[str], limit_name: str = "") -> Iterator[Dict[str, Any]]:
+                 finished: List[str], limit_name: str = "", max_items: int = 0) -> Iterator[Dict[str, Any]]:
     """flat_map: one row per unfinished shard of an input file, its items as JSON."""
     planned = input_shards(Path(row["path"]), row["prefix"], shard_size, finished, id_key, text_key, max_chars,
-                           limit_name)
+                           limit_name, max_items)
     for shard, group in shards_of(planned):
         yield {"shard": shard, "items": json.dumps([item_row(shard, position, item) for position, item in group])}
 
@@ -240,8 +240,10 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
                shard_size: int, finished: Set[str], batch_size: int, max_batch_chars: int,
                actors: int = 1, gpu_id: int = -1, shard_retries: int = 2, precision: Optional[str] = None,
                expected_precision: Optional[str] = None, log: Callable[[str], None] = lambda text: None,
-               limit_name: str = "", progress: bool = True) -> Iterator[Tuple[str, List[Result]]]:
-    """(shard, its results) of every unfinished shard, each as soon as it arrives (in any shard order).
+               limit_name: str = "", max_items: int = 0,
+               progress: bool = True) -> Iterator[Tuple[str, List[Result]]]:
+    """(shard, its results) of every unfinished shard, each as soon as it arrives (in any shard order),
+    of the first `max_items` items of each input (if > 0).
 
     Ray must be running (`ray_session`). Inputs are read by their resolved
     path, each item's `source`, as in the local engine. A shard whose actor
@@ -270,7 +272,7 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
     ds = ray.data.from_items(files, override_num_blocks=max(1, len(files)))
     ds = ds.flat_map(_parse_input, fn_kwargs={"id_key": id_key, "text_key": text_key, "max_chars": max_chars,
                                               "shard_size": shard_size, "finished": sorted(finished),
-                                              "limit_name": limit_name})
+                                              "limit_name": limit_name, "max_items": max_items})
     with warnings.catch_warnings():
         # Ray 2.60 takes the retry limits only among its ray_remote_args, which it deprecates
         # without a named parameter for them yet (the extra stays below 2.64, which removes them).

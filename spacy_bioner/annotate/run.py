@@ -41,6 +41,8 @@ from .output import (
 from .sources import KEYED_KINDS, count_records, expand_inputs, input_kind, txt_files
 
 ENGINES = ("local", "ray")
+# What run.json records beside `run_settings`: known once the pipeline is loaded.
+RECORDED_AFTER_LOADING = ("model", "precision", "max_doc_chars")
 
 
 @dataclass
@@ -48,11 +50,11 @@ class Options:
     """What a run does.
 
     Those that decide its tables (`fmt`, `shard_size`, `batch_size`,
-    `max_batch_chars`, `max_doc_chars`, `id_key` and `text_key` where an
-    input is JSON Lines or Parquet, and the encoder's precision that
+    `max_batch_chars`, `max_doc_chars`, `limit`, `id_key` and `text_key`
+    where an input is JSON Lines or Parquet, and the encoder's precision that
     `precision` sets in place of the pipeline's own) and its status
     (`max_rejects`) are recorded in `run.json`: a rerun must give the same;
-    `--resume` may change the batches and the limit (`output.RESUMABLE`).
+    `--resume` may change the batches and `max_rejects` (`output.RESUMABLE`).
     """
 
     engine: str = "local"
@@ -61,6 +63,7 @@ class Options:
     batch_size: int = 64
     max_batch_chars: int = 100_000
     max_doc_chars: int = 0  # 0: the pipeline's nlp.max_length
+    limit: int = 0  # items read of each input at most; 0: all
     n_process: int = 1
     gpu_id: int = -1
     precision: Optional[str] = None
@@ -79,7 +82,7 @@ class Options:
         for option, value, least in (("--shard-size", self.shard_size, 1), ("--batch-size", self.batch_size, 1),
                                      ("--max-batch-chars", self.max_batch_chars, 1),
                                      ("--n-process", self.n_process, 1), ("--max-doc-chars", self.max_doc_chars, 0),
-                                     ("--max-rejects", self.max_rejects, 0)):
+                                     ("--max-rejects", self.max_rejects, 0), ("--limit", self.limit, 0)):
             if value < least:
                 raise AnnotateError(f"{option} must be at least {least}, not {value}")
         if self.id_key == self.text_key:
@@ -147,7 +150,7 @@ def input_state(path: Path) -> Dict[str, Any]:
 
 
 def run_settings(paths: Sequence[Path], options: Options) -> Dict[str, Any]:
-    """What `run.json` records of a run but its pipeline (`model`, `precision`, `max_doc_chars`)."""
+    """What `run.json` records of a run but its pipeline (`RECORDED_AFTER_LOADING`)."""
     # Only where an input has keys: with PubMed or text alone they change nothing.
     keyed = any(input_kind(path) in KEYED_KINDS for path in paths)
     return {
@@ -165,6 +168,8 @@ def run_settings(paths: Sequence[Path], options: Options) -> Dict[str, Any]:
         # What the finished shards' rejects are judged against: a rerun with another limit
         # would fail, or pass, an output it did not change.
         "max_rejects": options.max_rejects,
+        # Recorded only where given: a run without one matches the runs written before the option was.
+        **({"limit": options.limit} if options.limit else {}),
     }
 
 
@@ -181,7 +186,7 @@ def plan(inputs: Sequence[Path], options: Options, max_chars: int, skip: Iterabl
     skip = frozenset(skip)  # made once for all inputs (input_shards takes a frozenset as it is)
     for path in inputs:
         yield from input_shards(path.resolve(), shard_prefix(path), options.shard_size, skip,
-                                options.id_key, options.text_key, max_chars, limit_name(options))
+                                options.id_key, options.text_key, max_chars, limit_name(options), options.limit)
 
 
 def annotate(
@@ -227,7 +232,8 @@ def annotate(
             # Before the pipeline loads: a folder no run can use, or a run these settings differ from.
             recorded = previous_run(output, resume, overwrite)
             if recorded and not overwrite:
-                refuse_another_run(output, {key: recorded.get(key) for key in settings}, settings, resume)
+                known = {key: value for key, value in recorded.items() if key not in RECORDED_AFTER_LOADING}
+                refuse_another_run(output, known, settings, resume)
             return _annotate(model, paths, output, options, settings, resume, overwrite, log,
                              stop_after_shards, progress_log or log)
     except (FolderUnavailable, OutputError) as e:
@@ -262,7 +268,7 @@ def _annotate(
         raise AnnotateError(f"--max-doc-chars {options.max_doc_chars:,} is more than the pipeline's nlp.max_length "
                             f"({nlp.max_length:,}), which spaCy does not let a document exceed; use at most that")
     max_chars = options.max_doc_chars or nlp.max_length
-    run_info = {
+    run_info = {  # RECORDED_AFTER_LOADING and the settings
         "model": model_fingerprint(model, nlp),
         "precision": encoder_precision(nlp, effective=on_this_device),
         **settings,
@@ -312,7 +318,7 @@ def _annotate(
                 shard_size=options.shard_size, finished=set(previous), batch_size=options.batch_size,
                 max_batch_chars=options.max_batch_chars, actors=options.n_process, gpu_id=options.gpu_id,
                 precision=load_precision, expected_precision=expected_precision, log=log,
-                limit_name=limit_name(options), progress=options.progress)
+                limit_name=limit_name(options), max_items=options.limit, progress=options.progress)
         else:
             shards = local_shards(model, plan(paths, options, max_chars, previous), options.batch_size,
                                   options.max_batch_chars, options.n_process, options.gpu_id, nlp=local_nlp,
@@ -447,7 +453,7 @@ class _RecordTotal:
                     return
                 counts.append(count_records(path, options.id_key, options.text_key))
             if all(c is not None for c in counts) and not self._stop.is_set():
-                self.value = sum(counts)  # type: ignore[arg-type]
+                self.value = sum(min(c, options.limit or c) for c in counts)  # type: ignore[type-var]
                 on_known(self.value)
 
         threading.Thread(target=count, name="annotate-progress-total", daemon=True).start()

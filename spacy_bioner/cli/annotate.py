@@ -84,6 +84,11 @@ def annotate(
         help="Input items per shard: each input is written in shards of this many records (a PubMed "
         "DeleteCitation takes a place for each PMID it lists), the unit of resume.",
     ),
+    limit: int = typer.Option(
+        0, "--limit", min=0,
+        help="Read only the first N records of each input (0: all), e.g. to try a pipeline or the options on "
+        "a large collection; records count as for --shard-size. A run with another --limit is another run.",
+    ),
     id_key: str = typer.Option("id", "--id-key", help="JSON Lines/Parquet: the field or column of the id."),
     text_key: str = typer.Option("text", "--text-key", help="JSON Lines/Parquet: the field or column of the text."),
     max_rejects: int = typer.Option(
@@ -145,7 +150,7 @@ def annotate(
     try:
         options = Options(
             engine=engine.value, fmt=fmt.value, shard_size=shard_size, batch_size=batch_size,
-            max_batch_chars=max_batch_chars, max_doc_chars=max_doc_chars, n_process=n_process, gpu_id=gpu_id,
+            max_batch_chars=max_batch_chars, max_doc_chars=max_doc_chars, limit=limit, n_process=n_process, gpu_id=gpu_id,
             precision=None if precision is None else precision.value,
             id_key=id_key, text_key=text_key, max_rejects=max_rejects, address=address,
             progress=sys.stderr.isatty() if progress is None else progress,
@@ -184,6 +189,8 @@ def annotate(
         f"{counted(summary['deleted'], 'deletion')}; {counted(summary['entities'], 'entity', 'entities')} "
         f"({counted(summary['entities_in_ents'], 'span')} of doc.ents); {this_run}"
     )
+    if limit:
+        typer.echo(f"--limit {limit:,}: at most the first {counted(limit, 'record')} of each input were read")
     for label, count in summary["entities_per_label"].items():
         typer.echo(f"  {label:30} {count}")
     if summary["rejected"]:
