@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from spacy.language import Language
 from thinc.api import fix_random_seed
-from toy import BC5CDR_IOB, JNLPBA_TEST, PUBTATOR, make_tiny_bert, train_two_heads, transformer_pipeline
+from toy import (
+    BC5CDR_IOB,
+    JNLPBA_TEST,
+    PUBTATOR,
+    make_tiny_bert,
+    toy_docs,
+    train_two_heads,
+    transformer_pipeline,
+)
 
 from spacy_bioner.corpora import read_iob, read_jnlpba, read_pubtator_texts, write_docbin
 from spacy_bioner.tokenizer import make_bio_nlp
@@ -62,4 +70,16 @@ def corpus_root(bio_nlp: Language, tmp_path_factory: pytest.TempPathFactory) -> 
     for name, docs in (("jnlpba", jnlpba), ("bc5cdr-iob", bc5cdr)):
         for i, split in enumerate(("train", "dev", "test")):
             write_docbin(docs[3 * i : 3 * i + 3], root / name / f"{split}.spacy")
+    return root
+
+
+@pytest.fixture(scope="session")
+def toy_corpus_root(bio_nlp: Language, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A benchmark corpus root (jnlpba/ and bc5cdr-iob/) of toy sentences, which a few steps on the
+    tiny BERT learn: scores above 0 for the tests a real corpus would leave at 0. Their gold tokens
+    ("IL-2") are not the pipeline's tokenizer's ("IL", "-", "2")."""
+    root = tmp_path_factory.mktemp("toy-corpus")
+    for name, spans_key in (("jnlpba", "jnlpba"), ("bc5cdr-iob", "bc5cdr")):
+        for seed, (split, n) in enumerate((("train", 60), ("dev", 20), ("test", 20))):
+            write_docbin(toy_docs(bio_nlp.vocab, n, spans_key, seed), root / name / f"{split}.spacy")
     return root

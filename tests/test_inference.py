@@ -5,6 +5,7 @@ usage error. Keeps `python scripts/inference.py` working."""
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pipe_profile
 import pytest
@@ -146,8 +147,20 @@ def test_both_systems_run_under_bfloat16_autocast_where_asked(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "no bfloat16 arithmetic" in result.output, result.output
     monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)
-    result = CliRunner().invoke(app, args)
+    # The HF side computes under autocast: its token classifier's logits come out in bfloat16.
+    logits = []
+
+    def record_logits(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        if type(module).__name__.endswith("ForTokenClassification"):
+            logits.append(output.logits.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record_logits)
+    try:
+        result = CliRunner().invoke(app, args)
+    finally:
+        hook.remove()
     assert result.exit_code == 0, result.output + repr(result.exception)
+    assert logits and set(logits) == {torch.bfloat16}
     [path] = (tmp_path / "results").glob("*-cpu-inference.json")
     records = json.loads(path.read_text(encoding="utf8"))
     assert [(r["system"], r["precision"]) for r in records] == [

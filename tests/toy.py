@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
+from spacy.vocab import Vocab
 
 PROTEINS = [["IL-2"], ["NF-kappa", "B"], ["p53"], ["c-Rel"]]
 CELLS = [["T", "cells"], ["monocytes"], ["B", "lymphocytes"]]
@@ -38,15 +39,21 @@ def toy_sentences(n: int, seed: int = 0) -> List[Tuple[List[str], List[Tuple[int
     return sentences
 
 
-def toy_examples(nlp: Language, n: int = 40, spans_key: str = "jnlpba", seed: int = 0) -> List[Example]:
-    examples = []
+def toy_docs(vocab: Vocab, n: int = 40, spans_key: str = "jnlpba", seed: int = 0) -> List[Doc]:
+    """`toy_sentences` as gold documents: entities in doc.ents and in the `spans_key` group."""
+    docs = []
     for words, ents in toy_sentences(n, seed):
-        reference = Doc(nlp.vocab, words=words)
-        spans = [Span(reference, s, e, label=label) for s, e, label in ents]
-        reference.ents = spans
-        reference.spans[spans_key] = spans
-        examples.append(Example(Doc(nlp.vocab, words=words), reference))
-    return examples
+        doc = Doc(vocab, words=words)
+        spans = [Span(doc, s, e, label=label) for s, e, label in ents]
+        doc.ents = spans
+        doc.spans[spans_key] = spans
+        docs.append(doc)
+    return docs
+
+
+def toy_examples(nlp: Language, n: int = 40, spans_key: str = "jnlpba", seed: int = 0) -> List[Example]:
+    return [Example(Doc(nlp.vocab, words=[t.text for t in reference]), reference)
+            for reference in toy_docs(nlp.vocab, n, spans_key, seed)]
 
 
 def all_words() -> List[str]:
