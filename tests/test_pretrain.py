@@ -550,7 +550,7 @@ def test_an_output_that_holds_other_files_is_refused_and_they_stay(adapted: Path
         with pytest.raises(PretrainError, match=f"holds a pretraining output and {shown}"):
             check_output_dir(folder)
         result = runner.invoke(app, ["pretrain", str(adapted), str(folder), "--text", str(tmp_path / "missing.txt"),
-                                     "--no-include-task-text"])
+                                     "--no-task-text"])
         assert result.exit_code == 1 and "move them out" in result.output
         assert snapshot(folder) == before
     (output / "README.md").unlink()
@@ -563,7 +563,7 @@ def test_text_in_the_output_directory_is_refused(adapted: Path, tmp_path: Path) 
     text = output / "checkpoint" / "corpus.txt"  # in a folder a run writes, so not refused as a stranger
     text.parent.mkdir()
     text.write_text("\n".join(toy_text()), encoding="utf8")
-    result = runner.invoke(app, ["pretrain", str(adapted), str(output), "--text", str(text), "--no-include-task-text"])
+    result = runner.invoke(app, ["pretrain", str(adapted), str(output), "--text", str(text), "--no-task-text"])
     assert result.exit_code == 1 and f"--text {text} is in the output directory" in result.output
     assert text.exists()
 
@@ -676,7 +676,7 @@ def test_heldout_fraction_is_checked_before_anything_is_loaded(tmp_path: Path) -
     with pytest.raises(PretrainError, match="--heldout-fraction must be in"):
         run(tmp_path / "no-encoder", tmp_path / "out", heldout_fraction=1.0)
     result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",
-                                 str(tmp_path / "missing.txt"), "--no-include-task-text", "--heldout-fraction", "1"])
+                                 str(tmp_path / "missing.txt"), "--no-task-text", "--heldout-fraction", "1"])
     assert result.exit_code == 1 and "--heldout-fraction must be in [0, 1), got 1.0" in result.output
     assert not (tmp_path / "out").exists()
 
@@ -694,7 +694,7 @@ def test_steps_and_epochs_are_checked_before_the_text_is_read(
         settings(tmp_path / "no-encoder", **values).check()
     # Neither the encoder nor the text file exists: reading the text would fail first.
     result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",
-                                 str(tmp_path / "missing.txt"), "--no-include-task-text", *option])
+                                 str(tmp_path / "missing.txt"), "--no-task-text", *option])
     assert result.exit_code == 1 and f"Error: {message}" in result.output
     assert not (tmp_path / "out").exists()
 
@@ -786,7 +786,7 @@ def test_refuses_to_write_over_its_own_encoder(tiny_bert: Path, tmp_path: Path) 
         with pytest.raises(PretrainError, match="in the output directory"):
             run(encoder, out, steps=2)
         result = runner.invoke(app, ["pretrain", str(encoder), str(out), "--text", str(tmp_path / "missing.txt"),
-                                     "--no-include-task-text"])
+                                     "--no-task-text"])
         assert result.exit_code == 1 and "which the run replaces" in result.output  # before reading the text
     assert snapshot(out) == before
     run(out, tmp_path / "further", steps=2)  # adapted further into a new folder: fine
@@ -828,7 +828,7 @@ def test_every_setting_is_checked_before_anything_is_loaded(tmp_path: Path, valu
 
 def test_cli_refuses_a_negative_learning_rate_before_reading_the_text(tmp_path: Path) -> None:
     result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",
-                                 str(tmp_path / "missing.txt"), "--no-include-task-text", "--learn-rate", "-1"])
+                                 str(tmp_path / "missing.txt"), "--no-task-text", "--learn-rate", "-1"])
     assert result.exit_code == 1 and "Error: --learn-rate must be a positive number, got -1.0" in result.output
 
 
@@ -936,7 +936,7 @@ def corpora(bio_nlp: Language) -> Dict[str, list]:
 
 @pytest.fixture(scope="module")
 def task_text() -> List[str]:
-    """What `pretrain --include-task-text` adds: the task training text of the embedded assets."""
+    """What `pretrain --task-text` adds: the task training text of the embedded assets."""
     return task_training_text(ROOT / DEFAULT_ASSETS)
 
 
@@ -1099,7 +1099,7 @@ def test_cli_drops_dev_and_test_text_unless_kept(
 ) -> None:
     text = tmp_path / "text.txt"
     text.write_text("\n".join(leaking_text(evaluation_text) + toy_text(40)), encoding="utf8")
-    args = ["pretrain", str(tiny_bert), "OUT", "--text", str(text), "--no-include-task-text", "--steps", "1",
+    args = ["pretrain", str(tiny_bert), "OUT", "--text", str(text), "--no-task-text", "--steps", "1",
             "--batch-size", "2", "--max-length", "32", "--heldout-fraction", "0", "--no-progress"]
     for name, extra, dropped in (("dropped", [], 2), ("kept", ["--keep-eval-text"], None)):
         out = tmp_path / name
@@ -1121,7 +1121,7 @@ def test_cli_drops_dev_and_test_text_unless_kept(
 
 def test_cli_help_explains_the_options() -> None:
     options = {param.opts[0] for param in typer.main.get_command(app).commands["pretrain"].params}
-    assert {"--text", "--include-task-text", "--steps", "--epochs", "--batch-size", "--max-length",
+    assert {"--text", "--task-text", "--steps", "--epochs", "--batch-size", "--max-length",
             "--learn-rate", "--warmup", "--whole-word-mask", "--seed", "--gpu-id",
             "--heldout-fraction", "--resume", "--task-text-only", "--keep-checkpoint"} <= options
     assert_help_explains_every_option(app, "pretrain")
@@ -1130,17 +1130,17 @@ def test_cli_help_explains_the_options() -> None:
 def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
     text = tmp_path / "text.txt"
     text.write_text("\n".join(toy_text(20)), encoding="utf8")
-    base = ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text", str(text), "--no-include-task-text"]
+    base = ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text", str(text), "--no-task-text"]
     result = runner.invoke(app, base + ["--steps", "2", "--epochs", "1"])
     assert result.exit_code == 1 and "not both" in result.output
     result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text",
-                                 str(tmp_path / "missing.txt"), "--no-include-task-text"])
+                                 str(tmp_path / "missing.txt"), "--no-task-text"])
     assert result.exit_code == 1 and "no such file" in result.output
     folder = tmp_path / "texts"
     folder.mkdir()
     (folder / "a.txt").write_text("\n".join(toy_text(20)), encoding="utf8")
     result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text", str(folder),
-                                 "--no-include-task-text"])
+                                 "--no-task-text"])
     assert result.exit_code == 1
     [line] = result.output.splitlines()
     assert f"--text {folder} is a folder" in line
@@ -1148,17 +1148,17 @@ def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, base[:2] + [str(tiny_bert)] + base[3:])  # the encoder itself as output
     assert result.exit_code == 1 and "holds no pretraining output" in result.output
     result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",
-                                 str(text), "--no-include-task-text"])
+                                 str(text), "--no-task-text"])
     assert result.exit_code == 1 and "not a model directory" in result.output
     result = runner.invoke(app, ["pretrain", "no-such-org/encoder", str(tmp_path / "out"), "--text", str(text),
-                                 "--no-include-task-text"], env={"HF_HUB_OFFLINE": "1"})
+                                 "--no-task-text"], env={"HF_HUB_OFFLINE": "1"})
     # This command's own options, not the project's or spacy train's.
     assert result.exit_code == 1 and "Pass a local path (as ENCODER), or set --fallback, e.g." in result.output
     result = runner.invoke(app, base + ["--task-text-only"])
     assert result.exit_code == 1 and "task text alone" in result.output
     # --assets is read for the task text and for the dev and test text: with neither, refused.
     result = runner.invoke(app, base + ["--assets", str(tmp_path), "--keep-eval-text"])
-    assert result.exit_code == 1 and "--no-include-task-text and --keep-eval-text leave out" in result.output
+    assert result.exit_code == 1 and "--no-task-text and --keep-eval-text leave out" in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -1169,7 +1169,7 @@ def test_cli_refuses_a_missing_gpu_in_one_line_and_writes_nothing(tiny_bert: Pat
     text.write_text("\n".join(toy_text(20)), encoding="utf8")
     # Settings that run on the CPU: only --gpu-id stops it.
     result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text", str(text),
-                                 "--no-include-task-text", "--steps", "1", "--batch-size", "2", "--max-length", "32",
+                                 "--no-task-text", "--steps", "1", "--batch-size", "2", "--max-length", "32",
                                  "--heldout-fraction", "0", "--no-progress", "--gpu-id", "0"])
     assert result.exit_code == 1, result.output
     [line] = result.output.splitlines()
@@ -1183,23 +1183,23 @@ def test_cli_explains_missing_default_paths(tiny_bert: Path, tmp_path: Path, mon
     text = tmp_path / "text.txt"
     text.write_text("\n".join(toy_text(20)), encoding="utf8")
     base = ["pretrain", str(tiny_bert), str(tmp_path / "out")]
-    result = runner.invoke(app, base + ["--no-include-task-text"])
+    result = runner.invoke(app, base + ["--no-task-text"])
     assert result.exit_code == 1
     assert f"default text {DEFAULT_TEXT} was not found" in result.output
     assert "project directory" in result.output and "--text FILE" in result.output
     result = runner.invoke(app, base + ["--text", str(text)])
     assert result.exit_code == 1
     assert f"default assets directory {DEFAULT_ASSETS}" in result.output
-    assert "--assets DIR" in result.output and "--no-include-task-text" in result.output
+    assert "--assets DIR" in result.output and "--no-task-text" in result.output
     result = runner.invoke(app, base + ["--task-text-only"])
     assert result.exit_code == 1 and "--assets DIR" in result.output
     # The text is checked against the dev and test text, read from the assets too.
-    result = runner.invoke(app, base + ["--text", str(text), "--no-include-task-text"])
+    result = runner.invoke(app, base + ["--text", str(text), "--no-task-text"])
     assert result.exit_code == 1, result.output
     [line] = result.output.splitlines()
     assert f"not in the default assets directory {DEFAULT_ASSETS}" in line
     assert "--assets DIR" in line and line.endswith("or --keep-eval-text to train on the text as it is")
-    result = runner.invoke(app, base + ["--text", str(text), "--no-include-task-text", "--assets", str(tmp_path)])
+    result = runner.invoke(app, base + ["--text", str(text), "--no-task-text", "--assets", str(tmp_path)])
     assert result.exit_code == 1 and f"not in --assets {tmp_path}" in result.output
     assert "pass the project's assets as --assets DIR" in result.output and "project directory" not in result.output
     assert not (tmp_path / "out").exists()
@@ -1210,7 +1210,7 @@ def test_cli_writes_an_encoder(tiny_bert: Path, tmp_path: Path) -> None:
     text = tmp_path / "text.txt"
     text.write_text("\n".join(toy_text(60)), encoding="utf8")
     out = tmp_path / "out"
-    args = ["pretrain", str(tiny_bert), str(out), "--text", str(text), "--no-include-task-text", "--keep-eval-text",
+    args = ["pretrain", str(tiny_bert), str(out), "--text", str(text), "--no-task-text", "--keep-eval-text",
             "--steps", "3", "--batch-size", "4", "--max-length", "32", "--heldout-fraction", "0.1", "--no-progress"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -1252,7 +1252,7 @@ def test_cli_seed_sets_the_run(tiny_bert: Path, tmp_path: Path) -> None:
     weights = []
     for name, seed in (("first", "0"), ("again", "0"), ("other", "1")):
         result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / name), "--text", str(text),
-                                     "--no-include-task-text", "--keep-eval-text", "--steps", "2", "--batch-size",
+                                     "--no-task-text", "--keep-eval-text", "--steps", "2", "--batch-size",
                                      "2", "--max-length", "32", "--heldout-fraction", "0", "--no-progress",
                                      "--seed", seed])
         assert result.exit_code == 0, result.output

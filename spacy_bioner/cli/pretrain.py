@@ -40,16 +40,17 @@ def pretrain_command(
     ),
     text: Optional[List[Path]] = typer.Option(
         None, "--text", metavar="FILE", help="Text file (plain, .gz or .xz, one sentence or document a line); repeat for "
-        f"several. Default: {DEFAULT_TEXT}."
+        # The file and its folder apart: --help cuts a word wider than its column.
+        f"several. Default: the embedded collection, {DEFAULT_TEXT.name} in {DEFAULT_TEXT.parent}/."
     ),
     include_task_text: bool = typer.Option(
-        True, "--include-task-text/--no-include-task-text",
+        True, "--task-text/--no-task-text",
         help="Also train on the raw text of the JNLPBA and BC5CDR training splits (never dev or test).",
     ),
     task_text_only: bool = typer.Option(
         False, "--task-text-only",
         help="Pretrain on the JNLPBA and BC5CDR training text alone (task-adaptive pretraining, "
-        "TAPT), without the unlabeled collection; not with --text or --no-include-task-text.",
+        "TAPT), without the unlabeled collection; not with --text or --no-task-text.",
     ),
     keep_eval_text: bool = typer.Option(
         False, "--keep-eval-text", help="Train on the lines of the --text files that overlap the dev or test "
@@ -135,13 +136,13 @@ def pretrain_command(
         check_encoder_outside_output(encoder, output_dir)
         if task_text_only and (text or not include_task_text):
             raise PretrainError(
-                "--task-text-only trains on the task text alone: drop --text and --no-include-task-text"
+                "--task-text-only trains on the task text alone: drop --text and --no-task-text"
             )
         text_files = [] if task_text_only else (text or [DEFAULT_TEXT])
         check_eval_text = bool(text_files) and not keep_eval_text
         if assets is not None and not include_task_text and not check_eval_text:
             raise PretrainError("--assets is where the task text and the dev and test text are read, which "
-                                "--no-include-task-text and --keep-eval-text leave out: drop one of them")
+                                "--no-task-text and --keep-eval-text leave out: drop one of them")
         _check_default_paths(not text and not task_text_only, include_task_text and assets is None, task_text_only)
         if check_eval_text:
             _check_evaluation_text(assets)
@@ -213,7 +214,7 @@ def _check_default_paths(default_text: bool, default_assets: bool, task_text_onl
     if default_assets:
         missing = [DEFAULT_ASSETS / name for name in TASK_TEXT_FILES if not (DEFAULT_ASSETS / name).is_file()]
         if missing:
-            alternative = "" if task_text_only else ", or --no-include-task-text"
+            alternative = "" if task_text_only else ", or --no-task-text"
             raise PretrainError(
                 f"the task text is not in the default assets directory {DEFAULT_ASSETS} ({missing[0]} not "
                 f"found; a path relative to the project directory): run from the project directory, or pass "

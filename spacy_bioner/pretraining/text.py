@@ -97,7 +97,7 @@ class PretrainText:
         for path in self.paths:
             _check_text_file(path)
         if not self.paths and not include_task_text:
-            raise PretrainError("no text to pretrain on: pass --text FILE or --include-task-text")
+            raise PretrainError("no text to pretrain on: pass --text FILE or --task-text")
         self.include_task_text = include_task_text
         self.assets = Path(assets)
         self.evaluation_text = evaluation_text
