@@ -6,9 +6,12 @@ The pipeline reads each document's text with its own tokenizer, as it was
 trained (`gold_tokens = false` in the configs) and as it reads raw text;
 its entities are then laid on the gold tokens, each widened to the tokens
 it touches (`on_reference_tokens`), and scored there, as the head's scorer
-(scoring.py), which gives the dev scores of training, does too. The result
-counts the entities so widened, scored as widened, and those dropped for
-overlapping another once widened, not scored (`laid_on_gold_tokens`).
+(scoring.py), which gives the dev scores of training, does too. Where two
+widened entities overlap (the halves of one gold token, "NF" and "kappa B"
+on "NF-kappa B"), gold tokens hold only one: the others are dropped from the
+tags but scored as false positives (`unplaced_predictions`), as spaCy's NER
+scorer counts them; the pipeline gave them to its user. The result counts
+the entities so widened and so dropped (`laid_on_gold_tokens`).
 `gold_tokens=True` runs the pipeline on copies of the gold tokens instead:
 a head trained on its own tokens then meets tokens it never saw ("IL-2"
 whole where it learnt "IL", "-", "2"), 6% of JNLPBA's test tokens. Entity-level scores use seqeval's
@@ -52,10 +55,14 @@ from .messages import counted
 from .tags import spans_to_tags
 
 
-def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, Any]:
+def seqeval_scores(gold: List[List[str]], pred: List[List[str]], unplaced: Sequence[str] = ()) -> Dict[str, Any]:
     """Micro P/R/F1, macro F1 over types, and per-type P/R/F1/support over IOB2 tag sequences;
     `f1_strict`, micro F1 in seqeval's strict IOB2 mode; `entities`, the micro counts
     (gold, predicted, correct) that scores of several corpora are pooled from.
+
+    `unplaced` are the labels of predictions the tags cannot hold (`unplaced_predictions`):
+    each is scored as a false positive, a sentence of one token tagged "O" in the gold and
+    "B-" its label in the prediction, in either mode.
 
     The default mode reads ill-formed tags as conlleval does ("I-X" after "O"
     starts an entity), which credits a tagger's invalid sequences; the strict
@@ -71,6 +78,9 @@ def seqeval_scores(gold: List[List[str]], pred: List[List[str]]) -> Dict[str, An
     from seqeval.metrics.sequence_labeling import get_entities
     from seqeval.scheme import IOB2
 
+    if unplaced:
+        gold = [*gold, *([["O"]] * len(unplaced))]
+        pred = [*pred, *([f"B-{label}"] for label in unplaced)]
     report = classification_report(gold, pred, output_dict=True, zero_division=0)
     gold_entities, pred_entities = set(get_entities(gold)), set(get_entities(pred))
     per_type = {
@@ -253,6 +263,7 @@ def gold_iob_tags(docs: Iterable[Doc], spans_key: str) -> List[List[str]]:
 
 # Where `on_reference_tokens` leaves, per span group, how many of its predictions it widened and dropped.
 LAID_COUNTS = "laid_on_reference_tokens"
+LAID_ENTS = "doc.ents"  # doc.ents's counts among them
 
 
 def on_reference_tokens(predicted: Doc, reference: Doc) -> Doc:
@@ -263,8 +274,10 @@ def on_reference_tokens(predicted: Doc, reference: Doc) -> Doc:
 
     `doc.user_data[LAID_COUNTS][key]` counts what this did to the group `key`'s predictions
     ("predicted"): those with a start or end inside a reference token ("widened"), scored as if
-    predicted on the reference's tokens, and those not scored ("dropped"): widened onto, or across,
-    another one kept (two halves of a reference token become one entity), or on no reference token."""
+    predicted on the reference's tokens, and those the reference's tokens cannot hold ("dropped"):
+    widened onto, or across, another one kept (two halves of a reference token become one entity), or
+    on no reference token; "dropped_labels", their labels and how many of each (`unplaced_predictions`).
+    doc.ents's are under `LAID_ENTS`."""
     doc = gold_token_doc(predicted.vocab, reference)
     counts: Dict[str, Dict[str, int]] = {}
     for key, group in predicted.spans.items():
@@ -272,7 +285,8 @@ def on_reference_tokens(predicted: Doc, reference: Doc) -> Doc:
         spans, counts[key] = _laid(doc, group, scores)
         attrs = {} if scores is None else {SCORES_ATTR: list(spans.values())}
         doc.spans[key] = SpanGroup(doc, name=key, spans=list(spans), attrs=attrs)
-    doc.ents = list(_laid(doc, predicted.ents)[0])
+    ents, counts[LAID_ENTS] = _laid(doc, predicted.ents)
+    doc.ents = list(ents)
     doc.user_data[LAID_COUNTS] = counts
     return doc
 
@@ -290,7 +304,9 @@ def _laid(
             n_widened += (on_doc.start_char, on_doc.end_char) != (span.start_char, span.end_char)
             widened[on_doc] = score if widened.get(on_doc) is None else max(score, widened[on_doc])
     kept = {span: widened[span] for span in taggable_spans(widened)}
-    return kept, {"predicted": len(spans), "widened": n_widened, "dropped": len(spans) - len(kept)}
+    dropped = Counter(span.label_ for span in spans) - Counter(span.label_ for span in kept)
+    return kept, {"predicted": len(spans), "widened": n_widened, "dropped": len(spans) - len(kept),
+                  "dropped_labels": dict(sorted(dropped.items()))}
 
 
 def laid_counts(docs: Iterable[Doc], spans_key: str) -> Optional[Dict[str, int]]:
@@ -300,6 +316,16 @@ def laid_counts(docs: Iterable[Doc], spans_key: str) -> Optional[Dict[str, int]]
     if not found:
         return None
     return {name: sum(counts.get(name, 0) for counts in found) for name in ("predicted", "widened", "dropped")}
+
+
+def unplaced_predictions(docs: Iterable[Doc], spans_key: Optional[str]) -> List[str]:
+    """The labels of the predictions of group `spans_key` (None: doc.ents) that `on_reference_tokens`
+    dropped from `docs`, one for each: scored as false positives (`seqeval_scores`, and the head's
+    scorer), as the reference's tokens cannot hold them beside the entities kept."""
+    key = LAID_ENTS if spans_key is None else spans_key
+    return [label for doc in docs
+            for label, n in doc.user_data.get(LAID_COUNTS, {}).get(key, {}).get("dropped_labels", {}).items()
+            for _ in range(n)]
 
 
 def predict_references(nlp: Language, references: Sequence[Doc], *, gold_tokens: bool = False,
@@ -383,7 +409,7 @@ def evaluate_corpus(
             log(f"{name}: {i}/{len(references)} docs, {words / max(elapsed, 1e-9):,.0f} words/s")
     seconds = time.perf_counter() - start
     pred_tags = iob_tags(predicted, key)
-    seqeval = seqeval_scores(gold_tags, pred_tags)
+    seqeval = seqeval_scores(gold_tags, pred_tags, unplaced_predictions(predicted, key))
     examples = [Example(pred, ref) for pred, ref in zip(predicted, references)]
     spacy_scores = Scorer(nlp).score(examples)
     entity_scores = score_quality(*scored_entities(predicted, references, key))
@@ -399,7 +425,7 @@ def evaluate_corpus(
         # How the pipeline read the documents: its own tokenization of their text, or the gold tokens.
         "tokens": "gold" if gold_tokens else "pipeline",
         # Read with its own tokens: how many of the head's entities were widened to the gold tokens, and
-        # dropped as overlapping another once widened (not counted as false positives; None: gold tokens).
+        # dropped as overlapping another once widened (scored as false positives; None: gold tokens).
         "laid_on_gold_tokens": laid_counts(predicted, key),
         "gold_labels_not_predicted": unknown,
         "sentences": len(gold_tags),
@@ -554,8 +580,8 @@ def write_metrics(
         laid = result.get("laid_on_gold_tokens")  # metrics written before evaluate counted them have none
         if laid:
             header += [f"{name}: the head's entities {laid['predicted']:,}; widened to the gold tokens (an edge "
-                       f"inside one) {laid['widened']:,}; dropped, overlapping another once widened (not scored, "
-                       f"so not counted as false positives) {laid['dropped']:,}.", ""]
+                       f"inside one) {laid['widened']:,}; dropped from the tags, overlapping another once widened "
+                       f"(scored as false positives) {laid['dropped']:,}.", ""]
     md = output_dir / "scores.md"
     md.write_text("\n".join(header) + markdown_table(results), encoding="utf8")
     written.append(md)

@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from spacy.scorer import Scorer, get_ner_prf
 from spacy.tokens import Doc, Span
 from spacy.training import Example
+from spacy.vocab import Vocab
 from spacy.util import registry
 
 from .annotation import (
@@ -17,7 +18,7 @@ from .annotation import (
     span_groups_hiding_ents,
     taggable_spans,
 )
-from .evaluation import on_reference_tokens
+from .evaluation import on_reference_tokens, unplaced_predictions
 
 
 def score_bio_ner(
@@ -43,8 +44,11 @@ def score_bio_ner(
     the gold tokens it touches (`evaluation.on_reference_tokens`), as
     `evaluate` scores them with seqeval and `ents_*` do: spaCy's span
     alignment alone would leave out one whose edge falls inside a gold
-    token. (seqeval, on tags, also cuts an entity at a gold sentence
-    boundary; spans here are not cut.)
+    token. Those the gold tokens cannot hold beside another (two halves of
+    one gold token) are each a false positive, as in `evaluate` and as
+    spaCy's NER scorer counts a second prediction on a matched entity.
+    (seqeval, on tags, also cuts an entity at a gold sentence boundary;
+    spans here are not cut.)
     ``ents_*`` score doc.ents against the reference doc.ents, as spaCy's `ner`
     does, but for the entities of heads the reference is not annotated for
     (`ents_of_annotated_heads`): on a test set of one corpus, `spacy evaluate`'s
@@ -56,6 +60,7 @@ def score_bio_ner(
     _warn_of_unread_gold(examples)
     ents_scores = get_ner_prf([ents_of_annotated_heads(heads_gold_as_ents(eg)) for eg in examples])
     examples = [_on_gold_tokens(eg) if is_annotated(eg.reference, spans_key) else eg for eg in examples]
+    unplaced = unplaced_predictions((eg.predicted for eg in examples), spans_key)
     known = set(labels) if labels else None
     # The reference docs whose gold for the head is their doc.ents.
     gold_in_ents = {id(eg.reference) for eg in examples if spans_key not in eg.reference.spans}
@@ -80,7 +85,7 @@ def score_bio_ner(
         )
 
     scores = Scorer.score_spans(
-        examples,
+        examples + _false_positives(examples[0].predicted.vocab, spans_key, unplaced) if unplaced else examples,
         attr=f"spans_{spans_key}",
         getter=head_spans,
         has_annotation=lambda doc: is_annotated(doc, spans_key),
@@ -146,6 +151,18 @@ def ents_of_annotated_heads(example: Example) -> Example:
     doc = predicted.copy()
     doc.ents = [ent for ent in doc.ents if (ent.start, ent.end, ent.label_) not in dropped]
     return Example(doc, reference)
+
+
+def _false_positives(vocab: Vocab, spans_key: str, labels: Iterable[str]) -> List[Example]:
+    """An example for each label: one token predicted as an entity of it, the gold annotated
+    for the head and without entities, which spaCy's span scorer counts as a false positive."""
+    examples = []
+    for label in labels:
+        predicted, reference = Doc(vocab, words=["-"]), Doc(vocab, words=["-"])
+        predicted.spans[spans_key] = [Span(predicted, 0, 1, label=label)]
+        reference.spans[spans_key] = []
+        examples.append(Example(predicted, reference))
+    return examples
 
 
 def _on_gold_tokens(example: Example) -> Example:

@@ -19,6 +19,7 @@ from spacy_bioner.evaluation import (
     laid_counts,
     on_reference_tokens,
     seqeval_scores,
+    unplaced_predictions,
     write_metrics,
 )
 from spacy_bioner.scoring import score_bio_ner
@@ -316,18 +317,29 @@ def il2_predictions(doc: Doc) -> Doc:
 
 
 def test_laying_predictions_on_the_reference_tokens_counts_those_widened_and_dropped():
-    """The scores stay those of the widened predictions (both kept ones are right), and the doc counts
-    what widening did: two predictions had an edge inside "IL-2", one of them was dropped."""
+    """The doc counts what widening did: two predictions had an edge inside "IL-2", one of them was
+    dropped, as the gold tokens cannot hold it beside the other. The dropped one is a false positive,
+    for seqeval, for the head's scorer and for spaCy's NER scorer alike: the pipeline gave it."""
     vocab = Vocab()
     reference = il2_reference(vocab)
     own = Doc(vocab, words=["IL", "-", "2", *IL2_WORDS[1:]], spaces=[False, False, *IL2_SPACES])
     own.spans[KEY] = [own.char_span(s, e, label=label) for s, e, label in IL2_PREDICTIONS]
+    own.ents = list(own.spans[KEY])
     laid = on_reference_tokens(own, reference)
     assert [(s.text, s.label_) for s in laid.spans[KEY]] == [("IL-2 gene", "DNA"), ("T cells", "cell_type")]
-    assert seqeval_scores(gold_iob_tags([reference], KEY), iob_tags([laid], KEY))["p"] == 1.0
-    assert laid.user_data[LAID_COUNTS][KEY] == {"predicted": 3, "widened": 2, "dropped": 1}
+    assert laid.user_data[LAID_COUNTS][KEY] == {"predicted": 3, "widened": 2, "dropped": 1,
+                                                "dropped_labels": {"protein": 1}}
+    assert unplaced_predictions([laid, laid], KEY) == ["protein", "protein"]
+    assert unplaced_predictions([laid], None) == ["protein"]  # doc.ents, laid the same way
     assert laid_counts([laid, laid], KEY) == {"predicted": 6, "widened": 4, "dropped": 2}
     assert laid_counts([reference], KEY) is None  # predicted on the reference's tokens
+    seqeval = seqeval_scores(gold_iob_tags([reference], KEY), iob_tags([laid], KEY), unplaced_predictions([laid], KEY))
+    assert seqeval["entities"] == {"gold": 2, "predicted": 3, "correct": 2}
+    assert seqeval["per_type"]["protein"] == {"p": 0.0, "r": 0.0, "f1": 0.0, "support": 0}
+    reference.ents = list(reference.spans[KEY])  # for spaCy's NER scores
+    scores = score_bio_ner([Example(own, reference)], spans_key=KEY)
+    assert_agree(scores, seqeval)
+    assert scores[f"spans_{KEY}_p"] == scores["ents_p"] == pytest.approx(2 / 3)
 
 
 def test_evaluate_reports_the_predictions_widened_and_dropped_on_the_gold_tokens(tmp_path):
@@ -342,9 +354,10 @@ def test_evaluate_reports_the_predictions_widened_and_dropped_on_the_gold_tokens
     DocBin(docs=[reference]).to_disk(path)
     result = evaluate_corpus(nlp, "toy", path)
     assert result["laid_on_gold_tokens"] == {"predicted": 3, "widened": 2, "dropped": 1}
-    assert result["seqeval"]["entities"] == {"gold": 2, "predicted": 2, "correct": 2}
+    assert result["seqeval"]["entities"] == {"gold": 2, "predicted": 3, "correct": 2}
+    assert result["spacy"]["p"] == result["seqeval"]["p"] == pytest.approx(2 / 3)
     assert evaluate_corpus(nlp, "toy", path, gold_tokens=True)["laid_on_gold_tokens"] is None
     write_metrics({"toy": result}, tmp_path / "metrics")
-    assert ("toy: the head's entities 3; widened to the gold tokens (an edge inside one) 2; dropped, overlapping "
-            "another once widened (not scored, so not counted as false positives) 1.") in (
+    assert ("toy: the head's entities 3; widened to the gold tokens (an edge inside one) 2; dropped from the "
+            "tags, overlapping another once widened (scored as false positives) 1.") in (
                 tmp_path / "metrics" / "scores.md").read_text()

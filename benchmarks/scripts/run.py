@@ -44,7 +44,7 @@ from thinc.api import Config
 from hf_token_classification import INFERENCE_BATCH_SIZES, train_and_evaluate
 from spacy_bioner.corpora import gold_token_doc, load_docs
 from spacy_bioner.encoders import resolve_encoder
-from spacy_bioner.evaluation import docs_to_iob, predict_references, seqeval_scores
+from spacy_bioner.evaluation import docs_to_iob, predict_references, seqeval_scores, unplaced_predictions
 from spacy_bioner.messages import first_line
 from spacy_bioner.about import library_versions
 from spacy_bioner.packaging import describe_encoder
@@ -237,10 +237,10 @@ def run_spacy_system(
     test_docs = load_docs(corpus_dir / "test.spacy", nlp.vocab, limit)
     # Tested on the tokens it was trained on: the gold ones unless a variant says otherwise.
     gold_tokens = config["corpora"]["train"]["gold_tokens"]
-    gold, pred = _tagged(nlp, test_docs, gold_tokens)
+    gold, pred, unplaced = _tagged(nlp, test_docs, gold_tokens)
     speed = {str(b): words_per_second(nlp, test_docs, b) for b in INFERENCE_BATCH_SIZES} if measure_speed else {}
     encoder_used = nlp.get_pipe("transformer").model.attrs["name"]
-    record = _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred, gpu_id)
+    record = _record(system, corpus, epochs, train_seconds, speed, encoder_used, gold, pred, gpu_id, unplaced)
     record["epoch_seconds"] = [round(t, 3) for t in [*_EPOCH_STARTS, train_seconds]]
     # Dev scores choose the shipped defaults among the ablations; test only reports.
     dev_docs = load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit)
@@ -255,8 +255,8 @@ def run_spacy_system(
 
 def _dev_f1(nlp: Language, dev_docs: Sequence[Doc], gold_tokens: bool) -> float:
     """seqeval F1 of `nlp` on the dev documents."""
-    gold, pred = _tagged(nlp, dev_docs, gold_tokens)
-    return seqeval_scores([t for _, t in gold], [t for _, t in pred])["f1"]
+    gold, pred, unplaced = _tagged(nlp, dev_docs, gold_tokens)
+    return seqeval_scores([t for _, t in gold], [t for _, t in pred], unplaced)["f1"]
 
 
 def shipped_abbreviation_step(head: str, config_path: Path = DEFAULT_CONFIG) -> Dict[str, Any]:
@@ -273,8 +273,8 @@ def with_abbreviation_step(
     step = nlp.add_pipe("bio_ner_abbreviations", name="abbreviation_step",
                         config={**settings, "spans_keys": [], "correct_ents": True})
     try:
-        gold, pred = _tagged(nlp, test_docs, gold_tokens)
-        scores = _scores(seqeval_scores([t for _, t in gold], [t for _, t in pred]))
+        gold, pred, unplaced = _tagged(nlp, test_docs, gold_tokens)
+        scores = _scores(seqeval_scores([t for _, t in gold], [t for _, t in pred], unplaced))
         scores["dev_f1"] = _dev_f1(nlp, dev_docs, gold_tokens)
         scores["settings"] = {"add_missing": step.add_missing, "relabel": step.relabel,
                               "remove_unsupported": step.remove_unsupported, "plural_variants": step.plural_variants}
@@ -283,11 +283,12 @@ def with_abbreviation_step(
     return scores
 
 
-def _tagged(nlp: Language, docs: Sequence[Doc], gold_tokens: bool) -> Tuple[list, list]:
-    """Gold and predicted IOB sentences of ``docs``, predicted on their gold tokens (what the harness
-    trains on: `spacy_config`) or on the pipeline's own tokenization (`evaluation.predict_references`)."""
+def _tagged(nlp: Language, docs: Sequence[Doc], gold_tokens: bool) -> Tuple[list, list, List[str]]:
+    """Gold and predicted IOB sentences of ``docs`` (doc.ents), predicted on their gold tokens (what the
+    harness trains on: `spacy_config`) or on the pipeline's own tokenization (`evaluation.predict_references`),
+    and the labels of the predictions the gold tokens cannot hold, false positives (`unplaced_predictions`)."""
     predicted = list(predict_references(nlp, docs, gold_tokens=gold_tokens, batch_size=64))
-    return iob_sentences(docs), iob_sentences(predicted)
+    return iob_sentences(docs), iob_sentences(predicted), unplaced_predictions(predicted, None)
 
 
 def run_hf_system(
@@ -332,10 +333,10 @@ def _scores(scores: Dict[str, Any]) -> Dict[str, Any]:
 
 def _record(
     system: str, corpus: str, epochs: int, train_seconds: float, speed: Dict[str, float], encoder: str,
-    gold: Optional[list], pred: Optional[list], gpu_id: int,
+    gold: Optional[list], pred: Optional[list], gpu_id: int, unplaced: Sequence[str] = (),
 ) -> Dict[str, Any]:
     """A system's record: what ran where, its training time and words/s, and its test scores
-    where `gold` and `pred` (IOB sentences) are given."""
+    where `gold` and `pred` (IOB sentences, and the `unplaced` false positives) are given."""
     record = {
         "system": system,
         "corpus": corpus,
@@ -349,7 +350,7 @@ def _record(
         "versions": versions(),
     }
     if gold is not None:
-        record.update(_scores(seqeval_scores([t for _, t in gold], [t for _, t in pred])))
+        record.update(_scores(seqeval_scores([t for _, t in gold], [t for _, t in pred], unplaced)))
     return record
 
 
