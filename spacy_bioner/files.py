@@ -10,7 +10,7 @@ that holds files their runs do not write, and a lock file would be one.
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence, Tuple
 
 
 def update_digest(digest: Any, path: Path) -> Any:
@@ -29,16 +29,26 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     synced, so that this holds after a power loss too. The temporary file gets
     the usual mode of a new file (umask) and is removed if writing fails.
     """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    atomic_write_all([(path, write)])
+
+
+def atomic_write_all(files: Sequence[Tuple[Path, Callable[[Path], None]]]) -> None:
+    """`atomic_write` of several files together: every one written to its temporary file before
+    any is renamed, so that an error while writing (a full disk) leaves each as it was."""
+    temporary = [path.with_name(f".{path.name}.tmp-{os.getpid()}") for path, _ in files]
     try:
-        write(tmp)
-        with open(tmp, "rb") as file_:
-            os.fsync(file_.fileno())
-        os.replace(tmp, path)
-        _sync_folder(path.parent)
+        for (_, write), tmp in zip(files, temporary):
+            write(tmp)
+            with open(tmp, "rb") as file_:
+                os.fsync(file_.fileno())
+        for (path, _), tmp in zip(files, temporary):
+            os.replace(tmp, path)
+        for folder in dict.fromkeys(path.parent for path, _ in files):
+            _sync_folder(folder)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for tmp in temporary:
+            if tmp.exists():
+                tmp.unlink()
 
 
 def _sync_folder(path: Path) -> None:

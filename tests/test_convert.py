@@ -277,21 +277,23 @@ def test_convert_refuses_an_unwritable_output_before_converting(tmp_path):
 
 
 def test_convert_writes_both_outputs_or_neither(tmp_path, monkeypatch):
-    """Where writing --dev-output fails, OUTPUT, written just before, is removed."""
+    """Where writing --dev-output fails (a full disk), OUTPUT is left as it was: the previous corpus."""
     src = tmp_path / "in.txt"
     src.write_bytes(b"a\tO\n\nb\tO\n")
     train, dev = tmp_path / "train.spacy", tmp_path / "dev.spacy"
-    replace = os.replace
+    train.write_bytes(b"previous corpus")
+    write_bytes = Path.write_bytes
 
-    def full_disk_for_dev(src, dst):
-        if Path(dst) == dev:
+    def full_disk_for_dev(path, data):
+        if dev.name in path.name:
             raise OSError(28, "No space left on device")
-        replace(src, dst)
+        return write_bytes(path, data)
 
-    monkeypatch.setattr(os, "replace", full_disk_for_dev)
+    monkeypatch.setattr(Path, "write_bytes", full_disk_for_dev)
     result, lines = invoke_convert("iob", src, train, "--dev-docs", 1, "--dev-output", dev)
     assert_failed_cleanly(result, lines, "No space left on device", "nothing written")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "train.spacy"]
+    assert train.read_bytes() == b"previous corpus"
 
 
 def test_write_docbin_failure_leaves_no_partial_file(tmp_path, monkeypatch, bio_nlp):
@@ -378,6 +380,11 @@ def test_registered_readers(jnlpba_converted, tmp_path):
         capped = list(read_multi({"jnlpba": str(out / "dev.spacy"), "bc5cdr": str(small)}, max_length=cap)(nlp))
     assert capped and all(len(eg.reference) <= cap for eg in capped)
     assert len(capped) < sum(1 for _ in read_multi({"jnlpba": str(out / "dev.spacy"), "bc5cdr": str(small)})(nlp))
+    # With a limit too: the first documents within max_length, and the warning of those left out on the way.
+    within = [eg.reference.text for eg in capped if "bc5cdr" in eg.reference.spans]
+    with pytest.warns(UserWarning, match=f"documents longer than max_length {cap} left out"):
+        first = list(read_multi({"bc5cdr": str(small)}, max_length=cap, limit=len(within) - 1)(nlp))
+    assert [eg.reference.text for eg in first] == within[:-1]
     # Refused when read (with the advice), not when the config is resolved (`spacy debug config`).
     missing = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")({"x": str(tmp_path / "missing.spacy")})
     with pytest.raises(ValueError, match="no such corpus: x=.*missing.spacy. Convert the corpora first"):

@@ -20,7 +20,7 @@ from ..corpora import (
     read_pubtator,
     read_pubtator_texts,
     split_dev,
-    write_docbin,
+    write_docbins,
 )
 from ..tokenizer import make_bio_nlp
 from ._util import app, check_output_file, fail, warnings_on_stderr
@@ -181,13 +181,8 @@ def convert(
                 f"{path}: {part.loss_fraction:.3%} of the entities would be lost "
                 f"(more than --max-loss {max_loss:.3%}); nothing written"
             )
-    written: List[Path] = []
     try:
-        for path, part_docs, _ in outputs:
-            write_docbin(part_docs, path)
-            written.append(path)
+        write_docbins([(part_docs, path) for path, part_docs, _ in outputs])  # all or none
     except OSError as e:
-        for path in written:  # all outputs or none
-            path.unlink(missing_ok=True)
         raise fail(f"cannot write output: {e}; nothing written") from None
     typer.echo("Wrote " + ", ".join(f"{path} ({len(part_docs)} docs)" for path, part_docs, _ in outputs))

@@ -1,7 +1,7 @@
 """Biomedical NER corpora to spaCy Docs: one module per format, the conversion
 report, DocBin files, the dev split and the registered spaCy readers."""
 
-from .docbin import gold_token_doc, load_docs, write_docbin
+from .docbin import gold_token_doc, load_docs, write_docbin, write_docbins
 from .iob import (
     BC5CDR_SPANS_KEY,
     DEFAULT_SPANS_KEY,
@@ -36,4 +36,5 @@ __all__ = [
     "read_pubtator_texts",
     "split_dev",
     "write_docbin",
+    "write_docbins",
 ]

@@ -1,12 +1,12 @@
 """DocBin files: written atomically, read back, and copied without annotation."""
 
 from pathlib import Path
-from typing import Iterable, List, Union
+from typing import Iterable, List, Sequence, Tuple, Union
 
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from ..files import atomic_write
+from ..files import atomic_write_all
 
 
 def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
@@ -15,11 +15,20 @@ def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
     The file appears complete or not at all: it is written to a temporary
     file in the same directory and then renamed over `path`.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = DocBin(docs=docs, store_user_data=True).to_bytes()
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
-    return path
+    return write_docbins([(docs, path)])[0]
+
+
+def write_docbins(outputs: Sequence[Tuple[Iterable[Doc], Union[str, Path]]]) -> List[Path]:
+    """`write_docbin` for each (docs, path), all or none: a write that fails (a full disk) leaves
+    every file as it was (`files.atomic_write_all`)."""
+    files = []
+    for docs, path in outputs:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = DocBin(docs=docs, store_user_data=True).to_bytes()
+        files.append((path, lambda tmp, data=data: tmp.write_bytes(data)))
+    atomic_write_all(files)
+    return [path for path, _ in files]
 
 
 def gold_token_doc(vocab: Vocab, reference: Doc) -> Doc:

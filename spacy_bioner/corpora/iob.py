@@ -14,8 +14,9 @@ text's spacing. Chunks of `n_sents` sentences would run from one abstract
 into the next, with a text of the tokens joined by spaces.
 
 Every reader sets both `doc.ents` and `doc.spans[spans_key]` to the same
-non-overlapping spans ("jnlpba" for JNLPBA, "bc5cdr" for both BC5CDR forms,
-"ents" for other corpora): the `bio_ner` head with that key learns from them.
+non-overlapping spans: by default "jnlpba" for JNLPBA, "bc5cdr" for BC5CDR
+PubTator and "ents" for an IOB file (give "bc5cdr" for BC5CDR's IOB form, as
+the project does): the `bio_ner` head with that key learns from them.
 
 Written here, not with spaCy's `conll_ner_to_docs` (`spacy convert -c ner`),
 which reads the BC5CDR IOB form alike: it splits documents only at
@@ -237,7 +238,8 @@ def read_iob(
     such markers, or with one `-DOCSTART-` heading it (as CoNLL files have),
     gives one Doc per `n_sents` consecutive sentences, or, with `documents`
     ((id, text) of the documents its sentences were cut from, in any
-    order), one Doc per document in the file's order, with the id as
+    order, though of documents that begin alike a sentence is taken for the
+    first of them not read yet), one Doc per document in the file's order, with the id as
     `doc.user_data["pmid"]` and the text's spacing (a run of whitespace as
     one space). Tokens are kept as they are, each followed by a space where
     `documents` do not say otherwise.

@@ -24,11 +24,15 @@ from .pubtator import read_pubtator, read_pubtator_texts
 from .split import split_dev
 
 
-def _within(docs: Iterable[Doc], max_length: int, path: str) -> Iterator[Doc]:
-    """The documents of at most `max_length` tokens; a warning, at the end, of those left out."""
-    longer = 0
+def _within(docs: Iterable[Doc], max_length: int, path: str, limit: int = 0) -> Iterator[Doc]:
+    """The documents of at most `max_length` tokens, the first `limit` of them (if > 0); a warning,
+    at the end, of those left out."""
+    longer = kept = 0
     for doc in docs:
+        if limit and kept == limit:
+            break
         if len(doc) <= max_length:
+            kept += 1
             yield doc
         else:
             longer += 1
@@ -152,9 +156,8 @@ def configure_multi_corpus(
             )
         for path in paths.values():
             docs = read_docbin(path).get_docs(nlp.vocab)
-            if max_length:
-                docs = _within(docs, max_length, path)
-            docs = islice(docs, limit or None)
+            # The limit inside _within, so that its warning comes once the documents are read.
+            docs = _within(docs, max_length, path, limit) if max_length else islice(docs, limit or None)
             if gold_tokens:
                 yield from _examples_from_pretokenized(nlp, docs)
             else:
