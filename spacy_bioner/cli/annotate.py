@@ -85,7 +85,7 @@ def annotate(
         "DeleteCitation takes a place for each PMID it lists), the unit of resume.",
     ),
     limit: int = typer.Option(
-        0, "--limit", min=0,
+        0, "--limit",
         help="Read only the first N records of each input (0: all), e.g. to try a pipeline or the options on "
         "a large collection; records count as for --shard-size. A run with another --limit is another run.",
     ),
