@@ -368,11 +368,17 @@ def evaluate_corpus(
     # left out before prediction: their entities are unknown, not absent.
     references = [doc for doc in loaded if is_annotated(doc, key)]
     if not references:
+        carried = sorted({k for doc in loaded for k in doc.spans})
+        other_heads = [k for k in carried if k in heads]
+        # Documents of another head's corpus: relabelling them for this head would score it on labels it lacks.
+        remedy = (f"they are annotated for head{'s' * (len(other_heads) > 1)} {', '.join(map(repr, other_heads))}: "
+                  f"score {'them' if len(other_heads) > 1 else 'it'} with --spans-key NAME={other_heads[0]} (or no "
+                  "--spans-key)" if other_heads else
+                  f"convert the corpus with `python -m spacy_bioner convert ... --spans-key {key}`, or name "
+                  "another head with --spans-key")
         raise ValueError(
             f"{path}: none of its {len(loaded)} documents is annotated for head {key!r}: it reads "
-            f"doc.spans[{key!r}], or doc.ents of documents without span groups (these carry "
-            f"{sorted({k for doc in loaded for k in doc.spans})}). Convert the corpus with "
-            f"`python -m spacy_bioner convert ... --spans-key {key}`, or name another head with --spans-key"
+            f"doc.spans[{key!r}], or doc.ents of documents without span groups (these carry {carried}); {remedy}"
         )
     if len(references) < len(loaded):
         log(f"{name}: {len(loaded) - len(references)} documents not annotated for head {key!r}, not scored")
@@ -566,7 +572,8 @@ def write_metrics(
             header += [f"Partial scores: only the first {result['limit']:,} documents of {name} (--limit).", ""]
     overridden = {result["precision"] for result in results.values() if result.get("precision")}
     if overridden:
-        header += [f"Encoder precision: {', '.join(sorted(overridden))}, set at loading (--precision).", ""]
+        header += [f"Encoder precision: {', '.join(sorted(overridden))}, not the pipeline's own (--precision, or a "
+                   "device without bfloat16 arithmetic).", ""]
     read = {result["tokens"] for result in results.values()}
     how = ("the pipeline read the gold tokens" if read == {"gold"} else
            "the pipeline read each text with its own tokenizer, its entities laid on the gold tokens"
@@ -582,6 +589,12 @@ def write_metrics(
             header += [f"{name}: the head's entities {laid['predicted']:,}; widened to the gold tokens (an edge "
                        f"inside one) {laid['widened']:,}; dropped from the tags, overlapping another once widened "
                        f"(scored as false positives) {laid['dropped']:,}.", ""]
+        unknown = result.get("gold_labels_not_predicted")
+        if unknown:
+            counts = ", ".join(f"{label} ({n:,})" for label, n in unknown.items())
+            header += [f"{name}: gold entities of labels the head does not predict, {counts}: seqeval counts them "
+                       "as misses, and so do spaCy's columns where the gold is the head's span group; where it is "
+                       "doc.ents, they leave them out (the head learns those tokens as unannotated).", ""]
     md = output_dir / "scores.md"
     md.write_text("\n".join(header) + markdown_table(results), encoding="utf8")
     written.append(md)

@@ -206,8 +206,12 @@ def package_meta(
     head has no test scores.
     """
     meta = read_json(Path(model_dir) / "meta.json")
-    components = _pipeline_config(model_dir)["components"]
-    heads = {name: component for name, component in components.items() if component.get("factory") == "bio_ner"}
+    config = _pipeline_config(model_dir)
+    components = config["components"]
+    # A disabled head predicts nothing where the package is loaded, and `evaluate` cannot score it.
+    disabled = set(config["nlp"].get("disabled", []))
+    heads = {name: component for name, component in components.items()
+             if component.get("factory") == "bio_ner" and name not in disabled}
     if not heads:
         raise ValueError(
             f"{model_dir} is not a spacy-bioner pipeline: none of its components ({', '.join(components) or 'none'}) "
@@ -371,8 +375,8 @@ def metrics_to_publish(metrics_dir: Path, model_dir: Path) -> Dict[str, Dict[str
         if result.get("precision") and result["precision"] != saved_precision:
             raise ValueError(
                 f"--metrics {metrics_dir}: {name} was scored with the encoder at {result['precision']} "
-                f"(evaluate --precision), not at {saved_precision} as the package runs it; evaluate "
-                "it again without --precision"
+                f"(evaluate --precision, or a device without bfloat16 arithmetic), not at {saved_precision} as "
+                "the package runs it; evaluate it again without --precision, on a device that has it"
             )
     scored = pipeline_sha256(model_dir)
     for name, result in metrics.items():

@@ -213,12 +213,13 @@ def test_evaluate_at_another_precision_says_so_and_is_not_published(
     result = CliRunner().invoke(app, evaluate + ["--precision", "bfloat16"])
     assert result.exit_code == 0, result.output
     assert json.loads((metrics / "toy.json").read_text())["precision"] == "bfloat16"
-    assert "Encoder precision: bfloat16, set at loading (--precision)." in (metrics / "scores.md").read_text()
+    assert "Encoder precision: bfloat16, not the pipeline's own (--precision" in (metrics / "scores.md").read_text()
     out = tmp_path / "meta.json"
     package_meta = ["package-meta", str(model), str(Path(__file__).parents[1] / "configs" / "meta.json"),
                     str(out), "--metrics", str(metrics)]
     result = CliRunner().invoke(app, package_meta)
-    assert result.exit_code == 1 and "at bfloat16 (evaluate --precision), not at float32 as the package" in result.output
+    assert result.exit_code == 1 and "at bfloat16 (evaluate --precision, or a device without bfloat16 arithmetic), " \
+        "not at float32 as the package" in result.output
     assert not out.exists()
     # The pipeline's own precision, asked for or not, is how the package runs.
     for own in (["--precision", "float32"], []):
@@ -227,3 +228,13 @@ def test_evaluate_at_another_precision_says_so_and_is_not_published(
         result = CliRunner().invoke(app, package_meta)
         assert result.exit_code == 0, result.output
     assert "Encoder precision" not in (metrics / "scores.md").read_text()
+    # A bfloat16 pipeline scored on a CPU without bfloat16 arithmetic computed in float32: recorded, not published.
+    bf16_model = tmp_path / "bf16-model"
+    load_pipeline(str(model), precision="bfloat16").to_disk(bf16_model)
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: False)
+    evaluate[1] = str(bf16_model)
+    result = CliRunner().invoke(app, evaluate)
+    assert result.exit_code == 0 and json.loads((metrics / "toy.json").read_text())["precision"] == "float32"
+    package_meta[1] = str(bf16_model)
+    result = CliRunner().invoke(app, package_meta)
+    assert result.exit_code == 1 and "at float32 (evaluate --precision, or a device without bfloat16" in result.output

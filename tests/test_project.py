@@ -561,6 +561,9 @@ def test_evaluate_warns_of_gold_labels_the_head_cannot_predict(hash_pipeline, tm
         assert evaluate_corpus(nlp, "toy", test_path)["gold_labels_not_predicted"] == {}
     cli = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"renamed={path}", "--output-dir", str(tmp_path / "m")])
     assert cli.exit_code == 0 and f"Warning: {path}: gold labels the head" in cli.output
+    # scores.md says so too, and where seqeval and spaCy's columns part.
+    assert (f"renamed: gold entities of labels the head does not predict, Gene ({renamed}): seqeval counts them as "
+            "misses") in (tmp_path / "m" / "scores.md").read_text()
 
 
 def test_the_command_recorded_can_come_from_a_file(hash_pipeline, tmp_path):
@@ -634,7 +637,9 @@ def test_evaluate_says_what_to_do_when_nothing_can_be_scored(hash_pipeline, tmp_
     result = CliRunner().invoke(app, args + ["--corpus", f"toy={test_path}", "--spans-key", f"toy={other}"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert f"none of its 25 documents is annotated for head {other!r}" in result.output
-    assert f"--spans-key {other}" in result.output
+    # Not to convert them for the other head (scored on labels it lacks): the head they are annotated for.
+    assert "they are annotated for head 'jnlpba': score it with --spans-key NAME=jnlpba" in result.output
+    assert f"--spans-key {other}" not in result.output
     pubmed = PUBMED_BASELINE
     result = CliRunner().invoke(app, args + ["--corpus", f"pubmed={pubmed}"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
@@ -925,6 +930,25 @@ def test_describe_encoder_names_hub_models_and_the_packaged_fallback(tmp_path):
     assert "site-packages" not in adapted
     # MiniLM has no masked-LM head: the perplexity before is a new head's, not the encoder's.
     assert adapted.endswith("perplexity 47013.0 -> 10241.0 (before: a new masked-LM head's, the base had none)")
+
+
+def test_package_meta_asks_no_scores_of_a_disabled_head(hash_pipeline, tmp_path):
+    """A head disabled in the saved pipeline predicts nothing where the package loads, and evaluate
+    cannot score it: the card publishes the enabled heads' scores."""
+    model, test_path = hash_pipeline
+    nlp = spacy.load(model)
+    nlp.disable_pipe("bc5cdr")
+    one_head = tmp_path / "one-head"
+    nlp.to_disk(one_head)
+    metrics = tmp_path / "metrics"
+    result = CliRunner().invoke(app, ["evaluate", str(one_head), "--corpus", f"toy={test_path}",
+                                      "--output-dir", str(metrics)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "meta.json"
+    result = CliRunner().invoke(app, ["package-meta", str(one_head), str(ROOT / "configs" / "meta.json"), str(out),
+                                      "--metrics", str(metrics)])
+    assert result.exit_code == 0, result.output
+    assert any(key.startswith("spans_jnlpba") for key in json.loads(out.read_text())["performance"])
 
 
 def test_package_meta_has_spacys_performance_keys_and_the_project_meta(hash_pipeline, tmp_path):

@@ -24,6 +24,7 @@ from ._util import (
     warnings_on_stderr,
     write_output_text,
 )
+from ..loading import encoder_precision
 
 MODEL = typer.Argument(..., metavar="MODEL", help="Trained pipeline: directory or installed package name.")
 GOLD_TOKENS = typer.Option(
@@ -87,9 +88,12 @@ def evaluate(
     encoder = pipeline_encoder(nlp)
     progress(f"pipeline {nlp.pipe_names}, encoder {encoder}")
     # Which pipeline the metrics are of: package-meta publishes them for this one only.
-    scored = {"pipeline": str(nlp.path), "pipeline_sha256": pipeline_sha256(nlp.path),
-              # A load-time override (None: the pipeline's own), which package-meta does not publish.
-              "precision": None if precision is None else precision.value}
+    # A load-time override, or float32 where the device cannot compute a bfloat16 pipeline's own
+    # (None: the pipeline's own), which package-meta does not publish.
+    computed = encoder_precision(nlp)
+    overridden = precision.value if precision is not None else (
+        computed if computed != encoder_precision(nlp, effective=False) else None)
+    scored = {"pipeline": str(nlp.path), "pipeline_sha256": pipeline_sha256(nlp.path), "precision": overridden}
     results = {}
     with warnings_on_stderr():
         for name, path in corpora:
