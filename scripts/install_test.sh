@@ -19,9 +19,13 @@ case "${1:-}" in
   --record) RECORD="${2:?--record needs a file}" ;;
   *) echo "install-test: unknown argument $1 (usage: bash scripts/install_test.sh [--record FILE])" >&2; exit 2 ;;
 esac
+# The interpreter the environment is made from (weasel runs the project's own
+# `python` lines with its own; this script's are found on PATH).
+PYTHON="${PYTHON:-$(command -v python || command -v python3 || true)}"
+[ -n "$PYTHON" ] || { echo "install-test: no python or python3 on PATH; set PYTHON to an interpreter" >&2; exit 1; }
 META=training/package-meta.json
 [ -f "$META" ] || { echo "install-test: no $META (run: spacy project run package)" >&2; exit 1; }
-read -r PACKAGE VERSION < <(python -c 'import json, sys
+read -r PACKAGE VERSION < <("$PYTHON" -c 'import json, sys
 meta = json.load(open(sys.argv[1]))
 print(meta["lang"] + "_" + meta["name"], meta["version"])' "$META")
 # Its own folder, emptied each time: never one a generic VENV variable names.
@@ -43,7 +47,7 @@ fi
 unset PYTHONPATH PYTHONHOME
 echo "install-test: fresh virtual environment $VENV"
 rm -rf "$VENV"
-python -m venv "$VENV"
+"$PYTHON" -m venv "$VENV"
 touch "$MARKER"
 VENV_PATH="$(cd "$VENV" && pwd)"
 PY="$VENV_PATH/bin/python"

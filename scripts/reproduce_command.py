@@ -14,7 +14,8 @@ as the training command ran. Two of them are written as the run resolved them:
   (`--vars.pretrain_epochs`) of the pretraining run that made the encoder,
   from its pretraining.json, which may have run with other vars. A run the
   workflow's `pretrain` command cannot repeat (`--steps`, another setting it
-  leaves at its default, other text) is refused: no command reproduces it.
+  leaves at its default, other text, `--keep-eval-text`, `--no-task-text`) is
+  refused: no command reproduces it.
 """
 
 import argparse
@@ -63,12 +64,19 @@ def pretrain_epochs(path: Path, record: Dict[str, Any], project_dir: Path = Path
     other = [f"{name} {settings[name]} (default {value})" for name, value in defaults.items()
              if name in settings and settings[name] != value]
     text = record.get("text")
-    if text is not None and [source.get("md5") for source in text if "md5" in source] != workflow_text_md5s(project_dir):
-        other.append("other text than the workflow's --text")
+    if text is not None:
+        files = [source for source in text if "md5" in source]  # the task text has none
+        if [source["md5"] for source in files] != workflow_text_md5s(project_dir):
+            other.append("other text than the workflow's --text")
+        if any(source.get("dropped_eval_lines", 0) is None for source in files):
+            other.append("--keep-eval-text")
+        if len(files) == len(text):
+            other.append("--no-task-text")
     if other:
         raise SystemExit(f"{path}: the encoder was pretrained with {', '.join(other)}, which the workflow's "
                          f"pretrain command does not pass, {how}")
-    return str(settings.get("epochs") or 1)
+    epochs = settings.get("epochs") or 1
+    return str(int(epochs) if float(epochs).is_integer() else epochs)  # typer reads --epochs 1 as 1.0
 
 
 def workflow_text_md5s(project_dir: Path) -> List[str]:

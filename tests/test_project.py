@@ -243,15 +243,17 @@ def test_an_encoder_pretrained_with_steps_is_not_recorded_as_the_workflows(tmp_p
                 "settings": {"steps": None, "epochs": 2, "batch_size": 32, "seed": 0},
                 "text": [{"path": str(text), "md5": hashlib.md5(text.read_bytes()).hexdigest()},
                          {"path": "the task training text", "lines": 10}]}
-    record.write_text(json.dumps(workflow))
+    record.write_text(json.dumps({**workflow, "settings": {**workflow["settings"], "epochs": 2.0}}))
     subprocess.run(command, check=True, timeout=60, cwd=ROOT)
+    # As the workflow's --vars.pretrain_epochs wrote it (typer records --epochs 2 as 2.0).
     assert (tmp_path / "reproduce.txt").read_text().split()[-2:] == ["--vars.pretrain_epochs", "2"]
-    for changed, message in ((("settings", "batch_size", 16), "batch_size 16 (default 32)"),
-                             (("text", 0, {"path": "mine.txt", "md5": "0" * 32}), "other text than the workflow's")):
+    file_source, task_text = workflow["text"]
+    for edited, message in (({"settings": {**workflow["settings"], "batch_size": 16}}, "batch_size 16 (default 32)"),
+                            ({"text": [{"path": "mine.txt", "md5": "0" * 32}, task_text]}, "other text than the workflow's"),
+                            ({"text": [{**file_source, "dropped_eval_lines": None}, task_text]}, "--keep-eval-text"),
+                            ({"text": [file_source]}, "--no-task-text")):
         (tmp_path / "reproduce.txt").unlink(missing_ok=True)
-        edited = json.loads(json.dumps(workflow))
-        edited[changed[0]][changed[1]] = changed[2]
-        record.write_text(json.dumps(edited))
+        record.write_text(json.dumps({**workflow, **edited}))
         result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert result.returncode != 0 and message in result.stderr and not (tmp_path / "reproduce.txt").exists()
 
@@ -311,6 +313,37 @@ def test_package_builds_the_library_wheel_without_stale_build_files(tmp_path):
     (wheel,) = (src / "packages" / "dist").glob("spacy_bioner-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "spacy_bioner/evaluation.py" in names and "spacy_bioner/deleted_module.py" not in names
+
+
+@pytest.mark.slow
+def test_the_project_package_command_builds_both_packages_in_a_fresh_folder(hash_pipeline, tmp_path):
+    """`spacy project run package` as the workflow runs it, on a trained pipeline and its metrics: the
+    pipeline's sdist and wheel and the library's, under a packages/ it empties first."""
+    model, test_path = hash_pipeline
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("project.yml", "setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project / name)
+    for folder in ("configs", "scripts", "spacy_bioner"):
+        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(model, project / "training" / "model-best")
+    (project / "training" / "spacy_bioner.stamp").write_text("stamp\n")
+    (project / "training" / "reproduce.txt").write_text("spacy project run all .\n")
+    bc5cdr = _bc5cdr_test(test_path)
+    result = CliRunner().invoke(app, ["evaluate", str(project / "training" / "model-best"), "--corpus",
+                                      f"jnlpba={test_path}", "--corpus", f"bc5cdr={bc5cdr}", "--corpus",
+                                      f"bc5cdr-iob={bc5cdr}", "--output-dir", str(project / "metrics")])
+    assert result.exit_code == 0, result.output
+    stale = project / "packages" / "en_bioner_scibert-0.0.1"
+    stale.mkdir(parents=True)
+    run = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "package", str(project)],
+                         capture_output=True, text=True, timeout=900, cwd=project)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    built = sorted(path.name for path in (project / "packages").rglob("*") if path.suffix in (".whl", ".gz"))
+    assert built == sorted([f"en_bioner_scibert-{__version__}-py3-none-any.whl",
+                            f"en_bioner_scibert-{__version__}.tar.gz",
+                            f"spacy_bioner-{__version__}-py3-none-any.whl", f"spacy_bioner-{__version__}.tar.gz"])
+    assert not stale.exists()
 
 
 def _flat(config, prefix=""):
@@ -1250,6 +1283,32 @@ def test_install_test_never_replaces_a_folder_it_did_not_make(tmp_path):
             continue
         assert result.returncode == 1 and "is not a virtual environment this script made" in result.stderr
     assert (mine / "MY_WORK.txt").read_text() == "precious"
+
+
+def test_install_test_makes_its_environment_with_the_python_it_is_given(tmp_path):
+    """It ran a bare `python`, which a system with python3 alone has not (weasel replaces only the
+    `python` of project.yml's own lines): PYTHON names the interpreter, else python or python3."""
+    meta = {"lang": "en", "name": "bioner_scibert", "version": "0.0.1"}
+    (tmp_path / "training").mkdir()
+    (tmp_path / "training" / "package-meta.json").write_text(json.dumps(meta))
+    for wheel in ("packages/en_bioner_scibert-0.0.1/dist/en_bioner_scibert-0.0.1-py3-none-any.whl",
+                  "packages/dist/spacy_bioner-0.0.1-py3-none-any.whl"):
+        (tmp_path / wheel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / wheel).write_text("")
+    bin_dir = tmp_path / "bin"  # bash and the tools the script runs, but no python
+    bin_dir.mkdir()
+    for tool in ("bash", "rm", "touch", "grep", "cat", "dirname", "mkdir"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    offline = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}  # stops at torch, before any download
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "install_test.sh")], cwd=tmp_path, text=True,
+                            capture_output=True, env={"PATH": str(bin_dir), **offline}, timeout=120)
+    assert result.returncode == 1 and "no python or python3 on PATH; set PYTHON" in result.stderr
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "install_test.sh")], cwd=tmp_path, text=True,
+                            capture_output=True, env={"PATH": str(bin_dir), "PYTHON": sys.executable, **offline},
+                            timeout=120)
+    assert (tmp_path / ".venv-install-test" / ".spacy-bioner-install-test").exists(), result.stderr
 
 
 def test_convert_refuses_assets_that_differ_from_their_checksums(tmp_path):
