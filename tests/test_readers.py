@@ -434,6 +434,21 @@ def test_pubtator_overlaps_and_misalignment(tmp_path, bio_nlp):
     assert "'art fai' [20:27] duplicates another mention" in [issue.reason for issue in report.dropped]
 
 
+def test_pubtator_a_mention_placed_exactly_wins_over_one_expanded_beyond_it(tmp_path, bio_nlp):
+    """Offsets that cut a token ("h  ": the end of "Rash" and two spaces) expand to more tokens than
+    the exact mention "Rash": it was kept as the longer, "Rash   " with its whitespace. An expanded
+    span loses its edge whitespace, and gives way to a mention placed as given."""
+    text = "T. Rash   and  fever."
+    lines = [f"1|t|{text}", "1|a|", "1\t3\t7\tRash\tDisease\tD1", "1\t7\t9\t  \tDisease\tD2",
+             "1\t6\t9\th  \tDisease\tD3"]
+    path = write(tmp_path, "w.pubtator", ("\n".join(lines) + "\n").encode())
+    docs, report = read_pubtator(path, bio_nlp)
+    assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Rash", "D1")]
+    reasons = [issue.reason for issue in report.dropped]
+    assert "'  ' [7:9] covers no token but whitespace" in reasons
+    assert "'h  ' [6:9] duplicates another mention" in reasons  # expanded to "Rash", the edge space left out
+
+
 def test_pubtator_mentions_next_to_brackets_and_comparisons_align(tmp_path, bio_nlp):
     """BC5CDR test mentions that used to end inside a token ("CCK-8)",
     "lithium=0.85", "myoglobinuria.(ABSTRACT") are kept exactly."""

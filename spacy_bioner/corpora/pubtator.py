@@ -3,12 +3,14 @@
 One Doc per abstract, text = title + " " + abstract (the offsets assume
 exactly that), tokenized with the given nlp (the BioTokenizer). A mention is
 placed by its offsets with `alignment_mode="strict"`; if it does not fall on
-token boundaries it is expanded to them (reported as "expanded"). A
+token boundaries it is expanded to them, without whitespace tokens at its
+edges (reported as "expanded"). A
 composite mention (7th column, "cardiovascular, and respiratory depression")
 is kept as ONE span with the composite MeSH ids ("D002318|D012131") as
 `kb_id_` (reported as "composite"). Mention columns after the 7th are
-ignored. Overlapping mentions: the longer one is kept (ties: the earlier one)
-and the other is dropped and reported, so `doc.ents` and `doc.spans[key]`
+ignored. Overlapping mentions: one placed exactly is kept before an expanded
+one, then the longer one (ties: the earlier one), and the other is dropped
+and reported, so `doc.ents` and `doc.spans[key]`
 hold one consistent non-overlapping tagging. A MeSH id of "-1" (none) becomes
 an empty `kb_id_`, and so does each "-1" of a composite's ids, which keep their
 places ("D002544|-1" -> "D002544|"). CID relation lines are ignored and
@@ -155,16 +157,17 @@ def read_pubtator(
             report.issues.append(
                 Issue(RELATION, f"{path}:{lineno} PMID {pdoc.pmid}", "relation line ignored", doc_index=doc_index)
             )
-        candidates: List[Tuple[Span, str, str]] = []
+        candidates: List[Tuple[Span, str, str, bool]] = []
         for start, end, text, label, kb_id, composite, lineno in pdoc.mentions:
             where = f"{path}:{lineno} PMID {pdoc.pmid}"
             mention = f"{text!r} [{start}:{end}]"
             span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="strict")
-            if span is None:
-                span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="expand")
-                if span is None or len(span) == 0:
+            expanded = span is None
+            if expanded:
+                span = _without_edge_space(doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="expand"))
+                if span is None:
                     report.issues.append(
-                        Issue(DROPPED, where, f"{mention} covers no token", label, doc_index)
+                        Issue(DROPPED, where, f"{mention} covers no token but whitespace", label, doc_index)
                     )
                     continue
                 report.issues.append(
@@ -174,16 +177,20 @@ def read_pubtator(
                 report.issues.append(
                     Issue(COMPOSITE, where, f"{text!r} kept as one span ({kb_id})", label, doc_index)
                 )
-            candidates.append((span, where, mention))
-        by_span = {id(span): (where, mention) for span, where, mention in candidates}
-        kept, dropped = select_non_overlapping([span for span, _, _ in candidates], priority=longest_first)
+            candidates.append((span, where, mention, expanded))
+        by_span = {id(span): (where, mention) for span, where, mention, _ in candidates}
+        # A mention placed as given before one whose offsets were expanded to tokens, which may cover
+        # more than the mention: then the longer, as for tags.
+        is_expanded = {id(span): expanded for span, _, _, expanded in candidates}
+        kept, dropped = select_non_overlapping([span for span, _, _, _ in candidates],
+                                               priority=lambda span: (is_expanded[id(span)], *longest_first(span)))
         for span, clash in dropped:
             where, mention = by_span[id(span)]
             same = (clash.start, clash.end, clash.label_) == (span.start, span.end, span.label_)
             reason = (
                 f"{mention} duplicates another mention"
                 if same
-                else f"{mention} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the longer or earlier mention kept"
+                else f"{mention} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the mention kept as placed exactly, or the longer or earlier one"
             )
             report.issues.append(Issue(DROPPED, where, reason, span.label_, doc_index))
         set_entities(doc, kept, spans_key)
@@ -195,3 +202,17 @@ def read_pubtator(
         docs.append(doc)
     report.count_docs(docs, spans_key)
     return docs, report
+
+
+def _without_edge_space(span: Optional[Span]) -> Optional[Span]:
+    """`span` less the whitespace tokens at its edges; None where nothing else is left."""
+    if span is None:
+        return None
+    start, end = span.start, span.end
+    while start < end and span.doc[start].is_space:
+        start += 1
+    while end > start and span.doc[end - 1].is_space:
+        end -= 1
+    if start == end:
+        return None
+    return Span(span.doc, start, end, label=span.label, kb_id=span.kb_id)
