@@ -188,6 +188,17 @@ def test_n_sents_of_a_file_with_document_markers_is_an_error(tmp_path, bio_nlp):
     assert len(read_iob(iob, bio_nlp.vocab)[0]) == 2
 
 
+def test_a_document_without_sentences_is_left_out_with_a_warning(tmp_path, bio_nlp):
+    """It was left out without a word, which shifts a split by documents (--dev-docs) by one."""
+    iob = write(tmp_path, "c.iob", b"###MEDLINE:1\n\n###MEDLINE:2\n\nc\tO\n")
+    with pytest.warns(UserWarning, match=r"c.iob: 1 ###MEDLINE: document without sentences left out: 1 \(line 1\)"):
+        docs, _ = read_iob(iob, bio_nlp.vocab)
+    assert [doc.user_data["pmid"] for doc in docs] == ["2"]
+    # A line with a tag and no token names what it lacks.
+    with pytest.raises(ConversionError, match=r"c.iob:1: no token \(expected 'token<TAB>tag'\)"):
+        read_iob(write(tmp_path, "c.iob", b"\tO\n"), bio_nlp.vocab)
+
+
 @pytest.mark.parametrize(
     "data,texts,message",
     [
@@ -651,6 +662,7 @@ def iob_rows(text: str) -> List[Tuple[str, str]]:
 
 
 @pytest.mark.filterwarnings("ignore:.*were repaired")  # I- after O: repaired, as expected
+@pytest.mark.filterwarnings("ignore:.*without sentences left out")  # a marker followed by another
 def test_fuzz_iob_random_lines(tmp_path, bio_nlp):
     """Random lines: a clear error, or every token line becomes one token and
     every entity is a run of tokens tagged with its label. Both happen."""

@@ -54,8 +54,10 @@ _Sentence = List[_Token]
 
 
 def _parse_iob_lines(path: Path, lines: Sequence[str]) -> List[Tuple[Optional[str], List[_Sentence]]]:
-    """Group the lines into documents (pmid or None, sentences)."""
+    """Group the lines into documents (pmid or None, sentences). A `###MEDLINE:` document without
+    sentences is left out with a warning: it would shift a split by documents (--dev-docs)."""
     docs: List[Tuple[Optional[str], List[_Sentence]]] = [(None, [])]
+    markers: List[int] = [0]  # the line of each document's marker
     sent: _Sentence = []
     for lineno, line in enumerate(lines, start=1):
         stripped = line.strip()
@@ -65,8 +67,10 @@ def _parse_iob_lines(path: Path, lines: Sequence[str]) -> List[Tuple[Optional[st
                 sent = []
             if stripped.startswith("###MEDLINE:"):
                 docs.append((stripped[len("###MEDLINE:") :].strip(), []))
+                markers.append(lineno)
             elif stripped.startswith("-DOCSTART-"):
                 docs.append((None, []))
+                markers.append(lineno)
             continue
         # Columns split on tabs, else on ASCII spaces: str.split() would also cut a token at a no-break space.
         parts = line.split("\t") if "\t" in line else [part for part in line.split(" ") if part]
@@ -74,7 +78,8 @@ def _parse_iob_lines(path: Path, lines: Sequence[str]) -> List[Tuple[Optional[st
         while len(parts) > 1 and not parts[-1]:  # trailing empty columns ("tok\tB-X\t")
             parts.pop()
         if len(parts) < 2 or not parts[0] or not parts[-1]:
-            raise ConversionError(f"{path}:{lineno}: no tag (expected 'token<TAB>tag'): {line[:60]!r}")
+            missing = "no token" if len(parts) > 1 and not parts[0] else "no tag"
+            raise ConversionError(f"{path}:{lineno}: {missing} (expected 'token<TAB>tag'): {line[:60]!r}")
         tag = parts[-1]
         if tag != "O" and not _TAG_RE.match(tag):
             raise ConversionError(
@@ -83,6 +88,10 @@ def _parse_iob_lines(path: Path, lines: Sequence[str]) -> List[Tuple[Optional[st
         sent.append((parts[0], tag, lineno))
     if sent:
         docs[-1][1].append(sent)
+    empty = [f"{pmid} (line {line})" for (pmid, sents), line in zip(docs, markers) if pmid is not None and not sents]
+    if empty:
+        warnings.warn(f"{path}: {len(empty)} ###MEDLINE: document{'s' * (len(empty) > 1)} without sentences left "
+                      f"out: {', '.join(empty[:5])}{' and more' if len(empty) > 5 else ''}")
     return [(pmid, sents) for pmid, sents in docs if sents]
 
 
