@@ -6,8 +6,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from spacy.scorer import Scorer, get_ner_prf
 from spacy.tokens import Doc, Span
 from spacy.training import Example
-from spacy.vocab import Vocab
 from spacy.util import registry
+from spacy.vocab import Vocab
 
 from .annotation import (
     gold_spans,

@@ -150,7 +150,8 @@ def annotate(
     try:
         options = Options(
             engine=engine.value, fmt=fmt.value, shard_size=shard_size, batch_size=batch_size,
-            max_batch_chars=max_batch_chars, max_doc_chars=max_doc_chars, limit=limit, n_process=n_process, gpu_id=gpu_id,
+            max_batch_chars=max_batch_chars, max_doc_chars=max_doc_chars, limit=limit, n_process=n_process,
+            gpu_id=gpu_id,
             precision=None if precision is None else precision.value,
             id_key=id_key, text_key=text_key, max_rejects=max_rejects, address=address,
             progress=sys.stderr.isatty() if progress is None else progress,

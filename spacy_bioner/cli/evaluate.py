@@ -5,6 +5,7 @@ from typing import List, Optional
 
 import typer
 
+from ..loading import encoder_precision
 from ..messages import counted
 from ._util import (
     COMMAND_FILE,
@@ -24,7 +25,6 @@ from ._util import (
     warnings_on_stderr,
     write_output_text,
 )
-from ..loading import encoder_precision
 
 MODEL = typer.Argument(..., metavar="MODEL", help="Trained pipeline: directory or installed package name.")
 GOLD_TOKENS = typer.Option(

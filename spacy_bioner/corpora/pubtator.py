@@ -190,7 +190,8 @@ def read_pubtator(
             reason = (
                 f"{mention} duplicates another mention"
                 if same
-                else f"{mention} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the mention kept as placed exactly, or the longer or earlier one"
+                else f"{mention} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the mention kept "
+                "as placed exactly, or the longer or earlier one"
             )
             report.issues.append(Issue(DROPPED, where, reason, span.label_, doc_index))
         set_entities(doc, kept, spans_key)
