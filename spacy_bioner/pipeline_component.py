@@ -43,7 +43,7 @@ from .annotation import (
 from .decoding import ConstrainedViterbi, check_span_scores
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
-from .messages import first_line
+from .messages import counted, first_line
 from .scoring import score_bio_ner
 from .tags import check_tag_scheme, make_tags, spans_to_tags, tag_ids_to_spans
 
@@ -387,7 +387,10 @@ class BioNER(TrainablePipe):
         earliest, is kept; the others are noted and warned about once).
         Unannotated (-1), as in spaCy's `Example.get_aligned_ner`: the tokens
         of entities whose label is not among the head's labels (noted and
-        warned about once), those of dropped overlapping entities outside the
+        warned about once), with any entity of a known label nested in one
+        (the scorer and seqeval keep the longer of two overlapping entities
+        whatever their labels, so such a nested entity is in no gold the head
+        is scored on), those of dropped overlapping entities outside the
         kept ones, of entities that cannot be projected onto the
         predicted tokens, and, when the gold comes from doc.ents, of
         reference tokens whose NER annotation is missing.
@@ -536,9 +539,11 @@ class BioNER(TrainablePipe):
         # the labels first, then the tag counts (a tag needs the label set).
         gold_labels = set()
         hidden = Counter()  # documents whose doc.ents are unused, by their span groups
+        annotated = 0
         for eg in get_examples():
             spans = gold_spans(eg.reference, self.spans_key)
             if spans is not None:
+                annotated += 1
                 gold_labels.update(span.label_ for span in spans)
             elif (groups := span_groups_hiding_ents(eg.reference, self.spans_key)) and not other_keys & set(groups):
                 hidden[tuple(groups)] += 1
@@ -550,6 +555,9 @@ class BioNER(TrainablePipe):
             raise ValueError(
                 f"No entity labels for bio_ner component {self.name!r}: "
                 + (self._hidden_ents_note(hidden) if hidden else
+                   f"{counted(annotated, 'training document')} annotated for it (doc.spans[{self.spans_key!r}] "
+                   "or doc.ents), but without an entity: check the corpus, or give the labels in "
+                   f"[initialize.components.{self.name}] labels." if annotated else
                    f"no training document has doc.spans[{self.spans_key!r}] or doc.ents. Convert the corpus "
                    "with `python -m spacy_bioner convert`, or set the component's spans_key; without "
                    f"training documents (spacy assemble), give the labels in [initialize.components.{self.name}] "
@@ -573,6 +581,22 @@ class BioNER(TrainablePipe):
         self._check_join_adjacent(labels, "at initialize")
         if hidden:
             warnings.warn(f"{self.name}: {self._hidden_ents_note(hidden)}")
+        # Nothing of an initialisation that fails (in the encoder, out of memory, Ctrl-C) stays: a head
+        # left with the new labels and an output size but no weights would refuse a retry as trained.
+        cfg = copy.deepcopy(self.cfg)
+        sizes = {ref: self.model.get_ref(ref).maybe_get_dim("nO") for ref in ("output_layer", "crf")
+                 if self.model.has_ref(ref)}
+        try:
+            self._initialize_for(labels, get_examples)
+        except BaseException:
+            self.cfg.clear()
+            self.cfg.update(cfg)
+            for ref, size in sizes.items():
+                self.model.get_ref(ref).set_dim("nO", size, force=True)
+            raise
+
+    def _initialize_for(self, labels: List[str], get_examples: Callable[[], Iterable[Example]]) -> None:
+        """`initialize` with its labels checked: the tags, their counts, the class weights, the model."""
         self.cfg["labels"] = labels
         for label in self.labels:
             self.vocab.strings.add(label)

@@ -542,6 +542,18 @@ def test_documents_whose_doc_ents_are_hidden_by_other_span_groups_are_reported()
         fresh.initialize(lambda: examples[5:])
 
 
+def test_documents_annotated_without_entities_are_said_to_be_so():
+    """Every document had the head's span group, empty: the error said none had it."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bio_ner", name="jnlpba", config={"spans_key": "jnlpba", "model": {"tok2vec": SMALL_TOK2VEC}})
+    examples = toy_examples(nlp, 2)
+    for example in examples:
+        example.reference.spans["jnlpba"] = []
+    with pytest.raises(ValueError, match=r"2 training documents annotated for it \(doc.spans\['jnlpba'\] or "
+                                         r"doc.ents\), but without an entity"):
+        nlp.initialize(lambda: examples)
+
+
 @pytest.mark.parametrize("disabled", [[], ["bc5cdr"]], ids=["enabled", "frozen"])
 def test_other_heads_annotation_is_not_reported_as_hidden_doc_ents(recwarn, disabled):
     """Converted documents hold doc.ents and doc.spans[<their head>]: not a
@@ -664,6 +676,27 @@ def test_labels_cannot_change_after_initialisation(crf):
     assert "jnlpba" in nlp("IL-2 activates T cells").spans  # still a working head
     head.initialize(lambda: examples, nlp=nlp)  # the same labels: allowed
     assert head.labels == ("cell_type", "protein")
+
+
+def test_an_initialisation_that_fails_leaves_the_head_as_it_was(monkeypatch):
+    """It kept the new labels and output size without weights: a retry with other labels was refused
+    as if the head were trained, and a saved head passed as initialised."""
+    nlp = make_nlp()
+    head = nlp.get_pipe("jnlpba")
+    examples = toy_examples(nlp, 10)
+    initialize = type(head.model).initialize
+
+    def interrupted(model, X=None, Y=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(head.model), "initialize", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        head.initialize(lambda: examples, nlp=nlp, labels=["protein"])
+    assert head.labels == () and not head._was_initialized()
+    assert head.model.get_ref("output_layer").maybe_get_dim("nO") is None
+    monkeypatch.setattr(type(head.model), "initialize", initialize)
+    head.initialize(lambda: examples, nlp=nlp)  # other labels: the first attempt left nothing behind
+    assert head.labels == ("cell_type", "protein") and "jnlpba" in nlp("IL-2 activates T cells").spans
 
 
 # --- Predictions and updates -----------------------------------------------------
