@@ -50,6 +50,7 @@ package should impose on its users, and PyPI's `abbreviations` works on
 strings, whose results would have to be mapped back onto tokens.
 """
 
+import re
 import warnings
 import weakref
 from collections import defaultdict
@@ -176,14 +177,19 @@ def is_long_form(long_form: Span, short_form: Span) -> bool:
 
 def stems_numbered_name(doc: Doc, end: int) -> bool:
     """Whether the tokens before `end` are glued to a hyphen and a number, as
-    "COX" is in "COX-2": the stem of a numbered name, not a mention of it."""
+    "COX" is in "COX-2", or a capital and a number, as "PD" is in "PD-L1": the
+    stem of a numbered name, not a mention of it."""
     return (
         end + 1 < len(doc)
         and not doc[end - 1].whitespace_
         and doc[end].text in HYPHENS
         and not doc[end].whitespace_
-        and doc[end + 1].text[:1].isdigit()
+        and (doc[end + 1].text[:1].isdigit() or _NUMBERED_PART.match(doc[end + 1].text) is not None)
     )
+
+
+# The part of a numbered name after its stem's hyphen that starts with a capital: "L1" of "PD-L1".
+_NUMBERED_PART = re.compile(r"[A-Z]\d")
 
 
 def words_back(doc: Doc, end: int, n_words: int) -> int:
@@ -638,7 +644,11 @@ class AbbreviationConsistency:
         ordered = sorted(entities.items())
         spans = [Span(doc, start, end, label=label) for (start, end), (label, _) in ordered]
         scores = [score for _, (_, score) in ordered]
-        doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={SCORES_ATTR: scores} if has_scores else {})
+        # The group's other attributes stay: it is the same group, corrected.
+        attrs = {name: value for name, value in doc.spans[key].attrs.items() if name != SCORES_ATTR}
+        if has_scores:
+            attrs[SCORES_ATTR] = scores
+        doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs=attrs)
         old = {(start, end, label) for (start, end), (label, _) in before.items()}
         new = {(span.start, span.end, span.label_) for span in spans}
         # A span without a score (a group not written by bio_ner) gives way to scored ones.

@@ -259,9 +259,10 @@ def test_mentions_take_the_long_forms_label(nlp):
     doc = make_doc(nlp)
     # Haloperidol: Chemical; the first HAL missed, the second one a Disease.
     set_head(doc, "bc5cdr", [(0, 1, "Chemical"), (15, 16, "Disease")], scores=[0.8, 0.6])
+    doc.spans["bc5cdr"].attrs["source"] = "mine"  # another attribute of the group stays with it
     nlp.add_pipe("bio_ner_abbreviations")(doc)
     assert triples(doc.spans["bc5cdr"]) == [(0, 1, "Chemical"), (2, 3, "Chemical"), (15, 16, "Chemical"), (24, 25, "Chemical")]
-    assert doc.spans["bc5cdr"].attrs[SCORES_ATTR] == [0.8, 0.8, 0.8, 0.8]
+    assert doc.spans["bc5cdr"].attrs == {SCORES_ATTR: [0.8, 0.8, 0.8, 0.8], "source": "mine"}
     assert triples(doc.ents) == triples(doc.spans["bc5cdr"])
 
 
@@ -552,6 +553,10 @@ def test_the_stem_of_a_numbered_name_is_no_mention(plural_variants):
     cox, ils = find_abbreviations(doc, plural_variants=plural_variants)
     assert [m.start for m in cox.mentions] == [2, 9, 13]  # the definition's, "COX -2", "COX-induced"
     assert [m.text for m in ils.mentions] == (["ILs", "IL"] if plural_variants else ["ILs"])
+    # A capital and a number after the hyphen name a member too: "PD" of "PD-L1" is no mention of PD.
+    (pd,) = find_abbreviations(nlp("Parkinson's disease (PD) patients had high PD-L1 levels; PD-induced"),
+                               plural_variants=plural_variants)
+    assert [m.start for m in pd.mentions] == [4, 14]  # the definition's and "PD-induced", not "PD-L1"
 
 
 def test_a_variant_defined_later_keeps_the_first_definition(nlp):
