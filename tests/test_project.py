@@ -1263,15 +1263,21 @@ def test_package_meta_names_a_missing_project_meta(hash_pipeline, tmp_path):
     assert result.exit_code == 1 and result.output.strip() == f"Error: PROJECT_META: no such file: {missing}"
 
 
-def test_install_test_never_replaces_a_folder_it_did_not_make(tmp_path):
-    """It took its venv from a VENV variable and emptied it first: a user's folder was lost."""
+def _packages_built(project: Path) -> None:
+    """What install_test.sh reads in `project`: package-meta.json and the two wheels, empty (the
+    tests stop it before it installs them)."""
     meta = {"lang": "en", "name": "bioner_scibert", "version": "0.0.1"}
-    (tmp_path / "training").mkdir()
-    (tmp_path / "training" / "package-meta.json").write_text(json.dumps(meta))
+    (project / "training").mkdir()
+    (project / "training" / "package-meta.json").write_text(json.dumps(meta))
     for wheel in ("packages/en_bioner_scibert-0.0.1/dist/en_bioner_scibert-0.0.1-py3-none-any.whl",
                   "packages/dist/spacy_bioner-0.0.1-py3-none-any.whl"):
-        (tmp_path / wheel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / wheel).write_text("")
+        (project / wheel).parent.mkdir(parents=True, exist_ok=True)
+        (project / wheel).write_text("")
+
+
+def test_install_test_never_replaces_a_folder_it_did_not_make(tmp_path):
+    """It took its venv from a VENV variable and emptied it first: a user's folder was lost."""
+    _packages_built(tmp_path)
     mine = tmp_path / "my-env"
     mine.mkdir()
     (mine / "MY_WORK.txt").write_text("precious")
@@ -1290,13 +1296,7 @@ def test_install_test_never_replaces_a_folder_it_did_not_make(tmp_path):
 def test_install_test_makes_its_environment_with_the_python_it_is_given(tmp_path):
     """It ran a bare `python`, which a system with python3 alone has not (weasel replaces only the
     `python` of project.yml's own lines): PYTHON names the interpreter, else python or python3."""
-    meta = {"lang": "en", "name": "bioner_scibert", "version": "0.0.1"}
-    (tmp_path / "training").mkdir()
-    (tmp_path / "training" / "package-meta.json").write_text(json.dumps(meta))
-    for wheel in ("packages/en_bioner_scibert-0.0.1/dist/en_bioner_scibert-0.0.1-py3-none-any.whl",
-                  "packages/dist/spacy_bioner-0.0.1-py3-none-any.whl"):
-        (tmp_path / wheel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / wheel).write_text("")
+    _packages_built(tmp_path)
     bin_dir = tmp_path / "bin"  # bash and the tools the script runs, but no python
     bin_dir.mkdir()
     for tool in ("bash", "rm", "touch", "grep", "cat", "dirname", "mkdir"):
