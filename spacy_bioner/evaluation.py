@@ -370,12 +370,13 @@ def evaluate_corpus(
     if not references:
         carried = sorted({k for doc in loaded for k in doc.spans})
         other_heads = [k for k in carried if k in heads]
-        # Documents of another head's corpus: relabelling them for this head would score it on labels it lacks.
-        remedy = (f"they are annotated for head{'s' * (len(other_heads) > 1)} {', '.join(map(repr, other_heads))}: "
-                  f"score {'them' if len(other_heads) > 1 else 'it'} with --spans-key NAME={other_heads[0]} (or no "
-                  "--spans-key)" if other_heads else
-                  f"convert the corpus with `python -m spacy_bioner convert ... --spans-key {key}`, or name "
-                  "another head with --spans-key")
+        if other_heads:  # another head's corpus: relabelled for this head, it would score labels the head lacks
+            several = len(other_heads) > 1
+            remedy = (f"they are annotated for head{'s' * several} {', '.join(map(repr, other_heads))}: score "
+                      f"{'them' if several else 'it'} with --spans-key NAME={other_heads[0]} (or no --spans-key)")
+        else:
+            remedy = (f"convert the corpus with `python -m spacy_bioner convert ... --spans-key {key}`, or name "
+                      "another head with --spans-key")
         raise ValueError(
             f"{path}: none of its {len(loaded)} documents is annotated for head {key!r}: it reads "
             f"doc.spans[{key!r}], or doc.ents of documents without span groups (these carry {carried}); {remedy}"

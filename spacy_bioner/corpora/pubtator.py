@@ -23,7 +23,7 @@ with a report of those that do not fall on token boundaries, is the work.
 
 import re
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -157,7 +157,8 @@ def read_pubtator(
             report.issues.append(
                 Issue(RELATION, f"{path}:{lineno} PMID {pdoc.pmid}", "relation line ignored", doc_index=doc_index)
             )
-        candidates: List[Tuple[Span, str, str, bool]] = []
+        candidates: List[Span] = []
+        found: Dict[int, Tuple[str, str, bool]] = {}  # by span: where, the mention, whether it was expanded
         for start, end, text, label, kb_id, composite, lineno in pdoc.mentions:
             where = f"{path}:{lineno} PMID {pdoc.pmid}"
             mention = f"{text!r} [{start}:{end}]"
@@ -177,15 +178,14 @@ def read_pubtator(
                 report.issues.append(
                     Issue(COMPOSITE, where, f"{text!r} kept as one span ({kb_id})", label, doc_index)
                 )
-            candidates.append((span, where, mention, expanded))
-        by_span = {id(span): (where, mention) for span, where, mention, _ in candidates}
+            candidates.append(span)
+            found[id(span)] = (where, mention, expanded)
         # A mention placed as given before one whose offsets were expanded to tokens, which may cover
         # more than the mention: then the longer, as for tags.
-        is_expanded = {id(span): expanded for span, _, _, expanded in candidates}
-        kept, dropped = select_non_overlapping([span for span, _, _, _ in candidates],
-                                               priority=lambda span: (is_expanded[id(span)], *longest_first(span)))
+        kept, dropped = select_non_overlapping(candidates,
+                                               priority=lambda span: (found[id(span)][2], *longest_first(span)))
         for span, clash in dropped:
-            where, mention = by_span[id(span)]
+            where, mention, _ = found[id(span)]
             same = (clash.start, clash.end, clash.label_) == (span.start, span.end, span.label_)
             reason = (
                 f"{mention} duplicates another mention"
