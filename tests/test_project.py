@@ -1247,6 +1247,20 @@ def test_help_names_the_arguments_as_the_docstrings_do(command, arguments):
     assert re.findall(r"\w+", usage.split("[OPTIONS]")[1]) == arguments
 
 
+def test_help_at_80_columns_shows_every_option_name_whole():
+    """rich cuts a name too long for its column ("--output,--output…"); every name of every
+    command's options fits a terminal of 80 columns."""
+    import typer
+
+    for name, command in typer.main.get_command(app).commands.items():
+        result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "80", "NO_COLOR": "1"})
+        assert result.exit_code == 0, result.output
+        shown = set(re.split(r"[\s,│]+", result.output))
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert set(param.opts + param.secondary_opts) <= shown, (name, param.opts)
+
+
 def test_the_cli_starts_without_the_transformer_stack():
     """Every command (`--help` too) imports every command's module; none needs spacy-transformers or
     the Hugging Face stack to start (pretrain's options once pulled them in: seconds of start-up)."""

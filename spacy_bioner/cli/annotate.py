@@ -42,8 +42,7 @@ def annotate(
         "for the files directly in it named *.txt in any case; subfolders and other files are skipped, and "
         "listed in the log.",
     ),
-    # --output-dir too, as evaluate names its output folder.
-    output: Path = typer.Option(..., "--output", "--output-dir", "-o",
+    output: Path = typer.Option(..., "--output", "-o",
                                 help="Output directory: tables, shard manifests, summary.json."),
     fmt: TableFormat = typer.Option(
         # A short metavar: the choices would narrow --help's option column and cut names.
