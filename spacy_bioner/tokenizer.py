@@ -24,6 +24,7 @@ checked against the sentences of BC5CDR's IOB form and of JNLPBA
 """
 
 import re
+import unicodedata
 from typing import Callable, Iterable, List
 
 import spacy
@@ -191,13 +192,15 @@ def _ends_sentence(prev: str, terminal: Token, nxt: Token, closed: bool) -> bool
 def _opens_sentence(token: Token) -> bool:
     """Whether `token` can begin a sentence: a capital, a digit, an opening bracket or quote, or
     a name that begins in lower case: with a capital or a digit ("mRNA", "p53", "cAMP"), a
-    Greek letter's ("alpha 4 integrins"), or joined by a hyphen to a word ("c-myc")."""
+    Greek letter or its name ("β-catenin", "alpha 4 integrins"), or joined by a hyphen to a
+    word ("c-myc")."""
     text = token.text
     if text[:1].isupper() or text[:1].isdigit() or text[:1] in "([\"'":
         return True
     if not text[:1].islower():
         return False
-    if any(char.isupper() or char.isdigit() for char in text) or text in _GREEK_LETTERS:
+    greek = text in _GREEK_LETTERS or unicodedata.name(text[0], "").startswith("GREEK SMALL LETTER")
+    if greek or any(char.isupper() or char.isdigit() for char in text):
         return True
     # With the tokens glued to it: "c-myc" is three tokens here, one in a corpus's own.
     glued = [token]

@@ -91,6 +91,9 @@ def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tok
         # Names that begin in lower case begin sentences too; units do not.
         ("It fell. mRNA rose. p53 was active. alpha 4 integrins bind. c-myc was high. dl-Sotalol too.",
          ["It", "mRNA", "p53", "alpha", "c", "dl"]),
+        # So do Greek letters (a PubMed sample: "irradiation. ε-Aminocaproic acid"); "µg" does not.
+        ("It fell. ε-Aminocaproic acid rose. β-catenin too. κB sites bind at 5 mg. µg doses.",
+         ["It", "ε", "β", "κB"]),
         # A structured abstract's label starts a sentence, whatever the period followed.
         ("As by Smith et al. RESULTS: It rose at 5 mg/kg i.v. METHODS: Rats.", ["As", "RESULTS", "METHODS"]),
         # Whitespace after the period, of any kind, ends the sentence all the same.
