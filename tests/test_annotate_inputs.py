@@ -495,6 +495,28 @@ def test_tags_inside_comments_and_cdata_are_text_not_records(
     assert count_records(path) == count_records(BASELINE)
 
 
+@pytest.mark.parametrize("opener", [b"<!--", b"<![CDATA["])
+@pytest.mark.parametrize("chunk, max_skipped", [(7, 50), (7, sources.MAX_SKIPPED), (1 << 20, sources.MAX_SKIPPED)])
+def test_a_stray_comment_opener_rejects_its_record_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opener: bytes, chunk: int, max_skipped: int
+) -> None:
+    """A comment or CDATA section that a malformed record opens and never ends took every
+    record after it into that record's reject; it is text, ended neither by the end of the
+    file nor within MAX_SKIPPED bytes."""
+    xml = gzip.decompress(BASELINE.read_bytes())
+    third = xml.index(b"<PubmedArticle>", xml.index(b"<PubmedArticle>", xml.index(b"<PubmedArticle>") + 1) + 1)
+    title = xml.index(b"</ArticleTitle>", third)
+    path = tmp_path / "stray.xml"
+    path.write_bytes(xml[:title] + b" x " + opener + b" y" + xml[title:])
+    monkeypatch.setattr(sources, "READ_CHUNK", chunk)
+    monkeypatch.setattr(sources, "MAX_SKIPPED", max_skipped)
+    items, expected = list(read_items(path)), list(read_items(BASELINE))
+    assert isinstance(items[2], Reject) and items[2].kind == MALFORMED_XML
+    assert items[2].record == expected[2].record and items[2].doc_id == expected[2].doc_id
+    assert items[:2] + items[3:] == [replace(item, source=str(path)) for item in expected[:2] + expected[3:]]
+    assert count_records(path) == count_records(BASELINE)
+
+
 def test_json_the_decoder_refuses_beyond_its_syntax_is_a_reject(tmp_path: Path) -> None:
     """An integer of over 4,300 digits (ValueError) and arrays nested past the recursion limit
     (RecursionError) ended the run with a traceback, the first line's even before it started."""

@@ -42,8 +42,8 @@ PMID P`: N counts the file's top-level records (`PubmedArticle`,
 `PubmedBookArticle`, `DeleteCitation`) from 1, so that (source, record) is
 unique even in a file that holds the same PMID twice (an update file may hold
 two versions of one citation); P is the record's PMID, or, for a record that
-does not parse, the first `<PMID>` in its bytes (usually its own, but it may
-be one it cites). Without any PMID it is `record N`.
+does not parse, the PMID that opens its MedlineCitation or BookDocument where
+it is found (never one it cites). Without it, it is `record N`.
 
 Errors
 ------
@@ -276,6 +276,11 @@ _SET_END = re.compile(rb"<(?:" + _SKIPPED + rb"|(/(?:PubmedArticleSet|PubmedBook
 # The longest tag the scan looks for, with the character after it: the tail of
 # a chunk that may hold the start of one cut by the chunk's end.
 _TAG_TAIL = 32
+# A comment or CDATA section whose end is not found within this many bytes, or
+# before the end of the file, opens none: its opener is a stray one in a
+# malformed record (which is rejected), and the records after it are framed.
+MAX_SKIPPED = 1 << 24
+_SKIPPED_END = {b"<!--": b"-->", b"<![CDATA[": b"]]>"}
 # A record's own PMID, in bytes that do not parse: the DTD makes it the first element of its
 # MedlineCitation or BookDocument. Any other <PMID> is one the record cites (CommentsCorrections).
 _OWN_PMID = re.compile(rb"<(?:MedlineCitation|BookDocument)\b[^>]*>\s*<PMID\b[^>]*>\s*(\d+)\s*</PMID>")
@@ -298,25 +303,38 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
     (a truncated `.gz`) propagates after the complete records before it; the
     partial record is attached to the exception as `partial`. A file whose
     last record is not followed by the end of its set raises `SetNotEnded`
-    in place of that record, its bytes as `partial`.
+    in place of that record, its bytes as `partial`. A stray comment or CDATA
+    opener (`MAX_SKIPPED`) is text: its record is framed alone.
     """
     buffer = b""
     scan = 0  # where the scan resumes in buffer
     begin: Optional[int] = None  # where the current record starts in buffer
-    while True:
+    searched: Optional[int] = None  # bytes after scan searched for the end of the comment or CDATA opened there
+    ended = False
+    while not ended:
         try:
             # read1: on a truncated .gz, read(n) drops all it decompressed in the call.
             chunk = f.read1(READ_CHUNK)  # type: ignore[attr-defined]
         except (OSError, *DECOMPRESSION_ERRORS) as e:
             e.partial = buffer[begin:] if begin is not None else b""  # type: ignore[attr-defined]
             raise
-        if not chunk:
-            break
+        ended = not chunk
         buffer += chunk
+        if searched is not None:
+            # Only the bytes not searched yet, so that a long section is read in linear time.
+            opener = next(o for o in _SKIPPED_END if buffer.startswith(o, scan))
+            end = buffer.find(_SKIPPED_END[opener], scan + max(searched - 2, len(opener)))
+            if end >= 0:
+                scan, searched = end + 3, None
+            elif ended or len(buffer) - scan > MAX_SKIPPED:
+                scan, searched = scan + 1, None  # a stray opener: the scan goes on after its "<"
+            else:
+                searched = len(buffer) - scan
+                continue
         for match in _RECORD_TAG.finditer(buffer, scan):
             if match.group(1) is None:
-                if not match.group().endswith((b"-->", b"]]>")):
-                    scan = match.start()  # its end is in a later chunk
+                if not match.group().endswith((b"-->", b"]]>")) and not ended:
+                    scan, searched = match.start(), len(buffer) - match.start()  # its end may be in a later chunk
                     break
             else:
                 if begin is not None:
