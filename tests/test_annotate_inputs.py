@@ -141,6 +141,14 @@ def test_plain_xml_cut_before_the_end_of_its_set_is_a_truncated_input(tmp_path: 
         assert last.doc_id == ("" if kept == complete else full[kept].doc_id)  # type: ignore[union-attr]
         assert last.record == f"record {kept + 1}" + (f", PMID {last.doc_id}" if last.doc_id else "")
         assert count_records(path) == len(items)
+    # Cut before its first record, it was "no PubMed records found: not a PubMed XML file?".
+    for cut_at in (xml.index(b"<PubmedArticle>"), xml.index(b"<PubmedArticle>") + 7):
+        path.write_bytes(xml[:cut_at])
+        assert expand_inputs([path]) == [path]
+        items = list(read_items(path))
+        assert [(type(i), i.kind, i.record) for i in items] == [(Reject, TRUNCATED, "record 1")]  # type: ignore
+        assert items[0].reason.startswith("the file ends before </PubmedArticleSet>, after 0 complete records")
+        assert count_records(path) == 1
     # A resume skips the records of finished shards, the last whole one too, at the same positions.
     path.write_bytes(xml[:end])
     every = list(input_shards(path, "in", 4))
@@ -232,7 +240,7 @@ def test_a_lone_surrogate_is_rejected_as_undecodable(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content, found", [
-    (b"", "it does not start with an XML element"),
+    (b"IL-2 binds.\n", "it does not start with an XML element"),
     (b'<?xml version="1.0"?>\n<article><front><article-meta/></front><body><p>IL-2</p></body></article>\n',
      "its root element is <article>"),
     (b"<!DOCTYPE html>\n<html><body><h1>502 Bad Gateway</h1></body></html>\n", "its root element is <html>"),
@@ -249,6 +257,29 @@ def test_xml_that_is_no_pubmed_file_is_refused_up_front(tmp_path: Path, content:
     assert isinstance(items[0], Reject) and items[0].kind == MALFORMED_XML
     assert "no PubMed records" in items[0].reason
     assert count_records(path) == 1  # the progress bar's total counts the reject
+
+
+@pytest.mark.parametrize("name, content", [("empty.xml", b""), ("blank.xml.gz", gzip.compress(b" \n", mtime=0))],
+                         ids=["empty", "blank-gz"])
+def test_an_empty_xml_input_is_refused_as_empty(tmp_path: Path, name: str, content: bytes) -> None:
+    """It was "not a PubMed XML file (it does not start with an XML element ...)": a failed
+    download in a glob of baseline files."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"{name}: the file is empty \\(a download that failed\\?\\)"):
+        expand_inputs([BASELINE, path])
+
+
+def test_a_pubmed_file_in_another_encoding_reads_as_its_utf8_twin(tmp_path: Path) -> None:
+    """Each record was parsed as UTF-8 whatever the file declared: a valid ISO-8859-1 export had
+    every record with a character outside ASCII rejected as undecodable."""
+    text = gzip.decompress(BASELINE.read_bytes()).decode("utf-8")
+    assert 'encoding="UTF-8"' in text[:100]
+    latin = text.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"', 1).encode("iso-8859-1", "xmlcharrefreplace")
+    assert any(byte > 127 for byte in latin)  # a character of ISO-8859-1 outside ASCII, in its own byte
+    path = tmp_path / "latin.xml"
+    path.write_bytes(latin)
+    assert list(read_items(path)) == [replace(item, source=str(path)) for item in read_items(BASELINE)]
 
 
 def test_a_pubmed_file_is_recognised_after_its_prolog(tmp_path: Path) -> None:
@@ -294,9 +325,12 @@ def test_parquet_whose_text_column_holds_no_strings_is_an_error(tmp_path: Path) 
     path = tmp_path / "abstracts.parquet"
     pq.write_table(pa.table({"id": [1, 2], "text": [b"IL-2", b"p53"], "year": [1.5, 2.0],
                              "label": pa.array(["IL-2", "p53"]).dictionary_encode()}), path)
-    with pytest.raises(ValueError, match=r"the text column 'text' holds binary values, not strings"):
+    with pytest.raises(ValueError, match=r"the text column 'text' holds binary values, not strings; convert it "
+                       r"\(e.g. decode binary text to UTF-8 strings\) or name another with --text-key"):
         expand_inputs([path])
-    with pytest.raises(ValueError, match=r"the id column 'year' holds double values, not strings or integers"):
+    # Integer ids with one missing, as pandas writes them: the hint was the text column's.
+    with pytest.raises(ValueError, match=r"the id column 'year' holds double values, not strings or integers; "
+                       r"convert it \(e.g. pandas' df\[column\].astype\('Int64'\), or strings\) or name another"):
         expand_inputs([path], id_key="year", text_key="label")
     assert expand_inputs([path], text_key="label") == [path]  # integer ids, dictionary-encoded strings
     assert [item.text for item in read_items(path, text_key="label")] == ["IL-2", "p53"]  # type: ignore[union-attr]
@@ -570,10 +604,11 @@ def test_book_sets_and_empty_sets_are_read_as_pubmed_files(tmp_path: Path) -> No
         assert expand_inputs([empty]) == [empty]
         assert list(read_items(empty)) == [] and count_records(empty) == 0
     # A set cut short, or one holding something else, is still one reject.
-    for content in ("<PubmedArticleSet>\n", "<PubmedArticleSet><Article><PMID>1</PMID></Article></PubmedArticleSet>"):
+    for content, kind in (("<PubmedArticleSet>\n", TRUNCATED),
+                          ("<PubmedArticleSet><Article><PMID>1</PMID></Article></PubmedArticleSet>", MALFORMED_XML)):
         cut = tmp_path / "cut.xml"
         cut.write_text(f"<?xml version='1.0'?>\n{content}", encoding="utf8")
-        assert [getattr(item, "kind", None) for item in read_items(cut)] == [MALFORMED_XML]
+        assert [getattr(item, "kind", None) for item in read_items(cut)] == [kind]
         assert count_records(cut) == 1
 
 

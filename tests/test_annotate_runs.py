@@ -93,6 +93,10 @@ def test_a_shard_is_written_before_the_next_is_annotated(
     stopped = annotate(str(tiny_pipeline), inputs, tmp_path / "stopped", options, stop_after_shards=1)
     assert stopped["status"] == "stopped" and stopped["shards"] == 1
     assert set(annotated) == set(texts[:3])
+    # Its summary said "stopped" after a resume that crashed: none is left to describe an earlier state.
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        annotate(str(tiny_pipeline), inputs, tmp_path / "stopped", options, resume=True)
+    assert not (tmp_path / "stopped" / "summary.json").exists()
     # A crash in shard 2 keeps shard 1, which a rerun then skips.
     crashed = tmp_path / "crashed"
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -102,6 +106,41 @@ def test_a_shard_is_written_before_the_next_is_annotated(
     resumed = annotate(str(tiny_pipeline), inputs, crashed, options, resume=True)
     assert resumed["status"] == "complete" and resumed["documents"] == 6
     assert resumed["this_invocation"]["shards_skipped"] == 1
+
+
+def test_out_of_memory_is_one_line_that_says_what_to_do(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPU out of memory in `nlp.pipe` was a traceback on the local engine, without a word of
+    --resume or of smaller batches (the Ray engine says it in one line)."""
+    import torch
+
+    from spacy_bioner.pipeline_component import BioNER
+
+    texts = toy_abstracts(6, seed=1)
+    inputs = [write_texts(tmp_path / "toy.jsonl", texts)]
+    real_predict = BioNER.predict
+
+    def out_of_memory_in_second_shard(self: BioNER, docs: Any) -> Any:
+        docs = list(docs)
+        if {doc.text for doc in docs} & set(texts[3:]):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_predict(self, docs)
+
+    monkeypatch.setattr(BioNER, "predict", out_of_memory_in_second_shard)
+    output = tmp_path / "out"
+    args = ["annotate", str(tiny_pipeline), str(inputs[0]), "--output", str(output), "--shard-size", "3",
+            "--batch-size", "2", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert ("Error: out of memory annotating a batch of 2 documents" in result.output
+            and "OutOfMemoryError: CUDA out of memory" in result.output
+            and "rerun with --resume and a smaller --max-batch-chars" in result.output)
+    assert len(done_shards(output)) == 1
+    monkeypatch.undo()
+    resumed = CliRunner().invoke(app, args + ["--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((output / "summary.json").read_text(encoding="utf8"))["documents"] == 6
 
 
 @pytest.mark.slow
@@ -197,6 +236,22 @@ def test_max_rejects_fails_the_same_output_every_time(tiny_pipeline: Path, tmp_p
 
 
 @pytest.mark.slow
+def test_the_new_words_of_a_batch_do_not_stay_in_the_vocab(tiny_pipeline: Path) -> None:
+    """A collection's one-off tokens (numbers, doses, identifiers) grew the string store of
+    every annotating process without end; the rows are those of a plain `nlp.pipe`."""
+    annotator = BatchAnnotator(str(tiny_pipeline))
+    texts = [f"IL-2 at {i}.{i}7 mg binds rs{i}{i}9 and p53 in T cells ." for i in range(20)]
+    annotator(texts[:1])  # what loading and a first batch add for good
+    strings = len(annotator.nlp.vocab.strings)
+    annotated = annotator(texts)
+    assert len(annotator.nlp.vocab.strings) == strings
+    from spacy_bioner.annotate.output import entity_rows
+
+    plain = [(entity_rows(doc, annotator.heads), len(doc)) for doc in annotator.nlp.pipe(texts)]
+    assert annotated == plain and any(rows for rows, _ in annotated)
+    assert len(annotator.nlp.vocab.strings) > strings  # outside a zone, they stay
+
+
 def test_a_rerun_past_max_rejects_annotates_nothing_more(tiny_pipeline: Path, tmp_path: Path) -> None:
     # Three shards of two records: two toy abstracts, two bad lines, then one more bad line.
     bad = '{"id": "broken", "text": \n{"id": "number", "text": 5}\n{"id": "no-text"}\n'
@@ -744,8 +799,16 @@ def test_workers_end_when_the_run_is_killed(tiny_pipeline: Path, tmp_path: Path)
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_interrupted_run_says_how_to_finish_it(tmp_path: Path, monkeypatch: Any, overwrite: bool) -> None:
     """After Ctrl-C the message names the command that finishes the run: with --overwrite, the same
-    command would delete the shards written, so it says --resume instead."""
+    command would delete the shards written, so it says --resume instead. Interrupted before it wrote
+    anything (loading the pipeline), it said a previous run's shards were "kept" and that a command
+    finished the run which that run's other settings then refused."""
+    manifest = tmp_path / "out" / SHARDS_DIR / "toy.jsonl-0-000000.json"
+    writes = False
+
     def interrupted(*args: Any, **kwargs: Any) -> None:
+        if writes:
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            manifest.write_text("{}", encoding="utf8")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(spacy_bioner.annotate, "annotate", interrupted)
@@ -756,12 +819,15 @@ def test_interrupted_run_says_how_to_finish_it(tmp_path: Path, monkeypatch: Any,
     assert result.exit_code == 130
     assert result.stderr.strip() == (
         f"Interrupted before any shard was written to {tmp_path / 'out'}; the same command starts the run.")
-    (tmp_path / "out" / SHARDS_DIR).mkdir(parents=True)
-    (tmp_path / "out" / SHARDS_DIR / "toy.jsonl-0-000000.json").write_text("{}", encoding="utf8")  # one written
+    writes = True  # one shard written before the interrupt
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 130
     finish = "the same command without --overwrite" if overwrite else "the same command"
     assert result.stderr.strip() == f"Interrupted: the shards written to {tmp_path / 'out'} are kept; {finish} finishes the run."
+    writes = False  # a previous run's shard, untouched
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 130
+    assert result.stderr.strip() == f"Interrupted before anything was written to {tmp_path / 'out'}: it is as it was."
 
 
 def _closed_port() -> int:

@@ -3,10 +3,12 @@
 Both engines (this one and `ray_engine`) annotate a shard the same way: its
 records, in input order, cut into batches of at most `batch_size` documents
 and `max_batch_chars` characters (a longer document goes alone), each batch
-through `nlp.pipe`. The same batches give the same numbers, so the engines
-produce identical tables; and the character budget, with the strided windows
-of the transformer, bounds the memory of one forward pass. A document longer
-than `max_doc_chars` is rejected rather than risked.
+through `nlp.pipe`. The same batches give the same entities, so the engines
+produce the same tables (scores equal to float32 rounding: torch sums in
+another order on another number of threads); and the character budget, with
+the strided windows of the transformer, bounds the memory of one forward
+pass. A document longer than `max_doc_chars` is rejected rather than risked.
+A batch that runs out of memory all the same ends the run with what to do.
 
 More than one CPU process (`n_process > 1`) uses a process pool
 (`concurrent.futures`, which fails rather than hangs when a worker dies)
@@ -36,6 +38,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 
 from ..annotation import head_keys
 from ..loading import load_pipeline
+from ..messages import first_line
 from .errors import AnnotateError
 from .output import Result
 from .sources import Record
@@ -67,13 +70,34 @@ class BatchAnnotator:
         self.heads = list(head_keys(self.nlp))
 
     def __call__(self, texts: Sequence[str]) -> List[Annotation]:
-        """The entity rows and the number of words of each text."""
+        """The entity rows and the number of words of each text.
+
+        In a memory zone: the strings and lexemes of the batch's new words
+        are freed after it (a collection's numbers, doses and names would
+        grow the vocab without end); the rows are plain values.
+        """
         from .output import entity_rows
 
-        return [
-            (entity_rows(doc, self.heads), len(doc))
-            for doc in self.nlp.pipe(texts, batch_size=max(1, len(texts)))
-        ]
+        try:
+            with self.nlp.memory_zone():
+                return [
+                    (entity_rows(doc, self.heads), len(doc))
+                    for doc in self.nlp.pipe(texts, batch_size=max(1, len(texts)))
+                ]
+        except (MemoryError, RuntimeError) as e:  # torch's and CuPy's are RuntimeErrors
+            if not is_out_of_memory(e):
+                raise
+            raise AnnotateError(
+                f"out of memory annotating a batch of {len(texts)} documents ({sum(map(len, texts)):,} "
+                f"characters): {type(e).__name__}: {first_line(e)}; the shards written are kept: rerun with "
+                "--resume and a smaller --max-batch-chars or --batch-size (or a lower --max-doc-chars)"
+            ) from None
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` says that memory ran out: Python's, torch's (CUDA or CPU), CuPy's."""
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 # Called with a batch's results once they are annotated (the progress bar's records and words).
@@ -252,8 +276,10 @@ def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size
         yield from drain(0)
     except BrokenProcessPool:
         raise AnnotateError(
-            f"an annotation process ended abruptly (out of memory, or it could not load {model!r}); "
-            "the shards written are kept: rerun with --resume, perhaps with fewer --n-process"
+            f"an annotation process ended abruptly (out of memory, or it could not load {model!r}; from a "
+            "script, annotate() with n_process > 1 must be called under `if __name__ == \"__main__\":`, as "
+            "each process imports the script); the shards written are kept: rerun with --resume, perhaps "
+            "with fewer --n-process"
         ) from None
     except (KeyboardInterrupt, GeneratorExit):
         # Ctrl-C here, or in the caller (which then closes this generator), or a run ended early:

@@ -14,7 +14,9 @@ Layout under `--output DIR`::
     rejects/<shard>.parquet  source, record, doc_id, kind, reason
     shards/<shard>.json      the shard's counts; written last, it marks the shard done
     summary.json             the run: counts that add up, rejects, deletions, speed,
-                             library versions
+                             library versions; written as an invocation ends (complete,
+                             stopped, or failed past --max-rejects), removed as one
+                             starts, so that none describes an earlier state
 
 (`.jsonl` instead of `.parquet` with `--format jsonl`. Only Parquet needs
 pyarrow: with `--format jsonl` it is never imported, for writing or for
@@ -423,6 +425,7 @@ class OutputDir:
             path.mkdir(parents=True, exist_ok=True)
             if previous != run:
                 _write_json(run_file, run)
+            (path / SUMMARY_FILE).unlink(missing_ok=True)
             for sub in TABLES + (SHARDS_DIR,):
                 (path / sub).mkdir(exist_ok=True)
         except OSError as e:  # a file where a folder should be, no permission, a read-only file system

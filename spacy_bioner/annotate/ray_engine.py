@@ -9,8 +9,8 @@ The dataflow:
    actors (`ActorPoolStrategy`), each loading the pipeline once in its constructor
    (`num_gpus=1` per actor with `--gpu-id`), annotates a whole shard with the
    same batches as the local engine (`engine.annotate_shard`), so the
-   numbers are the same to the bit. Rows per shard rather than a
-   `groupby("shard")` avoid a shuffle;
+   entities are the same (scores to float32 rounding, on another number of
+   threads). Rows per shard rather than a `groupby("shard")` avoid a shuffle;
 3. the driver hands each complete shard to the writer of `output.py`, which
    writes it atomically with its manifest: the same files, resume and
    accounting as the local engine.

@@ -212,7 +212,9 @@ def annotate(
     kill between two shards would (for tests). Raises AnnotateError when the
     run cannot start or an input cannot be read, and TooManyRejects past
     `options.max_rejects` records rejected as bad input (`bad_input_rejects`:
-    not those without text or longer than `max_doc_chars`).
+    not those without text or longer than `max_doc_chars`). With
+    `options.n_process` > 1, the processes are spawned and import the
+    calling script: call it under `if __name__ == "__main__":`.
     """
     try:
         paths = expand_inputs(inputs, options.id_key, options.text_key)

@@ -272,6 +272,7 @@ def _read_error(path: Path, error: Exception) -> str:
 _SKIPPED = rb"!--.*?-->|!\[CDATA\[.*?\]\]>"
 _RECORD_TAG = re.compile(
     rb"<(?:" + _SKIPPED + rb"|(PubmedArticle|PubmedBookArticle|DeleteCitation)(?=[\s>])|!--|!\[CDATA\[)", re.S)
+_SET_END_AT_END = re.compile(rb"</(?:PubmedArticleSet|PubmedBookArticleSet)\s*>\s*$")
 _SET_END = re.compile(rb"<(?:" + _SKIPPED + rb"|(/(?:PubmedArticleSet|PubmedBookArticleSet)\s*>))", re.S)
 # The longest tag the scan looks for, with the character after it: the tail of
 # a chunk that may hold the start of one cut by the chunk's end.
@@ -388,6 +389,15 @@ _EMPTY_SET = re.compile(
     rb"\s*<(PubmedArticleSet|PubmedBookArticleSet)\b[^>]*?(?:/>|>(?:\s|<!--.*?-->)*</\1\s*>)\s*", re.S)
 
 
+def _is_blank(path: Path) -> bool:
+    """Whether a file holds nothing but whitespace, decompressed (an empty file, a failed download)."""
+    try:
+        with open_bytes(path) as f:
+            return not f.read(_HEAD_BYTES).strip() and not f.read(1)
+    except (OSError, *DECOMPRESSION_ERRORS):
+        return False
+
+
 def _is_empty_set(path: Path) -> bool:
     """Whether a file in which no record was found is a whole PubMed set that holds none (what a
     search that found nothing saves): no input record, so nothing to reject. A set cut short, or one
@@ -401,6 +411,33 @@ def _is_empty_set(path: Path) -> bool:
         return False
     head = head.removeprefix(codecs.BOM_UTF8)
     return _EMPTY_SET.fullmatch(head, _after_prolog(head)) is not None
+
+
+_ENCODING = re.compile(rb"""<\?xml\s[^>]*?\bencoding\s*=\s*["']([A-Za-z][\w.:-]*)["']""")
+
+
+def _declaration(path: Path) -> bytes:
+    """The XML declaration each record of the file is parsed with: none for UTF-8 (lxml's default,
+    NLM's encoding), else one naming the encoding the file declares."""
+    try:
+        with open_bytes(path) as f:
+            head = f.read(_HEAD_BYTES)
+    except (OSError, *DECOMPRESSION_ERRORS):
+        return b""  # the reader rejects it, saying where it breaks off
+    match = _ENCODING.match(head.removeprefix(codecs.BOM_UTF8).lstrip())
+    encoding = match.group(1).decode("ascii") if match else "utf-8"
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8", "us-ascii", "ascii"):
+        return b""
+    return f'<?xml version="1.0" encoding="{encoding}"?>'.encode("ascii")
+
+
+def _set_ends(path: Path) -> bool:
+    """Whether a file ends with the end of its PubMed set (read through, keeping only its tail)."""
+    tail = b""
+    with open_bytes(path) as f:
+        while chunk := f.read(READ_CHUNK):
+            tail = (tail + chunk)[-256:]
+    return _SET_END_AT_END.search(tail) is not None
 
 
 def _before_set_end(frame: bytes) -> bytes:
@@ -489,10 +526,13 @@ def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]
     A file that ends before its `</PubmedArticleSet>` (`SetNotEnded`), or
     whose decompression fails (a truncated or corrupt `.gz`), ends with one
     reject (`truncated_input` for a cut): in place of its last record where
-    that one is cut, after it where it is whole.
+    that one is cut, after it where it is whole. A file that declares another
+    encoding than UTF-8 (one compatible with ASCII, as ISO-8859-1) is decoded
+    in it: each record is parsed with the file's declaration.
     """
     source = str(path)
     n = position = 0
+    declaration = _declaration(path)
 
     def items(raw: bytes) -> Iterator[Union[Item, _Skipped]]:
         nonlocal position
@@ -501,7 +541,7 @@ def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]
             position += 1
             yield SKIPPED
             return
-        for item in _pubmed_record(raw, source, n):
+        for item in _pubmed_record(declaration + raw, source, n):
             position += 1
             yield item
 
@@ -511,6 +551,8 @@ def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]
                 n += 1
                 yield from items(raw)
         if n == 0 and not _is_empty_set(path):
+            if xml_root(path) in PUBMED_ROOTS and not _set_ends(path):  # cut before its first record
+                raise SetNotEnded("the file ends before </PubmedArticleSet>")
             yield Reject(source, "-", MALFORMED_XML, "no PubMed records (PubmedArticle, PubmedBookArticle or "
                          "DeleteCitation) found in the file: not a PubMed XML file?")
     except (OSError, *DECOMPRESSION_ERRORS) as e:  # SetNotEnded too
@@ -767,14 +809,15 @@ def _check_column_types(path: Path, schema: Any, id_key: str, text_key: str) -> 
         return pa.types.is_string(kind) or pa.types.is_large_string(kind) or str(kind) == "string_view"
 
     text_type, id_type = value_type(text_key), value_type(id_key)
-    for key, what, kind, usable, wanted in (
-        (text_key, "text", text_type, is_string(text_type), "strings"),
-        (id_key, "id", id_type, is_string(id_type) or pa.types.is_integer(id_type), "strings or integers"),
+    for key, what, kind, usable, wanted, example in (
+        (text_key, "text", text_type, is_string(text_type), "strings", "decode binary text to UTF-8 strings"),
+        # pandas stores integer ids with a missing one as floats.
+        (id_key, "id", id_type, is_string(id_type) or pa.types.is_integer(id_type), "strings or integers",
+         "pandas' df[column].astype('Int64'), or strings"),
     ):
         if not usable:
             raise ValueError(f"{path}: the {what} column {key!r} holds {kind} values, not {wanted}; "
-                             f"convert it (e.g. decode binary text to UTF-8 strings) or name another with "
-                             f"--{what}-key")
+                             f"convert it (e.g. {example}) or name another with --{what}-key")
 
 
 def _json_keys(path: Path, records: int = JSON_KEY_SAMPLE) -> Optional[List[str]]:
@@ -835,6 +878,8 @@ def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "t
                              f"(it holds {what}); {hint}")
         if kind == "pubmed":
             root = xml_root(path)
+            if root == "" and _is_blank(path):
+                raise ValueError(f"{path}: the file is empty (a download that failed?); leave it out of the inputs")
             if root is not None and root not in PUBMED_ROOTS:
                 found = f"its root element is <{root}>" if root else "it does not start with an XML element"
                 raise ValueError(f"{path}: not a PubMed XML file ({found}, not <PubmedArticleSet>); "

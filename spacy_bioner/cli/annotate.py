@@ -4,7 +4,7 @@ import sys
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import typer
 
@@ -146,6 +146,13 @@ def annotate(
             import ray  # noqa: F401
         except ImportError:
             raise fail("--engine ray needs Ray: pip install 'spacy-bioner[ray]'") from None
+    from ..annotate.output import SHARDS_DIR
+
+    def manifests() -> Dict[str, int]:
+        """The shards' manifests (written last) in --output, with their times."""
+        return {path.name: path.stat().st_mtime_ns for path in (output / SHARDS_DIR).glob("*.json")}
+
+    before = manifests()
     try:
         options = Options(
             engine=engine.value, fmt=fmt.value, shard_size=shard_size, batch_size=batch_size,
@@ -160,11 +167,13 @@ def annotate(
     except AnnotateError as e:  # TooManyRejects too
         raise fail(str(e)) from None
     except KeyboardInterrupt:
-        from ..annotate.output import SHARDS_DIR
-
-        if not any((output / SHARDS_DIR).glob("*.json")):  # a shard's manifest, written last
+        after = manifests()
+        if not after:
             typer.echo(f"Interrupted before any shard was written to {output}; the same command starts the run.",
                        err=True)
+            raise typer.Exit(130) from None
+        if after == before:  # interrupted while loading, say: a previous run, not yet checked against this one
+            typer.echo(f"Interrupted before anything was written to {output}: it is as it was.", err=True)
             raise typer.Exit(130) from None
         # Rerunning with --overwrite would delete the shards just written; without it, the same
         # command completes this run.
