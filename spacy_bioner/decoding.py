@@ -108,12 +108,18 @@ class ConstrainedViterbi:
         padded, lengths = pad(ops, emissions)
         xp = ops.xp
         segments = self.span_scores == "segment"
-        transitions, start, end = self.mask.on_device(ops, padded.dtype)
+        constraints = self.mask.on_device(ops, padded.dtype)
+        transitions, start, end = constraints
         if scores.has_transitions:
             transitions = transitions + scores.transitions
             start = start + scores.start
             end = end + scores.end
-            best = viterbi(padded, lengths, transitions, start, end, scores.recursion)
+        # Viterbi excludes what the scheme forbids outright: the finite penalty that the sums
+        # need loses to a token's score gap beyond it (scores of a diverged model).
+        excluded = [xp.where(constraint < 0, -xp.inf, score).astype(padded.dtype)
+                    for constraint, score in zip(constraints, (transitions, start, end))]
+        if scores.has_transitions:
+            best = viterbi(padded, lengths, *excluded, scores.recursion)
             if segments:
                 chosen, pairs = path_marginals(padded, lengths, transitions, start, end, best, scores.recursion)
                 # The next token's tags given the path's tag: pair over token marginal.
@@ -123,7 +129,7 @@ class ConstrainedViterbi:
                 chosen = along(marginals, best)
         else:
             log_probs = log_softmax(padded, axis=2)
-            best = viterbi(log_probs, lengths, transitions, start, end, scores.recursion)
+            best = viterbi(log_probs, lengths, *excluded, scores.recursion)
             chosen = xp.exp(along(log_probs, best))
             if segments:
                 following = xp.exp(log_probs[:, 1:])  # the tokens are independent

@@ -210,6 +210,23 @@ def test_crf_confidences_are_probabilities(recursion):
         assert 0.0 <= confidences[0].min() and confidences[0].max() <= 1.0, seed
 
 
+@pytest.mark.parametrize("crf", [False, True])
+@pytest.mark.parametrize("recursion", ["sequential", "parallel"])
+@pytest.mark.parametrize("scheme", ["IOB2", "BILUO"])
+def test_scores_past_the_constraints_penalty_still_decode_well_formed(crf, recursion, scheme):
+    """The constraints were a finite penalty in Viterbi too: a token's score gap past it (a
+    diverged model's scores) gave "I-A I-A" at a document's start, an entity nothing reads."""
+    tags = make_tags(["A", "B"], scheme)
+    n = len(tags)
+    rng = np.random.default_rng(0)
+    emissions = [(rng.normal(size=(length, n)) * 3e4).astype("f") for length in (1, 2, 5, 17)]
+    learned = (np.zeros((n, n), "f"), np.zeros(n, "f"), np.zeros(n, "f")) if crf else ()
+    paths, confidences = ConstrainedViterbi(tags)(NumpyOps(), TagScores(emissions, *learned, recursion=recursion))
+    for path, confidence in zip(paths, confidences):
+        assert is_well_formed([tags[i] for i in path], scheme), [tags[i] for i in path]
+        assert np.isfinite(confidence).all()
+
+
 def test_padded_groups_keep_a_batch_whole_and_set_a_long_document_apart():
     # 3 documents of 4 tokens fit 12 padded tokens: one batch, in the order given.
     assert padded_groups([4, 0, 3, 4], cells_per_token=1, budget=12) == [[0, 2, 3]]
