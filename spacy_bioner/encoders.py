@@ -41,6 +41,8 @@ def packaged_encoder_path(package: str) -> Path:
             f"The encoder package {package!r} is not installed: "
             f"`pip install {package}` (or `pip install spacy-bioner[offline]`)."
         ) from None
+    if not callable(getattr(module, "get_model_path", None)):  # an importable module of another kind
+        raise EncoderNotFound(f"{package!r} is no encoder package (its module has no get_model_path()).")
     return Path(module.get_model_path())
 
 
@@ -149,6 +151,13 @@ def resolve_encoder(
             f"The encoder {name!r} cannot be loaded here and its fallback {fallback!r} is not "
             "a directory. Pass a local model path or an installed encoder package as the fallback."
         )
+    elif "/" in fallback:  # a hub name ("org/model"), cached
+        if not _loadable(fallback, timeout):
+            raise EncoderNotFound(
+                f"The encoder {name!r} cannot be loaded here, nor can its fallback {fallback!r} (a hub name, "
+                "not cached here). Pass a local model path or an installed encoder package "
+                f"({', '.join(PACKAGED_ENCODERS)}) as the fallback.")
+        path = fallback
     else:
         path = str(packaged_encoder_path(fallback))
     msg.warn(f"Encoder {name!r} cannot be loaded here: using the fallback {fallback!r} ({path})")

