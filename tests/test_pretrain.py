@@ -1279,6 +1279,28 @@ def test_cli_task_text_only(tiny_bert: Path, tmp_path: Path, task_text: List[str
     assert sources[0]["lines"] == len(task_text)
 
 
+@pytest.mark.parametrize("extra", [["--text", "t.txt"], ["--no-task-text"], ["--keep-eval-text"]])
+def test_cli_task_text_only_refuses_the_options_it_leaves_unused(tiny_bert: Path, tmp_path: Path,
+                                                                 extra: List[str]) -> None:
+    """--keep-eval-text was accepted and did nothing: no dev or test text is looked for in the task text."""
+    args = ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--task-text-only", *extra, "--steps", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "--task-text-only trains on the task text alone" in result.output and extra[0] in result.output
+
+
+def test_an_encoder_folder_without_a_tokenizer_is_one_line(tiny_bert: Path, tmp_path: Path) -> None:
+    """A folder with config.json and weights but no tokenizer files ended in a TypeError traceback."""
+    import shutil
+
+    encoder = tmp_path / "no-tokenizer"
+    shutil.copytree(tiny_bert, encoder)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (encoder / name).unlink(missing_ok=True)
+    with pytest.raises(PretrainError, match=r"no tokenizer can be loaded \(vocab.txt or tokenizer.json missing\?\)"):
+        load_encoder(str(encoder))
+
+
 def test_sequences_fit_an_encoder_whose_positions_start_after_padding(tmp_path: Path) -> None:
     """RoBERTa-style embeddings number positions from padding_idx + 1: 34 position
     embeddings take 32 tokens, which blocks must not exceed."""

@@ -134,9 +134,10 @@ def pretrain_command(
         settings.check()
         check_output_dir(output_dir)
         check_encoder_outside_output(encoder, output_dir)
-        if task_text_only and (text or not include_task_text):
+        if task_text_only and (text or not include_task_text or keep_eval_text):
             raise PretrainError(
-                "--task-text-only trains on the task text alone: drop --text and --no-task-text"
+                "--task-text-only trains on the task text alone, and no dev or test text is looked for in it: "
+                "drop --text, --no-task-text and --keep-eval-text"
             )
         text_files = [] if task_text_only else (text or [DEFAULT_TEXT])
         check_eval_text = bool(text_files) and not keep_eval_text

@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Se
 import numpy as np
 import torch
 
+from ..messages import first_line
 from .settings import HELDOUT_SEED, PretrainError, check_heldout_fraction
 
 # The fewest tokens of text a packed sequence holds, besides the special tokens.
@@ -34,7 +35,11 @@ def load_encoder(name_or_path: str) -> LoadedEncoder:
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError, TypeError) as err:  # a folder without tokenizer files: a TypeError
+        raise PretrainError(f"encoder {name_or_path!r}: no tokenizer can be loaded (vocab.txt or "
+                            f"tokenizer.json missing?): {type(err).__name__}: {first_line(err)}") from None
     if tokenizer.mask_token_id is None:
         raise PretrainError(f"encoder {name_or_path!r}: its tokenizer has no mask token")
     # The "newly initialized: cls.predictions..." warning is expected for a
