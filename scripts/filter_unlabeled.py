@@ -11,7 +11,8 @@ readers) and writes the collection without the lines that overlap it, by
 the rules that `pretrain` applies to its `--text` files
 (spacy_bioner/pretraining/evaluation_text.py): a line is dropped when it
 lies inside an evaluation document or sentence ("inside") or holds an
-evaluation sentence ("contains"), compared lower-cased without whitespace.
+evaluation sentence ("contains"), compared lower-cased without whitespace
+in ASCII forms ("±" as "+/-", "α" as "alpha"; the collection is ASCII).
 
 The kept lines are written byte-identical and in their order, xz-compressed
 (a third smaller than gzip: the file travels to the GPU machine with the

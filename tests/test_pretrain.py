@@ -10,6 +10,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import tracemalloc
 import warnings
@@ -1091,6 +1092,27 @@ def test_pretrain_text_drops_what_overlaps_dev_or_test_text(
                             "(--keep-eval-text keeps them)"]
     kept = PretrainText([path], include_task_text=False)
     assert list(kept) == lines and kept.sources[0]["dropped_eval_lines"] is None
+
+
+def test_dev_and_test_text_in_pubmed_typography_is_found(eval_sources: List[EvalSource]) -> None:
+    """The corpora write "+/-", "alpha" and "-"; a PubMed dump "±", "α" and en dashes: one sentence
+    a line, none of the rewritten evaluation sentences was found."""
+    from spacy_bioner.pretraining.evaluation_text import filter_lines
+
+    pubmed = {"+/-": "±", ">=": "≥", "alpha": "α", "beta": "β", "micrograms": "µgrams"}
+    rewritten = []
+    for source in eval_sources:
+        for sentence in source.sentences:
+            if len(sentence) >= 60 and any(ascii_form in sentence for ascii_form in pubmed):
+                for ascii_form, form in pubmed.items():
+                    sentence = sentence.replace(ascii_form, form)
+                rewritten.append(re.sub(r"(?<=\d)-(?=\d)", "\u2013", sentence))
+    assert len(rewritten) > 100 and all(not line.isascii() for line in rewritten)
+    keep, _ = filter_lines(rewritten, eval_sources)
+    assert not any(keep)
+    keep, _ = filter_lines(["α-Synuclein ± 2 µg of TNF–β were given to rats in an unrelated study here."],
+                           eval_sources)
+    assert keep == [True]
 
 
 @pytest.mark.slow

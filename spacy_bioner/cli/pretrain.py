@@ -57,7 +57,8 @@ def pretrain_command(
         "text of JNLPBA or BC5CDR (read from --assets). By default they are dropped, and counted in "
         "pretraining.json: a PubMed dump holds those abstracts, and an encoder pretrained on them is no "
         "longer scored on unseen text. A line overlaps when it lies inside such an abstract or sentence, or "
-        "holds such a sentence, of 40 characters or more, compared without spaces or case."
+        "holds such a sentence, of 40 characters or more, compared without spaces or case, in ASCII forms "
+        "(\u00b1 as +/-, \u03b1 as alpha, an en dash as -)."
     ),
     assets: Optional[Path] = typer.Option(
         None, "--assets", help="The embedded corpora, for the task text and the dev and test text. "

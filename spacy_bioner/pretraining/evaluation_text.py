@@ -10,8 +10,10 @@ the embedded collection was filtered with the same rules
 
 Both sides are compared lower-cased with all whitespace removed and the Penn
 Treebank quotes of JNLPBA (`` and '') read as the plain " ("normalised"),
-so that tokenisation differences (`IL - 2` against `IL-2`) do not matter. A
-line overlaps when
+so that tokenisation differences (`IL - 2` against `IL-2`) do not matter,
+and in the ASCII of the corpora: PubMed writes "±", "≥", "α" and en dashes
+where the corpora have "+/-", ">=", "alpha" and "-" (NFKC, then
+`ASCII_FORMS`). A line overlaps when
 
   (a) "inside": its normalised form has at least `min_chars` characters and
       is a substring of a normalised evaluation document (a JNLPBA abstract,
@@ -35,6 +37,7 @@ set.
 """
 
 import bisect
+import unicodedata
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -56,9 +59,27 @@ SEPARATOR = "\n"
 RULES = ("inside", "contains")
 
 
+def _ascii_forms() -> Dict[int, str]:
+    """The corpora's ASCII for what PubMed writes otherwise: symbols, dashes, quotes, Greek letters
+    by name ("α" alpha; "μ", also NFKC's micro sign, as "micro": a unit far more often than a letter)."""
+    forms = {"±": "+/-", "≥": ">=", "≤": "<=", "×": "x", "‘": "'", "’": "'", "“": '"', "”": '"',
+             **dict.fromkeys("‐‑‒–—―−", "-")}
+    for code in range(0x391, 0x3CA):
+        words = unicodedata.name(chr(code), "").split()
+        if len(words) == 4 and words[:3] in (["GREEK", "SMALL", "LETTER"], ["GREEK", "CAPITAL", "LETTER"]):
+            forms[chr(code)] = {"LAMDA": "lambda"}.get(words[3], words[3].lower())
+    forms["μ"] = "micro"
+    return {ord(char): form for char, form in forms.items()}
+
+
+ASCII_FORMS = _ascii_forms()
+
+
 def normalise(text: str) -> str:
-    """Lower-cased, all whitespace removed, and the Penn Treebank quotes of
-    JNLPBA (`` and '') read as the plain double quote."""
+    """Lower-cased, all whitespace removed, the Penn Treebank quotes of JNLPBA
+    (`` and '') read as the plain double quote, and in ASCII forms (NFKC, then
+    ASCII_FORMS)."""
+    text = unicodedata.normalize("NFKC", text).translate(ASCII_FORMS)
     return "".join(text.split()).lower().replace("``", '"').replace("''", '"')
 
 
