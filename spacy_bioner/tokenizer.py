@@ -43,6 +43,10 @@ from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix
 # charges, exponents and enantiomers ("Na+/K+−ATPase", "10−6 M", "(−)-nicotine").
 HYPHENS = frozenset({"-", "\u2010", "\u2011", "\u2013", "\u2212"})
 _HYPHEN = "".join(re.escape(hyphen) for hyphen in sorted(HYPHENS))
+# Invisible characters of web, PDF and full-text exports (zero-width space, word
+# joiner, a BOM inside the text, soft hyphen): split off a word's ends, so that an
+# entity or a sentence-final period is not glued to one; inside a word they stay.
+INVISIBLE = "\u200b\u2060\ufeff\u00ad"
 # Comparisons, split from their operands as GENIA has them: "P<0.01", "n=12", "age ≥65".
 # spaCy splits "<", ">" and "=" off a token's start, not the others.
 _COMPARISON = "=<>≤≥≠"
@@ -72,16 +76,17 @@ BIO_INFIXES = [
 BIO_SUFFIXES = [
     # Charges and dangling hyphens: "Na+", "K+", "Diazepam- and ...".
     rf"[+{_HYPHEN}]",
+    rf"[{INVISIBLE}]",
     # A sentence-final period after a capital ("AmB.", "vitamin D.");
     # spaCy only splits it after two capitals. The tokenizer exceptions
     # ("e.g.", "i.e.", "Dr.") are matched before affixes and stay whole; other
     # dotted abbreviations lose their last period ("U.S." -> "U.S" "."), which
     # `set_sentence_starts` does not take for a sentence end.
-    r"(?<=[A-Za-z0-9)\]])\.",
+    rf"(?<=[A-Za-z0-9)\]{INVISIBLE}])\.",
 ]
 
 # Split at the start of a token: "+/-", "±5", "-induced" after a bracket, "≥65".
-BIO_PREFIXES = [rf"[+±{_HYPHEN}{_COMPARISON}]"]
+BIO_PREFIXES = [rf"[+±{_HYPHEN}{_COMPARISON}{INVISIBLE}]"]
 
 
 @spacy.registry.tokenizers("spacy_bioner.BioTokenizer.v1")
@@ -151,7 +156,7 @@ def starts_sentence(doc: Doc, i: int) -> bool:
     the quote stays with its sentence, "The" starts the next)."""
     if i == 0:
         return True
-    if doc[i].is_space or _closes_sentence(doc, i):
+    if _blank(doc[i]) or _closes_sentence(doc, i):
         return False
     before: List[Token] = []
     closed = False  # closers passed over
@@ -160,10 +165,15 @@ def starts_sentence(doc: Doc, i: int) -> bool:
         # Until the terminal is found, the closers attached to it are passed over too.
         closer = not before and _closes_sentence(doc, j)
         closed = closed or closer
-        if not (doc[j].is_space or closer):
+        if not (_blank(doc[j]) or closer):
             before.append(doc[j])
         j -= 1
     return len(before) == 2 and _ends_sentence(before[1].text, before[0], doc[i], closed)
+
+
+def _blank(token: Token) -> bool:
+    """Whitespace, or invisible characters alone: what lies between sentences."""
+    return token.is_space or not token.text.strip(INVISIBLE)
 
 
 def _ends_sentence(prev: str, terminal: Token, nxt: Token, closed: bool) -> bool:

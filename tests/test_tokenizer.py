@@ -67,6 +67,20 @@ def test_bio_tokenizer_keeps_mentions_out_of_emoticons_and_comparisons(text, tok
     assert [t.text for t in bio_nlp(text)] == tokens
 
 
+@pytest.mark.parametrize("invisible", ["\u200b", "\u2060", "\ufeff", "\u00ad"])
+def test_invisible_characters_at_a_word_s_ends_are_tokens_of_their_own(invisible, bio_nlp):
+    """A zero-width space after "p53" made it "p53\u200b", an entity one character too long, and
+    glued a sentence-final period ("2\u200b."), which then ended no sentence."""
+    text = f"The {invisible}p53{invisible} level of IL-2{invisible}. It fell.{invisible} Then {invisible}it rose."
+    doc = set_sentence_starts(bio_nlp(text))
+    assert doc.text == text
+    assert [t.text for t in doc][:8] == ["The", invisible, "p53", invisible, "level", "of", "IL", "-"]
+    assert [t.text for t in doc][8:11] == ["2", invisible, "."]
+    assert [sent[0].text for sent in doc.sents] == ["The", "It", "Then"]
+    # Inside a word it stays: "inter\u00adleukin" is one word.
+    assert len(bio_nlp(f"inter{invisible}leukin")) == 1
+
+
 @pytest.mark.parametrize(
     "text, starts",
     [
