@@ -36,6 +36,8 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 
 SCORES_ATTR = "scores"
+# What tells a head's span group from another scored one: spaCy's spancat writes "scores" too.
+HEAD_ATTR = "bio_ner"
 _TOKEN_ATTRS = ["ORTH", "SPACY"]
 
 
@@ -161,8 +163,9 @@ def drop_head_ents(doc: Doc, spans_key: str) -> None:
 def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tuple[int, int, str], float]:
     """(start, end, label) -> score of the entities of doc.ents that a head placed.
 
-    An entity is a head's where a scored span group holds a span of its
-    tokens and label, and it has neither a kb_id nor an id: a head sets
+    An entity is a head's where a head's scored span group (`is_head_group`)
+    holds a span of its tokens and label, and it has neither a kb_id nor an
+    id: a head sets
     neither, an entity ruler's pattern with an "id" sets the id, an entity
     linker the kb_id. Any other entity was set by something else (one with
     no id on exactly a head's span and label is taken for the head's). Read
@@ -180,7 +183,7 @@ def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tupl
     scored: Dict[Tuple[int, int, str], float] = {}
     for key, group in doc.spans.items():
         if spans_keys is None:
-            scores = group_scores(group) or ()
+            scores = (group_scores(group) if is_head_group(group) else None) or ()
         elif key in spans_keys:
             scores = group_scores(group) or [0.0] * len(group)
         else:
@@ -196,6 +199,18 @@ def may_be_head_ent(ent: Span) -> bool:
     return not ent.kb_id and not ent.id
 
 
+def head_group(doc: Doc, key: str, spans: Sequence[Span], scores: Sequence[float],
+               attrs: Optional[Dict[str, Any]] = None) -> SpanGroup:
+    """A head's span group: `spans` with their `scores`, marked as a head's (HEAD_ATTR) beside `attrs`."""
+    return SpanGroup(doc, name=key, spans=list(spans), attrs={**(attrs or {}), SCORES_ATTR: list(scores),
+                                                              HEAD_ATTR: True})
+
+
+def is_head_group(group: SpanGroup) -> bool:
+    """Whether a head wrote `group` (`head_group`), not another component (spaCy's spancat scores its groups too)."""
+    return bool(group.attrs.get(HEAD_ATTR))
+
+
 def group_scores(group: SpanGroup) -> Optional[List[float]]:
     """The scores a head wrote for the spans of `group`, or None: none written,
     or the group changed since (a span added or removed), so that which score
@@ -205,8 +220,9 @@ def group_scores(group: SpanGroup) -> Optional[List[float]]:
 
 
 def scored_keys(doc: Doc) -> List[str]:
-    """The keys of `doc`'s span groups that a head scored (`group_scores`): the heads that annotated it."""
-    return [key for key, group in doc.spans.items() if group_scores(group) is not None]
+    """The keys of `doc`'s span groups that a head wrote and scored (`is_head_group`, `group_scores`):
+    the heads that annotated it."""
+    return [key for key, group in doc.spans.items() if is_head_group(group) and group_scores(group) is not None]
 
 
 def spans_with_scores(doc: Doc, spans_key: str) -> List[Tuple[Span, Optional[float]]]:

@@ -283,7 +283,9 @@ def on_reference_tokens(predicted: Doc, reference: Doc) -> Doc:
     for key, group in predicted.spans.items():
         scores = group_scores(group)
         spans, counts[key] = _laid(doc, group, scores)
-        attrs = {} if scores is None else {SCORES_ATTR: list(spans.values())}
+        attrs = {name: value for name, value in group.attrs.items() if name != SCORES_ATTR}
+        if scores is not None:
+            attrs[SCORES_ATTR] = list(spans.values())
         doc.spans[key] = SpanGroup(doc, name=key, spans=list(spans), attrs=attrs)
     ents, counts[LAID_ENTS] = _laid(doc, predicted.ents)
     doc.ents = list(ents)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 import numpy as np
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import logger
 from spacy.vocab import Vocab
@@ -29,9 +29,9 @@ from wasabi import table
 
 from . import bounds
 from .annotation import (
-    SCORES_ATTR,
     drop_head_ents,
     gold_spans,
+    head_group,
     head_keys,
     is_annotated,
     longest_first,
@@ -369,7 +369,7 @@ class BioNER(TrainablePipe):
                 entities = bounds.take_letter_suffixes(doc, entities)
             spans = [Span(doc, start, end, label=label) for start, end, label in entities]
             scores = [float(confidence[start:end][decoded[start:end]].mean()) for start, end, _ in entities]
-            group = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={SCORES_ATTR: scores})
+            group = head_group(doc, self.spans_key, spans, scores)
             drop_head_ents(doc, self.spans_key)  # a doc this head annotated before
             doc.spans[self.spans_key] = group
             merge_into_ents(doc, list(group), scores)

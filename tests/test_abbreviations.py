@@ -9,7 +9,7 @@ import spacy
 from spacy.tokens import Doc, Span, SpanGroup
 
 from spacy_bioner.abbreviations import _LastDocument, find_abbreviations
-from spacy_bioner.annotation import SCORES_ATTR, head_keys, merge_into_ents
+from spacy_bioner.annotation import HEAD_ATTR, SCORES_ATTR, head_group, head_keys, merge_into_ents
 
 TEXT = (
     "Haloperidol ( HAL ) induced catalepsy in rats with Parkinson disease ( PD ) . "
@@ -25,7 +25,7 @@ def set_head(doc, key, entities, scores=None):
     """Write a head's predictions, as bio_ner does: a scored span group, merged into doc.ents."""
     spans = [Span(doc, start, end, label=label) for start, end, label in entities]
     scores = scores or [0.9] * len(spans)
-    doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={SCORES_ATTR: scores})
+    doc.spans[key] = head_group(doc, key, spans, scores)
     merge_into_ents(doc, spans, scores)
 
 
@@ -262,7 +262,7 @@ def test_mentions_take_the_long_forms_label(nlp):
     doc.spans["bc5cdr"].attrs["source"] = "mine"  # another attribute of the group stays with it
     nlp.add_pipe("bio_ner_abbreviations")(doc)
     assert triples(doc.spans["bc5cdr"]) == [(0, 1, "Chemical"), (2, 3, "Chemical"), (15, 16, "Chemical"), (24, 25, "Chemical")]
-    assert doc.spans["bc5cdr"].attrs == {SCORES_ATTR: [0.8, 0.8, 0.8, 0.8], "source": "mine"}
+    assert doc.spans["bc5cdr"].attrs == {SCORES_ATTR: [0.8, 0.8, 0.8, 0.8], HEAD_ATTR: True, "source": "mine"}
     assert triples(doc.ents) == triples(doc.spans["bc5cdr"])
 
 

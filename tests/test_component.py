@@ -10,7 +10,7 @@ from spacy.util import registry
 from thinc.api import Adam, Optimizer, fix_random_seed
 from toy import SMALL_TOK2VEC, toy_examples, train, train_two_heads, transformer_pipeline
 
-from spacy_bioner.annotation import head_ents, spans_with_scores
+from spacy_bioner.annotation import head_ents, head_group, spans_with_scores
 from spacy_bioner.losses import WEIGHTING_SCHEMES
 from spacy_bioner.pipeline_component import BioNER
 from spacy_bioner.tags import is_well_formed, make_tags, tags_to_spans
@@ -492,8 +492,8 @@ def test_a_span_added_to_a_heads_group_is_kept_without_a_score():
     """Scores belong to a group's spans by position: once the group changes,
     which is whose is unknown, and no span is dropped for want of one."""
     doc = Doc(spacy.blank("en").vocab, words="IL-2 activates NF-kappa B in T cells".split())
-    group = doc.spans["jnlpba"] = [Span(doc, 0, 1, "protein"), Span(doc, 2, 4, "protein")]
-    doc.spans["jnlpba"].attrs["scores"] = [0.9, 0.8]
+    group = doc.spans["jnlpba"] = head_group(doc, "jnlpba", [Span(doc, 0, 1, "protein"), Span(doc, 2, 4, "protein")],
+                                             [0.9, 0.8])
     doc.ents = list(group)
     assert spans_with_scores(doc, "jnlpba") == [(doc.spans["jnlpba"][0], 0.9), (doc.spans["jnlpba"][1], 0.8)]
     assert head_ents(doc) == {(0, 1, "protein"): 0.9, (2, 4, "protein"): 0.8}
@@ -625,7 +625,7 @@ def test_a_doc_annotated_again_holds_only_the_heads_new_entities():
     fresh = nlp(text)
     doc = nlp.make_doc(text)
     old = [Span(doc, 0, len(doc), label="cell_type")]  # what an earlier run of the head placed
-    doc.spans["jnlpba"] = SpanGroup(doc, name="jnlpba", spans=old, attrs={"scores": [0.9]})
+    doc.spans["jnlpba"] = head_group(doc, "jnlpba", old, [0.9])
     doc.ents = old
     again = nlp(doc)
     assert [(e.start, e.end, e.label_) for e in again.ents] == [(e.start, e.end, e.label_) for e in fresh.ents]
@@ -634,6 +634,23 @@ def test_a_doc_annotated_again_holds_only_the_heads_new_entities():
     ruled = nlp.make_doc(text)
     ruled.ents = [Span(ruled, 0, 1, label="GENE")]  # set by something else: stays, and wins
     assert [(e.text, e.label_) for e in nlp(ruled).ents if e.start == 0] == [("IL-2", "GENE")]
+
+
+def test_a_spancat_group_is_no_heads_and_does_not_unprotect_an_entity_on_its_span():
+    """spaCy's spancat scores its groups in attrs["scores"] too: its group was taken for a head's, so
+    a ruler's entity on one of its spans was replaced by a surer head's, and evaluate scored it."""
+    from spacy_bioner.annotation import merge_into_ents, scored_keys
+
+    for spancat in (False, True):
+        doc = spacy.blank("en")("the IL-2 receptor alpha chain")
+        if spancat:
+            doc.spans["sc"] = SpanGroup(doc, name="sc", spans=[Span(doc, 1, 2, "GENE")], attrs={"scores": [0.4]})
+        doc.ents = [Span(doc, 1, 2, "GENE")]  # the user's, or a ruler's
+        head = [Span(doc, 1, 5, "protein")]
+        doc.spans["jnlpba"] = head_group(doc, "jnlpba", head, [0.6])
+        merge_into_ents(doc, head, [0.6])
+        assert [(e.text, e.label_) for e in doc.ents] == [("IL-2", "GENE")]
+        assert scored_keys(doc) == ["jnlpba"] and head_ents(doc) == {}
 
 
 def test_a_loaded_head_weighs_its_training_counts_as_its_loss_is_configured(tmp_path):

@@ -11,6 +11,7 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 from toy import SMALL_TOK2VEC
 
+from spacy_bioner.annotation import head_group
 from spacy_bioner.evaluation import (
     LAID_COUNTS,
     evaluate_corpus,
@@ -122,8 +123,6 @@ def test_entities_predicted_on_other_tokens_are_laid_on_the_reference_tokens():
 def test_a_heads_scores_are_laid_with_its_spans_and_its_entities_stay_out_of_others_ents_scores():
     """`evaluate` scores predictions laid on the gold tokens: the scores mark a head's group, by
     which ents_* leave out the entities of a head the reference is not annotated for."""
-    from spacy.tokens import SpanGroup
-
     vocab = Vocab()
     reference = Doc(vocab, words=["Aspirin", "blocks", "IL-2", "."], spaces=[True, True, False, False])
     reference.spans["jnlpba"] = [Span(reference, 2, 3, "protein")]
@@ -132,7 +131,7 @@ def test_a_heads_scores_are_laid_with_its_spans_and_its_entities_stay_out_of_oth
     heads = {"jnlpba": ([(2, 3, "protein"), (4, 5, "protein")], [0.6, 0.8]), "bc5cdr": ([(0, 1, "Chemical")], [0.7])}
     for key, (spans, scores) in heads.items():
         group = [Span(own, start, end, label) for start, end, label in spans]
-        own.spans[key] = SpanGroup(own, name=key, spans=group, attrs={"scores": scores})
+        own.spans[key] = head_group(own, key, group, scores)
     own.spans["other"] = [Span(own, 1, 2, "X")]  # no scores: no head's
     own.ents = [*own.spans["bc5cdr"], Span(own, 2, 5, "protein")]
     laid = on_reference_tokens(own, reference)
@@ -179,8 +178,6 @@ def test_tokens_without_ner_annotation_are_unannotated_for_the_head():
 def test_ents_scores_leave_out_the_heads_the_reference_is_not_annotated_for():
     """spacy evaluate on a test set of one corpus: the other head's entities in doc.ents were
     all false positives, so its NER scores fell 6 to 10 points below the heads' own."""
-    from spacy.tokens import SpanGroup
-
     vocab = Vocab()
     words = "Haloperidol induced IL-2 in T cells".split()
     reference = Doc(vocab, words=words)
@@ -189,7 +186,7 @@ def test_ents_scores_leave_out_the_heads_the_reference_is_not_annotated_for():
     predicted = Doc(vocab, words=words)
     for key, spans in (("jnlpba", [(2, 3, "protein"), (4, 6, "cell_type")]), ("bc5cdr", [(0, 1, "Chemical")])):
         group = [Span(predicted, start, end, label) for start, end, label in spans]
-        predicted.spans[key] = SpanGroup(predicted, name=key, spans=group, attrs={"scores": [0.9] * len(group)})
+        predicted.spans[key] = head_group(predicted, key, group, [0.9] * len(group))
     predicted.ents = [*predicted.spans["bc5cdr"], *predicted.spans["jnlpba"]]
     scores = score_bio_ner([Example(predicted, reference)], spans_key="jnlpba")
     assert (scores["ents_p"], scores["ents_r"]) == (1.0, 1.0)
@@ -210,8 +207,6 @@ def test_gold_in_a_span_group_no_head_reads_is_warned_of():
     for such a document, so `spacy evaluate` printed 0.00 for every score, and nothing else."""
     import warnings
 
-    from spacy.tokens import SpanGroup
-
     vocab = Vocab()
     words = "IL-2 activates T cells".split()
     reference = Doc(vocab, words=words)
@@ -219,7 +214,7 @@ def test_gold_in_a_span_group_no_head_reads_is_warned_of():
     reference.spans["ents"] = list(reference.ents)
     predicted = Doc(vocab, words=words)
     group = [Span(predicted, 0, 1, "protein")]
-    predicted.spans[KEY] = SpanGroup(predicted, name=KEY, spans=group, attrs={"scores": [0.9]})
+    predicted.spans[KEY] = head_group(predicted, KEY, group, [0.9])
     predicted.ents = group
     examples = [Example(predicted, reference), Example(predicted, Doc(vocab, words=words))]
     with pytest.warns(UserWarning, match=r"^1 of 2 gold documents hold entities in doc.ents beside span groups "
@@ -236,13 +231,11 @@ def test_gold_in_a_span_group_no_head_reads_is_warned_of():
 def test_ents_scores_of_gold_in_span_groups_alone():
     """A corpus whose gold is in span groups alone had no ents_* scores, so spacy train, which
     weighs ents_f by default, scored 0 at every evaluation and stopped at its patience."""
-    from spacy.tokens import SpanGroup
-
     vocab = Vocab()
     reference = doc_with([(0, 2, "protein"), (8, 10, "cell_type"), (7, 10, "cell_type")], vocab)
     predicted = Doc(vocab, words=WORDS)
     group = [Span(predicted, 0, 2, "protein"), Span(predicted, 4, 5, "protein")]
-    predicted.spans[KEY] = SpanGroup(predicted, name=KEY, spans=group, attrs={"scores": [0.9, 0.8]})
+    predicted.spans[KEY] = head_group(predicted, KEY, group, [0.9, 0.8])
     predicted.ents = group
     scores = score_bio_ner([Example(predicted, reference)], spans_key=KEY)
     # Gold: the protein and the longer of the overlapping cell types; one of two predictions right.
