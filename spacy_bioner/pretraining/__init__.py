@@ -18,7 +18,8 @@ Design choices, and why:
   own data loader. The loop is short, and it makes resuming exact: the batch
   order is a function of (seed, epoch) and the RNG states (dropout, masking)
   are saved with the model, optimizer and scheduler, so `--resume` ends with
-  the same weights as an uninterrupted run. A finished run removes its
+  the same weights as an uninterrupted run (on the CPU: on a GPU, torch's
+  kernels are not set to be deterministic). A finished run removes its
   checkpoint (`keep_checkpoint` keeps it): the output is used as an encoder
   directory, and the checkpoint would triple its size.
 * **Packing.** All lines (sentences, or whole abstracts) are tokenized into
