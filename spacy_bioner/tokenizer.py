@@ -209,7 +209,9 @@ def _opens_sentence(token: Token) -> bool:
         return True
     if not text[:1].islower():
         return False
-    greek = text in _GREEK_LETTERS or unicodedata.name(text[0], "").startswith("GREEK SMALL LETTER")
+    # Not "μ" followed by a lower-case letter: a unit ("μg", "μmol"), as the micro sign's "µg" is.
+    unit = text[0] == "\u03bc" and text[1:2].islower()
+    greek = text in _GREEK_LETTERS or (unicodedata.name(text[0], "").startswith("GREEK SMALL LETTER") and not unit)
     if greek or any(char.isupper() or char.isdigit() for char in text):
         return True
     # With the tokens glued to it: "c-myc" is three tokens here, one in a corpus's own.

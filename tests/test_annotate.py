@@ -168,7 +168,8 @@ def test_entity_rows_give_every_head_span_and_mark_those_of_doc_ents() -> None:
     nlp = spacy.blank("en")
     doc = nlp("Cisplatin induced nephrotoxicity in rats .")
     doc.spans["jnlpba"] = head_group(doc, "jnlpba", [Span(doc, 0, 1, "protein")], [0.6])
-    doc.spans["bc5cdr"] = head_group(doc, "bc5cdr", [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")], [0.9, 0.8])
+    doc.spans["bc5cdr"] = head_group(doc, "bc5cdr", [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")],
+                                     [0.9, 0.8])
     doc.ents = [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")]
     rows = entity_rows(doc, ["jnlpba", "bc5cdr"])
     assert [(r["text"], r["spans_key"], r["label"], r["score"], r["in_ents"]) for r in rows] == [
@@ -183,7 +184,8 @@ def test_entity_rows_mark_an_entity_two_heads_found_once() -> None:
     once, and so do the rows marked in_ents, on the head of the higher score."""
     nlp = spacy.blank("en")
     doc = nlp("Aspirin causes headache and nausea .")
-    doc.spans["bc5cdr"] = head_group(doc, "bc5cdr", [Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")], [0.7, 0.9])
+    doc.spans["bc5cdr"] = head_group(doc, "bc5cdr", [Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")],
+                                     [0.7, 0.9])
     doc.spans["ncbi"] = head_group(doc, "ncbi", [Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")], [0.8, 0.9])
     doc.ents = [Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")]
     rows = entity_rows(doc, ["bc5cdr", "ncbi"])
@@ -205,7 +207,8 @@ def test_entity_rows_give_an_entity_of_doc_ents_that_no_head_found_a_row() -> No
     rows marked in_ents were not doc.ents."""
     nlp = spacy.blank("en")
     doc = nlp("Cisplatin induced nephrotoxicity in rats .")
-    doc.spans["bc5cdr"] = head_group(doc, "bc5cdr", [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")], [0.9, 0.8])
+    doc.spans["bc5cdr"] = head_group(doc, "bc5cdr", [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")],
+                                     [0.9, 0.8])
     # The ruler's: the head's span relabelled, and one no head found.
     doc.ents = [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Toxicity"), Span(doc, 4, 5, "Species")]
     rows = entity_rows(doc, ["bc5cdr"])

@@ -280,6 +280,14 @@ def test_a_pubmed_file_in_another_encoding_reads_as_its_utf8_twin(tmp_path: Path
     path = tmp_path / "latin.xml"
     path.write_bytes(latin)
     assert list(read_items(path)) == [replace(item, source=str(path)) for item in read_items(BASELINE)]
+    # Cut after a whole record that holds such a character: that record is kept, as in UTF-8.
+    end = latin.index(b"</PubmedArticle>") + len(b"</PubmedArticle>")
+    assert any(byte > 127 for byte in latin[:end])
+    path.write_bytes(latin[:end])
+    items = list(read_items(path))
+    assert [type(item) for item in items] == [Record, Reject] and items[-1].kind == TRUNCATED  # type: ignore
+    assert items[0] == replace(next(iter(read_items(BASELINE))), source=str(path))
+    assert count_records(path) == 2
 
 
 def test_a_pubmed_file_is_recognised_after_its_prolog(tmp_path: Path) -> None:

@@ -143,6 +143,46 @@ def test_out_of_memory_is_one_line_that_says_what_to_do(
     assert json.loads((output / "summary.json").read_text(encoding="utf8"))["documents"] == 6
 
 
+def test_out_of_memory_in_a_worker_completes_no_shard_after_it(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --n-process 2 the error came back through the handler of an unreadable input, which
+    annotated on: the failed batch's document was written as annotated, without words or entities,
+    in a shard --resume then skipped. The pool runs in threads here, so that the fault reaches it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from spacy_bioner.annotate import engine
+    from spacy_bioner.pipeline_component import BioNER
+
+    class ThreadPool(ThreadPoolExecutor):
+        def __init__(self, workers: int, mp_context: Any = None, initializer: Any = None, initargs: Any = ()):
+            super().__init__(1, initializer=initializer, initargs=initargs)
+
+    texts = toy_abstracts(12, seed=1)
+    inputs = [write_texts(tmp_path / "toy.jsonl", texts)]
+    real_predict = BioNER.predict
+
+    def out_of_memory_on_text_3(self: BioNER, docs: Any) -> Any:
+        docs = list(docs)
+        if texts[3] in {doc.text for doc in docs}:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_predict(self, docs)
+
+    monkeypatch.setattr(engine, "ProcessPoolExecutor", ThreadPool)
+    monkeypatch.setattr(BioNER, "predict", out_of_memory_on_text_3)
+    output = tmp_path / "out"
+    options = Options(fmt="jsonl", shard_size=3, batch_size=1, n_process=2)
+    with pytest.raises(AnnotateError, match="^out of memory annotating a batch of 1 documents"):
+        annotate(str(tiny_pipeline), inputs, output, options)
+    assert [shard[-1] for shard in done_shards(output)] == ["0"]  # the shard before it, not its own
+    monkeypatch.setattr(BioNER, "predict", real_predict)
+    resumed = annotate(str(tiny_pipeline), inputs, output, options, resume=True)
+    documents = read_table(output, "documents", "jsonl")
+    assert resumed["documents"] == 12 and all(row["n_words"] > 0 for row in documents)
+
+
 @pytest.mark.slow
 def test_resume_may_change_the_batches_and_each_shard_records_its_own(tiny_pipeline: Path, tmp_path: Path) -> None:
     """Smaller batches after running out of memory: the same entities, so --resume takes them."""

@@ -105,9 +105,10 @@ def test_invisible_characters_at_a_word_s_ends_are_tokens_of_their_own(invisible
         # Names that begin in lower case begin sentences too; units do not.
         ("It fell. mRNA rose. p53 was active. alpha 4 integrins bind. c-myc was high. dl-Sotalol too.",
          ["It", "mRNA", "p53", "alpha", "c", "dl"]),
-        # So do Greek letters (a PubMed sample: "irradiation. ε-Aminocaproic acid"); "µg" does not.
-        ("It fell. ε-Aminocaproic acid rose. β-catenin too. κB sites bind at 5 mg. µg doses.",
-         ["It", "ε", "β", "κB"]),
+        # So do Greek letters (a PubMed sample: "irradiation. ε-Aminocaproic acid"); units do not, with
+        # the micro sign or the Greek mu NFKC makes of it ("µg", "μg"); the letter does ("μ-Opioid").
+        ("It fell. ε-Aminocaproic acid rose. β-catenin too. κB sites bind at 5 mg. µg doses at 2 mg. μg doses. "
+         "μ-Opioid receptors.", ["It", "ε", "β", "κB", "μ"]),
         # A structured abstract's label starts a sentence, whatever the period followed.
         ("As by Smith et al. RESULTS: It rose at 5 mg/kg i.v. METHODS: Rats.", ["As", "RESULTS", "METHODS"]),
         # Whitespace after the period, of any kind, ends the sentence all the same.

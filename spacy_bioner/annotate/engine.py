@@ -95,9 +95,10 @@ class BatchAnnotator:
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """Whether `error` says that memory ran out: Python's, torch's (CUDA or CPU), CuPy's."""
+    """Whether `error` says that memory ran out: Python's, torch's (CUDA, cuBLAS or CPU), CuPy's."""
     text = str(error).lower()
-    return isinstance(error, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+    return isinstance(error, MemoryError) or any(
+        words in text for words in ("out of memory", "can't allocate memory", "alloc_failed"))
 
 
 # Called with a batch's results once they are annotated (the progress bar's records and words).
@@ -252,7 +253,13 @@ def _pool_shards(model: str, planned: Iterable[Tuple[str, int, Any]], batch_size
     def drain(limit: int) -> Iterator[Tuple[str, List[Result]]]:
         while len(window) > limit:
             shard, results, batch, pending, last = window.popleft()
-            for result, annotation in zip(batch, pending.result()):
+            try:
+                annotations = pending.result()
+            except BaseException:
+                # No shard is completed past a batch that failed (out of memory): its results are unfilled.
+                window.clear()
+                raise
+            for result, annotation in zip(batch, annotations):
                 _fill(result, annotation)
             if on_batch is not None and batch:
                 on_batch(batch)

@@ -242,7 +242,7 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
                     articles += not frame.startswith(b"<DeleteCitation")
             except DECOMPRESSION_ERRORS as e:  # SetNotEnded too
                 # The records before the cut, its last one if whole, and one reject for the rest (`read_pubmed`).
-                last = _whole_record(getattr(e, "partial", b""))
+                last = _whole_record(getattr(e, "partial", b""), _declaration(path))
                 return articles + (last is not None and not last.startswith(b"<DeleteCitation")) + 1
             # A file without any PubMed record is one reject, unless it is an empty set (`read_pubmed`).
             return articles if frames or _is_empty_set(path) else 1
@@ -304,8 +304,10 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
     (a truncated `.gz`) propagates after the complete records before it; the
     partial record is attached to the exception as `partial`. A file whose
     last record is not followed by the end of its set raises `SetNotEnded`
-    in place of that record, its bytes as `partial`. A stray comment or CDATA
-    opener (`MAX_SKIPPED`) is text: its record is framed alone.
+    in place of that record, its bytes as `partial`. A comment or CDATA
+    opener whose end never comes (`MAX_SKIPPED`) is text: its record is
+    framed alone (one whose end some later comment gives runs to that end,
+    as an XML parser reads it).
     """
     buffer = b""
     scan = 0  # where the scan resumes in buffer
@@ -503,9 +505,9 @@ def pubmed_locator(n: int, pmid: str) -> str:
     return f"record {n}, PMID {pmid}" if pmid else f"record {n}"
 
 
-def _whole_record(frame: bytes) -> Optional[bytes]:
+def _whole_record(frame: bytes, declaration: bytes = b"") -> Optional[bytes]:
     """The last record of a file cut short (`SetNotEnded.partial`), up to its end tag, if it is whole
-    (it parses); None for a record cut inside."""
+    (it parses, with the file's `declaration`); None for a record cut inside."""
     name = re.match(rb"<(\w+)", frame)
     if name is None:
         return None
@@ -514,7 +516,7 @@ def _whole_record(frame: bytes) -> Optional[bytes]:
         return None
     record = frame[: ends[-1].end()]
     try:
-        _etree.fromstring(record)
+        _etree.fromstring(declaration + record)
     except _XMLError:
         return None
     return record
@@ -559,7 +561,7 @@ def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]
         kind = _read_error(path, e)  # raises for an error of the system, before any more is yielded
         partial = getattr(e, "partial", b"")
         # Its last record may end before the cut: all of it is there in a .gz cut in its trailer.
-        last = _whole_record(partial)
+        last = _whole_record(partial, declaration)
         if last is not None:
             n += 1
             yield from items(last)

@@ -644,7 +644,8 @@ def viterbi(
 
     emissions: (B, T, K) log-probabilities or CRF log-potentials (scores); lengths (B,) on
     the host, each >= 1; transitions (K, K), start (K,), end (K,) are added to
-    the path score, FORBIDDEN entries excluding a transition. Entries past a
+    the path score, -inf entries excluding a transition (the decoder's; a
+    FORBIDDEN one only where no score gap outweighs it). Entries past a
     document's end are meaningless. recursion: one of RECURSIONS; the two
     schedules add the same scores in a different order, so they can part only
     where two paths tie to within rounding.
