@@ -65,10 +65,23 @@ def test_variants_parse_registry_keys_and_json_values() -> None:
     )
 
 
+def test_a_variant_s_system_seed_reaches_the_training_seed(tmp_path: Path) -> None:
+    """Overrides were set after the config was interpolated: `system.seed=3` changed [system] and
+    not the training.seed = ${system.seed} that spaCy reads, and the variant trained on seed 0."""
+    config = spacy_config("spacy_bioner", tmp_path, "bc5cdr", "encoder", 5, 130, {"system.seed": 3}, 0)
+    assert config["training"]["seed"] == 3
+    config = spacy_config("spacy_bioner", tmp_path, "bc5cdr", "encoder", 5, 130,
+                          {"system.seed": 3, "training.seed": 4}, 0)
+    assert config["training"]["seed"] == 4
+    config = spacy_config("spacy_bioner", tmp_path, "bc5cdr", "encoder", 5, 130, {"training.max_epochs": 7}, 0)
+    assert config["training"]["max_epochs"] == 7  # the others still win over the cut
+
+
 @pytest.mark.parametrize("system", ["spacy_bioner", "spacy_transition_ner"])
 def test_spacy_training_is_timed_without_dev_evaluation(system: str, tmp_path: Path) -> None:
-    """spaCy scores the dev corpus after the first step and at the last: one document, as
-    the HF recipe's clock holds no evaluation; the training data stays whole."""
+    """spaCy scores the dev corpus at step 0 (with the frequency at the total, then never
+    again): one document, as the HF recipe's clock holds no evaluation; the training data
+    stays whole."""
     config = spacy_config(system, tmp_path, "bc5cdr", "encoder", 5, 130, {}, 0)
     assert config["corpora"]["dev"]["limit"] == 1 and config["corpora"]["train"]["limit"] == 0
     assert config["training"]["eval_frequency"] == 5 * 130
@@ -87,6 +100,20 @@ def test_one_head_keeps_the_components_after_the_heads(head: str, other: str, tm
     assert set(ner["components"]) == {"transformer", head}
     off = spacy_config("spacy_bioner", tmp_path, head, "encoder", 5, 130, dict([NO_ABBREVIATIONS]), 0)
     assert off["components"][f"{head}_abbreviations"]["spans_keys"] == []
+
+
+def test_a_second_run_under_the_same_name_keeps_the_first_ones_records(
+    corpus_root: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    """The results file was rewritten whole by a run of the same --tag on the same day."""
+    arguments = ["--epochs", "1", "--limit", "3", "--encoder", str(tiny_bert), "--corpus-root", str(corpus_root),
+                 "--corpus", "bc5cdr", "--only-variants", "--no-measure-speed",
+                 "--variant", "broken:components.HEAD.tag_scheme=BIOES", "--output-dir", str(tmp_path)]
+    for run in (1, 2):
+        stdout = run_script("run.py", arguments, returncode=1)
+        [results] = tmp_path.glob("*.json")
+        assert len(json.loads(results.read_text())) == run
+    assert "the 1 records of an earlier run are kept" in stdout
 
 
 @pytest.mark.slow
@@ -164,8 +191,8 @@ def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, 
     # A run that fails is recorded with its error, the next ones still run, and the script then exits 1.
     arguments += ["--variant", "broken:components.HEAD.tag_scheme=BIOES"]
     arguments += ["--variant", "biluo:components.HEAD.tag_scheme=BILUO", "--save-pipelines", str(tmp_path / "saved")]
-    # Every system's seed; a variant's own wins.
-    arguments += ["--seed", "3", "--variant", "seed5:training.seed=5"]
+    # Every system's seed; a variant's own wins, as training.seed or as system.seed (which was ignored).
+    arguments += ["--seed", "3", "--variant", "seed5:training.seed=5", "--variant", "sys7:system.seed=7"]
     records = run_harness(arguments, tmp_path, returncode=1)
     assert [(r["variant"], r["overrides"]) for r in records] == [
         ("cost-welt", {"components.HEAD.loss.@losses": "spacy_bioner.CostAugmentedCRFLoss.v1",
@@ -174,16 +201,18 @@ def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, 
         ("broken", {"components.HEAD.tag_scheme": "BIOES"}),
         ("biluo", {"components.HEAD.tag_scheme": "BILUO"}),
         ("seed5", {"training.seed": 5}),
+        ("sys7", {"system.seed": 7}),
     ]
-    assert {r["seed"] for r in records} == {3}
+    assert [r["seed"] for r in records] == [3, 3, 3, 3, 5, 7]  # the broken one's, the command line's
     broken = records.pop(2)
     assert "BIOES" in broken["error"] and "Traceback" in broken["traceback"]
     assert all(r["system"] == "spacy_bioner" and r["words_per_second"] == {} for r in records)
     # When the second epoch began (its first update), then the whole training.
     assert all(len(r["epoch_seconds"]) == 2 and 0 < r["epoch_seconds"][0] < r["epoch_seconds"][1] for r in records)
     assert sorted(path.name for path in (tmp_path / "saved").iterdir()) == [
-        "bc5cdr-big", "bc5cdr-biluo", "bc5cdr-cost-welt", "bc5cdr-seed5"]
+        "bc5cdr-big", "bc5cdr-biluo", "bc5cdr-cost-welt", "bc5cdr-seed5", "bc5cdr-sys7"]
     assert spacy.load(tmp_path / "saved" / "bc5cdr-seed5").config["training"]["seed"] == 5
+    assert spacy.load(tmp_path / "saved" / "bc5cdr-sys7").config["training"]["seed"] == 7
     cost_head = spacy.load(tmp_path / "saved" / "bc5cdr-cost-welt").get_pipe("bc5cdr")
     assert type(cost_head.loss).__name__ == "CostAugmentedCRFLoss" and cost_head.loss.scheme == "welt"
     saved = spacy.load(tmp_path / "saved" / "bc5cdr-biluo")
@@ -192,6 +221,18 @@ def test_ablations_alone_without_speed_runs(corpus_root: Path, tiny_bert: Path, 
     assert saved.config["training"]["before_update"] is None
     assert saved.get_pipe("bc5cdr").tag_scheme == "BILUO"
     assert saved.get_pipe("bc5cdr").loss.scheme == "none"
+
+
+def test_step_overhead_steps_learn_as_spacy_s_loop_does(corpus_root: Path, tiny_bert: Path) -> None:
+    """Its steps never called the optimizer's schedules: the warm-up's learning rate stayed 0, the
+    weights never changed, and the words/s were those of a pipeline that predicts nothing."""
+    from step_overhead import training_setup
+
+    nlp, batches, step = training_setup(corpus_root / "jnlpba", tiny_bert, True, 300, 3)
+    before = nlp.get_pipe("jnlpba").model.to_bytes()
+    for batch in batches:
+        step(batch)
+    assert nlp.get_pipe("jnlpba").model.to_bytes() != before
 
 
 @pytest.mark.slow
@@ -206,7 +247,7 @@ def test_step_overhead_times_both_heads(corpus_root: Path, tiny_bert: Path, tmp_
     for record in records:
         assert record["steps"] == 1
         assert 0 < record["words_per_step"] <= 300
-        assert set(record["words_per_second"]) == {"32", "128"}
+        assert set(record["words_per_second"]) == {"32", "128"} and record["entities_predicted"] >= 0
         timings = [record[f"{kind}_per_step_{label}"] for kind in ("ms", "median_ms") for label in ("first_sight", "repeat")]
         assert all(isinstance(value, float) and math.isfinite(value) for value in timings)
 

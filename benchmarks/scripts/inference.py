@@ -17,7 +17,7 @@ By default both systems run on the CPU with torch's default number of threads.
 With `--precision bfloat16` both run their encoder under bfloat16 autocast:
 the spaCy pipeline loaded with that precision (`spacy_bioner.loading`), the
 Hugging Face pipeline's calls inside `torch.autocast`. By default both run
-at the spaCy pipeline's own precision.
+at the spaCy pipeline's own precision (float16 too, for one trained in it).
 With `--gpu-id N` both run on GPU N: spaCy through `spacy.require_gpu` (thinc's
 CuPy memory served by PyTorch's allocator, as in training), the Hugging Face
 model in fp32 on `cuda:N`; the device is synchronised before every clock
@@ -224,8 +224,10 @@ def main(
     def timed(system: str, batch_size: int) -> float:
         if system == "spacy_bioner":
             return spacy_words_per_second(nlp, texts, batch_size, gpu_id)
-        autocast = (torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-                    if running_precision == "bfloat16" else contextlib.nullcontext())
+        # The spaCy pipeline's own precision, whichever it is (a pipeline trained in float16 too).
+        half = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(running_precision)
+        autocast = (torch.autocast(device_type=torch.device(device).type, dtype=half)
+                    if half is not None else contextlib.nullcontext())
         with autocast:  # pipeline_words_per_second synchronises CUDA before each clock reading itself
             return pipeline_words_per_second(
                 hf_model, texts, batch_size, device=device, tokenizer=tokenizer, stride=stride

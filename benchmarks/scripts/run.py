@@ -110,8 +110,13 @@ def spacy_config(
     consistency) where they apply to `head`; spaCy's `ner` runs alone on the
     transformer, as shipped by spaCy.
     """
-    # Interpolated first: the BC5CDR head's settings refer to the JNLPBA head's.
-    config = load_config(config_path, interpolate=True)
+    # [system] and [paths] are read through ${...} references (training.seed = ${system.seed}):
+    # their overrides are set before those are resolved, the others after the cut, which they win over.
+    early = {key: value for key, value in overrides.items() if key.split(".")[0] in ("system", "paths")}
+    raw = load_config(config_path, interpolate=False)
+    _set(raw, early, head)
+    # Interpolated before the cut: the BC5CDR head's settings refer to the JNLPBA head's.
+    config = raw.interpolate()
     components = config["components"]
     if system == "spacy_transition_ner":
         keep = ["transformer", head]
@@ -139,23 +144,29 @@ def spacy_config(
     schedule = config["training"]["optimizer"]["learn_rate"]
     schedule["total_steps"] = total
     schedule["warmup_steps"] = max(total // 10, 1)
-    # No dev evaluation while the clock runs, as in the HF recipe: spaCy scores
-    # the dev corpus after the first step and at the last whatever the frequency,
-    # so it gets one document; the final model is the one tested, and its dev F1
-    # is computed on the whole dev set after training (run_spacy_system).
+    # No dev evaluation while the clock runs, as in the HF recipe: spaCy scores the
+    # dev corpus at every step divisible by the frequency, step 0 (the first update)
+    # among them, so at step 0 alone here, on one document; the final model is the
+    # one tested, and its dev F1 is computed on the whole dev set after training
+    # (run_spacy_system).
     config["training"]["eval_frequency"] = total
     config["corpora"]["dev"]["limit"] = 1
-    # spaCy logs a row per evaluation (two here), and its progress bar is off where the
+    # spaCy logs a row per evaluation (one here), and its progress bar is off where the
     # output is no terminal (the GPU jobs' log): a line every LOG_EVERY steps instead,
     # so that a run cut off says how far and how fast it got.
     config["training"]["before_update"] = {"@callbacks": "bioner_bench.log_steps.v1", "every": LOG_EVERY}
+    _set(config, {key: value for key, value in overrides.items() if key not in early}, head)
+    return config
+
+
+def _set(config: Config, overrides: Dict[str, Any], head: str) -> None:
+    """Set each dotted key of `overrides` in `config` (HEAD: the head's component)."""
     for key, value in overrides.items():
         node = config
         parts = key.replace("HEAD", head).split(".")
         for part in parts[:-1]:
             node = node[part]
         node[parts[-1]] = value
-    return config
 
 
 # Seconds from the start of the training in progress to the first update of each epoch after the
@@ -246,6 +257,7 @@ def run_spacy_system(
     dev_docs = load_docs(corpus_dir / "dev.spacy", nlp.vocab, limit)
     record["dev_f1"] = _dev_f1(nlp, dev_docs, gold_tokens)
     record["tokens"] = "gold" if gold_tokens else "pipeline"  # what it was trained and tested on
+    record["seed"] = config["training"]["seed"]
     if system == "spacy_transition_ner":
         record["abbreviation_step"] = with_abbreviation_step(
             nlp, shipped_abbreviation_step(head, config_path), test_docs, dev_docs, gold_tokens
@@ -355,10 +367,16 @@ def _record(
 
 
 def _reset_gpu_peak() -> None:
+    """Start a system's peak GPU memory from what it holds: the system before it is freed first (a
+    spaCy pipeline lives on in reference cycles until the collector runs)."""
+    import gc
+
     import torch
 
     if torch.cuda.is_available():
+        gc.collect()
         torch.cuda.synchronize()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
 
 
@@ -544,6 +562,11 @@ def main(
     runs += [("spacy_bioner", *parse_variant(v)) for v in variant]
     stem = results_stem(tag, gpu_id)
     command = shlex.join(["python", *sys.argv])
+    # An earlier invocation's records under the same name (the same tag on the same day) are kept.
+    results = output_dir / f"{stem}.json"
+    earlier: List[Dict[str, Any]] = json.loads(results.read_text(encoding="utf8")) if results.exists() else []
+    if earlier:
+        log(f"{results}: the {len(earlier)} records of an earlier run are kept, this run's added after them")
     records: List[Dict[str, Any]] = []
     for corpus in corpora:
         for system, name, overrides in runs:
@@ -556,8 +579,9 @@ def main(
                     )
                 else:
                     save_to = save_pipelines / f"{corpus}-{name or system}" if save_pipelines else None
-                    # A variant's own seed wins.
-                    seeded = {"system.seed": seed, "training.seed": seed, **overrides}
+                    # A variant's own seed wins, as system.seed or training.seed.
+                    own_seed = {"system.seed", "training.seed"} & set(overrides)
+                    seeded = {**({} if own_seed else {"system.seed": seed, "training.seed": seed}), **overrides}
                     record = run_spacy_system(
                         system, corpus_dir, corpus, encoder, epochs, gpu_id, limit, seeded, measure_speed,
                         config_path, save_to,
@@ -570,7 +594,7 @@ def main(
                 traceback.print_exc()
             record["variant"] = name or "default"
             record["overrides"] = overrides
-            record["seed"] = seed
+            record.setdefault("seed", seed)  # a spaCy system's is its config's
             record["limit"] = limit
             # How to run it again: the command line, where it ran, and the config it cut down.
             record["command"] = command
@@ -580,7 +604,7 @@ def main(
                 log(f"{system} {name} on {corpus}: F1 {record['test_f1']:.4f}, {record['train_seconds']} s")
             records.append(record)
             # Written after every run, so a time-out loses only the run in progress.
-            write_results(records, output_dir, stem)
+            write_json(results, earlier + records)
     print(markdown_table(records))
     log(f"wrote {output_dir / stem}.json")
     failed = [f"{r['system']} {r['variant']} on {r['corpus']}" for r in records if "error" in r]

@@ -163,10 +163,10 @@ def main(
     step_ms: Dict[Tuple[int, str], List[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         encoder = tiny_encoder(resolve_encoder(tokenizer, DEFAULT_ENCODER), Path(tmp) / "tiny-bert")
-        nlp, train_batches, optimizer = training_setup(check_corpus(corpus_root, "jnlpba", ("train",)), encoder, True,
-                                                       batch_words, batches, config_path)
+        nlp, train_batches, train_step = training_setup(check_corpus(corpus_root, "jnlpba", ("train",)), encoder, True,
+                                                        batch_words, batches, config_path)
         for batch in train_batches:  # first sight, untimed
-            nlp.update(batch, sgd=optimizer)
+            train_step(batch)
         # After the pipeline is built, when every module that imports a swapped function is loaded.
         for swap in swaps:  # every base module first, so that each function swap finds them all
             base_module(base_tree, swap.partition(":")[0])
@@ -177,7 +177,7 @@ def main(
                 for patch in patches:
                     patch.use(side)
                 start = time.perf_counter()
-                nlp.update(batch, sgd=optimizer)
+                train_step(batch)
                 step_ms.setdefault((i, side), []).append(1000 * (time.perf_counter() - start))
     n = len(train_batches)
     differences = [statistics.mean(step_ms[i, "working"]) - statistics.mean(step_ms[i, "base"]) for i in range(n)]
