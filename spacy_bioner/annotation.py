@@ -165,9 +165,8 @@ def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tupl
 
     An entity is a head's where a head's scored span group (`is_head_group`)
     holds a span of its tokens and label, and it has neither a kb_id nor an
-    id: a head sets
-    neither, an entity ruler's pattern with an "id" sets the id, an entity
-    linker the kb_id. Any other entity was set by something else (one with
+    id: a head sets neither, an entity ruler's pattern with an "id" sets the
+    id, an entity linker the kb_id. Any other entity was set by something else (one with
     no id on exactly a head's span and label is taken for the head's). Read
     off the doc, not kept aside, so that it holds for docs copied or read
     back from a DocBin; `Doc.from_docs` keeps span groups but not their
