@@ -365,15 +365,23 @@ PUBMED_ROOTS = ("PubmedArticleSet", "PubmedBookArticleSet")
 _HEAD_BYTES = 1 << 16
 
 
+def _head(path: Path) -> Optional[bytes]:
+    """A file's first `_HEAD_BYTES` bytes and one more (so that a longer file shows), decompressed,
+    without a UTF-8 byte order mark; None when they cannot be read (the reader rejects the file,
+    saying where it breaks off)."""
+    try:
+        with open_bytes(path) as f:
+            return f.read(_HEAD_BYTES + 1).removeprefix(codecs.BOM_UTF8)
+    except (OSError, *DECOMPRESSION_ERRORS):
+        return None
+
+
 def xml_root(path: Path) -> Optional[str]:
     """The name of the root element of an XML file (decompressed), from its first 64 KiB: '' when
     they hold no element where the root should be (an empty file, not XML), None when they cannot be read."""
-    try:
-        with open_bytes(path) as f:
-            head = f.read(_HEAD_BYTES)
-    except (OSError, *DECOMPRESSION_ERRORS):
-        return None  # the reader rejects it, saying where it breaks off
-    head = head.removeprefix(codecs.BOM_UTF8)
+    head = _head(path)
+    if head is None:
+        return None
     element = _ELEMENT.match(head, _after_prolog(head))
     return element.group(1).decode("ascii", "replace") if element else ""
 
@@ -393,25 +401,17 @@ _EMPTY_SET = re.compile(
 
 def _is_blank(path: Path) -> bool:
     """Whether a file holds nothing but whitespace, decompressed (an empty file, a failed download)."""
-    try:
-        with open_bytes(path) as f:
-            return not f.read(_HEAD_BYTES).strip() and not f.read(1)
-    except (OSError, *DECOMPRESSION_ERRORS):
-        return False
+    head = _head(path)
+    return head is not None and len(head) <= _HEAD_BYTES and not head.strip()
 
 
 def _is_empty_set(path: Path) -> bool:
     """Whether a file in which no record was found is a whole PubMed set that holds none (what a
     search that found nothing saves): no input record, so nothing to reject. A set cut short, or one
     with other content, is not."""
-    try:
-        with open_bytes(path) as f:
-            head = f.read(_HEAD_BYTES + 1)
-    except (OSError, *DECOMPRESSION_ERRORS):
+    head = _head(path)
+    if head is None or len(head) > _HEAD_BYTES:
         return False
-    if len(head) > _HEAD_BYTES:
-        return False
-    head = head.removeprefix(codecs.BOM_UTF8)
     return _EMPTY_SET.fullmatch(head, _after_prolog(head)) is not None
 
 
@@ -421,12 +421,7 @@ _ENCODING = re.compile(rb"""<\?xml\s[^>]*?\bencoding\s*=\s*["']([A-Za-z][\w.:-]*
 def _declaration(path: Path) -> bytes:
     """The XML declaration each record of the file is parsed with: none for UTF-8 (lxml's default,
     NLM's encoding), else one naming the encoding the file declares."""
-    try:
-        with open_bytes(path) as f:
-            head = f.read(_HEAD_BYTES)
-    except (OSError, *DECOMPRESSION_ERRORS):
-        return b""  # the reader rejects it, saying where it breaks off
-    match = _ENCODING.match(head.removeprefix(codecs.BOM_UTF8).lstrip())
+    match = _ENCODING.match((_head(path) or b"").lstrip())
     encoding = match.group(1).decode("ascii") if match else "utf-8"
     if encoding.lower().replace("_", "-") in ("utf-8", "utf8", "us-ascii", "ascii"):
         return b""
