@@ -59,15 +59,15 @@ from typing import AbstractSet, Dict, Iterable, List, Optional, Sequence, Set, T
 
 import numpy as np
 from spacy.language import Language
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc, Span
 
 from .annotation import (
-    SCORES_ATTR,
     group_scores,
     head_ents,
     head_keys,
     may_be_head_ent,
     merge_into_ents,
+    regrouped,
     spans_with_scores,
     token_array,
 )
@@ -644,11 +644,8 @@ class AbbreviationConsistency:
         ordered = sorted(entities.items())
         spans = [Span(doc, start, end, label=label) for (start, end), (label, _) in ordered]
         scores = [score for _, (_, score) in ordered]
-        # The group's other attributes stay: it is the same group, corrected.
-        attrs = {name: value for name, value in doc.spans[key].attrs.items() if name != SCORES_ATTR}
-        if has_scores:
-            attrs[SCORES_ATTR] = scores
-        doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs=attrs)
+        # The same group, corrected: its other attributes stay.
+        doc.spans[key] = regrouped(doc, key, doc.spans[key], spans, scores if has_scores else None)
         old = {(start, end, label) for (start, end), (label, _) in before.items()}
         new = {(span.start, span.end, span.label_) for span in spans}
         # A span without a score (a group not written by bio_ner) gives way to scored ones.

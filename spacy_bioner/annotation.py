@@ -205,6 +205,16 @@ def head_group(doc: Doc, key: str, spans: Sequence[Span], scores: Sequence[float
                                                               HEAD_ATTR: True})
 
 
+def regrouped(doc: Doc, key: str, group: SpanGroup, spans: Sequence[Span],
+              scores: Optional[Sequence[float]]) -> SpanGroup:
+    """`group` with `spans` on `doc` in place of its own, its other attributes kept (a head's mark
+    among them): with `scores` in place of its scores, or without scores where None."""
+    attrs = {name: value for name, value in group.attrs.items() if name != SCORES_ATTR}
+    if scores is not None:
+        attrs[SCORES_ATTR] = list(scores)
+    return SpanGroup(doc, name=key, spans=list(spans), attrs=attrs)
+
+
 def is_head_group(group: SpanGroup) -> bool:
     """Whether a head wrote `group` (`head_group`), not another component (spaCy's spancat scores its groups too)."""
     return bool(group.attrs.get(HEAD_ATTR))

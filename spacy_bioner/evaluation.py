@@ -37,15 +37,15 @@ import numpy as np
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from spacy.language import Language
 from spacy.scorer import Scorer
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from .annotation import (
-    SCORES_ATTR,
     gold_spans,
     group_scores,
     head_keys,
     is_annotated,
+    regrouped,
     spans_of,
     spans_with_scores,
     taggable_spans,
@@ -283,10 +283,7 @@ def on_reference_tokens(predicted: Doc, reference: Doc) -> Doc:
     for key, group in predicted.spans.items():
         scores = group_scores(group)
         spans, counts[key] = _laid(doc, group, scores)
-        attrs = {name: value for name, value in group.attrs.items() if name != SCORES_ATTR}
-        if scores is not None:
-            attrs[SCORES_ATTR] = list(spans.values())
-        doc.spans[key] = SpanGroup(doc, name=key, spans=list(spans), attrs=attrs)
+        doc.spans[key] = regrouped(doc, key, group, list(spans), None if scores is None else list(spans.values()))
     ents, counts[LAID_ENTS] = _laid(doc, predicted.ents)
     doc.ents = list(ents)
     doc.user_data[LAID_COUNTS] = counts
