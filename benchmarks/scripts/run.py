@@ -111,12 +111,11 @@ def spacy_config(
     transformer, as shipped by spaCy.
     """
     # [system] and [paths] are read through ${...} references (training.seed = ${system.seed}):
-    # their overrides are set before those are resolved, the others after the cut, which they win over.
+    # their overrides are given to spaCy's loader, before those are resolved; the others are set
+    # after the cut, which they win over. Interpolated before the cut: the BC5CDR head's settings
+    # refer to the JNLPBA head's.
     early = {key: value for key, value in overrides.items() if key.split(".")[0] in ("system", "paths")}
-    raw = load_config(config_path, interpolate=False)
-    _set(raw, early, head)
-    # Interpolated before the cut: the BC5CDR head's settings refer to the JNLPBA head's.
-    config = raw.interpolate()
+    config = load_config(config_path, overrides=early, interpolate=True)
     components = config["components"]
     if system == "spacy_transition_ner":
         keep = ["transformer", head]
