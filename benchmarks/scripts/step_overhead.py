@@ -41,6 +41,7 @@ from run import (
     log,
     spacy_config,
     versions,
+    words_per_second,
     write_json,
 )
 from spacy_bioner.corpora import gold_token_doc, load_docs
@@ -115,17 +116,10 @@ def measure(
         record[f"median_ms_per_step_{label}"] = round(statistics.median(step_ms), 1)
     record["words_per_step"] = round(statistics.mean(sum(len(eg) for eg in b) for b in batches[2:]))
     docs = load_docs(corpus_dir / "test.spacy", nlp.vocab, infer_docs)
-    record["words_per_second"] = {}
-    for batch_size in INFERENCE_BATCH_SIZES:
-        inputs = [gold_token_doc(nlp.vocab, doc) for doc in docs]
-        for _ in nlp.pipe(inputs[:batch_size], batch_size=batch_size):  # warm-up
-            pass
-        start = time.perf_counter()
-        tagged = list(nlp.pipe(inputs, batch_size=batch_size))
-        record["words_per_second"][str(batch_size)] = round(sum(len(d) for d in docs) / (time.perf_counter() - start))
+    record["words_per_second"] = {str(size): round(words_per_second(nlp, docs, size)) for size in INFERENCE_BATCH_SIZES}
     # Work that grows with the entities (their scores, the abbreviation step, doc.ents) is in the
     # words/s only as far as the negligible encoder's heads predict any.
-    record["entities_predicted"] = sum(len(doc.ents) for doc in tagged)
+    record["entities_predicted"] = sum(len(doc.ents) for doc in nlp.pipe(gold_token_doc(nlp.vocab, d) for d in docs))
     return record
 
 
