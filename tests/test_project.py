@@ -1238,7 +1238,8 @@ def test_package_meta_publishes_only_metrics_of_the_pipeline_it_packages(hash_pi
 
 @pytest.mark.parametrize("command,arguments", [
     ("evaluate", ["MODEL"]), ("visualize", ["MODEL", "TEST", "OUTPUT"]),
-    ("package-meta", ["MODEL_DIR", "PROJECT_META", "OUTPUT"]),
+    ("package-meta", ["MODEL_DIR", "PROJECT_META", "OUTPUT"]), ("annotate", ["MODEL", "INPUT"]),
+    ("convert", ["FORMAT", "INPUT", "OUTPUT"]), ("demo", ["MODEL"]), ("pretrain", ["ENCODER", "OUTPUT_DIR"]),
 ])
 def test_help_names_the_arguments_as_the_docstrings_do(command, arguments):
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})

@@ -29,13 +29,13 @@ class Engine(str, Enum):
 @app.command()
 def annotate(
     model: str = typer.Argument(
-        ...,
+        ..., metavar="MODEL",
         help="Pipeline: installed package name or directory. One trained by this project writes each head's "
         "spans with scores; any other spaCy pipeline that sets doc.ents (spaCy's ner, a scispaCy model) "
         "writes doc.ents, without scores.",
     ),
     inputs: List[Path] = typer.Argument(
-        ...,
+        ..., metavar="INPUT",
         help="Inputs, in order: PubMed/MEDLINE XML (.xml, .xml.gz, .xml.xz), JSON Lines (.jsonl or .ndjson; "
         ".gz, .xz too), "
         "Parquet (.parquet) or a folder of .txt files (UTF-8; id = file name without .txt). A folder is read "
