@@ -51,6 +51,9 @@ INVISIBLE = "\u200b\u2060\ufeff\u00ad"
 # spaCy splits "<", ">" and "=" off a token's start, not the others.
 _COMPARISON = "=<>≤≥≠"
 
+# The characters the infixes below split at, whatever lies beside them.
+_INFIX_MARKS = _HYPHEN + re.escape("/+±()[]{}") + _COMPARISON
+
 # Split inside a token (never at its first or last character: lookarounds).
 # spaCy already splits "dopamine,noradrenaline"; commas between digits
 # ("1,2-dichloroethane") stay inside the name. Letters glued to digits
@@ -70,6 +73,9 @@ BIO_INFIXES = [
     # Brackets inside a token: "GABA(A)", "[Na]o", "CaCl(2)-treated",
     # "(PAN)-induced". The name stays a sequence of whole tokens.
     r"(?<=\S)[()\[\]{}](?=\S)",
+    # An invisible character beside one of the characters split above is at a
+    # word's end, as at a space: "IL\u00ad-2" is "IL" "\u00ad" "-" "2".
+    rf"(?<=\S)[{INVISIBLE}](?=[{_INFIX_MARKS}])|(?<=[{_INFIX_MARKS}])[{INVISIBLE}](?=\S)",
 ]
 
 # Split at the end of a token.

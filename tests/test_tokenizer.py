@@ -79,6 +79,10 @@ def test_invisible_characters_at_a_word_s_ends_are_tokens_of_their_own(invisible
     assert [sent[0].text for sent in doc.sents] == ["The", "It", "Then"]
     # Inside a word it stays: "inter\u00adleukin" is one word.
     assert len(bio_nlp(f"inter{invisible}leukin")) == 1
+    # Beside a hyphen, slash or bracket split inside a token, it is at a word's end too.
+    assert [t.text for t in bio_nlp(f"IL{invisible}-2 and CaCl(2){invisible}-treated")] == [
+        "IL", invisible, "-", "2", "and", "CaCl", "(", "2", ")", invisible, "-", "treated"]
+    assert [t.text for t in bio_nlp(f"Na+/{invisible}K+")] == ["Na", "+", "/", invisible, "K", "+"]
 
 
 @pytest.mark.parametrize(
