@@ -5,6 +5,7 @@ Readers only (no pipeline): the real PubMed sample (assets/pubmed) and small
 hand-made files.
 """
 
+import codecs
 import errno
 import gzip
 import io
@@ -305,11 +306,19 @@ def test_count_records_counts_what_the_readers_yield_deletions_aside(tmp_path: P
     folder.mkdir()
     (folder / "a.txt").write_text("p53 in T cells", encoding="utf8")
     (folder / "empty.txt").write_text("", encoding="utf8")
+    # A UTF-8 BOM alone on the first line is a blank line.
+    (tmp_path / "bom.jsonl").write_bytes(codecs.BOM_UTF8 + b'\n{"id": "a", "text": "IL-2"}\n')
     update = BASELINE.with_name("pubmed26n1335.xml.gz")  # holds a DeleteCitation
-    for path in (BASELINE, update, tmp_path / "mixed.jsonl", folder):
+    # A DeleteCitation that does not parse is a record rejected, not deletions.
+    xml = gzip.decompress(update.read_bytes())
+    start = xml.index(b"<DeleteCitation>")
+    malformed = tmp_path / "malformed-deletion.xml"
+    malformed.write_bytes(xml[:start] + xml[start:].replace(b"</PMID>", b"</PMD>", 1))
+    for path in (BASELINE, update, malformed, tmp_path / "mixed.jsonl", tmp_path / "bom.jsonl", folder):
         items = list(read_items(path))
         assert count_records(path) == sum(not isinstance(item, Deleted) for item in items), path
     assert any(isinstance(item, Deleted) for item in read_items(update))
+    assert any(isinstance(item, Reject) and item.kind == MALFORMED_XML for item in read_items(malformed))
 
 
 def test_parquet_without_the_text_or_id_column_is_an_error(tmp_path: Path) -> None:

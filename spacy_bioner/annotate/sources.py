@@ -234,20 +234,33 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
             return pq.ParquetFile(str(path)).metadata.num_rows
         with open_bytes(path) as f:
             if kind == "jsonl":
-                return sum(1 for line in f if line.strip())
+                return sum(1 for _, line in _jsonl_lines(f) if line.strip())
             frames = articles = 0
+            declaration = _declaration(path)
             try:
                 for frame in _framed_records(f):
                     frames += 1
-                    articles += not frame.startswith(b"<DeleteCitation")
+                    articles += _is_record(frame, declaration)
             except DECOMPRESSION_ERRORS as e:  # SetNotEnded too
                 # The records before the cut, its last one if whole, and one reject for the rest (`read_pubmed`).
-                last = _whole_record(getattr(e, "partial", b""), _declaration(path))
-                return articles + (last is not None and not last.startswith(b"<DeleteCitation")) + 1
+                last = _whole_record(getattr(e, "partial", b""), declaration)
+                return articles + (last is not None and _is_record(last, declaration)) + 1
             # A file without any PubMed record is one reject, unless it is an empty set (`read_pubmed`).
             return articles if frames or _is_empty_set(path) else 1
     except (OSError, ValueError, *DECOMPRESSION_ERRORS):
         return None
+
+
+def _is_record(frame: bytes, declaration: bytes) -> bool:
+    """Whether a framed PubMed record is read as a record (annotated or rejected), not as
+    deletions: all but a DeleteCitation that parses (`_pubmed_record`)."""
+    if not frame.startswith(b"<DeleteCitation"):
+        return True
+    try:
+        _etree.fromstring(declaration + frame)
+    except _XMLError:
+        return True
+    return False
 
 
 def _read_error(path: Path, error: Exception) -> str:
@@ -607,9 +620,7 @@ def read_jsonl(path: Path, id_key: str, text_key: str, skip: Skip = None) -> Ite
     line_no = position = 0
     try:
         with open_bytes(path) as f:
-            for line_no, raw in enumerate(f, 1):
-                if line_no == 1:
-                    raw = raw.removeprefix(codecs.BOM_UTF8)
+            for line_no, raw in _jsonl_lines(f):
                 if not raw.strip():
                     continue
                 if skip is not None and skip(position):
@@ -620,6 +631,12 @@ def read_jsonl(path: Path, id_key: str, text_key: str, skip: Skip = None) -> Ite
     except (OSError, *DECOMPRESSION_ERRORS) as e:
         yield Reject(source, f"line {line_no + 1}", _read_error(path, e),
                      f"the file ends or cannot be read after line {line_no}: {describe_error(path, e)}")
+
+
+def _jsonl_lines(f: IO[bytes]) -> Iterator[Tuple[int, bytes]]:
+    """The lines of a JSON Lines file, numbered from 1, without a UTF-8 BOM before the first."""
+    for line_no, raw in enumerate(f, 1):
+        yield line_no, raw.removeprefix(codecs.BOM_UTF8) if line_no == 1 else raw
 
 
 def _json_record(raw: bytes, source: str, where: str, id_key: str, text_key: str) -> Item:
