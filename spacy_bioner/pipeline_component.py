@@ -226,6 +226,8 @@ class BioNER(TrainablePipe):
         # Labels of gold entities outside the head's label set, warned once each.
         self._unknown_labels: Set[str] = set()
         self._warned_labels: Set[str] = set()
+        # Whether some came from the doc.ents of a document without span groups.
+        self._unknown_in_ents_alone = False
         self._warned_no_transformer = False
         # Overlapping gold entities dropped, by (dropped label, kept label), warned once per pair.
         self._overlaps: Counter = Counter()
@@ -403,6 +405,7 @@ class BioNER(TrainablePipe):
         known = [span for span in spans if span.label_ in self.labels]
         unknown = [span for span in spans if span.label_ not in self.labels]
         self._unknown_labels.update(span.label_ for span in unknown)
+        self._unknown_in_ents_alone |= bool(unknown) and not reference.spans
         known, dropped = select_non_overlapping(known, priority=longest_first)
         self._overlaps.update((span.label_, kept.label_) for span, kept in dropped)
         # Reference tokens without gold for this head.
@@ -488,14 +491,24 @@ class BioNER(TrainablePipe):
 
     def _warn_unknown_labels(self) -> None:
         new = self._unknown_labels - self._warned_labels
+        in_ents_alone = self._unknown_in_ents_alone
         self._unknown_labels.clear()
+        self._unknown_in_ents_alone = False
         if new:
             self._warned_labels.update(new)
+            hint = (
+                " They are in the doc.ents of documents without span groups, which every head takes "
+                "for its own gold, each other token an O: where these are sentences of another head's "
+                "corpus, spaCy's spacy.Corpus.v1 has dropped their doc.spans in cutting documents "
+                "into sentences (gold_preproc = true, or max_length > 0). Set gold_preproc = false "
+                "and max_length = 0, or read the corpora with spacy_bioner.MultiCorpus.v1."
+                if in_ents_alone else ""
+            )
             warnings.warn(
                 f"{self.name}: gold entities labelled {sorted(new)} are not among this head's "
                 f"labels {list(self.labels)}; their tokens are treated as unannotated. "
                 "Add the labels to the corpus the head is initialised on, or check "
-                f"the span key {self.spans_key!r}."
+                f"the span key {self.spans_key!r}.{hint}"
             )
 
     def _warn_overlaps(self) -> None:

@@ -1,5 +1,6 @@
 import copy
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Adam, Optimizer, fix_random_seed
-from toy import SMALL_TOK2VEC, toy_examples, train, train_two_heads, transformer_pipeline
+from toy import SMALL_TOK2VEC, toy_docs, toy_examples, train, train_two_heads, transformer_pipeline
 
 from spacy_bioner.annotation import head_ents, head_group, spans_with_scores
 from spacy_bioner.losses import WEIGHTING_SCHEMES
@@ -283,6 +284,34 @@ def test_entities_outside_the_label_set_are_reported_not_learned():
     assert gold[0] == -1 and gold[1] == 0 and head.tags[gold[2]] == "B-protein"
     with pytest.warns(UserWarning, match=r"labelled \['Chemical'\] are not among this head's labels"):
         nlp.update([example], sgd=Adam(0.01))
+
+
+def test_another_head_s_sentences_without_their_span_groups_are_named_as_the_cause(tmp_path):
+    """spaCy's Corpus with gold_preproc cuts documents into sentences with Span.as_doc, which keeps
+    doc.ents and drops doc.spans: every head then takes another corpus's sentences for its own gold,
+    O where that corpus has no entity. The warning said only "check the span key"."""
+    from spacy.tokens import DocBin
+    from spacy.training import Corpus
+
+    nlp = make_nlp(spans_key="bc5cdr", name="bc5cdr")
+    head = nlp.get_pipe("bc5cdr")
+    head.add_label("Chemical")
+    nlp.initialize()
+    docs = toy_docs(nlp.vocab, 4, spans_key="jnlpba")  # another head's corpus
+    for doc in docs:
+        doc[0].is_sent_start = True
+        for token in doc[1:]:
+            token.is_sent_start = False
+    DocBin(docs=docs, store_user_data=True).to_disk(tmp_path / "jnlpba.spacy")
+    for gold_preproc in (False, True):
+        examples = list(Corpus(tmp_path / "jnlpba.spacy", gold_preproc=gold_preproc)(nlp))
+        assert all(bool(eg.reference.spans) != gold_preproc for eg in examples)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            nlp.update(examples, sgd=Adam(0.01))
+        said = " ".join(str(warning.message) for warning in caught)
+        assert ("not among this head's labels" in said) == gold_preproc
+        assert ("gold_preproc = false" in said) == gold_preproc
 
 
 @pytest.mark.slow
