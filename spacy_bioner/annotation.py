@@ -36,7 +36,8 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 
 SCORES_ATTR = "scores"
-# What tells a head's span group from another scored one: spaCy's spancat writes "scores" too.
+# What tells a head's span group from another scored one (spaCy's spancat writes "scores" too):
+# the name of the head that wrote it (true in groups written before the mark named the head).
 HEAD_ATTR = "bio_ner"
 _TOKEN_ATTRS = ["ORTH", "SPACY"]
 
@@ -198,11 +199,18 @@ def may_be_head_ent(ent: Span) -> bool:
     return not ent.kb_id and not ent.id
 
 
-def head_group(doc: Doc, key: str, spans: Sequence[Span], scores: Sequence[float],
+def head_group(doc: Doc, key: str, spans: Sequence[Span], scores: Sequence[float], head: str,
                attrs: Optional[Dict[str, Any]] = None) -> SpanGroup:
-    """A head's span group: `spans` with their `scores`, marked as a head's (HEAD_ATTR) beside `attrs`."""
+    """A head's span group: `spans` with their `scores`, marked as written by the component
+    named `head` (HEAD_ATTR) beside `attrs`."""
     return SpanGroup(doc, name=key, spans=list(spans), attrs={**(attrs or {}), SCORES_ATTR: list(scores),
-                                                              HEAD_ATTR: True})
+                                                              HEAD_ATTR: head})
+
+
+def group_head(group: SpanGroup) -> Optional[str]:
+    """The name of the head that wrote `group`, where it is recorded (see HEAD_ATTR)."""
+    head = group.attrs.get(HEAD_ATTR)
+    return head if isinstance(head, str) else None
 
 
 def regrouped(doc: Doc, key: str, group: SpanGroup, spans: Sequence[Span],

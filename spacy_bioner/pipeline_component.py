@@ -31,6 +31,7 @@ from . import bounds
 from .annotation import (
     drop_head_ents,
     gold_spans,
+    group_head,
     head_group,
     head_keys,
     is_annotated,
@@ -228,6 +229,8 @@ class BioNER(TrainablePipe):
         self._warned_labels: Set[str] = set()
         # Whether some came from the doc.ents of a document without span groups.
         self._unknown_in_ents_alone = False
+        # Heads of other names found to have written this head's span group, warned once each.
+        self._warned_shared_key: Set[str] = set()
         self._warned_no_transformer = False
         # Overlapping gold entities dropped, by (dropped label, kept label), warned once per pair.
         self._overlaps: Counter = Counter()
@@ -247,8 +250,17 @@ class BioNER(TrainablePipe):
 
     @property
     def spans_key(self) -> str:
-        """The doc.spans key the head reads gold entities from and writes predictions to."""
+        """The doc.spans key the head reads gold entities from and writes predictions to.
+
+        Saved with the weights, as spancat saves its key: a loaded or sourced
+        head keeps its own whatever its config says (the config the pipeline
+        saves too); set this to move it.
+        """
         return self.cfg["spans_key"]
+
+    @spans_key.setter
+    def spans_key(self, key: str) -> None:
+        self.cfg["spans_key"] = key
 
     @property
     def label_data(self) -> List[str]:
@@ -371,7 +383,9 @@ class BioNER(TrainablePipe):
                 entities = bounds.take_letter_suffixes(doc, entities)
             spans = [Span(doc, start, end, label=label) for start, end, label in entities]
             scores = [float(confidence[start:end][decoded[start:end]].mean()) for start, end, _ in entities]
-            group = head_group(doc, self.spans_key, spans, scores)
+            if self.spans_key in doc.spans:
+                self._warn_shared_key(group_head(doc.spans[self.spans_key]))
+            group = head_group(doc, self.spans_key, spans, scores, head=self.name)
             drop_head_ents(doc, self.spans_key)  # a doc this head annotated before
             doc.spans[self.spans_key] = group
             merge_into_ents(doc, list(group), scores)
@@ -510,6 +524,18 @@ class BioNER(TrainablePipe):
                 "Add the labels to the corpus the head is initialised on, or check "
                 f"the span key {self.spans_key!r}.{hint}"
             )
+
+    def _warn_shared_key(self, other: Optional[str]) -> None:
+        """Warn, once per other head, that a head of another name wrote this head's span group first."""
+        if other is None or other == self.name or other in self._warned_shared_key:
+            return
+        self._warned_shared_key.add(other)
+        warnings.warn(
+            f"bio_ner components {other!r} and {self.name!r} both write doc.spans[{self.spans_key!r}]: "
+            f"{self.name!r} replaces {other!r}'s entities, there and in doc.ents. A loaded or sourced head "
+            f"keeps the key it was trained with: give one another, e.g. "
+            f"nlp.get_pipe({self.name!r}).spans_key = {self.name!r}"
+        )
 
     def _warn_overlaps(self) -> None:
         new = set(self._overlaps) - self._warned_overlaps

@@ -25,7 +25,7 @@ def set_head(doc, key, entities, scores=None):
     """Write a head's predictions, as bio_ner does: a scored span group, merged into doc.ents."""
     spans = [Span(doc, start, end, label=label) for start, end, label in entities]
     scores = scores or [0.9] * len(spans)
-    doc.spans[key] = head_group(doc, key, spans, scores)
+    doc.spans[key] = head_group(doc, key, spans, scores, head=key)
     merge_into_ents(doc, spans, scores)
 
 
@@ -262,7 +262,7 @@ def test_mentions_take_the_long_forms_label(nlp):
     doc.spans["bc5cdr"].attrs["source"] = "mine"  # another attribute of the group stays with it
     nlp.add_pipe("bio_ner_abbreviations")(doc)
     assert triples(doc.spans["bc5cdr"]) == [(0, 1, "Chemical"), (2, 3, "Chemical"), (15, 16, "Chemical"), (24, 25, "Chemical")]
-    assert doc.spans["bc5cdr"].attrs == {SCORES_ATTR: [0.8, 0.8, 0.8, 0.8], HEAD_ATTR: True, "source": "mine"}
+    assert doc.spans["bc5cdr"].attrs == {SCORES_ATTR: [0.8, 0.8, 0.8, 0.8], HEAD_ATTR: "bc5cdr", "source": "mine"}
     assert triples(doc.ents) == triples(doc.spans["bc5cdr"])
 
 

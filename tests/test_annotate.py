@@ -167,9 +167,9 @@ def test_a_malformed_record_is_never_named_by_a_pmid_it_cites(tmp_path: Path) ->
 def test_entity_rows_give_every_head_span_and_mark_those_of_doc_ents() -> None:
     nlp = spacy.blank("en")
     doc = nlp("Cisplatin induced nephrotoxicity in rats .")
-    doc.spans["jnlpba"] = head_group(doc, "jnlpba", [Span(doc, 0, 1, "protein")], [0.6])
+    doc.spans["jnlpba"] = head_group(doc, "jnlpba", [Span(doc, 0, 1, "protein")], [0.6], head="jnlpba")
     doc.spans["bc5cdr"] = head_group(doc, "bc5cdr", [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")],
-                                     [0.9, 0.8])
+                                     [0.9, 0.8], head="bc5cdr")
     doc.ents = [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")]
     rows = entity_rows(doc, ["jnlpba", "bc5cdr"])
     assert [(r["text"], r["spans_key"], r["label"], r["score"], r["in_ents"]) for r in rows] == [
@@ -185,8 +185,9 @@ def test_entity_rows_mark_an_entity_two_heads_found_once() -> None:
     nlp = spacy.blank("en")
     doc = nlp("Aspirin causes headache and nausea .")
     doc.spans["bc5cdr"] = head_group(doc, "bc5cdr", [Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")],
-                                     [0.7, 0.9])
-    doc.spans["ncbi"] = head_group(doc, "ncbi", [Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")], [0.8, 0.9])
+                                     [0.7, 0.9], head="bc5cdr")
+    doc.spans["ncbi"] = head_group(doc, "ncbi", [Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")], [0.8, 0.9],
+                                   head="ncbi")
     doc.ents = [Span(doc, 2, 3, "Disease"), Span(doc, 4, 5, "Disease")]
     rows = entity_rows(doc, ["bc5cdr", "ncbi"])
     assert [(r["text"], r["spans_key"]) for r in rows if r["in_ents"]] == [("nausea", "bc5cdr"), ("headache", "ncbi")]
@@ -208,7 +209,7 @@ def test_entity_rows_give_an_entity_of_doc_ents_that_no_head_found_a_row() -> No
     nlp = spacy.blank("en")
     doc = nlp("Cisplatin induced nephrotoxicity in rats .")
     doc.spans["bc5cdr"] = head_group(doc, "bc5cdr", [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")],
-                                     [0.9, 0.8])
+                                     [0.9, 0.8], head="bc5cdr")
     # The ruler's: the head's span relabelled, and one no head found.
     doc.ents = [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Toxicity"), Span(doc, 4, 5, "Species")]
     rows = entity_rows(doc, ["bc5cdr"])

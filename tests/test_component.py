@@ -522,7 +522,7 @@ def test_a_span_added_to_a_heads_group_is_kept_without_a_score():
     which is whose is unknown, and no span is dropped for want of one."""
     doc = Doc(spacy.blank("en").vocab, words="IL-2 activates NF-kappa B in T cells".split())
     group = doc.spans["jnlpba"] = head_group(doc, "jnlpba", [Span(doc, 0, 1, "protein"), Span(doc, 2, 4, "protein")],
-                                             [0.9, 0.8])
+                                             [0.9, 0.8], head="jnlpba")
     doc.ents = list(group)
     assert spans_with_scores(doc, "jnlpba") == [(doc.spans["jnlpba"][0], 0.9), (doc.spans["jnlpba"][1], 0.8)]
     assert head_ents(doc) == {(0, 1, "protein"): 0.9, (2, 4, "protein"): 0.8}
@@ -654,7 +654,7 @@ def test_a_doc_annotated_again_holds_only_the_heads_new_entities():
     fresh = nlp(text)
     doc = nlp.make_doc(text)
     old = [Span(doc, 0, len(doc), label="cell_type")]  # what an earlier run of the head placed
-    doc.spans["jnlpba"] = head_group(doc, "jnlpba", old, [0.9])
+    doc.spans["jnlpba"] = head_group(doc, "jnlpba", old, [0.9], head="jnlpba")
     doc.ents = old
     again = nlp(doc)
     assert [(e.start, e.end, e.label_) for e in again.ents] == [(e.start, e.end, e.label_) for e in fresh.ents]
@@ -676,7 +676,7 @@ def test_a_spancat_group_is_no_heads_and_does_not_unprotect_an_entity_on_its_spa
             doc.spans["sc"] = SpanGroup(doc, name="sc", spans=[Span(doc, 1, 2, "GENE")], attrs={"scores": [0.4]})
         doc.ents = [Span(doc, 1, 2, "GENE")]  # the user's, or a ruler's
         head = [Span(doc, 1, 5, "protein")]
-        doc.spans["jnlpba"] = head_group(doc, "jnlpba", head, [0.6])
+        doc.spans["jnlpba"] = head_group(doc, "jnlpba", head, [0.6], head="jnlpba")
         merge_into_ents(doc, head, [0.6])
         assert [(e.text, e.label_) for e in doc.ents] == [("IL-2", "GENE")]
         assert scored_keys(doc) == ["jnlpba"] and head_ents(doc) == {}
@@ -1037,9 +1037,38 @@ def test_two_heads_writing_one_spans_key_are_refused():
     examples = toy_examples(nlp, 4)
     with pytest.raises(ValueError, match=r"'diseases' and 'drugs' both write doc.spans\['jnlpba'\]: give each head"):
         nlp.initialize(lambda: examples)
-    nlp.get_pipe("diseases").cfg["spans_key"] = "diseases"
+    nlp.get_pipe("diseases").spans_key = "diseases"
     examples += toy_examples(nlp, 4, spans_key="diseases", seed=1)
     nlp.initialize(lambda: examples)
+
+
+def test_two_loaded_heads_of_one_key_say_so_and_one_moves_to_another(tmp_path):
+    """Sourced heads are not initialized (spacy train, add_pipe(source=...)): two of one key each replaced
+    the other's group without a word. A saved head keeps its key whatever the config says (as spancat)."""
+    nlp = make_nlp()
+    nlp.initialize(lambda: toy_examples(nlp, 8))
+    nlp.to_disk(tmp_path / "trained")
+    kept = spacy.load(tmp_path / "trained", config={"components": {"jnlpba": {"spans_key": "genes"}}})
+    assert kept.get_pipe("jnlpba").spans_key == "jnlpba"
+    # Two copies of one head, as when fine-tuning: the second replaces the first's group, with a word, once.
+    nlp.add_pipe("jnlpba", name="jnlpba_v2", source=spacy.load(tmp_path / "trained"))
+    with pytest.warns(UserWarning, match=r"'jnlpba' and 'jnlpba_v2' both write doc.spans\['jnlpba'\]") as caught:
+        nlp("IL-2 activates T cells .")
+        nlp("IL-2 activates T cells .")
+    assert sum("both write" in str(w.message) for w in caught) == 1
+    assert nlp("IL-2 activates T cells .").spans["jnlpba"].attrs["bio_ner"] == "jnlpba_v2"
+    # Moved, each writes its own group, and the key is saved with it.
+    nlp.get_pipe("jnlpba_v2").spans_key = "jnlpba_v2"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        doc = nlp("IL-2 activates T cells .")
+    assert {key: group.attrs["bio_ner"] for key, group in doc.spans.items()} == {
+        "jnlpba": "jnlpba", "jnlpba_v2": "jnlpba_v2"}
+    nlp.to_disk(tmp_path / "both")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        doc = spacy.load(tmp_path / "both")("IL-2 activates T cells .")
+    assert set(doc.spans) == {"jnlpba", "jnlpba_v2"}
 
 
 def test_a_model_that_is_no_token_tagger_is_refused_with_the_architecture_to_use():

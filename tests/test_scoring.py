@@ -131,7 +131,7 @@ def test_a_heads_scores_are_laid_with_its_spans_and_its_entities_stay_out_of_oth
     heads = {"jnlpba": ([(2, 3, "protein"), (4, 5, "protein")], [0.6, 0.8]), "bc5cdr": ([(0, 1, "Chemical")], [0.7])}
     for key, (spans, scores) in heads.items():
         group = [Span(own, start, end, label) for start, end, label in spans]
-        own.spans[key] = head_group(own, key, group, scores)
+        own.spans[key] = head_group(own, key, group, scores, head=key)
     own.spans["other"] = [Span(own, 1, 2, "X")]  # no scores: no head's
     own.ents = [*own.spans["bc5cdr"], Span(own, 2, 5, "protein")]
     laid = on_reference_tokens(own, reference)
@@ -186,7 +186,7 @@ def test_ents_scores_leave_out_the_heads_the_reference_is_not_annotated_for():
     predicted = Doc(vocab, words=words)
     for key, spans in (("jnlpba", [(2, 3, "protein"), (4, 6, "cell_type")]), ("bc5cdr", [(0, 1, "Chemical")])):
         group = [Span(predicted, start, end, label) for start, end, label in spans]
-        predicted.spans[key] = head_group(predicted, key, group, [0.9] * len(group))
+        predicted.spans[key] = head_group(predicted, key, group, [0.9] * len(group), head=key)
     predicted.ents = [*predicted.spans["bc5cdr"], *predicted.spans["jnlpba"]]
     scores = score_bio_ner([Example(predicted, reference)], spans_key="jnlpba")
     assert (scores["ents_p"], scores["ents_r"]) == (1.0, 1.0)
@@ -214,7 +214,7 @@ def test_gold_in_a_span_group_no_head_reads_is_warned_of():
     reference.spans["ents"] = list(reference.ents)
     predicted = Doc(vocab, words=words)
     group = [Span(predicted, 0, 1, "protein")]
-    predicted.spans[KEY] = head_group(predicted, KEY, group, [0.9])
+    predicted.spans[KEY] = head_group(predicted, KEY, group, [0.9], head=KEY)
     predicted.ents = group
     examples = [Example(predicted, reference), Example(predicted, Doc(vocab, words=words))]
     with pytest.warns(UserWarning, match=r"^1 of 2 gold documents hold entities in doc.ents beside span groups "
@@ -235,7 +235,7 @@ def test_ents_scores_of_gold_in_span_groups_alone():
     reference = doc_with([(0, 2, "protein"), (8, 10, "cell_type"), (7, 10, "cell_type")], vocab)
     predicted = Doc(vocab, words=WORDS)
     group = [Span(predicted, 0, 2, "protein"), Span(predicted, 4, 5, "protein")]
-    predicted.spans[KEY] = head_group(predicted, KEY, group, [0.9, 0.8])
+    predicted.spans[KEY] = head_group(predicted, KEY, group, [0.9, 0.8], head=KEY)
     predicted.ents = group
     scores = score_bio_ner([Example(predicted, reference)], spans_key=KEY)
     # Gold: the protein and the longer of the overlapping cell types; one of two predictions right.
