@@ -1,7 +1,7 @@
 """Registered scorer for `bio_ner` heads."""
 
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from spacy.scorer import Scorer, get_ner_prf
 from spacy.tokens import Doc, Span
@@ -58,6 +58,8 @@ def score_bio_ner(
     """
     examples = list(examples)
     _warn_of_unread_gold(examples)
+    if labels:
+        _warn_of_gold_without_the_head_s_labels(examples, spans_key, set(labels))
     ents_scores = get_ner_prf([ents_of_annotated_heads(heads_gold_as_ents(eg)) for eg in examples])
     examples = [_on_gold_tokens(eg) if is_annotated(eg.reference, spans_key) else eg for eg in examples]
     unplaced = unplaced_predictions((eg.predicted for eg in examples), spans_key)
@@ -112,6 +114,26 @@ def _warn_of_unread_gold(examples: List[Example]) -> None:
             f"{groups}, which no head of the pipeline reads (heads: {heads}): their entities are not scored "
             "for any head, nor their doc.ents against the heads' entities. Convert such a corpus with the "
             "head's key (python -m spacy_bioner convert ... --spans-key KEY)"
+        )
+
+
+def _warn_of_gold_without_the_head_s_labels(examples: List[Example], spans_key: str, labels: Set[str]) -> None:
+    """Warn where gold documents whose gold is doc.ents alone, and which hold none of the
+    head's labels, have entities of the head: such a document is annotated for every
+    head (`annotation.gold_spans`), so they count as false positives, where the gold is
+    most likely another corpus's (spaCy's Corpus with gold_preproc drops span groups;
+    `Example.from_dict` writes doc.ents)."""
+    ents_alone = [eg for eg in examples if not eg.reference.spans and eg.reference.has_annotation("ENT_IOB")]
+    if any(ent.label_ in labels for eg in ents_alone for ent in eg.reference.ents):
+        return
+    entities = sum(len(eg.predicted.spans[spans_key]) for eg in ents_alone if spans_key in eg.predicted.spans)
+    if entities:
+        warnings.warn(
+            f"{len(ents_alone)} of {len(examples)} gold documents hold entities in doc.ents alone, none of "
+            f"the labels of head {spans_key!r} ({', '.join(sorted(labels))}): a document whose gold is "
+            f"doc.ents alone is every head's, so the head's {entities} entities in them count as false "
+            f"positives (spans_{spans_key}_* and ents_*). If they are another corpus's, put their gold in "
+            "that head's span group (doc.spans[KEY]), or leave this head out: spacy.load(..., exclude=[...])"
         )
 
 

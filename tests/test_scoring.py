@@ -228,6 +228,35 @@ def test_gold_in_a_span_group_no_head_reads_is_warned_of():
     assert (scores["spans_jnlpba_p"], scores["spans_jnlpba_r"]) == (1.0, 0.5)
 
 
+def test_gold_in_doc_ents_alone_without_the_head_s_labels_is_warned_of():
+    """A gold document with doc.ents alone is every head's (Example.from_dict, or spaCy's Corpus with
+    gold_preproc, which drops span groups): on another corpus's test set, each entity of the head
+    was a false positive in its scores and ents_*, without a word."""
+    import warnings
+
+    vocab = Vocab()
+    words = "Cisplatin activates IL-2".split()
+    reference = Doc(vocab, words=words)
+    reference.ents = [Span(reference, 0, 1, "Chemical")]
+    predicted = Doc(vocab, words=words)
+    group = [Span(predicted, 2, 3, "protein")]
+    predicted.spans[KEY] = head_group(predicted, KEY, group, [0.9], head=KEY)
+    predicted.ents = group
+    examples = [Example(predicted, reference)]
+    with pytest.warns(UserWarning, match=r"^1 of 1 gold documents hold entities in doc.ents alone, none of the "
+                                         r"labels of head 'jnlpba' \(DNA, protein\).* head's 1 entities in them"):
+        scores = score_bio_ner(examples, spans_key=KEY, labels=["protein", "DNA"])
+    assert scores["spans_jnlpba_p"] == 0.0
+    # Where the gold holds one of its labels, or the head found nothing there, nothing is said.
+    for gold, found in ((["Chemical", "protein"], group), (["Chemical"], [])):
+        reference.ents = [Span(reference, i, i + 1, label) for i, label in enumerate(gold)]
+        predicted.spans[KEY] = head_group(predicted, KEY, found, [0.9] * len(found), head=KEY)
+        predicted.ents = found
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            score_bio_ner(examples, spans_key=KEY, labels=["protein", "DNA"])
+
+
 def test_ents_scores_of_gold_in_span_groups_alone():
     """A corpus whose gold is in span groups alone had no ents_* scores, so spacy train, which
     weighs ents_f by default, scored 0 at every evaluation and stopped at its patience."""
