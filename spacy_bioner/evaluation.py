@@ -51,6 +51,7 @@ from .annotation import (
     taggable_spans,
 )
 from .corpora.docbin import gold_token_doc, load_docs
+from .files import atomic_write_all
 from .messages import counted
 from .tags import spans_to_tags
 
@@ -546,7 +547,7 @@ def plot_per_type_f1(results: Dict[str, Dict[str, Any]], path: Path, title: str 
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")  # whatever the name ends with (a temporary file's)
     plt.close(fig)
     return path
 
@@ -554,14 +555,15 @@ def plot_per_type_f1(results: Dict[str, Dict[str, Any]], path: Path, title: str 
 def write_metrics(
     results: Dict[str, Dict[str, Any]], output_dir: Path, encoder: str = "", command: str = ""
 ) -> List[Path]:
-    """metrics/<corpus>.json, metrics/scores.md and, with matplotlib, metrics/per_type_f1.png."""
+    """metrics/<corpus>.json, metrics/scores.md and, with matplotlib, metrics/per_type_f1.png, all
+    written or none (`files.atomic_write_all`); without matplotlib an earlier chart is removed."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, result in results.items():
-        path = output_dir / f"{name}.json"
-        path.write_text(json.dumps(dict(result, encoder=encoder), indent=2), encoding="utf8")
-        written.append(path)
+    files: List[Tuple[Path, Callable[[Path], Any]]] = [
+        (output_dir / f"{name}.json",
+         lambda tmp, text=json.dumps(dict(result, encoder=encoder), indent=2): tmp.write_text(text, encoding="utf8"))
+        for name, result in results.items()
+    ]
     header = ["# Test scores", ""]
     if encoder:
         header += [f"Encoder: {encoder}", ""]
@@ -595,19 +597,22 @@ def write_metrics(
             header += [f"{name}: gold entities of labels the head does not predict, {counts}: seqeval counts them "
                        "as misses, and so do spaCy's columns where the gold is the head's span group; where it is "
                        "doc.ents, they leave them out (the head learns those tokens as unannotated).", ""]
-    md = output_dir / "scores.md"
-    md.write_text("\n".join(header) + markdown_table(results), encoding="utf8")
-    written.append(md)
+    markdown = "\n".join(header) + markdown_table(results)
+    files.append((output_dir / "scores.md", lambda tmp: tmp.write_text(markdown, encoding="utf8")))
+    chart = output_dir / "per_type_f1.png"
     try:
         import matplotlib  # noqa: F401  (an optional dependency: spacy-bioner[plots])
     except ImportError:
         warnings.warn('per_type_f1.png not drawn: matplotlib is not installed (the "plots" extra: '
                       'pip install -e ".[plots]" in a clone of spacy-bioner, or pip install matplotlib)')
-        return written
-    partial = [name for name, result in results.items() if result.get("limit")]
-    title = " ".join(filter(None, [
-        "Per-type test F1", f"({encoder})" if encoder else "",
-        f"- partial: the first documents of {', '.join(partial)} (--limit)" if partial else "",
-    ]))
-    written.append(plot_per_type_f1(results, output_dir / "per_type_f1.png", title=title))
-    return written
+    else:
+        partial = [name for name, result in results.items() if result.get("limit")]
+        title = " ".join(filter(None, [
+            "Per-type test F1", f"({encoder})" if encoder else "",
+            f"- partial: the first documents of {', '.join(partial)} (--limit)" if partial else "",
+        ]))
+        files.append((chart, lambda tmp: plot_per_type_f1(results, tmp, title=title)))
+    atomic_write_all(files)
+    if files[-1][0] != chart:
+        chart.unlink(missing_ok=True)  # another run's scores
+    return [path for path, _ in files]

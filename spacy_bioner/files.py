@@ -7,6 +7,8 @@ file (as `filelock` takes): `annotate` and `pretrain` refuse an output folder
 that holds files their runs do not write, and a lock file would be one.
 """
 
+import errno
+import hashlib
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,8 +36,12 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 def atomic_write_all(files: Sequence[Tuple[Path, Callable[[Path], None]]]) -> None:
     """`atomic_write` of several files together: every one written to its temporary file before
-    any is renamed, so that an error while writing (a full disk) leaves each as it was."""
-    temporary = [path.with_name(f".{path.name}.tmp-{os.getpid()}") for path, _ in files]
+    any is renamed, so that an error while writing (a full disk), or a folder where a file
+    goes, leaves each as it was."""
+    for path, _ in files:
+        if path.is_dir():  # a rename onto it would fail after the ones before it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    temporary = [_temporary(path) for path, _ in files]
     try:
         for (_, write), tmp in zip(files, temporary):
             write(tmp)
@@ -49,6 +55,13 @@ def atomic_write_all(files: Sequence[Tuple[Path, Callable[[Path], None]]]) -> No
         for tmp in temporary:
             if tmp.exists():
                 tmp.unlink()
+
+
+def _temporary(path: Path) -> Path:
+    """The temporary file beside `path` for this process: its name, hidden, where a file system's
+    255 bytes a name leave room for the suffix; a digest of it for a name longer than that."""
+    name = path.name if len(os.fsencode(path.name)) <= 200 else hashlib.sha256(os.fsencode(path.name)).hexdigest()
+    return path.with_name(f".{name}.tmp-{os.getpid()}")
 
 
 def _sync_folder(path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spacy_bioner.files import FolderUnavailable, atomic_write, exclusive_folder
+from spacy_bioner.files import FolderUnavailable, atomic_write, atomic_write_all, exclusive_folder
 
 HOLD = """
 import sys
@@ -96,3 +96,21 @@ def test_atomic_write_leaves_the_old_file_where_writing_fails(tmp_path: Path) ->
         atomic_write(path, fail)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["table.json"]
+
+
+def test_atomic_write_of_a_name_as_long_as_the_file_system_takes(tmp_path: Path) -> None:
+    """The temporary file's name, the file's with a dot and a suffix, was past the 255 bytes a name may
+    have: a valid output failed after the work was done, naming a file the user never gave."""
+    path = tmp_path / ("b" * 249 + ".spacy")
+    atomic_write(path, lambda tmp: tmp.write_text("whole"))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name] and path.read_text() == "whole"
+
+
+def test_atomic_write_all_with_a_folder_in_place_of_a_file_writes_none(tmp_path: Path) -> None:
+    """A rename onto a folder fails after the renames before it: the first file was replaced."""
+    first, second = tmp_path / "a.json", tmp_path / "b.md"
+    first.write_text("old")
+    second.mkdir()
+    with pytest.raises(IsADirectoryError):
+        atomic_write_all([(first, lambda tmp: tmp.write_text("new")), (second, lambda tmp: tmp.write_text("new"))])
+    assert first.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.md"]
