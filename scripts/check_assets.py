@@ -42,6 +42,10 @@ def changed_assets(project_dir: Path, names: Sequence[str] = ()) -> List[str]:
 
 def main(argv: Sequence[str]) -> int:
     project_dir = Path(argv[0]) if argv else Path(".")
+    if not (project_dir / "project.yml").is_file():
+        print(f"check_assets: {project_dir} holds no project.yml (the first argument is the project's folder)",
+              file=sys.stderr)
+        return 2
     try:
         changed = changed_assets(project_dir, argv[1:])
     except UnknownAssets as e:

@@ -790,6 +790,11 @@ def test_refuses_to_write_over_its_own_encoder(tiny_bert: Path, tmp_path: Path) 
                                      "--no-task-text"])
         assert result.exit_code == 1 and "which the run replaces" in result.output  # before reading the text
     assert snapshot(out) == before
+    # Nor a folder inside the encoder: it would hold a second encoder (and was accepted).
+    result = runner.invoke(app, ["pretrain", str(out), str(out / "sub"), "--text", str(tmp_path / "missing.txt"),
+                                 "--no-task-text"])
+    assert result.exit_code == 1 and f"the output directory {out / 'sub'} is in the encoder {out}" in result.output
+    assert snapshot(out) == before
     run(out, tmp_path / "further", steps=2)  # adapted further into a new folder: fine
 
 

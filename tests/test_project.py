@@ -643,11 +643,44 @@ def test_evaluate_without_matplotlib_writes_the_scores_and_says_why_no_chart(has
     model, test_path = hash_pipeline
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without it gives
     out = tmp_path / "metrics"
+    out.mkdir()
+    (out / "per_type_f1.png").write_bytes(b"\x89PNG of an earlier run's scores")  # it was left beside these
     result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(out)])
     assert result.exit_code == 0, result.output
     assert "Warning: per_type_f1.png not drawn" in result.output and 'pip install -e ".[plots]"' in result.output
     assert (out / "toy.json").exists() and (out / "scores.md").exists()
     assert not (out / "per_type_f1.png").exists()
+
+
+def test_evaluate_writes_its_metrics_all_or_none(hash_pipeline, tmp_path):
+    """Each file was written in turn: one that could not be written left the JSON before it
+    replaced, beside an older scores.md, and package-meta reads the JSON."""
+    model, test_path = hash_pipeline
+    out = tmp_path / "metrics"
+    (out / "scores.md").mkdir(parents=True)  # cannot be written, as on a full disk
+    (out / "toy.json").write_text("{}")
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(out)])
+    assert result.exit_code == 1 and "cannot write the metrics" in result.output
+    assert (out / "toy.json").read_text() == "{}"
+    assert sorted(path.name for path in out.iterdir()) == ["scores.md", "toy.json"]  # no temporary file left
+
+
+def test_the_command_file_and_outputs_that_are_inputs_are_refused_in_a_line(hash_pipeline, tmp_path):
+    """A --command-file that is no text gave a traceback; package-meta wrote its OUTPUT over its
+    PROJECT_META, or over the pipeline's meta.json, and exited 0."""
+    model, test_path = hash_pipeline
+    project_meta = tmp_path / "meta.json"
+    shutil.copy(ROOT / "configs" / "meta.json", project_meta)
+    before = project_meta.read_bytes(), (model / "meta.json").read_bytes()
+    for output, named in ((project_meta, "PROJECT_META"), (model / "meta.json", "MODEL_DIR/meta.json")):
+        result = CliRunner().invoke(app, ["package-meta", str(model), str(project_meta), str(output)])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        assert f"OUTPUT is {named}: writing it would replace a file package-meta reads" in result.output
+    assert (project_meta.read_bytes(), (model / "meta.json").read_bytes()) == before
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}",
+                                      "--output-dir", str(tmp_path / "m"), "--command-file", str(test_path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"--command-file {test_path}: cannot be read as UTF-8 text" in result.output
 
 
 def test_evaluate_command_rejects_bad_corpus_arguments(hash_pipeline, tmp_path):
@@ -1346,6 +1379,7 @@ def test_convert_refuses_assets_that_differ_from_their_checksums(tmp_path):
     # A misspelt name is refused: it would turn its check off.
     assert main([str(tmp_path), dest.removesuffix(".gz")]) == 2
     assert main([str(tmp_path), "./" + dest]) == 1  # the same asset
+    assert main([str(tmp_path / "no-project")]) == 2  # a line, not a traceback
     with pytest.raises(UnknownAssets, match="CDR_TestSet.PubTator.txt: no asset of project.yml"):
         changed_assets(tmp_path, [dest.removesuffix(".gz")])
     # The project's convert checks every asset it reads before it converts one.

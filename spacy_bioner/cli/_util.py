@@ -6,7 +6,7 @@ import time
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import typer
 from spacy.language import Language
@@ -135,7 +135,10 @@ def command_text(command: str, command_file: Optional[Path]) -> str:
     if command:
         raise fail("--command and --command-file both give the command: give one of them")
     check_input_file(command_file, "--command-file")
-    return " ".join(command_file.read_text(encoding="utf8").split())
+    try:
+        return " ".join(command_file.read_text(encoding="utf8").split())
+    except (OSError, UnicodeDecodeError) as e:
+        raise fail(f"--command-file {command_file}: cannot be read as UTF-8 text: {e}") from None
 
 
 def _nearest_existing(path: Path, what: str) -> Path:
@@ -148,6 +151,14 @@ def _nearest_existing(path: Path, what: str) -> Path:
         return existing
     except OSError as e:  # a name too long, say
         raise fail(f"{what} {path} cannot be written: {e.strerror or e}") from None
+
+
+def refuse_outputs_read(outputs: Dict[str, Optional[Path]], inputs: Dict[str, Optional[Path]], reader: str) -> None:
+    """Refuse an output (by its option's name) that is one of the files the command reads."""
+    read = {path.resolve(): name for name, path in inputs.items() if path is not None}
+    for name, path in outputs.items():
+        if path is not None and path.resolve() in read:
+            raise fail(f"{name} is {read[path.resolve()]}: writing it would replace a file {reader} reads")
 
 
 def check_output_file(path: Path, what: str) -> None:

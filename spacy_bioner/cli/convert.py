@@ -23,7 +23,7 @@ from ..corpora import (
     write_docbins,
 )
 from ..tokenizer import make_bio_nlp
-from ._util import app, check_output_file, fail, warnings_on_stderr
+from ._util import app, check_output_file, fail, refuse_outputs_read, warnings_on_stderr
 
 
 class CorpusFormat(str, Enum):
@@ -139,12 +139,8 @@ def convert(
         raise fail("give --documents or --n-sents, not both")
     if dev_output is not None and dev_output.resolve() == output.resolve():
         raise fail("--dev-output must differ from OUTPUT")
-    read_paths = {input_path.resolve(): "INPUT"}
-    if documents is not None:
-        read_paths[documents.resolve()] = "--documents"
-    for path, name in ((output, "OUTPUT"), (dev_output, "--dev-output")):
-        if path is not None and path.resolve() in read_paths:
-            raise fail(f"{name} is {read_paths[path.resolve()]}: writing it would replace a file the conversion reads")
+    refuse_outputs_read({"OUTPUT": output, "--dev-output": dev_output},
+                        {"INPUT": input_path, "--documents": documents}, "the conversion")
     check_output_file(output, "OUTPUT")
     if dev_output is not None:
         check_output_file(dev_output, "--dev-output")

@@ -27,11 +27,10 @@ from ._util import (
 )
 
 MODEL = typer.Argument(..., metavar="MODEL", help="Trained pipeline: directory or installed package name.")
-GOLD_TOKENS = typer.Option(
-    False, "--gold-tokens", help="Run the pipeline on the corpus's gold tokens instead of its own "
-    "tokenization of the text (which it was trained on); either way its entities are laid on the gold tokens. "
-    "package-meta refuses these scores: a user's pipeline reads raw text."
-)
+_GOLD_TOKENS_HELP = ("Run the pipeline on the corpus's gold tokens instead of its own tokenization of the text "
+                     "(which it was trained on); either way its entities are laid on the gold tokens.")
+GOLD_TOKENS = typer.Option(False, "--gold-tokens", help=f"{_GOLD_TOKENS_HELP} package-meta refuses these scores: "
+                           "a user's pipeline reads raw text.")
 
 
 @app.command()
@@ -155,7 +154,7 @@ def visualize(
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output HTML file."),
     n: int = typer.Option(5, "--n", min=1, help="Abstracts per test file."),
     gpu_id: int = GPU_ID,
-    gold_tokens: bool = GOLD_TOKENS,
+    gold_tokens: bool = typer.Option(False, "--gold-tokens", help=_GOLD_TOKENS_HELP),
     precision: Optional[Precision] = PRECISION,
 ) -> None:
     """Render N test abstracts with displaCy: gold and predicted entities side by side.

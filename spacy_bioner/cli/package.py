@@ -15,6 +15,7 @@ from ._util import (
     fail,
     log,
     named_values,
+    refuse_outputs_read,
     write_output_text,
 )
 
@@ -53,6 +54,8 @@ def package_meta_cli(
     if not (model_dir / "meta.json").exists():
         raise fail(f"{model_dir} is not a trained pipeline (no meta.json)")
     check_input_file(project_meta, "PROJECT_META")
+    refuse_outputs_read({"OUTPUT": output}, {"PROJECT_META": project_meta, "MODEL_DIR/meta.json": model_dir /
+                        "meta.json", "--command-file": command_file}, "package-meta")
     check_output_file(output, "OUTPUT")
     try:
         project = read_json(project_meta)

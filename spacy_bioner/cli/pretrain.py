@@ -17,7 +17,7 @@ from ..pretraining import (
     PretrainError,
     PretrainSettings,
     PretrainText,
-    check_encoder_outside_output,
+    check_encoder_and_output_apart,
     check_inputs_outside_output,
     check_output_dir,
     missing_evaluation_files,
@@ -134,7 +134,7 @@ def pretrain_command(
         # Before reading the text: a wrong setting or directory should fail at once.
         settings.check()
         check_output_dir(output_dir)
-        check_encoder_outside_output(encoder, output_dir)
+        check_encoder_and_output_apart(encoder, output_dir)
         if task_text_only and (text or not include_task_text or keep_eval_text):
             raise PretrainError(
                 "--task-text-only trains on the task text alone, and no dev or test text is looked for in it: "

@@ -97,14 +97,22 @@ def _inside(path: PathLike, output: PathLike) -> bool:
     return path.exists() and output.exists() and path.resolve().is_relative_to(output.resolve())
 
 
-def check_encoder_outside_output(encoder: str, output: PathLike) -> None:
+def check_encoder_and_output_apart(encoder: str, output: PathLike) -> None:
     """Refuse an encoder directory that is the output directory or inside it: a
     run replaces its output before the first step, which would delete the
-    encoder it starts from (and a resumed run could not find it)."""
+    encoder it starts from (and a resumed run could not find it). Refuse an
+    output inside the encoder directory too: the encoder would hold another,
+    copied and packaged with it, and, a pretrain output itself, could not be
+    adapted again into itself."""
     if _inside(encoder, output):
         raise PretrainError(
             f"the encoder {encoder} is in the output directory {output}, which the run replaces: "
             "write to another directory (an adapted encoder can be adapted further into a new one)"
+        )
+    if Path(encoder).is_dir() and Path(output).resolve().is_relative_to(Path(encoder).resolve()):
+        raise PretrainError(
+            f"the output directory {output} is in the encoder {encoder}, which would then hold a second "
+            "encoder: write to a directory outside it"
         )
 
 

