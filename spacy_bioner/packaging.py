@@ -237,7 +237,7 @@ def package_meta(
         meta["spacy_version"] = spacy_minor_range()
     meta["performance"] = performance(metrics, primary)
     scored = {result["spans_key"] for result in metrics.values()}
-    unscored = [name for name, head in heads.items() if head["spans_key"] not in scored]
+    unscored = [name for name, head in heads.items() if _saved_spans_key(model_dir, name, head) not in scored]
     if unscored:
         raise ValueError(
             f"--metrics {metrics_dir}: no test scores of head{'s' * (len(unscored) > 1)} {', '.join(unscored)}; "
@@ -400,6 +400,14 @@ def _saved_precision(model_dir: Path) -> str:
     """The precision a saved pipeline's shared transformer is set to (float32 where its config names none)."""
     transformer = _pipeline_config(model_dir)["components"].get("transformer", {})
     return str(transformer.get("model", {}).get("precision", "float32"))
+
+
+def _saved_spans_key(model_dir: Path, name: str, component: Dict[str, Any]) -> str:
+    """The key a saved head writes: the one saved with its weights (`BioNER.spans_key`, which may
+    have been moved after the config was written), else its config's."""
+    path = Path(model_dir) / name / "cfg"
+    saved = read_json(path).get("spans_key") if path.is_file() else None
+    return saved or component["spans_key"]
 
 
 def _pipeline_config(model_dir: Path) -> Dict[str, Any]:

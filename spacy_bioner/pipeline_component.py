@@ -11,6 +11,7 @@ score per span, and into `doc.ents` without overlaps.
 import copy
 import math
 import warnings
+import weakref
 from collections import Counter
 from itertools import islice
 from pathlib import Path
@@ -162,6 +163,10 @@ def make_bio_ner(
     )
 
 
+# The heads alive in this process, which tell two heads writing one key from a document annotated before.
+_LIVE_HEADS: "weakref.WeakSet[BioNER]" = weakref.WeakSet()
+
+
 class BioNER(TrainablePipe):
     """Tags tokens (IOB2 or BILUO) and writes the entities to doc.ents and doc.spans.
 
@@ -190,6 +195,7 @@ class BioNER(TrainablePipe):
         self.name = name
         self.loss = loss
         self.scorer = scorer
+        _LIVE_HEADS.add(self)
         if not 0 < learn_rate_scale < math.inf:
             raise ValueError(
                 f"bio_ner component {name!r}: learn_rate_scale is a positive factor of the optimizer's "
@@ -514,8 +520,9 @@ class BioNER(TrainablePipe):
                 " They are in the doc.ents of documents without span groups, which every head takes "
                 "for its own gold, each other token an O: where these are sentences of another head's "
                 "corpus, spaCy's spacy.Corpus.v1 has dropped their doc.spans in cutting documents "
-                "into sentences (gold_preproc = true, or max_length > 0). Set gold_preproc = false "
-                "and max_length = 0, or read the corpora with spacy_bioner.MultiCorpus.v1."
+                "into sentences (gold_preproc = true, or documents of max_length tokens or more). "
+                "Set gold_preproc = false and max_length = 0, or read the corpora with "
+                "spacy_bioner.MultiCorpus.v1."
                 if in_ents_alone else ""
             )
             warnings.warn(
@@ -526,15 +533,20 @@ class BioNER(TrainablePipe):
             )
 
     def _warn_shared_key(self, other: Optional[str]) -> None:
-        """Warn, once per other head, that a head of another name wrote this head's span group first."""
+        """Warn, once per other head, that a head of another name, alive with this head's key, wrote
+        its span group first: a group written before by a head since renamed, or no longer loaded,
+        is a document annotated again, as by this head."""
         if other is None or other == self.name or other in self._warned_shared_key:
+            return
+        if not any(head is not self and head.name == other and head.spans_key == self.spans_key
+                   for head in list(_LIVE_HEADS)):
             return
         self._warned_shared_key.add(other)
         warnings.warn(
             f"bio_ner components {other!r} and {self.name!r} both write doc.spans[{self.spans_key!r}]: "
-            f"{self.name!r} replaces {other!r}'s entities, there and in doc.ents. A loaded or sourced head "
-            f"keeps the key it was trained with: give one another, e.g. "
-            f"nlp.get_pipe({self.name!r}).spans_key = {self.name!r}"
+            f"{self.name!r} replaces {other!r}'s entities, there and in doc.ents. Where both are heads of "
+            "one pipeline (a loaded or sourced head keeps the key it was trained with), give one another "
+            f"key, e.g. nlp.get_pipe({self.name!r}).spans_key = {self.name!r}"
         )
 
     def _warn_overlaps(self) -> None:
@@ -784,4 +796,3 @@ class BioNER(TrainablePipe):
             f"truncated or corrupted ({type(err).__name__}: {detail}).{excluded} "
             "Otherwise, re-download or retrain the pipeline."
         )
-

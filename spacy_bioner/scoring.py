@@ -129,11 +129,11 @@ def _warn_of_gold_without_the_head_s_labels(examples: List[Example], spans_key: 
     entities = sum(len(eg.predicted.spans[spans_key]) for eg in ents_alone if spans_key in eg.predicted.spans)
     if entities:
         warnings.warn(
-            f"{len(ents_alone)} of {len(examples)} gold documents hold entities in doc.ents alone, none of "
-            f"the labels of head {spans_key!r} ({', '.join(sorted(labels))}): a document whose gold is "
-            f"doc.ents alone is every head's, so the head's {entities} entities in them count as false "
-            f"positives (spans_{spans_key}_* and ents_*). If they are another corpus's, put their gold in "
-            "that head's span group (doc.spans[KEY]), or leave this head out: spacy.load(..., exclude=[...])"
+            f"{len(ents_alone)} of {len(examples)} gold documents have their gold in doc.ents alone, with "
+            f"none of the labels of head {spans_key!r} ({', '.join(sorted(labels))}): such a document is "
+            f"every head's, so the head's {entities} entities in them count as false positives in ents_* "
+            f"(and in spans_{spans_key}_*, those not on a gold entity). If they are another corpus's, put "
+            "their gold in that head's span group (doc.spans[KEY]), or score a pipeline without this head"
         )
 
 

@@ -1071,6 +1071,16 @@ def test_two_loaded_heads_of_one_key_say_so_and_one_moves_to_another(tmp_path):
     assert set(doc.spans) == {"jnlpba", "jnlpba_v2"}
 
 
+def test_a_document_annotated_before_by_a_head_since_renamed_is_annotated_again_without_a_word():
+    nlp = make_nlp(spans_key="genes_of_this_test", name="first")
+    nlp.initialize(lambda: toy_examples(nlp, 8, spans_key="genes_of_this_test"))
+    doc = nlp("IL-2 activates T cells .")
+    nlp.rename_pipe("first", "second")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert nlp(doc).spans["genes_of_this_test"].attrs["bio_ner"] == "second"
+
+
 def test_a_model_that_is_no_token_tagger_is_refused_with_the_architecture_to_use():
     """As a user who turns a `spacy init config` ner into bio_ner finds: the parser's model is kept."""
     parser = {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner", "extra_state_tokens": False,

@@ -660,7 +660,7 @@ def test_evaluate_writes_its_metrics_all_or_none(hash_pipeline, tmp_path):
     (out / "scores.md").mkdir(parents=True)  # cannot be written, as on a full disk
     (out / "toy.json").write_text("{}")
     result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}", "--output-dir", str(out)])
-    assert result.exit_code == 1 and "cannot write the metrics" in result.output
+    assert result.exit_code == 1 and f"cannot write the metrics to {out}: {out / 'scores.md'}: " in result.output
     assert (out / "toy.json").read_text() == "{}"
     assert sorted(path.name for path in out.iterdir()) == ["scores.md", "toy.json"]  # no temporary file left
 
@@ -672,15 +672,43 @@ def test_the_command_file_and_outputs_that_are_inputs_are_refused_in_a_line(hash
     project_meta = tmp_path / "meta.json"
     shutil.copy(ROOT / "configs" / "meta.json", project_meta)
     before = project_meta.read_bytes(), (model / "meta.json").read_bytes()
-    for output, named in ((project_meta, "PROJECT_META"), (model / "meta.json", "MODEL_DIR/meta.json")):
-        result = CliRunner().invoke(app, ["package-meta", str(model), str(project_meta), str(output)])
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    for output, said in ((project_meta, "OUTPUT is PROJECT_META: writing it would replace a file package-meta reads"),
+                         (model / "meta.json", "OUTPUT is in MODEL_DIR, which package-meta reads"),
+                         (model / "config.cfg", "OUTPUT is in MODEL_DIR, which package-meta reads"),
+                         (metrics / "jnlpba.json", "OUTPUT is in --metrics, which package-meta reads")):
+        result = CliRunner().invoke(app, ["package-meta", str(model), str(project_meta), str(output),
+                                          "--metrics", str(metrics)])
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-        assert f"OUTPUT is {named}: writing it would replace a file package-meta reads" in result.output
+        assert said in result.output, result.output
     assert (project_meta.read_bytes(), (model / "meta.json").read_bytes()) == before
     result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"toy={test_path}",
                                       "--output-dir", str(tmp_path / "m"), "--command-file", str(test_path)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert f"--command-file {test_path}: cannot be read as UTF-8 text" in result.output
+
+
+def test_package_meta_takes_a_moved_head_s_key_from_the_head(hash_pipeline, tmp_path):
+    """A head's spans_key moved after loading (BioNER.spans_key, as the README says) is saved with the
+    head, not in config.cfg: package-meta took the head for unscored and refused the pipeline."""
+    model, test_path = hash_pipeline
+    nlp = spacy.load(model)
+    nlp.get_pipe("bc5cdr").spans_key = "chem"
+    moved = tmp_path / "moved"
+    nlp.to_disk(moved)
+    docs = list(DocBin().from_disk(_bc5cdr_test(test_path)).get_docs(nlp.vocab))
+    for doc in docs:
+        doc.spans["chem"] = doc.spans.pop("bc5cdr")
+    chem = tmp_path / "chem.spacy"
+    DocBin(docs=docs, store_user_data=True).to_disk(chem)
+    metrics = tmp_path / "metrics"
+    evaluate = ["evaluate", str(moved), "--corpus", f"toy={test_path}", "--corpus", f"chem={chem}",
+                "--output-dir", str(metrics)]
+    assert CliRunner().invoke(app, evaluate).exit_code == 0
+    result = CliRunner().invoke(app, ["package-meta", str(moved), str(ROOT / "configs" / "meta.json"),
+                                      str(tmp_path / "meta.json"), "--metrics", str(metrics)])
+    assert result.exit_code == 0, result.output
 
 
 def test_evaluate_command_rejects_bad_corpus_arguments(hash_pipeline, tmp_path):

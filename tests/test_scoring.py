@@ -243,8 +243,8 @@ def test_gold_in_doc_ents_alone_without_the_head_s_labels_is_warned_of():
     predicted.spans[KEY] = head_group(predicted, KEY, group, [0.9], head=KEY)
     predicted.ents = group
     examples = [Example(predicted, reference)]
-    with pytest.warns(UserWarning, match=r"^1 of 1 gold documents hold entities in doc.ents alone, none of the "
-                                         r"labels of head 'jnlpba' \(DNA, protein\).* head's 1 entities in them"):
+    with pytest.warns(UserWarning, match=r"^1 of 1 gold documents have their gold in doc.ents alone, with none of "
+                                         r"the labels of head 'jnlpba' \(DNA, protein\).* head's 1 entities in them"):
         scores = score_bio_ner(examples, spans_key=KEY, labels=["protein", "DNA"])
     assert scores["spans_jnlpba_p"] == 0.0
     # Where the gold holds one of its labels, or the head found nothing there, nothing is said.

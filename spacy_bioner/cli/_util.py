@@ -154,11 +154,17 @@ def _nearest_existing(path: Path, what: str) -> Path:
 
 
 def refuse_outputs_read(outputs: Dict[str, Optional[Path]], inputs: Dict[str, Optional[Path]], reader: str) -> None:
-    """Refuse an output (by its option's name) that is one of the files the command reads."""
+    """Refuse an output (by its option's name) that is one of the files the command reads, or
+    lies in one of the folders it reads."""
     read = {path.resolve(): name for name, path in inputs.items() if path is not None}
     for name, path in outputs.items():
-        if path is not None and path.resolve() in read:
+        if path is None:
+            continue
+        if path.resolve() in read:
             raise fail(f"{name} is {read[path.resolve()]}: writing it would replace a file {reader} reads")
+        folder = next((read[p] for p in path.resolve().parents if p in read and p.is_dir()), None)
+        if folder is not None:
+            raise fail(f"{name} is in {folder}, which {reader} reads: write it elsewhere")
 
 
 def check_output_file(path: Path, what: str) -> None:

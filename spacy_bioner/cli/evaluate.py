@@ -108,7 +108,8 @@ def evaluate(
             for path in write_metrics(results, output_dir, encoder=encoder, command=command):
                 progress(f"wrote {path}")
         except OSError as e:
-            raise fail(f"cannot write the metrics to {output_dir}: {e.strerror or e}") from None
+            where = f"{e.filename}: " if e.filename else ""
+            raise fail(f"cannot write the metrics to {output_dir}: {where}{e.strerror or e}") from None
     _warn_of_other_metrics(output_dir, list(results))
     typer.echo((output_dir / "scores.md").read_text(encoding="utf8"))
 

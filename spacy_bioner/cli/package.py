@@ -54,8 +54,9 @@ def package_meta_cli(
     if not (model_dir / "meta.json").exists():
         raise fail(f"{model_dir} is not a trained pipeline (no meta.json)")
     check_input_file(project_meta, "PROJECT_META")
-    refuse_outputs_read({"OUTPUT": output}, {"PROJECT_META": project_meta, "MODEL_DIR/meta.json": model_dir /
-                        "meta.json", "--command-file": command_file}, "package-meta")
+    refuse_outputs_read({"OUTPUT": output}, {"PROJECT_META": project_meta, "MODEL_DIR": model_dir,
+                                             "--metrics": metrics_dir, "--command-file": command_file},
+                        "package-meta")
     check_output_file(output, "OUTPUT")
     try:
         project = read_json(project_meta)
