@@ -54,6 +54,7 @@ from spacy_bioner.pretraining import (
     RESULTS_FILE,
     RUN_MARKER,
     EvaluationText,
+    OtherRun,
     PackedSequences,
     PretrainError,
     PretrainSettings,
@@ -410,10 +411,13 @@ def test_the_same_run_given_otherwise_is_resumed_not_replaced(tiny_bert: Path, t
     path spelt another way are one run: the project's `--resume --restart-if-changed` threw
     such a finished run away and trained it again."""
     out = tmp_path / "out"
-    results = run(tiny_bert, out, steps=None)
-    before = snapshot(out)
     monkeypatch.chdir(tiny_bert.parent)
-    for spelling, given in ((f"./{tiny_bert.name}", {"epochs": 1.0}), (str(tiny_bert), {"steps": results["steps"]})):
+    results = run(Path(tiny_bert.name), out, steps=None)  # relative to where it ran: resumed from elsewhere below
+    assert results["base_encoder"] == str(tiny_bert.resolve())
+    before = snapshot(out)
+    monkeypatch.chdir(tmp_path)
+    for spelling, given in ((os.path.relpath(tiny_bert, tmp_path), {"epochs": 1.0}),
+                            (str(tiny_bert), {"steps": results["steps"]})):
         messages: List[str] = []
         again = pretrain(settings(Path(spelling), **{"steps": None, **given}), iter(toy_text()), out,
                          resume=True, progress=False, log=messages.append)
@@ -441,12 +445,16 @@ def test_resume_over_a_finished_run_compares_its_packed_text(tiny_bert: Path, tm
         pretrain(settings(tiny_bert, steps=2), other, out, resume=True, progress=False, log=lambda _: None,
                  sources=[{"path": "other.txt", "md5": "0" * 32, "lines": 300}])
     assert run(tiny_bert, out, steps=2, resume=True) == legacy
-    # Comparing does not read the finished run's weights: gone, it still resumes to its results.
+    # Its weights deleted, it is no finished run (one that said "nothing to resume" left `spacy train`
+    # an encoder without weights, and the project's pretrain never trained it again).
     weights = [path for path in out.iterdir() if path.suffix in (".safetensors", ".bin")]
     assert weights
     for path in weights:
         path.unlink()
-    assert run(tiny_bert, out, steps=2, resume=True) == legacy
+    missing = f"its finished run's {weights[0].name} is missing; rerun without --resume"
+    with pytest.raises(OtherRun, match=missing) as refused:
+        run(tiny_bert, out, steps=2, resume=True)
+    assert refused.value.what == "finished run"  # what --restart-if-changed replaces with a fresh run
 
 
 def test_a_run_killed_while_saving_the_encoder_lists_all_its_files_once_resumed(tiny_bert: Path,

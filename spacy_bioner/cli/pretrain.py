@@ -114,7 +114,8 @@ def pretrain_command(
 ) -> None:
     """Domain-adaptive pretraining: continue an encoder's masked-LM training on biomedical text.
 
-    Writes an encoder directory that `--vars.transformer` accepts. The held-out
+    Writes an encoder directory that `spacy train --paths.transformer` accepts
+    (the project's train-adapted, --vars.adapted_encoder). The held-out
     masked-LM loss and perplexity before and after, the tokens seen and the
     settings go to OUTPUT_DIR/pretraining.json."""
     if gpu_id >= 0:

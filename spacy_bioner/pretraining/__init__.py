@@ -1,5 +1,5 @@
 """Domain-adaptive pretraining: continue an encoder's masked-LM training on
-biomedical text and write a local encoder directory for `--vars.transformer`.
+biomedical text and write a local encoder directory for `--paths.transformer`.
 
 Design choices, and why:
 

@@ -273,12 +273,24 @@ def check_same_run(output: Path, what: str, recorded: RunRecord, current: RunRec
         )
 
 
+def check_finished_files(output: Path, results: Dict[str, Any]) -> None:
+    """Refuse a finished run (`OtherRun`, so that --restart-if-changed trains it again) whose
+    encoder's files, listed in its results, are not all in `output` (one deleted by hand)."""
+    missing = [name for name in results.get("files", []) if not (output / name).exists()]
+    if missing:
+        raise OtherRun(f"cannot resume {output}: its finished run's {', '.join(missing)} "
+                       f"{'is' if len(missing) == 1 else 'are'} missing; {START_AFRESH}",
+                       "finished run", [f"missing {', '.join(missing)}"])
+
+
 def clear_output(output: Path) -> None:
     """Empty a previous pretraining output (checked by `check_output_dir`) of what a run
     wrote, but for its `RUN_MARKER`, written first: stopped halfway, it is still
     recognised, and the run that replaces it keeps the marker."""
     written = _written_by_a_run(output)
     mark_output(output)
+    # The results first: a run stopped halfway through the rest leaves no finished run of missing files.
+    (output / RESULTS_FILE).unlink(missing_ok=True)
     for child in output.iterdir():
         if child.name == RUN_MARKER or not written(child.name):
             continue

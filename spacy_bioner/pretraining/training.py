@@ -18,10 +18,9 @@ from ..files import FolderUnavailable, exclusive_folder
 from ..messages import counted
 from .data import Batcher, MaskingRNG, fingerprint, load_encoder, pack_sequences, sequence_length, split_heldout
 from .output import (
-    CHECKPOINT_DIR, DATA_FINGERPRINT, RESULTS_FILE, RunRecord, check_encoder_and_output_apart, check_output_dir,
-    check_same_run, clear_output, encoder_files, finished_results, load_checkpoint_file, mark_output,
-    read_checkpoint_state,
-    remove_checkpoint, remove_stale_checkpoints, run_identity, save_checkpoint,
+    CHECKPOINT_DIR, DATA_FINGERPRINT, RESULTS_FILE, RunRecord, check_encoder_and_output_apart, check_finished_files,
+    check_output_dir, check_same_run, clear_output, encoder_files, finished_results, load_checkpoint_file,
+    mark_output, read_checkpoint_state, remove_checkpoint, remove_stale_checkpoints, run_identity, save_checkpoint,
 )
 from .settings import HELDOUT_SEED, PretrainError, PretrainSettings
 
@@ -245,6 +244,7 @@ def _pretrain(
         check_same_run(output, "finished run" if finished else "checkpoint", recorded,
                        RunRecord(identity, data_hash, sources))
     if finished is not None:
+        check_finished_files(output, finished)
         log(f"{output} holds a finished run ({counted(finished.get('steps', 0), 'step')}): nothing to resume")
         remove_stale_checkpoints(output)  # one whose removal was interrupted
         return finished
@@ -346,7 +346,7 @@ def _pretrain(
     tokenizer.save_pretrained(output)
     results = {
         "complete": True,
-        "base_encoder": base,
+        "base_encoder": identity["base_encoder"],  # a folder's resolved path: the run's identity wherever it is read
         "requested_encoder": settings.encoder,
         "steps": state["step"],
         "total_steps": n_steps,
