@@ -866,7 +866,7 @@ def test_the_project_lists_what_pretrain_writes(adapted: Path) -> None:
 
 
 @pytest.mark.slow
-def test_output_loads_as_an_encoder(adapted: Path) -> None:
+def test_output_loads_as_an_encoder(adapted: Path, tiny_bert: Path) -> None:
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     results = json.loads((adapted / RESULTS_FILE).read_text(encoding="utf8"))
@@ -874,13 +874,20 @@ def test_output_loads_as_an_encoder(adapted: Path) -> None:
     # The finished run keeps no checkpoint in the encoder directory.
     assert not [p.name for p in adapted.iterdir() if p.name.startswith(CHECKPOINT_DIR)]
     check_output_dir(adapted)  # a previous output may be overwritten or resumed
-    base = AutoModel.from_pretrained(adapted)
+    base, loading = AutoModel.from_pretrained(adapted, output_loading_info=True)
     assert type(base).__name__ == "BertModel"
+    # Nothing "newly initialized": the pooler, which a masked-LM model has not, is the base encoder's.
+    assert loading["missing_keys"] == []
+    pooler = {name: value for name, value in base.state_dict().items() if name.startswith("pooler.")}
+    assert pooler
+    for name, value in AutoModel.from_pretrained(tiny_bert).state_dict().items():
+        if name in pooler:
+            torch.testing.assert_close(value, pooler[name])
     assert AutoTokenizer.from_pretrained(adapted).mask_token == "[MASK]"
     # AutoModel takes the encoder out of the saved masked-LM model.
     mlm = AutoModelForMaskedLM.from_pretrained(adapted)
     for name, value in base.state_dict().items():
-        if not name.startswith("pooler."):  # a masked-LM model has no pooler
+        if name not in pooler:
             torch.testing.assert_close(value, mlm.state_dict()[f"bert.{name}"])
 
 

@@ -5,6 +5,7 @@ import hashlib
 import itertools
 import random
 from collections.abc import Sequence as SequenceABC
+from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
@@ -33,7 +34,6 @@ def load_encoder(name_or_path: str) -> LoadedEncoder:
     input embeddings (otherwise a whole vocabulary-sized matrix would start
     from random)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
@@ -44,14 +44,11 @@ def load_encoder(name_or_path: str) -> LoadedEncoder:
         raise PretrainError(f"encoder {name_or_path!r}: its tokenizer has no mask token")
     # The "newly initialized: cls.predictions..." warning is expected for a
     # bare encoder; the tie is checked below instead.
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        model, loading = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True)
+        with _transformers_quiet():
+            model, loading = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True)
     except ValueError as err:  # no masked-LM class for this architecture
         raise PretrainError(f"encoder {name_or_path!r}: no masked-LM model: {err}") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     output_embeddings = model.get_output_embeddings()
     if output_embeddings is None or output_embeddings.weight is not model.get_input_embeddings().weight:
         raise PretrainError(
@@ -60,6 +57,34 @@ def load_encoder(name_or_path: str) -> LoadedEncoder:
         )
     # A bare encoder in a masked-LM class misses the head's weights alone (its pooler is unexpected).
     return LoadedEncoder(tokenizer, model, new_head=bool(loading["missing_keys"]))
+
+
+def save_encoder(model: Any, base: str, output: Path) -> None:
+    """Save the adapted masked-LM `model` to `output` with the weights of its base encoder
+    `base` that a masked-LM class leaves out (BERT's pooler): without them, loading the
+    output as an encoder (spacy-transformers' AutoModel) warned that they were "newly
+    initialized" and that the model should be trained. The encoder reads no pooler."""
+    from transformers import AutoModel
+
+    with _transformers_quiet():
+        base_weights = AutoModel.from_pretrained(base).state_dict()
+    own = model.base_model.state_dict()
+    left_out = {f"{model.base_model_prefix}.{name}": weight for name, weight in base_weights.items()
+                if name not in own}
+    model.save_pretrained(output, state_dict={**model.state_dict(), **left_out})
+
+
+@contextlib.contextmanager
+def _transformers_quiet() -> Iterator[None]:
+    """transformers' log at errors only, for loads whose warnings are expected."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def is_wordpiece(tokenizer: Any) -> bool:

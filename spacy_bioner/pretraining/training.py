@@ -16,7 +16,9 @@ from ..corpora.text import PathLike
 from ..encoders import resolve_encoder
 from ..files import FolderUnavailable, exclusive_folder
 from ..messages import counted
-from .data import Batcher, MaskingRNG, fingerprint, load_encoder, pack_sequences, sequence_length, split_heldout
+from .data import (
+    Batcher, MaskingRNG, fingerprint, load_encoder, pack_sequences, save_encoder, sequence_length, split_heldout,
+)
 from .output import (
     CHECKPOINT_DIR, DATA_FINGERPRINT, RESULTS_FILE, RunRecord, check_encoder_and_output_apart, check_finished_files,
     check_output_dir, check_same_run, clear_output, encoder_files, finished_results, load_checkpoint_file,
@@ -342,7 +344,7 @@ def _pretrain(
         return {"complete": False, "steps": state["step"], "total_steps": n_steps}
 
     after = evaluate_mlm(model, batcher, heldout_sequences, settings.batch_size, device)
-    model.save_pretrained(output)
+    save_encoder(model, base, output)
     tokenizer.save_pretrained(output)
     results = {
         "complete": True,
