@@ -472,6 +472,18 @@ def test_resume_with_other_spellings_of_the_same_paths(
                                   "deleted": []}]
     for table in ("documents", "entities"):
         assert {row["source"] for row in read_table(output, table, "jsonl")} == {recorded}, table
+    # By a symlink, or a folder as ".": the same input, its shards done (the shards took the name as
+    # typed: every record was annotated again beside the first ones).
+    (tmp_path / "current.jsonl").symlink_to(path)
+    again = annotate(str(tiny_pipeline), [Path("current.jsonl")], output, options)
+    assert again["this_invocation"]["shards_written"] == 0 and again["inputs"] == summary["inputs"]
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("IL-2 in T cells.", encoding="utf8")
+    monkeypatch.chdir(folder)
+    annotate(str(tiny_pipeline), [Path(".")], tmp_path / "folder-out", options)
+    again = annotate(str(tiny_pipeline), [folder], tmp_path / "folder-out", options)
+    assert again["this_invocation"]["shards_written"] == 0 and again["documents"] == 1
 
 
 def test_gpu_id_without_a_gpu_is_one_line(tiny_pipeline: Path, tmp_path: Path) -> None:

@@ -82,9 +82,11 @@ class Result:
 
 
 def shard_prefix(path: Path) -> str:
-    """`<file name>-<8 hex of the resolved path>`: stable across reruns, distinct per input."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", path.name) or "input"
-    digest = hashlib.sha1(str(path.resolve()).encode("utf8")).hexdigest()[:8]
+    """`<file name>-<8 hex of the path>`, of the resolved path: stable across reruns however the input
+    is spelt (".", a symlink), distinct per input."""
+    resolved = path.resolve()
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name) or "input"
+    digest = hashlib.sha1(str(resolved).encode("utf8")).hexdigest()[:8]
     return f"{name}-{digest}"
 
 
