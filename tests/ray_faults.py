@@ -20,6 +20,24 @@ def die_on_second_shard() -> None:
     ray_engine.annotate_shard = dying
 
 
+def log_shard_pids(seconds: float = 0.3) -> None:
+    """Make an annotator actor write "<shard> <its pid>" for each shard it annotates, each taking
+    at least `seconds`, so that a pool of several actors has work for each."""
+    import time
+
+    from spacy_bioner.annotate import ray_engine
+
+    annotate_shard = ray_engine.annotate_shard
+
+    def logged(annotator, shard, *args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(seconds)
+        with open(os.environ["SHARD_PID_LOG"], "a") as log:
+            log.write(f"{shard} {os.getpid()}\n")
+        return annotate_shard(annotator, shard, *args, **kwargs)
+
+    ray_engine.annotate_shard = logged
+
+
 def no_bfloat16_arithmetic() -> None:
     """Make an actor's process see a CPU without bfloat16 arithmetic (neither avx512_bf16 nor amx_bf16),
     as a cluster's workers may have where its driver has it."""

@@ -689,6 +689,22 @@ def test_ray_actors_compute_at_the_precision_the_run_records(
 
 
 @pytest.mark.slow
+def test_the_ray_actors_share_the_shards_of_one_input(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """A parse task's rows, every shard of its input, came as one block, which the pool took as one
+    task: one actor annotated the whole input, and its shards were written at its end."""
+    ray = pytest.importorskip("ray")
+    log = tmp_path / "pids.txt"
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, runtime_env={
+        "env_vars": {"PYTHONPATH": str(Path(__file__).parent), "SHARD_PID_LOG": str(log)},
+        "worker_process_setup_hook": "ray_faults.log_shard_pids"})
+    try:
+        annotate(str(tiny_pipeline), [BASELINE], tmp_path / "out", Options(shard_size=4, engine="ray", n_process=2))
+    finally:
+        ray.shutdown()
+    annotated = dict(line.split() for line in log.read_text().splitlines())
+    assert len(annotated) == 8 and len(set(annotated.values())) == 2  # 30 records, two actors
+
+
 def test_a_shard_that_kills_its_ray_actor_ends_the_run(tiny_pipeline: Path, tmp_path: Path) -> None:
     """Ray Data restarts a dead actor and retries its shard without end by default: the run never ended."""
     ray = pytest.importorskip("ray")

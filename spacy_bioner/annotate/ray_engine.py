@@ -273,6 +273,9 @@ def ray_shards(model: str, inputs: Sequence[Path], *, id_key: str, text_key: str
     ds = ds.flat_map(_parse_input, fn_kwargs={"id_key": id_key, "text_key": text_key, "max_chars": max_chars,
                                               "shard_size": shard_size, "finished": sorted(finished),
                                               "limit_name": limit_name, "max_items": max_items})
+    # One shard a block: a parse task's rows (every shard of its input) come as one block, which the
+    # pool took as one task, so one actor annotated a whole input and its shards were written at its end.
+    ds = ds.repartition(target_num_rows_per_block=1)
     with warnings.catch_warnings():
         # Ray 2.60 takes the retry limits only among its ray_remote_args, which it deprecates
         # without a named parameter for them yet (the extra stays below 2.64, which removes them).
