@@ -399,8 +399,9 @@ class OutputDir:
     `run` describes what produces the tables. An existing directory is used
     only for the same run: with `resume` it must hold one; without, it may be
     new or empty, or hold the same run (a rerun: finished shards are
-    skipped). `overwrite` deletes this package's files of a previous run
-    first, and only where there is one (a `run.json`).
+    skipped). `overwrite` deletes a previous run's folders (the tables' and
+    the manifests', whole) and files first, and only where there is one (a
+    `run.json`).
     """
 
     def __init__(self, path: Path, fmt: str, run: Dict[str, Any], resume: bool = False, overwrite: bool = False):
