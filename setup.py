@@ -5,8 +5,10 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 # Extras that the test extra includes too.
 PLOTS = ["matplotlib>=3.5"]
-# Below 2.64, which is to remove the ray_remote_args that carry the engine's retry limit (ray_engine.py).
-RAY = ["ray[data]>=2.10,<2.64"]
+# From 2.60, the Ray tested with the engine's streaming repartition (one shard a block; the keyword came
+# in 2.4x, and its fusion with the next operator changed since); below 2.64, which is to remove the
+# ray_remote_args that carry the engine's retry limit (ray_engine.py).
+RAY = ["ray[data]>=2.60,<2.64"]
 # The version lives in spacy_bioner/about.py only.
 ABOUT: dict = {}
 exec((HERE / "spacy_bioner" / "about.py").read_text(encoding="utf8"), ABOUT)

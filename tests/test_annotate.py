@@ -705,6 +705,7 @@ def test_the_ray_actors_share_the_shards_of_one_input(tiny_pipeline: Path, tmp_p
     assert len(annotated) == 8 and len(set(annotated.values())) == 2  # 30 records, two actors
 
 
+@pytest.mark.slow
 def test_a_shard_that_kills_its_ray_actor_ends_the_run(tiny_pipeline: Path, tmp_path: Path) -> None:
     """Ray Data restarts a dead actor and retries its shard without end by default: the run never ended."""
     ray = pytest.importorskip("ray")

@@ -876,6 +876,9 @@ def test_output_loads_as_an_encoder(adapted: Path, tiny_bert: Path) -> None:
     check_output_dir(adapted)  # a previous output may be overwritten or resumed
     base, loading = AutoModel.from_pretrained(adapted, output_loading_info=True)
     assert type(base).__name__ == "BertModel"
+    # As a masked-LM model it names the pooler unused (the price of the above; pretrain's own load is quiet).
+    assert AutoModelForMaskedLM.from_pretrained(adapted, output_loading_info=True)[1]["unexpected_keys"] == [
+        "bert.pooler.dense.bias", "bert.pooler.dense.weight"]
     # Nothing "newly initialized": the pooler, which a masked-LM model has not, is the base encoder's.
     assert loading["missing_keys"] == []
     pooler = {name: value for name, value in base.state_dict().items() if name.startswith("pooler.")}
@@ -889,6 +892,23 @@ def test_output_loads_as_an_encoder(adapted: Path, tiny_bert: Path) -> None:
     for name, value in base.state_dict().items():
         if name not in pooler:
             torch.testing.assert_close(value, mlm.state_dict()[f"bert.{name}"])
+
+
+def test_a_base_without_a_pooler_gives_an_output_without_one(tmp_path: Path) -> None:
+    """A masked-LM checkpoint (RoBERTa's run_mlm outputs) has no pooler: the one AutoModel makes up
+    for it is random, and was saved as if it were the base's."""
+    from safetensors import safe_open
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    roberta = make_tiny_roberta(tmp_path / "roberta", max_position_embeddings=80)
+    base = tmp_path / "roberta-mlm"
+    AutoModelForMaskedLM.from_pretrained(roberta).save_pretrained(base)
+    AutoTokenizer.from_pretrained(roberta).save_pretrained(base)
+    run(base, tmp_path / "out", steps=2)
+    with safe_open(str(tmp_path / "out" / "model.safetensors"), "pt") as saved:
+        names = list(saved.keys())
+    assert any(name.startswith("roberta.encoder.") for name in names)
+    assert not [name for name in names if "pooler" in name]
 
 
 @pytest.mark.slow

@@ -95,6 +95,18 @@ def shard_name(prefix: str, position: int, shard_size: int) -> str:
     return f"{prefix}-{position // shard_size:06d}"
 
 
+def current_shard_names(finished: Iterable[str], inputs: Sequence[Path]) -> Set[str]:
+    """The `finished` shards by the names `shard_prefix` gives them now. Before 5a4dd2d a
+    shard took the file name of its input as typed (a symlink's, "input" for "."); the
+    digest of the resolved path and the number after it tell the shard either way."""
+    prefixes = {prefix.rpartition("-")[2]: prefix for prefix in map(shard_prefix, inputs)}  # by digest
+    names = set()
+    for shard in finished:
+        digest, number = shard.rsplit("-", 2)[1:]
+        names.add(f"{prefixes[digest]}-{number}" if digest in prefixes else shard)
+    return names
+
+
 def sharded(
     items: Iterable[Any], prefix: str, shard_size: int, skip: Iterable[str] = ()
 ) -> Iterator[Tuple[str, int, Item]]:
@@ -483,8 +495,8 @@ class OutputDir:
             # By shard name, from the resolved path: the input may be spelt otherwise than
             # by the invocation that wrote a manifest. `path` is the resolved path, as every
             # row's `source` is, so that one can join them.
-            prefix = shard_prefix(path)
-            own = [m for m in manifests if m["shard"].rpartition("-")[0] == prefix]
+            digest = shard_prefix(path).rpartition("-")[2]  # the name before it may be as typed (see above)
+            own = [m for m in manifests if m["shard"].rsplit("-", 2)[1] == digest]
             documents = sum(m["documents"] for m in own)
             rejected = sum(m["rejected"] for m in own)
             per_input.append({"path": str(path.resolve()), "shards": len(own), "records": documents + rejected,

@@ -63,14 +63,16 @@ def save_encoder(model: Any, base: str, output: Path) -> None:
     """Save the adapted masked-LM `model` to `output` with the weights of its base encoder
     `base` that a masked-LM class leaves out (BERT's pooler): without them, loading the
     output as an encoder (spacy-transformers' AutoModel) warned that they were "newly
-    initialized" and that the model should be trained. The encoder reads no pooler."""
+    initialized" and that the model should be trained. The encoder reads no pooler.
+    Loaded as a masked-LM model by transformers, the output names them unused."""
     from transformers import AutoModel
 
     with _transformers_quiet():
-        base_weights = AutoModel.from_pretrained(base).state_dict()
-    own = model.base_model.state_dict()
-    left_out = {f"{model.base_model_prefix}.{name}": weight for name, weight in base_weights.items()
-                if name not in own}
+        base_model, loading = AutoModel.from_pretrained(base, output_loading_info=True)
+    # Not those the base lacks too (RoBERTa's pooler; a masked-LM checkpoint's): they would be random.
+    absent = set(loading["missing_keys"]) | set(model.base_model.state_dict())
+    left_out = {f"{model.base_model_prefix}.{name}": weight for name, weight in base_model.state_dict().items()
+                if name not in absent}
     model.save_pretrained(output, state_dict={**model.state_dict(), **left_out})
 
 
