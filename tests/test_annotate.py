@@ -11,9 +11,10 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import pytest
 import spacy
@@ -661,30 +662,38 @@ def test_precision_reaches_the_ray_actors(tiny_pipeline: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
+@contextmanager
+def local_ray(num_cpus: int, fault: str, **env: str) -> Iterator[None]:
+    """A local Ray whose worker processes run `ray_faults.<fault>` as they start, `env` set for them."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, runtime_env={
+        "env_vars": {"PYTHONPATH": str(Path(__file__).parent), **env},
+        "worker_process_setup_hook": f"ray_faults.{fault}"})
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 def test_ray_actors_compute_at_the_precision_the_run_records(
     tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The driver records the precision (here the pipeline's own bfloat16) and every actor loads at it: a shard
     that an actor whose CPU has no bfloat16 arithmetic computed in float32 is refused, where it was written
     under a run.json saying bfloat16; told float32, the actors give the local engine's tables."""
-    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray")
     monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: True)  # the driver's CPU
     bf16_pipeline = tmp_path / "bf16-pipeline"
     load_pipeline(str(tiny_pipeline), precision="bfloat16").to_disk(bf16_pipeline)
     inputs = [toy_jsonl(tmp_path / "toy.jsonl", n=8)]
     options = Options(shard_size=4, batch_size=4, engine="ray")
     annotate(str(bf16_pipeline), inputs, tmp_path / "local", replace(options, engine="local", precision="float32"))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
-        "env_vars": {"PYTHONPATH": str(Path(__file__).parent)},
-        "worker_process_setup_hook": "ray_faults.no_bfloat16_arithmetic"})
-    try:
+    with local_ray(2, "no_bfloat16_arithmetic"):
         with pytest.raises(AnnotateError, match=r"^an annotator actor computes in float32, not in the bfloat16 "
                                                 r"this run records[^\n]*--precision float32[^\n]*$"):
             annotate(str(bf16_pipeline), inputs, tmp_path / "refused", options)
         assert not list((tmp_path / "refused").rglob("*.parquet"))
         annotate(str(bf16_pipeline), inputs, tmp_path / "ray", replace(options, precision="float32"))
-    finally:
-        ray.shutdown()
     assert_same_tables(tables(tmp_path / "ray"), tables(tmp_path / "local"))
 
 
@@ -692,15 +701,9 @@ def test_ray_actors_compute_at_the_precision_the_run_records(
 def test_the_ray_actors_share_the_shards_of_one_input(tiny_pipeline: Path, tmp_path: Path) -> None:
     """A parse task's rows, every shard of its input, came as one block, which the pool took as one
     task: one actor annotated the whole input, and its shards were written at its end."""
-    ray = pytest.importorskip("ray")
     log = tmp_path / "pids.txt"
-    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, runtime_env={
-        "env_vars": {"PYTHONPATH": str(Path(__file__).parent), "SHARD_PID_LOG": str(log)},
-        "worker_process_setup_hook": "ray_faults.log_shard_pids"})
-    try:
+    with local_ray(3, "log_shard_pids", SHARD_PID_LOG=str(log)):
         annotate(str(tiny_pipeline), [BASELINE], tmp_path / "out", Options(shard_size=4, engine="ray", n_process=2))
-    finally:
-        ray.shutdown()
     annotated = dict(line.split() for line in log.read_text().splitlines())
     assert len(annotated) == 8 and len(set(annotated.values())) == 2  # 30 records, two actors
 
@@ -708,16 +711,10 @@ def test_the_ray_actors_share_the_shards_of_one_input(tiny_pipeline: Path, tmp_p
 @pytest.mark.slow
 def test_a_shard_that_kills_its_ray_actor_ends_the_run(tiny_pipeline: Path, tmp_path: Path) -> None:
     """Ray Data restarts a dead actor and retries its shard without end by default: the run never ended."""
-    ray = pytest.importorskip("ray")
     tried = tmp_path / "tried.txt"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
-        "env_vars": {"PYTHONPATH": str(Path(__file__).parent), "DYING_SHARD_LOG": str(tried)},
-        "worker_process_setup_hook": "ray_faults.die_on_second_shard"})
-    try:
+    with local_ray(2, "die_on_second_shard", DYING_SHARD_LOG=str(tried)):
         with pytest.raises(AnnotateError, match=r"^a Ray task or annotator actor failed: [^\n]*--resume[^\n]*$"):
             annotate(str(tiny_pipeline), [BASELINE], tmp_path / "out", Options(shard_size=16, engine="ray"))
-    finally:
-        ray.shutdown()
     (shard,) = set(tried.read_text().split())
     assert shard.endswith("-000001") and len(tried.read_text().split()) == 3  # tried, then retried twice
     written = {path.name.split(".")[0] for path in (tmp_path / "out").rglob("*.parquet")}
