@@ -1191,7 +1191,8 @@ def test_package_meta_refuses_a_pipeline_without_encoder_record(hash_pipeline, t
     meta.pop("spacy_bioner_encoder")
     meta["sources"] = []
     (bare / "meta.json").write_text(json.dumps(meta))
-    args = ["package-meta", str(bare), str(ROOT / "configs" / "meta.json"), str(tmp_path / "out.json"), "--metrics", str(tmp_path)]
+    args = ["package-meta", str(bare), str(ROOT / "configs" / "meta.json"), str(tmp_path / "out.json"),
+            "--metrics", str(tmp_path / "metrics")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "does not name the encoder" in result.output
     # The advice is the config's own section and setting.
