@@ -105,9 +105,14 @@ def gold_spans(doc: Doc, spans_key: str) -> Optional[List[Span]]:
     """The spans `doc` declares for the head with `spans_key`, or None."""
     if spans_key in doc.spans:
         return list(doc.spans[spans_key])
-    if not doc.spans and doc.has_annotation("ENT_IOB"):
+    if gold_in_ents_alone(doc):
         return list(doc.ents)
     return None
+
+
+def gold_in_ents_alone(doc: Doc) -> bool:
+    """Whether `doc`'s gold is its doc.ents, no span group beside them: every head's (`gold_spans`)."""
+    return not doc.spans and doc.has_annotation("ENT_IOB")
 
 
 def span_groups_hiding_ents(doc: Doc, spans_key: str) -> List[str]:

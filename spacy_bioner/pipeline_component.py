@@ -31,6 +31,7 @@ from wasabi import table
 from . import bounds
 from .annotation import (
     drop_head_ents,
+    gold_in_ents_alone,
     gold_spans,
     group_head,
     head_group,
@@ -425,7 +426,7 @@ class BioNER(TrainablePipe):
         known = [span for span in spans if span.label_ in self.labels]
         unknown = [span for span in spans if span.label_ not in self.labels]
         self._unknown_labels.update(span.label_ for span in unknown)
-        self._unknown_in_ents_alone |= bool(unknown) and not reference.spans
+        self._unknown_in_ents_alone |= bool(unknown) and gold_in_ents_alone(reference)
         known, dropped = select_non_overlapping(known, priority=longest_first)
         self._overlaps.update((span.label_, kept.label_) for span, kept in dropped)
         # Reference tokens without gold for this head.

@@ -10,6 +10,7 @@ from spacy.util import registry
 from spacy.vocab import Vocab
 
 from .annotation import (
+    gold_in_ents_alone,
     gold_spans,
     head_ents,
     is_annotated,
@@ -123,7 +124,7 @@ def _warn_of_gold_without_the_head_s_labels(examples: List[Example], spans_key: 
     head (`annotation.gold_spans`), so they count as false positives, where the gold is
     most likely another corpus's (spaCy's Corpus with gold_preproc drops span groups;
     `Example.from_dict` writes doc.ents)."""
-    ents_alone = [eg for eg in examples if not eg.reference.spans and eg.reference.has_annotation("ENT_IOB")]
+    ents_alone = [eg for eg in examples if gold_in_ents_alone(eg.reference)]
     if any(ent.label_ in labels for eg in ents_alone for ent in eg.reference.ents):
         return
     entities = sum(len(eg.predicted.spans[spans_key]) for eg in ents_alone if spans_key in eg.predicted.spans)

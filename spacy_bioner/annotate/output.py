@@ -84,10 +84,19 @@ class Result:
 def shard_prefix(path: Path) -> str:
     """`<file name>-<8 hex of the path>`, of the resolved path: stable across reruns however the input
     is spelt (".", a symlink), distinct per input."""
-    resolved = path.resolve()
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name) or "input"
-    digest = hashlib.sha1(str(resolved).encode("utf8")).hexdigest()[:8]
-    return f"{name}-{digest}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", path.resolve().name) or "input"
+    return f"{name}-{input_digest(path)}"
+
+
+def input_digest(path: Path) -> str:
+    """8 hex of an input's resolved path: what tells its shards from another input's (`shard_prefix`)."""
+    return hashlib.sha1(str(path.resolve()).encode("utf8")).hexdigest()[:8]
+
+
+def _digest_and_number(shard: str) -> Tuple[str, str]:
+    """The input digest and the number in a shard's name (the file name before them may vary: see below)."""
+    digest, number = shard.rsplit("-", 2)[1:]
+    return digest, number
 
 
 def shard_name(prefix: str, position: int, shard_size: int) -> str:
@@ -99,10 +108,10 @@ def current_shard_names(finished: Iterable[str], inputs: Sequence[Path]) -> Set[
     """The `finished` shards by the names `shard_prefix` gives them now. Before 5a4dd2d a
     shard took the file name of its input as typed (a symlink's, "input" for "."); the
     digest of the resolved path and the number after it tell the shard either way."""
-    prefixes = {prefix.rpartition("-")[2]: prefix for prefix in map(shard_prefix, inputs)}  # by digest
+    prefixes = {input_digest(path): shard_prefix(path) for path in inputs}
     names = set()
     for shard in finished:
-        digest, number = shard.rsplit("-", 2)[1:]
+        digest, number = _digest_and_number(shard)
         names.add(f"{prefixes[digest]}-{number}" if digest in prefixes else shard)
     return names
 
@@ -492,11 +501,11 @@ class OutputDir:
         manifests = list(self.manifests().values())
         per_input = []
         for path in inputs:
-            # By shard name, from the resolved path: the input may be spelt otherwise than
-            # by the invocation that wrote a manifest. `path` is the resolved path, as every
-            # row's `source` is, so that one can join them.
-            digest = shard_prefix(path).rpartition("-")[2]  # the name before it may be as typed (see above)
-            own = [m for m in manifests if m["shard"].rsplit("-", 2)[1] == digest]
+            # By the digest of the resolved path in the shard's name: the input may be spelt otherwise
+            # than by the invocation that wrote a manifest (`current_shard_names`). `path` is the
+            # resolved path, as every row's `source` is, so that one can join them.
+            digest = input_digest(path)
+            own = [m for m in manifests if _digest_and_number(m["shard"])[0] == digest]
             documents = sum(m["documents"] for m in own)
             rejected = sum(m["rejected"] for m in own)
             per_input.append({"path": str(path.resolve()), "shards": len(own), "records": documents + rejected,

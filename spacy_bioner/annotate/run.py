@@ -319,15 +319,14 @@ def _annotate(
             shards = ray_shards(
                 model, paths, id_key=options.id_key, text_key=options.text_key, max_chars=max_chars,
                 shard_size=options.shard_size, finished=current_shard_names(previous, paths),
-                batch_size=options.batch_size,
-                max_batch_chars=options.max_batch_chars, actors=options.n_process, gpu_id=options.gpu_id,
+                batch_size=options.batch_size, max_batch_chars=options.max_batch_chars, actors=options.n_process,
+                gpu_id=options.gpu_id,
                 precision=load_precision, expected_precision=expected_precision, log=log,
                 limit_name=limit_name(options), max_items=options.limit, progress=options.progress)
         else:
-            shards = local_shards(model, plan(paths, options, max_chars, current_shard_names(previous, paths)),
-                                  options.batch_size,
-                                  options.max_batch_chars, options.n_process, options.gpu_id, nlp=local_nlp,
-                                  precision=load_precision, on_batch=moving.batch_done)
+            planned = plan(paths, options, max_chars, current_shard_names(previous, paths))
+            shards = local_shards(model, planned, options.batch_size, options.max_batch_chars, options.n_process,
+                                  options.gpu_id, nlp=local_nlp, precision=load_precision, on_batch=moving.batch_done)
         try:
             for shard, shard_results in shards:
                 try:
