@@ -133,8 +133,7 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
     """Add a head's spans to doc.ents without overlaps.
 
     Conflicts are resolved greedily: higher score first, then the longer
-    span, then the earlier one (the score first kept more of each corpus's
-    entities on dev than the longer span first). Entities a head placed
+    span, then the earlier one (an order chosen on dev). Entities a head placed
     before keep their scores (`head_ents`); entities set by something else
     (an entity ruler, the user) have no score and always win, but for one
     without an id or kb_id on exactly a head's span and label, which

@@ -102,7 +102,7 @@ def _warn_of_unread_gold(examples: List[Example]) -> None:
     """Warn where gold documents hold entities in doc.ents beside span groups that no head of
     the pipeline reads (`convert iob` without --spans-key writes doc.spans["ents"]): no head is
     annotated for them, so their doc.ents are scored without the heads' entities, 0 where
-    those are all (`spacy evaluate` printed 0.00 and nothing else)."""
+    those are all."""
     unread = [
         eg for eg in examples
         if (keys := scored_keys(eg.predicted)) and all(span_groups_hiding_ents(eg.reference, key) for key in keys)
