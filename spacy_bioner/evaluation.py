@@ -249,6 +249,18 @@ def detect_spans_key(nlp: Language, docs: Sequence[Doc], path: str = "") -> str:
     )
 
 
+def overlapped_gold(docs: Iterable[Doc], spans_key: str) -> Dict[str, int]:
+    """Gold entities per label of the head with `spans_key` that its tags cannot hold beside an
+    overlapping one (`taggable_spans` keeps the longest): left out of the scores, as a flat
+    tagger's gold leaves them (the outermost of nested mentions are scored)."""
+    counts: Counter = Counter()
+    for doc in docs:
+        if spans_key in doc.spans:
+            spans = [span for span in doc.spans[spans_key] if len(span)]
+            counts.update(Counter(span.label_ for span in spans) - Counter(span.label_ for span in taggable_spans(spans)))
+    return dict(sorted(counts.items()))
+
+
 def unpredictable_labels(gold_tags: List[List[str]], head_labels: Sequence[str]) -> Dict[str, int]:
     """Entities per gold label that a head without that label can never find."""
     counts = Counter(tag[2:] for sent in gold_tags for tag in sent if tag.startswith("B-"))
@@ -396,6 +408,13 @@ def evaluate_corpus(
             "so there is nothing to score against; was the corpus converted with its entities (`python -m "
             "spacy_bioner convert` counts them)?"
         )
+    overlapped = overlapped_gold(references, key)
+    if overlapped:
+        counts = ", ".join(f"{label} ({n:,})" for label, n in overlapped.items())
+        warnings.warn(
+            f"{path}: gold entities inside or across a longer one of head {key!r}, not scored: {counts} (a head "
+            "tags one of overlapping entities, the longest, and learns and is scored on those alone)"
+        )
     head_labels = nlp.get_pipe(heads[key]).labels
     unknown = unpredictable_labels(gold_tags, head_labels)
     if unknown:
@@ -435,6 +454,7 @@ def evaluate_corpus(
         # dropped as overlapping another once widened (scored as false positives; None: gold tokens).
         "laid_on_gold_tokens": laid_counts(predicted, key),
         "gold_labels_not_predicted": unknown,
+        "gold_overlapped_not_scored": overlapped,
         "sentences": len(gold_tags),
         "words": n_words,
         "seconds": round(seconds, 1),
@@ -591,6 +611,11 @@ def write_metrics(
             header += [f"{name}: the head's entities {laid['predicted']:,}; widened to the gold tokens (an edge "
                        f"inside one) {laid['widened']:,}; dropped from the tags, overlapping another once widened "
                        f"(scored as false positives) {laid['dropped']:,}.", ""]
+        overlapped = result.get("gold_overlapped_not_scored")
+        if overlapped:
+            counts = ", ".join(f"{label} ({n:,})" for label, n in overlapped.items())
+            header += [f"{name}: gold entities inside or across a longer one, not scored (the head tags the longest "
+                       f"of overlapping entities): {counts}.", ""]
         unknown = result.get("gold_labels_not_predicted")
         if unknown:
             counts = ", ".join(f"{label} ({n:,})" for label, n in unknown.items())

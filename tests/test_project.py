@@ -601,6 +601,31 @@ def test_evaluate_warns_of_gold_labels_the_head_cannot_predict(hash_pipeline, tm
             "misses") in (tmp_path / "m" / "scores.md").read_text()
 
 
+def test_evaluate_says_which_overlapping_gold_entities_it_leaves_out(hash_pipeline, tmp_path):
+    """Gold entities nested in a longer one (a user's GENIA-style corpus) cannot be tagged beside it:
+    the scores leave them out, as the head's tags do, and say so, not as if the corpus had none."""
+    model, test_path = hash_pipeline
+    nlp = spacy.load(model)
+    docs = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    nested = 0
+    for doc in docs:
+        longer = [s for s in doc.spans["jnlpba"] if len(s) > 1]
+        doc.spans["jnlpba"] = list(doc.spans["jnlpba"]) + [Span(doc, s.start, s.start + 1, label="Inner") for s in longer]
+        nested += len(longer)
+    assert nested > 0
+    path = tmp_path / "nested.spacy"
+    DocBin(docs=docs, store_user_data=True).to_disk(path)
+    with pytest.warns(UserWarning, match=rf"inside or across a longer one of head 'jnlpba', not scored: Inner \({nested}\)"):
+        result = evaluate_corpus(nlp, "nested", path)
+    assert result["gold_overlapped_not_scored"] == {"Inner": nested}
+    scored = evaluate_corpus(nlp, "toy", test_path)
+    assert scored["gold_overlapped_not_scored"] == {} and result["seqeval"] == scored["seqeval"]
+    cli = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"nested={path}", "--output-dir", str(tmp_path / "m")])
+    assert cli.exit_code == 0, cli.output
+    assert f"nested: gold entities inside or across a longer one, not scored (the head tags the longest of " \
+        f"overlapping entities): Inner ({nested})." in (tmp_path / "m" / "scores.md").read_text()
+
+
 def test_the_command_recorded_can_come_from_a_file(hash_pipeline, tmp_path):
     model, test_path = hash_pipeline
     command_file = tmp_path / "reproduce.txt"
