@@ -38,6 +38,25 @@ def test_both_schedules_are_timed_and_agree(tmp_path: Path) -> None:
     assert record["shapes"][1]["words"] == 2
 
 
+def test_each_shape_is_written_as_soon_as_it_is_measured(tmp_path: Path, monkeypatch) -> None:
+    """A shape that fails (or a job cut off by the device's time limit) leaves the shapes before it."""
+    measure = crf_schedules.measure_shape
+
+    def measure_then_fail(ops, n_docs, *args):
+        if n_docs == 4:
+            raise MemoryError("out of device memory")
+        return measure(ops, n_docs, *args)
+
+    monkeypatch.setattr(crf_schedules, "measure_shape", measure_then_fail)
+    output = tmp_path / "crf.json"
+    app = typer.Typer()
+    app.command()(crf_schedules.main)
+    result = CliRunner().invoke(app, ["--shape", "2x5", "--shape", "4x5", "--repeats", "1", "--output", str(output)])
+    assert isinstance(result.exception, MemoryError)
+    assert [(s["documents"], s["tokens"]) for s in json.loads(output.read_text())["shapes"]] == [(2, 5)]
+    assert "   2x5" in result.output
+
+
 def test_on_a_device_each_schedule_is_also_compared_with_numpy(monkeypatch) -> None:
     """On the strict CuPy stand-in (tests/strict_device.py) the device results are
     checked against NumPy's sequential schedule on host copies; on the CPU there is

@@ -162,6 +162,24 @@ def test_a_job_converts_only_the_corpora_its_script_reads(tmp_path):
     assert converted == ["convert-jnlpba", "convert-bc5cdr"]
 
 
+def test_a_failed_conversion_says_why_in_the_calls_output(tmp_path):
+    """weasel prints why a conversion failed on stdout: the job passes it on, not an exit 1 alone."""
+    repo = tmp_path / "repo"
+    shutil.copytree(SCRIPTS, repo / "benchmarks" / "scripts")
+    (repo / "benchmarks" / "scripts" / "device_env.sh").write_text(":\n")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").write_text(
+        "#!/bin/sh\necho \"Missing dependency specified by command 'convert-bc5cdr': assets/devel.tsv.gz\"\nexit 1\n"
+    )
+    (tmp_path / "bin" / "python3").chmod(0o755)
+    (tmp_path / "out").mkdir()
+    result = subprocess.run(["bash", str(repo / "benchmarks" / "scripts" / "device_job.sh"), "--corpus", "bc5cdr"],
+                            capture_output=True, text=True, timeout=120,
+                            env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "OUT": str(tmp_path / "out")})
+    assert result.returncode != 0
+    assert "Missing dependency specified by command 'convert-bc5cdr'" in result.stderr
+
+
 def planned_jobs() -> list:
     """The GPU jobs benchmarks/README.md plans, as (job script, arguments)."""
     import re

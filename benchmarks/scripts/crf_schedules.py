@@ -130,11 +130,12 @@ def identical_paths(paths, expected, lengths) -> float:
     return sum(same) / len(same)
 
 
-def print_records(records: List[Dict[str, Any]]) -> None:
-    print(
-        "shape      words   fb seq ms   fb par ms   speedup   vit seq ms   vit par ms   speedup"
-        "   max rel diff   same paths"
-    )
+def print_records(records: List[Dict[str, Any]], header: bool = True) -> None:
+    if header:
+        print(
+            "shape      words   fb seq ms   fb par ms   speedup   vit seq ms   vit par ms   speedup"
+            "   max rel diff   same paths"
+        )
     for r in records:
         diff = max(r[f"{n}_max_relative_difference"] for n in ("log_z", "marginals", "pairwise"))
         print(
@@ -167,13 +168,16 @@ def main(
         require_gpu(gpu_id)
     ops = get_current_ops()
     device = device_name(gpu_id)
-    records = []
+    records: List[Dict[str, Any]] = []
+    # Each shape is printed and written as soon as it is measured: a job cut off, or a
+    # shape that fails, keeps the shapes before it (on a GPU, their check against NumPy).
     for n_docs, n_steps in shapes:
         log(f"{n_docs} x {n_steps} on {device}")
         records.append(measure_shape(ops, n_docs, n_steps, repeats, tag_scheme))
-    print_records(records)
+        print_records(records[-1:], header=len(records) == 1)
+        if output is not None:
+            write_json(output, {"device": device, "repeats": repeats, "versions": versions(), "shapes": records})
     if output is not None:
-        write_json(output, {"device": device, "repeats": repeats, "versions": versions(), "shapes": records})
         log(f"wrote {output}")
 
 

@@ -26,5 +26,14 @@ unpack "$REPO/.device/all-MiniLM-L6-v2-fp16.tar.xz" /tmp/encoder
 export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 PIP_NO_INDEX=1
 source "$REPO/benchmarks/scripts/device_install.sh"
 install_package "$REPO" /tmp/site /tmp/spacy-bioner.installed
-python3 -c "import spacy_bioner, sys; print('spacy_bioner', spacy_bioner.__version__, 'from', spacy_bioner.__file__)"
+# From another folder than the tree, whose spacy_bioner would shadow the installed one: the
+# stack imports (the bundle leans on the machine for some of its dependencies, httpx
+# among them), and spaCy finds the factory through the installed entry points.
+(cd / && python3 -c "
+import cupy, seqeval, spacy, spacy_transformers, torch, transformers
+import spacy_bioner
+spacy.blank('en').add_pipe('bio_ner')
+print('spacy_bioner', spacy_bioner.__version__, 'from', spacy_bioner.__file__, '| spacy', spacy.__version__,
+      '| torch', torch.__version__, '| cupy', cupy.__version__)
+") || { echo "device_env: the carried stack does not import here (above)" >&2; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true

@@ -54,9 +54,11 @@ source "$BENCHMARKS/scripts/device_env.sh"
 
 cd "$BENCHMARKS"
 # One after the other: each conversion rewrites project.lock when it ends. A name
-# that is no corpus is left to the script, whose message lists the corpora.
+# that is no corpus is left to the script, whose message lists the corpora. Their
+# output goes to stderr (the call's output), not a file: weasel says there why a
+# conversion failed (a missing dependency, for one).
 for corpus in "${corpora[@]}"; do
-  case "$corpus" in jnlpba | bc5cdr) python3 -m spacy project run "convert-$corpus" . > /dev/null ;; esac
+  case "$corpus" in jnlpba | bc5cdr) python3 -m spacy project run "convert-$corpus" . >&2 ;; esac
 done
 exec 9>&-
 
