@@ -1,5 +1,7 @@
 """Write the command line that reproduces a trained pipeline, which `evaluate`
-(metrics/scores.md) and `package` (the model card) record:
+(metrics/scores.md) and `package` (the model card) record, after a line that
+names the pipeline it trained (its SHA-256), so that they refuse the file for
+a pipeline trained since by another command:
 
     python scripts/reproduce_command.py [--pretraining FILE] OUTPUT PIPELINE COMMAND...
 
@@ -28,7 +30,8 @@ from typing import Any, Dict, List, Optional
 import srsly
 
 from spacy_bioner.files import update_digest
-from spacy_bioner.packaging import describe_encoder
+from spacy_bioner.cli._util import PIPELINE_LINE
+from spacy_bioner.packaging import describe_encoder, pipeline_sha256
 from spacy_bioner.pretraining import PretrainSettings
 
 
@@ -104,7 +107,8 @@ def main() -> None:
         package = encoder_package(args.pipeline)
         if package:
             command = with_var(command, "transformer", package)
-    args.output.write_text(shlex.join(command) + "\n", encoding="utf8")
+    # The pipeline it trained: evaluate and package-meta refuse the file for another one.
+    args.output.write_text(f"{PIPELINE_LINE}{pipeline_sha256(args.pipeline)}\n{shlex.join(command)}\n", encoding="utf8")
 
 
 if __name__ == "__main__":

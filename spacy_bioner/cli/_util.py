@@ -128,17 +128,36 @@ COMMAND_FILE = typer.Option(
 )
 
 
-def command_text(command: str, command_file: Optional[Path]) -> str:
-    """The command line given by --command or read from --command-file (one of them)."""
+# The line of a command file (the project's training/reproduce.txt) that names the pipeline
+# its command trained, by `packaging.pipeline_sha256`.
+PIPELINE_LINE = "# pipeline sha256 "
+
+
+def command_text(command: str, command_file: Optional[Path], pipeline: Optional[Path] = None) -> str:
+    """The command line given by --command or read from --command-file (one of them).
+
+    A command file that names the pipeline its command trained (`PIPELINE_LINE`) is refused for
+    another `pipeline` (one trained since by another command): its command did not make it."""
     if command_file is None:
         return command
     if command:
         raise fail("--command and --command-file both give the command: give one of them")
     check_input_file(command_file, "--command-file")
     try:
-        return " ".join(command_file.read_text(encoding="utf8").split())
+        lines = command_file.read_text(encoding="utf8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise fail(f"--command-file {command_file}: cannot be read as UTF-8 text: {e}") from None
+    digests = [line[len(PIPELINE_LINE):].strip() for line in lines if line.startswith(PIPELINE_LINE)]
+    if digests and pipeline is not None and Path(pipeline).is_dir():
+        from ..packaging import pipeline_sha256
+
+        if digests[-1] != pipeline_sha256(Path(pipeline)):
+            raise fail(
+                f"--command-file {command_file}: its command trained another pipeline than {pipeline} (trained "
+                "since by another command, a `spacy train` of its own?): give the command that trained this one "
+                "with --command, or train it with the project's train command, which writes the file"
+            )
+    return " ".join(" ".join(line for line in lines if not line.startswith("#")).split())
 
 
 def _nearest_existing(path: Path, what: str) -> Path:

@@ -71,7 +71,7 @@ def evaluate(
     from ..evaluation import evaluate_corpus, write_metrics
     from ..packaging import pipeline_encoder, pipeline_sha256
 
-    command = command_text(command, command_file)
+    command = command_text(command, command_file, Path(model))
     corpora = named_paths(corpus, "--corpus")
     for name, _ in corpora:
         if "/" in name or "\\" in name or name in (".", ".."):  # it names OUTPUT_DIR/<NAME>.json

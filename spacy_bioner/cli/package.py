@@ -49,7 +49,7 @@ def package_meta_cli(
     """
     from ..packaging import package_meta, read_json
 
-    command = command_text(command, command_file)
+    command = command_text(command, command_file, model_dir)
     primary = dict(named_values(performance, "--performance", "KEY=CORPUS"))
     if not (model_dir / "meta.json").exists():
         raise fail(f"{model_dir} is not a trained pipeline (no meta.json)")
