@@ -1466,8 +1466,10 @@ def test_convert_refuses_assets_that_differ_from_their_checksums(tmp_path):
     assert main([str(tmp_path / "no-project")]) == 2  # a line, not a traceback
     with pytest.raises(UnknownAssets, match="CDR_TestSet.PubTator.txt: no asset of project.yml"):
         changed_assets(tmp_path, [dest.removesuffix(".gz")])
-    # The project's convert checks every asset it reads before it converts one.
-    convert = next(c for c in srsly.read_yaml(ROOT / "project.yml")["commands"] if c["name"] == "convert")
-    checked = convert["script"][0].split()[3:]
-    assert convert["script"][0].startswith("python scripts/check_assets.py")
-    assert sorted(checked) == sorted(dep for dep in convert["deps"] if dep.startswith("assets/"))
+    # The project's convert and pretrain check every asset they read before reading one.
+    for name in ("convert", "pretrain"):
+        command = next(c for c in srsly.read_yaml(ROOT / "project.yml")["commands"] if c["name"] == name)
+        checked = command["script"][0].split()[3:]
+        assert command["script"][0].startswith("python scripts/check_assets.py")
+        assert sorted(checked) == sorted(dep for dep in command["deps"] if dep.startswith("assets/"))
+        assert "scripts/check_assets.py" in command["deps"]
