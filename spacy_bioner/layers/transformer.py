@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 from spacy.tokens import Doc
+from spacy.vocab import Vocab
 from spacy_transformers.align import get_alignment
 from spacy_transformers.data_classes import (
     FullTransformerBatch,
@@ -227,9 +228,32 @@ def replace_listener_cfg(tok2vec_model_cfg: dict, listener_model_cfg: dict) -> d
 
 
 def _init(model: BioTransformerModel, X=None, Y=None) -> None:
+    check_windows_cover(model.attrs["get_spans"])
     if not model.attrs["has_transformer"]:
         model.attrs["name"] = resolve_encoder(model.attrs["name"], model.attrs["fallback"])
     transformer_init(model, X=X, Y=Y)
+
+
+def check_windows_cover(get_spans: Callable, n_tokens: int = 1000) -> None:
+    """Refuse a window getter that leaves tokens of a document in no window: they would reach
+    the heads as zeros, in training and prediction, without a word (spacy-transformers'
+    `strided_spans.v1` with a stride above its window). Tried on a document of `n_tokens`
+    tokens, with a sentence every 25 (for getters of sentences)."""
+    where = "the transformer's get_spans ([components.transformer.model.get_spans])"
+    doc = Doc(Vocab(), words=["w"] * n_tokens, sent_starts=[i % 25 == 0 for i in range(n_tokens)])
+    try:
+        (windows,) = get_spans([doc])
+        covered = np.zeros(n_tokens, dtype=bool)
+        for window in windows:
+            covered[window.start : window.end] = True
+    except Exception as e:  # a window or stride of 0 divides by it
+        raise ValueError(f"{where} cannot cut a document into windows ({type(e).__name__}: {e}): with "
+                         "spacy-transformers.strided_spans.v1, window and stride must be at least 1") from e
+    if not covered.all():
+        first = int(np.argmin(covered))
+        raise ValueError(f"{where} leaves {n_tokens - int(covered.sum()):,} of a {n_tokens:,}-token document's tokens "
+                         f"in no window (the first: token {first:,}), which the heads would never see: with "
+                         "spacy-transformers.strided_spans.v1, stride must be at most window (and both at least 1)")
 
 
 def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tuple[FullTransformerBatch, Callable]:
