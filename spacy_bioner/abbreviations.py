@@ -595,7 +595,18 @@ class AbbreviationConsistency:
         misspelt or excluded head would otherwise leave its short forms silently uncorrected."""
         self._keys_checked = True
         # Disabled heads count: `select_pipes` turns them off for a while, on purpose.
-        heads = sorted(head_keys(self.nlp, include_disabled=True))
+        names = head_keys(self.nlp, include_disabled=True)
+        heads = sorted(names)
+        order = self.nlp.component_names
+        wanted = heads if self._spans_keys is None else [key for key in self._spans_keys if key in names]
+        later = sorted((names[key] for key in wanted
+                        if self.name in order and order.index(names[key]) > order.index(self.name)), key=order.index)
+        if later:
+            warnings.warn(
+                f"{self.name}: runs before the head{'s' * (len(later) > 1)} {', '.join(map(repr, later))}, "
+                "whose entities are not there yet to correct: place it after them (add_pipe(..., "
+                f"after={later[-1]!r}), or its place in [nlp] pipeline)."
+            )
         if self._spans_keys is None:
             if not heads and not self.correct_ents:
                 warnings.warn(

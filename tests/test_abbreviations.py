@@ -514,6 +514,18 @@ def test_spans_keys_naming_no_head_are_warned_about_once(nlp, recwarn):
     assert not [w for w in recwarn if "name no bio_ner head" in str(w.message)]
 
 
+def test_a_corrector_before_its_heads_is_warned_about(nlp, recwarn):
+    """Placed before the head it corrects, it found no entity to correct: nothing done, nothing said."""
+    nlp.add_pipe("bio_ner_abbreviations", first=True)(make_doc(nlp))
+    messages = [str(w.message) for w in recwarn if "runs before" in str(w.message)]
+    assert messages == ["bio_ner_abbreviations: runs before the heads 'bc5cdr', 'jnlpba', whose entities are not "
+                        "there yet to correct: place it after them (add_pipe(..., after='jnlpba'), or its place in "
+                        "[nlp] pipeline)."]
+    recwarn.clear()
+    nlp.add_pipe("bio_ner_abbreviations", name="after_heads", config={"spans_keys": ["bc5cdr"]})(make_doc(nlp))
+    assert not [w for w in recwarn if "runs before" in str(w.message)]
+
+
 @pytest.mark.parametrize(
     "text,short,mentions",
     [
