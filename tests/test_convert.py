@@ -387,13 +387,28 @@ def test_registered_readers(jnlpba_converted, tmp_path):
     assert [eg.reference.text for eg in first] == within[:-1]
     # Refused when read (with the advice), not when the config is resolved (`spacy debug config`).
     missing = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")({"x": str(tmp_path / "missing.spacy")})
-    with pytest.raises(ValueError, match="no such corpus: x=.*missing.spacy. Convert the corpora first"):
+    with pytest.raises(ValueError, match="no such corpus file: x=.*missing.spacy. Convert the corpora first"):
         next(iter(missing(nlp)))
     (tmp_path / "notes.spacy").write_text("not a DocBin")
     other = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")({"x": str(tmp_path / "notes.spacy")})
     with pytest.raises(ValueError, match=r"notes.spacy: not a .spacy \(DocBin\) file; convert a corpus file with "
                                          "`python -m spacy_bioner convert`"):
         next(iter(other(nlp)))
+
+
+@pytest.mark.parametrize("reader, args, message", [
+    ("spacy_bioner.IOB.v1", {"path": "x.tsv", "scheme": "IOB2"}, r"unknown scheme 'IOB2' \(expected one of auto, iob1"),
+    ("spacy_bioner.IOB.v1", {"path": "x.tsv", "n_sents": 0}, "n_sents must be at least 1"),
+    ("spacy_bioner.MultiCorpus.v1", {"paths": {}}, "paths names no corpus"),
+    ("spacy_bioner.MultiCorpus.v1", {"paths": {"x": "x.spacy"}, "limit": -1}, "limit must be a whole number, 0 for none, not -1"),
+    ("spacy_bioner.MultiCorpus.v1", {"paths": {"x": "x.spacy"}, "max_length": -5}, "max_length must be a whole number"),
+    ("spacy_bioner.MultiCorpus.v1", {"paths": {"x": ""}}, "no path given for x"),
+])
+def test_a_readers_options_are_refused_when_the_config_is_resolved(reader, args, message):
+    """Not when read: a dev corpus is read at the first evaluation, eval_frequency steps into training
+    (and MultiCorpus's limit -1 read every document, or raised islice's error)."""
+    with pytest.raises(ValueError, match=message):
+        spacy.registry.readers.get(reader)(**args)
 
 
 def test_displacy_colors_cover_all_labels():

@@ -29,7 +29,7 @@ import re
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
@@ -227,6 +227,16 @@ def _regroup(
     return groups
 
 
+def check_iob_options(path: Union[str, Path], scheme: str, n_sents: int, documents: bool) -> None:
+    """Refuse `read_iob`'s options where they cannot be read (ConversionError, naming `path`)."""
+    if scheme not in IOB_SCHEMES:
+        raise ConversionError(f"{path}: unknown scheme {scheme!r} (expected one of {', '.join(IOB_SCHEMES)})")
+    if n_sents < 1:
+        raise ConversionError(f"{path}: n_sents must be at least 1, got {n_sents}")
+    if documents and n_sents > 1:
+        raise ConversionError(f"{path}: give documents or n_sents, not both")
+
+
 def read_iob(
     path: PathLike,
     vocab: Vocab,
@@ -254,12 +264,7 @@ def read_iob(
     `documents` do not say otherwise.
     """
     path = Path(path)
-    if scheme not in IOB_SCHEMES:
-        raise ConversionError(f"{path}: unknown scheme {scheme!r} (expected one of {', '.join(IOB_SCHEMES)})")
-    if n_sents < 1:
-        raise ConversionError(f"{path}: n_sents must be at least 1, got {n_sents}")
-    if documents is not None and n_sents > 1:
-        raise ConversionError(f"{path}: give documents or n_sents, not both")
+    check_iob_options(path, scheme, n_sents, documents is not None)
     groups = _parse_iob_lines(path, read_lines(path))
     if not groups:
         raise ConversionError(f"{path}:1: empty file (no tokens)")

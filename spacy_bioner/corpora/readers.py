@@ -17,6 +17,7 @@ from .iob import (
     DEFAULT_SPANS_KEY,
     JNLPBA_DEV_DOCS,
     JNLPBA_SPANS_KEY,
+    check_iob_options,
     read_iob,
     read_jnlpba,
 )
@@ -60,6 +61,8 @@ def configure_iob_reader(
 ) -> Callable[[Language], Iterable[Example]]:
     """Training examples from an IOB/CoNLL file (see `read_iob`); `documents`:
     the PubTator file its sentences were cut from, to regroup them into."""
+    # When the config is resolved, not at the first evaluation of a dev corpus.
+    check_iob_options(path, scheme, n_sents, documents is not None)
 
     def read(nlp: Language) -> Iterator[Example]:
         texts = read_pubtator_texts(documents) if documents else None
@@ -145,13 +148,22 @@ def configure_multi_corpus(
         pipeline's tokenizer, as it will see raw text after training.
     """
 
+    if not paths:
+        raise ValueError("spacy_bioner.MultiCorpus.v1: paths names no corpus (give name = path pairs)")
+    for name, value in (("limit", limit), ("max_length", max_length)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"spacy_bioner.MultiCorpus.v1: {name} must be a whole number, 0 for none, not {value!r}")
+    empty = [name for name, path in paths.items() if not str(path)]
+    if empty:
+        raise ValueError(f"spacy_bioner.MultiCorpus.v1: no path given for {', '.join(empty)}")
+
     def read(nlp: Language) -> Iterator[Example]:
         # Checked when read, as spaCy's Corpus does: `spacy debug config` resolves a saved
         # pipeline's config, whose corpora need not be there.
-        missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).exists()]
+        missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).is_file()]
         if missing:
             raise ValueError(
-                f"MultiCorpus: no such corpus: {', '.join(missing)}. "
+                f"MultiCorpus: no such corpus file: {', '.join(missing)}. "
                 "Convert the corpora first (`python -m spacy_bioner convert`, or `spacy project run convert`)."
             )
         for path in paths.values():
