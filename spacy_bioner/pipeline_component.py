@@ -168,6 +168,28 @@ def make_bio_ner(
 _LIVE_HEADS: "weakref.WeakSet[BioNER]" = weakref.WeakSet()
 
 
+def _warn_of_score_weights_no_component_scores(nlp: Optional[Language]) -> None:
+    """Warn where [training.score_weights] weighs a span group's scores (`spans_KEY_f`) that no
+    component of `nlp` writes: spaCy counts a missing score as 0, so a head whose spans_key was
+    changed from a config's is never weighed in model selection (every score 0.00: model-best is
+    the last evaluation, and patience never ends a run)."""
+    if nlp is None:
+        return
+    weights = nlp.config.get("training", {}).get("score_weights") or {}
+    written = {key for _, pipe in nlp.components
+               for key in (getattr(pipe, "spans_key", None), getattr(pipe, "key", None)) if isinstance(key, str)}
+    stale = sorted(name for name, weight in weights.items()
+                   if weight and name.startswith("spans_") and name.rsplit("_", 1)[-1] in ("f", "p", "r")
+                   and name[len("spans_"):].rsplit("_", 1)[0] not in written)
+    if stale:
+        heads = [f"spans_{key}_f" for key in sorted(head_keys(nlp, include_disabled=True))]
+        warnings.warn(
+            f"[training.score_weights] weighs {', '.join(stale)}, which no component of the pipeline scores "
+            f"(spaCy counts them 0, so dev scores cannot choose model-best): weigh the heads' scores instead "
+            f"({', '.join(heads) or 'spans_KEY_f'}, KEY each head's spans_key)"
+        )
+
+
 class BioNER(TrainablePipe):
     """Tags tokens (IOB2 or BILUO) and writes the entities to doc.ents and doc.spans.
 
@@ -584,6 +606,7 @@ class BioNER(TrainablePipe):
         """
         validate_get_examples(get_examples, "BioNER.initialize")
         self._check_own_spans_key(nlp)
+        _warn_of_score_weights_no_component_scores(nlp)
         # Span groups of the pipeline's other heads annotate documents for them; disabled
         # heads count (spacy train initialises with its frozen and sourced components disabled).
         other_keys = set(head_keys(nlp, include_disabled=True)) - {self.spans_key} if nlp is not None else set()

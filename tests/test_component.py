@@ -1119,3 +1119,20 @@ def test_scores_that_are_not_finite_are_refused_not_decoded(crf):
     output.set_param("b", output.get_param("b") * np.nan)
     with pytest.raises(ValueError, match=r"'jnlpba': its scores are not finite \(NaN or infinite\) in 2 of 2"):
         list(nlp.pipe(["IL-2 activates T cells", "NF-kappa B binds DNA"]))
+
+
+def test_score_weights_of_a_key_no_head_writes_are_warned_of(tiny_bert, recwarn):
+    """A head given another spans_key than its config's, the config's score weights kept: spaCy scored
+    every evaluation 0.00, so model-best was the last one and patience never ended a run."""
+    weights = {"training.score_weights": {"spans_jnlpba_f": 1.0, "ents_f": 0.0}}
+    nlp = transformer_pipeline(tiny_bert, heads=("genes",), settings={**weights, "nlp.pipeline": ["transformer", "genes"]})
+    assert nlp.pipe_names == ["transformer", "genes"]
+    nlp.initialize(lambda: toy_examples(nlp, 4, spans_key="genes"))
+    messages = [str(w.message) for w in recwarn if "score_weights" in str(w.message)]
+    assert messages == ["[training.score_weights] weighs spans_jnlpba_f, which no component of the pipeline scores "
+                        "(spaCy counts them 0, so dev scores cannot choose model-best): weigh the heads' scores "
+                        "instead (spans_genes_f, KEY each head's spans_key)"]
+    recwarn.clear()
+    ours = transformer_pipeline(tiny_bert, settings=weights)
+    ours.initialize(lambda: toy_examples(ours, 4))
+    assert not [w for w in recwarn if "score_weights" in str(w.message)]
