@@ -551,8 +551,9 @@ class BioNER(TrainablePipe):
             warnings.warn(
                 f"{self.name}: gold entities labelled {sorted(new)} are not among this head's "
                 f"labels {list(self.labels)}; their tokens are treated as unannotated. "
-                "Add the labels to the corpus the head is initialised on, or check "
-                f"the span key {self.spans_key!r}.{hint}"
+                "Add the labels to the corpus the head is initialised on (a trained head, loaded or "
+                "sourced, keeps its labels: initialize it again, or train a new head, to learn others), or "
+                f"check the span key {self.spans_key!r}.{hint}"
             )
 
     def _warn_shared_key(self, other: Optional[str]) -> None:
