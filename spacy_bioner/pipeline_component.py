@@ -264,6 +264,10 @@ class BioNER(TrainablePipe):
         # Overlapping gold entities dropped, by (dropped label, kept label), warned once per pair.
         self._overlaps: Counter = Counter()
         self._warned_overlaps: set = set()
+        # Gold entities no pipeline tokens hold (an edge inside one), by label, warned once.
+        self._unprojected: Counter = Counter()
+        self._first_unprojected = ""
+        self._warned_unprojected = False
         # Built from the labels when first needed (they are known only after initialize or loading).
         self._decoder: Optional[ConstrainedViterbi] = None
 
@@ -472,6 +476,10 @@ class BioNER(TrainablePipe):
                 projected.extend(aligned)
                 if not aligned:
                     missing[span.start : span.end] = True
+                    self._unprojected[span.label_] += 1
+                    if not self._first_unprojected:
+                        context = reference.text[max(span.start_char - 20, 0) : span.end_char + 20]
+                        self._first_unprojected = f"{span.text!r} in {context!r}"
             known = projected
             y2x = example.alignment.y2x
             missing_x = y2x.data[np.repeat(missing, y2x.lengths)]
@@ -512,6 +520,7 @@ class BioNER(TrainablePipe):
         losses[self.name] += loss
         self._warn_unknown_labels()
         self._warn_overlaps()
+        self._warn_unprojected()
         return losses
 
     def finish_update(self, sgd: Optimizer) -> None:
@@ -572,6 +581,20 @@ class BioNER(TrainablePipe):
             "one pipeline (a loaded or sourced head keeps the key it was trained with), give one another "
             f"key, e.g. nlp.get_pipe({self.name!r}).spans_key = {self.name!r}"
         )
+
+    def _warn_unprojected(self) -> None:
+        if self._unprojected and not self._warned_unprojected:
+            self._warned_unprojected = True
+            counts = ", ".join(f"{label} {n:,}" for label, n in sorted(self._unprojected.items()))
+            warnings.warn(
+                f"{self.name}: {counted(sum(self._unprojected.values()), 'gold entity', 'gold entities')} "
+                f"({counts}) start or end inside a token of the pipeline's tokenizer (the first: "
+                f"{self._first_unprojected}): no tokens of the pipeline hold them, so theirs are left "
+                "unannotated, not learned. Tokenize as the gold does (the BioTokenizer, for the corpora it "
+                "was made for), or train on the gold's tokens (spacy_bioner.MultiCorpus.v1, gold_tokens = true)."
+            )
+        self._unprojected.clear()
+        self._first_unprojected = ""
 
     def _warn_overlaps(self) -> None:
         new = set(self._overlaps) - self._warned_overlaps
@@ -686,6 +709,7 @@ class BioNER(TrainablePipe):
                     annotated_sample.append(eg.predicted)
         self._unknown_labels.clear()
         self._warn_overlaps()
+        self._warn_unprojected()
         self.cfg["tag_counts"] = [tag_counts.get(tag, 0) for tag in tags]
         self.cfg["class_weights"] = self.loss.fit(self.tags, tag_counts)
         self._log_class_weights(tag_counts)

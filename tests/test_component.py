@@ -1136,3 +1136,30 @@ def test_score_weights_of_a_key_no_head_writes_are_warned_of(tiny_bert, recwarn)
     ours = transformer_pipeline(tiny_bert, settings=weights)
     ours.initialize(lambda: toy_examples(ours, 4))
     assert not [w for w in recwarn if "score_weights" in str(w.message)]
+
+
+def test_gold_entities_no_pipeline_tokens_hold_are_counted_and_warned_of_once(recwarn):
+    """An entity that ends inside a token of the pipeline's tokenizer (spaCy's own, on a corpus made
+    for the BioTokenizer) was left unannotated without a word."""
+    nlp = make_nlp()
+    vocab = nlp.vocab
+
+    def example(words, spaces, ents):
+        reference = Doc(vocab, words=words, spaces=spaces)
+        reference.ents = [Span(reference, start, end, label) for start, end, label in ents]
+        return Example(Doc(vocab, words=["IL-2", "binds", "NF-kB"], spaces=[True, True, False]), reference)
+
+    split = (["IL", "-2", "binds", "NF", "-kB"], [False, True, True, False, False])
+    examples = [example(*split, [(0, 1, "protein"), (2, 3, "protein"), (3, 4, "DNA")]) for _ in range(3)]
+    nlp.initialize(lambda: examples)
+    messages = [str(w.message) for w in recwarn if "inside a token" in str(w.message)]
+    assert messages == ["jnlpba: 6 gold entities (DNA 3, protein 3) start or end inside a token of the pipeline's "
+                        "tokenizer (the first: 'IL' in 'IL-2 binds NF-kB'): no tokens of the pipeline hold them, so "
+                        "theirs are left unannotated, not learned. Tokenize as the gold does (the BioTokenizer, for "
+                        "the corpora it was made for), or train on the gold's tokens (spacy_bioner.MultiCorpus.v1, "
+                        "gold_tokens = true)."]
+    head = nlp.get_pipe("jnlpba")
+    assert list(head.gold_tags(examples[0])) == [-1, head.tags.index("B-protein"), -1]
+    recwarn.clear()
+    nlp.update(examples, sgd=Adam(0.001))
+    assert not [w for w in recwarn if "inside a token" in str(w.message)]  # once
