@@ -701,11 +701,13 @@ class BioNER(TrainablePipe):
             self.vocab.strings.add(label)
         tags = self.tags
         tag_counts: Counter = Counter()
-        annotated_sample: List[Doc] = []  # the model's initialisation sample: annotated documents first
+        # The model's initialisation sample: annotated documents first, none empty (a transformer's
+        # listener cannot be initialised on documents without tokens alone).
+        annotated_sample: List[Doc] = []
         for eg in get_examples():
             if is_annotated(eg.reference, self.spans_key):
                 tag_counts.update(tags[t] for t in self.gold_tags(eg) if t >= 0)
-                if len(annotated_sample) < 10:
+                if len(annotated_sample) < 10 and len(eg.predicted):
                     annotated_sample.append(eg.predicted)
         self._unknown_labels.clear()
         self._warn_overlaps()
@@ -716,7 +718,7 @@ class BioNER(TrainablePipe):
         for ref in ("output_layer", "crf"):
             if self.model.has_ref(ref):
                 self.model.get_ref(ref).set_dim("nO", len(self.tags))
-        sample = annotated_sample or [eg.predicted for eg in islice(get_examples(), 10)]
+        sample = annotated_sample or list(islice((eg.predicted for eg in get_examples() if len(eg.predicted)), 10))
         self.model.initialize(X=sample)
 
     def _check_own_spans_key(self, nlp: Optional[Language]) -> None:

@@ -1163,3 +1163,14 @@ def test_gold_entities_no_pipeline_tokens_hold_are_counted_and_warned_of_once(re
     recwarn.clear()
     nlp.update(examples, sgd=Adam(0.001))
     assert not [w for w in recwarn if "inside a token" in str(w.message)]  # once
+
+
+def test_a_corpus_that_begins_with_empty_documents_initializes(tiny_bert):
+    """PubMed records without an abstract sorted first: ten empty documents made the sample the
+    transformer's listener was initialised on, and it failed (need at least one array to concatenate)."""
+    nlp = transformer_pipeline(tiny_bert)
+    empty = [Example(nlp.make_doc(""), nlp.make_doc("")) for _ in range(10)]
+    for eg in empty:
+        eg.reference.spans["jnlpba"] = []
+    nlp.initialize(lambda: empty + toy_examples(nlp, 4))
+    assert nlp.get_pipe("jnlpba").labels
