@@ -207,6 +207,23 @@ def test_bfloat16_without_bfloat16_arithmetic_runs_in_float32_and_says_so(tiny_b
     torch.testing.assert_close(ours, exact, rtol=0, atol=0)
 
 
+def test_float16_off_cuda_predicts_in_float32_and_refuses_to_train(tiny_bert):
+    """A pipeline trained in float16 on a GPU predicts on a CPU in float32, said once (torch said that
+    CUDA is not available); training there failed in thinc's gradient scaler, naming no setting."""
+    with pytest.warns(UserWarning, match=r"precision 'float16' on the encoder's device \(cpu\).*runs in float32"):
+        nlp = _pipeline(tiny_bert, precision="float16")  # initialising runs the encoder
+    reference = _pipeline(tiny_bert)
+    _shim(reference)._model.load_state_dict(_shim(nlp)._model.state_dict())
+    docs = [eg.predicted for eg in toy_examples(nlp, 4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once
+        ours = nlp.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state
+    exact = reference.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state
+    torch.testing.assert_close(ours, exact, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"precision 'float16' trains on a CUDA GPU only .* 'bfloat16' or 'float32'"):
+        nlp.update(toy_examples(nlp, 2))
+
+
 @pytest.mark.filterwarnings("ignore:precision 'bfloat16'")  # on a CPU without bfloat16 arithmetic
 def test_settings_survive_saving_and_replacing_listeners(tiny_bert, tmp_path):
     nlp = _pipeline(tiny_bert, precision="bfloat16", fused_update=True, layer_lr_decay=0.8, max_windows_per_pass=5,

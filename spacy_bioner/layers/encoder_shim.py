@@ -114,7 +114,7 @@ class EncoderShim(HFShim):
         self._adamw: Optional[torch.optim.AdamW] = None
         self._fused_aliases: List[torch.Tensor] = []
         self._fused_steps = 0
-        self._warned_no_bfloat16 = False
+        self._warned_float32 = False
 
     def copy(self) -> "EncoderShim":
         """A deep copy with an id of its own and no optimizer state. thinc's
@@ -137,14 +137,16 @@ class EncoderShim(HFShim):
         bfloat16 on a GPU must not run emulated on the CPU of whoever loads it."""
         if has_bfloat16_arithmetic(self.device):
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        if not self._warned_no_bfloat16:
-            self._warned_no_bfloat16 = True
-            warnings.warn(
-                f"precision 'bfloat16': the encoder's device ({self.device.type}) has no bfloat16 arithmetic "
-                "(on a CPU: avx512_bf16 or amx_bf16), where it would be far slower than float32; "
-                "the encoder runs in float32"
-            )
+        self._warn_float32("bfloat16", "it has no bfloat16 arithmetic (on a CPU: avx512_bf16 or amx_bf16), "
+                           "where it would be far slower than float32")
         return contextlib.nullcontext()
+
+    def _warn_float32(self, precision: str, why: str) -> None:
+        """Say once that the encoder runs in float32 on this device, not in `precision`."""
+        if not self._warned_float32:
+            self._warned_float32 = True
+            warnings.warn(f"precision {precision!r} on the encoder's device ({self.device.type}): {why}; "
+                          "the encoder runs in float32")
 
     def predict(self, inputs: ArgsKwargs) -> Any:
         """The encoder's outputs in evaluation mode, under the precision's
@@ -159,6 +161,9 @@ class EncoderShim(HFShim):
             self._model.eval()
         if self.precision == "bfloat16":
             autocast = self._bfloat16_autocast()
+        elif self.precision == "float16" and self.device.type != "cuda":
+            self._warn_float32("float16", "float16 autocast is CUDA's")
+            autocast = contextlib.nullcontext()
         else:  # thinc's: float16 on CUDA only
             autocast = torch.autocast(device_type="cuda", enabled=self._mixed_precision)
         with torch.no_grad(), autocast:
@@ -167,6 +172,12 @@ class EncoderShim(HFShim):
 
     def begin_update(self, inputs: ArgsKwargs) -> Tuple[Any, Any]:
         """The outputs and their backprop, under bfloat16 autocast if set."""
+        if self.precision == "float16" and self.device.type != "cuda":
+            raise ValueError(
+                f"precision 'float16' trains on a CUDA GPU only (thinc's autocast and gradient scaler), not "
+                f"on {self.device.type}: set the transformer's precision to 'bfloat16' or 'float32' "
+                "([components.transformer.model] precision)"
+            )
         if self.precision != "bfloat16":
             return super().begin_update(inputs)
         self._model.train()
