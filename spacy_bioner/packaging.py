@@ -133,7 +133,18 @@ def pipeline_encoder(nlp: Language) -> str:
 
 
 def record_encoder(nlp: Language, component: str = "transformer") -> Language:
-    """Log the resolved encoder and store it in nlp.meta (sources, description)."""
+    """Log the resolved encoder and store it in nlp.meta (sources, description).
+
+    A `component` the pipeline does not have is refused: the encoder would go unrecorded
+    (the config's `[initialize.after_init] component`, left behind by a renamed transformer)."""
+    if component not in nlp.component_names:
+        from spacy_transformers import Transformer
+
+        transformers = [name for name, pipe in nlp.components if isinstance(pipe, Transformer)]
+        raise ValueError(
+            f"{RECORD_ENCODER}: the pipeline has no component {component!r} to record the encoder of "
+            f"([initialize.after_init] component); its transformer components: {transformers or 'none'}"
+        )
     name = encoder_name(nlp, component)
     if name is None:
         return nlp

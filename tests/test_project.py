@@ -1030,6 +1030,9 @@ def test_record_encoder_callback_writes_the_encoder_into_meta(tiny_bert, tmp_pat
     assert source["encoder"] == tiny_bert.name and str(tiny_bert) in source["name"]
     assert nlp.meta["spacy_bioner_encoder"] == tiny_bert.name
     assert "Encoder: " in nlp.meta["description"]
+    # A component the pipeline does not have (a renamed transformer) is refused, not left unrecorded.
+    with pytest.raises(ValueError, match=r"no component 'trf' to record the encoder of .*transformer components: \['transformer'\]"):
+        spacy.registry.callbacks.get("spacy_bioner.record_encoder.v1")(component="trf")(nlp)
     # Recording twice keeps one encoder entry and one description line.
     record_encoder(nlp)
     assert sum(1 for s in nlp.meta["sources"] if s.get("encoder")) == 1
