@@ -108,6 +108,18 @@ def test_encoder_depths_follow_the_layers(tiny_bert):
     }
 
 
+def test_layer_lr_decay_on_an_encoder_without_named_layers_is_refused():
+    """GPT-2's parameters (h.0.attn..., wte) match no layer: every depth was 0, and the decay changed
+    nothing, without a word."""
+    from spacy_transformers.data_classes import HFObjects
+
+    shim = EncoderShim(HFObjects(None, None, None, {}, {}), layer_lr_decay=0.5)
+    with pytest.raises(ValueError, match="layer_lr_decay 0.5: no parameter of the encoder is named as a layer's"):
+        shim.lr_scales(["wte.weight", "h.0.attn.c_attn.weight", "h.1.attn.c_attn.weight", "ln_f.weight"])
+    assert shim.lr_scales(["embeddings.word_embeddings.weight", "encoder.layer.0.output.dense.weight"]) == {
+        "embeddings.word_embeddings.weight": 0.5, "encoder.layer.0.output.dense.weight": 1.0}
+
+
 @pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("decay", [1.0, 0.5])
 def test_layer_lr_decay_scales_each_layers_step(tiny_bert, fused, decay):

@@ -218,6 +218,12 @@ class EncoderShim(HFShim):
         """Each named parameter's learning rate as a fraction of the optimizer's (layer_lr_decay)."""
         depths = encoder_depths(names)
         top = max(depths.values())
+        if self.layer_lr_decay < 1.0 and top == 0:
+            raise ValueError(
+                f"layer_lr_decay {self.layer_lr_decay}: no parameter of the encoder is named as a layer's "
+                "('layer.N.' or 'layers.N.', as in BERT or RoBERTa), so the decay would change nothing; set "
+                "layer_lr_decay = 1.0 for this encoder"
+            )
         return {name: self.layer_lr_decay ** (top - depth) for name, depth in depths.items()}
 
     def finish_update(self, optimizer: Optimizer) -> None:
