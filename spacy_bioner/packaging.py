@@ -135,12 +135,13 @@ def pipeline_encoder(nlp: Language) -> str:
 def record_encoder(nlp: Language, component: str = "transformer") -> Language:
     """Log the resolved encoder and store it in nlp.meta (sources, description).
 
-    A `component` the pipeline does not have is refused: the encoder would go unrecorded
-    (the config's `[initialize.after_init] component`, left behind by a renamed transformer)."""
-    if component not in nlp.component_names:
-        from spacy_transformers import Transformer
+    A `component` that names none of the pipeline's transformer components, where it has some, is
+    refused: the encoder would go unrecorded (the config's `[initialize.after_init] component`, left
+    behind by a renamed transformer). A pipeline without one (a head with its own tok2vec) records none."""
+    from spacy_transformers import Transformer
 
-        transformers = [name for name, pipe in nlp.components if isinstance(pipe, Transformer)]
+    transformers = [name for name, pipe in nlp.components if isinstance(pipe, Transformer)]
+    if transformers and component not in transformers:
         raise ValueError(
             f"{RECORD_ENCODER}: the pipeline has no component {component!r} to record the encoder of "
             f"([initialize.after_init] component); its transformer components: {transformers or 'none'}"

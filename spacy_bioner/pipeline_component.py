@@ -169,19 +169,20 @@ _LIVE_HEADS: "weakref.WeakSet[BioNER]" = weakref.WeakSet()
 
 
 def _warn_of_score_weights_no_component_scores(nlp: Optional[Language]) -> None:
-    """Warn where [training.score_weights] weighs a span group's scores (`spans_KEY_f`) that no
-    component of `nlp` writes: spaCy counts a missing score as 0, so a head whose spans_key was
-    changed from a config's is never weighed in model selection (every score 0.00: model-best is
-    the last evaluation, and patience never ends a run)."""
+    """Warn where all that [training.score_weights] weighs is span groups' scores (`spans_KEY_f`) that
+    no component of `nlp` writes: spaCy counts a missing score as 0, so that with a head's spans_key
+    changed from a config's, and its weights kept, every evaluation scores 0.00 (model-best is the
+    last evaluation, and patience ends the run `patience` steps after the first)."""
     if nlp is None:
         return
     weights = nlp.config.get("training", {}).get("score_weights") or {}
     written = {key for _, pipe in nlp.components
                for key in (getattr(pipe, "spans_key", None), getattr(pipe, "key", None)) if isinstance(key, str)}
-    stale = sorted(name for name, weight in weights.items()
-                   if weight and name.startswith("spans_") and name.rsplit("_", 1)[-1] in ("f", "p", "r")
+    weighed = [name for name, weight in weights.items() if weight]
+    stale = sorted(name for name in weighed
+                   if name.startswith("spans_") and name.rsplit("_", 1)[-1] in ("f", "p", "r")
                    and name[len("spans_"):].rsplit("_", 1)[0] not in written)
-    if stale:
+    if stale and len(stale) == len(weighed):
         heads = [f"spans_{key}_f" for key in sorted(head_keys(nlp, include_disabled=True))]
         warnings.warn(
             f"[training.score_weights] weighs {', '.join(stale)}, which no component of the pipeline scores "

@@ -244,7 +244,8 @@ def test_windows_fit_an_encoder_whose_positions_start_after_padding(tmp_path):
 
 
 @pytest.mark.parametrize("window, stride, message", [
-    (64, 96, "leaves 320 of a 1,000-token document's tokens in no window"),
+    (64, 96, "leaves 6,656 of a 20,000-token document's tokens in no window"),
+    (1200, 2400, "leaves 9,600 of a 20,000-token document's tokens in no window"),
     (64, 0, "cannot cut a document into windows"),
 ])
 def test_windows_that_leave_tokens_out_are_refused_at_initialize(tiny_bert, window, stride, message):

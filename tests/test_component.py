@@ -1135,6 +1135,10 @@ def test_score_weights_of_a_key_no_head_writes_are_warned_of(tiny_bert, recwarn)
     recwarn.clear()
     ours = transformer_pipeline(tiny_bert, settings=weights)
     ours.initialize(lambda: toy_examples(ours, 4))
+    # Where something else weighed still chooses model-best (spancat's default spans_sc_f beside ents_f), not a word.
+    mixed = {"training.score_weights": {"spans_sc_f": 0.5, "ents_f": 0.5}}
+    other = transformer_pipeline(tiny_bert, heads=("genes",), settings={**mixed, "nlp.pipeline": ["transformer", "genes"]})
+    other.initialize(lambda: toy_examples(other, 4, spans_key="genes"))
     assert not [w for w in recwarn if "score_weights" in str(w.message)]
 
 

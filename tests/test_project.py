@@ -287,6 +287,11 @@ def test_a_command_file_names_the_pipeline_it_trained(hash_pipeline, tmp_path):
     result = CliRunner().invoke(app, ["package-meta", str(retrained), str(ROOT / "configs" / "meta.json"),
                                       str(tmp_path / "meta.json"), "--command-file", str(record)])
     assert result.exit_code == 1 and "its command trained another pipeline" in result.output
+    (tmp_path / "empty").mkdir()  # no pipeline: that error, in a line
+    result = CliRunner().invoke(app, ["package-meta", str(tmp_path / "empty"), str(ROOT / "configs" / "meta.json"),
+                                      str(tmp_path / "meta.json"), "--command-file", str(record)])
+    assert result.exit_code == 1 and "is not a trained pipeline" in result.output
+    assert isinstance(result.exception, SystemExit)  # the command's one-line error, not a ValueError's traceback
 
 
 def test_the_commands_that_run_the_library_rerun_when_its_sources_change(tmp_path):
@@ -1030,9 +1035,13 @@ def test_record_encoder_callback_writes_the_encoder_into_meta(tiny_bert, tmp_pat
     assert source["encoder"] == tiny_bert.name and str(tiny_bert) in source["name"]
     assert nlp.meta["spacy_bioner_encoder"] == tiny_bert.name
     assert "Encoder: " in nlp.meta["description"]
-    # A component the pipeline does not have (a renamed transformer) is refused, not left unrecorded.
+    # A component that is none of its transformers (one renamed) is refused, not left unrecorded;
+    # a pipeline without a transformer component (a head with its own tok2vec) records nothing.
     with pytest.raises(ValueError, match=r"no component 'trf' to record the encoder of .*transformer components: \['transformer'\]"):
         spacy.registry.callbacks.get("spacy_bioner.record_encoder.v1")(component="trf")(nlp)
+    blank = spacy.blank("en")
+    blank.add_pipe("bio_ner", config={"model": {"tok2vec": SMALL_TOK2VEC}})
+    assert record_encoder(blank).meta.get("sources") is None
     # Recording twice keeps one encoder entry and one description line.
     record_encoder(nlp)
     assert sum(1 for s in nlp.meta["sources"] if s.get("encoder")) == 1

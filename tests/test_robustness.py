@@ -473,8 +473,8 @@ def test_a_relative_path_not_written_yet_is_no_hub_name(tmp_path, monkeypatch):
 
 
 def test_a_fallback_option_given_no_value_is_refused_in_a_line(monkeypatch):
-    """`spacy train ... --paths.fallback` (no value, or an empty var unquoted) is read as true: a
-    TypeError deep in path handling, not what to give."""
+    """A fallback that is no string (a Python caller's True; in a config, confection refuses it) is
+    refused in a line saying what to give, not a TypeError deep in path handling."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(EncoderNotFound, match=r"not True \(an option given no value is read as true\): give \"\""):
         resolve_encoder("no-such-org/scibert", True)

@@ -148,7 +148,7 @@ def command_text(command: str, command_file: Optional[Path], pipeline: Optional[
     except (OSError, UnicodeDecodeError) as e:
         raise fail(f"--command-file {command_file}: cannot be read as UTF-8 text: {e}") from None
     digests = [line[len(PIPELINE_LINE):].strip() for line in lines if line.startswith(PIPELINE_LINE)]
-    if digests and pipeline is not None and Path(pipeline).is_dir():
+    if digests and pipeline is not None and (Path(pipeline) / "config.cfg").is_file():
         from ..packaging import pipeline_sha256
 
         if digests[-1] != pipeline_sha256(Path(pipeline)):

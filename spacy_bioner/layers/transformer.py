@@ -234,11 +234,12 @@ def _init(model: BioTransformerModel, X=None, Y=None) -> None:
     transformer_init(model, X=X, Y=Y)
 
 
-def check_windows_cover(get_spans: Callable, n_tokens: int = 1000) -> None:
+def check_windows_cover(get_spans: Callable, n_tokens: int = 20_000) -> None:
     """Refuse a window getter that leaves tokens of a document in no window: they would reach
     the heads as zeros, in training and prediction, without a word (spacy-transformers'
     `strided_spans.v1` with a stride above its window). Tried on a document of `n_tokens`
-    tokens, with a sentence every 25 (for getters of sentences)."""
+    tokens (longer than a long-context encoder's window), with a sentence every 25 (for getters
+    of sentences)."""
     where = "the transformer's get_spans ([components.transformer.model.get_spans])"
     doc = Doc(Vocab(), words=["w"] * n_tokens, sent_starts=[i % 25 == 0 for i in range(n_tokens)])
     try:
