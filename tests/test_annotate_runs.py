@@ -676,12 +676,13 @@ def test_an_output_another_run_holds_is_refused_before_the_pipeline_loads(tmp_pa
 
 def test_a_changed_run_says_what_changed(tmp_path: Path) -> None:
     run = {"model": {"model": "/models/a", "digest": "d1"}, "inputs": [{"path": "/in/a.jsonl", "size": 1,
-                                                                          "mtime_ns": 5}], "shard_size": 10}
+                                                                          "mtime_ns": 5}], "shard_size": 10,
+           "format": "jsonl"}
     OutputDir(tmp_path / "out", "jsonl", run)
     other = {"model": {"model": "/models/a", "digest": "d2"},
              "inputs": [{"path": "/in/a.jsonl", "size": 1, "mtime_ns": 6}, {"path": "/in/b.jsonl", "size": 1,
                                                                             "mtime_ns": 5}],
-             "shard_size": 2}
+             "shard_size": 2, "format": "jsonl"}
     with pytest.raises(OutputError) as refused:
         OutputDir(tmp_path / "out", "jsonl", other)
     assert str(refused.value) == (
@@ -705,7 +706,7 @@ def test_options_that_contradict_each_other_are_one_line(tmp_path: Path) -> None
 
 
 def test_a_corrupt_run_json_is_one_line_and_overwrite_replaces_it(tmp_path: Path) -> None:
-    run = {"model": {"digest": "x"}, "inputs": []}
+    run = {"model": {"digest": "x"}, "inputs": [], "format": "jsonl", "shard_size": 10}
     output = tmp_path / "out"
     OutputDir(output, "jsonl", run)
     (output / "run.json").write_text('{"model": {"dig', encoding="utf8")  # cut short
@@ -715,6 +716,33 @@ def test_a_corrupt_run_json_is_one_line_and_overwrite_replaces_it(tmp_path: Path
         OutputDir(output, "jsonl", run, resume=True)
     OutputDir(output, "jsonl", run, overwrite=True)
     assert json.loads((output / "run.json").read_text(encoding="utf8")) == run
+
+
+def test_overwrite_deletes_only_what_annotate_wrote(tmp_path: Path) -> None:
+    """A run.json of another tool (or a folder of the user's beside a run) was taken for a run, and
+    --overwrite deleted the four folders whole, a thesis in documents/ with them."""
+    run = {"model": {"digest": "x"}, "inputs": [], "format": "jsonl", "shard_size": 10}
+    theirs = tmp_path / "theirs"
+    (theirs / "documents").mkdir(parents=True)
+    (theirs / "documents" / "thesis.docx").write_text("years of work")
+    (theirs / "run.json").write_text('{"experiment": "my own run config"}')
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match="run.json is no run of spacy_bioner annotate .*choose a new directory"):
+            OutputDir(theirs, "jsonl", run, overwrite=overwrite)
+    assert (theirs / "documents" / "thesis.docx").read_text() == "years of work"
+    ours = tmp_path / "ours"
+    out = OutputDir(ours, "jsonl", run)
+    out.write_shard("toy.jsonl-0123abcd-000000", "toy.jsonl", [])
+    (ours / "documents" / ".toy.jsonl-0123abcd-000001.jsonl.tmp-77").write_text("cut short")
+    (ours / "shards" / "notes.md").write_text("mine")
+    with pytest.raises(OutputError, match=r"--overwrite deletes only what annotate wrote, and .* holds other files in "
+                                          r"its folders: .*shards/notes.md; move them"):
+        OutputDir(ours, "jsonl", run, overwrite=True)
+    assert sorted(p.name for p in (ours / "documents").iterdir()) == [
+        ".toy.jsonl-0123abcd-000001.jsonl.tmp-77", "toy.jsonl-0123abcd-000000.jsonl"]  # nothing deleted
+    (ours / "shards" / "notes.md").unlink()
+    OutputDir(ours, "jsonl", run, overwrite=True)
+    assert all(not any((ours / sub).iterdir()) for sub in ("documents", "entities", "rejects", "shards"))
 
 
 def test_progress_is_on_by_default_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

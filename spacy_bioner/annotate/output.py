@@ -35,7 +35,6 @@ import hashlib
 import itertools
 import json
 import re
-import shutil
 from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -83,9 +82,18 @@ class Result:
 
 def shard_prefix(path: Path) -> str:
     """`<file name>-<8 hex of the path>`, of the resolved path: stable across reruns however the input
-    is spelt (".", a symlink), distinct per input."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", path.resolve().name) or "input"
+    is spelt (".", a symlink), distinct per input. The name is cut to `MAX_NAME` characters, so that
+    a shard's file name fits a file system's 255 bytes (the digest keeps it distinct)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", path.resolve().name)[:MAX_NAME] or "input"
     return f"{name}-{input_digest(path)}"
+
+
+MAX_NAME = 160
+# The files `annotate` writes in its folders: a shard's table or manifest, or the temporary of one
+# (`files.atomic_write`). `--overwrite` deletes these alone.
+_OWN_FILE = re.compile(r"[A-Za-z0-9._-]+-[0-9a-f]{8}-\d{6}\.(?:parquet|jsonl|json)|\..+\.tmp-\d+")
+# What every run.json of `annotate` holds, which tells it from another tool's file of that name.
+_RUN_KEYS = ("inputs", "format", "shard_size")
 
 
 def input_digest(path: Path) -> str:
@@ -386,6 +394,11 @@ def previous_run(path: Path, resume: bool = False, overwrite: bool = False) -> O
             previous = json.loads(run_file.read_text(encoding="utf8"))
             if not isinstance(previous, dict):
                 raise ValueError(f"a JSON {type(previous).__name__}, not an object")
+            if not all(key in previous for key in _RUN_KEYS):
+                # Another tool's run.json: --overwrite deletes nothing of what it describes.
+                missing = ", ".join(key for key in _RUN_KEYS if key not in previous)
+                raise OutputError(f"{run_file} is no run of spacy_bioner annotate (it has no {missing}); "
+                                  "choose a new directory")
         except ValueError as e:  # JSONDecodeError, UnicodeDecodeError: cut short or not ours
             if not overwrite:
                 raise OutputError(
@@ -456,9 +469,20 @@ class OutputDir:
             raise OutputError(f"{path} cannot be used as the output folder: {e.strerror or e}: {e.filename}") from None
 
     def _remove_previous(self) -> None:
-        for sub in TABLES + (SHARDS_DIR,):
-            if (self.path / sub).is_dir():
-                shutil.rmtree(self.path / sub)
+        """Delete what a previous run wrote: its tables, manifests and their temporaries, then the
+        folders where nothing else is; refused, before anything is deleted, where they hold other files."""
+        folders = [self.path / sub for sub in TABLES + (SHARDS_DIR,) if (self.path / sub).is_dir()]
+        foreign = [entry for folder in folders for entry in sorted(folder.iterdir())
+                   if entry.is_symlink() or not entry.is_file() or not _OWN_FILE.fullmatch(entry.name)]
+        if foreign:
+            shown = ", ".join(str(entry) for entry in foreign[:3])
+            shown += f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            raise OutputError(f"--overwrite deletes only what annotate wrote, and {self.path} holds other files "
+                              f"in its folders: {shown}; move them, or choose a new directory")
+        for folder in folders:
+            for entry in folder.iterdir():
+                entry.unlink()
+            folder.rmdir()
         for name in (RUN_FILE, SUMMARY_FILE):
             if (self.path / name).exists():
                 (self.path / name).unlink()
