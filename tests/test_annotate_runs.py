@@ -745,6 +745,18 @@ def test_overwrite_deletes_only_what_annotate_wrote(tmp_path: Path) -> None:
     assert all(not any((ours / sub).iterdir()) for sub in ("documents", "entities", "rejects", "shards"))
 
 
+def test_a_long_input_name_makes_shard_files_a_file_system_holds(tmp_path: Path) -> None:
+    """An input named with 240 characters made shard names over 255 bytes: every run failed, saying to resume."""
+    from spacy_bioner.annotate.output import shard_name, shard_prefix
+
+    long_input = tmp_path / ("a" * 240 + ".jsonl")
+    long_input.write_text("")
+    out = OutputDir(tmp_path / "out", "jsonl", {"inputs": [], "format": "jsonl", "shard_size": 10})
+    shard = shard_name(shard_prefix(long_input), 0, 10)
+    out.write_shard(shard, str(long_input), [])
+    assert out.table_path("documents", shard).is_file() and shard != shard_name(shard_prefix(tmp_path / "b.jsonl"), 0, 10)
+
+
 def test_progress_is_on_by_default_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: List[bool] = []
 
