@@ -14,7 +14,7 @@ import lzma
 import zlib
 from dataclasses import replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, List
 
 import pytest
 from toy import PUBMED_BASELINE, PUBMED_UPDATE, write_jsonl
@@ -566,6 +566,37 @@ def test_a_stray_comment_opener_rejects_its_record_only(
     assert items[2].record == expected[2].record and items[2].doc_id == expected[2].doc_id
     assert items[:2] + items[3:] == [replace(item, source=str(path)) for item in expected[:2] + expected[3:]]
     assert count_records(path) == count_records(BASELINE)
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_many_stray_openers_are_read_in_linear_time_and_reject_their_record_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Each stray comment or CDATA opener searched for its end to the end of the bytes: a 100 KB record of
+    them took 20 s to frame (a reviewer's measure), the time growing with their number squared. A
+    failed search is remembered, and the next opener's goes on from where it stopped."""
+    xml = gzip.decompress(BASELINE.read_bytes())
+    third = xml.index(b"<PubmedArticle>", xml.index(b"<PubmedArticle>", xml.index(b"<PubmedArticle>") + 1) + 1)
+    title = xml.index(b"</ArticleTitle>", third)
+    path = tmp_path / "strays.xml"
+    path.write_bytes(xml[:title] + b" <!-- x <![CDATA[ y" * 2000 + xml[title:])
+    monkeypatch.setattr(sources, "READ_CHUNK", chunk)
+    items, expected = list(read_items(path)), list(read_items(BASELINE))
+    assert isinstance(items[2], Reject) and items[2].doc_id == expected[2].doc_id
+    assert items[:2] + items[3:] == [replace(item, source=str(path)) for item in expected[:2] + expected[3:]]
+
+    searched: List[int] = []
+
+    class Bytes(bytes):
+        def find(self, sub: bytes, start: int = 0, *args: Any) -> int:  # type: ignore[override]
+            searched.append(len(self) - start)
+            return super().find(sub, start, *args)
+
+    data = Bytes(b"<!-- x <![CDATA[ y" * 2000)
+    sections = sources._Sections()
+    for at in range(0, len(data), 18):
+        assert sections.end(data, at, b"<!--") == -1 and sections.end(data, at + 7, b"<![CDATA[") == -1
+    assert sum(searched) < 2 * len(data) + 12 * len(searched)  # each byte searched about once per closer
 
 
 def test_json_the_decoder_refuses_beyond_its_syntax_is_a_reject(tmp_path: Path) -> None:

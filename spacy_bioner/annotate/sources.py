@@ -279,14 +279,13 @@ def _read_error(path: Path, error: Exception) -> str:
 # ---------------------------------------------------------------- PubMed XML
 
 # A comment or CDATA section is skipped whole: a tag inside one is text, not
-# markup. A bare opener (the last two alternatives) is one whose end is not
-# read yet. Each pattern starts with its "<" outside the alternation, which
-# lets the regex engine skip to the next "<" (several times faster).
-_SKIPPED = rb"!--.*?-->|!\[CDATA\[.*?\]\]>"
-_RECORD_TAG = re.compile(
-    rb"<(?:" + _SKIPPED + rb"|(PubmedArticle|PubmedBookArticle|DeleteCitation)(?=[\s>])|!--|!\[CDATA\[)", re.S)
+# markup. The patterns find the openers of records and of those sections (the
+# sections' ends are found by `_Sections`). Each starts with its "<" outside
+# the alternation, which lets the regex engine skip to the next "<" (several
+# times faster).
+_RECORD_TAG = re.compile(rb"<(?:(PubmedArticle|PubmedBookArticle|DeleteCitation)(?=[\s>])|!--|!\[CDATA\[)")
 _SET_END_AT_END = re.compile(rb"</(?:PubmedArticleSet|PubmedBookArticleSet)\s*>\s*$")
-_SET_END = re.compile(rb"<(?:" + _SKIPPED + rb"|(/(?:PubmedArticleSet|PubmedBookArticleSet)\s*>))", re.S)
+_SET_END = re.compile(rb"<(?:(/(?:PubmedArticleSet|PubmedBookArticleSet)\s*>)|!--|!\[CDATA\[)")
 # The longest tag the scan looks for, with the character after it: the tail of
 # a chunk that may hold the start of one cut by the chunk's end.
 _TAG_TAIL = 32
@@ -297,7 +296,36 @@ MAX_SKIPPED = 1 << 24
 _SKIPPED_END = {b"<!--": b"-->", b"<![CDATA[": b"]]>"}
 # A record's own PMID, in bytes that do not parse: the DTD makes it the first element of its
 # MedlineCitation or BookDocument. Any other <PMID> is one the record cites (CommentsCorrections).
-_OWN_PMID = re.compile(rb"<(?:MedlineCitation|BookDocument)\b[^>]*>\s*<PMID\b[^>]*>\s*(\d+)\s*</PMID>")
+# (An attribute holds no "<": `[^<>]`, so that a tag cut short is not read to the end of the bytes at each.)
+_OWN_PMID = re.compile(rb"<(?:MedlineCitation|BookDocument)\b[^<>]*>\s*<PMID\b[^<>]*>\s*(\d+)\s*</PMID>")
+
+
+class _Sections:
+    """Where comment and CDATA sections end, in bytes that may grow at their end, in linear time:
+    a search for a section's end that fails is remembered (no end from its start to the end of the
+    bytes then), and a later section's search goes on from there, not over the same bytes again
+    (each of a record's stray openers searched to the end of the file: quadratic time)."""
+
+    def __init__(self) -> None:
+        self._searched: Dict[bytes, Tuple[int, int]] = {}  # closer -> (from, to): none in bytes[from:to]
+
+    def end(self, data: bytes, start: int, opener: bytes) -> int:
+        """Where the section opened by `opener` at `start` ends (after its closer), or -1 if not in `data`."""
+        closer = _SKIPPED_END[opener]
+        begin = start + len(opener)
+        known = self._searched.get(closer)
+        if known is not None and known[0] <= begin:
+            begin = max(begin, known[1] - len(closer) + 1)
+        end = data.find(closer, begin)
+        if end < 0:
+            self._searched[closer] = (known[0] if known is not None and known[0] <= start + len(opener)
+                                      else start + len(opener), len(data))
+            return -1
+        return end + len(closer)
+
+    def cut(self, n: int) -> None:
+        """The first `n` bytes were dropped."""
+        self._searched = {closer: (start - n, end - n) for closer, (start, end) in self._searched.items()}
 
 
 class SetNotEnded(EOFError):
@@ -324,6 +352,7 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
     """
     buffer = b""
     scan = 0  # where the scan resumes in buffer
+    sections = _Sections()
     begin: Optional[int] = None  # where the current record starts in buffer
     searched: Optional[int] = None  # bytes after scan searched for the end of the comment or CDATA opened there
     ended = False
@@ -347,20 +376,25 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
             else:
                 searched = len(buffer) - scan
                 continue
-        for match in _RECORD_TAG.finditer(buffer, scan):
+        while True:
+            match = _RECORD_TAG.search(buffer, scan)
+            if match is None:
+                scan = max(scan, len(buffer) - _TAG_TAIL)
+                break
             if match.group(1) is None:
-                if not match.group().endswith((b"-->", b"]]>")) and not ended:
+                end = sections.end(buffer, match.start(), match.group())
+                if end < 0 and not ended:
                     scan, searched = match.start(), len(buffer) - match.start()  # its end may be in a later chunk
                     break
+                scan = end if end >= 0 else match.end()  # a section skipped whole, or a stray opener
             else:
                 if begin is not None:
                     yield _before_set_end(buffer[begin : match.start()])
                 begin = match.start()
-            scan = match.end()
-        else:
-            scan = max(scan, len(buffer) - _TAG_TAIL)
+                scan = match.end()
         keep = scan if begin is None else begin
         buffer, scan = buffer[keep:], scan - keep
+        sections.cut(keep)
         begin = None if begin is None else 0
     if begin is not None and buffer.strip():
         frame = _before_set_end(buffer)
@@ -451,9 +485,13 @@ def _set_ends(path: Path) -> bool:
 
 
 def _before_set_end(frame: bytes) -> bytes:
-    for match in _SET_END.finditer(frame):
+    """`frame` up to the end of its set (`</PubmedArticleSet>` outside comments and CDATA), if any."""
+    sections, at = _Sections(), 0
+    while (match := _SET_END.search(frame, at)) is not None:
         if match.group(1) is not None:
             return frame[: match.start()]
+        end = sections.end(frame, match.start(), match.group())
+        at = end if end >= 0 else match.end()
     return frame
 
 
