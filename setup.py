@@ -28,7 +28,9 @@ setup(
         "spacy-transformers>=1.4,<1.5",
         # spacy-transformers 1.4 supports transformers < 4.53.3
         "transformers>=4.30,<4.53.3",
-        "torch>=2.0",
+        # 2.6: torch.load reads weights alone by default (spacy-transformers loads a pipeline's
+        # encoder with it: before, a shared pipeline's weights file could run code).
+        "torch>=2.6",
         "thinc>=8.3,<8.4",
         "numpy",
         "seqeval>=1.2",

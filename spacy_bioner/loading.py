@@ -6,6 +6,7 @@ Every command that runs a pipeline (`evaluate`, `visualize`, `demo`,
 pipeline, a missing GPU or a pipeline without heads with the same message.
 """
 
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -83,7 +84,7 @@ def load_pipeline(
     overrides = {} if precision is None else {"components": {"transformer": {"model": {"precision": precision}}}}
     try:
         nlp = spacy.load(model, config=overrides)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, pickle.UnpicklingError) as e:  # the last: torch refusing code in weights
         if precision is not None and isinstance(e, ConfigValidationError):
             # The saved config was valid: the override is what does not fit it.
             raise _no_precision_setting(model, precision) from None

@@ -552,3 +552,31 @@ def test_encoder_not_found(tmp_path, monkeypatch, name, fallback, expected):
     assert "\n" not in message
     for part in expected:
         assert part.format(tmp=tmp_path) in message
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_a_pipeline_whose_tokenizer_names_files_outside_its_folder_is_not_loaded(tiny_pipeline, tmp_path, relative):
+    """spacy-transformers writes each saved tokenizer file by its saved name: a crafted pipeline's
+    "/home/you/.bashrc" was written where it said, as the pipeline loaded."""
+    import shutil
+
+    import srsly
+
+    from spacy_bioner.loading import PipelineLoadError, load_pipeline
+
+    crafted = tmp_path / "crafted"
+    shutil.copytree(tiny_pipeline, crafted)
+    target = tmp_path / "written-by-loading"
+    name = "../" * 30 + str(target).lstrip("/") if relative else str(target)  # from the temporary folder
+    model = srsly.msgpack_loads((crafted / "transformer" / "model").read_bytes())
+    for shim_bytes in model["shims"]:
+        for i, data in enumerate(shim_bytes):
+            shim = srsly.msgpack_loads(data)
+            if shim.get("tokenizer"):
+                shim["tokenizer"][name] = b"anything\n"
+                shim_bytes[i] = srsly.msgpack_dumps(shim)
+    (crafted / "transformer" / "model").write_bytes(srsly.msgpack_dumps(model))
+    with pytest.raises(PipelineLoadError, match="saved tokenizer names files outside its folder"):
+        load_pipeline(str(crafted))
+    assert not target.exists()
+    assert load_pipeline(str(tiny_pipeline)).pipe_names  # the pipeline as saved loads

@@ -47,6 +47,7 @@ import warnings
 from pathlib import Path
 from typing import Any, ContextManager, Dict, Iterator, List, Optional, Tuple
 
+import srsly
 import torch
 from spacy_transformers.data_classes import HFObjects
 from spacy_transformers.layers.hf_shim import HFShim
@@ -115,6 +116,19 @@ class EncoderShim(HFShim):
         self._fused_aliases: List[torch.Tensor] = []
         self._fused_steps = 0
         self._warned_float32 = False
+
+    def from_bytes(self, bytes_data: bytes) -> "EncoderShim":
+        """HFShim's, with the tokenizer's file names checked first: it writes each under a temporary
+        folder by its saved name, and a name with a folder in it ("../x", "/x") of a crafted pipeline
+        would write that file anywhere the user may."""
+        names = [name for name in srsly.msgpack_loads(bytes_data).get("tokenizer", {}) if name != "kwargs"]
+        bad = [name for name in names
+               if not isinstance(name, str) or name in ("", ".", "..") or "\0" in name or Path(name).name != name
+               or "\\" in name]
+        if bad:
+            raise ValueError(f"the transformer's saved tokenizer names files outside its folder ({bad[0]!r}): "
+                             "a damaged or crafted pipeline, not loaded")
+        return super().from_bytes(bytes_data)
 
     def copy(self) -> "EncoderShim":
         """A deep copy with an id of its own and no optimizer state. thinc's
