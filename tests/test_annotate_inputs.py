@@ -501,6 +501,21 @@ def test_a_folder_is_read_for_its_txt_files_in_any_case_and_says_what_it_skips(t
     assert count_records(folder) == 2
 
 
+def test_links_out_of_a_text_folder_are_skipped_not_read(tmp_path: Path) -> None:
+    """A collection unpacked from an archive, with a link to a file of the user's: its text was read and
+    written to the tables. A link to a file in the folder is read."""
+    (tmp_path / "secret.txt").write_text("a token of the user's", encoding="utf8")
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("IL-2 binds .", encoding="utf8")
+    (folder / "b.txt").symlink_to(tmp_path / "secret.txt")
+    (folder / "c.txt").symlink_to(folder / "a.txt")
+    files, skipped = txt_files(folder)
+    assert [f.name for f in files] == ["a.txt", "c.txt"] and [f.name for f in skipped] == ["b.txt"]
+    assert [item.text for item in read_items(folder)] == ["IL-2 binds .", "IL-2 binds ."]  # type: ignore[union-attr]
+    assert count_records(folder) == 2
+
+
 def test_ids_are_strings_or_integers(tmp_path: Path) -> None:
     rows = [{"id": "a", "text": "IL-2"}, {"id": 7, "text": "IL-2"}, {"id": 1.0, "text": "IL-2"},
             {"id": True, "text": "IL-2"}, {"id": {"x": 1}, "text": "IL-2"}, {"id": [1], "text": "IL-2"}]

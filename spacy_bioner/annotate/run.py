@@ -224,9 +224,11 @@ def annotate(
     for path in paths:
         skipped = txt_files(path)[1] if path.is_dir() else []
         if skipped:
-            names = ", ".join(entry.name + ("/" if entry.is_dir() else "") for entry in skipped[:5])
+            names = ", ".join(entry.name + ("/" if entry.is_dir() else " (a link out of the folder)"
+                                            if entry.is_symlink() and entry.suffix.lower() == ".txt" else "")
+                              for entry in skipped[:5])
             more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-            log(f"{path}: a folder input is read for its .txt files only; skipped {len(skipped)} other "
+            log(f"{path}: a folder input is read for the .txt files in it only; skipped {len(skipped)} other "
                 f"entries: {names}{more}")
     settings = run_settings(paths, options)
     try:

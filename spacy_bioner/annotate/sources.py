@@ -745,11 +745,16 @@ def txt_files(path: Path) -> Tuple[List[Path], List[Path]]:
     """The files a folder input is read for, by name, and what it skips.
 
     Read: the plain files directly in it whose suffix is `.txt` in any case
-    (`b.TXT` too). Skipped: subfolders (not read recursively) and other files.
+    (`b.TXT` too), and links to such files in it. Skipped: subfolders (not read
+    recursively), other files, and links to files outside it (a collection
+    unpacked from an archive could otherwise have any file of the user's read,
+    and its text written to the tables).
     """
     files, skipped = [], []
+    root = path.resolve()
     for entry in sorted(path.iterdir()):
-        (files if entry.suffix.lower() == ".txt" and entry.is_file() else skipped).append(entry)
+        inside = not entry.is_symlink() or entry.resolve().parent == root
+        (files if entry.suffix.lower() == ".txt" and entry.is_file() and inside else skipped).append(entry)
     return files, skipped
 
 
