@@ -630,6 +630,19 @@ def test_json_the_decoder_refuses_beyond_its_syntax_is_a_reject(tmp_path: Path) 
     assert count_records(path) == len(items)
 
 
+def test_a_parquet_column_named_twice_is_refused_in_a_line(tmp_path: Path) -> None:
+    """Two 'text' columns: expand_inputs raised pyarrow's KeyError that the column does not exist (a
+    traceback out of annotate), and read_items read the first without a word."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "twice.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(["1"]), pa.array(["IL-2"]), pa.array(["p53"])],
+                                        names=["id", "text", "text"]), path)
+    for read in (lambda: expand_inputs([path]), lambda: list(read_items(path))):
+        with pytest.raises(ValueError, match="the column 'text' appears 2 times; rename all but one"):
+            read()
+
+
 def test_a_string_that_is_not_utf8_in_parquet_rejects_its_row_only(tmp_path: Path) -> None:
     """pyarrow does not check another writer's strings; one bad value failed its whole batch, and every
     row after it was lost in one `unreadable_file` reject."""

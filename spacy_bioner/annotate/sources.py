@@ -851,6 +851,9 @@ def _check_columns(path: Path, names: Sequence[str], id_key: str, text_key: str,
         lacks = " nor ".join(f"{field} {key!r} for the document {what}" for key, what, _ in missing)
         names_them = " and ".join(f"the {what} {field} with {option}" for _, what, option in missing)
         raise ValueError(f"{path}: no {lacks}{where} ({field}s: {', '.join(names)}); name {names_them}")
+    for key in dict.fromkeys((id_key, text_key)):
+        if list(names).count(key) > 1:  # Parquet allows it; which one is meant, nobody knows
+            raise ValueError(f"{path}: the {field} {key!r} appears {list(names).count(key)} times; rename all but one")
 
 
 def _check_column_types(path: Path, schema: Any, id_key: str, text_key: str) -> None:
