@@ -630,6 +630,23 @@ def test_json_the_decoder_refuses_beyond_its_syntax_is_a_reject(tmp_path: Path) 
     assert count_records(path) == len(items)
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_a_json_line_too_long_to_read_is_a_reject_read_past(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            suffix: str) -> None:
+    """Each line was read whole: a .jsonl.gz of 100 KB holding one line of 100 MB took 742 MB (a
+    reviewer's measure), one of GBs all the memory. A line past MAX_LINE_BYTES is a too_long reject."""
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 100)
+    rows = [{"id": "a", "text": "IL-2 binds ."}, {"id": "b", "text": "p53 " * 200}, {"id": "c", "text": "TNF ."}]
+    path = write_jsonl(tmp_path / f"long{suffix}", rows)
+    if suffix.endswith(".gz"):
+        path.write_bytes(gzip.compress(path.read_bytes()))
+    items = list(read_items(path))
+    assert [(type(i).__name__, i.record, getattr(i, "kind", "")) for i in items] == [
+        ("Record", "line 1", ""), ("Reject", "line 2", TOO_LONG), ("Record", "line 3", "")]
+    assert items[1].reason == "a line of more than 100 bytes, not read"  # type: ignore[union-attr]
+    assert count_records(path) == 3 and expand_inputs([path]) == [path]
+
+
 def test_a_parquet_column_named_twice_is_refused_in_a_line(tmp_path: Path) -> None:
     """Two 'text' columns: expand_inputs raised pyarrow's KeyError that the column does not exist (a
     traceback out of annotate), and read_items read the first without a word."""

@@ -234,7 +234,7 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
             return pq.ParquetFile(str(path)).metadata.num_rows
         with open_bytes(path) as f:
             if kind == "jsonl":
-                return sum(1 for _, line in _jsonl_lines(f) if line.strip())
+                return sum(1 for _, line in _jsonl_lines(f) if line is None or line.strip())
             frames = articles = 0
             declaration = _declaration(path)
             try:
@@ -659,10 +659,13 @@ def read_jsonl(path: Path, id_key: str, text_key: str, skip: Skip = None) -> Ite
     try:
         with open_bytes(path) as f:
             for line_no, raw in _jsonl_lines(f):
-                if not raw.strip():
+                if raw is not None and not raw.strip():
                     continue
                 if skip is not None and skip(position):
                     yield SKIPPED
+                elif raw is None:
+                    yield Reject(source, f"line {line_no}", TOO_LONG,
+                                 f"a line of more than {MAX_LINE_BYTES:,} bytes, not read")
                 else:
                     yield _json_record(raw, source, f"line {line_no}", id_key, text_key)
                 position += 1
@@ -671,10 +674,23 @@ def read_jsonl(path: Path, id_key: str, text_key: str, skip: Skip = None) -> Ite
                      f"the file ends or cannot be read after line {line_no}: {describe_error(path, e)}")
 
 
-def _jsonl_lines(f: IO[bytes]) -> Iterator[Tuple[int, bytes]]:
-    """The lines of a JSON Lines file, numbered from 1, without a UTF-8 BOM before the first."""
-    for line_no, raw in enumerate(f, 1):
-        yield line_no, raw.removeprefix(codecs.BOM_UTF8) if line_no == 1 else raw
+# The longest line of a JSON Lines file that is read: a longer one is a too_long reject, read past
+# and not kept (a .gz of a few MB may hold a line of GBs, which reading whole would take).
+MAX_LINE_BYTES = 1 << 28
+
+
+def _jsonl_lines(f: IO[bytes]) -> Iterator[Tuple[int, Optional[bytes]]]:
+    """The lines of a JSON Lines file, numbered from 1, without a UTF-8 BOM before the first;
+    None for a line of more than MAX_LINE_BYTES."""
+    line_no = 0
+    while raw := f.readline(MAX_LINE_BYTES + 1):
+        line_no += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield line_no, None
+        else:
+            yield line_no, raw.removeprefix(codecs.BOM_UTF8) if line_no == 1 else raw
 
 
 def _json_record(raw: bytes, source: str, where: str, id_key: str, text_key: str) -> Item:
@@ -887,10 +903,12 @@ def _json_keys(path: Path, records: int = JSON_KEY_SAMPLE) -> Optional[List[str]
     found = False
     try:
         with open_bytes(path) as f:
-            lines = (raw for raw in f if raw.strip())
+            lines = (raw for _, raw in _jsonl_lines(f) if raw is None or raw.strip())
             for _, raw in zip(range(records), lines):
+                if raw is None:  # a record too long to read
+                    continue
                 try:
-                    obj = json.loads(raw.removeprefix(codecs.BOM_UTF8).decode("utf8"))
+                    obj = json.loads(raw.decode("utf8"))
                 except (ValueError, RecursionError):  # bad JSON or UTF-8: a reject of the reader's
                     continue
                 if isinstance(obj, dict):
