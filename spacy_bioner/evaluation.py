@@ -257,7 +257,8 @@ def overlapped_gold(docs: Iterable[Doc], spans_key: str) -> Dict[str, int]:
     for doc in docs:
         if spans_key in doc.spans:
             spans = [span for span in doc.spans[spans_key] if len(span)]
-            counts.update(Counter(span.label_ for span in spans) - Counter(span.label_ for span in taggable_spans(spans)))
+            kept = Counter(span.label_ for span in taggable_spans(spans))
+            counts.update(Counter(span.label_ for span in spans) - kept)
     return dict(sorted(counts.items()))
 
 
