@@ -554,29 +554,58 @@ def test_encoder_not_found(tmp_path, monkeypatch, name, fallback, expected):
         assert part.format(tmp=tmp_path) in message
 
 
-@pytest.mark.parametrize("relative", [True, False])
-def test_a_pipeline_whose_tokenizer_names_files_outside_its_folder_is_not_loaded(tiny_pipeline, tmp_path, relative):
-    """spacy-transformers writes each saved tokenizer file by its saved name: a crafted pipeline's
-    "/home/you/.bashrc" was written where it said, as the pipeline loaded."""
+def _crafted(tiny_pipeline, folder, edit):
+    """A copy of `tiny_pipeline` whose transformer's saved tokenizer `edit` changed."""
     import shutil
 
     import srsly
 
-    from spacy_bioner.loading import PipelineLoadError, load_pipeline
-
-    crafted = tmp_path / "crafted"
-    shutil.copytree(tiny_pipeline, crafted)
-    target = tmp_path / "written-by-loading"
-    name = "../" * 30 + str(target).lstrip("/") if relative else str(target)  # from the temporary folder
-    model = srsly.msgpack_loads((crafted / "transformer" / "model").read_bytes())
+    shutil.copytree(tiny_pipeline, folder)
+    model = srsly.msgpack_loads((folder / "transformer" / "model").read_bytes())
     for shim_bytes in model["shims"]:
         for i, data in enumerate(shim_bytes):
             shim = srsly.msgpack_loads(data)
             if shim.get("tokenizer"):
-                shim["tokenizer"][name] = b"anything\n"
+                edit(shim["tokenizer"])
                 shim_bytes[i] = srsly.msgpack_dumps(shim)
-    (crafted / "transformer" / "model").write_bytes(srsly.msgpack_dumps(model))
-    with pytest.raises(PipelineLoadError, match="saved tokenizer names files outside its folder"):
+    (folder / "transformer" / "model").write_bytes(srsly.msgpack_dumps(model))
+    return folder
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_a_pipeline_whose_tokenizer_names_files_outside_its_folder_is_not_loaded(tiny_pipeline, tmp_path, relative):
+    """spacy-transformers writes each saved tokenizer file by its saved name: a crafted pipeline's
+    "/home/you/.bashrc" was written where it said, as the pipeline loaded."""
+    from spacy_bioner.loading import PipelineLoadError, load_pipeline
+
+    target = tmp_path / "written-by-loading"
+    name = "../" * 30 + str(target).lstrip("/") if relative else str(target)  # from the temporary folder
+    crafted = _crafted(tiny_pipeline, tmp_path / "crafted", lambda tokenizer: tokenizer.update({name: b"anything\n"}))
+    with pytest.raises(PipelineLoadError, match="saved tokenizer holds a file no tokenizer saves"):
         load_pipeline(str(crafted))
     assert not target.exists()
     assert load_pipeline(str(tiny_pipeline)).pipe_names  # the pipeline as saved loads
+
+
+def test_a_pipeline_whose_tokenizer_would_run_its_own_code_is_not_loaded(tiny_pipeline, tmp_path):
+    """The saved tokenizer's loading arguments went to AutoTokenizer.from_pretrained as they were:
+    trust_remote_code, an auto_map and a .py file beside ran that file as the pipeline loaded."""
+    import json
+
+    import spacy
+
+    marker = tmp_path / "code-ran"
+
+    def edit(tokenizer):
+        config = json.loads(tokenizer["tokenizer_config.json"])
+        config["auto_map"] = {"AutoTokenizer": [None, "own.OwnTokenizer"]}
+        tokenizer["tokenizer_config.json"] = json.dumps(config).encode()
+        tokenizer["own.py"] = (f"open({str(marker)!r}, 'w').write('ran')\n"
+                               "from transformers import BertTokenizerFast\n"
+                               "class OwnTokenizer(BertTokenizerFast):\n    pass\n").encode()
+        tokenizer["kwargs"] = {"use_fast": True, "trust_remote_code": True}
+
+    crafted = _crafted(tiny_pipeline, tmp_path / "crafted", edit)
+    with pytest.raises(ValueError, match=r"saved tokenizer is loaded with .*trust_remote_code.*not loaded"):
+        spacy.load(crafted)
+    assert not marker.exists()

@@ -118,16 +118,23 @@ class EncoderShim(HFShim):
         self._warned_float32 = False
 
     def from_bytes(self, bytes_data: bytes) -> "EncoderShim":
-        """HFShim's, with the tokenizer's file names checked first: it writes each under a temporary
-        folder by its saved name, and a name with a folder in it ("../x", "/x") of a crafted pipeline
-        would write that file anywhere the user may."""
-        names = [name for name in srsly.msgpack_loads(bytes_data).get("tokenizer", {}) if name != "kwargs"]
-        bad = [name for name in names
-               if not isinstance(name, str) or name in ("", ".", "..") or "\0" in name or Path(name).name != name
-               or "\\" in name]
+        """HFShim's, with the saved tokenizer checked first against what HFShim.to_bytes writes: files,
+        each written under a temporary folder by its saved name, and the tokenizer's loading arguments.
+        A crafted pipeline could otherwise write a file anywhere the user may ("../x", "/x"), or have
+        its own code run as it loads (trust_remote_code among the arguments, a .py file beside).
+        (A pipeline of spacy-transformers' own TransformerModel loads through HFShim, unchecked.)"""
+        saved = srsly.msgpack_loads(bytes_data).get("tokenizer") or {}
+        kwargs = saved.get("kwargs", {})
+        if not isinstance(kwargs, dict) or not set(kwargs) <= {"use_fast"} or not all(
+                isinstance(value, bool) for value in kwargs.values()):
+            raise ValueError(f"the transformer's saved tokenizer is loaded with {kwargs!r}, not what spacy-transformers "
+                             "saves ({'use_fast': true}): a damaged or crafted pipeline, not loaded")
+        bad = [name for name in saved if name != "kwargs" and (
+            not isinstance(name, str) or name in ("", ".", "..") or "\0" in name or "\\" in name
+            or Path(name).name != name or name.endswith(".py"))]
         if bad:
-            raise ValueError(f"the transformer's saved tokenizer names files outside its folder ({bad[0]!r}): "
-                             "a damaged or crafted pipeline, not loaded")
+            raise ValueError(f"the transformer's saved tokenizer holds a file no tokenizer saves ({bad[0]!r}: a "
+                             "name outside its folder, or code): a damaged or crafted pipeline, not loaded")
         return super().from_bytes(bytes_data)
 
     def copy(self) -> "EncoderShim":
