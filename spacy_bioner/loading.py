@@ -138,8 +138,8 @@ def encoder_precision(nlp: Language, effective: bool = True) -> Optional[str]:
     """The precision of the pipeline's shared transformer; None where this package's layer does not build it.
 
     effective: the precision it computes in on the device it is on now, float32 where it is set to
-        bfloat16 but the device has no bfloat16 arithmetic (the shim then runs float32, with a
-        warning); False: the precision it is set to.
+        bfloat16 but the device has no bfloat16 arithmetic, or to float16 off CUDA (the shim then runs
+        float32, with a warning); False: the precision it is set to.
     """
     from .layers.encoder_shim import has_bfloat16_arithmetic
 
@@ -149,6 +149,8 @@ def encoder_precision(nlp: Language, effective: bool = True) -> Optional[str]:
     shim = encoder.encoder_shim
     if effective and shim.precision == "bfloat16" and not has_bfloat16_arithmetic(shim.device):
         return "float32"
+    if effective and shim.precision == "float16" and shim.device.type != "cuda":
+        return "float32"
     return shim.precision
 
 
@@ -156,7 +158,7 @@ def _check_precision(nlp: Language, model: str, precision: str, check_device: bo
     encoder = _bio_transformer(nlp)
     if encoder is None:
         raise _no_precision_setting(model, precision)
-    if check_device and encoder_precision(nlp) != precision:  # only bfloat16 can fall back
+    if check_device and encoder_precision(nlp) != precision:  # of the precisions a load sets, only bfloat16 falls back
         device = encoder.encoder_shim.device
         where = ("this CPU has no bfloat16 arithmetic (neither avx512_bf16 nor amx_bf16)" if device.type == "cpu"
                  else f"{device} has no bfloat16 arithmetic (compute capability below 8.0)")

@@ -56,6 +56,14 @@ def test_bfloat16_without_bfloat16_arithmetic_is_refused(tiny_pipeline: Path, mo
     assert encoder_precision(nlp, effective=False) == "bfloat16" and encoder_precision(nlp) == "float32"
 
 
+@pytest.mark.filterwarnings("ignore:precision 'float16'")
+def test_float16_off_cuda_is_recorded_as_the_float32_it_computes_in(tiny_pipeline: Path) -> None:
+    """A pipeline trained in float16 on a GPU runs in float32 on a CPU: annotate's run.json said float16,
+    evaluate's metrics were published as the pipeline's own, and a resume on a GPU mixed the two."""
+    nlp = spacy.load(tiny_pipeline, config={"components": {"transformer": {"model": {"precision": "float16"}}}})
+    assert encoder_precision(nlp, effective=False) == "float16" and encoder_precision(nlp) == "float32"
+
+
 def test_a_precision_needs_this_packages_transformer(tmp_path: Path) -> None:
     spacy.blank("en").to_disk(tmp_path / "blank")
     with pytest.raises(PipelineLoadError, match="has no `transformer` component built by this package's"):
