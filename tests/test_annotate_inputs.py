@@ -34,6 +34,7 @@ from spacy_bioner.annotate.sources import (
     Reject,
     count_records,
     expand_inputs,
+    links_out_of,
     read_items,
     txt_files,
 )
@@ -501,9 +502,9 @@ def test_a_folder_is_read_for_its_txt_files_in_any_case_and_says_what_it_skips(t
     assert count_records(folder) == 2
 
 
-def test_links_out_of_a_text_folder_are_skipped_not_read(tmp_path: Path) -> None:
-    """A collection unpacked from an archive, with a link to a file of the user's: its text was read and
-    written to the tables. A link to a file in the folder is read."""
+def test_links_in_a_text_folder_are_read_and_those_out_of_it_named(tmp_path: Path) -> None:
+    """Links are read, as the shell's *.txt reads them (a subset of a collection, linked); a collection
+    unpacked from an archive may link to any file of the user's, so those leading out are named."""
     (tmp_path / "secret.txt").write_text("a token of the user's", encoding="utf8")
     folder = tmp_path / "texts"
     folder.mkdir()
@@ -511,9 +512,11 @@ def test_links_out_of_a_text_folder_are_skipped_not_read(tmp_path: Path) -> None
     (folder / "b.txt").symlink_to(tmp_path / "secret.txt")
     (folder / "c.txt").symlink_to(folder / "a.txt")
     files, skipped = txt_files(folder)
-    assert [f.name for f in files] == ["a.txt", "c.txt"] and [f.name for f in skipped] == ["b.txt"]
-    assert [item.text for item in read_items(folder)] == ["IL-2 binds .", "IL-2 binds ."]  # type: ignore[union-attr]
-    assert count_records(folder) == 2
+    assert [f.name for f in files] == ["a.txt", "b.txt", "c.txt"] and skipped == []
+    assert [f.name for f in links_out_of(folder, files)] == ["b.txt"]
+    assert [item.text for item in read_items(folder)] == [  # type: ignore[union-attr]
+        "IL-2 binds .", "a token of the user's", "IL-2 binds ."]
+    assert count_records(folder) == 3
 
 
 def test_ids_are_strings_or_integers(tmp_path: Path) -> None:

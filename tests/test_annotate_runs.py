@@ -777,7 +777,8 @@ def test_help_says_what_offsets_gpu_id_address_max_rejects_and_folders_mean() ->
     text = re.sub(r"\s+", " ", result.output)
     for said in ("Python code-point offsets into the document text", "Only with --engine ray",
                  "the one Ray assigns it", "rejected too, but not counted", "default: on when stderr is a terminal",
-                 "named *.txt in any case; subfolders, other files and links to files outside it are skipped",
+                 "named *.txt in any case (links too, those to files outside it listed in the log); subfolders and other "
+                 "files are skipped",
                  "records longer than --max-doc-chars (too_long) are rejected too, but not counted",
                  "as too_long: your own limit, so not bad input, not counted against --max-rejects",
                  "source is the input's resolved path (as is each input's path in summary.json)",

@@ -39,7 +39,7 @@ from .output import (
     refuse_another_run,
     shard_prefix,
 )
-from .sources import KEYED_KINDS, count_records, expand_inputs, input_kind, txt_files
+from .sources import KEYED_KINDS, count_records, expand_inputs, input_kind, links_out_of, txt_files
 
 ENGINES = ("local", "ray")
 # What run.json records beside `run_settings`: known once the pipeline is loaded.
@@ -224,12 +224,15 @@ def annotate(
     for path in paths:
         skipped = txt_files(path)[1] if path.is_dir() else []
         if skipped:
-            names = ", ".join(entry.name + ("/" if entry.is_dir() else " (a link out of the folder)"
-                                            if entry.is_symlink() and entry.suffix.lower() == ".txt" else "")
-                              for entry in skipped[:5])
+            names = ", ".join(entry.name + ("/" if entry.is_dir() else "") for entry in skipped[:5])
             more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-            log(f"{path}: a folder input is read for the .txt files in it only; skipped {len(skipped)} other "
+            log(f"{path}: a folder input is read for its .txt files only; skipped {len(skipped)} other "
                 f"entries: {names}{more}")
+        outside = links_out_of(path, txt_files(path)[0]) if path.is_dir() else []
+        if outside:
+            names = ", ".join(f"{file.name} -> {file.resolve()}" for file in outside[:5])
+            more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+            log(f"{path}: read through links to files outside it: {names}{more}")
     settings = run_settings(paths, options)
     try:
         previous_run(output, resume, overwrite)  # a file of that name, say, before it is made a folder

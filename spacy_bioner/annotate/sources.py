@@ -760,18 +760,23 @@ def printable(name: str) -> str:
 def txt_files(path: Path) -> Tuple[List[Path], List[Path]]:
     """The files a folder input is read for, by name, and what it skips.
 
-    Read: the plain files directly in it whose suffix is `.txt` in any case
-    (`b.TXT` too), and links to such files in it. Skipped: subfolders (not read
-    recursively), other files, and links to files outside it (a collection
-    unpacked from an archive could otherwise have any file of the user's read,
-    and its text written to the tables).
+    Read: the files directly in it whose suffix is `.txt` in any case (`b.TXT`
+    too), links to files among them, as the shell's `*.txt` reads them (a
+    subset of a collection linked from it, say; `links_out_of` names those
+    that lead out of the folder, for the log). Skipped: subfolders (not read
+    recursively) and other files.
     """
     files, skipped = [], []
-    root = path.resolve()
     for entry in sorted(path.iterdir()):
-        inside = not entry.is_symlink() or entry.resolve().parent == root
-        (files if entry.suffix.lower() == ".txt" and entry.is_file() and inside else skipped).append(entry)
+        (files if entry.suffix.lower() == ".txt" and entry.is_file() else skipped).append(entry)
     return files, skipped
+
+
+def links_out_of(path: Path, files: Sequence[Path]) -> List[Path]:
+    """The `files` of the folder `path` that are links to files outside it: read all the same, and
+    listed in the log (a collection unpacked from an archive may link to any file of the user's)."""
+    root = path.resolve()
+    return [file for file in files if file.is_symlink() and file.resolve().parent != root]
 
 
 def read_txt_folder(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]]:

@@ -39,8 +39,8 @@ def annotate(
         help="Inputs, in order: PubMed/MEDLINE XML (.xml, .xml.gz, .xml.xz), JSON Lines (.jsonl or .ndjson; "
         ".gz, .xz too), "
         "Parquet (.parquet) or a folder of .txt files (UTF-8; id = file name without .txt). A folder is read "
-        "for the files directly in it named *.txt in any case; subfolders, other files and links to files "
-        "outside it are skipped, and listed in the log.",
+        "for the files directly in it named *.txt in any case (links too, those to files outside it listed in "
+        "the log); subfolders and other files are skipped, and listed in the log.",
     ),
     output: Path = typer.Option(..., "--output", "-o",
                                 help="Output directory: tables, shard manifests, summary.json."),
