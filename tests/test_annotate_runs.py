@@ -736,13 +736,23 @@ def test_overwrite_deletes_only_what_annotate_wrote(tmp_path: Path) -> None:
     (ours / "documents" / ".toy.jsonl-0123abcd-000001.jsonl.tmp-77").write_text("cut short")
     (ours / "shards" / "notes.md").write_text("mine")
     with pytest.raises(OutputError, match=r"--overwrite deletes only what annotate wrote, and .* holds other files in "
-                                          r"its folders: .*shards/notes.md; move them"):
+                                          r"its folders, or links: .*shards/notes.md; move them"):
         OutputDir(ours, "jsonl", run, overwrite=True)
     assert sorted(p.name for p in (ours / "documents").iterdir()) == [
         ".toy.jsonl-0123abcd-000001.jsonl.tmp-77", "toy.jsonl-0123abcd-000000.jsonl"]  # nothing deleted
     (ours / "shards" / "notes.md").unlink()
+    out.write_shard("toy.jsonl-0123abcd-1000000", "toy.jsonl", [])  # a shard's number past six digits is ours too
     OutputDir(ours, "jsonl", run, overwrite=True)
     assert all(not any((ours / sub).iterdir()) for sub in ("documents", "entities", "rejects", "shards"))
+    # A table folder that is a link (moved to another disk): its files there are not deleted, nor is anything.
+    out = OutputDir(ours, "jsonl", run)
+    out.write_shard("toy.jsonl-0123abcd-000000", "toy.jsonl", [])
+    (ours / "documents").rename(tmp_path / "elsewhere")
+    (ours / "documents").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputError, match=r"holds other files in its folders, or links: .*documents; move them"):
+        OutputDir(ours, "jsonl", run, overwrite=True)
+    assert [p.name for p in (tmp_path / "elsewhere").iterdir()] == ["toy.jsonl-0123abcd-000000.jsonl"]
+    assert (ours / "entities" / "toy.jsonl-0123abcd-000000.jsonl").exists()
 
 
 def test_a_long_input_name_makes_shard_files_a_file_system_holds(tmp_path: Path) -> None:

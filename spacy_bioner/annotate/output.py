@@ -91,7 +91,7 @@ def shard_prefix(path: Path) -> str:
 MAX_NAME = 160
 # The files `annotate` writes in its folders: a shard's table or manifest, or the temporary of one
 # (`files.atomic_write`). `--overwrite` deletes these alone.
-_OWN_FILE = re.compile(r"[A-Za-z0-9._-]+-[0-9a-f]{8}-\d{6}\.(?:parquet|jsonl|json)|\..+\.tmp-\d+")
+_OWN_FILE = re.compile(r"[A-Za-z0-9._-]+-[0-9a-f]{8}-\d{6,}\.(?:parquet|jsonl|json)|\..+\.tmp-\d+")
 # What every run.json of `annotate` holds, which tells it from another tool's file of that name.
 _RUN_KEYS = ("inputs", "format", "shard_size")
 
@@ -433,9 +433,9 @@ class OutputDir:
     `run` describes what produces the tables. An existing directory is used
     only for the same run: with `resume` it must hold one; without, it may be
     new or empty, or hold the same run (a rerun: finished shards are
-    skipped). `overwrite` deletes a previous run's folders (the tables' and
-    the manifests', whole) and files first, and only where there is one (a
-    `run.json`).
+    skipped). `overwrite` deletes a previous run's tables and manifests, their
+    folders, and its files first, only where there is one (a `run.json` of
+    annotate's) and nothing else is in those folders (`_remove_previous`).
     """
 
     def __init__(self, path: Path, fmt: str, run: Dict[str, Any], resume: bool = False, overwrite: bool = False):
@@ -472,17 +472,22 @@ class OutputDir:
         """Delete what a previous run wrote: its tables, manifests and their temporaries, then the
         folders where nothing else is; refused, before anything is deleted, where they hold other files."""
         folders = [self.path / sub for sub in TABLES + (SHARDS_DIR,) if (self.path / sub).is_dir()]
-        foreign = [entry for folder in folders for entry in sorted(folder.iterdir())
-                   if entry.is_symlink() or not entry.is_file() or not _OWN_FILE.fullmatch(entry.name)]
+        foreign = [folder for folder in folders if folder.is_symlink()]  # a folder elsewhere, not deleted
+        foreign += [entry for folder in folders if not folder.is_symlink() for entry in sorted(folder.iterdir())
+                    if entry.is_symlink() or not entry.is_file() or not _OWN_FILE.fullmatch(entry.name)]
         if foreign:
             shown = ", ".join(str(entry) for entry in foreign[:3])
             shown += f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
             raise OutputError(f"--overwrite deletes only what annotate wrote, and {self.path} holds other files "
-                              f"in its folders: {shown}; move them, or choose a new directory")
-        for folder in folders:
-            for entry in folder.iterdir():
-                entry.unlink()
-            folder.rmdir()
+                              f"in its folders, or links: {shown}; move them, or choose a new directory")
+        try:
+            for folder in folders:
+                for entry in folder.iterdir():
+                    entry.unlink()
+                folder.rmdir()
+        except OSError as e:
+            raise OutputError(f"--overwrite: {e.filename} cannot be deleted ({e.strerror or e}); the run there is "
+                              "partly deleted: delete the rest, or choose a new directory") from None
         for name in (RUN_FILE, SUMMARY_FILE):
             if (self.path / name).exists():
                 (self.path / name).unlink()
