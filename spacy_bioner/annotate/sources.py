@@ -383,7 +383,7 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
                 break
             if match.group(1) is None:
                 end = sections.end(buffer, match.start(), match.group())
-                if end < 0 and not ended:
+                if end < 0 and not ended and len(buffer) - match.start() <= MAX_SKIPPED:
                     scan, searched = match.start(), len(buffer) - match.start()  # its end may be in a later chunk
                     break
                 scan = end if end >= 0 else match.end()  # a section skipped whole, or a stray opener
