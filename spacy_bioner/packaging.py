@@ -143,8 +143,8 @@ def record_encoder(nlp: Language, component: str = "transformer") -> Language:
     transformers = [name for name, pipe in nlp.components if isinstance(pipe, Transformer)]
     if transformers and component not in transformers:
         raise ValueError(
-            f"{RECORD_ENCODER}: the pipeline has no component {component!r} to record the encoder of "
-            f"([initialize.after_init] component); its transformer components: {transformers or 'none'}"
+            f"{RECORD_ENCODER}: {component!r} ([initialize.after_init] component) is none of the pipeline's "
+            f"transformer components, whose encoder it records: {', '.join(map(repr, transformers))}"
         )
     name = encoder_name(nlp, component)
     if name is None:

@@ -665,7 +665,7 @@ def test_a_json_line_too_long_to_read_is_a_reject_read_past(tmp_path: Path, monk
     items = list(read_items(path))
     assert [(type(i).__name__, i.record, getattr(i, "kind", "")) for i in items] == [
         ("Record", "line 1", ""), ("Reject", "line 2", TOO_LONG), ("Record", "line 3", "")]
-    assert items[1].reason == "a line of more than 100 bytes, not read"  # type: ignore[union-attr]
+    assert items[1].reason == "a line of more than 100 bytes (its end included), not read"  # type: ignore[union-attr]
     assert count_records(path) == 3 and expand_inputs([path]) == [path]
 
 

@@ -665,7 +665,7 @@ def read_jsonl(path: Path, id_key: str, text_key: str, skip: Skip = None) -> Ite
                     yield SKIPPED
                 elif raw is None:
                     yield Reject(source, f"line {line_no}", TOO_LONG,
-                                 f"a line of more than {MAX_LINE_BYTES:,} bytes, not read")
+                                 f"a line of more than {MAX_LINE_BYTES:,} bytes (its end included), not read")
                 else:
                     yield _json_record(raw, source, f"line {line_no}", id_key, text_key)
                 position += 1
