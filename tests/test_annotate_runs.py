@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Optional
 
 import pytest
 from toy import PUBMED_BASELINE, toy_abstracts, write_jsonl, write_texts
@@ -566,11 +566,13 @@ def test_an_input_that_cannot_be_read_stops_the_run_and_a_rerun_reads_it(
     class Lines(io.BytesIO):
         """The file until the network share it is on goes away: a read error, not the file's fault."""
 
-        def __iter__(self) -> Any:
-            yield from lines[:3]
-            raise OSError(errno.EIO, "Input/output error")
+        def readline(self, size: Optional[int] = -1) -> bytes:
+            line = super().readline(size)
+            if not line:
+                raise OSError(errno.EIO, "Input/output error")
+            return line
 
-    monkeypatch.setattr(sources, "open_bytes", lambda file: Lines())
+    monkeypatch.setattr(sources, "open_bytes", lambda file: Lines(b"".join(lines[:3])))
     output = tmp_path / "out"
     with pytest.raises(AnnotateError, match="toy.jsonl: cannot be read: .*Input/output error.*--resume"):
         annotate(str(tiny_pipeline), [path], output, options)
