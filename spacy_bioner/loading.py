@@ -83,6 +83,7 @@ def load_pipeline(
         raise PipelineLoadError(f"precision {precision!r}: use one of {', '.join(LOAD_PRECISIONS)}")
     overrides = {} if precision is None else {"components": {"transformer": {"model": {"precision": precision}}}}
     try:
+        check_saved_shims(model)
         nlp = spacy.load(model, config=overrides)
     except (OSError, ValueError, pickle.UnpicklingError) as e:  # the last: torch refusing code in weights
         if precision is not None and isinstance(e, ConfigValidationError):
@@ -166,6 +167,36 @@ def _check_precision(nlp: Language, model: str, precision: str, check_device: bo
             f"precision 'bfloat16': {where}, and the encoder would run in float32 all the same; "
             "use float32, or leave the precision as the pipeline has it"
         )
+
+
+def check_saved_shims(model: str) -> None:
+    """Refuse, before spaCy loads it, a pipeline (folder or installed package) whose saved
+    transformer tokenizer could write outside its folder or run code as it loads
+    (`check_saved_tokenizer`), whatever layer saved it: spacy-transformers' own loads unchecked."""
+    import srsly
+    from spacy.util import get_package_path, is_package
+
+    from .layers.encoder_shim import check_saved_tokenizer
+
+    if is_package(model):
+        folders = [path for path in get_package_path(model).iterdir() if (path / "config.cfg").is_file()]
+    else:
+        folders = [Path(model)] if Path(model).is_dir() else []
+    for folder in folders:
+        for saved in sorted(folder.glob("*/model")):
+            try:
+                shims = srsly.msgpack_loads(saved.read_bytes()).get("shims", [])
+            except (ValueError, AttributeError, TypeError):  # not a thinc model's bytes: spaCy says what it is
+                continue
+            for shim_bytes in (data for node in shims for data in node):
+                try:
+                    shim = srsly.msgpack_loads(shim_bytes)
+                except (ValueError, TypeError):
+                    continue
+                try:
+                    check_saved_tokenizer(shim)
+                except ValueError as e:
+                    raise ValueError(f"{saved}: {e}") from None
 
 
 def pipeline_directory(model: str) -> Optional[Path]:

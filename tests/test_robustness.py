@@ -609,3 +609,29 @@ def test_a_pipeline_whose_tokenizer_would_run_its_own_code_is_not_loaded(tiny_pi
     with pytest.raises(ValueError, match=r"saved tokenizer is loaded with .*trust_remote_code.*not loaded"):
         spacy.load(crafted)
     assert not marker.exists()
+    # Nor a .py file alone (the loading arguments as saved).
+    alone = _crafted(tiny_pipeline, tmp_path / "alone", lambda tokenizer: tokenizer.update({"own.py": b"x = 1\n"}))
+    with pytest.raises(ValueError, match=r"saved tokenizer holds a file no tokenizer saves \('own.py'"):
+        spacy.load(alone)
+
+
+def test_the_loader_checks_a_tokenizer_spacy_transformers_own_layer_saved(tiny_bert, tmp_path):
+    """spacy-transformers' TransformerModel loads through its HFShim, which this package's check is
+    not part of: a crafted pipeline named that layer in its config, and its code ran as annotate or
+    evaluate loaded it. load_pipeline checks every saved shim first."""
+    import spacy
+
+    from spacy_bioner.loading import PipelineLoadError, load_pipeline
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {
+        "@architectures": "spacy-transformers.TransformerModel.v3", "name": str(tiny_bert),
+        "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 16, "stride": 12}}})
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "protein", "pattern": [{"LOWER": "p53"}]}])
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "theirs")
+    assert load_pipeline(str(tmp_path / "theirs")).pipe_names == ["transformer", "entity_ruler"]
+    crafted = _crafted(tmp_path / "theirs", tmp_path / "crafted",
+                       lambda tokenizer: tokenizer.update({"kwargs": {"use_fast": True, "trust_remote_code": True}}))
+    with pytest.raises(PipelineLoadError, match=r"transformer/model: the transformer's saved tokenizer is loaded with"):
+        load_pipeline(str(crafted))

@@ -59,6 +59,28 @@ from thinc.util import convert_recursive, torch2xp, xp2torch
 PRECISIONS = ("float32", "float16", "bfloat16")
 
 
+def check_saved_tokenizer(saved_shim: Any) -> None:
+    """Refuse a saved HFShim's tokenizer that is not what HFShim.to_bytes writes: files, each
+    written under a temporary folder by its saved name as it loads, and the tokenizer's loading
+    arguments ({"use_fast": bool}). A crafted pipeline could otherwise write a file anywhere the user
+    may ("../x", "/x"), or have its own code run as it loads (trust_remote_code among the arguments,
+    a .py file beside). ValueError says which."""
+    saved = saved_shim.get("tokenizer") if isinstance(saved_shim, dict) else None
+    if not isinstance(saved, dict):
+        return
+    kwargs = saved.get("kwargs", {})
+    if not isinstance(kwargs, dict) or not set(kwargs) <= {"use_fast"} or not all(
+            isinstance(value, bool) for value in kwargs.values()):
+        raise ValueError(f"the transformer's saved tokenizer is loaded with {kwargs!r}, not what spacy-transformers "
+                         "saves ({'use_fast': true}): a damaged or crafted pipeline, not loaded")
+    bad = [name for name in saved if name != "kwargs" and (
+        not isinstance(name, str) or name in ("", ".", "..") or "\0" in name or "\\" in name
+        or Path(name).name != name or name.lower().endswith(".py"))]
+    if bad:
+        raise ValueError(f"the transformer's saved tokenizer holds a file no tokenizer saves ({bad[0]!r}: a "
+                         "name outside its folder, or code): a damaged or crafted pipeline, not loaded")
+
+
 def has_bfloat16_arithmetic(device: torch.device) -> bool:
     """Whether `device` computes in bfloat16 natively: a GPU that has it (not
     emulated), or a CPU with AVX512-BF16 or AMX (Linux's /proc/cpuinfo flags).
@@ -118,23 +140,10 @@ class EncoderShim(HFShim):
         self._warned_float32 = False
 
     def from_bytes(self, bytes_data: bytes) -> "EncoderShim":
-        """HFShim's, with the saved tokenizer checked first against what HFShim.to_bytes writes: files,
-        each written under a temporary folder by its saved name, and the tokenizer's loading arguments.
-        A crafted pipeline could otherwise write a file anywhere the user may ("../x", "/x"), or have
-        its own code run as it loads (trust_remote_code among the arguments, a .py file beside).
-        (A pipeline of spacy-transformers' own TransformerModel loads through HFShim, unchecked.)"""
-        saved = srsly.msgpack_loads(bytes_data).get("tokenizer") or {}
-        kwargs = saved.get("kwargs", {})
-        if not isinstance(kwargs, dict) or not set(kwargs) <= {"use_fast"} or not all(
-                isinstance(value, bool) for value in kwargs.values()):
-            raise ValueError(f"the transformer's saved tokenizer is loaded with {kwargs!r}, not what spacy-transformers "
-                             "saves ({'use_fast': true}): a damaged or crafted pipeline, not loaded")
-        bad = [name for name in saved if name != "kwargs" and (
-            not isinstance(name, str) or name in ("", ".", "..") or "\0" in name or "\\" in name
-            or Path(name).name != name or name.endswith(".py"))]
-        if bad:
-            raise ValueError(f"the transformer's saved tokenizer holds a file no tokenizer saves ({bad[0]!r}: a "
-                             "name outside its folder, or code): a damaged or crafted pipeline, not loaded")
+        """HFShim's, with the saved tokenizer checked first (`check_saved_tokenizer`). A pipeline of
+        spacy-transformers' own TransformerModel loads through HFShim unchecked: `load_pipeline`
+        checks every shim of a pipeline folder before spaCy loads it."""
+        check_saved_tokenizer(srsly.msgpack_loads(bytes_data))
         return super().from_bytes(bytes_data)
 
     def copy(self) -> "EncoderShim":
