@@ -596,7 +596,7 @@ def write_metrics(
     overridden = {result["precision"] for result in results.values() if result.get("precision")}
     if overridden:
         header += [f"Encoder precision: {', '.join(sorted(overridden))}, not the pipeline's own (--precision, or a "
-                   "device without bfloat16 arithmetic).", ""]
+                   "device that cannot compute in it: bfloat16 without its arithmetic, float16 off a CUDA GPU).", ""]
     read = {result["tokens"] for result in results.values()}
     how = ("the pipeline read the gold tokens" if read == {"gold"} else
            "the pipeline read each text with its own tokenizer, its entities laid on the gold tokens"

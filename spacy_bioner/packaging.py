@@ -387,8 +387,9 @@ def metrics_to_publish(metrics_dir: Path, model_dir: Path) -> Dict[str, Dict[str
         if result.get("precision") and result["precision"] != saved_precision:
             raise ValueError(
                 f"--metrics {metrics_dir}: {name} was scored with the encoder at {result['precision']} "
-                f"(evaluate --precision, or a device without bfloat16 arithmetic), not at {saved_precision} as "
-                "the package runs it; evaluate it again without --precision, on a device that has it"
+                f"(evaluate --precision, or a device that cannot compute in the pipeline's own: bfloat16 without "
+                f"its arithmetic, float16 off a CUDA GPU), not at {saved_precision} as the package runs it; "
+                "evaluate it again without --precision, on a device that computes in it"
             )
     scored = pipeline_sha256(model_dir)
     for name, result in metrics.items():

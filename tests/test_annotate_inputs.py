@@ -511,12 +511,15 @@ def test_links_in_a_text_folder_are_read_and_those_out_of_it_named(tmp_path: Pat
     (folder / "a.txt").write_text("IL-2 binds .", encoding="utf8")
     (folder / "b.txt").symlink_to(tmp_path / "secret.txt")
     (folder / "c.txt").symlink_to(folder / "a.txt")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "x.txt").write_text("p53 .", encoding="utf8")
+    (folder / "d.txt").symlink_to(folder / "sub" / "x.txt")  # inside the folder, if deeper
     files, skipped = txt_files(folder)
-    assert [f.name for f in files] == ["a.txt", "b.txt", "c.txt"] and skipped == []
+    assert [f.name for f in files] == ["a.txt", "b.txt", "c.txt", "d.txt"] and [f.name for f in skipped] == ["sub"]
     assert [f.name for f in links_out_of(folder, files)] == ["b.txt"]
     assert [item.text for item in read_items(folder)] == [  # type: ignore[union-attr]
-        "IL-2 binds .", "a token of the user's", "IL-2 binds ."]
-    assert count_records(folder) == 3
+        "IL-2 binds .", "a token of the user's", "IL-2 binds .", "p53 ."]
+    assert count_records(folder) == 4
 
 
 def test_ids_are_strings_or_integers(tmp_path: Path) -> None:

@@ -755,6 +755,10 @@ def test_overwrite_deletes_only_what_annotate_wrote(tmp_path: Path) -> None:
         OutputDir(ours, "jsonl", run, overwrite=True)
     assert [p.name for p in (tmp_path / "elsewhere").iterdir()] == ["toy.jsonl-0123abcd-000000.jsonl"]
     assert (ours / "entities" / "toy.jsonl-0123abcd-000000.jsonl").exists()
+    (tmp_path / "elsewhere").rename(tmp_path / "unmounted")  # the link leads nowhere now: still not ours
+    with pytest.raises(OutputError, match=r"holds other files in its folders, or links: .*documents; move them"):
+        OutputDir(ours, "jsonl", run, overwrite=True)
+    assert (ours / "entities" / "toy.jsonl-0123abcd-000000.jsonl").exists()
 
 
 def test_a_long_input_name_makes_shard_files_a_file_system_holds(tmp_path: Path) -> None:

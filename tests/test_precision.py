@@ -226,8 +226,9 @@ def test_evaluate_at_another_precision_says_so_and_is_not_published(
     package_meta = ["package-meta", str(model), str(Path(__file__).parents[1] / "configs" / "meta.json"),
                     str(out), "--metrics", str(metrics)]
     result = CliRunner().invoke(app, package_meta)
-    assert result.exit_code == 1 and "at bfloat16 (evaluate --precision, or a device without bfloat16 arithmetic), " \
-        "not at float32 as the package" in result.output
+    assert result.exit_code == 1 and "at bfloat16 (evaluate --precision, or a device that cannot compute in the " \
+        "pipeline's own: bfloat16 without its arithmetic, float16 off a CUDA GPU), not at float32 as the package" \
+        in " ".join(result.output.split())
     assert not out.exists()
     # The pipeline's own precision, asked for or not, is how the package runs.
     for own in (["--precision", "float32"], []):
@@ -245,4 +246,4 @@ def test_evaluate_at_another_precision_says_so_and_is_not_published(
     assert result.exit_code == 0 and json.loads((metrics / "toy.json").read_text())["precision"] == "float32"
     package_meta[1] = str(bf16_model)
     result = CliRunner().invoke(app, package_meta)
-    assert result.exit_code == 1 and "at float32 (evaluate --precision, or a device without bfloat16" in result.output
+    assert result.exit_code == 1 and "at float32 (evaluate --precision, or a device that cannot compute" in result.output

@@ -471,9 +471,11 @@ class OutputDir:
     def _remove_previous(self) -> None:
         """Delete what a previous run wrote: its tables, manifests and their temporaries, then the
         folders where nothing else is; refused, before anything is deleted, where they hold other files."""
-        folders = [self.path / sub for sub in TABLES + (SHARDS_DIR,) if (self.path / sub).is_dir()]
-        foreign = [folder for folder in folders if folder.is_symlink()]  # a folder elsewhere, not deleted
-        foreign += [entry for folder in folders if not folder.is_symlink() for entry in sorted(folder.iterdir())
+        entries = [self.path / sub for sub in TABLES + (SHARDS_DIR,)]
+        # A link (to a folder elsewhere, or to none), or a file where a folder should be: not annotate's.
+        foreign = [entry for entry in entries if entry.is_symlink() or (entry.exists() and not entry.is_dir())]
+        folders = [entry for entry in entries if entry.is_dir() and not entry.is_symlink()]
+        foreign += [entry for folder in folders for entry in sorted(folder.iterdir())
                     if entry.is_symlink() or not entry.is_file() or not _OWN_FILE.fullmatch(entry.name)]
         if foreign:
             shown = ", ".join(str(entry) for entry in foreign[:3])

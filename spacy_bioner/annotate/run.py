@@ -276,9 +276,12 @@ def _annotate(
         raise AnnotateError(f"--max-doc-chars {options.max_doc_chars:,} is more than the pipeline's nlp.max_length "
                             f"({nlp.max_length:,}), which spaCy does not let a document exceed; use at most that")
     max_chars = options.max_doc_chars or nlp.max_length
+    precision = encoder_precision(nlp, effective=on_this_device)
+    if precision == "float16" and options.gpu_id < 0:  # Ray's actors on CPUs compute it in float32 (and load so)
+        precision = "float32"
     run_info = {  # RECORDED_AFTER_LOADING and the settings
         "model": model_fingerprint(model, nlp),
-        "precision": encoder_precision(nlp, effective=on_this_device),
+        "precision": precision,
         **settings,
         "max_doc_chars": max_chars,
     }

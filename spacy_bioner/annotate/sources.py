@@ -776,7 +776,7 @@ def links_out_of(path: Path, files: Sequence[Path]) -> List[Path]:
     """The `files` of the folder `path` that are links to files outside it: read all the same, and
     listed in the log (a collection unpacked from an archive may link to any file of the user's)."""
     root = path.resolve()
-    return [file for file in files if file.is_symlink() and file.resolve().parent != root]
+    return [file for file in files if file.is_symlink() and root not in file.resolve().parents]
 
 
 def read_txt_folder(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]]:
