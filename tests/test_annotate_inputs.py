@@ -639,6 +639,29 @@ def test_many_stray_openers_are_read_in_linear_time_and_reject_their_record_only
     assert stream.read <= fourth + 50 + 3 * 64
 
 
+@pytest.mark.parametrize("chunk", [64, 1 << 20])
+def test_a_pubmed_record_too_long_to_keep_is_a_reject_read_past(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A record was kept whole until its end: a .xml.gz of a few MB holding a title of GBs took all the
+    memory. A record past MAX_RECORD_BYTES is a too_long reject, with its PMID, and the rest follow."""
+    xml = gzip.decompress(BASELINE.read_bytes())
+    second = xml.index(b"<PubmedArticle>", xml.index(b"<PubmedArticle>") + 1)
+    title = xml.index(b"</ArticleTitle>", second)
+    path = tmp_path / "long-title.xml.gz"
+    path.write_bytes(gzip.compress(xml[:title] + b" IL-2" * 20_000 + xml[title:]))
+    expected = list(read_items(BASELINE))
+    longest = max(len(frame) for frame in sources._framed_records(io.BytesIO(xml)))
+    monkeypatch.setattr(sources, "READ_CHUNK", chunk)
+    monkeypatch.setattr(sources, "MAX_RECORD_BYTES", longest + 1000)
+    items = list(read_items(path))
+    assert isinstance(items[1], Reject) and items[1].kind == TOO_LONG
+    assert items[1].doc_id == expected[1].doc_id and items[1].record == expected[1].record
+    assert items[1].reason == f"a record of more than {longest + 1000:,} bytes, not read"
+    assert items[:1] + items[2:] == [replace(item, source=str(path)) for item in expected[:1] + expected[2:]]
+    assert count_records(path) == len(items) == len(expected)
+
+
 def test_json_the_decoder_refuses_beyond_its_syntax_is_a_reject(tmp_path: Path) -> None:
     """An integer of over 4,300 digits (ValueError) and arrays nested past the recursion limit
     (RecursionError) ended the run with a traceback, the first line's even before it started."""

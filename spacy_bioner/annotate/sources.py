@@ -253,8 +253,8 @@ def count_records(path: Path, id_key: str = "id", text_key: str = "text") -> Opt
 
 def _is_record(frame: bytes, declaration: bytes) -> bool:
     """Whether a framed PubMed record is read as a record (annotated or rejected), not as
-    deletions: all but a DeleteCitation that parses (`_pubmed_record`)."""
-    if not frame.startswith(b"<DeleteCitation"):
+    deletions: all but a DeleteCitation that parses (`_pubmed_record`); one too long, a reject."""
+    if isinstance(frame, _TooLong) or not frame.startswith(b"<DeleteCitation"):
         return True
     try:
         _etree.fromstring(declaration + frame)
@@ -328,6 +328,16 @@ class _Sections:
         self._searched = {closer: (start - n, end - n) for closer, (start, end) in self._searched.items()}
 
 
+# A record longer than this many bytes is a too_long reject, read past and not kept: a .gz of a few MB
+# may hold a record of GBs (one title), which keeping whole would take.
+MAX_RECORD_BYTES = 1 << 28
+_TOO_LONG_HEAD = 1 << 16
+
+
+class _TooLong(bytes):
+    """The first bytes of a record longer than MAX_RECORD_BYTES (its own PMID among them), in place of it."""
+
+
 class SetNotEnded(EOFError):
     """A PubMed file that ends before the `</PubmedArticleSet>` of its last record: cut short
     (a plain `.xml` cut at a record's end reads as well-formed records). `partial` holds the
@@ -389,9 +399,16 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
                 scan = end if end >= 0 else match.end()  # a section skipped whole, or a stray opener
             else:
                 if begin is not None:
-                    yield _before_set_end(buffer[begin : match.start()])
+                    yield _kept(_before_set_end(buffer[begin : match.start()]))
                 begin = match.start()
                 scan = match.end()
+        if searched is None and begin is not None and len(buffer) - begin > MAX_RECORD_BYTES + _TAG_TAIL:
+            # Too long, unless its set ended within (what follows the end is dropped, as at the next record;
+            # past the cap by a tag's length, so that a set's end cut by the chunk's end is no record's).
+            # Not while a section opened in it waits for its end (MAX_SKIPPED): one that never comes is
+            # text, and the record may end right after it.
+            yield _kept(_before_set_end(buffer[begin:]))
+            begin = None  # the rest is scanned for the next record, and dropped
         keep = scan if begin is None else begin
         buffer, scan = buffer[keep:], scan - keep
         sections.cut(keep)
@@ -402,7 +419,12 @@ def _framed_records(f: IO[bytes]) -> Iterator[bytes]:
             error = SetNotEnded("the file ends before </PubmedArticleSet>")
             error.partial = frame
             raise error
-        yield frame
+        yield _kept(frame)
+
+
+def _kept(frame: bytes) -> bytes:
+    """`frame`, or its first bytes as `_TooLong` where it is longer than MAX_RECORD_BYTES."""
+    return _TooLong(frame[:_TOO_LONG_HEAD]) if len(frame) > MAX_RECORD_BYTES else frame
 
 
 # What may come before a file's root element: the XML declaration, a DOCTYPE, comments.
@@ -588,6 +610,13 @@ def read_pubmed(path: Path, skip: Skip = None) -> Iterator[Union[Item, _Skipped]
         if skip is not None and not raw.startswith(b"<DeleteCitation") and skip(position):
             position += 1
             yield SKIPPED
+            return
+        if isinstance(raw, _TooLong):
+            match = _OWN_PMID.search(raw)
+            pmid = match.group(1).decode() if match else ""
+            position += 1
+            yield Reject(source, pubmed_locator(n, pmid), TOO_LONG,
+                         f"a record of more than {MAX_RECORD_BYTES:,} bytes, not read", pmid)
             return
         for item in _pubmed_record(declaration + raw, source, n):
             position += 1
