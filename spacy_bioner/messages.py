@@ -1,9 +1,17 @@
-"""What the commands print: one-line errors (never a traceback) and counted nouns."""
+"""What the commands print: one-line errors (never a traceback), counted nouns and short lists."""
+
+from typing import Sequence
 
 
 def first_line(error: BaseException, default: str = "") -> str:
     """The first line of `error`'s message (libraries' messages run to tracebacks), or `default`."""
     return (str(error).strip().splitlines() or [default])[0]
+
+
+def listed(items: Sequence[str], most: int = 3) -> str:
+    """The first `most` of `items`, joined, and how many more: "a, b, c and 2 more"."""
+    more = f" and {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:

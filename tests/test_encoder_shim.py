@@ -204,11 +204,8 @@ def test_bfloat16_autocast_trains_and_hands_float32_to_the_heads(tiny_bert, monk
     assert (ours - exact).abs().max() > 0  # the autocast did run in bfloat16
 
 
-def test_bfloat16_without_bfloat16_arithmetic_runs_in_float32_and_says_so(tiny_bert, monkeypatch):
-    """A pipeline trained in bfloat16 on a GPU, loaded on a CPU that would only emulate it."""
-    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: False)
-    with pytest.warns(UserWarning, match="no bfloat16 arithmetic.*runs in float32"):
-        nlp = _pipeline(tiny_bert, precision="bfloat16")  # initialising runs the encoder
+def _assert_predicts_as_float32_once_warned(nlp: spacy.Language, tiny_bert) -> None:
+    """`nlp`'s encoder predicts what the same weights predict in float32, with no second warning."""
     reference = _pipeline(tiny_bert)
     _shim(reference)._model.load_state_dict(_shim(nlp)._model.state_dict())
     docs = [eg.predicted for eg in toy_examples(nlp, 4)]
@@ -217,6 +214,14 @@ def test_bfloat16_without_bfloat16_arithmetic_runs_in_float32_and_says_so(tiny_b
         ours = nlp.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state
     exact = reference.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state
     torch.testing.assert_close(ours, exact, rtol=0, atol=0)
+
+
+def test_bfloat16_without_bfloat16_arithmetic_runs_in_float32_and_says_so(tiny_bert, monkeypatch):
+    """A pipeline trained in bfloat16 on a GPU, loaded on a CPU that would only emulate it."""
+    monkeypatch.setattr(encoder_shim, "_cpu_has_bfloat16", lambda: False)
+    with pytest.warns(UserWarning, match="no bfloat16 arithmetic.*runs in float32"):
+        nlp = _pipeline(tiny_bert, precision="bfloat16")  # initialising runs the encoder
+    _assert_predicts_as_float32_once_warned(nlp, tiny_bert)
 
 
 def test_float16_off_cuda_predicts_in_float32_and_refuses_to_train(tiny_bert):
@@ -224,14 +229,7 @@ def test_float16_off_cuda_predicts_in_float32_and_refuses_to_train(tiny_bert):
     CUDA is not available); training there failed in thinc's gradient scaler, naming no setting."""
     with pytest.warns(UserWarning, match=r"precision 'float16' on the encoder's device \(cpu\).*runs in float32"):
         nlp = _pipeline(tiny_bert, precision="float16")  # initialising runs the encoder
-    reference = _pipeline(tiny_bert)
-    _shim(reference)._model.load_state_dict(_shim(nlp)._model.state_dict())
-    docs = [eg.predicted for eg in toy_examples(nlp, 4)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # said once
-        ours = nlp.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state
-    exact = reference.get_pipe("transformer").model.predict(docs).model_output.last_hidden_state
-    torch.testing.assert_close(ours, exact, rtol=0, atol=0)
+    _assert_predicts_as_float32_once_warned(nlp, tiny_bert)
     with pytest.raises(ValueError, match=r"precision 'float16' trains on a CUDA GPU only .* 'bfloat16' or 'float32'"):
         nlp.update(toy_examples(nlp, 2))
 

@@ -617,19 +617,29 @@ def test_evaluate_says_to_convert_again_where_no_span_group_is_a_heads(hash_pipe
     assert "Score it with a pipeline that has a head for it" in result.output and "--spans-key" not in result.output
 
 
+def _edited_corpus(nlp, corpus: Path, path: Path, edit) -> Path:
+    """`corpus`'s documents, each changed by `edit`, saved to `path`."""
+    docs = list(DocBin().from_disk(corpus).get_docs(nlp.vocab))
+    for doc in docs:
+        edit(doc)
+    DocBin(docs=docs, store_user_data=True).to_disk(path)
+    return path
+
+
 def test_evaluate_warns_of_gold_labels_the_head_cannot_predict(hash_pipeline, tmp_path):
     """A corpus converted with other label names scores zero recall on them: said, not silent."""
     model, test_path = hash_pipeline
     nlp = spacy.load(model)
-    docs = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
-    for doc in docs:
-        doc.spans["jnlpba"] = [
-            Span(doc, s.start, s.end, label="Gene" if i % 2 else s.label_) for i, s in enumerate(doc.spans["jnlpba"])
-        ]
-    renamed = sum(len(doc.spans["jnlpba"]) // 2 for doc in docs)
+    renamed = 0
+
+    def rename(doc):
+        nonlocal renamed
+        spans = doc.spans["jnlpba"]
+        doc.spans["jnlpba"] = [Span(doc, s.start, s.end, label="Gene" if i % 2 else s.label_) for i, s in enumerate(spans)]
+        renamed += len(spans) // 2
+
+    path = _edited_corpus(nlp, test_path, tmp_path / "renamed.spacy", rename)
     assert renamed > 0
-    path = tmp_path / "renamed.spacy"
-    DocBin(docs=docs, store_user_data=True).to_disk(path)
     with pytest.warns(UserWarning, match=rf"does not predict: Gene \({renamed}\) entities"):
         result = evaluate_corpus(nlp, "renamed", path)
     assert result["gold_labels_not_predicted"] == {"Gene": renamed}
@@ -648,15 +658,16 @@ def test_evaluate_says_which_overlapping_gold_entities_it_leaves_out(hash_pipeli
     the scores leave them out, as the head's tags do, and say so, not as if the corpus had none."""
     model, test_path = hash_pipeline
     nlp = spacy.load(model)
-    docs = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
     nested = 0
-    for doc in docs:
+
+    def nest(doc):
+        nonlocal nested
         longer = [s for s in doc.spans["jnlpba"] if len(s) > 1]
         doc.spans["jnlpba"] = list(doc.spans["jnlpba"]) + [Span(doc, s.start, s.start + 1, label="Inner") for s in longer]
         nested += len(longer)
+
+    path = _edited_corpus(nlp, test_path, tmp_path / "nested.spacy", nest)
     assert nested > 0
-    path = tmp_path / "nested.spacy"
-    DocBin(docs=docs, store_user_data=True).to_disk(path)
     with pytest.warns(UserWarning, match=rf"inside or across a longer one of head 'jnlpba', not scored: Inner \({nested}\)"):
         result = evaluate_corpus(nlp, "nested", path)
     assert result["gold_overlapped_not_scored"] == {"Inner": nested}

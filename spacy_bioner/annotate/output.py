@@ -44,6 +44,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
 from ..about import library_versions
 from ..annotation import spans_with_scores
 from ..files import atomic_write
+from ..messages import listed
 from .sources import NOT_BAD_INPUT, SKIPPED, Deleted, Item, Reject, read_items
 
 TABLES = ("entities", "documents", "rejects")
@@ -164,11 +165,6 @@ def bad_input_rejects(manifest: Dict[str, Any]) -> int:
     return manifest["rejected"] - sum(manifest["rejects_by_kind"].get(kind, 0) for kind in NOT_BAD_INPUT)
 
 
-def _listed(items: Sequence[str], most: int = 3) -> str:
-    more = f" and {len(items) - most} more" if len(items) > most else ""
-    return ", ".join(items[:most]) + more
-
-
 def _input_changes(old: Dict[str, Any], new: Dict[str, Any]) -> str:
     """How one input (the same path) changed since the run recorded `old` (`run.input_state`)."""
     what = f"input {new['path']} changed since that run"
@@ -203,9 +199,9 @@ def run_differences(previous: Dict[str, Any], run: Dict[str, Any]) -> List[str]:
             added = [path for path in paths if path not in before]
             left_out = [path for path in before if path not in paths]
             if added:
-                differences.append(f"inputs that run did not read: {_listed(added)}")
+                differences.append(f"inputs that run did not read: {listed(added)}")
             if left_out:
-                differences.append(f"inputs of that run not given: {_listed(left_out)}")
+                differences.append(f"inputs of that run not given: {listed(left_out)}")
             if not added and not left_out and list(before) != paths:
                 differences.append("the same inputs in another order")
             changed = [_input_changes(before[entry["path"]], entry)
@@ -478,10 +474,9 @@ class OutputDir:
         foreign += [entry for folder in folders for entry in sorted(folder.iterdir())
                     if entry.is_symlink() or not entry.is_file() or not _OWN_FILE.fullmatch(entry.name)]
         if foreign:
-            shown = ", ".join(str(entry) for entry in foreign[:3])
-            shown += f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
             raise OutputError(f"--overwrite deletes only what annotate wrote, and {self.path} holds other files "
-                              f"in its folders, or links: {shown}; move them, or choose a new directory")
+                              f"in its folders, or links: {listed([str(entry) for entry in foreign])}; move them, "
+                              "or choose a new directory")
         try:
             for folder in folders:
                 for entry in folder.iterdir():

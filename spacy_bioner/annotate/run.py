@@ -22,7 +22,7 @@ from ..about import __version__
 from ..annotation import head_keys
 from ..files import FolderUnavailable, exclusive_folder
 from ..loading import LOAD_PRECISIONS, PipelineLoadError, encoder_precision, load_pipeline, pipeline_directory
-from ..messages import counted
+from ..messages import counted, listed
 from ..packaging import pipeline_encoder, pipeline_sha256
 from .engine import local_shards
 from .errors import AnnotateError, TooManyRejects
@@ -221,18 +221,16 @@ def annotate(
         paths = expand_inputs(inputs, options.id_key, options.text_key)
     except ValueError as e:
         raise AnnotateError(str(e)) from None
-    for path in paths:
-        skipped = txt_files(path)[1] if path.is_dir() else []
+    for path in (path for path in paths if path.is_dir()):
+        files, skipped = txt_files(path)
         if skipped:
-            names = ", ".join(entry.name + ("/" if entry.is_dir() else "") for entry in skipped[:5])
-            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            names = listed([entry.name + ("/" if entry.is_dir() else "") for entry in skipped], most=5)
             log(f"{path}: a folder input is read for its .txt files only; skipped {len(skipped)} other "
-                f"entries: {names}{more}")
-        outside = links_out_of(path, txt_files(path)[0]) if path.is_dir() else []
+                f"entries: {names}")
+        outside = links_out_of(path, files)
         if outside:
-            names = ", ".join(f"{file.name} -> {file.resolve()}" for file in outside[:5])
-            more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
-            log(f"{path}: read through links to files outside it: {names}{more}")
+            log(f"{path}: read through links to files outside it: "
+                + listed([f"{file.name} -> {file.resolve()}" for file in outside], most=5))
     settings = run_settings(paths, options)
     try:
         previous_run(output, resume, overwrite)  # a file of that name, say, before it is made a folder

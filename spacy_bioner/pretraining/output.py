@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 import torch
 
 from ..corpora.text import PathLike
+from ..messages import listed
 from .data import MaskingRNG
 from .settings import OtherRun, PretrainError, PretrainSettings
 
@@ -84,7 +85,7 @@ def check_output_dir(path: PathLike) -> None:
         written = _written_by_a_run(path)
         others = sorted(child.name for child in path.iterdir() if not written(child.name))
         if others:
-            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            shown = listed(others)
             raise PretrainError(
                 f"output directory {path} holds a pretraining output and {shown}, which no run wrote: "
                 "a run replaces the directory; move them out, or choose an empty or new directory"
