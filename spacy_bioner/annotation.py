@@ -153,8 +153,10 @@ def drop_head_ents(doc: Doc, spans_key: str) -> None:
     there (those of its group, by `head_ents`), before it annotates `doc`
     again: its new spans replace them, where the old ones, whose group is
     gone, would count as set by something else and always win. One that
-    another head's scored group also holds stays."""
-    if spans_key not in doc.spans:  # a doc this head has not annotated
+    another head's scored group also holds stays, and so does every entity
+    where no head wrote the group (a span_ruler with the key, gold read with
+    the document): those are set by something else."""
+    if spans_key not in doc.spans or not is_head_group(doc.spans[spans_key]):
         return
     placed = head_ents(doc, [spans_key])
     if not placed:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 import numpy as np
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import logger
 from spacy.vocab import Vocab
@@ -37,6 +37,7 @@ from .annotation import (
     head_group,
     head_keys,
     is_annotated,
+    is_head_group,
     longest_first,
     merge_into_ents,
     same_tokens,
@@ -261,6 +262,7 @@ class BioNER(TrainablePipe):
         self._unknown_in_ents_alone = False
         # Heads of other names found to have written this head's span group, warned once each.
         self._warned_shared_key: Set[str] = set()
+        self._warned_foreign_group = False
         self._warned_no_transformer = False
         # Overlapping gold entities dropped, by (dropped label, kept label), warned once per pair.
         self._overlaps: Counter = Counter()
@@ -418,7 +420,7 @@ class BioNER(TrainablePipe):
             spans = [Span(doc, start, end, label=label) for start, end, label in entities]
             scores = [float(confidence[start:end][decoded[start:end]].mean()) for start, end, _ in entities]
             if self.spans_key in doc.spans:
-                self._warn_shared_key(group_head(doc.spans[self.spans_key]))
+                self._warn_shared_key(doc.spans[self.spans_key])
             group = head_group(doc, self.spans_key, spans, scores, head=self.name)
             drop_head_ents(doc, self.spans_key)  # a doc this head annotated before
             doc.spans[self.spans_key] = group
@@ -566,10 +568,21 @@ class BioNER(TrainablePipe):
                 f"check the span key {self.spans_key!r}.{hint}"
             )
 
-    def _warn_shared_key(self, other: Optional[str]) -> None:
-        """Warn, once per other head, that a head of another name, alive with this head's key, wrote
-        its span group first: a group written before by a head since renamed, or no longer loaded,
-        is a document annotated again, as by this head."""
+    def _warn_shared_key(self, group: SpanGroup) -> None:
+        """Warn that something else wrote the span group this head is about to replace: once per
+        other head, a head of another name alive with this head's key (a group written before by a
+        head since renamed, or no longer loaded, is a document annotated again, as by this head);
+        once, spans that no head wrote (a span_ruler given this key, gold read with the document)."""
+        if not is_head_group(group):
+            if len(group) and not self._warned_foreign_group:
+                self._warned_foreign_group = True
+                warnings.warn(
+                    f"{self.name}: doc.spans[{self.spans_key!r}] held spans no bio_ner head wrote (a span_ruler's "
+                    f"given this key, or gold read with the document): {self.name!r} replaces them with its own "
+                    "(entities they set in doc.ents stay). Give the other component another spans_key."
+                )
+            return
+        other = group_head(group)
         if other is None or other == self.name or other in self._warned_shared_key:
             return
         if not any(head is not self and head.name == other and head.spans_key == self.spans_key

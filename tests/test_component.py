@@ -11,7 +11,7 @@ from spacy.util import registry
 from thinc.api import Adam, Optimizer, fix_random_seed
 from toy import SMALL_TOK2VEC, toy_docs, toy_examples, train, train_two_heads, transformer_pipeline
 
-from spacy_bioner.annotation import head_ents, head_group, spans_with_scores
+from spacy_bioner.annotation import head_ents, head_group, is_head_group, spans_with_scores
 from spacy_bioner.losses import WEIGHTING_SCHEMES
 from spacy_bioner.pipeline_component import BioNER
 from spacy_bioner.tags import is_well_formed, make_tags, tags_to_spans
@@ -663,6 +663,23 @@ def test_a_doc_annotated_again_holds_only_the_heads_new_entities():
     ruled = nlp.make_doc(text)
     ruled.ents = [Span(ruled, 0, 1, label="GENE")]  # set by something else: stays, and wins
     assert [(e.text, e.label_) for e in nlp(ruled).ents if e.start == 0] == [("IL-2", "GENE")]
+
+
+def test_the_entities_of_a_group_no_head_wrote_stay_and_the_head_replaces_it_with_a_warning():
+    """A group under the head's key that no head wrote (a span_ruler given the key, gold read with
+    the document) is not the head's earlier output: its entities in doc.ents were set by something
+    else and stay, as on a fresh doc (they were taken out of doc.ents); the head says it replaces the group."""
+    nlp = train(make_nlp(crf=True), toy_examples(make_nlp(), 40), steps=20)
+    doc = nlp.make_doc("IL-2 activates T cells")
+    ruled = [Span(doc, 1, 2, label="protein")]  # "activates": the head finds no entity there
+    fresh = nlp(doc.text)
+    assert ("activates", "protein") not in [(e.text, e.label_) for e in fresh.spans["jnlpba"]]
+    doc.spans["jnlpba"] = ruled
+    doc.ents = ruled
+    with pytest.warns(UserWarning, match=r"doc.spans\['jnlpba'\] held spans no bio_ner head wrote"):
+        annotated = nlp(doc)
+    assert ("activates", "protein") in [(e.text, e.label_) for e in annotated.ents]
+    assert is_head_group(annotated.spans["jnlpba"]) and list(annotated.spans["jnlpba"]) != ruled
 
 
 def test_a_spancat_group_is_no_heads_and_does_not_unprotect_an_entity_on_its_span():
