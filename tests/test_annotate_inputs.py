@@ -524,12 +524,14 @@ def test_links_in_a_text_folder_are_read_and_those_out_of_it_named(tmp_path: Pat
 
 def test_ids_are_strings_or_integers(tmp_path: Path) -> None:
     rows = [{"id": "a", "text": "IL-2"}, {"id": 7, "text": "IL-2"}, {"id": 1.0, "text": "IL-2"},
-            {"id": True, "text": "IL-2"}, {"id": {"x": 1}, "text": "IL-2"}, {"id": [1], "text": "IL-2"}]
+            {"id": True, "text": "IL-2"}, {"id": {"x": 1}, "text": "IL-2"}, {"id": [1], "text": "IL-2"},
+            {"id": "", "text": "IL-2"}]
     items = list(read_items(write_jsonl(tmp_path / "ids.jsonl", rows)))
     assert [(type(item), item.doc_id) for item in items[:2]] == [(Record, "a"), (Record, "7")]  # type: ignore
-    assert [(item.kind, item.doc_id) for item in items[2:]] == 4 * [(MISSING_ID, "")]  # type: ignore
-    assert [item.reason for item in items[2:]] == [  # type: ignore[union-attr]
+    assert [(item.kind, item.doc_id) for item in items[2:]] == 5 * [(MISSING_ID, "")]  # type: ignore
+    assert [item.reason for item in items[2:6]] == [  # type: ignore[union-attr]
         f"'id' is of type {name}, not a string or an integer" for name in ("float", "bool", "dict", "list")]
+    assert "no 'id'" in items[6].reason  # type: ignore[union-attr]  # an empty id names no document
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     path = tmp_path / "ids.parquet"

@@ -530,6 +530,8 @@ def test_entity_score_quality_by_hand():
     scores, right = [0.95, 0.95, 0.15, 0.15, 0.55], [True, False, False, True, True]
     # Bins 0.9-1 (mean 0.95, half right), 0.1-0.2 (0.15, half right), 0.5-0.6 (0.55, right): weighted 2, 2, 1.
     assert calibration_error(scores, right) == pytest.approx((2 * 0.45 + 2 * 0.35 + 0.45) / 5)
+    # A score of 1.0 (a float32 confidence often is) is in the top bin, not one past it.
+    assert calibration_error([1.0, 0.9], [False, True]) == pytest.approx(abs(1.9 - 1) / 2)
     quality = score_quality(scores, right)
     assert quality["precision"] == pytest.approx(0.6) and quality["mean_score"] == pytest.approx(0.55)
     assert quality["brier"] == pytest.approx(np.mean((np.asarray(scores) - np.asarray(right)) ** 2))

@@ -460,6 +460,24 @@ def test_pubtator_a_mention_placed_exactly_wins_over_one_expanded_beyond_it(tmp_
     assert "'h  ' [6:9] duplicates another mention" in reasons  # expanded to "Rash", the edge space left out
 
 
+def test_pubtator_a_mention_placed_exactly_wins_over_a_longer_one_expanded(tmp_path, bio_nlp):
+    """"shes and" [5:13] expands to "Rashes and", longer than the exact "Rashes" it overlaps."""
+    lines = ["1|t|T. Rashes and fever.", "1|a|", "1\t3\t9\tRashes\tDisease\tD1", "1\t5\t13\tshes and\tDisease\tD2"]
+    docs, report = read_pubtator(write(tmp_path, "x.pubtator", ("\n".join(lines) + "\n").encode()), bio_nlp)
+    assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Rashes", "D1")]
+    assert any("'shes and' [5:13]" in issue.reason for issue in report.dropped)
+
+
+def test_pubtator_sentences_start_at_the_abstract_and_never_inside_an_entity(tmp_path, bio_nlp):
+    lines = ["1|t|Naloxone reverses hypertension", "1|a|The drug was given to rats. It worked.", "",
+             "2|t|Effects of tumor necrosis", "2|a|factor on rats.",
+             "2\t17\t32\tnecrosis factor\tChemical\t-1"]
+    docs, _ = read_pubtator(write(tmp_path, "s.pubtator", ("\n".join(lines) + "\n").encode()), bio_nlp)
+    assert [s.text for s in docs[0].sents][:2] == ["Naloxone reverses hypertension", "The drug was given to rats."]
+    assert [e.text for e in docs[1].ents] == ["necrosis factor"]
+    assert [s.text for s in docs[1].sents] == ["Effects of tumor necrosis factor on rats."]
+
+
 def test_pubtator_mentions_next_to_brackets_and_comparisons_align(tmp_path, bio_nlp):
     """BC5CDR test mentions that used to end inside a token ("CCK-8)",
     "lithium=0.85", "myoglobinuria.(ABSTRACT") are kept exactly."""
