@@ -44,6 +44,7 @@ from .annotation import (
     select_non_overlapping,
     span_groups_hiding_ents,
 )
+from .chain import chain_of, off_chain, on_chain, onto_chain, path_off_chain
 from .decoding import ConstrainedViterbi, check_span_scores
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
@@ -352,13 +353,15 @@ class BioNER(TrainablePipe):
 
     def predict(self, docs: Iterable[Doc]) -> List[Tuple[np.ndarray, np.ndarray]]:
         """Per doc: the decoded tag id of each token and its confidence: the tag's
-        probability, or with span_scores = "segment" that of the token's entity (decoding.py)."""
+        probability, or with span_scores = "segment" that of the token's entity (decoding.py).
+        Whitespace tokens are off the decoded chain (chain.py): inside an entity they
+        are inside it, elsewhere O."""
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return [(np.zeros((len(d),), dtype="i"), np.ones((len(d),), dtype="f")) for d in docs]
         self._warn_if_transformer_did_not_run(docs)
-        scores = self.model.predict(docs)
-        paths, confidences = self.decoder(self.model.ops, scores)
+        chains = [chain_of(doc) for doc in docs]
+        paths, confidences = self.decoder(self.model.ops, on_chain(self.model.predict(docs), chains))
         # Checked on the host, where the confidences are anyway: a NaN or infinite score
         # makes every confidence of its document NaN, and its paths meaningless.
         broken = sum(1 for confidence in confidences if not np.isfinite(confidence).all())
@@ -368,7 +371,8 @@ class BioNER(TrainablePipe):
                 f"{broken} of {len(docs)} documents: the weights have diverged (a learning rate too "
                 "high?) or are damaged; train again, or load an earlier pipeline"
             )
-        return list(zip(paths, confidences))
+        return [path_off_chain(path, confidence, chain, len(doc), self.tags)
+                for path, confidence, chain, doc in zip(paths, confidences, chains, docs)]
 
     def _warn_if_transformer_did_not_run(self, docs: List[Doc]) -> None:
         """Warn once where a head that listens to the transformer component
@@ -418,6 +422,7 @@ class BioNER(TrainablePipe):
             if self.letter_suffix:
                 entities = bounds.take_letter_suffixes(doc, entities)
             spans = [Span(doc, start, end, label=label) for start, end, label in entities]
+            decoded &= ~doc.to_array("IS_SPACE").astype(bool)  # whitespace: off the chain, no confidence of its own
             scores = [float(confidence[start:end][decoded[start:end]].mean()) for start, end, _ in entities]
             if self.spans_key in doc.spans:
                 self._warn_shared_key(doc.spans[self.spans_key])
@@ -429,7 +434,8 @@ class BioNER(TrainablePipe):
     # Training ----------------------------------------------------------------
 
     def gold_tags(self, example: Example) -> np.ndarray:
-        """Gold tag id per predicted token; -1 where unknown or unannotated.
+        """Gold tag id per token of the predicted doc's chain (its tokens but whitespace,
+        `chain.chain_of`); -1 where unknown or unannotated.
 
         Gold spans are projected onto the predicted tokens through the
         example's alignment, so the head also learns when the pipeline's
@@ -448,7 +454,8 @@ class BioNER(TrainablePipe):
         reference tokens whose NER annotation is missing.
         """
         reference = example.reference
-        gold = np.full((len(example.predicted),), -1, dtype="i")
+        chain = chain_of(example.predicted)
+        gold = np.full((len(example.predicted) if chain is None else len(chain),), -1, dtype="i")
         spans = gold_spans(reference, self.spans_key)
         if spans is None:
             return gold
@@ -486,17 +493,22 @@ class BioNER(TrainablePipe):
             known = projected
             y2x = example.alignment.y2x
             missing_x = y2x.data[np.repeat(missing, y2x.lengths)]
+        spans = [(span.start, span.end, span.label_) for span in known]
+        if chain is not None:
+            spans, missing_x = onto_chain(spans, chain), missing_x[chain]
         tag_ids = {tag: i for i, tag in enumerate(self.tags)}
-        gold[:] = [tag_ids[tag] for tag in spans_to_tags(len(gold), known, self.tag_scheme)]
+        gold[:] = [tag_ids[tag] for tag in spans_to_tags(len(gold), spans, self.tag_scheme)]
         gold[missing_x] = -1
         return gold
 
     def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
-        """The head's loss on `examples` and its gradient w.r.t. `scores`."""
+        """The head's loss on `examples` and its gradient w.r.t. `scores`, on the
+        documents' chains (chain.py: 0 at whitespace tokens)."""
         examples = list(examples)
         validate_examples(examples, "BioNER.get_loss")
-        d_scores, loss = self.loss(scores, [self.gold_tags(eg) for eg in examples])
-        return loss, d_scores
+        chains = [chain_of(eg.predicted) for eg in examples]
+        d_chains, loss = self.loss(on_chain(scores, chains), [self.gold_tags(eg) for eg in examples])
+        return loss, off_chain(d_chains, chains, scores)
 
     def update(
         self,

@@ -16,7 +16,7 @@ decoder need nothing but the tags. Spans become BILUO tags through spaCy's
 hold hyphens ("CELL-LINE").
 """
 
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from spacy.tokens import Span
@@ -117,17 +117,20 @@ def continuations(tags: Sequence[str]) -> np.ndarray:
     return (tag_constraints(tags).transitions == 0) & is_continuation[None, :]
 
 
-def spans_to_tags(n_tokens: int, spans: Iterable[Span], scheme: str = "IOB2") -> List[str]:
-    """The tag of each of `n_tokens` tokens for non-overlapping `spans`.
+def spans_to_tags(
+    n_tokens: int, spans: Iterable[Union[Span, Tuple[int, int, str]]], scheme: str = "IOB2"
+) -> List[str]:
+    """The tag of each of `n_tokens` tokens for non-overlapping `spans` (Spans, or (start, end, label)).
 
     An empty span (`doc[i:i]`, which a SpanGroup accepts) tags no token.
     """
     tags = [OUTSIDE] * n_tokens
     for span in spans:
-        if span.start == span.end:
+        start, end, label = (span.start, span.end, span.label_) if isinstance(span, Span) else span
+        if start == end:
             continue
-        tags[span.start] = f"B-{span.label_}"
-        tags[span.start + 1 : span.end] = [f"I-{span.label_}"] * (len(span) - 1)
+        tags[start] = f"B-{label}"
+        tags[start + 1 : end] = [f"I-{label}"] * (end - start - 1)
     return iob_to_biluo(tags) if check_tag_scheme(scheme) == "BILUO" else tags
 
 

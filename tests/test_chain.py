@@ -1,0 +1,95 @@
+"""Whitespace tokens are off a head's chain (chain.py): they change no other token's tag,
+confidence, loss or gradient, and whitespace inside an entity stays inside it."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spacy
+from spacy.tokens import Span
+from spacy.training import Example
+
+from toy import transformer_pipeline
+
+from spacy_bioner.chain import chain_of, path_off_chain
+from spacy_bioner.tags import is_well_formed, make_tags, tag_ids_to_spans
+
+# One text, then with a leading space, a line end between words, a no-break space and a
+# trailing line end, a double space: within one window of the tiny pipeline's encoder,
+# whose wordpieces and features are those of the first for every word.
+TEXT = "IL-2 activates T cells ."
+VARIANTS = [" IL-2 activates T cells .", "IL-2 activates\nT cells .", "IL-2\u00a0activates T cells .\n",
+            "IL-2 activates  T cells ."]
+
+
+def words_of(doc) -> np.ndarray:
+    return np.flatnonzero(~doc.to_array("IS_SPACE").astype(bool))
+
+
+def test_whitespace_tokens_change_no_other_tokens_tags_or_confidences(tiny_pipeline: Path) -> None:
+    """A leading line end took the start score from the first word, and one between words the
+    transition between them: each word's confidence changed with the whitespace around it."""
+    nlp = spacy.load(tiny_pipeline)
+    docs = list(nlp.pipe([TEXT, *VARIANTS]))
+    for name in ("jnlpba", "bc5cdr"):
+        head = nlp.get_pipe(name)
+        (plain_path, plain_confidence), *variants = head.predict(docs)
+        for doc, (path, confidence) in zip(docs[1:], variants):
+            words = words_of(doc)
+            assert len(words) < len(doc)
+            assert list(path[words]) == list(plain_path)
+            assert confidence[words] == pytest.approx(plain_confidence, rel=1e-6)
+            spaces = np.setdiff1d(np.arange(len(doc)), words)
+            assert set(path[spaces]) == {head.tags.index("O")} and (confidence[spaces] == 1).all()
+            assert [(s.text, s.label_) for s in doc.spans[name]] == [(s.text, s.label_) for s in docs[0].spans[name]]
+            assert doc.spans[name].attrs["scores"] == pytest.approx(docs[0].spans[name].attrs["scores"], rel=1e-6)
+
+
+@pytest.mark.parametrize("scheme", ["IOB2", "BILUO"])
+def test_whitespace_inside_a_decoded_entity_is_inside_it(scheme: str) -> None:
+    tags = make_tags(["X"], scheme)
+    ids = [tags.index(t) for t in (["B-X", "L-X", "O"] if scheme == "BILUO" else ["B-X", "I-X", "O"])]
+    # tokens: " ", "Na", "\u00a0", "channel", "\n", "is": the chain is tokens 1, 3 and 5
+    chain = np.asarray([1, 3, 5])
+    path, confidence = path_off_chain(np.asarray(ids, dtype="i"), np.asarray([0.9, 0.8, 0.7], dtype="f"), chain, 6, tags)
+    assert is_well_formed([tags[i] for i in path], scheme)
+    assert tag_ids_to_spans(path, tags) == [(1, 4, "X")]
+    assert list(confidence) == pytest.approx([1.0, 0.9, 0.8, 0.8, 1.0, 0.7])
+
+
+@pytest.mark.parametrize("scheme", ["IOB2", "BILUO"])
+def test_the_loss_and_its_gradient_leave_whitespace_out(tiny_bert: Path, scheme: str) -> None:
+    """The gold of a document with whitespace tokens is its words' gold, well formed where an
+    entity holds whitespace; the loss and the words' gradients are those of the same words
+    without it, and the whitespace tokens' gradients are zero."""
+    nlp = transformer_pipeline(tiny_bert, settings={"components.jnlpba.tag_scheme": scheme})
+    examples = []
+    for text in ("IL-2 activates T cells .", " IL-2 activates T\u00a0cells .\n"):
+        predicted, reference = nlp.make_doc(text), nlp.make_doc(text)
+        words = words_of(reference)
+        reference.spans["jnlpba"] = [Span(reference, words[0], words[0] + 1, "protein"),
+                                     Span(reference, words[2], words[3] + 1, "cell_type")]
+        examples.append(Example(predicted, reference))
+    nlp.initialize(lambda: examples)
+    head = nlp.get_pipe("jnlpba")
+    golds = [[head.tags[t] for t in head.gold_tags(eg)] for eg in examples]
+    assert golds[0] == golds[1] and is_well_formed(golds[1], head.tag_scheme)
+    docs = list(nlp.get_pipe("transformer").pipe([eg.predicted for eg in examples]))
+    losses, gradients = [], []
+    for eg, doc in zip(examples, docs):
+        scores = head.model.predict([doc])
+        loss, d_scores = head.get_loss([eg], scores)
+        losses.append(loss)
+        gradients.append(d_scores.emissions[0])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    spaced = docs[1]
+    words = words_of(spaced)
+    assert gradients[1][words] == pytest.approx(gradients[0], rel=1e-5, abs=1e-7)
+    assert not gradients[1][np.setdiff1d(np.arange(len(spaced)), words)].any()
+
+
+def test_a_document_of_whitespace_alone_has_an_empty_chain_and_no_entities(tiny_pipeline: Path) -> None:
+    nlp = spacy.load(tiny_pipeline)
+    doc = nlp("\n \u00a0")
+    assert len(doc) and chain_of(doc) is not None and len(chain_of(doc)) == 0
+    assert not doc.ents and all(len(doc.spans[key]) == 0 for key in ("jnlpba", "bc5cdr"))
