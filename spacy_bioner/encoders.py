@@ -146,10 +146,12 @@ def resolve_encoder(
             else "is neither a local model directory nor reachable on the Hugging Face hub "
             "(no network, or HF_HUB_OFFLINE=1)"
         )
-        raise EncoderNotFound(
-            f"The encoder {name!r} {problem}. Pass a local path ({options[0]})"
-            + (f", or set {options[1]}." if not is_path else "; the fallback stands in only for hub names.")
+        advice = (
+            f"Pass a model directory, one holding config.json ({options[0]}); the fallback stands in only for hub names."
+            if is_path
+            else f"Pass a local path ({options[0]}), or set {options[1]}."
         )
+        raise EncoderNotFound(f"The encoder {name!r} {problem}. {advice}")
     if Path(fallback).is_dir():
         path = fallback
     elif _is_path(fallback):

@@ -443,8 +443,10 @@ def test_limit_annotates_the_first_records_of_each_input(tiny_pipeline: Path, tm
     with pytest.raises(AnnotateError, match="limit"):
         annotate(str(tiny_pipeline), inputs, limited, Options(shard_size=4, limit=8))
     # ... before the pipeline loads (there is none here).
-    with pytest.raises(AnnotateError, match=r"another limit \(6 there, null here\)"):
+    with pytest.raises(AnnotateError, match=r"another --limit \(6 there, none here\)"):
         annotate(str(tmp_path / "no-model"), inputs, limited, Options(shard_size=4))
+    with pytest.raises(AnnotateError, match=r"another --limit \(none there, 6 here\)"):
+        annotate(str(tmp_path / "no-model"), inputs, tmp_path / "whole", Options(shard_size=4, limit=6))
     # A run without one records none, as runs did before the option.
     assert "limit" not in json.loads((tmp_path / "whole" / "run.json").read_text(encoding="utf8"))
 

@@ -689,6 +689,8 @@ def test_the_command_recorded_can_come_from_a_file(hash_pipeline, tmp_path):
     result = CliRunner().invoke(app, args + ["--command-file", str(command_file)])
     assert result.exit_code == 0, result.output
     assert "    spacy project run all . --vars.config bioner\n" in (tmp_path / "m" / "scores.md").read_text()
+    # Written before the file named its pipeline: said to be unchecked.
+    assert f"--command-file {command_file} names no pipeline its command trained" in result.output
     result = CliRunner().invoke(app, args + ["--command-file", str(command_file), "--command", "other"])
     assert result.exit_code == 1 and "--command and --command-file both give the command" in result.output
 

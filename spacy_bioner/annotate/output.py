@@ -209,6 +209,8 @@ def run_differences(previous: Dict[str, Any], run: Dict[str, Any]) -> List[str]:
             differences.extend(changed)
             if not (added or left_out or changed or list(before) != paths):
                 differences.append("other inputs")  # a run.json not written as this version does
+        elif key == "limit":  # recorded only where given
+            differences.append(f"another --limit ({old or 'none'} there, {new or 'none'} here)")
         elif isinstance(old, dict) and isinstance(new, dict):  # the model
             fields = (f"{field} {_then_now(old.get(field), new.get(field))}" for field in _changed_keys(old, new))
             differences.append(f"another {key} ({'; '.join(fields)})")

@@ -148,6 +148,13 @@ def command_text(command: str, command_file: Optional[Path], pipeline: Optional[
     except (OSError, UnicodeDecodeError) as e:
         raise fail(f"--command-file {command_file}: cannot be read as UTF-8 text: {e}") from None
     digests = [line[len(PIPELINE_LINE):].strip() for line in lines if line.startswith(PIPELINE_LINE)]
+    if not digests and pipeline is not None:
+        typer.echo(
+            f"Warning: --command-file {command_file} names no pipeline its command trained (written before "
+            f"spacy-bioner wrote one): its command is recorded for {pipeline} unchecked. Train through the "
+            "project again (spacy project run train --force) to have it checked, or give the command with --command.",
+            err=True,
+        )
     if digests and pipeline is not None and (Path(pipeline) / "config.cfg").is_file():
         from ..packaging import pipeline_sha256
 
