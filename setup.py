@@ -77,6 +77,7 @@ setup(
             "spacy_bioner.CostAugmentedCRFLoss.v1 = spacy_bioner.losses:configure_cost_augmented_crf_loss",
         ],
         "spacy_scorers": ["spacy_bioner.bio_ner_scorer.v1 = spacy_bioner.scoring:make_bio_ner_scorer"],
+        "spacy_span_getters": ["spacy_bioner.strided_spans.v1 = spacy_bioner.span_getters:configure_strided_spans"],
         "spacy_tokenizers": ["spacy_bioner.BioTokenizer.v1 = spacy_bioner.tokenizer:create_bio_tokenizer"],
         "spacy_readers": [
             "spacy_bioner.JNLPBA.v1 = spacy_bioner.corpora.readers:configure_jnlpba_reader",

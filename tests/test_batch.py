@@ -243,16 +243,16 @@ def test_windows_fit_an_encoder_whose_positions_start_after_padding(tmp_path):
     assert nlp.update(examples + [Example(doc, doc.copy()) for doc in docs], sgd=Adam(0.001))["jnlpba"] > 0
 
 
+@pytest.mark.parametrize("getter", ["spacy-transformers.strided_spans.v1", "spacy_bioner.strided_spans.v1"])
 @pytest.mark.parametrize("window, stride, message", [
     (64, 96, "leaves 6,656 of a 20,000-token document's tokens in no window"),
     (1200, 2400, "leaves 9,600 of a 20,000-token document's tokens in no window"),
     (64, 0, "cannot cut a document into windows"),
 ])
-def test_windows_that_leave_tokens_out_are_refused_at_initialize(tiny_bert, window, stride, message):
+def test_windows_that_leave_tokens_out_are_refused_at_initialize(tiny_bert, getter, window, stride, message):
     """A stride above the window (a window halved for the CPU, its stride left) left every token
     between two windows out: zeros to the heads, in training and prediction, without a word."""
     nlp = transformer_pipeline(tiny_bert, settings={
-        "components.transformer.model.get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1",
-                                                    "window": window, "stride": stride}})
+        "components.transformer.model.get_spans": {"@span_getters": getter, "window": window, "stride": stride}})
     with pytest.raises(ValueError, match=rf"get_spans\]\) {message}"):
         nlp.initialize(lambda: toy_examples(nlp, 2))

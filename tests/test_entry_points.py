@@ -13,6 +13,7 @@ DECORATOR = re.compile(r'@(?:spacy\.)?registry\.(\w+)\(\s*"(spacy_bioner\.[^"]+)
 GROUPS = {
     "architectures": "spacy_architectures", "losses": "thinc_losses", "scorers": "spacy_scorers",
     "tokenizers": "spacy_tokenizers", "readers": "spacy_readers", "callbacks": "spacy_callbacks",
+    "span_getters": "spacy_span_getters",
 }
 
 

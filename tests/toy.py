@@ -131,7 +131,7 @@ name = "{encoder}"
 fallback = ""
 
 [components.transformer.model.get_spans]
-@span_getters = "spacy-transformers.strided_spans.v1"
+@span_getters = "spacy_bioner.strided_spans.v1"
 window = 16
 stride = 12
 

@@ -236,8 +236,8 @@ def _init(model: BioTransformerModel, X=None, Y=None) -> None:
 
 def check_windows_cover(get_spans: Callable, n_tokens: int = 20_000) -> None:
     """Refuse a window getter that leaves tokens of a document in no window: they would reach
-    the heads as zeros, in training and prediction, without a word (spacy-transformers'
-    `strided_spans.v1` with a stride above its window). Tried on a document of `n_tokens`
+    the heads as zeros, in training and prediction, without a word (`strided_spans.v1`
+    with a stride above its window). Tried on a document of `n_tokens`
     tokens (longer than a long-context encoder's window), with a sentence every 25 (for getters
     of sentences)."""
     where = "the transformer's get_spans ([components.transformer.model.get_spans])"
@@ -249,12 +249,13 @@ def check_windows_cover(get_spans: Callable, n_tokens: int = 20_000) -> None:
             covered[window.start : window.end] = True
     except Exception as e:  # a window or stride of 0 divides by it
         raise ValueError(f"{where} cannot cut a document into windows ({type(e).__name__}: {e}): with "
-                         "spacy-transformers.strided_spans.v1, window and stride must be at least 1") from e
+                         "strided_spans.v1 (spacy_bioner's or spacy-transformers'), window and stride must be at least 1") from e
     if not covered.all():
         first = int(np.argmin(covered))
         raise ValueError(f"{where} leaves {n_tokens - int(covered.sum()):,} of a {n_tokens:,}-token document's tokens "
                          f"in no window (the first: token {first:,}), which the heads would never see: with "
-                         "spacy-transformers.strided_spans.v1, stride must be at most window (and both at least 1)")
+                         "strided_spans.v1 (spacy_bioner's or spacy-transformers'), stride must be at most window "
+                         "(and both at least 1)")
 
 
 def _forward(model: BioTransformerModel, docs: List[Doc], is_train: bool) -> Tuple[FullTransformerBatch, Callable]:

@@ -1,0 +1,76 @@
+"""Do whitespace tokens change a pipeline's entities? Test abstracts as given, after a leading
+space or line end, and with each ". " written ".\\n" (a wrapped text: the offsets stay).
+
+    python scripts/whitespace.py PIPELINE --docs 80 --output results/whitespace.json   # from benchmarks/
+
+Each head's entities (its span group: offsets, label) are compared with those of the text as
+given, under the pipeline's own windows and under spacy_bioner.strided_spans.v1 with the same
+window and stride (placed by words). An entity counts as differing where only one side has it.
+"""
+
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+import spacy
+import typer
+
+from run import BENCHMARKS, CORPORA, device_name, log, versions, write_json
+from spacy_bioner.annotation import head_keys
+from spacy_bioner.corpora import load_docs
+
+app = typer.Typer(add_completion=False)
+
+WORD_WINDOWS = "spacy_bioner.strided_spans.v1"
+# name -> (the text changed, how far its characters moved)
+VARIANTS: Dict[str, Tuple[Callable[[str], str], int]] = {
+    "leading space": (lambda text: " " + text, 1),
+    "leading line end": (lambda text: "\n" + text, 1),
+    "'. ' as '.\\n'": (lambda text: text.replace(". ", ".\n"), 0),
+}
+
+
+def head_entities(nlp: spacy.Language, texts: List[str], shift: int) -> List[Set[Tuple[str, int, int, str]]]:
+    """Per text, each head's entities as (spans_key, start_char, end_char, label), moved back by `shift`."""
+    keys = list(head_keys(nlp))
+    return [{(key, span.start_char - shift, span.end_char - shift, span.label_) for key in keys for span in doc.spans[key]}
+            for doc in nlp.pipe(texts, batch_size=16)]
+
+
+@app.command()
+def main(
+    pipeline: Path = typer.Argument(..., exists=True, help="A trained pipeline (a folder nlp.to_disk wrote)."),
+    docs: int = typer.Option(80, min=1, help="Test documents of each corpus."),
+    corpus_root: Path = typer.Option(
+        BENCHMARKS / "corpus", help="Converted corpora: <root>/jnlpba/test.spacy and <root>/bc5cdr-iob/test.spacy."
+    ),
+    output: Optional[Path] = typer.Option(None, help="Also write the record here as JSON."),
+) -> None:
+    """Entities that change with whitespace, under the pipeline's windows and under windows placed by words."""
+    own = spacy.load(pipeline)
+    get_spans = dict(own.config["components"]["transformer"]["model"]["get_spans"])
+    texts = [doc.text for directory, _ in CORPORA.values()
+             for doc in load_docs(corpus_root / directory / "test.spacy", own.vocab, docs)]
+    record: Dict[str, Any] = {"pipeline": str(pipeline), "documents": len(texts), "windows": {}}
+    by_words = {**get_spans, "@span_getters": WORD_WINDOWS}
+    for windows in (get_spans, by_words):
+        nlp = own if windows is get_spans else spacy.load(
+            pipeline, config={"components": {"transformer": {"model": {"get_spans": windows}}}})
+        given = head_entities(nlp, texts, 0)
+        rows = {}
+        for name, (change, shift) in VARIANTS.items():
+            changed = head_entities(nlp, [change(text) for text in texts], shift)
+            rows[name] = {
+                "entities_same": sum(len(a & b) for a, b in zip(given, changed)),
+                "entities_differing": sum(len(a ^ b) for a, b in zip(given, changed)),
+                "documents_differing": sum(a != b for a, b in zip(given, changed)),
+            }
+            log(f"{windows['@span_getters']}, {name}: {rows[name]}")
+        record["windows"][windows["@span_getters"]] = {"get_spans": windows, "variants": rows}
+    record.update({"device": device_name(-1), "versions": versions()})
+    if output is not None:
+        write_json(output, record)
+        log(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    app()
