@@ -492,7 +492,8 @@ class BioNER(TrainablePipe):
                         self._first_unprojected = f"{span.text!r} in {context!r}"
             known = projected
             y2x = example.alignment.y2x
-            missing_x = y2x.data[np.repeat(missing, y2x.lengths)]
+            missing_x = np.zeros((len(example.predicted),), dtype=bool)
+            missing_x[y2x.data[np.repeat(missing, y2x.lengths)]] = True
         spans = [(span.start, span.end, span.label_) for span in known]
         if chain is not None:
             spans, missing_x = onto_chain(spans, chain), missing_x[chain]

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import spacy
-from spacy.tokens import Span
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from toy import transformer_pipeline
+from toy import toy_examples, transformer_pipeline
 
 from spacy_bioner.chain import chain_of, path_off_chain
 from spacy_bioner.tags import is_well_formed, make_tags, tag_ids_to_spans
@@ -93,3 +93,25 @@ def test_a_document_of_whitespace_alone_has_an_empty_chain_and_no_entities(tiny_
     doc = nlp("\n \u00a0")
     assert len(doc) and chain_of(doc) is not None and len(chain_of(doc)) == 0
     assert not doc.ents and all(len(doc.spans[key]) == 0 for key in ("jnlpba", "bc5cdr"))
+
+
+@pytest.mark.parametrize("newline", ["", "\n"])
+def test_gold_on_other_tokens_is_projected_onto_the_chain(tiny_bert: Path, newline: str) -> None:
+    """Gold on another tokenizer's tokens ("IL - 2" against the pipeline's "IL-2"), as spaCy's Corpus
+    pairs a corpus tokenized elsewhere with the pipeline's tokens: the projected tokens without gold
+    (here those of an unknown label) were indices, taken for a mask along the chain, which failed at
+    initialize or left the wrong tokens unannotated."""
+    nlp = transformer_pipeline(tiny_bert)
+    nlp.initialize(lambda: toy_examples(nlp, 10))
+    head = nlp.get_pipe("jnlpba")
+    text = f"IL-2 activates{newline or ' '}T cells ."
+    words = ["IL", "-", "2", "activates", *([newline] if newline else []), "T", "cells", "."]
+    spaces = [False, False, True, not newline, *([False] if newline else []), True, True, False]
+    reference = Doc(nlp.vocab, words=words, spaces=spaces)
+    t = len(words) - 3
+    reference.spans["jnlpba"] = [Span(reference, 0, 3, "protein"), Span(reference, 3, 4, "other"),
+                                 Span(reference, t, t + 2, "cell_type")]
+    example = Example(nlp.make_doc(text), reference)
+    assert len(example.predicted) != len(reference) and reference.text == text
+    gold = [head.tags[i] if i >= 0 else None for i in head.gold_tags(example)]
+    assert gold == ["B-protein", None, "B-cell_type", "I-cell_type", "O"]
