@@ -1,10 +1,11 @@
-"""The tag chain: the tokens a head tags, its whitespace tokens left out.
+"""The tag chain: the tokens a head tags, its blank tokens (whitespace, invisible characters) left out.
 
 spaCy makes whitespace a token of its own wherever it is more than the one
 plain space after a token: a leading space, a line end in wrapped text, a
 double space, U+00A0 or U+2009 between a number and its unit (PubMed's
-abstracts hold them). The encoder gives such a token no wordpieces, so a
-head has no features there, and in a linear chain of tags it would stand
+abstracts hold them); the BioTokenizer splits off invisible characters (a
+zero-width space, a BOM, a soft hyphen) too. A WordPiece encoder (the
+configs') gives such a token no wordpieces, so a head has no features there, and in a linear chain of tags it would stand
 between two words that are neighbours in the text: a leading line end
 would take the start score from the first word, a line end between two
 sentences the transition from "." to the next word. The training corpora
@@ -30,13 +31,21 @@ from thinc.types import Floats1d, Ints1d
 
 from .layers.crf import TagScores
 from .tags import OUTSIDE, continuations, split_tag
+from .tokenizer import INVISIBLE, is_blank
+
+
+def blank_tokens(doc: Doc) -> np.ndarray:
+    """Whether each token of `doc` is blank: whitespace, or invisible characters alone (`tokenizer.is_blank`)."""
+    if any(char in doc.text for char in INVISIBLE):  # rare: look at each token
+        return np.fromiter((is_blank(token) for token in doc), dtype=bool, count=len(doc))
+    return doc.to_array("IS_SPACE").astype(bool)
 
 
 def chain_of(doc: Doc) -> Optional[np.ndarray]:
-    """The indices of `doc`'s tokens on its chain (those not whitespace), or
-    None where that is every token (most documents: nothing to cut)."""
-    spaces = doc.to_array("IS_SPACE").astype(bool)
-    return np.flatnonzero(~spaces) if spaces.any() else None
+    """The indices of `doc`'s tokens on its chain (those not blank), or None where that is
+    every token (most documents: nothing to cut)."""
+    blank = blank_tokens(doc)
+    return np.flatnonzero(~blank) if blank.any() else None
 
 
 def on_chain(scores: TagScores, chains: Sequence[Optional[np.ndarray]]) -> TagScores:
@@ -51,7 +60,7 @@ def on_chain(scores: TagScores, chains: Sequence[Optional[np.ndarray]]) -> TagSc
 
 
 def off_chain(d_chain: TagScores, chains: Sequence[Optional[np.ndarray]], scores: TagScores) -> TagScores:
-    """The gradient of the chains' scores (`on_chain`) as the gradient of `scores`: 0 at whitespace."""
+    """The gradient of the chains' scores (`on_chain`) as the gradient of `scores`: 0 at blank tokens."""
     if all(chain is None for chain in chains):
         return d_chain
     emissions = []
@@ -68,7 +77,7 @@ def off_chain(d_chain: TagScores, chains: Sequence[Optional[np.ndarray]], scores
 
 def onto_chain(spans: Iterable[Tuple[int, int, str]], chain: np.ndarray) -> List[Tuple[int, int, str]]:
     """Token spans (start, end, label) as spans of the tokens of `chain`; one
-    of whitespace alone is left out."""
+    of blank tokens alone is left out."""
     onto = []
     for start, end, label in spans:
         first, stop = np.searchsorted(chain, [start, end])
@@ -81,7 +90,7 @@ def path_off_chain(
     path: Ints1d, confidence: Floats1d, chain: Optional[np.ndarray], n_tokens: int, tags: Sequence[str]
 ) -> Tuple[Ints1d, Floats1d]:
     """A path decoded on `chain` (its tag ids into `tags`, a confidence each) laid over
-    the `n_tokens` tokens of the document: a whitespace token between two tokens of an
+    the `n_tokens` tokens of the document: a blank token between two tokens of an
     entity takes the entity's I- tag and the next token's confidence, any other O and 1."""
     if chain is None:
         return path, confidence
@@ -93,7 +102,7 @@ def path_off_chain(
     full_path[chain] = path
     full_confidence[chain] = confidence
     spaces = np.setdiff1d(np.arange(n_tokens), chain, assume_unique=True)
-    following = np.searchsorted(chain, spaces)  # the chain token after each whitespace token
+    following = np.searchsorted(chain, spaces)  # the chain token after each blank token
     for space, next_ in zip(spaces.tolist(), following.tolist()):
         if next_ < len(chain) and int(path[next_]) in inside:  # a continuation never opens the chain
             full_path[space] = inside[int(path[next_])]

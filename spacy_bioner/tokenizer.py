@@ -162,7 +162,7 @@ def starts_sentence(doc: Doc, i: int) -> bool:
     the quote stays with its sentence, "The" starts the next)."""
     if i == 0:
         return True
-    if _blank(doc[i]) or _closes_sentence(doc, i):
+    if is_blank(doc[i]) or _closes_sentence(doc, i):
         return False
     before: List[Token] = []
     closed = False  # closers passed over
@@ -171,14 +171,15 @@ def starts_sentence(doc: Doc, i: int) -> bool:
         # Until the terminal is found, the closers attached to it are passed over too.
         closer = not before and _closes_sentence(doc, j)
         closed = closed or closer
-        if not (_blank(doc[j]) or closer):
+        if not (is_blank(doc[j]) or closer):
             before.append(doc[j])
         j -= 1
     return len(before) == 2 and _ends_sentence(before[1].text, before[0], doc[i], closed)
 
 
-def _blank(token: Token) -> bool:
-    """Whitespace, or invisible characters alone: what lies between sentences."""
+def is_blank(token: Token) -> bool:
+    """Whitespace, or invisible characters alone (a token of its own, which this tokenizer splits
+    off): what lies between sentences and words, with no wordpiece of a WordPiece encoder."""
     return token.is_space or not token.text.strip(INVISIBLE)
 
 

@@ -8,6 +8,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
+from spacy.util import registry
 
 from toy import toy_examples, transformer_pipeline
 
@@ -23,14 +24,30 @@ VARIANTS = [" IL-2 activates T cells .", "IL-2 activates\nT cells .", "IL-2\u00a
 
 
 def words_of(doc) -> np.ndarray:
-    return np.flatnonzero(~doc.to_array("IS_SPACE").astype(bool))
+    """The tokens other than whitespace and invisible characters."""
+    return np.asarray([token.i for token in doc if token.text.strip().strip("\u200b\u2060\ufeff\u00ad")], dtype=int)
 
 
 def test_whitespace_tokens_change_no_other_tokens_tags_or_confidences(tiny_pipeline: Path) -> None:
     """A leading line end took the start score from the first word, and one between words the
     transition between them: each word's confidence changed with the whitespace around it."""
+    assert_words_tagged_alike(spacy.load(tiny_pipeline), [TEXT, *VARIANTS])
+
+
+def test_invisible_characters_split_off_change_no_other_tokens_tags_or_confidences(tiny_pipeline: Path) -> None:
+    """The BioTokenizer splits a BOM or a zero-width space off as a token of its own, which has no
+    wordpieces either."""
     nlp = spacy.load(tiny_pipeline)
-    docs = list(nlp.pipe([TEXT, *VARIANTS]))
+    nlp.tokenizer = registry.tokenizers.get("spacy_bioner.BioTokenizer.v1")()(nlp)
+    texts = [TEXT, "\ufeff" + TEXT, TEXT.replace("activates", "activates\u200b"), TEXT.replace(" T", " \u00adT")]
+    assert all(not token.is_space for text in texts for token in nlp.make_doc(text))
+    assert_words_tagged_alike(nlp, texts)
+
+
+def assert_words_tagged_alike(nlp, texts) -> None:
+    """Each head tags the words of each text (its tokens but blank ones) as those of the first, with the
+    same confidences, and the blank tokens O; the entities' texts, labels and scores are the first's."""
+    docs = list(nlp.pipe(texts))
     for name in ("jnlpba", "bc5cdr"):
         head = nlp.get_pipe(name)
         (plain_path, plain_confidence), *variants = head.predict(docs)
@@ -39,8 +56,8 @@ def test_whitespace_tokens_change_no_other_tokens_tags_or_confidences(tiny_pipel
             assert len(words) < len(doc)
             assert list(path[words]) == list(plain_path)
             assert confidence[words] == pytest.approx(plain_confidence, rel=1e-6)
-            spaces = np.setdiff1d(np.arange(len(doc)), words)
-            assert set(path[spaces]) == {head.tags.index("O")} and (confidence[spaces] == 1).all()
+            blank = np.setdiff1d(np.arange(len(doc)), words)
+            assert set(path[blank]) == {head.tags.index("O")} and (confidence[blank] == 1).all()
             assert [(s.text, s.label_) for s in doc.spans[name]] == [(s.text, s.label_) for s in docs[0].spans[name]]
             assert doc.spans[name].attrs["scores"] == pytest.approx(docs[0].spans[name].attrs["scores"], rel=1e-6)
 
