@@ -7,12 +7,16 @@ around a decoded entity, each a `bio_ner` setting chosen on dev
   characters alone (an emoji, a BOM), at either end; with
   `balance_brackets`, no bracket the entity does not balance ("dendritic
   cell (DC").
-- `join_adjacent`: two entities of one label with one space between them
+- `join_adjacent`: two entities of one label with a space between them
   are one ("hemolytic" and "anemia"): juxtaposed names of two entities are
   parted by punctuation or a word.
 - `take_letter_suffixes`: a single capital letter after an entity is part of
   its name ("hepatitis B", "mitomycin C"). It comes after the join, which
   thus joins only entities the model decoded side by side.
+
+A space is any whitespace within a paragraph (`apart_in_line`): a line end
+of wrapped text or a double space, tokens of their own, part as one space
+does, as they change nothing else (chain.py).
 """
 
 import re
@@ -79,6 +83,15 @@ def _no_content(token: Token) -> bool:
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 
 
+def apart_in_line(doc: Doc, end: int, start: int) -> bool:
+    """Whether doc[:end] and doc[start:] are parted by whitespace alone, within a paragraph: one
+    space, a line end of wrapped text, a double space (the tokens between them whitespace)."""
+    if not 0 < end <= start < len(doc):
+        return False
+    gap = doc.text[doc[end - 1].idx + len(doc[end - 1]) : doc[start].idx]
+    return gap.isspace() and not _BLANK_LINE.search(gap)
+
+
 def paragraph_pieces(doc: Doc, start: int, end: int) -> List[Tuple[int, int]]:
     """doc[start:end] cut at each whitespace token that holds a blank line: the
     pieces of a decoded entity that runs from one paragraph into the next
@@ -115,31 +128,36 @@ def take_letter_suffixes(doc: Doc, entities: Sequence[Tuple[int, int, str]]) -> 
     """`entities` (start, end, label; in order, not overlapping), each taking
     the letter `letter_suffix_end` finds after it, unless another starts there."""
     starts = {start for start, _, _ in entities}
-    return [(start, end if end in starts else letter_suffix_end(doc, end), label) for start, end, label in entities]
+    suffixed = [(start, end, letter_suffix_end(doc, end), label) for start, end, label in entities]
+    return [(start, end if letter_end - 1 in starts else letter_end, label) for start, end, letter_end, label in suffixed]
 
 
 def letter_suffix_end(doc: Doc, end: int) -> int:
-    """`end`, or `end + 1` where doc[end] is a single capital letter other
-    than "I" after a space that ends a word ("hepatitis B", but not "vitamin
-    B12", "factor B-1" or "factor B(1)")."""
-    if end >= len(doc) or not doc[end - 1].whitespace_:
+    """`end`, or the end of the letter where the next word, a space after
+    doc[:end] (`apart_in_line`), is a single capital letter other than "I"
+    that ends a word ("hepatitis B", but not "vitamin B12", "factor B-1" or
+    "factor B(1)")."""
+    at = end
+    while at < len(doc) and doc[at].is_space:
+        at += 1
+    if at >= len(doc) or not apart_in_line(doc, end, at):
         return end
-    letter = doc[end]
+    letter = doc[at]
     if len(letter.text) != 1 or not letter.text.isupper() or letter.text == "I":
         return end
-    if not letter.whitespace_ and end + 1 < len(doc):
-        following = doc[end + 1].text[0]
+    if not letter.whitespace_ and at + 1 < len(doc):
+        following = doc[at + 1].text[0]
         if following.isalnum() or following == "(" or following in HYPHENS:
             return end
-    return end + 1
+    return at + 1
 
 
 def join_adjacent(
     doc: Doc, entities: Sequence[Tuple[int, int, str]], labels: Iterable[str]
 ) -> List[Tuple[int, int, str]]:
     """`entities` (start, end, label; in order, not overlapping) with each run
-    of `labels` entities that follow one another with one space between them
-    joined into one."""
+    of `labels` entities that follow one another with a space between them
+    (`apart_in_line`) joined into one."""
     joinable = set(labels)
     joined: List[Tuple[int, int, str]] = []
     for start, end, label in entities:
@@ -148,8 +166,7 @@ def join_adjacent(
             if (
                 label == prev_label
                 and label in joinable
-                and prev_end == start
-                and doc[prev_end - 1].whitespace_ == " "
+                and apart_in_line(doc, prev_end, start)
             ):
                 joined[-1] = (prev_start, end, label)
                 continue

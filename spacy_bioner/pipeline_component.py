@@ -44,7 +44,7 @@ from .annotation import (
     select_non_overlapping,
     span_groups_hiding_ents,
 )
-from .chain import chain_of, off_chain, on_chain, onto_chain, path_off_chain
+from .chain import blank_tokens, chain_of, off_chain, on_chain, onto_chain, path_off_chain
 from .decoding import ConstrainedViterbi, check_span_scores
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
@@ -134,7 +134,7 @@ def make_bio_ner(
     letter_suffix: a single capital letter after a predicted entity joins it
         ("hepatitis B"; `bounds.take_letter_suffixes`). Off by default, like
         the next.
-    join_adjacent: labels whose predicted entities, one space apart, are
+    join_adjacent: labels whose predicted entities, a space apart (bounds.apart_in_line), are
         joined into one ("hemolytic" and "anemia"; `bounds.join_adjacent`).
     span_scores: an entity's score: "segment", the probability that the
         entity is exactly this one (its tokens and label), or "token_mean",
@@ -354,8 +354,8 @@ class BioNER(TrainablePipe):
     def predict(self, docs: Iterable[Doc]) -> List[Tuple[np.ndarray, np.ndarray]]:
         """Per doc: the decoded tag id of each token and its confidence: the tag's
         probability, or with span_scores = "segment" that of the token's entity (decoding.py).
-        Whitespace tokens are off the decoded chain (chain.py): inside an entity they
-        are inside it, elsewhere O."""
+        Blank tokens (whitespace, invisible characters) are off the decoded chain (chain.py):
+        inside an entity they are inside it, elsewhere O."""
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return [(np.zeros((len(d),), dtype="i"), np.ones((len(d),), dtype="f")) for d in docs]
@@ -399,7 +399,7 @@ class BioNER(TrainablePipe):
         Each keeps the tokens `entity_bounds` gives it (no whitespace or lone
         symbols at either end; with `balance_brackets`, no unbalanced bracket);
         an entity left with none is dropped. Then, with `join_adjacent`, entities of
-        those labels one space apart become one, and with `letter_suffix`, an
+        those labels a space apart become one, and with `letter_suffix`, an
         entity takes a capital letter after it (bounds.py). A span's score is
         the mean confidence of its tokens decoded as an entity (a letter it
         took was decoded outside one): with span_scores = "segment", where
@@ -422,7 +422,7 @@ class BioNER(TrainablePipe):
             if self.letter_suffix:
                 entities = bounds.take_letter_suffixes(doc, entities)
             spans = [Span(doc, start, end, label=label) for start, end, label in entities]
-            decoded &= ~doc.to_array("IS_SPACE").astype(bool)  # whitespace: off the chain, no confidence of its own
+            decoded &= ~blank_tokens(doc)  # off the chain: no confidence of their own
             scores = [float(confidence[start:end][decoded[start:end]].mean()) for start, end, _ in entities]
             if self.spans_key in doc.spans:
                 self._warn_shared_key(doc.spans[self.spans_key])
@@ -434,7 +434,7 @@ class BioNER(TrainablePipe):
     # Training ----------------------------------------------------------------
 
     def gold_tags(self, example: Example) -> np.ndarray:
-        """Gold tag id per token of the predicted doc's chain (its tokens but whitespace,
+        """Gold tag id per token of the predicted doc's chain (its tokens but the blank ones,
         `chain.chain_of`); -1 where unknown or unannotated.
 
         Gold spans are projected onto the predicted tokens through the
@@ -504,7 +504,7 @@ class BioNER(TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
         """The head's loss on `examples` and its gradient w.r.t. `scores`, on the
-        documents' chains (chain.py: 0 at whitespace tokens)."""
+        documents' chains (chain.py: 0 at blank tokens)."""
         examples = list(examples)
         validate_examples(examples, "BioNER.get_loss")
         chains = [chain_of(eg.predicted) for eg in examples]
@@ -585,14 +585,16 @@ class BioNER(TrainablePipe):
         """Warn that something else wrote the span group this head is about to replace: once per
         other head, a head of another name alive with this head's key (a group written before by a
         head since renamed, or no longer loaded, is a document annotated again, as by this head);
-        once, spans that no head wrote (a span_ruler given this key, gold read with the document)."""
+        once, spans that no head wrote (a span_ruler given this key, gold read with the document, a head's
+        group without its mark)."""
         if not is_head_group(group):
             if len(group) and not self._warned_foreign_group:
                 self._warned_foreign_group = True
                 warnings.warn(
                     f"{self.name}: doc.spans[{self.spans_key!r}] held spans no bio_ner head wrote (a span_ruler's "
-                    f"given this key, or gold read with the document): {self.name!r} replaces them with its own "
-                    "(entities they set in doc.ents stay). Give the other component another spans_key."
+                    "given this key, gold read with the document, or a head's group that Doc.from_docs or "
+                    f"Doc.from_json left without its mark): {self.name!r} replaces them with its own (their "
+                    "entities in doc.ents stay, as set by something else). Give another component another spans_key."
                 )
             return
         other = group_head(group)

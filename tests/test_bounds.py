@@ -70,6 +70,10 @@ def test_an_entity_is_cut_at_each_blank_line():
         ("type I collagen", "type", "type"),  # "I" is too often a numeral or a pronoun
         ("aspirin A and B", "aspirin", "aspirin A"),
         ("ends with hepatitis B", "hepatitis", "hepatitis B"),  # the last token
+        # A line end of wrapped text or a double space parts as a space does; a blank line does not.
+        ("chronic hepatitis\nB infection", "hepatitis", "hepatitis\nB"),
+        ("chronic hepatitis  B infection", "hepatitis", "hepatitis  B"),
+        ("chronic hepatitis\n\nB infection", "hepatitis", "hepatitis"),
     ],
 )
 def test_a_single_capital_letter_after_an_entity_is_part_of_it(bio_nlp, text, entity, expected):
@@ -104,15 +108,18 @@ def test_a_letter_that_starts_another_entity_stays_with_it(bio_nlp):
         # "hemolytic" and "anemia" are one Disease; a run of three joins too.
         ("hemolytic anemia was seen", [(0, 1, "D"), (1, 2, "D")], ["D"], [(0, 2, "D")]),
         ("a b c", [(0, 1, "D"), (1, 2, "D"), (2, 3, "D")], ["D"], [(0, 3, "D")]),
-        # Other labels, labels not listed, and entities parted by more than one space, a word or punctuation stay apart.
+        # A line end of wrapped text or a double space parts as a space does.
+        ("hemolytic\nanemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 3, "D")]),
+        ("hemolytic  anemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 3, "D")]),
+        # Other labels, labels not listed, and entities parted by a blank line, a word or punctuation stay apart.
         ("hemolytic anemia", [(0, 1, "C"), (1, 2, "D")], ["C", "D"], [(0, 1, "C"), (1, 2, "D")]),
         ("hemolytic anemia", [(0, 1, "C"), (1, 2, "C")], ["D"], [(0, 1, "C"), (1, 2, "C")]),
-        ("hemolytic  anemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
+        ("hemolytic\n\nanemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
         ("hemolytic and anemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
         ("anemia, fever", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
         ("IL-2 receptor", [(0, 3, "D"), (3, 4, "D")], ["D"], [(0, 4, "D")]),
     ],
 )
-def test_entities_of_a_label_one_space_apart_are_joined(bio_nlp, text, entities, labels, expected):
+def test_entities_of_a_label_a_space_apart_are_joined(bio_nlp, text, entities, labels, expected):
     doc = bio_nlp(text)
     assert join_adjacent(doc, entities, labels) == expected
