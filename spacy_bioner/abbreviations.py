@@ -272,7 +272,15 @@ def _definitions(doc: Doc, openings: Iterable[int]) -> Iterable[Tuple[Span, Span
         if any(token.text in HYPHENS for token in doc[before:opening]):
             while end > opening + 1 and doc[end - 1].text in HYPHENS:
                 end -= 1
-        inside = doc[opening + 1 : end]
+        # Whitespace inside the brackets ("(XSCID\n)", a line wrapped there) is no part of either form.
+        first = opening + 1
+        while first < end and doc[first].is_space:
+            first += 1
+        while end > first and doc[end - 1].is_space:
+            end -= 1
+        if first == end:
+            continue
+        inside = doc[first:end]
         long_inside = len(inside.text.split()) > MAX_SHORT_FORM_WORDS
         if long_inside:  # "HAL (haloperidol ...)"
             short, candidate = doc[_last_word(doc, before) : before], inside

@@ -184,6 +184,12 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
             [("L-DOPA", "L-3,4-dihydroxyphenylalanine")],
         ),
         ("Levels of N-methyl-d-aspartate (NMDA, one two three four five six seven eight) rose", []),
+        # Whitespace inside the brackets, where a line was wrapped, is in neither form.
+        ("X-linked severe combined immunodeficiency (XSCID\n) and XSCID",
+         [("XSCID", "X-linked severe combined immunodeficiency")]),
+        ("X-linked severe combined immunodeficiency (\nXSCID) and XSCID",
+         [("XSCID", "X-linked severe combined immunodeficiency")]),
+        ("a drug (\n) and more", []),
         # ... and a long form stays within its sentence (BC5CDR's title and abstract here).
         (
             "Allergy to corticosteroids: diagnosis and alternatives. Two patients treated with parenteral "

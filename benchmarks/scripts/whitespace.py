@@ -1,5 +1,5 @@
 """Do whitespace tokens change a pipeline's entities? Test abstracts as given, after a leading
-space or line end, and with each ". " written ".\\n" (a wrapped text: the offsets stay).
+space or line end, with each ". " written ".\\n", and wrapped at 80 columns (the offsets stay).
 
     python scripts/whitespace.py PIPELINE --docs 80 --output results/whitespace.json   # from benchmarks/
 
@@ -26,7 +26,21 @@ VARIANTS: Dict[str, Tuple[Callable[[str], str], int]] = {
     "leading space": (lambda text: " " + text, 1),
     "leading line end": (lambda text: "\n" + text, 1),
     "'. ' as '.\\n'": (lambda text: text.replace(". ", ".\n"), 0),
+    "wrapped at 80 columns": (lambda text: wrapped(text, 80), 0),
 }
+
+
+def wrapped(text: str, width: int) -> str:
+    """`text` with the last space before each line would pass `width` characters made a line end."""
+    chars = list(text)
+    line_start, last_space = 0, -1
+    for i, char in enumerate(chars):
+        if char == " ":
+            last_space = i
+        if i - line_start >= width and last_space > line_start:
+            chars[last_space] = "\n"
+            line_start = last_space + 1
+    return "".join(chars)
 
 
 def head_entities(nlp: spacy.Language, texts: List[str], shift: int) -> List[Set[Tuple[str, int, int, str]]]:
