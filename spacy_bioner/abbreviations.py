@@ -72,7 +72,7 @@ from .annotation import (
     token_array,
 )
 from .bounds import unbalanced_brackets
-from .tokenizer import HYPHENS, starts_sentence
+from .tokenizer import HYPHENS, is_blank, spaced, starts_sentence
 
 # At most this many words between the parentheses of a definition: Schwartz and Hearst's
 # longest long form, for a short form of 4 characters or more.
@@ -206,9 +206,9 @@ def words_back(doc: Doc, end: int, n_words: int) -> int:
 
 
 def _begins_word(doc: Doc, i: int) -> bool:
-    """Token `i` begins a word: it is no whitespace token ("\n"), and whitespace or nothing is before it."""
+    """Token `i` begins a word: it is no blank token ("\n"), and whitespace or nothing is before it."""
     before = doc[i - 1] if i else None
-    return not doc[i].is_space and (before is None or bool(before.whitespace_) or before.is_space)
+    return not is_blank(doc[i]) and (before is None or bool(before.whitespace_) or is_blank(before))
 
 
 def _closing_parenthesis(doc: Doc, start: int) -> Optional[int]:
@@ -243,7 +243,7 @@ def _cut(doc: Doc, start: int, close: int) -> int:
     depth = 0
     for i in range(start, close):
         depth += _PARENTHESIS_DEPTH.get(doc[i].text, 0)
-        if depth == 0 and i > start and doc[i].text in {",", ";"} and doc[i].whitespace_:
+        if depth == 0 and i > start and doc[i].text in {",", ";"} and spaced(doc[i]):
             return i
     return close
 
@@ -261,7 +261,7 @@ def _definitions(doc: Doc, openings: Iterable[int]) -> Iterable[Tuple[Span, Span
         # ("haloperidol\n(HAL)") or on a bracket or hyphen before it, so a long form ending
         # there would support no mention.
         before = opening
-        while before > 0 and (doc[before - 1].is_space or doc[before - 1].text in _SKIPPED_BEFORE):
+        while before > 0 and (is_blank(doc[before - 1]) or doc[before - 1].text in _SKIPPED_BEFORE):
             before -= 1
         if before == 0:
             continue
@@ -274,9 +274,9 @@ def _definitions(doc: Doc, openings: Iterable[int]) -> Iterable[Tuple[Span, Span
                 end -= 1
         # Whitespace inside the brackets ("(XSCID\n)", a line wrapped there) is no part of either form.
         first = opening + 1
-        while first < end and doc[first].is_space:
+        while first < end and is_blank(doc[first]):
             first += 1
-        while end > first and doc[end - 1].is_space:
+        while end > first and is_blank(doc[end - 1]):
             end -= 1
         if first == end:
             continue

@@ -25,7 +25,9 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 
 from spacy.tokens import Doc, Token
 
-from .tokenizer import HYPHENS
+from .tokenizer import HYPHENS, INVISIBLE, is_blank
+
+_NO_INVISIBLE = str.maketrans("", "", INVISIBLE)
 
 _OPENING = {"(": ")", "[": "]", "{": "}"}
 _CLOSING = {close: opening for opening, close in _OPENING.items()}
@@ -54,7 +56,8 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
         if not cuts:
             return start, end
         stretches = zip([start] + [i + 1 for i in cuts], cuts + [end])
-        new_start, new_end = max(stretches, key=lambda bounds: bounds[1] - bounds[0])
+        # The longest in words: a line end or a zero-width space is none.
+        new_start, new_end = max(stretches, key=lambda bounds: sum(not is_blank(t) for t in doc[bounds[0]:bounds[1]]))
         if new_end < end:
             while new_end > new_start and _sheds(doc[new_end - 1], _CLOSING):
                 new_end -= 1
@@ -85,21 +88,34 @@ _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 
 def apart_in_line(doc: Doc, end: int, start: int) -> bool:
     """Whether doc[:end] and doc[start:] are parted by whitespace alone, within a paragraph: one
-    space, a line end of wrapped text, a double space (the tokens between them whitespace)."""
+    space, a line end of wrapped text, a double space (the tokens between them blank; invisible
+    characters count for nothing)."""
     if not 0 < end <= start < len(doc):
         return False
-    gap = doc.text[doc[end - 1].idx + len(doc[end - 1]) : doc[start].idx]
+    gap = (doc[end - 1].whitespace_ + "".join(token.text_with_ws for token in doc[end:start])).translate(_NO_INVISIBLE)
     return gap.isspace() and not _BLANK_LINE.search(gap)
 
 
 def paragraph_pieces(doc: Doc, start: int, end: int) -> List[Tuple[int, int]]:
-    """doc[start:end] cut at each whitespace token that holds a blank line: the
+    """doc[start:end] cut at each run of blank tokens that holds a blank line: the
     pieces of a decoded entity that runs from one paragraph into the next
     ("tardive\n\ndyskinesia"), each an entity of its own. A single line end
     (text wrapped in lines) cuts nothing."""
-    cuts = [i for i in range(start, end) if doc[i].is_space and _BLANK_LINE.search(doc[i].text)]
-    bounds = zip([start] + [i + 1 for i in cuts], cuts + [end])
-    return [(piece_start, piece_end) for piece_start, piece_end in bounds if piece_start < piece_end]
+    pieces = []
+    piece_start = i = start
+    while i < end:
+        if not is_blank(doc[i]):
+            i += 1
+            continue
+        run_end = i
+        while run_end < end and is_blank(doc[run_end]):
+            run_end += 1
+        if _BLANK_LINE.search("".join(token.text_with_ws for token in doc[i:run_end]).translate(_NO_INVISIBLE)):
+            pieces.append((piece_start, i))
+            piece_start = run_end
+        i = run_end
+    pieces.append((piece_start, end))
+    return [(first, last) for first, last in pieces if first < last]
 
 
 def unbalanced_brackets(doc: Doc, start: int, end: int) -> List[int]:
@@ -138,15 +154,18 @@ def letter_suffix_end(doc: Doc, end: int) -> int:
     that ends a word ("hepatitis B", but not "vitamin B12", "factor B-1" or
     "factor B(1)")."""
     at = end
-    while at < len(doc) and doc[at].is_space:
+    while at < len(doc) and is_blank(doc[at]):
         at += 1
     if at >= len(doc) or not apart_in_line(doc, end, at):
         return end
     letter = doc[at]
     if len(letter.text) != 1 or not letter.text.isupper() or letter.text == "I":
         return end
-    if not letter.whitespace_ and at + 1 < len(doc):
-        following = doc[at + 1].text[0]
+    glued = at + 1  # the token glued to the letter, past invisible characters ("B\u00ad-1")
+    while glued < len(doc) and not doc[glued - 1].whitespace_ and is_blank(doc[glued]) and not doc[glued].is_space:
+        glued += 1
+    if not doc[glued - 1].whitespace_ and glued < len(doc) and not doc[glued].is_space:
+        following = doc[glued].text[0]
         if following.isalnum() or following == "(" or following in HYPHENS:
             return end
     return at + 1

@@ -31,14 +31,17 @@ from thinc.types import Floats1d, Ints1d
 
 from .layers.crf import TagScores
 from .tags import OUTSIDE, continuations, split_tag
-from .tokenizer import INVISIBLE, is_blank
+from .tokenizer import is_blank_text
 
 
 def blank_tokens(doc: Doc) -> np.ndarray:
-    """Whether each token of `doc` is blank: whitespace, or invisible characters alone (`tokenizer.is_blank`)."""
-    if any(char in doc.text for char in INVISIBLE):  # rare: look at each token
-        return np.fromiter((is_blank(token) for token in doc), dtype=bool, count=len(doc))
-    return doc.to_array("IS_SPACE").astype(bool)
+    """Whether each token of `doc` is blank: whitespace, or invisible characters alone
+    (`tokenizer.is_blank`). Only a token outside ASCII can be invisible: those alone are read."""
+    flags = doc.to_array(["IS_SPACE", "IS_ASCII"]).reshape(len(doc), 2).astype(bool)
+    blank = flags[:, 0].copy()
+    for i in np.flatnonzero(~flags[:, 0] & ~flags[:, 1]).tolist():
+        blank[i] = is_blank_text(doc[i].text)
+    return blank
 
 
 def chain_of(doc: Doc) -> Optional[np.ndarray]:

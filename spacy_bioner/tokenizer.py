@@ -180,7 +180,18 @@ def starts_sentence(doc: Doc, i: int) -> bool:
 def is_blank(token: Token) -> bool:
     """Whitespace, or invisible characters alone (a token of its own, which this tokenizer splits
     off): what lies between sentences and words, with no wordpiece of a WordPiece encoder."""
-    return token.is_space or not token.text.strip(INVISIBLE)
+    return is_blank_text(token.text)
+
+
+def is_blank_text(text: str) -> bool:
+    """`is_blank` of a token's text."""
+    return text.isspace() or not text.strip(INVISIBLE)
+
+
+def spaced(token: Token) -> bool:
+    """Whether whitespace follows `token`: its own, or a blank token after it ("h." "\n" "Few")."""
+    doc = token.doc
+    return bool(token.whitespace_) or (token.i + 1 < len(doc) and is_blank(doc[token.i + 1]))
 
 
 def _ends_sentence(prev: str, terminal: Token, nxt: Token, closed: bool) -> bool:
@@ -197,7 +208,7 @@ def _ends_sentence(prev: str, terminal: Token, nxt: Token, closed: bool) -> bool
     dotted = "." in prev and prev.rsplit(".", 1)[1].isalpha()
     if unit or (terminal.text == "." and dotted and prev.islower()):
         title_case = nxt.text[:1].isupper() and nxt.text[1:2].islower()
-        return title_case and not closed and bool(terminal.whitespace_)
+        return title_case and not closed and spaced(terminal)
     if terminal.text not in _TERMINALS:
         return False
     if terminal.text == "." and (dotted or prev in _ABBREVIATIONS):

@@ -190,6 +190,9 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
         ("X-linked severe combined immunodeficiency (\nXSCID) and XSCID",
          [("XSCID", "X-linked severe combined immunodeficiency")]),
         ("a drug (\n) and more", []),
+        # A line end after the comma that ends a short form, a zero-width space before the brackets.
+        ("methylenedioxymethamphetamine (MDMA,\necstasy) and MDMA", [("MDMA", "methylenedioxymethamphetamine")]),
+        ("multiple myeloma \u200b(MM) and MM", [("MM", "myeloma")]),  # as without the zero-width space
         # ... and a long form stays within its sentence (BC5CDR's title and abstract here).
         (
             "Allergy to corticosteroids: diagnosis and alternatives. Two patients treated with parenteral "

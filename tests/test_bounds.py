@@ -26,6 +26,10 @@ VOCAB = spacy.blank("en").vocab  # lexical attributes: punctuation
         ("( IL ] -2 )", "IL"),
         ("( \n IL-2 receptor", "IL-2 receptor"),  # no whitespace at a cut end
         ("IL-2 receptor \n )", "IL-2 receptor"),
+        # The longest in words: a line end or a zero-width space is none.
+        ("urea transporter ( UT - A1", "UT - A1"),
+        ("urea \n transporter ( UT - A1", "UT - A1"),
+        ("urea \u200b transporter ( UT - A1", "UT - A1"),
     ],
 )
 def test_an_entity_keeps_its_longest_stretch_without_an_unbalanced_bracket(words, kept):
@@ -55,6 +59,9 @@ def test_an_entity_is_cut_at_each_blank_line():
     doc = Doc(VOCAB, words=["a", "\n\n", "b", "\n", "c", " \n \t\n", "d", "\n\n"])
     assert paragraph_pieces(doc, 0, len(doc)) == [(0, 1), (2, 5), (6, 7)]
     assert paragraph_pieces(doc, 2, 5) == [(2, 5)] and paragraph_pieces(doc, 1, 2) == []
+    # A blank line with a zero-width space in it, in three tokens.
+    doc = Doc(VOCAB, words=["a", "\n", "\u200b", "\n", "b", "\n", "\u200b", "c"], spaces=[False] * 8)
+    assert paragraph_pieces(doc, 0, len(doc)) == [(0, 1), (4, 8)]
 
 
 @pytest.mark.parametrize(
@@ -74,6 +81,8 @@ def test_an_entity_is_cut_at_each_blank_line():
         ("chronic hepatitis\nB infection", "hepatitis", "hepatitis\nB"),
         ("chronic hepatitis  B infection", "hepatitis", "hepatitis  B"),
         ("chronic hepatitis\n\nB infection", "hepatitis", "hepatitis"),
+        ("chronic hepatitis\u200b B infection", "hepatitis", "hepatitis\u200b B"),  # invisible: nothing
+        ("factor B\u00ad-1 binds", "factor", "factor"),
     ],
 )
 def test_a_single_capital_letter_after_an_entity_is_part_of_it(bio_nlp, text, entity, expected):
@@ -115,6 +124,7 @@ def test_a_letter_that_starts_another_entity_stays_with_it(bio_nlp):
         ("hemolytic anemia", [(0, 1, "C"), (1, 2, "D")], ["C", "D"], [(0, 1, "C"), (1, 2, "D")]),
         ("hemolytic anemia", [(0, 1, "C"), (1, 2, "C")], ["D"], [(0, 1, "C"), (1, 2, "C")]),
         ("hemolytic\n\nanemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
+        ("hemolytic\u200b anemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 3, "D")]),
         ("hemolytic and anemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
         ("anemia, fever", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
         ("IL-2 receptor", [(0, 3, "D"), (3, 4, "D")], ["D"], [(0, 4, "D")]),

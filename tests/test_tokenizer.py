@@ -117,6 +117,7 @@ def test_invisible_characters_at_a_word_s_ends_are_tokens_of_their_own(invisible
         ("As by Smith et al. RESULTS: It rose at 5 mg/kg i.v. METHODS: Rats.", ["As", "RESULTS", "METHODS"]),
         # Whitespace after the period, of any kind, ends the sentence all the same.
         ("It works.\nThe next.  One more.\u00a0Last.", ["It", "The", "One", "Last"]),
+        ("Pain faded within 24 h.\nFew days later, 30 mg/kg p.o.\u00a0Together.", ["Pain", "Few", "Together"]),
         # Element symbols and nitric oxide are no abbreviations; the words they look like are.
         ("Rats were exposed to Al. Brain levels rose. Production of NO. It fell.", ["Rats", "Brain", "Production", "It"]),
         ("See fig. 2 and No. 3.", ["See"]),
