@@ -72,6 +72,7 @@ from .annotation import (
     token_array,
 )
 from .bounds import unbalanced_brackets
+from .chain import blank_tokens
 from .tokenizer import HYPHENS, is_blank, spaced, starts_sentence
 
 # At most this many words between the parentheses of a definition: Schwartz and Hearst's
@@ -322,35 +323,39 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
     at least and with a singular not in title case ("Cas" and "Ca" are no
     plural and singular), unless that variant is defined first itself.
     """
-    texts = [token.text for token in doc]
+    # The tokens but blank ones (a line end inside "TNF\nalpha" is none of a mention's words).
+    words_at = np.flatnonzero(~blank_tokens(doc)).tolist()
+    texts = [doc[i].text for i in words_at]
     # Where each token text occurs: a mention starts at one of its first word's
     # positions, so a long document is not scanned again for every definition.
     positions: Dict[str, List[int]] = defaultdict(list)
-    for i, text in enumerate(texts):
-        positions[text].append(i)
-    definitions = _distinct_definitions(doc, positions.get("(", ()), plural_variants)
+    for k, text in enumerate(texts):
+        positions[text].append(k)
+    definitions = _distinct_definitions(doc, [words_at[k] for k in positions.get("(", ())], plural_variants)
     # A definition's mentions end where the next definition of its short form starts.
     ends: List[int] = []
     next_start: Dict[str, int] = {}
-    for long_form, short, _ in reversed(definitions):
-        ends.append(next_start.get(short.text, len(doc)))
-        next_start[short.text] = min(long_form.start, short.start)
+    for long_form, short, mention_words in reversed(definitions):
+        key = " ".join(mention_words[0])
+        ends.append(next_start.get(key, len(doc)))
+        next_start[key] = min(long_form.start, short.start)
     found = []
     defined: Set[str] = set()
     for (long_form, short, mention_words), end in zip(definitions, reversed(ends)):
+        key = " ".join(mention_words[0])
         # The first definition of a short form also has the mentions before it, as in Schwartz and Hearst.
-        start = min(long_form.start, short.start) if short.text in defined else 0
-        defined.add(short.text)
-        mentions = tuple(
-            doc[i : i + len(words)]
-            for words in mention_words
-            for i in positions.get(words[0], ())
-            if start <= i < end
-            and texts[i : i + len(words)] == words
-            and not (long_form.start <= i and i + len(words) <= long_form.end)
-            and not stems_numbered_name(doc, i + len(words))
-        )
-        found.append(Abbreviation(long_form, mentions))
+        start = min(long_form.start, short.start) if key in defined else 0
+        defined.add(key)
+        mentions = []
+        for words in mention_words:
+            for k in positions.get(words[0], ()):
+                if not (start <= words_at[k] < end and texts[k : k + len(words)] == words):
+                    continue
+                mention = doc[words_at[k] : words_at[k + len(words) - 1] + 1]
+                if not (long_form.start <= mention.start and mention.end <= long_form.end or
+                        stems_numbered_name(doc, mention.end)):
+                    mentions.append(mention)
+        found.append(Abbreviation(long_form, tuple(mentions)))
     return found
 
 
@@ -369,16 +374,17 @@ def _distinct_definitions(
     variants: Set[str] = set()
     distinct = []
     for long_form, short in _definitions(doc, openings):
-        text = short.text
+        # Both forms by their words: whitespace inside them is none of them.
+        words = [token.text for token in short if not is_blank(token)]
+        text, long_text = " ".join(words), " ".join(token.text for token in long_form if not is_blank(token))
         if (
             text in variants
-            or short_of_long.setdefault(long_form.text, text) != text
-            or current.get(text) == long_form.text.lower()
+            or short_of_long.setdefault(long_text, text) != text
+            or current.get(text) == long_text.lower()
         ):
             continue
-        current[text] = long_form.text.lower()
+        current[text] = long_text.lower()
         if text not in mention_words:
-            words = [token.text for token in short]
             mention_words[text] = [words]
             variant = _plural_variant(words) if plural_variants else None
             # One short form has the variant's mentions: a later definition of it is skipped.

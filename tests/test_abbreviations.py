@@ -209,6 +209,18 @@ def test_definitions_on_bio_tokens(text, expected):
     assert [(a.short_form, a.long_form.text) for a in found] == expected
 
 
+@pytest.mark.parametrize("definition", ["(TNF alpha)", "(TNF\nalpha)"])
+def test_a_short_form_of_two_words_is_mentioned_whatever_whitespace_parts_them(definition):
+    """A line end or a double space inside a mention, or inside the definition, was a token that no
+    other mention had."""
+    from spacy_bioner.tokenizer import make_bio_nlp
+
+    text = f"tumour necrosis factor alpha {definition} rose; TNF alpha and TNF\nalpha and TNF  alpha fell"
+    (found,) = find_abbreviations(make_bio_nlp()(text))
+    assert found.long_form.text == "tumour necrosis factor alpha"
+    assert [" ".join(mention.text.split()) for mention in found.mentions] == 4 * ["TNF alpha"]
+
+
 def test_mentions_are_every_match_of_the_short_form_in_a_long_document(nlp):
     """Many definitions, multi-word short forms and mentions up to the last
     token, against a scan of every position."""
