@@ -1,7 +1,7 @@
 """Do whitespace tokens change a pipeline's entities? Test abstracts as given, after a leading
 space or line end, with each ". " written ".\\n", and wrapped at 80 columns (the offsets stay).
 
-    python scripts/whitespace.py PIPELINE --docs 80 --output results/whitespace.json   # from benchmarks/
+    python scripts/whitespace.py PIPELINE --corpus-root ../corpus --corpus jnlpba --corpus bc5cdr --docs 100 --output results/whitespace.json   # from benchmarks/
 
 Each head's entities (its span group: offsets, label) are compared with those of the text as
 given, under the pipeline's own windows and under spacy_bioner.strided_spans.v1 with the same
@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 import spacy
 import typer
 
-from run import BENCHMARKS, CORPORA, device_name, log, versions, write_json
+from run import BENCHMARKS, device_name, log, versions, write_json
 from spacy_bioner.annotation import head_keys
 from spacy_bioner.corpora import load_docs
 
@@ -53,18 +53,21 @@ def head_entities(nlp: spacy.Language, texts: List[str], shift: int) -> List[Set
 @app.command()
 def main(
     pipeline: Path = typer.Argument(..., exists=True, help="A trained pipeline (a folder nlp.to_disk wrote)."),
-    docs: int = typer.Option(80, min=1, help="Test documents of each corpus."),
+    docs: int = typer.Option(100, min=1, help="Test documents of each corpus."),
     corpus_root: Path = typer.Option(
-        BENCHMARKS / "corpus", help="Converted corpora: <root>/jnlpba/test.spacy and <root>/bc5cdr-iob/test.spacy."
+        BENCHMARKS / "corpus", help="Converted corpora: <root>/<corpus>/test.spacy for each --corpus."
+    ),
+    corpora: List[str] = typer.Option(
+        ["jnlpba", "bc5cdr-iob"], "--corpus", help="Folders under --corpus-root whose test texts are read (the "
+        "project's bc5cdr holds BC5CDR's PubTator texts, as written; bc5cdr-iob the IOB form's, spaced by token)."
     ),
     output: Optional[Path] = typer.Option(None, help="Also write the record here as JSON."),
 ) -> None:
     """Entities that change with whitespace, under the pipeline's windows and under windows placed by words."""
     own = spacy.load(pipeline)
     get_spans = dict(own.config["components"]["transformer"]["model"]["get_spans"])
-    texts = [doc.text for directory, _ in CORPORA.values()
-             for doc in load_docs(corpus_root / directory / "test.spacy", own.vocab, docs)]
-    record: Dict[str, Any] = {"pipeline": str(pipeline), "documents": len(texts), "windows": {}}
+    texts = [doc.text for corpus in corpora for doc in load_docs(corpus_root / corpus / "test.spacy", own.vocab, docs)]
+    record: Dict[str, Any] = {"pipeline": str(pipeline), "corpora": corpora, "documents": len(texts), "windows": {}}
     by_words = {**get_spans, "@span_getters": WORD_WINDOWS}
     for windows in (get_spans, by_words):
         nlp = own if windows is get_spans else spacy.load(
