@@ -57,7 +57,7 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
             return start, end
         stretches = zip([start] + [i + 1 for i in cuts], cuts + [end])
         # The longest in words: a line end or a zero-width space is none.
-        new_start, new_end = max(stretches, key=lambda bounds: sum(not is_blank(t) for t in doc[bounds[0]:bounds[1]]))
+        new_start, new_end = max(stretches, key=lambda bounds: sum(not is_blank(t) for t in doc[slice(*bounds)]))
         if new_end < end:
             while new_end > new_start and _sheds(doc[new_end - 1], _CLOSING):
                 new_end -= 1
@@ -145,7 +145,8 @@ def take_letter_suffixes(doc: Doc, entities: Sequence[Tuple[int, int, str]]) -> 
     the letter `letter_suffix_end` finds after it, unless another starts there."""
     starts = {start for start, _, _ in entities}
     suffixed = [(start, end, letter_suffix_end(doc, end), label) for start, end, label in entities]
-    return [(start, end if letter_end - 1 in starts else letter_end, label) for start, end, letter_end, label in suffixed]
+    return [(start, end if letter_end - 1 in starts else letter_end, label)
+            for start, end, letter_end, label in suffixed]
 
 
 def letter_suffix_end(doc: Doc, end: int) -> int:

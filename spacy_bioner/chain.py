@@ -5,11 +5,12 @@ plain space after a token: a leading space, a line end in wrapped text, a
 double space, U+00A0 or U+2009 between a number and its unit (PubMed's
 abstracts hold them); the BioTokenizer splits off invisible characters (a
 zero-width space, a BOM, a soft hyphen) too. A WordPiece encoder (the
-configs') gives such a token no wordpieces, so a head has no features there, and in a linear chain of tags it would stand
-between two words that are neighbours in the text: a leading line end
-would take the start score from the first word, a line end between two
-sentences the transition from "." to the next word. The training corpora
-hold next to none, so what a head would do there is untrained.
+configs') gives such a token no wordpieces, so a head has no features
+there, and in a linear chain of tags it would stand between two words that
+are neighbours in the text: a leading line end would take the start score
+from the first word, a line end between two sentences the transition from
+"." to the next word. The training corpora hold next to none, so what a
+head would do there is untrained.
 
 A head therefore tags only the other tokens, as a Hugging Face tagger, whose
 words are split at whitespace, does: the rows of its scores for those

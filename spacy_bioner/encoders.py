@@ -147,7 +147,8 @@ def resolve_encoder(
             "(no network, or HF_HUB_OFFLINE=1)"
         )
         advice = (
-            f"Pass a model directory, one holding config.json ({options[0]}); the fallback stands in only for hub names."
+            f"Pass a model directory, one holding config.json ({options[0]}); "
+            "the fallback stands in only for hub names."
             if is_path
             else f"Pass a local path ({options[0]}), or set {options[1]}."
         )

@@ -3,10 +3,9 @@
 spacy-transformers' `strided_spans.v1` counts every spaCy token, whitespace
 tokens (a leading line end, the line ends of wrapped text, a double space)
 among them. Those have no wordpieces in a WordPiece encoder (the configs'),
-yet each moves every window after it
-by a token: a word near a window's edge then sees other context, and the
-same abstract got other entities after a leading space (a few in a hundred
-on the test abstracts). `spacy_bioner.strided_spans.v1` counts only the
+yet each moves every window after it by a token: a word near a window's
+edge then sees other context, and the same abstract got other entities
+after a leading space (a few in a hundred on the test abstracts). `spacy_bioner.strided_spans.v1` counts only the
 tokens on a head's chain (chain.py: not blank), so whitespace changes no
 window's words; on a document without blank tokens its windows are
 spacy-transformers'.

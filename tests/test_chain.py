@@ -68,7 +68,8 @@ def test_whitespace_inside_a_decoded_entity_is_inside_it(scheme: str) -> None:
     ids = [tags.index(t) for t in (["B-X", "L-X", "O"] if scheme == "BILUO" else ["B-X", "I-X", "O"])]
     # tokens: " ", "Na", "\u00a0", "channel", "\n", "is": the chain is tokens 1, 3 and 5
     chain = np.asarray([1, 3, 5])
-    path, confidence = path_off_chain(np.asarray(ids, dtype="i"), np.asarray([0.9, 0.8, 0.7], dtype="f"), chain, 6, tags)
+    decoded = np.asarray(ids, dtype="i"), np.asarray([0.9, 0.8, 0.7], dtype="f")
+    path, confidence = path_off_chain(*decoded, chain, 6, tags)
     assert is_well_formed([tags[i] for i in path], scheme)
     assert tag_ids_to_spans(path, tags) == [(1, 4, "X")]
     assert list(confidence) == pytest.approx([1.0, 0.9, 0.8, 0.8, 1.0, 0.7])

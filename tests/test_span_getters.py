@@ -22,20 +22,23 @@ VOCAB = spacy.blank("en").vocab  # a bare Vocab() knows no whitespace (IS_SPACE)
 @given(n=st.integers(0, 60), window=st.integers(1, 12), stride=st.integers(1, 12))
 def test_the_bounds_are_spacy_transformers_windows(n: int, window: int, stride: int) -> None:
     doc = Doc(VOCAB, words=["w"] * n)
-    assert strided_bounds(n, window, stride) == [(s.start, s.end) for s in get_token_strided_spans([doc], window, stride)[0]]
+    (theirs,) = get_token_strided_spans([doc], window, stride)
+    assert strided_bounds(n, window, stride) == [(span.start, span.end) for span in theirs]
 
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.data(), n=st.integers(1, 60), window=st.integers(1, 12))
 def test_blank_tokens_move_no_window_and_every_token_is_in_one(data: st.DataObject, n: int, window: int) -> None:
     stride = data.draw(st.integers(1, window))
-    spaces = data.draw(st.lists(st.sampled_from(["\n", "  ", "\u00a0", "\u200b"]) | st.none(), min_size=n + 1, max_size=n + 1))
+    blank = st.sampled_from(["\n", "  ", "\u00a0", "\u200b"]) | st.none()
+    spaces = data.draw(st.lists(blank, min_size=n + 1, max_size=n + 1))
     words = [f"w{i}" for i in range(n)]
     plain = Doc(VOCAB, words=words)
     spaced_words = [token for i in range(n + 1) for token in ([spaces[i]] if spaces[i] else []) + words[i:i + 1]]
     spaced = Doc(VOCAB, words=spaced_words, spaces=[False] * len(spaced_words))
-    (windows,), (plain_windows,) = get_strided_spans([spaced], window, stride), get_strided_spans([plain], window, stride)
-    assert [[t.text for t in w if t.text.strip().strip("\u200b")] for w in windows] == [[t.text for t in w] for w in plain_windows]
+    (windows,), (plain_windows,) = (get_strided_spans([doc], window, stride) for doc in (spaced, plain))
+    words = [[t.text for t in window if t.text.strip().strip("\u200b")] for window in windows]
+    assert words == [[t.text for t in window] for window in plain_windows]
     assert [(w.start, w.end) for w in plain_windows] == strided_bounds(n, window, stride)
     covered = np.zeros(len(spaced), dtype=bool)
     for w in windows:
