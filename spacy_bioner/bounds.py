@@ -14,9 +14,11 @@ around a decoded entity, each a `bio_ner` setting chosen on dev
   its name ("hepatitis B", "mitomycin C"). It comes after the join, which
   thus joins only entities the model decoded side by side.
 
-A space is any whitespace within a paragraph (`apart_in_line`): a line end
-of wrapped text or a double space, tokens of their own, part as one space
-does, as they change nothing else (chain.py).
+A space is any whitespace within a line (`apart_in_line`): a double space
+or a no-break space, a token of its own, parts as one space does, and
+invisible characters count for nothing, as they change nothing else
+(chain.py). A line end does not join: it may be a wrapped line's, but also
+a list item's or a title's ("Malignant hyperthermia\nA 12-year-old boy").
 """
 
 import re
@@ -87,13 +89,13 @@ _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 
 
 def apart_in_line(doc: Doc, end: int, start: int) -> bool:
-    """Whether doc[:end] and doc[start:] are parted by whitespace alone, within a paragraph: one
-    space, a line end of wrapped text, a double space (the tokens between them blank; invisible
-    characters count for nothing)."""
+    """Whether doc[:end] and doc[start:] are parted by whitespace alone, within a line: one
+    space, a double space, a no-break space (the tokens between them blank; invisible
+    characters count for nothing), no line end."""
     if not 0 < end <= start < len(doc):
         return False
     gap = (doc[end - 1].whitespace_ + "".join(token.text_with_ws for token in doc[end:start])).translate(_NO_INVISIBLE)
-    return gap.isspace() and not _BLANK_LINE.search(gap)
+    return gap.isspace() and len(f"-{gap}-".splitlines()) == 1
 
 
 def paragraph_pieces(doc: Doc, start: int, end: int) -> List[Tuple[int, int]]:
@@ -177,7 +179,7 @@ def join_adjacent(
 ) -> List[Tuple[int, int, str]]:
     """`entities` (start, end, label; in order, not overlapping) with each run
     of `labels` entities that follow one another with a space between them
-    (`apart_in_line`) joined into one."""
+    (`apart_in_line`: not a line end) joined into one."""
     joinable = set(labels)
     joined: List[Tuple[int, int, str]] = []
     for start, end, label in entities:

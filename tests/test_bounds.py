@@ -77,9 +77,11 @@ def test_an_entity_is_cut_at_each_blank_line():
         ("type I collagen", "type", "type"),  # "I" is too often a numeral or a pronoun
         ("aspirin A and B", "aspirin", "aspirin A"),
         ("ends with hepatitis B", "hepatitis", "hepatitis B"),  # the last token
-        # A line end of wrapped text or a double space parts as a space does; a blank line does not.
-        ("chronic hepatitis\nB infection", "hepatitis", "hepatitis\nB"),
+        # A double space parts as a space does; a line end, a title's or a list item's as well as a
+        # wrapped line's, does not.
         ("chronic hepatitis  B infection", "hepatitis", "hepatitis  B"),
+        ("chronic hepatitis\nB infection", "hepatitis", "hepatitis"),
+        ("Malignant hyperthermia\nA 12-year-old boy", "hyperthermia", "hyperthermia"),
         ("chronic hepatitis\n\nB infection", "hepatitis", "hepatitis"),
         ("chronic hepatitis\u200b B infection", "hepatitis", "hepatitis\u200b B"),  # invisible: nothing
         ("factor B\u00ad-1 binds", "factor", "factor"),
@@ -117,9 +119,10 @@ def test_a_letter_that_starts_another_entity_stays_with_it(bio_nlp):
         # "hemolytic" and "anemia" are one Disease; a run of three joins too.
         ("hemolytic anemia was seen", [(0, 1, "D"), (1, 2, "D")], ["D"], [(0, 2, "D")]),
         ("a b c", [(0, 1, "D"), (1, 2, "D"), (2, 3, "D")], ["D"], [(0, 3, "D")]),
-        # A line end of wrapped text or a double space parts as a space does.
-        ("hemolytic\nanemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 3, "D")]),
+        # A double space or a no-break space parts as a space does; a line end (a list's) does not.
         ("hemolytic  anemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 3, "D")]),
+        ("hemolytic\u00a0anemia", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 3, "D")]),
+        ("nausea\nvomiting", [(0, 1, "D"), (2, 3, "D")], ["D"], [(0, 1, "D"), (2, 3, "D")]),
         # Other labels, labels not listed, and entities parted by a blank line, a word or punctuation stay apart.
         ("hemolytic anemia", [(0, 1, "C"), (1, 2, "D")], ["C", "D"], [(0, 1, "C"), (1, 2, "D")]),
         ("hemolytic anemia", [(0, 1, "C"), (1, 2, "C")], ["D"], [(0, 1, "C"), (1, 2, "C")]),
