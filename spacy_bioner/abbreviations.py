@@ -335,14 +335,12 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
     # A definition's mentions end where the next definition of its short form starts.
     ends: List[int] = []
     next_start: Dict[str, int] = {}
-    for long_form, short, mention_words in reversed(definitions):
-        key = " ".join(mention_words[0])
+    for long_form, short, key, _ in reversed(definitions):
         ends.append(next_start.get(key, len(doc)))
         next_start[key] = min(long_form.start, short.start)
     found = []
     defined: Set[str] = set()
-    for (long_form, short, mention_words), end in zip(definitions, reversed(ends)):
-        key = " ".join(mention_words[0])
+    for (long_form, short, key, mention_words), end in zip(definitions, reversed(ends)):
         # The first definition of a short form also has the mentions before it, as in Schwartz and Hearst.
         start = min(long_form.start, short.start) if key in defined else 0
         defined.add(key)
@@ -361,9 +359,10 @@ def find_abbreviations(doc: Doc, plural_variants: bool = False) -> List[Abbrevia
 
 def _distinct_definitions(
     doc: Doc, openings: Iterable[int], plural_variants: bool
-) -> List[Tuple[Span, Span, List[List[str]]]]:
+) -> List[Tuple[Span, Span, str, List[List[str]]]]:
     """The definitions of `_definitions` that define something new, each with
-    the token texts of its short form's mentions: the short form's own, then,
+    its short form's words (joined by a space: blank tokens are none) and the
+    token texts of its short form's mentions: the short form's own, then,
     with `plural_variants`, its plural or singular (`_plural_variant`). None
     new: a long form defined before with another short form, a short form's
     current long form again (in any case), a plural variant of a short form
@@ -391,7 +390,7 @@ def _distinct_definitions(
             if variant is not None and variant not in mention_words and variant not in variants:
                 variants.add(variant)
                 mention_words[text].append([variant])
-        distinct.append((long_form, short, mention_words[text]))
+        distinct.append((long_form, short, text, mention_words[text]))
     return distinct
 
 

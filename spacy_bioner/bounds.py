@@ -94,8 +94,13 @@ def apart_in_line(doc: Doc, end: int, start: int) -> bool:
     characters count for nothing), no line end."""
     if not 0 < end <= start < len(doc):
         return False
-    gap = (doc[end - 1].whitespace_ + "".join(token.text_with_ws for token in doc[end:start])).translate(_NO_INVISIBLE)
+    gap = doc[end - 1].whitespace_ + _visible_text(doc[end:start])
     return gap.isspace() and len(f"-{gap}-".splitlines()) == 1
+
+
+def _visible_text(tokens: Iterable[Token]) -> str:
+    """The text of `tokens` with their whitespace, less invisible characters."""
+    return "".join(token.text_with_ws for token in tokens).translate(_NO_INVISIBLE)
 
 
 def paragraph_pieces(doc: Doc, start: int, end: int) -> List[Tuple[int, int]]:
@@ -112,7 +117,7 @@ def paragraph_pieces(doc: Doc, start: int, end: int) -> List[Tuple[int, int]]:
         run_end = i
         while run_end < end and is_blank(doc[run_end]):
             run_end += 1
-        if _BLANK_LINE.search("".join(token.text_with_ws for token in doc[i:run_end]).translate(_NO_INVISIBLE)):
+        if _BLANK_LINE.search(_visible_text(doc[i:run_end])):
             pieces.append((piece_start, i))
             piece_start = run_end
         i = run_end
@@ -165,9 +170,9 @@ def letter_suffix_end(doc: Doc, end: int) -> int:
     if len(letter.text) != 1 or not letter.text.isupper() or letter.text == "I":
         return end
     glued = at + 1  # the token glued to the letter, past invisible characters ("B\u00ad-1")
-    while glued < len(doc) and not doc[glued - 1].whitespace_ and is_blank(doc[glued]) and not doc[glued].is_space:
+    while glued < len(doc) and not doc[glued - 1].whitespace_ and not doc[glued].text.translate(_NO_INVISIBLE):
         glued += 1
-    if not doc[glued - 1].whitespace_ and glued < len(doc) and not doc[glued].is_space:
+    if glued < len(doc) and not doc[glued - 1].whitespace_:
         following = doc[glued].text[0]
         if following.isalnum() or following == "(" or following in HYPHENS:
             return end

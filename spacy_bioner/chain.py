@@ -23,7 +23,8 @@ entities off whitespace too, by refusing to begin or end one there.
 """
 
 import dataclasses
-from typing import Iterable, List, Optional, Sequence, Tuple
+from functools import lru_cache
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.tokens import Doc
@@ -90,6 +91,13 @@ def onto_chain(spans: Iterable[Tuple[int, int, str]], chain: np.ndarray) -> List
     return onto
 
 
+@lru_cache(maxsize=64)
+def _inside_tags(tags: Tuple[str, ...]) -> Dict[int, int]:
+    """Each tag that goes on with an entity (I-, L-) -> the I- tag of its label."""
+    goes_on = continuations(tags).any(axis=0)
+    return {tag: tags.index(f"I-{split_tag(tags[tag])[1]}") for tag in np.flatnonzero(goes_on).tolist()}
+
+
 def path_off_chain(
     path: Ints1d, confidence: Floats1d, chain: Optional[np.ndarray], n_tokens: int, tags: Sequence[str]
 ) -> Tuple[Ints1d, Floats1d]:
@@ -99,8 +107,7 @@ def path_off_chain(
     if chain is None:
         return path, confidence
     outside = tags.index(OUTSIDE)
-    goes_on = continuations(tags).any(axis=0)  # I- and L- tags
-    inside = {tag: tags.index(f"I-{split_tag(tags[tag])[1]}") for tag in np.flatnonzero(goes_on).tolist()}
+    inside = _inside_tags(tuple(tags))
     full_path = np.full((n_tokens,), outside, dtype=path.dtype)
     full_confidence = np.ones((n_tokens,), dtype=confidence.dtype)
     full_path[chain] = path
