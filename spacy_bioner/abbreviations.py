@@ -256,7 +256,8 @@ def _definitions(doc: Doc, openings: Iterable[int]) -> Iterable[Tuple[Span, Span
         if opening == 0:
             continue
         close = _closing_parenthesis(doc, opening)
-        if close is None or close == opening + 1:
+        # A bracket that opens a sentence ("MDMA is used. (MDS; n = 17)") follows no long or short form.
+        if close is None or close == opening + 1 or starts_sentence(doc, opening):
             continue
         # The text before "(" ends at its last word: no entity ends on whitespace
         # ("haloperidol\n(HAL)") or on a bracket or hyphen before it, so a long form ending

@@ -199,6 +199,9 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
             "paramethasone (Triniol) reacted.",
             [],
         ),
+        # A bracket that opens a sentence follows neither form: the sentence before it defines nothing.
+        ("Recreational MDMA is used. (MDS; n = 17) MDS was high.", []),
+        ("Patients were given MDMA. (MDMA = methylenedioxymethamphetamine) was high.", []),
     ],
 )
 def test_definitions_on_bio_tokens(text, expected):
