@@ -11,7 +11,8 @@ from spacy_transformers.layers import split_trf_batch, trfs2arrays
 from thinc.api import Dropout, Linear, Model, chain, with_array, zero_init
 from thinc.types import Floats2d, Ragged
 
-from .layers.crf import CRFTransitions, TagScores, tag_scores_layer
+from .layers.crf import CRFTransitions, Recursion, TagScores, tag_scores_layer
+from .layers.encoder_shim import Precision
 from .layers.features import concatenate_features
 from .layers.transformer import DEFAULT_CPU_WINDOWS_PER_PASS, DEFAULT_WINDOWS_PER_PASS, BioTransformerModel
 
@@ -22,7 +23,7 @@ def build_token_tagger(
     nO: Optional[int] = None,
     crf: bool = False,
     features: Optional[Model[List[Doc], List[Floats2d]]] = None,
-    recursion: str = "auto",
+    recursion: Recursion = "auto",
 ) -> Model[List[Doc], TagScores]:
     """Per-token tag scores (the head's tag scheme) over a tok2vec layer, as `TagScores`.
 
@@ -67,7 +68,7 @@ def build_transformer(
     fallback: Optional[str] = None,
     tokenizer_config: Dict = {},
     transformer_config: Dict = {},
-    precision: str = "float32",
+    precision: Precision = "float32",
     fused_update: bool = False,
     layer_lr_decay: float = 1.0,
     grad_scaler_config: Dict = {},
@@ -125,7 +126,7 @@ def build_tok2vec_transformer(
     fallback: Optional[str] = None,
     tokenizer_config: Dict = {},
     transformer_config: Dict = {},
-    precision: str = "float32",
+    precision: Precision = "float32",
     fused_update: bool = False,
     layer_lr_decay: float = 1.0,
     grad_scaler_config: Dict = {},

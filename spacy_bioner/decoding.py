@@ -20,7 +20,7 @@ pad the others past a memory budget (`padded_groups`; `annotate` may batch a
 book with abstracts), in groups of similar length.
 """
 
-from typing import List, Sequence, Tuple
+from typing import List, Literal, Sequence, Tuple, get_args
 
 import numpy as np
 from thinc.api import Ops
@@ -29,7 +29,9 @@ from thinc.types import Floats2d, Floats3d, Ints2d
 from .layers.crf import TagScores, along, forward_backward, log_softmax, pad, path_marginals, viterbi, within_documents
 from .tags import continuations, tag_constraints
 
-SPAN_SCORES = ("segment", "token_mean")
+# How an entity is scored (a Literal, so that spaCy's config check names a wrong one).
+SpanScores = Literal["segment", "token_mean"]
+SPAN_SCORES = get_args(SpanScores)
 
 
 def check_span_scores(span_scores: str) -> str:

@@ -41,7 +41,7 @@ the counts (its `cfg`) and fits the weights to them again when it loads, as
 its loss is configured then.
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Literal, Optional, Sequence, Tuple, get_args
 
 import numpy as np
 from thinc.api import registry
@@ -53,8 +53,10 @@ from .layers.crf import TagScores, constrained_statistics, forward_backward, log
 from .tags import Constraints, first_break, scheme_of, split_tag, tag_constraints
 
 # How a loss weights the classes of gold tags.
-WEIGHTING_SCHEMES = ("none", "inverse_frequency", "welt", "ens")
-GRANULARITIES = ("bio", "tag")
+WeightingScheme = Literal["none", "inverse_frequency", "welt", "ens"]
+Granularity = Literal["bio", "tag"]
+WEIGHTING_SCHEMES = get_args(WeightingScheme)
+GRANULARITIES = get_args(Granularity)
 
 
 def tag_class(tag: str, granularity: str) -> str:
@@ -333,21 +335,23 @@ class CostAugmentedCRFLoss(CRFLoss):
 
 @registry.losses("spacy_bioner.ClassWeightedCrossentropy.v1")
 def configure_class_weighted_crossentropy(
-    scheme: str = "none", granularity: str = "bio", beta: float = 0.999
+    scheme: WeightingScheme = "none", granularity: Granularity = "bio", beta: float = 0.999
 ) -> ClassWeightedCrossentropy:
     """Softmax cross-entropy; weights are fitted when the component initialises."""
     return ClassWeightedCrossentropy(scheme=scheme, granularity=granularity, beta=beta)
 
 
 @registry.losses("spacy_bioner.CRFLoss.v1")
-def configure_crf_loss(scheme: str = "none", granularity: str = "bio", beta: float = 0.999) -> CRFLoss:
+def configure_crf_loss(
+    scheme: WeightingScheme = "none", granularity: Granularity = "bio", beta: float = 0.999
+) -> CRFLoss:
     """The CRF likelihood; weights are fitted when the component initialises."""
     return CRFLoss(scheme=scheme, granularity=granularity, beta=beta)
 
 
 @registry.losses("spacy_bioner.CostAugmentedCRFLoss.v1")
 def configure_cost_augmented_crf_loss(
-    scheme: str = "none", granularity: str = "bio", beta: float = 0.999, cost_scale: float = 1.0
+    scheme: WeightingScheme = "none", granularity: Granularity = "bio", beta: float = 0.999, cost_scale: float = 1.0
 ) -> CostAugmentedCRFLoss:
     """The CRF's softmax-margin loss; a wrong tag costs `cost_scale` times its gold tag's class weight."""
     return CostAugmentedCRFLoss(scheme=scheme, granularity=granularity, beta=beta, cost_scale=cost_scale)

@@ -45,12 +45,12 @@ from .annotation import (
     span_groups_hiding_ents,
 )
 from .chain import blank_tokens, chain_of, off_chain, on_chain, onto_chain, path_off_chain
-from .decoding import ConstrainedViterbi, check_span_scores
+from .decoding import ConstrainedViterbi, SpanScores, check_span_scores
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
 from .messages import counted, first_line
 from .scoring import score_bio_ner
-from .tags import check_tag_scheme, make_tags, spans_to_tags, tag_ids_to_spans
+from .tags import TagScheme, check_tag_scheme, make_tags, spans_to_tags, tag_ids_to_spans
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -105,12 +105,12 @@ def make_bio_ner(
     model: Model[List[Doc], TagScores],
     loss: ClassWeightedTaggingLoss,
     spans_key: str,
-    tag_scheme: str,
+    tag_scheme: TagScheme,
     learn_rate_scale: float,
     balance_brackets: bool,
     letter_suffix: bool,
     join_adjacent: List[str],
-    span_scores: str,
+    span_scores: SpanScores,
     scorer: Optional[Callable],
 ) -> "BioNER":
     """Create a `bio_ner` head.
@@ -171,10 +171,11 @@ _LIVE_HEADS: "weakref.WeakSet[BioNER]" = weakref.WeakSet()
 
 
 def _warn_of_score_weights_no_component_scores(nlp: Optional[Language]) -> None:
-    """Warn where all that [training.score_weights] weighs is span groups' scores (`spans_KEY_f`) that
-    no component of `nlp` writes: spaCy counts a missing score as 0, so that with a head's spans_key
+    """Warn where [training.score_weights] weighs span groups' scores (`spans_KEY_f`) that no
+    component of `nlp` writes: spaCy counts a missing score as 0, so that with a head's spans_key
     changed from a config's, and its weights kept, every evaluation scores 0.00 (model-best is the
-    last evaluation, and patience ends the run `patience` steps after the first)."""
+    last evaluation, and patience ends the run `patience` steps after the first); beside a score
+    that is written (the factory's default ents_f), that weight's share of the score chooses nothing."""
     if nlp is None:
         return
     weights = nlp.config.get("training", {}).get("score_weights") or {}
@@ -184,11 +185,14 @@ def _warn_of_score_weights_no_component_scores(nlp: Optional[Language]) -> None:
     stale = sorted(name for name in weighed
                    if name.startswith("spans_") and name.rsplit("_", 1)[-1] in ("f", "p", "r")
                    and name[len("spans_"):].rsplit("_", 1)[0] not in written)
-    if stale and len(stale) == len(weighed):
+    if stale:
         heads = [f"spans_{key}_f" for key in sorted(head_keys(nlp, include_disabled=True))]
+        effect = ("dev scores cannot choose model-best" if len(stale) == len(weighed) else
+                  f"{sum(weights[name] for name in stale):g} of the weights' {sum(weights[name] for name in weighed):g} "
+                  "choose nothing")
         warnings.warn(
             f"[training.score_weights] weighs {', '.join(stale)}, which no component of the pipeline scores "
-            f"(spaCy counts them 0, so dev scores cannot choose model-best): weigh the heads' scores instead "
+            f"(spaCy counts them 0, so {effect}): weigh the heads' scores instead "
             f"({', '.join(heads) or 'spans_KEY_f'}, KEY each head's spans_key)"
         )
 

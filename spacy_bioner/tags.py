@@ -16,7 +16,7 @@ decoder need nothing but the tags. Spans become BILUO tags through spaCy's
 hold hyphens ("CELL-LINE").
 """
 
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Literal, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from spacy.tokens import Span
@@ -29,7 +29,8 @@ OUTSIDE = "O"
 # it stays exact, yet far below any reachable score.
 FORBIDDEN = -1e4
 # Entity-tag prefixes of each scheme, in inventory order.
-TAG_SCHEMES = {"IOB2": ("B", "I"), "BILUO": ("B", "I", "L", "U")}
+TagScheme = Literal["IOB2", "BILUO"]
+TAG_SCHEMES: Dict[str, Tuple[str, ...]] = {"IOB2": ("B", "I"), "BILUO": ("B", "I", "L", "U")}
 # Tags that continue an entity begun before them, and (BILUO) tags after
 # which the entity must go on.
 _CONTINUES = ("I", "L")

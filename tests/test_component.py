@@ -8,6 +8,7 @@ import spacy
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 from spacy.util import registry
+from thinc.config import ConfigValidationError
 from thinc.api import Adam, Optimizer, fix_random_seed
 from toy import SMALL_TOK2VEC, toy_docs, toy_examples, train, train_two_heads, transformer_pipeline
 
@@ -238,9 +239,23 @@ def test_a_biluo_head_learns_saves_and_loads_in_its_scheme(tmp_path, crf):
     assert [[(e.start, e.end, e.label_) for e in doc.ents] for doc in loaded.pipe(texts)] == before
 
 
-def test_an_unknown_tag_scheme_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match=r"Unknown tag scheme 'BIOES': use one of \['IOB2', 'BILUO'\]"):
-        make_nlp(tag_scheme="BIOES")
+@pytest.mark.parametrize(
+    "config,setting,choices",
+    [
+        ({"tag_scheme": "BIOES"}, "tag_scheme", "'IOB2', 'BILUO'"),
+        ({"span_scores": "segments"}, "span_scores", "'segment', 'token_mean'"),
+        ({"loss": {"@losses": "spacy_bioner.CRFLoss.v1", "scheme": "inverse_freq"}}, "loss -> scheme",
+         "'none', 'inverse_frequency', 'welt', 'ens'"),
+        ({"loss": {"@losses": "spacy_bioner.CRFLoss.v1", "granularity": "tags"}}, "loss -> granularity", "'bio', 'tag'"),
+        ({"model": {"@architectures": "spacy_bioner.TokenTagger.v3", "tok2vec": SMALL_TOK2VEC, "recursion": "fast"}},
+         "model -> recursion", "'auto', 'sequential', 'parallel'"),
+    ],
+)
+def test_a_setting_out_of_its_choices_is_a_config_error_that_names_it(config, setting, choices):
+    """As spaCy's own settings are checked: the message names the setting and lists its values
+    (a ValueError from inside the factory named neither the head nor the setting)."""
+    with pytest.raises(ConfigValidationError, match=rf"{setting}\s.*is not typing.Literal\[{choices}\]"):
+        spacy.blank("en").add_pipe("bio_ner", name="bc5cdr", config=config)
 
 
 def test_head_does_not_learn_from_documents_without_its_annotation():
@@ -1152,11 +1167,15 @@ def test_score_weights_of_a_key_no_head_writes_are_warned_of(tiny_bert, recwarn)
     recwarn.clear()
     ours = transformer_pipeline(tiny_bert, settings=weights)
     ours.initialize(lambda: toy_examples(ours, 4))
-    # Where something else weighed still chooses model-best (spancat's default spans_sc_f beside ents_f), not a word.
-    mixed = {"training.score_weights": {"spans_sc_f": 0.5, "ents_f": 0.5}}
+    assert not [w for w in recwarn if "score_weights" in str(w.message)]
+    # Beside a score that is written (the factory's default ents_f), half of the score chose nothing.
+    mixed = {"training.score_weights": {"spans_GENES_f": 0.5, "ents_f": 0.5}}
     other = transformer_pipeline(tiny_bert, heads=("genes",), settings={**mixed, "nlp.pipeline": ["transformer", "genes"]})
     other.initialize(lambda: toy_examples(other, 4, spans_key="genes"))
-    assert not [w for w in recwarn if "score_weights" in str(w.message)]
+    assert [str(w.message) for w in recwarn if "score_weights" in str(w.message)] == [
+        "[training.score_weights] weighs spans_GENES_f, which no component of the pipeline scores (spaCy counts "
+        "them 0, so 0.5 of the weights' 1 choose nothing): weigh the heads' scores instead (spans_genes_f, KEY "
+        "each head's spans_key)"]
 
 
 def test_gold_entities_no_pipeline_tokens_hold_are_counted_and_warned_of_once(recwarn):

@@ -43,7 +43,7 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Literal, Optional, Sequence, Tuple, get_args
 
 import numpy as np
 from thinc.api import Model, Ops, get_array_module
@@ -133,7 +133,8 @@ def _init_crf(model: Model, X=None, Y=None) -> None:
 # ---------------------------------------------------------------------------
 # The recursions
 
-RECURSIONS = ("auto", "sequential", "parallel")
+Recursion = Literal["auto", "sequential", "parallel"]
+RECURSIONS = get_args(Recursion)
 
 # Elements of the max-plus scan's (documents, matrices, K, K, K) intermediate
 # computed at once: 64M (256 MB in float32); more go in chunks.

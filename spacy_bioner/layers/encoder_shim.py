@@ -45,7 +45,7 @@ import math
 import re
 import warnings
 from pathlib import Path
-from typing import Any, ContextManager, Dict, Iterator, List, Optional, Tuple
+from typing import Any, ContextManager, Dict, Iterator, List, Literal, Optional, Tuple, get_args
 
 import srsly
 import torch
@@ -56,7 +56,8 @@ from thinc.shims import Shim
 from thinc.types import ArgsKwargs
 from thinc.util import convert_recursive, torch2xp, xp2torch
 
-PRECISIONS = ("float32", "float16", "bfloat16")
+Precision = Literal["float32", "float16", "bfloat16"]
+PRECISIONS = get_args(Precision)
 
 
 def check_saved_tokenizer(saved_shim: Any) -> None:
