@@ -6,6 +6,7 @@ written whole or not at all.
 """
 
 import gzip
+import json
 import os
 import re
 import stat
@@ -144,6 +145,11 @@ def test_convert_pubtator_test_split(tmp_path):
         ("iob", b"a\tO\n", ["--dev-docs", "1"], "--dev-docs and --dev-output"),
         ("iob", b"a\tO\n\nb\tO\n", ["--dev-output", "DEV"], "--dev-docs and --dev-output"),
         ("iob", b"a\tO\n", ["--documents", "docs.pubtator", "--n-sents", "2"], "give --documents or --n-sents, not both"),
+        ("iob", b"a\tB-X\tO\n", [], "columns 2 and 3 both hold tags"),
+        ("iob", b"a\tB\n", [], "unknown tag 'B' (expected O or B-, I-, E-, S-, L-, U- and a label or give the label"),
+        ("iob", b"a\tB-X\n", ["--text-key", "body"], "--text-key does not apply to iob input"),
+        ("jsonl", b'{"text": "a"}\n', ["--label", "X", "--scheme", "iob1"], "--scheme and --label do not apply to jsonl"),
+        ("jsonl", b'{"text": "a", "spans": [[0, 2, "X"]]}\n', [], "in.txt:1 entity 1: offsets 0-2 are no span"),
     ],
 )
 def test_convert_errors_are_one_line(tmp_path, fmt, data, args, message):
@@ -155,6 +161,26 @@ def test_convert_errors_are_one_line(tmp_path, fmt, data, args, message):
     assert_failed_cleanly(result, lines, message)
     # Nothing written, not even a temporary file.
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["in.txt"]
+
+
+def test_convert_jsonl_and_iob_options_and_what_the_head_learns_from(tmp_path):
+    """JSON Lines with doccano's entity lists; a second tag column chosen; bare tags labelled; the
+    key the entities went under said; an output without entities warned of."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"text": "Cisplatin nephrotoxicity.", "label": [[0, 9, "Chemical"]]}) + "\n")
+    result, _ = invoke_convert("jsonl", src, tmp_path / "a.spacy", "--entities-key", "label", "--spans-key", "cdr")
+    assert result.exit_code == 0, result.output
+    assert [[(e.text, e.label_) for e in doc.spans["cdr"]] for doc in load(tmp_path / "a.spacy")] == [[("Cisplatin", "Chemical")]]
+    assert "doc.spans['cdr']: the bio_ner head with spans_key 'cdr' learns from them" in result.stdout
+    iob = tmp_path / "in.tsv"
+    iob.write_text("IL-2\tB\tB\ngene\tI\tO\n")
+    result, _ = invoke_convert("iob", iob, tmp_path / "b.spacy", "--tag-column", "2", "--label", "protein")
+    assert result.exit_code == 0, result.output
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in load(tmp_path / "b.spacy")] == [[("IL-2 gene", "protein")]]
+    iob.write_text("IL-2\tB-protein\tO\ngene\tI-protein\tO\n")
+    result, lines = invoke_convert("iob", iob, tmp_path / "c.spacy", "--tag-column", "3")
+    assert result.exit_code == 0 and lines == [f"Warning: {tmp_path / 'c.spacy'} holds no entity: no head learns "
+                                               "anything from it."]
 
 
 @pytest.mark.parametrize("replaced", ["INPUT", "--documents"])
@@ -279,7 +305,7 @@ def test_convert_refuses_an_unwritable_output_before_converting(tmp_path):
 def test_convert_writes_both_outputs_or_neither(tmp_path, monkeypatch):
     """Where writing --dev-output fails (a full disk), OUTPUT is left as it was: the previous corpus."""
     src = tmp_path / "in.txt"
-    src.write_bytes(b"a\tO\n\nb\tO\n")
+    src.write_bytes(b"a\tB-X\n\nb\tB-X\n")
     train, dev = tmp_path / "train.spacy", tmp_path / "dev.spacy"
     train.write_bytes(b"previous corpus")
     write_bytes = Path.write_bytes

@@ -3,6 +3,7 @@ input fails with a one-line message, and random input either converts
 faithfully or raises ConversionError."""
 
 import gzip
+import json
 import lzma
 import re
 from collections import Counter
@@ -18,6 +19,7 @@ from spacy_bioner.corpora import (
     ConversionError,
     read_iob,
     read_jnlpba,
+    read_jsonl,
     read_lines,
     read_pubtator,
     read_pubtator_texts,
@@ -322,6 +324,109 @@ def test_stray_columns(tmp_path, bio_nlp):
     )
     docs, report = read_pubtator(pubtator, bio_nlp)
     assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Aspirin", "D001241")]
+    assert not report.issues
+
+
+@pytest.mark.parametrize(
+    "third",
+    [["O", "O", "O"], ["B-protein", "O", "B-protein"]],
+    ids=["a layer of O", "predicted tags"],
+)
+def test_a_second_column_of_tags_of_the_same_labels_needs_tag_column(tmp_path, third, bio_nlp):
+    """conlleval's "token gold predicted", or a second annotation layer: the last column is not
+    taken for the gold without a word; --tag-column says which one is."""
+    gold = ["B-protein", "I-protein", "O"]
+    lines = [f"{word}\t{tag}\t{other}" for word, tag, other in zip(["IL-2", "gene", "x"], gold, third)]
+    iob = write(tmp_path, "three.tsv", "\n".join(lines).encode())
+    with pytest.raises(ConversionError, match="columns 2 and 3 both hold tags.*--tag-column 2"):
+        read_iob(iob, bio_nlp.vocab)
+    docs, _ = read_iob(iob, bio_nlp.vocab, tag_column=2)
+    assert ents(docs[0]) == [(0, 2, "protein")]
+    docs, _ = read_iob(iob, bio_nlp.vocab, tag_column=3)
+    assert ents(docs[0]) == [(0, 1, "protein")] * (third[0] != "O") + [(2, 3, "protein")] * (third[2] != "O")
+
+
+def test_chunk_tags_beside_the_entity_tags_are_no_second_layer(tmp_path, bio_nlp):
+    """CoNLL-2003: POS, chunk (B-NP, of other labels) and the entity tags last."""
+    iob = write(tmp_path, "c.conll", b"EU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\n")
+    docs, report = read_iob(iob, bio_nlp.vocab)
+    assert report.entities == {"ORG": 1, "MISC": 1}
+    with pytest.raises(ConversionError, match="no column 5"):
+        read_iob(iob, bio_nlp.vocab, tag_column=5)
+
+
+def test_bare_tags_take_the_label_given(tmp_path, bio_nlp):
+    """BioBERT's single-type corpora (NCBI-disease, BC2GM) tag B, I and O, naming no label."""
+    iob = write(tmp_path, "ncbi.tsv", b"Familial\tB\nbreast\tI\ncancer\tI\nis\tO\nrare\tO\n")
+    with pytest.raises(ConversionError, match=r"unknown tag 'B'.*--label"):
+        read_iob(iob, bio_nlp.vocab)
+    docs, report = read_iob(iob, bio_nlp.vocab, label="Disease")
+    assert ents(docs[0]) == [(0, 3, "Disease")]
+    assert report.entities == {"Disease": 1}
+
+
+def jsonl(tmp_path: Path, records) -> Path:
+    return write(tmp_path, "in.jsonl", "\n".join(r if isinstance(r, str) else json.dumps(r) for r in records).encode())
+
+
+def test_jsonl_entities_by_offsets_as_prodigy_and_doccano_write_them(tmp_path, bio_nlp):
+    text = "Cisplatin nephrotoxicity in rats."
+    records = [
+        {"id": "p1", "text": text, "spans": [{"start": 0, "end": 9, "label": "Chemical"},
+                                             {"start": 10, "end": 24, "label": "Disease"}], "answer": "accept"},
+        {"id": 2, "text": text, "spans": [{"start_offset": 0, "end_offset": 9, "label": "Chemical"}]},
+        {"text": "No entity here.", "spans": []},
+        {"text": text, "spans": [{"start": 0, "end": 9, "label": "Chemical"}], "answer": "reject"},
+    ]
+    docs, report = read_jsonl(jsonl(tmp_path, records), bio_nlp, spans_key="cdr")
+    assert [(ents(doc), doc.user_data.get("pmid")) for doc in docs] == [
+        ([(0, 1, "Chemical"), (1, 2, "Disease")], "p1"), ([(0, 1, "Chemical")], "2"), ([], None)]
+    assert [list(doc.spans["cdr"]) == list(doc.ents) for doc in docs] == [True] * 3
+    assert [(issue.kind, issue.where) for issue in report.issues] == [("skipped", f"{tmp_path / 'in.jsonl'}:4")]
+    assert report.entities == {"Chemical": 2, "Disease": 1}
+    doccano = jsonl(tmp_path, [{"text": text, "label": [[10, 24, "Disease"], [0, 9, "Chemical"]]}])
+    docs, _ = read_jsonl(doccano, bio_nlp, entities_key="label")
+    assert ents(docs[0]) == [(0, 1, "Chemical"), (1, 2, "Disease")]
+
+
+def test_jsonl_entities_inside_tokens_or_overlapping_are_expanded_or_dropped_and_reported(tmp_path, bio_nlp):
+    text = "Ca2+ and IL-2 receptor"
+    spans = [[0, 2, "Chemical"], [9, 13, "protein"], [9, 22, "protein"]]
+    docs, report = read_jsonl(jsonl(tmp_path, [{"text": text, "spans": spans}]), bio_nlp)
+    assert [e.text for e in docs[0].ents] == ["Ca2", "IL-2 receptor"]
+    assert [issue.kind for issue in report.issues] == ["expanded", "dropped"]
+    assert report.loss_fraction == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(
+    "record,message",
+    [
+        ('{"text": "a"', "in.jsonl:1: not JSON"),
+        ('["a"]', "in.jsonl:1: a JSON list, not an object"),
+        ({"body": "a"}, "in.jsonl:1: no 'text' field"),
+        ({"text": " "}, "in.jsonl:1: an empty 'text' field"),
+        ({"text": "abc", "spans": {"start": 0}}, "in.jsonl:1: 'spans' is a dict, not a list"),
+        ({"text": "abc", "spans": [[0, 4, "X"]]}, "in.jsonl:1 entity 1: offsets 0-4 are no span of the text"),
+        ({"text": "abc", "spans": [["0", 1, "X"]]}, "in.jsonl:1 entity 1: offsets '0'-1"),
+        ({"id": "d", "text": "abc", "spans": [[0, 1, ""]]}, "in.jsonl:1 id d entity 1: no label"),
+        ({"text": "abc", "spans": [[0, 1]]}, r"in.jsonl:1 entity 1: \[0, 1\] is no entity"),
+        ({"text": "abc", "answer": "ignore"}, "in.jsonl:1: no record to convert \\(1 not accepted\\)"),
+    ],
+)
+def test_jsonl_bad_records_are_errors_naming_the_line(tmp_path, record, message, bio_nlp):
+    with pytest.raises(ConversionError, match=message):
+        read_jsonl(jsonl(tmp_path, [record]), bio_nlp)
+
+
+def test_jsonl_of_the_pubtator_test_set_converts_as_pubtator_does(tmp_path, bio_nlp):
+    """The same texts and offsets through either reader: the same tokens and entities."""
+    pubtator_docs, _ = read_pubtator(PUBTATOR["test"], bio_nlp)
+    pubtator_docs = pubtator_docs[:60]
+    records = [{"id": doc.user_data["pmid"], "text": doc.text,
+                "spans": [[e.start_char, e.end_char, e.label_] for e in doc.ents]} for doc in pubtator_docs]
+    docs, report = read_jsonl(jsonl(tmp_path, records), bio_nlp, spans_key="bc5cdr")
+    assert [(doc.user_data["pmid"], [t.text for t in doc], ents(doc)) for doc in docs] == [
+        (doc.user_data["pmid"], [t.text for t in doc], ents(doc)) for doc in pubtator_docs]
     assert not report.issues
 
 

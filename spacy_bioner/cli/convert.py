@@ -2,7 +2,7 @@
 
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import typer
 from spacy.tokens import Doc
@@ -17,6 +17,7 @@ from ..corpora import (
     ConversionReport,
     read_iob,
     read_jnlpba,
+    read_jsonl,
     read_pubtator,
     read_pubtator_texts,
     split_dev,
@@ -32,6 +33,7 @@ class CorpusFormat(str, Enum):
     jnlpba = "jnlpba"
     pubtator = "pubtator"
     iob = "iob"
+    jsonl = "jsonl"
 
 
 # The tagging schemes of iob input, as choices of --scheme.
@@ -42,18 +44,24 @@ _DEFAULT_KEYS = {
     CorpusFormat.jnlpba: JNLPBA_SPANS_KEY,
     CorpusFormat.pubtator: BC5CDR_SPANS_KEY,
     CorpusFormat.iob: DEFAULT_SPANS_KEY,
+    CorpusFormat.jsonl: DEFAULT_SPANS_KEY,
 }
+
+_IOB_OPTIONS = ("n_sents", "scheme", "documents", "tag_column", "label")
+_JSONL_OPTIONS = ("text_key", "id_key", "entities_key")
 
 # The options (by parameter name) that a format has no use for, and why.
 _OPTIONS_NOT_FOR = {
     CorpusFormat.pubtator: (
-        ("n_sents", "scheme", "documents"),
+        _IOB_OPTIONS + _JSONL_OPTIONS,
         "a PubTator file has its documents and its entities' offsets, no tags or sentences",
     ),
     CorpusFormat.jnlpba: (
-        ("n_sents", "scheme", "documents"),
+        _IOB_OPTIONS + _JSONL_OPTIONS,
         "a JNLPBA file is IOB2 and marks its abstracts; `convert iob` reads other IOB files",
     ),
+    CorpusFormat.iob: (_JSONL_OPTIONS, "an IOB file has no JSON fields"),
+    CorpusFormat.jsonl: (_IOB_OPTIONS, "a JSON Lines file has its texts and its entities' offsets, no tags"),
 }
 
 
@@ -70,15 +78,21 @@ def _refuse_options_not_for(ctx: typer.Context, fmt: CorpusFormat) -> None:
 
 
 def _read(
-    fmt: CorpusFormat, path: Path, spans_key: str, n_sents: int, scheme: Scheme, documents: Optional[Path]
+    fmt: CorpusFormat, path: Path, spans_key: str, options: Dict[str, Any]
 ) -> Tuple[List[Doc], ConversionReport]:
+    """Read `path` in format `fmt`, with the command's options that apply to it."""
+    if fmt == CorpusFormat.jsonl:
+        return read_jsonl(path, make_bio_nlp(), spans_key=spans_key,
+                          **{name: options[name] for name in _JSONL_OPTIONS})
     if fmt == CorpusFormat.pubtator:
         return read_pubtator(path, make_bio_nlp(), spans_key=spans_key)
     if fmt == CorpusFormat.jnlpba:
         return read_jnlpba(path, make_bio_nlp().vocab, spans_key=spans_key)
+    documents = options["documents"]
     texts = read_pubtator_texts(documents) if documents is not None else None
     return read_iob(
-        path, make_bio_nlp().vocab, scheme=scheme.value, n_sents=n_sents, spans_key=spans_key, documents=texts
+        path, make_bio_nlp().vocab, scheme=options["scheme"].value, n_sents=options["n_sents"], spans_key=spans_key,
+        documents=texts, tag_column=options["tag_column"], label=options["label"],
     )
 
 
@@ -87,7 +101,8 @@ def convert(
     ctx: typer.Context,
     fmt: CorpusFormat = typer.Argument(
         ..., metavar="FORMAT", help="Input format: jnlpba (Genia4*2.iob2 with ###MEDLINE: markers), "
-        "pubtator (BC5CDR PubTator) or iob (token<TAB>tag, IOB1/IOB2/BIOES)."
+        "pubtator (BC5CDR PubTator), iob (token<TAB>tag, IOB1/IOB2/BIOES) or jsonl (one JSON object a "
+        "line: the text and its entities by character offsets, as Prodigy and doccano export)."
     ),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Input file: plain text, .gz or .xz."),
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output .spacy (DocBin) file."),
@@ -108,7 +123,7 @@ def convert(
     ),
     spans_key: Optional[str] = typer.Option(
         None, "--spans-key", help="doc.spans key for the entities (default: jnlpba, bc5cdr for "
-        "pubtator, ents for iob). The bio_ner head with this key learns from them."
+        "pubtator, ents for iob and jsonl). The bio_ner head with this key learns from them."
     ),
     max_loss: float = typer.Option(
         0.005, "--max-loss", min=0.0, max=1.0, help="Fail (exit 1, nothing written) if more than this "
@@ -116,6 +131,22 @@ def convert(
     ),
     scheme: Scheme = typer.Option(
         Scheme.auto, "--scheme", help="Tagging scheme of iob input; auto detects it per file."
+    ),
+    tag_column: Optional[int] = typer.Option(
+        None, "--tag-column", min=2, help="iob: the column of the tags, counted from 1 (default: the last). "
+        "Needed where another column holds tags of the same labels, as in conlleval's token, gold, "
+        "predicted: the conversion refuses to guess."
+    ),
+    text_key: str = typer.Option("text", "--text-key", help="jsonl: the field of the text."),
+    id_key: str = typer.Option("id", "--id-key", help="jsonl: the field of a document's id, if any."),
+    entities_key: str = typer.Option(
+        "spans", "--entities-key", help="jsonl: the field of the entities, each {\"start\", \"end\", \"label\"} "
+        "(Prodigy) or [start, end, label] (doccano: --entities-key label). Records whose \"answer\" is not "
+        "\"accept\" (Prodigy's rejected and ignored ones) are skipped and counted."
+    ),
+    label: Optional[str] = typer.Option(
+        None, "--label", help="iob: the entity label of bare B/I/O tags (BioBERT's NCBI-disease, BC2GM: "
+        "--label Disease), which name none."
     ),
     max_examples: int = typer.Option(
         10, "--max-examples", min=0, help="Entities listed of each kind of change (repaired, expanded, dropped, "
@@ -147,7 +178,9 @@ def convert(
     key = spans_key or _DEFAULT_KEYS[fmt]
     try:
         with warnings_on_stderr():
-            docs, report = _read(fmt, input_path, key, n_sents, scheme, documents)
+            docs, report = _read(fmt, input_path, key, dict(
+                n_sents=n_sents, scheme=scheme, documents=documents, tag_column=tag_column, label=label,
+                text_key=text_key, id_key=id_key, entities_key=entities_key))
     except ConversionError as e:
         raise fail(str(e)) from None
     if dev_output is None:
@@ -171,6 +204,8 @@ def convert(
     for path, _, part in outputs:
         typer.echo(part.table(title=str(path), max_examples=max_examples or None))
         typer.echo("")
+        if not part.entities:
+            typer.echo(f"Warning: {path} holds no entity: no head learns anything from it.", err=True)
     for path, _, part in outputs:
         if part.loss_fraction > max_loss:
             raise fail(
@@ -182,3 +217,5 @@ def convert(
     except OSError as e:
         raise fail(f"cannot write output: {e}; nothing written") from None
     typer.echo("Wrote " + ", ".join(f"{path} ({len(part_docs)} docs)" for path, part_docs, _ in outputs))
+    typer.echo(f"The entities are in doc.ents and doc.spans[{key!r}]: the bio_ner head with spans_key "
+               f"{key!r} learns from them (--spans-key names another).")

@@ -1,5 +1,6 @@
-"""Biomedical NER corpora to spaCy Docs: one module per format, the conversion
-report, DocBin files, the dev split and the registered spaCy readers."""
+"""Biomedical NER corpora to spaCy Docs: one module per format, the placement of
+mentions by character offsets, the conversion report, DocBin files, the dev
+split and the registered spaCy readers."""
 
 from .docbin import gold_token_doc, load_docs, write_docbin, write_docbins
 from .iob import (
@@ -12,6 +13,7 @@ from .iob import (
     read_iob,
     read_jnlpba,
 )
+from .jsonl import read_jsonl
 from .pubtator import read_pubtator, read_pubtator_texts
 from .report import ConversionError, ConversionReport, Issue
 from .split import split_dev
@@ -31,6 +33,7 @@ __all__ = [
     "load_docs",
     "read_iob",
     "read_jnlpba",
+    "read_jsonl",
     "read_lines",
     "read_pubtator",
     "read_pubtator_texts",

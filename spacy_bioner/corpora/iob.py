@@ -1,7 +1,11 @@
 """IOB/CoNLL corpora (JNLPBA, BC5CDR in the BioBERT form) to spaCy Docs.
 
-Columns: the first is the token and the last non-empty one the tag. Tags are
-IOB1, IOB2 or BIOES (BILUO letters accepted), auto-detected per file. An
+Columns: the first is the token and the last non-empty one the tag, or the
+one `tag_column` names; where another column holds tags of the same labels
+(conlleval's "token gold predicted", a second annotation layer) the reader
+refuses to guess. Tags are IOB1, IOB2 or BIOES (BILUO letters accepted),
+auto-detected per file; a file of bare "B"/"I"/"O" tags (BioBERT's copies of
+NCBI-disease, BC2GM) is read with the `label` they all have. An
 I-/E- tag that does not continue an entity of its label starts a new entity,
 as conlleval reads it; in IOB2/BIOES files this is counted as "repaired" (in
 IOB1 it is the normal way to start an entity). In BIOES, an entity that no
@@ -53,12 +57,50 @@ _Token = Tuple[str, str, int]  # word, tag, line number
 _Sentence = List[_Token]
 
 
-def _parse_iob_lines(path: Path, lines: Sequence[str]) -> List[Tuple[Optional[str], List[_Sentence]]]:
-    """Group the lines into documents (pmid or None, sentences). A `###MEDLINE:` document without
-    sentences is left out with a warning: it would shift a split by documents (--dev-docs)."""
+def _is_tag(value: str) -> bool:
+    return value == "O" or _TAG_RE.match(value) is not None
+
+
+def _labelled(tag: str, label: Optional[str]) -> str:
+    """A bare tag ("B", "I") with `label` added; any other tag as it is."""
+    return f"{tag}-{label}" if label is not None and len(tag) == 1 and tag in "BIESLU" else tag
+
+
+def _check_tag_columns(path: Path, rows: List[List[str]], label: Optional[str]) -> None:
+    """Refuse to take the last column for the tags where another column holds tags too and
+    either has labels of the last one's ("token gold predicted") or is the only one with
+    entities (a last column of "O"s): which is the gold is for the user to say. A column of
+    other tags (CoNLL-2003's chunks, "B-NP") is left to be ignored."""
+    widths = {len(parts) for parts in rows}
+    if len(widths) != 1 or widths.pop() < 3:
+        return
+    columns = list(zip(*rows))
+    last = [_labelled(tag, label) for tag in columns[-1]]
+    last_labels = {tag[2:] for tag in last if tag != "O"}
+    for number, column in enumerate(columns[1:-1], start=2):
+        tags = [_labelled(tag, label) for tag in column]
+        if tags == last or not all(_is_tag(tag) for tag in tags):
+            continue
+        labels = {tag[2:] for tag in tags if tag != "O"}
+        if labels & last_labels or (labels and not last_labels):
+            raise ConversionError(
+                f"{path}: columns {number} and {len(columns)} both hold tags ({len(labels)} and "
+                f"{len(last_labels)} labels) and differ: say which holds the gold with --tag-column "
+                f"{number} or --tag-column {len(columns)}"
+            )
+
+
+def _parse_iob_lines(
+    path: Path, lines: Sequence[str], tag_column: Optional[int] = None, label: Optional[str] = None
+) -> List[Tuple[Optional[str], List[_Sentence]]]:
+    """Group the lines into documents (pmid or None, sentences), the tags from column
+    `tag_column` (counted from 1; the last non-empty column where None), bare tags given
+    `label`. A `###MEDLINE:` document without sentences is left out with a warning: it would
+    shift a split by documents (--dev-docs)."""
     docs: List[Tuple[Optional[str], List[_Sentence]]] = [(None, [])]
     markers: List[int] = [0]  # the line of each document's marker
     sent: _Sentence = []
+    rows: List[List[str]] = []  # each token line's columns, for _check_tag_columns
     for lineno, line in enumerate(lines, start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith(_DOC_MARKERS):
@@ -80,14 +122,21 @@ def _parse_iob_lines(path: Path, lines: Sequence[str]) -> List[Tuple[Optional[st
         if len(parts) < 2 or not parts[0] or not parts[-1]:
             missing = "no token" if len(parts) > 1 and not parts[0] else "no tag"
             raise ConversionError(f"{path}:{lineno}: {missing} (expected 'token<TAB>tag'): {line[:60]!r}")
-        tag = parts[-1]
-        if tag != "O" and not _TAG_RE.match(tag):
+        if tag_column is not None and len(parts) < tag_column:
+            raise ConversionError(f"{path}:{lineno}: no column {tag_column} (--tag-column): {line[:60]!r}")
+        tag = _labelled(parts[-1] if tag_column is None else parts[tag_column - 1], label)
+        if not _is_tag(tag):
+            hint = " or give the label of bare tags (--label)" if tag in ("B", "I", "E", "S", "L", "U") else ""
             raise ConversionError(
-                f"{path}:{lineno}: unknown tag {tag[:40]!r} (expected O or B-, I-, E-, S-, L-, U- and a label)"
+                f"{path}:{lineno}: unknown tag {tag[:40]!r} (expected O or B-, I-, E-, S-, L-, U- and a label"
+                f"{hint})"
             )
         sent.append((parts[0], tag, lineno))
+        rows.append(parts)
     if sent:
         docs[-1][1].append(sent)
+    if tag_column is None:
+        _check_tag_columns(path, rows, label)
     empty = [f"{pmid} (line {line})" for (pmid, sents), line in zip(docs, markers) if pmid is not None and not sents]
     if empty:
         warnings.warn(f"{path}: {len(empty)} ###MEDLINE: document{'s' * (len(empty) > 1)} without sentences left "
@@ -245,12 +294,18 @@ def read_iob(
     n_sents: int = 1,
     spans_key: str = DEFAULT_SPANS_KEY,
     documents: Optional[Iterable[Tuple[str, str]]] = None,
+    tag_column: Optional[int] = None,
+    label: Optional[str] = None,
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a `token<TAB>tag` (or whitespace-separated, tag last) file.
 
-    Columns: the first is the token and the last non-empty one the tag;
-    columns in between (POS, chunk tags: CoNLL) and empty trailing columns
-    (a trailing tab) are ignored. A line with one column has no tag: error.
+    Columns: the first is the token and the last non-empty one the tag, or
+    column `tag_column` (counted from 1); the other columns (POS, chunk
+    tags: CoNLL) and empty trailing columns (a trailing tab) are ignored, but
+    where the tag is taken from the last column and another one holds tags of
+    the same labels, or the only entities, that is an error (which one is the
+    gold?). A line with one column has no tag: error. With `label`, bare tags
+    ("B", "I", "O") are those of one entity type of that name.
 
     `-DOCSTART-` and `###MEDLINE:<pmid>` lines start a new document (one Doc
     per document, `doc.user_data["pmid"]` from the marker). A file without
@@ -265,7 +320,9 @@ def read_iob(
     """
     path = Path(path)
     check_iob_options(path, scheme, n_sents, documents is not None)
-    groups = _parse_iob_lines(path, read_lines(path))
+    if tag_column is not None and tag_column < 2:
+        raise ConversionError(f"{path}: the tag column is 2 or more (the first holds the tokens), got {tag_column}")
+    groups = _parse_iob_lines(path, read_lines(path), tag_column, label)
     if not groups:
         raise ConversionError(f"{path}:1: empty file (no tokens)")
     unmarked = len(groups) == 1 and groups[0][0] is None

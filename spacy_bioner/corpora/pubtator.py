@@ -1,17 +1,13 @@
 """PubTator corpora (BC5CDR) to spaCy Docs.
 
 One Doc per abstract, text = title + " " + abstract (the offsets assume
-exactly that), tokenized with the given nlp (the BioTokenizer). A mention is
-placed by its offsets with `alignment_mode="strict"`; if it does not fall on
-token boundaries it is expanded to them, without whitespace tokens at its
-edges (reported as "expanded"). A
-composite mention (7th column, "cardiovascular, and respiratory depression")
-is kept as ONE span with the composite MeSH ids ("D002318|D012131") as
-`kb_id_` (reported as "composite"). Mention columns after the 7th are
-ignored. Overlapping mentions: one placed exactly is kept before an expanded
-one, then the longer one (ties: the earlier one), and the other is dropped
-and reported, so `doc.ents` and `doc.spans[key]`
-hold one consistent non-overlapping tagging. A MeSH id of "-1" (none) becomes
+exactly that), tokenized with the given nlp (the BioTokenizer); the mentions are placed on
+its tokens by their offsets (`offsets.place_mentions`: expanded to token
+boundaries where they fall inside a token, the longer of overlapping ones
+kept, each change reported). A composite mention (7th column,
+"cardiovascular, and respiratory depression") is kept as ONE span with the
+composite MeSH ids ("D002318|D012131") as `kb_id_` (reported as
+"composite"). Mention columns after the 7th are ignored. A MeSH id of "-1" (none) becomes
 an empty `kb_id_`, and so does each "-1" of a composite's ids, which keep their
 places ("D002544|-1" -> "D002544|"). CID relation lines are ignored and
 counted ("relation").
@@ -23,23 +19,15 @@ with a report of those that do not fall on token boundaries, is the work.
 
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 
-from ..annotation import longest_first, select_non_overlapping
 from ..tokenizer import set_sentence_starts
 from .iob import BC5CDR_SPANS_KEY, set_entities
-from .report import (
-    COMPOSITE,
-    DROPPED,
-    EXPANDED,
-    RELATION,
-    ConversionError,
-    ConversionReport,
-    Issue,
-)
+from .offsets import Mention, no_sentence_start_inside, place_mentions
+from .report import RELATION, ConversionError, ConversionReport, Issue
 from .text import PathLike, read_lines
 
 _TEXT_LINE_RE = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$")
@@ -157,63 +145,15 @@ def read_pubtator(
             report.issues.append(
                 Issue(RELATION, f"{path}:{lineno} PMID {pdoc.pmid}", "relation line ignored", doc_index=doc_index)
             )
-        candidates: List[Span] = []
-        found: Dict[int, Tuple[str, str, bool]] = {}  # by span: where, the mention, whether it was expanded
-        for start, end, text, label, kb_id, composite, lineno in pdoc.mentions:
-            where = f"{path}:{lineno} PMID {pdoc.pmid}"
-            mention = f"{text!r} [{start}:{end}]"
-            span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="strict")
-            expanded = span is None
-            if expanded:
-                span = _without_edge_space(doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="expand"))
-                if span is None:
-                    report.issues.append(
-                        Issue(DROPPED, where, f"{mention} covers no token but whitespace", label, doc_index)
-                    )
-                    continue
-                report.issues.append(
-                    Issue(EXPANDED, where, f"{mention} -> {span.text!r}", label, doc_index)
-                )
-            if composite:
-                report.issues.append(
-                    Issue(COMPOSITE, where, f"{text!r} kept as one span ({kb_id})", label, doc_index)
-                )
-            candidates.append(span)
-            found[id(span)] = (where, mention, expanded)
-        # A mention placed as given before one whose offsets were expanded to tokens, which may cover
-        # more than the mention: then the longer, as for tags.
-        kept, dropped = select_non_overlapping(candidates,
-                                               priority=lambda span: (found[id(span)][2], *longest_first(span)))
-        for span, clash in dropped:
-            where, mention, _ = found[id(span)]
-            same = (clash.start, clash.end, clash.label_) == (span.start, span.end, span.label_)
-            reason = (
-                f"{mention} duplicates another mention"
-                if same
-                else f"{mention} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the mention kept "
-                "as placed exactly, or the longer or earlier one"
-            )
-            report.issues.append(Issue(DROPPED, where, reason, span.label_, doc_index))
+        mentions = [
+            Mention(start, end, text, label, f"{path}:{lineno} PMID {pdoc.pmid}", kb_id, composite)
+            for start, end, text, label, kb_id, composite, lineno in pdoc.mentions
+        ]
+        kept = place_mentions(doc, mentions, report, doc_index)
         set_entities(doc, kept, spans_key)
-        # A sentence boundary never falls inside an entity.
-        for span in kept:
-            for token in span[1:]:
-                token.is_sent_start = False
+        no_sentence_start_inside(kept)
         doc.user_data["pmid"] = pdoc.pmid
         docs.append(doc)
     report.count_docs(docs, spans_key)
     return docs, report
 
-
-def _without_edge_space(span: Optional[Span]) -> Optional[Span]:
-    """`span` less the whitespace tokens at its edges; None where nothing else is left."""
-    if span is None:
-        return None
-    start, end = span.start, span.end
-    while start < end and span.doc[start].is_space:
-        start += 1
-    while end > start and span.doc[end - 1].is_space:
-        end -= 1
-    if start == end:
-        return None
-    return Span(span.doc, start, end, label=span.label, kb_id=span.kb_id)

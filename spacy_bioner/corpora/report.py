@@ -20,12 +20,14 @@ class ConversionError(ValueError):
 
 
 # Kinds of `Issue`. "repaired", "expanded" and "dropped" change the entities;
-# "composite" and "relation" only say what was kept as is or skipped.
+# "composite", "relation" and "skipped" (a record left out, as its source said) say
+# what was kept as is or skipped.
 REPAIRED = "repaired"
 EXPANDED = "expanded"
 DROPPED = "dropped"
 COMPOSITE = "composite"
 RELATION = "relation"
+SKIPPED = "skipped"
 
 _KIND_TITLES = {
     REPAIRED: "entities with repaired tags",
@@ -33,6 +35,7 @@ _KIND_TITLES = {
     DROPPED: "dropped",
     COMPOSITE: "composite, kept whole",
     RELATION: "relations, ignored",
+    SKIPPED: "records skipped",
 }
 
 
@@ -115,12 +118,14 @@ class ConversionReport:
             ("entities", sum(self.entities.values())),
         ]
         rows += [(f"  {label}", n) for label, n in sorted(self.entities.items())]
-        rows += [(title_, len(self.of_kind(kind))) for kind, title_ in _KIND_TITLES.items()]
+        # Records are skipped only where the input says so (JSON Lines' answers): no row of 0 elsewhere.
+        rows += [(title_, len(self.of_kind(kind))) for kind, title_ in _KIND_TITLES.items()
+                 if kind != SKIPPED or self.of_kind(kind)]
         width = max(len(name) for name, _ in rows + [("lost (dropped+expanded)", 0)])
         lines = [f"{title}  (from {self.source})" if title else self.source]
         lines += [f"  {name:<{width}}  {n:>9,}" for name, n in rows]
         lines.append(f"  {'lost (dropped+expanded)':<{width}}  {self.loss_fraction:>9.3%}")
-        for kind in (REPAIRED, EXPANDED, DROPPED, COMPOSITE):
+        for kind in (REPAIRED, EXPANDED, DROPPED, COMPOSITE, SKIPPED):
             issues = self.of_kind(kind)
             for issue in issues[:max_examples]:
                 label = f" {issue.label}" if issue.label else ""

@@ -1,0 +1,121 @@
+"""JSON Lines corpora with character offsets (Prodigy, doccano, your own) to spaCy Docs.
+
+One Doc per line, a JSON object with the text and its entities:
+
+    {"id": "doc1", "text": "Cisplatin nephrotoxicity.", "spans": [{"start": 0, "end": 9, "label": "Chemical"}]}
+
+as Prodigy exports them (`db-out`); an entity may also be a list
+`[start, end, label]` (doccano's "label" field: `entities_key="label"`), and
+`start_offset`/`end_offset` (doccano's newer export) name the offsets too.
+Offsets count characters (code points) of the text, as Python's `str` does.
+The text is tokenized with the given nlp (the BioTokenizer) and the entities
+are placed on its tokens as `offsets.place_mentions` says (expanded to token
+boundaries, the longer of overlapping ones kept, each change reported).
+Sentences are set by the BioTokenizer's rules, never inside an entity.
+
+Prodigy exports its rejected and ignored examples too: a record whose
+"answer" is not "accept" is left out, and counted as "skipped". A line that
+is no such object, or an entity that is no span of its text, is an error
+naming the line: a corpus is not converted with records missing.
+
+Written here: spaCy's `spacy convert` reads no JSON Lines with character
+offsets, and Prodigy's `data-to-spacy` needs Prodigy.
+"""
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from ..tokenizer import set_sentence_starts
+from .iob import DEFAULT_SPANS_KEY, set_entities
+from .offsets import Mention, no_sentence_start_inside, place_mentions
+from .report import SKIPPED, ConversionError, ConversionReport, Issue
+from .text import PathLike, iter_lines
+
+# Prodigy's answer of an example that holds its annotation; without an "answer", a record is read.
+ACCEPTED = "accept"
+
+
+def read_jsonl(
+    path: PathLike,
+    nlp: Language,
+    *,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    text_key: str = "text",
+    id_key: str = "id",
+    entities_key: str = "spans",
+) -> Tuple[List[Doc], ConversionReport]:
+    """Read a JSON Lines file of texts and their entities by character offsets: one Doc per
+    accepted record, its `id_key` value (if any) as `doc.user_data["pmid"]`, as the other readers
+    keep a document's id (see the module docstring for the record's form)."""
+    path = Path(path)
+    report = ConversionReport(source=str(path))
+    docs: List[Doc] = []
+    for lineno, line in enumerate(iter_lines(path), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ConversionError(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(record, dict):
+            raise ConversionError(f"{where}: a JSON {type(record).__name__}, not an object")
+        text = record.get(text_key)
+        if not isinstance(text, str) or not text.strip():
+            what = "no" if text_key not in record else "an empty" if isinstance(text, str) else "a non-string"
+            raise ConversionError(f"{where}: {what} {text_key!r} field (the text; --text-key names another)")
+        answer = record.get("answer", ACCEPTED)
+        if answer != ACCEPTED:
+            # Counted with the document before it (the first, before any), so that a split keeps it.
+            report.issues.append(Issue(SKIPPED, where, f"answer {answer!r}", doc_index=max(len(docs) - 1, 0)))
+            continue
+        doc_id = record.get(id_key)
+        if doc_id is not None:
+            where = f"{where} {id_key} {doc_id}"
+        mentions = [_mention(entity, text, f"{where} entity {k}") for k, entity in
+                    enumerate(_entities(record, entities_key, where), start=1)]
+        doc = set_sentence_starts(nlp.make_doc(text))
+        kept = place_mentions(doc, mentions, report, len(docs))
+        set_entities(doc, kept, spans_key)
+        no_sentence_start_inside(kept)
+        if doc_id is not None:
+            doc.user_data["pmid"] = str(doc_id)
+        docs.append(doc)
+    if not docs:
+        raise ConversionError(f"{path}:1: no record to convert" + (f" ({len(report.of_kind(SKIPPED))} not accepted)"
+                                                                    if report.issues else ""))
+    report.count_docs(docs, spans_key)
+    return docs, report
+
+
+def _entities(record: dict, entities_key: str, where: str) -> List[Any]:
+    """The record's entity list; a record without the field has none."""
+    entities = record.get(entities_key, [])
+    if entities is None:
+        return []
+    if not isinstance(entities, list):
+        raise ConversionError(f"{where}: {entities_key!r} is a {type(entities).__name__}, not a list of entities")
+    return entities
+
+
+def _mention(entity: Any, text: str, where: str) -> Mention:
+    """An entity of the record, {"start", "end", "label"} or [start, end, label], as a Mention of `text`."""
+    start: Optional[Any]
+    if isinstance(entity, dict):
+        start = entity.get("start", entity.get("start_offset"))
+        end = entity.get("end", entity.get("end_offset"))
+        label = entity.get("label")
+    elif isinstance(entity, list) and len(entity) == 3:
+        start, end, label = entity
+    else:
+        raise ConversionError(f"{where}: {json.dumps(entity)[:60]} is no entity "
+                              '({"start": ..., "end": ..., "label": ...} or [start, end, label])')
+    if not (type(start) is int and type(end) is int and 0 <= start < end <= len(text)):
+        raise ConversionError(f"{where}: offsets {start!r}-{end!r} are no span of the text (length {len(text)})")
+    if not isinstance(label, str) or not label.strip():
+        raise ConversionError(f"{where}: no label")
+    return Mention(start, end, text[start:end], label.strip(), where)

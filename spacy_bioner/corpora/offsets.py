@@ -1,0 +1,90 @@
+"""Mentions given by character offsets, placed on a Doc's tokens (PubTator, JSON Lines).
+
+A mention is placed with `alignment_mode="strict"`; if it does not fall on
+token boundaries it is expanded to them, without whitespace tokens at its
+edges (reported as "expanded"), and one that covers nothing but whitespace
+is dropped. Overlapping mentions: one placed exactly is kept before an
+expanded one, then the longer one (ties: the earlier one); the other is
+dropped and reported, so that `doc.ents` and `doc.spans[key]` hold one
+consistent non-overlapping tagging.
+"""
+
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from spacy.tokens import Doc, Span
+
+from ..annotation import longest_first, select_non_overlapping
+from .report import COMPOSITE, DROPPED, EXPANDED, ConversionReport, Issue
+
+
+class Mention(NamedTuple):
+    """An entity of the input, by the character offsets of its document's text."""
+
+    start: int
+    end: int
+    text: str
+    label: str
+    where: str  # the file and line (and document) it comes from, for the report
+    kb_id: str = ""
+    composite: bool = False  # several concepts in one mention, kept as one span (PubTator)
+
+
+def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionReport, doc_index: int) -> List[Span]:
+    """The non-overlapping spans of `mentions` on `doc`'s tokens; what was moved or dropped goes into `report`."""
+    candidates: List[Span] = []
+    found: Dict[int, Tuple[Mention, bool]] = {}  # by span: the mention, whether it was expanded
+    for mention in mentions:
+        described = f"{mention.text!r} [{mention.start}:{mention.end}]"
+        span = doc.char_span(mention.start, mention.end, label=mention.label, kb_id=mention.kb_id,
+                             alignment_mode="strict")
+        expanded = span is None
+        if expanded:
+            span = _without_edge_space(doc.char_span(mention.start, mention.end, label=mention.label,
+                                                     kb_id=mention.kb_id, alignment_mode="expand"))
+            if span is None:
+                report.issues.append(
+                    Issue(DROPPED, mention.where, f"{described} covers no token but whitespace", mention.label, doc_index)
+                )
+                continue
+            report.issues.append(Issue(EXPANDED, mention.where, f"{described} -> {span.text!r}", mention.label, doc_index))
+        if mention.composite:
+            report.issues.append(Issue(COMPOSITE, mention.where, f"{mention.text!r} kept as one span ({mention.kb_id})",
+                                       mention.label, doc_index))
+        candidates.append(span)
+        found[id(span)] = (mention, expanded)
+    # A mention placed as given before one whose offsets were expanded to tokens, which may cover
+    # more than the mention: then the longer, as for tags.
+    kept, dropped = select_non_overlapping(candidates, priority=lambda span: (found[id(span)][1], *longest_first(span)))
+    for span, clash in dropped:
+        mention = found[id(span)][0]
+        described = f"{mention.text!r} [{mention.start}:{mention.end}]"
+        same = (clash.start, clash.end, clash.label_) == (span.start, span.end, span.label_)
+        reason = (
+            f"{described} duplicates another mention"
+            if same
+            else f"{described} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the mention kept "
+            "as placed exactly, or the longer or earlier one"
+        )
+        report.issues.append(Issue(DROPPED, mention.where, reason, span.label_, doc_index))
+    return kept
+
+
+def no_sentence_start_inside(spans: Sequence[Span]) -> None:
+    """A sentence boundary never falls inside an entity."""
+    for span in spans:
+        for token in span[1:]:
+            token.is_sent_start = False
+
+
+def _without_edge_space(span: Optional[Span]) -> Optional[Span]:
+    """`span` less the whitespace tokens at its edges; None where nothing else is left."""
+    if span is None:
+        return None
+    start, end = span.start, span.end
+    while start < end and span.doc[start].is_space:
+        start += 1
+    while end > start and span.doc[end - 1].is_space:
+        end -= 1
+    if start == end:
+        return None
+    return Span(span.doc, start, end, label=span.label, kb_id=span.kb_id)
