@@ -313,7 +313,7 @@ def test_stray_columns(tmp_path, bio_nlp):
     """IOB: the first column is the token and the last the tag; columns in
     between (POS, chunk) and empty trailing columns are ignored. PubTator:
     columns after the 7th (composite) are ignored."""
-    iob = write(tmp_path, "x.iob", b"IL-2\tNN\tB-NP\tB-protein\t\r\ngene NN I-protein  \r\nx\tO\t\t\n")
+    iob = write(tmp_path, "x.iob", b"IL-2\tNN\tB-NP\tB-protein\t\r\ngene NN I-NP I-protein  \r\nx\tO\tO\tO\t\t\n")
     docs, _ = read_iob(iob, bio_nlp.vocab)
     assert [t.text for t in docs[0]] == ["IL-2", "gene", "x"]
     assert [(e.text, e.label_) for e in docs[0].ents] == [("IL-2 gene", "protein")]
@@ -338,12 +338,37 @@ def test_a_second_column_of_tags_of_the_same_labels_needs_tag_column(tmp_path, t
     gold = ["B-protein", "I-protein", "O"]
     lines = [f"{word}\t{tag}\t{other}" for word, tag, other in zip(["IL-2", "gene", "x"], gold, third)]
     iob = write(tmp_path, "three.tsv", "\n".join(lines).encode())
-    with pytest.raises(ConversionError, match="columns 2 and 3 both hold tags.*--tag-column 2"):
+    with pytest.raises(ConversionError, match="columns 2 and 3 both hold entity tags.*--tag-column 2"):
         read_iob(iob, bio_nlp.vocab)
     docs, _ = read_iob(iob, bio_nlp.vocab, tag_column=2)
     assert ents(docs[0]) == [(0, 2, "protein")]
     docs, _ = read_iob(iob, bio_nlp.vocab, tag_column=3)
     assert ents(docs[0]) == [(0, 1, "protein")] * (third[0] != "O") + [(2, 3, "protein")] * (third[2] != "O")
+
+
+@pytest.mark.parametrize(
+    "lines,message",
+    [
+        # conlleval's file with one prediction missing: that line's last column is its gold.
+        (["IL-2\tB-protein\tB-protein", "gene\tI-protein\t", "x\tO\tO"], ":2: 2 columns where most lines have 3"),
+        # GENIA's two layers, of labels of their own: no chunk tags.
+        (["IL-2\tB-DNA\tB-protein", "gene\tI-DNA\tO"], "columns 2 and 3 both hold entity tags"),
+    ],
+    ids=["a line short of a column", "two layers of other labels"],
+)
+def test_a_guess_at_the_tag_column_is_refused(tmp_path, lines, message, bio_nlp):
+    iob = write(tmp_path, "g.tsv", "\n".join(lines).encode())
+    with pytest.raises(ConversionError, match=message):
+        read_iob(iob, bio_nlp.vocab)
+    docs, _ = read_iob(iob, bio_nlp.vocab, tag_column=2)
+    assert ents(docs[0])[0][:2] == (0, 2)
+
+
+def test_a_label_for_tags_that_have_their_own_is_warned_of(tmp_path, bio_nlp):
+    iob = write(tmp_path, "l.tsv", b"IL-2\tB-protein\n")
+    with pytest.warns(UserWarning, match="no bare tag .* for --label 'Disease'"):
+        docs, _ = read_iob(iob, bio_nlp.vocab, label="Disease")
+    assert ents(docs[0]) == [(0, 1, "protein")]
 
 
 def test_chunk_tags_beside_the_entity_tags_are_no_second_layer(tmp_path, bio_nlp):
@@ -374,7 +399,7 @@ def test_jsonl_entities_by_offsets_as_prodigy_and_doccano_write_them(tmp_path, b
     records = [
         {"id": "p1", "text": text, "spans": [{"start": 0, "end": 9, "label": "Chemical"},
                                              {"start": 10, "end": 24, "label": "Disease"}], "answer": "accept"},
-        {"id": 2, "text": text, "spans": [{"start_offset": 0, "end_offset": 9, "label": "Chemical"}]},
+        {"id": 2, "text": text.replace("rats", "mice"), "spans": [{"start_offset": 0, "end_offset": 9, "label": "Chemical"}]},
         {"text": "No entity here.", "spans": []},
         {"text": text, "spans": [{"start": 0, "end": 9, "label": "Chemical"}], "answer": "reject"},
     ]
@@ -411,11 +436,35 @@ def test_jsonl_entities_inside_tokens_or_overlapping_are_expanded_or_dropped_and
         ({"id": "d", "text": "abc", "spans": [[0, 1, ""]]}, "in.jsonl:1 id d entity 1: no label"),
         ({"text": "abc", "spans": [[0, 1]]}, r"in.jsonl:1 entity 1: \[0, 1\] is no entity"),
         ({"text": "abc", "answer": "ignore"}, "in.jsonl:1: no record to convert \\(1 not accepted\\)"),
+        ({"text": "abc", "label": [[0, 1, "X"]]}, "no record has a 'spans' field.*--entities-key.*label, text"),
+        ({"text": "abc", "spans": [[0, 1, "X"]], "_view_id": "ner"}, "in.jsonl:1: a binary annotation"),
+        ({"text": "ab\ud83d", "spans": []}, r"in.jsonl:1: half a UTF-16 pair \('\\ud83d'\) at character 2"),
+        ({"id": True, "text": "abc", "spans": []}, "in.jsonl:1: the 'id' field is no string or integer: true"),
+        ('{"text": "abc",\n', "one JSON object a line"),
     ],
 )
 def test_jsonl_bad_records_are_errors_naming_the_line(tmp_path, record, message, bio_nlp):
     with pytest.raises(ConversionError, match=message):
         read_jsonl(jsonl(tmp_path, [record]), bio_nlp)
+
+
+def test_jsonl_what_is_no_loss_is_not_counted_as_one(tmp_path, bio_nlp):
+    """A mention given twice is kept once, not lost; a record skipped is not checked; a text given
+    twice is warned of (it could land in train and dev); a text past max_length is refused."""
+    text = "Heparin and bleeding."
+    records = [{"text": text, "spans": [[0, 7, "Chemical"], [0, 7, "Chemical"], [12, 20, "Disease"]]},
+               {"text": "", "answer": "ignore"}, {"text": text, "spans": [[0, 7, "Chemical"]]}]
+    with pytest.warns(UserWarning, match="1 record repeats the text of an earlier one \\(line 3, as line 1\\)"):
+        docs, report = read_jsonl(jsonl(tmp_path, records), bio_nlp)
+    assert [ents(doc) for doc in docs] == [[(0, 1, "Chemical"), (2, 3, "Disease")], [(0, 1, "Chemical")]]
+    assert [issue.kind for issue in report.issues] == ["duplicate", "skipped"]
+    assert report.loss_fraction == 0 and report.input_entities == 3
+    bio_nlp.max_length, length = 10, bio_nlp.max_length
+    try:
+        with pytest.raises(ConversionError, match="in.jsonl:1: a text of 21 characters, more than the tokenizer's"):
+            read_jsonl(jsonl(tmp_path, records), bio_nlp)
+    finally:
+        bio_nlp.max_length = length
 
 
 def test_jsonl_of_the_pubtator_test_set_converts_as_pubtator_does(tmp_path, bio_nlp):
@@ -715,7 +764,8 @@ def test_fuzz_read_pubtator(tmp_path, doc, corruption, which, bio_nlp):
     assert parsed.text == text
     kept = [(e.start_char, e.end_char, e.label_) for e in parsed.ents]
     assert set(kept) <= set(mentions)
-    assert len(kept) + len(report.dropped) == len(mentions)
+    # Each mention kept, dropped, or given twice and kept once.
+    assert len(kept) + len(report.dropped) + len(report.of_kind("duplicate")) == len(mentions)
     assert not report.expanded  # whole words always align
     for issue in report.dropped:  # each dropped mention overlaps a kept one
         assert "overlaps" in issue.reason or "duplicates" in issue.reason
@@ -861,8 +911,9 @@ def test_fuzz_pubtator_random_offsets(tmp_path, doc, bio_nlp):
     exact = {(s, e, label) for s, e, _, label in mentions}
     kept = [(e.start_char, e.end_char, e.label_) for e in parsed.ents]
     n_exact = sum(1 for ent in kept if ent in exact)
-    assert n_exact + len(report.expanded) + len(report.dropped) >= len(mentions)
-    assert len(kept) + len(report.dropped) == len(mentions)
+    assert n_exact + len(report.expanded) + len(report.dropped) + len(report.of_kind("duplicate")) >= len(mentions)
+    # Each mention kept, dropped, or given twice and kept once.
+    assert len(kept) + len(report.dropped) + len(report.of_kind("duplicate")) == len(mentions)
     for ent in parsed.ents:
         assert text[ent.start_char : ent.end_char] == ent.text
         if (ent.start_char, ent.end_char, ent.label_) not in exact:

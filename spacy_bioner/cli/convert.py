@@ -102,7 +102,7 @@ def convert(
     fmt: CorpusFormat = typer.Argument(
         ..., metavar="FORMAT", help="Input format: jnlpba (Genia4*2.iob2 with ###MEDLINE: markers), "
         "pubtator (BC5CDR PubTator), iob (token<TAB>tag, IOB1/IOB2/BIOES) or jsonl (one JSON object a "
-        "line: the text and its entities by character offsets, as Prodigy and doccano export)."
+        "line: the text and its entities by character offsets, code points, as Prodigy and doccano export)."
     ),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Input file: plain text, .gz or .xz."),
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output .spacy (DocBin) file."),

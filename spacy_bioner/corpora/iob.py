@@ -31,7 +31,7 @@ this reader reports each with its line.
 
 import re
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -66,27 +66,37 @@ def _labelled(tag: str, label: Optional[str]) -> str:
     return f"{tag}-{label}" if label is not None and len(tag) == 1 and tag in "BIESLU" else tag
 
 
-def _check_tag_columns(path: Path, rows: List[List[str]], label: Optional[str]) -> None:
-    """Refuse to take the last column for the tags where another column holds tags too and
-    either has labels of the last one's ("token gold predicted") or is the only one with
-    entities (a last column of "O"s): which is the gold is for the user to say. A column of
-    other tags (CoNLL-2003's chunks, "B-NP") is left to be ignored."""
-    widths = {len(parts) for parts in rows}
-    if len(widths) != 1 or widths.pop() < 3:
+# CoNLL-2000's chunk types: a column of these tags (CoNLL-2003's third) is syntax, not entities.
+CHUNK_LABELS = frozenset({"ADJP", "ADVP", "CONJP", "INTJ", "LST", "NP", "PP", "PRT", "SBAR", "UCP", "VP"})
+
+
+def _check_tag_columns(path: Path, rows: List[Tuple[int, List[str]]], label: Optional[str]) -> None:
+    """Refuse to take each line's last column for its tags where that is a guess: lines of more
+    than two columns and of different numbers of columns (the last is not one column), or another
+    column of entity tags that differ from the last column's ("token gold predicted", a second
+    annotation layer): which is the gold is for the user to say (--tag-column). Columns of other
+    values (POS) or of chunk tags (CoNLL-2003's "B-NP") are ignored, as is one of "O" alone."""
+    widths = Counter(len(parts) for _, parts in rows)
+    if max(widths, default=2) < 3:
         return
-    columns = list(zip(*rows))
+    usual = widths.most_common(1)[0][0]
+    odd = next(((lineno, len(parts)) for lineno, parts in rows if len(parts) != usual), None)
+    if odd is not None:
+        raise ConversionError(
+            f"{path}:{odd[0]}: {odd[1]} columns where most lines have {usual}: the tags would be read from "
+            "another column on this line; say which column holds them with --tag-column"
+        )
+    columns = list(zip(*(parts for _, parts in rows)))
     last = [_labelled(tag, label) for tag in columns[-1]]
-    last_labels = {tag[2:] for tag in last if tag != "O"}
     for number, column in enumerate(columns[1:-1], start=2):
         tags = [_labelled(tag, label) for tag in column]
         if tags == last or not all(_is_tag(tag) for tag in tags):
             continue
         labels = {tag[2:] for tag in tags if tag != "O"}
-        if labels & last_labels or (labels and not last_labels):
+        if labels and not labels <= CHUNK_LABELS:
             raise ConversionError(
-                f"{path}: columns {number} and {len(columns)} both hold tags ({len(labels)} and "
-                f"{len(last_labels)} labels) and differ: say which holds the gold with --tag-column "
-                f"{number} or --tag-column {len(columns)}"
+                f"{path}: columns {number} and {len(columns)} both hold entity tags, which differ: say which "
+                f"holds the gold with --tag-column {number} or --tag-column {len(columns)}"
             )
 
 
@@ -100,7 +110,8 @@ def _parse_iob_lines(
     docs: List[Tuple[Optional[str], List[_Sentence]]] = [(None, [])]
     markers: List[int] = [0]  # the line of each document's marker
     sent: _Sentence = []
-    rows: List[List[str]] = []  # each token line's columns, for _check_tag_columns
+    rows: List[Tuple[int, List[str]]] = []  # each token line's number and columns, for _check_tag_columns
+    bare = 0  # bare tags given `label`
     for lineno, line in enumerate(lines, start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith(_DOC_MARKERS):
@@ -124,19 +135,25 @@ def _parse_iob_lines(
             raise ConversionError(f"{path}:{lineno}: {missing} (expected 'token<TAB>tag'): {line[:60]!r}")
         if tag_column is not None and len(parts) < tag_column:
             raise ConversionError(f"{path}:{lineno}: no column {tag_column} (--tag-column): {line[:60]!r}")
-        tag = _labelled(parts[-1] if tag_column is None else parts[tag_column - 1], label)
+        given = parts[-1] if tag_column is None else parts[tag_column - 1]
+        tag = _labelled(given, label)
+        bare += tag != given
         if not _is_tag(tag):
-            hint = " or give the label of bare tags (--label)" if tag in ("B", "I", "E", "S", "L", "U") else ""
+            hint = (" or give the label of bare tags (--label)" if tag in ("B", "I", "E", "S", "L", "U") else
+                    "; read from the last column: --tag-column names another" if tag_column is None and len(parts) > 2
+                    else "")
             raise ConversionError(
                 f"{path}:{lineno}: unknown tag {tag[:40]!r} (expected O or B-, I-, E-, S-, L-, U- and a label"
                 f"{hint})"
             )
         sent.append((parts[0], tag, lineno))
-        rows.append(parts)
+        rows.append((lineno, parts))
     if sent:
         docs[-1][1].append(sent)
     if tag_column is None:
         _check_tag_columns(path, rows, label)
+    if label is not None and not bare:
+        warnings.warn(f"{path}: no bare tag (B, I, ...) for --label {label!r}: every tag names its label")
     empty = [f"{pmid} (line {line})" for (pmid, sents), line in zip(docs, markers) if pmid is not None and not sents]
     if empty:
         warnings.warn(f"{path}: {len(empty)} ###MEDLINE: document{'s' * (len(empty) > 1)} without sentences left "

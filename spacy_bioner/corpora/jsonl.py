@@ -7,24 +7,32 @@ One Doc per line, a JSON object with the text and its entities:
 as Prodigy exports them (`db-out`); an entity may also be a list
 `[start, end, label]` (doccano's "label" field: `entities_key="label"`), and
 `start_offset`/`end_offset` (doccano's newer export) name the offsets too.
-Offsets count characters (code points) of the text, as Python's `str` does.
+Offsets count characters (code points) of the text, as Python's `str` does
+(a tool that counts UTF-16 units, as JavaScript does, gives other offsets
+after an emoji: they show as expanded or dropped mentions).
 The text is tokenized with the given nlp (the BioTokenizer) and the entities
 are placed on its tokens as `offsets.place_mentions` says (expanded to token
 boundaries, the longer of overlapping ones kept, each change reported).
 Sentences are set by the BioTokenizer's rules, never inside an entity.
 
 Prodigy exports its rejected and ignored examples too: a record whose
-"answer" is not "accept" is left out, and counted as "skipped". A line that
-is no such object, or an entity that is no span of its text, is an error
-naming the line: a corpus is not converted with records missing.
+"answer" is not "accept" is left out, and counted as "skipped". Its binary
+annotations (`ner.teach`: "_view_id" "ner") mark one suggested span, not a
+text's entities, and are refused. Records that repeat an earlier record's
+text are kept, and warned of (one text in train and dev). A line that is no
+such object, an entity that is no span of its text, or a file where no
+record has the entities field (a wrong `entities_key`) is an error naming
+the line: a corpus is not converted with records missing.
 
 Written here: spaCy's `spacy convert` reads no JSON Lines with character
 offsets, and Prodigy's `data-to-spacy` needs Prodigy.
 """
 
 import json
+import re
+import warnings
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -37,6 +45,8 @@ from .text import PathLike, iter_lines
 
 # Prodigy's answer of an example that holds its annotation; without an "answer", a record is read.
 ACCEPTED = "accept"
+# JSON's "\ud83d" alone decodes to a lone surrogate, which no tokenizer or DocBin can encode.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_jsonl(
@@ -54,6 +64,9 @@ def read_jsonl(
     path = Path(path)
     report = ConversionReport(source=str(path))
     docs: List[Doc] = []
+    keys: Set[str] = set()  # the fields of the records read
+    first_line: Dict[str, int] = {}  # each text's first line
+    repeated: List[Tuple[int, int]] = []  # (line, the line of its text's first record)
     for lineno, line in enumerate(iter_lines(path), start=1):
         if not line.strip():
             continue
@@ -61,21 +74,27 @@ def read_jsonl(
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ConversionError(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
+            raise ConversionError(f"{where}: not JSON ({e.msg} at column {e.colno}; one JSON object a line)") from None
         if not isinstance(record, dict):
             raise ConversionError(f"{where}: a JSON {type(record).__name__}, not an object")
-        text = record.get(text_key)
-        if not isinstance(text, str) or not text.strip():
-            what = "no" if text_key not in record else "an empty" if isinstance(text, str) else "a non-string"
-            raise ConversionError(f"{where}: {what} {text_key!r} field (the text; --text-key names another)")
+        keys.update(record)
         answer = record.get("answer", ACCEPTED)
         if answer != ACCEPTED:
             # Counted with the document before it (the first, before any), so that a split keeps it.
             report.issues.append(Issue(SKIPPED, where, f"answer {answer!r}", doc_index=max(len(docs) - 1, 0)))
             continue
+        if record.get("_view_id") == "ner":
+            raise ConversionError(f"{where}: a binary annotation (Prodigy's ner.teach): it accepts or rejects one "
+                                  "suggested span, and says nothing of the text's other entities; convert "
+                                  "ner.manual or ner.correct annotations")
+        text = _text(record, text_key, nlp.max_length, where)
         doc_id = record.get(id_key)
         if doc_id is not None:
+            if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+                raise ConversionError(f"{where}: the {id_key!r} field is no string or integer: {json.dumps(doc_id)[:40]}")
             where = f"{where} {id_key} {doc_id}"
+        if first_line.setdefault(text, lineno) != lineno:
+            repeated.append((lineno, first_line[text]))
         mentions = [_mention(entity, text, f"{where} entity {k}") for k, entity in
                     enumerate(_entities(record, entities_key, where), start=1)]
         doc = set_sentence_starts(nlp.make_doc(text))
@@ -88,8 +107,31 @@ def read_jsonl(
     if not docs:
         raise ConversionError(f"{path}:1: no record to convert" + (f" ({len(report.of_kind(SKIPPED))} not accepted)"
                                                                     if report.issues else ""))
+    if entities_key not in keys:
+        raise ConversionError(f"{path}: no record has a {entities_key!r} field, the entities: name theirs with "
+                              f"--entities-key (the records' fields: {', '.join(sorted(keys))})")
+    if repeated:
+        warnings.warn(f"{path}: {len(repeated)} record{'s' * (len(repeated) > 1)} repeat{'s' * (len(repeated) == 1)} the text of an earlier one "
+                      f"(line {repeated[0][0]}, as line {repeated[0][1]}): each is a document, so one text can be in "
+                      "both train and dev; merge them first (Prodigy's review recipe)")
     report.count_docs(docs, spans_key)
     return docs, report
+
+
+def _text(record: dict, text_key: str, max_length: int, where: str) -> str:
+    """The record's text, refused where it is none the tokenizer reads."""
+    text = record.get(text_key)
+    if not isinstance(text, str) or not text.strip():
+        what = "no" if text_key not in record else "an empty" if isinstance(text, str) else "a non-string"
+        raise ConversionError(f"{where}: {what} {text_key!r} field (the text; --text-key names another)")
+    if len(text) > max_length:
+        raise ConversionError(f"{where}: a text of {len(text):,} characters, more than the tokenizer's max_length "
+                              f"({max_length:,}): split it into documents")
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:
+        raise ConversionError(f"{where}: half a UTF-16 pair ({surrogate.group()!a}) at character {surrogate.start()}: "
+                              "the text was cut inside a character")
+    return text
 
 
 def _entities(record: dict, entities_key: str, where: str) -> List[Any]:

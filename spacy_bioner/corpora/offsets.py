@@ -6,7 +6,8 @@ edges (reported as "expanded"), and one that covers nothing but whitespace
 is dropped. Overlapping mentions: one placed exactly is kept before an
 expanded one, then the longer one (ties: the earlier one); the other is
 dropped and reported, so that `doc.ents` and `doc.spans[key]` hold one
-consistent non-overlapping tagging.
+consistent non-overlapping tagging. A mention given twice (the same offsets
+and label) is kept once, and counted as a duplicate, not as lost.
 """
 
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -14,7 +15,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from spacy.tokens import Doc, Span
 
 from ..annotation import longest_first, select_non_overlapping
-from .report import COMPOSITE, DROPPED, EXPANDED, ConversionReport, Issue
+from .report import COMPOSITE, DROPPED, DUPLICATE, EXPANDED, ConversionReport, Issue
 
 
 class Mention(NamedTuple):
@@ -56,9 +57,12 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
     # more than the mention: then the longer, as for tags.
     kept, dropped = select_non_overlapping(candidates, priority=lambda span: (found[id(span)][1], *longest_first(span)))
     for span, clash in dropped:
-        mention = found[id(span)][0]
+        mention, expanded = found[id(span)]
         described = f"{mention.text!r} [{mention.start}:{mention.end}]"
         same = (clash.start, clash.end, clash.label_) == (span.start, span.end, span.label_)
+        if same and not expanded:  # given twice: nothing is lost
+            report.issues.append(Issue(DUPLICATE, mention.where, f"{described} given again", span.label_, doc_index))
+            continue
         reason = (
             f"{described} duplicates another mention"
             if same

@@ -20,13 +20,14 @@ class ConversionError(ValueError):
 
 
 # Kinds of `Issue`. "repaired", "expanded" and "dropped" change the entities;
-# "composite", "relation" and "skipped" (a record left out, as its source said) say
-# what was kept as is or skipped.
+# "composite", "relation", "duplicate" (a mention given twice, kept once) and "skipped"
+# (a record left out, as its source said) say what was kept as is or skipped.
 REPAIRED = "repaired"
 EXPANDED = "expanded"
 DROPPED = "dropped"
 COMPOSITE = "composite"
 RELATION = "relation"
+DUPLICATE = "duplicate"
 SKIPPED = "skipped"
 
 _KIND_TITLES = {
@@ -35,8 +36,11 @@ _KIND_TITLES = {
     DROPPED: "dropped",
     COMPOSITE: "composite, kept whole",
     RELATION: "relations, ignored",
+    DUPLICATE: "duplicates, kept once",
     SKIPPED: "records skipped",
 }
+# Kinds that only some inputs have: no row of 0 for the others.
+_ROWS_IF_ANY = (DUPLICATE, SKIPPED)
 
 
 @dataclass
@@ -79,7 +83,7 @@ class ConversionReport:
 
     @property
     def input_entities(self) -> int:
-        """Entities in the input: the converted ones plus the dropped ones."""
+        """Entities in the input: the converted ones plus the dropped ones (a duplicate is none)."""
         return sum(self.entities.values()) + len(self.dropped)
 
     @property
@@ -118,14 +122,13 @@ class ConversionReport:
             ("entities", sum(self.entities.values())),
         ]
         rows += [(f"  {label}", n) for label, n in sorted(self.entities.items())]
-        # Records are skipped only where the input says so (JSON Lines' answers): no row of 0 elsewhere.
         rows += [(title_, len(self.of_kind(kind))) for kind, title_ in _KIND_TITLES.items()
-                 if kind != SKIPPED or self.of_kind(kind)]
+                 if kind not in _ROWS_IF_ANY or self.of_kind(kind)]
         width = max(len(name) for name, _ in rows + [("lost (dropped+expanded)", 0)])
         lines = [f"{title}  (from {self.source})" if title else self.source]
         lines += [f"  {name:<{width}}  {n:>9,}" for name, n in rows]
         lines.append(f"  {'lost (dropped+expanded)':<{width}}  {self.loss_fraction:>9.3%}")
-        for kind in (REPAIRED, EXPANDED, DROPPED, COMPOSITE, SKIPPED):
+        for kind in (REPAIRED, EXPANDED, DROPPED, COMPOSITE, DUPLICATE, SKIPPED):
             issues = self.of_kind(kind)
             for issue in issues[:max_examples]:
                 label = f" {issue.label}" if issue.label else ""
