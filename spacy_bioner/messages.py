@@ -2,9 +2,16 @@
 
 from typing import Sequence
 
+from thinc.config import ConfigValidationError
+
 
 def first_line(error: BaseException, default: str = "") -> str:
-    """The first line of `error`'s message (libraries' messages run to tracebacks), or `default`."""
+    """The first line of `error`'s message (libraries' messages run to tracebacks), or `default`;
+    of a config error (spaCy's, confection's), its title and first error, which its first line lacks."""
+    if isinstance(error, ConfigValidationError) and error.errors:
+        first = error.errors[0]
+        where = " -> ".join(str(part) for part in first.get("loc", ()))
+        return f"{error.title}: {where} {first.get('msg', '')}".strip()
     return (str(error).strip().splitlines() or [default])[0]
 
 
