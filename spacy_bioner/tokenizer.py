@@ -138,7 +138,9 @@ _CLOSERS = {'"', "'", "\u201d", "\u2019", ")", "]"}
 # the cases they take, upper case included (titles in capitals: "FIG. 2", "ET AL."):
 # "Al.", "Ca.", "NO." and "CF." end sentences about aluminium, calcium, nitric
 # oxide and cystic fibrosis.
-_ABBREVIATIONS = {"al", "AL", "ca", "no", "No", "cf", "Cf", "e.g", "E.g", "i.e", "I.e"} | {
+# Taxonomy's ranks ("Lactobacillus spp. (LS)", "Oryza sativa cv. Nipponbare") are among them.
+_ABBREVIATIONS = {"al", "AL", "ca", "no", "No", "cf", "Cf", "e.g", "E.g", "i.e", "I.e",
+                  "sp", "spp", "ssp", "subsp", "var", "cv"} | {
     form for word in ("fig", "figs", "vs", "approx", "dr", "ref", "resp", "eq")
     for form in (word, word.capitalize(), word.upper())
 }

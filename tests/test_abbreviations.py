@@ -201,7 +201,8 @@ def test_schwartz_hearst_candidates(nlp, text, short, long):
         ),
         # A bracket that opens a sentence follows neither form: the sentence before it defines nothing.
         ("Recreational MDMA is used. (MDS; n = 17) MDS was high.", []),
-        ("Patients were given MDMA. (MDMA = methylenedioxymethamphetamine) was high.", []),
+        # ... but an abbreviation's period ends no sentence.
+        ("Samples held Lactobacillus spp. (LS) and LS grew.", [("LS", "Lactobacillus spp.")]),
     ],
 )
 def test_definitions_on_bio_tokens(text, expected):

@@ -91,6 +91,8 @@ def test_invisible_characters_at_a_word_s_ends_are_tokens_of_their_own(invisible
         ("IL-2 binds p53. The receptor is active.", ["IL", "The"]),
         ("As Smith et al. 1990 showed, it binds.", ["As"]),
         ("See Fig. 2 for the dose.", ["See"]),
+        # Taxonomy's ranks: "spp." before a bracket ended a sentence, and so no definition followed.
+        ("Lactobacillus spp. (LS) and Oryza sativa cv. Nipponbare grew.", ["Lactobacillus"]),
         ("Drugs, e.g. haloperidol, act.", ["Drugs"]),
         ("A dose of 0.5 mg. kg was given.", ["A"]),
         ("It binds p53 vs. placebo.", ["It"]),
