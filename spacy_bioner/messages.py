@@ -10,8 +10,9 @@ def first_line(error: BaseException, default: str = "") -> str:
     of a config error (spaCy's, confection's), its title and first error, which its first line lacks."""
     if isinstance(error, ConfigValidationError) and error.errors:
         first = error.errors[0]
-        where = " -> ".join(str(part) for part in first.get("loc", ()))
-        return f"{error.title}: {where} {first.get('msg', '')}".strip()
+        # As confection writes each error: the parent section first, then the setting's path.
+        where = " -> ".join(str(part) for part in [*([error.parent] if error.parent else []), *first.get("loc", ())])
+        return ": ".join(filter(None, [error.title, f"{where} {first.get('msg', '')}".strip()]))
     return (str(error).strip().splitlines() or [default])[0]
 
 

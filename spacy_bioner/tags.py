@@ -16,7 +16,7 @@ decoder need nothing but the tags. Spans become BILUO tags through spaCy's
 hold hyphens ("CELL-LINE").
 """
 
-from typing import Dict, Iterable, List, Literal, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Literal, NamedTuple, Optional, Sequence, Tuple, Union, get_args
 
 import numpy as np
 from spacy.tokens import Span
@@ -28,9 +28,10 @@ OUTSIDE = "O"
 # Added to the scores of forbidden transitions. Finite, so that arithmetic on
 # it stays exact, yet far below any reachable score.
 FORBIDDEN = -1e4
-# Entity-tag prefixes of each scheme, in inventory order.
+# A head's tag schemes (BIOES is BILUO under other letters), and the entity-tag prefixes of each,
+# in inventory order.
 TagScheme = Literal["IOB2", "BILUO"]
-TAG_SCHEMES: Dict[str, Tuple[str, ...]] = {"IOB2": ("B", "I"), "BILUO": ("B", "I", "L", "U")}
+TAG_SCHEMES: Dict[str, Tuple[str, ...]] = dict(zip(get_args(TagScheme), [("B", "I"), ("B", "I", "L", "U")]))
 # Tags that continue an entity begun before them, and (BILUO) tags after
 # which the entity must go on.
 _CONTINUES = ("I", "L")

@@ -14,6 +14,7 @@ from toy import SMALL_TOK2VEC, toy_docs, toy_examples, train, train_two_heads, t
 
 from spacy_bioner.annotation import head_ents, head_group, is_head_group, spans_with_scores
 from spacy_bioner.losses import WEIGHTING_SCHEMES
+from spacy_bioner.messages import first_line
 from spacy_bioner.pipeline_component import BioNER
 from spacy_bioner.tags import is_well_formed, make_tags, tags_to_spans
 
@@ -256,6 +257,20 @@ def test_a_setting_out_of_its_choices_is_a_config_error_that_names_it(config, se
     (a ValueError from inside the factory named neither the head nor the setting)."""
     with pytest.raises(ConfigValidationError, match=rf"{setting}\s.*is not typing.Literal\[{choices}\]"):
         spacy.blank("en").add_pipe("bio_ner", name="bc5cdr", config=config)
+
+
+def test_a_config_error_in_one_line_names_its_section_setting_and_values():
+    """The commands print an error's first line: a config error's first line is a title alone."""
+    with pytest.raises(ConfigValidationError) as scheme:
+        spacy.blank("en").add_pipe("bio_ner", config={"tag_scheme": "BIOES"})
+    assert first_line(scheme.value) == ("Config error for 'bio_ner': bio_ner -> tag_scheme at root: 'BIOES' is not "
+                                        "typing.Literal['IOB2', 'BILUO']")
+    nlp = make_nlp()
+    nlp.config["initialize"]["components"] = {"jnlpba": {"labels": 5}}
+    with pytest.raises(ConfigValidationError) as labels:
+        nlp.initialize(lambda: toy_examples(nlp, 2))
+    assert first_line(labels.value).startswith("Error validating initialization settings in [initialize.components]: "
+                                               "jnlpba -> labels ")
 
 
 def test_head_does_not_learn_from_documents_without_its_annotation():

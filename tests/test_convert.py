@@ -145,7 +145,7 @@ def test_convert_pubtator_test_split(tmp_path):
         ("iob", b"a\tO\n", ["--dev-docs", "1"], "--dev-docs and --dev-output"),
         ("iob", b"a\tO\n\nb\tO\n", ["--dev-output", "DEV"], "--dev-docs and --dev-output"),
         ("iob", b"a\tO\n", ["--documents", "docs.pubtator", "--n-sents", "2"], "give --documents or --n-sents, not both"),
-        ("iob", b"a\tB-X\tO\n", [], "columns 2 and 3 both hold entity tags"),
+        ("iob", b"a\tB-X\tO\n", [], "column 2 holds entity tags that differ"),
         ("iob", b"a\tB\n", [], "unknown tag 'B' (expected O or B-, I-, E-, S-, L-, U- and a label or give the label"),
         ("iob", b"a\tB-X\n", ["--text-key", "body"], "--text-key does not apply to iob input"),
         ("jsonl", b'{"text": "a"}\n', ["--label", "X", "--scheme", "iob1"], "--scheme and --label do not apply to jsonl"),

@@ -6,7 +6,7 @@ import gzip
 import json
 import lzma
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import List, Tuple
 
@@ -313,7 +313,7 @@ def test_stray_columns(tmp_path, bio_nlp):
     """IOB: the first column is the token and the last the tag; columns in
     between (POS, chunk) and empty trailing columns are ignored. PubTator:
     columns after the 7th (composite) are ignored."""
-    iob = write(tmp_path, "x.iob", b"IL-2\tNN\tB-NP\tB-protein\t\r\ngene NN I-NP I-protein  \r\nx\tO\tO\tO\t\t\n")
+    iob = write(tmp_path, "x.iob", b"IL-2\tNN\tB-NP\tB-protein\t\r\ngene NN I-protein  \r\nx\tO\t\t\n")
     docs, _ = read_iob(iob, bio_nlp.vocab)
     assert [t.text for t in docs[0]] == ["IL-2", "gene", "x"]
     assert [(e.text, e.label_) for e in docs[0].ents] == [("IL-2 gene", "protein")]
@@ -338,7 +338,7 @@ def test_a_second_column_of_tags_of_the_same_labels_needs_tag_column(tmp_path, t
     gold = ["B-protein", "I-protein", "O"]
     lines = [f"{word}\t{tag}\t{other}" for word, tag, other in zip(["IL-2", "gene", "x"], gold, third)]
     iob = write(tmp_path, "three.tsv", "\n".join(lines).encode())
-    with pytest.raises(ConversionError, match="columns 2 and 3 both hold entity tags.*--tag-column 2"):
+    with pytest.raises(ConversionError, match="column 2 holds entity tags that differ from those of the last"):
         read_iob(iob, bio_nlp.vocab)
     docs, _ = read_iob(iob, bio_nlp.vocab, tag_column=2)
     assert ents(docs[0]) == [(0, 2, "protein")]
@@ -350,9 +350,9 @@ def test_a_second_column_of_tags_of_the_same_labels_needs_tag_column(tmp_path, t
     "lines,message",
     [
         # conlleval's file with one prediction missing: that line's last column is its gold.
-        (["IL-2\tB-protein\tB-protein", "gene\tI-protein\t", "x\tO\tO"], ":2: 2 columns where most lines have 3"),
+        (["IL-2\tB-protein\tB-protein", "gene\tI-protein\t", "x\tB-protein\tO"], "column 2 holds entity tags"),
         # GENIA's two layers, of labels of their own: no chunk tags.
-        (["IL-2\tB-DNA\tB-protein", "gene\tI-DNA\tO"], "columns 2 and 3 both hold entity tags"),
+        (["IL-2\tB-DNA\tB-protein", "gene\tI-DNA\tO"], "column 2 holds entity tags"),
     ],
     ids=["a line short of a column", "two layers of other labels"],
 )
@@ -362,6 +362,12 @@ def test_a_guess_at_the_tag_column_is_refused(tmp_path, lines, message, bio_nlp)
         read_iob(iob, bio_nlp.vocab)
     docs, _ = read_iob(iob, bio_nlp.vocab, tag_column=2)
     assert ents(docs[0])[0][:2] == (0, 2)
+
+
+def test_lines_of_other_numbers_of_columns_take_their_last_where_no_other_holds_entity_tags(tmp_path, bio_nlp):
+    iob = write(tmp_path, "r.tsv", b"IL-2\tNN\tB-protein\ngene\tI-protein\nx\tNN\tO\n")
+    docs, _ = read_iob(iob, bio_nlp.vocab)
+    assert ents(docs[0]) == [(0, 2, "protein")]
 
 
 def test_a_label_for_tags_that_have_their_own_is_warned_of(tmp_path, bio_nlp):
@@ -459,6 +465,11 @@ def test_jsonl_what_is_no_loss_is_not_counted_as_one(tmp_path, bio_nlp):
     assert [ents(doc) for doc in docs] == [[(0, 1, "Chemical"), (2, 3, "Disease")], [(0, 1, "Chemical")]]
     assert [issue.kind for issue in report.issues] == ["duplicate", "skipped"]
     assert report.loss_fraction == 0 and report.input_entities == 3
+    # Given twice off the tokens' edges: one mention expanded, not two lost.
+    misaligned = [{"text": "Ca2+ rose.", "spans": [[0, 2, "Chemical"], [0, 2, "Chemical"]]}]
+    docs, report = read_jsonl(jsonl(tmp_path, misaligned), bio_nlp)
+    assert [e.text for e in docs[0].ents] == ["Ca2"] and [i.kind for i in report.issues] == ["expanded", "duplicate"]
+    assert report.input_entities == 1
     bio_nlp.max_length, length = 10, bio_nlp.max_length
     try:
         with pytest.raises(ConversionError, match="in.jsonl:1: a text of 21 characters, more than the tokenizer's"):
@@ -468,15 +479,20 @@ def test_jsonl_what_is_no_loss_is_not_counted_as_one(tmp_path, bio_nlp):
 
 
 def test_jsonl_of_the_pubtator_test_set_converts_as_pubtator_does(tmp_path, bio_nlp):
-    """The same texts and offsets through either reader: the same tokens and entities."""
-    pubtator_docs, _ = read_pubtator(PUBTATOR["test"], bio_nlp)
-    pubtator_docs = pubtator_docs[:60]
-    records = [{"id": doc.user_data["pmid"], "text": doc.text,
-                "spans": [[e.start_char, e.end_char, e.label_] for e in doc.ents]} for doc in pubtator_docs]
+    """The texts and mention offsets of the PubTator file, as JSON Lines: the same tokens and
+    entities, and the same mentions expanded to the tokens (two in these 160 abstracts)."""
+    pubtator_docs, pubtator_report = read_pubtator(PUBTATOR["test"], bio_nlp)
+    texts = read_pubtator_texts(PUBTATOR["test"])[:160]
+    mentions = defaultdict(list)
+    for pmid, start, end, label in pubtator_mentions(PUBTATOR["test"]):
+        mentions[pmid].append([start, end, label])
+    records = [{"id": pmid, "text": text, "spans": mentions[pmid]} for pmid, text in texts]
     docs, report = read_jsonl(jsonl(tmp_path, records), bio_nlp, spans_key="bc5cdr")
     assert [(doc.user_data["pmid"], [t.text for t in doc], ents(doc)) for doc in docs] == [
-        (doc.user_data["pmid"], [t.text for t in doc], ents(doc)) for doc in pubtator_docs]
-    assert not report.issues
+        (doc.user_data["pmid"], [t.text for t in doc], ents(doc)) for doc in pubtator_docs[:160]]
+    expanded = [issue.reason for issue in report.expanded]
+    assert len(expanded) == 2 and expanded == [issue.reason for issue in pubtator_report.expanded[:2]]
+    assert not report.dropped
 
 
 @pytest.mark.parametrize("compress", [gzip.compress, lzma.compress], ids=["gzip", "xz"])

@@ -134,7 +134,7 @@ def convert(
     ),
     tag_column: Optional[int] = typer.Option(
         None, "--tag-column", min=2, help="iob: the column of the tags, counted from 1 (default: the last). "
-        "Needed where another column holds tags of the same labels, as in conlleval's token, gold, "
+        "Needed where another column holds entity tags that differ, as in conlleval's token, gold, "
         "predicted: the conversion refuses to guess."
     ),
     text_key: str = typer.Option("text", "--text-key", help="jsonl: the field of the text."),

@@ -1,7 +1,7 @@
 """IOB/CoNLL corpora (JNLPBA, BC5CDR in the BioBERT form) to spaCy Docs.
 
 Columns: the first is the token and the last non-empty one the tag, or the
-one `tag_column` names; where another column holds tags of the same labels
+one `tag_column` names; where another column holds entity tags that differ
 (conlleval's "token gold predicted", a second annotation layer) the reader
 refuses to guess. Tags are IOB1, IOB2 or BIOES (BILUO letters accepted),
 auto-detected per file; a file of bare "B"/"I"/"O" tags (BioBERT's copies of
@@ -71,32 +71,23 @@ CHUNK_LABELS = frozenset({"ADJP", "ADVP", "CONJP", "INTJ", "LST", "NP", "PP", "P
 
 
 def _check_tag_columns(path: Path, rows: List[Tuple[int, List[str]]], label: Optional[str]) -> None:
-    """Refuse to take each line's last column for its tags where that is a guess: lines of more
-    than two columns and of different numbers of columns (the last is not one column), or another
-    column of entity tags that differ from the last column's ("token gold predicted", a second
-    annotation layer): which is the gold is for the user to say (--tag-column). Columns of other
-    values (POS) or of chunk tags (CoNLL-2003's "B-NP") are ignored, as is one of "O" alone."""
-    widths = Counter(len(parts) for _, parts in rows)
-    if max(widths, default=2) < 3:
-        return
-    usual = widths.most_common(1)[0][0]
-    odd = next(((lineno, len(parts)) for lineno, parts in rows if len(parts) != usual), None)
-    if odd is not None:
-        raise ConversionError(
-            f"{path}:{odd[0]}: {odd[1]} columns where most lines have {usual}: the tags would be read from "
-            "another column on this line; say which column holds them with --tag-column"
-        )
-    columns = list(zip(*(parts for _, parts in rows)))
-    last = [_labelled(tag, label) for tag in columns[-1]]
-    for number, column in enumerate(columns[1:-1], start=2):
-        tags = [_labelled(tag, label) for tag in column]
-        if tags == last or not all(_is_tag(tag) for tag in tags):
+    """Refuse to take each line's last column for its tags where another column holds entity tags
+    that differ from them ("token gold predicted", a second annotation layer, one line short of a
+    column): which is the gold is for the user to say (--tag-column). Columns of other values
+    (POS), of chunk tags (CoNLL-2003's "B-NP") or of "O" alone are ignored, whatever the lines'
+    numbers of columns."""
+    width = max((len(parts) for _, parts in rows), default=2)
+    last = [_labelled(parts[-1], label) for _, parts in rows]
+    for number in range(2, width):
+        # The column on the lines where it is not the last one.
+        pairs = [(_labelled(parts[number - 1], label), tag) for (_, parts), tag in zip(rows, last) if len(parts) > number]
+        if any(not _is_tag(other) for other, _ in pairs) or all(other == tag for other, tag in pairs):
             continue
-        labels = {tag[2:] for tag in tags if tag != "O"}
+        labels = {other[2:] for other, _ in pairs if other != "O"}
         if labels and not labels <= CHUNK_LABELS:
             raise ConversionError(
-                f"{path}: columns {number} and {len(columns)} both hold entity tags, which differ: say which "
-                f"holds the gold with --tag-column {number} or --tag-column {len(columns)}"
+                f"{path}: column {number} holds entity tags that differ from those of the last column: say "
+                f"which column holds the gold with --tag-column (or leave column {number} out)"
             )
 
 
@@ -111,7 +102,7 @@ def _parse_iob_lines(
     markers: List[int] = [0]  # the line of each document's marker
     sent: _Sentence = []
     rows: List[Tuple[int, List[str]]] = []  # each token line's number and columns, for _check_tag_columns
-    bare = 0  # bare tags given `label`
+    bare = labelled = 0  # bare tags given `label`, entity tags with a label of their own
     for lineno, line in enumerate(lines, start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith(_DOC_MARKERS):
@@ -138,6 +129,7 @@ def _parse_iob_lines(
         given = parts[-1] if tag_column is None else parts[tag_column - 1]
         tag = _labelled(given, label)
         bare += tag != given
+        labelled += tag == given != "O"
         if not _is_tag(tag):
             hint = (" or give the label of bare tags (--label)" if tag in ("B", "I", "E", "S", "L", "U") else
                     "; read from the last column: --tag-column names another" if tag_column is None and len(parts) > 2
@@ -152,8 +144,8 @@ def _parse_iob_lines(
         docs[-1][1].append(sent)
     if tag_column is None:
         _check_tag_columns(path, rows, label)
-    if label is not None and not bare:
-        warnings.warn(f"{path}: no bare tag (B, I, ...) for --label {label!r}: every tag names its label")
+    if label is not None and labelled and not bare:
+        warnings.warn(f"{path}: no bare tag (B, I, ...) for --label {label!r}: every entity tag names its label")
     empty = [f"{pmid} (line {line})" for (pmid, sents), line in zip(docs, markers) if pmid is not None and not sents]
     if empty:
         warnings.warn(f"{path}: {len(empty)} ###MEDLINE: document{'s' * (len(empty) > 1)} without sentences left "
@@ -319,9 +311,8 @@ def read_iob(
     Columns: the first is the token and the last non-empty one the tag, or
     column `tag_column` (counted from 1); the other columns (POS, chunk
     tags: CoNLL) and empty trailing columns (a trailing tab) are ignored, but
-    where the tag is taken from the last column and another one holds tags of
-    the same labels, or the only entities, that is an error (which one is the
-    gold?). A line with one column has no tag: error. With `label`, bare tags
+    where the tag is taken from the last column and another one holds entity
+    tags that differ, that is an error (which one is the gold?). A line with one column has no tag: error. With `label`, bare tags
     ("B", "I", "O") are those of one entity type of that name.
 
     `-DOCSTART-` and `###MEDLINE:<pmid>` lines start a new document (one Doc
@@ -339,6 +330,8 @@ def read_iob(
     check_iob_options(path, scheme, n_sents, documents is not None)
     if tag_column is not None and tag_column < 2:
         raise ConversionError(f"{path}: the tag column is 2 or more (the first holds the tokens), got {tag_column}")
+    if label is not None and not label.strip():
+        raise ConversionError(f"{path}: an empty label for bare tags (--label)")
     groups = _parse_iob_lines(path, read_lines(path), tag_column, label)
     if not groups:
         raise ConversionError(f"{path}:1: empty file (no tokens)")

@@ -20,9 +20,10 @@ Prodigy exports its rejected and ignored examples too: a record whose
 annotations (`ner.teach`: "_view_id" "ner") mark one suggested span, not a
 text's entities, and are refused. Records that repeat an earlier record's
 text are kept, and warned of (one text in train and dev). A line that is no
-such object, an entity that is no span of its text, or a file where no
-record has the entities field (a wrong `entities_key`) is an error naming
-the line: a corpus is not converted with records missing.
+such object, or an entity that is no span of its text, is an error naming
+the line, and a file where no record has the entities field (a wrong
+`entities_key`) one naming the fields the records have: a corpus is not
+converted with records or entities missing.
 
 Written here: spaCy's `spacy convert` reads no JSON Lines with character
 offsets, and Prodigy's `data-to-spacy` needs Prodigy.

@@ -6,11 +6,11 @@ edges (reported as "expanded"), and one that covers nothing but whitespace
 is dropped. Overlapping mentions: one placed exactly is kept before an
 expanded one, then the longer one (ties: the earlier one); the other is
 dropped and reported, so that `doc.ents` and `doc.spans[key]` hold one
-consistent non-overlapping tagging. A mention given twice (the same offsets
-and label) is kept once, and counted as a duplicate, not as lost.
+consistent non-overlapping tagging. A mention given twice (the same offsets,
+label and id) is placed once, and counted as a duplicate, not as lost.
 """
 
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from spacy.tokens import Doc, Span
 
@@ -34,8 +34,14 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
     """The non-overlapping spans of `mentions` on `doc`'s tokens; what was moved or dropped goes into `report`."""
     candidates: List[Span] = []
     found: Dict[int, Tuple[Mention, bool]] = {}  # by span: the mention, whether it was expanded
+    given: Set[Tuple[int, int, str, str]] = set()  # (start, end, label, kb_id) of the mentions placed
     for mention in mentions:
         described = f"{mention.text!r} [{mention.start}:{mention.end}]"
+        key = (mention.start, mention.end, mention.label, mention.kb_id)
+        if key in given:  # given twice: nothing is lost, wherever its offsets fall
+            report.issues.append(Issue(DUPLICATE, mention.where, f"{described} given again", mention.label, doc_index))
+            continue
+        given.add(key)
         span = doc.char_span(mention.start, mention.end, label=mention.label, kb_id=mention.kb_id,
                              alignment_mode="strict")
         expanded = span is None
@@ -57,12 +63,9 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
     # more than the mention: then the longer, as for tags.
     kept, dropped = select_non_overlapping(candidates, priority=lambda span: (found[id(span)][1], *longest_first(span)))
     for span, clash in dropped:
-        mention, expanded = found[id(span)]
+        mention = found[id(span)][0]
         described = f"{mention.text!r} [{mention.start}:{mention.end}]"
         same = (clash.start, clash.end, clash.label_) == (span.start, span.end, span.label_)
-        if same and not expanded:  # given twice: nothing is lost
-            report.issues.append(Issue(DUPLICATE, mention.where, f"{described} given again", span.label_, doc_index))
-            continue
         reason = (
             f"{described} duplicates another mention"
             if same
