@@ -31,7 +31,7 @@ this reader reports each with its line.
 
 import re
 import warnings
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -80,7 +80,8 @@ def _check_tag_columns(path: Path, rows: List[Tuple[int, List[str]]], label: Opt
     last = [_labelled(parts[-1], label) for _, parts in rows]
     for number in range(2, width):
         # The column on the lines where it is not the last one.
-        pairs = [(_labelled(parts[number - 1], label), tag) for (_, parts), tag in zip(rows, last) if len(parts) > number]
+        pairs = [(_labelled(parts[number - 1], label), tag)
+                 for (_, parts), tag in zip(rows, last) if len(parts) > number]
         if any(not _is_tag(other) for other, _ in pairs) or all(other == tag for other, tag in pairs):
             continue
         labels = {other[2:] for other, _ in pairs if other != "O"}

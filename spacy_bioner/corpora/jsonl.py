@@ -33,7 +33,7 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -92,7 +92,8 @@ def read_jsonl(
         doc_id = record.get(id_key)
         if doc_id is not None:
             if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
-                raise ConversionError(f"{where}: the {id_key!r} field is no string or integer: {json.dumps(doc_id)[:40]}")
+                raise ConversionError(f"{where}: the {id_key!r} field is no string or integer: "
+                                      f"{json.dumps(doc_id)[:40]}")
             where = f"{where} {id_key} {doc_id}"
         if first_line.setdefault(text, lineno) != lineno:
             repeated.append((lineno, first_line[text]))
@@ -112,9 +113,10 @@ def read_jsonl(
         raise ConversionError(f"{path}: no record has a {entities_key!r} field, the entities: name theirs with "
                               f"--entities-key (the records' fields: {', '.join(sorted(keys))})")
     if repeated:
-        warnings.warn(f"{path}: {len(repeated)} record{'s' * (len(repeated) > 1)} repeat{'s' * (len(repeated) == 1)} the text of an earlier one "
-                      f"(line {repeated[0][0]}, as line {repeated[0][1]}): each is a document, so one text can be in "
-                      "both train and dev; merge them first (Prodigy's review recipe)")
+        many = len(repeated) > 1
+        warnings.warn(f"{path}: {len(repeated)} record{'s' * many} repeat{'s' * (not many)} the text of an earlier "
+                      f"one (line {repeated[0][0]}, as line {repeated[0][1]}): each is a document, so one text can be "
+                      "in both train and dev; merge them first (Prodigy's review recipe)")
     report.count_docs(docs, spans_key)
     return docs, report
 
@@ -147,7 +149,6 @@ def _entities(record: dict, entities_key: str, where: str) -> List[Any]:
 
 def _mention(entity: Any, text: str, where: str) -> Mention:
     """An entity of the record, {"start", "end", "label"} or [start, end, label], as a Mention of `text`."""
-    start: Optional[Any]
     if isinstance(entity, dict):
         start = entity.get("start", entity.get("start_offset"))
         end = entity.get("end", entity.get("end_offset"))

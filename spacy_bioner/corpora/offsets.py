@@ -29,6 +29,11 @@ class Mention(NamedTuple):
     kb_id: str = ""
     composite: bool = False  # several concepts in one mention, kept as one span (PubTator)
 
+    @property
+    def described(self) -> str:
+        """The mention as the report names it: its text and offsets."""
+        return f"{self.text!r} [{self.start}:{self.end}]"
+
 
 def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionReport, doc_index: int) -> List[Span]:
     """The non-overlapping spans of `mentions` on `doc`'s tokens; what was moved or dropped goes into `report`."""
@@ -36,10 +41,10 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
     found: Dict[int, Tuple[Mention, bool]] = {}  # by span: the mention, whether it was expanded
     given: Set[Tuple[int, int, str, str]] = set()  # (start, end, label, kb_id) of the mentions placed
     for mention in mentions:
-        described = f"{mention.text!r} [{mention.start}:{mention.end}]"
         key = (mention.start, mention.end, mention.label, mention.kb_id)
         if key in given:  # given twice: nothing is lost, wherever its offsets fall
-            report.issues.append(Issue(DUPLICATE, mention.where, f"{described} given again", mention.label, doc_index))
+            report.issues.append(Issue(DUPLICATE, mention.where, f"{mention.described} given again", mention.label,
+                                       doc_index))
             continue
         given.add(key)
         span = doc.char_span(mention.start, mention.end, label=mention.label, kb_id=mention.kb_id,
@@ -50,10 +55,12 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
                                                      kb_id=mention.kb_id, alignment_mode="expand"))
             if span is None:
                 report.issues.append(
-                    Issue(DROPPED, mention.where, f"{described} covers no token but whitespace", mention.label, doc_index)
+                    Issue(DROPPED, mention.where, f"{mention.described} covers no token but whitespace", mention.label,
+                          doc_index)
                 )
                 continue
-            report.issues.append(Issue(EXPANDED, mention.where, f"{described} -> {span.text!r}", mention.label, doc_index))
+            report.issues.append(Issue(EXPANDED, mention.where, f"{mention.described} -> {span.text!r}", mention.label,
+                                       doc_index))
         if mention.composite:
             report.issues.append(Issue(COMPOSITE, mention.where, f"{mention.text!r} kept as one span ({mention.kb_id})",
                                        mention.label, doc_index))
@@ -64,12 +71,11 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
     kept, dropped = select_non_overlapping(candidates, priority=lambda span: (found[id(span)][1], *longest_first(span)))
     for span, clash in dropped:
         mention = found[id(span)][0]
-        described = f"{mention.text!r} [{mention.start}:{mention.end}]"
         same = (clash.start, clash.end, clash.label_) == (span.start, span.end, span.label_)
         reason = (
-            f"{described} duplicates another mention"
+            f"{mention.described} duplicates another mention"
             if same
-            else f"{described} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the mention kept "
+            else f"{mention.described} ({span.label_}) overlaps {clash.text!r} ({clash.label_}), the mention kept "
             "as placed exactly, or the longer or earlier one"
         )
         report.issues.append(Issue(DROPPED, mention.where, reason, span.label_, doc_index))
