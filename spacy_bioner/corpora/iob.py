@@ -102,7 +102,7 @@ def _parse_iob_lines(
     docs: List[Tuple[Optional[str], List[_Sentence]]] = [(None, [])]
     markers: List[int] = [0]  # the line of each document's marker
     sent: _Sentence = []
-    rows: List[Tuple[int, List[str]]] = []  # each token line's number and columns, for _check_tag_columns
+    rows: List[Tuple[int, List[str]]] = []  # number and columns of each line of 3 or more, for _check_tag_columns
     bare = labelled = 0  # bare tags given `label`, entity tags with a label of their own
     for lineno, line in enumerate(lines, start=1):
         stripped = line.strip()
@@ -140,7 +140,8 @@ def _parse_iob_lines(
                 f"{hint})"
             )
         sent.append((parts[0], tag, lineno))
-        rows.append((lineno, parts))
+        if len(parts) > 2:  # two columns: no other to hold tags
+            rows.append((lineno, parts))
     if sent:
         docs[-1][1].append(sent)
     if tag_column is None:

@@ -42,8 +42,7 @@ class _PubTatorDoc:
         self.title = title
         self.abstract: Optional[str] = None
         self.lineno = lineno
-        # (start, end, text, label, kb_id, composite, lineno)
-        self.mentions: List[Tuple[int, int, str, str, str, bool, int]] = []
+        self.mentions: List[Mention] = []
         self.relations: List[int] = []
 
     @property
@@ -104,7 +103,7 @@ def _parse_pubtator(path: Path, lines: Sequence[str]) -> List[_PubTatorDoc]:
             raise ConversionError(f"{where}: PMID {pmid}: mention has no type")
         kb_id = _mesh_ids(fields[5]) if len(fields) > 5 else ""
         composite = len(fields) > 6 and bool(fields[6].strip())
-        current.mentions.append((start, end, fields[3], label, kb_id, composite, lineno))
+        current.mentions.append(Mention(start, end, fields[3], label, f"{where} PMID {pmid}", kb_id, composite))
     return docs
 
 
@@ -145,11 +144,7 @@ def read_pubtator(
             report.issues.append(
                 Issue(RELATION, f"{path}:{lineno} PMID {pdoc.pmid}", "relation line ignored", doc_index=doc_index)
             )
-        mentions = [
-            Mention(start, end, text, label, f"{path}:{lineno} PMID {pdoc.pmid}", kb_id, composite)
-            for start, end, text, label, kb_id, composite, lineno in pdoc.mentions
-        ]
-        kept = place_mentions(doc, mentions, report, doc_index)
+        kept = place_mentions(doc, pdoc.mentions, report, doc_index)
         set_entities(doc, kept, spans_key)
         no_sentence_start_inside(kept)
         doc.user_data["pmid"] = pdoc.pmid
