@@ -157,8 +157,8 @@ _HYPHENATED_WORD = re.compile(rf"[a-z]+[{_HYPHEN}][^\W\d_]")
 
 
 def starts_sentence(doc: Doc, i: int) -> bool:
-    """Whether token `i` starts a sentence by the rules above, forced starts aside: after
-    terminal punctuation, by the last two tokens before it that are not whitespace ("works."
+    """Whether token `i` starts a sentence by the rules above, forced starts aside: after a
+    blank line, and after terminal punctuation, by the last two tokens before it that are not whitespace ("works."
     "\n" "The": the whitespace stays with the sentence it follows), nor quotes or brackets
     that close the sentence, attached to its terminal punctuation ('said "it works." The':
     the quote stays with its sentence, "The" starts the next)."""
@@ -166,6 +166,8 @@ def starts_sentence(doc: Doc, i: int) -> bool:
         return True
     if is_blank(doc[i]) or _closes_sentence(doc, i):
         return False
+    if _after_blank_line(doc, i):
+        return True
     before: List[Token] = []
     closed = False  # closers passed over
     j = i - 1
@@ -177,6 +179,17 @@ def starts_sentence(doc: Doc, i: int) -> bool:
             before.append(doc[j])
         j -= 1
     return len(before) == 2 and _ends_sentence(before[1].text, before[0], doc[i], closed)
+
+
+def _after_blank_line(doc: Doc, i: int) -> bool:
+    """Whether a blank line (two line breaks in the whitespace) lies between token `i` and the word
+    before it: a title or heading without a period ends there."""
+    j = i - 1
+    breaks = 0
+    while j >= 0 and is_blank(doc[j]):
+        breaks += doc[j].text.count("\n")
+        j -= 1
+    return j >= 0 and breaks >= 2
 
 
 def is_blank(token: Token) -> bool:

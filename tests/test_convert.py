@@ -183,6 +183,33 @@ def test_convert_jsonl_and_iob_options_and_what_the_head_learns_from(tmp_path):
                                                "anything from it."]
 
 
+def test_convert_brat_with_its_options(tmp_path):
+    """A folder of brat files: the types asked for, a discontinuous mention covered, what was left out
+    listed, the dev split by documents in the order of their paths; brat's options refused elsewhere."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text, annotations in [
+        ("b", "Renal and hepatic failure.", "T1\tDisease 0 5;18 25\tRenal failure\nT2\tGene 6 9\tand\n"),
+        ("a", "Cisplatin nephrotoxicity.", "T1\tChemical 0 9\tCisplatin\nT2\tDisease 10 24\tnephrotoxicity\n"),
+    ]:
+        (corpus / f"{name}.txt").write_text(text)
+        (corpus / f"{name}.ann").write_text(annotations)
+    out, dev = tmp_path / "train.spacy", tmp_path / "dev.spacy"
+    result, lines = invoke_convert("brat", corpus, out, "--entity-types", "Chemical, Disease", "--discontinuous",
+                                   "cover", "--max-loss", "1", "--dev-docs", "1", "--dev-output", dev)
+    assert result.exit_code == 0, result.output
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in load(out) + load(dev)] == [
+        [("Cisplatin", "Chemical"), ("nephrotoxicity", "Disease")], [("Renal and hepatic failure", "Disease")]]
+    assert "excluded Gene at " in result.stdout and "expanded Disease at " in result.stdout
+    assert "doc.spans['ents']" in result.stdout and not lines
+    result, lines = invoke_convert("brat", corpus, tmp_path / "c.spacy")
+    assert_failed_cleanly(result, lines, "c.spacy: 25.000% of the entities would be lost")
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"text": "a", "spans": []}\n')
+    result, lines = invoke_convert("jsonl", jsonl, tmp_path / "d.spacy", "--discontinuous", "cover")
+    assert_failed_cleanly(result, lines, "--discontinuous does not apply to jsonl input")
+
+
 @pytest.mark.parametrize("replaced", ["INPUT", "--documents"])
 def test_convert_refuses_to_write_over_what_it_reads(tmp_path, replaced):
     src = tmp_path / "in.txt"

@@ -7,6 +7,7 @@ import json
 import lzma
 import re
 from collections import Counter, defaultdict
+from contextlib import nullcontext
 from pathlib import Path
 from typing import List, Tuple
 
@@ -17,6 +18,7 @@ from toy import BC5CDR_IOB, JNLPBA_TEST, JNLPBA_TRAIN, PUBTATOR, iob_sentences
 
 from spacy_bioner.corpora import (
     ConversionError,
+    read_brat,
     read_iob,
     read_jnlpba,
     read_jsonl,
@@ -492,6 +494,135 @@ def test_jsonl_of_the_pubtator_test_set_converts_as_pubtator_does(tmp_path, bio_
         (doc.user_data["pmid"], [t.text for t in doc], ents(doc)) for doc in pubtator_docs[:160]]
     expanded = [issue.reason for issue in report.expanded]
     assert len(expanded) == 2 and expanded == [issue.reason for issue in pubtator_report.expanded[:2]]
+    assert not report.dropped
+
+
+# --- brat standoff ------------------------------------------------------------
+
+
+def brat(folder: Path, name: str, text: str, *annotations: str, suffix: str = ".ann") -> Path:
+    """NAME.txt and its annotation file under `folder`, each annotation a line; the path of the latter."""
+    path = folder / f"{name}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".txt").write_bytes(text.encode())
+    path.write_bytes("".join(f"{line}\n" for line in annotations).encode())
+    return path
+
+
+def test_brat_folder_as_brat_and_the_bionlp_shared_tasks_write_it(tmp_path, bio_nlp):
+    """Documents by path, ids relative to the folder; a mention brat split at a line break is one span;
+    normalizations as kb ids; an event's trigger, relations and attributes are no entities; .a1 and .a2
+    are read together; a text without annotations is left out with a warning."""
+    text = "Cisplatin nephrotoxicity\n\nWe gave cis-\nplatin. Renal failure followed."
+    brat(tmp_path, "a", text,
+         "T1\tChemical 0 9\tCisplatin", "T2\tDisease 10 24\tnephrotoxicity",
+         "T3\tChemical 34 38;39 45\tcis- platin", "T4\tDisease 47 60\tRenal failure",
+         "T5\tRegulation 61 69\tfollowed", "E1\tRegulation:T5 Theme:T4",
+         "N1\tReference T1 MESH:D002945\tCisplatin", "N2\tReference T1 CHEBI:27899\tcisplatin",
+         "R1\tCauses Arg1:T1 Arg2:T2", "A1\tNegation T2", "#1\tAnnotatorNotes T2\tcheck")
+    brat(tmp_path / "sub", "b", "IL-2 binds IL-2R.", "T1\tProtein 0 4\tIL-2", suffix=".a1")
+    (tmp_path / "sub" / "b.a2").write_text("T2\tProtein 11 16\tIL-2R\nT3\tBinding 5 10\tbinds\n"
+                                           "E1\tBinding:T3 Theme:T1 Theme2:T2\n")
+    (tmp_path / "README.txt").write_text("Not annotated.")
+    with pytest.warns(UserWarning, match=r"1 .txt file without annotations left out \(README.txt\)"):
+        docs, report = read_brat(tmp_path, bio_nlp, spans_key="cdr")
+    assert [doc.user_data["pmid"] for doc in docs] == ["a", "sub/b"]
+    assert [[(e.text, e.label_, e.kb_id_) for e in doc.spans["cdr"]] for doc in docs] == [
+        [("Cisplatin", "Chemical", "MESH:D002945|CHEBI:27899"), ("nephrotoxicity", "Disease", ""),
+         ("cis-\nplatin", "Chemical", ""), ("Renal failure", "Disease", "")],
+        [("IL-2", "Protein", ""), ("IL-2R", "Protein", "")]]
+    assert [list(doc.ents) == list(doc.spans["cdr"]) for doc in docs] == [True, True]
+    assert [(i.kind, Path(i.where).name, i.label, i.doc_index) for i in report.issues] == [
+        ("relation", "a.ann:6", "", 0), ("relation", "a.ann:9", "", 0), ("excluded", "a.ann:5 T5", "Regulation", 0),
+        ("relation", "b.a2:3", "", 1), ("excluded", "b.a2:2 T3", "Binding", 1)]
+    assert report.loss_fraction == 0 and report.entities == {"Chemical": 2, "Disease": 2, "Protein": 2}
+    # A title without a period ends at the blank line.
+    assert [s.text for s in docs[0].sents][0] == "Cisplatin nephrotoxicity\n\n"
+
+
+def test_brat_discontinuous_mentions_are_dropped_or_covered(tmp_path, bio_nlp):
+    text = "Renal and hepatic failure."
+    ann = brat(tmp_path, "d", text, "T1\tDisease 0 5;18 25\tRenal failure", "T2\tDisease 10 25\thepatic failure")
+    docs, report = read_brat(tmp_path, bio_nlp)
+    assert [e.text for e in docs[0].ents] == ["hepatic failure"]
+    assert [(i.kind, i.where, i.reason) for i in report.issues] == [
+        ("dropped", f"{ann}:1 T1", "discontinuous: 'Renal' 'failure' (--discontinuous cover keeps the span from the "
+         "first to the last)")]
+    assert report.loss_fraction == pytest.approx(1 / 2)
+    docs, report = read_brat(ann, bio_nlp, discontinuous="cover")
+    assert [e.text for e in docs[0].ents] == ["Renal and hepatic failure"]
+    assert [(i.kind, i.reason) for i in report.issues] == [
+        ("expanded", "discontinuous: 'Renal' 'failure' -> 'Renal and hepatic failure'"),
+        ("dropped", "'hepatic failure' [10:25] (Disease) overlaps 'Renal and hepatic failure' (Disease), the mention "
+         "kept as placed exactly, or the longer or earlier one")]
+
+
+def test_brat_entity_types_choose_what_is_converted(tmp_path, bio_nlp):
+    brat(tmp_path, "t", "IL-2 binds IL-2R.", "T1\tProtein 0 4\tIL-2", "T2\tBinding 5 10\tbinds",
+         "T3\tProtein 11 16\tIL-2R")
+    docs, report = read_brat(tmp_path, bio_nlp, entity_types=["Binding"])
+    assert [(e.text, e.label_) for e in docs[0].ents] == [("binds", "Binding")]
+    assert [(i.kind, i.reason) for i in report.issues] == [("excluded", "type 'Protein' not asked for")] * 2
+    assert report.loss_fraction == 0
+    with pytest.warns(UserWarning, match="no mention has the type protein .*case-sensitive"):
+        docs, _ = read_brat(tmp_path, bio_nlp, entity_types=["Protein", "protein"])
+    assert [e.text for e in docs[0].ents] == ["IL-2", "IL-2R"]
+
+
+def test_brat_offsets_count_the_characters_of_the_text_as_it_is(tmp_path, bio_nlp):
+    """A CRLF is two characters, a character outside the BMP one, as brat reads the UTF-8 text."""
+    text = "Na\u207a rose.\r\n\U0001d6fc-Tocopherol fell.\r\n"
+    start = text.index("\U0001d6fc")
+    brat(tmp_path, "c", text, "T1\tChemical 0 3\tNa\u207a", f"T2\tChemical {start} {start + 12}\t\U0001d6fc-Tocopherol")
+    docs, report = read_brat(tmp_path, bio_nlp)
+    assert [e.text for e in docs[0].ents] == ["Na\u207a", "\U0001d6fc-Tocopherol"] and not report.issues
+
+
+@pytest.mark.parametrize(
+    "files,message",
+    [
+        ({"x.txt": "abc", "x.ann": "T1\tX 0 2\tab\n"}, None),
+        ({"x.txt": "abc", "x.ann": "T1\tX 0 2\tbc\n"}, r"x.ann:1: the annotation's text 'bc' is not the text's 'ab'"),
+        ({"x.txt": "abc", "x.ann": "T1\tX 0 4\tabcd\n"}, r"x.ann:1: offsets 0 4 do not fall in order within the text \(3 characters\)"),
+        ({"x.txt": "abc", "x.ann": "T1\tX 2 3;0 1\tc a\n"}, "offsets 2 3;0 1 do not fall in order"),
+        ({"x.txt": "abc", "x.ann": "T1\tX 0-2\tab\n"}, "x.ann:1: a text-bound annotation is 'T1<TAB>Type START END"),
+        ({"x.txt": "abc", "x.ann": "\nN1\tReference T1\tab\n"}, "x.ann:2: a normalization is"),
+        ({"x.txt": "abc", "x.ann": "Q1\tX 0 2\n"}, "x.ann:1: not a brat annotation line"),
+        ({"x.ann": "T1\tX 0 2\tab\n"}, "x.ann: no x.txt beside it"),
+        ({"x.txt": b"ab\xff", "x.ann": ""}, r"x.txt: not UTF-8 \(byte 2"),
+        ({"x.txt": " \n", "x.ann": "T1\tX 0 1\t \n"}, "x.txt: an empty text with annotations in"),
+        ({"x.txt": "abc"}, "no annotated text"),
+        ({}, "no annotated text"),
+    ],
+)
+def test_brat_bad_files_are_errors_naming_the_line(tmp_path, files, message, bio_nlp):
+    for name, data in files.items():
+        write(tmp_path, name, data if isinstance(data, bytes) else data.encode())
+    if message is None:
+        assert ents(read_brat(tmp_path, bio_nlp)[0][0]) == [(0, 1, "X")]  # "abc" is one token: expanded
+        return
+    unannotated = "x.txt" in files and "x.ann" not in files  # left out, and warned of
+    with pytest.raises(ConversionError, match=message), pytest.warns(UserWarning) if unannotated else nullcontext():
+        read_brat(tmp_path, bio_nlp)
+
+
+def test_brat_of_the_pubtator_test_set_converts_as_pubtator_does(tmp_path, bio_nlp):
+    """The texts and mention offsets of the PubTator file, as brat files: the same tokens and
+    entities, and the same mentions expanded to the tokens."""
+    pubtator_docs, pubtator_report = read_pubtator(PUBTATOR["test"], bio_nlp)
+    texts = read_pubtator_texts(PUBTATOR["test"])[:160]
+    mentions = defaultdict(list)
+    for pmid, start, end, label in pubtator_mentions(PUBTATOR["test"]):
+        mentions[pmid].append((start, end, label))
+    for pmid, text in texts:
+        brat(tmp_path, pmid, text, *(f"T{k}\t{label} {start} {end}\t{text[start:end]}"
+                                     for k, (start, end, label) in enumerate(mentions[pmid], start=1)))
+    docs, report = read_brat(tmp_path, bio_nlp)
+    order = sorted(range(len(texts)), key=lambda i: texts[i][0])
+    assert [(doc.user_data["pmid"], [t.text for t in doc], ents(doc)) for doc in docs] == [
+        (pubtator_docs[i].user_data["pmid"], [t.text for t in pubtator_docs[i]], ents(pubtator_docs[i])) for i in order]
+    assert sorted(issue.reason for issue in report.expanded) == sorted(
+        issue.reason for issue in pubtator_report.expanded if issue.doc_index < 160)
     assert not report.dropped
 
 

@@ -129,6 +129,9 @@ def test_invisible_characters_at_a_word_s_ends_are_tokens_of_their_own(invisible
         ('It binds (see above.) The next. "The rats died." Then.', ["It", "The", '"', "Then"]),
         ('It works.") The end.', ["It", "The"]),
         ("AS SHOWN IN FIG. 2 (SMITH ET AL. 2001) IT ROSE.", ["AS"]),
+        # A blank line ends a title or heading without a period; a line break alone (a wrapped line) does not.
+        ("Cisplatin nephrotoxicity\n\nWe gave cisplatin\nto rats.\r\n \r\nMethods\n\n\nRats", ["Cisplatin", "We",
+                                                                                          "Methods", "Rats"]),
     ],
 )
 def test_sentence_starts_follow_terminal_punctuation_not_abbreviations(text, starts, bio_nlp):

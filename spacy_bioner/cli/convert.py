@@ -10,11 +10,13 @@ from spacy.tokens import Doc
 from ..corpora import (
     BC5CDR_SPANS_KEY,
     DEFAULT_SPANS_KEY,
+    DISCONTINUOUS,
     IOB_SCHEMES,
     JNLPBA_DEV_DOCS,
     JNLPBA_SPANS_KEY,
     ConversionError,
     ConversionReport,
+    read_brat,
     read_iob,
     read_jnlpba,
     read_jsonl,
@@ -34,10 +36,13 @@ class CorpusFormat(str, Enum):
     pubtator = "pubtator"
     iob = "iob"
     jsonl = "jsonl"
+    brat = "brat"
 
 
 # The tagging schemes of iob input, as choices of --scheme.
 Scheme = Enum("Scheme", {name: name for name in IOB_SCHEMES}, type=str)
+# What brat input's discontinuous mentions become, as choices of --discontinuous.
+Discontinuous = Enum("Discontinuous", {name: name for name in DISCONTINUOUS}, type=str)
 
 
 _DEFAULT_KEYS = {
@@ -45,23 +50,28 @@ _DEFAULT_KEYS = {
     CorpusFormat.pubtator: BC5CDR_SPANS_KEY,
     CorpusFormat.iob: DEFAULT_SPANS_KEY,
     CorpusFormat.jsonl: DEFAULT_SPANS_KEY,
+    CorpusFormat.brat: DEFAULT_SPANS_KEY,
 }
 
 _IOB_OPTIONS = ("n_sents", "scheme", "documents", "tag_column", "label")
 _JSONL_OPTIONS = ("text_key", "id_key", "entities_key")
+_BRAT_OPTIONS = ("entity_types", "discontinuous")
 
 # The options (by parameter name) that a format has no use for, and why.
 _OPTIONS_NOT_FOR = {
     CorpusFormat.pubtator: (
-        _IOB_OPTIONS + _JSONL_OPTIONS,
+        _IOB_OPTIONS + _JSONL_OPTIONS + _BRAT_OPTIONS,
         "a PubTator file has its documents and its entities' offsets, no tags or sentences",
     ),
     CorpusFormat.jnlpba: (
-        _IOB_OPTIONS + _JSONL_OPTIONS,
+        _IOB_OPTIONS + _JSONL_OPTIONS + _BRAT_OPTIONS,
         "a JNLPBA file is IOB2 and marks its abstracts; `convert iob` reads other IOB files",
     ),
-    CorpusFormat.iob: (_JSONL_OPTIONS, "an IOB file has no JSON fields"),
-    CorpusFormat.jsonl: (_IOB_OPTIONS, "a JSON Lines file has its texts and its entities' offsets, no tags"),
+    CorpusFormat.iob: (_JSONL_OPTIONS + _BRAT_OPTIONS, "an IOB file has no JSON fields or brat annotations"),
+    CorpusFormat.jsonl: (_IOB_OPTIONS + _BRAT_OPTIONS,
+                         "a JSON Lines file has its texts and its entities' offsets, no tags or brat annotations"),
+    CorpusFormat.brat: (_IOB_OPTIONS + _JSONL_OPTIONS,
+                        "brat files have their texts and their annotations' offsets, no tags or JSON fields"),
 }
 
 
@@ -81,6 +91,10 @@ def _read(
     fmt: CorpusFormat, path: Path, spans_key: str, options: Dict[str, Any]
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read `path` in format `fmt`, with the command's options that apply to it."""
+    if fmt == CorpusFormat.brat:
+        types = options["entity_types"]
+        return read_brat(path, make_bio_nlp(), spans_key=spans_key, discontinuous=options["discontinuous"].value,
+                         entity_types=None if types is None else [t.strip() for t in types.split(",") if t.strip()])
     if fmt == CorpusFormat.jsonl:
         return read_jsonl(path, make_bio_nlp(), spans_key=spans_key,
                           **{name: options[name] for name in _JSONL_OPTIONS})
@@ -101,10 +115,15 @@ def convert(
     ctx: typer.Context,
     fmt: CorpusFormat = typer.Argument(
         ..., metavar="FORMAT", help="Input format: jnlpba (Genia4*2.iob2 with ###MEDLINE: markers), "
-        "pubtator (BC5CDR PubTator), iob (token<TAB>tag, IOB1/IOB2/BIOES) or jsonl (one JSON object a "
-        "line: the text and its entities by character offsets, code points, as Prodigy and doccano export)."
+        "pubtator (BC5CDR PubTator), iob (token<TAB>tag, IOB1/IOB2/BIOES), jsonl (one JSON object a "
+        "line: the text and its entities by character offsets, code points, as Prodigy and doccano export) or "
+        "brat (standoff: NAME.txt with NAME.ann, or .a1 and .a2, as brat, INCEpTION and the BioNLP shared "
+        "tasks write)."
     ),
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="Input file: plain text, .gz or .xz."),
+    input_path: Path = typer.Argument(
+        ..., metavar="INPUT", help="Input file: plain text, .gz or .xz; for brat, a folder (read recursively, one "
+        "document per annotation file, its path as the id) or one .ann file."
+    ),
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output .spacy (DocBin) file."),
     dev_docs: Optional[int] = typer.Option(
         None, "--dev-docs", min=1, help="Write the LAST N documents of INPUT to --dev-output instead of OUTPUT "
@@ -123,7 +142,7 @@ def convert(
     ),
     spans_key: Optional[str] = typer.Option(
         None, "--spans-key", help="doc.spans key for the entities (default: jnlpba, bc5cdr for "
-        "pubtator, ents for iob and jsonl). The bio_ner head with this key learns from them."
+        "pubtator, ents for iob, jsonl and brat). The bio_ner head with this key learns from them."
     ),
     max_loss: float = typer.Option(
         0.005, "--max-loss", min=0.0, max=1.0, help="Fail (exit 1, nothing written) if more than this "
@@ -147,6 +166,15 @@ def convert(
     label: Optional[str] = typer.Option(
         None, "--label", help="iob: the entity label of bare B/I/O tags (BioBERT's NCBI-disease, BC2GM: "
         "--label Disease), which name none."
+    ),
+    entity_types: Optional[str] = typer.Option(
+        None, "--entity-types", help="brat: the types to convert, comma-separated (default: all but events' "
+        "triggers); the others are left out and counted."
+    ),
+    discontinuous: Discontinuous = typer.Option(
+        "drop", "--discontinuous", help="brat: a mention of fragments with words between them is dropped (and "
+        "counted as lost), or covered by one span from its first fragment to its last (counted as expanded). "
+        "Fragments apart only by whitespace, as brat splits a mention at a line break, are always one span."
     ),
     max_examples: int = typer.Option(
         10, "--max-examples", min=0, help="Entities listed of each kind of change (repaired, expanded, dropped, "
@@ -180,7 +208,8 @@ def convert(
         with warnings_on_stderr():
             docs, report = _read(fmt, input_path, key, dict(
                 n_sents=n_sents, scheme=scheme, documents=documents, tag_column=tag_column, label=label,
-                text_key=text_key, id_key=id_key, entities_key=entities_key))
+                text_key=text_key, id_key=id_key, entities_key=entities_key, entity_types=entity_types,
+                discontinuous=discontinuous))
     except ConversionError as e:
         raise fail(str(e)) from None
     if dev_output is None:

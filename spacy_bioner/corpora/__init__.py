@@ -2,6 +2,7 @@
 mentions by character offsets, the conversion report, DocBin files, the dev
 split and the registered spaCy readers."""
 
+from .brat import DISCONTINUOUS, read_brat
 from .docbin import gold_token_doc, load_docs, write_docbin, write_docbins
 from .iob import (
     BC5CDR_SPANS_KEY,
@@ -21,6 +22,7 @@ from .text import read_lines
 
 __all__ = [
     "BC5CDR_SPANS_KEY",
+    "DISCONTINUOUS",
     "DEFAULT_SPANS_KEY",
     "IOB_SCHEMES",
     "JNLPBA_DEV_DOCS",
@@ -31,6 +33,7 @@ __all__ = [
     "detect_scheme",
     "gold_token_doc",
     "load_docs",
+    "read_brat",
     "read_iob",
     "read_jnlpba",
     "read_jsonl",

@@ -38,9 +38,8 @@ from typing import Any, Dict, List, Set, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..tokenizer import set_sentence_starts
-from .iob import DEFAULT_SPANS_KEY, set_entities
-from .offsets import Mention, no_sentence_start_inside, place_mentions
+from .iob import DEFAULT_SPANS_KEY
+from .offsets import Mention, annotated_doc
 from .report import SKIPPED, ConversionError, ConversionReport, Issue
 from .text import PathLike, iter_lines
 
@@ -88,7 +87,7 @@ def read_jsonl(
             raise ConversionError(f"{where}: a binary annotation (Prodigy's ner.teach): it accepts or rejects one "
                                   "suggested span, and says nothing of the text's other entities; convert "
                                   "ner.manual or ner.correct annotations")
-        text = _text(record, text_key, nlp.max_length, where)
+        text = _text(record, text_key, where)
         doc_id = record.get(id_key)
         if doc_id is not None:
             if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
@@ -99,13 +98,8 @@ def read_jsonl(
             repeated.append((lineno, first_line[text]))
         mentions = [_mention(entity, text, f"{where} entity {k}") for k, entity in
                     enumerate(_entities(record, entities_key, where), start=1)]
-        doc = set_sentence_starts(nlp.make_doc(text))
-        kept = place_mentions(doc, mentions, report, len(docs))
-        set_entities(doc, kept, spans_key)
-        no_sentence_start_inside(kept)
-        if doc_id is not None:
-            doc.user_data["pmid"] = str(doc_id)
-        docs.append(doc)
+        docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where,
+                                  doc_id=None if doc_id is None else str(doc_id)))
     if not docs:
         raise ConversionError(f"{path}:1: no record to convert" + (f" ({len(report.of_kind(SKIPPED))} not accepted)"
                                                                     if report.issues else ""))
@@ -121,15 +115,12 @@ def read_jsonl(
     return docs, report
 
 
-def _text(record: dict, text_key: str, max_length: int, where: str) -> str:
+def _text(record: dict, text_key: str, where: str) -> str:
     """The record's text, refused where it is none the tokenizer reads."""
     text = record.get(text_key)
     if not isinstance(text, str) or not text.strip():
         what = "no" if text_key not in record else "an empty" if isinstance(text, str) else "a non-string"
         raise ConversionError(f"{where}: {what} {text_key!r} field (the text; --text-key names another)")
-    if len(text) > max_length:
-        raise ConversionError(f"{where}: a text of {len(text):,} characters, more than the tokenizer's max_length "
-                              f"({max_length:,}): split it into documents")
     surrogate = _SURROGATE.search(text)
     if surrogate is not None:
         raise ConversionError(f"{where}: half a UTF-16 pair ({surrogate.group()!a}) at character {surrogate.start()}: "

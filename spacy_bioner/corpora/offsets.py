@@ -1,4 +1,4 @@
-"""Mentions given by character offsets, placed on a Doc's tokens (PubTator, JSON Lines).
+"""Mentions given by character offsets, placed on a Doc's tokens (PubTator, JSON Lines, brat).
 
 A mention is placed with `alignment_mode="strict"`; if it does not fall on
 token boundaries it is expanded to them, without whitespace tokens at its
@@ -12,10 +12,13 @@ label and id) is placed once, and counted as a duplicate, not as lost.
 
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
+from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..annotation import longest_first, select_non_overlapping
-from .report import COMPOSITE, DROPPED, DUPLICATE, EXPANDED, ConversionReport, Issue
+from ..tokenizer import set_sentence_starts
+from .iob import set_entities
+from .report import COMPOSITE, DROPPED, DUPLICATE, EXPANDED, ConversionError, ConversionReport, Issue
 
 
 class Mention(NamedTuple):
@@ -33,6 +36,37 @@ class Mention(NamedTuple):
     def described(self) -> str:
         """The mention as the report names it: its text and offsets."""
         return f"{self.text!r} [{self.start}:{self.end}]"
+
+
+def annotated_doc(
+    nlp: Language,
+    text: str,
+    mentions: Sequence[Mention],
+    report: ConversionReport,
+    doc_index: int,
+    spans_key: str,
+    where: str,
+    *,
+    doc_id: Optional[str] = None,
+    sentence_starts_at: Sequence[int] = (),
+) -> Doc:
+    """`text` as a Doc of `nlp`'s tokens with `mentions` as its entities (doc.ents and
+    doc.spans[spans_key], placed by `place_mentions`), its sentences by the tokenizer's rules,
+    never inside an entity, and also from the first token at or after each character offset of
+    `sentence_starts_at`; `doc_id` as doc.user_data["pmid"]. A text longer than the tokenizer's
+    max_length is refused, naming `where`."""
+    if len(text) > nlp.max_length:
+        raise ConversionError(f"{where}: a text of {len(text):,} characters, more than the tokenizer's max_length "
+                              f"({nlp.max_length:,}): split it into documents")
+    doc = nlp.make_doc(text)
+    forced = [next((t.i for t in doc if t.idx >= offset), None) for offset in sentence_starts_at]
+    set_sentence_starts(doc, [i for i in forced if i is not None])
+    kept = place_mentions(doc, mentions, report, doc_index)
+    set_entities(doc, kept, spans_key)
+    no_sentence_start_inside(kept)
+    if doc_id is not None:
+        doc.user_data["pmid"] = doc_id
+    return doc
 
 
 def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionReport, doc_index: int) -> List[Span]:

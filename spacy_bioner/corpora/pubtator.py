@@ -24,9 +24,8 @@ from typing import List, Optional, Sequence, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..tokenizer import set_sentence_starts
-from .iob import BC5CDR_SPANS_KEY, set_entities
-from .offsets import Mention, no_sentence_start_inside, place_mentions
+from .iob import BC5CDR_SPANS_KEY
+from .offsets import Mention, annotated_doc
 from .report import RELATION, ConversionError, ConversionReport, Issue
 from .text import PathLike, read_lines
 
@@ -137,18 +136,13 @@ def read_pubtator(
     report = ConversionReport(source=str(path))
     docs = []
     for doc_index, pdoc in enumerate(parsed):
-        doc = nlp.make_doc(pdoc.text)
-        abstract_start = len(pdoc.title) + 1
-        set_sentence_starts(doc, [t.i for t in doc if t.idx >= abstract_start][:1])
         for lineno in pdoc.relations:
             report.issues.append(
                 Issue(RELATION, f"{path}:{lineno} PMID {pdoc.pmid}", "relation line ignored", doc_index=doc_index)
             )
-        kept = place_mentions(doc, pdoc.mentions, report, doc_index)
-        set_entities(doc, kept, spans_key)
-        no_sentence_start_inside(kept)
-        doc.user_data["pmid"] = pdoc.pmid
-        docs.append(doc)
+        docs.append(annotated_doc(nlp, pdoc.text, pdoc.mentions, report, doc_index, spans_key,
+                                  f"{path}:{pdoc.lineno} PMID {pdoc.pmid}", doc_id=pdoc.pmid,
+                                  sentence_starts_at=[len(pdoc.title) + 1]))
     report.count_docs(docs, spans_key)
     return docs, report
 

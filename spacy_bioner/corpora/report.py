@@ -20,8 +20,9 @@ class ConversionError(ValueError):
 
 
 # Kinds of `Issue`. "repaired", "expanded" and "dropped" change the entities;
-# "composite", "relation", "duplicate" (a mention given twice, kept once) and "skipped"
-# (a record left out, as its source said) say what was kept as is or skipped.
+# "composite", "relation", "duplicate" (a mention given twice, kept once), "skipped"
+# (a record left out, as its source said) and "excluded" (an annotation that is no entity
+# asked for: another type, an event's trigger) say what was kept as is or left out.
 REPAIRED = "repaired"
 EXPANDED = "expanded"
 DROPPED = "dropped"
@@ -29,6 +30,7 @@ COMPOSITE = "composite"
 RELATION = "relation"
 DUPLICATE = "duplicate"
 SKIPPED = "skipped"
+EXCLUDED = "excluded"
 
 _KIND_TITLES = {
     REPAIRED: "entities with repaired tags",
@@ -38,9 +40,10 @@ _KIND_TITLES = {
     RELATION: "relations, ignored",
     DUPLICATE: "duplicates, kept once",
     SKIPPED: "records skipped",
+    EXCLUDED: "annotations left out",
 }
 # Kinds that only some inputs have: no row of 0 for the others.
-_ROWS_IF_ANY = (DUPLICATE, SKIPPED)
+_ROWS_IF_ANY = (DUPLICATE, SKIPPED, EXCLUDED)
 
 
 @dataclass
@@ -128,7 +131,7 @@ class ConversionReport:
         lines = [f"{title}  (from {self.source})" if title else self.source]
         lines += [f"  {name:<{width}}  {n:>9,}" for name, n in rows]
         lines.append(f"  {'lost (dropped+expanded)':<{width}}  {self.loss_fraction:>9.3%}")
-        for kind in (REPAIRED, EXPANDED, DROPPED, COMPOSITE, DUPLICATE, SKIPPED):
+        for kind in (REPAIRED, EXPANDED, DROPPED, COMPOSITE, DUPLICATE, SKIPPED, EXCLUDED):
             issues = self.of_kind(kind)
             for issue in issues[:max_examples]:
                 label = f" {issue.label}" if issue.label else ""

@@ -1,0 +1,249 @@
+"""brat standoff corpora (a folder of `.txt` texts and `.ann` annotations) to spaCy Docs.
+
+brat, INCEpTION and most biomedical shared tasks (BioNLP, CRAFT, n2c2) write
+one text per `NAME.txt`, its annotations beside it in `NAME.ann` (or, as the
+BioNLP shared tasks do, `NAME.a1` and `NAME.a2`, read together). Each `.ann`
+is one Doc, in the order of the files' paths, its path under the folder
+without suffix as `doc.user_data["pmid"]`, as the other readers keep a
+document's id. Only annotation files are read: a `.txt` without one
+(a README, a text never annotated) is left out and warned of.
+
+Offsets count the characters (code points) of the `.txt` as brat reads it:
+UTF-8, line ends as they are (a CRLF is two). Of the `.ann` lines:
+
+- `T` (a text-bound annotation, `T1<TAB>Disease 0 5;10 15<TAB>text`) is an
+  entity, checked against the text; a mismatch is an error (the text was
+  edited or re-encoded after the annotation). Fragments apart only by
+  whitespace (brat splits a mention at each line break) are one span. A
+  mention of fragments with words between them ("discontinuous") cannot be
+  one span of a flat tagging: it is dropped and reported, or, with
+  `discontinuous="cover"`, kept as the span from its first fragment's start
+  to its last one's end (reported as expanded).
+- An event's trigger (the `T` an `E` line names first) is no entity: it is
+  left out and counted ("excluded"), unless `entity_types` names its type.
+  With `entity_types`, mentions of the other types are left out and counted
+  the same way.
+- `N` (a normalization, `N1<TAB>Reference T1 MESH:D003920<TAB>name`) gives
+  its mention's `kb_id_` (several are joined by "|", as PubTator's composite
+  ids are).
+- `R`, `E` and `*` (relations, events, equivalences) are counted
+  ("relation") and ignored; `A`/`M` (attributes) and `#` (notes) are ignored.
+
+The mentions are then placed on the BioTokenizer's tokens as
+`offsets.place_mentions` says (expanded to token boundaries, the longer of
+overlapping ones kept, each change reported); sentences by the tokenizer's
+rules, never inside an entity.
+
+Written here: spaCy's `spacy convert` reads no brat, and no maintained PyPI
+package reads its standoff files; the format is a few line types, and placing
+the mentions on the pipeline's tokens with a report is the work.
+"""
+
+import re
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Literal, NamedTuple, Optional, Sequence, Set, Tuple, get_args
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from .iob import DEFAULT_SPANS_KEY
+from .offsets import Mention, annotated_doc
+from .report import DROPPED, EXCLUDED, EXPANDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
+
+Discontinuous = Literal["drop", "cover"]
+DISCONTINUOUS = get_args(Discontinuous)
+
+ANNOTATION_SUFFIXES = (".ann", ".a1", ".a2")
+# "T1<TAB>Disease 0 5;10 15": a type, then fragments "start end" joined by ";".
+_TEXT_BOUND = re.compile(r"(\S+) ((?:\d+ \d+;)*\d+ \d+)")
+_NORMALIZATION = re.compile(r"\S+ (T\S+) (\S+)")
+
+
+class _TextBound(NamedTuple):
+    """A `T` line: its id, type and fragments, and where it is."""
+
+    id: str
+    label: str
+    fragments: List[Tuple[int, int]]
+    where: str
+
+
+def read_brat(
+    path: Path,
+    nlp: Language,
+    *,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    entity_types: Optional[Sequence[str]] = None,
+    discontinuous: Discontinuous = "drop",
+) -> Tuple[List[Doc], ConversionReport]:
+    """Read a folder of brat standoff files (searched recursively), or one `.ann` file and its
+    `.txt`: one Doc per annotated text (see the module docstring for what is read, and how)."""
+    if discontinuous not in DISCONTINUOUS:
+        raise ValueError(f"discontinuous must be one of {', '.join(DISCONTINUOUS)}, not {discontinuous!r}")
+    path = Path(path)
+    wanted = None if entity_types is None else set(entity_types)
+    report = ConversionReport(source=str(path))
+    docs: List[Doc] = []
+    types: Set[str] = set()  # of the mentions read
+    for stem, annotation_files in _documents(path):
+        text_path = stem.with_suffix(".txt")
+        text = _read_text(text_path)
+        doc_id = (stem.relative_to(path) if path.is_dir() else Path(stem.name)).as_posix()
+        doc_index = len(docs)
+        if not text.strip():
+            if any(_lines(ann) for ann in annotation_files):
+                raise ConversionError(f"{text_path}: an empty text with annotations in {annotation_files[0]}")
+            report.issues.append(Issue(SKIPPED, str(text_path), "an empty text", doc_index=max(doc_index - 1, 0)))
+            continue
+        mentions = _mentions(annotation_files, text, wanted, discontinuous, report, doc_index, types)
+        docs.append(annotated_doc(nlp, text, mentions, report, doc_index, spans_key, str(text_path),
+                                  doc_id=doc_id))
+    if not docs:
+        raise ConversionError(f"{path}: no annotated text (a NAME.txt with its NAME.ann, or .a1 and .a2) to convert")
+    if wanted is not None:
+        unknown = wanted - types
+        if unknown:
+            warnings.warn(f"{path}: no mention has the type {', '.join(sorted(unknown))} (entity_types): "
+                          "brat's types are case-sensitive")
+    report.count_docs(docs, spans_key)
+    return docs, report
+
+
+def _documents(path: Path) -> List[Tuple[Path, List[Path]]]:
+    """(the path without suffix, its annotation files) of each annotated text under `path`, in the
+    order of the paths; a text without annotations is warned of, annotations without a text are an
+    error."""
+    if path.is_file():
+        if path.suffix not in ANNOTATION_SUFFIXES + (".txt",):
+            raise ConversionError(f"{path}: not a brat file (a folder of NAME.txt and NAME.ann, or one of them)")
+        found = [path.with_suffix(suffix) for suffix in ANNOTATION_SUFFIXES if path.with_suffix(suffix).is_file()]
+        texts = [path.with_suffix(".txt")]
+    elif path.is_dir():
+        found = sorted(p for suffix in ANNOTATION_SUFFIXES for p in path.rglob(f"*{suffix}") if p.is_file())
+        texts = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    else:
+        raise ConversionError(f"{path}: no such file or folder")
+    by_stem: Dict[Path, List[Path]] = defaultdict(list)
+    for ann in sorted(found):
+        by_stem[ann.with_suffix("")].append(ann)
+    documents = []
+    for stem, anns in sorted(by_stem.items()):
+        if not stem.with_suffix(".txt").is_file():
+            raise ConversionError(f"{anns[0]}: no {stem.with_suffix('.txt').name} beside it, the text its offsets "
+                                  "index")
+        # NAME.ann holds all of a document's annotations where there is one; .a1 and .a2 split them.
+        ann = [p for p in anns if p.suffix == ".ann"]
+        documents.append((stem, ann or anns))
+    unannotated = [text for text in texts if text.with_suffix("") not in by_stem]
+    if unannotated and path.is_dir():
+        many = len(unannotated) > 1
+        warnings.warn(f"{path}: {len(unannotated)} .txt file{'s' * many} without annotations left out "
+                      f"({unannotated[0].relative_to(path)}{', ...' * many}): an empty NAME.ann marks a text "
+                      "without entities")
+    elif unannotated:
+        raise ConversionError(f"{path}: no {path.with_suffix('.ann').name} (or .a1) beside it: an empty one marks "
+                              "a text without entities")
+    return documents
+
+
+def _read_text(path: Path) -> str:
+    """The text as brat reads it: UTF-8, line ends kept."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConversionError(f"{path}: not UTF-8 (byte {e.start}: {data[e.start:e.start + 4]!r}); brat's offsets "
+                              "count the characters of the UTF-8 text") from None
+
+
+def _lines(path: Path) -> List[Tuple[int, str]]:
+    """The non-blank lines of an annotation file, by their number."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConversionError(f"{path}: not UTF-8 (byte {e.start})") from None
+    return [(lineno, line.rstrip("\r")) for lineno, line in enumerate(text.split("\n"), start=1) if line.strip()]
+
+
+def _mentions(
+    annotation_files: Sequence[Path],
+    text: str,
+    wanted: Optional[Set[str]],
+    discontinuous: str,
+    report: ConversionReport,
+    doc_index: int,
+    types: Set[str],
+) -> List[Mention]:
+    """The entities of one document's annotation files as Mentions of `text`; what is left out goes
+    into `report`, the types read into `types`."""
+    text_bound: List[_TextBound] = []
+    kb_ids: Dict[str, List[str]] = defaultdict(list)
+    triggers: Dict[str, str] = {}  # T id -> the event whose trigger it is
+    for ann in annotation_files:
+        for lineno, line in _lines(ann):
+            where = f"{ann}:{lineno}"
+            fields = line.split("\t")
+            kind = fields[0][:1]
+            if kind == "T":
+                text_bound.append(_text_bound(fields, text, where))
+            elif kind == "N":
+                match = _NORMALIZATION.fullmatch(fields[1]) if len(fields) > 1 else None
+                if match is None:
+                    raise ConversionError(f"{where}: a normalization is 'N1<TAB>Reference T1 DB:ID', not {line[:60]!r}")
+                kb_ids[match.group(1)].append(match.group(2))
+            elif kind in "RE*":
+                what = {"R": "relation", "E": "event", "*": "equivalence"}[kind]
+                report.issues.append(Issue(RELATION, where, f"{what} ignored", doc_index=doc_index))
+                if kind == "E" and len(fields) > 1 and ":" in fields[1].split(" ")[0]:
+                    triggers.setdefault(fields[1].split(" ")[0].split(":", 1)[1], fields[0])
+            elif kind not in "AM#":
+                raise ConversionError(f"{where}: not a brat annotation line (T, N, R, E, A, M, *, #): {line[:60]!r}")
+    types.update(bound.label for bound in text_bound)
+    mentions = []
+    for bound in text_bound:
+        trigger_of = triggers.get(bound.id)
+        if wanted is not None and bound.label not in wanted:
+            report.issues.append(Issue(EXCLUDED, bound.where, f"type {bound.label!r} not asked for", bound.label,
+                                       doc_index))
+            continue
+        if wanted is None and trigger_of is not None:
+            report.issues.append(Issue(EXCLUDED, bound.where, f"the trigger of event {trigger_of}",
+                                       bound.label, doc_index))
+            continue
+        start, end = bound.fragments[0][0], bound.fragments[-1][1]
+        gaps = [text[a:b] for (_, a), (b, _) in zip(bound.fragments, bound.fragments[1:])]
+        mention = Mention(start, end, text[start:end], bound.label, bound.where,
+                          kb_id="|".join(kb_ids.get(bound.id, [])))
+        if any(gap.strip() for gap in gaps):
+            pieces = " ".join(repr(text[a:b]) for a, b in bound.fragments)
+            if discontinuous == "drop":
+                report.issues.append(Issue(DROPPED, mention.where, f"discontinuous: {pieces} (--discontinuous cover "
+                                           "keeps the span from the first to the last)", bound.label, doc_index))
+                continue
+            report.issues.append(Issue(EXPANDED, mention.where, f"discontinuous: {pieces} -> {mention.text!r}",
+                                       bound.label, doc_index))
+        mentions.append(mention)
+    return mentions
+
+
+def _text_bound(fields: List[str], text: str, where: str) -> _TextBound:
+    """A `T` line's mention, its fragments checked against `text`."""
+    match = _TEXT_BOUND.fullmatch(fields[1]) if len(fields) > 1 else None
+    if match is None:
+        raise ConversionError(f"{where}: a text-bound annotation is 'T1<TAB>Type START END<TAB>text', not "
+                              f"{chr(9).join(fields)[:60]!r}")
+    fragments = [(int(a), int(b)) for a, b in (pair.split(" ") for pair in match.group(2).split(";"))]
+    for (start, end), following in zip(fragments, fragments[1:] + [(len(text), len(text))]):
+        if not start < end <= following[0] or end > len(text):
+            raise ConversionError(f"{where}: offsets {match.group(2)} do not fall in order within the text "
+                                  f"({len(text)} characters)")
+    if len(fields) > 2:
+        given = fields[2]
+        found = " ".join(text[start:end] for start, end in fragments)
+        if given != found and given.split() != found.split():
+            raise ConversionError(f"{where}: the annotation's text {given[:40]!r} is not the text's {found[:40]!r} "
+                                  "at its offsets: the .txt was edited, or its line ends or encoding changed, after "
+                                  "the annotation (brat counts a CRLF as two characters)")
+    return _TextBound(fields[0], match.group(1), fragments, f"{where} {fields[0]}")
