@@ -34,9 +34,12 @@ The mentions are then placed on the BioTokenizer's tokens as
 overlapping ones kept, each change reported); sentences by the tokenizer's
 rules, never inside an entity.
 
-Written here: spaCy's `spacy convert` reads no brat, and no maintained PyPI
-package reads its standoff files; the format is a few line types, and placing
-the mentions on the pipeline's tokens with a report is the work.
+Written here: spaCy's `spacy convert` reads no brat, and the brat reader of
+`bioc` (PyPI, 2.1) reads the text with newline translation (every offset
+after a CRLF shifts), leaves normalizations out, needs both `.a1` and `.a2`,
+and stops at a bad line on an `assert` naming neither file nor line. The
+format is a few line types; placing the mentions on the pipeline's tokens,
+with a report, is the work.
 """
 
 import re
