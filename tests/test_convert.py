@@ -210,6 +210,32 @@ def test_convert_brat_with_its_options(tmp_path):
     assert_failed_cleanly(result, lines, "--discontinuous does not apply to jsonl input")
 
 
+def test_convert_bioc_and_without_the_bioc_package(tmp_path, monkeypatch):
+    bioc = pytest.importorskip("bioc")
+    document = bioc.BioCDocument()
+    document.id = "1"
+    passage = bioc.BioCPassage()
+    passage.offset, passage.text = 0, "Cisplatin nephrotoxicity."
+    for ann_id, label, offset, text in [("a", "Chemical", 0, "Cisplatin"), ("b", "Disease", 10, "nephrotoxicity")]:
+        annotation = bioc.BioCAnnotation()
+        annotation.id, annotation.text, annotation.infons["type"] = ann_id, text, label
+        annotation.add_location(bioc.BioCLocation(offset, len(text)))
+        passage.add_annotation(annotation)
+    document.add_passage(passage)
+    collection = bioc.BioCCollection()
+    collection.add_document(document)
+    src = tmp_path / "in.xml"
+    src.write_text(bioc.biocxml.dumps(collection))
+    result, lines = invoke_convert("bioc", src, tmp_path / "a.spacy", "--entity-types", "Disease")
+    assert result.exit_code == 0, result.output
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in load(tmp_path / "a.spacy")] == [[("nephrotoxicity",
+                                                                                               "Disease")]]
+    assert re.search(r"annotations left out +1\n", result.stdout)
+    monkeypatch.setitem(sys.modules, "bioc", None)  # as if not installed: its import fails
+    result, lines = invoke_convert("bioc", src, tmp_path / "b.spacy")
+    assert_failed_cleanly(result, lines, "reading BioC needs the bioc package: pip install 'spacy-bioner[bioc]'")
+
+
 @pytest.mark.parametrize("replaced", ["INPUT", "--documents"])
 def test_convert_refuses_to_write_over_what_it_reads(tmp_path, replaced):
     src = tmp_path / "in.txt"

@@ -18,6 +18,7 @@ from toy import BC5CDR_IOB, JNLPBA_TEST, JNLPBA_TRAIN, PUBTATOR, iob_sentences
 
 from spacy_bioner.corpora import (
     ConversionError,
+    read_bioc,
     read_brat,
     read_iob,
     read_jnlpba,
@@ -582,9 +583,9 @@ def test_brat_offsets_count_the_characters_of_the_text_as_it_is(tmp_path, bio_nl
     "files,message",
     [
         ({"x.txt": "abc", "x.ann": "T1\tX 0 2\tab\n"}, None),
-        ({"x.txt": "abc", "x.ann": "T1\tX 0 2\tbc\n"}, r"x.ann:1: the annotation's text 'bc' is not the text's 'ab'"),
-        ({"x.txt": "abc", "x.ann": "T1\tX 0 4\tabcd\n"}, r"x.ann:1: offsets 0 4 do not fall in order within the text \(3 characters\)"),
-        ({"x.txt": "abc", "x.ann": "T1\tX 2 3;0 1\tc a\n"}, "offsets 2 3;0 1 do not fall in order"),
+        ({"x.txt": "abc", "x.ann": "T1\tX 0 2\tbc\n"}, r"x.ann:1 T1: the annotation's text 'bc' is not the text's 'ab' at its offsets 0-2"),
+        ({"x.txt": "abc", "x.ann": "T1\tX 0 4\tabcd\n"}, r"x.ann:1 T1: offsets 0-4 do not fall in order within the text \(3 characters\)"),
+        ({"x.txt": "abc", "x.ann": "T1\tX 2 3;0 1\tc a\n"}, "x.ann:1 T1: offsets 2-3, 0-1 do not fall in order"),
         ({"x.txt": "abc", "x.ann": "T1\tX 0-2\tab\n"}, "x.ann:1: a text-bound annotation is 'T1<TAB>Type START END"),
         ({"x.txt": "abc", "x.ann": "\nN1\tReference T1\tab\n"}, "x.ann:2: a normalization is"),
         ({"x.txt": "abc", "x.ann": "Q1\tX 0 2\n"}, "x.ann:1: not a brat annotation line"),
@@ -624,6 +625,130 @@ def test_brat_of_the_pubtator_test_set_converts_as_pubtator_does(tmp_path, bio_n
     assert sorted(issue.reason for issue in report.expanded) == sorted(
         issue.reason for issue in pubtator_report.expanded if issue.doc_index < 160)
     assert not report.dropped
+
+
+# --- BioC ----------------------------------------------------------------------
+
+
+def bioc_document(doc_id: str, passages, annotations=(), relations: int = 0):
+    """A BioC document of (offset, text) passages and (id, type, [(offset, length)], text, infons)
+    annotations, built with BioC's own library."""
+    bioc = pytest.importorskip("bioc")
+    document = bioc.BioCDocument()
+    document.id = doc_id
+    for offset, text in passages:
+        passage = bioc.BioCPassage()
+        passage.offset, passage.text = offset, text
+        document.add_passage(passage)
+    for ann_id, label, locations, text, infons in annotations:
+        annotation = bioc.BioCAnnotation()
+        annotation.id, annotation.text = ann_id, text
+        annotation.infons.update({"type": label, **infons})
+        for offset, length in locations:
+            annotation.add_location(bioc.BioCLocation(offset, length))
+        document.passages[0].add_annotation(annotation)
+    for k in range(relations):
+        relation = bioc.BioCRelation()
+        relation.id = f"R{k}"
+        document.add_relation(relation)
+    return document
+
+
+def bioc_file(path: Path, documents, form: str = "xml") -> Path:
+    """`documents` as a BioC XML or JSON collection, written by BioC's own library."""
+    bioc = pytest.importorskip("bioc")
+    collection = bioc.BioCCollection()
+    for document in documents:
+        collection.add_document(document)
+    with open(path, "w", encoding="utf8") as f:
+        (bioc.biocxml if form == "xml" else bioc.biocjson).dump(collection, f)
+    return path
+
+
+@pytest.mark.parametrize("form", ["xml", "json"])
+def test_bioc_of_the_pubtator_test_set_converts_as_pubtator_does(tmp_path, form, bio_nlp):
+    """BC5CDR's test set as BioC (the title and abstract as passages, the mentions with their MeSH
+    ids, the composite ones marked, the CID relations): the same tokens, sentences, entities, kb ids,
+    report, as the PubTator file."""
+    pubtator_docs, pubtator_report = read_pubtator(PUBTATOR["test"], bio_nlp)
+    lines = gzip.open(PUBTATOR["test"], "rt", encoding="utf8").read().split("\n")
+    documents, annotations, relations = [], defaultdict(list), Counter()
+    for line in lines:
+        fields = line.split("\t")
+        if len(fields) >= 6 and fields[1].isdigit():
+            start, end = int(fields[1]), int(fields[2])
+            role = {"CompositeRole": "CompositeMention"} if len(fields) > 6 else {}
+            annotations[fields[0]].append((f"{len(annotations[fields[0]])}", fields[4], [(start, end - start)],
+                                           fields[3], {"MESH": fields[5], **role}))
+        elif len(fields) == 4:
+            relations[fields[0]] += 1
+    for line in lines:
+        if "|t|" in line:
+            pmid, _, title = line.split("|", 2)
+        elif "|a|" in line:
+            abstract = line.split("|", 2)[2]
+            documents.append(bioc_document(pmid, [(0, title), (len(title) + 1, abstract)], annotations[pmid],
+                                           relations[pmid]))
+    docs, report = read_bioc(bioc_file(tmp_path / f"test.{form}", documents, form), bio_nlp, spans_key="bc5cdr")
+
+    def seen(doc):
+        return (doc.user_data["pmid"], [t.text for t in doc], [s.start for s in doc.sents],
+                [(e.start, e.end, e.label_, e.kb_id_) for e in doc.spans["bc5cdr"]])
+
+    assert [seen(doc) for doc in docs] == [seen(doc) for doc in pubtator_docs]
+    assert report.entities == pubtator_report.entities
+    assert Counter(issue.kind for issue in report.issues) == Counter(issue.kind for issue in pubtator_report.issues)
+    assert [issue.reason for issue in report.expanded] == [issue.reason for issue in pubtator_report.expanded]
+
+
+def test_bioc_annotations_of_several_locations_types_and_composite_parts(tmp_path, bio_nlp):
+    text = "Renal and hepatic failure after cisplatin."
+    document = bioc_document("d1", [(0, text)], [
+        ("a", "Disease", [(18, 7), (0, 5)], "Renal failure", {}),
+        ("b", "Disease", [(10, 15)], "hepatic failure", {"identifier": "D048550"}),
+        ("c", "Chemical", [(32, 9)], "cisplatin", {"MESH": "-1"}),
+        ("d", "Disease", [(0, 5)], "Renal", {"CompositeRole": "IndividualMention"}),
+    ])
+    path = bioc_file(tmp_path / "d.xml", [document])
+    docs, report = read_bioc(path, bio_nlp)
+    assert [(e.text, e.label_, e.kb_id_) for e in docs[0].ents] == [
+        ("hepatic failure", "Disease", "D048550"), ("cisplatin", "Chemical", "")]
+    assert [(i.kind, i.where.split(" ", 1)[1]) for i in report.issues] == [
+        ("dropped", "document d1 annotation a"), ("excluded", "document d1 annotation d")]
+    docs, report = read_bioc(path, bio_nlp, discontinuous="cover", entity_types=["Disease"])
+    assert [e.text for e in docs[0].ents] == ["Renal and hepatic failure"]
+    assert [i.kind for i in report.issues] == ["expanded", "excluded", "excluded", "dropped"]
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"<collection><document><id>1</id><passage><offset>0</offset><text>ab", r"x.bioc:1: not XML"),
+        (b'{"documents": [{"id": "1"}]}', "x.bioc: not BioC \\(KeyError: 'infons'"),
+        (b"1|t|Title", "neither BioC XML nor BioC JSON"),
+        (b"<collection></collection>", "x.bioc: no BioC document"),
+    ],
+)
+def test_bioc_bad_files_are_errors_naming_them(tmp_path, data, message, bio_nlp):
+    pytest.importorskip("bioc")
+    with pytest.raises(ConversionError, match=message):
+        read_bioc(write(tmp_path, "x.bioc", data), bio_nlp)
+
+
+@pytest.mark.parametrize(
+    "passages,annotation,message",
+    [
+        ([(0, "abc"), (2, "de")], None, "document 1: a passage or sentence at offset 2 overlaps the text before it"),
+        ([(0, "abc")], ("a", "X", [(1, 5)], "bcde", {}), "annotation a: offsets 1-6 do not fall in order"),
+        ([(0, "abc")], ("a", "X", [(0, 2)], "bc", {}), "annotation a: the annotation's text 'bc' is not the text's"),
+        ([(0, "abc")], ("a", " ", [(0, 2)], "ab", {}), "annotation a: no type"),
+    ],
+)
+def test_bioc_documents_that_do_not_hold_together_are_errors_naming_them(tmp_path, passages, annotation, message,
+                                                                        bio_nlp):
+    document = bioc_document("1", passages, [annotation] if annotation else [])
+    with pytest.raises(ConversionError, match=message):
+        read_bioc(bioc_file(tmp_path / "x.xml", [document]), bio_nlp)
 
 
 @pytest.mark.parametrize("compress", [gzip.compress, lzma.compress], ids=["gzip", "xz"])

@@ -16,6 +16,7 @@ from ..corpora import (
     JNLPBA_SPANS_KEY,
     ConversionError,
     ConversionReport,
+    read_bioc,
     read_brat,
     read_iob,
     read_jnlpba,
@@ -37,11 +38,12 @@ class CorpusFormat(str, Enum):
     iob = "iob"
     jsonl = "jsonl"
     brat = "brat"
+    bioc = "bioc"
 
 
 # The tagging schemes of iob input, as choices of --scheme.
 Scheme = Enum("Scheme", {name: name for name in IOB_SCHEMES}, type=str)
-# What brat input's discontinuous mentions become, as choices of --discontinuous.
+# What the discontinuous mentions of brat and BioC input become, as choices of --discontinuous.
 Discontinuous = Enum("Discontinuous", {name: name for name in DISCONTINUOUS}, type=str)
 
 
@@ -51,27 +53,31 @@ _DEFAULT_KEYS = {
     CorpusFormat.iob: DEFAULT_SPANS_KEY,
     CorpusFormat.jsonl: DEFAULT_SPANS_KEY,
     CorpusFormat.brat: DEFAULT_SPANS_KEY,
+    CorpusFormat.bioc: DEFAULT_SPANS_KEY,
 }
 
 _IOB_OPTIONS = ("n_sents", "scheme", "documents", "tag_column", "label")
 _JSONL_OPTIONS = ("text_key", "id_key", "entities_key")
-_BRAT_OPTIONS = ("entity_types", "discontinuous")
+# brat's and BioC's: annotations of several types and fragments.
+_STANDOFF_OPTIONS = ("entity_types", "discontinuous")
 
 # The options (by parameter name) that a format has no use for, and why.
 _OPTIONS_NOT_FOR = {
     CorpusFormat.pubtator: (
-        _IOB_OPTIONS + _JSONL_OPTIONS + _BRAT_OPTIONS,
+        _IOB_OPTIONS + _JSONL_OPTIONS + _STANDOFF_OPTIONS,
         "a PubTator file has its documents and its entities' offsets, no tags or sentences",
     ),
     CorpusFormat.jnlpba: (
-        _IOB_OPTIONS + _JSONL_OPTIONS + _BRAT_OPTIONS,
+        _IOB_OPTIONS + _JSONL_OPTIONS + _STANDOFF_OPTIONS,
         "a JNLPBA file is IOB2 and marks its abstracts; `convert iob` reads other IOB files",
     ),
-    CorpusFormat.iob: (_JSONL_OPTIONS + _BRAT_OPTIONS, "an IOB file has no JSON fields or brat annotations"),
-    CorpusFormat.jsonl: (_IOB_OPTIONS + _BRAT_OPTIONS,
+    CorpusFormat.iob: (_JSONL_OPTIONS + _STANDOFF_OPTIONS, "an IOB file has no JSON fields or brat annotations"),
+    CorpusFormat.jsonl: (_IOB_OPTIONS + _STANDOFF_OPTIONS,
                          "a JSON Lines file has its texts and its entities' offsets, no tags or brat annotations"),
     CorpusFormat.brat: (_IOB_OPTIONS + _JSONL_OPTIONS,
                         "brat files have their texts and their annotations' offsets, no tags or JSON fields"),
+    CorpusFormat.bioc: (_IOB_OPTIONS + _JSONL_OPTIONS,
+                        "a BioC file has its texts and its annotations' offsets, no tags or JSON fields to name"),
 }
 
 
@@ -91,10 +97,11 @@ def _read(
     fmt: CorpusFormat, path: Path, spans_key: str, options: Dict[str, Any]
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read `path` in format `fmt`, with the command's options that apply to it."""
-    if fmt == CorpusFormat.brat:
+    if fmt in (CorpusFormat.brat, CorpusFormat.bioc):
         types = options["entity_types"]
-        return read_brat(path, make_bio_nlp(), spans_key=spans_key, discontinuous=options["discontinuous"].value,
-                         entity_types=None if types is None else [t.strip() for t in types.split(",") if t.strip()])
+        reader = read_brat if fmt == CorpusFormat.brat else read_bioc
+        return reader(path, make_bio_nlp(), spans_key=spans_key, discontinuous=options["discontinuous"].value,
+                      entity_types=None if types is None else [t.strip() for t in types.split(",") if t.strip()])
     if fmt == CorpusFormat.jsonl:
         return read_jsonl(path, make_bio_nlp(), spans_key=spans_key,
                           **{name: options[name] for name in _JSONL_OPTIONS})
@@ -116,9 +123,10 @@ def convert(
     fmt: CorpusFormat = typer.Argument(
         ..., metavar="FORMAT", help="Input format: jnlpba (Genia4*2.iob2 with ###MEDLINE: markers), "
         "pubtator (BC5CDR PubTator), iob (token<TAB>tag, IOB1/IOB2/BIOES), jsonl (one JSON object a "
-        "line: the text and its entities by character offsets, code points, as Prodigy and doccano export) or "
+        "line: the text and its entities by character offsets, code points, as Prodigy and doccano export), "
         "brat (standoff: NAME.txt with NAME.ann, or .a1 and .a2, as brat, INCEpTION and the BioNLP shared "
-        "tasks write)."
+        "tasks write) or bioc (BioC XML or JSON, as BioCreative's corpora and PubTator3 give them; needs "
+        "spacy-bioner\\[bioc])."
     ),
     input_path: Path = typer.Argument(
         ..., metavar="INPUT", help="Input file: plain text, .gz or .xz; for brat, a folder (read recursively, one "
@@ -142,7 +150,7 @@ def convert(
     ),
     spans_key: Optional[str] = typer.Option(
         None, "--spans-key", help="doc.spans key for the entities (default: jnlpba, bc5cdr for "
-        "pubtator, ents for iob, jsonl and brat). The bio_ner head with this key learns from them."
+        "pubtator, ents for the others). The bio_ner head with this key learns from them."
     ),
     max_loss: float = typer.Option(
         0.005, "--max-loss", min=0.0, max=1.0, help="Fail (exit 1, nothing written) if more than this "
@@ -168,11 +176,11 @@ def convert(
         "--label Disease), which name none."
     ),
     entity_types: Optional[str] = typer.Option(
-        None, "--entity-types", help="brat: the types to convert, comma-separated (default: all but events' "
+        None, "--entity-types", help="brat and bioc: the types to convert, comma-separated (default: all but events' "
         "triggers); the others are left out and counted."
     ),
     discontinuous: Discontinuous = typer.Option(
-        "drop", "--discontinuous", help="brat: a mention of fragments with words between them is dropped (and "
+        "drop", "--discontinuous", help="brat and bioc: a mention of fragments with words between them is dropped (and "
         "counted as lost), or covered by one span from its first fragment to its last (counted as expanded). "
         "Fragments apart only by whitespace, as brat splits a mention at a line break, are always one span."
     ),

@@ -2,7 +2,8 @@
 mentions by character offsets, the conversion report, DocBin files, the dev
 split and the registered spaCy readers."""
 
-from .brat import DISCONTINUOUS, read_brat
+from .bioc import read_bioc
+from .brat import read_brat
 from .docbin import gold_token_doc, load_docs, write_docbin, write_docbins
 from .iob import (
     BC5CDR_SPANS_KEY,
@@ -15,6 +16,7 @@ from .iob import (
     read_jnlpba,
 )
 from .jsonl import read_jsonl
+from .offsets import DISCONTINUOUS
 from .pubtator import read_pubtator, read_pubtator_texts
 from .report import ConversionError, ConversionReport, Issue
 from .split import split_dev
@@ -33,6 +35,7 @@ __all__ = [
     "detect_scheme",
     "gold_token_doc",
     "load_docs",
+    "read_bioc",
     "read_brat",
     "read_iob",
     "read_jnlpba",

@@ -13,12 +13,9 @@ UTF-8, line ends as they are (a CRLF is two). Of the `.ann` lines:
 
 - `T` (a text-bound annotation, `T1<TAB>Disease 0 5;10 15<TAB>text`) is an
   entity, checked against the text; a mismatch is an error (the text was
-  edited or re-encoded after the annotation). Fragments apart only by
-  whitespace (brat splits a mention at each line break) are one span. A
-  mention of fragments with words between them ("discontinuous") cannot be
-  one span of a flat tagging: it is dropped and reported, or, with
-  `discontinuous="cover"`, kept as the span from its first fragment's start
-  to its last one's end (reported as expanded).
+  edited or re-encoded after the annotation). A mention of several
+  fragments is one span, or dropped or covered where words lie between
+  them, as `offsets.fragments_mention` says.
 - An event's trigger (the `T` an `E` line names first) is no entity: it is
   left out and counted ("excluded"), unless `entity_types` names its type.
   With `entity_types`, mentions of the other types are left out and counted
@@ -46,17 +43,22 @@ import re
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Literal, NamedTuple, Optional, Sequence, Set, Tuple, get_args
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from .iob import DEFAULT_SPANS_KEY
-from .offsets import Mention, annotated_doc
-from .report import DROPPED, EXCLUDED, EXPANDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
-
-Discontinuous = Literal["drop", "cover"]
-DISCONTINUOUS = get_args(Discontinuous)
+from .offsets import (
+    DISCONTINUOUS,
+    Discontinuous,
+    Mention,
+    annotated_doc,
+    fragments_mention,
+    wanted_type,
+    warn_of_types_not_found,
+)
+from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
 
 ANNOTATION_SUFFIXES = (".ann", ".a1", ".a2")
 # "T1<TAB>Disease 0 5;10 15": a type, then fragments "start end" joined by ";".
@@ -65,11 +67,12 @@ _NORMALIZATION = re.compile(r"\S+ (T\S+) (\S+)")
 
 
 class _TextBound(NamedTuple):
-    """A `T` line: its id, type and fragments, and where it is."""
+    """A `T` line: its id, type, fragments and text, and where it is."""
 
     id: str
     label: str
     fragments: List[Tuple[int, int]]
+    text: Optional[str]
     where: str
 
 
@@ -105,11 +108,7 @@ def read_brat(
                                   doc_id=doc_id))
     if not docs:
         raise ConversionError(f"{path}: no annotated text (a NAME.txt with its NAME.ann, or .a1 and .a2) to convert")
-    if wanted is not None:
-        unknown = wanted - types
-        if unknown:
-            warnings.warn(f"{path}: no mention has the type {', '.join(sorted(unknown))} (entity_types): "
-                          "brat's types are case-sensitive")
+    warn_of_types_not_found(str(path), wanted, types)
     report.count_docs(docs, spans_key)
     return docs, report
 
@@ -190,7 +189,7 @@ def _mentions(
             fields = line.split("\t")
             kind = fields[0][:1]
             if kind == "T":
-                text_bound.append(_text_bound(fields, text, where))
+                text_bound.append(_text_bound(fields, where))
             elif kind == "N":
                 match = _NORMALIZATION.fullmatch(fields[1]) if len(fields) > 1 else None
                 if match is None:
@@ -207,46 +206,26 @@ def _mentions(
     mentions = []
     for bound in text_bound:
         trigger_of = triggers.get(bound.id)
-        if wanted is not None and bound.label not in wanted:
-            report.issues.append(Issue(EXCLUDED, bound.where, f"type {bound.label!r} not asked for", bound.label,
-                                       doc_index))
+        if not wanted_type(bound.label, wanted, bound.where, report, doc_index):
             continue
         if wanted is None and trigger_of is not None:
             report.issues.append(Issue(EXCLUDED, bound.where, f"the trigger of event {trigger_of}",
                                        bound.label, doc_index))
             continue
-        start, end = bound.fragments[0][0], bound.fragments[-1][1]
-        gaps = [text[a:b] for (_, a), (b, _) in zip(bound.fragments, bound.fragments[1:])]
-        mention = Mention(start, end, text[start:end], bound.label, bound.where,
-                          kb_id="|".join(kb_ids.get(bound.id, [])))
-        if any(gap.strip() for gap in gaps):
-            pieces = " ".join(repr(text[a:b]) for a, b in bound.fragments)
-            if discontinuous == "drop":
-                report.issues.append(Issue(DROPPED, mention.where, f"discontinuous: {pieces} (--discontinuous cover "
-                                           "keeps the span from the first to the last)", bound.label, doc_index))
-                continue
-            report.issues.append(Issue(EXPANDED, mention.where, f"discontinuous: {pieces} -> {mention.text!r}",
-                                       bound.label, doc_index))
-        mentions.append(mention)
+        mention = fragments_mention(text, bound.fragments, bound.label, bound.where, report, doc_index,
+                                    given_text=bound.text, kb_id="|".join(kb_ids.get(bound.id, [])),
+                                    discontinuous=discontinuous)
+        if mention is not None:
+            mentions.append(mention)
     return mentions
 
 
-def _text_bound(fields: List[str], text: str, where: str) -> _TextBound:
-    """A `T` line's mention, its fragments checked against `text`."""
+def _text_bound(fields: List[str], where: str) -> _TextBound:
+    """A `T` line's mention."""
     match = _TEXT_BOUND.fullmatch(fields[1]) if len(fields) > 1 else None
     if match is None:
         raise ConversionError(f"{where}: a text-bound annotation is 'T1<TAB>Type START END<TAB>text', not "
                               f"{chr(9).join(fields)[:60]!r}")
     fragments = [(int(a), int(b)) for a, b in (pair.split(" ") for pair in match.group(2).split(";"))]
-    for (start, end), following in zip(fragments, fragments[1:] + [(len(text), len(text))]):
-        if not start < end <= following[0] or end > len(text):
-            raise ConversionError(f"{where}: offsets {match.group(2)} do not fall in order within the text "
-                                  f"({len(text)} characters)")
-    if len(fields) > 2:
-        given = fields[2]
-        found = " ".join(text[start:end] for start, end in fragments)
-        if given != found and given.split() != found.split():
-            raise ConversionError(f"{where}: the annotation's text {given[:40]!r} is not the text's {found[:40]!r} "
-                                  "at its offsets: the .txt was edited, or its line ends or encoding changed, after "
-                                  "the annotation (brat counts a CRLF as two characters)")
-    return _TextBound(fields[0], match.group(1), fragments, f"{where} {fields[0]}")
+    return _TextBound(fields[0], match.group(1), fragments, fields[2] if len(fields) > 2 else None,
+                      f"{where} {fields[0]}")

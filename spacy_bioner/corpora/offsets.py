@@ -8,9 +8,17 @@ expanded one, then the longer one (ties: the earlier one); the other is
 dropped and reported, so that `doc.ents` and `doc.spans[key]` hold one
 consistent non-overlapping tagging. A mention given twice (the same offsets,
 label and id) is placed once, and counted as a duplicate, not as lost.
+
+A mention of several fragments (brat's "0 5;10 15", BioC's locations) is
+one span where only whitespace lies between them (brat splits a mention at
+each line break); one with words between them ("renal and hepatic
+*failure*") cannot be one span of a flat tagging: it is dropped and
+reported, or with `discontinuous="cover"` kept as the span from its first
+fragment's start to its last one's end (reported as expanded).
 """
 
-from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+import warnings
+from typing import Collection, Dict, List, Literal, NamedTuple, Optional, Sequence, Set, Tuple, get_args
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -18,7 +26,10 @@ from spacy.tokens import Doc, Span
 from ..annotation import longest_first, select_non_overlapping
 from ..tokenizer import set_sentence_starts
 from .iob import set_entities
-from .report import COMPOSITE, DROPPED, DUPLICATE, EXPANDED, ConversionError, ConversionReport, Issue
+from .report import COMPOSITE, DROPPED, DUPLICATE, EXCLUDED, EXPANDED, ConversionError, ConversionReport, Issue
+
+Discontinuous = Literal["drop", "cover"]
+DISCONTINUOUS = get_args(Discontinuous)
 
 
 class Mention(NamedTuple):
@@ -36,6 +47,65 @@ class Mention(NamedTuple):
     def described(self) -> str:
         """The mention as the report names it: its text and offsets."""
         return f"{self.text!r} [{self.start}:{self.end}]"
+
+
+def fragments_mention(
+    text: str,
+    fragments: Sequence[Tuple[int, int]],
+    label: str,
+    where: str,
+    report: ConversionReport,
+    doc_index: int,
+    *,
+    given_text: Optional[str] = None,
+    kb_id: str = "",
+    discontinuous: Discontinuous = "drop",
+) -> Optional[Mention]:
+    """The mention of `text` given as (start, end) fragments, or None where it is dropped as
+    discontinuous (see the module docstring). The fragments must fall in order within the text, and
+    where the source gives the mention's text (`given_text`: its fragments' texts joined by spaces,
+    as brat and BioC write them), match it, whitespace aside; ConversionError names `where` if not."""
+    described = ", ".join(f"{start}-{end}" for start, end in fragments)
+    ends = [start for start, _ in fragments[1:]] + [len(text)]
+    if not fragments or not all(0 <= start < end <= following for (start, end), following in zip(fragments, ends)):
+        raise ConversionError(f"{where}: offsets {described} do not fall in order within the text "
+                              f"({len(text)} characters)")
+    if given_text is not None:
+        found = " ".join(text[start:end] for start, end in fragments)
+        if given_text != found and given_text.split() != found.split():
+            raise ConversionError(f"{where}: the annotation's text {given_text[:40]!r} is not the text's "
+                                  f"{found[:40]!r} at its offsets {described}: the text was changed after the "
+                                  "annotation, or its offsets count other units (characters as Python counts "
+                                  "them, a CRLF as two)")
+    start, end = fragments[0][0], fragments[-1][1]
+    mention = Mention(start, end, text[start:end], label, where, kb_id=kb_id)
+    gaps = [text[end:following] for (_, end), (following, _) in zip(fragments, fragments[1:])]
+    if any(gap.strip() for gap in gaps):
+        pieces = " ".join(repr(text[a:b]) for a, b in fragments)
+        if discontinuous == "drop":
+            report.issues.append(Issue(DROPPED, where, f"discontinuous: {pieces} (--discontinuous cover keeps the "
+                                       "span from the first to the last)", label, doc_index))
+            return None
+        report.issues.append(Issue(EXPANDED, where, f"discontinuous: {pieces} -> {mention.text!r}", label, doc_index))
+    return mention
+
+
+def wanted_type(label: str, wanted: Optional[Collection[str]], where: str, report: ConversionReport,
+                doc_index: int) -> bool:
+    """Whether a mention of type `label` is converted: every type where `wanted` is None; one left out
+    is counted ("excluded")."""
+    if wanted is None or label in wanted:
+        return True
+    report.issues.append(Issue(EXCLUDED, where, f"type {label!r} not asked for", label, doc_index))
+    return False
+
+
+def warn_of_types_not_found(source: str, wanted: Optional[Collection[str]], found: Collection[str]) -> None:
+    """Warn of the types asked for that no mention has (a typo, or another case)."""
+    missing = sorted(set(wanted or ()) - set(found))
+    if missing:
+        warnings.warn(f"{source}: no mention has the type {', '.join(missing)} (entity types asked for; "
+                      f"the types found: {', '.join(sorted(found)) or 'none'}); types are case-sensitive")
 
 
 def annotated_doc(

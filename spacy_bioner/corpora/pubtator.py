@@ -100,13 +100,13 @@ def _parse_pubtator(path: Path, lines: Sequence[str]) -> List[_PubTatorDoc]:
         label = fields[4].strip()
         if not label:
             raise ConversionError(f"{where}: PMID {pmid}: mention has no type")
-        kb_id = _mesh_ids(fields[5]) if len(fields) > 5 else ""
+        kb_id = mesh_ids(fields[5]) if len(fields) > 5 else ""
         composite = len(fields) > 6 and bool(fields[6].strip())
         current.mentions.append(Mention(start, end, fields[3], label, f"{where} PMID {pmid}", kb_id, composite))
     return docs
 
 
-def _mesh_ids(field: str) -> str:
+def mesh_ids(field: str) -> str:
     """A mention's MeSH id, or a composite's ids joined by "|", with "-1" (none) as "": each part in its
     place, as the composite's parts in the 7th column, and "" where no part has one."""
     ids = ["" if part.strip() == "-1" else part.strip() for part in field.split("|")]
