@@ -73,7 +73,7 @@ from .annotation import (
 )
 from .bounds import unbalanced_brackets
 from .chain import blank_tokens
-from .tokenizer import HYPHENS, is_blank, spaced, starts_sentence
+from .tokenizer import HYPHENS, is_blank, spaced, starts_sentence, without_blank_edges
 
 # At most this many words between the parentheses of a definition: Schwartz and Hearst's
 # longest long form, for a short form of 4 characters or more.
@@ -275,11 +275,7 @@ def _definitions(doc: Doc, openings: Iterable[int]) -> Iterable[Tuple[Span, Span
             while end > opening + 1 and doc[end - 1].text in HYPHENS:
                 end -= 1
         # Whitespace inside the brackets ("(XSCID\n)", a line wrapped there) is no part of either form.
-        first = opening + 1
-        while first < end and is_blank(doc[first]):
-            first += 1
-        while end > first and is_blank(doc[end - 1]):
-            end -= 1
+        first, end = without_blank_edges(doc, opening + 1, end)
         if first == end:
             continue
         inside = doc[first:end]

@@ -25,7 +25,7 @@ checked against the sentences of BC5CDR's IOB form and of JNLPBA
 
 import re
 import unicodedata
-from typing import Callable, Iterable, List
+from typing import Callable, Iterable, List, Tuple
 
 import spacy
 from spacy.lang.en import English
@@ -196,6 +196,15 @@ def is_blank(token: Token) -> bool:
     """Whitespace, or invisible characters alone (a token of its own, which this tokenizer splits
     off): what lies between sentences and words, with no wordpiece of a WordPiece encoder."""
     return is_blank_text(token.text)
+
+
+def without_blank_edges(doc: Doc, start: int, end: int) -> Tuple[int, int]:
+    """Tokens [start, end) less the blank tokens at their edges (start == end where all are blank)."""
+    while start < end and is_blank(doc[start]):
+        start += 1
+    while end > start and is_blank(doc[end - 1]):
+        end -= 1
+    return start, end
 
 
 def is_blank_text(text: str) -> bool:

@@ -432,6 +432,14 @@ def test_jsonl_entities_inside_tokens_or_overlapping_are_expanded_or_dropped_and
     assert report.loss_fraction == pytest.approx(2 / 3)
 
 
+def test_an_expanded_mention_keeps_no_blank_token_at_its_edges(tmp_path, bio_nlp):
+    """An invisible character is a token of its own, no more a part of a mention than a space is."""
+    text = "Aspirin \u200bhelps\u2060 rats"
+    docs, report = read_jsonl(jsonl(tmp_path, [{"text": text, "spans": [[1, 9, "Chemical"], [10, 16, "X"]]}]), bio_nlp)
+    assert [e.text for e in docs[0].ents] == ["Aspirin", "helps"]
+    assert [issue.kind for issue in report.issues] == ["expanded", "expanded"]
+
+
 @pytest.mark.parametrize(
     "record,message",
     [

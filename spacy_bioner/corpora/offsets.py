@@ -1,9 +1,9 @@
-"""Mentions given by character offsets, placed on a Doc's tokens (PubTator, JSON Lines, brat).
+"""Mentions given by character offsets, placed on a Doc's tokens (PubTator, JSON Lines, brat, BioC).
 
 A mention is placed with `alignment_mode="strict"`; if it does not fall on
-token boundaries it is expanded to them, without whitespace tokens at its
-edges (reported as "expanded"), and one that covers nothing but whitespace
-is dropped. Overlapping mentions: one placed exactly is kept before an
+token boundaries it is expanded to them, without blank tokens (whitespace,
+invisible characters) at its edges, as the abbreviation finder trims them
+(reported as "expanded"), and one that covers nothing but blanks is dropped. Overlapping mentions: one placed exactly is kept before an
 expanded one, then the longer one (ties: the earlier one); the other is
 dropped and reported, so that `doc.ents` and `doc.spans[key]` hold one
 consistent non-overlapping tagging. A mention given twice (the same offsets,
@@ -24,7 +24,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..annotation import longest_first, select_non_overlapping
-from ..tokenizer import set_sentence_starts
+from ..tokenizer import set_sentence_starts, without_blank_edges
 from .iob import set_entities
 from .report import COMPOSITE, DROPPED, DUPLICATE, EXCLUDED, EXPANDED, ConversionError, ConversionReport, Issue
 
@@ -155,7 +155,7 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
                              alignment_mode="strict")
         expanded = span is None
         if expanded:
-            span = _without_edge_space(doc.char_span(mention.start, mention.end, label=mention.label,
+            span = _without_blank_edges(doc.char_span(mention.start, mention.end, label=mention.label,
                                                      kb_id=mention.kb_id, alignment_mode="expand"))
             if span is None:
                 report.issues.append(
@@ -193,15 +193,12 @@ def no_sentence_start_inside(spans: Sequence[Span]) -> None:
             token.is_sent_start = False
 
 
-def _without_edge_space(span: Optional[Span]) -> Optional[Span]:
-    """`span` less the whitespace tokens at its edges; None where nothing else is left."""
+def _without_blank_edges(span: Optional[Span]) -> Optional[Span]:
+    """`span` less the blank tokens at its edges (whitespace, invisible characters); None where nothing
+    else is left."""
     if span is None:
         return None
-    start, end = span.start, span.end
-    while start < end and span.doc[start].is_space:
-        start += 1
-    while end > start and span.doc[end - 1].is_space:
-        end -= 1
+    start, end = without_blank_edges(span.doc, span.start, span.end)
     if start == end:
         return None
     return Span(span.doc, start, end, label=span.label, kb_id=span.kb_id)
