@@ -14,7 +14,7 @@ mentions: the label is the infon "type", the kb id the first of the infons
 "identifier", "MESH" and "concept_id" (a MeSH id of "-1", none, is empty, as
 in PubTator files); an annotation's text is checked against the document's.
 An annotation of several locations is one span, or dropped or covered where
-words lie between them, as `offsets.fragments_mention` says. BC5CDR's
+words lie between them, as `offsets.AnnotationSelection` says. BC5CDR's
 composite mentions ("CompositeRole": "CompositeMention") are kept whole and
 reported, as `read_pubtator` keeps them; their parts ("IndividualMention")
 are left out and counted ("excluded"). Relations are counted and ignored.
@@ -26,21 +26,14 @@ tokens, with a report, which `bioc` has no notion of.
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
 from .iob import DEFAULT_SPANS_KEY
-from .offsets import (
-    Discontinuous,
-    Mention,
-    annotated_doc,
-    fragments_mention,
-    wanted_type,
-    warn_of_types_not_found,
-)
+from .offsets import AnnotationSelection, Discontinuous, Mention, annotated_doc
 from .pubtator import mesh_ids
 from .report import EXCLUDED, RELATION, ConversionError, ConversionReport, Issue
 from .text import PathLike
@@ -60,11 +53,10 @@ def read_bioc(
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a BioC XML or JSON collection (plain, .gz or .xz; told by its first character): one Doc
     per document (see the module docstring)."""
+    selection = AnnotationSelection(entity_types, discontinuous)
     path = Path(path)
-    wanted = None if entity_types is None else set(entity_types)
     report = ConversionReport(source=str(path))
     docs: List[Doc] = []
-    types: Set[str] = set()  # of the mentions read
     for document in _documents(path):
         doc_id = document.id
         where = f"{path} document {doc_id}"
@@ -72,19 +64,17 @@ def read_bioc(
             raise ConversionError(f"{path}: document {len(docs) + 1} has no id")
         text, starts = _text(document, where)
         mentions: List[Mention] = []
-        for annotation in _annotations(document):
-            mention = _mention(annotation, text, f"{where} annotation {annotation.id}", wanted, discontinuous,
-                               report, len(docs))
-            types.add(annotation.infons["type"].strip())
+        for annotation in _of_every_level(document, "annotations"):
+            mention = _mention(annotation, text, f"{where} annotation {annotation.id}", selection, report, len(docs))
             if mention is not None:
                 mentions.append(mention)
-        for _ in _relations(document):
+        for _ in _of_every_level(document, "relations"):
             report.issues.append(Issue(RELATION, where, "relation ignored", doc_index=len(docs)))
         docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where, doc_id=doc_id,
                                   sentence_starts_at=starts))
     if not docs:
         raise ConversionError(f"{path}: no BioC document")
-    warn_of_types_not_found(str(path), wanted, types)
+    selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)
     return docs, report
 
@@ -148,32 +138,23 @@ def _text(document: Any, where: str) -> Tuple[str, List[int]]:
     return text, starts
 
 
-def _annotations(document: Any) -> Iterable[Any]:
-    """The annotations of the document, its passages and their sentences."""
+def _of_every_level(document: Any, name: str) -> Iterable[Any]:
+    """The annotations or relations (`name`) of the document's passages, their sentences and the document."""
     for passage in document.passages:
-        yield from passage.annotations
+        yield from getattr(passage, name)
         for sentence in passage.sentences:
-            yield from sentence.annotations
-    yield from document.annotations
+            yield from getattr(sentence, name)
+    yield from getattr(document, name)
 
 
-def _relations(document: Any) -> Iterable[Any]:
-    """The relations of the document, its passages and their sentences."""
-    for passage in document.passages:
-        yield from passage.relations
-        for sentence in passage.sentences:
-            yield from sentence.relations
-    yield from document.relations
-
-
-def _mention(annotation: Any, text: str, where: str, wanted: Optional[Set[str]], discontinuous: Discontinuous,
-             report: ConversionReport, doc_index: int) -> Optional[Mention]:
+def _mention(annotation: Any, text: str, where: str, selection: AnnotationSelection, report: ConversionReport,
+             doc_index: int) -> Optional[Mention]:
     """The annotation as a Mention of `text`; None where it is left out (counted in `report`)."""
     infons = annotation.infons
     label = (infons.get("type") or "").strip()
     if not label:
         raise ConversionError(f"{where}: no type (the infon 'type' is the entity's label)")
-    if not wanted_type(label, wanted, where, report, doc_index):
+    if not selection.keeps_type(label, where, report, doc_index):
         return None
     role = infons.get(COMPOSITE_ROLE)
     if role == "IndividualMention":
@@ -181,8 +162,8 @@ def _mention(annotation: Any, text: str, where: str, wanted: Optional[Set[str]],
         return None
     locations = sorted((location.offset, location.offset + location.length) for location in annotation.locations)
     kb_id = mesh_ids(next((infons[key] for key in KB_ID_INFONS if infons.get(key)), ""))
-    mention = fragments_mention(text, locations, label, where, report, doc_index, given_text=annotation.text,
-                                kb_id=kb_id, discontinuous=discontinuous)
+    mention = selection.mention(text, locations, label, where, report, doc_index, given_text=annotation.text,
+                                kb_id=kb_id)
     if mention is not None and role == "CompositeMention":
         return mention._replace(composite=True)
     return mention

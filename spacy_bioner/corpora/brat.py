@@ -15,7 +15,7 @@ UTF-8, line ends as they are (a CRLF is two). Of the `.ann` lines:
   entity, checked against the text; a mismatch is an error (the text was
   edited or re-encoded after the annotation). A mention of several
   fragments is one span, or dropped or covered where words lie between
-  them, as `offsets.fragments_mention` says.
+  them, as `offsets.AnnotationSelection` says.
 - An event's trigger (the `T` an `E` line names first) is no entity: it is
   left out and counted ("excluded"), unless `entity_types` names its type.
   With `entity_types`, mentions of the other types are left out and counted
@@ -43,21 +43,13 @@ import re
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from .iob import DEFAULT_SPANS_KEY
-from .offsets import (
-    DISCONTINUOUS,
-    Discontinuous,
-    Mention,
-    annotated_doc,
-    fragments_mention,
-    wanted_type,
-    warn_of_types_not_found,
-)
+from .offsets import AnnotationSelection, Discontinuous, Mention, annotated_doc
 from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
 
 ANNOTATION_SUFFIXES = (".ann", ".a1", ".a2")
@@ -86,13 +78,10 @@ def read_brat(
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a folder of brat standoff files (searched recursively), or one `.ann` file and its
     `.txt`: one Doc per annotated text (see the module docstring for what is read, and how)."""
-    if discontinuous not in DISCONTINUOUS:
-        raise ValueError(f"discontinuous must be one of {', '.join(DISCONTINUOUS)}, not {discontinuous!r}")
+    selection = AnnotationSelection(entity_types, discontinuous)
     path = Path(path)
-    wanted = None if entity_types is None else set(entity_types)
     report = ConversionReport(source=str(path))
     docs: List[Doc] = []
-    types: Set[str] = set()  # of the mentions read
     for stem, annotation_files in _documents(path):
         text_path = stem.with_suffix(".txt")
         text = _read_text(text_path)
@@ -103,12 +92,12 @@ def read_brat(
                 raise ConversionError(f"{text_path}: an empty text with annotations in {annotation_files[0]}")
             report.issues.append(Issue(SKIPPED, str(text_path), "an empty text", doc_index=max(doc_index - 1, 0)))
             continue
-        mentions = _mentions(annotation_files, text, wanted, discontinuous, report, doc_index, types)
+        mentions = _mentions(annotation_files, text, selection, report, doc_index)
         docs.append(annotated_doc(nlp, text, mentions, report, doc_index, spans_key, str(text_path),
                                   doc_id=doc_id))
     if not docs:
         raise ConversionError(f"{path}: no annotated text (a NAME.txt with its NAME.ann, or .a1 and .a2) to convert")
-    warn_of_types_not_found(str(path), wanted, types)
+    selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)
     return docs, report
 
@@ -172,14 +161,12 @@ def _lines(path: Path) -> List[Tuple[int, str]]:
 def _mentions(
     annotation_files: Sequence[Path],
     text: str,
-    wanted: Optional[Set[str]],
-    discontinuous: str,
+    selection: AnnotationSelection,
     report: ConversionReport,
     doc_index: int,
-    types: Set[str],
 ) -> List[Mention]:
-    """The entities of one document's annotation files as Mentions of `text`; what is left out goes
-    into `report`, the types read into `types`."""
+    """The entities of one document's annotation files as Mentions of `text`, as `selection` chooses
+    them; what is left out goes into `report`."""
     text_bound: List[_TextBound] = []
     kb_ids: Dict[str, List[str]] = defaultdict(list)
     triggers: Dict[str, str] = {}  # T id -> the event whose trigger it is
@@ -202,19 +189,17 @@ def _mentions(
                     triggers.setdefault(fields[1].split(" ")[0].split(":", 1)[1], fields[0])
             elif kind not in "AM#":
                 raise ConversionError(f"{where}: not a brat annotation line (T, N, R, E, A, M, *, #): {line[:60]!r}")
-    types.update(bound.label for bound in text_bound)
     mentions = []
     for bound in text_bound:
         trigger_of = triggers.get(bound.id)
-        if not wanted_type(bound.label, wanted, bound.where, report, doc_index):
+        if not selection.keeps_type(bound.label, bound.where, report, doc_index):
             continue
-        if wanted is None and trigger_of is not None:
+        if selection.wanted is None and trigger_of is not None:
             report.issues.append(Issue(EXCLUDED, bound.where, f"the trigger of event {trigger_of}",
                                        bound.label, doc_index))
             continue
-        mention = fragments_mention(text, bound.fragments, bound.label, bound.where, report, doc_index,
-                                    given_text=bound.text, kb_id="|".join(kb_ids.get(bound.id, [])),
-                                    discontinuous=discontinuous)
+        mention = selection.mention(text, bound.fragments, bound.label, bound.where, report, doc_index,
+                                    given_text=bound.text, kb_id="|".join(kb_ids.get(bound.id, [])))
         if mention is not None:
             mentions.append(mention)
     return mentions

@@ -49,63 +49,75 @@ class Mention(NamedTuple):
         return f"{self.text!r} [{self.start}:{self.end}]"
 
 
-def fragments_mention(
-    text: str,
-    fragments: Sequence[Tuple[int, int]],
-    label: str,
-    where: str,
-    report: ConversionReport,
-    doc_index: int,
-    *,
-    given_text: Optional[str] = None,
-    kb_id: str = "",
-    discontinuous: Discontinuous = "drop",
-) -> Optional[Mention]:
-    """The mention of `text` given as (start, end) fragments, or None where it is dropped as
-    discontinuous (see the module docstring). The fragments must fall in order within the text, and
-    where the source gives the mention's text (`given_text`: its fragments' texts joined by spaces,
-    as brat and BioC write them), match it, whitespace aside; ConversionError names `where` if not."""
-    described = ", ".join(f"{start}-{end}" for start, end in fragments)
-    ends = [start for start, _ in fragments[1:]] + [len(text)]
-    if not fragments or not all(0 <= start < end <= following for (start, end), following in zip(fragments, ends)):
-        raise ConversionError(f"{where}: offsets {described} do not fall in order within the text "
-                              f"({len(text)} characters)")
-    if given_text is not None:
-        found = " ".join(text[start:end] for start, end in fragments)
-        if given_text != found and given_text.split() != found.split():
-            raise ConversionError(f"{where}: the annotation's text {given_text[:40]!r} is not the text's "
-                                  f"{found[:40]!r} at its offsets {described}: the text was changed after the "
-                                  "annotation, or its offsets count other units (characters as Python counts "
-                                  "them, a CRLF as two)")
-    start, end = fragments[0][0], fragments[-1][1]
-    mention = Mention(start, end, text[start:end], label, where, kb_id=kb_id)
-    gaps = [text[end:following] for (_, end), (following, _) in zip(fragments, fragments[1:])]
-    if any(gap.strip() for gap in gaps):
-        pieces = " ".join(repr(text[a:b]) for a, b in fragments)
-        if discontinuous == "drop":
-            report.issues.append(Issue(DROPPED, where, f"discontinuous: {pieces} (--discontinuous cover keeps the "
-                                       "span from the first to the last)", label, doc_index))
-            return None
-        report.issues.append(Issue(EXPANDED, where, f"discontinuous: {pieces} -> {mention.text!r}", label, doc_index))
-    return mention
+class AnnotationSelection:
+    """What of a standoff corpus's annotations (brat, BioC) become entities: those of the types asked
+    for (all where `entity_types` is None; the others are counted, "excluded"), each of its fragments
+    checked, a discontinuous one dropped or covered (see the module docstring); and the types seen, to
+    warn of one asked for that no annotation has."""
 
+    def __init__(self, entity_types: Optional[Collection[str]] = None, discontinuous: Discontinuous = "drop") -> None:
+        if discontinuous not in DISCONTINUOUS:
+            raise ValueError(f"discontinuous must be one of {', '.join(DISCONTINUOUS)}, not {discontinuous!r}")
+        self.wanted = None if entity_types is None else frozenset(entity_types)
+        self.discontinuous = discontinuous
+        self.types_seen: Set[str] = set()
 
-def wanted_type(label: str, wanted: Optional[Collection[str]], where: str, report: ConversionReport,
-                doc_index: int) -> bool:
-    """Whether a mention of type `label` is converted: every type where `wanted` is None; one left out
-    is counted ("excluded")."""
-    if wanted is None or label in wanted:
-        return True
-    report.issues.append(Issue(EXCLUDED, where, f"type {label!r} not asked for", label, doc_index))
-    return False
+    def keeps_type(self, label: str, where: str, report: ConversionReport, doc_index: int) -> bool:
+        """Whether an annotation of type `label` is converted; one that is not is counted in `report`."""
+        self.types_seen.add(label)
+        if self.wanted is None or label in self.wanted:
+            return True
+        report.issues.append(Issue(EXCLUDED, where, f"type {label!r} not asked for", label, doc_index))
+        return False
 
+    def mention(
+        self,
+        text: str,
+        fragments: Sequence[Tuple[int, int]],
+        label: str,
+        where: str,
+        report: ConversionReport,
+        doc_index: int,
+        *,
+        given_text: Optional[str] = None,
+        kb_id: str = "",
+    ) -> Optional[Mention]:
+        """The mention of `text` given as (start, end) fragments, or None where it is dropped as
+        discontinuous. The fragments must fall in order within the text, and where the source gives
+        the mention's text (`given_text`: its fragments' texts joined by spaces, as brat and BioC write
+        them), match it, whitespace aside; ConversionError names `where` if not."""
+        described = ", ".join(f"{start}-{end}" for start, end in fragments)
+        ends = [start for start, _ in fragments[1:]] + [len(text)]
+        if not fragments or not all(0 <= start < end <= following
+                                    for (start, end), following in zip(fragments, ends)):
+            raise ConversionError(f"{where}: offsets {described} do not fall in order within the text "
+                                  f"({len(text)} characters)")
+        if given_text is not None:
+            found = " ".join(text[start:end] for start, end in fragments)
+            if given_text != found and given_text.split() != found.split():
+                raise ConversionError(f"{where}: the annotation's text {given_text[:40]!r} is not the text's "
+                                      f"{found[:40]!r} at its offsets {described}: the text was changed after the "
+                                      "annotation, or its offsets count other units (characters as Python counts "
+                                      "them, a CRLF as two)")
+        start, end = fragments[0][0], fragments[-1][1]
+        mention = Mention(start, end, text[start:end], label, where, kb_id=kb_id)
+        gaps = [text[end:following] for (_, end), (following, _) in zip(fragments, fragments[1:])]
+        if any(gap.strip() for gap in gaps):
+            pieces = " ".join(repr(text[a:b]) for a, b in fragments)
+            if self.discontinuous == "drop":
+                report.issues.append(Issue(DROPPED, where, f"discontinuous: {pieces} (--discontinuous cover keeps "
+                                           "the span from the first to the last)", label, doc_index))
+                return None
+            report.issues.append(Issue(EXPANDED, where, f"discontinuous: {pieces} -> {mention.text!r}", label,
+                                       doc_index))
+        return mention
 
-def warn_of_types_not_found(source: str, wanted: Optional[Collection[str]], found: Collection[str]) -> None:
-    """Warn of the types asked for that no mention has (a typo, or another case)."""
-    missing = sorted(set(wanted or ()) - set(found))
-    if missing:
-        warnings.warn(f"{source}: no mention has the type {', '.join(missing)} (entity types asked for; "
-                      f"the types found: {', '.join(sorted(found)) or 'none'}); types are case-sensitive")
+    def warn_of_types_not_found(self, source: str) -> None:
+        """Warn of the types asked for that no annotation has (a typo, or another case)."""
+        missing = sorted((self.wanted or frozenset()) - self.types_seen)
+        if missing:
+            warnings.warn(f"{source}: no mention has the type {', '.join(missing)} (entity types asked for; the "
+                          f"types found: {', '.join(sorted(self.types_seen)) or 'none'}); types are case-sensitive")
 
 
 def annotated_doc(
