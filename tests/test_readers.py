@@ -519,7 +519,7 @@ def brat(folder: Path, name: str, text: str, *annotations: str, suffix: str = ".
 
 
 def test_brat_folder_as_brat_and_the_bionlp_shared_tasks_write_it(tmp_path, bio_nlp):
-    """Documents by path, ids relative to the folder; a mention brat split at a line break is one span;
+    """Documents by path, ids relative to the folder (dots in a name kept); a mention brat split at a line break is one span;
     normalizations as kb ids; an event's trigger, relations and attributes are no entities; .a1 and .a2
     are read together; a text without annotations is left out with a warning."""
     text = "Cisplatin nephrotoxicity\n\nWe gave cis-\nplatin. Renal failure followed."
@@ -529,13 +529,13 @@ def test_brat_folder_as_brat_and_the_bionlp_shared_tasks_write_it(tmp_path, bio_
          "T5\tRegulation 61 69\tfollowed", "E1\tRegulation:T5 Theme:T4",
          "N1\tReference T1 MESH:D002945\tCisplatin", "N2\tReference T1 CHEBI:27899\tcisplatin",
          "R1\tCauses Arg1:T1 Arg2:T2", "A1\tNegation T2", "#1\tAnnotatorNotes T2\tcheck")
-    brat(tmp_path / "sub", "b", "IL-2 binds IL-2R.", "T1\tProtein 0 4\tIL-2", suffix=".a1")
-    (tmp_path / "sub" / "b.a2").write_text("T2\tProtein 11 16\tIL-2R\nT3\tBinding 5 10\tbinds\n"
+    brat(tmp_path / "sub", "b.v2", "IL-2 binds IL-2R.", "T1\tProtein 0 4\tIL-2", suffix=".a1")
+    (tmp_path / "sub" / "b.v2.a2").write_text("T2\tProtein 11 16\tIL-2R\nT3\tBinding 5 10\tbinds\n"
                                            "E1\tBinding:T3 Theme:T1 Theme2:T2\n")
     (tmp_path / "README.txt").write_text("Not annotated.")
     with pytest.warns(UserWarning, match=r"1 .txt file without annotations left out \(README.txt\)"):
         docs, report = read_brat(tmp_path, bio_nlp, spans_key="cdr")
-    assert [doc.user_data["pmid"] for doc in docs] == ["a", "sub/b"]
+    assert [doc.user_data["pmid"] for doc in docs] == ["a", "sub/b.v2"]
     assert [[(e.text, e.label_, e.kb_id_) for e in doc.spans["cdr"]] for doc in docs] == [
         [("Cisplatin", "Chemical", "MESH:D002945|CHEBI:27899"), ("nephrotoxicity", "Disease", ""),
          ("cis-\nplatin", "Chemical", ""), ("Renal failure", "Disease", "")],
@@ -543,7 +543,7 @@ def test_brat_folder_as_brat_and_the_bionlp_shared_tasks_write_it(tmp_path, bio_
     assert [list(doc.ents) == list(doc.spans["cdr"]) for doc in docs] == [True, True]
     assert [(i.kind, Path(i.where).name, i.label, i.doc_index) for i in report.issues] == [
         ("relation", "a.ann:6", "", 0), ("relation", "a.ann:9", "", 0), ("excluded", "a.ann:5 T5", "Regulation", 0),
-        ("relation", "b.a2:3", "", 1), ("excluded", "b.a2:2 T3", "Binding", 1)]
+        ("relation", "b.v2.a2:3", "", 1), ("excluded", "b.v2.a2:2 T3", "Binding", 1)]
     assert report.loss_fraction == 0 and report.entities == {"Chemical": 2, "Disease": 2, "Protein": 2}
     # A title without a period ends at the blank line.
     assert [s.text for s in docs[0].sents][0] == "Cisplatin nephrotoxicity\n\n"

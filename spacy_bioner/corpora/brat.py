@@ -83,7 +83,7 @@ def read_brat(
     report = ConversionReport(source=str(path))
     docs: List[Doc] = []
     for stem, annotation_files in _documents(path):
-        text_path = stem.with_suffix(".txt")
+        text_path = _with_suffix(stem, ".txt")
         text = _read_text(text_path)
         doc_id = (stem.relative_to(path) if path.is_dir() else Path(stem.name)).as_posix()
         doc_index = len(docs)
@@ -121,8 +121,8 @@ def _documents(path: Path) -> List[Tuple[Path, List[Path]]]:
         by_stem[ann.with_suffix("")].append(ann)
     documents = []
     for stem, anns in sorted(by_stem.items()):
-        if not stem.with_suffix(".txt").is_file():
-            raise ConversionError(f"{anns[0]}: no {stem.with_suffix('.txt').name} beside it, the text its offsets "
+        if not _with_suffix(stem, ".txt").is_file():
+            raise ConversionError(f"{anns[0]}: no {_with_suffix(stem, '.txt').name} beside it, the text its offsets "
                                   "index")
         # NAME.ann holds all of a document's annotations where there is one; .a1 and .a2 split them.
         ann = [p for p in anns if p.suffix == ".ann"]
@@ -137,6 +137,11 @@ def _documents(path: Path) -> List[Tuple[Path, List[Path]]]:
         raise ConversionError(f"{path}: no {path.with_suffix('.ann').name} (or .a1) beside it: an empty one marks "
                               "a text without entities")
     return documents
+
+
+def _with_suffix(stem: Path, suffix: str) -> Path:
+    """The file of `stem` (a path without its suffix, "PMC1.v2") with `suffix` ("PMC1.v2.txt")."""
+    return stem.with_name(stem.name + suffix)
 
 
 def _read_text(path: Path) -> str:
