@@ -27,12 +27,14 @@ import re
 import unicodedata
 from typing import Callable, Iterable, List, Tuple
 
+import numpy
 import spacy
+from spacy.attrs import SENT_START
 from spacy.lang.en import English
 from spacy.lang.tokenizer_exceptions import emoticons
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
-from spacy.tokens import Doc, Token
+from spacy.tokens import Doc, Span, Token
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
 # The characters that join the parts of a name as ASCII's hyphen does, split as
@@ -279,15 +281,20 @@ def _closes_sentence(doc: Doc, i: int) -> bool:
     return j < i and doc[j].text in _TERMINALS
 
 
-def set_sentence_starts(doc: Doc, forced: Iterable[int] = ()) -> Doc:
+def set_sentence_starts(doc: Doc, forced: Iterable[int] = (), not_inside: Iterable[Span] = ()) -> Doc:
     """Set `is_sent_start` on every token by the rules above (`starts_sentence`).
 
     `forced` are token indices that always start a sentence (e.g. the first
-    token of a PubTator abstract, whatever the title ends with). Decimal
+    token of a PubTator abstract, whatever the title ends with); no sentence
+    starts inside a span of `not_inside` (an entity), forced or not. Decimal
     points and abbreviations such as "e.g." are single tokens or excluded,
-    so they never end a sentence.
+    so they never end a sentence. The flags are set at once: spaCy's
+    `Token.is_sent_start` scans the whole Doc at each token it sets.
     """
     forced_set = set(forced)
-    for token in doc:
-        token.is_sent_start = token.i in forced_set or starts_sentence(doc, token.i)
+    starts = numpy.array([1 if i in forced_set or starts_sentence(doc, i) else -1 for i in range(len(doc))],
+                         dtype="int64")
+    for span in not_inside:
+        starts[span.start + 1 : span.end] = -1
+    doc.from_array([SENT_START], starts.astype("uint64"))  # -1 (not a start) as spaCy's arrays hold it
     return doc

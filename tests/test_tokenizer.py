@@ -154,6 +154,13 @@ def test_forced_sentence_starts_begin_a_sentence_whatever_precedes_them(bio_nlp)
     assert [sent.text for sent in doc.sents] == ["Haloperidol and rats", "haloperidol induced catalepsy."]
 
 
+def test_no_sentence_starts_inside_an_entity_forced_or_not(bio_nlp):
+    doc = bio_nlp("Rats got it. Haloperidol induced catalepsy. Then.")
+    doc = set_sentence_starts(doc, forced=[6], not_inside=[doc[2:7]])
+    assert [sent[0].text for sent in doc.sents] == ["Rats", "Then"]
+    assert [token.is_sent_start for token in doc] == [True] + [False] * 7 + [True, False]
+
+
 def _aligned_mentions(nlp, split: str) -> float:
     """The share of a BC5CDR split's mentions that are whole tokens under `nlp`."""
     path = PUBTATOR[split]

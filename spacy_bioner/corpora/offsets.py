@@ -18,6 +18,7 @@ fragment's start to its last one's end (reported as expanded).
 """
 
 import warnings
+from bisect import bisect_left
 from typing import Collection, Dict, List, Literal, NamedTuple, Optional, Sequence, Set, Tuple, get_args
 
 from spacy.language import Language
@@ -141,11 +142,11 @@ def annotated_doc(
         raise ConversionError(f"{where}: a text of {len(text):,} characters, more than the tokenizer's max_length "
                               f"({nlp.max_length:,}): split it into documents")
     doc = nlp.make_doc(text)
-    forced = [next((t.i for t in doc if t.idx >= offset), None) for offset in sentence_starts_at]
-    set_sentence_starts(doc, [i for i in forced if i is not None])
     kept = place_mentions(doc, mentions, report, doc_index)
+    token_starts = [token.idx for token in doc]
+    forced = [bisect_left(token_starts, offset) for offset in sentence_starts_at]
+    set_sentence_starts(doc, [i for i in forced if i < len(doc)], not_inside=kept)
     set_entities(doc, kept, spans_key)
-    no_sentence_start_inside(kept)
     if doc_id is not None:
         doc.user_data["pmid"] = doc_id
     return doc
@@ -196,13 +197,6 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
         )
         report.issues.append(Issue(DROPPED, mention.where, reason, span.label_, doc_index))
     return kept
-
-
-def no_sentence_start_inside(spans: Sequence[Span]) -> None:
-    """A sentence boundary never falls inside an entity."""
-    for span in spans:
-        for token in span[1:]:
-            token.is_sent_start = False
 
 
 def _without_blank_edges(span: Optional[Span]) -> Optional[Span]:
