@@ -520,8 +520,8 @@ def brat(folder: Path, name: str, text: str, *annotations: str, suffix: str = ".
 
 def test_brat_folder_as_brat_and_the_bionlp_shared_tasks_write_it(tmp_path, bio_nlp):
     """Documents by path, ids relative to the folder (dots in a name kept); a mention brat split at a line break is one span;
-    normalizations as kb ids; an event's trigger, relations and attributes are no entities; .a1 and .a2
-    are read together; a text without annotations is left out with a warning."""
+    normalizations as kb ids; an event's trigger, relations and attributes are no entities (counted); .a1
+    and .a2 are read together; a text without annotations is left out with a warning."""
     text = "Cisplatin nephrotoxicity\n\nWe gave cis-\nplatin. Renal failure followed."
     brat(tmp_path, "a", text,
          "T1\tChemical 0 9\tCisplatin", "T2\tDisease 10 24\tnephrotoxicity",
@@ -542,11 +542,30 @@ def test_brat_folder_as_brat_and_the_bionlp_shared_tasks_write_it(tmp_path, bio_
         [("IL-2", "Protein", ""), ("IL-2R", "Protein", "")]]
     assert [list(doc.ents) == list(doc.spans["cdr"]) for doc in docs] == [True, True]
     assert [(i.kind, Path(i.where).name, i.label, i.doc_index) for i in report.issues] == [
-        ("relation", "a.ann:6", "", 0), ("relation", "a.ann:9", "", 0), ("excluded", "a.ann:5 T5", "Regulation", 0),
+        ("relation", "a.ann:6", "", 0), ("relation", "a.ann:9", "", 0), ("excluded", "a.ann:10", "", 0),
+        ("excluded", "a.ann:5 T5", "Regulation", 0),
         ("relation", "b.v2.a2:3", "", 1), ("excluded", "b.v2.a2:2 T3", "Binding", 1)]
     assert report.loss_fraction == 0 and report.entities == {"Chemical": 2, "Disease": 2, "Protein": 2}
     # A title without a period ends at the blank line.
     assert [s.text for s in docs[0].sents][0] == "Cisplatin nephrotoxicity\n\n"
+
+
+def test_brat_as_inception_writes_it_and_folders_through_links(tmp_path, bio_nlp):
+    """INCEpTION's Named Entity layer: the label in the attribute "value"; a tab inside a mention's
+    text, as brat's own parser keeps it; a folder linked into the corpus read (once, whatever links
+    back); a NAME.ann beside NAME.a1 warned of."""
+    corpus, elsewhere = tmp_path / "corpus", tmp_path / "elsewhere"
+    brat(corpus, "a", "Asthma and IL-2\treceptor.", "T1\tNamedEntity 0 6\tAsthma", "A1\tvalue T1 Disease",
+         "T2\tNamedEntity 11 24\tIL-2\treceptor", "A2\tvalue T2 Protein", "A3\tNegated T2")
+    brat(elsewhere, "b", "Aspirin.", "T1\tNamedEntity 0 7\tAspirin")
+    (elsewhere / "b.a1").write_text("")
+    (corpus / "linked").symlink_to(elsewhere)
+    (elsewhere / "back").symlink_to(corpus)
+    with pytest.warns(UserWarning, match=r"1 text with a NAME.ann and a NAME.a1 or .a2 \(b\): the .ann is read"):
+        docs, report = read_brat(corpus, bio_nlp, label_attribute="value")
+    assert [(doc.user_data["pmid"], [(e.text, e.label_) for e in doc.ents]) for doc in docs] == [
+        ("a", [("Asthma", "Disease"), ("IL-2\treceptor", "Protein")]), ("linked/b", [("Aspirin", "NamedEntity")])]
+    assert [(i.kind, i.reason) for i in report.issues] == [("excluded", "attribute 'Negated T2' ignored")]
 
 
 def test_brat_discontinuous_mentions_are_dropped_or_covered(tmp_path, bio_nlp):
@@ -576,6 +595,8 @@ def test_brat_entity_types_choose_what_is_converted(tmp_path, bio_nlp):
     with pytest.warns(UserWarning, match="no mention has the type protein .*case-sensitive"):
         docs, _ = read_brat(tmp_path, bio_nlp, entity_types=["Protein", "protein"])
     assert [e.text for e in docs[0].ents] == ["IL-2", "IL-2R"]
+    with pytest.raises(ConversionError, match="no entity type asked for"):
+        read_brat(tmp_path, bio_nlp, entity_types=[])
 
 
 def test_brat_offsets_count_the_characters_of_the_text_as_it_is(tmp_path, bio_nlp):
@@ -597,6 +618,8 @@ def test_brat_offsets_count_the_characters_of_the_text_as_it_is(tmp_path, bio_nl
         ({"x.txt": "abc", "x.ann": "T1\tX 0-2\tab\n"}, "x.ann:1: a text-bound annotation is 'T1<TAB>Type START END"),
         ({"x.txt": "abc", "x.ann": "\nN1\tReference T1\tab\n"}, "x.ann:2: a normalization is"),
         ({"x.txt": "abc", "x.ann": "Q1\tX 0 2\n"}, "x.ann:1: not a brat annotation line"),
+        ({"x.txt": "abc", "x.ann": "\tX 0 2\tab\n"}, "x.ann:1: not a brat annotation line"),
+        ({"x.txt": "abc", "x.ann": "T1\tX 0 2\tab\nT1\tY 1 3\tbc\n"}, "x.ann:2: the id T1 again, as at .*x.ann:1"),
         ({"x.ann": "T1\tX 0 2\tab\n"}, "x.ann: no x.txt beside it"),
         ({"x.txt": b"ab\xff", "x.ann": ""}, r"x.txt: not UTF-8 \(byte 2"),
         ({"x.txt": " \n", "x.ann": "T1\tX 0 1\t \n"}, "x.txt: an empty text with annotations in"),

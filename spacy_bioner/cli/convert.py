@@ -56,41 +56,32 @@ _DEFAULT_KEYS = {
     CorpusFormat.bioc: DEFAULT_SPANS_KEY,
 }
 
-_IOB_OPTIONS = ("n_sents", "scheme", "documents", "tag_column", "label")
-_JSONL_OPTIONS = ("text_key", "id_key", "entities_key")
-# brat's and BioC's: annotations of several types and fragments.
-_STANDOFF_OPTIONS = ("entity_types", "discontinuous")
-
-# The options (by parameter name) that a format has no use for, and why.
-_OPTIONS_NOT_FOR = {
-    CorpusFormat.pubtator: (
-        _IOB_OPTIONS + _JSONL_OPTIONS + _STANDOFF_OPTIONS,
-        "a PubTator file has its documents and its entities' offsets, no tags or sentences",
-    ),
-    CorpusFormat.jnlpba: (
-        _IOB_OPTIONS + _JSONL_OPTIONS + _STANDOFF_OPTIONS,
-        "a JNLPBA file is IOB2 and marks its abstracts; `convert iob` reads other IOB files",
-    ),
-    CorpusFormat.iob: (_JSONL_OPTIONS + _STANDOFF_OPTIONS, "an IOB file has no JSON fields or brat annotations"),
-    CorpusFormat.jsonl: (_IOB_OPTIONS + _STANDOFF_OPTIONS,
-                         "a JSON Lines file has its texts and its entities' offsets, no tags or brat annotations"),
-    CorpusFormat.brat: (_IOB_OPTIONS + _JSONL_OPTIONS,
-                        "brat files have their texts and their annotations' offsets, no tags or JSON fields"),
-    CorpusFormat.bioc: (_IOB_OPTIONS + _JSONL_OPTIONS,
-                        "a BioC file has its texts and its annotations' offsets, no tags or JSON fields to name"),
+# The options (by parameter name) that only some formats read, and those formats.
+_FORMAT_OPTIONS = {
+    ("n_sents", "scheme", "documents", "tag_column", "label"): (CorpusFormat.iob,),
+    ("text_key", "id_key", "entities_key"): (CorpusFormat.jsonl,),
+    ("entity_types", "discontinuous"): (CorpusFormat.brat, CorpusFormat.bioc),
+    ("label_attribute",): (CorpusFormat.brat,),
 }
 
 
 def _refuse_options_not_for(ctx: typer.Context, fmt: CorpusFormat) -> None:
     """Refuse, in one message, the options given that `fmt` has no use for (rather than ignore them)."""
-    names, why = _OPTIONS_NOT_FOR.get(fmt, ((), ""))
+    not_for = {name: formats for names, formats in _FORMAT_OPTIONS.items() for name in names if fmt not in formats}
     # By the source's name: typer may bundle a click of its own, with its own ParameterSource.
-    given = [param.opts[0] for param in ctx.command.params
-             if param.name in names and ctx.get_parameter_source(param.name).name != "DEFAULT"]
+    given = [param for param in ctx.command.params
+             if param.name in not_for and ctx.get_parameter_source(param.name).name != "DEFAULT"]
     if given:
-        options = " and ".join(filter(None, [", ".join(given[:-1]), given[-1]]))
-        raise fail(f"{options} {'does' if len(given) == 1 else 'do'} not apply to {fmt.value} input ({why}): "
-                   f"leave {'it' if len(given) == 1 else 'them'} out")
+        options = _listed([p.opts[0] for p in given])
+        for_formats = _listed(sorted({f.value for p in given for f in not_for[p.name]}))
+        one = len(given) == 1
+        raise fail(f"{options} {'does' if one else 'do'} not apply to {fmt.value} input ({'it is' if one else 'they are'} "
+                   f"for {for_formats} input): leave {'it' if one else 'them'} out")
+
+
+def _listed(names: List[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 
 def _read(
@@ -99,12 +90,14 @@ def _read(
     """Read `path` in format `fmt`, with the command's options that apply to it."""
     if fmt in (CorpusFormat.brat, CorpusFormat.bioc):
         types = options["entity_types"]
-        reader = read_brat if fmt == CorpusFormat.brat else read_bioc
-        return reader(path, make_bio_nlp(), spans_key=spans_key, discontinuous=options["discontinuous"].value,
+        kwargs = dict(spans_key=spans_key, discontinuous=options["discontinuous"].value,
                       entity_types=None if types is None else [t.strip() for t in types.split(",") if t.strip()])
+        if fmt == CorpusFormat.brat:
+            return read_brat(path, make_bio_nlp(), label_attribute=options["label_attribute"], **kwargs)
+        return read_bioc(path, make_bio_nlp(), **kwargs)
     if fmt == CorpusFormat.jsonl:
-        return read_jsonl(path, make_bio_nlp(), spans_key=spans_key,
-                          **{name: options[name] for name in _JSONL_OPTIONS})
+        return read_jsonl(path, make_bio_nlp(), spans_key=spans_key, text_key=options["text_key"],
+                          id_key=options["id_key"], entities_key=options["entities_key"])
     if fmt == CorpusFormat.pubtator:
         return read_pubtator(path, make_bio_nlp(), spans_key=spans_key)
     if fmt == CorpusFormat.jnlpba:
@@ -184,6 +177,11 @@ def convert(
         "counted as lost), or covered by one span from its first fragment to its last (counted as expanded). "
         "Fragments apart only by whitespace, as brat splits a mention at a line break, are always one span."
     ),
+    label_attribute: Optional[str] = typer.Option(
+        None, "--label-attribute", help="brat: the attribute whose value is a mention's label, where it has one "
+        "(INCEpTION's export of its Named Entity layer writes \"T1 NamedEntity\" and \"A1 value T1 Disease\": "
+        "--label-attribute value)."
+    ),
     max_examples: int = typer.Option(
         10, "--max-examples", min=0, help="Entities listed of each kind of change (repaired, expanded, dropped, "
         "composite), each with its line or document and why; the rest are counted. 0 lists them all."
@@ -217,7 +215,7 @@ def convert(
             docs, report = _read(fmt, input_path, key, dict(
                 n_sents=n_sents, scheme=scheme, documents=documents, tag_column=tag_column, label=label,
                 text_key=text_key, id_key=id_key, entities_key=entities_key, entity_types=entity_types,
-                discontinuous=discontinuous))
+                discontinuous=discontinuous, label_attribute=label_attribute))
     except ConversionError as e:
         raise fail(str(e)) from None
     if dev_output is None:

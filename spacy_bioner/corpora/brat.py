@@ -39,6 +39,7 @@ format is a few line types; placing the mentions on the pipeline's tokens,
 with a report, is the work.
 """
 
+import os
 import re
 import warnings
 from collections import defaultdict
@@ -56,6 +57,9 @@ ANNOTATION_SUFFIXES = (".ann", ".a1", ".a2")
 # "T1<TAB>Disease 0 5;10 15": a type, then fragments "start end" joined by ";".
 _TEXT_BOUND = re.compile(r"(\S+) ((?:\d+ \d+;)*\d+ \d+)")
 _NORMALIZATION = re.compile(r"\S+ (T\S+) (\S+)")
+# The first character of an annotation's id: what the line is.
+_LINE_KINDS = {"T": "text-bound annotation", "N": "normalization", "A": "attribute", "M": "attribute",
+               "R": "relation", "E": "event", "*": "equivalence", "#": "note"}
 
 
 class _TextBound(NamedTuple):
@@ -75,9 +79,12 @@ def read_brat(
     spans_key: str = DEFAULT_SPANS_KEY,
     entity_types: Optional[Sequence[str]] = None,
     discontinuous: Discontinuous = "drop",
+    label_attribute: Optional[str] = None,
 ) -> Tuple[List[Doc], ConversionReport]:
-    """Read a folder of brat standoff files (searched recursively), or one `.ann` file and its
-    `.txt`: one Doc per annotated text (see the module docstring for what is read, and how)."""
+    """Read a folder of brat standoff files (searched recursively, following links), or one `.ann`
+    file and its `.txt`: one Doc per annotated text (see the module docstring for what is read, and
+    how). `label_attribute` names the attribute whose value is a mention's label where it has one
+    (INCEpTION's export of its Named Entity layer: "value")."""
     selection = AnnotationSelection(entity_types, discontinuous)
     path = Path(path)
     report = ConversionReport(source=str(path))
@@ -92,7 +99,7 @@ def read_brat(
                 raise ConversionError(f"{text_path}: an empty text with annotations in {annotation_files[0]}")
             report.issues.append(Issue(SKIPPED, str(text_path), "an empty text", doc_index=max(doc_index - 1, 0)))
             continue
-        mentions = _mentions(annotation_files, text, selection, report, doc_index)
+        mentions = _mentions(annotation_files, text, selection, report, doc_index, label_attribute)
         docs.append(annotated_doc(nlp, text, mentions, report, doc_index, spans_key, str(text_path),
                                   doc_id=doc_id))
     if not docs:
@@ -112,21 +119,28 @@ def _documents(path: Path) -> List[Tuple[Path, List[Path]]]:
         found = [path.with_suffix(suffix) for suffix in ANNOTATION_SUFFIXES if path.with_suffix(suffix).is_file()]
         texts = [path.with_suffix(".txt")]
     elif path.is_dir():
-        found = sorted(p for suffix in ANNOTATION_SUFFIXES for p in path.rglob(f"*{suffix}") if p.is_file())
-        texts = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        files = _files_under(path)
+        found = [p for p in files if p.suffix in ANNOTATION_SUFFIXES]
+        texts = [p for p in files if p.suffix == ".txt"]
     else:
         raise ConversionError(f"{path}: no such file or folder")
     by_stem: Dict[Path, List[Path]] = defaultdict(list)
     for ann in sorted(found):
         by_stem[ann.with_suffix("")].append(ann)
     documents = []
+    both = []  # stems with a NAME.ann and NAME.a1 or .a2
     for stem, anns in sorted(by_stem.items()):
         if not _with_suffix(stem, ".txt").is_file():
             raise ConversionError(f"{anns[0]}: no {_with_suffix(stem, '.txt').name} beside it, the text its offsets "
                                   "index")
         # NAME.ann holds all of a document's annotations where there is one; .a1 and .a2 split them.
         ann = [p for p in anns if p.suffix == ".ann"]
+        if ann and len(anns) > 1:
+            both.append(stem)
         documents.append((stem, ann or anns))
+    if both:
+        warnings.warn(f"{path}: {len(both)} text{'s' * (len(both) > 1)} with a NAME.ann and a NAME.a1 or .a2 "
+                      f"({both[0].name}): the .ann is read, the .a1 and .a2 are not")
     unannotated = [text for text in texts if text.with_suffix("") not in by_stem]
     if unannotated and path.is_dir():
         many = len(unannotated) > 1
@@ -137,6 +151,21 @@ def _documents(path: Path) -> List[Tuple[Path, List[Path]]]:
         raise ConversionError(f"{path}: no {path.with_suffix('.ann').name} (or .a1) beside it: an empty one marks "
                               "a text without entities")
     return documents
+
+
+def _files_under(folder: Path) -> List[Path]:
+    """The files under `folder`, through linked folders too (each folder once), in the order of their
+    paths."""
+    files = []
+    visited = set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:  # a link back up the tree, or a second link to one folder
+            folders[:] = []
+            continue
+        visited.add(real)
+        files += [Path(root, name) for name in names if Path(root, name).is_file()]
+    return sorted(files)
 
 
 def _with_suffix(stem: Path, suffix: str) -> Path:
@@ -169,17 +198,29 @@ def _mentions(
     selection: AnnotationSelection,
     report: ConversionReport,
     doc_index: int,
+    label_attribute: Optional[str] = None,
 ) -> List[Mention]:
     """The entities of one document's annotation files as Mentions of `text`, as `selection` chooses
     them; what is left out goes into `report`."""
     text_bound: List[_TextBound] = []
     kb_ids: Dict[str, List[str]] = defaultdict(list)
+    labels: Dict[str, str] = {}  # T id -> its label_attribute's value
     triggers: Dict[str, str] = {}  # T id -> the event whose trigger it is
+    seen: Dict[str, str] = {}  # annotation id -> where it is
     for ann in annotation_files:
         for lineno, line in _lines(ann):
             where = f"{ann}:{lineno}"
-            fields = line.split("\t")
-            kind = fields[0][:1]
+            # brat's own parser splits off the id and the annotation: a T line's text may hold tabs.
+            fields = line.split("\t", 2)
+            ann_id, kind = fields[0], fields[0][:1]
+            if kind not in _LINE_KINDS:
+                raise ConversionError(f"{where}: not a brat annotation line (an id of T, N, R, E, A, M, *, # and a "
+                                      f"tab first): {line[:60]!r}")
+            if ann_id != "*":
+                if ann_id in seen:
+                    raise ConversionError(f"{where}: the id {ann_id} again, as at {seen[ann_id]}")
+                seen[ann_id] = where
+            body = fields[1].split(" ") if len(fields) > 1 else []
             if kind == "T":
                 text_bound.append(_text_bound(fields, where))
             elif kind == "N":
@@ -187,23 +228,25 @@ def _mentions(
                 if match is None:
                     raise ConversionError(f"{where}: a normalization is 'N1<TAB>Reference T1 DB:ID', not {line[:60]!r}")
                 kb_ids[match.group(1)].append(match.group(2))
+            elif kind in "AM" and label_attribute is not None and body[:1] == [label_attribute] and len(body) == 3:
+                labels[body[1]] = body[2]
+            elif kind in "AM":
+                report.issues.append(Issue(EXCLUDED, where, f"attribute {' '.join(body)!r} ignored",
+                                           doc_index=doc_index))
             elif kind in "RE*":
-                what = {"R": "relation", "E": "event", "*": "equivalence"}[kind]
-                report.issues.append(Issue(RELATION, where, f"{what} ignored", doc_index=doc_index))
-                if kind == "E" and len(fields) > 1 and ":" in fields[1].split(" ")[0]:
-                    triggers.setdefault(fields[1].split(" ")[0].split(":", 1)[1], fields[0])
-            elif kind not in "AM#":
-                raise ConversionError(f"{where}: not a brat annotation line (T, N, R, E, A, M, *, #): {line[:60]!r}")
+                report.issues.append(Issue(RELATION, where, f"{_LINE_KINDS[kind]} ignored", doc_index=doc_index))
+                if kind == "E" and ":" in (body or [""])[0]:
+                    triggers.setdefault(body[0].split(":", 1)[1], ann_id)
     mentions = []
     for bound in text_bound:
+        label = labels.get(bound.id, bound.label)
+        if not selection.keeps_type(label, bound.where, report, doc_index):
+            continue
         trigger_of = triggers.get(bound.id)
-        if not selection.keeps_type(bound.label, bound.where, report, doc_index):
-            continue
         if selection.wanted is None and trigger_of is not None:
-            report.issues.append(Issue(EXCLUDED, bound.where, f"the trigger of event {trigger_of}",
-                                       bound.label, doc_index))
+            report.issues.append(Issue(EXCLUDED, bound.where, f"the trigger of event {trigger_of}", label, doc_index))
             continue
-        mention = selection.mention(text, bound.fragments, bound.label, bound.where, report, doc_index,
+        mention = selection.mention(text, bound.fragments, label, bound.where, report, doc_index,
                                     given_text=bound.text, kb_id="|".join(kb_ids.get(bound.id, [])))
         if mention is not None:
             mentions.append(mention)

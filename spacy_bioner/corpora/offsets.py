@@ -59,6 +59,8 @@ class AnnotationSelection:
     def __init__(self, entity_types: Optional[Collection[str]] = None, discontinuous: Discontinuous = "drop") -> None:
         if discontinuous not in DISCONTINUOUS:
             raise ValueError(f"discontinuous must be one of {', '.join(DISCONTINUOUS)}, not {discontinuous!r}")
+        if entity_types is not None and not entity_types:
+            raise ConversionError("no entity type asked for (leave the types out to convert them all)")
         self.wanted = None if entity_types is None else frozenset(entity_types)
         self.discontinuous = discontinuous
         self.types_seen: Set[str] = set()
