@@ -479,7 +479,7 @@ def test_jsonl_what_is_no_loss_is_not_counted_as_one(tmp_path, bio_nlp):
     # Given twice off the tokens' edges: one mention expanded, not two lost.
     misaligned = [{"text": "Ca2+ rose.", "spans": [[0, 2, "Chemical"], [0, 2, "Chemical"]]}]
     docs, report = read_jsonl(jsonl(tmp_path, misaligned), bio_nlp)
-    assert [e.text for e in docs[0].ents] == ["Ca2"] and [i.kind for i in report.issues] == ["expanded", "duplicate"]
+    assert [e.text for e in docs[0].ents] == ["Ca2"] and [i.kind for i in report.issues] == ["duplicate", "expanded"]
     assert report.input_entities == 1
     bio_nlp.max_length, length = 10, bio_nlp.max_length
     try:
@@ -566,6 +566,19 @@ def test_brat_as_inception_writes_it_and_folders_through_links(tmp_path, bio_nlp
     assert [(doc.user_data["pmid"], [(e.text, e.label_) for e in doc.ents]) for doc in docs] == [
         ("a", [("Asthma", "Disease"), ("IL-2\treceptor", "Protein")]), ("linked/b", [("Aspirin", "NamedEntity")])]
     assert [(i.kind, i.reason) for i in report.issues] == [("excluded", "attribute 'Negated T2' ignored")]
+
+
+def test_brat_one_span_annotated_twice_keeps_both_kb_ids(tmp_path, bio_nlp):
+    """CRAFT's ontologies annotate one span more than once: of one label, one mention with the kb ids of
+    both, a duplicate (nothing lost); of another label, a clash (dropped, lost)."""
+    brat(tmp_path, "c", "Insulin rose.", "T1\tChemical 0 7\tInsulin", "T2\tChemical 0 7\tInsulin",
+         "N1\tReference T2 CHEBI:5931\tinsulin", "T3\tChemical 0 7\tInsulin", "N2\tReference T3 MESH:D007328\tx",
+         "T4\tProtein 0 7\tInsulin", "T5\tChemical 0 7\tInsulin", "N3\tReference T5 CHEBI:5931\tinsulin")
+    docs, report = read_brat(tmp_path, bio_nlp)
+    assert [(e.text, e.label_, e.kb_id_) for e in docs[0].ents] == [("Insulin", "Chemical", "CHEBI:5931|MESH:D007328")]
+    assert [(i.kind, i.where.rsplit(" ", 1)[1]) for i in report.issues] == [
+        ("duplicate", "T2"), ("duplicate", "T3"), ("duplicate", "T5"), ("dropped", "T4")]
+    assert report.loss_fraction == pytest.approx(1 / 2)
 
 
 def test_brat_discontinuous_mentions_are_dropped_or_covered(tmp_path, bio_nlp):

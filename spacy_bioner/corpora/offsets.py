@@ -158,14 +158,7 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
     """The non-overlapping spans of `mentions` on `doc`'s tokens; what was moved or dropped goes into `report`."""
     candidates: List[Span] = []
     found: Dict[int, Tuple[Mention, bool]] = {}  # by span: the mention, whether it was expanded
-    given: Set[Tuple[int, int, str, str]] = set()  # (start, end, label, kb_id) of the mentions placed
-    for mention in mentions:
-        key = (mention.start, mention.end, mention.label, mention.kb_id)
-        if key in given:  # given twice: nothing is lost, wherever its offsets fall
-            report.issues.append(Issue(DUPLICATE, mention.where, f"{mention.described} given again", mention.label,
-                                       doc_index))
-            continue
-        given.add(key)
+    for mention in _merged(mentions, report, doc_index):
         span = doc.char_span(mention.start, mention.end, label=mention.label, kb_id=mention.kb_id,
                              alignment_mode="strict")
         expanded = span is None
@@ -199,6 +192,26 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
         )
         report.issues.append(Issue(DROPPED, mention.where, reason, span.label_, doc_index))
     return kept
+
+
+def _merged(mentions: Sequence[Mention], report: ConversionReport, doc_index: int) -> List[Mention]:
+    """`mentions`, each (offsets, label) once: a mention given again is a duplicate, nothing lost
+    wherever its offsets fall, and its kb id, where it has one the first lacks, joins the first's
+    ("|" between ids, as several normalizations of one mention are written: CRAFT's ontologies)."""
+    merged: Dict[Tuple[int, int, str], Mention] = {}
+    for mention in mentions:
+        key = (mention.start, mention.end, mention.label)
+        first = merged.get(key)
+        if first is None:
+            merged[key] = mention
+            continue
+        reason = f"{mention.described} given again"
+        ids = first.kb_id.split("|") if first.kb_id else []
+        if mention.kb_id and mention.kb_id not in ids and mention.kb_id != first.kb_id:
+            merged[key] = first._replace(kb_id="|".join(ids + [mention.kb_id]))
+            reason += f", its kb id {mention.kb_id} kept beside the first's"
+        report.issues.append(Issue(DUPLICATE, mention.where, reason, mention.label, doc_index))
+    return list(merged.values())
 
 
 def _without_blank_edges(span: Optional[Span]) -> Optional[Span]:
