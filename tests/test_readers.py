@@ -568,6 +568,34 @@ def test_brat_as_inception_writes_it_and_folders_through_links(tmp_path, bio_nlp
     assert [(i.kind, i.reason) for i in report.issues] == [("excluded", "attribute 'Negated T2' ignored")]
 
 
+def test_offsets_in_utf16_units_as_java_and_javascript_count_them(tmp_path, bio_nlp):
+    """INCEpTION's brat, BioC's Java tools, doccano's JSON Lines: a character outside the BMP counts two.
+    Read as characters, the mismatch says the other units fit; an offset inside such a character is an error."""
+    text = "\U0001d6fc-Tocopherol and \U0001f600 asthma."
+    start = len(text[:text.index("asthma")].encode("utf-16-le")) // 2
+    ann = brat(tmp_path / "brat", "u", text, "T1\tChemical 0 13\t\U0001d6fc-Tocopherol",
+               f"T2\tDisease {start} {start + 6}\tasthma")
+    with pytest.raises(ConversionError, match=r"T1: the annotation.s text .* at its offsets 0-13: .*read as UTF-16 units, as Java and JavaScript count, "
+                                              "they match: --offset-units utf-16"):
+        read_brat(ann, bio_nlp)
+    docs, report = read_brat(ann, bio_nlp, offset_units="utf-16")
+    assert [e.text for e in docs[0].ents] == ["\U0001d6fc-Tocopherol", "asthma"] and not report.issues
+    records = [{"text": text, "spans": [[0, 13, "Chemical"], [start, start + 6, "Disease"]]}]
+    docs, report = read_jsonl(jsonl(tmp_path, records), bio_nlp, offset_units="utf-16")
+    assert [e.text for e in docs[0].ents] == ["\U0001d6fc-Tocopherol", "asthma"] and not report.issues
+    with pytest.raises(ConversionError, match=r"in.jsonl:1 entity 2: offsets 21-27 are no span of the text \(length 26\)"):
+        read_jsonl(jsonl(tmp_path, records), bio_nlp)  # read as characters: past the end
+    with pytest.raises(ConversionError, match="in.jsonl:1 entity 1: UTF-16 offset 1 falls inside '\U0001d6fc'"):
+        read_jsonl(jsonl(tmp_path, [{"text": text, "spans": [[1, 13, "Chemical"]]}]), bio_nlp, offset_units="utf-16")
+    title = "\U0001f600 Asthma"
+    document = bioc_document("1", [(0, title), (len(title) + 2, "Asthma again.")], [
+        ("a", "Disease", [(3, 6)], "Asthma", {}), ("b", "Disease", [(len(title) + 2, 6)], "Asthma", {})])
+    docs, report = read_bioc(bioc_file(tmp_path / "u.xml", [document]), bio_nlp, offset_units="utf-16")
+    assert docs[0].text == "\U0001f600 Asthma Asthma again." and [s.text for s in docs[0].sents] == [
+        "\U0001f600 Asthma", "Asthma again."]
+    assert [e.start_char for e in docs[0].ents] == [2, 9] and not report.issues
+
+
 def test_brat_one_span_annotated_twice_keeps_both_kb_ids(tmp_path, bio_nlp):
     """CRAFT's ontologies annotate one span more than once: of one label, one mention with the kb ids of
     both, a duplicate (nothing lost); of another label, a clash (dropped, lost)."""
@@ -626,7 +654,7 @@ def test_brat_offsets_count_the_characters_of_the_text_as_it_is(tmp_path, bio_nl
     [
         ({"x.txt": "abc", "x.ann": "T1\tX 0 2\tab\n"}, None),
         ({"x.txt": "abc", "x.ann": "T1\tX 0 2\tbc\n"}, r"x.ann:1 T1: the annotation's text 'bc' is not the text's 'ab' at its offsets 0-2"),
-        ({"x.txt": "abc", "x.ann": "T1\tX 0 4\tabcd\n"}, r"x.ann:1 T1: offsets 0-4 do not fall in order within the text \(3 characters\)"),
+        ({"x.txt": "abc", "x.ann": "T1\tX 0 4\tabcd\n"}, r"x.ann:1 T1: offsets 0-4 do not fall in order within the text \(3 characters; read as characters"),
         ({"x.txt": "abc", "x.ann": "T1\tX 2 3;0 1\tc a\n"}, "x.ann:1 T1: offsets 2-3, 0-1 do not fall in order"),
         ({"x.txt": "abc", "x.ann": "T1\tX 0-2\tab\n"}, "x.ann:1: a text-bound annotation is 'T1<TAB>Type START END"),
         ({"x.txt": "abc", "x.ann": "\nN1\tReference T1\tab\n"}, "x.ann:2: a normalization is"),

@@ -11,6 +11,7 @@ from ..corpora import (
     BC5CDR_SPANS_KEY,
     DEFAULT_SPANS_KEY,
     DISCONTINUOUS,
+    OFFSET_UNITS,
     IOB_SCHEMES,
     JNLPBA_DEV_DOCS,
     JNLPBA_SPANS_KEY,
@@ -45,6 +46,8 @@ class CorpusFormat(str, Enum):
 Scheme = Enum("Scheme", {name: name for name in IOB_SCHEMES}, type=str)
 # What the discontinuous mentions of brat and BioC input become, as choices of --discontinuous.
 Discontinuous = Enum("Discontinuous", {name: name for name in DISCONTINUOUS}, type=str)
+# What the offsets of jsonl, brat and BioC input count, as choices of --offset-units.
+OffsetUnits = Enum("OffsetUnits", {name: name for name in OFFSET_UNITS}, type=str)
 
 
 _DEFAULT_KEYS = {
@@ -60,6 +63,7 @@ _DEFAULT_KEYS = {
 _FORMAT_OPTIONS = {
     ("n_sents", "scheme", "documents", "tag_column", "label"): (CorpusFormat.iob,),
     ("text_key", "id_key", "entities_key"): (CorpusFormat.jsonl,),
+    ("offset_units",): (CorpusFormat.jsonl, CorpusFormat.brat, CorpusFormat.bioc),
     ("entity_types", "discontinuous"): (CorpusFormat.brat, CorpusFormat.bioc),
     ("label_attribute",): (CorpusFormat.brat,),
 }
@@ -91,13 +95,15 @@ def _read(
     if fmt in (CorpusFormat.brat, CorpusFormat.bioc):
         types = options["entity_types"]
         kwargs = dict(spans_key=spans_key, discontinuous=options["discontinuous"].value,
+                      offset_units=options["offset_units"].value,
                       entity_types=None if types is None else [t.strip() for t in types.split(",") if t.strip()])
         if fmt == CorpusFormat.brat:
             return read_brat(path, make_bio_nlp(), label_attribute=options["label_attribute"], **kwargs)
         return read_bioc(path, make_bio_nlp(), **kwargs)
     if fmt == CorpusFormat.jsonl:
         return read_jsonl(path, make_bio_nlp(), spans_key=spans_key, text_key=options["text_key"],
-                          id_key=options["id_key"], entities_key=options["entities_key"])
+                          id_key=options["id_key"], entities_key=options["entities_key"],
+                          offset_units=options["offset_units"].value)
     if fmt == CorpusFormat.pubtator:
         return read_pubtator(path, make_bio_nlp(), spans_key=spans_key)
     if fmt == CorpusFormat.jnlpba:
@@ -182,6 +188,12 @@ def convert(
         "(INCEpTION's export of its Named Entity layer writes \"T1 NamedEntity\" and \"A1 value T1 Disease\": "
         "--label-attribute value)."
     ),
+    offset_units: OffsetUnits = typer.Option(
+        "characters", "--offset-units", help="jsonl, brat and bioc: what the offsets count, characters (code "
+        "points, as Python counts them) or UTF-16 units (as Java and JavaScript count: INCEpTION, BioC's Java "
+        "tools, doccano's and Label Studio's browser front ends). The two differ after a character outside "
+        "the Basic Multilingual Plane (an emoji); a mismatch found says which would fit."
+    ),
     max_examples: int = typer.Option(
         10, "--max-examples", min=0, help="Entities listed of each kind of change (repaired, expanded, dropped, "
         "composite), each with its line or document and why; the rest are counted. 0 lists them all."
@@ -215,7 +227,7 @@ def convert(
             docs, report = _read(fmt, input_path, key, dict(
                 n_sents=n_sents, scheme=scheme, documents=documents, tag_column=tag_column, label=label,
                 text_key=text_key, id_key=id_key, entities_key=entities_key, entity_types=entity_types,
-                discontinuous=discontinuous, label_attribute=label_attribute))
+                discontinuous=discontinuous, label_attribute=label_attribute, offset_units=offset_units))
     except ConversionError as e:
         raise fail(str(e)) from None
     if dev_output is None:

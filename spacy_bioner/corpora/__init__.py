@@ -16,7 +16,7 @@ from .iob import (
     read_jnlpba,
 )
 from .jsonl import read_jsonl
-from .offsets import DISCONTINUOUS
+from .offsets import DISCONTINUOUS, OFFSET_UNITS
 from .pubtator import read_pubtator, read_pubtator_texts
 from .report import ConversionError, ConversionReport, Issue
 from .split import split_dev
@@ -25,6 +25,7 @@ from .text import read_lines
 __all__ = [
     "BC5CDR_SPANS_KEY",
     "DISCONTINUOUS",
+    "OFFSET_UNITS",
     "DEFAULT_SPANS_KEY",
     "IOB_SCHEMES",
     "JNLPBA_DEV_DOCS",

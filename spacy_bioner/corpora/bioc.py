@@ -5,9 +5,11 @@ readers keep a document's id. Its text is its passages' (or, in a passage
 without text, its sentences') texts, each at its offset, with spaces between:
 a PubMed title and abstract (offsets 0 and len(title) + 1) give PubTator's
 "title + space + abstract". A sentence starts at each passage. Offsets are
-the document's, counted in characters (code points) as Python counts them;
-a corpus whose offsets count bytes or UTF-16 units shows as annotations
-whose text differs from the document's, an error naming them.
+the document's, counted in characters (code points) as Python counts them,
+or with `offset_units="utf-16"` in UTF-16 units, as BioC's Java tools count;
+the two differ after a character outside the Basic Multilingual Plane. An
+annotation whose text is not the document's at its offsets is an error
+naming it (and the units in which they would match).
 
 The annotations of the document, its passages and its sentences are its
 mentions: the label is the infon "type", the kb id the first of the infons
@@ -33,7 +35,7 @@ from spacy.tokens import Doc
 
 from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
 from .iob import DEFAULT_SPANS_KEY
-from .offsets import AnnotationSelection, Discontinuous, Mention, annotated_doc
+from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
 from .report import EXCLUDED, RELATION, ConversionError, ConversionReport, Issue
 from .text import PathLike
@@ -50,10 +52,11 @@ def read_bioc(
     spans_key: str = DEFAULT_SPANS_KEY,
     entity_types: Optional[Sequence[str]] = None,
     discontinuous: Discontinuous = "drop",
+    offset_units: OffsetUnits = "characters",
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a BioC XML or JSON collection (plain, .gz or .xz; told by its first character): one Doc
     per document (see the module docstring)."""
-    selection = AnnotationSelection(entity_types, discontinuous)
+    selection = AnnotationSelection(entity_types, discontinuous, offset_units)
     path = Path(path)
     report = ConversionReport(source=str(path))
     docs: List[Doc] = []
@@ -62,7 +65,7 @@ def read_bioc(
         where = f"{path} document {doc_id}"
         if not isinstance(doc_id, str) or not doc_id.strip():
             raise ConversionError(f"{path}: document {len(docs) + 1} has no id")
-        text, starts = _text(document, where)
+        text, starts = _text(document, where, offset_units)
         mentions: List[Mention] = []
         for annotation in _of_every_level(document, "annotations"):
             mention = _mention(annotation, text, f"{where} annotation {annotation.id}", selection, report, len(docs))
@@ -116,9 +119,9 @@ def _documents(path: Path) -> Iterator[Any]:
         raise ConversionError(f"{path}: {describe_error(path, e)}") from None
 
 
-def _text(document: Any, where: str) -> Tuple[str, List[int]]:
-    """The document's text, its passages (or their sentences) at their offsets with spaces between,
-    and the offsets at which its passages start."""
+def _text(document: Any, where: str, units: OffsetUnits) -> Tuple[str, List[int]]:
+    """The document's text, its passages (or their sentences) at their offsets (in `units`) with
+    spaces between, and the character offsets at which its passages start."""
     pieces: List[Tuple[int, str]] = []
     starts = []
     for passage in document.passages:
@@ -127,15 +130,18 @@ def _text(document: Any, where: str) -> Tuple[str, List[int]]:
             pieces.append((passage.offset, passage.text))
         else:
             pieces.extend((sentence.offset, sentence.text or "") for sentence in passage.sentences)
-    text = ""
+    text, length = "", 0  # length in `units`
     for offset, piece in pieces:
-        if offset < len(text):
+        if offset < length:
             raise ConversionError(f"{where}: a passage or sentence at offset {offset} overlaps the text before it "
-                                  f"({len(text)} characters): its offsets are not the document's")
-        text += " " * (offset - len(text)) + piece
+                                  f"({length} {'characters' if units == 'characters' else 'UTF-16 units'}): its "
+                                  "offsets are not the document's")
+        text += " " * (offset - length) + piece
+        length = offset + (len(piece) if units == "characters" else len(piece.encode("utf-16-le")) // 2)
     if not text.strip():
         raise ConversionError(f"{where}: no text")
-    return text, starts
+    offsets = CharacterOffsets(text, units)
+    return text, [offsets(start, where) for start in starts]
 
 
 def _of_every_level(document: Any, name: str) -> Iterable[Any]:

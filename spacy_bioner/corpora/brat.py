@@ -9,7 +9,9 @@ document's id. Only annotation files are read: a `.txt` without one
 (a README, a text never annotated) is left out and warned of.
 
 Offsets count the characters (code points) of the `.txt` as brat reads it:
-UTF-8, line ends as they are (a CRLF is two). Of the `.ann` lines:
+UTF-8, line ends as they are (a CRLF is two); INCEpTION's count UTF-16 units
+(`offset_units="utf-16"`), which differ after a character outside the Basic
+Multilingual Plane. Of the `.ann` lines:
 
 - `T` (a text-bound annotation, `T1<TAB>Disease 0 5;10 15<TAB>text`) is an
   entity, checked against the text; a mismatch is an error (the text was
@@ -50,7 +52,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .iob import DEFAULT_SPANS_KEY
-from .offsets import AnnotationSelection, Discontinuous, Mention, annotated_doc
+from .offsets import AnnotationSelection, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
 
 ANNOTATION_SUFFIXES = (".ann", ".a1", ".a2")
@@ -80,12 +82,13 @@ def read_brat(
     entity_types: Optional[Sequence[str]] = None,
     discontinuous: Discontinuous = "drop",
     label_attribute: Optional[str] = None,
+    offset_units: OffsetUnits = "characters",
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a folder of brat standoff files (searched recursively, following links), or one `.ann`
     file and its `.txt`: one Doc per annotated text (see the module docstring for what is read, and
     how). `label_attribute` names the attribute whose value is a mention's label where it has one
     (INCEpTION's export of its Named Entity layer: "value")."""
-    selection = AnnotationSelection(entity_types, discontinuous)
+    selection = AnnotationSelection(entity_types, discontinuous, offset_units)
     path = Path(path)
     report = ConversionReport(source=str(path))
     docs: List[Doc] = []

@@ -7,9 +7,10 @@ One Doc per line, a JSON object with the text and its entities:
 as Prodigy exports them (`db-out`); an entity may also be a list
 `[start, end, label]` (doccano's "label" field: `entities_key="label"`), and
 `start_offset`/`end_offset` (doccano's newer export) name the offsets too.
-Offsets count characters (code points) of the text, as Python's `str` does
-(a tool that counts UTF-16 units, as JavaScript does, gives other offsets
-after an emoji: they show as expanded or dropped mentions).
+Offsets count characters (code points) of the text, as Python's `str` does,
+or with `offset_units="utf-16"` UTF-16 units, as JavaScript does (doccano's
+and Label Studio's browser front ends): the two differ after a character
+outside the Basic Multilingual Plane (an emoji, "\U0001d6fc").
 The text is tokenized with the given nlp (the BioTokenizer) and the entities
 are placed on its tokens as `offsets.place_mentions` says (expanded to token
 boundaries, the longer of overlapping ones kept, each change reported).
@@ -39,7 +40,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .iob import DEFAULT_SPANS_KEY
-from .offsets import Mention, annotated_doc
+from .offsets import CharacterOffsets, Mention, OffsetUnits, annotated_doc
 from .report import SKIPPED, ConversionError, ConversionReport, Issue
 from .text import PathLike, iter_lines
 
@@ -57,6 +58,7 @@ def read_jsonl(
     text_key: str = "text",
     id_key: str = "id",
     entities_key: str = "spans",
+    offset_units: OffsetUnits = "characters",
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a JSON Lines file of texts and their entities by character offsets: one Doc per
     accepted record, its `id_key` value (if any) as `doc.user_data["pmid"]`, as the other readers
@@ -96,7 +98,8 @@ def read_jsonl(
             where = f"{where} {id_key} {doc_id}"
         if first_line.setdefault(text, lineno) != lineno:
             repeated.append((lineno, first_line[text]))
-        mentions = [_mention(entity, text, f"{where} entity {k}") for k, entity in
+        offsets = CharacterOffsets(text, offset_units)
+        mentions = [_mention(entity, offsets, f"{where} entity {k}") for k, entity in
                     enumerate(_entities(record, entities_key, where), start=1)]
         docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where,
                                   doc_id=None if doc_id is None else str(doc_id)))
@@ -138,8 +141,9 @@ def _entities(record: dict, entities_key: str, where: str) -> List[Any]:
     return entities
 
 
-def _mention(entity: Any, text: str, where: str) -> Mention:
-    """An entity of the record, {"start", "end", "label"} or [start, end, label], as a Mention of `text`."""
+def _mention(entity: Any, offsets: CharacterOffsets, where: str) -> Mention:
+    """An entity of the record, {"start", "end", "label"} or [start, end, label], as a Mention of the
+    text its `offsets` count."""
     if isinstance(entity, dict):
         start = entity.get("start", entity.get("start_offset"))
         end = entity.get("end", entity.get("end_offset"))
@@ -149,8 +153,11 @@ def _mention(entity: Any, text: str, where: str) -> Mention:
     else:
         raise ConversionError(f"{where}: {json.dumps(entity)[:60]} is no entity "
                               '({"start": ..., "end": ..., "label": ...} or [start, end, label])')
+    text, given = offsets.text, f"{start!r}-{end!r}"
+    if type(start) is int and type(end) is int:
+        start, end = offsets(start, where), offsets(end, where)
     if not (type(start) is int and type(end) is int and 0 <= start < end <= len(text)):
-        raise ConversionError(f"{where}: offsets {start!r}-{end!r} are no span of the text (length {len(text)})")
+        raise ConversionError(f"{where}: offsets {given} are no span of the text (length {len(text)})")
     if not isinstance(label, str) or not label.strip():
         raise ConversionError(f"{where}: no label")
     return Mention(start, end, text[start:end], label.strip(), where)

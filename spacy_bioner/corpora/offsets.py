@@ -17,6 +17,7 @@ reported, or with `discontinuous="cover"` kept as the span from its first
 fragment's start to its last one's end (reported as expanded).
 """
 
+import re
 import warnings
 from bisect import bisect_left
 from typing import Collection, Dict, List, Literal, NamedTuple, Optional, Sequence, Set, Tuple, get_args
@@ -31,6 +32,39 @@ from .report import COMPOSITE, DROPPED, DUPLICATE, EXCLUDED, EXPANDED, Conversio
 
 Discontinuous = Literal["drop", "cover"]
 DISCONTINUOUS = get_args(Discontinuous)
+OffsetUnits = Literal["characters", "utf-16"]
+OFFSET_UNITS = get_args(OffsetUnits)
+_OUTSIDE_BMP = re.compile("[\U00010000-\U0010ffff]")
+_WHITESPACE = re.compile(r"\s+")
+
+
+class CharacterOffsets:
+    """Offsets of one text counted in `units`, as offsets in characters (code points, as Python
+    counts them). "utf-16" counts a character outside the Basic Multilingual Plane (an emoji,
+    mathematical letters such as "\U0001d6fc") as two, as Java and JavaScript do: INCEpTION,
+    BioC's Java tools, doccano's and Label Studio's browser front ends."""
+
+    def __init__(self, text: str, units: OffsetUnits = "characters") -> None:
+        if units not in OFFSET_UNITS:
+            raise ValueError(f"offset units must be one of {', '.join(OFFSET_UNITS)}, not {units!r}")
+        self.text = text
+        self.units = units
+        self._characters: Optional[List[int]] = None  # by UTF-16 offset: the character's, -1 inside a pair
+        if units == "utf-16" and _OUTSIDE_BMP.search(text):
+            characters = []
+            for i, char in enumerate(text):
+                characters += [i, -1] if char > "\uffff" else [i]
+            self._characters = characters + [len(text)]
+
+    def __call__(self, offset: int, where: str) -> int:
+        """The character offset of `offset`; one past the text's end stays past it."""
+        table = self._characters
+        if table is None or not 0 <= offset < len(table):
+            return offset if table is None or offset < 0 else len(self.text) + offset - len(table) + 1
+        if table[offset] < 0:
+            raise ConversionError(f"{where}: UTF-16 offset {offset} falls inside {self.text[table[offset - 1]]!r}, "
+                                  "one character of two units")
+        return table[offset]
 
 
 class Mention(NamedTuple):
@@ -56,14 +90,17 @@ class AnnotationSelection:
     checked, a discontinuous one dropped or covered (see the module docstring); and the types seen, to
     warn of one asked for that no annotation has."""
 
-    def __init__(self, entity_types: Optional[Collection[str]] = None, discontinuous: Discontinuous = "drop") -> None:
+    def __init__(self, entity_types: Optional[Collection[str]] = None, discontinuous: Discontinuous = "drop",
+                 offset_units: OffsetUnits = "characters") -> None:
         if discontinuous not in DISCONTINUOUS:
             raise ValueError(f"discontinuous must be one of {', '.join(DISCONTINUOUS)}, not {discontinuous!r}")
         if entity_types is not None and not entity_types:
             raise ConversionError("no entity type asked for (leave the types out to convert them all)")
         self.wanted = None if entity_types is None else frozenset(entity_types)
         self.discontinuous = discontinuous
+        self.offset_units = offset_units
         self.types_seen: Set[str] = set()
+        self._offsets = CharacterOffsets("", offset_units)  # of the text of the last mention
 
     def keeps_type(self, label: str, where: str, report: ConversionReport, doc_index: int) -> bool:
         """Whether an annotation of type `label` is converted; one that is not is counted in `report`."""
@@ -85,23 +122,27 @@ class AnnotationSelection:
         given_text: Optional[str] = None,
         kb_id: str = "",
     ) -> Optional[Mention]:
-        """The mention of `text` given as (start, end) fragments, or None where it is dropped as
-        discontinuous. The fragments must fall in order within the text, and where the source gives
-        the mention's text (`given_text`: its fragments' texts joined by spaces, as brat and BioC write
-        them), match it, whitespace aside; ConversionError names `where` if not."""
-        described = ", ".join(f"{start}-{end}" for start, end in fragments)
+        """The mention of `text` given as (start, end) fragments in the selection's offset units, or
+        None where it is dropped as discontinuous. The fragments must fall in order within the text,
+        and where the source gives the mention's text (`given_text`: its fragments' texts joined by
+        spaces, as brat and BioC write them), match it, but for the kind of whitespace inside it;
+        ConversionError names `where` if not, and the other offset units where they would match."""
+        if self._offsets.text is not text:
+            self._offsets = CharacterOffsets(text, self.offset_units)
+        given = list(fragments)
+        described = ", ".join(f"{start}-{end}" for start, end in given)
+        fragments = [(self._offsets(start, where), self._offsets(end, where)) for start, end in given]
         ends = [start for start, _ in fragments[1:]] + [len(text)]
         if not fragments or not all(0 <= start < end <= following
                                     for (start, end), following in zip(fragments, ends)):
             raise ConversionError(f"{where}: offsets {described} do not fall in order within the text "
-                                  f"({len(text)} characters)")
-        if given_text is not None:
+                                  f"({len(text)} characters; {_units_hint(text, given, given_text, self.offset_units, where)})")
+        if given_text is not None and not _same_text(text, fragments, given_text):
             found = " ".join(text[start:end] for start, end in fragments)
-            if given_text != found and given_text.split() != found.split():
-                raise ConversionError(f"{where}: the annotation's text {given_text[:40]!r} is not the text's "
-                                      f"{found[:40]!r} at its offsets {described}: the text was changed after the "
-                                      "annotation, or its offsets count other units (characters as Python counts "
-                                      "them, a CRLF as two)")
+            raise ConversionError(f"{where}: the annotation's text {given_text[:40]!r} is not the text's "
+                                  f"{found[:40]!r} at its offsets {described}: the text was changed after the "
+                                  f"annotation, or its offsets count other units "
+                                  f"({_units_hint(text, given, given_text, self.offset_units, where)})")
         start, end = fragments[0][0], fragments[-1][1]
         mention = Mention(start, end, text[start:end], label, where, kb_id=kb_id)
         gaps = [text[end:following] for (_, end), (following, _) in zip(fragments, fragments[1:])]
@@ -121,6 +162,34 @@ class AnnotationSelection:
         if missing:
             warnings.warn(f"{source}: no mention has the type {', '.join(missing)} (entity types asked for; the "
                           f"types found: {', '.join(sorted(self.types_seen)) or 'none'}); types are case-sensitive")
+
+
+def _same_text(text: str, fragments: Sequence[Tuple[int, int]], given_text: str) -> bool:
+    """Whether the fragments of `text` are `given_text` (their texts joined by spaces), but for the
+    kind of whitespace inside it (a line break written as a space)."""
+    found = " ".join(text[start:end] for start, end in fragments)
+    return given_text == found or _WHITESPACE.sub(" ", given_text) == _WHITESPACE.sub(" ", found)
+
+
+# How each of the offset units counts, in a message.
+_UNITS_COUNT = {"characters": "characters, as Python counts them (a CRLF is two)",
+                "utf-16": "UTF-16 units, as Java and JavaScript count"}
+
+
+def _units_hint(text: str, fragments: Sequence[Tuple[int, int]], given_text: Optional[str], units: OffsetUnits,
+                where: str) -> str:
+    """What the offsets were read as counting; and where the other units give `given_text`, that they do."""
+    other: OffsetUnits = "utf-16" if units == "characters" else "characters"
+    said = f"read as {_UNITS_COUNT[units]}"
+    offsets = CharacterOffsets(text, other)
+    try:
+        converted = [(offsets(start, where), offsets(end, where)) for start, end in fragments]
+    except ConversionError:  # an offset inside a character of two UTF-16 units
+        return said
+    if given_text is not None and all(0 <= start < end <= len(text) for start, end in converted) and _same_text(
+            text, converted, given_text):
+        return f"{said}; read as {_UNITS_COUNT[other]}, they match: --offset-units {other}"
+    return said
 
 
 def annotated_doc(
