@@ -432,6 +432,14 @@ def test_jsonl_entities_inside_tokens_or_overlapping_are_expanded_or_dropped_and
     assert report.loss_fraction == pytest.approx(2 / 3)
 
 
+def test_whitespace_at_a_mentions_edges_is_no_part_of_it_nor_a_loss(tmp_path, bio_nlp):
+    text = "Aspirin  and\nheparin."
+    docs, report = read_jsonl(jsonl(tmp_path, [{"text": text, "spans": [[0, 9, "Chemical"], [12, 20, "Chemical"],
+                                                                         [7, 9, "Chemical"]]}]), bio_nlp)
+    assert [e.text for e in docs[0].ents] == ["Aspirin", "heparin"]
+    assert [(i.kind, i.reason) for i in report.issues] == [("dropped", "'  ' [7:9] covers no token but whitespace")]
+
+
 def test_an_expanded_mention_keeps_no_blank_token_at_its_edges(tmp_path, bio_nlp):
     """An invisible character is a token of its own, no more a part of a mention than a space is."""
     text = "Aspirin \u200bhelps\u2060 rats"
@@ -1252,7 +1260,8 @@ def test_fuzz_pubtator_random_offsets(tmp_path, doc, bio_nlp):
     (parsed,), report = read_pubtator(path, bio_nlp)
     assert parsed.text == text
     assert list(parsed.spans["bc5cdr"]) == list(parsed.ents)
-    exact = {(s, e, label) for s, e, _, label in mentions}
+    # Placed exactly: at its offsets, less the whitespace at its edges.
+    exact = {(s + len(m) - len(m.lstrip()), e - len(m) + len(m.rstrip()), label) for s, e, m, label in mentions}
     kept = [(e.start_char, e.end_char, e.label_) for e in parsed.ents]
     n_exact = sum(1 for ent in kept if ent in exact)
     assert n_exact + len(report.expanded) + len(report.dropped) + len(report.of_kind("duplicate")) >= len(mentions)

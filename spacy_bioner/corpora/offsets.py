@@ -228,12 +228,12 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
     candidates: List[Span] = []
     found: Dict[int, Tuple[Mention, bool]] = {}  # by span: the mention, whether it was expanded
     for mention in _merged(mentions, report, doc_index):
-        span = doc.char_span(mention.start, mention.end, label=mention.label, kb_id=mention.kb_id,
-                             alignment_mode="strict")
+        start, end = _without_edge_whitespace(mention, doc.text)
+        span = doc.char_span(start, end, label=mention.label, kb_id=mention.kb_id, alignment_mode="strict")
         expanded = span is None
         if expanded:
-            span = _without_blank_edges(doc.char_span(mention.start, mention.end, label=mention.label,
-                                                     kb_id=mention.kb_id, alignment_mode="expand"))
+            span = _without_blank_edges(doc.char_span(start, end, label=mention.label, kb_id=mention.kb_id,
+                                                      alignment_mode="expand"))
             if span is None:
                 report.issues.append(
                     Issue(DROPPED, mention.where, f"{mention.described} covers no token but whitespace", mention.label,
@@ -281,6 +281,18 @@ def _merged(mentions: Sequence[Mention], report: ConversionReport, doc_index: in
             reason += f", its kb id {mention.kb_id} kept beside the first's"
         report.issues.append(Issue(DUPLICATE, mention.where, reason, mention.label, doc_index))
     return list(merged.values())
+
+
+def _without_edge_whitespace(mention: Mention, text: str) -> Tuple[int, int]:
+    """The mention's offsets less the whitespace of `text` at its edges ("asthma " as an annotator
+    selected it), which no token holds: placed as "asthma", not expanded (a mention of nothing but
+    whitespace keeps its offsets)."""
+    covered = text[mention.start:mention.end]
+    stripped = covered.strip()
+    if not stripped:
+        return mention.start, mention.end
+    start = mention.start + len(covered) - len(covered.lstrip())
+    return start, start + len(stripped)
 
 
 def _without_blank_edges(span: Optional[Span]) -> Optional[Span]:
