@@ -9,8 +9,6 @@ PLOTS = ["matplotlib>=3.5"]
 # in 2.4x, and its fusion with the next operator changed since); below 2.64, which is to remove the
 # ray_remote_args that carry the engine's retry limit (ray_engine.py).
 RAY = ["ray[data]>=2.60,<2.64"]
-# 2.1: the BioC XML and JSON readers `convert bioc` uses (bioc.biocxml.BioCXMLDocumentReader, biocjson.decoder).
-BIOC = ["bioc>=2.1,<3"]
 # The version lives in spacy_bioner/about.py only.
 ABOUT: dict = {}
 exec((HERE / "spacy_bioner" / "about.py").read_text(encoding="utf8"), ABOUT)
@@ -51,9 +49,8 @@ setup(
         "plots": PLOTS,
         # `annotate --engine ray`: Ray Data on one machine or a cluster.
         "ray": RAY,
-        # `convert bioc`: BioC's Python library reads BioC XML and JSON.
-        "bioc": BIOC,
-        "test": ["pytest>=7", "hypothesis>=6", *PLOTS, *RAY, *BIOC],
+        # The tests write BioC files with BioC's own library, for `convert bioc` to read.
+        "test": ["pytest>=7", "hypothesis>=6", "bioc>=2.1,<3", *PLOTS, *RAY],
     },
     entry_points={
         "spacy_factories": [

@@ -737,11 +737,13 @@ def bioc_document(doc_id: str, passages, annotations=(), relations: int = 0):
 def bioc_file(path: Path, documents, form: str = "xml") -> Path:
     """`documents` as a BioC XML or JSON collection, written by BioC's own library."""
     bioc = pytest.importorskip("bioc")
+    from bioc import biocjson, biocxml
+
     collection = bioc.BioCCollection()
     for document in documents:
         collection.add_document(document)
     with open(path, "w", encoding="utf8") as f:
-        (bioc.biocxml if form == "xml" else bioc.biocjson).dump(collection, f)
+        (biocxml if form == "xml" else biocjson).dump(collection, f)
     return path
 
 
@@ -804,15 +806,54 @@ def test_bioc_annotations_of_several_locations_types_and_composite_parts(tmp_pat
     "data,message",
     [
         (b"<collection><document><id>1</id><passage><offset>0</offset><text>ab", r"x.bioc:1: not XML"),
-        (b'{"documents": [{"id": "1"}]}', "x.bioc: not BioC \\(KeyError: 'infons'"),
+        (b'{"documents": [{"id": "1"}]}', 'x.bioc: {"id": "1"} is no BioC collection or document'),
         (b"1|t|Title", "neither BioC XML nor BioC JSON"),
         (b"<collection></collection>", "x.bioc: no BioC document"),
+        (b'<?xml version="1.0"?>\n<PubmedArticleSet><PubmedArticle/></PubmedArticleSet>',
+         "x.bioc:2: the root element is <PubmedArticleSet>, not BioC's <collection>"),
+        (b"<collection><document><passage><offset>0</offset><text>a</text></passage></document></collection>",
+         "x.bioc:1: a document without an <id>"),
+        (b"<collection>\n<document><id>1</id><passage><offset>0</offset><text>ab</text>\n<annotation id='a'>"
+         b"<infon key='type'>X</infon><location offset='0'/></annotation></passage></document></collection>",
+         "x.bioc:3: a location's length is no integer \\(None\\)"),
+        (b'{"documents": [{"id": "1", "passages": [{"offset": "x", "text": "a"}]}]}',
+         "x.bioc document 1: a passage's offset is no integer \\('x'\\)"),
+        (b'{"id": 1, "passages": [{"offset": 0, "text": "a"}]}\n{"id": ', "x.bioc:2: not JSON"),
     ],
 )
 def test_bioc_bad_files_are_errors_naming_them(tmp_path, data, message, bio_nlp):
-    pytest.importorskip("bioc")
     with pytest.raises(ConversionError, match=message):
         read_bioc(write(tmp_path, "x.bioc", data), bio_nlp)
+
+
+def test_bioc_as_nlm_chem_and_pubtator3_write_it(tmp_path, bio_nlp):
+    """NLM-Chem: a passage made of sentences, an annotation of the whole document (no location), one of
+    zero length; PubTator3's JSON answer, JSON Lines and a list of collections; a BOM; an id given twice."""
+    xml = ("\ufeff<?xml version='1.0' encoding='UTF-8'?><!DOCTYPE collection SYSTEM 'BioC.dtd'>"
+           "<collection><source>x</source><document><id>1</id>"
+           "<passage><offset>0</offset><text>Cisplatin</text>"
+           "<annotation id='m'><infon key='type'>MeSH_Indexing_Chemical</infon><text/></annotation></passage>"
+           "<passage><offset>10</offset><sentence><offset>10</offset><text>It hurts kidneys</text>"
+           "<annotation id='a'><infon key='type'>Chemical</infon><location offset='10' length='2'/><text>It</text>"
+           "</annotation></sentence><sentence><offset>27</offset><text>Cisplatin again.</text>"
+           "<annotation id='z'><infon key='type'>Chemical</infon><location offset='27' length='0'/><text/>"
+           "</annotation></sentence></passage></document></collection>")
+    docs, report = read_bioc(write(tmp_path, "n.xml", xml.encode()), bio_nlp)
+    assert docs[0].text == "Cisplatin It hurts kidneys Cisplatin again."
+    assert [s.text for s in docs[0].sents] == ["Cisplatin", "It hurts kidneys", "Cisplatin again."]
+    assert [e.text for e in docs[0].ents] == ["It"]
+    assert [(i.kind, i.where.rsplit(" ", 1)[1]) for i in report.issues] == [("excluded", "m"), ("dropped", "z")]
+    document = {"id": 7, "passages": [{"offset": 0, "text": "Aspirin.", "annotations": [
+        {"id": "1", "infons": {"type": "Chemical", "identifier": "MESH:D001241"},
+         "locations": [{"offset": 0, "length": 7}], "text": "Aspirin"}]}]}
+    for name, data in [("pt3.json", {"PubTator3": [document]}), ("list.json", [{"documents": [document]}]),
+                       ("lines.json", "\n".join(json.dumps(document) for _ in range(2)))]:
+        path = write(tmp_path, name, (data if isinstance(data, str) else json.dumps(data)).encode())
+        with pytest.warns(UserWarning, match="document with the id of an earlier one") if "lines" in name \
+                else nullcontext():
+            docs, _ = read_bioc(path, bio_nlp)
+        assert [(d.user_data["pmid"], [(e.text, e.kb_id_) for e in d.ents]) for d in docs][0] == (
+            "7", [("Aspirin", "MESH:D001241")])
 
 
 @pytest.mark.parametrize(

@@ -124,8 +124,7 @@ def convert(
         "pubtator (BC5CDR PubTator), iob (token<TAB>tag, IOB1/IOB2/BIOES), jsonl (one JSON object a "
         "line: the text and its entities by character offsets, code points, as Prodigy and doccano export), "
         "brat (standoff: NAME.txt with NAME.ann, or .a1 and .a2, as brat, INCEpTION and the BioNLP shared "
-        "tasks write) or bioc (BioC XML or JSON, as BioCreative's corpora and PubTator3 give them; needs "
-        "spacy-bioner\\[bioc])."
+        "tasks write) or bioc (BioC XML or JSON, as BioCreative's corpora and PubTator3 give them)."
     ),
     input_path: Path = typer.Argument(
         ..., metavar="INPUT", help="Input file: plain text, .gz or .xz; for brat, a folder (read recursively, one "

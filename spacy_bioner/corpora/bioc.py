@@ -2,34 +2,47 @@
 
 One Doc per BioC document, its `id` as `doc.user_data["pmid"]`, as the other
 readers keep a document's id. Its text is its passages' (or, in a passage
-without text, its sentences') texts, each at its offset, with spaces between:
-a PubMed title and abstract (offsets 0 and len(title) + 1) give PubTator's
-"title + space + abstract". A sentence starts at each passage. Offsets are
-the document's, counted in characters (code points) as Python counts them,
-or with `offset_units="utf-16"` in UTF-16 units, as BioC's Java tools count;
-the two differ after a character outside the Basic Multilingual Plane. An
-annotation whose text is not the document's at its offsets is an error
-naming it (and the units in which they would match).
+made of sentences, its sentences') texts, each at its offset, with spaces
+between: a PubMed title and abstract (offsets 0 and len(title) + 1) give
+PubTator's "title + space + abstract". A sentence starts at each passage and
+at each sentence BioC gives. Offsets are the document's, counted in
+characters (code points) as Python counts them, or with
+`offset_units="utf-16"` in UTF-16 units, as BioC's Java tools count; the two
+differ after a character outside the Basic Multilingual Plane. An annotation
+whose text is not the document's at its offsets is an error naming it (and
+the units in which they would match).
 
 The annotations of the document, its passages and its sentences are its
 mentions: the label is the infon "type", the kb id the first of the infons
 "identifier", "MESH" and "concept_id" (a MeSH id of "-1", none, is empty, as
-in PubTator files); an annotation's text is checked against the document's.
-An annotation of several locations is one span, or dropped or covered where
-words lie between them, as `offsets.AnnotationSelection` says. BC5CDR's
-composite mentions ("CompositeRole": "CompositeMention") are kept whole and
-reported, as `read_pubtator` keeps them; their parts ("IndividualMention")
-are left out and counted ("excluded"). Relations are counted and ignored.
+in PubTator files). An annotation of several locations is one span, or
+dropped or covered where words lie between them, as
+`offsets.AnnotationSelection` says; one without a location (NLM-Chem's
+"MeSH_Indexing_Chemical", of the whole document) is left out and counted
+("excluded"), and one of zero length dropped. BC5CDR's composite mentions
+("CompositeRole": "CompositeMention") are kept whole and reported, as
+`read_pubtator` keeps them; their parts ("IndividualMention") are left out
+and counted. Relations are counted and ignored. A document id given twice is
+warned of (one document could land in train and dev).
 
-Read with `bioc` (PyPI, BioC's Python library: lxml's iterparse for XML, a
-document at a time); written here: placing the mentions on the pipeline's
-tokens, with a report, which `bioc` has no notion of.
+XML is read a document at a time (lxml's iterparse, each document cleared
+once read); JSON as a collection (`{"documents": [...]}`), PubTator3's
+`{"PubTator3": [...]}`, a list of documents or collections, one document, or
+JSON Lines of any of these. Written here, not with `bioc` (PyPI, 2.1), whose
+XML reader keeps every element it has read (ten times a file's size in
+memory), reads a passage made of sentences as an empty text, fails with an
+AttributeError where the root is no `<collection>` and with KeyErrors and
+TypeErrors naming no document or line, and reads none of PubTator3's JSON
+forms.
 """
 
 import json
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+from lxml import etree
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -37,12 +50,33 @@ from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
-from .report import EXCLUDED, RELATION, ConversionError, ConversionReport, Issue
+from .report import DROPPED, EXCLUDED, RELATION, ConversionError, ConversionReport, Issue
 from .text import PathLike
 
 # The infons of an annotation that hold its kb id, in the order they are looked for.
 KB_ID_INFONS = ("identifier", "MESH", "concept_id")
 COMPOSITE_ROLE = "CompositeRole"
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class _Annotation:
+    id: str
+    infons: Dict[str, str]
+    locations: List[Tuple[int, int]]  # (offset, length)
+    text: Optional[str]
+
+
+@dataclass
+class _Document:
+    """A BioC document as far as the conversion reads it."""
+
+    id: str
+    where: str  # the file, and the line where the format has lines
+    texts: List[Tuple[int, str]] = field(default_factory=list)  # (offset, text) of the passages or sentences
+    starts: List[int] = field(default_factory=list)  # offsets where a passage or sentence starts
+    annotations: List[_Annotation] = field(default_factory=list)
+    relations: int = 0
 
 
 def read_bioc(
@@ -54,84 +88,254 @@ def read_bioc(
     discontinuous: Discontinuous = "drop",
     offset_units: OffsetUnits = "characters",
 ) -> Tuple[List[Doc], ConversionReport]:
-    """Read a BioC XML or JSON collection (plain, .gz or .xz; told by its first character): one Doc
-    per document (see the module docstring)."""
+    """Read a BioC XML or JSON file (plain, .gz or .xz; told by its first character): one Doc per
+    document (see the module docstring)."""
     selection = AnnotationSelection(entity_types, discontinuous, offset_units)
     path = Path(path)
     report = ConversionReport(source=str(path))
     docs: List[Doc] = []
+    ids: Set[str] = set()
+    repeated: List[str] = []  # where a document repeats an earlier one's id
     for document in _documents(path):
-        doc_id = document.id
-        where = f"{path} document {doc_id}"
-        if not isinstance(doc_id, str) or not doc_id.strip():
-            raise ConversionError(f"{path}: document {len(docs) + 1} has no id")
+        where = f"{document.where} document {document.id}"
+        if document.id in ids:
+            repeated.append(where)
+        ids.add(document.id)
         text, starts = _text(document, where, offset_units)
         mentions: List[Mention] = []
-        for annotation in _of_every_level(document, "annotations"):
+        for annotation in document.annotations:
             mention = _mention(annotation, text, f"{where} annotation {annotation.id}", selection, report, len(docs))
             if mention is not None:
                 mentions.append(mention)
-        for _ in _of_every_level(document, "relations"):
-            report.issues.append(Issue(RELATION, where, "relation ignored", doc_index=len(docs)))
-        docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where, doc_id=doc_id,
+        report.issues += [Issue(RELATION, where, "relation ignored", doc_index=len(docs))] * document.relations
+        docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where, doc_id=document.id,
                                   sentence_starts_at=starts))
     if not docs:
         raise ConversionError(f"{path}: no BioC document")
+    if repeated:
+        warnings.warn(f"{path}: {len(repeated)} document{'s' * (len(repeated) > 1)} with the id of an earlier one "
+                      f"({repeated[0]}): each is a document, so one text can be in both train and dev")
     selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)
     return docs, report
 
 
-def _documents(path: Path) -> Iterator[Any]:
-    """The BioC documents of the file, a document at a time where it is XML."""
-    try:
-        from bioc import biocjson, biocxml
-    except ImportError:
-        raise ConversionError("reading BioC needs the bioc package: pip install 'spacy-bioner[bioc]'") from None
-    from lxml import etree
-
+def _documents(path: Path) -> Iterator[_Document]:
+    """The BioC documents of the file, one at a time."""
     try:
         with open_bytes(path) as f:
-            first = f.read1(4096).lstrip()[:1]
-        if first == b"<":
-            with open_bytes(path) as f:
-                yield from biocxml.BioCXMLDocumentReader(f)
-        elif first in (b"{", b"["):
-            with open_bytes(path) as f:
-                data = json.load(f)
-            # A collection, a list of documents or one document (PubTator3's exports are each of these).
-            documents = data.get("documents", [data]) if isinstance(data, dict) else data
-            yield from (biocjson.decoder.parse_doc(document) for document in documents)
-        else:
-            raise ConversionError(f"{path}: neither BioC XML nor BioC JSON (it begins with {first!r})")
-    except ConversionError:
-        raise
+            first = f.read1(4096).lstrip().removeprefix(_BOM).lstrip()[:1]
+        with open_bytes(path) as f:
+            if first == b"<":
+                yield from _xml_documents(f, path)
+            elif first in (b"{", b"["):
+                yield from _json_documents(f, path)
+            else:
+                raise ConversionError(f"{path}: neither BioC XML nor BioC JSON (it begins with {first!r})")
     except FileNotFoundError:
         raise ConversionError(f"{path}: no such file") from None
     except etree.XMLSyntaxError as e:
         raise ConversionError(f"{path}:{e.lineno}: not XML ({e.msg})") from None
-    except json.JSONDecodeError as e:
-        raise ConversionError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise ConversionError(f"{path}: not BioC ({type(e).__name__}: {e}; a collection of documents, each with "
-                              "its passages, annotations and relations)") from None
     except (OSError, *DECOMPRESSION_ERRORS) as e:
         raise ConversionError(f"{path}: {describe_error(path, e)}") from None
 
 
-def _text(document: Any, where: str, units: OffsetUnits) -> Tuple[str, List[int]]:
-    """The document's text, its passages (or their sentences) at their offsets (in `units`) with
-    spaces between, and the character offsets at which its passages start."""
-    pieces: List[Tuple[int, str]] = []
-    starts = []
-    for passage in document.passages:
-        starts.append(passage.offset)
-        if passage.text is not None:
-            pieces.append((passage.offset, passage.text))
-        else:
-            pieces.extend((sentence.offset, sentence.text or "") for sentence in passage.sentences)
+# --- XML ------------------------------------------------------------------------------------------
+
+
+def _name(element: Any) -> str:
+    """An element's name without its namespace."""
+    return etree.QName(element).localname if isinstance(element.tag, str) else ""
+
+
+def _xml_documents(f: IO[bytes], path: Path) -> Iterator[_Document]:
+    """The documents of a BioC XML file, each cleared once read, so that memory holds one."""
+    root = None
+    for event, element in etree.iterparse(f, events=("start", "end")):
+        if root is None:
+            root = element
+            if _name(root) != "collection":
+                raise ConversionError(f"{path}:{root.sourceline}: the root element is <{_name(root)}>, not BioC's "
+                                      "<collection>")
+        elif event == "end" and _name(element) == "document" and element.getparent() is root:
+            yield _xml_document(element, path)
+            element.clear()
+            while element.getprevious() is not None:  # the elements read before it
+                del root[0]
+
+
+def _xml_document(element: Any, path: Path) -> _Document:
+    where = f"{path}:{element.sourceline}"
+    children = [(_name(child), child) for child in element]
+    doc_id = next(((child.text or "").strip() for name, child in children if name == "id"), "")
+    if not doc_id:
+        raise ConversionError(f"{where}: a document without an <id>")
+    document = _Document(doc_id, where)
+    for name, child in children:
+        if name == "passage":
+            _xml_passage(child, document, path)
+        elif name == "annotation":
+            document.annotations.append(_xml_annotation(child, path))
+        elif name == "relation":
+            document.relations += 1
+    return document
+
+
+def _xml_passage(element: Any, document: _Document, path: Path) -> None:
+    """The passage's text (or its sentences'), annotations and relations, into `document`."""
+    offset = _xml_offset(element, path)
+    document.starts.append(offset)
+    text, sentences = None, False
+    for child in element:
+        name = _name(child)
+        if name == "text":
+            text = child.text or ""
+        elif name == "sentence":
+            sentences = True
+            sentence_offset = _xml_offset(child, path)
+            document.starts.append(sentence_offset)
+            document.texts.append((sentence_offset, next((s.text or "" for s in child if _name(s) == "text"), "")))
+            document.annotations += [_xml_annotation(a, path) for a in child if _name(a) == "annotation"]
+            document.relations += sum(1 for r in child if _name(r) == "relation")
+        elif name == "annotation":
+            document.annotations.append(_xml_annotation(child, path))
+        elif name == "relation":
+            document.relations += 1
+    if text or not sentences:  # a passage of sentences has no text of its own
+        document.texts.append((offset, text or ""))
+
+
+def _xml_offset(element: Any, path: Path) -> int:
+    """The <offset> of a passage or sentence."""
+    offset = next((child.text for child in element if _name(child) == "offset"), None)
+    return _integer(offset, f"{path}:{element.sourceline}: the <{_name(element)}>'s offset")
+
+
+def _xml_annotation(element: Any, path: Path) -> _Annotation:
+    where = f"{path}:{element.sourceline}"
+    infons, locations, text = {}, [], None
+    for child in element:
+        name = _name(child)
+        if name == "infon":
+            infons[child.get("key", "")] = child.text or ""
+        elif name == "location":
+            locations.append((_integer(child.get("offset"), f"{where}: a location's offset"),
+                              _integer(child.get("length"), f"{where}: a location's length")))
+        elif name == "text":
+            text = child.text or ""
+    return _Annotation(element.get("id") or f"at line {element.sourceline}", infons, locations, text)
+
+
+# --- JSON -----------------------------------------------------------------------------------------
+
+
+def _json_documents(f: IO[bytes], path: Path) -> Iterator[_Document]:
+    """The documents of a BioC JSON file, or of JSON Lines of documents or collections."""
+    data = f.read().decode("utf-8-sig")
+    try:
+        values = [(json.loads(data), str(path))]
+    except json.JSONDecodeError as e:
+        if e.msg != "Extra data":
+            raise ConversionError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
+        values = []  # JSON Lines
+        for lineno, line in enumerate(data.splitlines(), start=1):
+            if line.strip():
+                try:
+                    values.append((json.loads(line), f"{path}:{lineno}"))
+                except json.JSONDecodeError as e:
+                    raise ConversionError(f"{path}:{lineno}: not JSON ({e.msg})") from None
+    for value, where in values:
+        for document in _json_document_objects(value, where):
+            yield _json_document(document, where)
+
+
+def _json_document_objects(value: Any, where: str) -> Iterator[Any]:
+    """The document objects of a collection, PubTator3's answer, a list, or a document."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _json_document_objects(item, where)
+    elif isinstance(value, dict) and ("documents" in value or "PubTator3" in value):
+        yield from _json_document_objects(value.get("documents", value.get("PubTator3")), where)
+    elif isinstance(value, dict) and "passages" in value:
+        yield value
+    else:
+        raise ConversionError(f"{where}: {json.dumps(value)[:60]} is no BioC collection or document")
+
+
+def _json_document(value: Dict[str, Any], where: str) -> _Document:
+    doc_id = value.get("id")
+    if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)) or not str(doc_id).strip():
+        raise ConversionError(f"{where}: a document without an id ({json.dumps(doc_id)})")
+    document = _Document(str(doc_id).strip(), where)
+    named = f"{where} document {document.id}"
+    for passage in _json_list(value, "passages", named):
+        offset = _integer(passage.get("offset"), f"{named}: a passage's offset")
+        document.starts.append(offset)
+        sentences = _json_list(passage, "sentences", named)
+        if passage.get("text") or not sentences:
+            document.texts.append((offset, _json_text(passage, named)))
+        for sentence in sentences:
+            sentence_offset = _integer(sentence.get("offset"), f"{named}: a sentence's offset")
+            document.starts.append(sentence_offset)
+            document.texts.append((sentence_offset, _json_text(sentence, named)))
+            document.annotations += [_json_annotation(a, named) for a in _json_list(sentence, "annotations", named)]
+            document.relations += len(_json_list(sentence, "relations", named))
+        document.annotations += [_json_annotation(a, named) for a in _json_list(passage, "annotations", named)]
+        document.relations += len(_json_list(passage, "relations", named))
+    document.annotations += [_json_annotation(a, named) for a in _json_list(value, "annotations", named)]
+    document.relations += len(_json_list(value, "relations", named))
+    return document
+
+
+def _json_list(value: Any, key: str, where: str) -> List[Any]:
+    """The list of objects under `key` (none where it is missing)."""
+    items = value.get(key) if isinstance(value, dict) else None
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ConversionError(f"{where}: {key!r} is no list of objects")
+    return items
+
+
+def _json_text(value: Dict[str, Any], where: str) -> str:
+    text = value.get("text") or ""
+    if not isinstance(text, str):
+        raise ConversionError(f"{where}: a text that is no string")
+    return text
+
+
+def _json_annotation(value: Dict[str, Any], where: str) -> _Annotation:
+    ann_id = str(value.get("id", ""))
+    named = f"{where} annotation {ann_id}"
+    infons = value.get("infons") or {}
+    if not isinstance(infons, dict):
+        raise ConversionError(f"{named}: 'infons' is no object")
+    locations = [(_integer(location.get("offset"), f"{named}: a location's offset"),
+                  _integer(location.get("length"), f"{named}: a location's length"))
+                 for location in _json_list(value, "locations", named)]
+    text = value.get("text")
+    return _Annotation(ann_id, {str(k): "" if v is None else str(v) for k, v in infons.items()}, locations,
+                       text if isinstance(text, str) else None)
+
+
+def _integer(value: Any, what: str) -> int:
+    """`value` (an int, or a string of one) as an int; ConversionError saying `what` it is if not."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(value.strip())
+    except (AttributeError, ValueError):
+        raise ConversionError(f"{what} is no integer ({value!r})") from None
+
+
+# --- the Doc --------------------------------------------------------------------------------------
+
+
+def _text(document: _Document, where: str, units: OffsetUnits) -> Tuple[str, List[int]]:
+    """The document's text, its passages (or sentences) at their offsets (in `units`) with spaces
+    between, and the character offsets at which its passages and sentences start."""
     text, length = "", 0  # length in `units`
-    for offset, piece in pieces:
+    for offset, piece in sorted(document.texts, key=lambda item: item[0]):
         if offset < length:
             raise ConversionError(f"{where}: a passage or sentence at offset {offset} overlaps the text before it "
                                   f"({length} {'characters' if units == 'characters' else 'UTF-16 units'}): its "
@@ -141,20 +345,11 @@ def _text(document: Any, where: str, units: OffsetUnits) -> Tuple[str, List[int]
     if not text.strip():
         raise ConversionError(f"{where}: no text")
     offsets = CharacterOffsets(text, units)
-    return text, [offsets(start, where) for start in starts]
+    return text, [offsets(start, where) for start in document.starts]
 
 
-def _of_every_level(document: Any, name: str) -> Iterable[Any]:
-    """The annotations or relations (`name`) of the document's passages, their sentences and the document."""
-    for passage in document.passages:
-        yield from getattr(passage, name)
-        for sentence in passage.sentences:
-            yield from getattr(sentence, name)
-    yield from getattr(document, name)
-
-
-def _mention(annotation: Any, text: str, where: str, selection: AnnotationSelection, report: ConversionReport,
-             doc_index: int) -> Optional[Mention]:
+def _mention(annotation: _Annotation, text: str, where: str, selection: AnnotationSelection,
+             report: ConversionReport, doc_index: int) -> Optional[Mention]:
     """The annotation as a Mention of `text`; None where it is left out (counted in `report`)."""
     infons = annotation.infons
     label = (infons.get("type") or "").strip()
@@ -166,9 +361,17 @@ def _mention(annotation: Any, text: str, where: str, selection: AnnotationSelect
     if role == "IndividualMention":
         report.issues.append(Issue(EXCLUDED, where, "a part of a composite mention (CompositeRole)", label, doc_index))
         return None
-    locations = sorted((location.offset, location.offset + location.length) for location in annotation.locations)
+    if not annotation.locations:
+        report.issues.append(Issue(EXCLUDED, where, "no location: an annotation of the whole document", label,
+                                   doc_index))
+        return None
+    if any(length == 0 for _, length in annotation.locations):
+        report.issues.append(Issue(DROPPED, where, "a location of zero length", label, doc_index))
+        return None
+    locations = sorted((offset, offset + length) for offset, length in annotation.locations)
     kb_id = mesh_ids(next((infons[key] for key in KB_ID_INFONS if infons.get(key)), ""))
-    mention = selection.mention(text, locations, label, where, report, doc_index, given_text=annotation.text,
+    # An empty <text/> gives no text to check against (bioc's writer writes one for none).
+    mention = selection.mention(text, locations, label, where, report, doc_index, given_text=annotation.text or None,
                                 kb_id=kb_id)
     if mention is not None and role == "CompositeMention":
         return mention._replace(composite=True)
