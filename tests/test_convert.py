@@ -207,7 +207,17 @@ def test_convert_brat_with_its_options(tmp_path):
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text('{"text": "a", "spans": []}\n')
     result, lines = invoke_convert("jsonl", jsonl, tmp_path / "d.spacy", "--discontinuous", "cover")
-    assert_failed_cleanly(result, lines, "--discontinuous does not apply to jsonl input")
+    assert_failed_cleanly(result, lines, "--discontinuous does not apply to jsonl input (it is for bioc and brat "
+                                         "input): leave it out")
+    # INCEpTION: the label in an attribute, offsets in UTF-16 units.
+    inception = tmp_path / "inception"
+    inception.mkdir()
+    (inception / "e.txt").write_text("\U0001f600 asthma")
+    (inception / "e.ann").write_text("T1\tNamedEntity 3 9\tasthma\nA1\tvalue T1 Disease\n")
+    result, lines = invoke_convert("brat", inception, tmp_path / "e.spacy", "--label-attribute", "value",
+                                   "--offset-units", "utf-16")
+    assert result.exit_code == 0, result.output
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in load(tmp_path / "e.spacy")] == [[("asthma", "Disease")]]
 
 
 def test_convert_bioc(tmp_path):
