@@ -184,12 +184,14 @@ def starts_sentence(doc: Doc, i: int) -> bool:
 
 
 def _after_blank_line(doc: Doc, i: int) -> bool:
-    """Whether a blank line (two line breaks in the whitespace) lies between token `i` and the word
-    before it: a title or heading without a period ends there."""
+    """Whether a blank line (two line breaks in the whitespace, or a paragraph separator or form
+    feed) lies between token `i` and the word before it: a title or heading without a period ends
+    there."""
     j = i - 1
     breaks = 0
     while j >= 0 and is_blank(doc[j]):
-        breaks += doc[j].text.count("\n")
+        text = doc[j].text
+        breaks += text.count("\n") + 2 * (text.count("\u2029") + text.count("\f"))
         j -= 1
     return j >= 0 and breaks >= 2
 

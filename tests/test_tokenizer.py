@@ -132,6 +132,7 @@ def test_invisible_characters_at_a_word_s_ends_are_tokens_of_their_own(invisible
         # A blank line ends a title or heading without a period; a line break alone (a wrapped line) does not.
         ("Cisplatin nephrotoxicity\n\nWe gave cisplatin\nto rats.\r\n \r\nMethods\n\n\nRats", ["Cisplatin", "We",
                                                                                           "Methods", "Rats"]),
+        ("Results\u2029We saw\x0cTables", ["Results", "We", "Tables"]),
     ],
 )
 def test_sentence_starts_follow_terminal_punctuation_not_abbreviations(text, starts, bio_nlp):
