@@ -662,8 +662,8 @@ def test_brat_offsets_count_the_characters_of_the_text_as_it_is(tmp_path, bio_nl
     [
         ({"x.txt": "abc", "x.ann": "T1\tX 0 2\tab\n"}, None),
         ({"x.txt": "abc", "x.ann": "T1\tX 0 2\tbc\n"}, r"x.ann:1 T1: the annotation's text 'bc' is not the text's 'ab' at its offsets 0-2"),
-        ({"x.txt": "abc", "x.ann": "T1\tX 0 4\tabcd\n"}, r"x.ann:1 T1: offsets 0-4 do not fall in order within the text \(3 characters; read as characters"),
-        ({"x.txt": "abc", "x.ann": "T1\tX 2 3;0 1\tc a\n"}, "x.ann:1 T1: offsets 2-3, 0-1 do not fall in order"),
+        ({"x.txt": "abc", "x.ann": "T1\tX 0 4\tabcd\n"}, r"x.ann:1 T1: offsets 0-4 are no span of the text's 3 characters \(read as characters"),
+        ({"x.txt": "abc", "x.ann": "T1\tX 0 2;1 3\tab bc\n"}, "x.ann:1 T1: offsets 0-2, 1-3 overlap one another"),
         ({"x.txt": "abc", "x.ann": "T1\tX 0-2\tab\n"}, "x.ann:1: a text-bound annotation is 'T1<TAB>Type START END"),
         ({"x.txt": "abc", "x.ann": "\nN1\tReference T1\tab\n"}, "x.ann:2: a normalization is"),
         ({"x.txt": "abc", "x.ann": "Q1\tX 0 2\n"}, "x.ann:1: not a brat annotation line"),
@@ -856,11 +856,46 @@ def test_bioc_as_nlm_chem_and_pubtator3_write_it(tmp_path, bio_nlp):
             "7", [("Aspirin", "MESH:D001241")])
 
 
+def test_bioc_passage_with_text_and_sentences_and_one_beginning_with_a_line_break(tmp_path, bio_nlp):
+    """NegBio's sentence split keeps a passage's text beside its sentences: the text is read once, each
+    sentence starts one; a passage beginning with a line break starts its sentence at its first word."""
+    xml = ("<collection><document><id>r1</id><passage><offset>0</offset><text>No effusion. Clear lungs.</text>"
+           "<sentence><offset>0</offset><text>No effusion.</text></sentence>"
+           "<sentence><offset>13</offset><text>Clear lungs.</text><annotation id='a'><infon key='type'>Finding"
+           "</infon><location offset='19' length='5'/><text>lungs</text></annotation></sentence></passage>"
+           "<passage><offset>26</offset><text>\nAsthma</text></passage></document></collection>")
+    docs, report = read_bioc(write(tmp_path, "negbio.xml", xml.encode()), bio_nlp)
+    assert docs[0].text == "No effusion. Clear lungs. \nAsthma" and [e.text for e in docs[0].ents] == ["lungs"]
+    assert [s.text for s in docs[0].sents] == ["No effusion.", "Clear lungs. \n", "Asthma"] and not report.issues
+
+
+def test_blanks_at_a_mentions_edges_are_no_part_of_it_and_no_second_mention(tmp_path, bio_nlp):
+    """An invisible character an annotator selected at a mention's edge is left out, as whitespace is;
+    the mention given with and without it is one mention, a duplicate."""
+    ann = brat(tmp_path, "z", "asthma\u200b attacks", "T1\tDisease 0 7\tasthma\u200b", "T2\tDisease 0 6\tasthma",
+               "T3\tDisease 6 15\t\u200b attacks", "T4\tDisease 8 15\tattacks")
+    docs, report = read_brat(ann, bio_nlp)
+    assert [e.text for e in docs[0].ents] == ["asthma", "attacks"]
+    assert [(i.kind, i.where.rsplit(" ", 1)[1]) for i in report.issues] == [("duplicate", "T2"), ("duplicate", "T4")]
+    assert report.loss_fraction == 0
+
+
+def test_a_units_hint_only_where_the_other_units_read_the_offsets_otherwise(tmp_path, bio_nlp):
+    """Fragments out of order are read in order; offsets that fail the same way in both units get no hint."""
+    ann = brat(tmp_path, "o", "Renal and hepatic failure.", "T1\tDisease 18 25;0 5\tfailure Renal")
+    docs, report = read_brat(ann, bio_nlp, discontinuous="cover")
+    assert [e.text for e in docs[0].ents] == ["Renal and hepatic failure"]
+    ann.write_text("T1\tDisease 0 5\tRenal\nT2\tDisease 18 25\tfailurx\n")
+    with pytest.raises(ConversionError) as error:
+        read_brat(ann, bio_nlp)
+    assert str(error.value).endswith("(read as characters, as Python counts them (a CRLF is two))")
+
+
 @pytest.mark.parametrize(
     "passages,annotation,message",
     [
         ([(0, "abc"), (2, "de")], None, "document 1: a passage or sentence at offset 2 overlaps the text before it"),
-        ([(0, "abc")], ("a", "X", [(1, 5)], "bcde", {}), "annotation a: offsets 1-6 do not fall in order"),
+        ([(0, "abc")], ("a", "X", [(1, 5)], "bcde", {}), "annotation a: offsets 1-6 are no span of the text's 3 characters"),
         ([(0, "abc")], ("a", "X", [(0, 2)], "bc", {}), "annotation a: the annotation's text 'bc' is not the text's"),
         ([(0, "abc")], ("a", " ", [(0, 2)], "ab", {}), "annotation a: no type"),
     ],

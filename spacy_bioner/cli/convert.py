@@ -128,7 +128,7 @@ def convert(
     ),
     input_path: Path = typer.Argument(
         ..., metavar="INPUT", help="Input file: plain text, .gz or .xz; for brat, a folder (read recursively, one "
-        "document per annotation file, its path as the id) or one .ann file."
+        "document per text with its NAME.ann, or .a1 and .a2, its path as the id) or one .ann or .txt file."
     ),
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output .spacy (DocBin) file."),
     dev_docs: Optional[int] = typer.Option(
@@ -166,7 +166,7 @@ def convert(
     id_key: str = typer.Option("id", "--id-key", help="jsonl: the field of a document's id, if any."),
     entities_key: str = typer.Option(
         "spans", "--entities-key", help="jsonl: the field of the entities, each {\"start\", \"end\", \"label\"} "
-        "(Prodigy) or [start, end, label] (doccano: --entities-key label). Records whose \"answer\" is not "
+        "(Prodigy) or \\[start, end, label] (doccano: --entities-key label). Records whose \"answer\" is not "
         "\"accept\" (Prodigy's rejected and ignored ones) are skipped and counted."
     ),
     label: Optional[str] = typer.Option(
@@ -195,7 +195,8 @@ def convert(
     ),
     max_examples: int = typer.Option(
         10, "--max-examples", min=0, help="Entities listed of each kind of change (repaired, expanded, dropped, "
-        "composite), each with its line or document and why; the rest are counted. 0 lists them all."
+        "composite, duplicate, skipped, excluded), each with its line or document and why; the rest are counted. "
+        "0 lists them all."
     ),
 ) -> None:
     """Convert a corpus to spaCy's DocBin format and print what was converted.

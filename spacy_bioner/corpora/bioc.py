@@ -78,6 +78,12 @@ class _Document:
     annotations: List[_Annotation] = field(default_factory=list)
     relations: int = 0
 
+    def add_passage(self, offset: int, text: str, sentences: List[Tuple[int, str]]) -> None:
+        """A passage at `offset`: its text, or where it has none, its sentences' (NegBio's sentence
+        split keeps both); each of the passage and its sentences starts a sentence."""
+        self.texts += [(offset, text)] if text or not sentences else sentences
+        self.starts += [offset] + [sentence_offset for sentence_offset, _ in sentences]
+
 
 def read_bioc(
     path: PathLike,
@@ -183,26 +189,20 @@ def _xml_document(element: Any, path: Path) -> _Document:
 
 def _xml_passage(element: Any, document: _Document, path: Path) -> None:
     """The passage's text (or its sentences'), annotations and relations, into `document`."""
-    offset = _xml_offset(element, path)
-    document.starts.append(offset)
-    text, sentences = None, False
+    text, sentences = "", []
     for child in element:
         name = _name(child)
         if name == "text":
             text = child.text or ""
         elif name == "sentence":
-            sentences = True
-            sentence_offset = _xml_offset(child, path)
-            document.starts.append(sentence_offset)
-            document.texts.append((sentence_offset, next((s.text or "" for s in child if _name(s) == "text"), "")))
+            sentences.append((_xml_offset(child, path), next((s.text or "" for s in child if _name(s) == "text"), "")))
             document.annotations += [_xml_annotation(a, path) for a in child if _name(a) == "annotation"]
             document.relations += sum(1 for r in child if _name(r) == "relation")
         elif name == "annotation":
             document.annotations.append(_xml_annotation(child, path))
         elif name == "relation":
             document.relations += 1
-    if text or not sentences:  # a passage of sentences has no text of its own
-        document.texts.append((offset, text or ""))
+    document.add_passage(_xml_offset(element, path), text, sentences)
 
 
 def _xml_offset(element: Any, path: Path) -> int:
@@ -269,19 +269,16 @@ def _json_document(value: Dict[str, Any], where: str) -> _Document:
     document = _Document(str(doc_id).strip(), where)
     named = f"{where} document {document.id}"
     for passage in _json_list(value, "passages", named):
-        offset = _integer(passage.get("offset"), f"{named}: a passage's offset")
-        document.starts.append(offset)
         sentences = _json_list(passage, "sentences", named)
-        if passage.get("text") or not sentences:
-            document.texts.append((offset, _json_text(passage, named)))
         for sentence in sentences:
-            sentence_offset = _integer(sentence.get("offset"), f"{named}: a sentence's offset")
-            document.starts.append(sentence_offset)
-            document.texts.append((sentence_offset, _json_text(sentence, named)))
             document.annotations += [_json_annotation(a, named) for a in _json_list(sentence, "annotations", named)]
             document.relations += len(_json_list(sentence, "relations", named))
         document.annotations += [_json_annotation(a, named) for a in _json_list(passage, "annotations", named)]
         document.relations += len(_json_list(passage, "relations", named))
+        document.add_passage(
+            _integer(passage.get("offset"), f"{named}: a passage's offset"), _json_text(passage, named),
+            [(_integer(sentence.get("offset"), f"{named}: a sentence's offset"), _json_text(sentence, named))
+             for sentence in sentences])
     document.annotations += [_json_annotation(a, named) for a in _json_list(value, "annotations", named)]
     document.relations += len(_json_list(value, "relations", named))
     return document
@@ -341,7 +338,7 @@ def _text(document: _Document, where: str, units: OffsetUnits) -> Tuple[str, Lis
                                   f"({length} {'characters' if units == 'characters' else 'UTF-16 units'}): its "
                                   "offsets are not the document's")
         text += " " * (offset - length) + piece
-        length = offset + (len(piece) if units == "characters" else len(piece.encode("utf-16-le")) // 2)
+        length = offset + CharacterOffsets.length(piece, units)
     if not text.strip():
         raise ConversionError(f"{where}: no text")
     offsets = CharacterOffsets(text, units)
@@ -368,7 +365,7 @@ def _mention(annotation: _Annotation, text: str, where: str, selection: Annotati
     if any(length == 0 for _, length in annotation.locations):
         report.issues.append(Issue(DROPPED, where, "a location of zero length", label, doc_index))
         return None
-    locations = sorted((offset, offset + length) for offset, length in annotation.locations)
+    locations = [(offset, offset + length) for offset, length in annotation.locations]
     kb_id = mesh_ids(next((infons[key] for key in KB_ID_INFONS if infons.get(key)), ""))
     # An empty <text/> gives no text to check against (bioc's writer writes one for none).
     mention = selection.mention(text, locations, label, where, report, doc_index, given_text=annotation.text or None,

@@ -25,8 +25,10 @@ Multilingual Plane. Of the `.ann` lines:
 - `N` (a normalization, `N1<TAB>Reference T1 MESH:D003920<TAB>name`) gives
   its mention's `kb_id_` (several are joined by "|", as PubTator's composite
   ids are).
+- `A`/`M` (attributes) are counted ("excluded") and left out, but where
+  `label_attribute` names them: their value is their mention's label.
 - `R`, `E` and `*` (relations, events, equivalences) are counted
-  ("relation") and ignored; `A`/`M` (attributes) and `#` (notes) are ignored.
+  ("relation") and ignored; `#` (notes) are ignored.
 
 The mentions are then placed on the BioTokenizer's tokens as
 `offsets.place_mentions` says (expanded to token boundaries, the longer of

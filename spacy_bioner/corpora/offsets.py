@@ -1,13 +1,16 @@
 """Mentions given by character offsets, placed on a Doc's tokens (PubTator, JSON Lines, brat, BioC).
 
-A mention is placed with `alignment_mode="strict"`; if it does not fall on
-token boundaries it is expanded to them, without blank tokens (whitespace,
-invisible characters) at its edges, as the abbreviation finder trims them
-(reported as "expanded"), and one that covers nothing but blanks is dropped. Overlapping mentions: one placed exactly is kept before an
-expanded one, then the longer one (ties: the earlier one); the other is
-dropped and reported, so that `doc.ents` and `doc.spans[key]` hold one
-consistent non-overlapping tagging. A mention given twice (the same offsets,
-label and id) is placed once, and counted as a duplicate, not as lost.
+A mention is placed, less the blanks (whitespace, invisible characters) at
+its edges, with `alignment_mode="strict"`; if it does not fall on token
+boundaries it is expanded to them, without blank tokens at its edges, as
+the abbreviation finder trims them (reported as "expanded"), and one that
+covers nothing but blanks is dropped. Overlapping mentions: one placed
+exactly is kept before an expanded one, then the longer one (ties: the
+earlier one); the other is dropped and reported, so that `doc.ents` and
+`doc.spans[key]` hold one consistent non-overlapping tagging. A mention
+given twice (the same offsets, blanks at the edges aside, and label) is
+placed once, with the kb ids of both, and counted as a duplicate, not as
+lost.
 
 A mention of several fragments (brat's "0 5;10 15", BioC's locations) is
 one span where only whitespace lies between them (brat splits a mention at
@@ -26,7 +29,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..annotation import longest_first, select_non_overlapping
-from ..tokenizer import set_sentence_starts, without_blank_edges
+from ..tokenizer import INVISIBLE, is_blank, set_sentence_starts, without_blank_edges
 from .iob import set_entities
 from .report import COMPOSITE, DROPPED, DUPLICATE, EXCLUDED, EXPANDED, ConversionError, ConversionReport, Issue
 
@@ -36,6 +39,8 @@ OffsetUnits = Literal["characters", "utf-16"]
 OFFSET_UNITS = get_args(OffsetUnits)
 _OUTSIDE_BMP = re.compile("[\U00010000-\U0010ffff]")
 _WHITESPACE = re.compile(r"\s+")
+# A mention's text less the whitespace and invisible characters at its edges (group 1).
+_INSIDE_BLANKS = re.compile(rf"[\s{INVISIBLE}]*(.*?)[\s{INVISIBLE}]*", re.DOTALL)
 
 
 class CharacterOffsets:
@@ -48,13 +53,17 @@ class CharacterOffsets:
         if units not in OFFSET_UNITS:
             raise ValueError(f"offset units must be one of {', '.join(OFFSET_UNITS)}, not {units!r}")
         self.text = text
-        self.units = units
         self._characters: Optional[List[int]] = None  # by UTF-16 offset: the character's, -1 inside a pair
         if units == "utf-16" and _OUTSIDE_BMP.search(text):
             characters = []
             for i, char in enumerate(text):
                 characters += [i, -1] if char > "\uffff" else [i]
             self._characters = characters + [len(text)]
+
+    @staticmethod
+    def length(text: str, units: OffsetUnits) -> int:
+        """The length of `text` in `units`."""
+        return len(text) if units == "characters" else len(text.encode("utf-16-le")) // 2
 
     def __call__(self, offset: int, where: str) -> int:
         """The character offset of `offset`; one past the text's end stays past it."""
@@ -131,18 +140,14 @@ class AnnotationSelection:
             self._offsets = CharacterOffsets(text, self.offset_units)
         given = list(fragments)
         described = ", ".join(f"{start}-{end}" for start, end in given)
+        if not given:
+            raise ConversionError(f"{where}: no offsets")
         fragments = [(self._offsets(start, where), self._offsets(end, where)) for start, end in given]
-        ends = [start for start, _ in fragments[1:]] + [len(text)]
-        if not fragments or not all(0 <= start < end <= following
-                                    for (start, end), following in zip(fragments, ends)):
-            raise ConversionError(f"{where}: offsets {described} do not fall in order within the text "
-                                  f"({len(text)} characters; {_units_hint(text, given, given_text, self.offset_units, where)})")
-        if given_text is not None and not _same_text(text, fragments, given_text):
-            found = " ".join(text[start:end] for start, end in fragments)
-            raise ConversionError(f"{where}: the annotation's text {given_text[:40]!r} is not the text's "
-                                  f"{found[:40]!r} at its offsets {described}: the text was changed after the "
-                                  f"annotation, or its offsets count other units "
-                                  f"({_units_hint(text, given, given_text, self.offset_units, where)})")
+        problem = _fragments_problem(text, fragments, given_text)
+        if problem:
+            raise ConversionError(f"{where}: {problem.format(offsets=described)} "
+                                  f"({_units_hint(text, given, fragments, given_text, self.offset_units, where)})")
+        fragments.sort()
         start, end = fragments[0][0], fragments[-1][1]
         mention = Mention(start, end, text[start:end], label, where, kb_id=kb_id)
         gaps = [text[end:following] for (_, end), (following, _) in zip(fragments, fragments[1:])]
@@ -176,18 +181,36 @@ _UNITS_COUNT = {"characters": "characters, as Python counts them (a CRLF is two)
                 "utf-16": "UTF-16 units, as Java and JavaScript count"}
 
 
-def _units_hint(text: str, fragments: Sequence[Tuple[int, int]], given_text: Optional[str], units: OffsetUnits,
-                where: str) -> str:
-    """What the offsets were read as counting; and where the other units give `given_text`, that they do."""
+def _fragments_problem(text: str, fragments: Sequence[Tuple[int, int]], given_text: Optional[str]) -> str:
+    """What is wrong with character `fragments` of `text`, in the order given, as a mention of
+    `given_text` (None: not given), with "{offsets}" where the offsets go; "" where nothing is."""
+    if not all(0 <= start < end <= len(text) for start, end in fragments):
+        return f"offsets {{offsets}} are no span of the text's {len(text)} characters"
+    ordered = sorted(fragments)
+    if any(following < end for (_, end), (following, _) in zip(ordered, ordered[1:])):
+        return "offsets {offsets} overlap one another"
+    # The text of the fragments in the order given (brat's), or in the text's (BioC's locations).
+    if given_text is not None and not (_same_text(text, fragments, given_text)
+                                       or _same_text(text, ordered, given_text)):
+        found = " ".join(text[start:end] for start, end in fragments)
+        return (f"the annotation's text {given_text[:40]!r} is not the text's {found[:40]!r} at its offsets "
+                "{offsets}: the text was changed after the annotation, or its offsets count other units")
+    return ""
+
+
+def _units_hint(text: str, given: Sequence[Tuple[int, int]], fragments: Sequence[Tuple[int, int]],
+                given_text: Optional[str], units: OffsetUnits, where: str) -> str:
+    """What the `given` offsets were read as counting (`fragments`, in characters); and where the
+    other units read them otherwise, and so they give `given_text` without a problem, that they do."""
     other: OffsetUnits = "utf-16" if units == "characters" else "characters"
     said = f"read as {_UNITS_COUNT[units]}"
     offsets = CharacterOffsets(text, other)
     try:
-        converted = [(offsets(start, where), offsets(end, where)) for start, end in fragments]
+        converted = [(offsets(start, where), offsets(end, where)) for start, end in given]
     except ConversionError:  # an offset inside a character of two UTF-16 units
         return said
-    if given_text is not None and all(0 <= start < end <= len(text) for start, end in converted) and _same_text(
-            text, converted, given_text):
+    if given_text is not None and converted != list(fragments) and not _fragments_problem(text, converted,
+                                                                                            given_text):
         return f"{said}; read as {_UNITS_COUNT[other]}, they match: --offset-units {other}"
     return said
 
@@ -206,7 +229,7 @@ def annotated_doc(
 ) -> Doc:
     """`text` as a Doc of `nlp`'s tokens with `mentions` as its entities (doc.ents and
     doc.spans[spans_key], placed by `place_mentions`), its sentences by the tokenizer's rules,
-    never inside an entity, and also from the first token at or after each character offset of
+    never inside an entity, and also from the first word at or after each character offset of
     `sentence_starts_at`; `doc_id` as doc.user_data["pmid"]. A text longer than the tokenizer's
     max_length is refused, naming `where`."""
     if len(text) > nlp.max_length:
@@ -215,7 +238,12 @@ def annotated_doc(
     doc = nlp.make_doc(text)
     kept = place_mentions(doc, mentions, report, doc_index)
     token_starts = [token.idx for token in doc]
-    forced = [bisect_left(token_starts, offset) for offset in sentence_starts_at]
+    forced = []
+    for offset in sentence_starts_at:  # the first word at or after it: whitespace stays with the sentence before
+        i = bisect_left(token_starts, offset)
+        while i < len(doc) and is_blank(doc[i]):
+            i += 1
+        forced.append(i)
     set_sentence_starts(doc, [i for i in forced if i < len(doc)], not_inside=kept)
     set_entities(doc, kept, spans_key)
     if doc_id is not None:
@@ -227,8 +255,7 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
     """The non-overlapping spans of `mentions` on `doc`'s tokens; what was moved or dropped goes into `report`."""
     candidates: List[Span] = []
     found: Dict[int, Tuple[Mention, bool]] = {}  # by span: the mention, whether it was expanded
-    for mention in _merged(mentions, report, doc_index):
-        start, end = _without_edge_whitespace(mention, doc.text)
+    for mention, start, end in _merged(mentions, doc.text, report, doc_index):
         span = doc.char_span(start, end, label=mention.label, kb_id=mention.kb_id, alignment_mode="strict")
         expanded = span is None
         if expanded:
@@ -263,13 +290,21 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
     return kept
 
 
-def _merged(mentions: Sequence[Mention], report: ConversionReport, doc_index: int) -> List[Mention]:
-    """`mentions`, each (offsets, label) once: a mention given again is a duplicate, nothing lost
-    wherever its offsets fall, and its kb id, where it has one the first lacks, joins the first's
-    ("|" between ids, as several normalizations of one mention are written: CRAFT's ontologies)."""
+def _merged(mentions: Sequence[Mention], text: str, report: ConversionReport,
+            doc_index: int) -> List[Tuple[Mention, int, int]]:
+    """Each mention of `mentions` with its offsets less the blanks at its edges (whitespace and
+    invisible characters of `text`, "asthma " as an annotator selected it: no token holds them, and
+    no loss is counted), each (offsets, label) once: a mention given again is a duplicate, nothing
+    lost wherever its offsets fall, and its kb id, where it has one the first lacks, joins the
+    first's ("|" between ids, as several normalizations of one mention are written: CRAFT's
+    ontologies)."""
     merged: Dict[Tuple[int, int, str], Mention] = {}
     for mention in mentions:
-        key = (mention.start, mention.end, mention.label)
+        start, end = mention.start, mention.end
+        inside = _INSIDE_BLANKS.fullmatch(text, start, end)
+        if inside is not None and inside.group(1):  # a mention of blanks alone keeps its offsets
+            start, end = inside.span(1)
+        key = (start, end, mention.label)
         first = merged.get(key)
         if first is None:
             merged[key] = mention
@@ -280,19 +315,7 @@ def _merged(mentions: Sequence[Mention], report: ConversionReport, doc_index: in
             merged[key] = first._replace(kb_id="|".join(ids + [mention.kb_id]))
             reason += f", its kb id {mention.kb_id} kept beside the first's"
         report.issues.append(Issue(DUPLICATE, mention.where, reason, mention.label, doc_index))
-    return list(merged.values())
-
-
-def _without_edge_whitespace(mention: Mention, text: str) -> Tuple[int, int]:
-    """The mention's offsets less the whitespace of `text` at its edges ("asthma " as an annotator
-    selected it), which no token holds: placed as "asthma", not expanded (a mention of nothing but
-    whitespace keeps its offsets)."""
-    covered = text[mention.start:mention.end]
-    stripped = covered.strip()
-    if not stripped:
-        return mention.start, mention.end
-    start = mention.start + len(covered) - len(covered.lstrip())
-    return start, start + len(stripped)
+    return [(mention, start, end) for (start, end, _), mention in merged.items()]
 
 
 def _without_blank_edges(span: Optional[Span]) -> Optional[Span]:
