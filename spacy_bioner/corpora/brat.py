@@ -2,8 +2,8 @@
 
 brat, INCEpTION and most biomedical shared tasks (BioNLP, CRAFT, n2c2) write
 one text per `NAME.txt`, its annotations beside it in `NAME.ann` (or, as the
-BioNLP shared tasks do, `NAME.a1` and `NAME.a2`, read together). Each `.ann`
-is one Doc, in the order of the files' paths, its path under the folder
+BioNLP shared tasks do, `NAME.a1` and `NAME.a2`, read together). Each text
+with its annotations is one Doc, in the order of the paths, its path under the folder
 without suffix as `doc.user_data["pmid"]`, as the other readers keep a
 document's id. Only annotation files are read: a `.txt` without one
 (a README, a text never annotated) is left out and warned of.

@@ -132,10 +132,11 @@ class AnnotationSelection:
         kb_id: str = "",
     ) -> Optional[Mention]:
         """The mention of `text` given as (start, end) fragments in the selection's offset units, or
-        None where it is dropped as discontinuous. The fragments must fall in order within the text,
-        and where the source gives the mention's text (`given_text`: its fragments' texts joined by
-        spaces, as brat and BioC write them), match it, but for the kind of whitespace inside it;
-        ConversionError names `where` if not, and the other offset units where they would match."""
+        None where it is dropped as discontinuous. The fragments must fall within the text without
+        overlapping (in any order), and where the source gives the mention's text (`given_text`: its
+        fragments' texts joined by spaces, as brat and BioC write them), match it, but for the kind
+        of whitespace inside it; ConversionError names `where` if not, and the other offset units
+        where they would match."""
         if self._offsets.text is not text:
             self._offsets = CharacterOffsets(text, self.offset_units)
         given = list(fragments)
