@@ -58,7 +58,7 @@ def score_bio_ner(
     gold span groups (`heads_gold_as_ents`).
     """
     examples = list(examples)
-    _warn_of_unread_gold(examples)
+    _check_unread_gold(examples)
     if labels:
         _warn_of_gold_without_the_head_s_labels(examples, spans_key, set(labels))
     ents_scores = get_ner_prf([ents_of_annotated_heads(heads_gold_as_ents(eg)) for eg in examples])
@@ -98,11 +98,12 @@ def score_bio_ner(
     return scores
 
 
-def _warn_of_unread_gold(examples: List[Example]) -> None:
+def _check_unread_gold(examples: List[Example]) -> None:
     """Warn where gold documents hold entities in doc.ents beside span groups that no head of
     the pipeline reads (`convert iob` without --spans-key writes doc.spans["ents"]): no head is
     annotated for them, so their doc.ents are scored without the heads' entities, 0 where
-    those are all."""
+    those are all. Where that is every document, raise: every score would be 0, and `spacy
+    train` would choose model-best on nothing, to the end of its run."""
     unread = [
         eg for eg in examples
         if (keys := scored_keys(eg.predicted)) and all(span_groups_hiding_ents(eg.reference, key) for key in keys)
@@ -110,12 +111,15 @@ def _warn_of_unread_gold(examples: List[Example]) -> None:
     if unread:
         groups = sorted({key for eg in unread for key in eg.reference.spans})
         heads = sorted(scored_keys(unread[0].predicted))
-        warnings.warn(
+        message = (
             f"{len(unread)} of {len(examples)} gold documents hold entities in doc.ents beside span groups "
             f"{groups}, which no head of the pipeline reads (heads: {heads}): their entities are not scored "
             "for any head, nor their doc.ents against the heads' entities. Convert such a corpus with the "
             "head's key (python -m spacy_bioner convert ... --spans-key KEY)"
         )
+        if len(unread) == len(examples):
+            raise ValueError(f"{message}. No document is scored: every score would be 0")
+        warnings.warn(message)
 
 
 def _warn_of_gold_without_the_head_s_labels(examples: List[Example], spans_key: str, labels: Set[str]) -> None:

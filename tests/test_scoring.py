@@ -220,6 +220,10 @@ def test_gold_in_a_span_group_no_head_reads_is_warned_of():
     with pytest.warns(UserWarning, match=r"^1 of 2 gold documents hold entities in doc.ents beside span groups "
                                          r"\['ents'\], which no head of the pipeline reads \(heads: \['jnlpba'\]\)"):
         score_bio_ner(examples, spans_key=KEY)
+    # Every document so (a dev corpus converted under another key): no score but 0, to the end of a
+    # training run, its model-best chosen on nothing.
+    with pytest.raises(ValueError, match=r"^1 of 1 gold documents .* No document is scored: every score would be 0"):
+        score_bio_ner(examples[:1], spans_key=KEY)
     # Converted with the head's key, it is read, and nothing is said.
     reference.spans[KEY] = reference.spans.pop("ents")
     with warnings.catch_warnings():
