@@ -53,6 +53,13 @@ INVISIBLE = "\u200b\u2060\ufeff\u00ad"
 # spaCy splits "<", ">" and "=" off a token's start, not the others.
 _COMPARISON = "=<>≤≥≠"
 
+# A period or comma between a word of two letters or more and the citation numbers
+# that end the token ("12", "3,4", "12-14"): where a full text's superscript lost its
+# markup. Decimals ("7.4") and names ("1,2-dichloroethane", "CD4.1") have no such word.
+_CITATION_NUMBERS = rf"\d{{1,3}}(?:[,{_HYPHEN}]\d{{1,3}})*"
+_CITATION = rf"(?<=[^\W\d_]{{2}})[.,](?={_CITATION_NUMBERS}$)"
+_CITATION_PIECE = re.compile(rf"{_CITATION_NUMBERS}|[,{_HYPHEN}]")  # a token of them
+
 # The characters the infixes below split at, whatever lies beside them.
 _INFIX_MARKS = _HYPHEN + re.escape("/+±()[]{}") + _COMPARISON
 
@@ -78,6 +85,9 @@ BIO_INFIXES = [
     # An invisible character beside one of the characters split above is at a
     # word's end, as at a space: "IL\u00ad-2" is "IL" "\u00ad" "-" "2".
     rf"(?<=\S)[{INVISIBLE}](?=[{_INFIX_MARKS}])|(?<=[{_INFIX_MARKS}])[{INVISIBLE}](?=\S)",
+    # A full text's citation numbers, superscript flattened into the text, after
+    # a word's period or comma: "cisplatin.12", "anxiety.3,4", "rats,12-14".
+    _CITATION,
 ]
 
 # Split at the end of a token.
@@ -276,11 +286,18 @@ def _is_section_label(token: Token) -> bool:
 
 def _closes_sentence(doc: Doc, i: int) -> bool:
     """Token `i` is a closing quote or bracket attached to terminal punctuation, directly
-    or through other such closers ("works.\")" ): it belongs to the sentence before it."""
+    or through other such closers ("works.\")" ), or part of the citation numbers attached
+    to a word's period ("cisplatin.12,13"): it belongs to the sentence before it."""
     j = i
     while j > 0 and doc[j].text in _CLOSERS and not doc[j - 1].whitespace_:
         j -= 1
-    return j < i and doc[j].text in _TERMINALS
+    if j < i and doc[j].text in _TERMINALS:
+        return True
+    j = i
+    while j > 0 and _CITATION_PIECE.fullmatch(doc[j].text) and not doc[j - 1].whitespace_:
+        j -= 1
+    return (j < i and doc[j].text == "." and doc[j + 1].text[:1].isdigit() and j > 0
+            and not doc[j - 1].whitespace_ and doc[j - 1].text[-1:].isalpha())
 
 
 def set_sentence_starts(doc: Doc, forced: Iterable[int] = (), not_inside: Iterable[Span] = ()) -> Doc:

@@ -23,6 +23,11 @@ from spacy_bioner.tokenizer import HYPHENS, set_sentence_starts, starts_sentence
         # Kept whole: a number's comma, letters glued to digits, abbreviations.
         ("1,2-dichloroethane", ["1,2", "-", "dichloroethane"]),
         ("5-HT6 and Ca2 e.g. rats", ["5", "-", "HT6", "and", "Ca2", "e.g.", "rats"]),
+        # A full text's citation numbers, superscript flattened, off the word before them; not a
+        # decimal, nor a name's period or comma after a digit.
+        ("cisplatin.12 and anxiety,3,4 and rats.12-14", ["cisplatin", ".", "12", "and", "anxiety", ",", "3,4",
+                                                          "and", "rats", ".", "12", "-", "14"]),
+        ("pH 7.4 and CD4.1 and a.1 site", ["pH", "7.4", "and", "CD4.1", "and", "a.1", "site"]),
     ],
 )
 def test_bio_tokenizer_splits_the_parts_of_chemical_names(text, tokens, bio_nlp):
@@ -133,6 +138,9 @@ def test_invisible_characters_at_a_word_s_ends_are_tokens_of_their_own(invisible
         ("Cisplatin nephrotoxicity\n\nWe gave cisplatin\nto rats.\r\n \r\nMethods\n\n\nRats", ["Cisplatin", "We",
                                                                                           "Methods", "Rats"]),
         ("Results\u2029We saw\x0cTables", ["Results", "We", "Tables"]),
+        # A full text's citation numbers after a sentence's period are its last tokens.
+        ("It causes anxiety.12 The drug.3,4 Rats.12-14 Then by Smith et al.12 results.", ["It", "The", "Rats",
+                                                                                         "Then"]),
     ],
 )
 def test_sentence_starts_follow_terminal_punctuation_not_abbreviations(text, starts, bio_nlp):
