@@ -189,8 +189,8 @@ def convert(
     ),
     offset_units: OffsetUnits = typer.Option(
         "characters", "--offset-units", help="jsonl, brat and bioc: what the offsets count, characters (code "
-        "points, as Python counts them) or UTF-16 units (as Java and JavaScript count: INCEpTION, BioC's Java "
-        "tools, doccano's and Label Studio's browser front ends). The two differ after a character outside "
+        "points, as Python counts them) or UTF-16 units (as Java and JavaScript count: INCEpTION and BioC's "
+        "Java tools; an export whose offsets a browser computed may too). The two differ after a character outside "
         "the Basic Multilingual Plane (an emoji); a mismatch found says which would fit."
     ),
     max_examples: int = typer.Option(

@@ -8,9 +8,9 @@ as Prodigy exports them (`db-out`); an entity may also be a list
 `[start, end, label]` (doccano's "label" field: `entities_key="label"`), and
 `start_offset`/`end_offset` (doccano's newer export) name the offsets too.
 Offsets count characters (code points) of the text, as Python's `str` does,
-or with `offset_units="utf-16"` UTF-16 units, as JavaScript does (doccano's
-and Label Studio's browser front ends): the two differ after a character
-outside the Basic Multilingual Plane (an emoji, "\U0001d6fc").
+or with `offset_units="utf-16"` UTF-16 units, as JavaScript does (an export
+whose offsets a browser computed may count them): the two differ after a
+character outside the Basic Multilingual Plane (an emoji, "\U0001d6fc").
 The text is tokenized with the given nlp (the BioTokenizer) and the entities
 are placed on its tokens as `offsets.place_mentions` says (expanded to token
 boundaries, the longer of overlapping ones kept, each change reported).

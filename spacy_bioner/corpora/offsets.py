@@ -46,8 +46,8 @@ _INSIDE_BLANKS = re.compile(rf"[\s{INVISIBLE}]*(.*?)[\s{INVISIBLE}]*", re.DOTALL
 class CharacterOffsets:
     """Offsets of one text counted in `units`, as offsets in characters (code points, as Python
     counts them). "utf-16" counts a character outside the Basic Multilingual Plane (an emoji,
-    mathematical letters such as "\U0001d6fc") as two, as Java and JavaScript do: INCEpTION,
-    BioC's Java tools, doccano's and Label Studio's browser front ends."""
+    mathematical letters such as "\U0001d6fc") as two, as Java and JavaScript do: INCEpTION and
+    BioC's Java tools do, and an export whose offsets a browser computed may."""
 
     def __init__(self, text: str, units: OffsetUnits = "characters") -> None:
         if units not in OFFSET_UNITS:
