@@ -170,10 +170,11 @@ _HYPHENATED_WORD = re.compile(rf"[a-z]+[{_HYPHEN}][^\W\d_]")
 
 def starts_sentence(doc: Doc, i: int) -> bool:
     """Whether token `i` starts a sentence by the rules above, forced starts aside: after a
-    blank line, and after terminal punctuation, by the last two tokens before it that are not whitespace ("works."
-    "\n" "The": the whitespace stays with the sentence it follows), nor quotes or brackets
-    that close the sentence, attached to its terminal punctuation ('said "it works." The':
-    the quote stays with its sentence, "The" starts the next)."""
+    blank line, and after terminal punctuation, by the last two tokens before it that are not
+    whitespace ("works." "\n" "The": the whitespace stays with the sentence it follows), nor
+    quotes, brackets or citation numbers that close the sentence, attached to its terminal
+    punctuation ('said "it works." The': the quote stays with its sentence, "The" starts the
+    next)."""
     if i == 0:
         return True
     if is_blank(doc[i]) or _closes_sentence(doc, i):

@@ -238,7 +238,7 @@ def annotated_doc(
                               f"({nlp.max_length:,}): split it into documents")
     doc = nlp.make_doc(text)
     kept = place_mentions(doc, mentions, report, doc_index)
-    token_starts = [token.idx for token in doc]
+    token_starts = [token.idx for token in doc] if sentence_starts_at else []
     forced = []
     for offset in sentence_starts_at:  # the first word at or after it: whitespace stays with the sentence before
         i = bisect_left(token_starts, offset)
