@@ -440,6 +440,14 @@ def test_whitespace_at_a_mentions_edges_is_no_part_of_it_nor_a_loss(tmp_path, bi
     assert [(i.kind, i.reason) for i in report.issues] == [("dropped", "'  ' [7:9] covers no token but whitespace")]
 
 
+def test_a_mention_of_whitespace_alone_is_dropped_even_on_a_whitespace_token(tmp_path, bio_nlp):
+    """"\n\n" is a token of its own: a mention of exactly it was placed as an entity of whitespace."""
+    text = "Aspirin.\n\nHeparin."
+    docs, report = read_jsonl(jsonl(tmp_path, [{"text": text, "spans": [[8, 10, "X"], [10, 17, "Chemical"]]}]), bio_nlp)
+    assert [e.text for e in docs[0].ents] == ["Heparin"]
+    assert [(i.kind, i.reason) for i in report.issues] == [("dropped", "'\\n\\n' [8:10] covers no token but whitespace")]
+
+
 def test_an_expanded_mention_keeps_no_blank_token_at_its_edges(tmp_path, bio_nlp):
     """An invisible character is a token of its own, no more a part of a mention than a space is."""
     text = "Aspirin \u200bhelps\u2060 rats"

@@ -2,8 +2,7 @@
 
 A mention is placed, less the blanks (whitespace, invisible characters) at
 its edges, with `alignment_mode="strict"`; if it does not fall on token
-boundaries it is expanded to them, without blank tokens at its edges, as
-the abbreviation finder trims them (reported as "expanded"), and one that
+boundaries it is expanded to them (reported as "expanded"), and one that
 covers nothing but blanks is dropped. Overlapping mentions: one placed
 exactly is kept before an expanded one, then the longer one (ties: the
 earlier one); the other is dropped and reported, so that `doc.ents` and
@@ -29,7 +28,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..annotation import longest_first, select_non_overlapping
-from ..tokenizer import INVISIBLE, is_blank, set_sentence_starts, without_blank_edges
+from ..tokenizer import INVISIBLE, is_blank, set_sentence_starts
 from .iob import set_entities
 from .report import COMPOSITE, DROPPED, DUPLICATE, EXCLUDED, EXPANDED, ConversionError, ConversionReport, Issue
 
@@ -257,17 +256,15 @@ def place_mentions(doc: Doc, mentions: Sequence[Mention], report: ConversionRepo
     candidates: List[Span] = []
     found: Dict[int, Tuple[Mention, bool]] = {}  # by span: the mention, whether it was expanded
     for mention, start, end in _merged(mentions, doc.text, report, doc_index):
+        if start == end:
+            report.issues.append(Issue(DROPPED, mention.where, f"{mention.described} covers no token but whitespace",
+                                       mention.label, doc_index))
+            continue
         span = doc.char_span(start, end, label=mention.label, kb_id=mention.kb_id, alignment_mode="strict")
         expanded = span is None
         if expanded:
-            span = _without_blank_edges(doc.char_span(start, end, label=mention.label, kb_id=mention.kb_id,
-                                                      alignment_mode="expand"))
-            if span is None:
-                report.issues.append(
-                    Issue(DROPPED, mention.where, f"{mention.described} covers no token but whitespace", mention.label,
-                          doc_index)
-                )
-                continue
+            # Its edges are no blanks, so neither are the tokens it expands to.
+            span = doc.char_span(start, end, label=mention.label, kb_id=mention.kb_id, alignment_mode="expand")
             report.issues.append(Issue(EXPANDED, mention.where, f"{mention.described} -> {span.text!r}", mention.label,
                                        doc_index))
         if mention.composite:
@@ -295,16 +292,13 @@ def _merged(mentions: Sequence[Mention], text: str, report: ConversionReport,
             doc_index: int) -> List[Tuple[Mention, int, int]]:
     """Each mention of `mentions` with its offsets less the blanks at its edges (whitespace and
     invisible characters of `text`, "asthma " as an annotator selected it: no token holds them, and
-    no loss is counted), each (offsets, label) once: a mention given again is a duplicate, nothing
+    no loss is counted; a mention of blanks alone has empty offsets), each (offsets, label) once: a mention given again is a duplicate, nothing
     lost wherever its offsets fall, and its kb id, where it has one the first lacks, joins the
     first's ("|" between ids, as several normalizations of one mention are written: CRAFT's
     ontologies)."""
     merged: Dict[Tuple[int, int, str], Mention] = {}
     for mention in mentions:
-        start, end = mention.start, mention.end
-        inside = _INSIDE_BLANKS.fullmatch(text, start, end)
-        if inside is not None and inside.group(1):  # a mention of blanks alone keeps its offsets
-            start, end = inside.span(1)
+        start, end = _INSIDE_BLANKS.fullmatch(text, mention.start, mention.end).span(1)  # empty: blanks alone
         key = (start, end, mention.label)
         first = merged.get(key)
         if first is None:
@@ -317,14 +311,3 @@ def _merged(mentions: Sequence[Mention], text: str, report: ConversionReport,
             reason += f", its kb id {mention.kb_id} kept beside the first's"
         report.issues.append(Issue(DUPLICATE, mention.where, reason, mention.label, doc_index))
     return [(mention, start, end) for (start, end, _), mention in merged.items()]
-
-
-def _without_blank_edges(span: Optional[Span]) -> Optional[Span]:
-    """`span` less the blank tokens at its edges (whitespace, invisible characters); None where nothing
-    else is left."""
-    if span is None:
-        return None
-    start, end = without_blank_edges(span.doc, span.start, span.end)
-    if start == end:
-        return None
-    return Span(span.doc, start, end, label=span.label, kb_id=span.kb_id)
