@@ -47,6 +47,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
+from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
@@ -119,7 +120,7 @@ def read_bioc(
     if not docs:
         raise ConversionError(f"{path}: no BioC document")
     if repeated:
-        warnings.warn(f"{path}: {len(repeated)} document{'s' * (len(repeated) > 1)} with the id of an earlier one "
+        warnings.warn(f"{path}: {counted(len(repeated), 'document')} with the id of an earlier one "
                       f"({repeated[0]}): each is a document, so one text can be in both train and dev")
     selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)

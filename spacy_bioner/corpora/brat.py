@@ -53,6 +53,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
@@ -144,12 +145,12 @@ def _documents(path: Path) -> List[Tuple[Path, List[Path]]]:
             both.append(stem)
         documents.append((stem, ann or anns))
     if both:
-        warnings.warn(f"{path}: {len(both)} text{'s' * (len(both) > 1)} with a NAME.ann and a NAME.a1 or .a2 "
+        warnings.warn(f"{path}: {counted(len(both), 'text')} with a NAME.ann and a NAME.a1 or .a2 "
                       f"({both[0].name}): the .ann is read, the .a1 and .a2 are not")
     unannotated = [text for text in texts if text.with_suffix("") not in by_stem]
     if unannotated and path.is_dir():
         many = len(unannotated) > 1
-        warnings.warn(f"{path}: {len(unannotated)} .txt file{'s' * many} without annotations left out "
+        warnings.warn(f"{path}: {counted(len(unannotated), '.txt file')} without annotations left out "
                       f"({unannotated[0].relative_to(path)}{', ...' * many}): an empty NAME.ann marks a text "
                       "without entities")
     elif unannotated:

@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Set, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import CharacterOffsets, Mention, OffsetUnits, annotated_doc
 from .report import SKIPPED, ConversionError, ConversionReport, Issue
@@ -111,7 +112,7 @@ def read_jsonl(
                               f"--entities-key (the records' fields: {', '.join(sorted(keys))})")
     if repeated:
         many = len(repeated) > 1
-        warnings.warn(f"{path}: {len(repeated)} record{'s' * many} repeat{'s' * (not many)} the text of an earlier "
+        warnings.warn(f"{path}: {counted(len(repeated), 'record')} repeat{'s' * (not many)} the text of an earlier "
                       f"one (line {repeated[0][0]}, as line {repeated[0][1]}): each is a document, so one text can be "
                       "in both train and dev; merge them first (Prodigy's review recipe)")
     report.count_docs(docs, spans_key)
