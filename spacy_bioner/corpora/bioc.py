@@ -52,7 +52,7 @@ from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
 from .report import DROPPED, EXCLUDED, RELATION, ConversionError, ConversionReport, Issue
-from .text import PathLike
+from .text import PathLike, json_objects, read_json_values
 
 # The infons of an annotation that hold its kb id, in the order they are looked for.
 KB_ID_INFONS = ("identifier", "MESH", "concept_id")
@@ -132,13 +132,13 @@ def _documents(path: Path) -> Iterator[_Document]:
     try:
         with open_bytes(path) as f:
             first = f.read1(4096).lstrip().removeprefix(_BOM).lstrip()[:1]
-        with open_bytes(path) as f:
-            if first == b"<":
+        if first in (b"{", b"["):
+            yield from _json_documents(path)
+        elif first == b"<":
+            with open_bytes(path) as f:
                 yield from _xml_documents(f, path)
-            elif first in (b"{", b"["):
-                yield from _json_documents(f, path)
-            else:
-                raise ConversionError(f"{path}: neither BioC XML nor BioC JSON (it begins with {first!r})")
+        else:
+            raise ConversionError(f"{path}: neither BioC XML nor BioC JSON (it begins with {first!r})")
     except FileNotFoundError:
         raise ConversionError(f"{path}: no such file") from None
     except etree.XMLSyntaxError as e:
@@ -230,22 +230,9 @@ def _xml_annotation(element: Any, path: Path) -> _Annotation:
 # --- JSON -----------------------------------------------------------------------------------------
 
 
-def _json_documents(f: IO[bytes], path: Path) -> Iterator[_Document]:
+def _json_documents(path: Path) -> Iterator[_Document]:
     """The documents of a BioC JSON file, or of JSON Lines of documents or collections."""
-    data = f.read().decode("utf-8-sig")
-    try:
-        values = [(json.loads(data), str(path))]
-    except json.JSONDecodeError as e:
-        if e.msg != "Extra data":
-            raise ConversionError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
-        values = []  # JSON Lines
-        for lineno, line in enumerate(data.splitlines(), start=1):
-            if line.strip():
-                try:
-                    values.append((json.loads(line), f"{path}:{lineno}"))
-                except json.JSONDecodeError as e:
-                    raise ConversionError(f"{path}:{lineno}: not JSON ({e.msg})") from None
-    for value, where in values:
+    for value, where in read_json_values(path):
         for document in _json_document_objects(value, where):
             yield _json_document(document, where)
 
@@ -269,30 +256,20 @@ def _json_document(value: Dict[str, Any], where: str) -> _Document:
         raise ConversionError(f"{where}: a document without an id ({json.dumps(doc_id)})")
     document = _Document(str(doc_id).strip(), where)
     named = f"{where} document {document.id}"
-    for passage in _json_list(value, "passages", named):
-        sentences = _json_list(passage, "sentences", named)
+    for passage in json_objects(value, "passages", named):
+        sentences = json_objects(passage, "sentences", named)
         for sentence in sentences:
-            document.annotations += [_json_annotation(a, named) for a in _json_list(sentence, "annotations", named)]
-            document.relations += len(_json_list(sentence, "relations", named))
-        document.annotations += [_json_annotation(a, named) for a in _json_list(passage, "annotations", named)]
-        document.relations += len(_json_list(passage, "relations", named))
+            document.annotations += [_json_annotation(a, named) for a in json_objects(sentence, "annotations", named)]
+            document.relations += len(json_objects(sentence, "relations", named))
+        document.annotations += [_json_annotation(a, named) for a in json_objects(passage, "annotations", named)]
+        document.relations += len(json_objects(passage, "relations", named))
         document.add_passage(
             _integer(passage.get("offset"), f"{named}: a passage's offset"), _json_text(passage, named),
             [(_integer(sentence.get("offset"), f"{named}: a sentence's offset"), _json_text(sentence, named))
              for sentence in sentences])
-    document.annotations += [_json_annotation(a, named) for a in _json_list(value, "annotations", named)]
-    document.relations += len(_json_list(value, "relations", named))
+    document.annotations += [_json_annotation(a, named) for a in json_objects(value, "annotations", named)]
+    document.relations += len(json_objects(value, "relations", named))
     return document
-
-
-def _json_list(value: Any, key: str, where: str) -> List[Any]:
-    """The list of objects under `key` (none where it is missing)."""
-    items = value.get(key) if isinstance(value, dict) else None
-    if items is None:
-        return []
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise ConversionError(f"{where}: {key!r} is no list of objects")
-    return items
 
 
 def _json_text(value: Dict[str, Any], where: str) -> str:
@@ -310,7 +287,7 @@ def _json_annotation(value: Dict[str, Any], where: str) -> _Annotation:
         raise ConversionError(f"{named}: 'infons' is no object")
     locations = [(_integer(location.get("offset"), f"{named}: a location's offset"),
                   _integer(location.get("length"), f"{named}: a location's length"))
-                 for location in _json_list(value, "locations", named)]
+                 for location in json_objects(value, "locations", named)]
     text = value.get("text")
     return _Annotation(ann_id, {str(k): "" if v is None else str(v) for k, v in infons.items()}, locations,
                        text if isinstance(text, str) else None)

@@ -8,8 +8,9 @@ one-line message naming the file and line; a truncated or corrupt `.gz` or
 
 import codecs
 import contextlib
+import json
 from pathlib import Path
-from typing import IO, Iterator, List, Union
+from typing import IO, Any, Iterator, List, Tuple, Union
 
 from ..compressed import DECOMPRESSION_ERRORS, describe_error, is_system_error, open_bytes
 from .report import ConversionError
@@ -62,6 +63,49 @@ def iter_lines(path: PathLike) -> Iterator[str]:
                 break
     if blank:
         raise ConversionError(f"{path}:1: empty file")
+
+
+def read_json_values(path: PathLike) -> List[Tuple[Any, str]]:
+    """The JSON of a plain, gzipped or xz-compressed UTF-8 file: the file as one value, or JSON
+    Lines (a value a line), each with where it is ("PATH" or "PATH:LINE"). Its errors are
+    `ConversionError`s naming the line."""
+    path = Path(path)
+    chunks: List[bytes] = []
+    line = 1
+    with _open(path) as f:
+        while True:
+            chunk = _read_chunk(path, f, line)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            line += chunk.count(b"\n")
+    data = b"".join(chunks)
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    text = _decode(path, data[bom:], bom, 1)
+    try:
+        return [(json.loads(text), str(path))]
+    except json.JSONDecodeError as e:
+        if e.msg != "Extra data":
+            raise ConversionError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
+    values = []
+    for lineno, text_line in enumerate(text.splitlines(), start=1):
+        if text_line.strip():
+            try:
+                values.append((json.loads(text_line), f"{path}:{lineno}"))
+            except json.JSONDecodeError as e:
+                raise ConversionError(f"{path}:{lineno}: not JSON ({e.msg}; one JSON value a line)") from None
+    return values
+
+
+def json_objects(value: Any, key: str, where: str) -> List[Any]:
+    """The list of JSON objects under `key` of `value` (none where it is missing or null);
+    anything else there is a `ConversionError` naming `where`."""
+    items = value.get(key) if isinstance(value, dict) else None
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ConversionError(f"{where}: {key!r} is no list of objects")
+    return items
 
 
 def _decode(path: Path, block: bytes, offset: int, line: int) -> str:
