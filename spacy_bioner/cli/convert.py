@@ -22,6 +22,7 @@ from ..corpora import (
     read_iob,
     read_jnlpba,
     read_jsonl,
+    read_label_studio,
     read_pubtator,
     read_pubtator_texts,
     split_dev,
@@ -40,6 +41,7 @@ class CorpusFormat(str, Enum):
     jsonl = "jsonl"
     brat = "brat"
     bioc = "bioc"
+    label_studio = "label-studio"
 
 
 # The tagging schemes of iob input, as choices of --scheme.
@@ -57,14 +59,17 @@ _DEFAULT_KEYS = {
     CorpusFormat.jsonl: DEFAULT_SPANS_KEY,
     CorpusFormat.brat: DEFAULT_SPANS_KEY,
     CorpusFormat.bioc: DEFAULT_SPANS_KEY,
+    CorpusFormat.label_studio: DEFAULT_SPANS_KEY,
 }
 
 # The options (by parameter name) that only some formats read, and those formats.
 _FORMAT_OPTIONS = {
     ("n_sents", "scheme", "documents", "tag_column", "label"): (CorpusFormat.iob,),
-    ("text_key", "id_key", "entities_key"): (CorpusFormat.jsonl,),
-    ("offset_units",): (CorpusFormat.jsonl, CorpusFormat.brat, CorpusFormat.bioc),
-    ("entity_types", "discontinuous"): (CorpusFormat.brat, CorpusFormat.bioc),
+    ("text_key",): (CorpusFormat.jsonl, CorpusFormat.label_studio),
+    ("id_key", "entities_key"): (CorpusFormat.jsonl,),
+    ("offset_units",): (CorpusFormat.jsonl, CorpusFormat.brat, CorpusFormat.bioc, CorpusFormat.label_studio),
+    ("entity_types",): (CorpusFormat.brat, CorpusFormat.bioc, CorpusFormat.label_studio),
+    ("discontinuous",): (CorpusFormat.brat, CorpusFormat.bioc),
     ("label_attribute",): (CorpusFormat.brat,),
 }
 
@@ -92,11 +97,14 @@ def _read(
     fmt: CorpusFormat, path: Path, spans_key: str, options: Dict[str, Any]
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read `path` in format `fmt`, with the command's options that apply to it."""
+    types = options["entity_types"]
+    entity_types = None if types is None else [t.strip() for t in types.split(",") if t.strip()]
+    if fmt == CorpusFormat.label_studio:
+        return read_label_studio(path, make_bio_nlp(), spans_key=spans_key, text_key=options["text_key"],
+                                 entity_types=entity_types, offset_units=options["offset_units"].value)
     if fmt in (CorpusFormat.brat, CorpusFormat.bioc):
-        types = options["entity_types"]
         kwargs = dict(spans_key=spans_key, discontinuous=options["discontinuous"].value,
-                      offset_units=options["offset_units"].value,
-                      entity_types=None if types is None else [t.strip() for t in types.split(",") if t.strip()])
+                      offset_units=options["offset_units"].value, entity_types=entity_types)
         if fmt == CorpusFormat.brat:
             return read_brat(path, make_bio_nlp(), label_attribute=options["label_attribute"], **kwargs)
         return read_bioc(path, make_bio_nlp(), **kwargs)
@@ -124,7 +132,8 @@ def convert(
         "pubtator (BC5CDR PubTator), iob (token<TAB>tag, IOB1/IOB2/BIOES), jsonl (one JSON object a "
         "line: the text and its entities by character offsets, code points, as Prodigy and doccano export), "
         "brat (standoff: NAME.txt with NAME.ann, or .a1 and .a2, as brat, INCEpTION and the BioNLP shared "
-        "tasks write) or bioc (BioC XML or JSON, as BioCreative's corpora and PubTator3 give them)."
+        "tasks write), bioc (BioC XML or JSON, as BioCreative's corpora and PubTator3 give them) or label-studio "
+        "(Label Studio's JSON or JSON-MIN export of texts labelled with <Labels>)."
     ),
     input_path: Path = typer.Argument(
         ..., metavar="INPUT", help="Input file: plain text, .gz or .xz; for brat, a folder (read recursively, one "
@@ -162,7 +171,10 @@ def convert(
         "Needed where another column holds entity tags that differ, as in conlleval's token, gold, "
         "predicted: the conversion refuses to guess."
     ),
-    text_key: str = typer.Option("text", "--text-key", help="jsonl: the field of the text."),
+    text_key: str = typer.Option(
+        "text", "--text-key", help="jsonl: the field of the text; label-studio: the task data's field of the text "
+        "(the one its <Text value=\"$text\"> names)."
+    ),
     id_key: str = typer.Option("id", "--id-key", help="jsonl: the field of a document's id, if any."),
     entities_key: str = typer.Option(
         "spans", "--entities-key", help="jsonl: the field of the entities, each {\"start\", \"end\", \"label\"} "
@@ -174,8 +186,8 @@ def convert(
         "--label Disease), which name none."
     ),
     entity_types: Optional[str] = typer.Option(
-        None, "--entity-types", help="brat and bioc: the types to convert, comma-separated (default: all but events' "
-        "triggers); the others are left out and counted."
+        None, "--entity-types", help="brat, bioc and label-studio: the labels to convert, comma-separated (default: "
+        "all but brat events' triggers); the others are left out and counted."
     ),
     discontinuous: Discontinuous = typer.Option(
         "drop", "--discontinuous", help="brat and bioc: a mention of fragments with words between them is dropped (and "
@@ -188,10 +200,11 @@ def convert(
         "--label-attribute value)."
     ),
     offset_units: OffsetUnits = typer.Option(
-        "characters", "--offset-units", help="jsonl, brat and bioc: what the offsets count, characters (code "
-        "points, as Python counts them) or UTF-16 units (as Java and JavaScript count: INCEpTION and BioC's "
-        "Java tools; an export whose offsets a browser computed may too). The two differ after a character outside "
-        "the Basic Multilingual Plane (an emoji); a mismatch found says which would fit."
+        "characters", "--offset-units", help="jsonl, brat, bioc and label-studio: what the offsets count, characters "
+        "(code points, as Python and Label Studio count them) or UTF-16 units (as Java and JavaScript count: "
+        "INCEpTION, BioC's Java tools, older Label Studio versions; an export whose offsets a browser computed may "
+        "too). The two differ after a character outside the Basic Multilingual Plane (an emoji); a mismatch found "
+        "says which would fit."
     ),
     max_examples: int = typer.Option(
         10, "--max-examples", min=0, help="Entities listed of each kind of change (repaired, expanded, dropped, "

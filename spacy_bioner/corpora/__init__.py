@@ -16,6 +16,7 @@ from .iob import (
     read_jnlpba,
 )
 from .jsonl import read_jsonl
+from .label_studio import read_label_studio
 from .offsets import DISCONTINUOUS, OFFSET_UNITS
 from .pubtator import read_pubtator, read_pubtator_texts
 from .report import ConversionError, ConversionReport, Issue
@@ -41,6 +42,7 @@ __all__ = [
     "read_iob",
     "read_jnlpba",
     "read_jsonl",
+    "read_label_studio",
     "read_lines",
     "read_pubtator",
     "read_pubtator_texts",

@@ -90,7 +90,7 @@ def read_jsonl(
             raise ConversionError(f"{where}: a binary annotation (Prodigy's ner.teach): it accepts or rejects one "
                                   "suggested span, and says nothing of the text's other entities; convert "
                                   "ner.manual or ner.correct annotations")
-        text = _text(record, text_key, where)
+        text = record_text(record, text_key, where)
         doc_id = record.get(id_key)
         if doc_id is not None:
             if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
@@ -119,7 +119,7 @@ def read_jsonl(
     return docs, report
 
 
-def _text(record: dict, text_key: str, where: str) -> str:
+def record_text(record: dict, text_key: str, where: str) -> str:
     """The record's text, refused where it is none the tokenizer reads."""
     text = record.get(text_key)
     if not isinstance(text, str) or not text.strip():

@@ -1,0 +1,297 @@
+"""Label Studio exports of texts labelled with named entities to spaCy Docs.
+
+Label Studio's JSON export is a list of tasks, each with its data, the
+annotations people made and the predictions (pre-annotations) it was given:
+
+    [{"id": 7, "data": {"text": "Cisplatin nephrotoxicity."},
+      "annotations": [{"id": 3, "was_cancelled": false, "ground_truth": false,
+                       "updated_at": "2026-12-07T10:00:00Z",
+                       "result": [{"id": "a1", "type": "labels", "from_name": "label", "to_name": "text",
+                                   "value": {"start": 0, "end": 9, "text": "Cisplatin",
+                                             "labels": ["Chemical"]}}]}],
+      "predictions": []}]
+
+One Doc per annotated task, its text `data[text_key]` (the field its
+`<Text value="$text">` names), its id as `doc.user_data["pmid"]`, as the
+other readers keep a document's id. Which annotation:
+
+- A task annotated by several people has an annotation of each: one is
+  converted, the one marked ground truth, or else the one updated last; the
+  others are skipped and counted, and warned of (merging annotators' work is
+  a review, done in Label Studio).
+- A cancelled annotation ("skip" in Label Studio) is skipped and counted; so
+  is a task without annotations: predictions are a model's, not annotations.
+
+A result of type "labels" is an entity for each of its labels, its text
+checked against the task's text at its offsets (a mismatch is an error that
+says when the other offset units would fit); relations are counted and
+ignored; other results (choices, text areas, ratings) and entity types not
+asked for (`entity_types`) are left out and counted ("excluded"). HyperText
+and paragraph labels are refused: they give XPaths or dialogue turns, no
+offsets of one text. The mentions are then placed on the BioTokenizer's
+tokens as `offsets.place_mentions` says (expanded to token boundaries, the
+longer of overlapping ones kept, each change reported); sentences by the
+tokenizer's rules, never inside an entity.
+
+Label Studio's JSON-MIN export (a flat record per annotation: the task's data
+fields, its id, and under each Labels control's name a list of
+{"start", "end", "text", "labels"}) is read too: the records of one task are
+its annotations, and one without an `annotation_id` is a task not annotated.
+
+Offsets count characters (code points), as Label Studio's editor has since it
+stopped counting JavaScript's UTF-16 units (label-studio#1559); an export of
+an older version counts UTF-16 units (`offset_units="utf-16"`). The two
+differ after a character outside the Basic Multilingual Plane.
+
+Written here: Label Studio's own converter (label-studio-sdk) writes no spaCy
+format; its CoNLL export splits the text at whitespace (a mention "IL-2" of
+"IL-2-induced" becomes the whole word, checked with label-studio-converter
+0.0.59) and writes tasks nobody annotated as texts without entities.
+"""
+
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from ..messages import counted
+from .iob import DEFAULT_SPANS_KEY
+from .jsonl import record_text
+from .offsets import AnnotationSelection, Mention, OffsetUnits, annotated_doc
+from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
+from .text import PathLike, json_objects, read_json_values
+
+# Result types that give no character offsets of the task's text, and what they give instead.
+_NO_OFFSETS = {
+    "hypertextlabels": "HyperText labels give XPaths into HTML",
+    "paragraphlabels": "paragraph labels give offsets inside dialogue turns",
+}
+# A task's text that is a reference to a file (`<Text valueType="url">`), not the text.
+_FILE_REFERENCE = re.compile(r"(?:[a-z][a-z0-9+.-]*://|/data/)\S*")
+
+
+@dataclass
+class _Annotation:
+    """One person's annotation of a task, as far as the conversion reads it."""
+
+    id: str
+    results: List[Dict[str, Any]]
+    cancelled: bool = False
+    ground_truth: bool = False
+    updated_at: str = ""
+
+
+@dataclass
+class _Task:
+    id: Optional[str]
+    where: str  # the file, and the task's id or place in it
+    data: Dict[str, Any]
+    annotations: List[_Annotation] = field(default_factory=list)
+    predictions: int = 0
+
+
+def read_label_studio(
+    path: PathLike,
+    nlp: Language,
+    *,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    text_key: str = "text",
+    entity_types: Optional[Sequence[str]] = None,
+    offset_units: OffsetUnits = "characters",
+) -> Tuple[List[Doc], ConversionReport]:
+    """Read a Label Studio JSON (or JSON-MIN) export (plain, .gz or .xz): one Doc per annotated task
+    (see the module docstring for which annotation, and what of it, is read)."""
+    selection = AnnotationSelection(entity_types, offset_units=offset_units)
+    path = Path(path)
+    report = ConversionReport(source=str(path))
+    docs: List[Doc] = []
+    first_task: Dict[str, str] = {}  # each text's first task
+    repeated: List[Tuple[str, str]] = []  # (a task, the first task of its text)
+    annotated_again: List[str] = []  # the tasks with several annotations
+    targets: Dict[str, str] = {}  # the text object the results label (their to_name) -> where first seen
+    for task in _tasks(path):
+        annotation = _chosen_annotation(task, report, len(docs), annotated_again)
+        if annotation is None:
+            continue
+        text = record_text(task.data, text_key, f"{task.where} data")
+        if _FILE_REFERENCE.fullmatch(text):
+            raise ConversionError(f"{task.where}: the text {text[:60]!r} is a reference to a file, not the text "
+                                  "(a <Text valueType=\"url\">): put the texts in the tasks' data")
+        where = f"{task.where} annotation {annotation.id}"
+        mentions = _mentions(annotation, text, where, selection, report, len(docs), targets)
+        if first_task.setdefault(text, task.where) != task.where:
+            repeated.append((task.where, first_task[text]))
+        docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where, doc_id=task.id))
+    if not docs:
+        skipped = len(report.of_kind(SKIPPED))
+        raise ConversionError(f"{path}: no annotated task to convert" + (
+            f" ({counted(skipped, 'task or annotation')} skipped: not annotated, or cancelled)" if skipped else ""))
+    if annotated_again:
+        many = len(annotated_again) > 1
+        warnings.warn(f"{path}: {counted(len(annotated_again), 'task')} {'have' if many else 'has'} several "
+                      f"annotations ({annotated_again[0]}): each is converted from its ground-truth annotation, or else "
+                      "the one updated last; the others are skipped and counted (mark the one to use as ground truth "
+                      "in Label Studio)")
+    if repeated:
+        many = len(repeated) > 1
+        warnings.warn(f"{path}: {counted(len(repeated), 'task')} repeat{'s' * (not many)} the text of an earlier one "
+                      f"({repeated[0][0]}, as {repeated[0][1]}): each is a document, so one text can be in both train "
+                      "and dev; remove the duplicates in Label Studio")
+    selection.warn_of_types_not_found(str(path))
+    report.count_docs(docs, spans_key)
+    return docs, report
+
+
+def _chosen_annotation(task: _Task, report: ConversionReport, doc_index: int,
+                       annotated_again: List[str]) -> Optional[_Annotation]:
+    """The task's annotation to convert (see the module docstring); those left out go into `report`,
+    counted with the task's document, or where it has none, with the document before it (the first,
+    before any), so that a split keeps them."""
+    live = [annotation for annotation in task.annotations if not annotation.cancelled]
+    counted_with = doc_index if live else max(doc_index - 1, 0)
+    for annotation in task.annotations:
+        if annotation.cancelled:
+            report.issues.append(Issue(SKIPPED, f"{task.where} annotation {annotation.id}", "cancelled",
+                                       doc_index=counted_with))
+    if not task.annotations:
+        predictions = f" ({counted(task.predictions, 'prediction')}, not read)" if task.predictions else ""
+        why = "not annotated" + predictions
+        report.issues.append(Issue(SKIPPED, task.where, why, doc_index=counted_with))
+    if not live:
+        return None
+    ground_truth = [annotation for annotation in live if annotation.ground_truth]
+    chosen = max(ground_truth or live, key=lambda annotation: annotation.updated_at)
+    why = "the ground truth" if ground_truth else "the one updated last"
+    for annotation in live:
+        if annotation is not chosen:
+            report.issues.append(Issue(SKIPPED, f"{task.where} annotation {annotation.id}",
+                                       f"another annotation of the task: {chosen.id}, {why}, is converted",
+                                       doc_index=doc_index))
+    if len(live) > 1:
+        annotated_again.append(task.where)
+    return chosen
+
+
+def _mentions(annotation: _Annotation, text: str, where: str, selection: AnnotationSelection,
+              report: ConversionReport, doc_index: int, targets: Dict[str, str]) -> List[Mention]:
+    """The entities of the annotation's results as Mentions of `text`, as `selection` chooses them;
+    what is left out goes into `report`."""
+    mentions = []
+    for number, result in enumerate(annotation.results, start=1):
+        result_where = f"{where} result {result.get('id') or number}"
+        kind = str(result.get("type") or "").lower()
+        if kind == "relation":
+            report.issues.append(Issue(RELATION, result_where, "relation ignored", doc_index=doc_index))
+            continue
+        if kind in _NO_OFFSETS:
+            raise ConversionError(f"{result_where}: {_NO_OFFSETS[kind]}, not offsets of a text: label texts with "
+                                  "<Labels> on a <Text> tag")
+        if kind != "labels":
+            report.issues.append(Issue(EXCLUDED, result_where, f"a {kind or 'typeless'} result, no entity",
+                                       doc_index=doc_index))
+            continue
+        _check_target(result, result_where, targets)
+        value = result.get("value")
+        labels = value.get("labels") if isinstance(value, dict) else None
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
+            raise ConversionError(f"{result_where}: no labels (a \"labels\" result's value has "
+                                  "{\"start\", \"end\", \"labels\": [...]})")
+        start, end = value.get("start"), value.get("end")
+        if type(start) is not int or type(end) is not int:
+            raise ConversionError(f"{result_where}: offsets {json.dumps(start)}-{json.dumps(end)} are no character "
+                                  "offsets of the text")
+        given_text = value.get("text") if isinstance(value.get("text"), str) else None
+        for label in dict.fromkeys(label.strip() for label in labels):
+            if selection.keeps_type(label, result_where, report, doc_index):
+                mentions.append(selection.mention(text, [(start, end)], label, result_where, report, doc_index,
+                                                  given_text=given_text))
+    return mentions
+
+
+def _check_target(result: Dict[str, Any], where: str, targets: Dict[str, str]) -> None:
+    """Refuse results that label another text object than the results before them: the export does
+    not say which data field each object shows."""
+    target = result.get("to_name")
+    if not isinstance(target, str):
+        return
+    targets.setdefault(target, where)
+    if len(targets) > 1:
+        other = next(name for name in targets if name != target)
+        raise ConversionError(f"{where}: labels the text object {target!r}, where {targets[other]} labels "
+                              f"{other!r}: a project that labels several texts of a task is not read")
+
+
+# --- the export -----------------------------------------------------------------------------------
+
+
+def _tasks(path: Path) -> Iterator[_Task]:
+    """The tasks of a JSON or JSON-MIN export (a list, one task, or JSON Lines of either), in their
+    order; JSON-MIN's records of one task merged into it."""
+    merged: Dict[str, _Task] = {}  # JSON-MIN's tasks by id, in their order
+    position = 0
+    for value, where in read_json_values(path):
+        for item in value if isinstance(value, list) else [value]:
+            position += 1
+            if not isinstance(item, dict):
+                raise ConversionError(f"{where}: item {position} is a JSON {type(item).__name__}, not a task")
+            task_id = item.get("id")
+            if task_id is not None and (isinstance(task_id, bool) or not isinstance(task_id, (str, int))):
+                raise ConversionError(f"{where}: item {position}'s id is no string or integer: "
+                                      f"{json.dumps(task_id)[:40]}")
+            named = f"{path} task {task_id}" if task_id is not None else f"{where} item {position}"
+            if "data" in item:
+                yield _task(item, named)
+            elif "annotation_id" in item:
+                _merge_min_record(item, named, merged)
+            else:
+                raise ConversionError(
+                    f"{named}: neither a task of Label Studio's JSON export (with \"data\" and \"annotations\") "
+                    "nor a record of its JSON-MIN export (with \"annotation_id\"); for JSON Lines of texts with "
+                    "entities by offsets, use the jsonl format")
+    yield from merged.values()
+
+
+def _task(item: Dict[str, Any], where: str) -> _Task:
+    """A task of the JSON export (older versions call its annotations "completions")."""
+    data = item["data"]
+    if not isinstance(data, dict):
+        raise ConversionError(f"{where}: \"data\" is a JSON {type(data).__name__}, not an object of fields")
+    annotations = json_objects(item, "annotations" if "annotations" in item else "completions", where)
+    task_id = item.get("id")
+    task = _Task(None if task_id is None else str(task_id), where, data,
+                 predictions=len(json_objects(item, "predictions", where)))
+    for number, annotation in enumerate(annotations, start=1):
+        annotation_id = annotation.get("id", f"#{number}")
+        task.annotations.append(_Annotation(
+            str(annotation_id), json_objects(annotation, "result", f"{where} annotation {annotation_id}"),
+            cancelled=bool(annotation.get("was_cancelled") or annotation.get("skipped")),
+            ground_truth=bool(annotation.get("ground_truth")),
+            updated_at=str(annotation.get("updated_at") or annotation.get("created_at") or ""),
+        ))
+    return task
+
+
+def _merge_min_record(record: Dict[str, Any], where: str, merged: Dict[str, _Task]) -> None:
+    """A JSON-MIN record, as an annotation of its task (a record without an annotation_id is a task
+    not annotated). Its entities are the lists of regions with "labels", one per Labels control."""
+    task_id = record.get("id")
+    key = where if task_id is None else str(task_id)
+    data = {name: value for name, value in record.items() if name != "id"}
+    task = merged.setdefault(key, _Task(None if task_id is None else str(task_id), where, data))
+    if record.get("annotation_id") is None:
+        return
+    results = [{"type": "labels", "from_name": name, "id": f"{name}[{i}]", "value": region}
+               for name, regions in record.items() if _are_label_regions(regions)
+               for i, region in enumerate(regions)]
+    task.annotations.append(_Annotation(str(record["annotation_id"]), results,
+                                        updated_at=str(record.get("updated_at") or record.get("created_at") or "")))
+
+
+def _are_label_regions(value: Any) -> bool:
+    """Whether a JSON-MIN field is a Labels control's regions."""
+    return isinstance(value, list) and bool(value) and all(isinstance(x, dict) and "labels" in x for x in value)

@@ -1,0 +1,279 @@
+"""Label Studio exports (JSON and JSON-MIN) to Docs, through the reader and the `convert` command.
+
+The exports are written here in the form Label Studio writes them (a task's
+"data", "annotations" with "result" regions, "predictions"; JSON-MIN's flat
+records, as label-studio-sdk's converter writes them from a JSON export)."""
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import pytest
+from spacy.tokens import DocBin
+from toy import PUBTATOR
+from typer.testing import CliRunner
+
+from spacy_bioner.cli import app
+from spacy_bioner.corpora import ConversionError, read_label_studio, read_pubtator
+
+Region = Tuple[int, int, str]  # start, end, label
+
+
+def result(text: str, start: int, end: int, *labels: str, region_id: str = "", to_name: str = "text",
+           kind: str = "labels") -> Dict[str, Any]:
+    """A result region as Label Studio's editor writes it."""
+    return {"id": region_id or f"r{start}-{end}", "type": kind, "from_name": "label", "to_name": to_name,
+            "origin": "manual", "value": {"start": start, "end": end, "text": text[start:end], "labels": list(labels)}}
+
+
+def annotation(annotation_id: int, results: Sequence[Dict[str, Any]], *, updated: str = "2026-12-01T10:00:00Z",
+               cancelled: bool = False, ground_truth: bool = False) -> Dict[str, Any]:
+    return {"id": annotation_id, "completed_by": 1, "result": list(results), "was_cancelled": cancelled,
+            "ground_truth": ground_truth, "created_at": updated, "updated_at": updated, "lead_time": 4.2}
+
+
+def task(task_id: int, text: str, annotations: Sequence[Dict[str, Any]] = (), predictions: int = 0,
+         **data: str) -> Dict[str, Any]:
+    return {"id": task_id, "data": {"text": text, **data}, "annotations": list(annotations),
+            "predictions": [{"id": k, "result": []} for k in range(predictions)]}
+
+
+def labelled(task_id: int, text: str, regions: Sequence[Region], annotation_id: Optional[int] = None) -> Dict[str, Any]:
+    """A task with one annotation of `regions`."""
+    return task(task_id, text, [annotation(annotation_id or task_id, [result(text, *r) for r in regions])])
+
+
+def json_min(tasks: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The JSON-MIN export of `tasks`, as label-studio-sdk's converter writes it: a record per annotation
+    not cancelled (a task without any: one with annotation_id null), the data fields at the top, the
+    regions under the Labels control's name with their "type" taken out."""
+    records = []
+    for item in tasks:
+        live = [a for a in item["annotations"] if not a["was_cancelled"]]
+        if not item["annotations"]:
+            records.append({**item["data"], "id": item["id"], "annotator": None, "annotation_id": None,
+                            "created_at": None, "updated_at": None, "lead_time": None})
+        for a in sorted(live, key=lambda a: a["created_at"], reverse=True):
+            regions = [r["value"] for r in a["result"] if r["type"] == "labels"]
+            records.append({**item["data"], "id": item["id"], **({"label": regions} if regions else {}),
+                            "annotator": a["completed_by"], "annotation_id": a["id"], "created_at": a["created_at"],
+                            "updated_at": a["updated_at"], "lead_time": a["lead_time"]})
+    return records
+
+
+def export(path: Path, value: Any) -> Path:
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=2), encoding="utf8")
+    return path
+
+
+def ents(doc) -> List[Tuple[str, str]]:
+    return [(e.text, e.label_) for e in doc.ents]
+
+
+ASPIRIN = "Aspirin prevents myocardial infarction."
+CISPLATIN = "Cisplatin nephrotoxicity in rats."
+
+
+def test_a_project_export_one_doc_per_annotated_task(tmp_path, bio_nlp):
+    """Each annotated task is a Doc with its id and entities (in doc.ents and the spans key); the
+    ground-truth annotation is converted before a later one, else the one updated last; cancelled
+    annotations, tasks with predictions only, relations and choices are skipped or left out, and counted."""
+    tasks = [
+        labelled(1, ASPIRIN, [(0, 7, "Chemical"), (17, 38, "Disease")]),
+        task(2, CISPLATIN, [
+            annotation(20, [result(CISPLATIN, 0, 9, "Chemical"), result(CISPLATIN, 10, 24, "Disease"),
+                            {"id": "rel", "type": "relation", "from_id": "r0-9", "to_id": "r10-24"}],
+                       ground_truth=True, updated="2026-12-01T10:00:00Z"),
+            annotation(21, [result(CISPLATIN, 0, 9, "Chemical")], updated="2026-12-02T10:00:00Z"),
+        ]),
+        task(3, "Heparin.", [annotation(30, [result("Heparin.", 0, 7, "Chemical")], updated="2026-12-01T10:00:00Z"),
+                             annotation(31, [], updated="2026-12-03T10:00:00Z"),
+                             annotation(32, [result("Heparin.", 0, 7, "Chemical")], updated="2026-12-04T10:00:00Z",
+                                        cancelled=True)]),
+        task(4, "Not yet annotated.", predictions=1),
+        task(5, "Insulin.", [annotation(50, [result("Insulin.", 0, 7, "Chemical"),
+                                             {"id": "c", "type": "choices", "from_name": "topic", "to_name": "text",
+                                              "value": {"choices": ["drug"]}}])]),
+    ]
+    with pytest.warns(UserWarning, match=r"2 tasks have several annotations \(\S+ task 2\): each is converted from "
+                                         "its ground-truth annotation, or else the one updated last"):
+        docs, report = read_label_studio(export(tmp_path / "project.json", tasks), bio_nlp, spans_key="cdr")
+    assert [doc.user_data["pmid"] for doc in docs] == ["1", "2", "3", "5"]
+    assert [ents(doc) for doc in docs] == [
+        [("Aspirin", "Chemical"), ("myocardial infarction", "Disease")],
+        [("Cisplatin", "Chemical"), ("nephrotoxicity", "Disease")],
+        [],  # annotation 31, updated after 30, marks no entity
+        [("Insulin", "Chemical")],
+    ]
+    assert all(ents(doc) == [(s.text, s.label_) for s in doc.spans["cdr"]] for doc in docs)
+    issues = [(i.kind, i.where.split(" ", 1)[1], i.reason) for i in report.issues]
+    assert issues == [
+        ("skipped", "task 2 annotation 21", "another annotation of the task: 20, the ground truth, is converted"),
+        ("relation", "task 2 annotation 20 result rel", "relation ignored"),
+        ("skipped", "task 3 annotation 32", "cancelled"),
+        ("skipped", "task 3 annotation 30", "another annotation of the task: 31, the one updated last, is converted"),
+        ("skipped", "task 4", "not annotated (1 prediction, not read)"),
+        ("excluded", "task 5 annotation 50 result c", "a choices result, no entity"),
+    ]
+    # Each issue is counted with a document of the output, for a dev split.
+    assert [i.doc_index for i in report.issues] == [1, 1, 2, 2, 2, 3]
+    assert report.documents == 4 and report.entities == {"Chemical": 3, "Disease": 2}
+
+
+def test_json_min_converts_as_the_json_export(tmp_path, bio_nlp):
+    """The same project exported as JSON-MIN: the same documents, entities and skipped annotations,
+    but for what JSON-MIN leaves out (cancelled annotations, relations)."""
+    tasks = [
+        labelled(1, ASPIRIN, [(0, 7, "Chemical"), (17, 38, "Disease")]),
+        task(2, CISPLATIN, [annotation(20, [result(CISPLATIN, 0, 9, "Chemical")], updated="2026-12-01T10:00:00Z"),
+                            annotation(21, [result(CISPLATIN, 0, 9, "Chemical"), result(CISPLATIN, 10, 24, "Disease")],
+                                       updated="2026-12-02T10:00:00Z")]),
+        task(3, "Not yet annotated."),
+        task(4, "Nothing to label here.", [annotation(40, [])]),
+    ]
+    with pytest.warns(UserWarning, match="1 task has several annotations"):
+        full = read_label_studio(export(tmp_path / "full.json", tasks), bio_nlp)
+    with pytest.warns(UserWarning, match="1 task has several annotations"):
+        minimal = read_label_studio(export(tmp_path / "min.json", json_min(tasks)), bio_nlp)
+    for docs in (full[0], minimal[0]):
+        assert [(doc.user_data["pmid"], ents(doc)) for doc in docs] == [
+            ("1", [("Aspirin", "Chemical"), ("myocardial infarction", "Disease")]),
+            ("2", [("Cisplatin", "Chemical"), ("nephrotoxicity", "Disease")]),
+            ("4", []),
+        ]
+    assert [(i.kind, i.where.split(" ", 1)[1]) for i in minimal[1].issues] == [
+        (i.kind, i.where.split(" ", 1)[1]) for i in full[1].issues] == [
+        ("skipped", "task 2 annotation 20"), ("skipped", "task 3")]
+
+
+def test_the_bc5cdr_test_set_as_a_label_studio_project_converts_as_pubtator(tmp_path, bio_nlp):
+    """BC5CDR's test set labelled in Label Studio (a task per abstract, "title abstract" as its text,
+    a region per mention): the same tokens and entities as its PubTator file, gzipped as exported."""
+    pubtator_docs, _ = read_pubtator(PUBTATOR["test"], bio_nlp)
+    tasks, regions, pmid = [], {}, None
+    for line in gzip.open(PUBTATOR["test"], "rt", encoding="utf8").read().split("\n"):
+        fields = line.split("\t")
+        if "|t|" in line:
+            pmid, _, title = line.split("|", 2)
+        elif "|a|" in line:
+            text = f"{title} {line.split('|', 2)[2]}"
+            tasks.append(task(int(pmid), text, [annotation(int(pmid), [])]))
+            regions[pmid] = tasks[-1]["annotations"][0]["result"]
+        elif len(fields) >= 6 and fields[1].isdigit():
+            regions[fields[0]].append(result(text, int(fields[1]), int(fields[2]), fields[4],
+                                             region_id=f"r{len(regions[fields[0]])}"))
+    path = tmp_path / "bc5cdr-test.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(tasks).encode("utf8")))
+    docs, report = read_label_studio(path, bio_nlp)
+
+    def seen(doc):
+        return doc.user_data["pmid"], [t.text for t in doc], [(e.start, e.end, e.label_) for e in doc.ents]
+
+    assert len(docs) == 500 and [seen(doc) for doc in docs] == [seen(doc) for doc in pubtator_docs]
+    assert not report.dropped and report.entities == {"Chemical": 5385, "Disease": 4424}
+
+
+def test_offsets_in_code_points_or_in_utf16_units_as_older_versions_count(tmp_path, bio_nlp):
+    """After a character outside the BMP the units differ: read in the other units, an export is an
+    error that names the option that reads it, and reads with it."""
+    text = "\U0001d6fc-Tocopherol and aspirin."
+    start = text.index("aspirin")
+    utf16 = len(text[:start].encode("utf-16-le")) // 2
+    assert utf16 == start + 1
+    for offset, units, other in ((start, "characters", "utf-16"), (utf16, "utf-16", "characters")):
+        path = export(tmp_path / f"{units}.json", [task(1, text, [annotation(1, [{
+            "id": "a", "type": "labels", "from_name": "label", "to_name": "text",
+            "value": {"start": offset, "end": offset + 7, "text": "aspirin", "labels": ["Chemical"]}}])])])
+        with pytest.raises(ConversionError, match=rf"task 1 annotation 1 result a: the annotation's text 'aspirin' is "
+                                                  rf"not the text's .* they match: --offset-units {units}\)$"):
+            read_label_studio(path, bio_nlp, offset_units=other)
+        docs, _ = read_label_studio(path, bio_nlp, offset_units=units)
+        assert ents(docs[0]) == [("aspirin", "Chemical")]
+
+
+def test_a_region_of_two_labels_keeps_one_and_reports_the_other(tmp_path, bio_nlp):
+    """A region may carry several labels; a flat tagging holds one span a token: the other is dropped,
+    and counted as lost (towards --max-loss)."""
+    path = export(tmp_path / "x.json", [labelled(1, ASPIRIN, [(0, 7, "Chemical", "Drug")])])
+    docs, report = read_label_studio(path, bio_nlp)
+    assert ents(docs[0]) == [("Aspirin", "Chemical")]
+    assert [(i.kind, i.label) for i in report.issues] == [("dropped", "Drug")] and report.loss_fraction == 0.5
+
+
+def test_entity_types_and_the_text_field(tmp_path, bio_nlp):
+    tasks = [task(1, ASPIRIN, [annotation(1, [result(ASPIRIN, 0, 7, "Chemical"), result(ASPIRIN, 17, 38, "Disease")])])]
+    tasks[0]["data"] = {"abstract": ASPIRIN, "pmid": "123"}
+    with pytest.raises(ConversionError, match=r"x.json task 1 data: no 'text' field \(the text; --text-key names"):
+        read_label_studio(export(tmp_path / "x.json", tasks), bio_nlp)
+    with pytest.warns(UserWarning, match="no mention has the type Gene"):
+        docs, report = read_label_studio(tmp_path / "x.json", bio_nlp, text_key="abstract",
+                                         entity_types=["Disease", "Gene"])
+    assert ents(docs[0]) == [("myocardial infarction", "Disease")]
+    assert [(i.kind, i.label) for i in report.issues] == [("excluded", "Chemical")]
+
+
+def test_repeated_texts_are_warned_of(tmp_path, bio_nlp):
+    path = export(tmp_path / "x.json", [labelled(7, ASPIRIN, [(0, 7, "Chemical")]), labelled(9, ASPIRIN, [])])
+    with pytest.warns(UserWarning, match=r"1 task repeats the text of an earlier one \(\S+ task 9, as \S+ task 7\)"):
+        docs, _ = read_label_studio(path, bio_nlp)
+    assert len(docs) == 2
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ([{"id": 1, "text": "Aspirin.", "spans": []}], r"x.json task 1: neither a task of Label Studio's JSON export "
+                                                         r".* use the jsonl format"),
+        ([task(1, "Aspirin.", predictions=2)], r"x.json: no annotated task to convert \(1 task or annotation skipped"),
+        ([task(1, "/data/upload/3/abstract.txt", [annotation(1, [])])], r"task 1: the text '/data/upload/3/abstract.txt'"
+                                                                       " is a reference to a file"),
+        ([task(1, ASPIRIN, [annotation(1, [{"id": "h", "type": "hypertextlabels", "value": {
+            "start": "/p[1]/text()[1]", "end": "/p[1]/text()[1]", "startOffset": 0, "endOffset": 7,
+            "hypertextlabels": ["Chemical"]}}])])], r"task 1 annotation 1 result h: HyperText labels give XPaths"),
+        ([task(1, ASPIRIN, [annotation(1, [result(ASPIRIN, 0, 7, "Chemical"),
+                                           result(ASPIRIN, 17, 27, "Disease", to_name="title")])])],
+         r"result r17-27: labels the text object 'title', where \S+ task 1 annotation 1 result r0-7 labels 'text'"),
+        ([task(1, ASPIRIN, [annotation(1, [result(ASPIRIN, 0, 7)])])], r"result r0-7: no labels"),
+        ([task(1, ASPIRIN, [annotation(1, [result(ASPIRIN, 0, 70, "Chemical")])])],
+         r"result r0-70: offsets 0-70 are no span of the text's 39 characters"),
+        ([{"id": 1, "data": "Aspirin.", "annotations": []}], r"task 1: \"data\" is a JSON str"),
+        ([{"id": 1, "data": {"text": "Aspirin."}, "annotations": {"result": []}}],
+         r"task 1: 'annotations' is no list of objects"),
+        ([1], r"x.json: item 1 is a JSON int, not a task"),
+    ],
+)
+def test_bad_exports_are_errors_naming_the_task(tmp_path, bio_nlp, value, message):
+    with pytest.raises(ConversionError, match=message):
+        read_label_studio(export(tmp_path / "x.json", value), bio_nlp)
+
+
+def test_a_file_not_json_or_not_utf8_is_an_error_naming_its_line(tmp_path, bio_nlp):
+    path = tmp_path / "x.json"
+    path.write_bytes(b'[\n  {"id": 1,\n   "data": {"text": "Aspirin\xe9"}}]')
+    with pytest.raises(ConversionError, match=r"x.json:3: not UTF-8 text \(byte 0xe9"):
+        read_label_studio(path, bio_nlp)
+    path.write_bytes(b'[\n  {"id": 1,\n   "data": }]')
+    with pytest.raises(ConversionError, match=r"x.json:3: not JSON \(Expecting value\)"):
+        read_label_studio(path, bio_nlp)
+    path.write_bytes(gzip.compress(json.dumps([labelled(1, ASPIRIN, [])]).encode())[:-12])
+    with pytest.raises(ConversionError, match=r"x.json:1: truncated gzip file"):
+        read_label_studio(path, bio_nlp)
+
+
+def test_convert_label_studio_command(tmp_path):
+    """The command writes the DocBin, prints the report, and refuses options of other formats."""
+    runner = CliRunner()
+    tasks = [labelled(1, ASPIRIN, [(0, 7, "Chemical"), (17, 38, "Disease")]), task(2, "Aspirin again.")]
+    path = export(tmp_path / "project.json", tasks)
+    out = tmp_path / "train.spacy"
+    result = runner.invoke(app, ["convert", "label-studio", str(path), str(out), "--spans-key", "cdr"])
+    assert result.exit_code == 0, result.output
+    assert "records skipped                      1" in result.stdout and "skipped at" in result.stdout
+    docs = list(DocBin().from_disk(out).get_docs(__import__("spacy").blank("en").vocab))
+    assert [ents(doc) for doc in docs] == [[("Aspirin", "Chemical"), ("myocardial infarction", "Disease")]]
+    assert [s.label_ for s in docs[0].spans["cdr"]] == ["Chemical", "Disease"]
+    result = runner.invoke(app, ["convert", "label-studio", str(path), str(out), "--discontinuous", "cover",
+                                 "--id-key", "pmid"])
+    assert result.exit_code == 1
+    assert "--id-key and --discontinuous do not apply to label-studio input" in result.stderr
