@@ -827,6 +827,8 @@ def test_bioc_annotations_of_several_locations_types_and_composite_parts(tmp_pat
         (b'{"documents": [{"id": "1", "passages": [{"offset": "x", "text": "a"}]}]}',
          "x.bioc document 1: a passage's offset is no integer \\('x'\\)"),
         (b'{"id": 1, "passages": [{"offset": 0, "text": "a"}]}\n{"id": ', "x.bioc:2: not JSON"),
+        (b'{"documents": [\n{"id": "1", "passages": [{"offset": 0, "text": "Aspirin\xe9"}]}]}',
+         r"x.bioc:2: not UTF-8 text \(byte 0xe9"),
     ],
 )
 def test_bioc_bad_files_are_errors_naming_them(tmp_path, data, message, bio_nlp):
