@@ -213,6 +213,16 @@ def test_entity_types_and_the_text_field(tmp_path, bio_nlp):
     assert [(i.kind, i.label) for i in report.issues] == [("excluded", "Chemical")]
 
 
+def test_the_document_id_from_a_data_field(tmp_path, bio_nlp):
+    """--id-key: the id from the task's data (export-tasks writes doc_id), not Label Studio's task id."""
+    tasks = [labelled(1, ASPIRIN, [(0, 7, "Chemical")]), labelled(2, CISPLATIN, [])]
+    tasks[0]["data"]["doc_id"], tasks[1]["data"]["doc_id"] = "PMID:123", 456
+    docs, _ = read_label_studio(export(tmp_path / "x.json", tasks), bio_nlp, id_key="doc_id")
+    assert [doc.user_data["pmid"] for doc in docs] == ["PMID:123", "456"]
+    with pytest.raises(ConversionError, match=r"x.json task 1 data: no 'pmid' field \(the document id; --id-key"):
+        read_label_studio(tmp_path / "x.json", bio_nlp, id_key="pmid")
+
+
 def test_repeated_texts_are_warned_of(tmp_path, bio_nlp):
     path = export(tmp_path / "x.json", [labelled(7, ASPIRIN, [(0, 7, "Chemical")]), labelled(9, ASPIRIN, [])])
     with pytest.warns(UserWarning, match=r"1 task repeats the text of an earlier one \(\S+ task 9, as \S+ task 7\)"):
@@ -274,6 +284,6 @@ def test_convert_label_studio_command(tmp_path):
     assert [ents(doc) for doc in docs] == [[("Aspirin", "Chemical"), ("myocardial infarction", "Disease")]]
     assert [s.label_ for s in docs[0].spans["cdr"]] == ["Chemical", "Disease"]
     result = runner.invoke(app, ["convert", "label-studio", str(path), str(out), "--discontinuous", "cover",
-                                 "--id-key", "pmid"])
+                                 "--entities-key", "label"])
     assert result.exit_code == 1
-    assert "--id-key and --discontinuous do not apply to label-studio input" in result.stderr
+    assert "--entities-key and --discontinuous do not apply to label-studio input" in result.stderr

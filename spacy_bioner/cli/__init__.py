@@ -7,7 +7,7 @@ Errors in the input are reported as one line on stderr with a non-zero exit
 status, never a traceback, and no output file is left behind.
 """
 
-from . import annotate, convert, demo, evaluate, package, pretrain  # noqa: F401,E402  (register the commands)
+from . import annotate, convert, demo, evaluate, package, pretrain, tasks  # noqa: F401,E402  (register the commands)
 from ._util import app
 
 __all__ = ["app"]

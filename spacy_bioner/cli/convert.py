@@ -65,8 +65,8 @@ _DEFAULT_KEYS = {
 # The options (by parameter name) that only some formats read, and those formats.
 _FORMAT_OPTIONS = {
     ("n_sents", "scheme", "documents", "tag_column", "label"): (CorpusFormat.iob,),
-    ("text_key",): (CorpusFormat.jsonl, CorpusFormat.label_studio),
-    ("id_key", "entities_key"): (CorpusFormat.jsonl,),
+    ("text_key", "id_key"): (CorpusFormat.jsonl, CorpusFormat.label_studio),
+    ("entities_key",): (CorpusFormat.jsonl,),
     ("offset_units",): (CorpusFormat.jsonl, CorpusFormat.brat, CorpusFormat.bioc, CorpusFormat.label_studio),
     ("entity_types",): (CorpusFormat.brat, CorpusFormat.bioc, CorpusFormat.label_studio),
     ("discontinuous",): (CorpusFormat.brat, CorpusFormat.bioc),
@@ -101,7 +101,8 @@ def _read(
     entity_types = None if types is None else [t.strip() for t in types.split(",") if t.strip()]
     if fmt == CorpusFormat.label_studio:
         return read_label_studio(path, make_bio_nlp(), spans_key=spans_key, text_key=options["text_key"],
-                                 entity_types=entity_types, offset_units=options["offset_units"].value)
+                                 id_key=options["id_key"], entity_types=entity_types,
+                                 offset_units=options["offset_units"].value)
     if fmt in (CorpusFormat.brat, CorpusFormat.bioc):
         kwargs = dict(spans_key=spans_key, discontinuous=options["discontinuous"].value,
                       offset_units=options["offset_units"].value, entity_types=entity_types)
@@ -110,7 +111,7 @@ def _read(
         return read_bioc(path, make_bio_nlp(), **kwargs)
     if fmt == CorpusFormat.jsonl:
         return read_jsonl(path, make_bio_nlp(), spans_key=spans_key, text_key=options["text_key"],
-                          id_key=options["id_key"], entities_key=options["entities_key"],
+                          id_key=options["id_key"] or "id", entities_key=options["entities_key"],
                           offset_units=options["offset_units"].value)
     if fmt == CorpusFormat.pubtator:
         return read_pubtator(path, make_bio_nlp(), spans_key=spans_key)
@@ -175,7 +176,10 @@ def convert(
         "text", "--text-key", help="jsonl: the field of the text; label-studio: the task data's field of the text "
         "(the one its <Text value=\"$text\"> names)."
     ),
-    id_key: str = typer.Option("id", "--id-key", help="jsonl: the field of a document's id, if any."),
+    id_key: Optional[str] = typer.Option(
+        None, "--id-key", help="jsonl: the field of a document's id, if any (default: id); label-studio: the task "
+        "data's field of the id (default: the task's id; export-tasks writes doc_id)."
+    ),
     entities_key: str = typer.Option(
         "spans", "--entities-key", help="jsonl: the field of the entities, each {\"start\", \"end\", \"label\"} "
         "(Prodigy) or \\[start, end, label] (doccano: --entities-key label). Records whose \"answer\" is not "

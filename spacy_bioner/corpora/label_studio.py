@@ -12,8 +12,9 @@ annotations people made and the predictions (pre-annotations) it was given:
       "predictions": []}]
 
 One Doc per annotated task, its text `data[text_key]` (the field its
-`<Text value="$text">` names), its id as `doc.user_data["pmid"]`, as the
-other readers keep a document's id. Which annotation:
+`<Text value="$text">` names), its id (the task's, or `data[id_key]`) as
+`doc.user_data["pmid"]`, as the other readers keep a document's id. Which
+annotation:
 
 - A task annotated by several people has an annotation of each: one is
   converted, the one marked ground truth, or else the one updated last; the
@@ -101,6 +102,7 @@ def read_label_studio(
     *,
     spans_key: str = DEFAULT_SPANS_KEY,
     text_key: str = "text",
+    id_key: Optional[str] = None,
     entity_types: Optional[Sequence[str]] = None,
     offset_units: OffsetUnits = "characters",
 ) -> Tuple[List[Doc], ConversionReport]:
@@ -126,7 +128,8 @@ def read_label_studio(
         mentions = _mentions(annotation, text, where, selection, report, len(docs), targets)
         if first_task.setdefault(text, task.where) != task.where:
             repeated.append((task.where, first_task[text]))
-        docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where, doc_id=task.id))
+        doc_id = task.id if id_key is None else _data_id(task, id_key)
+        docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where, doc_id=doc_id))
     if not docs:
         skipped = len(report.of_kind(SKIPPED))
         raise ConversionError(f"{path}: no annotated task to convert" + (
@@ -145,6 +148,16 @@ def read_label_studio(
     selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)
     return docs, report
+
+
+def _data_id(task: _Task, id_key: str) -> str:
+    """The document id in the task's data field `id_key`."""
+    value = task.data.get(id_key)
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        what = "no" if id_key not in task.data else f"a {json.dumps(value)[:40]} as its"
+        raise ConversionError(f"{task.where} data: {what} {id_key!r} field (the document id; --id-key names "
+                              "another, or leave it out for the task's id)")
+    return str(value).strip()
 
 
 def _chosen_annotation(task: _Task, report: ConversionReport, doc_index: int,

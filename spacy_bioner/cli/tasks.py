@@ -1,0 +1,81 @@
+"""`export-tasks`: an annotation run's documents and entities as tasks to correct in an annotation tool."""
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..annotate.tasks import TOOLS, TasksError, export_tasks, labeling_config
+from ..messages import counted
+from ._util import app, check_output_file, fail
+
+# The annotation tools whose tasks export-tasks writes, as choices of --tool.
+AnnotationTool = Enum("AnnotationTool", {name.replace("-", "_"): name for name in TOOLS}, type=str)
+
+# What to do with the tasks: import them, correct them, convert the tool's export back.
+_NEXT_STEPS = {
+    "label-studio": "import it into a Label Studio project (--config: one with these labels), correct the "
+                    "predictions, export JSON and convert it: python -m spacy_bioner convert label-studio "
+                    "EXPORT.json OUT.spacy --id-key doc_id",
+    "prodigy": "correct them with prodigy ner.manual DATASET MODEL OUTPUT --label ... (MODEL: the run's pipeline, "
+               "whose tokens the spans fit), then convert prodigy db-out DATASET's JSON Lines: python -m "
+               "spacy_bioner convert jsonl DB-OUT.jsonl OUT.spacy",
+    "doccano": "import it into a doccano sequence-labelling project (JSONL), correct the labels, export JSONL and "
+               "convert it: python -m spacy_bioner convert jsonl EXPORT.jsonl OUT.spacy --entities-key label",
+}
+
+
+@app.command("export-tasks")
+def export_tasks_command(
+    ctx: typer.Context,
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="The --output folder of an `annotate` run."),
+    output: Path = typer.Argument(
+        ..., metavar="OUTPUT", help="Tasks file: JSON (label-studio) or JSON Lines (prodigy, doccano)."
+    ),
+    tool: AnnotationTool = typer.Option(
+        ..., "--tool", help="label-studio (tasks with the entities as predictions, each with its score, the least "
+        "sure tasks first in its Data Manager), prodigy (ner.manual's spans) or doccano (sequence labelling)."
+    ),
+    spans_key: Optional[str] = typer.Option(
+        None, "--spans-key", help="The entities of this head alone (default: doc.ents, every head's without "
+        "overlaps)."
+    ),
+    from_name: str = typer.Option(
+        "label", "--from-name", help="label-studio: the name of the project's <Labels> control."
+    ),
+    to_name: str = typer.Option("text", "--to-name", help="label-studio: the name of the project's <Text> object."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="label-studio: also write a labeling config for a new project, with the "
+        "pipeline's labels (those of its meta.json, and those found)."
+    ),
+) -> None:
+    """Write an annotate run's documents, with the pipeline's entities pre-highlighted, as tasks to correct
+    in Label Studio, Prodigy or doccano (model-assisted labelling); the corrected export converts back
+    for training with `convert`. Rejected records are left out."""
+    given = [p.opts[0] for p in ctx.command.params if p.name in ("config", "from_name", "to_name")
+             and ctx.get_parameter_source(p.name).name != "DEFAULT"]
+    if tool.value != "label-studio" and given:
+        raise fail(f"{', '.join(given)}: for --tool label-studio only, not {tool.value}")
+    check_output_file(output, "OUTPUT")
+    if config is not None:
+        check_output_file(config, "--config")
+    try:
+        exported = export_tasks(run_dir, output, tool.value, spans_key=spans_key, from_name=from_name,
+                                to_name=to_name)
+    except TasksError as e:
+        raise fail(str(e)) from None
+    except OSError as e:
+        raise fail(f"cannot write {output}: {e.strerror or e}") from None
+    if not exported.complete:
+        typer.echo(f"Warning: the run in {run_dir} has not finished (its summary.json does not say complete): "
+                   "the tasks hold the documents of its finished shards", err=True)
+    typer.echo(f"Wrote {output}: {counted(exported.tasks, 'task')} with "
+               f"{counted(sum(exported.entities.values()), 'entity', 'entities')}"
+               + (f" ({counted(exported.rejected, 'rejected record')} left out)" if exported.rejected else ""))
+    for label, count in sorted(exported.entities.items()):
+        typer.echo(f"  {label:30} {count}")
+    if config is not None:
+        config.write_text(labeling_config(exported.labels, from_name, to_name), encoding="utf8")
+        typer.echo(f"Wrote {config}: a Label Studio labeling config with the labels {', '.join(exported.labels)}")
+    typer.echo(f"Next: {_NEXT_STEPS[tool.value]}")
