@@ -22,7 +22,8 @@ _NEXT_STEPS = {
                "whose tokens the spans fit), then convert prodigy db-out DATASET's JSON Lines: python -m "
                "spacy_bioner convert jsonl DB-OUT.jsonl OUT.spacy",
     "doccano": "import it into a doccano sequence-labelling project (JSONL), correct the labels, export JSONL and "
-               "convert it: python -m spacy_bioner convert jsonl EXPORT.jsonl OUT.spacy --entities-key label",
+               "convert it: python -m spacy_bioner convert jsonl EXPORT.jsonl OUT.spacy --entities-key label (or "
+               "entities, where the export has start_offset and end_offset)",
 }
 
 
