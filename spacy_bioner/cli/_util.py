@@ -6,8 +6,9 @@ import time
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Collection, Dict, Iterator, List, Optional, Tuple
 
+import click
 import typer
 from spacy.language import Language
 
@@ -66,6 +67,14 @@ def warnings_on_stderr() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.showwarning = show
         yield
+
+
+def given_options(ctx: typer.Context, names: Collection[str]) -> List[click.Parameter]:
+    """The parameters among `names` that the invocation gave (not left at their defaults), in the
+    command's order."""
+    # By the source's name: typer may bundle a click of its own, with its own ParameterSource.
+    return [param for param in ctx.command.params
+            if param.name in names and ctx.get_parameter_source(param.name).name != "DEFAULT"]
 
 
 GPU_ID = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for the CPU.")

@@ -29,7 +29,7 @@ from ..corpora import (
     write_docbins,
 )
 from ..tokenizer import make_bio_nlp
-from ._util import app, check_output_file, fail, refuse_outputs_read, warnings_on_stderr
+from ._util import app, check_output_file, fail, given_options, refuse_outputs_read, warnings_on_stderr
 
 
 class CorpusFormat(str, Enum):
@@ -77,9 +77,7 @@ _FORMAT_OPTIONS = {
 def _refuse_options_not_for(ctx: typer.Context, fmt: CorpusFormat) -> None:
     """Refuse, in one message, the options given that `fmt` has no use for (rather than ignore them)."""
     not_for = {name: formats for names, formats in _FORMAT_OPTIONS.items() for name in names if fmt not in formats}
-    # By the source's name: typer may bundle a click of its own, with its own ParameterSource.
-    given = [param for param in ctx.command.params
-             if param.name in not_for and ctx.get_parameter_source(param.name).name != "DEFAULT"]
+    given = given_options(ctx, not_for)
     if given:
         options = _listed([p.opts[0] for p in given])
         for_formats = _listed(sorted({f.value for p in given for f in not_for[p.name]}))

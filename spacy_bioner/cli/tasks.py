@@ -8,7 +8,7 @@ import typer
 
 from ..annotate.tasks import TOOLS, TasksError, export_tasks, labeling_config
 from ..messages import counted
-from ._util import app, check_output_file, fail
+from ._util import app, check_output_file, fail, given_options
 
 # The annotation tools whose tasks export-tasks writes, as choices of --tool.
 AnnotationTool = Enum("AnnotationTool", {name.replace("-", "_"): name for name in TOOLS}, type=str)
@@ -54,8 +54,7 @@ def export_tasks_command(
     """Write an annotate run's documents, with the pipeline's entities pre-highlighted, as tasks to correct
     in Label Studio, Prodigy or doccano (model-assisted labelling); the corrected export converts back
     for training with `convert`. Rejected records are left out."""
-    given = [p.opts[0] for p in ctx.command.params if p.name in ("config", "from_name", "to_name")
-             and ctx.get_parameter_source(p.name).name != "DEFAULT"]
+    given = [param.opts[0] for param in given_options(ctx, ("config", "from_name", "to_name"))]
     if tool.value != "label-studio" and given:
         raise fail(f"{', '.join(given)}: for --tool label-studio only, not {tool.value}")
     check_output_file(output, "OUTPUT")
