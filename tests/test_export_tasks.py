@@ -61,7 +61,8 @@ def test_label_studio_tasks_round_trip(run_dir: Path, tmp_path: Path) -> None:
     expected = run_entities(run_dir)
     assert sum(map(len, expected.values())) > 20  # the tiny pipeline finds entities: the test tests something
     tasks = json.loads(tasks_path.read_text(encoding="utf8"))
-    assert f"Wrote {tasks_path}: {len(tasks)} tasks with" in result.stdout and "(1 rejected record left out)" in result.stdout
+    assert f"Wrote {tasks_path}: {len(tasks)} tasks with" in result.stdout
+    assert "(1 rejected record left out)" in result.stdout
     assert [task["data"]["doc_id"] for task in tasks] == list(expected)
     for task in tasks:
         (prediction,) = task["predictions"]
@@ -73,7 +74,8 @@ def test_label_studio_tasks_round_trip(run_dir: Path, tmp_path: Path) -> None:
             assert task["data"]["text"][value["start"]:value["end"]] == value["text"]
     config = (tmp_path / "config.xml").read_text(encoding="utf8")
     labels = {label for entities in expected.values() for _, _, label in entities}
-    assert all(f'<Label value="{label}"/>' in config for label in labels) and '<Text name="text" value="$text"/>' in config
+    assert all(f'<Label value="{label}"/>' in config for label in labels)
+    assert '<Text name="text" value="$text"/>' in config
     # Label Studio's export once every prediction is accepted as the annotation.
     exported = [{"id": 1000 + number, "data": task["data"], "predictions": [],
                  "annotations": [{"id": number, "result": task["predictions"][0]["result"], "was_cancelled": False,

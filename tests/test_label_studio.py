@@ -75,11 +75,11 @@ ASPIRIN = "Aspirin prevents myocardial infarction."
 CISPLATIN = "Cisplatin nephrotoxicity in rats."
 
 
-def test_a_project_export_one_doc_per_annotated_task(tmp_path, bio_nlp):
-    """Each annotated task is a Doc with its id and entities (in doc.ents and the spans key); the
-    ground-truth annotation is converted before a later one, else the one updated last; cancelled
-    annotations, tasks with predictions only, relations and choices are skipped or left out, and counted."""
-    tasks = [
+def project_tasks() -> List[Dict[str, Any]]:
+    """A project's tasks: one annotated once, one twice (the first marked ground truth, as Label Studio
+    marks an annotation imported with its task), one three times (one cancelled), one with a prediction
+    only, one with a choices result beside its labels."""
+    return [
         labelled(1, ASPIRIN, [(0, 7, "Chemical"), (17, 38, "Disease")]),
         task(2, CISPLATIN, [
             annotation(20, [result(CISPLATIN, 0, 9, "Chemical"), result(CISPLATIN, 10, 24, "Disease"),
@@ -96,29 +96,72 @@ def test_a_project_export_one_doc_per_annotated_task(tmp_path, bio_nlp):
                                              {"id": "c", "type": "choices", "from_name": "topic", "to_name": "text",
                                               "value": {"choices": ["drug"]}}])]),
     ]
+
+
+def test_a_project_export_one_doc_per_annotated_task(tmp_path, bio_nlp):
+    """Each annotated task is a Doc with its id and entities (in doc.ents and the spans key), from its
+    annotation updated last; cancelled annotations, tasks with predictions only, relations and choices
+    are skipped or left out, and counted."""
     with pytest.warns(UserWarning, match=r"2 tasks have several annotations \(\S+ task 2\): each is converted from "
-                                         "its ground-truth annotation, or else the one updated last"):
-        docs, report = read_label_studio(export(tmp_path / "project.json", tasks), bio_nlp, spans_key="cdr")
+                                         r"the one updated last \(--annotation ground-truth: "):
+        docs, report = read_label_studio(export(tmp_path / "project.json", project_tasks()), bio_nlp, spans_key="cdr")
     assert [doc.user_data["pmid"] for doc in docs] == ["1", "2", "3", "5"]
     assert [ents(doc) for doc in docs] == [
         [("Aspirin", "Chemical"), ("myocardial infarction", "Disease")],
-        [("Cisplatin", "Chemical"), ("nephrotoxicity", "Disease")],
+        [("Cisplatin", "Chemical")],  # annotation 21, updated after 20
         [],  # annotation 31, updated after 30, marks no entity
         [("Insulin", "Chemical")],
     ]
     assert all(ents(doc) == [(s.text, s.label_) for s in doc.spans["cdr"]] for doc in docs)
     issues = [(i.kind, i.where.split(" ", 1)[1], i.reason) for i in report.issues]
     assert issues == [
-        ("skipped", "task 2 annotation 21", "another annotation of the task: 20, the ground truth, is converted"),
-        ("relation", "task 2 annotation 20 result rel", "relation ignored"),
+        ("skipped", "task 2 annotation 20", "another annotation of the task: 21, the one updated last, is converted"),
         ("skipped", "task 3 annotation 32", "cancelled"),
         ("skipped", "task 3 annotation 30", "another annotation of the task: 31, the one updated last, is converted"),
         ("skipped", "task 4", "not annotated (1 prediction, not read)"),
         ("excluded", "task 5 annotation 50 result c", "a choices result, no entity"),
     ]
     # Each issue is counted with a document of the output, for a dev split.
-    assert [i.doc_index for i in report.issues] == [1, 1, 2, 2, 2, 3]
-    assert report.documents == 4 and report.entities == {"Chemical": 3, "Disease": 2}
+    assert [i.doc_index for i in report.issues] == [1, 2, 2, 2, 3]
+    assert report.documents == 4 and report.entities == {"Chemical": 3, "Disease": 1}
+
+
+def test_the_annotation_marked_ground_truth_on_request(tmp_path, bio_nlp):
+    path = export(tmp_path / "project.json", project_tasks())
+    with pytest.warns(UserWarning, match=r"each is converted from the one marked ground truth, or else the one "
+                                         "updated last; the others"):
+        docs, report = read_label_studio(path, bio_nlp, annotation="ground-truth")
+    assert ents(docs[1]) == [("Cisplatin", "Chemical"), ("nephrotoxicity", "Disease")]
+    assert [(i.kind, i.where.split(" ", 1)[1], i.reason) for i in report.issues[:2]] == [
+        ("skipped", "task 2 annotation 21", "another annotation of the task: 20, marked ground truth, is converted"),
+        ("relation", "task 2 annotation 20 result rel", "relation ignored"),
+    ]
+    # JSON-MIN leaves the mark out: a task annotated more than once cannot be converted so.
+    with pytest.raises(ConversionError, match=r"min.json task 2: several annotations, and a JSON-MIN export does not "
+                                              "say which is the ground truth: export JSON"):
+        read_label_studio(export(tmp_path / "min.json", json_min(project_tasks())), bio_nlp, annotation="ground-truth")
+
+
+def test_predictions_listed_by_id_as_the_server_exports_them(tmp_path, bio_nlp):
+    """Label Studio's server lists a task's predictions (and drafts) by their ids in its JSON export."""
+    tasks = [labelled(1, ASPIRIN, [(0, 7, "Chemical")]), task(2, CISPLATIN)]
+    tasks[0]["predictions"], tasks[1]["predictions"], tasks[1]["drafts"] = [4], [5, 6], [7]
+    docs, report = read_label_studio(export(tmp_path / "x.json", tasks), bio_nlp)
+    assert [ents(doc) for doc in docs] == [[("Aspirin", "Chemical")]]
+    assert [(i.where.split(" ", 1)[1], i.reason) for i in report.issues] == [
+        ("task 2", "not annotated (2 predictions, not read)")]
+
+
+def test_a_document_id_given_twice_is_warned_of_and_json_min_tasks_are_told_apart_by_their_text(tmp_path, bio_nlp):
+    """Two projects' exports joined (task ids start at 1 in each): in JSON-MIN, records of one id and
+    another text are another task."""
+    first = [labelled(1, ASPIRIN, [(0, 7, "Chemical")])]
+    second = [labelled(1, CISPLATIN, [(0, 9, "Chemical")])]
+    for name, value in (("joined.json", first + second), ("joined-min.json", json_min(first) + json_min(second))):
+        with pytest.warns(UserWarning, match=r"1 task with the document id of an earlier one \(\S+ task 1\)"):
+            docs, _ = read_label_studio(export(tmp_path / name, value), bio_nlp)
+        assert [(doc.user_data["pmid"], ents(doc)) for doc in docs] == [
+            ("1", [("Aspirin", "Chemical")]), ("1", [("Cisplatin", "Chemical")])]
 
 
 def test_json_min_converts_as_the_json_export(tmp_path, bio_nlp):
@@ -185,11 +228,36 @@ def test_offsets_in_code_points_or_in_utf16_units_as_older_versions_count(tmp_pa
         path = export(tmp_path / f"{units}.json", [task(1, text, [annotation(1, [{
             "id": "a", "type": "labels", "from_name": "label", "to_name": "text",
             "value": {"start": offset, "end": offset + 7, "text": "aspirin", "labels": ["Chemical"]}}])])])
-        with pytest.raises(ConversionError, match=rf"task 1 annotation 1 result a: the annotation's text 'aspirin' is "
-                                                  rf"not the text's .* they match: --offset-units {units}\)$"):
+        hint = rf"they match: --offset-units {units} \(or auto, where some mentions count one and some the other\)\)$"
+        with pytest.raises(ConversionError, match=r"task 1 annotation 1 result a: the annotation's text 'aspirin' is "
+                                                  r"not the text's .* " + hint):
             read_label_studio(path, bio_nlp, offset_units=other)
         docs, _ = read_label_studio(path, bio_nlp, offset_units=units)
         assert ents(docs[0]) == [("aspirin", "Chemical")]
+
+
+def test_offsets_auto_reads_a_project_of_both_units(tmp_path, bio_nlp):
+    """A project labelled partly before, partly after Label Studio's change of units: auto reads each
+    region in the units its text fits, says how many counted UTF-16 units, and still refuses a region
+    whose text fits neither."""
+    text = "\U0001d6fc-Tocopherol and aspirin."
+    start = text.index("aspirin")
+    tasks = [task(k, f"{text} ({k})", [annotation(k, [{
+        "id": "a", "type": "labels", "from_name": "label", "to_name": "text",
+        "value": {"start": offset, "end": offset + 7, "text": "aspirin", "labels": ["Chemical"]}}])])
+        for k, offset in ((1, start), (2, start + 1))]
+    path = export(tmp_path / "both.json", tasks)
+    with pytest.warns(UserWarning, match=r"both.json: the offsets of 1 of 2 mentions count UTF-16 units, as Java and "
+                                         r"JavaScript count, and were read so \(--offset-units auto\)"):
+        docs, _ = read_label_studio(path, bio_nlp, offset_units="auto")
+    assert [ents(doc) for doc in docs] == [[("aspirin", "Chemical")]] * 2
+    tasks[1]["annotations"][0]["result"][0]["value"]["start"] += 1
+    with pytest.raises(ConversionError, match=r"task 2 annotation 2 result a: .* \(read as characters and as UTF-16 "
+                                              r"units\)$"):
+        read_label_studio(export(tmp_path / "neither.json", tasks), bio_nlp, offset_units="auto")
+    result = CliRunner().invoke(app, ["convert", "jsonl", str(path), str(tmp_path / "x.spacy"), "--offset-units",
+                                      "auto"])
+    assert result.exit_code == 1 and "--offset-units auto needs each mention's text" in result.stderr
 
 
 def test_a_region_of_two_labels_keeps_one_and_reports_the_other(tmp_path, bio_nlp):
@@ -204,7 +272,8 @@ def test_a_region_of_two_labels_keeps_one_and_reports_the_other(tmp_path, bio_nl
 def test_entity_types_and_the_text_field(tmp_path, bio_nlp):
     tasks = [task(1, ASPIRIN, [annotation(1, [result(ASPIRIN, 0, 7, "Chemical"), result(ASPIRIN, 17, 38, "Disease")])])]
     tasks[0]["data"] = {"abstract": ASPIRIN, "pmid": "123"}
-    with pytest.raises(ConversionError, match=r"x.json task 1 data: no 'text' field \(the text; --text-key names"):
+    with pytest.raises(ConversionError, match=r"x.json task 1 data: no 'text' field \(the text; its fields of text: "
+                                              r"abstract, pmid\): --text-key names the one"):
         read_label_studio(export(tmp_path / "x.json", tasks), bio_nlp)
     with pytest.warns(UserWarning, match="no mention has the type Gene"):
         docs, report = read_label_studio(tmp_path / "x.json", bio_nlp, text_key="abstract",
@@ -233,11 +302,11 @@ def test_repeated_texts_are_warned_of(tmp_path, bio_nlp):
 @pytest.mark.parametrize(
     "value,message",
     [
-        ([{"id": 1, "text": "Aspirin.", "spans": []}], r"x.json task 1: neither a task of Label Studio's JSON export "
-                                                         r".* use the jsonl format"),
+        ([{"id": 1, "text": "Aspirin.", "spans": []}],
+         r"x.json task 1: neither a task of Label Studio's JSON export .* use the jsonl format"),
         ([task(1, "Aspirin.", predictions=2)], r"x.json: no annotated task to convert \(1 task or annotation skipped"),
-        ([task(1, "/data/upload/3/abstract.txt", [annotation(1, [])])], r"task 1: the text '/data/upload/3/abstract.txt'"
-                                                                       " is a reference to a file"),
+        ([task(1, "/data/upload/3/abstract.txt", [annotation(1, [])])],
+         r"task 1: the text '/data/upload/3/abstract.txt' is a reference to a file"),
         ([task(1, ASPIRIN, [annotation(1, [{"id": "h", "type": "hypertextlabels", "value": {
             "start": "/p[1]/text()[1]", "end": "/p[1]/text()[1]", "startOffset": 0, "endOffset": 7,
             "hypertextlabels": ["Chemical"]}}])])], r"task 1 annotation 1 result h: HyperText labels give XPaths"),

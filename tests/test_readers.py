@@ -596,6 +596,11 @@ def test_offsets_in_utf16_units_as_java_and_javascript_count_them(tmp_path, bio_
         read_brat(ann, bio_nlp)
     docs, report = read_brat(ann, bio_nlp, offset_units="utf-16")
     assert [e.text for e in docs[0].ents] == ["\U0001d6fc-Tocopherol", "asthma"] and not report.issues
+    with pytest.warns(UserWarning, match=r"the offsets of 2 of 2 mentions count UTF-16 units"):
+        docs, report = read_brat(ann, bio_nlp, offset_units="auto")
+    assert [e.text for e in docs[0].ents] == ["\U0001d6fc-Tocopherol", "asthma"] and not report.issues
+    with pytest.raises(ValueError, match="offset units must be one of characters, utf-16, not 'auto'"):
+        read_bioc(tmp_path / "u.xml", bio_nlp, offset_units="auto")
     records = [{"text": text, "spans": [[0, 13, "Chemical"], [start, start + 6, "Disease"]]}]
     docs, report = read_jsonl(jsonl(tmp_path, records), bio_nlp, offset_units="utf-16")
     assert [e.text for e in docs[0].ents] == ["\U0001d6fc-Tocopherol", "asthma"] and not report.issues

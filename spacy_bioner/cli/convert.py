@@ -8,10 +8,11 @@ import typer
 from spacy.tokens import Doc
 
 from ..corpora import (
+    ANNOTATION_CHOICES,
     BC5CDR_SPANS_KEY,
     DEFAULT_SPANS_KEY,
     DISCONTINUOUS,
-    OFFSET_UNITS,
+    MENTION_UNITS,
     IOB_SCHEMES,
     JNLPBA_DEV_DOCS,
     JNLPBA_SPANS_KEY,
@@ -48,8 +49,10 @@ class CorpusFormat(str, Enum):
 Scheme = Enum("Scheme", {name: name for name in IOB_SCHEMES}, type=str)
 # What the discontinuous mentions of brat and BioC input become, as choices of --discontinuous.
 Discontinuous = Enum("Discontinuous", {name: name for name in DISCONTINUOUS}, type=str)
-# What the offsets of jsonl, brat and BioC input count, as choices of --offset-units.
-OffsetUnits = Enum("OffsetUnits", {name: name for name in OFFSET_UNITS}, type=str)
+# Which of a Label Studio task's annotations is converted, as choices of --annotation.
+AnnotationChoice = Enum("AnnotationChoice", {name.replace("-", "_"): name for name in ANNOTATION_CHOICES}, type=str)
+# What the offsets of jsonl, brat, BioC and Label Studio input count, as choices of --offset-units.
+OffsetUnits = Enum("OffsetUnits", {name: name for name in MENTION_UNITS}, type=str)
 
 
 _DEFAULT_KEYS = {
@@ -71,6 +74,7 @@ _FORMAT_OPTIONS = {
     ("entity_types",): (CorpusFormat.brat, CorpusFormat.bioc, CorpusFormat.label_studio),
     ("discontinuous",): (CorpusFormat.brat, CorpusFormat.bioc),
     ("label_attribute",): (CorpusFormat.brat,),
+    ("annotation",): (CorpusFormat.label_studio,),
 }
 
 
@@ -100,7 +104,7 @@ def _read(
     if fmt == CorpusFormat.label_studio:
         return read_label_studio(path, make_bio_nlp(), spans_key=spans_key, text_key=options["text_key"],
                                  id_key=options["id_key"], entity_types=entity_types,
-                                 offset_units=options["offset_units"].value)
+                                 offset_units=options["offset_units"].value, annotation=options["annotation"].value)
     if fmt in (CorpusFormat.brat, CorpusFormat.bioc):
         kwargs = dict(spans_key=spans_key, discontinuous=options["discontinuous"].value,
                       offset_units=options["offset_units"].value, entity_types=entity_types)
@@ -201,12 +205,18 @@ def convert(
         "(INCEpTION's export of its Named Entity layer writes \"T1 NamedEntity\" and \"A1 value T1 Disease\": "
         "--label-attribute value)."
     ),
+    annotation: AnnotationChoice = typer.Option(
+        "last", "--annotation", help="label-studio: of a task's several annotations, the one converted: the one "
+        "updated last, or ground-truth, the one marked ground truth (JSON export only; Label Studio marks every "
+        "annotation imported with a task so), else the one updated last. The others are skipped and counted."
+    ),
     offset_units: OffsetUnits = typer.Option(
         "characters", "--offset-units", help="jsonl, brat, bioc and label-studio: what the offsets count, characters "
         "(code points, as Python and Label Studio count them) or UTF-16 units (as Java and JavaScript count: "
         "INCEpTION, BioC's Java tools, older Label Studio versions; an export whose offsets a browser computed may "
         "too). The two differ after a character outside the Basic Multilingual Plane (an emoji); a mismatch found "
-        "says which would fit."
+        "says which would fit. brat and label-studio: auto reads each mention in the units in which its text fits "
+        "(characters first; a corpus of both, annotated before and after a tool changed its units)."
     ),
     max_examples: int = typer.Option(
         10, "--max-examples", min=0, help="Entities listed of each kind of change (repaired, expanded, dropped, "
@@ -222,6 +232,9 @@ def convert(
     the first --max-examples of each kind.
     """
     _refuse_options_not_for(ctx, fmt)
+    if offset_units.value == "auto" and fmt in (CorpusFormat.jsonl, CorpusFormat.bioc):
+        raise fail(f"--offset-units auto needs each mention's text to tell its units by, which {fmt.value} input "
+                   "does not give for all its offsets: give characters or utf-16")
     if dev_output is not None and dev_docs is None and fmt == CorpusFormat.jnlpba:
         dev_docs = JNLPBA_DEV_DOCS
     if (dev_docs is not None) != (dev_output is not None):
@@ -242,7 +255,8 @@ def convert(
             docs, report = _read(fmt, input_path, key, dict(
                 n_sents=n_sents, scheme=scheme, documents=documents, tag_column=tag_column, label=label,
                 text_key=text_key, id_key=id_key, entities_key=entities_key, entity_types=entity_types,
-                discontinuous=discontinuous, label_attribute=label_attribute, offset_units=offset_units))
+                discontinuous=discontinuous, label_attribute=label_attribute, offset_units=offset_units,
+                annotation=annotation))
     except ConversionError as e:
         raise fail(str(e)) from None
     if dev_output is None:

@@ -16,16 +16,18 @@ from .iob import (
     read_jnlpba,
 )
 from .jsonl import read_jsonl
-from .label_studio import read_label_studio
-from .offsets import DISCONTINUOUS, OFFSET_UNITS
+from .label_studio import ANNOTATION_CHOICES, read_label_studio
+from .offsets import DISCONTINUOUS, MENTION_UNITS, OFFSET_UNITS
 from .pubtator import read_pubtator, read_pubtator_texts
 from .report import ConversionError, ConversionReport, Issue
 from .split import split_dev
 from .text import read_lines
 
 __all__ = [
+    "ANNOTATION_CHOICES",
     "BC5CDR_SPANS_KEY",
     "DISCONTINUOUS",
+    "MENTION_UNITS",
     "OFFSET_UNITS",
     "DEFAULT_SPANS_KEY",
     "IOB_SCHEMES",

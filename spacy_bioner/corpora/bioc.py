@@ -97,7 +97,7 @@ def read_bioc(
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a BioC XML or JSON file (plain, .gz or .xz; told by its first character): one Doc per
     document (see the module docstring)."""
-    selection = AnnotationSelection(entity_types, discontinuous, offset_units)
+    selection = AnnotationSelection(entity_types, discontinuous, offset_units, auto=False)
     path = Path(path)
     report = ConversionReport(source=str(path))
     docs: List[Doc] = []

@@ -11,7 +11,8 @@ document's id. Only annotation files are read: a `.txt` without one
 Offsets count the characters (code points) of the `.txt` as brat reads it:
 UTF-8, line ends as they are (a CRLF is two); INCEpTION's count UTF-16 units
 (`offset_units="utf-16"`), which differ after a character outside the Basic
-Multilingual Plane. Of the `.ann` lines:
+Multilingual Plane (`offset_units="auto"`: each mention read in the units its
+text fits). Of the `.ann` lines:
 
 - `T` (a text-bound annotation, `T1<TAB>Disease 0 5;10 15<TAB>text`) is an
   entity, checked against the text; a mismatch is an error (the text was
@@ -55,7 +56,7 @@ from spacy.tokens import Doc
 
 from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
-from .offsets import AnnotationSelection, Discontinuous, Mention, OffsetUnits, annotated_doc
+from .offsets import AnnotationSelection, Discontinuous, Mention, MentionUnits, annotated_doc
 from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
 
 ANNOTATION_SUFFIXES = (".ann", ".a1", ".a2")
@@ -85,7 +86,7 @@ def read_brat(
     entity_types: Optional[Sequence[str]] = None,
     discontinuous: Discontinuous = "drop",
     label_attribute: Optional[str] = None,
-    offset_units: OffsetUnits = "characters",
+    offset_units: MentionUnits = "characters",
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a folder of brat standoff files (searched recursively, following links), or one `.ann`
     file and its `.txt`: one Doc per annotated text (see the module docstring for what is read, and
@@ -110,6 +111,7 @@ def read_brat(
                                   doc_id=doc_id))
     if not docs:
         raise ConversionError(f"{path}: no annotated text (a NAME.txt with its NAME.ann, or .a1 and .a2) to convert")
+    selection.warn_of_units(str(path))
     selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)
     return docs, report

@@ -17,11 +17,15 @@ One Doc per annotated task, its text `data[text_key]` (the field its
 annotation:
 
 - A task annotated by several people has an annotation of each: one is
-  converted, the one marked ground truth, or else the one updated last; the
-  others are skipped and counted, and warned of (merging annotators' work is
-  a review, done in Label Studio).
+  converted, the one updated last, or with `annotation="ground-truth"` the
+  one marked ground truth (else the one updated last); the others are
+  skipped and counted, and warned of (merging annotators' work is a review,
+  done in Label Studio). Updated last is the default because Label Studio
+  marks every annotation imported with a task as ground truth: a curator's
+  correction, made after, is not.
 - A cancelled annotation ("skip" in Label Studio) is skipped and counted; so
-  is a task without annotations: predictions are a model's, not annotations.
+  is a task without annotations: predictions are a model's, not annotations
+  (the export lists them as objects, or by their ids).
 
 A result of type "labels" is an entity for each of its labels, its text
 checked against the task's text at its offsets (a mismatch is an error that
@@ -36,13 +40,18 @@ tokenizer's rules, never inside an entity.
 
 Label Studio's JSON-MIN export (a flat record per annotation: the task's data
 fields, its id, and under each Labels control's name a list of
-{"start", "end", "text", "labels"}) is read too: the records of one task are
-its annotations, and one without an `annotation_id` is a task not annotated.
+{"start", "end", "text", "labels"}) is read too: the records of one task
+(the same id and text) are its annotations, and one without an
+`annotation_id` is a task not annotated. It does not say which annotation is
+the ground truth. A document id given twice is warned of (two exports
+joined: one text could land in train and dev).
 
 Offsets count characters (code points), as Label Studio's editor has since it
 stopped counting JavaScript's UTF-16 units (label-studio#1559); an export of
-an older version counts UTF-16 units (`offset_units="utf-16"`). The two
-differ after a character outside the Basic Multilingual Plane.
+an older version counts UTF-16 units (`offset_units="utf-16"`), and a project
+labelled before and after the change counts both (`offset_units="auto"`: each
+region read in the units its text fits). The two differ after a character
+outside the Basic Multilingual Plane.
 
 Written here: Label Studio's own converter (label-studio-sdk) writes no spaCy
 format; its CoNLL export splits the text at whitespace (a mention "IL-2" of
@@ -55,7 +64,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, Set, Tuple, get_args
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -63,10 +72,12 @@ from spacy.tokens import Doc
 from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
 from .jsonl import record_text
-from .offsets import AnnotationSelection, Mention, OffsetUnits, annotated_doc
+from .offsets import AnnotationSelection, Mention, MentionUnits, annotated_doc
 from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
 from .text import PathLike, json_objects, read_json_values
 
+AnnotationChoice = Literal["last", "ground-truth"]
+ANNOTATION_CHOICES = get_args(AnnotationChoice)
 # Result types that give no character offsets of the task's text, and what they give instead.
 _NO_OFFSETS = {
     "hypertextlabels": "HyperText labels give XPaths into HTML",
@@ -94,6 +105,7 @@ class _Task:
     data: Dict[str, Any]
     annotations: List[_Annotation] = field(default_factory=list)
     predictions: int = 0
+    ground_truth_known: bool = True  # False in JSON-MIN, which leaves the mark out
 
 
 def read_label_studio(
@@ -104,10 +116,13 @@ def read_label_studio(
     text_key: str = "text",
     id_key: Optional[str] = None,
     entity_types: Optional[Sequence[str]] = None,
-    offset_units: OffsetUnits = "characters",
+    offset_units: MentionUnits = "characters",
+    annotation: AnnotationChoice = "last",
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a Label Studio JSON (or JSON-MIN) export (plain, .gz or .xz): one Doc per annotated task
     (see the module docstring for which annotation, and what of it, is read)."""
+    if annotation not in ANNOTATION_CHOICES:
+        raise ValueError(f"annotation must be one of {', '.join(ANNOTATION_CHOICES)}, not {annotation!r}")
     selection = AnnotationSelection(entity_types, offset_units=offset_units)
     path = Path(path)
     report = ConversionReport(source=str(path))
@@ -116,19 +131,28 @@ def read_label_studio(
     repeated: List[Tuple[str, str]] = []  # (a task, the first task of its text)
     annotated_again: List[str] = []  # the tasks with several annotations
     targets: Dict[str, str] = {}  # the text object the results label (their to_name) -> where first seen
-    for task in _tasks(path):
-        annotation = _chosen_annotation(task, report, len(docs), annotated_again)
-        if annotation is None:
+    ids: Set[str] = set()  # the document ids converted
+    repeated_ids: List[str] = []  # the tasks of a document id converted before
+    for task in _tasks(path, text_key):
+        chosen = _chosen_annotation(task, annotation, report, len(docs), annotated_again)
+        if chosen is None:
             continue
+        if text_key not in task.data:
+            fields = ", ".join(name for name, value in task.data.items() if isinstance(value, str)) or "none"
+            raise ConversionError(f"{task.where} data: no {text_key!r} field (the text; its fields of text: {fields}): "
+                                  "--text-key names the one its <Text value=\"$...\"> shows")
         text = record_text(task.data, text_key, f"{task.where} data")
         if _FILE_REFERENCE.fullmatch(text):
             raise ConversionError(f"{task.where}: the text {text[:60]!r} is a reference to a file, not the text "
                                   "(a <Text valueType=\"url\">): put the texts in the tasks' data")
-        where = f"{task.where} annotation {annotation.id}"
-        mentions = _mentions(annotation, text, where, selection, report, len(docs), targets)
+        where = f"{task.where} annotation {chosen.id}"
+        mentions = _mentions(chosen, text, where, selection, report, len(docs), targets)
         if first_task.setdefault(text, task.where) != task.where:
             repeated.append((task.where, first_task[text]))
         doc_id = task.id if id_key is None else _data_id(task, id_key)
+        if doc_id in ids:
+            repeated_ids.append(task.where)
+        ids.add(doc_id)
         docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where, doc_id=doc_id))
     if not docs:
         skipped = len(report.of_kind(SKIPPED))
@@ -136,15 +160,22 @@ def read_label_studio(
             f" ({counted(skipped, 'task or annotation')} skipped: not annotated, or cancelled)" if skipped else ""))
     if annotated_again:
         many = len(annotated_again) > 1
+        rule = ("the one marked ground truth, or else the one updated last" if annotation == "ground-truth" else
+                "the one updated last (--annotation ground-truth: the one marked ground truth, as Label Studio marks "
+                "each annotation imported with a task)")
         warnings.warn(f"{path}: {counted(len(annotated_again), 'task')} {'have' if many else 'has'} several "
-                      f"annotations ({annotated_again[0]}): each is converted from its ground-truth annotation, or else "
-                      "the one updated last; the others are skipped and counted (mark the one to use as ground truth "
-                      "in Label Studio)")
+                      f"annotations ({annotated_again[0]}): each is converted from {rule}; the others are skipped "
+                      "and counted")
+    if repeated_ids:
+        many = len(repeated_ids) > 1
+        warnings.warn(f"{path}: {counted(len(repeated_ids), 'task')} with the document id of an earlier one "
+                      f"({repeated_ids[0]}): each is a document, so one text can be in both train and dev")
     if repeated:
         many = len(repeated) > 1
         warnings.warn(f"{path}: {counted(len(repeated), 'task')} repeat{'s' * (not many)} the text of an earlier one "
                       f"({repeated[0][0]}, as {repeated[0][1]}): each is a document, so one text can be in both train "
                       "and dev; remove the duplicates in Label Studio")
+    selection.warn_of_units(str(path))
     selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)
     return docs, report
@@ -160,7 +191,7 @@ def _data_id(task: _Task, id_key: str) -> str:
     return str(value).strip()
 
 
-def _chosen_annotation(task: _Task, report: ConversionReport, doc_index: int,
+def _chosen_annotation(task: _Task, choice: AnnotationChoice, report: ConversionReport, doc_index: int,
                        annotated_again: List[str]) -> Optional[_Annotation]:
     """The task's annotation to convert (see the module docstring); those left out go into `report`,
     counted with the task's document, or where it has none, with the document before it (the first,
@@ -177,9 +208,12 @@ def _chosen_annotation(task: _Task, report: ConversionReport, doc_index: int,
         report.issues.append(Issue(SKIPPED, task.where, why, doc_index=counted_with))
     if not live:
         return None
-    ground_truth = [annotation for annotation in live if annotation.ground_truth]
+    if choice == "ground-truth" and not task.ground_truth_known and len(live) > 1:
+        raise ConversionError(f"{task.where}: several annotations, and a JSON-MIN export does not say which is the "
+                              "ground truth: export JSON for --annotation ground-truth")
+    ground_truth = [annotation for annotation in live if annotation.ground_truth] if choice == "ground-truth" else []
     chosen = max(ground_truth or live, key=lambda annotation: annotation.updated_at)
-    why = "the ground truth" if ground_truth else "the one updated last"
+    why = "marked ground truth" if ground_truth else "the one updated last"
     for annotation in live:
         if annotation is not chosen:
             report.issues.append(Issue(SKIPPED, f"{task.where} annotation {annotation.id}",
@@ -242,10 +276,10 @@ def _check_target(result: Dict[str, Any], where: str, targets: Dict[str, str]) -
 # --- the export -----------------------------------------------------------------------------------
 
 
-def _tasks(path: Path) -> Iterator[_Task]:
+def _tasks(path: Path, text_key: str) -> Iterator[_Task]:
     """The tasks of a JSON or JSON-MIN export (a list, one task, or JSON Lines of either), in their
-    order; JSON-MIN's records of one task merged into it."""
-    merged: Dict[str, _Task] = {}  # JSON-MIN's tasks by id, in their order
+    order; JSON-MIN's records of one task (the same id and text) merged into it."""
+    merged: Dict[Tuple[str, Optional[str]], _Task] = {}  # JSON-MIN's tasks by id and text, in their order
     position = 0
     for value, where in read_json_values(path):
         for item in value if isinstance(value, list) else [value]:
@@ -260,7 +294,7 @@ def _tasks(path: Path) -> Iterator[_Task]:
             if "data" in item:
                 yield _task(item, named)
             elif "annotation_id" in item:
-                _merge_min_record(item, named, merged)
+                _merge_min_record(item, named, text_key, merged)
             else:
                 raise ConversionError(
                     f"{named}: neither a task of Label Studio's JSON export (with \"data\" and \"annotations\") "
@@ -276,8 +310,10 @@ def _task(item: Dict[str, Any], where: str) -> _Task:
         raise ConversionError(f"{where}: \"data\" is a JSON {type(data).__name__}, not an object of fields")
     annotations = json_objects(item, "annotations" if "annotations" in item else "completions", where)
     task_id = item.get("id")
-    task = _Task(None if task_id is None else str(task_id), where, data,
-                 predictions=len(json_objects(item, "predictions", where)))
+    predictions = item.get("predictions") or []
+    if not isinstance(predictions, list):
+        raise ConversionError(f"{where}: 'predictions' is no list (of predictions or their ids)")
+    task = _Task(None if task_id is None else str(task_id), where, data, predictions=len(predictions))
     for number, annotation in enumerate(annotations, start=1):
         annotation_id = annotation.get("id", f"#{number}")
         task.annotations.append(_Annotation(
@@ -289,13 +325,16 @@ def _task(item: Dict[str, Any], where: str) -> _Task:
     return task
 
 
-def _merge_min_record(record: Dict[str, Any], where: str, merged: Dict[str, _Task]) -> None:
+def _merge_min_record(record: Dict[str, Any], where: str, text_key: str,
+                      merged: Dict[Tuple[str, Optional[str]], _Task]) -> None:
     """A JSON-MIN record, as an annotation of its task (a record without an annotation_id is a task
     not annotated). Its entities are the lists of regions with "labels", one per Labels control."""
     task_id = record.get("id")
-    key = where if task_id is None else str(task_id)
+    text = record.get(text_key)
+    key = (where if task_id is None else str(task_id), text if isinstance(text, str) else None)
     data = {name: value for name, value in record.items() if name != "id"}
-    task = merged.setdefault(key, _Task(None if task_id is None else str(task_id), where, data))
+    task = merged.setdefault(key, _Task(None if task_id is None else str(task_id), where, data,
+                                        ground_truth_known=False))
     if record.get("annotation_id") is None:
         return
     results = [{"type": "labels", "from_name": name, "id": f"{name}[{i}]", "value": region}

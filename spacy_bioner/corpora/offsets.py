@@ -22,6 +22,7 @@ fragment's start to its last one's end (reported as expanded).
 import re
 import warnings
 from bisect import bisect_left
+from collections import Counter
 from typing import Collection, Dict, List, Literal, NamedTuple, Optional, Sequence, Set, Tuple, get_args
 
 from spacy.language import Language
@@ -36,6 +37,11 @@ Discontinuous = Literal["drop", "cover"]
 DISCONTINUOUS = get_args(Discontinuous)
 OffsetUnits = Literal["characters", "utf-16"]
 OFFSET_UNITS = get_args(OffsetUnits)
+# What the offsets of mentions that come with their text count: "auto" reads each in the units in
+# which its text fits, characters first (a corpus annotated partly before, partly after a tool
+# changed its units).
+MentionUnits = Literal["characters", "utf-16", "auto"]
+MENTION_UNITS = get_args(MentionUnits)
 _OUTSIDE_BMP = re.compile("[\U00010000-\U0010ffff]")
 _WHITESPACE = re.compile(r"\s+")
 # A mention's text less the whitespace and invisible characters at its edges (group 1).
@@ -96,19 +102,27 @@ class AnnotationSelection:
     """What of a standoff corpus's annotations (brat, BioC) become entities: those of the types asked
     for (all where `entity_types` is None; the others are counted, "excluded"), each of its fragments
     checked, a discontinuous one dropped or covered (see the module docstring); and the types seen, to
-    warn of one asked for that no annotation has."""
+    warn of one asked for that no annotation has. With `offset_units="auto"` (where `auto` allows it:
+    a source whose other offsets, BioC's passages', come without a text to tell their units by, does
+    not), each mention's offsets are read in the units in which its given text fits, characters first;
+    those read in UTF-16 units are counted."""
 
     def __init__(self, entity_types: Optional[Collection[str]] = None, discontinuous: Discontinuous = "drop",
-                 offset_units: OffsetUnits = "characters") -> None:
+                 offset_units: MentionUnits = "characters", *, auto: bool = True) -> None:
         if discontinuous not in DISCONTINUOUS:
             raise ValueError(f"discontinuous must be one of {', '.join(DISCONTINUOUS)}, not {discontinuous!r}")
+        if offset_units not in (MENTION_UNITS if auto else OFFSET_UNITS):
+            raise ValueError(f"offset units must be one of {', '.join(MENTION_UNITS if auto else OFFSET_UNITS)}, "
+                             f"not {offset_units!r}")
         if entity_types is not None and not entity_types:
             raise ConversionError("no entity type asked for (leave the types out to convert them all)")
         self.wanted = None if entity_types is None else frozenset(entity_types)
         self.discontinuous = discontinuous
         self.offset_units = offset_units
+        self.auto = auto
         self.types_seen: Set[str] = set()
-        self._offsets = CharacterOffsets("", offset_units)  # of the text of the last mention
+        self.read_as: Counter = Counter()  # with "auto": the mentions read in each of the units
+        self._offsets: Dict[str, CharacterOffsets] = {}  # of the text of the last mention, by units
 
     def keeps_type(self, label: str, where: str, report: ConversionReport, doc_index: int) -> bool:
         """Whether an annotation of type `label` is converted; one that is not is counted in `report`."""
@@ -136,17 +150,34 @@ class AnnotationSelection:
         fragments' texts joined by spaces, as brat and BioC write them), match it, but for the kind
         of whitespace inside it; ConversionError names `where` if not, and the other offset units
         where they would match."""
-        if self._offsets.text is not text:
-            self._offsets = CharacterOffsets(text, self.offset_units)
         given = list(fragments)
         described = ", ".join(f"{start}-{end}" for start, end in given)
         if not given:
             raise ConversionError(f"{where}: no offsets")
-        fragments = [(self._offsets(start, where), self._offsets(end, where)) for start, end in given]
-        problem = _fragments_problem(text, fragments, given_text)
-        if problem:
-            raise ConversionError(f"{where}: {problem.format(offsets=described)} "
-                                  f"({_units_hint(text, given, fragments, given_text, self.offset_units, where)})")
+        tried: List[OffsetUnits] = list(OFFSET_UNITS) if self.offset_units == "auto" and given_text is not None \
+            else ["characters" if self.offset_units == "auto" else self.offset_units]  # type: ignore[list-item]
+        failed: Optional[Tuple[str, List[Tuple[int, int]]]] = None  # the first units' problem, and their reading
+        for units in tried:
+            try:
+                converted = [(self._offsets_of(text, units)(start, where), self._offsets_of(text, units)(end, where))
+                             for start, end in given]
+            except ConversionError:  # an offset inside a character of two UTF-16 units
+                if len(tried) == 1:
+                    raise
+                continue
+            problem = _fragments_problem(text, converted, given_text)
+            if not problem:
+                fragments = converted
+                break
+            failed = failed or (problem, converted)
+        else:
+            assert failed is not None  # characters, tried first, read any offset
+            problem, converted = failed
+            hint = ("read as characters and as UTF-16 units" if len(tried) > 1 else
+                    _units_hint(text, given, converted, given_text, tried[0], where, self.auto))
+            raise ConversionError(f"{where}: {problem.format(offsets=described)} ({hint})")
+        if self.offset_units == "auto":
+            self.read_as[units] += 1
         fragments.sort()
         start, end = fragments[0][0], fragments[-1][1]
         mention = Mention(start, end, text[start:end], label, where, kb_id=kb_id)
@@ -160,6 +191,20 @@ class AnnotationSelection:
             report.issues.append(Issue(EXPANDED, where, f"discontinuous: {pieces} -> {mention.text!r}", label,
                                        doc_index))
         return mention
+
+    def _offsets_of(self, text: str, units: OffsetUnits) -> CharacterOffsets:
+        """`text`'s offsets in `units` (the last text's are kept: a document's mentions come together)."""
+        offsets = self._offsets.get(units)
+        if offsets is None or offsets.text is not text:
+            offsets = self._offsets[units] = CharacterOffsets(text, units)
+        return offsets
+
+    def warn_of_units(self, source: str) -> None:
+        """With "auto": warn of mentions whose offsets were read in UTF-16 units."""
+        if self.read_as["utf-16"]:
+            warnings.warn(f"{source}: the offsets of {self.read_as['utf-16']:,} of {sum(self.read_as.values()):,} "
+                          "mentions count UTF-16 units, as Java and JavaScript count, and were read so "
+                          "(--offset-units auto)")
 
     def warn_of_types_not_found(self, source: str) -> None:
         """Warn of the types asked for that no annotation has (a typo, or another case)."""
@@ -199,9 +244,10 @@ def _fragments_problem(text: str, fragments: Sequence[Tuple[int, int]], given_te
 
 
 def _units_hint(text: str, given: Sequence[Tuple[int, int]], fragments: Sequence[Tuple[int, int]],
-                given_text: Optional[str], units: OffsetUnits, where: str) -> str:
+                given_text: Optional[str], units: OffsetUnits, where: str, auto: bool = False) -> str:
     """What the `given` offsets were read as counting (`fragments`, in characters); and where the
-    other units read them otherwise, and so they give `given_text` without a problem, that they do."""
+    other units read them otherwise, and so they give `given_text` without a problem, that they do
+    (and, where `auto` is allowed, that it reads a corpus of both)."""
     other: OffsetUnits = "utf-16" if units == "characters" else "characters"
     said = f"read as {_UNITS_COUNT[units]}"
     offsets = CharacterOffsets(text, other)
@@ -211,7 +257,8 @@ def _units_hint(text: str, given: Sequence[Tuple[int, int]], fragments: Sequence
         return said
     if given_text is not None and converted != list(fragments) and not _fragments_problem(text, converted,
                                                                                             given_text):
-        return f"{said}; read as {_UNITS_COUNT[other]}, they match: --offset-units {other}"
+        both = " (or auto, where some mentions count one and some the other)" if auto else ""
+        return f"{said}; read as {_UNITS_COUNT[other]}, they match: --offset-units {other}{both}"
     return said
 
 
