@@ -6,6 +6,7 @@ records, as label-studio-sdk's converter writes them from a JSON export)."""
 
 import gzip
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -162,6 +163,13 @@ def test_a_document_id_given_twice_is_warned_of_and_json_min_tasks_are_told_apar
             docs, _ = read_label_studio(export(tmp_path / name, value), bio_nlp)
         assert [(doc.user_data["pmid"], ents(doc)) for doc in docs] == [
             ("1", [("Aspirin", "Chemical")]), ("1", [("Cisplatin", "Chemical")])]
+    # Tasks without ids (written by hand) have none to repeat.
+    for item in first + second:
+        del item["id"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        docs, _ = read_label_studio(export(tmp_path / "no-ids.json", first + second), bio_nlp)
+    assert [doc.user_data.get("pmid") for doc in docs] == [None, None]
 
 
 def test_json_min_converts_as_the_json_export(tmp_path, bio_nlp):

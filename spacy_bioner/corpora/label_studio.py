@@ -150,9 +150,10 @@ def read_label_studio(
         if first_task.setdefault(text, task.where) != task.where:
             repeated.append((task.where, first_task[text]))
         doc_id = task.id if id_key is None else _data_id(task, id_key)
-        if doc_id in ids:
-            repeated_ids.append(task.where)
-        ids.add(doc_id)
+        if doc_id is not None:
+            if doc_id in ids:
+                repeated_ids.append(task.where)
+            ids.add(doc_id)
         docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where, doc_id=doc_id))
     if not docs:
         skipped = len(report.of_kind(SKIPPED))
@@ -167,7 +168,6 @@ def read_label_studio(
                       f"annotations ({annotated_again[0]}): each is converted from {rule}; the others are skipped "
                       "and counted")
     if repeated_ids:
-        many = len(repeated_ids) > 1
         warnings.warn(f"{path}: {counted(len(repeated_ids), 'task')} with the document id of an earlier one "
                       f"({repeated_ids[0]}): each is a document, so one text can be in both train and dev")
     if repeated:
