@@ -83,6 +83,11 @@ def test_label_studio_tasks_round_trip(run_dir: Path, tmp_path: Path) -> None:
                 for number, task in enumerate(tasks)]
     (tmp_path / "export.json").write_text(json.dumps(exported), encoding="utf8")
     assert convert("label-studio", tmp_path / "export.json", tmp_path / "ls.spacy", "--id-key", "doc_id") == expected
+    # Without --id-key, the documents take Label Studio's task ids, and the command says how to keep the run's.
+    result = runner.invoke(app, ["convert", "label-studio", str(tmp_path / "export.json"), str(tmp_path / "x.spacy")])
+    assert f"{len(tasks)} tasks have the document id that export-tasks writes in their data, but the documents take " \
+           "Label Studio's task ids: --id-key doc_id takes those" in result.stderr
+    assert sorted(converted_entities(tmp_path / "x.spacy")) == sorted(str(task["id"]) for task in exported)
 
 
 def test_prodigy_and_doccano_tasks_round_trip(run_dir: Path, tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any, Counter, Dict, Iterator, List, Literal, Optional, Tuple, get_args
 from xml.sax.saxutils import quoteattr
 
+from ..corpora.label_studio import EXPORTED_ID_KEY
 from ..files import atomic_write
 from .output import RUN_FILE, SUMMARY_FILE, read_table, shard_names
 
@@ -196,7 +197,7 @@ class _LabelStudioWriter:
         scores = [e["score"] for e in entities if e["score"] is not None]
         prediction = {"model_version": self.model_version, "result": regions,
                       **({"score": min(scores)} if scores else {})}
-        task = {"data": {"text": document["text"], "doc_id": document["doc_id"]}, "predictions": [prediction]}
+        task = {"data": {"text": document["text"], EXPORTED_ID_KEY: document["doc_id"]}, "predictions": [prediction]}
         self.f.write(("\n" if self.first else ",\n") + json.dumps(task, ensure_ascii=False))
         self.first = False
 

@@ -76,6 +76,8 @@ from .offsets import AnnotationSelection, Mention, MentionUnits, annotated_doc
 from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
 from .text import PathLike, json_objects, read_json_values
 
+# The data field of the document id in the tasks that `python -m spacy_bioner export-tasks` writes.
+EXPORTED_ID_KEY = "doc_id"
 AnnotationChoice = Literal["last", "ground-truth"]
 ANNOTATION_CHOICES = get_args(AnnotationChoice)
 # Result types that give no character offsets of the task's text, and what they give instead.
@@ -132,6 +134,7 @@ def read_label_studio(
     annotated_again: List[str] = []  # the tasks with several annotations
     targets: Dict[str, str] = {}  # the text object the results label (their to_name) -> where first seen
     ids: Set[str] = set()  # the document ids converted
+    exported_ids = 0  # tasks with a data field of export-tasks' document id, where --id-key is not given
     repeated_ids: List[str] = []  # the tasks of a document id converted before
     for task in _tasks(path, text_key):
         chosen = _chosen_annotation(task, annotation, report, len(docs), annotated_again)
@@ -150,6 +153,7 @@ def read_label_studio(
         if first_task.setdefault(text, task.where) != task.where:
             repeated.append((task.where, first_task[text]))
         doc_id = task.id if id_key is None else _data_id(task, id_key)
+        exported_ids += id_key is None and EXPORTED_ID_KEY in task.data
         if doc_id is not None:
             if doc_id in ids:
                 repeated_ids.append(task.where)
@@ -167,6 +171,10 @@ def read_label_studio(
         warnings.warn(f"{path}: {counted(len(annotated_again), 'task')} {'have' if many else 'has'} several "
                       f"annotations ({annotated_again[0]}): each is converted from {rule}; the others are skipped "
                       "and counted")
+    if exported_ids:
+        warnings.warn(f"{path}: {counted(exported_ids, 'task')} {'has' if exported_ids == 1 else 'have'} the document "
+                      f"id that export-tasks writes in their data, but the documents take Label Studio's task ids: "
+                      f"--id-key {EXPORTED_ID_KEY} takes those")
     if repeated_ids:
         warnings.warn(f"{path}: {counted(len(repeated_ids), 'task')} with the document id of an earlier one "
                       f"({repeated_ids[0]}): each is a document, so one text can be in both train and dev")
