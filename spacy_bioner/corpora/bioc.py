@@ -108,7 +108,7 @@ def read_bioc(
         if document.id in ids:
             repeated.append(where)
         ids.add(document.id)
-        text, starts = _text(document, where, offset_units)
+        text, starts = _text(document, where, offset_units, selection)
         mentions: List[Mention] = []
         for annotation in document.annotations:
             mention = _mention(annotation, text, f"{where} annotation {annotation.id}", selection, report, len(docs))
@@ -306,7 +306,8 @@ def _integer(value: Any, what: str) -> int:
 # --- the Doc --------------------------------------------------------------------------------------
 
 
-def _text(document: _Document, where: str, units: OffsetUnits) -> Tuple[str, List[int]]:
+def _text(document: _Document, where: str, units: OffsetUnits,
+          selection: AnnotationSelection) -> Tuple[str, List[int]]:
     """The document's text, its passages (or sentences) at their offsets (in `units`) with spaces
     between, and the character offsets at which its passages and sentences start."""
     text, length = "", 0  # length in `units`
@@ -319,7 +320,7 @@ def _text(document: _Document, where: str, units: OffsetUnits) -> Tuple[str, Lis
         length = offset + CharacterOffsets.length(piece, units)
     if not text.strip():
         raise ConversionError(f"{where}: no text")
-    offsets = CharacterOffsets(text, units)
+    offsets = selection.offsets_of(text, units)  # the annotations' offsets read with the same table
     return text, [offsets(start, where) for start in document.starts]
 
 

@@ -159,8 +159,8 @@ class AnnotationSelection:
         failed: Optional[Tuple[str, List[Tuple[int, int]]]] = None  # the first units' problem, and their reading
         for units in tried:
             try:
-                converted = [(self._offsets_of(text, units)(start, where), self._offsets_of(text, units)(end, where))
-                             for start, end in given]
+                offsets = self.offsets_of(text, units)
+                converted = [(offsets(start, where), offsets(end, where)) for start, end in given]
             except ConversionError:  # an offset inside a character of two UTF-16 units
                 if len(tried) == 1:
                     raise
@@ -192,8 +192,9 @@ class AnnotationSelection:
                                        doc_index))
         return mention
 
-    def _offsets_of(self, text: str, units: OffsetUnits) -> CharacterOffsets:
-        """`text`'s offsets in `units` (the last text's are kept: a document's mentions come together)."""
+    def offsets_of(self, text: str, units: OffsetUnits) -> CharacterOffsets:
+        """`text`'s offsets in `units`, kept for the next call with the same text object (a document's
+        mentions come together)."""
         offsets = self._offsets.get(units)
         if offsets is None or offsets.text is not text:
             offsets = self._offsets[units] = CharacterOffsets(text, units)
