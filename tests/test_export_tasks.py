@@ -6,7 +6,7 @@ the tool's export, and get the run's entities as training data."""
 
 import json
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 import pytest
 from spacy.tokens import DocBin
@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from spacy_bioner.annotate import Options, annotate, read_table
 from spacy_bioner.annotate.tasks import TasksError, export_tasks
+from spacy_bioner.annotation import is_annotated
 from spacy_bioner.cli import app
 
 runner = CliRunner()
@@ -40,20 +41,23 @@ def run_entities(run_dir: Path, spans_key=None) -> Dict[str, Set[Entity]]:
     return documents
 
 
-def converted_entities(path: Path) -> Dict[str, Set[Entity]]:
-    return {doc.user_data["pmid"]: {(e.start_char, e.end_char, e.label_) for e in doc.ents}
-            for doc in DocBin().from_disk(path).get_docs(Vocab())}
+def converted_entities(path: Path, heads: Sequence[str] = ()) -> Dict[str, Set[Entity]]:
+    """Each converted document's entities, checked to be gold for each of `heads`."""
+    docs = list(DocBin().from_disk(path).get_docs(Vocab()))
+    assert all(is_annotated(doc, head) for doc in docs for head in heads)
+    return {doc.user_data["pmid"]: {(e.start_char, e.end_char, e.label_) for e in doc.ents} for doc in docs}
 
 
-def convert(fmt: str, src: Path, out: Path, *args: str) -> Dict[str, Set[Entity]]:
+def convert(fmt: str, src: Path, out: Path, *args: str, heads: Sequence[str] = ()) -> Dict[str, Set[Entity]]:
     result = runner.invoke(app, ["convert", fmt, str(src), str(out), *args])
     assert result.exit_code == 0, result.output
-    return converted_entities(out)
+    return converted_entities(out, heads)
 
 
 def test_label_studio_tasks_round_trip(run_dir: Path, tmp_path: Path) -> None:
     """Tasks with the run's doc.ents as predictions; once accepted as annotations and exported by Label
-    Studio (which gives each task an id), `convert label-studio --id-key doc_id` gives them back exactly."""
+    Studio (which gives each task an id), `convert label-studio --id-key doc_id --ents-only`, as the command
+    says next, gives them back exactly, in doc.ents alone: gold for both heads of the pipeline."""
     tasks_path = tmp_path / "tasks.json"
     result = runner.invoke(app, ["export-tasks", str(run_dir), str(tasks_path), "--tool", "label-studio",
                                  "--config", str(tmp_path / "config.xml")])
@@ -63,6 +67,7 @@ def test_label_studio_tasks_round_trip(run_dir: Path, tmp_path: Path) -> None:
     tasks = json.loads(tasks_path.read_text(encoding="utf8"))
     assert f"Wrote {tasks_path}: {len(tasks)} tasks with" in result.stdout
     assert "(1 rejected record left out)" in result.stdout
+    assert "convert label-studio EXPORT.json OUT.spacy --id-key doc_id --ents-only" in result.stdout
     assert [task["data"]["doc_id"] for task in tasks] == list(expected)
     for task in tasks:
         (prediction,) = task["predictions"]
@@ -82,7 +87,8 @@ def test_label_studio_tasks_round_trip(run_dir: Path, tmp_path: Path) -> None:
                                   "ground_truth": False, "updated_at": "2026-12-07T10:00:00Z"}]}
                 for number, task in enumerate(tasks)]
     (tmp_path / "export.json").write_text(json.dumps(exported), encoding="utf8")
-    assert convert("label-studio", tmp_path / "export.json", tmp_path / "ls.spacy", "--id-key", "doc_id") == expected
+    assert convert("label-studio", tmp_path / "export.json", tmp_path / "ls.spacy", "--id-key", "doc_id",
+                   "--ents-only", heads=("jnlpba", "bc5cdr")) == expected
     # Without --id-key, the documents take Label Studio's task ids, and the command says how to keep the run's.
     result = runner.invoke(app, ["convert", "label-studio", str(tmp_path / "export.json"), str(tmp_path / "x.spacy")])
     assert f"{len(tasks)} tasks have the document id that export-tasks writes in their data, but the documents take " \
@@ -92,7 +98,7 @@ def test_label_studio_tasks_round_trip(run_dir: Path, tmp_path: Path) -> None:
 
 def test_prodigy_and_doccano_tasks_round_trip(run_dir: Path, tmp_path: Path) -> None:
     """Prodigy's db-out (the task with its answer) and doccano's export (the task with its id) of the
-    tasks convert back to the run's entities, one head's with --spans-key."""
+    tasks convert back to the run's entities, one head's with --spans-key, under its key."""
     expected = run_entities(run_dir, "jnlpba")
     assert any(expected.values()) and expected != run_entities(run_dir)
     for tool in ("prodigy", "doccano"):
@@ -103,11 +109,12 @@ def test_prodigy_and_doccano_tasks_round_trip(run_dir: Path, tmp_path: Path) -> 
         records = [json.loads(line) for line in tasks.read_text(encoding="utf8").splitlines()]
         if tool == "prodigy":
             records = [{**record, "answer": "accept", "_view_id": "ner_manual"} for record in records]
-            args: List[str] = []
+            args: List[str] = ["--spans-key", "jnlpba"]
         else:
-            args = ["--entities-key", "label"]
+            args = ["--entities-key", "label", "--spans-key", "jnlpba"]
         (tmp_path / f"{tool}-export.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf8")
-        assert convert("jsonl", tmp_path / f"{tool}-export.jsonl", tmp_path / f"{tool}.spacy", *args) == expected
+        assert convert("jsonl", tmp_path / f"{tool}-export.jsonl", tmp_path / f"{tool}.spacy", *args,
+                       heads=("jnlpba",)) == expected
 
 
 def test_what_cannot_be_exported_is_refused(run_dir: Path, tmp_path: Path) -> None:

@@ -364,3 +364,5 @@ def test_convert_label_studio_command(tmp_path):
                                  "--entities-key", "label"])
     assert result.exit_code == 1
     assert "--entities-key and --discontinuous do not apply to label-studio input" in result.stderr
+    result = runner.invoke(app, ["convert", "label-studio", str(path), str(out), "--ents-only", "--spans-key", "x"])
+    assert result.exit_code == 1 and "give --spans-key or --ents-only, not both" in result.stderr

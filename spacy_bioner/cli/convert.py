@@ -162,6 +162,10 @@ def convert(
         None, "--spans-key", help="doc.spans key for the entities (default: jnlpba, bc5cdr for "
         "pubtator, ents for the others). The bio_ner head with this key learns from them."
     ),
+    ents_only: bool = typer.Option(
+        False, "--ents-only", help="Write the entities to doc.ents alone, in no span group: every bio_ner head "
+        "learns from them, each its own labels (the entities of several heads, as export-tasks writes doc.ents)."
+    ),
     max_loss: float = typer.Option(
         0.005, "--max-loss", min=0.0, max=1.0, help="Fail (exit 1, nothing written) if more than this "
         "fraction of an output's entities is dropped or moved to other token boundaries."
@@ -249,6 +253,8 @@ def convert(
     check_output_file(output, "OUTPUT")
     if dev_output is not None:
         check_output_file(dev_output, "--dev-output")
+    if ents_only and spans_key is not None:
+        raise fail("give --spans-key or --ents-only, not both")
     key = spans_key or _DEFAULT_KEYS[fmt]
     try:
         with warnings_on_stderr():
@@ -289,9 +295,15 @@ def convert(
                 f"(more than --max-loss {max_loss:.3%}); nothing written"
             )
     try:
+        if ents_only:
+            for doc in docs:
+                doc.spans.pop(key, None)
         write_docbins([(part_docs, path) for path, part_docs, _ in outputs])  # all or none
     except OSError as e:
         raise fail(f"cannot write output: {e}; nothing written") from None
     typer.echo("Wrote " + ", ".join(f"{path} ({len(part_docs)} docs)" for path, part_docs, _ in outputs))
-    typer.echo(f"The entities are in doc.ents and doc.spans[{key!r}]: the bio_ner head with spans_key "
-               f"{key!r} learns from them (--spans-key names another).")
+    if ents_only:
+        typer.echo("The entities are in doc.ents alone: every bio_ner head learns from them, each its own labels.")
+    else:
+        typer.echo(f"The entities are in doc.ents and doc.spans[{key!r}]: the bio_ner head with spans_key "
+                   f"{key!r} learns from them (--spans-key names another; --ents-only: every head).")

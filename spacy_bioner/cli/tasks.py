@@ -13,17 +13,19 @@ from ._util import app, check_output_file, fail, given_options
 # The annotation tools whose tasks export-tasks writes, as choices of --tool.
 AnnotationTool = Enum("AnnotationTool", {name.replace("-", "_"): name for name in TOOLS}, type=str)
 
-# What to do with the tasks: import them, correct them, convert the tool's export back.
+# What to do with the tasks: import them, correct them, convert the tool's export back (with {key}: where
+# the heads find the entities).
 _NEXT_STEPS = {
-    "label-studio": "import it into a Label Studio project (--config: one with these labels), correct the "
-                    "predictions, export JSON and convert it: python -m spacy_bioner convert label-studio "
-                    "EXPORT.json OUT.spacy --id-key doc_id",
+    "label-studio": "import it into a Label Studio project (--config: one with these labels; Label Studio does not "
+                    "check predictions against its labeling config), correct the predictions, export JSON and "
+                    "convert it: python -m spacy_bioner convert label-studio EXPORT.json OUT.spacy --id-key doc_id "
+                    "{key}",
     "prodigy": "correct them with prodigy ner.manual DATASET MODEL OUTPUT --label ... (MODEL: the run's pipeline, "
                "whose tokens the spans fit), then convert prodigy db-out DATASET's JSON Lines: python -m "
-               "spacy_bioner convert jsonl DB-OUT.jsonl OUT.spacy",
+               "spacy_bioner convert jsonl DB-OUT.jsonl OUT.spacy {key}",
     "doccano": "import it into a doccano sequence-labelling project (JSONL), correct the labels, export JSONL and "
-               "convert it: python -m spacy_bioner convert jsonl EXPORT.jsonl OUT.spacy --entities-key label (or "
-               "entities, where the export has start_offset and end_offset)",
+               "convert it: python -m spacy_bioner convert jsonl EXPORT.jsonl OUT.spacy --entities-key label {key} "
+               "(--entities-key entities where the export has start_offset and end_offset)",
 }
 
 
@@ -78,4 +80,6 @@ def export_tasks_command(
     if config is not None:
         config.write_text(labeling_config(exported.labels, from_name, to_name), encoding="utf8")
         typer.echo(f"Wrote {config}: a Label Studio labeling config with the labels {', '.join(exported.labels)}")
-    typer.echo(f"Next: {_NEXT_STEPS[tool.value]}")
+    # doc.ents alone trains every head on its own labels; one head's spans go back under its key.
+    key = "--ents-only" if spans_key is None else f"--spans-key {spans_key}"
+    typer.echo(f"Next: {_NEXT_STEPS[tool.value].format(key=key)}")
