@@ -52,6 +52,11 @@ from .messages import counted, first_line
 from .scoring import score_bio_ner
 from .tags import TagScheme, check_tag_scheme, make_tags, spans_to_tags, tag_ids_to_spans
 
+# Training documents a head sees, none of them annotated for it, before it warns that it learns nothing:
+# a sourced head is not initialised, so its corpus is checked here (a batch of another head's documents
+# alone is common; this many is not).
+NO_GOLD_WARNING_AFTER = 1000
+
 DEFAULT_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_bioner.TokenTagger.v3"
@@ -269,6 +274,9 @@ class BioNER(TrainablePipe):
         self._warned_shared_key: Set[str] = set()
         self._warned_foreign_group = False
         self._warned_no_transformer = False
+        # Training documents seen while none was annotated for the head, by the span groups that hide
+        # their doc.ents (() where none does); None once one was annotated, or the head warned.
+        self._unannotated_seen: Optional[Counter] = Counter()
         # Overlapping gold entities dropped, by (dropped label, kept label), warned once per pair.
         self._overlaps: Counter = Counter()
         self._warned_overlaps: set = set()
@@ -538,6 +546,7 @@ class BioNER(TrainablePipe):
         if sgd not in (None, False):
             self.finish_update(sgd)
         losses[self.name] += loss
+        self._count_unannotated(examples)
         self._warn_unknown_labels()
         self._warn_overlaps()
         self._warn_unprojected()
@@ -561,6 +570,25 @@ class BioNER(TrainablePipe):
                     )
                     node.set_param(name, param)  # the optimizer zeroes the gradient in place
 
+    def _count_unannotated(self, examples: Sequence[Example]) -> None:
+        """Warn once where the first NO_GOLD_WARNING_AFTER training documents hold no gold for the head."""
+        if self._unannotated_seen is None:
+            return
+        if any(is_annotated(eg.reference, self.spans_key) for eg in examples):
+            self._unannotated_seen = None
+            return
+        self._unannotated_seen.update(tuple(span_groups_hiding_ents(eg.reference, self.spans_key)) for eg in examples)
+        seen = sum(self._unannotated_seen.values())
+        if seen >= NO_GOLD_WARNING_AFTER:
+            hidden = Counter({groups: n for groups, n in self._unannotated_seen.items() if groups})
+            self._unannotated_seen = None
+            warnings.warn(
+                f"{self.name}: none of the first {seen} training documents is annotated for this head "
+                f"(doc.spans[{self.spans_key!r}], or doc.ents in a document without span groups): it learns "
+                "nothing from them. " + (self._hidden_ents_note(hidden) if hidden else
+                                         "Convert the corpus with --spans-key naming the head's key.")
+            )
+
     def _warn_unknown_labels(self) -> None:
         new = self._unknown_labels - self._warned_labels
         in_ents_alone = self._unknown_in_ents_alone
@@ -570,7 +598,8 @@ class BioNER(TrainablePipe):
             self._warned_labels.update(new)
             hint = (
                 " They are in the doc.ents of documents without span groups, which every head takes "
-                "for its own gold, each other token an O: where these are sentences of another head's "
+                "for its own gold, each other token an O: as meant where the corpus holds several heads' "
+                "entities (convert --ents-only); where these are sentences of another head's "
                 "corpus, spaCy's spacy.Corpus.v1 has dropped their doc.spans in cutting documents "
                 "into sentences (gold_preproc = true, or documents of max_length tokens or more). "
                 "Set gold_preproc = false and max_length = 0, or read the corpora with "

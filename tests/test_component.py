@@ -15,7 +15,7 @@ from toy import SMALL_TOK2VEC, toy_docs, toy_examples, train, train_two_heads, t
 from spacy_bioner.annotation import head_ents, head_group, is_head_group, spans_with_scores
 from spacy_bioner.losses import WEIGHTING_SCHEMES
 from spacy_bioner.messages import first_line
-from spacy_bioner.pipeline_component import BioNER
+from spacy_bioner.pipeline_component import NO_GOLD_WARNING_AFTER, BioNER
 from spacy_bioner.tags import is_well_formed, make_tags, tags_to_spans
 
 LOSSES = {False: "spacy_bioner.ClassWeightedCrossentropy.v1", True: "spacy_bioner.CRFLoss.v1"}
@@ -599,6 +599,29 @@ def test_documents_whose_doc_ents_are_hidden_by_other_span_groups_are_reported()
     fresh.add_pipe("bio_ner", config={"model": {"tok2vec": SMALL_TOK2VEC}})
     with pytest.raises(ValueError, match=r"No entity labels.*5 training documents have entities in doc.ents.*\['sc'\]"):
         fresh.initialize(lambda: examples[5:])
+
+
+def test_a_head_trained_on_documents_none_annotated_for_it_warns_once(recwarn):
+    """A trained head (sourced: spaCy does not initialise it again) given a corpus whose entities are in
+    another span group learns nothing; after NO_GOLD_WARNING_AFTER documents it says so, once, and
+    why. A head that has seen its own gold does not."""
+    nlp = make_nlp(spans_key="jnlpba", name="jnlpba")
+    nlp.initialize(lambda: toy_examples(nlp, 20, spans_key="jnlpba"))
+    others = toy_examples(nlp, NO_GOLD_WARNING_AFTER // 2, spans_key="ents")  # doc.ents, and the group "ents"
+    nlp.update(others, sgd=Adam(0.01))
+    assert not [w for w in recwarn if "is annotated for this head" in str(w.message)]
+    nlp.update(others, sgd=Adam(0.01))
+    nlp.update(others, sgd=Adam(0.01))
+    (warning,) = [str(w.message) for w in recwarn if "is annotated for this head" in str(w.message)]
+    assert warning.startswith(f"jnlpba: none of the first {NO_GOLD_WARNING_AFTER} training documents is annotated "
+                              "for this head (doc.spans['jnlpba'], or doc.ents in a document without span groups)")
+    assert f"{NO_GOLD_WARNING_AFTER} training documents have entities in doc.ents" in warning and "(['ents'])" in warning
+    recwarn.clear()
+    fresh = make_nlp(spans_key="jnlpba", name="jnlpba")
+    fresh.initialize(lambda: toy_examples(fresh, 20, spans_key="jnlpba"))
+    fresh.update(toy_examples(fresh, 5, spans_key="jnlpba") + others, sgd=Adam(0.01))  # its own gold first
+    fresh.update(others + others, sgd=Adam(0.01))
+    assert not [w for w in recwarn if "is annotated for this head" in str(w.message)]
 
 
 def test_documents_annotated_without_entities_are_said_to_be_so():
