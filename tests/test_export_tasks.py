@@ -5,6 +5,7 @@ in the tool (here: every prediction accepted, as the tool exports it), convert
 the tool's export, and get the run's entities as training data."""
 
 import json
+import re
 from pathlib import Path
 from typing import Dict, List, Sequence, Set, Tuple
 
@@ -80,6 +81,10 @@ def test_label_studio_tasks_round_trip(run_dir: Path, tmp_path: Path) -> None:
     config = (tmp_path / "config.xml").read_text(encoding="utf8")
     labels = {label for entities in expected.values() for _, _, label in entities}
     assert all(f'<Label value="{label}"/>' in config for label in labels)
+    # The pipeline's heads' labels (its meta.json), none of its other components'.
+    meta = json.loads((Path(json.loads((run_dir / "run.json").read_text())["model"]["model"]) / "meta.json").read_text())
+    heads = {label for name in ("jnlpba", "bc5cdr") for label in meta["labels"][name]}
+    assert set(re.findall(r'<Label value="([^"]+)"/>', config)) == heads
     assert '<Text name="text" value="$text"/>' in config
     # Label Studio's export once every prediction is accepted as the annotation.
     exported = [{"id": 1000 + number, "data": task["data"], "predictions": [],

@@ -21,7 +21,8 @@ corrected export then converts back (`convert`) for training:
   `convert jsonl --entities-key label`.
 
 The entities are a document's `doc.ents` (the table's `in_ents` rows: the
-heads' spans without overlaps), or one head's spans (`spans_key`). Offsets
+heads' spans without overlaps), which convert back with `--ents-only`, gold
+for every head; or one head's spans (`spans_key`), back with `--spans-key`. Offsets
 are the tables', code points of the text, as all three tools count. A
 rejected record has no text to annotate: it is left out (the run's rejects
 table lists it).
@@ -30,11 +31,15 @@ Written here: none of the tools reads spaCy's output, and Label Studio's
 own converter (label-studio-sdk) goes the other way, from its exports.
 """
 
+import configparser
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Counter, Dict, Iterator, List, Literal, Optional, Tuple, get_args
+from typing import IO, Any, Dict, Iterator, List, Literal, Optional, Tuple, get_args
 from xml.sax.saxutils import quoteattr
+
+from spacy import util
 
 from ..corpora.label_studio import EXPORTED_ID_KEY
 from ..files import atomic_write
@@ -118,15 +123,18 @@ def _run(run_dir: Path) -> Dict[str, Any]:
 
 
 def _pipeline_labels(model: str, spans_key: Optional[str]) -> List[str]:
-    """The entity labels of the run's pipeline (of the component `spans_key` names, if given), where
-    it is a folder whose meta.json lists them; none otherwise."""
+    """The entity labels of the run's pipeline, where it is a folder: those its meta.json lists for its
+    bio_ner heads (the one of `spans_key`, if given) and spaCy `ner` components; none otherwise."""
+    path = Path(model)
     try:
-        labels = json.loads((Path(model) / "meta.json").read_text(encoding="utf8")).get("labels", {})
-    except (OSError, ValueError, AttributeError):
+        labels = json.loads((path / "meta.json").read_text(encoding="utf8")).get("labels", {})
+        components = util.load_config(path / "config.cfg", interpolate=False).get("components", {})
+    except (OSError, ValueError, AttributeError, configparser.Error):
         return []
-    if not isinstance(labels, dict):
-        return []
-    lists = [labels.get(spans_key)] if spans_key is not None else list(labels.values())
+    names = [name for name, component in components.items() if isinstance(component, dict) and (
+        component.get("factory") == "ner" and spans_key is None
+        or component.get("factory") == "bio_ner" and spans_key in (None, component.get("spans_key")))]
+    lists = [labels.get(name) for name in names] if isinstance(labels, dict) else []
     return [label for names in lists if isinstance(names, list) for label in names if isinstance(label, str)]
 
 

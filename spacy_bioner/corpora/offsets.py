@@ -99,7 +99,7 @@ class Mention(NamedTuple):
 
 
 class AnnotationSelection:
-    """What of a standoff corpus's annotations (brat, BioC) become entities: those of the types asked
+    """What of a standoff corpus's annotations (brat, BioC, Label Studio) become entities: those of the types asked
     for (all where `entity_types` is None; the others are counted, "excluded"), each of its fragments
     checked, a discontinuous one dropped or covered (see the module docstring); and the types seen, to
     warn of one asked for that no annotation has. With `offset_units="auto"` (where `auto` allows it:
