@@ -302,7 +302,7 @@ def test_the_document_id_from_a_data_field(tmp_path, bio_nlp):
 
 def test_repeated_texts_are_warned_of(tmp_path, bio_nlp):
     path = export(tmp_path / "x.json", [labelled(7, ASPIRIN, [(0, 7, "Chemical")]), labelled(9, ASPIRIN, [])])
-    with pytest.warns(UserWarning, match=r"1 task repeats the text of an earlier one \(\S+ task 9, as \S+ task 7\)"):
+    with pytest.warns(UserWarning, match=r"1 task with the text of an earlier one \(\S+ task 9, as \S+ task 7\)"):
         docs, _ = read_label_studio(path, bio_nlp)
     assert len(docs) == 2
 

@@ -487,7 +487,7 @@ def test_jsonl_what_is_no_loss_is_not_counted_as_one(tmp_path, bio_nlp):
     text = "Heparin and bleeding."
     records = [{"text": text, "spans": [[0, 7, "Chemical"], [0, 7, "Chemical"], [12, 20, "Disease"]]},
                {"text": "", "answer": "ignore"}, {"text": text, "spans": [[0, 7, "Chemical"]]}]
-    with pytest.warns(UserWarning, match="1 record repeats the text of an earlier one \\(line 3, as line 1\\)"):
+    with pytest.warns(UserWarning, match="1 record with the text of an earlier one \\(line 3, as line 1\\)"):
         docs, report = read_jsonl(jsonl(tmp_path, records), bio_nlp)
     assert [ents(doc) for doc in docs] == [[(0, 1, "Chemical"), (2, 3, "Disease")], [(0, 1, "Chemical")]]
     assert [issue.kind for issue in report.issues] == ["duplicate", "skipped"]

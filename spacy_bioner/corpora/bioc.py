@@ -37,7 +37,6 @@ forms.
 """
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
@@ -47,11 +46,10 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
-from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
-from .report import DROPPED, EXCLUDED, RELATION, ConversionError, ConversionReport, Issue
+from .report import DROPPED, EXCLUDED, RELATION, ConversionError, ConversionReport, Issue, warn_of_repeats
 from .text import PathLike, json_objects, read_json_values
 
 # The infons of an annotation that hold its kb id, in the order they are looked for.
@@ -119,9 +117,7 @@ def read_bioc(
                                   sentence_starts_at=starts))
     if not docs:
         raise ConversionError(f"{path}: no BioC document")
-    if repeated:
-        warnings.warn(f"{path}: {counted(len(repeated), 'document')} with the id of an earlier one "
-                      f"({repeated[0]}): each is a document, so one text can be in both train and dev")
+    warn_of_repeats(str(path), "document", repeated, "the id")
     selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)
     return docs, report

@@ -32,17 +32,15 @@ offsets, and Prodigy's `data-to-spacy` needs Prodigy.
 
 import json
 import re
-import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import CharacterOffsets, Mention, OffsetUnits, annotated_doc
-from .report import SKIPPED, ConversionError, ConversionReport, Issue
+from .report import SKIPPED, ConversionError, ConversionReport, Issue, warn_of_repeats
 from .text import PathLike, iter_lines
 
 # Prodigy's answer of an example that holds its annotation; without an "answer", a record is read.
@@ -110,11 +108,8 @@ def read_jsonl(
     if entities_key not in keys:
         raise ConversionError(f"{path}: no record has a {entities_key!r} field, the entities: name theirs with "
                               f"--entities-key (the records' fields: {', '.join(sorted(keys))})")
-    if repeated:
-        many = len(repeated) > 1
-        warnings.warn(f"{path}: {counted(len(repeated), 'record')} repeat{'s' * (not many)} the text of an earlier "
-                      f"one (line {repeated[0][0]}, as line {repeated[0][1]}): each is a document, so one text can be "
-                      "in both train and dev; merge them first (Prodigy's review recipe)")
+    warn_of_repeats(str(path), "record", [f"line {line}, as line {first}" for line, first in repeated], "the text",
+                    "merge them first (Prodigy's review recipe)")
     report.count_docs(docs, spans_key)
     return docs, report
 

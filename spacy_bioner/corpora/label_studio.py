@@ -73,7 +73,7 @@ from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
 from .jsonl import record_text
 from .offsets import AnnotationSelection, Mention, MentionUnits, annotated_doc
-from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
+from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue, warn_of_repeats
 from .text import PathLike, json_objects, read_json_values
 
 # The data field of the document id in the tasks that `python -m spacy_bioner export-tasks` writes.
@@ -175,14 +175,9 @@ def read_label_studio(
         warnings.warn(f"{path}: {counted(exported_ids, 'task')} {'has' if exported_ids == 1 else 'have'} the document "
                       f"id that export-tasks writes in their data, but the documents take Label Studio's task ids: "
                       f"--id-key {EXPORTED_ID_KEY} takes those")
-    if repeated_ids:
-        warnings.warn(f"{path}: {counted(len(repeated_ids), 'task')} with the document id of an earlier one "
-                      f"({repeated_ids[0]}): each is a document, so one text can be in both train and dev")
-    if repeated:
-        many = len(repeated) > 1
-        warnings.warn(f"{path}: {counted(len(repeated), 'task')} repeat{'s' * (not many)} the text of an earlier one "
-                      f"({repeated[0][0]}, as {repeated[0][1]}): each is a document, so one text can be in both train "
-                      "and dev; remove the duplicates in Label Studio")
+    warn_of_repeats(str(path), "task", repeated_ids, "the document id")
+    warn_of_repeats(str(path), "task", [f"{where}, as {first}" for where, first in repeated], "the text",
+                    "remove the duplicates in Label Studio")
     selection.warn_of_units(str(path))
     selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)

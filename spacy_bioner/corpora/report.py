@@ -6,6 +6,7 @@ entity they repaired, moved to token boundaries or dropped in a
 lost more than a given fraction of its entities.
 """
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
@@ -13,6 +14,7 @@ from typing import List, Optional, Sequence
 from spacy.tokens import Doc
 
 from ..annotation import spans_of
+from ..messages import counted
 
 
 class ConversionError(ValueError):
@@ -147,3 +149,12 @@ def _n_sents(doc: Doc) -> int:
     if doc.has_annotation("SENT_START"):
         return sum(1 for _ in doc.sents)
     return 1
+
+
+def warn_of_repeats(source: str, noun: str, repeats: Sequence[str], what: str, advice: str = "") -> None:
+    """Warn that the records at `repeats` (each where it is, and where the first was) hold `what` of an
+    earlier one ("the text", "the id"): each is a document of its own, so that one text could land in
+    both train and dev."""
+    if repeats:
+        warnings.warn(f"{source}: {counted(len(repeats), noun)} with {what} of an earlier one ({repeats[0]}): each "
+                      "is a document, so one text can be in both train and dev" + (f"; {advice}" if advice else ""))
