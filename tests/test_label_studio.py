@@ -268,6 +268,59 @@ def test_offsets_auto_reads_a_project_of_both_units(tmp_path, bio_nlp):
     assert result.exit_code == 1 and "--offset-units auto needs each mention's text" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "stamps,chosen,why",
+    [
+        # Django leaves out a zero microsecond; "." sorts before "Z" as text.
+        (("2026-12-01T10:00:00Z", "2026-12-01T10:00:00.500000Z"), 2, "the one updated last"),
+        (("2026-12-01T10:00:00+02:00", "2026-12-01T09:30:00+00:00"), 2, "the one updated last"),
+        ((None, None), 1, "the first (no dates)"),
+    ],
+)
+def test_updated_last_by_time_not_by_text(tmp_path, bio_nlp, stamps, chosen, why):
+    annotations = [annotation(k, [result(ASPIRIN, 0, 7, "Chemical")] * (k == 2), updated=stamp)
+                   for k, stamp in enumerate(stamps, start=1)]
+    with pytest.warns(UserWarning, match="1 task has several annotations"):
+        docs, report = read_label_studio(export(tmp_path / "x.json", [task(1, ASPIRIN, annotations)]), bio_nlp)
+    assert ents(docs[0]) == ([("Aspirin", "Chemical")] if chosen == 2 else [])
+    assert [i.reason for i in report.issues] == [f"another annotation of the task: {chosen}, {why}, is converted"]
+
+
+def test_json_min_regions_with_no_offsets_are_refused_and_a_data_field_named_data_is_read(tmp_path, bio_nlp):
+    record = {"id": 1, "text": ASPIRIN, "annotation_id": 3, "updated_at": None,
+              "html": [{"start": "/p[1]", "end": "/p[1]", "startOffset": 0, "endOffset": 7,
+                        "hypertextlabels": ["Chemical"]}]}
+    with pytest.raises(ConversionError, match=r"task 1 annotation 3 html: HyperText labels give XPaths"):
+        read_label_studio(export(tmp_path / "html.json", [record]), bio_nlp)
+    record = {"id": 1, "text": ASPIRIN, "data": "a field of the task", "annotation_id": 3,
+              "label": [{"start": 0, "end": 7, "text": "Aspirin", "labels": ["Chemical"]}]}
+    docs, _ = read_label_studio(export(tmp_path / "min.json", [record]), bio_nlp)
+    assert ents(docs[0]) == [("Aspirin", "Chemical")]
+
+
+def test_json_lines_of_tasks_with_line_separators_inside_their_texts(tmp_path, bio_nlp):
+    """U+2028 and U+0085 may stand raw inside a JSON string: a line of JSON Lines ends at "\\n" alone."""
+    tasks = [labelled(k, f"Aspirin{sep}prevents infarction.", [(0, 7, "Chemical")]) for k, sep in
+             ((1, "\u2028"), (2, "\u0085"))]
+    path = tmp_path / "x.jsonl"
+    path.write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in tasks), encoding="utf8")
+    docs, _ = read_label_studio(path, bio_nlp)
+    assert [ents(doc) for doc in docs] == [[("Aspirin", "Chemical")]] * 2
+
+
+def test_offsets_auto_counts_mentions_without_a_text_to_check(tmp_path, bio_nlp):
+    item = labelled(1, ASPIRIN, [(0, 7, "Chemical")])
+    del item["annotations"][0]["result"][0]["value"]["text"]
+    with pytest.warns(UserWarning, match="1 mention came without a text to check, so --offset-units auto read"):
+        docs, _ = read_label_studio(export(tmp_path / "x.json", [item]), bio_nlp, offset_units="auto")
+    assert ents(docs[0]) == [("Aspirin", "Chemical")]
+
+
+def test_a_blank_task_id_is_no_id(tmp_path, bio_nlp):
+    docs, _ = read_label_studio(export(tmp_path / "x.json", [{**labelled(1, ASPIRIN, []), "id": " "}]), bio_nlp)
+    assert "pmid" not in docs[0].user_data
+
+
 def test_a_region_of_two_labels_keeps_one_and_reports_the_other(tmp_path, bio_nlp):
     """A region may carry several labels; a flat tagging holds one span a token: the other is dropped,
     and counted as lost (towards --max-loss)."""

@@ -50,7 +50,7 @@ from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
 from .report import DROPPED, EXCLUDED, RELATION, ConversionError, ConversionReport, Issue, warn_of_repeats
-from .text import PathLike, json_objects, read_json_values
+from .text import PathLike, json_id, json_objects, read_json_values
 
 # The infons of an annotation that hold its kb id, in the order they are looked for.
 KB_ID_INFONS = ("identifier", "MESH", "concept_id")
@@ -117,7 +117,8 @@ def read_bioc(
                                   sentence_starts_at=starts))
     if not docs:
         raise ConversionError(f"{path}: no BioC document")
-    warn_of_repeats(str(path), "document", repeated, "the id")
+    warn_of_repeats(str(path), "document", repeated, "the id",
+                    "the id no longer tells them apart (the same text twice could be in both train and dev)")
     selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)
     return docs, report
@@ -247,10 +248,10 @@ def _json_document_objects(value: Any, where: str) -> Iterator[Any]:
 
 
 def _json_document(value: Dict[str, Any], where: str) -> _Document:
-    doc_id = value.get("id")
-    if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)) or not str(doc_id).strip():
-        raise ConversionError(f"{where}: a document without an id ({json.dumps(doc_id)})")
-    document = _Document(str(doc_id).strip(), where)
+    doc_id = json_id(value.get("id"))
+    if doc_id is None:
+        raise ConversionError(f"{where}: a document without an id ({json.dumps(value.get('id'))})")
+    document = _Document(doc_id, where)
     named = f"{where} document {document.id}"
     for passage in json_objects(value, "passages", named):
         sentences = json_objects(passage, "sentences", named)

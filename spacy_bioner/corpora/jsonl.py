@@ -31,7 +31,6 @@ offsets, and Prodigy's `data-to-spacy` needs Prodigy.
 """
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Set, Tuple
 
@@ -40,13 +39,11 @@ from spacy.tokens import Doc
 
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import CharacterOffsets, Mention, OffsetUnits, annotated_doc
-from .report import SKIPPED, ConversionError, ConversionReport, Issue, warn_of_repeats
-from .text import PathLike, iter_lines
+from .report import SKIPPED, TEXT_IN_TRAIN_AND_DEV, ConversionError, ConversionReport, Issue, warn_of_repeats
+from .text import PathLike, iter_lines, json_id, record_text
 
 # Prodigy's answer of an example that holds its annotation; without an "answer", a record is read.
 ACCEPTED = "accept"
-# JSON's "\ud83d" alone decodes to a lone surrogate, which no tokenizer or DocBin can encode.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_jsonl(
@@ -89,11 +86,11 @@ def read_jsonl(
                                   "suggested span, and says nothing of the text's other entities; convert "
                                   "ner.manual or ner.correct annotations")
         text = record_text(record, text_key, where)
-        doc_id = record.get(id_key)
+        doc_id = json_id(record.get(id_key))
+        if doc_id is None and record.get(id_key) is not None and not isinstance(record.get(id_key), str):
+            raise ConversionError(f"{where}: the {id_key!r} field is no string or integer: "
+                                  f"{json.dumps(record.get(id_key))[:40]}")
         if doc_id is not None:
-            if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
-                raise ConversionError(f"{where}: the {id_key!r} field is no string or integer: "
-                                      f"{json.dumps(doc_id)[:40]}")
             where = f"{where} {id_key} {doc_id}"
         if first_line.setdefault(text, lineno) != lineno:
             repeated.append((lineno, first_line[text]))
@@ -101,7 +98,7 @@ def read_jsonl(
         mentions = [_mention(entity, offsets, f"{where} entity {k}") for k, entity in
                     enumerate(_entities(record, entities_key, where), start=1)]
         docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where,
-                                  doc_id=None if doc_id is None else str(doc_id)))
+                                  doc_id=doc_id))
     if not docs:
         raise ConversionError(f"{path}:1: no record to convert" + (f" ({len(report.of_kind(SKIPPED))} not accepted)"
                                                                     if report.issues else ""))
@@ -109,22 +106,9 @@ def read_jsonl(
         raise ConversionError(f"{path}: no record has a {entities_key!r} field, the entities: name theirs with "
                               f"--entities-key (the records' fields: {', '.join(sorted(keys))})")
     warn_of_repeats(str(path), "record", [f"line {line}, as line {first}" for line, first in repeated], "the text",
-                    "merge them first (Prodigy's review recipe)")
+                    f"{TEXT_IN_TRAIN_AND_DEV}; merge them first (Prodigy's review recipe)")
     report.count_docs(docs, spans_key)
     return docs, report
-
-
-def record_text(record: dict, text_key: str, where: str) -> str:
-    """The record's text, refused where it is none the tokenizer reads."""
-    text = record.get(text_key)
-    if not isinstance(text, str) or not text.strip():
-        what = "no" if text_key not in record else "an empty" if isinstance(text, str) else "a non-string"
-        raise ConversionError(f"{where}: {what} {text_key!r} field (the text; --text-key names another)")
-    surrogate = _SURROGATE.search(text)
-    if surrogate is not None:
-        raise ConversionError(f"{where}: half a UTF-16 pair ({surrogate.group()!a}) at character {surrogate.start()}: "
-                              "the text was cut inside a character")
-    return text
 
 
 def _entities(record: dict, entities_key: str, where: str) -> List[Any]:

@@ -63,6 +63,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, Set, Tuple, get_args
 
@@ -71,10 +72,18 @@ from spacy.tokens import Doc
 
 from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
-from .jsonl import record_text
 from .offsets import AnnotationSelection, Mention, MentionUnits, annotated_doc
-from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue, warn_of_repeats
-from .text import PathLike, json_objects, read_json_values
+from .report import (
+    EXCLUDED,
+    RELATION,
+    SKIPPED,
+    TEXT_IN_TRAIN_AND_DEV,
+    ConversionError,
+    ConversionReport,
+    Issue,
+    warn_of_repeats,
+)
+from .text import PathLike, json_id, json_objects, read_json_values, record_text
 
 # The data field of the document id in the tasks that `python -m spacy_bioner export-tasks` writes.
 EXPORTED_ID_KEY = "doc_id"
@@ -97,7 +106,7 @@ class _Annotation:
     results: List[Dict[str, Any]]
     cancelled: bool = False
     ground_truth: bool = False
-    updated_at: str = ""
+    updated_at: Optional[datetime] = None  # None where the export does not say
 
 
 @dataclass
@@ -175,9 +184,11 @@ def read_label_studio(
         warnings.warn(f"{path}: {counted(exported_ids, 'task')} {'has' if exported_ids == 1 else 'have'} the document "
                       f"id that export-tasks writes in their data, but the documents take Label Studio's task ids: "
                       f"--id-key {EXPORTED_ID_KEY} takes those")
-    warn_of_repeats(str(path), "task", repeated_ids, "the document id")
+    warn_of_repeats(str(path), "task", repeated_ids, "the document id",
+                    "the id no longer tells them apart (exports of two projects joined?); --id-key names a data "
+                    "field of unique ids")
     warn_of_repeats(str(path), "task", [f"{where}, as {first}" for where, first in repeated], "the text",
-                    "remove the duplicates in Label Studio")
+                    f"{TEXT_IN_TRAIN_AND_DEV}; remove the duplicates in Label Studio")
     selection.warn_of_units(str(path))
     selection.warn_of_types_not_found(str(path))
     report.count_docs(docs, spans_key)
@@ -186,12 +197,12 @@ def read_label_studio(
 
 def _data_id(task: _Task, id_key: str) -> str:
     """The document id in the task's data field `id_key`."""
-    value = task.data.get(id_key)
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        what = "no" if id_key not in task.data else f"a {json.dumps(value)[:40]} as its"
+    doc_id = json_id(task.data.get(id_key))
+    if doc_id is None:
+        what = "no" if id_key not in task.data else f"a {json.dumps(task.data.get(id_key))[:40]} as its"
         raise ConversionError(f"{task.where} data: {what} {id_key!r} field (the document id; --id-key names "
                               "another, or leave it out for the task's id)")
-    return str(value).strip()
+    return doc_id
 
 
 def _chosen_annotation(task: _Task, choice: AnnotationChoice, report: ConversionReport, doc_index: int,
@@ -215,8 +226,11 @@ def _chosen_annotation(task: _Task, choice: AnnotationChoice, report: Conversion
         raise ConversionError(f"{task.where}: several annotations, and a JSON-MIN export does not say which is the "
                               "ground truth: export JSON for --annotation ground-truth")
     ground_truth = [annotation for annotation in live if annotation.ground_truth] if choice == "ground-truth" else []
-    chosen = max(ground_truth or live, key=lambda annotation: annotation.updated_at)
-    why = "marked ground truth" if ground_truth else "the one updated last"
+    candidates = ground_truth or live
+    dated = [annotation for annotation in candidates if annotation.updated_at is not None]
+    # Ties (a bulk import's) and undated annotations: the first in the export.
+    chosen = max(dated, key=lambda annotation: annotation.updated_at) if dated else candidates[0]
+    why = "marked ground truth" if ground_truth else "the one updated last" if dated else "the first (no dates)"
     for annotation in live:
         if annotation is not chosen:
             report.issues.append(Issue(SKIPPED, f"{task.where} annotation {annotation.id}",
@@ -289,15 +303,16 @@ def _tasks(path: Path, text_key: str) -> Iterator[_Task]:
             position += 1
             if not isinstance(item, dict):
                 raise ConversionError(f"{where}: item {position} is a JSON {type(item).__name__}, not a task")
-            task_id = item.get("id")
-            if task_id is not None and (isinstance(task_id, bool) or not isinstance(task_id, (str, int))):
+            task_id = json_id(item.get("id"))
+            if task_id is None and item.get("id") is not None and not isinstance(item.get("id"), str):
                 raise ConversionError(f"{where}: item {position}'s id is no string or integer: "
-                                      f"{json.dumps(task_id)[:40]}")
+                                      f"{json.dumps(item.get('id'))[:40]}")
             named = f"{path} task {task_id}" if task_id is not None else f"{where} item {position}"
-            if "data" in item:
-                yield _task(item, named)
-            elif "annotation_id" in item:
-                _merge_min_record(item, named, text_key, merged)
+            # JSON-MIN's data fields are at the top, and may include one named "data".
+            if "annotation_id" in item:
+                _merge_min_record(item, task_id, named, text_key, merged)
+            elif "data" in item:
+                yield _task(item, task_id, named)
             else:
                 raise ConversionError(
                     f"{named}: neither a task of Label Studio's JSON export (with \"data\" and \"annotations\") "
@@ -306,47 +321,72 @@ def _tasks(path: Path, text_key: str) -> Iterator[_Task]:
     yield from merged.values()
 
 
-def _task(item: Dict[str, Any], where: str) -> _Task:
+def _task(item: Dict[str, Any], task_id: Optional[str], where: str) -> _Task:
     """A task of the JSON export (older versions call its annotations "completions")."""
     data = item["data"]
     if not isinstance(data, dict):
         raise ConversionError(f"{where}: \"data\" is a JSON {type(data).__name__}, not an object of fields")
     annotations = json_objects(item, "annotations" if "annotations" in item else "completions", where)
-    task_id = item.get("id")
     predictions = item.get("predictions") or []
     if not isinstance(predictions, list):
         raise ConversionError(f"{where}: 'predictions' is no list (of predictions or their ids)")
-    task = _Task(None if task_id is None else str(task_id), where, data, predictions=len(predictions))
+    task = _Task(task_id, where, data, predictions=len(predictions))
     for number, annotation in enumerate(annotations, start=1):
         annotation_id = annotation.get("id", f"#{number}")
         task.annotations.append(_Annotation(
             str(annotation_id), json_objects(annotation, "result", f"{where} annotation {annotation_id}"),
             cancelled=bool(annotation.get("was_cancelled") or annotation.get("skipped")),
             ground_truth=bool(annotation.get("ground_truth")),
-            updated_at=str(annotation.get("updated_at") or annotation.get("created_at") or ""),
+            updated_at=_updated_at(annotation, f"{where} annotation {annotation_id}"),
         ))
     return task
 
 
-def _merge_min_record(record: Dict[str, Any], where: str, text_key: str,
+def _merge_min_record(record: Dict[str, Any], task_id: Optional[str], where: str, text_key: str,
                       merged: Dict[Tuple[str, Optional[str]], _Task]) -> None:
     """A JSON-MIN record, as an annotation of its task (a record without an annotation_id is a task
-    not annotated). Its entities are the lists of regions with "labels", one per Labels control."""
-    task_id = record.get("id")
+    not annotated). Its entities are the lists of regions with "labels", one per Labels control;
+    regions of HyperText or paragraph labels are refused, as in the JSON export. Its other results
+    (choices, text areas) cannot be told from the task's data fields, and are not counted."""
     text = record.get(text_key)
-    key = (where if task_id is None else str(task_id), text if isinstance(text, str) else None)
+    key = (where if task_id is None else task_id, text if isinstance(text, str) else None)
     data = {name: value for name, value in record.items() if name != "id"}
-    task = merged.setdefault(key, _Task(None if task_id is None else str(task_id), where, data,
-                                        ground_truth_known=False))
+    task = merged.setdefault(key, _Task(task_id, where, data, ground_truth_known=False))
     if record.get("annotation_id") is None:
         return
-    results = [{"type": "labels", "from_name": name, "id": f"{name}[{i}]", "value": region}
-               for name, regions in record.items() if _are_label_regions(regions)
-               for i, region in enumerate(regions)]
+    annotation_where = f"{where} annotation {record['annotation_id']}"
+    results = []
+    for name, regions in record.items():
+        kind = _regions_kind(regions)
+        if kind in _NO_OFFSETS:
+            raise ConversionError(f"{annotation_where} {name}: {_NO_OFFSETS[kind]}, not offsets of a text: label "
+                                  "texts with <Labels> on a <Text> tag")
+        if kind == "labels":
+            results += [{"type": "labels", "from_name": name, "id": f"{name}[{i}]", "value": region}
+                        for i, region in enumerate(regions)]
     task.annotations.append(_Annotation(str(record["annotation_id"]), results,
-                                        updated_at=str(record.get("updated_at") or record.get("created_at") or "")))
+                                        updated_at=_updated_at(record, annotation_where)))
 
 
-def _are_label_regions(value: Any) -> bool:
-    """Whether a JSON-MIN field is a Labels control's regions."""
-    return isinstance(value, list) and bool(value) and all(isinstance(x, dict) and "labels" in x for x in value)
+def _regions_kind(value: Any) -> Optional[str]:
+    """The kind of a JSON-MIN field that holds a control's regions ("labels", "hypertextlabels",
+    ...: the key of their labels), None for any other field."""
+    if not isinstance(value, list) or not value or not all(isinstance(x, dict) for x in value):
+        return None
+    kinds = {key for region in value for key in ("labels", *_NO_OFFSETS) if key in region}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _updated_at(annotation: Dict[str, Any], where: str) -> Optional[datetime]:
+    """When the annotation was last updated (or else created), as an aware datetime (naive ones read
+    as UTC); None where the export does not say."""
+    stamp = annotation.get("updated_at") or annotation.get("created_at")
+    if not stamp:
+        return None
+    text = str(stamp)
+    try:
+        # Python before 3.11 reads no "Z" for UTC.
+        when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+    except ValueError:
+        raise ConversionError(f"{where}: {json.dumps(stamp)[:40]} is no ISO 8601 time (updated_at)") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)

@@ -29,6 +29,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..annotation import longest_first, select_non_overlapping
+from ..messages import counted
 from ..tokenizer import INVISIBLE, is_blank, set_sentence_starts
 from .iob import set_entities
 from .report import COMPOSITE, DROPPED, DUPLICATE, EXCLUDED, EXPANDED, ConversionError, ConversionReport, Issue
@@ -122,6 +123,7 @@ class AnnotationSelection:
         self.auto = auto
         self.types_seen: Set[str] = set()
         self.read_as: Counter = Counter()  # with "auto": the mentions read in each of the units
+        self.unchecked = 0  # with "auto": mentions without their text, read as characters
         self._offsets: Dict[str, CharacterOffsets] = {}  # of the text of the last mention, by units
 
     def keeps_type(self, label: str, where: str, report: ConversionReport, doc_index: int) -> bool:
@@ -176,7 +178,9 @@ class AnnotationSelection:
             hint = ("read as characters and as UTF-16 units" if len(tried) > 1 else
                     _units_hint(text, given, converted, given_text, tried[0], where, self.auto))
             raise ConversionError(f"{where}: {problem.format(offsets=described)} ({hint})")
-        if self.offset_units == "auto":
+        if self.offset_units == "auto" and given_text is None:
+            self.unchecked += 1
+        elif self.offset_units == "auto":
             self.read_as[units] += 1
         fragments.sort()
         start, end = fragments[0][0], fragments[-1][1]
@@ -206,6 +210,9 @@ class AnnotationSelection:
             warnings.warn(f"{source}: the offsets of {self.read_as['utf-16']:,} of {sum(self.read_as.values()):,} "
                           "mentions count UTF-16 units, as Java and JavaScript count, and were read so "
                           "(--offset-units auto)")
+        if self.unchecked:
+            warnings.warn(f"{source}: {counted(self.unchecked, 'mention')} came without a text to check, so --offset-units auto "
+                          "read the offsets as characters, unchecked")
 
     def warn_of_types_not_found(self, source: str) -> None:
         """Warn of the types asked for that no annotation has (a typo, or another case)."""

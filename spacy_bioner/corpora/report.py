@@ -151,10 +151,14 @@ def _n_sents(doc: Doc) -> int:
     return 1
 
 
-def warn_of_repeats(source: str, noun: str, repeats: Sequence[str], what: str, advice: str = "") -> None:
-    """Warn that the records at `repeats` (each where it is, and where the first was) hold `what` of an
-    earlier one ("the text", "the id"): each is a document of its own, so that one text could land in
-    both train and dev."""
+# What a text given twice does to a corpus: each copy is a document of its own.
+TEXT_IN_TRAIN_AND_DEV = "each is a document, so one text can be in both train and dev"
+
+
+def warn_of_repeats(source: str, noun: str, repeats: Sequence[str], what: str,
+                    consequence: str = TEXT_IN_TRAIN_AND_DEV) -> None:
+    """Warn that the records at `repeats` (each where it is, and where the first was) hold `what` of
+    an earlier one ("the text", "the id"), and what follows (`consequence`, with any advice)."""
     if repeats:
-        warnings.warn(f"{source}: {counted(len(repeats), noun)} with {what} of an earlier one ({repeats[0]}): each "
-                      "is a document, so one text can be in both train and dev" + (f"; {advice}" if advice else ""))
+        warnings.warn(f"{source}: {counted(len(repeats), noun)} with {what} of an earlier one ({repeats[0]}): "
+                      f"{consequence}")

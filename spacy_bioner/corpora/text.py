@@ -9,8 +9,9 @@ one-line message naming the file and line; a truncated or corrupt `.gz` or
 import codecs
 import contextlib
 import json
+import re
 from pathlib import Path
-from typing import IO, Any, Iterator, List, Tuple, Union
+from typing import IO, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..compressed import DECOMPRESSION_ERRORS, describe_error, is_system_error, open_bytes
 from .report import ConversionError
@@ -18,6 +19,8 @@ from .report import ConversionError
 PathLike = Union[str, Path]
 
 READ_CHUNK = 1 << 20
+# JSON's "\ud83d" alone decodes to a lone surrogate, which no tokenizer or DocBin can encode.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_lines(path: PathLike) -> List[str]:
@@ -88,7 +91,8 @@ def read_json_values(path: PathLike) -> List[Tuple[Any, str]]:
         if e.msg != "Extra data":
             raise ConversionError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
     values = []
-    for lineno, text_line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" alone, as `iter_lines` reads them: a JSON string may hold U+2028 or U+0085 raw.
+    for lineno, text_line in enumerate(text.split("\n"), start=1):
         if text_line.strip():
             try:
                 values.append((json.loads(text_line), f"{path}:{lineno}"))
@@ -106,6 +110,27 @@ def json_objects(value: Any, key: str, where: str) -> List[Any]:
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise ConversionError(f"{where}: {key!r} is no list of objects")
     return items
+
+
+def record_text(record: Dict[str, Any], text_key: str, where: str) -> str:
+    """The text in a JSON record's field `text_key`, refused where it is none the tokenizer reads."""
+    text = record.get(text_key)
+    if not isinstance(text, str) or not text.strip():
+        what = "no" if text_key not in record else "an empty" if isinstance(text, str) else "a non-string"
+        raise ConversionError(f"{where}: {what} {text_key!r} field (the text; --text-key names another)")
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:
+        raise ConversionError(f"{where}: half a UTF-16 pair ({surrogate.group()!a}) at character {surrogate.start()}: "
+                              "the text was cut inside a character")
+    return text
+
+
+def json_id(value: Any) -> Optional[str]:
+    """A JSON value as a document id: a string or an integer (not a boolean), stripped; None where it
+    is none (null, a blank string) or no id (anything else)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        return None
+    return str(value).strip()
 
 
 def _decode(path: Path, block: bytes, offset: int, line: int) -> str:
