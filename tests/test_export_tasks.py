@@ -134,6 +134,17 @@ def test_what_cannot_be_exported_is_refused(run_dir: Path, tmp_path: Path) -> No
     assert not (tmp_path / "t.json").exists() and not (tmp_path / "t.jsonl").exists()
 
 
+def test_the_tasks_and_the_config_are_written_together_into_new_folders(run_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["export-tasks", str(run_dir), str(tmp_path / "a" / "t.json"), "--tool",
+                                 "label-studio", "--config", str(tmp_path / "b" / "c.xml")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "a" / "t.json").read_text()) and "<Labels" in (tmp_path / "b" / "c.xml").read_text()
+    result = runner.invoke(app, ["export-tasks", str(run_dir), str(tmp_path / "same.json"), "--tool", "label-studio",
+                                 "--config", str(tmp_path / "." / "same.json")])
+    assert result.exit_code == 1 and "--config must differ from OUTPUT" in result.stderr
+    assert not (tmp_path / "same.json").exists()
+
+
 def test_an_unfinished_run_is_exported_with_a_warning(tiny_pipeline: Path, tmp_path: Path) -> None:
     output = tmp_path / "out"
     annotate(str(tiny_pipeline), [PUBMED_BASELINE], output, Options(shard_size=8, fmt="jsonl"), stop_after_shards=2)

@@ -42,7 +42,7 @@ from xml.sax.saxutils import quoteattr
 from spacy import util
 
 from ..corpora.label_studio import EXPORTED_ID_KEY
-from ..files import atomic_write
+from ..files import atomic_write_all
 from .output import RUN_FILE, SUMMARY_FILE, read_table, shard_names
 
 Tool = Literal["label-studio", "prodigy", "doccano"]
@@ -72,9 +72,11 @@ def export_tasks(
     spans_key: Optional[str] = None,
     from_name: str = "label",
     to_name: str = "text",
+    config: Optional[Path] = None,
 ) -> ExportedTasks:
     """Write the annotated documents of the run in `run_dir` to `output` as `tool`'s tasks (see the
-    module docstring), atomically; what was written is returned."""
+    module docstring), and a Label Studio labeling config with the pipeline's labels to `config` if
+    given: both or neither, each atomically, their folders made; what was written is returned."""
     if tool not in TOOLS:
         raise ValueError(f"tool must be one of {', '.join(TOOLS)}, not {tool!r}")
     run = _run(run_dir)
@@ -96,8 +98,17 @@ def export_tasks(
                 exported.entities.update(entity["label"] for entity in entities)
             writer.close()
 
-    atomic_write(output, write)
-    exported.labels = sorted(set(_pipeline_labels(model.get("model", ""), spans_key)) | set(exported.entities))
+    def write_config(tmp: Path) -> None:  # after the tasks, whose labels are among its labels
+        tmp.write_text(labeling_config(labels(), from_name, to_name), encoding="utf8")
+
+    def labels() -> List[str]:
+        return sorted(set(_pipeline_labels(model.get("model", ""), spans_key)) | set(exported.entities))
+
+    for path in (output, config):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_all([(output, write)] + ([(config, write_config)] if config is not None else []))
+    exported.labels = labels()
     return exported
 
 

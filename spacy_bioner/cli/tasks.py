@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ..annotate.tasks import TOOLS, TasksError, export_tasks, labeling_config
+from ..annotate.tasks import TOOLS, TasksError, export_tasks
 from ..messages import counted
 from ._util import app, check_output_file, fail, given_options
 
@@ -62,13 +62,15 @@ def export_tasks_command(
     check_output_file(output, "OUTPUT")
     if config is not None:
         check_output_file(config, "--config")
+        if config.resolve() == output.resolve():
+            raise fail("--config must differ from OUTPUT")
     try:
         exported = export_tasks(run_dir, output, tool.value, spans_key=spans_key, from_name=from_name,
-                                to_name=to_name)
+                                to_name=to_name, config=config)
     except TasksError as e:
         raise fail(str(e)) from None
     except OSError as e:
-        raise fail(f"cannot write {output}: {e.strerror or e}") from None
+        raise fail(f"cannot write {e.filename or output}: {e.strerror or e}; nothing written") from None
     if not exported.complete:
         typer.echo(f"Warning: the run in {run_dir} has not finished (its summary.json does not say complete): "
                    "the tasks hold the documents of its finished shards", err=True)
@@ -78,7 +80,6 @@ def export_tasks_command(
     for label, count in sorted(exported.entities.items()):
         typer.echo(f"  {label:30} {count}")
     if config is not None:
-        config.write_text(labeling_config(exported.labels, from_name, to_name), encoding="utf8")
         typer.echo(f"Wrote {config}: a Label Studio labeling config with the labels {', '.join(exported.labels)}")
     # doc.ents alone trains every head on its own labels; one head's spans go back under its key.
     key = "--ents-only" if spans_key is None else f"--spans-key {spans_key}"
