@@ -585,7 +585,8 @@ class BioNER(TrainablePipe):
             warnings.warn(
                 f"{self.name}: none of the first {seen} training documents is annotated for this head "
                 f"(doc.spans[{self.spans_key!r}], or doc.ents in a document without span groups): it learns "
-                "nothing from them. " + (self._hidden_ents_note(hidden) if hidden else
+                "nothing from them (unless its corpus comes after them in an unshuffled stream, max_epochs = -1). "
+                + (self._hidden_ents_note(hidden) if hidden else
                                          "Convert the corpus with --spans-key naming the head's key.")
             )
 
