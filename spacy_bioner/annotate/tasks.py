@@ -32,11 +32,12 @@ own converter (label-studio-sdk) goes the other way, from its exports.
 """
 
 import configparser
+import functools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, Literal, Optional, Tuple, get_args
+from typing import Any, Dict, Iterator, List, Literal, Optional, Tuple, get_args
 from xml.sax.saxutils import quoteattr
 
 from spacy import util
@@ -88,15 +89,19 @@ def export_tasks(
     model = run["model"]
     model_version = f"{model.get('name', '')} {model.get('version', '')} ({model.get('digest', '')[:12]})"
 
+    make_task = functools.partial(_label_studio_task, model_version=model_version, from_name=from_name,
+                                  to_name=to_name) if tool == "label-studio" else _TASKS[tool]
+    as_list = tool == "label-studio"  # a JSON list, a task a line; the others JSON Lines
+
     def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf8") as f:
-            writer = _LabelStudioWriter(f, model_version, from_name, to_name) if tool == "label-studio" \
-                else _JsonLinesWriter(f, tool)
+            f.write("[" if as_list else "")
             for document, entities in _documents(run_dir, run["format"], spans_key, exported):
-                writer.write(document, entities)
+                line = json.dumps(make_task(document, entities), ensure_ascii=False)
+                f.write((("\n" if not exported.tasks else ",\n") + line) if as_list else (line + "\n"))
                 exported.tasks += 1
                 exported.entities.update(entity["label"] for entity in entities)
-            writer.close()
+            f.write("\n]\n" if as_list else "")
 
     def write_config(tmp: Path) -> None:  # after the tasks, whose labels are among its labels
         tmp.write_text(labeling_config(labels(), from_name, to_name), encoding="utf8")
@@ -164,7 +169,7 @@ def _documents(run_dir: Path, fmt: str, spans_key: Optional[str],
     for shard in shard_names(run_dir):
         entities: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
         for row in read_table(run_dir, "entities", fmt, [shard]):
-            if (row["in_ents"] and spans_key is None) or (spans_key is not None and row["spans_key"] == spans_key):
+            if row["in_ents"] if spans_key is None else row["spans_key"] == spans_key:
                 entities.setdefault((row["source"], row["record"]), []).append(row)
         for document in read_table(run_dir, "documents", fmt, [shard]):
             if document["status"] != "annotated":
@@ -174,51 +179,37 @@ def _documents(run_dir: Path, fmt: str, spans_key: Optional[str],
             yield document, sorted(rows, key=lambda row: (row["start_char"], row["end_char"]))
 
 
-class _JsonLinesWriter:
-    """Prodigy's and doccano's tasks, a JSON object a line."""
-
-    def __init__(self, f: IO[str], tool: Tool) -> None:
-        self.f = f
-        self.tool = tool
-
-    def write(self, document: Dict[str, Any], entities: List[Dict[str, Any]]) -> None:
-        if self.tool == "prodigy":
-            task = {"text": document["text"],
-                    "spans": [{"start": e["start_char"], "end": e["end_char"], "label": e["label"],
-                               **({"score": e["score"]} if e["score"] is not None else {})} for e in entities],
-                    "meta": {"doc_id": document["doc_id"]}, "id": document["doc_id"]}
-        else:
-            task = {"text": document["text"], "label": [[e["start_char"], e["end_char"], e["label"]] for e in entities],
-                    "id": document["doc_id"]}
-        self.f.write(json.dumps(task, ensure_ascii=False) + "\n")
-
-    def close(self) -> None:
-        pass
+def _scored(entity: Dict[str, Any]) -> Dict[str, float]:
+    """The entity's score as a task field, where it has one."""
+    return {"score": entity["score"]} if entity["score"] is not None else {}
 
 
-class _LabelStudioWriter:
-    """Label Studio's tasks with predictions, a JSON list written a task at a time."""
+def _prodigy_task(document: Dict[str, Any], entities: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """A Prodigy task: the text and its spans (ner.manual shows them highlighted)."""
+    return {"text": document["text"],
+            "spans": [{"start": e["start_char"], "end": e["end_char"], "label": e["label"], **_scored(e)}
+                      for e in entities],
+            "meta": {"doc_id": document["doc_id"]}, "id": document["doc_id"]}
 
-    def __init__(self, f: IO[str], model_version: str, from_name: str, to_name: str) -> None:
-        self.f = f
-        self.model_version = model_version
-        self.from_name = from_name
-        self.to_name = to_name
-        self.first = True
-        f.write("[")
 
-    def write(self, document: Dict[str, Any], entities: List[Dict[str, Any]]) -> None:
-        regions = [{
-            "id": f"e{number}", "from_name": self.from_name, "to_name": self.to_name, "type": "labels",
-            "value": {"start": e["start_char"], "end": e["end_char"], "text": e["text"], "labels": [e["label"]]},
-            **({"score": e["score"]} if e["score"] is not None else {}),
-        } for number, e in enumerate(entities, start=1)]
-        scores = [e["score"] for e in entities if e["score"] is not None]
-        prediction = {"model_version": self.model_version, "result": regions,
-                      **({"score": min(scores)} if scores else {})}
-        task = {"data": {"text": document["text"], EXPORTED_ID_KEY: document["doc_id"]}, "predictions": [prediction]}
-        self.f.write(("\n" if self.first else ",\n") + json.dumps(task, ensure_ascii=False))
-        self.first = False
+def _doccano_task(document: Dict[str, Any], entities: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """A task of doccano's sequence-labelling import."""
+    return {"text": document["text"], "label": [[e["start_char"], e["end_char"], e["label"]] for e in entities],
+            "id": document["doc_id"]}
 
-    def close(self) -> None:
-        self.f.write("\n]\n")
+
+def _label_studio_task(document: Dict[str, Any], entities: List[Dict[str, Any]], *, model_version: str,
+                       from_name: str, to_name: str) -> Dict[str, Any]:
+    """A Label Studio task with the entities as one prediction, scored by its least sure entity."""
+    regions = [{
+        "id": f"e{number}", "from_name": from_name, "to_name": to_name, "type": "labels",
+        "value": {"start": e["start_char"], "end": e["end_char"], "text": e["text"], "labels": [e["label"]]},
+        **_scored(e),
+    } for number, e in enumerate(entities, start=1)]
+    scores = [e["score"] for e in entities if e["score"] is not None]
+    prediction = {"model_version": model_version, "result": regions, **({"score": min(scores)} if scores else {})}
+    return {"data": {"text": document["text"], EXPORTED_ID_KEY: document["doc_id"]}, "predictions": [prediction]}
+
+
+# The JSON Lines tools' tasks.
+_TASKS = {"prodigy": _prodigy_task, "doccano": _doccano_task}
