@@ -10,6 +10,7 @@ that holds files their runs do not write, and a lock file would be one.
 import errno
 import hashlib
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, Tuple
@@ -55,6 +56,38 @@ def atomic_write_all(files: Sequence[Tuple[Path, Callable[[Path], None]]]) -> No
         for tmp in temporary:
             if tmp.exists():
                 tmp.unlink()
+
+
+def staging_folder(path: Path) -> Path:
+    """A new, empty folder beside `path` (its parents made) for files that `replace_folder` then puts
+    in the place of `path` together."""
+    staged = _temporary(path)
+    if staged.exists():  # left by a killed process of the same id
+        shutil.rmtree(staged)
+    staged.mkdir(parents=True)
+    return staged
+
+
+def replace_folder(staged: Path, path: Path) -> None:
+    """Put the folder `staged` (`staging_folder`) in the place of `path`, a folder replaced whole or
+    nothing. By renames alone: `path` holds the old files or the new ones, never some of each (for an
+    instant none: no system renames a folder over one that is not empty)."""
+    old = None
+    if path.exists():
+        old = _temporary(path).with_name(f"{_temporary(path).name}-old")
+        os.replace(path, old)
+    os.replace(staged, path)
+    _sync_folder(path.parent)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    """Write `data` to `path` and sync it to the disk: a file that a rename will make visible."""
+    with open(path, "wb") as file_:
+        file_.write(data)
+        file_.flush()
+        os.fsync(file_.fileno())
 
 
 def _temporary(path: Path) -> Path:

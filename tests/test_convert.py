@@ -473,7 +473,7 @@ def test_registered_readers(jnlpba_converted, tmp_path):
     assert [eg.reference.text for eg in first] == within[:-1]
     # Refused when read (with the advice), not when the config is resolved (`spacy debug config`).
     missing = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")({"x": str(tmp_path / "missing.spacy")})
-    with pytest.raises(ValueError, match="no such corpus file: x=.*missing.spacy. Convert the corpora first"):
+    with pytest.raises(ValueError, match="no such corpus file or folder: x=.*missing.spacy. Convert the corpora first"):
         next(iter(missing(nlp)))
     (tmp_path / "notes.spacy").write_text("not a DocBin")
     other = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")({"x": str(tmp_path / "notes.spacy")})

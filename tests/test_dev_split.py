@@ -7,7 +7,7 @@ import pytest
 import spacy
 from spacy.util import load_config_from_str
 
-from spacy_bioner.corpora import split_dev
+from spacy_bioner.corpora import DevSplitError, split_dev, split_dev_as_read
 
 NLP = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "spacy_bioner.BioTokenizer.v1"}}})
 
@@ -26,6 +26,25 @@ def test_split_dev_rejects_an_empty_part(dev_docs, problem):
     with pytest.raises(ValueError, match=problem) as err:
         split_dev(list("abcde"), dev_docs)
     assert "dev_docs" in str(err.value) and "from 1 to 4" in str(err.value)
+
+
+def test_a_split_as_read_holds_only_the_last_n_and_is_split_dev():
+    read = []
+
+    def docs():
+        for doc in "abcde":
+            read.append(doc)
+            yield doc
+
+    parts = split_dev_as_read(docs(), 2)
+    # "a" is training once "c" is read: no more than the last two and the one read are held.
+    assert next(parts) == (False, "a") and read == list("abc")
+    rest = list(parts)
+    assert ([doc for is_dev, doc in [(False, "a")] + rest if not is_dev],
+            [doc for is_dev, doc in rest if is_dev]) == split_dev(list("abcde"), 2)
+    assert list(split_dev_as_read(iter("ab"), 0)) == [(False, "a"), (False, "b")]  # 0: no split
+    with pytest.raises(DevSplitError, match="--dev-docs 5 leaves no training documents .5 in all.: set --dev-docs"):
+        list(split_dev_as_read(iter("abcde"), 5, name="--dev-docs"))
 
 
 def test_split_dev_names_the_setting():

@@ -992,7 +992,7 @@ def test_visualize_errors_are_one_line_and_write_nothing(hash_pipeline, tmp_path
         (f"{test_path},{pubmed}", out, f"{pubmed}: not a .spacy (DocBin) file"),
         (str(test_path), folder, f"OUTPUT {folder} is a directory"),
         ("", out, "TEST names no file"),
-        (str(folder), out, f"TEST: not a file: {folder}"),
+        (str(folder), out, f"TEST: {folder}: a folder without .spacy files"),
         (str(tmp_path / "empty.spacy"), out, f"{tmp_path / 'empty.spacy'}: no documents"),
     ):
         result = CliRunner().invoke(app, ["visualize", str(model), test, str(output)])

@@ -116,13 +116,26 @@ def named_values(values: List[str], option: str, metavar: str = "NAME=VALUE") ->
     return named
 
 
-def named_paths(values: List[str], option: str) -> List[Tuple[str, Path]]:
-    """NAME=PATH option values, each path checked to be a file."""
+def named_corpora(values: List[str], option: str) -> List[Tuple[str, Path]]:
+    """NAME=PATH option values, each path checked to be a corpus (`check_input_corpus`)."""
     named = []
     for name, path in named_values(values, option, "NAME=PATH"):
-        check_input_file(Path(path), f"{option} {name}")
+        check_input_corpus(Path(path), f"{option} {name}")
         named.append((name, Path(path)))
     return named
+
+
+def check_input_corpus(path: Path, what: str) -> None:
+    """Refuse a .spacy corpus that is missing, or a folder of no .spacy file (`docbin_files`); a file
+    that is no DocBin is refused when read."""
+    from ..corpora import docbin_files
+
+    if not path.exists():
+        raise fail(f"{what}: no such file or folder: {path}")
+    try:
+        docbin_files(path)
+    except ValueError as e:
+        raise fail(f"{what}: {e}") from None
 
 
 def check_input_file(path: Path, what: str) -> None:
@@ -203,13 +216,14 @@ def refuse_outputs_read(outputs: Dict[str, Optional[Path]], inputs: Dict[str, Op
             raise fail(f"{name} is in {folder}, which {reader} reads: write it elsewhere")
 
 
-def check_output_file(path: Path, what: str) -> None:
+def check_output_file(path: Path, what: str, hint_for_folder: str = "") -> None:
     """Refuse, before any work is done, an output file that could not be written:
-    a directory, or a path whose nearest existing parent is not a writable directory."""
+    a directory (the message ending in `hint_for_folder`, where a folder could be written), or a
+    path whose nearest existing parent is not a writable directory."""
     parent = _nearest_existing(path, what)
     if parent == path.absolute():  # the path exists
         if parent.is_dir():
-            raise fail(f"{what} {path} is a directory; give a file name")
+            raise fail(f"{what} {path} is a directory; give a file name" + hint_for_folder)
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise fail(f"{what} {path} cannot be written: {parent} is not a writable directory")

@@ -2,7 +2,7 @@
 
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional
 
 import typer
 from spacy.tokens import Doc
@@ -18,19 +18,29 @@ from ..corpora import (
     JNLPBA_SPANS_KEY,
     ConversionError,
     ConversionReport,
-    read_bioc,
-    read_brat,
-    read_iob,
-    read_jnlpba,
-    read_jsonl,
-    read_label_studio,
-    read_pubtator,
+    DevSplitError,
+    DocBinWriter,
+    commit_docbins,
+    iter_bioc,
+    iter_brat,
+    iter_iob,
+    iter_jnlpba,
+    iter_jsonl,
+    iter_label_studio,
+    iter_pubtator,
     read_pubtator_texts,
-    split_dev,
-    write_docbins,
+    split_dev_as_read,
 )
 from ..tokenizer import make_bio_nlp
-from ._util import app, check_output_file, fail, given_options, refuse_outputs_read, warnings_on_stderr
+from ._util import (
+    app,
+    check_output_dir,
+    check_output_file,
+    fail,
+    given_options,
+    refuse_outputs_read,
+    warnings_on_stderr,
+)
 
 
 class CorpusFormat(str, Enum):
@@ -95,36 +105,48 @@ def _listed(names: List[str]) -> str:
     return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 
-def _read(
-    fmt: CorpusFormat, path: Path, spans_key: str, options: Dict[str, Any]
-) -> Tuple[List[Doc], ConversionReport]:
-    """Read `path` in format `fmt`, with the command's options that apply to it."""
+def _iter_docs(
+    fmt: CorpusFormat, path: Path, spans_key: str, options: Dict[str, Any], report: ConversionReport
+) -> Iterator[Doc]:
+    """The documents of `path` in format `fmt`, one at a time, read with the command's options that
+    apply to it; what the reader changes goes into `report`."""
     types = options["entity_types"]
     entity_types = None if types is None else [t.strip() for t in types.split(",") if t.strip()]
+    common = dict(report=report, spans_key=spans_key)
     if fmt == CorpusFormat.label_studio:
-        return read_label_studio(path, make_bio_nlp(), spans_key=spans_key, text_key=options["text_key"],
-                                 id_key=options["id_key"], entity_types=entity_types,
-                                 offset_units=options["offset_units"].value, annotation=options["annotation"].value)
+        return iter_label_studio(path, make_bio_nlp(), text_key=options["text_key"], id_key=options["id_key"],
+                                 entity_types=entity_types, offset_units=options["offset_units"].value,
+                                 annotation=options["annotation"].value, **common)
     if fmt in (CorpusFormat.brat, CorpusFormat.bioc):
-        kwargs = dict(spans_key=spans_key, discontinuous=options["discontinuous"].value,
-                      offset_units=options["offset_units"].value, entity_types=entity_types)
+        kwargs = dict(discontinuous=options["discontinuous"].value, offset_units=options["offset_units"].value,
+                      entity_types=entity_types, **common)
         if fmt == CorpusFormat.brat:
-            return read_brat(path, make_bio_nlp(), label_attribute=options["label_attribute"], **kwargs)
-        return read_bioc(path, make_bio_nlp(), **kwargs)
+            return iter_brat(path, make_bio_nlp(), label_attribute=options["label_attribute"], **kwargs)
+        return iter_bioc(path, make_bio_nlp(), **kwargs)
     if fmt == CorpusFormat.jsonl:
-        return read_jsonl(path, make_bio_nlp(), spans_key=spans_key, text_key=options["text_key"],
-                          id_key=options["id_key"] or "id", entities_key=options["entities_key"],
-                          offset_units=options["offset_units"].value)
+        return iter_jsonl(path, make_bio_nlp(), text_key=options["text_key"], id_key=options["id_key"] or "id",
+                          entities_key=options["entities_key"], offset_units=options["offset_units"].value, **common)
     if fmt == CorpusFormat.pubtator:
-        return read_pubtator(path, make_bio_nlp(), spans_key=spans_key)
+        return iter_pubtator(path, make_bio_nlp(), **common)
     if fmt == CorpusFormat.jnlpba:
-        return read_jnlpba(path, make_bio_nlp().vocab, spans_key=spans_key)
+        return iter_jnlpba(path, make_bio_nlp().vocab, **common)
     documents = options["documents"]
     texts = read_pubtator_texts(documents) if documents is not None else None
-    return read_iob(
-        path, make_bio_nlp().vocab, scheme=options["scheme"].value, n_sents=options["n_sents"], spans_key=spans_key,
-        documents=texts, tag_column=options["tag_column"], label=options["label"],
+    return iter_iob(
+        path, make_bio_nlp().vocab, scheme=options["scheme"].value, n_sents=options["n_sents"], documents=texts,
+        tag_column=options["tag_column"], label=options["label"], **common,
     )
+
+
+def _check_output_folder(path: Path, what: str) -> None:
+    """Refuse, before any work is done, an output folder of --shard-size that could not be written,
+    or that holds other files than .spacy ones: it is replaced whole."""
+    check_output_dir(path, what)
+    if path.is_dir():
+        other = next((f for f in sorted(path.rglob("*")) if f.is_file() and f.suffix != ".spacy"), None)
+        if other is not None:
+            raise fail(f"{what} {path} holds files other than .spacy ones ({other}), and the conversion would "
+                       "replace the folder whole: give a new folder, or one that an earlier conversion wrote")
 
 
 @app.command()
@@ -142,7 +164,9 @@ def convert(
         ..., metavar="INPUT", help="Input file: plain text, .gz or .xz; for brat, a folder (read recursively, one "
         "document per text with its NAME.ann, or .a1 and .a2, its path as the id) or one .ann or .txt file."
     ),
-    output: Path = typer.Argument(..., metavar="OUTPUT", help="Output .spacy (DocBin) file."),
+    output: Path = typer.Argument(
+        ..., metavar="OUTPUT", help="Output .spacy (DocBin) file; with --shard-size, a folder of them."
+    ),
     dev_docs: Optional[int] = typer.Option(
         None, "--dev-docs", min=1, help="Write the LAST N documents of INPUT to --dev-output instead of OUTPUT "
         f"(jnlpba: {JNLPBA_DEV_DOCS} unless given, the dev split the pretraining text leaves out)."
@@ -165,6 +189,12 @@ def convert(
     ents_only: bool = typer.Option(
         False, "--ents-only", help="Write the entities to doc.ents alone, in no span group: every bio_ner head "
         "learns from them, each its own labels (the entities of several heads, as export-tasks writes doc.ents)."
+    ),
+    shard_size: int = typer.Option(
+        0, "--shard-size", min=0, help="Write OUTPUT (and --dev-output) as a folder of .spacy files of at most N "
+        "documents each, written as they are converted: memory holds N documents at a time, however large the "
+        "corpus, where one file holds them all until it is written. spaCy's Corpus (`spacy train --paths.train`) "
+        "and this package's readers and commands take the folder as the corpus. 0: one file."
     ),
     max_loss: float = typer.Option(
         0.005, "--max-loss", min=0.0, max=1.0, help="Fail (exit 1, nothing written) if more than this "
@@ -250,58 +280,68 @@ def convert(
         raise fail("--dev-output must differ from OUTPUT")
     refuse_outputs_read({"OUTPUT": output, "--dev-output": dev_output},
                         {"INPUT": input_path, "--documents": documents}, "the conversion")
-    check_output_file(output, "OUTPUT")
-    if dev_output is not None:
-        check_output_file(dev_output, "--dev-output")
+    for path, what in ((output, "OUTPUT"), (dev_output, "--dev-output")):
+        if path is not None and shard_size:
+            _check_output_folder(path, what)
+        elif path is not None:
+            check_output_file(path, what, hint_for_folder=", or --shard-size to write a folder of files")
     if ents_only and spans_key is not None:
         raise fail("give --spans-key or --ents-only, not both")
     key = spans_key or _DEFAULT_KEYS[fmt]
+    options = dict(n_sents=n_sents, scheme=scheme, documents=documents, tag_column=tag_column, label=label,
+                   text_key=text_key, id_key=id_key, entities_key=entities_key, entity_types=entity_types,
+                   discontinuous=discontinuous, label_attribute=label_attribute, offset_units=offset_units,
+                   annotation=annotation)
+    report = ConversionReport(source=str(input_path))
+    writers = [DocBinWriter(output, shard_size)] + ([DocBinWriter(dev_output, shard_size)] if dev_output else [])
+    parts = [ConversionReport(source=str(input_path)) for _ in writers]  # what each output holds
+
+    def write(part: int, doc: Doc) -> None:
+        parts[part].count_doc(doc, key)
+        if ents_only:
+            doc.spans.pop(key, None)
+        writers[part].add(doc)
+
     try:
-        with warnings_on_stderr():
-            docs, report = _read(fmt, input_path, key, dict(
-                n_sents=n_sents, scheme=scheme, documents=documents, tag_column=tag_column, label=label,
-                text_key=text_key, id_key=id_key, entities_key=entities_key, entity_types=entity_types,
-                discontinuous=discontinuous, label_attribute=label_attribute, offset_units=offset_units,
-                annotation=annotation))
-    except ConversionError as e:
-        raise fail(str(e)) from None
-    if dev_output is None:
-        outputs = [(output, docs, report.subset(docs, 0, len(docs), key))]
-    else:
         try:
-            train, dev = split_dev(docs, dev_docs, name="--dev-docs")
-        except ValueError as e:
+            with warnings_on_stderr():
+                docs = _iter_docs(fmt, input_path, key, options, report)
+                for is_dev, doc in split_dev_as_read(docs, dev_docs or 0, name="--dev-docs"):
+                    write(int(is_dev), doc)
+        except ConversionError as e:
+            raise fail(str(e)) from None
+        except DevSplitError as e:
             raise fail(f"{input_path}: {e}") from None
-        outputs = [
-            (output, train, report.subset(docs, 0, len(train), key)),
-            (dev_output, dev, report.subset(docs, len(train), len(docs), key)),
-        ]
-        if fmt == CorpusFormat.jnlpba and dev_docs > JNLPBA_DEV_DOCS:
+        if fmt == CorpusFormat.jnlpba and dev_output is not None and dev_docs > JNLPBA_DEV_DOCS:
             typer.echo(
                 f"Warning: --dev-docs {dev_docs}: the pretraining text leaves out the standard {JNLPBA_DEV_DOCS} "
                 f"only (pretrain's task text, and the embedded collection's filter): the {dev_docs - JNLPBA_DEV_DOCS} "
                 "abstracts before them are in it, so an adapted encoder has seen part of this dev set.",
                 err=True,
             )
-    for path, _, part in outputs:
-        typer.echo(part.table(title=str(path), max_examples=max_examples or None))
-        typer.echo("")
-        if not part.entities:
-            typer.echo(f"Warning: {path} holds no entity: no head learns anything from it.", err=True)
-    for path, _, part in outputs:
-        if part.loss_fraction > max_loss:
-            raise fail(
-                f"{path}: {part.loss_fraction:.3%} of the entities would be lost "
-                f"(more than --max-loss {max_loss:.3%}); nothing written"
-            )
-    try:
-        if ents_only:
-            for doc in docs:
-                doc.spans.pop(key, None)
-        write_docbins([(part_docs, path) for path, part_docs, _ in outputs])  # all or none
-    except OSError as e:
-        raise fail(f"cannot write output: {e}; nothing written") from None
-    typer.echo("Wrote " + ", ".join(f"{path} ({len(part_docs)} docs)" for path, part_docs, _ in outputs))
+        start = 0
+        for part in parts:  # each output's documents follow the one's before
+            part.issues = report.issues_of_docs(start, start + part.documents)
+            start += part.documents
+        for writer, part in zip(writers, parts):
+            typer.echo(part.table(title=str(writer.path), max_examples=max_examples or None))
+            typer.echo("")
+            if not part.entities:
+                typer.echo(f"Warning: {writer.path} holds no entity: no head learns anything from it.", err=True)
+        for writer, part in zip(writers, parts):
+            if part.loss_fraction > max_loss:
+                raise fail(
+                    f"{writer.path}: {part.loss_fraction:.3%} of the entities would be lost "
+                    f"(more than --max-loss {max_loss:.3%}); nothing written"
+                )
+        try:
+            commit_docbins(writers)  # all or none
+        except OSError as e:
+            raise fail(f"cannot write output: {e}; nothing written") from None
+    finally:
+        for writer in writers:
+            writer.discard()
+    typer.echo("Wrote " + ", ".join(f"{writer.path} ({writer.described()})" for writer in writers))
     if ents_only:
         typer.echo("The entities are in doc.ents alone: every bio_ner head learns from them, each its own labels.")
     else:

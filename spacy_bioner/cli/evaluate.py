@@ -13,14 +13,14 @@ from ._util import (
     PRECISION,
     Precision,
     app,
-    check_input_file,
+    check_input_corpus,
     check_output_dir,
     check_output_file,
     command_text,
     fail,
     load_pipeline,
     log,
-    named_paths,
+    named_corpora,
     named_values,
     warnings_on_stderr,
     write_output_text,
@@ -37,7 +37,7 @@ GOLD_TOKENS = typer.Option(False, "--gold-tokens", help=f"{_GOLD_TOKENS_HELP} pa
 def evaluate(
     model: str = MODEL,
     corpus: List[str] = typer.Option(
-        ..., "--corpus", "-c", metavar="NAME=PATH", help="NAME=PATH of a test .spacy file (repeatable). The head scored is "
+        ..., "--corpus", "-c", metavar="NAME=PATH", help="NAME=PATH of a test .spacy file, or a folder of them (repeatable). The head scored is "
         "the one whose spans_key the documents carry (jnlpba, bc5cdr)."
     ),
     output_dir: Path = typer.Option(Path("metrics"), "--output-dir", "-o", help="Where the metrics go."),
@@ -72,7 +72,7 @@ def evaluate(
     from ..packaging import pipeline_encoder, pipeline_sha256
 
     command = command_text(command, command_file, Path(model))
-    corpora = named_paths(corpus, "--corpus")
+    corpora = named_corpora(corpus, "--corpus")
     for name, _ in corpora:
         if "/" in name or "\\" in name or name in (".", ".."):  # it names OUTPUT_DIR/<NAME>.json
             raise fail(f"--corpus {name}: the name is used as a file name; use one without slashes")
@@ -121,11 +121,12 @@ def progress(text: str) -> None:
 
 def _check_docbins(paths: List[Path]) -> None:
     """Refuse a file that is no DocBin before the pipeline loads (it may take a minute)."""
-    from ..corpora.docbin import read_docbin
+    from ..corpora.docbin import docbin_files, read_docbin
 
     for path in paths:
         try:
-            read_docbin(path)
+            for file_ in docbin_files(path):
+                read_docbin(file_)
         except ValueError as e:
             raise fail(str(e)) from None
 
@@ -151,7 +152,7 @@ def _warn_of_other_metrics(output_dir: Path, evaluated: List[str]) -> None:
 @app.command()
 def visualize(
     model: str = MODEL,
-    test: str = typer.Argument(..., metavar="TEST", help="Test .spacy file(s), comma-separated."),
+    test: str = typer.Argument(..., metavar="TEST", help="Test .spacy file(s), or folders of them, comma-separated."),
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output HTML file."),
     n: int = typer.Option(5, "--n", min=1, help="Abstracts per test file."),
     gpu_id: int = GPU_ID,
@@ -174,7 +175,7 @@ def visualize(
     if not paths:
         raise fail("TEST names no file: give one or more .spacy files, comma-separated")
     for path in paths:
-        check_input_file(path, "TEST")
+        check_input_corpus(path, "TEST")
     check_output_file(output, "OUTPUT")
     _check_docbins(paths)
     nlp = load_pipeline(model, gpu_id, precision)

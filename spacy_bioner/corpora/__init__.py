@@ -2,9 +2,17 @@
 mentions by character offsets, the conversion report, DocBin files, the dev
 split and the registered spaCy readers."""
 
-from .bioc import read_bioc
-from .brat import read_brat
-from .docbin import gold_token_doc, load_docs, write_docbin, write_docbins
+from .bioc import iter_bioc, read_bioc
+from .brat import iter_brat, read_brat
+from .docbin import (
+    DocBinWriter,
+    commit_docbins,
+    docbin_files,
+    gold_token_doc,
+    iter_docs,
+    load_docs,
+    write_docbin,
+)
 from .iob import (
     BC5CDR_SPANS_KEY,
     DEFAULT_SPANS_KEY,
@@ -12,15 +20,17 @@ from .iob import (
     JNLPBA_DEV_DOCS,
     JNLPBA_SPANS_KEY,
     detect_scheme,
+    iter_iob,
+    iter_jnlpba,
     read_iob,
     read_jnlpba,
 )
-from .jsonl import read_jsonl
-from .label_studio import ANNOTATION_CHOICES, read_label_studio
+from .jsonl import iter_jsonl, read_jsonl
+from .label_studio import ANNOTATION_CHOICES, iter_label_studio, read_label_studio
 from .offsets import DISCONTINUOUS, MENTION_UNITS, OFFSET_UNITS
-from .pubtator import read_pubtator, read_pubtator_texts
+from .pubtator import iter_pubtator, read_pubtator, read_pubtator_texts
 from .report import ConversionError, ConversionReport, Issue
-from .split import split_dev
+from .split import DevSplitError, split_dev, split_dev_as_read
 from .text import read_lines
 
 __all__ = [
@@ -35,9 +45,21 @@ __all__ = [
     "JNLPBA_SPANS_KEY",
     "ConversionError",
     "ConversionReport",
+    "DevSplitError",
+    "DocBinWriter",
     "Issue",
+    "commit_docbins",
     "detect_scheme",
+    "docbin_files",
     "gold_token_doc",
+    "iter_bioc",
+    "iter_brat",
+    "iter_docs",
+    "iter_iob",
+    "iter_jnlpba",
+    "iter_jsonl",
+    "iter_label_studio",
+    "iter_pubtator",
     "load_docs",
     "read_bioc",
     "read_brat",
@@ -49,6 +71,6 @@ __all__ = [
     "read_pubtator",
     "read_pubtator_texts",
     "split_dev",
+    "split_dev_as_read",
     "write_docbin",
-    "write_docbins",
 ]

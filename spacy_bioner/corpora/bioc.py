@@ -49,7 +49,7 @@ from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
-from .report import DROPPED, EXCLUDED, RELATION, ConversionError, ConversionReport, Issue, warn_of_repeats
+from .report import DROPPED, EXCLUDED, RELATION, ConversionError, ConversionReport, Issue, read_all, warn_of_repeats
 from .text import PathLike, json_id, json_objects, read_json_values
 
 # The infons of an annotation that hold its kb id, in the order they are looked for.
@@ -94,11 +94,26 @@ def read_bioc(
     offset_units: OffsetUnits = "characters",
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a BioC XML or JSON file (plain, .gz or .xz; told by its first character): one Doc per
-    document (see the module docstring)."""
+    document (see the module docstring); `iter_bioc` gives them one at a time."""
+    return read_all(iter_bioc, path, nlp, spans_key=spans_key, entity_types=entity_types,
+                    discontinuous=discontinuous, offset_units=offset_units)
+
+
+def iter_bioc(
+    path: PathLike,
+    nlp: Language,
+    *,
+    report: ConversionReport,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    entity_types: Optional[Sequence[str]] = None,
+    discontinuous: Discontinuous = "drop",
+    offset_units: OffsetUnits = "characters",
+) -> Iterator[Doc]:
+    """`read_bioc`'s documents, each as it is read (BioC XML is parsed as it comes), and what was
+    changed in `report`."""
     selection = AnnotationSelection(entity_types, discontinuous, offset_units, auto=False)
     path = Path(path)
-    report = ConversionReport(source=str(path))
-    docs: List[Doc] = []
+    n_docs = 0
     ids: Set[str] = set()
     repeated: List[str] = []  # where a document repeats an earlier one's id
     for document in _documents(path):
@@ -109,19 +124,18 @@ def read_bioc(
         text, starts = _text(document, where, offset_units, selection)
         mentions: List[Mention] = []
         for annotation in document.annotations:
-            mention = _mention(annotation, text, f"{where} annotation {annotation.id}", selection, report, len(docs))
+            mention = _mention(annotation, text, f"{where} annotation {annotation.id}", selection, report, n_docs)
             if mention is not None:
                 mentions.append(mention)
-        report.issues += [Issue(RELATION, where, "relation ignored", doc_index=len(docs))] * document.relations
-        docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where, doc_id=document.id,
-                                  sentence_starts_at=starts))
-    if not docs:
+        report.issues += [Issue(RELATION, where, "relation ignored", doc_index=n_docs)] * document.relations
+        yield annotated_doc(nlp, text, mentions, report, n_docs, spans_key, where, doc_id=document.id,
+                            sentence_starts_at=starts)
+        n_docs += 1
+    if not n_docs:
         raise ConversionError(f"{path}: no BioC document")
     warn_of_repeats(str(path), "document", repeated, "the id",
                     "the id no longer tells them apart (the same text twice could be in both train and dev)")
     selection.warn_of_types_not_found(str(path))
-    report.count_docs(docs, spans_key)
-    return docs, report
 
 
 def _documents(path: Path) -> Iterator[_Document]:

@@ -49,7 +49,7 @@ import re
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -57,7 +57,7 @@ from spacy.tokens import Doc
 from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, Discontinuous, Mention, MentionUnits, annotated_doc
-from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue
+from .report import EXCLUDED, RELATION, SKIPPED, ConversionError, ConversionReport, Issue, read_all
 
 ANNOTATION_SUFFIXES = (".ann", ".a1", ".a2")
 # "T1<TAB>Disease 0 5;10 15": a type, then fragments "start end" joined by ";".
@@ -91,30 +91,42 @@ def read_brat(
     """Read a folder of brat standoff files (searched recursively, following links), or one `.ann`
     file and its `.txt`: one Doc per annotated text (see the module docstring for what is read, and
     how). `label_attribute` names the attribute whose value is a mention's label where it has one
-    (INCEpTION's export of its Named Entity layer: "value")."""
+    (INCEpTION's export of its Named Entity layer: "value"). `iter_brat` gives them one at a time."""
+    return read_all(iter_brat, path, nlp, spans_key=spans_key, entity_types=entity_types,
+                    discontinuous=discontinuous, label_attribute=label_attribute, offset_units=offset_units)
+
+
+def iter_brat(
+    path: Path,
+    nlp: Language,
+    *,
+    report: ConversionReport,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    entity_types: Optional[Sequence[str]] = None,
+    discontinuous: Discontinuous = "drop",
+    label_attribute: Optional[str] = None,
+    offset_units: MentionUnits = "characters",
+) -> Iterator[Doc]:
+    """`read_brat`'s documents, each as its files are read, and what was changed in `report`."""
     selection = AnnotationSelection(entity_types, discontinuous, offset_units)
     path = Path(path)
-    report = ConversionReport(source=str(path))
-    docs: List[Doc] = []
+    doc_index = 0
     for stem, annotation_files in _documents(path):
         text_path = _with_suffix(stem, ".txt")
         text = _read_text(text_path)
         doc_id = (stem.relative_to(path) if path.is_dir() else Path(stem.name)).as_posix()
-        doc_index = len(docs)
         if not text.strip():
             if any(_lines(ann) for ann in annotation_files):
                 raise ConversionError(f"{text_path}: an empty text with annotations in {annotation_files[0]}")
             report.issues.append(Issue(SKIPPED, str(text_path), "an empty text", doc_index=max(doc_index - 1, 0)))
             continue
         mentions = _mentions(annotation_files, text, selection, report, doc_index, label_attribute)
-        docs.append(annotated_doc(nlp, text, mentions, report, doc_index, spans_key, str(text_path),
-                                  doc_id=doc_id))
-    if not docs:
+        yield annotated_doc(nlp, text, mentions, report, doc_index, spans_key, str(text_path), doc_id=doc_id)
+        doc_index += 1
+    if not doc_index:
         raise ConversionError(f"{path}: no annotated text (a NAME.txt with its NAME.ann, or .a1 and .a2) to convert")
     selection.warn_of_units(str(path))
     selection.warn_of_types_not_found(str(path))
-    report.count_docs(docs, spans_key)
-    return docs, report
 
 
 def _documents(path: Path) -> List[Tuple[Path, List[Path]]]:

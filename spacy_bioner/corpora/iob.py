@@ -33,12 +33,12 @@ import re
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
-from .report import REPAIRED, ConversionError, ConversionReport, Issue
+from .report import REPAIRED, ConversionError, ConversionReport, Issue, read_all
 from .text import PathLike, read_lines
 
 # How a file's tags are read: detected, or forced.
@@ -326,8 +326,26 @@ def read_iob(
     first of them not read yet), one Doc per document in the file's order, with the id as
     `doc.user_data["pmid"]` and the text's spacing (a run of whitespace as
     one space). Tokens are kept as they are, each followed by a space where
-    `documents` do not say otherwise.
+    `documents` do not say otherwise. `iter_iob` gives the Docs one at a time.
     """
+    return read_all(iter_iob, path, vocab, scheme=scheme, n_sents=n_sents, spans_key=spans_key,
+                    documents=documents, tag_column=tag_column, label=label)
+
+
+def iter_iob(
+    path: PathLike,
+    vocab: Vocab,
+    *,
+    report: ConversionReport,
+    scheme: str = "auto",
+    n_sents: int = 1,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    documents: Optional[Iterable[Tuple[str, str]]] = None,
+    tag_column: Optional[int] = None,
+    label: Optional[str] = None,
+) -> Iterator[Doc]:
+    """`read_iob`'s documents one at a time (the file is read whole first: the scheme is told from
+    all its tags), and what was repaired in `report`."""
     path = Path(path)
     check_iob_options(path, scheme, n_sents, documents is not None)
     if tag_column is not None and tag_column < 2:
@@ -358,8 +376,6 @@ def read_iob(
         groups = [(None, sents[i : i + n_sents]) for i in range(0, len(sents), n_sents)]
     if scheme == "auto":
         scheme = detect_scheme(s for _, sents in groups for s in sents)
-    report = ConversionReport(source=str(path))
-    docs = []
     for doc_index, (pmid, sents) in enumerate(groups):
         words: List[str] = []
         sent_starts: List[bool] = []
@@ -376,13 +392,11 @@ def read_iob(
         set_entities(doc, [Span(doc, s, e, label=label) for s, e, label in entities], spans_key)
         if pmid is not None:
             doc.user_data["pmid"] = pmid
-        docs.append(doc)
-    report.count_docs(docs, spans_key)
+        yield doc
     if report.repaired:
         first = report.repaired[0]
         warnings.warn(f"{path}: {len(report.repaired)} entities broke the {scheme.upper()} scheme and were repaired "
                       f"(first at {first.where}: {first.reason})")
-    return docs, report
 
 
 def read_jnlpba(
@@ -392,14 +406,27 @@ def read_jnlpba(
 
     ConversionError where a sentence stands outside the abstracts (a file
     without markers, as Genia4ERtask1 is): a dev split counts abstracts.
+    `iter_jnlpba` gives them one at a time.
     """
-    docs, report = read_iob(path, vocab, scheme="iob2", spans_key=spans_key)
-    unmarked = sum(doc.user_data.get("pmid") is None for doc in docs)
-    if unmarked:
-        where = "has no ###MEDLINE: markers" if unmarked == len(docs) else "has sentences before its first ###MEDLINE:"
-        raise ConversionError(f"{path}: {where}; a JNLPBA file (Genia4ERtask2.iob2, Genia4EReval2.iob2) marks "
-                              "each abstract with one. Convert a file of sentences with `convert iob` instead")
-    return docs, report
+    return read_all(iter_jnlpba, path, vocab, spans_key=spans_key)
+
+
+def iter_jnlpba(
+    path: PathLike, vocab: Vocab, *, report: ConversionReport, spans_key: str = JNLPBA_SPANS_KEY
+) -> Iterator[Doc]:
+    """`read_jnlpba`'s documents one at a time, and what was repaired in `report`."""
+    docs = iter_iob(path, vocab, report=report, scheme="iob2", spans_key=spans_key)
+    for doc_index, doc in enumerate(docs):
+        if doc.user_data.get("pmid") is None:
+            if doc_index == 0:
+                following = next(docs, None)
+                where = ("has no ###MEDLINE: markers" if following is None or following.user_data.get("pmid") is None
+                         else "has sentences before its first ###MEDLINE:")
+            else:
+                where = "has sentences outside its ###MEDLINE: abstracts (after a -DOCSTART- line)"
+            raise ConversionError(f"{path}: {where}; a JNLPBA file (Genia4ERtask2.iob2, Genia4EReval2.iob2) marks "
+                                  "each abstract with one. Convert a file of sentences with `convert iob` instead")
+        yield doc
 
 
 def set_entities(doc: Doc, spans: List[Span], spans_key: str) -> None:

@@ -32,14 +32,22 @@ offsets, and Prodigy's `data-to-spacy` needs Prodigy.
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, Iterator, List, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import CharacterOffsets, Mention, OffsetUnits, annotated_doc
-from .report import SKIPPED, TEXT_IN_TRAIN_AND_DEV, ConversionError, ConversionReport, Issue, warn_of_repeats
+from .report import (
+    SKIPPED,
+    TEXT_IN_TRAIN_AND_DEV,
+    ConversionError,
+    ConversionReport,
+    Issue,
+    read_all,
+    warn_of_repeats,
+)
 from .text import PathLike, iter_lines, json_id, record_text
 
 # Prodigy's answer of an example that holds its annotation; without an "answer", a record is read.
@@ -58,10 +66,26 @@ def read_jsonl(
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a JSON Lines file of texts and their entities by character offsets: one Doc per
     accepted record, its `id_key` value (if any) as `doc.user_data["pmid"]`, as the other readers
-    keep a document's id (see the module docstring for the record's form)."""
+    keep a document's id (see the module docstring for the record's form); `iter_jsonl` gives them
+    one at a time."""
+    return read_all(iter_jsonl, path, nlp, spans_key=spans_key, text_key=text_key, id_key=id_key,
+                    entities_key=entities_key, offset_units=offset_units)
+
+
+def iter_jsonl(
+    path: PathLike,
+    nlp: Language,
+    *,
+    report: ConversionReport,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    text_key: str = "text",
+    id_key: str = "id",
+    entities_key: str = "spans",
+    offset_units: OffsetUnits = "characters",
+) -> Iterator[Doc]:
+    """`read_jsonl`'s documents, each as its line is read, and what was changed in `report`."""
     path = Path(path)
-    report = ConversionReport(source=str(path))
-    docs: List[Doc] = []
+    n_docs = 0
     keys: Set[str] = set()  # the fields of the records read
     first_line: Dict[str, int] = {}  # each text's first line
     repeated: List[Tuple[int, int]] = []  # (line, the line of its text's first record)
@@ -79,7 +103,7 @@ def read_jsonl(
         answer = record.get("answer", ACCEPTED)
         if answer != ACCEPTED:
             # Counted with the document before it (the first, before any), so that a split keeps it.
-            report.issues.append(Issue(SKIPPED, where, f"answer {answer!r}", doc_index=max(len(docs) - 1, 0)))
+            report.issues.append(Issue(SKIPPED, where, f"answer {answer!r}", doc_index=max(n_docs - 1, 0)))
             continue
         if record.get("_view_id") == "ner":
             raise ConversionError(f"{where}: a binary annotation (Prodigy's ner.teach): it accepts or rejects one "
@@ -97,9 +121,9 @@ def read_jsonl(
         offsets = CharacterOffsets(text, offset_units)
         mentions = [_mention(entity, offsets, f"{where} entity {k}") for k, entity in
                     enumerate(_entities(record, entities_key, where), start=1)]
-        docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where,
-                                  doc_id=doc_id))
-    if not docs:
+        yield annotated_doc(nlp, text, mentions, report, n_docs, spans_key, where, doc_id=doc_id)
+        n_docs += 1
+    if not n_docs:
         raise ConversionError(f"{path}:1: no record to convert" + (f" ({len(report.of_kind(SKIPPED))} not accepted)"
                                                                     if report.issues else ""))
     if entities_key not in keys:
@@ -107,8 +131,6 @@ def read_jsonl(
                               f"--entities-key (the records' fields: {', '.join(sorted(keys))})")
     warn_of_repeats(str(path), "record", [f"line {line}, as line {first}" for line, first in repeated], "the text",
                     f"{TEXT_IN_TRAIN_AND_DEV}; merge them first (Prodigy's review recipe)")
-    report.count_docs(docs, spans_key)
-    return docs, report
 
 
 def _entities(record: dict, entities_key: str, where: str) -> List[Any]:

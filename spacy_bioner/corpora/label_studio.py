@@ -81,6 +81,7 @@ from .report import (
     ConversionError,
     ConversionReport,
     Issue,
+    read_all,
     warn_of_repeats,
 )
 from .text import PathLike, json_id, json_objects, read_json_values, record_text
@@ -131,13 +132,30 @@ def read_label_studio(
     annotation: AnnotationChoice = "last",
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a Label Studio JSON (or JSON-MIN) export (plain, .gz or .xz): one Doc per annotated task
-    (see the module docstring for which annotation, and what of it, is read)."""
+    (see the module docstring for which annotation, and what of it, is read); `iter_label_studio` gives
+    them one at a time."""
+    return read_all(iter_label_studio, path, nlp, spans_key=spans_key, text_key=text_key, id_key=id_key,
+                    entity_types=entity_types, offset_units=offset_units, annotation=annotation)
+
+
+def iter_label_studio(
+    path: PathLike,
+    nlp: Language,
+    *,
+    report: ConversionReport,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    text_key: str = "text",
+    id_key: Optional[str] = None,
+    entity_types: Optional[Sequence[str]] = None,
+    offset_units: MentionUnits = "characters",
+    annotation: AnnotationChoice = "last",
+) -> Iterator[Doc]:
+    """`read_label_studio`'s documents, each as its task is read, and what was changed in `report`."""
     if annotation not in ANNOTATION_CHOICES:
         raise ValueError(f"annotation must be one of {', '.join(ANNOTATION_CHOICES)}, not {annotation!r}")
     selection = AnnotationSelection(entity_types, offset_units=offset_units)
     path = Path(path)
-    report = ConversionReport(source=str(path))
-    docs: List[Doc] = []
+    n_docs = 0
     first_task: Dict[str, str] = {}  # each text's first task
     repeated: List[Tuple[str, str]] = []  # (a task, the first task of its text)
     annotated_again: List[str] = []  # the tasks with several annotations
@@ -146,7 +164,7 @@ def read_label_studio(
     exported_ids = 0  # tasks with a data field of export-tasks' document id, where --id-key is not given
     repeated_ids: List[str] = []  # the tasks of a document id converted before
     for task in _tasks(path, text_key):
-        chosen = _chosen_annotation(task, annotation, report, len(docs), annotated_again)
+        chosen = _chosen_annotation(task, annotation, report, n_docs, annotated_again)
         if chosen is None:
             continue
         if text_key not in task.data:
@@ -158,7 +176,7 @@ def read_label_studio(
             raise ConversionError(f"{task.where}: the text {text[:60]!r} is a reference to a file, not the text "
                                   "(a <Text valueType=\"url\">): put the texts in the tasks' data")
         where = f"{task.where} annotation {chosen.id}"
-        mentions = _mentions(chosen, text, where, selection, report, len(docs), targets)
+        mentions = _mentions(chosen, text, where, selection, report, n_docs, targets)
         if first_task.setdefault(text, task.where) != task.where:
             repeated.append((task.where, first_task[text]))
         doc_id = task.id if id_key is None else _data_id(task, id_key)
@@ -167,8 +185,9 @@ def read_label_studio(
             if doc_id in ids:
                 repeated_ids.append(task.where)
             ids.add(doc_id)
-        docs.append(annotated_doc(nlp, text, mentions, report, len(docs), spans_key, where, doc_id=doc_id))
-    if not docs:
+        yield annotated_doc(nlp, text, mentions, report, n_docs, spans_key, where, doc_id=doc_id)
+        n_docs += 1
+    if not n_docs:
         skipped = len(report.of_kind(SKIPPED))
         raise ConversionError(f"{path}: no annotated task to convert" + (
             f" ({counted(skipped, 'task or annotation')} skipped: not annotated, or cancelled)" if skipped else ""))
@@ -191,8 +210,6 @@ def read_label_studio(
                     f"{TEXT_IN_TRAIN_AND_DEV}; remove the duplicates in Label Studio")
     selection.warn_of_units(str(path))
     selection.warn_of_types_not_found(str(path))
-    report.count_docs(docs, spans_key)
-    return docs, report
 
 
 def _data_id(task: _Task, id_key: str) -> str:

@@ -19,15 +19,15 @@ with a report of those that do not fall on token boundaries, is the work.
 
 import re
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from .iob import BC5CDR_SPANS_KEY
 from .offsets import Mention, annotated_doc
-from .report import RELATION, ConversionError, ConversionReport, Issue
-from .text import PathLike, read_lines
+from .report import RELATION, ConversionError, ConversionReport, Issue, read_all
+from .text import PathLike, iter_lines
 
 _TEXT_LINE_RE = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$")
 # A relation line names its type where a mention has its start offset:
@@ -50,11 +50,13 @@ class _PubTatorDoc:
         return self.title if self.abstract is None else f"{self.title} {self.abstract}"
 
 
-def _parse_pubtator(path: Path, lines: Sequence[str]) -> List[_PubTatorDoc]:
-    docs: List[_PubTatorDoc] = []
+def _parse_pubtator(path: Path, lines: Iterable[str]) -> Iterator[_PubTatorDoc]:
+    """The documents of a PubTator file's lines, each once the blank line after it (or the end) is read."""
     current: Optional[_PubTatorDoc] = None
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
+            if current is not None:
+                yield current
             current = None
             continue
         where = f"{path}:{lineno}"
@@ -65,7 +67,6 @@ def _parse_pubtator(path: Path, lines: Sequence[str]) -> List[_PubTatorDoc]:
                 if current is not None:
                     raise ConversionError(f"{where}: PMID {pmid}: title line inside document {current.pmid} (missing blank line?)")
                 current = _PubTatorDoc(pmid, text, lineno)
-                docs.append(current)
             elif current is None or current.pmid != pmid or current.abstract is not None or current.mentions:
                 raise ConversionError(f"{where}: PMID {pmid}: abstract line not right after its title line")
             else:
@@ -103,7 +104,8 @@ def _parse_pubtator(path: Path, lines: Sequence[str]) -> List[_PubTatorDoc]:
         kb_id = mesh_ids(fields[5]) if len(fields) > 5 else ""
         composite = len(fields) > 6 and bool(fields[6].strip())
         current.mentions.append(Mention(start, end, fields[3], label, f"{where} PMID {pmid}", kb_id, composite))
-    return docs
+    if current is not None:
+        yield current
 
 
 def mesh_ids(field: str) -> str:
@@ -113,11 +115,14 @@ def mesh_ids(field: str) -> str:
     return "|".join(ids) if any(ids) else ""
 
 
-def _parse_file(path: Path) -> List[_PubTatorDoc]:
-    parsed = _parse_pubtator(path, read_lines(path))
-    if not parsed:
+def _parse_file(path: Path) -> Iterator[_PubTatorDoc]:
+    """The documents of the PubTator file `path`, read as they come: the file is never in memory whole."""
+    any_document = False
+    for document in _parse_pubtator(path, iter_lines(path)):
+        any_document = True
+        yield document
+    if not any_document:
         raise ConversionError(f"{path}:1: empty file (no |t| title lines)")
-    return parsed
 
 
 def read_pubtator_texts(path: PathLike) -> List[Tuple[str, str]]:
@@ -130,19 +135,20 @@ def read_pubtator(
     path: PathLike, nlp: Language, *, spans_key: str = BC5CDR_SPANS_KEY
 ) -> Tuple[List[Doc], ConversionReport]:
     """Read a PubTator file: one Doc per abstract (see the module docstring
-    for the alignment, composite and overlap policies)."""
+    for the alignment, composite and overlap policies); `iter_pubtator` gives them one at a time."""
+    return read_all(iter_pubtator, path, nlp, spans_key=spans_key)
+
+
+def iter_pubtator(
+    path: PathLike, nlp: Language, *, report: ConversionReport, spans_key: str = BC5CDR_SPANS_KEY
+) -> Iterator[Doc]:
+    """`read_pubtator`'s documents, each as its abstract is read, and what was changed in `report`."""
     path = Path(path)
-    parsed = _parse_file(path)
-    report = ConversionReport(source=str(path))
-    docs = []
-    for doc_index, pdoc in enumerate(parsed):
+    for doc_index, pdoc in enumerate(_parse_file(path)):
         for lineno in pdoc.relations:
             report.issues.append(
                 Issue(RELATION, f"{path}:{lineno} PMID {pdoc.pmid}", "relation line ignored", doc_index=doc_index)
             )
-        docs.append(annotated_doc(nlp, pdoc.text, pdoc.mentions, report, doc_index, spans_key,
-                                  f"{path}:{pdoc.lineno} PMID {pdoc.pmid}", doc_id=pdoc.pmid,
-                                  sentence_starts_at=[len(pdoc.title) + 1]))
-    report.count_docs(docs, spans_key)
-    return docs, report
-
+        yield annotated_doc(nlp, pdoc.text, pdoc.mentions, report, doc_index, spans_key,
+                            f"{path}:{pdoc.lineno} PMID {pdoc.pmid}", doc_id=pdoc.pmid,
+                            sentence_starts_at=[len(pdoc.title) + 1])

@@ -11,7 +11,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .docbin import gold_token_doc, read_docbin
+from .docbin import gold_token_doc, iter_docs
 from .iob import (
     BC5CDR_SPANS_KEY,
     DEFAULT_SPANS_KEY,
@@ -137,7 +137,7 @@ def configure_multi_corpus(
 ) -> Callable[[Language], Iterable[Example]]:
     """Chain several .spacy corpora (e.g. JNLPBA and BC5CDR) into one.
 
-    paths: corpus name -> DocBin path. A dict, not a list, because config
+    paths: corpus name -> .spacy file, or folder of them (`convert --shard-size`). A dict, not a list, because config
         interpolation (`${paths.x}`) works on whole values, not inside lists.
     limit, max_length: the first N documents, and a length cap in the
         corpus's tokens, per corpus: longer documents are left out, with a
@@ -160,14 +160,14 @@ def configure_multi_corpus(
     def read(nlp: Language) -> Iterator[Example]:
         # Checked when read, as spaCy's Corpus does: `spacy debug config` resolves a saved
         # pipeline's config, whose corpora need not be there.
-        missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).is_file()]
+        missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).exists()]
         if missing:
             raise ValueError(
-                f"MultiCorpus: no such corpus file: {', '.join(missing)}. "
+                f"MultiCorpus: no such corpus file or folder: {', '.join(missing)}. "
                 "Convert the corpora first (`python -m spacy_bioner convert`, or `spacy project run convert`)."
             )
         for path in paths.values():
-            docs = read_docbin(path).get_docs(nlp.vocab)
+            docs = iter_docs(path, nlp.vocab)
             # The limit inside _within, so that its warning comes once the documents are read.
             docs = _within(docs, max_length, path, limit) if max_length else islice(docs, limit or None)
             if gold_tokens:

@@ -9,7 +9,8 @@ lost more than a given fraction of its entities.
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc
 
@@ -99,23 +100,23 @@ class ConversionReport:
         lost = {issue.where for issue in self.issues if issue.kind in (DROPPED, EXPANDED)}
         return len(lost) / total if total else 0.0
 
-    def count_docs(self, docs: Sequence[Doc], spans_key: Optional[str] = None) -> None:
+    def count_docs(self, docs: Iterable[Doc], spans_key: Optional[str] = None) -> None:
         """Set the document, sentence, token and entity counts from `docs`."""
-        self.documents = len(docs)
-        self.sentences = sum(_n_sents(doc) for doc in docs)
-        self.tokens = sum(len(doc) for doc in docs)
-        self.entities = Counter(
-            span.label_ for doc in docs for span in spans_of(doc, spans_key)
-        )
+        self.documents = self.sentences = self.tokens = 0
+        self.entities = Counter()
+        for doc in docs:
+            self.count_doc(doc, spans_key)
 
-    def subset(
-        self, docs: Sequence[Doc], start: int, end: int, spans_key: Optional[str] = None
-    ) -> "ConversionReport":
-        """The report of documents [start, end) of this conversion (`docs`)."""
-        report = ConversionReport(source=self.source)
-        report.count_docs(docs[start:end], spans_key)
-        report.issues = [i for i in self.issues if start <= i.doc_index < end]
-        return report
+    def count_doc(self, doc: Doc, spans_key: Optional[str] = None) -> None:
+        """Add `doc`'s sentences, tokens and entities to the counts: a document written as it is read."""
+        self.documents += 1
+        self.sentences += _n_sents(doc)
+        self.tokens += len(doc)
+        self.entities.update(span.label_ for span in spans_of(doc, spans_key))
+
+    def issues_of_docs(self, start: int, end: int) -> List[Issue]:
+        """The issues of documents [start, end) of this conversion: those of one output of it."""
+        return [issue for issue in self.issues if start <= issue.doc_index < end]
 
     def table(self, title: str = "", max_examples: Optional[int] = 10) -> str:
         """A printable summary: counts, then what was changed and why (the first
@@ -162,3 +163,13 @@ def warn_of_repeats(source: str, noun: str, repeats: Sequence[str], what: str,
     if repeats:
         warnings.warn(f"{source}: {counted(len(repeats), noun)} with {what} of an earlier one ({repeats[0]}): "
                       f"{consequence}")
+
+
+def read_all(iter_docs: Callable[..., Iterator[Doc]], path: Any, *args: Any, spans_key: str,
+             **kwargs: Any) -> Tuple[List[Doc], ConversionReport]:
+    """A reader's documents and its report, counted: `iter_docs` (a reader's `iter_*`, which gives its
+    documents one at a time and records what it changed in the report it is given) read to the end."""
+    report = ConversionReport(source=str(Path(path)))
+    docs = list(iter_docs(path, *args, report=report, spans_key=spans_key, **kwargs))
+    report.count_docs(docs, spans_key)
+    return docs, report

@@ -1,0 +1,201 @@
+"""Corpora larger than memory: readers that give their documents one at a time, `convert
+--shard-size` writing a folder of .spacy files as it converts, and that folder read back as one
+corpus by spaCy's Corpus, the registered readers and `evaluate`."""
+
+import json
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.training import Corpus
+from spacy.vocab import Vocab
+from toy import PUBTATOR
+from typer.testing import CliRunner
+
+from spacy_bioner.cli import app
+from spacy_bioner.corpora import (
+    ConversionError,
+    ConversionReport,
+    DocBinWriter,
+    commit_docbins,
+    docbin_files,
+    iter_pubtator,
+    load_docs,
+    read_jnlpba,
+)
+
+runner = CliRunner()
+
+
+def convert(*args):
+    result = runner.invoke(app, ["convert", *map(str, args)])
+    return result, result.stderr.strip().splitlines()
+
+
+def annotation(doc):
+    """What a converted document holds: text, spacing, sentences, entities of both kinds, id."""
+    return (doc.text, [t.whitespace_ for t in doc], [t.is_sent_start for t in doc],
+            [(s.start, s.end, s.label_, s.kb_id_) for s in doc.ents],
+            {key: [(s.start, s.end, s.label_) for s in group] for key, group in doc.spans.items()}, doc.user_data)
+
+
+def pubtator(n_docs: int, last_line: str = "") -> bytes:
+    """`n_docs` abstracts of one entity each, then `last_line` (a broken one, say)."""
+    lines = []
+    for i in range(n_docs):
+        lines += [f"{100 + i}|t|Cocaine and fever {i}.", f"{100 + i}|a|It hurts.", f"{100 + i}\t0\t7\tCocaine\tChemical\tD1", ""]
+    return "\n".join(lines + [last_line]).encode()
+
+
+def files_under(folder: Path):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def bc5cdr_test(tmp_path_factory):
+    """BC5CDR's test split converted to one file and to a folder of files of 120 abstracts."""
+    out = tmp_path_factory.mktemp("bc5cdr")
+    for target, args in ((out / "test.spacy", []), (out / "test", ["--shard-size", 120])):
+        result, _ = convert("pubtator", PUBTATOR["test"], target, *args)
+        assert result.exit_code == 0, result.output
+    return out
+
+
+def test_a_folder_of_files_holds_the_documents_of_the_file_in_order(bc5cdr_test):
+    whole = load_docs(bc5cdr_test / "test.spacy", Vocab())
+    assert len(whole) == 500
+    assert [p.name for p in docbin_files(bc5cdr_test / "test")] == [f"{i:06d}.spacy" for i in range(5)]
+    assert [annotation(d) for d in load_docs(bc5cdr_test / "test", Vocab())] == [annotation(d) for d in whole]
+    assert [d.text for d in load_docs(bc5cdr_test / "test", Vocab(), limit=130)] == [d.text for d in whole[:130]]
+
+
+def test_the_folder_reads_as_one_corpus_in_spacy_and_the_registered_reader(bc5cdr_test):
+    nlp = spacy.blank("en")
+    texts = [doc.text for doc in load_docs(bc5cdr_test / "test.spacy", nlp.vocab)]
+    assert [eg.reference.text for eg in Corpus(bc5cdr_test / "test")(nlp)] == texts
+    read_multi = spacy.registry.readers.get("spacy_bioner.MultiCorpus.v1")
+    assert [eg.reference.text for eg in read_multi({"bc5cdr": str(bc5cdr_test / "test")})(nlp)] == texts
+    assert [eg.reference.text for eg in read_multi({"bc5cdr": str(bc5cdr_test / "test")}, limit=3)(nlp)] == texts[:3]
+
+
+def test_the_report_of_a_folder_is_that_of_the_file(bc5cdr_test, tmp_path):
+    one, _ = convert("pubtator", PUBTATOR["test"], tmp_path / "a.spacy")
+    many, _ = convert("pubtator", PUBTATOR["test"], tmp_path / "a", "--shard-size", 120)
+    table = lambda result: result.stdout.split("\n\n")[0].split("\n")[1:]  # noqa: E731 (the title names the path)
+    assert table(one) == table(many) and "documents" in table(one)[0]
+    assert f"{tmp_path / 'a'} (500 docs in 5 files)" in many.stdout
+
+
+def test_a_dev_split_into_folders_is_that_into_files(tmp_path):
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator(7))
+    result, _ = convert("pubtator", src, tmp_path / "train.spacy", "--dev-docs", 3, "--dev-output", tmp_path / "dev.spacy")
+    assert result.exit_code == 0, result.output
+    result, _ = convert("pubtator", src, tmp_path / "train", "--dev-docs", 3, "--dev-output", tmp_path / "dev",
+                        "--shard-size", 2)
+    assert result.exit_code == 0, result.output
+    for part, n_docs, n_files in (("train", 4, 2), ("dev", 3, 2)):
+        docs = load_docs(tmp_path / part, Vocab())
+        assert [annotation(d) for d in docs] == [annotation(d) for d in load_docs(tmp_path / f"{part}.spacy", Vocab())]
+        assert len(docs) == n_docs and len(docbin_files(tmp_path / part)) == n_files
+    assert [d.user_data["pmid"] for d in load_docs(tmp_path / "dev", Vocab())] == ["104", "105", "106"]
+
+
+def test_nothing_is_written_where_the_conversion_fails_after_files_were_written(tmp_path):
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator(5, last_line="999\tnot a PubTator line"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "000000.spacy").write_bytes(b"an earlier conversion")
+    result, lines = convert("pubtator", src, out, "--shard-size", 1)
+    assert result.exit_code == 1 and lines[-1].startswith("Error: ") and "in.pubtator:21" in lines[-1], result.output
+    # The earlier folder as it was; no staging folder left beside it.
+    assert files_under(tmp_path) == ["in.pubtator", "out", "out/000000.spacy"]
+    assert (out / "000000.spacy").read_bytes() == b"an earlier conversion"
+
+
+def test_past_max_loss_nothing_is_written_and_an_earlier_folder_is_replaced_whole(tmp_path):
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator(5))
+    out = tmp_path / "out"
+    result, _ = convert("pubtator", src, out, "--shard-size", 1)
+    assert result.exit_code == 0 and files_under(out) == [f"{i:06d}.spacy" for i in range(5)]
+    # Another conversion into the folder leaves none of the earlier files.
+    result, _ = convert("pubtator", src, out, "--shard-size", 4)
+    assert result.exit_code == 0 and files_under(out) == ["000000.spacy", "000001.spacy"]
+    assert len(load_docs(out, Vocab())) == 5
+    broken = tmp_path / "broken.pubtator"
+    broken.write_bytes(pubtator(5).replace(b"\t0\t7\tCocaine", b"\t1\t7\tocaine"))  # inside a token: expanded
+    result, lines = convert("pubtator", broken, out, "--shard-size", 1)
+    assert result.exit_code == 1 and "would be lost" in lines[-1] and "nothing written" in lines[-1]
+    assert files_under(tmp_path) == ["broken.pubtator", "in.pubtator", "out", "out/000000.spacy", "out/000001.spacy"]
+
+
+def test_a_folder_of_other_files_is_refused_before_converting(tmp_path):
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator(2))
+    out = tmp_path / "corpus"
+    (out / "notes").mkdir(parents=True)
+    (out / "notes" / "README.md").write_text("mine")
+    result, lines = convert("pubtator", src, out, "--shard-size", 1)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert lines == [f"Error: OUTPUT {out} holds files other than .spacy ones ({out / 'notes' / 'README.md'}), and "
+                     "the conversion would replace the folder whole: give a new folder, or one that an earlier "
+                     "conversion wrote"]
+    a_file = tmp_path / "train.spacy"
+    a_file.write_bytes(b"")
+    result, lines = convert("pubtator", src, a_file, "--shard-size", 1)
+    assert result.exit_code == 1 and "is a file, not a folder" in lines[-1]
+    result, lines = convert("pubtator", src, out, "--dev-docs", 1, "--dev-output", tmp_path / "dev.spacy")
+    assert result.exit_code == 1 and "is a directory; give a file name, or --shard-size" in lines[-1]
+
+
+def test_a_reader_gives_documents_before_it_reads_to_the_end(tmp_path):
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator(3, last_line="999\tnot a PubTator line"))
+    report = ConversionReport(source=str(src))
+    docs = iter_pubtator(src, spacy.blank("en"), report=report)
+    assert next(docs).text == "Cocaine and fever 0. It hurts."
+    with pytest.raises(ConversionError, match=r"in.pubtator:13: unrecognized line"):
+        list(docs)
+
+
+def test_a_jnlpba_file_with_a_docstart_between_its_abstracts_is_refused(tmp_path):
+    src = tmp_path / "in.iob2"
+    src.write_text("###MEDLINE:1\n\nIL-2\tB-protein\n.\tO\n\n-DOCSTART-\n\np53\tB-protein\n")
+    with pytest.raises(ConversionError, match="has sentences outside its ###MEDLINE: abstracts"):
+        read_jnlpba(src, Vocab())
+
+
+def test_writers_commit_all_or_none(tmp_path, monkeypatch):
+    """A folder's files are written while converting; where the file beside it cannot be written,
+    neither is put in place."""
+    nlp = spacy.blank("en")
+    folder, single = DocBinWriter(tmp_path / "train", shard_size=1), DocBinWriter(tmp_path / "dev.spacy")
+    for text in ("a b", "c d", "e f"):
+        folder.add(nlp(text))
+    single.add(nlp("g h"))
+    assert len([p for p in tmp_path.iterdir()]) == 1  # the staging folder, hidden, of three files
+    monkeypatch.setattr(Path, "write_bytes", lambda path, data: (_ for _ in ()).throw(OSError(28, "disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        commit_docbins([folder, single])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_scores_a_folder_as_the_file(tiny_pipeline, corpus_root, tmp_path):
+    docs = load_docs(corpus_root / "jnlpba" / "test.spacy", Vocab())
+    writer = DocBinWriter(tmp_path / "test", shard_size=2)
+    for doc in docs:
+        writer.add(doc)
+    commit_docbins([writer])
+    scores = {}
+    for name, path in (("file", corpus_root / "jnlpba" / "test.spacy"), ("folder", tmp_path / "test")):
+        result = runner.invoke(app, ["evaluate", str(tiny_pipeline), "--corpus", f"{name}={path}",
+                                     "--output-dir", str(tmp_path / "metrics")])
+        assert result.exit_code == 0, result.output
+        scores[name] = json.loads((tmp_path / "metrics" / f"{name}.json").read_text())
+    assert scores["folder"]["seqeval"] == scores["file"]["seqeval"] and scores["file"]["documents"] == len(docs)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["evaluate", str(tiny_pipeline), "--corpus", f"x={empty}"])
+    assert result.exit_code == 1 and f"--corpus x: {empty}: a folder without .spacy files" in result.output
