@@ -48,7 +48,7 @@ from .report import (
     read_all,
     warn_of_repeats,
 )
-from .text import PathLike, iter_lines, json_id, record_text
+from .text import PathLike, iter_lines, json_id, record_text, text_digest
 
 # Prodigy's answer of an example that holds its annotation; without an "answer", a record is read.
 ACCEPTED = "accept"
@@ -87,7 +87,7 @@ def iter_jsonl(
     path = Path(path)
     n_docs = 0
     keys: Set[str] = set()  # the fields of the records read
-    first_line: Dict[str, int] = {}  # each text's first line
+    first_line: Dict[bytes, int] = {}  # the first line of each text (`text_digest`)
     repeated: List[Tuple[int, int]] = []  # (line, the line of its text's first record)
     for lineno, line in enumerate(iter_lines(path), start=1):
         if not line.strip():
@@ -116,8 +116,9 @@ def iter_jsonl(
                                   f"{json.dumps(record.get(id_key))[:40]}")
         if doc_id is not None:
             where = f"{where} {id_key} {doc_id}"
-        if first_line.setdefault(text, lineno) != lineno:
-            repeated.append((lineno, first_line[text]))
+        first = first_line.setdefault(text_digest(text), lineno)
+        if first != lineno:
+            repeated.append((lineno, first))
         offsets = CharacterOffsets(text, offset_units)
         mentions = [_mention(entity, offsets, f"{where} entity {k}") for k, entity in
                     enumerate(_entities(record, entities_key, where), start=1)]

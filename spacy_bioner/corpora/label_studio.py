@@ -84,7 +84,7 @@ from .report import (
     read_all,
     warn_of_repeats,
 )
-from .text import PathLike, json_id, json_objects, read_json_values, record_text
+from .text import PathLike, json_id, json_objects, read_json_values, record_text, text_digest
 
 # The data field of the document id in the tasks that `python -m spacy_bioner export-tasks` writes.
 EXPORTED_ID_KEY = "doc_id"
@@ -156,7 +156,7 @@ def iter_label_studio(
     selection = AnnotationSelection(entity_types, offset_units=offset_units)
     path = Path(path)
     n_docs = 0
-    first_task: Dict[str, str] = {}  # each text's first task
+    first_task: Dict[bytes, str] = {}  # the first task of each text (`text_digest`)
     repeated: List[Tuple[str, str]] = []  # (a task, the first task of its text)
     annotated_again: List[str] = []  # the tasks with several annotations
     targets: Dict[str, str] = {}  # the text object the results label (their to_name) -> where first seen
@@ -177,8 +177,9 @@ def iter_label_studio(
                                   "(a <Text valueType=\"url\">): put the texts in the tasks' data")
         where = f"{task.where} annotation {chosen.id}"
         mentions = _mentions(chosen, text, where, selection, report, n_docs, targets)
-        if first_task.setdefault(text, task.where) != task.where:
-            repeated.append((task.where, first_task[text]))
+        first = first_task.setdefault(text_digest(text), task.where)
+        if first != task.where:
+            repeated.append((task.where, first))
         doc_id = task.id if id_key is None else _data_id(task, id_key)
         exported_ids += id_key is None and EXPORTED_ID_KEY in task.data
         if doc_id is not None:
