@@ -3,6 +3,11 @@
 corpus by spaCy's Corpus, the registered readers and `evaluate`."""
 
 import json
+import os
+import re
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -199,3 +204,31 @@ def test_evaluate_scores_a_folder_as_the_file(tiny_pipeline, corpus_root, tmp_pa
     empty.mkdir()
     result = runner.invoke(app, ["evaluate", str(tiny_pipeline), "--corpus", f"x={empty}"])
     assert result.exit_code == 1 and f"--corpus x: {empty}: a folder without .spacy files" in result.output
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal")
+def test_a_bar_counts_the_documents_converted_on_a_terminal_only(tmp_path):
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator(3))
+    command = [sys.executable, "-m", "spacy_bioner", "convert", "pubtator", str(src), str(tmp_path / "out.spacy")]
+    piped = subprocess.run(command, capture_output=True, text=True)
+    assert piped.returncode == 0 and "converting" not in piped.stderr
+    import fcntl
+    import pty
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # stdout and stderr a terminal of 120 columns
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.execv(command[0], command)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the terminal closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert os.waitpid(pid, 0)[1] == 0
+    assert re.search(r"^converting in.pubtator: \d docs \[", seen.decode().replace("\r", "\n"), re.MULTILINE)

@@ -1,5 +1,6 @@
 """`python -m spacy_bioner convert`: a corpus file to a DocBin, with a report."""
 
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
@@ -136,6 +137,14 @@ def _iter_docs(
         path, make_bio_nlp().vocab, scheme=options["scheme"].value, n_sents=options["n_sents"], documents=texts,
         tag_column=options["tag_column"], label=options["label"], **common,
     )
+
+
+def _progress(docs: Iterator[Doc], path: Path) -> Iterator[Doc]:
+    """`docs`, with a bar of those converted and their rate on stderr where it is a terminal (tqdm's
+    `disable=None`), gone when they end: the report follows."""
+    from tqdm import tqdm
+
+    return tqdm(docs, desc=f"converting {path.name}", unit=" docs", file=sys.stderr, disable=None, leave=False)
 
 
 def _check_output_folder(path: Path, what: str) -> None:
@@ -305,7 +314,7 @@ def convert(
     try:
         try:
             with warnings_on_stderr():
-                docs = _iter_docs(fmt, input_path, key, options, report)
+                docs = _progress(_iter_docs(fmt, input_path, key, options, report), input_path)
                 for is_dev, doc in split_dev_as_read(docs, dev_docs or 0, name="--dev-docs"):
                     write(int(is_dev), doc)
         except ConversionError as e:
