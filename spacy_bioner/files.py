@@ -60,23 +60,47 @@ def atomic_write_all(files: Sequence[Tuple[Path, Callable[[Path], None]]]) -> No
 
 def staging_folder(path: Path) -> Path:
     """A new, empty folder beside `path` (its parents made) for files that `replace_folder` then puts
-    in the place of `path` together."""
+    in the place of `path` together. Those that processes of this machine no longer running left
+    beside `path` (a conversion killed) are removed first."""
     staged = _temporary(path)
-    if staged.exists():  # left by a killed process of the same id
-        shutil.rmtree(staged)
+    if path.parent.is_dir():
+        prefix = staged.name[: -len(str(os.getpid()))]
+        for left in path.parent.iterdir():
+            pid = left.name[len(prefix):].split("-")[0] if left.name.startswith(prefix) else ""
+            if pid.isdigit() and (left == staged or not _running(int(pid))):
+                shutil.rmtree(left) if left.is_dir() and not left.is_symlink() else left.unlink()
     staged.mkdir(parents=True)
     return staged
+
+
+def _running(pid: int) -> bool:
+    """Whether the process `pid` of this machine runs; True where that cannot be told (Windows)."""
+    if os.name == "nt":  # os.kill(pid, 0) would end it there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's
+        return True
+    return True
 
 
 def replace_folder(staged: Path, path: Path) -> None:
     """Put the folder `staged` (`staging_folder`) in the place of `path`, a folder replaced whole or
     nothing. By renames alone: `path` holds the old files or the new ones, never some of each (for an
-    instant none: no system renames a folder over one that is not empty)."""
+    instant none: no system renames a folder over one that is not empty); the old folder is put back
+    where the new one cannot be put in its place."""
     old = None
     if path.exists():
         old = _temporary(path).with_name(f"{_temporary(path).name}-old")
         os.replace(path, old)
-    os.replace(staged, path)
+    try:
+        os.replace(staged, path)
+    except OSError:
+        if old is not None:
+            os.replace(old, path)
+        raise
     _sync_folder(path.parent)
     if old is not None:
         shutil.rmtree(old)

@@ -18,6 +18,7 @@ from toy import PUBTATOR
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
+from spacy_bioner.corpora import docbin
 from spacy_bioner.corpora import (
     ConversionError,
     ConversionReport,
@@ -136,23 +137,80 @@ def test_past_max_loss_nothing_is_written_and_an_earlier_folder_is_replaced_whol
     assert files_under(tmp_path) == ["broken.pubtator", "in.pubtator", "out", "out/000000.spacy", "out/000001.spacy"]
 
 
-def test_a_folder_of_other_files_is_refused_before_converting(tmp_path):
+@pytest.mark.parametrize("held", ["notes/README.md", "train.spacy", "000000.spacy/x"])
+def test_a_folder_of_other_files_is_refused_before_converting(tmp_path, held):
+    """The folder is replaced whole: one that holds anything but a conversion's files (another
+    corpus's .spacy file, a folder of corpora) is refused."""
     src = tmp_path / "in.pubtator"
     src.write_bytes(pubtator(2))
     out = tmp_path / "corpus"
-    (out / "notes").mkdir(parents=True)
-    (out / "notes" / "README.md").write_text("mine")
+    (out / held).parent.mkdir(parents=True)
+    (out / held).write_text("mine")
     result, lines = convert("pubtator", src, out, "--shard-size", 1)
     assert result.exit_code == 1 and result.stdout == ""
-    assert lines == [f"Error: OUTPUT {out} holds files other than .spacy ones ({out / 'notes' / 'README.md'}), and "
-                     "the conversion would replace the folder whole: give a new folder, or one that an earlier "
-                     "conversion wrote"]
-    a_file = tmp_path / "train.spacy"
+    assert lines == [f"Error: OUTPUT {out} holds {held.split('/')[0]}, which no conversion writes, and the conversion "
+                     "replaces the folder whole: give a new folder, or one that `convert --shard-size` wrote"]
+    assert (out / held).read_text() == "mine"
+
+
+def test_outputs_that_a_folder_cannot_replace_are_refused(tmp_path):
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator(4))
+    a_file, target, link = tmp_path / "train.spacy", tmp_path / "big" / "train", tmp_path / "train"
     a_file.write_bytes(b"")
-    result, lines = convert("pubtator", src, a_file, "--shard-size", 1)
-    assert result.exit_code == 1 and "is a file, not a folder" in lines[-1]
-    result, lines = convert("pubtator", src, out, "--dev-docs", 1, "--dev-output", tmp_path / "dev.spacy")
-    assert result.exit_code == 1 and "is a directory; give a file name, or --shard-size" in lines[-1]
+    target.mkdir(parents=True)
+    link.symlink_to(target)
+    folder = tmp_path / "corpus"
+    dev = ["--dev-docs", 1, "--dev-output"]
+    for args, refused in (
+        ([a_file], "is a file, not a folder"),
+        ([link], f"OUTPUT {link} is a link (to {target}), which the conversion would replace with a folder"),
+        ([folder / "train", *dev, folder], f"OUTPUT {folder / 'train'} is inside --dev-output {folder}"),
+        ([folder, *dev, folder / "dev"], f"--dev-output {folder / 'dev'} is inside OUTPUT {folder}"),
+        (["."], "OUTPUT . names no folder of its own"),
+    ):
+        result, lines = convert("pubtator", src, *args, "--shard-size", 1)
+        assert result.exit_code == 1 and refused in lines[-1] and result.stdout == "", (args, result.output)
+    assert files_under(tmp_path) == ["big", "big/train", "in.pubtator", "train", "train.spacy"]
+    result, lines = convert("pubtator", src, target)  # no --shard-size: a file
+    assert result.exit_code == 1 and f"OUTPUT {target} is a directory; give a file name, or --shard-size" in lines[-1]
+
+
+def test_a_file_or_folder_goes_where_its_folders_are_missing(tmp_path):
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator(3))
+    for out, args in ((tmp_path / "a" / "b" / "train.spacy", []), (tmp_path / "c" / "d" / "train", ["--shard-size", 2])):
+        result, _ = convert("pubtator", src, out, *args)
+        assert result.exit_code == 0, result.output
+        assert len(load_docs(out, Vocab())) == 3
+
+
+def test_a_write_that_fails_while_converting_is_one_line(tmp_path, monkeypatch):
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator(3))
+
+    def too_large(path, data):
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(docbin, "write_synced", too_large)
+    result, lines = convert("pubtator", src, tmp_path / "out", "--shard-size", 1)
+    assert result.exit_code == 1 and lines == ["Error: cannot write output: [Errno 27] File too large; nothing written"]
+    assert files_under(tmp_path) == ["in.pubtator"]
+
+
+def test_what_a_killed_conversion_left_is_removed_by_the_next(tmp_path):
+    """A conversion killed (SIGKILL) leaves its staged folder; the next one beside it removes it,
+    where the process that staged it no longer runs."""
+    src = tmp_path / "in.pubtator"
+    src.write_bytes(pubtator(2))
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = {pid: tmp_path / f".out.tmp-{pid}" for pid in (int(ended.stdout), os.getppid())}
+    for folder in left.values():
+        folder.mkdir()
+        (folder / "000000.spacy").write_bytes(b"staged")
+    result, _ = convert("pubtator", src, tmp_path / "out", "--shard-size", 1)
+    assert result.exit_code == 0, result.output
+    assert not left[int(ended.stdout)].exists() and left[os.getppid()].exists()  # a running process's is kept
 
 
 def test_a_reader_gives_documents_before_it_reads_to_the_end(tmp_path):

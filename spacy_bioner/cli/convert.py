@@ -29,6 +29,7 @@ from ..corpora import (
     iter_jsonl,
     iter_label_studio,
     iter_pubtator,
+    not_written_by_writer,
     read_pubtator_texts,
     split_dev_as_read,
 )
@@ -147,15 +148,26 @@ def _progress(docs: Iterator[Doc], path: Path) -> Iterator[Doc]:
     return tqdm(docs, desc=f"converting {path.name}", unit=" docs", file=sys.stderr, disable=None, leave=False)
 
 
-def _check_output_folder(path: Path, what: str) -> None:
-    """Refuse, before any work is done, an output folder of --shard-size that could not be written,
-    or that holds other files than .spacy ones: it is replaced whole."""
-    check_output_dir(path, what)
-    if path.is_dir():
-        other = next((f for f in sorted(path.rglob("*")) if f.is_file() and f.suffix != ".spacy"), None)
+def _check_output_folders(folders: Dict[str, Optional[Path]]) -> None:
+    """Refuse, before any work is done, an output folder of --shard-size (by its option's name) that
+    could not be written, that holds anything but the files a conversion writes (it is replaced
+    whole), that is a link, or that lies inside the other."""
+    given = {what: path for what, path in folders.items() if path is not None}
+    for what, path in given.items():
+        if path.name in ("", ".", ".."):
+            raise fail(f"{what} {path} names no folder of its own: give the folder by its name (corpus/train)")
+        if path.is_symlink():
+            raise fail(f"{what} {path} is a link (to {path.resolve()}), which the conversion would replace with "
+                       "a folder: give the folder it links to")
+        check_output_dir(path, what)
+        other = not_written_by_writer(path) if path.is_dir() else None
         if other is not None:
-            raise fail(f"{what} {path} holds files other than .spacy ones ({other}), and the conversion would "
-                       "replace the folder whole: give a new folder, or one that an earlier conversion wrote")
+            raise fail(f"{what} {path} holds {other.name}, which no conversion writes, and the conversion replaces "
+                       "the folder whole: give a new folder, or one that `convert --shard-size` wrote")
+        for other_what, other_path in given.items():
+            if other_path.resolve() in path.resolve().parents:
+                raise fail(f"{what} {path} is inside {other_what} {other_path}, which the conversion replaces "
+                           "whole: give folders side by side")
 
 
 @app.command()
@@ -201,9 +213,10 @@ def convert(
     ),
     shard_size: int = typer.Option(
         0, "--shard-size", min=0, help="Write OUTPUT (and --dev-output) as a folder of .spacy files of at most N "
-        "documents each, written as they are converted: memory holds N documents at a time, however large the "
-        "corpus, where one file holds them all until it is written. spaCy's Corpus (`spacy train --paths.train`) "
-        "and this package's readers and commands take the folder as the corpus. 0: one file."
+        "documents each, written as they are converted, where one file is held in memory until it is written: "
+        "memory holds N documents at a time, and the --dev-docs ones (for IOB and JSON input, the input parsed "
+        "too). A folder is replaced whole. spaCy's Corpus (`spacy train --paths.train`) and this package's "
+        "readers and commands take the folder as the corpus. 0: one file."
     ),
     max_loss: float = typer.Option(
         0.005, "--max-loss", min=0.0, max=1.0, help="Fail (exit 1, nothing written) if more than this "
@@ -289,11 +302,12 @@ def convert(
         raise fail("--dev-output must differ from OUTPUT")
     refuse_outputs_read({"OUTPUT": output, "--dev-output": dev_output},
                         {"INPUT": input_path, "--documents": documents}, "the conversion")
-    for path, what in ((output, "OUTPUT"), (dev_output, "--dev-output")):
-        if path is not None and shard_size:
-            _check_output_folder(path, what)
-        elif path is not None:
-            check_output_file(path, what, hint_for_folder=", or --shard-size to write a folder of files")
+    if shard_size:
+        _check_output_folders({"OUTPUT": output, "--dev-output": dev_output})
+    else:
+        for path, what in ((output, "OUTPUT"), (dev_output, "--dev-output")):
+            if path is not None:
+                check_output_file(path, what, hint_for_folder=", or --shard-size to write a folder of files")
     if ents_only and spans_key is not None:
         raise fail("give --spans-key or --ents-only, not both")
     key = spans_key or _DEFAULT_KEYS[fmt]
@@ -309,7 +323,10 @@ def convert(
         parts[part].count_doc(doc, key)
         if ents_only:
             doc.spans.pop(key, None)
-        writers[part].add(doc)
+        try:
+            writers[part].add(doc)  # a folder's file, written once full
+        except OSError as e:
+            raise fail(f"cannot write output: {e}; nothing written") from None
 
     try:
         try:

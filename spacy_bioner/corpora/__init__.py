@@ -11,6 +11,7 @@ from .docbin import (
     gold_token_doc,
     iter_docs,
     load_docs,
+    not_written_by_writer,
     write_docbin,
 )
 from .iob import (
@@ -61,6 +62,7 @@ __all__ = [
     "iter_label_studio",
     "iter_pubtator",
     "load_docs",
+    "not_written_by_writer",
     "read_bioc",
     "read_brat",
     "read_iob",

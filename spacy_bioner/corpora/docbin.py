@@ -7,6 +7,7 @@ corpus, in file name order, and so do this package's readers (`docbin_files`).
 """
 
 import errno
+import re
 import shutil
 import warnings
 from itertools import islice
@@ -18,9 +19,18 @@ from spacy.training.corpus import walk_corpus
 from spacy.vocab import Vocab
 
 from ..files import atomic_write_all, replace_folder, staging_folder, write_synced
+from ..messages import counted
 
 # The name of a folder's files: their order, the documents' order, is that of their names.
 SHARD_NAME = "{:06d}.spacy"
+_SHARD_NAME = re.compile(r"\d{6}\.spacy")
+
+
+def not_written_by_writer(folder: Path) -> Optional[Path]:
+    """The first entry of `folder` that no `DocBinWriter` writes (anything but its numbered .spacy
+    files), or None: a folder a writer may replace whole."""
+    return next((entry for entry in sorted(folder.iterdir())
+                 if not (_SHARD_NAME.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink())), None)
 
 
 class DocBinWriter:
@@ -60,14 +70,15 @@ class DocBinWriter:
 
     def described(self) -> str:
         """What was written: "N docs", and for a folder, in how many files."""
-        docs = f"{self.n_docs} docs"
-        return f"{docs} in {self._shards} files" if self.shard_size else docs
+        docs = counted(self.n_docs, "doc")
+        return f"{docs} in {counted(self._shards, 'file')}" if self.shard_size else docs
 
     def stage(self) -> Optional[Tuple[Path, Callable[[Path], None]]]:
         """Write what is left but the rename: a folder's last file (a folder of no documents has one
         empty file, so that it reads as an empty corpus); for a file, its path and its writer for
         `atomic_write_all`."""
         if not self.shard_size:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             data = self._docbin.to_bytes()
             return self.path, lambda tmp: tmp.write_bytes(data)
         if self.path.exists() and not self.path.is_dir():
@@ -109,7 +120,6 @@ def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
     """Write `docs` (with user_data) to a .spacy file, atomically (`commit_docbins`): complete, or,
     whatever fails, the file as it was; its folder is made."""
     writer = DocBinWriter(path)
-    writer.path.parent.mkdir(parents=True, exist_ok=True)
     for doc in docs:
         writer.add(doc)
     commit_docbins([writer])
