@@ -60,15 +60,19 @@ def atomic_write_all(files: Sequence[Tuple[Path, Callable[[Path], None]]]) -> No
 
 def staging_folder(path: Path) -> Path:
     """A new, empty folder beside `path` (its parents made) for files that `replace_folder` then puts
-    in the place of `path` together. Those that processes of this machine no longer running left
-    beside `path` (a conversion killed) are removed first."""
+    in the place of `path` together. What processes no longer running on this machine staged beside
+    `path` (a conversion killed) is removed first."""
     staged = _temporary(path)
     if path.parent.is_dir():
-        prefix = staged.name[: -len(str(os.getpid()))]
+        prefix = staged.name[: -len(str(os.getpid()))]  # ".NAME.tmp-"
         for left in path.parent.iterdir():
             pid = left.name[len(prefix):].split("-")[0] if left.name.startswith(prefix) else ""
-            if pid.isdigit() and (left == staged or not _running(int(pid))):
-                shutil.rmtree(left) if left.is_dir() and not left.is_symlink() else left.unlink()
+            if not pid.isdigit() or (left != staged and _running(int(pid))):
+                continue
+            if left.is_dir() and not left.is_symlink():
+                shutil.rmtree(left)
+            else:
+                left.unlink()
     staged.mkdir(parents=True)
     return staged
 
