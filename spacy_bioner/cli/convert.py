@@ -148,6 +148,11 @@ def _progress(docs: Iterator[Doc], path: Path) -> Iterator[Doc]:
     return tqdm(docs, desc=f"converting {path.name}", unit=" docs", file=sys.stderr, disable=None, leave=False)
 
 
+def _cannot_write(error: OSError) -> typer.Exit:
+    """The error of an output that cannot be written, while converting or at the end: none is."""
+    return fail(f"cannot write output: {error}; nothing written")
+
+
 def _check_output_folders(folders: Dict[str, Optional[Path]]) -> None:
     """Refuse, before any work is done, an output folder of --shard-size (by its option's name) that
     could not be written, that holds anything but the files a conversion writes (it is replaced
@@ -326,7 +331,7 @@ def convert(
         try:
             writers[part].add(doc)  # a folder's file, written once full
         except OSError as e:
-            raise fail(f"cannot write output: {e}; nothing written") from None
+            raise _cannot_write(e) from None
 
     try:
         try:
@@ -363,7 +368,7 @@ def convert(
         try:
             commit_docbins(writers)  # all or none
         except OSError as e:
-            raise fail(f"cannot write output: {e}; nothing written") from None
+            raise _cannot_write(e) from None
     finally:
         for writer in writers:
             writer.discard()
