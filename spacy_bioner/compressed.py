@@ -4,12 +4,15 @@ The corpus readers (`corpora.text`) and the annotation readers
 (`annotate.sources`) open their inputs here, so both take the same
 compressions. The compression is told by the file's first bytes, not its
 name: a gzipped file named `.txt` is read, and a plain file named `.gz` too.
+A pipe (`<(zcat x.gz)`, `/dev/stdin`) is read once: its first bytes, read to
+tell its compression, are given back to the stream they came from.
 The standard library's `gzip` and `lzma` do the decompressing (every gzip
 member, every xz stream); what they raise on a truncated or corrupt file is in
 `DECOMPRESSION_ERRORS`, beside `OSError`, the error of the system.
 """
 
 import gzip
+import io
 import lzma
 import zlib
 from pathlib import Path
@@ -23,25 +26,98 @@ DECOMPRESSION_ERRORS: Tuple[Type[Exception], ...] = (EOFError, zlib.error, lzma.
 _MAGIC = {b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz"}
 
 
+_HEAD = max(len(magic) for magic in _MAGIC)
+
+
 def compression(path: Union[str, Path]) -> Optional[str]:
-    """'gzip' or 'xz' by the file's first bytes; None for a plain (or empty) file."""
+    """'gzip' or 'xz' by the file's first bytes; None for a plain (or empty) file, and for a pipe
+    (whose bytes a look would take)."""
+    if not Path(path).is_file():
+        return None
     with open(path, "rb") as f:
-        head = f.read(6)
+        return _compression_of(f.read(_HEAD))
+
+
+def _compression_of(head: bytes) -> Optional[str]:
     return next((name for magic, name in _MAGIC.items() if head.startswith(magic)), None)
 
 
 def open_bytes(path: Union[str, Path]) -> IO[bytes]:
-    """The decompressed bytes of a gzip or xz file, the bytes of any other file.
+    """The decompressed bytes of a gzip or xz file, the bytes of any other file or pipe.
 
     The stream has `read1`, so that a reader can keep what was decompressed
     before a truncation (`read(n)` drops it).
     """
-    name = compression(path)
-    if name == "gzip":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if name == "xz":
-        return lzma.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+    f = open(path, "rb")
+    try:
+        head = f.read(_HEAD)
+        if f.seekable():
+            f.seek(0)
+        else:
+            f = unread(head, f)
+        name = _compression_of(head)
+        if name == "gzip":
+            return _GzipReader(f)  # type: ignore[return-value]
+        if name == "xz":
+            return _XzReader(f)  # type: ignore[return-value]
+        return f
+    except BaseException:
+        f.close()
+        raise
+
+
+class _ClosingSource:
+    """Closes the stream it decompresses, which GzipFile and LZMAFile leave open when given one."""
+
+    _source: IO[bytes]
+
+    def close(self) -> None:
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            self._source.close()
+
+
+class _GzipReader(_ClosingSource, gzip.GzipFile):
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        super().__init__(fileobj=source, mode="rb")
+
+
+class _XzReader(_ClosingSource, lzma.LZMAFile):
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        super().__init__(source, "rb")
+
+
+def unread(head: bytes, stream: IO[bytes]) -> IO[bytes]:
+    """`stream` with `head`, the bytes read from it so far, given back: a pipe's first bytes read to
+    tell what it holds (a pipe cannot seek). Closing it closes `stream`."""
+    return io.BufferedReader(_Unread(head, stream))  # type: ignore[return-value]
+
+
+class _Unread(io.RawIOBase):
+    """The raw stream of `unread`: `head`, then the rest of `stream`."""
+
+    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+        super().__init__()
+        self._head = head
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        if not self._head:
+            return self._stream.readinto(buffer)  # type: ignore[attr-defined]
+        size = min(len(buffer), len(self._head))
+        buffer[:size] = self._head[:size]
+        self._head = self._head[size:]
+        return size
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 
 
 def is_system_error(error: Exception) -> bool:

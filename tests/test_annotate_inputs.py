@@ -11,13 +11,14 @@ import gzip
 import io
 import json
 import lzma
+import os
 import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, List
 
 import pytest
-from toy import PUBMED_BASELINE, PUBMED_UPDATE, write_jsonl
+from toy import PUBMED_BASELINE, PUBMED_UPDATE, piped, write_jsonl
 
 from spacy_bioner.annotate import AnnotateError, sources
 from spacy_bioner.annotate.sources import (
@@ -116,6 +117,15 @@ def test_a_folder_without_text_files_suggests_only_inputs_annotate_reads(tmp_pat
     # The types named are those read: a file of each is an input of its own.
     for name in ("x.xml.xz", "x.ndjson.gz", "x.parquet"):
         sources.input_kind(tmp_path / name)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_pipe_input_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """A run reads an input more than once (its first records to check the keys, then all of them to
+    count and to annotate them, and again to resume): a pipe gives its records once."""
+    with piped(tmp_path, b'{"id": 1, "text": "IL-2"}\n', name="records.jsonl") as pipe:
+        with pytest.raises(ValueError, match=r"records\.jsonl: not a file or a folder \(a pipe\?\).*write it to a file"):
+            expand_inputs([pipe])
 
 
 def test_plain_xml_cut_before_the_end_of_its_set_is_a_truncated_input(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ faithfully or raises ConversionError."""
 import gzip
 import json
 import lzma
+import os
 import re
 from collections import Counter, defaultdict
 from contextlib import nullcontext
@@ -14,7 +15,7 @@ from typing import List, Tuple
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from toy import BC5CDR_IOB, JNLPBA_TEST, JNLPBA_TRAIN, PUBTATOR, iob_sentences
+from toy import BC5CDR_IOB, JNLPBA_TEST, JNLPBA_TRAIN, PUBTATOR, iob_sentences, piped
 
 from spacy_bioner.corpora import (
     ConversionError,
@@ -927,6 +928,36 @@ def test_compression_detected_by_magic_bytes(tmp_path, compress, bio_nlp):
     path = write(tmp_path, "plain-name.txt", compress(b"a\tB-X\n"))
     docs, _ = read_iob(path, bio_nlp.vocab)
     assert ents(docs[0]) == [(0, 1, "X")]
+
+
+def pipe_inputs(tmp_path: Path, fmt: str) -> Tuple[bytes, object]:
+    """A few documents of `fmt`, and the reader that reads them."""
+    if fmt == "pubtator":
+        data = gzip.decompress(PUBTATOR["test"].read_bytes())
+        return data[: data.index(b"\n\n", 5000) + 2], lambda path, nlp: read_pubtator(path, nlp)
+    if fmt == "iob":
+        data = gzip.decompress(JNLPBA_TEST.read_bytes())
+        return data[: data.index(b"\n\n", 20000) + 2], lambda path, nlp: read_iob(path, nlp.vocab)
+    documents = [bioc_document(str(n), [(0, "Aspirin and ulcers.")], [("T1", "Chemical", [(0, 7)], "Aspirin", {})])
+                 for n in (1, 2)]
+    data = bioc_file(tmp_path / "bioc", documents, form=fmt.split("-")[1]).read_bytes()
+    return data, lambda path, nlp: read_bioc(path, nlp)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+@pytest.mark.parametrize("compress", [lambda data: data, gzip.compress, lzma.compress], ids=["plain", "gzip", "xz"])
+@pytest.mark.parametrize("fmt", ["pubtator", "iob", "bioc-xml", "bioc-json"])
+def test_a_pipe_is_read_whole(tmp_path, fmt, compress, bio_nlp):
+    """A pipe (`<(zcat file.gz)`, /dev/stdin) converts as the file does: its first bytes, read to
+    tell its compression or its form, are not lost (they were: a PubTator pipe was "empty" or began
+    inside a line, a BioC one had no XML)."""
+    data, read = pipe_inputs(tmp_path, fmt)
+    expected, _ = read(write(tmp_path, "file", data), bio_nlp)
+    with piped(tmp_path, compress(data)) as pipe:
+        docs, _ = read(pipe, bio_nlp)
+    assert len(docs) == len(expected) > 1
+    assert [(doc.user_data.get("pmid"), doc.text, ents(doc)) for doc in docs] == [
+        (doc.user_data.get("pmid"), doc.text, ents(doc)) for doc in expected]
 
 
 @pytest.mark.parametrize("compress, padding", [(gzip.compress, b"\x00" * 4), (lzma.compress, b"")], ids=["gzip", "xz"])

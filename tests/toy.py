@@ -7,9 +7,12 @@ is downloaded.
 import copy
 import gzip
 import json
+import os
 import random
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -282,3 +285,38 @@ def write_jsonl(path: Path, rows: Iterable[dict], extra: str = "") -> Path:
 def write_texts(path: Path, texts: Iterable[str], extra: str = "") -> Path:
     """An `annotate` input: {"id": "toy<i>", "text": ...} per line, then `extra` verbatim."""
     return write_jsonl(path, ({"id": f"toy{i}", "text": text} for i, text in enumerate(texts)), extra)
+
+
+@contextmanager
+def piped(folder: Path, data: bytes, name: str = "pipe") -> Iterator[Path]:
+    """A named pipe that a thread writes `data` into, its first bytes one at a time, as a slow
+    `zcat` would: the path a shell's `<(zcat file.gz)` or /dev/stdin gives. A reader that opens
+    it again is given an end of file, not left waiting for a writer that is gone."""
+    fifo = folder / name
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def feed() -> None:
+        try:
+            with open(fifo, "wb", buffering=0) as f:
+                for byte in data[:8]:
+                    f.write(bytes([byte]))
+                f.write(data[8:])
+        except BrokenPipeError:  # the reader stopped reading
+            return
+        while not done.wait(0.05):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # ENXIO: no reader waits
+                pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        yield fifo
+    finally:
+        done.set()
+        if writer.is_alive():  # the pipe was never opened: open it, so that the writer's open returns
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            writer.join(timeout=10)
+            os.close(reader)

@@ -967,6 +967,9 @@ def expand_inputs(inputs: Sequence[Path], id_key: str = "id", text_key: str = "t
                              "record's input by it; rename the file or folder")
         if not path.exists():
             raise ValueError(f"no such input: {path}")
+        if not path.is_dir() and not path.is_file():
+            raise ValueError(f"{path}: not a file or a folder (a pipe?): annotate reads an input more than once "
+                             "(to count its records, to resume a run); write it to a file and give that")
         kind = input_kind(path)
         resolved = path.resolve()
         if resolved in seen:

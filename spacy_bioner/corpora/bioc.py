@@ -45,7 +45,7 @@ from lxml import etree
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes
+from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes, unread
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
@@ -142,14 +142,16 @@ def _documents(path: Path) -> Iterator[_Document]:
     """The BioC documents of the file, one at a time."""
     try:
         with open_bytes(path) as f:
-            first = f.read1(4096).lstrip().removeprefix(_BOM).lstrip()[:1]
-        if first in (b"{", b"["):
-            yield from _json_documents(path)
-        elif first == b"<":
-            with open_bytes(path) as f:
-                yield from _xml_documents(f, path)
-        else:
-            raise ConversionError(f"{path}: neither BioC XML nor BioC JSON (it begins with {first!r})")
+            head = f.read1(4096)
+            # The first bytes given back: a pipe is read once.
+            stream = unread(head, f)
+            first = head.lstrip().removeprefix(_BOM).lstrip()[:1]
+            if first in (b"{", b"["):
+                yield from _json_documents(path, stream)
+            elif first == b"<":
+                yield from _xml_documents(stream, path)
+            else:
+                raise ConversionError(f"{path}: neither BioC XML nor BioC JSON (it begins with {first!r})")
     except FileNotFoundError:
         raise ConversionError(f"{path}: no such file") from None
     except etree.XMLSyntaxError as e:
@@ -241,9 +243,10 @@ def _xml_annotation(element: Any, path: Path) -> _Annotation:
 # --- JSON -----------------------------------------------------------------------------------------
 
 
-def _json_documents(path: Path) -> Iterator[_Document]:
-    """The documents of a BioC JSON file, or of JSON Lines of documents or collections."""
-    for value, where in read_json_values(path):
+def _json_documents(path: Path, stream: IO[bytes]) -> Iterator[_Document]:
+    """The documents of a BioC JSON file (`stream`, its bytes), or of JSON Lines of documents or
+    collections."""
+    for value, where in read_json_values(path, stream):
         for document in _json_document_objects(value, where):
             yield _json_document(document, where)
 

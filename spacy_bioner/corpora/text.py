@@ -69,14 +69,14 @@ def iter_lines(path: PathLike) -> Iterator[str]:
         raise ConversionError(f"{path}:1: empty file")
 
 
-def read_json_values(path: PathLike) -> List[Tuple[Any, str]]:
+def read_json_values(path: PathLike, stream: Optional[IO[bytes]] = None) -> List[Tuple[Any, str]]:
     """The JSON of a plain, gzipped or xz-compressed UTF-8 file: the file as one value, or JSON
     Lines (a value a line), each with where it is ("PATH" or "PATH:LINE"). Its errors are
-    `ConversionError`s naming the line."""
+    `ConversionError`s naming the line. `stream`: the file's decompressed bytes, opened already."""
     path = Path(path)
     chunks: List[bytes] = []
     line = 1
-    with _open(path) as f:
+    with _open(path) if stream is None else contextlib.nullcontext(stream) as f:
         while True:
             chunk = _read_chunk(path, f, line)
             if not chunk:
