@@ -19,6 +19,7 @@ from toy import BC5CDR_IOB, JNLPBA_TEST, JNLPBA_TRAIN, PUBTATOR, iob_sentences, 
 
 from spacy_bioner.corpora import (
     ConversionError,
+    ConversionReport,
     read_bioc,
     read_brat,
     read_iob,
@@ -225,6 +226,38 @@ def test_regrouping_errors_name_the_sentence_or_document(tmp_path, data, texts, 
 
 
 # --- small inputs: schemes, repairs, errors ----------------------------------
+
+
+@pytest.mark.parametrize("source, options, n_docs", [
+    (JNLPBA_TEST, {}, 404),  # ###MEDLINE: abstracts
+    (BC5CDR_IOB["test"], {"n_sents": 10}, None),  # sentences without markers
+    (BC5CDR_IOB["test"], {"documents": "test"}, 500),  # sentences regrouped into their abstracts
+], ids=["marked", "n_sents", "documents"])
+def test_an_iob_file_is_read_twice_and_never_held(monkeypatch, source, options, n_docs, bio_nlp):
+    """Read through first (for its scheme and checks), then a document at a time: the first Doc comes
+    when the second read has reached no further than its own lines, so that convert --shard-size
+    holds a few documents of a file of any size (it held the parsed file, ~25 bytes a byte)."""
+    from spacy_bioner.corpora import iob
+
+    passes: List[int] = []  # lines read, per read of the file
+
+    def counted(path):
+        passes.append(0)
+        for line in read_lines(path):
+            passes[-1] += 1
+            yield line
+
+    monkeypatch.setattr(iob, "iter_lines", counted)
+    if "documents" in options:
+        options = {"documents": read_pubtator_texts(PUBTATOR[options["documents"]])}
+    docs = iob.iter_iob(source, bio_nlp.vocab, report=ConversionReport(str(source)), **options)
+    first = next(docs)
+    assert len(passes) == 2 and 0 < passes[1] < passes[0] / 50
+    assert passes[1] >= len(first) + len(list(first.sents))  # a line a token, a blank line a sentence
+    rest = list(docs)
+    assert passes[1] == passes[0]
+    expected, _ = read_iob(source, bio_nlp.vocab, **options)
+    assert 1 + len(rest) == len(expected) == (n_docs or len(expected))
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:

@@ -219,8 +219,8 @@ def convert(
     shard_size: int = typer.Option(
         0, "--shard-size", min=0, help="Write OUTPUT (and --dev-output) as a folder of .spacy files of at most N "
         "documents each, written as they are converted, where one file is held in memory until it is written: "
-        "memory holds N documents at a time, and the --dev-docs ones (for IOB and JSON input, the input parsed "
-        "too). A folder is replaced whole. spaCy's Corpus (`spacy train --paths.train`) and this package's "
+        "memory holds N documents at a time, and the --dev-docs ones (for JSON input, the input parsed too; an IOB "
+        "file is read twice, for its scheme first). A folder is replaced whole. spaCy's Corpus (`spacy train --paths.train`) and this package's "
         "readers and commands take the folder as the corpus. 0: one file."
     ),
     max_loss: float = typer.Option(

@@ -17,6 +17,11 @@ PubTator corpus it was made from): one Doc per abstract, with its PMID and its
 text's spacing. Chunks of `n_sents` sentences would run from one abstract
 into the next, with a text of the tokens joined by spaces.
 
+A file is read twice: through first, each line checked and the scheme told
+from all its tags, then a document at a time, so that nothing of it is held
+but the document being converted (a pipe, which gives its lines once, is
+held whole).
+
 Every reader sets both `doc.ents` and `doc.spans[spans_key]` to the same
 non-overlapping spans: by default "jnlpba" for JNLPBA, "bc5cdr" for BC5CDR
 PubTator and "ents" for an IOB file (give "bc5cdr" for BC5CDR's IOB form, as
@@ -33,13 +38,14 @@ import re
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from spacy.tokens import Doc, Span
+from spacy.util import minibatch
 from spacy.vocab import Vocab
 
 from .report import REPAIRED, ConversionError, ConversionReport, Issue, read_all
-from .text import PathLike, read_lines
+from .text import PathLike, iter_lines, read_lines
 
 # How a file's tags are read: detected, or forced.
 IOB_SCHEMES = ("auto", "iob1", "iob2", "bioes")
@@ -70,52 +76,81 @@ def _labelled(tag: str, label: Optional[str]) -> str:
 CHUNK_LABELS = frozenset({"ADJP", "ADVP", "CONJP", "INTJ", "LST", "NP", "PP", "PRT", "SBAR", "UCP", "VP"})
 
 
-def _check_tag_columns(path: Path, rows: List[Tuple[int, List[str]]], label: Optional[str]) -> None:
-    """Refuse to take each line's last column for its tags where another column holds entity tags
-    that differ from them ("token gold predicted", a second annotation layer, one line short of a
-    column): which is the gold is for the user to say (--tag-column). Columns of other values
-    (POS), of chunk tags (CoNLL-2003's "B-NP") or of "O" alone are ignored, whatever the lines'
-    numbers of columns."""
-    width = max((len(parts) for _, parts in rows), default=2)
-    last = [_labelled(parts[-1], label) for _, parts in rows]
-    for number in range(2, width):
-        # The column on the lines where it is not the last one.
-        pairs = [(_labelled(parts[number - 1], label), tag)
-                 for (_, parts), tag in zip(rows, last) if len(parts) > number]
-        if any(not _is_tag(other) for other, _ in pairs) or all(other == tag for other, tag in pairs):
-            continue
-        labels = {other[2:] for other, _ in pairs if other != "O"}
-        if labels and not labels <= CHUNK_LABELS:
-            raise ConversionError(
-                f"{path}: column {number} holds entity tags that differ from those of the last column: say "
-                f"which column holds the gold with --tag-column (or leave column {number} out)"
-            )
+class _Marker(NamedTuple):
+    """A document marker line: the PMID of `###MEDLINE:`, None for `-DOCSTART-`."""
+
+    pmid: Optional[str]
+    line: int
 
 
-def _parse_iob_lines(
-    path: Path, lines: Sequence[str], tag_column: Optional[int] = None, label: Optional[str] = None
-) -> List[Tuple[Optional[str], List[_Sentence]]]:
-    """Group the lines into documents (pmid or None, sentences), the tags from column
-    `tag_column` (counted from 1; the last non-empty column where None), bare tags given
-    `label`. A `###MEDLINE:` document without sentences is left out with a warning: it would
-    shift a split by documents (--dev-docs)."""
-    docs: List[Tuple[Optional[str], List[_Sentence]]] = [(None, [])]
-    markers: List[int] = [0]  # the line of each document's marker
+class _FileChecks:
+    """What is checked of a file's lines as a whole, gathered line by line (`add`) and told at the
+    end (`check`).
+
+    The tag columns: where a column other than the last holds entity tags that differ from the last
+    column's, which is the gold is for the user to say (--tag-column). Columns of other values (POS),
+    of chunk tags (CoNLL-2003's "B-NP") or of "O" alone are ignored, whatever the lines' numbers of
+    columns. And bare tags: with `label`, a file whose entity tags all name their label has none."""
+
+    def __init__(self, tag_column: Optional[int], label: Optional[str]) -> None:
+        self.tag_column = tag_column
+        self.label = label
+        self.other_values: Set[int] = set()  # columns that hold a value that is no tag
+        self.differing: Set[int] = set()  # columns whose tags differ from the last column's on some line
+        self.labels: Dict[int, Set[str]] = defaultdict(set)  # the entity labels of each column's tags
+        self.bare = self.labelled = 0  # bare tags given `label`, entity tags with a label of their own
+
+    def add(self, parts: List[str], given: str, tag: str) -> None:
+        """A line's columns, its tag as given and as read."""
+        self.bare += tag != given
+        self.labelled += tag == given != "O"
+        if self.tag_column is not None or len(parts) < 3:  # two columns: no other to hold tags
+            return
+        tag = _labelled(parts[-1], self.label)
+        for number in range(2, len(parts)):  # the columns that are not the line's last
+            if number in self.other_values:
+                continue
+            other = _labelled(parts[number - 1], self.label)
+            if not _is_tag(other):
+                self.other_values.add(number)
+                self.labels.pop(number, None)
+                continue
+            if other != tag:
+                self.differing.add(number)
+            if other != "O":
+                self.labels[number].add(other[2:])
+
+    def check(self, path: Path) -> None:
+        for number in sorted(self.differing - self.other_values):
+            labels = self.labels.get(number)
+            if labels and not labels <= CHUNK_LABELS:
+                raise ConversionError(
+                    f"{path}: column {number} holds entity tags that differ from those of the last column: say "
+                    f"which column holds the gold with --tag-column (or leave column {number} out)"
+                )
+        if self.label is not None and self.labelled and not self.bare:
+            warnings.warn(f"{path}: no bare tag (B, I, ...) for --label {self.label!r}: every entity tag names "
+                          "its label")
+
+
+def _iob_items(
+    path: Path, lines: Iterable[str], tag_column: Optional[int] = None, label: Optional[str] = None,
+    checks: Optional[_FileChecks] = None,
+) -> Iterator[Union[_Marker, _Sentence]]:
+    """The file's document markers and sentences in order, each line checked, the tags from column
+    `tag_column` (counted from 1; the last non-empty column where None), bare tags given `label`.
+    `checks` gathers what is checked of the lines as a whole."""
     sent: _Sentence = []
-    rows: List[Tuple[int, List[str]]] = []  # number and columns of each line of 3 or more, for _check_tag_columns
-    bare = labelled = 0  # bare tags given `label`, entity tags with a label of their own
     for lineno, line in enumerate(lines, start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith(_DOC_MARKERS):
             if sent:
-                docs[-1][1].append(sent)
+                yield sent
                 sent = []
             if stripped.startswith("###MEDLINE:"):
-                docs.append((stripped[len("###MEDLINE:") :].strip(), []))
-                markers.append(lineno)
+                yield _Marker(stripped[len("###MEDLINE:") :].strip(), lineno)
             elif stripped.startswith("-DOCSTART-"):
-                docs.append((None, []))
-                markers.append(lineno)
+                yield _Marker(None, lineno)
             continue
         # Columns split on tabs, else on ASCII spaces: str.split() would also cut a token at a no-break space.
         parts = line.split("\t") if "\t" in line else [part for part in line.split(" ") if part]
@@ -129,8 +164,6 @@ def _parse_iob_lines(
             raise ConversionError(f"{path}:{lineno}: no column {tag_column} (--tag-column): {line[:60]!r}")
         given = parts[-1] if tag_column is None else parts[tag_column - 1]
         tag = _labelled(given, label)
-        bare += tag != given
-        labelled += tag == given != "O"
         if not _is_tag(tag):
             hint = (" or give the label of bare tags (--label)" if tag in ("B", "I", "E", "S", "L", "U") else
                     "; read from the last column: --tag-column names another" if tag_column is None and len(parts) > 2
@@ -140,19 +173,72 @@ def _parse_iob_lines(
                 f"{hint})"
             )
         sent.append((parts[0], tag, lineno))
-        if len(parts) > 2:  # two columns: no other to hold tags
-            rows.append((lineno, parts))
+        if checks is not None:
+            checks.add(parts, given, tag)
     if sent:
-        docs[-1][1].append(sent)
-    if tag_column is None:
-        _check_tag_columns(path, rows, label)
-    if label is not None and labelled and not bare:
-        warnings.warn(f"{path}: no bare tag (B, I, ...) for --label {label!r}: every entity tag names its label")
-    empty = [f"{pmid} (line {line})" for (pmid, sents), line in zip(docs, markers) if pmid is not None and not sents]
-    if empty:
-        warnings.warn(f"{path}: {len(empty)} ###MEDLINE: document{'s' * (len(empty) > 1)} without sentences left "
-                      f"out: {', '.join(empty[:5])}{' and more' if len(empty) > 5 else ''}")
-    return [(pmid, sents) for pmid, sents in docs if sents]
+        yield sent
+
+
+class _IobLayout(NamedTuple):
+    """What a first read of an IOB file tells: its scheme, and whether it marks its documents."""
+
+    scheme: str
+    unmarked: bool  # no document markers, or one -DOCSTART- heading the file
+
+
+def _scan(path: Path, lines: Iterable[str], tag_column: Optional[int], label: Optional[str]) -> _IobLayout:
+    """Read the file through, checking every line (ConversionError) and warning of what is read
+    otherwise than written: a `###MEDLINE:` document without sentences is left out (it would shift
+    a split by documents, --dev-docs). Nothing of the file is held."""
+    checks = _FileChecks(tag_column, label)
+    evidence = _SchemeEvidence()
+    groups = 0  # documents with sentences (the text before the first marker one too)
+    unmarked = False  # whether the first of them has no marker or a -DOCSTART- one
+    current: Optional[_Marker] = None
+    filled = False  # whether the current document has sentences
+    empty: List[str] = []  # the first ###MEDLINE: documents without sentences
+    n_empty = 0
+
+    def close() -> None:
+        nonlocal n_empty
+        if current is not None and current.pmid is not None and not filled:
+            n_empty += 1
+            if len(empty) < 5:
+                empty.append(f"{current.pmid} (line {current.line})")
+
+    for item in _iob_items(path, lines, tag_column, label, checks):
+        if isinstance(item, _Marker):
+            close()
+            current, filled = item, False
+            continue
+        if not filled:
+            unmarked = unmarked if groups else current is None or current.pmid is None
+            groups += 1
+            filled = True
+        evidence.add(item)
+    close()
+    checks.check(path)
+    if n_empty:
+        warnings.warn(f"{path}: {n_empty} ###MEDLINE: document{'s' * (n_empty > 1)} without sentences left "
+                      f"out: {', '.join(empty)}{' and more' if n_empty > 5 else ''}")
+    if not groups:
+        raise ConversionError(f"{path}:1: empty file (no tokens)")
+    return _IobLayout(evidence.scheme, unmarked and groups == 1)
+
+
+def _marked_documents(items: Iterable[Union[_Marker, _Sentence]]) -> Iterator[Tuple[Optional[str], List[_Sentence]]]:
+    """(pmid or None, sentences) of each document with sentences, one at a time."""
+    pmid: Optional[str] = None
+    sents: List[_Sentence] = []
+    for item in items:
+        if isinstance(item, _Marker):
+            if sents:
+                yield pmid, sents
+            pmid, sents = item.pmid, []
+        else:
+            sents.append(item)
+    if sents:
+        yield pmid, sents
 
 
 def detect_scheme(sentences: Iterable[_Sentence]) -> str:
@@ -162,18 +248,37 @@ def detect_scheme(sentences: Iterable[_Sentence]) -> str:
     different label (in IOB1, B- only separates two adjacent entities of the
     same label) and some I- tag starts an entity. Otherwise IOB2.
     """
-    b_after_other = i_starts = False
+    evidence = _SchemeEvidence()
     for sent in sentences:
+        evidence.add(sent)
+        if evidence.bioes:
+            break
+    return evidence.scheme
+
+
+class _SchemeEvidence:
+    """What `detect_scheme` reads of the sentences, gathered one sentence at a time."""
+
+    def __init__(self) -> None:
+        self.bioes = self.b_after_other = self.i_starts = False
+
+    def add(self, sent: _Sentence) -> None:
+        if self.bioes:
+            return
         prev = "O"
         for _, tag, _ in sent:
             if tag[0] in "ESLU":
-                return "bioes"
+                self.bioes = True
+                return
             if tag.startswith("B-") and prev[2:] != tag[2:]:
-                b_after_other = True
+                self.b_after_other = True
             if tag.startswith("I-") and prev[2:] != tag[2:]:
-                i_starts = True
+                self.i_starts = True
             prev = tag
-    return "iob1" if i_starts and not b_after_other else "iob2"
+
+    @property
+    def scheme(self) -> str:
+        return "bioes" if self.bioes else "iob1" if self.i_starts and not self.b_after_other else "iob2"
 
 
 def _chunk_sentence(
@@ -234,10 +339,10 @@ def _follow(text: str, pos: int, sent: _Sentence) -> Optional[Tuple[int, List[bo
 
 
 def _regroup(
-    path: Path, sents: List[_Sentence], documents: Sequence[Tuple[str, str]]
-) -> List[Tuple[str, List[_Sentence], List[bool]]]:
+    path: Path, sents: Iterable[_Sentence], documents: Sequence[Tuple[str, str]]
+) -> Iterator[Tuple[str, List[_Sentence], List[bool]]]:
     """(document id, its sentences, whether whitespace follows each token) of
-    each document the sentences were cut from, in the file's order. Each
+    each document the sentences were cut from, in the file's order, one at a time. Each
     sentence goes on where the previous one stopped in its document's text, or
     begins a document not read before; each document is read to its end."""
     by_first_char: Dict[str, List[int]] = defaultdict(list)
@@ -245,7 +350,9 @@ def _regroup(
         stripped = text.lstrip()
         if stripped:
             by_first_char[stripped[0]].append(index)
-    groups: List[Tuple[str, List[_Sentence], List[bool]]] = []
+    doc_id: Optional[str] = None  # the document being read, and its sentences and spacing so far
+    doc_sents: List[_Sentence] = []
+    doc_spaces: List[bool] = []
     read = set()
     current, pos, alike = -1, 0, 0
 
@@ -267,24 +374,26 @@ def _regroup(
                      for index in by_first_char.get(sent[0][0][0], []) if index not in read]
             begun = [(index, found) for index, found in begun if found is not None]
             alike = len(begun)
-            if begun:
-                current, followed = begun[0]
-                read.add(current)
-                groups.append((documents[current][0], [], []))
-            else:
+            if not begun:
                 raise ConversionError(
                     f"{where}: the sentence {words!r}... begins none of the {len(documents)} documents "
                     "(each read once): are they the texts this file's sentences were cut from?"
                 )
+            if doc_id is not None:
+                yield doc_id, doc_sents, doc_spaces
+            current, followed = begun[0]
+            read.add(current)
+            doc_id, doc_sents, doc_spaces = documents[current][0], [], []
         pos, spaces = followed
-        groups[-1][1].append(sent)
-        groups[-1][2].extend(spaces)
+        doc_sents.append(sent)
+        doc_spaces.extend(spaces)
     if rest():
         raise ConversionError(
             f"{path}: the file ends before document {documents[current][0]} does, whose text goes on "
             f"with {rest()[:40]!r}"
         )
-    return groups
+    if doc_id is not None:
+        yield doc_id, doc_sents, doc_spaces
 
 
 def check_iob_options(path: Union[str, Path], scheme: str, n_sents: int, documents: bool) -> None:
@@ -344,39 +453,35 @@ def iter_iob(
     tag_column: Optional[int] = None,
     label: Optional[str] = None,
 ) -> Iterator[Doc]:
-    """`read_iob`'s documents one at a time (the file is read whole first: the scheme is told from
-    all its tags), and what was repaired in `report`."""
+    """`read_iob`'s documents one at a time, and what was repaired in `report`. The file is read
+    twice, nothing of it held: through first for its scheme (told from all its tags) and its
+    checks, then a document at a time; a pipe, which gives its lines once, is held."""
     path = Path(path)
     check_iob_options(path, scheme, n_sents, documents is not None)
     if tag_column is not None and tag_column < 2:
         raise ConversionError(f"{path}: the tag column is 2 or more (the first holds the tokens), got {tag_column}")
     if label is not None and not label.strip():
         raise ConversionError(f"{path}: an empty label for bare tags (--label)")
-    groups = _parse_iob_lines(path, read_lines(path), tag_column, label)
-    if not groups:
-        raise ConversionError(f"{path}:1: empty file (no tokens)")
-    unmarked = len(groups) == 1 and groups[0][0] is None
-    if not unmarked and (documents is not None or n_sents > 1):
+    held = None if path.is_file() else read_lines(path)
+    layout = _scan(path, iter_lines(path) if held is None else held, tag_column, label)
+    if not layout.unmarked and (documents is not None or n_sents > 1):
         grouping = "regrouping by documents" if documents is not None else "grouping sentences by n_sents"
         raise ConversionError(f"{path}: the file marks its own documents (-DOCSTART-, ###MEDLINE:); "
                               f"{grouping} is for files without markers")
-    spacing: Optional[List[List[bool]]] = None  # whether whitespace follows each token, per document
+    if scheme == "auto":
+        scheme = layout.scheme
+    items = _iob_items(path, iter_lines(path) if held is None else held, tag_column, label)
+    groups: Iterator[Tuple[Optional[str], List[_Sentence], Optional[List[bool]]]]
     if documents is not None:
         documents = list(documents)
-        regrouped = _regroup(path, groups[0][1], documents)
-        groups = [(pmid, sents) for pmid, sents, _ in regrouped]
-        read = {pmid for pmid, _ in groups}
-        unread = [doc_id for doc_id, _ in documents if doc_id not in read]
-        if unread:
-            warnings.warn(f"{path}: no sentence of {len(unread)} of the {len(documents)} documents is in the file "
-                          f"(first: {unread[0]}), so they are left out: are they the texts its sentences were cut from?")
-        spacing = [spaces for _, _, spaces in regrouped]
-    elif unmarked:
-        sents = groups[0][1]
-        groups = [(None, sents[i : i + n_sents]) for i in range(0, len(sents), n_sents)]
-    if scheme == "auto":
-        scheme = detect_scheme(s for _, sents in groups for s in sents)
-    for doc_index, (pmid, sents) in enumerate(groups):
+        groups = _regroup(path, (item for item in items if not isinstance(item, _Marker)), documents)
+    elif layout.unmarked:
+        groups = ((None, sents, None) for sents in minibatch(
+            (item for item in items if not isinstance(item, _Marker)), n_sents))
+    else:
+        groups = ((pmid, sents, None) for pmid, sents in _marked_documents(items))
+    read = set()
+    for doc_index, (pmid, sents, spacing) in enumerate(groups):
         words: List[str] = []
         sent_starts: List[bool] = []
         entities: List[Tuple[int, int, str]] = []
@@ -387,12 +492,18 @@ def iter_iob(
                 report.issues.append(Issue(REPAIRED, f"{path}:{lineno}", reason, doc_index=doc_index))
             words.extend(word for word, _, _ in sent)
             sent_starts.extend([True] + [False] * (len(sent) - 1))
-        spaces = spacing[doc_index] if spacing else [True] * len(words)
-        doc = Doc(vocab, words=words, spaces=spaces, sent_starts=sent_starts)
+        doc = Doc(vocab, words=words, spaces=spacing or [True] * len(words), sent_starts=sent_starts)
         set_entities(doc, [Span(doc, s, e, label=label) for s, e, label in entities], spans_key)
         if pmid is not None:
             doc.user_data["pmid"] = pmid
+        if documents is not None:
+            read.add(pmid)
         yield doc
+    if documents is not None:
+        unread = [doc_id for doc_id, _ in documents if doc_id not in read]
+        if unread:
+            warnings.warn(f"{path}: no sentence of {len(unread)} of the {len(documents)} documents is in the file "
+                          f"(first: {unread[0]}), so they are left out: are they the texts its sentences were cut from?")
     if report.repaired:
         first = report.repaired[0]
         warnings.warn(f"{path}: {len(report.repaired)} entities broke the {scheme.upper()} scheme and were repaired "
