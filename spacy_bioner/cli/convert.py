@@ -187,8 +187,9 @@ def convert(
         "(Label Studio's JSON or JSON-MIN export of texts labelled with <Labels>)."
     ),
     input_path: Path = typer.Argument(
-        ..., metavar="INPUT", help="Input file: plain text, .gz or .xz; for brat, a folder (read recursively, one "
-        "document per text with its NAME.ann, or .a1 and .a2, its path as the id) or one .ann or .txt file."
+        ..., metavar="INPUT", help="Input file: plain text, .gz or .xz, or a pipe (<(zcat x.gz), /dev/stdin); for "
+        "brat, a folder (read recursively, one document per text with its NAME.ann, or .a1 and .a2, its path as "
+        "the id) or one .ann or .txt file."
     ),
     output: Path = typer.Argument(
         ..., metavar="OUTPUT", help="Output .spacy (DocBin) file; with --shard-size, a folder of them."
@@ -220,8 +221,8 @@ def convert(
         0, "--shard-size", min=0, help="Write OUTPUT (and --dev-output) as a folder of .spacy files of at most N "
         "documents each, written as they are converted, where one file is held in memory until it is written: "
         "memory holds N documents at a time, and the --dev-docs ones (for JSON input, the input parsed too; an IOB "
-        "file is read twice, for its scheme first). A folder is replaced whole. spaCy's Corpus (`spacy train --paths.train`) and this package's "
-        "readers and commands take the folder as the corpus. 0: one file."
+        "file is read twice, for its scheme first). A folder is replaced whole. spaCy's Corpus (`spacy train "
+        "--paths.train`) and this package's readers and commands take the folder as the corpus. 0: one file."
     ),
     max_loss: float = typer.Option(
         0.005, "--max-loss", min=0.0, max=1.0, help="Fail (exit 1, nothing written) if more than this "
