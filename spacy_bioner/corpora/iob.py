@@ -106,7 +106,6 @@ class _FileChecks:
         self.labelled += tag == given != "O"
         if self.tag_column is not None or len(parts) < 3:  # two columns: no other to hold tags
             return
-        tag = _labelled(parts[-1], self.label)
         for number in range(2, len(parts)):  # the columns that are not the line's last
             if number in self.other_values:
                 continue
@@ -121,6 +120,7 @@ class _FileChecks:
                 self.labels[number].add(other[2:])
 
     def check(self, path: Path) -> None:
+        """Refuse a guess at the tag column (ConversionError); warn of --label without bare tags."""
         for number in sorted(self.differing - self.other_values):
             labels = self.labels.get(number)
             if labels and not labels <= CHUNK_LABELS:
