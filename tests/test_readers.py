@@ -974,12 +974,14 @@ def pipe_inputs(tmp_path: Path, fmt: str) -> Tuple[bytes, object]:
     documents = [bioc_document(str(n), [(0, "Aspirin and ulcers.")], [("T1", "Chemical", [(0, 7)], "Aspirin", {})])
                  for n in (1, 2)]
     data = bioc_file(tmp_path / "bioc", documents, form=fmt.split("-")[1]).read_bytes()
+    if fmt.endswith("-spaced"):  # its form told past the first bytes, which a pipe gives back
+        data = b"\xef\xbb\xbf" + b"\n" * 9 + data
     return data, lambda path, nlp: read_bioc(path, nlp)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
 @pytest.mark.parametrize("compress", [lambda data: data, gzip.compress, lzma.compress], ids=["plain", "gzip", "xz"])
-@pytest.mark.parametrize("fmt", ["pubtator", "iob", "bioc-xml", "bioc-json"])
+@pytest.mark.parametrize("fmt", ["pubtator", "iob", "bioc-xml", "bioc-json", "bioc-json-spaced"])
 def test_a_pipe_is_read_whole(tmp_path, fmt, compress, bio_nlp):
     """A pipe (`<(zcat file.gz)`, /dev/stdin) converts as the file does: its first bytes, read to
     tell its compression or its form, are not lost (they were: a PubTator pipe was "empty" or began
@@ -991,6 +993,25 @@ def test_a_pipe_is_read_whole(tmp_path, fmt, compress, bio_nlp):
     assert len(docs) == len(expected) > 1
     assert [(doc.user_data.get("pmid"), doc.text, ents(doc)) for doc in docs] == [
         (doc.user_data.get("pmid"), doc.text, ents(doc)) for doc in expected]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_an_iob_pipe_and_file_report_the_first_error_of_the_file(tmp_path, bio_nlp):
+    """A file is checked as it is read, a pipe too (its lines held as they are read): the first error
+    of either is the one on its earliest line, here a bad tag before a truncated end."""
+    lines = b"a\tO\nb\tZZ\n" + b"".join(b"w%d\tO\n" % i for i in range(200_000))
+    data = gzip.compress(lines)[:-1000]
+    file = write(tmp_path, "cut.iob.gz", data)
+    with pytest.raises(ConversionError, match=r"cut\.iob\.gz:2: unknown tag 'ZZ'"):
+        read_iob(file, bio_nlp.vocab)
+    with piped(tmp_path, data) as pipe, pytest.raises(ConversionError, match=r"pipe:2: unknown tag 'ZZ'"):
+        read_iob(pipe, bio_nlp.vocab)
+
+
+def test_an_iob_path_that_cannot_be_read_is_a_conversion_error(tmp_path, bio_nlp):
+    """Not a traceback: Path.is_file() raises for a name too long (it says False only for some errors)."""
+    with pytest.raises(ConversionError, match="cannot read file"):
+        read_iob(tmp_path / ("x" * 300 + ".iob"), bio_nlp.vocab)
 
 
 @pytest.mark.parametrize("compress, padding", [(gzip.compress, b"\x00" * 4), (lzma.compress, b"")], ids=["gzip", "xz"])

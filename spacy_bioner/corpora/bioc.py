@@ -142,22 +142,32 @@ def _documents(path: Path) -> Iterator[_Document]:
     """The BioC documents of the file, one at a time."""
     try:
         with open_bytes(path) as f:
-            head = f.read1(4096)
+            head = b""  # up to the first byte that is no whitespace (a pipe may give a few bytes at a time)
+            while len(head) < 4096 and not _first_byte(head):
+                chunk = f.read1(4096 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+            first = _first_byte(head)
             # The first bytes given back: a pipe is read once.
-            stream = unread(head, f)
-            first = head.lstrip().removeprefix(_BOM).lstrip()[:1]
-            if first in (b"{", b"["):
-                yield from _json_documents(path, stream)
-            elif first == b"<":
-                yield from _xml_documents(stream, path)
-            else:
-                raise ConversionError(f"{path}: neither BioC XML nor BioC JSON (it begins with {first!r})")
+            with unread(head, f) as stream:
+                if first in (b"{", b"["):
+                    yield from _json_documents(path, stream)
+                elif first == b"<":
+                    yield from _xml_documents(stream, path)
+                else:
+                    raise ConversionError(f"{path}: neither BioC XML nor BioC JSON (it begins with {first!r})")
     except FileNotFoundError:
         raise ConversionError(f"{path}: no such file") from None
     except etree.XMLSyntaxError as e:
         raise ConversionError(f"{path}:{e.lineno}: not XML ({e.msg})") from None
     except (OSError, *DECOMPRESSION_ERRORS) as e:
         raise ConversionError(f"{path}: {describe_error(path, e)}") from None
+
+
+def _first_byte(head: bytes) -> bytes:
+    """The first byte of `head` that is no whitespace or byte order mark (b"" where there is none)."""
+    return head.lstrip().removeprefix(_BOM).lstrip()[:1]
 
 
 # --- XML ------------------------------------------------------------------------------------------

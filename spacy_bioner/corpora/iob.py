@@ -34,6 +34,7 @@ into their abstracts, and converts ill-formed tags without a word, where
 this reader reports each with its line.
 """
 
+import os
 import re
 import warnings
 from collections import defaultdict
@@ -45,7 +46,7 @@ from spacy.util import minibatch
 from spacy.vocab import Vocab
 
 from .report import REPAIRED, ConversionError, ConversionReport, Issue, read_all
-from .text import PathLike, iter_lines, read_lines
+from .text import PathLike, iter_lines
 
 # How a file's tags are read: detected, or forced.
 IOB_SCHEMES = ("auto", "iob1", "iob2", "bioes")
@@ -112,7 +113,6 @@ class _FileChecks:
             other = _labelled(parts[number - 1], self.label)
             if not _is_tag(other):
                 self.other_values.add(number)
-                self.labels.pop(number, None)
                 continue
             if other != tag:
                 self.differing.add(number)
@@ -212,7 +212,8 @@ def _scan(path: Path, lines: Iterable[str], tag_column: Optional[int], label: Op
             current, filled = item, False
             continue
         if not filled:
-            unmarked = unmarked if groups else current is None or current.pmid is None
+            if not groups:
+                unmarked = current is None or current.pmid is None
             groups += 1
             filled = True
         evidence.add(item)
@@ -239,6 +240,25 @@ def _marked_documents(items: Iterable[Union[_Marker, _Sentence]]) -> Iterator[Tu
             sents.append(item)
     if sents:
         yield pmid, sents
+
+
+def _sentences(items: Iterable[Union[_Marker, _Sentence]]) -> Iterator[_Sentence]:
+    """The sentences among `_iob_items`, the markers left out (a file read as sentences)."""
+    return (item for item in items if not isinstance(item, _Marker))
+
+
+def _can_read_again(path: Path) -> bool:
+    """Whether `path` is a file that a second open reads from its start: not a pipe, nor a /dev/ path
+    (/dev/stdin, /dev/fd/N), which may share its position with the shell's descriptor. Never raises:
+    an unreadable path is `iter_lines`' to report."""
+    return os.path.isfile(path) and not path.absolute().as_posix().startswith("/dev/")
+
+
+def _holding(lines: Iterable[str], held: List[str]) -> Iterator[str]:
+    """`lines`, each added to `held` as it is given."""
+    for line in lines:
+        held.append(line)
+        yield line
 
 
 def detect_scheme(sentences: Iterable[_Sentence]) -> str:
@@ -462,25 +482,26 @@ def iter_iob(
         raise ConversionError(f"{path}: the tag column is 2 or more (the first holds the tokens), got {tag_column}")
     if label is not None and not label.strip():
         raise ConversionError(f"{path}: an empty label for bare tags (--label)")
-    held = None if path.is_file() else read_lines(path)
-    layout = _scan(path, iter_lines(path) if held is None else held, tag_column, label)
+    held: List[str] = []  # a pipe's lines, which it gives once
+    read_again = _can_read_again(path)
+    lines = iter_lines(path)
+    layout = _scan(path, lines if read_again else _holding(lines, held), tag_column, label)
     if not layout.unmarked and (documents is not None or n_sents > 1):
         grouping = "regrouping by documents" if documents is not None else "grouping sentences by n_sents"
         raise ConversionError(f"{path}: the file marks its own documents (-DOCSTART-, ###MEDLINE:); "
                               f"{grouping} is for files without markers")
     if scheme == "auto":
         scheme = layout.scheme
-    items = _iob_items(path, iter_lines(path) if held is None else held, tag_column, label)
+    items = _iob_items(path, iter_lines(path) if read_again else held, tag_column, label)
     groups: Iterator[Tuple[Optional[str], List[_Sentence], Optional[List[bool]]]]
     if documents is not None:
         documents = list(documents)
-        groups = _regroup(path, (item for item in items if not isinstance(item, _Marker)), documents)
+        groups = _regroup(path, _sentences(items), documents)
     elif layout.unmarked:
-        groups = ((None, sents, None) for sents in minibatch(
-            (item for item in items if not isinstance(item, _Marker)), n_sents))
+        groups = ((None, sents, None) for sents in minibatch(_sentences(items), n_sents))
     else:
         groups = ((pmid, sents, None) for pmid, sents in _marked_documents(items))
-    read = set()
+    read: Set[Optional[str]] = set()  # the ids of the --documents read
     for doc_index, (pmid, sents, spacing) in enumerate(groups):
         words: List[str] = []
         sent_starts: List[bool] = []
