@@ -1207,6 +1207,12 @@ def test_cli_errors(tiny_bert: Path, tmp_path: Path) -> None:
     [line] = result.output.splitlines()
     assert f"--text {folder} is a folder" in line
     assert line.endswith(f"each with its own --text (e.g. --text {folder / 'a.txt'})")
+    if hasattr(os, "mkfifo"):  # a pipe, <(xzcat text.xz): read twice, it would give its lines once
+        os.mkfifo(tmp_path / "pipe")
+        result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text",
+                                     str(tmp_path / "pipe"), "--no-task-text"])
+        assert result.exit_code == 1 and "pipe: not a file (a pipe?)" in result.output
+        assert "write it to a file" in result.output
     result = runner.invoke(app, base[:2] + [str(tiny_bert)] + base[3:])  # the encoder itself as output
     assert result.exit_code == 1 and "holds no pretraining output" in result.output
     result = runner.invoke(app, ["pretrain", str(tmp_path / "no-encoder"), str(tmp_path / "out"), "--text",

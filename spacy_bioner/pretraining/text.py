@@ -148,5 +148,8 @@ def _check_text_file(path: Path) -> None:
             f"--text {path} is a folder: pass the text files in it, each with its own --text "
             f"(e.g. --text {example})"
         )
+    if path.exists() and not path.is_file():
+        raise PretrainError(f"--text {path}: not a file (a pipe?): pretrain reads its text twice (its digest, "
+                            "which --resume checks, then its lines); write it to a file and pass that")
     if not path.is_file():
         raise PretrainError(f"--text {path}: no such file")
