@@ -101,7 +101,7 @@ class _Unread(io.RawIOBase):
 
     def __init__(self, head: bytes, stream: IO[bytes]) -> None:
         super().__init__()
-        self._head = head
+        self._head = memoryview(head)  # sliced without a copy
         self._stream = stream
 
     def readable(self) -> bool:

@@ -1014,6 +1014,27 @@ def test_an_iob_path_that_cannot_be_read_is_a_conversion_error(tmp_path, bio_nlp
         read_iob(tmp_path / ("x" * 300 + ".iob"), bio_nlp.vocab)
 
 
+def test_json_lines_are_read_a_line_at_a_time_and_one_value_whole(tmp_path, monkeypatch):
+    """JSON Lines (BioC's documents, Label Studio's tasks) are parsed as they are read, so that a
+    conversion holds a line of them at a time; a file of one value, pretty-printed or not, whole. Each
+    value says where it is, as before: its line, or the file for one value."""
+    import io
+
+    from spacy_bioner.corpora import text
+
+    monkeypatch.setattr(text, "READ_CHUNK", 4096)
+    records = [{"id": n, "text": f"IL-{n} activates NF-kappa B."} for n in range(2000)]
+    data = b"\n".join(json.dumps(record).encode() for record in records) + b"\n"
+    stream = io.BytesIO(data)
+    values = text.iter_json_values(tmp_path / "x.jsonl", stream)
+    assert next(values) == (records[0], f"{tmp_path / 'x.jsonl'}:1")
+    assert stream.tell() <= 2 * 4096 < len(data) / 10
+    assert [value for value, _ in values] == records[1:]
+    for one in (json.dumps(records, indent=2).encode(), b"\n\n" + json.dumps(records).encode() + b"\n  \n"):
+        path = write(tmp_path, "one.json", one)
+        assert list(text.iter_json_values(path)) == [(records, str(path))]
+
+
 @pytest.mark.parametrize("compress, padding", [(gzip.compress, b"\x00" * 4), (lzma.compress, b"")], ids=["gzip", "xz"])
 def test_concatenated_members_all_read(tmp_path, compress, padding):
     """`cat a.gz b.gz` (or `cat a.xz b.xz`) is one file of both texts; gzip's NUL padding is skipped."""

@@ -220,9 +220,10 @@ def convert(
     shard_size: int = typer.Option(
         0, "--shard-size", min=0, help="Write OUTPUT (and --dev-output) as a folder of .spacy files of at most N "
         "documents each, written as they are converted, where one file is held in memory until it is written: "
-        "memory holds N documents at a time, and the --dev-docs ones (for JSON input, the input parsed too; an IOB "
-        "file is read twice, for its scheme first). A folder is replaced whole. spaCy's Corpus (`spacy train "
-        "--paths.train`) and this package's readers and commands take the folder as the corpus. 0: one file."
+        "memory holds N documents at a time, and the --dev-docs ones (for a JSON file of one value, the value "
+        "parsed too; an IOB file is read twice, for its scheme first). A folder is replaced whole. spaCy's Corpus "
+        "(`spacy train --paths.train`) and this package's readers and commands take the folder as the corpus. "
+        "0: one file."
     ),
     max_loss: float = typer.Option(
         0.005, "--max-loss", min=0.0, max=1.0, help="Fail (exit 1, nothing written) if more than this "

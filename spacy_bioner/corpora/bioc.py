@@ -28,7 +28,8 @@ warned of (one document could land in train and dev).
 XML is read a document at a time (lxml's iterparse, each document cleared
 once read); JSON as a collection (`{"documents": [...]}`), PubTator3's
 `{"PubTator3": [...]}`, a list of documents or collections, one document, or
-JSON Lines of any of these. Written here, not with `bioc` (PyPI, 2.1), whose
+JSON Lines of any of these (a line at a time; a file of one value is parsed
+whole). Written here, not with `bioc` (PyPI, 2.1), whose
 XML reader keeps every element it has read (ten times a file's size in
 memory), reads a passage made of sentences as an empty text, fails with an
 AttributeError where the root is no `<collection>` and with KeyErrors and
@@ -50,7 +51,7 @@ from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
 from .report import DROPPED, EXCLUDED, RELATION, ConversionError, ConversionReport, Issue, read_all, warn_of_repeats
-from .text import PathLike, json_id, json_objects, read_json_values
+from .text import PathLike, json_id, json_objects, iter_json_values
 
 # The infons of an annotation that hold its kb id, in the order they are looked for.
 KB_ID_INFONS = ("identifier", "MESH", "concept_id")
@@ -256,7 +257,7 @@ def _xml_annotation(element: Any, path: Path) -> _Annotation:
 def _json_documents(path: Path, stream: IO[bytes]) -> Iterator[_Document]:
     """The documents of a BioC JSON file (`stream`, its bytes), or of JSON Lines of documents or
     collections."""
-    for value, where in read_json_values(path, stream):
+    for value, where in iter_json_values(path, stream):
         for document in _json_document_objects(value, where):
             yield _json_document(document, where)
 

@@ -84,7 +84,7 @@ from .report import (
     read_all,
     warn_of_repeats,
 )
-from .text import PathLike, json_id, json_objects, read_json_values, record_text, text_digest
+from .text import PathLike, json_id, json_objects, iter_json_values, record_text, text_digest
 
 # The data field of the document id in the tasks that `python -m spacy_bioner export-tasks` writes.
 EXPORTED_ID_KEY = "doc_id"
@@ -316,7 +316,7 @@ def _tasks(path: Path, text_key: str) -> Iterator[_Task]:
     order; JSON-MIN's records of one task (the same id and text) merged into it."""
     merged: Dict[Tuple[str, Optional[str]], _Task] = {}  # JSON-MIN's tasks by id and text, in their order
     position = 0
-    for value, where in read_json_values(path):
+    for value, where in iter_json_values(path):
         for item in value if isinstance(value, list) else [value]:
             position += 1
             if not isinstance(item, dict):

@@ -12,9 +12,9 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-from ..compressed import DECOMPRESSION_ERRORS, describe_error, is_system_error, open_bytes
+from ..compressed import DECOMPRESSION_ERRORS, describe_error, is_system_error, open_bytes, unread
 from .report import ConversionError
 
 PathLike = Union[str, Path]
@@ -35,48 +35,64 @@ def iter_lines(path: PathLike) -> Iterator[str]:
     errors are `ConversionError`s naming the line (an empty file is one, raised
     once the file has been read; a carriage return other than a CRLF's is one too)."""
     path = Path(path)
-    offset = 0  # decompressed bytes decoded so far
-    line = 1  # the line the decoded text has reached
-    pending: List[bytes] = []  # a line begun but not ended in the chunks read (no line end in them)
     blank = True
     with _open(path) as f:
-        while True:
-            chunk = _read_chunk(path, f, line)
-            end = chunk.rfind(b"\n") + 1 if chunk else len(chunk)
-            if chunk and not end:
-                pending.append(chunk)
-                continue
-            block = b"".join(pending) + chunk[:end]  # whole lines; the last one, at the end of the file
-            pending = [chunk[end:]] if chunk[end:] else []
-            if offset == 0 and block.startswith(codecs.BOM_UTF8):
-                block, offset = block[len(codecs.BOM_UTF8):], len(codecs.BOM_UTF8)
-            lines = _decode(path, block, offset, line).split("\n")
-            if lines[-1] == "":  # after the block's last line end
-                lines.pop()
-            for number, text in enumerate(lines, start=line):
-                text = text[:-1] if text.endswith("\r") else text
-                if "\r" in text:  # CR line ends: the lines they end would be read as one, columns lost
-                    raise ConversionError(
-                        f"{path}:{number}: carriage return inside a line: convert CR line ends to LF"
-                    )
-                blank = blank and not text.strip()
-                yield text
-            offset += len(block)
-            line += block.count(b"\n")
-            if not chunk:
-                break
+        for number, text in _numbered_lines(path, f):
+            text = text[:-1] if text.endswith("\r") else text
+            if "\r" in text:  # CR line ends: the lines they end would be read as one, columns lost
+                raise ConversionError(
+                    f"{path}:{number}: carriage return inside a line: convert CR line ends to LF"
+                )
+            blank = blank and not text.strip()
+            yield text
     if blank:
         raise ConversionError(f"{path}:1: empty file")
 
 
-def read_json_values(path: PathLike, stream: Optional[IO[bytes]] = None) -> List[Tuple[Any, str]]:
+def _numbered_lines(path: Path, f: IO[bytes]) -> Iterator[Tuple[int, str]]:
+    """(number, text) of the lines of the decompressed stream `f`, cut at "\n" alone (a carriage
+    return kept), without the BOM, decoded a MiB at a time."""
+    offset = 0  # decompressed bytes decoded so far
+    line = 1  # the line the decoded text has reached
+    pending: List[bytes] = []  # a line begun but not ended in the chunks read (no line end in them)
+    while True:
+        chunk = _read_chunk(path, f, line)
+        end = chunk.rfind(b"\n") + 1 if chunk else len(chunk)
+        if chunk and not end:
+            pending.append(chunk)
+            continue
+        block = b"".join(pending) + chunk[:end]  # whole lines; the last one, at the end of the file
+        pending = [chunk[end:]] if chunk[end:] else []
+        if offset == 0 and block.startswith(codecs.BOM_UTF8):
+            block, offset = block[len(codecs.BOM_UTF8):], len(codecs.BOM_UTF8)
+        lines = _decode(path, block, offset, line).split("\n")
+        if lines[-1] == "":  # after the block's last line end
+            lines.pop()
+        yield from enumerate(lines, start=line)
+        offset += len(block)
+        line += block.count(b"\n")
+        if not chunk:
+            break
+
+
+def iter_json_values(path: PathLike, stream: Optional[IO[bytes]] = None) -> Iterator[Tuple[Any, str]]:
     """The JSON of a plain, gzipped or xz-compressed UTF-8 file: the file as one value, or JSON
     Lines (a value a line), each with where it is ("PATH" or "PATH:LINE"). Its errors are
-    `ConversionError`s naming the line. `stream`: the file's decompressed bytes, opened already."""
+    `ConversionError`s naming the line. `stream`: the file's decompressed bytes, opened already.
+
+    JSON Lines are read a line at a time, a file of one value whole. A file is JSON Lines where its
+    first line that is not blank is a JSON value, and another line is not blank."""
     path = Path(path)
-    chunks: List[bytes] = []
-    line = 1
     with _open(path) if stream is None else contextlib.nullcontext(stream) as f:
+        head, first = _first_json_line(path, f)
+        if first is _JSON_LINES:
+            yield from _json_lines(path, _numbered_lines(path, unread(head, f)))
+            return
+        if first is not _NOT_JSON:  # one value, the rest of the file blank
+            yield first, str(path)
+            return
+        chunks: List[Union[bytes, bytearray]] = [head]
+        line = 1 + head.count(b"\n")
         while True:
             chunk = _read_chunk(path, f, line)
             if not chunk:
@@ -87,19 +103,74 @@ def read_json_values(path: PathLike, stream: Optional[IO[bytes]] = None) -> List
     bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     text = _decode(path, data[bom:], bom, 1)
     try:
-        return [(json.loads(text), str(path))]
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         if e.msg != "Extra data":
             raise ConversionError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
-    values = []
+    else:
+        yield value, str(path)
+        return
     # Lines end at "\n" alone, as `iter_lines` reads them: a JSON string may hold U+2028 or U+0085 raw.
-    for lineno, text_line in enumerate(text.split("\n"), start=1):
+    yield from _json_lines(path, enumerate(text.split("\n"), start=1))
+
+
+def _json_lines(path: Path, lines: Iterable[Tuple[int, str]]) -> Iterator[Tuple[Any, str]]:
+    """The value of each numbered line that is not blank, with where it is ("PATH:LINE")."""
+    for lineno, text_line in lines:
         if text_line.strip():
             try:
-                values.append((json.loads(text_line), f"{path}:{lineno}"))
+                yield json.loads(text_line), f"{path}:{lineno}"
             except json.JSONDecodeError as e:
                 raise ConversionError(f"{path}:{lineno}: not JSON ({e.msg}; one JSON value a line)") from None
-    return values
+
+
+# `_first_json_line`'s answers but a value, and the first value before it is read.
+_JSON_LINES = object()
+_NOT_JSON = object()
+_UNREAD = object()
+_JSON_SPACE = " \t\r"  # JSON's whitespace within a line; str.strip() takes more (a form feed, U+00A0)
+
+
+def _first_json_line(path: Path, f: IO[bytes]) -> Tuple[bytearray, Any]:
+    """The bytes read of `f` and what they tell, as a parse of the whole file would:
+    `_JSON_LINES` where its first line that is not blank is a JSON value and another line follows
+    that is not blank; that value, where the rest of the file is blank; else `_NOT_JSON` (a value of
+    several lines, an error, bytes that are not UTF-8: for the whole file to tell). Each byte is
+    looked at once, and no more is read than tells."""
+    head = bytearray()
+    line = 1  # the line the bytes read have reached
+    start = searched = 0  # where the line being read begins, and where the search for its end goes on
+    first: Any = _UNREAD
+    at_end = False
+    while not at_end:
+        chunk = _read_chunk(path, f, line)
+        at_end = not chunk
+        head += chunk
+        line += chunk.count(b"\n")
+        if start == 0 and head.startswith(codecs.BOM_UTF8):
+            start = searched = len(codecs.BOM_UTF8)
+        while start <= len(head):
+            end = head.find(b"\n", searched)
+            if end < 0 and not at_end:
+                searched = len(head)
+                break  # the line goes on in the next chunk
+            end = len(head) if end < 0 else end
+            try:
+                text = head[start:end].decode("utf-8")
+            except UnicodeDecodeError:
+                return head, _NOT_JSON
+            start = searched = end + 1
+            if not text.strip():
+                if text.strip(_JSON_SPACE):  # blank to str.strip(), not to JSON: an error, or JSON Lines
+                    return head, _NOT_JSON if first is _UNREAD else _JSON_LINES
+                continue
+            if first is not _UNREAD:
+                return head, _JSON_LINES
+            try:
+                first = json.loads(text)
+            except json.JSONDecodeError:
+                return head, _NOT_JSON
+    return head, _NOT_JSON if first is _UNREAD else first
 
 
 def json_objects(value: Any, key: str, where: str) -> List[Any]:
