@@ -109,10 +109,13 @@ class _Unread(io.RawIOBase):
 
     def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
         if not self._head:
-            return self._stream.readinto(buffer)  # type: ignore[attr-defined]
+            # read1: a GzipFile's readinto (its read) drops what it decompressed before a truncation.
+            data = self._stream.read1(len(buffer))  # type: ignore[attr-defined]
+            buffer[:len(data)] = data
+            return len(data)
         size = min(len(buffer), len(self._head))
         buffer[:size] = self._head[:size]
-        self._head = self._head[size:]
+        self._head = self._head[size:] if size < len(self._head) else memoryview(b"")  # the head let go
         return size
 
     def close(self) -> None:

@@ -1035,6 +1035,38 @@ def test_json_lines_are_read_a_line_at_a_time_and_one_value_whole(tmp_path, monk
         assert list(text.iter_json_values(path)) == [(records, str(path))]
 
 
+@pytest.mark.parametrize("blank, where", [(" \t\r", "PATH"), ("\x0c", "PATH:1"), ("\u00a0", "PATH:1"), ("\u2028", "PATH:1")])
+def test_a_json_value_before_lines_blank_to_python_but_not_to_json(tmp_path, blank, where):
+    """A value then a line that str.strip() takes for blank and JSON does not (a form feed, U+00A0)
+    is no longer one value, as a parse of the whole file said: JSON Lines, the value at its line."""
+    from spacy_bioner.corpora import text
+
+    path = write(tmp_path, "x.json", f'{{"a": 1}}\n{blank}\n'.encode())
+    assert list(text.iter_json_values(path)) == [({"a": 1}, where.replace("PATH", str(path)))]
+    path = write(tmp_path, "y.json", f'{blank}\n{{"a": 1}}\n'.encode())
+    if where == "PATH":
+        assert list(text.iter_json_values(path)) == [({"a": 1}, str(path))]
+    else:
+        with pytest.raises(ConversionError, match=r"y\.json:1: not JSON \(Expecting value\)"):
+            list(text.iter_json_values(path))
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, lzma.compress], ids=["gzip", "xz"])
+def test_a_truncated_json_lines_file_names_the_line_it_ends_in(tmp_path, compress):
+    """As a file of lines does: what was decompressed before the cut is kept (read1), not dropped
+    with the last block (which named a line a thousand lines too early)."""
+    from spacy_bioner.corpora import text
+
+    data = b"".join(b'{"id": %d, "text": "IL-%d activates NF-kappa B in T cells."}\n' % (n, n) for n in range(60_000))
+    cut = compress(data)
+    path = write(tmp_path, "cut.jsonl", cut[: len(cut) * 3 // 4])
+    with pytest.raises(ConversionError) as lines_error:
+        list(text.iter_lines(path))
+    line = re.search(r"cut\.jsonl:(\d+): truncated", str(lines_error.value)).group(1)
+    with pytest.raises(ConversionError, match=rf"cut\.jsonl:{line}: truncated .* \(ends inside line {line}\)"):
+        list(text.iter_json_values(path))
+
+
 @pytest.mark.parametrize("compress, padding", [(gzip.compress, b"\x00" * 4), (lzma.compress, b"")], ids=["gzip", "xz"])
 def test_concatenated_members_all_read(tmp_path, compress, padding):
     """`cat a.gz b.gz` (or `cat a.xz b.xz`) is one file of both texts; gzip's NUL padding is skipped."""

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import re
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -84,63 +85,36 @@ def iter_json_values(path: PathLike, stream: Optional[IO[bytes]] = None) -> Iter
     first line that is not blank is a JSON value, and another line is not blank."""
     path = Path(path)
     with _open(path) if stream is None else contextlib.nullcontext(stream) as f:
-        head, first = _first_json_line(path, f)
-        if first is _JSON_LINES:
+        head, form, first = _sniff_json(path, f)
+        if form is _JsonForm.LINES:
             yield from _json_lines(path, _numbered_lines(path, unread(head, f)))
             return
-        if first is not _NOT_JSON:  # one value, the rest of the file blank
-            yield first, str(path)
-            return
-        chunks: List[Union[bytes, bytearray]] = [head]
-        line = 1 + head.count(b"\n")
-        while True:
-            chunk = _read_chunk(path, f, line)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            line += chunk.count(b"\n")
-    data = b"".join(chunks)
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    text = _decode(path, data[bom:], bom, 1)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        if e.msg != "Extra data":
-            raise ConversionError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
-    else:
-        yield value, str(path)
-        return
-    # Lines end at "\n" alone, as `iter_lines` reads them: a JSON string may hold U+2028 or U+0085 raw.
-    yield from _json_lines(path, enumerate(text.split("\n"), start=1))
+        # The value held alone while it is converted, not the bytes it was read from.
+        values = [(first, str(path))] if form is _JsonForm.VALUE else _whole_json(path, head, f)
+        del head, first
+    yield from values
 
 
-def _json_lines(path: Path, lines: Iterable[Tuple[int, str]]) -> Iterator[Tuple[Any, str]]:
-    """The value of each numbered line that is not blank, with where it is ("PATH:LINE")."""
-    for lineno, text_line in lines:
-        if text_line.strip():
-            try:
-                yield json.loads(text_line), f"{path}:{lineno}"
-            except json.JSONDecodeError as e:
-                raise ConversionError(f"{path}:{lineno}: not JSON ({e.msg}; one JSON value a line)") from None
+class _JsonForm(Enum):
+    """What the first lines of a JSON file tell (`_sniff_json`)."""
+
+    LINES = "JSON Lines: the first line that is not blank is a value, and another line is not blank"
+    VALUE = "one value on the first line that is not blank, and the others blank"
+    WHOLE = "for the whole file to tell: a value over several lines, or an error"
 
 
-# `_first_json_line`'s answers but a value, and the first value before it is read.
-_JSON_LINES = object()
-_NOT_JSON = object()
-_UNREAD = object()
-_JSON_SPACE = " \t\r"  # JSON's whitespace within a line; str.strip() takes more (a form feed, U+00A0)
+# JSON's whitespace within a line, where str.strip() takes more (a form feed, U+00A0, U+2028).
+_JSON_SPACE = " \t\r"
 
 
-def _first_json_line(path: Path, f: IO[bytes]) -> Tuple[bytearray, Any]:
-    """The bytes read of `f` and what they tell, as a parse of the whole file would:
-    `_JSON_LINES` where its first line that is not blank is a JSON value and another line follows
-    that is not blank; that value, where the rest of the file is blank; else `_NOT_JSON` (a value of
-    several lines, an error, bytes that are not UTF-8: for the whole file to tell). Each byte is
-    looked at once, and no more is read than tells."""
+def _sniff_json(path: Path, f: IO[bytes]) -> Tuple[bytearray, _JsonForm, Any]:
+    """The bytes read of `f`, the file's form, as a parse of the whole file would tell it, and the
+    first value where it is VALUE. No more is read than tells, and each byte is looked at once."""
     head = bytearray()
     line = 1  # the line the bytes read have reached
     start = searched = 0  # where the line being read begins, and where the search for its end goes on
-    first: Any = _UNREAD
+    first: Any = None
+    read_first = False
     at_end = False
     while not at_end:
         chunk = _read_chunk(path, f, line)
@@ -158,19 +132,51 @@ def _first_json_line(path: Path, f: IO[bytes]) -> Tuple[bytearray, Any]:
             try:
                 text = head[start:end].decode("utf-8")
             except UnicodeDecodeError:
-                return head, _NOT_JSON
+                return head, _JsonForm.WHOLE, None
             start = searched = end + 1
             if not text.strip():
                 if text.strip(_JSON_SPACE):  # blank to str.strip(), not to JSON: an error, or JSON Lines
-                    return head, _NOT_JSON if first is _UNREAD else _JSON_LINES
+                    return head, _JsonForm.LINES if read_first else _JsonForm.WHOLE, None
                 continue
-            if first is not _UNREAD:
-                return head, _JSON_LINES
+            if read_first:
+                return head, _JsonForm.LINES, None
             try:
-                first = json.loads(text)
+                first, read_first = json.loads(text), True
             except json.JSONDecodeError:
-                return head, _NOT_JSON
-    return head, _NOT_JSON if first is _UNREAD else first
+                return head, _JsonForm.WHOLE, None
+    return head, _JsonForm.VALUE if read_first else _JsonForm.WHOLE, first
+
+
+def _whole_json(path: Path, head: bytearray, f: IO[bytes]) -> List[Tuple[Any, str]]:
+    """The value of the whole file, `head` and the rest of `f` (`head` emptied once decoded); the
+    error of the first line that is no value where it holds several values."""
+    line = 1 + head.count(b"\n")
+    while True:
+        chunk = _read_chunk(path, f, line)
+        if not chunk:
+            break
+        head += chunk
+        line += chunk.count(b"\n")
+    bom = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    text = _decode(path, head[bom:], bom, 1)
+    head.clear()
+    try:
+        return [(json.loads(text), str(path))]
+    except json.JSONDecodeError as e:
+        if e.msg != "Extra data":
+            raise ConversionError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
+    # Lines end at "\n" alone, as `iter_lines` reads them: a JSON string may hold U+2028 or U+0085 raw.
+    return list(_json_lines(path, enumerate(text.split("\n"), start=1)))
+
+
+def _json_lines(path: Path, lines: Iterable[Tuple[int, str]]) -> Iterator[Tuple[Any, str]]:
+    """The value of each numbered line that is not blank, with where it is ("PATH:LINE")."""
+    for lineno, text_line in lines:
+        if text_line.strip():
+            try:
+                yield json.loads(text_line), f"{path}:{lineno}"
+            except json.JSONDecodeError as e:
+                raise ConversionError(f"{path}:{lineno}: not JSON ({e.msg}; one JSON value a line)") from None
 
 
 def json_objects(value: Any, key: str, where: str) -> List[Any]:
