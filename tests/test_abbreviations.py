@@ -438,14 +438,14 @@ def test_an_oracle_head_keeps_its_entities_on_a_real_abstract(tmp_path):
     (MIBG)"; the gold Chemical is the whole of "Radiolabeled metaiodobenzylguanidine",
     the long form "metaiodobenzylguanidine". With the gold as a head's predictions,
     the component (all three corrections) changes nothing: the MIBG mentions stay."""
-    import gzip
+    import lzma
 
     from toy import PUBTATOR
 
     from spacy_bioner.corpora.pubtator import read_pubtator
     from spacy_bioner.tokenizer import make_bio_nlp
 
-    with gzip.open(PUBTATOR["dev"], "rt", encoding="utf8") as lines:
+    with lzma.open(PUBTATOR["dev"], "rt", encoding="utf8") as lines:
         record = [line for line in lines if line.startswith(("1732442|", "1732442\t"))]
     (tmp_path / "abstract.txt").write_text("".join(record) + "\n", encoding="utf8")
     nlp = make_bio_nlp()

@@ -5,8 +5,8 @@ the command does with it: one-line errors, exit codes, --max-loss, and files
 written whole or not at all.
 """
 
-import gzip
 import json
+import lzma
 import os
 import re
 import stat
@@ -100,7 +100,7 @@ def test_convert_iob_into_the_abstracts_of_a_pubtator_file(tmp_path):
     assert result.exit_code == 0, result.output
     docs = load(out)
     assert len(docs) == 500 and "(500 docs)" in result.stdout
-    titles = [line for line in gzip.open(PUBTATOR["test"], "rt", encoding="utf8") if "|t|" in line]
+    titles = [line for line in lzma.open(PUBTATOR["test"], "rt", encoding="utf8") if "|t|" in line]
     assert sorted(doc.user_data["pmid"] for doc in docs) == sorted(line.split("|")[0] for line in titles)
 
 

@@ -169,7 +169,7 @@ def test_a_failed_conversion_says_why_in_the_calls_output(tmp_path):
     (repo / "benchmarks" / "scripts" / "device_env.sh").write_text(":\n")
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "python3").write_text(
-        "#!/bin/sh\necho \"Missing dependency specified by command 'convert-bc5cdr': assets/devel.tsv.gz\"\nexit 1\n"
+        "#!/bin/sh\necho \"Missing dependency specified by command 'convert-bc5cdr': assets/devel.tsv.xz\"\nexit 1\n"
     )
     (tmp_path / "bin" / "python3").chmod(0o755)
     (tmp_path / "out").mkdir()

@@ -6,6 +6,7 @@ records, as label-studio-sdk's converter writes them from a JSON export)."""
 
 import gzip
 import json
+import lzma
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -203,7 +204,7 @@ def test_the_bc5cdr_test_set_as_a_label_studio_project_converts_as_pubtator(tmp_
     a region per mention): the same tokens and entities as its PubTator file, gzipped as exported."""
     pubtator_docs, _ = read_pubtator(PUBTATOR["test"], bio_nlp)
     tasks, regions, pmid = [], {}, None
-    for line in gzip.open(PUBTATOR["test"], "rt", encoding="utf8").read().split("\n"):
+    for line in lzma.open(PUBTATOR["test"], "rt", encoding="utf8").read().split("\n"):
         fields = line.split("\t")
         if "|t|" in line:
             pmid, _, title = line.split("|", 2)

@@ -1,8 +1,8 @@
 """The spaCy project: project.yml, evaluation, the encoder record, packaging, displaCy."""
 
-import gzip
 import hashlib
 import json
+import lzma
 import os
 import re
 import shlex
@@ -1487,19 +1487,19 @@ def test_convert_refuses_assets_that_differ_from_their_checksums(tmp_path):
     finally:
         sys.path.pop(0)
     shutil.copy(ROOT / "project.yml", tmp_path / "project.yml")
-    dest = "assets/bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz"
+    dest = "assets/bc5cdr/pubtator/CDR_TestSet.PubTator.txt.xz"
     (tmp_path / dest).parent.mkdir(parents=True)
     shutil.copy(ROOT / dest, tmp_path / dest)
     assert changed_assets(tmp_path, [dest]) == [] and main([str(tmp_path), dest]) == 0
-    assert "assets/jnlpba/Genia4ERtask2.iob2.gz" in changed_assets(tmp_path)  # missing
-    (tmp_path / dest).write_bytes(gzip.compress(gzip.decompress((ROOT / dest).read_bytes())[:-1000]))
+    assert "assets/jnlpba/Genia4ERtask2.iob2.xz" in changed_assets(tmp_path)  # missing
+    (tmp_path / dest).write_bytes(lzma.compress(lzma.decompress((ROOT / dest).read_bytes())[:-1000]))
     assert changed_assets(tmp_path, [dest]) == [dest] and main([str(tmp_path), dest]) == 1
     # A misspelt name is refused: it would turn its check off.
-    assert main([str(tmp_path), dest.removesuffix(".gz")]) == 2
+    assert main([str(tmp_path), dest.removesuffix(".xz")]) == 2
     assert main([str(tmp_path), "./" + dest]) == 1  # the same asset
     assert main([str(tmp_path / "no-project")]) == 2  # a line, not a traceback
     with pytest.raises(UnknownAssets, match="CDR_TestSet.PubTator.txt: no asset of project.yml"):
-        changed_assets(tmp_path, [dest.removesuffix(".gz")])
+        changed_assets(tmp_path, [dest.removesuffix(".xz")])
     # The project's convert and pretrain check every asset they read before reading one.
     for name in ("convert", "pretrain"):
         command = next(c for c in srsly.read_yaml(ROOT / "project.yml")["commands"] if c["name"] == name)

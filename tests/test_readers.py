@@ -35,7 +35,7 @@ from spacy_bioner.evaluation import docs_to_iob
 def pubtator_mentions(path: Path) -> List[Tuple[str, int, int, str]]:
     """(pmid, start, end, label) of every mention line, read independently."""
     mentions = []
-    for line in gzip.open(path, "rt", encoding="utf8"):
+    for line in lzma.open(path, "rt", encoding="utf8"):
         fields = line.rstrip("\n").split("\t")
         if len(fields) >= 6 and fields[1].isdigit():
             mentions.append((fields[0], int(fields[1]), int(fields[2]), fields[4]))
@@ -800,7 +800,7 @@ def test_bioc_of_the_pubtator_test_set_converts_as_pubtator_does(tmp_path, form,
     ids, the composite ones marked, the CID relations): the same tokens, sentences, entities, kb ids,
     report, as the PubTator file."""
     pubtator_docs, pubtator_report = read_pubtator(PUBTATOR["test"], bio_nlp)
-    lines = gzip.open(PUBTATOR["test"], "rt", encoding="utf8").read().split("\n")
+    lines = lzma.open(PUBTATOR["test"], "rt", encoding="utf8").read().split("\n")
     documents, annotations, relations = [], defaultdict(list), Counter()
     for line in lines:
         fields = line.split("\t")
@@ -966,10 +966,10 @@ def test_compression_detected_by_magic_bytes(tmp_path, compress, bio_nlp):
 def pipe_inputs(tmp_path: Path, fmt: str) -> Tuple[bytes, object]:
     """A few documents of `fmt`, and the reader that reads them."""
     if fmt == "pubtator":
-        data = gzip.decompress(PUBTATOR["test"].read_bytes())
+        data = lzma.decompress(PUBTATOR["test"].read_bytes())
         return data[: data.index(b"\n\n", 5000) + 2], lambda path, nlp: read_pubtator(path, nlp)
     if fmt == "iob":
-        data = gzip.decompress(JNLPBA_TEST.read_bytes())
+        data = lzma.decompress(JNLPBA_TEST.read_bytes())
         return data[: data.index(b"\n\n", 20000) + 2], lambda path, nlp: read_iob(path, nlp.vocab)
     documents = [bioc_document(str(n), [(0, "Aspirin and ulcers.")], [("T1", "Chemical", [(0, 7)], "Aspirin", {})])
                  for n in (1, 2)]

@@ -5,8 +5,8 @@ is downloaded.
 """
 
 import copy
-import gzip
 import json
+import lzma
 import os
 import random
 import threading
@@ -184,13 +184,13 @@ def train_two_heads(nlp: Language, n: int = 20, steps: int = 20, learn_rate: flo
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 ASSETS = ROOT / "assets"
-JNLPBA_TRAIN = ASSETS / "jnlpba" / "Genia4ERtask2.iob2.gz"
-JNLPBA_TEST = ASSETS / "jnlpba" / "Genia4EReval2.iob2.gz"
+JNLPBA_TRAIN = ASSETS / "jnlpba" / "Genia4ERtask2.iob2.xz"
+JNLPBA_TEST = ASSETS / "jnlpba" / "Genia4EReval2.iob2.xz"
 PUBTATOR = {
-    split: ASSETS / "bc5cdr" / "pubtator" / f"CDR_{name}.PubTator.txt.gz"
+    split: ASSETS / "bc5cdr" / "pubtator" / f"CDR_{name}.PubTator.txt.xz"
     for split, name in [("train", "TrainingSet"), ("dev", "DevelopmentSet"), ("test", "TestSet")]
 }
-BC5CDR_IOB = {split: ASSETS / "bc5cdr" / "iob" / f"{split}.tsv.gz" for split in ("train", "devel", "test")}
+BC5CDR_IOB = {split: ASSETS / "bc5cdr" / "iob" / f"{split}.tsv.xz" for split in ("train", "devel", "test")}
 # PubMed samples: a baseline file (30 records, one without text) and an update file (30 records, 6 deletions).
 PUBMED_BASELINE = ASSETS / "pubmed" / "pubmed26n1334.xml.gz"
 PUBMED_UPDATE = ASSETS / "pubmed" / "pubmed26n1335.xml.gz"
@@ -199,7 +199,7 @@ PUBMED_UPDATE = ASSETS / "pubmed" / "pubmed26n1335.xml.gz"
 def iob_sentences(path: Path) -> List[List[Tuple[str, str]]]:
     """The (token, tag) sentences of an IOB file, read independently of read_iob."""
     sentences, sent = [], []
-    for line in gzip.open(path, "rt", encoding="utf8"):
+    for line in lzma.open(path, "rt", encoding="utf8"):
         line = line.rstrip("\n")
         if not line or line.startswith("###MEDLINE:"):
             if sent:

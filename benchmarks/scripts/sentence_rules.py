@@ -60,9 +60,9 @@ def _new_record(source: str) -> Dict[str, Any]:
 
 def bc5cdr(assets: Path, split: str, limit: int, show: int) -> Dict[str, Any]:
     nlp = make_bio_nlp()
-    docs, _ = read_pubtator(assets / "bc5cdr" / "pubtator" / f"{BC5CDR_SPLITS[split]}.PubTator.txt.gz", nlp)
+    docs, _ = read_pubtator(assets / "bc5cdr" / "pubtator" / f"{BC5CDR_SPLITS[split]}.PubTator.txt.xz", nlp)
     by_pmid = {doc.user_data["pmid"]: doc for doc in docs}
-    iob_docs, _ = read_iob(assets / "bc5cdr" / "iob" / f"{split}.tsv.gz", nlp.vocab,
+    iob_docs, _ = read_iob(assets / "bc5cdr" / "iob" / f"{split}.tsv.xz", nlp.vocab,
                            documents=[(pmid, doc.text) for pmid, doc in by_pmid.items()])
     record = _new_record(f"bc5cdr-iob {split}")
     for iob_doc in iob_docs[: limit or None]:
@@ -84,7 +84,7 @@ def bc5cdr(assets: Path, split: str, limit: int, show: int) -> Dict[str, Any]:
 
 def jnlpba(assets: Path, split: str, limit: int, show: int) -> Dict[str, Any]:
     nlp = make_bio_nlp()
-    docs, _ = read_jnlpba(assets / "jnlpba" / f"{JNLPBA_FILES[split]}.iob2.gz", nlp.vocab)
+    docs, _ = read_jnlpba(assets / "jnlpba" / f"{JNLPBA_FILES[split]}.iob2.xz", nlp.vocab)
     record = _new_record(f"jnlpba {split}")
     for doc in docs[: limit or None]:
         reference = {t.i for t in doc if t.is_sent_start}

@@ -48,9 +48,9 @@ from .text import JNLPBA_TEST, JNLPBA_TRAIN, read_jnlpba_splits
 
 # Relative to the assets directory (DEFAULT_ASSETS), as JNLPBA's: its dev
 # split is the last JNLPBA_DEV_DOCS abstracts of its training file.
-BC5CDR_PUBTATOR = {"dev": Path("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz"),
-                   "test": Path("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz")}
-BC5CDR_IOB = {"dev": Path("bc5cdr/iob/devel.tsv.gz"), "test": Path("bc5cdr/iob/test.tsv.gz")}
+BC5CDR_PUBTATOR = {"dev": Path("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.xz"),
+                   "test": Path("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.xz")}
+BC5CDR_IOB = {"dev": Path("bc5cdr/iob/devel.tsv.xz"), "test": Path("bc5cdr/iob/test.tsv.xz")}
 EVALUATION_TEXT_FILES = (JNLPBA_TRAIN, JNLPBA_TEST, *BC5CDR_PUBTATOR.values(), *BC5CDR_IOB.values())
 DEFAULT_MIN_CHARS = 40
 # Never in normalised text (whitespace is removed): joins texts without

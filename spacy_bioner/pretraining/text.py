@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 DEFAULT_TEXT = Path("assets/unlabeled/biomed-sentences.txt.xz")
 DEFAULT_ASSETS = Path("assets")
 # The training splits only, relative to the assets directory.
-JNLPBA_TRAIN = Path("jnlpba/Genia4ERtask2.iob2.gz")
-BC5CDR_TRAIN = Path("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz")
+JNLPBA_TRAIN = Path("jnlpba/Genia4ERtask2.iob2.xz")
+BC5CDR_TRAIN = Path("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.xz")
 # Read only for its PMIDs: the training file holds some of its abstracts.
-JNLPBA_TEST = Path("jnlpba/Genia4EReval2.iob2.gz")
+JNLPBA_TEST = Path("jnlpba/Genia4EReval2.iob2.xz")
 # What task_training_text reads.
 TASK_TEXT_FILES = (JNLPBA_TRAIN, JNLPBA_TEST, BC5CDR_TRAIN)
 
