@@ -65,6 +65,7 @@ from .annotation import (
     group_scores,
     head_ents,
     head_keys,
+    head_spans_over,
     may_be_head_ent,
     merge_into_ents,
     regrouped,
@@ -639,17 +640,7 @@ class AbbreviationConsistency:
         entity: one of them may have lost its place in doc.ents to it."""
         offered = {(span.start, span.end, span.label_) for span, _ in added}
         offered |= {(ent.start, ent.end, ent.label_) for ent in doc.ents}
-        was_gone = np.zeros(len(doc), dtype=bool)
-        for start, end, _ in gone:
-            was_gone[start:end] = True
-        freed = []
-        for key in heads:
-            for span, score in spans_with_scores(doc, key):
-                triple = (span.start, span.end, span.label_)
-                if triple not in offered and was_gone[span.start : span.end].any():
-                    freed.append((span, 0.0 if score is None else score))
-                    offered.add(triple)
-        return freed
+        return head_spans_over(doc, [(start, end) for start, end, _ in gone], heads, offered)
 
     def _correct(
         self, doc: Doc, key: str, abbreviations: List[Abbreviation]

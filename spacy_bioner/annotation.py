@@ -28,7 +28,7 @@ Within an annotated document:
 """
 
 import math
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.language import Language
@@ -137,15 +137,44 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
     before keep their scores (`head_ents`); entities set by something else
     (an entity ruler, the user) have no score and always win, but for one
     without an id or kb_id on exactly a head's span and label, which
-    `head_ents` takes for the head's.
+    `head_ents` takes for the head's. A head that ran before saw that one as set
+    by something else and gave way to it: the spans of other heads on its tokens
+    compete again, so that doc.ents is the same whichever head runs first.
     """
     placed = head_ents(doc)
     ents = list(doc.ents)
+    mine = {(span.start, span.end, span.label_) for span in spans}
+    taken = [(ent.start, ent.end) for ent in ents if (ent.start, ent.end, ent.label_) in mine and may_be_head_ent(ent)]
+    given_way = head_spans_over(doc, taken, scored_keys(doc), mine | {(ent.start, ent.end, ent.label_) for ent in ents})
     score_of = {id(ent): placed.get((ent.start, ent.end, ent.label_), math.inf) for ent in ents}
-    score_of.update((id(span), score) for span, score in zip(spans, scores))
+    score_of.update((id(span), score) for span, score in [*zip(spans, scores), *given_way])
     doc.ents, _ = select_non_overlapping(
-        ents + list(spans), priority=lambda span: (-score_of[id(span)], -len(span), span.start)
+        ents + list(spans) + [span for span, _ in given_way],
+        priority=lambda span: (-score_of[id(span)], -len(span), span.start),
     )
+
+
+def head_spans_over(
+    doc: Doc, places: Iterable[Tuple[int, int]], keys: Iterable[str], skip: AbstractSet[Tuple[int, int, str]]
+) -> List[Tuple[Span, float]]:
+    """The spans of the groups of `keys` that overlap any of the token ranges `places`, each
+    once, with its score (0 where its group has none), but those whose (start, end, label) is in
+    `skip`: the entities that may take a place in doc.ents freed or given up there."""
+    places = list(places)
+    if not places:
+        return []
+    covered = np.zeros(len(doc), dtype=bool)
+    for start, end in places:
+        covered[start:end] = True
+    seen = set(skip)
+    found = []
+    for key in keys:
+        for span, score in spans_with_scores(doc, key):
+            triple = (span.start, span.end, span.label_)
+            if triple not in seen and covered[span.start : span.end].any():
+                seen.add(triple)
+                found.append((span, 0.0 if score is None else score))
+    return found
 
 
 def drop_head_ents(doc: Doc, spans_key: str) -> None:

@@ -735,6 +735,28 @@ def test_the_entities_of_a_group_no_head_wrote_stay_and_the_head_replaces_it_wit
     assert is_head_group(annotated.spans["jnlpba"]) and list(annotated.spans["jnlpba"]) != ruled
 
 
+@pytest.mark.parametrize("order", [("jnlpba", "bc5cdr"), ("bc5cdr", "jnlpba")])
+def test_a_ruler_entity_a_head_takes_for_its_own_gives_way_to_a_surer_head_in_either_order(order):
+    """An entity ruler's entity without an id, on exactly a head's prediction, is that head's,
+    and a surer overlapping entity of the other head replaces it whichever head runs first: the
+    first kept the ruler's entity, as set by something else, and dropped its own."""
+    from spacy_bioner.annotation import merge_into_ents
+
+    doc = spacy.blank("en")("Naloxone in IL-2 activated T cells")
+    doc.ents = [Span(doc, 2, 3, "Chemical")]  # a ruler's "IL-2"
+    predictions = {"jnlpba": ([Span(doc, 2, 6, "cell_line")], [0.9]), "bc5cdr": ([Span(doc, 2, 3, "Chemical")], [0.4])}
+    for key in order:
+        spans, scores = predictions[key]
+        doc.spans[key] = head_group(doc, key, spans, scores, head=key)
+        merge_into_ents(doc, spans, scores)
+    assert [(e.text, e.label_) for e in doc.ents] == [("IL-2 activated T cells", "cell_line")]
+    # An id keeps it whatever the heads say.
+    doc.ents = [Span(doc, 2, 3, "Chemical", span_id="naloxone-rule")]
+    for key in order:
+        merge_into_ents(doc, *predictions[key])
+    assert [(e.text, e.label_) for e in doc.ents] == [("IL-2", "Chemical")]
+
+
 def test_a_spancat_group_is_no_heads_and_does_not_unprotect_an_entity_on_its_span():
     """spaCy's spancat scores its groups in attrs["scores"] too: its group was taken for a head's, so
     a ruler's entity on one of its spans was replaced by a surer head's, and evaluate scored it."""
