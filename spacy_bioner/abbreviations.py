@@ -629,7 +629,8 @@ class AbbreviationConsistency:
         if unknown:
             warnings.warn(
                 f"{self.name}: spans_keys {unknown} name no bio_ner head of the pipeline (its heads "
-                f"write {heads}), so their short forms are not corrected. Set spans_keys to the heads' "
+                f"write {heads}): only a document that holds such a group already has its short forms "
+                "corrected there. Set spans_keys to the heads' "
                 "span keys, or leave this component out with the heads it was meant for."
             )
 

@@ -57,6 +57,14 @@ from .tags import TagScheme, check_tag_scheme, make_tags, spans_to_tags, tag_ids
 # alone is common; this many is not).
 NO_GOLD_WARNING_AFTER = 1000
 
+# What a trained head that meets other labels should do (thinc fixes an initialised output layer).
+NEW_HEAD_FOR_LABELS = (
+    "To learn other labels, add a head of their own beside it (a bio_ner component with its own spans_key), "
+    "or train this one anew: in the training config, `factory = \"bio_ner\"` in place of `source` (the "
+    "transformer may stay sourced), with every label in its corpus."
+)
+
+
 DEFAULT_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_bioner.TokenTagger.v3"
@@ -357,8 +365,8 @@ class BioNER(TrainablePipe):
         # As spaCy's TrainablePipe: the output layer's nO, once set, is fixed (thinc).
         if self._model_n_tags() is not None:
             raise ValueError(
-                f"Cannot add labels to the initialised bio_ner component {self.name!r}: "
-                "retrain it (spacy train) with the new labels in the corpus."
+                f"Cannot add labels to the initialised bio_ner component {self.name!r}: a trained head "
+                f"keeps its labels, as spaCy's tagger does. {NEW_HEAD_FOR_LABELS}"
             )
 
     # Inference ---------------------------------------------------------------
@@ -610,9 +618,9 @@ class BioNER(TrainablePipe):
             warnings.warn(
                 f"{self.name}: gold entities labelled {sorted(new)} are not among this head's "
                 f"labels {list(self.labels)}; their tokens are treated as unannotated. "
-                "Add the labels to the corpus the head is initialised on (a trained head, loaded or "
-                "sourced, keeps its labels: initialize it again, or train a new head, to learn others), or "
-                f"check the span key {self.spans_key!r}.{hint}"
+                "Add the labels to the corpus the head is initialised on, or "
+                f"check the span key {self.spans_key!r}. A trained head, loaded or sourced, keeps its "
+                f"labels: {NEW_HEAD_FOR_LABELS}{hint}"
             )
 
     def _warn_shared_key(self, group: SpanGroup) -> None:
@@ -701,8 +709,9 @@ class BioNER(TrainablePipe):
         # the labels first, then the tag counts (a tag needs the label set).
         gold_labels = set()
         hidden = Counter()  # documents whose doc.ents are unused, by their span groups
-        annotated = 0
+        seen = annotated = 0
         for eg in get_examples():
+            seen += 1
             spans = gold_spans(eg.reference, self.spans_key)
             if spans is not None:
                 annotated += 1
@@ -714,17 +723,8 @@ class BioNER(TrainablePipe):
         labels = sorted(set(labels))  # one tag per label, however often it is given
         self._check_labels(labels, "the gold entities or the labels given")
         if not labels:
-            raise ValueError(
-                f"No entity labels for bio_ner component {self.name!r}: "
-                + (self._hidden_ents_note(hidden) if hidden else
-                   f"{counted(annotated, 'training document')} annotated for it (doc.spans[{self.spans_key!r}] "
-                   "or doc.ents), but without an entity: check the corpus, or give the labels in "
-                   f"[initialize.components.{self.name}] labels." if annotated else
-                   f"no training document has doc.spans[{self.spans_key!r}] or doc.ents. Convert the corpus "
-                   "with `python -m spacy_bioner convert`, or set the component's spans_key; without "
-                   f"training documents (spacy assemble), give the labels in [initialize.components.{self.name}] "
-                   "labels (spacy init labels writes them).")
-            )
+            raise ValueError(f"No entity labels for bio_ner component {self.name!r}: "
+                             + self._why_no_labels(seen, annotated, hidden))
         n_tags = self._model_n_tags()
         new_tags = make_tags(labels, self.tag_scheme)
         if n_tags is not None and n_tags != len(new_tags) and not self._was_initialized():
@@ -783,6 +783,21 @@ class BioNER(TrainablePipe):
                 self.model.get_ref(ref).set_dim("nO", len(self.tags))
         sample = annotated_sample or list(islice((eg.predicted for eg in get_examples() if len(eg.predicted)), 10))
         self.model.initialize(X=sample)
+
+    def _why_no_labels(self, seen: int, annotated: int, hidden: Counter) -> str:
+        """Why `initialize` found no label, from what the training examples held, and what to do."""
+        if hidden:
+            return self._hidden_ents_note(hidden)
+        give = f"give the labels in [initialize.components.{self.name}] labels"
+        if annotated:
+            return (f"{counted(annotated, 'training document')} annotated for it (doc.spans[{self.spans_key!r}] "
+                    f"or doc.ents), but without an entity: check the corpus, or {give}.")
+        without = f"without training documents (spacy assemble), {give} (spacy init labels writes them)."
+        if not seen:
+            return ("the training corpus gave no document: check [paths.train] and [corpora.train] (spaCy's "
+                    f"corpus reader leaves out sentences of max_length tokens or more, and stops at limit); {without}")
+        return (f"no training document has doc.spans[{self.spans_key!r}] or doc.ents. Convert the corpus with "
+                f"`python -m spacy_bioner convert`, or set the component's spans_key; {without}")
 
     def _check_own_spans_key(self, nlp: Optional[Language]) -> None:
         """Refuse another head of `nlp` that writes this head's spans_key: each would replace the other's

@@ -528,7 +528,8 @@ def test_spans_keys_naming_no_head_are_warned_about_once(nlp, recwarn):
     messages = [str(w.message) for w in recwarn if "name no bio_ner head" in str(w.message)]
     assert messages == [
         "bio_ner_abbreviations: spans_keys ['bc5cd'] name no bio_ner head of the pipeline (its heads write "
-        "['bc5cdr', 'jnlpba']), so their short forms are not corrected. Set spans_keys to the heads' "
+        "['bc5cdr', 'jnlpba']): only a document that holds such a group already has its short forms "
+        "corrected there. Set spans_keys to the heads' "
         "span keys, or leave this component out with the heads it was meant for."
     ]
     recwarn.clear()

@@ -601,6 +601,21 @@ def test_documents_whose_doc_ents_are_hidden_by_other_span_groups_are_reported()
         fresh.initialize(lambda: examples[5:])
 
 
+def test_no_labels_says_whether_the_corpus_gave_no_document_or_none_for_this_head():
+    """A corpus of no document (a wrong path, every sentence over spacy.Corpus's max_length) was
+    told to convert its corpus with the right span key, which it had."""
+    blank = spacy.blank("en")
+    unannotated = [Example(blank.make_doc(text), blank.make_doc(text)) for text in ("IL-2 binds", "p53 in cells")]
+    for name, examples in {"empty": [], "unannotated": unannotated}.items():
+        nlp = spacy.blank("en")
+        nlp.add_pipe("bio_ner", config={"spans_key": "genes", "model": {"tok2vec": SMALL_TOK2VEC}})
+        with pytest.raises(ValueError) as error:
+            nlp.initialize(lambda: iter(examples))  # as spacy train gives them: spaCy checks a list's length
+        said = str(error.value)
+        assert ("the training corpus gave no document" in said and "max_length" in said) == (name == "empty")
+        assert ("no training document has doc.spans['genes']" in said) == (name != "empty")
+
+
 def test_a_head_trained_on_documents_none_annotated_for_it_warns_once(recwarn):
     """A trained head (sourced: spaCy does not initialise it again) given a corpus whose entities are in
     another span group learns nothing; after NO_GOLD_WARNING_AFTER documents it says so, once, and
@@ -804,8 +819,9 @@ def test_labels_cannot_change_after_initialisation(crf):
     nlp.initialize(lambda: examples)
     head = nlp.get_pipe("jnlpba")
     weights = list(head.cfg["class_weights"])
-    with pytest.raises(ValueError, match="Cannot add labels to the initialised bio_ner component 'jnlpba'"):
+    with pytest.raises(ValueError, match="Cannot add labels to the initialised bio_ner component 'jnlpba'") as error:
         head.add_label("Gene")
+    assert 'factory = "bio_ner"` in place of `source`' in str(error.value)
     with pytest.raises(ValueError, match=r"shaped for 5 tags .* cannot be initialised again for 3"):
         head.initialize(lambda: examples, nlp=nlp, labels=["protein"])
     assert head.labels == ("cell_type", "protein")
