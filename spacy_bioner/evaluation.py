@@ -420,6 +420,14 @@ def evaluate_corpus(
     unknown = unpredictable_labels(gold_tags, head_labels)
     if unknown:
         counts = ", ".join(f"{label} ({n:,})" for label, n in unknown.items())
+        if not any(tag[2:] in head_labels for sentence in gold_tags for tag in sentence if tag != "O"):
+            # Another corpus under this head's key: every entity a miss, a score of 0 published.
+            raise ValueError(
+                f"{path}: the head {heads[key]!r} predicts none of the corpus's labels ({counts} entities; its "
+                f"labels: {', '.join(head_labels)}): was the corpus converted with --spans-key {key} from another "
+                "corpus? Convert it with the key of the head that has its labels, or score it with a pipeline "
+                "that has one"
+            )
         warnings.warn(
             f"{path}: gold labels the head {heads[key]!r} does not predict: {counts} entities, only ever "
             f"missed (its labels: {', '.join(head_labels)}); was the corpus converted "

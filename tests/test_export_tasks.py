@@ -126,11 +126,18 @@ def test_what_cannot_be_exported_is_refused(run_dir: Path, tmp_path: Path) -> No
     with pytest.raises(TasksError, match=r"--spans-key 'genes': the run's pipeline has no head of that key "
                                          r"\(its heads: jnlpba, bc5cdr\)"):
         export_tasks(run_dir, tmp_path / "t.json", "label-studio", spans_key="genes")
-    result = runner.invoke(app, ["export-tasks", str(tmp_path), str(tmp_path / "t.json"), "--tool", "doccano"])
-    assert result.exit_code == 1 and f"{tmp_path} holds no annotation run (no run.json)" in result.stderr
+    (tmp_path / "not-a-run").mkdir()
+    result = runner.invoke(app, ["export-tasks", str(tmp_path / "not-a-run"), str(tmp_path / "t.json"), "--tool",
+                                 "doccano"])
+    assert result.exit_code == 1 and f"{tmp_path / 'not-a-run'} holds no annotation run (no run.json)" in result.stderr
     result = runner.invoke(app, ["export-tasks", str(run_dir), str(tmp_path / "t.jsonl"), "--tool", "prodigy",
                                  "--to-name", "abstract"])
     assert result.exit_code == 1 and "--to-name: for --tool label-studio only, not prodigy" in result.stderr
+    # Into the run (its tables' folders are read whole: a file there breaks them for every reader).
+    for inside in (run_dir / "t.jsonl", run_dir / "entities" / "t.jsonl"):
+        result = runner.invoke(app, ["export-tasks", str(run_dir), str(inside), "--tool", "doccano"])
+        assert result.exit_code == 1 and "OUTPUT is in RUN_DIR, which export-tasks reads" in result.stderr
+        assert not inside.exists()
     assert not (tmp_path / "t.json").exists() and not (tmp_path / "t.jsonl").exists()
 
 

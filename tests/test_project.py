@@ -653,6 +653,14 @@ def test_evaluate_warns_of_gold_labels_the_head_cannot_predict(hash_pipeline, tm
     # scores.md says so too, and where seqeval and spaCy's columns part.
     assert (f"renamed: gold entities of labels the head does not predict, Gene ({renamed}): seqeval counts them as "
             "misses") in (tmp_path / "m" / "scores.md").read_text()
+    # None of the head's labels (another corpus converted under its key): an error, not a score of 0.
+    path = _edited_corpus(nlp, test_path, tmp_path / "other.spacy", lambda doc: doc.spans.__setitem__(
+        "jnlpba", [Span(doc, s.start, s.end, label=f"{s.label_}_other") for s in doc.spans["jnlpba"]]))
+    with pytest.raises(ValueError, match="the head 'jnlpba' predicts none of the corpus's labels"):
+        evaluate_corpus(nlp, "other", path)
+    cli = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"other={path}", "--output-dir", str(tmp_path / "o")])
+    assert cli.exit_code == 1 and "converted with --spans-key jnlpba from another corpus" in cli.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_evaluate_says_which_overlapping_gold_entities_it_leaves_out(hash_pipeline, tmp_path):
@@ -791,6 +799,13 @@ def test_package_meta_takes_a_moved_head_s_key_from_the_head(hash_pipeline, tmp_
     result = CliRunner().invoke(app, ["package-meta", str(moved), str(ROOT / "configs" / "meta.json"),
                                       str(tmp_path / "meta.json"), "--metrics", str(metrics)])
     assert result.exit_code == 0, result.output
+    # A version of the project's own is not the package's, and that is said (it was dropped unsaid).
+    versioned = tmp_path / "versioned.json"
+    versioned.write_text(json.dumps({**json.loads((ROOT / "configs" / "meta.json").read_text()), "version": "1.0.0"}))
+    result = CliRunner().invoke(app, ["package-meta", str(moved), str(versioned), str(tmp_path / "meta.json"),
+                                      "--metrics", str(metrics)])
+    assert result.exit_code == 0 and "its version '1.0.0' is not used" in result.output, result.output
+    assert json.loads((tmp_path / "meta.json").read_text())["version"] == __version__
 
 
 def test_evaluate_command_rejects_bad_corpus_arguments(hash_pipeline, tmp_path):
@@ -1310,6 +1325,25 @@ def test_evaluate_refuses_an_output_dir_that_is_a_file_before_scoring(hash_pipel
     )
     assert result.exit_code == 1 and f"{taken} is a file, not a folder" in result.output
     assert "loading" not in result.output  # refused before the pipeline is loaded
+
+
+def test_evaluate_and_visualize_refuse_to_write_over_what_they_read(hash_pipeline, tmp_path):
+    """visualize wrote its HTML over its TEST file, or the pipeline's config.cfg, and said "wrote";
+    evaluate its metrics into the pipeline's folder (a corpus named meta over its meta.json)."""
+    model, test_path = hash_pipeline
+    test_copy = tmp_path / "test.spacy"
+    shutil.copy(test_path, test_copy)
+    config = (model / "config.cfg").read_bytes()
+    for output, said in ((test_copy, f"OUTPUT is TEST {test_copy}: writing it would replace"),
+                         (model / "config.cfg", "OUTPUT is in MODEL, which visualize reads")):
+        result = CliRunner().invoke(app, ["visualize", str(model), str(test_copy), str(output), "--n", "1"])
+        assert result.exit_code == 1 and said in result.output, result.output
+    assert test_copy.read_bytes() == test_path.read_bytes() and (model / "config.cfg").read_bytes() == config
+    for output, said in ((model, "--output-dir is MODEL"), (model / "metrics", "--output-dir is in MODEL")):
+        result = CliRunner().invoke(app, ["evaluate", str(model), "--corpus", f"meta={test_copy}", "--output-dir",
+                                          str(output)])
+        assert result.exit_code == 1 and said in result.output and "loading" not in result.output, result.output
+    assert not (model / "metrics").exists() and not (model / "scores.md").exists()
 
 
 def test_commands_that_run_the_heads_refuse_a_pipeline_without_one(hash_pipeline, tmp_path):

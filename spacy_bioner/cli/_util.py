@@ -202,6 +202,11 @@ def _nearest_existing(path: Path, what: str) -> Path:
         raise fail(f"{what} {path} cannot be written: {e.strerror or e}") from None
 
 
+def pipeline_input(model: str) -> Dict[str, Optional[Path]]:
+    """MODEL for `refuse_outputs_read` where it names a folder here, not an installed package."""
+    return {"MODEL": Path(model)} if Path(model).is_dir() else {}
+
+
 def refuse_outputs_read(outputs: Dict[str, Optional[Path]], inputs: Dict[str, Optional[Path]], reader: str) -> None:
     """Refuse an output (by its option's name) that is one of the files the command reads, or
     lies in one of the folders it reads."""

@@ -22,6 +22,8 @@ from ._util import (
     log,
     named_corpora,
     named_values,
+    pipeline_input,
+    refuse_outputs_read,
     warnings_on_stderr,
     write_output_text,
 )
@@ -81,6 +83,8 @@ def evaluate(
     if unknown:
         raise fail(f"--spans-key names no --corpus: {', '.join(unknown)}")
     check_output_dir(output_dir, "--output-dir")
+    refuse_outputs_read({"--output-dir": output_dir},
+                        {**pipeline_input(model), **{f"--corpus {name}": path for name, path in corpora}}, "evaluate")
     _check_docbins([path for _, path in corpora])  # before the pipeline loads
     progress(f"loading {model}")
     nlp = load_pipeline(model, gpu_id, precision)
@@ -154,7 +158,7 @@ def visualize(
     model: str = MODEL,
     test: str = typer.Argument(..., metavar="TEST", help="Test .spacy file(s), or folders of them, comma-separated."),
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Output HTML file."),
-    n: int = typer.Option(5, "--n", min=1, help="Abstracts per test file."),
+    n: int = typer.Option(5, "--n", min=1, help="Abstracts per TEST input (a folder of shards is one)."),
     gpu_id: int = GPU_ID,
     gold_tokens: bool = typer.Option(False, "--gold-tokens", help=_GOLD_TOKENS_HELP),
     precision: Optional[Precision] = PRECISION,
@@ -177,6 +181,8 @@ def visualize(
     for path in paths:
         check_input_corpus(path, "TEST")
     check_output_file(output, "OUTPUT")
+    refuse_outputs_read({"OUTPUT": output}, {**pipeline_input(model), **{f"TEST {path}": path for path in paths}},
+                        "visualize")
     _check_docbins(paths)
     nlp = load_pipeline(model, gpu_id, precision)
     heads = list(head_keys(nlp))

@@ -65,5 +65,10 @@ def package_meta_cli(
         meta = package_meta(model_dir, project, metrics_dir, command, primary)
     except (OSError, ValueError) as e:
         raise fail(str(e)) from None
+    if project.get("version", meta["version"]) != meta["version"]:
+        typer.echo(f"Warning: {project_meta}: its version {project['version']!r} is not used: a packaged pipeline "
+                   f"takes the library's, {meta['version']} (spacy_bioner/about.py), which it requires. pip keeps an "
+                   "installed pipeline of the same version: reinstall a retrained one with pip install "
+                   "--force-reinstall, or give it another name", err=True)
     write_output_text(output, json.dumps(meta, indent=2))
     log(f"wrote {output} ({meta['lang']}_{meta['name']} {meta['version']}): {meta['description']}")

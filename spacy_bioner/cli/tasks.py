@@ -8,7 +8,7 @@ import typer
 
 from ..annotate.tasks import TOOLS, TasksError, export_tasks
 from ..messages import counted
-from ._util import app, check_output_file, fail, given_options
+from ._util import app, check_output_file, fail, given_options, refuse_outputs_read
 
 # The annotation tools whose tasks export-tasks writes, as choices of --tool.
 AnnotationTool = Enum("AnnotationTool", {name.replace("-", "_"): name for name in TOOLS}, type=str)
@@ -64,6 +64,8 @@ def export_tasks_command(
         check_output_file(config, "--config")
         if config.resolve() == output.resolve():
             raise fail("--config must differ from OUTPUT")
+    # Its tables are read as whole folders (pyarrow): a file among them would break the run.
+    refuse_outputs_read({"OUTPUT": output, "--config": config}, {"RUN_DIR": run_dir}, "export-tasks")
     try:
         exported = export_tasks(run_dir, output, tool.value, spans_key=spans_key, from_name=from_name,
                                 to_name=to_name, config=config)
