@@ -169,5 +169,7 @@ def resolve_encoder(
         path = fallback
     else:
         path = str(packaged_encoder_path(fallback))
-    msg.warn(f"Encoder {name!r} cannot be loaded here: using the fallback {fallback!r} ({path})")
+    # "encoder/adapted" is a hub name's shape too: a relative folder looked for from elsewhere.
+    folder = f"; a folder of that name is looked for in {Path.cwd()}" if "/" in name else ""
+    msg.warn(f"Encoder {name!r} cannot be loaded here{folder}: using the fallback {fallback!r} ({path})")
     return path

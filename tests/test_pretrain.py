@@ -1181,6 +1181,20 @@ def test_cli_drops_dev_and_test_text_unless_kept(
     assert result.exit_code == 0 and "nothing to resume" in result.output
 
 
+def test_a_text_all_dropped_as_dev_or_test_text_says_so(
+    tiny_bert: Path, evaluation_text: Evaluation, tmp_path: Path
+) -> None:
+    """It said the text packs into no sequence, not that the leakage check had dropped all of it."""
+    text = tmp_path / "text.txt"
+    leaking = leaking_text(evaluation_text)
+    text.write_text("\n".join([leaking[1], leaking[3]]), encoding="utf8")  # those the check drops
+    result = runner.invoke(app, ["pretrain", str(tiny_bert), str(tmp_path / "out"), "--text", str(text),
+                                 "--no-task-text", "--steps", "1", "--no-progress"])
+    assert result.exit_code == 1
+    assert ("the text packs into no sequence (2 lines dropped as overlapping the dev or test text; "
+            "--keep-eval-text keeps them)") in " ".join(result.output.split())
+
+
 def test_cli_help_explains_the_options() -> None:
     options = {param.opts[0] for param in typer.main.get_command(app).commands["pretrain"].params}
     assert {"--text", "--task-text", "--steps", "--epochs", "--batch-size", "--max-length",

