@@ -24,9 +24,23 @@ from typing import IO, Optional, Tuple, Type, Union
 DECOMPRESSION_ERRORS: Tuple[Type[Exception], ...] = (EOFError, zlib.error, lzma.LZMAError)
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz"}
+# Others a corpus comes in, said by name where they would read as bytes that are no UTF-8
+# text. bzip2's is its "BZh", a block size and a block's (or the empty stream's end's) magic.
+_UNREAD = {
+    b"PK\x03\x04": "a zip archive, which is not read: unpack it",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed, which is not read: decompress it (unzstd), or compress it with gzip or xz",
+    b"7z\xbc\xaf\x27\x1c": "a 7z archive, which is not read: unpack it",
+    **{b"BZh" + level + magic: "bzip2-compressed, which is not read: decompress it (bunzip2), or compress it "
+                               "with gzip or xz"
+       for level in (b"%d" % n for n in range(1, 10)) for magic in (b"1AY&SY", b"\x17rE8P\x90")},
+}
+
+_HEAD = max(len(magic) for magic in (*_MAGIC, *_UNREAD))
 
 
-_HEAD = max(len(magic) for magic in _MAGIC)
+class UnreadCompression(OSError):
+    """A file compressed or archived in a way not read here: its message says which, and what to do
+    (an OSError without errno: an error of the file, not of the system)."""
 
 
 def compression(path: Union[str, Path]) -> Optional[str]:
@@ -55,6 +69,9 @@ def open_bytes(path: Union[str, Path]) -> IO[bytes]:
             f.seek(0)
         else:
             f = unread(head, f)
+        unread_as = next((what for magic, what in _UNREAD.items() if head.startswith(magic)), None)
+        if unread_as is not None:
+            raise UnreadCompression(unread_as)
         name = _compression_of(head)
         if name == "gzip":
             return _GzipReader(f)  # type: ignore[return-value]
@@ -134,6 +151,8 @@ def describe_error(path: Union[str, Path], error: Exception) -> str:
     """What a reading error says about the file: 'truncated xz file', 'corrupt gzip data (...)', or the error."""
     if is_system_error(error):
         return error.strerror or str(error)  # type: ignore[attr-defined]
+    if isinstance(error, UnreadCompression):
+        return str(error)
     try:
         name = compression(path) or "compressed"
     except OSError:

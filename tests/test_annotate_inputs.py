@@ -5,6 +5,7 @@ Readers only (no pipeline): the real PubMed sample (assets/pubmed) and small
 hand-made files.
 """
 
+import bz2
 import codecs
 import errno
 import gzip
@@ -475,6 +476,11 @@ def test_an_error_of_the_system_reading_an_input_names_the_file(
     corrupt.write_bytes(b"\x1f\x8b" + xml.read_bytes()[:100])
     (reject,) = read_items(corrupt)
     assert isinstance(reject, Reject) and reject.kind == UNREADABLE and "corrupt gzip data" in reject.reason
+    # A compression not read is named, not read as XML that is not XML (or JSON that is not).
+    for name in ("bzipped.xml", "bzipped.jsonl"):
+        (tmp_path / name).write_bytes(bz2.compress(xml.read_bytes()))
+        (reject,) = read_items(tmp_path / name)
+        assert reject.kind == UNREADABLE and "bzip2-compressed, which is not read: decompress it" in reject.reason
 
 
 def test_a_record_without_its_own_pmid_is_not_annotated_under_one_it_cites(tmp_path: Path) -> None:

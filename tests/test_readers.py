@@ -2,11 +2,14 @@
 input fails with a one-line message, and random input either converts
 faithfully or raises ConversionError."""
 
+import bz2
 import gzip
+import io
 import json
 import lzma
 import os
 import re
+import zipfile
 from collections import Counter, defaultdict
 from contextlib import nullcontext
 from pathlib import Path
@@ -960,6 +963,27 @@ def test_bioc_documents_that_do_not_hold_together_are_errors_naming_them(tmp_pat
 def test_compression_detected_by_magic_bytes(tmp_path, compress, bio_nlp):
     path = write(tmp_path, "plain-name.txt", compress(b"a\tB-X\n"))
     docs, _ = read_iob(path, bio_nlp.vocab)
+    assert ents(docs[0]) == [(0, 1, "X")]
+
+
+def test_a_compression_or_an_encoding_not_read_is_named(tmp_path, bio_nlp):
+    """bzip2, zstd, a zip archive (BC5CDR's own download) and UTF-16 were "not UTF-8 text (byte 0x90
+    at offset 10)": they are named, with what to do; a plain text beginning like bzip2's magic is text."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("train.tsv", "a\tB-X\n")
+    cases = {
+        "bz2": (bz2.compress(b"a\tB-X\n"), "bzip2-compressed, which is not read: decompress it (bunzip2)"),
+        "empty.bz2": (bz2.compress(b""), "bzip2-compressed"),
+        "zst": (b"\x28\xb5\x2f\xfd" + bytes(16), "zstd-compressed, which is not read"),
+        "zip": (archive.getvalue(), "a zip archive, which is not read: unpack it"),
+        "utf16": ("a\tB-X\n".encode("utf-16"), "not UTF-8 text (byte 0xff at offset 0): UTF-16 (its byte order mark)"),
+        "latin1": ("caf\xe9\tB-X\n".encode("latin-1"), "not UTF-8 text (byte 0xe9 at offset 3): save it as UTF-8"),
+    }
+    for name, (data, said) in cases.items():
+        with pytest.raises(ConversionError, match=re.escape(said)):
+            read_iob(write(tmp_path, name, data), bio_nlp.vocab)
+    docs, _ = read_iob(write(tmp_path, "plain", b"BZh91AY\tB-X\n"), bio_nlp.vocab)
     assert ents(docs[0]) == [(0, 1, "X")]
 
 

@@ -222,8 +222,10 @@ def _decode(path: Path, block: bytes, offset: int, line: int) -> str:
         return block.decode("utf-8")
     except UnicodeDecodeError as e:
         line += block[: e.start].count(b"\n")
+        utf16 = offset == 0 and block.startswith((b"\xff\xfe", b"\xfe\xff"))
         raise ConversionError(
             f"{path}:{line}: not UTF-8 text (byte {block[e.start]:#04x} at offset {offset + e.start})"
+            + (": UTF-16 (its byte order mark), save it as UTF-8" if utf16 else ": save it as UTF-8")
         ) from None
 
 
