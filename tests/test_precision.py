@@ -216,8 +216,16 @@ def test_evaluate_at_another_precision_says_so_and_is_not_published(
     meta.update(sources=[{"name": "tiny (local directory)", "encoder": "tiny", "url": ""}], spacy_bioner_encoder="tiny")
     (model / "meta.json").write_text(json.dumps(meta))
     metrics = tmp_path / "metrics"
+    # The tiny pipeline's heads learnt the same toy labels: each is scored on a corpus of them, under its key.
+    from spacy.tokens import DocBin
+
+    nlp = spacy.load(model)
+    docs = list(DocBin().from_disk(corpus_root / "jnlpba" / "test.spacy").get_docs(nlp.vocab))
+    for doc in docs:
+        doc.spans["bc5cdr"] = doc.spans.pop("jnlpba")
+    DocBin(docs=docs, store_user_data=True).to_disk(tmp_path / "bc5cdr.spacy")
     evaluate = ["evaluate", str(model), "--corpus", f"toy={corpus_root / 'jnlpba' / 'test.spacy'}",
-                "--corpus", f"bc5cdr={corpus_root / 'bc5cdr-iob' / 'test.spacy'}", "--output-dir", str(metrics)]
+                "--corpus", f"bc5cdr={tmp_path / 'bc5cdr.spacy'}", "--output-dir", str(metrics)]
     result = CliRunner().invoke(app, evaluate + ["--precision", "bfloat16"])
     assert result.exit_code == 0, result.output
     assert json.loads((metrics / "toy.json").read_text())["precision"] == "bfloat16"
