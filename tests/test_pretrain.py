@@ -371,6 +371,8 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny_bert: Path, tmp_p
     assert resumed["steps"] == straight["steps"] == 7
     assert resumed["tokens_seen"] == straight["tokens_seen"]
     assert resumed["heldout"]["before"] == straight["heldout"]["before"]
+    # The progress bar's loss goes on too (it started again from the step resumed at).
+    assert resumed["train_loss_average"] == straight["train_loss_average"] > 0
     a = AutoModelForMaskedLM.from_pretrained(tmp_path / "straight").state_dict()
     b = AutoModelForMaskedLM.from_pretrained(tmp_path / "resumed").state_dict()
     assert a.keys() == b.keys()

@@ -186,6 +186,17 @@ def pretrain(
         raise PretrainError(str(e)) from None
 
 
+# The progress bar's training loss: a moving average over about the last 1 / (1 - LOSS_DECAY) steps.
+LOSS_DECAY = 0.98
+
+
+def _loss_average(state: Dict[str, Any]) -> Optional[float]:
+    """The moving average of the training loss, corrected as Adam's moments are for starting at 0,
+    so that the first steps' values are their mean, not the first step's loss (None before any)."""
+    steps = state["loss_steps"]
+    return round(state["loss_average"] / (1 - LOSS_DECAY ** steps), 4) if steps else None
+
+
 def _pretrain(
     settings: PretrainSettings,
     lines: Iterable[str],
@@ -278,7 +289,8 @@ def _pretrain(
         before = evaluate_mlm(model, batcher, heldout_sequences, settings.batch_size, device)
         if before is not None:
             before["new_head"] = new_head  # then the new head's perplexity, not the encoder's
-        state = {"step": 0, "tokens_seen": 0, "seconds": 0.0, "before": before}
+        state = {"step": 0, "tokens_seen": 0, "seconds": 0.0, "before": before, "loss_average": 0.0,
+                 "loss_steps": 0}
     else:
         ckpt = output / CHECKPOINT_DIR
         optimizer.load_state_dict(load_checkpoint_file(ckpt / "optimizer.pt", map_location=device))
@@ -289,6 +301,9 @@ def _pretrain(
         if "cuda" in rng_state and device.type == "cuda":
             torch.cuda.set_rng_state_all(rng_state["cuda"])
         state = {k: checkpoint_state[k] for k in ("step", "tokens_seen", "seconds", "before")}
+        # The progress bar's loss goes on where it was (a checkpoint of an earlier version: it starts again).
+        state.update(loss_average=checkpoint_state.get("loss_average", 0.0),
+                     loss_steps=checkpoint_state.get("loss_steps", 0))
         log(f"Resuming {output} at step {state['step']:,} of {n_steps:,}")
     if state["before"] is not None:
         new = ", a new masked-LM head's: the encoder was saved without one" if state["before"].get("new_head") else ""
@@ -307,7 +322,6 @@ def _pretrain(
 
     bar = tqdm(total=n_steps, initial=state["step"], desc="pretrain", unit="step", disable=not progress,
                dynamic_ncols=True)
-    smoothed = None
     stop = n_steps if stop_at_step is None else min(stop_at_step, n_steps)
     try:
         while state["step"] < stop:
@@ -322,10 +336,10 @@ def _pretrain(
             optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
             state["tokens_seen"] += int(batch["attention_mask"].sum())
-            value = float(loss.detach())
-            smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
+            state["loss_average"] = LOSS_DECAY * state["loss_average"] + (1 - LOSS_DECAY) * float(loss.detach())
+            state["loss_steps"] += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{smoothed:.3f}", refresh=False)
+            bar.set_postfix(loss=f"{_loss_average(state):.4f}", refresh=False)
             if state["step"] % settings.checkpoint_every == 0 and state["step"] < stop:
                 checkpoint()
     except KeyboardInterrupt:
@@ -357,6 +371,7 @@ def _pretrain(
         "total_steps": n_steps,
         "epochs": round(state["step"] / steps_per_epoch(len(train), settings.batch_size), 4),
         "tokens_seen": state["tokens_seen"],
+        "train_loss_average": _loss_average(state),
         "sequence_length": max_length,
         "train_sequences": len(train),
         "heldout_sequences": len(heldout),
