@@ -145,7 +145,10 @@ def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
     ents = list(doc.ents)
     mine = {(span.start, span.end, span.label_) for span in spans}
     taken = [(ent.start, ent.end) for ent in ents if (ent.start, ent.end, ent.label_) in mine and may_be_head_ent(ent)]
-    given_way = head_spans_over(doc, taken, scored_keys(doc), mine | {(ent.start, ent.end, ent.label_) for ent in ents})
+    # Looked for only where the head took one: not a document's work for every head.
+    given_way = head_spans_over(
+        doc, taken, scored_keys(doc), mine | {(ent.start, ent.end, ent.label_) for ent in ents}
+    ) if taken else []
     score_of = {id(ent): placed.get((ent.start, ent.end, ent.label_), math.inf) for ent in ents}
     score_of.update((id(span), score) for span, score in [*zip(spans, scores), *given_way])
     doc.ents, _ = select_non_overlapping(
@@ -160,9 +163,6 @@ def head_spans_over(
     """The spans of the groups of `keys` that overlap any of the token ranges `places`, each
     once, with its score (0 where its group has none), but those whose (start, end, label) is in
     `skip`: the entities that may take a place in doc.ents freed or given up there."""
-    places = list(places)
-    if not places:
-        return []
     covered = np.zeros(len(doc), dtype=bool)
     for start, end in places:
         covered[start:end] = True
