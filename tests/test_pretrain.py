@@ -136,7 +136,23 @@ def test_masked_lm_loss_equals_the_models_own(architecture: str) -> None:
     labels[0, 3], labels[1, 0], labels[1, 7], labels[2, 5] = 7, 8, 9, 10
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
     with torch.no_grad():
-        torch.testing.assert_close(masked_lm_loss(model, batch), model(**batch).loss)
+        torch.testing.assert_close(masked_lm_loss(model, batch, torch.device("cpu")), model(**batch).loss)
+
+
+def test_masked_lm_loss_reads_nothing_back_from_the_device() -> None:
+    # On the meta device a tensor has no data: reading one (bool(), float(), a boolean index)
+    # raises, as waiting for the GPU would show on one. Eager attention: SDPA's mask check reads one.
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    config = AutoConfig.for_model("bert", vocab_size=60, max_position_embeddings=40, hidden_size=32,
+                                  num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    model = AutoModelForMaskedLM.from_config(config, attn_implementation="eager").to("meta")
+    input_ids = torch.randint(5, 60, (2, 12))
+    labels = torch.full_like(input_ids, -100)
+    labels[0, 3], labels[1, 7] = 7, 9
+    batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+    loss = masked_lm_loss(model, batch, torch.device("meta"))
+    assert loss.device.type == "meta" and loss.shape == ()
 
 
 def assert_packed_by_lines(sequences: List[List[int]], lines: Sequence[str], tokenizer, max_length: int) -> None:

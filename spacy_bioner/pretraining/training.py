@@ -53,22 +53,25 @@ def _prediction_head(model: Any) -> Optional[torch.nn.Module]:
     return None
 
 
-def masked_lm_loss(model: Any, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean cross-entropy over the masked tokens: the value of
-    `model(**batch).loss`, but with the vocabulary logits computed only at the
-    masked positions (15%), which saves most of the output layer's cost: for a
-    small encoder with a 30k-piece vocabulary, most of a step's work. Other
-    architectures use the model's own loss."""
+def masked_lm_loss(model: Any, batch: Dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Mean cross-entropy over the masked tokens of `batch` (host tensors, moved
+    to `device` here): the value of `model(**batch).loss`, but with the
+    vocabulary logits computed only at the masked positions (15%), which saves
+    most of the output layer's cost: for a small encoder with a 30k-piece
+    vocabulary, most of a step's work. Other architectures use the model's own
+    loss. The masked positions are found on the host, where the labels are:
+    found on a GPU (a boolean index), their number would make the step wait for it."""
+    on_device = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
     head = _prediction_head(model)
     if head is None:
-        return model(**batch).loss
-    labels = batch["labels"]
-    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
-    selected = labels != -100
-    if not bool(selected.any()):
+        return model(**on_device).loss
+    hidden = model.base_model(input_ids=on_device["input_ids"], attention_mask=on_device["attention_mask"])[0]
+    labels = batch["labels"].reshape(-1)
+    positions = (labels != -100).nonzero().squeeze(1)
+    if not len(positions):
         return hidden.sum() * 0.0  # nothing masked: no loss, but a graph to backpropagate
-    logits = head(hidden[selected])
-    return torch.nn.functional.cross_entropy(logits.float(), labels[selected])
+    logits = head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions.to(device, non_blocking=True)))
+    return torch.nn.functional.cross_entropy(logits.float(), labels[positions].to(device, non_blocking=True))
 
 
 def evaluate_mlm(
@@ -89,7 +92,7 @@ def evaluate_mlm(
             if count == 0:
                 continue
             with _autocast(device):
-                loss = masked_lm_loss(model, {k: v.to(device) for k, v in batch.items()})
+                loss = masked_lm_loss(model, batch, device)
             total += float(loss) * count
             n_masked += count
     model.train(was_training)
@@ -186,8 +189,10 @@ def pretrain(
         raise PretrainError(str(e)) from None
 
 
-# The progress bar's training loss: a moving average over about the last 1 / (1 - LOSS_DECAY) steps.
+# The progress bar's training loss: a moving average over about the last 1 / (1 - LOSS_DECAY) steps,
+# kept on the device and read from it every LOSS_SHOWN_EVERY steps (a read waits for the GPU).
 LOSS_DECAY = 0.98
+LOSS_SHOWN_EVERY = 20
 
 
 def _loss_average(state: Dict[str, Any]) -> Optional[float]:
@@ -311,8 +316,10 @@ def _pretrain(
             f"(perplexity {state['before']['perplexity']:.1f}{new})")
 
     clock = {"since": time.time()}
+    loss_average = torch.tensor(state["loss_average"], dtype=torch.float32, device=device)
 
     def checkpoint() -> None:
+        state["loss_average"] = float(loss_average)
         state["seconds"] = round(state["seconds"] + time.time() - clock["since"], 3)
         clock["since"] = time.time()
         save_checkpoint(output, model, tokenizer, optimizer, scheduler, masking_rng,
@@ -328,7 +335,7 @@ def _pretrain(
             indices = _batch_indices(state["step"], train, settings.batch_size, settings.seed)
             batch = batcher([sequences[i] for i in indices], masking_rng)
             with _autocast(device):
-                loss = masked_lm_loss(model, {k: v.to(device) for k, v in batch.items()})
+                loss = masked_lm_loss(model, batch, device)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
             optimizer.step()
@@ -336,10 +343,12 @@ def _pretrain(
             optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
             state["tokens_seen"] += int(batch["attention_mask"].sum())
-            state["loss_average"] = LOSS_DECAY * state["loss_average"] + (1 - LOSS_DECAY) * float(loss.detach())
+            loss_average.mul_(LOSS_DECAY).add_(loss.detach().float(), alpha=1 - LOSS_DECAY)
             state["loss_steps"] += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{_loss_average(state):.4f}", refresh=False)
+            if state["loss_steps"] % LOSS_SHOWN_EVERY == 0 or state["loss_steps"] == 1:
+                state["loss_average"] = float(loss_average)
+                bar.set_postfix(loss=f"{_loss_average(state):.4f}", refresh=False)
             if state["step"] % settings.checkpoint_every == 0 and state["step"] < stop:
                 checkpoint()
     except KeyboardInterrupt:
