@@ -43,7 +43,7 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
     alone (`_no_content`). With `balance_brackets`, an entity with a bracket
     it does not balance keeps its longest stretch without one ("dendritic
     cell (DC": "dendritic cell"; "]heptadecanoic acid": "heptadecanoic
-    acid"), less the punctuation and whitespace at a cut end, until none is
+    acid"), less the punctuation, whitespace and symbols at a cut end, until none is
     left: the gold of JNLPBA and BC5CDR hardly ever has an unbalanced
     bracket in an entity.
     """
@@ -142,9 +142,10 @@ def unbalanced_brackets(doc: Doc, start: int, end: int) -> List[int]:
 
 
 def _sheds(token: Token, keep: Dict[str, str]) -> bool:
-    """Whether a cut end of an entity drops `token`: whitespace, or punctuation
-    other than the brackets in `keep` (the ones that can close or open the rest)."""
-    return token.is_space or (token.is_punct and token.text not in keep)
+    """Whether a cut end of an entity drops `token`: whitespace or symbols alone (as
+    an entity's ends do: `_no_content`), or punctuation other than the brackets in
+    `keep` (the ones that can close or open the rest)."""
+    return _no_content(token) or (token.is_punct and token.text not in keep)
 
 
 def take_letter_suffixes(doc: Doc, entities: Sequence[Tuple[int, int, str]]) -> List[Tuple[int, int, str]]:

@@ -26,6 +26,10 @@ VOCAB = spacy.blank("en").vocab  # lexical attributes: punctuation
         ("( IL ] -2 )", "IL"),
         ("( \n IL-2 receptor", "IL-2 receptor"),  # no whitespace at a cut end
         ("IL-2 receptor \n )", "IL-2 receptor"),
+        # Nor a token of symbols or invisible characters alone.
+        ("dendritic cell \u200b ( DC", "dendritic cell"),
+        ("dendritic cell ® ( DC", "dendritic cell"),
+        ("] \ufeff heptadecanoic acid", "heptadecanoic acid"),
         # The longest in words: a line end or a zero-width space is none.
         ("urea transporter ( UT - A1", "UT - A1"),
         ("urea \n transporter ( UT - A1", "UT - A1"),
