@@ -65,7 +65,6 @@ from .annotation import (
     group_scores,
     head_ents,
     head_keys,
-    head_spans_over,
     may_be_head_ent,
     merge_into_ents,
     regrouped,
@@ -545,14 +544,14 @@ class AbbreviationConsistency:
             return doc
         heads = list(dict.fromkeys([*head_keys(self.nlp), *keys]))
         if keys:
-            self._correct_heads(doc, keys, heads, abbreviations)
+            self._correct_heads(doc, keys, abbreviations)
         if self.correct_ents:
             self._correct_ents(doc, abbreviations)
         if self.ents_follow_long_form:
             self._ents_follow_long_forms(doc, heads, abbreviations)
         return doc
 
-    def _correct_heads(self, doc: Doc, keys: List[str], heads: List[str], abbreviations: List[Abbreviation]) -> None:
+    def _correct_heads(self, doc: Doc, keys: List[str], abbreviations: List[Abbreviation]) -> None:
         """Correct the groups of the heads with `keys`, then their entities in doc.ents."""
         gone: Set[Tuple[int, int, str]] = set()
         added: List[Tuple[Span, float]] = []
@@ -562,16 +561,13 @@ class AbbreviationConsistency:
             added += key_added
         # All heads first, then doc.ents: a head's new entity may clash with
         # one that another head has just dropped.
-        if gone:
-            # Only the heads' entities go: one set by a ruler or the user stays. A
-            # span gone from a head's group is the head's in doc.ents where `head_ents`
-            # took it for the head's before (`may_be_head_ent`).
-            ents = doc.ents
-            gone &= {(ent.start, ent.end, ent.label_) for ent in ents if may_be_head_ent(ent)}
-            doc.ents = [ent for ent in ents if (ent.start, ent.end, ent.label_) not in gone]
-            added += self._freed(doc, heads, gone, added)
-        if added:
-            merge_into_ents(doc, [span for span, _ in added], [score for _, score in added])
+        # Only the heads' entities go: one set by a ruler or the user stays. A
+        # span gone from a head's group is the head's in doc.ents where `head_ents`
+        # took it for the head's before (`may_be_head_ent`).
+        gone &= {(ent.start, ent.end, ent.label_) for ent in doc.ents if may_be_head_ent(ent)}
+        if gone or added:
+            # A span of any head that lost its place to one gone may have it now.
+            merge_into_ents(doc, [span for span, _ in added], [score for _, score in added], replacing=gone)
 
     def _ents_follow_long_forms(self, doc: Doc, heads: List[str], abbreviations: List[Abbreviation]) -> None:
         """Give each mention in doc.ents the label of the doc.ents entity that
@@ -633,15 +629,6 @@ class AbbreviationConsistency:
                 "corrected there. Set spans_keys to the heads' "
                 "span keys, or leave this component out with the heads it was meant for."
             )
-
-    def _freed(
-        self, doc: Doc, heads: List[str], gone: Set[Tuple[int, int, str]], added: List[Tuple[Span, float]]
-    ) -> List[Tuple[Span, float]]:
-        """The spans of any head (corrected here or not) that overlap a removed
-        entity: one of them may have lost its place in doc.ents to it."""
-        offered = {(span.start, span.end, span.label_) for span, _ in added}
-        offered |= {(ent.start, ent.end, ent.label_) for ent in doc.ents}
-        return head_spans_over(doc, [(start, end) for start, end, _ in gone], heads, offered)
 
     def _correct(
         self, doc: Doc, key: str, abbreviations: List[Abbreviation]

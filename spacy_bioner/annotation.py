@@ -28,7 +28,7 @@ Within an annotated document:
 """
 
 import math
-from typing import AbstractSet, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from spacy.language import Language
@@ -129,71 +129,58 @@ def is_annotated(doc: Doc, spans_key: str) -> bool:
     return gold_spans(doc, spans_key) is not None
 
 
-def merge_into_ents(doc: Doc, spans: List[Span], scores: List[float]) -> None:
-    """Add a head's spans to doc.ents without overlaps.
+def merge_into_ents(
+    doc: Doc, spans: Sequence[Span], scores: Sequence[float], replacing: AbstractSet[Tuple[int, int, str]] = frozenset()
+) -> None:
+    """Add a head's spans to doc.ents without overlaps, in place of the heads'
+    entities `replacing` ((start, end, label) of doc.ents: a head's earlier
+    output on a doc it annotates again, or corrected away).
 
     Conflicts are resolved greedily: higher score first, then the longer
-    span, then the earlier one (an order chosen on dev). Entities a head placed
-    before keep their scores (`head_ents`); entities set by something else
-    (an entity ruler, the user) have no score and always win, but for one
-    without an id or kb_id on exactly a head's span and label, which
-    `head_ents` takes for the head's. A head that ran before saw that one as set
-    by something else and gave way to it: the spans of other heads on its tokens
-    compete again, so that doc.ents is the same whichever head runs first.
+    span, then the earlier one (an order chosen on dev), then the label.
+    Entities a head placed keep their scores (`head_ents`); entities set by
+    something else (an entity ruler, the user) have no score and always win,
+    but for one without an id or kb_id on exactly a head's span and label,
+    which `head_ents` takes for the head's. The spans of scored head groups
+    that lost their place in doc.ents to an entity there (one of theirs
+    overlaps it) compete again, so that doc.ents is the same whichever order
+    the heads run in: another head's surer span may take the place of the one
+    that displaced them. A span out of doc.ents with no entity on its tokens
+    was taken out by something else (a confidence filter) and stays out.
     """
     placed = head_ents(doc)
     ents = list(doc.ents)
-    mine = {(span.start, span.end, span.label_) for span in spans}
-    taken = [(ent.start, ent.end) for ent in ents if (ent.start, ent.end, ent.label_) in mine and may_be_head_ent(ent)]
-    # Looked for only where the head took one: not a document's work for every head.
-    given_way = head_spans_over(
-        doc, taken, scored_keys(doc), mine | {(ent.start, ent.end, ent.label_) for ent in ents}
-    ) if taken else []
-    score_of = {id(ent): placed.get((ent.start, ent.end, ent.label_), math.inf) for ent in ents}
-    score_of.update((id(span), score) for span, score in [*zip(spans, scores), *given_way])
+    held = np.zeros(len(doc), dtype=bool)
+    for ent in ents:
+        held[ent.start : ent.end] = True
+    kept = [ent for ent in ents if (ent.start, ent.end, ent.label_) not in replacing]
+    in_ents = {(ent.start, ent.end, ent.label_) for ent in kept}
+    offered = [(ent, placed.get((ent.start, ent.end, ent.label_), math.inf)) for ent in kept]
+    if held.any():
+        offered += [
+            (span, score)
+            for key in scored_keys(doc)
+            for span, score in spans_with_scores(doc, key)
+            if (span.start, span.end, span.label_) not in in_ents and held[span.start : span.end].any()
+        ]
+    offered += zip(spans, scores)
+    score_of = {id(span): score for span, score in offered}
     doc.ents, _ = select_non_overlapping(
-        ents + list(spans) + [span for span, _ in given_way],
-        priority=lambda span: (-score_of[id(span)], -len(span), span.start),
+        [span for span, _ in offered],
+        priority=lambda span: (-score_of[id(span)], -len(span), span.start, span.label_),
     )
 
 
-def head_spans_over(
-    doc: Doc, places: Iterable[Tuple[int, int]], keys: Iterable[str], skip: AbstractSet[Tuple[int, int, str]]
-) -> List[Tuple[Span, float]]:
-    """The spans of the groups of `keys` that overlap any of the token ranges `places`, each
-    once, with its score (0 where its group has none), but those whose (start, end, label) is in
-    `skip`: the entities that may take a place in doc.ents freed or given up there."""
-    covered = np.zeros(len(doc), dtype=bool)
-    for start, end in places:
-        covered[start:end] = True
-    seen = set(skip)
-    found = []
-    for key in keys:
-        for span, score in spans_with_scores(doc, key):
-            triple = (span.start, span.end, span.label_)
-            if triple not in seen and covered[span.start : span.end].any():
-                seen.add(triple)
-                found.append((span, 0.0 if score is None else score))
-    return found
-
-
-def drop_head_ents(doc: Doc, spans_key: str) -> None:
-    """Take out of doc.ents the entities the head writing `spans_key` placed
-    there (those of its group, by `head_ents`), before it annotates `doc`
-    again: its new spans replace them, where the old ones, whose group is
-    gone, would count as set by something else and always win. One that
-    another head's scored group also holds stays, and so does every entity
-    where no head wrote the group (a span_ruler with the key, gold read with
-    the document): those are set by something else."""
+def head_placed_ents(doc: Doc, spans_key: str) -> Set[Tuple[int, int, str]]:
+    """The entities of doc.ents that the head writing `spans_key` placed (those
+    of its group, by `head_ents`): those it replaces when it annotates `doc`
+    again (`merge_into_ents`), where the old ones, whose group is gone, would
+    count as set by something else and always win. None where no head wrote
+    the group (a span_ruler with the key, gold read with the document): its
+    entities were set by something else."""
     if spans_key not in doc.spans or not is_head_group(doc.spans[spans_key]):
-        return
-    placed = head_ents(doc, [spans_key])
-    if not placed:
-        return
-    others = {
-        (span.start, span.end, span.label_) for key in scored_keys(doc) if key != spans_key for span in doc.spans[key]
-    }
-    doc.ents = [ent for ent in doc.ents if (key := (ent.start, ent.end, ent.label_)) not in placed or key in others]
+        return set()
+    return set(head_ents(doc, [spans_key]))
 
 
 def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tuple[int, int, str], float]:
@@ -234,12 +221,10 @@ def may_be_head_ent(ent: Span) -> bool:
     return not ent.kb_id and not ent.id
 
 
-def head_group(doc: Doc, key: str, spans: Sequence[Span], scores: Sequence[float], head: str,
-               attrs: Optional[Dict[str, Any]] = None) -> SpanGroup:
+def head_group(doc: Doc, key: str, spans: Sequence[Span], scores: Sequence[float], head: str) -> SpanGroup:
     """A head's span group: `spans` with their `scores`, marked as written by the component
-    named `head` (HEAD_ATTR) beside `attrs`."""
-    return SpanGroup(doc, name=key, spans=list(spans), attrs={**(attrs or {}), SCORES_ATTR: list(scores),
-                                                              HEAD_ATTR: head})
+    named `head` (HEAD_ATTR)."""
+    return SpanGroup(doc, name=key, spans=list(spans), attrs={SCORES_ATTR: list(scores), HEAD_ATTR: head})
 
 
 def group_head(group: SpanGroup) -> Optional[str]:

@@ -30,11 +30,11 @@ from wasabi import table
 
 from . import bounds
 from .annotation import (
-    drop_head_ents,
     gold_in_ents_alone,
     gold_spans,
     group_head,
     head_group,
+    head_placed_ents,
     head_keys,
     is_annotated,
     is_head_group,
@@ -447,9 +447,9 @@ class BioNER(TrainablePipe):
             if self.spans_key in doc.spans:
                 self._warn_shared_key(doc.spans[self.spans_key])
             group = head_group(doc, self.spans_key, spans, scores, head=self.name)
-            drop_head_ents(doc, self.spans_key)  # a doc this head annotated before
+            earlier = head_placed_ents(doc, self.spans_key)  # a doc this head annotated before
             doc.spans[self.spans_key] = group
-            merge_into_ents(doc, list(group), scores)
+            merge_into_ents(doc, list(group), scores, replacing=earlier)
 
     # Training ----------------------------------------------------------------
 

@@ -1,4 +1,5 @@
 import copy
+import itertools
 import json
 import warnings
 
@@ -770,6 +771,25 @@ def test_a_ruler_entity_a_head_takes_for_its_own_gives_way_to_a_surer_head_in_ei
     for key in order:
         merge_into_ents(doc, *predictions[key])
     assert [(e.text, e.label_) for e in doc.ents] == [("IL-2", "Chemical")]
+
+
+def test_doc_ents_are_the_same_whichever_order_three_heads_run_in():
+    """A span that lost its place to a second head's gets it back where a third head's surer span
+    takes the second's: chosen step by step, only the orders that placed the third before the
+    second kept it."""
+    from spacy_bioner.annotation import merge_into_ents
+
+    predictions = {"a": (1, 3, "M", 0.9), "b": (0, 2, "L", 0.5), "c": (2, 4, "N", 0.95)}
+    found = set()
+    for order in itertools.permutations(predictions):
+        doc = spacy.blank("en")("w0 w1 w2 w3 w4")
+        for key in order:
+            start, end, label, score = predictions[key]
+            spans = [Span(doc, start, end, label)]
+            doc.spans[key] = head_group(doc, key, spans, [score], head=key)
+            merge_into_ents(doc, spans, [score])
+        found.add(tuple((e.start, e.end, e.label_) for e in doc.ents))
+    assert found == {((0, 2, "L"), (2, 4, "N"))}
 
 
 def test_a_spancat_group_is_no_heads_and_does_not_unprotect_an_entity_on_its_span():
