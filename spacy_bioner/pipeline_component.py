@@ -210,6 +210,11 @@ def _warn_of_score_weights_no_component_scores(nlp: Optional[Language]) -> None:
         )
 
 
+def _has_weights(layer: Model) -> bool:
+    """Whether thinc `layer` has any of its parameters: once it has, thinc changes none of its sizes."""
+    return any(layer.has_param(name) for name in layer.param_names)
+
+
 class BioNER(TrainablePipe):
     """Tags tokens (IOB2 or BILUO) and writes the entities to doc.ents and doc.spans.
 
@@ -727,6 +732,12 @@ class BioNER(TrainablePipe):
                              + self._why_no_labels(seen, annotated, hidden))
         n_tags = self._model_n_tags()
         new_tags = make_tags(labels, self.tag_scheme)
+        if n_tags is not None and n_tags != len(new_tags) and not self._was_initialized() and _has_weights(self.model.get_ref("output_layer")):
+            raise ValueError(
+                f"bio_ner component {self.name!r}: an initialisation that failed shaped its output for {n_tags} "
+                f"tags, which thinc cannot resize: initialise it again with the same labels, or for labels "
+                f"{labels} start from the pipeline as it was before (load it again, or build it anew)"
+            )
         if n_tags is not None and n_tags != len(new_tags) and not self._was_initialized():
             raise ValueError(
                 f"bio_ner component {self.name!r}: its model config sets nO = {n_tags}, but the head shapes its "
@@ -743,18 +754,21 @@ class BioNER(TrainablePipe):
         self._check_join_adjacent(labels, "at initialize")
         if hidden:
             warnings.warn(f"{self.name}: {self._hidden_ents_note(hidden)}")
-        # Nothing of an initialisation that fails (in the encoder, out of memory, Ctrl-C) stays: a head
-        # left with the new labels and an output size but no weights would refuse a retry as trained.
+        # An initialisation that fails (in the encoder, out of memory, Ctrl-C) leaves the head as it was,
+        # so that it can be initialised again: a head left with the new labels and an output size but no
+        # weights would refuse a retry as trained. A layer that got its weights keeps its size (thinc
+        # resizes none with weights), the new labels' (a retry with them initialises it anew).
         cfg = copy.deepcopy(self.cfg)
-        sizes = {ref: self.model.get_ref(ref).maybe_get_dim("nO") for ref in ("output_layer", "crf")
-                 if self.model.has_ref(ref)}
+        layers = [self.model.get_ref(ref) for ref in ("output_layer", "crf") if self.model.has_ref(ref)]
+        sizes = [(layer, layer.maybe_get_dim("nO")) for layer in layers]
         try:
             self._initialize_for(labels, get_examples)
         except BaseException:
             self.cfg.clear()
             self.cfg.update(cfg)
-            for ref, size in sizes.items():
-                self.model.get_ref(ref).set_dim("nO", size, force=True)
+            for layer, size in sizes:
+                if not _has_weights(layer):
+                    layer.set_dim("nO", size, force=True)
             raise
 
     def _initialize_for(self, labels: List[str], get_examples: Callable[[], Iterable[Example]]) -> None:

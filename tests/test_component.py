@@ -873,6 +873,36 @@ def test_an_initialisation_that_fails_leaves_the_head_as_it_was(monkeypatch):
     assert head.labels == ("cell_type", "protein") and "jnlpba" in nlp("IL-2 activates T cells").spans
 
 
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_an_initialisation_that_fails_after_the_output_layer_says_why_and_can_be_retried(monkeypatch, crf):
+    """The output layer had its weights when the next layer failed: putting its size back raised
+    thinc's "Attempt to change dimension", which hid the failure; a retry with other labels, which
+    thinc cannot shape it for, was told to remove nO from the config."""
+    nlp = make_nlp(crf=crf)
+    head = nlp.get_pipe("jnlpba")
+    examples = toy_examples(nlp, 10)
+    after_output = head.model.get_ref("crf" if crf else "output_layer")
+    initialize = type(after_output).initialize
+    layer_ids = {after_output.id}
+
+    def out_of_memory(model, X=None, Y=None):
+        if model.id in layer_ids:
+            if not crf:
+                initialize(model, X, Y)  # the output layer gets its weights, then the step after it fails
+            raise RuntimeError("CUDA out of memory")
+        return initialize(model, X, Y)
+
+    monkeypatch.setattr(type(after_output), "initialize", out_of_memory)
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        head.initialize(lambda: examples, nlp=nlp)
+    assert head.labels == () and not head._was_initialized()
+    with pytest.raises(ValueError, match="an initialisation that failed shaped its output for 5 tags"):
+        head.initialize(lambda: examples, nlp=nlp, labels=["protein"])
+    monkeypatch.setattr(type(after_output), "initialize", initialize)
+    head.initialize(lambda: examples, nlp=nlp)  # the same labels
+    assert head.labels == ("cell_type", "protein") and "jnlpba" in nlp("IL-2 activates T cells").spans
+
+
 # --- Predictions and updates -----------------------------------------------------
 
 
