@@ -806,12 +806,15 @@ class BioNER(TrainablePipe):
         if annotated:
             return (f"{counted(annotated, 'training document')} annotated for it (doc.spans[{self.spans_key!r}] "
                     f"or doc.ents), but without an entity: check the corpus, or {give}.")
-        without = f"without training documents (spacy assemble), {give} (spacy init labels writes them)."
+        labels_help = f"{give} (spacy init labels writes them)"
         if not seen:
             return ("the training corpus gave no document: check [paths.train] and [corpora.train] (spaCy's "
-                    f"corpus reader leaves out sentences of max_length tokens or more, and stops at limit); {without}")
-        return (f"no training document has doc.spans[{self.spans_key!r}] or doc.ents. Convert the corpus with "
-                f"`python -m spacy_bioner convert`, or set the component's spans_key; {without}")
+                    "corpus reader leaves out sentences of max_length tokens or more, and stops at limit); "
+                    f"without training documents (spacy assemble), {labels_help}.")
+        # nlp.initialize() without examples gives spaCy's placeholder document ("x y z"), unannotated.
+        return (f"no training document has doc.spans[{self.spans_key!r}] or doc.ents. Without training "
+                f"documents (nlp.initialize(), spacy assemble), {labels_help}; with a corpus, convert it with "
+                "`python -m spacy_bioner convert`, or set the component's spans_key.")
 
     def _check_own_spans_key(self, nlp: Optional[Language]) -> None:
         """Refuse another head of `nlp` that writes this head's spans_key: each would replace the other's
