@@ -58,10 +58,12 @@ def score_bio_ner(
     gold span groups (`heads_gold_as_ents`).
     """
     examples = list(examples)
-    _check_unread_gold(examples)
+    unread = {id(eg) for eg in _check_unread_gold(examples)}
     if labels:
         _warn_of_gold_without_the_head_s_labels(examples, spans_key, set(labels))
-    ents_scores = get_ner_prf([ents_of_annotated_heads(heads_gold_as_ents(eg)) for eg in examples])
+    ents_scores = get_ner_prf(
+        [ents_of_annotated_heads(heads_gold_as_ents(eg)) for eg in examples if id(eg) not in unread]
+    )
     examples = [_on_gold_tokens(eg) if is_annotated(eg.reference, spans_key) else eg for eg in examples]
     unplaced = unplaced_predictions((eg.predicted for eg in examples), spans_key)
     known = set(labels) if labels else None
@@ -98,12 +100,13 @@ def score_bio_ner(
     return scores
 
 
-def _check_unread_gold(examples: List[Example]) -> None:
-    """Warn where gold documents hold entities in doc.ents beside span groups that no head of
-    the pipeline reads (`convert iob` without --spans-key writes doc.spans["ents"]): no head is
-    annotated for them, so their doc.ents are scored without the heads' entities, 0 where
-    those are all. Where that is every document, raise: every score would be 0, and `spacy
-    train` would choose model-best on nothing, to the end of its run."""
+def _check_unread_gold(examples: List[Example]) -> List[Example]:
+    """The gold documents that hold entities in doc.ents beside span groups that no head of
+    the pipeline reads (`convert iob` without --spans-key writes doc.spans["ents"]), warned
+    about: no head is annotated for them, so they are left out of `ents_*` (their entities
+    would be misses of heads whose entities in them are not scored). Where that is every
+    document, raise: every score would be 0, and `spacy train` would choose model-best on
+    nothing, to the end of its run."""
     unread = [
         eg for eg in examples
         if (keys := scored_keys(eg.predicted)) and all(span_groups_hiding_ents(eg.reference, key) for key in keys)
@@ -120,6 +123,7 @@ def _check_unread_gold(examples: List[Example]) -> None:
         if len(unread) == len(examples):
             raise ValueError(f"{message}. No document is scored: every score would be 0")
         warnings.warn(message)
+    return unread
 
 
 def _warn_of_gold_without_the_head_s_labels(examples: List[Example], spans_key: str, labels: Set[str]) -> None:

@@ -224,6 +224,13 @@ def test_gold_in_a_span_group_no_head_reads_is_warned_of():
     # training run, its model-best chosen on nothing.
     with pytest.raises(ValueError, match=r"^1 of 1 gold documents .* No document is scored: every score would be 0"):
         score_bio_ner(examples[:1], spans_key=KEY)
+    # Beside a document whose doc.ents the head reads, it is out of ents_* too: its entities were
+    # misses where the head's entities in it were left out (ents_r 0.48 where spaCy's ner had 1.0).
+    read = Doc(vocab, words=words, ents=["B-protein", "O", "O", "O"])
+    with pytest.warns(UserWarning, match="1 of 2 gold documents"):
+        mixed = score_bio_ner([Example(predicted, read), examples[0]], spans_key=KEY)
+    alone = score_bio_ner([Example(predicted, read)], spans_key=KEY)
+    assert mixed["ents_r"] == alone["ents_r"] == 1.0 and mixed["ents_p"] == alone["ents_p"]
     # Converted with the head's key, it is read, and nothing is said.
     reference.spans[KEY] = reference.spans.pop("ents")
     with warnings.catch_warnings():
