@@ -91,8 +91,9 @@ def compute_class_weights(
         key = tag_class(tag, granularity)
         class_counts[key] = class_counts.get(key, 0) + count
     classes = sorted(class_counts)
-    # A class never seen in training would get an infinite weight; count it once.
-    counts = np.asarray([max(class_counts[c], 1) for c in classes], dtype="float64")
+    seen = np.asarray([class_counts[c] for c in classes], dtype="float64")
+    # A class never seen in training would get an infinite weight; count it once (for its weight alone).
+    counts = np.maximum(seen, 1.0)
     total = counts.sum()
     if scheme == "none":
         weights = np.ones_like(counts)
@@ -104,7 +105,8 @@ def compute_class_weights(
         weights /= weights.sum()
     else:
         weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
-    weights *= total / (weights * counts).sum()  # a token weighs 1 on average
+    if seen.any():  # a training token weighs 1 on average
+        weights *= seen.sum() / (weights * seen).sum()
     by_class = dict(zip(classes, weights.tolist()))
     return {tag: by_class[tag_class(tag, granularity)] for tag in tag_counts}
 

@@ -45,6 +45,16 @@ def test_class_weights_by_hand(scheme):
     assert [weights[t] for t in TAGS] == pytest.approx(EXPECTED_WEIGHTS[scheme], rel=1e-6)
 
 
+@pytest.mark.parametrize("scheme", sorted(EXPECTED_WEIGHTS))
+def test_a_training_token_weighs_one_on_average_beside_unseen_tags(scheme):
+    """A tag no training token has was counted as one token in the mean: under inverse_frequency
+    (its weight ~N), a training token weighed 0.69 on average, the cost-augmented margin as much less."""
+    counts = {"O": 90, "B-A": 2, "I-A": 5, "B-B": 8, "I-B": 0, "L-B": 0, "U-B": 0}
+    weights = compute_class_weights(counts, scheme, "tag")
+    assert sum(weights[tag] * n for tag, n in counts.items()) == pytest.approx(sum(counts.values()))
+    assert all(np.isfinite(list(weights.values())))
+
+
 def test_bio_granularity_pools_labels_and_tag_granularity_does_not():
     counts = {"O": 90, "B-A": 2, "B-B": 8, "I-A": 5, "I-B": 5}
     bio = compute_class_weights(counts, "inverse_frequency", "bio")
