@@ -81,13 +81,14 @@ class ConstrainedViterbi:
     go on with it; a token outside any entity, its tag's probability.
 
     max_cells: the most padded (token, tag, tag) cells decoded at once
-    (`padded_groups`): a bound on the decoder's memory.
+    (`padded_groups`): a bound on the memory that padding documents to one
+    length takes; a document larger alone is decoded by itself, whatever its size.
     """
 
     def __init__(self, tags: Sequence[str], span_scores: str = "token_mean", max_cells: int = DECODE_CELLS) -> None:
         self.tags = list(tags)
         self.max_cells = max_cells
-        self.mask = tag_constraints(self.tags)
+        self.constraints = tag_constraints(self.tags)
         self.span_scores = check_span_scores(span_scores)
         self.continuations = continuations(self.tags)
 
@@ -110,12 +111,8 @@ class ConstrainedViterbi:
         padded, lengths = pad(ops, emissions)
         xp = ops.xp
         segments = self.span_scores == "segment"
-        constraints = self.mask.on_device(ops, padded.dtype)
-        transitions, start, end = constraints
-        if scores.has_transitions:
-            transitions = transitions + scores.transitions
-            start = start + scores.start
-            end = end + scores.end
+        constraints = self.constraints.on_device(ops, padded.dtype)
+        transitions, start, end = scores.path_scores(constraints)
         # Viterbi excludes what the scheme forbids outright: the finite penalty that the sums
         # need loses to a token's score gap beyond it (scores of a diverged model).
         excluded = [xp.where(constraint < 0, -xp.inf, score).astype(padded.dtype)

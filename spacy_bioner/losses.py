@@ -127,8 +127,8 @@ class ClassWeightedTaggingLoss(Loss):
         self.beta = beta
         self.tags: List[str] = []
         self.class_weights: Optional[np.ndarray] = None
-        self._mask: Optional[Constraints] = None
-        self._scheme: Optional[str] = None
+        self._constraints: Optional[Constraints] = None
+        self._tag_scheme: Optional[str] = None
 
     def fit(self, tags: Sequence[str], tag_counts: Dict[str, int]) -> List[float]:
         """Set the tag inventory and the weights from training tag counts (in `tags` order)."""
@@ -143,8 +143,8 @@ class ClassWeightedTaggingLoss(Loss):
         """Restore the tag inventory and weights (from a saved component's cfg)."""
         self.tags = list(tags)
         self.class_weights = np.asarray(class_weights, dtype="f")
-        self._mask = tag_constraints(self.tags)
-        self._scheme = scheme_of(self.tags)
+        self._constraints = tag_constraints(self.tags)
+        self._tag_scheme = scheme_of(self.tags)
 
     def _check_fitted(self) -> None:
         if self.class_weights is None:
@@ -242,10 +242,7 @@ class CRFLoss(ClassWeightedTaggingLoss):
             return zero, 0.0
         free, lengths = pad(ops, [emissions[i] for i in keep])
         dtype = free.dtype
-        mask_transitions, mask_start, mask_end = self._mask.on_device(ops, dtype)
-        transitions = scores.transitions + mask_transitions
-        start = scores.start + mask_start
-        end = scores.end + mask_end
+        transitions, start, end = scores.path_scores(self._constraints.on_device(ops, dtype))
         golds_host = np.full(free.shape[:2], -1, dtype="int64")
         weights_host = np.zeros(free.shape[:2], dtype="float64")
         token_weights = self.token_weights([truths[i] for i in keep], missing=np.nan)
@@ -259,8 +256,8 @@ class CRFLoss(ClassWeightedTaggingLoss):
         partial = [row for row, i in enumerate(keep) if (truths[i] < 0).any()]
         recursion = scores.recursion
         golds = xp.asarray(golds_host)
-        summed, shares = self._weigh(free, lengths, golds, golds_host, weights_host)
-        log_z, marginals, pairwise = forward_backward(summed, lengths, transitions, start, end, recursion)
+        partition_emissions, shares = self._weigh(free, lengths, golds, golds_host, weights_host)
+        log_z, marginals, pairwise = forward_backward(partition_emissions, lengths, transitions, start, end, recursion)
         gold_log_z, gold_marginals, gold_pairwise = constrained_statistics(
             free, lengths, golds, partial, transitions, start, end, recursion
         )
@@ -290,13 +287,13 @@ class CRFLoss(ClassWeightedTaggingLoss):
         """Refuse gold tags that no path of the scheme agrees with (`tags.first_break`;
         on the host, where they are)."""
         for truth, doc in zip(truths, docs):
-            at = first_break(truth, self._mask, self._scheme)
+            at = first_break(truth, self._constraints, self._tag_scheme)
             if at is not None:
                 window = [self.tags[t] if t >= 0 else None for t in truth[max(at - 1, 0) : at + 1]]
                 raise ValueError(
-                    f"Gold tags of document {doc} are not a well-formed {self._scheme} sequence at "
+                    f"Gold tags of document {doc} are not a well-formed {self._tag_scheme} sequence at "
                     f"token {at} ({window}): I-X must follow B-X or I-X"
-                    + (", and B-X and I-X be followed by I-X or L-X" if self._scheme == "BILUO" else "")
+                    + (", and B-X and I-X be followed by I-X or L-X" if self._tag_scheme == "BILUO" else "")
                     + ". The bio_ner component makes its gold tags so (overlapping spans resolved); "
                     "tags given to the loss directly must be so too."
                 )

@@ -81,6 +81,14 @@ class TagScores:
         """Whether these are a CRF's scores (learned transitions beside the emissions)."""
         return self.transitions is not None
 
+    def path_scores(self, constraints: Tuple[Floats2d, Floats1d, Floats1d]) -> Tuple[Floats2d, Floats1d, Floats1d]:
+        """The transition, start and end scores a tag path is scored with: the scheme's
+        `constraints` (on the scores' device: `tags.Constraints.on_device`), plus a CRF's learned ones."""
+        if not self.has_transitions:
+            return constraints
+        transitions, start, end = constraints
+        return transitions + self.transitions, start + self.start, end + self.end
+
 
 # `recursion` is bound to the forward function rather than kept in the model's
 # attrs: thinc saves attrs with the weights, and a saved value would then
