@@ -773,6 +773,17 @@ def test_a_long_input_name_makes_shard_files_a_file_system_holds(tmp_path: Path)
     assert out.table_path("documents", shard).is_file() and shard != shard_name(shard_prefix(tmp_path / "b.jsonl"), 0, 10)
 
 
+@pytest.mark.slow
+def test_the_tables_read_whole_whatever_the_inputs_are_named(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """A shard named after an input whose name starts with "_" or "." (or a letter written as "_") was
+    skipped as hidden by pyarrow and pandas reading the table's folder: the input's rows were missing."""
+    import pyarrow.parquet as pq
+
+    inputs = [write_texts(tmp_path / name, toy_abstracts(2, seed=1)) for name in ("étude.jsonl", "_a.jsonl", ".b.jsonl")]
+    summary = annotate(str(tiny_pipeline), inputs, tmp_path / "out", Options())
+    assert summary["documents"] == pq.read_table(tmp_path / "out" / "documents").num_rows == 6
+
+
 def test_progress_is_on_by_default_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: List[bool] = []
 

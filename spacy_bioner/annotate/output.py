@@ -84,8 +84,10 @@ class Result:
 def shard_prefix(path: Path) -> str:
     """`<file name>-<8 hex of the path>`, of the resolved path: stable across reruns however the input
     is spelt (".", a symlink), distinct per input. The name is cut to `MAX_NAME` characters, so that
-    a shard's file name fits a file system's 255 bytes (the digest keeps it distinct)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", path.resolve().name)[:MAX_NAME] or "input"
+    a shard's file name fits a file system's 255 bytes (the digest keeps it distinct), and never
+    starts with "_" or "." ("étude.jsonl", ".export.jsonl"): pyarrow and pandas reading a table's
+    folder skip such files as hidden, and every row of the input with them."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", path.resolve().name)[:MAX_NAME].lstrip("._-") or "input"
     return f"{name}-{input_digest(path)}"
 
 
