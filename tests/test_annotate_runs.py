@@ -435,6 +435,32 @@ def test_a_shard_that_cannot_be_written_is_one_line_and_resume_goes_on(
     assert summary["status"] == "complete" and summary["documents"] == 3 and len(done_shards(output)) == 3
 
 
+def test_a_summary_that_cannot_be_written_is_one_line_and_resume_writes_it(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk when the shards were written and summary.json was not was a traceback."""
+    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(2, seed=1))
+    write_json = spacy_bioner.annotate.output._write_json
+
+    def full_disk(target: Path, *args: Any) -> None:
+        if target.name == "summary.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        write_json(target, *args)
+
+    monkeypatch.setattr(spacy_bioner.annotate.output, "_write_json", full_disk)
+    output = tmp_path / "out"
+    result = CliRunner().invoke(app, ["annotate", str(tiny_pipeline), str(path), "--output", str(output),
+                                      "--no-progress"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {output}: summary.json cannot be written (No space left on device); the shards written are "
+        "kept: rerun with --resume once it can be, which writes it")
+    monkeypatch.setattr(spacy_bioner.annotate.output, "_write_json", write_json)
+    summary = annotate(str(tiny_pipeline), [path], output, Options(), resume=True)
+    assert summary["status"] == "complete" and summary["documents"] == 2
+    assert json.loads((output / "summary.json").read_text())["documents"] == 2
+
+
 @pytest.mark.slow
 def test_a_changed_input_is_refused(tiny_pipeline: Path, tmp_path: Path) -> None:
     texts = toy_abstracts(3, seed=1)

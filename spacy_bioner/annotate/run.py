@@ -379,7 +379,12 @@ def _annotate(
         # too (as the summary does): the same output fails the same way, however it was reached.
         too_many = bad_input > options.max_rejects
         status = "failed: too many rejects" if too_many else "stopped" if stopped else "complete"
-        summary = out.write_summary(paths, status, stats)
+        try:
+            summary = out.write_summary(paths, status, stats)
+        except OSError as e:  # as a shard's
+            raise AnnotateError(
+                f"{output}: summary.json cannot be written ({e.strerror or e}); the shards written are kept: "
+                "rerun with --resume once it can be, which writes it") from None
         if too_many:
             # Not "stopped early": the limit may have been passed on the last shard.
             where = f"; the run ended there (shards written: {summary['shards']})" if stopped else ""
