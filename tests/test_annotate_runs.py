@@ -1000,7 +1000,9 @@ def test_interrupted_run_says_how_to_finish_it(tmp_path: Path, monkeypatch: Any,
     writes = False  # a previous run's shard, untouched
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 130
-    assert result.stderr.strip() == f"Interrupted before anything was written to {tmp_path / 'out'}: it is as it was."
+    assert result.stderr.strip() == (
+        f"Interrupted before a shard was written to {tmp_path / 'out'}: the shards there are as they were; "
+        "summary.json is written when a run ends.")  # it said "it is as it was", its summary.json gone
 
 
 def _closed_port() -> int:

@@ -173,7 +173,9 @@ def annotate(
                        err=True)
             raise typer.Exit(130) from None
         if after == before:  # interrupted while loading, say: a previous run, not yet checked against this one
-            typer.echo(f"Interrupted before anything was written to {output}: it is as it was.", err=True)
+            # Not "as it was": an invocation takes summary.json away when it starts, and writes it when it ends.
+            typer.echo(f"Interrupted before a shard was written to {output}: the shards there are as they were; "
+                       "summary.json is written when a run ends.", err=True)
             raise typer.Exit(130) from None
         # Rerunning with --overwrite would delete the shards just written; without it, the same
         # command completes this run.
