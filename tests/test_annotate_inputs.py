@@ -510,11 +510,16 @@ def test_a_folder_is_read_for_its_txt_files_in_any_case_and_says_what_it_skips(t
     (folder / "a.txt").write_bytes(b"\xef\xbb\xbfIL-2 binds .")
     (folder / "b.TXT").write_text("p53 binds .", encoding="utf8")
     (folder / "notes.md").write_text("not a document", encoding="utf8")
+    # Hidden, as the shell's *.txt leaves them: macOS writes "._a.txt" beside each file copied to
+    # another file system (binary: a reject each, past --max-rejects in a large folder).
+    (folder / "._a.txt").write_bytes(b"\x00\x05\x16\x07\xff")
+    (folder / ".draft.txt").write_text("p53", encoding="utf8")
     items = list(read_items(folder))
     assert [(type(item), item.doc_id, item.text) for item in items] == [  # type: ignore[union-attr]
         (Record, "a", "IL-2 binds ."), (Record, "b", "p53 binds .")]
     files, skipped = txt_files(folder)
-    assert [f.name for f in files] == ["a.txt", "b.TXT"] and [f.name for f in skipped] == ["notes.md", "sub"]
+    assert [f.name for f in files] == ["a.txt", "b.TXT"]
+    assert [f.name for f in skipped] == ["._a.txt", ".draft.txt", "notes.md", "sub"]
     assert count_records(folder) == 2
 
 

@@ -225,8 +225,8 @@ def annotate(
         files, skipped = txt_files(path)
         if skipped:
             names = listed([entry.name + ("/" if entry.is_dir() else "") for entry in skipped], most=5)
-            log(f"{path}: a folder input is read for its .txt files only; skipped {len(skipped)} other "
-                f"entries: {names}")
+            log(f"{path}: a folder input is read for its .txt files only, hidden ones left out; skipped {len(skipped)} "
+                f"other entries: {names}")
         outside = links_out_of(path, files)
         if outside:
             log(f"{path}: read through links to files outside it: "

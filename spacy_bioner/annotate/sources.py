@@ -792,12 +792,15 @@ def txt_files(path: Path) -> Tuple[List[Path], List[Path]]:
     Read: the files directly in it whose suffix is `.txt` in any case (`b.TXT`
     too), links to files among them, as the shell's `*.txt` reads them (a
     subset of a collection linked from it, say; `links_out_of` names those
-    that lead out of the folder, for the log). Skipped: subfolders (not read
-    recursively) and other files.
+    that lead out of the folder, for the log). Skipped: hidden files, as the
+    shell's `*.txt` skips them (macOS writes a binary "._a.txt" beside each
+    file copied to another file system), subfolders (not read recursively)
+    and other files.
     """
     files, skipped = [], []
     for entry in sorted(path.iterdir()):
-        (files if entry.suffix.lower() == ".txt" and entry.is_file() else skipped).append(entry)
+        read = entry.suffix.lower() == ".txt" and not entry.name.startswith(".") and entry.is_file()
+        (files if read else skipped).append(entry)
     return files, skipped
 
 
