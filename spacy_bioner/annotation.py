@@ -175,7 +175,7 @@ def head_placed_ents(doc: Doc, spans_key: str) -> Set[Tuple[int, int, str]]:
     """The entities of doc.ents that the head writing `spans_key` placed (those
     of its group, by `head_ents`): those it replaces when it annotates `doc`
     again (`merge_into_ents`), where the old ones, whose group is gone, would
-    count as set by something else and always win. None where no head wrote
+    count as set by something else and always win. Empty where no head wrote
     the group (a span_ruler with the key, gold read with the document): its
     entities were set by something else."""
     if spans_key not in doc.spans or not is_head_group(doc.spans[spans_key]):

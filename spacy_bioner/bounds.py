@@ -43,9 +43,9 @@ def entity_bounds(doc: Doc, start: int, end: int, *, balance_brackets: bool) -> 
     alone (`_no_content`). With `balance_brackets`, an entity with a bracket
     it does not balance keeps its longest stretch without one ("dendritic
     cell (DC": "dendritic cell"; "]heptadecanoic acid": "heptadecanoic
-    acid"), less the punctuation, whitespace and symbols at a cut end, until none is
-    left: the gold of JNLPBA and BC5CDR hardly ever has an unbalanced
-    bracket in an entity.
+    acid"), less the punctuation, whitespace and symbols at a cut end, until
+    none is left: the gold of JNLPBA and BC5CDR hardly ever has an
+    unbalanced bracket in an entity.
     """
     while start < end and _no_content(doc[start]):
         start += 1

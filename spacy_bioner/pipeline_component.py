@@ -34,8 +34,8 @@ from .annotation import (
     gold_spans,
     group_head,
     head_group,
-    head_placed_ents,
     head_keys,
+    head_placed_ents,
     is_annotated,
     is_head_group,
     longest_first,
@@ -732,19 +732,20 @@ class BioNER(TrainablePipe):
                              + self._why_no_labels(seen, annotated, hidden))
         n_tags = self._model_n_tags()
         new_tags = make_tags(labels, self.tag_scheme)
-        if n_tags is not None and n_tags != len(new_tags) and not self._was_initialized() and _has_weights(self.model.get_ref("output_layer")):
+        size_differs = n_tags is not None and n_tags != len(new_tags)
+        if size_differs and not self._was_initialized() and _has_weights(self.model.get_ref("output_layer")):
             raise ValueError(
                 f"bio_ner component {self.name!r}: an initialisation that failed shaped its output for {n_tags} "
                 f"tags, which thinc cannot resize: initialise it again with the same labels, or for labels "
                 f"{labels} start from the pipeline as it was before (load it again, or build it anew)"
             )
-        if n_tags is not None and n_tags != len(new_tags) and not self._was_initialized():
+        if size_differs and not self._was_initialized():
             raise ValueError(
                 f"bio_ner component {self.name!r}: its model config sets nO = {n_tags}, but the head shapes its "
                 f"output for its tags ({len(new_tags)} for labels {labels} in {self.tag_scheme}): remove nO "
                 f"from [components.{self.name}.model]"
             )
-        if n_tags is not None and n_tags != len(new_tags):
+        if size_differs:
             raise ValueError(
                 f"bio_ner component {self.name!r} has a model shaped for {n_tags} tags (labels "
                 f"{list(self.labels)}) and cannot be initialised again for {len(new_tags)} "
