@@ -68,6 +68,7 @@ from .annotation import (
     may_be_head_ent,
     merge_into_ents,
     regrouped,
+    set_before_heads,
     spans_with_scores,
     token_array,
 )
@@ -564,7 +565,8 @@ class AbbreviationConsistency:
         # Only the heads' entities go: one set by a ruler or the user stays. A
         # span gone from a head's group is the head's in doc.ents where `head_ents`
         # took it for the head's before (`may_be_head_ent`).
-        gone &= {(ent.start, ent.end, ent.label_) for ent in doc.ents if may_be_head_ent(ent)}
+        set_before = set_before_heads(doc)
+        gone &= {(ent.start, ent.end, ent.label_) for ent in doc.ents if may_be_head_ent(ent, set_before)}
         if gone or added:
             # A span of any head that lost its place to one gone may have it now.
             merge_into_ents(doc, [span for span, _ in added], [score for _, score in added], replacing=gone)
@@ -658,12 +660,14 @@ class AbbreviationConsistency:
 
     def _correct_ents(self, doc: Doc, abbreviations: List[Abbreviation]) -> None:
         """Correct doc.ents as a head's group is corrected. An entity with an id or
-        a kb_id (an entity ruler's pattern, a linker's) is kept as it is."""
+        a kb_id (an entity ruler's pattern, a linker's), or one the heads found set
+        before them (`set_before_heads`), is kept as it is."""
         ents = {(ent.start, ent.end): ent for ent in doc.ents}
         before: Dict[Tuple[int, int], Tuple[str, Optional[float]]] = {
             span: (ent.label_, None) for span, ent in ents.items()
         }
-        kept = {span for span, ent in ents.items() if not may_be_head_ent(ent)}
+        set_before = set_before_heads(doc)
+        kept = {span for span, ent in ents.items() if not may_be_head_ent(ent, set_before)}
         entities = self._consistent(len(doc), before, abbreviations, kept)
         if entities != before:
             doc.ents = [

@@ -39,6 +39,10 @@ SCORES_ATTR = "scores"
 # What tells a head's span group from another scored one (spaCy's spancat writes "scores" too):
 # the name of the head that wrote it (true in groups written before the mark named the head).
 HEAD_ATTR = "bio_ner"
+# In a head's group: the entities (start_char, end_char, label) that doc.ents held on exactly one of
+# its spans before the head ran, and no head had placed (an entity ruler's, the user's): set by
+# something else, though a head predicted them too (`set_before_heads`).
+SET_BEFORE_ATTR = "ents_set_before"
 _TOKEN_ATTRS = ["ORTH", "SPACY"]
 
 
@@ -140,8 +144,8 @@ def merge_into_ents(
     span, then the earlier one (an order chosen on dev), then the label.
     Entities a head placed keep their scores (`head_ents`); entities set by
     something else (an entity ruler, the user) have no score and always win,
-    but for one without an id or kb_id on exactly a head's span and label,
-    which `head_ents` takes for the head's. The spans of scored head groups
+    those on exactly a head's span and label too where the head found them
+    there before it (`set_before_heads`). The spans of scored head groups
     that lost their place in doc.ents to an entity there (one of theirs
     overlaps it) compete again, so that doc.ents is the same whichever order
     the heads run in: another head's surer span may take the place of the one
@@ -189,17 +193,20 @@ def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tupl
     An entity is a head's where a head's scored span group (`is_head_group`)
     holds a span of its tokens and label, and it has neither a kb_id nor an
     id: a head sets neither, an entity ruler's pattern with an "id" sets the
-    id, an entity linker the kb_id. Any other entity was set by something else (one with
-    no id on exactly a head's span and label is taken for the head's). Read
-    off the doc, not kept aside, so that it holds for docs copied or read
-    back from a DocBin; `Doc.from_docs` keeps span groups but not their
-    scores, so a merged doc's entities count as set by something else.
+    id, an entity linker the kb_id. Any other entity was set by something
+    else, and so was one the head found in doc.ents before it placed its
+    spans (`set_before_heads`); one set after the heads ran, on exactly a
+    head's span and label, is taken for the head's. Read off the doc, not
+    kept aside, so that it holds for docs copied or read back from a DocBin;
+    `Doc.from_docs` keeps span groups but not their scores, so a merged
+    doc's entities count as set by something else.
 
     With `spans_keys`, the heads are those that write these keys, scores or
     not (a group changed after its head scored it has none: its spans count
     with a score of 0).
     """
-    candidates = [(ent.start, ent.end, ent.label_) for ent in doc.ents if may_be_head_ent(ent)]
+    set_before = set_before_heads(doc)
+    candidates = [(ent.start, ent.end, ent.label_) for ent in doc.ents if may_be_head_ent(ent, set_before)]
     if not candidates:
         return {}
     scored: Dict[Tuple[int, int, str], float] = {}
@@ -215,16 +222,41 @@ def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tupl
     return {triple: scored[triple] for triple in candidates if triple in scored}
 
 
-def may_be_head_ent(ent: Span) -> bool:
+def may_be_head_ent(ent: Span, set_before: AbstractSet[Tuple[int, int, str]] = frozenset()) -> bool:
     """Whether an entity of doc.ents may be one a head placed: a head sets
-    neither a kb_id nor an id (`head_ents`)."""
-    return not ent.kb_id and not ent.id
+    neither a kb_id nor an id (`head_ents`), and the heads found it there
+    before them, set by something else, where it is in `set_before`
+    (`set_before_heads`)."""
+    return not ent.kb_id and not ent.id and (ent.start_char, ent.end_char, ent.label_) not in set_before
+
+
+def set_before_heads(doc: Doc) -> Set[Tuple[int, int, str]]:
+    """(start_char, end_char, label) of the entities that a head found in doc.ents on exactly
+    one of its spans, set by something else (an entity ruler before the heads, the user):
+    they stay set by something else, though a head's group holds their tokens and label."""
+    return {
+        (int(start), int(end), str(label))
+        for group in doc.spans.values() if is_head_group(group)
+        for start, end, label in group.attrs.get(SET_BEFORE_ATTR, ())
+    }
 
 
 def head_group(doc: Doc, key: str, spans: Sequence[Span], scores: Sequence[float], head: str) -> SpanGroup:
     """A head's span group: `spans` with their `scores`, marked as written by the component
-    named `head` (HEAD_ATTR)."""
-    return SpanGroup(doc, name=key, spans=list(spans), attrs={SCORES_ATTR: list(scores), HEAD_ATTR: head})
+    named `head` (HEAD_ATTR), and with the entities of doc.ents on exactly one of its spans
+    that no head placed (SET_BEFORE_ATTR): it is made before the head adds its spans to
+    doc.ents."""
+    placed = head_ents(doc)
+    own = {(span.start, span.end, span.label_) for span in spans}
+    set_before = [
+        [ent.start_char, ent.end_char, ent.label_]
+        for ent in doc.ents
+        if (triple := (ent.start, ent.end, ent.label_)) in own and triple not in placed and not ent.kb_id and not ent.id
+    ]
+    attrs: Dict[str, Any] = {SCORES_ATTR: list(scores), HEAD_ATTR: head}
+    if set_before:
+        attrs[SET_BEFORE_ATTR] = set_before
+    return SpanGroup(doc, name=key, spans=list(spans), attrs=attrs)
 
 
 def group_head(group: SpanGroup) -> Optional[str]:

@@ -752,25 +752,43 @@ def test_the_entities_of_a_group_no_head_wrote_stay_and_the_head_replaces_it_wit
 
 
 @pytest.mark.parametrize("order", [("jnlpba", "bc5cdr"), ("bc5cdr", "jnlpba")])
-def test_a_ruler_entity_a_head_takes_for_its_own_gives_way_to_a_surer_head_in_either_order(order):
-    """An entity ruler's entity without an id, on exactly a head's prediction, is that head's,
-    and a surer overlapping entity of the other head replaces it whichever head runs first: the
-    first kept the ruler's entity, as set by something else, and dropped its own."""
+def test_a_ruler_entity_a_head_predicts_too_stays_in_either_order(order):
+    """An entity ruler's entity (no id) set before the heads, on exactly a head's prediction, was
+    taken for that head's, and a surer overlapping entity of the other head replaced it: a second
+    head took the user's rule entities away. It stays, as before spaCy's ner, whichever head runs
+    first, and after a DocBin round trip; an entity a head placed still gives way to a surer one."""
+    from spacy.tokens import DocBin
+
     from spacy_bioner.annotation import merge_into_ents
 
-    doc = spacy.blank("en")("Naloxone in IL-2 activated T cells")
-    doc.ents = [Span(doc, 2, 3, "Chemical")]  # a ruler's "IL-2"
-    predictions = {"jnlpba": ([Span(doc, 2, 6, "cell_line")], [0.9]), "bc5cdr": ([Span(doc, 2, 3, "Chemical")], [0.4])}
-    for key in order:
-        spans, scores = predictions[key]
-        doc.spans[key] = head_group(doc, key, spans, scores, head=key)
-        merge_into_ents(doc, spans, scores)
-    assert [(e.text, e.label_) for e in doc.ents] == [("IL-2 activated T cells", "cell_line")]
-    # An id keeps it whatever the heads say.
-    doc.ents = [Span(doc, 2, 3, "Chemical", span_id="naloxone-rule")]
-    for key in order:
-        merge_into_ents(doc, *predictions[key])
-    assert [(e.text, e.label_) for e in doc.ents] == [("IL-2", "Chemical")]
+    nlp = spacy.blank("en")
+    predictions = {"jnlpba": ([(2, 6, "cell_line")], [0.9]), "bc5cdr": ([(2, 3, "Chemical")], [0.4])}
+    for ruled in (True, False):
+        doc = nlp("Naloxone in IL-2 activated T cells")
+        if ruled:
+            doc.ents = [Span(doc, 2, 3, "Chemical")]  # a ruler's "IL-2"
+        for key in order:
+            spans = [Span(doc, *triple) for triple in predictions[key][0]]
+            doc.spans[key] = head_group(doc, key, spans, predictions[key][1], head=key)
+            merge_into_ents(doc, spans, predictions[key][1])
+        expected = [("IL-2", "Chemical")] if ruled else [("IL-2 activated T cells", "cell_line")]
+        assert [(e.text, e.label_) for e in doc.ents] == expected
+        read = list(DocBin(docs=[doc]).get_docs(nlp.vocab))[0]
+        assert head_ents(read) == head_ents(doc) == ({} if ruled else {(2, 6, "cell_line"): 0.9})
+
+
+def test_a_head_records_the_entities_it_found_set_before_it(tiny_pipeline):
+    """The head's group names the ruler's entity on exactly one of its spans, which is then no
+    head's (`head_ents`), with a head's score or without."""
+    nlp = spacy.load(tiny_pipeline)
+    text = "IL-2 activates T cells and p53 binds DNA"
+    plain = nlp(text)
+    key, span = next((key, span) for key, group in plain.spans.items() for span in group)
+    nlp.add_pipe("entity_ruler", first=True).add_patterns([{"label": span.label_, "pattern": span.text}])
+    doc = nlp(text)
+    assert (span.start_char, span.end_char, span.label_) in {(e.start_char, e.end_char, e.label_) for e in doc.ents}
+    assert doc.spans[key].attrs["ents_set_before"] == [[span.start_char, span.end_char, span.label_]]
+    assert (span.start, span.end, span.label_) not in head_ents(doc)
 
 
 def test_doc_ents_are_the_same_whichever_order_three_heads_run_in():
