@@ -409,56 +409,39 @@ def test_shards_read_before_an_input_that_cannot_be_read_are_still_written(tiny_
     assert done == [(f"toy-{position:06d}", [True]) for position in range(2)]
 
 
-def test_a_shard_that_cannot_be_written_is_one_line_and_resume_goes_on(
-    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("writer,fails,said,written", [
+    ("_write_table", lambda target: target.stem.endswith("-000001"),
+     "shard {shard}1 cannot be written (No space left on device); the shards written so far are kept: rerun with "
+     "--resume once it can be", 1),
+    ("_write_json", lambda target: target.name == "summary.json",
+     "summary.json cannot be written (No space left on device); the shards written are kept: rerun with --resume "
+     "once it can be, which writes it", 3),
+], ids=["shard", "summary"])
+def test_a_write_that_fails_is_one_line_and_resume_goes_on(
+    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str, fails: Any, said: str,
+    written: int,
 ) -> None:
-    """A full disk was a traceback."""
+    """A full disk was a traceback: while writing a shard, or summary.json once the shards were written."""
     path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(3, seed=1))
-    write_table = spacy_bioner.annotate.output._write_table
+    write = getattr(spacy_bioner.annotate.output, writer)
 
     def full_disk(target: Path, *args: Any) -> None:
-        if target.stem.endswith("-000001"):
+        if fails(target):
             raise OSError(errno.ENOSPC, "No space left on device", str(target))
-        write_table(target, *args)
+        write(target, *args)
 
-    monkeypatch.setattr(spacy_bioner.annotate.output, "_write_table", full_disk)
+    monkeypatch.setattr(spacy_bioner.annotate.output, writer, full_disk)
     output = tmp_path / "out"
     result = CliRunner().invoke(app, ["annotate", str(tiny_pipeline), str(path), "--output", str(output),
                                       "--shard-size", "1", "--no-progress"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
-    assert result.output.strip().splitlines()[-1] == (
-        f"Error: {output}: shard {done_shards(output)[0][:-1]}1 cannot be written (No space left on device); "
-        "the shards written so far are kept: rerun with --resume once it can be")
-    assert len(done_shards(output)) == 1
-    monkeypatch.setattr(spacy_bioner.annotate.output, "_write_table", write_table)
+    shards = done_shards(output)
+    assert result.output.strip().splitlines()[-1] == f"Error: {output}: " + said.format(shard=shards[0][:-1])
+    assert len(shards) == written
+    monkeypatch.setattr(spacy_bioner.annotate.output, writer, write)
     summary = annotate(str(tiny_pipeline), [path], output, Options(shard_size=1), resume=True)
     assert summary["status"] == "complete" and summary["documents"] == 3 and len(done_shards(output)) == 3
-
-
-def test_a_summary_that_cannot_be_written_is_one_line_and_resume_writes_it(
-    tiny_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A full disk when the shards were written and summary.json was not was a traceback."""
-    path = write_texts(tmp_path / "toy.jsonl", toy_abstracts(2, seed=1))
-    write_json = spacy_bioner.annotate.output._write_json
-
-    def full_disk(target: Path, *args: Any) -> None:
-        if target.name == "summary.json":
-            raise OSError(errno.ENOSPC, "No space left on device", str(target))
-        write_json(target, *args)
-
-    monkeypatch.setattr(spacy_bioner.annotate.output, "_write_json", full_disk)
-    output = tmp_path / "out"
-    result = CliRunner().invoke(app, ["annotate", str(tiny_pipeline), str(path), "--output", str(output),
-                                      "--no-progress"])
-    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
-    assert result.output.strip().splitlines()[-1] == (
-        f"Error: {output}: summary.json cannot be written (No space left on device); the shards written are "
-        "kept: rerun with --resume once it can be, which writes it")
-    monkeypatch.setattr(spacy_bioner.annotate.output, "_write_json", write_json)
-    summary = annotate(str(tiny_pipeline), [path], output, Options(), resume=True)
-    assert summary["status"] == "complete" and summary["documents"] == 2
-    assert json.loads((output / "summary.json").read_text())["documents"] == 2
+    assert json.loads((output / "summary.json").read_text())["documents"] == 3
 
 
 @pytest.mark.slow
