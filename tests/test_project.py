@@ -358,7 +358,7 @@ def test_the_project_package_command_builds_both_packages_in_a_fresh_folder(hash
     model, test_path = hash_pipeline
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("project.yml", "setup.py", "pyproject.toml", "README.md"):
+    for name in ("project.yml", "setup.py", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, project / name)
     for folder in ("configs", "scripts", "spacy_bioner"):
         shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
