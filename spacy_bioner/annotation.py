@@ -205,8 +205,11 @@ def head_ents(doc: Doc, spans_keys: Optional[Sequence[str]] = None) -> Dict[Tupl
     not (a group changed after its head scored it has none: its spans count
     with a score of 0).
     """
+    ents = doc.ents
+    if not ents:
+        return {}
     set_before = set_before_heads(doc)
-    candidates = [(ent.start, ent.end, ent.label_) for ent in doc.ents if may_be_head_ent(ent, set_before)]
+    candidates = [(ent.start, ent.end, ent.label_) for ent in ents if may_be_head_ent(ent, set_before)]
     if not candidates:
         return {}
     scored: Dict[Tuple[int, int, str], float] = {}
@@ -251,7 +254,7 @@ def head_group(doc: Doc, key: str, spans: Sequence[Span], scores: Sequence[float
     set_before = [
         [ent.start_char, ent.end_char, ent.label_]
         for ent in doc.ents
-        if (triple := (ent.start, ent.end, ent.label_)) in own and triple not in placed and not ent.kb_id and not ent.id
+        if (triple := (ent.start, ent.end, ent.label_)) in own and triple not in placed and may_be_head_ent(ent)
     ]
     attrs: Dict[str, Any] = {SCORES_ATTR: list(scores), HEAD_ATTR: head}
     if set_before:
