@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import spacy
 import torch
+from spacy.tokens import Doc, Span
+from spacy.training import Example
 from thinc.api import Adam, NumpyOps, RAdam, fix_random_seed
 from toy import toy_examples, transformer_pipeline
 
@@ -360,3 +362,24 @@ def test_loading_writes_into_no_config_the_caller_holds(tiny_bert):
     model.initialize()
     assert model.attrs["has_transformer"]
     assert shared == {"output_hidden_states": False}
+
+
+def test_a_head_with_its_own_transformer_initialises_on_a_document_longer_than_the_encoder(tiny_bert):
+    """A head whose tok2vec is its own transformer (the config replace_listeners
+    writes, trained again from scratch) initialises on the training documents:
+    spacy-transformers' init encoded them as one window each, past the encoder's
+    512 positions where a document is longer, instead of the layer's windows."""
+    nlp = transformer_pipeline(tiny_bert)
+    nlp.initialize(lambda: toy_examples(nlp, 4))
+    nlp.replace_listeners("transformer", "jnlpba", ["model.tok2vec"])
+    config = nlp.config.copy()
+    config["nlp"]["pipeline"] = ["jnlpba"]
+    del config["components"]["transformer"]
+    retrained = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    long_doc = Doc(retrained.vocab, words=["-" * 600, "IL-2"], spaces=[True, False])
+    reference = long_doc.copy()
+    reference.spans["jnlpba"] = [Span(reference, 1, 2, "protein")]
+    examples = [Example(long_doc, reference)] + toy_examples(retrained, 4)
+    retrained.initialize(lambda: examples)
+    retrained.update(examples, sgd=Adam(0.001))
+    assert "jnlpba" in retrained(long_doc.text).spans  # encoded through the layer's windows

@@ -231,7 +231,9 @@ def _init(model: BioTransformerModel, X=None, Y=None) -> None:
     check_windows_cover(model.attrs["get_spans"])
     if not model.attrs["has_transformer"]:
         model.attrs["name"] = resolve_encoder(model.attrs["name"], model.attrs["fallback"])
-    transformer_init(model, X=X, Y=Y)
+    # Without the documents: spacy-transformers' init encodes any it is given as one window
+    # each (past the encoder's positions where one is long), only to read the output width.
+    transformer_init(model, X=None, Y=Y)
 
 
 def check_windows_cover(get_spans: Callable, n_tokens: int = 20_000) -> None:
