@@ -45,7 +45,7 @@ from .annotation import (
     span_groups_hiding_ents,
 )
 from .chain import blank_tokens, chain_of, off_chain, on_chain, onto_chain, path_off_chain
-from .decoding import ConstrainedViterbi, SpanScores, check_span_scores
+from .decoding import DECODE_CELLS, ConstrainedViterbi, SpanScores, check_span_scores
 from .layers.crf import TagScores
 from .losses import ClassWeightedTaggingLoss
 from .messages import counted, first_line
@@ -108,6 +108,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "letter_suffix": False,
         "join_adjacent": [],
         "span_scores": "token_mean",
+        "max_decode_cells": DECODE_CELLS,
         "scorer": {"@scorers": "spacy_bioner.bio_ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -124,6 +125,7 @@ def make_bio_ner(
     letter_suffix: bool,
     join_adjacent: List[str],
     span_scores: SpanScores,
+    max_decode_cells: int,
     scorer: Optional[Callable],
 ) -> "BioNER":
     """Create a `bio_ner` head.
@@ -154,9 +156,12 @@ def make_bio_ner(
         the mean of its tokens' tag probabilities (decoding.py). "token_mean"
         by default, so that pipelines saved before the setting existed score
         as they did; the configs set "segment".
+    max_decode_cells: the most padded (token, tag, tag) cells the decoder
+        holds at once (`decoding.padded_groups`: a batch decodes in groups of
+        documents within it); lower it where prediction runs out of GPU memory.
     scorer: reports ents_* and spans_<spans_key>_*.
 
-    The three bounds settings and span_scores are the pipeline's config: a saved pipeline
+    The three bounds settings, span_scores and max_decode_cells are the pipeline's config: a saved pipeline
     takes others with `spacy.load(path, config={"components": {name: {...}}})`;
     an attribute changed at runtime holds until the pipeline is saved, which
     keeps the config. `spans_key` and `tag_scheme` are saved with the weights
@@ -175,6 +180,7 @@ def make_bio_ner(
         letter_suffix=letter_suffix,
         join_adjacent=join_adjacent,
         span_scores=span_scores,
+        max_decode_cells=max_decode_cells,
         scorer=scorer,
     )
 
@@ -236,6 +242,7 @@ class BioNER(TrainablePipe):
         letter_suffix: bool = False,
         join_adjacent: Sequence[str] = (),
         span_scores: str = "token_mean",
+        max_decode_cells: int = DECODE_CELLS,
         scorer: Optional[Callable] = score_bio_ner,
     ) -> None:
         self.vocab = vocab
@@ -257,6 +264,11 @@ class BioNER(TrainablePipe):
         self.join_adjacent = list(join_adjacent)
         self.tag_scheme = check_tag_scheme(tag_scheme)
         self.span_scores = check_span_scores(span_scores)
+        if isinstance(max_decode_cells, bool) or not isinstance(max_decode_cells, int) or max_decode_cells < 1:
+            raise ValueError(
+                f"bio_ner component {name!r}: max_decode_cells is a positive number of cells, not {max_decode_cells!r}"
+            )
+        self.max_decode_cells = max_decode_cells
         if not model.has_ref("output_layer"):
             raise ValueError(
                 f"bio_ner component {name!r}: its model ({model.name}) is no token tagger with an output layer: "
@@ -333,8 +345,9 @@ class BioNER(TrainablePipe):
     def decoder(self) -> ConstrainedViterbi:
         """The constrained Viterbi decoder over this head's tags."""
         decoder = self._decoder
-        if decoder is None or decoder.tags != self.tags or decoder.span_scores != self.span_scores:
-            self._decoder = ConstrainedViterbi(self.tags, self.span_scores)
+        settings = (self.tags, self.span_scores, self.max_decode_cells)
+        if decoder is None or (decoder.tags, decoder.span_scores, decoder.max_cells) != settings:
+            self._decoder = ConstrainedViterbi(*settings)
         return self._decoder
 
     def add_label(self, label: str) -> int:

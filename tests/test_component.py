@@ -204,6 +204,23 @@ def test_entity_scores_are_exact_entity_probabilities_as_configured(tmp_path, cr
         BioNER(nlp.vocab, head.model, loss=head.loss, span_scores="mean")
 
 
+def test_the_decoders_memory_bound_is_a_config_setting(tmp_path):
+    """max_decode_cells bounds the cells the decoder holds at once: a loaded pipeline takes
+    another through its config, and decodes in smaller groups to the same entities."""
+    nlp = make_nlp(crf=True)
+    examples = toy_examples(nlp, 10)
+    nlp.initialize(lambda: examples)
+    randomize_output_layer(nlp.get_pipe("jnlpba"))
+    texts = [eg.reference.text for eg in examples]
+    nlp.to_disk(tmp_path / "nlp")
+    loaded = spacy.load(tmp_path / "nlp", config={"components": {"jnlpba": {"max_decode_cells": 1}}})
+    assert loaded.get_pipe("jnlpba").decoder.max_cells == 1  # one document at a time
+    entities = lambda pipeline: [[(e.start, e.end, e.label_) for e in doc.ents] for doc in pipeline.pipe(texts)]
+    assert entities(loaded) == entities(nlp) and any(entities(nlp))
+    with pytest.raises(ValueError, match=r"max_decode_cells is a positive number of cells, not 0"):
+        spacy.load(tmp_path / "nlp", config={"components": {"jnlpba": {"max_decode_cells": 0}}})
+
+
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
 def test_serialization_round_trip(tmp_path, crf):
     nlp = make_nlp("welt", crf)
