@@ -331,6 +331,16 @@ def test_a_region_of_two_labels_keeps_one_and_reports_the_other(tmp_path, bio_nl
     assert [(i.kind, i.label) for i in report.issues] == [("dropped", "Drug")] and report.loss_fraction == 0.5
 
 
+def test_each_label_of_a_region_counts_towards_the_loss(tmp_path, bio_nlp):
+    """A region of two labels off the tokens is two mentions lost (expanded, and one of them dropped
+    too), not one: they share the region's id."""
+    text = "Aspirinx relieves headache."
+    path = export(tmp_path / "x.json", [labelled(1, text, [(0, 7, "Chemical", "Drug"), (18, 26, "Disease")])])
+    docs, report = read_label_studio(path, bio_nlp)
+    assert ents(docs[0]) == [("Aspirinx", "Chemical"), ("headache", "Disease")]
+    assert report.loss_fraction == pytest.approx(2 / 3)
+
+
 def test_entity_types_and_the_text_field(tmp_path, bio_nlp):
     tasks = [task(1, ASPIRIN, [annotation(1, [result(ASPIRIN, 0, 7, "Chemical"), result(ASPIRIN, 17, 38, "Disease")])])]
     tasks[0]["data"] = {"abstract": ASPIRIN, "pmid": "123"}

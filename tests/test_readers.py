@@ -852,6 +852,23 @@ def test_bioc_annotations_of_several_locations_types_and_composite_parts(tmp_pat
     assert [i.kind for i in report.issues] == ["expanded", "excluded", "excluded", "dropped"]
 
 
+@pytest.mark.parametrize("ids", [("", "", "", ""), ("a", "a", "a", "a")], ids=["no-ids", "one-id-reused"])
+@pytest.mark.parametrize("form", ["xml", "json"])
+def test_bioc_annotations_without_ids_of_their_own_each_count_towards_the_loss(tmp_path, ids, form, bio_nlp):
+    """Annotations without an id, or with one id given again, are each a mention of their own in
+    the report (and towards --max-loss): the loss counted them once between them."""
+    text = "Aspirinx and ibuprofenx cause rash."
+    document = bioc_document("d1", [(0, text)], [
+        (ids[0], "Chemical", [(0, 7)], "Aspirin", {}), (ids[1], "Chemical", [(13, 9)], "ibuprofen", {}),
+        (ids[2], "Disease", [(30, 4)], "rash", {}), (ids[3], "Other", [(24, 5)], "cause", {}),
+    ])
+    docs, report = read_bioc(bioc_file(tmp_path / f"d.{form}", [document], form), bio_nlp)
+    assert [e.text for e in docs[0].ents] == ["Aspirinx", "ibuprofenx", "cause", "rash"]
+    expanded = report.expanded
+    assert len(expanded) == 2 and expanded[0].where != expanded[1].where
+    assert report.loss_fraction == pytest.approx(2 / 4)
+
+
 @pytest.mark.parametrize(
     "data,message",
     [

@@ -124,8 +124,8 @@ def iter_bioc(
         ids.add(document.id)
         text, starts = _text(document, where, offset_units, selection)
         mentions: List[Mention] = []
-        for annotation in document.annotations:
-            mention = _mention(annotation, text, f"{where} annotation {annotation.id}", selection, report, n_docs)
+        for annotation, named in zip(document.annotations, _annotation_names(document.annotations)):
+            mention = _mention(annotation, text, f"{where} {named}", selection, report, n_docs)
             if mention is not None:
                 mentions.append(mention)
         report.issues += [Issue(RELATION, where, "relation ignored", doc_index=n_docs)] * document.relations
@@ -295,6 +295,17 @@ def _json_document(value: Dict[str, Any], where: str) -> _Document:
     document.annotations += [_json_annotation(a, named) for a in json_objects(value, "annotations", named)]
     document.relations += len(json_objects(value, "relations", named))
     return document
+
+
+def _annotation_names(annotations: Sequence[_Annotation]) -> List[str]:
+    """How the report names each annotation of a document: by its id, or where it has none or one
+    an earlier annotation has, by its place in the document ("annotation #3"), one name each."""
+    names, seen = [], set()
+    for number, annotation in enumerate(annotations, 1):
+        names.append(f"annotation {annotation.id}" if annotation.id and annotation.id not in seen
+                     else f"annotation #{number}")
+        seen.add(annotation.id)
+    return names
 
 
 def _json_text(value: Dict[str, Any], where: str) -> str:

@@ -95,9 +95,10 @@ class ConversionReport:
     @property
     def loss_fraction(self) -> float:
         """Fraction of input entities not kept exactly: dropped or expanded. One
-        mention expanded and then dropped counts once (its issues share their `where`)."""
+        mention expanded and then dropped counts once (its issues share their `where` and
+        label; a region of several labels is a mention of each)."""
         total = self.input_entities
-        lost = {issue.where for issue in self.issues if issue.kind in (DROPPED, EXPANDED)}
+        lost = {(issue.where, issue.label) for issue in self.issues if issue.kind in (DROPPED, EXPANDED)}
         return len(lost) / total if total else 0.0
 
     def count_docs(self, docs: Iterable[Doc], spans_key: Optional[str] = None) -> None:
