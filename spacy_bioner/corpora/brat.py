@@ -27,7 +27,8 @@ text fits). Of the `.ann` lines:
   its mention's `kb_id_` (several are joined by "|", as PubTator's composite
   ids are).
 - `A`/`M` (attributes) are counted ("excluded") and left out, but where
-  `label_attribute` names them: their value is their mention's label.
+  `label_attribute` names them: their value is their mention's label (the
+  rest of the line: INCEpTION writes a value with spaces as it is).
 - `R`, `E` and `*` (relations, events, equivalences) are counted
   ("relation") and ignored; `#` (notes) are ignored.
 
@@ -248,8 +249,8 @@ def _mentions(
                 if match is None:
                     raise ConversionError(f"{where}: a normalization is 'N1<TAB>Reference T1 DB:ID', not {line[:60]!r}")
                 kb_ids[match.group(1)].append(match.group(2))
-            elif kind in "AM" and label_attribute is not None and body[:1] == [label_attribute] and len(body) == 3:
-                labels[body[1]] = body[2]
+            elif kind in "AM" and label_attribute is not None and body[:1] == [label_attribute] and len(body) >= 3:
+                labels[body[1]] = " ".join(body[2:])  # INCEpTION writes a value as it is, spaces and all
             elif kind in "AM":
                 report.issues.append(Issue(EXCLUDED, where, f"attribute {' '.join(body)!r} ignored",
                                            doc_index=doc_index))
