@@ -73,7 +73,10 @@ def test_jnlpba_train_dev_split(jnlpba_train):
 
 
 def test_jnlpba_test(bio_nlp):
-    docs, report = read_jnlpba(JNLPBA_TEST, bio_nlp.vocab)
+    # Two PMIDs of the test set mark two abstracts each (of other texts).
+    with pytest.warns(UserWarning, match=r"Genia4EReval2.iob2.xz: 2 documents with the id of an earlier one "
+                                         r"\(98281994 of document 151, as of document 69\): the id no longer"):
+        docs, report = read_jnlpba(JNLPBA_TEST, bio_nlp.vocab)
     assert len(docs) == 404 and report.sentences == 3856 and report.tokens == 101039
     assert report.entities == {
         "protein": 5067, "DNA": 1056, "RNA": 118, "cell_line": 500, "cell_type": 1921
@@ -120,6 +123,15 @@ def test_pubtator_kb_ids_and_composites(bio_nlp):
     assert any(e.kb_id_ == "" for e in first.ents)  # "-1": no MeSH id
     composites = report.of_kind("composite")
     assert composites and all("|" in issue.reason for issue in composites)
+
+
+def test_pubtator_a_pmid_given_twice_is_warned_of(tmp_path, bio_nlp):
+    """Each copy is a document (as BioC's and Label Studio's readers keep them), and the warning says where."""
+    lines = ["1|t|Aspirin.", "1|a|", "", "2|t|Asthma.", "2|a|", "", "1|t|Aspirin again.", "1|a|", ""]
+    with pytest.warns(UserWarning, match=r"c.pubtator: 1 document with the PMID of an earlier one "
+                                         r"\(PMID 1 at line 7, as at line 1\): the id no longer tells them apart"):
+        docs, _ = read_pubtator(write(tmp_path, "c.pubtator", "\n".join(lines).encode()), bio_nlp)
+    assert [doc.text for doc in docs] == ["Aspirin. ", "Asthma. ", "Aspirin again. "]
 
 
 def test_pubtator_no_id_in_a_composite_is_empty_in_its_place(tmp_path, bio_nlp):

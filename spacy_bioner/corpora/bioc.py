@@ -50,7 +50,17 @@ from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes, unrea
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
-from .report import DROPPED, EXCLUDED, RELATION, ConversionError, ConversionReport, Issue, read_all, warn_of_repeats
+from .report import (
+    DROPPED,
+    EXCLUDED,
+    ID_GIVEN_TWICE,
+    RELATION,
+    ConversionError,
+    ConversionReport,
+    Issue,
+    read_all,
+    warn_of_repeats,
+)
 from .text import PathLike, json_id, json_objects, iter_json_values
 
 # The infons of an annotation that hold its kb id, in the order they are looked for.
@@ -134,8 +144,7 @@ def iter_bioc(
         n_docs += 1
     if not n_docs:
         raise ConversionError(f"{path}: no BioC document")
-    warn_of_repeats(str(path), "document", repeated, "the id",
-                    "the id no longer tells them apart (the same text twice could be in both train and dev)")
+    warn_of_repeats(str(path), "document", repeated, "the id", ID_GIVEN_TWICE)
     selection.warn_of_types_not_found(str(path))
 
 

@@ -45,7 +45,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 from spacy.vocab import Vocab
 
-from .report import REPAIRED, ConversionError, ConversionReport, Issue, read_all
+from .report import ID_GIVEN_TWICE, REPAIRED, ConversionError, ConversionReport, Issue, read_all, warn_of_repeats
 from .text import PathLike, iter_lines
 
 # How a file's tags are read: detected, or forced.
@@ -502,7 +502,13 @@ def iter_iob(
     else:
         groups = ((pmid, sents, None) for pmid, sents in _marked_documents(items))
     read: Set[Optional[str]] = set()  # the ids of the --documents read
+    marked: Dict[str, int] = {}  # the documents of each ###MEDLINE: id, by their number
+    repeated: List[str] = []
     for doc_index, (pmid, sents, spacing) in enumerate(groups):
+        if pmid is not None and documents is None:
+            if pmid in marked:
+                repeated.append(f"{pmid} of document {doc_index + 1}, as of document {marked[pmid]}")
+            marked.setdefault(pmid, doc_index + 1)
         words: List[str] = []
         sent_starts: List[bool] = []
         entities: List[Tuple[int, int, str]] = []
@@ -520,6 +526,7 @@ def iter_iob(
         if documents is not None:
             read.add(pmid)
         yield doc
+    warn_of_repeats(str(path), "document", repeated, "the id", ID_GIVEN_TWICE)
     if documents is not None:
         unread = [doc_id for doc_id, _ in documents if doc_id not in read]
         if unread:

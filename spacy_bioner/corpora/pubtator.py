@@ -19,14 +19,14 @@ with a report of those that do not fall on token boundaries, is the work.
 
 import re
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from .iob import BC5CDR_SPANS_KEY
 from .offsets import Mention, annotated_doc
-from .report import RELATION, ConversionError, ConversionReport, Issue, read_all
+from .report import ID_GIVEN_TWICE, RELATION, ConversionError, ConversionReport, Issue, read_all, warn_of_repeats
 from .text import PathLike, iter_lines
 
 _TEXT_LINE_RE = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$")
@@ -144,7 +144,12 @@ def iter_pubtator(
 ) -> Iterator[Doc]:
     """`read_pubtator`'s documents, each as its abstract is read, and what was changed in `report`."""
     path = Path(path)
+    first_lines: Dict[str, int] = {}  # by PMID
+    repeated: List[str] = []
     for doc_index, pdoc in enumerate(_parse_file(path)):
+        if pdoc.pmid in first_lines:
+            repeated.append(f"PMID {pdoc.pmid} at line {pdoc.lineno}, as at line {first_lines[pdoc.pmid]}")
+        first_lines.setdefault(pdoc.pmid, pdoc.lineno)
         if pdoc.relations:
             # One Issue a document, counted once a line (as BioC's): the report counts
             # relations and shows none, and a corpus of millions keeps no object a line.
@@ -154,3 +159,4 @@ def iter_pubtator(
         yield annotated_doc(nlp, pdoc.text, pdoc.mentions, report, doc_index, spans_key,
                             f"{path}:{pdoc.lineno} PMID {pdoc.pmid}", doc_id=pdoc.pmid,
                             sentence_starts_at=[len(pdoc.title) + 1])
+    warn_of_repeats(str(path), "document", repeated, "the PMID", ID_GIVEN_TWICE)

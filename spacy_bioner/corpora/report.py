@@ -155,6 +155,8 @@ def _n_sents(doc: Doc) -> int:
 
 # What a text given twice does to a corpus: each copy is a document of its own.
 TEXT_IN_TRAIN_AND_DEV = "each is a document, so one text can be in both train and dev"
+# What an id given twice does.
+ID_GIVEN_TWICE = "the id no longer tells them apart (the same text twice could be in both train and dev)"
 
 
 def warn_of_repeats(source: str, noun: str, repeats: Sequence[str], what: str,
