@@ -134,6 +134,24 @@ def test_pubtator_a_pmid_given_twice_is_warned_of(tmp_path, bio_nlp):
     assert [doc.text for doc in docs] == ["Aspirin. ", "Asthma. ", "Aspirin again. "]
 
 
+def test_documents_without_text_are_skipped_and_counted(tmp_path, bio_nlp):
+    """An empty document is skipped and reported in each format (brat's were; PubTator wrote a Doc of
+    one space, BioC refused the whole file); one with annotations on no text is an error."""
+    pubtator = write(tmp_path, "e.pubtator", b"7|t|\n7|a|\n\n8|t|Asthma.\n8|a|\n8\t0\t6\tAsthma\tDisease\t-1\n")
+    docs, report = read_pubtator(pubtator, bio_nlp)
+    assert [doc.text for doc in docs] == ["Asthma. "] and [e.text for e in docs[0].ents] == ["Asthma"]
+    assert [(i.kind, i.where.split(":", 1)[1]) for i in report.issues] == [("skipped", "1 PMID 7")]
+    documents = [bioc_document("d1", [(0, "")]), bioc_document("d2", [(0, "Asthma.")], [("a", "Disease", [(0, 6)], "Asthma", {})])]
+    docs, report = read_bioc(bioc_file(tmp_path / "e.xml", documents), bio_nlp)
+    assert [doc.text for doc in docs] == ["Asthma."] and [e.text for e in docs[0].ents] == ["Asthma"]
+    assert [(i.kind, i.where.split(" ", 1)[1]) for i in report.issues] == [("skipped", "document d1")]
+    with pytest.raises(ConversionError, match="e2.xml:.* document d1: no text, but 1 annotation"):
+        read_bioc(bioc_file(tmp_path / "e2.xml", [bioc_document("d1", [(0, "")], [("a", "Disease", [(0, 0)], "", {})])]),
+                  bio_nlp)
+    with pytest.raises(ConversionError, match="e3.xml: no BioC document with text"):
+        read_bioc(bioc_file(tmp_path / "e3.xml", documents[:1]), bio_nlp)
+
+
 def test_pubtator_no_id_in_a_composite_is_empty_in_its_place(tmp_path, bio_nlp):
     """"-1" (no MeSH id) is "" in a composite's ids too (BC5CDR's PMID 8638876 has "D002544|-1"),
     each id in the place of its part; a composite of "-1"s has no kb_id at all."""

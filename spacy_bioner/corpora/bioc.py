@@ -23,7 +23,9 @@ dropped or covered where words lie between them, as
 ("CompositeRole": "CompositeMention") are kept whole and reported, as
 `read_pubtator` keeps them; their parts ("IndividualMention") are left out
 and counted. Relations are counted and ignored. A document id given twice is
-warned of (one document could land in train and dev).
+warned of (one document could land in train and dev); a document without
+text is skipped and counted (an error where it has annotations), as brat's
+empty texts and PubTator's empty titles and abstracts are.
 
 XML is read a document at a time (lxml's iterparse, each document cleared
 once read); JSON as a collection (`{"documents": [...]}`), PubTator3's
@@ -47,6 +49,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..compressed import DECOMPRESSION_ERRORS, describe_error, open_bytes, unread
+from ..messages import counted
 from .iob import DEFAULT_SPANS_KEY
 from .offsets import AnnotationSelection, CharacterOffsets, Discontinuous, Mention, OffsetUnits, annotated_doc
 from .pubtator import mesh_ids
@@ -55,6 +58,7 @@ from .report import (
     EXCLUDED,
     ID_GIVEN_TWICE,
     RELATION,
+    SKIPPED,
     ConversionError,
     ConversionReport,
     Issue,
@@ -133,6 +137,11 @@ def iter_bioc(
             repeated.append(where)
         ids.add(document.id)
         text, starts = _text(document, where, offset_units, selection)
+        if not text.strip():
+            if document.annotations:
+                raise ConversionError(f"{where}: no text, but {counted(len(document.annotations), 'annotation')}")
+            report.issues.append(Issue(SKIPPED, where, "no text", doc_index=max(n_docs - 1, 0)))
+            continue
         mentions: List[Mention] = []
         for annotation, named in zip(document.annotations, _annotation_names(document.annotations)):
             mention = _mention(annotation, text, f"{where} {named}", selection, report, n_docs)
@@ -143,7 +152,7 @@ def iter_bioc(
                             sentence_starts_at=starts)
         n_docs += 1
     if not n_docs:
-        raise ConversionError(f"{path}: no BioC document")
+        raise ConversionError(f"{path}: no BioC document" + (" with text" if report.of_kind(SKIPPED) else ""))
     warn_of_repeats(str(path), "document", repeated, "the id", ID_GIVEN_TWICE)
     selection.warn_of_types_not_found(str(path))
 
@@ -363,8 +372,6 @@ def _text(document: _Document, where: str, units: OffsetUnits,
                                   "offsets are not the document's")
         text += " " * (offset - length) + piece
         length = offset + CharacterOffsets.length(piece, units)
-    if not text.strip():
-        raise ConversionError(f"{where}: no text")
     offsets = selection.offsets_of(text, units)  # the annotations' offsets read with the same table
     return text, [offsets(start, where) for start in document.starts]
 

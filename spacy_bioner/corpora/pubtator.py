@@ -26,7 +26,7 @@ from spacy.tokens import Doc
 
 from .iob import BC5CDR_SPANS_KEY
 from .offsets import Mention, annotated_doc
-from .report import ID_GIVEN_TWICE, RELATION, ConversionError, ConversionReport, Issue, read_all, warn_of_repeats
+from .report import ID_GIVEN_TWICE, RELATION, SKIPPED, ConversionError, ConversionReport, Issue, read_all, warn_of_repeats
 from .text import PathLike, iter_lines
 
 _TEXT_LINE_RE = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$")
@@ -146,10 +146,15 @@ def iter_pubtator(
     path = Path(path)
     first_lines: Dict[str, int] = {}  # by PMID
     repeated: List[str] = []
-    for doc_index, pdoc in enumerate(_parse_file(path)):
+    doc_index = 0  # of the documents written
+    for pdoc in _parse_file(path):
         if pdoc.pmid in first_lines:
             repeated.append(f"PMID {pdoc.pmid} at line {pdoc.lineno}, as at line {first_lines[pdoc.pmid]}")
         first_lines.setdefault(pdoc.pmid, pdoc.lineno)
+        if not pdoc.text.strip():  # a mention would not fit its text: none
+            report.issues.append(Issue(SKIPPED, f"{path}:{pdoc.lineno} PMID {pdoc.pmid}", "an empty title and abstract",
+                                       doc_index=max(doc_index - 1, 0)))
+            continue
         if pdoc.relations:
             # One Issue a document, counted once a line (as BioC's): the report counts
             # relations and shows none, and a corpus of millions keeps no object a line.
@@ -159,4 +164,5 @@ def iter_pubtator(
         yield annotated_doc(nlp, pdoc.text, pdoc.mentions, report, doc_index, spans_key,
                             f"{path}:{pdoc.lineno} PMID {pdoc.pmid}", doc_id=pdoc.pmid,
                             sentence_starts_at=[len(pdoc.title) + 1])
+        doc_index += 1
     warn_of_repeats(str(path), "document", repeated, "the PMID", ID_GIVEN_TWICE)
