@@ -152,6 +152,18 @@ def test_documents_without_text_are_skipped_and_counted(tmp_path, bio_nlp):
         read_bioc(bioc_file(tmp_path / "e3.xml", documents[:1]), bio_nlp)
 
 
+def test_files_saved_with_a_bom_and_concatenated_read_as_each_alone(tmp_path, bio_nlp):
+    """`cat a b` of files that each start with a BOM (Windows editors): the second BOM begins a line,
+    where it is no text (it was a token's in IOB, and a malformed PubTator title line)."""
+    bom = "\ufeff".encode()
+    iob = write(tmp_path, "c.tsv", (bom + b"IL-2\tB-protein\n\n") * 2)
+    docs, _ = read_iob(iob, bio_nlp.vocab, n_sents=1)
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in docs] == [[("IL-2", "protein")]] * 2
+    pubtator = write(tmp_path, "c.pubtator", bom + b"1|t|Asthma.\n1|a|\n\n" + bom + b"2|t|Aspirin.\n2|a|\n")
+    docs, _ = read_pubtator(pubtator, bio_nlp)
+    assert [(doc.user_data["pmid"], doc.text) for doc in docs] == [("1", "Asthma. "), ("2", "Aspirin. ")]
+
+
 def test_pubtator_no_id_in_a_composite_is_empty_in_its_place(tmp_path, bio_nlp):
     """"-1" (no MeSH id) is "" in a composite's ids too (BC5CDR's PMID 8638876 has "D002544|-1"),
     each id in the place of its part; a composite of "-1"s has no kb_id at all."""

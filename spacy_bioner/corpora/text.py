@@ -32,7 +32,7 @@ def read_lines(path: PathLike) -> List[str]:
 
 def iter_lines(path: PathLike) -> Iterator[str]:
     """The lines of a plain, gzipped or xz-compressed UTF-8 file, without line
-    ends or BOM, read a MiB at a time: the file is never in memory whole. Its
+    ends or BOMs (a file's, or one at a line's start), read a MiB at a time: the file is never in memory whole. Its
     errors are `ConversionError`s naming the line (an empty file is one, raised
     once the file has been read; a carriage return other than a CRLF's is one too)."""
     path = Path(path)
@@ -40,6 +40,8 @@ def iter_lines(path: PathLike) -> Iterator[str]:
     with _open(path) as f:
         for number, text in _numbered_lines(path, f):
             text = text[:-1] if text.endswith("\r") else text
+            # A BOM that starts a line is the start of another file (`cat a.tsv b.tsv`), no text.
+            text = text[1:] if text.startswith("\ufeff") else text
             if "\r" in text:  # CR line ends: the lines they end would be read as one, columns lost
                 raise ConversionError(
                     f"{path}:{number}: carriage return inside a line: convert CR line ends to LF"
