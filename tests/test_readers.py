@@ -684,8 +684,14 @@ def test_offsets_in_utf16_units_as_java_and_javascript_count_them(tmp_path, bio_
     records = [{"text": text, "spans": [[0, 13, "Chemical"], [start, start + 6, "Disease"]]}]
     docs, report = read_jsonl(jsonl(tmp_path, records), bio_nlp, offset_units="utf-16")
     assert [e.text for e in docs[0].ents] == ["\U0001d6fc-Tocopherol", "asthma"] and not report.issues
-    with pytest.raises(ConversionError, match=r"in.jsonl:1 entity 2: offsets 21-27 are no span of the text \(length 26\)"):
+    with pytest.raises(ConversionError, match=r"in.jsonl:1 entity 2: offsets 21-27 are no span of the text's 26 characters"):
         read_jsonl(jsonl(tmp_path, records), bio_nlp)  # read as characters: past the end
+    # A span's own text, where given, is checked, and the units that fit are named.
+    records = [{"text": "\U0001f600 IL-2 binds TNF.", "spans": [{"start": 3, "end": 7, "label": "Protein", "text": "IL-2"}]}]
+    with pytest.raises(ConversionError, match=r"in.jsonl:1 entity 1: the annotation's text 'IL-2' is not the text's "
+                                              r"'L-2 ' .* read as UTF-16 units, as Java and JavaScript count, they match: "
+                                              r"--offset-units utf-16"):
+        read_jsonl(jsonl(tmp_path, records), bio_nlp)
     with pytest.raises(ConversionError, match="in.jsonl:1 entity 1: UTF-16 offset 1 falls inside '\U0001d6fc'"):
         read_jsonl(jsonl(tmp_path, [{"text": text, "spans": [[1, 13, "Chemical"]]}]), bio_nlp, offset_units="utf-16")
     title = "\U0001f600 Asthma"

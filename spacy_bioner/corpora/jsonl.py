@@ -21,8 +21,9 @@ Prodigy exports its rejected and ignored examples too: a record whose
 annotations (`ner.teach`: "_view_id" "ner") mark one suggested span, not a
 text's entities, and are refused. Records that repeat an earlier record's
 text are kept, and warned of (one text in train and dev). A line that is no
-such object, or an entity that is no span of its text, is an error naming
-the line, and a file where no record has the entities field (a wrong
+such object, or an entity that is no span of its text (or whose "text", where
+it has one, is not the text's at its offsets), is an error naming the line
+(and the offset units that would fit), and a file where no record has the entities field (a wrong
 `entities_key`) one naming the fields the records have: a corpus is not
 converted with records or entities missing.
 
@@ -38,7 +39,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .iob import DEFAULT_SPANS_KEY
-from .offsets import CharacterOffsets, Mention, OffsetUnits, annotated_doc
+from .offsets import AnnotationSelection, Mention, OffsetUnits, annotated_doc
 from .report import (
     SKIPPED,
     TEXT_IN_TRAIN_AND_DEV,
@@ -85,6 +86,7 @@ def iter_jsonl(
 ) -> Iterator[Doc]:
     """`read_jsonl`'s documents, each as its line is read, and what was changed in `report`."""
     path = Path(path)
+    selection = AnnotationSelection(offset_units=offset_units, auto=False)
     n_docs = 0
     keys: Set[str] = set()  # the fields of the records read
     first_line: Dict[bytes, int] = {}  # the first line of each text (`text_digest`)
@@ -119,8 +121,7 @@ def iter_jsonl(
         first = first_line.setdefault(text_digest(text), lineno)
         if first != lineno:
             repeated.append((lineno, first))
-        offsets = CharacterOffsets(text, offset_units)
-        mentions = [_mention(entity, offsets, f"{where} entity {k}") for k, entity in
+        mentions = [_mention(entity, text, f"{where} entity {k}", selection, report, n_docs) for k, entity in
                     enumerate(_entities(record, entities_key, where), start=1)]
         yield annotated_doc(nlp, text, mentions, report, n_docs, spans_key, where, doc_id=doc_id)
         n_docs += 1
@@ -144,23 +145,25 @@ def _entities(record: dict, entities_key: str, where: str) -> List[Any]:
     return entities
 
 
-def _mention(entity: Any, offsets: CharacterOffsets, where: str) -> Mention:
-    """An entity of the record, {"start", "end", "label"} or [start, end, label], as a Mention of the
-    text its `offsets` count."""
+def _mention(entity: Any, text: str, where: str, selection: AnnotationSelection, report: ConversionReport,
+             doc_index: int) -> Mention:
+    """An entity of the record, {"start", "end", "label"} (and its "text", where given, which must
+    be the text's at its offsets) or [start, end, label], as a Mention of `text`."""
+    given_text = None
     if isinstance(entity, dict):
         start = entity.get("start", entity.get("start_offset"))
         end = entity.get("end", entity.get("end_offset"))
         label = entity.get("label")
+        given_text = entity.get("text") if isinstance(entity.get("text"), str) else None
     elif isinstance(entity, list) and len(entity) == 3:
         start, end, label = entity
     else:
         raise ConversionError(f"{where}: {json.dumps(entity)[:60]} is no entity "
                               '({"start": ..., "end": ..., "label": ...} or [start, end, label])')
-    text, given = offsets.text, f"{start!r}-{end!r}"
-    if type(start) is int and type(end) is int:
-        start, end = offsets(start, where), offsets(end, where)
-    if not (type(start) is int and type(end) is int and 0 <= start < end <= len(text)):
-        raise ConversionError(f"{where}: offsets {given} are no span of the text (length {len(text)})")
+    if not (type(start) is int and type(end) is int):
+        raise ConversionError(f"{where}: offsets {start!r}-{end!r} are no integers")
     if not isinstance(label, str) or not label.strip():
         raise ConversionError(f"{where}: no label")
-    return Mention(start, end, text[start:end], label.strip(), where)
+    mention = selection.mention(text, [(start, end)], label.strip(), where, report, doc_index, given_text=given_text)
+    assert mention is not None  # one fragment: never discontinuous
+    return mention
