@@ -207,7 +207,8 @@ def convert(
     documents: Optional[Path] = typer.Option(
         None, "--documents", help="iob without document markers: the PubTator file its sentences were cut "
         "from (BC5CDR's CDR_*.PubTator.txt for its IOB form). One Doc per abstract, with its PMID and "
-        "the abstract's spacing (a run of whitespace as one space), in place of --n-sents chunks, which run across abstracts.",
+        "the abstract's spacing (a run of whitespace as one space), in place of --n-sents chunks, which run "
+        "across abstracts.",
     ),
     spans_key: Optional[str] = typer.Option(
         None, "--spans-key", help="doc.spans key for the entities (default: jnlpba, bc5cdr for "
