@@ -100,6 +100,7 @@ def test_the_last_document_is_not_kept_alive(nlp):
         ("the Ras protein ( Ras ) binds", None, None),
         # Long form in the parentheses: the word before them, the short form, has a capital letter.
         ("Namalwa cells ( human Burkitt lymphoma cells ) were", None, None),
+        ("activated protein kinase C ( +PKC ) levels", None, None),  # a short form starts with a letter or digit
     ],
 )
 def test_schwartz_hearst_candidates(nlp, text, short, long):
@@ -491,6 +492,18 @@ def test_a_group_changed_after_the_head_scored_it_is_corrected_without_scores(nl
     assert triples(doc.ents) == [triple for triple in triples(doc.spans["bc5cdr"]) if triple != (9, 11, "Disease")]
     merge_into_ents(doc, [Span(doc, 7, 8, label="Disease")], [0.5])
     assert (7, 8, "Disease") in triples(doc.ents)
+
+
+def test_a_span_the_step_adds_to_a_group_without_scores_gives_way_to_anothers_scored_entity(nlp):
+    """Whose score is which is unknown in a changed group: a mention the step adds there is the
+    least sure in doc.ents, and another head's scored entity on its tokens stays."""
+    doc = make_doc(nlp)
+    set_head(doc, "bc5cdr", [(0, 1, "Chemical")])
+    doc.spans["bc5cdr"].append(Span(doc, 9, 11, label="Disease"))  # the user's: the group's scores go
+    set_head(doc, "jnlpba", [(15, 16, "protein")], scores=[0.5])
+    nlp.add_pipe("bio_ner_abbreviations", config={"spans_keys": ["bc5cdr"]})(doc)
+    assert (15, 16, "Chemical") in triples(doc.spans["bc5cdr"])
+    assert (15, 16, "protein") in triples(doc.ents) and (2, 3, "Chemical") in triples(doc.ents)
 
 
 def test_an_entity_removed_before_the_step_stays_out_of_doc_ents(nlp):

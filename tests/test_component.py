@@ -436,6 +436,19 @@ def test_gold_entities_follow_the_pipelines_own_tokenization():
     assert tags == ["B-protein", "I-protein", "I-protein", "O", "B-protein", "I-protein", "I-protein", "I-protein", "O"]
 
 
+def test_gold_entities_are_aligned_where_both_sides_have_as_many_tokens_but_other_ones():
+    """As many tokens on both sides is not the same tokens: "p53" lies inside the pipeline's
+    token "binds p53", which no tag can mark alone (unannotated), never on the token at its index."""
+    nlp = make_nlp()
+    reference = Doc(nlp.vocab, words=["IL-2", "binds", "p53"], spaces=[True, True, False])
+    reference.spans["jnlpba"] = [Span(reference, 2, 3, "protein")]
+    predicted = Doc(nlp.vocab, words=["IL", "-2", "binds p53"], spaces=[False, True, False])
+    example = Example(predicted, reference)
+    nlp.initialize(lambda: [example])
+    head = nlp.get_pipe("jnlpba")
+    assert tags_of(head, head.gold_tags(example)) == ["O", "O", None]
+
+
 def test_update_passes_the_dropout_rate_to_the_head():
     nlp = make_nlp()
     examples = toy_examples(nlp, 4)

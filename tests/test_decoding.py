@@ -236,6 +236,10 @@ def test_padded_groups_keep_a_batch_whole_and_set_a_long_document_apart():
     assert sorted(i for group in groups for i in group) == [0, 1, 2, 3, 5]
     assert groups[-1] == [1]
     assert all(len(g) * max(lengths[i] for i in g) <= 12 for g in groups[:-1])
+    # A batch fills up to the budget exactly, and no further (15 cells of three would be over).
+    assert padded_groups([5, 5, 5], cells_per_token=1, budget=15) == [[0, 1, 2]]
+    assert padded_groups([5, 5, 5], cells_per_token=1, budget=14) == [[0, 1], [2]]
+    assert padded_groups([5, 5, 1, 5], cells_per_token=1, budget=15) == [[2, 0, 1], [3]]
     assert padded_groups([0, 0], cells_per_token=1) == []
 
 

@@ -57,7 +57,7 @@ from spacy_bioner.packaging import (
     pipeline_sha256,
     record_encoder,
 )
-from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side
+from spacy_bioner.visualize import DISPLACY_COLORS, render_side_by_side, shown_entities
 
 
 # ---------------------------------------------------------------------------
@@ -993,6 +993,20 @@ def test_visualize_shows_the_heads_a_sample_is_annotated_for():
     del gold.spans["jnlpba"]
     page = render_side_by_side([("one", gold, predicted)], heads=["jnlpba", "bc5cdr"])
     assert marked(page) == ["protein", "protein", "Chemical"] and "predicted (doc.ents)" in page
+
+
+def test_visualize_shows_each_side_without_overlaps_as_evaluate_scores_it():
+    """Gold with a nested mention (JNLPBA's "IL-2 receptor" holds "IL-2") and two heads'
+    overlapping predictions show the longer of each, as evaluate scores them."""
+    nlp = spacy.blank("en")
+    gold = nlp("IL-2 receptor binds aspirin")
+    gold.spans["jnlpba"] = [Span(gold, 0, 1, label="protein"), Span(gold, 0, 2, label="protein")]
+    predicted = nlp("IL-2 receptor binds aspirin")
+    predicted.spans["jnlpba"] = [Span(predicted, 0, 2, label="protein")]
+    predicted.spans["bc5cdr"] = [Span(predicted, 1, 2, label="Chemical")]
+    gold.spans["bc5cdr"] = []
+    shown = shown_entities(gold, predicted, ["jnlpba", "bc5cdr"])
+    assert [[(s.start, s.end, s.label_) for s in side] for side in shown[1:]] == [[(0, 2, "protein")]] * 2
 
 
 def test_visualize_errors_are_one_line_and_write_nothing(hash_pipeline, tmp_path):

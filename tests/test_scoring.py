@@ -120,7 +120,8 @@ def test_entities_predicted_on_other_tokens_are_laid_on_the_reference_tokens():
     assert [(s.text, s.label_) for s in laid.ents] == [("IL-2", "protein")]
 
 
-def test_a_heads_scores_are_laid_with_its_spans_and_its_entities_stay_out_of_others_ents_scores():
+@pytest.mark.parametrize("piece_scores", [(0.6, 0.8), (0.8, 0.6)], ids=["better-last", "better-first"])
+def test_a_heads_scores_are_laid_with_its_spans_and_its_entities_stay_out_of_others_ents_scores(piece_scores):
     """`evaluate` scores predictions laid on the gold tokens: the scores mark a head's group, by
     which ents_* leave out the entities of a head the reference is not annotated for."""
     vocab = Vocab()
@@ -128,7 +129,7 @@ def test_a_heads_scores_are_laid_with_its_spans_and_its_entities_stay_out_of_oth
     reference.spans["jnlpba"] = [Span(reference, 2, 3, "protein")]
     reference.ents = list(reference.spans["jnlpba"])
     own = Doc(vocab, words=["Aspirin", "blocks", "IL", "-", "2", "."], spaces=[True, True, False, False, False, False])
-    heads = {"jnlpba": ([(2, 3, "protein"), (4, 5, "protein")], [0.6, 0.8]), "bc5cdr": ([(0, 1, "Chemical")], [0.7])}
+    heads = {"jnlpba": ([(2, 3, "protein"), (4, 5, "protein")], list(piece_scores)), "bc5cdr": ([(0, 1, "Chemical")], [0.7])}
     for key, (spans, scores) in heads.items():
         group = [Span(own, start, end, label) for start, end, label in spans]
         own.spans[key] = head_group(own, key, group, scores, head=key)
