@@ -166,7 +166,8 @@ def score_quality(scores: Sequence[float], right: Sequence[bool]) -> Dict[str, A
 
 def macro_f1(per_type: Dict[str, Dict[str, float]]) -> float:
     """Unweighted mean of the types' F1 (0 without types): what the rare types
-    (JNLPBA's RNA) move and micro F1 hides."""
+    (JNLPBA's RNA) move and micro F1 hides. The types are seqeval's, those of the gold or the
+    predictions: a label predicted but never gold is one at F1 0, as seqeval's "macro avg" counts it."""
     return statistics.fmean(row["f1"] for row in per_type.values()) if per_type else 0.0
 
 
