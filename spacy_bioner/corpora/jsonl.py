@@ -23,9 +23,9 @@ text's entities, and are refused. Records that repeat an earlier record's
 text are kept, and warned of (one text in train and dev). A line that is no
 such object, or an entity that is no span of its text (or whose "text", where
 it has one, is not the text's at its offsets), is an error naming the line
-(and the offset units that would fit), and a file where no record has the entities field (a wrong
-`entities_key`) one naming the fields the records have: a corpus is not
-converted with records or entities missing.
+(and the offset units that would fit), and a file where no record has the
+entities field (a wrong `entities_key`) one naming the fields the records
+have: a corpus is not converted with records or entities missing.
 
 Written here: spaCy's `spacy convert` reads no JSON Lines with character
 offsets, and Prodigy's `data-to-spacy` needs Prodigy.

@@ -26,7 +26,16 @@ from spacy.tokens import Doc
 
 from .iob import BC5CDR_SPANS_KEY
 from .offsets import Mention, annotated_doc
-from .report import ID_GIVEN_TWICE, RELATION, SKIPPED, ConversionError, ConversionReport, Issue, read_all, warn_of_repeats
+from .report import (
+    ID_GIVEN_TWICE,
+    RELATION,
+    SKIPPED,
+    ConversionError,
+    ConversionReport,
+    Issue,
+    read_all,
+    warn_of_repeats,
+)
 from .text import PathLike, iter_lines
 
 _TEXT_LINE_RE = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$")

@@ -32,9 +32,10 @@ def read_lines(path: PathLike) -> List[str]:
 
 def iter_lines(path: PathLike) -> Iterator[str]:
     """The lines of a plain, gzipped or xz-compressed UTF-8 file, without line
-    ends or BOMs (a file's, or one at a line's start), read a MiB at a time: the file is never in memory whole. Its
-    errors are `ConversionError`s naming the line (an empty file is one, raised
-    once the file has been read; a carriage return other than a CRLF's is one too)."""
+    ends or BOMs (a file's, or one at a line's start), read a MiB at a time:
+    the file is never in memory whole. Its errors are `ConversionError`s naming
+    the line (an empty file is one, raised once the file has been read; a
+    carriage return other than a CRLF's is one too)."""
     path = Path(path)
     blank = True
     with _open(path) as f:
