@@ -37,9 +37,10 @@ setup(
         # `evaluate`'s measures of the entity scores (Brier, ROC AUC); seqeval needs it too.
         "scikit-learn>=1.0",
         "typer>=0.9",
-        # `annotate`: Parquet tables and the PubMed XML reader.
+        # `annotate`: Parquet tables and the PubMed XML reader; lxml 5 resolves no external
+        # entity by default (BioC XML is parsed whole-file: an entity may not read a local file).
         "pyarrow>=12",
-        "lxml>=4.9",
+        "lxml>=5",
     ],
     extras_require={
         "cuda12x": ["cupy-cuda12x>=12"],
