@@ -27,6 +27,7 @@ from thinc.api import Ops
 from thinc.types import Floats2d, Floats3d, Ints2d
 
 from .layers.crf import TagScores, along, forward_backward, log_softmax, pad, path_marginals, viterbi, within_documents
+from .messages import check_choice
 from .tags import continuations, tag_constraints
 
 # How an entity is scored (a Literal, so that spaCy's config check names a wrong one).
@@ -36,9 +37,7 @@ SPAN_SCORES = get_args(SpanScores)
 
 def check_span_scores(span_scores: str) -> str:
     """`span_scores` if it names one of SPAN_SCORES, else a ValueError that lists them."""
-    if span_scores not in SPAN_SCORES:
-        raise ValueError(f"Unknown span_scores {span_scores!r}: use one of {list(SPAN_SCORES)}.")
-    return span_scores
+    return check_choice(span_scores, SPAN_SCORES, "span_scores")
 
 
 # The most padded (token, tag, tag) cells one batch of the decoder holds at a

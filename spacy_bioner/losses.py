@@ -50,6 +50,7 @@ from thinc.loss import Loss
 from thinc.types import Floats3d, Ints1d, Ints2d
 
 from .layers.crf import TagScores, constrained_statistics, forward_backward, log_softmax, pad
+from .messages import check_choice
 from .tags import Constraints, first_break, scheme_of, split_tag, tag_constraints
 
 # How a loss weights the classes of gold tags.
@@ -67,10 +68,8 @@ def tag_class(tag: str, granularity: str) -> str:
 def check_weighting(scheme: str, granularity: str, beta: float = 0.999) -> None:
     """Refuse an unknown weighting scheme or granularity, naming the known ones,
     and an "ens" beta outside [0, 1)."""
-    if scheme not in WEIGHTING_SCHEMES:
-        raise ValueError(f"Unknown class-weighting scheme {scheme!r}: use one of {WEIGHTING_SCHEMES}")
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"Unknown granularity {granularity!r}: use one of {GRANULARITIES}")
+    check_choice(scheme, WEIGHTING_SCHEMES, "class-weighting scheme")
+    check_choice(granularity, GRANULARITIES, "granularity")
     # Cui et al.'s beta is in [0, 1): at 1 every weight is 0 / 0 (NaN), and
     # outside [0, 1] (1 - beta ** n) is no count of samples.
     if scheme == "ens" and not 0.0 <= beta < 1.0:

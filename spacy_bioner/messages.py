@@ -22,6 +22,14 @@ def listed(items: Sequence[str], most: int = 3) -> str:
     return ", ".join(items[:most]) + more
 
 
+def check_choice(value: str, choices: Sequence[str], what: str, hint: str = "") -> str:
+    """`value` if it is one of `choices`, else a ValueError naming `what` it is and the choices
+    ("Unknown tag scheme 'BIOES': use one of ['IOB2', 'BILUO']"), then `hint`."""
+    if value not in choices:
+        raise ValueError(f"Unknown {what} {value!r}: use one of {list(choices)}{hint}.")
+    return value
+
+
 def counted(n: int, noun: str, plural: str = "") -> str:
     """`n` and the noun in its number: "1 record", "2,000 records", "3 entities" (with `plural`)."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

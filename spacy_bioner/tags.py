@@ -24,6 +24,8 @@ from spacy.training import iob_to_biluo
 from thinc.api import Ops
 from thinc.types import Floats1d, Floats2d
 
+from .messages import check_choice
+
 OUTSIDE = "O"
 # Added to the scores of forbidden transitions. Finite, so that arithmetic on
 # it stays exact, yet far below any reachable score.
@@ -64,11 +66,7 @@ class Constraints(NamedTuple):
 
 def check_tag_scheme(scheme: str) -> str:
     """`scheme` if it names one of TAG_SCHEMES, else a ValueError that lists them."""
-    if scheme not in TAG_SCHEMES:
-        raise ValueError(
-            f"Unknown tag scheme {scheme!r}: use one of {list(TAG_SCHEMES)} (BIOES is BILUO: use \"BILUO\")."
-        )
-    return scheme
+    return check_choice(scheme, TAG_SCHEMES, "tag scheme", ' (BIOES is BILUO: use "BILUO")')
 
 
 def make_tags(labels: Iterable[str], scheme: str = "IOB2") -> List[str]:

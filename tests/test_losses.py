@@ -380,9 +380,9 @@ def test_biluo_crf_loss_refuses_gold_that_no_biluo_path_fits():
 @pytest.mark.parametrize("make", [CRFLoss, ClassWeightedCrossentropy, None], ids=["crf", "softmax", "weights"])
 def test_unknown_weighting_options_are_refused_with_the_known_ones(make):
     build = make or (lambda scheme, granularity: compute_class_weights({"O": 3}, scheme, granularity))
-    with pytest.raises(ValueError, match=r"scheme 'balanced': use one of \('none', 'inverse_frequency'"):
+    with pytest.raises(ValueError, match=r"scheme 'balanced': use one of \['none', 'inverse_frequency'"):
         build(scheme="balanced", granularity="bio")
-    with pytest.raises(ValueError, match=r"granularity 'label': use one of \('bio', 'tag'\)"):
+    with pytest.raises(ValueError, match=r"granularity 'label': use one of \['bio', 'tag'\]"):
         build(scheme="none", granularity="label")
 
 

@@ -50,6 +50,7 @@ from thinc.api import Model, Ops, get_array_module
 from thinc.backends import get_array_ops
 from thinc.types import ArrayXd, Floats1d, Floats2d, Floats3d, Floats4d, Ints1d, Ints2d
 
+from ..messages import check_choice
 from ..tags import FORBIDDEN
 
 # DEBUG records of the documents redone in log space (benchmarks/scripts/step_profile.py counts them).
@@ -151,9 +152,7 @@ MAX_PLUS_CHUNK = 1 << 26
 
 def check_recursion(recursion: str) -> str:
     """`recursion` if it names one of RECURSIONS, else a ValueError that lists them."""
-    if recursion not in RECURSIONS:
-        raise ValueError(f"Unknown CRF recursion {recursion!r}: use one of {list(RECURSIONS)}.")
-    return recursion
+    return check_choice(recursion, RECURSIONS, "CRF recursion")
 
 
 def within_documents(xp, lengths: np.ndarray, n_steps: int) -> ArrayXd:
